@@ -1,0 +1,548 @@
+/* Live capture (see capture.h). The order of work is chosen for the target's sake: everything that
+ * can be done while it runs (naming the output, build-ids, compression, writing) is done outside
+ * the freeze; inside it we only list threads and mappings, read registers and copy memory. */
+#include "capture.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/procfs.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/freeze.h"
+#include "capture/proc.h"
+#include "capture/process_memory.h"
+#include "formats/core_image.h"
+#include "formats/elf_build_id.h"
+#include "formats/snapshot.h"
+#include "formats/snapshot_file.h"
+#include "formats/snapshot_notes.h"
+
+#ifndef HEAPSNAP_VERSION
+#define HEAPSNAP_VERSION "unknown"
+#endif
+
+#define PAGE_BYTES 4096u
+/* Private anonymous mappings at least this large are checked for never-touched pages... */
+#define UNTOUCHED_CHECK_MIN (4u << 20)
+/* ...and runs of untouched pages at least this long are stored as zero segments, not copied. */
+#define UNTOUCHED_RUN_MIN (1u << 20)
+
+/* One PT_LOAD to be: a whole mapping, or part of a private anonymous one split at untouched runs. */
+struct planned_region {
+	const struct proc_mapping *mapping;
+	uint64_t start, end;
+	uint64_t read_size; /* bytes copied from start: 0, the ELF header page, or everything */
+	uint8_t *data;
+	bool untouched;	  /* a run of never-touched pages: zeros, not stored */
+	bool header_page; /* only the first page, kept if it is an ELF header */
+};
+
+struct capture_plan {
+	struct planned_region *regions;
+	size_t count, capacity;
+	uint64_t read_bytes;
+};
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+void capture_fill_host_info(struct snapshot_info *info, const char *source)
+{
+	snprintf(info->tool_version, sizeof info->tool_version, "%s", HEAPSNAP_VERSION);
+	snprintf(info->source, sizeof info->source, "%s", source);
+	struct utsname name;
+	if (uname(&name) == 0)
+		snprintf(info->kernel_release, sizeof info->kernel_release, "%s", name.release);
+	char *text;
+	size_t size;
+	if (proc_read_file("/proc/sys/kernel/random/boot_id", &text, &size) == 0) {
+		char *newline = strchr(text, '\n');
+		if (newline)
+			*newline = '\0';
+		snprintf(info->boot_id, sizeof info->boot_id, "%s", text);
+		free(text);
+	}
+}
+
+static int plan_add(struct capture_plan *plan, const struct planned_region *region)
+{
+	if (plan->count == plan->capacity) {
+		size_t capacity = plan->capacity ? plan->capacity * 2 : 64;
+		void *grown = realloc(plan->regions, capacity * sizeof *plan->regions);
+		if (grown == NULL)
+			return -1;
+		plan->regions = grown;
+		plan->capacity = capacity;
+	}
+	plan->regions[plan->count++] = *region;
+	plan->read_bytes += region->read_size;
+	return 0;
+}
+
+static bool is_special(const struct proc_mapping *mapping, const char *name)
+{
+	return strcmp(mapping->path, name) == 0;
+}
+
+/* Decides, per mapping, what the snapshot keeps: writable and anonymous memory in full, read-only
+ * private file mappings the process has written to (RELRO) in full, the first page of other file
+ * mappings that start at offset 0 (the ELF header, as the kernel does), nothing of the remaining
+ * read-only file mappings (their bytes are in the file) or of unreadable ones. */
+static int plan_capture(const struct proc_maps *maps, struct process_memory *memory,
+			struct capture_plan *plan, struct hs_error *err)
+{
+	for (size_t i = 0; i < maps->count; i++) {
+		const struct proc_mapping *mapping = &maps->mappings[i];
+		struct planned_region region = {.mapping = mapping, .start = mapping->start,
+						.end = mapping->end};
+		if (is_special(mapping, "[vsyscall]"))
+			continue; /* a fixed kernel page, not part of the process */
+		bool kernel_data = strncmp(mapping->path, "[vvar", 5) == 0;
+		bool anonymous = mapping->inode == 0;
+		if (!mapping->readable || kernel_data) {
+			region.read_size = 0;
+		} else if (mapping->writable || anonymous) {
+			region.read_size = mapping->end - mapping->start;
+			if (anonymous && !mapping->shared &&
+			    mapping->end - mapping->start >= UNTOUCHED_CHECK_MIN) {
+				struct range_list untouched = {0};
+				if (process_memory_untouched(memory, mapping->start, mapping->end,
+							     UNTOUCHED_RUN_MIN, &untouched) != 0) {
+					range_list_free(&untouched);
+					return hs_error_set(err, "out of memory planning the capture");
+				}
+				uint64_t at = mapping->start;
+				for (size_t k = 0; k < untouched.count; k++) {
+					const struct address_range *run = &untouched.ranges[k];
+					if (run->start > at) {
+						struct planned_region part = region;
+						part.start = at;
+						part.end = run->start;
+						part.read_size = run->start - at;
+						if (plan_add(plan, &part) != 0)
+							goto out_of_memory;
+					}
+					struct planned_region zero = region;
+					zero.start = run->start;
+					zero.end = run->end;
+					zero.read_size = 0;
+					zero.untouched = true;
+					if (plan_add(plan, &zero) != 0)
+						goto out_of_memory;
+					at = run->end;
+				}
+				range_list_free(&untouched);
+				if (at == mapping->start)
+					goto whole;
+				if (at < mapping->end) {
+					region.start = at;
+					region.read_size = mapping->end - at;
+					if (plan_add(plan, &region) != 0)
+						return hs_error_set(err, "out of memory planning the capture");
+				}
+				continue;
+out_of_memory:
+				range_list_free(&untouched);
+				return hs_error_set(err, "out of memory planning the capture");
+			}
+		} else if (!mapping->shared &&
+			   process_memory_has_private_pages(memory, mapping->start, mapping->end)) {
+			/* read-only now, but written once (RELRO after relocation): the kernel and
+			 * gdb keep these bytes, and so must we, or DT_DEBUG and the GOT read wrong */
+			region.read_size = mapping->end - mapping->start;
+		} else if (mapping->offset == 0) {
+			region.header_page = true;
+			region.read_size = mapping->end - mapping->start < PAGE_BYTES
+						   ? mapping->end - mapping->start
+						   : PAGE_BYTES;
+		}
+whole:
+		if (plan_add(plan, &region) != 0)
+			return hs_error_set(err, "out of memory planning the capture");
+	}
+	return 0;
+}
+
+/* Copies every planned byte into one anonymous buffer; returns it (to munmap later). */
+static uint8_t *copy_memory(struct capture_plan *plan, struct process_memory *memory,
+			    struct range_list *absent, struct hs_error *err)
+{
+	size_t size = plan->read_bytes ? (size_t)plan->read_bytes : 1;
+	uint8_t *buffer = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buffer == MAP_FAILED) {
+		hs_error_set(err, "cannot allocate %llu bytes to copy pid %d's memory",
+			     (unsigned long long)plan->read_bytes, (int)memory->pid);
+		return NULL;
+	}
+	uint8_t *at = buffer;
+	for (size_t i = 0; i < plan->count; i++) {
+		struct planned_region *region = &plan->regions[i];
+		region->data = at;
+		if (region->read_size == 0)
+			continue;
+		if (process_memory_read(memory, region->start, at, region->read_size, absent, err) !=
+		    0) {
+			munmap(buffer, size);
+			return NULL;
+		}
+		at += region->read_size;
+	}
+	return buffer;
+}
+
+static uint32_t segment_flags(const struct proc_mapping *mapping)
+{
+	return (mapping->readable ? PF_R : 0) | (mapping->writable ? PF_W : 0) |
+	       (mapping->executable ? PF_X : 0);
+}
+
+static void fill_prstatus(struct elf_prstatus *status, const struct frozen_thread *thread,
+			  const struct proc_stat *stat)
+{
+	memset(status, 0, sizeof *status);
+	status->pr_info.si_signo = thread->pending_signal;
+	status->pr_cursig = (short)thread->pending_signal;
+	status->pr_pid = thread->tid;
+	status->pr_ppid = stat->ppid;
+	status->pr_pgrp = stat->pgrp;
+	status->pr_sid = stat->session;
+	memcpy(&status->pr_reg, &thread->registers, sizeof status->pr_reg);
+	status->pr_fpvalid = thread->has_fp_registers;
+}
+
+static int add_thread_notes(struct core_image *image, const struct frozen_thread *thread,
+			    const struct proc_stat *stat, struct hs_error *err)
+{
+	struct elf_prstatus status;
+	fill_prstatus(&status, thread, stat);
+	if (core_image_add_note(image, "CORE", NT_PRSTATUS, &status, sizeof status, err) != 0)
+		return -1;
+	if (thread->has_fp_registers &&
+	    core_image_add_note(image, "CORE", NT_PRFPREG, &thread->fp_registers,
+				sizeof thread->fp_registers, err) != 0)
+		return -1;
+	return 0;
+}
+
+static int add_prpsinfo(struct core_image *image, pid_t pid, const struct proc_stat *stat,
+			struct hs_error *err)
+{
+	struct elf_prpsinfo info;
+	memset(&info, 0, sizeof info);
+	static const char states[] = "RSDTZW";
+	const char *found = strchr(states, stat->state);
+	info.pr_state = found ? (char)(found - states) : 0;
+	info.pr_sname = stat->state;
+	info.pr_zomb = stat->state == 'Z';
+	info.pr_nice = (char)stat->nice;
+	info.pr_uid = (__pr_uid_t)proc_status_number(pid, "Uid");
+	info.pr_gid = (__pr_gid_t)proc_status_number(pid, "Gid");
+	info.pr_pid = pid;
+	info.pr_ppid = stat->ppid;
+	info.pr_pgrp = stat->pgrp;
+	info.pr_sid = stat->session;
+	proc_thread_name(pid, pid, info.pr_fname);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) == 0) {
+		size_t keep = size < sizeof info.pr_psargs - 1 ? size : sizeof info.pr_psargs - 1;
+		for (size_t i = 0; i < keep; i++)
+			info.pr_psargs[i] = text[i] ? text[i] : ' ';
+		while (keep > 0 && info.pr_psargs[keep - 1] == ' ')
+			info.pr_psargs[--keep] = '\0';
+		free(text);
+	}
+	return core_image_add_note(image, "CORE", NT_PRPSINFO, &info, sizeof info, err);
+}
+
+static int add_auxv(struct core_image *image, pid_t pid, struct hs_error *err)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/auxv", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return 0; /* the process may have exited since; its memory is already copied */
+	int result = core_image_add_note(image, "CORE", NT_AUXV, text, size, err);
+	free(text);
+	return result;
+}
+
+/* NT_FILE: count, page size, {start, end, file page} per file mapping, then their names. */
+static int add_file_note(struct core_image *image, const struct proc_maps *maps,
+			 struct hs_error *err)
+{
+	uint64_t count = 0;
+	size_t names_size = 0;
+	for (size_t i = 0; i < maps->count; i++)
+		if (maps->mappings[i].inode != 0) {
+			count++;
+			names_size += strlen(maps->mappings[i].path) + 1;
+		}
+	size_t size = 16 + count * 24 + names_size;
+	uint8_t *desc = malloc(size);
+	if (desc == NULL)
+		return hs_error_set(err, "out of memory building NT_FILE");
+	uint64_t page_size = PAGE_BYTES;
+	memcpy(desc, &count, 8);
+	memcpy(desc + 8, &page_size, 8);
+	uint8_t *entry = desc + 16;
+	char *name = (char *)desc + 16 + count * 24;
+	for (size_t i = 0; i < maps->count; i++) {
+		const struct proc_mapping *mapping = &maps->mappings[i];
+		if (mapping->inode == 0)
+			continue;
+		uint64_t values[3] = {mapping->start, mapping->end, mapping->offset / PAGE_BYTES};
+		memcpy(entry, values, sizeof values);
+		entry += sizeof values;
+		size_t length = strlen(mapping->path) + 1;
+		memcpy(name, mapping->path, length);
+		name += length;
+	}
+	int result = core_image_add_note(image, "CORE", NT_FILE, desc, size, err);
+	free(desc);
+	return result;
+}
+
+/* A module is a file mapped from offset 0 whose first page is an ELF header. Its build-id comes
+ * from that page when the note lies inside it, else from the file (through map_files, which still
+ * works when the file was replaced or deleted). */
+static int add_module_notes(struct core_image *image, pid_t pid, const struct capture_plan *plan,
+			    size_t *module_count, struct hs_error *err)
+{
+	*module_count = 0;
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct planned_region *region = &plan->regions[i];
+		const struct proc_mapping *mapping = region->mapping;
+		if (mapping->inode == 0 || mapping->offset != 0 || region->read_size < 64 ||
+		    !elf_image_is_elf(region->data, region->read_size))
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = plan->regions[j].mapping->inode == mapping->inode &&
+			       plan->regions[j].mapping->offset == 0 &&
+			       strcmp(plan->regions[j].mapping->path, mapping->path) == 0;
+		if (seen)
+			continue;
+		uint8_t build_id[ELF_BUILD_ID_MAX];
+		size_t size = elf_build_id_from_image(region->data, region->read_size, build_id);
+		if (size == 0) {
+			char path[128];
+			snprintf(path, sizeof path, "/proc/%d/map_files/%llx-%llx", (int)pid,
+				 (unsigned long long)mapping->start, (unsigned long long)mapping->end);
+			size = elf_build_id_from_file(path, build_id);
+			if (size == 0)
+				size = elf_build_id_from_file(mapping->path, build_id);
+		}
+		if (snapshot_notes_add_module(image, mapping->start, build_id, size, mapping->path,
+					      err) != 0)
+			return -1;
+		(*module_count)++;
+	}
+	return 0;
+}
+
+/* heapsnap-PID-YYYYmmddTHHMMSS.snap (UTC), with -2, -3... when that name is taken. */
+static void default_output_path(pid_t pid, uint64_t when_ns, char *out, size_t out_size)
+{
+	time_t seconds = (time_t)(when_ns / 1000000000u);
+	struct tm utc;
+	gmtime_r(&seconds, &utc);
+	char stamp[32];
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
+	snprintf(out, out_size, "heapsnap-%d-%s.snap", (int)pid, stamp);
+	struct stat st;
+	for (int suffix = 2; stat(out, &st) == 0 && suffix < 1000; suffix++)
+		snprintf(out, out_size, "heapsnap-%d-%s-%d.snap", (int)pid, stamp, suffix);
+}
+
+static int build_image(struct core_image *image, pid_t pid, const struct frozen_process *frozen,
+		       const struct proc_maps *maps, const struct capture_plan *plan,
+		       const struct range_list *absent, struct snapshot_info *info,
+		       struct capture_result *result, struct hs_error *err)
+{
+	struct proc_stat stat = {0};
+	proc_read_stat(pid, pid, &stat);
+	info->process_start_ticks = stat.start_ticks;
+
+	/* the leader first: gdb shows the first thread of a core as the current one */
+	const struct frozen_thread *leader = NULL;
+	for (size_t i = 0; i < frozen->count; i++)
+		if (frozen->threads[i].tid == pid && frozen->threads[i].stopped)
+			leader = &frozen->threads[i];
+	struct heapsnap_thread_note *names = calloc(frozen->count + 1, sizeof *names);
+	struct range_list zero = {0};
+	if (names == NULL)
+		return hs_error_set(err, "out of memory building the snapshot");
+	size_t thread_count = 0;
+	int failed = 0;
+	for (size_t pass = 0; pass < 2 && !failed; pass++) {
+		for (size_t i = 0; i < frozen->count && !failed; i++) {
+			const struct frozen_thread *thread = &frozen->threads[i];
+			bool is_leader = thread == leader;
+			if (!thread->stopped || !thread->has_registers || (pass == 0) != is_leader)
+				continue;
+			/* the kernel's order: first thread, process-wide notes, then the others */
+			failed = add_thread_notes(image, thread, &stat, err);
+			if (!failed && (pass == 0 || (leader == NULL && thread_count == 0)))
+				failed = add_prpsinfo(image, pid, &stat, err) ||
+					 add_auxv(image, pid, err) ||
+					 add_file_note(image, maps, err);
+			names[thread_count].tid = (uint32_t)thread->tid;
+			memcpy(names[thread_count].name, thread->name, sizeof thread->name);
+			thread_count++;
+		}
+	}
+	for (size_t i = 0; i < plan->count && !failed; i++)
+		if (plan->regions[i].untouched)
+			failed = range_list_add(&zero, plan->regions[i].start, plan->regions[i].end);
+	failed = failed || snapshot_notes_add_info(image, info, err) ||
+		 snapshot_notes_add_threads(image, names, thread_count, err) ||
+		 add_module_notes(image, pid, plan, &result->modules, err) ||
+		 snapshot_notes_add_ranges(image, HEAPSNAP_NOTE_ABSENT,
+					   (const struct heapsnap_range_note *)absent->ranges,
+					   absent->count, err) ||
+		 snapshot_notes_add_ranges(image, HEAPSNAP_NOTE_ZERO,
+					   (const struct heapsnap_range_note *)zero.ranges,
+					   zero.count, err);
+	free(names);
+	range_list_free(&zero);
+	if (failed)
+		return -1;
+	result->threads = thread_count;
+
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct planned_region *region = &plan->regions[i];
+		uint64_t stored = region->read_size;
+		/* a first page kept for its ELF header is only worth keeping if it is one */
+		if (region->header_page && !elf_image_is_elf(region->data, stored))
+			stored = 0;
+		struct core_segment segment = {.type = PT_LOAD,
+					       .flags = segment_flags(region->mapping),
+					       .vaddr = region->start,
+					       .memsz = region->end - region->start,
+					       .filesz = stored,
+					       .align = PAGE_BYTES,
+					       .data = region->data};
+		if (core_image_add_segment(image, &segment, err) != 0)
+			return -1;
+		result->memory_bytes += stored;
+	}
+	result->regions = plan->count;
+	for (size_t i = 0; i < absent->count; i++)
+		result->absent_bytes += absent->ranges[i].end - absent->ranges[i].start;
+	return 0;
+}
+
+int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
+		    struct hs_error *err)
+{
+	memset(result, 0, sizeof *result);
+	if (pid <= 0)
+		return hs_error_set(err, "%d is not a valid pid", (int)pid);
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return explain_attach_failure(pid, ESRCH, err);
+	if (pid == getpid())
+		return hs_error_set(err, "pid %d is heapsnap itself; a process cannot ptrace itself "
+					 "(use the in-process hook)",
+				    (int)pid);
+	long long tracer = proc_status_number(pid, "TracerPid");
+	if (tracer > 0)
+		return explain_attach_failure(pid, EPERM, err);
+
+	struct snapshot_info info = {0};
+	capture_fill_host_info(&info, "ptrace");
+	info.pid = pid;
+	char link[64];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
+	ssize_t length = readlink(link, info.exe, sizeof info.exe - 1);
+	if (length > 0)
+		info.exe[length] = '\0';
+
+	struct process_memory memory;
+	process_memory_open(&memory, pid, err);
+	struct proc_maps maps = {0};
+	struct capture_plan plan = {0};
+	struct range_list absent = {0};
+	struct frozen_process frozen = {0};
+	struct core_image image;
+	core_image_init(&image);
+	uint8_t *buffer = NULL;
+	int status = -1;
+
+	/* SIGINT/SIGTERM wait until the target runs again; SIGKILL cannot, and the kernel then
+	 * detaches the target for us */
+	sigset_t deferred, previous;
+	sigemptyset(&deferred);
+	sigaddset(&deferred, SIGINT);
+	sigaddset(&deferred, SIGTERM);
+	sigaddset(&deferred, SIGHUP);
+	sigaddset(&deferred, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &deferred, &previous);
+
+	info.capture_start_ns = realtime_ns();
+	uint64_t pause_start = monotonic_ns();
+	if (freeze_process(pid, &frozen, err) != 0) {
+		sigprocmask(SIG_SETMASK, &previous, NULL);
+		goto done;
+	}
+	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
+		      plan_capture(&maps, &memory, &plan, err) == 0 &&
+		      (buffer = copy_memory(&plan, &memory, &absent, err)) != NULL;
+	thaw_process(&frozen);
+	uint64_t pause_end = monotonic_ns();
+	info.capture_end_ns = realtime_ns();
+	sigprocmask(SIG_SETMASK, &previous, NULL);
+	if (!copied) {
+		if (kill(pid, 0) != 0)
+			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+		goto done;
+	}
+	info.pause_ns = pause_end - pause_start;
+	info.has_pause = true;
+	result->pause_ns = info.pause_ns;
+
+	if (build_image(&image, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
+		goto done;
+	if (options->output_path)
+		snprintf(result->path, sizeof result->path, "%s", options->output_path);
+	else
+		default_output_path(pid, info.capture_start_ns, result->path, sizeof result->path);
+	struct seekable_stats stats;
+	if (snapshot_file_write(&image, result->path, &options->compression, &stats, err) != 0)
+		goto done;
+	result->file_bytes = stats.output_bytes;
+	status = 0;
+done:
+	if (buffer)
+		munmap(buffer, plan.read_bytes ? (size_t)plan.read_bytes : 1);
+	core_image_free(&image);
+	range_list_free(&absent);
+	free(plan.regions);
+	proc_maps_free(&maps);
+	frozen_process_free(&frozen);
+	process_memory_close(&memory);
+	return status;
+}

@@ -1,0 +1,35 @@
+/* `heapsnap capture`: freeze a live process, copy its memory, registers and module list, let it go,
+ * then compress and write the snapshot. The process is stopped only while memory is copied;
+ * compression and writing happen after it runs again. */
+#ifndef HEAPSNAP_CAPTURE_H
+#define HEAPSNAP_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "formats/seekable.h"
+
+struct capture_options {
+	const char *output_path; /* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in the working dir */
+	struct seekable_options compression;
+};
+
+struct capture_result {
+	char path[4096];
+	uint64_t memory_bytes; /* bytes of memory stored */
+	uint64_t file_bytes;
+	size_t threads, regions, modules;
+	uint64_t pause_ns;
+	uint64_t absent_bytes; /* unreadable at capture */
+};
+
+int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
+		    struct hs_error *err);
+
+/* Fills the parts of the info note every writer shares: tool version, kernel release, boot id. */
+struct snapshot_info;
+void capture_fill_host_info(struct snapshot_info *info, const char *source);
+
+#endif

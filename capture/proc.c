@@ -1,0 +1,199 @@
+/* /proc parsing for capture (see proc.h). */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int proc_read_file(const char *path, char **contents, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t capacity = 4096, used = 0;
+	char *buffer = malloc(capacity);
+	while (buffer != NULL) {
+		if (used + 1 >= capacity) {
+			char *grown = realloc(buffer, capacity * 2);
+			if (grown == NULL) {
+				free(buffer);
+				buffer = NULL;
+				errno = ENOMEM;
+				break;
+			}
+			buffer = grown;
+			capacity *= 2;
+		}
+		ssize_t got = read(fd, buffer + used, capacity - used - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int saved = errno;
+			free(buffer);
+			buffer = NULL;
+			errno = saved;
+			break;
+		}
+		if (got == 0)
+			break;
+		used += (size_t)got;
+	}
+	int saved = errno;
+	close(fd);
+	if (buffer == NULL) {
+		errno = saved ? saved : ENOMEM;
+		return -1;
+	}
+	buffer[used] = '\0';
+	*contents = buffer;
+	*size = used;
+	return 0;
+}
+
+void proc_maps_free(struct proc_maps *maps)
+{
+	for (size_t i = 0; i < maps->count; i++)
+		free(maps->mappings[i].path);
+	free(maps->mappings);
+	maps->mappings = NULL;
+	maps->count = 0;
+}
+
+int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return hs_error_set_errno(err, errno, "cannot read %s", path);
+	size_t capacity = 64;
+	maps->count = 0;
+	maps->mappings = malloc(capacity * sizeof *maps->mappings);
+	if (maps->mappings == NULL) {
+		free(text);
+		return hs_error_set(err, "out of memory reading %s", path);
+	}
+	for (char *line = text; *line;) {
+		char *newline = strchr(line, '\n');
+		if (newline)
+			*newline = '\0';
+		uint64_t start, end, offset, inode;
+		char perms[8];
+		unsigned major, minor;
+		int consumed = 0;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 "%n", &start,
+			   &end, perms, &offset, &major, &minor, &inode, &consumed) == 7) {
+			if (maps->count == capacity) {
+				capacity *= 2;
+				void *grown = realloc(maps->mappings, capacity * sizeof *maps->mappings);
+				if (grown == NULL) {
+					free(text);
+					proc_maps_free(maps);
+					return hs_error_set(err, "out of memory reading %s", path);
+				}
+				maps->mappings = grown;
+			}
+			const char *name = line + consumed;
+			while (*name == ' ')
+				name++;
+			struct proc_mapping *mapping = &maps->mappings[maps->count];
+			*mapping = (struct proc_mapping){
+				.start = start, .end = end, .readable = perms[0] == 'r',
+				.writable = perms[1] == 'w', .executable = perms[2] == 'x',
+				.shared = perms[3] == 's', .offset = offset, .inode = inode,
+				.path = strdup(name)};
+			if (mapping->path == NULL) {
+				free(text);
+				proc_maps_free(maps);
+				return hs_error_set(err, "out of memory reading %s", path);
+			}
+			maps->count++;
+		}
+		if (newline == NULL)
+			break;
+		line = newline + 1;
+	}
+	free(text);
+	return 0;
+}
+
+long long proc_status_number(pid_t pid, const char *key)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return -1;
+	long long value = -1;
+	size_t key_length = strlen(key);
+	for (char *line = text; line && *line;) {
+		if (strncmp(line, key, key_length) == 0 && line[key_length] == ':') {
+			value = strtoll(line + key_length + 1, NULL, 10);
+			break;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	free(text);
+	return value;
+}
+
+int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *stat)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return -1;
+	/* the command name may hold spaces and parentheses: the fields start after the last ')' */
+	char *after = strrchr(text, ')');
+	int result = -1;
+	if (after) {
+		unsigned long long fields[20];
+		char state;
+		int read = sscanf(after + 1,
+				  " %c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+				  "%llu %llu %llu %llu %llu %llu %llu",
+				  &state, &fields[0], &fields[1], &fields[2], &fields[3], &fields[4],
+				  &fields[5], &fields[6], &fields[7], &fields[8], &fields[9],
+				  &fields[10], &fields[11], &fields[12], &fields[13], &fields[14],
+				  &fields[15], &fields[16], &fields[17], &fields[18]);
+		if (read == 20) {
+			/* fields[k] is proc(5) field k+4: ppid=4, pgrp=5, session=6, nice=19,
+			 * starttime=22 */
+			stat->state = state;
+			stat->ppid = (int)fields[0];
+			stat->pgrp = (int)fields[1];
+			stat->session = (int)fields[2];
+			stat->nice = (long)(long long)fields[15];
+			stat->start_ticks = fields[18];
+			result = 0;
+		}
+	}
+	free(text);
+	return result;
+}
+
+void proc_thread_name(pid_t pid, pid_t tid, char name[16])
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	memset(name, 0, 16);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return;
+	char *newline = strchr(text, '\n');
+	if (newline)
+		*newline = '\0';
+	strncpy(name, text, 15);
+	free(text);
+}

@@ -1,0 +1,49 @@
+/* Reading what /proc says about a process: its mappings, status fields, small files. Used only by
+ * live capture; nothing here stops or changes the process. */
+#ifndef HEAPSNAP_PROC_H
+#define HEAPSNAP_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct proc_mapping {
+	uint64_t start, end;
+	bool readable, writable, executable, shared;
+	uint64_t offset; /* file offset of start */
+	uint64_t inode;	 /* 0 for anonymous memory */
+	char *path;	 /* "" for anonymous, "[heap]", "/usr/lib/...", "/x (deleted)" */
+};
+
+struct proc_maps {
+	struct proc_mapping *mappings;
+	size_t count;
+};
+
+int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err);
+void proc_maps_free(struct proc_maps *maps);
+
+/* Reads a whole /proc file (sizes of /proc files are not known in advance). NUL-terminates the
+ * buffer (not counted in *size). Returns -1 with errno set on failure. */
+int proc_read_file(const char *path, char **contents, size_t *size);
+
+/* The first number of a "Key:\tvalue" line of /proc/PID/status (for Uid: and Gid:, the real id),
+ * or -1 when absent. */
+long long proc_status_number(pid_t pid, const char *key);
+
+/* Fields of /proc/PID/stat after the command name; field numbers as in proc(5). */
+struct proc_stat {
+	char state;
+	int ppid, pgrp, session;
+	long nice;
+	unsigned long long start_ticks;
+};
+int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *stat);
+
+/* The thread's name from /proc/PID/task/TID/comm, without the newline. */
+void proc_thread_name(pid_t pid, pid_t tid, char name[16]);
+
+#endif

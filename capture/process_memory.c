@@ -1,0 +1,188 @@
+/* Reading a stopped process's memory (see process_memory.h). */
+#include "process_memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PAGE_SIZE_BYTES 4096u
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+#define PAGEMAP_FILE_OR_SHARED (1ull << 61)
+
+int range_list_add(struct range_list *list, uint64_t start, uint64_t end)
+{
+	if (list->count > 0 && list->ranges[list->count - 1].end == start) {
+		list->ranges[list->count - 1].end = end;
+		return 0;
+	}
+	if (list->count == list->capacity) {
+		size_t capacity = list->capacity ? list->capacity * 2 : 16;
+		void *grown = realloc(list->ranges, capacity * sizeof *list->ranges);
+		if (grown == NULL)
+			return -1;
+		list->ranges = grown;
+		list->capacity = capacity;
+	}
+	list->ranges[list->count++] = (struct address_range){start, end};
+	return 0;
+}
+
+void range_list_free(struct range_list *list)
+{
+	free(list->ranges);
+	memset(list, 0, sizeof *list);
+}
+
+int process_memory_open(struct process_memory *memory, pid_t pid, struct hs_error *err)
+{
+	(void)err;
+	memset(memory, 0, sizeof *memory);
+	memory->pid = pid;
+	memory->mem_fd = -1;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
+	memory->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+void process_memory_close(struct process_memory *memory)
+{
+	if (memory->mem_fd >= 0)
+		close(memory->mem_fd);
+	if (memory->pagemap_fd >= 0)
+		close(memory->pagemap_fd);
+	memory->mem_fd = memory->pagemap_fd = -1;
+}
+
+/* One attempt to read; returns bytes read (possibly fewer than asked) or -1 with errno. */
+static ssize_t read_once(struct process_memory *memory, uint64_t addr, void *buf, size_t size)
+{
+	if (!memory->use_mem_fd) {
+		struct iovec local = {buf, size};
+		struct iovec remote = {(void *)(uintptr_t)addr, size};
+		ssize_t got = process_vm_readv(memory->pid, &local, 1, &remote, 1, 0);
+		if (got >= 0 || (errno != ENOSYS && errno != EPERM))
+			return got;
+		/* refused (seccomp, old kernel): /proc/PID/mem works for a tracer */
+		memory->use_mem_fd = true;
+	}
+	if (memory->mem_fd < 0) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/mem", (int)memory->pid);
+		memory->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (memory->mem_fd < 0)
+			return -1;
+	}
+	ssize_t got;
+	do
+		got = pread(memory->mem_fd, buf, size, (off_t)addr);
+	while (got < 0 && errno == EINTR);
+	return got;
+}
+
+int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf, size_t size,
+			struct range_list *absent, struct hs_error *err)
+{
+	uint8_t *out = buf;
+	uint64_t end = addr + size;
+	while (addr < end) {
+		ssize_t got = read_once(memory, addr, out, (size_t)(end - addr));
+		if (got < 0 && errno == ESRCH)
+			return hs_error_set(err, "pid %d exited during capture; no snapshot written",
+					    (int)memory->pid);
+		if (got > 0) {
+			addr += (uint64_t)got;
+			out += got;
+			continue;
+		}
+		/* the page at addr cannot be read (EFAULT, EIO): record it and step over it */
+		uint64_t page_end = (addr & ~(uint64_t)(PAGE_SIZE_BYTES - 1)) + PAGE_SIZE_BYTES;
+		if (page_end > end)
+			page_end = end;
+		memset(out, 0, (size_t)(page_end - addr));
+		if (range_list_add(absent, addr, page_end) != 0)
+			return hs_error_set(err, "out of memory reading pid %d", (int)memory->pid);
+		out += page_end - addr;
+		addr = page_end;
+	}
+	return 0;
+}
+
+/* Calls visit(entry) for each pagemap entry of [start, end) until it returns true. Returns 1 when
+ * visit returned true, 0 when it never did, -1 when pagemap could not be read. */
+static int pagemap_any(struct process_memory *memory, uint64_t start, uint64_t end,
+		       bool (*visit)(uint64_t entry))
+{
+	if (memory->pagemap_fd < 0)
+		return -1;
+	enum { BATCH = 4096 };
+	uint64_t entries[BATCH];
+	for (uint64_t page = start; page < end;) {
+		size_t want = (size_t)((end - page) / PAGE_SIZE_BYTES);
+		if (want > BATCH)
+			want = BATCH;
+		ssize_t got = pread(memory->pagemap_fd, entries, want * sizeof entries[0],
+				    (off_t)(page / PAGE_SIZE_BYTES * sizeof entries[0]));
+		if (got <= 0)
+			return -1;
+		size_t count = (size_t)got / sizeof entries[0];
+		for (size_t i = 0; i < count; i++)
+			if (visit(entries[i]))
+				return 1;
+		page += count * PAGE_SIZE_BYTES;
+	}
+	return 0;
+}
+
+static bool is_private_copy(uint64_t entry)
+{
+	return (entry & PAGEMAP_SWAPPED) ||
+	       ((entry & PAGEMAP_PRESENT) && !(entry & PAGEMAP_FILE_OR_SHARED));
+}
+
+bool process_memory_has_private_pages(struct process_memory *memory, uint64_t start, uint64_t end)
+{
+	return pagemap_any(memory, start, end, is_private_copy) != 0;
+}
+
+int process_memory_untouched(struct process_memory *memory, uint64_t start, uint64_t end,
+			     uint64_t min_run_bytes, struct range_list *untouched)
+{
+	if (memory->pagemap_fd < 0)
+		return 0;
+	enum { BATCH = 8192 };
+	uint64_t entries[BATCH];
+	uint64_t run_start = 0;
+	bool in_run = false;
+	for (uint64_t page = start; page < end;) {
+		size_t want = (size_t)((end - page) / PAGE_SIZE_BYTES);
+		if (want > BATCH)
+			want = BATCH;
+		ssize_t got = pread(memory->pagemap_fd, entries, want * sizeof entries[0],
+				    (off_t)(page / PAGE_SIZE_BYTES * sizeof entries[0]));
+		if (got <= 0)
+			return 0; /* best effort: the caller reads these pages instead */
+		size_t count = (size_t)got / sizeof entries[0];
+		for (size_t i = 0; i < count; i++, page += PAGE_SIZE_BYTES) {
+			bool empty = (entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) == 0;
+			if (empty && !in_run) {
+				run_start = page;
+				in_run = true;
+			} else if (!empty && in_run) {
+				in_run = false;
+				if (page - run_start >= min_run_bytes &&
+				    range_list_add(untouched, run_start, page) != 0)
+					return -1;
+			}
+		}
+	}
+	if (in_run && end - run_start >= min_run_bytes &&
+	    range_list_add(untouched, run_start, end) != 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,82 @@
+/* `heapsnap capture PID`: option parsing and the one-line result; the work is capture_process. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "capture/capture.h"
+#include "cli/cli.h"
+
+static const char usage[] =
+	"usage: heapsnap capture PID [-o FILE] [--level N] [--threads N]\n"
+	"\n"
+	"Stop every thread of process PID for as long as it takes to copy its writable memory and\n"
+	"registers, let it run again, then compress and write a snapshot. The process is never\n"
+	"written to, and never left stopped: if heapsnap is killed, the kernel lets it go.\n"
+	"\n"
+	"  -o, --output FILE  where to write (default heapsnap-PID-YYYYmmddTHHMMSS.snap, UTC)\n"
+	"  --level N          zstd level, 1 (fast, default) to 19 (small)\n"
+	"  --threads N        compression threads (default: one per CPU)\n"
+	"\n"
+	"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
+	"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n";
+
+int cmd_capture(int argc, char **argv)
+{
+	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
+						 {"level", required_argument, NULL, 'l'},
+						 {"threads", required_argument, NULL, 't'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	struct capture_options capture = {0};
+	long long value;
+	int option;
+	optind = 1;
+	while ((option = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+		switch (option) {
+		case 'o':
+			capture.output_path = optarg;
+			break;
+		case 'l':
+			if (!cli_parse_int(optarg, 1, 19, &value))
+				return cli_usage_error("capture", "--level takes 1 to 19, not '%s'",
+						       optarg);
+			capture.compression.level = (int)value;
+			break;
+		case 't':
+			if (!cli_parse_int(optarg, 1, 256, &value))
+				return cli_usage_error("capture", "--threads takes 1 to 256, not '%s'",
+						       optarg);
+			capture.compression.threads = (int)value;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("capture", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("capture", "expects one PID");
+	if (!cli_parse_int(argv[optind], 1, 0x7fffffff, &value))
+		return cli_usage_error("capture", "'%s' is not a process id", argv[optind]);
+
+	struct capture_result result;
+	struct hs_error err;
+	if (capture_process((pid_t)value, &capture, &result, &err) != 0)
+		return cli_fail("capture", &err);
+	char memory[32], file[32];
+	cli_format_bytes(result.memory_bytes, memory, sizeof memory);
+	cli_format_bytes(result.file_bytes, file, sizeof file);
+	printf("%s: %s of memory in %s, %zu threads, %zu regions, %zu modules, target paused "
+	       "%.1f ms\n",
+	       result.path, memory, file, result.threads, result.regions, result.modules,
+	       (double)result.pause_ns / 1e6);
+	if (result.absent_bytes > 0) {
+		char absent[32];
+		cli_format_bytes(result.absent_bytes, absent, sizeof absent);
+		fprintf(stderr, "heapsnap capture: warning: %s of pid %lld could not be read and is "
+				"recorded as absent (see `heapsnap info`)\n",
+			absent, value);
+	}
+	return EXIT_OK;
+}

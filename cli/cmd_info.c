@@ -1,0 +1,241 @@
+/* `heapsnap info FILE`: what a snapshot holds, as text for people or JSON (schema heapsnap.info/1,
+ * see README) for scripts. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "formats/json.h"
+#include "formats/snapshot.h"
+
+static const char usage[] =
+	"usage: heapsnap info FILE [--format text|json]\n"
+	"\n"
+	"Show what a snapshot (or an uncompressed ELF core) holds: the process, when it was\n"
+	"captured and for how long it was paused, its threads, modules with build-ids, memory\n"
+	"regions and sizes. No memory contents are printed.\n"
+	"\n"
+	"  --format F   text (default) or json (schema heapsnap.info/1)\n";
+
+static void format_time(uint64_t ns, char *out, size_t out_size, bool iso)
+{
+	if (ns == 0) {
+		snprintf(out, out_size, iso ? "" : "unknown");
+		return;
+	}
+	time_t seconds = (time_t)(ns / 1000000000u);
+	struct tm utc;
+	gmtime_r(&seconds, &utc);
+	strftime(out, out_size, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S UTC", &utc);
+}
+
+static void format_build_id(const struct snapshot_module *module, char *out)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < module->build_id_size; i++)
+		sprintf(out + 2 * i, "%02x", module->build_id[i]);
+}
+
+static void print_json(struct snapshot *snapshot)
+{
+	const struct snapshot_info *info = snapshot_info(snapshot);
+	struct snapshot_totals totals;
+	snapshot_totals(snapshot, &totals);
+	struct json_writer json;
+	json_init(&json, stdout);
+	json_object_begin(&json);
+	json_key(&json, "schema");
+	json_string(&json, "heapsnap.info/1");
+	json_key(&json, "pid");
+	json_int(&json, info->pid);
+	json_key(&json, "exe");
+	json_string(&json, info->exe);
+	char when[40];
+	format_time(info->capture_start_ns, when, sizeof when, true);
+	json_key(&json, "captured_at");
+	if (when[0])
+		json_string(&json, when);
+	else
+		json_null(&json);
+	json_key(&json, "pause_ms");
+	if (info->has_pause)
+		json_double(&json, (double)info->pause_ns / 1e6);
+	else
+		json_null(&json);
+	json_key(&json, "source");
+	json_string(&json, info->source[0] ? info->source : "foreign core");
+	json_key(&json, "format_version");
+	json_uint(&json, info->format_version);
+	json_key(&json, "tool_version");
+	json_string(&json, info->tool_version);
+	json_key(&json, "kernel_release");
+	json_string(&json, info->kernel_release);
+
+	size_t count;
+	const struct snapshot_thread *threads = snapshot_threads(snapshot, &count);
+	json_key(&json, "threads");
+	json_array_begin(&json);
+	for (size_t i = 0; i < count; i++) {
+		json_object_begin(&json);
+		json_key(&json, "tid");
+		json_int(&json, threads[i].tid);
+		json_key(&json, "name");
+		json_string(&json, threads[i].name);
+		json_key(&json, "pc");
+		json_uint(&json, threads[i].registers.rip);
+		json_key(&json, "sp");
+		json_uint(&json, threads[i].registers.rsp);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	json_key(&json, "modules");
+	json_array_begin(&json);
+	for (size_t i = 0; i < count; i++) {
+		char build_id[2 * sizeof modules[i].build_id + 1];
+		format_build_id(&modules[i], build_id);
+		json_object_begin(&json);
+		json_key(&json, "path");
+		json_string(&json, modules[i].path);
+		json_key(&json, "build_id");
+		if (build_id[0])
+			json_string(&json, build_id);
+		else
+			json_null(&json);
+		json_key(&json, "base");
+		json_uint(&json, modules[i].base);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+
+	json_key(&json, "regions");
+	json_object_begin(&json);
+	json_key(&json, "count");
+	json_uint(&json, totals.regions);
+	json_key(&json, "bytes_with_contents");
+	json_uint(&json, totals.with_contents);
+	json_key(&json, "bytes_from_files");
+	json_uint(&json, totals.from_files);
+	json_key(&json, "bytes_untouched");
+	json_uint(&json, totals.untouched);
+	json_key(&json, "bytes_unreadable");
+	json_uint(&json, totals.unreadable);
+	json_key(&json, "bytes_not_captured");
+	json_uint(&json, totals.not_captured);
+	json_object_end(&json);
+	json_key(&json, "file_bytes");
+	json_uint(&json, snapshot_file_size(snapshot));
+	json_key(&json, "memory_bytes");
+	json_uint(&json, totals.with_contents);
+	json_key(&json, "core_bytes");
+	json_uint(&json, snapshot_core_size(snapshot));
+	json_key(&json, "compressed");
+	json_bool(&json, snapshot_is_compressed(snapshot));
+	json_key(&json, "compression_ratio");
+	json_double(&json, (double)snapshot_core_size(snapshot) /
+				   (double)(snapshot_file_size(snapshot) ? snapshot_file_size(snapshot) : 1));
+	json_object_end(&json);
+	json_finish(&json);
+}
+
+static void print_text(struct snapshot *snapshot)
+{
+	const struct snapshot_info *info = snapshot_info(snapshot);
+	struct snapshot_totals totals;
+	snapshot_totals(snapshot, &totals);
+	char when[40], size[32];
+	printf("snapshot  %s", snapshot_path(snapshot));
+	if (info->format_version)
+		printf(" (format %u, heapsnap %s, %s)\n", info->format_version, info->tool_version,
+		       info->source);
+	else
+		printf(" (a foreign core, not written by heapsnap)\n");
+	printf("process   pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
+	format_time(info->capture_start_ns, when, sizeof when, false);
+	if (info->has_pause)
+		printf("captured  %s, target paused %.1f ms\n", when, (double)info->pause_ns / 1e6);
+	else
+		printf("captured  %s\n", when);
+	if (info->kernel_release[0])
+		printf("kernel    %s\n", info->kernel_release);
+
+	size_t count;
+	const struct snapshot_thread *threads = snapshot_threads(snapshot, &count);
+	printf("threads   %zu\n", count);
+	for (size_t i = 0; i < count; i++)
+		printf("  %-8d %-16s pc 0x%-14llx sp 0x%llx\n", threads[i].tid,
+		       threads[i].name[0] ? threads[i].name : "-",
+		       (unsigned long long)threads[i].registers.rip,
+		       (unsigned long long)threads[i].registers.rsp);
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	printf("modules   %zu\n", count);
+	for (size_t i = 0; i < count; i++) {
+		char build_id[2 * sizeof modules[i].build_id + 1];
+		format_build_id(&modules[i], build_id);
+		printf("  0x%-14llx %s  %s\n", (unsigned long long)modules[i].base, modules[i].path,
+		       build_id[0] ? build_id : "(no build-id)");
+	}
+	cli_format_bytes(totals.with_contents, size, sizeof size);
+	printf("regions   %zu: %s stored", totals.regions, size);
+	cli_format_bytes(totals.from_files, size, sizeof size);
+	printf(", %s in mapped files", size);
+	cli_format_bytes(totals.untouched, size, sizeof size);
+	printf(", %s never touched", size);
+	if (totals.unreadable) {
+		cli_format_bytes(totals.unreadable, size, sizeof size);
+		printf(", %s unreadable at capture", size);
+	}
+	if (totals.not_captured) {
+		cli_format_bytes(totals.not_captured, size, sizeof size);
+		printf(", %s not captured", size);
+	}
+	printf("\n");
+	char core[32];
+	cli_format_bytes(snapshot_file_size(snapshot), size, sizeof size);
+	cli_format_bytes(snapshot_core_size(snapshot), core, sizeof core);
+	if (snapshot_is_compressed(snapshot))
+		printf("file      %s, a %s core compressed %.1fx\n", size, core,
+		       (double)snapshot_core_size(snapshot) /
+			       (double)(snapshot_file_size(snapshot) ? snapshot_file_size(snapshot) : 1));
+	else
+		printf("file      %s, uncompressed core (`heapsnap import` compresses it)\n", size);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	enum output_format format = FORMAT_TEXT;
+	int option;
+	optind = 1;
+	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (option) {
+		case 'f':
+			if (!cli_parse_format(optarg, false, &format))
+				return cli_usage_error("info", "--format takes text or json, not '%s'",
+						       optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("info", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("info", "expects one FILE");
+	struct hs_error err;
+	struct snapshot *snapshot = snapshot_open(argv[optind], 0, &err);
+	if (snapshot == NULL)
+		return cli_fail("info", &err);
+	if (format == FORMAT_JSON)
+		print_json(snapshot);
+	else
+		print_text(snapshot);
+	snapshot_close(snapshot);
+	return EXIT_OK;
+}

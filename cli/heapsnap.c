@@ -1,0 +1,66 @@
+/* The `heapsnap` program: a thin front end that dispatches to one function per command, in the
+ * manner of git's builtin/ directory. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "formats/snapshot_file.h"
+
+#ifndef HEAPSNAP_VERSION
+#define HEAPSNAP_VERSION "unknown"
+#endif
+
+static const char usage[] =
+	"usage: heapsnap COMMAND [ARGS]\n"
+	"\n"
+	"Find what makes a process's memory grow, from outside it.\n"
+	"\n"
+	"commands:\n"
+	"  capture PID [-o FILE]   copy a live process's heap state into a snapshot\n"
+	"  import CORE [-o FILE]   turn an ELF core file (gcore, kernel) into a snapshot\n"
+	"  info FILE               what a snapshot holds: process, threads, modules, regions\n"
+	"\n"
+	"`heapsnap COMMAND --help` describes each command; `heapsnap --version` prints the version.\n"
+	"Exit status: 0 success, 2 bad usage or input (the message says what and where).\n";
+
+/* A signal that ends heapsnap must not leave a half-written snapshot behind. Capture defers these
+ * signals while the target is frozen, so they only arrive once it runs again. */
+static void on_fatal_signal(int signal_number)
+{
+	snapshot_file_abandon();
+	signal(signal_number, SIG_DFL);
+	raise(signal_number);
+}
+
+int main(int argc, char **argv)
+{
+	static const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+		struct sigaction action = {.sa_handler = on_fatal_signal};
+		sigemptyset(&action.sa_mask);
+		sigaction(fatal[i], &action, NULL);
+	}
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_ERROR;
+	}
+	const char *command = argv[1];
+	if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
+	    strcmp(command, "help") == 0) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(command, "--version") == 0) {
+		printf("heapsnap %s\n", HEAPSNAP_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(command, "capture") == 0)
+		return cmd_capture(argc - 1, argv + 1);
+	if (strcmp(command, "import") == 0)
+		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(command, "info") == 0)
+		return cmd_info(argc - 1, argv + 1);
+	fprintf(stderr, "heapsnap: unknown command '%s'\n\n%s", command, usage);
+	return EXIT_ERROR;
+}

@@ -1,0 +1,638 @@
+/* Writing and reading the zstd seekable format (see seekable.h). The writer compresses frames on a
+ * pool of threads and writes them in order as they finish, so compression and writing overlap; the
+ * reader keeps a small LRU cache of decompressed frames so that nearby reads cost one decompression. */
+#include "seekable.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+static void put_le32(uint8_t *out, uint32_t value)
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = (uint8_t)(value >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *in)
+{
+	return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
+	       (uint32_t)in[3] << 24;
+}
+
+/* Writes all of buf, retrying on short writes and EINTR. */
+static int write_all(int fd, const char *path, const void *buf, size_t size, struct hs_error *err)
+{
+	const uint8_t *at = buf;
+	while (size > 0) {
+		ssize_t done = write(fd, at, size);
+		if (done < 0) {
+			if (errno == EINTR)
+				continue;
+			int saved = errno;
+			if (saved == ENOSPC || saved == EDQUOT || saved == EFBIG)
+				return hs_error_set_errno(err, saved,
+							  "cannot write %s (free space in its "
+							  "directory or choose another with -o)",
+							  path);
+			return hs_error_set_errno(err, saved, "cannot write %s", path);
+		}
+		at += done;
+		size -= (size_t)done;
+	}
+	return 0;
+}
+
+/* ---- writer ---------------------------------------------------------------------------------- */
+
+struct frame_slot {
+	uint64_t frame; /* which frame the slot holds, valid when state != SLOT_FREE */
+	enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_FAILED } state;
+	void *output;
+	size_t output_size;
+	char error[256];
+};
+
+struct write_job {
+	const struct byte_piece *pieces;
+	size_t piece_count;
+	uint64_t *piece_starts; /* stream offset of each piece, for binary search */
+	uint64_t total;
+	uint32_t frame_size;
+	uint64_t frame_count;
+	int level;
+
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	uint64_t next_frame;	/* next frame a worker will take */
+	uint64_t written;	/* frames the writer has consumed so far */
+	bool abort;
+	struct frame_slot *slots;
+	size_t slot_count;
+	size_t output_capacity;
+};
+
+/* Copies stream bytes [offset, offset+size) out of the pieces, or returns a pointer into a single
+ * piece when the range lies inside one (no copy needed). */
+static const void *gather(const struct write_job *job, uint64_t offset, size_t size, uint8_t *scratch)
+{
+	size_t low = 0, high = job->piece_count;
+	while (high - low > 1) {
+		size_t mid = (low + high) / 2;
+		if (job->piece_starts[mid] <= offset)
+			low = mid;
+		else
+			high = mid;
+	}
+	size_t index = low;
+	/* skip empty pieces that share a start offset */
+	while (index < job->piece_count &&
+	       offset >= job->piece_starts[index] + job->pieces[index].size)
+		index++;
+	if (index < job->piece_count && job->pieces[index].data != NULL &&
+	    offset + size <= job->piece_starts[index] + job->pieces[index].size)
+		return (const uint8_t *)job->pieces[index].data + (offset - job->piece_starts[index]);
+	size_t filled = 0;
+	while (filled < size && index < job->piece_count) {
+		uint64_t within = offset + filled - job->piece_starts[index];
+		uint64_t available = job->pieces[index].size - within;
+		size_t take = size - filled < available ? size - filled : (size_t)available;
+		if (job->pieces[index].data == NULL)
+			memset(scratch + filled, 0, take);
+		else
+			memcpy(scratch + filled, (const uint8_t *)job->pieces[index].data + within, take);
+		filled += take;
+		index++;
+	}
+	return scratch;
+}
+
+static void *compress_worker(void *argument)
+{
+	struct write_job *job = argument;
+	uint8_t *scratch = malloc(job->frame_size);
+	ZSTD_CCtx *context = ZSTD_createCCtx();
+	bool ready = scratch != NULL && context != NULL;
+	if (ready) {
+		ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, job->level);
+		/* a per-frame checksum lets the reader detect a flipped bit in any frame */
+		ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1);
+	}
+	pthread_mutex_lock(&job->lock);
+	for (;;) {
+		if (job->abort || job->next_frame >= job->frame_count)
+			break;
+		uint64_t frame = job->next_frame++;
+		struct frame_slot *slot = &job->slots[frame % job->slot_count];
+		/* the slot is reusable once the writer has consumed the frame that held it before */
+		while (!job->abort && frame >= job->written + job->slot_count)
+			pthread_cond_wait(&job->changed, &job->lock);
+		if (job->abort)
+			break;
+		slot->frame = frame;
+		slot->state = SLOT_BUSY;
+		pthread_mutex_unlock(&job->lock);
+
+		uint64_t offset = frame * job->frame_size;
+		size_t size = (size_t)(job->total - offset < job->frame_size ? job->total - offset
+									   : job->frame_size);
+		size_t produced = 0;
+		const char *failure = NULL;
+		if (!ready) {
+			failure = "out of memory for a compression context";
+		} else {
+			const void *input = gather(job, offset, size, scratch);
+			produced = ZSTD_compress2(context, slot->output, job->output_capacity, input,
+						  size);
+			if (ZSTD_isError(produced))
+				failure = ZSTD_getErrorName(produced);
+		}
+
+		pthread_mutex_lock(&job->lock);
+		if (failure != NULL) {
+			snprintf(slot->error, sizeof slot->error, "%s", failure);
+			slot->state = SLOT_FAILED;
+		} else {
+			slot->output_size = produced;
+			slot->state = SLOT_DONE;
+		}
+		pthread_cond_broadcast(&job->changed);
+	}
+	pthread_mutex_unlock(&job->lock);
+	ZSTD_freeCCtx(context);
+	free(scratch);
+	return NULL;
+}
+
+static int online_cpus(void)
+{
+	long count = sysconf(_SC_NPROCESSORS_ONLN);
+	return count > 0 ? (int)count : 1;
+}
+
+int seekable_write(int fd, const char *path, const struct byte_piece *pieces, size_t piece_count,
+		   const struct seekable_options *options, struct seekable_stats *stats,
+		   struct hs_error *err)
+{
+	struct write_job job = {.pieces = pieces, .piece_count = piece_count};
+	job.frame_size = options && options->frame_size ? options->frame_size
+							 : SEEKABLE_DEFAULT_FRAME_SIZE;
+	if (job.frame_size > SEEKABLE_MAX_FRAME_SIZE)
+		return hs_error_set(err, "frame size %u is above the format's limit of %u bytes",
+				    job.frame_size, SEEKABLE_MAX_FRAME_SIZE);
+	job.level = options && options->level ? options->level : 1;
+	int threads = options && options->threads > 0 ? options->threads : online_cpus();
+
+	job.piece_starts = malloc((piece_count + 1) * sizeof *job.piece_starts);
+	if (job.piece_starts == NULL)
+		return hs_error_set(err, "out of memory writing %s", path);
+	for (size_t i = 0; i < piece_count; i++) {
+		job.piece_starts[i] = job.total;
+		job.total += pieces[i].size;
+	}
+	job.frame_count = (job.total + job.frame_size - 1) / job.frame_size;
+	if (job.frame_count > 0x8000000u) {
+		free(job.piece_starts);
+		return hs_error_set(err, "%s: %llu frames exceed the seekable format's limit", path,
+				    (unsigned long long)job.frame_count);
+	}
+	if ((uint64_t)threads > job.frame_count)
+		threads = job.frame_count > 0 ? (int)job.frame_count : 1;
+
+	job.slot_count = (size_t)threads * 2;
+	job.output_capacity = ZSTD_compressBound(job.frame_size);
+	job.slots = calloc(job.slot_count, sizeof *job.slots);
+	uint8_t *table = malloc(job.frame_count * 8 + 8 + SEEKABLE_FOOTER_SIZE);
+	bool ok = job.slots != NULL && table != NULL;
+	for (size_t i = 0; ok && i < job.slot_count; i++)
+		ok = (job.slots[i].output = malloc(job.output_capacity)) != NULL;
+	if (!ok) {
+		if (job.slots)
+			for (size_t i = 0; i < job.slot_count; i++)
+				free(job.slots[i].output);
+		free(job.slots);
+		free(table);
+		free(job.piece_starts);
+		return hs_error_set(err, "out of memory writing %s", path);
+	}
+	pthread_mutex_init(&job.lock, NULL);
+	pthread_cond_init(&job.changed, NULL);
+
+	pthread_t *workers = calloc((size_t)threads, sizeof *workers);
+	int started = 0;
+	for (; workers != NULL && started < threads; started++)
+		if (pthread_create(&workers[started], NULL, compress_worker, &job) != 0)
+			break;
+
+	int result = 0;
+	uint64_t output_bytes = 0;
+	if (started == 0) {
+		result = hs_error_set(err, "cannot start a compression thread for %s", path);
+	}
+	for (uint64_t frame = 0; result == 0 && frame < job.frame_count; frame++) {
+		struct frame_slot *slot = &job.slots[frame % job.slot_count];
+		pthread_mutex_lock(&job.lock);
+		while (!(slot->frame == frame && (slot->state == SLOT_DONE || slot->state == SLOT_FAILED)))
+			pthread_cond_wait(&job.changed, &job.lock);
+		pthread_mutex_unlock(&job.lock);
+		if (slot->state == SLOT_FAILED) {
+			result = hs_error_set(err, "compressing frame %llu of %s: %s",
+					      (unsigned long long)frame, path, slot->error);
+			break;
+		}
+		if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
+			result = -1;
+			break;
+		}
+		uint32_t input_size = (uint32_t)(job.total - frame * job.frame_size < job.frame_size
+							 ? job.total - frame * job.frame_size
+							 : job.frame_size);
+		put_le32(table + 8 + frame * 8, (uint32_t)slot->output_size);
+		put_le32(table + 8 + frame * 8 + 4, input_size);
+		output_bytes += slot->output_size;
+		pthread_mutex_lock(&job.lock);
+		slot->state = SLOT_FREE;
+		job.written = frame + 1;
+		pthread_cond_broadcast(&job.changed);
+		pthread_mutex_unlock(&job.lock);
+	}
+	pthread_mutex_lock(&job.lock);
+	job.abort = true;
+	pthread_cond_broadcast(&job.changed);
+	pthread_mutex_unlock(&job.lock);
+	for (int i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+
+	if (result == 0) {
+		/* the seek table: a skippable frame whose last 9 bytes are the footer */
+		size_t entries = (size_t)job.frame_count * 8;
+		put_le32(table, SEEKABLE_SKIPPABLE_MAGIC);
+		put_le32(table + 4, (uint32_t)(entries + SEEKABLE_FOOTER_SIZE));
+		uint8_t *footer = table + 8 + entries;
+		put_le32(footer, (uint32_t)job.frame_count);
+		footer[4] = 0; /* descriptor: no per-entry checksums (each frame carries its own) */
+		put_le32(footer + 5, SEEKABLE_MAGIC);
+		size_t table_size = 8 + entries + SEEKABLE_FOOTER_SIZE;
+		result = write_all(fd, path, table, table_size, err);
+		output_bytes += table_size;
+	}
+	if (stats) {
+		stats->input_bytes = job.total;
+		stats->output_bytes = output_bytes;
+		stats->frames = (uint32_t)job.frame_count;
+	}
+	free(workers);
+	for (size_t i = 0; i < job.slot_count; i++)
+		free(job.slots[i].output);
+	free(job.slots);
+	free(table);
+	free(job.piece_starts);
+	pthread_mutex_destroy(&job.lock);
+	pthread_cond_destroy(&job.changed);
+	return result;
+}
+
+/* ---- reader ---------------------------------------------------------------------------------- */
+
+struct frame_entry {
+	uint64_t file_offset;
+	uint64_t stream_offset;
+	uint32_t compressed_size;
+	uint32_t decompressed_size;
+};
+
+struct cache_slot {
+	int64_t frame; /* -1: empty */
+	uint64_t last_use;
+	uint8_t *data;
+};
+
+struct seekable_reader {
+	int fd;
+	char *path;
+	uint64_t file_size;
+	uint64_t stream_size;
+	/* raw mode */
+	const uint8_t *raw;
+	/* compressed mode */
+	struct frame_entry *frames;
+	uint32_t frame_count;
+	ZSTD_DCtx *context;
+	struct cache_slot *cache;
+	size_t cache_count;
+	uint64_t use_clock;
+	uint8_t *compressed;
+	size_t compressed_capacity;
+};
+
+enum seekable_kind seekable_detect(int fd)
+{
+	uint8_t head[4];
+	if (pread(fd, head, 4, 0) != 4)
+		return SEEKABLE_KIND_OTHER;
+	uint32_t magic = get_le32(head);
+	bool zstd_frame = magic == ZSTD_MAGICNUMBER || (magic & 0xFFFFFFF0u) == 0x184D2A50u;
+	if (!zstd_frame)
+		return SEEKABLE_KIND_OTHER;
+	struct stat st;
+	uint8_t tail[4];
+	if (fstat(fd, &st) == 0 && st.st_size >= SEEKABLE_FOOTER_SIZE &&
+	    pread(fd, tail, 4, st.st_size - 4) == 4 && get_le32(tail) == SEEKABLE_MAGIC)
+		return SEEKABLE_KIND_SEEKABLE_ZSTD;
+	return SEEKABLE_KIND_PLAIN_ZSTD;
+}
+
+static struct seekable_reader *reader_new(int fd, const char *path, struct hs_error *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		hs_error_set_errno(err, errno, "cannot stat %s", path);
+		return NULL;
+	}
+	struct seekable_reader *reader = calloc(1, sizeof *reader);
+	if (reader == NULL || (reader->path = strdup(path)) == NULL) {
+		free(reader);
+		hs_error_set(err, "out of memory opening %s", path);
+		return NULL;
+	}
+	reader->fd = fd;
+	reader->file_size = (uint64_t)st.st_size;
+	return reader;
+}
+
+struct seekable_reader *seekable_open_raw(int fd, const char *path, struct hs_error *err)
+{
+	struct seekable_reader *reader = reader_new(fd, path, err);
+	if (reader == NULL)
+		return NULL;
+	reader->stream_size = reader->file_size;
+	if (reader->file_size > 0) {
+		void *map = mmap(NULL, reader->file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			hs_error_set_errno(err, errno, "cannot map %s", path);
+			free(reader->path);
+			free(reader);
+			return NULL;
+		}
+		reader->raw = map;
+	}
+	return reader;
+}
+
+static int read_exact(int fd, const char *path, void *buf, size_t size, uint64_t offset,
+		      struct hs_error *err)
+{
+	size_t done = 0;
+	while (done < size) {
+		ssize_t got = pread(fd, (uint8_t *)buf + done, size - done, (off_t)(offset + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return hs_error_set_errno(err, errno, "cannot read %s at offset %llu", path,
+						  (unsigned long long)(offset + done));
+		if (got == 0)
+			return hs_error_set(err, "%s is truncated: it ends before offset %llu", path,
+					    (unsigned long long)(offset + done));
+		done += (size_t)got;
+	}
+	return 0;
+}
+
+struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_bytes,
+				      struct hs_error *err)
+{
+	struct seekable_reader *reader = reader_new(fd, path, err);
+	if (reader == NULL)
+		return NULL;
+	uint8_t footer[SEEKABLE_FOOTER_SIZE];
+	uint8_t *table = NULL;
+	if (reader->file_size < SEEKABLE_FOOTER_SIZE + 8) {
+		hs_error_set(err, "%s is truncated: %llu bytes cannot hold a seek table", path,
+			     (unsigned long long)reader->file_size);
+		goto fail;
+	}
+	uint64_t footer_offset = reader->file_size - SEEKABLE_FOOTER_SIZE;
+	if (read_exact(fd, path, footer, sizeof footer, footer_offset, err) != 0)
+		goto fail;
+	if (get_le32(footer + 5) != SEEKABLE_MAGIC) {
+		hs_error_set(err,
+			     "%s has no zstd seek table at offset %llu (truncated, or not a heapsnap "
+			     "snapshot)",
+			     path, (unsigned long long)(footer_offset + 5));
+		goto fail;
+	}
+	uint8_t descriptor = footer[4];
+	if (descriptor & 0x7C) {
+		hs_error_set(err, "%s: bad seek table: reserved descriptor bits set at offset %llu",
+			     path, (unsigned long long)(footer_offset + 4));
+		goto fail;
+	}
+	uint32_t count = get_le32(footer);
+	size_t entry_size = (descriptor & 0x80) ? 12 : 8;
+	uint64_t table_size = 8 + (uint64_t)count * entry_size + SEEKABLE_FOOTER_SIZE;
+	if (count > 0x8000000u || table_size > reader->file_size) {
+		hs_error_set(err,
+			     "%s: bad seek table: %u frames do not fit in a file of %llu bytes "
+			     "(truncated or corrupt)",
+			     path, count, (unsigned long long)reader->file_size);
+		goto fail;
+	}
+	uint64_t table_offset = reader->file_size - table_size;
+	table = malloc(table_size);
+	if (table == NULL) {
+		hs_error_set(err, "out of memory reading the seek table of %s", path);
+		goto fail;
+	}
+	if (read_exact(fd, path, table, table_size, table_offset, err) != 0)
+		goto fail;
+	if (get_le32(table) != SEEKABLE_SKIPPABLE_MAGIC ||
+	    get_le32(table + 4) != table_size - 8) {
+		hs_error_set(err,
+			     "%s: bad seek table: no skippable frame header at offset %llu "
+			     "(truncated or corrupt)",
+			     path, (unsigned long long)table_offset);
+		goto fail;
+	}
+	reader->frames = calloc(count ? count : 1, sizeof *reader->frames);
+	if (reader->frames == NULL) {
+		hs_error_set(err, "out of memory reading the seek table of %s", path);
+		goto fail;
+	}
+	reader->frame_count = count;
+	uint64_t file_offset = 0, stream_offset = 0;
+	uint32_t largest = 0, largest_compressed = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *entry = table + 8 + (size_t)i * entry_size;
+		struct frame_entry *frame = &reader->frames[i];
+		frame->compressed_size = get_le32(entry);
+		frame->decompressed_size = get_le32(entry + 4);
+		frame->file_offset = file_offset;
+		frame->stream_offset = stream_offset;
+		if (frame->decompressed_size > SEEKABLE_MAX_FRAME_SIZE ||
+		    frame->compressed_size == 0) {
+			hs_error_set(err, "%s: bad seek table: entry %u has impossible sizes (%u "
+					  "compressed, %u decompressed)",
+				     path, i, frame->compressed_size, frame->decompressed_size);
+			goto fail;
+		}
+		file_offset += frame->compressed_size;
+		stream_offset += frame->decompressed_size;
+		if (frame->decompressed_size > largest)
+			largest = frame->decompressed_size;
+		if (frame->compressed_size > largest_compressed)
+			largest_compressed = frame->compressed_size;
+	}
+	if (file_offset != table_offset) {
+		hs_error_set(err,
+			     "%s: bad seek table: its frames add up to %llu bytes but the table "
+			     "starts at offset %llu (truncated or corrupt)",
+			     path, (unsigned long long)file_offset, (unsigned long long)table_offset);
+		goto fail;
+	}
+	reader->stream_size = stream_offset;
+	reader->context = ZSTD_createDCtx();
+	reader->compressed_capacity = largest_compressed;
+	reader->compressed = malloc(largest_compressed ? largest_compressed : 1);
+	reader->cache_count = largest ? cache_bytes / largest : 1;
+	if (reader->cache_count < 2)
+		reader->cache_count = 2;
+	reader->cache = calloc(reader->cache_count, sizeof *reader->cache);
+	if (reader->context == NULL || reader->compressed == NULL || reader->cache == NULL) {
+		hs_error_set(err, "out of memory opening %s", path);
+		goto fail;
+	}
+	for (size_t i = 0; i < reader->cache_count; i++)
+		reader->cache[i].frame = -1;
+	free(table);
+	return reader;
+fail:
+	free(table);
+	reader->fd = -1; /* the caller keeps fd on failure */
+	seekable_close(reader);
+	return NULL;
+}
+
+void seekable_close(struct seekable_reader *reader)
+{
+	if (reader == NULL)
+		return;
+	if (reader->raw)
+		munmap((void *)reader->raw, reader->file_size);
+	if (reader->cache)
+		for (size_t i = 0; i < reader->cache_count; i++)
+			free(reader->cache[i].data);
+	free(reader->cache);
+	free(reader->compressed);
+	ZSTD_freeDCtx(reader->context);
+	free(reader->frames);
+	free(reader->path);
+	if (reader->fd >= 0)
+		close(reader->fd);
+	free(reader);
+}
+
+uint64_t seekable_size(const struct seekable_reader *reader) { return reader->stream_size; }
+uint64_t seekable_file_size(const struct seekable_reader *reader) { return reader->file_size; }
+uint32_t seekable_frame_count(const struct seekable_reader *reader) { return reader->frame_count; }
+const uint8_t *seekable_raw_bytes(const struct seekable_reader *reader) { return reader->raw; }
+
+/* Returns the decompressed bytes of frame `index`, from the cache or freshly decompressed. */
+static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
+				 struct hs_error *err)
+{
+	struct cache_slot *victim = &reader->cache[0];
+	for (size_t i = 0; i < reader->cache_count; i++) {
+		struct cache_slot *slot = &reader->cache[i];
+		if (slot->frame == (int64_t)index) {
+			slot->last_use = ++reader->use_clock;
+			return slot->data;
+		}
+		if (slot->frame < 0 || slot->last_use < victim->last_use)
+			victim = slot;
+		if (victim->frame < 0)
+			break;
+	}
+	const struct frame_entry *frame = &reader->frames[index];
+	if (victim->data == NULL) {
+		/* every slot can hold the largest frame */
+		uint32_t largest = 0;
+		for (uint32_t i = 0; i < reader->frame_count; i++)
+			if (reader->frames[i].decompressed_size > largest)
+				largest = reader->frames[i].decompressed_size;
+		victim->data = malloc(largest ? largest : 1);
+		if (victim->data == NULL) {
+			hs_error_set(err, "out of memory decompressing %s", reader->path);
+			return NULL;
+		}
+	}
+	victim->frame = -1;
+	if (read_exact(reader->fd, reader->path, reader->compressed, frame->compressed_size,
+		       frame->file_offset, err) != 0)
+		return NULL;
+	size_t produced = ZSTD_decompressDCtx(reader->context, victim->data, frame->decompressed_size,
+					      reader->compressed, frame->compressed_size);
+	if (ZSTD_isError(produced)) {
+		hs_error_set(err, "%s: corrupt zstd frame %u at offset %llu: %s", reader->path, index,
+			     (unsigned long long)frame->file_offset, ZSTD_getErrorName(produced));
+		return NULL;
+	}
+	if (produced != frame->decompressed_size) {
+		hs_error_set(err,
+			     "%s: corrupt zstd frame %u at offset %llu: it holds %zu bytes, the seek "
+			     "table says %u",
+			     reader->path, index, (unsigned long long)frame->file_offset, produced,
+			     frame->decompressed_size);
+		return NULL;
+	}
+	victim->frame = index;
+	victim->last_use = ++reader->use_clock;
+	return victim->data;
+}
+
+int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, size_t size,
+		  struct hs_error *err)
+{
+	if (offset > reader->stream_size || size > reader->stream_size - offset)
+		return hs_error_set(err,
+				    "%s is truncated or corrupt: a read of %zu bytes at offset %llu "
+				    "passes the end of its %llu bytes",
+				    reader->path, size, (unsigned long long)offset,
+				    (unsigned long long)reader->stream_size);
+	if (reader->raw) {
+		memcpy(buf, reader->raw + offset, size);
+		return 0;
+	}
+	/* binary search for the frame holding `offset` */
+	uint32_t low = 0, high = reader->frame_count;
+	while (high - low > 1) {
+		uint32_t mid = low + (high - low) / 2;
+		if (reader->frames[mid].stream_offset <= offset)
+			low = mid;
+		else
+			high = mid;
+	}
+	uint8_t *out = buf;
+	for (uint32_t index = low; size > 0 && index < reader->frame_count; index++) {
+		const struct frame_entry *frame = &reader->frames[index];
+		if (frame->decompressed_size == 0)
+			continue;
+		const uint8_t *data = load_frame(reader, index, err);
+		if (data == NULL)
+			return -1;
+		uint64_t within = offset - frame->stream_offset;
+		size_t take = frame->decompressed_size - within < size
+				      ? (size_t)(frame->decompressed_size - within)
+				      : size;
+		memcpy(out, data + within, take);
+		out += take;
+		offset += take;
+		size -= take;
+	}
+	return 0;
+}

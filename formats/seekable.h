@@ -1,0 +1,78 @@
+/* The zstd seekable format: a byte stream cut into independent zstd frames, followed by a skippable
+ * frame holding the seek table (compressed and decompressed size of every frame). `zstd -d` reads it
+ * as an ordinary zstd file; we can decompress any byte range by decompressing only the frames that
+ * hold it. Spec: https://github.com/facebook/zstd/blob/dev/contrib/seekable_format/zstd_seekable_compression_format.md
+ *
+ * The reader also accepts a plain uncompressed file (raw mode), so the ELF core parser serves both
+ * snapshots and imported cores. */
+#ifndef HEAPSNAP_SEEKABLE_H
+#define HEAPSNAP_SEEKABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define SEEKABLE_MAGIC 0x8F92EAB1u
+#define SEEKABLE_SKIPPABLE_MAGIC 0x184D2A5Eu
+#define SEEKABLE_FOOTER_SIZE 9
+#define SEEKABLE_DEFAULT_FRAME_SIZE (4u << 20)
+/* A frame's decompressed size must fit the seek table's 32-bit field; we refuse more than 1 GiB,
+ * as zstd's reference implementation does. */
+#define SEEKABLE_MAX_FRAME_SIZE (1u << 30)
+
+/* One piece of the stream to write: `size` bytes at `data`, or `size` zero bytes when data is NULL. */
+struct byte_piece {
+	const void *data;
+	uint64_t size;
+};
+
+struct seekable_options {
+	int level;	     /* zstd level; 0 means the default (1) */
+	int threads;	     /* compression threads; 0 means one per online CPU */
+	uint32_t frame_size; /* bytes of input per frame; 0 means SEEKABLE_DEFAULT_FRAME_SIZE */
+};
+
+struct seekable_stats {
+	uint64_t input_bytes;
+	uint64_t output_bytes;
+	uint32_t frames;
+};
+
+/* Compresses the concatenation of `pieces` into `fd` (from its current position). `path` only names
+ * the file in error messages. */
+int seekable_write(int fd, const char *path, const struct byte_piece *pieces, size_t piece_count,
+		   const struct seekable_options *options, struct seekable_stats *stats,
+		   struct hs_error *err);
+
+struct seekable_reader;
+
+/* What kind of file `fd` holds, judged from its first and last bytes. */
+enum seekable_kind {
+	SEEKABLE_KIND_SEEKABLE_ZSTD, /* zstd frames ending in a seek table */
+	SEEKABLE_KIND_PLAIN_ZSTD,    /* zstd without a seek table */
+	SEEKABLE_KIND_OTHER,
+};
+enum seekable_kind seekable_detect(int fd);
+
+/* Opens a seekable zstd file, validating the seek table against the file's size. Takes ownership of
+ * fd on success. `cache_bytes` bounds the memory kept for decompressed frames. */
+struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_bytes,
+				      struct hs_error *err);
+/* Opens an uncompressed file: reads are served from a read-only mapping of it. */
+struct seekable_reader *seekable_open_raw(int fd, const char *path, struct hs_error *err);
+void seekable_close(struct seekable_reader *reader);
+
+/* Size of the decompressed stream. */
+uint64_t seekable_size(const struct seekable_reader *reader);
+uint64_t seekable_file_size(const struct seekable_reader *reader);
+uint32_t seekable_frame_count(const struct seekable_reader *reader);
+/* For raw mode, the whole file's bytes; NULL for compressed files. */
+const uint8_t *seekable_raw_bytes(const struct seekable_reader *reader);
+
+/* Copies stream bytes [offset, offset+size) into buf, decompressing only the frames needed. Fails
+ * cleanly past the end of the stream and on a corrupt frame. */
+int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, size_t size,
+		  struct hs_error *err);
+
+#endif

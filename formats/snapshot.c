@@ -1,0 +1,708 @@
+/* The snapshot reader (see snapshot.h): validates and indexes an ELF core held in a seekable zstd
+ * file or in a plain file, and serves bounds-checked reads of the captured memory. */
+#include "snapshot.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/procfs.h>
+#include <unistd.h>
+
+#include "formats/seekable.h"
+#include "formats/snapshot_notes.h"
+
+#define NOTES_MAX_BYTES (64u << 20) /* refuse note segments larger than this: corrupt */
+#define DEFAULT_CACHE_BYTES (64u << 20)
+
+struct absent_range {
+	uint64_t start, end;
+};
+
+struct snapshot {
+	char *path;
+	struct seekable_reader *stream;
+	bool compressed;
+	struct snapshot_info info;
+
+	struct snapshot_segment *segments;
+	size_t segment_count;
+	struct snapshot_region *regions;
+	size_t region_count;
+	uint8_t *note_bytes; /* all PT_NOTE contents, concatenated */
+	struct snapshot_note *notes;
+	size_t note_count;
+	struct snapshot_thread *threads;
+	size_t thread_count;
+	struct snapshot_module *modules;
+	size_t module_count;
+	struct absent_range *absent; /* unreadable at capture */
+	size_t absent_count;
+	struct absent_range *zero; /* never touched: not stored, reads as zeros */
+	size_t zero_count;
+	char *strings; /* NT_FILE names and module paths point in here */
+};
+
+static int compare_regions(const void *left, const void *right)
+{
+	const struct snapshot_region *a = left, *b = right;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static int compare_absent(const void *left, const void *right)
+{
+	const struct absent_range *a = left, *b = right;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static int read_core(struct snapshot *snapshot, uint64_t offset, void *buf, size_t size,
+		     struct hs_error *err)
+{
+	return seekable_read(snapshot->stream, offset, buf, size, err);
+}
+
+/* Splits the concatenated note segments into notes, checking every size against the bytes. */
+static int parse_notes(struct snapshot *snapshot, size_t total, struct hs_error *err)
+{
+	size_t capacity = 0;
+	size_t at = 0;
+	while (at < total) {
+		Elf64_Nhdr nhdr;
+		if (total - at < sizeof nhdr)
+			return hs_error_set(err, "%s: corrupt note at byte %zu of the notes: header cut short",
+					    snapshot->path, at);
+		memcpy(&nhdr, snapshot->note_bytes + at, sizeof nhdr);
+		size_t name_size = ((size_t)nhdr.n_namesz + 3) & ~(size_t)3;
+		size_t desc_size = ((size_t)nhdr.n_descsz + 3) & ~(size_t)3;
+		if (name_size > total - at - sizeof nhdr ||
+		    desc_size > total - at - sizeof nhdr - name_size)
+			return hs_error_set(err,
+					    "%s: corrupt note at byte %zu of the notes: sizes %u+%u "
+					    "pass the end of the note segment",
+					    snapshot->path, at, nhdr.n_namesz, nhdr.n_descsz);
+		uint8_t *name = snapshot->note_bytes + at + sizeof nhdr;
+		if (snapshot->note_count == capacity) {
+			capacity = capacity ? capacity * 2 : 32;
+			void *grown = realloc(snapshot->notes, capacity * sizeof *snapshot->notes);
+			if (grown == NULL)
+				return hs_error_set(err, "out of memory reading %s", snapshot->path);
+			snapshot->notes = grown;
+		}
+		struct snapshot_note *note = &snapshot->notes[snapshot->note_count++];
+		/* names are NUL-terminated in valid notes; force it so a corrupt one stays a string */
+		if (nhdr.n_namesz > 0)
+			name[nhdr.n_namesz - 1] = '\0';
+		note->owner = nhdr.n_namesz > 0 ? (const char *)name : "";
+		note->type = nhdr.n_type;
+		note->desc = name + name_size;
+		note->size = nhdr.n_descsz;
+		at += sizeof nhdr + name_size + desc_size;
+	}
+	return 0;
+}
+
+/* Copies a value after "key=" from the info note's text, if present. */
+static void info_text_value(const char *text, size_t size, const char *key, char *out,
+			    size_t out_size)
+{
+	size_t key_length = strlen(key);
+	const char *end = text + size;
+	for (const char *line = text; line < end;) {
+		const char *newline = memchr(line, '\n', (size_t)(end - line));
+		const char *line_end = newline ? newline : end;
+		if ((size_t)(line_end - line) > key_length && memcmp(line, key, key_length) == 0 &&
+		    line[key_length] == '=') {
+			size_t length = (size_t)(line_end - line) - key_length - 1;
+			if (length >= out_size)
+				length = out_size - 1;
+			memcpy(out, line + key_length + 1, length);
+			out[length] = '\0';
+			return;
+		}
+		line = line_end + 1;
+	}
+}
+
+static uint64_t info_number(const char *text, size_t size, const char *key, bool *found)
+{
+	char value[32] = "";
+	info_text_value(text, size, key, value, sizeof value);
+	if (found)
+		*found = value[0] != '\0';
+	return strtoull(value, NULL, 10);
+}
+
+static void parse_info_note(struct snapshot *snapshot, const struct snapshot_note *note)
+{
+	const char *text = (const char *)note->desc;
+	struct snapshot_info *info = &snapshot->info;
+	info->format_version = (unsigned)info_number(text, note->size, "format_version", NULL);
+	info_text_value(text, note->size, "tool_version", info->tool_version,
+			sizeof info->tool_version);
+	info_text_value(text, note->size, "source", info->source, sizeof info->source);
+	info->pid = (int)info_number(text, note->size, "pid", NULL);
+	info_text_value(text, note->size, "exe", info->exe, sizeof info->exe);
+	info->capture_start_ns = info_number(text, note->size, "capture_start_ns", NULL);
+	info->capture_end_ns = info_number(text, note->size, "capture_end_ns", NULL);
+	info->pause_ns = info_number(text, note->size, "pause_ns", &info->has_pause);
+	info_text_value(text, note->size, "kernel_release", info->kernel_release,
+			sizeof info->kernel_release);
+	info_text_value(text, note->size, "boot_id", info->boot_id, sizeof info->boot_id);
+	info->process_start_ticks = info_number(text, note->size, "process_start_ticks", NULL);
+}
+
+/* NT_FILE: count, page size, count x {start, end, page offset}, then count NUL-terminated names. */
+static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note *note,
+			   struct hs_error *err)
+{
+	if (note->size < 16)
+		return hs_error_set(err, "%s: corrupt NT_FILE note: %zu bytes", snapshot->path,
+				    note->size);
+	uint64_t count, page_size;
+	memcpy(&count, note->desc, 8);
+	memcpy(&page_size, note->desc + 8, 8);
+	if (count > (note->size - 16) / 24)
+		return hs_error_set(err, "%s: corrupt NT_FILE note: %llu entries in %zu bytes",
+				    snapshot->path, (unsigned long long)count, note->size);
+	size_t names_at = 16 + (size_t)count * 24;
+	size_t names_size = note->size - names_at;
+	snapshot->strings = malloc(names_size + 1);
+	if (snapshot->strings == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	memcpy(snapshot->strings, note->desc + names_at, names_size);
+	snapshot->strings[names_size] = '\0';
+	const char *name = snapshot->strings;
+	const char *names_end = snapshot->strings + names_size;
+	for (uint64_t i = 0; i < count; i++) {
+		if (name >= names_end)
+			return hs_error_set(err, "%s: corrupt NT_FILE note: %llu names for %llu entries",
+					    snapshot->path, (unsigned long long)i,
+					    (unsigned long long)count);
+		uint64_t entry[3];
+		memcpy(entry, note->desc + 16 + i * 24, sizeof entry);
+		/* attach the name to the region that starts there */
+		const struct snapshot_region *found = snapshot_find_region(snapshot, entry[0]);
+		if (found != NULL && found->start == entry[0]) {
+			struct snapshot_region *region = &snapshot->regions[found - snapshot->regions];
+			region->path = name;
+			region->file_offset = entry[2] * page_size;
+		}
+		name += strlen(name) + 1;
+	}
+	return 0;
+}
+
+static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < snapshot->note_count; i++)
+		if (snapshot->notes[i].type == NT_PRSTATUS && strcmp(snapshot->notes[i].owner, "CORE") == 0)
+			count++;
+	snapshot->threads = calloc(count ? count : 1, sizeof *snapshot->threads);
+	if (snapshot->threads == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	const struct snapshot_note *names = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
+								 HEAPSNAP_NOTE_THREADS);
+	for (size_t i = 0; i < snapshot->note_count; i++) {
+		const struct snapshot_note *note = &snapshot->notes[i];
+		if (note->type != NT_PRSTATUS || strcmp(note->owner, "CORE") != 0)
+			continue;
+		struct elf_prstatus status;
+		if (note->size < sizeof status)
+			return hs_error_set(err, "%s: corrupt NT_PRSTATUS note: %zu bytes, expected %zu",
+					    snapshot->path, note->size, sizeof status);
+		memcpy(&status, note->desc, sizeof status);
+		struct snapshot_thread *thread = &snapshot->threads[snapshot->thread_count++];
+		thread->tid = status.pr_pid;
+		thread->signal = status.pr_cursig;
+		memcpy(&thread->registers, &status.pr_reg, sizeof thread->registers);
+		for (size_t at = 0; names && at + sizeof(struct heapsnap_thread_note) <= names->size;
+		     at += sizeof(struct heapsnap_thread_note)) {
+			struct heapsnap_thread_note entry;
+			memcpy(&entry, names->desc + at, sizeof entry);
+			if ((int)entry.tid == thread->tid) {
+				memcpy(thread->name, entry.name, sizeof entry.name);
+				thread->name[16] = '\0';
+			}
+		}
+	}
+	return 0;
+}
+
+static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < snapshot->note_count; i++)
+		if (snapshot->notes[i].type == HEAPSNAP_NOTE_MODULE &&
+		    strcmp(snapshot->notes[i].owner, HEAPSNAP_NOTE_OWNER) == 0)
+			count++;
+	if (count == 0) {
+		/* a foreign core: every file mapped from offset 0 is a module, build-id unknown */
+		for (size_t i = 0; i < snapshot->region_count; i++)
+			if (snapshot->regions[i].path && snapshot->regions[i].file_offset == 0)
+				count++;
+	}
+	snapshot->modules = calloc(count ? count : 1, sizeof *snapshot->modules);
+	if (snapshot->modules == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	for (size_t i = 0; i < snapshot->note_count; i++) {
+		const struct snapshot_note *note = &snapshot->notes[i];
+		if (note->type != HEAPSNAP_NOTE_MODULE || strcmp(note->owner, HEAPSNAP_NOTE_OWNER) != 0)
+			continue;
+		struct heapsnap_module_note header;
+		if (note->size < sizeof header)
+			return hs_error_set(err, "%s: corrupt HEAPSNAP module note: %zu bytes",
+					    snapshot->path, note->size);
+		memcpy(&header, note->desc, sizeof header);
+		if (header.build_id_size > sizeof snapshot->modules[0].build_id ||
+		    header.path_size == 0 ||
+		    (uint64_t)header.build_id_size + header.path_size > note->size - sizeof header ||
+		    note->desc[sizeof header + header.build_id_size + header.path_size - 1] != '\0')
+			return hs_error_set(err, "%s: corrupt HEAPSNAP module note: bad sizes",
+					    snapshot->path);
+		struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
+		module->base = header.base;
+		module->build_id_size = header.build_id_size;
+		memcpy(module->build_id, note->desc + sizeof header, header.build_id_size);
+		module->path = (const char *)note->desc + sizeof header + header.build_id_size;
+	}
+	if (snapshot->module_count == 0) {
+		for (size_t i = 0; i < snapshot->region_count; i++) {
+			const struct snapshot_region *region = &snapshot->regions[i];
+			if (region->path == NULL || region->file_offset != 0)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < snapshot->module_count; j++)
+				seen |= strcmp(snapshot->modules[j].path, region->path) == 0;
+			if (seen)
+				continue;
+			struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
+			module->path = region->path;
+			module->base = region->start;
+		}
+	}
+	return 0;
+}
+
+/* Reads a HEAPSNAP range note (absent or zero) into a sorted array. */
+static int parse_ranges(struct snapshot *snapshot, enum heapsnap_note_type type,
+			struct absent_range **ranges, size_t *count, struct hs_error *err)
+{
+	const struct snapshot_note *note = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER, type);
+	if (note == NULL)
+		return 0;
+	size_t entries = note->size / sizeof(struct heapsnap_range_note);
+	*ranges = calloc(entries ? entries : 1, sizeof **ranges);
+	if (*ranges == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	for (size_t i = 0; i < entries; i++) {
+		struct heapsnap_range_note entry;
+		memcpy(&entry, note->desc + i * sizeof entry, sizeof entry);
+		if (entry.end < entry.start)
+			return hs_error_set(err, "%s: corrupt HEAPSNAP range note: 0x%llx > 0x%llx",
+					    snapshot->path, (unsigned long long)entry.start,
+					    (unsigned long long)entry.end);
+		(*ranges)[i].start = entry.start;
+		(*ranges)[i].end = entry.end;
+	}
+	*count = entries;
+	qsort(*ranges, entries, sizeof **ranges, compare_absent);
+	return 0;
+}
+
+/* When the core has no HEAPSNAP info (a foreign core), take the pid from the first thread and the
+ * executable from the file mapping that holds the entry point (AT_ENTRY in the auxiliary vector). */
+static void fill_foreign_info(struct snapshot *snapshot)
+{
+	struct snapshot_info *info = &snapshot->info;
+	if (info->pid == 0) {
+		const struct snapshot_note *psinfo = snapshot_find_note(snapshot, "CORE", NT_PRPSINFO);
+		if (psinfo && psinfo->size >= sizeof(struct elf_prpsinfo)) {
+			struct elf_prpsinfo ps;
+			memcpy(&ps, psinfo->desc, sizeof ps);
+			info->pid = ps.pr_pid;
+		} else if (snapshot->thread_count > 0) {
+			info->pid = snapshot->threads[0].tid;
+		}
+	}
+	if (info->exe[0] == '\0') {
+		const struct snapshot_note *auxv = snapshot_find_note(snapshot, "CORE", NT_AUXV);
+		for (size_t at = 0; auxv && at + 16 <= auxv->size; at += 16) {
+			uint64_t pair[2];
+			memcpy(pair, auxv->desc + at, 16);
+			if (pair[0] != AT_ENTRY)
+				continue;
+			const struct snapshot_region *region = snapshot_find_region(snapshot, pair[1]);
+			if (region && region->path)
+				snprintf(info->exe, sizeof info->exe, "%s", region->path);
+		}
+	}
+}
+
+static int load(struct snapshot *snapshot, struct hs_error *err)
+{
+	uint64_t core_size = seekable_size(snapshot->stream);
+	Elf64_Ehdr ehdr;
+	if (core_size < sizeof ehdr)
+		return hs_error_set(err, "%s is not an ELF core: %llu bytes is too short for an ELF header",
+				    snapshot->path, (unsigned long long)core_size);
+	if (read_core(snapshot, 0, &ehdr, sizeof ehdr, err) != 0)
+		return -1;
+	if (memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
+		return hs_error_set(err, "%s holds no ELF core (bad magic at offset 0)", snapshot->path);
+	if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_ident[EI_DATA] != ELFDATA2LSB ||
+	    ehdr.e_machine != EM_X86_64)
+		return hs_error_set(err, "%s: only 64-bit little-endian x86-64 cores are supported",
+				    snapshot->path);
+	if (ehdr.e_type != ET_CORE)
+		return hs_error_set(err, "%s is an ELF file but not a core (e_type %u)", snapshot->path,
+				    ehdr.e_type);
+	if (ehdr.e_phentsize != sizeof(Elf64_Phdr) || ehdr.e_phnum == 0 || ehdr.e_phnum == PN_XNUM ||
+	    ehdr.e_phoff > core_size ||
+	    (uint64_t)ehdr.e_phnum * sizeof(Elf64_Phdr) > core_size - ehdr.e_phoff)
+		return hs_error_set(err, "%s: corrupt ELF header: %u program headers at offset %llu do "
+					 "not fit in %llu bytes",
+				    snapshot->path, ehdr.e_phnum, (unsigned long long)ehdr.e_phoff,
+				    (unsigned long long)core_size);
+	Elf64_Phdr *phdrs = calloc(ehdr.e_phnum, sizeof *phdrs);
+	snapshot->segments = calloc(ehdr.e_phnum, sizeof *snapshot->segments);
+	snapshot->regions = calloc(ehdr.e_phnum, sizeof *snapshot->regions);
+	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
+		free(phdrs);
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	}
+	if (read_core(snapshot, ehdr.e_phoff, phdrs, ehdr.e_phnum * sizeof *phdrs, err) != 0) {
+		free(phdrs);
+		return -1;
+	}
+	uint64_t notes_total = 0;
+	for (unsigned i = 0; i < ehdr.e_phnum; i++) {
+		const Elf64_Phdr *phdr = &phdrs[i];
+		if (phdr->p_type != PT_LOAD && phdr->p_type != PT_NOTE)
+			continue;
+		if (phdr->p_offset > core_size || phdr->p_filesz > core_size - phdr->p_offset) {
+			free(phdrs);
+			return hs_error_set(err,
+					    "%s is truncated: segment %u (address 0x%llx) needs bytes up "
+					    "to offset %llu of the core but it has %llu",
+					    snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+					    (unsigned long long)(phdr->p_offset + phdr->p_filesz),
+					    (unsigned long long)core_size);
+		}
+		if (phdr->p_type == PT_NOTE)
+			notes_total += phdr->p_filesz;
+		if (phdr->p_type == PT_LOAD &&
+		    (phdr->p_filesz > phdr->p_memsz || phdr->p_vaddr + phdr->p_memsz < phdr->p_vaddr)) {
+			free(phdrs);
+			return hs_error_set(err, "%s: corrupt segment %u at address 0x%llx: sizes %llu/%llu",
+					    snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+					    (unsigned long long)phdr->p_filesz,
+					    (unsigned long long)phdr->p_memsz);
+		}
+	}
+	if (notes_total > NOTES_MAX_BYTES) {
+		free(phdrs);
+		return hs_error_set(err, "%s: corrupt: %llu bytes of notes", snapshot->path,
+				    (unsigned long long)notes_total);
+	}
+	snapshot->note_bytes = malloc(notes_total ? notes_total : 1);
+	if (snapshot->note_bytes == NULL) {
+		free(phdrs);
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	}
+	size_t notes_at = 0;
+	for (unsigned i = 0; i < ehdr.e_phnum; i++) {
+		const Elf64_Phdr *phdr = &phdrs[i];
+		snapshot->segments[snapshot->segment_count++] = (struct snapshot_segment){
+			.type = phdr->p_type, .flags = phdr->p_flags, .offset = phdr->p_offset,
+			.vaddr = phdr->p_vaddr, .filesz = phdr->p_filesz, .memsz = phdr->p_memsz,
+			.align = phdr->p_align};
+		if (phdr->p_type == PT_NOTE) {
+			if (read_core(snapshot, phdr->p_offset, snapshot->note_bytes + notes_at,
+				      phdr->p_filesz, err) != 0) {
+				free(phdrs);
+				return -1;
+			}
+			notes_at += phdr->p_filesz;
+		} else if (phdr->p_type == PT_LOAD && phdr->p_memsz > 0) {
+			snapshot->regions[snapshot->region_count++] = (struct snapshot_region){
+				.start = phdr->p_vaddr, .end = phdr->p_vaddr + phdr->p_memsz,
+				.flags = phdr->p_flags, .data_offset = phdr->p_offset,
+				.data_size = phdr->p_filesz};
+		}
+	}
+	free(phdrs);
+	qsort(snapshot->regions, snapshot->region_count, sizeof *snapshot->regions, compare_regions);
+	for (size_t i = 1; i < snapshot->region_count; i++)
+		if (snapshot->regions[i].start < snapshot->regions[i - 1].end)
+			return hs_error_set(err, "%s: corrupt: segments at 0x%llx and 0x%llx overlap",
+					    snapshot->path,
+					    (unsigned long long)snapshot->regions[i - 1].start,
+					    (unsigned long long)snapshot->regions[i].start);
+
+	if (parse_notes(snapshot, notes_at, err) != 0)
+		return -1;
+	const struct snapshot_note *info = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
+								HEAPSNAP_NOTE_INFO);
+	if (info)
+		parse_info_note(snapshot, info);
+	if (snapshot->info.format_version > HEAPSNAP_FORMAT_VERSION)
+		return hs_error_set(err,
+				    "%s uses snapshot format %u; this heapsnap reads up to %u: "
+				    "use a newer heapsnap",
+				    snapshot->path, snapshot->info.format_version,
+				    HEAPSNAP_FORMAT_VERSION);
+	const struct snapshot_note *files = snapshot_find_note(snapshot, "CORE", NT_FILE);
+	if (files && parse_file_note(snapshot, files, err) != 0)
+		return -1;
+	if (parse_threads(snapshot, err) != 0 || parse_modules(snapshot, err) != 0 ||
+	    parse_ranges(snapshot, HEAPSNAP_NOTE_ABSENT, &snapshot->absent, &snapshot->absent_count,
+			 err) != 0 ||
+	    parse_ranges(snapshot, HEAPSNAP_NOTE_ZERO, &snapshot->zero, &snapshot->zero_count,
+			 err) != 0)
+		return -1;
+	fill_foreign_info(snapshot);
+	return 0;
+}
+
+struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		hs_error_set_errno(err, errno, "cannot open %s", path);
+		return NULL;
+	}
+	struct snapshot *snapshot = calloc(1, sizeof *snapshot);
+	if (snapshot == NULL || (snapshot->path = strdup(path)) == NULL) {
+		free(snapshot);
+		close(fd);
+		hs_error_set(err, "out of memory opening %s", path);
+		return NULL;
+	}
+	uint8_t magic[SELFMAG] = {0};
+	switch (seekable_detect(fd)) {
+	case SEEKABLE_KIND_SEEKABLE_ZSTD:
+		snapshot->compressed = true;
+		snapshot->stream = seekable_open(fd, path, cache_bytes ? cache_bytes : DEFAULT_CACHE_BYTES,
+						 err);
+		break;
+	case SEEKABLE_KIND_PLAIN_ZSTD:
+		hs_error_set(err,
+			     "%s is zstd-compressed without a seek table (not a heapsnap snapshot); "
+			     "decompress it with `zstd -d` and run `heapsnap import` on the core",
+			     path);
+		break;
+	case SEEKABLE_KIND_OTHER:
+		if (pread(fd, magic, SELFMAG, 0) == SELFMAG && memcmp(magic, ELFMAG, SELFMAG) == 0)
+			snapshot->stream = seekable_open_raw(fd, path, err);
+		else
+			hs_error_set(err, "%s is not a heapsnap snapshot or an ELF core", path);
+		break;
+	}
+	if (snapshot->stream == NULL) {
+		close(fd);
+		free(snapshot->path);
+		free(snapshot);
+		return NULL;
+	}
+	if (load(snapshot, err) != 0) {
+		snapshot_close(snapshot);
+		return NULL;
+	}
+	return snapshot;
+}
+
+void snapshot_close(struct snapshot *snapshot)
+{
+	if (snapshot == NULL)
+		return;
+	seekable_close(snapshot->stream);
+	free(snapshot->segments);
+	free(snapshot->regions);
+	free(snapshot->note_bytes);
+	free(snapshot->notes);
+	free(snapshot->threads);
+	free(snapshot->modules);
+	free(snapshot->absent);
+	free(snapshot->zero);
+	free(snapshot->strings);
+	free(snapshot->path);
+	free(snapshot);
+}
+
+const char *snapshot_path(const struct snapshot *snapshot) { return snapshot->path; }
+bool snapshot_is_compressed(const struct snapshot *snapshot) { return snapshot->compressed; }
+uint64_t snapshot_file_size(const struct snapshot *snapshot)
+{
+	return seekable_file_size(snapshot->stream);
+}
+uint64_t snapshot_core_size(const struct snapshot *snapshot)
+{
+	return seekable_size(snapshot->stream);
+}
+const struct snapshot_info *snapshot_info(const struct snapshot *snapshot) { return &snapshot->info; }
+
+const struct snapshot_thread *snapshot_threads(const struct snapshot *snapshot, size_t *count)
+{
+	*count = snapshot->thread_count;
+	return snapshot->threads;
+}
+
+const struct snapshot_region *snapshot_regions(const struct snapshot *snapshot, size_t *count)
+{
+	*count = snapshot->region_count;
+	return snapshot->regions;
+}
+
+const struct snapshot_module *snapshot_modules(const struct snapshot *snapshot, size_t *count)
+{
+	*count = snapshot->module_count;
+	return snapshot->modules;
+}
+
+const struct snapshot_note *snapshot_notes(const struct snapshot *snapshot, size_t *count)
+{
+	*count = snapshot->note_count;
+	return snapshot->notes;
+}
+
+const struct snapshot_segment *snapshot_segments(const struct snapshot *snapshot, size_t *count)
+{
+	*count = snapshot->segment_count;
+	return snapshot->segments;
+}
+
+const struct snapshot_note *snapshot_find_note(const struct snapshot *snapshot, const char *owner,
+					       uint32_t type)
+{
+	for (size_t i = 0; i < snapshot->note_count; i++)
+		if (snapshot->notes[i].type == type && strcmp(snapshot->notes[i].owner, owner) == 0)
+			return &snapshot->notes[i];
+	return NULL;
+}
+
+const struct snapshot_region *snapshot_find_region(const struct snapshot *snapshot, uint64_t addr)
+{
+	size_t low = 0, high = snapshot->region_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		const struct snapshot_region *region = &snapshot->regions[mid];
+		if (addr < region->start)
+			high = mid;
+		else if (addr >= region->end)
+			low = mid + 1;
+		else
+			return region;
+	}
+	return NULL;
+}
+
+/* The first range of a sorted array that ends after addr, or NULL. */
+static const struct absent_range *range_after(const struct absent_range *ranges, size_t count,
+					      uint64_t addr)
+{
+	size_t low = 0, high = count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (ranges[mid].end <= addr)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low < count ? &ranges[low] : NULL;
+}
+
+int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,
+		  struct hs_error *err)
+{
+	if (size > 0 && addr + size - 1 < addr)
+		return hs_error_set(err, "address 0x%llx + %zu wraps around", (unsigned long long)addr,
+				    size);
+	const struct absent_range *absent =
+		range_after(snapshot->absent, snapshot->absent_count, addr);
+	if (absent && absent->start < addr + size)
+		return hs_error_set(err,
+				    "address 0x%llx was unreadable when %s was captured",
+				    (unsigned long long)(absent->start > addr ? absent->start : addr),
+				    snapshot->path);
+	uint8_t *out = buf;
+	while (size > 0) {
+		const struct snapshot_region *region = snapshot_find_region(snapshot, addr);
+		if (region == NULL)
+			return hs_error_set(err, "address 0x%llx is not mapped in %s",
+					    (unsigned long long)addr, snapshot->path);
+		uint64_t within = addr - region->start;
+		if (within >= region->data_size) {
+			const struct absent_range *zero =
+				range_after(snapshot->zero, snapshot->zero_count, addr);
+			if (zero && zero->start <= addr) {
+				uint64_t available = zero->end - addr;
+				size_t take = size < available ? size : (size_t)available;
+				memset(out, 0, take);
+				out += take;
+				addr += take;
+				size -= take;
+				continue;
+			}
+			if (region->path)
+				return hs_error_set(err,
+						    "address 0x%llx is not in %s: its bytes come from "
+						    "the mapped file %s",
+						    (unsigned long long)addr, snapshot->path,
+						    region->path);
+			return hs_error_set(err, "address 0x%llx is not in %s (not captured)",
+					    (unsigned long long)addr, snapshot->path);
+		}
+		uint64_t available = region->data_size - within;
+		size_t take = size < available ? size : (size_t)available;
+		if (read_core(snapshot, region->data_offset + within, out, take, err) != 0)
+			return -1;
+		out += take;
+		addr += take;
+		size -= take;
+	}
+	return 0;
+}
+
+int snapshot_read_core(struct snapshot *snapshot, uint64_t offset, void *buf, size_t size,
+		       struct hs_error *err)
+{
+	return read_core(snapshot, offset, buf, size, err);
+}
+
+const uint8_t *snapshot_raw_core(const struct snapshot *snapshot)
+{
+	return seekable_raw_bytes(snapshot->stream);
+}
+
+static uint64_t ranges_bytes(const struct absent_range *ranges, size_t count)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < count; i++)
+		total += ranges[i].end - ranges[i].start;
+	return total;
+}
+
+void snapshot_totals(const struct snapshot *snapshot, struct snapshot_totals *totals)
+{
+	memset(totals, 0, sizeof *totals);
+	totals->regions = snapshot->region_count;
+	totals->untouched = ranges_bytes(snapshot->zero, snapshot->zero_count);
+	totals->unreadable = ranges_bytes(snapshot->absent, snapshot->absent_count);
+	uint64_t missing = 0;
+	for (size_t i = 0; i < snapshot->region_count; i++) {
+		const struct snapshot_region *region = &snapshot->regions[i];
+		totals->with_contents += region->data_size;
+		uint64_t rest = region->end - region->start - region->data_size;
+		if (region->path != NULL)
+			totals->from_files += rest;
+		else
+			missing += rest;
+	}
+	totals->not_captured = missing > totals->untouched ? missing - totals->untouched : 0;
+	/* unreadable pages are stored as zeros, but they are not contents */
+	totals->with_contents -= totals->unreadable < totals->with_contents ? totals->unreadable
+									    : totals->with_contents;
+}

@@ -1,0 +1,113 @@
+/* Reading a snapshot: a seekable-zstd ELF core written by heapsnap, or (for import and for
+ * convenience) an uncompressed ELF core from gcore or the kernel. Opening validates the ELF header,
+ * program headers and notes against the file's real size; reads of memory decompress only the
+ * frames they need. Nothing returned here is trusted later without a bounds check. */
+#ifndef HEAPSNAP_SNAPSHOT_H
+#define HEAPSNAP_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/user.h>
+
+#include "common/error.h"
+
+struct snapshot;
+
+struct snapshot_thread {
+	int tid;
+	char name[17];			  /* empty when the snapshot does not record it */
+	struct user_regs_struct registers; /* general registers, fs_base included */
+	int signal;			  /* pending or current signal, 0 if none */
+};
+
+struct snapshot_region {
+	uint64_t start, end; /* [start, end) */
+	uint32_t flags;	     /* PF_R | PF_W | PF_X */
+	uint64_t data_offset; /* offset of its bytes in the decompressed core */
+	uint64_t data_size;   /* bytes present in the core, from start; the rest is not captured */
+	const char *path;     /* mapped file (NT_FILE), or NULL for anonymous memory */
+	uint64_t file_offset; /* offset of start in that file */
+};
+
+struct snapshot_module {
+	const char *path;
+	uint64_t base;
+	uint8_t build_id[64];
+	size_t build_id_size; /* 0: unknown */
+};
+
+struct snapshot_note {
+	const char *owner;
+	uint32_t type;
+	const uint8_t *desc;
+	size_t size;
+};
+
+/* What the HEAPSNAP info note says; fields are 0 or empty for an imported foreign core. */
+struct snapshot_info {
+	unsigned format_version;
+	char tool_version[32];
+	char source[16]; /* "ptrace", "import", "hook" */
+	int pid;
+	char exe[4096];
+	uint64_t capture_start_ns, capture_end_ns, pause_ns; /* Unix time in ns; pause in ns */
+	char kernel_release[65];
+	char boot_id[40];
+	uint64_t process_start_ticks;
+	bool has_pause;
+};
+
+/* cache_bytes bounds memory used for decompressed frames (0: a default of 64 MiB). */
+struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_error *err);
+void snapshot_close(struct snapshot *snapshot);
+
+const char *snapshot_path(const struct snapshot *snapshot);
+bool snapshot_is_compressed(const struct snapshot *snapshot);
+uint64_t snapshot_file_size(const struct snapshot *snapshot);
+uint64_t snapshot_core_size(const struct snapshot *snapshot); /* decompressed */
+const struct snapshot_info *snapshot_info(const struct snapshot *snapshot);
+
+const struct snapshot_thread *snapshot_threads(const struct snapshot *snapshot, size_t *count);
+/* PT_LOAD segments sorted by address */
+const struct snapshot_region *snapshot_regions(const struct snapshot *snapshot, size_t *count);
+const struct snapshot_module *snapshot_modules(const struct snapshot *snapshot, size_t *count);
+/* Every note, in file order, foreign ones included */
+const struct snapshot_note *snapshot_notes(const struct snapshot *snapshot, size_t *count);
+/* The first note with this owner and type, or NULL */
+const struct snapshot_note *snapshot_find_note(const struct snapshot *snapshot, const char *owner,
+					       uint32_t type);
+
+/* Where the snapshot's address space comes from, in bytes. */
+struct snapshot_totals {
+	size_t regions;
+	uint64_t with_contents; /* stored in the snapshot (memory_bytes) */
+	uint64_t from_files;	/* read-only file mappings: their bytes are in the files */
+	uint64_t untouched;	/* never-touched anonymous pages: zeros, not stored */
+	uint64_t unreadable;	/* could not be read at capture */
+	uint64_t not_captured;	/* anything else without bytes (unreadable mappings, [vvar]) */
+};
+void snapshot_totals(const struct snapshot *snapshot, struct snapshot_totals *totals);
+
+/* The region containing addr, or NULL. */
+const struct snapshot_region *snapshot_find_region(const struct snapshot *snapshot, uint64_t addr);
+
+/* Copies the process's memory [addr, addr+size) as captured. Fails, naming the address, when any of
+ * it is unmapped, was unreadable at capture, or lives only in a mapped file. */
+int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,
+		  struct hs_error *err);
+
+/* Copies bytes of the decompressed core itself (for import and tests). */
+int snapshot_read_core(struct snapshot *snapshot, uint64_t offset, void *buf, size_t size,
+		       struct hs_error *err);
+/* Non-NULL when the snapshot is an uncompressed core: its bytes, mapped. */
+const uint8_t *snapshot_raw_core(const struct snapshot *snapshot);
+
+/* Program headers of the core as read (for import). */
+struct snapshot_segment {
+	uint32_t type, flags;
+	uint64_t offset, vaddr, filesz, memsz, align;
+};
+const struct snapshot_segment *snapshot_segments(const struct snapshot *snapshot, size_t *count);
+
+#endif

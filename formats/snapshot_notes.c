@@ -1,0 +1,67 @@
+/* Encoding the HEAPSNAP notes (see snapshot_notes.h and SNAPSHOT.md). */
+#include "snapshot_notes.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/core_image.h"
+#include "formats/snapshot.h"
+
+int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info *info,
+			    struct hs_error *err)
+{
+	char text[8192];
+	int length = snprintf(text, sizeof text,
+			      "format_version=%u\ntool_version=%s\nsource=%s\npid=%d\nexe=%s\n"
+			      "capture_start_ns=%" PRIu64 "\ncapture_end_ns=%" PRIu64 "\n"
+			      "kernel_release=%s\nboot_id=%s\nprocess_start_ticks=%" PRIu64 "\n",
+			      HEAPSNAP_FORMAT_VERSION, info->tool_version, info->source, info->pid,
+			      info->exe, info->capture_start_ns, info->capture_end_ns,
+			      info->kernel_release, info->boot_id, info->process_start_ticks);
+	/* an imported core has no pause to report: the key is left out rather than set to 0 */
+	if (length >= 0 && (size_t)length < sizeof text && info->has_pause)
+		length += snprintf(text + length, sizeof text - (size_t)length,
+				   "pause_ns=%" PRIu64 "\n", info->pause_ns);
+	if (length < 0 || (size_t)length >= sizeof text)
+		return hs_error_set(err, "snapshot info note too long");
+	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_INFO, text,
+				   (size_t)length, err);
+}
+
+int snapshot_notes_add_module(struct core_image *image, uint64_t base, const uint8_t *build_id,
+			      size_t build_id_size, const char *path, struct hs_error *err)
+{
+	struct heapsnap_module_note header = {.base = base,
+					      .build_id_size = (uint32_t)build_id_size,
+					      .path_size = (uint32_t)strlen(path) + 1};
+	size_t size = sizeof header + build_id_size + header.path_size;
+	uint8_t *desc = malloc(size);
+	if (desc == NULL)
+		return hs_error_set(err, "out of memory adding a module note");
+	memcpy(desc, &header, sizeof header);
+	memcpy(desc + sizeof header, build_id, build_id_size);
+	memcpy(desc + sizeof header + build_id_size, path, header.path_size);
+	int result = core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_MODULE, desc, size,
+					 err);
+	free(desc);
+	return result;
+}
+
+int snapshot_notes_add_threads(struct core_image *image, const struct heapsnap_thread_note *threads,
+			       size_t count, struct hs_error *err)
+{
+	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_THREADS, threads,
+				   count * sizeof *threads, err);
+}
+
+int snapshot_notes_add_ranges(struct core_image *image, enum heapsnap_note_type type,
+			      const struct heapsnap_range_note *ranges, size_t count,
+			      struct hs_error *err)
+{
+	if (count == 0)
+		return 0;
+	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, type, ranges, count * sizeof *ranges,
+				   err);
+}

@@ -1,0 +1,61 @@
+/* The notes heapsnap adds to an ELF core (owner name "HEAPSNAP"), shared by the writers (capture,
+ * import, hook) and the reader. Their layout is specified in formats/SNAPSHOT.md; a reader skips
+ * note types it does not know, so new types can be added without breaking old readers. */
+#ifndef HEAPSNAP_SNAPSHOT_NOTES_H
+#define HEAPSNAP_SNAPSHOT_NOTES_H
+
+#include <stdint.h>
+
+#define HEAPSNAP_NOTE_OWNER "HEAPSNAP"
+#define HEAPSNAP_FORMAT_VERSION 1
+
+enum heapsnap_note_type {
+	/* text, one "key=value" per line: format_version, tool_version, source, pid, exe,
+	 * capture_start_ns, capture_end_ns, pause_ns, kernel_release, boot_id, process_start_ticks */
+	HEAPSNAP_NOTE_INFO = 1,
+	/* one per mapped ELF file: struct heapsnap_module_note, then the build-id bytes, then the
+	 * NUL-terminated path */
+	HEAPSNAP_NOTE_MODULE = 2,
+	/* an array of struct heapsnap_thread_note, one per thread */
+	HEAPSNAP_NOTE_THREADS = 3,
+	/* an array of struct heapsnap_range_note: address ranges inside dumped segments whose bytes
+	 * could not be read at capture (stored as zeros, but not to be trusted as zeros) */
+	HEAPSNAP_NOTE_ABSENT = 4,
+	/* an array of struct heapsnap_range_note: private anonymous memory never touched by the
+	 * process (no page behind it), stored as PT_LOAD segments with p_filesz 0; it reads as zeros */
+	HEAPSNAP_NOTE_ZERO = 5,
+};
+
+struct heapsnap_module_note {
+	uint64_t base; /* lowest address the file is mapped at */
+	uint32_t build_id_size;
+	uint32_t path_size; /* including the terminating NUL */
+};
+
+struct heapsnap_thread_note {
+	uint32_t tid;
+	char name[16]; /* /proc/PID/task/TID/comm, NUL-padded */
+};
+
+struct heapsnap_range_note {
+	uint64_t start;
+	uint64_t end;
+};
+
+struct core_image;
+struct snapshot_info;
+#include "common/error.h"
+#include <stddef.h>
+
+/* Encoders, so that every writer lays the notes out the same way. */
+int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info *info,
+			    struct hs_error *err);
+int snapshot_notes_add_module(struct core_image *image, uint64_t base, const uint8_t *build_id,
+			      size_t build_id_size, const char *path, struct hs_error *err);
+int snapshot_notes_add_threads(struct core_image *image, const struct heapsnap_thread_note *threads,
+			       size_t count, struct hs_error *err);
+int snapshot_notes_add_ranges(struct core_image *image, enum heapsnap_note_type type,
+			      const struct heapsnap_range_note *ranges, size_t count,
+			      struct hs_error *err);
+
+#endif
