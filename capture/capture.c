@@ -5,6 +5,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,13 @@ void capture_fill_host_info(struct snapshot_info *info, const char *source)
 		snprintf(info->boot_id, sizeof info->boot_id, "%s", text);
 		free(text);
 	}
+}
+
+/* Gone, or a zombie waiting for its parent: either way it has no memory any more. */
+static bool process_is_gone(pid_t pid)
+{
+	struct proc_stat stat;
+	return proc_read_stat(pid, pid, &stat) != 0 || stat.state == 'Z' || stat.state == 'X';
 }
 
 static int plan_add(struct capture_plan *plan, const struct planned_region *region)
@@ -182,32 +190,63 @@ whole:
 	return 0;
 }
 
-/* Copies every planned byte into one anonymous buffer; returns it (to munmap later). */
-static uint8_t *copy_memory(struct capture_plan *plan, struct process_memory *memory,
-			    struct range_list *absent, struct hs_error *err)
+/* Memory to copy the target into, made ready before the target is frozen: a copy into pages that
+ * are not yet mapped runs ten times slower (each page faults inside process_vm_readv), and that
+ * time would all be pause. */
+struct copy_buffer {
+	uint8_t *data;
+	size_t capacity;
+};
+
+static int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_error *err)
 {
-	size_t size = plan->read_bytes ? (size_t)plan->read_bytes : 1;
-	uint8_t *buffer = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (buffer == MAP_FAILED) {
-		hs_error_set(err, "cannot allocate %llu bytes to copy pid %d's memory",
-			     (unsigned long long)plan->read_bytes, (int)memory->pid);
-		return NULL;
+	size_t capacity = bytes ? (size_t)bytes : 1;
+	uint8_t *data = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (data == MAP_FAILED)
+		return hs_error_set(err, "cannot allocate %llu bytes to copy the target's memory "
+					 "(free memory, or raise the limits on heapsnap)",
+				    (unsigned long long)bytes);
+	/* huge pages make populating fast; both calls are hints, so failures are fine */
+	madvise(data, capacity, MADV_HUGEPAGE);
+	if (madvise(data, capacity, MADV_POPULATE_WRITE) != 0)
+		for (size_t at = 0; at < capacity; at += PAGE_BYTES)
+			data[at] = 0;
+	buffer->data = data;
+	buffer->capacity = capacity;
+	return 0;
+}
+
+static void copy_buffer_release(struct copy_buffer *buffer)
+{
+	if (buffer->data)
+		munmap(buffer->data, buffer->capacity);
+	buffer->data = NULL;
+	buffer->capacity = 0;
+}
+
+/* Copies every planned byte into the buffer, enlarging it first if the process grew since it
+ * was sized. */
+static int copy_memory(struct capture_plan *plan, struct process_memory *memory,
+		       struct copy_buffer *buffer, struct range_list *absent, struct hs_error *err)
+{
+	if (plan->read_bytes > buffer->capacity) {
+		copy_buffer_release(buffer);
+		if (copy_buffer_prepare(buffer, plan->read_bytes, err) != 0)
+			return -1;
 	}
-	uint8_t *at = buffer;
+	uint8_t *at = buffer->data;
 	for (size_t i = 0; i < plan->count; i++) {
 		struct planned_region *region = &plan->regions[i];
 		region->data = at;
 		if (region->read_size == 0)
 			continue;
 		if (process_memory_read(memory, region->start, at, region->read_size, absent, err) !=
-		    0) {
-			munmap(buffer, size);
-			return NULL;
-		}
+		    0)
+			return -1;
 		at += region->read_size;
 	}
-	return buffer;
+	return 0;
 }
 
 static uint32_t segment_flags(const struct proc_mapping *mapping)
@@ -471,6 +510,13 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	long long tracer = proc_status_number(pid, "TracerPid");
 	if (tracer > 0)
 		return explain_attach_failure(pid, EPERM, err);
+	/* /proc/PID/maps needs the same permission as ptrace: find out before planning anything */
+	char maps_path[64];
+	snprintf(maps_path, sizeof maps_path, "/proc/%d/maps", (int)pid);
+	int probe = open(maps_path, O_RDONLY | O_CLOEXEC);
+	if (probe < 0)
+		return explain_attach_failure(pid, errno == ENOENT ? ESRCH : EPERM, err);
+	close(probe);
 
 	struct snapshot_info info = {0};
 	capture_fill_host_info(&info, "ptrace");
@@ -489,8 +535,22 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	struct frozen_process frozen = {0};
 	struct core_image image;
 	core_image_init(&image);
-	uint8_t *buffer = NULL;
+	struct copy_buffer buffer = {0};
 	int status = -1;
+
+	/* size the copy buffer from a plan made while the target still runs, with room to grow */
+	if (proc_read_maps(pid, &maps, err) != 0 || plan_capture(&maps, &memory, &plan, err) != 0) {
+		if (process_is_gone(pid))
+			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+		goto done;
+	}
+	uint64_t expected = plan.read_bytes;
+	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
+	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
+		goto done;
+	proc_maps_free(&maps);
+	plan.count = 0;
+	plan.read_bytes = 0;
 
 	/* SIGINT/SIGTERM wait until the target runs again; SIGKILL cannot, and the kernel then
 	 * detaches the target for us */
@@ -510,13 +570,15 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	}
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
 		      plan_capture(&maps, &memory, &plan, err) == 0 &&
-		      (buffer = copy_memory(&plan, &memory, &absent, err)) != NULL;
+		      copy_memory(&plan, &memory, &buffer, &absent, err) == 0;
 	thaw_process(&frozen);
 	uint64_t pause_end = monotonic_ns();
 	info.capture_end_ns = realtime_ns();
 	sigprocmask(SIG_SETMASK, &previous, NULL);
-	if (!copied) {
-		if (kill(pid, 0) != 0)
+	/* a target killed while frozen may still have been copied whole, but what follows (its
+	 * auxiliary vector, its status) is gone: refuse rather than write a snapshot with holes */
+	if (!copied || process_is_gone(pid)) {
+		if (process_is_gone(pid))
 			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
 		goto done;
 	}
@@ -536,8 +598,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	result->file_bytes = stats.output_bytes;
 	status = 0;
 done:
-	if (buffer)
-		munmap(buffer, plan.read_bytes ? (size_t)plan.read_bytes : 1);
+	copy_buffer_release(&buffer);
 	core_image_free(&image);
 	range_list_free(&absent);
 	free(plan.regions);

@@ -11,13 +11,14 @@
 #include "formats/snapshot.h"
 
 static const char usage[] =
-	"usage: heapsnap info FILE [--format text|json]\n"
+	"usage: heapsnap info FILE [--format text|json] [--verify]\n"
 	"\n"
 	"Show what a snapshot (or an uncompressed ELF core) holds: the process, when it was\n"
 	"captured and for how long it was paused, its threads, modules with build-ids, memory\n"
 	"regions and sizes. No memory contents are printed.\n"
 	"\n"
-	"  --format F   text (default) or json (schema heapsnap.info/1)\n";
+	"  --format F   text (default) or json (schema heapsnap.info/1)\n"
+	"  --verify     decompress the whole file and check every frame's checksum\n";
 
 static void format_time(uint64_t ns, char *out, size_t out_size, bool iso)
 {
@@ -207,9 +208,11 @@ static void print_text(struct snapshot *snapshot)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+						 {"verify", no_argument, NULL, 'v'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	enum output_format format = FORMAT_TEXT;
+	bool verify = false;
 	int option;
 	optind = 1;
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -218,6 +221,9 @@ int cmd_info(int argc, char **argv)
 			if (!cli_parse_format(optarg, false, &format))
 				return cli_usage_error("info", "--format takes text or json, not '%s'",
 						       optarg);
+			break;
+		case 'v':
+			verify = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -232,6 +238,10 @@ int cmd_info(int argc, char **argv)
 	struct snapshot *snapshot = snapshot_open(argv[optind], 0, &err);
 	if (snapshot == NULL)
 		return cli_fail("info", &err);
+	if (verify && snapshot_verify(snapshot, &err) != 0) {
+		snapshot_close(snapshot);
+		return cli_fail("info", &err);
+	}
 	if (format == FORMAT_JSON)
 		print_json(snapshot);
 	else

@@ -41,6 +41,9 @@ int main(int argc, char **argv)
 		sigemptyset(&action.sa_mask);
 		sigaction(fatal[i], &action, NULL);
 	}
+	/* past a file-size limit, write() must fail with EFBIG (and the temporary file be removed)
+	 * rather than the process being killed with the file left behind */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_ERROR;

@@ -21,6 +21,11 @@ struct absent_range {
 	uint64_t start, end;
 };
 
+struct file_mapping {
+	uint64_t start, end, offset;
+	const char *path;
+};
+
 struct snapshot {
 	char *path;
 	struct seekable_reader *stream;
@@ -43,6 +48,8 @@ struct snapshot {
 	struct absent_range *zero; /* never touched: not stored, reads as zeros */
 	size_t zero_count;
 	char *strings; /* NT_FILE names and module paths point in here */
+	struct file_mapping *files; /* NT_FILE entries */
+	size_t file_count;
 };
 
 static int compare_regions(const void *left, const void *right)
@@ -173,6 +180,9 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 		return hs_error_set(err, "out of memory reading %s", snapshot->path);
 	memcpy(snapshot->strings, note->desc + names_at, names_size);
 	snapshot->strings[names_size] = '\0';
+	snapshot->files = calloc(count ? count : 1, sizeof *snapshot->files);
+	if (snapshot->files == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
 	const char *name = snapshot->strings;
 	const char *names_end = snapshot->strings + names_size;
 	for (uint64_t i = 0; i < count; i++) {
@@ -182,6 +192,8 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 					    (unsigned long long)count);
 		uint64_t entry[3];
 		memcpy(entry, note->desc + 16 + i * 24, sizeof entry);
+		snapshot->files[snapshot->file_count++] = (struct file_mapping){
+			entry[0], entry[1], entry[2] * page_size, name};
 		/* attach the name to the region that starts there */
 		const struct snapshot_region *found = snapshot_find_region(snapshot, entry[0]);
 		if (found != NULL && found->start == entry[0]) {
@@ -240,8 +252,8 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 			count++;
 	if (count == 0) {
 		/* a foreign core: every file mapped from offset 0 is a module, build-id unknown */
-		for (size_t i = 0; i < snapshot->region_count; i++)
-			if (snapshot->regions[i].path && snapshot->regions[i].file_offset == 0)
+		for (size_t i = 0; i < snapshot->file_count; i++)
+			if (snapshot->files[i].offset == 0)
 				count++;
 	}
 	snapshot->modules = calloc(count ? count : 1, sizeof *snapshot->modules);
@@ -269,18 +281,18 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 		module->path = (const char *)note->desc + sizeof header + header.build_id_size;
 	}
 	if (snapshot->module_count == 0) {
-		for (size_t i = 0; i < snapshot->region_count; i++) {
-			const struct snapshot_region *region = &snapshot->regions[i];
-			if (region->path == NULL || region->file_offset != 0)
+		for (size_t i = 0; i < snapshot->file_count; i++) {
+			const struct file_mapping *file = &snapshot->files[i];
+			if (file->offset != 0)
 				continue;
 			bool seen = false;
 			for (size_t j = 0; j < snapshot->module_count; j++)
-				seen |= strcmp(snapshot->modules[j].path, region->path) == 0;
+				seen |= strcmp(snapshot->modules[j].path, file->path) == 0;
 			if (seen)
 				continue;
 			struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
-			module->path = region->path;
-			module->base = region->start;
+			module->path = file->path;
+			module->base = file->start;
 		}
 	}
 	return 0;
@@ -334,9 +346,10 @@ static void fill_foreign_info(struct snapshot *snapshot)
 			memcpy(pair, auxv->desc + at, 16);
 			if (pair[0] != AT_ENTRY)
 				continue;
-			const struct snapshot_region *region = snapshot_find_region(snapshot, pair[1]);
-			if (region && region->path)
-				snprintf(info->exe, sizeof info->exe, "%s", region->path);
+			for (size_t i = 0; i < snapshot->file_count; i++)
+				if (snapshot->files[i].start <= pair[1] && pair[1] < snapshot->files[i].end)
+					snprintf(info->exe, sizeof info->exe, "%s",
+						 snapshot->files[i].path);
 		}
 	}
 }
@@ -528,6 +541,7 @@ void snapshot_close(struct snapshot *snapshot)
 	free(snapshot->absent);
 	free(snapshot->zero);
 	free(snapshot->strings);
+	free(snapshot->files);
 	free(snapshot->path);
 	free(snapshot);
 }
@@ -705,4 +719,20 @@ void snapshot_totals(const struct snapshot *snapshot, struct snapshot_totals *to
 	/* unreadable pages are stored as zeros, but they are not contents */
 	totals->with_contents -= totals->unreadable < totals->with_contents ? totals->unreadable
 									    : totals->with_contents;
+}
+
+int snapshot_verify(struct snapshot *snapshot, struct hs_error *err)
+{
+	enum { CHUNK = 4 << 20 };
+	uint8_t *buffer = malloc(CHUNK);
+	if (buffer == NULL)
+		return hs_error_set(err, "out of memory verifying %s", snapshot->path);
+	uint64_t size = seekable_size(snapshot->stream);
+	int result = 0;
+	for (uint64_t offset = 0; offset < size && result == 0; offset += CHUNK) {
+		size_t take = size - offset < CHUNK ? (size_t)(size - offset) : CHUNK;
+		result = read_core(snapshot, offset, buffer, take, err);
+	}
+	free(buffer);
+	return result;
 }

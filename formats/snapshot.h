@@ -97,6 +97,9 @@ const struct snapshot_region *snapshot_find_region(const struct snapshot *snapsh
 int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,
 		  struct hs_error *err);
 
+/* Decompresses every frame, checking each one's checksum: proves the whole file is intact. */
+int snapshot_verify(struct snapshot *snapshot, struct hs_error *err);
+
 /* Copies bytes of the decompressed core itself (for import and tests). */
 int snapshot_read_core(struct snapshot *snapshot, uint64_t offset, void *buf, size_t size,
 		       struct hs_error *err);

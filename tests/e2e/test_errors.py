@@ -1,0 +1,155 @@
+"""Every error a user can meet: exit code 2 and one message naming the cause and what to do, and
+never a file left under the final name (or a temporary one)."""
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from common import (HEAPSNAP, check, decompress, finish, heapsnap, path, process_state, start,
+                    start_known_state)
+
+
+def expect_error(result, *needles, what):
+    check(result.returncode == 2, f"{what}: exit code {result.returncode}, stderr {result.stderr!r}")
+    for needle in needles:
+        check(needle in result.stderr, f"{what}: {needle!r} not in {result.stderr!r}")
+    check(result.stdout == "", f"{what}: printed {result.stdout!r} on stdout")
+
+
+def leftovers(directory, stem):
+    return [n for n in os.listdir(directory) if n.startswith(stem)]
+
+
+# usage
+expect_error(heapsnap(check_ok=False), "usage", what="no command")
+expect_error(heapsnap("capture", check_ok=False), "expects one PID", what="capture without pid")
+expect_error(heapsnap("capture", "12ab", check_ok=False), "'12ab' is not a process id", what="bad pid")
+expect_error(heapsnap("capture", "1", "--level", "99", check_ok=False), "--level", what="bad level")
+expect_error(heapsnap("frobnicate", check_ok=False), "unknown command", what="unknown command")
+for command in ("capture", "import", "info"):
+    helped = heapsnap(command, "--help")
+    check(helped.returncode == 0 and "usage: heapsnap " + command in helped.stdout, f"{command} --help")
+
+# no such process: a pid that existed and was reaped
+gone = subprocess.Popen(["true"])
+gone.wait()
+expect_error(heapsnap("capture", str(gone.pid), "-o", path("gone.snap"), check_ok=False),
+             f"no process with pid {gone.pid}", what="no such process")
+check(not os.path.exists(path("gone.snap")), "no file for a missing process")
+
+# another uid, heapsnap unprivileged
+process, record = start_known_state()
+pid = record["pid"]
+result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HEAPSNAP,
+                         "capture", str(pid), "-o", "/tmp/never.snap"], capture_output=True, text=True)
+expect_error(result, f"pid {pid} runs as uid 0", "heapsnap as uid 65534", "CAP_SYS_PTRACE",
+             what="other uid")
+
+# root without CAP_SYS_PTRACE against another uid's process
+other, other_record = start_known_state(user=65534)
+result = subprocess.run(["setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", HEAPSNAP,
+                         "capture", str(other_record["pid"]), "-o", path("nocap.snap")],
+                        capture_output=True, text=True)
+expect_error(result, "runs as uid 65534", "without CAP_SYS_PTRACE", what="no CAP_SYS_PTRACE")
+check(not leftovers(os.path.dirname(path("x")), "nocap"), "no file without permission")
+
+# already traced by a debugger: a helper process seizes the target and holds it
+tracer = start([sys.executable, "-c", f"""
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.ptrace(0x4206, {pid}, None, None) == 0, ctypes.get_errno()
+print("seized", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+check(tracer.stdout.readline().strip() == "seized", "the helper tracer attached")
+expect_error(heapsnap("capture", str(pid), "-o", path("traced.snap"), check_ok=False),
+             f"already traced by pid {tracer.pid}", "detach", what="already traced")
+check(not os.path.exists(path("traced.snap")), "no file when already traced")
+tracer.kill()
+tracer.wait()
+check(process_state(pid) not in ("t", "T", None), "target runs after the tracer left")
+
+# output not writable
+expect_error(heapsnap("capture", str(pid), "-o", "/nonexistent-dir/x.snap", check_ok=False),
+             "/nonexistent-dir/x.snap", "-o", what="unwritable output")
+check(process_state(pid) not in ("t", "T", None), "target runs after a failed write")
+
+# disk full: a 256 KiB tmpfs in a private mount namespace, and a target whose snapshot cannot be
+# smaller than the 4 MiB of random bytes it holds
+noisy = start([sys.executable, "-c", "import os, time\nx = os.urandom(4 << 20)\nprint('ok', flush=True)\ntime.sleep(600)"],
+              stdout=subprocess.PIPE, text=True)
+check(noisy.stdout.readline().strip() == "ok", "incompressible target ready")
+script = f"""
+mount -t tmpfs -o size=256k tmpfs /mnt || exit 99
+{HEAPSNAP} capture {noisy.pid} -o /mnt/full.snap
+echo "rc=$?"
+ls -A /mnt
+"""
+result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+check("rc=2" in result.stdout, f"disk full: {result.stdout!r} {result.stderr!r}")
+check("No space left on device" in result.stderr and "/mnt/full.snap" in result.stderr,
+      f"disk full message: {result.stderr!r}")
+check(result.stdout.strip().endswith("rc=2"), f"files left on the full disk: {result.stdout!r}")
+
+# file-size limit: write fails with EFBIG, nothing left behind
+limit = subprocess.run(["sh", "-c", f"ulimit -f 64; exec {HEAPSNAP} capture {noisy.pid} -o {path('big.snap')}"],
+                       capture_output=True, text=True)
+expect_error(limit, "big.snap", what="file size limit")
+check(not leftovers(os.path.dirname(path("x")), "big.snap"), "nothing left after EFBIG")
+
+# a target that dies while frozen: a big heap keeps it frozen long enough to kill it
+big = start([sys.executable, "-c", "import time\nx = bytearray(1500 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('ok', flush=True)\ntime.sleep(600)"],
+            stdout=subprocess.PIPE, text=True)
+check(big.stdout.readline().strip() == "ok", "big target ready")
+capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("dies.snap"), "--threads", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+deadline = time.time() + 30
+while time.time() < deadline:
+    with open(f"/proc/{big.pid}/status") as f:
+        if "TracerPid:\t0" not in f.read():
+            break
+    time.sleep(0.001)
+os.kill(big.pid, signal.SIGKILL)
+out, err = capture.communicate(timeout=120)
+check(capture.returncode == 2 and f"pid {big.pid} exited during capture" in err,
+      f"target exits during capture: rc {capture.returncode} {err!r}")
+check(not leftovers(os.path.dirname(path("x")), "dies.snap"), "no file for a target that died")
+
+# bad input files
+snapshot = path("good.snap")
+heapsnap("capture", str(pid), "-o", snapshot)
+expect_error(heapsnap("info", "/etc/passwd", check_ok=False), "/etc/passwd", "not a heapsnap snapshot",
+             what="not a snapshot")
+expect_error(heapsnap("info", path("missing.snap"), check_ok=False), "missing.snap", "No such file",
+             what="missing file")
+data = open(snapshot, "rb").read()
+with open(path("truncated.snap"), "wb") as f:
+    f.write(data[: len(data) // 2])
+expect_error(heapsnap("info", path("truncated.snap"), check_ok=False), "truncated.snap", "seek table",
+             what="truncated snapshot")
+flipped = bytearray(data)
+flipped[40] ^= 0x04  # inside frame 0, which holds the ELF header and notes
+open(path("flipped.snap"), "wb").write(flipped)
+expect_error(heapsnap("info", path("flipped.snap"), check_ok=False), "flipped.snap", "corrupt zstd frame 0",
+             what="bit flip in the first frame")
+flipped = bytearray(data)
+flipped[len(data) // 2] ^= 0x01  # somewhere in the memory frames: --verify reads them all
+open(path("flipped2.snap"), "wb").write(flipped)
+expect_error(heapsnap("info", "--verify", path("flipped2.snap"), check_ok=False), "flipped2.snap",
+             "corrupt zstd frame", what="bit flip found by --verify")
+check(heapsnap("info", "--verify", snapshot).returncode == 0, "an intact snapshot verifies")
+table = bytearray(data)
+table[-9] ^= 0xFF  # the frame count in the seek table's footer
+open(path("table.snap"), "wb").write(table)
+expect_error(heapsnap("info", path("table.snap"), check_ok=False), "table.snap", "bad seek table",
+             what="bad seek table")
+core = path("plain.core")
+decompress(snapshot, core)
+subprocess.run(["zstd", "-q", "-f", core, "-o", path("plain.zst")], check=True)
+expect_error(heapsnap("info", path("plain.zst"), check_ok=False), "without a seek table", "zstd -d",
+             what="plain zstd")
+expect_error(heapsnap("import", "/etc/passwd", check_ok=False), "/etc/passwd", what="import of a non-core")
+finish()

@@ -1,0 +1,192 @@
+/* The seekable zstd writer and reader: random data written from many pieces (some of them runs of
+ * zeros) must read back byte-exact at random offsets, `zstd -d` must accept the file, and damaged
+ * files (truncated, a flipped bit in a frame, a broken seek table) must be refused with a message
+ * that names the problem, never read wrongly. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/seekable.h"
+#include "test_util.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t next_random(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static char directory[] = "/tmp/heapsnap-test-seekable-XXXXXX";
+
+static void path_in(char *out, const char *name)
+{
+	snprintf(out, 4096, "%s/%s", directory, name);
+}
+
+static struct seekable_reader *open_file(const char *path, struct hs_error *err)
+{
+	int fd = open(path, O_RDONLY);
+	struct seekable_reader *reader = seekable_open(fd, path, 8u << 20, err);
+	if (reader == NULL)
+		close(fd);
+	return reader;
+}
+
+static void copy_file(const char *from, const char *to, size_t limit)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static char buffer[1 << 20];
+	size_t copied = 0;
+	ssize_t got;
+	while (copied < limit && (got = read(in, buffer, sizeof buffer)) > 0) {
+		size_t take = (size_t)got < limit - copied ? (size_t)got : limit - copied;
+		if (write(out, buffer, take) != (ssize_t)take)
+			break;
+		copied += take;
+	}
+	close(in);
+	close(out);
+}
+
+int main(void)
+{
+	if (mkdtemp(directory) == NULL)
+		return 2;
+	/* 10 MiB of input in pieces: random bytes, compressible text, zero runs */
+	enum { PIECES = 40 };
+	struct byte_piece pieces[PIECES];
+	size_t total = 0;
+	uint8_t *expected = malloc(12u << 20);
+	for (int i = 0; i < PIECES; i++) {
+		size_t size = (size_t)(next_random() % (400u << 10));
+		if (i == 7)
+			size = 0; /* empty pieces are legal */
+		uint8_t *data = NULL;
+		if (i % 5 != 3) {
+			data = malloc(size ? size : 1);
+			for (size_t k = 0; k < size; k++)
+				data[k] = i % 2 ? (uint8_t)next_random() : (uint8_t)("heapsnap"[k % 8]);
+			memcpy(expected + total, data, size);
+		} else {
+			memset(expected + total, 0, size);
+		}
+		pieces[i] = (struct byte_piece){data, size};
+		total += size;
+	}
+	char path[4096];
+	path_in(path, "good.zst");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	struct seekable_options options = {.level = 1, .threads = 3, .frame_size = 1u << 20};
+	struct seekable_stats stats;
+	struct hs_error err;
+	CHECK(seekable_write(fd, path, pieces, PIECES, &options, &stats, &err) == 0, "%s",
+	      err.message);
+	close(fd);
+	CHECK(stats.input_bytes == total, "input %llu vs %zu", (unsigned long long)stats.input_bytes,
+	      total);
+	CHECK(stats.frames == (total + (1u << 20) - 1) / (1u << 20), "frames %u", stats.frames);
+	struct stat st;
+	stat(path, &st);
+	CHECK((uint64_t)st.st_size == stats.output_bytes, "file %lld vs stats %llu",
+	      (long long)st.st_size, (unsigned long long)stats.output_bytes);
+
+	fd = open(path, O_RDONLY);
+	CHECK(seekable_detect(fd) == SEEKABLE_KIND_SEEKABLE_ZSTD, "detect");
+	close(fd);
+	struct seekable_reader *reader = open_file(path, &err);
+	CHECK(reader != NULL, "open: %s", err.message);
+	if (reader) {
+		CHECK(seekable_size(reader) == total, "size");
+		uint8_t *buffer = malloc(3u << 20);
+		for (int i = 0; i < 300; i++) {
+			size_t length = (size_t)(next_random() % (3u << 20));
+			size_t offset = (size_t)(next_random() % (total + 1));
+			if (length > total - offset)
+				length = total - offset;
+			CHECK(seekable_read(reader, offset, buffer, length, &err) == 0, "read: %s",
+			      err.message);
+			CHECK(memcmp(buffer, expected + offset, length) == 0,
+			      "bytes differ at %zu+%zu", offset, length);
+		}
+		CHECK(seekable_read(reader, total - 1, buffer, 2, &err) != 0, "read past the end");
+		CHECK(strstr(err.message, "passes the end") != NULL, "message: %s", err.message);
+		free(buffer);
+		seekable_close(reader);
+	}
+
+	/* zstd(1) reads it as a plain zstd file: the seek table is a skippable frame */
+	char command[9000], plain[4096];
+	path_in(plain, "plain.bin");
+	snprintf(command, sizeof command, "zstd -q -d -f '%s' -o '%s'", path, plain);
+	CHECK(system(command) == 0, "zstd -d failed");
+	int plain_fd = open(plain, O_RDONLY);
+	uint8_t *decompressed = malloc(total + 1);
+	CHECK(plain_fd >= 0 && read(plain_fd, decompressed, total + 1) == (ssize_t)total,
+	      "zstd -d size");
+	CHECK(memcmp(decompressed, expected, total) == 0, "zstd -d bytes");
+	close(plain_fd);
+
+	/* truncated: every cut must be refused at open or at read, never misread */
+	char damaged[4096];
+	path_in(damaged, "damaged.zst");
+	size_t cuts[] = {0, 5, 100, (size_t)st.st_size / 2, (size_t)st.st_size - 1};
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		copy_file(path, damaged, cuts[i]);
+		reader = open_file(damaged, &err);
+		CHECK(reader == NULL, "truncated to %zu bytes was accepted", cuts[i]);
+		if (reader)
+			seekable_close(reader);
+		else
+			CHECK(strstr(err.message, damaged) != NULL, "message names no file: %s",
+			      err.message);
+	}
+
+	/* a flipped bit inside frame data: the frame checksum catches it */
+	copy_file(path, damaged, (size_t)st.st_size);
+	fd = open(damaged, O_RDWR);
+	uint8_t byte;
+	off_t where = 200000;
+	pread(fd, &byte, 1, where);
+	byte ^= 0x10;
+	pwrite(fd, &byte, 1, where);
+	close(fd);
+	reader = open_file(damaged, &err);
+	CHECK(reader != NULL, "a bit flip in data should pass open: %s", err.message);
+	if (reader) {
+		uint8_t *all = malloc(total);
+		int result = seekable_read(reader, 0, all, total, &err);
+		CHECK(result != 0, "bit flip not detected");
+		CHECK(result != 0 && strstr(err.message, "corrupt zstd frame") != NULL, "message: %s",
+		      err.message);
+		free(all);
+		seekable_close(reader);
+	}
+
+	/* a broken seek table: a frame size that does not add up */
+	copy_file(path, damaged, (size_t)st.st_size);
+	fd = open(damaged, O_RDWR);
+	uint8_t entry[4];
+	off_t first_entry = st.st_size - 9 - (off_t)stats.frames * 8;
+	pread(fd, entry, 4, first_entry);
+	entry[0] ^= 0x01;
+	pwrite(fd, entry, 4, first_entry);
+	close(fd);
+	reader = open_file(damaged, &err);
+	CHECK(reader == NULL, "broken seek table accepted");
+	CHECK(reader != NULL || strstr(err.message, "bad seek table") != NULL, "message: %s",
+	      err.message);
+	if (reader)
+		seekable_close(reader);
+
+	snprintf(command, sizeof command, "rm -rf '%s'", directory);
+	system(command);
+	for (int i = 0; i < PIECES; i++)
+		free((void *)pieces[i].data);
+	free(expected);
+	free(decompressed);
+	return TEST_EXIT();
+}
