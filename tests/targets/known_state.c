@@ -22,9 +22,29 @@ struct known_pair {
 } known_pair = {7, -99};
 unsigned char *known_blocks[BLOCKS];
 size_t known_block_sizes[BLOCKS];
-volatile uint64_t work_checksum; /* advanced by the workers with --work */
-volatile uint64_t work_steps;
 static int do_work;
+static volatile int stop_work;
+struct work_result {
+	uint64_t steps, value;
+} work_results[WORKERS];
+
+/* One step of a worker's deterministic computation, with a malloc/free in it so that capture
+ * happens while the allocator is busy. Replaying the same number of steps from the same seed must
+ * give the same value: any register or memory the freeze disturbed would change it. */
+static uint64_t work_step(uint64_t value, uint64_t step, int allocate)
+{
+	value = value * 6364136223846793005ull + 1442695040888963407ull + (step ^ (value >> 33));
+	if (allocate) {
+		size_t size = 32 + (value & 255);
+		unsigned char *block = malloc(size);
+		memset(block, (int)(value & 0xff), size);
+		value += block[size - 1];
+		free(block);
+	} else {
+		value += value & 0xff;
+	}
+	return value;
+}
 
 /* Each worker sleeps inside a function of its own so backtraces are distinct and checkable. */
 __attribute__((noinline)) static void park_in_worker_wait(void)
@@ -35,17 +55,17 @@ __attribute__((noinline)) static void park_in_worker_wait(void)
 
 __attribute__((noinline)) static void *worker_main(void *argument)
 {
-	(void)argument;
+	int index = (int)(intptr_t)argument;
 	if (!do_work)
 		park_in_worker_wait();
-	/* deterministic work: a checksum over a fixed sequence, so a correct final value proves
-	 * no step was lost or corrupted while the process was frozen and resumed */
-	for (;;) {
-		uint64_t step = __atomic_fetch_add(&work_steps, 1, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(&work_checksum, step * 2654435761u % 1000003u, __ATOMIC_SEQ_CST);
-		if ((step & 1023) == 0)
-			usleep(100);
+	uint64_t value = (uint64_t)index + 1, steps = 0;
+	while (!stop_work) {
+		value = work_step(value, steps, 1);
+		steps++;
+		if ((steps & 4095) == 0)
+			usleep(200); /* leave the CPUs to the capture too */
 	}
+	work_results[index] = (struct work_result){steps, value};
 	return NULL;
 }
 
@@ -69,9 +89,15 @@ int main(int argc, char **argv)
 		for (size_t k = 0; k < size; k++)
 			known_blocks[i][k] = (unsigned char)(i * 7 + k);
 	}
+	/* with --work, SIGUSR1 (taken by sigwait in main only) ends the work and checks it */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGUSR1);
+	if (do_work)
+		pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	pthread_t threads[WORKERS];
 	for (int i = 0; i < WORKERS; i++)
-		pthread_create(&threads[i], NULL, worker_main, NULL);
+		pthread_create(&threads[i], NULL, worker_main, (void *)(intptr_t)i);
 	char temporary[4096];
 	snprintf(temporary, sizeof temporary, "%s.tmp", argv[1]);
 	FILE *out = fopen(temporary, "w");
@@ -82,6 +108,24 @@ int main(int argc, char **argv)
 		fprintf(out, "block %p %zu\n", (void *)known_blocks[i], known_block_sizes[i]);
 	fclose(out);
 	rename(temporary, argv[1]);
-	park_in_main_wait();
-	return 0;
+	if (!do_work)
+		park_in_main_wait();
+	int received;
+	sigwait(&stop, &received);
+	stop_work = 1;
+	int good = 1;
+	uint64_t total = 0;
+	for (int i = 0; i < WORKERS; i++) {
+		pthread_join(threads[i], NULL);
+		uint64_t value = (uint64_t)i + 1;
+		for (uint64_t step = 0; step < work_results[i].steps; step++)
+			value = work_step(value, step, 0);
+		good &= value == work_results[i].value;
+		total += work_results[i].steps;
+	}
+	snprintf(temporary, sizeof temporary, "%s.result", argv[1]);
+	out = fopen(temporary, "w");
+	fprintf(out, "%s %llu\n", good ? "ok" : "bad", (unsigned long long)total);
+	fclose(out);
+	return good ? 0 : 1;
 }
