@@ -529,6 +529,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 
 	struct process_memory memory;
 	process_memory_open(&memory, pid, err);
+	memory.use_mem_fd = options->use_proc_mem;
 	struct proc_maps maps = {0};
 	struct capture_plan plan = {0};
 	struct range_list absent = {0};

@@ -4,6 +4,7 @@
 #ifndef HEAPSNAP_CAPTURE_H
 #define HEAPSNAP_CAPTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -14,6 +15,9 @@
 struct capture_options {
 	const char *output_path; /* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in the working dir */
 	struct seekable_options compression;
+	/* read memory through /proc/PID/mem instead of process_vm_readv (the fallback path; for
+	 * hosts where process_vm_readv misbehaves, and for testing that path) */
+	bool use_proc_mem;
 };
 
 struct capture_result {

@@ -1,6 +1,7 @@
 /* `heapsnap capture PID`: option parsing and the one-line result; the work is capture_process. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture/capture.h"
@@ -18,7 +19,10 @@ static const char usage[] =
 	"  --threads N        compression threads (default: one per CPU)\n"
 	"\n"
 	"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
-	"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n";
+	"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"
+	"\n"
+	"Environment: HEAPSNAP_PROC_MEM=1 reads memory through /proc/PID/mem instead of\n"
+	"process_vm_readv (which is tried first, and given up automatically when refused).\n";
 
 int cmd_capture(int argc, char **argv)
 {
@@ -28,6 +32,8 @@ int cmd_capture(int argc, char **argv)
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct capture_options capture = {0};
+	const char *proc_mem = getenv("HEAPSNAP_PROC_MEM");
+	capture.use_proc_mem = proc_mem != NULL && strcmp(proc_mem, "1") == 0;
 	long long value;
 	int option;
 	optind = 1;

@@ -72,6 +72,8 @@ def start_known_state(work=False, preexec_fn=None, user=None):
             words = line.split()
             if words[0] == "pid":
                 record["pid"] = int(words[1])
+            elif words[0] == "unreadable":
+                record["unreadable"] = (int(words[1], 16), int(words[2]))
             elif words[0] == "block":
                 record["blocks"].append((int(words[1], 16), int(words[2])))
     return process, record

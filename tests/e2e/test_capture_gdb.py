@@ -1,6 +1,8 @@
 """A capture must hold what gdb sees in the live process: the same global values, the same heap
 bytes (which must also equal what the target itself wrote), the same threads and the same
-backtraces, read by gdb from the decompressed snapshot."""
+backtraces, read by gdb from the decompressed snapshot. Checked for both ways of reading memory:
+process_vm_readv, and the /proc/PID/mem fallback."""
+import json
 import os
 import re
 
@@ -38,39 +40,54 @@ def normalise(output):
 
 live = normalise(gdb(["-p", str(pid)], commands))
 check(process_state(pid) not in ("t", "T", None), "gdb left the target stopped")
-snapshot = path("known.snap")
-result = heapsnap("capture", str(pid), "-o", snapshot)
-check(re.match(r".*known\.snap: .* 4 threads, \d+ regions, \d+ modules, target paused [\d.]+ ms",
-               result.stdout), f"capture output: {result.stdout!r}")
-check(process_state(pid) not in ("t", "T", None), "capture left the target stopped")
-check(os.stat(snapshot).st_mode & 0o777 == 0o600, "snapshot is not mode 0600")
-core = path("known.core")
-decompress(snapshot, core)
-offline = normalise(gdb([KNOWN_STATE, core], commands))
+
+
+def compare(mode, environment):
+    snapshot = path(f"known-{mode}.snap")
+    result = heapsnap("capture", str(pid), "-o", snapshot, env=environment)
+    check(re.match(r".*known-\w+\.snap: .* 4 threads, \d+ regions, \d+ modules, target paused [\d.]+ ms",
+                   result.stdout), f"{mode}: capture output: {result.stdout!r}")
+    check(process_state(pid) not in ("t", "T", None), f"{mode}: capture left the target stopped")
+    check(os.stat(snapshot).st_mode & 0o777 == 0o600, f"{mode}: snapshot is not mode 0600")
+    core = path(f"known-{mode}.core")
+    decompress(snapshot, core)
+    offline = normalise(gdb([KNOWN_STATE, core], commands))
+
+    check(live[0] == offline[0], f"{mode}: globals differ: live {live[0]} snapshot {offline[0]}")
+    check(live[1] == offline[1], f"{mode}: heap bytes differ between live gdb and the snapshot")
+    check(live[2].keys() == offline[2].keys(),
+          f"{mode}: thread ids differ: {sorted(live[2])} vs {sorted(offline[2])}")
+    for tid, frames in live[2].items():
+        check(frames == offline[2].get(tid),
+              f"{mode}: thread {tid} backtrace: live {frames} snapshot {offline[2].get(tid)}")
+    check(sum("park_in_worker_wait" in f for f in offline[2].values()) == 3,
+          f"{mode}: three workers are parked in park_in_worker_wait in the snapshot")
+    check(any("park_in_main_wait" in f for f in offline[2].values()), f"{mode}: main thread parked")
+
+    # ground truth from the target itself: block i has size 16 + 40 i and byte k = (7 i + k) & 0xff
+    for i in chosen:
+        address, size = blocks[i]
+        check(size == 16 + 40 * i, "record matches the known pattern")
+        dump = gdb([KNOWN_STATE, core], [f"x/{min(size, 64)}xb {address:#x}"])
+        got = [int(b, 16) for b in re.findall(r"\t0x([0-9a-f]{2})", dump)]
+        want = [(7 * i + k) & 0xFF for k in range(min(size, 64))]
+        check(got == want, f"{mode}: block {i} at {address:#x}: snapshot has {got[:8]}..., target wrote {want[:8]}...")
+
+    # the pages past the end of the mapped file could not be read: recorded, and said so
+    unreadable, length = record["unreadable"]
+    info = json.loads(heapsnap("info", snapshot, "--format", "json").stdout)
+    check(info["regions"]["bytes_unreadable"] == length,
+          f"{mode}: {info['regions']['bytes_unreadable']} bytes unreadable, expected {length}")
+    check("could not be read" in result.stderr, f"{mode}: capture warns of unreadable memory: {result.stderr!r}")
+
 
 check(len(live[0]) == 5, f"live gdb printed the globals: {live[0]}")
-check(live[0] == offline[0], f"globals differ: live {live[0]} snapshot {offline[0]}")
 check(live[0][:2] == ["424242", '"heapsnap known text", \'\\000\' <repeats 44 times>'],
       f"globals are the known values: {live[0][:2]}")
 check(len(live[1]) >= len(chosen) * 3, f"live gdb dumped memory: {live[1]}")
-check(live[1] == offline[1], "heap bytes differ between live gdb and the snapshot")
 check(len(live[2]) == 4, f"live gdb sees 4 threads: {sorted(live[2])}")
 check(sorted(live[2]) == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")),
       "live threads are the process's tasks")
-check(live[2].keys() == offline[2].keys(), f"thread ids differ: {sorted(live[2])} vs {sorted(offline[2])}")
-for tid, frames in live[2].items():
-    check(frames == offline[2].get(tid), f"thread {tid} backtrace: live {frames} snapshot {offline[2].get(tid)}")
-check(sum("park_in_worker_wait" in f for f in offline[2].values()) == 3,
-      "three workers are parked in park_in_worker_wait in the snapshot")
-check(any("park_in_main_wait" in f for f in offline[2].values()), "main thread parked")
-
-# ground truth from the target itself: block i has size 16 + 40 i and byte k = (7 i + k) & 0xff
-for i in chosen:
-    address, size = blocks[i]
-    check(size == 16 + 40 * i, "record matches the known pattern")
-    dump = gdb([KNOWN_STATE, core], [f"x/{min(size, 64)}xb {address:#x}"])
-    got = [int(b, 16) for b in re.findall(r"\t0x([0-9a-f]{2})", dump)]
-    want = [(7 * i + k) & 0xFF for k in range(min(size, 64))]
-    check(got == want, f"block {i} at {address:#x}: snapshot has {got[:8]}..., target wrote {want[:8]}...")
-
+compare("process_vm_readv", None)
+compare("proc_mem", dict(os.environ, HEAPSNAP_PROC_MEM="1"))
 finish()

@@ -48,6 +48,34 @@ check(verdict == "ok", "the target's work checksum is correct after 200 captures
 check(process.returncode == 0, f"target exit status {process.returncode}")
 check(int(steps) > 1000, f"the target made progress: {steps} steps")
 
+# 2. a target whose threads are born and die all the time: every capture must catch a consistent
+# set (each thread either frozen or gone), succeed, and let every thread go
+churn = start([sys.executable, "-c", """
+import threading, time
+def spawner():
+    while True:
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+for _ in range(4):
+    threading.Thread(target=spawner, daemon=True).start()
+print('ok', flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+check(churn.stdout.readline().strip() == "ok", "thread-churning target ready")
+import json
+failed_captures = []
+for i in range(30):
+    result = heapsnap("capture", str(churn.pid), "-o", path("churn.snap"), check_ok=False)
+    if result.returncode != 0:
+        failed_captures.append(result.stderr)
+        continue
+    info = json.loads(heapsnap("info", path("churn.snap"), "--format", "json").stdout)
+    if len(info["threads"]) < 5 or not running(churn.pid) or tracer_of(churn.pid) != 0:
+        failed_captures.append(f"{len(info['threads'])} threads")
+check(not failed_captures, f"captures of a thread-churning target: {failed_captures[:3]}")
+churn.kill()
+
 # a big target that reports progress, so a long freeze window and its end can be observed
 progress = path("progress")
 big = start([sys.executable, "-c", f"""
@@ -84,7 +112,7 @@ def files_named(stem):
     return [n for n in os.listdir(WORKDIR) if n.startswith(stem)]
 
 
-# 2. SIGKILL while frozen
+# 3. SIGKILL while frozen
 capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("killed.snap")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 check(wait_until(lambda: tracer_of(big.pid) == capture.pid), "heapsnap attached")
@@ -96,7 +124,7 @@ check(wait_until(lambda: progress_count() > before + 3, 5) and running(big.pid),
       "the target runs on after heapsnap was SIGKILLed mid-capture")
 check(not files_named("killed.snap"), f"files left: {files_named('killed.snap')}")
 
-# 3. SIGTERM while frozen: deferred until the target runs again, then heapsnap ends
+# 4. SIGTERM while frozen: deferred until the target runs again, then heapsnap ends
 capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("term.snap")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 check(wait_until(lambda: tracer_of(big.pid) == capture.pid), "heapsnap attached")
@@ -108,7 +136,7 @@ before = progress_count()
 check(wait_until(lambda: progress_count() > before + 3, 5), "target makes progress after SIGTERM")
 check(not files_named("term.snap"), f"files left: {files_named('term.snap')}")
 
-# 4. SIGINT while the snapshot is being written: the temporary file is removed
+# 5. SIGINT while the snapshot is being written: the temporary file is removed
 capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("int.snap"), "--level", "9",
                             "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 check(wait_until(lambda: any(".tmp." in n for n in files_named("int.snap"))), "writing began")

@@ -2,7 +2,9 @@
  * pattern, and worker threads parked in named functions. It writes "ready" plus what it allocated
  * to the file given as its first argument, then waits to be captured (or, with --work, keeps
  * computing a checksum so tests can tell whether it was ever left stopped or perturbed). */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +23,9 @@ struct known_pair {
 	long second;
 } known_pair = {7, -99};
 unsigned char *known_blocks[BLOCKS];
+/* A writable mapping of a one-page file, four pages long: its last three pages cannot be read
+ * (SIGBUS), so a capture must record them as absent rather than fail. */
+unsigned char *unreadable_mapping;
 size_t known_block_sizes[BLOCKS];
 static int do_work;
 static volatile int stop_work;
@@ -95,6 +100,16 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGUSR1);
 	if (do_work)
 		pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	char backing[4096];
+	snprintf(backing, sizeof backing, "%s.page", argv[1]);
+	int fd = open(backing, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096) != 0)
+		return 1;
+	unreadable_mapping = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (unreadable_mapping == MAP_FAILED)
+		return 1;
+	unreadable_mapping[0] = 0x5a;
 	pthread_t threads[WORKERS];
 	for (int i = 0; i < WORKERS; i++)
 		pthread_create(&threads[i], NULL, worker_main, (void *)(intptr_t)i);
@@ -104,6 +119,7 @@ int main(int argc, char **argv)
 	if (out == NULL)
 		return 1;
 	fprintf(out, "pid %d\n", (int)getpid());
+	fprintf(out, "unreadable %p %d\n", (void *)(unreadable_mapping + 4096), 3 * 4096);
 	for (int i = 0; i < BLOCKS; i++)
 		fprintf(out, "block %p %zu\n", (void *)known_blocks[i], known_block_sizes[i]);
 	fclose(out);
