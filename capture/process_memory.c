@@ -113,13 +113,14 @@ int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf,
 	return 0;
 }
 
-/* Calls visit(entry) for each pagemap entry of [start, end) until it returns true. Returns 1 when
- * visit returned true, 0 when it never did, -1 when pagemap could not be read. */
-static int pagemap_any(struct process_memory *memory, uint64_t start, uint64_t end,
-		       bool (*visit)(uint64_t entry))
+/* Calls visit(context, page address, pagemap entry) for each page of [start, end) until it returns
+ * non-zero, and returns that value; 0 when every page was visited, -2 when pagemap cannot be
+ * read. */
+static int pagemap_walk(struct process_memory *memory, uint64_t start, uint64_t end,
+			int (*visit)(void *context, uint64_t page, uint64_t entry), void *context)
 {
 	if (memory->pagemap_fd < 0)
-		return -1;
+		return -2;
 	enum { BATCH = 4096 };
 	uint64_t entries[BATCH];
 	for (uint64_t page = start; page < end;) {
@@ -129,60 +130,70 @@ static int pagemap_any(struct process_memory *memory, uint64_t start, uint64_t e
 		ssize_t got = pread(memory->pagemap_fd, entries, want * sizeof entries[0],
 				    (off_t)(page / PAGE_SIZE_BYTES * sizeof entries[0]));
 		if (got <= 0)
-			return -1;
+			return -2;
 		size_t count = (size_t)got / sizeof entries[0];
-		for (size_t i = 0; i < count; i++)
-			if (visit(entries[i]))
-				return 1;
-		page += count * PAGE_SIZE_BYTES;
+		for (size_t i = 0; i < count; i++, page += PAGE_SIZE_BYTES) {
+			int verdict = visit(context, page, entries[i]);
+			if (verdict != 0)
+				return verdict;
+		}
 	}
 	return 0;
 }
 
-static bool is_private_copy(uint64_t entry)
+static int is_private_copy(void *context, uint64_t page, uint64_t entry)
 {
+	(void)context;
+	(void)page;
 	return (entry & PAGEMAP_SWAPPED) ||
 	       ((entry & PAGEMAP_PRESENT) && !(entry & PAGEMAP_FILE_OR_SHARED));
 }
 
 bool process_memory_has_private_pages(struct process_memory *memory, uint64_t start, uint64_t end)
 {
-	return pagemap_any(memory, start, end, is_private_copy) != 0;
+	return pagemap_walk(memory, start, end, is_private_copy, NULL) != 0;
+}
+
+struct untouched_search {
+	uint64_t min_run_bytes;
+	uint64_t run_start;
+	bool in_run;
+	struct range_list *runs;
+};
+
+/* Ends the current run of empty pages at `page`, keeping it if it is long enough. */
+static int end_run(struct untouched_search *search, uint64_t page)
+{
+	search->in_run = false;
+	if (page - search->run_start >= search->min_run_bytes &&
+	    range_list_add(search->runs, search->run_start, page) != 0)
+		return -1;
+	return 0;
+}
+
+static int note_untouched(void *context, uint64_t page, uint64_t entry)
+{
+	struct untouched_search *search = context;
+	bool empty = (entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) == 0;
+	if (empty && !search->in_run) {
+		search->run_start = page;
+		search->in_run = true;
+	} else if (!empty && search->in_run) {
+		return end_run(search, page);
+	}
+	return 0;
 }
 
 int process_memory_untouched(struct process_memory *memory, uint64_t start, uint64_t end,
 			     uint64_t min_run_bytes, struct range_list *untouched)
 {
-	if (memory->pagemap_fd < 0)
-		return 0;
-	enum { BATCH = 8192 };
-	uint64_t entries[BATCH];
-	uint64_t run_start = 0;
-	bool in_run = false;
-	for (uint64_t page = start; page < end;) {
-		size_t want = (size_t)((end - page) / PAGE_SIZE_BYTES);
-		if (want > BATCH)
-			want = BATCH;
-		ssize_t got = pread(memory->pagemap_fd, entries, want * sizeof entries[0],
-				    (off_t)(page / PAGE_SIZE_BYTES * sizeof entries[0]));
-		if (got <= 0)
-			return 0; /* best effort: the caller reads these pages instead */
-		size_t count = (size_t)got / sizeof entries[0];
-		for (size_t i = 0; i < count; i++, page += PAGE_SIZE_BYTES) {
-			bool empty = (entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) == 0;
-			if (empty && !in_run) {
-				run_start = page;
-				in_run = true;
-			} else if (!empty && in_run) {
-				in_run = false;
-				if (page - run_start >= min_run_bytes &&
-				    range_list_add(untouched, run_start, page) != 0)
-					return -1;
-			}
-		}
-	}
-	if (in_run && end - run_start >= min_run_bytes &&
-	    range_list_add(untouched, run_start, end) != 0)
+	struct untouched_search search = {.min_run_bytes = min_run_bytes, .runs = untouched};
+	int result = pagemap_walk(memory, start, end, note_untouched, &search);
+	if (result == -1)
+		return -1;
+	/* pagemap unreadable (-2): best effort, the caller reads these pages instead; runs found so
+	 * far are still true */
+	if (result == 0 && search.in_run && end_run(&search, end) != 0)
 		return -1;
 	return 0;
 }

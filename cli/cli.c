@@ -1,6 +1,10 @@
 /* Front-end helpers (see cli.h). */
 #include "cli.h"
 
+#include <getopt.h>
+
+#include "formats/seekable.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -46,6 +50,26 @@ bool cli_parse_format(const char *text, bool allow_markdown, enum output_format 
 		*out = FORMAT_MARKDOWN;
 	else
 		return false;
+	return true;
+}
+
+bool cli_compression_option(const char *command, int option, const char *value,
+			    struct seekable_options *options)
+{
+	long long number;
+	if (option == 'l') {
+		if (!cli_parse_int(value, 1, 19, &number)) {
+			cli_usage_error(command, "--level takes 1 to 19, not '%s'", value);
+			return false;
+		}
+		options->level = (int)number;
+	} else {
+		if (!cli_parse_int(value, 1, 256, &number)) {
+			cli_usage_error(command, "--threads takes 1 to 256, not '%s'", value);
+			return false;
+		}
+		options->threads = (int)number;
+	}
 	return true;
 }
 

@@ -23,6 +23,14 @@ int cli_usage_error(const char *command, const char *format, ...)
 bool cli_parse_int(const char *text, long long min, long long max, long long *out);
 bool cli_parse_format(const char *text, bool allow_markdown, enum output_format *out);
 
+/* The --level and --threads options of the commands that write snapshots. */
+#define CLI_COMPRESSION_OPTIONS                                                               \
+	{"level", required_argument, NULL, 'l'}, { "threads", required_argument, NULL, 't' }
+struct seekable_options;
+/* Handles option 'l' or 't'; returns false (after printing the usage error) on a bad value. */
+bool cli_compression_option(const char *command, int option, const char *value,
+			    struct seekable_options *options);
+
 /* "1.5 GiB", "312 KiB", "17 B" */
 void cli_format_bytes(uint64_t bytes, char *out, size_t out_size);
 

@@ -27,8 +27,7 @@ static const char usage[] =
 int cmd_capture(int argc, char **argv)
 {
 	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
-						 {"level", required_argument, NULL, 'l'},
-						 {"threads", required_argument, NULL, 't'},
+						 CLI_COMPRESSION_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct capture_options capture = {0};
@@ -43,16 +42,9 @@ int cmd_capture(int argc, char **argv)
 			capture.output_path = optarg;
 			break;
 		case 'l':
-			if (!cli_parse_int(optarg, 1, 19, &value))
-				return cli_usage_error("capture", "--level takes 1 to 19, not '%s'",
-						       optarg);
-			capture.compression.level = (int)value;
-			break;
 		case 't':
-			if (!cli_parse_int(optarg, 1, 256, &value))
-				return cli_usage_error("capture", "--threads takes 1 to 256, not '%s'",
-						       optarg);
-			capture.compression.threads = (int)value;
+			if (!cli_compression_option("capture", option, optarg, &capture.compression))
+				return EXIT_ERROR;
 			break;
 		case 'h':
 			fputs(usage, stdout);

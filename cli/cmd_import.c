@@ -21,13 +21,11 @@ static const char usage[] =
 int cmd_import(int argc, char **argv)
 {
 	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
-						 {"level", required_argument, NULL, 'l'},
-						 {"threads", required_argument, NULL, 't'},
+						 CLI_COMPRESSION_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	const char *output = NULL;
 	struct seekable_options compression = {0};
-	long long value;
 	int option;
 	optind = 1;
 	while ((option = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
@@ -36,16 +34,9 @@ int cmd_import(int argc, char **argv)
 			output = optarg;
 			break;
 		case 'l':
-			if (!cli_parse_int(optarg, 1, 19, &value))
-				return cli_usage_error("import", "--level takes 1 to 19, not '%s'",
-						       optarg);
-			compression.level = (int)value;
-			break;
 		case 't':
-			if (!cli_parse_int(optarg, 1, 256, &value))
-				return cli_usage_error("import", "--threads takes 1 to 256, not '%s'",
-						       optarg);
-			compression.threads = (int)value;
+			if (!cli_compression_option("import", option, optarg, &compression))
+				return EXIT_ERROR;
 			break;
 		case 'h':
 			fputs(usage, stdout);

@@ -2,6 +2,7 @@
 and reporting checks. Each test script exits non-zero when any check failed."""
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -110,6 +111,13 @@ def process_state(pid):
             return f.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return None
+
+
+def build_id(file):
+    """The GNU build-id of an ELF file as readelf reports it, or None."""
+    out = subprocess.run(["readelf", "-n", file], capture_output=True, text=True).stdout
+    found = re.search(r"Build ID: ([0-9a-f]+)", out)
+    return found.group(1) if found else None
 
 
 def decompress(snapshot, core):

@@ -7,13 +7,7 @@ import os
 import re
 import subprocess
 
-from common import check, decompress, finish, gdb, heapsnap, path, start_known_state
-
-
-def build_id(file):
-    out = subprocess.run(["readelf", "-n", file], capture_output=True, text=True).stdout
-    m = re.search(r"Build ID: ([0-9a-f]+)", out)
-    return m.group(1) if m else None
+from common import build_id, check, decompress, finish, gdb, heapsnap, path, start_known_state
 
 
 process, record = start_known_state()
