@@ -2,6 +2,7 @@
 #include "core_image.h"
 
 #include <elf.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,10 +82,11 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 		notes_size += sizeof(Elf64_Nhdr) + align4(strlen(image->notes[i].owner) + 1) +
 			      align4(image->notes[i].size);
 	size_t phnum = image->segment_count + 1;
-	if (phnum >= PN_XNUM)
-		return hs_error_set(err, "%s: %zu segments exceed what an ELF header can count",
-				    path, phnum);
-	size_t notes_offset = sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr);
+	/* more program headers than e_phnum can count: the kernel's extended numbering puts the
+	 * count in the sh_info of a single section header placed after the program headers */
+	bool extended = phnum >= PN_XNUM;
+	size_t section_offset = sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr);
+	size_t notes_offset = section_offset + (extended ? sizeof(Elf64_Shdr) : 0);
 	size_t header_size = notes_offset + notes_size;
 	size_t data_offset = (header_size + CORE_PAGE_SIZE - 1) & ~(size_t)(CORE_PAGE_SIZE - 1);
 
@@ -108,7 +110,14 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 	ehdr->e_phoff = sizeof(Elf64_Ehdr);
 	ehdr->e_ehsize = sizeof(Elf64_Ehdr);
 	ehdr->e_phentsize = sizeof(Elf64_Phdr);
-	ehdr->e_phnum = (uint16_t)phnum;
+	ehdr->e_phnum = extended ? PN_XNUM : (uint16_t)phnum;
+	if (extended) {
+		ehdr->e_shoff = section_offset;
+		ehdr->e_shentsize = sizeof(Elf64_Shdr);
+		ehdr->e_shnum = 1;
+		Elf64_Shdr section = {.sh_type = SHT_NULL, .sh_size = 1, .sh_info = (Elf64_Word)phnum};
+		memcpy(header + section_offset, &section, sizeof section);
+	}
 
 	Elf64_Phdr *phdrs = (Elf64_Phdr *)(header + sizeof(Elf64_Ehdr));
 	phdrs[0].p_type = PT_NOTE;

@@ -45,10 +45,47 @@ void json_object_end(struct json_writer *json) { close_nested(json, '}'); }
 void json_array_begin(struct json_writer *json) { open_nested(json, '['); }
 void json_array_end(struct json_writer *json) { close_nested(json, ']'); }
 
+/* Length of the valid UTF-8 sequence starting at `at`, or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *at)
+{
+	size_t length;
+	uint32_t minimum, code;
+	if (at[0] < 0x80)
+		return 1;
+	if ((at[0] & 0xE0) == 0xC0)
+		length = 2, minimum = 0x80, code = at[0] & 0x1F;
+	else if ((at[0] & 0xF0) == 0xE0)
+		length = 3, minimum = 0x800, code = at[0] & 0x0F;
+	else if ((at[0] & 0xF8) == 0xF0)
+		length = 4, minimum = 0x10000, code = at[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < length; i++) {
+		if ((at[i] & 0xC0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+		code = code << 6 | (at[i] & 0x3F);
+	}
+	if (code < minimum || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+		return 0;
+	return length;
+}
+
+/* Writes a JSON string. Bytes that are not valid UTF-8 (a path or a name from a process may hold
+ * any byte) are written as the code points of the same value, so the document stays valid. */
 static void write_escaped(FILE *out, const char *value)
 {
 	fputc('"', out);
 	for (const unsigned char *at = (const unsigned char *)value; *at; at++) {
+		if (*at >= 0x80) {
+			size_t length = utf8_sequence(at);
+			if (length == 0) {
+				fprintf(out, "\\u%04x", *at);
+			} else {
+				fwrite(at, 1, length, out);
+				at += length - 1;
+			}
+			continue;
+		}
 		switch (*at) {
 		case '"': fputs("\\\"", out); break;
 		case '\\': fputs("\\\\", out); break;

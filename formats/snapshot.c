@@ -372,26 +372,36 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	if (ehdr.e_type != ET_CORE)
 		return hs_error_set(err, "%s is an ELF file but not a core (e_type %u)", snapshot->path,
 				    ehdr.e_type);
-	if (ehdr.e_phentsize != sizeof(Elf64_Phdr) || ehdr.e_phnum == 0 || ehdr.e_phnum == PN_XNUM ||
-	    ehdr.e_phoff > core_size ||
-	    (uint64_t)ehdr.e_phnum * sizeof(Elf64_Phdr) > core_size - ehdr.e_phoff)
+	uint32_t phnum = ehdr.e_phnum;
+	if (phnum == PN_XNUM) {
+		/* extended numbering: the real count is in section header 0's sh_info */
+		Elf64_Shdr section;
+		if (ehdr.e_shoff > core_size || core_size - ehdr.e_shoff < sizeof section ||
+		    read_core(snapshot, ehdr.e_shoff, &section, sizeof section, err) != 0)
+			return hs_error_set(err, "%s: corrupt ELF header: extended program header count "
+						 "without a section header at offset %llu",
+					    snapshot->path, (unsigned long long)ehdr.e_shoff);
+		phnum = section.sh_info;
+	}
+	if (ehdr.e_phentsize != sizeof(Elf64_Phdr) || phnum == 0 || ehdr.e_phoff > core_size ||
+	    (uint64_t)phnum * sizeof(Elf64_Phdr) > core_size - ehdr.e_phoff)
 		return hs_error_set(err, "%s: corrupt ELF header: %u program headers at offset %llu do "
 					 "not fit in %llu bytes",
-				    snapshot->path, ehdr.e_phnum, (unsigned long long)ehdr.e_phoff,
+				    snapshot->path, phnum, (unsigned long long)ehdr.e_phoff,
 				    (unsigned long long)core_size);
-	Elf64_Phdr *phdrs = calloc(ehdr.e_phnum, sizeof *phdrs);
-	snapshot->segments = calloc(ehdr.e_phnum, sizeof *snapshot->segments);
-	snapshot->regions = calloc(ehdr.e_phnum, sizeof *snapshot->regions);
+	Elf64_Phdr *phdrs = calloc(phnum, sizeof *phdrs);
+	snapshot->segments = calloc(phnum, sizeof *snapshot->segments);
+	snapshot->regions = calloc(phnum, sizeof *snapshot->regions);
 	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
 		free(phdrs);
 		return hs_error_set(err, "out of memory reading %s", snapshot->path);
 	}
-	if (read_core(snapshot, ehdr.e_phoff, phdrs, ehdr.e_phnum * sizeof *phdrs, err) != 0) {
+	if (read_core(snapshot, ehdr.e_phoff, phdrs, phnum * sizeof *phdrs, err) != 0) {
 		free(phdrs);
 		return -1;
 	}
 	uint64_t notes_total = 0;
-	for (unsigned i = 0; i < ehdr.e_phnum; i++) {
+	for (uint32_t i = 0; i < phnum; i++) {
 		const Elf64_Phdr *phdr = &phdrs[i];
 		if (phdr->p_type != PT_LOAD && phdr->p_type != PT_NOTE)
 			continue;
@@ -426,7 +436,7 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 		return hs_error_set(err, "out of memory reading %s", snapshot->path);
 	}
 	size_t notes_at = 0;
-	for (unsigned i = 0; i < ehdr.e_phnum; i++) {
+	for (uint32_t i = 0; i < phnum; i++) {
 		const Elf64_Phdr *phdr = &phdrs[i];
 		snapshot->segments[snapshot->segment_count++] = (struct snapshot_segment){
 			.type = phdr->p_type, .flags = phdr->p_flags, .offset = phdr->p_offset,

@@ -9,16 +9,28 @@
 #include "formats/core_image.h"
 #include "formats/snapshot.h"
 
+/* Values run to the end of their line, so a newline inside one (a path may hold any byte but NUL)
+ * is stored as '?'. */
+static void one_line(const char *value, char *out, size_t out_size)
+{
+	snprintf(out, out_size, "%s", value);
+	for (char *at = out; *at; at++)
+		if (*at == '\n')
+			*at = '?';
+}
+
 int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info *info,
 			    struct hs_error *err)
 {
+	char exe[sizeof info->exe];
+	one_line(info->exe, exe, sizeof exe);
 	char text[8192];
 	int length = snprintf(text, sizeof text,
 			      "format_version=%u\ntool_version=%s\nsource=%s\npid=%d\nexe=%s\n"
 			      "capture_start_ns=%" PRIu64 "\ncapture_end_ns=%" PRIu64 "\n"
 			      "kernel_release=%s\nboot_id=%s\nprocess_start_ticks=%" PRIu64 "\n",
 			      HEAPSNAP_FORMAT_VERSION, info->tool_version, info->source, info->pid,
-			      info->exe, info->capture_start_ns, info->capture_end_ns,
+			      exe, info->capture_start_ns, info->capture_end_ns,
 			      info->kernel_release, info->boot_id, info->process_start_ticks);
 	/* an imported core has no pause to report: the key is left out rather than set to 0 */
 	if (length >= 0 && (size_t)length < sizeof text && info->has_pause)

@@ -53,10 +53,10 @@ def path(name):
     return os.path.join(WORKDIR, name)
 
 
-def start_known_state(work=False, preexec_fn=None, user=None):
+def start_known_state(work=False, preexec_fn=None, user=None, executable=KNOWN_STATE):
     """Starts the known_state target and waits for its ready file; returns (process, record)."""
     ready = path(f"ready-{len(_processes)}")
-    args = [KNOWN_STATE, ready] + (["--work"] if work else [])
+    args = [executable, ready] + (["--work"] if work else [])
     if user:
         args = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + args
         os.chmod(WORKDIR, 0o777)

@@ -5,9 +5,11 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 
-from common import build_id, check, decompress, finish, gdb, heapsnap, path, start_known_state
+from common import (KNOWN_STATE, build_id, check, decompress, finish, gdb, heapsnap, path,
+                    start_known_state)
 
 
 process, record = start_known_state()
@@ -76,4 +78,18 @@ check(f"pid {pid}" in text and info["exe"] in text, "text names pid and exe")
 check(f"threads   {len(tasks)}" in text, "text counts threads")
 for name in expected_modules:
     check(name in text and (build_id(name) or "") in text, f"text lists {name} with its build-id")
+
+# a name with a quote, a backslash and a byte that is not UTF-8 still gives valid JSON
+odd = os.path.join(os.fsencode(path("")), b'known"\\state\xff')
+shutil.copy(os.fsencode(KNOWN_STATE), odd)
+os.chmod(odd, 0o755)
+odd_process, odd_record = start_known_state(executable=odd)
+odd_snapshot = path("odd.snap")
+heapsnap("capture", str(odd_record["pid"]), "-o", odd_snapshot)
+document = heapsnap("info", odd_snapshot, "--format", "json").stdout
+try:
+    odd_info = json.loads(document)
+    check(odd_info["exe"].endswith('known"\\state\xff'), f"odd exe {odd_info['exe']!r}")
+except ValueError as error:
+    check(False, f"info JSON for an odd executable name is invalid: {error}: {document[:300]!r}")
 finish()

@@ -168,6 +168,32 @@ int main(void)
 	CHECK(snapshot == NULL, "corrupt core accepted");
 	CHECK(strstr(err.message, "corrupt.core") != NULL, "message: %s", err.message);
 
+	/* more program headers than e_phnum can count: extended numbering, read back exactly */
+	char many[4096];
+	snprintf(many, sizeof many, "%s/many.snap", directory);
+	core_image_init(&image);
+	enum { MANY = 70000 };
+	static uint64_t page_values[MANY];
+	for (uint64_t i = 0; i < MANY; i++) {
+		page_values[i] = i * 3 + 1;
+		struct core_segment segment = {PT_LOAD, PF_R | PF_W, BASE + i * 0x2000, 8, 8, 0x1000,
+					       &page_values[i]};
+		core_image_add_segment(&image, &segment, &err);
+	}
+	CHECK(snapshot_file_write(&image, many, NULL, &stats, &err) == 0, "%s", err.message);
+	core_image_free(&image);
+	snapshot = snapshot_open(many, 0, &err);
+	CHECK(snapshot != NULL, "extended numbering: %s", err.message);
+	if (snapshot) {
+		snapshot_regions(snapshot, &count);
+		CHECK(count == MANY, "extended numbering: %zu regions", count);
+		uint64_t value = 0;
+		CHECK(snapshot_read(snapshot, BASE + 69999 * 0x2000ull, &value, 8, &err) == 0 &&
+			      value == 69999 * 3 + 1,
+		      "extended numbering: last segment reads %llu", (unsigned long long)value);
+		snapshot_close(snapshot);
+	}
+
 	char command[4200];
 	snprintf(command, sizeof command, "rm -rf '%s'", directory);
 	system(command);
