@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,11 @@
 #endif
 
 #define PAGE_BYTES 4096u
+
+/* The range lists are written out as HEAPSNAP range notes as they are. */
+_Static_assert(sizeof(struct address_range) == sizeof(struct heapsnap_range_note) &&
+		       offsetof(struct address_range, end) == offsetof(struct heapsnap_range_note, end),
+	       "address_range and heapsnap_range_note must share their layout");
 /* Private anonymous mappings at least this large are checked for never-touched pages... */
 #define UNTOUCHED_CHECK_MIN (4u << 20)
 /* ...and runs of untouched pages at least this long are stored as zero segments, not copied. */
@@ -426,37 +432,38 @@ static int build_image(struct core_image *image, pid_t pid, const struct frozen_
 	proc_read_stat(pid, pid, &stat);
 	info->process_start_ticks = stat.start_ticks;
 
-	/* the leader first: gdb shows the first thread of a core as the current one */
-	const struct frozen_thread *leader = NULL;
-	for (size_t i = 0; i < frozen->count; i++)
-		if (frozen->threads[i].tid == pid && frozen->threads[i].stopped)
-			leader = &frozen->threads[i];
+	/* the kernel's order, which gdb relies on: the first thread (the leader, which gdb shows as
+	 * current), the process-wide notes, then the other threads */
+	const struct frozen_thread **order = calloc(frozen->count + 1, sizeof *order);
 	struct heapsnap_thread_note *names = calloc(frozen->count + 1, sizeof *names);
 	struct range_list zero = {0};
-	if (names == NULL)
+	if (order == NULL || names == NULL) {
+		free(order);
+		free(names);
 		return hs_error_set(err, "out of memory building the snapshot");
-	size_t thread_count = 0;
-	int failed = 0;
-	for (size_t pass = 0; pass < 2 && !failed; pass++) {
-		for (size_t i = 0; i < frozen->count && !failed; i++) {
-			const struct frozen_thread *thread = &frozen->threads[i];
-			bool is_leader = thread == leader;
-			if (!thread->stopped || !thread->has_registers || (pass == 0) != is_leader)
-				continue;
-			/* the kernel's order: first thread, process-wide notes, then the others */
-			failed = add_thread_notes(image, thread, &stat, err);
-			if (!failed && (pass == 0 || (leader == NULL && thread_count == 0)))
-				failed = add_prpsinfo(image, pid, &stat, err) ||
-					 add_auxv(image, pid, err) ||
-					 add_file_note(image, maps, err);
-			names[thread_count].tid = (uint32_t)thread->tid;
-			memcpy(names[thread_count].name, thread->name, sizeof thread->name);
-			thread_count++;
-		}
 	}
+	size_t thread_count = 0;
+	for (int leader_pass = 1; leader_pass >= 0; leader_pass--)
+		for (size_t i = 0; i < frozen->count; i++) {
+			const struct frozen_thread *thread = &frozen->threads[i];
+			if (thread->stopped && thread->has_registers &&
+			    (thread->tid == pid) == (leader_pass == 1))
+				order[thread_count++] = thread;
+		}
+	int failed = 0;
+	for (size_t i = 0; i < thread_count && !failed; i++) {
+		failed = add_thread_notes(image, order[i], &stat, err);
+		if (!failed && i == 0)
+			failed = add_prpsinfo(image, pid, &stat, err) || add_auxv(image, pid, err) ||
+				 add_file_note(image, maps, err);
+		names[i].tid = (uint32_t)order[i]->tid;
+		memcpy(names[i].name, order[i]->name, sizeof order[i]->name);
+	}
+	free(order);
 	for (size_t i = 0; i < plan->count && !failed; i++)
-		if (plan->regions[i].untouched)
-			failed = range_list_add(&zero, plan->regions[i].start, plan->regions[i].end);
+		if (plan->regions[i].untouched &&
+		    range_list_add(&zero, plan->regions[i].start, plan->regions[i].end) != 0)
+			failed = hs_error_set(err, "out of memory building the snapshot");
 	failed = failed || snapshot_notes_add_info(image, info, err) ||
 		 snapshot_notes_add_threads(image, names, thread_count, err) ||
 		 add_module_notes(image, pid, plan, &result->modules, err) ||

@@ -152,12 +152,10 @@ static int wait_for_stop(struct frozen_thread *thread)
 			return 0;
 		}
 		if (WIFSTOPPED(status)) {
-			int event = status >> 16;
-			/* a signal-delivery stop: we took the signal, so give it back at detach */
-			if (event == 0 && WSTOPSIG(status) != SIGTRAP)
+			/* a signal-delivery stop (no ptrace event): we took the signal, so it is
+			 * given back at detach; an event stop (our interrupt, a group stop) is not */
+			if ((status >> 16) == 0)
 				thread->pending_signal = WSTOPSIG(status);
-			else if (event == 0)
-				thread->pending_signal = SIGTRAP;
 			thread->stopped = true;
 			return 1;
 		}
@@ -242,20 +240,13 @@ int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *er
 		if (added == 0)
 			break;
 	}
-	struct frozen_thread *leader = find_thread(frozen, pid);
-	if (leader == NULL || !leader->stopped) {
-		/* the leader is gone or a zombie: the process may be exiting */
-		if (kill(pid, 0) != 0 || frozen->count == 0 || leader == NULL) {
-			size_t live = 0;
-			for (size_t i = 0; i < frozen->count; i++)
-				live += frozen->threads[i].stopped;
-			if (live == 0) {
-				thaw_process(frozen);
-				return hs_error_set(err, "pid %d exited during capture; no snapshot "
-							 "written",
-						    (int)pid);
-			}
-		}
+	/* no thread stopped: every one exited under us (a zombie leader alone does not count) */
+	size_t stopped = 0;
+	for (size_t i = 0; i < frozen->count; i++)
+		stopped += frozen->threads[i].stopped;
+	if (stopped == 0) {
+		thaw_process(frozen);
+		return hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
 	}
 	for (size_t i = 0; i < frozen->count; i++) {
 		struct frozen_thread *thread = &frozen->threads[i];
