@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture/capture_plan.h"
 #include "capture/freeze.h"
+#include "capture/precopy.h"
 #include "capture/proc.h"
 #include "capture/process_memory.h"
 #include "formats/core_image.h"
@@ -31,33 +33,11 @@
 #define HEAPSNAP_VERSION "unknown"
 #endif
 
-#define PAGE_BYTES 4096u
 
 /* The range lists are written out as HEAPSNAP range notes as they are. */
 _Static_assert(sizeof(struct address_range) == sizeof(struct heapsnap_range_note) &&
 		       offsetof(struct address_range, end) == offsetof(struct heapsnap_range_note, end),
 	       "address_range and heapsnap_range_note must share their layout");
-/* Private anonymous mappings at least this large are checked for never-touched pages... */
-#define UNTOUCHED_CHECK_MIN (4u << 20)
-/* ...and runs of untouched pages at least this long are stored as zero segments, not copied. */
-#define UNTOUCHED_RUN_MIN (1u << 20)
-
-/* One PT_LOAD to be: a whole mapping, or part of a private anonymous one split at untouched runs. */
-struct planned_region {
-	const struct proc_mapping *mapping;
-	uint64_t start, end;
-	uint64_t read_size; /* bytes copied from start: 0, the ELF header page, or everything */
-	uint8_t *data;
-	bool untouched;	  /* a run of never-touched pages: zeros, not stored */
-	bool header_page; /* only the first page, kept if it is an ELF header */
-};
-
-struct capture_plan {
-	struct planned_region *regions;
-	size_t count, capacity;
-	uint64_t read_bytes;
-};
-
 static uint64_t realtime_ns(void)
 {
 	struct timespec now;
@@ -95,164 +75,6 @@ static bool process_is_gone(pid_t pid)
 {
 	struct proc_stat stat;
 	return proc_read_stat(pid, pid, &stat) != 0 || stat.state == 'Z' || stat.state == 'X';
-}
-
-static int plan_add(struct capture_plan *plan, const struct planned_region *region)
-{
-	if (plan->count == plan->capacity) {
-		size_t capacity = plan->capacity ? plan->capacity * 2 : 64;
-		void *grown = realloc(plan->regions, capacity * sizeof *plan->regions);
-		if (grown == NULL)
-			return -1;
-		plan->regions = grown;
-		plan->capacity = capacity;
-	}
-	plan->regions[plan->count++] = *region;
-	plan->read_bytes += region->read_size;
-	return 0;
-}
-
-static bool is_special(const struct proc_mapping *mapping, const char *name)
-{
-	return strcmp(mapping->path, name) == 0;
-}
-
-/* Decides, per mapping, what the snapshot keeps: writable and anonymous memory in full, read-only
- * private file mappings the process has written to (RELRO) in full, the first page of other file
- * mappings that start at offset 0 (the ELF header, as the kernel does), nothing of the remaining
- * read-only file mappings (their bytes are in the file) or of unreadable ones. */
-static int plan_capture(const struct proc_maps *maps, struct process_memory *memory,
-			struct capture_plan *plan, struct hs_error *err)
-{
-	for (size_t i = 0; i < maps->count; i++) {
-		const struct proc_mapping *mapping = &maps->mappings[i];
-		struct planned_region region = {.mapping = mapping, .start = mapping->start,
-						.end = mapping->end};
-		if (is_special(mapping, "[vsyscall]"))
-			continue; /* a fixed kernel page, not part of the process */
-		bool kernel_data = strncmp(mapping->path, "[vvar", 5) == 0;
-		bool anonymous = mapping->inode == 0;
-		if (!mapping->readable || kernel_data) {
-			region.read_size = 0;
-		} else if (mapping->writable || anonymous) {
-			region.read_size = mapping->end - mapping->start;
-			if (anonymous && !mapping->shared &&
-			    mapping->end - mapping->start >= UNTOUCHED_CHECK_MIN) {
-				struct range_list untouched = {0};
-				if (process_memory_untouched(memory, mapping->start, mapping->end,
-							     UNTOUCHED_RUN_MIN, &untouched) != 0) {
-					range_list_free(&untouched);
-					return hs_error_set(err, "out of memory planning the capture");
-				}
-				uint64_t at = mapping->start;
-				for (size_t k = 0; k < untouched.count; k++) {
-					const struct address_range *run = &untouched.ranges[k];
-					if (run->start > at) {
-						struct planned_region part = region;
-						part.start = at;
-						part.end = run->start;
-						part.read_size = run->start - at;
-						if (plan_add(plan, &part) != 0)
-							goto out_of_memory;
-					}
-					struct planned_region zero = region;
-					zero.start = run->start;
-					zero.end = run->end;
-					zero.read_size = 0;
-					zero.untouched = true;
-					if (plan_add(plan, &zero) != 0)
-						goto out_of_memory;
-					at = run->end;
-				}
-				range_list_free(&untouched);
-				if (at == mapping->start)
-					goto whole;
-				if (at < mapping->end) {
-					region.start = at;
-					region.read_size = mapping->end - at;
-					if (plan_add(plan, &region) != 0)
-						return hs_error_set(err, "out of memory planning the capture");
-				}
-				continue;
-out_of_memory:
-				range_list_free(&untouched);
-				return hs_error_set(err, "out of memory planning the capture");
-			}
-		} else if (!mapping->shared &&
-			   process_memory_has_private_pages(memory, mapping->start, mapping->end)) {
-			/* read-only now, but written once (RELRO after relocation): the kernel and
-			 * gdb keep these bytes, and so must we, or DT_DEBUG and the GOT read wrong */
-			region.read_size = mapping->end - mapping->start;
-		} else if (mapping->offset == 0) {
-			region.header_page = true;
-			region.read_size = mapping->end - mapping->start < PAGE_BYTES
-						   ? mapping->end - mapping->start
-						   : PAGE_BYTES;
-		}
-whole:
-		if (plan_add(plan, &region) != 0)
-			return hs_error_set(err, "out of memory planning the capture");
-	}
-	return 0;
-}
-
-/* Memory to copy the target into, made ready before the target is frozen: a copy into pages that
- * are not yet mapped runs ten times slower (each page faults inside process_vm_readv), and that
- * time would all be pause. */
-struct copy_buffer {
-	uint8_t *data;
-	size_t capacity;
-};
-
-static int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_error *err)
-{
-	size_t capacity = bytes ? (size_t)bytes : 1;
-	uint8_t *data = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (data == MAP_FAILED)
-		return hs_error_set(err, "cannot allocate %llu bytes to copy the target's memory "
-					 "(free memory, or raise the limits on heapsnap)",
-				    (unsigned long long)bytes);
-	/* huge pages make populating fast; both calls are hints, so failures are fine */
-	madvise(data, capacity, MADV_HUGEPAGE);
-	if (madvise(data, capacity, MADV_POPULATE_WRITE) != 0)
-		for (size_t at = 0; at < capacity; at += PAGE_BYTES)
-			data[at] = 0;
-	buffer->data = data;
-	buffer->capacity = capacity;
-	return 0;
-}
-
-static void copy_buffer_release(struct copy_buffer *buffer)
-{
-	if (buffer->data)
-		munmap(buffer->data, buffer->capacity);
-	buffer->data = NULL;
-	buffer->capacity = 0;
-}
-
-/* Copies every planned byte into the buffer, enlarging it first if the process grew since it
- * was sized. */
-static int copy_memory(struct capture_plan *plan, struct process_memory *memory,
-		       struct copy_buffer *buffer, struct range_list *absent, struct hs_error *err)
-{
-	if (plan->read_bytes > buffer->capacity) {
-		copy_buffer_release(buffer);
-		if (copy_buffer_prepare(buffer, plan->read_bytes, err) != 0)
-			return -1;
-	}
-	uint8_t *at = buffer->data;
-	for (size_t i = 0; i < plan->count; i++) {
-		struct planned_region *region = &plan->regions[i];
-		region->data = at;
-		if (region->read_size == 0)
-			continue;
-		if (process_memory_read(memory, region->start, at, region->read_size, absent, err) !=
-		    0)
-			return -1;
-		at += region->read_size;
-	}
-	return 0;
 }
 
 static uint32_t segment_flags(const struct proc_mapping *mapping)
@@ -350,7 +172,7 @@ static int add_file_note(struct core_image *image, const struct proc_maps *maps,
 	uint8_t *desc = malloc(size);
 	if (desc == NULL)
 		return hs_error_set(err, "out of memory building NT_FILE");
-	uint64_t page_size = PAGE_BYTES;
+	uint64_t page_size = CAPTURE_PAGE_BYTES;
 	memcpy(desc, &count, 8);
 	memcpy(desc + 8, &page_size, 8);
 	uint8_t *entry = desc + 16;
@@ -359,7 +181,7 @@ static int add_file_note(struct core_image *image, const struct proc_maps *maps,
 		const struct proc_mapping *mapping = &maps->mappings[i];
 		if (mapping->inode == 0)
 			continue;
-		uint64_t values[3] = {mapping->start, mapping->end, mapping->offset / PAGE_BYTES};
+		uint64_t values[3] = {mapping->start, mapping->end, mapping->offset / CAPTURE_PAGE_BYTES};
 		memcpy(entry, values, sizeof values);
 		entry += sizeof values;
 		size_t length = strlen(mapping->path) + 1;
@@ -490,7 +312,7 @@ static int build_image(struct core_image *image, pid_t pid, const struct frozen_
 					       .vaddr = region->start,
 					       .memsz = region->end - region->start,
 					       .filesz = stored,
-					       .align = PAGE_BYTES,
+					       .align = CAPTURE_PAGE_BYTES,
 					       .data = region->data};
 		if (core_image_add_segment(image, &segment, err) != 0)
 			return -1;
@@ -539,6 +361,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	memory.use_mem_fd = options->use_proc_mem;
 	struct proc_maps maps = {0};
 	struct capture_plan plan = {0};
+	struct precopy precopy = {0};
 	struct range_list absent = {0};
 	struct frozen_process frozen = {0};
 	struct core_image image;
@@ -546,8 +369,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	struct copy_buffer buffer = {0};
 	int status = -1;
 
-	/* size the copy buffer from a plan made while the target still runs, with room to grow */
-	if (proc_read_maps(pid, &maps, err) != 0 || plan_capture(&maps, &memory, &plan, err) != 0) {
+	/* while the target runs: plan, size the copy buffer with room to grow, and pre-copy */
+	if (proc_read_maps(pid, &maps, err) != 0 || capture_plan_make(&maps, &memory, &plan, err) != 0) {
 		if (process_is_gone(pid))
 			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
 		goto done;
@@ -556,9 +379,18 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
 	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
 		goto done;
+	bool precopied = false;
+	if (!options->no_precopy && precopy_supported()) {
+		struct hs_error ignored;
+		precopied = precopy_run(&precopy, &maps, &plan, &memory, &buffer, &ignored) == 0;
+		if (!precopied) {
+			/* not fatal: the freeze copies everything instead */
+			precopy_free(&precopy);
+			buffer.used = 0;
+		}
+	}
 	proc_maps_free(&maps);
-	plan.count = 0;
-	plan.read_bytes = 0;
+	capture_plan_free(&plan);
 
 	/* SIGINT/SIGTERM wait until the target runs again; SIGKILL cannot, and the kernel then
 	 * detaches the target for us */
@@ -576,13 +408,17 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		sigprocmask(SIG_SETMASK, &previous, NULL);
 		goto done;
 	}
+	uint64_t read_before_freeze = memory.bytes_read;
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
-		      plan_capture(&maps, &memory, &plan, err) == 0 &&
-		      copy_memory(&plan, &memory, &buffer, &absent, err) == 0;
+		      capture_plan_make(&maps, &memory, &plan, err) == 0 &&
+		      (!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
+		      capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0;
 	thaw_process(&frozen);
 	uint64_t pause_end = monotonic_ns();
 	info.capture_end_ns = realtime_ns();
 	sigprocmask(SIG_SETMASK, &previous, NULL);
+	result->precopied = precopied;
+	result->frozen_copy_bytes = memory.bytes_read - read_before_freeze;
 	/* a target killed while frozen may still have been copied whole, but what follows (its
 	 * auxiliary vector, its status) is gone: refuse rather than write a snapshot with holes */
 	if (!copied || process_is_gone(pid)) {
@@ -609,7 +445,8 @@ done:
 	copy_buffer_release(&buffer);
 	core_image_free(&image);
 	range_list_free(&absent);
-	free(plan.regions);
+	capture_plan_free(&plan);
+	precopy_free(&precopy);
 	proc_maps_free(&maps);
 	frozen_process_free(&frozen);
 	process_memory_close(&memory);

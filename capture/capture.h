@@ -18,6 +18,8 @@ struct capture_options {
 	/* read memory through /proc/PID/mem instead of process_vm_readv (the fallback path; for
 	 * hosts where process_vm_readv misbehaves, and for testing that path) */
 	bool use_proc_mem;
+	/* copy everything while the target is frozen, without the soft-dirty pre-copy */
+	bool no_precopy;
 };
 
 struct capture_result {
@@ -27,6 +29,8 @@ struct capture_result {
 	size_t threads, regions, modules;
 	uint64_t pause_ns;
 	uint64_t absent_bytes; /* unreadable at capture */
+	bool precopied;		    /* memory was pre-copied while the target ran */
+	uint64_t frozen_copy_bytes; /* bytes copied while the target was frozen */
 };
 
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,

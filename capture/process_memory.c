@@ -10,9 +10,6 @@
 #include <unistd.h>
 
 #define PAGE_SIZE_BYTES 4096u
-#define PAGEMAP_PRESENT (1ull << 63)
-#define PAGEMAP_SWAPPED (1ull << 62)
-#define PAGEMAP_FILE_OR_SHARED (1ull << 61)
 
 int range_list_add(struct range_list *list, uint64_t start, uint64_t end)
 {
@@ -47,6 +44,9 @@ int process_memory_open(struct process_memory *memory, pid_t pid, struct hs_erro
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
 	memory->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* opened now, not on first need, so that reader threads share it without a lock */
+	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+	memory->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 	return 0;
 }
 
@@ -62,21 +62,18 @@ void process_memory_close(struct process_memory *memory)
 /* One attempt to read; returns bytes read (possibly fewer than asked) or -1 with errno. */
 static ssize_t read_once(struct process_memory *memory, uint64_t addr, void *buf, size_t size)
 {
-	if (!memory->use_mem_fd) {
+	if (!__atomic_load_n(&memory->use_mem_fd, __ATOMIC_RELAXED)) {
 		struct iovec local = {buf, size};
 		struct iovec remote = {(void *)(uintptr_t)addr, size};
 		ssize_t got = process_vm_readv(memory->pid, &local, 1, &remote, 1, 0);
 		if (got >= 0 || (errno != ENOSYS && errno != EPERM))
 			return got;
 		/* refused (seccomp, old kernel): /proc/PID/mem works for a tracer */
-		memory->use_mem_fd = true;
+		__atomic_store_n(&memory->use_mem_fd, true, __ATOMIC_RELAXED);
 	}
 	if (memory->mem_fd < 0) {
-		char path[64];
-		snprintf(path, sizeof path, "/proc/%d/mem", (int)memory->pid);
-		memory->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (memory->mem_fd < 0)
-			return -1;
+		errno = EPERM;
+		return -1;
 	}
 	ssize_t got;
 	do
@@ -96,6 +93,7 @@ int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf,
 			return hs_error_set(err, "pid %d exited during capture; no snapshot written",
 					    (int)memory->pid);
 		if (got > 0) {
+			__atomic_fetch_add(&memory->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
 			addr += (uint64_t)got;
 			out += got;
 			continue;
@@ -139,6 +137,25 @@ static int pagemap_walk(struct process_memory *memory, uint64_t start, uint64_t 
 		}
 	}
 	return 0;
+}
+
+struct pagemap_copy {
+	uint64_t start;
+	uint64_t *entries;
+};
+
+static int copy_entry(void *context, uint64_t page, uint64_t entry)
+{
+	struct pagemap_copy *copy = context;
+	copy->entries[(page - copy->start) / PAGE_SIZE_BYTES] = entry;
+	return 0;
+}
+
+int process_memory_pagemap(struct process_memory *memory, uint64_t start, uint64_t end,
+			   uint64_t *entries)
+{
+	struct pagemap_copy copy = {start, entries};
+	return pagemap_walk(memory, start, end, copy_entry, &copy) == 0 ? 0 : -1;
 }
 
 static int is_private_copy(void *context, uint64_t page, uint64_t entry)

@@ -29,13 +29,15 @@ struct process_memory {
 	int mem_fd;	 /* /proc/PID/mem, opened on demand */
 	int pagemap_fd;	 /* /proc/PID/pagemap, -1 if unavailable */
 	bool use_mem_fd; /* process_vm_readv was refused */
+	uint64_t bytes_read; /* by process_memory_read, in all */
 };
 
 int process_memory_open(struct process_memory *memory, pid_t pid, struct hs_error *err);
 void process_memory_close(struct process_memory *memory);
 
 /* Copies [addr, addr+size) into buf. Unreadable pages are zero-filled in buf and added to absent.
- * Fails only when nothing can be read at all from the process (it is gone). */
+ * Fails only when nothing can be read at all from the process (it is gone). Several threads may
+ * read through one process_memory at once, each with its own `absent` list. */
 int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf, size_t size,
 			struct range_list *absent, struct hs_error *err);
 
@@ -49,5 +51,16 @@ int process_memory_untouched(struct process_memory *memory, uint64_t start, uint
  * relocation leaves in RELRO): those bytes are no longer the file's, so they must be stored. When
  * pagemap cannot be read, answers true: storing too much is safe, storing too little is not. */
 bool process_memory_has_private_pages(struct process_memory *memory, uint64_t start, uint64_t end);
+
+/* Raw /proc/PID/pagemap entries of the pages of [start, end) (one per page). -1 on failure. */
+int process_memory_pagemap(struct process_memory *memory, uint64_t start, uint64_t end,
+			   uint64_t *entries);
+
+/* pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+#define PAGEMAP_FILE_OR_SHARED (1ull << 61)
+#define PAGEMAP_SOFT_DIRTY (1ull << 55)
+#define PAGEMAP_FRAME_MASK ((1ull << 55) - 1)
 
 #endif

@@ -8,15 +8,21 @@
 #include "cli/cli.h"
 
 static const char usage[] =
-	"usage: heapsnap capture PID [-o FILE] [--level N] [--threads N]\n"
+	"usage: heapsnap capture PID [-o FILE] [--level N] [--threads N] [--no-precopy]\n"
 	"\n"
-	"Stop every thread of process PID for as long as it takes to copy its writable memory and\n"
-	"registers, let it run again, then compress and write a snapshot. The process is never\n"
-	"written to, and never left stopped: if heapsnap is killed, the kernel lets it go.\n"
+	"Copy process PID's writable memory while it runs, then stop every thread for as long as it\n"
+	"takes to copy again what changed meanwhile and read registers, let it run again, then\n"
+	"compress and write a snapshot: the memory exactly as it was while the process was stopped.\n"
+	"The process's memory is never written to, and the process never left stopped: if heapsnap\n"
+	"is killed, the kernel lets it go.\n"
 	"\n"
 	"  -o, --output FILE  where to write (default heapsnap-PID-YYYYmmddTHHMMSS.snap, UTC)\n"
 	"  --level N          zstd level, 1 (fast, default) to 19 (small)\n"
 	"  --threads N        compression threads (default: one per CPU)\n"
+	"  --no-precopy       copy everything while the process is stopped (a longer pause); the\n"
+	"                     pre-copy resets the process's soft-dirty page bits (kernel state used to\n"
+	"                     see what changed), which a tool tracking the same process with them,\n"
+	"                     such as CRIU, would notice. Without root the pre-copy is not available.\n"
 	"\n"
 	"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
 	"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"
@@ -28,6 +34,7 @@ int cmd_capture(int argc, char **argv)
 {
 	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
 						 CLI_COMPRESSION_OPTIONS,
+						 {"no-precopy", no_argument, NULL, 'n'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct capture_options capture = {0};
@@ -45,6 +52,9 @@ int cmd_capture(int argc, char **argv)
 		case 't':
 			if (!cli_compression_option("capture", option, optarg, &capture.compression))
 				return EXIT_ERROR;
+			break;
+		case 'n':
+			capture.no_precopy = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -65,10 +75,12 @@ int cmd_capture(int argc, char **argv)
 	char memory[32], file[32];
 	cli_format_bytes(result.memory_bytes, memory, sizeof memory);
 	cli_format_bytes(result.file_bytes, file, sizeof file);
+	char frozen[32];
+	cli_format_bytes(result.frozen_copy_bytes, frozen, sizeof frozen);
 	printf("%s: %s of memory in %s, %zu threads, %zu regions, %zu modules, target paused "
-	       "%.1f ms\n",
+	       "%.1f ms (%s copied while paused%s)\n",
 	       result.path, memory, file, result.threads, result.regions, result.modules,
-	       (double)result.pause_ns / 1e6);
+	       (double)result.pause_ns / 1e6, frozen, result.precopied ? ", the rest before" : "");
 	if (result.absent_bytes > 0) {
 		char absent[32];
 		cli_format_bytes(result.absent_bytes, absent, sizeof absent);

@@ -120,5 +120,54 @@ def build_id(file):
     return found.group(1) if found else None
 
 
+def read_core_memory(core, address, size):
+    """Bytes [address, address + size) of a process as an uncompressed ELF core holds them, read
+    with nothing but the ELF layout (not heapsnap's reader): bytes past a segment's p_filesz read
+    as zeros, as ELF defines; None when part of the range is in no segment."""
+    import struct
+    with open(core, "rb") as f:
+        header = f.read(64)
+        phoff, = struct.unpack_from("<Q", header, 32)
+        phentsize, phnum = struct.unpack_from("<HH", header, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+        out = bytearray(size)
+        covered = 0
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
+                "<IIQQQQQQ", table, i * phentsize)
+            start, end = max(address, p_vaddr), min(address + size, p_vaddr + p_memsz)
+            if p_type != 1 or start >= end:
+                continue
+            covered += end - start
+            stored_end = min(end, p_vaddr + p_filesz)
+            if stored_end > start:
+                f.seek(p_offset + start - p_vaddr)
+                out[start - address:stored_end - address] = f.read(stored_end - start)
+        return bytes(out) if covered == size else None
+
+
+def soft_dirty_works():
+    """Whether this kernel tracks writes with soft-dirty bits (CONFIG_MEM_SOFT_DIRTY): the
+    condition for heapsnap's pre-copy. Probed on this process, as heapsnap probes itself."""
+    import mmap
+    import struct
+    page = mmap.mmap(-1, 4096)
+    page[0] = 1
+    index = ctypes_address(page) // 4096
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("4")
+    page[0] = 2
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(index * 8)
+        entry, = struct.unpack("<Q", f.read(8))
+    return bool(entry & (1 << 55))
+
+
+def ctypes_address(buffer):
+    import ctypes
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+
+
 def decompress(snapshot, core):
     subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
