@@ -377,12 +377,16 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	}
 	uint64_t expected = plan.read_bytes;
 	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
+	uint64_t prepare_start = monotonic_ns();
 	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
 		goto done;
+	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
 	bool precopied = false;
 	if (!options->no_precopy && precopy_supported()) {
 		struct hs_error ignored;
+		uint64_t precopy_start = monotonic_ns();
 		precopied = precopy_run(&precopy, &maps, &plan, &memory, &buffer, &ignored) == 0;
+		result->phase_ns[CAPTURE_PHASE_PRECOPY] = monotonic_ns() - precopy_start;
 		if (!precopied) {
 			/* not fatal: the freeze copies everything instead */
 			precopy_free(&precopy);
@@ -409,12 +413,20 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		goto done;
 	}
 	uint64_t read_before_freeze = memory.bytes_read;
+	uint64_t frozen_at = monotonic_ns();
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
-		      capture_plan_make(&maps, &memory, &plan, err) == 0 &&
-		      (!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
-		      capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0;
+		      capture_plan_make(&maps, &memory, &plan, err) == 0;
+	uint64_t planned_at = monotonic_ns();
+	copied = copied &&
+		 (!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
+		 capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0;
+	uint64_t copied_at = monotonic_ns();
 	thaw_process(&frozen);
 	uint64_t pause_end = monotonic_ns();
+	result->phase_ns[CAPTURE_PHASE_FREEZE] = frozen_at - pause_start;
+	result->phase_ns[CAPTURE_PHASE_PLAN] = planned_at - frozen_at;
+	result->phase_ns[CAPTURE_PHASE_COPY] = copied_at - planned_at;
+	result->phase_ns[CAPTURE_PHASE_THAW] = pause_end - copied_at;
 	info.capture_end_ns = realtime_ns();
 	sigprocmask(SIG_SETMASK, &previous, NULL);
 	result->precopied = precopied;
@@ -437,8 +449,10 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	else
 		default_output_path(pid, info.capture_start_ns, result->path, sizeof result->path);
 	struct seekable_stats stats;
+	uint64_t write_start = monotonic_ns();
 	if (snapshot_file_write(&image, result->path, &options->compression, &stats, err) != 0)
 		goto done;
+	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
 	result->file_bytes = stats.output_bytes;
 	status = 0;
 done:

@@ -22,6 +22,18 @@ struct capture_options {
 	bool no_precopy;
 };
 
+/* Where a capture's time went (for --verbose and the benchmarks). */
+enum capture_phase {
+	CAPTURE_PHASE_PREPARE, /* planning and populating the copy buffer, target running */
+	CAPTURE_PHASE_PRECOPY, /* copying while the target runs (with soft-dirty tracking) */
+	CAPTURE_PHASE_FREEZE,  /* stopping every thread, reading registers */
+	CAPTURE_PHASE_PLAN,    /* reading the mappings again and planning, frozen */
+	CAPTURE_PHASE_COPY,    /* copying memory, frozen */
+	CAPTURE_PHASE_THAW,    /* letting every thread go */
+	CAPTURE_PHASE_WRITE,   /* compressing and writing, target running */
+	CAPTURE_PHASES
+};
+
 struct capture_result {
 	char path[4096];
 	uint64_t memory_bytes; /* bytes of memory stored */
@@ -31,6 +43,7 @@ struct capture_result {
 	uint64_t absent_bytes; /* unreadable at capture */
 	bool precopied;		    /* memory was pre-copied while the target ran */
 	uint64_t frozen_copy_bytes; /* bytes copied while the target was frozen */
+	uint64_t phase_ns[CAPTURE_PHASES];
 };
 
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,

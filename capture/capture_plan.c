@@ -126,6 +126,20 @@ bool planned_regions_match(const struct planned_region *a, const struct planned_
 	       x->inode == y->inode && x->offset == y->offset && strcmp(x->path, y->path) == 0;
 }
 
+struct populate_range {
+	uint8_t *data;
+	size_t size;
+};
+
+static void *populate(void *argument)
+{
+	struct populate_range *range = argument;
+	if (madvise(range->data, range->size, MADV_POPULATE_WRITE) != 0)
+		for (size_t at = 0; at < range->size; at += CAPTURE_PAGE_BYTES)
+			range->data[at] = 0;
+	return NULL;
+}
+
 int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_error *err)
 {
 	memset(buffer, 0, sizeof *buffer);
@@ -136,11 +150,19 @@ int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_er
 		return hs_error_set(err, "cannot allocate %llu bytes to copy the target's memory "
 					 "(free memory, or raise the limits on heapsnap)",
 				    (unsigned long long)bytes);
-	/* huge pages make populating fast; both calls are hints, so failures are fine */
-	madvise(data, capacity, MADV_HUGEPAGE);
-	if (madvise(data, capacity, MADV_POPULATE_WRITE) != 0)
-		for (size_t at = 0; at < capacity; at += CAPTURE_PAGE_BYTES)
-			data[at] = 0;
+	/* populated now, before the freeze. Not with huge pages: they populate twice as fast when
+	 * free memory is at hand, but ten times slower when the kernel must compact for them first
+	 * (measured here: 0.14 s against 2.1 s for 1.2 GB; 4 KiB pages always 0.26 s) */
+	/* zeroing the pages is the cost, and it divides between CPUs: two halves at once */
+	size_t half = capacity / 2 & ~(size_t)(CAPTURE_PAGE_BYTES - 1);
+	struct populate_range first = {data, half}, second = {data + half, capacity - half};
+	pthread_t helper;
+	bool helped = half > 0 && pthread_create(&helper, NULL, populate, &second) == 0;
+	populate(&first);
+	if (helped)
+		pthread_join(helper, NULL);
+	else
+		populate(&second);
 	buffer->data = data;
 	buffer->capacity = capacity;
 	return 0;

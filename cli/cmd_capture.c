@@ -19,6 +19,7 @@ static const char usage[] =
 	"  -o, --output FILE  where to write (default heapsnap-PID-YYYYmmddTHHMMSS.snap, UTC)\n"
 	"  --level N          zstd level, 1 (fast, default) to 19 (small)\n"
 	"  --threads N        compression threads (default: one per CPU)\n"
+	"  -v, --verbose      print where the time went, by phase, on stderr\n"
 	"  --no-precopy       copy everything while the process is stopped (a longer pause); the\n"
 	"                     pre-copy resets the process's soft-dirty page bits (kernel state used to\n"
 	"                     see what changed), which a tool tracking the same process with them,\n"
@@ -35,15 +36,17 @@ int cmd_capture(int argc, char **argv)
 	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
 						 CLI_COMPRESSION_OPTIONS,
 						 {"no-precopy", no_argument, NULL, 'n'},
+						 {"verbose", no_argument, NULL, 'v'},
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct capture_options capture = {0};
+	bool verbose = false;
 	const char *proc_mem = getenv("HEAPSNAP_PROC_MEM");
 	capture.use_proc_mem = proc_mem != NULL && strcmp(proc_mem, "1") == 0;
 	long long value;
 	int option;
 	optind = 1;
-	while ((option = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "o:hv", options, NULL)) != -1) {
 		switch (option) {
 		case 'o':
 			capture.output_path = optarg;
@@ -55,6 +58,9 @@ int cmd_capture(int argc, char **argv)
 			break;
 		case 'n':
 			capture.no_precopy = true;
+			break;
+		case 'v':
+			verbose = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -81,6 +87,16 @@ int cmd_capture(int argc, char **argv)
 	       "%.1f ms (%s copied while paused%s)\n",
 	       result.path, memory, file, result.threads, result.regions, result.modules,
 	       (double)result.pause_ns / 1e6, frozen, result.precopied ? ", the rest before" : "");
+	if (verbose) {
+		static const char *const names[CAPTURE_PHASES] = {
+			"prepare", "pre-copy", "freeze", "plan (frozen)", "copy (frozen)", "thaw",
+			"compress and write"};
+		fprintf(stderr, "heapsnap capture: time by phase:");
+		for (int phase = 0; phase < CAPTURE_PHASES; phase++)
+			fprintf(stderr, "%s %s %.1f ms", phase ? "," : "", names[phase],
+				(double)result.phase_ns[phase] / 1e6);
+		fprintf(stderr, "\n");
+	}
 	if (result.absent_bytes > 0) {
 		char absent[32];
 		cli_format_bytes(result.absent_bytes, absent, sizeof absent);
