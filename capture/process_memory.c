@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -201,10 +202,81 @@ static int note_untouched(void *context, uint64_t page, uint64_t entry)
 	return 0;
 }
 
+/* PAGEMAP_SCAN (Linux 6.7) lists the pages of a range that are in given states as regions, walking
+ * only the page tables that exist: on a 14 TiB mostly empty mapping (AddressSanitizer's shadow)
+ * it answers in milliseconds, where reading pagemap (8 bytes for every page) takes seconds. */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#endif
+
+/* Adds [start, end) as an untouched run if it is long enough. */
+static int add_gap(struct untouched_search *search, uint64_t start, uint64_t end)
+{
+	if (end <= start)
+		return 0;
+	search->in_run = true;
+	search->run_start = start;
+	return end_run(search, end);
+}
+
+/* Fills `search` from the regions of present or swapped pages. 0 when done, -1 on out of memory,
+ * -2 when the kernel has no PAGEMAP_SCAN. */
+static int scan_touched(struct process_memory *memory, uint64_t start, uint64_t end,
+			struct untouched_search *search)
+{
+	enum { REGIONS = 256 };
+	struct page_region regions[REGIONS];
+	uint64_t cursor = start; /* everything before it is accounted for */
+	for (;;) {
+		struct pm_scan_arg scan = {.size = sizeof scan, .start = cursor, .end = end,
+					   .vec = (uintptr_t)regions, .vec_len = REGIONS,
+					   .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+					   .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED};
+		int count = ioctl(memory->pagemap_fd, PAGEMAP_SCAN, &scan);
+		if (count < 0)
+			return -2;
+		for (int i = 0; i < count; i++) {
+			if (add_gap(search, cursor, regions[i].start) != 0)
+				return -1;
+			cursor = regions[i].end;
+		}
+		/* the walk stops at `end`, or where the next touched page found no room in the
+		 * vector: either way, the pages up to walk_end after the last region are untouched */
+		uint64_t walked = scan.walk_end < end ? scan.walk_end : end;
+		if (add_gap(search, cursor, walked) != 0)
+			return -1;
+		if (walked > cursor)
+			cursor = walked;
+		if (walked >= end)
+			return 0;
+		if (count == 0 && walked <= cursor && scan.walk_end <= scan.start)
+			return -2; /* no progress: do not loop forever on an odd kernel */
+	}
+}
+
 int process_memory_untouched(struct process_memory *memory, uint64_t start, uint64_t end,
 			     uint64_t min_run_bytes, struct range_list *untouched)
 {
 	struct untouched_search search = {.min_run_bytes = min_run_bytes, .runs = untouched};
+	if (memory->pagemap_fd < 0)
+		return 0;
+	size_t before = untouched->count;
+	int scanned = memory->no_pagemap_scan ? -2 : scan_touched(memory, start, end, &search);
+	if (scanned == -1)
+		return -1;
+	if (scanned == 0)
+		return 0;
+	untouched->count = before; /* no PAGEMAP_SCAN: start again with pagemap reads */
+	search = (struct untouched_search){.min_run_bytes = min_run_bytes, .runs = untouched};
 	int result = pagemap_walk(memory, start, end, note_untouched, &search);
 	if (result == -1)
 		return -1;

@@ -30,6 +30,8 @@ struct process_memory {
 	int pagemap_fd;	 /* /proc/PID/pagemap, -1 if unavailable */
 	bool use_mem_fd; /* process_vm_readv was refused */
 	uint64_t bytes_read; /* by process_memory_read, in all */
+	bool no_pagemap_scan; /* find untouched pages by reading pagemap even where PAGEMAP_SCAN
+				 exists (the path older kernels take; for tests) */
 };
 
 int process_memory_open(struct process_memory *memory, pid_t pid, struct hs_error *err);
