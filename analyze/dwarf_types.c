@@ -1,0 +1,281 @@
+/* The libdwarf wrapper (see dwarf_types.h). Written against libdwarf 20210528; the calls whose
+ * signature changed in libdwarf 0.x go through the LIBDWARF_* macros below. */
+#include "dwarf_types.h"
+
+#include <dwarf.h>
+#include <fcntl.h>
+#include <libdwarf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Calls below pass no Dwarf_Error: a failing call then goes to this handler, which does nothing
+ * (the call still returns DW_DLV_ERROR), instead of libdwarf's default, which aborts. */
+static void ignore_dwarf_error(Dwarf_Error error, Dwarf_Ptr argument)
+{
+	(void)error;
+	(void)argument;
+}
+
+#if defined(DW_LIBDWARF_VERSION_MAJOR) /* libdwarf 0.x */
+#define LIBDWARF_INIT(fd, dbg, error)                                                         \
+	dwarf_init_b((fd), DW_GROUPNUMBER_ANY, ignore_dwarf_error, NULL, (dbg), (error))
+#define LIBDWARF_FINISH(dbg) dwarf_finish(dbg)
+#else
+#define LIBDWARF_INIT(fd, dbg, error)                                                         \
+	dwarf_init_b((fd), DW_DLC_READ, DW_GROUPNUMBER_ANY, ignore_dwarf_error, NULL, (dbg),  \
+		     (error))
+#define LIBDWARF_FINISH(dbg) dwarf_finish((dbg), NULL)
+#endif
+
+struct struct_entry {
+	char *name;
+	Dwarf_Off offset; /* of the DIE in .debug_info */
+};
+
+struct dwarf_types {
+	int fd;
+	Dwarf_Debug dbg;
+	bool indexed;
+	struct struct_entry *table; /* open addressing, by name */
+	size_t table_size, table_used;
+};
+
+static uint64_t hash_name(const char *name)
+{
+	uint64_t hash = 1469598103934665603ull;
+	for (; *name; name++)
+		hash = (hash ^ (uint8_t)*name) * 1099511628211ull;
+	return hash;
+}
+
+static struct struct_entry *table_slot(struct dwarf_types *types, const char *name)
+{
+	size_t mask = types->table_size - 1;
+	for (size_t at = hash_name(name) & mask;; at = (at + 1) & mask)
+		if (types->table[at].name == NULL || strcmp(types->table[at].name, name) == 0)
+			return &types->table[at];
+}
+
+static void table_add(struct dwarf_types *types, const char *name, Dwarf_Off offset)
+{
+	if ((types->table_used + 1) * 2 > types->table_size) {
+		struct struct_entry *old = types->table;
+		size_t old_size = types->table_size;
+		types->table_size = old_size ? old_size * 2 : 1024;
+		types->table = calloc(types->table_size, sizeof *types->table);
+		if (types->table == NULL) {
+			types->table = old;
+			types->table_size = old_size;
+			return;
+		}
+		for (size_t i = 0; i < old_size; i++)
+			if (old[i].name)
+				*table_slot(types, old[i].name) = old[i];
+		free(old);
+	}
+	struct struct_entry *slot = table_slot(types, name);
+	if (slot->name != NULL)
+		return; /* the first complete definition wins */
+	slot->name = strdup(name);
+	if (slot->name == NULL)
+		return;
+	slot->offset = offset;
+	types->table_used++;
+}
+
+struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
+{
+	struct dwarf_types *types = calloc(1, sizeof *types);
+	if (types == NULL) {
+		hs_error_set(err, "out of memory reading DWARF of %s", path);
+		return NULL;
+	}
+	types->fd = open(path, O_RDONLY | O_CLOEXEC);
+	Dwarf_Error error = NULL;
+	if (types->fd < 0 || LIBDWARF_INIT(types->fd, &types->dbg, &error) != DW_DLV_OK) {
+		hs_error_set(err, "%s has no DWARF debug information that libdwarf can read", path);
+		if (types->fd >= 0)
+			close(types->fd);
+		free(types);
+		return NULL;
+	}
+	return types;
+}
+
+void dwarf_types_close(struct dwarf_types *types)
+{
+	if (types == NULL)
+		return;
+	LIBDWARF_FINISH(types->dbg);
+	close(types->fd);
+	for (size_t i = 0; i < types->table_size; i++)
+		free(types->table[i].name);
+	free(types->table);
+	free(types);
+}
+
+static bool die_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
+{
+	char *name = NULL;
+	if (dwarf_diename(die, &name, NULL) != DW_DLV_OK || name == NULL)
+		return false;
+	size_t length = strlen(name);
+	if (length >= out_size)
+		length = out_size - 1;
+	memcpy(out, name, length);
+	out[length] = '\0';
+	dwarf_dealloc(dbg, name, DW_DLA_STRING);
+	return true;
+}
+
+static bool die_unsigned(Dwarf_Debug dbg, Dwarf_Die die, Dwarf_Half attribute, uint64_t *out)
+{
+	Dwarf_Attribute attr = NULL;
+	if (dwarf_attr(die, attribute, &attr, NULL) != DW_DLV_OK)
+		return false;
+	Dwarf_Unsigned value = 0;
+	bool ok = dwarf_formudata(attr, &value, NULL) == DW_DLV_OK;
+	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	*out = value;
+	return ok;
+}
+
+static bool die_flag(Dwarf_Die die, Dwarf_Half attribute)
+{
+	Dwarf_Bool present = 0;
+	return dwarf_hasattr(die, attribute, &present, NULL) == DW_DLV_OK && present;
+}
+
+/* Indexes the complete struct definitions at the top level of every compile unit. */
+static void build_index(struct dwarf_types *types)
+{
+	types->indexed = true;
+	Dwarf_Debug dbg = types->dbg;
+	for (;;) {
+		Dwarf_Unsigned next = 0;
+		Dwarf_Half cu_type = 0;
+		if (dwarf_next_cu_header_d(dbg, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+					   &next, &cu_type, NULL) != DW_DLV_OK)
+			break;
+		Dwarf_Die unit = NULL;
+		if (dwarf_siblingof_b(dbg, NULL, 1, &unit, NULL) != DW_DLV_OK)
+			continue;
+		Dwarf_Die child = NULL;
+		if (dwarf_child(unit, &child, NULL) == DW_DLV_OK) {
+			while (child != NULL) {
+				Dwarf_Half tag = 0;
+				char name[256];
+				Dwarf_Off offset = 0;
+				if (dwarf_tag(child, &tag, NULL) == DW_DLV_OK &&
+				    tag == DW_TAG_structure_type && !die_flag(child, DW_AT_declaration) &&
+				    die_name(dbg, child, name, sizeof name) &&
+				    dwarf_dieoffset(child, &offset, NULL) == DW_DLV_OK)
+					table_add(types, name, offset);
+				Dwarf_Die sibling = NULL;
+				int status = dwarf_siblingof_b(dbg, child, 1, &sibling, NULL);
+				dwarf_dealloc(dbg, child, DW_DLA_DIE);
+				child = status == DW_DLV_OK ? sibling : NULL;
+			}
+		}
+		dwarf_dealloc(dbg, unit, DW_DLA_DIE);
+	}
+}
+
+/* The size in bytes of the type a DIE's DW_AT_type names, through typedefs, qualifiers and
+ * arrays; 0 when unknown. */
+static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
+{
+	if (depth > 16)
+		return 0;
+	Dwarf_Attribute attr = NULL;
+	if (dwarf_attr(die, DW_AT_type, &attr, NULL) != DW_DLV_OK)
+		return 0;
+	Dwarf_Off offset = 0;
+	int status = dwarf_global_formref(attr, &offset, NULL);
+	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	Dwarf_Die type = NULL;
+	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &type, NULL) != DW_DLV_OK)
+		return 0;
+	uint64_t size = 0;
+	Dwarf_Half tag = 0;
+	dwarf_tag(type, &tag, NULL);
+	if (die_unsigned(dbg, type, DW_AT_byte_size, &size)) {
+		/* a struct, base type, pointer, enum... */
+	} else if (tag == DW_TAG_pointer_type || tag == DW_TAG_reference_type ||
+		   tag == DW_TAG_rvalue_reference_type || tag == DW_TAG_ptr_to_member_type) {
+		size = 8; /* x86-64: the only target heapsnap reads */
+	} else if (tag == DW_TAG_array_type) {
+		uint64_t element = type_size(dbg, type, depth + 1), count = 1;
+		Dwarf_Die range = NULL;
+		if (dwarf_child(type, &range, NULL) == DW_DLV_OK) {
+			while (range != NULL) {
+				uint64_t upper = 0, elements = 0;
+				if (die_unsigned(dbg, range, DW_AT_count, &elements))
+					count *= elements;
+				else if (die_unsigned(dbg, range, DW_AT_upper_bound, &upper))
+					count *= upper + 1;
+				else
+					count = 0; /* flexible array */
+				Dwarf_Die sibling = NULL;
+				int next = dwarf_siblingof_b(dbg, range, 1, &sibling, NULL);
+				dwarf_dealloc(dbg, range, DW_DLA_DIE);
+				range = next == DW_DLV_OK ? sibling : NULL;
+			}
+		}
+		size = element * count;
+	} else {
+		size = type_size(dbg, type, depth + 1); /* typedef, const, volatile */
+	}
+	dwarf_dealloc(dbg, type, DW_DLA_DIE);
+	return size;
+}
+
+bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
+{
+	if (!types->indexed)
+		build_index(types);
+	if (types->table_size == 0)
+		return false;
+	const struct struct_entry *entry = table_slot(types, name);
+	if (entry->name == NULL)
+		return false;
+	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Die die = NULL;
+	if (dwarf_offdie_b(dbg, entry->offset, 1, &die, NULL) != DW_DLV_OK)
+		return false;
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", name);
+	die_unsigned(dbg, die, DW_AT_byte_size, &out->size);
+	Dwarf_Die child = NULL;
+	if (dwarf_child(die, &child, NULL) == DW_DLV_OK) {
+		while (child != NULL) {
+			Dwarf_Half tag = 0;
+			struct dwarf_member member = {0};
+			if (dwarf_tag(child, &tag, NULL) == DW_DLV_OK && tag == DW_TAG_member &&
+			    out->member_count < DWARF_MEMBERS_MAX &&
+			    die_unsigned(dbg, child, DW_AT_data_member_location, &member.offset)) {
+				if (!die_name(dbg, child, member.name, sizeof member.name))
+					member.name[0] = '\0'; /* an anonymous union or struct */
+				member.size = type_size(dbg, child, 0);
+				out->members[out->member_count++] = member;
+			}
+			Dwarf_Die sibling = NULL;
+			int status = dwarf_siblingof_b(dbg, child, 1, &sibling, NULL);
+			dwarf_dealloc(dbg, child, DW_DLA_DIE);
+			child = status == DW_DLV_OK ? sibling : NULL;
+		}
+	}
+	dwarf_dealloc(dbg, die, DW_DLA_DIE);
+	return true;
+}
+
+const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout,
+					       const char *name)
+{
+	for (size_t i = 0; i < layout->member_count; i++)
+		if (strcmp(layout->members[i].name, name) == 0)
+			return &layout->members[i];
+	return NULL;
+}

@@ -1,0 +1,44 @@
+/* Struct layouts from DWARF: the one place heapsnap calls libdwarf. Debian 12 ships libdwarf
+ * 20210528, whose API differs from libdwarf 0.x in a handful of calls (dwarf_init_b's access
+ * argument, dwarf_finish's error argument, dwarf_siblingof_b/c); they are all in dwarf_types.c, so a
+ * newer libdwarf needs changes in that file only.
+ *
+ * The first lookup indexes the names of every struct defined at the top level of every compile
+ * unit; later lookups read just the DIEs they need. */
+#ifndef HEAPSNAP_DWARF_TYPES_H
+#define HEAPSNAP_DWARF_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define DWARF_MEMBERS_MAX 128
+
+struct dwarf_member {
+	char name[64];
+	uint64_t offset;
+	uint64_t size; /* 0 when unknown (a flexible array) */
+};
+
+struct dwarf_struct {
+	char name[64];
+	uint64_t size;
+	struct dwarf_member members[DWARF_MEMBERS_MAX];
+	size_t member_count;
+};
+
+struct dwarf_types;
+
+struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err);
+void dwarf_types_close(struct dwarf_types *types);
+
+/* The layout of `struct NAME` (a complete definition). */
+bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out);
+
+/* A member of a layout by name, or NULL. */
+const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout,
+					       const char *name);
+
+#endif

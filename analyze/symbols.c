@@ -1,0 +1,311 @@
+/* Module symbol tables through libelf (see symbols.h). */
+#include "symbols.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "formats/elf_build_id.h"
+
+struct symbol {
+	const char *name; /* points into the module's string storage */
+	uint64_t address; /* run-time */
+	uint64_t size;
+};
+
+struct module_symbols {
+	const struct snapshot_module *module;
+	bool loaded;
+	uint64_t bias;
+	char *debug_file;
+	struct symbol *symbols; /* sorted by name */
+	size_t symbol_count;
+	char **strings; /* copies of string tables, freed with the module */
+	size_t string_count;
+};
+
+struct symbols {
+	struct snapshot *snapshot;
+	char *debug_dir;
+	struct warnings *warnings;
+	struct module_symbols *modules;
+	size_t module_count;
+};
+
+struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
+			    struct warnings *warnings)
+{
+	elf_version(EV_CURRENT);
+	struct symbols *symbols = calloc(1, sizeof *symbols);
+	if (symbols == NULL)
+		return NULL;
+	size_t count;
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	symbols->modules = calloc(count ? count : 1, sizeof *symbols->modules);
+	symbols->debug_dir = strdup(debug_dir ? debug_dir : SYMBOLS_DEFAULT_DEBUG_DIR);
+	if (symbols->modules == NULL || symbols->debug_dir == NULL) {
+		free(symbols->modules);
+		free(symbols->debug_dir);
+		free(symbols);
+		return NULL;
+	}
+	symbols->snapshot = snapshot;
+	symbols->warnings = warnings;
+	symbols->module_count = count;
+	for (size_t i = 0; i < count; i++)
+		symbols->modules[i].module = &modules[i];
+	return symbols;
+}
+
+static void module_unload(struct module_symbols *module)
+{
+	free(module->debug_file);
+	free(module->symbols);
+	for (size_t i = 0; i < module->string_count; i++)
+		free(module->strings[i]);
+	free(module->strings);
+}
+
+void symbols_free(struct symbols *symbols)
+{
+	if (symbols == NULL)
+		return;
+	for (size_t i = 0; i < symbols->module_count; i++)
+		module_unload(&symbols->modules[i]);
+	free(symbols->modules);
+	free(symbols->debug_dir);
+	free(symbols);
+}
+
+static bool file_exists(const char *path) { return access(path, R_OK) == 0; }
+
+static bool build_id_matches(const char *path, const struct snapshot_module *module)
+{
+	uint8_t build_id[ELF_BUILD_ID_MAX];
+	size_t size = elf_build_id_from_file(path, build_id);
+	return module->build_id_size == 0 ||
+	       (size == module->build_id_size && memcmp(build_id, module->build_id, size) == 0);
+}
+
+/* The .gnu_debuglink name of an ELF file, or an empty string. */
+static void debuglink_of(Elf *elf, char *out, size_t out_size)
+{
+	out[0] = '\0';
+	size_t section_names;
+	if (elf_getshdrstrndx(elf, &section_names) != 0)
+		return;
+	for (Elf_Scn *section = NULL; (section = elf_nextscn(elf, section)) != NULL;) {
+		GElf_Shdr header;
+		if (gelf_getshdr(section, &header) == NULL)
+			continue;
+		const char *name = elf_strptr(elf, section_names, header.sh_name);
+		if (name == NULL || strcmp(name, ".gnu_debuglink") != 0)
+			continue;
+		Elf_Data *data = elf_getdata(section, NULL);
+		if (data && data->d_size > 0) {
+			size_t length = strnlen(data->d_buf, data->d_size);
+			if (length < out_size && length < data->d_size) {
+				memcpy(out, data->d_buf, length);
+				out[length] = '\0';
+			}
+		}
+	}
+}
+
+/* Finds the separate debug file, as gdb does: by build-id under the debug directory, then by
+ * debuglink next to the file, in its .debug/ directory, and under the debug directory. */
+static char *find_debug_file(const struct symbols *symbols, const struct snapshot_module *module,
+			     Elf *elf)
+{
+	char path[4096];
+	if (module->build_id_size >= 2) {
+		int at = snprintf(path, sizeof path, "%s/.build-id/%02x/", symbols->debug_dir,
+				  module->build_id[0]);
+		for (size_t i = 1; i < module->build_id_size && at < (int)sizeof path - 3; i++)
+			at += snprintf(path + at, sizeof path - (size_t)at, "%02x",
+				       module->build_id[i]);
+		snprintf(path + at, sizeof path - (size_t)at, ".debug");
+		if (file_exists(path) && build_id_matches(path, module))
+			return strdup(path);
+	}
+	char link[256];
+	debuglink_of(elf, link, sizeof link);
+	if (link[0] == '\0')
+		return NULL;
+	char directory[4096];
+	snprintf(directory, sizeof directory, "%s", module->path);
+	char *slash = strrchr(directory, '/');
+	if (slash)
+		*slash = '\0';
+	const char *patterns[] = {"%s/%s", "%s/.debug/%s", NULL};
+	for (int i = 0; patterns[i]; i++) {
+		snprintf(path, sizeof path, patterns[i], directory, link);
+		if (strcmp(path, module->path) != 0 && file_exists(path) &&
+		    build_id_matches(path, module))
+			return strdup(path);
+	}
+	if ((size_t)snprintf(path, sizeof path, "%s%s/%s", symbols->debug_dir, directory, link) <
+		    sizeof path &&
+	    file_exists(path) && build_id_matches(path, module))
+		return strdup(path);
+	return NULL;
+}
+
+static int compare_symbols(const void *left, const void *right)
+{
+	const struct symbol *a = left, *b = right;
+	return strcmp(a->name, b->name);
+}
+
+/* Adds the symbols of every SHT_SYMTAB and SHT_DYNSYM section of `elf`. */
+static void read_symbol_tables(struct module_symbols *module, Elf *elf, uint64_t bias)
+{
+	for (Elf_Scn *section = NULL; (section = elf_nextscn(elf, section)) != NULL;) {
+		GElf_Shdr header;
+		if (gelf_getshdr(section, &header) == NULL ||
+		    (header.sh_type != SHT_SYMTAB && header.sh_type != SHT_DYNSYM) ||
+		    header.sh_entsize == 0)
+			continue;
+		Elf_Data *data = elf_getdata(section, NULL);
+		Elf_Scn *strings_section = elf_getscn(elf, header.sh_link);
+		Elf_Data *strings = strings_section ? elf_getdata(strings_section, NULL) : NULL;
+		if (data == NULL || strings == NULL || strings->d_size == 0)
+			continue;
+		/* keep a copy of the string table: libelf's memory goes with the Elf handle */
+		char *copy = malloc(strings->d_size + 1);
+		char **grown_strings =
+			realloc(module->strings, (module->string_count + 1) * sizeof *module->strings);
+		if (copy == NULL || grown_strings == NULL) {
+			free(copy);
+			if (grown_strings)
+				module->strings = grown_strings;
+			continue;
+		}
+		module->strings = grown_strings;
+		memcpy(copy, strings->d_buf, strings->d_size);
+		copy[strings->d_size] = '\0';
+		module->strings[module->string_count++] = copy;
+		size_t count = header.sh_size / header.sh_entsize;
+		struct symbol *grown = realloc(module->symbols, (module->symbol_count + count) *
+									sizeof *module->symbols);
+		if (grown == NULL)
+			continue;
+		module->symbols = grown;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym symbol;
+			if (gelf_getsym(data, (int)i, &symbol) == NULL || symbol.st_name == 0 ||
+			    symbol.st_name >= strings->d_size || symbol.st_shndx == SHN_UNDEF)
+				continue;
+			int type = GELF_ST_TYPE(symbol.st_info);
+			if (type != STT_OBJECT && type != STT_FUNC && type != STT_TLS &&
+			    type != STT_NOTYPE && type != STT_GNU_IFUNC)
+				continue;
+			/* TLS symbols are offsets in the TLS block, not addresses */
+			uint64_t address = type == STT_TLS || symbol.st_shndx == SHN_ABS
+						   ? symbol.st_value
+						   : symbol.st_value + bias;
+			module->symbols[module->symbol_count++] =
+				(struct symbol){copy + symbol.st_name, address, symbol.st_size};
+		}
+	}
+}
+
+/* The bias from the file's program headers: the module's base is where its first PT_LOAD
+ * (the one mapping file offset 0) was put. */
+static uint64_t load_bias(Elf *elf, uint64_t base)
+{
+	size_t count;
+	if (elf_getphdrnum(elf, &count) != 0)
+		return base;
+	for (size_t i = 0; i < count; i++) {
+		GElf_Phdr header;
+		if (gelf_getphdr(elf, (int)i, &header) != NULL && header.p_type == PT_LOAD)
+			return base - (header.p_vaddr & ~(uint64_t)0xfff);
+	}
+	return base;
+}
+
+static void module_load(struct symbols *symbols, struct module_symbols *module)
+{
+	module->loaded = true;
+	const struct snapshot_module *info = module->module;
+	int fd = open(info->path, O_RDONLY | O_CLOEXEC);
+	Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+	if (elf == NULL) {
+		warnings_add(symbols->warnings, "%s: cannot be read for its symbols", info->path);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (!build_id_matches(info->path, info)) {
+		warnings_add(symbols->warnings,
+			     "%s on this machine is not the file the process had mapped (build-id "
+			     "differs): its symbols are not used",
+			     info->path);
+		elf_end(elf);
+		close(fd);
+		return;
+	}
+	module->bias = load_bias(elf, info->base);
+	read_symbol_tables(module, elf, module->bias);
+	module->debug_file = find_debug_file(symbols, info, elf);
+	elf_end(elf);
+	close(fd);
+	if (module->debug_file) {
+		fd = open(module->debug_file, O_RDONLY | O_CLOEXEC);
+		elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+		if (elf) {
+			read_symbol_tables(module, elf, module->bias);
+			elf_end(elf);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	qsort(module->symbols, module->symbol_count, sizeof *module->symbols, compare_symbols);
+}
+
+struct module_symbols *symbols_find_module(struct symbols *symbols, const char *prefix)
+{
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		const char *path = symbols->modules[i].module->path;
+		const char *name = strrchr(path, '/');
+		name = name ? name + 1 : path;
+		if (strncmp(name, prefix, strlen(prefix)) == 0) {
+			struct module_symbols *module = &symbols->modules[i];
+			if (!module->loaded)
+				module_load(symbols, module);
+			return module;
+		}
+	}
+	return NULL;
+}
+
+const struct snapshot_module *module_symbols_module(const struct module_symbols *module)
+{
+	return module->module;
+}
+
+uint64_t module_symbols_bias(struct module_symbols *module) { return module->bias; }
+
+const char *module_symbols_debug_file(struct module_symbols *module)
+{
+	return module->debug_file;
+}
+
+bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
+			   uint64_t *size)
+{
+	struct symbol key = {.name = name};
+	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
+					     sizeof key, compare_symbols);
+	if (found == NULL)
+		return false;
+	*address = found->address;
+	if (size)
+		*size = found->size;
+	return true;
+}

@@ -1,0 +1,40 @@
+/* The modules of a snapshot and their symbols: ELF symbol tables (.symtab and .dynsym) read with
+ * libelf, from the module's file or, better, from its separate debug file, found by build-id
+ * (DEBUG_DIR/.build-id/xx/yyyy.debug) or by .gnu_debuglink, as gdb finds them. A file whose
+ * build-id differs from the one recorded at capture is not used (a warning says so). Loaded once
+ * per module, on first use. */
+#ifndef HEAPSNAP_SYMBOLS_H
+#define HEAPSNAP_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/warnings.h"
+#include "formats/snapshot.h"
+
+#define SYMBOLS_DEFAULT_DEBUG_DIR "/usr/lib/debug"
+
+struct symbols;
+struct module_symbols;
+
+struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
+			    struct warnings *warnings);
+void symbols_free(struct symbols *symbols);
+
+/* The module whose file name (the last path component) starts with `prefix` ("libc.so",
+ * "libpython3"), or NULL. */
+struct module_symbols *symbols_find_module(struct symbols *symbols, const char *prefix);
+const struct snapshot_module *module_symbols_module(const struct module_symbols *module);
+/* Load bias: what to add to the file's addresses to get the process's. */
+uint64_t module_symbols_bias(struct module_symbols *module);
+/* The separate debug file when one was found (for DWARF), else the module's own file if it has
+ * DWARF, else NULL. */
+const char *module_symbols_debug_file(struct module_symbols *module);
+
+/* The run-time address of a symbol of this module, by exact name. */
+bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
+			   uint64_t *size);
+
+#endif
