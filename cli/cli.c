@@ -3,6 +3,8 @@
 
 #include <getopt.h>
 
+#include "analyze/analysis.h"
+#include "common/warnings.h"
 #include "formats/seekable.h"
 
 #include <errno.h>
@@ -88,4 +90,34 @@ void cli_format_bytes(uint64_t bytes, char *out, size_t out_size)
 	}
 	snprintf(out, out_size, value < 10 ? "%.2f %s" : value < 100 ? "%.1f %s" : "%.0f %s", value,
 		 units[unit]);
+}
+
+void cli_analysis_option(int option, const char *value, struct analysis_options *options)
+{
+	if (option == 'd')
+		options->debug_dir = value;
+	else
+		options->no_debuginfo = true;
+}
+
+void cli_print_warnings(const char *command, const struct warnings *warnings)
+{
+	for (size_t i = 0; i < warnings->count; i++)
+		fprintf(stderr, "heapsnap %s: warning: %s\n", command, warnings->items[i]);
+	if (warnings->dropped)
+		fprintf(stderr, "heapsnap %s: warning: %zu more warnings not shown\n", command,
+			warnings->dropped);
+}
+
+void cli_format_count(uint64_t count, char *out, size_t out_size)
+{
+	char digits[32];
+	int length = snprintf(digits, sizeof digits, "%llu", (unsigned long long)count);
+	size_t at = 0;
+	for (int i = 0; i < length && at + 2 < out_size; i++) {
+		if (i > 0 && (length - i) % 3 == 0)
+			out[at++] = ',';
+		out[at++] = digits[i];
+	}
+	out[at] = '\0';
 }

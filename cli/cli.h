@@ -31,11 +31,30 @@ struct seekable_options;
 bool cli_compression_option(const char *command, int option, const char *value,
 			    struct seekable_options *options);
 
+/* The options of the commands that analyse a snapshot. */
+#define CLI_ANALYSIS_OPTIONS                                                                  \
+	{"debug-dir", required_argument, NULL, 'd'}, { "no-debuginfo", no_argument, NULL, 'N' }
+#define CLI_ANALYSIS_USAGE                                                                    \
+	"  --debug-dir DIR    where separate debug files are (default /usr/lib/debug)\n"       \
+	"  --no-debuginfo     find the allocator's structures without debug info, by their\n"  \
+	"                     shape, even where debug info exists\n"
+struct analysis_options;
+/* Handles option 'd' or 'N'. */
+void cli_analysis_option(int option, const char *value, struct analysis_options *options);
+/* Prints an analysis's warnings on stderr, "heapsnap COMMAND: warning: ...". */
+struct warnings;
+void cli_print_warnings(const char *command, const struct warnings *warnings);
+
+/* "12,345" */
+void cli_format_count(uint64_t count, char *out, size_t out_size);
+
 /* "1.5 GiB", "312 KiB", "17 B" */
 void cli_format_bytes(uint64_t bytes, char *out, size_t out_size);
 
 int cmd_capture(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
 
 #endif

@@ -20,6 +20,8 @@ static const char usage[] =
 	"  capture PID [-o FILE]   copy a live process's heap state into a snapshot\n"
 	"  import CORE [-o FILE]   turn an ELF core file (gcore, kernel) into a snapshot\n"
 	"  info FILE               what a snapshot holds: process, threads, modules, regions\n"
+	"  list FILE               one line per heap allocation: address, size, live or free\n"
+	"  summary FILE            the heap in totals, per arena, by type and size\n"
 	"\n"
 	"`heapsnap COMMAND --help` describes each command; `heapsnap --version` prints the version.\n"
 	"Exit status: 0 success, 2 bad usage or input (the message says what and where).\n";
@@ -64,6 +66,10 @@ int main(int argc, char **argv)
 		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(command, "info") == 0)
 		return cmd_info(argc - 1, argv + 1);
+	if (strcmp(command, "list") == 0)
+		return cmd_list(argc - 1, argv + 1);
+	if (strcmp(command, "summary") == 0)
+		return cmd_summary(argc - 1, argv + 1);
 	fprintf(stderr, "heapsnap: unknown command '%s'\n\n%s", command, usage);
 	return EXIT_ERROR;
 }

@@ -1,0 +1,66 @@
+/* Opening a snapshot for analysis (see analysis.h). */
+#include "analysis.h"
+
+#include <stdlib.h>
+
+#include "analyze/glibc_heap.h"
+
+struct analysis *analysis_open(const char *path, const struct analysis_options *options,
+			       struct hs_error *err)
+{
+	struct analysis *analysis = calloc(1, sizeof *analysis);
+	if (analysis == NULL) {
+		hs_error_set(err, "out of memory opening %s", path);
+		return NULL;
+	}
+	analysis->snapshot = snapshot_open(path, 0, err);
+	if (analysis->snapshot == NULL)
+		goto fail;
+	analysis->space = address_space_new(analysis->snapshot, &analysis->warnings, err);
+	if (analysis->space == NULL)
+		goto fail;
+	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir, &analysis->warnings);
+	if (analysis->symbols == NULL) {
+		hs_error_set(err, "out of memory opening %s", path);
+		goto fail;
+	}
+	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
+	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
+			    &analysis->warnings, err) != 0)
+		goto fail;
+	return analysis;
+fail:
+	analysis_close(analysis);
+	return NULL;
+}
+
+void analysis_close(struct analysis *analysis)
+{
+	if (analysis == NULL)
+		return;
+	heap_free(&analysis->heap);
+	symbols_free(analysis->symbols);
+	address_space_free(analysis->space);
+	snapshot_close(analysis->snapshot);
+	warnings_free(&analysis->warnings);
+	free(analysis);
+}
+
+const char *analysis_allocation_type(const struct allocation *allocation)
+{
+	if (allocation->place == PLACE_METADATA)
+		return "glibc tcache_perthread_struct";
+	return NULL;
+}
+
+const char *allocation_state_name(enum allocation_state state)
+{
+	return state == ALLOCATION_LIVE ? "live" : "free";
+}
+
+const char *allocation_place_name(enum allocation_place place)
+{
+	static const char *const names[] = {"in_use", "mmapped", "tcache", "fastbin",
+					    "bin", "top", "metadata"};
+	return place < sizeof names / sizeof names[0] ? names[place] : "unknown";
+}

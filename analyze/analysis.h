@@ -1,0 +1,38 @@
+/* One snapshot opened for analysis: the file, its address space, its modules' symbols, and its
+ * heaps walked. The front ends of `list` and `summary` (and later `heapdiff`) start here. */
+#ifndef HEAPSNAP_ANALYSIS_H
+#define HEAPSNAP_ANALYSIS_H
+
+#include <stdbool.h>
+
+#include "analyze/address_space.h"
+#include "analyze/heap.h"
+#include "analyze/symbols.h"
+#include "common/error.h"
+#include "common/warnings.h"
+#include "formats/snapshot.h"
+
+struct analysis_options {
+	const char *debug_dir; /* NULL: /usr/lib/debug */
+	bool no_debuginfo;     /* find heap structures by heuristics only */
+};
+
+struct analysis {
+	struct snapshot *snapshot;
+	struct address_space *space;
+	struct symbols *symbols;
+	struct heap heap;
+	struct warnings warnings;
+};
+
+struct analysis *analysis_open(const char *path, const struct analysis_options *options,
+			       struct hs_error *err);
+void analysis_close(struct analysis *analysis);
+
+/* A name for an allocation's kind when nothing better is known: the allocator's own structures
+ * are named, the rest is NULL (untyped). */
+const char *analysis_allocation_type(const struct allocation *allocation);
+const char *allocation_state_name(enum allocation_state state);
+const char *allocation_place_name(enum allocation_place place);
+
+#endif

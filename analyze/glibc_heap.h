@@ -1,0 +1,27 @@
+/* The glibc malloc (ptmalloc) walker: every chunk of the main arena's heap, of every thread
+ * arena's heaps and every mmapped chunk, classified as live, or free in a tcache, a fast bin, a
+ * bin, or top. Arenas are found with libc's debug information (the main_arena and mp_ symbols,
+ * layouts from DWARF) or without it (the arena ring read from a malloc_state found in libc's data,
+ * heaps recognised by their heap_info), and both ways must agree. A corrupt heap gives warnings
+ * with addresses; the walk resynchronises and goes on. */
+#ifndef HEAPSNAP_GLIBC_HEAP_H
+#define HEAPSNAP_GLIBC_HEAP_H
+
+#include <stdbool.h>
+
+#include "analyze/address_space.h"
+#include "analyze/heap.h"
+#include "analyze/symbols.h"
+#include "common/error.h"
+#include "common/warnings.h"
+
+struct glibc_heap_options {
+	bool no_debuginfo; /* find everything by heuristics, even where debug info exists */
+};
+
+/* Fails when the snapshot has no glibc malloc heap (no libc mapped, or no arena found). */
+int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
+		    const struct glibc_heap_options *options, struct heap *heap,
+		    struct warnings *warnings, struct hs_error *err);
+
+#endif

@@ -1,0 +1,57 @@
+/* What every heap walker produces: the allocations of one allocator, each with the address the
+ * program got, its usable size and whether it is live or free, plus totals per arena and the
+ * allocator's name and version. Walkers (glibc malloc now; pymalloc, jemalloc later) fill one
+ * `struct heap` each; nothing after them depends on which walker ran. */
+#ifndef HEAPSNAP_HEAP_H
+#define HEAPSNAP_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum allocation_state { ALLOCATION_LIVE, ALLOCATION_FREE };
+
+/* Where a chunk is, which says why it is free (or that it is the allocator's own). */
+enum allocation_place {
+	PLACE_IN_USE,	 /* handed to the program */
+	PLACE_MMAPPED,	 /* handed to the program, in a mapping of its own */
+	PLACE_TCACHE,	 /* free, cached per thread */
+	PLACE_FASTBIN,	 /* free, in a fast bin */
+	PLACE_BIN,	 /* free, in the unsorted, a small or a large bin */
+	PLACE_TOP,	 /* free, the arena's top chunk */
+	PLACE_METADATA,	 /* the allocator's own (a tcache structure) */
+};
+
+struct allocation {
+	uint64_t address; /* as returned by malloc */
+	uint64_t size;	  /* usable size, as malloc_usable_size returns it */
+	uint8_t state;	  /* enum allocation_state */
+	uint8_t place;	  /* enum allocation_place */
+	uint16_t arena;	  /* index into heap.arenas */
+};
+
+struct heap_arena {
+	uint64_t address; /* of its malloc_state (or of the first mmapped chunk) */
+	char kind[16];	  /* "main", "thread", "mmapped" */
+	uint64_t system_bytes; /* memory the allocator took from the system for it */
+	uint64_t live_count, live_bytes, free_count, free_bytes;
+};
+
+struct heap {
+	char allocator[32]; /* "glibc malloc" */
+	char version[32];   /* "2.36", or empty when unknown */
+	char method[32];    /* how the arenas were found: "debug info" or "heuristics" */
+	struct allocation *allocations; /* sorted by address */
+	size_t count, capacity;
+	struct heap_arena *arenas;
+	size_t arena_count;
+};
+
+void heap_free(struct heap *heap);
+int heap_add(struct heap *heap, const struct allocation *allocation);
+int heap_add_arena(struct heap *heap, const struct heap_arena *arena);
+/* Sorts by address and fills the per-arena totals. */
+void heap_finish(struct heap *heap);
+/* The allocation containing addr (its usable bytes), or NULL. */
+const struct allocation *heap_find(const struct heap *heap, uint64_t addr);
+
+#endif

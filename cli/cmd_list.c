@@ -1,0 +1,108 @@
+/* `heapsnap list FILE`: one line per allocation, as text or JSON lines. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "analyze/analysis.h"
+#include "cli/cli.h"
+#include "formats/json.h"
+
+static const char usage[] =
+	"usage: heapsnap list FILE [--state live|free|all] [--format text|jsonl]\n"
+	"\n"
+	"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
+	"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
+	"mmapped, tcache, fastbin, bin, top, metadata), and its type when known.\n"
+	"\n"
+	"  --state S          live (default), free, or all\n"
+	"  --format F         text (default) or jsonl: one JSON object per line,\n"
+	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\"}\n" CLI_ANALYSIS_USAGE;
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option options[] = {{"state", required_argument, NULL, 's'},
+						 {"format", required_argument, NULL, 'f'},
+						 CLI_ANALYSIS_OPTIONS,
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	struct analysis_options analysis_options = {0};
+	int wanted = ALLOCATION_LIVE; /* -1: all */
+	bool jsonl = false;
+	int option;
+	optind = 1;
+	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (option) {
+		case 's':
+			if (strcmp(optarg, "live") == 0)
+				wanted = ALLOCATION_LIVE;
+			else if (strcmp(optarg, "free") == 0)
+				wanted = ALLOCATION_FREE;
+			else if (strcmp(optarg, "all") == 0)
+				wanted = -1;
+			else
+				return cli_usage_error("list", "--state takes live, free or all, not '%s'",
+						       optarg);
+			break;
+		case 'f':
+			if (strcmp(optarg, "jsonl") == 0)
+				jsonl = true;
+			else if (strcmp(optarg, "text") == 0)
+				jsonl = false;
+			else
+				return cli_usage_error("list", "--format takes text or jsonl, not '%s'",
+						       optarg);
+			break;
+		case 'd':
+		case 'N':
+			cli_analysis_option(option, optarg, &analysis_options);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("list", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("list", "expects one FILE");
+	struct hs_error err;
+	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
+	if (analysis == NULL)
+		return cli_fail("list", &err);
+	const struct heap *heap = &analysis->heap;
+	for (size_t i = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		if (wanted >= 0 && allocation->state != wanted)
+			continue;
+		const char *type = analysis_allocation_type(allocation);
+		if (jsonl) {
+			struct json_writer json;
+			json_init(&json, stdout);
+			json_object_begin(&json);
+			json_key(&json, "addr");
+			json_uint(&json, allocation->address);
+			json_key(&json, "size");
+			json_uint(&json, allocation->size);
+			json_key(&json, "state");
+			json_string(&json, allocation_state_name(allocation->state));
+			json_key(&json, "place");
+			json_string(&json, allocation_place_name(allocation->place));
+			json_key(&json, "type");
+			if (type)
+				json_string(&json, type);
+			else
+				json_null(&json);
+			json_object_end(&json);
+			json_finish(&json);
+		} else {
+			printf("0x%012llx %12llu  %-4s  %-8s  %s\n",
+			       (unsigned long long)allocation->address,
+			       (unsigned long long)allocation->size,
+			       allocation_state_name(allocation->state),
+			       allocation_place_name(allocation->place), type ? type : "-");
+		}
+	}
+	cli_print_warnings("list", &analysis->warnings);
+	analysis_close(analysis);
+	return EXIT_OK;
+}

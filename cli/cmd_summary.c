@@ -1,0 +1,292 @@
+/* `heapsnap summary FILE`: one snapshot's heap in totals, per arena, and by type (untyped
+ * allocations grouped by size), as text or JSON (schema heapsnap.summary/1). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/analysis.h"
+#include "cli/cli.h"
+#include "formats/json.h"
+
+#define TOP_TYPES 20
+
+static const char usage[] =
+	"usage: heapsnap summary FILE [--format text|json]\n"
+	"\n"
+	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
+	"fragmentation: the share of its chunk bytes that are free), and the live allocations\n"
+	"grouped by type, or by size where the type is not known, the top 20 by bytes.\n"
+	"\n"
+	"  --format F         text (default) or json (schema heapsnap.summary/1)\n" CLI_ANALYSIS_USAGE;
+
+struct type_group {
+	const char *type; /* NULL: untyped, grouped by size */
+	uint64_t size;
+	uint64_t count, bytes;
+};
+
+static int compare_groups(const void *left, const void *right)
+{
+	const struct type_group *a = left, *b = right;
+	if (a->bytes != b->bytes)
+		return a->bytes > b->bytes ? -1 : 1;
+	return a->count > b->count ? -1 : a->count < b->count;
+}
+
+static int compare_sizes(const void *left, const void *right)
+{
+	const struct allocation *const *a = left, *const *b = right;
+	return (*a)->size < (*b)->size ? -1 : (*a)->size > (*b)->size;
+}
+
+/* Groups the live allocations: named types by name, the rest by usable size. */
+static struct type_group *group_types(const struct heap *heap, size_t *group_count)
+{
+	const struct allocation **live = malloc((heap->count + 1) * sizeof *live);
+	struct type_group *groups = calloc(heap->count + 1, sizeof *groups);
+	size_t live_count = 0, count = 0;
+	if (live == NULL || groups == NULL) {
+		free(live);
+		free(groups);
+		*group_count = 0;
+		return NULL;
+	}
+	for (size_t i = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		const char *type = analysis_allocation_type(allocation);
+		if (type == NULL) {
+			live[live_count++] = allocation;
+			continue;
+		}
+		size_t k = 0;
+		while (k < count && !(groups[k].type && strcmp(groups[k].type, type) == 0))
+			k++;
+		if (k == count)
+			groups[count++].type = type;
+		groups[k].count++;
+		groups[k].bytes += allocation->size;
+	}
+	qsort(live, live_count, sizeof *live, compare_sizes);
+	for (size_t i = 0; i < live_count; i++) {
+		if (i == 0 || live[i]->size != live[i - 1]->size)
+			groups[count++].size = live[i]->size;
+		groups[count - 1].count++;
+		groups[count - 1].bytes += live[i]->size;
+	}
+	free(live);
+	qsort(groups, count, sizeof *groups, compare_groups);
+	*group_count = count;
+	return groups;
+}
+
+static void group_name(const struct type_group *group, char *out, size_t out_size)
+{
+	if (group->type)
+		snprintf(out, out_size, "%s", group->type);
+	else
+		snprintf(out, out_size, "size %llu", (unsigned long long)group->size);
+}
+
+struct totals {
+	uint64_t live_count, live_bytes, free_count, free_bytes;
+};
+
+static struct totals heap_totals(const struct heap *heap)
+{
+	struct totals totals = {0};
+	for (size_t i = 0; i < heap->arena_count; i++) {
+		totals.live_count += heap->arenas[i].live_count;
+		totals.live_bytes += heap->arenas[i].live_bytes;
+		totals.free_count += heap->arenas[i].free_count;
+		totals.free_bytes += heap->arenas[i].free_bytes;
+	}
+	return totals;
+}
+
+static double fragmentation(uint64_t live_bytes, uint64_t free_bytes)
+{
+	return live_bytes + free_bytes ? (double)free_bytes / (double)(live_bytes + free_bytes) : 0;
+}
+
+static void print_json(const struct analysis *analysis, const struct type_group *groups,
+		       size_t group_count)
+{
+	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
+	const struct heap *heap = &analysis->heap;
+	struct totals totals = heap_totals(heap);
+	struct json_writer json;
+	json_init(&json, stdout);
+	json_object_begin(&json);
+	json_key(&json, "schema");
+	json_string(&json, "heapsnap.summary/1");
+	json_key(&json, "pid");
+	json_int(&json, info->pid);
+	json_key(&json, "exe");
+	json_string(&json, info->exe);
+	json_key(&json, "runtimes");
+	json_object_begin(&json);
+	json_key(&json, "glibc");
+	if (heap->version[0])
+		json_string(&json, heap->version);
+	else
+		json_null(&json);
+	json_object_end(&json);
+	json_key(&json, "heap");
+	json_object_begin(&json);
+	json_key(&json, "allocator");
+	json_string(&json, heap->allocator);
+	json_key(&json, "found_with");
+	json_string(&json, heap->method);
+	json_key(&json, "live_count");
+	json_uint(&json, totals.live_count);
+	json_key(&json, "live_bytes");
+	json_uint(&json, totals.live_bytes);
+	json_key(&json, "free_count");
+	json_uint(&json, totals.free_count);
+	json_key(&json, "free_bytes");
+	json_uint(&json, totals.free_bytes);
+	json_key(&json, "fragmentation");
+	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes));
+	json_key(&json, "arenas");
+	json_array_begin(&json);
+	for (size_t i = 0; i < heap->arena_count; i++) {
+		const struct heap_arena *arena = &heap->arenas[i];
+		json_object_begin(&json);
+		json_key(&json, "kind");
+		json_string(&json, arena->kind);
+		json_key(&json, "address");
+		json_uint(&json, arena->address);
+		json_key(&json, "system_bytes");
+		json_uint(&json, arena->system_bytes);
+		json_key(&json, "live_count");
+		json_uint(&json, arena->live_count);
+		json_key(&json, "live_bytes");
+		json_uint(&json, arena->live_bytes);
+		json_key(&json, "free_count");
+		json_uint(&json, arena->free_count);
+		json_key(&json, "free_bytes");
+		json_uint(&json, arena->free_bytes);
+		json_key(&json, "fragmentation");
+		json_double(&json, fragmentation(arena->live_bytes, arena->free_bytes));
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+	json_object_end(&json);
+	json_key(&json, "types");
+	json_array_begin(&json);
+	for (size_t i = 0; i < group_count; i++) {
+		char name[128];
+		group_name(&groups[i], name, sizeof name);
+		json_object_begin(&json);
+		json_key(&json, "type");
+		json_string(&json, name);
+		json_key(&json, "count");
+		json_uint(&json, groups[i].count);
+		json_key(&json, "bytes");
+		json_uint(&json, groups[i].bytes);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+	json_key(&json, "warnings");
+	json_array_begin(&json);
+	for (size_t i = 0; i < analysis->warnings.count; i++)
+		json_string(&json, analysis->warnings.items[i]);
+	json_array_end(&json);
+	json_object_end(&json);
+	json_finish(&json);
+}
+
+static void print_text(const struct analysis *analysis, const struct type_group *groups,
+		       size_t group_count)
+{
+	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
+	const struct heap *heap = &analysis->heap;
+	struct totals totals = heap_totals(heap);
+	char count[32], bytes[32], system[32], count2[32], bytes2[32];
+	printf("pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
+	printf("%s %s, structures found with %s\n", heap->allocator,
+	       heap->version[0] ? heap->version : "(version unknown)", heap->method);
+	cli_format_count(totals.live_count, count, sizeof count);
+	cli_format_bytes(totals.live_bytes, bytes, sizeof bytes);
+	printf("  live  %12s allocations  %10s\n", count, bytes);
+	cli_format_count(totals.free_count, count, sizeof count);
+	cli_format_bytes(totals.free_bytes, bytes, sizeof bytes);
+	printf("  free  %12s chunks       %10s  (fragmentation %.1f%%)\n", count, bytes,
+	       100 * fragmentation(totals.live_bytes, totals.free_bytes));
+	printf("\narenas:\n");
+	printf("  %-8s %-16s %10s %12s %10s %12s %10s %6s\n", "kind", "address", "system", "live",
+	       "bytes", "free", "bytes", "frag");
+	for (size_t i = 0; i < heap->arena_count; i++) {
+		const struct heap_arena *arena = &heap->arenas[i];
+		cli_format_bytes(arena->system_bytes, system, sizeof system);
+		cli_format_count(arena->live_count, count, sizeof count);
+		cli_format_bytes(arena->live_bytes, bytes, sizeof bytes);
+		cli_format_count(arena->free_count, count2, sizeof count2);
+		cli_format_bytes(arena->free_bytes, bytes2, sizeof bytes2);
+		printf("  %-8s 0x%-14llx %10s %12s %10s %12s %10s %5.1f%%\n", arena->kind,
+		       (unsigned long long)arena->address, system, count, bytes, count2, bytes2,
+		       100 * fragmentation(arena->live_bytes, arena->free_bytes));
+	}
+	printf("\nlive allocations by type, top %d by bytes:\n", TOP_TYPES);
+	printf("  %12s %10s  %s\n", "count", "bytes", "type");
+	for (size_t i = 0; i < group_count && i < TOP_TYPES; i++) {
+		char name[128];
+		group_name(&groups[i], name, sizeof name);
+		cli_format_count(groups[i].count, count, sizeof count);
+		cli_format_bytes(groups[i].bytes, bytes, sizeof bytes);
+		printf("  %12s %10s  %s\n", count, bytes, name);
+	}
+	if (group_count > TOP_TYPES)
+		printf("  (%zu more types and sizes)\n", group_count - TOP_TYPES);
+	if (analysis->warnings.count)
+		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);
+}
+
+int cmd_summary(int argc, char **argv)
+{
+	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+						 CLI_ANALYSIS_OPTIONS,
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	struct analysis_options analysis_options = {0};
+	enum output_format format = FORMAT_TEXT;
+	int option;
+	optind = 1;
+	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (option) {
+		case 'f':
+			if (!cli_parse_format(optarg, false, &format))
+				return cli_usage_error("summary", "--format takes text or json, not '%s'",
+						       optarg);
+			break;
+		case 'd':
+		case 'N':
+			cli_analysis_option(option, optarg, &analysis_options);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("summary", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error("summary", "expects one FILE");
+	struct hs_error err;
+	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
+	if (analysis == NULL)
+		return cli_fail("summary", &err);
+	size_t group_count;
+	struct type_group *groups = group_types(&analysis->heap, &group_count);
+	if (format == FORMAT_JSON)
+		print_json(analysis, groups, group_count);
+	else
+		print_text(analysis, groups, group_count);
+	cli_print_warnings("summary", &analysis->warnings);
+	free(groups);
+	analysis_close(analysis);
+	return EXIT_OK;
+}
