@@ -1,0 +1,123 @@
+/* A target with a glibc heap of known content, for the malloc walker's tests. The main thread and
+ * four workers (each of which gets a thread arena) allocate blocks of many sizes, plus a few large
+ * enough to be mmapped; then each frees every third of its blocks, which fills the tcache, the fast
+ * bins, and the unsorted, small and large bins. Before pausing, the target writes what it holds and
+ * what it freed to the file named by its first argument, with write(2) only (no stdio, no malloc,
+ * so recording does not change the heap):
+ *     held ADDRESS USABLE_SIZE      (malloc_usable_size)
+ *     freed ADDRESS
+ *     corrupted CHUNK_ADDRESS       (with --corrupt: a held block whose chunk header was smashed)
+ *     threads N                     (threads that used malloc)
+ * then "done". */
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKERS 4
+#define BLOCKS 600
+#define MMAPPED 3
+
+static int record_fd;
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t allocated, recorded;
+
+static void record(const char *what, void *address, size_t size)
+{
+	char line[96];
+	int length = size ? snprintf(line, sizeof line, "%s %p %zu\n", what, address, size)
+			  : snprintf(line, sizeof line, "%s %p\n", what, address);
+	pthread_mutex_lock(&record_lock);
+	if (write(record_fd, line, (size_t)length) != length)
+		_exit(3);
+	pthread_mutex_unlock(&record_lock);
+}
+
+/* Block sizes: mostly small (tcache and fast-bin sizes), some medium (small bins), some large
+ * (large bins), in an order that keeps freed neighbours apart so they do not coalesce. */
+static size_t block_size(int thread, int index)
+{
+	unsigned value = (unsigned)(index * 2654435761u + (unsigned)thread * 40503u);
+	switch (index % 6) {
+	case 0: case 1: case 2:
+		return 8 + value % 120; /* fast-bin and tcache sizes */
+	case 3:
+		return 200 + value % 800; /* small bins */
+	case 4:
+		return 1100 + value % 3000; /* large bins */
+	default:
+		return 16 + value % 64;
+	}
+}
+
+static void *work(void *argument)
+{
+	int thread = (int)(intptr_t)argument;
+	static __thread unsigned char *blocks[BLOCKS];
+	for (int i = 0; i < BLOCKS; i++) {
+		size_t size = block_size(thread, i);
+		blocks[i] = malloc(size);
+		memset(blocks[i], (int)(i * 7 + thread), size);
+	}
+	pthread_barrier_wait(&allocated);
+	/* free every third block: neighbours stay held, so freed chunks keep their place */
+	for (int i = 0; i < BLOCKS; i++) {
+		if (i % 3 != 1)
+			continue;
+		record("freed", blocks[i], 0);
+		free(blocks[i]);
+		blocks[i] = NULL;
+	}
+	for (int i = 0; i < BLOCKS; i++)
+		if (blocks[i])
+			record("held", blocks[i], malloc_usable_size(blocks[i]));
+	pthread_barrier_wait(&recorded);
+	if (thread > 0)
+		for (;;)
+			pause();
+	return blocks[0];
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	int corrupt = argc > 2 && strcmp(argv[2], "--corrupt") == 0;
+	char temporary[4096];
+	snprintf(temporary, sizeof temporary, "%s.tmp", argv[1]);
+	record_fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (record_fd < 0)
+		return 1;
+	pthread_barrier_init(&allocated, NULL, WORKERS + 1);
+	pthread_barrier_init(&recorded, NULL, WORKERS + 1);
+	pthread_t threads[WORKERS];
+	for (int i = 0; i < WORKERS; i++)
+		pthread_create(&threads[i], NULL, work, (void *)(intptr_t)(i + 1));
+	void *mapped[MMAPPED];
+	for (int i = 0; i < MMAPPED; i++) {
+		mapped[i] = malloc((256u << 10) + (size_t)i * 100000);
+		memset(mapped[i], 0x5a, 4096);
+	}
+	unsigned char *first = work((void *)0); /* the main thread's share, then wait */
+	for (int i = 0; i < MMAPPED; i++)
+		record("held", mapped[i], malloc_usable_size(mapped[i]));
+	if (corrupt) {
+		/* smash the size field of a held block in the main heap (not the last one) */
+		unsigned char *victim = first;
+		uint64_t garbage = 0x4141414141414141ull;
+		memcpy(victim - 8, &garbage, 8);
+		record("corrupted", victim - 16, 0);
+	}
+	char line[32];
+	int length = snprintf(line, sizeof line, "threads %d\ndone\n", WORKERS + 1);
+	if (write(record_fd, line, (size_t)length) != length)
+		return 3;
+	close(record_fd);
+	rename(temporary, argv[1]);
+	for (;;)
+		pause();
+}
