@@ -89,13 +89,14 @@ static bool plausible_size(uint64_t size, uint64_t at, uint64_t end)
 }
 
 static int add_chunk(struct walker *walker, uint64_t chunk, uint64_t size, bool in_use,
-		     uint16_t arena)
+		     uint16_t arena, uint64_t first_word)
 {
 	struct allocation allocation = {.address = chunk + CHUNK_HEADER,
 					.size = size - 8,
 					.state = in_use ? ALLOCATION_LIVE : ALLOCATION_FREE,
 					.place = in_use ? PLACE_IN_USE : PLACE_BIN,
-					.arena = arena};
+					.arena = arena,
+					.first_word = first_word};
 	return heap_add(walker->heap, &allocation);
 }
 
@@ -131,6 +132,7 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint
 {
 	uint64_t at = start;
 	uint64_t pending = 0, pending_size = 0; /* the chunk whose state the next header tells */
+	uint64_t pending_word = 0;
 	while (at < top) {
 		uint64_t word;
 		if (!address_cursor_read_u64(&walker->cursor, at + 8, limit, &word)) {
@@ -144,7 +146,8 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint
 		/* main-arena chunks never carry NON_MAIN_ARENA; thread-arena chunks carry it while
 		 * in use, but free ones may have lost it, so only its absence is checked */
 		bool flags_ok = !(word & IS_MMAPPED) && (non_main || !(word & NON_MAIN_ARENA));
-		if (pending && add_chunk(walker, pending, pending_size, word & PREV_INUSE, arena) != 0)
+		if (pending && add_chunk(walker, pending, pending_size, word & PREV_INUSE, arena,
+					 pending_word) != 0)
 			return -1;
 		pending = 0;
 		if (!plausible_size(size, at, top) || !flags_ok) {
@@ -162,11 +165,14 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint
 		}
 		pending = at;
 		pending_size = size;
+		pending_word = 0;
+		address_cursor_read_u64(&walker->cursor, at + CHUNK_HEADER, limit, &pending_word);
 		at += size;
 	}
 	uint64_t top_word = 0;
 	if (at == top && address_space_read_u64(walker->space, top + 8, &top_word)) {
-		if (pending && add_chunk(walker, pending, pending_size, top_word & PREV_INUSE, arena))
+		if (pending && add_chunk(walker, pending, pending_size, top_word & PREV_INUSE, arena,
+					 pending_word))
 			return -1;
 		uint64_t top_size = top_word & ~(uint64_t)SIZE_FLAGS;
 		if (top_size >= MIN_CHUNK) {
@@ -398,10 +404,7 @@ static void mark_fastbins(struct walker *walker, const struct arena *arena)
 			}
 			allocation->state = ALLOCATION_FREE;
 			allocation->place = PLACE_FASTBIN;
-			uint64_t stored = 0;
-			if (!read_u64(walker, chunk + 16, &stored))
-				break;
-			chunk = reveal(walker, chunk + 16, stored);
+			chunk = reveal(walker, chunk + 16, allocation->first_word);
 		}
 	}
 }
@@ -446,10 +449,7 @@ static bool follow_tcache(struct walker *walker, struct allocation *candidate)
 					allocation->state = ALLOCATION_FREE;
 					allocation->place = PLACE_TCACHE;
 				}
-				uint64_t stored = 0;
-				if (!read_u64(walker, entry, &stored))
-					return false;
-				entry = reveal(walker, entry, stored);
+				entry = reveal(walker, entry, allocation->first_word);
 			}
 			if (pass == 0 && entry != 0)
 				return false; /* the list is longer than its count */
@@ -492,8 +492,7 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 					     (unsigned long long)chunk);
 				break;
 			}
-			if (!read_u64(walker, chunk + 16, &chunk))
-				break;
+			chunk = allocation->first_word;
 		}
 	}
 }
@@ -548,6 +547,8 @@ static int find_mmapped_chunks(struct walker *walker)
 							.state = ALLOCATION_LIVE,
 							.place = PLACE_MMAPPED,
 							.arena = (uint16_t)arena};
+			address_cursor_read_u64(&walker->cursor, page + CHUNK_HEADER, region->end,
+						&allocation.first_word);
 			if (heap_add(walker->heap, &allocation) != 0)
 				return -1;
 			walker->heap->arenas[arena].system_bytes += size;

@@ -1,6 +1,7 @@
 /* The allocation list shared by all heap walkers (see heap.h). */
 #include "heap.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,9 +42,67 @@ static int compare_allocations(const void *left, const void *right)
 	return a->address < b->address ? -1 : a->address > b->address;
 }
 
+struct sorted_run {
+	size_t start, count;
+};
+
+static int compare_runs(const void *left, const void *right, void *context)
+{
+	const struct allocation *allocations = context;
+	const struct sorted_run *a = left, *b = right;
+	uint64_t x = allocations[a->start].address, y = allocations[b->start].address;
+	return x < y ? -1 : x > y;
+}
+
+/* Walkers produce one sorted run per heap they walk, and heaps do not overlap: ordering the runs
+ * by their first address and concatenating them sorts the whole in linear time. Anything else
+ * falls back to a general sort. */
+static void sort_allocations(struct heap *heap)
+{
+	size_t runs = 1;
+	for (size_t i = 1; i < heap->count; i++)
+		runs += heap->allocations[i].address < heap->allocations[i - 1].address;
+	if (heap->count < 2 || runs == 1)
+		return;
+	struct sorted_run *run = malloc(runs * sizeof *run);
+	struct allocation *sorted = malloc(heap->count * sizeof *sorted);
+	if (run == NULL || sorted == NULL || runs > 4096) {
+		free(run);
+		free(sorted);
+		qsort(heap->allocations, heap->count, sizeof *heap->allocations, compare_allocations);
+		return;
+	}
+	size_t count = 0;
+	run[0].start = 0;
+	for (size_t i = 1; i <= heap->count; i++)
+		if (i == heap->count || heap->allocations[i].address < heap->allocations[i - 1].address) {
+			run[count].count = i - run[count].start;
+			if (++count < runs)
+				run[count].start = i;
+		}
+	qsort_r(run, count, sizeof *run, compare_runs, heap->allocations);
+	size_t at = 0;
+	for (size_t i = 0; i < count; i++) {
+		memcpy(sorted + at, heap->allocations + run[i].start, run[i].count * sizeof *sorted);
+		at += run[i].count;
+	}
+	bool overlapping = false;
+	for (size_t i = 1; i < heap->count && !overlapping; i++)
+		overlapping = sorted[i].address < sorted[i - 1].address;
+	free(run);
+	if (overlapping) {
+		free(sorted);
+		qsort(heap->allocations, heap->count, sizeof *heap->allocations, compare_allocations);
+		return;
+	}
+	free(heap->allocations);
+	heap->allocations = sorted;
+	heap->capacity = heap->count;
+}
+
 void heap_finish(struct heap *heap)
 {
-	qsort(heap->allocations, heap->count, sizeof *heap->allocations, compare_allocations);
+	sort_allocations(heap);
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		struct heap_arena *arena = &heap->arenas[i];
 		arena->live_count = arena->live_bytes = arena->free_count = arena->free_bytes = 0;

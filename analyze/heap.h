@@ -27,6 +27,9 @@ struct allocation {
 	uint8_t state;	  /* enum allocation_state */
 	uint8_t place;	  /* enum allocation_place */
 	uint16_t arena;	  /* index into heap.arenas */
+	uint64_t first_word; /* the first 8 bytes at `address`: a free chunk's list link, a live
+				object's header (a vtable, a reference count); read during the walk so
+				nothing later has to seek back into the snapshot for it */
 };
 
 struct heap_arena {

@@ -34,20 +34,18 @@ static int compare_groups(const void *left, const void *right)
 	return a->count > b->count ? -1 : a->count < b->count;
 }
 
-static int compare_sizes(const void *left, const void *right)
-{
-	const struct allocation *const *a = left, *const *b = right;
-	return (*a)->size < (*b)->size ? -1 : (*a)->size > (*b)->size;
-}
-
-/* Groups the live allocations: named types by name, the rest by usable size. */
+/* Groups the live allocations: named types by name, the rest by usable size (a hash table from
+ * size to group: a heap has millions of allocations but few distinct sizes). */
 static struct type_group *group_types(const struct heap *heap, size_t *group_count)
 {
-	const struct allocation **live = malloc((heap->count + 1) * sizeof *live);
-	struct type_group *groups = calloc(heap->count + 1, sizeof *groups);
-	size_t live_count = 0, count = 0;
-	if (live == NULL || groups == NULL) {
-		free(live);
+	size_t table_size = 1024;
+	while (table_size < heap->count / 4 && table_size < (1u << 22))
+		table_size *= 2;
+	size_t *table = calloc(table_size, sizeof *table); /* group index + 1, 0: empty */
+	size_t capacity = 256, count = 0;
+	struct type_group *groups = calloc(capacity, sizeof *groups);
+	if (table == NULL || groups == NULL) {
+		free(table);
 		free(groups);
 		*group_count = 0;
 		return NULL;
@@ -57,26 +55,39 @@ static struct type_group *group_types(const struct heap *heap, size_t *group_cou
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
 		const char *type = analysis_allocation_type(allocation);
-		if (type == NULL) {
-			live[live_count++] = allocation;
-			continue;
+		size_t k;
+		if (type != NULL) {
+			for (k = 0; k < count && !(groups[k].type && strcmp(groups[k].type, type) == 0);
+			     k++)
+				;
+		} else {
+			size_t slot = (size_t)(allocation->size * 0x9E3779B97F4A7C15ull >> 40) &
+				      (table_size - 1);
+			while (table[slot] && (groups[table[slot] - 1].type ||
+					       groups[table[slot] - 1].size != allocation->size))
+				slot = (slot + 1) & (table_size - 1);
+			k = table[slot] ? table[slot] - 1 : count;
+			if (k == count && count + 1 < table_size / 2)
+				table[slot] = count + 1;
+			else if (k == count) /* the table is full: look through the groups */
+				for (k = 0; k < count && (groups[k].type || groups[k].size != allocation->size);
+				     k++)
+					;
 		}
-		size_t k = 0;
-		while (k < count && !(groups[k].type && strcmp(groups[k].type, type) == 0))
-			k++;
-		if (k == count)
-			groups[count++].type = type;
+		if (k == count) {
+			if (count == capacity) {
+				void *grown = realloc(groups, capacity * 2 * sizeof *groups);
+				if (grown == NULL)
+					break;
+				groups = grown;
+				capacity *= 2;
+			}
+			groups[count++] = (struct type_group){.type = type, .size = allocation->size};
+		}
 		groups[k].count++;
 		groups[k].bytes += allocation->size;
 	}
-	qsort(live, live_count, sizeof *live, compare_sizes);
-	for (size_t i = 0; i < live_count; i++) {
-		if (i == 0 || live[i]->size != live[i - 1]->size)
-			groups[count++].size = live[i]->size;
-		groups[count - 1].count++;
-		groups[count - 1].bytes += live[i]->size;
-	}
-	free(live);
+	free(table);
 	qsort(groups, count, sizeof *groups, compare_groups);
 	*group_count = count;
 	return groups;
