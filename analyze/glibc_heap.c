@@ -382,16 +382,17 @@ static void mark_fastbins(struct walker *walker, const struct arena *arena)
 	for (unsigned bin = 0; bin < layout->fastbin_count; bin++) {
 		uint64_t chunk = 0;
 		read_u64(walker, arena->state + layout->state_fastbins + 8ull * bin, &chunk);
-		uint64_t expected = MIN_CHUNK + 16ull * bin;
+		uint64_t expected = MIN_CHUNK + 16ull * bin, from = 0;
 		for (size_t steps = 0; chunk != 0; steps++) {
 			struct allocation *allocation = chunk_at(walker, chunk);
 			if (allocation == NULL || allocation->size + 8 != expected ||
 			    steps > walker->heap->count) {
 				warnings_add(walker->warnings,
-					     "glibc heap: fast bin %u of arena 0x%llx has a broken "
-					     "link to 0x%llx; the rest of that list is not followed",
+					     "glibc heap: fast bin %u of arena 0x%llx: the free chunk "
+					     "at 0x%llx has a broken link to 0x%llx; the rest of that "
+					     "list is not followed",
 					     bin, (unsigned long long)arena->state,
-					     (unsigned long long)chunk);
+					     (unsigned long long)from, (unsigned long long)chunk);
 				break;
 			}
 			if (allocation->place == PLACE_FASTBIN) {
@@ -404,27 +405,28 @@ static void mark_fastbins(struct walker *walker, const struct arena *arena)
 			}
 			allocation->state = ALLOCATION_FREE;
 			allocation->place = PLACE_FASTBIN;
+			from = chunk;
 			chunk = reveal(walker, chunk + 16, allocation->first_word);
 		}
 	}
 }
 
-/* Follows a tcache's lists if `candidate` (a user address) is a tcache_perthread_struct: every
- * count matches its list's length, every entry is a chunk of its bin's size. Marks the entries free
- * and the structure as the allocator's. Returns whether it was one. */
-static bool follow_tcache(struct walker *walker, struct allocation *candidate)
+/* Whether `candidate` (a user address) is a tcache_perthread_struct: counts and entries agree
+ * (zero together), at least one list is not empty, and every list's first entry is a chunk of its
+ * bin's size. Zeroed or unrelated memory fails this; a tcache whose lists were damaged further
+ * down still passes, so the damage can be reported. */
+static bool is_tcache(struct walker *walker, const struct allocation *candidate, uint64_t *entries,
+		      uint16_t *counts, unsigned bins)
 {
 	const struct glibc_layout *layout = &walker->layout;
-	uint64_t base = candidate->address;
-	uint64_t entries[128];
-	uint16_t counts[128];
-	unsigned bins = layout->tcache_bins < 128 ? layout->tcache_bins : 128;
 	size_t total = 0;
 	for (unsigned bin = 0; bin < bins; bin++) {
 		uint64_t word = 0;
-		if (!read_u64(walker, base + layout->tcache_entries + 8ull * bin, &entries[bin]))
+		if (!read_u64(walker, candidate->address + layout->tcache_entries + 8ull * bin,
+			      &entries[bin]))
 			return false;
-		uint64_t count_at = base + layout->tcache_counts + (uint64_t)bin * layout->tcache_count_width;
+		uint64_t count_at = candidate->address + layout->tcache_counts +
+				    (uint64_t)bin * layout->tcache_count_width;
 		if (address_space_read(walker->space, count_at, &word, layout->tcache_count_width,
 				       NULL) != 0)
 			return false;
@@ -432,31 +434,57 @@ static bool follow_tcache(struct walker *walker, struct allocation *candidate)
 		if ((counts[bin] == 0) != (entries[bin] == 0))
 			return false;
 		total += counts[bin];
-	}
-	if (total == 0)
-		return false; /* an empty tcache cannot be told from zeroed memory, and frees nothing */
-	/* first check every list, then mark: a false match must change nothing */
-	for (int pass = 0; pass < 2; pass++) {
-		for (unsigned bin = 0; bin < bins; bin++) {
-			uint64_t entry = entries[bin];
-			for (unsigned k = 0; k < counts[bin]; k++) {
-				struct allocation *allocation = entry ? chunk_at(walker, entry - CHUNK_HEADER)
-								      : NULL;
-				if (allocation == NULL || allocation->size + 8 != MIN_CHUNK + 16ull * bin ||
-				    (pass == 0 && allocation->place == PLACE_TCACHE))
-					return false;
-				if (pass == 1) {
-					allocation->state = ALLOCATION_FREE;
-					allocation->place = PLACE_TCACHE;
-				}
-				entry = reveal(walker, entry, allocation->first_word);
-			}
-			if (pass == 0 && entry != 0)
-				return false; /* the list is longer than its count */
+		if (entries[bin] != 0) {
+			struct allocation *head = chunk_at(walker, entries[bin] - CHUNK_HEADER);
+			if (head == NULL || head->size + 8 != MIN_CHUNK + 16ull * bin)
+				return false;
 		}
 	}
+	return total > 0; /* an empty tcache cannot be told from zeroed memory, and frees nothing */
+}
+
+/* Marks the entries of a tcache free, following each list for as many entries as its count says
+ * and warning where a link is broken, loops, or the list's length disagrees with its count. */
+static void follow_tcache(struct walker *walker, struct allocation *candidate)
+{
+	uint64_t entries[128];
+	uint16_t counts[128];
+	unsigned bins = walker->layout.tcache_bins < 128 ? walker->layout.tcache_bins : 128;
+	if (!is_tcache(walker, candidate, entries, counts, bins))
+		return;
 	candidate->place = PLACE_METADATA;
-	return true;
+	for (unsigned bin = 0; bin < bins; bin++) {
+		uint64_t entry = entries[bin], from = 0;
+		for (unsigned k = 0; k < counts[bin]; k++) {
+			struct allocation *allocation =
+				entry ? chunk_at(walker, entry - CHUNK_HEADER) : NULL;
+			const char *problem = NULL;
+			if (allocation == NULL || allocation->size + 8 != MIN_CHUNK + 16ull * bin)
+				problem = "a broken link to";
+			else if (allocation->place == PLACE_TCACHE)
+				problem = "a loop at";
+			if (problem) {
+				warnings_add(walker->warnings,
+					     "glibc heap: tcache bin %u of the tcache at 0x%llx: the free "
+					     "chunk at 0x%llx has %s 0x%llx; the rest of that list is not "
+					     "followed",
+					     bin, (unsigned long long)candidate->address,
+					     (unsigned long long)(from ? from - CHUNK_HEADER : 0), problem,
+					     (unsigned long long)entry);
+				entry = 0;
+				break;
+			}
+			allocation->state = ALLOCATION_FREE;
+			allocation->place = PLACE_TCACHE;
+			from = entry;
+			entry = reveal(walker, entry, allocation->first_word);
+		}
+		if (entry != 0)
+			warnings_add(walker->warnings,
+				     "glibc heap: tcache bin %u of the tcache at 0x%llx is longer than "
+				     "its count of %u",
+				     bin, (unsigned long long)candidate->address, counts[bin]);
+	}
 }
 
 static void mark_tcaches(struct walker *walker)
@@ -478,7 +506,7 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
 		/* bin_at(m, i) is &bins[2i-2] - 16: a fake chunk whose fd/bk are bins[2i-2..] */
 		uint64_t head = arena->state + layout->state_bins + 8ull * bin - 16;
-		uint64_t chunk = 0;
+		uint64_t chunk = 0, from = 0;
 		if (!read_u64(walker, head + 16, &chunk))
 			return;
 		for (size_t steps = 0; chunk != head; steps++) {
@@ -486,12 +514,16 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 			if (allocation == NULL || allocation->state != ALLOCATION_FREE ||
 			    steps > walker->heap->count) {
 				warnings_add(walker->warnings,
-					     "glibc heap: bin %u of arena 0x%llx has a broken link to "
-					     "0x%llx; the rest of that bin is not followed",
+					     "glibc heap: bin %u of arena 0x%llx: %s0x%llx has a broken "
+					     "link to 0x%llx (a loop, or not a free chunk); the rest of "
+					     "that bin is not followed",
 					     bin / 2 + 1, (unsigned long long)arena->state,
+					     from ? "the free chunk at " : "the bin's head at ",
+					     (unsigned long long)(from ? from : head),
 					     (unsigned long long)chunk);
 				break;
 			}
+			from = chunk;
 			chunk = allocation->first_word;
 		}
 	}

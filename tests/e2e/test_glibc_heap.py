@@ -30,8 +30,8 @@ def run_target(name, *args):
             record["held"][int(words[1], 16)] = int(words[2])
         elif words[0] == "freed":
             record["freed"].add(int(words[1], 16))
-        elif words[0] == "corrupted":
-            record["corrupted"] = int(words[1], 16)
+        elif words[0] in ("corrupted", "cycle", "tcache_link", "bin_link"):
+            record[words[0]] = int(words[1], 16)
         elif words[0] == "threads":
             record["threads"] = int(words[1])
     snapshot = path(name + ".snap")
@@ -94,9 +94,29 @@ check(heuristic_summary["heap"]["arenas"] == summary["heap"]["arenas"], "same ar
 # a smashed chunk header
 record, snapshot = run_target("corrupt", "--corrupt")
 allocations, warnings = listing(snapshot)
-check(f"{record['corrupted']:#x}" in warnings, f"the warning names the smashed chunk: {warnings!r}")
+check(f"chunk at {record['corrupted']:#x} has an impossible size" in warnings,
+      f"the warning names the smashed chunk: {warnings!r}")
 live = {a["addr"] for a in allocations if a["state"] == "live"}
 victim = record["corrupted"] + 16
 missing = [hex(addr) for addr in record["held"] if addr not in live and addr != victim]
 check(not missing, f"{len(missing)} other held blocks lost after the corruption: {missing[:5]}")
+
+# damaged free lists: a fast bin made to loop by a double free, a tcache link and an unsorted-bin
+# link overwritten; each is named in a warning, the walk ends, and nothing held is lost
+for mode, kind, expected in (("--fastbin-cycle", "cycle", "loops at chunk {:#x}"),
+                             ("--tcache-link", "tcache_link", "the free chunk at {:#x} has a broken link"),
+                             ("--bin-link", "bin_link", "the free chunk at {:#x} has a broken link")):
+    record, snapshot = run_target(kind, mode)
+    allocations, warnings = listing(snapshot)
+    check(expected.format(record[kind]) in warnings, f"{mode}: warning {warnings!r}")
+    live = {a["addr"] for a in allocations if a["state"] == "live"}
+    missing = [hex(addr) for addr in record["held"] if addr not in live]
+    check(not missing, f"{mode}: {len(missing)} held blocks lost: {missing[:5]}")
+    # past the damage a list cannot be followed, so the chunks it still held look live: they
+    # must all be of the damaged list's size, nothing else may be
+    sizes = {a["addr"]: a["size"] for a in allocations}
+    damaged_size = sizes.get(record[kind] + 16)
+    wrongly_live = [hex(addr) for addr in record["freed"] if addr in live and sizes[addr] != damaged_size]
+    check(damaged_size is not None and not wrongly_live,
+          f"{mode}: freed blocks of other sizes ({damaged_size}) reported live: {wrongly_live}")
 finish()

@@ -7,6 +7,10 @@
  *     held ADDRESS USABLE_SIZE      (malloc_usable_size)
  *     freed ADDRESS
  *     corrupted CHUNK_ADDRESS       (with --corrupt: a held block whose chunk header was smashed)
+ *     cycle CHUNK_ADDRESS           (with --fastbin-cycle: a fast bin made to loop by a double free)
+ *     tcache_link CHUNK_ADDRESS     (with --tcache-link: a tcache entry whose link was overwritten)
+ *     bin_link CHUNK_ADDRESS        (with --bin-link: a chunk in the unsorted bin whose fd was
+ *                                    overwritten)
  *     threads N                     (threads that used malloc)
  * then "done". */
 #include <fcntl.h>
@@ -86,7 +90,8 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return 2;
-	int corrupt = argc > 2 && strcmp(argv[2], "--corrupt") == 0;
+	const char *mode = argc > 2 ? argv[2] : "";
+	int corrupt = strcmp(mode, "--corrupt") == 0;
 	char temporary[4096];
 	snprintf(temporary, sizeof temporary, "%s.tmp", argv[1]);
 	record_fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -102,9 +107,60 @@ int main(int argc, char **argv)
 		mapped[i] = malloc((256u << 10) + (size_t)i * 100000);
 		memset(mapped[i], 0x5a, 4096);
 	}
+	void *fill[7] = {0}, *cycle_a = NULL, *cycle_b = NULL, *link_blocks[4] = {0}, *big = NULL;
+	void *guard = NULL;
+	if (strcmp(mode, "--fastbin-cycle") == 0) {
+		cycle_a = malloc(40);
+		cycle_b = malloc(40);
+		guard = malloc(40);
+		for (int i = 0; i < 7; i++)
+			fill[i] = malloc(40);
+	} else if (strcmp(mode, "--tcache-link") == 0) {
+		guard = malloc(72);
+		for (int i = 0; i < 4; i++)
+			link_blocks[i] = malloc(72);
+	} else if (strcmp(mode, "--bin-link") == 0) {
+		big = malloc(3000);
+		guard = malloc(100);
+	}
 	unsigned char *first = work((void *)0); /* the main thread's share, then wait */
 	for (int i = 0; i < MMAPPED; i++)
 		record("held", mapped[i], malloc_usable_size(mapped[i]));
+	/* the damage is done after the record of work() is written, with blocks allocated before
+	 * it, so that no recorded free is reused and no recorded block is disturbed */
+	if (cycle_a) {
+		for (int i = 0; i < 7; i++) {
+			record("freed", fill[i], 0);
+			free(fill[i]);
+		}
+		record("freed", cycle_a, 0);
+		record("freed", cycle_b, 0);
+		free(cycle_a);
+		free(cycle_b);
+		free(cycle_a); /* glibc checks only the list's head: now a -> b -> a */
+		record("cycle", (char *)cycle_a - 16, 0);
+		record("held", guard, malloc_usable_size(guard));
+	}
+	if (link_blocks[0]) {
+		for (int i = 0; i < 4; i++) {
+			record("freed", link_blocks[i], 0);
+			free(link_blocks[i]);
+		}
+		/* the last freed is the head of its tcache list: smash its link */
+		uint64_t garbage = 0x4242424242424242ull;
+		memcpy(link_blocks[3], &garbage, 8);
+		record("tcache_link", (char *)link_blocks[3] - 16, 0);
+		record("held", guard, malloc_usable_size(guard));
+	}
+	if (big) {
+		/* too big for the tcache, kept apart by held blocks: it goes to the unsorted bin */
+		record("freed", big, 0);
+		free(big);
+		uint64_t garbage = 0x4343434343434340ull;
+		memcpy(big, &garbage, 8);
+		record("bin_link", (char *)big - 16, 0);
+		record("held", guard, malloc_usable_size(guard));
+	}
 	if (corrupt) {
 		/* smash the size field of a held block in the main heap (not the last one) */
 		unsigned char *victim = first;
