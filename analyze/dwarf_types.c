@@ -5,6 +5,7 @@
 #include <dwarf.h>
 #include <fcntl.h>
 #include <libdwarf.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,16 @@ struct struct_entry {
 	Dwarf_Off offset; /* of the DIE in .debug_info */
 };
 
+struct name_table {
+	struct struct_entry *entries; /* open addressing, by name */
+	size_t size, used;
+};
+
 struct dwarf_types {
 	int fd;
 	Dwarf_Debug dbg;
 	bool indexed;
-	struct struct_entry *table; /* open addressing, by name */
-	size_t table_size, table_used;
+	struct name_table structs, variables;
 };
 
 static uint64_t hash_name(const char *name)
@@ -50,39 +55,54 @@ static uint64_t hash_name(const char *name)
 	return hash;
 }
 
-static struct struct_entry *table_slot(struct dwarf_types *types, const char *name)
+static struct struct_entry *table_slot(struct name_table *table, const char *name)
 {
-	size_t mask = types->table_size - 1;
+	size_t mask = table->size - 1;
 	for (size_t at = hash_name(name) & mask;; at = (at + 1) & mask)
-		if (types->table[at].name == NULL || strcmp(types->table[at].name, name) == 0)
-			return &types->table[at];
+		if (table->entries[at].name == NULL || strcmp(table->entries[at].name, name) == 0)
+			return &table->entries[at];
 }
 
-static void table_add(struct dwarf_types *types, const char *name, Dwarf_Off offset)
+static void table_add(struct name_table *table, const char *name, Dwarf_Off offset)
 {
-	if ((types->table_used + 1) * 2 > types->table_size) {
-		struct struct_entry *old = types->table;
-		size_t old_size = types->table_size;
-		types->table_size = old_size ? old_size * 2 : 1024;
-		types->table = calloc(types->table_size, sizeof *types->table);
-		if (types->table == NULL) {
-			types->table = old;
-			types->table_size = old_size;
+	if ((table->used + 1) * 2 > table->size) {
+		struct struct_entry *old = table->entries;
+		size_t old_size = table->size;
+		table->size = old_size ? old_size * 2 : 1024;
+		table->entries = calloc(table->size, sizeof *table->entries);
+		if (table->entries == NULL) {
+			table->entries = old;
+			table->size = old_size;
 			return;
 		}
 		for (size_t i = 0; i < old_size; i++)
 			if (old[i].name)
-				*table_slot(types, old[i].name) = old[i];
+				*table_slot(table, old[i].name) = old[i];
 		free(old);
 	}
-	struct struct_entry *slot = table_slot(types, name);
+	struct struct_entry *slot = table_slot(table, name);
 	if (slot->name != NULL)
 		return; /* the first complete definition wins */
 	slot->name = strdup(name);
 	if (slot->name == NULL)
 		return;
 	slot->offset = offset;
-	types->table_used++;
+	table->used++;
+}
+
+static const struct struct_entry *table_find(struct name_table *table, const char *name)
+{
+	if (table->size == 0)
+		return NULL;
+	const struct struct_entry *entry = table_slot(table, name);
+	return entry->name ? entry : NULL;
+}
+
+static void table_free(struct name_table *table)
+{
+	for (size_t i = 0; i < table->size; i++)
+		free(table->entries[i].name);
+	free(table->entries);
 }
 
 struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
@@ -110,9 +130,8 @@ void dwarf_types_close(struct dwarf_types *types)
 		return;
 	LIBDWARF_FINISH(types->dbg);
 	close(types->fd);
-	for (size_t i = 0; i < types->table_size; i++)
-		free(types->table[i].name);
-	free(types->table);
+	table_free(&types->structs);
+	table_free(&types->variables);
 	free(types);
 }
 
@@ -148,6 +167,24 @@ static bool die_flag(Dwarf_Die die, Dwarf_Half attribute)
 	return dwarf_hasattr(die, attribute, &present, NULL) == DW_DLV_OK && present;
 }
 
+/* A definition that completes an earlier declaration carries its name there (DW_AT_specification),
+ * as a global declared in a header and defined in one file does. */
+static bool specification_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
+{
+	Dwarf_Attribute attr = NULL;
+	if (dwarf_attr(die, DW_AT_specification, &attr, NULL) != DW_DLV_OK)
+		return false;
+	Dwarf_Off offset = 0;
+	int status = dwarf_global_formref(attr, &offset, NULL);
+	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	Dwarf_Die declaration = NULL;
+	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &declaration, NULL) != DW_DLV_OK)
+		return false;
+	bool named = die_name(dbg, declaration, out, out_size);
+	dwarf_dealloc(dbg, declaration, DW_DLA_DIE);
+	return named;
+}
+
 /* Indexes the complete struct definitions at the top level of every compile unit. */
 static void build_index(struct dwarf_types *types)
 {
@@ -169,10 +206,17 @@ static void build_index(struct dwarf_types *types)
 				char name[256];
 				Dwarf_Off offset = 0;
 				if (dwarf_tag(child, &tag, NULL) == DW_DLV_OK &&
-				    tag == DW_TAG_structure_type && !die_flag(child, DW_AT_declaration) &&
-				    die_name(dbg, child, name, sizeof name) &&
-				    dwarf_dieoffset(child, &offset, NULL) == DW_DLV_OK)
-					table_add(types, name, offset);
+				    (tag == DW_TAG_structure_type || tag == DW_TAG_variable) &&
+				    !die_flag(child, DW_AT_declaration) &&
+				    (die_name(dbg, child, name, sizeof name) ||
+				     (tag == DW_TAG_variable &&
+				      specification_name(dbg, child, name, sizeof name))) &&
+				    dwarf_dieoffset(child, &offset, NULL) == DW_DLV_OK) {
+					if (tag == DW_TAG_structure_type)
+						table_add(&types->structs, name, offset);
+					else if (die_flag(child, DW_AT_location))
+						table_add(&types->variables, name, offset);
+				}
 				Dwarf_Die sibling = NULL;
 				int status = dwarf_siblingof_b(dbg, child, 1, &sibling, NULL);
 				dwarf_dealloc(dbg, child, DW_DLA_DIE);
@@ -236,10 +280,8 @@ bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwar
 {
 	if (!types->indexed)
 		build_index(types);
-	if (types->table_size == 0)
-		return false;
-	const struct struct_entry *entry = table_slot(types, name);
-	if (entry->name == NULL)
+	const struct struct_entry *entry = table_find(&types->structs, name);
+	if (entry == NULL)
 		return false;
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
@@ -278,4 +320,130 @@ const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout
 		if (strcmp(layout->members[i].name, name) == 0)
 			return &layout->members[i];
 	return NULL;
+}
+
+/* Writes the C spelling of the type a DIE's DW_AT_type names. */
+static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size, int depth)
+{
+	out[0] = '\0';
+	Dwarf_Attribute attr = NULL;
+	if (depth > 8 || dwarf_attr(die, DW_AT_type, &attr, NULL) != DW_DLV_OK) {
+		snprintf(out, out_size, "void");
+		return;
+	}
+	Dwarf_Off offset = 0;
+	int status = dwarf_global_formref(attr, &offset, NULL);
+	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	Dwarf_Die type = NULL;
+	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &type, NULL) != DW_DLV_OK) {
+		snprintf(out, out_size, "?");
+		return;
+	}
+	Dwarf_Half tag = 0;
+	dwarf_tag(type, &tag, NULL);
+	char name[96] = "", inner[96]; /* shorter than out, so "inner *" and "inner[N]" fit */
+	bool named = die_name(dbg, type, name, sizeof name);
+	switch (tag) {
+	case DW_TAG_pointer_type:
+		type_name(dbg, type, inner, sizeof inner, depth + 1);
+		snprintf(out, out_size, "%s *", inner);
+		break;
+	case DW_TAG_const_type:
+	case DW_TAG_volatile_type:
+		type_name(dbg, type, out, out_size, depth + 1);
+		break;
+	case DW_TAG_array_type: {
+		type_name(dbg, type, inner, sizeof inner, depth + 1);
+		uint64_t size = type_size(dbg, die, 0), element = type_size(dbg, type, 0);
+		if (element && size)
+			snprintf(out, out_size, "%s[%llu]", inner, (unsigned long long)(size / element));
+		else
+			snprintf(out, out_size, "%s[]", inner);
+		break;
+	}
+	case DW_TAG_structure_type:
+		snprintf(out, out_size, "struct %s", named ? name : "(anonymous)");
+		break;
+	case DW_TAG_union_type:
+		snprintf(out, out_size, "union %s", named ? name : "(anonymous)");
+		break;
+	case DW_TAG_enumeration_type:
+		snprintf(out, out_size, "enum %s", named ? name : "(anonymous)");
+		break;
+	case DW_TAG_subroutine_type:
+		snprintf(out, out_size, "function");
+		break;
+	default:
+		snprintf(out, out_size, "%s", named ? name : "?");
+	}
+	dwarf_dealloc(dbg, type, DW_DLA_DIE);
+}
+
+/* The compile unit's DW_AT_name, through the DIE's CU. */
+static void unit_file(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
+{
+	out[0] = '\0';
+	Dwarf_Off unit_offset = 0;
+	Dwarf_Die unit = NULL;
+	if (dwarf_CU_dieoffset_given_die(die, &unit_offset, NULL) != DW_DLV_OK ||
+	    dwarf_offdie_b(dbg, unit_offset, 1, &unit, NULL) != DW_DLV_OK)
+		return;
+	char name[256];
+	if (die_name(dbg, unit, name, sizeof name)) {
+		const char *base = strrchr(name, '/');
+		base = base ? base + 1 : name;
+		size_t length = strnlen(base, out_size - 1);
+		memcpy(out, base, length);
+		out[length] = '\0';
+	}
+	dwarf_dealloc(dbg, unit, DW_DLA_DIE);
+}
+
+bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out)
+{
+	if (!types->indexed)
+		build_index(types);
+	const struct struct_entry *entry = table_find(&types->variables, name);
+	if (entry == NULL)
+		return false;
+	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Die die = NULL;
+	if (dwarf_offdie_b(dbg, entry->offset, 1, &die, NULL) != DW_DLV_OK)
+		return false;
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", name);
+	bool found = false;
+	Dwarf_Attribute attr = NULL;
+	if (dwarf_attr(die, DW_AT_location, &attr, NULL) == DW_DLV_OK) {
+		Dwarf_Unsigned length = 0;
+		Dwarf_Ptr bytes = NULL;
+		/* static storage: the location is DW_OP_addr followed by the 8-byte address */
+		if (dwarf_formexprloc(attr, &length, &bytes, NULL) == DW_DLV_OK && length == 9 &&
+		    ((const uint8_t *)bytes)[0] == DW_OP_addr) {
+			memcpy(&out->address, (const uint8_t *)bytes + 1, 8);
+			found = true;
+		}
+		dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	}
+	if (found && !die_flag(die, DW_AT_type)) {
+		/* the type is on the declaration this definition completes */
+		Dwarf_Attribute attr = NULL;
+		Dwarf_Off offset = 0;
+		Dwarf_Die declaration = NULL;
+		if (dwarf_attr(die, DW_AT_specification, &attr, NULL) == DW_DLV_OK) {
+			if (dwarf_global_formref(attr, &offset, NULL) == DW_DLV_OK &&
+			    dwarf_offdie_b(dbg, offset, 1, &declaration, NULL) == DW_DLV_OK) {
+				dwarf_dealloc(dbg, die, DW_DLA_DIE);
+				die = declaration;
+			}
+			dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+		}
+	}
+	if (found) {
+		type_name(dbg, die, out->type, sizeof out->type, 0);
+		out->type_size = type_size(dbg, die, 0);
+		unit_file(dbg, die, out->file, sizeof out->file);
+	}
+	dwarf_dealloc(dbg, die, DW_DLA_DIE);
+	return found;
 }

@@ -37,6 +37,19 @@ void dwarf_types_close(struct dwarf_types *types);
 /* The layout of `struct NAME` (a complete definition). */
 bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out);
 
+/* A variable with static storage defined at the top level of a compile unit (a global, or a
+ * file-level static). */
+struct dwarf_variable {
+	char name[128];
+	uint64_t address;   /* in the file: add the module's load bias */
+	char type[128];     /* as C spells it: "struct conn *", "char[64]", "long" */
+	uint64_t type_size; /* bytes, 0 when unknown */
+	char file[128];	    /* the compile unit's source file name */
+};
+
+/* Looks up a variable by name (the first definition found). */
+bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out);
+
 /* A member of a layout by name, or NULL. */
 const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout,
 					       const char *name);

@@ -24,6 +24,8 @@ struct module_symbols {
 	char *debug_file;
 	struct symbol *symbols; /* sorted by name */
 	size_t symbol_count;
+	struct symbol **by_address; /* the same, sorted by address */
+	uint64_t start, end;	    /* the addresses the module's file is mapped at */
 	char **strings; /* copies of string tables, freed with the module */
 	size_t string_count;
 };
@@ -56,13 +58,26 @@ struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
 	symbols->snapshot = snapshot;
 	symbols->warnings = warnings;
 	symbols->module_count = count;
-	for (size_t i = 0; i < count; i++)
-		symbols->modules[i].module = &modules[i];
+	size_t region_count;
+	const struct snapshot_region *regions = snapshot_regions(snapshot, &region_count);
+	for (size_t i = 0; i < count; i++) {
+		struct module_symbols *module = &symbols->modules[i];
+		module->module = &modules[i];
+		module->start = UINT64_MAX;
+		for (size_t k = 0; k < region_count; k++)
+			if (regions[k].path && strcmp(regions[k].path, modules[i].path) == 0) {
+				if (regions[k].start < module->start)
+					module->start = regions[k].start;
+				if (regions[k].end > module->end)
+					module->end = regions[k].end;
+			}
+	}
 	return symbols;
 }
 
 static void module_unload(struct module_symbols *module)
 {
+	free(module->by_address);
 	free(module->debug_file);
 	free(module->symbols);
 	for (size_t i = 0; i < module->string_count; i++)
@@ -159,6 +174,17 @@ static int compare_symbols(const void *left, const void *right)
 {
 	const struct symbol *a = left, *b = right;
 	return strcmp(a->name, b->name);
+}
+
+static int compare_addresses(const void *left, const void *right)
+{
+	const struct symbol *const *a = left, *const *b = right;
+	if ((*a)->address != (*b)->address)
+		return (*a)->address < (*b)->address ? -1 : 1;
+	/* at one address, the sized symbol first, then by name for a stable choice */
+	if ((*a)->size != (*b)->size)
+		return (*a)->size > (*b)->size ? -1 : 1;
+	return strcmp((*a)->name, (*b)->name);
 }
 
 /* Adds the symbols of every SHT_SYMTAB and SHT_DYNSYM section of `elf`. */
@@ -266,6 +292,13 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 			close(fd);
 	}
 	qsort(module->symbols, module->symbol_count, sizeof *module->symbols, compare_symbols);
+	module->by_address = malloc((module->symbol_count + 1) * sizeof *module->by_address);
+	if (module->by_address) {
+		for (size_t i = 0; i < module->symbol_count; i++)
+			module->by_address[i] = &module->symbols[i];
+		qsort(module->by_address, module->symbol_count, sizeof *module->by_address,
+		      compare_addresses);
+	}
 }
 
 struct module_symbols *symbols_find_module(struct symbols *symbols, const char *prefix)
@@ -308,4 +341,42 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 	if (size)
 		*size = found->size;
 	return true;
+}
+
+bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
+			    const char **name, uint64_t *offset)
+{
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		struct module_symbols *module = &symbols->modules[i];
+		if (address < module->start || address >= module->end)
+			continue;
+		if (!module->loaded)
+			module_load(symbols, module);
+		*module_path = module->module->path;
+		if (module->by_address == NULL || module->symbol_count == 0)
+			return false;
+		/* the last symbol starting at or before address */
+		size_t low = 0, high = module->symbol_count;
+		while (low < high) {
+			size_t mid = low + (high - low) / 2;
+			if (module->by_address[mid]->address <= address)
+				low = mid + 1;
+			else
+				high = mid;
+		}
+		/* among those, the nearest one that covers it (sized), or the nearest unsized one */
+		for (size_t k = low; k-- > 0;) {
+			const struct symbol *symbol = module->by_address[k];
+			if (symbol->address + symbol->size > address ||
+			    (symbol->size == 0 && k + 1 == low)) {
+				*name = symbol->name;
+				*offset = address - symbol->address;
+				return true;
+			}
+			if (address - symbol->address > (1u << 20))
+				break;
+		}
+		return false;
+	}
+	return false;
 }
