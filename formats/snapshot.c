@@ -406,23 +406,24 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 		if (phdr->p_type != PT_LOAD && phdr->p_type != PT_NOTE)
 			continue;
 		if (phdr->p_offset > core_size || phdr->p_filesz > core_size - phdr->p_offset) {
+			hs_error_set(err,
+				     "%s is truncated: segment %u (address 0x%llx) needs bytes up to "
+				     "offset %llu of the core but it has %llu",
+				     snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+				     (unsigned long long)(phdr->p_offset + phdr->p_filesz),
+				     (unsigned long long)core_size);
 			free(phdrs);
-			return hs_error_set(err,
-					    "%s is truncated: segment %u (address 0x%llx) needs bytes up "
-					    "to offset %llu of the core but it has %llu",
-					    snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-					    (unsigned long long)(phdr->p_offset + phdr->p_filesz),
-					    (unsigned long long)core_size);
+			return -1;
 		}
 		if (phdr->p_type == PT_NOTE)
 			notes_total += phdr->p_filesz;
 		if (phdr->p_type == PT_LOAD &&
 		    (phdr->p_filesz > phdr->p_memsz || phdr->p_vaddr + phdr->p_memsz < phdr->p_vaddr)) {
+			hs_error_set(err, "%s: corrupt segment %u at address 0x%llx: sizes %llu/%llu",
+				     snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+				     (unsigned long long)phdr->p_filesz, (unsigned long long)phdr->p_memsz);
 			free(phdrs);
-			return hs_error_set(err, "%s: corrupt segment %u at address 0x%llx: sizes %llu/%llu",
-					    snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-					    (unsigned long long)phdr->p_filesz,
-					    (unsigned long long)phdr->p_memsz);
+			return -1;
 		}
 	}
 	if (notes_total > NOTES_MAX_BYTES) {

@@ -119,4 +119,32 @@ for mode, kind, expected in (("--fastbin-cycle", "cycle", "loops at chunk {:#x}"
     wrongly_live = [hex(addr) for addr in record["freed"] if addr in live and sizes[addr] != damaged_size]
     check(damaged_size is not None and not wrongly_live,
           f"{mode}: freed blocks of other sizes ({damaged_size}) reported live: {wrongly_live}")
+
+# random damage to the heap's memory: the walk must end (with warnings), never crash or hang
+import random
+from common import decompress, read_core_memory
+record, snapshot = run_target("random")
+core = path("random.core")
+decompress(snapshot, core)
+heap_start = min(record["held"]) & ~0xFFF
+data = bytearray(open(core, "rb").read())
+original = read_core_memory(core, heap_start, 4096 * 16)
+offset = bytes(data).find(original[:4096]) if original else -1
+check(offset > 0, "found the main heap's bytes in the core")
+generator = random.Random(1234)
+outcomes = {"warned": 0, "clean": 0}
+for variant in range(40):
+    damaged = bytearray(data)
+    for _ in range(generator.choice([1, 5, 50])):
+        at = offset + generator.randrange(4096 * 16)
+        damaged[at] = generator.randrange(256)
+    damaged_core = path("damaged.core")
+    open(damaged_core, "wb").write(damaged)
+    damaged_snapshot = path("damaged.snap")
+    heapsnap("import", damaged_core, "-o", damaged_snapshot)
+    result = heapsnap("list", damaged_snapshot, "--state", "all", check_ok=False, timeout=60)
+    check(result.returncode == 0, f"variant {variant}: list exited {result.returncode}: {result.stderr[-300:]}")
+    outcomes["warned" if result.stderr else "clean"] += 1
+    os.unlink(damaged_snapshot)
+check(outcomes["warned"] > 10, f"the damage was noticed: {outcomes}")
 finish()
