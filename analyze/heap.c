@@ -106,6 +106,7 @@ void heap_finish(struct heap *heap)
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		struct heap_arena *arena = &heap->arenas[i];
 		arena->live_count = arena->live_bytes = arena->free_count = arena->free_bytes = 0;
+		arena->top_bytes = 0;
 	}
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
@@ -118,6 +119,8 @@ void heap_finish(struct heap *heap)
 		} else {
 			arena->free_count++;
 			arena->free_bytes += allocation->size;
+			if (allocation->place == PLACE_TOP)
+				arena->top_bytes += allocation->size;
 		}
 	}
 }

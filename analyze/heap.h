@@ -37,6 +37,7 @@ struct heap_arena {
 	char kind[16];	  /* "main", "thread", "mmapped" */
 	uint64_t system_bytes; /* memory the allocator took from the system for it */
 	uint64_t live_count, live_bytes, free_count, free_bytes;
+	uint64_t top_bytes; /* of free_bytes, those in the top chunk (free, but not fragmentation) */
 };
 
 struct heap {

@@ -15,7 +15,8 @@ static const char usage[] =
 	"usage: heapsnap summary FILE [--format text|json]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
-	"fragmentation: the share of its chunk bytes that are free), and the live allocations\n"
+	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
+	"and the live allocations\n"
 	"grouped by type, or by size where the type is not known, the top 20 by bytes.\n"
 	"\n"
 	"  --format F         text (default) or json (schema heapsnap.summary/1)\n" CLI_ANALYSIS_USAGE;
@@ -102,7 +103,7 @@ static void group_name(const struct type_group *group, char *out, size_t out_siz
 }
 
 struct totals {
-	uint64_t live_count, live_bytes, free_count, free_bytes;
+	uint64_t live_count, live_bytes, free_count, free_bytes, top_bytes;
 };
 
 static struct totals heap_totals(const struct heap *heap)
@@ -113,13 +114,17 @@ static struct totals heap_totals(const struct heap *heap)
 		totals.live_bytes += heap->arenas[i].live_bytes;
 		totals.free_count += heap->arenas[i].free_count;
 		totals.free_bytes += heap->arenas[i].free_bytes;
+		totals.top_bytes += heap->arenas[i].top_bytes;
 	}
 	return totals;
 }
 
-static double fragmentation(uint64_t live_bytes, uint64_t free_bytes)
+/* The share of the chunk bytes that are free, not counting the top chunk: free memory the
+ * allocator holds between live allocations. */
+static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t top_bytes)
 {
-	return live_bytes + free_bytes ? (double)free_bytes / (double)(live_bytes + free_bytes) : 0;
+	uint64_t holes = free_bytes - top_bytes;
+	return live_bytes + holes ? (double)holes / (double)(live_bytes + holes) : 0;
 }
 
 static void print_json(const struct analysis *analysis, const struct type_group *groups,
@@ -159,8 +164,10 @@ static void print_json(const struct analysis *analysis, const struct type_group 
 	json_uint(&json, totals.free_count);
 	json_key(&json, "free_bytes");
 	json_uint(&json, totals.free_bytes);
+	json_key(&json, "top_bytes");
+	json_uint(&json, totals.top_bytes);
 	json_key(&json, "fragmentation");
-	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes));
+	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
 	json_key(&json, "arenas");
 	json_array_begin(&json);
 	for (size_t i = 0; i < heap->arena_count; i++) {
@@ -181,7 +188,7 @@ static void print_json(const struct analysis *analysis, const struct type_group 
 		json_key(&json, "free_bytes");
 		json_uint(&json, arena->free_bytes);
 		json_key(&json, "fragmentation");
-		json_double(&json, fragmentation(arena->live_bytes, arena->free_bytes));
+		json_double(&json, fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
 		json_object_end(&json);
 	}
 	json_array_end(&json);
@@ -226,7 +233,7 @@ static void print_text(const struct analysis *analysis, const struct type_group 
 	cli_format_count(totals.free_count, count, sizeof count);
 	cli_format_bytes(totals.free_bytes, bytes, sizeof bytes);
 	printf("  free  %12s chunks       %10s  (fragmentation %.1f%%)\n", count, bytes,
-	       100 * fragmentation(totals.live_bytes, totals.free_bytes));
+	       100 * fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
 	printf("\narenas:\n");
 	printf("  %-8s %-16s %10s %12s %10s %12s %10s %6s\n", "kind", "address", "system", "live",
 	       "bytes", "free", "bytes", "frag");
@@ -239,7 +246,7 @@ static void print_text(const struct analysis *analysis, const struct type_group 
 		cli_format_bytes(arena->free_bytes, bytes2, sizeof bytes2);
 		printf("  %-8s 0x%-14llx %10s %12s %10s %12s %10s %5.1f%%\n", arena->kind,
 		       (unsigned long long)arena->address, system, count, bytes, count2, bytes2,
-		       100 * fragmentation(arena->live_bytes, arena->free_bytes));
+		       100 * fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
 	}
 	printf("\nlive allocations by type, top %d by bytes:\n", TOP_TYPES);
 	printf("  %12s %10s  %s\n", "count", "bytes", "type");
