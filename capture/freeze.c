@@ -188,6 +188,10 @@ static int seize_new_threads(struct frozen_process *frozen, struct hs_error *err
 			int saved = errno;
 			if (saved == ESRCH && tid != frozen->pid)
 				continue; /* the thread exited meanwhile */
+			/* the kernel refuses a thread that is exiting with EPERM; once the leader is
+			 * held, permission is not the problem */
+			if (saved == EPERM && tid != frozen->pid && find_thread(frozen, frozen->pid))
+				continue;
 			closedir(dir);
 			if (saved == ESRCH && frozen->count > 0)
 				return hs_error_set(err, "pid %d exited during capture; no snapshot written",
