@@ -192,3 +192,34 @@ bool address_cursor_read_u64(struct address_cursor *cursor, uint64_t addr, uint6
 	}
 	return false;
 }
+
+const uint8_t *address_cursor_view(struct address_cursor *cursor, uint64_t addr, size_t size,
+				   uint64_t limit)
+{
+	if (addr >= cursor->start && addr + size >= addr &&
+	    addr + size <= cursor->start + cursor->size)
+		return cursor->bytes + (addr - cursor->start);
+	if (size > CURSOR_WINDOW)
+		return NULL;
+	if (cursor->bytes == NULL) {
+		cursor->bytes = malloc(CURSOR_WINDOW);
+		if (cursor->bytes == NULL)
+			return NULL;
+		cursor->capacity = CURSOR_WINDOW;
+	}
+	uint64_t want = limit > addr + size ? limit - addr : size;
+	if (want > cursor->capacity)
+		want = cursor->capacity;
+	cursor->size = 0;
+	while (want >= size) {
+		if (address_space_read(cursor->space, addr, cursor->bytes, (size_t)want, NULL) == 0) {
+			cursor->start = addr;
+			cursor->size = (size_t)want;
+			return cursor->bytes;
+		}
+		if (want == size)
+			break;
+		want = want / 2 > size ? want / 2 : size;
+	}
+	return NULL;
+}

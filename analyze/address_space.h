@@ -44,4 +44,9 @@ void address_cursor_free(struct address_cursor *cursor);
 bool address_cursor_read_u64(struct address_cursor *cursor, uint64_t addr, uint64_t limit,
 			     uint64_t *out);
 
+/* The bytes [addr, addr + size) through the window, or NULL when they cannot all be read or do
+ * not fit in it (the caller then reads them in pieces). Valid until the next call. */
+const uint8_t *address_cursor_view(struct address_cursor *cursor, uint64_t addr, size_t size,
+				   uint64_t limit);
+
 #endif

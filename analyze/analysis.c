@@ -38,12 +38,25 @@ void analysis_close(struct analysis *analysis)
 {
 	if (analysis == NULL)
 		return;
+	if (analysis->has_graph)
+		graph_free(&analysis->graph);
 	heap_free(&analysis->heap);
 	symbols_free(analysis->symbols);
 	address_space_free(analysis->space);
 	snapshot_close(analysis->snapshot);
 	warnings_free(&analysis->warnings);
 	free(analysis);
+}
+
+int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
+{
+	if (analysis->has_graph)
+		return 0;
+	if (graph_build(&analysis->graph, analysis->space, analysis->symbols, &analysis->heap,
+			&analysis->warnings, err) != 0)
+		return -1;
+	analysis->has_graph = true;
+	return 0;
 }
 
 const char *analysis_allocation_type(const struct allocation *allocation)

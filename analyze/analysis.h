@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/graph.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"
@@ -22,12 +23,16 @@ struct analysis {
 	struct address_space *space;
 	struct symbols *symbols;
 	struct heap heap;
+	struct graph graph; /* built by analysis_build_graph */
+	bool has_graph;
 	struct warnings warnings;
 };
 
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
 			       struct hs_error *err);
 void analysis_close(struct analysis *analysis);
+/* Builds the object graph of the walked heap: roots, reachability, dominators, paths. */
+int analysis_build_graph(struct analysis *analysis, struct hs_error *err);
 
 /* A name for an allocation's kind when nothing better is known: the allocator's own structures
  * are named, the rest is NULL (untyped). */

@@ -15,6 +15,7 @@ struct symbol {
 	const char *name; /* points into the module's string storage */
 	uint64_t address; /* run-time */
 	uint64_t size;
+	bool local; /* STB_LOCAL: a static */
 };
 
 struct module_symbols {
@@ -235,7 +236,8 @@ static void read_symbol_tables(struct module_symbols *module, Elf *elf, uint64_t
 						   ? symbol.st_value
 						   : symbol.st_value + bias;
 			module->symbols[module->symbol_count++] =
-				(struct symbol){copy + symbol.st_name, address, symbol.st_size};
+				(struct symbol){copy + symbol.st_name, address, symbol.st_size,
+						GELF_ST_BIND(symbol.st_info) == STB_LOCAL};
 		}
 	}
 }
@@ -346,6 +348,13 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **name, uint64_t *offset)
 {
+	return symbols_lookup_address_local(symbols, address, module_path, name, offset, NULL);
+}
+
+bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
+				  const char **module_path, const char **name, uint64_t *offset,
+				  bool *local)
+{
 	for (size_t i = 0; i < symbols->module_count; i++) {
 		struct module_symbols *module = &symbols->modules[i];
 		if (address < module->start || address >= module->end)
@@ -371,6 +380,8 @@ bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const cha
 			    (symbol->size == 0 && k + 1 == low)) {
 				*name = symbol->name;
 				*offset = address - symbol->address;
+				if (local)
+					*local = symbol->local;
 				return true;
 			}
 			if (address - symbol->address > (1u << 20))

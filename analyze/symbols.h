@@ -42,4 +42,9 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **name, uint64_t *offset);
 
+/* The same, also saying whether the symbol is local to its file (a static). */
+bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
+				  const char **module_path, const char **name, uint64_t *offset,
+				  bool *local);
+
 #endif

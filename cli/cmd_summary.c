@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
+#include "analyze/summary.h"
 #include "cli/cli.h"
 #include "formats/json.h"
 
@@ -20,87 +21,6 @@ static const char usage[] =
 	"grouped by type, or by size where the type is not known, the top 20 by bytes.\n"
 	"\n"
 	"  --format F         text (default) or json (schema heapsnap.summary/1)\n" CLI_ANALYSIS_USAGE;
-
-struct type_group {
-	const char *type; /* NULL: untyped, grouped by size */
-	uint64_t size;
-	uint64_t count, bytes;
-};
-
-static int compare_groups(const void *left, const void *right)
-{
-	const struct type_group *a = left, *b = right;
-	if (a->bytes != b->bytes)
-		return a->bytes > b->bytes ? -1 : 1;
-	return a->count > b->count ? -1 : a->count < b->count;
-}
-
-/* Groups the live allocations: named types by name, the rest by usable size (a hash table from
- * size to group: a heap has millions of allocations but few distinct sizes). */
-static struct type_group *group_types(const struct heap *heap, size_t *group_count)
-{
-	size_t table_size = 1024;
-	while (table_size < heap->count / 4 && table_size < (1u << 22))
-		table_size *= 2;
-	size_t *table = calloc(table_size, sizeof *table); /* group index + 1, 0: empty */
-	size_t capacity = 256, count = 0;
-	struct type_group *groups = calloc(capacity, sizeof *groups);
-	if (table == NULL || groups == NULL) {
-		free(table);
-		free(groups);
-		*group_count = 0;
-		return NULL;
-	}
-	for (size_t i = 0; i < heap->count; i++) {
-		const struct allocation *allocation = &heap->allocations[i];
-		if (allocation->state != ALLOCATION_LIVE)
-			continue;
-		const char *type = analysis_allocation_type(allocation);
-		size_t k;
-		if (type != NULL) {
-			for (k = 0; k < count && !(groups[k].type && strcmp(groups[k].type, type) == 0);
-			     k++)
-				;
-		} else {
-			size_t slot = (size_t)(allocation->size * 0x9E3779B97F4A7C15ull >> 40) &
-				      (table_size - 1);
-			while (table[slot] && (groups[table[slot] - 1].type ||
-					       groups[table[slot] - 1].size != allocation->size))
-				slot = (slot + 1) & (table_size - 1);
-			k = table[slot] ? table[slot] - 1 : count;
-			if (k == count && count + 1 < table_size / 2)
-				table[slot] = count + 1;
-			else if (k == count) /* the table is full: look through the groups */
-				for (k = 0; k < count && (groups[k].type || groups[k].size != allocation->size);
-				     k++)
-					;
-		}
-		if (k == count) {
-			if (count == capacity) {
-				void *grown = realloc(groups, capacity * 2 * sizeof *groups);
-				if (grown == NULL)
-					break;
-				groups = grown;
-				capacity *= 2;
-			}
-			groups[count++] = (struct type_group){.type = type, .size = allocation->size};
-		}
-		groups[k].count++;
-		groups[k].bytes += allocation->size;
-	}
-	free(table);
-	qsort(groups, count, sizeof *groups, compare_groups);
-	*group_count = count;
-	return groups;
-}
-
-static void group_name(const struct type_group *group, char *out, size_t out_size)
-{
-	if (group->type)
-		snprintf(out, out_size, "%s", group->type);
-	else
-		snprintf(out, out_size, "size %llu", (unsigned long long)group->size);
-}
 
 struct totals {
 	uint64_t live_count, live_bytes, free_count, free_bytes, top_bytes;
@@ -127,8 +47,30 @@ static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t t
 	return live_bytes + holes ? (double)holes / (double)(live_bytes + holes) : 0;
 }
 
-static void print_json(const struct analysis *analysis, const struct type_group *groups,
-		       size_t group_count)
+static void print_groups_json(struct json_writer *json, const struct type_group *groups,
+			      size_t count, bool retained)
+{
+	json_array_begin(json);
+	for (size_t i = 0; i < count; i++) {
+		char name[128];
+		type_group_name(&groups[i], name, sizeof name);
+		json_object_begin(json);
+		json_key(json, "type");
+		json_string(json, name);
+		json_key(json, "count");
+		json_uint(json, groups[i].count);
+		json_key(json, "bytes");
+		json_uint(json, groups[i].bytes);
+		if (retained) {
+			json_key(json, "retained_bytes");
+			json_uint(json, groups[i].retained);
+		}
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+static void print_json(const struct analysis *analysis, const struct heap_summary *summary)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
@@ -194,20 +136,29 @@ static void print_json(const struct analysis *analysis, const struct type_group 
 	json_array_end(&json);
 	json_object_end(&json);
 	json_key(&json, "types");
+	print_groups_json(&json, summary->types, summary->type_count, true);
+	json_key(&json, "roots");
 	json_array_begin(&json);
-	for (size_t i = 0; i < group_count; i++) {
-		char name[128];
-		group_name(&groups[i], name, sizeof name);
+	for (size_t i = 0; i < summary->root_count; i++) {
 		json_object_begin(&json);
-		json_key(&json, "type");
-		json_string(&json, name);
-		json_key(&json, "count");
-		json_uint(&json, groups[i].count);
-		json_key(&json, "bytes");
-		json_uint(&json, groups[i].bytes);
+		json_key(&json, "root");
+		json_string(&json, summary->roots[i].name);
+		json_key(&json, "retained_bytes");
+		json_uint(&json, summary->roots[i].retained);
+		json_key(&json, "objects");
+		json_uint(&json, summary->roots[i].objects);
 		json_object_end(&json);
 	}
 	json_array_end(&json);
+	json_key(&json, "unreachable");
+	json_object_begin(&json);
+	json_key(&json, "count");
+	json_uint(&json, summary->unreachable_objects);
+	json_key(&json, "bytes");
+	json_uint(&json, summary->unreachable_bytes);
+	json_key(&json, "by_type");
+	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false);
+	json_object_end(&json);
 	json_key(&json, "warnings");
 	json_array_begin(&json);
 	for (size_t i = 0; i < analysis->warnings.count; i++)
@@ -217,9 +168,10 @@ static void print_json(const struct analysis *analysis, const struct type_group 
 	json_finish(&json);
 }
 
-static void print_text(const struct analysis *analysis, const struct type_group *groups,
-		       size_t group_count)
+static void print_text(const struct analysis *analysis, const struct heap_summary *summary)
 {
+	const struct type_group *groups = summary->types;
+	size_t group_count = summary->type_count;
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
@@ -249,16 +201,35 @@ static void print_text(const struct analysis *analysis, const struct type_group 
 		       100 * fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
 	}
 	printf("\nlive allocations by type, top %d by bytes:\n", TOP_TYPES);
-	printf("  %12s %10s  %s\n", "count", "bytes", "type");
+	printf("  %12s %10s %10s  %s\n", "count", "bytes", "retained", "type");
 	for (size_t i = 0; i < group_count && i < TOP_TYPES; i++) {
-		char name[128];
-		group_name(&groups[i], name, sizeof name);
+		char name[128], retained[32];
+		type_group_name(&groups[i], name, sizeof name);
 		cli_format_count(groups[i].count, count, sizeof count);
 		cli_format_bytes(groups[i].bytes, bytes, sizeof bytes);
-		printf("  %12s %10s  %s\n", count, bytes, name);
+		cli_format_bytes(groups[i].retained, retained, sizeof retained);
+		printf("  %12s %10s %10s  %s\n", count, bytes, retained, name);
 	}
 	if (group_count > TOP_TYPES)
 		printf("  (%zu more types and sizes)\n", group_count - TOP_TYPES);
+	printf("\nroots, top %d by bytes retained:\n", TOP_TYPES);
+	for (size_t i = 0; i < summary->root_count && i < TOP_TYPES; i++) {
+		if (summary->roots[i].retained == 0)
+			break;
+		cli_format_bytes(summary->roots[i].retained, bytes, sizeof bytes);
+		printf("  %10s  %s\n", bytes, summary->roots[i].name);
+	}
+	cli_format_count(summary->unreachable_objects, count, sizeof count);
+	cli_format_bytes(summary->unreachable_bytes, bytes, sizeof bytes);
+	printf("\nunreachable from every root (leaked: nothing can free them): %s allocations, %s\n",
+	       count, bytes);
+	for (size_t i = 0; i < summary->unreachable_count && i < TOP_TYPES; i++) {
+		char name[128];
+		type_group_name(&summary->unreachable[i], name, sizeof name);
+		cli_format_count(summary->unreachable[i].count, count, sizeof count);
+		cli_format_bytes(summary->unreachable[i].bytes, bytes, sizeof bytes);
+		printf("  %12s %10s  %s\n", count, bytes, name);
+	}
 	if (analysis->warnings.count)
 		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);
 }
@@ -297,14 +268,18 @@ int cmd_summary(int argc, char **argv)
 	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
 	if (analysis == NULL)
 		return cli_fail("summary", &err);
-	size_t group_count;
-	struct type_group *groups = group_types(&analysis->heap, &group_count);
+	struct heap_summary summary;
+	if (analysis_build_graph(analysis, &err) != 0 ||
+	    heap_summary_build(analysis, &summary, &err) != 0) {
+		analysis_close(analysis);
+		return cli_fail("summary", &err);
+	}
 	if (format == FORMAT_JSON)
-		print_json(analysis, groups, group_count);
+		print_json(analysis, &summary);
 	else
-		print_text(analysis, groups, group_count);
+		print_text(analysis, &summary);
 	cli_print_warnings("summary", &analysis->warnings);
-	free(groups);
+	heap_summary_free(&summary);
 	analysis_close(analysis);
 	return EXIT_OK;
 }

@@ -1,0 +1,559 @@
+/* Building and analysing the object graph (see graph.h). */
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/dominators.h"
+
+#define PAGE_SHIFT 12
+#define SPAN_GAP (64u << 10)   /* allocations closer than this share a span of the index */
+#define STACK_RED_ZONE 128u    /* below the stack pointer, still the thread's (x86-64 ABI) */
+#define TLS_BELOW (64u << 10)  /* static TLS lies below the thread pointer */
+#define TLS_ABOVE (4u << 10)   /* the thread control block above it */
+#define SCAN_CHUNK (1u << 20)
+
+/* ---- finding the allocation a word points into ---------------------------------------------- */
+
+/* A run of allocations without big gaps, with the first node overlapping each page. */
+struct span {
+	uint64_t start, end; /* page-aligned */
+	uint32_t *first;     /* per page: the first node ending after the page's start */
+};
+
+struct pointer_index {
+	const uint64_t *starts, *ends; /* by node */
+	size_t node_count;
+	struct span *spans;
+	size_t span_count;
+};
+
+static void pointer_index_free(struct pointer_index *index)
+{
+	for (size_t i = 0; i < index->span_count; i++)
+		free(index->spans[i].first);
+	free(index->spans);
+}
+
+static int pointer_index_build(struct pointer_index *index, const uint64_t *starts,
+			       const uint64_t *ends, size_t count)
+{
+	memset(index, 0, sizeof *index);
+	index->starts = starts;
+	index->ends = ends;
+	index->node_count = count;
+	size_t capacity = 16;
+	index->spans = malloc(capacity * sizeof *index->spans);
+	if (index->spans == NULL)
+		return -1;
+	for (size_t i = 0; i < count;) {
+		size_t last = i;
+		uint64_t end = ends[i];
+		while (last + 1 < count && starts[last + 1] < end + SPAN_GAP) {
+			last++;
+			if (ends[last] > end)
+				end = ends[last];
+		}
+		if (index->span_count == capacity) {
+			capacity *= 2;
+			void *grown = realloc(index->spans, capacity * sizeof *index->spans);
+			if (grown == NULL)
+				return -1;
+			index->spans = grown;
+		}
+		struct span *span = &index->spans[index->span_count++];
+		span->start = starts[i] >> PAGE_SHIFT << PAGE_SHIFT;
+		span->end = ((end - 1) >> PAGE_SHIFT << PAGE_SHIFT) + (1u << PAGE_SHIFT);
+		size_t pages = (size_t)((span->end - span->start) >> PAGE_SHIFT);
+		span->first = malloc((pages + 1) * sizeof *span->first);
+		if (span->first == NULL)
+			return -1;
+		size_t node = i;
+		for (size_t page = 0; page < pages; page++) {
+			uint64_t page_start = span->start + ((uint64_t)page << PAGE_SHIFT);
+			while (node <= last && ends[node] <= page_start)
+				node++;
+			span->first[page] = (uint32_t)node;
+		}
+		span->first[pages] = (uint32_t)(last + 1);
+		i = last + 1;
+	}
+	return 0;
+}
+
+/* The node whose bytes hold `word`, or GRAPH_NONE. */
+static uint32_t pointer_index_find(const struct pointer_index *index, uint64_t word)
+{
+	size_t low = 0, high = index->span_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (index->spans[mid].end <= word)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	if (low == index->span_count || word < index->spans[low].start)
+		return GRAPH_NONE;
+	const struct span *span = &index->spans[low];
+	size_t page = (size_t)((word - span->start) >> PAGE_SHIFT);
+	/* among the nodes overlapping this page, the last one starting at or before word */
+	size_t first = span->first[page], last = span->first[page + 1];
+	if (last < index->node_count)
+		last++;
+	while (first < last) {
+		size_t mid = first + (last - first) / 2;
+		if (index->starts[mid] <= word)
+			first = mid + 1;
+		else
+			last = mid;
+	}
+	if (first == 0)
+		return GRAPH_NONE;
+	size_t node = first - 1;
+	return word >= index->starts[node] && word < index->ends[node] ? (uint32_t)node : GRAPH_NONE;
+}
+
+/* ---- edges ----------------------------------------------------------------------------------- */
+
+struct builder {
+	struct graph *graph;
+	struct address_space *space;
+	struct symbols *symbols;
+	struct warnings *warnings;
+	struct pointer_index index;
+	uint64_t *node_starts, *node_ends;
+	uint64_t capacity;
+	size_t root_capacity;
+	size_t rows;		 /* nodes whose rows are complete */
+	size_t starts_capacity;	 /* entries allocated in graph->starts */
+};
+
+static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
+{
+	struct graph *graph = builder->graph;
+	if (graph->edge_count == builder->capacity) {
+		uint64_t capacity = builder->capacity ? builder->capacity * 2 : 1u << 20;
+		uint32_t *targets = realloc(graph->targets, capacity * sizeof *targets);
+		if (targets)
+			graph->targets = targets;
+		uint32_t *offsets = realloc(graph->offsets, capacity * sizeof *offsets);
+		if (offsets)
+			graph->offsets = offsets;
+		if (targets == NULL || offsets == NULL)
+			return -1;
+		builder->capacity = capacity;
+	}
+	graph->targets[graph->edge_count] = target;
+	graph->offsets[graph->edge_count] = offset;
+	graph->edge_count++;
+	return 0;
+}
+
+/* Adds an edge for every aligned word of bytes[0..size) that points into an allocation. */
+static int scan_words(struct builder *builder, const uint8_t *bytes, size_t size,
+		      uint64_t base_offset)
+{
+	for (size_t at = 0; at + 8 <= size; at += 8) {
+		uint64_t word;
+		memcpy(&word, bytes + at, 8);
+		if (word < builder->index.spans[0].start)
+			continue; /* small numbers, the common case, cost one comparison */
+		uint32_t target = pointer_index_find(&builder->index, word);
+		if (target != GRAPH_NONE &&
+		    add_edge(builder, target, (uint32_t)(base_offset + at)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Scans [start, end) of the address space, a chunk at a time; unreadable parts are skipped. */
+static int scan_range(struct builder *builder, uint64_t start, uint64_t end)
+{
+	static uint8_t chunk[SCAN_CHUNK];
+	start = (start + 7) & ~7ull;
+	for (uint64_t at = start; at < end; at += SCAN_CHUNK) {
+		size_t size = end - at < SCAN_CHUNK ? (size_t)(end - at) : SCAN_CHUNK;
+		if (address_space_read(builder->space, at, chunk, size, NULL) != 0)
+			continue;
+		if (scan_words(builder, chunk, size, at - start) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void end_row(struct builder *builder)
+{
+	builder->graph->starts[++builder->rows] = builder->graph->edge_count;
+}
+
+static int scan_heap_nodes(struct builder *builder)
+{
+	struct graph *graph = builder->graph;
+	struct address_cursor cursor;
+	address_cursor_init(&cursor, builder->space);
+	struct snapshot *snapshot = address_space_snapshot(builder->space);
+	const struct snapshot_region *region = NULL;
+	int result = 0;
+	for (size_t node = 0; node < graph->heap_nodes && result == 0; node++) {
+		uint64_t start = builder->node_starts[node], size = builder->node_ends[node] - start;
+		if (region == NULL || start < region->start || start >= region->end)
+			region = snapshot_find_region(snapshot, start);
+		const uint8_t *bytes =
+			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
+		if (bytes)
+			result = scan_words(builder, bytes, (size_t)size, 0);
+		else
+			result = scan_range(builder, start, start + size);
+		end_row(builder);
+	}
+	address_cursor_free(&cursor);
+	return result;
+}
+
+/* ---- roots ----------------------------------------------------------------------------------- */
+
+static int begin_root(struct builder *builder, enum root_kind kind, const char *name)
+{
+	struct graph *graph = builder->graph;
+	if (graph->root_count == builder->root_capacity) {
+		size_t capacity = builder->root_capacity ? builder->root_capacity * 2 : 256;
+		void *grown = realloc(graph->roots, capacity * sizeof *graph->roots);
+		if (grown == NULL)
+			return -1;
+		graph->roots = grown;
+		builder->root_capacity = capacity;
+	}
+	/* its row, and the super-root's after all, need room in starts */
+	size_t needed = graph->heap_nodes + graph->root_count + 3;
+	if (needed > builder->starts_capacity) {
+		size_t capacity = builder->starts_capacity * 2 > needed ? builder->starts_capacity * 2
+									: needed;
+		void *grown = realloc(graph->starts, capacity * sizeof *graph->starts);
+		if (grown == NULL)
+			return -1;
+		graph->starts = grown;
+		builder->starts_capacity = capacity;
+	}
+	struct graph_root *root = &graph->roots[graph->root_count++];
+	root->kind = kind;
+	snprintf(root->name, sizeof root->name, "%s", name);
+	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* Names the root a module data word belongs to: its symbol, or the module. */
+static void data_root_name(struct builder *builder, uint64_t address, const char *module,
+			   char *name, size_t size, enum root_kind *kind)
+{
+	const char *symbol_module, *symbol;
+	uint64_t offset;
+	bool local = false;
+	if (symbols_lookup_address_local(builder->symbols, address, &symbol_module, &symbol, &offset,
+					 &local)) {
+		*kind = local ? ROOT_STATIC : ROOT_GLOBAL;
+		if (local)
+			snprintf(name, size, "static %s (%s)", symbol, base_name(symbol_module));
+		else
+			snprintf(name, size, "global %s", symbol);
+	} else {
+		*kind = ROOT_DATA;
+		snprintf(name, size, "data of %s", base_name(module));
+	}
+}
+
+/* Module data: each pointer word becomes an edge of the root named after the symbol covering it;
+ * consecutive words of one symbol share a root. */
+static int scan_module_data(struct builder *builder, uint64_t start, uint64_t end,
+			    const char *module)
+{
+	static uint8_t chunk[SCAN_CHUNK];
+	char current[192] = "", name[192];
+	for (uint64_t at = (start + 7) & ~7ull; at < end; at += SCAN_CHUNK) {
+		size_t size = end - at < SCAN_CHUNK ? (size_t)(end - at) : SCAN_CHUNK;
+		if (address_space_read(builder->space, at, chunk, size, NULL) != 0)
+			continue;
+		for (size_t k = 0; k + 8 <= size; k += 8) {
+			uint64_t word;
+			memcpy(&word, chunk + k, 8);
+			uint32_t target = pointer_index_find(&builder->index, word);
+			if (target == GRAPH_NONE)
+				continue;
+			enum root_kind kind;
+			data_root_name(builder, at + k, module, name, sizeof name, &kind);
+			if (strcmp(name, current) != 0) {
+				if (current[0])
+					end_row(builder);
+				if (begin_root(builder, kind, name) != 0)
+					return -1;
+				snprintf(current, sizeof current, "%s", name);
+			}
+			if (add_edge(builder, target, (uint32_t)k) != 0)
+				return -1;
+		}
+	}
+	if (current[0])
+		end_row(builder);
+	return 0;
+}
+
+static bool is_module_path(struct snapshot *snapshot, const char *path)
+{
+	size_t count;
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(modules[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+static bool contains_allocation(const struct builder *builder, uint64_t start, uint64_t end)
+{
+	size_t low = 0, high = builder->graph->heap_nodes;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (builder->node_ends[mid] <= start)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low < builder->graph->heap_nodes && builder->node_starts[low] < end;
+}
+
+static int scan_roots(struct builder *builder)
+{
+	struct snapshot *snapshot = address_space_snapshot(builder->space);
+	size_t region_count, thread_count;
+	const struct snapshot_region *regions = snapshot_regions(snapshot, &region_count);
+	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
+	bool *claimed = calloc(region_count + 1, sizeof *claimed);
+	if (claimed == NULL)
+		return -1;
+	char name[192];
+	int result = 0;
+
+	/* module data and, right after it, the module's .bss */
+	for (size_t i = 0; i < region_count && result == 0; i++) {
+		const struct snapshot_region *region = &regions[i];
+		const char *module = region->path;
+		if (module == NULL && i > 0 && regions[i - 1].path &&
+		    regions[i - 1].end == region->start && is_module_path(snapshot, regions[i - 1].path))
+			module = regions[i - 1].path;
+		if (module == NULL || !(region->flags & 2) || !is_module_path(snapshot, module))
+			continue;
+		claimed[i] = true;
+		result = scan_module_data(builder, region->start, region->end, module);
+	}
+
+	/* threads: stack from the stack pointer up, registers, thread-local storage */
+	for (size_t t = 0; t < thread_count && result == 0; t++) {
+		const struct snapshot_thread *thread = &threads[t];
+		const char *thread_name = thread->name[0] ? thread->name : "?";
+		const struct snapshot_region *stack =
+			snapshot_find_region(snapshot, thread->registers.rsp);
+		const char *module, *function = NULL;
+		uint64_t offset;
+		symbols_lookup_address(builder->symbols, thread->registers.rip, &module, &function,
+				       &offset);
+		uint64_t stack_start = 0, stack_end = 0;
+		if (stack) {
+			claimed[stack - regions] = true;
+			stack_start = thread->registers.rsp - STACK_RED_ZONE;
+			if (stack_start < stack->start)
+				stack_start = stack->start;
+			stack_end = stack->end;
+			if (function)
+				snprintf(name, sizeof name, "thread %d (%s) stack, in %s()", thread->tid,
+					 thread_name, function);
+			else
+				snprintf(name, sizeof name, "thread %d (%s) stack", thread->tid,
+					 thread_name);
+			if (begin_root(builder, ROOT_STACK, name) != 0 ||
+			    scan_range(builder, stack_start, stack_end) != 0) {
+				result = -1;
+				break;
+			}
+			end_row(builder);
+		}
+		snprintf(name, sizeof name, "thread %d (%s) registers", thread->tid, thread_name);
+		result = begin_root(builder, ROOT_REGISTERS, name);
+		const uint64_t *words = (const uint64_t *)&thread->registers;
+		for (size_t k = 0; result == 0 && k < sizeof thread->registers / 8; k++) {
+			uint32_t target = pointer_index_find(&builder->index, words[k]);
+			if (target != GRAPH_NONE)
+				result = add_edge(builder, target, (uint32_t)(k * 8));
+		}
+		end_row(builder);
+		uint64_t tls = thread->registers.fs_base;
+		const struct snapshot_region *tls_region = snapshot_find_region(snapshot, tls);
+		if (result == 0 && tls_region && !(tls >= stack_start && tls < stack_end)) {
+			claimed[tls_region - regions] = true;
+			uint64_t from = tls - tls_region->start > TLS_BELOW ? tls - TLS_BELOW
+									      : tls_region->start;
+			uint64_t to = tls_region->end - tls > TLS_ABOVE ? tls + TLS_ABOVE
+									: tls_region->end;
+			snprintf(name, sizeof name, "thread %d (%s) TLS", thread->tid, thread_name);
+			result = begin_root(builder, ROOT_TLS, name) || scan_range(builder, from, to);
+			end_row(builder);
+		}
+	}
+
+	/* any other writable memory the program mapped itself and no allocator owns */
+	for (size_t i = 0; i < region_count && result == 0; i++) {
+		const struct snapshot_region *region = &regions[i];
+		if (claimed[i] || region->path != NULL || !(region->flags & 2) ||
+		    region->data_size == 0 || contains_allocation(builder, region->start, region->end))
+			continue;
+		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)region->start,
+			 (unsigned long long)region->end);
+		result = begin_root(builder, ROOT_MAPPING, name) ||
+			 scan_range(builder, region->start, region->end);
+		end_row(builder);
+	}
+	free(claimed);
+	return result;
+}
+
+/* ---- analysis -------------------------------------------------------------------------------- */
+
+/* Breadth-first from the super-root: a shortest path to every reachable node. */
+static int shortest_paths(struct graph *graph)
+{
+	uint32_t *queue = malloc(graph->node_count * sizeof *queue);
+	if (queue == NULL)
+		return -1;
+	for (size_t v = 0; v < graph->node_count; v++)
+		graph->parent[v] = graph->parent_edge[v] = GRAPH_NONE;
+	size_t head = 0, tail = 0;
+	queue[tail++] = graph->super_root;
+	graph->parent[graph->super_root] = graph->super_root;
+	while (head < tail) {
+		uint32_t v = queue[head++];
+		for (uint64_t e = graph->starts[v]; e < graph->starts[v + 1]; e++) {
+			uint32_t w = graph->targets[e];
+			if (graph->parent[w] != GRAPH_NONE)
+				continue;
+			graph->parent[w] = v;
+			graph->parent_edge[w] = (uint32_t)e;
+			queue[tail++] = w;
+		}
+	}
+	free(queue);
+	return 0;
+}
+
+static int analyse(struct graph *graph)
+{
+	size_t n = graph->node_count;
+	graph->idom = malloc(n * sizeof *graph->idom);
+	graph->retained = calloc(n, sizeof *graph->retained);
+	graph->parent = malloc(n * sizeof *graph->parent);
+	graph->parent_edge = malloc(n * sizeof *graph->parent_edge);
+	uint32_t *order = malloc(n * sizeof *order);
+	size_t order_count = 0;
+	struct csr_graph csr = {n, graph->starts, graph->targets};
+	if (graph->idom == NULL || graph->retained == NULL || graph->parent == NULL ||
+	    graph->parent_edge == NULL || order == NULL ||
+	    dominators_compute(&csr, graph->super_root, graph->idom, order, &order_count) != 0 ||
+	    shortest_paths(graph) != 0) {
+		free(order);
+		return -1;
+	}
+	/* retained size: a node's own bytes plus those of the nodes it immediately dominates,
+	 * accumulated in reverse preorder (every node after its dominator) */
+	for (size_t v = 0; v < n; v++)
+		graph->retained[v] = graph_node_size(graph, (uint32_t)v);
+	for (size_t i = order_count; i-- > 1;) {
+		uint32_t v = order[i];
+		graph->retained[graph->idom[v]] += graph->retained[v];
+	}
+	free(order);
+	return 0;
+}
+
+int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
+		const struct heap *heap, struct warnings *warnings, struct hs_error *err)
+{
+	memset(graph, 0, sizeof *graph);
+	graph->heap = heap;
+	struct builder builder = {.graph = graph, .space = space, .symbols = symbols,
+				  .warnings = warnings};
+	size_t live = 0;
+	for (size_t i = 0; i < heap->count; i++)
+		live += heap->allocations[i].state == ALLOCATION_LIVE;
+	if (live >= GRAPH_NONE / 2)
+		return hs_error_set(err, "%zu allocations are more than the graph can hold", live);
+	graph->heap_nodes = live;
+	graph->node_allocation = malloc((live + 1) * sizeof *graph->node_allocation);
+	graph->allocation_node = malloc((heap->count + 1) * sizeof *graph->allocation_node);
+	builder.node_starts = malloc((live + 1) * sizeof *builder.node_starts);
+	builder.node_ends = malloc((live + 1) * sizeof *builder.node_ends);
+	/* rows for heap nodes now; begin_root makes room for the roots' */
+	builder.starts_capacity = live + 3;
+	graph->starts = malloc(builder.starts_capacity * sizeof *graph->starts);
+	int result = -1;
+	if (graph->node_allocation == NULL || graph->allocation_node == NULL ||
+	    builder.node_starts == NULL || builder.node_ends == NULL || graph->starts == NULL)
+		goto done;
+	for (size_t i = 0, node = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		graph->allocation_node[i] = GRAPH_NONE;
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		graph->allocation_node[i] = (uint32_t)node;
+		graph->node_allocation[node] = (uint32_t)i;
+		builder.node_starts[node] = allocation->address;
+		builder.node_ends[node] = allocation->address + (allocation->size ? allocation->size : 1);
+		node++;
+	}
+	if (pointer_index_build(&builder.index, builder.node_starts, builder.node_ends, live) != 0)
+		goto done;
+	if (live == 0) {
+		/* nothing to point at: keep one empty span so scans need no special case */
+		builder.index.spans = realloc(builder.index.spans, sizeof *builder.index.spans);
+		builder.index.spans[0] = (struct span){UINT64_MAX, UINT64_MAX, NULL};
+		builder.index.span_count = 0;
+	}
+	graph->starts[0] = 0;
+	if (scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
+		goto done;
+	/* the super-root points at every root */
+	graph->super_root = (uint32_t)(live + graph->root_count);
+	graph->node_count = live + graph->root_count + 1;
+	for (size_t r = 0; r < graph->root_count; r++)
+		if (add_edge(&builder, (uint32_t)(live + r), 0) != 0)
+			goto done;
+	end_row(&builder);
+	if (analyse(graph) != 0)
+		goto done;
+	result = 0;
+done:
+	pointer_index_free(&builder.index);
+	free(builder.node_starts);
+	free(builder.node_ends);
+	if (result != 0) {
+		graph_free(graph);
+		return hs_error_set(err, "out of memory building the object graph");
+	}
+	return 0;
+}
+
+void graph_free(struct graph *graph)
+{
+	free(graph->node_allocation);
+	free(graph->allocation_node);
+	free(graph->roots);
+	free(graph->starts);
+	free(graph->targets);
+	free(graph->offsets);
+	free(graph->idom);
+	free(graph->retained);
+	free(graph->parent);
+	free(graph->parent_edge);
+	memset(graph, 0, sizeof *graph);
+}

@@ -1,0 +1,176 @@
+/* Grouping a heap by type and by root (see summary.h). */
+#include "summary.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void type_group_name(const struct type_group *group, char *out, size_t out_size)
+{
+	if (group->type)
+		snprintf(out, out_size, "%s", group->type);
+	else
+		snprintf(out, out_size, "size %llu", (unsigned long long)group->size);
+}
+
+static int compare_bytes(const void *left, const void *right)
+{
+	const struct type_group *a = left, *b = right;
+	if (a->bytes != b->bytes)
+		return a->bytes > b->bytes ? -1 : 1;
+	return a->count > b->count ? -1 : a->count < b->count;
+}
+
+static int compare_retained(const void *left, const void *right)
+{
+	const struct root_group *a = left, *b = right;
+	if (a->retained != b->retained)
+		return a->retained > b->retained ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+/* Groups keyed by type name or by size, through a hash table: a heap has millions of allocations
+ * but few distinct types and sizes. */
+struct grouper {
+	struct type_group *groups;
+	size_t count, capacity;
+	size_t *table; /* group index + 1; 0: empty */
+	size_t table_size;
+};
+
+static uint64_t key_hash(const char *type, uint64_t size)
+{
+	uint64_t hash = size * 0x9E3779B97F4A7C15ull;
+	for (const char *at = type; at && *at; at++)
+		hash = (hash ^ (uint8_t)*at) * 1099511628211ull;
+	return hash >> 17;
+}
+
+static int grouper_rehash(struct grouper *grouper)
+{
+	size_t size = grouper->table_size ? grouper->table_size * 2 : 1024;
+	size_t *table = calloc(size, sizeof *table);
+	if (table == NULL)
+		return -1;
+	for (size_t i = 0; i < grouper->count; i++) {
+		const struct type_group *group = &grouper->groups[i];
+		size_t slot = key_hash(group->type, group->size) & (size - 1);
+		while (table[slot])
+			slot = (slot + 1) & (size - 1);
+		table[slot] = i + 1;
+	}
+	free(grouper->table);
+	grouper->table = table;
+	grouper->table_size = size;
+	return 0;
+}
+
+static struct type_group *grouper_find(struct grouper *grouper, const char *type, uint64_t size)
+{
+	if (type)
+		size = 0;
+	if ((grouper->count + 1) * 2 > grouper->table_size && grouper_rehash(grouper) != 0)
+		return NULL;
+	size_t mask = grouper->table_size - 1;
+	size_t slot = key_hash(type, size) & mask;
+	for (; grouper->table[slot]; slot = (slot + 1) & mask) {
+		struct type_group *group = &grouper->groups[grouper->table[slot] - 1];
+		if (group->size == size && (group->type == type ||
+					    (group->type && type && strcmp(group->type, type) == 0)))
+			return group;
+	}
+	if (grouper->count == grouper->capacity) {
+		size_t capacity = grouper->capacity ? grouper->capacity * 2 : 256;
+		void *grown = realloc(grouper->groups, capacity * sizeof *grouper->groups);
+		if (grown == NULL)
+			return NULL;
+		grouper->groups = grown;
+		grouper->capacity = capacity;
+	}
+	grouper->table[slot] = grouper->count + 1;
+	struct type_group *group = &grouper->groups[grouper->count++];
+	*group = (struct type_group){.type = type, .size = size};
+	return group;
+}
+
+int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
+		       struct hs_error *err)
+{
+	memset(summary, 0, sizeof *summary);
+	const struct heap *heap = &analysis->heap;
+	const struct graph *graph = analysis->has_graph ? &analysis->graph : NULL;
+	struct grouper live = {0}, lost = {0};
+	for (size_t i = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		const char *type = analysis_allocation_type(allocation);
+		uint32_t node = graph ? graph->allocation_node[i] : GRAPH_NONE;
+		bool reachable = graph == NULL || graph_reachable(graph, node);
+		struct type_group *group = grouper_find(reachable ? &live : &lost, type, allocation->size);
+		if (group == NULL)
+			goto out_of_memory;
+		group->count++;
+		group->bytes += allocation->size;
+		if (graph && reachable) {
+			/* count what this object retains unless an object of its own type already
+			 * does: in a list of struct conn, the head retains the rest */
+			uint32_t dominator = graph->idom[node];
+			bool same = dominator < graph->heap_nodes &&
+				    grouper_find(&live, analysis_allocation_type(
+							       &heap->allocations[graph->node_allocation[dominator]]),
+						 heap->allocations[graph->node_allocation[dominator]].size) == group;
+			if (!same)
+				group->retained += graph->retained[node];
+		}
+		if (!reachable) {
+			summary->unreachable_objects++;
+			summary->unreachable_bytes += allocation->size;
+		}
+	}
+	qsort(live.groups, live.count, sizeof *live.groups, compare_bytes);
+	qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
+	summary->types = live.groups;
+	summary->type_count = live.count;
+	summary->unreachable = lost.groups;
+	summary->unreachable_count = lost.count;
+	free(live.table);
+	free(lost.table);
+	live.groups = lost.groups = NULL;
+
+	if (graph) {
+		/* roots of one name (a symbol split by other symbols' words) count once */
+		summary->roots = calloc(graph->root_count + 1, sizeof *summary->roots);
+		if (summary->roots == NULL)
+			goto out_of_memory;
+		for (size_t r = 0; r < graph->root_count; r++) {
+			uint32_t node = (uint32_t)(graph->heap_nodes + r);
+			size_t k = 0;
+			while (k < summary->root_count &&
+			       strcmp(summary->roots[k].name, graph->roots[r].name) != 0)
+				k++;
+			if (k == summary->root_count)
+				snprintf(summary->roots[summary->root_count++].name,
+					 sizeof summary->roots[0].name, "%s", graph->roots[r].name);
+			summary->roots[k].retained += graph->retained[node];
+			summary->roots[k].objects += graph->starts[node + 1] - graph->starts[node];
+		}
+		qsort(summary->roots, summary->root_count, sizeof *summary->roots, compare_retained);
+	}
+	return 0;
+out_of_memory:
+	free(live.groups);
+	free(live.table);
+	free(lost.groups);
+	free(lost.table);
+	heap_summary_free(summary);
+	return hs_error_set(err, "out of memory summarising the heap");
+}
+
+void heap_summary_free(struct heap_summary *summary)
+{
+	free(summary->types);
+	free(summary->unreachable);
+	free(summary->roots);
+	memset(summary, 0, sizeof *summary);
+}

@@ -1,0 +1,44 @@
+/* One snapshot's heap summarised: live allocations grouped by type (untyped ones by size) with
+ * count, bytes and retained bytes; the roots with what they retain; the unreachable allocations
+ * (in C, leaked) by type. What `heapsnap summary` prints and what `heapdiff` compares. */
+#ifndef HEAPSNAP_SUMMARY_H
+#define HEAPSNAP_SUMMARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyze/analysis.h"
+
+struct type_group {
+	const char *type; /* NULL: untyped, grouped by size */
+	uint64_t size;
+	uint64_t count, bytes;
+	uint64_t retained; /* bytes retained by the group's objects not retained by one another */
+};
+
+struct root_group {
+	char name[192];
+	uint64_t retained;
+	uint64_t objects; /* allocations it points at directly */
+};
+
+struct heap_summary {
+	struct type_group *types; /* live, by bytes, largest first */
+	size_t type_count;
+	struct type_group *unreachable; /* live but reachable from no root, by bytes */
+	size_t unreachable_count;
+	uint64_t unreachable_objects, unreachable_bytes;
+	struct root_group *roots; /* by retained bytes, largest first */
+	size_t root_count;
+};
+
+/* Needs the graph (analysis_build_graph) for retained bytes, roots and reachability; without it,
+ * only types with counts and bytes. */
+int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
+		       struct hs_error *err);
+void heap_summary_free(struct heap_summary *summary);
+
+/* "struct conn", or "size 64" for an untyped group. */
+void type_group_name(const struct type_group *group, char *out, size_t out_size);
+
+#endif
