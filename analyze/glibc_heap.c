@@ -647,6 +647,10 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 				     libc_path);
 		}
 	}
+	if (main_arena != 0)
+		heap_add_bookkeeping(heap, main_arena, main_arena + walker->layout.state_size);
+	if (debug)
+		heap_add_bookkeeping(heap, par, par + walker->layout.par_mmapped_mem + 64);
 	if (main_arena != 0 && collect_arenas(walker, main_arena) != 0)
 		result = hs_error_set(err, "out of memory walking the heap");
 	for (size_t i = 0; result == 0 && i < walker->arena_count; i++) {

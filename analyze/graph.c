@@ -282,7 +282,8 @@ static int scan_module_data(struct builder *builder, uint64_t start, uint64_t en
 			uint64_t word;
 			memcpy(&word, chunk + k, 8);
 			uint32_t target = pointer_index_find(&builder->index, word);
-			if (target == GRAPH_NONE)
+			if (target == GRAPH_NONE ||
+			    heap_is_bookkeeping(builder->graph->heap, at + k))
 				continue;
 			enum root_kind kind;
 			data_root_name(builder, at + k, module, name, sizeof name, &kind);

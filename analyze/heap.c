@@ -140,3 +140,17 @@ const struct allocation *heap_find(const struct heap *heap, uint64_t addr)
 	}
 	return NULL;
 }
+
+void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end)
+{
+	if (heap->bookkeeping_count < sizeof heap->bookkeeping / sizeof heap->bookkeeping[0])
+		heap->bookkeeping[heap->bookkeeping_count++] = (struct heap_range){start, end};
+}
+
+int heap_is_bookkeeping(const struct heap *heap, uint64_t addr)
+{
+	for (size_t i = 0; i < heap->bookkeeping_count; i++)
+		if (addr >= heap->bookkeeping[i].start && addr < heap->bookkeeping[i].end)
+			return 1;
+	return 0;
+}

@@ -48,9 +48,18 @@ struct heap {
 	size_t count, capacity;
 	struct heap_arena *arenas;
 	size_t arena_count;
+	/* the allocator's own bookkeeping outside the heap (glibc's main_arena and mp_): its
+	 * pointers (a stale last_remainder, sbrk_base) are not references to objects */
+	struct heap_range {
+		uint64_t start, end;
+	} bookkeeping[4];
+	size_t bookkeeping_count;
 };
 
 void heap_free(struct heap *heap);
+void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
+/* Whether addr lies in the allocator's bookkeeping. */
+int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);
 int heap_add(struct heap *heap, const struct allocation *allocation);
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena);
 /* Sorts by address and fills the per-arena totals. */

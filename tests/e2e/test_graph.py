@@ -1,0 +1,48 @@
+"""The object graph against a C target's own record (tests/targets/conn_server.c): the global list
+all_conns is the root retaining exactly the connections' blocks (conn, handler, buffer) the target
+counted with malloc_usable_size, and the blocks it lost every pointer to are exactly the
+unreachable ones."""
+import json
+import os
+import time
+
+from common import check, finish, heapsnap, path, process_state, start
+
+TARGET = os.environ.get("CONN_SERVER", "build/tests/conn_server")
+
+
+def run(name, *args):
+    record_path = path(name)
+    process = start([TARGET, record_path, *args])
+    deadline = time.time() + 20
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    # capture it asleep in pause(): its registers then hold no stale pointers from the work
+    while process_state(process.pid) != "S" and time.time() < deadline:
+        time.sleep(0.01)
+    record = {}
+    for line in open(record_path):
+        words = line.split()
+        if len(words) > 1:
+            record[words[0]] = [int(w) for w in words[1:]]
+    snapshot = path(name + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    return record, summary
+
+
+for mode in ([], ["--lose"]):
+    label = " ".join(mode) or "default"
+    record, summary = run("conns" + label.replace(" ", ""), *mode)
+    roots = {r["root"]: r for r in summary["roots"]}
+    check("global all_conns" in roots, f"{label}: the list's global is a root: {list(roots)[:8]}")
+    retained = roots.get("global all_conns", {}).get("retained_bytes")
+    check(retained == record["retained"][0],
+          f"{label}: all_conns retains {retained} bytes, the target counted {record['retained'][0]}")
+    check(summary["roots"][0]["root"] == "global all_conns",
+          f"{label}: all_conns is the root retaining most: {summary['roots'][:3]}")
+    lost_count, lost_bytes = record["lost"]
+    check(summary["unreachable"]["count"] == lost_count and summary["unreachable"]["bytes"] == lost_bytes,
+          f"{label}: unreachable {summary['unreachable']['count']} blocks / {summary['unreachable']['bytes']} "
+          f"bytes, the target lost {lost_count} / {lost_bytes}")
+finish()
