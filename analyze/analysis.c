@@ -26,7 +26,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	}
 	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
-			    &analysis->warnings, err) != 0)
+			    &analysis->warnings, err) != 0 ||
+	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
 		goto fail;
 	return analysis;
 fail:
@@ -40,6 +41,7 @@ void analysis_close(struct analysis *analysis)
 		return;
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
+	types_free(&analysis->types);
 	heap_free(&analysis->heap);
 	symbols_free(analysis->symbols);
 	address_space_free(analysis->space);
@@ -59,11 +61,9 @@ int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
 	return 0;
 }
 
-const char *analysis_allocation_type(const struct allocation *allocation)
+const char *analysis_type(const struct analysis *analysis, size_t index)
 {
-	if (allocation->place == PLACE_METADATA)
-		return "glibc tcache_perthread_struct";
-	return NULL;
+	return analysis->types.of ? analysis->types.of[index] : NULL;
 }
 
 const char *allocation_state_name(enum allocation_state state)

@@ -9,6 +9,7 @@
 #include "analyze/graph.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
+#include "analyze/types.h"
 #include "common/error.h"
 #include "common/warnings.h"
 #include "formats/snapshot.h"
@@ -23,6 +24,7 @@ struct analysis {
 	struct address_space *space;
 	struct symbols *symbols;
 	struct heap heap;
+	struct type_names types;
 	struct graph graph; /* built by analysis_build_graph */
 	bool has_graph;
 	struct warnings warnings;
@@ -34,9 +36,8 @@ void analysis_close(struct analysis *analysis);
 /* Builds the object graph of the walked heap: roots, reachability, dominators, paths. */
 int analysis_build_graph(struct analysis *analysis, struct hs_error *err);
 
-/* A name for an allocation's kind when nothing better is known: the allocator's own structures
- * are named, the rest is NULL (untyped). */
-const char *analysis_allocation_type(const struct allocation *allocation);
+/* The type of heap->allocations[index], or NULL when unknown (grouped by size). */
+const char *analysis_type(const struct analysis *analysis, size_t index);
 const char *allocation_state_name(enum allocation_state state);
 const char *allocation_place_name(enum allocation_place place);
 

@@ -104,7 +104,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
-		const char *type = analysis_allocation_type(allocation);
+		const char *type = analysis_type(analysis, i);
 		uint32_t node = graph ? graph->allocation_node[i] : GRAPH_NONE;
 		bool reachable = graph == NULL || graph_reachable(graph, node);
 		struct type_group *group = grouper_find(reachable ? &live : &lost, type, allocation->size);
@@ -116,10 +116,12 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			/* count what this object retains unless an object of its own type already
 			 * does: in a list of struct conn, the head retains the rest */
 			uint32_t dominator = graph->idom[node];
-			bool same = dominator < graph->heap_nodes &&
-				    grouper_find(&live, analysis_allocation_type(
-							       &heap->allocations[graph->node_allocation[dominator]]),
-						 heap->allocations[graph->node_allocation[dominator]].size) == group;
+			bool same = false;
+			if (dominator < graph->heap_nodes) {
+				size_t owner = graph->node_allocation[dominator];
+				same = grouper_find(&live, analysis_type(analysis, owner),
+						    heap->allocations[owner].size) == group;
+			}
 			if (!same)
 				group->retained += graph->retained[node];
 		}

@@ -74,7 +74,7 @@ int cmd_list(int argc, char **argv)
 		const struct allocation *allocation = &heap->allocations[i];
 		if (wanted >= 0 && allocation->state != wanted)
 			continue;
-		const char *type = analysis_allocation_type(allocation);
+		const char *type = analysis_type(analysis, i);
 		if (jsonl) {
 			struct json_writer json;
 			json_init(&json, stdout);

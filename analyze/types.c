@@ -1,0 +1,110 @@
+/* Allocation types (see types.h). */
+#include "types.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The C++ runtime's demangler (libstdc++'s, declared here to keep this file C). */
+extern char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, int *status);
+
+static const char *intern(struct type_names *names, const char *name)
+{
+	for (size_t i = 0; i < names->interned_count; i++)
+		if (strcmp(names->interned[i], name) == 0)
+			return names->interned[i];
+	if (names->interned_count == names->interned_capacity) {
+		size_t capacity = names->interned_capacity ? names->interned_capacity * 2 : 64;
+		void *grown = realloc(names->interned, capacity * sizeof *names->interned);
+		if (grown == NULL)
+			return NULL;
+		names->interned = grown;
+		names->interned_capacity = capacity;
+	}
+	char *copy = strdup(name);
+	if (copy)
+		names->interned[names->interned_count++] = copy;
+	return copy;
+}
+
+int types_set(struct type_names *names, size_t allocation, const char *name)
+{
+	const char *interned = intern(names, name);
+	if (interned == NULL)
+		return -1;
+	names->of[allocation] = interned;
+	return 0;
+}
+
+/* A cache of what a first word names: vtable pointers repeat across all objects of a class. */
+struct vptr_entry {
+	uint64_t vptr;
+	const char *name; /* NULL: not a vtable */
+};
+
+static const char *class_of(struct type_names *names, struct symbols *symbols, uint64_t vptr)
+{
+	const char *module, *symbol;
+	uint64_t offset;
+	if (!symbols_lookup_address(symbols, vptr, &module, &symbol, &offset) ||
+	    strncmp(symbol, "_ZTV", 4) != 0 || offset < 16)
+		return NULL;
+	int status = 0;
+	char *demangled = __cxa_demangle(symbol, NULL, NULL, &status);
+	if (demangled == NULL || status != 0) {
+		free(demangled);
+		return NULL;
+	}
+	/* "vtable for Shape" -> "Shape" */
+	const char *prefix = "vtable for ";
+	const char *name = strncmp(demangled, prefix, strlen(prefix)) == 0
+				   ? demangled + strlen(prefix)
+				   : demangled;
+	const char *interned = intern(names, name);
+	free(demangled);
+	return interned;
+}
+
+int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
+		 struct hs_error *err)
+{
+	memset(names, 0, sizeof *names);
+	names->of = calloc(heap->count + 1, sizeof *names->of);
+	size_t cache_size = 4096;
+	struct vptr_entry *cache = calloc(cache_size, sizeof *cache);
+	if (names->of == NULL || cache == NULL) {
+		free(cache);
+		return hs_error_set(err, "out of memory naming allocations");
+	}
+	const char *tcache = intern(names, "glibc tcache_perthread_struct");
+	for (size_t i = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		if (allocation->place == PLACE_METADATA) {
+			names->of[i] = tcache;
+			continue;
+		}
+		uint64_t word = allocation->first_word;
+		if (word < 4096 || (word & 7) || allocation->size < 8)
+			continue;
+		/* a direct-mapped cache: most first words are not vtable pointers, and the ones
+		 * that are repeat */
+		struct vptr_entry *entry = &cache[(word >> 3) * 0x9E3779B97F4A7C15ull >> 52];
+		if (entry->vptr != word) {
+			entry->vptr = word;
+			entry->name = class_of(names, symbols, word);
+		}
+		names->of[i] = entry->name;
+	}
+	free(cache);
+	return 0;
+}
+
+void types_free(struct type_names *names)
+{
+	for (size_t i = 0; i < names->interned_count; i++)
+		free(names->interned[i]);
+	free(names->interned);
+	free(names->of);
+	memset(names, 0, sizeof *names);
+}

@@ -1,0 +1,27 @@
+/* Naming what each allocation is. In order of precision: the allocator's own structures (a glibc
+ * tcache); C++ objects by their dynamic class, read from the vtable pointer in their first word
+ * (the `_ZTV` symbol it points into, demangled by the C++ runtime's own demangler); and, later,
+ * C structs from DWARF types propagated from typed roots. What stays unnamed is grouped by size.
+ * Names are interned: equal names are the same pointer. */
+#ifndef HEAPSNAP_TYPES_H
+#define HEAPSNAP_TYPES_H
+
+#include <stddef.h>
+
+#include "analyze/heap.h"
+#include "analyze/symbols.h"
+#include "common/error.h"
+
+struct type_names {
+	const char **of; /* per allocation (parallel to heap->allocations), NULL: untyped */
+	char **interned;
+	size_t interned_count, interned_capacity;
+};
+
+int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
+		 struct hs_error *err);
+/* Sets an allocation's type by name (interned); for walkers and DWARF propagation. */
+int types_set(struct type_names *names, size_t allocation, const char *name);
+void types_free(struct type_names *names);
+
+#endif
