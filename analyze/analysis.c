@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "analyze/c_types.h"
 #include "analyze/glibc_heap.h"
 
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
@@ -27,7 +28,9 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
 			    &analysis->warnings, err) != 0 ||
-	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
+	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
+	    c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
+			      &analysis->warnings, err) != 0)
 		goto fail;
 	return analysis;
 fail:

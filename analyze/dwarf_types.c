@@ -276,6 +276,8 @@ static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
 	return size;
 }
 
+static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size, int depth);
+
 bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
 {
 	if (!types->indexed)
@@ -301,6 +303,7 @@ bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwar
 				if (!die_name(dbg, child, member.name, sizeof member.name))
 					member.name[0] = '\0'; /* an anonymous union or struct */
 				member.size = type_size(dbg, child, 0);
+				type_name(dbg, child, member.type, sizeof member.type, 0);
 				out->members[out->member_count++] = member;
 			}
 			Dwarf_Die sibling = NULL;
@@ -446,4 +449,18 @@ bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dw
 	}
 	dwarf_dealloc(dbg, die, DW_DLA_DIE);
 	return found;
+}
+
+void dwarf_types_each_variable(struct dwarf_types *types,
+			       int (*visit)(void *context, const struct dwarf_variable *variable),
+			       void *context)
+{
+	if (!types->indexed)
+		build_index(types);
+	for (size_t i = 0; i < types->variables.size; i++) {
+		const char *name = types->variables.entries[i].name;
+		struct dwarf_variable variable;
+		if (name && dwarf_types_variable(types, name, &variable) && visit(context, &variable))
+			return;
+	}
 }

@@ -19,7 +19,8 @@
 struct dwarf_member {
 	char name[64];
 	uint64_t offset;
-	uint64_t size; /* 0 when unknown (a flexible array) */
+	uint64_t size;	/* 0 when unknown (a flexible array) */
+	char type[96];	/* as C spells it: "struct conn *", "char *", "int" */
 };
 
 struct dwarf_struct {
@@ -49,6 +50,12 @@ struct dwarf_variable {
 
 /* Looks up a variable by name (the first definition found). */
 bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out);
+
+/* Calls visit for every variable with static storage the index holds; stops when it returns
+ * non-zero. */
+void dwarf_types_each_variable(struct dwarf_types *types,
+			       int (*visit)(void *context, const struct dwarf_variable *variable),
+			       void *context);
 
 /* A member of a layout by name, or NULL. */
 const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout,

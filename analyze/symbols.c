@@ -391,3 +391,13 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 	}
 	return false;
 }
+
+size_t symbols_module_count(const struct symbols *symbols) { return symbols->module_count; }
+
+struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index)
+{
+	struct module_symbols *module = &symbols->modules[index];
+	if (!module->loaded)
+		module_load(symbols, module);
+	return module;
+}

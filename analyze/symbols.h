@@ -37,6 +37,10 @@ const char *module_symbols_debug_file(struct module_symbols *module);
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
 			   uint64_t *size);
 
+/* Every module, loaded (its symbols read, its debug file found). */
+size_t symbols_module_count(const struct symbols *symbols);
+struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index);
+
 /* The symbol covering a run-time address, in whichever module maps it: its name and the offset
  * into it. False when no module maps addr or no symbol covers it. */
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,

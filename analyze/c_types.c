@@ -1,0 +1,234 @@
+/* C types from DWARF, propagated from typed roots into the heap: a global `struct conn *all_conns`
+ * names the allocation it points at `struct conn`; that struct's pointer members (`next`,
+ * `handler`, `buf`) name the allocations they point at in turn (`struct conn`, `struct handler`,
+ * `char[]`), breadth-first. An allocation a `struct T *` points at that holds several T is an
+ * array, `struct T[]`. When two paths disagree, the more specific type wins (a struct over a
+ * character buffer; the larger struct over the smaller) and the conflict is counted. Only
+ * allocations nothing named yet (not C++ objects, not the allocator's own) are typed. */
+#include "c_types.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/dwarf_types.h"
+
+#define LAYOUT_CACHE 256
+
+struct pending {
+	size_t allocation;
+	const char *type; /* interned "struct X" */
+};
+
+struct propagation {
+	const struct heap *heap;
+	struct address_space *space;
+	struct type_names *names;
+	struct dwarf_types *types; /* of the module whose variables seed this round */
+	uint64_t bias;
+	struct pending *queue;
+	size_t head, tail, capacity;
+	size_t conflicts;
+	struct {
+		char name[96];
+		struct dwarf_struct layout;
+		bool found;
+	} *layouts;
+	size_t layout_count;
+};
+
+/* "struct conn *" -> "struct conn"; "char *" -> "char[]"; anything else: no type. */
+static bool pointee(const char *spelled, char *out, size_t out_size)
+{
+	size_t length = strlen(spelled);
+	if (length < 3 || strcmp(spelled + length - 2, " *") != 0)
+		return false;
+	if (strncmp(spelled, "struct ", 7) == 0 && strchr(spelled, '*') == spelled + length - 1) {
+		snprintf(out, out_size, "%.*s", (int)(length - 2), spelled);
+		return true;
+	}
+	if (strcmp(spelled, "char *") == 0 || strcmp(spelled, "unsigned char *") == 0) {
+		snprintf(out, out_size, "char[]");
+		return true;
+	}
+	return false;
+}
+
+static const struct dwarf_struct *layout_of(struct propagation *p, const char *type)
+{
+	if (strncmp(type, "struct ", 7) != 0)
+		return NULL;
+	for (size_t i = 0; i < p->layout_count; i++)
+		if (strcmp(p->layouts[i].name, type) == 0)
+			return p->layouts[i].found ? &p->layouts[i].layout : NULL;
+	if (p->layout_count == LAYOUT_CACHE)
+		return NULL;
+	size_t i = p->layout_count++;
+	snprintf(p->layouts[i].name, sizeof p->layouts[i].name, "%s", type);
+	p->layouts[i].found = dwarf_types_struct(p->types, type + 7, &p->layouts[i].layout) &&
+			      p->layouts[i].layout.size > 0;
+	return p->layouts[i].found ? &p->layouts[i].layout : NULL;
+}
+
+/* How specific a type name is, for resolving conflicts. */
+static uint64_t specificity(struct propagation *p, const char *type)
+{
+	if (type == NULL)
+		return 0;
+	if (strcmp(type, "char[]") == 0)
+		return 1;
+	const struct dwarf_struct *layout = layout_of(p, type);
+	return 2 + (layout ? layout->size : 0);
+}
+
+/* Names the allocation `pointer` points at the start of; queues it for its own members. */
+static int reach(struct propagation *p, uint64_t pointer, const char *type)
+{
+	const struct allocation *target = heap_find(p->heap, pointer);
+	if (target == NULL || target->address != pointer || target->state != ALLOCATION_LIVE)
+		return 0;
+	size_t index = (size_t)(target - p->heap->allocations);
+	const char *name = type;
+	char array[112];
+	const struct dwarf_struct *layout = layout_of(p, type);
+	if (layout && target->size >= 2 * layout->size) {
+		snprintf(array, sizeof array, "%s[]", type);
+		name = array;
+	}
+	const char *current = p->names->of[index];
+	if (current != NULL) {
+		if (strcmp(current, name) == 0)
+			return 0; /* already typed and queued */
+		if (strncmp(current, "struct ", 7) != 0 && strcmp(current, "char[]") != 0)
+			return 0; /* named otherwise (a C++ class, the allocator's): keep that */
+		p->conflicts++;
+		if (specificity(p, current) >= specificity(p, type))
+			return 0;
+	}
+	if (types_set(p->names, index, name) != 0)
+		return -1;
+	if (layout == NULL)
+		return 0;
+	if (p->tail == p->capacity) {
+		size_t capacity = p->capacity ? p->capacity * 2 : 1024;
+		void *grown = realloc(p->queue, capacity * sizeof *p->queue);
+		if (grown == NULL)
+			return -1;
+		p->queue = grown;
+		p->capacity = capacity;
+	}
+	p->queue[p->tail++] = (struct pending){index, p->names->of[index]};
+	return 0;
+}
+
+/* Follows the pointer members of a struct of `layout` at `address`. */
+static int follow_members(struct propagation *p, uint64_t address, const struct dwarf_struct *layout)
+{
+	for (size_t m = 0; m < layout->member_count; m++) {
+		const struct dwarf_member *member = &layout->members[m];
+		char type[96];
+		uint64_t pointer;
+		if (!pointee(member->type, type, sizeof type) ||
+		    !address_space_read_u64(p->space, address + member->offset, &pointer))
+			continue;
+		if (reach(p, pointer, type) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int drain(struct propagation *p)
+{
+	while (p->head < p->tail) {
+		struct pending item = p->queue[p->head++];
+		if (p->names->of[item.allocation] != item.type)
+			continue; /* renamed since: the new type was queued too */
+		const char *type = item.type;
+		char base[112];
+		size_t length = strlen(type);
+		if (length > 2 && strcmp(type + length - 2, "[]") == 0) {
+			snprintf(base, sizeof base, "%.*s", (int)(length - 2), type);
+			type = base;
+		}
+		const struct dwarf_struct *layout = layout_of(p, type);
+		if (layout == NULL)
+			continue;
+		const struct allocation *allocation = &p->heap->allocations[item.allocation];
+		/* every element of an array, or the one struct */
+		for (uint64_t at = 0; at + layout->size <= allocation->size; at += layout->size)
+			if (follow_members(p, allocation->address + at, layout) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* A typed root: a variable whose type points into the heap, or holds pointers that do. */
+static int seed(void *context, const struct dwarf_variable *variable)
+{
+	struct propagation *p = context;
+	uint64_t address = variable->address + p->bias;
+	char type[96];
+	uint64_t pointer;
+	if (pointee(variable->type, type, sizeof type)) {
+		if (address_space_read_u64(p->space, address, &pointer) && reach(p, pointer, type) != 0)
+			return 1;
+		return 0;
+	}
+	/* "struct X *[64]": every element */
+	size_t length = strlen(variable->type);
+	const char *bracket = strchr(variable->type, '[');
+	if (bracket && variable->type[length - 1] == ']' && bracket > variable->type + 2) {
+		char element[96];
+		snprintf(element, sizeof element, "%.*s", (int)(bracket - variable->type),
+			 variable->type);
+		if (pointee(element, type, sizeof type))
+			for (uint64_t at = 0; at + 8 <= variable->type_size; at += 8)
+				if (address_space_read_u64(p->space, address + at, &pointer) &&
+				    reach(p, pointer, type) != 0)
+					return 1;
+		return 0;
+	}
+	/* a struct in static storage: its pointer members */
+	if (strncmp(variable->type, "struct ", 7) == 0) {
+		const struct dwarf_struct *layout = layout_of(p, variable->type);
+		if (layout && follow_members(p, address, layout) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+int c_types_propagate(struct type_names *names, const struct heap *heap,
+		      struct address_space *space, struct symbols *symbols,
+		      struct warnings *warnings, struct hs_error *err)
+{
+	struct propagation p = {.heap = heap, .space = space, .names = names};
+	p.layouts = calloc(LAYOUT_CACHE, sizeof *p.layouts);
+	if (p.layouts == NULL)
+		return hs_error_set(err, "out of memory typing allocations");
+	int result = 0;
+	for (size_t i = 0; i < symbols_module_count(symbols) && result == 0; i++) {
+		struct module_symbols *module = symbols_module_at(symbols, i);
+		const char *file = module_symbols_debug_file(module);
+		if (file == NULL)
+			file = module_symbols_module(module)->path;
+		struct hs_error ignored;
+		p.types = dwarf_types_open(file, &ignored);
+		if (p.types == NULL)
+			continue; /* no DWARF: nothing to type from this module */
+		p.bias = module_symbols_bias(module);
+		p.layout_count = 0;
+		dwarf_types_each_variable(p.types, seed, &p);
+		result = drain(&p);
+		dwarf_types_close(p.types);
+	}
+	if (p.conflicts)
+		warnings_add(warnings,
+			     "C types: %zu allocations were reached with conflicting types; the more "
+			     "specific was kept",
+			     p.conflicts);
+	free(p.queue);
+	free(p.layouts);
+	if (result != 0)
+		return hs_error_set(err, "out of memory typing allocations");
+	return 0;
+}
