@@ -67,6 +67,8 @@ static const struct dwarf_struct *layout_of(struct propagation *p, const char *t
 	snprintf(p->layouts[i].name, sizeof p->layouts[i].name, "%s", type);
 	p->layouts[i].found = dwarf_types_struct(p->types, type + 7, &p->layouts[i].layout) &&
 			      p->layouts[i].layout.size > 0;
+	if (p->layouts[i].found)
+		types_add_layout(p->names, type, &p->layouts[i].layout);
 	return p->layouts[i].found ? &p->layouts[i].layout : NULL;
 }
 
@@ -91,7 +93,10 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 	const char *name = type;
 	char array[112];
 	const struct dwarf_struct *layout = layout_of(p, type);
-	if (layout && target->size >= 2 * layout->size) {
+	/* an array when it holds two or more, beyond malloc's rounding: malloc(size) gives at
+	 * most size + 15 usable bytes, and never fewer than 24 */
+	if (layout && target->size >= 2 * layout->size && target->size > layout->size + 15 &&
+	    target->size > 24) {
 		snprintf(array, sizeof array, "%s[]", type);
 		name = array;
 	}

@@ -428,6 +428,7 @@ static int shortest_paths(struct graph *graph)
 	uint32_t *queue = malloc(graph->node_count * sizeof *queue);
 	if (queue == NULL)
 		return -1;
+	graph->bfs_order = queue;
 	for (size_t v = 0; v < graph->node_count; v++)
 		graph->parent[v] = graph->parent_edge[v] = GRAPH_NONE;
 	size_t head = 0, tail = 0;
@@ -444,7 +445,7 @@ static int shortest_paths(struct graph *graph)
 			queue[tail++] = w;
 		}
 	}
-	free(queue);
+	graph->bfs_count = tail;
 	return 0;
 }
 
@@ -556,5 +557,6 @@ void graph_free(struct graph *graph)
 	free(graph->retained);
 	free(graph->parent);
 	free(graph->parent_edge);
+	free(graph->bfs_order);
 	memset(graph, 0, sizeof *graph);
 }

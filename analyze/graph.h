@@ -56,6 +56,8 @@ struct graph {
 	uint64_t *retained; /* bytes retained by each node */
 	uint32_t *parent;   /* on a shortest path from the super-root, GRAPH_NONE if unreachable */
 	uint32_t *parent_edge; /* the edge index (into targets) from parent to the node */
+	uint32_t *bfs_order;   /* reachable nodes, nearest the super-root first */
+	size_t bfs_count;
 };
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,

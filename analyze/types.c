@@ -1,6 +1,7 @@
 /* Allocation types (see types.h). */
 #include "types.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,8 +101,32 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 	return 0;
 }
 
+int types_add_layout(struct type_names *names, const char *type, const struct dwarf_struct *layout)
+{
+	if (types_layout(names, type))
+		return 0;
+	void *grown = realloc(names->layouts, (names->layout_count + 1) * sizeof *names->layouts);
+	if (grown == NULL)
+		return -1;
+	names->layouts = grown;
+	names->layouts[names->layout_count] = *layout;
+	snprintf(names->layouts[names->layout_count].name,
+		 sizeof names->layouts[names->layout_count].name, "%s", type);
+	names->layout_count++;
+	return 0;
+}
+
+const struct dwarf_struct *types_layout(const struct type_names *names, const char *type)
+{
+	for (size_t i = 0; i < names->layout_count; i++)
+		if (strcmp(names->layouts[i].name, type) == 0)
+			return &names->layouts[i];
+	return NULL;
+}
+
 void types_free(struct type_names *names)
 {
+	free(names->layouts);
 	for (size_t i = 0; i < names->interned_count; i++)
 		free(names->interned[i]);
 	free(names->interned);

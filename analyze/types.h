@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "analyze/dwarf_types.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"
@@ -16,7 +17,15 @@ struct type_names {
 	const char **of; /* per allocation (parallel to heap->allocations), NULL: untyped */
 	char **interned;
 	size_t interned_count, interned_capacity;
+	/* layouts of the struct types given ("struct conn"), for naming members in paths */
+	struct dwarf_struct *layouts;
+	size_t layout_count;
 };
+
+/* Keeps a layout for `type` ("struct conn"); the first one given for a name stays. */
+int types_add_layout(struct type_names *names, const char *type, const struct dwarf_struct *layout);
+/* The layout kept for `type`, or NULL. */
+const struct dwarf_struct *types_layout(const struct type_names *names, const char *type);
 
 int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
 		 struct hs_error *err);

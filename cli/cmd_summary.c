@@ -6,11 +6,14 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
+#include "analyze/paths.h"
 #include "analyze/summary.h"
 #include "cli/cli.h"
 #include "formats/json.h"
 
 #define TOP_TYPES 20
+#define TYPES_WITH_PATHS 10 /* the largest types get their retaining paths */
+#define PATHS_PER_TYPE 3
 
 static const char usage[] =
 	"usage: heapsnap summary FILE [--format text|json]\n"
@@ -47,8 +50,33 @@ static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t t
 	return live_bytes + holes ? (double)holes / (double)(live_bytes + holes) : 0;
 }
 
+static void print_paths_json(struct json_writer *json, const struct path_index *paths,
+			     const struct type_group *group)
+{
+	struct path_shape shapes[PATHS_PER_TYPE];
+	size_t count = paths_of_type(paths, group->type, group->size, shapes, PATHS_PER_TYPE);
+	json_key(json, "retainers");
+	json_array_begin(json);
+	for (size_t i = 0; i < count; i++) {
+		json_object_begin(json);
+		json_key(json, "path");
+		json_array_begin(json);
+		for (size_t e = 0; e < shapes[i].element_count; e++)
+			json_string(json, shapes[i].elements[e]);
+		json_array_end(json);
+		json_key(json, "count");
+		json_uint(json, shapes[i].count);
+		json_key(json, "retained_bytes");
+		json_uint(json, shapes[i].retained);
+		json_key(json, "signature");
+		json_string(json, shapes[i].signature);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
 static void print_groups_json(struct json_writer *json, const struct type_group *groups,
-			      size_t count, bool retained)
+			      size_t count, bool retained, const struct path_index *paths)
 {
 	json_array_begin(json);
 	for (size_t i = 0; i < count; i++) {
@@ -65,12 +93,15 @@ static void print_groups_json(struct json_writer *json, const struct type_group 
 			json_key(json, "retained_bytes");
 			json_uint(json, groups[i].retained);
 		}
+		if (paths && i < TYPES_WITH_PATHS)
+			print_paths_json(json, paths, &groups[i]);
 		json_object_end(json);
 	}
 	json_array_end(json);
 }
 
-static void print_json(const struct analysis *analysis, const struct heap_summary *summary)
+static void print_json(const struct analysis *analysis, const struct heap_summary *summary,
+		       const struct path_index *paths)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
@@ -136,7 +167,7 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_array_end(&json);
 	json_object_end(&json);
 	json_key(&json, "types");
-	print_groups_json(&json, summary->types, summary->type_count, true);
+	print_groups_json(&json, summary->types, summary->type_count, true, paths);
 	json_key(&json, "roots");
 	json_array_begin(&json);
 	for (size_t i = 0; i < summary->root_count; i++) {
@@ -157,7 +188,7 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_key(&json, "bytes");
 	json_uint(&json, summary->unreachable_bytes);
 	json_key(&json, "by_type");
-	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false);
+	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
 	json_object_end(&json);
 	json_key(&json, "warnings");
 	json_array_begin(&json);
@@ -168,7 +199,8 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_finish(&json);
 }
 
-static void print_text(const struct analysis *analysis, const struct heap_summary *summary)
+static void print_text(const struct analysis *analysis, const struct heap_summary *summary,
+		       const struct path_index *paths)
 {
 	const struct type_group *groups = summary->types;
 	size_t group_count = summary->type_count;
@@ -212,6 +244,23 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	}
 	if (group_count > TOP_TYPES)
 		printf("  (%zu more types and sizes)\n", group_count - TOP_TYPES);
+	printf("\nwhat keeps them alive (shortest paths from a root, by shape):\n");
+	for (size_t i = 0; i < group_count && i < TYPES_WITH_PATHS; i++) {
+		char name[128];
+		type_group_name(&groups[i], name, sizeof name);
+		struct path_shape shapes[PATHS_PER_TYPE];
+		size_t count_shapes =
+			paths_of_type(paths, groups[i].type, groups[i].size, shapes, PATHS_PER_TYPE);
+		printf("  %s\n", name);
+		for (size_t k = 0; k < count_shapes; k++) {
+			cli_format_count(shapes[k].count, count, sizeof count);
+			cli_format_bytes(shapes[k].retained, bytes, sizeof bytes);
+			printf("    [%s] %s objects, %s retained:", shapes[k].signature, count, bytes);
+			for (size_t e = 0; e < shapes[k].element_count; e++)
+				printf("%s%s", e ? " -> " : " ", shapes[k].elements[e]);
+			printf("\n");
+		}
+	}
 	printf("\nroots, top %d by bytes retained:\n", TOP_TYPES);
 	for (size_t i = 0; i < summary->root_count && i < TOP_TYPES; i++) {
 		if (summary->roots[i].retained == 0)
@@ -274,11 +323,18 @@ int cmd_summary(int argc, char **argv)
 		analysis_close(analysis);
 		return cli_fail("summary", &err);
 	}
+	struct path_index *paths = path_index_build(analysis, &err);
+	if (paths == NULL) {
+		heap_summary_free(&summary);
+		analysis_close(analysis);
+		return cli_fail("summary", &err);
+	}
 	if (format == FORMAT_JSON)
-		print_json(analysis, &summary);
+		print_json(analysis, &summary, paths);
 	else
-		print_text(analysis, &summary);
+		print_text(analysis, &summary, paths);
 	cli_print_warnings("summary", &analysis->warnings);
+	path_index_free(paths);
 	heap_summary_free(&summary);
 	analysis_close(analysis);
 	return EXIT_OK;

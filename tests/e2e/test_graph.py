@@ -1,7 +1,8 @@
 """The object graph against a C target's own record (tests/targets/conn_server.c): the global list
 all_conns is the root retaining exactly the connections' blocks (conn, handler, buffer) the target
-counted with malloc_usable_size, and the blocks it lost every pointer to are exactly the
-unreachable ones."""
+counted with malloc_usable_size; the blocks it lost every pointer to are exactly the unreachable
+ones; and DWARF types propagated from all_conns name exactly its struct conn, struct handler and
+char[] buffers."""
 import json
 import os
 import time
@@ -45,4 +46,23 @@ for mode in ([], ["--lose"]):
     check(summary["unreachable"]["count"] == lost_count and summary["unreachable"]["bytes"] == lost_bytes,
           f"{label}: unreachable {summary['unreachable']['count']} blocks / {summary['unreachable']['bytes']} "
           f"bytes, the target lost {lost_count} / {lost_bytes}")
+    # types from DWARF, propagated from the global into the heap
+    types = {t["type"]: t for t in summary["types"]}
+    conns = record["conns"][0]
+    for name in ("struct conn", "struct handler", "char[]"):
+        check(types.get(name, {}).get("count") == conns,
+              f"{label}: {name}: {types.get(name, {}).get('count')} allocations, the target made {conns}")
+    check(types.get("struct conn", {}).get("retained_bytes") == record["retained"][0],
+          f"{label}: struct conn retains what all_conns does")
+    # a known chain prints as that chain
+    detail = types.get("struct detail", {})
+    check(detail.get("count") == 10, f"{label}: 10 struct detail: {detail.get('count')}")
+    retainers = detail.get("retainers", [])
+    check(retainers and retainers[0]["path"] == ["global registry", "struct registry.items",
+                                                 "struct item[*].detail", "struct detail"]
+          and retainers[0]["count"] == 10, f"{label}: the path to struct detail: {retainers[:1]}")
+    check(types.get("struct item[]", {}).get("count") == 1, f"{label}: the array of items is one struct item[]")
+    conn_paths = [r["path"] for r in types.get("struct conn", {}).get("retainers", [])]
+    check(["global all_conns", "struct conn.next (repeated)", "struct conn"] in conn_paths and
+          ["global all_conns", "struct conn"] in conn_paths, f"{label}: the list's paths: {conn_paths}")
 finish()

@@ -4,6 +4,8 @@
  *     conns N              connections on the list
  *     retained BYTES       usable bytes of their conn, handler and buffer blocks
  *     lost N BYTES         blocks it lost, and their usable bytes
+ * It also keeps a chain for paths: registry -> struct registry -> items (an array of 10 struct
+ * item) -> each item's struct detail.
  * then "done", and waits. */
 #include <fcntl.h>
 #include <malloc.h>
@@ -32,6 +34,21 @@ struct conn {
 
 struct conn *all_conns;
 static long conn_count;
+
+/* a chain for paths: global -> struct -> array of structs -> struct */
+struct detail {
+	long value;
+};
+struct item {
+	int key;
+	struct detail *detail;
+};
+struct registry {
+	int count;
+	struct item *items;
+};
+struct registry *registry;
+#define ITEMS 10
 
 static void on_data(struct conn *conn) { conn->handler->calls++; }
 
@@ -103,6 +120,13 @@ int main(int argc, char **argv)
 	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return 1;
+	registry = calloc(1, sizeof *registry);
+	registry->count = ITEMS;
+	registry->items = calloc(ITEMS, sizeof *registry->items);
+	for (int i = 0; i < ITEMS; i++) {
+		registry->items[i].key = i;
+		registry->items[i].detail = calloc(1, sizeof(struct detail));
+	}
 	size_t retained = accept_all();
 	size_t lost = lose ? leak_some() : 0;
 	scrub_stack();

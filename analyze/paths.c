@@ -1,0 +1,356 @@
+/* Retaining path shapes (see paths.h). Shapes are built once for all nodes in breadth-first
+ * order: a node's shape is its parent's shape plus one step, interned in a table keyed by (prefix
+ * shape, step), so the cost is linear in the graph even for lists millions long. */
+#include "paths.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_SHAPE UINT32_MAX
+
+struct shape_entry {
+	uint32_t prefix;  /* NO_SHAPE for a root */
+	uint32_t step;	  /* index into the step strings */
+	uint8_t repeated; /* the step repeats along a chain */
+};
+
+struct path_index {
+	const struct analysis *analysis;
+	char **steps;
+	size_t step_count, step_capacity;
+	uint32_t *step_table; /* hash: step string -> index + 1 */
+	size_t step_table_size;
+	struct shape_entry *shapes;
+	size_t shape_count, shape_capacity;
+	uint32_t *shape_table; /* hash: (prefix, step, repeated) -> index + 1 */
+	size_t shape_table_size;
+	uint32_t *node_shape; /* per graph node: the shape of the path that reaches it */
+	struct {
+		uint64_t key;
+		uint32_t step;
+		bool valid;
+	} step_cache[1024];
+};
+
+static uint64_t hash_bytes(const char *text, uint64_t seed)
+{
+	uint64_t hash = 1469598103934665603ull ^ seed;
+	for (; *text; text++)
+		hash = (hash ^ (uint8_t)*text) * 1099511628211ull;
+	return hash;
+}
+
+static int grow_table(uint32_t **table, size_t *size, size_t used,
+		      uint64_t (*key_hash)(const struct path_index *, uint32_t),
+		      const struct path_index *index)
+{
+	if ((used + 1) * 2 <= *size)
+		return 0;
+	size_t new_size = *size ? *size * 2 : 4096;
+	uint32_t *grown = calloc(new_size, sizeof *grown);
+	if (grown == NULL)
+		return -1;
+	for (size_t i = 0; i < *size; i++)
+		if ((*table)[i]) {
+			size_t slot = key_hash(index, (*table)[i] - 1) & (new_size - 1);
+			while (grown[slot])
+				slot = (slot + 1) & (new_size - 1);
+			grown[slot] = (*table)[i];
+		}
+	free(*table);
+	*table = grown;
+	*size = new_size;
+	return 0;
+}
+
+static uint64_t step_hash(const struct path_index *index, uint32_t step)
+{
+	return hash_bytes(index->steps[step], 0);
+}
+
+static uint32_t intern_step(struct path_index *index, const char *text)
+{
+	if (grow_table(&index->step_table, &index->step_table_size, index->step_count, step_hash,
+		       index) != 0)
+		return NO_SHAPE;
+	size_t mask = index->step_table_size - 1;
+	size_t slot = hash_bytes(text, 0) & mask;
+	for (; index->step_table[slot]; slot = (slot + 1) & mask)
+		if (strcmp(index->steps[index->step_table[slot] - 1], text) == 0)
+			return index->step_table[slot] - 1;
+	if (index->step_count == index->step_capacity) {
+		size_t capacity = index->step_capacity ? index->step_capacity * 2 : 256;
+		void *grown = realloc(index->steps, capacity * sizeof *index->steps);
+		if (grown == NULL)
+			return NO_SHAPE;
+		index->steps = grown;
+		index->step_capacity = capacity;
+	}
+	index->steps[index->step_count] = strdup(text);
+	if (index->steps[index->step_count] == NULL)
+		return NO_SHAPE;
+	index->step_table[slot] = (uint32_t)++index->step_count;
+	return (uint32_t)(index->step_count - 1);
+}
+
+static uint64_t shape_key(uint32_t prefix, uint32_t step, uint8_t repeated)
+{
+	return ((uint64_t)prefix * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)step << 1 | repeated) *
+								  0xC2B2AE3D27D4EB4Full;
+}
+
+static uint64_t shape_hash(const struct path_index *index, uint32_t shape)
+{
+	const struct shape_entry *entry = &index->shapes[shape];
+	return shape_key(entry->prefix, entry->step, entry->repeated) >> 7;
+}
+
+static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t step,
+			     uint8_t repeated)
+{
+	if (step == NO_SHAPE ||
+	    grow_table(&index->shape_table, &index->shape_table_size, index->shape_count, shape_hash,
+		       index) != 0)
+		return NO_SHAPE;
+	size_t mask = index->shape_table_size - 1;
+	size_t slot = (shape_key(prefix, step, repeated) >> 7) & mask;
+	for (; index->shape_table[slot]; slot = (slot + 1) & mask) {
+		const struct shape_entry *entry = &index->shapes[index->shape_table[slot] - 1];
+		if (entry->prefix == prefix && entry->step == step && entry->repeated == repeated)
+			return index->shape_table[slot] - 1;
+	}
+	if (index->shape_count == index->shape_capacity) {
+		size_t capacity = index->shape_capacity ? index->shape_capacity * 2 : 1024;
+		void *grown = realloc(index->shapes, capacity * sizeof *index->shapes);
+		if (grown == NULL)
+			return NO_SHAPE;
+		index->shapes = grown;
+		index->shape_capacity = capacity;
+	}
+	index->shapes[index->shape_count] = (struct shape_entry){prefix, step, repeated};
+	index->shape_table[slot] = (uint32_t)++index->shape_count;
+	return (uint32_t)(index->shape_count - 1);
+}
+
+/* The name of a node's type for paths: its type, or "size N". */
+static void node_type(const struct analysis *analysis, uint32_t node, char *out, size_t size)
+{
+	const struct graph *graph = &analysis->graph;
+	size_t allocation = graph->node_allocation[node];
+	const char *type = analysis_type(analysis, allocation);
+	if (type)
+		snprintf(out, size, "%s", type);
+	else
+		snprintf(out, size, "size %llu",
+			 (unsigned long long)analysis->heap.allocations[allocation].size);
+}
+
+/* The step through heap node `node` along the edge at byte `offset` in it: its type and, where
+ * the type's layout is known, the member the pointer sits in. */
+static void step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+		      size_t size)
+{
+	char type[112];
+	node_type(analysis, node, type, sizeof type);
+	size_t length = strlen(type);
+	bool array = length > 2 && strcmp(type + length - 2, "[]") == 0;
+	char base[112];
+	snprintf(base, sizeof base, "%.*s", (int)(array ? length - 2 : length), type);
+	const struct dwarf_struct *layout = types_layout(&analysis->types, base);
+	if (layout == NULL || layout->size == 0) {
+		snprintf(out, size, "%s", type);
+		return;
+	}
+	uint64_t within = array ? offset % layout->size : offset;
+	for (size_t m = 0; m < layout->member_count; m++) {
+		const struct dwarf_member *member = &layout->members[m];
+		if (within >= member->offset && within < member->offset + (member->size ? member->size : 8)) {
+			snprintf(out, size, "%s%s.%s", base, array ? "[*]" : "", member->name);
+			return;
+		}
+	}
+	snprintf(out, size, "%s%s", base, array ? "[*]" : "");
+}
+
+/* The step through a node, cached for nodes whose type has no layout (the step is then just the
+ * type, whatever the offset): most nodes of a large heap, and formatting each would dominate. */
+static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t offset, char *text,
+			    size_t size)
+{
+	const struct analysis *analysis = index->analysis;
+	size_t allocation = analysis->graph.node_allocation[node];
+	const char *type = analysis_type(analysis, allocation);
+	if (type && strncmp(type, "struct ", 7) == 0) {
+		step_text(analysis, node, offset, text, size);
+		return intern_step(index, text);
+	}
+	uint64_t key = type ? (uint64_t)(uintptr_t)type : analysis->heap.allocations[allocation].size;
+	size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 54);
+	if (index->step_cache[slot].valid && index->step_cache[slot].key == key)
+		return index->step_cache[slot].step;
+	step_text(analysis, node, offset, text, size);
+	uint32_t step = intern_step(index, text);
+	index->step_cache[slot].key = key;
+	index->step_cache[slot].step = step;
+	index->step_cache[slot].valid = step != NO_SHAPE;
+	return step;
+}
+
+struct path_index *path_index_build(const struct analysis *analysis, struct hs_error *err)
+{
+	const struct graph *graph = &analysis->graph;
+	struct path_index *index = calloc(1, sizeof *index);
+	if (index == NULL || (index->node_shape = malloc(graph->node_count * sizeof(uint32_t))) == NULL)
+		goto out_of_memory;
+	index->analysis = analysis;
+	for (size_t v = 0; v < graph->node_count; v++)
+		index->node_shape[v] = NO_SHAPE;
+	char text[160];
+	for (size_t i = 0; i < graph->bfs_count; i++) {
+		uint32_t v = graph->bfs_order[i];
+		if (v == graph->super_root)
+			continue;
+		uint32_t u = graph->parent[v];
+		uint32_t shape;
+		if (u == graph->super_root) {
+			/* a root: its name starts the path */
+			shape = intern_shape(index, NO_SHAPE,
+					     intern_step(index, graph->roots[v - graph->heap_nodes].name),
+					     0);
+		} else if (u >= graph->heap_nodes) {
+			shape = index->node_shape[u]; /* pointed at by a root: the root's shape */
+		} else {
+			uint32_t step = cached_step(index, u, graph->offsets[graph->parent_edge[v]], text,
+						    sizeof text);
+			/* a link from an object to one of its own type (a list's next, a tree's
+			 * child) is a chain: shown once, marked, however long it is */
+			size_t from = graph->node_allocation[u], to = graph->node_allocation[v];
+			uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
+					(analysis_type(analysis, from) != NULL ||
+					 analysis->heap.allocations[from].size ==
+						 analysis->heap.allocations[to].size);
+			const struct shape_entry *before = &index->shapes[index->node_shape[u]];
+			if (chain && before->step == step && before->repeated)
+				shape = index->node_shape[u];
+			else
+				shape = intern_shape(index, index->node_shape[u], step, chain);
+		}
+		if (shape == NO_SHAPE)
+			goto out_of_memory;
+		index->node_shape[v] = shape;
+	}
+	return index;
+out_of_memory:
+	path_index_free(index);
+	hs_error_set(err, "out of memory finding retaining paths");
+	return NULL;
+}
+
+void path_index_free(struct path_index *index)
+{
+	if (index == NULL)
+		return;
+	for (size_t i = 0; i < index->step_count; i++)
+		free(index->steps[i]);
+	free(index->steps);
+	free(index->step_table);
+	free(index->shapes);
+	free(index->shape_table);
+	free(index->node_shape);
+	free(index);
+}
+
+static int compare_shapes(const void *left, const void *right)
+{
+	const struct path_shape *a = left, *b = right;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return a->retained > b->retained ? -1 : a->retained < b->retained;
+}
+
+/* Writes the elements of shape `id` into `out`, root first. */
+static void render(const struct path_index *index, uint32_t id, struct path_shape *out)
+{
+	uint32_t chain[64];
+	size_t depth = 0;
+	for (uint32_t at = id; at != NO_SHAPE && depth < 64; at = index->shapes[at].prefix)
+		chain[depth++] = at;
+	out->element_count = 0;
+	/* keep the root and the steps nearest the object when the path is long */
+	for (size_t k = depth; k-- > 0 && out->element_count + 1 < PATH_ELEMENTS_MAX;) {
+		if (k + 1 != depth && k > PATH_ELEMENTS_MAX - 3) {
+			if (out->element_count == 1)
+				snprintf(out->elements[out->element_count++], 128, "...");
+			continue;
+		}
+		const struct shape_entry *entry = &index->shapes[chain[k]];
+		snprintf(out->elements[out->element_count++], 128, "%s%s", index->steps[entry->step],
+			 entry->repeated ? " (repeated)" : "");
+	}
+}
+
+size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
+		     struct path_shape *shapes, size_t max)
+{
+	const struct analysis *analysis = index->analysis;
+	const struct graph *graph = &analysis->graph;
+	/* count objects per shape id, in a small table of the most common */
+	enum { CANDIDATES = 64 };
+	struct shape_count {
+		uint32_t shape;
+		uint64_t count, retained;
+	} found[CANDIDATES];
+	size_t found_count = 0;
+	for (size_t v = 0; v < graph->heap_nodes; v++) {
+		size_t allocation = graph->node_allocation[v];
+		const char *node_type_name = analysis_type(analysis, allocation);
+		if (node_type_name != type ||
+		    (type == NULL && analysis->heap.allocations[allocation].size != size))
+			continue;
+		uint32_t shape = index->node_shape[v];
+		if (shape == NO_SHAPE)
+			continue;
+		size_t k = 0;
+		while (k < found_count && found[k].shape != shape)
+			k++;
+		if (k == found_count) {
+			if (found_count == CANDIDATES)
+				continue;
+			found[found_count++] = (struct shape_count){shape, 0, 0};
+		}
+		found[k].count++;
+		uint32_t dominator = graph->idom[v];
+		bool same = dominator < graph->heap_nodes &&
+			    analysis_type(analysis, graph->node_allocation[dominator]) == type &&
+			    (type != NULL ||
+			     analysis->heap.allocations[graph->node_allocation[dominator]].size == size);
+		if (!same)
+			found[k].retained += graph->retained[v];
+	}
+	struct path_shape *all = calloc(found_count + 1, sizeof *all);
+	if (all == NULL)
+		return 0;
+	char final[112];
+	if (type)
+		snprintf(final, sizeof final, "%s", type);
+	else
+		snprintf(final, sizeof final, "size %llu", (unsigned long long)size);
+	for (size_t k = 0; k < found_count; k++) {
+		render(index, found[k].shape, &all[k]);
+		snprintf(all[k].elements[all[k].element_count++], 128, "%s", final);
+		all[k].count = found[k].count;
+		all[k].retained = found[k].retained;
+		uint64_t hash = 0;
+		for (size_t e = 0; e < all[k].element_count; e++)
+			hash = hash_bytes(all[k].elements[e], hash);
+		snprintf(all[k].signature, sizeof all[k].signature, "%08x",
+			 (unsigned)(hash ^ hash >> 32));
+	}
+	qsort(all, found_count, sizeof *all, compare_shapes);
+	size_t count = found_count < max ? found_count : max;
+	memcpy(shapes, all, count * sizeof *shapes);
+	free(all);
+	return count;
+}

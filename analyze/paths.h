@@ -1,0 +1,35 @@
+/* Retaining paths: for the objects of a type, the shortest path from a root to each, aggregated
+ * by shape. A shape names the root, then each object on the way by its type and the member the
+ * next pointer sits in ("struct conn.next", "struct item[*].detail"); addresses and array indices
+ * are dropped, and a step repeated along a chain (a linked list) is shown once, marked, so all
+ * the nodes of one list share one shape. Each shape has a short signature, a hash of its text: the
+ * same leak found twice, on two machines, gets the same id. */
+#ifndef HEAPSNAP_PATHS_H
+#define HEAPSNAP_PATHS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyze/analysis.h"
+
+#define PATH_ELEMENTS_MAX 12
+
+struct path_shape {
+	char elements[PATH_ELEMENTS_MAX][128]; /* root first, the object's type last */
+	size_t element_count;
+	uint64_t count;	   /* objects with this shape */
+	uint64_t retained; /* bytes they retain (not counting ones retained by one another) */
+	char signature[9];
+};
+
+struct path_index; /* the shape of every reachable node, computed once per graph */
+
+struct path_index *path_index_build(const struct analysis *analysis, struct hs_error *err);
+void path_index_free(struct path_index *index);
+
+/* The shapes of the live allocations whose type group is `type` (NULL: untyped) and `size`,
+ * the most common first, at most `max`. Returns the number filled. */
+size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
+		     struct path_shape *shapes, size_t max);
+
+#endif
