@@ -58,7 +58,7 @@ int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
 	if (analysis->has_graph)
 		return 0;
 	if (graph_build(&analysis->graph, analysis->space, analysis->symbols, &analysis->heap,
-			&analysis->warnings, err) != 0)
+			&analysis->types, &analysis->warnings, err) != 0)
 		return -1;
 	analysis->has_graph = true;
 	return 0;

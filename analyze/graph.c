@@ -118,6 +118,7 @@ static uint32_t pointer_index_find(const struct pointer_index *index, uint64_t w
 
 struct builder {
 	struct graph *graph;
+	const struct type_names *types;
 	struct address_space *space;
 	struct symbols *symbols;
 	struct warnings *warnings;
@@ -187,6 +188,57 @@ static void end_row(struct builder *builder)
 	builder->graph->starts[++builder->rows] = builder->graph->edge_count;
 }
 
+/* Whether a member can hold a reference: a pointer, or an aggregate (scanned whole); integers,
+ * floats, enums and character arrays cannot. */
+static bool member_may_point(const struct dwarf_member *member)
+{
+	const char *type = member->type;
+	size_t length = strlen(type);
+	if (length >= 2 && strcmp(type + length - 2, " *") == 0)
+		return true;
+	if (strncmp(type, "char[", 5) == 0 || strncmp(type, "unsigned char[", 14) == 0)
+		return false;
+	return strncmp(type, "struct ", 7) == 0 || strncmp(type, "union ", 6) == 0 ||
+	       strchr(type, '[') != NULL || strcmp(type, "?") == 0;
+}
+
+/* Precise edges of a struct (or array of structs) of known layout. */
+static int scan_struct(struct builder *builder, const uint8_t *bytes, size_t size,
+		       const struct dwarf_struct *layout)
+{
+	for (size_t element = 0; element + layout->size <= size; element += layout->size)
+		for (size_t m = 0; m < layout->member_count; m++) {
+			const struct dwarf_member *member = &layout->members[m];
+			if (!member_may_point(member))
+				continue;
+			uint64_t from = member->offset, to = from + (member->size ? member->size : 8);
+			from = (from + 7) & ~7ull;
+			if (to > layout->size)
+				to = layout->size;
+			if (to > from &&
+			    scan_words(builder, bytes + element + from, (size_t)(to - from),
+				       element + from) != 0)
+				return -1;
+		}
+	return 0;
+}
+
+/* The layout of a node's type when it is a C struct (or an array of them), or NULL. */
+static const struct dwarf_struct *node_layout(const struct builder *builder, size_t node)
+{
+	if (builder->types == NULL || builder->types->of == NULL)
+		return NULL;
+	const char *type = builder->types->of[builder->graph->node_allocation[node]];
+	if (type == NULL || strncmp(type, "struct ", 7) != 0)
+		return NULL;
+	char base[112];
+	size_t length = strlen(type);
+	bool array = length > 2 && strcmp(type + length - 2, "[]") == 0;
+	snprintf(base, sizeof base, "%.*s", (int)(array ? length - 2 : length), type);
+	const struct dwarf_struct *layout = types_layout(builder->types, base);
+	return layout && layout->size > 0 ? layout : NULL;
+}
+
 static int scan_heap_nodes(struct builder *builder)
 {
 	struct graph *graph = builder->graph;
@@ -201,7 +253,10 @@ static int scan_heap_nodes(struct builder *builder)
 			region = snapshot_find_region(snapshot, start);
 		const uint8_t *bytes =
 			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
-		if (bytes)
+		const struct dwarf_struct *layout = bytes ? node_layout(builder, node) : NULL;
+		if (layout)
+			result = scan_struct(builder, bytes, (size_t)size, layout);
+		else if (bytes)
 			result = scan_words(builder, bytes, (size_t)size, 0);
 		else
 			result = scan_range(builder, start, start + size);
@@ -479,12 +534,13 @@ static int analyse(struct graph *graph)
 }
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
-		const struct heap *heap, struct warnings *warnings, struct hs_error *err)
+		const struct heap *heap, const struct type_names *types, struct warnings *warnings,
+		struct hs_error *err)
 {
 	memset(graph, 0, sizeof *graph);
 	graph->heap = heap;
 	struct builder builder = {.graph = graph, .space = space, .symbols = symbols,
-				  .warnings = warnings};
+				  .warnings = warnings, .types = types};
 	size_t live = 0;
 	for (size_t i = 0; i < heap->count; i++)
 		live += heap->allocations[i].state == ALLOCATION_LIVE;

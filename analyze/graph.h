@@ -1,8 +1,9 @@
 /* The object graph of a heap: its nodes are the live allocations, plus one node per root (a
  * global or static variable, a thread's stack, registers or TLS, a mapping the program made
  * itself) and a virtual super-root that points at every root. An edge is an 8-byte-aligned word
- * inside a node that points into a live allocation, at its start or inside it (the conservative
- * scan; precise edges from types replace it later). Stored in compressed rows with 32-bit node ids.
+ * inside a node that points into a live allocation, at its start or inside it: the conservative
+ * scan, replaced by precise edges where the node's struct layout is known. Stored in compressed
+ * rows with 32-bit node ids.
  *
  * On top of it: which allocations the roots reach (in C, the others are leaked: nobody can free
  * them any more), the dominator tree and each node's retained size (the bytes freed if it were),
@@ -17,6 +18,7 @@
 #include "analyze/address_space.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
+#include "analyze/types.h"
 #include "common/error.h"
 #include "common/warnings.h"
 
@@ -60,8 +62,12 @@ struct graph {
 	size_t bfs_count;
 };
 
+/* `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only
+ * its pointer members (and members that are structs, unions or arrays, scanned whole) are read
+ * for pointers; its integers and character arrays are not taken for references. */
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
-		const struct heap *heap, struct warnings *warnings, struct hs_error *err);
+		const struct heap *heap, const struct type_names *types, struct warnings *warnings,
+		struct hs_error *err);
 void graph_free(struct graph *graph);
 
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)

@@ -1,8 +1,9 @@
 """The object graph against a C target's own record (tests/targets/conn_server.c): the global list
 all_conns is the root retaining exactly the connections' blocks (conn, handler, buffer) the target
 counted with malloc_usable_size; the blocks it lost every pointer to are exactly the unreachable
-ones; and DWARF types propagated from all_conns name exactly its struct conn, struct handler and
-char[] buffers."""
+ones, although a struct conn's integer member holds one of their addresses (precise edges read
+only pointer members); and DWARF types propagated from all_conns name exactly its struct conn,
+struct handler and char[] buffers, with retaining paths through their members."""
 import json
 import os
 import time
