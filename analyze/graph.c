@@ -7,112 +7,10 @@
 
 #include "analyze/dominators.h"
 
-#define PAGE_SHIFT 12
-#define SPAN_GAP (64u << 10)   /* allocations closer than this share a span of the index */
 #define STACK_RED_ZONE 128u    /* below the stack pointer, still the thread's (x86-64 ABI) */
 #define TLS_BELOW (64u << 10)  /* static TLS lies below the thread pointer */
 #define TLS_ABOVE (4u << 10)   /* the thread control block above it */
 #define SCAN_CHUNK (1u << 20)
-
-/* ---- finding the allocation a word points into ---------------------------------------------- */
-
-/* A run of allocations without big gaps, with the first node overlapping each page. */
-struct span {
-	uint64_t start, end; /* page-aligned */
-	uint32_t *first;     /* per page: the first node ending after the page's start */
-};
-
-struct pointer_index {
-	const uint64_t *starts, *ends; /* by node */
-	size_t node_count;
-	struct span *spans;
-	size_t span_count;
-};
-
-static void pointer_index_free(struct pointer_index *index)
-{
-	for (size_t i = 0; i < index->span_count; i++)
-		free(index->spans[i].first);
-	free(index->spans);
-}
-
-static int pointer_index_build(struct pointer_index *index, const uint64_t *starts,
-			       const uint64_t *ends, size_t count)
-{
-	memset(index, 0, sizeof *index);
-	index->starts = starts;
-	index->ends = ends;
-	index->node_count = count;
-	size_t capacity = 16;
-	index->spans = malloc(capacity * sizeof *index->spans);
-	if (index->spans == NULL)
-		return -1;
-	for (size_t i = 0; i < count;) {
-		size_t last = i;
-		uint64_t end = ends[i];
-		while (last + 1 < count && starts[last + 1] < end + SPAN_GAP) {
-			last++;
-			if (ends[last] > end)
-				end = ends[last];
-		}
-		if (index->span_count == capacity) {
-			capacity *= 2;
-			void *grown = realloc(index->spans, capacity * sizeof *index->spans);
-			if (grown == NULL)
-				return -1;
-			index->spans = grown;
-		}
-		struct span *span = &index->spans[index->span_count++];
-		span->start = starts[i] >> PAGE_SHIFT << PAGE_SHIFT;
-		span->end = ((end - 1) >> PAGE_SHIFT << PAGE_SHIFT) + (1u << PAGE_SHIFT);
-		size_t pages = (size_t)((span->end - span->start) >> PAGE_SHIFT);
-		span->first = malloc((pages + 1) * sizeof *span->first);
-		if (span->first == NULL)
-			return -1;
-		size_t node = i;
-		for (size_t page = 0; page < pages; page++) {
-			uint64_t page_start = span->start + ((uint64_t)page << PAGE_SHIFT);
-			while (node <= last && ends[node] <= page_start)
-				node++;
-			span->first[page] = (uint32_t)node;
-		}
-		span->first[pages] = (uint32_t)(last + 1);
-		i = last + 1;
-	}
-	return 0;
-}
-
-/* The node whose bytes hold `word`, or GRAPH_NONE. */
-static uint32_t pointer_index_find(const struct pointer_index *index, uint64_t word)
-{
-	size_t low = 0, high = index->span_count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		if (index->spans[mid].end <= word)
-			low = mid + 1;
-		else
-			high = mid;
-	}
-	if (low == index->span_count || word < index->spans[low].start)
-		return GRAPH_NONE;
-	const struct span *span = &index->spans[low];
-	size_t page = (size_t)((word - span->start) >> PAGE_SHIFT);
-	/* among the nodes overlapping this page, the last one starting at or before word */
-	size_t first = span->first[page], last = span->first[page + 1];
-	if (last < index->node_count)
-		last++;
-	while (first < last) {
-		size_t mid = first + (last - first) / 2;
-		if (index->starts[mid] <= word)
-			first = mid + 1;
-		else
-			last = mid;
-	}
-	if (first == 0)
-		return GRAPH_NONE;
-	size_t node = first - 1;
-	return word >= index->starts[node] && word < index->ends[node] ? (uint32_t)node : GRAPH_NONE;
-}
 
 /* ---- edges ----------------------------------------------------------------------------------- */
 
@@ -122,7 +20,7 @@ struct builder {
 	struct address_space *space;
 	struct symbols *symbols;
 	struct warnings *warnings;
-	struct pointer_index index;
+	uint64_t lowest; /* no allocation starts below: most words are cheaply not pointers */
 	uint64_t *node_starts, *node_ends;
 	uint64_t capacity;
 	size_t root_capacity;
@@ -151,6 +49,17 @@ static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
 	return 0;
 }
 
+/* The live allocation holding `word`, as a node, or GRAPH_NONE. */
+static uint32_t node_at(const struct builder *builder, uint64_t word)
+{
+	if (word < builder->lowest)
+		return GRAPH_NONE;
+	const struct heap *heap = builder->graph->heap;
+	const struct allocation *allocation = heap_find(heap, word);
+	return allocation ? builder->graph->allocation_node[allocation - heap->allocations]
+			  : GRAPH_NONE;
+}
+
 /* Adds an edge for every aligned word of bytes[0..size) that points into an allocation. */
 static int scan_words(struct builder *builder, const uint8_t *bytes, size_t size,
 		      uint64_t base_offset)
@@ -158,9 +67,7 @@ static int scan_words(struct builder *builder, const uint8_t *bytes, size_t size
 	for (size_t at = 0; at + 8 <= size; at += 8) {
 		uint64_t word;
 		memcpy(&word, bytes + at, 8);
-		if (word < builder->index.spans[0].start)
-			continue; /* small numbers, the common case, cost one comparison */
-		uint32_t target = pointer_index_find(&builder->index, word);
+		uint32_t target = node_at(builder, word);
 		if (target != GRAPH_NONE &&
 		    add_edge(builder, target, (uint32_t)(base_offset + at)) != 0)
 			return -1;
@@ -336,7 +243,7 @@ static int scan_module_data(struct builder *builder, uint64_t start, uint64_t en
 		for (size_t k = 0; k + 8 <= size; k += 8) {
 			uint64_t word;
 			memcpy(&word, chunk + k, 8);
-			uint32_t target = pointer_index_find(&builder->index, word);
+			uint32_t target = node_at(builder, word);
 			if (target == GRAPH_NONE ||
 			    heap_is_bookkeeping(builder->graph->heap, at + k))
 				continue;
@@ -440,7 +347,7 @@ static int scan_roots(struct builder *builder)
 		result = begin_root(builder, ROOT_REGISTERS, name);
 		const uint64_t *words = (const uint64_t *)&thread->registers;
 		for (size_t k = 0; result == 0 && k < sizeof thread->registers / 8; k++) {
-			uint32_t target = pointer_index_find(&builder->index, words[k]);
+			uint32_t target = node_at(builder, words[k]);
 			if (target != GRAPH_NONE)
 				result = add_edge(builder, target, (uint32_t)(k * 8));
 		}
@@ -569,14 +476,7 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 		builder.node_ends[node] = allocation->address + (allocation->size ? allocation->size : 1);
 		node++;
 	}
-	if (pointer_index_build(&builder.index, builder.node_starts, builder.node_ends, live) != 0)
-		goto done;
-	if (live == 0) {
-		/* nothing to point at: keep one empty span so scans need no special case */
-		builder.index.spans = realloc(builder.index.spans, sizeof *builder.index.spans);
-		builder.index.spans[0] = (struct span){UINT64_MAX, UINT64_MAX, NULL};
-		builder.index.span_count = 0;
-	}
+	builder.lowest = live ? builder.node_starts[0] : UINT64_MAX;
 	graph->starts[0] = 0;
 	if (scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
 		goto done;
@@ -591,7 +491,6 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 		goto done;
 	result = 0;
 done:
-	pointer_index_free(&builder.index);
 	free(builder.node_starts);
 	free(builder.node_ends);
 	if (result != 0) {

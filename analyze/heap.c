@@ -5,8 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void free_spans(struct heap *heap)
+{
+	for (size_t i = 0; i < heap->span_count; i++)
+		free(heap->spans[i].first);
+	free(heap->spans);
+	heap->spans = NULL;
+	heap->span_count = 0;
+}
+
 void heap_free(struct heap *heap)
 {
+	free_spans(heap);
 	free(heap->allocations);
 	free(heap->arenas);
 	memset(heap, 0, sizeof *heap);
@@ -100,9 +110,63 @@ static void sort_allocations(struct heap *heap)
 	heap->capacity = heap->count;
 }
 
+#define PAGE_SHIFT 12
+#define SPAN_GAP (64u << 10) /* allocations closer than this share a span */
+
+static uint64_t allocation_end(const struct allocation *allocation)
+{
+	return allocation->address + (allocation->size ? allocation->size : 1);
+}
+
+/* Builds the spans and their per-page first allocation. On failure, heap_find falls back to a
+ * plain binary search. */
+static void build_spans(struct heap *heap)
+{
+	free_spans(heap);
+	size_t capacity = 0;
+	for (size_t i = 0; i < heap->count;) {
+		size_t last = i;
+		uint64_t end = allocation_end(&heap->allocations[i]);
+		while (last + 1 < heap->count && heap->allocations[last + 1].address < end + SPAN_GAP) {
+			last++;
+			if (allocation_end(&heap->allocations[last]) > end)
+				end = allocation_end(&heap->allocations[last]);
+		}
+		if (heap->span_count == capacity) {
+			capacity = capacity ? capacity * 2 : 16;
+			void *grown = realloc(heap->spans, capacity * sizeof *heap->spans);
+			if (grown == NULL) {
+				free_spans(heap);
+				return;
+			}
+			heap->spans = grown;
+		}
+		struct heap_span *span = &heap->spans[heap->span_count];
+		span->start = heap->allocations[i].address >> PAGE_SHIFT << PAGE_SHIFT;
+		span->end = ((end - 1) >> PAGE_SHIFT << PAGE_SHIFT) + (1u << PAGE_SHIFT);
+		size_t pages = (size_t)((span->end - span->start) >> PAGE_SHIFT);
+		span->first = malloc((pages + 1) * sizeof *span->first);
+		if (span->first == NULL) {
+			free_spans(heap);
+			return;
+		}
+		heap->span_count++;
+		size_t at = i;
+		for (size_t page = 0; page < pages; page++) {
+			uint64_t page_start = span->start + ((uint64_t)page << PAGE_SHIFT);
+			while (at <= last && allocation_end(&heap->allocations[at]) <= page_start)
+				at++;
+			span->first[page] = (uint32_t)at;
+		}
+		span->first[pages] = (uint32_t)(last + 1);
+		i = last + 1;
+	}
+}
+
 void heap_finish(struct heap *heap)
 {
 	sort_allocations(heap);
+	build_spans(heap);
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		struct heap_arena *arena = &heap->arenas[i];
 		arena->live_count = arena->live_bytes = arena->free_count = arena->free_bytes = 0;
@@ -128,6 +192,24 @@ void heap_finish(struct heap *heap)
 const struct allocation *heap_find(const struct heap *heap, uint64_t addr)
 {
 	size_t low = 0, high = heap->count;
+	if (heap->span_count > 0) {
+		if (addr < heap->spans[0].start)
+			return NULL;
+		size_t first = 0, last = heap->span_count;
+		while (first < last) {
+			size_t mid = first + (last - first) / 2;
+			if (heap->spans[mid].end <= addr)
+				first = mid + 1;
+			else
+				last = mid;
+		}
+		if (first == heap->span_count || addr < heap->spans[first].start)
+			return NULL;
+		const struct heap_span *span = &heap->spans[first];
+		size_t page = (size_t)((addr - span->start) >> PAGE_SHIFT);
+		low = span->first[page];
+		high = span->first[page + 1] < heap->count ? span->first[page + 1] + 1 : heap->count;
+	}
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;
 		const struct allocation *allocation = &heap->allocations[mid];

@@ -54,6 +54,15 @@ struct heap {
 		uint64_t start, end;
 	} bookkeeping[4];
 	size_t bookkeeping_count;
+	/* the address index behind heap_find, built by heap_finish */
+	struct heap_span *spans;
+	size_t span_count;
+};
+
+/* A run of allocations without big gaps, with the first allocation overlapping each page. */
+struct heap_span {
+	uint64_t start, end; /* page-aligned */
+	uint32_t *first;     /* per page: the first allocation ending after the page's start */
 };
 
 void heap_free(struct heap *heap);
@@ -62,9 +71,10 @@ void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);
 int heap_add(struct heap *heap, const struct allocation *allocation);
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena);
-/* Sorts by address and fills the per-arena totals. */
+/* Sorts by address, builds the address index and fills the per-arena totals. */
 void heap_finish(struct heap *heap);
-/* The allocation containing addr (its usable bytes), or NULL. */
+/* The allocation containing addr (its usable bytes), or NULL: a binary search among the few
+ * spans, then among the allocations of one page. */
 const struct allocation *heap_find(const struct heap *heap, uint64_t addr);
 
 #endif
