@@ -669,7 +669,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		mark_tcaches(walker);
 		for (size_t i = 0; i < walker->arena_count; i++)
 			check_bins(walker, &walker->arenas[i]);
-		heap_finish(heap);
+		heap_count_totals(heap);
 		if (debug) {
 			int mmaps = 0;
 			size_t found = 0;

@@ -167,6 +167,11 @@ void heap_finish(struct heap *heap)
 {
 	sort_allocations(heap);
 	build_spans(heap);
+	heap_count_totals(heap);
+}
+
+void heap_count_totals(struct heap *heap)
+{
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		struct heap_arena *arena = &heap->arenas[i];
 		arena->live_count = arena->live_bytes = arena->free_count = arena->free_bytes = 0;

@@ -73,6 +73,8 @@ int heap_add(struct heap *heap, const struct allocation *allocation);
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena);
 /* Sorts by address, builds the address index and fills the per-arena totals. */
 void heap_finish(struct heap *heap);
+/* Fills the per-arena totals again, after allocations changed state (not address). */
+void heap_count_totals(struct heap *heap);
 /* The allocation containing addr (its usable bytes), or NULL: a binary search among the few
  * spans, then among the allocations of one page. */
 const struct allocation *heap_find(const struct heap *heap, uint64_t addr);
