@@ -44,6 +44,7 @@ struct detail {
 struct item {
 	int key;
 	struct detail *detail;
+	char *raw; /* the same detail seen as bytes: a conflict the struct type must win */
 };
 struct registry {
 	int count;
@@ -68,6 +69,19 @@ __attribute__((noinline)) static struct conn *new_conn(int fd, size_t *bytes)
 	*bytes += malloc_usable_size(conn) + malloc_usable_size(conn->handler) +
 		  malloc_usable_size(conn->buf);
 	return conn;
+}
+
+/* (in a function of its own, so that no pointer into it lingers in main's registers) */
+__attribute__((noinline)) static void build_registry(void)
+{
+	registry = calloc(1, sizeof *registry);
+	registry->count = ITEMS;
+	registry->items = calloc(ITEMS, sizeof *registry->items);
+	for (int i = 0; i < ITEMS; i++) {
+		registry->items[i].key = i;
+		registry->items[i].detail = calloc(1, sizeof(struct detail));
+		registry->items[i].raw = (char *)registry->items[i].detail;
+	}
 }
 
 __attribute__((noinline)) static size_t accept_all(void)
@@ -125,13 +139,7 @@ int main(int argc, char **argv)
 	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return 1;
-	registry = calloc(1, sizeof *registry);
-	registry->count = ITEMS;
-	registry->items = calloc(ITEMS, sizeof *registry->items);
-	for (int i = 0; i < ITEMS; i++) {
-		registry->items[i].key = i;
-		registry->items[i].detail = calloc(1, sizeof(struct detail));
-	}
+	build_registry();
 	size_t retained = accept_all();
 	size_t lost = lose ? leak_some() : 0;
 	scrub_stack();
