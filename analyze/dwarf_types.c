@@ -167,18 +167,24 @@ static bool die_flag(Dwarf_Die die, Dwarf_Half attribute)
 	return dwarf_hasattr(die, attribute, &present, NULL) == DW_DLV_OK && present;
 }
 
-/* A definition that completes an earlier declaration carries its name there (DW_AT_specification),
- * as a global declared in a header and defined in one file does. */
-static bool specification_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
+/* The DIE a reference attribute (DW_AT_type, DW_AT_specification) of `die` names. */
+static bool referenced_die(Dwarf_Debug dbg, Dwarf_Die die, Dwarf_Half attribute, Dwarf_Die *out)
 {
 	Dwarf_Attribute attr = NULL;
-	if (dwarf_attr(die, DW_AT_specification, &attr, NULL) != DW_DLV_OK)
+	if (dwarf_attr(die, attribute, &attr, NULL) != DW_DLV_OK)
 		return false;
 	Dwarf_Off offset = 0;
 	int status = dwarf_global_formref(attr, &offset, NULL);
 	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+	return status == DW_DLV_OK && dwarf_offdie_b(dbg, offset, 1, out, NULL) == DW_DLV_OK;
+}
+
+/* A definition that completes an earlier declaration carries its name there (DW_AT_specification),
+ * as a global declared in a header and defined in one file does. */
+static bool specification_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
+{
 	Dwarf_Die declaration = NULL;
-	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &declaration, NULL) != DW_DLV_OK)
+	if (!referenced_die(dbg, die, DW_AT_specification, &declaration))
 		return false;
 	bool named = die_name(dbg, declaration, out, out_size);
 	dwarf_dealloc(dbg, declaration, DW_DLA_DIE);
@@ -231,16 +237,8 @@ static void build_index(struct dwarf_types *types)
  * arrays; 0 when unknown. */
 static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
 {
-	if (depth > 16)
-		return 0;
-	Dwarf_Attribute attr = NULL;
-	if (dwarf_attr(die, DW_AT_type, &attr, NULL) != DW_DLV_OK)
-		return 0;
-	Dwarf_Off offset = 0;
-	int status = dwarf_global_formref(attr, &offset, NULL);
-	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
 	Dwarf_Die type = NULL;
-	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &type, NULL) != DW_DLV_OK)
+	if (depth > 16 || !referenced_die(dbg, die, DW_AT_type, &type))
 		return 0;
 	uint64_t size = 0;
 	Dwarf_Half tag = 0;
@@ -278,16 +276,21 @@ static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
 
 static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size, int depth);
 
-bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
+/* The DIE indexed under `name` in `table` (indexing on first use). */
+static bool indexed_die(struct dwarf_types *types, struct name_table *table, const char *name,
+			Dwarf_Die *die)
 {
 	if (!types->indexed)
 		build_index(types);
-	const struct struct_entry *entry = table_find(&types->structs, name);
-	if (entry == NULL)
-		return false;
+	const struct struct_entry *entry = table_find(table, name);
+	return entry && dwarf_offdie_b(types->dbg, entry->offset, 1, die, NULL) == DW_DLV_OK;
+}
+
+bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
+{
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
-	if (dwarf_offdie_b(dbg, entry->offset, 1, &die, NULL) != DW_DLV_OK)
+	if (!indexed_die(types, &types->structs, name, &die))
 		return false;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
@@ -329,16 +332,12 @@ const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout
 static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size, int depth)
 {
 	out[0] = '\0';
-	Dwarf_Attribute attr = NULL;
-	if (depth > 8 || dwarf_attr(die, DW_AT_type, &attr, NULL) != DW_DLV_OK) {
+	Dwarf_Die type = NULL;
+	if (depth > 8 || !die_flag(die, DW_AT_type)) {
 		snprintf(out, out_size, "void");
 		return;
 	}
-	Dwarf_Off offset = 0;
-	int status = dwarf_global_formref(attr, &offset, NULL);
-	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
-	Dwarf_Die type = NULL;
-	if (status != DW_DLV_OK || dwarf_offdie_b(dbg, offset, 1, &type, NULL) != DW_DLV_OK) {
+	if (!referenced_die(dbg, die, DW_AT_type, &type)) {
 		snprintf(out, out_size, "?");
 		return;
 	}
@@ -404,14 +403,9 @@ static void unit_file(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size
 
 bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out)
 {
-	if (!types->indexed)
-		build_index(types);
-	const struct struct_entry *entry = table_find(&types->variables, name);
-	if (entry == NULL)
-		return false;
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
-	if (dwarf_offdie_b(dbg, entry->offset, 1, &die, NULL) != DW_DLV_OK)
+	if (!indexed_die(types, &types->variables, name, &die))
 		return false;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
@@ -428,19 +422,12 @@ bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dw
 		}
 		dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
 	}
-	if (found && !die_flag(die, DW_AT_type)) {
+	Dwarf_Die declaration = NULL;
+	if (found && !die_flag(die, DW_AT_type) &&
+	    referenced_die(dbg, die, DW_AT_specification, &declaration)) {
 		/* the type is on the declaration this definition completes */
-		Dwarf_Attribute attr = NULL;
-		Dwarf_Off offset = 0;
-		Dwarf_Die declaration = NULL;
-		if (dwarf_attr(die, DW_AT_specification, &attr, NULL) == DW_DLV_OK) {
-			if (dwarf_global_formref(attr, &offset, NULL) == DW_DLV_OK &&
-			    dwarf_offdie_b(dbg, offset, 1, &declaration, NULL) == DW_DLV_OK) {
-				dwarf_dealloc(dbg, die, DW_DLA_DIE);
-				die = declaration;
-			}
-			dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
-		}
+		dwarf_dealloc(dbg, die, DW_DLA_DIE);
+		die = declaration;
 	}
 	if (found) {
 		type_name(dbg, die, out->type, sizeof out->type, 0);
