@@ -130,8 +130,11 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			summary->unreachable_bytes += allocation->size;
 		}
 	}
-	qsort(live.groups, live.count, sizeof *live.groups, compare_bytes);
-	qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
+	/* (qsort must not be given a null array, even an empty one) */
+	if (live.count)
+		qsort(live.groups, live.count, sizeof *live.groups, compare_bytes);
+	if (lost.count)
+		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
 	summary->types = live.groups;
 	summary->type_count = live.count;
 	summary->unreachable = lost.groups;

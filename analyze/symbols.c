@@ -293,9 +293,11 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 		if (fd >= 0)
 			close(fd);
 	}
-	qsort(module->symbols, module->symbol_count, sizeof *module->symbols, compare_symbols);
+	if (module->symbol_count)
+		qsort(module->symbols, module->symbol_count, sizeof *module->symbols,
+		      compare_symbols);
 	module->by_address = malloc((module->symbol_count + 1) * sizeof *module->by_address);
-	if (module->by_address) {
+	if (module->by_address && module->symbol_count) {
 		for (size_t i = 0; i < module->symbol_count; i++)
 			module->by_address[i] = &module->symbols[i];
 		qsort(module->by_address, module->symbol_count, sizeof *module->by_address,
@@ -334,6 +336,8 @@ const char *module_symbols_debug_file(struct module_symbols *module)
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
 			   uint64_t *size)
 {
+	if (module->symbol_count == 0)
+		return false;
 	struct symbol key = {.name = name};
 	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
 					     sizeof key, compare_symbols);
