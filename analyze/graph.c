@@ -295,8 +295,12 @@ static int scan_roots(struct builder *builder)
 	const struct snapshot_region *regions = snapshot_regions(snapshot, &region_count);
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
 	bool *claimed = calloc(region_count + 1, sizeof *claimed);
-	if (claimed == NULL)
+	uint64_t *scanned_to = calloc(region_count + 1, sizeof *scanned_to); /* by module data */
+	if (claimed == NULL || scanned_to == NULL) {
+		free(claimed);
+		free(scanned_to);
 		return -1;
+	}
 	char name[192];
 	int result = 0;
 
@@ -309,8 +313,19 @@ static int scan_roots(struct builder *builder)
 			module = regions[i - 1].path;
 		if (module == NULL || !(region->flags & 2) || !is_module_path(snapshot, module))
 			continue;
-		claimed[i] = true;
-		result = scan_module_data(builder, region->start, region->end, module);
+		uint64_t end = region->end;
+		if (region->path == NULL) {
+			/* an anonymous mapping right after a module is its .bss only up to where
+			 * its image ends; beyond, it is some other mapping that happens to follow */
+			uint64_t image_end = symbols_module_image_end(builder->symbols, module);
+			if (image_end && image_end < end)
+				end = image_end > region->start ? image_end : region->start;
+		}
+		if (end == region->end)
+			claimed[i] = true;
+		scanned_to[i] = end;
+		if (end > region->start)
+			result = scan_module_data(builder, region->start, end, module);
 	}
 
 	/* threads: stack from the stack pointer up, registers, thread-local storage */
@@ -372,13 +387,15 @@ static int scan_roots(struct builder *builder)
 		if (claimed[i] || region->path != NULL || !(region->flags & 2) ||
 		    region->data_size == 0 || contains_allocation(builder, region->start, region->end))
 			continue;
-		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)region->start,
+		uint64_t start = scanned_to[i] > region->start ? scanned_to[i] : region->start;
+		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)start,
 			 (unsigned long long)region->end);
 		result = begin_root(builder, ROOT_MAPPING, name) ||
-			 scan_range(builder, region->start, region->end);
+			 scan_range(builder, start, region->end);
 		end_row(builder);
 	}
 	free(claimed);
+	free(scanned_to);
 	return result;
 }
 

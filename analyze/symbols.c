@@ -27,6 +27,7 @@ struct module_symbols {
 	size_t symbol_count;
 	struct symbol **by_address; /* the same, sorted by address */
 	uint64_t start, end;	    /* the addresses the module's file is mapped at */
+	uint64_t image_end;	    /* where its last PT_LOAD ends in memory (.bss included); 0: unknown */
 	char **strings; /* copies of string tables, freed with the module */
 	size_t string_count;
 };
@@ -215,6 +216,11 @@ static void read_symbol_tables(struct module_symbols *module, Elf *elf, uint64_t
 		module->strings = grown_strings;
 		memcpy(copy, strings->d_buf, strings->d_size);
 		copy[strings->d_size] = '\0';
+		/* "clock_nanosleep@GLIBC_2.2.5" names clock_nanosleep, as gdb shows it */
+		for (char *at = memchr(copy, '@', strings->d_size); at;
+		     at = memchr(at + 1, '@', strings->d_size - (size_t)(at + 1 - copy)))
+			if (at > copy && at[-1] != '\0')
+				*at = '\0';
 		module->strings[module->string_count++] = copy;
 		size_t count = header.sh_size / header.sh_entsize;
 		struct symbol *grown = realloc(module->symbols, (module->symbol_count + count) *
@@ -257,6 +263,23 @@ static uint64_t load_bias(Elf *elf, uint64_t base)
 	return base;
 }
 
+/* The end of the module's memory image (file offset of nothing: the highest PT_LOAD end, which is
+ * where .bss ends), in the file's addresses. */
+static uint64_t image_end(Elf *elf)
+{
+	size_t count;
+	uint64_t end = 0;
+	if (elf_getphdrnum(elf, &count) != 0)
+		return 0;
+	for (size_t i = 0; i < count; i++) {
+		GElf_Phdr header;
+		if (gelf_getphdr(elf, (int)i, &header) != NULL && header.p_type == PT_LOAD &&
+		    header.p_vaddr + header.p_memsz > end)
+			end = header.p_vaddr + header.p_memsz;
+	}
+	return end;
+}
+
 static void module_load(struct symbols *symbols, struct module_symbols *module)
 {
 	module->loaded = true;
@@ -279,6 +302,8 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 		return;
 	}
 	module->bias = load_bias(elf, info->base);
+	uint64_t end = image_end(elf);
+	module->image_end = end ? end + module->bias : 0;
 	read_symbol_tables(module, elf, module->bias);
 	module->debug_file = find_debug_file(symbols, info, elf);
 	elf_end(elf);
@@ -380,8 +405,10 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 		/* among those, the nearest one that covers it (sized), or the nearest unsized one */
 		for (size_t k = low; k-- > 0;) {
 			const struct symbol *symbol = module->by_address[k];
+			/* a symbol without a size (an assembler label, a section marker such as
+			 * __TMC_END__) names only what is right at it */
 			if (symbol->address + symbol->size > address ||
-			    (symbol->size == 0 && k + 1 == low)) {
+			    (symbol->size == 0 && k + 1 == low && address - symbol->address < 64)) {
 				*name = symbol->name;
 				*offset = address - symbol->address;
 				if (local)
@@ -404,4 +431,12 @@ struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index)
 	if (!module->loaded)
 		module_load(symbols, module);
 	return module;
+}
+
+uint64_t symbols_module_image_end(struct symbols *symbols, const char *path)
+{
+	for (size_t i = 0; i < symbols->module_count; i++)
+		if (strcmp(symbols->modules[i].module->path, path) == 0)
+			return symbols_module_at(symbols, i)->image_end;
+	return 0;
 }

@@ -41,6 +41,10 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 size_t symbols_module_count(const struct symbols *symbols);
 struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index);
 
+/* Where the memory image of the module mapped from `path` ends (its .bss included), or 0 when
+ * unknown: the anonymous mapping after a module holds its .bss only up to there. */
+uint64_t symbols_module_image_end(struct symbols *symbols, const char *path);
+
 /* The symbol covering a run-time address, in whichever module maps it: its name and the offset
  * into it. False when no module maps addr or no symbol covers it. */
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,

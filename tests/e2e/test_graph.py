@@ -6,6 +6,7 @@ only pointer members); and DWARF types propagated from all_conns name exactly it
 struct handler and char[] buffers, with retaining paths through their members."""
 import json
 import os
+import re
 import time
 
 from common import check, finish, heapsnap, path, process_state, start
@@ -47,6 +48,10 @@ for mode in ([], ["--lose"]):
     check(summary["unreachable"]["count"] == lost_count and summary["unreachable"]["bytes"] == lost_bytes,
           f"{label}: unreachable {summary['unreachable']['count']} blocks / {summary['unreachable']['bytes']} "
           f"bytes, the target lost {lost_count} / {lost_bytes}")
+    # the thread's stack is a root named with the function it sleeps in, without symbol versions
+    stacks = [name for name in roots if " stack, in " in name]
+    check(any(re.search(r"stack, in (__libc_)?pause\(\)$", name) for name in stacks),
+          f"{label}: the stack root names pause(): {stacks}")
     # types from DWARF, propagated from the global into the heap
     types = {t["type"]: t for t in summary["types"]}
     conns = record["conns"][0]
