@@ -531,12 +531,48 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 
 /* ---- mmapped chunks -------------------------------------------------------------------------- */
 
-static bool in_arena_heap(const struct walker *walker, uint64_t start, uint64_t end)
+/* The end of the arena heap holding addr, or 0 when none does. */
+static uint64_t arena_heap_end(const struct walker *walker, uint64_t addr)
 {
 	for (size_t i = 0; i < walker->heap_count; i++)
-		if (start < walker->heaps[i].end && walker->heaps[i].start < end)
-			return true;
-	return false;
+		if (addr >= walker->heaps[i].start && addr < walker->heaps[i].end)
+			return walker->heaps[i].end;
+	return 0;
+}
+
+/* Whether an mmapped chunk starts at `page`, and where its live header is. A chunk memalign
+ * aligned keeps the header malloc wrote at the mapping's start (stale) and gets a new one `lead`
+ * bytes in (lead < the alignment), whose prev_size is `lead` and which ends where the stale one
+ * ends. The bytes between are not necessarily zeros (MALLOC_PERTURB_ fills them), so the first
+ * 256 KiB are searched for such a header. */
+static bool mmapped_chunk_at(struct walker *walker, uint64_t page, uint64_t end, uint64_t *lead,
+			     uint64_t *size)
+{
+	uint64_t prev_size = 0, word = 0;
+	if (!address_cursor_read_u64(&walker->cursor, page, end, &prev_size) ||
+	    !address_cursor_read_u64(&walker->cursor, page + 8, end, &word))
+		return false;
+	uint64_t chunk_size = word & ~(uint64_t)SIZE_FLAGS;
+	if ((word & SIZE_FLAGS) != IS_MMAPPED || prev_size != 0 || (chunk_size & 4095) != 0 ||
+	    chunk_size < 4096 || page + chunk_size > end)
+		return false;
+	*lead = 0;
+	*size = chunk_size;
+	for (uint64_t offset = 16; offset < chunk_size && offset < (256u << 10); offset += 16) {
+		uint64_t a, b;
+		if (!address_cursor_read_u64(&walker->cursor, page + offset, end, &a))
+			break;
+		if (a != offset ||
+		    !address_cursor_read_u64(&walker->cursor, page + offset + 8, end, &b))
+			continue;
+		if ((b & SIZE_FLAGS) == IS_MMAPPED &&
+		    offset + (b & ~(uint64_t)SIZE_FLAGS) == chunk_size) {
+			*lead = offset;
+			*size = chunk_size - offset;
+			break;
+		}
+	}
+	return true;
 }
 
 /* Chunks malloc got from mmap sit at the start of their own mapping (after `prev_size` bytes of
@@ -548,22 +584,17 @@ static int find_mmapped_chunks(struct walker *walker)
 	int arena = -1;
 	for (size_t i = 0; i < count; i++) {
 		const struct snapshot_region *region = &regions[i];
-		if (region->path != NULL || !(region->flags & 2) ||
-		    in_arena_heap(walker, region->start, region->end))
+		if (region->path != NULL || !(region->flags & 2))
 			continue;
+		/* (a mapping may follow an arena heap closely enough to share its region) */
 		for (uint64_t page = region->start; page + CHUNK_HEADER <= region->end;) {
-			uint64_t prev_size = 0, word = 0;
-			if (!address_cursor_read_u64(&walker->cursor, page, region->end, &prev_size) ||
-			    !address_cursor_read_u64(&walker->cursor, page + 8, region->end, &word)) {
-				page += 4096;
+			uint64_t heap_end = arena_heap_end(walker, page);
+			if (heap_end) {
+				page = heap_end;
 				continue;
 			}
-			uint64_t size = word & ~(uint64_t)SIZE_FLAGS;
-			/* (a chunk aligned by memalign inside its mapping, prev_size > 0, is not
-			 * found this way) */
-			bool chunk = (word & SIZE_FLAGS) == IS_MMAPPED && prev_size == 0 &&
-				     (size & 4095) == 0 && size >= 4096 && page + size <= region->end;
-			if (!chunk) {
+			uint64_t lead = 0, size = 0;
+			if (!mmapped_chunk_at(walker, page, region->end, &lead, &size)) {
 				page += 4096;
 				continue;
 			}
@@ -574,17 +605,18 @@ static int find_mmapped_chunks(struct walker *walker)
 					return -1;
 				arena = (int)walker->heap->arena_count - 1;
 			}
-			struct allocation allocation = {.address = page + CHUNK_HEADER,
+			uint64_t chunk = page + lead;
+			struct allocation allocation = {.address = chunk + CHUNK_HEADER,
 							.size = size - CHUNK_HEADER,
 							.state = ALLOCATION_LIVE,
 							.place = PLACE_MMAPPED,
 							.arena = (uint16_t)arena};
-			address_cursor_read_u64(&walker->cursor, page + CHUNK_HEADER, region->end,
+			address_cursor_read_u64(&walker->cursor, chunk + CHUNK_HEADER, region->end,
 						&allocation.first_word);
 			if (heap_add(walker->heap, &allocation) != 0)
 				return -1;
-			walker->heap->arenas[arena].system_bytes += size;
-			page += size;
+			walker->heap->arenas[arena].system_bytes += lead + size;
+			page += lead + size;
 		}
 	}
 	return 0;

@@ -1,6 +1,7 @@
 /* A target with a glibc heap of known content, for the malloc walker's tests. The main thread and
  * four workers (each of which gets a thread arena) allocate blocks of many sizes, plus a few large
- * enough to be mmapped; then each frees every third of its blocks, which fills the tcache, the fast
+ * enough to be mmapped (one of them aligned by posix_memalign, which moves its chunk header into
+ * its mapping); then each frees every third of its blocks, which fills the tcache, the fast
  * bins, and the unsorted, small and large bins. Before pausing, the target writes what it holds and
  * what it freed to the file named by its first argument, with write(2) only (no stdio, no malloc,
  * so recording does not change the heap):
@@ -104,7 +105,11 @@ int main(int argc, char **argv)
 		pthread_create(&threads[i], NULL, work, (void *)(intptr_t)(i + 1));
 	void *mapped[MMAPPED];
 	for (int i = 0; i < MMAPPED; i++) {
-		mapped[i] = malloc((256u << 10) + (size_t)i * 100000);
+		/* the last one aligned: memalign puts its chunk some way into its mapping */
+		if (i == MMAPPED - 1 && posix_memalign(&mapped[i], 64 << 10, 300u << 10) != 0)
+			return 1;
+		if (i < MMAPPED - 1)
+			mapped[i] = malloc((256u << 10) + (size_t)i * 100000);
 		memset(mapped[i], 0x5a, 4096);
 	}
 	void *fill[7] = {0}, *cycle_a = NULL, *cycle_b = NULL, *link_blocks[4] = {0}, *big = NULL;
