@@ -25,6 +25,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_set(err, "out of memory opening %s", path);
 		goto fail;
 	}
+	cpython_detect(analysis->symbols, analysis->space, &analysis->python);
 	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
 			    &analysis->warnings, err) != 0 ||

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/cpython.h"
 #include "analyze/graph.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
@@ -24,6 +25,7 @@ struct analysis {
 	struct address_space *space;
 	struct symbols *symbols;
 	struct heap heap;
+	struct cpython_info python; /* found is false when no interpreter is mapped */
 	struct type_names types;
 	struct graph graph; /* built by analysis_build_graph */
 	bool has_graph;

@@ -122,6 +122,11 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 		json_string(&json, heap->version);
 	else
 		json_null(&json);
+	json_key(&json, "python");
+	if (analysis->python.found)
+		json_string(&json, analysis->python.version);
+	else
+		json_null(&json);
 	json_object_end(&json);
 	json_key(&json, "heap");
 	json_object_begin(&json);
@@ -211,6 +216,9 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	printf("pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
 	printf("%s %s, structures found with %s\n", heap->allocator,
 	       heap->version[0] ? heap->version : "(version unknown)", heap->method);
+	if (analysis->python.found)
+		printf("CPython %s (%s); its objects are not typed yet\n", analysis->python.version,
+		       analysis->python.module_path);
 	cli_format_count(totals.live_count, count, sizeof count);
 	cli_format_bytes(totals.live_bytes, bytes, sizeof bytes);
 	printf("  live  %12s allocations  %10s\n", count, bytes);

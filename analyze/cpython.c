@@ -1,0 +1,85 @@
+/* CPython detection (see cpython.h). */
+#include "cpython.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Looks through the module's writable data for "3.N.M (" and takes N and M. */
+static bool version_from_data(struct address_space *space, const char *module, int *minor,
+			      int *micro)
+{
+	struct snapshot *snapshot = address_space_snapshot(space);
+	size_t count;
+	const struct snapshot_region *regions = snapshot_regions(snapshot, &count);
+	for (size_t i = 0; i < count; i++) {
+		const struct snapshot_region *region = &regions[i];
+		bool module_data = region->path && strcmp(region->path, module) == 0 &&
+				   (region->flags & 2);
+		bool module_bss = !region->path && i > 0 && regions[i - 1].path &&
+				  strcmp(regions[i - 1].path, module) == 0 &&
+				  regions[i - 1].end == region->start;
+		if (!module_data && !module_bss)
+			continue;
+		size_t size = (size_t)(region->end - region->start);
+		if (size > (64u << 20))
+			continue;
+		char *bytes = malloc(size + 1);
+		if (bytes == NULL || address_space_read(space, region->start, bytes, size, NULL) != 0) {
+			free(bytes);
+			continue;
+		}
+		bytes[size] = '\0';
+		for (char *at = memchr(bytes, '3', size); at && at + 8 < bytes + size;
+		     at = memchr(at + 1, '3', size - (size_t)(at + 1 - bytes))) {
+			int n, m, length = 0;
+			if ((at == bytes || at[-1] == '\0') && at[1] == '.' &&
+			    sscanf(at, "3.%d.%d (%n", &n, &m, &length) == 2 && length > 0) {
+				*minor = n;
+				*micro = m;
+				free(bytes);
+				return true;
+			}
+		}
+		free(bytes);
+	}
+	return false;
+}
+
+void cpython_detect(struct symbols *symbols, struct address_space *space, struct cpython_info *info)
+{
+	memset(info, 0, sizeof *info);
+	for (size_t i = 0; i < symbols_module_count(symbols); i++) {
+		struct module_symbols *module = symbols_module_at(symbols, i);
+		uint64_t runtime;
+		if (!module_symbols_lookup(module, "_PyRuntime", &runtime, NULL))
+			continue;
+		info->found = true;
+		info->runtime = runtime;
+		info->module_path = module_symbols_module(module)->path;
+		info->major = 3;
+		info->minor = -1;
+		info->micro = -1;
+		uint64_t version_address, hex;
+		if (module_symbols_lookup(module, "Py_Version", &version_address, NULL) &&
+		    address_space_read_u64(space, version_address, &hex)) {
+			/* PY_VERSION_HEX: 0xMMmmuuRS */
+			info->major = (int)(hex >> 24 & 0xff);
+			info->minor = (int)(hex >> 16 & 0xff);
+			info->micro = (int)(hex >> 8 & 0xff);
+		} else {
+			version_from_data(space, info->module_path, &info->minor, &info->micro);
+		}
+		if (info->minor < 0) {
+			/* the file name still tells "python3.9" */
+			const char *name = strstr(info->module_path, "python3.");
+			info->minor = name ? atoi(name + 8) : 0;
+		}
+		if (info->micro >= 0)
+			snprintf(info->version, sizeof info->version, "%d.%d.%d", info->major,
+				 info->minor, info->micro);
+		else
+			snprintf(info->version, sizeof info->version, "%d.%d", info->major, info->minor);
+		return;
+	}
+}

@@ -1,0 +1,25 @@
+/* Finding a CPython interpreter in a snapshot: the module that holds `_PyRuntime` (libpython, or
+ * the python executable with libpython linked in, as Debian builds it), the runtime state's
+ * address, and the version: from `Py_Version` (3.11 and later), else from the version string
+ * Py_GetVersion() leaves in the module's data ("3.9.18 (main, ...)"). The first step of reading a
+ * Python heap from outside. */
+#ifndef HEAPSNAP_CPYTHON_H
+#define HEAPSNAP_CPYTHON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "analyze/address_space.h"
+#include "analyze/symbols.h"
+
+struct cpython_info {
+	bool found;
+	int major, minor, micro; /* micro -1 when unknown */
+	char version[16];	 /* "3.11.7", or "3.9" when the micro version is unknown */
+	const char *module_path;
+	uint64_t runtime; /* address of _PyRuntime */
+};
+
+void cpython_detect(struct symbols *symbols, struct address_space *space, struct cpython_info *info);
+
+#endif
