@@ -5,6 +5,7 @@
 
 #include "analyze/c_types.h"
 #include "analyze/glibc_heap.h"
+#include "analyze/pymalloc_heap.h"
 
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
 			       struct hs_error *err)
@@ -25,11 +26,19 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_set(err, "out of memory opening %s", path);
 		goto fail;
 	}
-	cpython_detect(analysis->symbols, analysis->space, &analysis->python);
+	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &analysis->python);
 	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
 			    &analysis->warnings, err) != 0 ||
+	    (analysis->python.has_layout &&
+	     pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
+				&analysis->python.layout, options->no_debuginfo, &analysis->heap,
+				analysis->pymalloc_method, sizeof analysis->pymalloc_method,
+				&analysis->warnings, err) != 0) ||
 	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
+	    cpython_objects_find(&analysis->python_objects, analysis->space, analysis->symbols,
+				 &analysis->python, &analysis->heap, &analysis->types,
+				 &analysis->warnings, err) != 0 ||
 	    c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
 			      &analysis->warnings, err) != 0)
 		goto fail;
@@ -45,6 +54,7 @@ void analysis_close(struct analysis *analysis)
 		return;
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
+	cpython_objects_free(&analysis->python_objects);
 	types_free(&analysis->types);
 	heap_free(&analysis->heap);
 	symbols_free(analysis->symbols);
@@ -78,6 +88,6 @@ const char *allocation_state_name(enum allocation_state state)
 const char *allocation_place_name(enum allocation_place place)
 {
 	static const char *const names[] = {"in_use", "mmapped", "tcache", "fastbin",
-					    "bin", "top", "metadata"};
+					    "bin", "top", "metadata", "pool", "pool_free"};
 	return place < sizeof names / sizeof names[0] ? names[place] : "unknown";
 }

@@ -7,6 +7,7 @@
 
 #include "analyze/address_space.h"
 #include "analyze/cpython.h"
+#include "analyze/cpython_objects.h"
 #include "analyze/graph.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
@@ -26,6 +27,8 @@ struct analysis {
 	struct symbols *symbols;
 	struct heap heap;
 	struct cpython_info python; /* found is false when no interpreter is mapped */
+	char pymalloc_method[16];   /* how pymalloc's arenas were found; empty: not walked */
+	struct python_objects python_objects;
 	struct type_names types;
 	struct graph graph; /* built by analysis_build_graph */
 	bool has_graph;

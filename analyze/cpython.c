@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/dwarf_types.h"
+
 /* Looks through the module's writable data for "3.N.M (" and takes N and M. */
 static bool version_from_data(struct address_space *space, const char *module, int *minor,
 			      int *micro)
@@ -46,7 +48,24 @@ static bool version_from_data(struct address_space *space, const char *module, i
 	return false;
 }
 
-void cpython_detect(struct symbols *symbols, struct address_space *space, struct cpython_info *info)
+/* The layout for the version found: DWARF over the built-in table where the module has it. */
+static void choose_layout(struct module_symbols *module, bool no_debuginfo,
+			  struct cpython_info *info)
+{
+	if (info->major != 3 || !cpython_layout_builtin(info->minor, &info->layout))
+		return;
+	info->has_layout = true;
+	snprintf(info->layout_source, sizeof info->layout_source, "built-in");
+	const char *debug_file = no_debuginfo ? NULL : module_symbols_debug_file(module);
+	struct hs_error ignored;
+	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	if (types && cpython_layout_from_dwarf(types, &info->layout))
+		snprintf(info->layout_source, sizeof info->layout_source, "debug info");
+	dwarf_types_close(types);
+}
+
+void cpython_detect(struct symbols *symbols, struct address_space *space, bool no_debuginfo,
+		    struct cpython_info *info)
 {
 	memset(info, 0, sizeof *info);
 	for (size_t i = 0; i < symbols_module_count(symbols); i++) {
@@ -80,6 +99,8 @@ void cpython_detect(struct symbols *symbols, struct address_space *space, struct
 				 info->minor, info->micro);
 		else
 			snprintf(info->version, sizeof info->version, "%d.%d", info->major, info->minor);
+		module_symbols_lookup(module, "PyType_Type", &info->type_type, NULL);
+		choose_layout(module, no_debuginfo, info);
 		return;
 	}
 }

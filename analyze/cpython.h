@@ -1,8 +1,8 @@
 /* Finding a CPython interpreter in a snapshot: the module that holds `_PyRuntime` (libpython, or
  * the python executable with libpython linked in, as Debian builds it), the runtime state's
  * address, and the version: from `Py_Version` (3.11 and later), else from the version string
- * Py_GetVersion() leaves in the module's data ("3.9.18 (main, ...)"). The first step of reading a
- * Python heap from outside. */
+ * Py_GetVersion() leaves in the module's data ("3.9.18 (main, ...)"), and the layouts that version's
+ * structures have. The first step of reading a Python heap from outside. */
 #ifndef HEAPSNAP_CPYTHON_H
 #define HEAPSNAP_CPYTHON_H
 
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "analyze/address_space.h"
+#include "analyze/cpython_layout.h"
 #include "analyze/symbols.h"
 
 struct cpython_info {
@@ -17,9 +18,16 @@ struct cpython_info {
 	int major, minor, micro; /* micro -1 when unknown */
 	char version[16];	 /* "3.11.7", or "3.9" when the micro version is unknown */
 	const char *module_path;
-	uint64_t runtime; /* address of _PyRuntime */
+	uint64_t runtime;   /* address of _PyRuntime */
+	uint64_t type_type; /* address of PyType_Type, 0 when not found */
+	bool has_layout;    /* a supported version (3.8 to 3.13): its layout is known */
+	struct cpython_layout layout;
+	char layout_source[16]; /* "debug info" or "built-in" */
 };
 
-void cpython_detect(struct symbols *symbols, struct address_space *space, struct cpython_info *info);
+/* Finds the interpreter and its version; with the version, the layout of its structures: from the
+ * interpreter's DWARF when present (unless no_debuginfo), else from the built-in tables. */
+void cpython_detect(struct symbols *symbols, struct address_space *space, bool no_debuginfo,
+		    struct cpython_info *info);
 
 #endif

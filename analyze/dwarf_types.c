@@ -45,6 +45,7 @@ struct dwarf_types {
 	Dwarf_Debug dbg;
 	bool indexed;
 	struct name_table structs, variables;
+	struct name_table typedefs; /* typedef names: many C structs are only named by a typedef */
 };
 
 static uint64_t hash_name(const char *name)
@@ -132,6 +133,7 @@ void dwarf_types_close(struct dwarf_types *types)
 	close(types->fd);
 	table_free(&types->structs);
 	table_free(&types->variables);
+	table_free(&types->typedefs);
 	free(types);
 }
 
@@ -156,6 +158,13 @@ static bool die_unsigned(Dwarf_Debug dbg, Dwarf_Die die, Dwarf_Half attribute, u
 		return false;
 	Dwarf_Unsigned value = 0;
 	bool ok = dwarf_formudata(attr, &value, NULL) == DW_DLV_OK;
+	if (!ok) {
+		/* DWARF 5's DW_FORM_implicit_const (a value kept in the abbreviation, as gcc writes
+		   sizes shared by many DIEs) is signed data to older libdwarf */
+		Dwarf_Signed signed_value = 0;
+		ok = dwarf_formsdata(attr, &signed_value, NULL) == DW_DLV_OK && signed_value >= 0;
+		value = (Dwarf_Unsigned)signed_value;
+	}
 	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
 	*out = value;
 	return ok;
@@ -212,7 +221,8 @@ static void build_index(struct dwarf_types *types)
 				char name[256];
 				Dwarf_Off offset = 0;
 				if (dwarf_tag(child, &tag, NULL) == DW_DLV_OK &&
-				    (tag == DW_TAG_structure_type || tag == DW_TAG_variable) &&
+				    (tag == DW_TAG_structure_type || tag == DW_TAG_variable ||
+				     tag == DW_TAG_typedef) &&
 				    !die_flag(child, DW_AT_declaration) &&
 				    (die_name(dbg, child, name, sizeof name) ||
 				     (tag == DW_TAG_variable &&
@@ -220,6 +230,8 @@ static void build_index(struct dwarf_types *types)
 				    dwarf_dieoffset(child, &offset, NULL) == DW_DLV_OK) {
 					if (tag == DW_TAG_structure_type)
 						table_add(&types->structs, name, offset);
+					else if (tag == DW_TAG_typedef)
+						table_add(&types->typedefs, name, offset);
 					else if (die_flag(child, DW_AT_location))
 						table_add(&types->variables, name, offset);
 				}
@@ -286,11 +298,44 @@ static bool indexed_die(struct dwarf_types *types, struct name_table *table, con
 	return entry && dwarf_offdie_b(types->dbg, entry->offset, 1, die, NULL) == DW_DLV_OK;
 }
 
+/* The struct a typedef names, through further typedefs; a declaration is completed by its name. */
+static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Die *out)
+{
+	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Die die = NULL;
+	if (!indexed_die(types, &types->typedefs, name, &die))
+		return false;
+	for (int depth = 0; depth < 8; depth++) {
+		Dwarf_Die next = NULL;
+		bool followed = referenced_die(dbg, die, DW_AT_type, &next);
+		dwarf_dealloc(dbg, die, DW_DLA_DIE);
+		if (!followed)
+			return false;
+		die = next;
+		Dwarf_Half tag = 0;
+		dwarf_tag(die, &tag, NULL);
+		if (tag == DW_TAG_typedef)
+			continue;
+		char struct_name[256];
+		bool found = false;
+		if (tag == DW_TAG_structure_type && !die_flag(die, DW_AT_declaration)) {
+			*out = die;
+			return true;
+		}
+		if (tag == DW_TAG_structure_type && die_name(dbg, die, struct_name, sizeof struct_name))
+			found = indexed_die(types, &types->structs, struct_name, out);
+		dwarf_dealloc(dbg, die, DW_DLA_DIE);
+		return found;
+	}
+	dwarf_dealloc(dbg, die, DW_DLA_DIE);
+	return false;
+}
+
 bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
 {
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
-	if (!indexed_die(types, &types->structs, name, &die))
+	if (!indexed_die(types, &types->structs, name, &die) && !typedef_struct(types, name, &die))
 		return false;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);

@@ -35,7 +35,7 @@ struct dwarf_types;
 struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err);
 void dwarf_types_close(struct dwarf_types *types);
 
-/* The layout of `struct NAME` (a complete definition). */
+/* The layout of `struct NAME` (a complete definition), or of the struct a typedef NAME names. */
 bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out);
 
 /* A variable with static storage defined at the top level of a compile unit (a global, or a

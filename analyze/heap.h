@@ -19,6 +19,8 @@ enum allocation_place {
 	PLACE_BIN,	 /* free, in the unsorted, a small or a large bin */
 	PLACE_TOP,	 /* free, the arena's top chunk */
 	PLACE_METADATA,	 /* the allocator's own (a tcache structure) */
+	PLACE_POOL,	 /* handed to the program, a block of a pymalloc pool */
+	PLACE_POOL_FREE, /* free, in a pymalloc pool's free list */
 };
 
 struct allocation {

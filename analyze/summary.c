@@ -110,7 +110,9 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		struct type_group *group = grouper_find(reachable ? &live : &lost, type, allocation->size);
 		if (group == NULL)
 			goto out_of_memory;
-		group->count++;
+		/* a block that is part of an object adds to its bytes, not to the objects */
+		bool part = analysis->types.owned && analysis->types.owned[i];
+		group->count += !part;
 		group->bytes += allocation->size;
 		if (graph && reachable) {
 			/* count what this object retains unless an object of its own type already
@@ -126,7 +128,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 				group->retained += graph->retained[node];
 		}
 		if (!reachable) {
-			summary->unreachable_objects++;
+			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
 		}
 	}

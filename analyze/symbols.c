@@ -135,8 +135,38 @@ static void debuglink_of(Elf *elf, char *out, size_t out_size)
 
 /* Finds the separate debug file, as gdb does: by build-id under the debug directory, then by
  * debuglink next to the file, in its .debug/ directory, and under the debug directory. */
+static char *find_separate_debug_file(const struct symbols *symbols,
+				      const struct snapshot_module *module, Elf *elf);
+
+/* Whether an ELF file carries DWARF itself (a library built with -g and not stripped). */
+static bool has_debug_info(Elf *elf)
+{
+	size_t names;
+	if (elf_getshdrstrndx(elf, &names) != 0)
+		return false;
+	for (Elf_Scn *section = NULL; (section = elf_nextscn(elf, section)) != NULL;) {
+		GElf_Shdr header;
+		const char *name = gelf_getshdr(section, &header)
+					   ? elf_strptr(elf, names, header.sh_name)
+					   : NULL;
+		if (name && strcmp(name, ".debug_info") == 0 && header.sh_type != SHT_NOBITS)
+			return true;
+	}
+	return false;
+}
+
+/* The separate debug file by build-id or debuglink; else the module's own file when it has DWARF. */
 static char *find_debug_file(const struct symbols *symbols, const struct snapshot_module *module,
 			     Elf *elf)
+{
+	char *found = find_separate_debug_file(symbols, module, elf);
+	if (found == NULL && has_debug_info(elf))
+		found = strdup(module->path);
+	return found;
+}
+
+static char *find_separate_debug_file(const struct symbols *symbols,
+				      const struct snapshot_module *module, Elf *elf)
 {
 	char path[4096];
 	if (module->build_id_size >= 2) {
@@ -308,7 +338,7 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 	module->debug_file = find_debug_file(symbols, info, elf);
 	elf_end(elf);
 	close(fd);
-	if (module->debug_file) {
+	if (module->debug_file && strcmp(module->debug_file, info->path) != 0) {
 		fd = open(module->debug_file, O_RDONLY | O_CLOEXEC);
 		elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 		if (elf) {

@@ -8,7 +8,7 @@
 /* The C++ runtime's demangler (libstdc++'s, declared here to keep this file C). */
 extern char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, int *status);
 
-static const char *intern(struct type_names *names, const char *name)
+const char *types_intern(struct type_names *names, const char *name)
 {
 	for (size_t i = 0; i < names->interned_count; i++)
 		if (strcmp(names->interned[i], name) == 0)
@@ -29,7 +29,7 @@ static const char *intern(struct type_names *names, const char *name)
 
 int types_set(struct type_names *names, size_t allocation, const char *name)
 {
-	const char *interned = intern(names, name);
+	const char *interned = types_intern(names, name);
 	if (interned == NULL)
 		return -1;
 	names->of[allocation] = interned;
@@ -60,7 +60,7 @@ static const char *class_of(struct type_names *names, struct symbols *symbols, u
 	const char *name = strncmp(demangled, prefix, strlen(prefix)) == 0
 				   ? demangled + strlen(prefix)
 				   : demangled;
-	const char *interned = intern(names, name);
+	const char *interned = types_intern(names, name);
 	free(demangled);
 	return interned;
 }
@@ -76,7 +76,7 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 		free(cache);
 		return hs_error_set(err, "out of memory naming allocations");
 	}
-	const char *tcache = intern(names, "glibc tcache_perthread_struct");
+	const char *tcache = types_intern(names, "glibc tcache_perthread_struct");
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
@@ -131,5 +131,6 @@ void types_free(struct type_names *names)
 		free(names->interned[i]);
 	free(names->interned);
 	free(names->of);
+	free(names->owned);
 	memset(names, 0, sizeof *names);
 }

@@ -7,6 +7,7 @@
 #define HEAPSNAP_TYPES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "analyze/dwarf_types.h"
 #include "analyze/heap.h"
@@ -15,6 +16,9 @@
 
 struct type_names {
 	const char **of; /* per allocation (parallel to heap->allocations), NULL: untyped */
+	/* per allocation, NULL when none is: a block that is part of another object (a Python
+	   list's item array), named after it, counted in its bytes but not as an object */
+	uint8_t *owned;
 	char **interned;
 	size_t interned_count, interned_capacity;
 	/* layouts of the struct types given ("struct conn"), for naming members in paths */
@@ -31,6 +35,8 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 		 struct hs_error *err);
 /* Sets an allocation's type by name (interned); for walkers and DWARF propagation. */
 int types_set(struct type_names *names, size_t allocation, const char *name);
+/* The interned copy of a name (NULL when out of memory). */
+const char *types_intern(struct type_names *names, const char *name);
 void types_free(struct type_names *names);
 
 #endif

@@ -12,11 +12,28 @@ static const char usage[] =
 	"\n"
 	"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
 	"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
-	"mmapped, tcache, fastbin, bin, top, metadata), and its type when known.\n"
+	"mmapped, tcache, fastbin, bin, top, metadata, pool, pool_free), and its type when known.\n"
+	"In a Python process, \"python\" says what a block is to CPython: \"tracked\" (an object\n"
+	"the cyclic collector tracks), \"object\" (one it does not), \"immortal\" (3.12+), \"part\"\n"
+	"(a block that belongs to an object: a list's items, a dict's keys and values).\n"
 	"\n"
 	"  --state S          live (default), free, or all\n"
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
-	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\"}\n" CLI_ANALYSIS_USAGE;
+	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\"}\n" CLI_ANALYSIS_USAGE;
+
+/* What a block is to CPython: "tracked" (an object the cyclic collector tracks), "object" (one it
+ * does not), "immortal" (3.12+), "part" (a block that belongs to an object), or NULL. */
+static const char *python_role(const struct analysis *analysis, size_t index)
+{
+	const uint8_t *bits = analysis->python_objects.bits;
+	if (bits == NULL || bits[index] == 0)
+		return NULL;
+	if (bits[index] & PYOBJ_OWNED)
+		return "part";
+	if (bits[index] & PYOBJ_IMMORTAL)
+		return "immortal";
+	return (bits[index] & PYOBJ_TRACKED) ? "tracked" : "object";
+}
 
 int cmd_list(int argc, char **argv)
 {
@@ -92,6 +109,11 @@ int cmd_list(int argc, char **argv)
 				json_string(&json, type);
 			else
 				json_null(&json);
+			const char *python = python_role(analysis, i);
+			if (python) {
+				json_key(&json, "python");
+				json_string(&json, python);
+			}
 			json_object_end(&json);
 			json_finish(&json);
 		} else {

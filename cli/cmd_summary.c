@@ -128,6 +128,21 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	else
 		json_null(&json);
 	json_object_end(&json);
+	if (analysis->python.found && analysis->python.has_layout) {
+		json_key(&json, "python");
+		json_object_begin(&json);
+		json_key(&json, "module");
+		json_string(&json, analysis->python.module_path);
+		json_key(&json, "layouts_from");
+		json_string(&json, analysis->python.layout_source);
+		json_key(&json, "pymalloc_found_with");
+		json_string(&json, analysis->pymalloc_method);
+		json_key(&json, "objects");
+		json_uint(&json, analysis->python_objects.object_count);
+		json_key(&json, "gc_tracked");
+		json_uint(&json, analysis->python_objects.tracked_count);
+		json_object_end(&json);
+	}
 	json_key(&json, "heap");
 	json_object_begin(&json);
 	json_key(&json, "allocator");
@@ -216,9 +231,19 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	printf("pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
 	printf("%s %s, structures found with %s\n", heap->allocator,
 	       heap->version[0] ? heap->version : "(version unknown)", heap->method);
-	if (analysis->python.found)
-		printf("CPython %s (%s); its objects are not typed yet\n", analysis->python.version,
-		       analysis->python.module_path);
+	const struct cpython_info *python = &analysis->python;
+	if (python->found && python->has_layout) {
+		char objects[32];
+		cli_format_count(analysis->python_objects.object_count, objects, sizeof objects);
+		printf("CPython %s (%s): %s objects, layouts from %s, pymalloc's arenas found with "
+		       "%s\n",
+		       python->version, python->module_path, objects, python->layout_source,
+		       analysis->pymalloc_method);
+	} else if (python->found) {
+		printf("CPython %s (%s): a version heapsnap has no layouts for (3.8 to 3.13 are "
+		       "known); its objects are not typed\n",
+		       python->version, python->module_path);
+	}
 	cli_format_count(totals.live_count, count, sizeof count);
 	cli_format_bytes(totals.live_bytes, bytes, sizeof bytes);
 	printf("  live  %12s allocations  %10s\n", count, bytes);

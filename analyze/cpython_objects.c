@@ -1,0 +1,557 @@
+/* Finding and typing CPython objects (see cpython_objects.h). */
+#include "cpython_objects.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REFCOUNT (1ull << 40) /* immortal objects (3.12+) count below 2^32 */
+#define MAX_TYPE_NAME 200
+#define TYPE_INVALID (-1)
+
+/* ---- reading objects ------------------------------------------------------------------------- */
+
+static uint64_t u64_at(const uint8_t *bytes, size_t offset)
+{
+	uint64_t value;
+	memcpy(&value, bytes + offset, sizeof value);
+	return value;
+}
+
+static bool read_u64(struct address_space *space, uint64_t addr, uint64_t *out)
+{
+	return address_space_read_u64(space, addr, out);
+}
+
+/* Appends the UTF-8 encoding of code point c to out[*used], if it fits. */
+static void put_utf8(char *out, size_t out_size, size_t *used, uint32_t c)
+{
+	char bytes[4];
+	size_t n;
+	if (c < 0x80) {
+		bytes[0] = (char)c;
+		n = 1;
+	} else if (c < 0x800) {
+		bytes[0] = (char)(0xC0 | c >> 6);
+		bytes[1] = (char)(0x80 | (c & 0x3F));
+		n = 2;
+	} else if (c < 0x10000) {
+		bytes[0] = (char)(0xE0 | c >> 12);
+		bytes[1] = (char)(0x80 | (c >> 6 & 0x3F));
+		bytes[2] = (char)(0x80 | (c & 0x3F));
+		n = 3;
+	} else {
+		bytes[0] = (char)(0xF0 | c >> 18);
+		bytes[1] = (char)(0x80 | (c >> 12 & 0x3F));
+		bytes[2] = (char)(0x80 | (c >> 6 & 0x3F));
+		bytes[3] = (char)(0x80 | (c & 0x3F));
+		n = 4;
+	}
+	if (*used + n < out_size) {
+		memcpy(out + *used, bytes, n);
+		*used += n;
+	}
+}
+
+bool cpython_str_read(struct address_space *space, const struct cpython_layout *layout,
+		      uint64_t addr, char *out, size_t out_size)
+{
+	if (out_size == 0)
+		return false;
+	out[0] = '\0';
+	uint8_t header[96];
+	if (addr == 0 || layout->compact_size > sizeof header ||
+	    address_space_read(space, addr, header, layout->compact_size, NULL) != 0)
+		return false;
+	uint64_t length = u64_at(header, layout->str_length);
+	uint32_t state;
+	memcpy(&state, header + layout->str_state, sizeof state);
+	unsigned kind = state >> 2 & 7, compact = state >> 5 & 1, ascii = state >> 6 & 1;
+	if (!compact || (kind != 1 && kind != 2 && kind != 4) || length > (1u << 30))
+		return false;
+	uint64_t data = addr + (ascii ? layout->ascii_size : layout->compact_size);
+	size_t wanted = length * kind < 4 * out_size ? (size_t)(length * kind) : 4 * out_size;
+	uint8_t *bytes = malloc(wanted + 1);
+	if (bytes == NULL || address_space_read(space, data, bytes, wanted, NULL) != 0) {
+		free(bytes);
+		return false;
+	}
+	size_t used = 0;
+	for (size_t i = 0; i + kind <= wanted && used + 1 < out_size; i += kind) {
+		uint32_t c = kind == 1 ? bytes[i]
+			     : kind == 2 ? (uint32_t)(bytes[i] | bytes[i + 1] << 8)
+					 : (uint32_t)(bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 |
+						      (uint32_t)bytes[i + 3] << 24);
+		put_utf8(out, out_size, &used, c);
+	}
+	out[used] = '\0';
+	free(bytes);
+	return true;
+}
+
+bool cpython_dict_each(struct address_space *space, const struct cpython_layout *layout,
+		       uint64_t addr,
+		       int (*visit)(void *context, uint64_t key, uint64_t value), void *context)
+{
+	uint64_t keys, values;
+	uint8_t header[48];
+	if (!read_u64(space, addr + layout->dict_keys, &keys) ||
+	    !read_u64(space, addr + layout->dict_values, &values) || keys == 0 ||
+	    address_space_read(space, keys, header, layout->keys_indices, NULL) != 0)
+		return false;
+	uint64_t size, index_bytes, entry_size = 24, nentries = u64_at(header, layout->keys_nentries);
+	bool general = true;
+	if (layout->keys_log2) {
+		unsigned log2_size = header[layout->keys_size], log2_index_bytes =
+									header[layout->keys_size + 1];
+		if (log2_size > 40 || log2_index_bytes > 43)
+			return false;
+		size = 1ull << log2_size;
+		index_bytes = 1ull << log2_index_bytes;
+		general = header[layout->keys_size + 2] == 0; /* DICT_KEYS_GENERAL */
+		entry_size = general ? 24 : 16;
+	} else {
+		size = u64_at(header, layout->keys_size);
+		if (size == 0 || size > (1ull << 40))
+			return false;
+		index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffff ? 4 : 8);
+	}
+	if (nentries > size)
+		return false;
+	uint64_t entries = keys + layout->keys_indices + index_bytes;
+	uint64_t key_offset = general ? 8 : 0, value_offset = general ? 16 : 8;
+	uint8_t entry[24];
+	for (uint64_t i = 0; i < nentries; i++) {
+		if (address_space_read(space, entries + i * entry_size, entry, (size_t)entry_size,
+				       NULL) != 0)
+			return false;
+		uint64_t key = u64_at(entry, (size_t)key_offset), value = 0;
+		if (key == 0)
+			continue; /* a deleted entry */
+		if (values != 0) {
+			/* a split table: the values live apart, indexed like the entries */
+			if (!read_u64(space, values + layout->values_array + i * 8, &value))
+				return false;
+		} else {
+			value = u64_at(entry, (size_t)value_offset);
+		}
+		if (value != 0 && visit(context, key, value) != 0)
+			break;
+	}
+	return true;
+}
+
+/* ---- types ----------------------------------------------------------------------------------- */
+
+struct type_slot {
+	uint64_t address;
+	int32_t index; /* into objects->types, or TYPE_INVALID */
+};
+
+struct finder {
+	struct python_objects *objects;
+	struct address_space *space;
+	const struct cpython_info *python;
+	const struct cpython_layout *layout;
+	const struct heap *heap;
+	struct type_names *names;
+	struct type_slot *slots; /* open addressing by type address */
+	size_t slot_count, used;
+	size_t type_capacity;
+};
+
+static size_t slot_of(const struct finder *finder, uint64_t address)
+{
+	size_t mask = finder->slot_count - 1;
+	size_t at = (size_t)((address >> 3) * 0x9E3779B97F4A7C15ull >> 20) & mask;
+	while (finder->slots[at].address != 0 && finder->slots[at].address != address)
+		at = (at + 1) & mask;
+	return at;
+}
+
+static int remember(struct finder *finder, uint64_t address, int32_t index)
+{
+	if ((finder->used + 1) * 2 > finder->slot_count) {
+		size_t old_count = finder->slot_count;
+		struct type_slot *old = finder->slots;
+		finder->slot_count = old_count ? old_count * 2 : 1024;
+		finder->slots = calloc(finder->slot_count, sizeof *finder->slots);
+		if (finder->slots == NULL) {
+			finder->slots = old;
+			finder->slot_count = old_count;
+			return -1;
+		}
+		for (size_t i = 0; i < old_count; i++)
+			if (old[i].address)
+				finder->slots[slot_of(finder, old[i].address)] = old[i];
+		free(old);
+	}
+	struct type_slot *slot = &finder->slots[slot_of(finder, address)];
+	if (slot->address == 0)
+		finder->used++;
+	slot->address = address;
+	slot->index = index;
+	return 0;
+}
+
+/* Reads a C string (a static type's tp_name) into out; false unless printable and terminated. */
+static bool read_c_name(struct address_space *space, uint64_t addr, char *out, size_t out_size)
+{
+	for (size_t i = 0; i < out_size; i++) {
+		char c;
+		if (address_space_read(space, addr + i, &c, 1, NULL) != 0)
+			return false;
+		out[i] = c;
+		if (c == '\0')
+			return i > 0;
+		if ((unsigned char)c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return false;
+}
+
+struct find_key {
+	struct address_space *space;
+	const struct cpython_layout *layout;
+	const char *wanted;
+	uint64_t value;
+};
+
+static int match_key(void *context, uint64_t key, uint64_t value)
+{
+	struct find_key *find = context;
+	char name[64];
+	if (cpython_str_read(find->space, find->layout, key, name, sizeof name) &&
+	    strcmp(name, find->wanted) == 0) {
+		find->value = value;
+		return 1;
+	}
+	return 0;
+}
+
+/* A heap type's name: `__module__` from its dict, then its qualified name. */
+static bool heap_type_name(struct finder *finder, const uint8_t *type, char *out, size_t out_size)
+{
+	const struct cpython_layout *layout = finder->layout;
+	char qualname[MAX_TYPE_NAME], module[MAX_TYPE_NAME] = "";
+	if (!cpython_str_read(finder->space, layout, u64_at(type, layout->ht_qualname), qualname,
+			      sizeof qualname) ||
+	    qualname[0] == '\0')
+		return false;
+	struct find_key find = {finder->space, layout, "__module__", 0};
+	uint64_t dict = u64_at(type, layout->tp_dict);
+	if (dict)
+		cpython_dict_each(finder->space, layout, dict, match_key, &find);
+	if (find.value)
+		cpython_str_read(finder->space, layout, find.value, module, sizeof module);
+	if (module[0] && strcmp(module, "builtins") != 0)
+		snprintf(out, out_size, "%.96s.%.96s", module, qualname);
+	else
+		snprintf(out, out_size, "%s", qualname);
+	return true;
+}
+
+static enum python_kind kind_of(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum python_kind kind;
+	} kinds[] = {{"type", PYTHON_TYPE},   {"str", PYTHON_STR},	   {"bytes", PYTHON_BYTES},
+		     {"int", PYTHON_INT},     {"list", PYTHON_LIST},	   {"tuple", PYTHON_TUPLE},
+		     {"dict", PYTHON_DICT},   {"set", PYTHON_SET},	   {"frozenset", PYTHON_SET},
+		     {"bytearray", PYTHON_BYTEARRAY}, {"module", PYTHON_MODULE}};
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (strcmp(kinds[i].name, name) == 0)
+			return kinds[i].kind;
+	return PYTHON_OTHER;
+}
+
+static int32_t type_index(struct finder *finder, uint64_t address, int depth);
+
+/* Reads and validates a type object; its index in objects->types, or TYPE_INVALID. */
+static int32_t read_type(struct finder *finder, uint64_t address, int depth)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint8_t type[1024];
+	if ((address & 7) || address < 4096 || layout->heap_type_size > sizeof type ||
+	    address_space_read(finder->space, address, type, layout->type_size, NULL) != 0)
+		return TYPE_INVALID;
+	uint64_t refcount = u64_at(type, 0), metatype = u64_at(type, 8);
+	uint64_t flags = u64_at(type, layout->tp_flags);
+	uint64_t basicsize = u64_at(type, layout->tp_basicsize);
+	uint64_t itemsize = u64_at(type, layout->tp_itemsize);
+	if (refcount - 1 >= MAX_REFCOUNT || !(flags & PY_TPFLAGS_READY) || basicsize < 16 ||
+	    basicsize > (1u << 20) || itemsize > (1u << 20))
+		return TYPE_INVALID;
+	if (metatype != finder->python->type_type && address != finder->python->type_type) {
+		/* a metaclass: itself a valid type, and a subclass of type */
+		int32_t meta = type_index(finder, metatype, depth + 1);
+		if (meta == TYPE_INVALID ||
+		    !(finder->objects->types[meta].flags & PY_TPFLAGS_TYPE_SUBCLASS))
+			return TYPE_INVALID;
+	}
+	char name[MAX_TYPE_NAME];
+	bool heap_type = flags & PY_TPFLAGS_HEAPTYPE;
+	if (heap_type) {
+		if (address_space_read(finder->space, address, type, layout->heap_type_size, NULL) !=
+			    0 ||
+		    !heap_type_name(finder, type, name, sizeof name))
+			return TYPE_INVALID;
+	} else if (!read_c_name(finder->space, u64_at(type, layout->tp_name), name, sizeof name)) {
+		return TYPE_INVALID;
+	}
+	/* the built-in kind: the first static type up the base chain */
+	enum python_kind kind = heap_type ? PYTHON_OTHER : kind_of(name);
+	uint64_t base = u64_at(type, layout->tp_base);
+	for (int steps = 0; heap_type && base != 0 && steps < 64; steps++) {
+		uint8_t base_type[512];
+		if (layout->type_size > sizeof base_type ||
+		    address_space_read(finder->space, base, base_type, layout->type_size, NULL) != 0)
+			break;
+		if (!(u64_at(base_type, layout->tp_flags) & PY_TPFLAGS_HEAPTYPE)) {
+			char base_name[64];
+			if (read_c_name(finder->space, u64_at(base_type, layout->tp_name), base_name,
+					sizeof base_name))
+				kind = kind_of(base_name);
+			break;
+		}
+		base = u64_at(base_type, layout->tp_base);
+	}
+	struct python_objects *objects = finder->objects;
+	if (objects->type_count == finder->type_capacity) {
+		size_t capacity = finder->type_capacity ? finder->type_capacity * 2 : 256;
+		void *grown = realloc(objects->types, capacity * sizeof *objects->types);
+		if (grown == NULL)
+			return TYPE_INVALID;
+		objects->types = grown;
+		finder->type_capacity = capacity;
+	}
+	struct python_type *entry = &objects->types[objects->type_count];
+	*entry = (struct python_type){.address = address, .flags = flags, .basicsize = basicsize,
+				      .itemsize = itemsize, .kind = kind};
+	entry->name = types_intern(finder->names, name);
+	if (entry->name == NULL)
+		return TYPE_INVALID;
+	return (int32_t)objects->type_count++;
+}
+
+/* The cached index of the type at address, reading it on first sight; TYPE_INVALID when it is
+ * not a type object. */
+static int32_t type_index(struct finder *finder, uint64_t address, int depth)
+{
+	if (address == 0 || depth > 4)
+		return TYPE_INVALID;
+	if (finder->slot_count) {
+		struct type_slot *slot = &finder->slots[slot_of(finder, address)];
+		if (slot->address == address)
+			return slot->index;
+	}
+	int32_t index = read_type(finder, address, depth);
+	if (remember(finder, address, index) != 0)
+		return TYPE_INVALID;
+	return index;
+}
+
+/* ---- objects --------------------------------------------------------------------------------- */
+
+/* Whether the two words at `head` are a GC header: an untracked object's (no next, no previous but
+ * flags), or a tracked one's, whose next object's previous link points back at it. In a non-PIE
+ * python, pointers to static objects and to the brk heap are small enough to pass for reference
+ * counts, and an array of pointers can look like an object; the back link tells them apart. */
+static bool gc_header_consistent(struct finder *finder, uint64_t head, uint64_t next, uint64_t prev)
+{
+	next &= ~(uint64_t)3;
+	if (next == 0)
+		return prev <= 3;
+	uint64_t back;
+	return (next & 7) == 0 && next >= 4096 && read_u64(finder->space, next + 8, &back) &&
+	       (back & ~(uint64_t)3) == head;
+}
+
+/* Tries the object headers a block can have: none, the GC header, and the GC header after the
+ * managed-dict pre-header. */
+static void find_object(struct finder *finder, size_t index, const uint8_t *block, size_t size)
+{
+	uint64_t heap_address = finder->heap->allocations[index].address;
+	const struct cpython_layout *layout = finder->layout;
+	struct python_objects *objects = finder->objects;
+	for (uint32_t header = 0; header <= 32 && header + 16 <= size; header += 16) {
+		uint64_t refcount = u64_at(block, header), type = u64_at(block, header + 8);
+		if (refcount - 1 >= MAX_REFCOUNT || (type & 7) || type < 4096)
+			continue;
+		int32_t t = type_index(finder, type, 0);
+		if (t == TYPE_INVALID)
+			continue;
+		const struct python_type *python_type = &objects->types[t];
+		uint32_t expected = ((python_type->flags & PY_TPFLAGS_HAVE_GC) ? layout->gc_header : 0) +
+				    ((python_type->flags & layout->preheader_flags) ? 16 : 0);
+		if (expected != header)
+			continue;
+		uint64_t head = heap_address + header - layout->gc_header;
+		if ((python_type->flags & PY_TPFLAGS_HAVE_GC) &&
+		    !gc_header_consistent(finder, head, u64_at(block, header - 16),
+					  u64_at(block, header - 8)))
+			continue;
+		/* str's basicsize is that of a non-compact str, bigger than most compact ones */
+		if (python_type->kind != PYTHON_STR && header + python_type->basicsize > size)
+			continue;
+		uint8_t bits = PYOBJ_OBJECT | (uint8_t)(header / 16 << PYOBJ_HEADER_SHIFT);
+		/* 3.12+: the low half of the count is negative as an int32 (_Py_IsImmortal) */
+		if (layout->minor >= 12 && (int32_t)(uint32_t)refcount < 0) {
+			bits |= PYOBJ_IMMORTAL;
+			objects->immortal_count++;
+		} else if ((python_type->flags & PY_TPFLAGS_HAVE_GC) &&
+			   u64_at(block, header - layout->gc_header) != 0) {
+			/* (immortal objects the collector tracks sit in its permanent generation,
+			   which gc.get_objects() leaves out) */
+			bits |= PYOBJ_TRACKED;
+			objects->tracked_count++;
+		}
+		objects->bits[index] = bits;
+		objects->type[index] = (uint32_t)t;
+		objects->object_count++;
+		return;
+	}
+}
+
+/* Names a block an object points to as part of that object, unless it is an object itself. */
+static void own(struct finder *finder, size_t owner, uint64_t pointer)
+{
+	if (pointer == 0)
+		return;
+	const struct heap *heap = finder->heap;
+	const struct allocation *block = heap_find(heap, pointer);
+	if (block == NULL || block->state != ALLOCATION_LIVE)
+		return;
+	size_t index = (size_t)(block - heap->allocations);
+	if (index == owner || finder->objects->bits[index] || finder->names->of[index])
+		return;
+	finder->objects->bits[index] = PYOBJ_OWNED;
+	finder->objects->type[index] = finder->objects->type[owner];
+	finder->names->of[index] = finder->names->of[owner];
+}
+
+/* The blocks an object owns, by its built-in kind. */
+static void find_owned(struct finder *finder, size_t index)
+{
+	const struct cpython_layout *layout = finder->layout;
+	const struct python_objects *objects = finder->objects;
+	const struct python_type *type = &objects->types[objects->type[index]];
+	uint64_t object = python_object_address(objects, finder->heap, index), word = 0;
+	struct address_space *space = finder->space;
+	switch (type->kind) {
+	case PYTHON_LIST:
+		if (read_u64(space, object + layout->list_items, &word))
+			own(finder, index, word);
+		break;
+	case PYTHON_DICT: {
+		uint64_t keys = 0, refcount = 0;
+		if (read_u64(space, object + layout->dict_keys, &keys) &&
+		    read_u64(space, keys, &refcount) && refcount == 1)
+			own(finder, index, keys); /* not shared with other dicts */
+		if (read_u64(space, object + layout->dict_values, &word))
+			own(finder, index, word);
+		break;
+	}
+	case PYTHON_SET:
+		if (read_u64(space, object + layout->set_table, &word) &&
+		    word != object + layout->set_smalltable)
+			own(finder, index, word);
+		break;
+	case PYTHON_BYTEARRAY:
+		if (read_u64(space, object + layout->bytearray_bytes, &word))
+			own(finder, index, word);
+		break;
+	case PYTHON_TYPE: {
+		uint64_t flags = 0;
+		if (read_u64(space, object + layout->tp_flags, &flags) &&
+		    (flags & PY_TPFLAGS_HEAPTYPE) &&
+		    read_u64(space, object + layout->ht_cached_keys, &word))
+			own(finder, index, word); /* the keys its instances' dicts share */
+		break;
+	}
+	default:
+		break;
+	}
+	/* an instance's managed dict values (3.11, and 3.12's tagged pointer) */
+	if (type->flags & PY_TPFLAGS_MANAGED_DICT) {
+		if (layout->managed_values &&
+		    read_u64(space, object + (uint64_t)(int64_t)layout->managed_values, &word))
+			own(finder, index, word);
+		else if (layout->minor == 12 &&
+			 read_u64(space, object + (uint64_t)(int64_t)layout->managed_dict, &word) &&
+			 (word & 1))
+			own(finder, index, word - 1);
+	}
+}
+
+int cpython_objects_find(struct python_objects *objects, struct address_space *space,
+			 struct symbols *symbols, const struct cpython_info *python,
+			 const struct heap *heap, struct type_names *names,
+			 struct warnings *warnings, struct hs_error *err)
+{
+	(void)symbols;
+	memset(objects, 0, sizeof *objects);
+	if (!python->found || !python->has_layout)
+		return 0;
+	if (python->type_type == 0) {
+		warnings_add(warnings, "python: no PyType_Type symbol in %s: objects are not typed",
+			     python->module_path);
+		return 0;
+	}
+	objects->type_type = python->type_type;
+	objects->bits = calloc(heap->count + 1, 1);
+	objects->type = malloc((heap->count + 1) * sizeof *objects->type);
+	if (objects->bits == NULL || objects->type == NULL) {
+		cpython_objects_free(objects);
+		return hs_error_set(err, "out of memory typing Python objects");
+	}
+	for (size_t i = 0; i < heap->count; i++)
+		objects->type[i] = UINT32_MAX;
+	struct finder finder = {.objects = objects, .space = space, .python = python,
+				.layout = &python->layout, .heap = heap, .names = names};
+	struct address_cursor cursor;
+	address_cursor_init(&cursor, space);
+	struct snapshot *snapshot = address_space_snapshot(space);
+	const struct snapshot_region *region = NULL;
+	for (size_t i = 0; i < heap->count; i++) {
+		const struct allocation *allocation = &heap->allocations[i];
+		if (allocation->state != ALLOCATION_LIVE || names->of[i] || allocation->size < 16)
+			continue;
+		if (region == NULL || allocation->address < region->start ||
+		    allocation->address >= region->end)
+			region = snapshot_find_region(snapshot, allocation->address);
+		size_t size = allocation->size < 48 ? (size_t)allocation->size : 48;
+		const uint8_t *block =
+			region ? address_cursor_view(&cursor, allocation->address, size, region->end)
+			       : NULL;
+		if (block)
+			find_object(&finder, i, block, (size_t)allocation->size);
+	}
+	address_cursor_free(&cursor);
+	for (size_t i = 0; i < heap->count; i++)
+		if (objects->bits[i] & PYOBJ_OBJECT)
+			names->of[i] = objects->types[objects->type[i]].name;
+	for (size_t i = 0; i < heap->count; i++)
+		if (objects->bits[i] & PYOBJ_OBJECT)
+			find_owned(&finder, i);
+	free(finder.slots);
+	if (names->owned == NULL)
+		names->owned = calloc(heap->count + 1, 1);
+	if (names->owned == NULL) {
+		cpython_objects_free(objects);
+		return hs_error_set(err, "out of memory typing Python objects");
+	}
+	for (size_t i = 0; i < heap->count; i++)
+		if (objects->bits[i] & PYOBJ_OWNED)
+			names->owned[i] = 1;
+	return 0;
+}
+
+void cpython_objects_free(struct python_objects *objects)
+{
+	free(objects->bits);
+	free(objects->type);
+	free(objects->types);
+	memset(objects, 0, sizeof *objects);
+}

@@ -1,0 +1,88 @@
+/* CPython objects in a walked heap: which allocations are Python objects, of which type, where
+ * the object starts in its block (after the GC header and, from 3.11, the managed-dict
+ * pre-header), whether the cyclic collector tracks it; and the blocks that belong to an object
+ * (a list's item array, a dict's keys and values, a set's table, a bytearray's buffer) named
+ * after their owner. A block is a Python object when the word after its reference count points to
+ * a valid type object (one whose own type is `type` or a metatype) and the type's flags put the
+ * object exactly there; types are read once each and cached. Heap types are named
+ * `module.QualName`, as their `__module__` and `__qualname__` say. */
+#ifndef HEAPSNAP_CPYTHON_OBJECTS_H
+#define HEAPSNAP_CPYTHON_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyze/address_space.h"
+#include "analyze/cpython.h"
+#include "analyze/heap.h"
+#include "analyze/symbols.h"
+#include "analyze/types.h"
+#include "common/error.h"
+#include "common/warnings.h"
+
+enum python_kind {
+	PYTHON_OTHER,
+	PYTHON_TYPE,
+	PYTHON_STR,
+	PYTHON_BYTES,
+	PYTHON_INT,
+	PYTHON_LIST,
+	PYTHON_TUPLE,
+	PYTHON_DICT,
+	PYTHON_SET,
+	PYTHON_BYTEARRAY,
+	PYTHON_MODULE,
+};
+
+struct python_type {
+	uint64_t address;
+	const char *name; /* interned in the analysis' type names */
+	uint64_t flags, basicsize, itemsize;
+	enum python_kind kind; /* of the nearest built-in base */
+};
+
+/* Per-allocation bits */
+#define PYOBJ_OBJECT 0x01  /* a Python object starts in this block */
+#define PYOBJ_TRACKED 0x02 /* ... and the cyclic collector tracks it */
+#define PYOBJ_OWNED 0x04   /* a block that belongs to another object */
+#define PYOBJ_IMMORTAL 0x08 /* 3.12+: an immortal object (a root, never freed) */
+#define PYOBJ_HEADER_SHIFT 4 /* bits 4-5: bytes before the object, in 16-byte units */
+
+struct python_objects {
+	uint8_t *bits;	    /* per allocation (parallel to heap->allocations) */
+	uint32_t *type;	    /* per allocation: index into types, or UINT32_MAX */
+	struct python_type *types;
+	size_t type_count;
+	uint64_t object_count, tracked_count, immortal_count;
+	uint64_t type_type; /* the address of `type` (PyType_Type) */
+};
+
+/* The object's address in allocation `index` (its block's address plus the headers). */
+static inline uint64_t python_object_address(const struct python_objects *objects,
+					     const struct heap *heap, size_t index)
+{
+	return heap->allocations[index].address +
+	       16u * ((objects->bits[index] >> PYOBJ_HEADER_SHIFT) & 3u);
+}
+
+/* Types every live allocation that is a Python object, and the blocks objects own; names go into
+ * `names` (only allocations it has not named already). */
+int cpython_objects_find(struct python_objects *objects, struct address_space *space,
+			 struct symbols *symbols, const struct cpython_info *python,
+			 const struct heap *heap, struct type_names *names,
+			 struct warnings *warnings, struct hs_error *err);
+void cpython_objects_free(struct python_objects *objects);
+
+/* Reads a str object as UTF-8 into out (NUL-terminated, cut at out_size - 1); false when addr is
+ * not a readable compact str. */
+bool cpython_str_read(struct address_space *space, const struct cpython_layout *layout,
+		      uint64_t addr, char *out, size_t out_size);
+
+/* Calls visit for each (key, value) of the dict at addr, in insertion order; stops when it
+ * returns non-zero. False when the dict cannot be read. */
+bool cpython_dict_each(struct address_space *space, const struct cpython_layout *layout,
+		       uint64_t addr,
+		       int (*visit)(void *context, uint64_t key, uint64_t value), void *context);
+
+#endif

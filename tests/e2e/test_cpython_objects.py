@@ -1,0 +1,102 @@
+"""CPython heaps from outside, against the interpreter's own answers, for every supported CPython
+on this machine (pyenv's 3.8 to 3.13, with DWARF, and Debian's stripped /usr/bin/python3.11):
+
+- the layouts heapsnap reads from each libpython's DWARF equal its built-in tables;
+- a target (tests/targets/python_objects.py) builds known structures and records what
+  gc.get_objects() counts per type; heapsnap's count of the objects the collector tracks, per type,
+  must equal it exactly, with pymalloc's arenas found from the arena table (debug info) and by
+  validating candidate pools (heuristics);
+- the objects the target created that the collector does not track (bytes, floats) are all found;
+- the blocks that belong to objects (list items, dict keys and values) are named after them."""
+import ast
+import collections
+import glob
+import json
+import os
+import subprocess
+import time
+
+from common import check, finish, heapsnap, path, start
+
+LAYOUT_CHECK = os.environ.get("LAYOUT_CHECK", "build/tests/cpython_layout_check")
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "python_objects.py")
+
+pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+interpreters = []
+for minor in range(8, 14):
+    found = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))
+    interpreters += found[-1:]
+check(len(interpreters) == 6, f"pyenv's CPython 3.8 to 3.13 are all present: {interpreters}")
+check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed (scripts/setup installs it)")
+
+# DWARF layouts equal the built-in tables
+for interpreter in interpreters:
+    minor = interpreter.rsplit("python3.", 1)[1]
+    libraries = glob.glob(os.path.join(os.path.dirname(interpreter), "..", "lib", f"libpython3.{minor}.so.1.0"))
+    if not check(libraries, f"{interpreter}: its libpython is next to it"):
+        continue
+    result = subprocess.run([LAYOUT_CHECK, libraries[0], minor], capture_output=True, text=True)
+    check(result.returncode == 0, f"3.{minor}: DWARF layouts differ from the built-in table:\n"
+          f"{result.stdout}{result.stderr}")
+
+
+def python_roles(snapshot, *options):
+    """Per type: objects the collector tracks, all objects; and the types of 'part' blocks."""
+    out = heapsnap("list", snapshot, "--format", "jsonl", *options).stdout
+    tracked, objects, parts = collections.Counter(), collections.Counter(), collections.Counter()
+    for line in out.splitlines():
+        block = json.loads(line)
+        role = block.get("python")
+        if role == "tracked":
+            tracked[block["type"]] += 1
+        if role in ("tracked", "object", "immortal"):
+            objects[block["type"]] += 1
+        if role == "part":
+            parts[block["type"]] += 1
+    return tracked, objects, parts
+
+
+for interpreter in interpreters + ["/usr/bin/python3.11"]:
+    name = "debian-python3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+    result_file = path(f"result-{name}")
+    reader, writer = os.pipe()  # the target blocks reading stdin until killed
+    process = start([interpreter, TARGET, result_file], stdin=reader)
+    deadline = time.time() + 60
+    while not os.path.exists(result_file) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    if not check(os.path.exists(result_file), f"{name}: the target wrote its counts"):
+        continue
+    result = ast.literal_eval(open(result_file).read())
+    snapshot = path(f"{name}.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    os.close(writer)
+    os.close(reader)
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    python = summary.get("python", {})
+    stripped = interpreter.startswith("/usr/bin")
+    check(python.get("layouts_from") == ("built-in" if stripped else "debug info"),
+          f"{name}: layouts from {python.get('layouts_from')}")
+    check(python.get("pymalloc_found_with") == ("heuristics" if stripped else "debug info"),
+          f"{name}: pymalloc's arenas found with {python.get('pymalloc_found_with')}")
+    expected = result["gc"]
+    for options in ([], ["--no-debuginfo"]):
+        tracked, objects, parts = python_roles(snapshot, *options)
+        wrong = {t: (expected.get(t, 0), tracked.get(t, 0)) for t in set(expected) | set(tracked)
+                 if expected.get(t, 0) != tracked.get(t, 0)}
+        check(not wrong, f"{name} {options}: tracked objects per type differ from gc.get_objects() "
+              f"(type: (gc, heapsnap)): {dict(sorted(wrong.items())[:20])}")
+        created = result["created"]
+        for cls in ("Plain", "Slotted", "Many", "Few", "Registered"):
+            check(tracked["__main__." + cls] == created[cls],
+                  f"{name} {options}: {tracked['__main__.' + cls]} __main__.{cls}, created {created[cls]}")
+        check(tracked["__main__.Connection"] == created["cycles"] and
+              tracked["__main__.ConnectionHandler"] == created["cycles"],
+              f"{name} {options}: the unreachable cycle pairs are found")
+        check(objects["bytes"] >= created["bytes"] and objects["float"] >= created["float"],
+              f"{name} {options}: {objects['bytes']} bytes and {objects['float']} float objects "
+              f"found, {created['bytes']} and {created['float']} created")
+        # the module-global lists' item arrays, the dicts' tables: named after their owners
+        check(parts["list"] >= 5 and parts["dict"] >= 1,
+              f"{name} {options}: blocks of lists and dicts named after them: {dict(parts)}")
+finish()

@@ -1,0 +1,100 @@
+"""A Python process holding known structures, for checking what heapsnap finds in its heap against
+what the interpreter itself says.
+
+    python3 python_objects.py RESULT_FILE
+
+It builds instances of a plain class, of a __slots__ class, of classes with many and with few
+attributes, dicts, lists, tuples, bytes, a module-global list of instances, a class-attribute dict,
+and reference-cycle pairs it makes unreachable with the collector disabled. Then it writes to
+RESULT_FILE, as a Python literal: the number of objects gc.get_objects() lists per type (named
+`module.QualName`, builtins bare) and the numbers it created, and waits, without allocating, until
+killed. Runs on Python 2.7 syntax-free 3.x (3.8 and later)."""
+import gc
+import os
+import sys
+
+gc.disable()  # the cycles below must stay, unreachable, for heapsnap to find
+
+
+class Plain:
+    def __init__(self, number):
+        self.number = number
+        self.label = "plain-%d" % number
+
+
+class Slotted:
+    __slots__ = ("left", "right")
+
+    def __init__(self, number):
+        self.left = number
+        self.right = [number]
+
+
+class Many:
+    def __init__(self, number):
+        for k in range(24):
+            setattr(self, "attribute_%d" % k, number + k)
+
+
+class Few:
+    def __init__(self):
+        self.only = None
+
+
+class Registered:
+    registry = {}  # a class attribute holding instances
+
+    def __init__(self, key):
+        Registered.registry[key] = self
+
+
+class Connection:
+    def __init__(self, number):
+        self.number = number
+        self._conn_handler = ConnectionHandler(self)
+
+
+class ConnectionHandler:
+    def __init__(self, conn):
+        self._conn = conn
+
+
+CREATED = {"Plain": 1500, "Slotted": 700, "Many": 40, "Few": 900, "Registered": 300,
+           "cycles": 250, "bytes": 2000, "float": 1200}
+
+_GLOBAL_LIST = [Plain(i) for i in range(CREATED["Plain"])]
+_SLOTTED = [Slotted(i) for i in range(CREATED["Slotted"])]
+_MANY = tuple(Many(i) for i in range(CREATED["Many"]))
+_FEW = {i: Few() for i in range(CREATED["Few"])}
+for i in range(CREATED["Registered"]):
+    Registered("peer-%d" % i)
+_BYTES = [("payload-%d" % i).encode() * 3 for i in range(CREATED["bytes"])]
+_FLOATS = [i + 0.5 for i in range(CREATED["float"])]
+for i in range(CREATED["cycles"]):
+    Connection(i)  # unreachable at once: only the cycle holds the pair
+
+
+def type_name(cls):
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else module + "." + cls.__qualname__
+
+
+def count_tracked():
+    counts = {}
+    for obj in gc.get_objects():
+        name = type_name(type(obj))
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+# made before counting, and written with os.write: nothing made after the count survives it but
+# the counts (a dict of str to int, which the collector does not track); the result dict holds a
+# list so that the collector tracks it from the start, not from when the counts go in
+_fd = os.open(sys.argv[1] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+_result = {"gc": None, "created": CREATED, "tracked": []}
+repr(_result)  # the first repr of a container makes the thread's dict and its "Py_Repr" list
+_result["gc"] = count_tracked()
+os.write(_fd, repr(_result).encode())
+os.close(_fd)
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+os.read(0, 1)  # blocks until killed (stdin is a pipe nobody writes)
