@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "analyze/c_types.h"
+#include "analyze/cpython_graph.h"
 #include "analyze/glibc_heap.h"
 #include "analyze/pymalloc_heap.h"
 
@@ -68,8 +69,19 @@ int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
 {
 	if (analysis->has_graph)
 		return 0;
-	if (graph_build(&analysis->graph, analysis->space, analysis->symbols, &analysis->heap,
-			&analysis->types, &analysis->warnings, err) != 0)
+	struct graph_model model = {0};
+	struct cpython_graph *python = NULL;
+	if (analysis->python_objects.bits) {
+		python = cpython_graph_new(analysis->space, &analysis->python,
+					   &analysis->python_objects, &analysis->heap, &model);
+		if (python == NULL)
+			return hs_error_set(err, "out of memory building the object graph");
+	}
+	int built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
+				&analysis->heap, &analysis->types, python ? &model : NULL,
+				&analysis->warnings, err);
+	cpython_graph_free(python);
+	if (built != 0)
 		return -1;
 	analysis->has_graph = true;
 	return 0;

@@ -49,8 +49,8 @@ static bool version_from_data(struct address_space *space, const char *module, i
 }
 
 /* The layout for the version found: DWARF over the built-in table where the module has it. */
-static void choose_layout(struct module_symbols *module, bool no_debuginfo,
-			  struct cpython_info *info)
+static void choose_layout(struct module_symbols *module, struct address_space *space,
+			  bool no_debuginfo, struct cpython_info *info)
 {
 	if (info->major != 3 || !cpython_layout_builtin(info->minor, &info->layout))
 		return;
@@ -62,6 +62,15 @@ static void choose_layout(struct module_symbols *module, bool no_debuginfo,
 	if (types && cpython_layout_from_dwarf(types, &info->layout))
 		snprintf(info->layout_source, sizeof info->layout_source, "debug info");
 	dwarf_types_close(types);
+	/* without DWARF, 3.13 still says where its threads and frames are */
+	uint8_t offsets[512];
+	if (info->minor >= 13 && strcmp(info->layout_source, "built-in") == 0 &&
+	    address_space_read(space, info->runtime, offsets, sizeof offsets, NULL) == 0 &&
+	    cpython_layout_from_debug_offsets(offsets, sizeof offsets,
+					      (uint64_t)info->major << 24 |
+						      (uint64_t)info->minor << 16,
+					      &info->layout))
+		snprintf(info->layout_source, sizeof info->layout_source, "_Py_DebugOffsets");
 }
 
 void cpython_detect(struct symbols *symbols, struct address_space *space, bool no_debuginfo,
@@ -100,7 +109,7 @@ void cpython_detect(struct symbols *symbols, struct address_space *space, bool n
 		else
 			snprintf(info->version, sizeof info->version, "%d.%d", info->major, info->minor);
 		module_symbols_lookup(module, "PyType_Type", &info->type_type, NULL);
-		choose_layout(module, no_debuginfo, info);
+		choose_layout(module, space, no_debuginfo, info);
 		return;
 	}
 }

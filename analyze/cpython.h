@@ -22,7 +22,7 @@ struct cpython_info {
 	uint64_t type_type; /* address of PyType_Type, 0 when not found */
 	bool has_layout;    /* a supported version (3.8 to 3.13): its layout is known */
 	struct cpython_layout layout;
-	char layout_source[16]; /* "debug info" or "built-in" */
+	char layout_source[24]; /* "debug info", "built-in" or "_Py_DebugOffsets" (3.13) */
 };
 
 /* Finds the interpreter and its version; with the version, the layout of its structures: from the

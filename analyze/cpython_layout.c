@@ -32,10 +32,12 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->tp_basicsize = 32;
 	layout->tp_itemsize = 40;
 	layout->tp_flags = 168;
+	layout->tp_weaklistoffset = 208;
 	layout->tp_members = 240;
 	layout->tp_base = 256;
 	layout->tp_dict = 264;
 	layout->tp_dictoffset = 288;
+	layout->tp_bases = 336;
 	layout->tp_mro = 344;
 	static const uint32_t type_sizes[] = {416, 408, 408, 408, 416, 416};
 	static const uint32_t ht_names[] = {848, 840, 848, 848, 856, 856};
@@ -70,6 +72,43 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->set_table = 40;
 	layout->set_smalltable = 64;
 	layout->bytearray_bytes = 32;
+	layout->code_zombieframe = minor <= 10 ? 128 : 0;
+
+	static const uint32_t main_interpreter[] = {40, 40, 40, 48, 48, 640};
+	static const uint32_t threads[] = {8, 8, 8, 16, 72, 7344};
+	static const uint32_t thread_ids[] = {176, 176, 176, 152, 136, 152};
+	static const uint32_t native_ids[] = {0, 0, 0, 160, 144, 160};
+	static const uint32_t frames[] = {24, 24, 24, 56, 56, 72};
+	static const uint32_t datastacks[] = {0, 0, 0, 296, 232, 232};
+	int k = minor - 8;
+	layout->runtime_main_interpreter = main_interpreter[k];
+	layout->interpreter_threads = threads[k];
+	layout->thread_next = 8;
+	layout->thread_id = thread_ids[k];
+	layout->thread_native_id = native_ids[k];
+	layout->thread_frame = frames[k];
+	layout->cframe_current = minor == 11 ? 8 : 0;
+	layout->thread_datastack = datastacks[k];
+	if (minor >= 11) {
+		layout->iframe_code = minor == 11 ? 32 : 0;
+		layout->iframe_previous = minor == 11 ? 48 : 8;
+		layout->iframe_stacktop = 64;
+		layout->iframe_owner = minor == 11 ? 69 : 70;
+		layout->iframe_localsplus = 72;
+		layout->code_name = 120;
+		layout->code_qualname = 128;
+		layout->code_nlocalsplus = minor == 11 ? 76 : 72;
+		layout->code_localsplusnames = 96;
+		layout->chunk_size = 8;
+		layout->chunk_top = 16;
+	} else {
+		layout->code_name = 112;
+		layout->code_nlocals = 28;
+		layout->code_varnames = 72;
+		layout->frame_back = 24;
+		layout->frame_code = 32;
+		layout->frame_localsplus = minor == 10 ? 352 : 360;
+	}
 	return true;
 }
 
@@ -83,6 +122,101 @@ static bool member_offset(const struct dwarf_struct *layout, const char *member,
 	return true;
 }
 
+/* Like member_offset, through a struct looked up by name; `nested` names a member of a member
+ * ("threads.head" is looked up as threads, then head in its struct `nested_struct`). */
+static bool offset_in(struct dwarf_types *types, const char *struct_name, const char *member,
+		      uint32_t *field)
+{
+	static struct dwarf_struct s; /* large: not on the stack */
+	return dwarf_types_struct(types, struct_name, &s) && member_offset(&s, member, field);
+}
+
+/* Threads and frames: the members differ between versions, so each is looked for by the names
+ * it has had. */
+static bool threads_from_dwarf(struct dwarf_types *types, struct cpython_layout *out)
+{
+	uint32_t interpreters = 0, main = 0, threads = 0, head = 0;
+	bool ok = offset_in(types, "pyruntimestate", "interpreters", &interpreters) &&
+		  offset_in(types, "pyinterpreters", "main", &main);
+	out->runtime_main_interpreter = interpreters + main;
+	if (offset_in(types, "_is", "threads", &threads) &&
+	    offset_in(types, "pythreads", "head", &head))
+		out->interpreter_threads = threads + head;
+	else
+		ok = ok && offset_in(types, "_is", "tstate_head", &out->interpreter_threads);
+	ok = ok && offset_in(types, "_ts", "next", &out->thread_next) &&
+	     offset_in(types, "_ts", "thread_id", &out->thread_id);
+	out->thread_native_id = 0;
+	if (out->minor >= 11)
+		ok = ok && offset_in(types, "_ts", "native_thread_id", &out->thread_native_id);
+	out->cframe_current = 0;
+	out->thread_datastack = 0;
+	if (out->minor <= 10) {
+		return ok && offset_in(types, "_ts", "frame", &out->thread_frame) &&
+		       offset_in(types, "PyCodeObject", "co_name", &out->code_name) &&
+		       offset_in(types, "PyCodeObject", "co_nlocals", &out->code_nlocals) &&
+		       offset_in(types, "PyCodeObject", "co_varnames", &out->code_varnames) &&
+		       offset_in(types, "_frame", "f_back", &out->frame_back) &&
+		       offset_in(types, "_frame", "f_code", &out->frame_code) &&
+		       offset_in(types, "_frame", "f_localsplus", &out->frame_localsplus);
+	}
+	if (out->minor <= 12)
+		ok = ok && offset_in(types, "_ts", "cframe", &out->thread_frame) &&
+		     offset_in(types, "_PyCFrame", "current_frame", &out->cframe_current);
+	else
+		ok = ok && offset_in(types, "_ts", "current_frame", &out->thread_frame);
+	return ok && offset_in(types, "_ts", "datastack_chunk", &out->thread_datastack) &&
+	       (offset_in(types, "_PyInterpreterFrame", "f_code", &out->iframe_code) ||
+		offset_in(types, "_PyInterpreterFrame", "f_executable", &out->iframe_code)) &&
+	       offset_in(types, "_PyInterpreterFrame", "previous", &out->iframe_previous) &&
+	       offset_in(types, "_PyInterpreterFrame", "stacktop", &out->iframe_stacktop) &&
+	       offset_in(types, "_PyInterpreterFrame", "owner", &out->iframe_owner) &&
+	       offset_in(types, "_PyInterpreterFrame", "localsplus", &out->iframe_localsplus) &&
+	       offset_in(types, "PyCodeObject", "co_name", &out->code_name) &&
+	       offset_in(types, "PyCodeObject", "co_qualname", &out->code_qualname) &&
+	       offset_in(types, "PyCodeObject", "co_nlocalsplus", &out->code_nlocalsplus) &&
+	       offset_in(types, "PyCodeObject", "co_localsplusnames", &out->code_localsplusnames) &&
+	       offset_in(types, "_PyStackChunk", "size", &out->chunk_size) &&
+	       offset_in(types, "_PyStackChunk", "top", &out->chunk_top);
+}
+
+bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64_t version_hex,
+				       struct cpython_layout *layout)
+{
+	/* the offsets of the 3.13 struct, each a uint64_t */
+	enum {
+		COOKIE = 0, VERSION = 8, INTERPRETERS_HEAD = 40, THREADS_HEAD = 72, THREAD_NEXT = 168,
+		THREAD_CURRENT_FRAME = 184, THREAD_ID = 192, THREAD_NATIVE_ID = 200,
+		THREAD_DATASTACK = 208, FRAME_PREVIOUS = 232, FRAME_EXECUTABLE = 240,
+		FRAME_LOCALSPLUS = 256, FRAME_OWNER = 264, CODE_NAME = 288, CODE_QUALNAME = 296,
+		CODE_LOCALSPLUSNAMES = 328, END = 336
+	};
+	uint64_t value[END / 8];
+	if (size < END || memcmp(bytes + COOKIE, "xdebugpy", 8) != 0)
+		return false;
+	memcpy(value, bytes, END);
+	if ((value[VERSION / 8] >> 16) != (version_hex >> 16))
+		return false; /* another minor version: another struct */
+	for (size_t i = INTERPRETERS_HEAD / 8; i < END / 8; i++)
+		if (value[i] > (1u << 20))
+			return false;
+	(void)value[INTERPRETERS_HEAD / 8]; /* the list head; the main interpreter is used */
+	layout->interpreter_threads = (uint32_t)value[THREADS_HEAD / 8];
+	layout->thread_next = (uint32_t)value[THREAD_NEXT / 8];
+	layout->thread_frame = (uint32_t)value[THREAD_CURRENT_FRAME / 8];
+	layout->thread_id = (uint32_t)value[THREAD_ID / 8];
+	layout->thread_native_id = (uint32_t)value[THREAD_NATIVE_ID / 8];
+	layout->thread_datastack = (uint32_t)value[THREAD_DATASTACK / 8];
+	layout->iframe_previous = (uint32_t)value[FRAME_PREVIOUS / 8];
+	layout->iframe_code = (uint32_t)value[FRAME_EXECUTABLE / 8];
+	layout->iframe_localsplus = (uint32_t)value[FRAME_LOCALSPLUS / 8];
+	layout->iframe_owner = (uint32_t)value[FRAME_OWNER / 8];
+	layout->code_name = (uint32_t)value[CODE_NAME / 8];
+	layout->code_qualname = (uint32_t)value[CODE_QUALNAME / 8];
+	layout->code_localsplusnames = (uint32_t)value[CODE_LOCALSPLUSNAMES / 8];
+	return true;
+}
+
 bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout *layout)
 {
 	static struct dwarf_struct s; /* large: not on the stack */
@@ -92,6 +226,8 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 		  member_offset(&s, "tp_basicsize", &out.tp_basicsize) &&
 		  member_offset(&s, "tp_itemsize", &out.tp_itemsize) &&
 		  member_offset(&s, "tp_flags", &out.tp_flags) &&
+		  member_offset(&s, "tp_weaklistoffset", &out.tp_weaklistoffset) &&
+		  member_offset(&s, "tp_bases", &out.tp_bases) &&
 		  member_offset(&s, "tp_members", &out.tp_members) &&
 		  member_offset(&s, "tp_base", &out.tp_base) &&
 		  member_offset(&s, "tp_dict", &out.tp_dict) &&
@@ -135,6 +271,10 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	     member_offset(&s, "smalltable", &out.set_smalltable);
 	ok = ok && dwarf_types_struct(types, "PyByteArrayObject", &s) &&
 	     member_offset(&s, "ob_bytes", &out.bytearray_bytes);
+	out.code_zombieframe = 0;
+	if (ok && dwarf_types_struct(types, "PyCodeObject", &s))
+		member_offset(&s, "co_zombieframe", &out.code_zombieframe);
+	ok = ok && threads_from_dwarf(types, &out);
 	/* the pool header's size, rounded to the block alignment, is where blocks start */
 	ok = ok && dwarf_types_struct(types, "pool_header", &s);
 	out.pool_overhead = (uint32_t)((s.size + out.alignment - 1) / out.alignment * out.alignment);
@@ -153,7 +293,7 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		const char *name;
 		size_t offset;
 	} fields[] = {FIELD(pool_overhead),  FIELD(gc_header),	    FIELD(tp_name),
-		      FIELD(tp_basicsize),   FIELD(tp_itemsize),    FIELD(tp_flags),
+		      FIELD(tp_basicsize),   FIELD(tp_itemsize),    FIELD(tp_flags), FIELD(tp_weaklistoffset), FIELD(tp_bases),
 		      FIELD(tp_members),     FIELD(tp_base),	    FIELD(tp_dict),
 		      FIELD(tp_dictoffset),  FIELD(tp_mro),	    FIELD(type_size),
 		      FIELD(ht_name),	     FIELD(ht_qualname),    FIELD(ht_cached_keys),
@@ -163,7 +303,16 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(keys_size),	     FIELD(keys_nentries),  FIELD(keys_indices),
 		      FIELD(values_array),   FIELD(var_size),	    FIELD(list_items),
 		      FIELD(list_allocated), FIELD(tuple_items),    FIELD(set_mask),
-		      FIELD(set_table),	     FIELD(set_smalltable), FIELD(bytearray_bytes)};
+		      FIELD(set_table),	     FIELD(set_smalltable), FIELD(bytearray_bytes),
+		      FIELD(code_zombieframe), FIELD(runtime_main_interpreter),
+		      FIELD(interpreter_threads), FIELD(thread_next), FIELD(thread_id),
+		      FIELD(thread_native_id), FIELD(thread_frame), FIELD(cframe_current),
+		      FIELD(thread_datastack), FIELD(iframe_code), FIELD(iframe_previous),
+		      FIELD(iframe_stacktop), FIELD(iframe_owner), FIELD(iframe_localsplus),
+		      FIELD(code_name), FIELD(code_qualname), FIELD(code_nlocalsplus),
+		      FIELD(code_localsplusnames), FIELD(code_nlocals), FIELD(code_varnames),
+		      FIELD(frame_back), FIELD(frame_code), FIELD(frame_localsplus),
+		      FIELD(chunk_size), FIELD(chunk_top)};
 #undef FIELD
 	size_t differences = 0, used = 0;
 	if (out_size)

@@ -31,8 +31,8 @@ struct cpython_layout {
 	int32_t managed_dict;	  /* offset from the object of its managed dict pointer (< 0) */
 	int32_t managed_values;	  /* 3.11: of its values pointer; 0 when none */
 	/* PyTypeObject and PyHeapTypeObject */
-	uint32_t tp_name, tp_basicsize, tp_itemsize, tp_flags, tp_members, tp_base, tp_dict,
-		tp_dictoffset, tp_mro, type_size;
+	uint32_t tp_name, tp_basicsize, tp_itemsize, tp_flags, tp_weaklistoffset, tp_members, tp_base,
+		tp_dict, tp_dictoffset, tp_bases, tp_mro, type_size;
 	uint32_t ht_name, ht_qualname, ht_cached_keys, heap_type_size;
 	/* str: PyASCIIObject, PyCompactUnicodeObject */
 	uint32_t str_length, str_state, ascii_size, compact_utf8, compact_size;
@@ -47,6 +47,21 @@ struct cpython_layout {
 	uint32_t list_items, list_allocated, tuple_items;
 	uint32_t set_mask, set_table, set_smalltable;
 	uint32_t bytearray_bytes;
+	uint32_t code_zombieframe; /* up to 3.10: a dead frame kept for reuse; 0 after */
+
+	/* threads and frames: _PyRuntime.interpreters.main -> threads -> frames */
+	uint32_t runtime_main_interpreter, interpreter_threads;
+	uint32_t thread_next, thread_id, thread_native_id; /* native id 3.11+, else 0 */
+	uint32_t thread_frame;	     /* PyFrameObject * (3.8-3.10), _PyCFrame * (3.11, 3.12),
+					_PyInterpreterFrame * (3.13) */
+	uint32_t cframe_current;     /* 3.11, 3.12: _PyCFrame.current_frame */
+	uint32_t thread_datastack;   /* 3.11+: the first _PyStackChunk; 0 before */
+	uint32_t iframe_code, iframe_previous, iframe_stacktop, iframe_owner, iframe_localsplus;
+	uint32_t code_name, code_qualname; /* qualname 3.11+ */
+	uint32_t code_nlocalsplus, code_localsplusnames; /* 3.11+ */
+	uint32_t code_nlocals, code_varnames;		 /* 3.8-3.10 */
+	uint32_t frame_back, frame_code, frame_localsplus; /* PyFrameObject, 3.8-3.10 */
+	uint32_t chunk_size, chunk_top;
 };
 
 /* The built-in layout of CPython 3.minor; false for versions outside 3.8 to 3.13. */
@@ -55,6 +70,12 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout);
 /* Fills what DWARF holds over a built-in layout; false when the DWARF lacks the interpreter's
  * structs (then `layout` is unchanged). */
 bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout *layout);
+
+/* 3.13's _Py_DebugOffsets (at the start of _PyRuntime, for debuggers): where the version that is
+ * running keeps its threads and frames, read from the process over the built-in table; false when
+ * the cookie or the version does not match. `bytes` is the start of _PyRuntime. */
+bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64_t version_hex,
+				       struct cpython_layout *layout);
 
 /* Compares two layouts field by field: writes the first `max` differences as "name: a != b"
  * lines into out, returns how many fields differ. */

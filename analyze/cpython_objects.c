@@ -259,7 +259,8 @@ static enum python_kind kind_of(const char *name)
 	} kinds[] = {{"type", PYTHON_TYPE},   {"str", PYTHON_STR},	   {"bytes", PYTHON_BYTES},
 		     {"int", PYTHON_INT},     {"list", PYTHON_LIST},	   {"tuple", PYTHON_TUPLE},
 		     {"dict", PYTHON_DICT},   {"set", PYTHON_SET},	   {"frozenset", PYTHON_SET},
-		     {"bytearray", PYTHON_BYTEARRAY}, {"module", PYTHON_MODULE}};
+		     {"bytearray", PYTHON_BYTEARRAY}, {"module", PYTHON_MODULE},
+		     {"object", PYTHON_OBJECT}, {"code", PYTHON_CODE}};
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (strcmp(kinds[i].name, name) == 0)
 			return kinds[i].kind;
@@ -328,7 +329,9 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 	}
 	struct python_type *entry = &objects->types[objects->type_count];
 	*entry = (struct python_type){.address = address, .flags = flags, .basicsize = basicsize,
-				      .itemsize = itemsize, .kind = kind};
+				      .itemsize = itemsize, .kind = kind,
+				      .dictoffset = u64_at(type, layout->tp_dictoffset),
+				      .weaklistoffset = u64_at(type, layout->tp_weaklistoffset)};
 	entry->name = types_intern(finder->names, name);
 	if (entry->name == NULL)
 		return TYPE_INVALID;
@@ -462,6 +465,12 @@ static void find_owned(struct finder *finder, size_t index)
 		if (read_u64(space, object + layout->bytearray_bytes, &word))
 			own(finder, index, word);
 		break;
+	case PYTHON_CODE:
+		/* a dead frame kept for the next call: its stale locals are no references */
+		if (layout->code_zombieframe &&
+		    read_u64(space, object + layout->code_zombieframe, &word))
+			own(finder, index, word);
+		break;
 	case PYTHON_TYPE: {
 		uint64_t flags = 0;
 		if (read_u64(space, object + layout->tp_flags, &flags) &&
@@ -473,7 +482,7 @@ static void find_owned(struct finder *finder, size_t index)
 	default:
 		break;
 	}
-	/* an instance's managed dict values (3.11, and 3.12's tagged pointer) */
+	/* an instance's managed dict values (3.11; in 3.12 stored less one, the low bit a tag) */
 	if (type->flags & PY_TPFLAGS_MANAGED_DICT) {
 		if (layout->managed_values &&
 		    read_u64(space, object + (uint64_t)(int64_t)layout->managed_values, &word))
@@ -481,7 +490,7 @@ static void find_owned(struct finder *finder, size_t index)
 		else if (layout->minor == 12 &&
 			 read_u64(space, object + (uint64_t)(int64_t)layout->managed_dict, &word) &&
 			 (word & 1))
-			own(finder, index, word - 1);
+			own(finder, index, word + 1);
 	}
 }
 

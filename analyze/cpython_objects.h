@@ -23,6 +23,7 @@
 
 enum python_kind {
 	PYTHON_OTHER,
+	PYTHON_OBJECT, /* `object` itself: instances of classes with no built-in base but it */
 	PYTHON_TYPE,
 	PYTHON_STR,
 	PYTHON_BYTES,
@@ -33,12 +34,13 @@ enum python_kind {
 	PYTHON_SET,
 	PYTHON_BYTEARRAY,
 	PYTHON_MODULE,
+	PYTHON_CODE,
 };
 
 struct python_type {
 	uint64_t address;
 	const char *name; /* interned in the analysis' type names */
-	uint64_t flags, basicsize, itemsize;
+	uint64_t flags, basicsize, itemsize, dictoffset, weaklistoffset;
 	enum python_kind kind; /* of the nearest built-in base */
 };
 

@@ -26,6 +26,14 @@ struct builder {
 	size_t root_capacity;
 	size_t rows;		 /* nodes whose rows are complete */
 	size_t starts_capacity;	 /* entries allocated in graph->starts */
+	const struct graph_model *model;
+	bool root_open; /* a model's root has been begun and its row not ended */
+	uint32_t *label_table; /* hash of graph->labels: index + 1 */
+	size_t label_table_size;
+};
+
+struct graph_emitter {
+	struct builder *builder;
 };
 
 static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
@@ -49,15 +57,21 @@ static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
 	return 0;
 }
 
-/* The live allocation holding `word`, as a node, or GRAPH_NONE. */
+/* The live allocation holding `word`, as a node, or GRAPH_NONE; a word in a runtime's header of
+ * the allocation (CPython's GC links) is not a reference to it. */
 static uint32_t node_at(const struct builder *builder, uint64_t word)
 {
 	if (word < builder->lowest)
 		return GRAPH_NONE;
 	const struct heap *heap = builder->graph->heap;
 	const struct allocation *allocation = heap_find(heap, word);
-	return allocation ? builder->graph->allocation_node[allocation - heap->allocations]
-			  : GRAPH_NONE;
+	if (allocation == NULL)
+		return GRAPH_NONE;
+	size_t index = (size_t)(allocation - heap->allocations);
+	if (builder->model && builder->model->header_bytes &&
+	    word - allocation->address < builder->model->header_bytes[index])
+		return GRAPH_NONE;
+	return builder->graph->allocation_node[index];
 }
 
 /* Adds an edge for every aligned word of bytes[0..size) that points into an allocation. */
@@ -146,8 +160,90 @@ static const struct dwarf_struct *node_layout(const struct builder *builder, siz
 	return layout && layout->size > 0 ? layout : NULL;
 }
 
+/* ---- a runtime model's edges and roots --------------------------------------------------------- */
+
+static uint64_t label_hash(const char *text)
+{
+	uint64_t hash = 1469598103934665603ull;
+	for (; *text; text++)
+		hash = (hash ^ (uint8_t)*text) * 1099511628211ull;
+	return hash >> 7;
+}
+
+uint32_t graph_emit_label(struct graph_emitter *emitter, const char *text)
+{
+	struct builder *builder = emitter->builder;
+	struct graph *graph = builder->graph;
+	if ((graph->label_count + 1) * 2 > builder->label_table_size) {
+		size_t size = builder->label_table_size ? builder->label_table_size * 2 : 1024;
+		uint32_t *table = calloc(size, sizeof *table);
+		if (table == NULL)
+			return GRAPH_NONE;
+		for (size_t i = 0; i < graph->label_count; i++) {
+			size_t slot = label_hash(graph->labels[i]) & (size - 1);
+			while (table[slot])
+				slot = (slot + 1) & (size - 1);
+			table[slot] = (uint32_t)i + 1;
+		}
+		free(builder->label_table);
+		builder->label_table = table;
+		builder->label_table_size = size;
+	}
+	size_t mask = builder->label_table_size - 1, slot = label_hash(text) & mask;
+	for (; builder->label_table[slot]; slot = (slot + 1) & mask)
+		if (strcmp(graph->labels[builder->label_table[slot] - 1], text) == 0)
+			return builder->label_table[slot] - 1;
+	if (graph->label_count == graph->label_capacity) {
+		size_t capacity = graph->label_capacity ? graph->label_capacity * 2 : 256;
+		void *grown = realloc(graph->labels, capacity * sizeof *graph->labels);
+		if (grown == NULL)
+			return GRAPH_NONE;
+		graph->labels = grown;
+		graph->label_capacity = capacity;
+	}
+	if (graph->label_count >= GRAPH_LABEL - 1 ||
+	    (graph->labels[graph->label_count] = strdup(text)) == NULL)
+		return GRAPH_NONE;
+	builder->label_table[slot] = (uint32_t)++graph->label_count;
+	return (uint32_t)(graph->label_count - 1);
+}
+
+int graph_emit_edge(struct graph_emitter *emitter, uint64_t address, uint32_t label)
+{
+	uint32_t target = node_at(emitter->builder, address);
+	if (target == GRAPH_NONE)
+		return 0;
+	return add_edge(emitter->builder, target, label == GRAPH_NONE ? 0 : label | GRAPH_LABEL);
+}
+
+int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t size,
+		    uint64_t base, uint32_t label)
+{
+	if (label == GRAPH_NONE)
+		return scan_words(emitter->builder, bytes, size, base);
+	for (size_t at = 0; at + 8 <= size; at += 8) {
+		uint64_t word;
+		memcpy(&word, bytes + at, 8);
+		if (graph_emit_edge(emitter, word, label) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int begin_root(struct builder *builder, enum root_kind kind, const char *name);
+
+int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name)
+{
+	struct builder *builder = emitter->builder;
+	if (builder->root_open)
+		end_row(builder);
+	builder->root_open = true;
+	return begin_root(builder, kind, name);
+}
+
 static int scan_heap_nodes(struct builder *builder)
 {
+	struct graph_emitter emitter = {builder};
 	struct graph *graph = builder->graph;
 	struct address_cursor cursor;
 	address_cursor_init(&cursor, builder->space);
@@ -158,6 +254,15 @@ static int scan_heap_nodes(struct builder *builder)
 		uint64_t start = builder->node_starts[node], size = builder->node_ends[node] - start;
 		if (region == NULL || start < region->start || start >= region->end)
 			region = snapshot_find_region(snapshot, start);
+		if (builder->model && builder->model->edges) {
+			int modelled = builder->model->edges(builder->model->context,
+							     graph->node_allocation[node], &emitter);
+			if (modelled != 0) {
+				result = modelled < 0 ? -1 : 0;
+				end_row(builder);
+				continue;
+			}
+		}
 		const uint8_t *bytes =
 			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
 		const struct dwarf_struct *layout = bytes ? node_layout(builder, node) : NULL;
@@ -288,6 +393,31 @@ static bool contains_allocation(const struct builder *builder, uint64_t start, u
 	return low < builder->graph->heap_nodes && builder->node_starts[low] < end;
 }
 
+/* Scans [start, end) but for the ranges a runtime model reads itself. */
+static int scan_unclaimed(struct builder *builder, uint64_t start, uint64_t end)
+{
+	const struct graph_model *model = builder->model;
+	while (start < end) {
+		uint64_t piece_end = end, next = end;
+		for (size_t i = 0; model && i < model->claimed_count; i++) {
+			const struct graph_range *claimed = &model->claimed[i];
+			if (claimed->start <= start && claimed->end > start) {
+				piece_end = start; /* start is inside: skip to its end */
+				next = claimed->end;
+				break;
+			}
+			if (claimed->start > start && claimed->start < piece_end) {
+				piece_end = claimed->start;
+				next = claimed->start;
+			}
+		}
+		if (piece_end > start && scan_range(builder, start, piece_end) != 0)
+			return -1;
+		start = next > start ? next : end;
+	}
+	return 0;
+}
+
 static int scan_roots(struct builder *builder)
 {
 	struct snapshot *snapshot = address_space_snapshot(builder->space);
@@ -303,6 +433,16 @@ static int scan_roots(struct builder *builder)
 	}
 	char name[192];
 	int result = 0;
+
+	/* the runtime's own roots first: a shortest path then names them rather than the C
+	   structures that also lead there */
+	if (builder->model && builder->model->roots) {
+		struct graph_emitter emitter = {builder};
+		result = builder->model->roots(builder->model->context, &emitter);
+		if (builder->root_open)
+			end_row(builder);
+		builder->root_open = false;
+	}
 
 	/* module data and, right after it, the module's .bss */
 	for (size_t i = 0; i < region_count && result == 0; i++) {
@@ -391,7 +531,7 @@ static int scan_roots(struct builder *builder)
 		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)start,
 			 (unsigned long long)region->end);
 		result = begin_root(builder, ROOT_MAPPING, name) ||
-			 scan_range(builder, start, region->end);
+			 scan_unclaimed(builder, start, region->end);
 		end_row(builder);
 	}
 	free(claimed);
@@ -458,13 +598,13 @@ static int analyse(struct graph *graph)
 }
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
-		const struct heap *heap, const struct type_names *types, struct warnings *warnings,
-		struct hs_error *err)
+		const struct heap *heap, const struct type_names *types,
+		const struct graph_model *model, struct warnings *warnings, struct hs_error *err)
 {
 	memset(graph, 0, sizeof *graph);
 	graph->heap = heap;
 	struct builder builder = {.graph = graph, .space = space, .symbols = symbols,
-				  .warnings = warnings, .types = types};
+				  .warnings = warnings, .types = types, .model = model};
 	size_t live = 0;
 	for (size_t i = 0; i < heap->count; i++)
 		live += heap->allocations[i].state == ALLOCATION_LIVE;
@@ -495,7 +635,9 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	}
 	builder.lowest = live ? builder.node_starts[0] : UINT64_MAX;
 	graph->starts[0] = 0;
-	if (scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
+	struct graph_emitter emitter = {&builder};
+	if ((model && model->prepare && model->prepare(model->context, &emitter) != 0) ||
+	    scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
 		goto done;
 	/* the super-root points at every root */
 	graph->super_root = (uint32_t)(live + graph->root_count);
@@ -510,6 +652,7 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 done:
 	free(builder.node_starts);
 	free(builder.node_ends);
+	free(builder.label_table);
 	if (result != 0) {
 		graph_free(graph);
 		return hs_error_set(err, "out of memory building the object graph");
@@ -525,6 +668,9 @@ void graph_free(struct graph *graph)
 	free(graph->starts);
 	free(graph->targets);
 	free(graph->offsets);
+	for (size_t i = 0; i < graph->label_count; i++)
+		free(graph->labels[i]);
+	free(graph->labels);
 	free(graph->idom);
 	free(graph->retained);
 	free(graph->parent);

@@ -32,6 +32,7 @@ enum root_kind {
 	ROOT_REGISTERS, /* a thread's registers */
 	ROOT_TLS,	/* a thread's thread-local storage */
 	ROOT_MAPPING,	/* writable memory the program mapped itself */
+	ROOT_RUNTIME,	/* a runtime's own root: a Python module global, a class attribute */
 };
 
 struct graph_root {
@@ -50,7 +51,10 @@ struct graph {
 	size_t node_count;   /* heap_nodes + root_count + 1 */
 	uint64_t *starts;    /* compressed rows: node_count + 1 */
 	uint32_t *targets;
-	uint32_t *offsets; /* per edge: where in its node the pointer is (bytes from its start) */
+	uint32_t *offsets; /* per edge: where in its node the pointer is (bytes from its start), or
+			      a label (GRAPH_LABEL set) a runtime model gave it */
+	char **labels;	   /* "[*]", "._conn": interned, indexed by offset & ~GRAPH_LABEL */
+	size_t label_count, label_capacity;
 	uint64_t edge_count;
 
 	/* analysis */
@@ -62,12 +66,57 @@ struct graph {
 	size_t bfs_count;
 };
 
+#define GRAPH_LABEL 0x80000000u
+
+/* What a runtime knows of its objects (CPython's model), plugged into the graph: the edges of the
+ * allocations it understands, with labels, and roots of its own. */
+struct graph_emitter;
+struct graph_range {
+	uint64_t start, end;
+};
+struct graph_model {
+	void *context;
+	/* Per allocation, NULL for none: bytes at its start that are a runtime header (CPython's GC
+	   links), so that pointers there are not references to it. */
+	const uint8_t *header_bytes;
+	/* Memory the model reads through its own structures (CPython's frame stacks), not to be
+	   scanned as a mapping of the program's own. */
+	const struct graph_range *claimed;
+	size_t claimed_count;
+	/* Called first (it may intern labels); -1 when out of memory. */
+	int (*prepare)(void *context, struct graph_emitter *emitter);
+	/* Emits the edges of allocation `index` (graph_emit_edge); returns 1 when it did, 0 when
+	   the allocation is to be scanned as usual, -1 when out of memory. */
+	int (*edges)(void *context, size_t index, struct graph_emitter *emitter);
+	/* Emits the model's roots (graph_emit_root, then their edges); -1 when out of memory. */
+	int (*roots)(void *context, struct graph_emitter *emitter);
+};
+
+/* A label's id, interned (GRAPH_NONE when out of memory). */
+uint32_t graph_emit_label(struct graph_emitter *emitter, const char *text);
+/* An edge to whatever allocation holds `address` (none when it is not in one, or in its runtime
+ * header), labelled with a label id or GRAPH_NONE. */
+int graph_emit_edge(struct graph_emitter *emitter, uint64_t address, uint32_t label);
+/* Scans [address, address + size) conservatively, as edges labelled `label` (GRAPH_NONE: by
+ * their offset in the allocation being emitted, `base` bytes from its start). */
+int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t size,
+		    uint64_t base, uint32_t label);
+/* Starts a root; the edges emitted after it are its own. */
+int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name);
+
+/* The label of an edge, or NULL when it has a plain offset. */
+static inline const char *graph_edge_label(const struct graph *graph, uint64_t edge)
+{
+	uint32_t offset = graph->offsets[edge];
+	return (offset & GRAPH_LABEL) ? graph->labels[offset & ~GRAPH_LABEL] : NULL;
+}
+
 /* `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only
  * its pointer members (and members that are structs, unions or arrays, scanned whole) are read
  * for pointers; its integers and character arrays are not taken for references. */
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
-		const struct heap *heap, const struct type_names *types, struct warnings *warnings,
-		struct hs_error *err);
+		const struct heap *heap, const struct type_names *types,
+		const struct graph_model *model, struct warnings *warnings, struct hs_error *err);
 void graph_free(struct graph *graph);
 
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)

@@ -34,7 +34,7 @@ struct path_index {
 	} step_cache[1024];
 };
 
-static uint64_t hash_bytes(const char *text, uint64_t seed)
+uint64_t hash_bytes(const char *text, uint64_t seed)
 {
 	uint64_t hash = 1469598103934665603ull ^ seed;
 	for (; *text; text++)
@@ -174,6 +174,18 @@ static void step_text(const struct analysis *analysis, uint32_t node, uint32_t o
 	snprintf(out, size, "%s%s", base, array ? "[*]" : "");
 }
 
+void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+		    size_t size)
+{
+	if (offset & GRAPH_LABEL) {
+		char type[112];
+		node_type(analysis, node, type, sizeof type);
+		snprintf(out, size, "%s%s", type, analysis->graph.labels[offset & ~GRAPH_LABEL]);
+	} else {
+		step_text(analysis, node, offset, out, size);
+	}
+}
+
 /* The step through a node, cached for nodes whose type has no layout (the step is then just the
  * type, whatever the offset): most nodes of a large heap, and formatting each would dominate. */
 static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t offset, char *text,
@@ -182,15 +194,18 @@ static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t of
 	const struct analysis *analysis = index->analysis;
 	size_t allocation = analysis->graph.node_allocation[node];
 	const char *type = analysis_type(analysis, allocation);
-	if (type && strncmp(type, "struct ", 7) == 0) {
+	if (!(offset & GRAPH_LABEL) && type && strncmp(type, "struct ", 7) == 0) {
 		step_text(analysis, node, offset, text, size);
 		return intern_step(index, text);
 	}
+	/* by type (or size) and, for a runtime's label ("list[*]", "Connection._conn"), the label */
 	uint64_t key = type ? (uint64_t)(uintptr_t)type : analysis->heap.allocations[allocation].size;
+	if (offset & GRAPH_LABEL)
+		key = (key * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)offset << 32) ^ 1;
 	size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 54);
 	if (index->step_cache[slot].valid && index->step_cache[slot].key == key)
 		return index->step_cache[slot].step;
-	step_text(analysis, node, offset, text, size);
+	path_step_text(analysis, node, offset, text, size);
 	uint32_t step = intern_step(index, text);
 	index->step_cache[slot].key = key;
 	index->step_cache[slot].step = step;
@@ -306,6 +321,8 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 	for (size_t v = 0; v < graph->heap_nodes; v++) {
 		size_t allocation = graph->node_allocation[v];
 		const char *node_type_name = analysis_type(analysis, allocation);
+		if (analysis->types.owned && analysis->types.owned[allocation])
+			continue; /* a part of an object: its owner is the object */
 		if (node_type_name != type ||
 		    (type == NULL && analysis->heap.allocations[allocation].size != size))
 			continue;

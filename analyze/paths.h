@@ -32,4 +32,12 @@ void path_index_free(struct path_index *index);
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
 		     struct path_shape *shapes, size_t max);
 
+/* The text of one step through heap node `node` along an edge with this offset (or label):
+ * "struct conn.next", "list[*]", "__main__.Connection._conn_handler". */
+void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+		    size_t size);
+
+/* FNV-1a of a string, chained through seed: what shape signatures are made of. */
+uint64_t hash_bytes(const char *text, uint64_t seed);
+
 #endif

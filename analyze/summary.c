@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/cycles.h"
+
 void type_group_name(const struct type_group *group, char *out, size_t out_size)
 {
 	if (group->type)
@@ -150,17 +152,33 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		summary->roots = calloc(graph->root_count + 1, sizeof *summary->roots);
 		if (summary->roots == NULL)
 			goto out_of_memory;
+		/* roots of one name (a module's data in pieces) are one: found by a hash of names,
+		   as a Python process has tens of thousands of roots */
+		size_t table_size = 1024;
+		while (table_size < graph->root_count * 2)
+			table_size *= 2;
+		size_t *table = calloc(table_size, sizeof *table); /* root group index + 1 */
+		if (table == NULL)
+			goto out_of_memory;
 		for (size_t r = 0; r < graph->root_count; r++) {
 			uint32_t node = (uint32_t)(graph->heap_nodes + r);
-			size_t k = 0;
-			while (k < summary->root_count &&
-			       strcmp(summary->roots[k].name, graph->roots[r].name) != 0)
-				k++;
-			if (k == summary->root_count)
+			size_t slot = key_hash(graph->roots[r].name, 0) & (table_size - 1);
+			while (table[slot] &&
+			       strcmp(summary->roots[table[slot] - 1].name, graph->roots[r].name) != 0)
+				slot = (slot + 1) & (table_size - 1);
+			if (table[slot] == 0) {
 				snprintf(summary->roots[summary->root_count++].name,
 					 sizeof summary->roots[0].name, "%s", graph->roots[r].name);
+				table[slot] = summary->root_count;
+			}
+			size_t k = table[slot] - 1;
 			summary->roots[k].retained += graph->retained[node];
 			summary->roots[k].objects += graph->starts[node + 1] - graph->starts[node];
+		}
+		free(table);
+		if (cycles_find(analysis, &summary->cycles, &summary->cycle_count, err) != 0) {
+			heap_summary_free(summary);
+			return -1;
 		}
 		qsort(summary->roots, summary->root_count, sizeof *summary->roots, compare_retained);
 	}
@@ -179,5 +197,6 @@ void heap_summary_free(struct heap_summary *summary)
 	free(summary->types);
 	free(summary->unreachable);
 	free(summary->roots);
+	free(summary->cycles);
 	memset(summary, 0, sizeof *summary);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "analyze/analysis.h"
+#include "analyze/cycles.h"
 
 struct type_group {
 	const char *type; /* NULL: untyped, grouped by size */
@@ -30,6 +31,8 @@ struct heap_summary {
 	uint64_t unreachable_objects, unreachable_bytes;
 	struct root_group *roots; /* by retained bytes, largest first */
 	size_t root_count;
+	struct cycle_shape *cycles; /* among the unreachable, the most frequent shape first */
+	size_t cycle_count;
 };
 
 /* Needs the graph (analysis_build_graph) for retained bytes, roots and reachability; without it,

@@ -1,5 +1,6 @@
 /* `heapsnap summary FILE`: one snapshot's heap in totals, per arena, and by type (untyped
  * allocations grouped by size), as text or JSON (schema heapsnap.summary/1). */
+#include <fnmatch.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +17,17 @@
 #define PATHS_PER_TYPE 3
 
 static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json]\n"
+	"usage: heapsnap summary FILE [--format text|json] [--type PATTERN]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
 	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
-	"and the live allocations\n"
-	"grouped by type, or by size where the type is not known, the top 20 by bytes.\n"
+	"the live allocations grouped by type (or by size where the type is not known), the\n"
+	"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
+	"root reaches, with the cycles among it.\n"
 	"\n"
-	"  --format F         text (default) or json (schema heapsnap.summary/1)\n" CLI_ANALYSIS_USAGE;
+	"  --format F         text (default) or json (schema heapsnap.summary/1)\n"
+	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
+	"                     pattern: '__main__.*'), instead of those of the ten largest\n" CLI_ANALYSIS_USAGE;
 
 struct totals {
 	uint64_t live_count, live_bytes, free_count, free_bytes, top_bytes;
@@ -48,6 +52,14 @@ static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t t
 {
 	uint64_t holes = free_bytes - top_bytes;
 	return live_bytes + holes ? (double)holes / (double)(live_bytes + holes) : 0;
+}
+
+/* --type PATTERN: the types whose retaining paths are shown (else the ten largest). */
+static const char *paths_pattern;
+
+static bool wants_paths(size_t rank, const char *name)
+{
+	return paths_pattern ? fnmatch(paths_pattern, name, 0) == 0 : rank < TYPES_WITH_PATHS;
 }
 
 static void print_paths_json(struct json_writer *json, const struct path_index *paths,
@@ -93,7 +105,7 @@ static void print_groups_json(struct json_writer *json, const struct type_group 
 			json_key(json, "retained_bytes");
 			json_uint(json, groups[i].retained);
 		}
-		if (paths && i < TYPES_WITH_PATHS)
+		if (paths && wants_paths(i, name))
 			print_paths_json(json, paths, &groups[i]);
 		json_object_end(json);
 	}
@@ -209,6 +221,24 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_uint(&json, summary->unreachable_bytes);
 	json_key(&json, "by_type");
 	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
+	json_key(&json, "cycles");
+	json_array_begin(&json);
+	for (size_t i = 0; i < summary->cycle_count; i++) {
+		const struct cycle_shape *cycle = &summary->cycles[i];
+		json_object_begin(&json);
+		json_key(&json, "shape");
+		json_string(&json, cycle->text);
+		json_key(&json, "count");
+		json_uint(&json, cycle->count);
+		json_key(&json, "objects");
+		json_uint(&json, cycle->objects);
+		json_key(&json, "bytes");
+		json_uint(&json, cycle->bytes);
+		json_key(&json, "signature");
+		json_string(&json, cycle->signature);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
 	json_object_end(&json);
 	json_key(&json, "warnings");
 	json_array_begin(&json);
@@ -278,9 +308,11 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	if (group_count > TOP_TYPES)
 		printf("  (%zu more types and sizes)\n", group_count - TOP_TYPES);
 	printf("\nwhat keeps them alive (shortest paths from a root, by shape):\n");
-	for (size_t i = 0; i < group_count && i < TYPES_WITH_PATHS; i++) {
+	for (size_t i = 0; i < group_count; i++) {
 		char name[128];
 		type_group_name(&groups[i], name, sizeof name);
+		if (!wants_paths(i, name))
+			continue;
 		struct path_shape shapes[PATHS_PER_TYPE];
 		size_t count_shapes =
 			paths_of_type(paths, groups[i].type, groups[i].size, shapes, PATHS_PER_TYPE);
@@ -303,14 +335,28 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	}
 	cli_format_count(summary->unreachable_objects, count, sizeof count);
 	cli_format_bytes(summary->unreachable_bytes, bytes, sizeof bytes);
-	printf("\nunreachable from every root (leaked: nothing can free them): %s allocations, %s\n",
-	       count, bytes);
+	if (analysis->python_objects.object_count)
+		printf("\nunreachable from every root (Python objects: garbage the cyclic collector has "
+		       "not freed yet; other blocks: leaked): %s objects, %s\n",
+		       count, bytes);
+	else
+		printf("\nunreachable from every root (leaked: nothing can free them): %s allocations, "
+		       "%s\n",
+		       count, bytes);
 	for (size_t i = 0; i < summary->unreachable_count && i < TOP_TYPES; i++) {
 		char name[128];
 		type_group_name(&summary->unreachable[i], name, sizeof name);
 		cli_format_count(summary->unreachable[i].count, count, sizeof count);
 		cli_format_bytes(summary->unreachable[i].bytes, bytes, sizeof bytes);
 		printf("  %12s %10s  %s\n", count, bytes, name);
+	}
+	if (summary->cycle_count)
+		printf("\ncycles among them, by shape:\n");
+	for (size_t i = 0; i < summary->cycle_count && i < TOP_TYPES; i++) {
+		const struct cycle_shape *cycle = &summary->cycles[i];
+		cli_format_count(cycle->count, count, sizeof count);
+		cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
+		printf("  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
 	}
 	if (analysis->warnings.count)
 		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);
@@ -319,6 +365,7 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 int cmd_summary(int argc, char **argv)
 {
 	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+						 {"type", required_argument, NULL, 't'},
 						 CLI_ANALYSIS_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
@@ -332,6 +379,9 @@ int cmd_summary(int argc, char **argv)
 			if (!cli_parse_format(optarg, false, &format))
 				return cli_usage_error("summary", "--format takes text or json, not '%s'",
 						       optarg);
+			break;
+		case 't':
+			paths_pattern = optarg;
 			break;
 		case 'd':
 		case 'N':

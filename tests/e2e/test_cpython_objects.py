@@ -7,7 +7,12 @@ on this machine (pyenv's 3.8 to 3.13, with DWARF, and Debian's stripped /usr/bin
   must equal it exactly, with pymalloc's arenas found from the arena table (debug info) and by
   validating candidate pools (heuristics);
 - the objects the target created that the collector does not track (bytes, floats) are all found;
-- the blocks that belong to objects (list items, dict keys and values) are named after them."""
+- the blocks that belong to objects (list items, dict keys and values) are named after them;
+- a frame's local is the root of what it holds, named by thread, function and variable;
+- DESIGN.md's three leak shapes: the module-global list is the root of its instances, through
+  `list[*]`; the class-attribute dict is the root of its instances, through `dict[*]`; the
+  unreachable Connection/ConnectionHandler pairs are each one cycle whose shape names both classes
+  and the attributes that close it, as many cycles as the target made."""
 import ast
 import collections
 import glob
@@ -99,4 +104,32 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
         # the module-global lists' item arrays, the dicts' tables: named after their owners
         check(parts["list"] >= 5 and parts["dict"] >= 1,
               f"{name} {options}: blocks of lists and dicts named after them: {dict(parts)}")
+
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json", "--type", "__main__.*",
+                                      *options).stdout)
+        retainers = {t["type"]: t.get("retainers", []) for t in summary["types"]}
+        expected_paths = {
+            "__main__.Plain": (["module __main__._GLOBAL_LIST", "list[*]", "__main__.Plain"], created["Plain"]),
+            "__main__.Slotted": (["module __main__._SLOTTED", "list[*]", "__main__.Slotted"], created["Slotted"]),
+            "__main__.Few": (["module __main__._FEW", "dict[*]", "__main__.Few"], created["Few"]),
+            "__main__.Registered": (["class __main__.Registered.registry", "dict[*]", "__main__.Registered"],
+                                    created["Registered"]),
+            "__main__.Held": ([f"thread {process.pid} frame serve_forever() local held", "__main__.Held"], 1),
+        }
+        for cls, (path_expected, count) in expected_paths.items():
+            found = [r for r in retainers.get(cls, []) if r["path"] == path_expected]
+            check(found and found[0]["count"] == count,
+                  f"{name} {options}: {cls} kept by {path_expected} x{count}; heapsnap: "
+                  f"{[(r['path'], r['count']) for r in retainers.get(cls, [])]}")
+        cycles = summary["unreachable"]["cycles"]
+        shape = ("__main__.Connection._conn_handler -> __main__.ConnectionHandler._conn -> "
+                 "__main__.Connection")
+        found = [c for c in cycles if c["shape"] == shape]
+        check(found and found[0]["count"] == created["cycles"],
+              f"{name} {options}: {created['cycles']} cycles of shape {shape}; heapsnap: "
+              f"{[(c['shape'], c['count']) for c in cycles[:5]]}")
+        unreachable = {t["type"]: t["count"] for t in summary["unreachable"]["by_type"]}
+        check(unreachable.get("__main__.Connection") == created["cycles"],
+              f"{name} {options}: {unreachable.get('__main__.Connection')} unreachable Connections, "
+              f"{created['cycles']} made unreachable")
 finish()

@@ -1,0 +1,607 @@
+/* CPython's graph model (see cpython_graph.h). */
+#include "cpython_graph.h"
+
+#include "analyze/cpython_threads.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMALL_DICT 32		/* dicts this small show their keys on edges */
+#define MAX_ITEMS (1u << 28)	/* more items than this is a corrupt object */
+#define MEMBER_OBJECT 6		/* T_OBJECT in a PyMemberDef */
+#define MEMBER_OBJECT_EX 16	/* T_OBJECT_EX */
+#define MEMBER_DEF_SIZE 40	/* PyMemberDef: name, type, offset, flags, doc */
+#define MEMBERS_MAX 64
+
+/* What is known of each type for its instances' edges, computed on first use. */
+struct type_model {
+	bool ready;
+	bool precise; /* no C base but object: only its attributes and slots are references */
+	uint32_t member_count;
+	struct {
+		uint32_t offset, label;
+	} members[MEMBERS_MAX]; /* T_OBJECT members up the base chain: slots, C members */
+	uint32_t *key_labels;	/* ".name" of each entry of the type's cached (shared) keys */
+	uint32_t key_count;
+};
+
+struct cpython_graph {
+	struct address_space *space;
+	const struct cpython_info *python;
+	const struct cpython_layout *layout;
+	const struct python_objects *objects;
+	const struct heap *heap;
+	uint8_t *header_bytes;
+	struct type_model *types; /* parallel to objects->types */
+	uint8_t *bytes;		  /* the object being read */
+	size_t bytes_capacity;
+	struct graph_emitter *emitter;
+	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
+	struct graph_range claimed[256];
+	size_t chunk_count;
+	/* labels interned once */
+	uint32_t item, set_member, dict_label, class_label, table, key, mro, bases, base;
+};
+
+static uint64_t u64_at(const uint8_t *bytes, size_t offset)
+{
+	uint64_t value;
+	memcpy(&value, bytes + offset, sizeof value);
+	return value;
+}
+
+/* Reads size bytes at addr into model->bytes; NULL when unreadable. */
+static const uint8_t *read_bytes(struct cpython_graph *model, uint64_t addr, size_t size)
+{
+	if (size > model->bytes_capacity) {
+		void *grown = realloc(model->bytes, size);
+		if (grown == NULL)
+			return NULL;
+		model->bytes = grown;
+		model->bytes_capacity = size;
+	}
+	if (address_space_read(model->space, addr, model->bytes, size, NULL) != 0)
+		return NULL;
+	return model->bytes;
+}
+
+static uint32_t attribute_label(struct graph_emitter *emitter, const char *name)
+{
+	char text[80];
+	snprintf(text, sizeof text, ".%.70s", name);
+	return graph_emit_label(emitter, text);
+}
+
+/* ---- dicts ----------------------------------------------------------------------------------- */
+
+struct dict_visit {
+	struct cpython_graph *model;
+	enum { AS_ITEMS, AS_ATTRIBUTES, AS_ROOTS } mode;
+	bool show_keys;
+	const char *root_prefix; /* "module __main__" */
+	int result;
+};
+
+/* The value of a small int object, for a label; false when not an int that fits. */
+static bool read_small_int(struct cpython_graph *model, uint64_t addr, long long *value)
+{
+	uint64_t words[4];
+	if (address_space_read(model->space, addr, words, sizeof words, NULL) != 0)
+		return false;
+	uint64_t tag = words[2];
+	uint32_t digit = (uint32_t)(words[3] & 0x3fffffff);
+	long long ndigits, sign;
+	if (model->layout->minor >= 12) {
+		ndigits = (long long)(tag >> 3);
+		sign = (tag & 3) == 2 ? -1 : 1;
+	} else {
+		ndigits = (long long)tag < 0 ? -(long long)tag : (long long)tag;
+		sign = (long long)tag < 0 ? -1 : 1;
+	}
+	if (ndigits > 1)
+		return false;
+	*value = ndigits == 0 ? 0 : sign * (long long)digit;
+	return true;
+}
+
+static int visit_entry(void *context, uint64_t key, uint64_t value)
+{
+	struct dict_visit *visit = context;
+	struct cpython_graph *model = visit->model;
+	struct graph_emitter *emitter = model->emitter;
+	char name[72], text[192];
+	bool named = cpython_str_read(model->space, model->layout, key, name, sizeof name);
+	if (visit->mode == AS_ROOTS) {
+		if (!named)
+			return 0;
+		snprintf(text, sizeof text, "%s.%s", visit->root_prefix, name);
+		visit->result = graph_emit_root(emitter, ROOT_RUNTIME, text) ||
+				graph_emit_edge(emitter, value, GRAPH_NONE);
+		return visit->result;
+	}
+	uint32_t label = model->item;
+	if (visit->mode == AS_ATTRIBUTES && named) {
+		label = attribute_label(emitter, name);
+	} else if (visit->show_keys) {
+		long long number;
+		if (named) {
+			snprintf(text, sizeof text, "['%s']", name);
+			label = graph_emit_label(emitter, text);
+		} else if (read_small_int(model, key, &number)) {
+			snprintf(text, sizeof text, "[%lld]", number);
+			label = graph_emit_label(emitter, text);
+		}
+	}
+	visit->result = graph_emit_edge(emitter, key, model->key) ||
+			graph_emit_edge(emitter, value, label);
+	return visit->result;
+}
+
+/* The edges of a dict: its tables, its keys, its values labelled as `mode` says. */
+static int dict_edges(struct cpython_graph *model, uint64_t dict, int mode)
+{
+	const struct cpython_layout *layout = model->layout;
+	uint64_t keys = 0, values = 0, entries = 0;
+	if (!address_space_read_u64(model->space, dict + layout->dict_keys, &keys) ||
+	    !address_space_read_u64(model->space, dict + layout->dict_values, &values))
+		return 0;
+	address_space_read_u64(model->space, keys + layout->keys_nentries, &entries);
+	struct dict_visit visit = {.model = model, .mode = mode, .show_keys = entries <= SMALL_DICT};
+	if (graph_emit_edge(model->emitter, keys, model->table) != 0 ||
+	    graph_emit_edge(model->emitter, values, model->table) != 0)
+		return -1;
+	cpython_dict_each(model->space, layout, dict, visit_entry, &visit);
+	return visit.result;
+}
+
+/* ---- instances ------------------------------------------------------------------------------- */
+
+/* The T_OBJECT members of a type and its bases (slots, and C members such as a function's
+ * __globals__), and the names of its cached keys. */
+static void prepare_type(struct cpython_graph *model, uint32_t index)
+{
+	struct type_model *type = &model->types[index];
+	type->ready = true;
+	const struct python_type *python_type = &model->objects->types[index];
+	const struct cpython_layout *layout = model->layout;
+	type->precise = python_type->kind == PYTHON_OBJECT;
+	uint64_t at = python_type->address;
+	for (int depth = 0; at != 0 && depth < 32; depth++) {
+		uint64_t members = 0, flags = 0, base = 0;
+		address_space_read_u64(model->space, at + layout->tp_members, &members);
+		address_space_read_u64(model->space, at + layout->tp_flags, &flags);
+		address_space_read_u64(model->space, at + layout->tp_base, &base);
+		for (int m = 0; members != 0 && m < 256 && type->member_count < MEMBERS_MAX; m++) {
+			uint8_t def[MEMBER_DEF_SIZE];
+			if (address_space_read(model->space, members + (uint64_t)m * MEMBER_DEF_SIZE, def,
+					       sizeof def, NULL) != 0 ||
+			    u64_at(def, 0) == 0)
+				break;
+			int32_t kind;
+			memcpy(&kind, def + 8, sizeof kind);
+			uint64_t offset = u64_at(def, 16);
+			char name[64];
+			if ((kind != MEMBER_OBJECT && kind != MEMBER_OBJECT_EX) || offset >= (1u << 20))
+				continue;
+			/* a C string: read a little and cut at the NUL */
+			if (address_space_read(model->space, u64_at(def, 0), name, sizeof name - 1,
+					       NULL) != 0)
+				continue;
+			name[sizeof name - 1] = '\0';
+			uint32_t label = attribute_label(model->emitter, name);
+			type->members[type->member_count].offset = (uint32_t)offset;
+			type->members[type->member_count].label = label;
+			type->member_count++;
+		}
+		if (!(flags & PY_TPFLAGS_HEAPTYPE))
+			break;
+		at = base;
+	}
+	/* the keys a class's instances share: their values are indexed like these entries */
+	uint64_t flags = python_type->flags, keys = 0;
+	if ((flags & PY_TPFLAGS_HEAPTYPE) &&
+	    address_space_read_u64(model->space, python_type->address + layout->ht_cached_keys,
+				   &keys) &&
+	    keys != 0) {
+		uint64_t nentries = 0;
+		address_space_read_u64(model->space, keys + layout->keys_nentries, &nentries);
+		if (nentries > 4096)
+			return;
+		type->key_labels = calloc(nentries + 1, sizeof *type->key_labels);
+		if (type->key_labels == NULL)
+			return;
+		/* unicode entries (16 bytes) from 3.11; general ones (24) before */
+		uint8_t header[48];
+		if (address_space_read(model->space, keys, header, layout->keys_indices, NULL) != 0)
+			return;
+		uint64_t index_bytes, entry_size = 24, key_at = 8;
+		if (layout->keys_log2) {
+			index_bytes = 1ull << (header[layout->keys_size + 1] & 63);
+			if (header[layout->keys_size + 2] != 0) {
+				entry_size = 16;
+				key_at = 0;
+			}
+		} else {
+			uint64_t size = u64_at(header, layout->keys_size);
+			index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+		}
+		uint64_t entries = keys + layout->keys_indices + index_bytes;
+		for (uint64_t i = 0; i < nentries; i++) {
+			uint64_t key = 0;
+			char name[72];
+			type->key_labels[i] = model->item;
+			if (address_space_read_u64(model->space, entries + i * entry_size + key_at, &key) &&
+			    cpython_str_read(model->space, layout, key, name, sizeof name))
+				type->key_labels[i] = attribute_label(model->emitter, name);
+		}
+		type->key_count = (uint32_t)nentries;
+	}
+}
+
+/* Values kept apart from a dict, indexed like the type's cached keys. */
+static int values_edges(struct cpython_graph *model, const struct type_model *type,
+			uint64_t values, uint64_t count)
+{
+	if (count > type->key_count)
+		count = type->key_count;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t value = 0;
+		if (address_space_read_u64(model->space, values + i * 8, &value) && value != 0 &&
+		    graph_emit_edge(model->emitter, value, type->key_labels[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The attributes of an instance, wherever this version keeps them. */
+static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uint64_t object)
+{
+	const struct python_type *python_type = &model->objects->types[type_index];
+	const struct type_model *type = &model->types[type_index];
+	const struct cpython_layout *layout = model->layout;
+	struct graph_emitter *emitter = model->emitter;
+	uint64_t word = 0;
+	if ((python_type->flags & PY_TPFLAGS_MANAGED_DICT) && layout->managed_dict) {
+		uint64_t at = object + (uint64_t)(int64_t)layout->managed_dict;
+		if (!address_space_read_u64(model->space, at, &word))
+			return 0;
+		if (layout->minor == 12 && (word & 1)) {
+			/* 3.12: the values, less one (the low bit tags them), no dict made yet */
+			return graph_emit_edge(emitter, word + 1, model->table) ||
+			       values_edges(model, type, word + 1, type->key_count);
+		}
+		if (word != 0 && (graph_emit_edge(emitter, word, model->dict_label) != 0 ||
+				  dict_edges(model, word, AS_ATTRIBUTES) != 0))
+			return -1;
+		if (layout->managed_values &&
+		    address_space_read_u64(model->space,
+					   object + (uint64_t)(int64_t)layout->managed_values,
+					   &word) &&
+		    word != 0)
+			return graph_emit_edge(emitter, word, model->table) ||
+			       values_edges(model, type, word, type->key_count);
+		if (python_type->flags & PY_TPFLAGS_INLINE_VALUES) {
+			/* 3.13: values inline after the object, valid while no dict took them */
+			uint8_t header[8];
+			uint64_t values = object + python_type->basicsize;
+			if (address_space_read(model->space, values, header, sizeof header, NULL) == 0 &&
+			    header[3] != 0)
+				return values_edges(model, type, values + layout->values_array,
+						    header[0]);
+		}
+		return 0;
+	}
+	int64_t dictoffset = (int64_t)python_type->dictoffset;
+	if (dictoffset > 0 && address_space_read_u64(model->space, object + (uint64_t)dictoffset,
+						     &word) &&
+	    word != 0)
+		return graph_emit_edge(emitter, word, model->dict_label) ||
+		       dict_edges(model, word, AS_ATTRIBUTES);
+	return 0;
+}
+
+/* A word of an object scanned without a model: labelled by the member it is, if one is known. */
+static int scan_object(struct cpython_graph *model, const struct type_model *type,
+		       const struct python_type *python_type, const uint8_t *bytes, size_t size,
+		       uint64_t header)
+{
+	for (size_t at = 16; at + 8 <= size; at += 8) {
+		if (at == python_type->weaklistoffset ||
+		    (python_type->dictoffset > 0 && at == python_type->dictoffset))
+			continue; /* weak references are not references; the dict is done apart */
+		uint32_t label = GRAPH_NONE;
+		for (uint32_t m = 0; m < type->member_count; m++)
+			if (type->members[m].offset == at)
+				label = type->members[m].label;
+		uint64_t word = u64_at(bytes, at);
+		if (label != GRAPH_NONE) {
+			if (graph_emit_edge(model->emitter, word, label) != 0)
+				return -1;
+		} else if (graph_emit_scan(model->emitter, bytes + at, 8, header + at, GRAPH_NONE) !=
+			   0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- per object ------------------------------------------------------------------------------ */
+
+static int object_edges(void *context, size_t index, struct graph_emitter *emitter)
+{
+	struct cpython_graph *model = context;
+	const struct python_objects *objects = model->objects;
+	uint8_t bits = objects->bits[index];
+	if (bits & PYOBJ_OWNED)
+		return 1; /* its contents are its owner's edges */
+	if (!(bits & PYOBJ_OBJECT))
+		return 0;
+	model->emitter = emitter;
+	const struct cpython_layout *layout = model->layout;
+	const struct allocation *allocation = &model->heap->allocations[index];
+	uint64_t object = python_object_address(objects, model->heap, index);
+	uint64_t header = object - allocation->address;
+	uint32_t type_index = objects->type[index];
+	const struct python_type *python_type = &objects->types[type_index];
+	struct type_model *type = &model->types[type_index];
+	if (!type->ready)
+		prepare_type(model, type_index);
+	size_t size = (size_t)(allocation->size - header);
+	const uint8_t *bytes = read_bytes(model, object, size);
+	if (bytes == NULL)
+		return 1;
+	uint64_t count = 0, word = 0;
+	int result = 0;
+	if (python_type->flags & PY_TPFLAGS_HEAPTYPE)
+		result = graph_emit_edge(emitter, u64_at(bytes, 8), model->class_label);
+	switch (python_type->kind) {
+	case PYTHON_LIST:
+		count = u64_at(bytes, layout->var_size);
+		word = u64_at(bytes, layout->list_items);
+		if (count > MAX_ITEMS || word == 0)
+			break;
+		result = result || graph_emit_edge(emitter, word, model->table);
+		bytes = read_bytes(model, word, (size_t)count * 8);
+		if (result == 0 && bytes)
+			result = graph_emit_scan(emitter, bytes, (size_t)count * 8, 0, model->item);
+		break;
+	case PYTHON_TUPLE:
+		count = u64_at(bytes, layout->var_size);
+		if (layout->tuple_items + count * 8 <= size)
+			result = result || graph_emit_scan(emitter, bytes + layout->tuple_items,
+							   (size_t)count * 8, 0, model->item);
+		break;
+	case PYTHON_DICT:
+		result = result || dict_edges(model, object, AS_ITEMS);
+		break;
+	case PYTHON_SET: {
+		uint64_t mask = u64_at(bytes, layout->set_mask);
+		word = u64_at(bytes, layout->set_table);
+		if (mask >= MAX_ITEMS)
+			break;
+		if (word != object + layout->set_smalltable)
+			result = result || graph_emit_edge(emitter, word, model->table);
+		const uint8_t *table = read_bytes(model, word, (size_t)(mask + 1) * 16);
+		for (uint64_t i = 0; result == 0 && table && i <= mask; i++)
+			result = graph_emit_edge(emitter, u64_at(table, (size_t)i * 16),
+						 model->set_member);
+		break;
+	}
+	case PYTHON_MODULE:
+		result = result || graph_emit_edge(emitter, u64_at(bytes, 16), model->dict_label);
+		break;
+	case PYTHON_TYPE: {
+		/* a class: its namespace, its bases and MRO by name, the rest as it comes */
+		for (size_t at = 16; result == 0 && at + 8 <= size; at += 8) {
+			uint32_t label = at == layout->tp_dict	 ? model->dict_label
+					 : at == layout->tp_mro	 ? model->mro
+					 : at == layout->tp_bases ? model->bases
+					 : at == layout->tp_base	 ? model->base
+								 : GRAPH_NONE;
+			result = label != GRAPH_NONE
+					 ? graph_emit_edge(emitter, u64_at(bytes, at), label)
+					 : graph_emit_scan(emitter, bytes + at, 8, header + at, GRAPH_NONE);
+		}
+		return result < 0 ? -1 : 1;
+	}
+	case PYTHON_STR:
+	case PYTHON_BYTES:
+	case PYTHON_INT:
+	case PYTHON_BYTEARRAY:
+		break; /* no references (a bytearray's buffer is a part of it) */
+	default:
+		if (!type->precise && result == 0)
+			result = scan_object(model, type, python_type, bytes, size, header);
+		break;
+	}
+	if (result == 0 && python_type->kind != PYTHON_TYPE && python_type->kind != PYTHON_MODULE) {
+		/* slots and attributes: a subclass of a built-in container has them too */
+		if (type->precise || python_type->kind != PYTHON_OTHER)
+			for (uint32_t m = 0; result == 0 && m < type->member_count; m++)
+				if (address_space_read_u64(model->space,
+							   object + type->members[m].offset, &word))
+					result = graph_emit_edge(emitter, word,
+								 type->members[m].label);
+		if (result == 0)
+			result = attribute_edges(model, type_index, object);
+	}
+	/* the blocks it owns, which have no edges of their own */
+	if (result == 0 && (python_type->flags & PY_TPFLAGS_MANAGED_DICT) && layout->managed_values &&
+	    address_space_read_u64(model->space, object + (uint64_t)(int64_t)layout->managed_values,
+				   &word))
+		result = graph_emit_edge(emitter, word, model->table);
+	return result < 0 ? -1 : 1;
+}
+
+/* ---- roots ----------------------------------------------------------------------------------- */
+
+struct find_name {
+	struct cpython_graph *model;
+	char *name;
+	size_t size;
+};
+
+static int match_name(void *context, uint64_t key, uint64_t value)
+{
+	struct find_name *find = context;
+	char key_name[16];
+	if (cpython_str_read(find->model->space, find->model->layout, key, key_name,
+			     sizeof key_name) &&
+	    strcmp(key_name, "__name__") == 0) {
+		cpython_str_read(find->model->space, find->model->layout, value, find->name,
+				 find->size);
+		return 1;
+	}
+	return 0;
+}
+
+struct frame_roots {
+	struct cpython_graph *model;
+	int result;
+};
+
+/* A frame's local (or a value on its stack) as a root: "thread 4242 frame serve() local conn". */
+static int frame_root(void *context, const struct python_frame_value *value)
+{
+	struct frame_roots *roots = context;
+	char name[192], thread[32];
+	if (value->tid)
+		snprintf(thread, sizeof thread, "thread %d", value->tid);
+	else
+		snprintf(thread, sizeof thread, "a thread");
+	if (value->local)
+		snprintf(name, sizeof name, "%s frame %s() local %s", thread, value->function,
+			 value->local);
+	else
+		snprintf(name, sizeof name, "%s frame %s() stack", thread, value->function);
+	struct graph_emitter *emitter = roots->model->emitter;
+	if (graph_emit_root(emitter, ROOT_RUNTIME, name) != 0 ||
+	    graph_emit_edge(emitter, value->value, GRAPH_NONE) != 0)
+		return -1;
+	return 0;
+}
+
+static int python_roots(void *context, struct graph_emitter *emitter)
+{
+	struct cpython_graph *model = context;
+	model->emitter = emitter;
+	const struct python_objects *objects = model->objects;
+	const struct cpython_layout *layout = model->layout;
+	const struct heap *heap = model->heap;
+	char prefix[160], name[128];
+	/* module globals and class attributes */
+	for (size_t i = 0; i < heap->count; i++) {
+		if (!(objects->bits[i] & PYOBJ_OBJECT))
+			continue;
+		const struct python_type *type = &objects->types[objects->type[i]];
+		uint64_t object = python_object_address(objects, heap, i), dict = 0, flags = 0;
+		struct dict_visit visit = {.model = model, .mode = AS_ROOTS, .root_prefix = prefix};
+		if (type->kind == PYTHON_MODULE) {
+			if (!address_space_read_u64(model->space, object + 16, &dict) || dict == 0)
+				continue;
+			struct find_name find = {model, name, sizeof name};
+			name[0] = '\0';
+			cpython_dict_each(model->space, layout, dict, match_name, &find);
+			snprintf(prefix, sizeof prefix, "module %s", name[0] ? name : "?");
+		} else if (type->kind == PYTHON_TYPE &&
+			   address_space_read_u64(model->space, object + layout->tp_flags, &flags) &&
+			   (flags & PY_TPFLAGS_HEAPTYPE) &&
+			   address_space_read_u64(model->space, object + layout->tp_dict, &dict) &&
+			   dict != 0) {
+			/* the class's own name, as its instances are named */
+			const char *class_name = NULL;
+			for (size_t t = 0; t < objects->type_count && !class_name; t++)
+				if (objects->types[t].address == object)
+					class_name = objects->types[t].name;
+			if (class_name == NULL)
+				continue; /* a class with no instances: its attributes are reached
+					     through it */
+			snprintf(prefix, sizeof prefix, "class %s", class_name);
+		} else {
+			continue;
+		}
+		cpython_dict_each(model->space, layout, dict, visit_entry, &visit);
+		if (visit.result != 0)
+			return -1;
+	}
+	struct frame_roots frames = {model, 0};
+	if (cpython_threads_walk(model->space, model->python, frame_root, &frames, NULL, 0, NULL) <
+	    0)
+		return -1;
+	if (objects->immortal_count) {
+		if (graph_emit_root(emitter, ROOT_RUNTIME, "immortal objects") != 0)
+			return -1;
+		for (size_t i = 0; i < heap->count; i++)
+			if ((objects->bits[i] & PYOBJ_IMMORTAL) &&
+			    graph_emit_edge(emitter, python_object_address(objects, heap, i),
+					    GRAPH_NONE) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+static int cpython_graph_prepare(void *context, struct graph_emitter *emitter)
+{
+	struct cpython_graph *model = context;
+	struct {
+		uint32_t *label;
+		const char *text;
+	} labels[] = {{&model->item, "[*]"},	       {&model->set_member, "{*}"},
+		      {&model->dict_label, ".__dict__"}, {&model->class_label, ".__class__"},
+		      {&model->table, "(table)"},      {&model->key, "(key)"},
+		      {&model->mro, ".__mro__"},       {&model->bases, ".__bases__"},
+		      {&model->base, ".__base__"}};
+	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+		if ((*labels[i].label = graph_emit_label(emitter, labels[i].text)) == GRAPH_NONE)
+			return -1;
+	return 0;
+}
+
+struct cpython_graph *cpython_graph_new(struct address_space *space,
+					const struct cpython_info *python,
+					const struct python_objects *objects, const struct heap *heap,
+					struct graph_model *model)
+{
+	struct cpython_graph *graph = calloc(1, sizeof *graph);
+	if (graph == NULL)
+		return NULL;
+	graph->space = space;
+	graph->python = python;
+	graph->layout = &python->layout;
+	graph->objects = objects;
+	graph->heap = heap;
+	graph->header_bytes = calloc(heap->count + 1, 1);
+	graph->types = calloc(objects->type_count + 1, sizeof *graph->types);
+	if (graph->header_bytes == NULL || graph->types == NULL) {
+		cpython_graph_free(graph);
+		return NULL;
+	}
+	for (size_t i = 0; i < heap->count; i++)
+		if (objects->bits[i] & PYOBJ_OBJECT)
+			graph->header_bytes[i] = (uint8_t)(16 * (objects->bits[i] >> PYOBJ_HEADER_SHIFT & 3));
+	cpython_threads_walk(space, python, NULL, NULL, graph->chunks,
+			     sizeof graph->chunks / sizeof graph->chunks[0], &graph->chunk_count);
+	for (size_t i = 0; i < graph->chunk_count; i++)
+		graph->claimed[i] = (struct graph_range){graph->chunks[i].start, graph->chunks[i].end};
+	*model = (struct graph_model){.context = graph, .header_bytes = graph->header_bytes,
+				      .edges = object_edges, .roots = python_roots,
+				      .prepare = cpython_graph_prepare, .claimed = graph->claimed,
+				      .claimed_count = graph->chunk_count};
+	return graph;
+}
+
+void cpython_graph_free(struct cpython_graph *graph)
+{
+	if (graph == NULL)
+		return;
+	if (graph->types)
+		for (size_t i = 0; i < graph->objects->type_count; i++)
+			free(graph->types[i].key_labels);
+	free(graph->types);
+	free(graph->header_bytes);
+	free(graph->bytes);
+	free(graph);
+}

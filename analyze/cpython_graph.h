@@ -1,0 +1,28 @@
+/* CPython's model for the object graph: the precise edges of Python objects, with labels (list and
+ * tuple items as `[*]`, dict values as `['key']` in small dicts and `[*]` in big ones, set members
+ * as `{*}`, instance attributes as `.name` wherever CPython keeps them: a `__dict__`, the managed
+ * dict or its values (3.11, 3.12), inline values (3.13), `__slots__`), and the roots Python code
+ * knows: module globals (`module __main__._CONNECTIONS`), class attributes
+ * (`class __main__.Connection.registry`) and, from 3.12, immortal objects. Objects of C types with
+ * no model are scanned conservatively, their members named from `tp_members`; weak references
+ * are never edges. */
+#ifndef HEAPSNAP_CPYTHON_GRAPH_H
+#define HEAPSNAP_CPYTHON_GRAPH_H
+
+#include "analyze/address_space.h"
+#include "analyze/cpython.h"
+#include "analyze/cpython_objects.h"
+#include "analyze/graph.h"
+#include "analyze/heap.h"
+
+struct cpython_graph;
+
+/* The model for the Python objects found in `heap` (NULL when out of memory); it lives until
+ * cpython_graph_free and reads the snapshot while the graph is built. */
+struct cpython_graph *cpython_graph_new(struct address_space *space,
+					const struct cpython_info *python,
+					const struct python_objects *objects, const struct heap *heap,
+					struct graph_model *model);
+void cpython_graph_free(struct cpython_graph *model);
+
+#endif

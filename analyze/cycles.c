@@ -1,0 +1,257 @@
+/* Cycles among unreachable allocations (see cycles.h): Tarjan's strongly connected components,
+ * iteratively, over the unreachable nodes only; then a breadth-first search inside each component
+ * for the shortest way back to its first object. */
+#include "cycles.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/paths.h"
+
+#define UNVISITED UINT32_MAX
+
+struct finder {
+	const struct analysis *analysis;
+	const struct graph *graph;
+	uint32_t *order, *low, *stack, *component;
+	uint64_t *edge_at; /* per node on the call stack: the next edge to look at */
+	uint32_t *calls;  /* the depth-first search's call stack */
+	uint32_t *bfs_from; /* per node, in the breadth-first search: where it was reached from */
+	uint64_t *bfs_edge; /* ... and by which edge */
+	bool *on_stack;
+	struct cycle_shape *shapes;
+	size_t shape_count, shape_capacity;
+};
+
+static bool unreachable(const struct graph *graph, uint32_t node)
+{
+	return node < graph->heap_nodes && graph->idom[node] == GRAPH_NONE;
+}
+
+static bool is_part(const struct analysis *analysis, uint32_t node)
+{
+	return analysis->types.owned && analysis->types.owned[analysis->graph.node_allocation[node]];
+}
+
+static const char *type_of(const struct analysis *analysis, uint32_t node)
+{
+	return analysis_type(analysis, analysis->graph.node_allocation[node]);
+}
+
+static int add_shape(struct finder *finder, const char *text, uint64_t objects, uint64_t bytes)
+{
+	for (size_t i = 0; i < finder->shape_count; i++)
+		if (strcmp(finder->shapes[i].text, text) == 0) {
+			finder->shapes[i].count++;
+			finder->shapes[i].objects += objects;
+			finder->shapes[i].bytes += bytes;
+			return 0;
+		}
+	if (finder->shape_count == finder->shape_capacity) {
+		size_t capacity = finder->shape_capacity ? finder->shape_capacity * 2 : 16;
+		void *grown = realloc(finder->shapes, capacity * sizeof *finder->shapes);
+		if (grown == NULL)
+			return -1;
+		finder->shapes = grown;
+		finder->shape_capacity = capacity;
+	}
+	struct cycle_shape *shape = &finder->shapes[finder->shape_count++];
+	memset(shape, 0, sizeof *shape);
+	snprintf(shape->text, sizeof shape->text, "%s", text);
+	shape->count = 1;
+	shape->objects = objects;
+	shape->bytes = bytes;
+	uint64_t hash = hash_bytes(text, 0x6379636c65ull);
+	snprintf(shape->signature, sizeof shape->signature, "%08x", (unsigned)(hash ^ hash >> 32));
+	return 0;
+}
+
+/* One component (members[0..count)): its shape, from the member with the first type name. */
+static int describe(struct finder *finder, const uint32_t *members, size_t count)
+{
+	const struct analysis *analysis = finder->analysis;
+	const struct graph *graph = finder->graph;
+	uint32_t first = members[0];
+	uint64_t objects = 0, bytes = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint32_t v = members[i];
+		objects += !is_part(analysis, v);
+		bytes += graph_node_size(graph, v);
+		const char *a = type_of(analysis, v), *b = type_of(analysis, first);
+		if (!is_part(analysis, v) && a &&
+		    (is_part(analysis, first) || b == NULL || strcmp(a, b) < 0 ||
+		     (strcmp(a, b) == 0 && v < first)))
+			first = v;
+	}
+	/* breadth-first inside the component, from first back to it */
+	uint32_t component = finder->component[first];
+	uint32_t *queue = malloc((count + 1) * sizeof *queue);
+	if (queue == NULL)
+		return -1;
+	for (size_t i = 0; i < count; i++)
+		finder->bfs_from[members[i]] = UNVISITED;
+	size_t head = 0, tail = 0;
+	queue[tail++] = first;
+	uint64_t back_edge = UINT64_MAX;
+	uint32_t back_from = UNVISITED;
+	while (head < tail && back_edge == UINT64_MAX) {
+		uint32_t v = queue[head++];
+		for (uint64_t e = graph->starts[v]; e < graph->starts[v + 1]; e++) {
+			uint32_t w = graph->targets[e];
+			if (w >= graph->heap_nodes || finder->component[w] != component)
+				continue;
+			if (w == first) {
+				back_edge = e;
+				back_from = v;
+				break;
+			}
+			if (finder->bfs_from[w] != UNVISITED)
+				continue;
+			finder->bfs_from[w] = v;
+			finder->bfs_edge[w] = e;
+			queue[tail++] = w;
+		}
+	}
+	free(queue);
+	if (back_edge == UINT64_MAX)
+		return 0;
+	/* the path first -> ... -> back_from -> first, collected backwards */
+	uint32_t hops[16];
+	uint64_t hop_edges[16];
+	size_t hop_count = 0;
+	hops[hop_count] = back_from;
+	hop_edges[hop_count++] = back_edge;
+	for (uint32_t v = back_from; v != first && hop_count < 16; v = finder->bfs_from[v]) {
+		hops[hop_count] = finder->bfs_from[v];
+		hop_edges[hop_count++] = finder->bfs_edge[v];
+	}
+	char text[512] = "", step[160];
+	size_t used = 0;
+	for (size_t k = hop_count; k-- > 0;) {
+		path_step_text(analysis, hops[k], graph->offsets[hop_edges[k]], step, sizeof step);
+		used += (size_t)snprintf(text + used, used < sizeof text ? sizeof text - used : 0,
+					 "%s -> ", step);
+	}
+	char last[112];
+	const char *type = type_of(analysis, first);
+	if (type)
+		snprintf(last, sizeof last, "%s", type);
+	else
+		snprintf(last, sizeof last, "size %llu",
+			 (unsigned long long)graph_node_size(graph, first));
+	if (used < sizeof text)
+		snprintf(text + used, sizeof text - used, "%s", last);
+	return add_shape(finder, text, objects, bytes);
+}
+
+static int compare_shapes(const void *left, const void *right)
+{
+	const struct cycle_shape *a = left, *b = right;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return strcmp(a->text, b->text);
+}
+
+int cycles_find(const struct analysis *analysis, struct cycle_shape **shapes, size_t *count,
+		struct hs_error *err)
+{
+	*shapes = NULL;
+	*count = 0;
+	const struct graph *graph = &analysis->graph;
+	size_t n = graph->heap_nodes;
+	struct finder finder = {.analysis = analysis, .graph = graph};
+	finder.order = malloc((n + 1) * sizeof *finder.order);
+	finder.low = malloc((n + 1) * sizeof *finder.low);
+	finder.stack = malloc((n + 1) * sizeof *finder.stack);
+	finder.component = malloc((n + 1) * sizeof *finder.component);
+	finder.calls = malloc((n + 1) * sizeof *finder.calls);
+	finder.bfs_from = malloc((n + 1) * sizeof *finder.bfs_from);
+	finder.bfs_edge = malloc((n + 1) * sizeof *finder.bfs_edge);
+	finder.edge_at = malloc((n + 1) * sizeof *finder.edge_at);
+	finder.on_stack = calloc(n + 1, sizeof *finder.on_stack);
+	int result = -1;
+	if (!finder.order || !finder.low || !finder.stack || !finder.component || !finder.calls ||
+	    !finder.edge_at || !finder.on_stack || !finder.bfs_from || !finder.bfs_edge)
+		goto done;
+	for (size_t v = 0; v < n; v++)
+		finder.order[v] = finder.component[v] = UNVISITED;
+	uint32_t counter = 0, components = 0;
+	size_t stack_size = 0;
+	for (uint32_t root = 0; root < n; root++) {
+		if (!unreachable(graph, root) || finder.order[root] != UNVISITED)
+			continue;
+		/* iterative Tarjan: calls[] is the DFS call stack */
+		size_t depth = 0;
+		finder.calls[depth++] = root;
+		finder.order[root] = finder.low[root] = counter++;
+		finder.edge_at[root] = graph->starts[root];
+		finder.stack[stack_size++] = root;
+		finder.on_stack[root] = true;
+		while (depth > 0) {
+			uint32_t v = finder.calls[depth - 1];
+			if (finder.edge_at[v] < graph->starts[v + 1]) {
+				uint32_t w = graph->targets[finder.edge_at[v]++];
+				if (!unreachable(graph, w))
+					continue;
+				if (finder.order[w] == UNVISITED) {
+					finder.order[w] = finder.low[w] = counter++;
+					finder.edge_at[w] = graph->starts[w];
+					finder.stack[stack_size++] = w;
+					finder.on_stack[w] = true;
+					finder.calls[depth++] = w;
+				} else if (finder.on_stack[w] && finder.order[w] < finder.low[v]) {
+					finder.low[v] = finder.order[w];
+				}
+				continue;
+			}
+			depth--;
+			if (depth > 0) {
+				uint32_t parent = finder.calls[depth - 1];
+				if (finder.low[v] < finder.low[parent])
+					finder.low[parent] = finder.low[v];
+			}
+			if (finder.low[v] != finder.order[v])
+				continue;
+			/* v roots a component: pop it */
+			size_t start = stack_size;
+			do {
+				start--;
+				finder.on_stack[finder.stack[start]] = false;
+				finder.component[finder.stack[start]] = components;
+			} while (finder.stack[start] != v);
+			components++;
+			size_t members = stack_size - start;
+			stack_size = start;
+			bool cyclic = members > 1;
+			for (uint64_t e = graph->starts[v]; !cyclic && e < graph->starts[v + 1]; e++)
+				cyclic = graph->targets[e] == v;
+			if (cyclic) {
+				int described = describe(&finder, finder.stack + start, members);
+				if (described != 0)
+					goto done;
+			}
+		}
+	}
+	if (finder.shape_count)
+		qsort(finder.shapes, finder.shape_count, sizeof *finder.shapes, compare_shapes);
+	*shapes = finder.shapes;
+	*count = finder.shape_count;
+	finder.shapes = NULL;
+	result = 0;
+done:
+	free(finder.order);
+	free(finder.low);
+	free(finder.stack);
+	free(finder.component);
+	free(finder.calls);
+	free(finder.bfs_from);
+	free(finder.bfs_edge);
+	free(finder.edge_at);
+	free(finder.on_stack);
+	free(finder.shapes);
+	if (result != 0)
+		return hs_error_set(err, "out of memory finding cycles");
+	return 0;
+}
