@@ -328,7 +328,8 @@ static int scan_object(struct cpython_graph *model, const struct type_model *typ
 
 /* ---- per object ------------------------------------------------------------------------------ */
 
-static int object_edges(void *context, size_t index, struct graph_emitter *emitter)
+static int object_edges(void *context, size_t index, const uint8_t *block,
+			struct graph_emitter *emitter)
 {
 	struct cpython_graph *model = context;
 	const struct python_objects *objects = model->objects;
@@ -348,7 +349,7 @@ static int object_edges(void *context, size_t index, struct graph_emitter *emitt
 	if (!type->ready)
 		prepare_type(model, type_index);
 	size_t size = (size_t)(allocation->size - header);
-	const uint8_t *bytes = read_bytes(model, object, size);
+	const uint8_t *bytes = block ? block + header : read_bytes(model, object, size);
 	if (bytes == NULL)
 		return 1;
 	uint64_t count = 0, word = 0;

@@ -254,17 +254,18 @@ static int scan_heap_nodes(struct builder *builder)
 		uint64_t start = builder->node_starts[node], size = builder->node_ends[node] - start;
 		if (region == NULL || start < region->start || start >= region->end)
 			region = snapshot_find_region(snapshot, start);
+		const uint8_t *bytes =
+			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
 		if (builder->model && builder->model->edges) {
 			int modelled = builder->model->edges(builder->model->context,
-							     graph->node_allocation[node], &emitter);
+							     graph->node_allocation[node], bytes,
+							     &emitter);
 			if (modelled != 0) {
 				result = modelled < 0 ? -1 : 0;
 				end_row(builder);
 				continue;
 			}
 		}
-		const uint8_t *bytes =
-			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
 		const struct dwarf_struct *layout = bytes ? node_layout(builder, node) : NULL;
 		if (layout)
 			result = scan_struct(builder, bytes, (size_t)size, layout);

@@ -85,9 +85,11 @@ struct graph_model {
 	size_t claimed_count;
 	/* Called first (it may intern labels); -1 when out of memory. */
 	int (*prepare)(void *context, struct graph_emitter *emitter);
-	/* Emits the edges of allocation `index` (graph_emit_edge); returns 1 when it did, 0 when
-	   the allocation is to be scanned as usual, -1 when out of memory. */
-	int (*edges)(void *context, size_t index, struct graph_emitter *emitter);
+	/* Emits the edges of allocation `index` (graph_emit_edge), whose bytes are `bytes` (NULL
+	   when the graph could not read them in one piece); returns 1 when it did, 0 when the
+	   allocation is to be scanned as usual, -1 when out of memory. */
+	int (*edges)(void *context, size_t index, const uint8_t *bytes,
+		     struct graph_emitter *emitter);
 	/* Emits the model's roots (graph_emit_root, then their edges); -1 when out of memory. */
 	int (*roots)(void *context, struct graph_emitter *emitter);
 };

@@ -52,62 +52,93 @@ static int compare_allocations(const void *left, const void *right)
 	return a->address < b->address ? -1 : a->address > b->address;
 }
 
-struct sorted_run {
-	size_t start, count;
-};
-
-static int compare_runs(const void *left, const void *right, void *context)
+/* Merges the sorted runs [0, split) and [split, n) of `all` in place, copying the shorter aside:
+ * merged from the front when it is the first (what is written never passes what is still to be
+ * read of the second), from the back when it is the second. -1 when out of memory. */
+static int merge_two_runs(struct allocation *all, size_t split, size_t n)
 {
-	const struct allocation *allocations = context;
-	const struct sorted_run *a = left, *b = right;
-	uint64_t x = allocations[a->start].address, y = allocations[b->start].address;
-	return x < y ? -1 : x > y;
+	bool first_shorter = split <= n - split;
+	size_t count = first_shorter ? split : n - split;
+	struct allocation *aside = malloc(count * sizeof *aside);
+	if (aside == NULL)
+		return -1;
+	if (first_shorter) {
+		memcpy(aside, all, count * sizeof *aside);
+		size_t a = 0, b = split, at = 0;
+		while (a < count && b < n)
+			all[at++] = all[b].address < aside[a].address ? all[b++] : aside[a++];
+		memcpy(all + at, aside + a, (count - a) * sizeof *aside);
+	} else {
+		memcpy(aside, all + split, count * sizeof *aside);
+		size_t a = split, b = count, at = n;
+		while (a > 0 && b > 0)
+			all[--at] = aside[b - 1].address < all[a - 1].address ? all[--a] : aside[--b];
+		memcpy(all + (at - b), aside, b * sizeof *aside);
+	}
+	free(aside);
+	return 0;
 }
 
-/* Walkers produce one sorted run per heap they walk, and heaps do not overlap: ordering the runs
- * by their first address and concatenating them sorts the whole in linear time. Anything else
- * falls back to a general sort. */
+/* Walkers produce sorted runs (one per heap, pool or arena they walk): a bottom-up merge of the
+ * runs sorts the whole in O(n log runs), where a general sort would not use the order there is. */
 static void sort_allocations(struct heap *heap)
 {
-	size_t runs = 1;
-	for (size_t i = 1; i < heap->count; i++)
+	size_t n = heap->count, runs = 1;
+	for (size_t i = 1; i < n; i++)
 		runs += heap->allocations[i].address < heap->allocations[i - 1].address;
-	if (heap->count < 2 || runs == 1)
+	if (n < 2 || runs == 1)
 		return;
-	struct sorted_run *run = malloc(runs * sizeof *run);
-	struct allocation *sorted = malloc(heap->count * sizeof *sorted);
-	if (run == NULL || sorted == NULL || runs > 4096) {
-		free(run);
-		free(sorted);
-		qsort(heap->allocations, heap->count, sizeof *heap->allocations, compare_allocations);
+	if (runs == 2) {
+		/* the usual case (glibc's chunks, then pymalloc's blocks): merged in place, with a
+		   copy of the shorter run only */
+		size_t split = 1;
+		while (heap->allocations[split].address >= heap->allocations[split - 1].address)
+			split++;
+		if (merge_two_runs(heap->allocations, split, n) == 0)
+			return;
+	}
+	size_t *bounds = malloc((runs + 1) * sizeof *bounds);
+	struct allocation *other = malloc(n * sizeof *other);
+	if (bounds == NULL || other == NULL) {
+		free(bounds);
+		free(other);
+		qsort(heap->allocations, n, sizeof *heap->allocations, compare_allocations);
 		return;
 	}
 	size_t count = 0;
-	run[0].start = 0;
-	for (size_t i = 1; i <= heap->count; i++)
-		if (i == heap->count || heap->allocations[i].address < heap->allocations[i - 1].address) {
-			run[count].count = i - run[count].start;
-			if (++count < runs)
-				run[count].start = i;
+	bounds[count++] = 0;
+	for (size_t i = 1; i < n; i++)
+		if (heap->allocations[i].address < heap->allocations[i - 1].address)
+			bounds[count++] = i;
+	bounds[count] = n;
+	struct allocation *from = heap->allocations, *to = other;
+	while (count > 1) {
+		size_t merged = 0;
+		for (size_t r = 0; r < count; r += 2) {
+			size_t a = bounds[r], a_end = bounds[r + 1];
+			size_t b = a_end, b_end = r + 2 <= count ? bounds[r + 2] : a_end;
+			size_t at = a;
+			while (a < a_end && b < b_end)
+				to[at++] = from[b].address < from[a].address ? from[b++] : from[a++];
+			memcpy(to + at, from + a, (a_end - a) * sizeof *to);
+			at += a_end - a;
+			memcpy(to + at, from + b, (b_end - b) * sizeof *to);
+			bounds[merged++] = bounds[r];
 		}
-	qsort_r(run, count, sizeof *run, compare_runs, heap->allocations);
-	size_t at = 0;
-	for (size_t i = 0; i < count; i++) {
-		memcpy(sorted + at, heap->allocations + run[i].start, run[i].count * sizeof *sorted);
-		at += run[i].count;
+		bounds[merged] = n;
+		count = merged;
+		struct allocation *swap = from;
+		from = to;
+		to = swap;
 	}
-	bool overlapping = false;
-	for (size_t i = 1; i < heap->count && !overlapping; i++)
-		overlapping = sorted[i].address < sorted[i - 1].address;
-	free(run);
-	if (overlapping) {
-		free(sorted);
-		qsort(heap->allocations, heap->count, sizeof *heap->allocations, compare_allocations);
-		return;
+	if (from != heap->allocations) {
+		free(heap->allocations);
+		heap->allocations = from;
+		heap->capacity = n;
+	} else {
+		free(other);
 	}
-	free(heap->allocations);
-	heap->allocations = sorted;
-	heap->capacity = heap->count;
+	free(bounds);
 }
 
 #define PAGE_SHIFT 12

@@ -20,8 +20,8 @@ struct pool_header {
 struct pool_walker {
 	struct address_space *space;
 	const struct cpython_layout *layout;
-	const struct heap *malloc_heap; /* what glibc's walker found, sorted */
-	struct heap blocks;		/* the blocks found, added to the heap at the end */
+	struct heap *heap;   /* blocks are added after what glibc's walker found */
+	size_t malloc_count; /* the allocations glibc's walker found: sorted, indexed */
 	uint16_t arena; /* index into heap->arenas */
 	uint8_t *pool;	/* the pool's bytes */
 	uint8_t *is_free;
@@ -96,7 +96,7 @@ static int walk_pool(struct pool_walker *walker, uint64_t address, long arena_in
 			.arena = walker->arena,
 			.first_word = u64_at(pool, offset),
 		};
-		if (heap_add(&walker->blocks, &allocation) != 0)
+		if (heap_add(walker->heap, &allocation) != 0)
 			return -1;
 	}
 	walker->pools++;
@@ -184,6 +184,15 @@ done:
 	return ok;
 }
 
+/* The malloc chunk holding addr: a search among the allocations glibc's walker found (sorted and
+ * indexed), not the blocks added since. */
+static const struct allocation *malloc_chunk_at(const struct pool_walker *walker, uint64_t addr)
+{
+	struct heap view = *walker->heap;
+	view.count = walker->malloc_count;
+	return heap_find(&view, addr);
+}
+
 /* Without the table: every pool-aligned address of the anonymous writable mappings that no
  * malloc chunk covers. */
 static int scan_for_pools(struct pool_walker *walker, struct snapshot *snapshot)
@@ -197,7 +206,7 @@ static int scan_for_pools(struct pool_walker *walker, struct snapshot *snapshot)
 			continue;
 		uint64_t first = (region->start + pool_size - 1) / pool_size * pool_size;
 		for (uint64_t pool = first; pool + pool_size <= region->end; pool += pool_size) {
-			const struct allocation *chunk = heap_find(walker->malloc_heap, pool);
+			const struct allocation *chunk = malloc_chunk_at(walker, pool);
 			if (chunk != NULL) {
 				/* skip the whole chunk */
 				uint64_t end = chunk->address + chunk->size;
@@ -220,7 +229,8 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	snprintf(info.kind, sizeof info.kind, "pymalloc");
 	if (heap->arena_count >= UINT16_MAX)
 		return hs_error_set(err, "too many arenas in the heap");
-	struct pool_walker walker = {.space = space, .layout = layout, .malloc_heap = heap,
+	struct pool_walker walker = {.space = space, .layout = layout, .heap = heap,
+				     .malloc_count = heap->count,
 				     .arena = (uint16_t)heap->arena_count};
 	walker.pool = malloc(layout->pool_size);
 	walker.is_free = malloc(layout->pool_size / layout->alignment + 1);
@@ -256,10 +266,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	}
 	free(walker.pool);
 	free(walker.is_free);
-	for (size_t i = 0; result == 0 && i < walker.blocks.count; i++)
-		result = heap_add(heap, &walker.blocks.allocations[i]);
-	size_t found = walker.blocks.count;
-	heap_free(&walker.blocks);
+	size_t found = heap->count - walker.malloc_count;
 	if (result != 0)
 		return hs_error_set(err, "out of memory walking pymalloc's arenas");
 	heap->arenas[walker.arena].system_bytes =
