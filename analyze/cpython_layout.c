@@ -81,6 +81,11 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	static const uint32_t frames[] = {24, 24, 24, 56, 56, 72};
 	static const uint32_t datastacks[] = {0, 0, 0, 296, 232, 232};
 	int k = minor - 8;
+	static const uint32_t gc_states[] = {344, 616, 616, 648, 112, 7400};
+	layout->gc_in_runtime = minor == 8;
+	layout->gc_state = gc_states[k];
+	layout->gc_generations = 24;
+	layout->gc_generation_size = 24;
 	layout->runtime_main_interpreter = main_interpreter[k];
 	layout->interpreter_threads = threads[k];
 	layout->thread_next = 8;
@@ -187,7 +192,7 @@ bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64
 	enum {
 		COOKIE = 0, VERSION = 8, INTERPRETERS_HEAD = 40, THREADS_HEAD = 72, THREAD_NEXT = 168,
 		THREAD_CURRENT_FRAME = 184, THREAD_ID = 192, THREAD_NATIVE_ID = 200,
-		THREAD_DATASTACK = 208, FRAME_PREVIOUS = 232, FRAME_EXECUTABLE = 240,
+		THREAD_DATASTACK = 208, INTERPRETER_GC = 80, FRAME_PREVIOUS = 232, FRAME_EXECUTABLE = 240,
 		FRAME_LOCALSPLUS = 256, FRAME_OWNER = 264, CODE_NAME = 288, CODE_QUALNAME = 296,
 		CODE_LOCALSPLUSNAMES = 328, END = 336
 	};
@@ -202,6 +207,7 @@ bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64
 			return false;
 	(void)value[INTERPRETERS_HEAD / 8]; /* the list head; the main interpreter is used */
 	layout->interpreter_threads = (uint32_t)value[THREADS_HEAD / 8];
+	layout->gc_state = (uint32_t)value[INTERPRETER_GC / 8];
 	layout->thread_next = (uint32_t)value[THREAD_NEXT / 8];
 	layout->thread_frame = (uint32_t)value[THREAD_CURRENT_FRAME / 8];
 	layout->thread_id = (uint32_t)value[THREAD_ID / 8];
@@ -275,6 +281,12 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	if (ok && dwarf_types_struct(types, "PyCodeObject", &s))
 		member_offset(&s, "co_zombieframe", &out.code_zombieframe);
 	ok = ok && threads_from_dwarf(types, &out);
+	/* 3.8 keeps it in the runtime, later versions in each interpreter */
+	out.gc_in_runtime = offset_in(types, "pyruntimestate", "gc", &out.gc_state);
+	ok = ok && (out.gc_in_runtime || offset_in(types, "_is", "gc", &out.gc_state)) &&
+	     offset_in(types, "_gc_runtime_state", "generations", &out.gc_generations) &&
+	     dwarf_types_struct(types, "gc_generation", &s);
+	out.gc_generation_size = (uint32_t)s.size;
 	/* the pool header's size, rounded to the block alignment, is where blocks start */
 	ok = ok && dwarf_types_struct(types, "pool_header", &s);
 	out.pool_overhead = (uint32_t)((s.size + out.alignment - 1) / out.alignment * out.alignment);
@@ -312,7 +324,8 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(code_name), FIELD(code_qualname), FIELD(code_nlocalsplus),
 		      FIELD(code_localsplusnames), FIELD(code_nlocals), FIELD(code_varnames),
 		      FIELD(frame_back), FIELD(frame_code), FIELD(frame_localsplus),
-		      FIELD(chunk_size), FIELD(chunk_top)};
+		      FIELD(chunk_size), FIELD(chunk_top), FIELD(gc_state), FIELD(gc_generations),
+		      FIELD(gc_generation_size)};
 #undef FIELD
 	size_t differences = 0, used = 0;
 	if (out_size)
@@ -330,11 +343,11 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 			used += n > 0 ? (size_t)n : 0;
 		}
 	}
-	if (a->keys_log2 != b->keys_log2) {
+	if (a->keys_log2 != b->keys_log2 || a->gc_in_runtime != b->gc_in_runtime) {
 		differences++;
 		if (used < out_size)
-			snprintf(out + used, out_size - used, "keys_log2: %d != %d\n", a->keys_log2,
-				 b->keys_log2);
+			snprintf(out + used, out_size - used, "keys_log2, gc_in_runtime: %d %d != %d %d\n",
+				 a->keys_log2, a->gc_in_runtime, b->keys_log2, b->gc_in_runtime);
 	}
 	return differences;
 }

@@ -494,6 +494,40 @@ static void find_owned(struct finder *finder, size_t index)
 	}
 }
 
+/* Which generation's list each tracked object is in: each list is walked from its head, a link
+ * per object (the first word of its block, read during the walk, when the GC header starts it). */
+static void find_generations(struct finder *finder)
+{
+	const struct cpython_layout *layout = finder->layout;
+	const struct heap *heap = finder->heap;
+	struct python_objects *objects = finder->objects;
+	uint64_t state = finder->python->runtime;
+	if (!layout->gc_in_runtime &&
+	    !read_u64(finder->space, state + layout->runtime_main_interpreter, &state))
+		return;
+	state += layout->gc_state + layout->gc_generations;
+	for (int generation = 0; generation < 3; generation++) {
+		uint64_t head = state + (uint64_t)generation * layout->gc_generation_size, at = 0;
+		if (!read_u64(finder->space, head, &at))
+			continue;
+		for (uint64_t steps = 0; (at & ~3ull) != head && steps <= objects->tracked_count + 16;
+		     steps++) {
+			at &= ~3ull;
+			const struct allocation *block = heap_find(heap, at);
+			if (block == NULL)
+				break;
+			size_t index = (size_t)(block - heap->allocations);
+			if (objects->bits[index] & PYOBJ_OBJECT)
+				objects->bits[index] |= (uint8_t)((generation + 1)
+								  << PYOBJ_GENERATION_SHIFT);
+			if (at == block->address)
+				at = block->first_word;
+			else if (!read_u64(finder->space, at, &at))
+				break;
+		}
+	}
+}
+
 int cpython_objects_find(struct python_objects *objects, struct address_space *space,
 			 struct symbols *symbols, const struct cpython_info *python,
 			 const struct heap *heap, struct type_names *names,
@@ -544,6 +578,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 	for (size_t i = 0; i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OBJECT)
 			find_owned(&finder, i);
+	find_generations(&finder);
 	free(finder.slots);
 	if (names->owned == NULL)
 		names->owned = calloc(heap->count + 1, 1);

@@ -50,6 +50,13 @@ struct python_type {
 #define PYOBJ_OWNED 0x04   /* a block that belongs to another object */
 #define PYOBJ_IMMORTAL 0x08 /* 3.12+: an immortal object (a root, never freed) */
 #define PYOBJ_HEADER_SHIFT 4 /* bits 4-5: bytes before the object, in 16-byte units */
+#define PYOBJ_GENERATION_SHIFT 6 /* bits 6-7: the collector's generation + 1 (0: none found) */
+
+/* The generation (0 to 2) whose list a tracked object is in, or -1. */
+static inline int python_object_generation(uint8_t bits)
+{
+	return (int)(bits >> PYOBJ_GENERATION_SHIFT & 3) - 1;
+}
 
 struct python_objects {
 	uint8_t *bits;	    /* per allocation (parallel to heap->allocations) */

@@ -31,6 +31,9 @@ struct heap_summary {
 	uint64_t unreachable_objects, unreachable_bytes;
 	struct root_group *roots; /* by retained bytes, largest first */
 	size_t root_count;
+	/* the unreachable Python objects (garbage) by the collector's generation they sit in;
+	   index 3: in none (untracked, or their list could not be read) */
+	uint64_t garbage_objects[4], garbage_bytes[4];
 	struct cycle_shape *cycles; /* among the unreachable, the most frequent shape first */
 	size_t cycle_count;
 };

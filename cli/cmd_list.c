@@ -15,11 +15,12 @@ static const char usage[] =
 	"mmapped, tcache, fastbin, bin, top, metadata, pool, pool_free), and its type when known.\n"
 	"In a Python process, \"python\" says what a block is to CPython: \"tracked\" (an object\n"
 	"the cyclic collector tracks), \"object\" (one it does not), \"immortal\" (3.12+), \"part\"\n"
-	"(a block that belongs to an object: a list's items, a dict's keys and values).\n"
+	"(a block that belongs to an object: a list's items, a dict's keys and values), and\n"
+	"\"generation\" the collector's generation (0 to 2) whose list a tracked object is in.\n"
 	"\n"
 	"  --state S          live (default), free, or all\n"
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
-	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\"}\n" CLI_ANALYSIS_USAGE;
+	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"}\n" CLI_ANALYSIS_USAGE;
 
 /* What a block is to CPython: "tracked" (an object the cyclic collector tracks), "object" (one it
  * does not), "immortal" (3.12+), "part" (a block that belongs to an object), or NULL. */
@@ -113,6 +114,12 @@ int cmd_list(int argc, char **argv)
 			if (python) {
 				json_key(&json, "python");
 				json_string(&json, python);
+				int generation = python_object_generation(
+					analysis->python_objects.bits[i]);
+				if (generation >= 0) {
+					json_key(&json, "generation");
+					json_int(&json, generation);
+				}
 			}
 			json_object_end(&json);
 			json_finish(&json);

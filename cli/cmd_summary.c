@@ -221,6 +221,24 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_uint(&json, summary->unreachable_bytes);
 	json_key(&json, "by_type");
 	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
+	if (analysis->python_objects.object_count) {
+		json_key(&json, "python_garbage_by_generation");
+		json_array_begin(&json);
+		for (size_t g = 0; g < 4; g++) {
+			json_object_begin(&json);
+			json_key(&json, "generation");
+			if (g < 3)
+				json_uint(&json, g);
+			else
+				json_null(&json);
+			json_key(&json, "objects");
+			json_uint(&json, summary->garbage_objects[g]);
+			json_key(&json, "bytes");
+			json_uint(&json, summary->garbage_bytes[g]);
+			json_object_end(&json);
+		}
+		json_array_end(&json);
+	}
 	json_key(&json, "cycles");
 	json_array_begin(&json);
 	for (size_t i = 0; i < summary->cycle_count; i++) {
@@ -349,6 +367,16 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_count(summary->unreachable[i].count, count, sizeof count);
 		cli_format_bytes(summary->unreachable[i].bytes, bytes, sizeof bytes);
 		printf("  %12s %10s  %s\n", count, bytes, name);
+	}
+	if (analysis->python_objects.object_count) {
+		static const char *const generations[] = {"generation 0", "generation 1",
+							  "generation 2", "untracked"};
+		printf("\nPython garbage by the collector's generation it sits in:\n");
+		for (size_t g = 0; g < 4; g++) {
+			cli_format_count(summary->garbage_objects[g], count, sizeof count);
+			cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);
+			printf("  %-14s %12s objects %10s\n", generations[g], count, bytes);
+		}
 	}
 	if (summary->cycle_count)
 		printf("\ncycles among them, by shape:\n");

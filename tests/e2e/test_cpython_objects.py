@@ -6,6 +6,7 @@ on this machine (pyenv's 3.8 to 3.13, with DWARF, and Debian's stripped /usr/bin
   gc.get_objects() counts per type; heapsnap's count of the objects the collector tracks, per type,
   must equal it exactly, with pymalloc's arenas found from the arena table (debug info) and by
   validating candidate pools (heuristics);
+- and per generation, what gc.get_objects(generation) counts;
 - the objects the target created that the collector does not track (bytes, floats) are all found;
 - the blocks that belong to objects (list items, dict keys and values) are named after them;
 - a frame's local is the root of what it holds, named by thread, function and variable;
@@ -46,19 +47,23 @@ for interpreter in interpreters:
 
 
 def python_roles(snapshot, *options):
-    """Per type: objects the collector tracks, all objects; and the types of 'part' blocks."""
+    """Per type: objects the collector tracks, all objects; the types of 'part' blocks; and per
+    generation, the tracked objects by type (lists left out, as the target leaves them out)."""
     out = heapsnap("list", snapshot, "--format", "jsonl", *options).stdout
     tracked, objects, parts = collections.Counter(), collections.Counter(), collections.Counter()
+    generations = [collections.Counter() for _ in range(3)]
     for line in out.splitlines():
         block = json.loads(line)
         role = block.get("python")
         if role == "tracked":
             tracked[block["type"]] += 1
+            if block["type"] != "list" and "generation" in block:
+                generations[block["generation"]][block["type"]] += 1
         if role in ("tracked", "object", "immortal"):
             objects[block["type"]] += 1
         if role == "part":
             parts[block["type"]] += 1
-    return tracked, objects, parts
+    return tracked, objects, parts, generations
 
 
 for interpreter in interpreters + ["/usr/bin/python3.11"]:
@@ -86,7 +91,15 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
           f"{name}: pymalloc's arenas found with {python.get('pymalloc_found_with')}")
     expected = result["gc"]
     for options in ([], ["--no-debuginfo"]):
-        tracked, objects, parts = python_roles(snapshot, *options)
+        tracked, objects, parts, generations = python_roles(snapshot, *options)
+        for generation in range(3):
+            want = result["generations"][generation]
+            got = generations[generation]
+            wrong = {t: (want.get(t, 0), got.get(t, 0)) for t in set(want) | set(got)
+                     if want.get(t, 0) != got.get(t, 0)}
+            check(not wrong, f"{name} {options}: generation {generation}: tracked objects per type "
+                  f"differ from gc.get_objects({generation}) (type: (gc, heapsnap)): "
+                  f"{dict(sorted(wrong.items())[:10])}")
         wrong = {t: (expected.get(t, 0), tracked.get(t, 0)) for t in set(expected) | set(tracked)
                  if expected.get(t, 0) != tracked.get(t, 0)}
         check(not wrong, f"{name} {options}: tracked objects per type differ from gc.get_objects() "

@@ -91,16 +91,30 @@ def count_tracked():
     return counts
 
 
+def count_generations():
+    """Per generation, the tracked objects by type (the lists get_objects makes are left out)."""
+    counts = []
+    for generation in range(3):
+        by_type = {}
+        for obj in gc.get_objects(generation):
+            if type(obj) is not list:
+                name = type_name(type(obj))
+                by_type[name] = by_type.get(name, 0) + 1
+        counts.append(by_type)
+    return counts
+
+
 # made before counting, and written with os.write: nothing made after the count survives it but
 # the counts (a dict of str to int, which the collector does not track); the result dict holds a
 # list so that the collector tracks it from the start, not from when the counts go in
 _fd = os.open(sys.argv[1] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-_result = {"gc": None, "created": CREATED, "tracked": []}
+_result = {"gc": None, "generations": None, "created": CREATED, "tracked": []}
 repr(_result)  # the first repr of a container makes the thread's dict and its "Py_Repr" list
 
 
 def serve_forever():
     held = Held()  # noqa: F841 (a frame's local: its root is the frame)
+    _result["generations"] = count_generations()  # first: its list is then counted by the next
     _result["gc"] = count_tracked()
     os.write(_fd, repr(_result).encode())
     os.close(_fd)
