@@ -8,6 +8,17 @@
 #include "analyze/glibc_heap.h"
 #include "analyze/pymalloc_heap.h"
 
+/* The interpreter's method cache holds borrowed pointers: the graph is not to take them for
+ * references (they would keep garbage alive). */
+static int note_method_cache(struct analysis *analysis)
+{
+	uint64_t start, end;
+	if (cpython_method_cache(analysis->symbols, analysis->space, &analysis->python, &start,
+				 &end))
+		heap_add_bookkeeping(&analysis->heap, start, end);
+	return 0;
+}
+
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
 			       struct hs_error *err)
 {
@@ -37,6 +48,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 				analysis->pymalloc_method, sizeof analysis->pymalloc_method,
 				&analysis->warnings, err) != 0) ||
 	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
+	    note_method_cache(analysis) != 0 ||
 	    cpython_objects_find(&analysis->python_objects, analysis->space, analysis->symbols,
 				 &analysis->python, &analysis->heap, &analysis->types,
 				 &analysis->warnings, err) != 0 ||

@@ -30,4 +30,9 @@ struct cpython_info {
 void cpython_detect(struct symbols *symbols, struct address_space *space, bool no_debuginfo,
 		    struct cpython_info *info);
 
+/* Where the interpreter's method cache is ([*start, *end)): borrowed pointers to what attribute
+ * lookups last found, not references. False when not known. */
+bool cpython_method_cache(struct symbols *symbols, struct address_space *space,
+			  const struct cpython_info *info, uint64_t *start, uint64_t *end);
+
 #endif

@@ -33,10 +33,12 @@ struct cpython_graph {
 	const struct python_objects *objects;
 	const struct heap *heap;
 	uint8_t *header_bytes;
+	uint8_t *objects_map; /* 1 for each Python object: held through reference counts */
 	struct type_model *types; /* parallel to objects->types */
 	uint8_t *bytes;		  /* the object being read */
 	size_t bytes_capacity;
 	struct graph_emitter *emitter;
+	size_t live_count; /* live allocations: the graph's heap nodes */
 	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
 	struct graph_range claimed[256];
 	size_t chunk_count;
@@ -116,7 +118,7 @@ static int visit_entry(void *context, uint64_t key, uint64_t value)
 		if (!named)
 			return 0;
 		snprintf(text, sizeof text, "%s.%s", visit->root_prefix, name);
-		visit->result = graph_emit_root(emitter, ROOT_RUNTIME, text) ||
+		visit->result = graph_emit_root(emitter, ROOT_RUNTIME, text, true) ||
 				graph_emit_edge(emitter, value, GRAPH_NONE);
 		return visit->result;
 	}
@@ -133,8 +135,11 @@ static int visit_entry(void *context, uint64_t key, uint64_t value)
 			label = graph_emit_label(emitter, text);
 		}
 	}
-	visit->result = graph_emit_edge(emitter, key, model->key) ||
-			graph_emit_edge(emitter, value, label);
+	if (visit->mode == AS_ATTRIBUTES) /* the dict holds them: the instance shows them */
+		visit->result = graph_emit_view_edge(emitter, value, label);
+	else
+		visit->result = graph_emit_edge(emitter, key, model->key) ||
+				graph_emit_edge(emitter, value, label);
 	return visit->result;
 }
 
@@ -156,6 +161,37 @@ static int dict_edges(struct cpython_graph *model, uint64_t dict, int mode)
 }
 
 /* ---- instances ------------------------------------------------------------------------------- */
+
+/* The keys of a dict keys object (a class's shared keys), in entry order, up to max; their
+ * number. Unicode entries (16 bytes) from 3.11, general ones (24) before. */
+static size_t keys_entry_keys(struct cpython_graph *model, uint64_t keys, uint64_t *out, size_t max)
+{
+	const struct cpython_layout *layout = model->layout;
+	uint8_t header[48];
+	uint64_t nentries = 0;
+	if (address_space_read(model->space, keys, header, layout->keys_indices, NULL) != 0)
+		return 0;
+	nentries = u64_at(header, layout->keys_nentries);
+	uint64_t index_bytes, entry_size = 24, key_at = 8;
+	if (layout->keys_log2) {
+		index_bytes = 1ull << (header[layout->keys_size + 1] & 63);
+		if (header[layout->keys_size + 2] != 0) {
+			entry_size = 16;
+			key_at = 0;
+		}
+	} else {
+		uint64_t size = u64_at(header, layout->keys_size);
+		index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+	}
+	uint64_t entries = keys + layout->keys_indices + index_bytes;
+	size_t count = 0;
+	for (uint64_t i = 0; i < nentries && count < max; i++) {
+		uint64_t key = 0;
+		address_space_read_u64(model->space, entries + i * entry_size + key_at, &key);
+		out[count++] = key;
+	}
+	return count;
+}
 
 /* The T_OBJECT members of a type and its bases (slots, and C members such as a function's
  * __globals__), and the names of its cached keys. */
@@ -209,32 +245,20 @@ static void prepare_type(struct cpython_graph *model, uint32_t index)
 		if (nentries > 4096)
 			return;
 		type->key_labels = calloc(nentries + 1, sizeof *type->key_labels);
-		if (type->key_labels == NULL)
+		uint64_t *names = calloc(nentries + 1, sizeof *names);
+		if (type->key_labels == NULL || names == NULL) {
+			free(names);
 			return;
-		/* unicode entries (16 bytes) from 3.11; general ones (24) before */
-		uint8_t header[48];
-		if (address_space_read(model->space, keys, header, layout->keys_indices, NULL) != 0)
-			return;
-		uint64_t index_bytes, entry_size = 24, key_at = 8;
-		if (layout->keys_log2) {
-			index_bytes = 1ull << (header[layout->keys_size + 1] & 63);
-			if (header[layout->keys_size + 2] != 0) {
-				entry_size = 16;
-				key_at = 0;
-			}
-		} else {
-			uint64_t size = u64_at(header, layout->keys_size);
-			index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
 		}
-		uint64_t entries = keys + layout->keys_indices + index_bytes;
-		for (uint64_t i = 0; i < nentries; i++) {
-			uint64_t key = 0;
+		size_t count = keys_entry_keys(model, keys, names, nentries);
+		for (size_t i = 0; i < nentries; i++) {
 			char name[72];
 			type->key_labels[i] = model->item;
-			if (address_space_read_u64(model->space, entries + i * entry_size + key_at, &key) &&
-			    cpython_str_read(model->space, layout, key, name, sizeof name))
+			if (i < count &&
+			    cpython_str_read(model->space, layout, names[i], name, sizeof name))
 				type->key_labels[i] = attribute_label(model->emitter, name);
 		}
+		free(names);
 		type->key_count = (uint32_t)nentries;
 	}
 }
@@ -293,6 +317,19 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 		return 0;
 	}
 	int64_t dictoffset = (int64_t)python_type->dictoffset;
+	if (dictoffset < 0) {
+		/* after the items of a variable-size object (a subclass of int, tuple or bytes):
+		   counted back from its end, as _PyObject_GetDictPtr does */
+		uint64_t items = 0;
+		if (!address_space_read_u64(model->space, object + layout->var_size, &items))
+			return 0;
+		if (python_type->kind == PYTHON_INT && layout->minor >= 12)
+			items >>= 3; /* 3.12: lv_tag, the digits' count shifted past the sign */
+		else if ((int64_t)items < 0)
+			items = (uint64_t)(-(int64_t)items);
+		uint64_t end = (python_type->basicsize + items * python_type->itemsize + 7) & ~7ull;
+		dictoffset += (int64_t)end;
+	}
 	if (dictoffset > 0 && address_space_read_u64(model->space, object + (uint64_t)dictoffset,
 						     &word) &&
 	    word != 0)
@@ -304,9 +341,9 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 /* A word of an object scanned without a model: labelled by the member it is, if one is known. */
 static int scan_object(struct cpython_graph *model, const struct type_model *type,
 		       const struct python_type *python_type, const uint8_t *bytes, size_t size,
-		       uint64_t header)
+		       uint64_t header, size_t from)
 {
-	for (size_t at = 16; at + 8 <= size; at += 8) {
+	for (size_t at = from; at + 8 <= size; at += 8) {
 		if (at == python_type->weaklistoffset ||
 		    (python_type->dictoffset > 0 && at == python_type->dictoffset))
 			continue; /* weak references are not references; the dict is done apart */
@@ -390,7 +427,16 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 		break;
 	}
 	case PYTHON_MODULE:
+		/* its namespace by name; its state (an extension's own objects) as it comes */
 		result = result || graph_emit_edge(emitter, u64_at(bytes, 16), model->dict_label);
+		if (result == 0 && size > 24)
+			result = scan_object(model, type, python_type, bytes, size, header, 24);
+		break;
+	case PYTHON_WEAKREF:
+		/* PyWeakReference: the referent (16) is weak, the list links (40, 48) borrowed;
+		   only the callback (24) is held */
+		if (size >= 32)
+			result = result || graph_emit_edge(emitter, u64_at(bytes, 24), GRAPH_NONE);
 		break;
 	case PYTHON_TYPE: {
 		/* a class: its namespace, its bases and MRO by name, the rest as it comes */
@@ -404,6 +450,16 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 					 ? graph_emit_edge(emitter, u64_at(bytes, at), label)
 					 : graph_emit_scan(emitter, bytes + at, 8, header + at, GRAPH_NONE);
 		}
+		/* the keys its instances share are a part of it: the attribute names they hold */
+		uint64_t flags = u64_at(bytes, layout->tp_flags), keys = 0;
+		if (result == 0 && (flags & PY_TPFLAGS_HEAPTYPE) &&
+		    layout->ht_cached_keys + 8 <= size &&
+		    (keys = u64_at(bytes, layout->ht_cached_keys)) != 0) {
+			uint64_t names[256];
+			size_t count = keys_entry_keys(model, keys, names, 256);
+			for (size_t k = 0; result == 0 && k < count; k++)
+				result = graph_emit_edge(emitter, names[k], model->key);
+		}
 		return result < 0 ? -1 : 1;
 	}
 	case PYTHON_STR:
@@ -413,7 +469,7 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 		break; /* no references (a bytearray's buffer is a part of it) */
 	default:
 		if (!type->precise && result == 0)
-			result = scan_object(model, type, python_type, bytes, size, header);
+			result = scan_object(model, type, python_type, bytes, size, header, 16);
 		break;
 	}
 	if (result == 0 && python_type->kind != PYTHON_TYPE && python_type->kind != PYTHON_MODULE) {
@@ -477,7 +533,9 @@ static int frame_root(void *context, const struct python_frame_value *value)
 	else
 		snprintf(name, sizeof name, "%s frame %s() stack", thread, value->function);
 	struct graph_emitter *emitter = roots->model->emitter;
-	if (graph_emit_root(emitter, ROOT_RUNTIME, name) != 0 ||
+	/* up to 3.10 the frame object holds its locals; from 3.11 only the frame record does */
+	bool view = roots->model->layout->minor <= 10;
+	if (graph_emit_root(emitter, ROOT_RUNTIME, name, view) != 0 ||
 	    graph_emit_edge(emitter, value->value, GRAPH_NONE) != 0)
 		return -1;
 	return 0;
@@ -531,7 +589,7 @@ static int python_roots(void *context, struct graph_emitter *emitter)
 	    0)
 		return -1;
 	if (objects->immortal_count) {
-		if (graph_emit_root(emitter, ROOT_RUNTIME, "immortal objects") != 0)
+		if (graph_emit_root(emitter, ROOT_RUNTIME, "immortal objects", true) != 0)
 			return -1;
 		for (size_t i = 0; i < heap->count; i++)
 			if ((objects->bits[i] & PYOBJ_IMMORTAL) &&
@@ -540,6 +598,80 @@ static int python_roots(void *context, struct graph_emitter *emitter)
 				return -1;
 	}
 	return 0;
+}
+
+/* ---- external references --------------------------------------------------------------------- */
+
+struct external {
+	uint32_t type;
+	uint64_t object;
+};
+
+static int compare_externals(const void *left, const void *right)
+{
+	const struct external *a = left, *b = right;
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	return a->object < b->object ? -1 : a->object > b->object;
+}
+
+/* Objects whose reference count is above the references found to them are held from outside
+ * what heapsnap reads: by C code (an extension's static, a C local heapsnap could not see) or by a
+ * reference an extension leaked. They are roots, as the cyclic collector takes them to be; one
+ * root per type, "external references to T". */
+static int external_roots(void *context, struct graph_emitter *emitter)
+{
+	struct cpython_graph *model = context;
+	model->emitter = emitter;
+	const struct python_objects *objects = model->objects;
+	const struct heap *heap = model->heap;
+	uint32_t *in_degree = malloc((model->live_count + 1) * sizeof *in_degree);
+	size_t count = 0, capacity = 0;
+	struct external *externals = NULL;
+	int result = 0;
+	if (in_degree == NULL)
+		return -1;
+	graph_emit_in_degrees(emitter, in_degree);
+	for (size_t i = 0; i < heap->count && result == 0; i++) {
+		uint8_t bits = objects->bits[i];
+		if (!(bits & PYOBJ_OBJECT) || (bits & PYOBJ_IMMORTAL))
+			continue;
+		uint32_t node = graph_emit_node_of(emitter, i);
+		uint64_t object = python_object_address(objects, heap, i), refcount = 0;
+		if (object == heap->allocations[i].address)
+			refcount = heap->allocations[i].first_word;
+		else if (!address_space_read_u64(model->space, object, &refcount))
+			continue;
+		if (model->layout->minor >= 12)
+			refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
+		if (node == GRAPH_NONE || refcount <= in_degree[node])
+			continue;
+		if (count == capacity) {
+			capacity = capacity ? capacity * 2 : 256;
+			void *grown = realloc(externals, capacity * sizeof *externals);
+			if (grown == NULL) {
+				result = -1;
+				break;
+			}
+			externals = grown;
+		}
+		externals[count++] = (struct external){objects->type[i], object};
+	}
+	free(in_degree);
+	if (count)
+		qsort(externals, count, sizeof *externals, compare_externals);
+	char name[192];
+	for (size_t i = 0; i < count && result == 0; i++) {
+		if (i == 0 || externals[i].type != externals[i - 1].type) {
+			snprintf(name, sizeof name, "external references to %s",
+				 objects->types[externals[i].type].name);
+			result = graph_emit_root(emitter, ROOT_RUNTIME, name, true);
+		}
+		if (result == 0)
+			result = graph_emit_edge(emitter, externals[i].object, GRAPH_NONE);
+	}
+	free(externals);
+	return result;
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -575,11 +707,16 @@ struct cpython_graph *cpython_graph_new(struct address_space *space,
 	graph->objects = objects;
 	graph->heap = heap;
 	graph->header_bytes = calloc(heap->count + 1, 1);
+	graph->objects_map = calloc(heap->count + 1, 1);
 	graph->types = calloc(objects->type_count + 1, sizeof *graph->types);
-	if (graph->header_bytes == NULL || graph->types == NULL) {
+	if (graph->header_bytes == NULL || graph->objects_map == NULL || graph->types == NULL) {
 		cpython_graph_free(graph);
 		return NULL;
 	}
+	for (size_t i = 0; i < heap->count; i++)
+		graph->live_count += heap->allocations[i].state == ALLOCATION_LIVE;
+	for (size_t i = 0; i < heap->count; i++)
+		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT) != 0;
 	for (size_t i = 0; i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OBJECT)
 			graph->header_bytes[i] = (uint8_t)(16 * (objects->bits[i] >> PYOBJ_HEADER_SHIFT & 3));
@@ -588,7 +725,9 @@ struct cpython_graph *cpython_graph_new(struct address_space *space,
 	for (size_t i = 0; i < graph->chunk_count; i++)
 		graph->claimed[i] = (struct graph_range){graph->chunks[i].start, graph->chunks[i].end};
 	*model = (struct graph_model){.context = graph, .header_bytes = graph->header_bytes,
+				      .not_from_memory_roots = graph->objects_map,
 				      .edges = object_edges, .roots = python_roots,
+				      .late_roots = external_roots,
 				      .prepare = cpython_graph_prepare, .claimed = graph->claimed,
 				      .claimed_count = graph->chunk_count};
 	return graph;
@@ -603,6 +742,7 @@ void cpython_graph_free(struct cpython_graph *graph)
 			free(graph->types[i].key_labels);
 	free(graph->types);
 	free(graph->header_bytes);
+	free(graph->objects_map);
 	free(graph->bytes);
 	free(graph);
 }

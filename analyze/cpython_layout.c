@@ -82,6 +82,9 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	static const uint32_t datastacks[] = {0, 0, 0, 296, 232, 232};
 	int k = minor - 8;
 	static const uint32_t gc_states[] = {344, 616, 616, 648, 112, 7400};
+	static const uint32_t type_caches[] = {0, 0, 15216, 9056, 275392, 84656};
+	layout->type_cache = type_caches[k];
+	layout->type_cache_size = 4096 * 24;
 	layout->gc_in_runtime = minor == 8;
 	layout->gc_state = gc_states[k];
 	layout->gc_generations = 24;
@@ -281,6 +284,19 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	if (ok && dwarf_types_struct(types, "PyCodeObject", &s))
 		member_offset(&s, "co_zombieframe", &out.code_zombieframe);
 	ok = ok && threads_from_dwarf(types, &out);
+	/* the method cache: a static up to 3.9, then in the interpreter (in its types from 3.12) */
+	uint32_t in_types = 0, cache = 0;
+	out.type_cache = 0;
+	if (offset_in(types, "_is", "types", &in_types) &&
+	    offset_in(types, "types_state", "type_cache", &cache))
+		out.type_cache = in_types + cache;
+	else
+		offset_in(types, "_is", "type_cache", &out.type_cache);
+	struct dwarf_variable method_cache;
+	if (dwarf_types_struct(types, "type_cache", &s))
+		out.type_cache_size = (uint32_t)s.size;
+	else if (dwarf_types_variable(types, "method_cache", &method_cache))
+		out.type_cache_size = (uint32_t)method_cache.type_size;
 	/* 3.8 keeps it in the runtime, later versions in each interpreter */
 	out.gc_in_runtime = offset_in(types, "pyruntimestate", "gc", &out.gc_state);
 	ok = ok && (out.gc_in_runtime || offset_in(types, "_is", "gc", &out.gc_state)) &&
@@ -325,7 +341,7 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(code_localsplusnames), FIELD(code_nlocals), FIELD(code_varnames),
 		      FIELD(frame_back), FIELD(frame_code), FIELD(frame_localsplus),
 		      FIELD(chunk_size), FIELD(chunk_top), FIELD(gc_state), FIELD(gc_generations),
-		      FIELD(gc_generation_size)};
+		      FIELD(gc_generation_size), FIELD(type_cache), FIELD(type_cache_size)};
 #undef FIELD
 	size_t differences = 0, used = 0;
 	if (out_size)

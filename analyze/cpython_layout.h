@@ -62,6 +62,9 @@ struct cpython_layout {
 	uint32_t code_nlocals, code_varnames;		 /* 3.8-3.10 */
 	uint32_t frame_back, frame_code, frame_localsplus; /* PyFrameObject, 3.8-3.10 */
 	uint32_t chunk_size, chunk_top;
+	/* the method cache: borrowed pointers to whatever attribute lookups last found (a static
+	   `method_cache` up to 3.9; in the interpreter after) */
+	uint32_t type_cache, type_cache_size;
 	/* the cyclic collector's state: in _PyRuntime (3.8) or the interpreter (3.9+) */
 	bool gc_in_runtime;
 	uint32_t gc_state, gc_generations, gc_generation_size;

@@ -260,7 +260,12 @@ static enum python_kind kind_of(const char *name)
 		     {"int", PYTHON_INT},     {"list", PYTHON_LIST},	   {"tuple", PYTHON_TUPLE},
 		     {"dict", PYTHON_DICT},   {"set", PYTHON_SET},	   {"frozenset", PYTHON_SET},
 		     {"bytearray", PYTHON_BYTEARRAY}, {"module", PYTHON_MODULE},
-		     {"object", PYTHON_OBJECT}, {"code", PYTHON_CODE}};
+		     {"object", PYTHON_OBJECT}, {"code", PYTHON_CODE},
+		     /* 3.8 to 3.10 named them so; 3.11 "weakref.ReferenceType" and the like */
+		     {"weakref", PYTHON_WEAKREF}, {"weakproxy", PYTHON_WEAKREF},
+		     {"weakcallableproxy", PYTHON_WEAKREF}, {"weakref.ReferenceType", PYTHON_WEAKREF},
+		     {"weakref.ProxyType", PYTHON_WEAKREF},
+		     {"weakref.CallableProxyType", PYTHON_WEAKREF}};
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (strcmp(kinds[i].name, name) == 0)
 			return kinds[i].kind;

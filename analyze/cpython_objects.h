@@ -35,6 +35,7 @@ enum python_kind {
 	PYTHON_BYTEARRAY,
 	PYTHON_MODULE,
 	PYTHON_CODE,
+	PYTHON_WEAKREF, /* weak references and proxies: their referent is no reference */
 };
 
 struct python_type {

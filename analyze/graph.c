@@ -27,7 +27,8 @@ struct builder {
 	size_t rows;		 /* nodes whose rows are complete */
 	size_t starts_capacity;	 /* entries allocated in graph->starts */
 	const struct graph_model *model;
-	bool root_open; /* a model's root has been begun and its row not ended */
+	bool root_open;	       /* a model's root has been begun and its row not ended */
+	bool in_memory_roots;  /* scanning module data, stacks, registers, TLS, mappings */
 	uint32_t *label_table; /* hash of graph->labels: index + 1 */
 	size_t label_table_size;
 };
@@ -68,8 +69,19 @@ static uint32_t node_at(const struct builder *builder, uint64_t word)
 	if (allocation == NULL)
 		return GRAPH_NONE;
 	size_t index = (size_t)(allocation - heap->allocations);
+	/* a runtime's object is referred to by its start, after its header: a pointer into its
+	   header (CPython's GC links) or its inside (a type's tp_name, its own slot tables) is no
+	   reference to it */
+	if (builder->model && builder->model->header_bytes &&
+	    builder->model->not_from_memory_roots &&
+	    builder->model->not_from_memory_roots[index] &&
+	    word != allocation->address + builder->model->header_bytes[index])
+		return GRAPH_NONE;
 	if (builder->model && builder->model->header_bytes &&
 	    word - allocation->address < builder->model->header_bytes[index])
+		return GRAPH_NONE;
+	if (builder->in_memory_roots && builder->model && builder->model->not_from_memory_roots &&
+	    builder->model->not_from_memory_roots[index])
 		return GRAPH_NONE;
 	return builder->graph->allocation_node[index];
 }
@@ -201,7 +213,7 @@ uint32_t graph_emit_label(struct graph_emitter *emitter, const char *text)
 		graph->labels = grown;
 		graph->label_capacity = capacity;
 	}
-	if (graph->label_count >= GRAPH_LABEL - 1 ||
+	if (graph->label_count >= GRAPH_LABEL_INDEX ||
 	    (graph->labels[graph->label_count] = strdup(text)) == NULL)
 		return GRAPH_NONE;
 	builder->label_table[slot] = (uint32_t)++graph->label_count;
@@ -214,6 +226,39 @@ int graph_emit_edge(struct graph_emitter *emitter, uint64_t address, uint32_t la
 	if (target == GRAPH_NONE)
 		return 0;
 	return add_edge(emitter->builder, target, label == GRAPH_NONE ? 0 : label | GRAPH_LABEL);
+}
+
+int graph_emit_view_edge(struct graph_emitter *emitter, uint64_t address, uint32_t label)
+{
+	uint32_t target = node_at(emitter->builder, address);
+	if (target == GRAPH_NONE)
+		return 0;
+	if (label == GRAPH_NONE && (label = graph_emit_label(emitter, "")) == GRAPH_NONE)
+		return -1;
+	return add_edge(emitter->builder, target, label | GRAPH_LABEL | GRAPH_VIEW);
+}
+
+void graph_emit_in_degrees(struct graph_emitter *emitter, uint32_t *in_degree)
+{
+	const struct builder *builder = emitter->builder;
+	const struct graph *graph = builder->graph;
+	memset(in_degree, 0, graph->heap_nodes * sizeof *in_degree);
+	for (size_t row = 0; row < builder->rows; row++) {
+		if (row >= graph->heap_nodes && graph->roots[row - graph->heap_nodes].view)
+			continue;
+		for (uint64_t e = graph->starts[row]; e < graph->starts[row + 1]; e++) {
+			uint32_t target = graph->targets[e];
+			if (target < graph->heap_nodes &&
+			    (graph->offsets[e] & (GRAPH_LABEL | GRAPH_VIEW)) !=
+				    (GRAPH_LABEL | GRAPH_VIEW))
+				in_degree[target]++;
+		}
+	}
+}
+
+uint32_t graph_emit_node_of(struct graph_emitter *emitter, size_t index)
+{
+	return emitter->builder->graph->allocation_node[index];
 }
 
 int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t size,
@@ -232,13 +277,17 @@ int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t 
 
 static int begin_root(struct builder *builder, enum root_kind kind, const char *name);
 
-int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name)
+int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name,
+		    bool view)
 {
 	struct builder *builder = emitter->builder;
 	if (builder->root_open)
 		end_row(builder);
 	builder->root_open = true;
-	return begin_root(builder, kind, name);
+	if (begin_root(builder, kind, name) != 0)
+		return -1;
+	builder->graph->roots[builder->graph->root_count - 1].view = view;
+	return 0;
 }
 
 static int scan_heap_nodes(struct builder *builder)
@@ -305,6 +354,7 @@ static int begin_root(struct builder *builder, enum root_kind kind, const char *
 	}
 	struct graph_root *root = &graph->roots[graph->root_count++];
 	root->kind = kind;
+	root->view = false;
 	snprintf(root->name, sizeof root->name, "%s", name);
 	return 0;
 }
@@ -445,6 +495,7 @@ static int scan_roots(struct builder *builder)
 		builder->root_open = false;
 	}
 
+	builder->in_memory_roots = true;
 	/* module data and, right after it, the module's .bss */
 	for (size_t i = 0; i < region_count && result == 0; i++) {
 		const struct snapshot_region *region = &regions[i];
@@ -534,6 +585,14 @@ static int scan_roots(struct builder *builder)
 		result = begin_root(builder, ROOT_MAPPING, name) ||
 			 scan_unclaimed(builder, start, region->end);
 		end_row(builder);
+	}
+	builder->in_memory_roots = false;
+	if (result == 0 && builder->model && builder->model->late_roots) {
+		struct graph_emitter emitter = {builder};
+		result = builder->model->late_roots(builder->model->context, &emitter);
+		if (builder->root_open)
+			end_row(builder);
+		builder->root_open = false;
 	}
 	free(claimed);
 	free(scanned_to);

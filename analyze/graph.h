@@ -37,6 +37,7 @@ enum root_kind {
 
 struct graph_root {
 	enum root_kind kind;
+	bool view; /* its edges are references heap objects hold (a module's globals), not more */
 	char name[192];
 };
 
@@ -53,7 +54,7 @@ struct graph {
 	uint32_t *targets;
 	uint32_t *offsets; /* per edge: where in its node the pointer is (bytes from its start), or
 			      a label (GRAPH_LABEL set) a runtime model gave it */
-	char **labels;	   /* "[*]", "._conn": interned, indexed by offset & ~GRAPH_LABEL */
+	char **labels;	   /* "[*]", "._conn": interned, indexed by offset & GRAPH_LABEL_INDEX */
 	size_t label_count, label_capacity;
 	uint64_t edge_count;
 
@@ -67,6 +68,8 @@ struct graph {
 };
 
 #define GRAPH_LABEL 0x80000000u
+#define GRAPH_VIEW 0x40000000u	/* a labelled edge that shows a reference another edge holds */
+#define GRAPH_LABEL_INDEX 0x3fffffffu
 
 /* What a runtime knows of its objects (CPython's model), plugged into the graph: the edges of the
  * allocations it understands, with labels, and roots of its own. */
@@ -79,6 +82,11 @@ struct graph_model {
 	/* Per allocation, NULL for none: bytes at its start that are a runtime header (CPython's GC
 	   links), so that pointers there are not references to it. */
 	const uint8_t *header_bytes;
+	/* Per allocation, NULL for none: non-zero for the runtime's objects, which the roots scanned
+	   as memory (module data, stacks, registers, mappings) do not reach: the runtime has its own
+	   account of what holds them (CPython: reference counts above the references found), and
+	   there a stale pointer (a free list's) would keep garbage alive. */
+	const uint8_t *not_from_memory_roots;
 	/* Memory the model reads through its own structures (CPython's frame stacks), not to be
 	   scanned as a mapping of the program's own. */
 	const struct graph_range *claimed;
@@ -92,6 +100,8 @@ struct graph_model {
 		     struct graph_emitter *emitter);
 	/* Emits the model's roots (graph_emit_root, then their edges); -1 when out of memory. */
 	int (*roots)(void *context, struct graph_emitter *emitter);
+	/* Emits roots found once every other edge is known (graph_emit_in_degrees); may be NULL. */
+	int (*late_roots)(void *context, struct graph_emitter *emitter);
 };
 
 /* A label's id, interned (GRAPH_NONE when out of memory). */
@@ -103,14 +113,24 @@ int graph_emit_edge(struct graph_emitter *emitter, uint64_t address, uint32_t la
  * their offset in the allocation being emitted, `base` bytes from its start). */
 int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t size,
 		    uint64_t base, uint32_t label);
-/* Starts a root; the edges emitted after it are its own. */
-int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name);
+/* The same edge, marked as a view: it shows a reference that another edge already holds (an
+ * instance's attribute kept in its __dict__), so it does not count as one more. */
+int graph_emit_view_edge(struct graph_emitter *emitter, uint64_t address, uint32_t label);
+/* Starts a root; the edges emitted after it are its own. A view root shows references heap
+ * objects hold (a module's globals, held by its dict); its edges do not count as more. */
+int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name,
+		    bool view);
+/* The references found so far to each heap node (in_degree: heap_nodes entries): edges from
+ * heap nodes and from roots that are not views, views and labelled views left out. */
+void graph_emit_in_degrees(struct graph_emitter *emitter, uint32_t *in_degree);
+/* The node of allocation `index`, GRAPH_NONE when it is not live. */
+uint32_t graph_emit_node_of(struct graph_emitter *emitter, size_t index);
 
 /* The label of an edge, or NULL when it has a plain offset. */
 static inline const char *graph_edge_label(const struct graph *graph, uint64_t edge)
 {
 	uint32_t offset = graph->offsets[edge];
-	return (offset & GRAPH_LABEL) ? graph->labels[offset & ~GRAPH_LABEL] : NULL;
+	return (offset & GRAPH_LABEL) ? graph->labels[offset & GRAPH_LABEL_INDEX] : NULL;
 }
 
 /* `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only

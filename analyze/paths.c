@@ -180,7 +180,7 @@ void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t off
 	if (offset & GRAPH_LABEL) {
 		char type[112];
 		node_type(analysis, node, type, sizeof type);
-		snprintf(out, size, "%s%s", type, analysis->graph.labels[offset & ~GRAPH_LABEL]);
+		snprintf(out, size, "%s%s", type, analysis->graph.labels[offset & GRAPH_LABEL_INDEX]);
 	} else {
 		step_text(analysis, node, offset, out, size);
 	}
@@ -201,7 +201,7 @@ static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t of
 	/* by type (or size) and, for a runtime's label ("list[*]", "Connection._conn"), the label */
 	uint64_t key = type ? (uint64_t)(uintptr_t)type : analysis->heap.allocations[allocation].size;
 	if (offset & GRAPH_LABEL)
-		key = (key * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)offset << 32) ^ 1;
+		key = (key * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)(offset & ~GRAPH_VIEW) << 32) ^ 1;
 	size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 54);
 	if (index->step_cache[slot].valid && index->step_cache[slot].key == key)
 		return index->step_cache[slot].step;
@@ -304,6 +304,21 @@ static void render(const struct path_index *index, uint32_t id, struct path_shap
 		snprintf(out->elements[out->element_count++], 128, "%s%s", index->steps[entry->step],
 			 entry->repeated ? " (repeated)" : "");
 	}
+}
+
+bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out)
+{
+	const struct analysis *analysis = index->analysis;
+	const struct graph *graph = &analysis->graph;
+	uint32_t node = graph->allocation_node[allocation];
+	memset(out, 0, sizeof *out);
+	if (node == GRAPH_NONE || index->node_shape[node] == NO_SHAPE)
+		return false;
+	render(index, index->node_shape[node], out);
+	node_type(analysis, node, out->elements[out->element_count++], sizeof out->elements[0]);
+	out->count = 1;
+	out->retained = graph->retained[node];
+	return true;
 }
 
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,

@@ -7,6 +7,7 @@
 #ifndef HEAPSNAP_PATHS_H
 #define HEAPSNAP_PATHS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ void path_index_free(struct path_index *index);
  * the most common first, at most `max`. Returns the number filled. */
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
 		     struct path_shape *shapes, size_t max);
+
+/* The shape of the shortest path from a root to allocation `allocation` (by index in the heap),
+ * root first, its own type last; false when no root reaches it. */
+bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out);
 
 /* The text of one step through heap node `node` along an edge with this offset (or label):
  * "struct conn.next", "list[*]", "__main__.Connection._conn_handler". */

@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
+#include "analyze/paths.h"
 #include "cli/cli.h"
 #include "formats/json.h"
 
 static const char usage[] =
-	"usage: heapsnap list FILE [--state live|free|all] [--format text|jsonl]\n"
+	"usage: heapsnap list FILE [--state live|free|all] [--format text|jsonl] [--paths]\n"
 	"\n"
 	"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
 	"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
@@ -19,6 +20,8 @@ static const char usage[] =
 	"\"generation\" the collector's generation (0 to 2) whose list a tracked object is in.\n"
 	"\n"
 	"  --state S          live (default), free, or all\n"
+	"  --paths            with jsonl, each live allocation's shortest path from a root\n"
+	"                     (\"path\": root first, its type last; null when no root reaches it)\n"
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
 	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"}\n" CLI_ANALYSIS_USAGE;
 
@@ -39,13 +42,14 @@ static const char *python_role(const struct analysis *analysis, size_t index)
 int cmd_list(int argc, char **argv)
 {
 	static const struct option options[] = {{"state", required_argument, NULL, 's'},
+						 {"paths", no_argument, NULL, 'p'},
 						 {"format", required_argument, NULL, 'f'},
 						 CLI_ANALYSIS_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
 	int wanted = ALLOCATION_LIVE; /* -1: all */
-	bool jsonl = false;
+	bool jsonl = false, with_paths = false;
 	int option;
 	optind = 1;
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -70,6 +74,9 @@ int cmd_list(int argc, char **argv)
 				return cli_usage_error("list", "--format takes text or jsonl, not '%s'",
 						       optarg);
 			break;
+		case 'p':
+			with_paths = true;
+			break;
 		case 'd':
 		case 'N':
 			cli_analysis_option(option, optarg, &analysis_options);
@@ -87,6 +94,12 @@ int cmd_list(int argc, char **argv)
 	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
 	if (analysis == NULL)
 		return cli_fail("list", &err);
+	struct path_index *paths = NULL;
+	if (with_paths && (analysis_build_graph(analysis, &err) != 0 ||
+			   (paths = path_index_build(analysis, &err)) == NULL)) {
+		analysis_close(analysis);
+		return cli_fail("list", &err);
+	}
 	const struct heap *heap = &analysis->heap;
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
@@ -121,6 +134,18 @@ int cmd_list(int argc, char **argv)
 					json_int(&json, generation);
 				}
 			}
+			struct path_shape path;
+			if (paths && allocation->state == ALLOCATION_LIVE) {
+				json_key(&json, "path");
+				if (path_of_allocation(paths, i, &path)) {
+					json_array_begin(&json);
+					for (size_t e = 0; e < path.element_count; e++)
+						json_string(&json, path.elements[e]);
+					json_array_end(&json);
+				} else {
+					json_null(&json); /* no root reaches it */
+				}
+			}
 			json_object_end(&json);
 			json_finish(&json);
 		} else {
@@ -132,6 +157,7 @@ int cmd_list(int argc, char **argv)
 		}
 	}
 	cli_print_warnings("list", &analysis->warnings);
+	path_index_free(paths);
 	analysis_close(analysis);
 	return EXIT_OK;
 }

@@ -10,6 +10,8 @@ on this machine (pyenv's 3.8 to 3.13, with DWARF, and Debian's stripped /usr/bin
 - the objects the target created that the collector does not track (bytes, floats) are all found;
 - the blocks that belong to objects (list items, dict keys and values) are named after them;
 - a frame's local is the root of what it holds, named by thread, function and variable;
+- the Python objects no root reaches are, type by type, what the cyclic collector itself finds to be
+  garbage (asked after the snapshot, with gc.DEBUG_SAVEALL);
 - DESIGN.md's three leak shapes: the module-global list is the root of its instances, through
   `list[*]`; the class-attribute dict is the root of its instances, through `dict[*]`; the
   unreachable Connection/ConnectionHandler pairs are each one cycle whose shape names both classes
@@ -19,6 +21,7 @@ import collections
 import glob
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -79,6 +82,13 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
     result = ast.literal_eval(open(result_file).read())
     snapshot = path(f"{name}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
+    # the collector's own answer, after the snapshot: what it finds to be garbage
+    os.kill(process.pid, signal.SIGUSR1)
+    deadline = time.time() + 30
+    while not os.path.exists(result_file + ".garbage") and time.time() < deadline:
+        time.sleep(0.05)
+    garbage = ast.literal_eval(open(result_file + ".garbage").read()) \
+        if os.path.exists(result_file + ".garbage") else None
     process.kill()
     os.close(writer)
     os.close(reader)
@@ -142,6 +152,24 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
               f"{name} {options}: {created['cycles']} cycles of shape {shape}; heapsnap: "
               f"{[(c['shape'], c['count']) for c in cycles[:5]]}")
         unreachable = {t["type"]: t["count"] for t in summary["unreachable"]["by_type"]}
+        # the objects the collector tracks that no root reaches are exactly its garbage, type by
+        # type (what it does not track never shows in gc.garbage, though it goes with it)
+        found_garbage = collections.Counter()
+        for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths", *options).stdout.splitlines():
+            block = json.loads(line)
+            if block.get("python") == "tracked" and block.get("path", 0) is None:
+                found_garbage[block["type"]] += 1
+        found_garbage = dict(found_garbage)
+        # gc untracks the tuples that hold only atomic objects (strs, ints) as it collects, so a
+        # few garbage tuples it no longer lists: heapsnap sees them tracked, as they were
+        if garbage is not None and 0 <= found_garbage.get("tuple", 0) - garbage.get("tuple", 0) <= 3:
+            found_garbage["tuple"] = garbage.get("tuple", 0)
+            if found_garbage["tuple"] == 0:
+                del found_garbage["tuple"]
+        check(garbage is not None and found_garbage == garbage,
+              f"{name} {options}: unreachable Python objects differ from the collector's garbage "
+              f"(type: (gc, heapsnap)): "
+              f"{ {t: ((garbage or {}).get(t, 0), found_garbage.get(t, 0)) for t in set(found_garbage) | set(garbage or {}) if (garbage or {}).get(t, 0) != found_garbage.get(t, 0)} }")
         check(unreachable.get("__main__.Connection") == created["cycles"],
               f"{name} {options}: {unreachable.get('__main__.Connection')} unreachable Connections, "
               f"{created['cycles']} made unreachable")

@@ -8,9 +8,10 @@ attributes, dicts, lists, tuples, bytes, a module-global list of instances, a cl
 and reference-cycle pairs it makes unreachable with the collector disabled. Then it writes to
 RESULT_FILE, as a Python literal: the number of objects gc.get_objects() lists per type (named
 `module.QualName`, builtins bare) and the numbers it created, and waits, without allocating, until
-killed. Runs on Python 2.7 syntax-free 3.x (3.8 and later)."""
+killed; on SIGUSR1 (after the snapshot) it writes what the collector finds to be garbage. Runs on Python 2.7 syntax-free 3.x (3.8 and later)."""
 import gc
 import os
+import signal
 import sys
 
 gc.disable()  # the cycles below must stay, unreachable, for heapsnap to find
@@ -112,6 +113,23 @@ _result = {"gc": None, "generations": None, "created": CREATED, "tracked": []}
 repr(_result)  # the first repr of a container makes the thread's dict and its "Py_Repr" list
 
 
+def report_garbage(signal_number, frame):
+    """On SIGUSR1, after the snapshot: what the cyclic collector finds to be garbage, by type (to
+    RESULT_FILE.garbage), kept alive in gc.garbage so nothing is freed while it counts."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    counts = {}
+    for obj in gc.garbage:
+        name = type_name(type(obj))
+        counts[name] = counts.get(name, 0) + 1
+    with open(sys.argv[1] + ".garbage.tmp", "w") as out:
+        out.write(repr(counts))
+    os.rename(sys.argv[1] + ".garbage.tmp", sys.argv[1] + ".garbage")
+
+
+signal.signal(signal.SIGUSR1, report_garbage)
+
+
 def serve_forever():
     held = Held()  # noqa: F841 (a frame's local: its root is the frame)
     _result["generations"] = count_generations()  # first: its list is then counted by the next
@@ -119,7 +137,8 @@ def serve_forever():
     os.write(_fd, repr(_result).encode())
     os.close(_fd)
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-    os.read(0, 1)  # blocks until killed (stdin is a pipe nobody writes)
+    while True:
+        os.read(0, 1)  # blocks until killed (stdin is a pipe nobody writes)
 
 
 serve_forever()
