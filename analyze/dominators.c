@@ -101,6 +101,8 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 			preds[pred_starts[graph->targets[e] + 1]++] = (uint32_t)v;
 
 	uint32_t count = depth_first(graph, root, &s, cursor);
+	free(cursor); /* only the search needs it: freed before the peak of what follows */
+	cursor = NULL;
 	for (uint32_t i = 1; i <= count; i++) {
 		s.semi[i] = i;
 		s.label[i] = i;
