@@ -49,8 +49,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 				&analysis->warnings, err) != 0) ||
 	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
 	    note_method_cache(analysis) != 0 ||
-	    cpython_objects_find(&analysis->python_objects, analysis->space, analysis->symbols,
-				 &analysis->python, &analysis->heap, &analysis->types,
+	    cpython_objects_find(&analysis->python_objects, analysis->space, &analysis->python,
+				 &analysis->heap, &analysis->types,
 				 &analysis->warnings, err) != 0 ||
 	    c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
 			      &analysis->warnings, err) != 0)

@@ -163,31 +163,17 @@ static int dict_edges(struct cpython_graph *model, uint64_t dict, int mode)
 /* ---- instances ------------------------------------------------------------------------------- */
 
 /* The keys of a dict keys object (a class's shared keys), in entry order, up to max; their
- * number. Unicode entries (16 bytes) from 3.11, general ones (24) before. */
+ * number. */
 static size_t keys_entry_keys(struct cpython_graph *model, uint64_t keys, uint64_t *out, size_t max)
 {
-	const struct cpython_layout *layout = model->layout;
-	uint8_t header[48];
-	uint64_t nentries = 0;
-	if (address_space_read(model->space, keys, header, layout->keys_indices, NULL) != 0)
+	struct cpython_keys table;
+	if (!cpython_keys_read(model->space, model->layout, keys, &table))
 		return 0;
-	nentries = u64_at(header, layout->keys_nentries);
-	uint64_t index_bytes, entry_size = 24, key_at = 8;
-	if (layout->keys_log2) {
-		index_bytes = 1ull << (header[layout->keys_size + 1] & 63);
-		if (header[layout->keys_size + 2] != 0) {
-			entry_size = 16;
-			key_at = 0;
-		}
-	} else {
-		uint64_t size = u64_at(header, layout->keys_size);
-		index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
-	}
-	uint64_t entries = keys + layout->keys_indices + index_bytes;
 	size_t count = 0;
-	for (uint64_t i = 0; i < nentries && count < max; i++) {
+	for (uint64_t i = 0; i < table.count && count < max; i++) {
 		uint64_t key = 0;
-		address_space_read_u64(model->space, entries + i * entry_size + key_at, &key);
+		address_space_read_u64(model->space,
+				       table.entries + i * table.entry_size + table.key_offset, &key);
 		out[count++] = key;
 	}
 	return count;

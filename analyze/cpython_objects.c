@@ -89,37 +89,52 @@ bool cpython_str_read(struct address_space *space, const struct cpython_layout *
 	return true;
 }
 
-bool cpython_dict_each(struct address_space *space, const struct cpython_layout *layout,
-		       uint64_t addr,
-		       int (*visit)(void *context, uint64_t key, uint64_t value), void *context)
+bool cpython_keys_read(struct address_space *space, const struct cpython_layout *layout,
+		       uint64_t keys, struct cpython_keys *out)
 {
-	uint64_t keys, values;
 	uint8_t header[48];
-	if (!read_u64(space, addr + layout->dict_keys, &keys) ||
-	    !read_u64(space, addr + layout->dict_values, &values) || keys == 0 ||
+	if (keys == 0 || layout->keys_indices > sizeof header ||
 	    address_space_read(space, keys, header, layout->keys_indices, NULL) != 0)
 		return false;
-	uint64_t size, index_bytes, entry_size = 24, nentries = u64_at(header, layout->keys_nentries);
+	uint64_t size, index_bytes;
 	bool general = true;
 	if (layout->keys_log2) {
-		unsigned log2_size = header[layout->keys_size], log2_index_bytes =
-									header[layout->keys_size + 1];
+		unsigned log2_size = header[layout->keys_size],
+			 log2_index_bytes = header[layout->keys_size + 1];
 		if (log2_size > 40 || log2_index_bytes > 43)
 			return false;
 		size = 1ull << log2_size;
 		index_bytes = 1ull << log2_index_bytes;
 		general = header[layout->keys_size + 2] == 0; /* DICT_KEYS_GENERAL */
-		entry_size = general ? 24 : 16;
 	} else {
 		size = u64_at(header, layout->keys_size);
 		if (size == 0 || size > (1ull << 40))
 			return false;
 		index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffff ? 4 : 8);
 	}
-	if (nentries > size)
+	out->count = u64_at(header, layout->keys_nentries);
+	if (out->count > size)
 		return false;
-	uint64_t entries = keys + layout->keys_indices + index_bytes;
-	uint64_t key_offset = general ? 8 : 0, value_offset = general ? 16 : 8;
+	/* unicode entries (key, value) from 3.11; general ones (hash, key, value) */
+	out->entries = keys + layout->keys_indices + index_bytes;
+	out->entry_size = general ? 24 : 16;
+	out->key_offset = general ? 8 : 0;
+	out->value_offset = general ? 16 : 8;
+	return true;
+}
+
+bool cpython_dict_each(struct address_space *space, const struct cpython_layout *layout,
+		       uint64_t addr,
+		       int (*visit)(void *context, uint64_t key, uint64_t value), void *context)
+{
+	uint64_t keys, values;
+	struct cpython_keys table;
+	if (!read_u64(space, addr + layout->dict_keys, &keys) ||
+	    !read_u64(space, addr + layout->dict_values, &values) ||
+	    !cpython_keys_read(space, layout, keys, &table))
+		return false;
+	uint64_t nentries = table.count, entries = table.entries, entry_size = table.entry_size;
+	uint64_t key_offset = table.key_offset, value_offset = table.value_offset;
 	uint8_t entry[24];
 	for (uint64_t i = 0; i < nentries; i++) {
 		if (address_space_read(space, entries + i * entry_size, entry, (size_t)entry_size,
@@ -534,11 +549,10 @@ static void find_generations(struct finder *finder)
 }
 
 int cpython_objects_find(struct python_objects *objects, struct address_space *space,
-			 struct symbols *symbols, const struct cpython_info *python,
+			 const struct cpython_info *python,
 			 const struct heap *heap, struct type_names *names,
 			 struct warnings *warnings, struct hs_error *err)
 {
-	(void)symbols;
 	memset(objects, 0, sizeof *objects);
 	if (!python->found || !python->has_layout)
 		return 0;

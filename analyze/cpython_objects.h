@@ -79,7 +79,7 @@ static inline uint64_t python_object_address(const struct python_objects *object
 /* Types every live allocation that is a Python object, and the blocks objects own; names go into
  * `names` (only allocations it has not named already). */
 int cpython_objects_find(struct python_objects *objects, struct address_space *space,
-			 struct symbols *symbols, const struct cpython_info *python,
+			 const struct cpython_info *python,
 			 const struct heap *heap, struct type_names *names,
 			 struct warnings *warnings, struct hs_error *err);
 void cpython_objects_free(struct python_objects *objects);
@@ -88,6 +88,17 @@ void cpython_objects_free(struct python_objects *objects);
  * not a readable compact str. */
 bool cpython_str_read(struct address_space *space, const struct cpython_layout *layout,
 		      uint64_t addr, char *out, size_t out_size);
+
+/* Where the entries of a dict keys table are and how they are laid out. */
+struct cpython_keys {
+	uint64_t entries; /* address of entry 0 */
+	uint64_t count;	  /* entries used so far (deleted ones included) */
+	uint64_t entry_size, key_offset, value_offset;
+};
+
+/* Reads a PyDictKeysObject's header; false when it is not a readable, consistent one. */
+bool cpython_keys_read(struct address_space *space, const struct cpython_layout *layout,
+		       uint64_t keys, struct cpython_keys *out);
 
 /* Calls visit for each (key, value) of the dict at addr, in insertion order; stops when it
  * returns non-zero. False when the dict cannot be read. */
