@@ -43,7 +43,7 @@ struct cpython_graph {
 	struct graph_range claimed[256];
 	size_t chunk_count;
 	/* labels interned once */
-	uint32_t item, set_member, dict_label, class_label, table, key, mro, bases, base;
+	uint32_t item, set_member, dict_label, class_label, table, key, mro, bases, base, storage;
 };
 
 static uint64_t u64_at(const uint8_t *bytes, size_t offset)
@@ -351,8 +351,31 @@ static int scan_object(struct cpython_graph *model, const struct type_model *typ
 
 /* ---- per object ------------------------------------------------------------------------------ */
 
+static int object_edges_of_kind(void *context, size_t index, const uint8_t *block,
+				struct graph_emitter *emitter);
+
+/* An object's edges, and one to each block it owns (its list items, its dict's tables): a view,
+ * as no reference count counts it, so the block is reached through its owner and counts in what
+ * the owner retains. */
 static int object_edges(void *context, size_t index, const uint8_t *block,
 			struct graph_emitter *emitter)
+{
+	struct cpython_graph *model = context;
+	const struct python_objects *objects = model->objects;
+	int result = object_edges_of_kind(context, index, block, emitter);
+	if (result < 0 || !(objects->bits[index] & PYOBJ_OBJECT))
+		return result;
+	for (size_t i = cpython_first_part(objects, index);
+	     i < objects->part_count && objects->parts[i].owner == index; i++)
+		if (graph_emit_view_edge(emitter,
+					 model->heap->allocations[objects->parts[i].part].address,
+					 model->storage) != 0)
+			return -1;
+	return result;
+}
+
+static int object_edges_of_kind(void *context, size_t index, const uint8_t *block,
+				struct graph_emitter *emitter)
 {
 	struct cpython_graph *model = context;
 	const struct python_objects *objects = model->objects;
@@ -672,7 +695,7 @@ static int cpython_graph_prepare(void *context, struct graph_emitter *emitter)
 		      {&model->dict_label, ".__dict__"}, {&model->class_label, ".__class__"},
 		      {&model->table, "(table)"},      {&model->key, "(key)"},
 		      {&model->mro, ".__mro__"},       {&model->bases, ".__bases__"},
-		      {&model->base, ".__base__"}};
+		      {&model->base, ".__base__"},    {&model->storage, "(storage)"}};
 	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
 		if ((*labels[i].label = graph_emit_label(emitter, labels[i].text)) == GRAPH_NONE)
 			return -1;

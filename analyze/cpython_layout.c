@@ -68,6 +68,7 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->list_items = 24;
 	layout->list_allocated = 32;
 	layout->tuple_items = 24;
+	layout->set_used = 24;
 	layout->set_mask = 32;
 	layout->set_table = 40;
 	layout->set_smalltable = 64;
@@ -276,6 +277,7 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	ok = ok && dwarf_types_struct(types, "PyTupleObject", &s) &&
 	     member_offset(&s, "ob_item", &out.tuple_items);
 	ok = ok && dwarf_types_struct(types, "PySetObject", &s) &&
+	     member_offset(&s, "used", &out.set_used) &&
 	     member_offset(&s, "mask", &out.set_mask) && member_offset(&s, "table", &out.set_table) &&
 	     member_offset(&s, "smalltable", &out.set_smalltable);
 	ok = ok && dwarf_types_struct(types, "PyByteArrayObject", &s) &&
@@ -330,7 +332,7 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(dict_used),	     FIELD(dict_keys),	    FIELD(dict_values),
 		      FIELD(keys_size),	     FIELD(keys_nentries),  FIELD(keys_indices),
 		      FIELD(values_array),   FIELD(var_size),	    FIELD(list_items),
-		      FIELD(list_allocated), FIELD(tuple_items),    FIELD(set_mask),
+		      FIELD(list_allocated), FIELD(tuple_items),    FIELD(set_used),       FIELD(set_mask),
 		      FIELD(set_table),	     FIELD(set_smalltable), FIELD(bytearray_bytes),
 		      FIELD(code_zombieframe), FIELD(runtime_main_interpreter),
 		      FIELD(interpreter_threads), FIELD(thread_next), FIELD(thread_id),

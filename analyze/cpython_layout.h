@@ -45,7 +45,7 @@ struct cpython_layout {
 	/* containers */
 	uint32_t var_size; /* ob_size of a PyVarObject */
 	uint32_t list_items, list_allocated, tuple_items;
-	uint32_t set_mask, set_table, set_smalltable;
+	uint32_t set_used, set_mask, set_table, set_smalltable;
 	uint32_t bytearray_bytes;
 	uint32_t code_zombieframe; /* up to 3.10: a dead frame kept for reuse; 0 after */
 

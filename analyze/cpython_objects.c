@@ -53,6 +53,37 @@ static void put_utf8(char *out, size_t out_size, size_t *used, uint32_t c)
 	}
 }
 
+bool cpython_container_length(struct address_space *space, const struct cpython_layout *layout,
+			      const struct python_objects *objects, const struct heap *heap,
+			      size_t index, uint64_t *length)
+{
+	if (objects->bits == NULL || !(objects->bits[index] & PYOBJ_OBJECT) ||
+	    objects->type[index] >= objects->type_count)
+		return false;
+	uint32_t offset;
+	switch (objects->types[objects->type[index]].kind) {
+	case PYTHON_LIST:
+	case PYTHON_TUPLE:
+		offset = layout->var_size;
+		break;
+	case PYTHON_DICT:
+		offset = layout->dict_used;
+		break;
+	case PYTHON_SET:
+		offset = layout->set_used;
+		break;
+	default:
+		return false;
+	}
+	uint64_t value;
+	if (!address_space_read_u64(space, python_object_address(objects, heap, index) + offset,
+				    &value) ||
+	    value > (1ull << 40))
+		return false;
+	*length = value;
+	return true;
+}
+
 bool cpython_str_read(struct address_space *space, const struct cpython_layout *layout,
 		      uint64_t addr, char *out, size_t out_size)
 {
@@ -173,6 +204,7 @@ struct finder {
 	struct type_slot *slots; /* open addressing by type address */
 	size_t slot_count, used;
 	size_t type_capacity;
+	bool out_of_memory;
 };
 
 static size_t slot_of(const struct finder *finder, uint64_t address)
@@ -449,9 +481,37 @@ static void own(struct finder *finder, size_t owner, uint64_t pointer)
 	size_t index = (size_t)(block - heap->allocations);
 	if (index == owner || finder->objects->bits[index] || finder->names->of[index])
 		return;
-	finder->objects->bits[index] = PYOBJ_OWNED;
-	finder->objects->type[index] = finder->objects->type[owner];
+	struct python_objects *objects = finder->objects;
+	if (objects->part_count == objects->part_capacity) {
+		size_t capacity = objects->part_capacity ? objects->part_capacity * 2 : 1024;
+		void *grown = realloc(objects->parts, capacity * sizeof *objects->parts);
+		if (grown == NULL) {
+			finder->out_of_memory = true;
+			return;
+		}
+		objects->parts = grown;
+		objects->part_capacity = capacity;
+	}
+	objects->parts[objects->part_count++] = (struct python_part){(uint32_t)owner,
+								     (uint32_t)index};
+	objects->bits[index] = PYOBJ_OWNED;
+	objects->type[index] = objects->type[owner];
 	finder->names->of[index] = finder->names->of[owner];
+}
+
+size_t cpython_first_part(const struct python_objects *objects, size_t owner)
+{
+	size_t low = 0, high = objects->part_count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (objects->parts[middle].owner < owner)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	return low < objects->part_count && objects->parts[low].owner == owner
+		       ? low
+		       : objects->part_count;
 }
 
 /* The blocks an object owns, by its built-in kind. */
@@ -601,7 +661,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 	free(finder.slots);
 	if (names->owned == NULL)
 		names->owned = calloc(heap->count + 1, 1);
-	if (names->owned == NULL) {
+	if (names->owned == NULL || finder.out_of_memory) {
 		cpython_objects_free(objects);
 		return hs_error_set(err, "out of memory typing Python objects");
 	}
@@ -616,5 +676,6 @@ void cpython_objects_free(struct python_objects *objects)
 	free(objects->bits);
 	free(objects->type);
 	free(objects->types);
+	free(objects->parts);
 	memset(objects, 0, sizeof *objects);
 }

@@ -66,7 +66,17 @@ struct python_objects {
 	size_t type_count;
 	uint64_t object_count, tracked_count, immortal_count;
 	uint64_t type_type; /* the address of `type` (PyType_Type) */
+	/* which object owns each owned block, sorted by owner (the graph gives the owner an edge
+	   to it, so the block counts in what the owner retains) */
+	struct python_part {
+		uint32_t owner, part; /* allocation indices */
+	} *parts;
+	size_t part_count, part_capacity;
 };
+
+/* The first of the blocks owned by allocation `owner` in objects->parts (parts[i].owner ==
+ * owner while i < part_count), or part_count when it owns none. */
+size_t cpython_first_part(const struct python_objects *objects, size_t owner);
 
 /* The object's address in allocation `index` (its block's address plus the headers). */
 static inline uint64_t python_object_address(const struct python_objects *objects,
@@ -84,6 +94,11 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 			 struct warnings *warnings, struct hs_error *err);
 void cpython_objects_free(struct python_objects *objects);
 
+/* The number of items of the list, tuple, dict or set in allocation `index` (len() of it); false
+ * for other objects or when it cannot be read. */
+bool cpython_container_length(struct address_space *space, const struct cpython_layout *layout,
+			      const struct python_objects *objects, const struct heap *heap,
+			      size_t index, uint64_t *length);
 /* Reads a str object as UTF-8 into out (NUL-terminated, cut at out_size - 1); false when addr is
  * not a readable compact str. */
 bool cpython_str_read(struct address_space *space, const struct cpython_layout *layout,

@@ -63,7 +63,9 @@ static int add_shape(struct finder *finder, const char *text, uint64_t objects, 
 	shape->count = 1;
 	shape->objects = objects;
 	shape->bytes = bytes;
-	uint64_t hash = hash_bytes(text, 0x6379636c65ull);
+	char masked[512];
+	path_signature_text(text, masked, sizeof masked);
+	uint64_t hash = hash_bytes(masked, 0x6379636c65ull);
 	snprintf(shape->signature, sizeof shape->signature, "%08x", (unsigned)(hash ^ hash >> 32));
 	return 0;
 }
@@ -154,8 +156,8 @@ static int compare_shapes(const void *left, const void *right)
 	return strcmp(a->text, b->text);
 }
 
-int cycles_find(const struct analysis *analysis, struct cycle_shape **shapes, size_t *count,
-		struct hs_error *err)
+int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cycle_shape **shapes,
+		size_t *count, struct hs_error *err)
 {
 	*shapes = NULL;
 	*count = 0;
@@ -227,6 +229,10 @@ int cycles_find(const struct analysis *analysis, struct cycle_shape **shapes, si
 			bool cyclic = members > 1;
 			for (uint64_t e = graph->starts[v]; !cyclic && e < graph->starts[v + 1]; e++)
 				cyclic = graph->targets[e] == v;
+			bool wanted = only == NULL;
+			for (size_t k = start; !wanted && k < start + members; k++)
+				wanted = only[graph->node_allocation[finder.stack[k]]] != 0;
+			cyclic = cyclic && wanted;
 			if (cyclic) {
 				int described = describe(&finder, finder.stack + start, members);
 				if (described != 0)

@@ -20,8 +20,9 @@ struct cycle_shape {
 	char signature[9];
 };
 
-/* The cycle shapes, most frequent first; needs the graph. */
-int cycles_find(const struct analysis *analysis, struct cycle_shape **shapes, size_t *count,
-		struct hs_error *err);
+/* The cycle shapes, most frequent first; needs the graph. With `only` (per allocation), just the
+ * cycles with at least one member for which it is non-zero (heapdiff: the new ones). */
+int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cycle_shape **shapes,
+		size_t *count, struct hs_error *err);
 
 #endif

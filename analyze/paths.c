@@ -42,6 +42,66 @@ uint64_t hash_bytes(const char *text, uint64_t seed)
 	return hash;
 }
 
+void path_mask_values(const char *text, char *out, size_t size)
+{
+	size_t used = 0;
+	if (size == 0)
+		return;
+	while (*text && used + 1 < size) {
+		const char *end = NULL;
+		if (text[0] == '[' && text[1] == '\'') {
+			end = strstr(text + 2, "']");
+			end = end ? end + 2 : NULL;
+		} else if (text[0] == '[') {
+			const char *at = text + 1 + (text[1] == '-');
+			const char *digits = at;
+			while (*at >= '0' && *at <= '9')
+				at++;
+			end = at > digits && *at == ']' ? at + 1 : NULL;
+		}
+		if (end) {
+			for (const char *mask = "[*]"; *mask && used + 1 < size; mask++)
+				out[used++] = *mask;
+			text = end;
+		} else {
+			out[used++] = *text++;
+		}
+	}
+	out[used] = '\0';
+}
+
+void path_signature_text(const char *text, char *out, size_t size)
+{
+	char masked[512];
+	path_mask_values(text, masked, sizeof masked);
+	/* a thread's id differs from run to run: "thread 4242 frame serve()" signs as "thread" */
+	size_t used = 0;
+	for (const char *at = masked; *at && used + 1 < size;) {
+		out[used++] = *at;
+		if (strncmp(at, "thread ", 7) == 0 && at[7] >= '0' && at[7] <= '9') {
+			for (const char *word = "hread"; *word && used + 1 < size; word++)
+				out[used++] = *word;
+			at += 7;
+			while (*at >= '0' && *at <= '9')
+				at++;
+			continue;
+		}
+		at++;
+	}
+	out[used] = '\0';
+}
+
+void path_shape_sign(struct path_shape *shape)
+{
+	uint64_t hash = 0;
+	char masked[128];
+	for (size_t e = 0; e < shape->element_count; e++) {
+		path_signature_text(shape->elements[e], masked, sizeof masked);
+		hash = hash_bytes(masked, hash);
+	}
+	snprintf(shape->signature, sizeof shape->signature, "%08x", (unsigned)(hash ^ hash >> 32));
+}
+
 static int grow_table(uint32_t **table, size_t *size, size_t used,
 		      uint64_t (*key_hash)(const struct path_index *, uint32_t),
 		      const struct path_index *index)
@@ -318,11 +378,12 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 	node_type(analysis, node, out->elements[out->element_count++], sizeof out->elements[0]);
 	out->count = 1;
 	out->retained = graph->retained[node];
+	path_shape_sign(out);
 	return true;
 }
 
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
-		     struct path_shape *shapes, size_t max)
+		     const uint8_t *only, struct path_shape *shapes, size_t max)
 {
 	const struct analysis *analysis = index->analysis;
 	const struct graph *graph = &analysis->graph;
@@ -338,6 +399,8 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		const char *node_type_name = analysis_type(analysis, allocation);
 		if (analysis->types.owned && analysis->types.owned[allocation])
 			continue; /* a part of an object: its owner is the object */
+		if (only && !only[allocation])
+			continue;
 		if (node_type_name != type ||
 		    (type == NULL && analysis->heap.allocations[allocation].size != size))
 			continue;
@@ -374,11 +437,7 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		snprintf(all[k].elements[all[k].element_count++], 128, "%s", final);
 		all[k].count = found[k].count;
 		all[k].retained = found[k].retained;
-		uint64_t hash = 0;
-		for (size_t e = 0; e < all[k].element_count; e++)
-			hash = hash_bytes(all[k].elements[e], hash);
-		snprintf(all[k].signature, sizeof all[k].signature, "%08x",
-			 (unsigned)(hash ^ hash >> 32));
+		path_shape_sign(&all[k]);
 	}
 	qsort(all, found_count, sizeof *all, compare_shapes);
 	size_t count = found_count < max ? found_count : max;

@@ -29,9 +29,10 @@ struct path_index *path_index_build(const struct analysis *analysis, struct hs_e
 void path_index_free(struct path_index *index);
 
 /* The shapes of the live allocations whose type group is `type` (NULL: untyped) and `size`,
- * the most common first, at most `max`. Returns the number filled. */
+ * and, when `only` is given (per allocation), for which only[allocation] is non-zero (heapdiff:
+ * the new ones); the most common first, at most `max`. Returns the number filled. */
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
-		     struct path_shape *shapes, size_t max);
+		     const uint8_t *only, struct path_shape *shapes, size_t max);
 
 /* The shape of the shortest path from a root to allocation `allocation` (by index in the heap),
  * root first, its own type last; false when no root reaches it. */
@@ -41,6 +42,18 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
  * "struct conn.next", "list[*]", "__main__.Connection._conn_handler". */
 void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
 		    size_t size);
+
+/* `text` with the values from memory a step can show (a dict's str or int key, "dict['alice']",
+ * "dict[42]") replaced by "[*]": a report shows them only when asked, since a heap holds secrets. */
+void path_mask_values(const char *text, char *out, size_t size);
+
+/* What a signature is a hash of: the text with values masked and threads' ids dropped, so the
+ * same leak gets the same signature in another run of the program. */
+void path_signature_text(const char *text, char *out, size_t size);
+
+/* Sets a shape's signature: a hash of its elements with values masked, so that it names the
+ * shape whatever the keys, counts and addresses. */
+void path_shape_sign(struct path_shape *shape);
 
 /* FNV-1a of a string, chained through seed: what shape signatures are made of. */
 uint64_t hash_bytes(const char *text, uint64_t seed);

@@ -31,15 +31,6 @@ static int compare_retained(const void *left, const void *right)
 	return strcmp(a->name, b->name);
 }
 
-/* Groups keyed by type name or by size, through a hash table: a heap has millions of allocations
- * but few distinct types and sizes. */
-struct grouper {
-	struct type_group *groups;
-	size_t count, capacity;
-	size_t *table; /* group index + 1; 0: empty */
-	size_t table_size;
-};
-
 static uint64_t key_hash(const char *type, uint64_t size)
 {
 	uint64_t hash = size * 0x9E3779B97F4A7C15ull;
@@ -48,7 +39,7 @@ static uint64_t key_hash(const char *type, uint64_t size)
 	return hash >> 17;
 }
 
-static int grouper_rehash(struct grouper *grouper)
+static int grouper_rehash(struct type_grouper *grouper)
 {
 	size_t size = grouper->table_size ? grouper->table_size * 2 : 1024;
 	size_t *table = calloc(size, sizeof *table);
@@ -67,7 +58,7 @@ static int grouper_rehash(struct grouper *grouper)
 	return 0;
 }
 
-static struct type_group *grouper_find(struct grouper *grouper, const char *type, uint64_t size)
+struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size)
 {
 	if (type)
 		size = 0;
@@ -95,13 +86,20 @@ static struct type_group *grouper_find(struct grouper *grouper, const char *type
 	return group;
 }
 
+void type_grouper_free(struct type_grouper *grouper)
+{
+	free(grouper->groups);
+	free(grouper->table);
+	memset(grouper, 0, sizeof *grouper);
+}
+
 int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
 		       struct hs_error *err)
 {
 	memset(summary, 0, sizeof *summary);
 	const struct heap *heap = &analysis->heap;
 	const struct graph *graph = analysis->has_graph ? &analysis->graph : NULL;
-	struct grouper live = {0}, lost = {0};
+	struct type_grouper live = {0}, lost = {0};
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
@@ -109,7 +107,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		const char *type = analysis_type(analysis, i);
 		uint32_t node = graph ? graph->allocation_node[i] : GRAPH_NONE;
 		bool reachable = graph == NULL || graph_reachable(graph, node);
-		struct type_group *group = grouper_find(reachable ? &live : &lost, type, allocation->size);
+		struct type_group *group = type_grouper_find(reachable ? &live : &lost, type, allocation->size);
 		if (group == NULL)
 			goto out_of_memory;
 		/* a block that is part of an object adds to its bytes, not to the objects */
@@ -123,7 +121,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			bool same = false;
 			if (dominator < graph->heap_nodes) {
 				size_t owner = graph->node_allocation[dominator];
-				same = grouper_find(&live, analysis_type(analysis, owner),
+				same = type_grouper_find(&live, analysis_type(analysis, owner),
 						    heap->allocations[owner].size) == group;
 			}
 			if (!same)
@@ -186,7 +184,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			summary->roots[k].objects += graph->starts[node + 1] - graph->starts[node];
 		}
 		free(table);
-		if (cycles_find(analysis, &summary->cycles, &summary->cycle_count, err) != 0) {
+		if (cycles_find(analysis, NULL, &summary->cycles, &summary->cycle_count, err) != 0) {
 			heap_summary_free(summary);
 			return -1;
 		}

@@ -17,6 +17,20 @@ struct type_group {
 	uint64_t retained; /* bytes retained by the group's objects not retained by one another */
 };
 
+/* Groups keyed by type name (equal names are one group, whichever analysis interned them) or, for
+ * untyped allocations, by size, through a hash table: a heap has millions of allocations but few
+ * distinct types and sizes. Groups stay in the order they were made. */
+struct type_grouper {
+	struct type_group *groups;
+	size_t count, capacity;
+	size_t *table; /* group index + 1; 0: empty */
+	size_t table_size;
+};
+/* The group of (type, size), made if new (size is ignored for a named type); NULL when out of
+ * memory. Pointers into groups stay valid only until the next call. */
+struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size);
+void type_grouper_free(struct type_grouper *grouper);
+
 struct root_group {
 	char name[192];
 	uint64_t retained;

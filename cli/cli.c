@@ -11,21 +11,37 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyze/cycles.h"
+#include "formats/json.h"
+#include "formats/snapshot.h"
+
+const char *cli_program = "heapsnap";
+
+/* "heapsnap summary", or "heapdiff" for a program with no commands */
+static void print_prefix(const char *command)
+{
+	fprintf(stderr, command[0] ? "%s %s: " : "%s: ", cli_program, command);
+}
 
 int cli_fail(const char *command, const struct hs_error *err)
 {
-	fprintf(stderr, "heapsnap %s: %s\n", command, err->message);
+	print_prefix(command);
+	fprintf(stderr, "%s\n", err->message);
 	return EXIT_ERROR;
 }
 
 int cli_usage_error(const char *command, const char *format, ...)
 {
-	fprintf(stderr, "heapsnap %s: ", command);
+	print_prefix(command);
 	va_list args;
 	va_start(args, format);
 	vfprintf(stderr, format, args);
 	va_end(args);
-	fprintf(stderr, " (see `heapsnap %s --help`)\n", command);
+	fprintf(stderr, command[0] ? " (see `%s %s --help`)\n" : " (see `%s --help`)\n",
+		cli_program, command);
 	return EXIT_ERROR;
 }
 
@@ -102,11 +118,14 @@ void cli_analysis_option(int option, const char *value, struct analysis_options 
 
 void cli_print_warnings(const char *command, const struct warnings *warnings)
 {
-	for (size_t i = 0; i < warnings->count; i++)
-		fprintf(stderr, "heapsnap %s: warning: %s\n", command, warnings->items[i]);
-	if (warnings->dropped)
-		fprintf(stderr, "heapsnap %s: warning: %zu more warnings not shown\n", command,
-			warnings->dropped);
+	for (size_t i = 0; i < warnings->count; i++) {
+		print_prefix(command);
+		fprintf(stderr, "warning: %s\n", warnings->items[i]);
+	}
+	if (warnings->dropped) {
+		print_prefix(command);
+		fprintf(stderr, "warning: %zu more warnings not shown\n", warnings->dropped);
+	}
 }
 
 void cli_format_count(uint64_t count, char *out, size_t out_size)
@@ -120,4 +139,92 @@ void cli_format_count(uint64_t count, char *out, size_t out_size)
 		out[at++] = digits[i];
 	}
 	out[at] = '\0';
+}
+
+void cli_format_time(uint64_t ns, char *out, size_t out_size, bool iso)
+{
+	if (ns == 0) {
+		snprintf(out, out_size, iso ? "" : "unknown");
+		return;
+	}
+	time_t seconds = (time_t)(ns / 1000000000u);
+	struct tm utc;
+	gmtime_r(&seconds, &utc);
+	strftime(out, out_size, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S UTC", &utc);
+}
+
+void cli_format_build_id(const struct snapshot_module *module, char *out)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < module->build_id_size; i++)
+		sprintf(out + 2 * i, "%02x", module->build_id[i]);
+}
+
+/* The analysis keeps arrays of hundreds of MiB (one entry per allocation of the heap), and first
+ * touching them page by page is a good part of its time; in huge pages it is a fraction. glibc's
+ * malloc asks the kernel for them (madvise) only when a tunable read at start-up says so, so the
+ * analysis commands restart themselves once with it set. Without /proc, or when the user set
+ * GLIBC_TUNABLES, they just go on. */
+void cli_use_huge_pages(char **argv)
+{
+	if (getenv("GLIBC_TUNABLES") != NULL)
+		return;
+	if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) == 0)
+		execv("/proc/self/exe", argv);
+	unsetenv("GLIBC_TUNABLES");
+}
+
+void cli_json_steps(struct json_writer *json, const char *text)
+{
+	json_array_begin(json);
+	char step[512];
+	while (*text) {
+		const char *arrow = strstr(text, " -> ");
+		size_t length = arrow ? (size_t)(arrow - text) : strlen(text);
+		snprintf(step, sizeof step, "%.*s", (int)length, text);
+		json_string(json, step);
+		text += length + (arrow ? 4 : 0);
+	}
+	json_array_end(json);
+}
+
+void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4])
+{
+	json_key(json, "python_garbage_by_generation");
+	json_array_begin(json);
+	for (size_t g = 0; g < 4; g++) {
+		json_object_begin(json);
+		json_key(json, "generation");
+		if (g < 3)
+			json_uint(json, g);
+		else
+			json_null(json);
+		json_key(json, "objects");
+		json_uint(json, objects[g]);
+		json_key(json, "bytes");
+		json_uint(json, bytes[g]);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count)
+{
+	json_key(json, "cycles");
+	json_array_begin(json);
+	for (size_t i = 0; i < count; i++) {
+		json_object_begin(json);
+		json_key(json, "shape");
+		cli_json_steps(json, cycles[i].text);
+		json_key(json, "count");
+		json_uint(json, cycles[i].count);
+		json_key(json, "objects");
+		json_uint(json, cycles[i].objects);
+		json_key(json, "bytes");
+		json_uint(json, cycles[i].bytes);
+		json_key(json, "signature");
+		json_string(json, cycles[i].signature);
+		json_object_end(json);
+	}
+	json_array_end(json);
 }

@@ -13,7 +13,11 @@ enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
 enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN };
 
-/* Prints "heapsnap COMMAND: MESSAGE" to stderr and returns EXIT_ERROR. */
+/* The program's name in messages: "heapsnap" (the default) or "heapdiff". */
+extern const char *cli_program;
+
+/* Prints "heapsnap COMMAND: MESSAGE" ("heapdiff: MESSAGE" for an empty command) to stderr and
+ * returns EXIT_ERROR. */
 int cli_fail(const char *command, const struct hs_error *err);
 /* Prints a usage error with a pointer to --help and returns EXIT_ERROR. */
 int cli_usage_error(const char *command, const char *format, ...)
@@ -50,6 +54,26 @@ void cli_format_count(uint64_t count, char *out, size_t out_size);
 
 /* "1.5 GiB", "312 KiB", "17 B" */
 void cli_format_bytes(uint64_t bytes, char *out, size_t out_size);
+
+/* "2026-11-24 10:00:01 UTC", or ISO 8601 ("2026-11-24T10:00:01Z"); "unknown" (ISO: "") for 0. */
+void cli_format_time(uint64_t ns, char *out, size_t out_size, bool iso);
+/* A module's build-id in hex ("" when unknown); out holds 2 * 64 + 1 bytes. */
+struct snapshot_module;
+void cli_format_build_id(const struct snapshot_module *module, char *out);
+
+/* Restarts the program once with glibc's malloc asked for huge pages (see cli.c); returns when
+ * it is already set or cannot be. */
+void cli_use_huge_pages(char **argv);
+
+/* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps, as the JSON contract has it. */
+struct json_writer;
+void cli_json_steps(struct json_writer *json, const char *text);
+
+/* "python_garbage_by_generation": [...] (index 3: in no generation). */
+void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4]);
+/* "cycles": [{"shape": [...], "count", "objects", "bytes", "signature"}] */
+struct cycle_shape;
+void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count);
 
 int cmd_capture(int argc, char **argv);
 int cmd_import(int argc, char **argv);

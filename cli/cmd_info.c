@@ -20,24 +20,6 @@ static const char usage[] =
 	"  --format F   text (default) or json (schema heapsnap.info/1)\n"
 	"  --verify     decompress the whole file and check every frame's checksum\n";
 
-static void format_time(uint64_t ns, char *out, size_t out_size, bool iso)
-{
-	if (ns == 0) {
-		snprintf(out, out_size, iso ? "" : "unknown");
-		return;
-	}
-	time_t seconds = (time_t)(ns / 1000000000u);
-	struct tm utc;
-	gmtime_r(&seconds, &utc);
-	strftime(out, out_size, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S UTC", &utc);
-}
-
-static void format_build_id(const struct snapshot_module *module, char *out)
-{
-	out[0] = '\0';
-	for (size_t i = 0; i < module->build_id_size; i++)
-		sprintf(out + 2 * i, "%02x", module->build_id[i]);
-}
 
 static void print_json(struct snapshot *snapshot)
 {
@@ -54,7 +36,7 @@ static void print_json(struct snapshot *snapshot)
 	json_key(&json, "exe");
 	json_string(&json, info->exe);
 	char when[40];
-	format_time(info->capture_start_ns, when, sizeof when, true);
+	cli_format_time(info->capture_start_ns, when, sizeof when, true);
 	json_key(&json, "captured_at");
 	if (when[0])
 		json_string(&json, when);
@@ -97,7 +79,7 @@ static void print_json(struct snapshot *snapshot)
 	json_array_begin(&json);
 	for (size_t i = 0; i < count; i++) {
 		char build_id[2 * sizeof modules[i].build_id + 1];
-		format_build_id(&modules[i], build_id);
+		cli_format_build_id(&modules[i], build_id);
 		json_object_begin(&json);
 		json_key(&json, "path");
 		json_string(&json, modules[i].path);
@@ -155,7 +137,7 @@ static void print_text(struct snapshot *snapshot)
 	else
 		printf(" (a foreign core, not written by heapsnap)\n");
 	printf("process   pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
-	format_time(info->capture_start_ns, when, sizeof when, false);
+	cli_format_time(info->capture_start_ns, when, sizeof when, false);
 	if (info->has_pause)
 		printf("captured  %s, target paused %.1f ms\n", when, (double)info->pause_ns / 1e6);
 	else
@@ -175,7 +157,7 @@ static void print_text(struct snapshot *snapshot)
 	printf("modules   %zu\n", count);
 	for (size_t i = 0; i < count; i++) {
 		char build_id[2 * sizeof modules[i].build_id + 1];
-		format_build_id(&modules[i], build_id);
+		cli_format_build_id(&modules[i], build_id);
 		printf("  0x%-14llx %s  %s\n", (unsigned long long)modules[i].base, modules[i].path,
 		       build_id[0] ? build_id : "(no build-id)");
 	}

@@ -66,7 +66,7 @@ static void print_paths_json(struct json_writer *json, const struct path_index *
 			     const struct type_group *group)
 {
 	struct path_shape shapes[PATHS_PER_TYPE];
-	size_t count = paths_of_type(paths, group->type, group->size, shapes, PATHS_PER_TYPE);
+	size_t count = paths_of_type(paths, group->type, group->size, NULL, shapes, PATHS_PER_TYPE);
 	json_key(json, "retainers");
 	json_array_begin(json);
 	for (size_t i = 0; i < count; i++) {
@@ -221,42 +221,9 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_uint(&json, summary->unreachable_bytes);
 	json_key(&json, "by_type");
 	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
-	if (analysis->python_objects.object_count) {
-		json_key(&json, "python_garbage_by_generation");
-		json_array_begin(&json);
-		for (size_t g = 0; g < 4; g++) {
-			json_object_begin(&json);
-			json_key(&json, "generation");
-			if (g < 3)
-				json_uint(&json, g);
-			else
-				json_null(&json);
-			json_key(&json, "objects");
-			json_uint(&json, summary->garbage_objects[g]);
-			json_key(&json, "bytes");
-			json_uint(&json, summary->garbage_bytes[g]);
-			json_object_end(&json);
-		}
-		json_array_end(&json);
-	}
-	json_key(&json, "cycles");
-	json_array_begin(&json);
-	for (size_t i = 0; i < summary->cycle_count; i++) {
-		const struct cycle_shape *cycle = &summary->cycles[i];
-		json_object_begin(&json);
-		json_key(&json, "shape");
-		json_string(&json, cycle->text);
-		json_key(&json, "count");
-		json_uint(&json, cycle->count);
-		json_key(&json, "objects");
-		json_uint(&json, cycle->objects);
-		json_key(&json, "bytes");
-		json_uint(&json, cycle->bytes);
-		json_key(&json, "signature");
-		json_string(&json, cycle->signature);
-		json_object_end(&json);
-	}
-	json_array_end(&json);
+	if (analysis->python_objects.object_count)
+		cli_json_garbage(&json, summary->garbage_objects, summary->garbage_bytes);
+	cli_json_cycles(&json, summary->cycles, summary->cycle_count);
 	json_object_end(&json);
 	json_key(&json, "warnings");
 	json_array_begin(&json);
@@ -333,7 +300,7 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 			continue;
 		struct path_shape shapes[PATHS_PER_TYPE];
 		size_t count_shapes =
-			paths_of_type(paths, groups[i].type, groups[i].size, shapes, PATHS_PER_TYPE);
+			paths_of_type(paths, groups[i].type, groups[i].size, NULL, shapes, PATHS_PER_TYPE);
 		printf("  %s\n", name);
 		for (size_t k = 0; k < count_shapes; k++) {
 			cli_format_count(shapes[k].count, count, sizeof count);

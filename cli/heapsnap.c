@@ -37,20 +37,6 @@ static void on_fatal_signal(int signal_number)
 	raise(signal_number);
 }
 
-/* The analysis keeps arrays of hundreds of MiB (one entry per allocation of the heap), and first
- * touching them page by page is a good part of its time; in huge pages it is a fraction. glibc's
- * malloc asks the kernel for them (madvise) only when a tunable read at start-up says so, so the
- * analysis commands restart themselves once with it set. Without /proc, or when the user set
- * GLIBC_TUNABLES, they just go on. */
-static void use_huge_pages(char **argv)
-{
-	if (getenv("GLIBC_TUNABLES") != NULL)
-		return;
-	if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) == 0)
-		execv("/proc/self/exe", argv);
-	unsetenv("GLIBC_TUNABLES");
-}
-
 int main(int argc, char **argv)
 {
 	static const int fatal[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
@@ -83,7 +69,7 @@ int main(int argc, char **argv)
 	if (strcmp(command, "info") == 0)
 		return cmd_info(argc - 1, argv + 1);
 	if (strcmp(command, "list") == 0 || strcmp(command, "summary") == 0)
-		use_huge_pages(argv);
+		cli_use_huge_pages(argv);
 	if (strcmp(command, "list") == 0)
 		return cmd_list(argc - 1, argv + 1);
 	if (strcmp(command, "summary") == 0)

@@ -145,8 +145,8 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
                   f"{name} {options}: {cls} kept by {path_expected} x{count}; heapsnap: "
                   f"{[(r['path'], r['count']) for r in retainers.get(cls, [])]}")
         cycles = summary["unreachable"]["cycles"]
-        shape = ("__main__.Connection._conn_handler -> __main__.ConnectionHandler._conn -> "
-                 "__main__.Connection")
+        shape = ["__main__.Connection._conn_handler", "__main__.ConnectionHandler._conn",
+                 "__main__.Connection"]
         found = [c for c in cycles if c["shape"] == shape]
         check(found and found[0]["count"] == created["cycles"],
               f"{name} {options}: {created['cycles']} cycles of shape {shape}; heapsnap: "

@@ -1,0 +1,386 @@
+/* Comparing snapshots of one process (see diff.h): the allocations of both heaps, sorted by
+ * address, are matched in one merge; everything else is sums over the two lists. */
+#include "diff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_MATCH UINT32_MAX
+#define CONTAINERS_MAX 10
+#define CONTAINER_MIN_GROWTH 10 /* items: smaller growth is the ordinary life of a program */
+
+bool diff_same_process(const struct analysis *before, const struct analysis *after, char *why,
+		       size_t why_size)
+{
+	const struct snapshot_info *a = snapshot_info(before->snapshot);
+	const struct snapshot_info *b = snapshot_info(after->snapshot);
+	if (a->pid != b->pid) {
+		snprintf(why, why_size, "they are of different processes (pid %d and pid %d)", a->pid,
+			 b->pid);
+		return false;
+	}
+	if (a->boot_id[0] && b->boot_id[0] && strcmp(a->boot_id, b->boot_id) != 0) {
+		snprintf(why, why_size, "they were taken in different boots (pid %d was reused)",
+			 a->pid);
+		return false;
+	}
+	if (a->process_start_ticks && b->process_start_ticks &&
+	    a->process_start_ticks != b->process_start_ticks) {
+		snprintf(why, why_size,
+			 "pid %d is two different processes (started at clock tick %llu and %llu)",
+			 a->pid, (unsigned long long)a->process_start_ticks,
+			 (unsigned long long)b->process_start_ticks);
+		return false;
+	}
+	if (strcmp(a->exe, b->exe) != 0) {
+		snprintf(why, why_size, "pid %d runs %s in one and %s in the other", a->pid, a->exe,
+			 b->exe);
+		return false;
+	}
+	return true;
+}
+
+static bool is_part(const struct analysis *analysis, size_t index)
+{
+	return analysis->types.owned && analysis->types.owned[index];
+}
+
+static bool same_type(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* For each allocation of `b`, the index of the same allocation in `a` (NO_MATCH when new): both
+ * live, at one address, with one size and type, and both an object or both a part of one. */
+static uint32_t *match_allocations(const struct analysis *a, const struct analysis *b,
+				   bool none)
+{
+	const struct heap *heap_a = &a->heap, *heap_b = &b->heap;
+	uint32_t *match = malloc((heap_b->count + 1) * sizeof *match);
+	if (match == NULL)
+		return NULL;
+	size_t i = 0;
+	for (size_t j = 0; j < heap_b->count; j++) {
+		const struct allocation *y = &heap_b->allocations[j];
+		match[j] = NO_MATCH;
+		if (none)
+			continue;
+		while (i < heap_a->count && heap_a->allocations[i].address < y->address)
+			i++;
+		if (i == heap_a->count || y->state != ALLOCATION_LIVE)
+			continue;
+		const struct allocation *x = &heap_a->allocations[i];
+		if (x->address == y->address && x->state == ALLOCATION_LIVE && x->size == y->size &&
+		    is_part(a, i) == is_part(b, j) &&
+		    same_type(analysis_type(a, i), analysis_type(b, j)))
+			match[j] = (uint32_t)i;
+	}
+	return match;
+}
+
+/* The group index of a type, through a small cache keyed by the interned name's pointer (each
+ * analysis interns its names: one pointer per distinct name) so that millions of lookups rarely
+ * hash a string. */
+struct group_cache {
+	struct type_grouper grouper;
+	struct {
+		const char *type;
+		uint64_t size;
+		size_t group;
+		bool valid;
+	} slots[4096];
+};
+
+static size_t group_of(struct group_cache *cache, const char *type, uint64_t size)
+{
+	if (type)
+		size = 0;
+	uint64_t key = (uint64_t)(uintptr_t)type ^ size * 0x9E3779B97F4A7C15ull;
+	size_t slot = (size_t)((key * 0xC2B2AE3D27D4EB4Full) >> 52);
+	if (cache->slots[slot].valid && cache->slots[slot].type == type &&
+	    cache->slots[slot].size == size)
+		return cache->slots[slot].group;
+	struct type_group *group = type_grouper_find(&cache->grouper, type, size);
+	if (group == NULL)
+		return SIZE_MAX;
+	size_t index = (size_t)(group - cache->grouper.groups);
+	cache->slots[slot].type = type;
+	cache->slots[slot].size = size;
+	cache->slots[slot].group = index;
+	cache->slots[slot].valid = true;
+	return index;
+}
+
+/* The diff_type of group `index`, growing the array to hold it. */
+static struct diff_type *diff_type_at(struct heap_diff *diff, size_t *capacity, size_t index,
+				      const struct group_cache *cache)
+{
+	if (index >= *capacity) {
+		size_t grown_capacity = *capacity ? *capacity * 2 : 256;
+		while (grown_capacity <= index)
+			grown_capacity *= 2;
+		struct diff_type *grown = realloc(diff->types, grown_capacity * sizeof *grown);
+		if (grown == NULL)
+			return NULL;
+		memset(grown + *capacity, 0, (grown_capacity - *capacity) * sizeof *grown);
+		diff->types = grown;
+		*capacity = grown_capacity;
+	}
+	if (index >= diff->type_count)
+		diff->type_count = index + 1;
+	struct diff_type *type = &diff->types[index];
+	if (type->type == NULL) {
+		type->type = cache->grouper.groups[index].type;
+		type->size = cache->grouper.groups[index].size;
+	}
+	return type;
+}
+
+static int compare_growth(const void *left, const void *right)
+{
+	const struct diff_type *a = left, *b = right;
+	int64_t da = diff_delta_bytes(a), db = diff_delta_bytes(b);
+	if (da != db)
+		return da > db ? -1 : 1;
+	if (a->new_bytes != b->new_bytes)
+		return a->new_bytes > b->new_bytes ? -1 : 1;
+	if (a->type && b->type)
+		return strcmp(a->type, b->type);
+	return a->type ? -1 : b->type ? 1 : (a->size > b->size) - (a->size < b->size);
+}
+
+static int compare_containers(const void *left, const void *right)
+{
+	const struct diff_container *a = left, *b = right;
+	uint64_t ga = a->length_after - a->length_before, gb = b->length_after - b->length_before;
+	if (ga != gb)
+		return ga > gb ? -1 : 1;
+	return (a->allocation > b->allocation) - (a->allocation < b->allocation);
+}
+
+static int compare_bytes(const void *left, const void *right)
+{
+	const struct type_group *a = left, *b = right;
+	if (a->bytes != b->bytes)
+		return a->bytes > b->bytes ? -1 : 1;
+	return a->count > b->count ? -1 : a->count < b->count;
+}
+
+/* Keeps the most grown containers: a surviving list, dict or set of AFTER, at `index`, whose
+ * match in BEFORE is `old`. */
+static void note_container(struct heap_diff *diff, size_t index, size_t old)
+{
+	const struct analysis *before = diff->before, *after = diff->after;
+	if (!after->python.has_layout || !before->python.has_layout ||
+	    !(after->python_objects.bits[index] & PYOBJ_OBJECT))
+		return;
+	uint64_t length_after, length_before;
+	if (!cpython_container_length(after->space, &after->python.layout, &after->python_objects,
+				      &after->heap, index, &length_after) ||
+	    length_after < CONTAINER_MIN_GROWTH ||
+	    !cpython_container_length(before->space, &before->python.layout,
+				      &before->python_objects, &before->heap, old, &length_before) ||
+	    length_after < length_before + CONTAINER_MIN_GROWTH)
+		return;
+	struct diff_container entry = {index, analysis_type(after, index), length_before,
+				       length_after};
+	if (diff->container_count < CONTAINERS_MAX) {
+		diff->containers[diff->container_count++] = entry;
+	} else {
+		struct diff_container *least = &diff->containers[CONTAINERS_MAX - 1];
+		if (compare_containers(&entry, least) >= 0)
+			return;
+		*least = entry;
+	}
+	qsort(diff->containers, diff->container_count, sizeof *diff->containers,
+	      compare_containers);
+}
+
+static bool reachable_in(const struct analysis *analysis, size_t index)
+{
+	return analysis->has_graph &&
+	       graph_reachable(&analysis->graph, analysis->graph.allocation_node[index]);
+}
+
+int heap_diff_build(const struct analysis *before, const struct analysis *target,
+		    const struct analysis *after, bool by_type_only, struct heap_diff *diff,
+		    struct hs_error *err)
+{
+	memset(diff, 0, sizeof *diff);
+	diff->by_type_only = by_type_only;
+	diff->before = before;
+	diff->after = after;
+	diff->three = target != NULL;
+	const struct heap *heap_before = &before->heap, *heap_after = &after->heap;
+	const struct graph *graph = &after->graph;
+	struct group_cache *cache = calloc(1, sizeof *cache);
+	struct type_grouper lost = {0};
+	uint32_t *after_match = NULL, *target_match = NULL, *final_match = NULL;
+	uint8_t *seen_before = NULL;
+	size_t capacity = 0;
+	if (cache == NULL || !after->has_graph)
+		goto out_of_memory;
+	diff->is_new = calloc(heap_after->count + 1, 1);
+	diff->is_new_unreachable = calloc(heap_after->count + 1, 1);
+	diff->containers = calloc(CONTAINERS_MAX, sizeof *diff->containers);
+	seen_before = calloc(heap_before->count + 1, 1); /* still there in AFTER */
+	after_match = match_allocations(before, after, by_type_only);
+	if (!diff->is_new || !diff->is_new_unreachable || !diff->containers || !seen_before ||
+	    !after_match)
+		goto out_of_memory;
+	if (target) {
+		/* new in TARGET (against BASELINE), then followed into FINAL */
+		target_match = match_allocations(before, target, by_type_only);
+		final_match = match_allocations(target, after, by_type_only);
+		if (!target_match || !final_match)
+			goto out_of_memory;
+		for (size_t j = 0; j < target->heap.count; j++) {
+			if (target->heap.allocations[j].state != ALLOCATION_LIVE ||
+			    target_match[j] != NO_MATCH)
+				continue;
+			size_t group = group_of(cache, analysis_type(target, j),
+						target->heap.allocations[j].size);
+			struct diff_type *type =
+				group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
+			if (type == NULL)
+				goto out_of_memory;
+			type->burst_count += !is_part(target, j);
+			type->burst_bytes += target->heap.allocations[j].size;
+		}
+	}
+	/* which objects are new, first: what a new object retains depends on its dominator's */
+	for (size_t j = 0; j < heap_after->count; j++) {
+		if (heap_after->allocations[j].state != ALLOCATION_LIVE)
+			continue;
+		uint32_t old = after_match[j];
+		diff->is_new[j] = by_type_only ? 1
+				  : target     ? final_match[j] != NO_MATCH &&
+						 target_match[final_match[j]] == NO_MATCH
+					       : old == NO_MATCH;
+	}
+	for (size_t j = 0; j < heap_after->count; j++) {
+		const struct allocation *allocation = &heap_after->allocations[j];
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		const char *name = analysis_type(after, j);
+		size_t group = group_of(cache, name, allocation->size);
+		struct diff_type *type =
+			group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
+		if (type == NULL)
+			goto out_of_memory;
+		type->type = name; /* AFTER's interned name: what its path index compares */
+		bool part = is_part(after, j);
+		type->count_after += !part;
+		type->bytes_after += allocation->size;
+		diff->objects_after += !part;
+		diff->bytes_after += allocation->size;
+		uint32_t old = after_match[j];
+		if (old != NO_MATCH)
+			seen_before[old] = 1;
+		bool is_new = diff->is_new[j];
+		uint32_t node = graph->allocation_node[j];
+		bool reachable = graph_reachable(graph, node);
+		if (is_new) {
+			type->new_count += !part;
+			type->new_bytes += allocation->size;
+			/* what the new objects retain, not counting what one new object of the type
+			   retains of another (the head of a new list retains its tail) */
+			uint32_t dominator = reachable ? graph->idom[node] : GRAPH_NONE;
+			bool same = false;
+			if (dominator < graph->heap_nodes) {
+				size_t owner = graph->node_allocation[dominator];
+				same = diff->is_new[owner] &&
+				       group_of(cache, analysis_type(after, owner),
+						heap_after->allocations[owner].size) == group;
+			}
+			if (reachable && !same)
+				type->new_retained += graph->retained[node];
+			type->new_unreachable += !reachable && !part;
+		} else if (old != NO_MATCH && !target && !part) {
+			note_container(diff, j, old);
+		}
+		/* newly unreachable: new, or reachable before (BEFORE's graph tells) */
+		bool was_unreachable = old != NO_MATCH && before->has_graph &&
+				       !reachable_in(before, old);
+		if (!reachable && (is_new || (!target && !was_unreachable))) {
+			diff->is_new_unreachable[j] = 1;
+			struct type_group *lost_group = type_grouper_find(&lost, name, allocation->size);
+			if (lost_group == NULL)
+				goto out_of_memory;
+			lost_group->count += !part;
+			lost_group->bytes += allocation->size;
+			diff->unreachable_objects += !part;
+			diff->unreachable_bytes += allocation->size;
+			if (after->python_objects.bits &&
+			    (after->python_objects.bits[j] & PYOBJ_OBJECT)) {
+				int generation = python_object_generation(after->python_objects.bits[j]);
+				size_t slot = generation >= 0 ? (size_t)generation : 3;
+				diff->garbage_objects[slot]++;
+				diff->garbage_bytes[slot] += allocation->size;
+			}
+		}
+	}
+	for (size_t i = 0; i < heap_before->count; i++) {
+		const struct allocation *allocation = &heap_before->allocations[i];
+		if (allocation->state != ALLOCATION_LIVE)
+			continue;
+		size_t group = group_of(cache, analysis_type(before, i), allocation->size);
+		struct diff_type *type =
+			group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
+		if (type == NULL)
+			goto out_of_memory;
+		bool part = is_part(before, i);
+		type->count_before += !part;
+		type->bytes_before += allocation->size;
+		diff->objects_before += !part;
+		diff->bytes_before += allocation->size;
+		if (!seen_before[i]) {
+			type->freed_count += !part;
+			type->freed_bytes += allocation->size;
+		}
+	}
+	if (diff->type_count)
+		qsort(diff->types, diff->type_count, sizeof *diff->types, compare_growth);
+	if (lost.count)
+		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
+	diff->unreachable = lost.groups;
+	diff->unreachable_count = lost.count;
+	free(lost.table);
+	memset(&lost, 0, sizeof lost);
+	if (cycles_find(after, diff->is_new_unreachable, &diff->cycles, &diff->cycle_count, err) !=
+	    0)
+		goto fail;
+	free(seen_before);
+	free(after_match);
+	free(target_match);
+	free(final_match);
+	type_grouper_free(&cache->grouper);
+	free(cache);
+	return 0;
+out_of_memory:
+	hs_error_set(err, after->has_graph ? "out of memory comparing the snapshots"
+					   : "the later snapshot's object graph is needed");
+fail:
+	free(seen_before);
+	free(after_match);
+	free(target_match);
+	free(final_match);
+	type_grouper_free(&lost);
+	if (cache)
+		type_grouper_free(&cache->grouper);
+	free(cache);
+	heap_diff_free(diff);
+	return -1;
+}
+
+void heap_diff_free(struct heap_diff *diff)
+{
+	free(diff->is_new);
+	free(diff->is_new_unreachable);
+	free(diff->types);
+	free(diff->containers);
+	free(diff->unreachable);
+	free(diff->cycles);
+	memset(diff, 0, sizeof *diff);
+}

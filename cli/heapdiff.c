@@ -1,0 +1,303 @@
+/* The `heapdiff` program: compares two snapshots of one process (or three: baseline, target,
+ * final) and reports what grew and what keeps it alive. A thin front end: options, opening the
+ * snapshots, the exit status; the comparison is analyze/diff.c, the report cli/diff_report.c. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fnmatch.h>
+
+#include "analyze/analysis.h"
+#include "analyze/diff.h"
+#include "analyze/paths.h"
+#include "cli/cli.h"
+#include "cli/diff_report.h"
+
+#ifndef HEAPSNAP_VERSION
+#define HEAPSNAP_VERSION "unknown"
+#endif
+
+#define GATES_MAX 32
+
+static const char usage[] =
+	"usage: heapdiff [OPTIONS] BEFORE AFTER\n"
+	"       heapdiff [OPTIONS] BASELINE TARGET FINAL\n"
+	"\n"
+	"What grew between two snapshots of one process (heapsnap capture), and what keeps the\n"
+	"new objects alive: the types that grew, the containers that grew, the shortest paths\n"
+	"from a root to the new objects by shape, and what became unreachable (Python: garbage\n"
+	"waiting for the cyclic collector; C: leaked), with its cycles. An object is the same in\n"
+	"both snapshots when its address, size and type agree.\n"
+	"\n"
+	"With three snapshots (before a burst of load, during it, after it drained), it reports\n"
+	"the objects new in TARGET that are still alive in FINAL: what the burst left behind.\n"
+	"\n"
+	"  --format F               text (default), markdown (to paste into an issue) or json\n"
+	"                           (schema heapsnap.diff/1)\n"
+	"  --sort bytes|count       rank grown types by bytes (default) or by objects\n"
+	"  --top N                  show retaining paths for the N largest grown types (10)\n"
+	"  --type PATTERN           only types matching a shell pattern ('__main__.*')\n"
+	"  --min-bytes SIZE         only types that grew by at least SIZE (4096, 64K, 10M)\n"
+	"  --fail-on-growth TYPE=N  exit 1 when the types matching TYPE grew by more than N\n"
+	"                           objects, or by more than N bytes when N has a unit\n"
+	"                           (Connection=100, 'struct conn=1M', '__main__.*=10MiB');\n"
+	"                           may be repeated\n"
+	"  --show-values            show values read from memory (dict keys, short strings);\n"
+	"                           masked by default, since a heap holds secrets\n"
+	"  --force                  compare snapshots not shown to be of one process, by type\n"
+	"                           only (every object counts as new or freed)\n"
+	"  --color WHEN             auto (default: on a terminal, unless NO_COLOR is set),\n"
+	"                           always or never\n" CLI_ANALYSIS_USAGE
+	"  --version                print the version\n"
+	"\n"
+	"Exit status: 0 success, 1 a --fail-on-growth limit was exceeded, 2 bad usage or input.\n";
+
+struct gate {
+	char pattern[256];
+	uint64_t limit;
+	bool bytes;
+};
+
+/* "4096", "64K", "10MiB", "1G": bytes; false on junk. *has_unit says whether a unit was given. */
+static bool parse_size(const char *text, uint64_t *out, bool *has_unit)
+{
+	char *end;
+	if (text == NULL || *text < '0' || *text > '9')
+		return false;
+	unsigned long long value = strtoull(text, &end, 10);
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"", 0},	 {"B", 0},   {"K", 10},	  {"KB", 10}, {"KiB", 10},
+		     {"M", 20},	 {"MB", 20}, {"MiB", 20}, {"G", 30},  {"GB", 30},
+		     {"GiB", 30}, {"T", 40},  {"TB", 40},  {"TiB", 40}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (units[i].shift && value > (UINT64_MAX >> units[i].shift))
+			return false;
+		*out = (uint64_t)value << units[i].shift;
+		if (has_unit)
+			*has_unit = *end != '\0';
+		return true;
+	}
+	return false;
+}
+
+static bool parse_gate(const char *text, struct gate *gate)
+{
+	const char *equals = strrchr(text, '=');
+	if (equals == NULL || equals == text || (size_t)(equals - text) >= sizeof gate->pattern)
+		return false;
+	snprintf(gate->pattern, sizeof gate->pattern, "%.*s", (int)(equals - text), text);
+	return parse_size(equals + 1, &gate->limit, &gate->bytes);
+}
+
+/* How much the types matching a gate grew (new objects left, in three-snapshot mode). */
+static bool gate_exceeded(const struct heap_diff *diff, const struct gate *gate, uint64_t *grown)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < diff->type_count; i++) {
+		const struct diff_type *type = &diff->types[i];
+		char name[128];
+		if (type->type)
+			snprintf(name, sizeof name, "%s", type->type);
+		else
+			snprintf(name, sizeof name, "size %llu", (unsigned long long)type->size);
+		if (fnmatch(gate->pattern, name, 0) != 0)
+			continue;
+		if (diff->three)
+			total += (int64_t)(gate->bytes ? type->new_bytes : type->new_count);
+		else
+			total += gate->bytes ? diff_delta_bytes(type) : diff_delta_count(type);
+	}
+	*grown = total > 0 ? (uint64_t)total : 0;
+	return total > 0 && (uint64_t)total > gate->limit;
+}
+
+static void progress(bool shown, const char *what, const char *path)
+{
+	if (shown)
+		fprintf(stderr, "heapdiff: %s %s\n", what, path);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+						 {"sort", required_argument, NULL, 's'},
+						 {"top", required_argument, NULL, 'n'},
+						 {"type", required_argument, NULL, 't'},
+						 {"min-bytes", required_argument, NULL, 'm'},
+						 {"fail-on-growth", required_argument, NULL, 'g'},
+						 {"show-values", no_argument, NULL, 'v'},
+						 {"force", no_argument, NULL, 'F'},
+						 {"color", required_argument, NULL, 'c'},
+						 {"colour", required_argument, NULL, 'c'},
+						 CLI_ANALYSIS_OPTIONS,
+						 {"version", no_argument, NULL, 'V'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
+	cli_program = "heapdiff";
+	struct analysis_options analysis_options = {0};
+	struct diff_report_options report_options = {.format = FORMAT_TEXT, .top = 10};
+	struct gate gates[GATES_MAX];
+	size_t gate_count = 0;
+	const char *colour = "auto";
+	int option;
+	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		long long number;
+		switch (option) {
+		case 'f':
+			if (!cli_parse_format(optarg, true, &report_options.format))
+				return cli_usage_error("", "--format takes text, markdown or json, not '%s'",
+						       optarg);
+			break;
+		case 's':
+			if (strcmp(optarg, "bytes") != 0 && strcmp(optarg, "count") != 0)
+				return cli_usage_error("", "--sort takes bytes or count, not '%s'", optarg);
+			report_options.by_count = strcmp(optarg, "count") == 0;
+			break;
+		case 'n':
+			if (!cli_parse_int(optarg, 0, 1000, &number))
+				return cli_usage_error("", "--top takes 0 to 1000, not '%s'", optarg);
+			report_options.top = (size_t)number;
+			break;
+		case 't':
+			report_options.type_pattern = optarg;
+			break;
+		case 'm':
+			if (!parse_size(optarg, &report_options.min_bytes, NULL))
+				return cli_usage_error("", "--min-bytes takes a size (4096, 64K, 10MiB), "
+							   "not '%s'",
+						       optarg);
+			break;
+		case 'g':
+			if (gate_count == GATES_MAX)
+				return cli_usage_error("", "at most %d --fail-on-growth options", GATES_MAX);
+			if (!parse_gate(optarg, &gates[gate_count]))
+				return cli_usage_error("", "--fail-on-growth takes TYPE=COUNT or TYPE=SIZE "
+							   "('__main__.Connection=100', 'struct "
+							   "conn=1MiB'), not '%s'",
+						       optarg);
+			gate_count++;
+			break;
+		case 'v':
+			report_options.show_values = true;
+			break;
+		case 'F':
+			report_options.forced = true;
+			break;
+		case 'c':
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "always") != 0 &&
+			    strcmp(optarg, "never") != 0)
+				return cli_usage_error("", "--color takes auto, always or never, not '%s'",
+						       optarg);
+			colour = optarg;
+			break;
+		case 'd':
+		case 'N':
+			cli_analysis_option(option, optarg, &analysis_options);
+			break;
+		case 'V':
+			printf("heapdiff %s\n", HEAPSNAP_VERSION);
+			return EXIT_OK;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("", "bad option");
+		}
+	}
+	int files = argc - optind;
+	if (files != 2 && files != 3)
+		return cli_usage_error("", "expects BEFORE AFTER, or BASELINE TARGET FINAL");
+	const char *no_colour = getenv("NO_COLOR");
+	report_options.colour = report_options.format == FORMAT_TEXT &&
+				(strcmp(colour, "always") == 0 ||
+				 (strcmp(colour, "auto") == 0 && isatty(STDOUT_FILENO) &&
+				  !(no_colour && no_colour[0])));
+	/* after the options are known to be good: the analysis wants huge pages (see cli.c) */
+	cli_use_huge_pages(argv);
+	bool verbose = isatty(STDERR_FILENO);
+
+	struct analysis *snapshots[3] = {NULL, NULL, NULL};
+	struct path_index *paths = NULL;
+	struct heap_diff diff;
+	bool have_diff = false;
+	struct hs_error err;
+	int status = EXIT_ERROR;
+	const char *names[3] = {"BEFORE", "AFTER", NULL};
+	if (files == 3) {
+		names[0] = "BASELINE";
+		names[1] = "TARGET";
+		names[2] = "FINAL";
+	}
+	for (int i = 0; i < files; i++) {
+		progress(verbose, "reading", argv[optind + i]);
+		snapshots[i] = analysis_open(argv[optind + i], &analysis_options, &err);
+		if (snapshots[i] == NULL) {
+			cli_fail("", &err);
+			goto done;
+		}
+	}
+	struct analysis *before = snapshots[0], *after = snapshots[files - 1];
+	struct analysis *target = files == 3 ? snapshots[1] : NULL;
+	bool by_type_only = false;
+	for (int i = 1; i < files; i++) {
+		char why[512];
+		if (diff_same_process(snapshots[0], snapshots[i], why, sizeof why))
+			continue;
+		if (!report_options.forced) {
+			fprintf(stderr,
+				"heapdiff: %s (%s) and %s (%s) cannot be compared object by object: "
+				"%s. Compare snapshots of one process, or add --force to compare "
+				"them by type only\n",
+				names[0], argv[optind], names[i], argv[optind + i], why);
+			goto done;
+		}
+		fprintf(stderr, "heapdiff: warning: %s; comparing by type only (--force)\n", why);
+		by_type_only = true;
+	}
+	progress(verbose, "building the object graph of", argv[argc - 1]);
+	if (analysis_build_graph(after, &err) != 0 ||
+	    /* BEFORE's graph says what was already unreachable (two snapshots only) */
+	    (target == NULL && analysis_build_graph(before, &err) != 0)) {
+		cli_fail("", &err);
+		goto done;
+	}
+	paths = path_index_build(after, &err);
+	if (paths == NULL ||
+	    heap_diff_build(before, target, after, by_type_only, &diff, &err) != 0) {
+		cli_fail("", &err);
+		goto done;
+	}
+	have_diff = true;
+	report_options.forced = report_options.forced && by_type_only;
+	if (diff_report_write(stdout, &diff, target, paths, &report_options) != 0) {
+		fprintf(stderr, "heapdiff: out of memory writing the report\n");
+		goto done;
+	}
+	fflush(stdout);
+	for (int i = 0; i < files; i++)
+		cli_print_warnings("", &snapshots[i]->warnings);
+	status = EXIT_OK;
+	for (size_t g = 0; g < gate_count; g++) {
+		uint64_t grown;
+		if (!gate_exceeded(&diff, &gates[g], &grown))
+			continue;
+		fprintf(stderr, "heapdiff: %s grew by %llu %s, more than the %llu allowed "
+				"(--fail-on-growth)\n",
+			gates[g].pattern, (unsigned long long)grown, gates[g].bytes ? "bytes" : "objects",
+			(unsigned long long)gates[g].limit);
+		status = EXIT_FINDING;
+	}
+done:
+	if (have_diff)
+		heap_diff_free(&diff);
+	path_index_free(paths);
+	for (int i = 0; i < 3; i++)
+		analysis_close(snapshots[i]);
+	return status;
+}
