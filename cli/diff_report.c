@@ -337,15 +337,16 @@ static void text_footer(const struct report *report, bool markdown)
 		exe_build_id(lines[i].analysis, build_id);
 		runtimes(lines[i].analysis, versions, sizeof versions);
 		fprintf(out,
-			markdown ? " · %s `%s`: pid %d, %s, %s, build-id %s, %s"
+			markdown ? "<br>\n%s `%s`: pid %d, captured %s, exe `%s`, build-id %s, %s"
 				 : "   %-8s %s: pid %d, captured %s, exe %s, build-id %s, %s\n",
 			lines[i].label, snapshot_path(lines[i].analysis->snapshot), info->pid, when,
 			info->exe[0] ? info->exe : "unknown", build_id[0] ? build_id : "unknown",
 			versions);
 	}
 	if (report->options->forced)
-		fprintf(out, markdown ? " · compared with --force (by type only)"
-				      : "   compared with --force: not shown to be one process\n");
+		fprintf(out, markdown ? "<br>\ncompared with --force, by type only"
+				      : "   compared with --force: not shown to be one process, by type "
+					"only\n");
 	if (markdown)
 		fprintf(out, "</sub>\n");
 }
