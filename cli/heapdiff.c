@@ -280,8 +280,10 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	fflush(stdout);
+	static const char *const roles[2][3] = {{"before", "after", ""},
+						{"baseline", "target", "final"}};
 	for (int i = 0; i < files; i++)
-		cli_print_warnings("", &snapshots[i]->warnings);
+		cli_print_warnings(roles[files == 3][i], &snapshots[i]->warnings);
 	status = EXIT_OK;
 	for (size_t g = 0; g < gate_count; g++) {
 		uint64_t grown;
