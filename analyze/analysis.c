@@ -77,10 +77,14 @@ void analysis_close(struct analysis *analysis)
 	free(analysis);
 }
 
-int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
+static int build_graph(struct analysis *analysis, bool dominators, struct hs_error *err)
 {
-	if (analysis->has_graph)
+	if (analysis->has_graph && (analysis->graph.idom || !dominators))
 		return 0;
+	if (analysis->has_graph) {
+		graph_free(&analysis->graph);
+		analysis->has_graph = false;
+	}
 	struct graph_model model = {0};
 	struct cpython_graph *python = NULL;
 	if (analysis->python_objects.bits) {
@@ -90,13 +94,23 @@ int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
 			return hs_error_set(err, "out of memory building the object graph");
 	}
 	int built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
-				&analysis->heap, &analysis->types, python ? &model : NULL,
+				&analysis->heap, &analysis->types, python ? &model : NULL, dominators,
 				&analysis->warnings, err);
 	cpython_graph_free(python);
 	if (built != 0)
 		return -1;
 	analysis->has_graph = true;
 	return 0;
+}
+
+int analysis_build_graph(struct analysis *analysis, struct hs_error *err)
+{
+	return build_graph(analysis, true, err);
+}
+
+int analysis_build_reachability(struct analysis *analysis, struct hs_error *err)
+{
+	return build_graph(analysis, false, err);
 }
 
 const char *analysis_type(const struct analysis *analysis, size_t index)

@@ -40,6 +40,9 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 void analysis_close(struct analysis *analysis);
 /* Builds the object graph of the walked heap: roots, reachability, dominators, paths. */
 int analysis_build_graph(struct analysis *analysis, struct hs_error *err);
+/* The same without the dominator tree (graph.idom and graph.retained stay NULL): what the roots
+ * reach, for less time and memory. A later analysis_build_graph builds it all. */
+int analysis_build_reachability(struct analysis *analysis, struct hs_error *err);
 
 /* The type of heap->allocations[index], or NULL when unknown (grouped by size). */
 const char *analysis_type(const struct analysis *analysis, size_t index);

@@ -136,7 +136,7 @@ static bool member_offset(const struct dwarf_struct *layout, const char *member,
 static bool offset_in(struct dwarf_types *types, const char *struct_name, const char *member,
 		      uint32_t *field)
 {
-	static struct dwarf_struct s; /* large: not on the stack */
+	static _Thread_local struct dwarf_struct s; /* large: not on the stack */
 	return dwarf_types_struct(types, struct_name, &s) && member_offset(&s, member, field);
 }
 
@@ -229,7 +229,7 @@ bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64
 
 bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout *layout)
 {
-	static struct dwarf_struct s; /* large: not on the stack */
+	static _Thread_local struct dwarf_struct s; /* large: not on the stack */
 	struct cpython_layout out = *layout;
 	bool ok = dwarf_types_struct(types, "_typeobject", &s) &&
 		  member_offset(&s, "tp_name", &out.tp_name) &&

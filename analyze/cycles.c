@@ -27,7 +27,7 @@ struct finder {
 
 static bool unreachable(const struct graph *graph, uint32_t node)
 {
-	return node < graph->heap_nodes && graph->idom[node] == GRAPH_NONE;
+	return node < graph->heap_nodes && !graph_reachable(graph, node);
 }
 
 static bool is_part(const struct analysis *analysis, uint32_t node)

@@ -5,6 +5,7 @@
 #include <dwarf.h>
 #include <fcntl.h>
 #include <libdwarf.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,11 @@ static void ignore_dwarf_error(Dwarf_Error error, Dwarf_Ptr argument)
 		     (error))
 #define LIBDWARF_FINISH(dbg) dwarf_finish((dbg), NULL)
 #endif
+
+/* libdwarf keeps some state of its own across Dwarf_Debug handles and promises no thread safety;
+ * heapdiff opens snapshots in parallel threads, so every call into it is made under one lock
+ * (recursive: each_variable's callback may look up more). */
+static pthread_mutex_t libdwarf_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 struct struct_entry {
 	char *name;
@@ -106,7 +112,7 @@ static void table_free(struct name_table *table)
 	free(table->entries);
 }
 
-struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
+static struct dwarf_types *open_locked(const char *path, struct hs_error *err)
 {
 	struct dwarf_types *types = calloc(1, sizeof *types);
 	if (types == NULL) {
@@ -125,7 +131,7 @@ struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
 	return types;
 }
 
-void dwarf_types_close(struct dwarf_types *types)
+static void close_locked(struct dwarf_types *types)
 {
 	if (types == NULL)
 		return;
@@ -331,7 +337,7 @@ static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Di
 	return false;
 }
 
-bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
+static bool struct_locked(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
 {
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
@@ -446,7 +452,8 @@ static void unit_file(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size
 	dwarf_dealloc(dbg, unit, DW_DLA_DIE);
 }
 
-bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out)
+static bool variable_locked(struct dwarf_types *types, const char *name,
+			    struct dwarf_variable *out)
 {
 	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die die = NULL;
@@ -487,12 +494,45 @@ void dwarf_types_each_variable(struct dwarf_types *types,
 			       int (*visit)(void *context, const struct dwarf_variable *variable),
 			       void *context)
 {
+	pthread_mutex_lock(&libdwarf_lock);
 	if (!types->indexed)
 		build_index(types);
+	pthread_mutex_unlock(&libdwarf_lock);
 	for (size_t i = 0; i < types->variables.size; i++) {
 		const char *name = types->variables.entries[i].name;
 		struct dwarf_variable variable;
 		if (name && dwarf_types_variable(types, name, &variable) && visit(context, &variable))
 			return;
 	}
+}
+
+struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	struct dwarf_types *types = open_locked(path, err);
+	pthread_mutex_unlock(&libdwarf_lock);
+	return types;
+}
+
+void dwarf_types_close(struct dwarf_types *types)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	close_locked(types);
+	pthread_mutex_unlock(&libdwarf_lock);
+}
+
+bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	bool found = struct_locked(types, name, out);
+	pthread_mutex_unlock(&libdwarf_lock);
+	return found;
+}
+
+bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	bool found = variable_locked(types, name, out);
+	pthread_mutex_unlock(&libdwarf_lock);
+	return found;
 }

@@ -31,6 +31,7 @@ struct builder {
 	bool in_memory_roots;  /* scanning module data, stacks, registers, TLS, mappings */
 	uint32_t *label_table; /* hash of graph->labels: index + 1 */
 	size_t label_table_size;
+	uint8_t *chunk; /* SCAN_CHUNK bytes: memory read for scanning */
 };
 
 struct graph_emitter {
@@ -104,7 +105,7 @@ static int scan_words(struct builder *builder, const uint8_t *bytes, size_t size
 /* Scans [start, end) of the address space, a chunk at a time; unreadable parts are skipped. */
 static int scan_range(struct builder *builder, uint64_t start, uint64_t end)
 {
-	static uint8_t chunk[SCAN_CHUNK];
+	uint8_t *chunk = builder->chunk;
 	start = (start + 7) & ~7ull;
 	for (uint64_t at = start; at < end; at += SCAN_CHUNK) {
 		size_t size = end - at < SCAN_CHUNK ? (size_t)(end - at) : SCAN_CHUNK;
@@ -390,7 +391,7 @@ static void data_root_name(struct builder *builder, uint64_t address, const char
 static int scan_module_data(struct builder *builder, uint64_t start, uint64_t end,
 			    const char *module)
 {
-	static uint8_t chunk[SCAN_CHUNK];
+	uint8_t *chunk = builder->chunk;
 	char current[192] = "", name[192];
 	for (uint64_t at = (start + 7) & ~7ull; at < end; at += SCAN_CHUNK) {
 		size_t size = end - at < SCAN_CHUNK ? (size_t)(end - at) : SCAN_CHUNK;
@@ -628,9 +629,14 @@ static int shortest_paths(struct graph *graph)
 	return 0;
 }
 
-static int analyse(struct graph *graph)
+static int analyse(struct graph *graph, bool dominators)
 {
 	size_t n = graph->node_count;
+	if (!dominators) {
+		graph->parent = malloc(n * sizeof *graph->parent);
+		graph->parent_edge = malloc(n * sizeof *graph->parent_edge);
+		return graph->parent && graph->parent_edge ? shortest_paths(graph) : -1;
+	}
 	graph->idom = malloc(n * sizeof *graph->idom);
 	graph->retained = calloc(n, sizeof *graph->retained);
 	graph->parent = malloc(n * sizeof *graph->parent);
@@ -659,7 +665,8 @@ static int analyse(struct graph *graph)
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, struct warnings *warnings, struct hs_error *err)
+		const struct graph_model *model, bool dominators, struct warnings *warnings,
+		struct hs_error *err)
 {
 	memset(graph, 0, sizeof *graph);
 	graph->heap = heap;
@@ -678,8 +685,9 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	/* rows for heap nodes now; begin_root makes room for the roots' */
 	builder.starts_capacity = live + 3;
 	graph->starts = malloc(builder.starts_capacity * sizeof *graph->starts);
+	builder.chunk = malloc(SCAN_CHUNK);
 	int result = -1;
-	if (graph->node_allocation == NULL || graph->allocation_node == NULL ||
+	if (builder.chunk == NULL || graph->node_allocation == NULL || graph->allocation_node == NULL ||
 	    builder.node_starts == NULL || builder.node_ends == NULL || graph->starts == NULL)
 		goto done;
 	for (size_t i = 0, node = 0; i < heap->count; i++) {
@@ -711,13 +719,14 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	free(builder.node_starts);
 	free(builder.node_ends);
 	builder.node_starts = builder.node_ends = NULL;
-	if (analyse(graph) != 0)
+	if (analyse(graph, dominators) != 0)
 		goto done;
 	result = 0;
 done:
 	free(builder.node_starts);
 	free(builder.node_ends);
 	free(builder.label_table);
+	free(builder.chunk);
 	if (result != 0) {
 		graph_free(graph);
 		return hs_error_set(err, "out of memory building the object graph");

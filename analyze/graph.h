@@ -58,7 +58,7 @@ struct graph {
 	size_t label_count, label_capacity;
 	uint64_t edge_count;
 
-	/* analysis */
+	/* analysis (idom and retained are NULL when the graph was built for reachability only) */
 	uint32_t *idom;	    /* immediate dominator, GRAPH_NONE when unreachable (and the super-root) */
 	uint64_t *retained; /* bytes retained by each node */
 	uint32_t *parent;   /* on a shortest path from the super-root, GRAPH_NONE if unreachable */
@@ -133,17 +133,21 @@ static inline const char *graph_edge_label(const struct graph *graph, uint64_t e
 	return (offset & GRAPH_LABEL) ? graph->labels[offset & GRAPH_LABEL_INDEX] : NULL;
 }
 
-/* `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only
+/* With `dominators` false, only what the roots reach (and the shortest paths) is computed, not
+ * the dominator tree and retained sizes: what is needed of a snapshot compared with another.
+ * `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only
  * its pointer members (and members that are structs, unions or arrays, scanned whole) are read
  * for pointers; its integers and character arrays are not taken for references. */
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, struct warnings *warnings, struct hs_error *err);
+		const struct graph_model *model, bool dominators, struct warnings *warnings,
+		struct hs_error *err);
 void graph_free(struct graph *graph);
 
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)
 {
-	return node == graph->super_root || graph->idom[node] != GRAPH_NONE;
+	return node == graph->super_root ||
+	       (graph->idom ? graph->idom[node] : graph->parent[node]) != GRAPH_NONE;
 }
 
 static inline uint64_t graph_node_size(const struct graph *graph, uint32_t node)

@@ -122,7 +122,7 @@ static int walk_arena(struct pool_walker *walker, uint64_t address, uint64_t car
 static bool member_offset(struct dwarf_types *types, const char *struct_name, const char *name,
 			  uint64_t *offset, bool *pointer)
 {
-	static struct dwarf_struct layout; /* large: not on the stack */
+	static _Thread_local struct dwarf_struct layout; /* large: not on the stack */
 	const struct dwarf_member *member;
 	if (!dwarf_types_struct(types, struct_name, &layout) ||
 	    (member = dwarf_struct_member(&layout, name)) == NULL)

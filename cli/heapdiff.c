@@ -2,6 +2,7 @@
  * final) and reports what grew and what keeps it alive. A thin front end: options, opening the
  * snapshots, the exit status; the comparison is analyze/diff.c, the report cli/diff_report.c. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,36 @@ static void progress(bool shown, const char *what, const char *path)
 		fprintf(stderr, "heapdiff: %s %s\n", what, path);
 }
 
+/* One snapshot opened (and its graph built, as far as the diff needs it) in a thread of its own:
+ * the snapshots are independent until they are compared, and a machine has cores to spare. */
+struct open_job {
+	const char *path;
+	const struct analysis_options *options;
+	enum { NO_GRAPH, REACHABILITY_ONLY, FULL_GRAPH } graph;
+	bool verbose;
+	struct analysis *analysis;
+	struct hs_error err;
+	pthread_t thread;
+	bool started;
+};
+
+static void *open_job_run(void *argument)
+{
+	struct open_job *job = argument;
+	progress(job->verbose, "reading", job->path);
+	job->analysis = analysis_open(job->path, job->options, &job->err);
+	if (job->analysis == NULL || job->graph == NO_GRAPH)
+		return NULL;
+	progress(job->verbose, "building the object graph of", job->path);
+	int built = job->graph == FULL_GRAPH ? analysis_build_graph(job->analysis, &job->err)
+					     : analysis_build_reachability(job->analysis, &job->err);
+	if (built != 0) {
+		analysis_close(job->analysis);
+		job->analysis = NULL;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
@@ -234,14 +265,33 @@ int main(int argc, char **argv)
 		names[1] = "TARGET";
 		names[2] = "FINAL";
 	}
-	for (int i = 0; i < files; i++) {
-		progress(verbose, "reading", argv[optind + i]);
-		snapshots[i] = analysis_open(argv[optind + i], &analysis_options, &err);
+	/* the last snapshot in this thread, the others in threads of their own; AFTER needs the
+	   whole graph, BEFORE what its roots reach (what was unreachable already), the first two of
+	   three nothing but their objects */
+	struct open_job jobs[3];
+	for (int i = 0; i < files; i++)
+		jobs[i] = (struct open_job){
+			.path = argv[optind + i],
+			.options = &analysis_options,
+			.graph = i == files - 1 ? FULL_GRAPH
+				 : files == 2 ? REACHABILITY_ONLY
+					      : NO_GRAPH,
+			.verbose = verbose};
+	for (int i = 0; i < files - 1; i++)
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, open_job_run, &jobs[i]) == 0;
+	for (int i = 0; i < files; i++)
+		if (i == files - 1 || !jobs[i].started)
+			open_job_run(&jobs[i]);
+	for (int i = 0; i < files - 1; i++)
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+	for (int i = 0; i < files; i++)
+		snapshots[i] = jobs[i].analysis;
+	for (int i = 0; i < files; i++)
 		if (snapshots[i] == NULL) {
-			cli_fail("", &err);
+			cli_fail("", &jobs[i].err);
 			goto done;
 		}
-	}
 	struct analysis *before = snapshots[0], *after = snapshots[files - 1];
 	struct analysis *target = files == 3 ? snapshots[1] : NULL;
 	bool by_type_only = false;
@@ -259,13 +309,6 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "heapdiff: warning: %s; comparing by type only (--force)\n", why);
 		by_type_only = true;
-	}
-	progress(verbose, "building the object graph of", argv[argc - 1]);
-	if (analysis_build_graph(after, &err) != 0 ||
-	    /* BEFORE's graph says what was already unreachable (two snapshots only) */
-	    (target == NULL && analysis_build_graph(before, &err) != 0)) {
-		cli_fail("", &err);
-		goto done;
 	}
 	paths = path_index_build(after, &err);
 	if (paths == NULL ||
