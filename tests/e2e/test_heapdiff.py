@@ -205,6 +205,33 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
         heapdiff("--fail-on-growth", f"__main__.Connection={connection_bytes - 1}B", before,
                  after, expect=1)
         heapdiff("--fail-on-growth", "nonsense", before, after, expect=2)
+        # the text report says it in words
+        text = heapdiff(before, after).stdout
+        check("module __main__._CONNECTIONS grew from 100 to 1,100 items" in text and
+              "module __main__._CONNECTIONS -> list[*] -> __main__.Connection" in text,
+              f"the text report names the list and the path:\n{text}")
+        # filters and ranking
+        large = grown(report(before, after, "--min-bytes", "100K"))
+        check(all(g["delta_bytes"] >= 100 * 1024 for g in large.values()) and
+              "__main__.Connection" in large and "__main__.ConnectionHandler" not in large,
+              f"--min-bytes 100K keeps Connection (109 KiB), not ConnectionHandler (94 KiB): "
+              f"{[(t, g['delta_bytes']) for t, g in large.items()]}")
+        by_count = report(before, after, "--sort", "count")["grown"]
+        counts = [g["delta_count"] for g in by_count]
+        check(counts == sorted(counts, reverse=True), f"--sort count ranks by objects: {counts}")
+        only = grown(report(before, after, "--type", "__main__.*"))
+        check(sorted(only) == ["__main__.Connection", "__main__.ConnectionHandler"],
+              f"--type '__main__.*' keeps the server's two classes: {sorted(only)}")
+        # bad input: a clear error naming the file, exit 2
+        missing = heapdiff(before, path("no-such.snap"), expect=2)
+        check("no-such.snap" in missing.stderr, f"a missing file is named: {missing.stderr}")
+        junk = path("junk.snap")
+        with open(junk, "wb") as f:
+            f.write(b"not a snapshot" * 100)
+        bad = heapdiff(junk, after, expect=2)
+        check("junk.snap" in bad.stderr, f"a file that is no snapshot is named: {bad.stderr}")
+        heapdiff(before, expect=2)
+        check("usage: heapdiff" in heapdiff("--help").stdout, "--help prints the usage")
         # colour only when asked for, or on a terminal without NO_COLOR
         check("\033[" not in heapdiff(before, after).stdout, "no colour into a pipe")
         check("\033[" in heapdiff("--color", "always", before, after).stdout,
