@@ -232,23 +232,49 @@ static int add_module_notes(struct core_image *image, pid_t pid, const struct ca
 }
 
 /* heapsnap-PID-YYYYmmddTHHMMSS.snap (UTC), with -2, -3... when that name is taken. */
-static void default_output_path(pid_t pid, uint64_t when_ns, char *out, size_t out_size)
+/* YYYYmmddTHHMMSS in UTC, computed here rather than with gmtime_r, which takes the time zone
+ * lock: the hook's forked child must not wait on a lock a vanished thread may hold. */
+static void utc_stamp(uint64_t when_ns, char out[32])
 {
-	time_t seconds = (time_t)(when_ns / 1000000000u);
-	struct tm utc;
-	gmtime_r(&seconds, &utc);
-	char stamp[32];
-	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
-	snprintf(out, out_size, "heapsnap-%d-%s.snap", (int)pid, stamp);
-	struct stat st;
-	for (int suffix = 2; stat(out, &st) == 0 && suffix < 1000; suffix++)
-		snprintf(out, out_size, "heapsnap-%d-%s-%d.snap", (int)pid, stamp, suffix);
+	int64_t seconds = (int64_t)(when_ns / 1000000000u);
+	int64_t days = seconds / 86400, rest = seconds % 86400;
+	/* civil date from days since 1970-01-01 (Howard Hinnant's algorithm) */
+	int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t day_of_era = z - era * 146097;
+	int64_t year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524 -
+			       day_of_era / 146096) / 365;
+	int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+	int64_t month_index = (5 * day_of_year + 2) / 153;
+	int64_t day = day_of_year - (153 * month_index + 2) / 5 + 1;
+	int64_t month = month_index < 10 ? month_index + 3 : month_index - 9;
+	int64_t year = year_of_era + era * 400 + (month <= 2);
+	snprintf(out, 32, "%04lld%02lld%02lldT%02lld%02lld%02lld", (long long)year, (long long)month,
+		 (long long)day, (long long)(rest / 3600), (long long)(rest / 60 % 60),
+		 (long long)(rest % 60));
 }
 
-static int build_image(struct core_image *image, pid_t pid, const struct frozen_process *frozen,
-		       const struct proc_maps *maps, const struct capture_plan *plan,
-		       const struct range_list *absent, struct snapshot_info *info,
-		       struct capture_result *result, struct hs_error *err)
+void capture_default_path(pid_t pid, uint64_t when_ns, const char *directory, char *out,
+			  size_t out_size)
+{
+	char stamp[32];
+	utc_stamp(when_ns, stamp);
+	const char *slash = directory && directory[0] ? "/" : "";
+	if (directory == NULL)
+		directory = "";
+	snprintf(out, out_size, "%s%sheapsnap-%d-%s.snap", directory, slash, (int)pid, stamp);
+	struct stat st;
+	for (int suffix = 2; stat(out, &st) == 0 && suffix < 1000; suffix++)
+		snprintf(out, out_size, "%s%sheapsnap-%d-%s-%d.snap", directory, slash, (int)pid,
+			 stamp, suffix);
+}
+
+/* `pid` is the process the snapshot is of; `memory_pid` the one whose /proc files describe its
+ * memory (itself, or for the hook the fork holding its copy). */
+static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
+		       const struct frozen_process *frozen, const struct proc_maps *maps,
+		       const struct capture_plan *plan, const struct range_list *absent,
+		       struct snapshot_info *info, struct capture_result *result,
+		       struct hs_error *err)
 {
 	struct proc_stat stat = {0};
 	proc_read_stat(pid, pid, &stat);
@@ -276,8 +302,8 @@ static int build_image(struct core_image *image, pid_t pid, const struct frozen_
 	for (size_t i = 0; i < thread_count && !failed; i++) {
 		failed = add_thread_notes(image, order[i], &stat, err);
 		if (!failed && i == 0)
-			failed = add_prpsinfo(image, pid, &stat, err) || add_auxv(image, pid, err) ||
-				 add_file_note(image, maps, err);
+			failed = add_prpsinfo(image, pid, &stat, err) ||
+				 add_auxv(image, memory_pid, err) || add_file_note(image, maps, err);
 		names[i].tid = (uint32_t)order[i]->tid;
 		memcpy(names[i].name, order[i]->name, sizeof order[i]->name);
 	}
@@ -288,7 +314,7 @@ static int build_image(struct core_image *image, pid_t pid, const struct frozen_
 			failed = hs_error_set(err, "out of memory building the snapshot");
 	failed = failed || snapshot_notes_add_info(image, info, err) ||
 		 snapshot_notes_add_threads(image, names, thread_count, err) ||
-		 add_module_notes(image, pid, plan, &result->modules, err) ||
+		 add_module_notes(image, memory_pid, plan, &result->modules, err) ||
 		 snapshot_notes_add_ranges(image, HEAPSNAP_NOTE_ABSENT,
 					   (const struct heapsnap_range_note *)absent->ranges,
 					   absent->count, err) ||
@@ -442,12 +468,12 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	info.has_pause = true;
 	result->pause_ns = info.pause_ns;
 
-	if (build_image(&image, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
+	if (build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
 		goto done;
 	if (options->output_path)
 		snprintf(result->path, sizeof result->path, "%s", options->output_path);
 	else
-		default_output_path(pid, info.capture_start_ns, result->path, sizeof result->path);
+		capture_default_path(pid, info.capture_start_ns, NULL, result->path, sizeof result->path);
 	struct seekable_stats stats;
 	uint64_t write_start = monotonic_ns();
 	if (snapshot_file_write(&image, result->path, &options->compression, &stats, err) != 0)
@@ -463,6 +489,72 @@ done:
 	precopy_free(&precopy);
 	proc_maps_free(&maps);
 	frozen_process_free(&frozen);
+	process_memory_close(&memory);
+	return status;
+}
+
+int capture_forked_self(const struct forked_self *self, const struct capture_options *options,
+			struct capture_result *result, struct hs_error *err)
+{
+	memset(result, 0, sizeof *result);
+	pid_t memory_pid = getpid();
+	struct snapshot_info info = {0};
+	capture_fill_host_info(&info, "hook");
+	info.pid = self->pid;
+	ssize_t length = readlink("/proc/self/exe", info.exe, sizeof info.exe - 1);
+	if (length > 0)
+		info.exe[length] = '\0';
+	info.capture_start_ns = self->capture_start_ns;
+	info.capture_end_ns = self->capture_start_ns + self->pause_ns;
+	info.pause_ns = self->pause_ns;
+	info.has_pause = true;
+	result->pause_ns = self->pause_ns;
+
+	struct process_memory memory;
+	process_memory_open(&memory, memory_pid, err);
+	struct proc_maps maps = {0};
+	struct capture_plan plan = {0};
+	struct range_list absent = {0};
+	struct core_image image;
+	core_image_init(&image);
+	int status = -1;
+	if (proc_read_maps(memory_pid, &maps, err) != 0)
+		goto done;
+	/* the hook's own memory in the fork (made after it) is not the process's */
+	size_t kept = 0;
+	for (size_t i = 0; i < maps.count; i++) {
+		bool excluded = false;
+		for (size_t k = 0; k < self->exclude_count && !excluded; k++)
+			excluded = maps.mappings[i].start < self->exclude[k].end &&
+				   self->exclude[k].start < maps.mappings[i].end;
+		if (excluded)
+			free(maps.mappings[i].path);
+		else
+			maps.mappings[kept++] = maps.mappings[i];
+	}
+	maps.count = kept;
+	if (capture_plan_make(&maps, &memory, &plan, err) != 0 ||
+	    capture_plan_in_place(&plan, &memory, &absent, err) != 0 ||
+	    build_image(&image, self->pid, memory_pid, self->threads, &maps, &plan, &absent, &info,
+			result, err) != 0)
+		goto done;
+	if (options->output_path)
+		snprintf(result->path, sizeof result->path, "%s", options->output_path);
+	else
+		capture_default_path(self->pid, info.capture_start_ns, NULL, result->path,
+				     sizeof result->path);
+	struct seekable_options compression = options->compression;
+	compression.in_caller = true;
+	struct seekable_stats stats;
+	if (snapshot_file_write(&image, result->path, &compression, &stats, err) != 0)
+		goto done;
+	result->file_bytes = stats.output_bytes;
+	status = 0;
+done:
+	core_image_free(&image);
+	range_list_free(&absent);
+	capture_plan_free(&plan);
+	proc_maps_free(&maps);
 	process_memory_close(&memory);
 	return status;
 }

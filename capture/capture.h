@@ -49,6 +49,27 @@ struct capture_result {
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
 		    struct hs_error *err);
 
+/* The in-process hook's capture (capture/hook.c), run in a fork of the process made from its
+ * signal handler: the fork's memory is the process's, as it was at the fork, and each thread saved
+ * its registers before it. Writes what `heapsnap capture` writes (source "hook"), compressing in
+ * the calling thread: the fork has no other thread and must take no lock another may hold. */
+struct frozen_process;
+struct address_range;
+struct forked_self {
+	pid_t pid; /* the process the snapshot is of: the fork's parent */
+	const struct frozen_process *threads;
+	uint64_t capture_start_ns, pause_ns;
+	const struct address_range *exclude; /* the hook's own memory in the fork */
+	size_t exclude_count;
+};
+int capture_forked_self(const struct forked_self *self, const struct capture_options *options,
+			struct capture_result *result, struct hs_error *err);
+
+/* heapsnap-PID-YYYYmmddTHHMMSS.snap (UTC) in `directory` (NULL or "": the working directory),
+ * with -2, -3... when the name is taken. */
+void capture_default_path(pid_t pid, uint64_t when_ns, const char *directory, char *out,
+			  size_t out_size);
+
 /* Fills the parts of the info note every writer shares: tool version, kernel release, boot id. */
 struct snapshot_info;
 void capture_fill_host_info(struct snapshot_info *info, const char *source);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Private anonymous mappings at least this large are checked for never-touched pages... */
@@ -309,5 +310,43 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 		range_list_free(&workers[i].absent);
 	}
 	free(job.chunks);
+	return result;
+}
+
+int capture_plan_in_place(struct capture_plan *plan, struct process_memory *memory,
+			  struct range_list *absent, struct hs_error *err)
+{
+	enum { PROBE_BYTES = 1u << 20 };
+	uint8_t *probe = mmap(NULL, PROBE_BYTES, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (probe == MAP_FAILED)
+		return hs_error_set(err, "out of memory planning the capture");
+	int result = 0;
+	for (size_t i = 0; i < plan->count && result == 0; i++) {
+		struct planned_region *region = &plan->regions[i];
+		if (region->data != NULL || region->read_size == 0)
+			continue;
+		/* readable throughout? (process_vm_readv says so without a fault) */
+		bool whole = true;
+		for (uint64_t at = 0; whole && at < region->read_size; at += PROBE_BYTES) {
+			size_t size = region->read_size - at < PROBE_BYTES ? (size_t)(region->read_size - at)
+									    : PROBE_BYTES;
+			struct iovec local = {probe, size};
+			struct iovec remote = {(void *)(uintptr_t)(region->start + at), size};
+			whole = process_vm_readv(memory->pid, &local, 1, &remote, 1, 0) == (ssize_t)size;
+		}
+		if (whole) {
+			region->data = (uint8_t *)(uintptr_t)region->start;
+			continue;
+		}
+		region->data = malloc(region->read_size);
+		if (region->data == NULL)
+			result = hs_error_set(err, "out of memory copying the memory of pid %d",
+					      (int)memory->pid);
+		else
+			result = process_memory_read(memory, region->start, region->data,
+						     region->read_size, absent, err);
+	}
+	munmap(probe, PROBE_BYTES);
 	return result;
 }

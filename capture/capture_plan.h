@@ -55,6 +55,12 @@ int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_er
 uint8_t *copy_buffer_take(struct copy_buffer *buffer, uint64_t size);
 void copy_buffer_release(struct copy_buffer *buffer);
 
+/* For a capture of the calling process itself, from a fork whose memory nothing else changes:
+ * each region that reads whole is used where it is, without a copy; the others are copied, their
+ * unreadable pages as zeros (and added to absent). Single-threaded. */
+int capture_plan_in_place(struct capture_plan *plan, struct process_memory *memory,
+			  struct range_list *absent, struct hs_error *err);
+
 /* Gives every region of the plan that has no copy yet its space in the buffer and copies it. */
 int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 		      struct copy_buffer *buffer, struct range_list *absent, struct hs_error *err);

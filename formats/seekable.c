@@ -113,17 +113,38 @@ static const void *gather(const struct write_job *job, uint64_t offset, size_t s
 	return scratch;
 }
 
+/* Compresses frame `frame` of the stream into slot->output; NULL, or what went wrong. */
+static const char *compress_frame(const struct write_job *job, ZSTD_CCtx *context, uint8_t *scratch,
+				  uint64_t frame, struct frame_slot *slot)
+{
+	uint64_t offset = frame * job->frame_size;
+	size_t size = (size_t)(job->total - offset < job->frame_size ? job->total - offset
+								   : job->frame_size);
+	const void *input = gather(job, offset, size, scratch);
+	size_t produced = ZSTD_compress2(context, slot->output, job->output_capacity, input, size);
+	if (ZSTD_isError(produced))
+		return ZSTD_getErrorName(produced);
+	slot->output_size = produced;
+	return NULL;
+}
+
+static ZSTD_CCtx *compression_context(int level)
+{
+	ZSTD_CCtx *context = ZSTD_createCCtx();
+	if (context) {
+		ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level);
+		/* a per-frame checksum lets the reader detect a flipped bit in any frame */
+		ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1);
+	}
+	return context;
+}
+
 static void *compress_worker(void *argument)
 {
 	struct write_job *job = argument;
 	uint8_t *scratch = malloc(job->frame_size);
-	ZSTD_CCtx *context = ZSTD_createCCtx();
+	ZSTD_CCtx *context = compression_context(job->level);
 	bool ready = scratch != NULL && context != NULL;
-	if (ready) {
-		ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, job->level);
-		/* a per-frame checksum lets the reader detect a flipped bit in any frame */
-		ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1);
-	}
 	pthread_mutex_lock(&job->lock);
 	for (;;) {
 		if (job->abort || job->next_frame >= job->frame_count)
@@ -139,27 +160,14 @@ static void *compress_worker(void *argument)
 		slot->state = SLOT_BUSY;
 		pthread_mutex_unlock(&job->lock);
 
-		uint64_t offset = frame * job->frame_size;
-		size_t size = (size_t)(job->total - offset < job->frame_size ? job->total - offset
-									   : job->frame_size);
-		size_t produced = 0;
-		const char *failure = NULL;
-		if (!ready) {
-			failure = "out of memory for a compression context";
-		} else {
-			const void *input = gather(job, offset, size, scratch);
-			produced = ZSTD_compress2(context, slot->output, job->output_capacity, input,
-						  size);
-			if (ZSTD_isError(produced))
-				failure = ZSTD_getErrorName(produced);
-		}
+		const char *failure = ready ? compress_frame(job, context, scratch, frame, slot)
+					    : "out of memory for a compression context";
 
 		pthread_mutex_lock(&job->lock);
 		if (failure != NULL) {
 			snprintf(slot->error, sizeof slot->error, "%s", failure);
 			slot->state = SLOT_FAILED;
 		} else {
-			slot->output_size = produced;
 			slot->state = SLOT_DONE;
 		}
 		pthread_cond_broadcast(&job->changed);
@@ -204,8 +212,9 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	}
 	if ((uint64_t)threads > job.frame_count)
 		threads = job.frame_count > 0 ? (int)job.frame_count : 1;
+	bool in_caller = options && options->in_caller;
 
-	job.slot_count = (size_t)threads * 2;
+	job.slot_count = in_caller ? 1 : (size_t)threads * 2;
 	job.output_capacity = ZSTD_compressBound(job.frame_size);
 	job.slots = calloc(job.slot_count, sizeof *job.slots);
 	uint8_t *table = malloc(job.frame_count * 8 + 8 + SEEKABLE_FOOTER_SIZE);
@@ -221,17 +230,45 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 		free(job.piece_starts);
 		return hs_error_set(err, "out of memory writing %s", path);
 	}
+	int result = 0;
+	uint64_t output_bytes = 0;
+	pthread_t *workers = NULL;
+	int started = 0;
+	if (in_caller) {
+		uint8_t *scratch = malloc(job.frame_size);
+		ZSTD_CCtx *context = compression_context(job.level);
+		if (scratch == NULL || context == NULL)
+			result = hs_error_set(err, "out of memory compressing %s", path);
+		for (uint64_t frame = 0; result == 0 && frame < job.frame_count; frame++) {
+			struct frame_slot *slot = &job.slots[0];
+			const char *failure = compress_frame(&job, context, scratch, frame, slot);
+			if (failure != NULL) {
+				result = hs_error_set(err, "compressing frame %llu of %s: %s",
+						      (unsigned long long)frame, path, failure);
+				break;
+			}
+			if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
+				result = -1;
+				break;
+			}
+			uint32_t input_size =
+				(uint32_t)(job.total - frame * job.frame_size < job.frame_size
+						   ? job.total - frame * job.frame_size
+						   : job.frame_size);
+			put_le32(table + 8 + frame * 8, (uint32_t)slot->output_size);
+			put_le32(table + 8 + frame * 8 + 4, input_size);
+			output_bytes += slot->output_size;
+		}
+		ZSTD_freeCCtx(context);
+		free(scratch);
+		goto table;
+	}
 	pthread_mutex_init(&job.lock, NULL);
 	pthread_cond_init(&job.changed, NULL);
-
-	pthread_t *workers = calloc((size_t)threads, sizeof *workers);
-	int started = 0;
+	workers = calloc((size_t)threads, sizeof *workers);
 	for (; workers != NULL && started < threads; started++)
 		if (pthread_create(&workers[started], NULL, compress_worker, &job) != 0)
 			break;
-
-	int result = 0;
-	uint64_t output_bytes = 0;
 	if (started == 0) {
 		result = hs_error_set(err, "cannot start a compression thread for %s", path);
 	}
@@ -268,7 +305,10 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	pthread_mutex_unlock(&job.lock);
 	for (int i = 0; i < started; i++)
 		pthread_join(workers[i], NULL);
+	pthread_mutex_destroy(&job.lock);
+	pthread_cond_destroy(&job.changed);
 
+table:
 	if (result == 0) {
 		/* the seek table: a skippable frame whose last 9 bytes are the footer */
 		size_t entries = (size_t)job.frame_count * 8;
@@ -293,8 +333,6 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	free(job.slots);
 	free(table);
 	free(job.piece_starts);
-	pthread_mutex_destroy(&job.lock);
-	pthread_cond_destroy(&job.changed);
 	return result;
 }
 

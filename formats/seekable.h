@@ -9,6 +9,7 @@
 #define HEAPSNAP_SEEKABLE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -31,6 +32,9 @@ struct seekable_options {
 	int level;	     /* zstd level; 0 means the default (1) */
 	int threads;	     /* compression threads; 0 means one per online CPU */
 	uint32_t frame_size; /* bytes of input per frame; 0 means SEEKABLE_DEFAULT_FRAME_SIZE */
+	/* compress in the calling thread, starting no thread and taking no lock: for a process
+	   forked from a signal handler, which must not rely on either (the in-process hook) */
+	bool in_caller;
 };
 
 struct seekable_stats {

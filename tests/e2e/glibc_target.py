@@ -12,16 +12,10 @@ from common import check, heapsnap, path, start
 EXTRA_LIVE = 4
 
 
-def run_target(name, command, host_record_path=None):
-    """Starts `command` (the target, its record file, its mode) and captures it once its record
-    is written. The record is read at host_record_path, where a chroot puts it, or at command[1]."""
-    host_record_path = host_record_path or command[1]
-    process = start(command)
-    deadline = time.time() + 30
-    while not os.path.exists(host_record_path) and time.time() < deadline:
-        time.sleep(0.02)
-    record = {"held": {}, "freed": set(), "pid": process.pid}
-    for line in open(host_record_path):
+def read_record(name):
+    """The target's record: held blocks (address -> usable size), freed ones, damage, threads."""
+    record = {"held": {}, "freed": set()}
+    for line in open(name):
         words = line.split()
         if words[0] == "held":
             record["held"][int(words[1], 16)] = int(words[2])
@@ -31,6 +25,19 @@ def run_target(name, command, host_record_path=None):
             record[words[0]] = int(words[1], 16)
         elif words[0] == "threads":
             record["threads"] = int(words[1])
+    return record
+
+
+def run_target(name, command, host_record_path=None):
+    """Starts `command` (the target, its record file, its mode) and captures it once its record
+    is written. The record is read at host_record_path, where a chroot puts it, or at command[1]."""
+    host_record_path = host_record_path or command[1]
+    process = start(command)
+    deadline = time.time() + 30
+    while not os.path.exists(host_record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    record = read_record(host_record_path)
+    record["pid"] = process.pid
     snapshot = path(name + ".snap")
     # chroot execs the target, so the pid started is the target's
     heapsnap("capture", str(process.pid), "-o", snapshot)

@@ -13,10 +13,12 @@
  *     bin_link CHUNK_ADDRESS        (with --bin-link: a chunk in the unsorted bin whose fd was
  *                                    overwritten)
  *     threads N                     (threads that used malloc)
+ * With --nondumpable it first makes itself non-dumpable (prctl PR_SET_DUMPABLE 0).
  * then "done". */
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,9 @@ int main(int argc, char **argv)
 		return 2;
 	const char *mode = argc > 2 ? argv[2] : "";
 	int corrupt = strcmp(mode, "--corrupt") == 0;
+	/* a process that forbids being traced or dumped: the in-process hook still snapshots it */
+	if (strcmp(mode, "--nondumpable") == 0 && prctl(PR_SET_DUMPABLE, 0) != 0)
+		return 4;
 	char temporary[4096];
 	snprintf(temporary, sizeof temporary, "%s.tmp", argv[1]);
 	record_fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644);

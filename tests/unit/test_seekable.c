@@ -94,6 +94,34 @@ int main(void)
 	CHECK((uint64_t)st.st_size == stats.output_bytes, "file %lld vs stats %llu",
 	      (long long)st.st_size, (unsigned long long)stats.output_bytes);
 
+	/* compressed in the calling thread (the hook's forked child): the very same file */
+	char inline_path[4096];
+	path_in(inline_path, "good-in-caller.zst");
+	int inline_fd = open(inline_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	struct seekable_options in_caller = options;
+	in_caller.in_caller = true;
+	struct seekable_stats inline_stats;
+	CHECK(seekable_write(inline_fd, inline_path, pieces, PIECES, &in_caller, &inline_stats,
+			     &err) == 0,
+	      "%s", err.message);
+	close(inline_fd);
+	CHECK(inline_stats.output_bytes == stats.output_bytes, "in the caller: %llu bytes, not %llu",
+	      (unsigned long long)inline_stats.output_bytes, (unsigned long long)stats.output_bytes);
+	{
+		FILE *a = fopen(path, "rb"), *b = fopen(inline_path, "rb");
+		int same = a && b;
+		for (int x = 0, y = 0; same && (x != EOF || y != EOF);) {
+			x = fgetc(a);
+			y = fgetc(b);
+			same = x == y;
+		}
+		CHECK(same, "compressing in the caller writes the same bytes as the threads");
+		if (a)
+			fclose(a);
+		if (b)
+			fclose(b);
+	}
+
 	fd = open(path, O_RDONLY);
 	CHECK(seekable_detect(fd) == SEEKABLE_KIND_SEEKABLE_ZSTD, "detect");
 	close(fd);

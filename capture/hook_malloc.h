@@ -1,0 +1,21 @@
+/* The hook's malloc (see hook_malloc.c): glibc's in the process, a private arena in the fork that
+ * writes a snapshot. */
+#ifndef HEAPSNAP_HOOK_MALLOC_H
+#define HEAPSNAP_HOOK_MALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hook_range {
+	uint64_t start, end;
+};
+
+/* In the fork: from now on every malloc-family call is served from a fresh mapping, returned in
+ * `range` (the snapshot leaves it out). -1 when it cannot be mapped. */
+int hook_malloc_fork_mode(struct hook_range *range);
+
+/* In the fork, after hook_malloc_fork_mode: `size` bytes of page-aligned memory from the arena
+ * (for a stack); NULL otherwise. */
+void *hook_stack(size_t size);
+
+#endif

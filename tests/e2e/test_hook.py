@@ -1,0 +1,201 @@
+"""The in-process hook, libheapsnap.so, against ground truth and against ptrace captures:
+
+- the glibc target (tests/targets/glibc_heap.c) preloaded with the hook: on SIGUSR2 it writes a
+  snapshot in which every block the target recorded is live with its usable size (and no block it
+  freed is), the allocations are exactly those of a ptrace capture of the same state, every thread
+  has the registers (pc, sp) ptrace reads, and the process runs on;
+- HEAPSNAP_SIGNAL accepts SIGUSR2, USR2 and 12, and refuses what it cannot use;
+- a process that made itself non-dumpable (prctl PR_SET_DUMPABLE 0) is snapshotted all the same;
+- a CPython process (pyenv 3.11) preloaded with the hook: `heapsnap summary` gives the same types,
+  counts and bytes as on a ptrace capture of the same state;
+- 100 signals during malloc-heavy work on four threads (tests/targets/malloc_hammer.c): no deadlock,
+  no crash, the work's checksum is the one of a run without the hook, and every snapshot written
+  is whole (its frames' checksums verify);
+- a program linked with the library calls heapsnap_capture(path) and the snapshot holds the blocks
+  it recorded."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+from common import check, finish, heapsnap, path, process_state, start
+from glibc_target import check_sound_heap, listing, read_record
+
+LIBRARY = os.path.abspath(os.environ.get("LIBHEAPSNAP", "build/libheapsnap.so"))
+GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
+HAMMER = os.environ.get("MALLOC_HAMMER", "build/tests/malloc_hammer")
+HOOK_API = os.environ.get("HOOK_API", "build/tests/hook_api")
+PYTHON_TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
+                             "python_objects.py")
+
+
+def hooked(directory, signal_name="USR2"):
+    os.makedirs(directory, exist_ok=True)
+    env = dict(os.environ)
+    env.update(LD_PRELOAD=LIBRARY, HEAPSNAP_SIGNAL=signal_name, HEAPSNAP_DIR=directory)
+    return env
+
+
+def snapshots_in(directory):
+    return sorted(glob.glob(os.path.join(directory, "heapsnap-*.snap")))
+
+
+def wait_for_snapshot(directory, known, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        new = [s for s in snapshots_in(directory) if s not in known]
+        if new:
+            return new[0]
+        time.sleep(0.02)
+    return None
+
+
+def wait_for_file(name, process, timeout=30):
+    deadline = time.time() + timeout
+    while not os.path.exists(name):
+        if process.poll() is not None or time.time() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def threads_of(snapshot):
+    info = json.loads(heapsnap("info", snapshot, "--format", "json").stdout)
+    return info, {t["tid"]: (t["pc"], t["sp"]) for t in info["threads"]}
+
+
+# the glibc target, by signal, against its record and a ptrace capture
+for signal_name in ["USR2", "SIGUSR2", "12"]:
+    directory = path(f"hook-glibc-{signal_name}")
+    record_file = path(f"glibc-record-{signal_name}")
+    target = start([GLIBC_HEAP, record_file], env=hooked(directory, signal_name))
+    if not check(wait_for_file(record_file, target), f"{signal_name}: the target ran"):
+        continue
+    time.sleep(0.1)  # "done" is written last; its threads are now all in pause()
+    record = read_record(record_file)
+    ptrace_snapshot = path(f"ptrace-{signal_name}.snap")
+    heapsnap("capture", str(target.pid), "-o", ptrace_snapshot)
+    os.kill(target.pid, signal.SIGUSR2)
+    hook_snapshot = wait_for_snapshot(directory, [])
+    if not check(hook_snapshot, f"HEAPSNAP_SIGNAL={signal_name}: a snapshot appeared in "
+                                f"HEAPSNAP_DIR"):
+        continue
+    check(os.stat(hook_snapshot).st_mode & 0o777 == 0o600, "the hook's snapshot is 0600")
+    check(os.path.basename(hook_snapshot).startswith(f"heapsnap-{target.pid}-"),
+          f"named as heapsnap capture names it: {hook_snapshot}")
+    check(process_state(target.pid) in ("S", "R"),
+          f"the target runs on after the hook's snapshot (state {process_state(target.pid)})")
+    allocations = check_sound_heap(f"hook ({signal_name})", record, hook_snapshot)
+    ptrace_allocations, _ = listing(ptrace_snapshot)
+    check(allocations == ptrace_allocations,
+          f"{signal_name}: the hook's allocations are the ptrace capture's "
+          f"({len(allocations)} and {len(ptrace_allocations)})")
+    info, hook_threads = threads_of(hook_snapshot)
+    _, ptrace_threads = threads_of(ptrace_snapshot)
+    check(info["source"] == "hook" and info["pid"] == target.pid and info["pause_ms"] is not None,
+          f"the info note says hook, the pid and the pause: {info['source']}, {info['pid']}")
+    check(hook_threads == ptrace_threads,
+          f"{signal_name}: every thread with the pc and sp ptrace reads: hook {hook_threads}, "
+          f"ptrace {ptrace_threads}")
+    target.kill()
+    target.wait()
+
+# a bad HEAPSNAP_SIGNAL is refused with a message, and the program runs as usual
+result = subprocess.run(["true"], env=hooked(path("bad-signal"), "KILL"), capture_output=True,
+                        text=True)
+check(result.returncode == 0 and "HEAPSNAP_SIGNAL" in result.stderr,
+      f"HEAPSNAP_SIGNAL=KILL is refused with a message: {result.stderr!r}")
+
+# a process that forbids being dumped
+directory = path("hook-nondumpable")
+record_file = path("nondumpable-record")
+target = start([GLIBC_HEAP, record_file, "--nondumpable"], env=hooked(directory))
+if check(wait_for_file(record_file, target), "the non-dumpable target ran"):
+    time.sleep(0.1)
+    os.kill(target.pid, signal.SIGUSR2)
+    snapshot = wait_for_snapshot(directory, [])
+    if check(snapshot, "a non-dumpable process is snapshotted by the hook"):
+        check_sound_heap("hook, non-dumpable", read_record(record_file), snapshot)
+    target.kill()
+    target.wait()
+
+# CPython: the same summary from the hook as from ptrace
+pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+pythons = sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.11.*", "bin", "python3.11")))
+check(pythons, "pyenv's CPython 3.11 is present")
+for python in pythons[-1:]:
+    directory = path("hook-python")
+    result_file = path("python-result")
+    reader, writer = os.pipe()
+    target = start([python, PYTHON_TARGET, result_file], stdin=reader, env=hooked(directory))
+    if check(wait_for_file(result_file, target, 60), "the Python target ran"):
+        ptrace_snapshot = path("python-ptrace.snap")
+        heapsnap("capture", str(target.pid), "-o", ptrace_snapshot)
+        os.kill(target.pid, signal.SIGUSR2)
+        hook_snapshot = wait_for_snapshot(directory, [])
+        if check(hook_snapshot, "the Python process wrote a snapshot on SIGUSR2"):
+            summaries = [json.loads(heapsnap("summary", s, "--format", "json").stdout)
+                         for s in (ptrace_snapshot, hook_snapshot)]
+            types = [[(t["type"], t["count"], t["bytes"]) for t in s["types"]] for s in summaries]
+            check(types[0] == types[1] and len(types[0]) > 100,
+                  f"the hook's summary has the ptrace capture's types, counts and bytes "
+                  f"({len(types[0])} and {len(types[1])} types; first differences: "
+                  f"{[a for a, b in zip(*types) if a != b][:5]})")
+            check(summaries[0]["python"]["objects"] == summaries[1]["python"]["objects"],
+                  "as many Python objects in both")
+            check(process_state(target.pid) in ("S", "R"), "the Python process runs on")
+    target.kill()
+    target.wait()
+    os.close(writer)
+    os.close(reader)
+
+# 100 signals during malloc-heavy work on four threads
+reference = subprocess.run([HAMMER, "4", "400000"], capture_output=True, text=True, timeout=300)
+check(reference.returncode == 0 and reference.stdout.startswith("checksum"),
+      f"the hammer runs without the hook: {reference.stdout} {reference.stderr}")
+directory = path("hook-hammer")
+ready = path("hammer-ready")
+hammer = start([HAMMER, "4", "400000", ready], env=hooked(directory), stdout=subprocess.PIPE,
+               text=True)
+sent = 0
+if check(wait_for_file(ready, hammer), "the hammer started"):
+    while sent < 100 and hammer.poll() is None:
+        os.kill(hammer.pid, signal.SIGUSR2)
+        sent += 1
+        time.sleep(0.01)
+try:
+    output, _ = hammer.communicate(timeout=300)
+except subprocess.TimeoutExpired:
+    hammer.kill()
+    output = "(hung)"
+check(sent == 100, f"100 signals were sent while the hammer worked (it ended after {sent}: "
+                   f"give it more work)")
+check(hammer.returncode == 0 and output == reference.stdout,
+      f"no deadlock, no crash, the same checksum: {output!r} (exit {hammer.returncode}), "
+      f"without the hook {reference.stdout!r}")
+# the forks finish writing after the hammer exits
+deadline = time.time() + 120
+while glob.glob(os.path.join(directory, "*.tmp.*")) and time.time() < deadline:
+    time.sleep(0.1)
+written = snapshots_in(directory)
+check(written and not glob.glob(os.path.join(directory, "*.tmp.*")),
+      f"snapshots were written ({len(written)}) and no temporary file is left")
+broken = [s for s in written if heapsnap("info", s, "--verify", check_ok=False).returncode != 0]
+check(not broken, f"every snapshot written during the work is whole: {broken[:3]}")
+
+# the API, from a program linked with the library
+snapshot, record_file = path("api.snap"), path("api-record")
+result = subprocess.run([HOOK_API, snapshot, record_file], capture_output=True, text=True,
+                        timeout=120)
+check(result.returncode == 0, f"heapsnap_capture returned 0: {result.stderr}")
+if os.path.exists(snapshot):
+    record = read_record(record_file)
+    allocations, _ = listing(snapshot)
+    live = {a["addr"]: a["size"] for a in allocations if a["state"] == "live"}
+    wrong = [hex(a) for a, size in record["held"].items() if live.get(a) != size]
+    check(len(record["held"]) == 300 and not wrong,
+          f"the API's snapshot holds the program's 300 blocks with their sizes: {wrong[:5]}")
+
+finish()
