@@ -53,7 +53,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 				 &analysis->heap, &analysis->types,
 				 &analysis->warnings, err) != 0 ||
 	    c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      &analysis->warnings, err) != 0)
+			      &analysis->warnings, err) != 0 ||
+	    allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
 		goto fail;
 	return analysis;
 fail:
@@ -68,6 +69,7 @@ void analysis_close(struct analysis *analysis)
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
 	cpython_objects_free(&analysis->python_objects);
+	allocation_sites_free(&analysis->sites);
 	types_free(&analysis->types);
 	heap_free(&analysis->heap);
 	symbols_free(analysis->symbols);

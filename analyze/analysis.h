@@ -10,6 +10,7 @@
 #include "analyze/cpython_objects.h"
 #include "analyze/graph.h"
 #include "analyze/heap.h"
+#include "analyze/sites.h"
 #include "analyze/symbols.h"
 #include "analyze/types.h"
 #include "common/error.h"
@@ -30,6 +31,7 @@ struct analysis {
 	char pymalloc_method[16];   /* how pymalloc's arenas were found; empty: not walked */
 	struct python_objects python_objects;
 	struct type_names types;
+	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */
 	struct graph graph; /* built by analysis_build_graph */
 	bool has_graph;
 	struct warnings warnings;

@@ -297,6 +297,10 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			if (reachable && !same)
 				type->new_retained += graph->retained[node];
 			type->new_unreachable += !reachable && !part;
+			uint64_t site = allocation_site(&after->sites, j);
+			if (name == NULL && site &&
+			    site_groups_add(&diff->new_untyped_sites, site, allocation->size, part) != 0)
+				goto out_of_memory;
 		} else if (old != NO_MATCH && !target && !part) {
 			note_container(diff, j, old);
 		}
@@ -342,6 +346,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 	}
 	if (diff->type_count)
 		qsort(diff->types, diff->type_count, sizeof *diff->types, compare_growth);
+	site_groups_finish(&diff->new_untyped_sites, &after->sites, after->symbols);
 	if (lost.count)
 		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
 	diff->unreachable = lost.groups;
@@ -382,5 +387,6 @@ void heap_diff_free(struct heap_diff *diff)
 	free(diff->containers);
 	free(diff->unreachable);
 	free(diff->cycles);
+	site_groups_free(&diff->new_untyped_sites);
 	memset(diff, 0, sizeof *diff);
 }

@@ -55,6 +55,8 @@ struct heap_diff {
 	uint64_t garbage_objects[4], garbage_bytes[4]; /* by the collector's generation (3: none) */
 	struct cycle_shape *cycles; /* the cycles with a new unreachable member */
 	size_t cycle_count;
+	/* the new untyped allocations by the site that made them (when AFTER records sites) */
+	struct site_groups new_untyped_sites;
 };
 
 /* Whether two snapshots are of one process (pid, boot and the process's start time agree);

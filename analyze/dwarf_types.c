@@ -52,6 +52,16 @@ struct dwarf_types {
 	bool indexed;
 	struct name_table structs, variables;
 	struct name_table typedefs; /* typedef names: many C structs are only named by a typedef */
+	/* the line table, read at the first lookup: rows by address (line 0: a sequence's end) */
+	bool lines_read;
+	struct line_row {
+		uint64_t address;
+		uint32_t line, file; /* file: index into files */
+	} *lines;
+	size_t line_count;
+	struct name_table file_index; /* file name -> index into files */
+	char **files;
+	size_t file_count;
 };
 
 static uint64_t hash_name(const char *name)
@@ -140,6 +150,9 @@ static void close_locked(struct dwarf_types *types)
 	table_free(&types->structs);
 	table_free(&types->variables);
 	table_free(&types->typedefs);
+	table_free(&types->file_index);
+	free(types->lines);
+	free(types->files);
 	free(types);
 }
 
@@ -206,19 +219,29 @@ static bool specification_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t
 	return named;
 }
 
+/* The next compile unit's DIE (NULL when it cannot be read); false past the last unit, after
+ * which the next call starts again from the first. */
+static bool next_unit(Dwarf_Debug dbg, Dwarf_Die *unit)
+{
+	Dwarf_Unsigned next = 0;
+	Dwarf_Half cu_type = 0;
+	*unit = NULL;
+	if (dwarf_next_cu_header_d(dbg, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &next,
+				   &cu_type, NULL) != DW_DLV_OK)
+		return false;
+	if (dwarf_siblingof_b(dbg, NULL, 1, unit, NULL) != DW_DLV_OK)
+		*unit = NULL;
+	return true;
+}
+
 /* Indexes the complete struct definitions at the top level of every compile unit. */
 static void build_index(struct dwarf_types *types)
 {
 	types->indexed = true;
 	Dwarf_Debug dbg = types->dbg;
-	for (;;) {
-		Dwarf_Unsigned next = 0;
-		Dwarf_Half cu_type = 0;
-		if (dwarf_next_cu_header_d(dbg, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-					   &next, &cu_type, NULL) != DW_DLV_OK)
-			break;
-		Dwarf_Die unit = NULL;
-		if (dwarf_siblingof_b(dbg, NULL, 1, &unit, NULL) != DW_DLV_OK)
+	Dwarf_Die unit;
+	while (next_unit(dbg, &unit)) {
+		if (unit == NULL)
 			continue;
 		Dwarf_Die child = NULL;
 		if (dwarf_child(unit, &child, NULL) == DW_DLV_OK) {
@@ -533,6 +556,118 @@ bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dw
 {
 	pthread_mutex_lock(&libdwarf_lock);
 	bool found = variable_locked(types, name, out);
+	pthread_mutex_unlock(&libdwarf_lock);
+	return found;
+}
+
+/* The index of a source file name among the line table's files (interned). */
+static uint32_t file_number(struct dwarf_types *types, const char *name)
+{
+	const struct struct_entry *found = table_find(&types->file_index, name);
+	if (found)
+		return (uint32_t)found->offset;
+	char **grown = realloc(types->files, (types->file_count + 1) * sizeof *grown);
+	if (grown == NULL)
+		return UINT32_MAX;
+	types->files = grown;
+	table_add(&types->file_index, name, types->file_count);
+	found = table_find(&types->file_index, name);
+	if (found == NULL)
+		return UINT32_MAX;
+	types->files[types->file_count] = found->name; /* owned by the table */
+	return (uint32_t)types->file_count++;
+}
+
+static int compare_rows(const void *left, const void *right)
+{
+	const struct line_row *a = left, *b = right;
+	if (a->address != b->address)
+		return a->address < b->address ? -1 : 1;
+	/* at one address a sequence's end comes before the next sequence's first row */
+	return (a->line != 0) - (b->line != 0);
+}
+
+/* Every row of every compile unit's line program, sorted by address. */
+static void read_lines(struct dwarf_types *types)
+{
+	types->lines_read = true;
+	Dwarf_Debug dbg = types->dbg;
+	size_t capacity = 0;
+	Dwarf_Die unit;
+	while (next_unit(dbg, &unit)) {
+		if (unit == NULL)
+			continue;
+		Dwarf_Unsigned version = 0;
+		Dwarf_Small table_count = 0;
+		Dwarf_Line_Context context = NULL;
+		if (dwarf_srclines_b(unit, &version, &table_count, &context, NULL) == DW_DLV_OK) {
+			Dwarf_Line *rows = NULL;
+			Dwarf_Signed count = 0;
+			if (dwarf_srclines_from_linecontext(context, &rows, &count, NULL) == DW_DLV_OK) {
+				for (Dwarf_Signed i = 0; i < count; i++) {
+					Dwarf_Addr address = 0;
+					Dwarf_Unsigned line = 0;
+					Dwarf_Bool end = 0;
+					char *name = NULL;
+					if (dwarf_lineaddr(rows[i], &address, NULL) != DW_DLV_OK ||
+					    dwarf_lineendsequence(rows[i], &end, NULL) != DW_DLV_OK)
+						continue;
+					if (!end && dwarf_lineno(rows[i], &line, NULL) != DW_DLV_OK)
+						continue;
+					uint32_t file = UINT32_MAX;
+					if (!end && dwarf_linesrc(rows[i], &name, NULL) == DW_DLV_OK) {
+						file = file_number(types, name);
+						dwarf_dealloc(dbg, name, DW_DLA_STRING);
+					}
+					if (!end && (file == UINT32_MAX || line == 0))
+						continue;
+					if (types->line_count == capacity) {
+						size_t grown_capacity = capacity ? capacity * 2 : 4096;
+						struct line_row *grown =
+							realloc(types->lines, grown_capacity * sizeof *grown);
+						if (grown == NULL)
+							break;
+						types->lines = grown;
+						capacity = grown_capacity;
+					}
+					types->lines[types->line_count++] = (struct line_row){
+						address, end ? 0 : (uint32_t)line, end ? 0 : file};
+				}
+			}
+			dwarf_srclines_dealloc_b(context);
+		}
+		dwarf_dealloc(dbg, unit, DW_DLA_DIE);
+	}
+	if (types->line_count)
+		qsort(types->lines, types->line_count, sizeof *types->lines, compare_rows);
+}
+
+static bool line_locked(struct dwarf_types *types, uint64_t address, char *file, size_t file_size,
+			unsigned *line)
+{
+	if (!types->lines_read)
+		read_lines(types);
+	size_t low = 0, high = types->line_count; /* the last row at or before address */
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (types->lines[middle].address <= address)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	if (low == 0 || types->lines[low - 1].line == 0)
+		return false; /* before every row, or past a sequence's end */
+	const struct line_row *row = &types->lines[low - 1];
+	snprintf(file, file_size, "%s", types->files[row->file]);
+	*line = row->line;
+	return true;
+}
+
+bool dwarf_types_line(struct dwarf_types *types, uint64_t address, char *file, size_t file_size,
+		      unsigned *line)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	bool found = line_locked(types, address, file, file_size, line);
 	pthread_mutex_unlock(&libdwarf_lock);
 	return found;
 }

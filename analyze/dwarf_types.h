@@ -57,6 +57,11 @@ void dwarf_types_each_variable(struct dwarf_types *types,
 			       int (*visit)(void *context, const struct dwarf_variable *variable),
 			       void *context);
 
+/* The source line of an address of the file (the module's address less its load bias), from
+ * the line tables: the file's path and the line number. False when no row covers it. */
+bool dwarf_types_line(struct dwarf_types *types, uint64_t address, char *file, size_t file_size,
+		      unsigned *line);
+
 /* A member of a layout by name, or NULL. */
 const struct dwarf_member *dwarf_struct_member(const struct dwarf_struct *layout,
 					       const char *name);

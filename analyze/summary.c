@@ -141,7 +141,12 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
 		}
+		uint64_t site = allocation_site(&analysis->sites, i);
+		if (type == NULL && site &&
+		    site_groups_add(&summary->untyped_sites, site, allocation->size, part) != 0)
+			goto out_of_memory;
 	}
+	site_groups_finish(&summary->untyped_sites, &analysis->sites, analysis->symbols);
 	/* (qsort must not be given a null array, even an empty one) */
 	if (live.count)
 		qsort(live.groups, live.count, sizeof *live.groups, compare_bytes);
@@ -206,5 +211,6 @@ void heap_summary_free(struct heap_summary *summary)
 	free(summary->unreachable);
 	free(summary->roots);
 	free(summary->cycles);
+	site_groups_free(&summary->untyped_sites);
 	memset(summary, 0, sizeof *summary);
 }

@@ -50,6 +50,8 @@ struct heap_summary {
 	uint64_t garbage_objects[4], garbage_bytes[4];
 	struct cycle_shape *cycles; /* among the unreachable, the most frequent shape first */
 	size_t cycle_count;
+	/* untyped live allocations by the site that made them (when the snapshot records sites) */
+	struct site_groups untyped_sites;
 };
 
 /* Needs the graph (analysis_build_graph) for retained bytes, roots and reachability; without it,

@@ -404,6 +404,19 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 	return true;
 }
 
+struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t address)
+{
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		struct module_symbols *module = &symbols->modules[i];
+		if (address >= module->start && address < module->end) {
+			if (!module->loaded)
+				module_load(symbols, module);
+			return module;
+		}
+	}
+	return NULL;
+}
+
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **name, uint64_t *offset)
 {

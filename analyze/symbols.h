@@ -45,6 +45,9 @@ struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index);
  * unknown: the anonymous mapping after a module holds its .bss only up to there. */
 uint64_t symbols_module_image_end(struct symbols *symbols, const char *path);
 
+/* The module that maps a run-time address (loaded), or NULL. */
+struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t address);
+
 /* The symbol covering a run-time address, in whichever module maps it: its name and the offset
  * into it. False when no module maps addr or no symbol covers it. */
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,

@@ -536,7 +536,8 @@ int capture_forked_self(const struct forked_self *self, const struct capture_opt
 	if (capture_plan_make(&maps, &memory, &plan, err) != 0 ||
 	    capture_plan_in_place(&plan, &memory, &absent, err) != 0 ||
 	    build_image(&image, self->pid, memory_pid, self->threads, &maps, &plan, &absent, &info,
-			result, err) != 0)
+			result, err) != 0 ||
+	    (self->sites && snapshot_notes_add_sites(&image, self->sites, self->site_count, err) != 0))
 		goto done;
 	if (options->output_path)
 		snprintf(result->path, sizeof result->path, "%s", options->output_path);

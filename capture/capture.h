@@ -55,12 +55,16 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
  * the calling thread: the fork has no other thread and must take no lock another may hold. */
 struct frozen_process;
 struct address_range;
+struct heapsnap_site_note;
 struct forked_self {
 	pid_t pid; /* the process the snapshot is of: the fork's parent */
 	const struct frozen_process *threads;
 	uint64_t capture_start_ns, pause_ns;
 	const struct address_range *exclude; /* the hook's own memory in the fork */
 	size_t exclude_count;
+	/* allocation sites (HEAPSNAP_SITES=1), sorted by address; NULL when not recorded */
+	const struct heapsnap_site_note *sites;
+	size_t site_count;
 };
 int capture_forked_self(const struct forked_self *self, const struct capture_options *options,
 			struct capture_result *result, struct hs_error *err);

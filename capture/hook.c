@@ -38,6 +38,7 @@
 #include "capture/capture.h"
 #include "capture/freeze.h"
 #include "capture/hook_malloc.h"
+#include "capture/hook_sites.h"
 #include "capture/proc.h"
 #include "capture/process_memory.h"
 
@@ -325,6 +326,8 @@ static void fork_write(void)
 				   .pause_ns = pause_ns,
 				   .exclude = &exclude,
 				   .exclude_count = 1};
+	if (hook_sites_on)
+		self.sites = hook_sites_collect(&self.site_count);
 	struct capture_options options = {.output_path = path, .compression = {.level = 1}};
 	struct capture_result result;
 	struct hs_error err;
@@ -441,6 +444,9 @@ __attribute__((constructor)) static void hook_start(void)
 	else if (directory)
 		say("HEAPSNAP_DIR is too long; snapshots go to the working directory", NULL);
 	warm_up();
+	const char *sites = getenv("HEAPSNAP_SITES");
+	if (sites && strcmp(sites, "1") == 0 && hook_sites_start() != 0)
+		say("HEAPSNAP_SITES=1: no memory for the allocation-site table; not recording", NULL);
 	const char *name = getenv("HEAPSNAP_SIGNAL");
 	if (name == NULL || name[0] == '\0')
 		return;

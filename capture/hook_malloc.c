@@ -3,8 +3,11 @@
  * walks is glibc's as usual. In the fork that writes a snapshot it serves every call from memory
  * mapped for the purpose: that fork was made from a signal handler, a vanished thread may have
  * held glibc's arena lock at that moment, and one call into glibc's malloc could wait forever.
- * What the fork allocates is never freed: it exits when the snapshot is written. */
+ * What the fork allocates is never freed: it exits when the snapshot is written. With allocation
+ * sites on (HEAPSNAP_SITES=1), each allocation's caller is recorded (hook_sites.c). */
 #include "capture/hook_malloc.h"
+
+#include "capture/hook_sites.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -75,24 +78,36 @@ void *hook_stack(size_t size)
 	return fork_mode ? arena_take(size, 4096) : NULL;
 }
 
+/* the caller of the interposed function: where the allocation was asked for */
+#define CALLER __builtin_return_address(0)
+
+static void *recorded(void *block, const void *caller)
+{
+	if (hook_sites_on && block)
+		hook_sites_add(block, caller);
+	return block;
+}
+
 void *malloc(size_t size)
 {
 	if (fork_mode)
 		return arena_take(size ? size : 1, HEADER);
-	return __libc_malloc(size);
+	return recorded(__libc_malloc(size), CALLER);
 }
 
 void free(void *pointer)
 {
 	if (fork_mode)
 		return; /* the fork exits soon; glibc's free could wait on a lock */
+	if (hook_sites_on && pointer)
+		hook_sites_remove(pointer);
 	__libc_free(pointer);
 }
 
 void *calloc(size_t count, size_t size)
 {
 	if (!fork_mode)
-		return __libc_calloc(count, size);
+		return recorded(__libc_calloc(count, size), CALLER);
 	if (size && count > SIZE_MAX / size) {
 		errno = ENOMEM;
 		return NULL;
@@ -103,8 +118,14 @@ void *calloc(size_t count, size_t size)
 
 void *realloc(void *pointer, size_t size)
 {
-	if (!fork_mode)
-		return __libc_realloc(pointer, size);
+	if (!fork_mode) {
+		if (!hook_sites_on)
+			return __libc_realloc(pointer, size);
+		void *moved = __libc_realloc(pointer, size);
+		if (pointer && (moved != pointer || size == 0) && (moved || size == 0))
+			hook_sites_remove(pointer); /* freed, or moved */
+		return recorded(moved, CALLER);
+	}
 	void *grown = arena_take(size ? size : 1, HEADER);
 	if (grown == NULL || pointer == NULL)
 		return grown;
@@ -117,10 +138,10 @@ void *realloc(void *pointer, size_t size)
 	return grown;
 }
 
-void *memalign(size_t alignment, size_t size)
+static void *aligned(size_t alignment, size_t size, const void *caller)
 {
 	if (!fork_mode)
-		return __libc_memalign(alignment, size);
+		return recorded(__libc_memalign(alignment, size), caller);
 	if (alignment == 0 || (alignment & (alignment - 1))) {
 		errno = EINVAL;
 		return NULL;
@@ -128,9 +149,14 @@ void *memalign(size_t alignment, size_t size)
 	return arena_take(size ? size : 1, alignment);
 }
 
+void *memalign(size_t alignment, size_t size)
+{
+	return aligned(alignment, size, CALLER);
+}
+
 void *aligned_alloc(size_t alignment, size_t size)
 {
-	return memalign(alignment, size);
+	return aligned(alignment, size, CALLER);
 }
 
 int posix_memalign(void **out, size_t alignment, size_t size)
@@ -138,7 +164,7 @@ int posix_memalign(void **out, size_t alignment, size_t size)
 	if (alignment < sizeof(void *) || (alignment & (alignment - 1)))
 		return EINVAL;
 	int saved = errno;
-	void *block = memalign(alignment, size);
+	void *block = aligned(alignment, size, CALLER);
 	int result = block ? 0 : errno ? errno : ENOMEM;
 	errno = saved;
 	if (block)
@@ -149,14 +175,14 @@ int posix_memalign(void **out, size_t alignment, size_t size)
 void *valloc(size_t size)
 {
 	if (!fork_mode)
-		return __libc_valloc(size);
+		return recorded(__libc_valloc(size), CALLER);
 	return arena_take(size ? size : 1, 4096);
 }
 
 void *pvalloc(size_t size)
 {
 	if (!fork_mode)
-		return __libc_pvalloc(size);
+		return recorded(__libc_pvalloc(size), CALLER);
 	size_t pages = (size + 4095) & ~(size_t)4095;
 	return arena_take(pages ? pages : 4096, 4096);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "analyze/cycles.h"
+#include "analyze/sites.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
 
@@ -224,6 +225,40 @@ void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles,
 		json_uint(json, cycles[i].bytes);
 		json_key(json, "signature");
 		json_string(json, cycles[i].signature);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
+		    const char *count_key, const char *bytes_key)
+{
+	json_key(json, "sites");
+	json_array_begin(json);
+	for (size_t i = 0; i < groups->count; i++) {
+		const struct site_group *group = &groups->groups[i];
+		const struct site_description *site = group->description;
+		json_object_begin(json);
+		json_key(json, "site");
+		json_string(json, site ? site->text : "?");
+		json_key(json, "function");
+		json_string(json, site ? site->function : "?");
+		json_key(json, "file");
+		if (site && site->file[0])
+			json_string(json, site->file);
+		else
+			json_null(json);
+		json_key(json, "line");
+		if (site && site->line)
+			json_uint(json, site->line);
+		else
+			json_null(json);
+		json_key(json, "pc");
+		json_uint(json, group->pc);
+		json_key(json, count_key);
+		json_uint(json, group->count);
+		json_key(json, bytes_key);
+		json_uint(json, group->bytes);
 		json_object_end(json);
 	}
 	json_array_end(json);

@@ -225,6 +225,8 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 		cli_json_garbage(&json, summary->garbage_objects, summary->garbage_bytes);
 	cli_json_cycles(&json, summary->cycles, summary->cycle_count);
 	json_object_end(&json);
+	if (analysis->sites.recorded)
+		cli_json_sites(&json, &summary->untyped_sites, "count", "bytes");
 	json_key(&json, "warnings");
 	json_array_begin(&json);
 	for (size_t i = 0; i < analysis->warnings.count; i++)
@@ -352,6 +354,17 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_count(cycle->count, count, sizeof count);
 		cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
 		printf("  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
+	}
+	if (summary->untyped_sites.count)
+		printf("\nuntyped allocations by the site that made them (recorded by the hook), top "
+		       "%d by bytes:\n",
+		       TOP_TYPES);
+	for (size_t i = 0; i < summary->untyped_sites.count && i < TOP_TYPES; i++) {
+		const struct site_group *group = &summary->untyped_sites.groups[i];
+		cli_format_count(group->count, count, sizeof count);
+		cli_format_bytes(group->bytes, bytes, sizeof bytes);
+		printf("  %12s %10s  %s\n", count, bytes,
+		       group->description ? group->description->text : "?");
 	}
 	if (analysis->warnings.count)
 		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);

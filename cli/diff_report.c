@@ -445,6 +445,19 @@ static void write_text(struct report *report)
 		}
 	}
 
+	const struct site_groups *sites = &diff->new_untyped_sites;
+	if (sites->count)
+		fprintf(out, "\n%sUntyped %s allocations by the site that made them (recorded by the "
+			     "hook):%s\n  %10s %10s  %s\n",
+			paint(report, BOLD), new_word(diff), paint(report, RESET), "count", "bytes",
+			"site");
+	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
+		cli_format_count(sites->groups[i].count, count, sizeof count);
+		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
+		fprintf(out, "  %10s %10s  %s\n", count, bytes,
+			sites->groups[i].description ? sites->groups[i].description->text : "?");
+	}
+
 	bool any_paths = false;
 	for (size_t i = 0; i < report->row_count && i < report->options->top; i++)
 		any_paths = any_paths || report->rows[i].shape_count || report->rows[i].preview_count;
@@ -625,6 +638,20 @@ static void write_markdown(struct report *report)
 			markdown_code(out, row->container->type ? row->container->type : "?");
 			fprintf(out, " | %s | %s |\n", before, after_count);
 		}
+	}
+
+	const struct site_groups *sites = &diff->new_untyped_sites;
+	if (sites->count)
+		fprintf(out, "\n#### Untyped %s allocations by the site that made them\n\n"
+			     "| count | bytes | site |\n|---:|---:|---|\n",
+			new_word(diff));
+	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
+		cli_format_count(sites->groups[i].count, count, sizeof count);
+		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
+		fprintf(out, "| %s | %s | ", count, bytes);
+		markdown_code(out, sites->groups[i].description ? sites->groups[i].description->text
+								 : "?");
+		fprintf(out, " |\n");
 	}
 
 	bool any_paths = false;
@@ -832,6 +859,8 @@ static void write_json(struct report *report)
 		json_object_end(&json);
 	}
 	json_array_end(&json);
+	if (diff->after->sites.recorded)
+		cli_json_sites(&json, &diff->new_untyped_sites, "new", "new_bytes");
 	json_key(&json, "unreachable");
 	json_object_begin(&json);
 	json_key(&json, "new_count");

@@ -77,3 +77,10 @@ int snapshot_notes_add_ranges(struct core_image *image, enum heapsnap_note_type 
 	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, type, ranges, count * sizeof *ranges,
 				   err);
 }
+
+int snapshot_notes_add_sites(struct core_image *image, const struct heapsnap_site_note *sites,
+			     size_t count, struct hs_error *err)
+{
+	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_SITES, sites,
+				   count * sizeof *sites, err);
+}

@@ -24,6 +24,9 @@ enum heapsnap_note_type {
 	/* an array of struct heapsnap_range_note: private anonymous memory never touched by the
 	 * process (no page behind it), stored as PT_LOAD segments with p_filesz 0; it reads as zeros */
 	HEAPSNAP_NOTE_ZERO = 5,
+	/* an array of struct heapsnap_site_note, sorted by address: where each live allocation was
+	 * made (written by the in-process hook with HEAPSNAP_SITES=1) */
+	HEAPSNAP_NOTE_SITES = 6,
 };
 
 struct heapsnap_module_note {
@@ -42,6 +45,11 @@ struct heapsnap_range_note {
 	uint64_t end;
 };
 
+struct heapsnap_site_note {
+	uint64_t address; /* the allocation, as malloc returned it */
+	uint64_t pc;	  /* the return address in the function that called the allocator */
+};
+
 struct core_image;
 struct snapshot_info;
 #include "common/error.h"
@@ -57,5 +65,7 @@ int snapshot_notes_add_threads(struct core_image *image, const struct heapsnap_t
 int snapshot_notes_add_ranges(struct core_image *image, enum heapsnap_note_type type,
 			      const struct heapsnap_range_note *ranges, size_t count,
 			      struct hs_error *err);
+int snapshot_notes_add_sites(struct core_image *image, const struct heapsnap_site_note *sites,
+			     size_t count, struct hs_error *err);
 
 #endif

@@ -8,11 +8,17 @@
 - a process that made itself non-dumpable (prctl PR_SET_DUMPABLE 0) is snapshotted all the same;
 - a CPython process (pyenv 3.11) preloaded with the hook: `heapsnap summary` gives the same types,
   counts and bytes as on a ptrace capture of the same state;
-- 100 signals during malloc-heavy work on four threads (tests/targets/malloc_hammer.c): no deadlock,
+- 100 signals during malloc-heavy work on four threads (tests/targets/malloc_hammer.c), allocation
+  sites on: no deadlock,
   no crash, the work's checksum is the one of a run without the hook, and every snapshot written
   is whole (its frames' checksums verify);
 - a program linked with the library calls heapsnap_capture(path) and the snapshot holds the blocks
-  it recorded."""
+  it recorded;
+- allocation sites (HEAPSNAP_SITES=1): a target allocating from three functions
+  (tests/targets/sites.c), snapshotted before and after it allocates 100, 200 and 300 more blocks
+  from them: heapdiff groups the untyped growth under those three functions and the source lines
+  the target recorded of its own calls, with those counts; the summary groups all of them; a
+  snapshot without sites has none."""
 import glob
 import json
 import os
@@ -27,14 +33,18 @@ LIBRARY = os.path.abspath(os.environ.get("LIBHEAPSNAP", "build/libheapsnap.so"))
 GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
 HAMMER = os.environ.get("MALLOC_HAMMER", "build/tests/malloc_hammer")
 HOOK_API = os.environ.get("HOOK_API", "build/tests/hook_api")
+SITES_TARGET = os.environ.get("SITES_TARGET", "build/tests/sites")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 PYTHON_TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
                              "python_objects.py")
 
 
-def hooked(directory, signal_name="USR2"):
+def hooked(directory, signal_name="USR2", sites=False):
     os.makedirs(directory, exist_ok=True)
     env = dict(os.environ)
     env.update(LD_PRELOAD=LIBRARY, HEAPSNAP_SIGNAL=signal_name, HEAPSNAP_DIR=directory)
+    if sites:
+        env["HEAPSNAP_SITES"] = "1"
     return env
 
 
@@ -157,8 +167,9 @@ check(reference.returncode == 0 and reference.stdout.startswith("checksum"),
       f"the hammer runs without the hook: {reference.stdout} {reference.stderr}")
 directory = path("hook-hammer")
 ready = path("hammer-ready")
-hammer = start([HAMMER, "4", "400000", ready], env=hooked(directory), stdout=subprocess.PIPE,
-               text=True)
+# (with allocation sites on: their table is updated from every thread, and read by each fork)
+hammer = start([HAMMER, "4", "400000", ready], env=hooked(directory, sites=True),
+               stdout=subprocess.PIPE, text=True)
 sent = 0
 if check(wait_for_file(ready, hammer), "the hammer started"):
     while sent < 100 and hammer.poll() is None:
@@ -197,5 +208,55 @@ if os.path.exists(snapshot):
     wrong = [hex(a) for a, size in record["held"].items() if live.get(a) != size]
     check(len(record["held"]) == 300 and not wrong,
           f"the API's snapshot holds the program's 300 blocks with their sizes: {wrong[:5]}")
+
+# allocation sites
+directory = path("hook-sites")
+record_file = path("sites-record")
+reader, writer = os.pipe()
+target = start([SITES_TARGET, record_file], stdin=reader, env=hooked(directory, sites=True))
+
+
+def wait_for_text(name, text, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(name) and text in open(name).read():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+if check(wait_for_text(record_file, "phase 1"), "the sites target ran"):
+    os.kill(target.pid, signal.SIGUSR2)
+    first = wait_for_snapshot(directory, [])
+    os.write(writer, b"go\n")
+    check(wait_for_text(record_file, "phase 2"), "the sites target allocated more")
+    os.kill(target.pid, signal.SIGUSR2)
+    second = wait_for_snapshot(directory, [first])
+    lines = {}
+    for line in open(record_file):
+        words = line.split()
+        if words[0] == "site":
+            lines[words[1]] = int(words[2])
+    if check(first and second, "two snapshots with sites"):
+        diff = json.loads(subprocess.run([HEAPDIFF, "--format", "json", first, second],
+                                         capture_output=True, text=True).stdout)
+        found = {(s["function"], os.path.basename(s["file"] or ""), s["line"]): s["new"]
+                 for s in diff.get("sites", [])}
+        expected = {("make_small", "sites.c", lines.get("make_small")): 100,
+                    ("make_medium", "sites.c", lines.get("make_medium")): 200,
+                    ("make_large", "sites.c", lines.get("make_large")): 300}
+        check(found == expected, f"heapdiff groups the untyped growth by site: {found}, "
+                                 f"expected {expected}")
+        summary = json.loads(heapsnap("summary", second, "--format", "json").stdout)
+        counts = {s["function"]: s["count"] for s in summary.get("sites", [])}
+        check(counts == {"make_small": 110, "make_medium": 210, "make_large": 310},
+              f"the summary groups every untyped block by site: {counts}")
+target.kill()
+target.wait()
+os.close(writer)
+os.close(reader)
+without = json.loads(heapsnap("summary", hook_snapshot, "--format", "json").stdout) \
+    if hook_snapshot else {}
+check("sites" not in without, "a snapshot taken without HEAPSNAP_SITES has no sites")
 
 finish()
