@@ -297,7 +297,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			if (reachable && !same)
 				type->new_retained += graph->retained[node];
 			type->new_unreachable += !reachable && !part;
-			uint64_t site = allocation_site(&after->sites, j);
+			uint32_t site = allocation_site(&after->sites, j);
 			if (name == NULL && site &&
 			    site_groups_add(&diff->new_untyped_sites, site, allocation->size, part) != 0)
 				goto out_of_memory;

@@ -6,22 +6,59 @@
 #include <string.h>
 
 #include "analyze/dwarf_types.h"
-#include "formats/snapshot_notes.h"
 
-struct site_name {
+struct frame_name {
 	uint64_t pc;
-	struct site_description description;
+	char function[128], file[256], text[400];
+	unsigned line;
 };
 
 struct site_cache {
-	struct site_name **names; /* each its own block: descriptions handed out stay put */
-	size_t name_count, name_capacity;
-	struct site_module { /* the DWARF of each module a site is in, opened once */
+	struct frame_name *frames; /* each pc described once */
+	size_t frame_count, frame_capacity;
+	struct site_description **sites; /* by site number, NULL until described; each its own
+					    block: descriptions handed out stay put */
+	struct site_module { /* the DWARF of each module a frame is in, opened once */
 		struct module_symbols *module;
 		struct dwarf_types *types; /* NULL: none */
 	} modules[64];
 	size_t module_count;
 };
+
+/* The number of a call stack among the distinct ones, interned through a hash table. */
+static uint32_t intern_chain(struct allocation_sites *sites, uint32_t **table, size_t *table_size,
+			     const struct site_chain *chain)
+{
+	if ((sites->chain_count + 1) * 2 > *table_size) {
+		size_t size = *table_size ? *table_size * 2 : 1024;
+		uint32_t *grown = calloc(size, sizeof *grown);
+		if (grown == NULL)
+			return UINT32_MAX;
+		for (size_t i = 0; i < *table_size; i++)
+			if ((*table)[i]) {
+				const struct site_chain *old = &sites->chains[(*table)[i] - 1];
+				size_t slot = (old->pc[0] * 0x9E3779B97F4A7C15ull ^ old->pc[1]) & (size - 1);
+				while (grown[slot])
+					slot = (slot + 1) & (size - 1);
+				grown[slot] = (*table)[i];
+			}
+		free(*table);
+		*table = grown;
+		*table_size = size;
+	}
+	size_t mask = *table_size - 1;
+	size_t slot = (chain->pc[0] * 0x9E3779B97F4A7C15ull ^ chain->pc[1]) & mask;
+	for (; (*table)[slot]; slot = (slot + 1) & mask)
+		if (memcmp(&sites->chains[(*table)[slot] - 1], chain, sizeof *chain) == 0)
+			return (*table)[slot] - 1;
+	struct site_chain *grown = realloc(sites->chains, (sites->chain_count + 1) * sizeof *grown);
+	if (grown == NULL)
+		return UINT32_MAX;
+	sites->chains = grown;
+	sites->chains[sites->chain_count] = *chain;
+	(*table)[slot] = (uint32_t)++sites->chain_count;
+	return (uint32_t)(sites->chain_count - 1);
+}
 
 int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snapshot,
 			  const struct heap *heap, struct hs_error *err)
@@ -35,38 +72,56 @@ int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snaps
 		return hs_error_set(err, "%s: the allocation-site note is %zu bytes, not a whole "
 					 "number of entries",
 				    snapshot_path(snapshot), note->size);
-	sites->pc = calloc(heap->count + 1, sizeof *sites->pc);
+	sites->site = calloc(heap->count + 1, sizeof *sites->site);
 	sites->cache = calloc(1, sizeof *sites->cache);
-	if (sites->pc == NULL || sites->cache == NULL)
-		return hs_error_set(err, "out of memory reading allocation sites");
+	uint32_t *table = NULL;
+	size_t table_size = 0;
+	if (sites->site == NULL || sites->cache == NULL)
+		goto out_of_memory;
 	size_t count = note->size / sizeof(struct heapsnap_site_note);
 	/* both sorted by address: one merge */
 	size_t k = 0;
 	for (size_t i = 0; i < count; i++) {
-		struct heapsnap_site_note site;
-		memcpy(&site, note->desc + i * sizeof site, sizeof site);
-		while (k < heap->count && heap->allocations[k].address < site.address)
+		struct heapsnap_site_note entry;
+		memcpy(&entry, note->desc + i * sizeof entry, sizeof entry);
+		while (k < heap->count && heap->allocations[k].address < entry.address)
 			k++;
-		if (k < heap->count && heap->allocations[k].address == site.address &&
-		    heap->allocations[k].state == ALLOCATION_LIVE) {
-			sites->pc[k] = site.pc;
-			sites->recorded++;
-		}
+		if (k == heap->count || heap->allocations[k].address != entry.address ||
+		    heap->allocations[k].state != ALLOCATION_LIVE)
+			continue;
+		struct site_chain chain;
+		memcpy(chain.pc, entry.pc, sizeof chain.pc);
+		uint32_t number = intern_chain(sites, &table, &table_size, &chain);
+		if (number == UINT32_MAX)
+			goto out_of_memory;
+		sites->site[k] = number + 1;
+		sites->recorded++;
 	}
+	free(table);
+	sites->cache->sites = calloc(sites->chain_count + 1, sizeof *sites->cache->sites);
+	if (sites->cache->sites == NULL)
+		goto out_of_memory;
 	return 0;
+out_of_memory:
+	free(table);
+	allocation_sites_free(sites);
+	return hs_error_set(err, "out of memory reading allocation sites");
 }
 
 void allocation_sites_free(struct allocation_sites *sites)
 {
-	if (sites->cache) {
-		for (size_t i = 0; i < sites->cache->module_count; i++)
-			dwarf_types_close(sites->cache->modules[i].types);
-		for (size_t i = 0; i < sites->cache->name_count; i++)
-			free(sites->cache->names[i]);
-		free(sites->cache->names);
-		free(sites->cache);
+	struct site_cache *cache = sites->cache;
+	if (cache) {
+		for (size_t i = 0; i < cache->module_count; i++)
+			dwarf_types_close(cache->modules[i].types);
+		for (size_t i = 0; cache->sites && i < sites->chain_count; i++)
+			free(cache->sites[i]);
+		free(cache->sites);
+		free(cache->frames);
+		free(cache);
 	}
-	free(sites->pc);
+	free(sites->site);
+	free(sites->chains);
 	memset(sites, 0, sizeof *sites);
 }
 
@@ -76,46 +131,41 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-static struct dwarf_types *module_types(struct site_cache *sites, struct module_symbols *module)
+static struct dwarf_types *module_types(struct site_cache *cache, struct module_symbols *module)
 {
-	for (size_t i = 0; i < sites->module_count; i++)
-		if (sites->modules[i].module == module)
-			return sites->modules[i].types;
+	for (size_t i = 0; i < cache->module_count; i++)
+		if (cache->modules[i].module == module)
+			return cache->modules[i].types;
 	const char *debug_file = module_symbols_debug_file(module);
 	struct hs_error ignored;
 	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
-	if (sites->module_count < sizeof sites->modules / sizeof sites->modules[0])
-		sites->modules[sites->module_count++] = (struct site_module){module, types};
-	else if (types) {
-		dwarf_types_close(types); /* (too many modules to keep open: no lines for this one) */
+	if (cache->module_count < sizeof cache->modules / sizeof cache->modules[0]) {
+		cache->modules[cache->module_count++] = (struct site_module){module, types};
+	} else if (types) {
+		dwarf_types_close(types); /* too many modules to keep open: no lines for this one */
 		types = NULL;
 	}
 	return types;
 }
 
-const struct site_description *allocation_sites_describe(const struct allocation_sites *all,
-							 struct symbols *symbols, uint64_t pc)
+/* One frame: its function, and the source line of the call it returns from. */
+static const struct frame_name *describe_frame(struct site_cache *cache, struct symbols *symbols,
+					       uint64_t pc)
 {
-	struct site_cache *sites = all->cache;
-	if (sites == NULL)
-		return NULL;
-	for (size_t i = 0; i < sites->name_count; i++)
-		if (sites->names[i]->pc == pc)
-			return &sites->names[i]->description;
-	if (sites->name_count == sites->name_capacity) {
-		size_t capacity = sites->name_capacity ? sites->name_capacity * 2 : 64;
-		struct site_name **grown = realloc(sites->names, capacity * sizeof *grown);
+	for (size_t i = 0; i < cache->frame_count; i++)
+		if (cache->frames[i].pc == pc)
+			return &cache->frames[i];
+	if (cache->frame_count == cache->frame_capacity) {
+		size_t capacity = cache->frame_capacity ? cache->frame_capacity * 2 : 64;
+		struct frame_name *grown = realloc(cache->frames, capacity * sizeof *grown);
 		if (grown == NULL)
 			return NULL;
-		sites->names = grown;
-		sites->name_capacity = capacity;
+		cache->frames = grown;
+		cache->frame_capacity = capacity;
 	}
-	struct site_name *entry = calloc(1, sizeof *entry);
-	if (entry == NULL)
-		return NULL;
-	sites->names[sites->name_count++] = entry;
-	entry->pc = pc;
-	struct site_description *out = &entry->description;
+	struct frame_name *out = &cache->frames[cache->frame_count++];
+	memset(out, 0, sizeof *out);
+	out->pc = pc;
 	/* the call instruction ends at the return address: look up the byte before it */
 	uint64_t call = pc - 1;
 	const char *module_path = NULL, *name = NULL;
@@ -125,7 +175,7 @@ const struct site_description *allocation_sites_describe(const struct allocation
 	else
 		snprintf(out->function, sizeof out->function, "0x%llx", (unsigned long long)pc);
 	struct module_symbols *module = symbols_module_of(symbols, call);
-	struct dwarf_types *types = module ? module_types(sites, module) : NULL;
+	struct dwarf_types *types = module ? module_types(cache, module) : NULL;
 	if (types)
 		dwarf_types_line(types, call - module_symbols_bias(module), out->file, sizeof out->file,
 				 &out->line);
@@ -139,15 +189,58 @@ const struct site_description *allocation_sites_describe(const struct allocation
 	return out;
 }
 
-int site_groups_add(struct site_groups *groups, uint64_t pc, uint64_t bytes, bool part)
+const struct site_description *allocation_sites_describe(const struct allocation_sites *sites,
+							 struct symbols *symbols, uint32_t site)
 {
-	/* few distinct sites: the last one matched is the likeliest */
-	for (size_t i = groups->count; i-- > 0;)
-		if (groups->groups[i].pc == pc) {
-			groups->groups[i].count += !part;
-			groups->groups[i].bytes += bytes;
-			return 0;
+	struct site_cache *cache = sites->cache;
+	if (cache == NULL || site == 0 || site > sites->chain_count)
+		return NULL;
+	if (cache->sites[site - 1])
+		return cache->sites[site - 1];
+	struct site_description *out = calloc(1, sizeof *out);
+	if (out == NULL)
+		return NULL;
+	const struct site_chain *chain = &sites->chains[site - 1];
+	size_t used = 0;
+	for (size_t depth = 0; depth < HEAPSNAP_SITE_FRAMES && chain->pc[depth]; depth++) {
+		/* (frame descriptions move as the cache grows: copied out at once) */
+		const struct frame_name *frame = describe_frame(cache, symbols, chain->pc[depth]);
+		if (frame == NULL)
+			break;
+		if (depth == 0) {
+			snprintf(out->function, sizeof out->function, "%s", frame->function);
+			snprintf(out->file, sizeof out->file, "%s", frame->file);
+			out->line = frame->line;
+			snprintf(out->text, sizeof out->text, "%s", frame->text);
 		}
+		snprintf(out->stack[depth], sizeof out->stack[depth], "%s", frame->text);
+		used += (size_t)snprintf(out->chain + used, used < sizeof out->chain ? sizeof out->chain - used : 0,
+					 "%s%s", depth ? " <- " : "", frame->text);
+	}
+	cache->sites[site - 1] = out;
+	return out;
+}
+
+int site_groups_add(struct site_groups *groups, uint32_t site, uint64_t bytes, bool part)
+{
+	if (site >= groups->slot_capacity) { /* slot_of: group index + 1, by site number */
+		size_t capacity = groups->slot_capacity ? groups->slot_capacity : 64;
+		while (capacity <= site)
+			capacity *= 2;
+		size_t *grown = realloc(groups->slot_of, capacity * sizeof *grown);
+		if (grown == NULL)
+			return -1;
+		memset(grown + groups->slot_capacity, 0,
+		       (capacity - groups->slot_capacity) * sizeof *grown);
+		groups->slot_of = grown;
+		groups->slot_capacity = capacity;
+	}
+	if (groups->slot_of[site]) {
+		struct site_group *group = &groups->groups[groups->slot_of[site] - 1];
+		group->count += !part;
+		group->bytes += bytes;
+		return 0;
+	}
 	if (groups->count == groups->capacity) {
 		size_t capacity = groups->capacity ? groups->capacity * 2 : 64;
 		struct site_group *grown = realloc(groups->groups, capacity * sizeof *grown);
@@ -156,7 +249,8 @@ int site_groups_add(struct site_groups *groups, uint64_t pc, uint64_t bytes, boo
 		groups->groups = grown;
 		groups->capacity = capacity;
 	}
-	groups->groups[groups->count++] = (struct site_group){pc, !part, bytes, NULL};
+	groups->groups[groups->count++] = (struct site_group){site, !part, bytes, NULL};
+	groups->slot_of[site] = groups->count;
 	return 0;
 }
 
@@ -165,21 +259,25 @@ static int by_bytes(const void *left, const void *right)
 	const struct site_group *a = left, *b = right;
 	if (a->bytes != b->bytes)
 		return a->bytes > b->bytes ? -1 : 1;
-	return (a->pc > b->pc) - (a->pc < b->pc);
+	return (a->site > b->site) - (a->site < b->site);
 }
 
 void site_groups_finish(struct site_groups *groups, const struct allocation_sites *sites,
 			struct symbols *symbols)
 {
+	free(groups->slot_of); /* (sorting moves the groups) */
+	groups->slot_of = NULL;
+	groups->slot_capacity = 0;
 	if (groups->count)
 		qsort(groups->groups, groups->count, sizeof *groups->groups, by_bytes);
 	for (size_t i = 0; i < groups->count; i++)
-		groups->groups[i].description = allocation_sites_describe(sites, symbols,
-									  groups->groups[i].pc);
+		groups->groups[i].description =
+			allocation_sites_describe(sites, symbols, groups->groups[i].site);
 }
 
 void site_groups_free(struct site_groups *groups)
 {
 	free(groups->groups);
+	free(groups->slot_of);
 	memset(groups, 0, sizeof *groups);
 }

@@ -141,7 +141,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
 		}
-		uint64_t site = allocation_site(&analysis->sites, i);
+		uint32_t site = allocation_site(&analysis->sites, i);
 		if (type == NULL && site &&
 		    site_groups_add(&summary->untyped_sites, site, allocation->size, part) != 0)
 			goto out_of_memory;

@@ -445,8 +445,12 @@ __attribute__((constructor)) static void hook_start(void)
 		say("HEAPSNAP_DIR is too long; snapshots go to the working directory", NULL);
 	warm_up();
 	const char *sites = getenv("HEAPSNAP_SITES");
-	if (sites && strcmp(sites, "1") == 0 && hook_sites_start() != 0)
-		say("HEAPSNAP_SITES=1: no memory for the allocation-site table; not recording", NULL);
+	if (sites && strcmp(sites, "1") == 0) {
+		hook_malloc_note_code();
+		if (hook_sites_start() != 0)
+			say("HEAPSNAP_SITES=1: no memory for the allocation-site table; not recording",
+			    NULL);
+	}
 	const char *name = getenv("HEAPSNAP_SIGNAL");
 	if (name == NULL || name[0] == '\0')
 		return;

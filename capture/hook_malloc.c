@@ -9,7 +9,9 @@
 
 #include "capture/hook_sites.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -78,15 +80,92 @@ void *hook_stack(size_t size)
 	return fork_mode ? arena_take(size, 4096) : NULL;
 }
 
-/* the caller of the interposed function: where the allocation was asked for */
-#define CALLER __builtin_return_address(0)
+/* ---- call stacks of allocations (HEAPSNAP_SITES=1) ----
+ * The first frame is exact: the interposed function's return address. Deeper ones follow the
+ * frame-pointer chain from the interposed function's own frame (this file is built with frame
+ * pointers) for as long as it looks sound: each frame above the last, on a page known to be mapped
+ * (mincore, cached per thread), its return address inside a module's executable code. Code built
+ * without frame pointers ends the chain early, or skips to an outer frame that keeps them; it
+ * never makes the walk read unmapped memory. */
+struct code_range {
+	uint64_t start, end;
+};
+static struct code_range code[256]; /* executable segments of the modules loaded at start */
+static size_t code_count;
+static __thread uint64_t mapped_low __attribute__((tls_model("initial-exec")));
+static __thread uint64_t mapped_high __attribute__((tls_model("initial-exec")));
 
-static void *recorded(void *block, const void *caller)
+static int note_code(struct dl_phdr_info *info, size_t size, void *context)
 {
-	if (hook_sites_on && block)
-		hook_sites_add(block, caller);
+	(void)size;
+	(void)context;
+	for (int i = 0; i < info->dlpi_phnum && code_count < 256; i++) {
+		const ElfW(Phdr) *segment = &info->dlpi_phdr[i];
+		if (segment->p_type == PT_LOAD && (segment->p_flags & PF_X))
+			code[code_count++] = (struct code_range){
+				info->dlpi_addr + segment->p_vaddr,
+				info->dlpi_addr + segment->p_vaddr + segment->p_memsz};
+	}
+	return 0;
+}
+
+void hook_malloc_note_code(void)
+{
+	dl_iterate_phdr(note_code, NULL);
+}
+
+static int is_code(uint64_t address)
+{
+	for (size_t i = 0; i < code_count; i++)
+		if (address >= code[i].start && address < code[i].end)
+			return 1;
+	return 0;
+}
+
+/* Whether [address, address + 16) is on a mapped page (both words on one page: aligned). */
+static int is_mapped(uint64_t address)
+{
+	if (address >= mapped_low && address + 16 <= mapped_high)
+		return 1;
+	uint64_t page = address & ~4095ull;
+	unsigned char resident;
+	if (mincore((void *)(uintptr_t)page, 4096, &resident) != 0)
+		return 0;
+	if (page + 4096 == mapped_low)
+		mapped_low = page; /* the stack grows down: extend the known range */
+	else if (page == mapped_high)
+		mapped_high = page + 4096;
+	else {
+		mapped_low = page;
+		mapped_high = page + 4096;
+	}
+	return 1;
+}
+
+static void *recorded(void *block, const void *caller, const void *frame_address)
+{
+	if (!hook_sites_on || block == NULL)
+		return block;
+	uint64_t frames[HEAPSNAP_SITE_FRAMES] = {(uint64_t)(uintptr_t)caller};
+	uint64_t frame = (uint64_t)(uintptr_t)frame_address;
+	for (size_t depth = 1; depth < HEAPSNAP_SITE_FRAMES; depth++) {
+		if ((frame & 15) != 0 || !is_mapped(frame))
+			break;
+		uint64_t next = ((const uint64_t *)(uintptr_t)frame)[0];
+		if (next <= frame || next - frame > (1u << 20) || (next & 15) != 0 || !is_mapped(next))
+			break;
+		uint64_t pc = ((const uint64_t *)(uintptr_t)next)[1];
+		if (!is_code(pc))
+			break;
+		frames[depth] = pc;
+		frame = next;
+	}
+	hook_sites_add(block, frames);
 	return block;
 }
+
+/* the caller of the interposed function, and its frame */
+#define CALLER __builtin_return_address(0), __builtin_frame_address(0)
 
 void *malloc(size_t size)
 {
@@ -138,10 +217,10 @@ void *realloc(void *pointer, size_t size)
 	return grown;
 }
 
-static void *aligned(size_t alignment, size_t size, const void *caller)
+static void *aligned(size_t alignment, size_t size, const void *caller, const void *frame)
 {
 	if (!fork_mode)
-		return recorded(__libc_memalign(alignment, size), caller);
+		return recorded(__libc_memalign(alignment, size), caller, frame);
 	if (alignment == 0 || (alignment & (alignment - 1))) {
 		errno = EINVAL;
 		return NULL;

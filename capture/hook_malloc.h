@@ -18,4 +18,8 @@ int hook_malloc_fork_mode(struct hook_range *range);
  * (for a stack); NULL otherwise. */
 void *hook_stack(size_t size);
 
+/* At load: notes the executable code of the loaded modules, which an allocation's call stack is
+ * checked against. */
+void hook_malloc_note_code(void);
+
 #endif

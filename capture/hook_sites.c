@@ -1,9 +1,9 @@
-/* The allocation-site table of the in-process hook: for each live allocation, the return address
- * into the function that called malloc (or calloc, realloc, the aligned allocators), kept from
- * the allocation to its free. A hash table split in shards, each behind a spin lock of its own
+/* The allocation-site table of the in-process hook: for each live allocation, the return addresses
+ * of the call that made it (into the function that called malloc, calloc, realloc or an aligned
+ * allocator, then its callers as far as hook_malloc.c could follow them), kept from the allocation
+ * to its free. A hash table split in shards, each behind a spin lock of its own
  * and grown in memory it maps itself (never malloc: the table is updated from inside malloc).
- * Only the caller's address is kept, not a deeper stack: without frame pointers a deeper frame
- * needs the unwinder, several times the cost of the allocation itself. The fork that writes a
+ * The fork that writes a
  * snapshot reads the table without taking the locks: a thread stopped inside an update leaves at
  * worst one entry half-written, which is skipped. */
 #include "capture/hook_sites.h"
@@ -22,7 +22,7 @@
 
 struct entry {
 	uint64_t address;
-	uint64_t pc;
+	uint64_t pc[HEAPSNAP_SITE_FRAMES];
 };
 
 struct shard {
@@ -96,7 +96,7 @@ static int grow(struct shard *shard)
 	return 0;
 }
 
-void hook_sites_add(const void *address, const void *pc)
+void hook_sites_add(const void *address, const uint64_t frames[HEAPSNAP_SITE_FRAMES])
 {
 	uint64_t key = (uint64_t)(uintptr_t)address, hash = hash_address(key);
 	struct shard *shard = lock_shard(hash);
@@ -109,7 +109,7 @@ void hook_sites_add(const void *address, const void *pc)
 	for (;; slot = (slot + 1) & mask) {
 		struct entry *entry = &shard->entries[slot];
 		if (entry->address == key) { /* freed behind our back (a realloc in place) */
-			entry->pc = (uint64_t)(uintptr_t)pc;
+			memcpy(entry->pc, frames, sizeof entry->pc);
 			unlock_shard(shard);
 			return;
 		}
@@ -122,7 +122,7 @@ void hook_sites_add(const void *address, const void *pc)
 		free_slot = &shard->entries[slot];
 		shard->used++;
 	}
-	free_slot->pc = (uint64_t)(uintptr_t)pc;
+	memcpy(free_slot->pc, frames, sizeof free_slot->pc);
 	free_slot->address = key;
 	shard->live++;
 	unlock_shard(shard);
@@ -165,8 +165,11 @@ struct heapsnap_site_note *hook_sites_collect(size_t *count)
 	for (size_t i = 0; i < SHARDS; i++)
 		for (size_t k = 0; k < shards[i].capacity && *count < total; k++) {
 			const struct entry *entry = &shards[i].entries[k];
-			if (entry->address > REMOVED && entry->pc != 0)
-				sites[(*count)++] = (struct heapsnap_site_note){entry->address, entry->pc};
+			if (entry->address > REMOVED && entry->pc[0] != 0) {
+				struct heapsnap_site_note *site = &sites[(*count)++];
+				site->address = entry->address;
+				memcpy(site->pc, entry->pc, sizeof site->pc);
+			}
 		}
 	qsort(sites, *count, sizeof *sites, by_address);
 	return sites;

@@ -253,8 +253,12 @@ void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
 			json_uint(json, site->line);
 		else
 			json_null(json);
-		json_key(json, "pc");
-		json_uint(json, group->pc);
+		json_key(json, "stack");
+		json_array_begin(json);
+		for (size_t depth = 0; site && depth < HEAPSNAP_SITE_FRAMES && site->stack[depth][0];
+		     depth++)
+			json_string(json, site->stack[depth]);
+		json_array_end(json);
 		json_key(json, count_key);
 		json_uint(json, group->count);
 		json_key(json, bytes_key);

@@ -75,7 +75,7 @@ void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const
 struct cycle_shape;
 void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count);
 
-/* "sites": [{"site", "function", "file", "line", "pc", COUNT_KEY, BYTES_KEY}] */
+/* "sites": [{"site", "function", "file", "line", "stack", COUNT_KEY, BYTES_KEY}] */
 struct site_groups;
 void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
 		    const char *count_key, const char *bytes_key);

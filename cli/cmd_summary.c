@@ -364,7 +364,7 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_count(group->count, count, sizeof count);
 		cli_format_bytes(group->bytes, bytes, sizeof bytes);
 		printf("  %12s %10s  %s\n", count, bytes,
-		       group->description ? group->description->text : "?");
+		       group->description ? group->description->chain : "?");
 	}
 	if (analysis->warnings.count)
 		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);

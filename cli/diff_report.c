@@ -455,7 +455,7 @@ static void write_text(struct report *report)
 		cli_format_count(sites->groups[i].count, count, sizeof count);
 		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
 		fprintf(out, "  %10s %10s  %s\n", count, bytes,
-			sites->groups[i].description ? sites->groups[i].description->text : "?");
+			sites->groups[i].description ? sites->groups[i].description->chain : "?");
 	}
 
 	bool any_paths = false;
@@ -649,7 +649,7 @@ static void write_markdown(struct report *report)
 		cli_format_count(sites->groups[i].count, count, sizeof count);
 		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
 		fprintf(out, "| %s | %s | ", count, bytes);
-		markdown_code(out, sites->groups[i].description ? sites->groups[i].description->text
+		markdown_code(out, sites->groups[i].description ? sites->groups[i].description->chain
 								 : "?");
 		fprintf(out, " |\n");
 	}

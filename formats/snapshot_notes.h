@@ -45,9 +45,12 @@ struct heapsnap_range_note {
 	uint64_t end;
 };
 
+#define HEAPSNAP_SITE_FRAMES 4
 struct heapsnap_site_note {
 	uint64_t address; /* the allocation, as malloc returned it */
-	uint64_t pc;	  /* the return address in the function that called the allocator */
+	/* return addresses, innermost first: [0] into the function that called the allocator, then
+	   into its callers as far as they could be followed; 0 past the last */
+	uint64_t pc[HEAPSNAP_SITE_FRAMES];
 };
 
 struct core_image;

@@ -232,11 +232,13 @@ if check(wait_for_text(record_file, "phase 1"), "the sites target ran"):
     check(wait_for_text(record_file, "phase 2"), "the sites target allocated more")
     os.kill(target.pid, signal.SIGUSR2)
     second = wait_for_snapshot(directory, [first])
-    lines = {}
+    lines, callers = {}, {}
     for line in open(record_file):
         words = line.split()
         if words[0] == "site":
             lines[words[1]] = int(words[2])
+        elif words[0] == "caller":
+            callers[words[1]] = int(words[2])
     if check(first and second, "two snapshots with sites"):
         diff = json.loads(subprocess.run([HEAPDIFF, "--format", "json", first, second],
                                          capture_output=True, text=True).stdout)
@@ -247,8 +249,17 @@ if check(wait_for_text(record_file, "phase 1"), "the sites target ran"):
                     ("make_large", "sites.c", lines.get("make_large")): 300}
         check(found == expected, f"heapdiff groups the untyped growth by site: {found}, "
                                  f"expected {expected}")
+        # the stack goes on to main, where it called each function (the target keeps frame
+        # pointers)
+        stacks = {s["function"]: s["stack"] for s in diff.get("sites", [])}
+        for function, line in callers.items():
+            stack = stacks.get(function, [])
+            check(len(stack) >= 2 and stack[1] == f"main (sites.c:{line})",
+                  f"{function}'s stack goes on to main (sites.c:{line}): {stack}")
         summary = json.loads(heapsnap("summary", second, "--format", "json").stdout)
-        counts = {s["function"]: s["count"] for s in summary.get("sites", [])}
+        counts = {}  # (a function reached from two places in main is two sites)
+        for site in summary.get("sites", []):
+            counts[site["function"]] = counts.get(site["function"], 0) + site["count"]
         check(counts == {"make_small": 110, "make_medium": 210, "make_large": 310},
               f"the summary groups every untyped block by site: {counts}")
 target.kill()

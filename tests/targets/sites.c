@@ -1,7 +1,9 @@
 /* A target for allocation sites: three functions allocate blocks of three sizes, kept in untyped
- * (void *) tables so that no type names them. It records where each function calls malloc, with
- * write(2) only:
+ * (void *) tables so that no type names them. It records where each function calls malloc, and
+ * where main calls each function (built with frame pointers, the hook follows the stack there),
+ * with write(2) only:
  *     site FUNCTION LINE
+ *     caller FUNCTION LINE
  * then allocates 10 blocks from each function, writes "phase 1" and waits for a line on stdin;
  * then 100 more from make_small, 200 from make_medium and 300 from make_large, writes "phase 2",
  * and waits until killed.
@@ -61,15 +63,25 @@ int main(int argc, char **argv)
 		make_large(i);
 	}
 	record("phase 1\n");
+	char text[64];
 	char line[16];
 	if (read(STDIN_FILENO, line, sizeof line) <= 0)
 		return 1;
-	for (int i = 10; i < 110; i++)
-		make_small(i);
-	for (int i = 10; i < 210; i++)
-		make_medium(i);
-	for (int i = 10; i < 310; i++)
-		make_large(i);
+	int small_call = 0, medium_call = 0, large_call = 0;
+	for (int i = 10; i < 110; i++) {
+		make_small(i); small_call = __LINE__;
+	}
+	for (int i = 10; i < 210; i++) {
+		make_medium(i); medium_call = __LINE__;
+	}
+	for (int i = 10; i < 310; i++) {
+		make_large(i); large_call = __LINE__;
+	}
+	snprintf(text, sizeof text, "caller make_small %d\ncaller make_medium %d\n", small_call,
+		 medium_call);
+	record(text);
+	snprintf(text, sizeof text, "caller make_large %d\n", large_call);
+	record(text);
 	record("phase 2\n");
 	for (;;)
 		pause();
