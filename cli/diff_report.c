@@ -797,6 +797,8 @@ static void write_json(struct report *report)
 		json_uint(&json, type->freed_count);
 		json_key(&json, "freed_bytes");
 		json_uint(&json, type->freed_bytes);
+		json_key(&json, "surviving");
+		json_uint(&json, type->count_after - type->new_count);
 		json_key(&json, "delta_count");
 		json_int(&json, diff_delta_count(type));
 		json_key(&json, "delta_bytes");

@@ -136,7 +136,7 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
     types = grown(diff)
     conn = types.get("__main__.Connection")
     check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000 and conn["freed"] == 0
-          and conn["count_after"] == 1100,
+          and conn["count_after"] == 1100 and conn["surviving"] == 100,
           f"{label} (a): __main__.Connection +1,000 new, 1,100 after; heapdiff: {conn}")
     handler = types.get("__main__.ConnectionHandler")
     check(handler and handler["delta_count"] == 1000,
