@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "analyze/cycles.h"
+#include "analyze/paths.h"
 #include "analyze/sites.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
@@ -263,6 +264,28 @@ void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
 		json_uint(json, group->count);
 		json_key(json, bytes_key);
 		json_uint(json, group->bytes);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+void cli_json_retainers(struct json_writer *json, const struct path_shape *shapes, size_t count)
+{
+	json_key(json, "retainers");
+	json_array_begin(json);
+	for (size_t i = 0; i < count; i++) {
+		json_object_begin(json);
+		json_key(json, "path");
+		json_array_begin(json);
+		for (size_t e = 0; e < shapes[i].element_count; e++)
+			json_string(json, shapes[i].elements[e]);
+		json_array_end(json);
+		json_key(json, "count");
+		json_uint(json, shapes[i].count);
+		json_key(json, "retained_bytes");
+		json_uint(json, shapes[i].retained);
+		json_key(json, "signature");
+		json_string(json, shapes[i].signature);
 		json_object_end(json);
 	}
 	json_array_end(json);

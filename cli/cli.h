@@ -80,6 +80,10 @@ struct site_groups;
 void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
 		    const char *count_key, const char *bytes_key);
 
+/* "retainers": [{"path": [...], "count", "retained_bytes", "signature"}] */
+struct path_shape;
+void cli_json_retainers(struct json_writer *json, const struct path_shape *shapes, size_t count);
+
 int cmd_capture(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -67,24 +67,7 @@ static void print_paths_json(struct json_writer *json, const struct path_index *
 {
 	struct path_shape shapes[PATHS_PER_TYPE];
 	size_t count = paths_of_type(paths, group->type, group->size, NULL, shapes, PATHS_PER_TYPE);
-	json_key(json, "retainers");
-	json_array_begin(json);
-	for (size_t i = 0; i < count; i++) {
-		json_object_begin(json);
-		json_key(json, "path");
-		json_array_begin(json);
-		for (size_t e = 0; e < shapes[i].element_count; e++)
-			json_string(json, shapes[i].elements[e]);
-		json_array_end(json);
-		json_key(json, "count");
-		json_uint(json, shapes[i].count);
-		json_key(json, "retained_bytes");
-		json_uint(json, shapes[i].retained);
-		json_key(json, "signature");
-		json_string(json, shapes[i].signature);
-		json_object_end(json);
-	}
-	json_array_end(json);
+	cli_json_retainers(json, shapes, count);
 }
 
 static void print_groups_json(struct json_writer *json, const struct type_group *groups,

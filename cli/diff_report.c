@@ -288,6 +288,21 @@ static size_t snapshot_lines(const struct report *report, struct snapshot_line *
 	return count;
 }
 
+/* The last line's change since the first snapshot: "+1.01 MiB", "+7,000", "5m00s". */
+struct change {
+	char bytes[32], count[32], duration[32];
+};
+
+static void describe_change(const struct heap_diff *diff, uint64_t last_ns, struct change *out)
+{
+	uint64_t first_ns = snapshot_info(diff->before->snapshot)->capture_start_ns;
+	signed_bytes((int64_t)(diff->bytes_after - diff->bytes_before), out->bytes,
+		     sizeof out->bytes);
+	signed_count((int64_t)(diff->objects_after - diff->objects_before), out->count,
+		     sizeof out->count);
+	format_duration(last_ns - first_ns, out->duration, sizeof out->duration);
+}
+
 static const char *unreachable_title(const struct heap_diff *diff)
 {
 	return diff->after->python_objects.object_count
@@ -364,7 +379,6 @@ static void write_text(struct report *report)
 		paint(report, RESET));
 	struct snapshot_line lines[3];
 	size_t line_count = snapshot_lines(report, lines);
-	uint64_t first_ns = snapshot_info(diff->before->snapshot)->capture_start_ns;
 	for (size_t i = 0; i < line_count; i++) {
 		const struct snapshot_info *line_info = snapshot_info(lines[i].analysis->snapshot);
 		cli_format_time(line_info->capture_start_ns, when, sizeof when, false);
@@ -375,14 +389,10 @@ static void write_text(struct report *report)
 			fprintf(out, "  heap %s  %s objects", bytes, count);
 		}
 		if (i + 1 == line_count) {
-			char delta_bytes[32], delta_count[32], duration[32];
-			signed_bytes((int64_t)(diff->bytes_after - diff->bytes_before), delta_bytes,
-				     sizeof delta_bytes);
-			signed_count((int64_t)(diff->objects_after - diff->objects_before), delta_count,
-				     sizeof delta_count);
-			format_duration(line_info->capture_start_ns - first_ns, duration,
-					sizeof duration);
-			fprintf(out, "  (%s, %s objects in %s)", delta_bytes, delta_count, duration);
+			struct change change;
+			describe_change(diff, line_info->capture_start_ns, &change);
+			fprintf(out, "  (%s, %s objects in %s)", change.bytes, change.count,
+				change.duration);
 		}
 		fprintf(out, "\n");
 	}
@@ -561,7 +571,6 @@ static void write_markdown(struct report *report)
 	fprintf(out, "| snapshot | captured | heap | objects |\n|---|---|---:|---:|\n");
 	struct snapshot_line lines[3];
 	size_t line_count = snapshot_lines(report, lines);
-	uint64_t first_ns = snapshot_info(diff->before->snapshot)->capture_start_ns;
 	for (size_t i = 0; i < line_count; i++) {
 		const struct snapshot_info *line_info = snapshot_info(lines[i].analysis->snapshot);
 		cli_format_time(line_info->capture_start_ns, when, sizeof when, false);
@@ -573,15 +582,10 @@ static void write_markdown(struct report *report)
 		cli_format_count(lines[i].objects, count, sizeof count);
 		fprintf(out, "| %s | %s | %s | %s |\n", lines[i].label, when, bytes, count);
 		if (i + 1 == line_count) {
-			char delta_bytes[32], delta_count[32], duration[32];
-			signed_bytes((int64_t)(diff->bytes_after - diff->bytes_before), delta_bytes,
-				     sizeof delta_bytes);
-			signed_count((int64_t)(diff->objects_after - diff->objects_before), delta_count,
-				     sizeof delta_count);
-			format_duration(line_info->capture_start_ns - first_ns, duration,
-					sizeof duration);
-			fprintf(out, "| change | in %s | %s | %s |\n", duration, delta_bytes,
-				delta_count);
+			struct change change;
+			describe_change(diff, line_info->capture_start_ns, &change);
+			fprintf(out, "| change | in %s | %s | %s |\n", change.duration, change.bytes,
+				change.count);
 		}
 	}
 
@@ -816,21 +820,7 @@ static void write_json(struct report *report)
 			json_uint(&json, type->burst_count);
 		}
 		if (i < report->options->top) {
-			json_key(&json, "retainers");
-			json_array_begin(&json);
-			for (size_t k = 0; k < row->shape_count; k++) {
-				json_object_begin(&json);
-				json_key(&json, "path");
-				json_path(&json, &row->shapes[k]);
-				json_key(&json, "count");
-				json_uint(&json, row->shapes[k].count);
-				json_key(&json, "retained_bytes");
-				json_uint(&json, row->shapes[k].retained);
-				json_key(&json, "signature");
-				json_string(&json, row->shapes[k].signature);
-				json_object_end(&json);
-			}
-			json_array_end(&json);
+			cli_json_retainers(&json, row->shapes, row->shape_count);
 		}
 		if (row->preview_count) {
 			json_key(&json, "values");
