@@ -3,7 +3,8 @@
 - the glibc target (tests/targets/glibc_heap.c) preloaded with the hook: on SIGUSR2 it writes a
   snapshot in which every block the target recorded is live with its usable size (and no block it
   freed is), the allocations are exactly those of a ptrace capture of the same state, every thread
-  has the registers (pc, sp) ptrace reads, and the process runs on;
+  has the registers (pc, sp) ptrace reads, heapdiff between the two sees one process and no growth,
+  and the process runs on;
 - HEAPSNAP_SIGNAL accepts SIGUSR2, USR2 and 12, and refuses what it cannot use;
 - a process that made itself non-dumpable (prctl PR_SET_DUMPABLE 0) is snapshotted all the same;
 - a CPython process (pyenv 3.11) preloaded with the hook: `heapsnap summary` gives the same types,
@@ -109,6 +110,13 @@ for signal_name in ["USR2", "SIGUSR2", "12"]:
     check(hook_threads == ptrace_threads,
           f"{signal_name}: every thread with the pc and sp ptrace reads: hook {hook_threads}, "
           f"ptrace {ptrace_threads}")
+    # heapdiff from the ptrace capture to the hook's, of one state: one process, nothing grew
+    diff = json.loads(subprocess.run([HEAPDIFF, "--format", "json", ptrace_snapshot,
+                                      hook_snapshot], capture_output=True, text=True).stdout
+                      or "{}")
+    check(diff.get("grown") == [] and diff.get("unreachable", {}).get("new_count") == 0,
+          f"{signal_name}: heapdiff sees one process and no growth between the ptrace capture "
+          f"and the hook's: {diff.get('grown', 'no report')}")
     target.kill()
     target.wait()
 
