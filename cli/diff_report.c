@@ -288,6 +288,26 @@ static size_t snapshot_lines(const struct report *report, struct snapshot_line *
 	return count;
 }
 
+/* The cells of a grown type's row: new, freed, delta, bytes delta, count after (three
+ * snapshots: left, new in the burst, bytes left, count final); returns how many. */
+static size_t row_cells(const struct heap_diff *diff, const struct diff_type *type,
+			char cells[5][32])
+{
+	if (diff->three) {
+		cli_format_count(type->new_count, cells[0], 32);
+		cli_format_count(type->burst_count, cells[1], 32);
+		cli_format_bytes(type->new_bytes, cells[2], 32);
+		cli_format_count(type->count_after, cells[3], 32);
+		return 4;
+	}
+	cli_format_count(type->new_count, cells[0], 32);
+	cli_format_count(type->freed_count, cells[1], 32);
+	signed_count(diff_delta_count(type), cells[2], 32);
+	signed_bytes(diff_delta_bytes(type), cells[3], 32);
+	cli_format_count(type->count_after, cells[4], 32);
+	return 5;
+}
+
 /* The last line's change since the first snapshot: "+1.01 MiB", "+7,000", "5m00s". */
 struct change {
 	char bytes[32], count[32], duration[32];
@@ -413,23 +433,14 @@ static void write_text(struct report *report)
 		fprintf(out, "  %10s %10s %10s %11s %12s  %s\n", "new", "freed", "delta", "bytes Δ",
 			"count after", "type");
 	for (size_t i = 0; i < report->row_count && i < TEXT_ROWS; i++) {
-		const struct diff_type *type = report->rows[i].type;
-		char a[32], b[32], c[32], d[32], e[32];
-		if (diff->three) {
-			cli_format_count(type->new_count, a, sizeof a);
-			cli_format_count(type->burst_count, b, sizeof b);
-			cli_format_bytes(type->new_bytes, c, sizeof c);
-			cli_format_count(type->count_after, d, sizeof d);
-			fprintf(out, "  %10s %12s %10s %12s  %s\n", a, b, c, d, report->rows[i].name);
-			continue;
-		}
-		cli_format_count(type->new_count, a, sizeof a);
-		cli_format_count(type->freed_count, b, sizeof b);
-		signed_count(diff_delta_count(type), c, sizeof c);
-		signed_bytes(diff_delta_bytes(type), d, sizeof d);
-		cli_format_count(type->count_after, e, sizeof e);
-		fprintf(out, "  %10s %10s %s%10s%s %11s %12s  %s\n", a, b, paint(report, RED), c,
-			paint(report, RESET), d, e, report->rows[i].name);
+		char c[5][32];
+		if (row_cells(diff, report->rows[i].type, c) == 4)
+			fprintf(out, "  %10s %12s %10s %12s  %s\n", c[0], c[1], c[2], c[3],
+				report->rows[i].name);
+		else
+			fprintf(out, "  %10s %10s %s%10s%s %11s %12s  %s\n", c[0], c[1],
+				paint(report, RED), c[2], paint(report, RESET), c[3], c[4],
+				report->rows[i].name);
 	}
 	if (report->row_count > TEXT_ROWS)
 		fprintf(out, "  (%zu more; --type PATTERN or --format json shows them)\n",
@@ -602,22 +613,11 @@ static void write_markdown(struct report *report)
 			     "|---:|---:|---:|---:|---:|---|\n");
 	}
 	for (size_t i = 0; i < report->row_count && i < TEXT_ROWS; i++) {
-		const struct diff_type *type = report->rows[i].type;
-		char a[32], b[32], c[32], d[32], e[32];
-		if (diff->three) {
-			cli_format_count(type->new_count, a, sizeof a);
-			cli_format_count(type->burst_count, b, sizeof b);
-			cli_format_bytes(type->new_bytes, c, sizeof c);
-			cli_format_count(type->count_after, d, sizeof d);
-			fprintf(out, "| %s | %s | %s | %s | ", a, b, c, d);
-		} else {
-			cli_format_count(type->new_count, a, sizeof a);
-			cli_format_count(type->freed_count, b, sizeof b);
-			signed_count(diff_delta_count(type), c, sizeof c);
-			signed_bytes(diff_delta_bytes(type), d, sizeof d);
-			cli_format_count(type->count_after, e, sizeof e);
-			fprintf(out, "| %s | %s | %s | %s | %s | ", a, b, c, d, e);
-		}
+		char c[5][32];
+		size_t cells = row_cells(diff, report->rows[i].type, c);
+		for (size_t k = 0; k < cells; k++)
+			fprintf(out, "| %s ", c[k]);
+		fprintf(out, "| ");
 		markdown_code(out, report->rows[i].name);
 		fprintf(out, " |\n");
 	}

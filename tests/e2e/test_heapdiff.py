@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import socket
+import sys
 import subprocess
 import time
 
@@ -37,6 +38,8 @@ LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = os.path.join(HERE, "..", "targets")
 FIXTURE = os.path.join(HERE, "fixtures", "heapdiff_global_list.md")
+sys.path.insert(0, TARGETS)
+from client import connect  # noqa: E402  (the client the demo runs)
 
 pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 
@@ -70,21 +73,6 @@ def wait_for(file, process):
         time.sleep(0.02)
     with open(file) as f:
         return f.read().strip()
-
-
-def connect(port, count):
-    """What tests/targets/client.py does: COUNT connections one after another, three packets
-    each (echo read back), then a half-close and the server's close."""
-    for i in range(count):
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            for packet in range(3):
-                message = f"hello {i} {packet}".encode()
-                sock.sendall(message)
-                received = b""
-                while len(received) < len(message):
-                    received += sock.recv(4096)
-            sock.shutdown(socket.SHUT_WR)
-            sock.recv(1)
 
 
 runs = 0
