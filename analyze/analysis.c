@@ -27,6 +27,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_set(err, "out of memory opening %s", path);
 		return NULL;
 	}
+	struct timings *timings = &analysis->timings;
+	timings_start(timings);
 	analysis->snapshot = snapshot_open(path, 0, err);
 	if (analysis->snapshot == NULL)
 		goto fail;
@@ -39,23 +41,34 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		goto fail;
 	}
 	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &analysis->python);
+	timings_mark(timings, "open, symbols");
 	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
-			    &analysis->warnings, err) != 0 ||
-	    (analysis->python.has_layout &&
-	     pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
-				&analysis->python.layout, options->no_debuginfo, &analysis->heap,
-				analysis->pymalloc_method, sizeof analysis->pymalloc_method,
-				&analysis->warnings, err) != 0) ||
-	    types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
-	    note_method_cache(analysis) != 0 ||
-	    cpython_objects_find(&analysis->python_objects, analysis->space, &analysis->python,
-				 &analysis->heap, &analysis->types,
-				 &analysis->warnings, err) != 0 ||
-	    c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      &analysis->warnings, err) != 0 ||
-	    allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
+			    &analysis->warnings, err) != 0)
 		goto fail;
+	timings_mark(timings, "glibc heap");
+	if (analysis->python.has_layout &&
+	    pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
+			       &analysis->python.layout, options->no_debuginfo, &analysis->heap,
+			       analysis->pymalloc_method, sizeof analysis->pymalloc_method,
+			       &analysis->warnings, err) != 0)
+		goto fail;
+	timings_mark(timings, "pymalloc heap");
+	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
+	    note_method_cache(analysis) != 0)
+		goto fail;
+	timings_mark(timings, "C++ types");
+	if (cpython_objects_find(&analysis->python_objects, analysis->space, &analysis->python,
+				 &analysis->heap, &analysis->types, &analysis->warnings, err) != 0)
+		goto fail;
+	timings_mark(timings, "Python objects");
+	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
+			      &analysis->warnings, err) != 0)
+		goto fail;
+	timings_mark(timings, "C types");
+	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
+		goto fail;
+	timings_mark(timings, "allocation sites");
 	return analysis;
 fail:
 	analysis_close(analysis);
@@ -87,6 +100,7 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 		graph_free(&analysis->graph);
 		analysis->has_graph = false;
 	}
+	timings_mark(&analysis->timings, "(between)");
 	struct graph_model model = {0};
 	struct cpython_graph *python = NULL;
 	if (analysis->python_objects.bits) {
@@ -95,12 +109,17 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 		if (python == NULL)
 			return hs_error_set(err, "out of memory building the object graph");
 	}
+	timings_mark(&analysis->timings, "graph: Python model");
 	int built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
-				&analysis->heap, &analysis->types, python ? &model : NULL, dominators,
+				&analysis->heap, &analysis->types, python ? &model : NULL,
 				&analysis->warnings, err);
 	cpython_graph_free(python);
 	if (built != 0)
 		return -1;
+	timings_mark(&analysis->timings, "graph: edges");
+	if (graph_analyse(&analysis->graph, dominators, err) != 0)
+		return -1;
+	timings_mark(&analysis->timings, dominators ? "graph: dominators" : "graph: reachable");
 	analysis->has_graph = true;
 	return 0;
 }

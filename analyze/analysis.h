@@ -14,6 +14,7 @@
 #include "analyze/symbols.h"
 #include "analyze/types.h"
 #include "common/error.h"
+#include "common/timings.h"
 #include "common/warnings.h"
 #include "formats/snapshot.h"
 
@@ -35,6 +36,7 @@ struct analysis {
 	struct graph graph; /* built by analysis_build_graph */
 	bool has_graph;
 	struct warnings warnings;
+	struct timings timings; /* of each step so far; a front end marks its own steps too */
 };
 
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/dominators.h"
+#include "common/big_array.h"
 
 #define STACK_RED_ZONE 128u    /* below the stack pointer, still the thread's (x86-64 ABI) */
 #define TLS_BELOW (64u << 10)  /* static TLS lies below the thread pointer */
@@ -21,11 +22,8 @@ struct builder {
 	struct symbols *symbols;
 	struct warnings *warnings;
 	uint64_t lowest; /* no allocation starts below: most words are cheaply not pointers */
-	uint64_t *node_starts, *node_ends;
-	uint64_t capacity;
 	size_t root_capacity;
 	size_t rows;		 /* nodes whose rows are complete */
-	size_t starts_capacity;	 /* entries allocated in graph->starts */
 	const struct graph_model *model;
 	bool root_open;	       /* a model's root has been begun and its row not ended */
 	bool in_memory_roots;  /* scanning module data, stacks, registers, TLS, mappings */
@@ -41,17 +39,18 @@ struct graph_emitter {
 static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
 {
 	struct graph *graph = builder->graph;
-	if (graph->edge_count == builder->capacity) {
-		uint64_t capacity = builder->capacity ? builder->capacity * 2 : 1u << 20;
-		uint32_t *targets = realloc(graph->targets, capacity * sizeof *targets);
-		if (targets)
-			graph->targets = targets;
-		uint32_t *offsets = realloc(graph->offsets, capacity * sizeof *offsets);
-		if (offsets)
-			graph->offsets = offsets;
-		if (targets == NULL || offsets == NULL)
+	if (graph->edge_count == graph->targets_capacity ||
+	    graph->edge_count == graph->offsets_capacity) {
+		uint32_t *targets = big_array_grow(graph->targets, &graph->targets_capacity,
+						   sizeof *targets, graph->edge_count + 1);
+		if (targets == NULL)
 			return -1;
-		builder->capacity = capacity;
+		graph->targets = targets;
+		uint32_t *offsets = big_array_grow(graph->offsets, &graph->offsets_capacity,
+						   sizeof *offsets, graph->edge_count + 1);
+		if (offsets == NULL)
+			return -1;
+		graph->offsets = offsets;
 	}
 	graph->targets[graph->edge_count] = target;
 	graph->offsets[graph->edge_count] = offset;
@@ -301,7 +300,9 @@ static int scan_heap_nodes(struct builder *builder)
 	const struct snapshot_region *region = NULL;
 	int result = 0;
 	for (size_t node = 0; node < graph->heap_nodes && result == 0; node++) {
-		uint64_t start = builder->node_starts[node], size = builder->node_ends[node] - start;
+		const struct allocation *allocation =
+			&graph->heap->allocations[graph->node_allocation[node]];
+		uint64_t start = allocation->address, size = allocation->size ? allocation->size : 1;
 		if (region == NULL || start < region->start || start >= region->end)
 			region = snapshot_find_region(snapshot, start);
 		const uint8_t *bytes =
@@ -344,14 +345,12 @@ static int begin_root(struct builder *builder, enum root_kind kind, const char *
 	}
 	/* its row, and the super-root's after all, need room in starts */
 	size_t needed = graph->heap_nodes + graph->root_count + 3;
-	if (needed > builder->starts_capacity) {
-		size_t capacity = builder->starts_capacity * 2 > needed ? builder->starts_capacity * 2
-									: needed;
-		void *grown = realloc(graph->starts, capacity * sizeof *graph->starts);
+	if (needed > graph->starts_capacity) {
+		void *grown = big_array_grow(graph->starts, &graph->starts_capacity,
+					     sizeof *graph->starts, needed);
 		if (grown == NULL)
 			return -1;
 		graph->starts = grown;
-		builder->starts_capacity = capacity;
 	}
 	struct graph_root *root = &graph->roots[graph->root_count++];
 	root->kind = kind;
@@ -432,17 +431,28 @@ static bool is_module_path(struct snapshot *snapshot, const char *path)
 	return false;
 }
 
+static uint64_t node_start(const struct graph *graph, size_t node)
+{
+	return graph->heap->allocations[graph->node_allocation[node]].address;
+}
+
+static uint64_t node_end(const struct graph *graph, size_t node)
+{
+	const struct allocation *allocation = &graph->heap->allocations[graph->node_allocation[node]];
+	return allocation->address + (allocation->size ? allocation->size : 1);
+}
+
 static bool contains_allocation(const struct builder *builder, uint64_t start, uint64_t end)
 {
 	size_t low = 0, high = builder->graph->heap_nodes;
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;
-		if (builder->node_ends[mid] <= start)
+		if (node_end(builder->graph, mid) <= start)
 			low = mid + 1;
 		else
 			high = mid;
 	}
-	return low < builder->graph->heap_nodes && builder->node_starts[low] < end;
+	return low < builder->graph->heap_nodes && node_start(builder->graph, low) < end;
 }
 
 /* Scans [start, end) but for the ranges a runtime model reads itself. */
@@ -602,52 +612,54 @@ static int scan_roots(struct builder *builder)
 
 /* ---- analysis -------------------------------------------------------------------------------- */
 
-/* Breadth-first from the super-root: a shortest path to every reachable node. */
-static int shortest_paths(struct graph *graph)
+/* Without dominators: what the super-root reaches, depth-first. */
+static int mark_reached(struct graph *graph)
 {
-	uint32_t *queue = malloc(graph->node_count * sizeof *queue);
-	if (queue == NULL)
+	size_t capacity = 1024, depth = 0;
+	uint32_t *stack = malloc(capacity * sizeof *stack);
+	graph->reached = calloc(graph->node_count, 1);
+	if (stack == NULL || graph->reached == NULL) {
+		free(stack);
 		return -1;
-	graph->bfs_order = queue;
-	for (size_t v = 0; v < graph->node_count; v++)
-		graph->parent[v] = graph->parent_edge[v] = GRAPH_NONE;
-	size_t head = 0, tail = 0;
-	queue[tail++] = graph->super_root;
-	graph->parent[graph->super_root] = graph->super_root;
-	while (head < tail) {
-		uint32_t v = queue[head++];
+	}
+	stack[depth++] = graph->super_root;
+	graph->reached[graph->super_root] = 1;
+	while (depth > 0) {
+		uint32_t v = stack[--depth];
 		for (uint64_t e = graph->starts[v]; e < graph->starts[v + 1]; e++) {
 			uint32_t w = graph->targets[e];
-			if (graph->parent[w] != GRAPH_NONE)
+			if (graph->reached[w])
 				continue;
-			graph->parent[w] = v;
-			graph->parent_edge[w] = (uint32_t)e;
-			queue[tail++] = w;
+			graph->reached[w] = 1;
+			if (depth == capacity) {
+				void *grown = realloc(stack, 2 * capacity * sizeof *stack);
+				if (grown == NULL) {
+					free(stack);
+					return -1;
+				}
+				stack = grown;
+				capacity *= 2;
+			}
+			stack[depth++] = w;
 		}
 	}
-	graph->bfs_count = tail;
+	free(stack);
 	return 0;
 }
 
 static int analyse(struct graph *graph, bool dominators)
 {
 	size_t n = graph->node_count;
-	if (!dominators) {
-		graph->parent = malloc(n * sizeof *graph->parent);
-		graph->parent_edge = malloc(n * sizeof *graph->parent_edge);
-		return graph->parent && graph->parent_edge ? shortest_paths(graph) : -1;
-	}
+	if (!dominators)
+		return mark_reached(graph);
+	/* one array at a time, each freed before the next is made, to keep the peak low */
 	graph->idom = malloc(n * sizeof *graph->idom);
-	graph->retained = calloc(n, sizeof *graph->retained);
-	graph->parent = malloc(n * sizeof *graph->parent);
-	graph->parent_edge = malloc(n * sizeof *graph->parent_edge);
 	uint32_t *order = malloc(n * sizeof *order);
 	size_t order_count = 0;
 	struct csr_graph csr = {n, graph->starts, graph->targets};
-	if (graph->idom == NULL || graph->retained == NULL || graph->parent == NULL ||
-	    graph->parent_edge == NULL || order == NULL ||
+	if (graph->idom == NULL || order == NULL ||
 	    dominators_compute(&csr, graph->super_root, graph->idom, order, &order_count) != 0 ||
-	    shortest_paths(graph) != 0) {
+	    (graph->retained = malloc(n * sizeof *graph->retained)) == NULL) {
 		free(order);
 		return -1;
 	}
@@ -665,8 +677,7 @@ static int analyse(struct graph *graph, bool dominators)
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, bool dominators, struct warnings *warnings,
-		struct hs_error *err)
+		const struct graph_model *model, struct warnings *warnings, struct hs_error *err)
 {
 	memset(graph, 0, sizeof *graph);
 	graph->heap = heap;
@@ -680,15 +691,12 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	graph->heap_nodes = live;
 	graph->node_allocation = malloc((live + 1) * sizeof *graph->node_allocation);
 	graph->allocation_node = malloc((heap->count + 1) * sizeof *graph->allocation_node);
-	builder.node_starts = malloc((live + 1) * sizeof *builder.node_starts);
-	builder.node_ends = malloc((live + 1) * sizeof *builder.node_ends);
 	/* rows for heap nodes now; begin_root makes room for the roots' */
-	builder.starts_capacity = live + 3;
-	graph->starts = malloc(builder.starts_capacity * sizeof *graph->starts);
+	graph->starts = big_array_grow(NULL, &graph->starts_capacity, sizeof *graph->starts, live + 3);
 	builder.chunk = malloc(SCAN_CHUNK);
 	int result = -1;
 	if (builder.chunk == NULL || graph->node_allocation == NULL || graph->allocation_node == NULL ||
-	    builder.node_starts == NULL || builder.node_ends == NULL || graph->starts == NULL)
+	    graph->starts == NULL)
 		goto done;
 	for (size_t i = 0, node = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
@@ -697,11 +705,9 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 			continue;
 		graph->allocation_node[i] = (uint32_t)node;
 		graph->node_allocation[node] = (uint32_t)i;
-		builder.node_starts[node] = allocation->address;
-		builder.node_ends[node] = allocation->address + (allocation->size ? allocation->size : 1);
 		node++;
 	}
-	builder.lowest = live ? builder.node_starts[0] : UINT64_MAX;
+	builder.lowest = live ? heap->allocations[graph->node_allocation[0]].address : UINT64_MAX;
 	graph->starts[0] = 0;
 	struct graph_emitter emitter = {&builder};
 	if ((model && model->prepare && model->prepare(model->context, &emitter) != 0) ||
@@ -714,17 +720,8 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 		if (add_edge(&builder, (uint32_t)(live + r), 0) != 0)
 			goto done;
 	end_row(&builder);
-	/* the builder's per-node bounds are not needed by the analysis: freed before its arrays
-	   are made, which lowers the peak */
-	free(builder.node_starts);
-	free(builder.node_ends);
-	builder.node_starts = builder.node_ends = NULL;
-	if (analyse(graph, dominators) != 0)
-		goto done;
 	result = 0;
 done:
-	free(builder.node_starts);
-	free(builder.node_ends);
 	free(builder.label_table);
 	free(builder.chunk);
 	if (result != 0) {
@@ -734,21 +731,28 @@ done:
 	return 0;
 }
 
+int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err)
+{
+	if (analyse(graph, dominators) != 0) {
+		graph_free(graph);
+		return hs_error_set(err, "out of memory analysing the object graph");
+	}
+	return 0;
+}
+
 void graph_free(struct graph *graph)
 {
 	free(graph->node_allocation);
 	free(graph->allocation_node);
 	free(graph->roots);
-	free(graph->starts);
-	free(graph->targets);
-	free(graph->offsets);
+	big_array_free(graph->starts, graph->starts_capacity, sizeof *graph->starts);
+	big_array_free(graph->targets, graph->targets_capacity, sizeof *graph->targets);
+	big_array_free(graph->offsets, graph->offsets_capacity, sizeof *graph->offsets);
 	for (size_t i = 0; i < graph->label_count; i++)
 		free(graph->labels[i]);
 	free(graph->labels);
 	free(graph->idom);
 	free(graph->retained);
-	free(graph->parent);
-	free(graph->parent_edge);
-	free(graph->bfs_order);
+	free(graph->reached);
 	memset(graph, 0, sizeof *graph);
 }

@@ -6,8 +6,8 @@
  * rows with 32-bit node ids.
  *
  * On top of it: which allocations the roots reach (in C, the others are leaked: nobody can free
- * them any more), the dominator tree and each node's retained size (the bytes freed if it were),
- * and a shortest path from a root to every reachable node. */
+ * them any more), the dominator tree and each node's retained size (the bytes freed if it
+ * were). */
 #ifndef HEAPSNAP_GRAPH_H
 #define HEAPSNAP_GRAPH_H
 
@@ -51,20 +51,20 @@ struct graph {
 	uint32_t super_root; /* the last node */
 	size_t node_count;   /* heap_nodes + root_count + 1 */
 	uint64_t *starts;    /* compressed rows: node_count + 1 */
+	size_t starts_capacity; /* (big_array) */
 	uint32_t *targets;
 	uint32_t *offsets; /* per edge: where in its node the pointer is (bytes from its start), or
 			      a label (GRAPH_LABEL set) a runtime model gave it */
 	char **labels;	   /* "[*]", "._conn": interned, indexed by offset & GRAPH_LABEL_INDEX */
 	size_t label_count, label_capacity;
 	uint64_t edge_count;
+	size_t targets_capacity, offsets_capacity; /* (big_array) */
 
-	/* analysis (idom and retained are NULL when the graph was built for reachability only) */
+	/* analysis: idom and retained, or reached when the graph was built for reachability only
+	   (paths.h finds the shortest paths) */
 	uint32_t *idom;	    /* immediate dominator, GRAPH_NONE when unreachable (and the super-root) */
 	uint64_t *retained; /* bytes retained by each node */
-	uint32_t *parent;   /* on a shortest path from the super-root, GRAPH_NONE if unreachable */
-	uint32_t *parent_edge; /* the edge index (into targets) from parent to the node */
-	uint32_t *bfs_order;   /* reachable nodes, nearest the super-root first */
-	size_t bfs_count;
+	uint8_t *reached;   /* without dominators: 1 for each node the super-root reaches */
 };
 
 #define GRAPH_LABEL 0x80000000u
@@ -133,21 +133,22 @@ static inline const char *graph_edge_label(const struct graph *graph, uint64_t e
 	return (offset & GRAPH_LABEL) ? graph->labels[offset & GRAPH_LABEL_INDEX] : NULL;
 }
 
-/* With `dominators` false, only what the roots reach (and the shortest paths) is computed, not
- * the dominator tree and retained sizes: what is needed of a snapshot compared with another.
- * `types` (may be NULL) gives precise edges: in an allocation whose struct layout is known, only
- * its pointer members (and members that are structs, unions or arrays, scanned whole) are read
- * for pointers; its integers and character arrays are not taken for references. */
+/* The nodes and edges. `types` (may be NULL) gives precise edges: in an allocation whose struct
+ * layout is known, only its pointer members (and members that are structs, unions or arrays,
+ * scanned whole) are read for pointers; its integers and character arrays are not taken for
+ * references. */
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, bool dominators, struct warnings *warnings,
-		struct hs_error *err);
+		const struct graph_model *model, struct warnings *warnings, struct hs_error *err);
+/* Then with `dominators` the dominator tree and retained sizes, without only what the roots reach
+ * (what is needed of a snapshot compared with another). The graph is freed on error. */
+int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err);
 void graph_free(struct graph *graph);
 
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)
 {
 	return node == graph->super_root ||
-	       (graph->idom ? graph->idom[node] : graph->parent[node]) != GRAPH_NONE;
+	       (graph->idom ? graph->idom[node] != GRAPH_NONE : graph->reached[node] != 0);
 }
 
 static inline uint64_t graph_node_size(const struct graph *graph, uint32_t node)

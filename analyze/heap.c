@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/big_array.h"
+
 static void free_spans(struct heap *heap)
 {
 	for (size_t i = 0; i < heap->span_count; i++)
@@ -17,20 +19,19 @@ static void free_spans(struct heap *heap)
 void heap_free(struct heap *heap)
 {
 	free_spans(heap);
-	free(heap->allocations);
+	big_array_free(heap->allocations, heap->capacity, sizeof *heap->allocations);
 	free(heap->arenas);
 	memset(heap, 0, sizeof *heap);
 }
 
 int heap_add(struct heap *heap, const struct allocation *allocation)
 {
-	if (heap->count == heap->capacity) {
-		size_t capacity = heap->capacity ? heap->capacity * 2 : 4096;
-		void *grown = realloc(heap->allocations, capacity * sizeof *heap->allocations);
+	if (heap->count == heap->capacity || heap->allocations == NULL) {
+		void *grown = big_array_grow(heap->allocations, &heap->capacity,
+					     sizeof *heap->allocations, heap->count + 1);
 		if (grown == NULL)
 			return -1;
 		heap->allocations = grown;
-		heap->capacity = capacity;
 	}
 	heap->allocations[heap->count++] = *allocation;
 	return 0;
@@ -131,17 +132,14 @@ static void sort_allocations(struct heap *heap)
 		from = to;
 		to = swap;
 	}
-	if (from != heap->allocations) {
-		free(heap->allocations);
-		heap->allocations = from;
-		heap->capacity = n;
-	} else {
-		free(other);
-	}
+	if (from != heap->allocations)
+		memcpy(heap->allocations, from, n * sizeof *from);
+	free(other);
 	free(bounds);
 }
 
-#define PAGE_SHIFT 12
+#define GRANULE_SHIFT 8	     /* 256 bytes: a few small allocations each */
+#define GRANULE_SHIFT_MAX 30 /* in a span of few, huge allocations */
 #define SPAN_GAP (64u << 10) /* allocations closer than this share a span */
 
 static uint64_t allocation_end(const struct allocation *allocation)
@@ -149,8 +147,8 @@ static uint64_t allocation_end(const struct allocation *allocation)
 	return allocation->address + (allocation->size ? allocation->size : 1);
 }
 
-/* Builds the spans and their per-page first allocation. On failure, heap_find falls back to a
- * plain binary search. */
+/* Builds the spans and their per-granule first allocation. On failure, heap_find falls back to
+ * a plain binary search. */
 static void build_spans(struct heap *heap)
 {
 	free_spans(heap);
@@ -172,24 +170,31 @@ static void build_spans(struct heap *heap)
 			}
 			heap->spans = grown;
 		}
+		/* granules of 256 bytes, larger where they would far outnumber the allocations
+		   (a span of a few huge mmapped chunks) */
+		uint32_t shift = GRANULE_SHIFT;
+		uint64_t bytes = end - (heap->allocations[i].address >> shift << shift);
+		while (shift < GRANULE_SHIFT_MAX && (bytes >> shift) > 4 * (last + 1 - i) + 1024)
+			shift++;
 		struct heap_span *span = &heap->spans[heap->span_count];
-		span->start = heap->allocations[i].address >> PAGE_SHIFT << PAGE_SHIFT;
-		span->end = ((end - 1) >> PAGE_SHIFT << PAGE_SHIFT) + (1u << PAGE_SHIFT);
-		size_t pages = (size_t)((span->end - span->start) >> PAGE_SHIFT);
-		span->first = malloc((pages + 1) * sizeof *span->first);
+		span->shift = shift;
+		span->start = heap->allocations[i].address >> shift << shift;
+		span->end = ((end - 1) >> shift << shift) + (1ull << shift);
+		size_t granules = (size_t)((span->end - span->start) >> shift);
+		span->first = malloc((granules + 1) * sizeof *span->first);
 		if (span->first == NULL) {
 			free_spans(heap);
 			return;
 		}
 		heap->span_count++;
 		size_t at = i;
-		for (size_t page = 0; page < pages; page++) {
-			uint64_t page_start = span->start + ((uint64_t)page << PAGE_SHIFT);
-			while (at <= last && allocation_end(&heap->allocations[at]) <= page_start)
+		for (size_t granule = 0; granule < granules; granule++) {
+			uint64_t granule_start = span->start + ((uint64_t)granule << shift);
+			while (at <= last && allocation_end(&heap->allocations[at]) <= granule_start)
 				at++;
-			span->first[page] = (uint32_t)at;
+			span->first[granule] = (uint32_t)at;
 		}
-		span->first[pages] = (uint32_t)(last + 1);
+		span->first[granules] = (uint32_t)(last + 1);
 		i = last + 1;
 	}
 }
@@ -242,9 +247,17 @@ const struct allocation *heap_find(const struct heap *heap, uint64_t addr)
 		if (first == heap->span_count || addr < heap->spans[first].start)
 			return NULL;
 		const struct heap_span *span = &heap->spans[first];
-		size_t page = (size_t)((addr - span->start) >> PAGE_SHIFT);
-		low = span->first[page];
-		high = span->first[page + 1] < heap->count ? span->first[page + 1] + 1 : heap->count;
+		size_t granule = (size_t)((addr - span->start) >> span->shift);
+		low = span->first[granule];
+		high = span->first[granule + 1] < heap->count ? span->first[granule + 1] + 1
+							      : heap->count;
+		/* the first allocation ending after the granule's start usually holds addr */
+		if (low < high) {
+			const struct allocation *allocation = &heap->allocations[low];
+			if (addr >= allocation->address &&
+			    addr < allocation->address + (allocation->size ? allocation->size : 1))
+				return allocation;
+		}
 	}
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;

@@ -61,10 +61,12 @@ struct heap {
 	size_t span_count;
 };
 
-/* A run of allocations without big gaps, with the first allocation overlapping each page. */
+/* A run of allocations without big gaps, with the first allocation overlapping each granule of
+ * it (256 bytes, where that does not make many more granules than allocations). */
 struct heap_span {
-	uint64_t start, end; /* page-aligned */
-	uint32_t *first;     /* per page: the first allocation ending after the page's start */
+	uint64_t start, end; /* granule-aligned */
+	uint32_t shift;	     /* a granule is 1 << shift bytes */
+	uint32_t *first;     /* per granule: the first allocation ending after its start */
 };
 
 void heap_free(struct heap *heap);
@@ -78,7 +80,7 @@ void heap_finish(struct heap *heap);
 /* Fills the per-arena totals again, after allocations changed state (not address). */
 void heap_count_totals(struct heap *heap);
 /* The allocation containing addr (its usable bytes), or NULL: a binary search among the few
- * spans, then among the allocations of one page. */
+ * spans, then a look at the few allocations of one granule. */
 const struct allocation *heap_find(const struct heap *heap, uint64_t addr);
 
 #endif

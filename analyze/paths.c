@@ -273,51 +273,66 @@ static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t of
 	return step;
 }
 
+/* The shape of the path to v, reached first from u (already shaped) by edge e. */
+static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, uint64_t e)
+{
+	const struct analysis *analysis = index->analysis;
+	const struct graph *graph = &analysis->graph;
+	if (u == graph->super_root) {
+		/* a root: its name starts the path */
+		return intern_shape(index, NO_SHAPE,
+				    intern_step(index, graph->roots[v - graph->heap_nodes].name), 0);
+	}
+	if (u >= graph->heap_nodes)
+		return index->node_shape[u]; /* pointed at by a root: the root's shape */
+	char text[160];
+	uint32_t step = cached_step(index, u, graph->offsets[e], text, sizeof text);
+	/* a link from an object to one of its own type (a list's next, a tree's child) is a
+	 * chain: shown once, marked, however long it is */
+	size_t from = graph->node_allocation[u], to = graph->node_allocation[v];
+	uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
+			(analysis_type(analysis, from) != NULL ||
+			 analysis->heap.allocations[from].size == analysis->heap.allocations[to].size);
+	const struct shape_entry *before = &index->shapes[index->node_shape[u]];
+	if (chain && before->step == step && before->repeated)
+		return index->node_shape[u];
+	return intern_shape(index, index->node_shape[u], step, chain);
+}
+
 struct path_index *path_index_build(const struct analysis *analysis, struct hs_error *err)
 {
 	const struct graph *graph = &analysis->graph;
+	uint32_t *queue = NULL;
 	struct path_index *index = calloc(1, sizeof *index);
-	if (index == NULL || (index->node_shape = malloc(graph->node_count * sizeof(uint32_t))) == NULL)
+	if (index == NULL || (index->node_shape = malloc(graph->node_count * sizeof(uint32_t))) == NULL ||
+	    (queue = malloc(graph->node_count * sizeof *queue)) == NULL)
 		goto out_of_memory;
 	index->analysis = analysis;
 	for (size_t v = 0; v < graph->node_count; v++)
 		index->node_shape[v] = NO_SHAPE;
-	char text[160];
-	for (size_t i = 0; i < graph->bfs_count; i++) {
-		uint32_t v = graph->bfs_order[i];
-		if (v == graph->super_root)
-			continue;
-		uint32_t u = graph->parent[v];
-		uint32_t shape;
-		if (u == graph->super_root) {
-			/* a root: its name starts the path */
-			shape = intern_shape(index, NO_SHAPE,
-					     intern_step(index, graph->roots[v - graph->heap_nodes].name),
-					     0);
-		} else if (u >= graph->heap_nodes) {
-			shape = index->node_shape[u]; /* pointed at by a root: the root's shape */
-		} else {
-			uint32_t step = cached_step(index, u, graph->offsets[graph->parent_edge[v]], text,
-						    sizeof text);
-			/* a link from an object to one of its own type (a list's next, a tree's
-			 * child) is a chain: shown once, marked, however long it is */
-			size_t from = graph->node_allocation[u], to = graph->node_allocation[v];
-			uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
-					(analysis_type(analysis, from) != NULL ||
-					 analysis->heap.allocations[from].size ==
-						 analysis->heap.allocations[to].size);
-			const struct shape_entry *before = &index->shapes[index->node_shape[u]];
-			if (chain && before->step == step && before->repeated)
-				shape = index->node_shape[u];
-			else
-				shape = intern_shape(index, index->node_shape[u], step, chain);
+	/* breadth-first from the super-root: each node's shape is made when it is first reached,
+	   from the shape of the node it is reached from (the first edge to it, in the nearest) */
+	size_t head = 0, tail = 0;
+	queue[tail++] = graph->super_root;
+	index->node_shape[graph->super_root] = NO_SHAPE - 1; /* reached, no shape */
+	while (head < tail) {
+		uint32_t u = queue[head++];
+		for (uint64_t e = graph->starts[u]; e < graph->starts[u + 1]; e++) {
+			uint32_t v = graph->targets[e];
+			if (index->node_shape[v] != NO_SHAPE)
+				continue;
+			uint32_t shape = shape_through(index, u, v, e);
+			if (shape == NO_SHAPE)
+				goto out_of_memory;
+			index->node_shape[v] = shape;
+			queue[tail++] = v;
 		}
-		if (shape == NO_SHAPE)
-			goto out_of_memory;
-		index->node_shape[v] = shape;
 	}
+	index->node_shape[graph->super_root] = NO_SHAPE;
+	free(queue);
 	return index;
 out_of_memory:
+	free(queue);
 	path_index_free(index);
 	hs_error_set(err, "out of memory finding retaining paths");
 	return NULL;

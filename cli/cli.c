@@ -1,9 +1,12 @@
 /* Front-end helpers (see cli.h). */
 #include "cli.h"
 
+#include "common/timings.h"
+
 #include <getopt.h>
 
 #include "analyze/analysis.h"
+#include "common/timings.h"
 #include "common/warnings.h"
 #include "formats/seekable.h"
 
@@ -110,12 +113,31 @@ void cli_format_bytes(uint64_t bytes, char *out, size_t out_size)
 		 units[unit]);
 }
 
+static bool print_timings; /* --timings */
+
 void cli_analysis_option(int option, const char *value, struct analysis_options *options)
 {
 	if (option == 'd')
 		options->debug_dir = value;
+	else if (option == 'T')
+		print_timings = true;
 	else
 		options->no_debuginfo = true;
+}
+
+void cli_print_timings(const char *command, const char *file, const struct timings *timings)
+{
+	if (!print_timings)
+		return;
+	double total = 0;
+	for (size_t i = 0; i < timings->count; i++) {
+		print_prefix(command);
+		fprintf(stderr, "%s: %7.2f s  peak %6ld MiB  %s\n", file, timings->steps[i].seconds,
+			timings->steps[i].peak_kib / 1024, timings->steps[i].name);
+		total += timings->steps[i].seconds;
+	}
+	print_prefix(command);
+	fprintf(stderr, "%s: %7.2f s  in all\n", file, total);
 }
 
 void cli_print_warnings(const char *command, const struct warnings *warnings)
@@ -162,16 +184,24 @@ void cli_format_build_id(const struct snapshot_module *module, char *out)
 		sprintf(out + 2 * i, "%02x", module->build_id[i]);
 }
 
-/* The analysis keeps arrays of hundreds of MiB (one entry per allocation of the heap), and first
- * touching them page by page is a good part of its time; in huge pages it is a fraction. glibc's
- * malloc asks the kernel for them (madvise) only when a tunable read at start-up says so, so the
- * analysis commands restart themselves once with it set. Without /proc, or when the user set
- * GLIBC_TUNABLES, they just go on. */
+/* The analysis keeps arrays of hundreds of MiB (one entry per allocation of the heap), and
+ * memory the kernel hands out for the first time is slow: it zeroes every page, and under a
+ * hypervisor the host may have to fault it in too (3 to 4 s per GiB was measured on the VMs here,
+ * 50 times the cost of writing it again). So the analysis asks for memory as seldom as it can:
+ * in huge pages (malloc asks the kernel for them only when a tunable says so), and from malloc's
+ * heap only, never given back (no mmap for large blocks, no trimming), so that what one step frees
+ * the next reuses instead of faulting in new pages; bench/python_summary measured 29-36 s without
+ * the last two, 17-18 s with them. The few arrays that grow large as they fill are mapped apart
+ * (big_array.h). The tunables are read at start-up, so the analysis commands restart themselves
+ * once with them set; without /proc, or when the user set GLIBC_TUNABLES, they just go on. */
 void cli_use_huge_pages(char **argv)
 {
 	if (getenv("GLIBC_TUNABLES") != NULL)
 		return;
-	if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) == 0)
+	if (setenv("GLIBC_TUNABLES",
+		   "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
+		   "glibc.malloc.trim_threshold=4611686018427387904",
+		   1) == 0)
 		execv("/proc/self/exe", argv);
 	unsetenv("GLIBC_TUNABLES");
 }

@@ -37,14 +37,21 @@ bool cli_compression_option(const char *command, int option, const char *value,
 
 /* The options of the commands that analyse a snapshot. */
 #define CLI_ANALYSIS_OPTIONS                                                                  \
-	{"debug-dir", required_argument, NULL, 'd'}, { "no-debuginfo", no_argument, NULL, 'N' }
+	{"debug-dir", required_argument, NULL, 'd'}, {"no-debuginfo", no_argument, NULL, 'N'},  \
+	{                                                                                      \
+		"timings", no_argument, NULL, 'T'                                              \
+	}
 #define CLI_ANALYSIS_USAGE                                                                    \
 	"  --debug-dir DIR    where separate debug files are (default /usr/lib/debug)\n"       \
 	"  --no-debuginfo     find the allocator's structures without debug info, by their\n"  \
-	"                     shape, even where debug info exists\n"
+	"                     shape, even where debug info exists\n"                            \
+	"  --timings          print how long each step of the analysis took (on stderr)\n"
 struct analysis_options;
-/* Handles option 'd' or 'N'. */
+/* Handles option 'd', 'N' or 'T'. */
 void cli_analysis_option(int option, const char *value, struct analysis_options *options);
+/* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
+struct timings;
+void cli_print_timings(const char *command, const char *file, const struct timings *timings);
 /* Prints an analysis's warnings on stderr, "heapsnap COMMAND: warning: ...". */
 struct warnings;
 void cli_print_warnings(const char *command, const struct warnings *warnings);

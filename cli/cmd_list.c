@@ -79,6 +79,7 @@ int cmd_list(int argc, char **argv)
 			break;
 		case 'd':
 		case 'N':
+		case 'T':
 			cli_analysis_option(option, optarg, &analysis_options);
 			break;
 		case 'h':
@@ -156,7 +157,9 @@ int cmd_list(int argc, char **argv)
 			       allocation_place_name(allocation->place), type ? type : "-");
 		}
 	}
+	timings_mark(&analysis->timings, "report");
 	cli_print_warnings("list", &analysis->warnings);
+	cli_print_timings("list", argv[optind], &analysis->timings);
 	path_index_free(paths);
 	analysis_close(analysis);
 	return EXIT_OK;

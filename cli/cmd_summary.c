@@ -376,6 +376,7 @@ int cmd_summary(int argc, char **argv)
 			break;
 		case 'd':
 		case 'N':
+		case 'T':
 			cli_analysis_option(option, optarg, &analysis_options);
 			break;
 		case 'h':
@@ -397,7 +398,9 @@ int cmd_summary(int argc, char **argv)
 		analysis_close(analysis);
 		return cli_fail("summary", &err);
 	}
+	timings_mark(&analysis->timings, "types, roots, cycles");
 	struct path_index *paths = path_index_build(analysis, &err);
+	timings_mark(&analysis->timings, "path index");
 	if (paths == NULL) {
 		heap_summary_free(&summary);
 		analysis_close(analysis);
@@ -407,7 +410,9 @@ int cmd_summary(int argc, char **argv)
 		print_json(analysis, &summary, paths);
 	else
 		print_text(analysis, &summary, paths);
+	timings_mark(&analysis->timings, "report");
 	cli_print_warnings("summary", &analysis->warnings);
+	cli_print_timings("summary", argv[optind], &analysis->timings);
 	path_index_free(paths);
 	heap_summary_free(&summary);
 	analysis_close(analysis);

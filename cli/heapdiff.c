@@ -229,6 +229,7 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 		case 'N':
+		case 'T':
 			cli_analysis_option(option, optarg, &analysis_options);
 			break;
 		case 'V':
@@ -325,8 +326,11 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	static const char *const roles[2][3] = {{"before", "after", ""},
 						{"baseline", "target", "final"}};
+	timings_mark(&after->timings, "path index, diff, report");
 	for (int i = 0; i < files; i++)
 		cli_print_warnings(roles[files == 3][i], &snapshots[i]->warnings);
+	for (int i = 0; i < files; i++)
+		cli_print_timings(roles[files == 3][i], argv[optind + i], &snapshots[i]->timings);
 	status = EXIT_OK;
 	for (size_t g = 0; g < gate_count; g++) {
 		uint64_t grown;

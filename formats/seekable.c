@@ -365,6 +365,9 @@ struct seekable_reader {
 	struct cache_slot *cache;
 	size_t cache_count;
 	uint64_t use_clock;
+	uint64_t generation; /* frames decompressed so far: a view into the cache is valid while
+				it has not changed */
+	struct cache_slot *recent; /* the slot read last: most reads are near the one before */
 	uint8_t *compressed;
 	size_t compressed_capacity;
 };
@@ -584,11 +587,14 @@ const uint8_t *seekable_raw_bytes(const struct seekable_reader *reader) { return
 static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 				 struct hs_error *err)
 {
+	if (reader->recent && reader->recent->frame == (int64_t)index)
+		return reader->recent->data;
 	struct cache_slot *victim = &reader->cache[0];
 	for (size_t i = 0; i < reader->cache_count; i++) {
 		struct cache_slot *slot = &reader->cache[i];
 		if (slot->frame == (int64_t)index) {
 			slot->last_use = ++reader->use_clock;
+			reader->recent = slot;
 			return slot->data;
 		}
 		if (slot->frame < 0 || slot->last_use < victim->last_use)
@@ -610,6 +616,7 @@ static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 		}
 	}
 	victim->frame = -1;
+	reader->generation++;
 	if (read_exact(reader->fd, reader->path, reader->compressed, frame->compressed_size,
 		       frame->file_offset, err) != 0)
 		return NULL;
@@ -630,7 +637,57 @@ static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 	}
 	victim->frame = index;
 	victim->last_use = ++reader->use_clock;
+	reader->recent = victim;
 	return victim->data;
+}
+
+/* The frame holding `offset` (offset < stream_size): a binary search of the seek table. */
+static uint32_t frame_of(const struct seekable_reader *reader, uint64_t offset)
+{
+	uint32_t low = 0, high = reader->frame_count;
+	while (high - low > 1) {
+		uint32_t mid = low + (high - low) / 2;
+		if (reader->frames[mid].stream_offset <= offset)
+			low = mid;
+		else
+			high = mid;
+	}
+	return low;
+}
+
+const uint8_t *seekable_frame_at(struct seekable_reader *reader, uint64_t offset, uint64_t *start,
+				 uint64_t *end, struct hs_error *err)
+{
+	if (offset >= reader->stream_size) {
+		hs_error_set(err, "%s is truncated or corrupt: offset %llu passes the end of its %llu bytes",
+			     reader->path, (unsigned long long)offset,
+			     (unsigned long long)reader->stream_size);
+		return NULL;
+	}
+	if (reader->raw) {
+		*start = 0;
+		*end = reader->stream_size;
+		return reader->raw;
+	}
+	uint32_t index = frame_of(reader, offset);
+	while (index < reader->frame_count && reader->frames[index].decompressed_size == 0)
+		index++; /* (empty frames hold no offset) */
+	if (index == reader->frame_count) {
+		hs_error_set(err, "%s: no frame holds offset %llu", reader->path,
+			     (unsigned long long)offset);
+		return NULL;
+	}
+	const uint8_t *data = load_frame(reader, index, err);
+	if (data == NULL)
+		return NULL;
+	*start = reader->frames[index].stream_offset;
+	*end = *start + reader->frames[index].decompressed_size;
+	return data;
+}
+
+uint64_t seekable_generation(const struct seekable_reader *reader)
+{
+	return reader->generation;
 }
 
 int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, size_t size,
@@ -646,17 +703,8 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
 		memcpy(buf, reader->raw + offset, size);
 		return 0;
 	}
-	/* binary search for the frame holding `offset` */
-	uint32_t low = 0, high = reader->frame_count;
-	while (high - low > 1) {
-		uint32_t mid = low + (high - low) / 2;
-		if (reader->frames[mid].stream_offset <= offset)
-			low = mid;
-		else
-			high = mid;
-	}
 	uint8_t *out = buf;
-	for (uint32_t index = low; size > 0 && index < reader->frame_count; index++) {
+	for (uint32_t index = frame_of(reader, offset); size > 0 && index < reader->frame_count; index++) {
 		const struct frame_entry *frame = &reader->frames[index];
 		if (frame->decompressed_size == 0)
 			continue;

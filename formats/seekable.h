@@ -76,6 +76,12 @@ const uint8_t *seekable_raw_bytes(const struct seekable_reader *reader);
 
 /* Copies stream bytes [offset, offset+size) into buf, decompressing only the frames needed. Fails
  * cleanly past the end of the stream and on a corrupt frame. */
+/* The decompressed frame holding stream `offset`, in place: its bytes, and in *start, *end the
+ * stream offsets it covers. Valid until the reader decompresses another frame, which changes
+ * seekable_generation (a raw reader's one view never changes). NULL on error. */
+const uint8_t *seekable_frame_at(struct seekable_reader *reader, uint64_t offset, uint64_t *start,
+				 uint64_t *end, struct hs_error *err);
+uint64_t seekable_generation(const struct seekable_reader *reader);
 int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, size_t size,
 		  struct hs_error *err);
 

@@ -50,6 +50,11 @@ struct snapshot {
 	char *strings; /* NT_FILE names and module paths point in here */
 	struct file_mapping *files; /* NT_FILE entries */
 	size_t file_count;
+	/* the addresses [hot_start, hot_end) whose bytes are all in one decompressed frame, at
+	   hot_bytes, while the stream's generation is hot_generation: most reads fall near the one
+	   before, and are then a copy */
+	const uint8_t *hot_bytes;
+	uint64_t hot_start, hot_end, hot_generation;
 };
 
 static int compare_regions(const void *left, const void *right)
@@ -639,9 +644,46 @@ static const struct absent_range *range_after(const struct absent_range *ranges,
 	return low < count ? &ranges[low] : NULL;
 }
 
+/* Makes the frame holding the bytes at `addr` of `region` (stored, readable) the hot window: the
+ * addresses both in the region's stored bytes and in the frame, less any unreadable range. */
+static void make_hot(struct snapshot *snapshot, const struct snapshot_region *region, uint64_t addr)
+{
+	snapshot->hot_bytes = NULL;
+	uint64_t frame_start, frame_end;
+	const uint8_t *frame = seekable_frame_at(snapshot->stream,
+						 region->data_offset + (addr - region->start),
+						 &frame_start, &frame_end, NULL);
+	if (frame == NULL)
+		return;
+	/* the frame's stream offsets, as addresses of this region */
+	uint64_t start = region->start, end = region->start + region->data_size;
+	if (frame_start > region->data_offset)
+		start = region->start + (frame_start - region->data_offset);
+	if (frame_end < region->data_offset + region->data_size)
+		end = region->start + (frame_end - region->data_offset);
+	const struct absent_range *absent = range_after(snapshot->absent, snapshot->absent_count, addr);
+	if (absent && absent->start < end)
+		end = absent->start > addr ? absent->start : addr;
+	size_t before = absent ? (size_t)(absent - snapshot->absent) : snapshot->absent_count;
+	if (before > 0 && snapshot->absent[before - 1].end > start)
+		start = snapshot->absent[before - 1].end;
+	if (start >= end)
+		return;
+	snapshot->hot_bytes = frame + (region->data_offset + (start - region->start) - frame_start);
+	snapshot->hot_start = start;
+	snapshot->hot_end = end;
+	snapshot->hot_generation = seekable_generation(snapshot->stream);
+}
+
 int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,
 		  struct hs_error *err)
 {
+	if (snapshot->hot_bytes && addr >= snapshot->hot_start && addr < snapshot->hot_end &&
+	    size <= snapshot->hot_end - addr &&
+	    snapshot->hot_generation == seekable_generation(snapshot->stream)) {
+		memcpy(buf, snapshot->hot_bytes + (addr - snapshot->hot_start), size);
+		return 0;
+	}
 	if (size > 0 && addr + size - 1 < addr)
 		return hs_error_set(err, "address 0x%llx + %zu wraps around", (unsigned long long)addr,
 				    size);
@@ -682,6 +724,15 @@ int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t si
 		}
 		uint64_t available = region->data_size - within;
 		size_t take = size < available ? size : (size_t)available;
+		if (take <= 4096 && take == size) {
+			/* a small read: through the hot window, made to hold it */
+			make_hot(snapshot, region, addr);
+			if (snapshot->hot_bytes && addr >= snapshot->hot_start &&
+			    take <= snapshot->hot_end - addr) {
+				memcpy(out, snapshot->hot_bytes + (addr - snapshot->hot_start), take);
+				return 0;
+			}
+		}
 		if (read_core(snapshot, region->data_offset + within, out, take, err) != 0)
 			return -1;
 		out += take;

@@ -1,0 +1,43 @@
+/* Arrays in mappings of their own, grown with mremap (see big_array.h). */
+#include "big_array.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+#define PAGE 4096u
+
+static size_t mapping_size(size_t capacity, size_t element_size)
+{
+	return (capacity * element_size + PAGE - 1) / PAGE * PAGE;
+}
+
+void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t needed)
+{
+	if (needed <= *capacity && array != NULL)
+		return array;
+	size_t grown = *capacity ? *capacity : 4096;
+	while (grown < needed) {
+		if (grown > SIZE_MAX / 2 / element_size)
+			return NULL;
+		grown *= 2;
+	}
+	void *moved;
+	if (array == NULL)
+		moved = mmap(NULL, mapping_size(grown, element_size), PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	else
+		moved = mremap(array, mapping_size(*capacity, element_size),
+			       mapping_size(grown, element_size), MREMAP_MAYMOVE);
+	if (moved == MAP_FAILED)
+		return NULL;
+	/* huge pages where the kernel gives them only on request */
+	madvise(moved, mapping_size(grown, element_size), MADV_HUGEPAGE);
+	*capacity = grown;
+	return moved;
+}
+
+void big_array_free(void *array, size_t capacity, size_t element_size)
+{
+	if (array != NULL)
+		munmap(array, mapping_size(capacity, element_size));
+}

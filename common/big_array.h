@@ -1,0 +1,19 @@
+/* Arrays that grow to hundreds of MiB while they are filled (the heap's allocations, the graph's
+ * edges), in mappings of their own grown with mremap: the kernel moves their pages, it neither
+ * copies them nor touches new ones. The front ends tell malloc not to map memory of its own (see
+ * cli_use_huge_pages), so that what the analysis frees is reused rather than given back to the
+ * kernel and faulted in again; in malloc's heap, growing these arrays would copy them each time,
+ * and hold the old and the new copy at once. */
+#ifndef HEAPSNAP_BIG_ARRAY_H
+#define HEAPSNAP_BIG_ARRAY_H
+
+#include <stddef.h>
+
+/* Grows `array` (NULL for none) of *capacity elements of `element_size` bytes to hold `needed`
+ * (doubling, at least 4096): the array, moved or not, or NULL when out of memory (the old one is
+ * then intact). */
+void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t needed);
+/* Frees an array made by big_array_grow (NULL is fine). */
+void big_array_free(void *array, size_t capacity, size_t element_size);
+
+#endif

@@ -1,0 +1,34 @@
+/* Wall-clock timings of an analysis's steps (see timings.h). */
+#include "timings.h"
+
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+	struct timespec at;
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	return (double)at.tv_sec + (double)at.tv_nsec / 1e9;
+}
+
+void timings_start(struct timings *timings)
+{
+	timings->last = now();
+}
+
+void timings_mark(struct timings *timings, const char *name)
+{
+	double at = now(), seconds = at - timings->last;
+	timings->last = at;
+	struct rusage usage;
+	long peak = getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
+	for (size_t i = 0; i < timings->count; i++)
+		if (strcmp(timings->steps[i].name, name) == 0) {
+			timings->steps[i].seconds += seconds;
+			timings->steps[i].peak_kib = peak;
+			return;
+		}
+	if (timings->count < TIMINGS_MAX)
+		timings->steps[timings->count++] = (struct timing_step){name, seconds, peak};
+}

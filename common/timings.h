@@ -1,0 +1,26 @@
+/* How long each step of an analysis took, and the memory peak as it ended (opening the snapshot, walking each heap, building the
+ * graph, ...), wall-clock: recorded by the library as it goes, printed by a front end asked for
+ * them (`--timings`), and read by the benchmarks to say where the time goes. */
+#ifndef HEAPSNAP_TIMINGS_H
+#define HEAPSNAP_TIMINGS_H
+
+#include <stddef.h>
+
+#define TIMINGS_MAX 32
+
+struct timings {
+	struct timing_step {
+		const char *name; /* a string constant */
+		double seconds;
+		long peak_kib; /* the process's peak resident memory when it ended */
+	} steps[TIMINGS_MAX];
+	size_t count;
+	double last; /* when the previous step ended, seconds on the monotonic clock */
+};
+
+/* Starts the clock for the first step. */
+void timings_start(struct timings *timings);
+/* Ends the step `name` (a string constant) now; the next starts. Steps of one name add up. */
+void timings_mark(struct timings *timings, const char *name);
+
+#endif
