@@ -136,7 +136,7 @@ int analysis_build_reachability(struct analysis *analysis, struct hs_error *err)
 
 const char *analysis_type(const struct analysis *analysis, size_t index)
 {
-	return analysis->types.of ? analysis->types.of[index] : NULL;
+	return types_name(&analysis->types, index);
 }
 
 const char *allocation_state_name(enum allocation_state state)

@@ -100,7 +100,7 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 		snprintf(array, sizeof array, "%s[]", type);
 		name = array;
 	}
-	const char *current = p->names->of[index];
+	const char *current = types_name(p->names, index);
 	if (current != NULL) {
 		if (strcmp(current, name) == 0)
 			return 0; /* already typed and queued */
@@ -122,7 +122,7 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 		p->queue = grown;
 		p->capacity = capacity;
 	}
-	p->queue[p->tail++] = (struct pending){index, p->names->of[index]};
+	p->queue[p->tail++] = (struct pending){index, types_name(p->names, index)};
 	return 0;
 }
 
@@ -146,7 +146,7 @@ static int drain(struct propagation *p)
 {
 	while (p->head < p->tail) {
 		struct pending item = p->queue[p->head++];
-		if (p->names->of[item.allocation] != item.type)
+		if (types_name(p->names, item.allocation) != item.type)
 			continue; /* renamed since: the new type was queued too */
 		const char *type = item.type;
 		char base[112];

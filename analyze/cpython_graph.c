@@ -34,11 +34,14 @@ struct cpython_graph {
 	const struct heap *heap;
 	uint8_t *header_bytes;
 	uint8_t *objects_map; /* 1 for each Python object: held through reference counts */
+	/* per allocation: each object's reference count (at most UINT32_MAX), read with its edges,
+	   so that nothing reads the objects again for it; then what is left of it once the
+	   references found are taken away */
+	uint32_t *refcounts;
 	struct type_model *types; /* parallel to objects->types */
 	uint8_t *bytes;		  /* the object being read */
 	size_t bytes_capacity;
 	struct graph_emitter *emitter;
-	size_t live_count; /* live allocations: the graph's heap nodes */
 	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
 	struct graph_range claimed[256];
 	size_t chunk_count;
@@ -398,6 +401,10 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	const uint8_t *bytes = block ? block + header : read_bytes(model, object, size);
 	if (bytes == NULL)
 		return 1;
+	uint64_t refcount = u64_at(bytes, 0);
+	if (layout->minor >= 12)
+		refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
+	model->refcounts[index] = refcount > UINT32_MAX ? UINT32_MAX : (uint32_t)refcount;
 	uint64_t count = 0, word = 0;
 	int result = 0;
 	if (python_type->flags & PY_TPFLAGS_HEAPTYPE)
@@ -634,26 +641,14 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 	model->emitter = emitter;
 	const struct python_objects *objects = model->objects;
 	const struct heap *heap = model->heap;
-	uint32_t *in_degree = malloc((model->live_count + 1) * sizeof *in_degree);
 	size_t count = 0, capacity = 0;
 	struct external *externals = NULL;
 	int result = 0;
-	if (in_degree == NULL)
-		return -1;
-	graph_emit_in_degrees(emitter, in_degree);
+	graph_emit_references_left(emitter, model->refcounts);
 	for (size_t i = 0; i < heap->count && result == 0; i++) {
 		uint8_t bits = objects->bits[i];
-		if (!(bits & PYOBJ_OBJECT) || (bits & PYOBJ_IMMORTAL))
-			continue;
-		uint32_t node = graph_emit_node_of(emitter, i);
-		uint64_t object = python_object_address(objects, heap, i), refcount = 0;
-		if (object == heap->allocations[i].address)
-			refcount = heap->allocations[i].first_word;
-		else if (!address_space_read_u64(model->space, object, &refcount))
-			continue;
-		if (model->layout->minor >= 12)
-			refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
-		if (node == GRAPH_NONE || refcount <= in_degree[node])
+		if (!(bits & PYOBJ_OBJECT) || (bits & PYOBJ_IMMORTAL) || model->refcounts[i] == 0 ||
+		    graph_emit_node_of(emitter, i) == GRAPH_NONE)
 			continue;
 		if (count == capacity) {
 			capacity = capacity ? capacity * 2 : 256;
@@ -664,9 +659,9 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 			}
 			externals = grown;
 		}
-		externals[count++] = (struct external){objects->type[i], object};
+		externals[count++] =
+			(struct external){objects->type[i], python_object_address(objects, heap, i)};
 	}
-	free(in_degree);
 	if (count)
 		qsort(externals, count, sizeof *externals, compare_externals);
 	char name[192];
@@ -717,13 +712,13 @@ struct cpython_graph *cpython_graph_new(struct address_space *space,
 	graph->heap = heap;
 	graph->header_bytes = calloc(heap->count + 1, 1);
 	graph->objects_map = calloc(heap->count + 1, 1);
+	graph->refcounts = calloc(heap->count + 1, sizeof *graph->refcounts);
 	graph->types = calloc(objects->type_count + 1, sizeof *graph->types);
-	if (graph->header_bytes == NULL || graph->objects_map == NULL || graph->types == NULL) {
+	if (graph->header_bytes == NULL || graph->objects_map == NULL || graph->refcounts == NULL ||
+	    graph->types == NULL) {
 		cpython_graph_free(graph);
 		return NULL;
 	}
-	for (size_t i = 0; i < heap->count; i++)
-		graph->live_count += heap->allocations[i].state == ALLOCATION_LIVE;
 	for (size_t i = 0; i < heap->count; i++)
 		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT) != 0;
 	for (size_t i = 0; i < heap->count; i++)
@@ -752,6 +747,7 @@ void cpython_graph_free(struct cpython_graph *graph)
 	free(graph->types);
 	free(graph->header_bytes);
 	free(graph->objects_map);
+	free(graph->refcounts);
 	free(graph->bytes);
 	free(graph);
 }

@@ -204,6 +204,12 @@ struct finder {
 	struct type_slot *slots; /* open addressing by type address */
 	size_t slot_count, used;
 	size_t type_capacity;
+	/* blocks objects point to, made their parts once every object is known */
+	struct pending_part {
+		uint32_t owner;
+		uint64_t pointer;
+	} *pending;
+	size_t pending_count, pending_capacity;
 	bool out_of_memory;
 };
 
@@ -514,49 +520,84 @@ size_t cpython_first_part(const struct python_objects *objects, size_t owner)
 		       : objects->part_count;
 }
 
-/* The blocks an object owns, by its built-in kind. */
-static void find_owned(struct finder *finder, size_t index)
+/* A word of the object in allocation `index`, `offset` bytes from the object's start (negative:
+ * in its headers): from `block`, the first `block_size` bytes of the allocation read already,
+ * when it holds it. */
+static bool object_word(struct finder *finder, size_t index, const uint8_t *block,
+			size_t block_size, int64_t offset, uint64_t *out)
+{
+	int64_t at = 16 * (int64_t)((finder->objects->bits[index] >> PYOBJ_HEADER_SHIFT) & 3) + offset;
+	if (at >= 0 && (uint64_t)at + 8 <= block_size) {
+		*out = u64_at(block, (size_t)at);
+		return true;
+	}
+	return read_u64(finder->space, python_object_address(finder->objects, finder->heap, index) +
+					       (uint64_t)offset,
+			out);
+}
+
+/* Notes a block the object in allocation `owner` points to, to be made its part (own) once
+ * every object is known. */
+static void note_owned(struct finder *finder, size_t owner, uint64_t pointer)
+{
+	if (pointer == 0)
+		return;
+	if (finder->pending_count == finder->pending_capacity) {
+		size_t capacity = finder->pending_capacity ? finder->pending_capacity * 2 : 4096;
+		void *grown = realloc(finder->pending, capacity * sizeof *finder->pending);
+		if (grown == NULL) {
+			finder->out_of_memory = true;
+			return;
+		}
+		finder->pending = grown;
+		finder->pending_capacity = capacity;
+	}
+	finder->pending[finder->pending_count++] = (struct pending_part){(uint32_t)owner, pointer};
+}
+
+/* The blocks an object owns, by its built-in kind: read from the bytes of it the walk has (most
+ * of them), and noted. */
+static void find_owned(struct finder *finder, size_t index, const uint8_t *block, size_t size)
 {
 	const struct cpython_layout *layout = finder->layout;
 	const struct python_objects *objects = finder->objects;
 	const struct python_type *type = &objects->types[objects->type[index]];
-	uint64_t object = python_object_address(objects, finder->heap, index), word = 0;
-	struct address_space *space = finder->space;
+	uint64_t word = 0;
+#define WORD(offset, out) object_word(finder, index, block, size, (int64_t)(offset), (out))
 	switch (type->kind) {
 	case PYTHON_LIST:
-		if (read_u64(space, object + layout->list_items, &word))
-			own(finder, index, word);
+		if (WORD(layout->list_items, &word))
+			note_owned(finder, index, word);
 		break;
 	case PYTHON_DICT: {
 		uint64_t keys = 0, refcount = 0;
-		if (read_u64(space, object + layout->dict_keys, &keys) &&
-		    read_u64(space, keys, &refcount) && refcount == 1)
-			own(finder, index, keys); /* not shared with other dicts */
-		if (read_u64(space, object + layout->dict_values, &word))
-			own(finder, index, word);
+		if (WORD(layout->dict_keys, &keys) && read_u64(finder->space, keys, &refcount) &&
+		    refcount == 1)
+			note_owned(finder, index, keys); /* not shared with other dicts */
+		if (WORD(layout->dict_values, &word))
+			note_owned(finder, index, word);
 		break;
 	}
-	case PYTHON_SET:
-		if (read_u64(space, object + layout->set_table, &word) &&
-		    word != object + layout->set_smalltable)
-			own(finder, index, word);
+	case PYTHON_SET: {
+		uint64_t object = python_object_address(objects, finder->heap, index);
+		if (WORD(layout->set_table, &word) && word != object + layout->set_smalltable)
+			note_owned(finder, index, word);
 		break;
+	}
 	case PYTHON_BYTEARRAY:
-		if (read_u64(space, object + layout->bytearray_bytes, &word))
-			own(finder, index, word);
+		if (WORD(layout->bytearray_bytes, &word))
+			note_owned(finder, index, word);
 		break;
 	case PYTHON_CODE:
 		/* a dead frame kept for the next call: its stale locals are no references */
-		if (layout->code_zombieframe &&
-		    read_u64(space, object + layout->code_zombieframe, &word))
-			own(finder, index, word);
+		if (layout->code_zombieframe && WORD(layout->code_zombieframe, &word))
+			note_owned(finder, index, word);
 		break;
 	case PYTHON_TYPE: {
 		uint64_t flags = 0;
-		if (read_u64(space, object + layout->tp_flags, &flags) &&
-		    (flags & PY_TPFLAGS_HEAPTYPE) &&
-		    read_u64(space, object + layout->ht_cached_keys, &word))
-			own(finder, index, word); /* the keys its instances' dicts share */
+		if (WORD(layout->tp_flags, &flags) && (flags & PY_TPFLAGS_HEAPTYPE) &&
+		    WORD(layout->ht_cached_keys, &word))
+			note_owned(finder, index, word); /* the keys its instances' dicts share */
 		break;
 	}
 	default:
@@ -564,14 +605,13 @@ static void find_owned(struct finder *finder, size_t index)
 	}
 	/* an instance's managed dict values (3.11; in 3.12 stored less one, the low bit a tag) */
 	if (type->flags & PY_TPFLAGS_MANAGED_DICT) {
-		if (layout->managed_values &&
-		    read_u64(space, object + (uint64_t)(int64_t)layout->managed_values, &word))
-			own(finder, index, word);
-		else if (layout->minor == 12 &&
-			 read_u64(space, object + (uint64_t)(int64_t)layout->managed_dict, &word) &&
+		if (layout->managed_values && WORD((int64_t)layout->managed_values, &word))
+			note_owned(finder, index, word);
+		else if (layout->minor == 12 && WORD((int64_t)layout->managed_dict, &word) &&
 			 (word & 1))
-			own(finder, index, word + 1);
+			note_owned(finder, index, word + 1);
 	}
+#undef WORD
 }
 
 /* Which generation's list each tracked object is in: each list is walked from its head, a link
@@ -643,20 +683,31 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		if (region == NULL || allocation->address < region->start ||
 		    allocation->address >= region->end)
 			region = snapshot_find_region(snapshot, allocation->address);
-		size_t size = allocation->size < 48 ? (size_t)allocation->size : 48;
+		/* the headers, and the first members (a list's items, a dict's tables) */
+		size_t size = allocation->size < 80 ? (size_t)allocation->size : 80;
 		const uint8_t *block =
 			region ? address_cursor_view(&cursor, allocation->address, size, region->end)
 			       : NULL;
-		if (block)
+		if (block) {
 			find_object(&finder, i, block, (size_t)allocation->size);
+			if (objects->bits[i] & PYOBJ_OBJECT)
+				find_owned(&finder, i, block, size);
+		}
 	}
 	address_cursor_free(&cursor);
-	for (size_t i = 0; i < heap->count; i++)
+	uint32_t *type_ids = calloc(objects->type_count + 1, sizeof *type_ids);
+	if (type_ids == NULL)
+		finder.out_of_memory = true;
+	for (size_t t = 0; type_ids && t < objects->type_count; t++)
+		if ((type_ids[t] = types_intern_id(names, objects->types[t].name)) == 0)
+			finder.out_of_memory = true;
+	for (size_t i = 0; type_ids && i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OBJECT)
-			names->of[i] = objects->types[objects->type[i]].name;
-	for (size_t i = 0; i < heap->count; i++)
-		if (objects->bits[i] & PYOBJ_OBJECT)
-			find_owned(&finder, i);
+			names->of[i] = type_ids[objects->type[i]];
+	free(type_ids);
+	for (size_t i = 0; i < finder.pending_count; i++)
+		own(&finder, finder.pending[i].owner, finder.pending[i].pointer);
+	free(finder.pending);
 	find_generations(&finder);
 	free(finder.slots);
 	if (names->owned == NULL)

@@ -27,17 +27,18 @@ struct finder {
 
 static bool unreachable(const struct graph *graph, uint32_t node)
 {
-	return node < graph->heap_nodes && !graph_reachable(graph, node);
+	return node < graph->heap_nodes && graph->heap->allocations[node].state == ALLOCATION_LIVE &&
+	       !graph_reachable(graph, node);
 }
 
 static bool is_part(const struct analysis *analysis, uint32_t node)
 {
-	return analysis->types.owned && analysis->types.owned[analysis->graph.node_allocation[node]];
+	return analysis->types.owned && analysis->types.owned[node];
 }
 
 static const char *type_of(const struct analysis *analysis, uint32_t node)
 {
-	return analysis_type(analysis, analysis->graph.node_allocation[node]);
+	return analysis_type(analysis, node);
 }
 
 static int add_shape(struct finder *finder, const char *text, uint64_t objects, uint64_t bytes)
@@ -231,7 +232,7 @@ int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cyc
 				cyclic = graph->targets[e] == v;
 			bool wanted = only == NULL;
 			for (size_t k = start; !wanted && k < start + members; k++)
-				wanted = only[graph->node_allocation[finder.stack[k]]] != 0;
+				wanted = only[finder.stack[k]] != 0;
 			cyclic = cyclic && wanted;
 			if (cyclic) {
 				int described = describe(&finder, finder.stack + start, members);

@@ -200,7 +200,7 @@ static void note_container(struct heap_diff *diff, size_t index, size_t old)
 static bool reachable_in(const struct analysis *analysis, size_t index)
 {
 	return analysis->has_graph &&
-	       graph_reachable(&analysis->graph, analysis->graph.allocation_node[index]);
+	       graph_reachable(&analysis->graph, graph_allocation_node(&analysis->graph, index));
 }
 
 int heap_diff_build(const struct analysis *before, const struct analysis *target,
@@ -279,7 +279,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 		if (old != NO_MATCH)
 			seen_before[old] = 1;
 		bool is_new = diff->is_new[j];
-		uint32_t node = graph->allocation_node[j];
+		uint32_t node = graph_allocation_node(graph, j);
 		bool reachable = graph_reachable(graph, node);
 		if (is_new) {
 			type->new_count += !part;
@@ -289,7 +289,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			uint32_t dominator = reachable ? graph->idom[node] : GRAPH_NONE;
 			bool same = false;
 			if (dominator < graph->heap_nodes) {
-				size_t owner = graph->node_allocation[dominator];
+				size_t owner = dominator;
 				same = diff->is_new[owner] &&
 				       group_of(cache, analysis_type(after, owner),
 						heap_after->allocations[owner].size) == group;

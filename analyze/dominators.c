@@ -10,17 +10,19 @@
 
 struct semi_nca {
 	uint32_t *order;    /* preorder number - 1 -> node */
-	uint32_t *number;   /* node -> preorder number, 0 if unreached */
+	uint32_t *number;   /* node -> preorder number, 0 if unreached: kept in the caller's idom */
 	uint32_t *parent;   /* by number: DFS tree parent's number; then the immediate dominator */
 	uint32_t *semi;	    /* by number: semidominator's number */
 	uint32_t *ancestor; /* by number: forest link, 0 for a tree root */
 	uint32_t *label;    /* by number: the number with the smallest semi on the compressed path */
-	uint32_t *stack;    /* scratch for path compression */
+	uint32_t *stack;    /* scratch for path compression, grown as deep as it goes */
+	size_t stack_capacity;
+	bool out_of_memory;
 };
 
 struct dfs_frame {
 	uint32_t node;
-	uint64_t next; /* its next edge to follow */
+	uint32_t next; /* its next edge to follow */
 };
 
 /* Numbers the nodes reachable from root in depth-first preorder, iteratively (a list of ten
@@ -69,6 +71,16 @@ static void compress(struct semi_nca *s, uint32_t v)
 {
 	size_t depth = 0;
 	while (s->ancestor[s->ancestor[v]] != 0) {
+		if (depth == s->stack_capacity) {
+			size_t capacity = s->stack_capacity ? 2 * s->stack_capacity : 1024;
+			void *grown = realloc(s->stack, capacity * sizeof *s->stack);
+			if (grown == NULL) {
+				s->out_of_memory = true;
+				return;
+			}
+			s->stack = grown;
+			s->stack_capacity = capacity;
+		}
 		s->stack[depth++] = v;
 		v = s->ancestor[v];
 	}
@@ -93,11 +105,12 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 		       uint32_t *order, size_t *order_count)
 {
 	size_t n = graph->node_count;
-	uint64_t edges = graph->starts[n];
-	if (n >= UINT32_MAX - 2 || edges >= UINT32_MAX)
+	uint32_t edges = graph->starts[n];
+	if (n >= UINT32_MAX - 2 || edges == UINT32_MAX)
 		return -1;
-	struct semi_nca s = {.order = order};
-	uint32_t **arrays[] = {&s.number, &s.parent, &s.semi, &s.ancestor, &s.label, &s.stack};
+	struct semi_nca s = {.order = order, .number = idom};
+	memset(idom, 0, n * sizeof *idom);
+	uint32_t **arrays[] = {&s.parent, &s.semi, &s.ancestor, &s.label};
 	bool failed = false;
 	for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
 		failed |= (*arrays[i] = calloc(n + 2, sizeof(uint32_t))) == NULL;
@@ -105,16 +118,16 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 		failed |= (s.order = malloc((n + 1) * sizeof *s.order)) == NULL;
 	/* predecessors, by node: the reverse graph in compressed rows */
 	uint32_t *pred_starts = calloc(n + 2, sizeof *pred_starts);
-	uint32_t *preds = malloc((edges + 1) * sizeof *preds);
+	uint32_t *preds = malloc(((size_t)edges + 1) * sizeof *preds);
 	int result = -1;
 	if (failed || pred_starts == NULL || preds == NULL)
 		goto done;
-	for (uint64_t e = 0; e < edges; e++)
+	for (uint32_t e = 0; e < edges; e++)
 		pred_starts[graph->targets[e] + 2]++;
 	for (size_t v = 0; v < n; v++)
 		pred_starts[v + 2] += pred_starts[v + 1];
 	for (size_t v = 0; v < n; v++)
-		for (uint64_t e = graph->starts[v]; e < graph->starts[v + 1]; e++)
+		for (uint32_t e = graph->starts[v]; e < graph->starts[v + 1]; e++)
 			preds[pred_starts[graph->targets[e] + 1]++] = (uint32_t)v;
 
 	uint32_t count = depth_first(graph, root, &s);
@@ -137,6 +150,8 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 		}
 		s.ancestor[i] = s.parent[i]; /* link */
 	}
+	if (s.out_of_memory)
+		goto done;
 	/* immediate dominators, in preorder: the nearest common ancestor in the dominator tree
 	   of the DFS parent and the semidominator is found by walking up from the parent */
 	for (uint32_t i = 2; i <= count; i++) {
@@ -145,6 +160,7 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 			d = s.parent[d];
 		s.parent[i] = d;
 	}
+	/* the numbers are done with: idom takes their place */
 	for (size_t v = 0; v < n; v++)
 		idom[v] = DOMINATOR_NONE;
 	for (uint32_t i = 2; i <= count; i++)
@@ -155,6 +171,7 @@ int dominators_compute(const struct csr_graph *graph, uint32_t root, uint32_t *i
 done:
 	for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
 		free(*arrays[i]);
+	free(s.stack);
 	if (order == NULL)
 		free(s.order);
 	free(pred_starts);

@@ -18,7 +18,7 @@
  * targets[starts[v]] .. targets[starts[v + 1] - 1]. */
 struct csr_graph {
 	size_t node_count;
-	const uint64_t *starts; /* node_count + 1 entries */
+	const uint32_t *starts; /* node_count + 1 entries */
 	const uint32_t *targets;
 };
 

@@ -27,9 +27,8 @@ struct builder {
 	const struct graph_model *model;
 	bool root_open;	       /* a model's root has been begun and its row not ended */
 	bool in_memory_roots;  /* scanning module data, stacks, registers, TLS, mappings */
-	uint32_t *label_table; /* hash of graph->labels: index + 1 */
-	size_t label_table_size;
 	uint8_t *chunk; /* SCAN_CHUNK bytes: memory read for scanning */
+	bool too_many;	/* more edges than the graph holds */
 };
 
 struct graph_emitter {
@@ -39,6 +38,10 @@ struct graph_emitter {
 static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
 {
 	struct graph *graph = builder->graph;
+	if (graph->edge_count >= UINT32_MAX - 1) {
+		builder->too_many = true; /* rows and the dominators count edges in 32 bits */
+		return -1;
+	}
 	if (graph->edge_count == graph->targets_capacity ||
 	    graph->edge_count == graph->offsets_capacity) {
 		uint32_t *targets = big_array_grow(graph->targets, &graph->targets_capacity,
@@ -83,7 +86,7 @@ static uint32_t node_at(const struct builder *builder, uint64_t word)
 	if (builder->in_memory_roots && builder->model && builder->model->not_from_memory_roots &&
 	    builder->model->not_from_memory_roots[index])
 		return GRAPH_NONE;
-	return builder->graph->allocation_node[index];
+	return allocation->state == ALLOCATION_LIVE ? (uint32_t)index : GRAPH_NONE;
 }
 
 /* Adds an edge for every aligned word of bytes[0..size) that points into an allocation. */
@@ -118,7 +121,7 @@ static int scan_range(struct builder *builder, uint64_t start, uint64_t end)
 
 static void end_row(struct builder *builder)
 {
-	builder->graph->starts[++builder->rows] = builder->graph->edge_count;
+	builder->graph->starts[++builder->rows] = (uint32_t)builder->graph->edge_count;
 }
 
 /* Whether a member can hold a reference: a pointer, or an aggregate (scanned whole); integers,
@@ -161,7 +164,7 @@ static const struct dwarf_struct *node_layout(const struct builder *builder, siz
 {
 	if (builder->types == NULL || builder->types->of == NULL)
 		return NULL;
-	const char *type = builder->types->of[builder->graph->node_allocation[node]];
+	const char *type = types_name(builder->types, node);
 	if (type == NULL || strncmp(type, "struct ", 7) != 0)
 		return NULL;
 	char base[112];
@@ -174,50 +177,13 @@ static const struct dwarf_struct *node_layout(const struct builder *builder, siz
 
 /* ---- a runtime model's edges and roots --------------------------------------------------------- */
 
-static uint64_t label_hash(const char *text)
-{
-	uint64_t hash = 1469598103934665603ull;
-	for (; *text; text++)
-		hash = (hash ^ (uint8_t)*text) * 1099511628211ull;
-	return hash >> 7;
-}
-
 uint32_t graph_emit_label(struct graph_emitter *emitter, const char *text)
 {
-	struct builder *builder = emitter->builder;
-	struct graph *graph = builder->graph;
-	if ((graph->label_count + 1) * 2 > builder->label_table_size) {
-		size_t size = builder->label_table_size ? builder->label_table_size * 2 : 1024;
-		uint32_t *table = calloc(size, sizeof *table);
-		if (table == NULL)
-			return GRAPH_NONE;
-		for (size_t i = 0; i < graph->label_count; i++) {
-			size_t slot = label_hash(graph->labels[i]) & (size - 1);
-			while (table[slot])
-				slot = (slot + 1) & (size - 1);
-			table[slot] = (uint32_t)i + 1;
-		}
-		free(builder->label_table);
-		builder->label_table = table;
-		builder->label_table_size = size;
-	}
-	size_t mask = builder->label_table_size - 1, slot = label_hash(text) & mask;
-	for (; builder->label_table[slot]; slot = (slot + 1) & mask)
-		if (strcmp(graph->labels[builder->label_table[slot] - 1], text) == 0)
-			return builder->label_table[slot] - 1;
-	if (graph->label_count == graph->label_capacity) {
-		size_t capacity = graph->label_capacity ? graph->label_capacity * 2 : 256;
-		void *grown = realloc(graph->labels, capacity * sizeof *graph->labels);
-		if (grown == NULL)
-			return GRAPH_NONE;
-		graph->labels = grown;
-		graph->label_capacity = capacity;
-	}
-	if (graph->label_count >= GRAPH_LABEL_INDEX ||
-	    (graph->labels[graph->label_count] = strdup(text)) == NULL)
-		return GRAPH_NONE;
-	builder->label_table[slot] = (uint32_t)++graph->label_count;
-	return (uint32_t)(graph->label_count - 1);
+	struct graph *graph = emitter->builder->graph;
+	if (graph->labels.count >= GRAPH_LABEL_INDEX)
+		return GRAPH_NONE; /* (the label's number must fit beside the flags) */
+	uint32_t number = string_table_intern(&graph->labels, text);
+	return number == UINT32_MAX ? GRAPH_NONE : number;
 }
 
 int graph_emit_edge(struct graph_emitter *emitter, uint64_t address, uint32_t label)
@@ -238,27 +204,26 @@ int graph_emit_view_edge(struct graph_emitter *emitter, uint64_t address, uint32
 	return add_edge(emitter->builder, target, label | GRAPH_LABEL | GRAPH_VIEW);
 }
 
-void graph_emit_in_degrees(struct graph_emitter *emitter, uint32_t *in_degree)
+void graph_emit_references_left(struct graph_emitter *emitter, uint32_t *counts)
 {
 	const struct builder *builder = emitter->builder;
 	const struct graph *graph = builder->graph;
-	memset(in_degree, 0, graph->heap_nodes * sizeof *in_degree);
 	for (size_t row = 0; row < builder->rows; row++) {
 		if (row >= graph->heap_nodes && graph->roots[row - graph->heap_nodes].view)
 			continue;
 		for (uint64_t e = graph->starts[row]; e < graph->starts[row + 1]; e++) {
 			uint32_t target = graph->targets[e];
-			if (target < graph->heap_nodes &&
+			if (target < graph->heap_nodes && counts[target] > 0 &&
 			    (graph->offsets[e] & (GRAPH_LABEL | GRAPH_VIEW)) !=
 				    (GRAPH_LABEL | GRAPH_VIEW))
-				in_degree[target]++;
+				counts[target]--;
 		}
 	}
 }
 
 uint32_t graph_emit_node_of(struct graph_emitter *emitter, size_t index)
 {
-	return emitter->builder->graph->allocation_node[index];
+	return graph_allocation_node(emitter->builder->graph, index);
 }
 
 int graph_emit_scan(struct graph_emitter *emitter, const uint8_t *bytes, size_t size,
@@ -300,8 +265,11 @@ static int scan_heap_nodes(struct builder *builder)
 	const struct snapshot_region *region = NULL;
 	int result = 0;
 	for (size_t node = 0; node < graph->heap_nodes && result == 0; node++) {
-		const struct allocation *allocation =
-			&graph->heap->allocations[graph->node_allocation[node]];
+		const struct allocation *allocation = &graph->heap->allocations[node];
+		if (allocation->state != ALLOCATION_LIVE) {
+			end_row(builder); /* a free block: a node without edges */
+			continue;
+		}
 		uint64_t start = allocation->address, size = allocation->size ? allocation->size : 1;
 		if (region == NULL || start < region->start || start >= region->end)
 			region = snapshot_find_region(snapshot, start);
@@ -309,7 +277,7 @@ static int scan_heap_nodes(struct builder *builder)
 			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
 		if (builder->model && builder->model->edges) {
 			int modelled = builder->model->edges(builder->model->context,
-							     graph->node_allocation[node], bytes,
+							     node, bytes,
 							     &emitter);
 			if (modelled != 0) {
 				result = modelled < 0 ? -1 : 0;
@@ -433,12 +401,12 @@ static bool is_module_path(struct snapshot *snapshot, const char *path)
 
 static uint64_t node_start(const struct graph *graph, size_t node)
 {
-	return graph->heap->allocations[graph->node_allocation[node]].address;
+	return graph->heap->allocations[node].address;
 }
 
 static uint64_t node_end(const struct graph *graph, size_t node)
 {
-	const struct allocation *allocation = &graph->heap->allocations[graph->node_allocation[node]];
+	const struct allocation *allocation = &graph->heap->allocations[node];
 	return allocation->address + (allocation->size ? allocation->size : 1);
 }
 
@@ -683,49 +651,38 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	graph->heap = heap;
 	struct builder builder = {.graph = graph, .space = space, .symbols = symbols,
 				  .warnings = warnings, .types = types, .model = model};
-	size_t live = 0;
-	for (size_t i = 0; i < heap->count; i++)
-		live += heap->allocations[i].state == ALLOCATION_LIVE;
-	if (live >= GRAPH_NONE / 2)
-		return hs_error_set(err, "%zu allocations are more than the graph can hold", live);
-	graph->heap_nodes = live;
-	graph->node_allocation = malloc((live + 1) * sizeof *graph->node_allocation);
-	graph->allocation_node = malloc((heap->count + 1) * sizeof *graph->allocation_node);
+	size_t nodes = heap->count;
+	if (nodes >= GRAPH_NONE / 2)
+		return hs_error_set(err, "%zu allocations are more than the graph can hold", nodes);
+	graph->heap_nodes = nodes;
 	/* rows for heap nodes now; begin_root makes room for the roots' */
-	graph->starts = big_array_grow(NULL, &graph->starts_capacity, sizeof *graph->starts, live + 3);
+	graph->starts = big_array_grow(NULL, &graph->starts_capacity, sizeof *graph->starts,
+				       nodes + 3);
 	builder.chunk = malloc(SCAN_CHUNK);
 	int result = -1;
-	if (builder.chunk == NULL || graph->node_allocation == NULL || graph->allocation_node == NULL ||
-	    graph->starts == NULL)
+	if (builder.chunk == NULL || graph->starts == NULL)
 		goto done;
-	for (size_t i = 0, node = 0; i < heap->count; i++) {
-		const struct allocation *allocation = &heap->allocations[i];
-		graph->allocation_node[i] = GRAPH_NONE;
-		if (allocation->state != ALLOCATION_LIVE)
-			continue;
-		graph->allocation_node[i] = (uint32_t)node;
-		graph->node_allocation[node] = (uint32_t)i;
-		node++;
-	}
-	builder.lowest = live ? heap->allocations[graph->node_allocation[0]].address : UINT64_MAX;
+	builder.lowest = nodes ? heap->allocations[0].address : UINT64_MAX;
 	graph->starts[0] = 0;
 	struct graph_emitter emitter = {&builder};
 	if ((model && model->prepare && model->prepare(model->context, &emitter) != 0) ||
 	    scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
 		goto done;
 	/* the super-root points at every root */
-	graph->super_root = (uint32_t)(live + graph->root_count);
-	graph->node_count = live + graph->root_count + 1;
+	graph->super_root = (uint32_t)(nodes + graph->root_count);
+	graph->node_count = nodes + graph->root_count + 1;
 	for (size_t r = 0; r < graph->root_count; r++)
-		if (add_edge(&builder, (uint32_t)(live + r), 0) != 0)
+		if (add_edge(&builder, (uint32_t)(nodes + r), 0) != 0)
 			goto done;
 	end_row(&builder);
 	result = 0;
 done:
-	free(builder.label_table);
 	free(builder.chunk);
 	if (result != 0) {
 		graph_free(graph);
+		if (builder.too_many)
+			return hs_error_set(err, "the heap holds more than 4 billion references: more "
+						 "than the object graph can hold");
 		return hs_error_set(err, "out of memory building the object graph");
 	}
 	return 0;
@@ -742,15 +699,11 @@ int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err)
 
 void graph_free(struct graph *graph)
 {
-	free(graph->node_allocation);
-	free(graph->allocation_node);
 	free(graph->roots);
 	big_array_free(graph->starts, graph->starts_capacity, sizeof *graph->starts);
 	big_array_free(graph->targets, graph->targets_capacity, sizeof *graph->targets);
 	big_array_free(graph->offsets, graph->offsets_capacity, sizeof *graph->offsets);
-	for (size_t i = 0; i < graph->label_count; i++)
-		free(graph->labels[i]);
-	free(graph->labels);
+	string_table_free(&graph->labels);
 	free(graph->idom);
 	free(graph->retained);
 	free(graph->reached);

@@ -20,6 +20,7 @@
 #include "analyze/symbols.h"
 #include "analyze/types.h"
 #include "common/error.h"
+#include "common/string_table.h"
 #include "common/warnings.h"
 
 #define GRAPH_NONE UINT32_MAX
@@ -43,20 +44,19 @@ struct graph_root {
 
 struct graph {
 	const struct heap *heap;
-	size_t heap_nodes;	   /* nodes 0 .. heap_nodes-1 are live allocations */
-	uint32_t *node_allocation; /* node -> index in heap->allocations */
-	uint32_t *allocation_node; /* index in heap->allocations -> node, GRAPH_NONE if not live */
+	/* nodes 0 .. heap_nodes-1 are the heap's allocations, numbered alike; the free ones have
+	   no edges and are never reached (graph_allocation_node) */
+	size_t heap_nodes;
 	struct graph_root *roots;  /* root r is node heap_nodes + r */
 	size_t root_count;
 	uint32_t super_root; /* the last node */
 	size_t node_count;   /* heap_nodes + root_count + 1 */
-	uint64_t *starts;    /* compressed rows: node_count + 1 */
+	uint32_t *starts;    /* compressed rows: node_count + 1 (edges are fewer than 2^32) */
 	size_t starts_capacity; /* (big_array) */
 	uint32_t *targets;
 	uint32_t *offsets; /* per edge: where in its node the pointer is (bytes from its start), or
 			      a label (GRAPH_LABEL set) a runtime model gave it */
-	char **labels;	   /* "[*]", "._conn": interned, indexed by offset & GRAPH_LABEL_INDEX */
-	size_t label_count, label_capacity;
+	struct string_table labels; /* "[*]", "._conn", numbered by offset & GRAPH_LABEL_INDEX */
 	uint64_t edge_count;
 	size_t targets_capacity, offsets_capacity; /* (big_array) */
 
@@ -100,7 +100,8 @@ struct graph_model {
 		     struct graph_emitter *emitter);
 	/* Emits the model's roots (graph_emit_root, then their edges); -1 when out of memory. */
 	int (*roots)(void *context, struct graph_emitter *emitter);
-	/* Emits roots found once every other edge is known (graph_emit_in_degrees); may be NULL. */
+	/* Emits roots found once every other edge is known (graph_emit_references_left); may be
+	   NULL. */
 	int (*late_roots)(void *context, struct graph_emitter *emitter);
 };
 
@@ -120,9 +121,10 @@ int graph_emit_view_edge(struct graph_emitter *emitter, uint64_t address, uint32
  * objects hold (a module's globals, held by its dict); its edges do not count as more. */
 int graph_emit_root(struct graph_emitter *emitter, enum root_kind kind, const char *name,
 		    bool view);
-/* The references found so far to each heap node (in_degree: heap_nodes entries): edges from
- * heap nodes and from roots that are not views, views and labelled views left out. */
-void graph_emit_in_degrees(struct graph_emitter *emitter, uint32_t *in_degree);
+/* Takes from counts[node] (heap_nodes entries, stopping at zero) the references found so far to
+ * each heap node: edges from heap nodes and from roots that are not views, views and labelled
+ * views left out. What is left of a reference count is the references held from elsewhere. */
+void graph_emit_references_left(struct graph_emitter *emitter, uint32_t *counts);
 /* The node of allocation `index`, GRAPH_NONE when it is not live. */
 uint32_t graph_emit_node_of(struct graph_emitter *emitter, size_t index);
 
@@ -130,7 +132,7 @@ uint32_t graph_emit_node_of(struct graph_emitter *emitter, size_t index);
 static inline const char *graph_edge_label(const struct graph *graph, uint64_t edge)
 {
 	uint32_t offset = graph->offsets[edge];
-	return (offset & GRAPH_LABEL) ? graph->labels[offset & GRAPH_LABEL_INDEX] : NULL;
+	return (offset & GRAPH_LABEL) ? graph->labels.strings[offset & GRAPH_LABEL_INDEX] : NULL;
 }
 
 /* The nodes and edges. `types` (may be NULL) gives precise edges: in an allocation whose struct
@@ -151,10 +153,18 @@ static inline bool graph_reachable(const struct graph *graph, uint32_t node)
 	       (graph->idom ? graph->idom[node] != GRAPH_NONE : graph->reached[node] != 0);
 }
 
+/* The node of allocation `index`, GRAPH_NONE when it is not live. */
+static inline uint32_t graph_allocation_node(const struct graph *graph, size_t index)
+{
+	return graph->heap->allocations[index].state == ALLOCATION_LIVE ? (uint32_t)index
+									 : GRAPH_NONE;
+}
+
 static inline uint64_t graph_node_size(const struct graph *graph, uint32_t node)
 {
-	return node < graph->heap_nodes
-		       ? graph->heap->allocations[graph->node_allocation[node]].size
+	return node < graph->heap_nodes &&
+			       graph->heap->allocations[node].state == ALLOCATION_LIVE
+		       ? graph->heap->allocations[node].size
 		       : 0;
 }
 

@@ -39,6 +39,8 @@ int heap_add(struct heap *heap, const struct allocation *allocation)
 
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena)
 {
+	if (heap->arena_count >= HEAP_ARENAS_MAX)
+		return -1;
 	void *grown = realloc(heap->arenas, (heap->arena_count + 1) * sizeof *heap->arenas);
 	if (grown == NULL)
 		return -1;

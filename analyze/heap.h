@@ -10,6 +10,8 @@
 
 enum allocation_state { ALLOCATION_LIVE, ALLOCATION_FREE };
 
+#define HEAP_ARENAS_MAX 32767
+
 /* Where a chunk is, which says why it is free (or that it is the allocator's own). */
 enum allocation_place {
 	PLACE_IN_USE,	 /* handed to the program */
@@ -23,12 +25,13 @@ enum allocation_place {
 	PLACE_POOL_FREE, /* free, in a pymalloc pool's free list */
 };
 
+/* 24 bytes: a heap holds tens of millions of them. */
 struct allocation {
-	uint64_t address; /* as returned by malloc */
-	uint64_t size;	  /* usable size, as malloc_usable_size returns it */
-	uint8_t state;	  /* enum allocation_state */
-	uint8_t place;	  /* enum allocation_place */
-	uint16_t arena;	  /* index into heap.arenas */
+	uint64_t address;   /* as returned by malloc */
+	uint64_t size : 44; /* usable size, as malloc_usable_size returns it (< 16 TiB) */
+	uint64_t state : 1; /* enum allocation_state */
+	uint64_t place : 4; /* enum allocation_place */
+	uint64_t arena : 15; /* index into heap.arenas (fewer than HEAP_ARENAS_MAX) */
 	uint64_t first_word; /* the first 8 bytes at `address`: a free chunk's list link, a live
 				object's header (a vtable, a reference count); read during the walk so
 				nothing later has to seek back into the snapshot for it */
@@ -74,6 +77,7 @@ void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 /* Whether addr lies in the allocator's bookkeeping. */
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);
 int heap_add(struct heap *heap, const struct allocation *allocation);
+/* -1 when out of memory or when there are HEAP_ARENAS_MAX already. */
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena);
 /* Sorts by address, builds the address index and fills the per-arena totals. */
 void heap_finish(struct heap *heap);

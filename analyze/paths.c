@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/string_table.h"
+
 #define NO_SHAPE UINT32_MAX
 
 struct shape_entry {
@@ -18,10 +20,7 @@ struct shape_entry {
 
 struct path_index {
 	const struct analysis *analysis;
-	char **steps;
-	size_t step_count, step_capacity;
-	uint32_t *step_table; /* hash: step string -> index + 1 */
-	size_t step_table_size;
+	struct string_table steps;
 	struct shape_entry *shapes;
 	size_t shape_count, shape_capacity;
 	uint32_t *shape_table; /* hash: (prefix, step, repeated) -> index + 1 */
@@ -125,34 +124,10 @@ static int grow_table(uint32_t **table, size_t *size, size_t used,
 	return 0;
 }
 
-static uint64_t step_hash(const struct path_index *index, uint32_t step)
-{
-	return hash_bytes(index->steps[step], 0);
-}
-
 static uint32_t intern_step(struct path_index *index, const char *text)
 {
-	if (grow_table(&index->step_table, &index->step_table_size, index->step_count, step_hash,
-		       index) != 0)
-		return NO_SHAPE;
-	size_t mask = index->step_table_size - 1;
-	size_t slot = hash_bytes(text, 0) & mask;
-	for (; index->step_table[slot]; slot = (slot + 1) & mask)
-		if (strcmp(index->steps[index->step_table[slot] - 1], text) == 0)
-			return index->step_table[slot] - 1;
-	if (index->step_count == index->step_capacity) {
-		size_t capacity = index->step_capacity ? index->step_capacity * 2 : 256;
-		void *grown = realloc(index->steps, capacity * sizeof *index->steps);
-		if (grown == NULL)
-			return NO_SHAPE;
-		index->steps = grown;
-		index->step_capacity = capacity;
-	}
-	index->steps[index->step_count] = strdup(text);
-	if (index->steps[index->step_count] == NULL)
-		return NO_SHAPE;
-	index->step_table[slot] = (uint32_t)++index->step_count;
-	return (uint32_t)(index->step_count - 1);
+	uint32_t step = string_table_intern(&index->steps, text);
+	return step == UINT32_MAX ? NO_SHAPE : step;
 }
 
 static uint64_t shape_key(uint32_t prefix, uint32_t step, uint8_t repeated)
@@ -197,8 +172,7 @@ static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t
 /* The name of a node's type for paths: its type, or "size N". */
 static void node_type(const struct analysis *analysis, uint32_t node, char *out, size_t size)
 {
-	const struct graph *graph = &analysis->graph;
-	size_t allocation = graph->node_allocation[node];
+	size_t allocation = node;
 	const char *type = analysis_type(analysis, allocation);
 	if (type)
 		snprintf(out, size, "%s", type);
@@ -240,7 +214,7 @@ void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t off
 	if (offset & GRAPH_LABEL) {
 		char type[112];
 		node_type(analysis, node, type, sizeof type);
-		snprintf(out, size, "%s%s", type, analysis->graph.labels[offset & GRAPH_LABEL_INDEX]);
+		snprintf(out, size, "%s%s", type, analysis->graph.labels.strings[offset & GRAPH_LABEL_INDEX]);
 	} else {
 		step_text(analysis, node, offset, out, size);
 	}
@@ -252,7 +226,7 @@ static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t of
 			    size_t size)
 {
 	const struct analysis *analysis = index->analysis;
-	size_t allocation = analysis->graph.node_allocation[node];
+	size_t allocation = node;
 	const char *type = analysis_type(analysis, allocation);
 	if (!(offset & GRAPH_LABEL) && type && strncmp(type, "struct ", 7) == 0) {
 		step_text(analysis, node, offset, text, size);
@@ -289,7 +263,7 @@ static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, 
 	uint32_t step = cached_step(index, u, graph->offsets[e], text, sizeof text);
 	/* a link from an object to one of its own type (a list's next, a tree's child) is a
 	 * chain: shown once, marked, however long it is */
-	size_t from = graph->node_allocation[u], to = graph->node_allocation[v];
+	size_t from = u, to = v;
 	uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
 			(analysis_type(analysis, from) != NULL ||
 			 analysis->heap.allocations[from].size == analysis->heap.allocations[to].size);
@@ -342,10 +316,7 @@ void path_index_free(struct path_index *index)
 {
 	if (index == NULL)
 		return;
-	for (size_t i = 0; i < index->step_count; i++)
-		free(index->steps[i]);
-	free(index->steps);
-	free(index->step_table);
+	string_table_free(&index->steps);
 	free(index->shapes);
 	free(index->shape_table);
 	free(index->node_shape);
@@ -376,7 +347,7 @@ static void render(const struct path_index *index, uint32_t id, struct path_shap
 			continue;
 		}
 		const struct shape_entry *entry = &index->shapes[chain[k]];
-		snprintf(out->elements[out->element_count++], 128, "%s%s", index->steps[entry->step],
+		snprintf(out->elements[out->element_count++], 128, "%s%s", index->steps.strings[entry->step],
 			 entry->repeated ? " (repeated)" : "");
 	}
 }
@@ -385,7 +356,7 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 {
 	const struct analysis *analysis = index->analysis;
 	const struct graph *graph = &analysis->graph;
-	uint32_t node = graph->allocation_node[allocation];
+	uint32_t node = graph_allocation_node(graph, allocation);
 	memset(out, 0, sizeof *out);
 	if (node == GRAPH_NONE || index->node_shape[node] == NO_SHAPE)
 		return false;
@@ -410,7 +381,7 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 	} found[CANDIDATES];
 	size_t found_count = 0;
 	for (size_t v = 0; v < graph->heap_nodes; v++) {
-		size_t allocation = graph->node_allocation[v];
+		size_t allocation = v;
 		const char *node_type_name = analysis_type(analysis, allocation);
 		if (analysis->types.owned && analysis->types.owned[allocation])
 			continue; /* a part of an object: its owner is the object */
@@ -433,9 +404,9 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		found[k].count++;
 		uint32_t dominator = graph->idom[v];
 		bool same = dominator < graph->heap_nodes &&
-			    analysis_type(analysis, graph->node_allocation[dominator]) == type &&
+			    analysis_type(analysis, dominator) == type &&
 			    (type != NULL ||
-			     analysis->heap.allocations[graph->node_allocation[dominator]].size == size);
+			     analysis->heap.allocations[dominator].size == size);
 		if (!same)
 			found[k].retained += graph->retained[v];
 	}

@@ -105,7 +105,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
 		const char *type = analysis_type(analysis, i);
-		uint32_t node = graph ? graph->allocation_node[i] : GRAPH_NONE;
+		uint32_t node = graph ? graph_allocation_node(graph, i) : GRAPH_NONE;
 		bool reachable = graph == NULL || graph_reachable(graph, node);
 		struct type_group *group = type_grouper_find(reachable ? &live : &lost, type, allocation->size);
 		if (group == NULL)
@@ -120,7 +120,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			uint32_t dominator = graph->idom[node];
 			bool same = false;
 			if (dominator < graph->heap_nodes) {
-				size_t owner = graph->node_allocation[dominator];
+				size_t owner = dominator;
 				same = type_grouper_find(&live, analysis_type(analysis, owner),
 						    heap->allocations[owner].size) == group;
 			}

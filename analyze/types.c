@@ -8,61 +8,54 @@
 /* The C++ runtime's demangler (libstdc++'s, declared here to keep this file C). */
 extern char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, int *status);
 
+uint32_t types_intern_id(struct type_names *names, const char *name)
+{
+	uint32_t number = string_table_intern(&names->names, name);
+	return number == UINT32_MAX ? 0 : number + 1;
+}
+
 const char *types_intern(struct type_names *names, const char *name)
 {
-	for (size_t i = 0; i < names->interned_count; i++)
-		if (strcmp(names->interned[i], name) == 0)
-			return names->interned[i];
-	if (names->interned_count == names->interned_capacity) {
-		size_t capacity = names->interned_capacity ? names->interned_capacity * 2 : 64;
-		void *grown = realloc(names->interned, capacity * sizeof *names->interned);
-		if (grown == NULL)
-			return NULL;
-		names->interned = grown;
-		names->interned_capacity = capacity;
-	}
-	char *copy = strdup(name);
-	if (copy)
-		names->interned[names->interned_count++] = copy;
-	return copy;
+	uint32_t id = types_intern_id(names, name);
+	return id ? names->names.strings[id - 1] : NULL;
 }
 
 int types_set(struct type_names *names, size_t allocation, const char *name)
 {
-	const char *interned = types_intern(names, name);
-	if (interned == NULL)
+	uint32_t id = types_intern_id(names, name);
+	if (id == 0)
 		return -1;
-	names->of[allocation] = interned;
+	names->of[allocation] = id;
 	return 0;
 }
 
 /* A cache of what a first word names: vtable pointers repeat across all objects of a class. */
 struct vptr_entry {
 	uint64_t vptr;
-	const char *name; /* NULL: not a vtable */
+	uint32_t name; /* an id for `of`, 0: not a vtable */
 };
 
-static const char *class_of(struct type_names *names, struct symbols *symbols, uint64_t vptr)
+static uint32_t class_of(struct type_names *names, struct symbols *symbols, uint64_t vptr)
 {
 	const char *module, *symbol;
 	uint64_t offset;
 	if (!symbols_lookup_address(symbols, vptr, &module, &symbol, &offset) ||
 	    strncmp(symbol, "_ZTV", 4) != 0 || offset < 16)
-		return NULL;
+		return 0;
 	int status = 0;
 	char *demangled = __cxa_demangle(symbol, NULL, NULL, &status);
 	if (demangled == NULL || status != 0) {
 		free(demangled);
-		return NULL;
+		return 0;
 	}
 	/* "vtable for Shape" -> "Shape" */
 	const char *prefix = "vtable for ";
 	const char *name = strncmp(demangled, prefix, strlen(prefix)) == 0
 				   ? demangled + strlen(prefix)
 				   : demangled;
-	const char *interned = types_intern(names, name);
+	uint32_t id = types_intern_id(names, name);
 	free(demangled);
-	return interned;
+	return id;
 }
 
 int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
@@ -76,7 +69,7 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 		free(cache);
 		return hs_error_set(err, "out of memory naming allocations");
 	}
-	const char *tcache = types_intern(names, "glibc tcache_perthread_struct");
+	uint32_t tcache = types_intern_id(names, "glibc tcache_perthread_struct");
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
@@ -127,9 +120,7 @@ const struct dwarf_struct *types_layout(const struct type_names *names, const ch
 void types_free(struct type_names *names)
 {
 	free(names->layouts);
-	for (size_t i = 0; i < names->interned_count; i++)
-		free(names->interned[i]);
-	free(names->interned);
+	string_table_free(&names->names);
 	free(names->of);
 	free(names->owned);
 	memset(names, 0, sizeof *names);

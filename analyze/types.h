@@ -9,18 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/string_table.h"
+
 #include "analyze/dwarf_types.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"
 
 struct type_names {
-	const char **of; /* per allocation (parallel to heap->allocations), NULL: untyped */
+	uint32_t *of; /* per allocation (parallel to heap->allocations): 1 + its name's number in
+			 names, 0 when untyped (types_name) */
 	/* per allocation, NULL when none is: a block that is part of another object (a Python
 	   list's item array), named after it, counted in its bytes but not as an object */
 	uint8_t *owned;
-	char **interned;
-	size_t interned_count, interned_capacity;
+	struct string_table names;
 	/* layouts of the struct types given ("struct conn"), for naming members in paths */
 	struct dwarf_struct *layouts;
 	size_t layout_count;
@@ -37,6 +39,14 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 int types_set(struct type_names *names, size_t allocation, const char *name);
 /* The interned copy of a name (NULL when out of memory). */
 const char *types_intern(struct type_names *names, const char *name);
+/* The same as an id for `of` (1 + its number in names), 0 when out of memory. */
+uint32_t types_intern_id(struct type_names *names, const char *name);
+
+/* The name of allocation `index`'s type, NULL when untyped. */
+static inline const char *types_name(const struct type_names *names, size_t index)
+{
+	return names->of && names->of[index] ? names->names.strings[names->of[index] - 1] : NULL;
+}
 void types_free(struct type_names *names);
 
 #endif

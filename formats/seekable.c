@@ -1,6 +1,8 @@
 /* Writing and reading the zstd seekable format (see seekable.h). The writer compresses frames on a
  * pool of threads and writes them in order as they finish, so compression and writing overlap; the
- * reader keeps a small LRU cache of decompressed frames so that nearby reads cost one decompression. */
+ * reader keeps a small LRU cache of decompressed frames so that nearby reads cost one decompression,
+ * and decompresses the next frame on a thread of its own while a walk goes through the memory in
+ * order. */
 #include "seekable.h"
 
 #include <errno.h>
@@ -351,6 +353,26 @@ struct cache_slot {
 	uint8_t *data;
 };
 
+/* Read-ahead: when a frame is missed right after the one before it (a walk in address order), a
+ * worker decompresses the frame after it into a buffer of its own while the caller works through
+ * the current one. Only the calling thread changes the cache: on its next miss it takes the
+ * worker's buffer in exchange for the slot's (so views into the cache stay valid as before). */
+struct read_ahead {
+	pthread_t thread;
+	bool started, stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	int64_t wanted;	 /* the frame to decompress next, -1: none */
+	int64_t working; /* the frame being decompressed, -1: none */
+	int64_t ready;	 /* the frame in data, -1: none */
+	uint8_t *data;	 /* the worker's buffer (NULL until it needs one) */
+	ZSTD_DCtx *context;
+	uint8_t *compressed;
+};
+
+struct seekable_reader;
+static void stop_ahead(struct seekable_reader *reader);
+
 struct seekable_reader {
 	int fd;
 	char *path;
@@ -370,6 +392,8 @@ struct seekable_reader {
 	struct cache_slot *recent; /* the slot read last: most reads are near the one before */
 	uint8_t *compressed;
 	size_t compressed_capacity;
+	uint32_t largest; /* decompressed size of the largest frame: every buffer holds it */
+	struct read_ahead ahead;
 };
 
 enum seekable_kind seekable_detect(int fd)
@@ -540,6 +564,7 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 	reader->context = ZSTD_createDCtx();
 	reader->compressed_capacity = largest_compressed;
 	reader->compressed = malloc(largest_compressed ? largest_compressed : 1);
+	reader->largest = largest ? largest : 1;
 	reader->cache_count = largest ? cache_bytes / largest : 1;
 	if (reader->cache_count < 2)
 		reader->cache_count = 2;
@@ -563,6 +588,7 @@ void seekable_close(struct seekable_reader *reader)
 {
 	if (reader == NULL)
 		return;
+	stop_ahead(reader);
 	if (reader->raw)
 		munmap((void *)reader->raw, reader->file_size);
 	if (reader->cache)
@@ -583,13 +609,202 @@ uint64_t seekable_file_size(const struct seekable_reader *reader) { return reade
 uint32_t seekable_frame_count(const struct seekable_reader *reader) { return reader->frame_count; }
 const uint8_t *seekable_raw_bytes(const struct seekable_reader *reader) { return reader->raw; }
 
+/* Decompresses frame `index` into out (reader->largest bytes), reading it through `compressed`
+ * with `context`: the calling thread's, or the read-ahead worker's. */
+static int decompress_frame(struct seekable_reader *reader, ZSTD_DCtx *context, uint8_t *compressed,
+			    uint32_t index, uint8_t *out, struct hs_error *err)
+{
+	const struct frame_entry *frame = &reader->frames[index];
+	if (read_exact(reader->fd, reader->path, compressed, frame->compressed_size,
+		       frame->file_offset, err) != 0)
+		return -1;
+	size_t produced = ZSTD_decompressDCtx(context, out, frame->decompressed_size, compressed,
+					      frame->compressed_size);
+	if (ZSTD_isError(produced))
+		return hs_error_set(err, "%s: corrupt zstd frame %u at offset %llu: %s", reader->path,
+				    index, (unsigned long long)frame->file_offset,
+				    ZSTD_getErrorName(produced));
+	if (produced != frame->decompressed_size)
+		return hs_error_set(err,
+				    "%s: corrupt zstd frame %u at offset %llu: it holds %zu bytes, the "
+				    "seek table says %u",
+				    reader->path, index, (unsigned long long)frame->file_offset,
+				    produced, frame->decompressed_size);
+	return 0;
+}
+
+static void *read_ahead_worker(void *argument)
+{
+	struct seekable_reader *reader = argument;
+	struct read_ahead *ahead = &reader->ahead;
+	pthread_mutex_lock(&ahead->lock);
+	for (;;) {
+		while (!ahead->stopping && ahead->wanted < 0)
+			pthread_cond_wait(&ahead->changed, &ahead->lock);
+		if (ahead->stopping)
+			break;
+		uint32_t index = (uint32_t)ahead->wanted;
+		ahead->wanted = -1;
+		ahead->working = index;
+		ahead->ready = -1;
+		pthread_mutex_unlock(&ahead->lock);
+		if (ahead->data == NULL)
+			ahead->data = malloc(reader->largest);
+		bool done = ahead->data != NULL &&
+			    decompress_frame(reader, ahead->context, ahead->compressed, index,
+					     ahead->data, NULL) == 0;
+		pthread_mutex_lock(&ahead->lock);
+		ahead->working = -1;
+		ahead->ready = done ? (int64_t)index : -1; /* on failure the caller's own try reports why */
+		pthread_cond_broadcast(&ahead->changed);
+	}
+	pthread_mutex_unlock(&ahead->lock);
+	return NULL;
+}
+
+/* Takes frame `index` from the worker into `slot` when it has it (waiting if it is at it). */
+static bool take_ahead(struct seekable_reader *reader, uint32_t index, struct cache_slot *slot)
+{
+	struct read_ahead *ahead = &reader->ahead;
+	if (!ahead->started)
+		return false;
+	bool taken = false;
+	pthread_mutex_lock(&ahead->lock);
+	while (ahead->working == (int64_t)index)
+		pthread_cond_wait(&ahead->changed, &ahead->lock);
+	if (ahead->ready == (int64_t)index) {
+		uint8_t *data = slot->data;
+		slot->data = ahead->data;
+		ahead->data = data;
+		ahead->ready = -1;
+		taken = true;
+	}
+	pthread_mutex_unlock(&ahead->lock);
+	return taken;
+}
+
+static bool cached(const struct seekable_reader *reader, uint32_t index)
+{
+	for (size_t i = 0; i < reader->cache_count; i++)
+		if (reader->cache[i].frame == (int64_t)index)
+			return true;
+	return false;
+}
+
+/* After a miss of `index`: when the frame before it is cached (a walk in order), has the worker
+ * decompress the next one not cached. */
+static void ask_ahead(struct seekable_reader *reader, uint32_t index)
+{
+	struct read_ahead *ahead = &reader->ahead;
+	uint32_t next = index + 1;
+	if (next < reader->frame_count && cached(reader, next))
+		next++; /* decompressed here while the worker was at index */
+	if (reader->cache_count < 4 || index == 0 || next >= reader->frame_count ||
+	    !cached(reader, index - 1) || cached(reader, next))
+		return;
+	if (!ahead->started) {
+		ahead->context = ZSTD_createDCtx();
+		ahead->compressed = malloc(reader->compressed_capacity ? reader->compressed_capacity : 1u);
+		ahead->wanted = ahead->working = ahead->ready = -1;
+		if (ahead->context == NULL || ahead->compressed == NULL ||
+		    pthread_mutex_init(&ahead->lock, NULL) != 0)
+			goto fail;
+		if (pthread_cond_init(&ahead->changed, NULL) != 0) {
+			pthread_mutex_destroy(&ahead->lock);
+			goto fail;
+		}
+		if (pthread_create(&ahead->thread, NULL, read_ahead_worker, reader) != 0) {
+			pthread_cond_destroy(&ahead->changed);
+			pthread_mutex_destroy(&ahead->lock);
+			goto fail;
+		}
+		ahead->started = true;
+	}
+	pthread_mutex_lock(&ahead->lock);
+	if (ahead->ready != (int64_t)next && ahead->working != (int64_t)next) {
+		ahead->wanted = next;
+		pthread_cond_broadcast(&ahead->changed);
+	}
+	pthread_mutex_unlock(&ahead->lock);
+	return;
+fail:
+	/* no read-ahead: every frame is then decompressed when it is read */
+	ZSTD_freeDCtx(ahead->context);
+	free(ahead->compressed);
+	ahead->context = NULL;
+	ahead->compressed = NULL;
+	reader->cache_count = reader->cache_count < 4 ? reader->cache_count : 3;
+}
+
+static void stop_ahead(struct seekable_reader *reader)
+{
+	struct read_ahead *ahead = &reader->ahead;
+	if (ahead->started) {
+		pthread_mutex_lock(&ahead->lock);
+		ahead->stopping = true;
+		pthread_cond_broadcast(&ahead->changed);
+		pthread_mutex_unlock(&ahead->lock);
+		pthread_join(ahead->thread, NULL);
+		pthread_cond_destroy(&ahead->changed);
+		pthread_mutex_destroy(&ahead->lock);
+	}
+	ZSTD_freeDCtx(ahead->context);
+	free(ahead->compressed);
+	free(ahead->data);
+	memset(ahead, 0, sizeof *ahead);
+}
+
+/* The least recently used slot (an empty one first), other than `keep`. */
+static struct cache_slot *victim_slot(struct seekable_reader *reader, const struct cache_slot *keep)
+{
+	struct cache_slot *victim = NULL;
+	for (size_t i = 0; i < reader->cache_count; i++) {
+		struct cache_slot *slot = &reader->cache[i];
+		if (slot == keep)
+			continue;
+		if (slot->frame < 0)
+			return slot;
+		if (victim == NULL || slot->last_use < victim->last_use)
+			victim = slot;
+	}
+	return victim;
+}
+
+/* Puts frame `index` in `slot`: the worker's copy when it has it, else decompressed here. */
+static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, uint32_t index,
+		     bool from_worker, struct hs_error *err)
+{
+	slot->frame = -1;
+	reader->generation++;
+	if (!from_worker || !take_ahead(reader, index, slot)) {
+		if (slot->data == NULL && (slot->data = malloc(reader->largest)) == NULL)
+			return hs_error_set(err, "out of memory decompressing %s", reader->path);
+		if (decompress_frame(reader, reader->context, reader->compressed, index, slot->data,
+				     err) != 0)
+			return -1;
+	}
+	slot->frame = index;
+	slot->last_use = ++reader->use_clock;
+	return 0;
+}
+
+static bool ahead_working_on(struct seekable_reader *reader, uint32_t index)
+{
+	struct read_ahead *ahead = &reader->ahead;
+	if (!ahead->started)
+		return false;
+	pthread_mutex_lock(&ahead->lock);
+	bool working = ahead->working == (int64_t)index;
+	pthread_mutex_unlock(&ahead->lock);
+	return working;
+}
+
 /* Returns the decompressed bytes of frame `index`, from the cache or freshly decompressed. */
 static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 				 struct hs_error *err)
 {
 	if (reader->recent && reader->recent->frame == (int64_t)index)
 		return reader->recent->data;
-	struct cache_slot *victim = &reader->cache[0];
 	for (size_t i = 0; i < reader->cache_count; i++) {
 		struct cache_slot *slot = &reader->cache[i];
 		if (slot->frame == (int64_t)index) {
@@ -597,47 +812,21 @@ static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 			reader->recent = slot;
 			return slot->data;
 		}
-		if (slot->frame < 0 || slot->last_use < victim->last_use)
-			victim = slot;
-		if (victim->frame < 0)
-			break;
 	}
-	const struct frame_entry *frame = &reader->frames[index];
-	if (victim->data == NULL) {
-		/* every slot can hold the largest frame */
-		uint32_t largest = 0;
-		for (uint32_t i = 0; i < reader->frame_count; i++)
-			if (reader->frames[i].decompressed_size > largest)
-				largest = reader->frames[i].decompressed_size;
-		victim->data = malloc(largest ? largest : 1);
-		if (victim->data == NULL) {
-			hs_error_set(err, "out of memory decompressing %s", reader->path);
+	struct cache_slot *victim = victim_slot(reader, NULL);
+	/* the worker is still at this frame (the walk goes faster than one thread decompresses):
+	   rather than wait, decompress the next one here meanwhile */
+	uint32_t next = index + 1;
+	if (next < reader->frame_count && reader->cache_count >= 4 && ahead_working_on(reader, index) &&
+	    !cached(reader, next)) {
+		struct cache_slot *other = victim_slot(reader, victim);
+		if (fill_slot(reader, other, next, false, err) != 0)
 			return NULL;
-		}
 	}
-	victim->frame = -1;
-	reader->generation++;
-	if (read_exact(reader->fd, reader->path, reader->compressed, frame->compressed_size,
-		       frame->file_offset, err) != 0)
+	if (fill_slot(reader, victim, index, true, err) != 0)
 		return NULL;
-	size_t produced = ZSTD_decompressDCtx(reader->context, victim->data, frame->decompressed_size,
-					      reader->compressed, frame->compressed_size);
-	if (ZSTD_isError(produced)) {
-		hs_error_set(err, "%s: corrupt zstd frame %u at offset %llu: %s", reader->path, index,
-			     (unsigned long long)frame->file_offset, ZSTD_getErrorName(produced));
-		return NULL;
-	}
-	if (produced != frame->decompressed_size) {
-		hs_error_set(err,
-			     "%s: corrupt zstd frame %u at offset %llu: it holds %zu bytes, the seek "
-			     "table says %u",
-			     reader->path, index, (unsigned long long)frame->file_offset, produced,
-			     frame->decompressed_size);
-		return NULL;
-	}
-	victim->frame = index;
-	victim->last_use = ++reader->use_clock;
 	reader->recent = victim;
+	ask_ahead(reader, index);
 	return victim->data;
 }
 

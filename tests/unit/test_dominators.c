@@ -44,7 +44,7 @@ int main(void)
 	for (int round = 0; round < 3000; round++) {
 		size_t n = 2 + next_random() % (MAX_NODES - 1);
 		bool adjacency[MAX_NODES][MAX_NODES] = {{0}};
-		uint64_t starts[MAX_NODES + 1];
+		uint32_t starts[MAX_NODES + 1];
 		uint32_t targets[MAX_NODES * MAX_NODES];
 		size_t edges = 0;
 		unsigned density = 1 + (unsigned)(next_random() % 4);
@@ -105,7 +105,7 @@ int main(void)
 
 	/* a chain of two million nodes with a back edge: deep, and each node dominates the next */
 	size_t n = 2000000;
-	uint64_t *starts = malloc((n + 1) * sizeof *starts);
+	uint32_t *starts = malloc((n + 1) * sizeof *starts);
 	uint32_t *targets = malloc((n + 1) * sizeof *targets);
 	size_t edges = 0;
 	for (size_t v = 0; v < n; v++) {

@@ -1,0 +1,21 @@
+/* A set of strings, each kept once and numbered in the order first given (0, 1, ...), with a hash
+ * index: the type names of allocations and the labels of the graph's edges are stored as these
+ * numbers, and equal strings are one pointer. */
+#ifndef HEAPSNAP_STRING_TABLE_H
+#define HEAPSNAP_STRING_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct string_table {
+	char **strings; /* by number */
+	size_t count, capacity;
+	uint32_t *index; /* open addressing: number + 1, 0 for an empty slot */
+	size_t index_size;
+};
+
+/* The number of `text`, added when new; UINT32_MAX when out of memory. */
+uint32_t string_table_intern(struct string_table *table, const char *text);
+void string_table_free(struct string_table *table);
+
+#endif
