@@ -1,6 +1,7 @@
 /* Cycles among unreachable allocations (see cycles.h): Tarjan's strongly connected components,
  * iteratively, over the unreachable nodes only; then a breadth-first search inside each component
- * for the shortest way back to its first object. */
+ * for the shortest way back to its first object. Its arrays are as long as the unreachable nodes
+ * are many (a node's slot in them is found by a binary search), not as the graph is large. */
 #include "cycles.h"
 
 #include <stdbool.h>
@@ -15,12 +16,16 @@
 struct finder {
 	const struct analysis *analysis;
 	const struct graph *graph;
-	uint32_t *order, *low, *stack, *component;
-	uint64_t *edge_at; /* per node on the call stack: the next edge to look at */
-	uint32_t *calls;  /* the depth-first search's call stack */
-	uint32_t *bfs_from; /* per node, in the breadth-first search: where it was reached from */
+	uint32_t *nodes; /* the unreachable live heap nodes, in order: slot -> node */
+	size_t node_count;
+	/* by slot */
+	uint32_t *order, *low, *component;
+	uint64_t *edge_at; /* for a node on the call stack: the next edge to look at */
+	uint32_t *bfs_from; /* in the breadth-first search: the node it was reached from */
 	uint64_t *bfs_edge; /* ... and by which edge */
 	bool *on_stack;
+	uint32_t *stack; /* Tarjan's stack of nodes */
+	uint32_t *calls; /* the depth-first search's call stack, of nodes */
 	struct cycle_shape *shapes;
 	size_t shape_count, shape_capacity;
 };
@@ -29,6 +34,20 @@ static bool unreachable(const struct graph *graph, uint32_t node)
 {
 	return node < graph->heap_nodes && graph->heap->allocations[node].state == ALLOCATION_LIVE &&
 	       !graph_reachable(graph, node);
+}
+
+/* The slot of an unreachable node, UNVISITED for any other. */
+static uint32_t slot_of(const struct finder *finder, uint32_t node)
+{
+	size_t low = 0, high = finder->node_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (finder->nodes[mid] < node)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low < finder->node_count && finder->nodes[low] == node ? (uint32_t)low : UNVISITED;
 }
 
 static bool is_part(const struct analysis *analysis, uint32_t node)
@@ -89,12 +108,12 @@ static int describe(struct finder *finder, const uint32_t *members, size_t count
 			first = v;
 	}
 	/* breadth-first inside the component, from first back to it */
-	uint32_t component = finder->component[first];
+	uint32_t component = finder->component[slot_of(finder, first)];
 	uint32_t *queue = malloc((count + 1) * sizeof *queue);
 	if (queue == NULL)
 		return -1;
 	for (size_t i = 0; i < count; i++)
-		finder->bfs_from[members[i]] = UNVISITED;
+		finder->bfs_from[slot_of(finder, members[i])] = UNVISITED;
 	size_t head = 0, tail = 0;
 	queue[tail++] = first;
 	uint64_t back_edge = UINT64_MAX;
@@ -102,18 +121,18 @@ static int describe(struct finder *finder, const uint32_t *members, size_t count
 	while (head < tail && back_edge == UINT64_MAX) {
 		uint32_t v = queue[head++];
 		for (uint64_t e = graph->starts[v]; e < graph->starts[v + 1]; e++) {
-			uint32_t w = graph->targets[e];
-			if (w >= graph->heap_nodes || finder->component[w] != component)
+			uint32_t w = graph->targets[e], slot = slot_of(finder, w);
+			if (slot == UNVISITED || finder->component[slot] != component)
 				continue;
 			if (w == first) {
 				back_edge = e;
 				back_from = v;
 				break;
 			}
-			if (finder->bfs_from[w] != UNVISITED)
+			if (finder->bfs_from[slot] != UNVISITED)
 				continue;
-			finder->bfs_from[w] = v;
-			finder->bfs_edge[w] = e;
+			finder->bfs_from[slot] = v;
+			finder->bfs_edge[slot] = e;
 			queue[tail++] = w;
 		}
 	}
@@ -126,9 +145,11 @@ static int describe(struct finder *finder, const uint32_t *members, size_t count
 	size_t hop_count = 0;
 	hops[hop_count] = back_from;
 	hop_edges[hop_count++] = back_edge;
-	for (uint32_t v = back_from; v != first && hop_count < 16; v = finder->bfs_from[v]) {
-		hops[hop_count] = finder->bfs_from[v];
-		hop_edges[hop_count++] = finder->bfs_edge[v];
+	for (uint32_t v = back_from; v != first && hop_count < 16;
+	     v = finder->bfs_from[slot_of(finder, v)]) {
+		uint32_t slot = slot_of(finder, v);
+		hops[hop_count] = finder->bfs_from[slot];
+		hop_edges[hop_count++] = finder->bfs_edge[slot];
 	}
 	char text[512] = "", step[160];
 	size_t used = 0;
@@ -163,8 +184,11 @@ int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cyc
 	*shapes = NULL;
 	*count = 0;
 	const struct graph *graph = &analysis->graph;
-	size_t n = graph->heap_nodes;
 	struct finder finder = {.analysis = analysis, .graph = graph};
+	size_t n = 0;
+	for (uint32_t v = 0; v < graph->heap_nodes; v++)
+		n += unreachable(graph, v);
+	finder.nodes = malloc((n + 1) * sizeof *finder.nodes);
 	finder.order = malloc((n + 1) * sizeof *finder.order);
 	finder.low = malloc((n + 1) * sizeof *finder.low);
 	finder.stack = malloc((n + 1) * sizeof *finder.stack);
@@ -175,54 +199,61 @@ int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cyc
 	finder.edge_at = malloc((n + 1) * sizeof *finder.edge_at);
 	finder.on_stack = calloc(n + 1, sizeof *finder.on_stack);
 	int result = -1;
-	if (!finder.order || !finder.low || !finder.stack || !finder.component || !finder.calls ||
-	    !finder.edge_at || !finder.on_stack || !finder.bfs_from || !finder.bfs_edge)
+	if (!finder.nodes || !finder.order || !finder.low || !finder.stack || !finder.component ||
+	    !finder.calls || !finder.edge_at || !finder.on_stack || !finder.bfs_from ||
+	    !finder.bfs_edge)
 		goto done;
-	for (size_t v = 0; v < n; v++)
-		finder.order[v] = finder.component[v] = UNVISITED;
+	for (uint32_t v = 0; v < graph->heap_nodes; v++)
+		if (unreachable(graph, v))
+			finder.nodes[finder.node_count++] = v;
+	for (size_t k = 0; k < n; k++)
+		finder.order[k] = finder.component[k] = UNVISITED;
 	uint32_t counter = 0, components = 0;
 	size_t stack_size = 0;
-	for (uint32_t root = 0; root < n; root++) {
-		if (!unreachable(graph, root) || finder.order[root] != UNVISITED)
+	for (size_t root_slot = 0; root_slot < n; root_slot++) {
+		if (finder.order[root_slot] != UNVISITED)
 			continue;
+		uint32_t root = finder.nodes[root_slot];
 		/* iterative Tarjan: calls[] is the DFS call stack */
 		size_t depth = 0;
 		finder.calls[depth++] = root;
-		finder.order[root] = finder.low[root] = counter++;
-		finder.edge_at[root] = graph->starts[root];
+		finder.order[root_slot] = finder.low[root_slot] = counter++;
+		finder.edge_at[root_slot] = graph->starts[root];
 		finder.stack[stack_size++] = root;
-		finder.on_stack[root] = true;
+		finder.on_stack[root_slot] = true;
 		while (depth > 0) {
-			uint32_t v = finder.calls[depth - 1];
-			if (finder.edge_at[v] < graph->starts[v + 1]) {
-				uint32_t w = graph->targets[finder.edge_at[v]++];
-				if (!unreachable(graph, w))
-					continue;
-				if (finder.order[w] == UNVISITED) {
-					finder.order[w] = finder.low[w] = counter++;
-					finder.edge_at[w] = graph->starts[w];
+			uint32_t v = finder.calls[depth - 1], vs = slot_of(&finder, v);
+			if (finder.edge_at[vs] < graph->starts[v + 1]) {
+				uint32_t w = graph->targets[finder.edge_at[vs]++];
+				uint32_t ws = slot_of(&finder, w);
+				if (ws == UNVISITED)
+					continue; /* reachable, or not a heap node */
+				if (finder.order[ws] == UNVISITED) {
+					finder.order[ws] = finder.low[ws] = counter++;
+					finder.edge_at[ws] = graph->starts[w];
 					finder.stack[stack_size++] = w;
-					finder.on_stack[w] = true;
+					finder.on_stack[ws] = true;
 					finder.calls[depth++] = w;
-				} else if (finder.on_stack[w] && finder.order[w] < finder.low[v]) {
-					finder.low[v] = finder.order[w];
+				} else if (finder.on_stack[ws] && finder.order[ws] < finder.low[vs]) {
+					finder.low[vs] = finder.order[ws];
 				}
 				continue;
 			}
 			depth--;
 			if (depth > 0) {
-				uint32_t parent = finder.calls[depth - 1];
-				if (finder.low[v] < finder.low[parent])
-					finder.low[parent] = finder.low[v];
+				uint32_t parent = slot_of(&finder, finder.calls[depth - 1]);
+				if (finder.low[vs] < finder.low[parent])
+					finder.low[parent] = finder.low[vs];
 			}
-			if (finder.low[v] != finder.order[v])
+			if (finder.low[vs] != finder.order[vs])
 				continue;
 			/* v roots a component: pop it */
 			size_t start = stack_size;
 			do {
 				start--;
-				finder.on_stack[finder.stack[start]] = false;
-				finder.component[finder.stack[start]] = components;
+				uint32_t member = slot_of(&finder, finder.stack[start]);
+				finder.on_stack[member] = false;
+				finder.component[member] = components;
 			} while (finder.stack[start] != v);
 			components++;
 			size_t members = stack_size - start;
@@ -248,6 +279,7 @@ int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cyc
 	finder.shapes = NULL;
 	result = 0;
 done:
+	free(finder.nodes);
 	free(finder.order);
 	free(finder.low);
 	free(finder.stack);

@@ -58,6 +58,10 @@ static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
 	graph->targets[graph->edge_count] = target;
 	graph->offsets[graph->edge_count] = offset;
 	graph->edge_count++;
+	big_array_filling(graph->targets, graph->targets_capacity, sizeof *graph->targets,
+			  graph->edge_count);
+	big_array_filling(graph->offsets, graph->offsets_capacity, sizeof *graph->offsets,
+			  graph->edge_count);
 	return 0;
 }
 
@@ -121,7 +125,10 @@ static int scan_range(struct builder *builder, uint64_t start, uint64_t end)
 
 static void end_row(struct builder *builder)
 {
-	builder->graph->starts[++builder->rows] = (uint32_t)builder->graph->edge_count;
+	struct graph *graph = builder->graph;
+	graph->starts[++builder->rows] = (uint32_t)graph->edge_count;
+	big_array_filling(graph->starts, graph->starts_capacity, sizeof *graph->starts,
+			  builder->rows);
 }
 
 /* Whether a member can hold a reference: a pointer, or an aggregate (scanned whole); integers,

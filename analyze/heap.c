@@ -34,6 +34,7 @@ int heap_add(struct heap *heap, const struct allocation *allocation)
 		heap->allocations = grown;
 	}
 	heap->allocations[heap->count++] = *allocation;
+	big_array_filling(heap->allocations, heap->capacity, sizeof *heap->allocations, heap->count);
 	return 0;
 }
 

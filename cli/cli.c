@@ -1,6 +1,7 @@
 /* Front-end helpers (see cli.h). */
 #include "cli.h"
 
+#include "common/prefault.h"
 #include "common/timings.h"
 
 #include <getopt.h>
@@ -192,18 +193,24 @@ void cli_format_build_id(const struct snapshot_module *module, char *out)
  * heap only, never given back (no mmap for large blocks, no trimming), so that what one step frees
  * the next reuses instead of faulting in new pages; bench/python_summary measured 29-36 s without
  * the last two, 17-18 s with them. The few arrays that grow large as they fill are mapped apart
- * (big_array.h). The tunables are read at start-up, so the analysis commands restart themselves
+ * (big_array.h). And what must be new is faulted in ahead by a helper thread, on the other core
+ * (prefault.h). The tunables are read at start-up, so the analysis commands restart themselves
  * once with them set; without /proc, or when the user set GLIBC_TUNABLES, they just go on. */
-void cli_use_huge_pages(char **argv)
+void cli_prepare_memory(char **argv)
 {
-	if (getenv("GLIBC_TUNABLES") != NULL)
-		return;
-	if (setenv("GLIBC_TUNABLES",
-		   "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
-		   "glibc.malloc.trim_threshold=4611686018427387904",
-		   1) == 0)
-		execv("/proc/self/exe", argv);
-	unsetenv("GLIBC_TUNABLES");
+	if (getenv("GLIBC_TUNABLES") == NULL) {
+		if (setenv("GLIBC_TUNABLES",
+			   "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
+			   "glibc.malloc.trim_threshold=4611686018427387904:"
+			   "glibc.malloc.top_pad=33554432",
+			   1) == 0)
+			execv("/proc/self/exe", argv);
+		unsetenv("GLIBC_TUNABLES");
+	}
+	/* malloc takes 32 MiB more than it needs each time it grows its heap: the prefault helper
+	   faults that in while the analysis works through what it has */
+	if (prefault_start() == 0)
+		atexit(prefault_stop);
 }
 
 void cli_json_steps(struct json_writer *json, const char *text)

@@ -70,7 +70,7 @@ void cli_format_build_id(const struct snapshot_module *module, char *out);
 
 /* Restarts the program once with glibc's malloc asked for huge pages (see cli.c); returns when
  * it is already set or cannot be. */
-void cli_use_huge_pages(char **argv);
+void cli_prepare_memory(char **argv);
 
 /* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps, as the JSON contract has it. */
 struct json_writer;

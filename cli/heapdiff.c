@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 				 (strcmp(colour, "auto") == 0 && isatty(STDOUT_FILENO) &&
 				  !(no_colour && no_colour[0])));
 	/* after the options are known to be good: the analysis wants huge pages (see cli.c) */
-	cli_use_huge_pages(argv);
+	cli_prepare_memory(argv);
 	bool verbose = isatty(STDERR_FILENO);
 
 	struct analysis *snapshots[3] = {NULL, NULL, NULL};

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	if (strcmp(command, "info") == 0)
 		return cmd_info(argc - 1, argv + 1);
 	if (strcmp(command, "list") == 0 || strcmp(command, "summary") == 0)
-		cli_use_huge_pages(argv);
+		cli_prepare_memory(argv);
 	if (strcmp(command, "list") == 0)
 		return cmd_list(argc - 1, argv + 1);
 	if (strcmp(command, "summary") == 0)

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
+#include "common/prefault.h"
+
 #define PAGE 4096u
 
 static size_t mapping_size(size_t capacity, size_t element_size)
@@ -34,6 +36,16 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 	madvise(moved, mapping_size(grown, element_size), MADV_HUGEPAGE);
 	*capacity = grown;
 	return moved;
+}
+
+#define AHEAD (1u << 17) /* entries faulted in ahead, half of them at a time */
+
+void big_array_filling(void *array, size_t capacity, size_t element_size, size_t used)
+{
+	if (used % (AHEAD / 2) != 0 || used >= capacity)
+		return;
+	size_t count = capacity - used < AHEAD ? capacity - used : AHEAD;
+	prefault_ahead((char *)array + used * element_size, count * element_size);
 }
 
 void big_array_free(void *array, size_t capacity, size_t element_size)

@@ -1,7 +1,7 @@
 /* Arrays that grow to hundreds of MiB while they are filled (the heap's allocations, the graph's
  * edges), in mappings of their own grown with mremap: the kernel moves their pages, it neither
  * copies them nor touches new ones. The front ends tell malloc not to map memory of its own (see
- * cli_use_huge_pages), so that what the analysis frees is reused rather than given back to the
+ * cli_prepare_memory), so that what the analysis frees is reused rather than given back to the
  * kernel and faulted in again; in malloc's heap, growing these arrays would copy them each time,
  * and hold the old and the new copy at once. */
 #ifndef HEAPSNAP_BIG_ARRAY_H
@@ -13,6 +13,9 @@
  * (doubling, at least 4096): the array, moved or not, or NULL when out of memory (the old one is
  * then intact). */
 void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t needed);
+/* Called as the array fills, with the entries used so far: now and then asks the prefault helper
+ * to fault in the next part (prefault.h). */
+void big_array_filling(void *array, size_t capacity, size_t element_size, size_t used);
 /* Frees an array made by big_array_grow (NULL is fine). */
 void big_array_free(void *array, size_t capacity, size_t element_size);
 
