@@ -100,7 +100,7 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 		graph_free(&analysis->graph);
 		analysis->has_graph = false;
 	}
-	timings_mark(&analysis->timings, "(between)");
+	timings_mark(&analysis->timings, "(the front end)");
 	struct graph_model model = {0};
 	struct cpython_graph *python = NULL;
 	if (analysis->python_objects.bits) {

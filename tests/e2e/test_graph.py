@@ -75,4 +75,25 @@ for mode in ([], ["--lose"]):
     conn_paths = [r["path"] for r in types.get("struct conn", {}).get("retainers", [])]
     check(["global all_conns", "struct conn.next (repeated)", "struct conn"] in conn_paths and
           ["global all_conns", "struct conn"] in conn_paths, f"{label}: the list's paths: {conn_paths}")
+
+# --timings: the same report, and on stderr each step's time and the memory peak as it ended,
+# adding up to no more than the command's own wall-clock time
+snapshot = path("conns" + "default" + ".snap")
+plain = heapsnap("summary", snapshot)
+started = time.monotonic()
+timed = heapsnap("summary", snapshot, "--timings")
+wall = time.monotonic() - started
+check(timed.stdout == plain.stdout, "--timings leaves the report as it is")
+steps = {}
+for line in timed.stderr.splitlines():
+    found = re.match(r"heapsnap summary: .*\.snap: +([0-9.]+) s  (?:peak +([0-9]+) MiB  )?(.*)$", line)
+    if found:
+        steps[found.group(3)] = (float(found.group(1)), int(found.group(2) or -1))
+check({"glibc heap", "graph: edges", "graph: dominators", "report", "in all"} <= set(steps),
+      f"--timings names the steps: {sorted(steps)}")
+total = steps.get("in all", (0, 0))[0]
+check(0 < total <= wall and abs(sum(t for name, (t, _) in steps.items() if name != "in all") - total) < 0.05,
+      f"--timings: the steps add up to {total} s, within the {wall:.2f} s the command took")
+peaks = [peak for name, (_, peak) in steps.items() if name != "in all"]
+check(peaks == sorted(peaks) and peaks[-1] > 0, f"--timings: the memory peak only grows: {peaks}")
 finish()
