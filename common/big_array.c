@@ -2,6 +2,7 @@
 #include "big_array.h"
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "common/prefault.h"
@@ -24,6 +25,18 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 		grown *= 2;
 	}
 	void *moved;
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer does not follow pages mremap moves: where a thread maps memory another
+	   thread's array moved away from, it would see a race. Copied instead, in its builds. */
+	moved = mmap(NULL, mapping_size(grown, element_size), PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (moved == MAP_FAILED)
+		return NULL;
+	if (array != NULL) {
+		memcpy(moved, array, *capacity * element_size);
+		munmap(array, mapping_size(*capacity, element_size));
+	}
+#else
 	if (array == NULL)
 		moved = mmap(NULL, mapping_size(grown, element_size), PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -32,6 +45,7 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 			       mapping_size(grown, element_size), MREMAP_MAYMOVE);
 	if (moved == MAP_FAILED)
 		return NULL;
+#endif
 	/* huge pages where the kernel gives them only on request */
 	madvise(moved, mapping_size(grown, element_size), MADV_HUGEPAGE);
 	*capacity = grown;
