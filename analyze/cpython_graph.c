@@ -41,6 +41,10 @@ struct cpython_graph {
 	struct type_model *types; /* parallel to objects->types */
 	uint8_t *bytes;		  /* the object being read */
 	size_t bytes_capacity;
+	/* the allocation whose edges are being emitted, as the graph read it (NULL: not in one
+	   piece): its words are read from here rather than from the snapshot again */
+	const uint8_t *block;
+	uint64_t block_address, block_size;
 	struct graph_emitter *emitter;
 	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
 	struct graph_range claimed[256];
@@ -54,6 +58,17 @@ static uint64_t u64_at(const uint8_t *bytes, size_t offset)
 	uint64_t value;
 	memcpy(&value, bytes + offset, sizeof value);
 	return value;
+}
+
+/* A word at addr: from the allocation being emitted when it holds it, else from the snapshot. */
+static bool read_word(struct cpython_graph *model, uint64_t addr, uint64_t *out)
+{
+	if (model->block && addr >= model->block_address &&
+	    addr - model->block_address + 8 <= model->block_size) {
+		memcpy(out, model->block + (addr - model->block_address), 8);
+		return true;
+	}
+	return address_space_read_u64(model->space, addr, out);
 }
 
 /* Reads size bytes at addr into model->bytes; NULL when unreadable. */
@@ -258,11 +273,15 @@ static int values_edges(struct cpython_graph *model, const struct type_model *ty
 {
 	if (count > type->key_count)
 		count = type->key_count;
-	for (uint64_t i = 0; i < count; i++) {
-		uint64_t value = 0;
-		if (address_space_read_u64(model->space, values + i * 8, &value) && value != 0 &&
-		    graph_emit_edge(model->emitter, value, type->key_labels[i]) != 0)
-			return -1;
+	uint64_t chunk[64];
+	for (uint64_t first = 0; first < count; first += 64) {
+		size_t take = count - first < 64 ? (size_t)(count - first) : 64;
+		if (address_space_read(model->space, values + first * 8, chunk, take * 8, NULL) != 0)
+			return 0;
+		for (size_t i = 0; i < take; i++)
+			if (chunk[i] != 0 &&
+			    graph_emit_edge(model->emitter, chunk[i], type->key_labels[first + i]) != 0)
+				return -1;
 	}
 	return 0;
 }
@@ -277,7 +296,7 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 	uint64_t word = 0;
 	if ((python_type->flags & PY_TPFLAGS_MANAGED_DICT) && layout->managed_dict) {
 		uint64_t at = object + (uint64_t)(int64_t)layout->managed_dict;
-		if (!address_space_read_u64(model->space, at, &word))
+		if (!read_word(model, at, &word))
 			return 0;
 		if (layout->minor == 12 && (word & 1)) {
 			/* 3.12: the values, less one (the low bit tags them), no dict made yet */
@@ -288,9 +307,7 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 				  dict_edges(model, word, AS_ATTRIBUTES) != 0))
 			return -1;
 		if (layout->managed_values &&
-		    address_space_read_u64(model->space,
-					   object + (uint64_t)(int64_t)layout->managed_values,
-					   &word) &&
+		    read_word(model, object + (uint64_t)(int64_t)layout->managed_values, &word) &&
 		    word != 0)
 			return graph_emit_edge(emitter, word, model->table) ||
 			       values_edges(model, type, word, type->key_count);
@@ -310,7 +327,7 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 		/* after the items of a variable-size object (a subclass of int, tuple or bytes):
 		   counted back from its end, as _PyObject_GetDictPtr does */
 		uint64_t items = 0;
-		if (!address_space_read_u64(model->space, object + layout->var_size, &items))
+		if (!read_word(model, object + layout->var_size, &items))
 			return 0;
 		if (python_type->kind == PYTHON_INT && layout->minor >= 12)
 			items >>= 3; /* 3.12: lv_tag, the digits' count shifted past the sign */
@@ -319,8 +336,7 @@ static int attribute_edges(struct cpython_graph *model, uint32_t type_index, uin
 		uint64_t end = (python_type->basicsize + items * python_type->itemsize + 7) & ~7ull;
 		dictoffset += (int64_t)end;
 	}
-	if (dictoffset > 0 && address_space_read_u64(model->space, object + (uint64_t)dictoffset,
-						     &word) &&
+	if (dictoffset > 0 && read_word(model, object + (uint64_t)dictoffset, &word) &&
 	    word != 0)
 		return graph_emit_edge(emitter, word, model->dict_label) ||
 		       dict_edges(model, word, AS_ATTRIBUTES);
@@ -366,6 +382,7 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 	struct cpython_graph *model = context;
 	const struct python_objects *objects = model->objects;
 	int result = object_edges_of_kind(context, index, block, emitter);
+	model->block = NULL; /* valid only while the graph emits this allocation */
 	if (result < 0 || !(objects->bits[index] & PYOBJ_OBJECT))
 		return result;
 	for (size_t i = cpython_first_part(objects, index);
@@ -398,6 +415,9 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	if (!type->ready)
 		prepare_type(model, type_index);
 	size_t size = (size_t)(allocation->size - header);
+	model->block = block;
+	model->block_address = allocation->address;
+	model->block_size = allocation->size;
 	const uint8_t *bytes = block ? block + header : read_bytes(model, object, size);
 	if (bytes == NULL)
 		return 1;
@@ -492,8 +512,7 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 		/* slots and attributes: a subclass of a built-in container has them too */
 		if (type->precise || python_type->kind != PYTHON_OTHER)
 			for (uint32_t m = 0; result == 0 && m < type->member_count; m++)
-				if (address_space_read_u64(model->space,
-							   object + type->members[m].offset, &word))
+				if (read_word(model, object + type->members[m].offset, &word))
 					result = graph_emit_edge(emitter, word,
 								 type->members[m].label);
 		if (result == 0)
@@ -501,8 +520,7 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	}
 	/* the blocks it owns, which have no edges of their own */
 	if (result == 0 && (python_type->flags & PY_TPFLAGS_MANAGED_DICT) && layout->managed_values &&
-	    address_space_read_u64(model->space, object + (uint64_t)(int64_t)layout->managed_values,
-				   &word))
+	    read_word(model, object + (uint64_t)(int64_t)layout->managed_values, &word))
 		result = graph_emit_edge(emitter, word, model->table);
 	return result < 0 ? -1 : 1;
 }

@@ -27,7 +27,11 @@ def _cleanup():
                 process.wait(timeout=10)
             except Exception:
                 pass
-    shutil.rmtree(WORKDIR, ignore_errors=True)
+    if failures:
+        # the snapshots and records of a failed run are kept, to look into
+        sys.stderr.write(f"(kept {WORKDIR} for the failures above)\n")
+    else:
+        shutil.rmtree(WORKDIR, ignore_errors=True)
 
 
 atexit.register(_cleanup)

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import time
 
-from common import check, finish, heapsnap, path, start
+from common import check, finish, heapsnap, path, process_state, start
 
 LAYOUT_CHECK = os.environ.get("LAYOUT_CHECK", "build/tests/cpython_layout_check")
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "python_objects.py")
@@ -80,6 +80,11 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
     if not check(os.path.exists(result_file), f"{name}: the target wrote its counts"):
         continue
     result = ast.literal_eval(open(result_file).read())
+    # captured asleep in its read: on a loaded machine it can still be between the rename and
+    # the read, its frame's values stack not written back (what it last touched would then look
+    # referenced)
+    while process_state(process.pid) != "S" and time.time() < deadline:
+        time.sleep(0.01)
     snapshot = path(f"{name}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     # the collector's own answer, after the snapshot: what it finds to be garbage
