@@ -45,6 +45,7 @@ struct cpython_graph {
 	   piece): its words are read from here rather than from the snapshot again */
 	const uint8_t *block;
 	uint64_t block_address, block_size;
+	size_t next_part; /* the graph asks for objects in order: where their parts are, onwards */
 	struct graph_emitter *emitter;
 	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
 	struct graph_range claimed[256];
@@ -385,12 +386,21 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 	model->block = NULL; /* valid only while the graph emits this allocation */
 	if (result < 0 || !(objects->bits[index] & PYOBJ_OBJECT))
 		return result;
-	for (size_t i = cpython_first_part(objects, index);
-	     i < objects->part_count && objects->parts[i].owner == index; i++)
+	/* parts are sorted by owner, and the graph goes through the allocations in order: the
+	   first part of this one is at or after where the last one's ended */
+	size_t i = model->next_part;
+	if (i > 0 && objects->parts[i - 1].owner >= index) {
+		i = cpython_first_part(objects, index); /* asked out of order */
+	} else {
+		while (i < objects->part_count && objects->parts[i].owner < index)
+			i++;
+	}
+	for (; i < objects->part_count && objects->parts[i].owner == index; i++)
 		if (graph_emit_view_edge(emitter,
 					 model->heap->allocations[objects->parts[i].part].address,
 					 model->storage) != 0)
 			return -1;
+	model->next_part = i;
 	return result;
 }
 

@@ -380,15 +380,24 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		uint64_t count, retained;
 	} found[CANDIDATES];
 	size_t found_count = 0;
+	/* the type as its id (1 + its number, 0 for untyped): one compare per node, of ids */
+	const uint32_t *of = analysis->types.of;
+	uint32_t want = 0;
+	if (type) {
+		uint32_t number = string_table_find(&analysis->types.names, type);
+		if (number == UINT32_MAX || of == NULL ||
+		    analysis->types.names.strings[number] != type)
+			return 0; /* not a type of this snapshot's */
+		want = number + 1;
+	}
 	for (size_t v = 0; v < graph->heap_nodes; v++) {
 		size_t allocation = v;
-		const char *node_type_name = analysis_type(analysis, allocation);
+		if ((of ? of[allocation] : 0) != want ||
+		    (type == NULL && analysis->heap.allocations[allocation].size != size))
+			continue;
 		if (analysis->types.owned && analysis->types.owned[allocation])
 			continue; /* a part of an object: its owner is the object */
 		if (only && !only[allocation])
-			continue;
-		if (node_type_name != type ||
-		    (type == NULL && analysis->heap.allocations[allocation].size != size))
 			continue;
 		uint32_t shape = index->node_shape[v];
 		if (shape == NO_SHAPE)

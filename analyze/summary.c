@@ -93,6 +93,19 @@ void type_grouper_free(struct type_grouper *grouper)
 	memset(grouper, 0, sizeof *grouper);
 }
 
+/* The group of a type, through a table by type id (most allocations are typed): a hash lookup
+ * per type, not per allocation. */
+static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id, uint32_t id,
+				   const char *type, uint64_t size)
+{
+	if (id && by_id[id])
+		return &grouper->groups[by_id[id] - 1];
+	struct type_group *group = type_grouper_find(grouper, type, size);
+	if (group && id)
+		by_id[id] = (uint32_t)(group - grouper->groups) + 1;
+	return group;
+}
+
 int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
 		       struct hs_error *err)
 {
@@ -100,14 +113,21 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	const struct heap *heap = &analysis->heap;
 	const struct graph *graph = analysis->has_graph ? &analysis->graph : NULL;
 	struct type_grouper live = {0}, lost = {0};
+	const uint32_t *of = analysis->types.of;
+	size_t ids = analysis->types.names.count + 1;
+	uint32_t *live_by_id = calloc(ids, sizeof *live_by_id), *lost_by_id = calloc(ids, sizeof *lost_by_id);
+	if (live_by_id == NULL || lost_by_id == NULL)
+		goto out_of_memory;
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
 		const char *type = analysis_type(analysis, i);
+		uint32_t id = of ? of[i] : 0;
 		uint32_t node = graph ? graph_allocation_node(graph, i) : GRAPH_NONE;
 		bool reachable = graph == NULL || graph_reachable(graph, node);
-		struct type_group *group = type_grouper_find(reachable ? &live : &lost, type, allocation->size);
+		struct type_group *group = reachable ? group_of(&live, live_by_id, id, type, allocation->size)
+						     : group_of(&lost, lost_by_id, id, type, allocation->size);
 		if (group == NULL)
 			goto out_of_memory;
 		/* a block that is part of an object adds to its bytes, not to the objects */
@@ -121,8 +141,9 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 			bool same = false;
 			if (dominator < graph->heap_nodes) {
 				size_t owner = dominator;
-				same = type_grouper_find(&live, analysis_type(analysis, owner),
-						    heap->allocations[owner].size) == group;
+				same = group_of(&live, live_by_id, of ? of[owner] : 0,
+						analysis_type(analysis, owner),
+						heap->allocations[owner].size) == group;
 			}
 			if (!same)
 				group->retained += graph->retained[node];
@@ -158,6 +179,9 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	summary->unreachable_count = lost.count;
 	free(live.table);
 	free(lost.table);
+	free(live_by_id);
+	free(lost_by_id);
+	live_by_id = lost_by_id = NULL;
 	live.groups = lost.groups = NULL;
 
 	if (graph) {
@@ -197,6 +221,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	}
 	return 0;
 out_of_memory:
+	free(live_by_id);
+	free(lost_by_id);
 	free(live.groups);
 	free(live.table);
 	free(lost.groups);

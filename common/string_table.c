@@ -31,6 +31,17 @@ static int grow_index(struct string_table *table)
 	return 0;
 }
 
+uint32_t string_table_find(const struct string_table *table, const char *text)
+{
+	if (table->index_size == 0)
+		return UINT32_MAX;
+	size_t mask = table->index_size - 1, slot = string_hash(text) & mask;
+	for (; table->index[slot]; slot = (slot + 1) & mask)
+		if (strcmp(table->strings[table->index[slot] - 1], text) == 0)
+			return table->index[slot] - 1;
+	return UINT32_MAX;
+}
+
 uint32_t string_table_intern(struct string_table *table, const char *text)
 {
 	if ((table->count + 1) * 2 > table->index_size && grow_index(table) != 0)

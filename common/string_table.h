@@ -14,6 +14,8 @@ struct string_table {
 	size_t index_size;
 };
 
+/* The number of `text`, UINT32_MAX when it is not in the table. */
+uint32_t string_table_find(const struct string_table *table, const char *text);
 /* The number of `text`, added when new; UINT32_MAX when out of memory. */
 uint32_t string_table_intern(struct string_table *table, const char *text);
 void string_table_free(struct string_table *table);
