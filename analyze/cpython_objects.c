@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 #define MAX_REFCOUNT (1ull << 40) /* immortal objects (3.12+) count below 2^32 */
 #define MAX_TYPE_NAME 200
 #define TYPE_INVALID (-1)
@@ -377,14 +379,11 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 		base = u64_at(base_type, layout->tp_base);
 	}
 	struct python_objects *objects = finder->objects;
-	if (objects->type_count == finder->type_capacity) {
-		size_t capacity = finder->type_capacity ? finder->type_capacity * 2 : 256;
-		void *grown = realloc(objects->types, capacity * sizeof *objects->types);
-		if (grown == NULL)
-			return TYPE_INVALID;
-		objects->types = grown;
-		finder->type_capacity = capacity;
-	}
+	void *grown = array_grow(objects->types, &finder->type_capacity, objects->type_count,
+				 sizeof *objects->types, 256);
+	if (grown == NULL)
+		return TYPE_INVALID;
+	objects->types = grown;
 	struct python_type *entry = &objects->types[objects->type_count];
 	*entry = (struct python_type){.address = address, .flags = flags, .basicsize = basicsize,
 				      .itemsize = itemsize, .kind = kind,
@@ -488,16 +487,13 @@ static void own(struct finder *finder, size_t owner, uint64_t pointer)
 	if (index == owner || finder->objects->bits[index] || finder->names->of[index])
 		return;
 	struct python_objects *objects = finder->objects;
-	if (objects->part_count == objects->part_capacity) {
-		size_t capacity = objects->part_capacity ? objects->part_capacity * 2 : 1024;
-		void *grown = realloc(objects->parts, capacity * sizeof *objects->parts);
-		if (grown == NULL) {
-			finder->out_of_memory = true;
-			return;
-		}
-		objects->parts = grown;
-		objects->part_capacity = capacity;
+	void *grown = array_grow(objects->parts, &objects->part_capacity, objects->part_count,
+				 sizeof *objects->parts, 1024);
+	if (grown == NULL) {
+		finder->out_of_memory = true;
+		return;
 	}
+	objects->parts = grown;
 	objects->parts[objects->part_count++] = (struct python_part){(uint32_t)owner,
 								     (uint32_t)index};
 	objects->bits[index] = PYOBJ_OWNED;
@@ -542,16 +538,13 @@ static void note_owned(struct finder *finder, size_t owner, uint64_t pointer)
 {
 	if (pointer == 0)
 		return;
-	if (finder->pending_count == finder->pending_capacity) {
-		size_t capacity = finder->pending_capacity ? finder->pending_capacity * 2 : 4096;
-		void *grown = realloc(finder->pending, capacity * sizeof *finder->pending);
-		if (grown == NULL) {
-			finder->out_of_memory = true;
-			return;
-		}
-		finder->pending = grown;
-		finder->pending_capacity = capacity;
+	void *grown = array_grow(finder->pending, &finder->pending_capacity, finder->pending_count,
+				 sizeof *finder->pending, 4096);
+	if (grown == NULL) {
+		finder->out_of_memory = true;
+		return;
 	}
+	finder->pending = grown;
 	finder->pending[finder->pending_count++] = (struct pending_part){(uint32_t)owner, pointer};
 }
 

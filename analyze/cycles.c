@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyze/paths.h"
+#include "common/array_grow.h"
 
 #define UNVISITED UINT32_MAX
 
@@ -69,14 +70,11 @@ static int add_shape(struct finder *finder, const char *text, uint64_t objects, 
 			finder->shapes[i].bytes += bytes;
 			return 0;
 		}
-	if (finder->shape_count == finder->shape_capacity) {
-		size_t capacity = finder->shape_capacity ? finder->shape_capacity * 2 : 16;
-		void *grown = realloc(finder->shapes, capacity * sizeof *finder->shapes);
-		if (grown == NULL)
-			return -1;
-		finder->shapes = grown;
-		finder->shape_capacity = capacity;
-	}
+	void *grown = array_grow(finder->shapes, &finder->shape_capacity, finder->shape_count,
+				 sizeof *finder->shapes, 16);
+	if (grown == NULL)
+		return -1;
+	finder->shapes = grown;
 	struct cycle_shape *shape = &finder->shapes[finder->shape_count++];
 	memset(shape, 0, sizeof *shape);
 	snprintf(shape->text, sizeof shape->text, "%s", text);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 struct semi_nca {
 	uint32_t *order;    /* preorder number - 1 -> node */
 	uint32_t *number;   /* node -> preorder number, 0 if unreached: kept in the caller's idom */
@@ -29,8 +31,8 @@ struct dfs_frame {
  * million nodes is ten million deep). Returns the count, or 0 when out of memory. */
 static uint32_t depth_first(const struct csr_graph *graph, uint32_t root, struct semi_nca *s)
 {
-	size_t capacity = 1024, depth = 0;
-	struct dfs_frame *frames = malloc(capacity * sizeof *frames);
+	size_t capacity = 0, depth = 0;
+	struct dfs_frame *frames = array_grow(NULL, &capacity, 0, sizeof *frames, 1024);
 	if (frames == NULL)
 		return 0;
 	uint32_t count = 0;
@@ -51,13 +53,12 @@ static uint32_t depth_first(const struct csr_graph *graph, uint32_t root, struct
 		s->order[count - 1] = w;
 		s->parent[count] = s->number[top->node];
 		if (depth == capacity) {
-			void *grown = realloc(frames, 2 * capacity * sizeof *frames);
+			void *grown = array_grow(frames, &capacity, depth, sizeof *frames, 1024);
 			if (grown == NULL) {
 				free(frames);
 				return 0;
 			}
 			frames = grown;
-			capacity *= 2;
 		}
 		frames[depth++] = (struct dfs_frame){w, graph->starts[w]};
 	}
@@ -72,14 +73,13 @@ static void compress(struct semi_nca *s, uint32_t v)
 	size_t depth = 0;
 	while (s->ancestor[s->ancestor[v]] != 0) {
 		if (depth == s->stack_capacity) {
-			size_t capacity = s->stack_capacity ? 2 * s->stack_capacity : 1024;
-			void *grown = realloc(s->stack, capacity * sizeof *s->stack);
+			void *grown = array_grow(s->stack, &s->stack_capacity, depth, sizeof *s->stack,
+						 1024);
 			if (grown == NULL) {
 				s->out_of_memory = true;
 				return;
 			}
 			s->stack = grown;
-			s->stack_capacity = capacity;
 		}
 		s->stack[depth++] = v;
 		v = s->ancestor[v];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/dominators.h"
+#include "common/array_grow.h"
 #include "common/big_array.h"
 
 #define STACK_RED_ZONE 128u    /* below the stack pointer, still the thread's (x86-64 ABI) */
@@ -310,14 +311,11 @@ static int scan_heap_nodes(struct builder *builder)
 static int begin_root(struct builder *builder, enum root_kind kind, const char *name)
 {
 	struct graph *graph = builder->graph;
-	if (graph->root_count == builder->root_capacity) {
-		size_t capacity = builder->root_capacity ? builder->root_capacity * 2 : 256;
-		void *grown = realloc(graph->roots, capacity * sizeof *graph->roots);
-		if (grown == NULL)
-			return -1;
-		graph->roots = grown;
-		builder->root_capacity = capacity;
-	}
+	void *grown = array_grow(graph->roots, &builder->root_capacity, graph->root_count,
+				 sizeof *graph->roots, 256);
+	if (grown == NULL)
+		return -1;
+	graph->roots = grown;
 	/* its row, and the super-root's after all, need room in starts */
 	size_t needed = graph->heap_nodes + graph->root_count + 3;
 	if (needed > graph->starts_capacity) {
@@ -590,8 +588,8 @@ static int scan_roots(struct builder *builder)
 /* Without dominators: what the super-root reaches, depth-first. */
 static int mark_reached(struct graph *graph)
 {
-	size_t capacity = 1024, depth = 0;
-	uint32_t *stack = malloc(capacity * sizeof *stack);
+	size_t capacity = 0, depth = 0;
+	uint32_t *stack = array_grow(NULL, &capacity, 0, sizeof *stack, 1024);
 	graph->reached = calloc(graph->node_count, 1);
 	if (stack == NULL || graph->reached == NULL) {
 		free(stack);
@@ -607,13 +605,12 @@ static int mark_reached(struct graph *graph)
 				continue;
 			graph->reached[w] = 1;
 			if (depth == capacity) {
-				void *grown = realloc(stack, 2 * capacity * sizeof *stack);
+				void *grown = array_grow(stack, &capacity, depth, sizeof *stack, 1024);
 				if (grown == NULL) {
 					free(stack);
 					return -1;
 				}
 				stack = grown;
-				capacity *= 2;
 			}
 			stack[depth++] = w;
 		}

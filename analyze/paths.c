@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/string_table.h"
+#include "common/array_grow.h"
 
 #define NO_SHAPE UINT32_MAX
 
@@ -156,14 +157,11 @@ static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t
 		if (entry->prefix == prefix && entry->step == step && entry->repeated == repeated)
 			return index->shape_table[slot] - 1;
 	}
-	if (index->shape_count == index->shape_capacity) {
-		size_t capacity = index->shape_capacity ? index->shape_capacity * 2 : 1024;
-		void *grown = realloc(index->shapes, capacity * sizeof *index->shapes);
-		if (grown == NULL)
-			return NO_SHAPE;
-		index->shapes = grown;
-		index->shape_capacity = capacity;
-	}
+	void *grown = array_grow(index->shapes, &index->shape_capacity, index->shape_count,
+				 sizeof *index->shapes, 1024);
+	if (grown == NULL)
+		return NO_SHAPE;
+	index->shapes = grown;
 	index->shapes[index->shape_count] = (struct shape_entry){prefix, step, repeated};
 	index->shape_table[slot] = (uint32_t)++index->shape_count;
 	return (uint32_t)(index->shape_count - 1);

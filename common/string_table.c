@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 static uint64_t string_hash(const char *text)
 {
 	uint64_t hash = 1469598103934665603ull;
@@ -52,14 +54,11 @@ uint32_t string_table_intern(struct string_table *table, const char *text)
 			return table->index[slot] - 1;
 	if (table->count >= UINT32_MAX - 2)
 		return UINT32_MAX;
-	if (table->count == table->capacity) {
-		size_t capacity = table->capacity ? table->capacity * 2 : 64;
-		void *grown = realloc(table->strings, capacity * sizeof *table->strings);
-		if (grown == NULL)
-			return UINT32_MAX;
-		table->strings = grown;
-		table->capacity = capacity;
-	}
+	void *grown = array_grow(table->strings, &table->capacity, table->count,
+				 sizeof *table->strings, 64);
+	if (grown == NULL)
+		return UINT32_MAX;
+	table->strings = grown;
 	char *copy = strdup(text);
 	if (copy == NULL)
 		return UINT32_MAX;

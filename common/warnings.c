@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 void warnings_add(struct warnings *warnings, const char *format, ...)
 {
 	if (warnings == NULL)
@@ -22,16 +24,13 @@ void warnings_add(struct warnings *warnings, const char *format, ...)
 		warnings->dropped++;
 		return;
 	}
-	if (warnings->count == warnings->capacity) {
-		size_t capacity = warnings->capacity ? warnings->capacity * 2 : 16;
-		void *grown = realloc(warnings->items, capacity * sizeof *warnings->items);
-		if (grown == NULL) {
-			warnings->dropped++;
-			return;
-		}
-		warnings->items = grown;
-		warnings->capacity = capacity;
+	void *grown = array_grow(warnings->items, &warnings->capacity, warnings->count,
+				 sizeof *warnings->items, 16);
+	if (grown == NULL) {
+		warnings->dropped++;
+		return;
 	}
+	warnings->items = grown;
 	char *copy = strdup(message);
 	if (copy == NULL) {
 		warnings->dropped++;
