@@ -147,8 +147,11 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err);
 void graph_free(struct graph *graph);
 
+/* Whether the super-root reaches `node` (GRAPH_NONE, a free allocation's: no). */
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)
 {
+	if (node == GRAPH_NONE)
+		return false;
 	return node == graph->super_root ||
 	       (graph->idom ? graph->idom[node] != GRAPH_NONE : graph->reached[node] != 0);
 }
