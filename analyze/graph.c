@@ -27,7 +27,9 @@ struct builder {
 	size_t rows;		 /* nodes whose rows are complete */
 	const struct graph_model *model;
 	bool root_open;	       /* a model's root has been begun and its row not ended */
-	bool in_memory_roots;  /* scanning module data, stacks, registers, TLS, mappings */
+	/* scanning memory the runtime does not model: module data, stacks, registers, TLS,
+	   mappings, and heap blocks that are none of its objects */
+	bool in_memory_roots;
 	uint8_t *chunk; /* SCAN_CHUNK bytes: memory read for scanning */
 	bool too_many;	/* more edges than the graph holds */
 };
@@ -293,6 +295,11 @@ static int scan_heap_nodes(struct builder *builder)
 				continue;
 			}
 		}
+		/* a block the runtime's model does not know (a C structure of the interpreter, a
+		   parser's arena, a buffer) holds the runtime's objects the way memory roots do: its
+		   references are counted in the objects' reference counts, and the stale pointers such
+		   blocks keep (an arena's old nodes) must not keep garbage alive */
+		builder->in_memory_roots = builder->model != NULL;
 		const struct dwarf_struct *layout = bytes ? node_layout(builder, node) : NULL;
 		if (layout)
 			result = scan_struct(builder, bytes, (size_t)size, layout);
@@ -300,6 +307,7 @@ static int scan_heap_nodes(struct builder *builder)
 			result = scan_words(builder, bytes, (size_t)size, 0);
 		else
 			result = scan_range(builder, start, start + size);
+		builder->in_memory_roots = false;
 		end_row(builder);
 	}
 	address_cursor_free(&cursor);
