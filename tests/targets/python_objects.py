@@ -5,10 +5,13 @@ what the interpreter itself says.
 
 It builds instances of a plain class, of a __slots__ class, of classes with many and with few
 attributes, dicts, lists, tuples, bytes, a module-global list of instances, a class-attribute dict,
-and reference-cycle pairs it makes unreachable with the collector disabled. Then it writes to
+and reference-cycle pairs it makes unreachable with the collector disabled (one of them with its
+address left behind in a C buffer, as a stale pointer in a parser's arena or a C structure would
+be: garbage all the same). Then it writes to
 RESULT_FILE, as a Python literal: the number of objects gc.get_objects() lists per type (named
 `module.QualName`, builtins bare) and the numbers it created, and waits, without allocating, until
 killed; on SIGUSR1 (after the snapshot) it writes what the collector finds to be garbage. Runs on Python 2.7 syntax-free 3.x (3.8 and later)."""
+import ctypes
 import gc
 import os
 import signal
@@ -77,6 +80,25 @@ _BYTES = [("payload-%d" % i).encode() * 3 for i in range(CREATED["bytes"])]
 _FLOATS = [i + 0.5 for i in range(CREATED["float"])]
 for i in range(CREATED["cycles"]):
     Connection(i)  # unreachable at once: only the cycle holds the pair
+
+
+class Stale:
+    def __init__(self):
+        self.other = None
+
+
+# a C buffer (malloc'd memory a ctypes object owns) that still holds a pair's address after the
+# pair became garbage: a pointer, but no reference (it is counted in no reference count)
+_STALE_BUFFER = ctypes.create_string_buffer(1024)
+
+
+def _leave_stale_pointer():
+    first, second = Stale(), Stale()
+    first.other, second.other = second, first
+    ctypes.c_void_p.from_buffer(_STALE_BUFFER).value = id(first)
+
+
+_leave_stale_pointer()
 
 
 def type_name(cls):
