@@ -227,7 +227,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 {
 	struct heap_arena info = {0};
 	snprintf(info.kind, sizeof info.kind, "pymalloc");
-	if (heap->arena_count >= UINT16_MAX)
+	if (heap->arena_count >= HEAP_ARENAS_MAX)
 		return hs_error_set(err, "too many arenas in the heap");
 	struct pool_walker walker = {.space = space, .layout = layout, .heap = heap,
 				     .malloc_count = heap->count,

@@ -52,13 +52,11 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 	return moved;
 }
 
-#define AHEAD (1u << 17) /* entries faulted in ahead, half of them at a time */
-
-void big_array_filling(void *array, size_t capacity, size_t element_size, size_t used)
+void big_array_prefault_next(void *array, size_t capacity, size_t element_size, size_t used)
 {
-	if (used % (AHEAD / 2) != 0 || used >= capacity)
+	if (used >= capacity)
 		return;
-	size_t count = capacity - used < AHEAD ? capacity - used : AHEAD;
+	size_t count = capacity - used < BIG_ARRAY_AHEAD ? capacity - used : BIG_ARRAY_AHEAD;
 	prefault_ahead((char *)array + used * element_size, count * element_size);
 }
 

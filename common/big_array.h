@@ -13,9 +13,18 @@
  * (doubling, at least 4096): the array, moved or not, or NULL when out of memory (the old one is
  * then intact). */
 void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t needed);
-/* Called as the array fills, with the entries used so far: now and then asks the prefault helper
- * to fault in the next part (prefault.h). */
-void big_array_filling(void *array, size_t capacity, size_t element_size, size_t used);
+#define BIG_ARRAY_AHEAD (1u << 17) /* entries faulted in ahead, half of them at a time */
+
+/* Asks the prefault helper (prefault.h) to fault in the entries after the first `used`. */
+void big_array_prefault_next(void *array, size_t capacity, size_t element_size, size_t used);
+
+/* Called as the array fills, with the entries used so far (on hot paths: a test, mostly). */
+static inline void big_array_filling(void *array, size_t capacity, size_t element_size,
+				     size_t used)
+{
+	if (used % (BIG_ARRAY_AHEAD / 2) == 0)
+		big_array_prefault_next(array, capacity, element_size, used);
+}
 /* Frees an array made by big_array_grow (NULL is fine). */
 void big_array_free(void *array, size_t capacity, size_t element_size);
 

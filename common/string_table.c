@@ -33,25 +33,31 @@ static int grow_index(struct string_table *table)
 	return 0;
 }
 
-uint32_t string_table_find(const struct string_table *table, const char *text)
+/* The number of `text` (UINT32_MAX when absent) and the index slot it has or would take. */
+static uint32_t probe(const struct string_table *table, const char *text, size_t *slot_out)
 {
-	if (table->index_size == 0)
-		return UINT32_MAX;
 	size_t mask = table->index_size - 1, slot = string_hash(text) & mask;
 	for (; table->index[slot]; slot = (slot + 1) & mask)
 		if (strcmp(table->strings[table->index[slot] - 1], text) == 0)
-			return table->index[slot] - 1;
-	return UINT32_MAX;
+			break;
+	*slot_out = slot;
+	return table->index[slot] ? table->index[slot] - 1 : UINT32_MAX;
+}
+
+uint32_t string_table_find(const struct string_table *table, const char *text)
+{
+	size_t slot;
+	return table->index_size ? probe(table, text, &slot) : UINT32_MAX;
 }
 
 uint32_t string_table_intern(struct string_table *table, const char *text)
 {
 	if ((table->count + 1) * 2 > table->index_size && grow_index(table) != 0)
 		return UINT32_MAX;
-	size_t mask = table->index_size - 1, slot = string_hash(text) & mask;
-	for (; table->index[slot]; slot = (slot + 1) & mask)
-		if (strcmp(table->strings[table->index[slot] - 1], text) == 0)
-			return table->index[slot] - 1;
+	size_t slot;
+	uint32_t number = probe(table, text, &slot);
+	if (number != UINT32_MAX)
+		return number;
 	if (table->count >= UINT32_MAX - 2)
 		return UINT32_MAX;
 	void *grown = array_grow(table->strings, &table->capacity, table->count,
