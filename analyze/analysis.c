@@ -6,6 +6,7 @@
 #include "analyze/c_types.h"
 #include "analyze/cpython_graph.h"
 #include "analyze/glibc_heap.h"
+#include "analyze/malloc_provider.h"
 #include "analyze/pymalloc_heap.h"
 
 /* The interpreter's method cache holds borrowed pointers: the graph is not to take them for
@@ -42,7 +43,25 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	}
 	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &analysis->python);
 	timings_mark(timings, "open, symbols");
-	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo};
+	struct malloc_provider provider;
+	if (!malloc_provider_find(analysis->symbols, &provider)) {
+		hs_error_set(err,
+			     "%s: no malloc heapsnap knows is in the process (no libc.so is mapped, "
+			     "no module links glibc's malloc, no other allocator was recognised): "
+			     "there is no heap it can walk",
+			     path);
+		goto fail;
+	}
+	if (!provider.glibc) {
+		hs_error_set(err,
+			     "%s: the process allocates with %s (%s), which heapsnap cannot walk "
+			     "yet: its heap would look empty, so there is no answer to give",
+			     path, provider.name, provider.module_path);
+		goto fail;
+	}
+	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo,
+						  .libc = provider.module,
+						  .static_glibc = provider.static_glibc};
 	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
 			    &analysis->warnings, err) != 0)
 		goto fail;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -206,6 +207,10 @@ static uint64_t arena_top(struct walker *walker, uint64_t state)
 	return top;
 }
 
+/* The main heap is the range from the arena's first chunk to its top, however many mappings the
+ * kernel keeps it in (after fork(), the part a child inherited and the part it grew stay separate
+ * mappings). Its start is mp_.sbrk_base with debug info; without, the top chunk's end less the
+ * memory the arena took from the system (brk is contiguous, so the two agree). */
 static int walk_main_arena(struct walker *walker, const struct arena *arena)
 {
 	uint64_t top = arena_top(walker, arena->state);
@@ -217,11 +222,31 @@ static int walk_main_arena(struct walker *walker, const struct arena *arena)
 			     (unsigned long long)top);
 		return 0;
 	}
-	uint64_t start = walker->sbrk_base;
-	if (start == 0 || start > top || start < region->start)
-		start = region->start; /* without mp_: the brk heap starts its region */
+	uint64_t start = walker->sbrk_base, top_word = 0, system_bytes = 0;
+	if (start == 0 && read_u64(walker, top + 8, &top_word) &&
+	    read_u64(walker, arena->state + walker->layout.state_system_mem, &system_bytes)) {
+		uint64_t top_end = top + (top_word & ~(uint64_t)SIZE_FLAGS);
+		if (system_bytes <= top_end)
+			start = top_end - system_bytes;
+	}
+	/* the start must be mapped, in anonymous writable memory joined to top's without a gap */
+	const struct snapshot_region *first = region;
+	if (start != 0 && start <= top) {
+		const struct snapshot_region *at = snapshot_find_region(walker->snapshot, start);
+		const struct snapshot_region *step = at;
+		while (step && step != region && step->path == NULL && (step->flags & PF_W))
+			step = snapshot_find_region(walker->snapshot, step->end);
+		if (step == region)
+			first = at;
+		else
+			start = 0;
+	} else {
+		start = 0;
+	}
+	if (start == 0)
+		start = region->start; /* not known: the brk heap starts top's region */
 	start = (start + 15) & ~15ull;
-	note_heap_span(walker, region->start, region->end);
+	note_heap_span(walker, first->start, region->end);
 	return walk_chunks(walker, start, top, region->end, arena->index, false);
 }
 
@@ -624,22 +649,40 @@ static int find_mmapped_chunks(struct walker *walker)
 
 /* ---- the walk -------------------------------------------------------------------------------- */
 
-static struct module_symbols *find_libc(struct symbols *symbols)
+/* A static executable carries no glibc version banner. Its mp_ keeps sbrk_base at one of two
+ * offsets (2.35 added three fields before it): the one that holds the main heap's start, the top
+ * chunk's end less the arena's system memory, gives the layout. 0 when neither does. */
+static int static_glibc_minor(struct walker *walker, struct module_symbols *libc,
+			      uint64_t main_arena)
 {
-	struct module_symbols *libc = symbols_find_module(symbols, "libc.so");
-	return libc ? libc : symbols_find_module(symbols, "libc-2.");
+	uint64_t par = 0, top = 0, top_word = 0, system_bytes = 0;
+	struct glibc_layout layout;
+	glibc_layout_builtin(39, &layout);
+	if (main_arena == 0 || !module_symbols_lookup(libc, "mp_", &par, NULL) ||
+	    !read_u64(walker, main_arena + layout.state_top, &top) ||
+	    !read_u64(walker, top + 8, &top_word) ||
+	    !read_u64(walker, main_arena + layout.state_system_mem, &system_bytes))
+		return 0;
+	uint64_t start = top + (top_word & ~(uint64_t)SIZE_FLAGS) - system_bytes;
+	static const int minors[] = {39, 34};
+	for (size_t i = 0; i < sizeof minors / sizeof minors[0]; i++) {
+		uint64_t sbrk_base = 0;
+		glibc_layout_builtin(minors[i], &layout);
+		if (read_u64(walker, par + layout.par_sbrk_base, &sbrk_base) && sbrk_base != 0 &&
+		    ((sbrk_base + 15) & ~15ull) == ((start + 15) & ~15ull))
+			return minors[i];
+	}
+	return 0;
 }
+
 
 int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		    const struct glibc_heap_options *options, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err)
 {
+	(void)symbols;
 	struct snapshot *snapshot = address_space_snapshot(space);
-	struct module_symbols *libc = find_libc(symbols);
-	if (libc == NULL)
-		return hs_error_set(err, "%s: no glibc is mapped in the process, so there is no "
-					 "glibc malloc heap to walk",
-				    snapshot_path(snapshot));
+	struct module_symbols *libc = options->libc;
 	const char *libc_path = module_symbols_module(libc)->path;
 	struct walker *walker = calloc(1, sizeof *walker);
 	if (walker == NULL)
@@ -672,7 +715,23 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	} else {
 		snprintf(heap->method, sizeof heap->method, "heuristics");
 		glibc_layout_builtin(minor, &walker->layout);
-		main_arena = find_main_arena(walker, libc_path);
+		if (options->static_glibc) {
+			/* linked into the executable: its symbol table names main_arena, and
+			 * where mp_ keeps sbrk_base tells the layout's age (moved in 2.35) */
+			main_arena = 0;
+			module_symbols_lookup(libc, "main_arena", &main_arena, NULL);
+			minor = static_glibc_minor(walker, libc, main_arena);
+			glibc_layout_builtin(minor, &walker->layout);
+			snprintf(heap->version, sizeof heap->version, "%s",
+				 minor >= 35 ? "2.35 or later" : minor ? "2.27 to 2.34" : "");
+			if (minor && minor < 35)
+				warnings_add(warnings,
+					     "glibc heap: the executable links glibc statically, "
+					     "older than 2.35: its version is not known exactly, so "
+					     "free lists may be misread");
+		}
+		if (main_arena == 0 || !plausible_arena(walker, main_arena))
+			main_arena = find_main_arena(walker, libc_path);
 		if (main_arena == 0) {
 			/* no arena: malloc was never called, or libc's data is not in the snapshot */
 			warnings_add(warnings, "glibc heap: no malloc arena found in %s's data",

@@ -17,9 +17,11 @@
 
 struct glibc_heap_options {
 	bool no_debuginfo; /* find everything by heuristics, even where debug info exists */
+	struct module_symbols *libc; /* the module holding glibc's malloc (malloc_provider.h) */
+	bool static_glibc;	     /* that module is a static executable, not libc.so */
 };
 
-/* Fails when the snapshot has no glibc malloc heap (no libc mapped, or no arena found). */
+/* Fails only when out of memory; what cannot be walked is said in warnings. */
 int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		    const struct glibc_heap_options *options, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err);

@@ -1,0 +1,90 @@
+"""Heaps the simple case does not show: a forked worker's brk heap (several adjacent mappings
+after fork), glibc linked statically, and allocators heapsnap does not walk. Ground truth is the
+target's own record (tests/targets/forked_heap.c: every block it holds with malloc_usable_size,
+every block it freed); for the other allocators, that the tool refuses (exit 2, naming the
+allocator) rather than report an empty heap as healthy."""
+import json
+import os
+import subprocess
+import time
+
+from common import check, finish, heapsnap, path, start
+from glibc_target import listing, read_record
+
+FORKED = os.environ.get("FORKED_HEAP", "build/tests/forked_heap")
+FORKED_STATIC = os.environ.get("FORKED_HEAP_STATIC", "build/tests/forked_heap_static")
+OWN_MALLOC = os.environ.get("OWN_MALLOC", "build/tests/own_malloc")
+GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def wait_for(name, timeout=30):
+    deadline = time.time() + timeout
+    while not os.path.exists(name):
+        if time.time() > deadline:
+            raise RuntimeError(f"{name} was not written")
+        time.sleep(0.02)
+
+
+def forked_worker(label, executable):
+    record_path = path(label + ".record")
+    start([executable, record_path])
+    wait_for(record_path)
+    record = read_record(record_path)
+    child = int(next(l.split()[1] for l in open(record_path) if l.startswith("child ")))
+    maps = [l for l in open(f"/proc/{child}/maps") if l.rstrip().endswith("[heap]")]
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(child), "-o", snapshot)
+    for options in ((), ("--no-debuginfo",)):
+        what = f"{label} {' '.join(options)}".strip()
+        allocations, warnings = listing(snapshot, *options)
+        check(warnings == "", f"{what}: no warnings on a forked worker's sound heap: {warnings[:300]}")
+        live = {a["addr"]: a for a in allocations if a["state"] == "live"}
+        wrong = [(hex(addr), size, live.get(addr)) for addr, size in record["held"].items()
+                 if addr not in live or live[addr]["size"] != size]
+        check(not wrong, f"{what}: {len(wrong)} of {len(record['held'])} held blocks not live with "
+                         f"their usable size, first {wrong[:3]}")
+        freed_live = [hex(addr) for addr in record["freed"] if addr in live]
+        check(not freed_live, f"{what}: freed blocks reported live: {freed_live[:5]}")
+        free = {a["addr"] for a in allocations if a["state"] == "free"}
+        check(record["freed"] <= free, f"{what}: {len(record['freed'] - free)} freed blocks not found free")
+        # besides the target's blocks, only libc's own few (a tcache, stdio's buffer)
+        extra = [a for a in live.values() if a["addr"] not in record["held"]]
+        check(len(extra) <= 8, f"{what}: {len(extra)} live blocks nobody recorded")
+    return maps, snapshot
+
+
+maps, _ = forked_worker("forked", FORKED)
+check(len(maps) >= 2, f"the worker's brk heap is several mappings, as the kernel keeps it after fork: {maps}")
+_, static_snapshot = forked_worker("forked-static", FORKED_STATIC)
+summary = json.loads(heapsnap("summary", static_snapshot, "--format", "json").stdout)
+check(summary["runtimes"]["glibc"].startswith("2.35 or later"),
+      f"a static glibc's version is told from its malloc_par layout: {summary['runtimes']['glibc']!r}")
+
+
+def expect_refusal(label, command, needles, env=None):
+    """The target runs under another malloc: list, summary and heapdiff exit 2 naming it."""
+    ready = path(label + ".ready")
+    process = start(command + [ready], env=env)
+    wait_for(ready)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    for args in (("list", snapshot), ("summary", snapshot), ("summary", snapshot, "--format", "json")):
+        result = heapsnap(*args, check_ok=False)
+        check(result.returncode == 2, f"{label}: {args[0]} exits 2, not {result.returncode}")
+        check(result.stdout == "", f"{label}: {args[0]} prints no report: {result.stdout[:200]!r}")
+        for needle in needles:
+            check(needle in result.stderr, f"{label}: {needle!r} named in {result.stderr!r}")
+    diff = subprocess.run([HEAPDIFF, snapshot, snapshot, "--fail-on-growth", "*=1MiB"],
+                          capture_output=True, text=True, timeout=300)
+    check(diff.returncode == 2, f"{label}: heapdiff --fail-on-growth exits 2, not {diff.returncode}")
+    process.kill()
+
+
+for library, name in (("libjemalloc.so.2", "jemalloc"), ("libtcmalloc_minimal.so.4", "tcmalloc"),
+                      ("libmimalloc.so.2", "mimalloc")):
+    env = dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library))
+    expect_refusal(name, [GLIBC_HEAP], [name, "cannot walk"], env=env)
+expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
+finish()
