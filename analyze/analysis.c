@@ -8,6 +8,7 @@
 #include "analyze/glibc_heap.h"
 #include "analyze/malloc_provider.h"
 #include "analyze/pymalloc_heap.h"
+#include "analyze/summary.h"
 
 /* The interpreter's method cache holds borrowed pointers: the graph is not to take them for
  * references (they would keep garbage alive). */
@@ -100,6 +101,7 @@ void analysis_close(struct analysis *analysis)
 		return;
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
+	free(analysis->same_type_dominated);
 	cpython_objects_free(&analysis->python_objects);
 	allocation_sites_free(&analysis->sites);
 	types_free(&analysis->types);
@@ -119,6 +121,8 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 		graph_free(&analysis->graph);
 		analysis->has_graph = false;
 	}
+	free(analysis->same_type_dominated);
+	analysis->same_type_dominated = NULL;
 	timings_mark(&analysis->timings, "(the front end)");
 	struct graph_model model = {0};
 	struct cpython_graph *python = NULL;
@@ -138,6 +142,9 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 	timings_mark(&analysis->timings, "graph: edges");
 	if (graph_analyse(&analysis->graph, dominators, err) != 0)
 		return -1;
+	if (dominators &&
+	    (analysis->same_type_dominated = summary_mark_same_type_dominated(analysis, NULL)) == NULL)
+		return hs_error_set(err, "out of memory analysing the object graph");
 	timings_mark(&analysis->timings, dominators ? "graph: dominators" : "graph: reachable");
 	analysis->has_graph = true;
 	return 0;

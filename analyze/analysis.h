@@ -34,6 +34,9 @@ struct analysis {
 	struct type_names types;
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */
 	struct graph graph; /* built by analysis_build_graph */
+	/* with the dominator tree, per allocation: 1 when an object of its type (or, untyped, of its
+	   size) retains it, so its retained bytes are already in that one's */
+	uint8_t *same_type_dominated;
 	bool has_graph;
 	struct warnings warnings;
 	struct timings timings; /* of each step so far; a front end marks its own steps too */

@@ -26,6 +26,9 @@ struct type_model {
 	uint32_t key_count;
 };
 
+#define OBJECT_HELD 1
+#define OBJECT_ROOT_DICT 2
+
 struct cpython_graph {
 	struct address_space *space;
 	const struct cpython_info *python;
@@ -33,7 +36,10 @@ struct cpython_graph {
 	const struct python_objects *objects;
 	const struct heap *heap;
 	uint8_t *header_bytes;
-	uint8_t *objects_map; /* 1 for each Python object: held through reference counts */
+	/* per allocation: OBJECT_HELD for each Python object (held through reference counts),
+	   OBJECT_ROOT_DICT too for the dicts whose entries are roots (a module's globals, a class's
+	   attributes) */
+	uint8_t *objects_map;
 	/* per allocation: each object's reference count (at most UINT32_MAX), read with its edges,
 	   so that nothing reads the objects again for it; then what is left of it once the
 	   references found are taken away */
@@ -98,7 +104,10 @@ static uint32_t attribute_label(struct graph_emitter *emitter, const char *name)
 
 struct dict_visit {
 	struct cpython_graph *model;
-	enum { AS_ITEMS, AS_ATTRIBUTES, AS_ROOTS } mode;
+	/* AS_ROOT_DICT: a dict whose entries are roots gives its keys, not its values: each value
+	   is held by its root, which counts as the reference (the dict's own edge would make every
+	   global shared with whatever holds the module, and so retained by no root) */
+	enum { AS_ITEMS, AS_ATTRIBUTES, AS_ROOTS, AS_ROOT_DICT } mode;
 	bool show_keys;
 	const char *root_prefix; /* "module __main__" */
 	int result;
@@ -137,8 +146,12 @@ static int visit_entry(void *context, uint64_t key, uint64_t value)
 		if (!named)
 			return 0;
 		snprintf(text, sizeof text, "%s.%s", visit->root_prefix, name);
-		visit->result = graph_emit_root(emitter, ROOT_RUNTIME, text, true) ||
+		visit->result = graph_emit_root(emitter, ROOT_RUNTIME, text, false) ||
 				graph_emit_edge(emitter, value, GRAPH_NONE);
+		return visit->result;
+	}
+	if (visit->mode == AS_ROOT_DICT && named) {
+		visit->result = graph_emit_edge(emitter, key, model->key);
 		return visit->result;
 	}
 	uint32_t label = model->item;
@@ -457,7 +470,9 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 							   (size_t)count * 8, 0, model->item);
 		break;
 	case PYTHON_DICT:
-		result = result || dict_edges(model, object, AS_ITEMS);
+		result = result ||
+			 dict_edges(model, object,
+				    model->objects_map[index] & OBJECT_ROOT_DICT ? AS_ROOT_DICT : AS_ITEMS);
 		break;
 	case PYTHON_SET: {
 		uint64_t mask = u64_at(bytes, layout->set_mask);
@@ -585,6 +600,48 @@ static int frame_root(void *context, const struct python_frame_value *value)
 	return 0;
 }
 
+/* Whether allocation i is an object whose dict's entries are roots: a module (its globals), or
+ * a class with instances (its attributes; a class without is reached through it). Gives the
+ * dict and, when `prefix` is not NULL, the roots' prefix ("module __main__"). */
+static bool root_dict(struct cpython_graph *model, size_t i, uint64_t *dict, char *prefix,
+		      size_t prefix_size)
+{
+	const struct python_objects *objects = model->objects;
+	const struct cpython_layout *layout = model->layout;
+	if (!(objects->bits[i] & PYOBJ_OBJECT))
+		return false;
+	const struct python_type *type = &objects->types[objects->type[i]];
+	uint64_t object = python_object_address(objects, model->heap, i), flags = 0;
+	*dict = 0;
+	if (type->kind == PYTHON_MODULE) {
+		if (!address_space_read_u64(model->space, object + 16, dict) || *dict == 0)
+			return false;
+		if (prefix) {
+			char name[128];
+			struct find_name find = {model, name, sizeof name};
+			name[0] = '\0';
+			cpython_dict_each(model->space, layout, *dict, match_name, &find);
+			snprintf(prefix, prefix_size, "module %s", name[0] ? name : "?");
+		}
+		return true;
+	}
+	if (type->kind != PYTHON_TYPE ||
+	    !address_space_read_u64(model->space, object + layout->tp_flags, &flags) ||
+	    !(flags & PY_TPFLAGS_HEAPTYPE) ||
+	    !address_space_read_u64(model->space, object + layout->tp_dict, dict) || *dict == 0)
+		return false;
+	/* the class's own name, as its instances are named */
+	const char *class_name = NULL;
+	for (size_t t = 0; t < objects->type_count && !class_name; t++)
+		if (objects->types[t].address == object)
+			class_name = objects->types[t].name;
+	if (class_name == NULL)
+		return false;
+	if (prefix)
+		snprintf(prefix, prefix_size, "class %s", class_name);
+	return true;
+}
+
 static int python_roots(void *context, struct graph_emitter *emitter)
 {
 	struct cpython_graph *model = context;
@@ -592,38 +649,13 @@ static int python_roots(void *context, struct graph_emitter *emitter)
 	const struct python_objects *objects = model->objects;
 	const struct cpython_layout *layout = model->layout;
 	const struct heap *heap = model->heap;
-	char prefix[160], name[128];
+	char prefix[160];
 	/* module globals and class attributes */
 	for (size_t i = 0; i < heap->count; i++) {
-		if (!(objects->bits[i] & PYOBJ_OBJECT))
+		uint64_t dict;
+		if (!root_dict(model, i, &dict, prefix, sizeof prefix))
 			continue;
-		const struct python_type *type = &objects->types[objects->type[i]];
-		uint64_t object = python_object_address(objects, heap, i), dict = 0, flags = 0;
 		struct dict_visit visit = {.model = model, .mode = AS_ROOTS, .root_prefix = prefix};
-		if (type->kind == PYTHON_MODULE) {
-			if (!address_space_read_u64(model->space, object + 16, &dict) || dict == 0)
-				continue;
-			struct find_name find = {model, name, sizeof name};
-			name[0] = '\0';
-			cpython_dict_each(model->space, layout, dict, match_name, &find);
-			snprintf(prefix, sizeof prefix, "module %s", name[0] ? name : "?");
-		} else if (type->kind == PYTHON_TYPE &&
-			   address_space_read_u64(model->space, object + layout->tp_flags, &flags) &&
-			   (flags & PY_TPFLAGS_HEAPTYPE) &&
-			   address_space_read_u64(model->space, object + layout->tp_dict, &dict) &&
-			   dict != 0) {
-			/* the class's own name, as its instances are named */
-			const char *class_name = NULL;
-			for (size_t t = 0; t < objects->type_count && !class_name; t++)
-				if (objects->types[t].address == object)
-					class_name = objects->types[t].name;
-			if (class_name == NULL)
-				continue; /* a class with no instances: its attributes are reached
-					     through it */
-			snprintf(prefix, sizeof prefix, "class %s", class_name);
-		} else {
-			continue;
-		}
 		cpython_dict_each(model->space, layout, dict, visit_entry, &visit);
 		if (visit.result != 0)
 			return -1;
@@ -748,7 +780,17 @@ struct cpython_graph *cpython_graph_new(struct address_space *space,
 		return NULL;
 	}
 	for (size_t i = 0; i < heap->count; i++)
-		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT) != 0;
+		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT) ? OBJECT_HELD : 0;
+	for (size_t i = 0; i < heap->count; i++) {
+		uint64_t dict;
+		if (!root_dict(graph, i, &dict, NULL, 0))
+			continue;
+		const struct allocation *holder = heap_find(heap, dict);
+		size_t index = holder ? (size_t)(holder - heap->allocations) : 0;
+		if (holder && (objects->bits[index] & PYOBJ_OBJECT) &&
+		    python_object_address(objects, heap, index) == dict)
+			graph->objects_map[index] |= OBJECT_ROOT_DICT;
+	}
 	for (size_t i = 0; i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OBJECT)
 			graph->header_bytes[i] = (uint8_t)(16 * (objects->bits[i] >> PYOBJ_HEADER_SHIFT & 3));

@@ -259,6 +259,10 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 						 target_match[final_match[j]] == NO_MATCH
 					       : old == NO_MATCH;
 	}
+	if (graph->idom &&
+	    (diff->new_same_type_dominated = summary_mark_same_type_dominated(after, diff->is_new)) ==
+		    NULL)
+		goto out_of_memory;
 	for (size_t j = 0; j < heap_after->count; j++) {
 		const struct allocation *allocation = &heap_after->allocations[j];
 		if (allocation->state != ALLOCATION_LIVE)
@@ -286,15 +290,8 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			type->new_bytes += allocation->size;
 			/* what the new objects retain, not counting what one new object of the type
 			   retains of another (the head of a new list retains its tail) */
-			uint32_t dominator = reachable ? graph->idom[node] : GRAPH_NONE;
-			bool same = false;
-			if (dominator < graph->heap_nodes) {
-				size_t owner = dominator;
-				same = diff->is_new[owner] &&
-				       group_of(cache, analysis_type(after, owner),
-						heap_after->allocations[owner].size) == group;
-			}
-			if (reachable && !same)
+			if (reachable && diff->new_same_type_dominated &&
+			    !diff->new_same_type_dominated[j])
 				type->new_retained += graph->retained[node];
 			type->new_unreachable += !reachable && !part;
 			uint32_t site = allocation_site(&after->sites, j);
@@ -382,6 +379,7 @@ fail:
 void heap_diff_free(struct heap_diff *diff)
 {
 	free(diff->is_new);
+	free(diff->new_same_type_dominated);
 	free(diff->is_new_unreachable);
 	free(diff->types);
 	free(diff->containers);

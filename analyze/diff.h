@@ -41,6 +41,8 @@ struct heap_diff {
 	bool three;
 	bool by_type_only;
 	uint8_t *is_new; /* per allocation of AFTER: new (three: left behind by TARGET) */
+	/* per allocation of AFTER: a new object another new one of its type retains */
+	uint8_t *new_same_type_dominated;
 	struct diff_type *types; /* every type of either snapshot, by bytes delta, largest first */
 	size_t type_count;
 	struct diff_container *containers; /* the most grown first */

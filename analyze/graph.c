@@ -1,6 +1,7 @@
 /* Building and analysing the object graph (see graph.h). */
 #include "graph.h"
 
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #define TLS_BELOW (64u << 10)  /* static TLS lies below the thread pointer */
 #define TLS_ABOVE (4u << 10)   /* the thread control block above it */
 #define SCAN_CHUNK (1u << 20)
+#define DEAD_STACK_TAIL (64u << 10) /* where a thread descriptor sits in its stack mapping */
 
 /* ---- edges ----------------------------------------------------------------------------------- */
 
@@ -461,6 +463,36 @@ static int scan_unclaimed(struct builder *builder, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Whether a mapping is the stack of a thread that has ended, which glibc keeps for reuse (its
+ * stack cache, or, in a forked child, the stacks of the parent's other threads): its words are
+ * stale, and taken for roots they would keep alive what the program lost. glibc puts a thread's
+ * descriptor at the top of its stack, starting with the TCB header, whose `tcb` and `self` words
+ * point at itself; a live thread's FS base is its descriptor. */
+static bool is_dead_thread_stack(struct builder *builder, const struct snapshot_region *region,
+				 const struct snapshot_thread *threads, size_t thread_count)
+{
+	uint64_t tail = region->end - region->start < DEAD_STACK_TAIL ? region->end - region->start
+								       : DEAD_STACK_TAIL;
+	uint64_t from = region->end - tail;
+	if (tail < 64 || address_space_read(builder->space, from, builder->chunk, (size_t)tail,
+					    NULL) != 0)
+		return false;
+	const uint8_t *bytes = builder->chunk;
+	for (uint64_t at = tail; at >= 64;) {
+		at -= 64; /* (descriptors are 64-byte aligned) */
+		uint64_t tcb, self, address = from + at;
+		memcpy(&tcb, bytes + at, 8);
+		memcpy(&self, bytes + at + 16, 8);
+		if (tcb != address || self != address)
+			continue;
+		for (size_t t = 0; t < thread_count; t++)
+			if (threads[t].registers.fs_base == address)
+				return false;
+		return true;
+	}
+	return false;
+}
+
 static int scan_roots(struct builder *builder)
 {
 	struct snapshot *snapshot = address_space_snapshot(builder->space);
@@ -565,11 +597,13 @@ static int scan_roots(struct builder *builder)
 		}
 	}
 
-	/* any other writable memory the program mapped itself and no allocator owns */
+	/* any other writable memory the program mapped itself and no allocator owns, but the
+	   stacks glibc keeps of threads that ended */
 	for (size_t i = 0; i < region_count && result == 0; i++) {
 		const struct snapshot_region *region = &regions[i];
-		if (claimed[i] || region->path != NULL || !(region->flags & 2) ||
-		    region->data_size == 0 || contains_allocation(builder, region->start, region->end))
+		if (claimed[i] || region->path != NULL || !(region->flags & PF_W) ||
+		    region->data_size == 0 || contains_allocation(builder, region->start, region->end) ||
+		    is_dead_thread_stack(builder, region, threads, thread_count))
 			continue;
 		uint64_t start = scanned_to[i] > region->start ? scanned_to[i] : region->start;
 		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)start,
@@ -653,6 +687,78 @@ static int analyse(struct graph *graph, bool dominators)
 	}
 	free(order);
 	return 0;
+}
+
+/* A depth-first walk of the dominator tree (children listed by counting their idom), with a
+ * count per key of the nodes on the current branch: a node is dominated by one of its key exactly
+ * when that count is not zero as the walk enters it. */
+int graph_mark_same_key_dominated(const struct graph *graph, graph_node_key key, void *context,
+				  uint8_t *marks)
+{
+	size_t n = graph->node_count;
+	memset(marks, 0, graph->heap_nodes);
+	uint32_t *first = calloc(n + 2, sizeof *first), *children = malloc((n + 1) * sizeof *children);
+	struct frame {
+		uint32_t node, key, next; /* next: index into children */
+	} *stack = NULL;
+	uint32_t *active = NULL; /* per key: nodes of that key on the current branch */
+	size_t stack_capacity = 0, active_capacity = 0, depth = 0;
+	int result = -1;
+	if (first == NULL || children == NULL)
+		goto done;
+	for (size_t v = 0; v < n; v++)
+		if (graph->idom[v] != GRAPH_NONE && v != graph->super_root)
+			first[graph->idom[v] + 2]++;
+	for (size_t v = 2; v < n + 2; v++)
+		first[v] += first[v - 1];
+	for (size_t v = 0; v < n; v++)
+		if (graph->idom[v] != GRAPH_NONE && v != graph->super_root)
+			children[first[graph->idom[v] + 1]++] = (uint32_t)v;
+	/* now first[v] .. first[v + 1] are v's children */
+	stack = array_grow(NULL, &stack_capacity, 0, sizeof *stack, 1024);
+	if (stack == NULL)
+		goto done;
+	stack[depth++] = (struct frame){graph->super_root, 0, first[graph->super_root]};
+	while (depth > 0) {
+		struct frame *top = &stack[depth - 1];
+		if (top->next == first[top->node + 1]) {
+			if (top->key)
+				active[top->key]--;
+			depth--;
+			continue;
+		}
+		uint32_t child = children[top->next++];
+		uint32_t child_key = child < graph->heap_nodes ? key(context, child) : 0;
+		if (child_key) {
+			if (child_key >= active_capacity) {
+				size_t capacity = active_capacity;
+				void *grown = array_grow(active, &capacity, child_key, sizeof *active,
+							 child_key + 1);
+				if (grown == NULL)
+					goto done;
+				memset((uint32_t *)grown + active_capacity, 0,
+				       (capacity - active_capacity) * sizeof *active);
+				active = grown;
+				active_capacity = capacity;
+			}
+			marks[child] = active[child_key] != 0;
+			active[child_key]++;
+		}
+		if (depth == stack_capacity) {
+			void *grown = array_grow(stack, &stack_capacity, depth, sizeof *stack, 1024);
+			if (grown == NULL)
+				goto done;
+			stack = grown;
+		}
+		stack[depth++] = (struct frame){child, child_key, first[child]};
+	}
+	result = 0;
+done:
+	free(first);
+	free(children);
+	free(stack);
+	free(active);
+	return result;
 }
 
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,

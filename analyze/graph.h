@@ -147,6 +147,15 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err);
 void graph_free(struct graph *graph);
 
+/* The key of a node for graph_mark_same_key_dominated: 0 for a node that has none. */
+typedef uint32_t (*graph_node_key)(void *context, uint32_t node);
+/* Sets marks[node] (heap_nodes entries) to 1 for each heap node with a strict dominator of the
+ * same non-zero key, else 0: with the key a type, what an object retains that another object
+ * of its type already retains, at any depth (a type's retained bytes count each byte once).
+ * Needs the dominator tree; -1 when out of memory. */
+int graph_mark_same_key_dominated(const struct graph *graph, graph_node_key key, void *context,
+				  uint8_t *marks);
+
 /* Whether the super-root reaches `node` (GRAPH_NONE, a free allocation's: no). */
 static inline bool graph_reachable(const struct graph *graph, uint32_t node)
 {

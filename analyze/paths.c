@@ -367,9 +367,11 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 }
 
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
-		     const uint8_t *only, struct path_shape *shapes, size_t max)
+		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
+		     size_t max)
 {
 	const struct analysis *analysis = index->analysis;
+	const uint8_t *dominated = only ? only_dominated : analysis->same_type_dominated;
 	const struct graph *graph = &analysis->graph;
 	/* count objects per shape id, in a small table of the most common */
 	enum { CANDIDATES = 64 };
@@ -409,12 +411,7 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 			found[found_count++] = (struct shape_count){shape, 0, 0};
 		}
 		found[k].count++;
-		uint32_t dominator = graph->idom[v];
-		bool same = dominator < graph->heap_nodes &&
-			    analysis_type(analysis, dominator) == type &&
-			    (type != NULL ||
-			     analysis->heap.allocations[dominator].size == size);
-		if (!same)
+		if (dominated && !dominated[v])
 			found[k].retained += graph->retained[v];
 	}
 	struct path_shape *all = calloc(found_count + 1, sizeof *all);

@@ -23,12 +23,56 @@ static int compare_bytes(const void *left, const void *right)
 	return a->count > b->count ? -1 : a->count < b->count;
 }
 
-static int compare_retained(const void *left, const void *right)
+static int compare_held(const void *left, const void *right)
 {
 	const struct root_group *a = left, *b = right;
+	if (a->holds != b->holds)
+		return a->holds > b->holds ? -1 : 1;
 	if (a->retained != b->retained)
 		return a->retained > b->retained ? -1 : 1;
 	return strcmp(a->name, b->name);
+}
+
+/* The roots in order of bytes held, the shared groups' members renumbered to match. */
+static int sort_roots(struct heap_summary *summary)
+{
+	size_t count = summary->root_count;
+	struct root_group *sorted = malloc((count + 1) * sizeof *sorted);
+	uint32_t *order = malloc((count + 1) * sizeof *order), *place = malloc((count + 1) * sizeof *place);
+	if (sorted == NULL || order == NULL || place == NULL) {
+		free(sorted);
+		free(order);
+		free(place);
+		return -1;
+	}
+	/* sort indices by the same rule, then move */
+	memcpy(sorted, summary->roots, count * sizeof *sorted);
+	for (size_t i = 0; i < count; i++)
+		sorted[i].objects = i; /* carries the old index through the sort */
+	if (count)
+		qsort(sorted, count, sizeof *sorted, compare_held);
+	for (size_t i = 0; i < count; i++) {
+		order[i] = (uint32_t)sorted[i].objects;
+		place[order[i]] = (uint32_t)i;
+		sorted[i].objects = summary->roots[order[i]].objects;
+	}
+	memcpy(summary->roots, sorted, count * sizeof *sorted);
+	for (size_t g = 0; g < summary->shared_count; g++) {
+		struct root_holding_group *group = &summary->shared[g];
+		for (uint32_t k = 0; k < group->member_count; k++)
+			group->members[k] = place[group->members[k]];
+		/* members in table order: the largest holder first */
+		for (uint32_t a = 1; a < group->member_count; a++)
+			for (uint32_t b = a; b > 0 && group->members[b - 1] > group->members[b]; b--) {
+				uint32_t swap = group->members[b];
+				group->members[b] = group->members[b - 1];
+				group->members[b - 1] = swap;
+			}
+	}
+	free(sorted);
+	free(order);
+	free(place);
+	return 0;
 }
 
 static uint64_t key_hash(const char *type, uint64_t size)
@@ -106,6 +150,50 @@ static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id
 	return group;
 }
 
+struct type_key_context {
+	const struct analysis *analysis;
+	const uint8_t *only;
+	struct type_grouper sizes; /* untyped allocations: one key per size */
+	uint32_t names;		   /* type ids are 1 .. names; sizes come after */
+	bool failed;
+};
+
+static uint32_t type_key(void *context, uint32_t node)
+{
+	struct type_key_context *keys = context;
+	const struct analysis *analysis = keys->analysis;
+	if (keys->only && !keys->only[node])
+		return 0;
+	uint32_t id = analysis->types.of ? analysis->types.of[node] : 0;
+	if (id)
+		return id;
+	struct type_group *group =
+		type_grouper_find(&keys->sizes, NULL, analysis->heap.allocations[node].size);
+	if (group == NULL) {
+		keys->failed = true;
+		return 0;
+	}
+	return keys->names + 1 + (uint32_t)(group - keys->sizes.groups);
+}
+
+uint8_t *summary_mark_same_type_dominated(const struct analysis *analysis, const uint8_t *only)
+{
+	const struct graph *graph = &analysis->graph;
+	uint8_t *marks = malloc(graph->heap_nodes ? graph->heap_nodes : 1);
+	struct type_key_context keys = {.analysis = analysis, .only = only,
+					.names = (uint32_t)analysis->types.names.count};
+	if (marks == NULL || graph->idom == NULL ||
+	    graph_mark_same_key_dominated(graph, type_key, &keys, marks) != 0 || keys.failed) {
+		free(marks);
+		marks = NULL;
+	}
+	type_grouper_free(&keys.sizes);
+	return marks;
+}
+
+/* Roots whose bytes held count the memory of very many roots too (each is a short walk). */
+#define ROOTS_HELD_EXACTLY 64
+
 int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
 		       struct hs_error *err)
 {
@@ -118,6 +206,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	uint32_t *live_by_id = calloc(ids, sizeof *live_by_id), *lost_by_id = calloc(ids, sizeof *lost_by_id);
 	if (live_by_id == NULL || lost_by_id == NULL)
 		goto out_of_memory;
+	const uint8_t *dominated = analysis->same_type_dominated;
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
@@ -134,20 +223,10 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		bool part = analysis->types.owned && analysis->types.owned[i];
 		group->count += !part;
 		group->bytes += allocation->size;
-		if (graph && reachable) {
-			/* count what this object retains unless an object of its own type already
-			 * does: in a list of struct conn, the head retains the rest */
-			uint32_t dominator = graph->idom[node];
-			bool same = false;
-			if (dominator < graph->heap_nodes) {
-				size_t owner = dominator;
-				same = group_of(&live, live_by_id, of ? of[owner] : 0,
-						analysis_type(analysis, owner),
-						heap->allocations[owner].size) == group;
-			}
-			if (!same)
-				group->retained += graph->retained[node];
-		}
+		/* count what this object retains unless an object of its own type already does:
+		 * in a list of struct conn, the head retains the rest */
+		if (graph && reachable && dominated && !dominated[i])
+			group->retained += graph->retained[node];
 		if (!reachable && analysis->python_objects.bits) {
 			/* a part counts where its owner is: found through the owner's bits */
 			uint8_t bits = analysis->python_objects.bits[i];
@@ -161,6 +240,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		if (!reachable) {
 			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
+		} else {
+			summary->reachable_bytes += allocation->size;
 		}
 		uint32_t site = allocation_site(&analysis->sites, i);
 		if (type == NULL && site &&
@@ -195,8 +276,12 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		while (table_size < graph->root_count * 2)
 			table_size *= 2;
 		size_t *table = calloc(table_size, sizeof *table); /* root group index + 1 */
-		if (table == NULL)
+		uint32_t *root_of = malloc((graph->root_count + 1) * sizeof *root_of);
+		if (table == NULL || root_of == NULL) {
+			free(table);
+			free(root_of);
 			goto out_of_memory;
+		}
 		for (size_t r = 0; r < graph->root_count; r++) {
 			uint32_t node = (uint32_t)(graph->heap_nodes + r);
 			size_t slot = key_hash(graph->roots[r].name, 0) & (table_size - 1);
@@ -209,15 +294,34 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 				table[slot] = summary->root_count;
 			}
 			size_t k = table[slot] - 1;
-			summary->roots[k].retained += graph->retained[node];
+			root_of[r] = (uint32_t)k;
 			summary->roots[k].objects += graph->starts[node + 1] - graph->starts[node];
 		}
 		free(table);
+		struct root_sharing sharing;
+		int shared = root_sharing_find(graph, root_of, (uint32_t)summary->root_count,
+					       ROOTS_HELD_EXACTLY, &sharing, err);
+		free(root_of);
+		if (shared != 0) {
+			heap_summary_free(summary);
+			return -1;
+		}
+		for (size_t k = 0; k < summary->root_count; k++) {
+			summary->roots[k].retained = sharing.retained[k];
+			summary->roots[k].holds = sharing.holds[k];
+			summary->roots[k].holds_exact = sharing.holds_exact[k];
+		}
+		summary->shared = sharing.groups;
+		summary->shared_count = sharing.group_count;
+		summary->shared_bytes = sharing.shared_bytes;
+		sharing.groups = NULL;
+		root_sharing_free(&sharing);
 		if (cycles_find(analysis, NULL, &summary->cycles, &summary->cycle_count, err) != 0) {
 			heap_summary_free(summary);
 			return -1;
 		}
-		qsort(summary->roots, summary->root_count, sizeof *summary->roots, compare_retained);
+		if (sort_roots(summary) != 0)
+			goto out_of_memory;
 	}
 	return 0;
 out_of_memory:
@@ -236,6 +340,7 @@ void heap_summary_free(struct heap_summary *summary)
 	free(summary->types);
 	free(summary->unreachable);
 	free(summary->roots);
+	free(summary->shared);
 	free(summary->cycles);
 	site_groups_free(&summary->untyped_sites);
 	memset(summary, 0, sizeof *summary);

@@ -9,6 +9,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/cycles.h"
+#include "analyze/root_sharing.h"
 
 struct type_group {
 	const char *type; /* NULL: untyped, grouped by size */
@@ -33,8 +34,10 @@ void type_grouper_free(struct type_grouper *grouper);
 
 struct root_group {
 	char name[192];
-	uint64_t retained;
-	uint64_t objects; /* allocations it points at directly */
+	uint64_t retained; /* what it alone retains */
+	uint64_t holds;	   /* what it reaches: retained, and what it holds with other roots */
+	bool holds_exact;  /* false: holds leaves out memory held by very many roots */
+	uint64_t objects;  /* allocations it points at directly */
 };
 
 struct heap_summary {
@@ -43,8 +46,14 @@ struct heap_summary {
 	struct type_group *unreachable; /* live but reachable from no root, by bytes */
 	size_t unreachable_count;
 	uint64_t unreachable_objects, unreachable_bytes;
-	struct root_group *roots; /* by retained bytes, largest first */
+	struct root_group *roots; /* by bytes held, largest first */
 	size_t root_count;
+	/* memory no single root retains, by the roots that hold it together (members index roots),
+	   largest first; shared_bytes in all of them */
+	struct root_holding_group *shared;
+	size_t shared_count;
+	uint64_t shared_bytes;
+	uint64_t reachable_bytes; /* live bytes some root reaches */
 	/* the unreachable Python objects (garbage) by the collector's generation they sit in;
 	   index 3: in none (untracked, or their list could not be read) */
 	uint64_t garbage_objects[4], garbage_bytes[4];
@@ -53,6 +62,11 @@ struct heap_summary {
 	/* untyped live allocations by the site that made them (when the snapshot records sites) */
 	struct site_groups untyped_sites;
 };
+
+/* Per allocation (malloc'd, heap->count entries): 1 when a strict dominator is of its type group
+ * (its type, or untyped of its size) and, when `only` is given, passes only[] too: what an object
+ * retains that another of its group already retains, at any depth. NULL when out of memory. */
+uint8_t *summary_mark_same_type_dominated(const struct analysis *analysis, const uint8_t *only);
 
 /* Needs the graph (analysis_build_graph) for retained bytes, roots and reachability; without it,
  * only types with counts and bytes. */

@@ -66,7 +66,7 @@ static void print_paths_json(struct json_writer *json, const struct path_index *
 			     const struct type_group *group)
 {
 	struct path_shape shapes[PATHS_PER_TYPE];
-	size_t count = paths_of_type(paths, group->type, group->size, NULL, shapes, PATHS_PER_TYPE);
+	size_t count = paths_of_type(paths, group->type, group->size, NULL, NULL, shapes, PATHS_PER_TYPE);
 	cli_json_retainers(json, shapes, count);
 }
 
@@ -191,11 +191,39 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 		json_string(&json, summary->roots[i].name);
 		json_key(&json, "retained_bytes");
 		json_uint(&json, summary->roots[i].retained);
+		json_key(&json, "holds_bytes");
+		json_uint(&json, summary->roots[i].holds);
+		json_key(&json, "holds_exact");
+		json_bool(&json, summary->roots[i].holds_exact);
 		json_key(&json, "objects");
 		json_uint(&json, summary->roots[i].objects);
 		json_object_end(&json);
 	}
 	json_array_end(&json);
+	json_key(&json, "reachable_bytes");
+	json_uint(&json, summary->reachable_bytes);
+	json_key(&json, "shared");
+	json_object_begin(&json);
+	json_key(&json, "bytes");
+	json_uint(&json, summary->shared_bytes);
+	json_key(&json, "groups");
+	json_array_begin(&json);
+	for (size_t g = 0; g < summary->shared_count; g++) {
+		const struct root_holding_group *group = &summary->shared[g];
+		json_object_begin(&json);
+		json_key(&json, "roots");
+		json_array_begin(&json);
+		for (uint32_t k = 0; k < group->member_count; k++)
+			json_string(&json, summary->roots[group->members[k]].name);
+		json_array_end(&json);
+		json_key(&json, "more_roots");
+		json_bool(&json, group->more);
+		json_key(&json, "bytes");
+		json_uint(&json, group->bytes);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+	json_object_end(&json);
 	json_key(&json, "unreachable");
 	json_object_begin(&json);
 	json_key(&json, "count");
@@ -285,7 +313,8 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 			continue;
 		struct path_shape shapes[PATHS_PER_TYPE];
 		size_t count_shapes =
-			paths_of_type(paths, groups[i].type, groups[i].size, NULL, shapes, PATHS_PER_TYPE);
+			paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL, shapes,
+				      PATHS_PER_TYPE);
 		printf("  %s\n", name);
 		for (size_t k = 0; k < count_shapes; k++) {
 			cli_format_count(shapes[k].count, count, sizeof count);
@@ -296,12 +325,31 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 			printf("\n");
 		}
 	}
-	printf("\nroots, top %d by bytes retained:\n", TOP_TYPES);
+	printf("\nroots, top %d by bytes held (reachable from the root; retained: freed with it "
+	       "alone):\n",
+	       TOP_TYPES);
+	printf("        held   retained  root\n");
 	for (size_t i = 0; i < summary->root_count && i < TOP_TYPES; i++) {
-		if (summary->roots[i].retained == 0)
+		if (summary->roots[i].holds == 0)
 			break;
+		char held[32];
+		cli_format_bytes(summary->roots[i].holds, held, sizeof held);
 		cli_format_bytes(summary->roots[i].retained, bytes, sizeof bytes);
-		printf("  %10s  %s\n", bytes, summary->roots[i].name);
+		printf("  %s%9s  %9s  %s\n", summary->roots[i].holds_exact ? " " : ">", held, bytes,
+		       summary->roots[i].name);
+	}
+	if (summary->shared_count) {
+		cli_format_bytes(summary->shared_bytes, bytes, sizeof bytes);
+		printf("\nheld jointly by several roots (retained by none of them alone): %s\n", bytes);
+		for (size_t g = 0; g < summary->shared_count && g < TOP_TYPES; g++) {
+			const struct root_holding_group *group = &summary->shared[g];
+			cli_format_bytes(group->bytes, bytes, sizeof bytes);
+			printf("  %10s  held by %s%u roots: ", bytes, group->more ? "more than " : "",
+			       group->member_count);
+			for (uint32_t k = 0; k < group->member_count; k++)
+				printf("%s%s", k ? ", " : "", summary->roots[group->members[k]].name);
+			printf("%s\n", group->more ? ", ..." : "");
+		}
 	}
 	cli_format_count(summary->unreachable_objects, count, sizeof count);
 	cli_format_bytes(summary->unreachable_bytes, bytes, sizeof bytes);

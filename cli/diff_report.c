@@ -175,7 +175,8 @@ static bool report_prepare(struct report *report)
 			return false;
 		/* more shapes than shown: masking may merge some */
 		size_t count = paths_of_type(report->paths, row->type->type, row->type->size,
-					     diff->is_new, row->shapes, PATHS_PER_TYPE * 4);
+					     diff->is_new, diff->new_same_type_dominated, row->shapes,
+					     PATHS_PER_TYPE * 4);
 		for (size_t k = 0; k < count; k++)
 			mask_shape(&row->shapes[k], options->show_values);
 		count = merge_shapes(row->shapes, count);
