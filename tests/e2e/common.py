@@ -175,3 +175,17 @@ def ctypes_address(buffer):
 
 def decompress(snapshot, core):
     subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
+
+
+def check_summary_invariants(label, summary):
+    """What every summary must satisfy: no type retains more than the live heap, and the roots'
+    retained bytes plus what groups of roots hold together are every reachable byte."""
+    live = summary["heap"]["live_bytes"]
+    over = [(t["type"], t["retained_bytes"]) for t in summary["types"] if t["retained_bytes"] > live]
+    check(not over, f"{label}: types retain more than the live heap ({live}): {over[:3]}")
+    roots = sum(r["retained_bytes"] for r in summary["roots"]) + summary["shared"]["bytes"]
+    check(roots == summary["reachable_bytes"],
+          f"{label}: the roots ({roots}) do not account for every reachable byte "
+          f"({summary['reachable_bytes']})")
+    check(summary["reachable_bytes"] + summary["unreachable"]["bytes"] <= live,
+          f"{label}: reachable and unreachable bytes exceed the live heap")

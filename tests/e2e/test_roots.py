@@ -1,0 +1,107 @@
+"""Roots: what each holds, alone and with others, against what the targets themselves know.
+
+- Python (every supported version present): DATA, a list of 100,000 dicts of lists, bound to two
+  module globals (DATA, ALIAS) is held by the group of those two roots, by neither alone, with at
+  least the bytes sys.getsizeof counts of it; bound to one global, that global retains it; no
+  type's retained bytes exceed the live heap (a list of dicts of lists counts each list once);
+  the roots' retained bytes and the shared groups add up to the reachable bytes.
+- C (tests/targets/dead_thread.c): blocks whose only pointers are in the stacks of threads that
+  ended (glibc keeps the stacks for reuse) are unreachable, not held by "mapping 0x...", while the
+  blocks a global holds are reached from it."""
+import glob
+import json
+import os
+import time
+
+from common import check, check_summary_invariants, finish, heapsnap, path, start
+
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "shared_roots.py")
+DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
+
+
+def wait_for(name, process, timeout=60):
+    deadline = time.time() + timeout
+    while not os.path.exists(name) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    return os.path.exists(name)
+
+
+def root(summary, name):
+    return next((r for r in summary["roots"] if r["root"] == name), None)
+
+
+pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+interpreters = []
+for minor in (8, 11, 12, 13):
+    interpreters += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))[-1:]
+check(len(interpreters) == 4, f"pyenv's CPython 3.8, 3.11, 3.12, 3.13 are present: {interpreters}")
+interpreters.append("/usr/bin/python3.11")
+
+for interpreter in interpreters:
+    label = "debian-3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+    for alias in (True, False):
+        what = f"{label} {'DATA and ALIAS' if alias else 'DATA alone'}"
+        record_path = path(f"roots-{label}-{alias}.json")
+        process = start([interpreter, TARGET, record_path] + (["alias"] if alias else []))
+        if not check(wait_for(record_path, process), f"{what}: the target wrote its record"):
+            continue
+        record = json.load(open(record_path))
+        snapshot = path(f"roots-{label}-{alias}.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        process.kill()
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+        check_summary_invariants(what, summary)
+        data, alias_root = root(summary, "module __main__.DATA"), root(summary, "module __main__.ALIAS")
+        solo = root(summary, "module __main__.SOLO")
+        check(solo and solo["retained_bytes"] >= record["solo_bytes"],
+              f"{what}: SOLO alone retains at least its getsizeof bytes {record['solo_bytes']}: {solo}")
+        if not check(data is not None, f"{what}: DATA is in the roots table"):
+            continue
+        check(data["holds_bytes"] >= record["data_bytes"],
+              f"{what}: DATA holds at least its getsizeof bytes {record['data_bytes']}: {data}")
+        check(data["holds_bytes"] <= 2 * record["data_bytes"],
+              f"{what}: DATA holds at most twice its getsizeof bytes: {data}")
+        if alias:
+            check(alias_root and alias_root["holds_bytes"] == data["holds_bytes"],
+                  f"{what}: ALIAS holds what DATA holds: {alias_root}")
+            check(data["retained_bytes"] < record["data_bytes"] / 100,
+                  f"{what}: DATA alone retains (almost) nothing: {data}")
+            groups = [g for g in summary["shared"]["groups"]
+                      if sorted(g["roots"]) == ["module __main__.ALIAS", "module __main__.DATA"]]
+            check(len(groups) == 1 and groups[0]["bytes"] >= record["data_bytes"] and not groups[0]["more_roots"],
+                  f"{what}: one group of the two roots holds DATA: {groups}")
+            text = heapsnap("summary", snapshot).stdout
+            check("held by 2 roots: module __main__.ALIAS, module __main__.DATA" in text or
+                  "held by 2 roots: module __main__.DATA, module __main__.ALIAS" in text,
+                  f"{what}: the text report names the two roots that hold DATA together")
+        else:
+            check(alias_root is None, f"{what}: there is no ALIAS root")
+            # (all but the few objects others share: the one-character strs are cached)
+            check(data["retained_bytes"] >= 0.99 * data["holds_bytes"],
+                  f"{what}: DATA alone retains what it holds: {data}")
+        lists = next(t for t in summary["types"] if t["type"] == "list")
+        check(lists["retained_bytes"] <= summary["heap"]["live_bytes"],
+              f"{what}: list retains {lists['retained_bytes']}, more than the live heap {summary['heap']['live_bytes']}")
+
+# C: the stacks of ended threads are no roots
+record_path = path("dead_thread.record")
+process = start([DEAD_THREAD, record_path])
+if check(wait_for(record_path, process, 30), "dead_thread wrote its record"):
+    lines = [l.split() for l in open(record_path)]
+    lost = {int(w[1], 16) for w in lines if w[0] == "lost"}
+    held = {int(w[1], 16) for w in lines if w[0] == "held"}
+    snapshot = path("dead_thread.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    listed = {}
+    for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
+        allocation = json.loads(line)
+        listed[allocation["addr"]] = allocation
+    kept = [(hex(a), listed[a].get("path")) for a in lost if a in listed and listed[a].get("path")]
+    check(len(lost) == 200 and all(a in listed for a in lost), f"the 200 lost blocks are listed")
+    check(not kept, f"{len(kept)} lost blocks are held by a stale stack: {kept[:3]}")
+    reached = [a for a in held if (listed.get(a) or {}).get("path", [""])[0] == "global held_blocks"]
+    check(len(reached) == len(held) == 50, f"the blocks the global holds are reached from it: {len(reached)}")
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    check_summary_invariants("dead_thread", summary)
+    check(summary["unreachable"]["count"] >= 200, f"the lost blocks are unreachable: {summary['unreachable']['count']}")
+finish()
