@@ -87,7 +87,9 @@ static struct backing_file *usable_file(struct address_space *space, const char 
 			recorded = &modules[i];
 	uint8_t build_id[ELF_BUILD_ID_MAX];
 	size_t size = elf_build_id_from_file(path, build_id);
-	if (recorded == NULL || recorded->build_id_size == 0) {
+	if (recorded == NULL)
+		return NULL; /* no module: a data file (a locale archive) the analysis never needs */
+	if (recorded->build_id_size == 0) {
 		warnings_add(space->warnings,
 			     "%s: no build-id was recorded at capture, so its bytes cannot be checked "
 			     "and are not used",

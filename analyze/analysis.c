@@ -83,7 +83,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		goto fail;
 	timings_mark(timings, "Python objects");
 	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      &analysis->warnings, err) != 0)
+			      analysis->python_objects.bits != NULL, &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, "C types");
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)

@@ -204,7 +204,7 @@ static int seed(void *context, const struct dwarf_variable *variable)
 
 int c_types_propagate(struct type_names *names, const struct heap *heap,
 		      struct address_space *space, struct symbols *symbols,
-		      struct warnings *warnings, struct hs_error *err)
+		      bool quiet_conflicts, struct warnings *warnings, struct hs_error *err)
 {
 	struct propagation p = {.heap = heap, .space = space, .names = names};
 	p.layouts = calloc(LAYOUT_CACHE, sizeof *p.layouts);
@@ -226,7 +226,9 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 		result = drain(&p);
 		dwarf_types_close(p.types);
 	}
-	if (p.conflicts)
+	/* (in a Python process, the conflicts are among the interpreter's own structures: nothing
+	   a report on Python objects shows, so no warning there) */
+	if (p.conflicts && !quiet_conflicts)
 		warnings_add(warnings,
 			     "C types: %zu allocations were reached with conflicting types; the more "
 			     "specific was kept",

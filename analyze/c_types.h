@@ -3,6 +3,7 @@
 #ifndef HEAPSNAP_C_TYPES_H
 #define HEAPSNAP_C_TYPES_H
 
+#include <stdbool.h>
 #include "analyze/address_space.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
@@ -12,6 +13,6 @@
 
 int c_types_propagate(struct type_names *names, const struct heap *heap,
 		      struct address_space *space, struct symbols *symbols,
-		      struct warnings *warnings, struct hs_error *err);
+		      bool quiet_conflicts, struct warnings *warnings, struct hs_error *err);
 
 #endif

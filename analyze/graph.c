@@ -358,6 +358,9 @@ static void data_root_name(struct builder *builder, uint64_t address, const char
 	if (symbols_lookup_address_local(builder->symbols, address, &symbol_module, &symbol, &offset,
 					 &local)) {
 		*kind = local ? ROOT_STATIC : ROOT_GLOBAL;
+		char demangled[160];
+		if (types_demangle(symbol, demangled, sizeof demangled))
+			symbol = demangled;
 		if (local)
 			snprintf(name, size, "static %s (%s)", symbol, base_name(symbol_module));
 		else

@@ -35,6 +35,19 @@ struct vptr_entry {
 	uint32_t name; /* an id for `of`, 0: not a vtable */
 };
 
+bool types_demangle(const char *symbol, char *out, size_t size)
+{
+	if (strncmp(symbol, "_Z", 2) != 0)
+		return false;
+	int status = 0;
+	char *demangled = __cxa_demangle(symbol, NULL, NULL, &status);
+	bool done = demangled != NULL && status == 0;
+	if (done)
+		snprintf(out, size, "%s", demangled);
+	free(demangled);
+	return done;
+}
+
 static uint32_t class_of(struct type_names *names, struct symbols *symbols, uint64_t vptr)
 {
 	const char *module, *symbol;

@@ -6,6 +6,7 @@
 #ifndef HEAPSNAP_TYPES_H
 #define HEAPSNAP_TYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,5 +49,9 @@ static inline const char *types_name(const struct type_names *names, size_t inde
 	return names->of && names->of[index] ? names->names.strings[names->of[index] - 1] : NULL;
 }
 void types_free(struct type_names *names);
+
+/* A C++ symbol as people write it ("SocketEngine::ref" for _ZN12SocketEngine3refE): false, out
+ * untouched, when it is no mangled name. */
+bool types_demangle(const char *symbol, char *out, size_t size);
 
 #endif

@@ -141,8 +141,22 @@ void cli_print_timings(const char *command, const char *file, const struct timin
 	fprintf(stderr, "%s: %7.2f s  in all\n", file, total);
 }
 
+void cli_process_name(const struct snapshot_info *info, bool full, char *out, size_t size)
+{
+	const char *slash = strrchr(info->exe, '/');
+	const char *exe = full || slash == NULL ? info->exe : slash + 1;
+	const char *exe_name = slash ? slash + 1 : info->exe;
+	if (info->exe[0] == '\0')
+		snprintf(out, size, "%s", info->program[0] ? info->program : "(executable unknown)");
+	else if (info->program[0] && strcmp(info->program, exe_name) != 0)
+		snprintf(out, size, "%s (%s)", info->program, exe);
+	else
+		snprintf(out, size, "%s", exe);
+}
+
 void cli_print_warnings(const char *command, const struct warnings *warnings)
 {
+	fflush(stdout); /* a report and its warnings sent to one file stay in order */
 	for (size_t i = 0; i < warnings->count; i++) {
 		print_prefix(command);
 		fprintf(stderr, "warning: %s\n", warnings->items[i]);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "common/error.h"
+#include "formats/snapshot.h"
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
@@ -54,6 +55,10 @@ struct timings;
 void cli_print_timings(const char *command, const char *file, const struct timings *timings);
 /* Prints an analysis's warnings on stderr, "heapsnap COMMAND: warning: ...". */
 struct warnings;
+/* The process as its user knows it: "redis-server (/usr/bin/redis-check-rdb)" when it was
+ * started by another name than its executable's (a symlink), else the executable; `full`: the
+ * executable's whole path, else its last component. */
+void cli_process_name(const struct snapshot_info *info, bool full, char *out, size_t size);
 void cli_print_warnings(const char *command, const struct warnings *warnings);
 
 /* "12,345" */

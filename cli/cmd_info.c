@@ -136,7 +136,9 @@ static void print_text(struct snapshot *snapshot)
 		       info->source);
 	else
 		printf(" (a foreign core, not written by heapsnap)\n");
-	printf("process   pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
+	char process[4200];
+	cli_process_name(info, true, process, sizeof process);
+	printf("process   pid %d  %s\n", info->pid, process);
 	cli_format_time(info->capture_start_ns, when, sizeof when, false);
 	if (info->has_pause)
 		printf("captured  %s, target paused %.1f ms\n", when, (double)info->pause_ns / 1e6);

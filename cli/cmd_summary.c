@@ -110,6 +110,8 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_int(&json, info->pid);
 	json_key(&json, "exe");
 	json_string(&json, info->exe);
+	json_key(&json, "program");
+	json_string(&json, info->program);
 	json_key(&json, "runtimes");
 	json_object_begin(&json);
 	json_key(&json, "glibc");
@@ -256,7 +258,9 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
 	char count[32], bytes[32], system[32], count2[32], bytes2[32];
-	printf("pid %d  %s\n", info->pid, info->exe[0] ? info->exe : "(executable unknown)");
+	char process[4200];
+	cli_process_name(info, true, process, sizeof process);
+	printf("pid %d  %s\n", info->pid, process);
 	printf("%s %s, structures found with %s\n", heap->allocator,
 	       heap->version[0] ? heap->version : "(version unknown)", heap->method);
 	const struct cpython_info *python = &analysis->python;
@@ -398,7 +402,8 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		       group->description ? group->description->chain : "?");
 	}
 	if (analysis->warnings.count)
-		printf("\n%zu warnings (on stderr)\n", analysis->warnings.count);
+		printf("\n%zu warning%s (on stderr)\n", analysis->warnings.count,
+		       analysis->warnings.count == 1 ? "" : "s");
 }
 
 int cmd_summary(int argc, char **argv)

@@ -229,7 +229,9 @@ static void signed_bytes(int64_t value, char *out, size_t size)
 static void format_duration(uint64_t ns, char *out, size_t size)
 {
 	uint64_t seconds = ns / 1000000000u;
-	if (seconds >= 3600)
+	if (seconds < 60)
+		snprintf(out, size, "%.1fs", (double)ns / 1e9);
+	else if (seconds >= 3600)
 		snprintf(out, size, "%" PRIu64 "h%02" PRIu64 "m", seconds / 3600, seconds / 60 % 60);
 	else
 		snprintf(out, size, "%" PRIu64 "m%02" PRIu64 "s", seconds / 60, seconds % 60);
@@ -247,12 +249,6 @@ static void runtimes(const struct analysis *analysis, char *out, size_t size)
 		snprintf(out, size, "glibc %s", glibc);
 	else
 		snprintf(out, size, "runtime versions unknown");
-}
-
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash ? slash + 1 : path;
 }
 
 /* The build-id of the snapshot's executable, "" when unknown. */
@@ -395,9 +391,10 @@ static void write_text(struct report *report)
 	const struct snapshot_info *info = snapshot_info(after->snapshot);
 	char versions[96], when[64], count[32], bytes[32], extra[96];
 	runtimes(after, versions, sizeof versions);
-	fprintf(out, "%sheapdiff: pid %d %s (%s)%s\n", paint(report, BOLD), info->pid,
-		info->exe[0] ? base_name(info->exe) : "(executable unknown)", versions,
-		paint(report, RESET));
+	char process[4200];
+	cli_process_name(info, false, process, sizeof process);
+	fprintf(out, "%sheapdiff: pid %d %s (%s)%s\n", paint(report, BOLD), info->pid, process,
+		versions, paint(report, RESET));
 	struct snapshot_line lines[3];
 	size_t line_count = snapshot_lines(report, lines);
 	for (size_t i = 0; i < line_count; i++) {
@@ -578,7 +575,9 @@ static void write_markdown(struct report *report)
 	char versions[96], when[64], count[32], bytes[32];
 	runtimes(after, versions, sizeof versions);
 	fprintf(out, "### heapdiff: pid %d ", info->pid);
-	markdown_code(out, info->exe[0] ? base_name(info->exe) : "(executable unknown)");
+	char process[4200];
+	cli_process_name(info, false, process, sizeof process);
+	markdown_code(out, process);
 	fprintf(out, " (%s)\n\n", versions);
 	fprintf(out, "| snapshot | captured | heap | objects |\n|---|---|---:|---:|\n");
 	struct snapshot_line lines[3];

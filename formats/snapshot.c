@@ -334,6 +334,20 @@ static int parse_ranges(struct snapshot *snapshot, enum heapsnap_note_type type,
 static void fill_foreign_info(struct snapshot *snapshot)
 {
 	struct snapshot_info *info = &snapshot->info;
+	const struct snapshot_note *started = snapshot_find_note(snapshot, "CORE", NT_PRPSINFO);
+	if (started && started->size >= sizeof(struct elf_prpsinfo)) {
+		struct elf_prpsinfo ps;
+		memcpy(&ps, started->desc, sizeof ps);
+		size_t length = strnlen(ps.pr_psargs, sizeof ps.pr_psargs);
+		const char *end = memchr(ps.pr_psargs, ' ', length);
+		length = end ? (size_t)(end - ps.pr_psargs) : length;
+		const char *name = ps.pr_psargs;
+		for (size_t i = 0; i < length; i++)
+			if (ps.pr_psargs[i] == '/')
+				name = ps.pr_psargs + i + 1;
+		snprintf(info->program, sizeof info->program, "%.*s",
+			 (int)(length - (size_t)(name - ps.pr_psargs)), name);
+	}
 	if (info->pid == 0) {
 		const struct snapshot_note *psinfo = snapshot_find_note(snapshot, "CORE", NT_PRPSINFO);
 		if (psinfo && psinfo->size >= sizeof(struct elf_prpsinfo)) {

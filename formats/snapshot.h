@@ -51,6 +51,10 @@ struct snapshot_info {
 	char source[16]; /* "ptrace", "import", "hook" */
 	int pid;
 	char exe[4096];
+	/* the name the program was started by: argv[0]'s last component, from NT_PRPSINFO (a
+	   symlink's name, "redis-server", where exe is its target); empty when unknown. The rest of
+	   the command line is not kept: it may hold secrets */
+	char program[64];
 	uint64_t capture_start_ns, capture_end_ns, pause_ns; /* Unix time in ns; pause in ns */
 	char kernel_release[65];
 	char boot_id[40];
