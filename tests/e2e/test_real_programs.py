@@ -1,0 +1,206 @@
+"""Real programs nobody here wrote, installed from Debian (scripts/setup), each against ground
+truth of its own where it keeps some:
+
+- nginx: a master and its forked worker holding 1,000 keep-alive connections; the worker's brk
+  heap is several mappings (the part inherited from the master, the part it grew), and the walk
+  crosses them: no chunk with an "impossible size", at least one block per open connection;
+- memcached filled with 20,000 items: heapdiff's growth covers what memcached's own `stats slabs`
+  says it malloc'd for them;
+- a Python prefork server (tests/targets/prefork_server.py: the parent warms a cache, forks the
+  worker that leaks Connections into a module-global list): heapdiff on the worker names the leak
+  as on a single process;
+- `python3 -m http.server` serving 1,000 requests: a report without warnings;
+- redis-server (jemalloc): list, summary and heapdiff refuse, naming jemalloc.
+Every summary made here satisfies the invariants (check_summary_invariants)."""
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from common import check, check_summary_invariants, finish, heapsnap, path, start
+
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGETS = os.path.join(HERE, "..", "targets")
+sys.path.insert(0, TARGETS)
+from client import connect  # noqa: E402
+
+
+def heapdiff(*args, expect=0):
+    result = subprocess.run([HEAPDIFF, *args], capture_output=True, text=True, timeout=600)
+    check(result.returncode == expect,
+          f"heapdiff {' '.join(args)} exited {result.returncode}, not {expect}: {result.stderr[:500]}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def summary_of(label, snapshot):
+    result = heapsnap("summary", snapshot, "--format", "json")
+    summary = json.loads(result.stdout) if result.returncode == 0 else None
+    if summary:
+        check_summary_invariants(label, summary)
+    return summary, result.stderr
+
+
+# a thousand connections at once, and the servers started from here inherit the limit
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socket.setdefaulttimeout(30)
+
+# ---- nginx: master and a worker whose heap grew after the fork
+work = tempfile.mkdtemp(prefix="nginx-", dir=path(""))
+os.makedirs(os.path.join(work, "logs"))
+port = free_port()
+with open(os.path.join(work, "nginx.conf"), "w") as f:
+    f.write(f"""daemon off; master_process on; worker_processes 1;
+error_log {work}/logs/error.log; pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_timeout 300s; keepalive_requests 100000;
+  client_body_temp_path {work}/b; proxy_temp_path {work}/p; fastcgi_temp_path {work}/f;
+  uwsgi_temp_path {work}/u; scgi_temp_path {work}/s;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hi\\n"; }} }} }}
+""")
+master = start(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work])
+if check(wait_port(port), "nginx listens"):
+    workers = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
+    check(len(workers) == 1, f"one nginx worker: {workers}")
+    held = []
+    for i in range(1000):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 600 + b"\r\n\r\n")
+        s.recv(1000)
+        held.append(s)
+    worker = int(workers[0])
+    heap_maps = [l for l in open(f"/proc/{worker}/maps") if l.rstrip().endswith("[heap]")]
+    check(len(heap_maps) >= 2, f"the worker's brk heap is several mappings after fork: {heap_maps}")
+    for label, pid in (("nginx master", master.pid), ("nginx worker", worker)):
+        snapshot = path(label.replace(" ", "-") + ".snap")
+        heapsnap("capture", str(pid), "-o", snapshot)
+        summary, warnings = summary_of(label, snapshot)
+        check("impossible size" not in warnings and "cannot be read" not in warnings,
+              f"{label}: the heap is walked whole: {warnings[:400]}")
+        if label == "nginx worker" and summary:
+            check(summary["heap"]["live_count"] >= 1000,
+                  f"{label}: a block or more per open connection: {summary['heap']['live_count']}")
+    for s in held:
+        s.close()
+master.kill()
+
+# ---- memcached: growth against its own statistics
+port = free_port()
+memcached = start(["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-m", "256", "-t", "2"])
+
+
+def memcached_stats(command):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(command.encode() + b"\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += s.recv(65536)
+    return {line.split()[1].split(":")[-1]: line.split()[2] for line in data.decode().splitlines()
+            if line.startswith("STAT")}
+
+
+if check(wait_port(port), "memcached listens"):
+    before = path("memcached-before.snap")
+    malloced_before = int(memcached_stats("stats slabs").get("total_malloced", 0))
+    heapsnap("capture", str(memcached.pid), "-o", before)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        value = b"v" * 1000
+        for i in range(20000):
+            s.sendall(b"set key%d 0 0 %d noreply\r\n%s\r\n" % (i, len(value), value))
+        s.sendall(b"get key19999\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            reply += s.recv(65536)
+    malloced = int(memcached_stats("stats slabs")["total_malloced"]) - malloced_before
+    after = path("memcached-after.snap")
+    heapsnap("capture", str(memcached.pid), "-o", after)
+    summary_of("memcached after", after)
+    diff = json.loads(heapdiff("--format", "json", before, after).stdout)
+    grown_bytes = sum(g["delta_bytes"] for g in diff["grown"] if g["delta_bytes"] > 0)
+    check(malloced >= 20000 * 1000 and grown_bytes >= malloced,
+          f"memcached: heapdiff's growth {grown_bytes} covers the {malloced} bytes it says it malloc'd")
+memcached.kill()
+
+# ---- a Python prefork server: the leak, seen in the forked worker
+info = path("prefork.info")
+parent = start(["/usr/bin/python3.11", os.path.join(TARGETS, "prefork_server.py"), info])
+deadline = time.time() + 30
+while not os.path.exists(info) and time.time() < deadline:
+    time.sleep(0.05)
+if check(os.path.exists(info), "the prefork server started its worker"):
+    worker, port = map(int, open(info).read().split())
+    connect(port, 100)
+    before, after = path("prefork-before.snap"), path("prefork-after.snap")
+    heapsnap("capture", str(worker), "-o", before)
+    connect(port, 1000)
+    heapsnap("capture", str(worker), "-o", after)
+    summary, warnings = summary_of("prefork worker", after)
+    check("impossible size" not in warnings, f"prefork worker: the heap is walked whole: {warnings[:400]}")
+    diff = json.loads(heapdiff("--format", "json", before, after).stdout)
+    grown = {g["type"]: g for g in diff["grown"]}
+    conn = grown.get("leaky_server.Connection", {})
+    check(conn.get("new") == 1000 and conn.get("delta_count") == 1000,
+          f"prefork worker: 1,000 new Connections: {conn and {k: conn[k] for k in ('new', 'delta_count')}}")
+    paths = [r["path"][:2] for r in conn.get("retainers", []) if r["count"] == 1000]
+    check(["module leaky_server._CONNECTIONS", "list[*]"] in paths,
+          f"prefork worker: held by the module-global list: {[r['path'] for r in conn.get('retainers', [])]}")
+parent.kill()
+
+# ---- python3 -m http.server: 1,000 requests, a report without warnings
+port = free_port()
+served = tempfile.mkdtemp(prefix="served-", dir=path(""))
+with open(os.path.join(served, "index.html"), "w") as f:
+    f.write("hello\n")
+server = start(["/usr/bin/python3.11", "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                "--directory", served], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if check(wait_port(port), "http.server listens"):
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
+    before, after = path("http-before.snap"), path("http-after.snap")
+    heapsnap("capture", str(server.pid), "-o", before)
+    for _ in range(1000):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
+    heapsnap("capture", str(server.pid), "-o", after)
+    summary, warnings = summary_of("http.server", after)
+    check(warnings == "", f"http.server: summary without warnings: {warnings[:400]}")
+    result = heapdiff(before, after)
+    check(result.stderr == "", f"http.server: heapdiff without warnings: {result.stderr[:400]}")
+server.kill()
+
+# ---- redis on jemalloc: refused, naming it
+port = free_port()
+redis = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", path("")], stdout=subprocess.DEVNULL)
+if check(wait_port(port), "redis listens"):
+    snapshot = path("redis.snap")
+    heapsnap("capture", str(redis.pid), "-o", snapshot)
+    result = heapsnap("summary", snapshot, check_ok=False)
+    check(result.returncode == 2 and "jemalloc" in result.stderr and result.stdout == "",
+          f"redis: summary refuses, naming jemalloc: {result.returncode} {result.stderr!r}")
+    check("redis-server" in heapsnap("info", snapshot).stdout,
+          "redis: the process is named as it was started, redis-server")
+redis.kill()
+finish()
