@@ -1,6 +1,7 @@
 /* The analysis's view of memory (see address_space.h). */
 #include "address_space.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -155,7 +156,10 @@ int address_space_read(struct address_space *space, uint64_t addr, void *buf, si
 		uint64_t available = region->end - addr;
 		size_t take = size < available ? size : (size_t)available;
 		uint64_t within = addr - region->start;
-		if (within + take <= region->data_size || region->path == NULL) {
+		if (within < region->data_size && take > region->data_size - within)
+			take = (size_t)(region->data_size - within); /* the stored part first */
+		/* a file's bytes only where the process could read them (not its ---p gaps) */
+		if (within < region->data_size || region->path == NULL || !(region->flags & PF_R)) {
 			if (snapshot_read(space->snapshot, addr, out, take, err) != 0)
 				return -1;
 		} else {

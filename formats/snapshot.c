@@ -11,6 +11,7 @@
 #include <sys/procfs.h>
 #include <unistd.h>
 
+#include "formats/elf_build_id.h"
 #include "formats/seekable.h"
 #include "formats/snapshot_notes.h"
 
@@ -346,6 +347,19 @@ static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
 	return 0;
 }
 
+/* A foreign core's build-id of a file: from its ELF header page, where the core holds it (the
+ * kernel stores that page; gcore, the mapping that holds it). 0 when it does not. */
+static size_t core_build_id(struct snapshot *snapshot, const struct file_mapping *file,
+			    uint8_t out[ELF_BUILD_ID_MAX])
+{
+	uint8_t page[4096];
+	size_t size = file->end - file->start < sizeof page ? (size_t)(file->end - file->start)
+							    : sizeof page;
+	if (snapshot_read(snapshot, file->start, page, size, NULL) != 0)
+		return 0;
+	return elf_build_id_from_image(page, size, out);
+}
+
 static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 {
 	size_t count = 0;
@@ -396,6 +410,7 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 			struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
 			module->path = file->path;
 			module->base = file->start;
+			module->build_id_size = core_build_id(snapshot, file, module->build_id);
 		}
 	}
 	return 0;
@@ -580,11 +595,13 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	const struct snapshot_note *files = snapshot_find_note(snapshot, "CORE", NT_FILE);
 	if (files && parse_file_note(snapshot, files, err) != 0)
 		return -1;
-	if (parse_threads(snapshot, err) != 0 || parse_modules(snapshot, err) != 0 ||
+	/* modules last: a foreign core's are read from its memory */
+	if (parse_threads(snapshot, err) != 0 ||
 	    parse_ranges(snapshot, HEAPSNAP_NOTE_ABSENT, &snapshot->absent, &snapshot->absent_count,
 			 err) != 0 ||
 	    parse_ranges(snapshot, HEAPSNAP_NOTE_ZERO, &snapshot->zero, &snapshot->zero_count,
-			 err) != 0)
+			 err) != 0 ||
+	    parse_modules(snapshot, err) != 0)
 		return -1;
 	fill_foreign_info(snapshot);
 	return 0;
