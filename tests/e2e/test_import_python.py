@@ -12,7 +12,7 @@ then killed with SIGABRT for a kernel core; each core is imported and:
 - bytes of its read-only file mappings read through the analysis equal the live process's;
 - `heapsnap info` accounts for every readable mapping the process had (stored, or in files).
 Then a target run from a copy of the interpreter that is deleted (and then replaced by another
-file) before the analysis: the summary warns, naming the copy."""
+file) before the analysis: the summary warns, naming the copy, and so does an import then."""
 import ast
 import atexit
 import glob
@@ -221,13 +221,17 @@ if result is not None:
     captured = path("copy.snap")
     heapsnap("capture", str(process.pid), "-o", captured)
     imported = path("copy-gcore.snap")
-    heapsnap("import", gcore(process.pid, "copy"), "-o", imported)
+    copy_core = gcore(process.pid, "copy")
+    heapsnap("import", copy_core, "-o", imported)
     process.kill()
     os.close(process.stdin_writer)
     complete = counts(summary(imported))
     check(complete.get("__main__.Plain") == result["gc"]["__main__.Plain"],
           f"copy: with its file present, {complete.get('__main__.Plain')} __main__.Plain")
     os.unlink(copy)
+    again = heapsnap("import", copy_core, "-o", path("copy-again.snap"))
+    check(copy in again.stderr and "warning" in again.stderr,
+          f"import names the mapped file that is not here: {again.stderr!r}")
     for snapshot in (captured, imported):
         warnings = summary(snapshot).get("warnings", [])
         check(any(copy in w for w in warnings), f"{snapshot}: no warning names the missing {copy}: {warnings}")
