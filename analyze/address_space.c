@@ -1,6 +1,8 @@
 /* The analysis's view of memory (see address_space.h). */
 #include "address_space.h"
 
+#include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,8 @@
 /* One mapped file the snapshot does not hold the bytes of, opened on first use. */
 struct backing_file {
 	const char *path;
-	int fd;	     /* -1: not opened yet or unusable */
-	bool checked; /* build-id compared */
-	bool usable;
+	int fd;	      /* -1: not opened yet, or unusable */
+	bool checked; /* opened and its build-id compared (or found wanting) */
 };
 
 struct address_space {
@@ -69,45 +70,84 @@ struct snapshot *address_space_snapshot(const struct address_space *space)
 	return space->snapshot;
 }
 
-/* The file behind a region, opened and checked against the build-id recorded at capture. */
+static const struct snapshot_module *recorded_module(struct snapshot *snapshot, const char *path)
+{
+	size_t count;
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(modules[i].path, path) == 0)
+			return &modules[i];
+	return NULL;
+}
+
+/* Opens the file behind a region and checks it against the build-id recorded at capture (or at
+ * import). Every way it can fail is a warning naming the file, once: the reads that needed its
+ * bytes then fail, and what they would have found (a type's name, a constant) is missing. */
+static int open_checked(struct address_space *space, const char *path)
+{
+	/* a file the process had deleted: the same file may be back under its name (the build-id
+	   says whether it is) */
+	static const char deleted[] = " (deleted)";
+	const struct snapshot_module *recorded = recorded_module(space->snapshot, path);
+	if (recorded == NULL)
+		return -1; /* no module: a data file (a locale archive) the analysis never needs */
+	size_t length = strlen(path);
+	bool was_deleted = length > sizeof deleted - 1 &&
+			   strcmp(path + length - (sizeof deleted - 1), deleted) == 0;
+	char *on_disk = strndup(path, was_deleted ? length - (sizeof deleted - 1) : length);
+	int fd = on_disk ? open(on_disk, O_RDONLY | O_CLOEXEC) : -1;
+	int open_errno = errno;
+	free(on_disk);
+	if (fd < 0) {
+		warnings_add(space->warnings,
+			     "%s: %s, so the bytes of this mapped file that the snapshot does not hold "
+			     "(read-only data: type names, constants) are missing; analyse where the "
+			     "snapshot was taken",
+			     path,
+			     was_deleted ? "the process had deleted it and it is not here"
+					 : strerror(open_errno));
+		return -1;
+	}
+	char magic[4] = {0};
+	if (recorded->build_id_size == 0 &&
+	    (pread(fd, magic, sizeof magic, 0) != (ssize_t)sizeof magic ||
+	     memcmp(magic, "\177ELF", 4) != 0)) {
+		close(fd); /* a data file mapped from its start: not a module either */
+		return -1;
+	}
+	if (recorded->build_id_size == 0) {
+		warnings_add(space->warnings,
+			     "%s: no build-id was recorded at capture, so its bytes cannot be checked "
+			     "and are not used",
+			     path);
+		close(fd);
+		return -1;
+	}
+	uint8_t build_id[ELF_BUILD_ID_MAX];
+	size_t size = elf_build_id_from_fd(fd, build_id);
+	if (size != recorded->build_id_size || memcmp(build_id, recorded->build_id, size) != 0) {
+		warnings_add(space->warnings,
+			     "%s on this machine is not the file the process had mapped (build-id "
+			     "differs): its bytes are not used; analyse where the snapshot was taken",
+			     path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The file behind a region, opened and checked on first use. */
 static struct backing_file *usable_file(struct address_space *space, const char *path)
 {
 	struct backing_file *file = NULL;
 	for (size_t i = 0; i < space->file_count && file == NULL; i++)
 		if (strcmp(space->files[i].path, path) == 0)
 			file = &space->files[i];
-	if (file == NULL || file->checked)
-		return file && file->usable ? file : NULL;
-	file->checked = true;
-	const struct snapshot_module *recorded = NULL;
-	size_t module_count;
-	const struct snapshot_module *modules = snapshot_modules(space->snapshot, &module_count);
-	for (size_t i = 0; i < module_count; i++)
-		if (strcmp(modules[i].path, path) == 0)
-			recorded = &modules[i];
-	uint8_t build_id[ELF_BUILD_ID_MAX];
-	size_t size = elf_build_id_from_file(path, build_id);
-	if (recorded == NULL)
-		return NULL; /* no module: a data file (a locale archive) the analysis never needs */
-	if (recorded->build_id_size == 0) {
-		warnings_add(space->warnings,
-			     "%s: no build-id was recorded at capture, so its bytes cannot be checked "
-			     "and are not used",
-			     path);
-		return NULL;
+	if (file != NULL && !file->checked) {
+		file->checked = true;
+		file->fd = open_checked(space, path);
 	}
-	if (size != recorded->build_id_size || memcmp(build_id, recorded->build_id, size) != 0) {
-		warnings_add(space->warnings,
-			     "%s on this machine is not the file the process had mapped (build-id "
-			     "differs): its bytes are not used; analyse where the snapshot was taken",
-			     path);
-		return NULL;
-	}
-	file->fd = open(path, O_RDONLY | O_CLOEXEC);
-	file->usable = file->fd >= 0;
-	if (!file->usable)
-		warnings_add(space->warnings, "%s: cannot be opened, its bytes are not used", path);
-	return file->usable ? file : NULL;
+	return file != NULL && file->fd >= 0 ? file : NULL;
 }
 
 int address_space_read(struct address_space *space, uint64_t addr, void *buf, size_t size,
@@ -125,7 +165,10 @@ int address_space_read(struct address_space *space, uint64_t addr, void *buf, si
 		uint64_t available = region->end - addr;
 		size_t take = size < available ? size : (size_t)available;
 		uint64_t within = addr - region->start;
-		if (within + take <= region->data_size || region->path == NULL) {
+		if (within < region->data_size && take > region->data_size - within)
+			take = (size_t)(region->data_size - within); /* the stored part first */
+		/* a file's bytes only where the process could read them (not its ---p gaps) */
+		if (within < region->data_size || region->path == NULL || !(region->flags & PF_R)) {
 			if (snapshot_read(space->snapshot, addr, out, take, err) != 0)
 				return -1;
 		} else {

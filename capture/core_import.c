@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "capture/capture.h"
 #include "formats/core_image.h"
@@ -15,27 +16,29 @@
 #include "formats/snapshot_file.h"
 #include "formats/snapshot_notes.h"
 
-/* Module notes for a foreign core: build-ids from the ELF header pages the core holds, else from
- * the file on disk (the core is assumed to come from this machine, as gdb assumes). */
-static int add_module_notes(struct core_image *image, struct snapshot *core, size_t *count,
-			    struct hs_error *err)
+/* Module notes for a foreign core: the build-id the reader found in the core (the ELF header page
+ * of each file mapped from offset 0, which the kernel and gcore store), else the one of the file on
+ * disk (the core is assumed to come from this machine, as gdb assumes). Every file NT_FILE maps
+ * from offset 0 is one, whether the core has segments for it or not. */
+static int add_module_notes(struct core_image *image, struct snapshot *core,
+			    struct import_result *result, struct hs_error *err)
 {
 	size_t module_count;
 	const struct snapshot_module *modules = snapshot_modules(core, &module_count);
-	*count = 0;
 	for (size_t i = 0; i < module_count; i++) {
-		uint8_t page[4096];
 		uint8_t build_id[ELF_BUILD_ID_MAX];
-		size_t size = 0;
-		struct hs_error ignored;
-		if (snapshot_read(core, modules[i].base, page, sizeof page, &ignored) == 0)
-			size = elf_build_id_from_image(page, sizeof page, build_id);
+		size_t size = modules[i].build_id_size;
+		memcpy(build_id, modules[i].build_id, size);
 		if (size == 0)
 			size = elf_build_id_from_file(modules[i].path, build_id);
+		if (access(modules[i].path, R_OK) != 0 &&
+		    result->missing_files++ == 0)
+			snprintf(result->missing_file, sizeof result->missing_file, "%s",
+				 modules[i].path);
 		if (snapshot_notes_add_module(image, modules[i].base, build_id, size, modules[i].path,
 					      err) != 0)
 			return -1;
-		(*count)++;
+		result->modules++;
 	}
 	return 0;
 }
@@ -77,7 +80,7 @@ int import_core(const char *core_path, const char *output_path,
 				(uint64_t)st.st_mtim.tv_nsec;
 		info.has_pause = false;
 		if (snapshot_notes_add_info(&image, &info, err) != 0 ||
-		    add_module_notes(&image, core, &result->modules, err) != 0)
+		    add_module_notes(&image, core, result, err) != 0)
 			goto done;
 	} else {
 		snapshot_modules(core, &result->modules);

@@ -15,6 +15,10 @@ struct import_result {
 	uint64_t memory_bytes;
 	uint64_t file_bytes;
 	size_t threads, segments, notes, modules;
+	/* mapped files neither in the core nor on this machine: what the core lacks of them (their
+	   code, their read-only data) the analysis cannot read */
+	size_t missing_files;
+	char missing_file[4096]; /* the first of them */
 };
 
 /* output_path NULL: CORE's name with .snap appended, in the working directory. */

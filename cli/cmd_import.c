@@ -16,7 +16,9 @@ static const char usage[] =
 	"  --threads N        compression threads (default: one per CPU)\n"
 	"\n"
 	"Build-ids of modules come from the core when it holds their ELF headers, otherwise from\n"
-	"the files on this machine: import a core where it was made.\n";
+	"the files on this machine: import a core where it was made. What the core leaves out\n"
+	"of mapped files (gcore: their code and read-only data; the kernel: all but the first\n"
+	"page) the analysis reads from the files, checked by build-id.\n";
 
 int cmd_import(int argc, char **argv)
 {
@@ -57,5 +59,17 @@ int cmd_import(int argc, char **argv)
 	printf("%s: %s of memory in %s, %zu threads, %zu segments, %zu notes, %zu modules\n",
 	       result.path, memory, file, result.threads, result.segments, result.notes,
 	       result.modules);
+	if (result.missing_files == 1)
+		fprintf(stderr,
+			"heapsnap import: warning: a mapped file is not on this machine (%s): what the "
+			"core lacks of it (code, read-only data) cannot be read; analyse where the "
+			"process ran\n",
+			result.missing_file);
+	else if (result.missing_files > 1)
+		fprintf(stderr,
+			"heapsnap import: warning: %zu mapped files are not on this machine (%s, ...): "
+			"what the core lacks of them (code, read-only data) cannot be read; analyse "
+			"where the process ran\n",
+			result.missing_files, result.missing_file);
 	return EXIT_OK;
 }

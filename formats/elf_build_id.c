@@ -57,13 +57,19 @@ size_t elf_build_id_from_image(const uint8_t *image, size_t size, uint8_t out[EL
 	return 0;
 }
 
+size_t elf_build_id_from_fd(int fd, uint8_t out[ELF_BUILD_ID_MAX])
+{
+	static __thread uint8_t probe[FILE_PROBE_SIZE];
+	ssize_t got = pread(fd, probe, sizeof probe, 0);
+	return got > 0 ? elf_build_id_from_image(probe, (size_t)got, out) : 0;
+}
+
 size_t elf_build_id_from_file(const char *path, uint8_t out[ELF_BUILD_ID_MAX])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	static __thread uint8_t probe[FILE_PROBE_SIZE];
-	ssize_t got = pread(fd, probe, sizeof probe, 0);
+	size_t size = elf_build_id_from_fd(fd, out);
 	close(fd);
-	return got > 0 ? elf_build_id_from_image(probe, (size_t)got, out) : 0;
+	return size;
 }

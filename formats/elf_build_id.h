@@ -13,8 +13,9 @@
  * offset 0). Returns the build-id size, or 0 when none is found there. */
 size_t elf_build_id_from_image(const uint8_t *image, size_t size, uint8_t out[ELF_BUILD_ID_MAX]);
 
-/* Reads the start of the file at `path` and looks there. Returns the size, or 0. */
+/* Reads the start of the file at `path` (or open as `fd`) and looks there. Returns the size, or 0. */
 size_t elf_build_id_from_file(const char *path, uint8_t out[ELF_BUILD_ID_MAX]);
+size_t elf_build_id_from_fd(int fd, uint8_t out[ELF_BUILD_ID_MAX]);
 
 /* True when the bytes start with the ELF magic. */
 int elf_image_is_elf(const uint8_t *image, size_t size);

@@ -11,6 +11,7 @@
 #include <sys/procfs.h>
 #include <unistd.h>
 
+#include "formats/elf_build_id.h"
 #include "formats/seekable.h"
 #include "formats/snapshot_notes.h"
 
@@ -165,7 +166,102 @@ static void parse_info_note(struct snapshot *snapshot, const struct snapshot_not
 	info->process_start_ticks = info_number(text, note->size, "process_start_ticks", NULL);
 }
 
-/* NT_FILE: count, page size, count x {start, end, page offset}, then count NUL-terminated names. */
+/* The index of the first region that ends after addr (region_count when none does). */
+static size_t first_region_ending_after(const struct snapshot *snapshot, uint64_t addr)
+{
+	size_t low = 0, high = snapshot->region_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (snapshot->regions[mid].end <= addr)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low;
+}
+
+/* Regions are sorted; overlapping ones would make an address mean two things. */
+static int check_regions_disjoint(const struct snapshot *snapshot, struct hs_error *err)
+{
+	for (size_t i = 1; i < snapshot->region_count; i++) {
+		const struct snapshot_region *before = &snapshot->regions[i - 1];
+		const struct snapshot_region *after = &snapshot->regions[i];
+		if (after->start < before->end)
+			return hs_error_set(err, "%s: corrupt: %s at 0x%llx and %s at 0x%llx overlap",
+					    snapshot->path,
+					    before->has_segment ? "segment" : "NT_FILE mapping",
+					    (unsigned long long)before->start,
+					    after->has_segment ? "segment" : "NT_FILE mapping",
+					    (unsigned long long)after->start);
+	}
+	return 0;
+}
+
+static struct snapshot_region file_only_region(const struct file_mapping *file, uint64_t start,
+					       uint64_t end)
+{
+	return (struct snapshot_region){.start = start, .end = end, .flags = PF_R,
+					.path = file->path,
+					.file_offset = file->offset + (start - file->start)};
+}
+
+/* Names the segments that lie inside a file mapping after their file. The parts of the mapping
+ * no segment covers become regions without bytes, written to `out` unless it is NULL: gdb's
+ * gcore leaves unwritten read-only file mappings out of the core's segments (the kernel writes
+ * them, with their first page at most), but the process had them mapped, and their bytes (type
+ * names, constant tables) are in the file. Returns how many such regions there are. */
+static size_t map_file(struct snapshot *snapshot, const struct file_mapping *file,
+		       struct snapshot_region *out)
+{
+	size_t count = 0;
+	uint64_t covered_to = file->start;
+	for (size_t i = first_region_ending_after(snapshot, file->start);
+	     i < snapshot->region_count && snapshot->regions[i].start < file->end; i++) {
+		struct snapshot_region *region = &snapshot->regions[i];
+		if (out && region->start >= file->start && region->end <= file->end) {
+			region->path = file->path;
+			region->file_offset = file->offset + (region->start - file->start);
+		}
+		if (region->start > covered_to) {
+			if (out)
+				out[count] = file_only_region(file, covered_to, region->start);
+			count++;
+		}
+		if (region->end > covered_to)
+			covered_to = region->end;
+	}
+	if (covered_to < file->end) {
+		if (out)
+			out[count] = file_only_region(file, covered_to, file->end);
+		count++;
+	}
+	return count;
+}
+
+/* Every NT_FILE mapping joins the regions: see map_file. */
+static int add_file_regions(struct snapshot *snapshot, struct hs_error *err)
+{
+	size_t extra = 0;
+	for (size_t i = 0; i < snapshot->file_count; i++)
+		extra += map_file(snapshot, &snapshot->files[i], NULL);
+	if (extra > 0) {
+		struct snapshot_region *grown = realloc(
+			snapshot->regions, (snapshot->region_count + extra) * sizeof *grown);
+		if (grown == NULL)
+			return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		snapshot->regions = grown;
+	}
+	size_t added = 0;
+	for (size_t i = 0; i < snapshot->file_count; i++)
+		added += map_file(snapshot, &snapshot->files[i],
+				  snapshot->regions + snapshot->region_count + added);
+	snapshot->region_count += added;
+	qsort(snapshot->regions, snapshot->region_count, sizeof *snapshot->regions, compare_regions);
+	return check_regions_disjoint(snapshot, err);
+}
+
+/* NT_FILE: count, page size, count x {start, end, offset in pages}, then count NUL-terminated
+ * names. The kernel's page size is the page's; gdb writes 1 and offsets in bytes. */
 static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note *note,
 			   struct hs_error *err)
 {
@@ -178,6 +274,9 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 	if (count > (note->size - 16) / 24)
 		return hs_error_set(err, "%s: corrupt NT_FILE note: %llu entries in %zu bytes",
 				    snapshot->path, (unsigned long long)count, note->size);
+	if (page_size == 0 || (page_size & (page_size - 1)) != 0)
+		return hs_error_set(err, "%s: corrupt NT_FILE note: page size %llu", snapshot->path,
+				    (unsigned long long)page_size);
 	size_t names_at = 16 + (size_t)count * 24;
 	size_t names_size = note->size - names_at;
 	snapshot->strings = malloc(names_size + 1);
@@ -197,18 +296,18 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 					    (unsigned long long)count);
 		uint64_t entry[3];
 		memcpy(entry, note->desc + 16 + i * 24, sizeof entry);
+		if (entry[0] >= entry[1] || entry[2] > UINT64_MAX / page_size)
+			return hs_error_set(err,
+					    "%s: corrupt NT_FILE note: entry %llu (%s) maps 0x%llx-0x%llx "
+					    "at page %llu",
+					    snapshot->path, (unsigned long long)i, name,
+					    (unsigned long long)entry[0], (unsigned long long)entry[1],
+					    (unsigned long long)entry[2]);
 		snapshot->files[snapshot->file_count++] = (struct file_mapping){
 			entry[0], entry[1], entry[2] * page_size, name};
-		/* attach the name to the region that starts there */
-		const struct snapshot_region *found = snapshot_find_region(snapshot, entry[0]);
-		if (found != NULL && found->start == entry[0]) {
-			struct snapshot_region *region = &snapshot->regions[found - snapshot->regions];
-			region->path = name;
-			region->file_offset = entry[2] * page_size;
-		}
 		name += strlen(name) + 1;
 	}
-	return 0;
+	return add_file_regions(snapshot, err);
 }
 
 static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
@@ -246,6 +345,19 @@ static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
 		}
 	}
 	return 0;
+}
+
+/* A foreign core's build-id of a file: from its ELF header page, where the core holds it (the
+ * kernel stores that page; gcore, the mapping that holds it). 0 when it does not. */
+static size_t core_build_id(struct snapshot *snapshot, const struct file_mapping *file,
+			    uint8_t out[ELF_BUILD_ID_MAX])
+{
+	uint8_t page[4096];
+	size_t size = file->end - file->start < sizeof page ? (size_t)(file->end - file->start)
+							    : sizeof page;
+	if (snapshot_read(snapshot, file->start, page, size, NULL) != 0)
+		return 0;
+	return elf_build_id_from_image(page, size, out);
 }
 
 static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
@@ -298,6 +410,7 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 			struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
 			module->path = file->path;
 			module->base = file->start;
+			module->build_id_size = core_build_id(snapshot, file, module->build_id);
 		}
 	}
 	return 0;
@@ -473,17 +586,13 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 			snapshot->regions[snapshot->region_count++] = (struct snapshot_region){
 				.start = phdr->p_vaddr, .end = phdr->p_vaddr + phdr->p_memsz,
 				.flags = phdr->p_flags, .data_offset = phdr->p_offset,
-				.data_size = phdr->p_filesz};
+				.data_size = phdr->p_filesz, .has_segment = true};
 		}
 	}
 	free(phdrs);
 	qsort(snapshot->regions, snapshot->region_count, sizeof *snapshot->regions, compare_regions);
-	for (size_t i = 1; i < snapshot->region_count; i++)
-		if (snapshot->regions[i].start < snapshot->regions[i - 1].end)
-			return hs_error_set(err, "%s: corrupt: segments at 0x%llx and 0x%llx overlap",
-					    snapshot->path,
-					    (unsigned long long)snapshot->regions[i - 1].start,
-					    (unsigned long long)snapshot->regions[i].start);
+	if (check_regions_disjoint(snapshot, err) != 0)
+		return -1;
 
 	if (parse_notes(snapshot, notes_at, err) != 0)
 		return -1;
@@ -500,11 +609,13 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	const struct snapshot_note *files = snapshot_find_note(snapshot, "CORE", NT_FILE);
 	if (files && parse_file_note(snapshot, files, err) != 0)
 		return -1;
-	if (parse_threads(snapshot, err) != 0 || parse_modules(snapshot, err) != 0 ||
+	/* modules last: a foreign core's are read from its memory */
+	if (parse_threads(snapshot, err) != 0 ||
 	    parse_ranges(snapshot, HEAPSNAP_NOTE_ABSENT, &snapshot->absent, &snapshot->absent_count,
 			 err) != 0 ||
 	    parse_ranges(snapshot, HEAPSNAP_NOTE_ZERO, &snapshot->zero, &snapshot->zero_count,
-			 err) != 0)
+			 err) != 0 ||
+	    parse_modules(snapshot, err) != 0)
 		return -1;
 	fill_foreign_info(snapshot);
 	return 0;

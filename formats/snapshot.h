@@ -28,6 +28,8 @@ struct snapshot_region {
 	uint64_t data_size;   /* bytes present in the core, from start; the rest is not captured */
 	const char *path;     /* mapped file (NT_FILE), or NULL for anonymous memory */
 	uint64_t file_offset; /* offset of start in that file */
+	bool has_segment;     /* false: a file mapping only NT_FILE names (gcore leaves read-only
+				 ones out of the core); its bytes are the file's */
 };
 
 struct snapshot_module {
@@ -73,7 +75,8 @@ uint64_t snapshot_core_size(const struct snapshot *snapshot); /* decompressed */
 const struct snapshot_info *snapshot_info(const struct snapshot *snapshot);
 
 const struct snapshot_thread *snapshot_threads(const struct snapshot *snapshot, size_t *count);
-/* PT_LOAD segments sorted by address */
+/* The process's mappings sorted by address: every PT_LOAD segment, and the parts of NT_FILE's
+ * file mappings no segment covers */
 const struct snapshot_region *snapshot_regions(const struct snapshot *snapshot, size_t *count);
 const struct snapshot_module *snapshot_modules(const struct snapshot *snapshot, size_t *count);
 /* Every note, in file order, foreign ones included */

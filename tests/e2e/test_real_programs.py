@@ -82,7 +82,10 @@ http {{ access_log off; keepalive_timeout 300s; keepalive_requests 100000;
   uwsgi_temp_path {work}/u; scgi_temp_path {work}/s;
   server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hi\\n"; }} }} }}
 """)
-master = start(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work])
+# (servers' output goes nowhere: a server outliving the test must not hold the runner's pipe)
+quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+master = start(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", work], **quiet)
+workers = []
 if check(wait_port(port), "nginx listens"):
     workers = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
     check(len(workers) == 1, f"one nginx worker: {workers}")
@@ -106,11 +109,17 @@ if check(wait_port(port), "nginx listens"):
                   f"{label}: a block or more per open connection: {summary['heap']['live_count']}")
     for s in held:
         s.close()
+for pid in workers:
+    try:
+        os.kill(int(pid), 9)
+    except ProcessLookupError:
+        pass
 master.kill()
 
 # ---- memcached: growth against its own statistics
 port = free_port()
-memcached = start(["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-m", "256", "-t", "2"])
+memcached = start(["memcached", "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-m", "256", "-t", "2"],
+                  **quiet)
 
 
 def memcached_stats(command):
@@ -147,7 +156,8 @@ memcached.kill()
 
 # ---- a Python prefork server: the leak, seen in the forked worker
 info = path("prefork.info")
-parent = start(["/usr/bin/python3.11", os.path.join(TARGETS, "prefork_server.py"), info])
+parent = start(["/usr/bin/python3.11", os.path.join(TARGETS, "prefork_server.py"), info], **quiet)
+worker = None
 deadline = time.time() + 30
 while not os.path.exists(info) and time.time() < deadline:
     time.sleep(0.05)
@@ -168,6 +178,11 @@ if check(os.path.exists(info), "the prefork server started its worker"):
     paths = [r["path"][:2] for r in conn.get("retainers", []) if r["count"] == 1000]
     check(["module leaky_server._CONNECTIONS", "list[*]"] in paths,
           f"prefork worker: held by the module-global list: {[r['path'] for r in conn.get('retainers', [])]}")
+if worker:
+    try:
+        os.kill(worker, 9)
+    except ProcessLookupError:
+        pass
 parent.kill()
 
 # ---- python3 -m http.server: 1,000 requests, a report without warnings
@@ -176,7 +191,7 @@ served = tempfile.mkdtemp(prefix="served-", dir=path(""))
 with open(os.path.join(served, "index.html"), "w") as f:
     f.write("hello\n")
 server = start(["/usr/bin/python3.11", "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                "--directory", served], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                "--directory", served], **quiet)
 if check(wait_port(port), "http.server listens"):
     urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
     before, after = path("http-before.snap"), path("http-after.snap")
@@ -193,7 +208,7 @@ server.kill()
 # ---- redis on jemalloc: refused, naming it
 port = free_port()
 redis = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", path("")], stdout=subprocess.DEVNULL)
+               "--appendonly", "no", "--dir", path("")], **quiet)
 if check(wait_port(port), "redis listens"):
     snapshot = path("redis.snap")
     heapsnap("capture", str(redis.pid), "-o", snapshot)

@@ -1,7 +1,8 @@
 /* Damaged cores must be refused or read safely, never read out of bounds: a small valid core is
  * damaged thousands of times (random bytes of its headers and notes changed, random cuts), and
- * each version is opened and, when it opens, queried and read everywhere. Run under ASan and UBSan
- * (the sanitizer build), any out-of-bounds read or overflow fails the test. */
+ * each version is opened and, when it opens, queried and read everywhere (through the analysis's
+ * address space too). Run under ASan and UBSan (the sanitizer build), any out-of-bounds read or
+ * overflow fails the test. */
 #include <elf.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include <sys/procfs.h>
 #include <unistd.h>
 
+#include "analyze/address_space.h"
+#include "common/warnings.h"
 #include "formats/core_image.h"
 #include "formats/snapshot.h"
 #include "formats/snapshot_file.h"
@@ -39,10 +42,12 @@ int main(void)
 	core_image_init(&image);
 	struct elf_prstatus status = {.pr_pid = 7};
 	core_image_add_note(&image, "CORE", NT_PRSTATUS, &status, sizeof status, &err);
-	uint8_t file_note[16 + 24 + 8] = {0};
-	uint64_t header[5] = {1, 4096, 0x20000, 0x21000, 0};
+	/* two file mappings: one with a segment, one only NT_FILE names (as gcore leaves them) */
+	uint8_t file_note[16 + 2 * 24 + 2 * 8] = {0};
+	uint64_t header[8] = {2, 4096, 0x20000, 0x21000, 0, 0x30000, 0x32000, 1};
 	memcpy(file_note, header, sizeof header);
-	memcpy(file_note + 40, "/x/y.so", 8);
+	memcpy(file_note + 64, "/x/y.so", 8);
+	memcpy(file_note + 72, "/x/y.so", 8);
 	core_image_add_note(&image, "CORE", NT_FILE, file_note, sizeof file_note, &err);
 	struct snapshot_info info = {.pid = 7, .has_pause = true, .pause_ns = 5};
 	snapshot_notes_add_info(&image, &info, &err);
@@ -96,13 +101,19 @@ int main(void)
 		opened++;
 		size_t count;
 		const struct snapshot_region *regions = snapshot_regions(snapshot, &count);
+		struct warnings warnings = {0};
+		struct address_space *space = address_space_new(snapshot, &warnings, &err);
 		for (size_t i = 0; i < count; i++) {
 			uint64_t length = regions[i].end - regions[i].start;
 			if (length > 0x4000)
 				length = 0x4000;
 			snapshot_read(snapshot, regions[i].start, buffer, (size_t)length, &err);
 			snapshot_read(snapshot, regions[i].end - 1, buffer, 2, &err);
+			if (space)
+				address_space_read(space, regions[i].start, buffer, (size_t)length, &err);
 		}
+		address_space_free(space);
+		warnings_free(&warnings);
 		snapshot_threads(snapshot, &count);
 		snapshot_modules(snapshot, &count);
 		struct snapshot_totals totals;
