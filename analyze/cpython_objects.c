@@ -63,7 +63,8 @@ bool cpython_container_length(struct address_space *space, const struct cpython_
 	    objects->type[index] >= objects->type_count)
 		return false;
 	uint32_t offset;
-	switch (objects->types[objects->type[index]].kind) {
+	const struct python_type *type = &objects->types[objects->type[index]];
+	switch (type->kind) {
 	case PYTHON_LIST:
 	case PYTHON_TUPLE:
 		offset = layout->var_size;
@@ -75,7 +76,10 @@ bool cpython_container_length(struct address_space *space, const struct cpython_
 		offset = layout->set_used;
 		break;
 	default:
-		return false;
+		if (type->model != PYTHON_MODEL_DEQUE)
+			return false;
+		offset = layout->var_size;
+		break;
 	}
 	uint64_t value;
 	if (!address_space_read_u64(space, python_object_address(objects, heap, index) + offset,

@@ -116,8 +116,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 			 struct warnings *warnings, struct hs_error *err);
 void cpython_objects_free(struct python_objects *objects);
 
-/* The number of items of the list, tuple, dict or set in allocation `index` (len() of it); false
- * for other objects or when it cannot be read. */
+/* The number of items of the list, tuple, dict, set or deque in allocation `index` (len() of
+ * it); false for other objects or when it cannot be read. */
 bool cpython_container_length(struct address_space *space, const struct cpython_layout *layout,
 			      const struct python_objects *objects, const struct heap *heap,
 			      size_t index, uint64_t *length);

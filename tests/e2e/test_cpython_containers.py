@@ -8,16 +8,21 @@ have a path from the module global that holds them, for every supported CPython 
   (the module global, the container's labelled step, the instance), none under `external
   references to`;
 - the deque's blocks are its parts, as many as deque.__sizeof__ counts; the OrderedDict's nodes and
-  its array of them are its parts, a node per key."""
+  its array of them are its parts, a node per key;
+- heapdiff between a snapshot and one after the deque and the OrderedDict grew names both among
+  the grown containers, with their lengths before and after."""
 import ast
 import collections
 import glob
 import json
 import os
+import signal
+import subprocess
 import time
 
 from common import check, finish, heapsnap, path, process_state, start
 
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
                       "python_containers.py")
 
@@ -61,6 +66,16 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
         time.sleep(0.01)  # asleep in its read
     snapshot = path(f"{name}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
+    # the deque and the OrderedDict grow: a second snapshot for heapdiff
+    os.kill(process.pid, signal.SIGUSR1)
+    while not os.path.exists(result_file + ".grown") and time.time() < deadline + 30:
+        time.sleep(0.05)
+    grown = ast.literal_eval(open(result_file + ".grown").read()) \
+        if os.path.exists(result_file + ".grown") else {}
+    while process_state(process.pid) != "S" and time.time() < deadline + 30:
+        time.sleep(0.01)
+    snapshot_grown = path(f"{name}-grown.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot_grown)
     process.kill()
     os.close(writer)
     os.close(reader)
@@ -110,4 +125,15 @@ for interpreter in interpreters + ["/usr/bin/python3.11"]:
                           "__main__.ListSubclass", "__main__.SetSubclass", "__main__.InDeque"):
             check("external references to " + container not in roots,
                   f"{name} {options}: external references to {container} among the roots")
+    diff = json.loads(subprocess.run([HEAPDIFF, snapshot, snapshot_grown, "--format", "json"],
+                                     capture_output=True, text=True).stdout or "{}")
+    containers = {c["type"]: c for c in diff.get("grown_containers", [])
+                  if c["path"][0] in ("module __main__.DQ", "module __main__.OD")}
+    for container, variable in (("collections.deque", "DQ"), ("collections.OrderedDict", "OD")):
+        found = containers.get(container, {})
+        check(found.get("path") == [f"module __main__.{variable}", container] and
+              found.get("items_before") == held[variable] and
+              found.get("items_after") == grown.get(variable),
+              f"{name}: heapdiff: {container} {variable} grew from {held[variable]} to "
+              f"{grown.get(variable)}; heapdiff: {found}")
 finish()

@@ -11,12 +11,14 @@ its type does not list in tp_members (itertools.repeat) and one whose tp_members
 (functools.partial); each
 holds instances of a class of its own. Then it writes to RESULT_FILE, as a Python literal: the
 number of instances of each class gc.get_objects() lists and the number each container holds by
-its own account (len), and waits, without allocating, until killed. Runs on 3.8 and later."""
+its own account (len), and waits, without allocating, until killed; on SIGUSR1 the deque and the
+OrderedDict grow (RESULT_FILE.grown: their lengths). Runs on 3.8 and later."""
 import collections
 import functools
 import gc
 import itertools
 import os
+import signal
 import sys
 
 gc.disable()  # nothing below is garbage; the counts must not move while heapsnap looks
@@ -130,6 +132,23 @@ _result = {"created": CREATED, "gc": None,
                     "SET_SUBCLASS": len(SET_SUBCLASS)},
            # the deque's blocks, as the deque counts them (deque_sizeof: its struct and blocks)
            "deque_blocks": (sys.getsizeof(DQ) - 16 - collections.deque.__basicsize__) // 528}
+
+
+GROWTH = 50  # items added to the deque and to the OrderedDict on SIGUSR1
+
+
+def grow(signal_number, frame):
+    """On SIGUSR1, after a first snapshot: the deque and the OrderedDict grow (heapdiff's grown
+    containers), then RESULT_FILE.grown says so."""
+    for i in range(GROWTH):
+        DQ.append(InDeque())
+        OD[CREATED["InOrderedDict"] + i] = InOrderedDict()
+    with open(sys.argv[1] + ".grown.tmp", "w") as out:
+        out.write(repr({"DQ": len(DQ), "OD": len(OD)}))
+    os.rename(sys.argv[1] + ".grown.tmp", sys.argv[1] + ".grown")
+
+
+signal.signal(signal.SIGUSR1, grow)
 
 
 def serve_forever():
