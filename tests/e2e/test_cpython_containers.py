@@ -46,6 +46,8 @@ EXPECTED_PATHS = {
     "InDictSubclass": ["module __main__.DICT_SUBCLASS", "__main__.DictSubclass[*]"],
     "InListSubclass": ["module __main__.LIST_SUBCLASS", "__main__.ListSubclass[*]"],
     "InSetSubclass": ["module __main__.SET_SUBCLASS", "__main__.SetSubclass{*}"],
+    "InDequeSubclass": ["module __main__.DEQUE_SUBCLASS", "__main__.DequeSubclass[*]"],
+    "InSubclassAttribute": ["module __main__.DEQUE_SUBCLASS", "__main__.DequeSubclass.note"],
     # repeatobject.element, at 16 in every version, is in no tp_members
     "InRepeat": ["module __main__.REPEAT", "itertools.repeat+16"],
     "InPartial": ["module __main__.PARTIAL", "functools.partial.args", "tuple[*]"],

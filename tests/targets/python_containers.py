@@ -64,6 +64,18 @@ class InPartial:
     pass
 
 
+class InDequeSubclass:
+    pass
+
+
+class InSubclassAttribute:
+    pass
+
+
+class DequeSubclass(collections.deque):
+    pass
+
+
 class DictSubclass(dict):
     pass
 
@@ -78,7 +90,8 @@ class SetSubclass(set):
 
 CREATED = {"InDeque": 1000, "InOrderedDict": 700, "InDefaultDict": 900, "InCache": 600,
            "InBoundedCache": 200, "InDictSubclass": 500, "InListSubclass": 400,
-           "InSetSubclass": 300, "InRepeat": 1, "InPartial": 1}
+           "InSetSubclass": 300, "InRepeat": 1, "InPartial": 1, "InDequeSubclass": 100,
+           "InSubclassAttribute": 1}
 
 DQ = collections.deque(InDeque() for _ in range(CREATED["InDeque"]))
 OD = collections.OrderedDict((i, InOrderedDict()) for i in range(CREATED["InOrderedDict"]))
@@ -105,6 +118,8 @@ for i in range(CREATED["InBoundedCache"]):
 DICT_SUBCLASS = DictSubclass((i, InDictSubclass()) for i in range(CREATED["InDictSubclass"]))
 LIST_SUBCLASS = ListSubclass(InListSubclass() for _ in range(CREATED["InListSubclass"]))
 SET_SUBCLASS = SetSubclass(InSetSubclass() for _ in range(CREATED["InSetSubclass"]))
+DEQUE_SUBCLASS = DequeSubclass(InDequeSubclass() for _ in range(CREATED["InDequeSubclass"]))
+DEQUE_SUBCLASS.note = InSubclassAttribute()  # an attribute of a subclass of a C container
 REPEAT = itertools.repeat(InRepeat(), 3)  # repeatobject.element: no tp_members
 PARTIAL = functools.partial(print, InPartial())  # partial.args: in tp_members
 
