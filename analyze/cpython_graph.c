@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 #define SMALL_DICT 32		/* dicts this small show their keys on edges */
 #define MAX_ITEMS (1u << 28)	/* more items than this is a corrupt object */
 #define MEMBER_OBJECT 6		/* T_OBJECT in a PyMemberDef */
@@ -14,14 +16,21 @@
 #define MEMBER_DEF_SIZE 40	/* PyMemberDef: name, type, offset, flags, doc */
 #define MEMBERS_MAX 64
 
+#define OWN_FIELDS_MAX 8192	/* bytes of a type's own fields read by their labels */
+#define FIELD_HELD (GRAPH_NONE - 1) /* a field's label: a reference, but no edge (held_references) */
+
 /* What is known of each type for its instances' edges, computed on first use. */
 struct type_model {
 	bool ready;
-	bool precise; /* no C base but object: only its attributes and slots are references */
 	uint32_t member_count;
 	struct {
 		uint32_t offset, label;
 	} members[MEMBERS_MAX]; /* T_OBJECT members up the base chain: slots, C members */
+	/* per word of its own fields (python_type.own_fields onwards): the label of the reference
+	   it may hold (a member's name, else its offset, "+24"), or GRAPH_NONE where it holds none
+	   (its dict and weak references, done apart; a borrowed link; what its model reads) */
+	uint32_t *field_labels;
+	uint32_t field_count;
 	uint32_t *key_labels;	/* ".name" of each entry of the type's cached (shared) keys */
 	uint32_t key_count;
 };
@@ -58,6 +67,10 @@ struct cpython_graph {
 	size_t chunk_count;
 	/* labels interned once */
 	uint32_t item, set_member, dict_label, class_label, table, key, mro, bases, base, storage;
+	bool out_of_memory; /* preparing a type's model */
+	/* references C structs hold that are no edges (held_edges): the objects they point to */
+	uint64_t *held;
+	size_t held_count, held_capacity;
 };
 
 static uint64_t u64_at(const uint8_t *bytes, size_t offset)
@@ -211,15 +224,104 @@ static size_t keys_entry_keys(struct cpython_graph *model, uint64_t keys, uint64
 	return count;
 }
 
+/* The fields of a modelled C type that are not references as they come: borrowed links, and
+ * those the model reads itself ([*skip_from, *skip_to)); and those it names. */
+struct model_field {
+	uint32_t offset;
+	const char *label; /* NULL: no reference */
+	bool held;	   /* (with no label) a reference, but no edge */
+};
+
+static size_t model_fields(const struct cpython_layout *layout, enum python_model python_model,
+			   struct model_field *fields, uint64_t *skip_from, uint64_t *skip_to)
+{
+	*skip_from = *skip_to = 0;
+	switch (python_model) {
+	case PYTHON_MODEL_DEQUE: /* its length, blocks and indices: its items are read apart */
+		*skip_from = layout->var_size;
+		*skip_to = layout->deque_size;
+		return 0;
+	case PYTHON_MODEL_ORDERED_DICT: /* its nodes (its instance dict is its __dict__) */
+		*skip_from = layout->odict_first;
+		*skip_to = layout->odict_size;
+		return 0;
+	/* a bounded cache's entries are values of its cache dict and links of a list rooted in the
+	   wrapper: the list holds a reference to each (its `next` links; `prev` is borrowed), but
+	   the way to an entry is through the cache */
+	case PYTHON_MODEL_LRU_CACHE:
+		fields[0] = (struct model_field){layout->lru_elem_prev, NULL, false};
+		fields[1] = (struct model_field){layout->lru_elem_next, NULL, true};
+		fields[2] = (struct model_field){layout->lru_cache, ".cache", false};
+		return 3;
+	case PYTHON_MODEL_LRU_ELEMENT:
+		fields[0] = (struct model_field){layout->lru_elem_prev, NULL, false};
+		fields[1] = (struct model_field){layout->lru_elem_next, NULL, true};
+		fields[2] = (struct model_field){layout->lru_elem_key, ".key", false};
+		fields[3] = (struct model_field){layout->lru_elem_result, ".result", false};
+		return 4;
+	case PYTHON_MODEL_NONE:
+		break;
+	}
+	return 0;
+}
+
+/* The labels of a type's own fields: a C type's struct past its built-in base's, a class's
+ * slots; -1 when out of memory. */
+static int prepare_own_fields(struct cpython_graph *model, struct type_model *type,
+			      const struct python_type *python_type)
+{
+	uint64_t from = python_type->own_fields, to = python_type->basicsize;
+	if (to > from + OWN_FIELDS_MAX)
+		to = from + OWN_FIELDS_MAX;
+	if (to < from + 8)
+		return 0;
+	type->field_count = (uint32_t)((to - from) / 8);
+	type->field_labels = malloc(type->field_count * sizeof *type->field_labels);
+	if (type->field_labels == NULL) {
+		type->field_count = 0;
+		return -1;
+	}
+	struct model_field fields[4];
+	uint64_t skip_from, skip_to;
+	size_t field_count = model_fields(model->layout, python_type->model, fields, &skip_from,
+					  &skip_to);
+	for (uint32_t i = 0; i < type->field_count; i++) {
+		uint64_t at = from + (uint64_t)i * 8;
+		uint32_t label = GRAPH_NONE;
+		const struct model_field *field = NULL;
+		for (size_t f = 0; f < field_count; f++)
+			if (fields[f].offset == at)
+				field = &fields[f];
+		for (uint32_t m = 0; m < type->member_count && label == GRAPH_NONE; m++)
+			if (type->members[m].offset == at)
+				label = type->members[m].label;
+		char text[24];
+		const char *name = NULL; /* a label to intern */
+		if (at == python_type->weaklistoffset || at == python_type->dictoffset ||
+		    (at >= skip_from && at < skip_to)) {
+			label = GRAPH_NONE; /* no reference, or one read apart */
+		} else if (field) {
+			name = field->label;
+			label = field->held ? FIELD_HELD : GRAPH_NONE;
+		} else if (label == GRAPH_NONE) {
+			snprintf(text, sizeof text, "+%llu", (unsigned long long)at);
+			name = text;
+		}
+		if (name && (label = graph_emit_label(model->emitter, name)) == GRAPH_NONE)
+			return -1;
+		type->field_labels[i] = label;
+	}
+	return 0;
+}
+
 /* The T_OBJECT members of a type and its bases (slots, and C members such as a function's
- * __globals__), and the names of its cached keys. */
+ * __globals__), the labels of its own fields, and the names of its cached keys. */
 static void prepare_type(struct cpython_graph *model, uint32_t index)
 {
 	struct type_model *type = &model->types[index];
 	type->ready = true;
 	const struct python_type *python_type = &model->objects->types[index];
 	const struct cpython_layout *layout = model->layout;
-	type->precise = python_type->kind == PYTHON_OBJECT;
 	uint64_t at = python_type->address;
 	for (int depth = 0; at != 0 && depth < 32; depth++) {
 		uint64_t members = 0, flags = 0, base = 0;
@@ -252,6 +354,8 @@ static void prepare_type(struct cpython_graph *model, uint32_t index)
 			break;
 		at = base;
 	}
+	if (prepare_own_fields(model, type, python_type) != 0)
+		model->out_of_memory = true;
 	/* the keys a class's instances share: their values are indexed like these entries */
 	uint64_t flags = python_type->flags, keys = 0;
 	if ((flags & PY_TPFLAGS_HEAPTYPE) &&
@@ -380,6 +484,108 @@ static int scan_object(struct cpython_graph *model, const struct type_model *typ
 		}
 	}
 	return 0;
+}
+
+/* ---- C types --------------------------------------------------------------------------------- */
+
+struct container_items {
+	struct cpython_graph *model;
+	int result;
+};
+
+static int deque_items(void *context, uint64_t block, uint64_t first, uint64_t end)
+{
+	struct container_items *items = context;
+	struct cpython_graph *model = items->model;
+	uint64_t words[64];
+	if (end > first + 64)
+		end = first + 64;
+	if (end <= first ||
+	    address_space_read(model->space, block + model->layout->block_data + first * 8, words,
+			       (size_t)(end - first) * 8, NULL) != 0)
+		return 0;
+	items->result = graph_emit_scan(model->emitter, (const uint8_t *)words,
+					(size_t)(end - first) * 8, 0, model->item);
+	return items->result;
+}
+
+static int ordered_dict_key(void *context, uint64_t node, uint64_t key)
+{
+	struct container_items *items = context;
+	(void)node;
+	items->result = graph_emit_edge(items->model->emitter, key, items->model->key);
+	return items->result;
+}
+
+/* The references in an object's own fields (a C type's struct past its built-in base's, a class's
+ * slots), in its members elsewhere, in the items of a C type of variable size, and in what a C
+ * container's model reads: a deque's items (`[*]`), an OrderedDict's nodes' keys. */
+static int own_edges(struct cpython_graph *model, const struct type_model *type,
+		     const struct python_type *python_type, uint64_t object, const uint8_t *bytes,
+		     size_t size, uint64_t header)
+{
+	struct graph_emitter *emitter = model->emitter;
+	const struct cpython_layout *layout = model->layout;
+	uint64_t from = python_type->own_fields, word = 0;
+	uint64_t labelled = from + (uint64_t)type->field_count * 8;
+	/* past what has labels (a struct of more than OWN_FIELDS_MAX bytes), as it comes */
+	uint64_t rest = python_type->basicsize < size ? python_type->basicsize : size;
+	if (type->field_count && rest > labelled &&
+	    graph_emit_scan(emitter, bytes + labelled, (size_t)(rest - labelled), header + labelled,
+			    GRAPH_NONE) != 0)
+		return -1;
+	for (uint32_t i = 0; i < type->field_count; i++) {
+		uint64_t at = from + (uint64_t)i * 8;
+		if (type->field_labels[i] == GRAPH_NONE)
+			continue;
+		if (at + 8 <= size)
+			word = u64_at(bytes, (size_t)at);
+		else if (!read_word(model, object + at, &word))
+			continue;
+		if (type->field_labels[i] == FIELD_HELD) {
+			if (word == 0)
+				continue;
+			void *grown = array_grow(model->held, &model->held_capacity, model->held_count,
+						 sizeof *model->held, 256);
+			if (grown == NULL)
+				return -1;
+			model->held = grown;
+			model->held[model->held_count++] = word;
+		} else if (graph_emit_edge(emitter, word, type->field_labels[i]) != 0) {
+			return -1;
+		}
+	}
+	/* a struct sequence's fields past its items (a tuple's items are edges already) */
+	int64_t items = size >= layout->var_size + 8 ? (int64_t)u64_at(bytes, layout->var_size) : 0;
+	uint64_t items_to = python_type->kind == PYTHON_TUPLE && items > 0
+				    ? layout->tuple_items + (uint64_t)items * 8
+				    : 0;
+	for (uint32_t m = 0; m < type->member_count; m++) {
+		uint64_t at = type->members[m].offset;
+		if ((at >= from && at < labelled) || at < items_to)
+			continue;
+		if (read_word(model, object + at, &word) &&
+		    graph_emit_edge(emitter, word, type->members[m].label) != 0)
+			return -1;
+	}
+	/* pointer-sized items of a C type with no model of them (a 3.8-3.10 frame's locals) */
+	if (!python_kind_reads_struct(python_type->kind) && python_type->itemsize == 8 &&
+	    python_type->basicsize < size) {
+		uint64_t count = (uint64_t)(items < 0 ? -items : items);
+		uint64_t end = count < size / 8 ? python_type->basicsize + count * 8 : size;
+		if (end > size)
+			end = size;
+		if (end > python_type->basicsize &&
+		    graph_emit_scan(emitter, bytes + python_type->basicsize,
+				    (size_t)(end - python_type->basicsize), 0, model->item) != 0)
+			return -1;
+	}
+	struct container_items each = {model, 0};
+	if (python_type->model == PYTHON_MODEL_DEQUE)
+		cpython_deque_each_block(model->space, layout, object, deque_items, &each);
+	else if (python_type->model == PYTHON_MODEL_ORDERED_DICT)
+		cpython_ordered_dict_each_node(model->space, layout, object, ordered_dict_key, &each);
+	return each.result;
 }
 
 /* ---- per object ------------------------------------------------------------------------------ */
@@ -529,20 +735,18 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	case PYTHON_BYTEARRAY:
 		break; /* no references (a bytearray's buffer is a part of it) */
 	default:
-		if (!type->precise && result == 0)
-			result = scan_object(model, type, python_type, bytes, size, header, 16);
 		break;
 	}
 	if (result == 0 && python_type->kind != PYTHON_TYPE && python_type->kind != PYTHON_MODULE) {
-		/* slots and attributes: a subclass of a built-in container has them too */
-		if (type->precise || python_type->kind != PYTHON_OTHER)
-			for (uint32_t m = 0; result == 0 && m < type->member_count; m++)
-				if (read_word(model, object + type->members[m].offset, &word))
-					result = graph_emit_edge(emitter, word,
-								 type->members[m].label);
+		/* its own fields and attributes: a subclass of a built-in container has them too */
+		const uint8_t *own = block ? block + header : read_bytes(model, object, size);
+		if (own)
+			result = own_edges(model, type, python_type, object, own, size, header);
 		if (result == 0)
 			result = attribute_edges(model, type_index, object);
 	}
+	if (model->out_of_memory)
+		return -1;
 	/* the blocks it owns, which have no edges of their own */
 	if (result == 0 && (python_type->flags & PY_TPFLAGS_MANAGED_DICT) && layout->managed_values &&
 	    read_word(model, object + (uint64_t)(int64_t)layout->managed_values, &word))
@@ -691,6 +895,23 @@ static int compare_externals(const void *left, const void *right)
 	return a->object < b->object ? -1 : a->object > b->object;
 }
 
+/* Takes from what is left of reference counts the references C structs hold that are no edges
+ * (a bounded lru_cache's list links): those that point at an object's start. */
+static void held_references(struct cpython_graph *model)
+{
+	const struct heap *heap = model->heap;
+	for (size_t i = 0; i < model->held_count; i++) {
+		const struct allocation *allocation = heap_find(heap, model->held[i]);
+		if (allocation == NULL)
+			continue;
+		size_t index = (size_t)(allocation - heap->allocations);
+		if ((model->objects->bits[index] & PYOBJ_OBJECT) &&
+		    python_object_address(model->objects, heap, index) == model->held[i] &&
+		    model->refcounts[index] > 0)
+			model->refcounts[index]--;
+	}
+}
+
 /* Objects whose reference count is above the references found to them are held from outside
  * what heapsnap reads: by C code (an extension's static, a C local heapsnap could not see) or by a
  * reference an extension leaked. They are roots, as the cyclic collector takes them to be; one
@@ -705,6 +926,7 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 	struct external *externals = NULL;
 	int result = 0;
 	graph_emit_references_left(emitter, model->refcounts);
+	held_references(model);
 	for (size_t i = 0; i < heap->count && result == 0; i++) {
 		uint8_t bits = objects->bits[i];
 		if (!(bits & PYOBJ_OBJECT) || (bits & PYOBJ_IMMORTAL) || model->refcounts[i] == 0 ||
@@ -811,13 +1033,15 @@ void cpython_graph_free(struct cpython_graph *graph)
 {
 	if (graph == NULL)
 		return;
-	if (graph->types)
-		for (size_t i = 0; i < graph->objects->type_count; i++)
-			free(graph->types[i].key_labels);
+	for (size_t i = 0; graph->types && i < graph->objects->type_count; i++) {
+		free(graph->types[i].key_labels);
+		free(graph->types[i].field_labels);
+	}
 	free(graph->types);
 	free(graph->header_bytes);
 	free(graph->objects_map);
 	free(graph->refcounts);
+	free(graph->held);
 	free(graph->bytes);
 	free(graph);
 }

@@ -3,9 +3,14 @@
  * as `{*}`, instance attributes as `.name` wherever CPython keeps them: a `__dict__`, the managed
  * dict or its values (3.11, 3.12), inline values (3.13), `__slots__`), and the roots Python code
  * knows: module globals (`module __main__._CONNECTIONS`), class attributes
- * (`class __main__.Connection.registry`) and, from 3.12, immortal objects. Objects of C types with
- * no model are scanned conservatively, their members named from `tp_members`; weak references
- * are never edges. */
+ * (`class __main__.Connection.registry`) and, from 3.12, immortal objects. A subclass of a
+ * built-in container (in C or in Python) has the container's edges; the words of a type's own
+ * fields past its built-in base's struct (a C type's struct, slots) are references where they
+ * point at an object's start, named by `tp_members` or by their offset (`itertools.repeat+16`),
+ * their dict and weak reference list apart; C containers with items outside their struct have
+ * models: a deque's blocks (`collections.deque[*]`), an OrderedDict's nodes, lru_cache's cache
+ * (`functools._lru_cache_wrapper.cache`) and list elements (whose links are borrowed but for the
+ * one reference the list holds). Weak references are never edges. */
 #ifndef HEAPSNAP_CPYTHON_GRAPH_H
 #define HEAPSNAP_CPYTHON_GRAPH_H
 

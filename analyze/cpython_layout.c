@@ -75,6 +75,27 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->bytearray_bytes = 32;
 	layout->code_zombieframe = minor <= 10 ? 128 : 0;
 
+	/* 3.11 gave each deque its own cache of free blocks */
+	layout->deque_leftblock = 24;
+	layout->deque_rightblock = 32;
+	layout->deque_leftindex = 40;
+	layout->deque_rightindex = 48;
+	layout->deque_numfreeblocks = minor >= 11 ? 72 : 0;
+	layout->deque_freeblocks = minor >= 11 ? 80 : 0;
+	layout->deque_size = minor >= 11 ? 216 : 80;
+	layout->block_data = 8;
+	layout->block_rightlink = 520; /* 64 items */
+	layout->odict_first = 48;
+	layout->odict_fast_nodes = 64;
+	layout->odict_size = 112;
+	layout->odict_node_key = 0;
+	layout->odict_node_next = 16;
+	layout->lru_cache = 72;
+	layout->lru_elem_prev = 16;
+	layout->lru_elem_next = 24;
+	layout->lru_elem_key = 40;
+	layout->lru_elem_result = 48;
+
 	static const uint32_t main_interpreter[] = {40, 40, 40, 48, 48, 640};
 	static const uint32_t threads[] = {8, 8, 8, 16, 72, 7344};
 	static const uint32_t thread_ids[] = {176, 176, 176, 152, 136, 152};
@@ -189,6 +210,46 @@ static bool threads_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	       offset_in(types, "_PyStackChunk", "top", &out->chunk_top);
 }
 
+/* The C containers' structs, each where the DWARF has it (they are in libpython, but an
+ * interpreter built otherwise may lack one: then its built-in figures stay). */
+static void containers_from_dwarf(struct dwarf_types *types, struct cpython_layout *out)
+{
+	static _Thread_local struct dwarf_struct s; /* large: not on the stack */
+	struct cpython_layout found = *out;
+	found.deque_numfreeblocks = found.deque_freeblocks = 0; /* (3.11+) */
+	if (dwarf_types_struct(types, "dequeobject", &s) &&
+	    member_offset(&s, "leftblock", &found.deque_leftblock) &&
+	    member_offset(&s, "rightblock", &found.deque_rightblock) &&
+	    member_offset(&s, "leftindex", &found.deque_leftindex) &&
+	    member_offset(&s, "rightindex", &found.deque_rightindex)) {
+		member_offset(&s, "numfreeblocks", &found.deque_numfreeblocks);
+		member_offset(&s, "freeblocks", &found.deque_freeblocks);
+		found.deque_size = (uint32_t)s.size;
+		if (dwarf_types_struct(types, "BLOCK", &s) &&
+		    member_offset(&s, "data", &found.block_data) &&
+		    member_offset(&s, "rightlink", &found.block_rightlink))
+			*out = found;
+	}
+	found = *out;
+	if (dwarf_types_struct(types, "_odictobject", &s) &&
+	    member_offset(&s, "od_first", &found.odict_first) &&
+	    member_offset(&s, "od_fast_nodes", &found.odict_fast_nodes) &&
+	    (found.odict_size = (uint32_t)s.size) != 0 &&
+	    dwarf_types_struct(types, "_odictnode", &s) &&
+	    member_offset(&s, "key", &found.odict_node_key) &&
+	    member_offset(&s, "next", &found.odict_node_next))
+		*out = found;
+	found = *out;
+	if (dwarf_types_struct(types, "lru_cache_object", &s) &&
+	    member_offset(&s, "cache", &found.lru_cache) &&
+	    dwarf_types_struct(types, "lru_list_elem", &s) &&
+	    member_offset(&s, "prev", &found.lru_elem_prev) &&
+	    member_offset(&s, "next", &found.lru_elem_next) &&
+	    member_offset(&s, "key", &found.lru_elem_key) &&
+	    member_offset(&s, "result", &found.lru_elem_result))
+		*out = found;
+}
+
 bool cpython_layout_from_debug_offsets(const uint8_t *bytes, size_t size, uint64_t version_hex,
 				       struct cpython_layout *layout)
 {
@@ -285,6 +346,7 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	out.code_zombieframe = 0;
 	if (ok && dwarf_types_struct(types, "PyCodeObject", &s))
 		member_offset(&s, "co_zombieframe", &out.code_zombieframe);
+	containers_from_dwarf(types, &out);
 	ok = ok && threads_from_dwarf(types, &out);
 	/* the method cache: a static up to 3.9, then in the interpreter (in its types from 3.12) */
 	uint32_t in_types = 0, cache = 0;
@@ -343,7 +405,14 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(code_localsplusnames), FIELD(code_nlocals), FIELD(code_varnames),
 		      FIELD(frame_back), FIELD(frame_code), FIELD(frame_localsplus),
 		      FIELD(chunk_size), FIELD(chunk_top), FIELD(gc_state), FIELD(gc_generations),
-		      FIELD(gc_generation_size), FIELD(type_cache), FIELD(type_cache_size)};
+		      FIELD(gc_generation_size), FIELD(type_cache), FIELD(type_cache_size),
+		      FIELD(deque_leftblock), FIELD(deque_rightblock), FIELD(deque_leftindex),
+		      FIELD(deque_rightindex), FIELD(deque_numfreeblocks), FIELD(deque_freeblocks),
+		      FIELD(deque_size), FIELD(block_data), FIELD(block_rightlink),
+		      FIELD(odict_first), FIELD(odict_fast_nodes), FIELD(odict_size),
+		      FIELD(odict_node_key), FIELD(odict_node_next), FIELD(lru_cache),
+		      FIELD(lru_elem_prev), FIELD(lru_elem_next), FIELD(lru_elem_key),
+		      FIELD(lru_elem_result)};
 #undef FIELD
 	size_t differences = 0, used = 0;
 	if (out_size)

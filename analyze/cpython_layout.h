@@ -48,6 +48,15 @@ struct cpython_layout {
 	uint32_t set_used, set_mask, set_table, set_smalltable;
 	uint32_t bytearray_bytes;
 	uint32_t code_zombieframe; /* up to 3.10: a dead frame kept for reuse; 0 after */
+	/* C containers (Modules/_collectionsmodule.c, _functoolsmodule.c, Objects/odictobject.c):
+	   a deque's items in a chain of blocks; an OrderedDict's nodes, each holding a key; an
+	   lru_cache wrapper's cache dict and the linked list elements of a bounded cache, whose
+	   links are borrowed */
+	uint32_t deque_leftblock, deque_rightblock, deque_leftindex, deque_rightindex;
+	uint32_t deque_numfreeblocks, deque_freeblocks; /* 3.11+: blocks kept for reuse; 0 before */
+	uint32_t deque_size, block_data, block_rightlink;
+	uint32_t odict_first, odict_fast_nodes, odict_size, odict_node_key, odict_node_next;
+	uint32_t lru_cache, lru_elem_prev, lru_elem_next, lru_elem_key, lru_elem_result;
 
 	/* threads and frames: _PyRuntime.interpreters.main -> threads -> frames */
 	uint32_t runtime_main_interpreter, interpreter_threads;

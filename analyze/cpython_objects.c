@@ -63,7 +63,8 @@ bool cpython_container_length(struct address_space *space, const struct cpython_
 	    objects->type[index] >= objects->type_count)
 		return false;
 	uint32_t offset;
-	switch (objects->types[objects->type[index]].kind) {
+	const struct python_type *type = &objects->types[objects->type[index]];
+	switch (type->kind) {
 	case PYTHON_LIST:
 	case PYTHON_TUPLE:
 		offset = layout->var_size;
@@ -75,7 +76,10 @@ bool cpython_container_length(struct address_space *space, const struct cpython_
 		offset = layout->set_used;
 		break;
 	default:
-		return false;
+		if (type->model != PYTHON_MODEL_DEQUE)
+			return false;
+		offset = layout->var_size;
+		break;
 	}
 	uint64_t value;
 	if (!address_space_read_u64(space, python_object_address(objects, heap, index) + offset,
@@ -185,6 +189,56 @@ bool cpython_dict_each(struct address_space *space, const struct cpython_layout 
 		}
 		if (value != 0 && visit(context, key, value) != 0)
 			break;
+	}
+	return true;
+}
+
+bool cpython_deque_each_block(struct address_space *space, const struct cpython_layout *layout,
+			      uint64_t addr,
+			      int (*visit)(void *context, uint64_t block, uint64_t first,
+					   uint64_t end),
+			      void *context)
+{
+	uint64_t count, left, right, first, last;
+	uint64_t per_block = (layout->block_rightlink - layout->block_data) / 8;
+	if (layout->deque_size == 0 || !read_u64(space, addr + layout->var_size, &count) ||
+	    !read_u64(space, addr + layout->deque_leftblock, &left) ||
+	    !read_u64(space, addr + layout->deque_rightblock, &right) ||
+	    !read_u64(space, addr + layout->deque_leftindex, &first) ||
+	    !read_u64(space, addr + layout->deque_rightindex, &last) || count > (1ull << 40) ||
+	    first >= per_block || last >= per_block)
+		return false;
+	/* the blocks its items span (an empty deque keeps one) */
+	uint64_t blocks = (first + count + per_block - 1) / per_block;
+	uint64_t block = left;
+	for (uint64_t n = 0; n <= blocks && block != 0; n++) {
+		uint64_t end = block == right ? last + 1 : per_block;
+		if (visit(context, block, block == left ? first : 0, end) != 0 || block == right)
+			return true;
+		if (!read_u64(space, block + layout->block_rightlink, &block))
+			return false;
+	}
+	return false;
+}
+
+bool cpython_ordered_dict_each_node(struct address_space *space,
+				    const struct cpython_layout *layout, uint64_t addr,
+				    int (*visit)(void *context, uint64_t node, uint64_t key),
+				    void *context)
+{
+	uint64_t used, node, key;
+	if (layout->odict_size == 0 || !read_u64(space, addr + layout->dict_used, &used) ||
+	    !read_u64(space, addr + layout->odict_first, &node))
+		return false;
+	/* a node per key, and a few more where a key left the dict behind the OrderedDict's back
+	   (dict.__delitem__): the node stays until the OrderedDict notices */
+	for (uint64_t n = 0; node != 0; n++) {
+		if (n > used + 4096 || !read_u64(space, node + layout->odict_node_key, &key))
+			return false;
+		if (visit(context, node, key) != 0)
+			return true;
+		if (!read_u64(space, node + layout->odict_node_next, &node))
+			return false;
 	}
 	return true;
 }
@@ -327,6 +381,27 @@ static enum python_kind kind_of(const char *name)
 	return PYTHON_OTHER;
 }
 
+/* The model of a C type by its tp_name, when its instances are big enough to be one (a Python
+ * class could take the name, not the struct). */
+static enum python_model model_of(const struct cpython_layout *layout, const char *name,
+				  uint64_t basicsize)
+{
+	const struct {
+		const char *name;
+		enum python_model model;
+		uint64_t size;
+	} models[] = {
+		{"collections.deque", PYTHON_MODEL_DEQUE, layout->deque_size},
+		{"collections.OrderedDict", PYTHON_MODEL_ORDERED_DICT, layout->odict_size},
+		{"functools._lru_cache_wrapper", PYTHON_MODEL_LRU_CACHE, layout->lru_cache + 8},
+		{"functools._lru_list_elem", PYTHON_MODEL_LRU_ELEMENT, layout->lru_elem_result + 8}};
+	for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+		if (strcmp(models[i].name, name) == 0)
+			return models[i].size > 8 && basicsize >= models[i].size ? models[i].model
+										 : PYTHON_MODEL_NONE;
+	return PYTHON_MODEL_NONE;
+}
+
 static int32_t type_index(struct finder *finder, uint64_t address, int depth);
 
 /* Reads and validates a type object; its index in objects->types, or TYPE_INVALID. */
@@ -341,8 +416,8 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 	uint64_t flags = u64_at(type, layout->tp_flags);
 	uint64_t basicsize = u64_at(type, layout->tp_basicsize);
 	uint64_t itemsize = u64_at(type, layout->tp_itemsize);
-	if (refcount - 1 >= MAX_REFCOUNT || !(flags & PY_TPFLAGS_READY) || basicsize < 16 ||
-	    basicsize > (1u << 20) || itemsize > (1u << 20))
+	if (refcount - 1 >= MAX_REFCOUNT || basicsize < 16 || basicsize > (1u << 20) ||
+	    itemsize > (1u << 20))
 		return TYPE_INVALID;
 	if (metatype != finder->python->type_type && address != finder->python->type_type) {
 		/* a metaclass: itself a valid type, and a subclass of type */
@@ -361,23 +436,40 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 	} else if (!read_c_name(finder->space, u64_at(type, layout->tp_name), name, sizeof name)) {
 		return TYPE_INVALID;
 	}
-	/* the built-in kind: the first static type up the base chain */
-	enum python_kind kind = heap_type ? PYTHON_OTHER : kind_of(name);
-	uint64_t base = u64_at(type, layout->tp_base);
-	for (int steps = 0; heap_type && base != 0 && steps < 64; steps++) {
-		uint8_t base_type[512];
-		if (layout->type_size > sizeof base_type ||
+	/* 3.8 and 3.9 never ready the type of lru_cache's list elements: a static type with a
+	   model is taken by its name and size */
+	if (!(flags & PY_TPFLAGS_READY) &&
+	    (heap_type || model_of(layout, name, basicsize) == PYTHON_MODEL_NONE))
+		return TYPE_INVALID;
+	/* up the bases, the type itself first: the model of the nearest C type that has one, and
+	   the built-in kind of the first static type that has one (its struct's end is where the
+	   words of the type's own fields start) */
+	enum python_kind kind = PYTHON_OTHER;
+	enum python_model model = PYTHON_MODEL_NONE;
+	uint64_t own_fields = 16;
+	const uint8_t *at = type;
+	uint8_t base_type[512];
+	for (int steps = 0; steps < 64 && kind == PYTHON_OTHER; steps++) {
+		char at_name[64];
+		uint64_t at_flags = u64_at(at, layout->tp_flags);
+		if (read_c_name(finder->space, u64_at(at, layout->tp_name), at_name,
+				sizeof at_name)) {
+			if (model == PYTHON_MODEL_NONE)
+				model = model_of(layout, at_name, basicsize);
+			if (!(at_flags & PY_TPFLAGS_HEAPTYPE) &&
+			    (kind = kind_of(at_name)) != PYTHON_OTHER && python_kind_reads_struct(kind))
+				own_fields = u64_at(at, layout->tp_basicsize);
+		}
+		uint64_t base = u64_at(at, layout->tp_base);
+		if (base == 0 || layout->type_size > sizeof base_type ||
 		    address_space_read(finder->space, base, base_type, layout->type_size, NULL) != 0)
 			break;
-		if (!(u64_at(base_type, layout->tp_flags) & PY_TPFLAGS_HEAPTYPE)) {
-			char base_name[64];
-			if (read_c_name(finder->space, u64_at(base_type, layout->tp_name), base_name,
-					sizeof base_name))
-				kind = kind_of(base_name);
-			break;
-		}
-		base = u64_at(base_type, layout->tp_base);
+		at = base_type;
 	}
+	/* a subclass of int, tuple or bytes has no fields of its own before the items (its dict
+	   comes after them), and one of object no more than its struct */
+	if (own_fields > basicsize || (itemsize && python_kind_reads_struct(kind)))
+		own_fields = basicsize;
 	struct python_objects *objects = finder->objects;
 	void *grown = array_grow(objects->types, &finder->type_capacity, objects->type_count,
 				 sizeof *objects->types, 256);
@@ -386,7 +478,8 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 	objects->types = grown;
 	struct python_type *entry = &objects->types[objects->type_count];
 	*entry = (struct python_type){.address = address, .flags = flags, .basicsize = basicsize,
-				      .itemsize = itemsize, .kind = kind,
+				      .itemsize = itemsize, .kind = kind, .model = model,
+				      .own_fields = own_fields,
 				      .dictoffset = u64_at(type, layout->tp_dictoffset),
 				      .weaklistoffset = u64_at(type, layout->tp_weaklistoffset)};
 	entry->name = types_intern(finder->names, name);
@@ -548,6 +641,52 @@ static void note_owned(struct finder *finder, size_t owner, uint64_t pointer)
 	finder->pending[finder->pending_count++] = (struct pending_part){(uint32_t)owner, pointer};
 }
 
+struct owned_by {
+	struct finder *finder;
+	size_t owner;
+};
+
+static int note_deque_block(void *context, uint64_t block, uint64_t first, uint64_t end)
+{
+	struct owned_by *owned = context;
+	(void)first, (void)end;
+	note_owned(owned->finder, owned->owner, block);
+	return 0;
+}
+
+static int note_ordered_dict_node(void *context, uint64_t node, uint64_t key)
+{
+	struct owned_by *owned = context;
+	(void)key;
+	note_owned(owned->finder, owned->owner, node);
+	return 0;
+}
+
+/* The blocks a C container owns beyond its built-in kind's: a deque's blocks (those its items
+ * are in, and from 3.11 those it keeps for reuse), an OrderedDict's nodes and its array of them. */
+static void find_model_owned(struct finder *finder, size_t index, enum python_model model)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint64_t object = python_object_address(finder->objects, finder->heap, index), word = 0;
+	struct owned_by owned = {finder, index};
+	if (model == PYTHON_MODEL_DEQUE) {
+		cpython_deque_each_block(finder->space, layout, object, note_deque_block, &owned);
+		uint64_t spare = 0, blocks[16];
+		if (layout->deque_freeblocks &&
+		    read_u64(finder->space, object + layout->deque_numfreeblocks, &spare) &&
+		    spare <= 16 &&
+		    address_space_read(finder->space, object + layout->deque_freeblocks, blocks,
+				       (size_t)spare * 8, NULL) == 0)
+			for (uint64_t i = 0; i < spare; i++)
+				note_owned(finder, index, blocks[i]);
+	} else if (model == PYTHON_MODEL_ORDERED_DICT) {
+		if (read_u64(finder->space, object + layout->odict_fast_nodes, &word))
+			note_owned(finder, index, word);
+		cpython_ordered_dict_each_node(finder->space, layout, object, note_ordered_dict_node,
+					       &owned);
+	}
+}
+
 /* The blocks an object owns, by its built-in kind: read from the bytes of it the walk has (most
  * of them), and noted. */
 static void find_owned(struct finder *finder, size_t index, const uint8_t *block, size_t size)
@@ -604,6 +743,8 @@ static void find_owned(struct finder *finder, size_t index, const uint8_t *block
 			 (word & 1))
 			note_owned(finder, index, word + 1);
 	}
+	if (type->model != PYTHON_MODEL_NONE)
+		find_model_owned(finder, index, type->model);
 #undef WORD
 }
 

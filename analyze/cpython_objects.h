@@ -38,11 +38,33 @@ enum python_kind {
 	PYTHON_WEAKREF, /* weak references and proxies: their referent is no reference */
 };
 
+/* C types whose instances hold objects where no member says (their items in blocks or nodes
+ * of their own, links that are borrowed), modelled by their structs (cpython_layout.h). */
+enum python_model {
+	PYTHON_MODEL_NONE,
+	PYTHON_MODEL_DEQUE,	   /* collections.deque: items in a chain of blocks, its parts */
+	PYTHON_MODEL_ORDERED_DICT, /* collections.OrderedDict: a dict, and a node per key, its parts */
+	PYTHON_MODEL_LRU_CACHE,	   /* functools._lru_cache_wrapper: its cache dict; borrowed links */
+	PYTHON_MODEL_LRU_ELEMENT,  /* functools._lru_list_elem: key and result; borrowed links */
+};
+
+/* Whether the edges of the kind read its whole struct (a list's items pointer, a dict's tables),
+ * so that a subclass's own fields start after it; object, code and the rest are read as fields. */
+static inline bool python_kind_reads_struct(enum python_kind kind)
+{
+	return kind != PYTHON_OTHER && kind != PYTHON_OBJECT && kind != PYTHON_CODE;
+}
+
 struct python_type {
 	uint64_t address;
 	const char *name; /* interned in the analysis' type names */
 	uint64_t flags, basicsize, itemsize, dictoffset, weaklistoffset;
-	enum python_kind kind; /* of the nearest built-in base */
+	enum python_kind kind;	 /* of the nearest built-in base (a static type up the bases) */
+	enum python_model model; /* of the nearest base that has one (the type itself first) */
+	/* where the words of its instances that the kind's model does not read start: the end of
+	   that built-in base's struct (16 for object, and for kinds with no model of their
+	   struct); up to basicsize they are the type's own fields (a C type's struct, slots) */
+	uint64_t own_fields;
 };
 
 /* Per-allocation bits */
@@ -94,8 +116,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 			 struct warnings *warnings, struct hs_error *err);
 void cpython_objects_free(struct python_objects *objects);
 
-/* The number of items of the list, tuple, dict or set in allocation `index` (len() of it); false
- * for other objects or when it cannot be read. */
+/* The number of items of the list, tuple, dict, set or deque in allocation `index` (len() of
+ * it); false for other objects or when it cannot be read. */
 bool cpython_container_length(struct address_space *space, const struct cpython_layout *layout,
 			      const struct python_objects *objects, const struct heap *heap,
 			      size_t index, uint64_t *length);
@@ -120,5 +142,21 @@ bool cpython_keys_read(struct address_space *space, const struct cpython_layout 
 bool cpython_dict_each(struct address_space *space, const struct cpython_layout *layout,
 		       uint64_t addr,
 		       int (*visit)(void *context, uint64_t key, uint64_t value), void *context);
+
+/* Calls visit for each block of the deque at addr, left to right, with the indices [first, end)
+ * of the items it holds (none in an empty deque's one block); stops when it returns non-zero.
+ * False when the chain cannot be read or does not end at the deque's right block. */
+bool cpython_deque_each_block(struct address_space *space, const struct cpython_layout *layout,
+			      uint64_t addr,
+			      int (*visit)(void *context, uint64_t block, uint64_t first,
+					   uint64_t end),
+			      void *context);
+
+/* Calls visit for each node of the OrderedDict at addr, in order, with the key it holds; stops
+ * when it returns non-zero. False when the chain cannot be read. */
+bool cpython_ordered_dict_each_node(struct address_space *space,
+				    const struct cpython_layout *layout, uint64_t addr,
+				    int (*visit)(void *context, uint64_t node, uint64_t key),
+				    void *context);
 
 #endif

@@ -1,0 +1,141 @@
+"""Objects held by containers implemented in C (collections.deque, OrderedDict, defaultdict,
+functools.lru_cache's caches, a C object's own fields) and by subclasses of dict, list and set
+have a path from the module global that holds them, for every supported CPython on this machine
+(pyenv's 3.8 to 3.13, with DWARF, with and without --no-debuginfo, and Debian's stripped
+/usr/bin/python3.11), against the target's own account (tests/targets/python_containers.py):
+
+- each class's instances, as many as gc.get_objects() lists, all have exactly the expected path
+  (the module global, the container's labelled step, the instance), none under `external
+  references to`;
+- the deque's blocks are its parts, as many as deque.__sizeof__ counts; the OrderedDict's nodes and
+  its array of them are its parts, a node per key;
+- heapdiff between a snapshot and one after the deque and the OrderedDict grew names both among
+  the grown containers, with their lengths before and after."""
+import ast
+import collections
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+from common import check, finish, heapsnap, path, process_state, start
+
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
+                      "python_containers.py")
+
+pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+interpreters = []
+for minor in range(8, 14):
+    found = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin",
+                                          f"python3.{minor}")))
+    interpreters += found[-1:]
+check(len(interpreters) == 6, f"pyenv's CPython 3.8 to 3.13 are all present: {interpreters}")
+check(os.path.exists("/usr/bin/python3.11"),
+      "Debian's python3.11 is installed (scripts/setup installs it)")
+
+EXPECTED_PATHS = {
+    "InDeque": ["module __main__.DQ", "collections.deque[*]"],
+    "InOrderedDict": ["module __main__.OD", "collections.OrderedDict[*]"],
+    "InDefaultDict": ["module __main__.DD", "collections.defaultdict[*]", "list[*]"],
+    "InCache": ["module __main__.cached", "functools._lru_cache_wrapper.cache", "dict[*]"],
+    "InBoundedCache": ["module __main__.bounded", "functools._lru_cache_wrapper.cache", "dict[*]",
+                       "functools._lru_list_elem.result"],
+    "InDictSubclass": ["module __main__.DICT_SUBCLASS", "__main__.DictSubclass[*]"],
+    "InListSubclass": ["module __main__.LIST_SUBCLASS", "__main__.ListSubclass[*]"],
+    "InSetSubclass": ["module __main__.SET_SUBCLASS", "__main__.SetSubclass{*}"],
+    "InDequeSubclass": ["module __main__.DEQUE_SUBCLASS", "__main__.DequeSubclass[*]"],
+    "InSubclassAttribute": ["module __main__.DEQUE_SUBCLASS", "__main__.DequeSubclass.note"],
+    # repeatobject.element, at 16 in every version, is in no tp_members
+    "InRepeat": ["module __main__.REPEAT", "itertools.repeat+16"],
+    "InPartial": ["module __main__.PARTIAL", "functools.partial.args", "tuple[*]"],
+}
+
+for interpreter in interpreters + ["/usr/bin/python3.11"]:
+    name = "debian-python3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+    result_file = path(f"result-{name}")
+    reader, writer = os.pipe()  # the target blocks reading stdin until killed
+    process = start([interpreter, TARGET, result_file], stdin=reader)
+    deadline = time.time() + 60
+    while not os.path.exists(result_file) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    if not check(os.path.exists(result_file), f"{name}: the target wrote its counts"):
+        continue
+    result = ast.literal_eval(open(result_file).read())
+    while process_state(process.pid) != "S" and time.time() < deadline:
+        time.sleep(0.01)  # asleep in its read
+    snapshot = path(f"{name}.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    # the deque and the OrderedDict grow: a second snapshot for heapdiff
+    os.kill(process.pid, signal.SIGUSR1)
+    while not os.path.exists(result_file + ".grown") and time.time() < deadline + 30:
+        time.sleep(0.05)
+    grown = ast.literal_eval(open(result_file + ".grown").read()) \
+        if os.path.exists(result_file + ".grown") else {}
+    while process_state(process.pid) != "S" and time.time() < deadline + 30:
+        time.sleep(0.01)
+    snapshot_grown = path(f"{name}-grown.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot_grown)
+    process.kill()
+    os.close(writer)
+    os.close(reader)
+    created, held = result["created"], result["held"]
+    check(all(result["gc"].get("__main__." + cls, 0) == count for cls, count in created.items()),
+          f"{name}: the target made what it meant to: {result['gc']}")
+    check(held["DQ"] == created["InDeque"] and held["cached"] == created["InCache"] and
+          held["bounded"] == created["InBoundedCache"] and held["DD"] == created["InDefaultDict"],
+          f"{name}: the containers hold what was put in them: {held}")
+    for options in ([], ["--no-debuginfo"]) if not interpreter.startswith("/usr/bin") else ([],):
+        paths = collections.defaultdict(collections.Counter)
+        parts = collections.Counter()
+        external = collections.Counter()
+        out = heapsnap("list", snapshot, "--format", "jsonl", "--paths", *options).stdout
+        for line in out.splitlines():
+            block = json.loads(line)
+            kind = block.get("type") or ""
+            if block.get("python") == "part" and block.get("path"):
+                parts[(kind, block["path"][0])] += 1  # by owner: other deques are the process's
+            if block.get("python") != "tracked" or not kind.startswith("__main__.In"):
+                continue
+            steps = block.get("path")
+            paths[kind[len("__main__."):]][tuple(steps) if steps else None] += 1
+            if steps and steps[0].startswith("external references to"):
+                external[kind] += 1
+        check(not external, f"{name} {options}: instances under external references: {dict(external)}")
+        for cls, steps in EXPECTED_PATHS.items():
+            want = tuple(steps + ["__main__." + cls])
+            got = paths.get(cls, {})
+            check(dict(got) == {want: created[cls]},
+                  f"{name} {options}: {created[cls]} {cls} by {' -> '.join(want)}; heapsnap: "
+                  f"{[(' -> '.join(p) if p else None, n) for p, n in got.items()]}")
+        got = parts[("collections.deque", "module __main__.DQ")]
+        check(got == result["deque_blocks"],
+              f"{name} {options}: the deque's {result['deque_blocks']} blocks are its parts; "
+              f"heapsnap: {got}")
+        # a node per key, the array of nodes, the dict's keys table
+        got = parts[("collections.OrderedDict", "module __main__.OD")]
+        check(got == created["InOrderedDict"] + 2,
+              f"{name} {options}: the OrderedDict's {created['InOrderedDict']} nodes, its array "
+              f"of them and its keys table are its parts; heapsnap: {got}")
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
+        roots = [r["root"] for r in summary["roots"]]
+        # the containers are held by their globals, nothing from outside
+        for container in ("collections.deque", "collections.OrderedDict", "collections.defaultdict",
+                          "functools._lru_list_elem", "__main__.DictSubclass",
+                          "__main__.ListSubclass", "__main__.SetSubclass", "__main__.InDeque"):
+            check("external references to " + container not in roots,
+                  f"{name} {options}: external references to {container} among the roots")
+    diff = json.loads(subprocess.run([HEAPDIFF, snapshot, snapshot_grown, "--format", "json"],
+                                     capture_output=True, text=True).stdout or "{}")
+    containers = {c["type"]: c for c in diff.get("grown_containers", [])
+                  if c["path"][0] in ("module __main__.DQ", "module __main__.OD")}
+    for container, variable in (("collections.deque", "DQ"), ("collections.OrderedDict", "OD")):
+        found = containers.get(container, {})
+        check(found.get("path") == [f"module __main__.{variable}", container] and
+              found.get("items_before") == held[variable] and
+              found.get("items_after") == grown.get(variable),
+              f"{name}: heapdiff: {container} {variable} grew from {held[variable]} to "
+              f"{grown.get(variable)}; heapdiff: {found}")
+finish()
