@@ -17,7 +17,8 @@
 #define MEMBERS_MAX 64
 
 #define OWN_FIELDS_MAX 8192	/* bytes of a type's own fields read by their labels */
-#define FIELD_HELD (GRAPH_NONE - 1) /* a field's label: a reference, but no edge (held_references) */
+/* a field's label: a reference, but no edge (held_references) */
+#define FIELD_HELD (GRAPH_NONE - 1)
 
 /* What is known of each type for its instances' edges, computed on first use. */
 struct type_model {
@@ -545,8 +546,8 @@ static int own_edges(struct cpython_graph *model, const struct type_model *type,
 		if (type->field_labels[i] == FIELD_HELD) {
 			if (word == 0)
 				continue;
-			void *grown = array_grow(model->held, &model->held_capacity, model->held_count,
-						 sizeof *model->held, 256);
+			void *grown = array_grow(model->held, &model->held_capacity,
+						 model->held_count, sizeof *model->held, 256);
 			if (grown == NULL)
 				return -1;
 			model->held = grown;
@@ -555,14 +556,16 @@ static int own_edges(struct cpython_graph *model, const struct type_model *type,
 			return -1;
 		}
 	}
-	/* a struct sequence's fields past its items (a tuple's items are edges already) */
+	/* members past them: a struct sequence's fields past its items (those before are edges of
+	   its tuple already, as those in its built-in base's struct are of the base's kind) */
 	int64_t items = size >= layout->var_size + 8 ? (int64_t)u64_at(bytes, layout->var_size) : 0;
-	uint64_t items_to = python_type->kind == PYTHON_TUPLE && items > 0
-				    ? layout->tuple_items + (uint64_t)items * 8
+	uint64_t count = items < 0 ? 0 - (uint64_t)items : (uint64_t)items;
+	uint64_t items_to = python_type->kind == PYTHON_TUPLE && count < size / 8
+				    ? layout->tuple_items + count * 8
 				    : 0;
 	for (uint32_t m = 0; m < type->member_count; m++) {
 		uint64_t at = type->members[m].offset;
-		if ((at >= from && at < labelled) || at < items_to)
+		if (at < labelled || at < items_to)
 			continue;
 		if (read_word(model, object + at, &word) &&
 		    graph_emit_edge(emitter, word, type->members[m].label) != 0)
@@ -571,7 +574,6 @@ static int own_edges(struct cpython_graph *model, const struct type_model *type,
 	/* pointer-sized items of a C type with no model of them (a 3.8-3.10 frame's locals) */
 	if (!python_kind_reads_struct(python_type->kind) && python_type->itemsize == 8 &&
 	    python_type->basicsize < size) {
-		uint64_t count = (uint64_t)(items < 0 ? -items : items);
 		uint64_t end = count < size / 8 ? python_type->basicsize + count * 8 : size;
 		if (end > size)
 			end = size;
@@ -584,7 +586,8 @@ static int own_edges(struct cpython_graph *model, const struct type_model *type,
 	if (python_type->model == PYTHON_MODEL_DEQUE)
 		cpython_deque_each_block(model->space, layout, object, deque_items, &each);
 	else if (python_type->model == PYTHON_MODEL_ORDERED_DICT)
-		cpython_ordered_dict_each_node(model->space, layout, object, ordered_dict_key, &each);
+		cpython_ordered_dict_each_node(model->space, layout, object, ordered_dict_key,
+					       &each);
 	return each.result;
 }
 

@@ -394,11 +394,13 @@ static enum python_model model_of(const struct cpython_layout *layout, const cha
 		{"collections.deque", PYTHON_MODEL_DEQUE, layout->deque_size},
 		{"collections.OrderedDict", PYTHON_MODEL_ORDERED_DICT, layout->odict_size},
 		{"functools._lru_cache_wrapper", PYTHON_MODEL_LRU_CACHE, layout->lru_cache + 8},
-		{"functools._lru_list_elem", PYTHON_MODEL_LRU_ELEMENT, layout->lru_elem_result + 8}};
+		{"functools._lru_list_elem", PYTHON_MODEL_LRU_ELEMENT,
+		 layout->lru_elem_result + 8}};
 	for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
 		if (strcmp(models[i].name, name) == 0)
-			return models[i].size > 8 && basicsize >= models[i].size ? models[i].model
-										 : PYTHON_MODEL_NONE;
+			return models[i].size > 8 && basicsize >= models[i].size
+				       ? models[i].model
+				       : PYTHON_MODEL_NONE;
 	return PYTHON_MODEL_NONE;
 }
 
@@ -457,7 +459,8 @@ static int32_t read_type(struct finder *finder, uint64_t address, int depth)
 			if (model == PYTHON_MODEL_NONE)
 				model = model_of(layout, at_name, basicsize);
 			if (!(at_flags & PY_TPFLAGS_HEAPTYPE) &&
-			    (kind = kind_of(at_name)) != PYTHON_OTHER && python_kind_reads_struct(kind))
+			    (kind = kind_of(at_name)) != PYTHON_OTHER &&
+			    python_kind_reads_struct(kind))
 				own_fields = u64_at(at, layout->tp_basicsize);
 		}
 		uint64_t base = u64_at(at, layout->tp_base);
@@ -682,8 +685,8 @@ static void find_model_owned(struct finder *finder, size_t index, enum python_mo
 	} else if (model == PYTHON_MODEL_ORDERED_DICT) {
 		if (read_u64(finder->space, object + layout->odict_fast_nodes, &word))
 			note_owned(finder, index, word);
-		cpython_ordered_dict_each_node(finder->space, layout, object, note_ordered_dict_node,
-					       &owned);
+		cpython_ordered_dict_each_node(finder->space, layout, object,
+					       note_ordered_dict_node, &owned);
 	}
 }
 

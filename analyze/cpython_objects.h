@@ -42,10 +42,10 @@ enum python_kind {
  * of their own, links that are borrowed), modelled by their structs (cpython_layout.h). */
 enum python_model {
 	PYTHON_MODEL_NONE,
-	PYTHON_MODEL_DEQUE,	   /* collections.deque: items in a chain of blocks, its parts */
-	PYTHON_MODEL_ORDERED_DICT, /* collections.OrderedDict: a dict, and a node per key, its parts */
-	PYTHON_MODEL_LRU_CACHE,	   /* functools._lru_cache_wrapper: its cache dict; borrowed links */
-	PYTHON_MODEL_LRU_ELEMENT,  /* functools._lru_list_elem: key and result; borrowed links */
+	PYTHON_MODEL_DEQUE,	   /* collections.deque: items in blocks (its parts) */
+	PYTHON_MODEL_ORDERED_DICT, /* collections.OrderedDict: a node per key (its parts) */
+	PYTHON_MODEL_LRU_CACHE,	   /* functools._lru_cache_wrapper: its cache; list links */
+	PYTHON_MODEL_LRU_ELEMENT,  /* functools._lru_list_elem: key, result; list links */
 };
 
 /* Whether the edges of the kind read its whole struct (a list's items pointer, a dict's tables),
@@ -59,7 +59,7 @@ struct python_type {
 	uint64_t address;
 	const char *name; /* interned in the analysis' type names */
 	uint64_t flags, basicsize, itemsize, dictoffset, weaklistoffset;
-	enum python_kind kind;	 /* of the nearest built-in base (a static type up the bases) */
+	enum python_kind kind;	 /* of its nearest built-in base (a static type) */
 	enum python_model model; /* of the nearest base that has one (the type itself first) */
 	/* where the words of its instances that the kind's model does not read start: the end of
 	   that built-in base's struct (16 for object, and for kinds with no model of their
