@@ -1,6 +1,7 @@
 """C++ objects are named by their dynamic class, from the vtable pointer in their first word: the
 counts per class in `heapsnap summary` equal what the target made (tests/targets/shapes.cpp),
-including a class derived twice and one in a namespace, held in a std::vector and a std::map."""
+including a class derived twice and one in a namespace, held in a std::vector and a std::map; a
+global in a namespace is named as C++ writes it (canvas::highlight), not by its mangled symbol."""
 import json
 import os
 import time
@@ -28,4 +29,7 @@ for options in ([], ["--no-debuginfo"]):
     listing = heapsnap("list", snapshot, "--format", "jsonl", *options).stdout.splitlines()
     named = sum(1 for line in listing if json.loads(line)["type"] in expected)
     check(named == sum(expected.values()), f"{options}: list names {named} objects")
+    roots = [r["root"] for r in summary["roots"]]
+    check("global canvas::highlight" in roots and not any("_ZN" in r for r in roots),
+          f"{options}: the C++ global is demangled among the roots: {[r for r in roots if 'canvas' in r or '_Z' in r]}")
 finish()

@@ -38,6 +38,11 @@ struct Label : Shape {
 };
 } // namespace shapes
 
+namespace canvas {
+// a global with a C++ name (mangled in the symbol table: _ZN6canvas9highlightE)
+Shape *highlight;
+} // namespace canvas
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -55,9 +60,10 @@ int main(int argc, char **argv)
 		label->text = "a label long enough to live on the heap, not in the string " + std::to_string(i);
 		labels[i] = label;
 	}
+	canvas::highlight = new Circle;
 	std::string temporary = std::string(argv[1]) + ".tmp";
 	int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	const char *lines = "class Circle 300\nclass Square 200\nclass Rounded 70\n"
+	const char *lines = "class Circle 301\nclass Square 200\nclass Rounded 70\n"
 			    "class shapes::Label 40\ndone\n";
 	if (write(fd, lines, strlen(lines)) < 0)
 		return 3;
