@@ -95,6 +95,12 @@ def heapsnap(*args, check_ok=True, timeout=300, env=None):
                             env=env)
     if check_ok and result.returncode != 0:
         check(False, f"heapsnap {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    if (result.returncode == 0 and args and args[0] == "summary" and "--format" in args and
+            args[args.index("--format") + 1] == "json"):
+        # every summary the suite makes must satisfy the invariants
+        import json
+        check_summary_invariants(f"summary {' '.join(os.path.basename(a) for a in args[1:])}",
+                                 json.loads(result.stdout))
     return result
 
 
