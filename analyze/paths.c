@@ -21,6 +21,7 @@ struct shape_entry {
 
 struct path_index {
 	const struct analysis *analysis;
+	bool show_values; /* paths show the values read from memory (dict keys) */
 	struct string_table steps;
 	struct shape_entry *shapes;
 	size_t shape_count, shape_capacity;
@@ -271,7 +272,8 @@ static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, 
 	return intern_shape(index, index->node_shape[u], step, chain);
 }
 
-struct path_index *path_index_build(const struct analysis *analysis, struct hs_error *err)
+struct path_index *path_index_build(const struct analysis *analysis, bool show_values,
+				    struct hs_error *err)
 {
 	const struct graph *graph = &analysis->graph;
 	uint32_t *queue = NULL;
@@ -280,6 +282,7 @@ struct path_index *path_index_build(const struct analysis *analysis, struct hs_e
 	    (queue = malloc(graph->node_count * sizeof *queue)) == NULL)
 		goto out_of_memory;
 	index->analysis = analysis;
+	index->show_values = show_values;
 	for (size_t v = 0; v < graph->node_count; v++)
 		index->node_shape[v] = NO_SHAPE;
 	/* breadth-first from the super-root: each node's shape is made when it is first reached,
@@ -345,9 +348,49 @@ static void render(const struct path_index *index, uint32_t id, struct path_shap
 			continue;
 		}
 		const struct shape_entry *entry = &index->shapes[chain[k]];
-		snprintf(out->elements[out->element_count++], 128, "%s%s", index->steps.strings[entry->step],
+		char text[128];
+		snprintf(text, sizeof text, "%s%s", index->steps.strings[entry->step],
 			 entry->repeated ? " (repeated)" : "");
+		/* a report is made to be shared: values from memory only when asked */
+		if (index->show_values)
+			memcpy(out->elements[out->element_count++], text, sizeof text);
+		else
+			path_mask_values(text, out->elements[out->element_count++], 128);
 	}
+}
+
+/* "thread 4242 frame serve()" -> "thread * frame serve()": for a shape that stands for the
+ * same path in several threads. */
+static void mask_threads(char *text, size_t size)
+{
+	char out[128];
+	size_t used = 0;
+	for (const char *at = text; *at && used + 1 < sizeof out;) {
+		if (strncmp(at, "thread ", 7) == 0 && at[7] >= '0' && at[7] <= '9') {
+			used += (size_t)snprintf(out + used, sizeof out - used, "thread *");
+			at += 7;
+			while (*at >= '0' && *at <= '9')
+				at++;
+			continue;
+		}
+		out[used++] = *at++;
+	}
+	out[used < sizeof out ? used : sizeof out - 1] = '\0';
+	snprintf(text, size, "%s", out);
+}
+
+/* What shapes are grouped by: their text, threads' ids dropped and (unless values are shown)
+ * values masked, so one path taken in 200 threads, or through 200 dict keys, is one shape. */
+static uint64_t shape_group_key(const struct path_index *index, uint32_t id)
+{
+	struct path_shape shape;
+	render(index, id, &shape);
+	uint64_t hash = 0;
+	for (size_t e = 0; e < shape.element_count; e++) {
+		mask_threads(shape.elements[e], sizeof shape.elements[e]);
+		hash = hash_bytes(shape.elements[e], hash);
+	}
+	return hash;
 }
 
 bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out)
@@ -376,10 +419,16 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 	/* count objects per shape id, in a small table of the most common */
 	enum { CANDIDATES = 64 };
 	struct shape_count {
-		uint32_t shape;
+		uint32_t shape; /* the first shape of the group: its text is shown */
+		uint64_t key;
+		bool varied;	/* other shapes joined it (other threads) */
 		uint64_t count, retained;
 	} found[CANDIDATES];
 	size_t found_count = 0;
+	/* each shape's key, computed on first use (a type's objects have few shapes) */
+	uint64_t *keys = calloc(index->shape_count + 1, sizeof *keys);
+	if (keys == NULL)
+		return 0;
 	/* the type as its id (1 + its number, 0 for untyped): one compare per node, of ids */
 	const uint32_t *of = analysis->types.of;
 	uint32_t want = 0;
@@ -402,18 +451,22 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		uint32_t shape = index->node_shape[v];
 		if (shape == NO_SHAPE)
 			continue;
+		if (keys[shape] == 0)
+			keys[shape] = shape_group_key(index, shape) | 1; /* (0: not computed yet) */
 		size_t k = 0;
-		while (k < found_count && found[k].shape != shape)
+		while (k < found_count && found[k].key != keys[shape])
 			k++;
 		if (k == found_count) {
 			if (found_count == CANDIDATES)
 				continue;
-			found[found_count++] = (struct shape_count){shape, 0, 0};
+			found[found_count++] = (struct shape_count){shape, keys[shape], false, 0, 0};
 		}
+		found[k].varied |= found[k].shape != shape;
 		found[k].count++;
 		if (dominated && !dominated[v])
 			found[k].retained += graph->retained[v];
 	}
+	free(keys);
 	struct path_shape *all = calloc(found_count + 1, sizeof *all);
 	if (all == NULL)
 		return 0;
@@ -424,6 +477,9 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		snprintf(final, sizeof final, "size %llu", (unsigned long long)size);
 	for (size_t k = 0; k < found_count; k++) {
 		render(index, found[k].shape, &all[k]);
+		if (found[k].varied)
+			for (size_t e = 0; e < all[k].element_count; e++)
+				mask_threads(all[k].elements[e], sizeof all[k].elements[e]);
 		snprintf(all[k].elements[all[k].element_count++], 128, "%s", final);
 		all[k].count = found[k].count;
 		all[k].retained = found[k].retained;

@@ -25,7 +25,9 @@ struct path_shape {
 
 struct path_index; /* the shape of every reachable node, computed once per graph */
 
-struct path_index *path_index_build(const struct analysis *analysis, struct hs_error *err);
+/* `show_values`: paths keep the values a step can show (dict keys); else they are masked. */
+struct path_index *path_index_build(const struct analysis *analysis, bool show_values,
+				    struct hs_error *err);
 void path_index_free(struct path_index *index);
 
 /* The shapes of the live allocations whose type group is `type` (NULL: untyped) and `size`,

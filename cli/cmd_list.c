@@ -10,6 +10,7 @@
 
 static const char usage[] =
 	"usage: heapsnap list FILE [--state live|free|all] [--format text|jsonl] [--paths]\n"
+	"                          [--show-values]\n"
 	"\n"
 	"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
 	"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
@@ -22,6 +23,8 @@ static const char usage[] =
 	"  --state S          live (default), free, or all\n"
 	"  --paths            with jsonl, each live allocation's shortest path from a root\n"
 	"                     (\"path\": root first, its type last; null when no root reaches it)\n"
+	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
+	"                     masked by default: a heap holds secrets, and a report is shared\n"
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
 	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"}\n" CLI_ANALYSIS_USAGE;
 
@@ -43,13 +46,14 @@ int cmd_list(int argc, char **argv)
 {
 	static const struct option options[] = {{"state", required_argument, NULL, 's'},
 						 {"paths", no_argument, NULL, 'p'},
+						 {"show-values", no_argument, NULL, 'v'},
 						 {"format", required_argument, NULL, 'f'},
 						 CLI_ANALYSIS_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
 	int wanted = ALLOCATION_LIVE; /* -1: all */
-	bool jsonl = false, with_paths = false;
+	bool jsonl = false, with_paths = false, show_values = false;
 	int option;
 	optind = 1;
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -77,6 +81,9 @@ int cmd_list(int argc, char **argv)
 		case 'p':
 			with_paths = true;
 			break;
+		case 'v':
+			show_values = true;
+			break;
 		case 'd':
 		case 'N':
 		case 'T':
@@ -97,7 +104,7 @@ int cmd_list(int argc, char **argv)
 		return cli_fail("list", &err);
 	struct path_index *paths = NULL;
 	if (with_paths && (analysis_build_graph(analysis, &err) != 0 ||
-			   (paths = path_index_build(analysis, &err)) == NULL)) {
+			   (paths = path_index_build(analysis, show_values, &err)) == NULL)) {
 		analysis_close(analysis);
 		return cli_fail("list", &err);
 	}

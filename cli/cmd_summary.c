@@ -17,7 +17,7 @@
 #define PATHS_PER_TYPE 3
 
 static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json] [--type PATTERN]\n"
+	"usage: heapsnap summary FILE [--format text|json] [--type PATTERN] [--show-values]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
 	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
@@ -27,7 +27,9 @@ static const char usage[] =
 	"\n"
 	"  --format F         text (default) or json (schema heapsnap.summary/1)\n"
 	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
-	"                     pattern: '__main__.*'), instead of those of the ten largest\n" CLI_ANALYSIS_USAGE;
+	"                     pattern: '__main__.*'), instead of those of the ten largest\n"
+	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
+	"                     masked by default: a heap holds secrets, and a report is shared\n" CLI_ANALYSIS_USAGE;
 
 struct totals {
 	uint64_t live_count, live_bytes, free_count, free_bytes, top_bytes;
@@ -410,11 +412,13 @@ int cmd_summary(int argc, char **argv)
 {
 	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
 						 {"type", required_argument, NULL, 't'},
+						 {"show-values", no_argument, NULL, 'v'},
 						 CLI_ANALYSIS_OPTIONS,
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
 	enum output_format format = FORMAT_TEXT;
+	bool show_values = false;
 	int option;
 	optind = 1;
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -426,6 +430,9 @@ int cmd_summary(int argc, char **argv)
 			break;
 		case 't':
 			paths_pattern = optarg;
+			break;
+		case 'v':
+			show_values = true;
 			break;
 		case 'd':
 		case 'N':
@@ -452,7 +459,12 @@ int cmd_summary(int argc, char **argv)
 		return cli_fail("summary", &err);
 	}
 	timings_mark(&analysis->timings, "types, roots, cycles");
-	struct path_index *paths = path_index_build(analysis, &err);
+	for (size_t i = 0; i < summary.cycle_count && !show_values; i++) {
+		char masked[sizeof summary.cycles[i].text];
+		path_mask_values(summary.cycles[i].text, masked, sizeof masked);
+		memcpy(summary.cycles[i].text, masked, sizeof masked);
+	}
+	struct path_index *paths = path_index_build(analysis, show_values, &err);
 	timings_mark(&analysis->timings, "path index");
 	if (paths == NULL) {
 		heap_summary_free(&summary);

@@ -99,36 +99,6 @@ static int compare_rows(const void *left, const void *right)
 	return strcmp(a->name, b->name);
 }
 
-/* Masks values in a shape's elements (unless asked to show them). */
-static void mask_shape(struct path_shape *shape, bool show_values)
-{
-	if (show_values)
-		return;
-	for (size_t e = 0; e < shape->element_count; e++) {
-		char masked[128];
-		path_mask_values(shape->elements[e], masked, sizeof masked);
-		memcpy(shape->elements[e], masked, sizeof masked);
-	}
-}
-
-/* Shapes that differ only by masked values are one: merged by their signature. */
-static size_t merge_shapes(struct path_shape *shapes, size_t count)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < count; i++) {
-		size_t k = 0;
-		while (k < kept && strcmp(shapes[k].signature, shapes[i].signature) != 0)
-			k++;
-		if (k < kept) {
-			shapes[k].count += shapes[i].count;
-			shapes[k].retained += shapes[i].retained;
-		} else {
-			shapes[kept++] = shapes[i];
-		}
-	}
-	return kept;
-}
-
 /* --show-values: the first strings among the new objects of a str row. */
 static void find_previews(struct report *report, struct row *row)
 {
@@ -170,24 +140,18 @@ static bool report_prepare(struct report *report)
 		find_previews(report, row);
 		if (row->type->new_count == 0)
 			continue;
-		row->shapes = calloc(PATHS_PER_TYPE * 4, sizeof *row->shapes);
+		row->shapes = calloc(PATHS_PER_TYPE, sizeof *row->shapes);
 		if (row->shapes == NULL)
 			return false;
-		/* more shapes than shown: masking may merge some */
-		size_t count = paths_of_type(report->paths, row->type->type, row->type->size,
-					     diff->is_new, diff->new_same_type_dominated, row->shapes,
-					     PATHS_PER_TYPE * 4);
-		for (size_t k = 0; k < count; k++)
-			mask_shape(&row->shapes[k], options->show_values);
-		count = merge_shapes(row->shapes, count);
-		row->shape_count = count < PATHS_PER_TYPE ? count : PATHS_PER_TYPE;
+		/* (masked as the path index was asked, shapes differing only by values merged) */
+		row->shape_count = paths_of_type(report->paths, row->type->type, row->type->size,
+						 diff->is_new, diff->new_same_type_dominated,
+						 row->shapes, PATHS_PER_TYPE);
 	}
 	for (size_t i = 0; i < diff->container_count && i < 16; i++) {
 		struct container_row *row = &report->containers[report->container_count++];
 		row->container = &diff->containers[i];
 		row->has_path = path_of_allocation(report->paths, row->container->allocation, &row->path);
-		if (row->has_path)
-			mask_shape(&row->path, options->show_values);
 	}
 	report->cycles = calloc(diff->cycle_count + 1, sizeof *report->cycles);
 	if (report->cycles == NULL)

@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "heapdiff: warning: %s; comparing by type only (--force)\n", why);
 		by_type_only = true;
 	}
-	paths = path_index_build(after, &err);
+	paths = path_index_build(after, report_options.show_values, &err);
 	if (paths == NULL ||
 	    heap_diff_build(before, target, after, by_type_only, &diff, &err) != 0) {
 		cli_fail("", &err);

@@ -5,6 +5,9 @@
   least the bytes sys.getsizeof counts of it; bound to one global, that global retains it; no
   type's retained bytes exceed the live heap (a list of dicts of lists counts each list once);
   the roots' retained bytes and the shared groups add up to the reachable bytes.
+- Python (tests/targets/thread_locals.py): one path taken in 20 threads is one shape, the thread
+  masked ("thread * frame hold() local held"), counting all 60 objects; dict keys read from memory
+  are masked in summary (text and JSON) and list --paths unless --show-values.
 - C (tests/targets/dead_thread.c): blocks whose only pointers are in the stacks of threads that
   ended (glibc keeps the stacks for reuse) are unreachable, not held by "mapping 0x...", while the
   blocks a global holds are reached from it."""
@@ -82,6 +85,32 @@ for interpreter in interpreters:
         lists = next(t for t in summary["types"] if t["type"] == "list")
         check(lists["retained_bytes"] <= summary["heap"]["live_bytes"],
               f"{what}: list retains {lists['retained_bytes']}, more than the live heap {summary['heap']['live_bytes']}")
+
+# one path in many threads is one shape; values from memory masked unless asked
+THREAD_LOCALS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "thread_locals.py")
+for interpreter in (interpreters[1] if len(interpreters) > 1 else interpreters[0], "/usr/bin/python3.11"):
+    label = "debian-3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+    ready = path(f"threads-{label}.ready")
+    process = start([interpreter, THREAD_LOCALS, ready])
+    if not check(wait_for(ready, process), f"{label}: thread_locals is ready"):
+        continue
+    snapshot = path(f"threads-{label}.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    summary = heapsnap("summary", snapshot, "--format", "json", "--type", "__main__.*").stdout
+    item = next(t for t in json.loads(summary)["types"] if t["type"] == "__main__.Item")
+    shapes = {tuple(r["path"]): r["count"] for r in item["retainers"]}
+    check(shapes.get(("thread * frame hold() local held", "list[*]", "__main__.Item")) == 60,
+          f"{label}: the 20 threads' locals are one shape of 60 objects: {shapes}")
+    check(shapes.get(("module __main__.REG", "dict[*]", "__main__.Item")) == 5,
+          f"{label}: REG's items through masked keys: {shapes}")
+    for args in (("summary", snapshot, "--type", "__main__.*"), ("summary", snapshot, "--format", "json"),
+                 ("list", snapshot, "--format", "jsonl", "--paths")):
+        output = heapsnap(*args).stdout
+        check("SECRET-TOKEN" not in output, f"{label}: {' '.join(args[:1] + args[2:])} prints a key read from memory")
+        shown = heapsnap(*args, "--show-values").stdout
+        check("SECRET-TOKEN-12345-key" in shown or args[0] == "summary" and "--type" not in args,
+              f"{label}: {' '.join(args[:1] + args[2:])} --show-values shows the keys")
 
 # C: the stacks of ended threads are no roots
 record_path = path("dead_thread.record")
