@@ -41,6 +41,20 @@ victim = record["corrupted"] + 16
 missing = [hex(addr) for addr in record["held"] if addr not in live and addr != victim]
 check(not missing, f"{len(missing)} other held blocks lost after the corruption: {missing[:5]}")
 
+# a report and its warnings sent to one file: the report whole, then the warnings after it
+import subprocess
+from common import HEAPSNAP
+with open(path("one-file.txt"), "w") as both:
+    subprocess.run([HEAPSNAP, "summary", snapshot], stdout=both, stderr=both, timeout=300)
+lines = open(path("one-file.txt")).read().splitlines()
+first_warning = next((i for i, l in enumerate(lines) if l.startswith("heapsnap summary: warning:")), None)
+count_line = next((i for i, l in enumerate(lines) if "(on stderr)" in l), None)
+check(first_warning is not None and count_line is not None and count_line < first_warning and
+      all(l.startswith("heapsnap summary: warning:") for l in lines[first_warning:]),
+      f"the warnings come after the whole report: {lines[-8:]}")
+check(lines[count_line].strip() in ("1 warning (on stderr)",) or
+      lines[count_line].strip().split()[1] == "warnings", f"warnings counted in words: {lines[count_line]!r}")
+
 # damaged free lists: a fast bin made to loop by a double free, a tcache link and an unsorted-bin
 # link overwritten; each is named in a warning, the walk ends, and nothing held is lost
 for mode, kind, expected in (("--fastbin-cycle", "cycle", "loops at chunk {:#x}"),
