@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/open_file.h"
 #include "formats/elf_build_id.h"
 
 #define CURSOR_WINDOW (4u << 20)
@@ -95,7 +96,7 @@ static int open_checked(struct address_space *space, const char *path)
 	bool was_deleted = length > sizeof deleted - 1 &&
 			   strcmp(path + length - (sizeof deleted - 1), deleted) == 0;
 	char *on_disk = strndup(path, was_deleted ? length - (sizeof deleted - 1) : length);
-	int fd = on_disk ? open(on_disk, O_RDONLY | O_CLOEXEC) : -1;
+	int fd = on_disk ? open_regular_file(on_disk) : -1;
 	int open_errno = errno;
 	free(on_disk);
 	if (fd < 0) {
@@ -105,7 +106,7 @@ static int open_checked(struct address_space *space, const char *path)
 			     "snapshot was taken",
 			     path,
 			     was_deleted ? "the process had deleted it and it is not here"
-					 : strerror(open_errno));
+					 : open_regular_file_reason(open_errno));
 		return -1;
 	}
 	char magic[4] = {0};

@@ -21,6 +21,19 @@ static int note_method_cache(struct analysis *analysis)
 	return 0;
 }
 
+/* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
+ * memory and go on, so the answer would silently leave out what the frame holds. */
+static int check_damage(const struct analysis *analysis, struct hs_error *err)
+{
+	struct hs_error damage;
+	if (snapshot_check_damage(analysis->snapshot, &damage) == 0)
+		return 0;
+	return hs_error_set(err,
+			    "%s; the analysis stops rather than answer without that memory "
+			    "(`heapsnap info --verify %s` checks every frame)",
+			    damage.message, snapshot_path(analysis->snapshot));
+}
+
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
 			       struct hs_error *err)
 {
@@ -89,6 +102,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
 		goto fail;
 	timings_mark(timings, "allocation sites");
+	if (check_damage(analysis, err) != 0)
+		goto fail;
 	return analysis;
 fail:
 	analysis_close(analysis);
@@ -137,7 +152,7 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 				&analysis->heap, &analysis->types, python ? &model : NULL,
 				&analysis->warnings, err);
 	cpython_graph_free(python);
-	if (built != 0)
+	if (built != 0 || check_damage(analysis, err) != 0)
 		return -1;
 	timings_mark(&analysis->timings, "graph: edges");
 	if (graph_analyse(&analysis->graph, dominators, err) != 0)

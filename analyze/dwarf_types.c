@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/open_file.h"
+
 /* Calls below pass no Dwarf_Error: a failing call then goes to this handler, which does nothing
  * (the call still returns DW_DLV_ERROR), instead of libdwarf's default, which aborts. */
 static void ignore_dwarf_error(Dwarf_Error error, Dwarf_Ptr argument)
@@ -129,10 +131,13 @@ static struct dwarf_types *open_locked(const char *path, struct hs_error *err)
 		hs_error_set(err, "out of memory reading DWARF of %s", path);
 		return NULL;
 	}
-	types->fd = open(path, O_RDONLY | O_CLOEXEC);
+	types->fd = open_regular_file(path);
 	Dwarf_Error error = NULL;
 	if (types->fd < 0 || LIBDWARF_INIT(types->fd, &types->dbg, &error) != DW_DLV_OK) {
 		hs_error_set(err, "%s has no DWARF debug information that libdwarf can read", path);
+		/* a failed init allocates its error, with no Dwarf_Debug to free it with */
+		if (error != NULL)
+			dwarf_dealloc(NULL, error, DW_DLA_ERROR);
 		if (types->fd >= 0)
 			close(types->fd);
 		free(types);

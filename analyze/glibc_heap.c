@@ -18,6 +18,7 @@
 
 #include "analyze/dwarf_types.h"
 #include "analyze/glibc_layout.h"
+#include "common/open_file.h"
 
 #define CHUNK_HEADER 16u
 #define MIN_CHUNK 32u
@@ -62,7 +63,7 @@ static bool read_u64(struct walker *walker, uint64_t addr, uint64_t *out)
 /* The glibc minor version from the "release version 2.NN" banner in libc's file. */
 static int glibc_minor_version(const char *path, char *version, size_t version_size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular_file(path);
 	if (fd < 0)
 		return 0;
 	off_t size = lseek(fd, 0, SEEK_END);

@@ -1,6 +1,7 @@
 /* Module symbol tables through libelf (see symbols.h). */
 #include "symbols.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/open_file.h"
 #include "formats/elf_build_id.h"
 
 struct symbol {
@@ -314,10 +316,12 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 {
 	module->loaded = true;
 	const struct snapshot_module *info = module->module;
-	int fd = open(info->path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular_file(info->path);
+	int open_errno = errno;
 	Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 	if (elf == NULL) {
-		warnings_add(symbols->warnings, "%s: cannot be read for its symbols", info->path);
+		warnings_add(symbols->warnings, "%s: cannot be read for its symbols%s%s", info->path,
+			     fd < 0 ? ": " : "", fd < 0 ? open_regular_file_reason(open_errno) : "");
 		if (fd >= 0)
 			close(fd);
 		return;
@@ -339,7 +343,7 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 	elf_end(elf);
 	close(fd);
 	if (module->debug_file && strcmp(module->debug_file, info->path) != 0) {
-		fd = open(module->debug_file, O_RDONLY | O_CLOEXEC);
+		fd = open_regular_file(module->debug_file);
 		elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 		if (elf) {
 			read_symbol_tables(module, elf, module->bias);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/open_file.h"
+
 #define FILE_PROBE_SIZE (64u << 10)
 
 int elf_image_is_elf(const uint8_t *image, size_t size)
@@ -66,7 +68,7 @@ size_t elf_build_id_from_fd(int fd, uint8_t out[ELF_BUILD_ID_MAX])
 
 size_t elf_build_id_from_file(const char *path, uint8_t out[ELF_BUILD_ID_MAX])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular_file(path);
 	if (fd < 0)
 		return 0;
 	size_t size = elf_build_id_from_fd(fd, out);

@@ -345,6 +345,7 @@ struct frame_entry {
 	uint64_t stream_offset;
 	uint32_t compressed_size;
 	uint32_t decompressed_size;
+	bool damaged; /* it failed to read or decompress once: it is not tried again */
 };
 
 struct cache_slot {
@@ -373,6 +374,12 @@ struct read_ahead {
 struct seekable_reader;
 static void stop_ahead(struct seekable_reader *reader);
 
+enum {
+	MAX_CACHE_SLOTS = 256,
+	/* zstd's densest block is an RLE block: a 3-byte header and 1 byte for up to 128 KiB */
+	ZSTD_MAX_EXPANSION = (128 << 10) / 4,
+};
+
 struct seekable_reader {
 	int fd;
 	char *path;
@@ -394,6 +401,8 @@ struct seekable_reader {
 	size_t compressed_capacity;
 	uint32_t largest; /* decompressed size of the largest frame: every buffer holds it */
 	struct read_ahead ahead;
+	/* why the first damaged frame failed; empty while every frame read so far was whole */
+	struct hs_error first_damage;
 };
 
 enum seekable_kind seekable_detect(int fd)
@@ -539,8 +548,11 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 		frame->decompressed_size = get_le32(entry + 4);
 		frame->file_offset = file_offset;
 		frame->stream_offset = stream_offset;
+		/* a frame cannot expand more than zstd's best case, so a size the table claims beyond
+		   that is a lie that would only make us allocate for nothing */
 		if (frame->decompressed_size > SEEKABLE_MAX_FRAME_SIZE ||
-		    frame->compressed_size == 0) {
+		    frame->compressed_size == 0 ||
+		    frame->decompressed_size > (uint64_t)frame->compressed_size * ZSTD_MAX_EXPANSION) {
 			hs_error_set(err, "%s: bad seek table: entry %u has impossible sizes (%u "
 					  "compressed, %u decompressed)",
 				     path, i, frame->compressed_size, frame->decompressed_size);
@@ -565,7 +577,14 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 	reader->compressed_capacity = largest_compressed;
 	reader->compressed = malloc(largest_compressed ? largest_compressed : 1);
 	reader->largest = largest ? largest : 1;
+	/* never more slots than frames (a table of 1-byte frames would otherwise ask for one slot
+	   per byte of cache_bytes), nor so many that the linear scans of the cache cost more than a
+	   decompression */
 	reader->cache_count = largest ? cache_bytes / largest : 1;
+	if (reader->cache_count > MAX_CACHE_SLOTS)
+		reader->cache_count = MAX_CACHE_SLOTS;
+	if (reader->cache_count > count)
+		reader->cache_count = count;
 	if (reader->cache_count < 2)
 		reader->cache_count = 2;
 	reader->cache = calloc(reader->cache_count, sizeof *reader->cache);
@@ -700,7 +719,7 @@ static void ask_ahead(struct seekable_reader *reader, uint32_t index)
 	if (next < reader->frame_count && cached(reader, next))
 		next++; /* decompressed here while the worker was at index */
 	if (reader->cache_count < 4 || index == 0 || next >= reader->frame_count ||
-	    !cached(reader, index - 1) || cached(reader, next))
+	    !cached(reader, index - 1) || cached(reader, next) || reader->frames[next].damaged)
 		return;
 	if (!ahead->started) {
 		ahead->context = ZSTD_createDCtx();
@@ -770,6 +789,24 @@ static struct cache_slot *victim_slot(struct seekable_reader *reader, const stru
 	return victim;
 }
 
+/* Marks frame `index` damaged so that later reads fail at once rather than decompress it again
+ * (an analysis reads words one by one: each would cost a whole frame). */
+static void remember_damage(struct seekable_reader *reader, uint32_t index,
+			    const struct hs_error *failure)
+{
+	reader->frames[index].damaged = true;
+	if (reader->first_damage.message[0] == '\0')
+		reader->first_damage = *failure;
+}
+
+static int damaged_frame_error(const struct seekable_reader *reader, uint32_t index,
+			       struct hs_error *err)
+{
+	return hs_error_set(err, "%s: zstd frame %u at offset %llu is damaged (it failed before)",
+			    reader->path, index,
+			    (unsigned long long)reader->frames[index].file_offset);
+}
+
 /* Puts frame `index` in `slot`: the worker's copy when it has it, else decompressed here. */
 static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, uint32_t index,
 		     bool from_worker, struct hs_error *err)
@@ -779,9 +816,15 @@ static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, ui
 	if (!from_worker || !take_ahead(reader, index, slot)) {
 		if (slot->data == NULL && (slot->data = malloc(reader->largest)) == NULL)
 			return hs_error_set(err, "out of memory decompressing %s", reader->path);
+		/* the reason is kept even when the caller does not ask for it */
+		struct hs_error failure = {{0}};
 		if (decompress_frame(reader, reader->context, reader->compressed, index, slot->data,
-				     err) != 0)
+				     &failure) != 0) {
+			remember_damage(reader, index, &failure);
+			if (err != NULL)
+				*err = failure;
 			return -1;
+		}
 	}
 	slot->frame = index;
 	slot->last_use = ++reader->use_clock;
@@ -813,12 +856,16 @@ static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 			return slot->data;
 		}
 	}
+	if (reader->frames[index].damaged) {
+		damaged_frame_error(reader, index, err);
+		return NULL;
+	}
 	struct cache_slot *victim = victim_slot(reader, NULL);
 	/* the worker is still at this frame (the walk goes faster than one thread decompresses):
 	   rather than wait, decompress the next one here meanwhile */
 	uint32_t next = index + 1;
 	if (next < reader->frame_count && reader->cache_count >= 4 && ahead_working_on(reader, index) &&
-	    !cached(reader, next)) {
+	    !cached(reader, next) && !reader->frames[next].damaged) {
 		struct cache_slot *other = victim_slot(reader, victim);
 		if (fill_slot(reader, other, next, false, err) != 0)
 			return NULL;
@@ -910,4 +957,13 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
 		size -= take;
 	}
 	return 0;
+}
+
+int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err)
+{
+	if (reader->first_damage.message[0] == '\0')
+		return 0;
+	if (err != NULL)
+		*err = reader->first_damage;
+	return -1;
 }

@@ -85,4 +85,9 @@ uint64_t seekable_generation(const struct seekable_reader *reader);
 int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, size_t size,
 		  struct hs_error *err);
 
+/* -1, with the first failure's message (file, frame number, its offset, why), once any frame has
+ * failed to read or decompress; 0 while every frame read so far was whole. A damaged frame is
+ * remembered: later reads of it fail at once. */
+int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err);
+
 #endif

@@ -908,6 +908,11 @@ void snapshot_totals(const struct snapshot *snapshot, struct snapshot_totals *to
 									    : totals->with_contents;
 }
 
+int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err)
+{
+	return seekable_check_damage(snapshot->stream, err);
+}
+
 int snapshot_verify(struct snapshot *snapshot, struct hs_error *err)
 {
 	enum { CHUNK = 4 << 20 };

@@ -104,6 +104,11 @@ const struct snapshot_region *snapshot_find_region(const struct snapshot *snapsh
 int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,
 		  struct hs_error *err);
 
+/* -1, naming the file, the frame and its offset, once a read has met a damaged frame: reads of
+ * its bytes fail (quickly: it is not decompressed again), so an analysis that went on would
+ * answer for part of the memory only. 0 while every frame read so far was whole. */
+int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err);
+
 /* Decompresses every frame, checking each one's checksum: proves the whole file is intact. */
 int snapshot_verify(struct snapshot *snapshot, struct hs_error *err);
 

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "formats/seekable.h"
@@ -50,6 +52,78 @@ static void copy_file(const char *from, const char *to, size_t limit)
 	}
 	close(in);
 	close(out);
+}
+
+static long max_rss_kib(void)
+{
+	struct rusage usage;
+	getrusage(RUSAGE_SELF, &usage);
+	return usage.ru_maxrss;
+}
+
+static double seconds_now(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* A seek table of many 1-byte frames (a 110 KB file) once made the reader's cache one slot per byte
+ * of its budget: 64 M slots, 1.5 GB touched. Memory must follow what the file holds. */
+static void test_tiny_frames_bounded(void)
+{
+	enum { BYTES = 5000 };
+	static uint8_t input[BYTES];
+	for (size_t i = 0; i < BYTES; i++)
+		input[i] = (uint8_t)(i * 7);
+	struct byte_piece piece = {input, BYTES};
+	struct seekable_options options = {.frame_size = 1, .in_caller = true};
+	struct seekable_stats stats;
+	struct hs_error err = {{0}};
+	char path[4096];
+	path_in(path, "tiny_frames.zst");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(seekable_write(fd, path, &piece, 1, &options, &stats, &err) == 0, "%s", err.message);
+	close(fd);
+	CHECK(stats.frames == BYTES, "%u frames", stats.frames);
+
+	long rss_before = max_rss_kib();
+	double began = seconds_now();
+	fd = open(path, O_RDONLY);
+	struct seekable_reader *reader = seekable_open(fd, path, 64u << 20, &err);
+	CHECK(reader != NULL, "open: %s", err.message);
+	if (reader == NULL) {
+		close(fd);
+		return;
+	}
+	static uint8_t output[BYTES];
+	CHECK(seekable_read(reader, 0, output, BYTES, &err) == 0, "read: %s", err.message);
+	CHECK(memcmp(output, input, BYTES) == 0, "1-byte frames read back wrong");
+	for (size_t i = 0; i < 2000; i++) {
+		size_t offset = (size_t)(next_random() % BYTES);
+		uint8_t byte;
+		CHECK(seekable_read(reader, offset, &byte, 1, &err) == 0 && byte == input[offset],
+		      "byte %zu: %s", offset, err.message);
+	}
+	seekable_close(reader);
+	long grown_kib = max_rss_kib() - rss_before;
+	double took = seconds_now() - began;
+	CHECK(grown_kib < 64 * 1024, "opening a %u-frame file of 1-byte frames took %ld KiB",
+	      stats.frames, grown_kib);
+	CHECK(took < 5, "opening and reading a file of 1-byte frames took %.1f s", took);
+}
+
+/* A frame that fails is remembered: reading it again fails at once, and the reader says which. */
+static void check_damage_remembered(struct seekable_reader *reader, uint64_t offset)
+{
+	struct hs_error err = {{0}}, damage = {{0}};
+	uint8_t byte;
+	CHECK(seekable_check_damage(reader, &damage) != 0, "the damage is not reported");
+	CHECK(strstr(damage.message, "corrupt zstd frame") != NULL &&
+		      strstr(damage.message, "at offset") != NULL,
+	      "damage message: %s", damage.message);
+	CHECK(seekable_read(reader, offset, &byte, 1, &err) != 0, "a damaged frame read back");
+	CHECK(strstr(err.message, "failed before") != NULL, "second read: %s", err.message);
 }
 
 int main(void)
@@ -190,6 +264,12 @@ int main(void)
 		CHECK(result != 0, "bit flip not detected");
 		CHECK(result != 0 && strstr(err.message, "corrupt zstd frame") != NULL, "message: %s",
 		      err.message);
+		/* where the damage is: the first frame that fails when read in order */
+		uint64_t damaged_offset = 0;
+		while (damaged_offset < total &&
+		       seekable_read(reader, damaged_offset, all, 1, NULL) == 0)
+			damaged_offset++;
+		check_damage_remembered(reader, damaged_offset);
 		free(all);
 		seekable_close(reader);
 	}
@@ -209,6 +289,8 @@ int main(void)
 	      err.message);
 	if (reader)
 		seekable_close(reader);
+
+	test_tiny_frames_bounded();
 
 	snprintf(command, sizeof command, "rm -rf '%s'", directory);
 	system(command);

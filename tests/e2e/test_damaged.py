@@ -1,0 +1,113 @@
+"""A damaged frame inside a snapshot: list, summary and heapdiff stop within seconds with exit 2 and
+one message naming the file, the frame and its offset, rather than decompress the bad frame again
+for every word they read and then answer for part of the memory."""
+import os
+import struct
+import subprocess
+import time
+
+from common import HEAPSNAP, check, finish, heapsnap, path, start_known_state
+
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+SEEKABLE_MAGIC = 0x8F92EAB1
+SKIPPABLE_MAGIC = 0x184D2A5E
+
+
+FRAME_SIZE = 8 << 10
+
+
+def recompress(core, snapshot):
+    """Writes `core` as a seekable snapshot of FRAME_SIZE frames (heapsnap writes 4 MiB ones, more
+    than known_state's whole core), each a zstd frame with its content size and checksum as
+    heapsnap writes them; returns the file offset of every frame."""
+    with open(core, "rb") as f:
+        data = f.read()
+    offsets, table, out = [], b"", b""
+    chunk_file = path("chunk")
+    for start in range(0, len(data), FRAME_SIZE):
+        chunk = data[start:start + FRAME_SIZE]
+        with open(chunk_file, "wb") as f:
+            f.write(chunk)
+        frame = subprocess.run(["zstd", "-q", "-c", "--check", chunk_file], check=True,
+                               capture_output=True).stdout
+        offsets.append(len(out))
+        out += frame
+        table += struct.pack("<II", len(frame), len(chunk))
+    count = len(offsets)
+    out += struct.pack("<II", SKIPPABLE_MAGIC, 8 * count + 9) + table
+    out += struct.pack("<IBI", count, 0, SEEKABLE_MAGIC)
+    with open(snapshot, "wb") as f:
+        f.write(out)
+    return offsets
+
+
+def core_offset(core, address):
+    """Where the byte at `address` of the process is in the core (its PT_LOAD's file offset)."""
+    with open(core, "rb") as f:
+        data = f.read()
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phnum, = struct.unpack_from("<H", data, 0x38)
+    for i in range(phnum):
+        kind, _, offset, vaddr, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
+        if kind == 1 and vaddr <= address < vaddr + filesz:
+            return offset + address - vaddr
+    raise RuntimeError(f"no stored segment holds {address:#x}")
+
+
+process, record = start_known_state()
+captured = path("captured.snap")
+heapsnap("capture", str(record["pid"]), "-o", captured)
+process.kill()
+core = path("known_state.core")
+subprocess.run(["zstd", "-q", "-d", "-f", captured, "-o", core], check=True)
+
+# the frame holding the first of known_state's heap blocks: every analysis reads it
+good = path("good.snap")
+offsets = recompress(core, good)
+damaged_frame = core_offset(core, record["blocks"][0][0]) // FRAME_SIZE
+check(0 < damaged_frame < len(offsets) - 1, f"the heap is in frame {damaged_frame} of {len(offsets)}")
+frame_offset = offsets[damaged_frame]
+frame_size = offsets[damaged_frame + 1] - frame_offset
+info = heapsnap("info", "--verify", good, check_ok=False)
+check(info.returncode == 0, f"the recompressed snapshot is whole: {info.stderr!r}")
+began = time.monotonic()
+summary = heapsnap("summary", good, check_ok=False)
+check(summary.returncode == 0, f"the recompressed snapshot is analysed: {summary.stderr!r}")
+# 20 s, or more for a build that takes long anyway (sanitizers on a loaded machine)
+limit = max(20, 3 * (time.monotonic() - began))
+
+damaged = path("damaged.snap")
+with open(good, "rb") as f:
+    data = bytearray(f.read())
+start = frame_offset + frame_size // 2 - 128
+data[start:start + 256] = bytes(256)
+with open(damaged, "wb") as f:
+    f.write(data)
+
+verified = heapsnap("info", "--verify", damaged, check_ok=False)
+check(verified.returncode == 2 and f"frame {damaged_frame}" in verified.stderr,
+      f"info --verify finds the damage: exit {verified.returncode}, {verified.stderr!r}")
+
+
+def expect_damage_named(what, command):
+    began = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        check(False, f"{what}: still running after {limit:.0f} s on a damaged frame")
+        return
+    took = time.monotonic() - began
+    check(result.returncode == 2, f"{what}: exit {result.returncode} (stderr {result.stderr!r})")
+    message = f"{damaged}: corrupt zstd frame {damaged_frame} at offset {frame_offset}"
+    check(message in result.stderr, f"{what}: {message!r} not in {result.stderr!r}")
+    check(len(result.stderr.strip().splitlines()) == 1,
+          f"{what}: one line of error expected, got {result.stderr!r}")
+    print(f"{what}: exit {result.returncode} in {took:.1f} s")
+
+
+expect_damage_named("list", [HEAPSNAP, "list", damaged])
+expect_damage_named("summary", [HEAPSNAP, "summary", damaged])
+expect_damage_named("heapdiff", [HEAPDIFF, damaged, good])
+expect_damage_named("heapdiff (damaged after)", [HEAPDIFF, good, damaged])
+
+finish()
