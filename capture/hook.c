@@ -313,12 +313,6 @@ static void fork_write(void)
 		thread->has_fp_registers = slot->has_fp;
 		proc_thread_name(hook.pid, slot->tid, thread->name);
 	}
-	char path[4096];
-	if (hook.path[0])
-		snprintf(path, sizeof path, "%s", hook.path);
-	else
-		capture_default_path(hook.pid, hook.start_realtime_ns, hook.directory, path,
-				     sizeof path);
 	struct address_range exclude = {fork_arena.start, fork_arena.end};
 	struct forked_self self = {.pid = hook.pid,
 				   .threads = &frozen,
@@ -328,7 +322,9 @@ static void fork_write(void)
 				   .exclude_count = 1};
 	if (hook_sites_on)
 		self.sites = hook_sites_collect(&self.site_count);
-	struct capture_options options = {.output_path = path, .compression = {.level = 1}};
+	struct capture_options options = {.output_path = hook.path[0] ? hook.path : NULL,
+					  .default_directory = hook.directory,
+					  .compression = {.level = 1}};
 	struct capture_result result;
 	struct hs_error err;
 	int status = frozen.threads ? capture_forked_self(&self, &options, &result, &err) : -1;
