@@ -155,9 +155,19 @@ check(not files_named("int.snap"), f"files left after SIGINT: {files_named('int.
 check(running(big.pid) and tracer_of(big.pid) == 0, "target running after SIGINT to heapsnap")
 
 
+# a target of 64 MiB of random bytes: its snapshot takes a while to compress and write
+noisy = start([sys.executable, "-c", """
+import os, time
+x = os.urandom(64 << 20)
+print('ok', flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+check(noisy.stdout.readline().strip() == "ok", "random-filled target ready")
+
+
 def capture_in(directory, *options):
-    """`heapsnap capture` of the big target to its default name in `directory`."""
-    return subprocess.Popen([os.path.abspath(HEAPSNAP), "capture", str(big.pid), *options],
+    """`heapsnap capture` of the random-filled target to its default name in `directory`."""
+    return subprocess.Popen([os.path.abspath(HEAPSNAP), "capture", str(noisy.pid), *options],
                             cwd=directory,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -178,7 +188,7 @@ for delay in sorted(random.uniform(0, whole) for _ in range(10)):
     time.sleep(delay)
     capture.kill()
     capture.wait()
-    wait_until(lambda: tracer_of(big.pid) == 0, 5)
+    wait_until(lambda: tracer_of(noisy.pid) == 0, 5)
     names = os.listdir(killed_in)
     # a kill after the snapshot was linked in leaves the snapshot, whole: that is not a leftover
     whole_snapshots = [n for n in names if n.endswith(".snap") and heapsnap(
@@ -187,7 +197,7 @@ for delay in sorted(random.uniform(0, whole) for _ in range(10)):
         left_behind.append((round(delay, 3), names))
     for name in names:
         os.unlink(os.path.join(killed_in, name))
-    check(running(big.pid) and tracer_of(big.pid) == 0,
+    check(running(noisy.pid) and tracer_of(noisy.pid) == 0,
           f"target running after SIGKILL to heapsnap {delay:.3f} s into a capture")
 check(not left_behind, f"SIGKILL during capture (one takes {whole:.2f} s) left files: "
                        f"{left_behind[:3]}")
@@ -200,7 +210,7 @@ os.mkdir(stale_in)
 dead = subprocess.Popen(["true"])
 dead.wait()
 stale = {"dead": f"heapsnap-1-20260101T000000.snap.tmp.heapsnap-{dead.pid}",
-         "live": f"heapsnap-1-20260101T000000.snap.tmp.heapsnap-{big.pid}",
+         "live": f"heapsnap-1-20260101T000000.snap.tmp.heapsnap-{noisy.pid}",
          "other user's": f"other.snap.tmp.heapsnap-{dead.pid}",
          "other program's": f"notes.tmp.{dead.pid}"}
 for name in stale.values():
@@ -214,23 +224,8 @@ check({stale[k] for k in ("live", "other user's", "other program's")} <= remaini
       f"only a dead writer's own temporary file is removed: {sorted(remaining)}")
 
 # 8. two captures in the same second to the default name: both files survive. The second starts
-# as soon as the first lets the target go, and is done while the first still compresses (64 MiB
-# of random bytes at level 12, on one thread)
-noisy = start([sys.executable, "-c", """
-import os, time
-x = os.urandom(64 << 20)
-print('ok', flush=True)
-time.sleep(600)
-"""], stdout=subprocess.PIPE, text=True)
-check(noisy.stdout.readline().strip() == "ok", "random-filled target ready")
-
-
-def capture_noisy(directory, *options):
-    return subprocess.Popen([os.path.abspath(HEAPSNAP), "capture", str(noisy.pid), "--no-precopy",
-                             *options], cwd=directory,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
+# as soon as the first lets the target go, and is done while the first still compresses (at
+# level 12, on one thread)
 same_second = path("same-second")
 os.mkdir(same_second)
 stamp = re.compile(r"heapsnap-\d+-(\d{8}T\d{6})(-\d+)?\.snap")
@@ -238,10 +233,10 @@ for attempt in range(4):
     for name in os.listdir(same_second):
         os.unlink(os.path.join(same_second, name))
     time.sleep(1 - time.time() % 1)  # at the start of a second
-    first = capture_noisy(same_second, "--level", "12", "--threads", "1")
+    first = capture_in(same_second, "--no-precopy", "--level", "12", "--threads", "1")
     wait_until(lambda: tracer_of(noisy.pid) == first.pid or first.poll() is not None)
     while True:  # the target has one tracer at a time: retry until the first let it go
-        second = capture_noisy(same_second)
+        second = capture_in(same_second, "--no-precopy")
         second_output, second_errors = second.communicate(timeout=300)
         if second.returncode == 0 or "already traced" not in second_errors:
             break
