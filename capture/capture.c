@@ -262,10 +262,23 @@ void capture_default_path(pid_t pid, uint64_t when_ns, const char *directory, ch
 	if (directory == NULL)
 		directory = "";
 	snprintf(out, out_size, "%s%sheapsnap-%d-%s.snap", directory, slash, (int)pid, stamp);
-	struct stat st;
-	for (int suffix = 2; stat(out, &st) == 0 && suffix < 1000; suffix++)
-		snprintf(out, out_size, "%s%sheapsnap-%d-%s-%d.snap", directory, slash, (int)pid,
-			 stamp, suffix);
+}
+
+/* Writes the image under the name asked for, or under the first free default name (taken when the
+ * file is linked in, so that writers in the same second never replace each other's). */
+static int write_snapshot(const struct core_image *image, pid_t pid, uint64_t capture_start_ns,
+			  const struct capture_options *options,
+			  const struct seekable_options *compression, struct capture_result *result,
+			  struct seekable_stats *stats, struct hs_error *err)
+{
+	if (options->output_path) {
+		snprintf(result->path, sizeof result->path, "%s", options->output_path);
+		return snapshot_file_write(image, result->path, compression, stats, err);
+	}
+	capture_default_path(pid, capture_start_ns, options->default_directory, result->path,
+			     sizeof result->path);
+	return snapshot_file_write_new(image, result->path, sizeof result->path, compression, stats,
+				       err);
 }
 
 /* `pid` is the process the snapshot is of; `memory_pid` the one whose /proc files describe its
@@ -470,13 +483,10 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 
 	if (build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
 		goto done;
-	if (options->output_path)
-		snprintf(result->path, sizeof result->path, "%s", options->output_path);
-	else
-		capture_default_path(pid, info.capture_start_ns, NULL, result->path, sizeof result->path);
 	struct seekable_stats stats;
 	uint64_t write_start = monotonic_ns();
-	if (snapshot_file_write(&image, result->path, &options->compression, &stats, err) != 0)
+	if (write_snapshot(&image, pid, info.capture_start_ns, options, &options->compression,
+			   result, &stats, err) != 0)
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
 	result->file_bytes = stats.output_bytes;
@@ -539,15 +549,11 @@ int capture_forked_self(const struct forked_self *self, const struct capture_opt
 			result, err) != 0 ||
 	    (self->sites && snapshot_notes_add_sites(&image, self->sites, self->site_count, err) != 0))
 		goto done;
-	if (options->output_path)
-		snprintf(result->path, sizeof result->path, "%s", options->output_path);
-	else
-		capture_default_path(self->pid, info.capture_start_ns, NULL, result->path,
-				     sizeof result->path);
 	struct seekable_options compression = options->compression;
 	compression.in_caller = true;
 	struct seekable_stats stats;
-	if (snapshot_file_write(&image, result->path, &compression, &stats, err) != 0)
+	if (write_snapshot(&image, self->pid, info.capture_start_ns, options, &compression, result,
+			   &stats, err) != 0)
 		goto done;
 	result->file_bytes = stats.output_bytes;
 	status = 0;

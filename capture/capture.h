@@ -13,7 +13,10 @@
 #include "formats/seekable.h"
 
 struct capture_options {
-	const char *output_path; /* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in the working dir */
+	/* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in `default_directory`, numbered -2, -3... when
+	 * taken; never replacing a file */
+	const char *output_path;
+	const char *default_directory; /* NULL: the working directory */
 	struct seekable_options compression;
 	/* read memory through /proc/PID/mem instead of process_vm_readv (the fallback path; for
 	 * hosts where process_vm_readv misbehaves, and for testing that path) */
@@ -69,8 +72,8 @@ struct forked_self {
 int capture_forked_self(const struct forked_self *self, const struct capture_options *options,
 			struct capture_result *result, struct hs_error *err);
 
-/* heapsnap-PID-YYYYmmddTHHMMSS.snap (UTC) in `directory` (NULL or "": the working directory),
- * with -2, -3... when the name is taken. */
+/* heapsnap-PID-YYYYmmddTHHMMSS.snap (UTC) in `directory` (NULL or "": the working directory): the
+ * first choice; the writer numbers it when the name is taken. */
 void capture_default_path(pid_t pid, uint64_t when_ns, const char *directory, char *out,
 			  size_t out_size);
 

@@ -11,7 +11,12 @@
  * the saved registers as the threads'. Everything on the signal path is async-signal-safe: raw
  * system calls, atomics, memory mapped once; no malloc, no stdio, no lock. The raw clone runs no
  * atfork handlers (glibc's fork would take malloc's locks, which the interrupted thread may hold)
- * and sends no SIGCHLD: the program never sees the fork; it is reaped at the next capture. */
+ * and sends no SIGCHLD: the program never sees the fork; it is reaped at the next capture.
+ *
+ * One fork at a time: a signal that arrives while a snapshot is being prepared or written is not
+ * served but counted, in memory shared with the fork, which says the count on standard error when
+ * its snapshot is written (so a burst of signals cannot start forks without bound, and none is
+ * lost silently). */
 #include "capture/heapsnap.h"
 
 #include <asm/prctl.h>
@@ -46,7 +51,6 @@
 #define RENDEZVOUS_MAGIC 0x68736e70		 /* "hsnp" */
 #define RENDEZVOUS_TIMEOUT_NS 200000000ull	 /* a thread that blocks the signal: 0.2 s */
 #define RELEASE_TIMEOUT_NS 10000000000ull	 /* a waiting thread goes on after 10 s anyway */
-#define CHILDREN_MAX 64
 #define FORK_STACK_BYTES (8u << 20)
 
 struct saved_thread {
@@ -66,7 +70,10 @@ static struct {
 	atomic_int arrived;	   /* threads that saved their registers */
 	struct saved_thread *threads; /* THREADS_MAX of them, mapped at the first capture */
 	size_t thread_count;
-	pid_t children[CHILDREN_MAX]; /* forks not reaped yet (0: free) */
+	pid_t child;	     /* the fork writing a snapshot, not reaped yet; 0: none */
+	bool child_awaited;  /* heapsnap_capture reaps it, not the next signal */
+	/* signals not served since the last report: shared with the forks, which report it */
+	atomic_uint *not_served;
 	/* what the fork needs */
 	pid_t pid;
 	char path[4096]; /* empty: the default name in `directory` */
@@ -99,6 +106,17 @@ static void say(const char *first, const char *second)
 			length -= (size_t)written;
 		}
 	}
+}
+
+/* The decimal digits of `value` in `out` (at least 11 bytes), with write(2)'s means. */
+static const char *decimal(unsigned value, char *out)
+{
+	char *at = out + 10;
+	*at = '\0';
+	do
+		*--at = (char)('0' + value % 10);
+	while ((value /= 10) != 0);
+	return at;
 }
 
 /* The registers a thread was interrupted with, as ptrace would have shown them. */
@@ -164,42 +182,42 @@ static void rendezvous(const ucontext_t *context)
 	}
 }
 
-static void reap_children(void)
+/* Whether the last fork is still writing (or heapsnap_capture has yet to reap it); a fork that
+ * ended is reaped here. */
+static bool snapshot_in_flight(void)
 {
-	for (size_t i = 0; i < CHILDREN_MAX; i++)
-		if (hook.children[i] > 0 &&
-		    waitpid(hook.children[i], NULL, WNOHANG | __WCLONE) == hook.children[i])
-			hook.children[i] = 0;
-}
-
-static void remember_child(pid_t child)
-{
-	for (size_t i = 0; i < CHILDREN_MAX; i++)
-		if (hook.children[i] == 0) {
-			hook.children[i] = child;
-			return;
-		}
-}
-
-static void forget_child(pid_t child)
-{
-	for (size_t i = 0; i < CHILDREN_MAX; i++)
-		if (hook.children[i] == child)
-			hook.children[i] = 0;
+	if (hook.child <= 0)
+		return false;
+	siginfo_t ended = {.si_pid = 0};
+	/* WNOWAIT: heapsnap_capture's fork is left for it to reap */
+	if (syscall(SYS_waitid, P_PID, hook.child, &ended, WEXITED | WNOHANG | WNOWAIT | __WCLONE,
+		    NULL) == 0 &&
+	    ended.si_pid == 0)
+		return true;
+	if (hook.child_awaited)
+		return true;
+	syscall(SYS_wait4, hook.child, NULL, WNOHANG | __WCLONE, NULL);
+	hook.child = 0;
+	return false;
 }
 
 static void fork_main(void) __attribute__((noreturn));
 
 /* Lists the other threads, gathers their registers, forks. Returns the fork's pid (in the
- * process; the fork never returns from here), or -1 with errno set. */
-static pid_t capture_now(const ucontext_t *context, const char *path)
+ * process; the fork never returns from here), or -1 with errno set: EBUSY when a snapshot is
+ * being prepared or written already. `awaited`: the caller reaps the fork. */
+static pid_t capture_now(const ucontext_t *context, const char *path, bool awaited)
 {
 	int idle = 0;
 	if (!atomic_compare_exchange_strong(&hook.busy, &idle, 1)) {
 		errno = EBUSY;
 		return -1;
 	}
-	reap_children();
+	if (snapshot_in_flight()) {
+		atomic_store(&hook.busy, 0);
+		errno = EBUSY;
+		return -1;
+	}
 	if (hook.threads == NULL) {
 		void *mapped = mmap(NULL, THREADS_MAX * sizeof *hook.threads, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -283,8 +301,10 @@ static pid_t capture_now(const ucontext_t *context, const char *path)
 	int saved_errno = errno;
 	atomic_store(&hook.released, generation);
 	syscall(SYS_futex, &hook.released, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	if (child > 0)
-		remember_child(child);
+	if (child > 0) {
+		hook.child_awaited = awaited;
+		hook.child = child;
+	}
 	atomic_store(&hook.busy, 0);
 	errno = saved_errno;
 	return child;
@@ -313,12 +333,6 @@ static void fork_write(void)
 		thread->has_fp_registers = slot->has_fp;
 		proc_thread_name(hook.pid, slot->tid, thread->name);
 	}
-	char path[4096];
-	if (hook.path[0])
-		snprintf(path, sizeof path, "%s", hook.path);
-	else
-		capture_default_path(hook.pid, hook.start_realtime_ns, hook.directory, path,
-				     sizeof path);
 	struct address_range exclude = {fork_arena.start, fork_arena.end};
 	struct forked_self self = {.pid = hook.pid,
 				   .threads = &frozen,
@@ -328,12 +342,21 @@ static void fork_write(void)
 				   .exclude_count = 1};
 	if (hook_sites_on)
 		self.sites = hook_sites_collect(&self.site_count);
-	struct capture_options options = {.output_path = path, .compression = {.level = 1}};
+	struct capture_options options = {.output_path = hook.path[0] ? hook.path : NULL,
+					  .default_directory = hook.directory,
+					  .compression = {.level = 1}};
 	struct capture_result result;
 	struct hs_error err;
 	int status = frozen.threads ? capture_forked_self(&self, &options, &result, &err) : -1;
 	if (status != 0)
 		say("no snapshot written: ", frozen.threads ? err.message : "out of memory");
+	unsigned not_served = atomic_exchange(hook.not_served, 0);
+	if (not_served > 0) {
+		char digits[11];
+		say(decimal(not_served, digits),
+		    not_served == 1 ? " signal not served: it came while a snapshot was being made"
+				    : " signals not served: they came while a snapshot was being made");
+	}
 	syscall(SYS_exit_group, status == 0 ? 0 : 1);
 	__builtin_unreachable();
 }
@@ -369,10 +392,13 @@ static void on_signal(int number, siginfo_t *info, void *context)
 	int saved_errno = errno;
 	bool asked = info && info->si_code == SI_QUEUE && info->si_pid == getpid() &&
 		     info->si_value.sival_int == RENDEZVOUS_MAGIC;
+	bool served = asked;
 	if (asked || atomic_load(&hook.busy))
 		rendezvous(context); /* (a user's signal merged with our request does the same) */
 	else
-		capture_now(context, NULL);
+		served = capture_now(context, NULL, false) >= 0 || errno != EBUSY;
+	if (!served)
+		atomic_fetch_add(hook.not_served, 1);
 	errno = saved_errno;
 }
 
@@ -438,6 +464,10 @@ static void warm_up(void)
 
 __attribute__((constructor)) static void hook_start(void)
 {
+	static atomic_uint not_served_unshared;
+	void *shared = mmap(NULL, sizeof *hook.not_served, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	hook.not_served = shared == MAP_FAILED ? &not_served_unshared : shared;
 	const char *directory = getenv("HEAPSNAP_DIR");
 	if (directory && strlen(directory) < sizeof hook.directory)
 		memcpy(hook.directory, directory, strlen(directory) + 1);
@@ -475,7 +505,7 @@ int heapsnap_capture(const char *path)
 	ucontext_t context;
 	if (getcontext(&context) != 0)
 		return -1;
-	pid_t child = capture_now(&context, path);
+	pid_t child = capture_now(&context, path, true);
 	if (child < 0)
 		return -1;
 	int status = 0;
@@ -483,7 +513,7 @@ int heapsnap_capture(const char *path)
 	do
 		waited = waitpid(child, &status, __WCLONE);
 	while (waited < 0 && errno == EINTR);
-	forget_child(child);
+	hook.child = 0;
 	if (waited != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		errno = EIO;
 		return -1;

@@ -1,5 +1,6 @@
 """Every error a user can meet: exit code 2 and one message naming the cause and what to do, and
-never a file left under the final name (or a temporary one)."""
+never a file left under the final name (or a temporary one); `-o` never replaces another user's
+file."""
 import ctypes
 import os
 import shutil
@@ -76,6 +77,26 @@ check(process_state(pid) not in ("t", "T", None), "target runs after the tracer 
 expect_error(heapsnap("capture", str(pid), "-o", "/nonexistent-dir/x.snap", check_ok=False),
              "/nonexistent-dir/x.snap", "-o", what="unwritable output")
 check(process_state(pid) not in ("t", "T", None), "target runs after a failed write")
+
+# -o over another user's file, in a directory all may write to (as /tmp): refused, the file left
+# as it was; over a file of one's own, replaced
+shared = path("shared")
+os.mkdir(shared)
+os.chmod(shared, 0o1777)
+theirs = os.path.join(shared, "theirs.snap")
+subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                f"echo theirs > {theirs}"], check=True)
+expect_error(heapsnap("capture", str(pid), "-o", theirs, check_ok=False), theirs,
+             "belongs to uid 65534", what="-o over another user's file")
+check(open(theirs, "rb").read() == b"theirs\n" and os.stat(theirs).st_uid == 65534,
+      "another user's file is left as it was")
+check(os.listdir(shared) == ["theirs.snap"], f"nothing else left: {os.listdir(shared)}")
+mine = os.path.join(shared, "mine.snap")
+with open(mine, "w") as f:
+    f.write("old")
+heapsnap("capture", str(pid), "-o", mine)
+check(heapsnap("info", "--verify", mine, check_ok=False).returncode == 0 and
+      os.stat(mine).st_mode & 0o777 == 0o600, "-o over a file of one's own replaces it, mode 0600")
 
 # disk full: a 256 KiB tmpfs in a private mount namespace, and a target whose snapshot cannot be
 # smaller than the 4 MiB of random bytes it holds

@@ -13,6 +13,8 @@
   sites on: no deadlock,
   no crash, the work's checksum is the one of a run without the hook, and every snapshot written
   is whole (its frames' checksums verify);
+- a burst of 200 signals 20 ms apart: one snapshot at a time, every signal either served or
+  counted as not served on standard error, every snapshot whole and under a name of its own;
 - a program linked with the library calls heapsnap_capture(path) and the snapshot holds the blocks
   it recorded;
 - allocation sites (HEAPSNAP_SITES=1): a target allocating from three functions
@@ -23,6 +25,7 @@
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -70,6 +73,29 @@ def wait_for_file(name, process, timeout=30):
             return False
         time.sleep(0.02)
     return True
+
+
+def forks_writing(executable, besides=()):
+    """The processes running `executable` (the hook's forks run their process's), zombies and
+    `besides` left out."""
+    executable = os.path.realpath(executable)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in besides:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/exe") == executable and process_state(entry) != "Z":
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def wait_for_forks(executable, besides=(), timeout=120):
+    deadline = time.time() + timeout
+    while forks_writing(executable, besides) and time.time() < deadline:
+        time.sleep(0.05)
+    return not forks_writing(executable, besides)
 
 
 def threads_of(snapshot):
@@ -195,14 +221,50 @@ check(hammer.returncode == 0 and output == reference.stdout,
       f"no deadlock, no crash, the same checksum: {output!r} (exit {hammer.returncode}), "
       f"without the hook {reference.stdout!r}")
 # the forks finish writing after the hammer exits
-deadline = time.time() + 120
-while glob.glob(os.path.join(directory, "*.tmp.*")) and time.time() < deadline:
-    time.sleep(0.1)
+wait_for_forks(HAMMER)
 written = snapshots_in(directory)
 check(written and not glob.glob(os.path.join(directory, "*.tmp.*")),
       f"snapshots were written ({len(written)}) and no temporary file is left")
 broken = [s for s in written if heapsnap("info", s, "--verify", check_ok=False).returncode != 0]
 check(not broken, f"every snapshot written during the work is whole: {broken[:3]}")
+
+# a burst of 200 signals 20 ms apart: one snapshot is made at a time, the signals that come
+# meanwhile are counted and the count said on standard error; every snapshot started is written,
+# whole, under a name of its own (many fall in the same second). A real-time signal, so that the
+# kernel merges none of them: every one sent is either served or counted.
+directory = path("hook-burst")
+record_file = path("burst-record")
+burst_signal = signal.SIGRTMIN + 6
+target = start([GLIBC_HEAP, record_file], env=hooked(directory, str(int(burst_signal))),
+               stderr=subprocess.PIPE, text=True)
+sent = 0
+if check(wait_for_file(record_file, target), "burst: the target ran"):
+    time.sleep(0.1)
+    for _ in range(200):
+        os.kill(target.pid, burst_signal)
+        sent += 1
+        time.sleep(0.02)
+    check(wait_for_forks(GLIBC_HEAP, besides=[target.pid]), "burst: the forks ended")
+    # what came during the last snapshot is said when the next one is written
+    before_last = snapshots_in(directory)
+    os.kill(target.pid, burst_signal)
+    sent += 1
+    check(wait_for_snapshot(directory, before_last), "burst: a snapshot after the burst")
+    check(wait_for_forks(GLIBC_HEAP, besides=[target.pid]), "burst: the last fork ended")
+target.kill()
+_, said = target.communicate(timeout=60)
+not_served = sum(int(n) for n in re.findall(r"heapsnap hook: (\d+) signals? not served", said))
+written = snapshots_in(directory)
+check("no snapshot written" not in said, f"burst: every snapshot started was written: {said[-300:]}")
+check(len(written) + not_served == sent and not_served > 0,
+      f"burst: each of the {sent} signals made a snapshot ({len(written)}) or was counted as not "
+      f"served ({not_served})")
+check(any(re.search(r"T\d{6}-\d+\.snap$", w) for w in written),
+      "burst: snapshots of the same second have names of their own (-2, -3...)")
+broken = [s for s in written if heapsnap("info", s, "--verify", check_ok=False).returncode != 0]
+check(not broken, f"burst: every snapshot is whole: {broken[:3]}")
+check(sorted(os.listdir(directory)) == sorted(os.path.basename(w) for w in written),
+      f"burst: no other file is left: {sorted(os.listdir(directory))[:5]}")
 
 # the API, from a program linked with the library
 snapshot, record_file = path("api.snap"), path("api-record")

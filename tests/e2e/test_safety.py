@@ -1,8 +1,13 @@
 """Capture never harms the target: 200 captures of a process doing checked work leave its work
 correct and it never stopped; SIGKILL to heapsnap while the target is frozen lets the target run
 on (the kernel detaches it); SIGTERM while frozen and SIGINT while writing end heapsnap with the
-target running and no file, final or temporary, left behind."""
+target running and no file, final or temporary, left behind; SIGKILL at ten random points of a
+capture leaves nothing in the directory (the snapshot is written unnamed, O_TMPFILE) but, past
+its end, the whole snapshot; a temporary file a dead writer left (named, where there is no
+O_TMPFILE) is removed by the next capture in that directory; two captures of one process in the
+same second both keep their snapshot, under two default names."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,10 +144,118 @@ check(not files_named("term.snap"), f"files left: {files_named('term.snap')}")
 # 5. SIGINT while the snapshot is being written: the temporary file is removed
 capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("int.snap"), "--level", "9",
                             "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-check(wait_until(lambda: any(".tmp." in n for n in files_named("int.snap"))), "writing began")
+# (the file being written may have no name: writing begins once the target is let go)
+check(wait_until(lambda: tracer_of(big.pid) == capture.pid), "heapsnap attached")
+check(wait_until(lambda: tracer_of(big.pid) == 0), "writing began")
+time.sleep(0.2)
 capture.send_signal(signal.SIGINT)
 capture.wait(timeout=60)
 check(capture.returncode == -signal.SIGINT, f"heapsnap ended by SIGINT: {capture.returncode}")
 check(not files_named("int.snap"), f"files left after SIGINT: {files_named('int.snap')}")
 check(running(big.pid) and tracer_of(big.pid) == 0, "target running after SIGINT to heapsnap")
+
+
+# a target of 64 MiB of random bytes: its snapshot takes a while to compress and write
+noisy = start([sys.executable, "-c", """
+import os, time
+x = os.urandom(64 << 20)
+print('ok', flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+check(noisy.stdout.readline().strip() == "ok", "random-filled target ready")
+
+
+def capture_in(directory, *options):
+    """`heapsnap capture` of the random-filled target to its default name in `directory`."""
+    return subprocess.Popen([os.path.abspath(HEAPSNAP), "capture", str(noisy.pid), *options],
+                            cwd=directory,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# 6. SIGKILL at ten points of a capture, from its start to its end: nothing is left in the
+# directory, neither a snapshot nor a temporary file, and the target runs on
+import random
+killed_in = path("sigkill")
+os.mkdir(killed_in)
+started = time.time()
+capture_in(killed_in).communicate(timeout=300)
+whole = time.time() - started
+for name in os.listdir(killed_in):
+    os.unlink(os.path.join(killed_in, name))
+left_behind = []
+for delay in sorted(random.uniform(0, whole) for _ in range(10)):
+    capture = capture_in(killed_in)
+    time.sleep(delay)
+    capture.kill()
+    capture.wait()
+    wait_until(lambda: tracer_of(noisy.pid) == 0, 5)
+    names = os.listdir(killed_in)
+    # a kill after the snapshot was linked in leaves the snapshot, whole: that is not a leftover
+    whole_snapshots = [n for n in names if n.endswith(".snap") and heapsnap(
+        "info", os.path.join(killed_in, n), "--verify", check_ok=False).returncode == 0]
+    if len(names) > len(whole_snapshots):
+        left_behind.append((round(delay, 3), names))
+    for name in names:
+        os.unlink(os.path.join(killed_in, name))
+    check(running(noisy.pid) and tracer_of(noisy.pid) == 0,
+          f"target running after SIGKILL to heapsnap {delay:.3f} s into a capture")
+check(not left_behind, f"SIGKILL during capture (one takes {whole:.2f} s) left files: "
+                       f"{left_behind[:3]}")
+
+# 7. a temporary file a writer killed outright left on a filesystem without O_TMPFILE (named
+# FINAL.tmp.heapsnap-PID) is removed by the next capture in that directory; one of a live
+# process, another user's, or another program's is not
+stale_in = path("stale")
+os.mkdir(stale_in)
+dead = subprocess.Popen(["true"])
+dead.wait()
+stale = {"dead": f"heapsnap-1-20260101T000000.snap.tmp.heapsnap-{dead.pid}",
+         "live": f"heapsnap-1-20260101T000000.snap.tmp.heapsnap-{noisy.pid}",
+         "other user's": f"other.snap.tmp.heapsnap-{dead.pid}",
+         "other program's": f"notes.tmp.{dead.pid}"}
+for name in stale.values():
+    with open(os.path.join(stale_in, name), "w") as f:
+        f.write("partial")
+os.chown(os.path.join(stale_in, stale["other user's"]), 65534, 65534)
+output, errors = capture_in(stale_in, "--no-precopy").communicate(timeout=300)
+remaining = set(os.listdir(stale_in))
+check(stale["dead"] not in remaining, "a dead writer's temporary file is removed")
+check({stale[k] for k in ("live", "other user's", "other program's")} <= remaining,
+      f"only a dead writer's own temporary file is removed: {sorted(remaining)}")
+
+# 8. two captures in the same second to the default name: both files survive. The second starts
+# as soon as the first lets the target go, and is done while the first still compresses (at
+# level 12, on one thread)
+same_second = path("same-second")
+os.mkdir(same_second)
+stamp = re.compile(r"heapsnap-\d+-(\d{8}T\d{6})(-\d+)?\.snap")
+for attempt in range(4):
+    for name in os.listdir(same_second):
+        os.unlink(os.path.join(same_second, name))
+    time.sleep(1 - time.time() % 1)  # at the start of a second
+    first = capture_in(same_second, "--no-precopy", "--level", "12", "--threads", "1")
+    wait_until(lambda: tracer_of(noisy.pid) == first.pid or first.poll() is not None)
+    while True:  # the target has one tracer at a time: retry until the first let it go
+        second = capture_in(same_second, "--no-precopy")
+        second_output, second_errors = second.communicate(timeout=300)
+        if second.returncode == 0 or "already traced" not in second_errors:
+            break
+    second_done_first = first.poll() is None
+    first_output, first_errors = first.communicate(timeout=300)
+    check(first.returncode == 0 and second.returncode == 0,
+          f"both captures succeed: {first_errors} {second_errors}")
+    named = [stamp.match(out.split(":")[0]) for out in (first_output, second_output)]
+    if all(named) and named[0].group(1) == named[1].group(1) and second_done_first:
+        break
+check(all(named) and named[0].group(1) == named[1].group(1) and second_done_first,
+      f"two captures started in the same second, the second done while the first wrote: "
+      f"{first_output} {second_output}")
+written = sorted(os.listdir(same_second))
+reported = sorted(out.split(":")[0] for out in (first_output, second_output))
+check(len(written) == 2 and written == reported,
+      f"both snapshots of the same second survive, under the names reported: {written}, "
+      f"reported {reported}")
+check(all(heapsnap("info", os.path.join(same_second, n), "--verify", check_ok=False).returncode == 0
+          for n in written), "both are whole")
+noisy.kill()
 finish()
