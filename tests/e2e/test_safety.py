@@ -4,8 +4,8 @@ on (the kernel detaches it); SIGTERM while frozen and SIGINT while writing end h
 target running and no file, final or temporary, left behind; SIGKILL at ten random points of a
 capture leaves nothing in the directory (the snapshot is written unnamed, O_TMPFILE) but, past
 its end, the whole snapshot; a temporary file a dead writer left (named, where there is no
-O_TMPFILE) is removed by the next capture in that directory; two captures of one process in the
-same second both keep their snapshot, under two default names."""
+O_TMPFILE) is removed by the next capture in that directory; a capture whose default name exists
+already (two captures in one second) takes the next free name and replaces nothing."""
 import os
 import re
 import signal
@@ -223,39 +223,29 @@ check(stale["dead"] not in remaining, "a dead writer's temporary file is removed
 check({stale[k] for k in ("live", "other user's", "other program's")} <= remaining,
       f"only a dead writer's own temporary file is removed: {sorted(remaining)}")
 
-# 8. two captures in the same second to the default name: both files survive. The second starts
-# as soon as the first lets the target go, and is done while the first still compresses (at
-# level 12, on one thread)
+# 8. a snapshot never replaces another under a default name: with a file already under the name
+# of every second a capture could pick, the capture takes the next free name (-2) and every file
+# that was there is untouched (the race of two captures in one second comes to this: the second
+# one's name exists when it links its file in)
+import datetime
 same_second = path("same-second")
 os.mkdir(same_second)
-stamp = re.compile(r"heapsnap-\d+-(\d{8}T\d{6})(-\d+)?\.snap")
-for attempt in range(4):
-    for name in os.listdir(same_second):
-        os.unlink(os.path.join(same_second, name))
-    time.sleep(1 - time.time() % 1)  # at the start of a second
-    first = capture_in(same_second, "--no-precopy", "--level", "12", "--threads", "1")
-    wait_until(lambda: tracer_of(noisy.pid) == first.pid or first.poll() is not None)
-    while True:  # the target has one tracer at a time: retry until the first let it go
-        second = capture_in(same_second, "--no-precopy")
-        second_output, second_errors = second.communicate(timeout=300)
-        if second.returncode == 0 or "already traced" not in second_errors:
-            break
-    second_done_first = first.poll() is None
-    first_output, first_errors = first.communicate(timeout=300)
-    check(first.returncode == 0 and second.returncode == 0,
-          f"both captures succeed: {first_errors} {second_errors}")
-    named = [stamp.match(out.split(":")[0]) for out in (first_output, second_output)]
-    if all(named) and named[0].group(1) == named[1].group(1) and second_done_first:
-        break
-check(all(named) and named[0].group(1) == named[1].group(1) and second_done_first,
-      f"two captures started in the same second, the second done while the first wrote: "
-      f"{first_output} {second_output}")
-written = sorted(os.listdir(same_second))
-reported = sorted(out.split(":")[0] for out in (first_output, second_output))
-check(len(written) == 2 and written == reported,
-      f"both snapshots of the same second survive, under the names reported: {written}, "
-      f"reported {reported}")
-check(all(heapsnap("info", os.path.join(same_second, n), "--verify", check_ok=False).returncode == 0
-          for n in written), "both are whole")
+now = time.time()
+placeholders = {}
+for offset in range(-2, 120):
+    stamp = datetime.datetime.fromtimestamp(now + offset, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    name = f"heapsnap-{noisy.pid}-{stamp}.snap"
+    placeholders[name] = f"an earlier snapshot {offset}"
+    with open(os.path.join(same_second, name), "w") as f:
+        f.write(placeholders[name])
+output, errors = capture_in(same_second, "--no-precopy").communicate(timeout=300)
+reported = output.split(":")[0]
+check(re.fullmatch(rf"heapsnap-{noisy.pid}-\d{{8}}T\d{{6}}-2\.snap", reported or ""),
+      f"the capture took the next free name: {output!r} {errors!r}")
+check(all(open(os.path.join(same_second, n)).read() == text for n, text in placeholders.items()),
+      "no file under a default name was replaced")
+check(reported in os.listdir(same_second) and
+      heapsnap("info", os.path.join(same_second, reported), "--verify", check_ok=False).returncode == 0,
+      "the new snapshot is whole under the name reported")
 noisy.kill()
 finish()
