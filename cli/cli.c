@@ -148,7 +148,8 @@ void cli_process_name(const struct snapshot_info *info, bool full, char *out, si
 	const char *exe_name = slash ? slash + 1 : info->exe;
 	if (info->exe[0] == '\0')
 		snprintf(out, size, "%s", info->program[0] ? info->program : "(executable unknown)");
-	else if (info->program[0] && strcmp(info->program, exe_name) != 0)
+	else if (info->program[0] && strncmp(info->program, exe_name, strlen(info->program)) != 0)
+		/* (a versioned name's symlink, python3 for python3.11, is no other name) */
 		snprintf(out, size, "%s (%s)", info->program, exe);
 	else
 		snprintf(out, size, "%s", exe);
