@@ -121,22 +121,37 @@ limit = subprocess.run(["sh", "-c", f"ulimit -f 64; exec {HEAPSNAP} capture {noi
 expect_error(limit, "big.snap", what="file size limit")
 check(not leftovers(os.path.dirname(path("x")), "big.snap"), "nothing left after EFBIG")
 
-# a target that dies while frozen: a big heap keeps it frozen long enough to kill it
+# a target that dies while frozen. Deterministic: once the target is traced, heapsnap itself is
+# stopped (SIGSTOP) so it cannot finish; if it had already detached, try again with a new capture.
 big = start([sys.executable, "-c", "import time\nx = bytearray(1500 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('ok', flush=True)\ntime.sleep(600)"],
             stdout=subprocess.PIPE, text=True)
 check(big.stdout.readline().strip() == "ok", "big target ready")
-# (capture runs at the lowest priority: on two busy CPUs the poll below must not lose the race
-# for the CPU to the copy that it is meant to interrupt)
-capture = subprocess.Popen(["nice", "-n", "19", HEAPSNAP, "capture", str(big.pid), "-o", path("dies.snap"),
-                            "--threads", "1"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-deadline = time.time() + 30
-while time.time() < deadline:
-    with open(f"/proc/{big.pid}/status") as f:
-        if "TracerPid:\t0" not in f.read():
+
+
+def traced(target_pid):
+    with open(f"/proc/{target_pid}/status") as f:
+        return "TracerPid:\t0" not in f.read()
+
+
+caught = False
+for attempt in range(20):
+    capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("dies.snap"), "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and capture.poll() is None and not traced(big.pid):
+        time.sleep(0.0005)
+    if capture.poll() is None:
+        os.kill(capture.pid, signal.SIGSTOP)
+        if traced(big.pid):
+            caught = True
             break
-    time.sleep(0.001)
+        os.kill(capture.pid, signal.SIGCONT)
+    capture.communicate(timeout=120)
+    for leftover in leftovers(os.path.dirname(path("x")), "dies.snap"):
+        os.unlink(os.path.join(os.path.dirname(path("x")), leftover))
+check(caught, "heapsnap stopped while the target was frozen")
 os.kill(big.pid, signal.SIGKILL)
+os.kill(capture.pid, signal.SIGCONT)
 out, err = capture.communicate(timeout=120)
 check(capture.returncode == 2 and f"pid {big.pid} exited during capture" in err,
       f"target exits during capture: rc {capture.returncode} {err!r}")
