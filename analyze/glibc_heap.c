@@ -18,6 +18,7 @@
 
 #include "analyze/dwarf_types.h"
 #include "analyze/glibc_layout.h"
+#include "common/array_grow.h"
 #include "common/open_file.h"
 
 #define CHUNK_HEADER 16u
@@ -46,8 +47,19 @@ struct walker {
 	struct arena arenas[ARENAS_MAX];
 	size_t arena_count;
 	uint64_t sbrk_base; /* 0 when unknown */
-	bool have_par;
-	uint64_t par;
+	int glibc_minor;    /* 0 when not known exactly (a static glibc's is only a range) */
+	uint64_t tcache_key; /* glibc >= 2.34's random tcache key, when its symbol is known */
+	/* the keys found in tcache entries, checked once every tcache is followed */
+	struct tcache_entry_key {
+		uint64_t entry, key, tcache;
+	} *tcache_keys;
+	size_t tcache_key_count, tcache_key_capacity;
+	/* 64 MiB-aligned starts of writable memory and the arena their heap_info names */
+	struct heap_info_candidate {
+		uint64_t heap, owner;
+		const struct snapshot_region *region;
+	} *heap_infos;
+	size_t heap_info_count, heap_info_capacity;
 	/* spans covered by arena heaps, so the mmapped-chunk scan skips them */
 	struct {
 		uint64_t start, end;
@@ -127,21 +139,24 @@ static uint64_t resynchronise(struct walker *walker, uint64_t bad, uint64_t top,
 	return 0;
 }
 
-/* Walks the chunks of [start, top) and the top chunk itself. `non_main` is whether chunks must
- * carry NON_MAIN_ARENA. */
-static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint64_t limit,
-		       uint16_t arena, bool non_main)
+/* Walks the chunks of [start, end). With `top_known`, `end` is the arena's top chunk, walked
+ * too; without (the arena's top pointer is damaged), `end` is where the heap's memory ends and
+ * the chunk that reaches it is the top chunk. `non_main` is whether chunks must carry
+ * NON_MAIN_ARENA. What cannot be walked is warned about and counted in the heap's damage. */
+static int walk_chunks(struct walker *walker, uint64_t start, uint64_t end, uint64_t limit,
+		       uint16_t arena, bool non_main, bool top_known)
 {
 	uint64_t at = start;
 	uint64_t pending = 0, pending_size = 0; /* the chunk whose state the next header tells */
 	uint64_t pending_word = 0;
-	while (at < top) {
+	while (at < end) {
 		uint64_t word;
 		if (!address_cursor_read_u64(&walker->cursor, at + 8, limit, &word)) {
 			warnings_add(walker->warnings,
 				     "glibc heap: the chunk at 0x%llx cannot be read; the rest of its "
 				     "heap (to 0x%llx) is skipped",
-				     (unsigned long long)at, (unsigned long long)top);
+				     (unsigned long long)at, (unsigned long long)end);
+			heap_note_damage(walker->heap, at, end - at);
 			return 0;
 		}
 		uint64_t size = word & ~(uint64_t)SIZE_FLAGS;
@@ -152,18 +167,27 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint
 					 pending_word) != 0)
 			return -1;
 		pending = 0;
-		if (!plausible_size(size, at, top) || !flags_ok) {
-			uint64_t resume = resynchronise(walker, at, top, limit);
+		if (!plausible_size(size, at, end) || !flags_ok) {
+			uint64_t resume = resynchronise(walker, at, end, limit);
 			warnings_add(walker->warnings,
 				     "glibc heap: the chunk at 0x%llx has an impossible size field "
 				     "0x%llx (the heap is corrupt there); %s",
 				     (unsigned long long)at, (unsigned long long)word,
 				     resume ? "the walk resumes at the next plausible chunk"
 					    : "the rest of its heap is skipped");
+			heap_note_damage(walker->heap, at, (resume ? resume : end) - at);
 			if (resume == 0)
 				return 0;
 			at = resume;
 			continue;
+		}
+		if (!top_known && at + size == end) {
+			struct allocation top_chunk = {.address = at + CHUNK_HEADER,
+						       .size = size - 8,
+						       .state = ALLOCATION_FREE,
+						       .place = PLACE_TOP,
+						       .arena = arena};
+			return heap_add(walker->heap, &top_chunk);
 		}
 		pending = at;
 		pending_size = size;
@@ -172,13 +196,13 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t top, uint
 		at += size;
 	}
 	uint64_t top_word = 0;
-	if (at == top && address_space_read_u64(walker->space, top + 8, &top_word)) {
+	if (top_known && at == end && address_space_read_u64(walker->space, end + 8, &top_word)) {
 		if (pending && add_chunk(walker, pending, pending_size, top_word & PREV_INUSE, arena,
 					 pending_word))
 			return -1;
 		uint64_t top_size = top_word & ~(uint64_t)SIZE_FLAGS;
 		if (top_size >= MIN_CHUNK) {
-			struct allocation top_chunk = {.address = top + CHUNK_HEADER,
+			struct allocation top_chunk = {.address = end + CHUNK_HEADER,
 						       .size = top_size - 8,
 						       .state = ALLOCATION_FREE,
 						       .place = PLACE_TOP,
@@ -208,6 +232,97 @@ static uint64_t arena_top(struct walker *walker, uint64_t state)
 	return top;
 }
 
+static bool anonymous_writable(const struct snapshot_region *region)
+{
+	return region && region->path == NULL && (region->flags & PF_W);
+}
+
+/* The region holding the top chunk at `top`, or NULL when `top` is no top chunk: not aligned,
+ * not in anonymous writable memory, or with a size reaching past its region. */
+static const struct snapshot_region *top_chunk_region(struct walker *walker, uint64_t top)
+{
+	uint64_t top_size;
+	if ((top & 15) || top == 0 || !read_u64(walker, top + 8, &top_size))
+		return NULL;
+	const struct snapshot_region *region = snapshot_find_region(walker->snapshot, top);
+	top_size &= ~(uint64_t)SIZE_FLAGS;
+	if (!anonymous_writable(region) || top_size < MIN_CHUNK || top + top_size > region->end ||
+	    top + top_size < top)
+		return NULL;
+	return region;
+}
+
+/* The last of the anonymous writable regions that follow `region` without a gap. */
+static const struct snapshot_region *contiguous_end(struct walker *walker,
+						    const struct snapshot_region *region)
+{
+	for (const struct snapshot_region *next = snapshot_find_region(walker->snapshot, region->end);
+	     anonymous_writable(next) && next->start == region->end;
+	     next = snapshot_find_region(walker->snapshot, next->end))
+		region = next;
+	return region;
+}
+
+/* Where the main heap starts when the arena's top is damaged and mp_.sbrk_base is not known: the
+ * start of the anonymous memory that a chunk pointer kept in the arena (a fast bin, a bin's
+ * links, last_remainder) leads into, provided a chunk header in use sits there. 0 when none. */
+static uint64_t main_heap_start_from_arena(struct walker *walker, uint64_t state)
+{
+	const struct glibc_layout *layout = &walker->layout;
+	uint64_t first_word = state + layout->state_fastbins;
+	uint64_t last_word = state + layout->state_bins + 8ull * layout->bin_count;
+	for (uint64_t at = first_word; at < last_word; at += 8) {
+		uint64_t pointer;
+		if (at == state + layout->state_top || !read_u64(walker, at, &pointer) || pointer == 0)
+			continue;
+		const struct snapshot_region *region = snapshot_find_region(walker->snapshot, pointer);
+		if (!anonymous_writable(region))
+			continue;
+		/* back to the first of the regions joined to this one */
+		for (const struct snapshot_region *before;
+		     region->start > 0 &&
+		     anonymous_writable(before = snapshot_find_region(walker->snapshot,
+								      region->start - 1)) &&
+		     before->end == region->start;)
+			region = before;
+		uint64_t start = (region->start + 15) & ~15ull, word;
+		if (read_u64(walker, start + 8, &word) && (word & PREV_INUSE) &&
+		    plausible_size(word & ~(uint64_t)SIZE_FLAGS, start, region->end + 1))
+			return start;
+	}
+	return 0;
+}
+
+/* The main heap when the arena's top pointer is damaged: from its start (mp_.sbrk_base, else
+ * found from the arena's other pointers) to the end of the memory joined to it; its last chunk
+ * is the top chunk. */
+static int walk_main_heap_without_top(struct walker *walker, const struct arena *arena, uint64_t top)
+{
+	uint64_t top_field = arena->state + walker->layout.state_top;
+	heap_note_damage(walker->heap, top_field, 0);
+	uint64_t start = walker->sbrk_base;
+	if (start == 0 || !anonymous_writable(snapshot_find_region(walker->snapshot, start)))
+		start = main_heap_start_from_arena(walker, arena->state);
+	if (start == 0) {
+		warnings_add(walker->warnings,
+			     "glibc heap: the main arena's top pointer (at 0x%llx) is damaged: 0x%llx "
+			     "is no chunk, and nothing else in the arena leads to its heap; the main "
+			     "heap is skipped",
+			     (unsigned long long)top_field, (unsigned long long)top);
+		return 0;
+	}
+	start = (start + 15) & ~15ull;
+	const struct snapshot_region *first = snapshot_find_region(walker->snapshot, start);
+	const struct snapshot_region *last = contiguous_end(walker, first);
+	warnings_add(walker->warnings,
+		     "glibc heap: the main arena's top pointer (at 0x%llx) is damaged: 0x%llx is no "
+		     "chunk; the main heap is walked from 0x%llx to the end of its memory at 0x%llx",
+		     (unsigned long long)top_field, (unsigned long long)top, (unsigned long long)start,
+		     (unsigned long long)last->end);
+	note_heap_span(walker, first->start, last->end);
+	return walk_chunks(walker, start, last->end, last->end, arena->index, false, false);
+}
+
 /* The main heap is the range from the arena's first chunk to its top, however many mappings the
  * kernel keeps it in (after fork(), the part a child inherited and the part it grew stay separate
  * mappings). Its start is mp_.sbrk_base with debug info; without, the top chunk's end less the
@@ -215,14 +330,9 @@ static uint64_t arena_top(struct walker *walker, uint64_t state)
 static int walk_main_arena(struct walker *walker, const struct arena *arena)
 {
 	uint64_t top = arena_top(walker, arena->state);
-	const struct snapshot_region *region = snapshot_find_region(walker->snapshot, top);
-	if (region == NULL) {
-		warnings_add(walker->warnings,
-			     "glibc heap: the main arena's top chunk 0x%llx is not mapped; the main "
-			     "heap is skipped",
-			     (unsigned long long)top);
-		return 0;
-	}
+	const struct snapshot_region *region = top_chunk_region(walker, top);
+	if (region == NULL)
+		return walk_main_heap_without_top(walker, arena, top);
 	uint64_t start = walker->sbrk_base, top_word = 0, system_bytes = 0;
 	if (start == 0 && read_u64(walker, top + 8, &top_word) &&
 	    read_u64(walker, arena->state + walker->layout.state_system_mem, &system_bytes)) {
@@ -235,7 +345,7 @@ static int walk_main_arena(struct walker *walker, const struct arena *arena)
 	if (start != 0 && start <= top) {
 		const struct snapshot_region *at = snapshot_find_region(walker->snapshot, start);
 		const struct snapshot_region *step = at;
-		while (step && step != region && step->path == NULL && (step->flags & PF_W))
+		while (step && step != region && anonymous_writable(step))
 			step = snapshot_find_region(walker->snapshot, step->end);
 		if (step == region)
 			first = at;
@@ -248,51 +358,141 @@ static int walk_main_arena(struct walker *walker, const struct arena *arena)
 		start = region->start; /* not known: the brk heap starts top's region */
 	start = (start + 15) & ~15ull;
 	note_heap_span(walker, first->start, region->end);
-	return walk_chunks(walker, start, top, region->end, arena->index, false);
+	return walk_chunks(walker, start, top, region->end, arena->index, false, true);
+}
+
+/* Every 64 MiB-aligned address of anonymous writable memory, with the arena its heap_info would
+ * name: a thread arena's heaps are found among them by their ar_ptr, so a damaged top pointer or
+ * prev link loses no other heap. */
+static int find_heap_infos(struct walker *walker)
+{
+	size_t count;
+	const struct snapshot_region *regions = snapshot_regions(walker->snapshot, &count);
+	for (size_t i = 0; i < count; i++) {
+		if (!anonymous_writable(&regions[i]))
+			continue;
+		uint64_t heap = (regions[i].start + HEAP_MAX_SIZE - 1) & ~(HEAP_MAX_SIZE - 1);
+		for (; heap >= regions[i].start && heap < regions[i].end; heap += HEAP_MAX_SIZE) {
+			uint64_t owner;
+			if (!read_u64(walker, heap + walker->layout.heap_info_ar_ptr, &owner) ||
+			    owner == 0 || (owner & 7))
+				continue;
+			struct heap_info_candidate *grown =
+				array_grow(walker->heap_infos, &walker->heap_info_capacity,
+					   walker->heap_info_count, sizeof *grown, 64);
+			if (grown == NULL)
+				return -1;
+			walker->heap_infos = grown;
+			grown[walker->heap_info_count++] =
+				(struct heap_info_candidate){heap, owner, &regions[i]};
+		}
+	}
+	return 0;
+}
+
+/* Whether an old heap's fencepost pair (a 16-byte chunk, then a 0-byte one) sits at `at`. */
+static bool fencepost_at(struct walker *walker, uint64_t at)
+{
+	uint64_t first, second;
+	return read_u64(walker, at + 8, &first) && read_u64(walker, at + 24, &second) &&
+	       (first & ~(uint64_t)(PREV_INUSE | NON_MAIN_ARENA)) == CHUNK_HEADER &&
+	       (second & ~(uint64_t)(PREV_INUSE | NON_MAIN_ARENA)) == 0;
+}
+
+/* One heap of a thread arena: from after its heap_info (and the malloc_state, in the arena's
+ * first heap) to top, or to the fencepost an old heap ends with, or, when neither is there, to
+ * the end of its memory. */
+static int walk_thread_heap(struct walker *walker, const struct arena *arena,
+			    const struct heap_info_candidate *candidate, uint64_t top)
+{
+	const struct glibc_layout *layout = &walker->layout;
+	uint64_t heap = candidate->heap, size = 0, previous = 0;
+	uint64_t memory_end = candidate->region->end < heap + HEAP_MAX_SIZE ? candidate->region->end
+									  : heap + HEAP_MAX_SIZE;
+	read_u64(walker, heap + layout->heap_info_size_field, &size);
+	uint64_t heap_end = heap + size;
+	if (size <= layout->heap_info_size || size > HEAP_MAX_SIZE || heap_end > memory_end) {
+		warnings_add(walker->warnings,
+			     "glibc heap: heap_info at 0x%llx has a damaged size 0x%llx; its heap is "
+			     "walked to the end of its memory at 0x%llx",
+			     (unsigned long long)heap, (unsigned long long)size,
+			     (unsigned long long)memory_end);
+		heap_note_damage(walker->heap, heap + layout->heap_info_size_field, 0);
+		heap_end = memory_end;
+	}
+	if (read_u64(walker, heap + layout->heap_info_prev, &previous) && previous != 0) {
+		uint64_t owner = 0;
+		if ((previous & (HEAP_MAX_SIZE - 1)) != 0 ||
+		    !read_u64(walker, previous + layout->heap_info_ar_ptr, &owner) ||
+		    owner != arena->state) {
+			warnings_add(walker->warnings,
+				     "glibc heap: heap_info at 0x%llx has a broken prev link 0x%llx",
+				     (unsigned long long)heap, (unsigned long long)previous);
+			heap_note_damage(walker->heap, heap + layout->heap_info_prev, 0);
+		}
+	}
+	/* the arena's first heap holds the malloc_state right after heap_info */
+	uint64_t first = heap + layout->heap_info_size;
+	if (arena->state >= heap && arena->state < heap_end)
+		first = arena->state + layout->state_size;
+	first = (first + 15) & ~15ull;
+	note_heap_span(walker, heap, heap + HEAP_MAX_SIZE);
+	if (top >= first && top < heap_end)
+		return walk_chunks(walker, first, top, heap_end, arena->index, true, true);
+	if (heap_end >= first + 2 * CHUNK_HEADER && fencepost_at(walker, heap_end - 2 * CHUNK_HEADER))
+		return walk_chunks(walker, first, heap_end - 2 * CHUNK_HEADER, heap_end, arena->index,
+				   true, true);
+	return walk_chunks(walker, first, heap_end, heap_end, arena->index, true, false);
 }
 
 static int walk_thread_arena(struct walker *walker, const struct arena *arena)
 {
-	const struct glibc_layout *layout = &walker->layout;
 	uint64_t top = arena_top(walker, arena->state);
-	/* heaps from the one holding top back through heap_info.prev */
-	uint64_t heap = top & ~(HEAP_MAX_SIZE - 1);
-	uint64_t end = top; /* the walk of the newest heap ends at top */
-	for (int guard = 0; heap != 0 && guard < 1024; guard++) {
-		uint64_t owner = 0, previous = 0, size = 0;
-		if (!read_u64(walker, heap + layout->heap_info_ar_ptr, &owner) ||
-		    !read_u64(walker, heap + layout->heap_info_prev, &previous) ||
-		    !read_u64(walker, heap + layout->heap_info_size_field, &size) || owner != arena->state) {
+	uint64_t top_heap = 0;
+	if (top_chunk_region(walker, top) != NULL) {
+		top_heap = top & ~(HEAP_MAX_SIZE - 1);
+	} else {
+		warnings_add(walker->warnings,
+			     "glibc heap: the top pointer of arena 0x%llx (at 0x%llx) is damaged: "
+			     "0x%llx is no chunk; its heaps are walked to the end of their memory",
+			     (unsigned long long)arena->state,
+			     (unsigned long long)(arena->state + walker->layout.state_top),
+			     (unsigned long long)top);
+		heap_note_damage(walker->heap, arena->state + walker->layout.state_top, 0);
+		top = 0;
+	}
+	bool found_top_heap = false;
+	for (size_t i = 0; i < walker->heap_info_count; i++) {
+		const struct heap_info_candidate *candidate = &walker->heap_infos[i];
+		bool top_here = candidate->heap == top_heap;
+		if (candidate->owner != arena->state && !top_here)
+			continue;
+		if (candidate->owner != arena->state) {
 			warnings_add(walker->warnings,
-				     "glibc heap: no heap_info of arena 0x%llx at 0x%llx; its other "
-				     "heaps are skipped",
-				     (unsigned long long)arena->state, (unsigned long long)heap);
-			return 0;
+				     "glibc heap: heap_info at 0x%llx names arena 0x%llx, but the top "
+				     "chunk of arena 0x%llx lies in its heap: its ar_ptr is damaged",
+				     (unsigned long long)candidate->heap,
+				     (unsigned long long)candidate->owner,
+				     (unsigned long long)arena->state);
+			heap_note_damage(walker->heap,
+					 candidate->heap + walker->layout.heap_info_ar_ptr, 0);
 		}
-		/* the arena's first heap holds the malloc_state right after heap_info */
-		uint64_t first = heap + layout->heap_info_size;
-		if (owner == heap + layout->heap_info_size)
-			first = owner + layout->state_size;
-		first = (first + 15) & ~15ull;
-		uint64_t heap_end = heap + size;
-		note_heap_span(walker, heap, heap + HEAP_MAX_SIZE);
-		if (end == top) {
-			if (walk_chunks(walker, first, top, heap_end, arena->index, true) != 0)
-				return -1;
-		} else {
-			/* an older heap: its chunks run to its end, where a fencepost pair sits */
-			if (walk_chunks(walker, first, heap_end - 2 * CHUNK_HEADER, heap_end,
-					arena->index, true) != 0)
-				return -1;
-		}
-		end = 0;
-		if (previous != 0 && (previous & (HEAP_MAX_SIZE - 1)) != 0) {
+		found_top_heap |= top_here;
+		if (walk_thread_heap(walker, arena, candidate, top) != 0)
+			return -1;
+	}
+	if (top_heap != 0 && !found_top_heap) {
+		/* heap_info's ar_ptr read as 0 or misaligned: walk top's heap all the same */
+		const struct snapshot_region *region = snapshot_find_region(walker->snapshot, top_heap);
+		if (anonymous_writable(region)) {
+			struct heap_info_candidate candidate = {top_heap, 0, region};
 			warnings_add(walker->warnings,
-				     "glibc heap: heap_info at 0x%llx has a broken prev link 0x%llx",
-				     (unsigned long long)heap, (unsigned long long)previous);
-			return 0;
+				     "glibc heap: no heap_info of arena 0x%llx at 0x%llx, where its "
+				     "top chunk lies: its ar_ptr is damaged",
+				     (unsigned long long)arena->state, (unsigned long long)top_heap);
+			heap_note_damage(walker->heap, top_heap + walker->layout.heap_info_ar_ptr, 0);
+			return walk_thread_heap(walker, arena, &candidate, top);
 		}
-		heap = previous;
 	}
 	return 0;
 }
@@ -301,14 +501,23 @@ static int walk_thread_arena(struct walker *walker, const struct arena *arena)
  * reaches no further than its region. */
 static bool plausible_arena(struct walker *walker, uint64_t state)
 {
-	uint64_t top, top_size;
-	if (!read_u64(walker, state + walker->layout.state_top, &top) || (top & 15) ||
-	    !read_u64(walker, top + 8, &top_size))
-		return false;
-	const struct snapshot_region *region = snapshot_find_region(walker->snapshot, top);
-	top_size &= ~(uint64_t)SIZE_FLAGS;
-	return region && region->path == NULL && (region->flags & 2) && top_size >= MIN_CHUNK &&
-	       top + top_size <= region->end && top + top_size > top;
+	return top_chunk_region(walker, arena_top(walker, state)) != NULL;
+}
+
+/* Whether `state` looks like a malloc_state by its bins: an empty bin's fd and bk hold its own
+ * head's address, and most bins of an arena in use are empty. This recognises an arena whose top
+ * pointer is damaged. */
+static bool arena_by_bins(struct walker *walker, uint64_t state)
+{
+	const struct glibc_layout *layout = &walker->layout;
+	unsigned empty = 0;
+	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
+		uint64_t head = state + layout->state_bins + 8ull * bin - 16, fd, bk;
+		if (read_u64(walker, head + 16, &fd) && read_u64(walker, head + 24, &bk) &&
+		    fd == head && bk == head)
+			empty++;
+	}
+	return empty >= 32;
 }
 
 /* Follows the arena ring from the main arena. */
@@ -330,7 +539,8 @@ static int collect_arenas(struct walker *walker, uint64_t main_arena)
 					     (unsigned long long)state);
 				return 0;
 			}
-		if (state != main_arena && !plausible_arena(walker, state)) {
+		if (state != main_arena && !plausible_arena(walker, state) &&
+		    !arena_by_bins(walker, state)) {
 			warnings_add(walker->warnings,
 				     "glibc heap: the arena ring leads to 0x%llx, which is not an "
 				     "arena; the ring is cut there",
@@ -352,19 +562,21 @@ static int collect_arenas(struct walker *walker, uint64_t main_arena)
 }
 
 /* Without debug info: main_arena is the malloc_state in libc's writable data whose top lies in
- * an anonymous region and whose ring of `next` pointers returns to it. */
-static uint64_t find_main_arena(struct walker *walker, const char *libc_path)
+ * an anonymous region (or, on a second look, when its top is damaged, whose empty bins point at
+ * themselves) and whose ring of `next` pointers returns to it. */
+static uint64_t find_main_arena_by(struct walker *walker, const char *libc_path,
+				   bool (*plausible)(struct walker *, uint64_t))
 {
 	size_t count;
 	const struct snapshot_region *regions = snapshot_regions(walker->snapshot, &count);
 	for (size_t i = 0; i < count; i++) {
 		const struct snapshot_region *region = &regions[i];
 		bool libc_data = region->path && strcmp(region->path, libc_path) == 0 &&
-				 (region->flags & 2);
+				 (region->flags & PF_W);
 		/* libc's .bss continues in the anonymous mapping right after its file mapping */
 		bool libc_bss = !region->path && i > 0 && regions[i - 1].path &&
 				strcmp(regions[i - 1].path, libc_path) == 0 &&
-				regions[i - 1].end == region->start && (region->flags & 2);
+				regions[i - 1].end == region->start && (region->flags & PF_W);
 		if (!libc_data && !libc_bss)
 			continue;
 		for (uint64_t state = region->start;
@@ -373,7 +585,7 @@ static uint64_t find_main_arena(struct walker *walker, const char *libc_path)
 			if (!read_u64(walker, state + walker->layout.state_next, &next) || next == 0 ||
 			    (next & 7))
 				continue;
-			if (!plausible_arena(walker, state))
+			if (!plausible(walker, state))
 				continue;
 			/* the ring must come back here */
 			uint64_t at = next;
@@ -385,6 +597,12 @@ static uint64_t find_main_arena(struct walker *walker, const char *libc_path)
 		}
 	}
 	return 0;
+}
+
+static uint64_t find_main_arena(struct walker *walker, const char *libc_path)
+{
+	uint64_t found = find_main_arena_by(walker, libc_path, plausible_arena);
+	return found ? found : find_main_arena_by(walker, libc_path, arena_by_bins);
 }
 
 /* ---- free lists ------------------------------------------------------------------------------ */
@@ -469,6 +687,58 @@ static bool is_tcache(struct walker *walker, const struct allocation *candidate,
 	return total > 0; /* an empty tcache cannot be told from zeroed memory, and frees nothing */
 }
 
+/* Keeps the key word of a tcache entry (its second word) for check_tcache_keys. */
+static void record_tcache_key(struct walker *walker, uint64_t entry, uint64_t tcache)
+{
+	uint64_t key;
+	if (walker->glibc_minor < 29 || !read_u64(walker, entry + 8, &key))
+		return;
+	struct tcache_entry_key *grown = array_grow(walker->tcache_keys, &walker->tcache_key_capacity,
+						    walker->tcache_key_count, sizeof *grown, 64);
+	if (grown == NULL)
+		return; /* out of memory: fewer keys checked, nothing wrong said */
+	walker->tcache_keys = grown;
+	grown[walker->tcache_key_count++] = (struct tcache_entry_key){entry, key, tcache};
+}
+
+/* Since 2.29 a tcache entry's second word is a key free() checks to catch double frees: the
+ * tcache's address until 2.33, one random value for every thread since 2.34 (read from
+ * tcache_key when its symbol is known, else the value most entries agree on). An entry whose key
+ * differs was written to after it was freed. */
+static void check_tcache_keys(struct walker *walker)
+{
+	size_t count = walker->tcache_key_count;
+	const struct tcache_entry_key *keys = walker->tcache_keys;
+	uint64_t expected = walker->tcache_key;
+	if (walker->glibc_minor < 29)
+		return; /* no key before 2.29 */
+	if (walker->glibc_minor >= 34 && expected == 0) {
+		size_t votes = 0, agree = 0;
+		for (size_t i = 0; i < count; i++) {
+			if (votes == 0)
+				expected = keys[i].key;
+			votes += keys[i].key == expected ? 1 : (size_t)-1;
+		}
+		for (size_t i = 0; i < count; i++)
+			agree += keys[i].key == expected;
+		if (agree < 2 || 2 * agree <= count)
+			return; /* too few entries to tell the key */
+	}
+	for (size_t i = 0; i < count; i++) {
+		uint64_t want = walker->glibc_minor < 34 ? keys[i].tcache : expected;
+		if (keys[i].key == want)
+			continue;
+		warnings_add(walker->warnings,
+			     "glibc heap: the free chunk at 0x%llx in the tcache at 0x%llx has a "
+			     "damaged key 0x%llx (0x%llx expected): it was written to after it was "
+			     "freed",
+			     (unsigned long long)(keys[i].entry - CHUNK_HEADER),
+			     (unsigned long long)keys[i].tcache, (unsigned long long)keys[i].key,
+			     (unsigned long long)want);
+		heap_note_damage(walker->heap, keys[i].entry - CHUNK_HEADER, 0);
+	}
+}
+
 /* Marks the entries of a tcache free, following each list for as many entries as its count says
  * and warning where a link is broken, loops, or the list's length disagrees with its count. */
 static void follow_tcache(struct walker *walker, struct allocation *candidate)
@@ -502,6 +772,7 @@ static void follow_tcache(struct walker *walker, struct allocation *candidate)
 			}
 			allocation->state = ALLOCATION_FREE;
 			allocation->place = PLACE_TCACHE;
+			record_tcache_key(walker, entry, candidate->address);
 			from = entry;
 			entry = reveal(walker, entry, allocation->first_word);
 		}
@@ -524,35 +795,88 @@ static void mark_tcaches(struct walker *walker)
 	}
 }
 
-/* Checks the unsorted, small and large bins' links: each must lead to a free chunk and the ring
- * back to the bin. */
+#define NEXTSIZE_HEADS_MAX 4096
+
+/* In a large bin, chunks are sorted by size, largest first, and the first chunk of each size is
+ * linked to the first of the next smaller size (fd_nextsize) and of the next larger
+ * (bk_nextsize), in a ring. `heads` are those first chunks in the bin's order. */
+static void check_nextsize_ring(struct walker *walker, const struct arena *arena, unsigned index,
+				const uint64_t *heads, size_t count)
+{
+	for (size_t k = 0; k < count; k++) {
+		uint64_t fd_nextsize = 0, bk_nextsize = 0;
+		uint64_t next = heads[(k + 1) % count], previous = heads[(k + count - 1) % count];
+		if (!read_u64(walker, heads[k] + 32, &fd_nextsize) ||
+		    !read_u64(walker, heads[k] + 40, &bk_nextsize))
+			return;
+		if (fd_nextsize == next && bk_nextsize == previous)
+			continue;
+		warnings_add(walker->warnings,
+			     "glibc heap: large bin %u of arena 0x%llx: the free chunk at 0x%llx has "
+			     "damaged size links (fd_nextsize 0x%llx, bk_nextsize 0x%llx; 0x%llx and "
+			     "0x%llx expected)",
+			     index, (unsigned long long)arena->state, (unsigned long long)heads[k],
+			     (unsigned long long)fd_nextsize, (unsigned long long)bk_nextsize,
+			     (unsigned long long)next, (unsigned long long)previous);
+		heap_note_damage(walker->heap, heads[k], 0);
+		return;
+	}
+}
+
+/* Checks the unsorted, small and large bins: each forward link leads to a free chunk whose back
+ * link returns where it came from (which also ends a loop at once), a small bin holds chunks of
+ * its size only, and a large bin's size links form their ring. */
 static void check_bins(struct walker *walker, const struct arena *arena)
 {
 	const struct glibc_layout *layout = &walker->layout;
+	uint64_t *heads = malloc(NEXTSIZE_HEADS_MAX * sizeof *heads);
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
+		unsigned index = bin / 2 + 1; /* 1: unsorted, 2-63: small, 64 and up: large */
 		/* bin_at(m, i) is &bins[2i-2] - 16: a fake chunk whose fd/bk are bins[2i-2..] */
 		uint64_t head = arena->state + layout->state_bins + 8ull * bin - 16;
-		uint64_t chunk = 0, from = 0;
+		uint64_t chunk = 0, from = head, last_size = 0;
+		size_t head_count = 0;
+		bool whole = true;
 		if (!read_u64(walker, head + 16, &chunk))
-			return;
+			break;
 		for (size_t steps = 0; chunk != head; steps++) {
 			struct allocation *allocation = chunk_at(walker, chunk);
+			uint64_t back = 0, size = allocation ? allocation->size + 8 : 0;
+			const char *problem = NULL;
 			if (allocation == NULL || allocation->state != ALLOCATION_FREE ||
-			    steps > walker->heap->count) {
+			    steps > walker->heap->count)
+				problem = "a broken link to";
+			else if (chunk == from)
+				problem = "a link to itself,";
+			else if (read_u64(walker, chunk + 24, &back) && back != from)
+				problem = "a link the back link of which is damaged, to";
+			else if (index >= 2 && index < 64 && size != 16ull * index)
+				problem = "a link to a chunk of another bin's size,";
+			if (problem) {
 				warnings_add(walker->warnings,
-					     "glibc heap: bin %u of arena 0x%llx: %s0x%llx has a broken "
-					     "link to 0x%llx (a loop, or not a free chunk); the rest of "
-					     "that bin is not followed",
-					     bin / 2 + 1, (unsigned long long)arena->state,
-					     from ? "the free chunk at " : "the bin's head at ",
-					     (unsigned long long)(from ? from : head),
+					     "glibc heap: bin %u of arena 0x%llx: %s0x%llx has %s "
+					     "0x%llx; the rest of that bin is not followed",
+					     index, (unsigned long long)arena->state,
+					     from != head ? "the free chunk at " : "the bin's head at ",
+					     (unsigned long long)from, problem,
 					     (unsigned long long)chunk);
+				heap_note_damage(walker->heap, from, 0);
+				whole = false;
 				break;
+			}
+			if (index >= 64 && size != last_size) {
+				if (heads && head_count < NEXTSIZE_HEADS_MAX)
+					heads[head_count] = chunk;
+				head_count++;
+				last_size = size;
 			}
 			from = chunk;
 			chunk = allocation->first_word;
 		}
+		if (whole && heads && head_count > 0 && head_count <= NEXTSIZE_HEADS_MAX)
+			check_nextsize_ring(walker, arena, index, heads, head_count);
 	}
+	free(heads);
 }
 
 /* ---- mmapped chunks -------------------------------------------------------------------------- */
@@ -610,7 +934,7 @@ static int find_mmapped_chunks(struct walker *walker)
 	int arena = -1;
 	for (size_t i = 0; i < count; i++) {
 		const struct snapshot_region *region = &regions[i];
-		if (region->path != NULL || !(region->flags & 2))
+		if (!anonymous_writable(region))
 			continue;
 		/* (a mapping may follow an arena heap closely enough to share its region) */
 		for (uint64_t page = region->start; page + CHUNK_HEADER <= region->end;) {
@@ -695,6 +1019,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	address_cursor_init(&walker->cursor, space);
 	snprintf(heap->allocator, sizeof heap->allocator, "glibc malloc");
 	int minor = glibc_minor_version(libc_path, heap->version, sizeof heap->version);
+	walker->glibc_minor = minor;
 
 	uint64_t main_arena = 0, par = 0;
 	bool debug = false;
@@ -723,6 +1048,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 			module_symbols_lookup(libc, "main_arena", &main_arena, NULL);
 			minor = static_glibc_minor(walker, libc, main_arena);
 			glibc_layout_builtin(minor, &walker->layout);
+			walker->glibc_minor = 0; /* a range: tcache keys cannot be checked */
 			snprintf(heap->version, sizeof heap->version, "%s",
 				 minor >= 35 ? "2.35 or later" : minor ? "2.27 to 2.34" : "");
 			if (minor && minor < 35)
@@ -731,7 +1057,8 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 					     "older than 2.35: its version is not known exactly, so "
 					     "free lists may be misread");
 		}
-		if (main_arena == 0 || !plausible_arena(walker, main_arena))
+		if (main_arena == 0 ||
+		    (!plausible_arena(walker, main_arena) && !arena_by_bins(walker, main_arena)))
 			main_arena = find_main_arena(walker, libc_path);
 		if (main_arena == 0) {
 			/* no arena: malloc was never called, or libc's data is not in the snapshot */
@@ -743,7 +1070,10 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		heap_add_bookkeeping(heap, main_arena, main_arena + walker->layout.state_size);
 	if (debug)
 		heap_add_bookkeeping(heap, par, par + walker->layout.par_mmapped_mem + 64);
-	if (main_arena != 0 && collect_arenas(walker, main_arena) != 0)
+	uint64_t tcache_key_address = 0;
+	if (minor >= 34 && module_symbols_lookup(libc, "tcache_key", &tcache_key_address, NULL))
+		read_u64(walker, tcache_key_address, &walker->tcache_key);
+	if (main_arena != 0 && (collect_arenas(walker, main_arena) != 0 || find_heap_infos(walker) != 0))
 		result = hs_error_set(err, "out of memory walking the heap");
 	for (size_t i = 0; result == 0 && i < walker->arena_count; i++) {
 		const struct arena *arena = &walker->arenas[i];
@@ -759,6 +1089,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		for (size_t i = 0; i < walker->arena_count; i++)
 			mark_fastbins(walker, &walker->arenas[i]);
 		mark_tcaches(walker);
+		check_tcache_keys(walker);
 		for (size_t i = 0; i < walker->arena_count; i++)
 			check_bins(walker, &walker->arenas[i]);
 		heap_count_totals(heap);
@@ -777,6 +1108,8 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 		}
 	}
 	address_cursor_free(&walker->cursor);
+	free(walker->tcache_keys);
+	free(walker->heap_infos);
 	free(walker);
 	return result;
 }

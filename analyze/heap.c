@@ -281,6 +281,13 @@ void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end)
 		heap->bookkeeping[heap->bookkeeping_count++] = (struct heap_range){start, end};
 }
 
+void heap_note_damage(struct heap *heap, uint64_t address, uint64_t bytes_skipped)
+{
+	if (heap->damage.spots++ == 0)
+		heap->damage.first_address = address;
+	heap->damage.bytes_not_walked += bytes_skipped;
+}
+
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr)
 {
 	for (size_t i = 0; i < heap->bookkeeping_count; i++)

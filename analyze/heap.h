@@ -59,6 +59,13 @@ struct heap {
 		uint64_t start, end;
 	} bookkeeping[4];
 	size_t bookkeeping_count;
+	/* what the walker found corrupt and could not walk: the report counts it beside the
+	 * warnings, so a partial answer is never read as a whole one */
+	struct heap_damage {
+		uint64_t spots;		   /* corrupt chunk headers, links and structures */
+		uint64_t first_address;	   /* of the first one found */
+		uint64_t bytes_not_walked; /* heap bytes skipped past a corrupt chunk header */
+	} damage;
 	/* the address index behind heap_find, built by heap_finish */
 	struct heap_span *spans;
 	size_t span_count;
@@ -76,6 +83,8 @@ void heap_free(struct heap *heap);
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 /* Whether addr lies in the allocator's bookkeeping. */
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);
+/* Counts one corrupt spot at `address`, past which `bytes_skipped` heap bytes were not walked. */
+void heap_note_damage(struct heap *heap, uint64_t address, uint64_t bytes_skipped);
 int heap_add(struct heap *heap, const struct allocation *allocation);
 /* -1 when out of memory or when there are HEAP_ARENAS_MAX already. */
 int heap_add_arena(struct heap *heap, const struct heap_arena *arena);

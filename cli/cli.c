@@ -242,6 +242,37 @@ void cli_json_steps(struct json_writer *json, const char *text)
 	json_array_end(json);
 }
 
+void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_size)
+{
+	char bytes[32];
+	cli_format_bytes(damage->bytes_not_walked, bytes, sizeof bytes);
+	if (damage->spots == 0)
+		snprintf(out, out_size, "%s", "");
+	else if (damage->spots == 1)
+		snprintf(out, out_size, "1 corrupt spot at 0x%llx, %s not walked",
+			 (unsigned long long)damage->first_address, bytes);
+	else
+		snprintf(out, out_size, "%llu corrupt spots, the first at 0x%llx, %s not walked",
+			 (unsigned long long)damage->spots, (unsigned long long)damage->first_address,
+			 bytes);
+}
+
+void cli_json_damage(struct json_writer *json, const struct heap_damage *damage)
+{
+	json_key(json, "heap_damage");
+	json_object_begin(json);
+	json_key(json, "corrupt_spots");
+	json_uint(json, damage->spots);
+	json_key(json, "first_address");
+	if (damage->spots)
+		json_uint(json, damage->first_address);
+	else
+		json_null(json);
+	json_key(json, "bytes_not_walked");
+	json_uint(json, damage->bytes_not_walked);
+	json_object_end(json);
+}
+
 void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4])
 {
 	json_key(json, "python_garbage_by_generation");

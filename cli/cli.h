@@ -77,9 +77,16 @@ void cli_format_build_id(const struct snapshot_module *module, char *out);
  * it is already set or cannot be. */
 void cli_prepare_memory(char **argv);
 
-/* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps, as the JSON contract has it. */
 struct json_writer;
+/* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps, as the JSON contract has it. */
 void cli_json_steps(struct json_writer *json, const char *text);
+
+/* What a heap walker found corrupt, in words ("1 corrupt spot at 0x55d0c0a01230, 12.0 MiB not
+ * walked"), or "" when nothing was. */
+struct heap_damage;
+void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_size);
+/* "heap_damage": {"corrupt_spots", "first_address", "bytes_not_walked"} */
+void cli_json_damage(struct json_writer *json, const struct heap_damage *damage);
 
 /* "python_garbage_by_generation": [...] (index 3: in no generation). */
 void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4]);

@@ -160,6 +160,7 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_uint(&json, totals.top_bytes);
 	json_key(&json, "fragmentation");
 	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
+	cli_json_damage(&json, &heap->damage);
 	json_key(&json, "arenas");
 	json_array_begin(&json);
 	for (size_t i = 0; i < heap->arena_count; i++) {
@@ -285,6 +286,11 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	cli_format_bytes(totals.free_bytes, bytes, sizeof bytes);
 	printf("  free  %12s chunks       %10s  (fragmentation %.1f%%)\n", count, bytes,
 	       100 * fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
+	if (heap->damage.spots) {
+		char damage[128];
+		cli_format_damage(&heap->damage, damage, sizeof damage);
+		printf("  damaged: %s (see the warnings)\n", damage);
+	}
 	printf("\narenas:\n");
 	printf("  %-8s %-16s %10s %12s %10s %12s %10s %6s\n", "kind", "address", "system", "live",
 	       "bytes", "free", "bytes", "frag");

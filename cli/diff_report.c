@@ -377,6 +377,11 @@ static void write_text(struct report *report)
 				change.duration);
 		}
 		fprintf(out, "\n");
+		if (lines[i].analysis->heap.damage.spots) {
+			char damage[128];
+			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
+			fprintf(out, "  %-8s heap damaged: %s (see the warnings)\n", "", damage);
+		}
 	}
 
 	fprintf(out, "\n%s%s%s\n", paint(report, BOLD),
@@ -563,6 +568,13 @@ static void write_markdown(struct report *report)
 				change.count);
 		}
 	}
+	for (size_t i = 0; i < line_count; i++)
+		if (lines[i].analysis->heap.damage.spots) {
+			char damage[128];
+			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
+			fprintf(out, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
+				lines[i].label, damage);
+		}
 
 	fprintf(out, "\n#### %s\n\n",
 		diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
@@ -719,6 +731,7 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	else
 		json_null(json);
 	json_object_end(json);
+	cli_json_damage(json, &analysis->heap.damage);
 	if (line->totals) {
 		json_key(json, "live_objects");
 		json_uint(json, line->objects);

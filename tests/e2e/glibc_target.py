@@ -21,7 +21,9 @@ def read_record(name):
             record["held"][int(words[1], 16)] = int(words[2])
         elif words[0] == "freed":
             record["freed"].add(int(words[1], 16))
-        elif words[0] in ("corrupted", "cycle", "tcache_link", "bin_link"):
+        elif words[0] in ("corrupted", "cycle", "tcache_link", "bin_link", "bin_back", "bin_self",
+                          "nextsize", "tcache_key", "arena_top", "thread_top", "heap_size",
+                          "heap_owner"):
             record[words[0]] = int(words[1], 16)
         elif words[0] == "threads":
             record["threads"] = int(words[1])

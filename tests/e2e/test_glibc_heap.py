@@ -74,6 +74,48 @@ for mode, kind, expected in (("--fastbin-cycle", "cycle", "loops at chunk {:#x}"
     check(damaged_size is not None and not wrongly_live,
           f"{mode}: freed blocks of other sizes ({damaged_size}) reported live: {wrongly_live}")
 
+
+
+def damage_of(snapshot, *options):
+    return json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)["heap"]["heap_damage"]
+
+
+# the smashed header is counted: one corrupt spot, and the bytes the walk skipped past it
+damage = damage_of(run("corrupt-again", "--corrupt")[1])
+check(damage["corrupt_spots"] == 1 and damage["bytes_not_walked"] > 0,
+      f"the corrupt chunk is counted in the summary: {damage}")
+
+# damage to the arenas, heaps and free lists (issue 14): everything that can still be walked is,
+# with debug info and by heuristics; the damage is named with its address in a warning and counted
+# in the summary; no held block is lost, and no freed block is live but those of a list that could
+# not be followed past the damage
+DAMAGE = (
+    ("--arena-top", "arena_top", "the main arena's top pointer (at {:#x}) is damaged"),
+    ("--thread-top", "thread_top", "(at {:#x}) is damaged"),
+    ("--heap-size", "heap_size", "heap_info at {:#x} has a damaged size"),
+    ("--heap-owner", "heap_owner", "heap_info at {:#x} names arena"),
+    ("--tcache-key", "tcache_key", "the free chunk at {:#x} in the tcache at"),
+    ("--bin-back", "bin_back", "has a link the back link of which is damaged, to {:#x}"),
+    ("--bin-self", "bin_self", "the free chunk at {0:#x} has a link to itself, {0:#x}"),
+    ("--nextsize", "nextsize", "the free chunk at {:#x} has damaged size links"),
+)
+for mode, kind, expected in DAMAGE:
+    record, snapshot = run(kind, mode)
+    for options in ((), ("--no-debuginfo",)):
+        label = f"{mode} {' '.join(options)}".strip()
+        allocations, warnings = listing(snapshot, *options)
+        check(expected.format(record[kind]) in warnings, f"{label}: warning {warnings!r}")
+        live = {a["addr"]: a["size"] for a in allocations if a["state"] == "live"}
+        wrong = [hex(addr) for addr, size in record["held"].items() if live.get(addr) != size]
+        check(not wrong, f"{label}: {len(wrong)} held blocks not live with their size: {wrong[:5]}")
+        freed_live = [hex(addr) for addr in record["freed"] if addr in live]
+        check(not freed_live, f"{label}: freed blocks reported live: {freed_live[:5]}")
+        damage = damage_of(snapshot, *options)
+        check(damage["corrupt_spots"] >= 1 and damage["first_address"] is not None,
+              f"{label}: the damage is counted in the summary: {damage}")
+    text = heapsnap("summary", snapshot).stdout
+    check("damaged: " in text and "corrupt spot" in text, f"{mode}: the text summary says the heap is damaged")
+
 # random damage to the heap's memory: the walk must end (with warnings), never crash or hang
 import random
 from common import decompress, read_core_memory

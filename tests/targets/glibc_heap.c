@@ -12,6 +12,15 @@
  *     tcache_link CHUNK_ADDRESS     (with --tcache-link: a tcache entry whose link was overwritten)
  *     bin_link CHUNK_ADDRESS        (with --bin-link: a chunk in the unsorted bin whose fd was
  *                                    overwritten)
+ *     bin_back CHUNK_ADDRESS        (with --bin-back: the same chunk's bk overwritten instead)
+ *     bin_self CHUNK_ADDRESS        (with --bin-self: the same chunk's fd made to point to itself)
+ *     nextsize CHUNK_ADDRESS        (with --nextsize: a chunk alone in its large bin whose
+ *                                    fd_nextsize was overwritten)
+ *     tcache_key CHUNK_ADDRESS      (with --tcache-key: a tcache entry whose key was overwritten)
+ *     arena_top FIELD_ADDRESS       (with --arena-top: main_arena.top overwritten)
+ *     thread_top FIELD_ADDRESS      (with --thread-top: a thread arena's top overwritten)
+ *     heap_size HEAP_INFO_ADDRESS   (with --heap-size: a thread heap's heap_info.size overwritten)
+ *     heap_owner HEAP_INFO_ADDRESS  (with --heap-owner: its heap_info.ar_ptr overwritten)
  *     threads N                     (threads that used malloc)
  * With --nondumpable it first makes itself non-dumpable (prctl PR_SET_DUMPABLE 0).
  * then "done". */
@@ -32,6 +41,7 @@
 static int record_fd;
 static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t allocated, recorded;
+static void *thread_block; /* a block of the first worker's thread arena */
 
 static void record(const char *what, void *address, size_t size)
 {
@@ -82,6 +92,8 @@ static void *work(void *argument)
 	for (int i = 0; i < BLOCKS; i++)
 		if (blocks[i])
 			record("held", blocks[i], malloc_usable_size(blocks[i]));
+	if (thread == 1)
+		thread_block = blocks[0];
 	pthread_barrier_wait(&recorded);
 	if (thread > 0)
 		for (;;)
@@ -129,9 +141,17 @@ int main(int argc, char **argv)
 		guard = malloc(72);
 		for (int i = 0; i < 4; i++)
 			link_blocks[i] = malloc(72);
-	} else if (strcmp(mode, "--bin-link") == 0) {
-		big = malloc(3000);
+	} else if (strcmp(mode, "--bin-link") == 0 || strcmp(mode, "--bin-back") == 0 ||
+		   strcmp(mode, "--bin-self") == 0 || strcmp(mode, "--arena-top") == 0 ||
+		   strcmp(mode, "--nextsize") == 0) {
+		/* (no block of work() has 5000's chunk size: alone in its large bin, it heads it) */
+		big = malloc(strcmp(mode, "--nextsize") == 0 ? 5000 : 3000);
 		guard = malloc(100);
+	} else if (strcmp(mode, "--tcache-key") == 0) {
+		/* a size work() never frees, so its tcache bin holds these only */
+		guard = malloc(150);
+		for (int i = 0; i < 3; i++)
+			link_blocks[i] = malloc(150);
 	}
 	unsigned char *first = work((void *)0); /* the main thread's share, then wait */
 	for (int i = 0; i < MMAPPED; i++)
@@ -151,7 +171,17 @@ int main(int argc, char **argv)
 		record("cycle", (char *)cycle_a - 16, 0);
 		record("held", guard, malloc_usable_size(guard));
 	}
-	if (link_blocks[0]) {
+	if (link_blocks[0] && strcmp(mode, "--tcache-key") == 0) {
+		for (int i = 0; i < 3; i++) {
+			record("freed", link_blocks[i], 0);
+			free(link_blocks[i]);
+		}
+		/* the second word of a tcache entry is glibc's key: overwrite the middle one's */
+		uint64_t garbage = 0x4646464646464646ull;
+		memcpy((char *)link_blocks[1] + 8, &garbage, 8);
+		record("tcache_key", (char *)link_blocks[1] - 16, 0);
+		record("held", guard, malloc_usable_size(guard));
+	} else if (link_blocks[0]) {
 		for (int i = 0; i < 4; i++) {
 			record("freed", link_blocks[i], 0);
 			free(link_blocks[i]);
@@ -166,10 +196,49 @@ int main(int argc, char **argv)
 		/* too big for the tcache, kept apart by held blocks: it goes to the unsorted bin */
 		record("freed", big, 0);
 		free(big);
-		uint64_t garbage = 0x4343434343434340ull;
-		memcpy(big, &garbage, 8);
-		record("bin_link", (char *)big - 16, 0);
 		record("held", guard, malloc_usable_size(guard));
+		uint64_t garbage = 0x4343434343434340ull, *links = (uint64_t *)big;
+		if (strcmp(mode, "--bin-link") == 0) {
+			links[0] = garbage;
+			record("bin_link", (char *)big - 16, 0);
+		} else if (strcmp(mode, "--bin-back") == 0) {
+			links[1] = garbage;
+			record("bin_back", (char *)big - 16, 0);
+		} else if (strcmp(mode, "--bin-self") == 0) {
+			links[0] = (uint64_t)(uintptr_t)((char *)big - 16);
+			record("bin_self", (char *)big - 16, 0);
+		} else if (strcmp(mode, "--arena-top") == 0) {
+			/* the unsorted bin's head is bin_at(1), &bins[0] - 16: the address of the
+			 * arena's top field, which the bin's newest chunk's bk holds */
+			uint64_t *top_field = (uint64_t *)(uintptr_t)links[1];
+			*top_field = 0x4444444444444440ull;
+			record("arena_top", top_field, 0);
+		} else {
+			/* a request too big for any free chunk sorts the unsorted bin (`big` goes to
+			 * its large bin, alone, its size links pointing to itself), then is mmapped */
+			void *sorter = malloc(400u << 10);
+			record("held", sorter, malloc_usable_size(sorter));
+			links[2] = garbage;
+			record("nextsize", (char *)big - 16, 0);
+		}
+	}
+	if (strcmp(mode, "--thread-top") == 0 || strcmp(mode, "--heap-size") == 0 ||
+	    strcmp(mode, "--heap-owner") == 0) {
+		/* a thread heap starts at its 64 MiB-aligned heap_info: ar_ptr, prev, size */
+		uint64_t *heap_info = (uint64_t *)((uintptr_t)thread_block & ~((64ul << 20) - 1));
+		if (strcmp(mode, "--heap-size") == 0) {
+			heap_info[2] = 0x4545454545454540ull;
+			record("heap_size", heap_info, 0);
+		} else if (strcmp(mode, "--heap-owner") == 0) {
+			heap_info[0] = 0x4747474747474740ull;
+			record("heap_owner", heap_info, 0);
+		} else {
+			/* malloc_state since 2.27: mutex, flags, have_fastchunks (16 bytes with
+			 * padding), 10 fast bins, then top */
+			uint64_t *top_field = (uint64_t *)(uintptr_t)(heap_info[0] + 16 + 10 * 8);
+			*top_field = 0x4848484848484840ull;
+			record("thread_top", top_field, 0);
+		}
 	}
 	if (corrupt) {
 		/* smash the size field of a held block in the main heap (not the last one) */
