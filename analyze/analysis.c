@@ -22,12 +22,22 @@ static int note_method_cache(struct analysis *analysis)
 }
 
 /* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
- * memory and go on, so the answer would silently leave out what the frame holds. */
-static int check_damage(const struct analysis *analysis, struct hs_error *err)
+ * memory and go on, so the answer would silently leave out what the frame holds: that is an
+ * error, or, when the user asked to go on, a warning. */
+static int check_damage(struct analysis *analysis, struct hs_error *err)
 {
 	struct hs_error damage;
-	if (snapshot_check_damage(analysis->snapshot, &damage) == 0)
+	if (snapshot_check_damage(analysis->snapshot, &damage) == 0 || analysis->damage_warned)
 		return 0;
+	if (analysis->damaged_frames_unreadable) {
+		analysis->damage_warned = true;
+		warnings_add(&analysis->warnings,
+			     "%s: what it holds was treated as unreadable, so the answer leaves it "
+			     "out (%llu damaged frames in all were met)",
+			     damage.message,
+			     (unsigned long long)snapshot_damaged_frames(analysis->snapshot));
+		return 0;
+	}
 	return hs_error_set(err,
 			    "%s; the analysis stops rather than answer without that memory "
 			    "(`heapsnap info --verify %s` checks every frame)",
@@ -44,6 +54,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	}
 	struct timings *timings = &analysis->timings;
 	timings_start(timings);
+	analysis->damaged_frames_unreadable = options->damaged_frames_unreadable;
 	analysis->snapshot = snapshot_open(path, 0, err);
 	if (analysis->snapshot == NULL)
 		goto fail;

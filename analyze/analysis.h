@@ -21,6 +21,9 @@
 struct analysis_options {
 	const char *debug_dir; /* NULL: /usr/lib/debug */
 	bool no_debuginfo;     /* find heap structures by heuristics only */
+	/* a damaged zstd frame: go on with its memory unreadable (and a warning) rather than
+	   fail */
+	bool damaged_frames_unreadable;
 };
 
 struct analysis {
@@ -38,6 +41,8 @@ struct analysis {
 	   size) retains it, so its retained bytes are already in that one's */
 	uint8_t *same_type_dominated;
 	bool has_graph;
+	bool damaged_frames_unreadable; /* analysis_options' */
+	bool damage_warned;		/* the warning about damaged frames was given */
 	struct warnings warnings;
 	struct timings timings; /* of each step so far; a front end marks its own steps too */
 };

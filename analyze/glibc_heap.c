@@ -139,6 +139,16 @@ static uint64_t resynchronise(struct walker *walker, uint64_t bad, uint64_t top,
 	return 0;
 }
 
+/* The first page past `at` (and before `end`) whose first word can be read, or 0. */
+static uint64_t next_readable(struct walker *walker, uint64_t at, uint64_t end)
+{
+	uint64_t word;
+	for (uint64_t page = (at + 4096) & ~4095ull; page < end; page += 4096)
+		if (read_u64(walker, page, &word))
+			return page;
+	return 0;
+}
+
 /* Walks the chunks of [start, end). With `top_known`, `end` is the arena's top chunk, walked
  * too; without (the arena's top pointer is damaged), `end` is where the heap's memory ends and
  * the chunk that reaches it is the top chunk. `non_main` is whether chunks must carry
@@ -152,12 +162,25 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t end, uint
 	while (at < end) {
 		uint64_t word;
 		if (!address_cursor_read_u64(&walker->cursor, at + 8, limit, &word)) {
+			/* (memory the snapshot lacks, or a damaged frame read as unreadable) */
+			uint64_t readable = next_readable(walker, at, end);
+			uint64_t resume = readable ? resynchronise(walker, readable - 16, end, limit) : 0;
 			warnings_add(walker->warnings,
-				     "glibc heap: the chunk at 0x%llx cannot be read; the rest of its "
-				     "heap (to 0x%llx) is skipped",
-				     (unsigned long long)at, (unsigned long long)end);
-			heap_note_damage(walker->heap, at, end - at);
-			return 0;
+				     "glibc heap: the chunk at 0x%llx cannot be read; %s (to 0x%llx) "
+				     "is skipped",
+				     (unsigned long long)at,
+				     resume ? "the heap up to the next plausible chunk"
+					    : "the rest of its heap",
+				     (unsigned long long)(resume ? resume : end));
+			heap_note_damage(walker->heap, at, (resume ? resume : end) - at);
+			if (pending && add_chunk(walker, pending, pending_size, true, arena,
+						 pending_word) != 0)
+				return -1;
+			pending = 0;
+			if (resume == 0)
+				return 0;
+			at = resume;
+			continue;
 		}
 		uint64_t size = word & ~(uint64_t)SIZE_FLAGS;
 		/* main-arena chunks never carry NON_MAIN_ARENA; thread-arena chunks carry it while

@@ -122,6 +122,8 @@ void cli_analysis_option(int option, const char *value, struct analysis_options 
 		options->debug_dir = value;
 	else if (option == 'T')
 		print_timings = true;
+	else if (option == 'U')
+		options->damaged_frames_unreadable = true;
 	else
 		options->no_debuginfo = true;
 }

@@ -443,6 +443,7 @@ int cmd_summary(int argc, char **argv)
 		case 'd':
 		case 'N':
 		case 'T':
+		case 'U':
 			cli_analysis_option(option, optarg, &analysis_options);
 			break;
 		case 'h':

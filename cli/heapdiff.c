@@ -230,6 +230,7 @@ int main(int argc, char **argv)
 		case 'd':
 		case 'N':
 		case 'T':
+		case 'U':
 			cli_analysis_option(option, optarg, &analysis_options);
 			break;
 		case 'V':

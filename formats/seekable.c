@@ -959,6 +959,14 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
 	return 0;
 }
 
+uint64_t seekable_damaged_frames(const struct seekable_reader *reader)
+{
+	uint64_t count = 0;
+	for (uint32_t i = 0; i < reader->frame_count; i++)
+		count += reader->frames[i].damaged;
+	return count;
+}
+
 int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err)
 {
 	if (reader->first_damage.message[0] == '\0')

@@ -89,5 +89,7 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
  * failed to read or decompress; 0 while every frame read so far was whole. A damaged frame is
  * remembered: later reads of it fail at once. */
 int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err);
+/* How many frames failed so far. */
+uint64_t seekable_damaged_frames(const struct seekable_reader *reader);
 
 #endif

@@ -913,6 +913,11 @@ int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err)
 	return seekable_check_damage(snapshot->stream, err);
 }
 
+uint64_t snapshot_damaged_frames(const struct snapshot *snapshot)
+{
+	return seekable_damaged_frames(snapshot->stream);
+}
+
 int snapshot_verify(struct snapshot *snapshot, struct hs_error *err)
 {
 	enum { CHUNK = 4 << 20 };

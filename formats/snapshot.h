@@ -108,6 +108,8 @@ int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t si
  * its bytes fail (quickly: it is not decompressed again), so an analysis that went on would
  * answer for part of the memory only. 0 while every frame read so far was whole. */
 int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err);
+/* How many damaged frames reads have met so far. */
+uint64_t snapshot_damaged_frames(const struct snapshot *snapshot);
 
 /* Decompresses every frame, checking each one's checksum: proves the whole file is intact. */
 int snapshot_verify(struct snapshot *snapshot, struct hs_error *err);

@@ -110,4 +110,26 @@ expect_damage_named("summary", [HEAPSNAP, "summary", damaged])
 expect_damage_named("heapdiff", [HEAPDIFF, damaged, good])
 expect_damage_named("heapdiff (damaged after)", [HEAPDIFF, good, damaged])
 
+# asked to go on: the frame's memory is unreadable, a warning says so and names the frame, and
+# every block the target recorded outside the frame is still found (the walk resumes after it)
+went_on = heapsnap("list", damaged, "--damaged-frames-unreadable", "--format", "jsonl", check_ok=False,
+                   timeout=limit)
+check(went_on.returncode == 0, f"list --damaged-frames-unreadable: exit {went_on.returncode} {went_on.stderr!r}")
+check(f"corrupt zstd frame {damaged_frame} at offset {frame_offset}" in went_on.stderr and
+      "treated as unreadable" in went_on.stderr, f"the damaged frame is warned about: {went_on.stderr!r}")
+import json
+listed = {json.loads(line)["addr"] for line in went_on.stdout.splitlines()}
+frame_start, frame_end = damaged_frame * FRAME_SIZE, (damaged_frame + 1) * FRAME_SIZE
+outside = [address for address, _ in record["blocks"]
+           if not frame_start - 64 <= core_offset(core, address) < frame_end + 64]
+lost = [hex(address) for address in outside if address not in listed]
+after_frame = [a for a in outside if core_offset(core, a) >= frame_end and (a >> 26) == (record["blocks"][0][0] >> 26)]
+check(len(outside) > 20 and after_frame and not lost,
+      f"{len(lost)} of the {len(outside)} blocks outside the damaged frame lost ({len(after_frame)} "
+      f"after it in its heap): {lost[:5]}")
+summary = heapsnap("summary", damaged, "--damaged-frames-unreadable", "--format", "json", check_ok=False,
+                   timeout=limit)
+check(summary.returncode == 0 and any("treated as unreadable" in w for w in json.loads(summary.stdout)["warnings"]),
+      f"summary --damaged-frames-unreadable warns in its report: {summary.returncode} {summary.stderr[-300:]!r}")
+
 finish()
