@@ -1,6 +1,7 @@
 /* CPython detection (see cpython.h). */
 #include "cpython.h"
 
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static bool version_from_data(struct address_space *space, const char *module, i
 	for (size_t i = 0; i < count; i++) {
 		const struct snapshot_region *region = &regions[i];
 		bool module_data = region->path && strcmp(region->path, module) == 0 &&
-				   (region->flags & 2);
+				   (region->flags & PF_W);
 		bool module_bss = !region->path && i > 0 && regions[i - 1].path &&
 				  strcmp(regions[i - 1].path, module) == 0 &&
 				  regions[i - 1].end == region->start;

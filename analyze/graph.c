@@ -530,7 +530,7 @@ static int scan_roots(struct builder *builder)
 		if (module == NULL && i > 0 && regions[i - 1].path &&
 		    regions[i - 1].end == region->start && is_module_path(snapshot, regions[i - 1].path))
 			module = regions[i - 1].path;
-		if (module == NULL || !(region->flags & 2) || !is_module_path(snapshot, module))
+		if (module == NULL || !(region->flags & PF_W) || !is_module_path(snapshot, module))
 			continue;
 		uint64_t end = region->end;
 		if (region->path == NULL) {

@@ -2,6 +2,7 @@
  * arena_object are the same in 3.8 to 3.13. */
 #include "pymalloc_heap.h"
 
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,7 +203,7 @@ static int scan_for_pools(struct pool_walker *walker, struct snapshot *snapshot)
 	uint64_t pool_size = walker->layout->pool_size;
 	for (size_t i = 0; i < count; i++) {
 		const struct snapshot_region *region = &regions[i];
-		if (region->path != NULL || !(region->flags & 2) || region->data_size == 0)
+		if (region->path != NULL || !(region->flags & PF_W) || region->data_size == 0)
 			continue;
 		uint64_t first = (region->start + pool_size - 1) / pool_size * pool_size;
 		for (uint64_t pool = first; pool + pool_size <= region->end; pool += pool_size) {
