@@ -1,0 +1,108 @@
+"""The finish of an installed tool: `meson install` puts the programs, the hook with a versioned
+soname, its header and a pkg-config file that builds a program calling heapsnap_capture(), man
+pages made from the --help texts (rendered by man, one section per command, every option of every
+--help in them), and bash completion that completes commands, options (read from --help), their
+values and .snap files."""
+import os
+import re
+import subprocess
+import tempfile
+
+from common import HEAPSNAP, check, finish, path
+
+BUILD = os.path.dirname(HEAPSNAP)
+HEAPDIFF = os.environ.get("HEAPDIFF", os.path.join(BUILD, "heapdiff"))
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+destination = tempfile.mkdtemp(prefix="heapsnap-install-", dir=os.path.dirname(path("x")))
+installed = subprocess.run(["meson", "install", "-C", BUILD, "--no-rebuild", "--destdir", destination],
+                           capture_output=True, text=True)
+check(installed.returncode == 0, f"meson install: {installed.stdout[-500:]} {installed.stderr[-500:]}")
+files = {os.path.relpath(os.path.join(d, f), destination): os.path.join(d, f)
+         for d, _, names in os.walk(destination) for f in names}
+
+
+def one(pattern):
+    found = [f for f in files if re.search(pattern, f)]
+    check(len(found) == 1, f"one installed file matches {pattern}: {found}")
+    return files[found[0]] if found else None
+
+
+one(r"bin/heapsnap$")
+one(r"bin/heapdiff$")
+one(r"include/heapsnap\.h$")
+library = one(r"lib/.*libheapsnap\.so\.0\.\d+\.\d+$")
+links = [f for f in files if re.search(r"lib/.*libheapsnap\.so(\.0)?$", f)]
+check(len(links) == 2, f"libheapsnap.so and libheapsnap.so.0 are installed beside it: {links}")
+if library:
+    dynamic = subprocess.run(["readelf", "-d", library], capture_output=True, text=True).stdout
+    check("Library soname: [libheapsnap.so.0]" in dynamic, "the hook's soname is versioned: libheapsnap.so.0")
+
+# pkg-config builds a program that calls the hook's API
+pc = one(r"pkgconfig/libheapsnap\.pc$")
+if pc:
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc), PKG_CONFIG_SYSROOT_DIR=destination)
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libheapsnap"], capture_output=True,
+                           text=True, env=env)
+    check(flags.returncode == 0 and "-lheapsnap" in flags.stdout, f"pkg-config: {flags.stdout!r} {flags.stderr!r}")
+    program = path("uses_hook.c")
+    with open(program, "w") as f:
+        f.write('#include <heapsnap.h>\nint main(void) { return heapsnap_capture(0) == 0 ? 0 : 1; }\n')
+    built = subprocess.run(["sh", "-c", f"cc {program} -o {path('uses_hook')} $(pkg-config --cflags --libs libheapsnap)"],
+                           capture_output=True, text=True, env=env)
+    check(built.returncode == 0, f"a program builds with pkg-config's flags: {built.stderr[-500:]}")
+    snapshot = path("self.snap")
+    ran = subprocess.run([path("uses_hook")], capture_output=True, text=True,
+                         env=dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(library), HEAPSNAP_DIR=os.path.dirname(snapshot)))
+    check(ran.returncode == 0, f"and its heapsnap_capture() writes a snapshot: {ran.returncode} {ran.stderr[-300:]}")
+
+
+def help_options(*command):
+    text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"(?:^|\s)(--[a-z][a-z-]+)", text))
+
+
+# man pages: rendered, a section per command, every option of every --help
+for name, program, commands in (("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary"]),
+                                 ("heapdiff", HEAPDIFF, [])):
+    page = one(rf"man1/{name}\.1$")
+    if not page:
+        continue
+    rendered = subprocess.run(["man", "-l", page], capture_output=True, text=True,
+                              env=dict(os.environ, MANPAGER="cat", MANWIDTH="100"))
+    text = rendered.stdout
+    check(rendered.returncode == 0 and text.startswith(name.upper() + "(1)"),
+          f"man -l {name}.1 renders: {rendered.stderr[-300:]!r}")
+    for command in commands:
+        check(f"{name.upper()} {command.upper()}" in text, f"{name}(1) has a section for {command}")
+    options = help_options(program).union(*(help_options(program, c) for c in commands))
+    missing = [o for o in options if o not in text.replace("\u2010", "-")]
+    check(options and not missing, f"{name}(1) names every option of the --help texts; missing {missing}")
+
+# bash completion
+completion = one(r"bash-completion/completions/heapsnap$")
+one(r"bash-completion/completions/heapdiff$")
+snaps = os.path.dirname(path("x"))
+open(os.path.join(snaps, "before.snap"), "w").close()
+open(os.path.join(snaps, "notes.txt"), "w").close()
+
+
+def complete(function, *words):
+    script = (f"source {completion}; cd {snaps}; PATH={BUILD}:$PATH; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+              f"COMP_CWORD={len(words) - 1}; {function} 2>/dev/null; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    return set(result.stdout.split())
+
+
+if completion:
+    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary"},
+          "commands are completed")
+    check(complete("_heapsnap", "heapsnap", "summary", "--") >= help_options(HEAPSNAP, "summary"),
+          "a command's options are completed from its --help")
+    check(complete("_heapsnap", "heapsnap", "list", "--state", "") == {"live", "free", "all"},
+          "an option's values are completed")
+    offered = complete("_heapsnap", "heapsnap", "summary", "")
+    check("before.snap" in offered and "notes.txt" not in offered, f"snapshots are completed: {offered}")
+    check(complete("_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
+    check(str(os.getpid()) in complete("_heapsnap", "heapsnap", "capture", ""), "capture completes process ids")
+finish()
