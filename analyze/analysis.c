@@ -54,6 +54,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	}
 	struct timings *timings = &analysis->timings;
 	timings_start(timings);
+	timings->observer = options->observer;
 	analysis->damaged_frames_unreadable = options->damaged_frames_unreadable;
 	analysis->snapshot = snapshot_open(path, 0, err);
 	if (analysis->snapshot == NULL)

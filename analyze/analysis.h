@@ -24,6 +24,7 @@ struct analysis_options {
 	/* a damaged zstd frame: go on with its memory unreadable (and a warning) rather than
 	   fail */
 	bool damaged_frames_unreadable;
+	struct timings_observer observer; /* told of each step as it ends (may be empty) */
 };
 
 struct analysis {

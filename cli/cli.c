@@ -1,5 +1,6 @@
 /* Front-end helpers (see cli.h). */
 #include "cli.h"
+#include "progress.h"
 
 #include "common/prefault.h"
 #include "common/timings.h"
@@ -34,6 +35,7 @@ static void print_prefix(const char *command)
 
 int cli_fail(const char *command, const struct hs_error *err)
 {
+	progress_end();
 	print_prefix(command);
 	fprintf(stderr, "%s\n", err->message);
 	return EXIT_ERROR;
@@ -159,6 +161,7 @@ void cli_process_name(const struct snapshot_info *info, bool full, char *out, si
 
 void cli_print_warnings(const char *command, const struct warnings *warnings)
 {
+	progress_end();
 	fflush(stdout); /* a report and its warnings sent to one file stay in order */
 	for (size_t i = 0; i < warnings->count; i++) {
 		print_prefix(command);

@@ -6,6 +6,7 @@
 #include "analyze/analysis.h"
 #include "analyze/paths.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "formats/json.h"
 
 static const char usage[] =
@@ -99,6 +100,8 @@ int cmd_list(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("list", "expects one FILE");
+	analysis_options.observer = progress_observer();
+	progress_begin("heapsnap list", !jsonl);
 	struct hs_error err;
 	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
 	if (analysis == NULL)
@@ -109,6 +112,7 @@ int cmd_list(int argc, char **argv)
 		analysis_close(analysis);
 		return cli_fail("list", &err);
 	}
+	progress_end();
 	const struct heap *heap = &analysis->heap;
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];

@@ -10,6 +10,7 @@
 #include "analyze/paths.h"
 #include "analyze/summary.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "formats/json.h"
 
 #define TOP_TYPES 20
@@ -455,6 +456,8 @@ int cmd_summary(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("summary", "expects one FILE");
+	analysis_options.observer = progress_observer();
+	progress_begin("heapsnap summary", format != FORMAT_JSON);
 	struct hs_error err;
 	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
 	if (analysis == NULL)
@@ -478,6 +481,7 @@ int cmd_summary(int argc, char **argv)
 		analysis_close(analysis);
 		return cli_fail("summary", &err);
 	}
+	progress_end();
 	if (format == FORMAT_JSON)
 		print_json(analysis, &summary, paths);
 	else

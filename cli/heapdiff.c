@@ -14,6 +14,7 @@
 #include "analyze/diff.h"
 #include "analyze/paths.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/diff_report.h"
 
 #ifndef HEAPSNAP_VERSION
@@ -271,6 +272,8 @@ int main(int argc, char **argv)
 	/* the last snapshot in this thread, the others in threads of their own; AFTER needs the
 	   whole graph, BEFORE what its roots reach (what was unreachable already), the first two of
 	   three nothing but their objects */
+	analysis_options.observer = progress_observer();
+	progress_begin("heapdiff", report_options.format != FORMAT_JSON);
 	struct open_job jobs[3];
 	for (int i = 0; i < files; i++)
 		jobs[i] = (struct open_job){
@@ -302,6 +305,7 @@ int main(int argc, char **argv)
 		char why[512];
 		if (diff_same_process(snapshots[0], snapshots[i], why, sizeof why))
 			continue;
+		progress_end();
 		if (!report_options.forced) {
 			fprintf(stderr,
 				"heapdiff: %s (%s) and %s (%s) cannot be compared object by object: "
@@ -321,6 +325,7 @@ int main(int argc, char **argv)
 	}
 	have_diff = true;
 	report_options.forced = report_options.forced && by_type_only;
+	progress_end();
 	if (diff_report_write(stdout, &diff, target, paths, &report_options) != 0) {
 		fprintf(stderr, "heapdiff: out of memory writing the report\n");
 		goto done;

@@ -21,6 +21,8 @@ void timings_mark(struct timings *timings, const char *name)
 {
 	double at = now(), seconds = at - timings->last;
 	timings->last = at;
+	if (timings->observer.step_done)
+		timings->observer.step_done(timings->observer.context, name);
 	struct rusage usage;
 	long peak = getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
 	for (size_t i = 0; i < timings->count; i++)

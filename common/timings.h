@@ -8,6 +8,13 @@
 
 #define TIMINGS_MAX 32
 
+/* Told of each step as it ends (a front end's progress line); called from the thread that ends
+ * it, so it must be quick and thread-safe. */
+struct timings_observer {
+	void (*step_done)(void *context, const char *name);
+	void *context;
+};
+
 struct timings {
 	struct timing_step {
 		const char *name; /* a string constant */
@@ -16,6 +23,7 @@ struct timings {
 	} steps[TIMINGS_MAX];
 	size_t count;
 	double last; /* when the previous step ended, seconds on the monotonic clock */
+	struct timings_observer observer; /* none when step_done is NULL */
 };
 
 /* Starts the clock for the first step. */

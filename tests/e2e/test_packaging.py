@@ -2,13 +2,17 @@
 soname, its header and a pkg-config file that builds a program calling heapsnap_capture(), man
 pages made from the --help texts (rendered by man, one section per command, every option of every
 --help in them), and bash completion that completes commands, options (read from --help), their
-values and .snap files."""
+values and .snap files; a progress line on a terminal only, never in JSON, cleared before the
+report."""
 import os
+import pty
 import re
+import select
 import subprocess
+import sys
 import tempfile
 
-from common import HEAPSNAP, check, finish, path
+from common import HEAPSNAP, check, finish, heapsnap, path, start
 
 BUILD = os.path.dirname(HEAPSNAP)
 HEAPDIFF = os.environ.get("HEAPDIFF", os.path.join(BUILD, "heapdiff"))
@@ -105,4 +109,41 @@ if completion:
     check("before.snap" in offered and "notes.txt" not in offered, f"snapshots are completed: {offered}")
     check(complete("_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
     check(str(os.getpid()) in complete("_heapsnap", "heapsnap", "capture", ""), "capture completes process ids")
+
+
+def on_terminal(*command):
+    """What `command` writes to a terminal (its stdout and stderr both), with the progress line
+    shown from the start (HEAPSNAP_PROGRESS_AFTER=0)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["HEAPSNAP_PROGRESS_AFTER"] = "0"
+        os.execv(command[0], list(command))
+    out = b""
+    while select.select([fd], [], [], 120)[0]:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+sleeper = start([sys.executable, "-c", "import time\nx = [str(i) for i in range(100000)]\nprint('ok', flush=True)\ntime.sleep(600)"],
+                stdout=subprocess.PIPE, text=True)
+sleeper.stdout.readline()
+snapshot = path("progress.snap")
+heapsnap("capture", str(sleeper.pid), "-o", snapshot)
+sleeper.kill()
+shown = on_terminal(HEAPSNAP, "summary", snapshot)
+report_at = shown.find("pid ")
+check("\r\x1b[Kheapsnap summary: " in shown and " done" in shown, f"a progress line on a terminal: {shown[:300]!r}")
+check(report_at > 0 and shown[:report_at].endswith("\r\x1b[K"), "the progress line is cleared before the report")
+check("heapsnap summary: " not in on_terminal(HEAPSNAP, "summary", snapshot, "--format", "json"),
+      "no progress line with JSON")
+piped = subprocess.run([HEAPSNAP, "summary", snapshot], capture_output=True, text=True,
+                       env=dict(os.environ, HEAPSNAP_PROGRESS_AFTER="0"))
+check("\x1b[K" not in piped.stderr + piped.stdout, "no progress line when not on a terminal")
 finish()
