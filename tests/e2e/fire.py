@@ -9,8 +9,8 @@ bench/under_fire (which differ only in their counts).
 - Signals: real-time signals sent to the C server without pause, which it counts: a signal the
   target took while heapsnap stopped it must reach it all the same, even when heapsnap is killed;
 - kill_trial: `heapsnap capture` sent SIGKILL, SIGTERM or SIGINT at a given delay (or once it
-  has the target frozen), and what it left: its exit, the target's state, the files in its
-  directory, judged by `problems`.
+  has the target frozen, or the snapshot named), and what it left: its exit, the target's
+  state, the files in its directory, judged by `problems`.
 
 What a signal to heapsnap may leave depends on where the capture is (capture/capture.c,
 formats/snapshot_file.c, cli/heapsnap.c). A trial can look first: it stops heapsnap (SIGSTOP),
@@ -167,6 +167,7 @@ def capture_under_load(pid, count, name):
     for i in range(count):
         snapshot = path(f"{name}-{i}.snap")
         result = heapsnap("capture", str(pid), "-o", snapshot, check_ok=False)
+        problems += [(i, p) for p in target_problems(pid)]
         if result.returncode != 0:
             problems.append((i, f"capture exited {result.returncode}: {result.stderr.strip()}"))
         else:
@@ -176,7 +177,6 @@ def capture_under_load(pid, count, name):
             verify = heapsnap("info", snapshot, "--verify", check_ok=False)
             if verify.returncode != 0:
                 problems.append((i, f"snapshot not whole: {verify.stderr.strip()}"))
-        problems += [(i, p) for p in target_problems(pid)]
         if os.path.exists(snapshot):
             os.unlink(snapshot)
     return pauses, problems
@@ -222,18 +222,19 @@ def phase_of(capture_pid, target_pid, directory):
     return "running"
 
 
-def kill_trial(target_pid, directory, signal_number, delay, look, frozen=False):
+def kill_trial(target_pid, directory, signal_number, delay, look, aim=None):
     """One `heapsnap capture` of `target_pid` to its default name in `directory` (empty), sent
-    `signal_number` `delay` seconds after it started (with `frozen`, as soon as it is seen to
-    trace the target, or after 30 s), after a look at its phase when `look`. Returns what
-    happened; `directory` is emptied again."""
+    `signal_number` `delay` seconds after it started (with `aim`, as soon as it is seen in that
+    phase, "frozen" or "linked", or has exited), after a look at its phase when `look`. Returns
+    what happened; `directory` is emptied again."""
     capture = subprocess.Popen([os.path.abspath(HEAPSNAP), "capture", str(target_pid)],
                                cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    if frozen:
+    if aim:
         began = time.monotonic()
-        wait_for(lambda: capture.pid in tracers_of(target_pid) or
-                 process_state(capture.pid) in (None, "Z"), 30, step=0)
+        seen = {"frozen": lambda: capture.pid in tracers_of(target_pid),
+                "linked": lambda: any(SNAPSHOT_NAME.fullmatch(n) for n in os.listdir(directory))}
+        wait_for(lambda: seen[aim]() or process_state(capture.pid) in (None, "Z"), 300, step=0)
         delay = time.monotonic() - began
     else:
         time.sleep(delay)
@@ -247,6 +248,7 @@ def kill_trial(target_pid, directory, signal_number, delay, look, frozen=False):
     if look:
         os.kill(capture.pid, signal.SIGCONT)
     output, errors = capture.communicate(timeout=300)
+    target = target_problems(target_pid)
     files = sorted(os.listdir(directory))
     whole = [n for n in files if SNAPSHOT_NAME.fullmatch(n) and heapsnap(
         "info", os.path.join(directory, n), "--verify", check_ok=False).returncode == 0]
@@ -254,7 +256,7 @@ def kill_trial(target_pid, directory, signal_number, delay, look, frozen=False):
         os.unlink(os.path.join(directory, name))
     return {"signal": signal_number, "delay": delay, "phase": phase,
             "status": capture.returncode, "printed": output.split(":")[0], "errors": errors,
-            "files": files, "whole": whole, "target": target_problems(target_pid)}
+            "files": files, "whole": whole, "target": target}
 
 
 def problems(trial):
