@@ -152,10 +152,17 @@ static int wait_for_stop(struct frozen_thread *thread)
 			return 0;
 		}
 		if (WIFSTOPPED(status)) {
-			/* a signal-delivery stop (no ptrace event): we took the signal, so it is
-			 * given back at detach; an event stop (our interrupt, a group stop) is not */
-			if ((status >> 16) == 0)
-				thread->pending_signal = WSTOPSIG(status);
+			/* a signal-delivery stop (no ptrace event): the thread took a signal from its
+			 * queue as we stopped it. Once reported, the kernel keeps it nowhere: held
+			 * until detach, it would be lost if heapsnap were killed meanwhile. So the
+			 * thread takes it now (its handler's frame is set up, or the default action
+			 * done) and stops again at our interrupt, which the kernel takes before any
+			 * other signal. An event stop (our interrupt, a group stop) is the stop. */
+			if ((status >> 16) == 0) {
+				if (ptrace(PTRACE_CONT, thread->tid, 0, (void *)(long)WSTOPSIG(status)) == 0)
+					continue;
+				thread->pending_signal = WSTOPSIG(status); /* given back at detach */
+			}
 			thread->stopped = true;
 			return 1;
 		}

@@ -123,6 +123,51 @@ def process_state(pid):
         return None
 
 
+def threads_of(pid):
+    """The thread ids of process `pid` (none once it is gone)."""
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return []
+
+
+def thread_state(pid, tid):
+    """The state letter of one thread of `pid`, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def running(pid):
+    """No thread of `pid` stopped (t, T), or gone: sampled a few times, since a thread may be
+    between two states."""
+    for _ in range(5):
+        if process_state(pid) is None:
+            return False
+        if any(thread_state(pid, tid) in ("t", "T") for tid in threads_of(pid)):
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def tracer_of(pid, tid=None):
+    """The TracerPid of `pid` (or of its thread `tid`): 0 when untraced, None when gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid or pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tracers_of(pid):
+    """The tracers of every thread of `pid` (0 for untraced ones), as a set."""
+    return {tracer_of(pid, tid) for tid in threads_of(pid)} - {None}
+
+
 def build_id(file):
     """The GNU build-id of an ELF file as readelf reports it, or None."""
     out = subprocess.run(["readelf", "-n", file], capture_output=True, text=True).stdout

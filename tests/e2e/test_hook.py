@@ -25,77 +25,21 @@
 import glob
 import json
 import os
-import re
 import signal
 import subprocess
 import time
 
 from common import check, finish, heapsnap, path, process_state, start
 from glibc_target import check_sound_heap, listing, read_record
+from hook_target import (GLIBC_HEAP, LIBRARY, hooked, signal_burst, snapshots_in, wait_for_file,
+                         wait_for_forks, wait_for_snapshot)
 
-LIBRARY = os.path.abspath(os.environ.get("LIBHEAPSNAP", "build/libheapsnap.so"))
-GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
 HAMMER = os.environ.get("MALLOC_HAMMER", "build/tests/malloc_hammer")
 HOOK_API = os.environ.get("HOOK_API", "build/tests/hook_api")
 SITES_TARGET = os.environ.get("SITES_TARGET", "build/tests/sites")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 PYTHON_TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
                              "python_objects.py")
-
-
-def hooked(directory, signal_name="USR2", sites=False):
-    os.makedirs(directory, exist_ok=True)
-    env = dict(os.environ)
-    env.update(LD_PRELOAD=LIBRARY, HEAPSNAP_SIGNAL=signal_name, HEAPSNAP_DIR=directory)
-    if sites:
-        env["HEAPSNAP_SITES"] = "1"
-    return env
-
-
-def snapshots_in(directory):
-    return sorted(glob.glob(os.path.join(directory, "heapsnap-*.snap")))
-
-
-def wait_for_snapshot(directory, known, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        new = [s for s in snapshots_in(directory) if s not in known]
-        if new:
-            return new[0]
-        time.sleep(0.02)
-    return None
-
-
-def wait_for_file(name, process, timeout=30):
-    deadline = time.time() + timeout
-    while not os.path.exists(name):
-        if process.poll() is not None or time.time() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def forks_writing(executable, besides=()):
-    """The processes running `executable` (the hook's forks run their process's), zombies and
-    `besides` left out."""
-    executable = os.path.realpath(executable)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in besides:
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/exe") == executable and process_state(entry) != "Z":
-                found.append(int(entry))
-        except OSError:
-            pass
-    return found
-
-
-def wait_for_forks(executable, besides=(), timeout=120):
-    deadline = time.time() + timeout
-    while forks_writing(executable, besides) and time.time() < deadline:
-        time.sleep(0.05)
-    return not forks_writing(executable, besides)
 
 
 def threads_of(snapshot):
@@ -230,41 +174,18 @@ check(not broken, f"every snapshot written during the work is whole: {broken[:3]
 
 # a burst of 200 signals 20 ms apart: one snapshot is made at a time, the signals that come
 # meanwhile are counted and the count said on standard error; every snapshot started is written,
-# whole, under a name of its own (many fall in the same second). A real-time signal, so that the
-# kernel merges none of them: every one sent is either served or counted.
-directory = path("hook-burst")
-record_file = path("burst-record")
-burst_signal = signal.SIGRTMIN + 6
-target = start([GLIBC_HEAP, record_file], env=hooked(directory, str(int(burst_signal))),
-               stderr=subprocess.PIPE, text=True)
-sent = 0
-if check(wait_for_file(record_file, target), "burst: the target ran"):
-    time.sleep(0.1)
-    for _ in range(200):
-        os.kill(target.pid, burst_signal)
-        sent += 1
-        time.sleep(0.02)
-    check(wait_for_forks(GLIBC_HEAP, besides=[target.pid]), "burst: the forks ended")
-    # what came during the last snapshot is said when the next one is written
-    before_last = snapshots_in(directory)
-    os.kill(target.pid, burst_signal)
-    sent += 1
-    check(wait_for_snapshot(directory, before_last), "burst: a snapshot after the burst")
-    check(wait_for_forks(GLIBC_HEAP, besides=[target.pid]), "burst: the last fork ended")
-target.kill()
-_, said = target.communicate(timeout=60)
-not_served = sum(int(n) for n in re.findall(r"heapsnap hook: (\d+) signals? not served", said))
-written = snapshots_in(directory)
-check("no snapshot written" not in said, f"burst: every snapshot started was written: {said[-300:]}")
-check(len(written) + not_served == sent and not_served > 0,
-      f"burst: each of the {sent} signals made a snapshot ({len(written)}) or was counted as not "
-      f"served ({not_served})")
-check(any(re.search(r"T\d{6}-\d+\.snap$", w) for w in written),
-      "burst: snapshots of the same second have names of their own (-2, -3...)")
-broken = [s for s in written if heapsnap("info", s, "--verify", check_ok=False).returncode != 0]
-check(not broken, f"burst: every snapshot is whole: {broken[:3]}")
-check(sorted(os.listdir(directory)) == sorted(os.path.basename(w) for w in written),
-      f"burst: no other file is left: {sorted(os.listdir(directory))[:5]}")
+# whole, under a name of its own (many fall in the same second)
+burst = signal_burst(path("hook-burst"), "burst", 200)
+check(burst["ran"], "burst: the target ran")
+check(burst["forks_ended"], "burst: the forks ended")
+check(burst["last_written"], "burst: a snapshot after the burst")
+check(not burst["unfinished"], f"burst: every snapshot started was written: {burst['said'][-300:]}")
+check(burst["written"] + burst["not_served"] == burst["sent"] and burst["not_served"] > 0,
+      f"burst: each of the {burst['sent']} signals made a snapshot ({burst['written']}) or was "
+      f"counted as not served ({burst['not_served']})")
+check(burst["numbered"], "burst: snapshots of the same second have names of their own (-2, -3...)")
+check(not burst["broken"], f"burst: every snapshot is whole: {burst['broken'][:3]}")
+check(not burst["others"], f"burst: no other file is left: {burst['others'][:5]}")
 
 # the API, from a program linked with the library
 snapshot, record_file = path("api.snap"), path("api-record")

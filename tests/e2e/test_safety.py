@@ -13,25 +13,8 @@ import subprocess
 import sys
 import time
 
-from common import (HEAPSNAP, WORKDIR, check, finish, heapsnap, path, process_state, start,
-                    start_known_state)
-
-
-def running(pid):
-    """Not stopped: sampled a few times, since a thread may be between two states."""
-    for _ in range(5):
-        state = process_state(pid)
-        if state in ("t", "T", None):
-            return False
-        time.sleep(0.002)
-    return True
-
-
-def tracer_of(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("TracerPid:"):
-                return int(line.split()[1])
+from common import (HEAPSNAP, WORKDIR, check, finish, heapsnap, path, running, start,
+                    start_known_state, tracer_of)
 
 
 # 1. 200 captures of a busy multi-threaded target
