@@ -92,10 +92,6 @@ int import_core(const char *core_path, const char *output_path,
 		const struct snapshot_segment *segment = &segments[i];
 		if (segment->type == PT_NOTE)
 			continue; /* all notes were gathered into the image's one note segment */
-		struct core_segment copy = {.type = segment->type, .flags = segment->flags,
-					    .vaddr = segment->vaddr, .memsz = segment->memsz,
-					    .filesz = segment->filesz, .align = segment->align,
-					    .data = bytes + segment->offset};
 		/* offsets of segments we do not interpret were not checked by the reader */
 		if (segment->offset > snapshot_core_size(core) ||
 		    segment->filesz > snapshot_core_size(core) - segment->offset) {
@@ -103,6 +99,10 @@ int import_core(const char *core_path, const char *output_path,
 				     core_path, i, (unsigned long long)segment->vaddr);
 			goto done;
 		}
+		struct core_segment copy = {.type = segment->type, .flags = segment->flags,
+					    .vaddr = segment->vaddr, .memsz = segment->memsz,
+					    .filesz = segment->filesz, .align = segment->align,
+					    .data = bytes + segment->offset};
 		if (core_image_add_segment(&image, &copy, err) != 0)
 			goto done;
 		result->segments++;
