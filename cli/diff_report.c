@@ -378,6 +378,13 @@ static void write_text(struct report *report)
 		}
 		fprintf(out, "\n");
 	}
+	for (size_t i = 0; i < line_count; i++) {
+		char damage[512];
+		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
+					     sizeof damage))
+			fprintf(out, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
+				damage);
+	}
 
 	fprintf(out, "\n%s%s%s\n", paint(report, BOLD),
 		diff->three ? "Left behind (objects new in TARGET and still allocated in FINAL), by "
@@ -563,6 +570,13 @@ static void write_markdown(struct report *report)
 				change.count);
 		}
 	}
+	for (size_t i = 0; i < line_count; i++) {
+		char damage[512];
+		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
+					     sizeof damage))
+			fprintf(out, "\nDamaged Python objects in %s: %s (see the warnings).\n",
+				lines[i].label, damage);
+	}
 
 	fprintf(out, "\n#### %s\n\n",
 		diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
@@ -719,6 +733,10 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	else
 		json_null(json);
 	json_object_end(json);
+	if (analysis->python_objects.bits) {
+		json_key(json, "python_damaged");
+		cli_json_python_damage(json, &analysis->python_objects.damage);
+	}
 	if (line->totals) {
 		json_key(json, "live_objects");
 		json_uint(json, line->objects);
