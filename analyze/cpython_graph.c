@@ -11,6 +11,7 @@
 
 #define SMALL_DICT 32		/* dicts this small show their keys on edges */
 #define MAX_ITEMS (1u << 28)	/* more items than this is a corrupt object */
+#define MAX_REFCOUNT (1ull << 40) /* a higher reference count is damaged */
 #define MEMBER_OBJECT 6		/* T_OBJECT in a PyMemberDef */
 #define MEMBER_OBJECT_EX 16	/* T_OBJECT_EX */
 #define MEMBER_DEF_SIZE 40	/* PyMemberDef: name, type, offset, flags, doc */
@@ -656,6 +657,8 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	uint64_t refcount = u64_at(bytes, 0);
 	if (layout->minor >= 12)
 		refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
+	if (refcount >= MAX_REFCOUNT)
+		refcount = 0; /* damaged (warned about): no sign of references from outside */
 	model->refcounts[index] = refcount > UINT32_MAX ? UINT32_MAX : (uint32_t)refcount;
 	uint64_t count = 0, word = 0;
 	int result = 0;
@@ -665,6 +668,13 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	case PYTHON_LIST:
 		count = u64_at(bytes, layout->var_size);
 		word = u64_at(bytes, layout->list_items);
+		/* a damaged size (warned about): as many items as its array holds and it allocated */
+		const struct allocation *array = heap_find(model->heap, word);
+		uint64_t allocated = u64_at(bytes, layout->list_allocated);
+		if (array && count > (array->address + array->size - word) / 8)
+			count = allocated < (array->address + array->size - word) / 8
+					? allocated
+					: (array->address + array->size - word) / 8;
 		if (count > MAX_ITEMS || word == 0)
 			break;
 		result = result || graph_emit_edge(emitter, word, model->table);

@@ -267,6 +267,13 @@ struct finder {
 	} *pending;
 	size_t pending_count, pending_capacity;
 	bool out_of_memory;
+	/* damage: per allocation, whether a reference to it was checked already (each damaged
+	   object is warned about once); objects found through references, whose own items are
+	   checked in turn */
+	struct warnings *warnings;
+	uint8_t *checked;
+	uint32_t *found_late;
+	size_t found_late_count, found_late_capacity;
 };
 
 static size_t slot_of(const struct finder *finder, uint64_t address)
@@ -767,22 +774,344 @@ static void find_generations(struct finder *finder)
 		uint64_t head = state + (uint64_t)generation * layout->gc_generation_size, at = 0;
 		if (!read_u64(finder->space, head, &at))
 			continue;
-		for (uint64_t steps = 0; (at & ~3ull) != head && steps <= objects->tracked_count + 16;
+		uint64_t last = head, steps = 0;
+		for (; (at & ~3ull) != head && steps <= objects->tracked_count + 16; steps++) {
+			at &= ~3ull;
+			const struct allocation *block = heap_find(heap, at);
+			uint64_t next;
+			if (block == NULL) {
+				/* an object outside the heap (a static one) */
+				if (!read_u64(finder->space, at, &next))
+					break;
+			} else {
+				size_t index = (size_t)(block - heap->allocations);
+				if (objects->bits[index] & PYOBJ_OBJECT)
+					objects->bits[index] |= (uint8_t)((generation + 1)
+									  << PYOBJ_GENERATION_SHIFT);
+				if (at == block->address)
+					next = block->first_word;
+				else if (!read_u64(finder->space, at, &next))
+					break;
+			}
+			last = at;
+			at = next;
+		}
+		if ((at & ~3ull) == head || steps > objects->tracked_count + 16)
+			continue;
+		/* a broken link: the rest of the list is walked back from its end (the previous
+		   links), up to the objects the forward walk marked */
+		objects->damage.gc_links++;
+		if (last == head)
+			warnings_add(finder->warnings,
+				     "python: the collector's generation %d list is broken at its head "
+				     "(its next link 0x%llx); it is walked back from its end",
+				     generation, (unsigned long long)at);
+		else
+			warnings_add(finder->warnings,
+				     "python: the collector's generation %d list is broken after the "
+				     "object at 0x%llx (its next link 0x%llx); the rest of it is walked "
+				     "back from its end",
+				     generation, (unsigned long long)(last + layout->gc_header),
+				     (unsigned long long)at);
+		if (!read_u64(finder->space, head + 8, &at))
+			continue;
+		for (steps = 0; (at & ~3ull) != head && steps <= objects->tracked_count + 16;
 		     steps++) {
 			at &= ~3ull;
 			const struct allocation *block = heap_find(heap, at);
-			if (block == NULL)
-				break;
+			if (block == NULL) {
+				if (!read_u64(finder->space, at + 8, &at))
+					break;
+				continue;
+			}
 			size_t index = (size_t)(block - heap->allocations);
+			if (python_object_generation(objects->bits[index]) >= 0)
+				break; /* where the forward walk was */
 			if (objects->bits[index] & PYOBJ_OBJECT)
 				objects->bits[index] |= (uint8_t)((generation + 1)
 								  << PYOBJ_GENERATION_SHIFT);
-			if (at == block->address)
-				at = block->first_word;
-			else if (!read_u64(finder->space, at, &at))
+			if (!read_u64(finder->space, at + 8, &at))
 				break;
 		}
 	}
+}
+
+/* ---- damage ---------------------------------------------------------------------------------- */
+
+#define DAMAGE_WARNINGS_MAX 20 /* of each kind; then one "and K more" */
+#define MAX_ITEMS (1ull << 28) /* more items than this is a damaged container */
+
+/* Where a reference to an object was found, for the warning when the object is damaged. */
+struct referrer {
+	const char *container_kind; /* "list" */
+	uint64_t container;
+	uint64_t item; /* its index, or UINT64_MAX where it has none (a dict's key or value) */
+};
+
+static void describe_referrer(const struct referrer *from, char *out, size_t size)
+{
+	if (from->item != UINT64_MAX)
+		snprintf(out, size, "item %llu of the %s at 0x%llx", (unsigned long long)from->item,
+			 from->container_kind, (unsigned long long)from->container);
+	else
+		snprintf(out, size, "in the %s at 0x%llx", from->container_kind,
+			 (unsigned long long)from->container);
+}
+
+/* A pointer a container holds as an item: an object. When it points at the start of a heap
+ * block (past the headers its type would have) that the walk did not find an object in, the
+ * object is damaged: a type pointer that leads to no type leaves it untyped; an impossible
+ * reference count or broken collector links are what hid a well-typed object, which is typed
+ * after all. Each is warned about once. */
+static void check_reference(struct finder *finder, uint64_t pointer, const struct referrer *from)
+{
+	const struct heap *heap = finder->heap;
+	struct python_objects *objects = finder->objects;
+	const struct cpython_layout *layout = finder->layout;
+	if (pointer == 0 || (pointer & 7))
+		return;
+	const struct allocation *block = heap_find(heap, pointer);
+	if (block == NULL || block->state != ALLOCATION_LIVE)
+		return;
+	size_t index = (size_t)(block - heap->allocations);
+	uint64_t header = pointer - block->address;
+	if (objects->bits[index] || finder->names->of[index] || finder->checked[index] ||
+	    header > 32 || (header & 15) || header + 16 > block->size)
+		return;
+	finder->checked[index] = 1;
+	uint64_t words[2];
+	if (address_space_read(finder->space, pointer, words, sizeof words, NULL) != 0)
+		return;
+	uint64_t refcount = words[0], type_pointer = words[1];
+	int32_t t = (type_pointer & 7) || type_pointer < 4096 ? TYPE_INVALID
+							       : type_index(finder, type_pointer, 0);
+	char where[128];
+	if (t == TYPE_INVALID) {
+		if (++objects->damage.untyped <= DAMAGE_WARNINGS_MAX) {
+			describe_referrer(from, where, sizeof where);
+			warnings_add(finder->warnings,
+				     "python: the object at 0x%llx (%s) has a damaged type pointer "
+				     "0x%llx; it is left untyped",
+				     (unsigned long long)pointer, where,
+				     (unsigned long long)type_pointer);
+		}
+		return;
+	}
+	const struct python_type *type = &objects->types[t];
+	bool gc = type->flags & PY_TPFLAGS_HAVE_GC;
+	uint32_t expected = (gc ? layout->gc_header : 0) +
+			    ((type->flags & layout->preheader_flags) ? 16 : 0);
+	if (expected != header)
+		return; /* not where such an object starts: leave the block as it is */
+	uint64_t gc_next = 0, gc_prev = 0;
+	bool bad_links = gc && (!read_u64(finder->space, pointer - 16, &gc_next) ||
+				!read_u64(finder->space, pointer - 8, &gc_prev) ||
+				!gc_header_consistent(finder, pointer - 16, gc_next, gc_prev));
+	bool bad_count = refcount - 1 >= MAX_REFCOUNT &&
+			 !(layout->minor >= 12 && (int32_t)(uint32_t)refcount < 0);
+	if (!bad_links && !bad_count)
+		return; /* hidden by something else (its size): not known to be damaged */
+	describe_referrer(from, where, sizeof where);
+	if (bad_count && ++objects->damage.reference_counts <= DAMAGE_WARNINGS_MAX)
+		warnings_add(finder->warnings,
+			     "python: the object at 0x%llx (%s) has an impossible reference count "
+			     "%llu; it is typed %s from its type pointer",
+			     (unsigned long long)pointer, where, (unsigned long long)refcount,
+			     type->name);
+	if (bad_links && ++objects->damage.gc_links <= DAMAGE_WARNINGS_MAX)
+		warnings_add(finder->warnings,
+			     "python: the object at 0x%llx (%s) has broken collector links (next "
+			     "0x%llx, previous 0x%llx); it is typed %s from its type pointer",
+			     (unsigned long long)pointer, where, (unsigned long long)gc_next,
+			     (unsigned long long)gc_prev, type->name);
+	uint8_t bits = PYOBJ_OBJECT | (uint8_t)(header / 16 << PYOBJ_HEADER_SHIFT);
+	if (gc && !bad_links && gc_next != 0) {
+		bits |= PYOBJ_TRACKED;
+		objects->tracked_count++;
+	}
+	objects->bits[index] = bits;
+	objects->type[index] = (uint32_t)t;
+	objects->object_count++;
+	void *grown = array_grow(finder->found_late, &finder->found_late_capacity,
+				 finder->found_late_count, sizeof *finder->found_late, 64);
+	if (grown == NULL) {
+		finder->out_of_memory = true;
+		return;
+	}
+	finder->found_late = grown;
+	finder->found_late[finder->found_late_count++] = (uint32_t)index;
+}
+
+/* Counts a container whose tables are impossible; whether it is to be warned about (the first
+ * few are). */
+static bool count_container_damage(struct finder *finder)
+{
+	return ++finder->objects->damage.containers <= DAMAGE_WARNINGS_MAX;
+}
+
+static int check_dict_entry(void *context, uint64_t key, uint64_t value)
+{
+	const struct referrer *from = ((void **)context)[1];
+	struct finder *finder = ((void **)context)[0];
+	check_reference(finder, key, from);
+	check_reference(finder, value, from);
+	return 0;
+}
+
+/* Checks the items of the list, tuple, dict or set in allocation `index`: the container's
+ * tables (warned about when impossible, and walked as far as they can be), and each item. */
+static void check_container(struct finder *finder, size_t index)
+{
+	const struct cpython_layout *layout = finder->layout;
+	const struct python_objects *objects = finder->objects;
+	const struct heap *heap = finder->heap;
+	const struct python_type *type = &objects->types[objects->type[index]];
+	uint64_t object = python_object_address(objects, heap, index);
+	uint64_t block_end = heap->allocations[index].address + heap->allocations[index].size;
+	uint64_t size = 0, items = 0;
+	struct referrer from = {type->name, object, 0};
+	switch (type->kind) {
+	case PYTHON_LIST: {
+		if (!read_u64(finder->space, object + layout->var_size, &size) ||
+		    !read_u64(finder->space, object + layout->list_items, &items) || size == 0)
+			return;
+		const struct allocation *array = heap_find(heap, items);
+		uint64_t room = array ? (array->address + array->size - items) / 8 : size,
+			 allocated = 0;
+		/* the words past its size but in its array are stale: what it allocated bounds it
+		   better than its block */
+		if (read_u64(finder->space, object + layout->list_allocated, &allocated) &&
+		    allocated < room)
+			room = allocated;
+		uint64_t walked = size < room ? size : room;
+		bool readable = size <= MAX_ITEMS && items != 0 &&
+				(array == NULL || array->state == ALLOCATION_LIVE);
+		uint64_t *words = readable ? malloc((size_t)walked * 8 + 8) : NULL;
+		if (readable && words == NULL) {
+			finder->out_of_memory = true;
+			return;
+		}
+		if (!readable ||
+		    address_space_read(finder->space, items, words, (size_t)walked * 8, NULL) != 0) {
+			free(words);
+			if (count_container_damage(finder))
+				warnings_add(finder->warnings,
+					     "python: the %s at 0x%llx has a damaged item array "
+					     "(0x%llx, %llu items) that cannot be read; its items are "
+					     "not walked",
+					     type->name, (unsigned long long)object,
+					     (unsigned long long)items, (unsigned long long)size);
+			return;
+		}
+		if (walked < size && count_container_damage(finder))
+			warnings_add(finder->warnings,
+				     "python: the %s at 0x%llx has a damaged size %llu beyond its item "
+				     "array (0x%llx, room for %llu); its first %llu items are walked",
+				     type->name, (unsigned long long)object, (unsigned long long)size,
+				     (unsigned long long)items, (unsigned long long)room,
+				     (unsigned long long)walked);
+		for (uint64_t i = 0; i < walked; i++) {
+			from.item = i;
+			check_reference(finder, words[i], &from);
+		}
+		free(words);
+		return;
+	}
+	case PYTHON_TUPLE: {
+		if (!read_u64(finder->space, object + layout->var_size, &size) || size == 0)
+			return;
+		uint64_t room = (block_end - object - layout->tuple_items) / 8;
+		if (size > room && count_container_damage(finder))
+			warnings_add(finder->warnings,
+				     "python: the %s at 0x%llx has a damaged size %llu beyond its "
+				     "block (room for %llu items); its first %llu are walked",
+				     type->name, (unsigned long long)object, (unsigned long long)size,
+				     (unsigned long long)room, (unsigned long long)room);
+		for (uint64_t i = 0; i < size && i < room; i++) {
+			uint64_t item = 0;
+			from.item = i;
+			if (read_u64(finder->space, object + layout->tuple_items + i * 8, &item))
+				check_reference(finder, item, &from);
+		}
+		return;
+	}
+	case PYTHON_DICT: {
+		uint64_t keys = 0;
+		struct cpython_keys table;
+		void *context[2] = {finder, &from};
+		from.item = UINT64_MAX;
+		if (!read_u64(finder->space, object + layout->dict_keys, &keys))
+			return;
+		if ((!cpython_keys_read(finder->space, layout, keys, &table) ||
+		     !cpython_dict_each(finder->space, layout, object, check_dict_entry, context)) &&
+		    count_container_damage(finder))
+			warnings_add(finder->warnings,
+				     "python: the %s at 0x%llx has a damaged keys table 0x%llx; its "
+				     "entries are not walked",
+				     type->name, (unsigned long long)object, (unsigned long long)keys);
+		return;
+	}
+	case PYTHON_SET: {
+		uint64_t mask = 0, entries = 0;
+		if (!read_u64(finder->space, object + layout->set_mask, &mask) ||
+		    !read_u64(finder->space, object + layout->set_table, &entries))
+			return;
+		uint64_t *table = mask < MAX_ITEMS ? malloc((size_t)(mask + 1) * 16) : NULL;
+		if (table == NULL || address_space_read(finder->space, entries, table,
+							(size_t)(mask + 1) * 16, NULL) != 0) {
+			free(table);
+			if (count_container_damage(finder))
+				warnings_add(finder->warnings,
+					     "python: the %s at 0x%llx has a damaged table (0x%llx, mask "
+					     "%llu); its items are not walked",
+					     type->name, (unsigned long long)object,
+					     (unsigned long long)entries, (unsigned long long)mask);
+			return;
+		}
+		from.item = UINT64_MAX;
+		for (uint64_t i = 0; i <= mask; i++)
+			check_reference(finder, table[2 * i], &from);
+		free(table);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+/* Checks every container's items (those of objects found through them too), then says how many
+ * more of each kind of damage there was than were warned about. */
+static void find_damage(struct finder *finder)
+{
+	const struct heap *heap = finder->heap;
+	struct python_objects *objects = finder->objects;
+	finder->checked = calloc(heap->count + 1, 1);
+	if (finder->checked == NULL) {
+		finder->out_of_memory = true;
+		return;
+	}
+	for (size_t i = 0; i < heap->count; i++)
+		if (objects->bits[i] & PYOBJ_OBJECT)
+			check_container(finder, i);
+	for (size_t n = 0; n < finder->found_late_count; n++) {
+		size_t index = finder->found_late[n];
+		find_owned(finder, index, NULL, 0);
+		check_container(finder, index);
+	}
+	free(finder->checked);
+	free(finder->found_late);
+	const struct {
+		uint64_t count;
+		const char *what;
+	} kinds[] = {{objects->damage.untyped, "objects with a damaged type pointer"},
+		     {objects->damage.containers, "containers with damaged tables"},
+		     {objects->damage.reference_counts, "objects with an impossible reference count"},
+		     {objects->damage.gc_links, "objects with broken collector links"}};
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		if (kinds[k].count > DAMAGE_WARNINGS_MAX)
+			warnings_add(finder->warnings, "python: and %llu more %s",
+				     (unsigned long long)(kinds[k].count - DAMAGE_WARNINGS_MAX),
+				     kinds[k].what);
 }
 
 int cpython_objects_find(struct python_objects *objects, struct address_space *space,
@@ -808,7 +1137,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 	for (size_t i = 0; i < heap->count; i++)
 		objects->type[i] = UINT32_MAX;
 	struct finder finder = {.objects = objects, .space = space, .python = python,
-				.layout = &python->layout, .heap = heap, .names = names};
+				.layout = &python->layout, .heap = heap, .names = names,
+				.warnings = warnings};
 	struct address_cursor cursor;
 	address_cursor_init(&cursor, space);
 	struct snapshot *snapshot = address_space_snapshot(space);
@@ -832,6 +1162,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		}
 	}
 	address_cursor_free(&cursor);
+	/* where a container holds an object the walk did not find, the object is damaged */
+	find_damage(&finder);
 	uint32_t *type_ids = calloc(objects->type_count + 1, sizeof *type_ids);
 	if (type_ids == NULL)
 		finder.out_of_memory = true;

@@ -5,7 +5,14 @@
  * after their owner. A block is a Python object when the word after its reference count points to
  * a valid type object (one whose own type is `type` or a metatype) and the type's flags put the
  * object exactly there; types are read once each and cached. Heap types are named
- * `module.QualName`, as their `__module__` and `__qualname__` say. */
+ * `module.QualName`, as their `__module__` and `__qualname__` say.
+ *
+ * Damage: where a list, tuple, dict or set holds an item that points at a heap block no object
+ * was found in, the object there is damaged. A type pointer that leads to no type leaves it
+ * untyped; an impossible reference count or broken collector links hid an object whose type is
+ * good, and it is typed after all. Containers whose tables are impossible are walked as far as
+ * they go, and a broken collector list is walked back from its end. Each is warned about by its
+ * address (a bounded number of each kind) and counted in python_objects.damage. */
 #ifndef HEAPSNAP_CPYTHON_OBJECTS_H
 #define HEAPSNAP_CPYTHON_OBJECTS_H
 
@@ -88,6 +95,14 @@ struct python_objects {
 	size_t type_count;
 	uint64_t object_count, tracked_count, immortal_count;
 	uint64_t type_type; /* the address of `type` (PyType_Type) */
+	/* damage found where an object must be (an item of a list, tuple, dict or set), each
+	   warned about by its address */
+	struct python_damage {
+		uint64_t untyped;	   /* objects whose type pointer leads to no type: untyped */
+		uint64_t containers;	   /* lists, tuples, dicts, sets whose tables are impossible */
+		uint64_t reference_counts; /* objects with an impossible count, typed nonetheless */
+		uint64_t gc_links;	   /* objects and collector lists whose links are broken */
+	} damage;
 	/* which object owns each owned block, sorted by owner (the graph gives the owner an edge
 	   to it, so the block counts in what the owner retains) */
 	struct python_part {

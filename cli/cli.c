@@ -378,3 +378,47 @@ void cli_json_retainers(struct json_writer *json, const struct path_shape *shape
 	}
 	json_array_end(json);
 }
+
+bool cli_format_python_damage(const struct python_damage *damage, char *out, size_t size)
+{
+	const struct {
+		uint64_t count;
+		const char *one, *many;
+	} kinds[] = {
+		{damage->untyped, "object with a damaged type, left untyped",
+		 "objects with a damaged type, left untyped"},
+		{damage->containers, "container with damaged tables, walked as far as they go",
+		 "containers with damaged tables, walked as far as they go"},
+		{damage->reference_counts, "object with an impossible reference count, typed",
+		 "objects with an impossible reference count, typed"},
+		{damage->gc_links, "broken link in the collector's lists",
+		 "broken links in the collector's lists"}};
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		if (kinds[k].count == 0)
+			continue;
+		char count[32];
+		cli_format_count(kinds[k].count, count, sizeof count);
+		int n = snprintf(out + used, size - used, "%s%s %s", used ? "; " : "", count,
+				 kinds[k].count == 1 ? kinds[k].one : kinds[k].many);
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+	return used > 0;
+}
+
+void cli_json_python_damage(struct json_writer *json, const struct python_damage *damage)
+{
+	json_object_begin(json);
+	json_key(json, "untyped");
+	json_uint(json, damage->untyped);
+	json_key(json, "containers");
+	json_uint(json, damage->containers);
+	json_key(json, "reference_counts");
+	json_uint(json, damage->reference_counts);
+	json_key(json, "gc_links");
+	json_uint(json, damage->gc_links);
+	json_object_end(json);
+}

@@ -141,6 +141,8 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 		json_uint(&json, analysis->python_objects.object_count);
 		json_key(&json, "gc_tracked");
 		json_uint(&json, analysis->python_objects.tracked_count);
+		json_key(&json, "damaged");
+		cli_json_python_damage(&json, &analysis->python_objects.damage);
 		json_object_end(&json);
 	}
 	json_key(&json, "heap");
@@ -275,6 +277,10 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		       "%s\n",
 		       python->version, python->module_path, objects, python->layout_source,
 		       analysis->pymalloc_method);
+		char damage[512];
+		if (cli_format_python_damage(&analysis->python_objects.damage, damage,
+					     sizeof damage))
+			printf("  damaged: %s (see the warnings)\n", damage);
 	} else if (python->found) {
 		printf("CPython %s (%s): a version heapsnap has no layouts for (3.8 to 3.13 are "
 		       "known); its objects are not typed\n",

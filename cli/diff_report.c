@@ -377,11 +377,18 @@ static void write_text(struct report *report)
 				change.duration);
 		}
 		fprintf(out, "\n");
+	}
+	for (size_t i = 0; i < line_count; i++) {
+		char damage[512];
 		if (lines[i].analysis->heap.damage.spots) {
-			char damage[128];
 			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
-			fprintf(out, "  %-8s heap damaged: %s (see the warnings)\n", "", damage);
+			fprintf(out, "  %-8s heap damaged: %s (see the warnings)\n", lines[i].label,
+				damage);
 		}
+		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
+					     sizeof damage))
+			fprintf(out, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
+				damage);
 	}
 
 	fprintf(out, "\n%s%s%s\n", paint(report, BOLD),
@@ -568,13 +575,18 @@ static void write_markdown(struct report *report)
 				change.count);
 		}
 	}
-	for (size_t i = 0; i < line_count; i++)
+	for (size_t i = 0; i < line_count; i++) {
+		char damage[512];
 		if (lines[i].analysis->heap.damage.spots) {
-			char damage[128];
 			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
 			fprintf(out, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
 				lines[i].label, damage);
 		}
+		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
+					     sizeof damage))
+			fprintf(out, "\n> **Damaged Python objects in %s:** %s (see the warnings).\n",
+				lines[i].label, damage);
+	}
 
 	fprintf(out, "\n#### %s\n\n",
 		diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
@@ -732,6 +744,10 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 		json_null(json);
 	json_object_end(json);
 	cli_json_damage(json, &analysis->heap.damage);
+	if (analysis->python_objects.bits) {
+		json_key(json, "python_damaged");
+		cli_json_python_damage(json, &analysis->python_objects.damage);
+	}
 	if (line->totals) {
 		json_key(json, "live_objects");
 		json_uint(json, line->objects);

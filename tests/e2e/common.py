@@ -240,3 +240,20 @@ def check_summary_invariants(label, summary):
           f"({summary['reachable_bytes']})")
     check(summary["reachable_bytes"] + summary["unreachable"]["bytes"] <= live,
           f"{label}: reachable and unreachable bytes exceed the live heap")
+
+
+def supported_pythons():
+    """The interpreters the CPython tests run on, as (name, path): pyenv's newest 3.8 to 3.13 (with
+    DWARF) and Debian's stripped /usr/bin/python3.11 ("debian-python3.11"); checks they are all
+    present."""
+    import glob
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = []
+    for minor in range(8, 14):
+        versions = sorted(glob.glob(os.path.join(root, "versions", f"3.{minor}.*", "bin",
+                                                 f"python3.{minor}")))
+        found += [(os.path.basename(p), p) for p in versions[-1:]]
+    check(len(found) == 6, f"pyenv's CPython 3.8 to 3.13 are all present: {found}")
+    check(os.path.exists("/usr/bin/python3.11"),
+          "Debian's python3.11 is installed (scripts/setup installs it)")
+    return found + [("debian-python3.11", "/usr/bin/python3.11")]
