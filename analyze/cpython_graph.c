@@ -677,29 +677,31 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 					: (array->address + array->size - word) / 8;
 		if (count > MAX_ITEMS || word == 0)
 			break;
-		result = result || graph_emit_edge(emitter, word, model->table);
+		if (result == 0)
+			result = graph_emit_edge(emitter, word, model->table);
 		bytes = read_bytes(model, word, (size_t)count * 8);
 		if (result == 0 && bytes)
 			result = graph_emit_scan(emitter, bytes, (size_t)count * 8, 0, model->item);
 		break;
 	case PYTHON_TUPLE:
 		count = u64_at(bytes, layout->var_size);
-		if (layout->tuple_items + count * 8 <= size)
-			result = result || graph_emit_scan(emitter, bytes + layout->tuple_items,
-							   (size_t)count * 8, 0, model->item);
+		if (result == 0 && layout->tuple_items + count * 8 <= size)
+			result = graph_emit_scan(emitter, bytes + layout->tuple_items,
+						 (size_t)count * 8, 0, model->item);
 		break;
 	case PYTHON_DICT:
-		result = result ||
-			 dict_edges(model, object,
-				    model->objects_map[index] & OBJECT_ROOT_DICT ? AS_ROOT_DICT : AS_ITEMS);
+		if (result == 0)
+			result = dict_edges(model, object,
+					    model->objects_map[index] & OBJECT_ROOT_DICT ? AS_ROOT_DICT
+											 : AS_ITEMS);
 		break;
 	case PYTHON_SET: {
 		uint64_t mask = u64_at(bytes, layout->set_mask);
 		word = u64_at(bytes, layout->set_table);
 		if (mask >= MAX_ITEMS)
 			break;
-		if (word != object + layout->set_smalltable)
-			result = result || graph_emit_edge(emitter, word, model->table);
+		if (result == 0 && word != object + layout->set_smalltable)
+			result = graph_emit_edge(emitter, word, model->table);
 		const uint8_t *table = read_bytes(model, word, (size_t)(mask + 1) * 16);
 		for (uint64_t i = 0; result == 0 && table && i <= mask; i++)
 			result = graph_emit_edge(emitter, u64_at(table, (size_t)i * 16),
@@ -708,15 +710,16 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	}
 	case PYTHON_MODULE:
 		/* its namespace by name; its state (an extension's own objects) as it comes */
-		result = result || graph_emit_edge(emitter, u64_at(bytes, 16), model->dict_label);
+		if (result == 0)
+			result = graph_emit_edge(emitter, u64_at(bytes, 16), model->dict_label);
 		if (result == 0 && size > 24)
 			result = scan_object(model, type, python_type, bytes, size, header, 24);
 		break;
 	case PYTHON_WEAKREF:
 		/* PyWeakReference: the referent (16) is weak, the list links (40, 48) borrowed;
 		   only the callback (24) is held */
-		if (size >= 32)
-			result = result || graph_emit_edge(emitter, u64_at(bytes, 24), GRAPH_NONE);
+		if (result == 0 && size >= 32)
+			result = graph_emit_edge(emitter, u64_at(bytes, 24), GRAPH_NONE);
 		break;
 	case PYTHON_TYPE: {
 		/* a class: its namespace, its bases and MRO by name, the rest as it comes */
