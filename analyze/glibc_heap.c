@@ -54,6 +54,11 @@ struct walker {
 		uint64_t entry, key, tcache;
 	} *tcache_keys;
 	size_t tcache_key_count, tcache_key_capacity;
+	/* per arena, order-free sums of every link of its bins, forward (chunk, fd) and backward
+	   (bk, chunk): equal when the rings are whole (see link_term) */
+	struct link_sums {
+		uint64_t forward, backward, size_forward, size_backward;
+	} link_sums[ARENAS_MAX];
 	/* 64 MiB-aligned starts of writable memory and the arena their heap_info names */
 	struct heap_info_candidate {
 		uint64_t heap, owner;
@@ -102,9 +107,48 @@ static bool plausible_size(uint64_t size, uint64_t at, uint64_t end)
 	return size >= MIN_CHUNK && (size & 15) == 0 && at + size <= end && at + size > at;
 }
 
+/* One link `from` -> `to` as a term of a sum: a bin's ring is whole when the sum of its forward
+ * links (chunk, fd) equals that of its back links read backwards (bk, chunk), whatever order the
+ * terms come in. So the walk, which reads every free chunk's words in address order anyway, can
+ * tell whether the rings are whole without following them through the snapshot at random (a
+ * random read of a big snapshot can cost a frame's decompression); only when the sums differ are
+ * the lists followed word by word to name the damage. */
+static uint64_t link_term(uint64_t from, uint64_t to)
+{
+	uint64_t x = from * 0x9E3779B97F4A7C15ull ^ (to + 0x632BE59BD9B4E019ull);
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ull;
+	x ^= x >> 29;
+	return x;
+}
+
+/* Adds a free chunk's links to its arena's sums: fd and bk, and for a chunk of large-bin size
+ * that heads its size in its bin (fd_nextsize set; glibc clears it on the others), its size
+ * links. */
+static void sum_links(struct walker *walker, uint64_t chunk, uint64_t size, uint16_t arena,
+		      uint64_t fd)
+{
+	uint64_t bk, fd_nextsize, bk_nextsize;
+	if (arena >= ARENAS_MAX ||
+	    !address_cursor_read_u64(&walker->cursor, chunk + 24, chunk + size, &bk))
+		return;
+	struct link_sums *sums = &walker->link_sums[arena];
+	sums->forward += link_term(chunk, fd);
+	sums->backward += link_term(bk, chunk);
+	if (size >= 1024 &&
+	    address_cursor_read_u64(&walker->cursor, chunk + 32, chunk + size, &fd_nextsize) &&
+	    fd_nextsize != 0 &&
+	    address_cursor_read_u64(&walker->cursor, chunk + 40, chunk + size, &bk_nextsize)) {
+		sums->size_forward += link_term(chunk, fd_nextsize);
+		sums->size_backward += link_term(bk_nextsize, chunk);
+	}
+}
+
 static int add_chunk(struct walker *walker, uint64_t chunk, uint64_t size, bool in_use,
 		     uint16_t arena, uint64_t first_word)
 {
+	if (!in_use)
+		sum_links(walker, chunk, size, arena, first_word);
 	struct allocation allocation = {.address = chunk + CHUNK_HEADER,
 					.size = size - 8,
 					.state = in_use ? ALLOCATION_LIVE : ALLOCATION_FREE,
@@ -846,13 +890,26 @@ static void check_nextsize_ring(struct walker *walker, const struct arena *arena
 	}
 }
 
-/* Checks the unsorted, small and large bins: each forward link leads to a free chunk whose back
- * link returns where it came from (which also ends a loop at once), a small bin holds chunks of
- * its size only, and a large bin's size links form their ring. */
+/* Checks the unsorted, small and large bins: each forward link leads to a free chunk (not to
+ * itself), and a small bin holds chunks of its size only. When the arena's link sums say a ring
+ * is not whole, the lists are followed again reading each back link and large bins' size links,
+ * to name where. */
 static void check_bins(struct walker *walker, const struct arena *arena)
 {
 	const struct glibc_layout *layout = &walker->layout;
-	uint64_t *heads = malloc(NEXTSIZE_HEADS_MAX * sizeof *heads);
+	struct link_sums sums = arena->index < ARENAS_MAX ? walker->link_sums[arena->index]
+							  : (struct link_sums){0};
+	/* the bins' heads are links of the rings too */
+	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
+		uint64_t head = arena->state + layout->state_bins + 8ull * bin - 16, fd, bk;
+		if (read_u64(walker, head + 16, &fd) && read_u64(walker, head + 24, &bk)) {
+			sums.forward += link_term(head, fd);
+			sums.backward += link_term(bk, head);
+		}
+	}
+	bool back_links = sums.forward != sums.backward;
+	bool size_links = sums.size_forward != sums.size_backward;
+	uint64_t *heads = size_links ? malloc(NEXTSIZE_HEADS_MAX * sizeof *heads) : NULL;
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
 		unsigned index = bin / 2 + 1; /* 1: unsorted, 2-63: small, 64 and up: large */
 		/* bin_at(m, i) is &bins[2i-2] - 16: a fake chunk whose fd/bk are bins[2i-2..] */
@@ -871,7 +928,7 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 				problem = "a broken link to";
 			else if (chunk == from)
 				problem = "a link to itself,";
-			else if (read_u64(walker, chunk + 24, &back) && back != from)
+			else if (back_links && read_u64(walker, chunk + 24, &back) && back != from)
 				problem = "a link the back link of which is damaged, to";
 			else if (index >= 2 && index < 64 && size != 16ull * index)
 				problem = "a link to a chunk of another bin's size,";
@@ -887,8 +944,8 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 				whole = false;
 				break;
 			}
-			if (index >= 64 && size != last_size) {
-				if (heads && head_count < NEXTSIZE_HEADS_MAX)
+			if (heads && index >= 64 && size != last_size) {
+				if (head_count < NEXTSIZE_HEADS_MAX)
 					heads[head_count] = chunk;
 				head_count++;
 				last_size = size;
