@@ -260,18 +260,31 @@ struct finder {
 	struct type_slot *slots; /* open addressing by type address */
 	size_t slot_count, used;
 	size_t type_capacity;
-	/* blocks objects point to, made their parts once every object is known */
+	/* blocks objects point to, made their parts once every object the walk found is known */
 	struct pending_part {
 		uint32_t owner;
 		uint64_t pointer;
 	} *pending;
 	size_t pending_count, pending_capacity;
 	bool out_of_memory;
-	/* damage: per allocation, whether a reference to it was checked already (each damaged
-	   object is warned about once); objects found through references, whose own items are
-	   checked in turn */
+	/* damage: the live blocks the walk found no object in nor named otherwise, by address
+	   (the only blocks a container's item can be a damaged object in), each with whether a
+	   reference to it was checked already (each damaged object is warned about once); objects
+	   found through references, whose own items are checked in turn */
 	struct warnings *warnings;
-	uint8_t *checked;
+	struct suspect {
+		uint64_t address;
+		uint32_t index;
+		bool checked;
+	} *suspects;
+	size_t suspect_count;
+	/* a bit per hash of each address a suspect's object can start at: most items are turned
+	   away by one load */
+	uint64_t *suspect_filter;
+	uint64_t suspect_filter_mask;
+	/* the containers are read in address order through a window, as the walk reads blocks */
+	struct address_cursor *cursor;
+	const struct snapshot_region *region;
 	uint32_t *found_late;
 	size_t found_late_count, found_late_capacity;
 };
@@ -601,7 +614,22 @@ static void own(struct finder *finder, size_t owner, uint64_t pointer)
 								     (uint32_t)index};
 	objects->bits[index] = PYOBJ_OWNED;
 	objects->type[index] = objects->type[owner];
-	finder->names->of[index] = finder->names->of[owner];
+}
+
+static int compare_parts(const void *a, const void *b)
+{
+	const struct python_part *x = a, *y = b;
+	if (x->owner != y->owner)
+		return x->owner < y->owner ? -1 : 1;
+	return (x->part > y->part) - (x->part < y->part);
+}
+
+/* Makes the blocks noted since pending[first] their owners' parts. */
+static size_t own_pending(struct finder *finder, size_t first)
+{
+	for (size_t i = first; i < finder->pending_count; i++)
+		own(finder, finder->pending[i].owner, finder->pending[i].pointer);
+	return finder->pending_count;
 }
 
 size_t cpython_first_part(const struct python_objects *objects, size_t owner)
@@ -858,6 +886,11 @@ static void describe_referrer(const struct referrer *from, char *out, size_t siz
 			 (unsigned long long)from->container);
 }
 
+static uint64_t suspect_hash(uint64_t address)
+{
+	return (address >> 4) * 0x9E3779B97F4A7C15ull >> 32;
+}
+
 /* A pointer a container holds as an item: an object. When it points at the start of a heap
  * block (past the headers its type would have) that the walk did not find an object in, the
  * object is damaged: a type pointer that leads to no type leaves it untyped; an impossible
@@ -868,17 +901,29 @@ static void check_reference(struct finder *finder, uint64_t pointer, const struc
 	const struct heap *heap = finder->heap;
 	struct python_objects *objects = finder->objects;
 	const struct cpython_layout *layout = finder->layout;
-	if (pointer == 0 || (pointer & 7))
+	if (pointer == 0 || (pointer & 15) || finder->suspect_count == 0)
 		return;
-	const struct allocation *block = heap_find(heap, pointer);
-	if (block == NULL || block->state != ALLOCATION_LIVE)
+	uint64_t bit = suspect_hash(pointer) & finder->suspect_filter_mask;
+	if (!(finder->suspect_filter[bit / 64] >> (bit % 64) & 1))
 		return;
-	size_t index = (size_t)(block - heap->allocations);
+	/* the last suspect block at or below the pointer: a search in a table far smaller than
+	   the heap's (most items are objects the walk found) */
+	size_t low = 0, high = finder->suspect_count;
+	while (high - low > 1) {
+		size_t middle = low + (high - low) / 2;
+		if (finder->suspects[middle].address <= pointer)
+			low = middle;
+		else
+			high = middle;
+	}
+	struct suspect *suspect = &finder->suspects[low];
+	size_t index = suspect->index;
+	const struct allocation *block = &heap->allocations[index];
 	uint64_t header = pointer - block->address;
-	if (objects->bits[index] || finder->names->of[index] || finder->checked[index] ||
-	    header > 32 || (header & 15) || header + 16 > block->size)
+	if (pointer < block->address || suspect->checked || header > 32 || (header & 15) ||
+	    header + 16 > block->size)
 		return;
-	finder->checked[index] = 1;
+	suspect->checked = true;
 	uint64_t words[2];
 	if (address_space_read(finder->space, pointer, words, sizeof words, NULL) != 0)
 		return;
@@ -942,6 +987,32 @@ static void check_reference(struct finder *finder, uint64_t pointer, const struc
 	finder->found_late[finder->found_late_count++] = (uint32_t)index;
 }
 
+/* Reads a container's words: through the finder's window when it has one (the containers in
+ * address order), else from the address space. */
+static bool read_container(struct finder *finder, uint64_t address, void *out, size_t size)
+{
+	if (finder->cursor != NULL) {
+		if (finder->region == NULL || address < finder->region->start ||
+		    address >= finder->region->end)
+			finder->region = snapshot_find_region(address_space_snapshot(finder->space),
+							      address);
+		const uint8_t *bytes = finder->region ? address_cursor_view(finder->cursor, address,
+									    size,
+									    finder->region->end)
+						      : NULL;
+		if (bytes != NULL) {
+			memcpy(out, bytes, size);
+			return true;
+		}
+	}
+	return address_space_read(finder->space, address, out, size, NULL) == 0;
+}
+
+static bool read_container_u64(struct finder *finder, uint64_t address, uint64_t *out)
+{
+	return read_container(finder, address, out, sizeof *out);
+}
+
 /* Counts a container whose tables are impossible; whether it is to be warned about (the first
  * few are). */
 static bool count_container_damage(struct finder *finder)
@@ -972,15 +1043,15 @@ static void check_container(struct finder *finder, size_t index)
 	struct referrer from = {type->name, object, 0};
 	switch (type->kind) {
 	case PYTHON_LIST: {
-		if (!read_u64(finder->space, object + layout->var_size, &size) ||
-		    !read_u64(finder->space, object + layout->list_items, &items) || size == 0)
+		if (!read_container_u64(finder, object + layout->var_size, &size) ||
+		    !read_container_u64(finder, object + layout->list_items, &items) || size == 0)
 			return;
 		const struct allocation *array = heap_find(heap, items);
 		uint64_t room = array ? (array->address + array->size - items) / 8 : size,
 			 allocated = 0;
 		/* the words past its size but in its array are stale: what it allocated bounds it
 		   better than its block */
-		if (read_u64(finder->space, object + layout->list_allocated, &allocated) &&
+		if (read_container_u64(finder, object + layout->list_allocated, &allocated) &&
 		    allocated < room)
 			room = allocated;
 		uint64_t walked = size < room ? size : room;
@@ -1018,7 +1089,7 @@ static void check_container(struct finder *finder, size_t index)
 		return;
 	}
 	case PYTHON_TUPLE: {
-		if (!read_u64(finder->space, object + layout->var_size, &size) || size == 0)
+		if (!read_container_u64(finder, object + layout->var_size, &size) || size == 0)
 			return;
 		uint64_t room = (block_end - object - layout->tuple_items) / 8;
 		if (size > room && count_container_damage(finder))
@@ -1027,11 +1098,17 @@ static void check_container(struct finder *finder, size_t index)
 				     "block (room for %llu items); its first %llu are walked",
 				     type->name, (unsigned long long)object, (unsigned long long)size,
 				     (unsigned long long)room, (unsigned long long)room);
-		for (uint64_t i = 0; i < size && i < room; i++) {
-			uint64_t item = 0;
-			from.item = i;
-			if (read_u64(finder->space, object + layout->tuple_items + i * 8, &item))
-				check_reference(finder, item, &from);
+		uint64_t walked = size < room ? size : room, buffer[64];
+		/* the items in one read, a buffer at a time */
+		for (uint64_t first = 0; first < walked; first += 64) {
+			uint64_t count = walked - first < 64 ? walked - first : 64;
+			if (!read_container(finder, object + layout->tuple_items + first * 8, buffer,
+					    (size_t)count * 8))
+				return;
+			for (uint64_t i = 0; i < count; i++) {
+				from.item = first + i;
+				check_reference(finder, buffer[i], &from);
+			}
 		}
 		return;
 	}
@@ -1040,7 +1117,7 @@ static void check_container(struct finder *finder, size_t index)
 		struct cpython_keys table;
 		void *context[2] = {finder, &from};
 		from.item = UINT64_MAX;
-		if (!read_u64(finder->space, object + layout->dict_keys, &keys))
+		if (!read_container_u64(finder, object + layout->dict_keys, &keys))
 			return;
 		if ((!cpython_keys_read(finder->space, layout, keys, &table) ||
 		     !cpython_dict_each(finder->space, layout, object, check_dict_entry, context)) &&
@@ -1053,8 +1130,8 @@ static void check_container(struct finder *finder, size_t index)
 	}
 	case PYTHON_SET: {
 		uint64_t mask = 0, entries = 0;
-		if (!read_u64(finder->space, object + layout->set_mask, &mask) ||
-		    !read_u64(finder->space, object + layout->set_table, &entries))
+		if (!read_container_u64(finder, object + layout->set_mask, &mask) ||
+		    !read_container_u64(finder, object + layout->set_table, &entries))
 			return;
 		uint64_t *table = mask < MAX_ITEMS ? malloc((size_t)(mask + 1) * 16) : NULL;
 		if (table == NULL || address_space_read(finder->space, entries, table,
@@ -1085,20 +1162,54 @@ static void find_damage(struct finder *finder)
 {
 	const struct heap *heap = finder->heap;
 	struct python_objects *objects = finder->objects;
-	finder->checked = calloc(heap->count + 1, 1);
-	if (finder->checked == NULL) {
+	size_t capacity = 0;
+	for (size_t i = 0; i < heap->count; i++) {
+		if (heap->allocations[i].state != ALLOCATION_LIVE || heap->allocations[i].size < 16 ||
+		    objects->bits[i] || finder->names->of[i])
+			continue;
+		void *grown = array_grow(finder->suspects, &capacity, finder->suspect_count,
+					 sizeof *finder->suspects, 1024);
+		if (grown == NULL) {
+			finder->out_of_memory = true;
+			free(finder->suspects);
+			return;
+		}
+		finder->suspects = grown;
+		finder->suspects[finder->suspect_count++] =
+			(struct suspect){heap->allocations[i].address, (uint32_t)i, false};
+	}
+	/* 16 bits per suspect, at least 64 Ki */
+	uint64_t bits = 1u << 16;
+	while (bits < finder->suspect_count * 16)
+		bits *= 2;
+	finder->suspect_filter = calloc((size_t)(bits / 64), 8);
+	if (finder->suspect_filter == NULL) {
 		finder->out_of_memory = true;
+		free(finder->suspects);
 		return;
 	}
-	for (size_t i = 0; i < heap->count; i++)
+	finder->suspect_filter_mask = bits - 1;
+	for (size_t n = 0; n < finder->suspect_count; n++)
+		for (uint64_t header = 0; header <= 32; header += 16) {
+			uint64_t bit = suspect_hash(finder->suspects[n].address + header) & (bits - 1);
+			finder->suspect_filter[bit / 64] |= 1ull << (bit % 64);
+		}
+	/* no block but objects: no item can be a damaged object, and the items are not read */
+	struct address_cursor cursor;
+	address_cursor_init(&cursor, finder->space);
+	finder->cursor = &cursor;
+	for (size_t i = 0; finder->suspect_count > 0 && i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OBJECT)
 			check_container(finder, i);
+	address_cursor_free(&cursor);
+	finder->cursor = NULL; /* the objects found late are in no order */
 	for (size_t n = 0; n < finder->found_late_count; n++) {
 		size_t index = finder->found_late[n];
 		find_owned(finder, index, NULL, 0);
 		check_container(finder, index);
 	}
-	free(finder->checked);
+	free(finder->suspects);
+	free(finder->suspect_filter);
 	free(finder->found_late);
 	const struct {
 		uint64_t count;
@@ -1162,8 +1273,12 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		}
 	}
 	address_cursor_free(&cursor);
+	/* the parts first: they are no damaged objects, and the search for those is shorter */
+	size_t owned = own_pending(&finder, 0);
 	/* where a container holds an object the walk did not find, the object is damaged */
 	find_damage(&finder);
+	if (own_pending(&finder, owned) > owned) /* parts of objects found late, out of order */
+		qsort(objects->parts, objects->part_count, sizeof *objects->parts, compare_parts);
 	uint32_t *type_ids = calloc(objects->type_count + 1, sizeof *type_ids);
 	if (type_ids == NULL)
 		finder.out_of_memory = true;
@@ -1174,8 +1289,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		if (objects->bits[i] & PYOBJ_OBJECT)
 			names->of[i] = type_ids[objects->type[i]];
 	free(type_ids);
-	for (size_t i = 0; i < finder.pending_count; i++)
-		own(&finder, finder.pending[i].owner, finder.pending[i].pointer);
+	for (size_t i = 0; i < objects->part_count; i++)
+		names->of[objects->parts[i].part] = names->of[objects->parts[i].owner];
 	free(finder.pending);
 	find_generations(&finder);
 	free(finder.slots);

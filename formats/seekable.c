@@ -346,6 +346,7 @@ struct frame_entry {
 	uint32_t compressed_size;
 	uint32_t decompressed_size;
 	bool damaged; /* it failed to read or decompress once: it is not tried again */
+	uint32_t cache_slot; /* the slot holding it, plus one; 0: not cached */
 };
 
 struct cache_slot {
@@ -375,7 +376,9 @@ struct seekable_reader;
 static void stop_ahead(struct seekable_reader *reader);
 
 enum {
-	MAX_CACHE_SLOTS = 256,
+	/* 16 GiB of default-sized frames: a hit is found through its frame, a miss looks through
+	   every slot (a decompression costs far more) */
+	MAX_CACHE_SLOTS = 4096,
 	/* zstd's densest block is an RLE block: a 3-byte header and 1 byte for up to 128 KiB */
 	ZSTD_MAX_EXPANSION = (128 << 10) / 4,
 };
@@ -704,10 +707,7 @@ static bool take_ahead(struct seekable_reader *reader, uint32_t index, struct ca
 
 static bool cached(const struct seekable_reader *reader, uint32_t index)
 {
-	for (size_t i = 0; i < reader->cache_count; i++)
-		if (reader->cache[i].frame == (int64_t)index)
-			return true;
-	return false;
+	return reader->frames[index].cache_slot != 0;
 }
 
 /* After a miss of `index`: when the frame before it is cached (a walk in order), has the worker
@@ -752,7 +752,16 @@ fail:
 	free(ahead->compressed);
 	ahead->context = NULL;
 	ahead->compressed = NULL;
-	reader->cache_count = reader->cache_count < 4 ? reader->cache_count : 3;
+	size_t kept = reader->cache_count < 4 ? reader->cache_count : 3;
+	for (size_t i = kept; i < reader->cache_count; i++) {
+		if (reader->cache[i].frame >= 0)
+			reader->frames[reader->cache[i].frame].cache_slot = 0;
+		if (reader->recent == &reader->cache[i])
+			reader->recent = NULL;
+		free(reader->cache[i].data);
+		reader->cache[i] = (struct cache_slot){.frame = -1};
+	}
+	reader->cache_count = kept;
 }
 
 static void stop_ahead(struct seekable_reader *reader)
@@ -811,6 +820,8 @@ static int damaged_frame_error(const struct seekable_reader *reader, uint32_t in
 static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, uint32_t index,
 		     bool from_worker, struct hs_error *err)
 {
+	if (slot->frame >= 0)
+		reader->frames[slot->frame].cache_slot = 0;
 	slot->frame = -1;
 	reader->generation++;
 	if (!from_worker || !take_ahead(reader, index, slot)) {
@@ -828,6 +839,7 @@ static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, ui
 	}
 	slot->frame = index;
 	slot->last_use = ++reader->use_clock;
+	reader->frames[index].cache_slot = (uint32_t)(slot - reader->cache) + 1;
 	return 0;
 }
 
@@ -848,13 +860,11 @@ static const uint8_t *load_frame(struct seekable_reader *reader, uint32_t index,
 {
 	if (reader->recent && reader->recent->frame == (int64_t)index)
 		return reader->recent->data;
-	for (size_t i = 0; i < reader->cache_count; i++) {
-		struct cache_slot *slot = &reader->cache[i];
-		if (slot->frame == (int64_t)index) {
-			slot->last_use = ++reader->use_clock;
-			reader->recent = slot;
-			return slot->data;
-		}
+	if (reader->frames[index].cache_slot != 0) {
+		struct cache_slot *slot = &reader->cache[reader->frames[index].cache_slot - 1];
+		slot->last_use = ++reader->use_clock;
+		reader->recent = slot;
+		return slot->data;
 	}
 	if (reader->frames[index].damaged) {
 		damaged_frame_error(reader, index, err);
