@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analyze/module_files.h"
 #include "common/open_file.h"
 #include "formats/elf_build_id.h"
 
@@ -23,6 +24,8 @@ struct backing_file {
 struct address_space {
 	struct snapshot *snapshot;
 	struct warnings *warnings;
+	struct module_files own_files; /* when the caller sets none */
+	struct module_files *module_files; /* where the mapped files are found */
 	struct backing_file *files;
 	size_t file_count;
 };
@@ -42,6 +45,8 @@ struct address_space *address_space_new(struct snapshot *snapshot, struct warnin
 	}
 	space->snapshot = snapshot;
 	space->warnings = warnings;
+	module_files_init(&space->own_files, snapshot, NULL);
+	space->module_files = &space->own_files;
 	for (size_t i = 0; i < region_count; i++) {
 		if (regions[i].path == NULL)
 			continue;
@@ -81,59 +86,51 @@ static const struct snapshot_module *recorded_module(struct snapshot *snapshot, 
 	return NULL;
 }
 
-/* Opens the file behind a region and checks it against the build-id recorded at capture (or at
- * import). Every way it can fail is a warning naming the file, once: the reads that needed its
- * bytes then fail, and what they would have found (a type's name, a constant) is missing. */
+void address_space_set_module_files(struct address_space *space, struct module_files *files)
+{
+	space->module_files = files;
+}
+
+/* Opens the file behind a region, the one with the build-id recorded at capture (or at import).
+ * Every way it can fail is a warning naming the file, once: the reads that needed its bytes then
+ * fail, and what they would have found (a type's name, a constant) is missing. */
 static int open_checked(struct address_space *space, const char *path)
 {
-	/* a file the process had deleted: the same file may be back under its name (the build-id
-	   says whether it is) */
-	static const char deleted[] = " (deleted)";
 	const struct snapshot_module *recorded = recorded_module(space->snapshot, path);
 	if (recorded == NULL)
 		return -1; /* no module: a data file (a locale archive) the analysis never needs */
-	size_t length = strlen(path);
-	bool was_deleted = length > sizeof deleted - 1 &&
-			   strcmp(path + length - (sizeof deleted - 1), deleted) == 0;
-	char *on_disk = strndup(path, was_deleted ? length - (sizeof deleted - 1) : length);
-	int fd = on_disk ? open_regular_file(on_disk) : -1;
-	int open_errno = errno;
-	free(on_disk);
-	if (fd < 0) {
-		warnings_add(space->warnings,
-			     "%s: %s, so the bytes of this mapped file that the snapshot does not hold "
-			     "(read-only data: type names, constants) are missing; analyse where the "
-			     "snapshot was taken",
-			     path,
-			     was_deleted ? "the process had deleted it and it is not here"
-					 : open_regular_file_reason(open_errno));
-		return -1;
-	}
-	char magic[4] = {0};
-	if (recorded->build_id_size == 0 &&
-	    (pread(fd, magic, sizeof magic, 0) != (ssize_t)sizeof magic ||
-	     memcmp(magic, "\177ELF", 4) != 0)) {
-		close(fd); /* a data file mapped from its start: not a module either */
-		return -1;
-	}
 	if (recorded->build_id_size == 0) {
-		warnings_add(space->warnings,
-			     "%s: no build-id was recorded at capture, so its bytes cannot be checked "
-			     "and are not used",
-			     path);
-		close(fd);
+		/* a data file mapped from its start is no module either; an ELF file is, but its
+		   bytes cannot be checked */
+		char *used = NULL;
+		char why[16];
+		int fd = module_files_open(space->module_files, recorded, &used, why, sizeof why);
+		char magic[4] = {0};
+		bool elf = fd >= 0 && pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+			   memcmp(magic, "\177ELF", 4) == 0;
+		if (elf)
+			warnings_add(space->warnings,
+				     "%s: no build-id was recorded at capture, so its bytes cannot be "
+				     "checked and are not used",
+				     path);
+		if (fd >= 0)
+			close(fd);
+		free(used);
 		return -1;
 	}
-	uint8_t build_id[ELF_BUILD_ID_MAX];
-	size_t size = elf_build_id_from_fd(fd, build_id);
-	if (size != recorded->build_id_size || memcmp(build_id, recorded->build_id, size) != 0) {
+	char *used = NULL;
+	char why[1024];
+	int fd = module_files_open(space->module_files, recorded, &used, why, sizeof why);
+	free(used);
+	char hint[512];
+	if (fd < 0)
 		warnings_add(space->warnings,
-			     "%s on this machine is not the file the process had mapped (build-id "
-			     "differs): its bytes are not used; analyse where the snapshot was taken",
-			     path);
-		close(fd);
-		return -1;
-	}
+			     "%s: the file the process had mapped is not found (%s), so the bytes of "
+			     "it that the snapshot does not hold (read-only data: type names, "
+			     "constants) are missing",
+			     path, why);
+	if (fd < 0 && module_files_hint(space->module_files, hint, sizeof hint))
+		warnings_add(space->warnings, "%s", hint);
 	return fd;
 }
 

@@ -19,6 +19,10 @@ struct address_space;
 struct address_space *address_space_new(struct snapshot *snapshot, struct warnings *warnings,
 					struct hs_error *err);
 void address_space_free(struct address_space *space);
+/* Where the files the snapshot does not hold the bytes of are looked for (by default: here, and
+ * under the captured process's root while it runs). */
+struct module_files;
+void address_space_set_module_files(struct address_space *space, struct module_files *files);
 struct snapshot *address_space_snapshot(const struct address_space *space);
 
 int address_space_read(struct address_space *space, uint64_t addr, void *buf, size_t size,

@@ -7,6 +7,7 @@
 #include "analyze/cpython_graph.h"
 #include "analyze/glibc_heap.h"
 #include "analyze/malloc_provider.h"
+#include "analyze/module_files.h"
 #include "analyze/pymalloc_heap.h"
 #include "analyze/summary.h"
 
@@ -62,7 +63,10 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	analysis->space = address_space_new(analysis->snapshot, &analysis->warnings, err);
 	if (analysis->space == NULL)
 		goto fail;
-	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir, &analysis->warnings);
+	module_files_init(&analysis->module_files, analysis->snapshot, options->sysroot);
+	address_space_set_module_files(analysis->space, &analysis->module_files);
+	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir,
+					&analysis->module_files, &analysis->warnings);
 	if (analysis->symbols == NULL) {
 		hs_error_set(err, "out of memory opening %s", path);
 		goto fail;

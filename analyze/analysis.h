@@ -10,6 +10,7 @@
 #include "analyze/cpython_objects.h"
 #include "analyze/graph.h"
 #include "analyze/heap.h"
+#include "analyze/module_files.h"
 #include "analyze/sites.h"
 #include "analyze/symbols.h"
 #include "analyze/types.h"
@@ -20,6 +21,7 @@
 
 struct analysis_options {
 	const char *debug_dir; /* NULL: /usr/lib/debug */
+	const char *sysroot;   /* where the process's files are (its root), NULL: none given */
 	bool no_debuginfo;     /* find heap structures by heuristics only */
 	/* a damaged zstd frame: go on with its memory unreadable (and a warning) rather than
 	   fail */
@@ -30,6 +32,7 @@ struct analysis_options {
 struct analysis {
 	struct snapshot *snapshot;
 	struct address_space *space;
+	struct module_files module_files; /* where the process's files are found here */
 	struct symbols *symbols;
 	struct heap heap;
 	struct cpython_info python; /* found is false when no interpreter is mapped */

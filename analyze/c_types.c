@@ -215,7 +215,9 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 		struct module_symbols *module = symbols_module_at(symbols, i);
 		const char *file = module_symbols_debug_file(module);
 		if (file == NULL)
-			file = module_symbols_module(module)->path;
+			file = module_symbols_file(module);
+		if (file == NULL)
+			continue; /* not here: its types are not known */
 		struct hs_error ignored;
 		p.types = dwarf_types_open(file, &ignored);
 		if (p.types == NULL)

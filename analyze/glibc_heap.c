@@ -1089,6 +1089,8 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	struct snapshot *snapshot = address_space_snapshot(space);
 	struct module_symbols *libc = options->libc;
 	const char *libc_path = module_symbols_module(libc)->path;
+	/* the version from libc's file as found here (the one the process had), else unknown */
+	const char *libc_file = module_symbols_file(libc);
 	struct walker *walker = calloc(1, sizeof *walker);
 	if (walker == NULL)
 		return hs_error_set(err, "out of memory walking the heap");
@@ -1098,7 +1100,8 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	walker->heap = heap;
 	address_cursor_init(&walker->cursor, space);
 	snprintf(heap->allocator, sizeof heap->allocator, "glibc malloc");
-	int minor = glibc_minor_version(libc_path, heap->version, sizeof heap->version);
+	int minor = libc_file ? glibc_minor_version(libc_file, heap->version, sizeof heap->version)
+			      : 0;
 	walker->glibc_minor = minor;
 
 	uint64_t main_arena = 0, par = 0;
@@ -1136,6 +1139,12 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 					     "glibc heap: the executable links glibc statically, "
 					     "older than 2.35: its version is not known exactly, so "
 					     "free lists may be misread");
+		} else if (libc_file == NULL) {
+			warnings_add(warnings,
+				     "glibc heap: %s is not here (see its warning), so glibc's version "
+				     "is not known: the layout of 2.35 and later is assumed, and an "
+				     "older glibc's free lists may be misread",
+				     libc_path);
 		}
 		if (main_arena == 0 ||
 		    (!plausible_arena(walker, main_arena) && !arena_by_bins(walker, main_arena)))

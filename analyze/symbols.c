@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analyze/module_files.h"
 #include "common/open_file.h"
 #include "formats/elf_build_id.h"
 
@@ -24,6 +25,7 @@ struct module_symbols {
 	const struct snapshot_module *module;
 	bool loaded;
 	uint64_t bias;
+	char *file_path;  /* where its file was found on this machine, or NULL */
 	char *debug_file;
 	struct symbol *symbols; /* sorted by name */
 	size_t symbol_count;
@@ -36,14 +38,17 @@ struct module_symbols {
 
 struct symbols {
 	struct snapshot *snapshot;
-	char *debug_dir;
+	struct module_files own_files; /* when the caller gives none */
+	struct module_files *files;
+	char debug_dirs[3][4096]; /* where separate debug files are looked for, in order */
+	size_t debug_dir_count;
 	struct warnings *warnings;
 	struct module_symbols *modules;
 	size_t module_count;
 };
 
 struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
-			    struct warnings *warnings)
+			    struct module_files *files, struct warnings *warnings)
 {
 	elf_version(EV_CURRENT);
 	struct symbols *symbols = calloc(1, sizeof *symbols);
@@ -52,16 +57,20 @@ struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
 	size_t count;
 	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
 	symbols->modules = calloc(count ? count : 1, sizeof *symbols->modules);
-	symbols->debug_dir = strdup(debug_dir ? debug_dir : SYMBOLS_DEFAULT_DEBUG_DIR);
-	if (symbols->modules == NULL || symbols->debug_dir == NULL) {
-		free(symbols->modules);
-		free(symbols->debug_dir);
+	if (symbols->modules == NULL) {
 		free(symbols);
 		return NULL;
 	}
 	symbols->snapshot = snapshot;
 	symbols->warnings = warnings;
 	symbols->module_count = count;
+	if (files == NULL) {
+		module_files_init(&symbols->own_files, snapshot, NULL);
+		files = &symbols->own_files;
+	}
+	symbols->files = files;
+	symbols->debug_dir_count = module_files_debug_dirs(
+		files, debug_dir ? debug_dir : SYMBOLS_DEFAULT_DEBUG_DIR, symbols->debug_dirs, 3);
 	size_t region_count;
 	const struct snapshot_region *regions = snapshot_regions(snapshot, &region_count);
 	for (size_t i = 0; i < count; i++) {
@@ -82,6 +91,7 @@ struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
 static void module_unload(struct module_symbols *module)
 {
 	free(module->by_address);
+	free(module->file_path);
 	free(module->debug_file);
 	free(module->symbols);
 	for (size_t i = 0; i < module->string_count; i++)
@@ -96,7 +106,6 @@ void symbols_free(struct symbols *symbols)
 	for (size_t i = 0; i < symbols->module_count; i++)
 		module_unload(&symbols->modules[i]);
 	free(symbols->modules);
-	free(symbols->debug_dir);
 	free(symbols);
 }
 
@@ -138,7 +147,8 @@ static void debuglink_of(Elf *elf, char *out, size_t out_size)
 /* Finds the separate debug file, as gdb does: by build-id under the debug directory, then by
  * debuglink next to the file, in its .debug/ directory, and under the debug directory. */
 static char *find_separate_debug_file(const struct symbols *symbols,
-				      const struct snapshot_module *module, Elf *elf);
+				      const struct snapshot_module *module, const char *file_path,
+				      Elf *elf);
 
 /* Whether an ELF file carries DWARF itself (a library built with -g and not stripped). */
 static bool has_debug_info(Elf *elf)
@@ -157,22 +167,24 @@ static bool has_debug_info(Elf *elf)
 	return false;
 }
 
-/* The separate debug file by build-id or debuglink; else the module's own file when it has DWARF. */
+/* The separate debug file by build-id or debuglink; else the module's own file (found at
+ * file_path) when it has DWARF. */
 static char *find_debug_file(const struct symbols *symbols, const struct snapshot_module *module,
-			     Elf *elf)
+			     const char *file_path, Elf *elf)
 {
-	char *found = find_separate_debug_file(symbols, module, elf);
+	char *found = find_separate_debug_file(symbols, module, file_path, elf);
 	if (found == NULL && has_debug_info(elf))
-		found = strdup(module->path);
+		found = strdup(file_path);
 	return found;
 }
 
 static char *find_separate_debug_file(const struct symbols *symbols,
-				      const struct snapshot_module *module, Elf *elf)
+				      const struct snapshot_module *module, const char *file_path,
+				      Elf *elf)
 {
 	char path[4096];
-	if (module->build_id_size >= 2) {
-		int at = snprintf(path, sizeof path, "%s/.build-id/%02x/", symbols->debug_dir,
+	for (size_t d = 0; d < symbols->debug_dir_count && module->build_id_size >= 2; d++) {
+		int at = snprintf(path, sizeof path, "%s/.build-id/%02x/", symbols->debug_dirs[d],
 				  module->build_id[0]);
 		for (size_t i = 1; i < module->build_id_size && at < (int)sizeof path - 3; i++)
 			at += snprintf(path + at, sizeof path - (size_t)at, "%02x",
@@ -185,22 +197,29 @@ static char *find_separate_debug_file(const struct symbols *symbols,
 	debuglink_of(elf, link, sizeof link);
 	if (link[0] == '\0')
 		return NULL;
+	/* beside the file as found here, and under each debug directory by the path the process
+	   saw it at, as gdb looks */
 	char directory[4096];
-	snprintf(directory, sizeof directory, "%s", module->path);
+	snprintf(directory, sizeof directory, "%s", file_path);
 	char *slash = strrchr(directory, '/');
 	if (slash)
 		*slash = '\0';
 	const char *patterns[] = {"%s/%s", "%s/.debug/%s", NULL};
 	for (int i = 0; patterns[i]; i++) {
 		snprintf(path, sizeof path, patterns[i], directory, link);
-		if (strcmp(path, module->path) != 0 && file_exists(path) &&
+		if (strcmp(path, file_path) != 0 && file_exists(path) &&
 		    build_id_matches(path, module))
 			return strdup(path);
 	}
-	if ((size_t)snprintf(path, sizeof path, "%s%s/%s", symbols->debug_dir, directory, link) <
-		    sizeof path &&
-	    file_exists(path) && build_id_matches(path, module))
-		return strdup(path);
+	snprintf(directory, sizeof directory, "%s", module->path);
+	slash = strrchr(directory, '/');
+	if (slash)
+		*slash = '\0';
+	for (size_t d = 0; d < symbols->debug_dir_count; d++)
+		if ((size_t)snprintf(path, sizeof path, "%s%s/%s", symbols->debug_dirs[d], directory,
+				     link) < sizeof path &&
+		    file_exists(path) && build_id_matches(path, module))
+			return strdup(path);
 	return NULL;
 }
 
@@ -316,33 +335,35 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 {
 	module->loaded = true;
 	const struct snapshot_module *info = module->module;
-	int fd = open_regular_file(info->path);
-	int open_errno = errno;
+	char why[1024];
+	int fd = module_files_open(symbols->files, info, &module->file_path, why, sizeof why);
 	Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 	if (elf == NULL) {
-		warnings_add(symbols->warnings, "%s: cannot be read for its symbols%s%s", info->path,
-			     fd < 0 ? ": " : "", fd < 0 ? open_regular_file_reason(open_errno) : "");
+		char hint[512];
+		if (fd < 0)
+			warnings_add(symbols->warnings,
+				     "%s: the file the process had mapped is not found (%s): its "
+				     "symbols are not used",
+				     info->path, why);
+		if (fd < 0 && module_files_hint(symbols->files, hint, sizeof hint))
+			warnings_add(symbols->warnings, "%s", hint);
+		if (fd >= 0)
+			warnings_add(symbols->warnings, "%s: cannot be read for its symbols (%s)",
+				     info->path, module->file_path);
 		if (fd >= 0)
 			close(fd);
-		return;
-	}
-	if (!build_id_matches(info->path, info)) {
-		warnings_add(symbols->warnings,
-			     "%s on this machine is not the file the process had mapped (build-id "
-			     "differs): its symbols are not used",
-			     info->path);
-		elf_end(elf);
-		close(fd);
+		free(module->file_path);
+		module->file_path = NULL;
 		return;
 	}
 	module->bias = load_bias(elf, info->base);
 	uint64_t end = image_end(elf);
 	module->image_end = end ? end + module->bias : 0;
 	read_symbol_tables(module, elf, module->bias);
-	module->debug_file = find_debug_file(symbols, info, elf);
+	module->debug_file = find_debug_file(symbols, info, module->file_path, elf);
 	elf_end(elf);
 	close(fd);
-	if (module->debug_file && strcmp(module->debug_file, info->path) != 0) {
+	if (module->debug_file && strcmp(module->debug_file, module->file_path) != 0) {
 		fd = open_regular_file(module->debug_file);
 		elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 		if (elf) {
@@ -390,6 +411,13 @@ uint64_t module_symbols_bias(struct module_symbols *module) { return module->bia
 const char *module_symbols_debug_file(struct module_symbols *module)
 {
 	return module->debug_file;
+}
+
+const char *module_symbols_file(struct module_symbols *module)
+{
+	if (!module->loaded)
+		return NULL;
+	return module->file_path;
 }
 
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,

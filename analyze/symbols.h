@@ -19,8 +19,11 @@
 struct symbols;
 struct module_symbols;
 
+/* `files` says where the modules' files are looked for (NULL: here, and under the captured
+ * process's root while it runs). */
+struct module_files;
 struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
-			    struct warnings *warnings);
+			    struct module_files *files, struct warnings *warnings);
 void symbols_free(struct symbols *symbols);
 
 /* The module whose file name (the last path component) starts with `prefix` ("libc.so",
@@ -32,6 +35,9 @@ uint64_t module_symbols_bias(struct module_symbols *module);
 /* The separate debug file when one was found (for DWARF), else the module's own file if it has
  * DWARF, else NULL. */
 const char *module_symbols_debug_file(struct module_symbols *module);
+/* Where the module's file was found on this machine (its build-id the recorded one), or NULL
+ * when it was not (or the module is not loaded yet). */
+const char *module_symbols_file(struct module_symbols *module);
 
 /* The run-time address of a symbol of this module, by exact name. */
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,

@@ -122,6 +122,8 @@ void cli_analysis_option(int option, const char *value, struct analysis_options 
 {
 	if (option == 'd')
 		options->debug_dir = value;
+	else if (option == 'R')
+		options->sysroot = value;
 	else if (option == 'T')
 		print_timings = true;
 	else if (option == 'U')

@@ -39,11 +39,15 @@ bool cli_compression_option(const char *command, int option, const char *value,
 /* The options of the commands that analyse a snapshot. */
 #define CLI_ANALYSIS_OPTIONS                                                                  \
 	{"debug-dir", required_argument, NULL, 'd'}, {"no-debuginfo", no_argument, NULL, 'N'},  \
+	{"sysroot", required_argument, NULL, 'R'},                                              \
 	{"timings", no_argument, NULL, 'T'}, {                                                 \
 		"damaged-frames-unreadable", no_argument, NULL, 'U'                            \
 	}
 #define CLI_ANALYSIS_USAGE                                                                    \
 	"  --debug-dir DIR    where separate debug files are (default /usr/lib/debug)\n"       \
+	"  --sysroot DIR      where the process's files are: the root of the container it\n"  \
+	"                     ran in, or its image unpacked (while it runs, heapsnap also\n"  \
+	"                     looks under /proc/PID/root)\n"                                  \
 	"  --no-debuginfo     find the allocator's structures without debug info, by their\n"  \
 	"                     shape, even where debug info exists\n"                            \
 	"  --timings          print how long each step of the analysis took (on stderr)\n"  \
@@ -51,7 +55,7 @@ bool cli_compression_option(const char *command, int option, const char *value,
 	"                     go on past a damaged zstd frame of the snapshot, its memory\n"  \
 	"                     unreadable (a warning says which), instead of stopping\n"
 struct analysis_options;
-/* Handles option 'd', 'N', 'T' or 'U'. */
+/* Handles option 'd', 'N', 'R', 'T' or 'U'. */
 void cli_analysis_option(int option, const char *value, struct analysis_options *options);
 /* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
 struct timings;

@@ -449,6 +449,7 @@ int cmd_summary(int argc, char **argv)
 			break;
 		case 'd':
 		case 'N':
+		case 'R':
 		case 'T':
 		case 'U':
 			cli_analysis_option(option, optarg, &analysis_options);

@@ -13,7 +13,7 @@ _heapsnap_values() { # OPTION: the words it takes, when they are a known set; 1 
 	--state) echo "live free all" ;;
 	--sort) echo "bytes count" ;;
 	--color) echo "auto always never" ;;
-	--debug-dir) echo "__directory__" ;;
+	--debug-dir | --sysroot) echo "__directory__" ;;
 	-o | --output) echo "__file__" ;;
 	--level | --threads | --top | --type | --min-bytes | --fail-on-growth) echo "" ;;
 	*) return 1 ;;

@@ -231,6 +231,7 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 		case 'N':
+		case 'R':
 		case 'T':
 		case 'U':
 			cli_analysis_option(option, optarg, &analysis_options);

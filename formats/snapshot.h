@@ -64,8 +64,8 @@ struct snapshot_info {
 	bool has_pause;
 };
 
-/* cache_bytes bounds memory used for decompressed frames (0: HEAPSNAP_CACHE_MIB, else an eighth
- * of the memory available, at least 64 MiB). */
+/* cache_bytes bounds memory used for decompressed frames (0: HEAPSNAP_CACHE_MIB MiB when set,
+ * else 64 MiB). */
 struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_error *err);
 void snapshot_close(struct snapshot *snapshot);
 

@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct warnings warnings = {0};
-	struct symbols *symbols = symbols_new(snapshot, debug_dir, &warnings);
+	struct symbols *symbols = symbols_new(snapshot, debug_dir, NULL, &warnings);
 	struct address_space *space = address_space_new(snapshot, &warnings, &err);
 	int status = 1;
 	const char *what = argv[at];
