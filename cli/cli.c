@@ -66,17 +66,17 @@ bool cli_parse_int(const char *text, long long min, long long max, long long *ou
 	return true;
 }
 
-bool cli_parse_format(const char *text, bool allow_markdown, enum output_format *out)
+bool cli_parse_format(const char *text, unsigned allowed, enum output_format *out)
 {
-	if (strcmp(text, "text") == 0)
-		*out = FORMAT_TEXT;
-	else if (strcmp(text, "json") == 0)
-		*out = FORMAT_JSON;
-	else if (allow_markdown && strcmp(text, "markdown") == 0)
-		*out = FORMAT_MARKDOWN;
-	else
-		return false;
-	return true;
+	static const char *const names[] = {[FORMAT_TEXT] = "text", [FORMAT_JSON] = "json",
+					    [FORMAT_MARKDOWN] = "markdown", [FORMAT_DOT] = "dot"};
+	allowed |= FORMAT_BIT(FORMAT_TEXT) | FORMAT_BIT(FORMAT_JSON);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if ((allowed & FORMAT_BIT(i)) && strcmp(text, names[i]) == 0) {
+			*out = (enum output_format)i;
+			return true;
+		}
+	return false;
 }
 
 bool cli_compression_option(const char *command, int option, const char *value,

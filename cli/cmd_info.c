@@ -202,7 +202,7 @@ int cmd_info(int argc, char **argv)
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (option) {
 		case 'f':
-			if (!cli_parse_format(optarg, false, &format))
+			if (!cli_parse_format(optarg, 0, &format))
 				return cli_usage_error("info", "--format takes text or json, not '%s'",
 						       optarg);
 			break;

@@ -1,5 +1,6 @@
 /* `heapsnap summary FILE`: one snapshot's heap in totals, per arena, and by type (untyped
- * allocations grouped by size), as text or JSON (schema heapsnap.summary/1). */
+ * allocations grouped by size), as text or JSON (schema heapsnap.summary/1); or the retaining
+ * paths alone as a Graphviz digraph (DOT). */
 #include <fnmatch.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "analyze/paths.h"
 #include "analyze/summary.h"
 #include "cli/cli.h"
+#include "cli/path_graph.h"
 #include "cli/progress.h"
 #include "formats/json.h"
 
@@ -18,7 +20,7 @@
 #define PATHS_PER_TYPE 3
 
 static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json] [--type PATTERN] [--show-values]\n"
+	"usage: heapsnap summary FILE [--format text|json|dot] [--type PATTERN] [--show-values]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
 	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
@@ -26,7 +28,8 @@ static const char usage[] =
 	"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
 	"root reaches, with the cycles among it.\n"
 	"\n"
-	"  --format F         text (default) or json (schema heapsnap.summary/1)\n"
+	"  --format F         text (default), json (schema heapsnap.summary/1) or dot (the\n"
+	"                     retaining paths as a Graphviz digraph, for dot -Tsvg)\n"
 	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
 	"                     pattern: '__main__.*'), instead of those of the ten largest\n"
 	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
@@ -63,6 +66,48 @@ static const char *paths_pattern;
 static bool wants_paths(size_t rank, const char *name)
 {
 	return paths_pattern ? fnmatch(paths_pattern, name, 0) == 0 : rank < TYPES_WITH_PATHS;
+}
+
+/* Type group `i`'s name and, when its retaining paths are shown (wants_paths), their shapes. */
+static bool shown_paths(const struct heap_summary *summary, const struct path_index *paths,
+			size_t i, char name[128], struct path_shape shapes[PATHS_PER_TYPE],
+			size_t *count)
+{
+	type_group_name(&summary->types[i], name, 128);
+	if (!wants_paths(i, name))
+		return false;
+	*count = paths_of_type(paths, summary->types[i].type, summary->types[i].size, NULL, NULL,
+			       shapes, PATHS_PER_TYPE);
+	return true;
+}
+
+/* The retaining paths the text shows (wants_paths), as a Graphviz digraph; false when out of
+ * memory. */
+static bool print_dot(const struct analysis *analysis, const struct heap_summary *summary,
+		      const struct path_index *paths)
+{
+	struct path_graph *graph = path_graph_new();
+	for (size_t i = 0; graph && i < summary->type_count; i++) {
+		char name[128];
+		struct path_shape shapes[PATHS_PER_TYPE];
+		size_t count;
+		if (!shown_paths(summary, paths, i, name, shapes, &count))
+			continue;
+		for (size_t k = 0; k < count && graph; k++)
+			if (path_graph_add(graph, &shapes[k]) < 0) {
+				path_graph_free(graph);
+				graph = NULL;
+			}
+	}
+	if (graph == NULL)
+		return false;
+	printf("// heapsnap summary %s: pid %d, what keeps the objects of %s alive\n"
+	       "// (edges: how many of them take the step; render: dot -Tsvg -o paths.svg)\n",
+	       HEAPSNAP_VERSION, snapshot_info(analysis->snapshot)->pid,
+	       paths_pattern ? "the types asked for" : "the largest types");
+	path_graph_write(stdout, graph, PATH_GRAPH_DOT, "heapsnap_summary");
+	path_graph_free(graph);
+	return true;
 }
 
 static void print_paths_json(struct json_writer *json, const struct path_index *paths,
@@ -327,13 +372,10 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	printf("\nwhat keeps them alive (shortest paths from a root, by shape):\n");
 	for (size_t i = 0; i < group_count; i++) {
 		char name[128];
-		type_group_name(&groups[i], name, sizeof name);
-		if (!wants_paths(i, name))
-			continue;
 		struct path_shape shapes[PATHS_PER_TYPE];
-		size_t count_shapes =
-			paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL, shapes,
-				      PATHS_PER_TYPE);
+		size_t count_shapes;
+		if (!shown_paths(summary, paths, i, name, shapes, &count_shapes))
+			continue;
 		printf("  %s\n", name);
 		for (size_t k = 0; k < count_shapes; k++) {
 			cli_format_count(shapes[k].count, count, sizeof count);
@@ -437,9 +479,9 @@ int cmd_summary(int argc, char **argv)
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (option) {
 		case 'f':
-			if (!cli_parse_format(optarg, false, &format))
-				return cli_usage_error("summary", "--format takes text or json, not '%s'",
-						       optarg);
+			if (!cli_parse_format(optarg, FORMAT_BIT(FORMAT_DOT), &format))
+				return cli_usage_error("summary",
+						       "--format takes text, json or dot, not '%s'", optarg);
 			break;
 		case 't':
 			paths_pattern = optarg;
@@ -489,9 +531,13 @@ int cmd_summary(int argc, char **argv)
 		return cli_fail("summary", &err);
 	}
 	progress_end();
+	int status = EXIT_OK;
 	if (format == FORMAT_JSON)
 		print_json(analysis, &summary, paths);
-	else
+	else if (format == FORMAT_DOT && !print_dot(analysis, &summary, paths)) {
+		fprintf(stderr, "heapsnap summary: out of memory writing the report\n");
+		status = EXIT_ERROR;
+	} else if (format == FORMAT_TEXT)
 		print_text(analysis, &summary, paths);
 	timings_mark(&analysis->timings, "report");
 	cli_print_warnings("summary", &analysis->warnings);
@@ -499,5 +545,5 @@ int cmd_summary(int argc, char **argv)
 	path_index_free(paths);
 	heap_summary_free(&summary);
 	analysis_close(analysis);
-	return EXIT_OK;
+	return status;
 }

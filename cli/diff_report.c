@@ -1,4 +1,4 @@
-/* The heapdiff report in text, markdown and JSON (see diff_report.h). The rows (grown types, their
+/* The heapdiff report in text, markdown, JSON and DOT (see diff_report.h). The rows (grown types, their
  * retaining paths, grown containers) are chosen once; each format only renders them. */
 #include "diff_report.h"
 
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/path_graph.h"
 #include "formats/json.h"
 
 #define TEXT_ROWS 25	  /* grown types shown in text and markdown */
@@ -296,6 +297,20 @@ static const char *new_word(const struct heap_diff *diff)
 	return diff->three ? "left behind" : "new";
 }
 
+/* The retaining paths of the rows whose paths the report shows (the --top ones), as one graph:
+ * what the markdown draws in mermaid and --format dot writes. NULL when out of memory. */
+static struct path_graph *paths_graph(const struct report *report)
+{
+	struct path_graph *graph = path_graph_new();
+	for (size_t i = 0; graph && i < report->row_count && i < report->options->top; i++)
+		for (size_t k = 0; k < report->rows[i].shape_count; k++)
+			if (path_graph_add(graph, &report->rows[i].shapes[k]) < 0) {
+				path_graph_free(graph);
+				return NULL;
+			}
+	return graph;
+}
+
 /* ---- text ---- */
 
 static const char *paint(const struct report *report, const char *code)
@@ -542,7 +557,7 @@ static void markdown_code(FILE *out, const char *text)
 	fputc('`', out);
 }
 
-static void write_markdown(struct report *report)
+static bool write_markdown(struct report *report)
 {
 	FILE *out = report->out;
 	const struct heap_diff *diff = report->diff;
@@ -667,6 +682,16 @@ static void write_markdown(struct report *report)
 			markdown_code(out, shape->elements[0]);
 			fprintf(out, " | `%s` |\n", shape->signature);
 		}
+		struct path_graph *graph = paths_graph(report);
+		if (graph == NULL)
+			return false;
+		/* the shape at a glance: GitHub draws it where the report is pasted */
+		fprintf(out, "\nFrom the roots to the types; on each step, how many of the %s objects "
+			     "take it:\n\n```mermaid\n",
+			new_word(diff));
+		path_graph_write(out, graph, PATH_GRAPH_MERMAID, NULL);
+		fprintf(out, "```\n");
+		path_graph_free(graph);
 		fprintf(out, "\n<details><summary>Retaining paths, by shape</summary>\n\n```\n");
 		for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
 			const struct row *row = &report->rows[i];
@@ -700,6 +725,27 @@ static void write_markdown(struct report *report)
 		}
 	}
 	text_footer(report, true);
+	return true;
+}
+
+/* ---- DOT ---- */
+
+/* The retaining paths of the --top grown types as a Graphviz digraph, a comment heading it with
+ * what it shows; an empty digraph when no new object has a path. */
+static bool write_dot(struct report *report)
+{
+	struct path_graph *graph = paths_graph(report);
+	if (graph == NULL)
+		return false;
+	const struct snapshot_info *info = snapshot_info(report->diff->after->snapshot);
+	fprintf(report->out,
+		"// heapdiff %s: pid %d, what keeps the %s objects of the top %zu grown types alive\n"
+		"// (edges: how many of them take the step; render: dot -Tsvg -o paths.svg)\n",
+		HEAPSNAP_VERSION, info->pid, new_word(report->diff),
+		report->row_count < report->options->top ? report->row_count : report->options->top);
+	path_graph_write(report->out, graph, PATH_GRAPH_DOT, "heapdiff");
+	path_graph_free(graph);
+	return true;
 }
 
 /* ---- JSON ---- */
@@ -893,12 +939,15 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 		report_free(&report);
 		return -1;
 	}
+	bool written = true;
 	if (options->format == FORMAT_JSON)
 		write_json(&report);
 	else if (options->format == FORMAT_MARKDOWN)
-		write_markdown(&report);
+		written = write_markdown(&report);
+	else if (options->format == FORMAT_DOT)
+		written = write_dot(&report);
 	else
 		write_text(&report);
 	report_free(&report);
-	return 0;
+	return written ? 0 : -1;
 }

@@ -36,8 +36,11 @@ static const char usage[] =
 	"With three snapshots (before a burst of load, during it, after it drained), it reports\n"
 	"the objects new in TARGET that are still alive in FINAL: what the burst left behind.\n"
 	"\n"
-	"  --format F         text (default), markdown (to paste into an issue) or json\n"
-	"                     (schema heapsnap.diff/1)\n"
+	"  --format F         text (default), markdown (to paste into an issue; the retaining\n"
+	"                     paths drawn as a mermaid flowchart), json (schema\n"
+	"                     heapsnap.diff/1) or dot (the retaining paths of the --top\n"
+	"                     types as a Graphviz digraph: heapdiff --format dot A B |\n"
+	"                     dot -Tsvg > paths.svg)\n"
 	"  --sort bytes|count rank grown types by bytes (default) or by objects\n"
 	"  --top N            show retaining paths for the N largest grown types (10)\n"
 	"  --type PATTERN     only types matching a shell pattern ('__main__.*')\n"
@@ -183,8 +186,11 @@ int main(int argc, char **argv)
 		long long number;
 		switch (option) {
 		case 'f':
-			if (!cli_parse_format(optarg, true, &report_options.format))
-				return cli_usage_error("", "--format takes text, markdown or json, not '%s'",
+			if (!cli_parse_format(optarg,
+					      FORMAT_BIT(FORMAT_MARKDOWN) | FORMAT_BIT(FORMAT_DOT),
+					      &report_options.format))
+				return cli_usage_error("",
+						       "--format takes text, markdown, json or dot, not '%s'",
 						       optarg);
 			break;
 		case 's':
