@@ -571,6 +571,19 @@ static bool plausible_arena(struct walker *walker, uint64_t state)
 	return top_chunk_region(walker, arena_top(walker, state)) != NULL;
 }
 
+/* bin_at(m, i): the head of the bin whose fd and bk are bins[bin] and bins[bin + 1] (bin even) is
+ * a fake chunk 16 bytes before them. */
+static uint64_t bin_head(const struct walker *walker, uint64_t state, unsigned bin)
+{
+	return state + walker->layout.state_bins + 8ull * bin - 16;
+}
+
+/* The fd and bk of a bin's head; false when they cannot be read. */
+static bool bin_links(struct walker *walker, uint64_t head, uint64_t *fd, uint64_t *bk)
+{
+	return read_u64(walker, head + 16, fd) && read_u64(walker, head + 24, bk);
+}
+
 /* Whether `state` looks like a malloc_state by its bins: an empty bin's fd and bk hold its own
  * head's address, and most bins of an arena in use are empty. This recognises an arena whose top
  * pointer is damaged. */
@@ -579,9 +592,8 @@ static bool arena_by_bins(struct walker *walker, uint64_t state)
 	const struct glibc_layout *layout = &walker->layout;
 	unsigned empty = 0;
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
-		uint64_t head = state + layout->state_bins + 8ull * bin - 16, fd, bk;
-		if (read_u64(walker, head + 16, &fd) && read_u64(walker, head + 24, &bk) &&
-		    fd == head && bk == head)
+		uint64_t head = bin_head(walker, state, bin), fd, bk;
+		if (bin_links(walker, head, &fd, &bk) && fd == head && bk == head)
 			empty++;
 	}
 	return empty >= 32;
@@ -901,8 +913,8 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 							  : (struct link_sums){0};
 	/* the bins' heads are links of the rings too */
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
-		uint64_t head = arena->state + layout->state_bins + 8ull * bin - 16, fd, bk;
-		if (read_u64(walker, head + 16, &fd) && read_u64(walker, head + 24, &bk)) {
+		uint64_t head = bin_head(walker, arena->state, bin), fd, bk;
+		if (bin_links(walker, head, &fd, &bk)) {
 			sums.forward += link_term(head, fd);
 			sums.backward += link_term(bk, head);
 		}
@@ -912,8 +924,7 @@ static void check_bins(struct walker *walker, const struct arena *arena)
 	uint64_t *heads = size_links ? malloc(NEXTSIZE_HEADS_MAX * sizeof *heads) : NULL;
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {
 		unsigned index = bin / 2 + 1; /* 1: unsorted, 2-63: small, 64 and up: large */
-		/* bin_at(m, i) is &bins[2i-2] - 16: a fake chunk whose fd/bk are bins[2i-2..] */
-		uint64_t head = arena->state + layout->state_bins + 8ull * bin - 16;
+		uint64_t head = bin_head(walker, arena->state, bin);
 		uint64_t chunk = 0, from = head, last_size = 0;
 		size_t head_count = 0;
 		bool whole = true;
