@@ -14,7 +14,8 @@ extern "C" {
 /* Writes a snapshot of the calling process to `path` (NULL: heapsnap-PID-TIME.snap in
  * HEAPSNAP_DIR or the working directory) and waits until it is written. Returns 0, or -1 with
  * errno set (EBUSY: a snapshot is being written already; EIO: the fork could not write it, and
- * said why on standard error). */
+ * said why on standard error; ENOTSUP: the program defines malloc itself, which the fork could
+ * not avoid calling). */
 int heapsnap_capture(const char *path);
 
 #ifdef __cplusplus

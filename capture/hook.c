@@ -63,6 +63,9 @@ struct saved_thread {
 
 static struct {
 	int signal; /* 0: no handler installed */
+	/* the program defines malloc itself: the fork would call it (see hook_malloc_interposed),
+	   so every snapshot is refused, said on each signal */
+	bool refused;
 	char directory[4096];
 	atomic_int busy;	   /* a capture is being prepared */
 	atomic_uint generation;	   /* of the capture being prepared */
@@ -386,10 +389,19 @@ static void fork_main(void)
 
 /* ---- in the process ------------------------------------------------------------------------- */
 
+#define REFUSAL                                                                               \
+	"no snapshot: the program defines malloc itself, so the hook cannot stand in for it in "  \
+	"the fork that writes the snapshot (a call there could wait forever on a lock); use "     \
+	"`heapsnap capture PID` from outside"
+
 static void on_signal(int number, siginfo_t *info, void *context)
 {
 	(void)number;
 	int saved_errno = errno;
+	if (hook.refused) {
+		say(REFUSAL, NULL);
+		return;
+	}
 	bool asked = info && info->si_code == SI_QUEUE && info->si_pid == getpid() &&
 		     info->si_value.sival_int == RENDEZVOUS_MAGIC;
 	bool served = asked;
@@ -473,6 +485,7 @@ __attribute__((constructor)) static void hook_start(void)
 		memcpy(hook.directory, directory, strlen(directory) + 1);
 	else if (directory)
 		say("HEAPSNAP_DIR is too long; snapshots go to the working directory", NULL);
+	hook.refused = !hook_malloc_interposed();
 	warm_up();
 	const char *sites = getenv("HEAPSNAP_SITES");
 	if (sites && strcmp(sites, "1") == 0) {
@@ -492,6 +505,8 @@ __attribute__((constructor)) static void hook_start(void)
 	}
 	if (install(number) != 0)
 		say("cannot install the handler for HEAPSNAP_SIGNAL=", name);
+	else if (hook.refused)
+		say(REFUSAL, NULL); /* (the handler says it again on each signal, rather than die) */
 }
 
 /* The signal heapsnap_capture gathers the other threads with when HEAPSNAP_SIGNAL names none: a
@@ -500,6 +515,10 @@ __attribute__((constructor)) static void hook_start(void)
 
 int heapsnap_capture(const char *path)
 {
+	if (hook.refused) {
+		errno = ENOTSUP;
+		return -1;
+	}
 	if (hook.signal == 0 && install(SIGRTMAX - API_SIGNAL_FROM_TOP) != 0)
 		return -1;
 	ucontext_t context;

@@ -1,6 +1,7 @@
 /* The hook's malloc: libheapsnap.so interposes the malloc family. In the process it passes every
- * call straight to glibc's own entry points (__libc_malloc and the rest), so the heap heapsnap
- * walks is glibc's as usual. In the fork that writes a snapshot it serves every call from memory
+ * call to the allocator the program really uses: the next definition of malloc after the hook
+ * (jemalloc, tcmalloc or mimalloc preloaded after it), else glibc's own entry points
+ * (__libc_malloc and the rest), so the heap is the one the program would have without the hook. In the fork that writes a snapshot it serves every call from memory
  * mapped for the purpose: that fork was made from a signal handler, a vanished thread may have
  * held glibc's arena lock at that moment, and one call into glibc's malloc could wait forever.
  * What the fork allocates is never freed: it exits when the snapshot is written. With allocation
@@ -9,6 +10,7 @@
 
 #include "capture/hook_sites.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <link.h>
@@ -24,9 +26,84 @@ extern void __libc_free(void *pointer);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void *__libc_realloc(void *pointer, size_t size);
 extern void *__libc_memalign(size_t alignment, size_t size);
-extern void *__libc_valloc(size_t size);
-extern void *__libc_pvalloc(size_t size);
 extern size_t malloc_usable_size(void *pointer);
+
+/* ---- the allocator calls are passed to ----
+ * Found on the first call, with dlsym(RTLD_NEXT): no lock and no allocation on success, and
+ * usable from ld.so's own first calls. Anything allocated while it is being found (dlsym may
+ * allocate on a failure) comes from a small static buffer and is never freed. */
+struct allocator {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*memalign)(size_t, size_t);
+};
+static struct allocator next_allocator;
+static int finding; /* dlsym is running: calls are served from the buffer */
+static _Alignas(16) uint8_t early[64 << 10];
+static size_t early_used;
+
+/* A block of the static buffer, with its size in the 16 bytes before it (for realloc). */
+static void *early_take(size_t size, size_t alignment)
+{
+	if (alignment < 16)
+		alignment = 16;
+	size_t start = (early_used + 16 + alignment - 1) & ~(alignment - 1);
+	if (size > sizeof early || start + size > sizeof early) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	early_used = start + size;
+	memcpy(early + start - 16, &size, sizeof size);
+	return early + start;
+}
+
+static int in_early(const void *pointer)
+{
+	return (const uint8_t *)pointer >= early && (const uint8_t *)pointer < early + sizeof early;
+}
+
+static void *glibc_memalign(size_t alignment, size_t size)
+{
+	return __libc_memalign(alignment, size);
+}
+
+static void find_allocator(void)
+{
+	finding = 1;
+	struct allocator found = {dlsym(RTLD_NEXT, "malloc"), dlsym(RTLD_NEXT, "free"),
+				  dlsym(RTLD_NEXT, "calloc"), dlsym(RTLD_NEXT, "realloc"),
+				  dlsym(RTLD_NEXT, "memalign")};
+	if (found.memalign == NULL)
+		found.memalign = dlsym(RTLD_NEXT, "aligned_alloc");
+	/* glibc's malloc is __libc_malloc under another name; another allocator is used whole or
+	   not at all (one's block must never reach the other's free) */
+	if (found.malloc == NULL || found.malloc == (void *)__libc_malloc || found.free == NULL ||
+	    found.calloc == NULL || found.realloc == NULL || found.memalign == NULL)
+		found = (struct allocator){__libc_malloc, __libc_free, __libc_calloc, __libc_realloc,
+					   glibc_memalign};
+	next_allocator = found;
+	finding = 0;
+}
+
+/* The allocator's functions, found on first use. */
+static const struct allocator *allocator(void)
+{
+	if (next_allocator.malloc == NULL && !finding)
+		find_allocator();
+	return finding ? NULL : &next_allocator;
+}
+
+const char *hook_malloc_allocator_name(void)
+{
+	const struct allocator *found = allocator();
+	Dl_info info;
+	if (found == NULL || found->malloc == __libc_malloc ||
+	    dladdr((void *)found->malloc, &info) == 0 || info.dli_fname == NULL)
+		return NULL;
+	return info.dli_fname;
+}
 
 /* The fork's arena: one reservation, handed out from the front. Every block has a 16-byte header
  * holding its size, for realloc. */
@@ -34,6 +111,7 @@ extern size_t malloc_usable_size(void *pointer);
 #define HEADER 16u
 
 static int fork_mode;
+static int probing, probed; /* hook_malloc_interposed is asking whether malloc reaches here */
 static uint8_t *arena;
 static size_t arena_used;
 
@@ -171,36 +249,68 @@ void *malloc(size_t size)
 {
 	if (fork_mode)
 		return arena_take(size ? size : 1, HEADER);
-	return recorded(__libc_malloc(size), CALLER);
+	if (probing)
+		probed = 1;
+	const struct allocator *next = allocator();
+	if (next == NULL)
+		return early_take(size, 16);
+	return recorded(next->malloc(size), CALLER);
 }
 
 void free(void *pointer)
 {
-	if (fork_mode)
-		return; /* the fork exits soon; glibc's free could wait on a lock */
+	if (fork_mode || in_early(pointer))
+		return; /* the fork exits soon; the allocator's free could wait on a lock */
 	if (hook_sites_on && pointer)
 		hook_sites_remove(pointer);
-	__libc_free(pointer);
+	const struct allocator *next = allocator();
+	if (next != NULL)
+		next->free(pointer);
 }
 
 void *calloc(size_t count, size_t size)
 {
-	if (!fork_mode)
-		return recorded(__libc_calloc(count, size), CALLER);
+	const struct allocator *next = fork_mode ? NULL : allocator();
+	if (next != NULL)
+		return recorded(next->calloc(count, size), CALLER);
 	if (size && count > SIZE_MAX / size) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	size_t bytes = count * size;
-	return arena_take(bytes ? bytes : 1, HEADER); /* fresh pages are zero */
+	/* fresh pages are zero, and the static buffer is never reused */
+	return fork_mode ? arena_take(bytes ? bytes : 1, HEADER) : early_take(bytes, 16);
+}
+
+/* A block of the static buffer moved to the allocator. */
+static void *from_early(const struct allocator *next, void *pointer, size_t size)
+{
+	size_t old;
+	memcpy(&old, (const uint8_t *)pointer - 16, sizeof old);
+	void *moved = next->malloc(size ? size : 1);
+	if (moved)
+		memcpy(moved, pointer, old < size ? old : size);
+	return moved;
 }
 
 void *realloc(void *pointer, size_t size)
 {
 	if (!fork_mode) {
+		const struct allocator *next = allocator();
+		if (next == NULL) {
+			void *moved = early_take(size, 16);
+			if (moved && pointer) {
+				size_t old;
+				memcpy(&old, (const uint8_t *)pointer - 16, sizeof old);
+				memcpy(moved, pointer, old < size ? old : size);
+			}
+			return moved;
+		}
+		if (pointer && in_early(pointer))
+			return recorded(from_early(next, pointer, size), CALLER);
 		if (!hook_sites_on)
-			return __libc_realloc(pointer, size);
-		void *moved = __libc_realloc(pointer, size);
+			return next->realloc(pointer, size);
+		void *moved = next->realloc(pointer, size);
 		if (pointer && (moved != pointer || size == 0) && (moved || size == 0))
 			hook_sites_remove(pointer); /* freed, or moved */
 		return recorded(moved, CALLER);
@@ -209,7 +319,7 @@ void *realloc(void *pointer, size_t size)
 	if (grown == NULL || pointer == NULL)
 		return grown;
 	size_t old;
-	if (in_arena(pointer))
+	if (in_arena(pointer) || in_early(pointer))
 		memcpy(&old, (const uint8_t *)pointer - HEADER, sizeof old);
 	else
 		old = malloc_usable_size(pointer); /* a block from before the fork: reads its header */
@@ -219,13 +329,14 @@ void *realloc(void *pointer, size_t size)
 
 static void *aligned(size_t alignment, size_t size, const void *caller, const void *frame)
 {
-	if (!fork_mode)
-		return recorded(__libc_memalign(alignment, size), caller, frame);
+	const struct allocator *next = fork_mode ? NULL : allocator();
+	if (next != NULL)
+		return recorded(next->memalign(alignment, size), caller, frame);
 	if (alignment == 0 || (alignment & (alignment - 1))) {
 		errno = EINVAL;
 		return NULL;
 	}
-	return arena_take(size ? size : 1, alignment);
+	return fork_mode ? arena_take(size ? size : 1, alignment) : early_take(size, alignment);
 }
 
 void *memalign(size_t alignment, size_t size)
@@ -253,15 +364,27 @@ int posix_memalign(void **out, size_t alignment, size_t size)
 
 void *valloc(size_t size)
 {
-	if (!fork_mode)
-		return recorded(__libc_valloc(size), CALLER);
-	return arena_take(size ? size : 1, 4096);
+	return aligned(4096, size, CALLER);
 }
 
 void *pvalloc(size_t size)
 {
-	if (!fork_mode)
-		return recorded(__libc_pvalloc(size), CALLER);
 	size_t pages = (size + 4095) & ~(size_t)4095;
-	return arena_take(pages ? pages : 4096, 4096);
+	return aligned(4096, pages ? pages : 4096, CALLER);
+}
+
+/* Calls malloc and free by the addresses the program calls them at (a symbol's address here is
+ * the first definition in the process, the executable's when it has one) and says whether the
+ * hook's ran. Asking dlsym would not do: an executable that takes malloc's address gets a
+ * canonical entry of its own that still leads here. */
+int hook_malloc_interposed(void)
+{
+	void *(*volatile program_malloc)(size_t) = malloc;
+	void (*volatile program_free)(void *) = free;
+	probing = 1;
+	probed = 0;
+	void *block = program_malloc(16);
+	probing = 0;
+	program_free(block);
+	return probed;
 }
