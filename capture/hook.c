@@ -390,8 +390,9 @@ static void fork_main(void)
 /* ---- in the process ------------------------------------------------------------------------- */
 
 #define REFUSAL                                                                               \
-	"no snapshot: the program defines malloc itself, so the hook cannot stand in for it in "  \
-	"the fork that writes the snapshot (a call there could wait forever on a lock); use "     \
+	"no snapshot: the program defines malloc itself (or a library preloaded before the "      \
+	"hook does), so the hook cannot stand in for it in the fork that writes the snapshot (a " \
+	"call there could wait forever on a lock); preload libheapsnap.so first, or use "         \
 	"`heapsnap capture PID` from outside"
 
 static void on_signal(int number, siginfo_t *info, void *context)
