@@ -4,11 +4,11 @@
 #include <stdlib.h>
 
 #include "analyze/c_types.h"
-#include "analyze/cpython_graph.h"
-#include "analyze/glibc_heap.h"
-#include "analyze/malloc_provider.h"
+#include "analyze/runtimes/cpython/cpython_graph.h"
+#include "analyze/allocators/glibc_heap.h"
+#include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
-#include "analyze/pymalloc_heap.h"
+#include "analyze/allocators/pymalloc_heap.h"
 #include "analyze/summary.h"
 
 /* The interpreter's method cache holds borrowed pointers: the graph is not to take them for

@@ -6,9 +6,9 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
-#include "analyze/cpython.h"
-#include "analyze/cpython_objects.h"
-#include "analyze/graph.h"
+#include "analyze/runtimes/cpython/cpython.h"
+#include "analyze/runtimes/cpython/cpython_objects.h"
+#include "analyze/graph/graph.h"
 #include "analyze/heap.h"
 #include "analyze/module_files.h"
 #include "analyze/sites.h"

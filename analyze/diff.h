@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "analyze/analysis.h"
-#include "analyze/cycles.h"
+#include "analyze/graph/cycles.h"
 #include "analyze/summary.h"
 
 struct diff_type {

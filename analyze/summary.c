@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/cycles.h"
+#include "analyze/graph/cycles.h"
 
 void type_group_name(const struct type_group *group, char *out, size_t out_size)
 {

@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "analyze/analysis.h"
-#include "analyze/cycles.h"
-#include "analyze/root_sharing.h"
+#include "analyze/graph/cycles.h"
+#include "analyze/graph/root_sharing.h"
 
 struct type_group {
 	const char *type; /* NULL: untyped, grouped by size */

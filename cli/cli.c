@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyze/cycles.h"
-#include "analyze/paths.h"
+#include "analyze/graph/cycles.h"
+#include "analyze/graph/paths.h"
 #include "analyze/sites.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "formats/json.h"

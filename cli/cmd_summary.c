@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "analyze/summary.h"
 #include "cli/cli.h"
 #include "cli/path_graph.h"

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "analyze/diff.h"
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "cli/cli.h"
 
 struct diff_report_options {

@@ -12,7 +12,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/diff.h"
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "cli/diff_report.h"

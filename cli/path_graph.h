@@ -15,7 +15,7 @@
 
 #include <stdio.h>
 
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 
 enum path_graph_syntax { PATH_GRAPH_MERMAID, PATH_GRAPH_DOT };
 

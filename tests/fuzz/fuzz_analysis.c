@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "analyze/analysis.h"
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "analyze/summary.h"
 #include "fuzz_util.h"
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "analyze/cpython_layout.h"
+#include "analyze/runtimes/cpython/cpython_layout.h"
 #include "analyze/dwarf_types.h"
 
 int main(int argc, char **argv)

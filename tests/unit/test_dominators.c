@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/dominators.h"
+#include "analyze/graph/dominators.h"
 #include "test_util.h"
 
 #define MAX_NODES 40

@@ -5,7 +5,7 @@
 #include <sys/utsname.h>
 
 #include "analyze/dwarf_types.h"
-#include "analyze/glibc_layout.h"
+#include "analyze/allocators/glibc_layout.h"
 #include "formats/elf_build_id.h"
 #include "test_util.h"
 

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "analyze/address_space.h"
-#include "analyze/cpython.h"
+#include "analyze/runtimes/cpython/cpython.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "analyze/types.h"

@@ -15,9 +15,9 @@
 #define HEAPSNAP_CPYTHON_GRAPH_H
 
 #include "analyze/address_space.h"
-#include "analyze/cpython.h"
-#include "analyze/cpython_objects.h"
-#include "analyze/graph.h"
+#include "analyze/runtimes/cpython/cpython.h"
+#include "analyze/runtimes/cpython/cpython_objects.h"
+#include "analyze/graph/graph.h"
 #include "analyze/heap.h"
 
 struct cpython_graph;

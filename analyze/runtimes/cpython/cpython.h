@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "analyze/address_space.h"
-#include "analyze/cpython_layout.h"
+#include "analyze/runtimes/cpython/cpython_layout.h"
 #include "analyze/symbols.h"
 
 struct cpython_info {

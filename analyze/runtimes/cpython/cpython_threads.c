@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "analyze/cpython_objects.h"
+#include "analyze/runtimes/cpython/cpython_objects.h"
 
 #define MAX_THREADS 4096
 #define MAX_FRAMES 10000

@@ -1,7 +1,7 @@
 /* CPython's graph model (see cpython_graph.h). */
 #include "cpython_graph.h"
 
-#include "analyze/cpython_threads.h"
+#include "analyze/runtimes/cpython/cpython_threads.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "analyze/graph.h"
+#include "analyze/graph/graph.h"
 #include "common/error.h"
 
 /* Roots that share memory are named in groups of up to this many; a group with more roots is

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/dominators.h"
+#include "analyze/graph/dominators.h"
 #include "common/array_grow.h"
 #include "common/big_array.h"
 

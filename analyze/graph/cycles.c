@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/paths.h"
+#include "analyze/graph/paths.h"
 #include "common/array_grow.h"
 
 #define UNVISITED UINT32_MAX

@@ -15,8 +15,8 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
-#include "analyze/cpython.h"
-#include "analyze/cpython_layout.h"
+#include "analyze/runtimes/cpython/cpython.h"
+#include "analyze/runtimes/cpython/cpython_layout.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "analyze/address_space.h"
-#include "analyze/cpython.h"
+#include "analyze/runtimes/cpython/cpython.h"
 
 struct python_frame_value {
 	int tid;	      /* the thread's id, 0 when not known */

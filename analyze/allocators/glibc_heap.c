@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "analyze/dwarf_types.h"
-#include "analyze/glibc_layout.h"
+#include "analyze/allocators/glibc_layout.h"
 #include "common/array_grow.h"
 #include "common/open_file.h"
 
