@@ -52,7 +52,7 @@ struct capture_result {
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
 		    struct hs_error *err);
 
-/* The in-process hook's capture (capture/hook.c), run in a fork of the process made from its
+/* The in-process hook's capture (capture/hook/hook.c), run in a fork of the process made from its
  * signal handler: the fork's memory is the process's, as it was at the fork, and each thread saved
  * its registers before it. Writes what `heapsnap capture` writes (source "hook"), compressing in
  * the calling thread: the fork has no other thread and must take no lock another may hold. */

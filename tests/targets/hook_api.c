@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "capture/heapsnap.h"
+#include "capture/hook/heapsnap.h"
 
 #define BLOCKS 300
 

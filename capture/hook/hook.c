@@ -17,7 +17,7 @@
  * served but counted, in memory shared with the fork, which says the count on standard error when
  * its snapshot is written (so a burst of signals cannot start forks without bound, and none is
  * lost silently). */
-#include "capture/heapsnap.h"
+#include "capture/hook/heapsnap.h"
 
 #include <asm/prctl.h>
 #include <errno.h>
@@ -42,8 +42,8 @@
 
 #include "capture/capture.h"
 #include "capture/freeze.h"
-#include "capture/hook_malloc.h"
-#include "capture/hook_sites.h"
+#include "capture/hook/hook_malloc.h"
+#include "capture/hook/hook_sites.h"
 #include "capture/proc.h"
 #include "capture/process_memory.h"
 

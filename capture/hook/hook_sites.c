@@ -6,7 +6,7 @@
  * The fork that writes a
  * snapshot reads the table without taking the locks: a thread stopped inside an update leaves at
  * worst one entry half-written, which is skipped. */
-#include "capture/hook_sites.h"
+#include "capture/hook/hook_sites.h"
 
 #include <sched.h>
 #include <stdatomic.h>

@@ -6,9 +6,9 @@
  * held glibc's arena lock at that moment, and one call into glibc's malloc could wait forever.
  * What the fork allocates is never freed: it exits when the snapshot is written. With allocation
  * sites on (HEAPSNAP_SITES=1), each allocation's caller is recorded (hook_sites.c). */
-#include "capture/hook_malloc.h"
+#include "capture/hook/hook_malloc.h"
 
-#include "capture/hook_sites.h"
+#include "capture/hook/hook_sites.h"
 
 #include <dlfcn.h>
 #include <elf.h>
