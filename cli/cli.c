@@ -74,6 +74,8 @@ bool cli_parse_format(const char *text, bool allow_markdown, enum output_format 
 		*out = FORMAT_JSON;
 	else if (allow_markdown && strcmp(text, "markdown") == 0)
 		*out = FORMAT_MARKDOWN;
+	else if (strcmp(text, "html") == 0)
+		*out = FORMAT_HTML;
 	else
 		return false;
 	return true;

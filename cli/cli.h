@@ -12,7 +12,7 @@
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
-enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN };
+enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN, FORMAT_HTML };
 
 /* The program's name in messages: "heapsnap" (the default) or "heapdiff". */
 extern const char *cli_program;
@@ -26,6 +26,7 @@ int cli_usage_error(const char *command, const char *format, ...)
 
 /* Parses a whole decimal integer in [min, max]; false on junk. */
 bool cli_parse_int(const char *text, long long min, long long max, long long *out);
+/* text, json, html; markdown when `allow_markdown` */
 bool cli_parse_format(const char *text, bool allow_markdown, enum output_format *out);
 
 /* The --level and --threads options of the commands that write snapshots. */

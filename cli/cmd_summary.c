@@ -11,6 +11,7 @@
 #include "analyze/summary.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "cli/html_report.h"
 #include "formats/json.h"
 
 #define TOP_TYPES 20
@@ -18,7 +19,7 @@
 #define PATHS_PER_TYPE 3
 
 static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json] [--type PATTERN] [--show-values]\n"
+	"usage: heapsnap summary FILE [--format text|json|html] [--type PATTERN] [--show-values]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
 	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
@@ -26,7 +27,8 @@ static const char usage[] =
 	"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
 	"root reaches, with the cycles among it.\n"
 	"\n"
-	"  --format F         text (default) or json (schema heapsnap.summary/1)\n"
+	"  --format F         text (default), json (schema heapsnap.summary/1) or html (one\n"
+	"                     self-contained page to open in a browser)\n"
 	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
 	"                     pattern: '__main__.*'), instead of those of the ten largest\n"
 	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
@@ -98,14 +100,14 @@ static void print_groups_json(struct json_writer *json, const struct type_group 
 	json_array_end(json);
 }
 
-static void print_json(const struct analysis *analysis, const struct heap_summary *summary,
-		       const struct path_index *paths)
+static void print_json(FILE *out, const struct analysis *analysis,
+		       const struct heap_summary *summary, const struct path_index *paths)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
 	struct json_writer json;
-	json_init(&json, stdout);
+	json_init(&json, out);
 	json_object_begin(&json);
 	json_key(&json, "schema");
 	json_string(&json, "heapsnap.summary/1");
@@ -253,6 +255,29 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_array_end(&json);
 	json_object_end(&json);
 	json_finish(&json);
+}
+
+struct summary_parts {
+	const struct analysis *analysis;
+	const struct heap_summary *summary;
+	const struct path_index *paths;
+};
+
+static void print_json_to(FILE *out, void *context)
+{
+	const struct summary_parts *parts = context;
+	print_json(out, parts->analysis, parts->summary, parts->paths);
+}
+
+/* The HTML page carries the JSON document (html_report.c). */
+static int print_html(const struct analysis *analysis, const struct heap_summary *summary,
+		      const struct path_index *paths)
+{
+	struct summary_parts parts = {analysis, summary, paths};
+	if (html_report_from_json(stdout, HTML_REPORT_SUMMARY, print_json_to, &parts) == 0)
+		return EXIT_OK;
+	fprintf(stderr, "heapsnap summary: out of memory or unable to write the report\n");
+	return EXIT_ERROR;
 }
 
 static void print_text(const struct analysis *analysis, const struct heap_summary *summary,
@@ -438,7 +463,7 @@ int cmd_summary(int argc, char **argv)
 		switch (option) {
 		case 'f':
 			if (!cli_parse_format(optarg, false, &format))
-				return cli_usage_error("summary", "--format takes text or json, not '%s'",
+				return cli_usage_error("summary", "--format takes text, json or html, not '%s'",
 						       optarg);
 			break;
 		case 't':
@@ -488,8 +513,11 @@ int cmd_summary(int argc, char **argv)
 		return cli_fail("summary", &err);
 	}
 	progress_end();
+	int status = EXIT_OK;
 	if (format == FORMAT_JSON)
-		print_json(analysis, &summary, paths);
+		print_json(stdout, analysis, &summary, paths);
+	else if (format == FORMAT_HTML)
+		status = print_html(analysis, &summary, paths);
 	else
 		print_text(analysis, &summary, paths);
 	timings_mark(&analysis->timings, "report");
@@ -498,5 +526,5 @@ int cmd_summary(int argc, char **argv)
 	path_index_free(paths);
 	heap_summary_free(&summary);
 	analysis_close(analysis);
-	return EXIT_OK;
+	return status;
 }

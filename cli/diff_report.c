@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/html_report.h"
 #include "formats/json.h"
 
 #define TEXT_ROWS 25	  /* grown types shown in text and markdown */
@@ -728,6 +729,10 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	json_string(json, when);
 	json_key(json, "exe");
 	json_string(json, info->exe);
+	char program[4200]; /* as the header names it */
+	cli_process_name(info, false, program, sizeof program);
+	json_key(json, "program");
+	json_string(json, program);
 	json_key(json, "build_id");
 	json_string(json, build_id);
 	json_key(json, "runtimes");
@@ -884,6 +889,16 @@ static void write_json(struct report *report)
 	json_finish(&json);
 }
 
+/* The HTML page carries the JSON document (html_report.c). */
+static void write_json_to(FILE *json_out, void *context)
+{
+	struct report *report = context;
+	FILE *out = report->out;
+	report->out = json_out;
+	write_json(report);
+	report->out = out;
+}
+
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
 		       const struct path_index *paths, const struct diff_report_options *options)
 {
@@ -893,12 +908,15 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 		report_free(&report);
 		return -1;
 	}
+	int status = 0;
 	if (options->format == FORMAT_JSON)
 		write_json(&report);
+	else if (options->format == FORMAT_HTML)
+		status = html_report_from_json(out, HTML_REPORT_DIFF, write_json_to, &report);
 	else if (options->format == FORMAT_MARKDOWN)
 		write_markdown(&report);
 	else
 		write_text(&report);
 	report_free(&report);
-	return 0;
+	return status;
 }

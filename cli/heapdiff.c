@@ -36,8 +36,9 @@ static const char usage[] =
 	"With three snapshots (before a burst of load, during it, after it drained), it reports\n"
 	"the objects new in TARGET that are still alive in FINAL: what the burst left behind.\n"
 	"\n"
-	"  --format F         text (default), markdown (to paste into an issue) or json\n"
-	"                     (schema heapsnap.diff/1)\n"
+	"  --format F         text (default), markdown (to paste into an issue), json\n"
+	"                     (schema heapsnap.diff/1) or html (one self-contained page to\n"
+	"                     open in a browser: sortable tables, paths and cycles drawn)\n"
 	"  --sort bytes|count rank grown types by bytes (default) or by objects\n"
 	"  --top N            show retaining paths for the N largest grown types (10)\n"
 	"  --type PATTERN     only types matching a shell pattern ('__main__.*')\n"
@@ -184,7 +185,7 @@ int main(int argc, char **argv)
 		switch (option) {
 		case 'f':
 			if (!cli_parse_format(optarg, true, &report_options.format))
-				return cli_usage_error("", "--format takes text, markdown or json, not '%s'",
+				return cli_usage_error("", "--format takes text, markdown, json or html, not '%s'",
 						       optarg);
 			break;
 		case 's':
@@ -327,7 +328,7 @@ int main(int argc, char **argv)
 	report_options.forced = report_options.forced && by_type_only;
 	progress_end();
 	if (diff_report_write(stdout, &diff, target, paths, &report_options) != 0) {
-		fprintf(stderr, "heapdiff: out of memory writing the report\n");
+		fprintf(stderr, "heapdiff: out of memory or unable to write the report\n");
 		goto done;
 	}
 	fflush(stdout);
