@@ -912,7 +912,7 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 	if (options->format == FORMAT_JSON)
 		write_json(&report);
 	else if (options->format == FORMAT_HTML)
-		status = html_report_from_json(out, HTML_REPORT_DIFF, write_json_to, &report);
+		status = html_report_write(out, HTML_REPORT_DIFF, write_json_to, &report);
 	else if (options->format == FORMAT_MARKDOWN)
 		write_markdown(&report);
 	else

@@ -8,25 +8,27 @@
 
 #include "html_assets.h" /* made at build time */
 
-/* The JSON inside <script type="application/json">: '<', '>' and '&' only occur in JSON strings,
- * where their \u escapes mean the same, so nothing in a value can end the script element or open
- * a comment. */
-static void write_embedded_json(FILE *out, const char *json, size_t length)
+/* The JSON inside <script type="application/json">, written through as it is made (a large heap's
+ * report is not held in memory): '<', '>' and '&' only occur in JSON strings, where their \u
+ * escapes mean the same, so nothing in a value can end the script element or open a comment. */
+static ssize_t write_escaped(void *cookie, const char *buffer, size_t size)
 {
-	for (size_t i = 0; i < length; i++) {
-		char character = json[i];
-		if (character == '<')
+	FILE *out = cookie;
+	for (size_t i = 0; i < size; i++) {
+		if (buffer[i] == '<')
 			fputs("\\u003c", out);
-		else if (character == '>')
+		else if (buffer[i] == '>')
 			fputs("\\u003e", out);
-		else if (character == '&')
+		else if (buffer[i] == '&')
 			fputs("\\u0026", out);
 		else
-			fputc(character, out);
+			fputc(buffer[i], out);
 	}
+	return ferror(out) ? -1 : (ssize_t)size;
 }
 
-int html_report_write(FILE *out, enum html_report_kind kind, const char *json, size_t length)
+int html_report_write(FILE *out, enum html_report_kind kind,
+		      void (*write_json)(FILE *json_out, void *context), void *context)
 {
 	const char *title = kind == HTML_REPORT_DIFF ? "heapdiff report" : "heapsnap summary";
 	fprintf(out,
@@ -45,28 +47,15 @@ int html_report_write(FILE *out, enum html_report_kind kind, const char *json, s
 		"in the element #report-data of the page's source.</p></noscript>\n</main>\n"
 		"<script type=\"application/json\" id=\"report-data\">\n",
 		kind == HTML_REPORT_DIFF ? "diff" : "summary");
-	write_embedded_json(out, json, length);
+	cookie_io_functions_t escaping = {.write = write_escaped};
+	FILE *json = fopencookie(out, "w", escaping);
+	if (json == NULL)
+		return -1;
+	write_json(json, context);
+	bool failed = ferror(json) != 0;
+	failed = fclose(json) != 0 || failed;
 	fputs("</script>\n<script>\n", out);
 	fputs(html_report_js, out);
 	fputs("</script>\n</body>\n</html>\n", out);
-	return ferror(out) ? -1 : 0;
-}
-
-int html_report_from_json(FILE *out, enum html_report_kind kind,
-			  void (*write_json)(FILE *json_out, void *context), void *context)
-{
-	char *json = NULL;
-	size_t length = 0;
-	FILE *memory = open_memstream(&json, &length);
-	if (memory == NULL)
-		return -1;
-	write_json(memory, context);
-	bool failed = ferror(memory) != 0;
-	if (fclose(memory) != 0 || failed) {
-		free(json);
-		return -1;
-	}
-	int status = html_report_write(out, kind, json, length);
-	free(json);
-	return status;
+	return failed || ferror(out) ? -1 : 0;
 }

@@ -12,13 +12,9 @@
 
 enum html_report_kind { HTML_REPORT_DIFF, HTML_REPORT_SUMMARY };
 
-/* Writes the page for `json` (a heapsnap.diff/1 or heapsnap.summary/1 document, `length` bytes).
- * -1 when writing failed (errno says why). */
-int html_report_write(FILE *out, enum html_report_kind kind, const char *json, size_t length);
-
-/* Runs `write_json(out, context)` into memory and writes the page for what it wrote. -1 when
- * out of memory or writing failed. */
-int html_report_from_json(FILE *out, enum html_report_kind kind,
-			  void (*write_json)(FILE *json_out, void *context), void *context);
+/* Writes the page, its data written by `write_json(json_out, context)` (a heapsnap.diff/1 or
+ * heapsnap.summary/1 document) into it as it is made. -1 when writing failed (errno says why). */
+int html_report_write(FILE *out, enum html_report_kind kind,
+		      void (*write_json)(FILE *json_out, void *context), void *context);
 
 #endif
