@@ -385,7 +385,8 @@
 		let steps = cycle.shape.slice();
 		const last = steps[steps.length - 1];
 		/* the last step is the object the ring started from: drawn as the way back */
-		if (steps.length > 1 && (steps[0].startsWith(last + ".") || steps[0].startsWith(last + "[")))
+		if (steps.length > 1 && (steps[0] === last || steps[0].startsWith(last + ".") ||
+			steps[0].startsWith(last + "[")))
 			steps = steps.slice(0, -1);
 		const longest = Math.max(...steps.map((s) => s.length));
 		const radius = 70, width = Math.max(320, 2 * radius + longest * CHAR_WIDTH + 40), height = 2 * radius + 90;

@@ -104,23 +104,25 @@ def wait_for_text(file, process, previous=None, timeout=30):
         time.sleep(0.02)
 
 
-def leak_story(server, variant, name):
+def leak_story(server, variant, name, connections=(100, 1000)):
     """DESIGN.md's story: starts `server` (a command: tests/targets/leaky_server.py or its C twin)
     with a port file and --variant VARIANT, makes 100 client connections, captures NAME-before.snap,
-    makes 1,000 more, captures NAME-after.snap, kills the server; returns the two paths."""
+    makes 1,000 more, captures NAME-after.snap, kills the server; returns the two paths. With
+    three numbers of connections: NAME-baseline, -target and -final.snap, after each."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets"))
     from client import connect  # (the client the demo runs)
     port_file = path(f"port-{name}")
     process = start(server + [port_file, "--variant", variant])
     port = int(wait_for_text(port_file, process))
-    connect(port, 100)
-    before, after = path(f"{name}-before.snap"), path(f"{name}-after.snap")
-    heapsnap("capture", str(process.pid), "-o", before)
-    connect(port, 1000)
-    heapsnap("capture", str(process.pid), "-o", after)
+    roles = ["before", "after"] if len(connections) == 2 else ["baseline", "target", "final"]
+    snapshots = []
+    for count, role in zip(connections, roles):
+        connect(port, count)
+        snapshots.append(path(f"{name}-{role}.snap"))
+        heapsnap("capture", str(process.pid), "-o", snapshots[-1])
     process.kill()
     process.wait()
-    return before, after
+    return tuple(snapshots)
 
 
 def heapsnap(*args, check_ok=True, timeout=300, env=None):

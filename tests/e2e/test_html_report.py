@@ -40,6 +40,7 @@ BROWSER_TOOLS = os.path.normpath(os.path.join(HERE, "..", "tools", "browser"))
 ARTIFACTS = os.path.abspath(os.environ.get("HTML_REPORT_ARTIFACTS", "build/tests/html-report"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LEAKY_SERVER = os.path.join(TARGETS, "leaky_server.py")
+LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 
 
 def give_up(message):
@@ -268,6 +269,31 @@ for cycle in cycles:
 check([row["type"] for row in facts["tables"]["unreachable"]] ==
       [entry["type"] for entry in diff["unreachable"]["by_type"]],
       "cycle: the unreachable types as in the JSON")
+
+# the C twin's lost pointers: a ring whose shape ends where it began
+before, after = leak_story([LEAKY_SERVER_C], "lost", "c-lost")
+diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
+facts = render("heapdiff-c-lost", run(HEAPDIFF, "--format", "html", before, after), "grown",
+               "delta_bytes")
+check_rows("c lost", facts["tables"]["grown"], diff["grown"], ["new", "delta_bytes"])
+rings = {ring["signature"]: ring for ring in facts["rings"]}
+check(diff["unreachable"]["cycles"], "c lost: the JSON has cycles")
+for cycle in diff["unreachable"]["cycles"]:
+    ring = rings.get(cycle["signature"])
+    check(ring and ring["steps"] == cycle["shape"][:-1],
+          f"c lost: a ring of {cycle['shape']}, drawn once round: {ring}")
+
+# three snapshots: what a burst left behind (the list is never pruned: all of it)
+baseline, target, final = leak_story([python, LEAKY_SERVER], "global", "three", (50, 300, 200))
+diff = json.loads(run(HEAPDIFF, "--format", "json", baseline, target, final))
+page = run(HEAPDIFF, "--format", "html", baseline, target, final)
+check(embedded_json(page) == diff, "three: the page's JSON is --format json's")
+facts = render("heapdiff-three", page, "grown", "new_bytes")
+check_rows("three", facts["tables"]["grown"], diff["grown"],
+           ["new", "new_in_target", "new_bytes", "count_after", "new_retained_bytes"])
+check_sorting("three", facts, diff["grown"], "new_bytes")
+check_graphs("three", facts, diff["grown"])
+check_header_footer("three", facts, run(HEAPDIFF, "--color", "never", baseline, target, final))
 
 # values masked unless --show-values (the class registry: the peers' addresses are values)
 before, after = leak_story([python, LEAKY_SERVER], "class", "class")
