@@ -155,11 +155,11 @@
 				if (column.link && column.link(row))
 					cell.appendChild(element("a", {href: column.link(row)}, text));
 				else if (column.bar) {
-					const width = maxima[column.key] ? 80 * Math.abs(value) / maxima[column.key] : 0;
+					const width = maxima[column.key] ? 100 * Math.abs(value) / maxima[column.key] : 0;
 					cell.appendChild(element("span", {class: "cell"},
 						element("span", {class: "value"}, text),
 						element("span", {class: "bar-track", "aria-hidden": "true"},
-							element("span", {class: "bar " + column.bar, style: "width:" + width.toFixed(1) + "px"}))));
+							element("span", {class: "bar " + column.bar, style: "width:" + width.toFixed(1) + "%"}))));
 				} else
 					cell.appendChild(document.createTextNode(text));
 				if (column.grow && value > 0)
