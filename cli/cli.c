@@ -69,7 +69,8 @@ bool cli_parse_int(const char *text, long long min, long long max, long long *ou
 bool cli_parse_format(const char *text, unsigned allowed, enum output_format *out)
 {
 	static const char *const names[] = {[FORMAT_TEXT] = "text", [FORMAT_JSON] = "json",
-					    [FORMAT_MARKDOWN] = "markdown", [FORMAT_DOT] = "dot"};
+					    [FORMAT_MARKDOWN] = "markdown", [FORMAT_DOT] = "dot",
+					    [FORMAT_HTML] = "html"};
 	allowed |= FORMAT_BIT(FORMAT_TEXT) | FORMAT_BIT(FORMAT_JSON);
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if ((allowed & FORMAT_BIT(i)) && strcmp(text, names[i]) == 0) {

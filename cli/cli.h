@@ -12,7 +12,7 @@
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
-enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN, FORMAT_DOT };
+enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN, FORMAT_DOT, FORMAT_HTML };
 #define FORMAT_BIT(format) (1u << (format))
 
 /* The program's name in messages: "heapsnap" (the default) or "heapdiff". */

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"
+#include "cli/html_report.h"
 #include "formats/json.h"
 
 #define TOP_TYPES 20
@@ -20,7 +21,7 @@
 #define PATHS_PER_TYPE 3
 
 static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json|dot] [--type PATTERN] [--show-values]\n"
+	"usage: heapsnap summary FILE [--format text|json|dot|html] [--type PATTERN] [--show-values]\n"
 	"\n"
 	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
 	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
@@ -28,8 +29,9 @@ static const char usage[] =
 	"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
 	"root reaches, with the cycles among it.\n"
 	"\n"
-	"  --format F         text (default), json (schema heapsnap.summary/1) or dot (the\n"
-	"                     retaining paths as a Graphviz digraph, for dot -Tsvg)\n"
+	"  --format F         text (default), json (schema heapsnap.summary/1), dot (the\n"
+	"                     retaining paths as a Graphviz digraph, for dot -Tsvg) or html\n"
+	"                     (one self-contained page to open in a browser)\n"
 	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
 	"                     pattern: '__main__.*'), instead of those of the ten largest\n"
 	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
@@ -143,14 +145,14 @@ static void print_groups_json(struct json_writer *json, const struct type_group 
 	json_array_end(json);
 }
 
-static void print_json(const struct analysis *analysis, const struct heap_summary *summary,
-		       const struct path_index *paths)
+static void print_json(FILE *out, const struct analysis *analysis,
+		       const struct heap_summary *summary, const struct path_index *paths)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
 	struct json_writer json;
-	json_init(&json, stdout);
+	json_init(&json, out);
 	json_object_begin(&json);
 	json_key(&json, "schema");
 	json_string(&json, "heapsnap.summary/1");
@@ -298,6 +300,29 @@ static void print_json(const struct analysis *analysis, const struct heap_summar
 	json_array_end(&json);
 	json_object_end(&json);
 	json_finish(&json);
+}
+
+struct summary_parts {
+	const struct analysis *analysis;
+	const struct heap_summary *summary;
+	const struct path_index *paths;
+};
+
+static void print_json_to(FILE *out, void *context)
+{
+	const struct summary_parts *parts = context;
+	print_json(out, parts->analysis, parts->summary, parts->paths);
+}
+
+/* The HTML page carries the JSON document (html_report.c). */
+static int print_html(const struct analysis *analysis, const struct heap_summary *summary,
+		      const struct path_index *paths)
+{
+	struct summary_parts parts = {analysis, summary, paths};
+	if (html_report_write(stdout, HTML_REPORT_SUMMARY, print_json_to, &parts) == 0)
+		return EXIT_OK;
+	fprintf(stderr, "heapsnap summary: out of memory or unable to write the report\n");
+	return EXIT_ERROR;
 }
 
 static void print_text(const struct analysis *analysis, const struct heap_summary *summary,
@@ -479,9 +504,11 @@ int cmd_summary(int argc, char **argv)
 	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (option) {
 		case 'f':
-			if (!cli_parse_format(optarg, FORMAT_BIT(FORMAT_DOT), &format))
+			if (!cli_parse_format(optarg, FORMAT_BIT(FORMAT_DOT) | FORMAT_BIT(FORMAT_HTML),
+					      &format))
 				return cli_usage_error("summary",
-						       "--format takes text, json or dot, not '%s'", optarg);
+						       "--format takes text, json, dot or html, not '%s'",
+						       optarg);
 			break;
 		case 't':
 			paths_pattern = optarg;
@@ -533,7 +560,9 @@ int cmd_summary(int argc, char **argv)
 	progress_end();
 	int status = EXIT_OK;
 	if (format == FORMAT_JSON)
-		print_json(analysis, &summary, paths);
+		print_json(stdout, analysis, &summary, paths);
+	else if (format == FORMAT_HTML)
+		status = print_html(analysis, &summary, paths);
 	else if (format == FORMAT_DOT && !print_dot(analysis, &summary, paths)) {
 		fprintf(stderr, "heapsnap summary: out of memory writing the report\n");
 		status = EXIT_ERROR;

@@ -9,7 +9,7 @@ _heapsnap_options() { # PROGRAM [COMMAND]: the long and short options its --help
 
 _heapsnap_values() { # OPTION: the words it takes, when they are a known set; 1 when it takes none
 	case $1 in
-	--format) echo "text json jsonl markdown dot" ;;
+	--format) echo "text json jsonl markdown dot html" ;;
 	--state) echo "live free all" ;;
 	--sort) echo "bytes count" ;;
 	--color) echo "auto always never" ;;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/path_graph.h"
+#include "cli/html_report.h"
 #include "formats/json.h"
 
 #define TEXT_ROWS 25	  /* grown types shown in text and markdown */
@@ -774,6 +775,10 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	json_string(json, when);
 	json_key(json, "exe");
 	json_string(json, info->exe);
+	char program[4200]; /* as the header names it */
+	cli_process_name(info, false, program, sizeof program);
+	json_key(json, "program");
+	json_string(json, program);
 	json_key(json, "build_id");
 	json_string(json, build_id);
 	json_key(json, "runtimes");
@@ -930,6 +935,16 @@ static void write_json(struct report *report)
 	json_finish(&json);
 }
 
+/* The HTML page carries the JSON document (html_report.c). */
+static void write_json_to(FILE *json_out, void *context)
+{
+	struct report *report = context;
+	FILE *out = report->out;
+	report->out = json_out;
+	write_json(report);
+	report->out = out;
+}
+
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
 		       const struct path_index *paths, const struct diff_report_options *options)
 {
@@ -940,8 +955,11 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 		return -1;
 	}
 	bool written = true;
+	int status = 0;
 	if (options->format == FORMAT_JSON)
 		write_json(&report);
+	else if (options->format == FORMAT_HTML)
+		status = html_report_write(out, HTML_REPORT_DIFF, write_json_to, &report);
 	else if (options->format == FORMAT_MARKDOWN)
 		written = write_markdown(&report);
 	else if (options->format == FORMAT_DOT)
@@ -949,5 +967,5 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 	else
 		write_text(&report);
 	report_free(&report);
-	return written ? 0 : -1;
+	return written ? status : -1;
 }

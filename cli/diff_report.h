@@ -26,7 +26,7 @@ struct diff_report_options {
 };
 
 /* `target` is the middle snapshot of three, else NULL; `paths` are AFTER's. -1 when out of
- * memory. */
+ * memory (or, for HTML, when writing failed). */
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
 		       const struct path_index *paths, const struct diff_report_options *options);
 

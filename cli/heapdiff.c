@@ -38,9 +38,10 @@ static const char usage[] =
 	"\n"
 	"  --format F         text (default), markdown (to paste into an issue; the retaining\n"
 	"                     paths drawn as a mermaid flowchart), json (schema\n"
-	"                     heapsnap.diff/1) or dot (the retaining paths of the --top\n"
-	"                     types as a Graphviz digraph: heapdiff --format dot A B |\n"
-	"                     dot -Tsvg > paths.svg)\n"
+	"                     heapsnap.diff/1), dot (the retaining paths of the --top types\n"
+	"                     as a Graphviz digraph: heapdiff --format dot A B |\n"
+	"                     dot -Tsvg > paths.svg) or html (one self-contained page to\n"
+	"                     open in a browser: sortable tables, paths and cycles drawn)\n"
 	"  --sort bytes|count rank grown types by bytes (default) or by objects\n"
 	"  --top N            show retaining paths for the N largest grown types (10)\n"
 	"  --type PATTERN     only types matching a shell pattern ('__main__.*')\n"
@@ -187,10 +188,11 @@ int main(int argc, char **argv)
 		switch (option) {
 		case 'f':
 			if (!cli_parse_format(optarg,
-					      FORMAT_BIT(FORMAT_MARKDOWN) | FORMAT_BIT(FORMAT_DOT),
+					      FORMAT_BIT(FORMAT_MARKDOWN) | FORMAT_BIT(FORMAT_DOT) |
+						      FORMAT_BIT(FORMAT_HTML),
 					      &report_options.format))
-				return cli_usage_error("",
-						       "--format takes text, markdown, json or dot, not '%s'",
+				return cli_usage_error(
+					"", "--format takes text, markdown, json, dot or html, not '%s'",
 						       optarg);
 			break;
 		case 's':
@@ -334,7 +336,7 @@ int main(int argc, char **argv)
 	report_options.forced = report_options.forced && by_type_only;
 	progress_end();
 	if (diff_report_write(stdout, &diff, target, paths, &report_options) != 0) {
-		fprintf(stderr, "heapdiff: out of memory writing the report\n");
+		fprintf(stderr, "heapdiff: out of memory or unable to write the report\n");
 		goto done;
 	}
 	fflush(stdout);

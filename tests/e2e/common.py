@@ -90,6 +90,41 @@ def start(args, **kwargs):
     return process
 
 
+def wait_for_text(file, process, previous=None, timeout=30):
+    """The text `process` wrote to `file`, once the file exists (and says other than `previous`)."""
+    deadline = time.time() + timeout
+    while True:
+        if os.path.exists(file):
+            with open(file) as f:
+                text = f.read().strip()
+            if text and text != previous:
+                return text
+        if process.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"{file} never appeared")
+        time.sleep(0.02)
+
+
+def leak_story(server, variant, name, connections=(100, 1000)):
+    """DESIGN.md's story: starts `server` (a command: tests/targets/leaky_server.py or its C twin)
+    with a port file and --variant VARIANT, makes 100 client connections, captures NAME-before.snap,
+    makes 1,000 more, captures NAME-after.snap, kills the server; returns the two paths. With
+    three numbers of connections: NAME-baseline, -target and -final.snap, after each."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets"))
+    from client import connect  # (the client the demo runs)
+    port_file = path(f"port-{name}")
+    process = start(server + [port_file, "--variant", variant])
+    port = int(wait_for_text(port_file, process))
+    roles = ["before", "after"] if len(connections) == 2 else ["baseline", "target", "final"]
+    snapshots = []
+    for count, role in zip(connections, roles):
+        connect(port, count)
+        snapshots.append(path(f"{name}-{role}.snap"))
+        heapsnap("capture", str(process.pid), "-o", snapshots[-1])
+    process.kill()
+    process.wait()
+    return tuple(snapshots)
+
+
 def heapsnap(*args, check_ok=True, timeout=300, env=None):
     result = subprocess.run([HEAPSNAP, *args], capture_output=True, text=True, timeout=timeout,
                             env=env)

@@ -27,19 +27,16 @@ import os
 import re
 import resource
 import socket
-import sys
 import subprocess
 import time
 
-from common import check, finish, heapsnap, path, start
+from common import check, finish, heapsnap, leak_story, path, start, wait_for_text
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = os.path.join(HERE, "..", "targets")
 FIXTURE = os.path.join(HERE, "fixtures", "heapdiff_global_list.md")
-sys.path.insert(0, TARGETS)
-from client import connect  # noqa: E402  (the client the demo runs)
 
 pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 
@@ -65,35 +62,14 @@ def heapdiff(*args, expect=0):
     return result
 
 
-def wait_for(file, process):
-    deadline = time.time() + 30
-    while not os.path.exists(file):
-        if process.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{file} never appeared")
-        time.sleep(0.02)
-    with open(file) as f:
-        return f.read().strip()
-
-
 runs = 0
 
 
 def python_story(python, variant):
     global runs
     runs += 1
-    port_file = path(f"port-{runs}")
-    server = start([python, os.path.join(TARGETS, "leaky_server.py"), port_file, "--variant",
-                    variant])
-    port = int(wait_for(port_file, server))
-    connect(port, 100)
-    before = path(f"py-{variant}-{runs}-before.snap")
-    after = path(f"py-{variant}-{runs}-after.snap")
-    heapsnap("capture", str(server.pid), "-o", before)
-    connect(port, 1000)
-    heapsnap("capture", str(server.pid), "-o", after)
-    server.kill()
-    server.wait()
-    return before, after
+    return leak_story([python, os.path.join(TARGETS, "leaky_server.py")], variant,
+                      f"py-{variant}-{runs}")
 
 
 def report(before, after, *options):
@@ -270,17 +246,7 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
 
 # the C twin
 for variant in ["global", "lost", "fixed"]:
-    runs += 1
-    port_file = path(f"port-{runs}")
-    server = start([LEAKY_SERVER_C, port_file, "--variant", variant])
-    port = int(wait_for(port_file, server))
-    connect(port, 100)
-    before, after = path(f"c-{variant}-before.snap"), path(f"c-{variant}-after.snap")
-    heapsnap("capture", str(server.pid), "-o", before)
-    connect(port, 1000)
-    heapsnap("capture", str(server.pid), "-o", after)
-    server.kill()
-    server.wait()
+    before, after = leak_story([LEAKY_SERVER_C], variant, f"c-{variant}")
     diff = report(before, after)
     types = grown(diff)
     if variant == "global":
@@ -315,7 +281,7 @@ for python in [PY311, PY313]:
     runs += 1
     port_file, status_file = path(f"port-{runs}"), path(f"status-{runs}")
     server = start([python, os.path.join(TARGETS, "burst_server.py"), port_file, status_file])
-    port = int(wait_for(port_file, server))
+    port = int(wait_for_text(port_file, server))
 
     def wait_status(count):
         deadline = time.time() + 60
