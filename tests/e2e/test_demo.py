@@ -18,7 +18,7 @@ folder = path("demo-output")
 run = subprocess.run(["bash", "scripts/demo", folder], cwd=ROOT, capture_output=True, text=True,
                      timeout=500)
 check(run.returncode == 0, f"scripts/demo exited {run.returncode}: {run.stderr[-2000:]}")
-for name in ("before.snap", "after.snap", "report.txt", "report.md", "report.json"):
+for name in ("before.snap", "after.snap", "report.txt", "report.md", "report.json", "report.html"):
     check(os.path.getsize(os.path.join(folder, name)) > 0 if
           os.path.exists(os.path.join(folder, name)) else False, f"the demo kept {name}")
 check(not os.path.exists(os.path.join(folder, "port")), "the demo removed its port file")
@@ -34,6 +34,10 @@ printed = open(os.path.join(folder, "report.txt")).read() \
 check("module __main__._CONNECTIONS -> list[*] -> __main__.Connection" in printed,
       "report.txt names the list that keeps the Connections")
 check(printed in run.stdout, "report.txt is the report the demo printed")
+page = open(os.path.join(folder, "report.html")).read() \
+    if os.path.exists(os.path.join(folder, "report.html")) else ""
+check(page.startswith("<!DOCTYPE html>") and "__main__.Connection" in page and "<script" in page,
+      "report.html is the HTML report of the same story")
 suggested = [line.strip() for line in run.stdout.splitlines() if line.startswith("   build/")]
 check(len(suggested) >= 4, f"the demo ends with next commands: {suggested}")
 for command in suggested:
