@@ -427,8 +427,8 @@ static int copy_special_regions(struct capture_plan *plan, const struct range_li
 /* Fork method, the target running again: copies the rest of the plan from the clone. Regions the
  * clone lacks, or has zeroed, that were not copied during the freeze (mapped, or marked
  * MADV_DONTFORK/MADV_WIPEONFORK, after /proc/PID/smaps was read) are recorded as absent. */
-static int copy_from_clone(struct capture_plan *plan, pid_t clone, bool use_proc_mem,
-			   struct copy_buffer *buffer, struct range_list *absent, struct hs_error *err)
+static int copy_from_clone(struct capture_plan *plan, pid_t clone, struct copy_buffer *buffer,
+			   struct range_list *absent, struct hs_error *err)
 {
 	struct proc_maps clone_maps = {0};
 	struct range_list wiped = {0};
@@ -455,9 +455,12 @@ static int copy_from_clone(struct capture_plan *plan, pid_t clone, bool use_proc
 			goto done;
 		}
 	}
+	/* through /proc/PID/mem, never process_vm_readv: that pins the pages it reads, and the kernel
+	 * (5.19 on) unshares a copy-on-write page before pinning it, so every page read would be
+	 * copied in the clone: twice the memory, and a slower copy */
 	struct process_memory clone_memory;
 	process_memory_open(&clone_memory, clone, err);
-	clone_memory.use_mem_fd = use_proc_mem;
+	clone_memory.use_mem_fd = true;
 	result = capture_plan_copy(plan, &clone_memory, buffer, absent, err);
 	process_memory_close(&clone_memory);
 done:
@@ -594,8 +597,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	if (by_fork) {
 		/* the target runs; its clone holds its memory as it was at the clone */
 		copied = copied &&
-			 copy_from_clone(&plan, clone.child, options->use_proc_mem, &buffer, &absent,
-					 err) == 0;
+			 copy_from_clone(&plan, clone.child, &buffer, &absent, err) == 0;
 		uint64_t reap_start = monotonic_ns();
 		result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = reap_start - pause_end;
 		struct hs_error reap_err;

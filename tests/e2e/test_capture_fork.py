@@ -3,7 +3,8 @@ quiescent process (`list` and `summary` output, every thread's registers; known_
 heap target), and the fork never harms the target: across 20 fork captures under TCP load no
 request fails, the target gets no SIGCHLD, waitpid(-1) in it finds no child, no process but the
 target ever runs its code (its pthread_atfork handlers and its main loop log any other pid), it
-keeps no child, zombie or not, and is never left stopped or traced; its MADV_DONTFORK and
+keeps no child, zombie or not, and is never left stopped or traced; reading the clone copies none
+of its pages (they stay shared with the target); its MADV_DONTFORK and
 MADV_WIPEONFORK mappings are in the snapshot with their bytes; SIGKILL of heapsnap at random
 points of a fork capture leaves the target running and untraced and no living clone (a zombie of it stays in the target: nothing
 is left to reap it); a target under a seccomp filter, and a clone that fails (RLIMIT_NPROC), give a capture by freeze with one
@@ -239,8 +240,27 @@ watch.kill()
 watch, record, log = start_watch("large", "--heap-mib", "256")
 pid = record["pid"]
 began = time.time()
-heapsnap("capture", str(pid), "-o", path("large.snap"), "--method", "fork", "--threads", "1")
+# while it is copied from, the clone's pages stay shared with the target: reading them must not
+# make the kernel copy them (process_vm_readv would, by pinning them)
+capturing = subprocess.Popen([HEAPSNAP, "capture", str(pid), "-o", path("large.snap"),
+                              "--method", "fork", "--threads", "1"], stdout=subprocess.PIPE,
+                             text=True)
+private_kib = []
+while capturing.poll() is None:
+    for child, state in children_of(pid):
+        try:
+            with open(f"/proc/{child}/smaps_rollup") as f:
+                # a page the kernel unshared is private to the clone (clean: never written)
+                private_kib.append(sum(int(n) for n in re.findall(r"Private_(?:Clean|Dirty):\s+(\d+)",
+                                                               f.read())))
+        except (FileNotFoundError, ProcessLookupError, AttributeError):
+            pass
+    time.sleep(0.01)
 duration = time.time() - began
+check(capturing.returncode == 0 and "by fork" in capturing.stdout.read(), "the large capture by fork")
+check(private_kib and max(private_kib) < 32 * 1024,
+      f"the clone's pages stay shared while copied: at most {max(private_kib or [0])} KiB private "
+      f"in {len(private_kib)} samples")
 random.seed(17)
 for i in range(8):
     delay = random.uniform(0, duration)
