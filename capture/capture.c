@@ -527,7 +527,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
 	/* the fork method, where it is safe; the mappings its clone would not see as they are */
-	bool by_fork = options->method != CAPTURE_METHOD_FREEZE;
+	bool by_fork = options->method == CAPTURE_METHOD_FORK;
 	struct range_list special = {0};
 	struct fork_clone clone = {0};
 	if (by_fork) {

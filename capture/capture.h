@@ -15,7 +15,8 @@
 
 /* How the target's memory is taken (see capture/fork_clone.h for the fork). */
 enum capture_method {
-	CAPTURE_METHOD_DEFAULT, /* fork where it is safe, else freeze */
+	/* freeze, for now: see `heapsnap capture --help` for why fork is not the default yet */
+	CAPTURE_METHOD_DEFAULT,
 	CAPTURE_METHOD_FORK,	/* fork; freeze when the clone fails or is not safe */
 	CAPTURE_METHOD_FREEZE,	/* copy everything while every thread is stopped */
 };

@@ -16,6 +16,7 @@
 #include "capture/inject.h"
 
 #define CHILD_STOP_TIMEOUT_NS (5000ull * 1000000ull)
+#define CLONE_TRAP_STACK 0x100ull /* below vm.mmap_min_addr: never mapped */
 
 static uint64_t monotonic_ns(void)
 {
@@ -183,8 +184,13 @@ int fork_clone_make(struct frozen_process *frozen, const struct proc_maps *maps,
 		return hs_error_set_errno(err, errno, "cannot set ptrace options on thread %d",
 					  (int)thread->tid);
 	/* flags 0: a new process (no CLONE_VM, CLONE_THREAD, CLONE_FILES...) with copy-on-write
-	 * memory, and exit signal 0 (no SIGCHLD in the low byte): its parent is never signalled */
-	struct injected_syscall call = {.number = SYS_clone};
+	 * memory, and exit signal 0 (no SIGCHLD in the low byte): its parent is never signalled.
+	 * The clone's stack pointer is set in the first page, which nothing maps: the clone never
+	 * runs, but should heapsnap die between its birth and PTRACE_O_EXITKILL (microseconds), the
+	 * detached clone faults at its first use of the stack (a `ret` a few instructions after the
+	 * system call, in libc) instead of running on in the target's code. */
+	struct injected_syscall call = {.number = SYS_clone,
+					.arguments = {0, CLONE_TRAP_STACK, 0, 0, 0, 0}};
 	int injected = inject_syscall(thread, clone->syscall_address, &call, err);
 	ptrace(PTRACE_SETOPTIONS, thread->tid, 0, 0);
 	if (call.new_task > 0) {

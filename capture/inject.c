@@ -115,6 +115,14 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 		return hs_error_set(err, "thread %d runs 32-bit code; a system call cannot be run in "
 					 "it",
 				    (int)tid);
+	/* every signal blocked while the thread runs our call: one it dequeued meanwhile would have
+	 * to be held by heapsnap, and lost if heapsnap died; blocked, it waits in the kernel (a
+	 * process-wide one for another thread, or for this one once its mask is back) */
+	uint64_t saved_mask, all_blocked = ~(uint64_t)0;
+	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask) != 0 ||
+	    ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof all_blocked, &all_blocked) != 0)
+		return hs_error_set_errno(err, errno, "cannot block the signals of thread %d",
+					  (int)tid);
 	regs = saved;
 	regs.rip = syscall_address;
 	regs.rax = (unsigned long long)call->number;
@@ -126,10 +134,12 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 	regs.r10 = call->arguments[3];
 	regs.r8 = call->arguments[4];
 	regs.r9 = call->arguments[5];
-	if (ptrace(PTRACE_SETREGS, tid, 0, &regs) != 0)
-		return hs_error_set_errno(err, errno, "cannot set the registers of thread %d",
-					  (int)tid);
 	int result = -1;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &regs) != 0) {
+		hs_error_set_errno(err, errno, "cannot set the registers of thread %d", (int)tid);
+		ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask);
+		return -1;
+	}
 	for (;;) {
 		if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) {
 			hs_error_set_errno(err, errno, "cannot step thread %d", (int)tid);
@@ -169,7 +179,8 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 			result = 0;
 			break;
 		}
-		/* a signal came to the thread before the step ended: keep it for the detach */
+		/* SIGKILL aside, a signal cannot reach the thread now (all are blocked); should one
+		 * be reported all the same, it is kept for the detach */
 		if (thread->pending_signal == 0 && WSTOPSIG(status) != SIGTRAP) {
 			thread->pending_signal = WSTOPSIG(status);
 			continue;
@@ -179,10 +190,11 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 			     (int)tid, WSTOPSIG(status), thread->pending_signal);
 		break;
 	}
-	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) != 0)
+	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) != 0 ||
+	    ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask) != 0)
 		return hs_error_set_errno(err, errno,
-					  "cannot restore the registers of thread %d after a "
-					  "system call",
+					  "cannot restore the registers and signal mask of thread %d "
+					  "after a system call",
 					  (int)tid);
 	return result;
 }

@@ -26,8 +26,10 @@ struct injected_syscall {
 };
 
 /* Runs `call` in `thread`, which is seized by us and stopped. Its registers are restored before
- * returning, on failure too whenever the thread still exists; it stays stopped. A signal that
- * reaches the thread meanwhile is kept in thread->pending_signal (given back at detach). Returns
+ * returning, on failure too whenever the thread still exists; it stays stopped. Its signals are
+ * blocked meanwhile (and its mask then restored), so none is taken from the kernel's queues.
+ * The one unsafe moment: should heapsnap die (SIGKILL) while the call runs, the kernel lets the
+ * thread go on with the registers set for the call, after the `syscall` instruction. Returns
  * -1 only when the system call could not be run or its end not seen; a system call that ran and
  * failed returns 0 with call->result < 0. */
 int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,

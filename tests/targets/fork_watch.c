@@ -3,7 +3,8 @@
  * thread log the pid they run in to the log file whenever it is not the target's own (and the
  * loop logs its own once at start), so a clone that ran one line of user code would leave its pid
  * there; a thread serves TCP on 127.0.0.1 (one line in, one line out: "echo X" -> "X", "status"
- * -> SIGCHLD count, then what waitpid(-1, WNOHANG) returns and its errno; a thread per client). It also holds a heap of
+ * -> SIGCHLD count, what waitpid(-1, WNOHANG) returns and its errno, and the count of SIGRTMIN
+ * taken, real-time signals being queued, never merged; a thread per client). It also holds a heap of
  * known blocks and two mappings a clone does not see as the target does (MADV_DONTFORK,
  * MADV_WIPEONFORK), filled with known bytes, and optionally a large heap (for the tests that kill
  * heapsnap mid-capture), an allow-all seccomp filter, and RLIMIT_NPROC at the number of its own
@@ -33,8 +34,15 @@
 #define BLOCKS 32
 #define SPECIAL_BYTES (3 * 4096)
 
-static volatile sig_atomic_t sigchld_count;
+/* counted atomically: handlers may run in several threads at once */
+static int sigchld_count, realtime_count;
 static pid_t own_pid;
+
+static void on_realtime(int signal_number)
+{
+	(void)signal_number;
+	__atomic_fetch_add(&realtime_count, 1, __ATOMIC_RELAXED);
+}
 static const char *log_path;
 unsigned char *known_blocks[BLOCKS];
 unsigned char *dont_fork_mapping, *wipe_on_fork_mapping;
@@ -43,7 +51,7 @@ unsigned char **large_blocks;
 static void on_sigchld(int signal_number)
 {
 	(void)signal_number;
-	sigchld_count++;
+	__atomic_fetch_add(&sigchld_count, 1, __ATOMIC_RELAXED);
 }
 
 /* Appends "pid N WHERE" to the log with one write (async-signal-safe). */
@@ -77,8 +85,10 @@ static void *serve_client(void *argument)
 		} else if (strncmp(line, "status", 6) == 0) {
 			errno = 0;
 			pid_t waited = waitpid(-1, NULL, WNOHANG);
-			fprintf(stream, "sigchld %d waitpid %d errno %d\n", (int)sigchld_count,
-				(int)waited, errno);
+			int waited_errno = errno;
+			fprintf(stream, "sigchld %d waitpid %d errno %d realtime %d\n",
+				__atomic_load_n(&sigchld_count, __ATOMIC_RELAXED), (int)waited, waited_errno,
+				__atomic_load_n(&realtime_count, __ATOMIC_RELAXED));
 		} else {
 			fputs("?\n", stream);
 		}
@@ -147,6 +157,8 @@ int main(int argc, char **argv)
 	own_pid = getpid();
 	struct sigaction action = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART};
 	sigaction(SIGCHLD, &action, NULL);
+	struct sigaction realtime = {.sa_handler = on_realtime, .sa_flags = SA_RESTART};
+	sigaction(SIGRTMIN, &realtime, NULL);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	for (int i = 0; i < BLOCKS; i++) {
 		known_blocks[i] = malloc(64 + 48 * (size_t)i);
