@@ -15,7 +15,6 @@
 
 #include "capture/inject.h"
 
-#define CHILD_STOP_TIMEOUT_NS (5000ull * 1000000ull)
 #define CLONE_TRAP_STACK 0x100ull /* below vm.mmap_min_addr: never mapped */
 
 static uint64_t monotonic_ns(void)
@@ -113,26 +112,6 @@ int fork_clone_special_mappings(pid_t pid, struct range_list *special, struct hs
 	return result;
 }
 
-/* Waits for a stop of `tid` (1), its end (0), or gives up after the timeout (-1). */
-static int wait_for_child_stop(pid_t tid)
-{
-	uint64_t deadline = monotonic_ns() + CHILD_STOP_TIMEOUT_NS;
-	for (unsigned spins = 0;; spins++) {
-		int status;
-		pid_t got = waitpid(tid, &status, __WALL | WNOHANG);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return 0;
-		if (got == tid)
-			return WIFSTOPPED(status) ? 1 : 0;
-		if (monotonic_ns() > deadline)
-			return -1;
-		struct timespec pause = {0, spins < 100 ? 2000 : 100000};
-		nanosleep(&pause, NULL);
-	}
-}
-
 /* The thread to run the clone in: stopped, registers read, no signal held for it; the leader
  * when it qualifies. */
 static struct frozen_thread *choose_thread(struct frozen_process *frozen)
@@ -195,7 +174,8 @@ int fork_clone_make(struct frozen_process *frozen, const struct proc_maps *maps,
 	ptrace(PTRACE_SETOPTIONS, thread->tid, 0, 0);
 	if (call.new_task > 0) {
 		clone->child = call.new_task;
-		if (wait_for_child_stop(clone->child) != 1 ||
+		int status;
+		if (inject_wait_for_stop(clone->child, &status) != 1 ||
 		    ptrace(PTRACE_SETOPTIONS, clone->child, 0, (void *)(long)PTRACE_O_EXITKILL) != 0)
 			/* clone->child stays set: fork_clone_remove kills and reaps it */
 			return hs_error_set_errno(err, errno, "the clone of pid %d did not stop",

@@ -80,9 +80,7 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
-/* Waits for the next stop of a traced thread, for at most STEP_TIMEOUT_NS. 1: stopped (status
- * set), 0: it is gone, -1: timeout or error. */
-static int wait_for_next_stop(pid_t tid, int *status)
+int inject_wait_for_stop(pid_t tid, int *status)
 {
 	uint64_t deadline = monotonic_ns() + STEP_TIMEOUT_NS;
 	for (unsigned spins = 0;; spins++) {
@@ -146,7 +144,7 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 			break;
 		}
 		int status = 0;
-		int stopped = wait_for_next_stop(tid, &status);
+		int stopped = inject_wait_for_stop(tid, &status);
 		if (stopped == 0) {
 			thread->seized = false;
 			thread->stopped = false;
@@ -158,7 +156,7 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 			hs_error_set(err, "a system call in thread %d did not return within %llu ms",
 				     (int)tid, STEP_TIMEOUT_NS / 1000000ull);
 			if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 ||
-			    wait_for_next_stop(tid, &status) != 1)
+			    inject_wait_for_stop(tid, &status) != 1)
 				return -1;
 			break;
 		}

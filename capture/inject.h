@@ -25,6 +25,10 @@ struct injected_syscall {
 			    the thread), 0 if none */
 };
 
+/* Waits for the next stop of `tid`, a task we trace, for at most 5 s: 1 when stopped (its wait
+ * status in *status), 0 when it is gone, -1 on timeout. */
+int inject_wait_for_stop(pid_t tid, int *status);
+
 /* Runs `call` in `thread`, which is seized by us and stopped. Its registers are restored before
  * returning, on failure too whenever the thread still exists; it stays stopped. Its signals are
  * blocked meanwhile (and its mask then restored), so none is taken from the kernel's queues.
