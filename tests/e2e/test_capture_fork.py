@@ -21,7 +21,7 @@ import threading
 import time
 
 from common import (HEAPSNAP, WORKDIR, check, decompress, finish, heapsnap, path,
-                    read_core_memory, running, start, start_known_state, tracers_of)
+                    program_headers, read_core_memory, running, start, start_known_state, tracers_of)
 
 FORK_WATCH = os.environ.get("FORK_WATCH", "build/tests/fork_watch")
 GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
@@ -32,14 +32,7 @@ def notes(core):
     """(name, type, desc) of every note of an uncompressed ELF core."""
     found = []
     with open(core, "rb") as f:
-        header = f.read(64)
-        phoff, = struct.unpack_from("<Q", header, 32)
-        phentsize, phnum = struct.unpack_from("<HH", header, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-        for i in range(phnum):
-            p_type, _, p_offset, _, _, p_filesz, _, _ = struct.unpack_from("<IIQQQQQQ", table,
-                                                                           i * phentsize)
+        for p_type, p_offset, _, p_filesz, _ in program_headers(f):
             if p_type != 4:
                 continue
             f.seek(p_offset)
