@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "capture/capture_plan.h"
+#include "capture/fork_clone.h"
 #include "capture/freeze.h"
 #include "capture/precopy.h"
 #include "capture/proc.h"
@@ -363,6 +364,111 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 	return 0;
 }
 
+static bool overlaps_any(const struct range_list *list, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < list->count; i++)
+		if (list->ranges[i].start < end && start < list->ranges[i].end)
+			return true;
+	return false;
+}
+
+/* True when [start, end) lies inside the mappings (sorted by address, as /proc lists them). */
+static bool covered_by_maps(const struct proc_maps *maps, uint64_t start, uint64_t end)
+{
+	uint64_t at = start;
+	while (at < end) {
+		size_t low = 0, high = maps->count;
+		while (low < high) { /* the first mapping ending after `at` */
+			size_t middle = low + (high - low) / 2;
+			if (maps->mappings[middle].end <= at)
+				low = middle + 1;
+			else
+				high = middle;
+		}
+		if (low == maps->count || maps->mappings[low].start > at)
+			return false;
+		at = maps->mappings[low].end;
+	}
+	return true;
+}
+
+/* Fork method, while frozen: copies from the target itself the regions its clone will not see as
+ * they are (MADV_DONTFORK, MADV_WIPEONFORK). */
+static int copy_special_regions(struct capture_plan *plan, const struct range_list *special,
+				struct process_memory *memory, struct copy_buffer *buffer,
+				struct range_list *absent, struct hs_error *err)
+{
+	if (special->count == 0)
+		return 0;
+	struct capture_plan part = {0};
+	part.regions = calloc(plan->count, sizeof *part.regions);
+	size_t *index = calloc(plan->count, sizeof *index);
+	if (part.regions == NULL || index == NULL) {
+		free(part.regions);
+		free(index);
+		return hs_error_set(err, "out of memory copying pid %d's memory", (int)memory->pid);
+	}
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct planned_region *region = &plan->regions[i];
+		if (region->data == NULL && region->read_size > 0 &&
+		    overlaps_any(special, region->start, region->end)) {
+			part.regions[part.count] = *region;
+			index[part.count++] = i;
+		}
+	}
+	int result = capture_plan_copy(&part, memory, buffer, absent, err);
+	for (size_t k = 0; k < part.count; k++)
+		plan->regions[index[k]].data = part.regions[k].data;
+	free(part.regions);
+	free(index);
+	return result;
+}
+
+/* Fork method, the target running again: copies the rest of the plan from the clone. Regions the
+ * clone lacks, or has zeroed, that were not copied during the freeze (mapped, or marked
+ * MADV_DONTFORK/MADV_WIPEONFORK, after /proc/PID/smaps was read) are recorded as absent. */
+static int copy_from_clone(struct capture_plan *plan, pid_t clone, struct copy_buffer *buffer,
+			   struct range_list *absent, struct hs_error *err)
+{
+	struct proc_maps clone_maps = {0};
+	struct range_list wiped = {0};
+	int result = -1;
+	if (proc_read_maps(clone, &clone_maps, err) != 0 ||
+	    fork_clone_special_mappings(clone, &wiped, err) != 0)
+		goto done;
+	for (size_t i = 0; i < plan->count; i++) {
+		struct planned_region *region = &plan->regions[i];
+		if (region->data != NULL || region->read_size == 0)
+			continue;
+		uint64_t read_end = region->start + region->read_size;
+		if (covered_by_maps(&clone_maps, region->start, read_end) &&
+		    !overlaps_any(&wiped, region->start, read_end))
+			continue;
+		region->data = copy_buffer_take(buffer, region->read_size);
+		if (region->data == NULL) {
+			hs_error_set(err, "out of memory copying the clone of pid %d", (int)clone);
+			goto done;
+		}
+		memset(region->data, 0, region->read_size);
+		if (range_list_add(absent, region->start, read_end) != 0) {
+			hs_error_set(err, "out of memory copying the clone of pid %d", (int)clone);
+			goto done;
+		}
+	}
+	/* through /proc/PID/mem, never process_vm_readv: that pins the pages it reads, and the kernel
+	 * (5.19 on) unshares a copy-on-write page before pinning it, so every page read would be
+	 * copied in the clone: twice the memory, and a slower copy */
+	struct process_memory clone_memory;
+	process_memory_open(&clone_memory, clone, err);
+	clone_memory.use_mem_fd = true;
+	result = capture_plan_copy(plan, &clone_memory, buffer, absent, err);
+	process_memory_close(&clone_memory);
+done:
+	range_list_free(&wiped);
+	proc_maps_free(&clone_maps);
+	return result;
+}
+
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
 		    struct hs_error *err)
 {
@@ -420,8 +526,22 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
+	/* the fork method, where it is safe; the mappings its clone would not see as they are */
+	bool by_fork = options->method == CAPTURE_METHOD_FORK;
+	struct range_list special = {0};
+	struct fork_clone clone = {0};
+	if (by_fork) {
+		struct hs_error fork_err;
+		if (fork_clone_unsafe(pid, result->fork_declined, sizeof result->fork_declined) != 0)
+			by_fork = false;
+		else if (fork_clone_special_mappings(pid, &special, &fork_err) != 0) {
+			by_fork = false;
+			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
+				 fork_err.message);
+		}
+	}
 	bool precopied = false;
-	if (!options->no_precopy && precopy_supported()) {
+	if (!by_fork && !options->no_precopy && precopy_supported()) {
 		struct hs_error ignored;
 		uint64_t precopy_start = monotonic_ns();
 		precopied = precopy_run(&precopy, &maps, &plan, &memory, &buffer, &ignored) == 0;
@@ -456,17 +576,47 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
 		      capture_plan_make(&maps, &memory, &plan, err) == 0;
 	uint64_t planned_at = monotonic_ns();
-	copied = copied &&
-		 (!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
-		 capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0;
+	if (copied && by_fork) {
+		struct hs_error fork_err;
+		copied = copy_special_regions(&plan, &special, &memory, &buffer, &absent, err) == 0;
+		uint64_t clone_start = monotonic_ns();
+		if (copied && fork_clone_make(&frozen, &maps, &clone, &fork_err) != 0) {
+			by_fork = false;
+			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
+				 fork_err.message);
+		}
+		result->phase_ns[CAPTURE_PHASE_CLONE] = monotonic_ns() - clone_start;
+	}
+	copied = copied && (by_fork ||
+			    ((!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
+			     capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0));
 	uint64_t copied_at = monotonic_ns();
 	thaw_process(&frozen);
 	uint64_t pause_end = monotonic_ns();
+	info.capture_end_ns = realtime_ns();
+	if (by_fork) {
+		/* the target runs; its clone holds its memory as it was at the clone */
+		copied = copied &&
+			 copy_from_clone(&plan, clone.child, &buffer, &absent, err) == 0;
+		uint64_t reap_start = monotonic_ns();
+		result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = reap_start - pause_end;
+		struct hs_error reap_err;
+		if (fork_clone_remove(&clone, &result->reap_pause_ns, &reap_err) != 0 && copied) {
+			copied = false;
+			*err = reap_err;
+		}
+		result->phase_ns[CAPTURE_PHASE_REAP] = monotonic_ns() - reap_start;
+	} else if (clone.child > 0) {
+		/* a clone made but unfit: the target runs again, the clone goes */
+		struct hs_error ignored;
+		fork_clone_remove(&clone, &result->reap_pause_ns, &ignored);
+	}
+	result->method = by_fork ? CAPTURE_METHOD_FORK : CAPTURE_METHOD_FREEZE;
+	snprintf(info.method, sizeof info.method, "%s", by_fork ? "fork" : "freeze");
 	result->phase_ns[CAPTURE_PHASE_FREEZE] = frozen_at - pause_start;
 	result->phase_ns[CAPTURE_PHASE_PLAN] = planned_at - frozen_at;
 	result->phase_ns[CAPTURE_PHASE_COPY] = copied_at - planned_at;
 	result->phase_ns[CAPTURE_PHASE_THAW] = pause_end - copied_at;
-	info.capture_end_ns = realtime_ns();
 	sigprocmask(SIG_SETMASK, &previous, NULL);
 	result->precopied = precopied;
 	result->frozen_copy_bytes = memory.bytes_read - read_before_freeze;
@@ -500,6 +650,7 @@ done:
 	proc_maps_free(&maps);
 	frozen_process_free(&frozen);
 	process_memory_close(&memory);
+	range_list_free(&special);
 	return status;
 }
 

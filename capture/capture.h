@@ -1,6 +1,7 @@
 /* `heapsnap capture`: freeze a live process, copy its memory, registers and module list, let it go,
- * then compress and write the snapshot. The process is stopped only while memory is copied;
- * compression and writing happen after it runs again. */
+ * then compress and write the snapshot. By the freeze method the process is stopped while memory is
+ * copied; by the fork method only while a copy-on-write clone of it is made, and the memory is
+ * copied from the clone. Compression and writing happen after it runs again. */
 #ifndef HEAPSNAP_CAPTURE_H
 #define HEAPSNAP_CAPTURE_H
 
@@ -11,6 +12,14 @@
 
 #include "common/error.h"
 #include "formats/seekable.h"
+
+/* How the target's memory is taken (see capture/fork_clone.h for the fork). */
+enum capture_method {
+	/* freeze, for now: see `heapsnap capture --help` for why fork is not the default yet */
+	CAPTURE_METHOD_DEFAULT,
+	CAPTURE_METHOD_FORK,	/* fork; freeze when the clone fails or is not safe */
+	CAPTURE_METHOD_FREEZE,	/* copy everything while every thread is stopped */
+};
 
 struct capture_options {
 	/* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in `default_directory`, numbered -2, -3... when
@@ -23,6 +32,7 @@ struct capture_options {
 	bool use_proc_mem;
 	/* copy everything while the target is frozen, without the soft-dirty pre-copy */
 	bool no_precopy;
+	enum capture_method method;
 };
 
 /* Where a capture's time went (for --verbose and the benchmarks). */
@@ -34,6 +44,9 @@ enum capture_phase {
 	CAPTURE_PHASE_COPY,    /* copying memory, frozen */
 	CAPTURE_PHASE_THAW,    /* letting every thread go */
 	CAPTURE_PHASE_WRITE,   /* compressing and writing, target running */
+	CAPTURE_PHASE_CLONE,   /* fork: making the clone, frozen (part of PLAN..COPY's place) */
+	CAPTURE_PHASE_CLONE_COPY, /* fork: copying from the clone, target running */
+	CAPTURE_PHASE_REAP,	  /* fork: killing and reaping the clone, target running */
 	CAPTURE_PHASES
 };
 
@@ -47,6 +60,11 @@ struct capture_result {
 	bool precopied;		    /* memory was pre-copied while the target ran */
 	uint64_t frozen_copy_bytes; /* bytes copied while the target was frozen */
 	uint64_t phase_ns[CAPTURE_PHASES];
+	enum capture_method method; /* the one that ran: CAPTURE_METHOD_FORK or _FREEZE */
+	/* why the fork method was not used though the options allowed it ("" when it was, or when
+	   freeze was asked for): a front end prints it */
+	char fork_declined[HS_ERROR_MESSAGE_MAX];
+	uint64_t reap_pause_ns; /* fork: the second, short stop of one thread to reap the clone */
 };
 
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,

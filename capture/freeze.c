@@ -272,6 +272,41 @@ int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *er
 	return 0;
 }
 
+int freeze_one_thread(pid_t pid, struct frozen_process *frozen, struct hs_error *err)
+{
+	memset(frozen, 0, sizeof *frozen);
+	frozen->pid = pid;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (dir == NULL)
+		return hs_error_set(err, "pid %d exited during capture", (int)pid);
+	/* the leader first: it is listed first, and it is the thread most likely to live on */
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		pid_t tid = (pid_t)atoi(entry->d_name);
+		struct proc_stat stat;
+		if (tid <= 0 || (proc_read_stat(pid, tid, &stat) == 0 && stat.state == 'Z'))
+			continue;
+		if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0)
+			continue;
+		struct frozen_thread *thread = add_thread(frozen, tid);
+		if (thread == NULL) {
+			ptrace(PTRACE_DETACH, tid, 0, 0);
+			break;
+		}
+		thread->seized = true;
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0 && wait_for_stop(thread) == 1) {
+			closedir(dir);
+			return 0;
+		}
+		thaw_process(frozen);
+		frozen->count = 0;
+	}
+	closedir(dir);
+	return hs_error_set(err, "no thread of pid %d could be stopped (has it exited?)", (int)pid);
+}
+
 void thaw_process(struct frozen_process *frozen)
 {
 	for (size_t i = 0; i < frozen->count; i++) {

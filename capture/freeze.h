@@ -32,6 +32,10 @@ struct frozen_process {
  * failure every thread already attached is let go again. */
 int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *err);
 
+/* Stops one thread of pid only (the leader, or the first other thread that stops), for work that
+ * needs one stopped thread while the others run on; thaw_process lets it go. */
+int freeze_one_thread(pid_t pid, struct frozen_process *frozen, struct hs_error *err);
+
 /* Lets every thread go; safe to call twice. */
 void thaw_process(struct frozen_process *frozen);
 void frozen_process_free(struct frozen_process *frozen);

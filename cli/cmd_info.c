@@ -47,6 +47,11 @@ static void print_json(struct snapshot *snapshot)
 		json_double(&json, (double)info->pause_ns / 1e6);
 	else
 		json_null(&json);
+	json_key(&json, "capture_method");
+	if (info->method[0])
+		json_string(&json, info->method);
+	else
+		json_null(&json);
 	json_key(&json, "source");
 	json_string(&json, info->source[0] ? info->source : "foreign core");
 	json_key(&json, "format_version");
@@ -141,7 +146,9 @@ static void print_text(struct snapshot *snapshot)
 	printf("process   pid %d  %s\n", info->pid, process);
 	cli_format_time(info->capture_start_ns, when, sizeof when, false);
 	if (info->has_pause)
-		printf("captured  %s, target paused %.1f ms\n", when, (double)info->pause_ns / 1e6);
+		printf("captured  %s, target paused %.1f ms%s%s%s\n", when,
+		       (double)info->pause_ns / 1e6, info->method[0] ? " (by " : "", info->method,
+		       info->method[0] ? ")" : "");
 	else
 		printf("captured  %s\n", when);
 	if (info->kernel_release[0])

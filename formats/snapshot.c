@@ -160,6 +160,7 @@ static void parse_info_note(struct snapshot *snapshot, const struct snapshot_not
 	info->capture_start_ns = info_number(text, note->size, "capture_start_ns", NULL);
 	info->capture_end_ns = info_number(text, note->size, "capture_end_ns", NULL);
 	info->pause_ns = info_number(text, note->size, "pause_ns", &info->has_pause);
+	info_text_value(text, note->size, "method", info->method, sizeof info->method);
 	info_text_value(text, note->size, "kernel_release", info->kernel_release,
 			sizeof info->kernel_release);
 	info_text_value(text, note->size, "boot_id", info->boot_id, sizeof info->boot_id);

@@ -62,6 +62,9 @@ struct snapshot_info {
 	char boot_id[40];
 	uint64_t process_start_ticks;
 	bool has_pause;
+	/* how a live capture took the memory: "fork" (from a copy-on-write clone; the pause is
+	   the clone's making) or "freeze" (copied while stopped); empty when not recorded */
+	char method[8];
 };
 
 /* cache_bytes bounds memory used for decompressed frames (0: HEAPSNAP_CACHE_MIB MiB when set,

@@ -36,6 +36,9 @@ int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info
 	if (length >= 0 && (size_t)length < sizeof text && info->has_pause)
 		length += snprintf(text + length, sizeof text - (size_t)length,
 				   "pause_ns=%" PRIu64 "\n", info->pause_ns);
+	if (length >= 0 && (size_t)length < sizeof text && info->method[0])
+		length += snprintf(text + length, sizeof text - (size_t)length, "method=%s\n",
+				   info->method);
 	if (length < 0 || (size_t)length >= sizeof text)
 		return hs_error_set(err, "snapshot info note too long");
 	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_INFO, text,

@@ -210,22 +210,32 @@ def build_id(file):
     return found.group(1) if found else None
 
 
+def program_headers(f):
+    """(p_type, p_offset, p_vaddr, p_filesz, p_memsz) of every program header of an open 64-bit
+    little-endian ELF file."""
+    import struct
+    f.seek(0)
+    header = f.read(64)
+    phoff, = struct.unpack_from("<Q", header, 32)
+    phentsize, phnum = struct.unpack_from("<HH", header, 54)
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    headers = []
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
+            "<IIQQQQQQ", table, i * phentsize)
+        headers.append((p_type, p_offset, p_vaddr, p_filesz, p_memsz))
+    return headers
+
+
 def read_core_memory(core, address, size):
     """Bytes [address, address + size) of a process as an uncompressed ELF core holds them, read
     with nothing but the ELF layout (not heapsnap's reader): bytes past a segment's p_filesz read
     as zeros, as ELF defines; None when part of the range is in no segment."""
-    import struct
     with open(core, "rb") as f:
-        header = f.read(64)
-        phoff, = struct.unpack_from("<Q", header, 32)
-        phentsize, phnum = struct.unpack_from("<HH", header, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
         out = bytearray(size)
         covered = 0
-        for i in range(phnum):
-            p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-                "<IIQQQQQQ", table, i * phentsize)
+        for p_type, p_offset, p_vaddr, p_filesz, p_memsz in program_headers(f):
             start, end = max(address, p_vaddr), min(address + size, p_vaddr + p_memsz)
             if p_type != 1 or start >= end:
                 continue
