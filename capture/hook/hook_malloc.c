@@ -31,7 +31,9 @@ extern size_t malloc_usable_size(void *pointer);
 /* ---- the allocator calls are passed to ----
  * Found on the first call, with dlsym(RTLD_NEXT): no lock and no allocation on success, and
  * usable from ld.so's own first calls. Anything allocated while it is being found (dlsym may
- * allocate on a failure) comes from a small static buffer and is never freed. */
+ * allocate on a failure) comes from a small static buffer and is never freed. That first call
+ * comes from ld.so or a constructor, before the program can start a thread, so the search and
+ * the buffer need no lock. */
 struct allocator {
 	void *(*malloc)(size_t);
 	void (*free)(void *);
