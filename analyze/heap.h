@@ -12,17 +12,20 @@ enum allocation_state { ALLOCATION_LIVE, ALLOCATION_FREE };
 
 #define HEAP_ARENAS_MAX 32767
 
-/* Where a chunk is, which says why it is free (or that it is the allocator's own). */
+/* Where a block is, in words every allocator shares, which says why it is free (or that it is
+ * the allocator's own). Each allocator names its places in its own words (allocator.h): glibc's
+ * PLACE_FAST_LIST is a "fastbin", jemalloc's PLACE_THREAD_CACHE a "tcache". */
 enum allocation_place {
-	PLACE_IN_USE,	 /* handed to the program */
-	PLACE_MMAPPED,	 /* handed to the program, in a mapping of its own */
-	PLACE_TCACHE,	 /* free, cached per thread */
-	PLACE_FASTBIN,	 /* free, in a fast bin */
-	PLACE_BIN,	 /* free, in the unsorted, a small or a large bin */
-	PLACE_TOP,	 /* free, the arena's top chunk */
-	PLACE_METADATA,	 /* the allocator's own (a tcache structure) */
-	PLACE_POOL,	 /* handed to the program, a block of a pymalloc pool */
-	PLACE_POOL_FREE, /* free, in a pymalloc pool's free list */
+	PLACE_IN_USE,	    /* handed to the program */
+	PLACE_LARGE,	    /* handed to the program, in a mapping or extent of its own */
+	PLACE_THREAD_CACHE, /* free, cached per thread */
+	PLACE_FAST_LIST,    /* free, in a list of one size kept unmerged for speed (fast bin) */
+	PLACE_FREE_LIST,    /* free, in a bin, a free list or a free slot of a slab or span */
+	PLACE_TOP,	    /* free, the untouched end of an arena (top chunk, wilderness) */
+	PLACE_METADATA,	    /* the allocator's own (a tcache structure) */
+	PLACE_POOL,	    /* handed to the program, a block of a pool (pymalloc) */
+	PLACE_POOL_FREE,    /* free, in a pool's free list */
+	PLACE_RETAINED,	    /* free, whole pages the allocator keeps for reuse (dirty extents) */
 };
 
 /* 24 bytes: a heap holds tens of millions of them. */

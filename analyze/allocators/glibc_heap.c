@@ -152,7 +152,7 @@ static int add_chunk(struct walker *walker, uint64_t chunk, uint64_t size, bool 
 	struct allocation allocation = {.address = chunk + CHUNK_HEADER,
 					.size = size - 8,
 					.state = in_use ? ALLOCATION_LIVE : ALLOCATION_FREE,
-					.place = in_use ? PLACE_IN_USE : PLACE_BIN,
+					.place = in_use ? PLACE_IN_USE : PLACE_FREE_LIST,
 					.arena = arena,
 					.first_word = first_word};
 	return heap_add(walker->heap, &allocation);
@@ -718,7 +718,7 @@ static void mark_fastbins(struct walker *walker, const struct arena *arena)
 					     (unsigned long long)from, (unsigned long long)chunk);
 				break;
 			}
-			if (allocation->place == PLACE_FASTBIN) {
+			if (allocation->place == PLACE_FAST_LIST) {
 				warnings_add(walker->warnings,
 					     "glibc heap: fast bin %u of arena 0x%llx loops at chunk "
 					     "0x%llx",
@@ -727,7 +727,7 @@ static void mark_fastbins(struct walker *walker, const struct arena *arena)
 				break;
 			}
 			allocation->state = ALLOCATION_FREE;
-			allocation->place = PLACE_FASTBIN;
+			allocation->place = PLACE_FAST_LIST;
 			from = chunk;
 			chunk = reveal(walker, chunk + 16, allocation->first_word);
 		}
@@ -836,7 +836,7 @@ static void follow_tcache(struct walker *walker, struct allocation *candidate)
 			const char *problem = NULL;
 			if (allocation == NULL || allocation->size + 8 != MIN_CHUNK + 16ull * bin)
 				problem = "a broken link to";
-			else if (allocation->place == PLACE_TCACHE)
+			else if (allocation->place == PLACE_THREAD_CACHE)
 				problem = "a loop at";
 			if (problem) {
 				warnings_add(walker->warnings,
@@ -850,7 +850,7 @@ static void follow_tcache(struct walker *walker, struct allocation *candidate)
 				break;
 			}
 			allocation->state = ALLOCATION_FREE;
-			allocation->place = PLACE_TCACHE;
+			allocation->place = PLACE_THREAD_CACHE;
 			record_tcache_key(walker, entry, candidate->address);
 			from = entry;
 			entry = reveal(walker, entry, allocation->first_word);
@@ -1050,7 +1050,7 @@ static int find_mmapped_chunks(struct walker *walker)
 			struct allocation allocation = {.address = chunk + CHUNK_HEADER,
 							.size = size - CHUNK_HEADER,
 							.state = ALLOCATION_LIVE,
-							.place = PLACE_MMAPPED,
+							.place = PLACE_LARGE,
 							.arena = (uint16_t)arena};
 			address_cursor_read_u64(&walker->cursor, chunk + CHUNK_HEADER, region->end,
 						&allocation.first_word);
@@ -1197,7 +1197,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 			int mmaps = 0;
 			size_t found = 0;
 			for (size_t i = 0; i < heap->count; i++)
-				found += heap->allocations[i].place == PLACE_MMAPPED;
+				found += heap->allocations[i].place == PLACE_LARGE;
 			if (address_space_read(space, par + walker->layout.par_n_mmaps, &mmaps,
 					       sizeof mmaps, NULL) == 0 &&
 			    (size_t)mmaps != found)
