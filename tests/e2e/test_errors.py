@@ -123,6 +123,8 @@ check(not leftovers(os.path.dirname(path("x")), "big.snap"), "nothing left after
 
 # a target that dies while frozen. Deterministic: once the target is traced, heapsnap itself is
 # stopped (SIGSTOP) so it cannot finish; if it had already detached, try again with a new capture.
+# The freeze method: by fork, a target that dies after the clone still leaves a whole copy in the
+# child, and the capture rightly succeeds (CI once caught exactly that window).
 big = start([sys.executable, "-c", "import time\nx = bytearray(1500 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('ok', flush=True)\ntime.sleep(600)"],
             stdout=subprocess.PIPE, text=True)
 check(big.stdout.readline().strip() == "ok", "big target ready")
@@ -135,7 +137,8 @@ def traced(target_pid):
 
 caught = False
 for attempt in range(20):
-    capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("dies.snap"), "--threads", "1"],
+    capture = subprocess.Popen([HEAPSNAP, "capture", str(big.pid), "-o", path("dies.snap"), "--threads", "1",
+                                "--method", "freeze"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while time.time() < deadline and capture.poll() is None and not traced(big.pid):
