@@ -118,6 +118,7 @@ int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* The damaged Python objects an analysis skipped or typed nonetheless, each kind found with its
  * count ("3 objects with a damaged type, left untyped; ..."); false when there are none. */
