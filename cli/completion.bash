@@ -9,7 +9,7 @@ _heapsnap_options() { # PROGRAM [COMMAND]: the long and short options its --help
 
 _heapsnap_values() { # OPTION: the words it takes, when they are a known set; 1 when it takes none
 	case $1 in
-	--format) echo "text json jsonl markdown dot html" ;;
+	--format) echo "text json jsonl markdown dot html devtools" ;;
 	--state) echo "live free all" ;;
 	--sort) echo "bytes count" ;;
 	--color) echo "auto always never" ;;
@@ -43,7 +43,7 @@ _heapsnap() {
 	local current=${COMP_WORDS[COMP_CWORD]} previous=${COMP_WORDS[COMP_CWORD - 1]}
 	local program=${COMP_WORDS[0]}
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "capture import info list summary --help --version" -- "$current"))
+		COMPREPLY=($(compgen -W "capture import info list summary export --help --version" -- "$current"))
 		return
 	fi
 	local command=${COMP_WORDS[1]}

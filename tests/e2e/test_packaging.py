@@ -67,7 +67,7 @@ def help_options(*command):
 
 
 # man pages: rendered, a section per command, every option of every --help
-for name, program, commands in (("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary"]),
+for name, program, commands in (("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary", "export"]),
                                  ("heapdiff", HEAPDIFF, [])):
     page = one(rf"man1/{name}\.1$")
     if not page:
@@ -99,7 +99,8 @@ def complete(function, *words):
 
 
 if completion:
-    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary"},
+    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary",
+                                                    "export"},
           "commands are completed")
     check(complete("_heapsnap", "heapsnap", "summary", "--") >= help_options(HEAPSNAP, "summary"),
           "a command's options are completed from its --help")
