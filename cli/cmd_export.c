@@ -177,6 +177,10 @@ int cmd_export(int argc, char **argv)
 		printf("%s: %s nodes, %s edges, %s of them allocations no root reaches (under "
 		       "\"(unreachable)\")\n",
 		       destination.path, nodes, edges, unreachable);
+		if (stats.id_collisions)
+			printf("  %llu objects have another id than their hash gives (it was taken): "
+			       "DevTools' Comparison may not match them with another export's\n",
+			       (unsigned long long)stats.id_collisions);
 	}
 	analysis_close(analysis);
 	return EXIT_OK;

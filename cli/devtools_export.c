@@ -60,8 +60,12 @@ struct writer {
 	struct output *output;
 	struct string_table strings;
 	struct edge_name *labels; /* per graph label */
-	uint32_t *ordinal;	  /* per heap node: its node's ordinal, NO_ORDINAL when free */
-	uint32_t heap_base;	  /* the ordinal of the first heap node, after the synthetic ones */
+	/* which heap nodes are live (a bit each) and, per 64 of them, how many live ones come
+	   before: a node's ordinal in a few MiB that stay in cache, where an array of ordinals
+	   would be 4 bytes a node read at random for each edge */
+	uint64_t *live;
+	uint32_t *live_before;
+	uint32_t heap_base; /* the ordinal of the first heap node, after the synthetic ones */
 	uint32_t *ids;		  /* ids given so far: open addressing, 0 for an empty slot */
 	size_t ids_size;
 	/* a heap node's name and the hash that goes into its id, by type (or, untyped, by size):
@@ -121,6 +125,18 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* The id a node whose identity hashes to `key` tries at `attempt`: odd (`odd`) or even. */
+static uint32_t candidate_id(uint64_t key, unsigned attempt, bool odd)
+{
+	uint32_t id = (uint32_t)(mix64(key + attempt) >> 32);
+	return odd ? id | 1u : id & ~1u;
+}
+
+static size_t id_slot(const struct writer *writer, uint32_t id)
+{
+	return mix64(id) & (writer->ids_size - 1);
+}
+
 /* A node's id from the hash of what identifies it: odd (`odd`) or even, never 0, 1 or 3, and
  * not given before in this snapshot (on a collision, the next hash in a chain that depends on
  * `key` alone). */
@@ -128,15 +144,15 @@ static uint32_t take_id(struct writer *writer, uint64_t key, bool odd)
 {
 	size_t mask = writer->ids_size - 1;
 	for (unsigned attempt = 0;; attempt++) {
-		uint32_t id = (uint32_t)(mix64(key + attempt) >> 32);
-		id = odd ? id | 1u : id & ~1u;
+		uint32_t id = candidate_id(key, attempt, odd);
 		if (id == 0 || id == ROOT_ID || id == UNREACHABLE_ID)
 			continue;
-		size_t slot = mix64(id) & mask;
+		size_t slot = id_slot(writer, id);
 		while (writer->ids[slot] && writer->ids[slot] != id)
 			slot = (slot + 1) & mask;
 		if (writer->ids[slot] == id) {
-			if (attempt == 0)
+			/* (roots of one name meet here by design: only objects are counted) */
+			if (attempt == 0 && odd)
 				writer->stats->id_collisions++;
 			continue;
 		}
@@ -199,6 +215,20 @@ static int name_labels(struct writer *writer, struct hs_error *err)
 	return 0;
 }
 
+static bool is_live(const struct writer *writer, size_t i)
+{
+	return writer->live[i / 64] >> (i % 64) & 1;
+}
+
+/* The ordinal of heap node `i`, NO_ORDINAL when it is a free allocation's. */
+static uint32_t heap_ordinal(const struct writer *writer, size_t i)
+{
+	if (!is_live(writer, i))
+		return NO_ORDINAL;
+	uint64_t below = writer->live[i / 64] & ((UINT64_C(1) << (i % 64)) - 1);
+	return writer->heap_base + writer->live_before[i / 64] + (uint32_t)__builtin_popcountll(below);
+}
+
 /* The ordinal of graph node `node`: the synthetic root for the super-root, then the roots, then
  * the heap's live allocations. */
 static uint32_t ordinal_of(const struct writer *writer, uint32_t node)
@@ -208,27 +238,30 @@ static uint32_t ordinal_of(const struct writer *writer, uint32_t node)
 		return 0;
 	if (node >= graph->heap_nodes)
 		return (uint32_t)(1 + (node - graph->heap_nodes));
-	return writer->ordinal[node];
+	return heap_ordinal(writer, node);
 }
 
 /* Numbers the live allocations' nodes and counts the unreachable ones. */
 static int number_nodes(struct writer *writer, struct hs_error *err)
 {
 	const struct graph *graph = writer->graph;
-	writer->ordinal = malloc((graph->heap_nodes + 1) * sizeof *writer->ordinal);
-	if (writer->ordinal == NULL)
+	size_t words = graph->heap_nodes / 64 + 1;
+	writer->live = calloc(words, sizeof *writer->live);
+	writer->live_before = malloc(words * sizeof *writer->live_before);
+	if (writer->live == NULL || writer->live_before == NULL)
 		return hs_error_set(err, "out of memory numbering the snapshot's nodes");
 	uint64_t next = graph->root_count + 2; /* the root, the roots, "(unreachable)" */
 	writer->heap_base = (uint32_t)next;
 	for (size_t i = 0; i < graph->heap_nodes; i++) {
+		if (i % 64 == 0)
+			writer->live_before[i / 64] = (uint32_t)(next - writer->heap_base);
 		uint32_t node = graph_allocation_node(graph, i);
-		writer->ordinal[i] = node == GRAPH_NONE ? NO_ORDINAL : (uint32_t)next;
-		if (node != GRAPH_NONE) {
-			next++;
-			writer->stats->unreachable += !graph_reachable(graph, node);
-		}
+		if (node == GRAPH_NONE)
+			continue;
+		writer->live[i / 64] |= UINT64_C(1) << (i % 64);
+		writer->stats->unreachable += !graph_reachable(graph, node);
 		/* to_node is ordinal * NODE_FIELDS, a 32-bit number */
-		if (next > UINT32_MAX / NODE_FIELDS)
+		if (++next > UINT32_MAX / NODE_FIELDS)
 			return hs_error_set(err, "the heap has more objects than a DevTools heap snapshot "
 						 "can number (%u)", UINT32_MAX / NODE_FIELDS);
 	}
@@ -334,18 +367,36 @@ static int write_nodes(struct writer *writer, struct hs_error *err)
 		return -1;
 	write_node(writer, false, NODE_SYNTHETIC, name, UNREACHABLE_ID, 0,
 		   writer->stats->unreachable);
-	for (size_t i = 0; i < graph->heap_nodes; i++) {
-		if (writer->ordinal[i] == NO_ORDINAL)
-			continue;
-		uint64_t hash;
-		if (heap_node_name(writer, i, &name, &hash, err) != 0)
-			return -1;
-		const struct allocation *allocation = &graph->heap->allocations[i];
-		/* heapdiff's identity of an object: its address, type and size */
-		uint64_t key = mix64(allocation->address) ^ mix64(hash ^ allocation->size);
-		write_node(writer, false, heap_node_type(writer, i), name,
-			   take_id(writer, key, true), allocation->size,
-			   row_edges(graph, (uint32_t)i));
+	/* in batches: the ids' table is read at random, one cache miss a node unless the slots of
+	   a batch are fetched together before they are looked at */
+	struct {
+		size_t index;
+		uint32_t name;
+		uint64_t key;
+	} batch[1024];
+	for (size_t i = 0; i < graph->heap_nodes;) {
+		size_t count = 0;
+		for (; i < graph->heap_nodes && count < sizeof batch / sizeof batch[0]; i++) {
+			if (!is_live(writer, i))
+				continue;
+			uint64_t hash;
+			if (heap_node_name(writer, i, &batch[count].name, &hash, err) != 0)
+				return -1;
+			const struct allocation *allocation = &graph->heap->allocations[i];
+			/* heapdiff's identity of an object: its address, type and size */
+			batch[count].key = mix64(allocation->address) ^ mix64(hash ^ allocation->size);
+			batch[count].index = i;
+			__builtin_prefetch(&writer->ids[id_slot(writer, candidate_id(batch[count].key,
+										       0, true))]);
+			count++;
+		}
+		for (size_t k = 0; k < count; k++) {
+			size_t index = batch[k].index;
+			write_node(writer, false, heap_node_type(writer, index), batch[k].name,
+				   take_id(writer, batch[k].key, true),
+				   graph->heap->allocations[index].size,
+				   row_edges(graph, (uint32_t)index));
+		}
 	}
 	return 0;
 }
@@ -396,10 +447,10 @@ static int write_edges(struct writer *writer, struct hs_error *err)
 			return -1;
 	uint32_t position = 0;
 	for (size_t i = 0; i < graph->heap_nodes; i++)
-		if (writer->ordinal[i] != NO_ORDINAL && !graph_reachable(graph, (uint32_t)i))
-			write_edge(writer, EDGE_ELEMENT, position++, writer->ordinal[i]);
+		if (is_live(writer, i) && !graph_reachable(graph, (uint32_t)i))
+			write_edge(writer, EDGE_ELEMENT, position++, heap_ordinal(writer, i));
 	for (size_t i = 0; i < graph->heap_nodes; i++)
-		if (writer->ordinal[i] != NO_ORDINAL && write_row(writer, (uint32_t)i, err) != 0)
+		if (is_live(writer, i) && write_row(writer, (uint32_t)i, err) != 0)
 			return -1;
 	return 0;
 }
@@ -467,7 +518,8 @@ int devtools_export_write(FILE *out, const struct analysis *analysis, bool show_
 		write_strings(writer);
 		fputs("}\n", out);
 	}
-	free(writer->ordinal);
+	free(writer->live);
+	free(writer->live_before);
 	free(writer->labels);
 	string_table_free(&writer->strings);
 	free(writer);

@@ -26,8 +26,8 @@
 struct devtools_export_stats {
 	uint64_t nodes, edges, strings;
 	uint64_t unreachable; /* objects no root reaches, under "(unreachable)" */
-	/* objects whose id was taken (by a hash collision): they got the next free one, which
-	   another snapshot may not give them */
+	/* objects whose id was taken (a hash collision, about n^2 / 2^32 of n objects): they got
+	   the next free one, which another snapshot may not give them */
 	uint64_t id_collisions;
 	uint64_t oversized; /* allocations of 4 GiB or more, whose self size is cut to 2^32 - 1 */
 };

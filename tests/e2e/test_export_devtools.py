@@ -30,12 +30,12 @@ connections (the test's own count), each snapshot exported:
 import collections
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
 
-from common import HEAPSNAP, check, finish, heapsnap, leak_story, path
+from common import (HEAPSNAP, check, finish, give_up, heapsnap, leak_story, path,
+                    require_npm_tools)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = os.path.join(HERE, "..", "targets")
@@ -43,23 +43,6 @@ MEMLAB_TOOLS = os.path.normpath(os.path.join(HERE, "..", "tools", "memlab"))
 LEAKY_SERVER = os.path.join(TARGETS, "leaky_server.py")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 CONNECTION = "__main__.Connection"
-
-
-def give_up(message):
-    check(False, message)
-    finish()
-
-
-def require_memlab():
-    if shutil.which("node") is None:
-        give_up("node is not installed: apt-get install -y nodejs npm (scripts/setup does)")
-    if not os.path.isdir(os.path.join(MEMLAB_TOOLS, "node_modules", "@memlab", "api")):
-        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=MEMLAB_TOOLS,
-                                capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1"))
-        if result.returncode != 0:
-            give_up(f"npm ci in {MEMLAB_TOOLS} failed (memlab reads the exports): "
-                    f"{result.stderr[-2000:]}")
 
 
 def pick_python():
@@ -190,7 +173,7 @@ def errors():
 
 
 def main():
-    require_memlab()
+    require_npm_tools(MEMLAB_TOOLS, "@memlab/api", "to read the exports")
     python = pick_python()
     errors()
 
