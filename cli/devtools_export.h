@@ -12,7 +12,14 @@
  * id is a hash of (address, type, size), heapdiff's identity of an object: the same object in
  * two snapshots of one process has the same id (DevTools' Comparison view and memlab's
  * three-snapshot filter match objects by id), and an address reused by another type or size
- * gets another. */
+ * gets another.
+ *
+ * Edges: a Python attribute ("._conn", also when its instance keeps it in a __dict__, which
+ * holds it too: heapsnap's graph has both) is a property edge named by the attribute; a
+ * container's item ("[*]") an element numbered by its place among its node's edges; a dict key
+ * shown (--show-values) a property "['key']" or an element by its number; the other labels of
+ * the runtime's model ("(key)", "(table)", "+24") internal edges named by the label; a pointer
+ * found by scanning an element numbered by its offset in bytes; a root's edges elements. */
 #ifndef HEAPSNAP_DEVTOOLS_EXPORT_H
 #define HEAPSNAP_DEVTOOLS_EXPORT_H
 
