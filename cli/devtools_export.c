@@ -411,9 +411,28 @@ static void write_edge(struct writer *writer, unsigned type, uint32_t name_or_in
 	output_text(output, "\n");
 }
 
+/* How a pointer found at byte `offset` of heap node `node` is named: in a C struct whose layout
+ * is known, a property named by its member ("next", "[*].detail" in an array of structs), as
+ * heapsnap's paths name the step; else an element numbered by the offset ("[24]"). */
+static int name_pointer(struct writer *writer, uint32_t node, uint32_t offset,
+			struct edge_name *out, struct hs_error *err)
+{
+	*out = (struct edge_name){.type = EDGE_ELEMENT, .name_or_index = offset};
+	const char *type = analysis_type(writer->analysis, node);
+	char base[112], member[128];
+	/* (the types paths look up layouts for: others have none, and asking costs a lookup) */
+	if (type == NULL || strncmp(type, "struct ", 7) != 0 ||
+	    !path_member_at(writer->analysis, node, offset, base, sizeof base, member,
+			    sizeof member) ||
+	    strchr(member, '.') == NULL)
+		return 0;
+	out->type = EDGE_PROPERTY;
+	return intern(writer, member[0] == '.' ? member + 1 : member, &out->name_or_index, err);
+}
+
 /* The edges of graph node `row`: a labelled edge as its label says, a heap node's pointer
- * found by its place as an element numbered by its offset in bytes ("[24]"), a root's as an
- * element numbered by its place among the root's edges. */
+ * found by its place as name_pointer says, a root's as an element numbered by its place among
+ * the root's edges. */
 static int write_row(struct writer *writer, uint32_t row, struct hs_error *err)
 {
 	const struct graph *graph = writer->graph;
@@ -425,10 +444,11 @@ static int write_row(struct writer *writer, uint32_t row, struct hs_error *err)
 						 "(node %u): a bug in heapsnap",
 					    graph->targets[e]);
 		uint32_t offset = graph->offsets[e];
-		struct edge_name name = {.type = EDGE_ELEMENT, .by_position = row >= graph->heap_nodes,
-					 .name_or_index = offset};
+		struct edge_name name = {.type = EDGE_ELEMENT, .by_position = true};
 		if (offset & GRAPH_LABEL)
 			name = writer->labels[offset & GRAPH_LABEL_INDEX];
+		else if (row < graph->heap_nodes && name_pointer(writer, row, offset, &name, err) != 0)
+			return -1;
 		write_edge(writer, name.type, name.by_position ? position : name.name_or_index,
 			   target);
 	}

@@ -19,7 +19,8 @@
  * container's item ("[*]") an element numbered by its place among its node's edges; a dict key
  * shown (--show-values) a property "['key']" or an element by its number; the other labels of
  * the runtime's model ("(key)", "(table)", "+24") internal edges named by the label; a pointer
- * found by scanning an element numbered by its offset in bytes; a root's edges elements. */
+ * in a C struct whose layout is known a property named by its member ("next"); other pointers
+ * elements numbered by their offset in bytes; a root's edges elements. */
 #ifndef HEAPSNAP_DEVTOOLS_EXPORT_H
 #define HEAPSNAP_DEVTOOLS_EXPORT_H
 

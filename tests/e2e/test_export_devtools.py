@@ -24,7 +24,8 @@ connections (the test's own count), each snapshot exported:
 - the cycle variant (gc disabled): memlab's path to each unreachable Connection comes from
   "(unreachable)", as many as the summary's unreachable Connection objects;
 - the C twin (tests/targets/leaky_server.c, a global linked list): memlab's retainers of each
-  `struct conn` name the root and holder heapsnap's paths name (`global all_conns`);
+  `struct conn` name the root and holder heapsnap's paths name (`global all_conns`), through
+  property edges named by the member (`next`);
 - dict keys read from memory are masked ("[*]") unless --show-values; the file is mode 0600;
   a bad --format, a missing snapshot and a terminal as output are refused with exit status 2."""
 import collections
@@ -240,6 +241,11 @@ def main():
     retainers = check_same_retainers("C global", loaded, after, "struct conn")
     check(sum(count for (root, _), count in retainers.items() if root == "global all_conns")
           >= 1100, f"C: struct conn held from global all_conns: {dict(retainers)}")
+    # a C struct's pointers are named by their members, as heapsnap's paths name the step
+    linked = sum(count for key, count in loaded["retainers"].items()
+                 if "struct conn -next-> struct conn" in key)
+    check(linked >= 1000, f"C: memlab's paths go through struct conn's member next: "
+                          f"{list(loaded['retainers'])[:3]}")
     finish()
 
 
