@@ -106,6 +106,8 @@ if completion:
           "a command's options are completed from its --help")
     check(complete("_heapsnap", "heapsnap", "list", "--state", "") == {"live", "free", "all"},
           "an option's values are completed")
+    check(complete("_heapsnap", "heapsnap", "export", "--format", "") == {"devtools"},
+          "export's format is completed, and only it")
     offered = complete("_heapsnap", "heapsnap", "summary", "")
     check("before.snap" in offered and "notes.txt" not in offered, f"snapshots are completed: {offered}")
     check(complete("_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
