@@ -119,7 +119,7 @@ void cli_format_bytes(uint64_t bytes, char *out, size_t out_size)
 
 static bool print_timings; /* --timings */
 
-void cli_analysis_option(int option, const char *value, struct analysis_options *options)
+bool cli_analysis_option(int option, const char *value, struct analysis_options *options)
 {
 	if (option == 'd')
 		options->debug_dir = value;
@@ -129,8 +129,11 @@ void cli_analysis_option(int option, const char *value, struct analysis_options 
 		print_timings = true;
 	else if (option == 'U')
 		options->damaged_frames_unreadable = true;
-	else
+	else if (option == 'N')
 		options->no_debuginfo = true;
+	else
+		return false;
+	return true;
 }
 
 void cli_print_timings(const char *command, const char *file, const struct timings *timings)

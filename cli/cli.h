@@ -58,8 +58,8 @@ bool cli_compression_option(const char *command, int option, const char *value,
 	"                     go on past a damaged zstd frame of the snapshot, its memory\n"  \
 	"                     unreadable (a warning says which), instead of stopping\n"
 struct analysis_options;
-/* Handles option 'd', 'N', 'R', 'T' or 'U'. */
-void cli_analysis_option(int option, const char *value, struct analysis_options *options);
+/* Handles an option of CLI_ANALYSIS_OPTIONS ('d', 'N', 'R', 'T' or 'U'); false for another. */
+bool cli_analysis_option(int option, const char *value, struct analysis_options *options);
 /* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
 struct timings;
 void cli_print_timings(const char *command, const char *file, const struct timings *timings);
@@ -118,6 +118,7 @@ int cmd_import(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* The damaged Python objects an analysis skipped or typed nonetheless, each kind found with its
  * count ("3 objects with a damaged type, left untyped; ..."); false when there are none. */

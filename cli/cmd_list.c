@@ -85,17 +85,12 @@ int cmd_list(int argc, char **argv)
 		case 'v':
 			show_values = true;
 			break;
-		case 'd':
-		case 'N':
-		case 'R':
-		case 'T':
-		case 'U':
-			cli_analysis_option(option, optarg, &analysis_options);
-			break;
 		case 'h':
 			fputs(usage, stdout);
 			return EXIT_OK;
 		default:
+			if (cli_analysis_option(option, optarg, &analysis_options))
+				break;
 			return cli_usage_error("list", "bad option");
 		}
 	}

@@ -7,9 +7,10 @@ _heapsnap_options() { # PROGRAM [COMMAND]: the long and short options its --help
 	"$@" --help 2>/dev/null | grep -oE '(^|[ ,])--?[a-zA-Z][a-zA-Z-]*' | tr -d ' ,' | sort -u
 }
 
-_heapsnap_values() { # OPTION: the words it takes, when they are a known set; 1 when it takes none
+_heapsnap_values() { # OPTION [COMMAND]: the words it takes, when they are a known set; 1 when it
+	# takes none
 	case $1 in
-	--format) echo "text json jsonl markdown dot html" ;;
+	--format) [[ $2 == export ]] && echo "devtools" || echo "text json jsonl markdown dot html" ;;
 	--state) echo "live free all" ;;
 	--sort) echo "bytes count" ;;
 	--color) echo "auto always never" ;;
@@ -24,7 +25,7 @@ _heapsnap_complete_words() { # CURRENT PREVIOUS PROGRAM [COMMAND] -- what to off
 	local current=$1 previous=$2
 	shift 2
 	local values
-	if values=$(_heapsnap_values "$previous"); then
+	if values=$(_heapsnap_values "$previous" "$2"); then
 		case $values in
 		__directory__) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$current")) ;;
 		__file__) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$current")) ;;
@@ -43,7 +44,7 @@ _heapsnap() {
 	local current=${COMP_WORDS[COMP_CWORD]} previous=${COMP_WORDS[COMP_CWORD - 1]}
 	local program=${COMP_WORDS[0]}
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "capture import info list summary --help --version" -- "$current"))
+		COMPREPLY=($(compgen -W "capture import info list summary export --help --version" -- "$current"))
 		return
 	fi
 	local command=${COMP_WORDS[1]}

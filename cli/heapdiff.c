@@ -237,13 +237,6 @@ int main(int argc, char **argv)
 						       optarg);
 			colour = optarg;
 			break;
-		case 'd':
-		case 'N':
-		case 'R':
-		case 'T':
-		case 'U':
-			cli_analysis_option(option, optarg, &analysis_options);
-			break;
 		case 'V':
 			printf("heapdiff %s\n", HEAPSNAP_VERSION);
 			return EXIT_OK;
@@ -251,6 +244,8 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return EXIT_OK;
 		default:
+			if (cli_analysis_option(option, optarg, &analysis_options))
+				break;
 			return cli_usage_error("", "bad option");
 		}
 	}

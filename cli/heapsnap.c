@@ -24,6 +24,7 @@ static const char usage[] =
 	"  info FILE               what a snapshot holds: process, threads, modules, regions\n"
 	"  list FILE               one line per heap allocation: address, size, live or free\n"
 	"  summary FILE            the heap in totals, per arena, by type and size\n"
+	"  export FILE             the object graph as a Chrome DevTools heap snapshot\n"
 	"\n"
 	"`heapsnap COMMAND --help` describes each command; `heapsnap --version` prints the version.\n"
 	"Exit status: 0 success, 2 bad usage or input (the message says what and where).\n";
@@ -68,12 +69,15 @@ int main(int argc, char **argv)
 		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(command, "info") == 0)
 		return cmd_info(argc - 1, argv + 1);
-	if (strcmp(command, "list") == 0 || strcmp(command, "summary") == 0)
+	if (strcmp(command, "list") == 0 || strcmp(command, "summary") == 0 ||
+	    strcmp(command, "export") == 0)
 		cli_prepare_memory(argv);
 	if (strcmp(command, "list") == 0)
 		return cmd_list(argc - 1, argv + 1);
 	if (strcmp(command, "summary") == 0)
 		return cmd_summary(argc - 1, argv + 1);
+	if (strcmp(command, "export") == 0)
+		return cmd_export(argc - 1, argv + 1);
 	fprintf(stderr, "heapsnap: unknown command '%s'\n\n%s", command, usage);
 	return EXIT_ERROR;
 }

@@ -180,31 +180,39 @@ static void node_type(const struct analysis *analysis, uint32_t node, char *out,
 			 (unsigned long long)analysis->heap.allocations[allocation].size);
 }
 
-/* The step through heap node `node` along the edge at byte `offset` in it: its type and, where
- * the type's layout is known, the member the pointer sits in. */
-static void step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
-		      size_t size)
+bool path_member_at(const struct analysis *analysis, uint32_t node, uint32_t offset, char *base,
+		    size_t base_size, char *member, size_t member_size)
 {
 	char type[112];
 	node_type(analysis, node, type, sizeof type);
 	size_t length = strlen(type);
 	bool array = length > 2 && strcmp(type + length - 2, "[]") == 0;
-	char base[112];
-	snprintf(base, sizeof base, "%.*s", (int)(array ? length - 2 : length), type);
+	snprintf(base, base_size, "%.*s", (int)(array ? length - 2 : length), type);
 	const struct dwarf_struct *layout = types_layout(&analysis->types, base);
-	if (layout == NULL || layout->size == 0) {
-		snprintf(out, size, "%s", type);
-		return;
-	}
+	if (layout == NULL || layout->size == 0)
+		return false;
 	uint64_t within = array ? offset % layout->size : offset;
 	for (size_t m = 0; m < layout->member_count; m++) {
-		const struct dwarf_member *member = &layout->members[m];
-		if (within >= member->offset && within < member->offset + (member->size ? member->size : 8)) {
-			snprintf(out, size, "%s%s.%s", base, array ? "[*]" : "", member->name);
-			return;
+		const struct dwarf_member *field = &layout->members[m];
+		if (within >= field->offset && within < field->offset + (field->size ? field->size : 8)) {
+			snprintf(member, member_size, "%s.%s", array ? "[*]" : "", field->name);
+			return true;
 		}
 	}
-	snprintf(out, size, "%s%s", base, array ? "[*]" : "");
+	snprintf(member, member_size, "%s", array ? "[*]" : "");
+	return true;
+}
+
+/* The step through heap node `node` along the edge at byte `offset` in it: its type and, where
+ * the type's layout is known, the member the pointer sits in. */
+static void step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+		      size_t size)
+{
+	char base[112], member[128];
+	if (path_member_at(analysis, node, offset, base, sizeof base, member, sizeof member))
+		snprintf(out, size, "%s%s", base, member);
+	else
+		node_type(analysis, node, out, size);
 }
 
 void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,

@@ -48,6 +48,12 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
 		    size_t size);
 
+/* Where byte `offset` of heap node `node` lies in its type's layout, when the layout is known
+ * (false otherwise): `member` gets ".next", "[*].detail" in an array of structs, "" or "[*]"
+ * outside every member; `base` the type, an array's "[]" cut ("struct item"). */
+bool path_member_at(const struct analysis *analysis, uint32_t node, uint32_t offset, char *base,
+		    size_t base_size, char *member, size_t member_size);
+
 /* `text` with the values from memory a step can show (a dict's str or int key, "dict['alice']",
  * "dict[42]") replaced by "[*]": a report shows them only when asked, since a heap holds secrets. */
 void path_mask_values(const char *text, char *out, size_t size);

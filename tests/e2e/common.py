@@ -53,6 +53,27 @@ def finish():
     sys.exit(0)
 
 
+def give_up(message):
+    """A failure after which nothing else can be checked."""
+    check(False, message)
+    finish()
+
+
+def require_npm_tools(directory, package, needed_for):
+    """node, and the npm packages of tests/tools/DIRECTORY (`npm ci` there from its lock file
+    when `package` is not installed yet, as scripts/setup does); a failure naming what to
+    install when either is missing, never a skip."""
+    if shutil.which("node") is None:
+        give_up("node is not installed: apt-get install -y nodejs npm (scripts/setup does)")
+    if not os.path.isdir(os.path.join(directory, "node_modules", package)):
+        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=directory,
+                                capture_output=True, text=True, timeout=600,
+                                env=dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1"))
+        if result.returncode != 0:
+            give_up(f"npm ci in {directory} failed ({package} is needed {needed_for}): "
+                    f"{result.stderr[-2000:]}")
+
+
 def path(name):
     return os.path.join(WORKDIR, name)
 

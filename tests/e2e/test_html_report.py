@@ -27,11 +27,11 @@ import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
-from common import check, finish, heapsnap, leak_story, path, start, wait_for_text
+from common import (check, finish, give_up, heapsnap, leak_story, path, require_npm_tools, start,
+                    wait_for_text)
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,24 +43,11 @@ LEAKY_SERVER = os.path.join(TARGETS, "leaky_server.py")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 
 
-def give_up(message):
-    check(False, message)
-    finish()
-
-
 def require_browser():
-    if shutil.which("node") is None:
-        give_up("node is not installed: apt-get install -y nodejs npm (scripts/setup does)")
     if not os.access(CHROMIUM, os.X_OK):
         give_up(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (scripts/setup does), "
                 "or set CHROMIUM to a Chromium binary")
-    if not os.path.isdir(os.path.join(BROWSER_TOOLS, "node_modules", "puppeteer-core")):
-        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_TOOLS,
-                                capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1"))
-        if result.returncode != 0:
-            give_up(f"npm ci in {BROWSER_TOOLS} failed (puppeteer-core is needed to drive "
-                    f"Chromium): {result.stderr[-2000:]}")
+    require_npm_tools(BROWSER_TOOLS, "puppeteer-core", "to drive Chromium")
 
 
 def pick_python():

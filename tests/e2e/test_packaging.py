@@ -67,7 +67,7 @@ def help_options(*command):
 
 
 # man pages: rendered, a section per command, every option of every --help
-for name, program, commands in (("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary"]),
+for name, program, commands in (("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary", "export"]),
                                  ("heapdiff", HEAPDIFF, [])):
     page = one(rf"man1/{name}\.1$")
     if not page:
@@ -99,12 +99,15 @@ def complete(function, *words):
 
 
 if completion:
-    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary"},
+    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary",
+                                                    "export"},
           "commands are completed")
     check(complete("_heapsnap", "heapsnap", "summary", "--") >= help_options(HEAPSNAP, "summary"),
           "a command's options are completed from its --help")
     check(complete("_heapsnap", "heapsnap", "list", "--state", "") == {"live", "free", "all"},
           "an option's values are completed")
+    check(complete("_heapsnap", "heapsnap", "export", "--format", "") == {"devtools"},
+          "export's format is completed, and only it")
     offered = complete("_heapsnap", "heapsnap", "summary", "")
     check("before.snap" in offered and "notes.txt" not in offered, f"snapshots are completed: {offered}")
     check(complete("_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
