@@ -1,0 +1,168 @@
+"""The jemalloc 5.3 walker on Debian's libjemalloc2, which is stripped: its heap is found by shape.
+
+Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
+large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
+with jemalloc preloaded and with jemalloc linked: every held block live with exactly its usable
+size, no freed block live, the freed small blocks found free at their address (in a thread's
+tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
+
+Ground truth two is jemalloc's own accounting, printed by the target after an epoch:
+stats.allocated counts a region cached in a tcache as allocated (the slab hands it out when the
+tcache fills), so heapsnap's live bytes plus the bytes it finds in tcaches must equal it, and
+the bytes it finds in tcaches must equal stats.arenas.<all>.tcache_bytes. Both are exact: jemalloc
+counts usable sizes (size classes), which is what heapsnap lists, and the target allocates
+nothing after reading them.
+
+Third, the C leaking server under LD_PRELOAD=libjemalloc.so.2: heapdiff shows struct conn +1,000
+retained by global all_conns, as on glibc."""
+import bisect
+import json
+import os
+import subprocess
+import time
+
+from common import check, finish, heapsnap, leak_story, path, start
+
+TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
+LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
+THREADS, BLOCKS = 4, 3000
+
+# `list` prints places in glibc's words until the allocator interface names them per allocator;
+# the test speaks jemalloc's
+JEMALLOC_WORDS = {"bin": "slab_free", "mmapped": "large", "unknown": "dirty"}
+
+
+def read_record(name):
+    record = {"held": {}, "freed": {}}
+    for line in open(name):
+        words = line.split()
+        if words[0] == "held":
+            record["held"][int(words[1], 16)] = int(words[2])
+        elif words[0] == "freed":
+            record["freed"][int(words[1], 16)] = int(words[2])
+        elif words[0] in ("allocated", "tcache_bytes"):
+            record[words[0]] = int(words[2])
+    return record
+
+
+def run_target(label, command, env=None):
+    record_path = path(label + ".record")
+    process = start(command + [record_path], env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    record = read_record(record_path)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    return record, snapshot
+
+
+def check_heap(label, record, snapshot):
+    check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
+          f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    allocations = [json.loads(line) for line in result.stdout.splitlines()]
+    for allocation in allocations:
+        allocation["place"] = JEMALLOC_WORDS.get(allocation["place"], allocation["place"])
+    check(result.stderr == "", f"{label}: no warnings on a sound heap: {result.stderr[:600]}")
+    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
+    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
+    wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
+             for addr, size in record["held"].items()
+             if addr not in live or live[addr]["size"] != size]
+    check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
+                     f"their usable size, first {wrong[:3]}")
+    freed_live = [hex(addr) for addr in record["freed"] if addr in live]
+    check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
+
+    # freed small blocks: free at their address, in a tcache or in their slab, or, where a
+    # slab emptied, at the start of the dirty extent it became
+    small = [addr for addr, asked in record["freed"].items() if asked <= SMALL_MAX]
+    places = {}
+    for addr in small:
+        place = free[addr]["place"] if addr in free else "not found"
+        places[place] = places.get(place, 0) + 1
+    check(set(places) <= {"tcache", "slab_free", "dirty"} and places.get("tcache", 0) > 0 and
+          places.get("slab_free", 0) > 0,
+          f"{label}: the {len(small)} freed small blocks are in tcaches and free in slabs: {places}")
+    # freed large blocks: in a tcache at their address, or inside a dirty extent, or given back
+    # (the huge ones: their arena purges at once, and retained extents hold no memory); never
+    # inside a live block
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+    inside_live = []
+    large_places = {}
+    for addr, asked in record["freed"].items():
+        if asked <= SMALL_MAX:
+            continue
+        k = bisect.bisect_right(starts, addr) - 1
+        holder = spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+        if holder and holder["state"] == "live":
+            inside_live.append(hex(addr))
+        place = holder["place"] if holder else "given back"
+        large_places[place] = large_places.get(place, 0) + 1
+    check(not inside_live, f"{label}: freed large blocks inside live ones: {inside_live[:5]}")
+    check(set(large_places) <= {"tcache", "dirty", "given back"} and "tcache" in large_places,
+          f"{label}: freed large blocks are cached, dirty or given back: {large_places}")
+
+    # the blocks nobody recorded: one tcache stack block per thread, and the few blocks the
+    # C library allocates (a thread's DTV)
+    extras = [a for a in live.values() if a["addr"] not in record["held"]]
+    check(len(extras) <= 2 * THREADS, f"{label}: {len(extras)} live blocks nobody recorded: {extras[:4]}")
+
+    # jemalloc's own accounting
+    live_bytes = sum(a["size"] for a in live.values())
+    tcache_bytes = sum(a["size"] for a in free.values() if a["place"] == "tcache")
+    check(tcache_bytes == record["tcache_bytes"],
+          f"{label}: bytes found in tcaches {tcache_bytes:,} = jemalloc's tcache_bytes "
+          f"{record['tcache_bytes']:,}")
+    check(live_bytes + tcache_bytes == record["allocated"],
+          f"{label}: live {live_bytes:,} + tcache {tcache_bytes:,} = {live_bytes + tcache_bytes:,} "
+          f"bytes = jemalloc's stats.allocated {record['allocated']:,}")
+    print(f"{label}: {len(live):,} live blocks ({len(record['held']):,} held by the target), "
+          f"{live_bytes:,} live bytes + {tcache_bytes:,} in tcaches = {live_bytes + tcache_bytes:,}; "
+          f"stats.allocated {record['allocated']:,}; freed small blocks by place {places}, large "
+          f"{large_places}")
+
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    heap = summary["heap"]
+    check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
+    check("5.3.0" in json.dumps(summary), f"{label}: jemalloc's version 5.3.0 is read")
+    check(heap["found_with"] == "heuristics", f"{label}: found by shape: {heap['found_with']}")
+    arenas = [a["kind"] for a in heap["arenas"]]
+    check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
+          f"{label}: the four threads' blocks are in several arenas: {arenas}")
+    check(heap["heap_damage"]["corrupt_spots"] == 0,
+          f"{label}: no damage: {heap['heap_damage']}")
+
+
+record, snapshot = run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
+check_heap("preloaded", record, snapshot)
+if TARGET_LINKED:
+    record, snapshot = run_target("linked", [TARGET_LINKED])
+    check_heap("linked", record, snapshot)
+else:
+    print("the linked build is skipped: libjemalloc-dev is not installed")
+
+# the C leaking server on jemalloc: the same story as on glibc
+before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}", LEAKY_SERVER_C], "global",
+                           "c-jemalloc")
+diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                      text=True, timeout=600)
+check(diff.returncode == 0, f"heapdiff on jemalloc exits 0: {diff.returncode} {diff.stderr[:500]}")
+if diff.returncode == 0:
+    report = json.loads(diff.stdout)
+    conn = next((g for g in report["grown"] if g["type"] == "struct conn"), None)
+    held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
+    check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+          f"C server on jemalloc: struct conn +1,000; heapdiff: {conn}")
+    check(held and sum(r["count"] for r in held) == 1000,
+          f"C server on jemalloc: all 1,000 new struct conn retained from global all_conns: "
+          f"{conn and conn.get('retainers')}")
+    check(report["unreachable"]["new_count"] == 0,
+          f"C server on jemalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+finish()
