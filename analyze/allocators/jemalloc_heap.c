@@ -30,6 +30,7 @@
 #define ROOT_CANDIDATES 4096  /* words of the library's data tried as pointers to a leaf */
 #define TLS_WINDOW (64u << 10) /* how far below a thread's fs base its static TLS is searched */
 #define ARENAS_MAX 4096	      /* MALLOCX_ARENA_LIMIT */
+#define METADATA_REGIONS 48   /* mappings of jemalloc's metadata told apart (of heap.bookkeeping) */
 
 enum extent_state { STATE_ACTIVE, STATE_DIRTY, STATE_MUZZY, STATE_RETAINED };
 
@@ -49,6 +50,11 @@ struct walker {
 	uint64_t damage_warnings;	/* past WARNINGS_SHOWN */
 	uint64_t retained_bytes;	/* in retained extents, which hold no memory */
 	uint64_t tcache_count, tcache_bytes;
+	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
+	   arenas), which point at extents but are not references to the program's objects */
+	const struct snapshot_region *metadata[METADATA_REGIONS];
+	size_t metadata_count;
+	bool metadata_overflow;
 };
 
 static uint64_t field(const struct walker *walker, uint64_t bits, unsigned shift, unsigned width)
@@ -304,6 +310,22 @@ static int add_extent(struct walker *walker, const struct extent *extent, struct
 	return 0;
 }
 
+/* Remembers the mapping that holds jemalloc metadata at `address`. */
+static void note_metadata(struct walker *walker, uint64_t address)
+{
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), address);
+	if (region == NULL)
+		return;
+	for (size_t i = 0; i < walker->metadata_count; i++)
+		if (walker->metadata[i] == region)
+			return;
+	if (walker->metadata_count == METADATA_REGIONS)
+		walker->metadata_overflow = true;
+	else
+		walker->metadata[walker->metadata_count++] = region;
+}
+
 /* Every element of one leaf: each extent is taken at its first page; every element is checked
  * against the edata_t it names. */
 static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
@@ -338,7 +360,10 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 			       (unsigned long long)element.edata);
 			continue;
 		}
-		if (page == last.base && add_extent(walker, &last, err) != 0)
+		if (page != last.base)
+			continue;
+		note_metadata(walker, last.edata);
+		if (add_extent(walker, &last, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -368,6 +393,7 @@ static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error
 			       (unsigned long long)root[i]);
 			continue;
 		}
+		note_metadata(walker, root[i]);
 		if (walk_leaf(walker, i, root[i], leaf_words, err) != 0) {
 			free(root);
 			return -1;
@@ -598,6 +624,8 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 	uint64_t dyn_alloc = 0, arena = 0;
 	address_space_read_u64(walker->space, slow + layout->slow_dyn_alloc, &dyn_alloc);
 	address_space_read_u64(walker->space, slow + layout->slow_arena, &arena);
+	if (arena)
+		note_metadata(walker, arena);
 	for (unsigned bin = 0; bin < layout->tcache_nbins_max; bin++) {
 		uint64_t at = tcache + layout->tcache_bins + bin * layout->cache_bin_size;
 		uint64_t stack_head = 0;
@@ -666,6 +694,47 @@ static void walk_tcaches(struct walker *walker)
 	free(window);
 }
 
+/* Whether [start, end) overlaps an extent (sorted by base). */
+static bool holds_extents(const struct walker *walker, uint64_t start, uint64_t end)
+{
+	size_t low = 0, high = walker->extent_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		const struct extent *extent = &walker->extents[mid];
+		if (extent->base + extent->size <= start)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low < walker->extent_count && walker->extents[low].base < end;
+}
+
+/* jemalloc's data and the mappings of its metadata are bookkeeping: they point at extents (an
+ * edata_t's address is its slab's first region), which are not references to objects. A mapping
+ * that also holds extents (the kernel merges neighbouring anonymous mappings) is not one: the
+ * graph scans no mapping that holds blocks. */
+static void note_bookkeeping(struct walker *walker, const struct range *data)
+{
+	heap_add_bookkeeping(walker->heap, data->start, data->end);
+	size_t room = sizeof walker->heap->bookkeeping / sizeof walker->heap->bookkeeping[0];
+	for (size_t i = 0; i < walker->metadata_count; i++) {
+		const struct snapshot_region *region = walker->metadata[i];
+		if (holds_extents(walker, region->start, region->end))
+			continue;
+		if (walker->heap->bookkeeping_count == room) {
+			walker->metadata_overflow = true;
+			break;
+		}
+		heap_add_bookkeeping(walker->heap, region->start, region->end);
+	}
+	if (walker->metadata_overflow)
+		warnings_add(walker->warnings,
+			     "jemalloc: its metadata is in more mappings than heapsnap tells apart (%zu): "
+			     "the pointers of the others to the program's blocks may be taken for "
+			     "references",
+			     walker->metadata_count);
+}
+
 /* ---- the walk ----------------------------------------------------------------------------- */
 
 int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
@@ -724,14 +793,13 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		goto fail;
 	free(leaf_words);
 	leaf_words = NULL;
+	walk_tcaches(&walker);
+	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
-	walk_tcaches(&walker);
 	if (walker.damage_warnings)
 		warnings_add(warnings, "jemalloc: %llu more damaged structures like the ones above",
 			     (unsigned long long)walker.damage_warnings);
-	/* jemalloc's own data points at its metadata, never at the program's objects */
-	heap_add_bookkeeping(heap, data.start, data.end);
 	heap_finish(heap);
 	return 0;
 fail:
