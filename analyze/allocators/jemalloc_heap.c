@@ -502,6 +502,17 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 	uint8_t *slab_bytes = malloc(max_slab);
 	if (slab_bytes == NULL)
 		return hs_error_set(err, "out of memory walking jemalloc's slabs");
+	/* the arenas in the order of their numbers */
+	bool used[ARENAS_MAX] = {false};
+	for (size_t i = 0; i < walker->extent_count; i++)
+		if (state_of(walker, walker->extents[i].bits) != STATE_RETAINED)
+			used[field(walker, walker->extents[i].bits, layout->arena_shift,
+				   layout->arena_width)] = true;
+	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+		if (used[arena] && arena_index(walker, arena, err) < 0) {
+			free(slab_bytes);
+			return -1;
+		}
 	uint64_t previous_end = 0;
 	for (size_t i = 0; i < walker->extent_count; i++) {
 		const struct extent *extent = &walker->extents[i];
@@ -735,6 +746,51 @@ static void note_bookkeeping(struct walker *walker, const struct range *data)
 			     walker->metadata_count);
 }
 
+/* The arena_t of each arena: jemalloc's array `arenas` (MALLOCX_ARENA_LIMIT pointers) is in its
+ * data, found where the arenas known from the threads' tcaches sit at their numbers in it; every
+ * arena with extents must have a pointer there too. Without it the arenas keep no address. */
+static void find_arena_addresses(struct walker *walker, const struct range *data)
+{
+	struct heap *heap = walker->heap;
+	unsigned known = ARENAS_MAX, known_count = 0;
+	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+		if (walker->arena_of[arena] >= 0 && heap->arenas[walker->arena_of[arena]].address) {
+			known_count++;
+			if (known == ARENAS_MAX)
+				known = arena;
+		}
+	if (known_count == 0)
+		return;
+	uint64_t want = heap->arenas[walker->arena_of[known]].address;
+	for (uint64_t at = data->start; at + 8 <= data->end; at += 8) {
+		uint64_t word;
+		if (!address_space_read_u64(walker->space, at, &word) || word != want ||
+		    at < data->start + known * 8ull)
+			continue;
+		uint64_t array = at - known * 8ull;
+		if (array + ARENAS_MAX * 8ull > data->end)
+			continue;
+		bool fits = true;
+		for (unsigned arena = 0; arena < ARENAS_MAX && fits; arena++) {
+			if (walker->arena_of[arena] < 0)
+				continue;
+			uint64_t pointer = 0, address = heap->arenas[walker->arena_of[arena]].address;
+			fits = address_space_read_u64(walker->space, array + arena * 8ull, &pointer) &&
+			       pointer != 0 && (address == 0 || pointer == address);
+		}
+		if (!fits)
+			continue;
+		for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+			if (walker->arena_of[arena] >= 0) {
+				uint64_t pointer = 0;
+				address_space_read_u64(walker->space, array + arena * 8ull, &pointer);
+				heap->arenas[walker->arena_of[arena]].address = pointer;
+				note_metadata(walker, pointer);
+			}
+		return;
+	}
+}
+
 /* ---- the walk ----------------------------------------------------------------------------- */
 
 int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
@@ -794,6 +850,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	free(leaf_words);
 	leaf_words = NULL;
 	walk_tcaches(&walker);
+	find_arena_addresses(&walker, &data);
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
