@@ -76,7 +76,10 @@ def check_heap(label, record, snapshot):
              if addr not in live or live[addr]["size"] != size]
     check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
                      f"their usable size, first {wrong[:3]}")
-    freed_live = [hex(addr) for addr in record["freed"] if addr in live]
+    # (jemalloc may hand a freed block's memory to itself: a thread's tcache bins, allocated
+    # from arena 0 when the thread first allocates)
+    freed_live = [hex(addr) for addr in record["freed"]
+                  if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
@@ -91,7 +94,7 @@ def check_heap(label, record, snapshot):
           f"{label}: the {len(small)} freed small blocks are in tcaches and free in slabs: {places}")
     # freed large blocks: in a tcache at their address, or inside a dirty extent, or given back
     # (the huge ones: their arena purges at once, and retained extents hold no memory); never
-    # inside a live block
+    # inside a live block of the program
     spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
     starts = [start for start, _, _ in spans]
     inside_live = []
@@ -101,12 +104,13 @@ def check_heap(label, record, snapshot):
             continue
         k = bisect.bisect_right(starts, addr) - 1
         holder = spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
-        if holder and holder["state"] == "live":
+        if holder and holder["state"] == "live" and holder["place"] != "metadata":
             inside_live.append(hex(addr))
         place = holder["place"] if holder else "given back"
         large_places[place] = large_places.get(place, 0) + 1
     check(not inside_live, f"{label}: freed large blocks inside live ones: {inside_live[:5]}")
-    check(set(large_places) <= {"tcache", "dirty", "given back"} and "tcache" in large_places,
+    check(set(large_places) <= {"tcache", "dirty", "given back", "metadata"} and
+          "tcache" in large_places,
           f"{label}: freed large blocks are cached, dirty or given back: {large_places}")
 
     # the blocks nobody recorded: one tcache stack block per thread, and the few blocks the
