@@ -13,6 +13,12 @@ the bytes it finds in tcaches must equal stats.arenas.<all>.tcache_bytes. Both a
 counts usable sizes (size classes), which is what heapsnap lists, and the target allocates
 nothing after reading them.
 
+With JEMALLOC_DEBUG_LIB naming a jemalloc 5.3.0 built from source with -g (Debian's dbgsym is not
+at hand; `autoconf && CFLAGS="-g -O2" ./configure --enable-prof && make lib/libjemalloc.so.2` in
+its 5.3.0 tag, a VERSION file holding 5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c), the
+layout table (analyze/allocators/jemalloc_layout.c) is checked against its DWARF, and the
+walk on it against its symbols (the extent map found by shape must lie in arena_emap_global).
+
 Third, the C leaking server under LD_PRELOAD=libjemalloc.so.2: heapdiff shows struct conn +1,000
 retained by global all_conns, as on glibc."""
 import bisect
@@ -61,7 +67,7 @@ def run_target(label, command, env=None):
     return record, snapshot
 
 
-def check_heap(label, record, snapshot):
+def check_heap(label, record, snapshot, method="heuristics"):
     check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
     result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
@@ -136,7 +142,7 @@ def check_heap(label, record, snapshot):
     heap = summary["heap"]
     check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
     check("5.3.0" in json.dumps(summary), f"{label}: jemalloc's version 5.3.0 is read")
-    check(heap["found_with"] == "heuristics", f"{label}: found by shape: {heap['found_with']}")
+    check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
     arenas = [a["kind"] for a in heap["arenas"]]
     check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
           f"{label}: the four threads' blocks are in several arenas: {arenas}")
@@ -151,6 +157,31 @@ if TARGET_LINKED:
     check_heap("linked", record, snapshot)
 else:
     print("the linked build is skipped: libjemalloc-dev is not installed")
+
+# the layouts against a debug build's DWARF, and the shape-found map against its symbols
+DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
+if DEBUG_LIB:
+    layout = {  # what analyze/allocators/jemalloc_layout.c holds
+        "sizeof(edata_t)": 128, "(long)&((edata_t*)0)->e_addr": 8,
+        "(long)&((edata_t*)0)->e_size_esn": 16, "(long)&((edata_t*)0)->e_slab_data": 64,
+        "sizeof(slab_data_t)": 64, "sizeof(cache_bin_t)": 24,
+        "(long)&((cache_bin_t*)0)->low_bits_empty": 20, "(long)&((tcache_t*)0)->bins": 8,
+        "sizeof(((tcache_t*)0)->bins)/sizeof(cache_bin_t)": 73,
+        "(long)&((tcache_slow_t*)0)->cache_bin_array_descriptor.bins": 32,
+        "(long)&((tcache_slow_t*)0)->arena": 40, "(long)&((tcache_slow_t*)0)->dyn_alloc": 160,
+        "(long)&((tcache_slow_t*)0)->tcache": 168,
+        "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
+    }
+    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
+    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
+    check(len(values) == len(layout) and not wrong,
+          f"the layout table agrees with the debug build's DWARF: {wrong or printed[-300:]}")
+    record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
+    check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
+else:
+    print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
 
 # the C leaking server on jemalloc: the same story as on glibc
 before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}", LEAKY_SERVER_C], "global",
