@@ -156,8 +156,8 @@ static struct element decode(const struct walker *walker, uint64_t bits)
 	return element;
 }
 
-/* Reads the edata_t an element names; false when it cannot be read or does not repeat what the
- * element says about it. */
+/* Reads the edata_t an element names; false when it cannot be read or is not in the state the
+ * element says. */
 static bool read_edata(struct walker *walker, const struct element *element, struct extent *extent)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
@@ -170,13 +170,21 @@ static bool read_edata(struct walker *walker, const struct element *element, str
 	extent->address = words[layout->edata_addr / 8];
 	extent->size = words[layout->edata_size_esn / 8] & ~((1ull << layout->lg_page) - 1);
 	extent->base = extent->address & ~((1ull << layout->lg_page) - 1);
-	/* an extent that leaves use keeps the size class and slab flag it had in the map (only
-	   its state is updated there), so those two are compared only for active extents */
-	bool active = element->state == STATE_ACTIVE;
-	return state_of(walker, extent->bits) == element->state &&
-	       (!active || (szind_of(walker, extent->bits) == element->szind &&
-			    slab_of(walker, extent->bits) == element->slab)) &&
-	       extent->size != 0 && extent->base + extent->size > extent->base;
+	return state_of(walker, extent->bits) == element->state && extent->size != 0 &&
+	       extent->base + extent->size > extent->base;
+}
+
+/* Whether an element repeats its extent's size class and slab flag where jemalloc keeps them
+ * there: at the first page of an active extent and at every page of an active slab. (An
+ * extent that leaves use keeps its old ones in the map, only its state is updated, and the last
+ * page of a large extent keeps the invalid class it was registered with: emap.c's emap_remap.) */
+static bool element_agrees(const struct walker *walker, const struct element *element,
+			   const struct extent *extent, uint64_t page)
+{
+	if (element->state != STATE_ACTIVE || (page != extent->base && !element->slab))
+		return true;
+	return szind_of(walker, extent->bits) == element->szind &&
+	       slab_of(walker, extent->bits) == element->slab;
 }
 
 /* The page a leaf element stands for. */
@@ -211,6 +219,8 @@ static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words, 
 		     high++) {
 			uint64_t page = element_page(walker, high, j);
 			if (page >= extent.base && page < extent.base + extent.size) {
+				if (!element_agrees(walker, &element, &extent, page))
+					return false;
 				*root_index = high;
 				return high < (1ull << layout->rtree_root_bits);
 			}
@@ -352,10 +362,11 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 			last_ok = read_edata(walker, &element, &last);
 			last.edata = element.edata;
 		}
-		if (!last_ok || page < last.base || page >= last.base + last.size) {
+		if (!last_ok || page < last.base || page >= last.base + last.size ||
+		    !element_agrees(walker, &element, &last, page)) {
 			damage(walker, leaf + j * 8,
 			       "the extent map's element at 0x%llx (page 0x%llx) names an extent "
-			       "descriptor at 0x%llx that does not describe that page",
+			       "descriptor at 0x%llx that does not describe that page as it does",
 			       (unsigned long long)(leaf + j * 8), (unsigned long long)page,
 			       (unsigned long long)element.edata);
 			continue;

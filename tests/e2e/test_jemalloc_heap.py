@@ -19,8 +19,10 @@ its 5.3.0 tag, a VERSION file holding 5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c
 layout table (analyze/allocators/jemalloc_layout.c) is checked against its DWARF, and the
 walk on it against its symbols (the extent map found by shape must lie in arena_emap_global).
 
-Third, the C leaking server under LD_PRELOAD=libjemalloc.so.2: heapdiff shows struct conn +1,000
-retained by global all_conns, as on glibc."""
+Third, the leaking servers under LD_PRELOAD=libjemalloc.so.2, as on glibc: the C one (heapdiff
+shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
+python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
+global _CONNECTIONS)."""
 import bisect
 import json
 import os
@@ -33,6 +35,7 @@ TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
 THREADS, BLOCKS = 4, 3000
@@ -200,4 +203,24 @@ if diff.returncode == 0:
           f"{conn and conn.get('retainers')}")
     check(report["unreachable"]["new_count"] == 0,
           f"C server on jemalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+
+# the Python one: pymalloc's arenas are jemalloc blocks
+PYTHON = "/usr/bin/python3.11"
+if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
+    before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}", PYTHON,
+                                os.path.join(TARGETS, "leaky_server.py")], "global", "py-jemalloc")
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"heapdiff on Python on jemalloc exits 0: {diff.stderr[:500]}")
+    if diff.returncode == 0:
+        report = json.loads(diff.stdout)
+        conn = next((g for g in report["grown"] if g["type"] == "__main__.Connection"), None)
+        held = [r for r in (conn or {}).get("retainers", [])
+                if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+              f"Python server on jemalloc: __main__.Connection +1,000; heapdiff: {conn}")
+        check(held and sum(r["count"] for r in held) == 1000,
+              f"Python server on jemalloc: the 1,000 new Connections retained by "
+              f"_CONNECTIONS: {conn and conn.get('retainers')}")
+        check("jemalloc" in diff.stdout, "Python server on jemalloc: jemalloc is named")
 finish()
