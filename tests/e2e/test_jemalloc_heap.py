@@ -22,7 +22,8 @@ walk on it against its symbols (the extent map found by shape must lie in arena_
 Third, the leaking servers under LD_PRELOAD=libjemalloc.so.2, as on glibc: the C one (heapdiff
 shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
 python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
-global _CONNECTIONS)."""
+global _CONNECTIONS). And a malloc that looks like jemalloc (it defines mallctl) without
+jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
 import bisect
 import json
 import os
@@ -36,6 +37,7 @@ TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
+OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")
 LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
 THREADS, BLOCKS = 4, 3000
@@ -160,6 +162,20 @@ if TARGET_LINKED:
     check_heap("linked", record, snapshot)
 else:
     print("the linked build is skipped: libjemalloc-dev is not installed")
+
+# a malloc that calls itself jemalloc (it defines mallctl) without jemalloc 5.3's extent map:
+# refused, exit 2, rather than an empty heap
+ready = path("not-jemalloc.ready")
+impostor = start([OWN_MALLOC_JEMALLOC, ready])
+deadline = time.time() + 30
+while not os.path.exists(ready) and time.time() < deadline:
+    time.sleep(0.02)
+heapsnap("capture", str(impostor.pid), "-o", path("not-jemalloc.snap"))
+result = heapsnap("summary", path("not-jemalloc.snap"), check_ok=False)
+check(result.returncode == 2 and result.stdout == "" and "no extent map" in result.stderr and
+      "jemalloc" in result.stderr,
+      f"a jemalloc without the extent map is refused, exit 2: {result.returncode} {result.stderr!r}")
+impostor.kill()
 
 # the layouts against a debug build's DWARF, and the shape-found map against its symbols
 DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
