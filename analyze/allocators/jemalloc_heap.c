@@ -12,10 +12,15 @@
  * points at a leaf whose first element names an edata_t whose extent holds the page that
  * element stands for; the element's index and that page then say which root word this is, so
  * where the root starts. Every element of every leaf is then checked the same way (its edata's
- * state, size class and slab flag must be the ones the element repeats, and its extent must hold
- * the element's page), slab bitmaps against their free counts, large extents against their size
- * class, and a thread's tcache by its two back pointers; what fails is a warning with its
- * address, counted as damage. */
+ * state, and where jemalloc keeps them current its size class and slab flag, must be the ones the
+ * element repeats, and its extent must hold the element's page), slab bitmaps against their free
+ * counts, large extents against their size class, a thread's tcache by its two back pointers,
+ * and each cached region against the slab or extent it is in; what fails is a warning with its
+ * address, counted as damage.
+ *
+ * Retained extents (address space jemalloc purged and keeps for reuse) hold no memory and are
+ * not listed; jemalloc's own metadata (its base allocations: arenas, extent descriptors, the
+ * map's leaves) is not listed either, but the mappings that hold it are bookkeeping. */
 #include "jemalloc_heap.h"
 
 #include <elf.h>
@@ -57,25 +62,24 @@ struct walker {
 	bool metadata_overflow;
 };
 
-static uint64_t field(const struct walker *walker, uint64_t bits, unsigned shift, unsigned width)
+static uint64_t field(uint64_t bits, unsigned shift, unsigned width)
 {
-	(void)walker;
 	return (bits >> shift) & ((1ull << width) - 1);
 }
 
 static unsigned state_of(const struct walker *walker, uint64_t bits)
 {
-	return (unsigned)field(walker, bits, walker->layout.state_shift, walker->layout.state_width);
+	return (unsigned)field(bits, walker->layout.state_shift, walker->layout.state_width);
 }
 
 static unsigned szind_of(const struct walker *walker, uint64_t bits)
 {
-	return (unsigned)field(walker, bits, walker->layout.szind_shift, walker->layout.szind_width);
+	return (unsigned)field(bits, walker->layout.szind_shift, walker->layout.szind_width);
 }
 
 static bool slab_of(const struct walker *walker, uint64_t bits)
 {
-	return field(walker, bits, walker->layout.slab_shift, 1) != 0;
+	return field(bits, walker->layout.slab_shift, 1) != 0;
 }
 
 /* A corrupt or unexpected structure: counted as damage, told for the first few. */
@@ -108,8 +112,11 @@ static void read_version(struct module_symbols *module, char *version, size_t si
 	FILE *file = path ? fopen(path, "rb") : NULL;
 	if (file == NULL)
 		return;
-	static const size_t limit = 64u << 20;
-	char *bytes = malloc(limit);
+	/* (the string is in .rodata, near the start of a library; an executable linking
+	   jemalloc in may be big, so up to 64 MiB of it are searched) */
+	long file_size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+	size_t limit = file_size > 0 && file_size < (64l << 20) ? (size_t)file_size : 64u << 20;
+	char *bytes = fseek(file, 0, SEEK_SET) == 0 ? malloc(limit) : NULL;
 	size_t count = bytes ? fread(bytes, 1, limit, file) : 0;
 	fclose(file);
 	for (size_t at = 0; at + 42 < count && !version[0]; at++) {
@@ -121,7 +128,7 @@ static void read_version(struct module_symbols *module, char *version, size_t si
 		if (hex != 40 || bytes[at + 42] != 0)
 			continue;
 		size_t start = at;
-		while (start > 0 && start > at - 32 && strchr("0123456789.-", bytes[start - 1]) &&
+		while (start > 0 && at - start < 32 && strchr("0123456789.-", bytes[start - 1]) &&
 		       bytes[start - 1])
 			start--;
 		size_t end = start;
@@ -264,30 +271,26 @@ static bool module_data(struct address_space *space, struct symbols *symbols,
 }
 
 /* Finds the root level of the extent map in the module's data (see the top of the file). */
-static int find_root(struct walker *walker, const struct range *data, uint64_t *leaf_words,
-		     struct hs_error *err)
+static void find_root(struct walker *walker, const struct range *data, uint64_t *leaf_words)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
 	uint64_t root_bytes = 8ull << layout->rtree_root_bits;
-	size_t size = (size_t)(data->end - data->start);
-	uint64_t *words = malloc(size);
-	if (words == NULL)
-		return hs_error_set(err, "out of memory reading jemalloc's data");
+	uint64_t page[512];
 	size_t tried = 0;
 	walker->root = 0;
-	for (uint64_t at = data->start; at + 8 <= data->end && tried < ROOT_CANDIDATES;
-	     at += 4096) {
+	for (uint64_t at = data->start; at < data->end && tried < ROOT_CANDIDATES; at += sizeof page) {
 		/* page by page: parts of the data may be unreadable */
-		size_t piece = data->end - at < 4096 ? (size_t)(data->end - at) : 4096;
-		uint64_t *page = words + (at - data->start) / 8;
+		size_t piece = data->end - at < sizeof page ? (size_t)(data->end - at) : sizeof page;
 		if (address_space_read(walker->space, at, page, piece, NULL) != 0)
 			continue;
 		for (size_t k = 0; k < piece / 8 && tried < ROOT_CANDIDATES; k++) {
 			uint64_t word = page[k], root_index;
-			if (word == 0 || (word & 63) || word < 4096)
+			if (word == 0 || (word & 63))
 				continue;
-			const struct snapshot_region *region =
-				snapshot_find_region(address_space_snapshot(walker->space), word);
+			/* a leaf is jemalloc metadata: anonymous and writable (its 2 MiB may be
+			   more than one mapping) */
+			const struct snapshot_region *region = snapshot_find_region(snapshot, word);
 			if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
 				continue;
 			tried++;
@@ -296,14 +299,10 @@ static int find_root(struct walker *walker, const struct range *data, uint64_t *
 			uint64_t root = at + k * 8 - root_index * 8;
 			if (root >= data->start && root + root_bytes <= data->end) {
 				walker->root = root;
-				break;
+				return;
 			}
 		}
-		if (walker->root)
-			break;
 	}
-	free(words);
-	return 0;
 }
 
 static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)
@@ -478,7 +477,7 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	unsigned free_count = 0;
 	for (unsigned i = 0; i < regions; i++)
 		free_count += (bitmap[i / 64] >> (i % 64)) & 1;
-	unsigned nfree = (unsigned)field(walker, extent->bits, layout->nfree_shift, layout->nfree_width);
+	unsigned nfree = (unsigned)field(extent->bits, layout->nfree_shift, layout->nfree_width);
 	if (nfree != free_count)
 		damage(walker, extent->edata,
 		       "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
@@ -517,7 +516,7 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 	bool used[ARENAS_MAX] = {false};
 	for (size_t i = 0; i < walker->extent_count; i++)
 		if (state_of(walker, walker->extents[i].bits) != STATE_RETAINED)
-			used[field(walker, walker->extents[i].bits, layout->arena_shift,
+			used[field(walker->extents[i].bits, layout->arena_shift,
 				   layout->arena_width)] = true;
 	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
 		if (used[arena] && arena_index(walker, arena, err) < 0) {
@@ -535,7 +534,7 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 			continue;
 		}
 		previous_end = extent->base + extent->size;
-		unsigned arena_number = (unsigned)field(walker, extent->bits, layout->arena_shift,
+		unsigned arena_number = (unsigned)field(extent->bits, layout->arena_shift,
 							layout->arena_width);
 		unsigned state = state_of(walker, extent->bits);
 		if (state == STATE_RETAINED) {
@@ -830,8 +829,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	uint64_t *leaf_words = malloc((size_t)8 << walker.layout.rtree_leaf_bits);
 	if (leaf_words == NULL)
 		return hs_error_set(err, "out of memory reading jemalloc's extent map");
-	if (find_root(&walker, &data, leaf_words, err) != 0)
-		goto fail;
+	find_root(&walker, &data, leaf_words);
 	if (walker.root == 0) {
 		hs_error_set(err,
 			     "jemalloc (%s): no extent map was found in its data (0x%llx-0x%llx): it is "
