@@ -48,6 +48,7 @@ struct walker {
 	struct heap *heap;
 	struct warnings *warnings;
 	struct jemalloc_layout layout;
+	struct address_cursor slabs; /* a window over the extents, read in address order */
 	uint64_t root;			/* of the extent map's root level */
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
@@ -484,13 +485,21 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		       "shows %u: its regions are listed by the bitmap",
 		       (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
 		       free_count);
-	bool readable =
-		address_space_read(walker->space, extent->base, slab_bytes, slab_size, NULL) == 0;
+	/* the slab's bytes for its regions' first words: through the window (slabs come in
+	   address order), else read apart */
+	const struct snapshot_region *mapping =
+		snapshot_find_region(address_space_snapshot(walker->space), extent->base);
+	const uint8_t *bytes = mapping ? address_cursor_view(&walker->slabs, extent->base,
+							     (size_t)slab_size, mapping->end)
+				       : NULL;
+	if (bytes == NULL &&
+	    address_space_read(walker->space, extent->base, slab_bytes, slab_size, NULL) == 0)
+		bytes = slab_bytes;
 	for (unsigned i = 0; i < regions; i++) {
 		bool is_free = (bitmap[i / 64] >> (i % 64)) & 1;
 		uint64_t first_word = 0;
-		if (readable)
-			memcpy(&first_word, slab_bytes + i * region, 8);
+		if (bytes)
+			memcpy(&first_word, bytes + i * region, 8);
 		if (add_block(walker, extent->base + i * region, region,
 			      is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
 			      is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word, err) != 0)
@@ -809,6 +818,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 {
 	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
 	jemalloc_layout_5_3(&walker.layout);
+	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
 		walker.arena_of[i] = -1;
 	const char *path = module_symbols_module(module)->path;
@@ -858,6 +868,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		goto fail;
 	free(leaf_words);
 	leaf_words = NULL;
+	address_cursor_free(&walker.slabs);
 	walk_tcaches(&walker);
 	find_arena_addresses(&walker, &data);
 	note_bookkeeping(&walker, &data);
@@ -871,6 +882,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 fail:
 	free(leaf_words);
 	free(walker.extents);
+	address_cursor_free(&walker.slabs);
 	return -1;
 }
 
