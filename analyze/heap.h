@@ -84,6 +84,9 @@ struct heap_span {
 };
 
 void heap_free(struct heap *heap);
+/* What the reports call the allocator beside its version: "glibc" for glibc malloc (its version
+ * is glibc's), else the allocator's name ("jemalloc"). */
+const char *heap_version_name(const struct heap *heap);
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 /* Whether addr lies in the allocator's bookkeeping. */
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);

@@ -146,7 +146,8 @@ def check_heap(label, record, snapshot, method="heuristics"):
     summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
     heap = summary["heap"]
     check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
-    check("5.3.0" in json.dumps(summary), f"{label}: jemalloc's version 5.3.0 is read")
+    check(summary["runtimes"].get("jemalloc") == "5.3.0" and "glibc" not in summary["runtimes"],
+          f"{label}: jemalloc's version 5.3.0 is read, and not given as glibc's: {summary['runtimes']}")
     check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
     arenas = [a["kind"] for a in heap["arenas"]]
     check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
