@@ -2,6 +2,8 @@
  * from the 5.3.0 headers named beside it; the walker checks them on every structure it reads. */
 #include "jemalloc_layout.h"
 
+#define SIZE_CLASSES 232 /* SC_NSIZES: 36 small classes, 196 large */
+
 void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 {
 	*layout = (struct jemalloc_layout){
@@ -32,7 +34,7 @@ void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 		.nfree_width = 10,
 		/* sc.h with LG_QUANTUM 4, LG_PAGE 12, SC_LG_NGROUP 2 */
 		.nbins = 36,
-		.nsizes = 232,
+		.nsizes = SIZE_CLASSES,
 		/* tcache_structs.h / cache_bin.h: a cache_bin_t is stack_head, tstats (one
 		 * uint64_t), low_bits_low_water, low_bits_full, low_bits_empty: 24 bytes */
 		.tcache_slow = 0,
@@ -59,11 +61,11 @@ void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 uint64_t jemalloc_size_class(unsigned index)
 {
 	static const uint64_t first[] = {8, 16, 32, 48, 64};
+	if (index >= SIZE_CLASSES)
+		return 0;
 	if (index < 5)
 		return first[index];
 	unsigned group = (index - 5) / 4, k = (index - 5) % 4 + 1;
-	if (group > 56)
-		return 0; /* past the last class (SC_NSIZES) */
 	return (1ull << (6 + group)) + ((uint64_t)k << (4 + group));
 }
 
