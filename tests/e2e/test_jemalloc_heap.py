@@ -19,6 +19,10 @@ its 5.3.0 tag, a VERSION file holding 5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c
 layout table (analyze/allocators/jemalloc_layout.c) is checked against its DWARF, and the
 walk on it against its symbols (the extent map found by shape must lie in arena_emap_global).
 
+A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
+patched, imported back with `heapsnap import`) one slab's free count in its extent descriptor
+disagrees with its bitmap: the answer names the slab in a warning and counts one corrupt spot.
+
 Third, the leaking servers under LD_PRELOAD=libjemalloc.so.2, as on glibc: the C one (heapdiff
 shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
 python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
@@ -27,6 +31,7 @@ jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
 import bisect
 import json
 import os
+import struct
 import subprocess
 import time
 
@@ -156,8 +161,57 @@ def check_heap(label, record, snapshot, method="heuristics"):
           f"{label}: no damage: {heap['heap_damage']}")
 
 
+def patch_slab_free_count(snapshot, slab, damaged):
+    """Writes `damaged`: `snapshot` with the free count (e_bits' nfree, bits 28-37) of the
+    extent descriptor of the one-page slab at `slab` off by one. The descriptor is found in the
+    core as a 128-byte aligned edata_t whose e_addr is the slab and whose e_bits say active slab
+    of size class 64 (index 4)."""
+    core = damaged + ".core"
+    subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
+    with open(core, "r+b") as f:
+        data = bytearray(f.read())
+        phoff = struct.unpack_from("<Q", data, 0x20)[0]
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+        found = []
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+            if p_type != 1:  # PT_LOAD
+                continue
+            first = (8 - p_vaddr) % 128  # e_addr sits 8 bytes into a 128-aligned edata_t
+            for offset in range(p_offset + (first if first >= 8 else first + 128), p_offset + p_filesz - 8, 128):
+                if struct.unpack_from("<Q", data, offset)[0] != slab:
+                    continue
+                bits = struct.unpack_from("<Q", data, offset - 8)[0]
+                if bits >> 12 & 1 and bits >> 17 & 7 == 0 and bits >> 20 & 0xff == 4:
+                    found.append(offset - 8)
+        check(len(found) == 1, f"the slab 0x{slab:x}'s extent descriptor is found once in the core: {found}")
+        for offset in found[:1]:
+            bits = struct.unpack_from("<Q", data, offset)[0]
+            struct.pack_into("<Q", data, offset, bits ^ (1 << 28))
+        f.seek(0)
+        f.write(data)
+    heapsnap("import", core, "-o", damaged)
+    os.unlink(core)
+
+
 record, snapshot = run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
 check_heap("preloaded", record, snapshot)
+
+# a slab whose free count disagrees with its bitmap: a warning naming it, one corrupt spot
+result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+slabs = sorted(a["addr"] for a in map(json.loads, result.stdout.splitlines())
+               if a["size"] == 64 and a["addr"] % 4096 == 0)
+if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
+    damaged = path("damaged.snap")
+    patch_slab_free_count(snapshot, slabs[0], damaged)
+    result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+    check(f"the slab at 0x{slabs[0]:x}" in result.stderr and "free regions but its bitmap shows" in result.stderr,
+          f"the damaged slab is named in a warning: {result.stderr[:400]!r}")
+    summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+    check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
+          f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
+
+
 if TARGET_LINKED:
     record, snapshot = run_target("linked", [TARGET_LINKED])
     check_heap("linked", record, snapshot)
