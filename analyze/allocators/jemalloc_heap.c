@@ -204,7 +204,8 @@ static uint64_t element_page(const struct walker *walker, uint64_t root_index, u
 
 /* Whether `leaf` looks like a leaf of the map: its first non-zero element names an edata_t
  * that fits it. Then *root_index is the root word that must point at it. */
-static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words, uint64_t *root_index)
+static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words,
+		    uint64_t *root_index)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	size_t count = (size_t)1 << layout->rtree_leaf_bits;

@@ -174,17 +174,21 @@ def patch_slab_free_count(snapshot, slab, damaged):
         phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
         found = []
         for i in range(phnum):
-            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                "<IIQQQQ", data, phoff + i * phentsize)
             if p_type != 1:  # PT_LOAD
                 continue
-            first = (8 - p_vaddr) % 128  # e_addr sits 8 bytes into a 128-aligned edata_t
-            for offset in range(p_offset + (first if first >= 8 else first + 128), p_offset + p_filesz - 8, 128):
+            # e_addr sits 8 bytes into a 128-byte aligned edata_t
+            first = (8 - p_vaddr) % 128
+            first += 128 if first < 8 else 0
+            for offset in range(p_offset + first, p_offset + p_filesz - 8, 128):
                 if struct.unpack_from("<Q", data, offset)[0] != slab:
                     continue
                 bits = struct.unpack_from("<Q", data, offset - 8)[0]
                 if bits >> 12 & 1 and bits >> 17 & 7 == 0 and bits >> 20 & 0xff == 4:
                     found.append(offset - 8)
-        check(len(found) == 1, f"the slab 0x{slab:x}'s extent descriptor is found once in the core: {found}")
+        check(len(found) == 1,
+              f"the slab 0x{slab:x}'s extent descriptor is found once in the core: {found}")
         for offset in found[:1]:
             bits = struct.unpack_from("<Q", data, offset)[0]
             struct.pack_into("<Q", data, offset, bits ^ (1 << 28))
@@ -205,7 +209,8 @@ if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
     damaged = path("damaged.snap")
     patch_slab_free_count(snapshot, slabs[0], damaged)
     result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
-    check(f"the slab at 0x{slabs[0]:x}" in result.stderr and "free regions but its bitmap shows" in result.stderr,
+    check(f"the slab at 0x{slabs[0]:x}" in result.stderr and
+          "free regions but its bitmap shows" in result.stderr,
           f"the damaged slab is named in a warning: {result.stderr[:400]!r}")
     summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
     check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
