@@ -54,8 +54,6 @@ struct walker {
 	size_t extent_count, extent_capacity;
 	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
 	uint64_t damage_warnings;	/* past WARNINGS_SHOWN */
-	uint64_t retained_bytes;	/* in retained extents, which hold no memory */
-	uint64_t tcache_count, tcache_bytes;
 	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
 	   arenas), which point at extents but are not references to the program's objects */
 	const struct snapshot_region *metadata[METADATA_REGIONS];
@@ -529,10 +527,8 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 			used[field(walker->extents[i].bits, layout->arena_shift,
 				   layout->arena_width)] = true;
 	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
-		if (used[arena] && arena_index(walker, arena, err) < 0) {
-			free(slab_bytes);
-			return -1;
-		}
+		if (used[arena] && arena_index(walker, arena, err) < 0)
+			goto fail;
 	uint64_t previous_end = 0;
 	for (size_t i = 0; i < walker->extent_count; i++) {
 		const struct extent *extent = &walker->extents[i];
@@ -547,16 +543,11 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		unsigned arena_number = (unsigned)field(extent->bits, layout->arena_shift,
 							layout->arena_width);
 		unsigned state = state_of(walker, extent->bits);
-		if (state == STATE_RETAINED) {
-			/* purged address space kept for reuse: no memory, no blocks */
-			walker->retained_bytes += extent->size;
-			continue;
-		}
+		if (state == STATE_RETAINED)
+			continue; /* purged address space kept for reuse: no memory, no blocks */
 		int arena = arena_index(walker, arena_number, err);
-		if (arena < 0) {
-			free(slab_bytes);
-			return -1;
-		}
+		if (arena < 0)
+			goto fail;
 		walker->heap->arenas[arena].system_bytes += extent->size;
 		uint64_t first_word = 0;
 		if (state == STATE_DIRTY || state == STATE_MUZZY) {
@@ -625,7 +616,7 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 		uint64_t pointer = 0;
 		if (!address_space_read_u64(walker->space, stack_head + k * 8ull, &pointer)) {
 			damage(walker, stack_head,
-			       "thread %d's tcache bin %u (at 0x%llx) cannot be read", (int)tid, bin,
+			       "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid, bin,
 			       (unsigned long long)stack_head);
 			return;
 		}
@@ -635,13 +626,11 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 			damage(walker, stack_head + k * 8ull,
 			       "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
 			       "allocated block of that size class",
-			       (int)tid, bin, (unsigned long long)size, (unsigned long long)pointer);
+			       tid, bin, (unsigned long long)size, (unsigned long long)pointer);
 			continue;
 		}
 		allocation->state = ALLOCATION_FREE;
 		allocation->place = PLACE_THREAD_CACHE;
-		walker->tcache_count++;
-		walker->tcache_bytes += size;
 		struct heap_arena *arena = &walker->heap->arenas[allocation->arena];
 		if (arena->address == 0)
 			arena->address = tcache_arena; /* the arena_t the tcache serves */
@@ -666,7 +655,7 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 		    address_space_read(walker->space, at + layout->cache_bin_low_bits_empty,
 				       &low_bits_empty, 2, NULL) != 0) {
 			damage(walker, at, "thread %d's tcache bin %u at 0x%llx cannot be read",
-			       (int)tid, bin, (unsigned long long)at);
+			       tid, bin, (unsigned long long)at);
 			continue;
 		}
 		if (stack_head == 0)
@@ -676,7 +665,7 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 			damage(walker, at,
 			       "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
 			       "bits 0x%x) that is not a whole number of slots",
-			       (int)tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
+			       tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
 			       low_bits_empty);
 			continue;
 		}
@@ -691,15 +680,15 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 /* Each thread's tcache, found in the static TLS just below its fs base (jemalloc's tsd is an
  * initial-exec TLS variable): a word pointing at a tcache_slow_t, in the same TLS, whose tcache
  * pointer points back at that word and whose bin descriptor points at the bins right after it. */
-static void walk_tcaches(struct walker *walker)
+static int walk_tcaches(struct walker *walker, struct hs_error *err)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	size_t thread_count;
+	size_t thread_count, tcaches = 0;
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
 	uint8_t *window = malloc(TLS_WINDOW);
 	if (window == NULL)
-		return;
+		return hs_error_set(err, "out of memory looking for jemalloc's thread caches");
 	for (size_t t = 0; t < thread_count; t++) {
 		uint64_t fs = threads[t].registers.fs_base;
 		const struct snapshot_region *region = snapshot_find_region(snapshot, fs - 1);
@@ -720,9 +709,17 @@ static void walk_tcaches(struct walker *walker)
 				continue;
 			walk_tcache(walker, threads[t].tid, back, slow);
 			found = true;
+			tcaches++;
 		}
 	}
 	free(window);
+	/* every thread that has allocated has one, unless tcaches are turned off: without any,
+	   the regions they cache would pass for live */
+	if (tcaches == 0 && walker->extent_count > 0)
+		warnings_add(walker->warnings,
+			     "jemalloc: no thread's tcache was found in its TLS (turned off, or not "
+			     "recognised): regions cached in tcaches, if any, are counted as live");
+	return 0;
 }
 
 /* Whether [start, end) overlaps an extent (sorted by base). */
@@ -870,7 +867,8 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	free(leaf_words);
 	leaf_words = NULL;
 	address_cursor_free(&walker.slabs);
-	walk_tcaches(&walker);
+	if (walk_tcaches(&walker, err) != 0)
+		goto fail;
 	find_arena_addresses(&walker, &data);
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
