@@ -2,7 +2,8 @@
 
 Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
 large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
-with jemalloc preloaded and with jemalloc linked: every held block live with exactly its usable
+with jemalloc preloaded, preloaded with its tcaches turned off (MALLOC_CONF=tcache:false, which
+the walker says in a warning), and linked: every held block live with exactly its usable
 size, no freed block live, the freed small blocks found free at their address (in a thread's
 tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
 
@@ -77,14 +78,20 @@ def run_target(label, command, env=None):
     return record, snapshot
 
 
-def check_heap(label, record, snapshot, method="heuristics"):
+def check_heap(label, record, snapshot, method="heuristics", tcache=True):
+    """The checks of the top of the file; with tcache False the target ran with jemalloc's
+    tcaches turned off, which the walker says in one warning."""
     check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
     result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
     allocations = [json.loads(line) for line in result.stdout.splitlines()]
     for allocation in allocations:
         allocation["place"] = JEMALLOC_WORDS.get(allocation["place"], allocation["place"])
-    check(result.stderr == "", f"{label}: no warnings on a sound heap: {result.stderr[:600]}")
+    expected = "" if tcache else "no thread's tcache was found"
+    check(result.stderr == "" if tcache else
+          result.stderr.count("warning") == 1 and expected in result.stderr,
+          f"{label}: no warnings on a sound heap{'' if tcache else ' but ' + expected}: "
+          f"{result.stderr[:600]}")
     live = {a["addr"]: a for a in allocations if a["state"] == "live"}
     free = {a["addr"]: a for a in allocations if a["state"] == "free"}
     wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
@@ -98,35 +105,43 @@ def check_heap(label, record, snapshot, method="heuristics"):
                   if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+
+    def holder(addr):
+        k = bisect.bisect_right(starts, addr) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
-    # slab emptied, at the start of the dirty extent it became
+    # slab emptied, in the dirty extent it became
     small = [addr for addr, asked in record["freed"].items() if asked <= SMALL_MAX]
     places = {}
     for addr in small:
-        place = free[addr]["place"] if addr in free else "not found"
+        around = holder(addr)
+        if addr in free:
+            place = free[addr]["place"]
+        else:
+            place = "dirty" if around and around["place"] == "dirty" else "not found"
         places[place] = places.get(place, 0) + 1
-    check(set(places) <= {"tcache", "slab_free", "dirty"} and places.get("tcache", 0) > 0 and
-          places.get("slab_free", 0) > 0,
+    check(set(places) <= {"tcache", "slab_free", "dirty"} and
+          (places.get("tcache", 0) > 0) == tcache and places.get("slab_free", 0) > 0,
           f"{label}: the {len(small)} freed small blocks are in tcaches and free in slabs: {places}")
     # freed large blocks: in a tcache at their address, or inside a dirty extent, or given back
     # (the huge ones: their arena purges at once, and retained extents hold no memory); never
     # inside a live block of the program
-    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
-    starts = [start for start, _, _ in spans]
     inside_live = []
     large_places = {}
     for addr, asked in record["freed"].items():
         if asked <= SMALL_MAX:
             continue
-        k = bisect.bisect_right(starts, addr) - 1
-        holder = spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
-        if holder and holder["state"] == "live" and holder["place"] != "metadata":
+        around = holder(addr)
+        if around and around["state"] == "live" and around["place"] != "metadata":
             inside_live.append(hex(addr))
-        place = holder["place"] if holder else "given back"
+        place = around["place"] if around else "given back"
         large_places[place] = large_places.get(place, 0) + 1
     check(not inside_live, f"{label}: freed large blocks inside live ones: {inside_live[:5]}")
     check(set(large_places) <= {"tcache", "dirty", "given back", "metadata"} and
-          "tcache" in large_places,
+          ("tcache" in large_places) == tcache,
           f"{label}: freed large blocks are cached, dirty or given back: {large_places}")
 
     # the blocks nobody recorded: one tcache stack block per thread, and the few blocks the
@@ -216,6 +231,12 @@ if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
     check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
           f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
 
+
+# tcaches turned off: every freed small block is free in its slab, live bytes are
+# stats.allocated with nothing cached
+record, snapshot = run_target("no-tcache", [TARGET],
+                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="tcache:false"))
+check_heap("no-tcache", record, snapshot, tcache=False)
 
 if TARGET_LINKED:
     record, snapshot = run_target("linked", [TARGET_LINKED])
