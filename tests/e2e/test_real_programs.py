@@ -233,6 +233,8 @@ if check(wait_port(port), "redis listens"):
     result = heapsnap("summary", after)
     check(result.stdout.splitlines()[1].startswith("jemalloc 5.3.0, structures found with heuristics"),
           f"redis: the heap is jemalloc's, found by shape: {result.stdout[:200]!r}")
+    header = heapdiff(before, after).stdout.splitlines()[0]
+    check(header.endswith("(jemalloc 5.3.0)"), f"redis: heapdiff names jemalloc: {header!r}")
     diff = json.loads(heapdiff(before, after, "--format", "json").stdout)
     by_size = {g["type"]: g for g in diff["grown"]}
     for size in ("size 16", "size 32", "size 48"):
