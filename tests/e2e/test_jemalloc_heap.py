@@ -2,10 +2,11 @@
 
 Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
 large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
-with jemalloc preloaded, preloaded with its tcaches turned off (MALLOC_CONF=tcache:false, which
-the walker says in a warning), and linked: every held block live with exactly its usable
-size, no freed block live, the freed small blocks found free at their address (in a thread's
-tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
+with jemalloc preloaded (captured by freeze and by fork), preloaded with its tcaches turned off
+(MALLOC_CONF=tcache:false, which the walker says in a warning), and linked: every held block
+live with exactly its usable size, no freed block live, the freed small blocks found free at
+their address (in a thread's tcache or free in their slab), the freed large ones in a tcache or
+inside a dirty extent.
 
 Ground truth two is jemalloc's own accounting, printed by the target after an epoch:
 stats.allocated counts a region cached in a tcache as allocated (the slab hands it out when the
@@ -66,7 +67,7 @@ def read_record(name):
     return record
 
 
-def run_target(label, command, env=None):
+def run_target(label, command, env=None, method="freeze"):
     record_path = path(label + ".record")
     process = start(command + [record_path], env=env)
     deadline = time.time() + 30
@@ -74,7 +75,7 @@ def run_target(label, command, env=None):
         time.sleep(0.02)
     record = read_record(record_path)
     snapshot = path(label + ".snap")
-    heapsnap("capture", str(process.pid), "-o", snapshot)
+    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
     return record, snapshot
 
 
@@ -231,6 +232,12 @@ if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
     check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
           f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
 
+
+# captured by fork: the clone has one thread, but the snapshot keeps every thread's registers,
+# so every thread's tcache is found
+record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC),
+                              method="fork")
+check_heap("fork", record, snapshot)
 
 # tcaches turned off: every freed small block is free in its slab, live bytes are
 # stats.allocated with nothing cached
