@@ -32,7 +32,8 @@
 #include "analyze/allocators/jemalloc_layout.h"
 
 #define WARNINGS_SHOWN 20     /* specific warnings of one kind before they are only counted */
-#define ROOT_CANDIDATES 4096  /* words of the library's data tried as pointers to a leaf */
+#define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
+#define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
 #define TLS_WINDOW (64u << 10) /* how far below a thread's fs base its static TLS is searched */
 #define ARENAS_MAX 4096	      /* MALLOCX_ARENA_LIMIT */
 #define METADATA_REGIONS 48   /* mappings of jemalloc's metadata told apart (of heap.bookkeeping) */
@@ -207,10 +208,15 @@ static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words,
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	size_t count = (size_t)1 << layout->rtree_leaf_bits;
-	if (leaf == 0 || (leaf & 63) ||
-	    address_space_read(walker->space, leaf, leaf_words, count * 8, NULL) != 0)
+	if (leaf == 0 || (leaf & 63))
 		return false;
 	for (size_t j = 0; j < count; j++) {
+		/* read a page at a time: most candidates are no leaf, and say so in their
+		   first non-zero word */
+		if (j % LEAF_PIECE == 0 &&
+		    address_space_read(walker->space, leaf + j * 8, leaf_words + j, LEAF_PIECE * 8,
+				       NULL) != 0)
+			return false;
 		if (leaf_words[j] == 0)
 			continue;
 		struct element element = decode(walker, leaf_words[j]);

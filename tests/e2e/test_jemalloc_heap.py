@@ -3,10 +3,10 @@
 Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
 large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
 with jemalloc preloaded (captured by freeze and by fork), preloaded with its tcaches turned off
-(MALLOC_CONF=tcache:false, which the walker says in a warning), and linked: every held block
-live with exactly its usable size, no freed block live, the freed small blocks found free at
-their address (in a thread's tcache or free in their slab), the freed large ones in a tcache or
-inside a dirty extent.
+(MALLOC_CONF=tcache:false, which the walker says in a warning), linked, and linked in statically
+(found by shape among the executable's own data): every held block live with exactly its usable
+size, no freed block live, the freed small blocks found free at their address (in a thread's
+tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
 
 Ground truth two is jemalloc's own accounting, printed by the target after an epoch:
 stats.allocated counts a region cached in a tcache as allocated (the slab hands it out when the
@@ -41,6 +41,7 @@ from common import check, finish, heapsnap, leak_story, path, start
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
+TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
@@ -79,12 +80,12 @@ def run_target(label, command, env=None, method="freeze"):
     return record, snapshot
 
 
-def check_heap(label, record, snapshot, method="heuristics", tcache=True):
+def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
     """The checks of the top of the file; with tcache False the target ran with jemalloc's
     tcaches turned off, which the walker says in one warning."""
     check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
-    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
     allocations = [json.loads(line) for line in result.stdout.splitlines()]
     for allocation in allocations:
         allocation["place"] = JEMALLOC_WORDS.get(allocation["place"], allocation["place"])
@@ -164,7 +165,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True):
           f"stats.allocated {record['allocated']:,}; freed small blocks by place {places}, large "
           f"{large_places}")
 
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
     heap = summary["heap"]
     check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
     check(summary["runtimes"].get("jemalloc") == "5.3.0" and "glibc" not in summary["runtimes"],
@@ -264,6 +265,15 @@ check(result.returncode == 2 and result.stdout == "" and "no extent map" in resu
       "jemalloc" in result.stderr,
       f"a jemalloc without the extent map is refused, exit 2: {result.returncode} {result.stderr!r}")
 impostor.kill()
+
+# jemalloc linked into the executable, which keeps its symbols: the map found by shape is checked
+# against arena_emap_global, or not with --no-debuginfo
+if TARGET_STATIC:
+    record, snapshot = run_target("static", [TARGET_STATIC])
+    check_heap("static", record, snapshot, method="heuristics, checked by symbols")
+    check_heap("static --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+else:
+    print("the static build is skipped: libjemalloc-dev's libjemalloc_pic.a is not installed")
 
 # the layouts against a debug build's DWARF, and the shape-found map against its symbols
 DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
