@@ -2,10 +2,12 @@
 #include "analysis.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "analyze/c_types.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
 #include "analyze/allocators/glibc_heap.h"
+#include "analyze/allocators/jemalloc_heap.h"
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
 #include "analyze/allocators/pymalloc_heap.h"
@@ -82,20 +84,28 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 			     path);
 		goto fail;
 	}
-	if (!provider.glibc) {
+	if (strcmp(provider.name, "jemalloc") == 0) {
+		/* (the allocator interface will pick the walker; until then, by name) */
+		if (jemalloc_heap_walk(analysis->space, analysis->symbols, provider.module,
+				       options->no_debuginfo, &analysis->heap, &analysis->warnings,
+				       err) != 0)
+			goto fail;
+		timings_mark(timings, "jemalloc heap");
+	} else if (!provider.glibc) {
 		hs_error_set(err,
 			     "%s: the process allocates with %s (%s), which heapsnap cannot walk "
 			     "yet: its heap would look empty, so there is no answer to give",
 			     path, provider.name, provider.module_path);
 		goto fail;
+	} else {
+		struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo,
+							  .libc = provider.module,
+							  .static_glibc = provider.static_glibc};
+		if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options,
+				    &analysis->heap, &analysis->warnings, err) != 0)
+			goto fail;
+		timings_mark(timings, "glibc heap");
 	}
-	struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo,
-						  .libc = provider.module,
-						  .static_glibc = provider.static_glibc};
-	if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options, &analysis->heap,
-			    &analysis->warnings, err) != 0)
-		goto fail;
-	timings_mark(timings, "glibc heap");
 	if (analysis->python.has_layout &&
 	    pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
 			       &analysis->python.layout, options->no_debuginfo, &analysis->heap,

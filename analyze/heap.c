@@ -275,6 +275,12 @@ const struct allocation *heap_find(const struct heap *heap, uint64_t addr)
 	return NULL;
 }
 
+const char *heap_version_name(const struct heap *heap)
+{
+	return heap->allocator[0] && strcmp(heap->allocator, "glibc malloc") != 0 ? heap->allocator
+										   : "glibc";
+}
+
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end)
 {
 	if (heap->bookkeeping_count < sizeof heap->bookkeeping / sizeof heap->bookkeeping[0])

@@ -56,11 +56,12 @@ struct heap {
 	size_t count, capacity;
 	struct heap_arena *arenas;
 	size_t arena_count;
-	/* the allocator's own bookkeeping outside the heap (glibc's main_arena and mp_): its
-	 * pointers (a stale last_remainder, sbrk_base) are not references to objects */
+	/* the allocator's own bookkeeping outside the heap (glibc's main_arena and mp_, jemalloc's
+	 * data and the mappings of its metadata): its pointers (a stale last_remainder,
+	 * sbrk_base, an extent's address) are not references to objects */
 	struct heap_range {
 		uint64_t start, end;
-	} bookkeeping[4];
+	} bookkeeping[64];
 	size_t bookkeeping_count;
 	/* what the walker found corrupt and could not walk: the report counts it beside the
 	 * warnings, so a partial answer is never read as a whole one */
@@ -83,6 +84,9 @@ struct heap_span {
 };
 
 void heap_free(struct heap *heap);
+/* What the reports call the allocator beside its version: "glibc" for glibc malloc (its version
+ * is glibc's), else the allocator's name ("jemalloc"). */
+const char *heap_version_name(const struct heap *heap);
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 /* Whether addr lies in the allocator's bookkeeping. */
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);

@@ -82,7 +82,11 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 		free(cache);
 		return hs_error_set(err, "out of memory naming allocations");
 	}
-	uint32_t tcache = types_intern_id(names, "glibc tcache_perthread_struct");
+	/* the allocator's own blocks: glibc's per-thread tcache structure, or the block holding
+	   a jemalloc thread's cache bins (until the allocator interface names them itself) */
+	uint32_t tcache = types_intern_id(names, strcmp(heap->allocator, "jemalloc") == 0
+							 ? "jemalloc tcache bins"
+							 : "glibc tcache_perthread_struct");
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)

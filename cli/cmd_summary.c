@@ -164,7 +164,7 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_string(&json, info->program);
 	json_key(&json, "runtimes");
 	json_object_begin(&json);
-	json_key(&json, "glibc");
+	json_key(&json, heap_version_name(heap));
 	if (heap->version[0])
 		json_string(&json, heap->version);
 	else

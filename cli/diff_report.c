@@ -203,16 +203,17 @@ static void format_duration(uint64_t ns, char *out, size_t size)
 		snprintf(out, size, "%" PRIu64 "m%02" PRIu64 "s", seconds / 60, seconds % 60);
 }
 
-/* "CPython 3.11.7, glibc 2.36" */
+/* "CPython 3.11.7, glibc 2.36" (or "jemalloc 5.3.0") */
 static void runtimes(const struct analysis *analysis, char *out, size_t size)
 {
-	const char *glibc = analysis->heap.version[0] ? analysis->heap.version : NULL;
-	if (analysis->python.found && glibc)
-		snprintf(out, size, "CPython %s, glibc %s", analysis->python.version, glibc);
+	const char *version = analysis->heap.version[0] ? analysis->heap.version : NULL;
+	const char *name = heap_version_name(&analysis->heap);
+	if (analysis->python.found && version)
+		snprintf(out, size, "CPython %s, %s %s", analysis->python.version, name, version);
 	else if (analysis->python.found)
 		snprintf(out, size, "CPython %s", analysis->python.version);
-	else if (glibc)
-		snprintf(out, size, "glibc %s", glibc);
+	else if (version)
+		snprintf(out, size, "%s %s", name, version);
 	else
 		snprintf(out, size, "runtime versions unknown");
 }
@@ -783,7 +784,7 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	json_string(json, build_id);
 	json_key(json, "runtimes");
 	json_object_begin(json);
-	json_key(json, "glibc");
+	json_key(json, heap_version_name(&analysis->heap));
 	if (analysis->heap.version[0])
 		json_string(json, analysis->heap.version);
 	else

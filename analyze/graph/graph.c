@@ -278,8 +278,11 @@ static int scan_heap_nodes(struct builder *builder)
 	int result = 0;
 	for (size_t node = 0; node < graph->heap_nodes && result == 0; node++) {
 		const struct allocation *allocation = &graph->heap->allocations[node];
-		if (allocation->state != ALLOCATION_LIVE) {
-			end_row(builder); /* a free block: a node without edges */
+		/* a free block, or the allocator's own, are nodes without edges: what the
+		   allocator's own holds are free blocks or stale words (a jemalloc tcache's stacks
+		   keep pointers to regions handed out again since) */
+		if (allocation->state != ALLOCATION_LIVE || allocation->place == PLACE_METADATA) {
+			end_row(builder);
 			continue;
 		}
 		uint64_t start = allocation->address, size = allocation->size ? allocation->size : 1;
@@ -441,22 +444,31 @@ static bool contains_allocation(const struct builder *builder, uint64_t start, u
 	return low < builder->graph->heap_nodes && node_start(builder->graph, low) < end;
 }
 
-/* Scans [start, end) but for the ranges a runtime model reads itself. */
+/* Scans [start, end) but for the ranges a runtime model reads itself and the allocator's
+ * bookkeeping. */
 static int scan_unclaimed(struct builder *builder, uint64_t start, uint64_t end)
 {
 	const struct graph_model *model = builder->model;
+	const struct heap *heap = builder->graph->heap;
+	size_t model_claimed = model ? model->claimed_count : 0;
 	while (start < end) {
 		uint64_t piece_end = end, next = end;
-		for (size_t i = 0; model && i < model->claimed_count; i++) {
-			const struct graph_range *claimed = &model->claimed[i];
-			if (claimed->start <= start && claimed->end > start) {
+		/* the model's ranges, then the allocator's bookkeeping (jemalloc's metadata) */
+		for (size_t i = 0; i < model_claimed + heap->bookkeeping_count; i++) {
+			uint64_t claimed_start = i < model_claimed
+							 ? model->claimed[i].start
+							 : heap->bookkeeping[i - model_claimed].start;
+			uint64_t claimed_end = i < model_claimed
+						       ? model->claimed[i].end
+						       : heap->bookkeeping[i - model_claimed].end;
+			if (claimed_start <= start && claimed_end > start) {
 				piece_end = start; /* start is inside: skip to its end */
-				next = claimed->end;
+				next = claimed_end;
 				break;
 			}
-			if (claimed->start > start && claimed->start < piece_end) {
-				piece_end = claimed->start;
-				next = claimed->start;
+			if (claimed_start > start && claimed_start < piece_end) {
+				piece_end = claimed_start;
+				next = claimed_start;
 			}
 		}
 		if (piece_end > start && scan_range(builder, start, piece_end) != 0)

@@ -1,7 +1,9 @@
 /* A program with its own malloc (a bump allocator over a static array, as some embedded and
  * game-engine programs do): glibc's heap is never used, so heapsnap must say it cannot see the
  * heap rather than report it empty. Writes "ready" to the file named by its first argument once
- * it holds its blocks, then waits. */
+ * it holds its blocks, then waits. Built with AS_JEMALLOC it also defines mallctl, so it looks
+ * like a jemalloc (an old one, or one linked in with other layouts) but has no extent map of
+ * jemalloc 5.3: the jemalloc walker must refuse it rather than show an empty heap. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +12,14 @@
 
 static _Alignas(16) unsigned char arena[8 << 20];
 static size_t used;
+
+#ifdef AS_JEMALLOC
+int mallctl(const char *name, void *old, size_t *old_size, void *new, size_t new_size)
+{
+	(void)name, (void)old, (void)old_size, (void)new, (void)new_size;
+	return 2; /* ENOENT: no such setting */
+}
+#endif
 
 void *malloc(size_t size)
 {

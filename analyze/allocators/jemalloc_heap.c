@@ -1,0 +1,912 @@
+/* The jemalloc 5.3 walker (see jemalloc_heap.h).
+ *
+ * Why the extent map: jemalloc's arenas do not list every extent they hand out (an automatic
+ * arena keeps neither its full slabs nor its large extents in a list), but the global extent map
+ * `arena_emap_global` registers every page of every slab and the first and last page of every
+ * other extent (large, dirty, muzzy, retained), each pointing at its edata_t. So reading the map
+ * gives them all, whatever the arena. It is a two-level radix tree whose root level (2^18 words)
+ * sits inside the map in the library's .bss; each non-null word points at a leaf of 2^18 words,
+ * and leaf word j of root word i describes the page ((i << 18 | j) << 12).
+ *
+ * Without symbols the root is found by its shape: a word of the library's writable data that
+ * points at a leaf whose first element names an edata_t whose extent holds the page that
+ * element stands for; the element's index and that page then say which root word this is, so
+ * where the root starts. Every element of every leaf is then checked the same way (its edata's
+ * state, and where jemalloc keeps them current its size class and slab flag, must be the ones the
+ * element repeats, and its extent must hold the element's page), slab bitmaps against their free
+ * counts, large extents against their size class, a thread's tcache by its two back pointers,
+ * and each cached region against the slab or extent it is in; what fails is a warning with its
+ * address, counted as damage.
+ *
+ * Retained extents (address space jemalloc purged and keeps for reuse) hold no memory and are
+ * not listed; jemalloc's own metadata (its base allocations: arenas, extent descriptors, the
+ * map's leaves) is not listed either, but the mappings that hold it are bookkeeping. */
+#include "jemalloc_heap.h"
+
+#include <elf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/allocators/jemalloc_layout.h"
+
+#define WARNINGS_SHOWN 20     /* specific warnings of one kind before they are only counted */
+#define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
+#define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
+#define TLS_WINDOW (64u << 10) /* how far below a thread's fs base its static TLS is searched */
+#define ARENAS_MAX 4096	      /* MALLOCX_ARENA_LIMIT */
+#define METADATA_REGIONS 48   /* mappings of jemalloc's metadata told apart (of heap.bookkeeping) */
+
+enum extent_state { STATE_ACTIVE, STATE_DIRTY, STATE_MUZZY, STATE_RETAINED };
+
+struct extent {
+	uint64_t edata, base, size, address, bits;
+};
+
+struct walker {
+	struct address_space *space;
+	struct heap *heap;
+	struct warnings *warnings;
+	struct jemalloc_layout layout;
+	struct address_cursor slabs; /* a window over the extents, read in address order */
+	uint64_t root;			/* of the extent map's root level */
+	struct extent *extents;	/* registered at their first page, sorted by base */
+	size_t extent_count, extent_capacity;
+	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
+	uint64_t damage_warnings;	/* past WARNINGS_SHOWN */
+	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
+	   arenas), which point at extents but are not references to the program's objects */
+	const struct snapshot_region *metadata[METADATA_REGIONS];
+	size_t metadata_count;
+	bool metadata_overflow;
+};
+
+static uint64_t field(uint64_t bits, unsigned shift, unsigned width)
+{
+	return (bits >> shift) & ((1ull << width) - 1);
+}
+
+static unsigned state_of(const struct walker *walker, uint64_t bits)
+{
+	return (unsigned)field(bits, walker->layout.state_shift, walker->layout.state_width);
+}
+
+static unsigned szind_of(const struct walker *walker, uint64_t bits)
+{
+	return (unsigned)field(bits, walker->layout.szind_shift, walker->layout.szind_width);
+}
+
+static bool slab_of(const struct walker *walker, uint64_t bits)
+{
+	return field(bits, walker->layout.slab_shift, 1) != 0;
+}
+
+/* A corrupt or unexpected structure: counted as damage, told for the first few. */
+static void damage(struct walker *walker, uint64_t address, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void damage(struct walker *walker, uint64_t address, const char *format, ...)
+{
+	heap_note_damage(walker->heap, address, 0);
+	if (walker->heap->damage.spots > WARNINGS_SHOWN) {
+		walker->damage_warnings++;
+		return;
+	}
+	char message[320];
+	va_list arguments;
+	va_start(arguments, format);
+	vsnprintf(message, sizeof message, format, arguments);
+	va_end(arguments);
+	warnings_add(walker->warnings, "jemalloc: %s", message);
+}
+
+/* ---- the version -------------------------------------------------------------------------- */
+
+/* jemalloc's version string ("5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c") is in the
+ * module's read-only data: found in its file as digits and dots, "-N-g" and 40 hex digits. */
+static void read_version(struct module_symbols *module, char *version, size_t size)
+{
+	version[0] = 0;
+	const char *path = module_symbols_file(module);
+	FILE *file = path ? fopen(path, "rb") : NULL;
+	if (file == NULL)
+		return;
+	/* (the string is in .rodata, near the start of a library; an executable linking
+	   jemalloc in may be big, so up to 64 MiB of it are searched) */
+	long file_size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+	size_t limit = file_size > 0 && file_size < (64l << 20) ? (size_t)file_size : 64u << 20;
+	char *bytes = fseek(file, 0, SEEK_SET) == 0 ? malloc(limit) : NULL;
+	size_t count = bytes ? fread(bytes, 1, limit, file) : 0;
+	fclose(file);
+	for (size_t at = 0; at + 42 < count && !version[0]; at++) {
+		if (bytes[at] != '-' || bytes[at + 1] != 'g')
+			continue;
+		size_t hex = 0;
+		while (hex < 40 && strchr("0123456789abcdef", bytes[at + 2 + hex]) && bytes[at + 2 + hex])
+			hex++;
+		if (hex != 40 || bytes[at + 42] != 0)
+			continue;
+		size_t start = at;
+		while (start > 0 && at - start < 32 && strchr("0123456789.-", bytes[start - 1]) &&
+		       bytes[start - 1])
+			start--;
+		size_t end = start;
+		while (end < at && bytes[end] != '-')
+			end++;
+		if (end > start && bytes[start] >= '0' && bytes[start] <= '9' && end - start < size)
+			snprintf(version, size, "%.*s", (int)(end - start), bytes + start);
+	}
+	free(bytes);
+}
+
+/* ---- the extent map ------------------------------------------------------------------------- */
+
+struct element {
+	uint64_t edata;
+	unsigned szind, state;
+	bool slab;
+};
+
+/* rtree.h's compact leaf element: szind above bit 48, the edata_t's address (sign-extended,
+ * 128-byte aligned), the state in bits 2-4, is_head in bit 1, slab in bit 0. */
+static struct element decode(const struct walker *walker, uint64_t bits)
+{
+	unsigned high = 64 - walker->layout.lg_vaddr;
+	struct element element = {
+		.edata = (uint64_t)((int64_t)(bits << high) >> high) &
+			 ~(walker->layout.edata_alignment - 1),
+		.szind = (unsigned)(bits >> walker->layout.lg_vaddr),
+		.state = (unsigned)((bits >> 2) & 7),
+		.slab = (bits & 1) != 0,
+	};
+	return element;
+}
+
+/* Reads the edata_t an element names; false when it cannot be read or is not in the state the
+ * element says. */
+static bool read_edata(struct walker *walker, const struct element *element, struct extent *extent)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t words[3];
+	if (element->edata == 0 ||
+	    address_space_read(walker->space, element->edata, words, sizeof words, NULL) != 0)
+		return false;
+	extent->edata = element->edata;
+	extent->bits = words[layout->edata_bits / 8];
+	extent->address = words[layout->edata_addr / 8];
+	extent->size = words[layout->edata_size_esn / 8] & ~((1ull << layout->lg_page) - 1);
+	extent->base = extent->address & ~((1ull << layout->lg_page) - 1);
+	return state_of(walker, extent->bits) == element->state && extent->size != 0 &&
+	       extent->base + extent->size > extent->base;
+}
+
+/* Whether an element repeats its extent's size class and slab flag where jemalloc keeps them
+ * there: at the first page of an active extent and at every page of an active slab. (An
+ * extent that leaves use keeps its old ones in the map, only its state is updated, and the last
+ * page of a large extent keeps the invalid class it was registered with: emap.c's emap_remap.) */
+static bool element_agrees(const struct walker *walker, const struct element *element,
+			   const struct extent *extent, uint64_t page)
+{
+	if (element->state != STATE_ACTIVE || (page != extent->base && !element->slab))
+		return true;
+	return szind_of(walker, extent->bits) == element->szind &&
+	       slab_of(walker, extent->bits) == element->slab;
+}
+
+/* The page a leaf element stands for. */
+static uint64_t element_page(const struct walker *walker, uint64_t root_index, uint64_t index)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	return ((root_index << layout->rtree_leaf_bits) | index) << layout->lg_page;
+}
+
+/* Whether `leaf` looks like a leaf of the map: its first non-zero element names an edata_t
+ * that fits it. Then *root_index is the root word that must point at it. */
+static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words,
+		    uint64_t *root_index)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	size_t count = (size_t)1 << layout->rtree_leaf_bits;
+	if (leaf == 0 || (leaf & 63))
+		return false;
+	for (size_t j = 0; j < count; j++) {
+		/* read a page at a time: most candidates are no leaf, and say so in their
+		   first non-zero word */
+		if (j % LEAF_PIECE == 0 &&
+		    address_space_read(walker->space, leaf + j * 8, leaf_words + j, LEAF_PIECE * 8,
+				       NULL) != 0)
+			return false;
+		if (leaf_words[j] == 0)
+			continue;
+		struct element element = decode(walker, leaf_words[j]);
+		if (element.edata == 0)
+			continue; /* deregistered: no edata, the element keeps only an invalid szind */
+		struct extent extent;
+		if (element.state > STATE_RETAINED || !read_edata(walker, &element, &extent))
+			return false;
+		/* the page this element stands for is in the extent: its key bits below the
+		   leaf's are j, those above are the root index */
+		unsigned low = layout->lg_page + layout->rtree_leaf_bits;
+		for (uint64_t high = extent.base >> low; high <= (extent.base + extent.size - 1) >> low;
+		     high++) {
+			uint64_t page = element_page(walker, high, j);
+			if (page >= extent.base && page < extent.base + extent.size) {
+				if (!element_agrees(walker, &element, &extent, page))
+					return false;
+				*root_index = high;
+				return high < (1ull << layout->rtree_root_bits);
+			}
+		}
+		return false;
+	}
+	return false;
+}
+
+struct range {
+	uint64_t start, end;
+};
+
+/* The module's writable data and its .bss (the anonymous mapping after it, up to where its
+ * image ends), merged into one range. */
+static bool module_data(struct address_space *space, struct symbols *symbols,
+			struct module_symbols *module, struct range *range)
+{
+	struct snapshot *snapshot = address_space_snapshot(space);
+	const char *path = module_symbols_module(module)->path;
+	uint64_t image_end = symbols_module_image_end(symbols, path);
+	size_t count;
+	const struct snapshot_region *regions = snapshot_regions(snapshot, &count);
+	*range = (struct range){0, 0};
+	for (size_t i = 0; i < count; i++) {
+		const struct snapshot_region *region = &regions[i];
+		bool own = region->path && strcmp(region->path, path) == 0;
+		bool bss = region->path == NULL && i > 0 && regions[i - 1].path &&
+			   strcmp(regions[i - 1].path, path) == 0 && regions[i - 1].end == region->start;
+		if (!(own || bss) || !(region->flags & PF_W))
+			continue;
+		uint64_t end = region->end;
+		if (bss && image_end && image_end < end)
+			end = image_end > region->start ? image_end : region->start;
+		if (range->end == 0 || region->start < range->start)
+			range->start = region->start;
+		if (end > range->end)
+			range->end = end;
+	}
+	return range->end > range->start;
+}
+
+/* Finds the root level of the extent map in the module's data (see the top of the file). */
+static void find_root(struct walker *walker, const struct range *data, uint64_t *leaf_words)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
+	uint64_t root_bytes = 8ull << layout->rtree_root_bits;
+	uint64_t page[512];
+	size_t tried = 0;
+	walker->root = 0;
+	for (uint64_t at = data->start; at < data->end && tried < ROOT_CANDIDATES; at += sizeof page) {
+		/* page by page: parts of the data may be unreadable */
+		size_t piece = data->end - at < sizeof page ? (size_t)(data->end - at) : sizeof page;
+		if (address_space_read(walker->space, at, page, piece, NULL) != 0)
+			continue;
+		for (size_t k = 0; k < piece / 8 && tried < ROOT_CANDIDATES; k++) {
+			uint64_t word = page[k], root_index;
+			if (word == 0 || (word & 63))
+				continue;
+			/* a leaf is jemalloc metadata: anonymous and writable (its 2 MiB may be
+			   more than one mapping) */
+			const struct snapshot_region *region = snapshot_find_region(snapshot, word);
+			if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
+				continue;
+			tried++;
+			if (!is_leaf(walker, word, leaf_words, &root_index))
+				continue;
+			uint64_t root = at + k * 8 - root_index * 8;
+			if (root >= data->start && root + root_bytes <= data->end) {
+				walker->root = root;
+				return;
+			}
+		}
+	}
+}
+
+static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)
+{
+	if (walker->extent_count == walker->extent_capacity) {
+		size_t capacity = walker->extent_capacity ? walker->extent_capacity * 2 : 1024;
+		struct extent *grown = realloc(walker->extents, capacity * sizeof *grown);
+		if (grown == NULL)
+			return hs_error_set(err, "out of memory walking jemalloc's extents");
+		walker->extents = grown;
+		walker->extent_capacity = capacity;
+	}
+	walker->extents[walker->extent_count++] = *extent;
+	return 0;
+}
+
+/* Remembers the mapping that holds jemalloc metadata at `address`. */
+static void note_metadata(struct walker *walker, uint64_t address)
+{
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), address);
+	if (region == NULL)
+		return;
+	for (size_t i = 0; i < walker->metadata_count; i++)
+		if (walker->metadata[i] == region)
+			return;
+	if (walker->metadata_count == METADATA_REGIONS)
+		walker->metadata_overflow = true;
+	else
+		walker->metadata[walker->metadata_count++] = region;
+}
+
+/* Every element of one leaf: each extent is taken at its first page; every element is checked
+ * against the edata_t it names. */
+static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
+		     const uint64_t *leaf_words, struct hs_error *err)
+{
+	size_t count = (size_t)1 << walker->layout.rtree_leaf_bits;
+	struct extent last = {0};
+	bool last_ok = false;
+	for (size_t j = 0; j < count; j++) {
+		if (leaf_words[j] == 0)
+			continue;
+		struct element element = decode(walker, leaf_words[j]);
+		if (element.edata == 0)
+			continue;
+		uint64_t page = element_page(walker, root_index, j);
+		if (element.state > STATE_RETAINED) {
+			damage(walker, page,
+			       "the extent map's element for page 0x%llx says its extent is being "
+			       "split or merged (state %u): the process stopped in the middle of it",
+			       (unsigned long long)page, element.state);
+			continue;
+		}
+		if (element.edata != last.edata || !last_ok) {
+			last_ok = read_edata(walker, &element, &last);
+			last.edata = element.edata;
+		}
+		if (!last_ok || page < last.base || page >= last.base + last.size ||
+		    !element_agrees(walker, &element, &last, page)) {
+			damage(walker, leaf + j * 8,
+			       "the extent map's element at 0x%llx (page 0x%llx) names an extent "
+			       "descriptor at 0x%llx that does not describe that page as it does",
+			       (unsigned long long)(leaf + j * 8), (unsigned long long)page,
+			       (unsigned long long)element.edata);
+			continue;
+		}
+		if (page != last.base)
+			continue;
+		note_metadata(walker, last.edata);
+		if (add_extent(walker, &last, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error *err)
+{
+	size_t roots = (size_t)1 << walker->layout.rtree_root_bits;
+	uint64_t *root = malloc(roots * 8);
+	if (root == NULL)
+		return hs_error_set(err, "out of memory reading jemalloc's extent map");
+	if (address_space_read(walker->space, walker->root, root, roots * 8, NULL) != 0) {
+		free(root);
+		return hs_error_set(err, "jemalloc's extent map at 0x%llx cannot be read",
+				    (unsigned long long)walker->root);
+	}
+	size_t leaf_bytes = (size_t)8 << walker->layout.rtree_leaf_bits;
+	for (size_t i = 0; i < roots; i++) {
+		if (root[i] == 0)
+			continue;
+		if ((root[i] & 63) ||
+		    address_space_read(walker->space, root[i], leaf_words, leaf_bytes, NULL) != 0) {
+			damage(walker, walker->root + i * 8,
+			       "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
+			       "readable leaf: the extents of 1 GiB of addresses are not walked",
+			       (unsigned long long)(walker->root + i * 8),
+			       (unsigned long long)root[i]);
+			continue;
+		}
+		note_metadata(walker, root[i]);
+		if (walk_leaf(walker, i, root[i], leaf_words, err) != 0) {
+			free(root);
+			return -1;
+		}
+	}
+	free(root);
+	return 0;
+}
+
+static int by_base(const void *a, const void *b)
+{
+	const struct extent *x = a, *y = b;
+	return x->base < y->base ? -1 : x->base > y->base;
+}
+
+/* ---- blocks ------------------------------------------------------------------------------- */
+
+static int arena_index(struct walker *walker, unsigned arena, struct hs_error *err)
+{
+	if (walker->arena_of[arena] >= 0)
+		return walker->arena_of[arena];
+	struct heap_arena entry = {0};
+	snprintf(entry.kind, sizeof entry.kind, "arena %u", arena);
+	if (heap_add_arena(walker->heap, &entry) != 0)
+		return hs_error_set(err, "out of memory listing jemalloc's arenas");
+	walker->arena_of[arena] = (int)walker->heap->arena_count - 1;
+	return walker->arena_of[arena];
+}
+
+static int add_block(struct walker *walker, uint64_t address, uint64_t size,
+		     enum allocation_state state, enum allocation_place place, int arena,
+		     uint64_t first_word, struct hs_error *err)
+{
+	struct allocation allocation = {.address = address,
+					.size = size,
+					.state = state,
+					.place = place,
+					.arena = (uint64_t)arena,
+					.first_word = first_word};
+	if (heap_add(walker->heap, &allocation) != 0)
+		return hs_error_set(err, "out of memory listing jemalloc's blocks");
+	return 0;
+}
+
+/* A slab's regions, live or free by its bitmap (a set bit is a free region), which must agree
+ * with the free count its edata_t keeps. */
+static int walk_slab(struct walker *walker, const struct extent *extent, int arena,
+		     uint8_t *slab_bytes, struct hs_error *err)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	unsigned szind = szind_of(walker, extent->bits);
+	uint64_t region = jemalloc_size_class(szind);
+	uint64_t slab_size = (uint64_t)jemalloc_slab_pages(layout, szind) << layout->lg_page;
+	if (szind >= layout->nbins || extent->size != slab_size || extent->address != extent->base) {
+		damage(walker, extent->edata,
+		       "the slab at 0x%llx (descriptor 0x%llx) has size class %u and %llu bytes, "
+		       "which no slab of jemalloc 5.3 has: its regions are not listed",
+		       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
+		       (unsigned long long)extent->size);
+		return 0;
+	}
+	uint64_t bitmap[8];
+	unsigned regions = (unsigned)(slab_size / region);
+	if (layout->bitmap_groups > 8 || regions > layout->bitmap_groups * 64 ||
+	    address_space_read(walker->space, extent->edata + layout->edata_slab_bitmap, bitmap,
+			       layout->bitmap_groups * 8, NULL) != 0) {
+		damage(walker, extent->edata, "the bitmap of the slab at 0x%llx cannot be read",
+		       (unsigned long long)extent->base);
+		return 0;
+	}
+	unsigned free_count = 0;
+	for (unsigned i = 0; i < regions; i++)
+		free_count += (bitmap[i / 64] >> (i % 64)) & 1;
+	unsigned nfree = (unsigned)field(extent->bits, layout->nfree_shift, layout->nfree_width);
+	if (nfree != free_count)
+		damage(walker, extent->edata,
+		       "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
+		       "shows %u: its regions are listed by the bitmap",
+		       (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
+		       free_count);
+	/* the slab's bytes for its regions' first words: through the window (slabs come in
+	   address order), else read apart */
+	const struct snapshot_region *mapping =
+		snapshot_find_region(address_space_snapshot(walker->space), extent->base);
+	const uint8_t *bytes = mapping ? address_cursor_view(&walker->slabs, extent->base,
+							     (size_t)slab_size, mapping->end)
+				       : NULL;
+	if (bytes == NULL &&
+	    address_space_read(walker->space, extent->base, slab_bytes, slab_size, NULL) == 0)
+		bytes = slab_bytes;
+	for (unsigned i = 0; i < regions; i++) {
+		bool is_free = (bitmap[i / 64] >> (i % 64)) & 1;
+		uint64_t first_word = 0;
+		if (bytes)
+			memcpy(&first_word, bytes + i * region, 8);
+		if (add_block(walker, extent->base + i * region, region,
+			      is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
+			      is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int walk_extents(struct walker *walker, struct hs_error *err)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	qsort(walker->extents, walker->extent_count, sizeof *walker->extents, by_base);
+	uint64_t max_slab = (uint64_t)jemalloc_slab_pages(layout, layout->nbins - 1) << layout->lg_page;
+	for (unsigned i = 0; i < layout->nbins; i++) {
+		uint64_t size = (uint64_t)jemalloc_slab_pages(layout, i) << layout->lg_page;
+		if (size > max_slab)
+			max_slab = size;
+	}
+	uint8_t *slab_bytes = malloc(max_slab);
+	if (slab_bytes == NULL)
+		return hs_error_set(err, "out of memory walking jemalloc's slabs");
+	/* the arenas in the order of their numbers */
+	bool used[ARENAS_MAX] = {false};
+	for (size_t i = 0; i < walker->extent_count; i++)
+		if (state_of(walker, walker->extents[i].bits) != STATE_RETAINED)
+			used[field(walker->extents[i].bits, layout->arena_shift,
+				   layout->arena_width)] = true;
+	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+		if (used[arena] && arena_index(walker, arena, err) < 0)
+			goto fail;
+	uint64_t previous_end = 0;
+	for (size_t i = 0; i < walker->extent_count; i++) {
+		const struct extent *extent = &walker->extents[i];
+		if (extent->base < previous_end) {
+			damage(walker, extent->edata,
+			       "the extent at 0x%llx (descriptor 0x%llx) overlaps the one before it: it "
+			       "is not walked",
+			       (unsigned long long)extent->base, (unsigned long long)extent->edata);
+			continue;
+		}
+		previous_end = extent->base + extent->size;
+		unsigned arena_number = (unsigned)field(extent->bits, layout->arena_shift,
+							layout->arena_width);
+		unsigned state = state_of(walker, extent->bits);
+		if (state == STATE_RETAINED)
+			continue; /* purged address space kept for reuse: no memory, no blocks */
+		int arena = arena_index(walker, arena_number, err);
+		if (arena < 0)
+			goto fail;
+		walker->heap->arenas[arena].system_bytes += extent->size;
+		uint64_t first_word = 0;
+		if (state == STATE_DIRTY || state == STATE_MUZZY) {
+			address_space_read_u64(walker->space, extent->base, &first_word);
+			if (add_block(walker, extent->base, extent->size, ALLOCATION_FREE,
+				      PLACE_RETAINED, arena, first_word, err) != 0)
+				goto fail;
+			continue;
+		}
+		if (slab_of(walker, extent->bits)) {
+			if (walk_slab(walker, extent, arena, slab_bytes, err) != 0)
+				goto fail;
+			continue;
+		}
+		/* large: the block starts where e_addr says (with cache_oblivious, a random
+		   cache line into the first page) and its usable size is its size class */
+		unsigned szind = szind_of(walker, extent->bits);
+		uint64_t usable = jemalloc_size_class(szind);
+		if (szind >= layout->nsizes || usable == 0 ||
+		    extent->address + usable > extent->base + extent->size) {
+			damage(walker, extent->edata,
+			       "the large extent at 0x%llx (descriptor 0x%llx) has size class %u, which "
+			       "does not fit its %llu bytes: it is not listed",
+			       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
+			       (unsigned long long)extent->size);
+			continue;
+		}
+		address_space_read_u64(walker->space, extent->address, &first_word);
+		if (add_block(walker, extent->address, usable, ALLOCATION_LIVE, PLACE_LARGE, arena,
+			      first_word, err) != 0)
+			goto fail;
+	}
+	free(slab_bytes);
+	return 0;
+fail:
+	free(slab_bytes);
+	return -1;
+}
+
+/* ---- thread caches ------------------------------------------------------------------------ */
+
+/* The block at `address` among those listed so far (in address order), or NULL. */
+static struct allocation *block_at(struct walker *walker, uint64_t address)
+{
+	size_t low = 0, high = walker->heap->count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		struct allocation *allocation = &walker->heap->allocations[mid];
+		if (allocation->address < address)
+			low = mid + 1;
+		else if (allocation->address > address)
+			high = mid;
+		else
+			return allocation;
+	}
+	return NULL;
+}
+
+/* One cache bin: the `count` regions from stack_head up are free, though their slabs count them
+ * allocated. Each must be a live block of the bin's size class. */
+static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_t stack_head,
+			   unsigned count, uint64_t tcache_arena)
+{
+	uint64_t size = jemalloc_size_class(bin);
+	for (unsigned k = 0; k < count; k++) {
+		uint64_t pointer = 0;
+		if (!address_space_read_u64(walker->space, stack_head + k * 8ull, &pointer)) {
+			damage(walker, stack_head,
+			       "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid, bin,
+			       (unsigned long long)stack_head);
+			return;
+		}
+		struct allocation *allocation = block_at(walker, pointer);
+		if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
+		    allocation->size != size) {
+			damage(walker, stack_head + k * 8ull,
+			       "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
+			       "allocated block of that size class",
+			       tid, bin, (unsigned long long)size, (unsigned long long)pointer);
+			continue;
+		}
+		allocation->state = ALLOCATION_FREE;
+		allocation->place = PLACE_THREAD_CACHE;
+		struct heap_arena *arena = &walker->heap->arenas[allocation->arena];
+		if (arena->address == 0)
+			arena->address = tcache_arena; /* the arena_t the tcache serves */
+	}
+}
+
+/* The tcache at `tcache` (its tcache_slow already checked to point back at it). */
+static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_t slow)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t dyn_alloc = 0, arena = 0;
+	address_space_read_u64(walker->space, slow + layout->slow_dyn_alloc, &dyn_alloc);
+	address_space_read_u64(walker->space, slow + layout->slow_arena, &arena);
+	if (arena)
+		note_metadata(walker, arena);
+	for (unsigned bin = 0; bin < layout->tcache_nbins_max; bin++) {
+		uint64_t at = tcache + layout->tcache_bins + bin * layout->cache_bin_size;
+		uint64_t stack_head = 0;
+		uint16_t low_bits_empty = 0;
+		if (!address_space_read_u64(walker->space, at + layout->cache_bin_stack_head,
+					    &stack_head) ||
+		    address_space_read(walker->space, at + layout->cache_bin_low_bits_empty,
+				       &low_bits_empty, 2, NULL) != 0) {
+			damage(walker, at, "thread %d's tcache bin %u at 0x%llx cannot be read",
+			       tid, bin, (unsigned long long)at);
+			continue;
+		}
+		if (stack_head == 0)
+			continue; /* never initialised: bins past the tcache's reach */
+		uint16_t bytes = (uint16_t)(low_bits_empty - (uint16_t)stack_head);
+		if (bytes % 8 || bytes / 8u > layout->ncached_max) {
+			damage(walker, at,
+			       "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
+			       "bits 0x%x) that is not a whole number of slots",
+			       tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
+			       low_bits_empty);
+			continue;
+		}
+		walk_cache_bin(walker, tid, bin, stack_head, bytes / 8u, arena);
+	}
+	/* the memory the bins' stacks are in: an allocation of jemalloc's own */
+	struct allocation *stacks = dyn_alloc ? block_at(walker, dyn_alloc) : NULL;
+	if (stacks && stacks->state == ALLOCATION_LIVE)
+		stacks->place = PLACE_METADATA;
+}
+
+/* Each thread's tcache, found in the static TLS just below its fs base (jemalloc's tsd is an
+ * initial-exec TLS variable): a word pointing at a tcache_slow_t, in the same TLS, whose tcache
+ * pointer points back at that word and whose bin descriptor points at the bins right after it. */
+static int walk_tcaches(struct walker *walker, struct hs_error *err)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
+	size_t thread_count, tcaches = 0;
+	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
+	uint8_t *window = malloc(TLS_WINDOW);
+	if (window == NULL)
+		return hs_error_set(err, "out of memory looking for jemalloc's thread caches");
+	for (size_t t = 0; t < thread_count; t++) {
+		uint64_t fs = threads[t].registers.fs_base;
+		const struct snapshot_region *region = snapshot_find_region(snapshot, fs - 1);
+		if (fs == 0 || region == NULL)
+			continue;
+		uint64_t from = fs - region->start > TLS_WINDOW ? fs - TLS_WINDOW : region->start;
+		if (address_space_read(walker->space, from, window, fs - from, NULL) != 0)
+			continue;
+		bool found = false;
+		for (uint64_t at = from; at + 8 <= fs && !found; at += 8) {
+			uint64_t slow, back = 0, bins = 0;
+			memcpy(&slow, window + (at - from), 8);
+			if (slow < from || slow >= fs || fs - slow < layout->slow_tcache + 8 || (slow & 7))
+				continue;
+			memcpy(&back, window + (slow + layout->slow_tcache - from), 8);
+			memcpy(&bins, window + (slow + layout->slow_descriptor_bins - from), 8);
+			if (back != at - layout->tcache_slow || bins != back + layout->tcache_bins)
+				continue;
+			walk_tcache(walker, threads[t].tid, back, slow);
+			found = true;
+			tcaches++;
+		}
+	}
+	free(window);
+	/* every thread that has allocated has one, unless tcaches are turned off: without any,
+	   the regions they cache would pass for live */
+	if (tcaches == 0 && walker->extent_count > 0)
+		warnings_add(walker->warnings,
+			     "jemalloc: no thread's tcache was found in its TLS (turned off, or not "
+			     "recognised): regions cached in tcaches, if any, are counted as live");
+	return 0;
+}
+
+/* Whether [start, end) overlaps an extent (sorted by base). */
+static bool holds_extents(const struct walker *walker, uint64_t start, uint64_t end)
+{
+	size_t low = 0, high = walker->extent_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		const struct extent *extent = &walker->extents[mid];
+		if (extent->base + extent->size <= start)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low < walker->extent_count && walker->extents[low].base < end;
+}
+
+/* jemalloc's data and the mappings of its metadata are bookkeeping: they point at extents (an
+ * edata_t's address is its slab's first region), which are not references to objects. A mapping
+ * that also holds extents (the kernel merges neighbouring anonymous mappings) is not one: the
+ * graph scans no mapping that holds blocks. */
+static void note_bookkeeping(struct walker *walker, const struct range *data)
+{
+	heap_add_bookkeeping(walker->heap, data->start, data->end);
+	size_t room = sizeof walker->heap->bookkeeping / sizeof walker->heap->bookkeeping[0];
+	for (size_t i = 0; i < walker->metadata_count; i++) {
+		const struct snapshot_region *region = walker->metadata[i];
+		if (holds_extents(walker, region->start, region->end))
+			continue;
+		if (walker->heap->bookkeeping_count == room) {
+			walker->metadata_overflow = true;
+			break;
+		}
+		heap_add_bookkeeping(walker->heap, region->start, region->end);
+	}
+	if (walker->metadata_overflow)
+		warnings_add(walker->warnings,
+			     "jemalloc: its metadata is in more mappings than heapsnap tells apart (%zu): "
+			     "the pointers of the others to the program's blocks may be taken for "
+			     "references",
+			     walker->metadata_count);
+}
+
+/* The arena_t of each arena: jemalloc's array `arenas` (MALLOCX_ARENA_LIMIT pointers) is in its
+ * data, found where the arenas known from the threads' tcaches sit at their numbers in it; every
+ * arena with extents must have a pointer there too. Without it the arenas keep no address. */
+static void find_arena_addresses(struct walker *walker, const struct range *data)
+{
+	struct heap *heap = walker->heap;
+	unsigned known = ARENAS_MAX, known_count = 0;
+	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+		if (walker->arena_of[arena] >= 0 && heap->arenas[walker->arena_of[arena]].address) {
+			known_count++;
+			if (known == ARENAS_MAX)
+				known = arena;
+		}
+	if (known_count == 0)
+		return;
+	uint64_t want = heap->arenas[walker->arena_of[known]].address;
+	for (uint64_t at = data->start; at + 8 <= data->end; at += 8) {
+		uint64_t word;
+		if (!address_space_read_u64(walker->space, at, &word) || word != want ||
+		    at < data->start + known * 8ull)
+			continue;
+		uint64_t array = at - known * 8ull;
+		if (array + ARENAS_MAX * 8ull > data->end)
+			continue;
+		bool fits = true;
+		for (unsigned arena = 0; arena < ARENAS_MAX && fits; arena++) {
+			if (walker->arena_of[arena] < 0)
+				continue;
+			uint64_t pointer = 0, address = heap->arenas[walker->arena_of[arena]].address;
+			fits = address_space_read_u64(walker->space, array + arena * 8ull, &pointer) &&
+			       pointer != 0 && (address == 0 || pointer == address);
+		}
+		if (!fits)
+			continue;
+		for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
+			if (walker->arena_of[arena] >= 0) {
+				uint64_t pointer = 0;
+				address_space_read_u64(walker->space, array + arena * 8ull, &pointer);
+				heap->arenas[walker->arena_of[arena]].address = pointer;
+				note_metadata(walker, pointer);
+			}
+		return;
+	}
+}
+
+/* ---- the walk ----------------------------------------------------------------------------- */
+
+int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
+		       struct module_symbols *module, bool no_debuginfo, struct heap *heap,
+		       struct warnings *warnings, struct hs_error *err)
+{
+	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
+	jemalloc_layout_5_3(&walker.layout);
+	address_cursor_init(&walker.slabs, space);
+	for (size_t i = 0; i < ARENAS_MAX; i++)
+		walker.arena_of[i] = -1;
+	const char *path = module_symbols_module(module)->path;
+	snprintf(heap->allocator, sizeof heap->allocator, "jemalloc");
+	snprintf(heap->method, sizeof heap->method, "heuristics");
+	read_version(module, heap->version, sizeof heap->version);
+	if (heap->version[0] && strncmp(heap->version, "5.3.", 4) != 0)
+		warnings_add(warnings,
+			     "jemalloc %s in %s: heapsnap knows the layouts of 5.3; the heap is read "
+			     "with them and checked structure by structure",
+			     heap->version, path);
+	struct range data;
+	if (!module_data(space, symbols, module, &data))
+		return hs_error_set(err,
+				    "jemalloc (%s): its writable data is not in the snapshot, so its "
+				    "extent map cannot be found and there is no heap to show",
+				    path);
+	uint64_t *leaf_words = malloc((size_t)8 << walker.layout.rtree_leaf_bits);
+	if (leaf_words == NULL)
+		return hs_error_set(err, "out of memory reading jemalloc's extent map");
+	find_root(&walker, &data, leaf_words);
+	if (walker.root == 0) {
+		hs_error_set(err,
+			     "jemalloc (%s): no extent map was found in its data (0x%llx-0x%llx): it is "
+			     "not jemalloc 5.3 as heapsnap knows it, or it has not allocated yet; there "
+			     "is no heap to show",
+			     path, (unsigned long long)data.start, (unsigned long long)data.end);
+		goto fail;
+	}
+	/* where symbols exist (a build with them), the map found by shape must lie in the
+	   variable that holds it */
+	uint64_t symbol, symbol_size;
+	if (!no_debuginfo &&
+	    (module_symbols_lookup(module, "je_arena_emap_global", &symbol, &symbol_size) ||
+	     module_symbols_lookup(module, "arena_emap_global", &symbol, &symbol_size))) {
+		uint64_t root_end = walker.root + (8ull << walker.layout.rtree_root_bits);
+		if (walker.root < symbol || root_end > symbol + symbol_size)
+			warnings_add(warnings,
+				     "jemalloc: the extent map found by its shape at 0x%llx is not in "
+				     "arena_emap_global (0x%llx, %llu bytes)",
+				     (unsigned long long)walker.root, (unsigned long long)symbol,
+				     (unsigned long long)symbol_size);
+		else
+			snprintf(heap->method, sizeof heap->method, "heuristics, checked by symbols");
+	}
+	if (walk_map(&walker, leaf_words, err) != 0 || walk_extents(&walker, err) != 0)
+		goto fail;
+	free(leaf_words);
+	leaf_words = NULL;
+	address_cursor_free(&walker.slabs);
+	if (walk_tcaches(&walker, err) != 0)
+		goto fail;
+	find_arena_addresses(&walker, &data);
+	note_bookkeeping(&walker, &data);
+	free(walker.extents);
+	walker.extents = NULL;
+	if (walker.damage_warnings)
+		warnings_add(warnings, "jemalloc: %llu more damaged structures like the ones above",
+			     (unsigned long long)walker.damage_warnings);
+	heap_finish(heap);
+	return 0;
+fail:
+	free(leaf_words);
+	free(walker.extents);
+	address_cursor_free(&walker.slabs);
+	return -1;
+}
+
+const char *jemalloc_place_name(enum allocation_place place)
+{
+	switch (place) {
+	case PLACE_IN_USE:
+		return "in_use";
+	case PLACE_LARGE:
+		return "large";
+	case PLACE_THREAD_CACHE:
+		return "tcache";
+	case PLACE_FREE_LIST:
+		return "slab_free";
+	case PLACE_RETAINED:
+		return "dirty";
+	case PLACE_METADATA:
+		return "metadata";
+	default:
+		return "?";
+	}
+}

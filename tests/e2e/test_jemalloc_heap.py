@@ -1,0 +1,342 @@
+"""The jemalloc 5.3 walker on Debian's libjemalloc2, which is stripped: its heap is found by shape.
+
+Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
+large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
+with jemalloc preloaded (captured by freeze and by fork), preloaded with its tcaches turned off
+(MALLOC_CONF=tcache:false, which the walker says in a warning), linked, and linked in statically
+(found by shape among the executable's own data): every held block live with exactly its usable
+size, no freed block live, the freed small blocks found free at their address (in a thread's
+tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
+
+Ground truth two is jemalloc's own accounting, printed by the target after an epoch:
+stats.allocated counts a region cached in a tcache as allocated (the slab hands it out when the
+tcache fills), so heapsnap's live bytes plus the bytes it finds in tcaches must equal it, and
+the bytes it finds in tcaches must equal stats.arenas.<all>.tcache_bytes. Both are exact: jemalloc
+counts usable sizes (size classes), which is what heapsnap lists, and the target allocates
+nothing after reading them.
+
+With JEMALLOC_DEBUG_LIB naming a jemalloc 5.3.0 built from source with -g (Debian's dbgsym is not
+at hand; `autoconf && CFLAGS="-g -O2" ./configure --enable-prof && make lib/libjemalloc.so.2` in
+its 5.3.0 tag, a VERSION file holding 5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c), the
+layout table (analyze/allocators/jemalloc_layout.c) is checked against its DWARF, and the
+walk on it against its symbols (the extent map found by shape must lie in arena_emap_global).
+
+A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
+patched, imported back with `heapsnap import`) one slab's free count in its extent descriptor
+disagrees with its bitmap: the answer names the slab in a warning and counts one corrupt spot.
+
+Third, the leaking servers under LD_PRELOAD=libjemalloc.so.2, as on glibc: the C one (heapdiff
+shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
+python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
+global _CONNECTIONS). And a malloc that looks like jemalloc (it defines mallctl) without
+jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
+import bisect
+import json
+import os
+import struct
+import subprocess
+import time
+
+from common import check, finish, heapsnap, leak_story, path, start
+
+TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
+TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
+LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
+OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")
+LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
+THREADS, BLOCKS = 4, 3000
+
+# `list` prints places in glibc's words until the allocator interface names them per allocator;
+# the test speaks jemalloc's
+JEMALLOC_WORDS = {"bin": "slab_free", "mmapped": "large", "unknown": "dirty"}
+
+
+def read_record(name):
+    record = {"held": {}, "freed": {}}
+    for line in open(name):
+        words = line.split()
+        if words[0] == "held":
+            record["held"][int(words[1], 16)] = int(words[2])
+        elif words[0] == "freed":
+            record["freed"][int(words[1], 16)] = int(words[2])
+        elif words[0] in ("allocated", "tcache_bytes"):
+            record[words[0]] = int(words[2])
+    return record
+
+
+def run_target(label, command, env=None, method="freeze"):
+    record_path = path(label + ".record")
+    process = start(command + [record_path], env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    record = read_record(record_path)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
+    return record, snapshot
+
+
+def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
+    """The checks of the top of the file; with tcache False the target ran with jemalloc's
+    tcaches turned off, which the walker says in one warning."""
+    check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
+          f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
+    allocations = [json.loads(line) for line in result.stdout.splitlines()]
+    for allocation in allocations:
+        allocation["place"] = JEMALLOC_WORDS.get(allocation["place"], allocation["place"])
+    expected = "" if tcache else "no thread's tcache was found"
+    check(result.stderr == "" if tcache else
+          result.stderr.count("warning") == 1 and expected in result.stderr,
+          f"{label}: no warnings on a sound heap{'' if tcache else ' but ' + expected}: "
+          f"{result.stderr[:600]}")
+    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
+    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
+    wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
+             for addr, size in record["held"].items()
+             if addr not in live or live[addr]["size"] != size]
+    check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
+                     f"their usable size, first {wrong[:3]}")
+    # (jemalloc may hand a freed block's memory to itself: a thread's tcache bins, allocated
+    # from arena 0 when the thread first allocates)
+    freed_live = [hex(addr) for addr in record["freed"]
+                  if addr in live and live[addr]["place"] != "metadata"]
+    check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
+
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+
+    def holder(addr):
+        k = bisect.bisect_right(starts, addr) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+
+    # freed small blocks: free at their address, in a tcache or in their slab, or, where a
+    # slab emptied, in the dirty extent it became
+    small = [addr for addr, asked in record["freed"].items() if asked <= SMALL_MAX]
+    places = {}
+    for addr in small:
+        around = holder(addr)
+        if addr in free:
+            place = free[addr]["place"]
+        else:
+            place = "dirty" if around and around["place"] == "dirty" else "not found"
+        places[place] = places.get(place, 0) + 1
+    check(set(places) <= {"tcache", "slab_free", "dirty"} and
+          (places.get("tcache", 0) > 0) == tcache and places.get("slab_free", 0) > 0,
+          f"{label}: the {len(small)} freed small blocks are in tcaches and free in slabs: {places}")
+    # freed large blocks: in a tcache at their address, or inside a dirty extent, or given back
+    # (the huge ones: their arena purges at once, and retained extents hold no memory); never
+    # inside a live block of the program
+    inside_live = []
+    large_places = {}
+    for addr, asked in record["freed"].items():
+        if asked <= SMALL_MAX:
+            continue
+        around = holder(addr)
+        if around and around["state"] == "live" and around["place"] != "metadata":
+            inside_live.append(hex(addr))
+        place = around["place"] if around else "given back"
+        large_places[place] = large_places.get(place, 0) + 1
+    check(not inside_live, f"{label}: freed large blocks inside live ones: {inside_live[:5]}")
+    check(set(large_places) <= {"tcache", "dirty", "given back", "metadata"} and
+          ("tcache" in large_places) == tcache,
+          f"{label}: freed large blocks are cached, dirty or given back: {large_places}")
+
+    # the blocks nobody recorded: one tcache stack block per thread, and the few blocks the
+    # C library allocates (a thread's DTV)
+    extras = [a for a in live.values() if a["addr"] not in record["held"]]
+    check(len(extras) <= 2 * THREADS, f"{label}: {len(extras)} live blocks nobody recorded: {extras[:4]}")
+
+    # jemalloc's own accounting
+    live_bytes = sum(a["size"] for a in live.values())
+    tcache_bytes = sum(a["size"] for a in free.values() if a["place"] == "tcache")
+    check(tcache_bytes == record["tcache_bytes"],
+          f"{label}: bytes found in tcaches {tcache_bytes:,} = jemalloc's tcache_bytes "
+          f"{record['tcache_bytes']:,}")
+    check(live_bytes + tcache_bytes == record["allocated"],
+          f"{label}: live {live_bytes:,} + tcache {tcache_bytes:,} = {live_bytes + tcache_bytes:,} "
+          f"bytes = jemalloc's stats.allocated {record['allocated']:,}")
+    print(f"{label}: {len(live):,} live blocks ({len(record['held']):,} held by the target), "
+          f"{live_bytes:,} live bytes + {tcache_bytes:,} in tcaches = {live_bytes + tcache_bytes:,}; "
+          f"stats.allocated {record['allocated']:,}; freed small blocks by place {places}, large "
+          f"{large_places}")
+
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
+    heap = summary["heap"]
+    check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
+    check(summary["runtimes"].get("jemalloc") == "5.3.0" and "glibc" not in summary["runtimes"],
+          f"{label}: jemalloc's version 5.3.0 is read, and not given as glibc's: {summary['runtimes']}")
+    check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
+    arenas = [a["kind"] for a in heap["arenas"]]
+    check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
+          f"{label}: the four threads' blocks are in several arenas: {arenas}")
+    check(heap["heap_damage"]["corrupt_spots"] == 0,
+          f"{label}: no damage: {heap['heap_damage']}")
+
+
+def patch_slab_free_count(snapshot, slab, damaged):
+    """Writes `damaged`: `snapshot` with the free count (e_bits' nfree, bits 28-37) of the
+    extent descriptor of the one-page slab at `slab` off by one. The descriptor is found in the
+    core as a 128-byte aligned edata_t whose e_addr is the slab and whose e_bits say active slab
+    of size class 64 (index 4)."""
+    core = damaged + ".core"
+    subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
+    with open(core, "r+b") as f:
+        data = bytearray(f.read())
+        phoff = struct.unpack_from("<Q", data, 0x20)[0]
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+        found = []
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                "<IIQQQQ", data, phoff + i * phentsize)
+            if p_type != 1:  # PT_LOAD
+                continue
+            # e_addr sits 8 bytes into a 128-byte aligned edata_t
+            first = (8 - p_vaddr) % 128
+            first += 128 if first < 8 else 0
+            for offset in range(p_offset + first, p_offset + p_filesz - 8, 128):
+                if struct.unpack_from("<Q", data, offset)[0] != slab:
+                    continue
+                bits = struct.unpack_from("<Q", data, offset - 8)[0]
+                if bits >> 12 & 1 and bits >> 17 & 7 == 0 and bits >> 20 & 0xff == 4:
+                    found.append(offset - 8)
+        check(len(found) == 1,
+              f"the slab 0x{slab:x}'s extent descriptor is found once in the core: {found}")
+        for offset in found[:1]:
+            bits = struct.unpack_from("<Q", data, offset)[0]
+            struct.pack_into("<Q", data, offset, bits ^ (1 << 28))
+        f.seek(0)
+        f.write(data)
+    heapsnap("import", core, "-o", damaged)
+    os.unlink(core)
+
+
+record, snapshot = run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
+check_heap("preloaded", record, snapshot)
+
+# a slab whose free count disagrees with its bitmap: a warning naming it, one corrupt spot
+result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+slabs = sorted(a["addr"] for a in map(json.loads, result.stdout.splitlines())
+               if a["size"] == 64 and a["addr"] % 4096 == 0)
+if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
+    damaged = path("damaged.snap")
+    patch_slab_free_count(snapshot, slabs[0], damaged)
+    result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+    check(f"the slab at 0x{slabs[0]:x}" in result.stderr and
+          "free regions but its bitmap shows" in result.stderr,
+          f"the damaged slab is named in a warning: {result.stderr[:400]!r}")
+    summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+    check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
+          f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
+
+
+# captured by fork: the clone has one thread, but the snapshot keeps every thread's registers,
+# so every thread's tcache is found
+record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC),
+                              method="fork")
+check_heap("fork", record, snapshot)
+
+# tcaches turned off: every freed small block is free in its slab, live bytes are
+# stats.allocated with nothing cached
+record, snapshot = run_target("no-tcache", [TARGET],
+                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="tcache:false"))
+check_heap("no-tcache", record, snapshot, tcache=False)
+
+if TARGET_LINKED:
+    record, snapshot = run_target("linked", [TARGET_LINKED])
+    check_heap("linked", record, snapshot)
+else:
+    print("the linked build is skipped: libjemalloc-dev is not installed")
+
+# a malloc that calls itself jemalloc (it defines mallctl) without jemalloc 5.3's extent map:
+# refused, exit 2, rather than an empty heap
+ready = path("not-jemalloc.ready")
+impostor = start([OWN_MALLOC_JEMALLOC, ready])
+deadline = time.time() + 30
+while not os.path.exists(ready) and time.time() < deadline:
+    time.sleep(0.02)
+heapsnap("capture", str(impostor.pid), "-o", path("not-jemalloc.snap"))
+result = heapsnap("summary", path("not-jemalloc.snap"), check_ok=False)
+check(result.returncode == 2 and result.stdout == "" and "no extent map" in result.stderr and
+      "jemalloc" in result.stderr,
+      f"a jemalloc without the extent map is refused, exit 2: {result.returncode} {result.stderr!r}")
+impostor.kill()
+
+# jemalloc linked into the executable, which keeps its symbols: the map found by shape is checked
+# against arena_emap_global, or not with --no-debuginfo
+if TARGET_STATIC:
+    record, snapshot = run_target("static", [TARGET_STATIC])
+    check_heap("static", record, snapshot, method="heuristics, checked by symbols")
+    check_heap("static --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+else:
+    print("the static build is skipped: libjemalloc-dev's libjemalloc_pic.a is not installed")
+
+# the layouts against a debug build's DWARF, and the shape-found map against its symbols
+DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
+if DEBUG_LIB:
+    layout = {  # what analyze/allocators/jemalloc_layout.c holds
+        "sizeof(edata_t)": 128, "(long)&((edata_t*)0)->e_addr": 8,
+        "(long)&((edata_t*)0)->e_size_esn": 16, "(long)&((edata_t*)0)->e_slab_data": 64,
+        "sizeof(slab_data_t)": 64, "sizeof(cache_bin_t)": 24,
+        "(long)&((cache_bin_t*)0)->low_bits_empty": 20, "(long)&((tcache_t*)0)->bins": 8,
+        "sizeof(((tcache_t*)0)->bins)/sizeof(cache_bin_t)": 73,
+        "(long)&((tcache_slow_t*)0)->cache_bin_array_descriptor.bins": 32,
+        "(long)&((tcache_slow_t*)0)->arena": 40, "(long)&((tcache_slow_t*)0)->dyn_alloc": 160,
+        "(long)&((tcache_slow_t*)0)->tcache": 168,
+        "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
+    }
+    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
+    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
+    check(len(values) == len(layout) and not wrong,
+          f"the layout table agrees with the debug build's DWARF: {wrong or printed[-300:]}")
+    record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
+    check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
+else:
+    print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
+
+def leak_report(command, name):
+    """leak_story's two snapshots of `command` under jemalloc, and heapdiff's JSON on them."""
+    before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}"] + command, "global", name)
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    return json.loads(diff.stdout) if diff.returncode == 0 else None
+
+
+def grown(report, name):
+    return next((g for g in report["grown"] if g["type"] == name), None)
+
+
+# the C leaking server on jemalloc: the same story as on glibc
+report = leak_report([LEAKY_SERVER_C], "c-jemalloc")
+if report:
+    conn = grown(report, "struct conn")
+    held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
+    check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+          f"C server on jemalloc: struct conn +1,000; heapdiff: {conn}")
+    check(held and sum(r["count"] for r in held) == 1000,
+          f"C server on jemalloc: all 1,000 new struct conn retained from global all_conns: "
+          f"{conn and conn.get('retainers')}")
+    check(report["unreachable"]["new_count"] == 0,
+          f"C server on jemalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+
+# the Python one: pymalloc's arenas are jemalloc blocks
+PYTHON = "/usr/bin/python3.11"
+if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
+    report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-jemalloc")
+    if report:
+        conn = grown(report, "__main__.Connection")
+        held = [r for r in (conn or {}).get("retainers", [])
+                if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+              f"Python server on jemalloc: __main__.Connection +1,000; heapdiff: {conn}")
+        check(held and sum(r["count"] for r in held) == 1000,
+              f"Python server on jemalloc: the 1,000 new Connections retained by "
+              f"_CONNECTIONS: {conn and conn.get('retainers')}")
+finish()
