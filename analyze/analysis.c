@@ -6,8 +6,6 @@
 
 #include "analyze/c_types.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
-#include "analyze/allocators/glibc_heap.h"
-#include "analyze/allocators/jemalloc_heap.h"
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
 #include "analyze/allocators/pymalloc_heap.h"
@@ -84,32 +82,24 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 			     path);
 		goto fail;
 	}
-	if (strcmp(provider.name, "jemalloc") == 0) {
-		/* (the allocator interface will pick the walker; until then, by name) */
-		if (jemalloc_heap_walk(analysis->space, analysis->symbols, provider.module,
-				       options->no_debuginfo, &analysis->heap, &analysis->warnings,
-				       err) != 0)
-			goto fail;
-		timings_mark(timings, "jemalloc heap");
-	} else if (!provider.glibc) {
+	if (provider.allocator == NULL) {
 		hs_error_set(err,
 			     "%s: the process allocates with %s (%s), which heapsnap cannot walk "
 			     "yet: its heap would look empty, so there is no answer to give",
 			     path, provider.name, provider.module_path);
 		goto fail;
-	} else {
-		struct glibc_heap_options heap_options = {.no_debuginfo = options->no_debuginfo,
-							  .libc = provider.module,
-							  .static_glibc = provider.static_glibc};
-		if (glibc_heap_walk(analysis->space, analysis->symbols, &heap_options,
-				    &analysis->heap, &analysis->warnings, err) != 0)
-			goto fail;
-		timings_mark(timings, "glibc heap");
 	}
+	struct allocator_input input = {.space = analysis->space,
+					.symbols = analysis->symbols,
+					.module = provider.module,
+					.linked_statically = provider.linked_statically,
+					.no_debuginfo = options->no_debuginfo};
+	if (provider.allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
+		goto fail;
+	timings_mark(timings, provider.allocator->step);
 	if (analysis->python.has_layout &&
 	    pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
 			       &analysis->python.layout, options->no_debuginfo, &analysis->heap,
-			       analysis->pymalloc_method, sizeof analysis->pymalloc_method,
 			       &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, "pymalloc heap");
@@ -209,11 +199,4 @@ const char *analysis_type(const struct analysis *analysis, size_t index)
 const char *allocation_state_name(enum allocation_state state)
 {
 	return state == ALLOCATION_LIVE ? "live" : "free";
-}
-
-const char *allocation_place_name(enum allocation_place place)
-{
-	static const char *const names[] = {"in_use", "mmapped", "tcache", "fastbin",
-					    "bin", "top", "metadata", "pool", "pool_free"};
-	return place < sizeof names / sizeof names[0] ? names[place] : "unknown";
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/allocators/allocator.h"
 #include "analyze/runtimes/cpython/cpython.h"
 #include "analyze/runtimes/cpython/cpython_objects.h"
 #include "analyze/graph/graph.h"
@@ -36,7 +37,6 @@ struct analysis {
 	struct symbols *symbols;
 	struct heap heap;
 	struct cpython_info python; /* found is false when no interpreter is mapped */
-	char pymalloc_method[16];   /* how pymalloc's arenas were found; empty: not walked */
 	struct python_objects python_objects;
 	struct type_names types;
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */
@@ -63,6 +63,5 @@ int analysis_build_reachability(struct analysis *analysis, struct hs_error *err)
 /* The type of heap->allocations[index], or NULL when unknown (grouped by size). */
 const char *analysis_type(const struct analysis *analysis, size_t index);
 const char *allocation_state_name(enum allocation_state state);
-const char *allocation_place_name(enum allocation_place place);
 
 #endif

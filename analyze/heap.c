@@ -46,7 +46,10 @@ int heap_add_arena(struct heap *heap, const struct heap_arena *arena)
 	if (grown == NULL)
 		return -1;
 	heap->arenas = grown;
-	heap->arenas[heap->arena_count++] = *arena;
+	heap->arenas[heap->arena_count] = *arena;
+	/* (an arena belongs to the allocator being walked) */
+	heap->arenas[heap->arena_count++].allocator =
+		(uint8_t)(heap->allocator_count ? heap->allocator_count - 1 : 0);
 	return 0;
 }
 
@@ -275,10 +278,14 @@ const struct allocation *heap_find(const struct heap *heap, uint64_t addr)
 	return NULL;
 }
 
-const char *heap_version_name(const struct heap *heap)
+struct heap_allocator *heap_begin_allocator(struct heap *heap, const struct allocator *allocator)
 {
-	return heap->allocator[0] && strcmp(heap->allocator, "glibc malloc") != 0 ? heap->allocator
-										   : "glibc";
+	if (heap->allocator_count >= HEAP_ALLOCATORS_MAX)
+		return NULL;
+	struct heap_allocator *entry = &heap->allocators[heap->allocator_count++];
+	memset(entry, 0, sizeof *entry);
+	entry->allocator = allocator;
+	return entry;
 }
 
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end)

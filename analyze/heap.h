@@ -1,7 +1,7 @@
-/* What every heap walker produces: the allocations of one allocator, each with the address the
- * program got, its usable size and whether it is live or free, plus totals per arena and the
- * allocator's name and version. Walkers (glibc malloc now; pymalloc, jemalloc later) fill one
- * `struct heap` each; nothing after them depends on which walker ran. */
+/* What the heap walkers produce: the allocations of every allocator walked, each with the address
+ * the program got, its usable size and whether it is live or free, plus totals per arena and, per
+ * allocator, its version and how it was found. Walkers (glibc malloc or jemalloc, then pymalloc on
+ * top) fill one `struct heap` together; nothing after them depends on which walker ran. */
 #ifndef HEAPSNAP_HEAP_H
 #define HEAPSNAP_HEAP_H
 
@@ -43,15 +43,25 @@ struct allocation {
 struct heap_arena {
 	uint64_t address; /* of its malloc_state (or of the first mmapped chunk) */
 	char kind[16];	  /* "main", "thread", "mmapped" */
+	uint8_t allocator; /* index into heap.allocators: the one that walked it */
 	uint64_t system_bytes; /* memory the allocator took from the system for it */
 	uint64_t live_count, live_bytes, free_count, free_bytes;
 	uint64_t top_bytes; /* of free_bytes, those in the top chunk (free, but not fragmentation) */
 };
 
+/* One allocator walked into the heap. */
+struct heap_allocator {
+	const struct allocator *allocator; /* its names and walk (allocators/allocator.h) */
+	char version[32];		   /* "2.36", or empty when unknown */
+	char method[32]; /* how its structures were found: "debug info" or "heuristics" */
+};
+
+#define HEAP_ALLOCATORS_MAX 4
+
 struct heap {
-	char allocator[32]; /* "glibc malloc" */
-	char version[32];   /* "2.36", or empty when unknown */
-	char method[32];    /* how the arenas were found: "debug info" or "heuristics" */
+	/* in the order walked: the malloc first, then what is layered on it (pymalloc) */
+	struct heap_allocator allocators[HEAP_ALLOCATORS_MAX];
+	size_t allocator_count;
 	struct allocation *allocations; /* sorted by address */
 	size_t count, capacity;
 	struct heap_arena *arenas;
@@ -83,10 +93,12 @@ struct heap_span {
 	uint32_t *first;     /* per granule: the first allocation ending after its start */
 };
 
+struct allocator;
+
 void heap_free(struct heap *heap);
-/* What the reports call the allocator beside its version: "glibc" for glibc malloc (its version
- * is glibc's), else the allocator's name ("jemalloc"). */
-const char *heap_version_name(const struct heap *heap);
+/* Starts the walk of `allocator`: the arenas added from now on are its. NULL when there are
+ * HEAP_ALLOCATORS_MAX already. */
+struct heap_allocator *heap_begin_allocator(struct heap *heap, const struct allocator *allocator);
 void heap_add_bookkeeping(struct heap *heap, uint64_t start, uint64_t end);
 /* Whether addr lies in the allocator's bookkeeping. */
 int heap_is_bookkeeping(const struct heap *heap, uint64_t addr);

@@ -1,6 +1,8 @@
 /* Allocation types (see types.h). */
 #include "types.h"
 
+#include "analyze/allocators/allocator.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,17 +84,21 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 		free(cache);
 		return hs_error_set(err, "out of memory naming allocations");
 	}
-	/* the allocator's own blocks: glibc's per-thread tcache structure, or the block holding
-	   a jemalloc thread's cache bins (until the allocator interface names them itself) */
-	uint32_t tcache = types_intern_id(names, strcmp(heap->allocator, "jemalloc") == 0
-							 ? "jemalloc tcache bins"
-							 : "glibc tcache_perthread_struct");
+	/* the allocators' own blocks (glibc's per-thread tcache structure, the block of a
+	   jemalloc thread's cache bins), named by the allocator of each */
+	uint32_t metadata[HEAP_ALLOCATORS_MAX] = {0};
+	for (size_t i = 0; i < heap->allocator_count; i++)
+		if (heap->allocators[i].allocator->metadata_type)
+			metadata[i] =
+				types_intern_id(names, heap->allocators[i].allocator->metadata_type);
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
 		if (allocation->place == PLACE_METADATA) {
-			names->of[i] = tcache;
+			if (allocation->arena < heap->arena_count &&
+			    heap->arenas[allocation->arena].allocator < heap->allocator_count)
+				names->of[i] = metadata[heap->arenas[allocation->arena].allocator];
 			continue;
 		}
 		uint64_t word = allocation->first_word;

@@ -126,7 +126,7 @@ int cmd_list(int argc, char **argv)
 			json_key(&json, "state");
 			json_string(&json, allocation_state_name(allocation->state));
 			json_key(&json, "place");
-			json_string(&json, allocation_place_name(allocation->place));
+			json_string(&json, allocator_place_name(heap, allocation));
 			json_key(&json, "type");
 			if (type)
 				json_string(&json, type);
@@ -162,7 +162,7 @@ int cmd_list(int argc, char **argv)
 			       (unsigned long long)allocation->address,
 			       (unsigned long long)allocation->size,
 			       allocation_state_name(allocation->state),
-			       allocation_place_name(allocation->place), type ? type : "-");
+			       allocator_place_name(heap, allocation), type ? type : "-");
 		}
 	}
 	timings_mark(&analysis->timings, "report");

@@ -56,6 +56,13 @@ static struct totals heap_totals(const struct heap *heap)
 
 /* The share of the chunk bytes that are free, not counting the top chunk: free memory the
  * allocator holds between live allocations. */
+/* How pymalloc's arenas were found (the CPython line says it beside the layouts). */
+static const char *pymalloc_method(const struct heap *heap)
+{
+	const struct heap_allocator *pymalloc = heap_allocator_find(heap, &pymalloc_allocator);
+	return pymalloc ? pymalloc->method : "";
+}
+
 static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t top_bytes)
 {
 	uint64_t holes = free_bytes - top_bytes;
@@ -164,9 +171,10 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_string(&json, info->program);
 	json_key(&json, "runtimes");
 	json_object_begin(&json);
-	json_key(&json, heap_version_name(heap));
-	if (heap->version[0])
-		json_string(&json, heap->version);
+	const struct heap_allocator *malloc_walked = heap_malloc(heap);
+	json_key(&json, malloc_walked->allocator->version_name);
+	if (malloc_walked->version[0])
+		json_string(&json, malloc_walked->version);
 	else
 		json_null(&json);
 	json_key(&json, "python");
@@ -183,7 +191,7 @@ static void print_json(FILE *out, const struct analysis *analysis,
 		json_key(&json, "layouts_from");
 		json_string(&json, analysis->python.layout_source);
 		json_key(&json, "pymalloc_found_with");
-		json_string(&json, analysis->pymalloc_method);
+		json_string(&json, pymalloc_method(heap));
 		json_key(&json, "objects");
 		json_uint(&json, analysis->python_objects.object_count);
 		json_key(&json, "gc_tracked");
@@ -195,9 +203,9 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_key(&json, "heap");
 	json_object_begin(&json);
 	json_key(&json, "allocator");
-	json_string(&json, heap->allocator);
+	json_string(&json, malloc_walked->allocator->name);
 	json_key(&json, "found_with");
-	json_string(&json, heap->method);
+	json_string(&json, malloc_walked->method);
 	json_key(&json, "live_count");
 	json_uint(&json, totals.live_count);
 	json_key(&json, "live_bytes");
@@ -337,8 +345,10 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	char process[4200];
 	cli_process_name(info, true, process, sizeof process);
 	printf("pid %d  %s\n", info->pid, process);
-	printf("%s %s, structures found with %s\n", heap->allocator,
-	       heap->version[0] ? heap->version : "(version unknown)", heap->method);
+	const struct heap_allocator *malloc_walked = heap_malloc(heap);
+	printf("%s %s, structures found with %s\n", malloc_walked->allocator->name,
+	       malloc_walked->version[0] ? malloc_walked->version : "(version unknown)",
+	       malloc_walked->method);
 	const struct cpython_info *python = &analysis->python;
 	if (python->found && python->has_layout) {
 		char objects[32];
@@ -346,7 +356,7 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		printf("CPython %s (%s): %s objects, layouts from %s, pymalloc's arenas found with "
 		       "%s\n",
 		       python->version, python->module_path, objects, python->layout_source,
-		       analysis->pymalloc_method);
+		       pymalloc_method(heap));
 		char damage[512];
 		if (cli_format_python_damage(&analysis->python_objects.damage, damage,
 					     sizeof damage))

@@ -206,8 +206,9 @@ static void format_duration(uint64_t ns, char *out, size_t size)
 /* "CPython 3.11.7, glibc 2.36" (or "jemalloc 5.3.0") */
 static void runtimes(const struct analysis *analysis, char *out, size_t size)
 {
-	const char *version = analysis->heap.version[0] ? analysis->heap.version : NULL;
-	const char *name = heap_version_name(&analysis->heap);
+	const struct heap_allocator *malloc_walked = heap_malloc(&analysis->heap);
+	const char *version = malloc_walked->version[0] ? malloc_walked->version : NULL;
+	const char *name = malloc_walked->allocator->version_name;
 	if (analysis->python.found && version)
 		snprintf(out, size, "CPython %s, %s %s", analysis->python.version, name, version);
 	else if (analysis->python.found)
@@ -784,9 +785,10 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	json_string(json, build_id);
 	json_key(json, "runtimes");
 	json_object_begin(json);
-	json_key(json, heap_version_name(&analysis->heap));
-	if (analysis->heap.version[0])
-		json_string(json, analysis->heap.version);
+	const struct heap_allocator *malloc_walked = heap_malloc(&analysis->heap);
+	json_key(json, malloc_walked->allocator->version_name);
+	if (malloc_walked->version[0])
+		json_string(json, malloc_walked->version);
 	else
 		json_null(json);
 	json_key(json, "python");

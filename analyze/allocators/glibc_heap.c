@@ -1092,17 +1092,17 @@ static int static_glibc_minor(struct walker *walker, struct module_symbols *libc
 }
 
 
-int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
-		    const struct glibc_heap_options *options, struct heap *heap,
+int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err)
 {
-	(void)symbols;
+	struct address_space *space = input->space;
 	struct snapshot *snapshot = address_space_snapshot(space);
-	struct module_symbols *libc = options->libc;
+	struct module_symbols *libc = input->module;
 	const char *libc_path = module_symbols_module(libc)->path;
 	/* the version from libc's file as found here (the one the process had), else unknown */
 	const char *libc_file = module_symbols_file(libc);
-	struct walker *walker = calloc(1, sizeof *walker);
+	struct heap_allocator *self = heap_begin_allocator(heap, &glibc_allocator);
+	struct walker *walker = self ? calloc(1, sizeof *walker) : NULL;
 	if (walker == NULL)
 		return hs_error_set(err, "out of memory walking the heap");
 	walker->space = space;
@@ -1110,15 +1110,14 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	walker->warnings = warnings;
 	walker->heap = heap;
 	address_cursor_init(&walker->cursor, space);
-	snprintf(heap->allocator, sizeof heap->allocator, "glibc malloc");
-	int minor = libc_file ? glibc_minor_version(libc_file, heap->version, sizeof heap->version)
+	int minor = libc_file ? glibc_minor_version(libc_file, self->version, sizeof self->version)
 			      : 0;
 	walker->glibc_minor = minor;
 
 	uint64_t main_arena = 0, par = 0;
 	bool debug = false;
 	const char *debug_file = module_symbols_debug_file(libc);
-	if (!options->no_debuginfo && debug_file &&
+	if (!input->no_debuginfo && debug_file &&
 	    module_symbols_lookup(libc, "main_arena", &main_arena, NULL) &&
 	    module_symbols_lookup(libc, "mp_", &par, NULL)) {
 		struct hs_error ignored;
@@ -1128,14 +1127,14 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	}
 	int result = 0;
 	if (debug) {
-		snprintf(heap->method, sizeof heap->method, "debug info");
+		snprintf(self->method, sizeof self->method, "debug info");
 		uint64_t sbrk_base = 0;
 		if (read_u64(walker, par + walker->layout.par_sbrk_base, &sbrk_base))
 			walker->sbrk_base = sbrk_base;
 	} else {
-		snprintf(heap->method, sizeof heap->method, "heuristics");
+		snprintf(self->method, sizeof self->method, "heuristics");
 		glibc_layout_builtin(minor, &walker->layout);
-		if (options->static_glibc) {
+		if (input->linked_statically) {
 			/* linked into the executable: its symbol table names main_arena, and
 			 * where mp_ keeps sbrk_base tells the layout's age (moved in 2.35) */
 			main_arena = 0;
@@ -1143,7 +1142,7 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 			minor = static_glibc_minor(walker, libc, main_arena);
 			glibc_layout_builtin(minor, &walker->layout);
 			walker->glibc_minor = 0; /* a range: tcache keys cannot be checked */
-			snprintf(heap->version, sizeof heap->version, "%s",
+			snprintf(self->version, sizeof self->version, "%s",
 				 minor >= 35 ? "2.35 or later" : minor ? "2.27 to 2.34" : "");
 			if (minor && minor < 35)
 				warnings_add(warnings,
@@ -1213,3 +1212,35 @@ int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
 	free(walker);
 	return result;
 }
+
+/* glibc's words for its places, as `list` has always printed them */
+static const char *glibc_place_name(enum allocation_place place)
+{
+	switch (place) {
+	case PLACE_IN_USE:
+		return "in_use";
+	case PLACE_LARGE:
+		return "mmapped";
+	case PLACE_THREAD_CACHE:
+		return "tcache";
+	case PLACE_FAST_LIST:
+		return "fastbin";
+	case PLACE_FREE_LIST:
+		return "bin";
+	case PLACE_TOP:
+		return "top";
+	case PLACE_METADATA:
+		return "metadata";
+	default:
+		return "unknown";
+	}
+}
+
+const struct allocator glibc_allocator = {
+	.name = "glibc malloc",
+	.version_name = "glibc", /* (its version is glibc's) */
+	.step = "glibc heap",
+	.metadata_type = "glibc tcache_perthread_struct",
+	.place_name = glibc_place_name,
+	.walk = glibc_heap_walk,
+};

@@ -10,20 +10,16 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/allocators/allocator.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"
 #include "common/warnings.h"
 
-struct glibc_heap_options {
-	bool no_debuginfo; /* find everything by heuristics, even where debug info exists */
-	struct module_symbols *libc; /* the module holding glibc's malloc (malloc_provider.h) */
-	bool static_glibc;	     /* that module is a static executable, not libc.so */
-};
-
-/* Fails only when out of memory; what cannot be walked is said in warnings. */
-int glibc_heap_walk(struct address_space *space, struct symbols *symbols,
-		    const struct glibc_heap_options *options, struct heap *heap,
+/* glibc_allocator's walk (allocator.h): `input->module` holds glibc's malloc, libc.so or the
+ * executable that links glibc statically. Fails only when out of memory; what cannot be walked
+ * is said in warnings. */
+int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err);
 
 #endif

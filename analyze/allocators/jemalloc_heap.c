@@ -816,24 +816,28 @@ static void find_arena_addresses(struct walker *walker, const struct range *data
 
 /* ---- the walk ----------------------------------------------------------------------------- */
 
-int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
-		       struct module_symbols *module, bool no_debuginfo, struct heap *heap,
+int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err)
 {
+	struct address_space *space = input->space;
+	struct symbols *symbols = input->symbols;
+	struct module_symbols *module = input->module;
+	struct heap_allocator *self = heap_begin_allocator(heap, &jemalloc_allocator);
+	if (self == NULL)
+		return hs_error_set(err, "out of memory walking jemalloc's heap");
 	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
 	jemalloc_layout_5_3(&walker.layout);
 	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
 		walker.arena_of[i] = -1;
 	const char *path = module_symbols_module(module)->path;
-	snprintf(heap->allocator, sizeof heap->allocator, "jemalloc");
-	snprintf(heap->method, sizeof heap->method, "heuristics");
-	read_version(module, heap->version, sizeof heap->version);
-	if (heap->version[0] && strncmp(heap->version, "5.3.", 4) != 0)
+	snprintf(self->method, sizeof self->method, "heuristics");
+	read_version(module, self->version, sizeof self->version);
+	if (self->version[0] && strncmp(self->version, "5.3.", 4) != 0)
 		warnings_add(warnings,
 			     "jemalloc %s in %s: heapsnap knows the layouts of 5.3; the heap is read "
 			     "with them and checked structure by structure",
-			     heap->version, path);
+			     self->version, path);
 	struct range data;
 	if (!module_data(space, symbols, module, &data))
 		return hs_error_set(err,
@@ -855,7 +859,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	/* where symbols exist (a build with them), the map found by shape must lie in the
 	   variable that holds it */
 	uint64_t symbol, symbol_size;
-	if (!no_debuginfo &&
+	if (!input->no_debuginfo &&
 	    (module_symbols_lookup(module, "je_arena_emap_global", &symbol, &symbol_size) ||
 	     module_symbols_lookup(module, "arena_emap_global", &symbol, &symbol_size))) {
 		uint64_t root_end = walker.root + (8ull << walker.layout.rtree_root_bits);
@@ -866,7 +870,7 @@ int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 				     (unsigned long long)walker.root, (unsigned long long)symbol,
 				     (unsigned long long)symbol_size);
 		else
-			snprintf(heap->method, sizeof heap->method, "heuristics, checked by symbols");
+			snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 	}
 	if (walk_map(&walker, leaf_words, err) != 0 || walk_extents(&walker, err) != 0)
 		goto fail;
@@ -891,7 +895,7 @@ fail:
 	return -1;
 }
 
-const char *jemalloc_place_name(enum allocation_place place)
+static const char *jemalloc_place_name(enum allocation_place place)
 {
 	switch (place) {
 	case PLACE_IN_USE:
@@ -907,6 +911,15 @@ const char *jemalloc_place_name(enum allocation_place place)
 	case PLACE_METADATA:
 		return "metadata";
 	default:
-		return "?";
+		return "unknown";
 	}
 }
+
+const struct allocator jemalloc_allocator = {
+	.name = "jemalloc",
+	.version_name = "jemalloc",
+	.step = "jemalloc heap",
+	.metadata_type = "jemalloc tcache bins",
+	.place_name = jemalloc_place_name,
+	.walk = jemalloc_heap_walk,
+};

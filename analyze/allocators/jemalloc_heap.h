@@ -12,21 +12,19 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/allocators/allocator.h"
 #include "analyze/heap.h"
 #include "analyze/symbols.h"
 #include "common/error.h"
 #include "common/warnings.h"
 
-/* Fills `heap` from the jemalloc in `module` (the library, or the executable that links it in).
- * `no_debuginfo` leaves out the check of the shape-found map against the module's symbols, when
- * it has any. Fails when no extent map can be found (there is then no heap to show) or when out
- * of memory; what cannot be walked is said in warnings. */
-int jemalloc_heap_walk(struct address_space *space, struct symbols *symbols,
-		       struct module_symbols *module, bool no_debuginfo, struct heap *heap,
+/* jemalloc_allocator's walk (allocator.h): fills `heap` from the jemalloc in `input->module`
+ * (the library, or the executable that links it in). `input->no_debuginfo` leaves out the check
+ * of the shape-found map against the module's symbols, when it has any. Fails when no extent map
+ * can be found (there is then no heap to show) or when out of memory; what cannot be walked is
+ * said in warnings. Its places are "in_use", "large", "tcache", "slab_free", "dirty" and
+ * "metadata". */
+int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err);
-
-/* jemalloc's words for the places of its blocks ("in_use", "large", "tcache", "slab_free",
- * "dirty", "metadata"). */
-const char *jemalloc_place_name(enum allocation_place place);
 
 #endif

@@ -1,7 +1,7 @@
 /* Finding the process's malloc (see malloc_provider.h). A module other than libc and the dynamic
  * loader that defines `malloc` replaces glibc's: the executable and preloaded libraries come
  * before libc in symbol lookup, and libraries that define malloc are linked to replace it. The
- * in-process hook (libheapsnap.so) defines malloc too, but only to forward to glibc's. */
+ * in-process hook (libheapsnap.so) defines malloc too, but only to forward to the real one. */
 #include "malloc_provider.h"
 
 #include <stdio.h>
@@ -26,24 +26,30 @@ static bool is_glibc_file(const char *path)
 	       strncmp(name, "ld-linux", 8) == 0 || strncmp(name, "ld-2.", 5) == 0;
 }
 
-/* The allocator a module holds, from the symbols each one alone defines; false when none is
- * known. */
-static bool known_allocator(struct module_symbols *module, char *name, size_t size)
+/* The allocator a module holds, from the symbols each one alone defines, with its walker (NULL
+ * when heapsnap has none); false when none is known. */
+static bool known_allocator(struct module_symbols *module, char *name, size_t size,
+			    const struct allocator **walker)
 {
 	static const struct {
 		const char *symbol, *name;
+		const struct allocator *walker;
 	} known[] = {
-		{"mallctl", "jemalloc"},	  {"je_mallctl", "jemalloc"},
-		{"tc_malloc", "tcmalloc"},	  {"mi_malloc", "mimalloc"},
-		{"__asan_init", "AddressSanitizer's allocator"},
-		{"__hwasan_init", "HWAddressSanitizer's allocator"},
-		{"__msan_init", "MemorySanitizer's allocator"},
-		{"__tsan_init", "ThreadSanitizer's allocator"},
-		{"scudo_malloc_info", "scudo"}, {"snmalloc_malloc", "snmalloc"},
+		{"mallctl", "jemalloc", &jemalloc_allocator},
+		{"je_mallctl", "jemalloc", &jemalloc_allocator},
+		{"tc_malloc", "tcmalloc", NULL},
+		{"mi_malloc", "mimalloc", NULL},
+		{"__asan_init", "AddressSanitizer's allocator", NULL},
+		{"__hwasan_init", "HWAddressSanitizer's allocator", NULL},
+		{"__msan_init", "MemorySanitizer's allocator", NULL},
+		{"__tsan_init", "ThreadSanitizer's allocator", NULL},
+		{"scudo_malloc_info", "scudo", NULL},
+		{"snmalloc_malloc", "snmalloc", NULL},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (defines(module, known[i].symbol)) {
 			snprintf(name, size, "%s", known[i].name);
+			*walker = known[i].walker;
 			return true;
 		}
 	return false;
@@ -65,12 +71,14 @@ bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provi
 		if (!defines(module, "malloc") || defines(module, "heapsnap_capture"))
 			continue; /* (heapsnap's hook forwards to glibc's malloc) */
 		char name[sizeof provider->name];
-		bool known = known_allocator(module, name, sizeof name);
+		const struct allocator *walker = NULL;
+		bool known = known_allocator(module, name, sizeof name, &walker);
 		if (!known && defines(module, "main_arena")) {
 			if (static_glibc == NULL)
 				static_glibc = module; /* glibc linked in statically */
 		} else if (replacement == NULL) {
 			replacement = module;
+			provider->allocator = walker;
 			if (known)
 				snprintf(provider->name, sizeof provider->name, "%s", name);
 			else
@@ -83,9 +91,10 @@ bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provi
 		return false;
 	provider->module = chosen;
 	provider->module_path = module_symbols_module(chosen)->path;
-	provider->glibc = replacement == NULL;
-	provider->static_glibc = replacement == NULL && static_glibc != NULL;
-	if (replacement == NULL)
-		snprintf(provider->name, sizeof provider->name, "glibc malloc");
+	provider->linked_statically = replacement == NULL && static_glibc != NULL;
+	if (replacement == NULL) {
+		provider->allocator = &glibc_allocator;
+		snprintf(provider->name, sizeof provider->name, "%s", glibc_allocator.name);
+	}
 	return true;
 }

@@ -223,13 +223,16 @@ static int scan_for_pools(struct pool_walker *walker, struct snapshot *snapshot)
 
 int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		       const struct cpython_info *python, const struct cpython_layout *layout,
-		       bool no_debuginfo, struct heap *heap, char *method, size_t method_size,
-		       struct warnings *warnings, struct hs_error *err)
+		       bool no_debuginfo, struct heap *heap, struct warnings *warnings,
+		       struct hs_error *err)
 {
 	struct heap_arena info = {0};
 	snprintf(info.kind, sizeof info.kind, "pymalloc");
 	if (heap->arena_count >= HEAP_ARENAS_MAX)
 		return hs_error_set(err, "too many arenas in the heap");
+	struct heap_allocator *self = heap_begin_allocator(heap, &pymalloc_allocator);
+	if (self == NULL)
+		return hs_error_set(err, "too many allocators in the heap");
 	struct pool_walker walker = {.space = space, .layout = layout, .heap = heap,
 				     .malloc_count = heap->count,
 				     .arena = (uint16_t)heap->arena_count};
@@ -245,7 +248,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	int result = 0;
 	if (!no_debuginfo && arena_table(space, symbols, python, &table, &count) && table != 0 &&
 	    count <= MAX_ARENAS) {
-		snprintf(method, method_size, "debug info");
+		snprintf(self->method, sizeof self->method, "debug info");
 		heap->arenas[walker.arena].address = table;
 		uint8_t entry[ARENA_OBJECT_SIZE];
 		for (uint32_t i = 0; i < count && result == 0; i++) {
@@ -262,7 +265,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 				result = walk_arena(&walker, address, pool_address, (long)i);
 		}
 	} else {
-		snprintf(method, method_size, "heuristics");
+		snprintf(self->method, sizeof self->method, "heuristics");
 		result = scan_for_pools(&walker, address_space_snapshot(space));
 	}
 	free(walker.pool);
@@ -277,3 +280,17 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		heap_finish(heap);
 	return 0;
 }
+
+static const char *pymalloc_place_name(enum allocation_place place)
+{
+	return place == PLACE_POOL ? "pool" : place == PLACE_POOL_FREE ? "pool_free" : "unknown";
+}
+
+const struct allocator pymalloc_allocator = {
+	.name = "pymalloc",
+	.version_name = "python", /* (its version is CPython's) */
+	.step = "pymalloc heap",
+	.metadata_type = NULL, /* (its pool headers are not blocks) */
+	.place_name = pymalloc_place_name,
+	.walk = NULL, /* walked by analysis.c with the interpreter's layout */
+};

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "analyze/address_space.h"
+#include "analyze/allocators/allocator.h"
 #include "analyze/runtimes/cpython/cpython.h"
 #include "analyze/runtimes/cpython/cpython_layout.h"
 #include "analyze/heap.h"
@@ -22,12 +23,12 @@
 #include "common/error.h"
 #include "common/warnings.h"
 
-/* Adds the blocks of every pool to `heap` (already walked by glibc's walker, which this calls
- * heap_finish on again) under one arena of kind "pymalloc". `method` gets "debug info" or
- * "heuristics". */
+/* Adds the blocks of every pool to `heap` (already walked by the malloc's walker; this calls
+ * heap_finish on it again) under one arena of kind "pymalloc", and records pymalloc_allocator
+ * (allocator.h) in the heap with how its arenas were found: "debug info" or "heuristics". */
 int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		       const struct cpython_info *python, const struct cpython_layout *layout,
-		       bool no_debuginfo, struct heap *heap, char *method, size_t method_size,
-		       struct warnings *warnings, struct hs_error *err);
+		       bool no_debuginfo, struct heap *heap, struct warnings *warnings,
+		       struct hs_error *err);
 
 #endif

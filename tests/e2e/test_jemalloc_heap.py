@@ -52,7 +52,8 @@ THREADS, BLOCKS = 4, 3000
 
 # `list` prints places in glibc's words until the allocator interface names them per allocator;
 # the test speaks jemalloc's
-JEMALLOC_WORDS = {"bin": "slab_free", "mmapped": "large", "unknown": "dirty"}
+# every place `list` may name on a jemalloc heap: jemalloc's own words, never glibc's
+JEMALLOC_WORDS = {"in_use", "large", "tcache", "slab_free", "dirty", "metadata"}
 
 
 def read_record(name):
@@ -87,8 +88,9 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
     result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
     allocations = [json.loads(line) for line in result.stdout.splitlines()]
-    for allocation in allocations:
-        allocation["place"] = JEMALLOC_WORDS.get(allocation["place"], allocation["place"])
+    words = {allocation["place"] for allocation in allocations}
+    check(words <= JEMALLOC_WORDS and {"in_use", "large", "slab_free"} <= words,
+          f"{label}: places named in jemalloc's words: {sorted(words)}")
     expected = "" if tcache else "no thread's tcache was found"
     check(result.stderr == "" if tcache else
           result.stderr.count("warning") == 1 and expected in result.stderr,

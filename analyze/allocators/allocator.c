@@ -1,0 +1,32 @@
+/* Naming a block through the allocator that owns it (see allocator.h). */
+#include "allocator.h"
+
+#include <stddef.h>
+
+const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation)
+{
+	if (allocation->arena >= heap->arena_count)
+		return NULL;
+	uint8_t index = heap->arenas[allocation->arena].allocator;
+	return index < heap->allocator_count ? heap->allocators[index].allocator : NULL;
+}
+
+const char *allocator_place_name(const struct heap *heap, const struct allocation *allocation)
+{
+	const struct allocator *allocator = allocator_of(heap, allocation);
+	return allocator ? allocator->place_name(allocation->place) : "unknown";
+}
+
+const struct heap_allocator *heap_allocator_find(const struct heap *heap,
+						 const struct allocator *allocator)
+{
+	for (size_t i = 0; i < heap->allocator_count; i++)
+		if (heap->allocators[i].allocator == allocator)
+			return &heap->allocators[i];
+	return NULL;
+}
+
+const struct heap_allocator *heap_malloc(const struct heap *heap)
+{
+	return heap->allocator_count ? &heap->allocators[0] : NULL;
+}

@@ -1,0 +1,57 @@
+/* The allocator interface: what the analysis knows of a malloc besides the blocks its walker puts
+ * in the heap. Each walker (glibc_heap.c, jemalloc_heap.c, pymalloc_heap.c) defines one `struct
+ * allocator`; malloc_provider.c picks the one a process uses, analysis.c runs its walk, and the
+ * reports, `list` and the types take its words from here, so nothing after the walk asks which
+ * allocator ran. The walk records itself in the heap (heap_begin_allocator), and each arena it
+ * adds belongs to it: several allocators share one heap (pymalloc on top of glibc's malloc or
+ * jemalloc), and each block is named in its own allocator's words. */
+#ifndef HEAPSNAP_ALLOCATOR_H
+#define HEAPSNAP_ALLOCATOR_H
+
+#include <stdbool.h>
+
+#include "analyze/address_space.h"
+#include "analyze/heap.h"
+#include "analyze/symbols.h"
+#include "common/error.h"
+#include "common/warnings.h"
+
+/* What a walk starts from. */
+struct allocator_input {
+	struct address_space *space;
+	struct symbols *symbols;
+	struct module_symbols *module; /* the module that defines the allocator (malloc_provider) */
+	bool linked_statically;	       /* that module is the executable, not a shared library */
+	bool no_debuginfo;	       /* find its structures by their shape only */
+};
+
+struct allocator {
+	const char *name;	   /* what the user calls it: "glibc malloc", "jemalloc" */
+	const char *version_name;  /* what its version is the version of: "glibc", "jemalloc" */
+	const char *step;	   /* its step in --timings: "glibc heap" */
+	const char *metadata_type; /* the type of its own blocks (PLACE_METADATA), or NULL */
+	/* its word for a place ("fastbin", "slab_free"), "unknown" for a place it never uses */
+	const char *(*place_name)(enum allocation_place place);
+	/* Adds its blocks and arenas to `heap` and calls heap_finish. Fails when there is no heap
+	 * to show or when out of memory; what cannot be walked is said in warnings. NULL for an
+	 * allocator layered on another and walked with its runtime's knowledge (pymalloc). */
+	int (*walk)(const struct allocator_input *input, struct heap *heap,
+		    struct warnings *warnings, struct hs_error *err);
+};
+
+extern const struct allocator glibc_allocator;
+extern const struct allocator jemalloc_allocator;
+extern const struct allocator pymalloc_allocator;
+
+/* The allocator that owns an allocation (through its arena), or NULL when its arena is unknown. */
+const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation);
+/* Its place in its allocator's words ("unknown" when the allocator is). */
+const char *allocator_place_name(const struct heap *heap, const struct allocation *allocation);
+/* The malloc the heap was walked for (the first allocator walked, under what is layered on it);
+ * NULL before any walk. */
+const struct heap_allocator *heap_malloc(const struct heap *heap);
+/* The heap's record of `allocator` (its version and method), or NULL when it was not walked. */
+const struct heap_allocator *heap_allocator_find(const struct heap *heap,
+						 const struct allocator *allocator);
+
+#endif
