@@ -1,7 +1,10 @@
-/* Naming a block through the allocator that owns it (see allocator.h). */
+/* Naming a block through the allocator that owns it, and finding where an allocator keeps its
+ * globals (see allocator.h). */
 #include "allocator.h"
 
+#include <elf.h>
 #include <stddef.h>
+#include <string.h>
 
 const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation)
 {
@@ -29,4 +32,31 @@ const struct heap_allocator *heap_allocator_find(const struct heap *heap,
 const struct heap_allocator *heap_malloc(const struct heap *heap)
 {
 	return heap->allocator_count ? &heap->allocators[0] : NULL;
+}
+
+bool allocator_module_data(struct address_space *space, struct symbols *symbols,
+			   struct module_symbols *module, uint64_t *start, uint64_t *end)
+{
+	struct snapshot *snapshot = address_space_snapshot(space);
+	const char *path = module_symbols_module(module)->path;
+	uint64_t image_end = symbols_module_image_end(symbols, path);
+	size_t count;
+	const struct snapshot_region *regions = snapshot_regions(snapshot, &count);
+	*start = *end = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct snapshot_region *region = &regions[i];
+		bool own = region->path && strcmp(region->path, path) == 0;
+		bool bss = region->path == NULL && i > 0 && regions[i - 1].path &&
+			   strcmp(regions[i - 1].path, path) == 0 && regions[i - 1].end == region->start;
+		if (!(own || bss) || !(region->flags & PF_W))
+			continue;
+		uint64_t region_end = region->end;
+		if (bss && image_end && image_end < region_end)
+			region_end = image_end > region->start ? image_end : region->start;
+		if (*end == 0 || region->start < *start)
+			*start = region->start;
+		if (region_end > *end)
+			*end = region_end;
+	}
+	return *end > *start;
 }

@@ -42,6 +42,7 @@ struct allocator {
 extern const struct allocator glibc_allocator;
 extern const struct allocator jemalloc_allocator;
 extern const struct allocator pymalloc_allocator;
+extern const struct allocator tcmalloc_allocator;
 
 /* The allocator that owns an allocation (through its arena), or NULL when its arena is unknown. */
 const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation);
@@ -53,5 +54,11 @@ const struct heap_allocator *heap_malloc(const struct heap *heap);
 /* The heap's record of `allocator` (its version and method), or NULL when it was not walked. */
 const struct heap_allocator *heap_allocator_find(const struct heap *heap,
 						 const struct allocator *allocator);
+
+/* The writable data of `module` and its .bss (the anonymous mapping right after it, up to where
+ * its image ends), merged into [*start, *end): where an allocator keeps its globals. False when
+ * none of it is in the snapshot. */
+bool allocator_module_data(struct address_space *space, struct symbols *symbols,
+			   struct module_symbols *module, uint64_t *start, uint64_t *end);
 
 #endif

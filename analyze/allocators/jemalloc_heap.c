@@ -247,33 +247,11 @@ struct range {
 	uint64_t start, end;
 };
 
-/* The module's writable data and its .bss (the anonymous mapping after it, up to where its
- * image ends), merged into one range. */
+/* The module's writable data and its .bss, merged into one range (allocator.h). */
 static bool module_data(struct address_space *space, struct symbols *symbols,
 			struct module_symbols *module, struct range *range)
 {
-	struct snapshot *snapshot = address_space_snapshot(space);
-	const char *path = module_symbols_module(module)->path;
-	uint64_t image_end = symbols_module_image_end(symbols, path);
-	size_t count;
-	const struct snapshot_region *regions = snapshot_regions(snapshot, &count);
-	*range = (struct range){0, 0};
-	for (size_t i = 0; i < count; i++) {
-		const struct snapshot_region *region = &regions[i];
-		bool own = region->path && strcmp(region->path, path) == 0;
-		bool bss = region->path == NULL && i > 0 && regions[i - 1].path &&
-			   strcmp(regions[i - 1].path, path) == 0 && regions[i - 1].end == region->start;
-		if (!(own || bss) || !(region->flags & PF_W))
-			continue;
-		uint64_t end = region->end;
-		if (bss && image_end && image_end < end)
-			end = image_end > region->start ? image_end : region->start;
-		if (range->end == 0 || region->start < range->start)
-			range->start = region->start;
-		if (end > range->end)
-			range->end = end;
-	}
-	return range->end > range->start;
+	return allocator_module_data(space, symbols, module, &range->start, &range->end);
 }
 
 /* Finds the root level of the extent map in the module's data (see the top of the file). */

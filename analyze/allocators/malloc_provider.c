@@ -37,7 +37,7 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 	} known[] = {
 		{"mallctl", "jemalloc", &jemalloc_allocator},
 		{"je_mallctl", "jemalloc", &jemalloc_allocator},
-		{"tc_malloc", "tcmalloc", NULL},
+		{"tc_malloc", "tcmalloc", &tcmalloc_allocator},
 		{"mi_malloc", "mimalloc", NULL},
 		{"__asan_init", "AddressSanitizer's allocator", NULL},
 		{"__hwasan_init", "HWAddressSanitizer's allocator", NULL},
