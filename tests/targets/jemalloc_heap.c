@@ -10,7 +10,13 @@
  *     allocated BYTES               (jemalloc's stats.allocated, after an epoch)
  *     tcache_bytes BYTES            (stats.arenas.<all>.tcache_bytes: bytes cached in tcaches)
  * then "done", and waits. mallctl is looked up at run time, so the same source serves the linked
- * and the preloaded build. */
+ * and the preloaded build.
+ *
+ * It serves tcmalloc too (LD_PRELOAD=libtcmalloc_minimal.so.4, or linked with -ltcmalloc): the
+ * blocks are the same, and in place of jemalloc's statistics it records tcmalloc's own count of
+ * the bytes handed out, read with MallocExtension_GetNumericProperty (looked up the same way):
+ *     current_allocated_bytes BYTES   (generic.current_allocated_bytes)
+ * One of the two allocators must be loaded. */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -103,8 +109,11 @@ int main(int argc, char **argv)
 	int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
 		(int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT,
 									       "mallctl");
-	if (mallctl == NULL) {
-		fprintf(stderr, "jemalloc_heap: jemalloc is not loaded (no mallctl)\n");
+	int (*numeric_property)(const char *, size_t *) = (int (*)(const char *, size_t *))dlsym(
+		RTLD_DEFAULT, "MallocExtension_GetNumericProperty");
+	if (mallctl == NULL && numeric_property == NULL) {
+		fprintf(stderr, "jemalloc_heap: neither jemalloc (mallctl) nor tcmalloc "
+				"(MallocExtension_GetNumericProperty) is loaded\n");
 		return 2;
 	}
 	pthread_barrier_init(&filled, NULL, THREADS);
@@ -129,12 +138,19 @@ int main(int argc, char **argv)
 				       malloc_usable_size(blocks[t].address[i]));
 		}
 	/* the stats last: nothing is allocated from here on */
-	uint64_t epoch = 1;
-	size_t epoch_size = sizeof epoch;
-	if (mallctl("epoch", &epoch, &epoch_size, &epoch, epoch_size) != 0)
-		return 4;
-	record("allocated", 0, stat_u64(mallctl, "stats.allocated"));
-	record("tcache_bytes", 0, stat_u64(mallctl, "stats.arenas.4096.tcache_bytes"));
+	if (mallctl) {
+		uint64_t epoch = 1;
+		size_t epoch_size = sizeof epoch;
+		if (mallctl("epoch", &epoch, &epoch_size, &epoch, epoch_size) != 0)
+			return 4;
+		record("allocated", 0, stat_u64(mallctl, "stats.allocated"));
+		record("tcache_bytes", 0, stat_u64(mallctl, "stats.arenas.4096.tcache_bytes"));
+	} else {
+		size_t allocated = 0;
+		if (!numeric_property("generic.current_allocated_bytes", &allocated))
+			return 4;
+		record("current_allocated_bytes", 0, allocated);
+	}
 	if (write(record_fd, "done\n", 5) != 5 || close(record_fd) != 0 ||
 	    rename(temporary, argv[1]) != 0)
 		return 1;
