@@ -1,0 +1,261 @@
+"""The tcmalloc walker on Debian's gperftools 2.10 (libtcmalloc_minimal.so.4 and libtcmalloc.so.4,
+stripped): its page map, size classes and caches are found by shape.
+
+Ground truth one is the known-heap target's own record (tests/targets/jemalloc_heap.c, which
+serves tcmalloc unchanged: four threads, small, large and 10 MiB blocks, every block it holds
+with malloc_usable_size, every block it freed), run with libtcmalloc_minimal.so.4 preloaded
+(captured by freeze and by fork), linked with -ltcmalloc, and linked in statically from
+libtcmalloc_minimal.a (whose symbols the executable keeps, so the shapes are checked against
+Static::pageheap_, sizemap_, central_cache_ and ThreadCache::thread_heaps_). Every held block is
+live with exactly its usable size; no freed block is live; freed small blocks are free at their
+address, in a thread cache, a transfer slot or their span's free list, or inside a free span of
+the page heap (their span emptied), or given back; freed large blocks in the page heap or given
+back. tcmalloc's threads share its central caches and page heap, so memory one thread freed may
+be allocated again by another before the record is written: a freed block that lies in a held
+one (the same address, or a span carved anew) is the held block's, and is not checked as freed.
+
+Ground truth two is tcmalloc's own count, generic.current_allocated_bytes (read by the target
+with MallocExtension_GetNumericProperty after its last allocation). tcmalloc computes it as the
+page heap's bytes in use minus the free objects in the thread caches, the transfer slots and
+the spans' free lists, and minus each small-object span's tail that no object fills (the
+central caches' "overhead"): that is the sum of the usable sizes of the live objects, small
+(the size class) and large (the span's pages), which is what heapsnap lists as live. So the
+comparison is exact, not within a rounding.
+
+A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
+patched, imported back) one small-object span's free list points inside an object; the answer
+names the span in a warning and counts the damage. And the C leaking server under tcmalloc tells
+the same story as on glibc: heapdiff shows struct conn +1,000 retained by global all_conns.
+
+A missing library fails the test with what to install (scripts/setup installs them)."""
+import bisect
+import json
+import os
+import struct
+import subprocess
+import time
+
+from common import check, finish, heapsnap, leak_story, path, start
+
+TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
+TARGET_STATIC = os.environ.get("TCMALLOC_HEAP_STATIC")
+LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+LIBTCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+SMALL_MAX = 256 * 1024  # kMaxSize: the largest size class
+PAGE = 8192
+THREADS, BLOCKS = 4, 3000
+# every place `list` may name on a tcmalloc heap: tcmalloc's own words
+TCMALLOC_WORDS = {"in_use", "large", "thread_cache", "transfer_cache", "central_free", "page_heap"}
+
+
+def read_record(name):
+    record = {"held": {}, "freed": {}, "lines": 0}
+    for line in open(name):
+        words = line.split()
+        if words[0] in ("held", "freed"):
+            record[words[0]][int(words[1], 16)] = int(words[2])
+            record["lines"] += 1
+        elif words[0] == "current_allocated_bytes":
+            record[words[0]] = int(words[2])
+    return record
+
+
+def run_target(label, command, env=None, method="freeze"):
+    record_path = path(label + ".record")
+    process = start(command + [record_path], env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    record = read_record(record_path)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
+    return record, snapshot
+
+
+def check_heap(label, record, snapshot, method, options=()):
+    check(record["lines"] == THREADS * BLOCKS and len(record["held"]) == THREADS * BLOCKS * 2 // 3,
+          f"{label}: the target recorded {len(record['held'])} held blocks, {record['lines']} in all")
+    check("current_allocated_bytes" in record, f"{label}: the target read tcmalloc's counter")
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
+    allocations = [json.loads(line) for line in result.stdout.splitlines()]
+    words = {allocation["place"] for allocation in allocations}
+    check(words <= TCMALLOC_WORDS and {"in_use", "large", "thread_cache", "central_free"} <= words,
+          f"{label}: places named in tcmalloc's words: {sorted(words)}")
+    check(result.stderr == "", f"{label}: no warnings on a sound heap: {result.stderr[:600]}")
+    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
+    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
+    wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
+             for addr, size in record["held"].items()
+             if addr not in live or live[addr]["size"] != size]
+    check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
+                     f"their usable size, first {wrong[:3]}")
+    # memory freed by one thread and allocated again by another is held (the record's own
+    # blocks say which: a freed address inside a held block)
+    held_spans = sorted((addr, addr + size) for addr, size in record["held"].items())
+    held_starts = [start for start, _ in held_spans]
+
+    def in_held(addr):
+        k = bisect.bisect_right(held_starts, addr) - 1
+        return k >= 0 and addr < held_spans[k][1]
+
+    freed = {addr: asked for addr, asked in record["freed"].items() if not in_held(addr)}
+    check(len(freed) > len(record["freed"]) // 3,
+          f"{label}: most freed blocks were not allocated again: {len(freed)} of {len(record['freed'])}")
+    freed_live = [hex(addr) for addr in freed if addr in live]
+    check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
+
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+
+    def holder(addr):
+        k = bisect.bisect_right(starts, addr) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+
+    places, large_places, inside_live = {}, {}, []
+    for addr, asked in freed.items():
+        around = holder(addr)
+        if around and around["state"] == "live":
+            inside_live.append(hex(addr))
+        if asked <= SMALL_MAX and addr in free:
+            place = free[addr]["place"]
+        else:
+            place = around["place"] if around else "given back"
+        into = places if asked <= SMALL_MAX else large_places
+        into[place] = into.get(place, 0) + 1
+    check(not inside_live, f"{label}: freed blocks inside live ones: {inside_live[:5]}")
+    check(set(places) <= {"thread_cache", "transfer_cache", "central_free", "page_heap", "given back"}
+          and places.get("thread_cache", 0) > 0 and places.get("central_free", 0) > 0,
+          f"{label}: the freed small blocks are in thread caches, transfer slots and their spans: {places}")
+    # (a freed large block's pages may since be a small-object span, its address a free object)
+    check(set(large_places) <= {"page_heap", "given back", "thread_cache", "transfer_cache",
+                                "central_free"} and large_places.get("page_heap", 0) > 0,
+          f"{label}: the freed large blocks are free, mostly in the page heap, or given back: "
+          f"{large_places}")
+
+    # the blocks nobody recorded: the few the C library allocates (a thread's DTV, stdio) and,
+    # in libtcmalloc.so.4, its own objects (MallocExtension's)
+    extras = [a for a in live.values() if a["addr"] not in record["held"]]
+    check(len(extras) <= 4 * THREADS, f"{label}: {len(extras)} live blocks nobody recorded: {extras[:4]}")
+
+    # tcmalloc's own count (see the top of the file: exact)
+    live_bytes = sum(a["size"] for a in live.values())
+    counter = record.get("current_allocated_bytes")
+    check(live_bytes == counter,
+          f"{label}: live bytes {live_bytes:,} = tcmalloc's generic.current_allocated_bytes {counter}")
+    cached = {}
+    for a in free.values():
+        cached[a["place"]] = cached.get(a["place"], 0) + a["size"]
+    print(f"{label}: {len(live):,} live blocks ({len(record['held']):,} held by the target), "
+          f"{live_bytes:,} live bytes; current_allocated_bytes {counter:,}; free bytes by place "
+          f"{cached}; freed small blocks by place {places}, large {large_places}")
+
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
+    heap = summary["heap"]
+    check(heap["allocator"] == "tcmalloc", f"{label}: the allocator is named: {heap['allocator']}")
+    check(summary["runtimes"].get("gperftools") == "2.10" and "glibc" not in summary["runtimes"],
+          f"{label}: gperftools' version 2.10 is read, and not given as glibc's: {summary['runtimes']}")
+    check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
+    check(heap["heap_damage"]["corrupt_spots"] == 0, f"{label}: no damage: {heap['heap_damage']}")
+    text = heapsnap("summary", snapshot, *options).stdout.splitlines()
+    check(len(text) > 1 and text[1].startswith("tcmalloc 2.10"),
+          f"{label}: the summary names tcmalloc 2.10: {text[:2]}")
+
+
+def patch_span_free_list(snapshot, base, damaged):
+    """Writes `damaged`: `snapshot` with the free list (`objects`) of the one-page small-object
+    span at `base` pointing 8 bytes into its first object. The Span is found in the core as 8
+    aligned bytes holding its start page and length 1, its size class non-zero and location in
+    use, and its free list inside it."""
+    core = damaged + ".core"
+    subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
+    with open(core, "r+b") as f:
+        data = bytearray(f.read())
+        phoff = struct.unpack_from("<Q", data, 0x20)[0]
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+        aligned = set()
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+                "<IIQQQQ", data, phoff + i * phentsize)
+            if p_type == 1:
+                aligned.add((p_offset - p_vaddr) % 8)
+        found, at = [], data.find(struct.pack("<QQ", base // PAGE, 1))
+        while at >= 0:
+            objects, bits = struct.unpack_from("<QI", data, at + 32)
+            if (at % 8 in aligned and bits >> 16 & 0xff and bits >> 24 & 3 == 0 and
+                    base <= objects < base + PAGE):
+                found.append(at)
+            at = data.find(struct.pack("<QQ", base // PAGE, 1), at + 1)
+        check(len(found) == 1, f"the span 0x{base:x}'s descriptor is found once in the core: {found}")
+        for offset in found[:1]:
+            struct.pack_into("<Q", data, offset + 32, base + 8)
+        f.seek(0)
+        f.write(data)
+    heapsnap("import", core, "-o", damaged)
+    os.unlink(core)
+
+
+missing = [name for name, file in (("libtcmalloc-minimal4", LIBTCMALLOC),) if not os.path.exists(file)]
+missing += ["libgoogle-perftools-dev (the linked build)"] if not TARGET_LINKED else []
+missing += ["libgoogle-perftools-dev (libtcmalloc_minimal.a, the static build)"] if not TARGET_STATIC else []
+check(not missing, f"tcmalloc's packages are installed (scripts/setup installs them): install {missing}")
+
+if os.path.exists(LIBTCMALLOC):
+    env = dict(os.environ, LD_PRELOAD=LIBTCMALLOC)
+    record, snapshot = run_target("preloaded", [TARGET], env=env)
+    check_heap("preloaded", record, snapshot, "heuristics, checked by symbols")
+    check_heap("preloaded --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
+
+    # a span whose free list points inside an object: a warning naming it, counted as damage
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    listed = [json.loads(line) for line in result.stdout.splitlines()]
+    # (64 bytes is a class of one-page spans: 128 objects fill 8 KiB)
+    one_page = sorted({a["addr"] // PAGE * PAGE for a in listed
+                       if a["place"] == "central_free" and a["size"] == 64})
+    if check(one_page, "a one-page span of small objects with free ones is in the heap"):
+        base = one_page[0]
+        damaged = path("damaged.snap")
+        patch_span_free_list(snapshot, base, damaged)
+        result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+        check(f"the free list of the span at 0x{base:x}" in result.stderr and
+              f"holds 0x{base + 8:x}" in result.stderr,
+              f"the damaged span is named in a warning: {result.stderr[:400]!r}")
+        summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+        check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1 and
+              summary["heap"]["heap_damage"]["first_address"] is not None,
+              f"the damage is counted: {summary['heap']['heap_damage']}")
+
+    # captured by fork: the clone has one thread, but the snapshot keeps every thread's
+    # registers, so every thread's cache is still told by its owner
+    record, snapshot = run_target("fork", [TARGET], env=env, method="fork")
+    check_heap("fork", record, snapshot, "heuristics, checked by symbols")
+
+if TARGET_LINKED:
+    record, snapshot = run_target("linked", [TARGET_LINKED])
+    check_heap("linked", record, snapshot, "heuristics, checked by symbols")
+if TARGET_STATIC:
+    # linked in statically: the executable keeps the symbols of Static's members
+    record, snapshot = run_target("static", [TARGET_STATIC])
+    check_heap("static", record, snapshot, "heuristics, checked by symbols")
+    check_heap("static --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
+
+# the C leaking server on tcmalloc: the same story as on glibc
+if os.path.exists(LIBTCMALLOC):
+    before, after = leak_story(["env", f"LD_PRELOAD={LIBTCMALLOC}", LEAKY_SERVER_C], "global",
+                               "c-tcmalloc")
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"C server on tcmalloc: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    if diff.returncode == 0:
+        report = json.loads(diff.stdout)
+        conn = next((g for g in report["grown"] if g["type"] == "struct conn"), None)
+        held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+              f"C server on tcmalloc: struct conn +1,000; heapdiff: {conn}")
+        check(held and sum(r["count"] for r in held) == 1000,
+              f"C server on tcmalloc: all 1,000 new struct conn retained from global all_conns: "
+              f"{conn and conn.get('retainers')}")
+        check(report["unreachable"]["new_count"] == 0,
+              f"C server on tcmalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+finish()
