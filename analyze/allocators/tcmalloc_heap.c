@@ -549,8 +549,9 @@ static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_c
 	return true;
 }
 
-/* Follows a cached list from `head`: at most `limit` objects, or until `tail` (when not 0).
- * Returns the objects marked. */
+/* Follows a cached list from `head`: `limit` objects, or, when `tail` is not 0, up to `tail`.
+ * Returns the objects marked; a list that holds something else than allocated objects of its
+ * class, or ends early, is damage. */
 static uint64_t walk_cached_list(struct walker *walker, uint64_t head, uint64_t tail, uint64_t limit,
 				 unsigned size_class, enum allocation_place place, const char *owner,
 				 uint64_t owner_address)
@@ -572,6 +573,11 @@ static uint64_t walk_cached_list(struct walker *walker, uint64_t head, uint64_t 
 			return marked;
 		object = next;
 	}
+	if (tail != 0 || marked < limit)
+		damage(walker, owner_address,
+		       "%s (at 0x%llx, size class %u): its list ends after %llu objects, before %s",
+		       owner, (unsigned long long)owner_address, size_class,
+		       (unsigned long long)marked, tail ? "its tail" : "its length says");
 	return marked;
 }
 
