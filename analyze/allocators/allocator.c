@@ -1,9 +1,11 @@
-/* Naming a block through the allocator that owns it, and finding where an allocator keeps its
- * globals (see allocator.h). */
+/* Naming a block through the allocator that owns it, and what the walkers share: telling damage,
+ * finding a block they added, finding where an allocator keeps its globals (see allocator.h). */
 #include "allocator.h"
 
 #include <elf.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation)
@@ -59,4 +61,42 @@ bool allocator_module_data(struct address_space *space, struct symbols *symbols,
 			*end = region_end;
 	}
 	return *end > *start;
+}
+
+void allocator_damage(struct allocator_damage *damage, uint64_t address, const char *format, ...)
+{
+	heap_note_damage(damage->heap, address, 0);
+	if (damage->heap->damage.spots > ALLOCATOR_DAMAGE_TOLD) {
+		damage->untold++;
+		return;
+	}
+	char message[320];
+	va_list arguments;
+	va_start(arguments, format);
+	vsnprintf(message, sizeof message, format, arguments);
+	va_end(arguments);
+	warnings_add(damage->warnings, "%s: %s", damage->allocator, message);
+}
+
+void allocator_damage_finish(struct allocator_damage *damage)
+{
+	if (damage->untold)
+		warnings_add(damage->warnings, "%s: %llu more damaged structures like the ones above",
+			     damage->allocator, (unsigned long long)damage->untold);
+}
+
+struct allocation *allocator_block_at(struct heap *heap, uint64_t address)
+{
+	size_t low = 0, high = heap->count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		struct allocation *allocation = &heap->allocations[mid];
+		if (allocation->address < address)
+			low = mid + 1;
+		else if (allocation->address > address)
+			high = mid;
+		else
+			return allocation;
+	}
+	return NULL;
 }

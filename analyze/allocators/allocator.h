@@ -55,6 +55,24 @@ const struct heap_allocator *heap_malloc(const struct heap *heap);
 const struct heap_allocator *heap_allocator_find(const struct heap *heap,
 						 const struct allocator *allocator);
 
+/* What a walker finds corrupt: each spot counted in the heap's damage (heap_note_damage), told
+ * in a warning prefixed by the allocator's name for the first ALLOCATOR_DAMAGE_TOLD, only
+ * counted after them; allocator_damage_finish says how many were not told. */
+#define ALLOCATOR_DAMAGE_TOLD 20
+struct allocator_damage {
+	struct heap *heap;
+	struct warnings *warnings;
+	const char *allocator; /* "jemalloc" */
+	uint64_t untold;
+};
+void allocator_damage(struct allocator_damage *damage, uint64_t address, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+void allocator_damage_finish(struct allocator_damage *damage);
+
+/* The block at `address` among those a walk has added so far, when it adds them in address
+ * order (before heap_finish), or NULL. */
+struct allocation *allocator_block_at(struct heap *heap, uint64_t address);
+
 /* The writable data of `module` and its .bss (the anonymous mapping right after it, up to where
  * its image ends), merged into [*start, *end): where an allocator keeps its globals. False when
  * none of it is in the snapshot. */

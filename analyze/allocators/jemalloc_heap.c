@@ -24,14 +24,12 @@
 #include "jemalloc_heap.h"
 
 #include <elf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/allocators/jemalloc_layout.h"
 
-#define WARNINGS_SHOWN 20     /* specific warnings of one kind before they are only counted */
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
 #define TLS_WINDOW (64u << 10) /* how far below a thread's fs base its static TLS is searched */
@@ -54,7 +52,7 @@ struct walker {
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
 	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
-	uint64_t damage_warnings;	/* past WARNINGS_SHOWN */
+	struct allocator_damage damage; /* what is corrupt, told */
 	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
 	   arenas), which point at extents but are not references to the program's objects */
 	const struct snapshot_region *metadata[METADATA_REGIONS];
@@ -82,24 +80,8 @@ static bool slab_of(const struct walker *walker, uint64_t bits)
 	return field(bits, walker->layout.slab_shift, 1) != 0;
 }
 
-/* A corrupt or unexpected structure: counted as damage, told for the first few. */
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-{
-	heap_note_damage(walker->heap, address, 0);
-	if (walker->heap->damage.spots > WARNINGS_SHOWN) {
-		walker->damage_warnings++;
-		return;
-	}
-	char message[320];
-	va_list arguments;
-	va_start(arguments, format);
-	vsnprintf(message, sizeof message, format, arguments);
-	va_end(arguments);
-	warnings_add(walker->warnings, "jemalloc: %s", message);
-}
+/* A corrupt or unexpected structure (allocator.h). */
+#define damage(walker, ...) allocator_damage(&(walker)->damage, __VA_ARGS__)
 
 /* ---- the version -------------------------------------------------------------------------- */
 
@@ -573,22 +555,6 @@ fail:
 
 /* ---- thread caches ------------------------------------------------------------------------ */
 
-/* The block at `address` among those listed so far (in address order), or NULL. */
-static struct allocation *block_at(struct walker *walker, uint64_t address)
-{
-	size_t low = 0, high = walker->heap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		struct allocation *allocation = &walker->heap->allocations[mid];
-		if (allocation->address < address)
-			low = mid + 1;
-		else if (allocation->address > address)
-			high = mid;
-		else
-			return allocation;
-	}
-	return NULL;
-}
 
 /* One cache bin: the `count` regions from stack_head up are free, though their slabs count them
  * allocated. Each must be a live block of the bin's size class. */
@@ -604,7 +570,7 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 			       (unsigned long long)stack_head);
 			return;
 		}
-		struct allocation *allocation = block_at(walker, pointer);
+		struct allocation *allocation = allocator_block_at(walker->heap, pointer);
 		if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
 		    allocation->size != size) {
 			damage(walker, stack_head + k * 8ull,
@@ -656,7 +622,7 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 		walk_cache_bin(walker, tid, bin, stack_head, bytes / 8u, arena);
 	}
 	/* the memory the bins' stacks are in: an allocation of jemalloc's own */
-	struct allocation *stacks = dyn_alloc ? block_at(walker, dyn_alloc) : NULL;
+	struct allocation *stacks = dyn_alloc ? allocator_block_at(walker->heap, dyn_alloc) : NULL;
 	if (stacks && stacks->state == ALLOCATION_LIVE)
 		stacks->place = PLACE_METADATA;
 }
@@ -803,7 +769,10 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_allocator *self = heap_begin_allocator(heap, &jemalloc_allocator);
 	if (self == NULL)
 		return hs_error_set(err, "out of memory walking jemalloc's heap");
-	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
+	struct walker walker = {.space = space,
+				 .heap = heap,
+				 .warnings = warnings,
+				 .damage = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
 	jemalloc_layout_5_3(&walker.layout);
 	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
@@ -861,9 +830,7 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
-	if (walker.damage_warnings)
-		warnings_add(warnings, "jemalloc: %llu more damaged structures like the ones above",
-			     (unsigned long long)walker.damage_warnings);
+	allocator_damage_finish(&walker.damage);
 	heap_finish(heap);
 	return 0;
 fail:

@@ -11,9 +11,10 @@
  * it too.
  *
  * Without symbols (Debian's libraries export few of the ones needed) the map's root is found by
- * its shape: a word of the library's data that points at a leaf whose first entry names a Span
- * holding a page with that entry's index; the Span's pages then say which root word that is, so
- * where the root starts. The size classes (SizeMap::class_to_size_) are found as the array of
+ * its shape: a word of the library's data that points at a leaf (metadata: anonymous memory
+ * outside the data) one of whose first entries names a Span starting at a page with that
+ * entry's index; the Span's start then says which root word that is, so where the root starts,
+ * and every non-zero word of that root must point at metadata too. The size classes (SizeMap::class_to_size_) are found as the array of
  * 32-bit sizes 0, 8, 16, ... up to 256 KiB followed by the count SizeMap keeps of them; the
  * central caches (Static::central_cache_) as the array whose entry k says size class k and
  * whose empty-span ring starts linked to itself; the thread caches' list as the word that points
@@ -33,14 +34,13 @@
 #include "tcmalloc_heap.h"
 
 #include <elf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define WARNINGS_SHOWN 20	/* specific warnings before they are only counted */
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512		/* entries of a candidate leaf read at a time */
+#define LEAF_ENTRIES_TRIED 64	/* distinct entries of a candidate leaf tried as a span's first */
 #define THREAD_CACHES_MAX 100000 /* more ThreadCaches than this in the list: it loops */
 #define TRANSFER_OBJECTS_MAX 65536 /* objects of one transfer slot past which its list loops */
 
@@ -97,28 +97,12 @@ struct walker {
 	size_t span_count, span_capacity;
 	struct address_cursor pages; /* a window over the spans, read in address order */
 	int arena;
-	uint64_t damage_warnings; /* past WARNINGS_SHOWN */
+	struct allocator_damage damage; /* what is corrupt, told */
 	uint64_t returned_bytes;  /* in spans given back to the system */
 };
 
-/* A corrupt or unexpected structure: counted as damage, told for the first few. */
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-{
-	heap_note_damage(walker->heap, address, 0);
-	if (walker->heap->damage.spots > WARNINGS_SHOWN) {
-		walker->damage_warnings++;
-		return;
-	}
-	char message[320];
-	va_list arguments;
-	va_start(arguments, format);
-	vsnprintf(message, sizeof message, format, arguments);
-	va_end(arguments);
-	warnings_add(walker->warnings, "tcmalloc: %s", message);
-}
+/* A corrupt or unexpected structure (allocator.h). */
+#define damage(walker, ...) allocator_damage(&(walker)->damage, __VA_ARGS__)
 
 static uint64_t read_word(struct walker *walker, uint64_t address, bool *ok)
 {
@@ -224,33 +208,57 @@ static bool read_span(struct walker *walker, uint64_t address, struct span *span
 	       span->start + span->length <= 1ull << (48 - TC_PAGE_SHIFT);
 }
 
-/* Whether `leaf` looks like a leaf of the page map: its first non-zero entry names a Span that
- * holds a page with that entry's index. Then *root_index is the root word that points at it. */
+/* Whether `leaf` looks like a leaf of the page map: among its first non-zero entries, one names
+ * a Span that starts at the page that entry stands for (entries of other pages may be stale, but
+ * a span's first page always points at it), and every entry read names a readable Span. Then
+ * *root_index is the root word that points at it. */
 static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *piece, uint64_t *root_index)
 {
-	size_t count = (size_t)1 << MAP_LEAF_BITS;
-	for (size_t j = 0; j < count; j++) {
+	size_t count = (size_t)1 << MAP_LEAF_BITS, distinct = 0;
+	uint64_t previous = 0, mask = (1ull << MAP_LEAF_BITS) - 1;
+	for (size_t j = 0; j < count && distinct < LEAF_ENTRIES_TRIED; j++) {
 		if (j % LEAF_PIECE == 0 && address_space_read(walker->space, leaf + j * 8, piece,
 							      LEAF_PIECE * 8, NULL) != 0)
 			return false;
 		uint64_t entry = piece[j % LEAF_PIECE];
-		if (entry == 0)
+		if (entry == 0 || entry == previous)
 			continue;
+		previous = entry;
+		distinct++;
 		struct span span;
-		if (!read_span(walker, entry, &span) || span.location > SPAN_RETURNED ||
-		    span.size_class >= walker->class_count)
+		if (!read_span(walker, entry, &span))
 			return false;
-		for (uint64_t high = span.start >> MAP_LEAF_BITS;
-		     high <= (span.start + span.length - 1) >> MAP_LEAF_BITS; high++) {
-			uint64_t page = high << MAP_LEAF_BITS | j;
-			if (page >= span.start && page < span.start + span.length) {
-				*root_index = high;
-				return high < (1ull << MAP_ROOT_BITS);
-			}
-		}
-		return false;
+		if (span.start == 0 || (span.start & mask) != j || span.location > SPAN_RETURNED ||
+		    span.size_class >= walker->class_count)
+			continue;
+		*root_index = span.start >> MAP_LEAF_BITS;
+		return *root_index < (1ull << MAP_ROOT_BITS);
 	}
 	return false;
+}
+
+/* Whether the 2^17 words at `root` look like the page map's root: each non-zero one points at
+ * tcmalloc metadata (anonymous, writable, outside the module's data), and one is `leaf`. */
+static bool is_root(struct walker *walker, uint64_t root, uint64_t leaf)
+{
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
+	uint64_t words[512];
+	bool has_leaf = false;
+	for (uint64_t at = root; at < root + (8ull << MAP_ROOT_BITS); at += sizeof words) {
+		if (address_space_read(walker->space, at, words, sizeof words, NULL) != 0)
+			return false;
+		for (size_t k = 0; k < 512; k++) {
+			if (words[k] == 0)
+				continue;
+			const struct snapshot_region *region = snapshot_find_region(snapshot, words[k]);
+			if ((words[k] & 7) || region == NULL || !(region->flags & PF_W) ||
+			    region->path != NULL ||
+			    (words[k] >= walker->data_start && words[k] < walker->data_end))
+				return false;
+			has_leaf |= words[k] == leaf;
+		}
+	}
+	return has_leaf;
 }
 
 /* Finds the page map's root in the module's data (see the top of the file). */
@@ -270,15 +278,18 @@ static void find_root(struct walker *walker)
 			uint64_t word = page[k], root_index;
 			if (word == 0 || (word & 7))
 				continue;
-			/* a leaf is tcmalloc metadata: anonymous and writable */
+			/* a leaf is tcmalloc metadata: anonymous and writable, not in its data
+			   (whose .bss may be anonymous too) */
 			const struct snapshot_region *region = snapshot_find_region(snapshot, word);
-			if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
+			if (region == NULL || !(region->flags & PF_W) || region->path != NULL ||
+			    (word >= walker->data_start && word < walker->data_end))
 				continue;
 			tried++;
 			if (!is_leaf(walker, word, piece, &root_index))
 				continue;
 			uint64_t root = at + k * 8 - root_index * 8;
-			if (root >= walker->data_start && root + root_bytes <= walker->data_end) {
+			if (root >= walker->data_start && root + root_bytes <= walker->data_end &&
+			    is_root(walker, root, word)) {
 				walker->root = root;
 				return;
 			}
@@ -518,29 +529,13 @@ static int walk_spans(struct walker *walker, struct hs_error *err)
 
 /* ---- the caches --------------------------------------------------------------------------- */
 
-/* The block at `address` among those listed (in address order), or NULL. */
-static struct allocation *block_at(struct walker *walker, uint64_t address)
-{
-	size_t low = 0, high = walker->heap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		struct allocation *allocation = &walker->heap->allocations[mid];
-		if (allocation->address < address)
-			low = mid + 1;
-		else if (allocation->address > address)
-			high = mid;
-		else
-			return allocation;
-	}
-	return NULL;
-}
 
 /* Marks the object at `address`, which a cache of size class `size_class` holds, free in
  * `place`; false when it is not a live object of that class. */
 static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_class,
 			enum allocation_place place)
 {
-	struct allocation *allocation = block_at(walker, address);
+	struct allocation *allocation = allocator_block_at(walker->heap, address);
 	if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
 	    allocation->place != PLACE_IN_USE || allocation->size != walker->sizes[size_class])
 		return false;
@@ -752,7 +747,10 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_allocator *self = heap_begin_allocator(heap, &tcmalloc_allocator);
 	if (self == NULL)
 		return hs_error_set(err, "out of memory walking tcmalloc's heap");
-	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
+	struct walker walker = {.space = space,
+				 .heap = heap,
+				 .warnings = warnings,
+				 .damage = {.heap = heap, .warnings = warnings, .allocator = "tcmalloc"}};
 	address_cursor_init(&walker.pages, space);
 	const char *path = module_symbols_module(input->module)->path;
 	snprintf(self->method, sizeof self->method, "heuristics");
@@ -871,9 +869,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 
 	/* tcmalloc's data points at free objects (transfer slots) and spans: not references */
 	heap_add_bookkeeping(heap, walker.data_start, walker.data_end);
-	if (walker.damage_warnings)
-		warnings_add(warnings, "tcmalloc: %llu more damaged structures like the ones above",
-			     (unsigned long long)walker.damage_warnings);
+	allocator_damage_finish(&walker.damage);
 	free_walker(&walker);
 	heap_finish(heap);
 	return 0;

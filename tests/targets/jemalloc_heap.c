@@ -109,8 +109,11 @@ int main(int argc, char **argv)
 	int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
 		(int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT,
 									       "mallctl");
-	int (*numeric_property)(const char *, size_t *) = (int (*)(const char *, size_t *))dlsym(
-		RTLD_DEFAULT, "MallocExtension_GetNumericProperty");
+	/* (only without mallctl: a failed dlsym allocates glibc's dlerror state) */
+	int (*numeric_property)(const char *, size_t *) =
+		mallctl ? NULL
+			: (int (*)(const char *, size_t *))dlsym(RTLD_DEFAULT,
+								 "MallocExtension_GetNumericProperty");
 	if (mallctl == NULL && numeric_property == NULL) {
 		fprintf(stderr, "jemalloc_heap: neither jemalloc (mallctl) nor tcmalloc "
 				"(MallocExtension_GetNumericProperty) is loaded\n");
