@@ -545,13 +545,14 @@ static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_c
 }
 
 /* Follows a cached list from `head`: `limit` objects, or, when `tail` is not 0, up to `tail`.
- * Returns the objects marked; a list that holds something else than allocated objects of its
- * class, or ends early, is damage. */
+ * Returns the objects marked, and in *after the link that follows the last of them; a list that
+ * holds something else than allocated objects of its class, or ends early, is damage. */
 static uint64_t walk_cached_list(struct walker *walker, uint64_t head, uint64_t tail, uint64_t limit,
 				 unsigned size_class, enum allocation_place place, const char *owner,
-				 uint64_t owner_address)
+				 uint64_t owner_address, uint64_t *after)
 {
 	uint64_t marked = 0;
+	*after = 0;
 	for (uint64_t object = head; object != 0 && marked < limit;) {
 		bool ok = true;
 		uint64_t next = read_word(walker, object, &ok);
@@ -564,6 +565,7 @@ static uint64_t walk_cached_list(struct walker *walker, uint64_t head, uint64_t 
 			return marked;
 		}
 		marked++;
+		*after = next;
 		if (object == tail)
 			return marked;
 		object = next;
@@ -627,27 +629,32 @@ static void walk_transfer_caches(struct walker *walker, uint64_t array)
 				continue;
 			char owner[64];
 			snprintf(owner, sizeof owner, "transfer slot %d of size class %u", slot, k);
+			uint64_t after;
 			walk_cached_list(walker, head, tail, TRANSFER_OBJECTS_MAX, k, PLACE_FAST_LIST,
-					 owner, at);
+					 owner, at, &after);
 		}
 	}
 }
 
-/* Whether `cache` is a ThreadCache owned by one of the snapshot's threads (its tid_ is the
- * thread's pthread_t, which is its fs base). */
-static bool owned_by_a_thread(struct walker *walker, uint64_t cache)
+/* The id of the snapshot's thread whose pthread_t (its fs base) is `pthread`, or 0. */
+static int thread_of(struct walker *walker, uint64_t pthread)
 {
-	bool ok = true;
-	uint64_t tid = read_word(walker, cache + CACHE_TID, &ok);
-	if (!ok || tid == 0)
-		return false;
 	size_t count;
 	const struct snapshot_thread *threads =
 		snapshot_threads(address_space_snapshot(walker->space), &count);
-	for (size_t t = 0; t < count; t++)
-		if (threads[t].registers.fs_base == tid)
-			return true;
-	return false;
+	for (size_t t = 0; t < count && pthread; t++)
+		if (threads[t].registers.fs_base == pthread)
+			return threads[t].tid;
+	return 0;
+}
+
+/* Whether `cache` is a ThreadCache owned by one of the snapshot's threads (its tid_ is the
+ * thread's pthread_t). */
+static bool owned_by_a_thread(struct walker *walker, uint64_t cache)
+{
+	bool ok = true;
+	uint64_t pthread = read_word(walker, cache + CACHE_TID, &ok);
+	return ok && thread_of(walker, pthread) != 0;
 }
 
 /* ThreadCache::thread_heaps_ by its shape: a word of the data pointing at a ThreadCache first in
@@ -698,26 +705,25 @@ static void walk_thread_caches(struct walker *walker, uint64_t head, size_t *cac
 			return;
 		}
 		char owner[96];
-		snprintf(owner, sizeof owner, "the thread cache of thread 0x%llx", (unsigned long long)tid);
+		int thread = thread_of(walker, tid);
+		if (thread)
+			snprintf(owner, sizeof owner, "the thread cache of thread %d", thread);
+		else
+			snprintf(owner, sizeof owner, "the thread cache of pthread 0x%llx (no thread of "
+				 "the snapshot)", (unsigned long long)tid);
 		for (unsigned k = 1; k < walker->class_count; k++) {
 			uint64_t list;
 			uint32_t length;
 			memcpy(&list, bytes + k * CACHE_LIST_SIZE, 8);
 			memcpy(&length, bytes + k * CACHE_LIST_SIZE + CACHE_LIST_LENGTH, 4);
+			uint64_t after;
 			uint64_t marked = walk_cached_list(walker, list, 0, length, k,
-							   PLACE_THREAD_CACHE, owner, cache);
-			if (marked == length && length > 0) {
-				/* the list ends where its length says */
-				uint64_t last = list;
-				bool ok = true;
-				for (uint64_t n = 1; n < length && ok; n++)
-					last = read_word(walker, last, &ok);
-				if (ok && read_word(walker, last, &ok) != 0 && ok)
-					damage(walker, cache + k * CACHE_LIST_SIZE,
-					       "%s (at 0x%llx): the free list of size class %u goes on "
-					       "past its length %u",
-					       owner, (unsigned long long)cache, k, length);
-			}
+							   PLACE_THREAD_CACHE, owner, cache, &after);
+			if (marked == length && after != 0) /* (it ends where its length says) */
+				damage(walker, cache + k * CACHE_LIST_SIZE,
+				       "%s (at 0x%llx): the free list of size class %u goes on past its "
+				       "length %u",
+				       owner, (unsigned long long)cache, k, length);
 		}
 		previous = cache;
 		cache = next;
