@@ -24,8 +24,12 @@ comparison is exact, not within a rounding.
 
 A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
 patched, imported back) one small-object span's free list points inside an object; the answer
-names the span in a warning and counts the damage. And the C leaking server under tcmalloc tells
-the same story as on glibc: heapdiff shows struct conn +1,000 retained by global all_conns.
+names the span in a warning and counts the damage. A malloc that calls itself tcmalloc (it
+defines tc_malloc) without gperftools 2.10's structures is refused with exit 2, not shown as an
+empty heap. And the leaking servers under tcmalloc tell the same story as on glibc: the C one
+(heapdiff shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
+python3.11 (pymalloc on top of tcmalloc: __main__.Connection +1,000 retained by the module
+global _CONNECTIONS).
 
 A missing library fails the test with what to install (scripts/setup installs them)."""
 import bisect
@@ -41,6 +45,8 @@ TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("TCMALLOC_HEAP_STATIC")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
+OWN_MALLOC_TCMALLOC = os.environ.get("OWN_MALLOC_TCMALLOC", "build/tests/own_malloc_tcmalloc")
+TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LIBTCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 SMALL_MAX = 256 * 1024  # kMaxSize: the largest size class
@@ -240,16 +246,39 @@ if TARGET_STATIC:
     check_heap("static", record, snapshot, "heuristics, checked by symbols")
     check_heap("static --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
 
-# the C leaking server on tcmalloc: the same story as on glibc
-if os.path.exists(LIBTCMALLOC):
-    before, after = leak_story(["env", f"LD_PRELOAD={LIBTCMALLOC}", LEAKY_SERVER_C], "global",
-                               "c-tcmalloc")
+# a malloc that calls itself tcmalloc (it defines tc_malloc) without gperftools 2.10's size
+# classes and page map: refused, exit 2, rather than an empty heap
+ready = path("not-tcmalloc.ready")
+impostor = start([OWN_MALLOC_TCMALLOC, ready])
+deadline = time.time() + 30
+while not os.path.exists(ready) and time.time() < deadline:
+    time.sleep(0.02)
+heapsnap("capture", str(impostor.pid), "-o", path("not-tcmalloc.snap"))
+result = heapsnap("summary", path("not-tcmalloc.snap"), check_ok=False)
+check(result.returncode == 2 and result.stdout == "" and "tcmalloc" in result.stderr and
+      "no heap to show" in result.stderr,
+      f"a tcmalloc without 2.10's structures is refused, exit 2: {result.returncode} {result.stderr!r}")
+impostor.kill()
+
+
+def leak_report(command, name):
+    """leak_story's two snapshots of `command` under tcmalloc, and heapdiff's JSON on them."""
+    before, after = leak_story(["env", f"LD_PRELOAD={LIBTCMALLOC}"] + command, "global", name)
     diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
                           text=True, timeout=600)
-    check(diff.returncode == 0, f"C server on tcmalloc: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
-    if diff.returncode == 0:
-        report = json.loads(diff.stdout)
-        conn = next((g for g in report["grown"] if g["type"] == "struct conn"), None)
+    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    return json.loads(diff.stdout) if diff.returncode == 0 else None
+
+
+def grown(report, name):
+    return next((g for g in report["grown"] if g["type"] == name), None)
+
+
+if os.path.exists(LIBTCMALLOC):
+    # the C leaking server on tcmalloc: the same story as on glibc
+    report = leak_report([LEAKY_SERVER_C], "c-tcmalloc")
+    if report:
+        conn = grown(report, "struct conn")
         held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
         check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
               f"C server on tcmalloc: struct conn +1,000; heapdiff: {conn}")
@@ -258,4 +287,18 @@ if os.path.exists(LIBTCMALLOC):
               f"{conn and conn.get('retainers')}")
         check(report["unreachable"]["new_count"] == 0,
               f"C server on tcmalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+
+    # the Python one: pymalloc's arenas are tcmalloc blocks
+    PYTHON = "/usr/bin/python3.11"
+    if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
+        report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-tcmalloc")
+        if report:
+            conn = grown(report, "__main__.Connection")
+            held = [r for r in (conn or {}).get("retainers", [])
+                    if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
+            check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+                  f"Python server on tcmalloc: __main__.Connection +1,000; heapdiff: {conn}")
+            check(held and sum(r["count"] for r in held) == 1000,
+                  f"Python server on tcmalloc: the 1,000 new Connections retained by "
+                  f"_CONNECTIONS: {conn and conn.get('retainers')}")
 finish()
