@@ -23,8 +23,9 @@ central caches' "overhead"): that is the sum of the usable sizes of the live obj
 comparison is exact, not within a rounding.
 
 A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
-patched, imported back) one small-object span's free list points inside an object; the answer
-names the span in a warning and counts the damage. A malloc that calls itself tcmalloc (it
+patched, imported back) one small-object span's free list points inside an object, and in
+another one thread cache's free list does: each answer names the span or the thread in a warning
+and counts the damage. A malloc that calls itself tcmalloc (it
 defines tc_malloc) without gperftools 2.10's structures is refused with exit 2, not shown as an
 empty heap. And the leaking servers under tcmalloc tell the same story as on glibc: the C one
 (heapdiff shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
@@ -39,7 +40,8 @@ import struct
 import subprocess
 import time
 
-from common import check, finish, heapsnap, leak_story, path, start
+from common import (check, decompress, finish, heapsnap, leak_story, path, program_headers,
+                    read_core_memory, start)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
@@ -48,6 +50,8 @@ LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 OWN_MALLOC_TCMALLOC = os.environ.get("OWN_MALLOC_TCMALLOC", "build/tests/own_malloc_tcmalloc")
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+LOOKUP = os.environ.get("LOOKUP", "build/tests/lookup")
+THREAD_HEAPS = "_ZN8tcmalloc11ThreadCache13thread_heaps_E"  # exported by Debian's libraries
 LIBTCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 SMALL_MAX = 256 * 1024  # kMaxSize: the largest size class
 PAGE = 8192
@@ -202,6 +206,35 @@ def patch_span_free_list(snapshot, base, damaged):
     os.unlink(core)
 
 
+def patch_thread_cache(snapshot, damaged):
+    """Writes `damaged`: `snapshot` with the first free list of the first thread cache (found
+    through ThreadCache::thread_heaps_, which the library exports) that holds objects pointing 4
+    bytes into its first object (where no object starts: they are 8-byte aligned). Returns that pointer, or None when there is no such list."""
+    core = damaged + ".core"
+    decompress(snapshot, core)
+    found = subprocess.run([LOOKUP, snapshot, "symbol", "libtcmalloc_minimal", THREAD_HEAPS],
+                           capture_output=True, text=True)
+    check(found.returncode == 0, f"{THREAD_HEAPS} is in the library's symbols: {found.stderr}")
+    if found.returncode != 0:
+        return None
+    cache, = struct.unpack("<Q", read_core_memory(core, int(found.stdout.split()[0], 16), 8))
+    lists = read_core_memory(core, cache, 128 * 32)
+    k = next((k for k in range(1, 128) if struct.unpack_from("<QI", lists, k * 32)[0] and
+              struct.unpack_from("<QI", lists, k * 32)[1]), None)
+    if k is None:
+        return None
+    bad = struct.unpack_from("<Q", lists, k * 32)[0] + 4
+    with open(core, "r+b") as f:
+        for p_type, p_offset, p_vaddr, p_filesz, _ in program_headers(f):
+            if p_type == 1 and p_vaddr <= cache + k * 32 < p_vaddr + p_filesz:
+                f.seek(p_offset + cache + k * 32 - p_vaddr)
+                f.write(struct.pack("<Q", bad))
+                break
+    heapsnap("import", core, "-o", damaged)
+    os.unlink(core)
+    return bad
+
+
 missing = [name for name, file in (("libtcmalloc-minimal4", LIBTCMALLOC),) if not os.path.exists(file)]
 missing += ["libgoogle-perftools-dev (the linked build)"] if not TARGET_LINKED else []
 missing += ["libgoogle-perftools-dev (libtcmalloc_minimal.a, the static build)"] if not TARGET_STATIC else []
@@ -230,6 +263,17 @@ if os.path.exists(LIBTCMALLOC):
         summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
         check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1 and
               summary["heap"]["heap_damage"]["first_address"] is not None,
+              f"the damage is counted: {summary['heap']['heap_damage']}")
+
+    # a thread cache's free list pointing inside an object: a warning naming the thread
+    damaged = path("damaged-cache.snap")
+    bad = patch_thread_cache(snapshot, damaged)
+    if check(bad, "a thread cache holds objects"):
+        result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+        check("the thread cache of thread " in result.stderr and f"holds 0x{bad:x}" in result.stderr,
+              f"the damaged thread cache is named in a warning: {result.stderr[:400]!r}")
+        summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+        check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1,
               f"the damage is counted: {summary['heap']['heap_damage']}")
 
     # captured by fork: the clone has one thread, but the snapshot keeps every thread's
