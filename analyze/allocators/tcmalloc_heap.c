@@ -19,8 +19,10 @@
  * central caches (Static::central_cache_) as the array whose entry k says size class k and
  * whose empty-span ring starts linked to itself; the thread caches' list as the word that points
  * at a ThreadCache owned by one of the snapshot's threads (its tid_ is a pthread_t, the thread's
- * fs base) and first in the list. ThreadCache::thread_heaps_, which the libraries export, and
- * the others where a build keeps them, are checked against what shape found.
+ * fs base) and first in the list. The page map, size classes and central caches are checked
+ * against their symbols where a build keeps them (a static one); ThreadCache::thread_heaps_,
+ * which the libraries export, is taken from its symbol when there is one and checked to have
+ * that shape, and only searched for without.
  *
  * Blocks: a small-object span of class c holds (pages * 8 KiB) / size(c) objects, and its
  * `objects` list the ones returned to it; its refcount counts the others, which must agree. The
@@ -531,9 +533,10 @@ static int walk_spans(struct walker *walker, struct hs_error *err)
 
 
 /* Marks the object at `address`, which a cache of size class `size_class` holds, free in
- * `place`; false when it is not a live object of that class. */
+ * `place`, and gives its first word (the link to the next object of the list, read with the
+ * span); false when it is not a live object of that class. */
 static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_class,
-			enum allocation_place place)
+			enum allocation_place place, uint64_t *first_word)
 {
 	struct allocation *allocation = allocator_block_at(walker->heap, address);
 	if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
@@ -541,6 +544,7 @@ static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_c
 		return false;
 	allocation->state = ALLOCATION_FREE;
 	allocation->place = place;
+	*first_word = allocation->first_word;
 	return true;
 }
 
@@ -554,9 +558,8 @@ static uint64_t walk_cached_list(struct walker *walker, uint64_t head, uint64_t 
 	uint64_t marked = 0;
 	*after = 0;
 	for (uint64_t object = head; object != 0 && marked < limit;) {
-		bool ok = true;
-		uint64_t next = read_word(walker, object, &ok);
-		if (!ok || !mark_cached(walker, object, size_class, place)) {
+		uint64_t next;
+		if (!mark_cached(walker, object, size_class, place, &next)) {
 			damage(walker, owner_address,
 			       "%s (at 0x%llx, size class %u of %u bytes) holds 0x%llx, which is not an "
 			       "allocated object of that size class: the rest of its list is not walked",
@@ -594,16 +597,33 @@ static bool is_central_cache(struct walker *walker, uint64_t array)
 	return true;
 }
 
-static uint64_t find_central_cache(struct walker *walker)
+/* Calls `test` on each 8-byte word of the module's data, read a page at a time, until it
+ * answers true; the address of that word, or 0. */
+static uint64_t find_word(struct walker *walker, bool (*test)(struct walker *, uint64_t, uint64_t))
 {
-	for (uint64_t at = walker->data_start; at + 8 <= walker->data_end; at += 8) {
-		bool ok = true;
-		/* empty_.next at offset 32 of entry 0 points at empty_ (offset 16) */
-		if (at >= walker->data_start + 32 && read_word(walker, at, &ok) == at - 16 && ok &&
-		    is_central_cache(walker, at - 32))
-			return at - 32;
+	uint64_t page[512];
+	for (uint64_t at = walker->data_start; at < walker->data_end; at += sizeof page) {
+		size_t size = walker->data_end - at < sizeof page ? (size_t)(walker->data_end - at)
+								   : sizeof page;
+		if (address_space_read(walker->space, at, page, size, NULL) != 0)
+			continue;
+		for (size_t k = 0; k < size / 8; k++)
+			if (test(walker, at + k * 8, page[k]))
+				return at + k * 8;
 	}
 	return 0;
+}
+
+/* The word of entry 0's empty_.next (offset 32), which points at its empty_ (offset 16). */
+static bool is_central_cache_ring(struct walker *walker, uint64_t at, uint64_t word)
+{
+	return at >= walker->data_start + 32 && word == at - 16 && is_central_cache(walker, at - 32);
+}
+
+static uint64_t find_central_cache(struct walker *walker)
+{
+	uint64_t ring = find_word(walker, is_central_cache_ring);
+	return ring ? ring - 32 : 0;
 }
 
 /* Each central cache's transfer slots: batches of objects on their way between thread caches
@@ -657,24 +677,26 @@ static bool owned_by_a_thread(struct walker *walker, uint64_t cache)
 	return ok && thread_of(walker, pthread) != 0;
 }
 
-/* ThreadCache::thread_heaps_ by its shape: a word of the data pointing at a ThreadCache first in
- * its list (prev_ null) and owned by a thread. Its address, or 0. */
+/* Whether the word at `at` is ThreadCache::thread_heaps_ by its shape: it points at a
+ * ThreadCache (64-byte aligned metadata) first in its list (prev_ null) and owned by a thread. */
+static bool is_thread_heaps(struct walker *walker, uint64_t at, uint64_t cache)
+{
+	(void)at;
+	if (cache == 0 || (cache & 63))
+		return false;
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), cache);
+	if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
+		return false;
+	bool ok = true;
+	return read_word(walker, cache + CACHE_PREV, &ok) == 0 && ok &&
+	       owned_by_a_thread(walker, cache);
+}
+
+/* ThreadCache::thread_heaps_ found by its shape: its address, or 0. */
 static uint64_t find_thread_heaps(struct walker *walker)
 {
-	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	for (uint64_t at = walker->data_start; at + 8 <= walker->data_end; at += 8) {
-		bool ok = true;
-		uint64_t cache = read_word(walker, at, &ok);
-		if (!ok || cache == 0 || (cache & 63))
-			continue;
-		const struct snapshot_region *region = snapshot_find_region(snapshot, cache);
-		if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
-			continue;
-		if (read_word(walker, cache + CACHE_PREV, &ok) == 0 && ok &&
-		    owned_by_a_thread(walker, cache))
-			return at;
-	}
-	return 0;
+	return find_word(walker, is_thread_heaps);
 }
 
 /* Every thread's cache, from the list's head: each free list's objects are free. */
@@ -845,21 +867,27 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     "tcmalloc: its central caches were not found in its data: objects waiting "
 			     "in their transfer slots, if any, are counted as live");
 
-	uint64_t heads = find_thread_heaps(&walker);
+	/* the thread caches' list: where the library exports it (Debian's do), the word there
+	   must have the shape (scanning the data for it reads the memory every pointer there
+	   points at, which costs more than the rest of the walk on a large heap) */
+	uint64_t heads = 0;
 	if (symbol(input, "_ZN8tcmalloc11ThreadCache13thread_heaps_E", &address, &size)) {
 		bool ok = true;
 		uint64_t head = read_word(&walker, address, &ok);
-		if (heads == address || (heads == 0 && ok && head == 0))
+		if (ok && (head == 0 || is_thread_heaps(&walker, address, head))) {
 			checked++;
-		else {
-			disagree++;
-			warnings_add(warnings,
-				     "tcmalloc: the thread caches' list found by its shape at 0x%llx "
-				     "is not ThreadCache::thread_heaps_ (0x%llx): the symbol's is "
-				     "walked",
-				     (unsigned long long)heads, (unsigned long long)address);
 			heads = address;
+		} else {
+			disagree++;
+			heads = find_thread_heaps(&walker);
+			warnings_add(warnings,
+				     "tcmalloc: ThreadCache::thread_heaps_ (0x%llx) does not point at the "
+				     "first thread cache of a thread; the list found by its shape (at "
+				     "0x%llx) is walked",
+				     (unsigned long long)address, (unsigned long long)heads);
 		}
+	} else {
+		heads = find_thread_heaps(&walker);
 	}
 	size_t caches = 0;
 	if (heads) {
