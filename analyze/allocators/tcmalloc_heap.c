@@ -901,8 +901,14 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (checked > 0 && disagree == 0)
 		snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 
-	/* tcmalloc's data points at free objects (transfer slots) and spans: not references */
-	heap_add_bookkeeping(heap, walker.data_start, walker.data_end);
+	/* the page map's root and the central caches point at leaves, spans and cached objects
+	   (their unused transfer slots may still name objects since handed out): not references.
+	   The rest of tcmalloc's data is not bookkeeping: it holds pointers to its own live
+	   blocks (the MallocExtension instance), which are references. */
+	heap_add_bookkeeping(heap, walker.root, walker.root + (8ull << MAP_ROOT_BITS));
+	if (central)
+		heap_add_bookkeeping(heap, central,
+				     central + (uint64_t)walker.class_count * CENTRAL_STRIDE);
 	allocator_damage_finish(&walker.damage);
 	free_walker(&walker);
 	heap_finish(heap);
