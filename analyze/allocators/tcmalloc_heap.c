@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512		/* entries of a candidate leaf read at a time */
 #define LEAF_ENTRIES_TRIED 64	/* distinct entries of a candidate leaf tried as a span's first */
@@ -263,8 +265,9 @@ static bool is_root(struct walker *walker, uint64_t root, uint64_t leaf)
 	return has_leaf;
 }
 
-/* Finds the page map's root in the module's data (see the top of the file). */
-static void find_root(struct walker *walker)
+/* Finds the page map's root in the module's data (see the top of the file); false when none
+ * is there. */
+static bool find_root(struct walker *walker)
 {
 	struct snapshot *snapshot = address_space_snapshot(walker->space);
 	uint64_t root_bytes = 8ull << MAP_ROOT_BITS;
@@ -293,10 +296,11 @@ static void find_root(struct walker *walker)
 			if (root >= walker->data_start && root + root_bytes <= walker->data_end &&
 			    is_root(walker, root, word)) {
 				walker->root = root;
-				return;
+				return true;
 			}
 		}
 	}
+	return false;
 }
 
 /* The page map's entry for `page`, 0 when it has none or it cannot be read. */
@@ -312,14 +316,11 @@ static uint64_t map_get(struct walker *walker, uint64_t page)
 
 static int add_span(struct walker *walker, const struct span *span, struct hs_error *err)
 {
-	if (walker->span_count == walker->span_capacity) {
-		size_t capacity = walker->span_capacity ? walker->span_capacity * 2 : 1024;
-		struct span *grown = realloc(walker->spans, capacity * sizeof *grown);
-		if (grown == NULL)
-			return hs_error_set(err, "out of memory walking tcmalloc's spans");
-		walker->spans = grown;
-		walker->span_capacity = capacity;
-	}
+	struct span *grown = array_grow(walker->spans, &walker->span_capacity, walker->span_count,
+					sizeof *grown, 1024);
+	if (grown == NULL)
+		return hs_error_set(err, "out of memory walking tcmalloc's spans");
+	walker->spans = grown;
 	walker->spans[walker->span_count++] = *span;
 	return 0;
 }
@@ -796,22 +797,16 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     path);
 		goto fail;
 	}
-	if (!find_size_classes(&walker)) {
+	/* (the page map's leaves are told by their spans' size classes) */
+	const char *missing = !find_size_classes(&walker) ? "size class table"
+			      : !find_root(&walker)	   ? "page map"
+							   : NULL;
+	if (missing) {
 		hs_error_set(err,
-			     "tcmalloc (%s): no size class table was found in its data (0x%llx-0x%llx): "
-			     "it is not gperftools 2.10 as heapsnap knows it, or it has not allocated "
-			     "yet; there is no heap to show",
-			     path, (unsigned long long)walker.data_start,
-			     (unsigned long long)walker.data_end);
-		goto fail;
-	}
-	find_root(&walker);
-	if (walker.root == 0) {
-		hs_error_set(err,
-			     "tcmalloc (%s): no page map was found in its data (0x%llx-0x%llx): it is "
-			     "not gperftools 2.10 as heapsnap knows it, or it has not allocated yet; "
-			     "there is no heap to show",
-			     path, (unsigned long long)walker.data_start,
+			     "tcmalloc (%s): no %s was found in its data (0x%llx-0x%llx): it is not "
+			     "gperftools 2.10 as heapsnap knows it, or it has not allocated yet; there "
+			     "is no heap to show",
+			     path, missing, (unsigned long long)walker.data_start,
 			     (unsigned long long)walker.data_end);
 		goto fail;
 	}

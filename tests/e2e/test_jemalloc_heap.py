@@ -37,14 +37,12 @@ import struct
 import subprocess
 import time
 
-from common import check, finish, heapsnap, leak_story, path, start
+from allocator_target import check_leak_stories, run_recording_target
+from common import check, finish, heapsnap, path, start
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
-LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
-HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
-TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")
 LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
@@ -70,15 +68,7 @@ def read_record(name):
 
 
 def run_target(label, command, env=None, method="freeze"):
-    record_path = path(label + ".record")
-    process = start(command + [record_path], env=env)
-    deadline = time.time() + 30
-    while not os.path.exists(record_path) and time.time() < deadline:
-        time.sleep(0.02)
-    record = read_record(record_path)
-    snapshot = path(label + ".snap")
-    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
-    return record, snapshot
+    return run_recording_target(label, command, read_record, env=env, method=method)
 
 
 def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
@@ -302,43 +292,5 @@ if DEBUG_LIB:
 else:
     print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
 
-def leak_report(command, name):
-    """leak_story's two snapshots of `command` under jemalloc, and heapdiff's JSON on them."""
-    before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}"] + command, "global", name)
-    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
-                          text=True, timeout=600)
-    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
-    return json.loads(diff.stdout) if diff.returncode == 0 else None
-
-
-def grown(report, name):
-    return next((g for g in report["grown"] if g["type"] == name), None)
-
-
-# the C leaking server on jemalloc: the same story as on glibc
-report = leak_report([LEAKY_SERVER_C], "c-jemalloc")
-if report:
-    conn = grown(report, "struct conn")
-    held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
-    check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
-          f"C server on jemalloc: struct conn +1,000; heapdiff: {conn}")
-    check(held and sum(r["count"] for r in held) == 1000,
-          f"C server on jemalloc: all 1,000 new struct conn retained from global all_conns: "
-          f"{conn and conn.get('retainers')}")
-    check(report["unreachable"]["new_count"] == 0,
-          f"C server on jemalloc: nothing new unreachable: {report['unreachable']['new_count']}")
-
-# the Python one: pymalloc's arenas are jemalloc blocks
-PYTHON = "/usr/bin/python3.11"
-if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
-    report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-jemalloc")
-    if report:
-        conn = grown(report, "__main__.Connection")
-        held = [r for r in (conn or {}).get("retainers", [])
-                if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
-        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
-              f"Python server on jemalloc: __main__.Connection +1,000; heapdiff: {conn}")
-        check(held and sum(r["count"] for r in held) == 1000,
-              f"Python server on jemalloc: the 1,000 new Connections retained by "
-              f"_CONNECTIONS: {conn and conn.get('retainers')}")
+check_leak_stories(LIBJEMALLOC, "jemalloc")
 finish()

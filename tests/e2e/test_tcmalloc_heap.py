@@ -40,16 +40,14 @@ import struct
 import subprocess
 import time
 
-from common import (check, decompress, finish, heapsnap, leak_story, path, program_headers,
-                    read_core_memory, start)
+from allocator_target import check_leak_stories, run_recording_target
+from common import (check, decompress, finish, heapsnap, path, program_headers, read_core_memory,
+                    start)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("TCMALLOC_HEAP_STATIC")
-LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 OWN_MALLOC_TCMALLOC = os.environ.get("OWN_MALLOC_TCMALLOC", "build/tests/own_malloc_tcmalloc")
-TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
-HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LOOKUP = os.environ.get("LOOKUP", "build/tests/lookup")
 THREAD_HEAPS = "_ZN8tcmalloc11ThreadCache13thread_heaps_E"  # exported by Debian's libraries
 LIBTCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -73,15 +71,7 @@ def read_record(name):
 
 
 def run_target(label, command, env=None, method="freeze"):
-    record_path = path(label + ".record")
-    process = start(command + [record_path], env=env)
-    deadline = time.time() + 30
-    while not os.path.exists(record_path) and time.time() < deadline:
-        time.sleep(0.02)
-    record = read_record(record_path)
-    snapshot = path(label + ".snap")
-    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
-    return record, snapshot
+    return run_recording_target(label, command, read_record, env=env, method=method)
 
 
 def check_heap(label, record, snapshot, method, options=()):
@@ -179,7 +169,7 @@ def patch_span_free_list(snapshot, base, damaged):
     aligned bytes holding its start page and length 1, its size class non-zero and location in
     use, and its free list inside it."""
     core = damaged + ".core"
-    subprocess.run(["zstd", "-q", "-d", "-f", snapshot, "-o", core], check=True)
+    decompress(snapshot, core)
     with open(core, "r+b") as f:
         data = bytearray(f.read())
         phoff = struct.unpack_from("<Q", data, 0x20)[0]
@@ -305,44 +295,6 @@ check(result.returncode == 2 and result.stdout == "" and "tcmalloc" in result.st
 impostor.kill()
 
 
-def leak_report(command, name):
-    """leak_story's two snapshots of `command` under tcmalloc, and heapdiff's JSON on them."""
-    before, after = leak_story(["env", f"LD_PRELOAD={LIBTCMALLOC}"] + command, "global", name)
-    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
-                          text=True, timeout=600)
-    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
-    return json.loads(diff.stdout) if diff.returncode == 0 else None
-
-
-def grown(report, name):
-    return next((g for g in report["grown"] if g["type"] == name), None)
-
-
 if os.path.exists(LIBTCMALLOC):
-    # the C leaking server on tcmalloc: the same story as on glibc
-    report = leak_report([LEAKY_SERVER_C], "c-tcmalloc")
-    if report:
-        conn = grown(report, "struct conn")
-        held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
-        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
-              f"C server on tcmalloc: struct conn +1,000; heapdiff: {conn}")
-        check(held and sum(r["count"] for r in held) == 1000,
-              f"C server on tcmalloc: all 1,000 new struct conn retained from global all_conns: "
-              f"{conn and conn.get('retainers')}")
-        check(report["unreachable"]["new_count"] == 0,
-              f"C server on tcmalloc: nothing new unreachable: {report['unreachable']['new_count']}")
-
-    # the Python one: pymalloc's arenas are tcmalloc blocks
-    PYTHON = "/usr/bin/python3.11"
-    if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
-        report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-tcmalloc")
-        if report:
-            conn = grown(report, "__main__.Connection")
-            held = [r for r in (conn or {}).get("retainers", [])
-                    if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
-            check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
-                  f"Python server on tcmalloc: __main__.Connection +1,000; heapdiff: {conn}")
-            check(held and sum(r["count"] for r in held) == 1000,
-                  f"Python server on tcmalloc: the 1,000 new Connections retained by "
-                  f"_CONNECTIONS: {conn and conn.get('retainers')}")
+    check_leak_stories(LIBTCMALLOC, "tcmalloc")
 finish()

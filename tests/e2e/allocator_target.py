@@ -1,0 +1,75 @@
+"""What the tests of the allocators that replace glibc's malloc share (test_jemalloc_heap.py,
+test_tcmalloc_heap.py): running the known-heap target (tests/targets/jemalloc_heap.c) until it
+has written its record and capturing it, and the leaking servers' stories with the allocator
+preloaded, checked as on glibc."""
+import json
+import os
+import subprocess
+import time
+
+from common import check, heapsnap, leak_story, path, start
+
+LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
+PYTHON = "/usr/bin/python3.11"
+
+
+def run_recording_target(label, command, read_record, env=None, method="freeze"):
+    """Starts `command` with a record file, waits for the record, captures the process with
+    `method`; returns the record (as `read_record` reads the file) and the snapshot's path."""
+    record_path = path(label + ".record")
+    process = start(command + [record_path], env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    record = read_record(record_path)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
+    return record, snapshot
+
+
+def _leak_report(library, command, name):
+    """leak_story's two snapshots of `command` with `library` preloaded, and heapdiff's JSON."""
+    before, after = leak_story(["env", f"LD_PRELOAD={library}"] + command, "global", name)
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    return json.loads(diff.stdout) if diff.returncode == 0 else None
+
+
+def _grown(report, name):
+    return next((g for g in report["grown"] if g["type"] == name), None)
+
+
+def check_leak_stories(library, allocator):
+    """The leaking servers with `library` (the allocator called `allocator`) preloaded tell the
+    same story as on glibc: the C one (heapdiff shows struct conn +1,000 retained by global
+    all_conns, nothing new unreachable) and the Python one on Debian's python3.11 (pymalloc on
+    top of the allocator: __main__.Connection +1,000 retained by the module global
+    _CONNECTIONS)."""
+    report = _leak_report(library, [LEAKY_SERVER_C], f"c-{allocator}")
+    if report:
+        conn = _grown(report, "struct conn")
+        held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+              f"C server on {allocator}: struct conn +1,000; heapdiff: {conn}")
+        check(held and sum(r["count"] for r in held) == 1000,
+              f"C server on {allocator}: all 1,000 new struct conn retained from global "
+              f"all_conns: {conn and conn.get('retainers')}")
+        check(report["unreachable"]["new_count"] == 0,
+              f"C server on {allocator}: nothing new unreachable: "
+              f"{report['unreachable']['new_count']}")
+    if not check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
+        return
+    report = _leak_report(library, [PYTHON, os.path.join(TARGETS, "leaky_server.py")],
+                          f"py-{allocator}")
+    if report:
+        conn = _grown(report, "__main__.Connection")
+        held = [r for r in (conn or {}).get("retainers", [])
+                if r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]]
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
+              f"Python server on {allocator}: __main__.Connection +1,000; heapdiff: {conn}")
+        check(held and sum(r["count"] for r in held) == 1000,
+              f"Python server on {allocator}: the 1,000 new Connections retained by "
+              f"_CONNECTIONS: {conn and conn.get('retainers')}")
