@@ -73,3 +73,20 @@ def check_leak_stories(library, allocator):
         check(held and sum(r["count"] for r in held) == 1000,
               f"Python server on {allocator}: the 1,000 new Connections retained by "
               f"_CONNECTIONS: {conn and conn.get('retainers')}")
+
+
+def check_impostor_refused(program, label, needles):
+    """`program` (tests/targets/own_malloc.c built to look like an allocator) has none of that
+    allocator's structures: its summary exits 2 with the words `needles` in the error, rather
+    than show an empty heap."""
+    ready = path(label + ".ready")
+    impostor = start([program, ready])
+    deadline = time.time() + 30
+    while not os.path.exists(ready) and time.time() < deadline:
+        time.sleep(0.02)
+    heapsnap("capture", str(impostor.pid), "-o", path(label + ".snap"))
+    result = heapsnap("summary", path(label + ".snap"), check_ok=False)
+    check(result.returncode == 2 and result.stdout == "" and
+          all(needle in result.stderr for needle in needles),
+          f"{label}: refused, exit 2, naming {needles}: {result.returncode} {result.stderr!r}")
+    impostor.kill()

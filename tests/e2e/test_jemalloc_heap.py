@@ -35,10 +35,9 @@ import json
 import os
 import struct
 import subprocess
-import time
 
-from allocator_target import check_leak_stories, run_recording_target
-from common import check, finish, heapsnap, path, start
+from allocator_target import check_impostor_refused, check_leak_stories, run_recording_target
+from common import check, finish, heapsnap, path
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
@@ -246,17 +245,7 @@ else:
 
 # a malloc that calls itself jemalloc (it defines mallctl) without jemalloc 5.3's extent map:
 # refused, exit 2, rather than an empty heap
-ready = path("not-jemalloc.ready")
-impostor = start([OWN_MALLOC_JEMALLOC, ready])
-deadline = time.time() + 30
-while not os.path.exists(ready) and time.time() < deadline:
-    time.sleep(0.02)
-heapsnap("capture", str(impostor.pid), "-o", path("not-jemalloc.snap"))
-result = heapsnap("summary", path("not-jemalloc.snap"), check_ok=False)
-check(result.returncode == 2 and result.stdout == "" and "no extent map" in result.stderr and
-      "jemalloc" in result.stderr,
-      f"a jemalloc without the extent map is refused, exit 2: {result.returncode} {result.stderr!r}")
-impostor.kill()
+check_impostor_refused(OWN_MALLOC_JEMALLOC, "not-jemalloc", ["no extent map", "jemalloc"])
 
 # jemalloc linked into the executable, which keeps its symbols: the map found by shape is checked
 # against arena_emap_global, or not with --no-debuginfo

@@ -38,11 +38,9 @@ import json
 import os
 import struct
 import subprocess
-import time
 
-from allocator_target import check_leak_stories, run_recording_target
-from common import (check, decompress, finish, heapsnap, path, program_headers, read_core_memory,
-                    start)
+from allocator_target import check_impostor_refused, check_leak_stories, run_recording_target
+from common import check, decompress, finish, heapsnap, path, program_headers, read_core_memory
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
@@ -282,17 +280,7 @@ if TARGET_STATIC:
 
 # a malloc that calls itself tcmalloc (it defines tc_malloc) without gperftools 2.10's size
 # classes and page map: refused, exit 2, rather than an empty heap
-ready = path("not-tcmalloc.ready")
-impostor = start([OWN_MALLOC_TCMALLOC, ready])
-deadline = time.time() + 30
-while not os.path.exists(ready) and time.time() < deadline:
-    time.sleep(0.02)
-heapsnap("capture", str(impostor.pid), "-o", path("not-tcmalloc.snap"))
-result = heapsnap("summary", path("not-tcmalloc.snap"), check_ok=False)
-check(result.returncode == 2 and result.stdout == "" and "tcmalloc" in result.stderr and
-      "no heap to show" in result.stderr,
-      f"a tcmalloc without 2.10's structures is refused, exit 2: {result.returncode} {result.stderr!r}")
-impostor.kill()
+check_impostor_refused(OWN_MALLOC_TCMALLOC, "not-tcmalloc", ["tcmalloc", "no heap to show"])
 
 
 if os.path.exists(LIBTCMALLOC):
