@@ -2,6 +2,7 @@
 test_tcmalloc_heap.py): running the known-heap target (tests/targets/jemalloc_heap.c) until it
 has written its record and capturing it, and the leaking servers' stories with the allocator
 preloaded, checked as on glibc."""
+import bisect
 import json
 import os
 import subprocess
@@ -90,3 +91,15 @@ def check_impostor_refused(program, label, needles):
           all(needle in result.stderr for needle in needles),
           f"{label}: refused, exit 2, naming {needles}: {result.returncode} {result.stderr!r}")
     impostor.kill()
+
+
+def holder_of(allocations):
+    """A function giving the listed allocation (a dict of `list --format jsonl`) whose usable
+    bytes hold an address, or None."""
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+
+    def holder(addr):
+        k = bisect.bisect_right(starts, addr) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+    return holder

@@ -30,13 +30,13 @@ shows struct conn +1,000 retained by global all_conns) and the Python one on Deb
 python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
 global _CONNECTIONS). And a malloc that looks like jemalloc (it defines mallctl) without
 jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
-import bisect
 import json
 import os
 import struct
 import subprocess
 
-from allocator_target import check_impostor_refused, check_leak_stories, run_recording_target
+from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
+                              run_recording_target)
 from common import check, finish, heapsnap, path
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -98,12 +98,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
                   if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
-    starts = [start for start, _, _ in spans]
-
-    def holder(addr):
-        k = bisect.bisect_right(starts, addr) - 1
-        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+    holder = holder_of(allocations)
 
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
     # slab emptied, in the dirty extent it became

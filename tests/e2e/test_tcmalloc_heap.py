@@ -33,13 +33,13 @@ python3.11 (pymalloc on top of tcmalloc: __main__.Connection +1,000 retained by 
 global _CONNECTIONS).
 
 A missing library fails the test with what to install (scripts/setup installs them)."""
-import bisect
 import json
 import os
 import struct
 import subprocess
 
-from allocator_target import check_impostor_refused, check_leak_stories, run_recording_target
+from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
+                              run_recording_target)
 from common import check, decompress, finish, heapsnap, path, program_headers, read_core_memory
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -91,25 +91,14 @@ def check_heap(label, record, snapshot, method, options=()):
                      f"their usable size, first {wrong[:3]}")
     # memory freed by one thread and allocated again by another is held (the record's own
     # blocks say which: a freed address inside a held block)
-    held_spans = sorted((addr, addr + size) for addr, size in record["held"].items())
-    held_starts = [start for start, _ in held_spans]
-
-    def in_held(addr):
-        k = bisect.bisect_right(held_starts, addr) - 1
-        return k >= 0 and addr < held_spans[k][1]
-
+    in_held = holder_of([{"addr": addr, "size": size} for addr, size in record["held"].items()])
     freed = {addr: asked for addr, asked in record["freed"].items() if not in_held(addr)}
     check(len(freed) > len(record["freed"]) // 3,
           f"{label}: most freed blocks were not allocated again: {len(freed)} of {len(record['freed'])}")
     freed_live = [hex(addr) for addr in freed if addr in live]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
-    starts = [start for start, _, _ in spans]
-
-    def holder(addr):
-        k = bisect.bisect_right(starts, addr) - 1
-        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+    holder = holder_of(allocations)
 
     places, large_places, inside_live = {}, {}, []
     for addr, asked in freed.items():
