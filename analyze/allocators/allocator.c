@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation)
@@ -99,4 +100,20 @@ struct allocation *allocator_block_at(struct heap *heap, uint64_t address)
 			return allocation;
 	}
 	return NULL;
+}
+
+char *allocator_module_file(struct module_symbols *module, size_t *count)
+{
+	*count = 0;
+	const char *path = module_symbols_file(module);
+	FILE *file = path ? fopen(path, "rb") : NULL;
+	if (file == NULL)
+		return NULL;
+	/* (an executable that links an allocator in may be big: only its start is read) */
+	long file_size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+	size_t limit = file_size > 0 && file_size < (64l << 20) ? (size_t)file_size : 64u << 20;
+	char *bytes = fseek(file, 0, SEEK_SET) == 0 ? malloc(limit) : NULL;
+	*count = bytes ? fread(bytes, 1, limit, file) : 0;
+	fclose(file);
+	return bytes;
 }

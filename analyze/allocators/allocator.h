@@ -73,6 +73,11 @@ void allocator_damage_finish(struct allocator_damage *damage);
  * order (before heap_finish), or NULL. */
 struct allocation *allocator_block_at(struct heap *heap, uint64_t address);
 
+/* The first bytes of the file `module` was mapped from (up to 64 MiB: where an allocator's
+ * version string is, in its read-only data), malloc'd, their count in *count; NULL when the
+ * file cannot be read or out of memory. */
+char *allocator_module_file(struct module_symbols *module, size_t *count);
+
 /* The writable data of `module` and its .bss (the anonymous mapping right after it, up to where
  * its image ends), merged into [*start, *end): where an allocator keeps its globals. False when
  * none of it is in the snapshot. */

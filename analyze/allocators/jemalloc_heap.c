@@ -90,17 +90,8 @@ static bool slab_of(const struct walker *walker, uint64_t bits)
 static void read_version(struct module_symbols *module, char *version, size_t size)
 {
 	version[0] = 0;
-	const char *path = module_symbols_file(module);
-	FILE *file = path ? fopen(path, "rb") : NULL;
-	if (file == NULL)
-		return;
-	/* (the string is in .rodata, near the start of a library; an executable linking
-	   jemalloc in may be big, so up to 64 MiB of it are searched) */
-	long file_size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
-	size_t limit = file_size > 0 && file_size < (64l << 20) ? (size_t)file_size : 64u << 20;
-	char *bytes = fseek(file, 0, SEEK_SET) == 0 ? malloc(limit) : NULL;
-	size_t count = bytes ? fread(bytes, 1, limit, file) : 0;
-	fclose(file);
+	size_t count;
+	char *bytes = allocator_module_file(module, &count);
 	for (size_t at = 0; at + 42 < count && !version[0]; at++) {
 		if (bytes[at] != '-' || bytes[at + 1] != 'g')
 			continue;

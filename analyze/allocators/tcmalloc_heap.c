@@ -123,15 +123,8 @@ static void read_version(struct module_symbols *module, char *version, size_t si
 {
 	static const char prefix[] = "gperftools ";
 	version[0] = 0;
-	const char *path = module_symbols_file(module);
-	FILE *file = path ? fopen(path, "rb") : NULL;
-	if (file == NULL)
-		return;
-	/* (an executable linking tcmalloc in may be big: up to 64 MiB of it are searched) */
-	size_t limit = 64u << 20;
-	char *bytes = malloc(limit);
-	size_t count = bytes ? fread(bytes, 1, limit, file) : 0;
-	fclose(file);
+	size_t count;
+	char *bytes = allocator_module_file(module, &count);
 	size_t length = sizeof prefix - 1;
 	for (size_t at = 0; at + length + 2 < count && !version[0]; at++) {
 		if (memcmp(bytes + at, prefix, length) != 0 || (at > 0 && bytes[at - 1] != 0))

@@ -103,3 +103,15 @@ def holder_of(allocations):
         k = bisect.bisect_right(starts, addr) - 1
         return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
     return holder
+
+
+def live_and_free(label, allocations, held):
+    """The listed allocations by address, live and free; checks that every block the target
+    holds (`held`: address to malloc_usable_size) is live with exactly that usable size."""
+    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
+    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
+    wrong = [(hex(addr), size, live.get(addr) or free.get(addr)) for addr, size in held.items()
+             if addr not in live or live[addr]["size"] != size]
+    check(not wrong, f"{label}: {len(wrong)} of {len(held)} held blocks not live with their "
+                     f"usable size, first {wrong[:3]}")
+    return live, free

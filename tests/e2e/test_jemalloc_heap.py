@@ -36,7 +36,7 @@ import struct
 import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              run_recording_target)
+                              live_and_free, run_recording_target)
 from common import check, finish, heapsnap, path
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -85,13 +85,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
           result.stderr.count("warning") == 1 and expected in result.stderr,
           f"{label}: no warnings on a sound heap{'' if tcache else ' but ' + expected}: "
           f"{result.stderr[:600]}")
-    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
-    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
-    wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
-             for addr, size in record["held"].items()
-             if addr not in live or live[addr]["size"] != size]
-    check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
-                     f"their usable size, first {wrong[:3]}")
+    live, free = live_and_free(label, allocations, record["held"])
     # (jemalloc may hand a freed block's memory to itself: a thread's tcache bins, allocated
     # from arena 0 when the thread first allocates)
     freed_live = [hex(addr) for addr in record["freed"]

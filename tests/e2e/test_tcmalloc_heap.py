@@ -39,7 +39,7 @@ import struct
 import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              run_recording_target)
+                              live_and_free, run_recording_target)
 from common import check, decompress, finish, heapsnap, path, program_headers, read_core_memory
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -82,13 +82,7 @@ def check_heap(label, record, snapshot, method, options=()):
     check(words <= TCMALLOC_WORDS and {"in_use", "large", "thread_cache", "central_free"} <= words,
           f"{label}: places named in tcmalloc's words: {sorted(words)}")
     check(result.stderr == "", f"{label}: no warnings on a sound heap: {result.stderr[:600]}")
-    live = {a["addr"]: a for a in allocations if a["state"] == "live"}
-    free = {a["addr"]: a for a in allocations if a["state"] == "free"}
-    wrong = [(hex(addr), size, live.get(addr) or free.get(addr))
-             for addr, size in record["held"].items()
-             if addr not in live or live[addr]["size"] != size]
-    check(not wrong, f"{label}: {len(wrong)} of {len(record['held'])} held blocks not live with "
-                     f"their usable size, first {wrong[:3]}")
+    live, free = live_and_free(label, allocations, record["held"])
     # memory freed by one thread and allocated again by another is held (the record's own
     # blocks say which: a freed address inside a held block)
     in_held = holder_of([{"addr": addr, "size": size} for addr, size in record["held"].items()])
