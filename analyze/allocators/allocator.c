@@ -117,3 +117,19 @@ char *allocator_module_file(struct module_symbols *module, size_t *count)
 	fclose(file);
 	return bytes;
 }
+
+uint64_t allocator_find_word(struct address_space *space, uint64_t start, uint64_t end,
+			     bool (*test)(void *context, uint64_t address, uint64_t word),
+			     void *context)
+{
+	uint64_t page[512];
+	for (uint64_t at = start; at < end; at += sizeof page) {
+		size_t size = end - at < sizeof page ? (size_t)(end - at) : sizeof page;
+		if (address_space_read(space, at, page, size, NULL) != 0)
+			continue;
+		for (size_t k = 0; k < size / 8; k++)
+			if (test(context, at + k * 8, page[k]))
+				return at + k * 8;
+	}
+	return 0;
+}

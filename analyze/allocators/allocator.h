@@ -73,6 +73,13 @@ void allocator_damage_finish(struct allocator_damage *damage);
  * order (before heap_finish), or NULL. */
 struct allocation *allocator_block_at(struct heap *heap, uint64_t address);
 
+/* Calls `test(context, address, word)` on each 8-byte word of [start, end), read a page at a
+ * time (pages that cannot be read are passed over), until it answers true: the address of that
+ * word, or 0. How the walkers find their globals by shape in a module's data. */
+uint64_t allocator_find_word(struct address_space *space, uint64_t start, uint64_t end,
+			     bool (*test)(void *context, uint64_t address, uint64_t word),
+			     void *context);
+
 /* The first bytes of the file `module` was mapped from (up to 64 MiB: where an allocator's
  * version string is, in its read-only data), malloc'd, their count in *count; NULL when the
  * file cannot be read or out of memory. */

@@ -220,6 +220,14 @@ struct range {
 	uint64_t start, end;
 };
 
+/* The search for the extent map's root among the words of the module's data. */
+struct root_search {
+	struct walker *walker;
+	const struct range *data;
+	uint64_t *leaf_words; /* room for one leaf */
+	size_t tried;	      /* words tried as pointers to a leaf */
+};
+
 /* The module's writable data and its .bss, merged into one range (allocator.h). */
 static bool module_data(struct address_space *space, struct symbols *symbols,
 			struct module_symbols *module, struct range *range)
@@ -227,39 +235,37 @@ static bool module_data(struct address_space *space, struct symbols *symbols,
 	return allocator_module_data(space, symbols, module, &range->start, &range->end);
 }
 
+/* Whether the word at `at` points at a leaf of the extent map whose root, inside the module's
+ * data, it is a word of; then walker->root is that root. A leaf is jemalloc metadata:
+ * anonymous and writable (its 2 MiB may be more than one mapping). */
+static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
+{
+	struct root_search *search = context;
+	struct walker *walker = search->walker;
+	uint64_t root_index;
+	if (word == 0 || (word & 63) || search->tried == ROOT_CANDIDATES)
+		return false;
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), word);
+	if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
+		return false;
+	search->tried++;
+	if (!is_leaf(walker, word, search->leaf_words, &root_index))
+		return false;
+	uint64_t root = at - root_index * 8;
+	if (root < search->data->start ||
+	    root + (8ull << walker->layout.rtree_root_bits) > search->data->end)
+		return false;
+	walker->root = root;
+	return true;
+}
+
 /* Finds the root level of the extent map in the module's data (see the top of the file). */
 static void find_root(struct walker *walker, const struct range *data, uint64_t *leaf_words)
 {
-	const struct jemalloc_layout *layout = &walker->layout;
-	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	uint64_t root_bytes = 8ull << layout->rtree_root_bits;
-	uint64_t page[512];
-	size_t tried = 0;
+	struct root_search search = {.walker = walker, .data = data, .leaf_words = leaf_words};
 	walker->root = 0;
-	for (uint64_t at = data->start; at < data->end && tried < ROOT_CANDIDATES; at += sizeof page) {
-		/* page by page: parts of the data may be unreadable */
-		size_t piece = data->end - at < sizeof page ? (size_t)(data->end - at) : sizeof page;
-		if (address_space_read(walker->space, at, page, piece, NULL) != 0)
-			continue;
-		for (size_t k = 0; k < piece / 8 && tried < ROOT_CANDIDATES; k++) {
-			uint64_t word = page[k], root_index;
-			if (word == 0 || (word & 63))
-				continue;
-			/* a leaf is jemalloc metadata: anonymous and writable (its 2 MiB may be
-			   more than one mapping) */
-			const struct snapshot_region *region = snapshot_find_region(snapshot, word);
-			if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
-				continue;
-			tried++;
-			if (!is_leaf(walker, word, leaf_words, &root_index))
-				continue;
-			uint64_t root = at + k * 8 - root_index * 8;
-			if (root >= data->start && root + root_bytes <= data->end) {
-				walker->root = root;
-				return;
-			}
-		}
-	}
+	allocator_find_word(walker->space, data->start, data->end, points_at_leaf, &search);
 }
 
 static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)

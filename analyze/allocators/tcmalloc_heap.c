@@ -96,6 +96,7 @@ struct walker {
 	unsigned class_count;	       /* num_size_classes */
 	uint64_t sizes_address;	       /* of class_to_size_ */
 	uint64_t root;		       /* of the page map's root */
+	size_t root_candidates;	       /* words tried as pointers to a leaf */
 	uint64_t *root_words;	       /* its 2^17 leaf pointers */
 	struct span *spans;
 	size_t span_count, span_capacity;
@@ -258,42 +259,37 @@ static bool is_root(struct walker *walker, uint64_t root, uint64_t leaf)
 	return has_leaf;
 }
 
+/* Whether the word at `at` points at a leaf of the page map whose root, inside the module's
+ * data, it is a word of; then walker->root is that root. Leaves are tcmalloc metadata:
+ * anonymous and writable, not in its data (whose .bss may be anonymous too). */
+static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
+{
+	struct walker *walker = context;
+	uint64_t root_index, piece[LEAF_PIECE];
+	if (word == 0 || (word & 7) || walker->root_candidates == ROOT_CANDIDATES)
+		return false;
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), word);
+	if (region == NULL || !(region->flags & PF_W) || region->path != NULL ||
+	    (word >= walker->data_start && word < walker->data_end))
+		return false;
+	walker->root_candidates++;
+	if (!is_leaf(walker, word, piece, &root_index))
+		return false;
+	uint64_t root = at - root_index * 8;
+	if (root < walker->data_start || root + (8ull << MAP_ROOT_BITS) > walker->data_end ||
+	    !is_root(walker, root, word))
+		return false;
+	walker->root = root;
+	return true;
+}
+
 /* Finds the page map's root in the module's data (see the top of the file); false when none
  * is there. */
 static bool find_root(struct walker *walker)
 {
-	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	uint64_t root_bytes = 8ull << MAP_ROOT_BITS;
-	uint64_t page[512], piece[LEAF_PIECE];
-	size_t tried = 0;
-	for (uint64_t at = walker->data_start; at < walker->data_end && tried < ROOT_CANDIDATES;
-	     at += sizeof page) {
-		size_t size = walker->data_end - at < sizeof page ? (size_t)(walker->data_end - at)
-								   : sizeof page;
-		if (address_space_read(walker->space, at, page, size, NULL) != 0)
-			continue;
-		for (size_t k = 0; k < size / 8 && tried < ROOT_CANDIDATES; k++) {
-			uint64_t word = page[k], root_index;
-			if (word == 0 || (word & 7))
-				continue;
-			/* a leaf is tcmalloc metadata: anonymous and writable, not in its data
-			   (whose .bss may be anonymous too) */
-			const struct snapshot_region *region = snapshot_find_region(snapshot, word);
-			if (region == NULL || !(region->flags & PF_W) || region->path != NULL ||
-			    (word >= walker->data_start && word < walker->data_end))
-				continue;
-			tried++;
-			if (!is_leaf(walker, word, piece, &root_index))
-				continue;
-			uint64_t root = at + k * 8 - root_index * 8;
-			if (root >= walker->data_start && root + root_bytes <= walker->data_end &&
-			    is_root(walker, root, word)) {
-				walker->root = root;
-				return true;
-			}
-		}
-	}
-	return false;
+	return allocator_find_word(walker->space, walker->data_start, walker->data_end,
+				   points_at_leaf, walker) != 0;
 }
 
 /* The page map's entry for `page`, 0 when it has none or it cannot be read. */
@@ -591,32 +587,17 @@ static bool is_central_cache(struct walker *walker, uint64_t array)
 	return true;
 }
 
-/* Calls `test` on each 8-byte word of the module's data, read a page at a time, until it
- * answers true; the address of that word, or 0. */
-static uint64_t find_word(struct walker *walker, bool (*test)(struct walker *, uint64_t, uint64_t))
-{
-	uint64_t page[512];
-	for (uint64_t at = walker->data_start; at < walker->data_end; at += sizeof page) {
-		size_t size = walker->data_end - at < sizeof page ? (size_t)(walker->data_end - at)
-								   : sizeof page;
-		if (address_space_read(walker->space, at, page, size, NULL) != 0)
-			continue;
-		for (size_t k = 0; k < size / 8; k++)
-			if (test(walker, at + k * 8, page[k]))
-				return at + k * 8;
-	}
-	return 0;
-}
-
 /* The word of entry 0's empty_.next (offset 32), which points at its empty_ (offset 16). */
-static bool is_central_cache_ring(struct walker *walker, uint64_t at, uint64_t word)
+static bool is_central_cache_ring(void *context, uint64_t at, uint64_t word)
 {
+	struct walker *walker = context;
 	return at >= walker->data_start + 32 && word == at - 16 && is_central_cache(walker, at - 32);
 }
 
 static uint64_t find_central_cache(struct walker *walker)
 {
-	uint64_t ring = find_word(walker, is_central_cache_ring);
+	uint64_t ring = allocator_find_word(walker->space, walker->data_start, walker->data_end,
+					    is_central_cache_ring, walker);
 	return ring ? ring - 32 : 0;
 }
 
@@ -673,8 +654,9 @@ static bool owned_by_a_thread(struct walker *walker, uint64_t cache)
 
 /* Whether the word at `at` is ThreadCache::thread_heaps_ by its shape: it points at a
  * ThreadCache (64-byte aligned metadata) first in its list (prev_ null) and owned by a thread. */
-static bool is_thread_heaps(struct walker *walker, uint64_t at, uint64_t cache)
+static bool is_thread_heaps(void *context, uint64_t at, uint64_t cache)
 {
+	struct walker *walker = context;
 	(void)at;
 	if (cache == 0 || (cache & 63))
 		return false;
@@ -690,7 +672,8 @@ static bool is_thread_heaps(struct walker *walker, uint64_t at, uint64_t cache)
 /* ThreadCache::thread_heaps_ found by its shape: its address, or 0. */
 static uint64_t find_thread_heaps(struct walker *walker)
 {
-	return find_word(walker, is_thread_heaps);
+	return allocator_find_word(walker->space, walker->data_start, walker->data_end,
+				   is_thread_heaps, walker);
 }
 
 /* Every thread's cache, from the list's head: each free list's objects are free. */

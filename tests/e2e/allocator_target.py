@@ -115,3 +115,28 @@ def live_and_free(label, allocations, held):
     check(not wrong, f"{label}: {len(wrong)} of {len(held)} held blocks not live with their "
                      f"usable size, first {wrong[:3]}")
     return live, free
+
+
+def freed_not_reused(record):
+    """The blocks the target freed (address to size asked) whose memory no block it holds has
+    since: threads that share an arena or a central cache (jemalloc's arena for huge blocks,
+    tcmalloc's central caches and page heap) may hand memory one thread freed to another before
+    the record is written, and then the held block is the truth about it."""
+    in_held = holder_of([{"addr": addr, "size": size} for addr, size in record["held"].items()])
+    return {addr: asked for addr, asked in record["freed"].items() if not in_held(addr)}
+
+
+def read_record(name):
+    """The known-heap target's record: "held" (address to malloc_usable_size), "freed" (address
+    to size asked), "lines" (how many blocks it recorded: an address freed by one thread and
+    allocated again by another is in both), and each counter it read ("allocated", "tcache_bytes",
+    "current_allocated_bytes") by its name."""
+    record = {"held": {}, "freed": {}, "lines": 0}
+    for line in open(name):
+        words = line.split()
+        if words[0] in ("held", "freed"):
+            record[words[0]][int(words[1], 16)] = int(words[2])
+            record["lines"] += 1
+        elif len(words) == 3:
+            record[words[0]] = int(words[2])
+    return record

@@ -36,7 +36,8 @@ import struct
 import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              live_and_free, run_recording_target)
+                              freed_not_reused, live_and_free, read_record,
+                              run_recording_target)
 from common import check, finish, heapsnap, path
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -53,19 +54,6 @@ THREADS, BLOCKS = 4, 3000
 JEMALLOC_WORDS = {"in_use", "large", "tcache", "slab_free", "dirty", "metadata"}
 
 
-def read_record(name):
-    record = {"held": {}, "freed": {}}
-    for line in open(name):
-        words = line.split()
-        if words[0] == "held":
-            record["held"][int(words[1], 16)] = int(words[2])
-        elif words[0] == "freed":
-            record["freed"][int(words[1], 16)] = int(words[2])
-        elif words[0] in ("allocated", "tcache_bytes"):
-            record[words[0]] = int(words[2])
-    return record
-
-
 def run_target(label, command, env=None, method="freeze"):
     return run_recording_target(label, command, read_record, env=env, method=method)
 
@@ -73,8 +61,8 @@ def run_target(label, command, env=None, method="freeze"):
 def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
     """The checks of the top of the file; with tcache False the target ran with jemalloc's
     tcaches turned off, which the walker says in one warning."""
-    check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS,
-          f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} freed blocks")
+    check(record["lines"] == THREADS * BLOCKS,
+          f"{label}: the target recorded {len(record['held'])} held blocks, {record['lines']} in all")
     result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
     allocations = [json.loads(line) for line in result.stdout.splitlines()]
     words = {allocation["place"] for allocation in allocations}
@@ -86,9 +74,11 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
           f"{label}: no warnings on a sound heap{'' if tcache else ' but ' + expected}: "
           f"{result.stderr[:600]}")
     live, free = live_and_free(label, allocations, record["held"])
-    # (jemalloc may hand a freed block's memory to itself: a thread's tcache bins, allocated
+    # (the huge blocks share one arena: memory one thread freed may be another's held block;
+    # and jemalloc may hand a freed block's memory to itself: a thread's tcache bins, allocated
     # from arena 0 when the thread first allocates)
-    freed_live = [hex(addr) for addr in record["freed"]
+    freed = freed_not_reused(record)
+    freed_live = [hex(addr) for addr in freed
                   if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
@@ -96,7 +86,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
 
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
     # slab emptied, in the dirty extent it became
-    small = [addr for addr, asked in record["freed"].items() if asked <= SMALL_MAX]
+    small = [addr for addr, asked in freed.items() if asked <= SMALL_MAX]
     places = {}
     for addr in small:
         around = holder(addr)
@@ -113,7 +103,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
     # inside a live block of the program
     inside_live = []
     large_places = {}
-    for addr, asked in record["freed"].items():
+    for addr, asked in freed.items():
         if asked <= SMALL_MAX:
             continue
         around = holder(addr)

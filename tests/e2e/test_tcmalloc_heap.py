@@ -39,7 +39,8 @@ import struct
 import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              live_and_free, run_recording_target)
+                              freed_not_reused, live_and_free, read_record,
+                              run_recording_target)
 from common import check, decompress, finish, heapsnap, path, program_headers, read_core_memory
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
@@ -54,18 +55,6 @@ PAGE = 8192
 THREADS, BLOCKS = 4, 3000
 # every place `list` may name on a tcmalloc heap: tcmalloc's own words
 TCMALLOC_WORDS = {"in_use", "large", "thread_cache", "transfer_cache", "central_free", "page_heap"}
-
-
-def read_record(name):
-    record = {"held": {}, "freed": {}, "lines": 0}
-    for line in open(name):
-        words = line.split()
-        if words[0] in ("held", "freed"):
-            record[words[0]][int(words[1], 16)] = int(words[2])
-            record["lines"] += 1
-        elif words[0] == "current_allocated_bytes":
-            record[words[0]] = int(words[2])
-    return record
 
 
 def run_target(label, command, env=None, method="freeze"):
@@ -85,8 +74,7 @@ def check_heap(label, record, snapshot, method, options=()):
     live, free = live_and_free(label, allocations, record["held"])
     # memory freed by one thread and allocated again by another is held (the record's own
     # blocks say which: a freed address inside a held block)
-    in_held = holder_of([{"addr": addr, "size": size} for addr, size in record["held"].items()])
-    freed = {addr: asked for addr, asked in record["freed"].items() if not in_held(addr)}
+    freed = freed_not_reused(record)
     check(len(freed) > len(record["freed"]) // 3,
           f"{label}: most freed blocks were not allocated again: {len(freed)} of {len(record['freed'])}")
     freed_live = [hex(addr) for addr in freed if addr in live]
