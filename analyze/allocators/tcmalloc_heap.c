@@ -653,12 +653,13 @@ static bool owned_by_a_thread(struct walker *walker, uint64_t cache)
 }
 
 /* Whether the word at `at` is ThreadCache::thread_heaps_ by its shape: it points at a
- * ThreadCache (64-byte aligned metadata) first in its list (prev_ null) and owned by a thread. */
+ * ThreadCache (metadata: 8-byte aligned; its class asks 64, which tcmalloc's metadata allocator
+ * does not promise) first in its list (prev_ null) and owned by a thread. */
 static bool is_thread_heaps(void *context, uint64_t at, uint64_t cache)
 {
 	struct walker *walker = context;
 	(void)at;
-	if (cache == 0 || (cache & 63))
+	if (cache == 0 || (cache & 7))
 		return false;
 	const struct snapshot_region *region =
 		snapshot_find_region(address_space_snapshot(walker->space), cache);
