@@ -32,6 +32,11 @@ empty heap. And the leaking servers under tcmalloc tell the same story as on gli
 python3.11 (pymalloc on top of tcmalloc: __main__.Connection +1,000 retained by the module
 global _CONNECTIONS).
 
+With GPERFTOOLS_SRC naming the src directory of gperftools 2.10's sources (git tag
+gperftools-2.10; Debian's source package is not at hand), the layout the walker holds
+(analyze/allocators/tcmalloc_heap.c: offsets in Span, CentralFreeList, ThreadCache, SizeMap and
+PageHeap) is checked against those headers, compiled with a minimal config.h.
+
 A missing library fails the test with what to install (scripts/setup installs them)."""
 import json
 import os
@@ -253,6 +258,51 @@ if TARGET_STATIC:
 # classes and page map: refused, exit 2, rather than an empty heap
 check_impostor_refused(OWN_MALLOC_TCMALLOC, "not-tcmalloc", ["tcmalloc", "no heap to show"])
 
+
+# the layout table against gperftools 2.10's own headers, when its sources are given
+GPERFTOOLS_SRC = os.environ.get("GPERFTOOLS_SRC")
+if GPERFTOOLS_SRC:
+    layout = {  # what analyze/allocators/tcmalloc_heap.c holds
+        "offsetof(Span, start)": 0, "offsetof(Span, length)": 8, "offsetof(Span, objects)": 32,
+        "sizeof(Span)": 48, "offsetof(CentralFreeList, size_class_)": 8,
+        "offsetof(CentralFreeList, empty_)": 16, "offsetof(CentralFreeList, tc_slots_)": 128,
+        "offsetof(CentralFreeList, used_slots_)": 1152, "sizeof(CentralFreeListPadded)": 1216,
+        "sizeof(ThreadCache::FreeList)": 32, "offsetof(ThreadCache::FreeList, length_)": 8,
+        "offsetof(ThreadCache, tid_)": 4128, "offsetof(ThreadCache, next_)": 4144,
+        "offsetof(ThreadCache, prev_)": 4152, "sizeof(ThreadCache)": 4160,
+        "offsetof(SizeMap, class_to_pages_) - offsetof(SizeMap, class_to_size_)": 516,
+        "offsetof(SizeMap, num_size_classes) - offsetof(SizeMap, class_to_pages_)": 1024,
+        "sizeof(PageHeap::PageMap) / 8": (1 << 17) + 1, "kPageShift": 13, "kClassSizesMax": 128,
+    }
+    work = path("gperftools-layout")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "config.h"), "w") as f:
+        f.write("".join(f"#define {name} 1\n" for name in (
+            "HAVE_STDINT_H", "HAVE_INTTYPES_H", "HAVE_SYS_TYPES_H", "HAVE_UNISTD_H",
+            "HAVE_PTHREAD", "HAVE_TLS", "HAVE___ATTRIBUTE__", "HAVE_BUILTIN_EXPECT",
+            "HAVE_FEATURES_H", "HAVE_SCHED_H", "HAVE_MMAP", "STDC_HEADERS")) +
+            '#define PERFTOOLS_DLL_DECL\n#define PRIdS "ld"\n#define PRIuS "lu"\n#define PRIxS "lx"\n')
+    with open(os.path.join(work, "layout.cc"), "w") as f:
+        f.write('#include "config.h"\n#include <cstddef>\n#include <cstdio>\n'
+                "#define private public\n#define protected public\n" +
+                "".join(f'#include "{h}"\n' for h in ("span.h", "central_freelist.h",
+                                                      "thread_cache.h", "common.h", "page_heap.h")) +
+                "using namespace tcmalloc;\nint main() {\n" +
+                "".join(f'  printf("%zu\\n", (size_t)({e}));\n' for e in layout) + "}\n")
+    built = subprocess.run(["g++", "-std=c++11", "-I", work, "-I", GPERFTOOLS_SRC,
+                            "-I", os.path.join(GPERFTOOLS_SRC, "base"), "-o",
+                            os.path.join(work, "layout"), os.path.join(work, "layout.cc")],
+                           capture_output=True, text=True)
+    check(built.returncode == 0, f"gperftools' headers compile: {built.stderr[-500:]}")
+    if built.returncode == 0:
+        printed = subprocess.run([os.path.join(work, "layout")], capture_output=True,
+                                 text=True).stdout.split()
+        wrong = [(e, want, got) for (e, want), got in zip(layout.items(), map(int, printed))
+                 if want != got]
+        check(len(printed) == len(layout) and not wrong,
+              f"the layout table agrees with gperftools 2.10's headers: {wrong or printed}")
+else:
+    print("the layout check is skipped: GPERFTOOLS_SRC is not set")
 
 if os.path.exists(LIBTCMALLOC):
     check_leak_stories(LIBTCMALLOC, "tcmalloc")
