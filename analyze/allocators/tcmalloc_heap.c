@@ -14,15 +14,17 @@
  * its shape: a word of the library's data that points at a leaf (metadata: anonymous memory
  * outside the data) one of whose first entries names a Span starting at a page with that
  * entry's index; the Span's start then says which root word that is, so where the root starts,
- * and every non-zero word of that root must point at metadata too. The size classes (SizeMap::class_to_size_) are found as the array of
- * 32-bit sizes 0, 8, 16, ... up to 256 KiB followed by the count SizeMap keeps of them; the
- * central caches (Static::central_cache_) as the array whose entry k says size class k and
- * whose empty-span ring starts linked to itself; the thread caches' list as the word that points
- * at a ThreadCache owned by one of the snapshot's threads (its tid_ is a pthread_t, the thread's
- * fs base) and first in the list. The page map, size classes and central caches are checked
- * against their symbols where a build keeps them (a static one); ThreadCache::thread_heaps_,
- * which the libraries export, is taken from its symbol when there is one and checked to have
- * that shape, and only searched for without.
+ * and every non-zero word of that root must point at metadata too. The size classes
+ * (SizeMap::class_to_size_) are found as the array of 32-bit sizes 0, 8, 16, ... up to 256 KiB
+ * followed by the count SizeMap keeps of them; the central caches (Static::central_cache_) as
+ * the array whose entry k says size class k and whose empty-span ring starts linked to itself;
+ * the thread caches' list as the word that points at a ThreadCache owned by one of the
+ * snapshot's threads (its tid_ is a pthread_t, the thread's fs base) and first in the list. The
+ * page map, size classes and central caches are checked against their symbols where a build
+ * keeps them (a static one); ThreadCache::thread_heaps_, which the libraries export, is taken
+ * from its symbol when there is one and checked to have that shape, and only searched for
+ * without. The offsets below are 2.10's (tests/e2e/test_tcmalloc_heap.py checks them against
+ * its headers when given its sources).
  *
  * Blocks: a small-object span of class c holds (pages * 8 KiB) / size(c) objects, and its
  * `objects` list the ones returned to it; its refcount counts the others, which must agree. The
