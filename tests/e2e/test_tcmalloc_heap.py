@@ -173,7 +173,8 @@ def patch_span_free_list(snapshot, base, damaged):
 def patch_thread_cache(snapshot, damaged):
     """Writes `damaged`: `snapshot` with the first free list of the first thread cache (found
     through ThreadCache::thread_heaps_, which the library exports) that holds objects pointing 4
-    bytes into its first object (where no object starts: they are 8-byte aligned). Returns that pointer, or None when there is no such list."""
+    bytes into its first object (where no object starts: they are 8-byte aligned). Returns that
+    pointer, or None when there is no such list."""
     core = damaged + ".core"
     decompress(snapshot, core)
     found = subprocess.run([LOOKUP, snapshot, "symbol", "libtcmalloc_minimal", THREAD_HEAPS],
