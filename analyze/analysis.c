@@ -97,6 +97,12 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	if (provider.allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, provider.allocator->step);
+	for (size_t i = 0; i < provider.beside_count; i++)
+		warnings_add(&analysis->warnings,
+			     "%s (%s) allocates beside %s, and heapsnap walks only the one malloc "
+			     "a process calls: the blocks it holds are missing from this report",
+			     provider.beside[i].name, provider.beside[i].module_path,
+			     provider.allocator->name);
 	if (analysis->python.has_layout &&
 	    pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
 			       &analysis->python.layout, options->no_debuginfo, &analysis->heap,

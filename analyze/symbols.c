@@ -436,6 +436,25 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 	return true;
 }
 
+bool module_symbols_exports(struct module_symbols *module, const char *name)
+{
+	if (module->symbol_count == 0)
+		return false;
+	struct symbol key = {.name = name};
+	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
+					     sizeof key, compare_symbols);
+	if (found == NULL)
+		return false;
+	/* (equal names sit together: a static and a global of one name, or .symtab and .dynsym) */
+	const struct symbol *first = module->symbols, *end = module->symbols + module->symbol_count;
+	while (found > first && strcmp(found[-1].name, name) == 0)
+		found--;
+	for (; found < end && strcmp(found->name, name) == 0; found++)
+		if (!found->local)
+			return true;
+	return false;
+}
+
 struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t address)
 {
 	for (size_t i = 0; i < symbols->module_count; i++) {

@@ -15,6 +15,7 @@ from glibc_target import listing, read_record
 FORKED = os.environ.get("FORKED_HEAP", "build/tests/forked_heap")
 FORKED_STATIC = os.environ.get("FORKED_HEAP_STATIC", "build/tests/forked_heap_static")
 OWN_MALLOC = os.environ.get("OWN_MALLOC", "build/tests/own_malloc")
+BESIDE_ALLOCATOR = os.environ.get("BESIDE_ALLOCATOR", "build/tests/beside_allocator")
 GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
@@ -87,6 +88,27 @@ for library, name in (("libtcmalloc_minimal.so.4", "tcmalloc"), ("libmimalloc.so
     env = dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library))
     expect_refusal(name, [GLIBC_HEAP], [name, "cannot walk"], env=env)
 expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
+
+# an allocator beside glibc's malloc (jemalloc under Rust's prefix, serving what Rust allocates):
+# glibc's heap is walked, and the report says what it leaves out rather than pass for the whole
+ready = path("beside.ready")
+process = start([BESIDE_ALLOCATOR, ready])
+wait_for(ready)
+snapshot = path("beside.snap")
+heapsnap("capture", str(process.pid), "-o", snapshot)
+for args in (("summary", snapshot), ("list", snapshot)):
+    result = heapsnap(*args, check_ok=False)
+    check(result.returncode == 0 and "jemalloc under the prefix _rjem_" in result.stderr and
+          "missing from this report" in result.stderr and "beside_allocator" in result.stderr,
+          f"beside: {args[0]} walks glibc's heap and warns of the jemalloc beside it: "
+          f"{result.returncode} {result.stderr[:400]!r}")
+listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
+check(sum(1 for fields in listed if 48 <= int(fields[1]) < 64 and fields[2] == "live") >= 1000,
+      "beside: the 1,000 blocks from glibc's malloc are listed")
+diff = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
+check(diff.returncode == 0 and "missing from this report" in diff.stdout + diff.stderr,
+      f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
+process.kill()
 
 # jemalloc is walked (tests/e2e/test_jemalloc_heap.py checks its heap block by block)
 ready = path("jemalloc.ready")
