@@ -9,7 +9,7 @@
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
 #include "analyze/allocators/pymalloc_heap.h"
-#include "analyze/summary.h"
+#include "analyze/reports/summary.h"
 
 /* The interpreter's method cache holds borrowed pointers: the graph is not to take them for
  * references (they would keep garbage alive). */

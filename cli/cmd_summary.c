@@ -9,7 +9,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/graph/paths.h"
-#include "analyze/summary.h"
+#include "analyze/reports/summary.h"
 #include "cli/cli.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"

@@ -11,7 +11,7 @@
 #include <fnmatch.h>
 
 #include "analyze/analysis.h"
-#include "analyze/diff.h"
+#include "analyze/reports/diff.h"
 #include "analyze/graph/paths.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
