@@ -99,8 +99,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	timings_mark(timings, provider.allocator->step);
 	for (size_t i = 0; i < provider.beside_count; i++)
 		warnings_add(&analysis->warnings,
-			     "%s (%s) allocates beside %s, and heapsnap walks only the one malloc "
-			     "a process calls: the blocks it holds are missing from this report",
+			     "%s (%s) keeps a heap of its own beside %s, which heapsnap does not "
+			     "walk: what it holds is missing from this report",
 			     provider.beside[i].name, provider.beside[i].module_path,
 			     provider.allocator->name);
 	if (analysis->python.has_layout &&

@@ -56,7 +56,8 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 }
 
 /* An allocator a module exports without defining malloc: its own entry points, called by code
- * that chose it (a Rust global allocator, a library's private heap); false when none is known. */
+ * that chose it (a Rust global allocator, a library's private heap), or a runtime's garbage-
+ * collected heap (V8, the JVM, Go); false when none is known. */
 static bool allocator_beside(struct module_symbols *module, char *name, size_t size)
 {
 	static const struct {
@@ -67,6 +68,11 @@ static bool allocator_beside(struct module_symbols *module, char *name, size_t s
 		{"mallctl", "jemalloc"},
 		{"tc_malloc", "tcmalloc"},
 		{"mi_malloc", "mimalloc"},
+		/* runtimes whose objects live in heaps of their own, not in malloc's */
+		{"_ZN2v87Isolate10GetCurrentEv", "V8's JavaScript heap (node, Chromium, Electron)"},
+		{"JNI_CreateJavaVM", "the Java virtual machine's heap"},
+		{"runtime.mallocgc", "the Go runtime's heap"},
+		{"coreclr_initialize", "the .NET runtime's heap (CoreCLR)"},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (module_symbols_exports(module, known[i].symbol)) {

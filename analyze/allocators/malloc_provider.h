@@ -17,9 +17,10 @@ struct malloc_provider {
 	struct module_symbols *module;
 	const struct allocator *allocator; /* its walker, or NULL when heapsnap has none */
 	bool linked_statically; /* glibc linked into the executable (no libc.so) */
-	/* allocators linked in beside the malloc without replacing it (jemalloc under a prefix, as
-	   Rust's tikv-jemallocator builds it; mimalloc called as mi_malloc): heapsnap does not walk
-	   them, so what they hold is missing, and the analysis must say so */
+	/* heaps beside the malloc: allocators linked in without replacing it (jemalloc under a
+	   prefix, as Rust's tikv-jemallocator builds it; mimalloc called as mi_malloc) and runtimes
+	   with garbage-collected heaps of their own (V8, the JVM, Go): heapsnap does not walk them,
+	   so what they hold is missing, and the analysis must say so */
 	struct unwalked_allocator {
 		char name[80];
 		const char *module_path;

@@ -1,6 +1,7 @@
 """Heaps the simple case does not show: a forked worker's brk heap (several adjacent mappings
 after fork), glibc linked statically, and allocators heapsnap does not walk (jemalloc it walks:
-tests/e2e/test_jemalloc_heap.py checks it). Ground truth is the target's own record
+tests/e2e/test_jemalloc_heap.py checks it), and heaps beside the malloc (an allocator under a
+prefix, node's V8 heap, the JVM's) which are named in a warning. Ground truth is the target's own record
 (tests/targets/forked_heap.c: every block it holds with malloc_usable_size, every block it
 freed); for the other allocators, that the tool refuses (exit 2, naming the
 allocator) rather than report an empty heap as healthy."""
@@ -99,16 +100,40 @@ heapsnap("capture", str(process.pid), "-o", snapshot)
 for args in (("summary", snapshot), ("list", snapshot)):
     result = heapsnap(*args, check_ok=False)
     check(result.returncode == 0 and "jemalloc under the prefix _rjem_" in result.stderr and
-          "missing from this report" in result.stderr and "beside_allocator" in result.stderr,
+          "keeps a heap of its own" in result.stderr and "beside_allocator" in result.stderr,
           f"beside: {args[0]} walks glibc's heap and warns of the jemalloc beside it: "
           f"{result.returncode} {result.stderr[:400]!r}")
 listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
 check(sum(1 for fields in listed if 48 <= int(fields[1]) < 64 and fields[2] == "live") >= 1000,
       "beside: the 1,000 blocks from glibc's malloc are listed")
 diff = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
-check(diff.returncode == 0 and "missing from this report" in diff.stdout + diff.stderr,
+check(diff.returncode == 0 and "keeps a heap of its own" in diff.stdout + diff.stderr,
       f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
 process.kill()
+
+# runtimes whose objects live in garbage-collected heaps of their own: node (V8) and Java. Their
+# malloc heap is walked, and the report says that the runtime's heap is not in it
+RUNTIMES = [
+    ("node", ["node", "-e", "const fs = require('fs'); const kept = [];"
+              " for (let i = 0; i < 200000; i++) kept.push({i, text: 'x' + i});"
+              " fs.writeFileSync(process.argv[1], 'ready'); setInterval(() => kept.length, 1000);"],
+     "V8's JavaScript heap"),
+    ("java", ["java", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
+                                   "Holder.java")],
+     "the Java virtual machine's heap"),
+]
+for label, command, needle in RUNTIMES:
+    ready = path(label + ".ready")
+    process = start(command + [ready])
+    wait_for(ready, timeout=120)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    result = heapsnap("summary", snapshot, "--format", "json", check_ok=False)
+    warnings = json.loads(result.stdout)["warnings"] if result.returncode == 0 else []
+    check(any(needle in warning and "keeps a heap of its own" in warning for warning in warnings),
+          f"{label}: the summary says {needle} is not walked: {result.returncode} {warnings} "
+          f"{result.stderr[:300]!r}")
+    process.kill()
 
 # jemalloc is walked (tests/e2e/test_jemalloc_heap.py checks its heap block by block)
 ready = path("jemalloc.ready")
