@@ -136,6 +136,18 @@ bool cli_analysis_option(int option, const char *value, struct analysis_options 
 	return true;
 }
 
+int cli_common_option(const char *command, const char *usage, int option, const char *value,
+		      struct analysis_options *analysis)
+{
+	if (option == 'h') {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (analysis && cli_analysis_option(option, value, analysis))
+		return CLI_OPTION_TAKEN;
+	return cli_usage_error(command, "bad option");
+}
+
 struct analysis *cli_open_analysis(const char *command, const char *file,
 				   struct analysis_options *options, bool progress,
 				   enum cli_graph graph)

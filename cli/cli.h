@@ -73,6 +73,12 @@ struct analysis *cli_open_analysis(const char *command, const char *file,
  * analysis closed; returns `status`. */
 int cli_close_analysis(const char *command, const char *file, struct analysis *analysis,
 		       int status);
+/* The end of every command's option switch: --help ('h') prints `usage` and gives EXIT_OK; with
+ * `analysis` (the analysing commands) an option of CLI_ANALYSIS_OPTIONS is taken and gives
+ * CLI_OPTION_TAKEN; anything else is a usage error (EXIT_ERROR). */
+#define CLI_OPTION_TAKEN (-1)
+int cli_common_option(const char *command, const char *usage, int option, const char *value,
+		      struct analysis_options *analysis);
 /* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
 struct timings;
 void cli_print_timings(const char *command, const char *file, const struct timings *timings);

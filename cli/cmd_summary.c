@@ -526,13 +526,11 @@ int cmd_summary(int argc, char **argv)
 		case 'v':
 			show_values = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			if (cli_analysis_option(option, optarg, &analysis_options))
-				break;
-			return cli_usage_error("summary", "bad option");
+		default: {
+			int status = cli_common_option("summary", usage, option, optarg, &analysis_options);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)
