@@ -356,7 +356,7 @@ static int add_block(struct walker *walker, uint64_t address, uint64_t size,
  * be read ends the list, with a warning. Returns the blocks listed. */
 static unsigned follow_list(struct walker *walker, uint64_t head, const char *list,
 			    uint64_t page, uint64_t start, uint64_t block_size, unsigned capacity,
-			    enum allocation_place place)
+			    const uint8_t *bytes, enum allocation_place place)
 {
 	unsigned listed = 0;
 	uint64_t link_at = page; /* where the link to `block` was read */
@@ -375,7 +375,9 @@ static unsigned follow_list(struct walker *walker, uint64_t head, const char *li
 		walker->marks[index] = (uint8_t)(place + 1);
 		listed++;
 		link_at = block;
-		if (!address_space_read_u64(walker->space, block, &block)) {
+		if (bytes) /* the page's blocks, read once */
+			memcpy(&block, bytes + index * block_size, 8);
+		else if (!address_space_read_u64(walker->space, block, &block)) {
 			damage(walker, link_at,
 			       "the %s list of the page at 0x%llx reaches 0x%llx, which cannot be read",
 			       list, (unsigned long long)start, (unsigned long long)link_at);
@@ -427,19 +429,7 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	uint64_t xheap = u64_at(descriptor, PAGE_XHEAP);
 	if (xheap && !abandoned)
 		note_heap(walker, xheap, segment->thread_id);
-	memset(walker->marks, 0, capacity);
-	unsigned listed =
-		follow_list(walker, u64_at(descriptor, PAGE_FREE), "free", page, start, block_size,
-			    capacity, PLACE_FREE_LIST) +
-		follow_list(walker, u64_at(descriptor, PAGE_LOCAL_FREE), "local_free", page, start,
-			    block_size, capacity, PLACE_FAST_LIST);
-	if (listed + used != capacity)
-		damage(walker, page,
-		       "the page descriptor at 0x%llx (page 0x%llx) counts %u blocks used of %u, "
-		       "but its free and local_free lists hold %u: its blocks are listed by the lists",
-		       (unsigned long long)page, (unsigned long long)start, used, capacity, listed);
-	follow_list(walker, u64_at(descriptor, PAGE_XTHREAD_FREE) & ~3ull, "xthread_free", page,
-		    start, block_size, capacity, PLACE_THREAD_CACHE);
+	/* the page's blocks through the window (pages come in address order), else read apart */
 	uint64_t area = (uint64_t)capacity * block_size;
 	const struct snapshot_region *mapping =
 		snapshot_find_region(address_space_snapshot(walker->space), start);
@@ -447,6 +437,19 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 				       ? address_cursor_view(&walker->pages, start, (size_t)area,
 							     mapping->end)
 				       : NULL;
+	memset(walker->marks, 0, capacity);
+	unsigned listed =
+		follow_list(walker, u64_at(descriptor, PAGE_FREE), "free", page, start, block_size,
+			    capacity, bytes, PLACE_FREE_LIST) +
+		follow_list(walker, u64_at(descriptor, PAGE_LOCAL_FREE), "local_free", page, start,
+			    block_size, capacity, bytes, PLACE_FAST_LIST);
+	if (listed + used != capacity)
+		damage(walker, page,
+		       "the page descriptor at 0x%llx (page 0x%llx) counts %u blocks used of %u, "
+		       "but its free and local_free lists hold %u: its blocks are listed by the lists",
+		       (unsigned long long)page, (unsigned long long)start, used, capacity, listed);
+	follow_list(walker, u64_at(descriptor, PAGE_XTHREAD_FREE) & ~3ull, "xthread_free", page,
+		    start, block_size, capacity, bytes, PLACE_THREAD_CACHE);
 	for (unsigned k = 0; k < capacity; k++) {
 		uint64_t block = start + k * block_size, first_word = 0;
 		if (bytes)
