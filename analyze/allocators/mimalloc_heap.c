@@ -20,8 +20,9 @@
  * value as every other segment's: the main heap's cookie (_mi_ptr_cookie), which is then looked
  * for in the library's data. A segment owned by no thread is abandoned (its thread ended with
  * blocks still allocated: they are live, its free blocks retained) or, with no page in use,
- * freed and kept in mimalloc's segment cache (retained). Free spans are listed as retained where
- * they are committed. Everything is checked as it is read, and what does not fit is a warning
+ * freed and kept in mimalloc's segment cache (retained). Free spans are listed where they are
+ * committed: as "free_span" (PLACE_TOP, the room a thread's pages grow into) in a segment a
+ * thread owns, as retained in the others. Everything is checked as it is read, and what does not fit is a warning
  * naming its address, counted as damage. */
 #include "mimalloc_heap.h"
 
@@ -469,7 +470,10 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	return 0;
 }
 
-/* The committed slices of a free span, each run a retained block. */
+/* The committed slices of a free span, each run a free block: in a segment a thread owns, the
+ * room its pages grow into (most of it never touched: mimalloc commits a segment at once), like
+ * glibc's top chunk and so not counted as fragmentation; in an abandoned or cached segment,
+ * retained. */
 static int add_free_span(struct walker *walker, const struct segment *segment, unsigned slice,
 			 unsigned count, int arena, struct hs_error *err)
 {
@@ -486,7 +490,8 @@ static int add_free_span(struct walker *walker, const struct segment *segment, u
 			uint64_t first_word = 0;
 			address_space_read_u64(walker->space, address, &first_word);
 			if (add_block(walker, address, run * SLICE_SIZE, ALLOCATION_FREE,
-				      PLACE_RETAINED, arena, first_word, err) != 0)
+				      segment->thread_id ? PLACE_TOP : PLACE_RETAINED, arena,
+				      first_word, err) != 0)
 				return -1;
 		}
 		run = 0;
@@ -730,6 +735,8 @@ static const char *mimalloc_place_name(enum allocation_place place)
 		return "local_free";
 	case PLACE_THREAD_CACHE:
 		return "thread_free";
+	case PLACE_TOP:
+		return "free_span";
 	case PLACE_RETAINED:
 		return "retained";
 	default:

@@ -18,7 +18,9 @@
 
 /* mimalloc_allocator's walk (allocator.h): fills `heap` from the mimalloc in `input->module`.
  * Fails when no segment can be found (there is then no heap to show) or when out of memory.
- * Its places are "in_use", "large", "page_free", "local_free", "thread_free" and "retained". */
+ * Its places are "in_use", "large" (live), "page_free", "local_free", "thread_free" (the
+ * xthread_free and thread_delayed_free lists), "free_span" (PLACE_TOP: committed slices no page
+ * uses, in a thread's segment) and "retained" (free in abandoned and cached segments). */
 int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err);
 

@@ -6,9 +6,9 @@ and mimalloc alike: four threads, small, large and 10 MiB blocks, every block it
 malloc_usable_size, every block it freed), run with mimalloc preloaded (captured by freeze and by
 fork) and linked (libmimalloc-dev): every held block live with exactly its usable size, no
 freed block live; the blocks a thread freed of its own after the visit below wait in their
-page's local_free list (or, where that emptied the page, in a retained span), those it freed of
+page's local_free list (or, where that emptied the page, in a free span), those it freed of
 the next thread's in the xthread_free list of their page or the thread_delayed_free list of their
-heap (both "thread_free"), the rest in their page's free list (or a retained span).
+heap (both "thread_free"), the rest in their page's free list (or a free span).
 
 Ground truth two is mimalloc's own enumeration: a release build keeps no statistics of blocks
 (MI_STAT is 0: mi_stats_print shows 0 pages with thousands of blocks live), so each thread runs
@@ -21,7 +21,8 @@ A damaged free list is said, not hidden: in a copy of the snapshot (decompressed
 imported back) one link of a page's free list points between blocks: a warning names the link's
 address and the damage is counted. And the C leaking server under LD_PRELOAD=libmimalloc.so.2
 tells the same story as on glibc: heapdiff shows struct conn +1,000, retained by global
-all_conns."""
+all_conns. Threads that end holding blocks leave abandoned segments, whose blocks are live; a
+malloc that defines mi_malloc but has no segment is refused with exit 2."""
 import bisect
 import json
 import os
@@ -34,6 +35,8 @@ from common import (check, decompress, finish, heapsnap, leak_story, path, progr
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("MIMALLOC_HEAP_LINKED")
+DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
+OWN_MALLOC_MIMALLOC = os.environ.get("OWN_MALLOC_MIMALLOC", "build/tests/own_malloc_mimalloc")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LIBMIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
@@ -41,7 +44,8 @@ MEDIUM_MAX = 128 << 10  # MI_MEDIUM_OBJ_SIZE_MAX: larger blocks have a page of t
 THREADS, BLOCKS = 4, 3000
 
 # every place `list` may name on a mimalloc heap, in mimalloc's words
-MIMALLOC_WORDS = {"in_use", "large", "page_free", "local_free", "thread_free", "retained"}
+MIMALLOC_WORDS = {"in_use", "large", "page_free", "local_free", "thread_free", "free_span",
+                  "retained"}
 
 
 def read_record(name):
@@ -99,15 +103,15 @@ def check_heap(label, record, snapshot):
     starts = [start for start, _, _ in spans]
 
     def place_of(addr):
-        """Where a freed block is: its place when free at its address, "retained" when in a
-        retained span, "given back" when in no block (decommitted), "LIVE" inside a live one."""
+        """Where a freed block is: its place when free at its address, "free_span" or "retained"
+        when inside one, "given back" when in no block (decommitted), "LIVE" inside a live one."""
         if addr in free:
             return free[addr]["place"]
         k = bisect.bisect_right(starts, addr) - 1
         around = spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
         if around is None:
             return "given back"
-        return "retained" if around["place"] == "retained" else "LIVE"
+        return around["place"] if around["place"] in ("free_span", "retained") else "LIVE"
 
     def count(addresses):
         places = {}
@@ -118,25 +122,25 @@ def check_heap(label, record, snapshot):
 
     # the thread that freed a block says where it waits: the owner's late frees in local_free,
     # the other thread's in thread_free, the early ones (collected into the free lists by the
-    # visit) in page_free; a page that emptied became a retained span or was given back
+    # visit) in page_free; a page that emptied became part of a free span (or was given back)
     late = [addr for addr in record["late"] if addr in freed]
     # (the target frees index 5 of every 12 of its own and 8 of every 12 of the next thread's;
     # the record does not say which thread freed a late block, so both kinds are told by place)
     late_places = count(late)
-    check(set(late_places) <= {"local_free", "thread_free", "retained", "given back"} and
+    check(set(late_places) <= {"local_free", "thread_free", "free_span", "given back"} and
           late_places.get("thread_free", 0) == len(late) // 2 and
           late_places.get("local_free", 0) > len(late) // 4,
           f"{label}: the {len(late)} blocks freed after the visit: the other threads' half in "
-          f"thread_free, the owners' in local_free or retained: {late_places}")
+          f"thread_free, the owners' in local_free or a free span: {late_places}")
     early = [addr for addr in freed if addr not in record["late"]]
     early_small = count(addr for addr in early if freed[addr] <= MEDIUM_MAX)
     early_large = count(addr for addr in early if freed[addr] > MEDIUM_MAX)
-    check(set(early_small) <= {"page_free", "retained", "given back"} and
+    check(set(early_small) <= {"page_free", "free_span", "given back"} and
           early_small.get("page_free", 0) > 0,
           f"{label}: the freed small blocks, collected by the visit, are in page_free: "
           f"{early_small}")
-    check(set(early_large) <= {"retained", "given back"},
-          f"{label}: freed large blocks are retained spans or given back: {early_large}")
+    check(set(early_large) <= {"free_span", "given back"},
+          f"{label}: freed large blocks are in free spans or given back: {early_large}")
 
     # mimalloc's own enumeration, less what was freed after it
     truth = {addr: size for addr, size in record["visited"].items() if addr not in record["late"]}
@@ -221,6 +225,42 @@ if check(TARGET_LINKED is not None,
          "scripts/setup, then meson setup --reconfigure)"):
     record, snapshot = run_target("linked", [TARGET_LINKED])
     check_heap("linked", record, snapshot)
+
+# threads that ended holding blocks: their segments are abandoned (owned by no thread), their
+# blocks live in the "abandoned" heap, their free blocks retained
+record_path = path("dead_thread.record")
+process = start([DEAD_THREAD, record_path], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
+deadline = time.time() + 30
+while not os.path.exists(record_path) and time.time() < deadline:
+    time.sleep(0.02)
+lost = {int(w[1], 16) for w in map(str.split, open(record_path)) if w[0] == "lost"}
+snapshot = path("dead_thread.snap")
+heapsnap("capture", str(process.pid), "-o", snapshot)
+process.kill()
+result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+listed = {a["addr"]: a for a in map(json.loads, result.stdout.splitlines())}
+states = {}
+for addr in lost:
+    key = (listed[addr]["state"], listed[addr]["place"]) if addr in listed else "not listed"
+    states[key] = states.get(key, 0) + 1
+check(len(lost) == 200 and states == {("live", "in_use"): 200} and result.stderr == "",
+      f"the 200 blocks of the ended threads are live: {states} {result.stderr[:300]!r}")
+arenas = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)["heap"]["arenas"]
+abandoned = [a for a in arenas if a["kind"] == "abandoned"]
+check(abandoned and abandoned[0]["live_count"] >= 200,
+      f"the ended threads' segments are abandoned, their blocks in that heap: {arenas}")
+
+# a malloc that calls itself mimalloc (it defines mi_malloc) with no segment: refused, exit 2
+ready = path("not-mimalloc.ready")
+impostor = start([OWN_MALLOC_MIMALLOC, ready])
+deadline = time.time() + 30
+while not os.path.exists(ready) and time.time() < deadline:
+    time.sleep(0.02)
+heapsnap("capture", str(impostor.pid), "-o", path("not-mimalloc.snap"))
+impostor.kill()
+result = heapsnap("summary", path("not-mimalloc.snap"), check_ok=False)
+check(result.returncode == 2 and result.stdout == "" and "no segment was found" in result.stderr,
+      f"a mimalloc without segments is refused, exit 2: {result.returncode} {result.stderr!r}")
 
 # the C leaking server on mimalloc: the same story as on glibc
 before, after = leak_story(["env", f"LD_PRELOAD={LIBMIMALLOC}", LEAKY_SERVER_C], "global",
