@@ -99,6 +99,7 @@ struct walker {
 	size_t segment_count, segment_capacity;
 	struct owner owners[OWNERS_MAX];
 	size_t owner_count;
+	bool owners_overflow;
 	struct mi_heap heaps[HEAPS_MAX];
 	size_t heap_count;
 	bool heaps_overflow;
@@ -316,8 +317,10 @@ static int owner_arena(struct walker *walker, uint64_t thread_id, struct hs_erro
 	for (size_t i = 0; i < walker->owner_count; i++)
 		if (walker->owners[i].thread_id == thread_id)
 			return walker->owners[i].arena;
-	if (walker->owner_count == OWNERS_MAX)
+	if (walker->owner_count == OWNERS_MAX) {
+		walker->owners_overflow = true; /* (said at the end of the walk) */
 		return walker->owners[0].arena;
+	}
 	struct heap_arena entry = {0};
 	if (thread_id == 0)
 		snprintf(entry.kind, sizeof entry.kind, "abandoned");
@@ -582,7 +585,6 @@ static void walk_delayed(struct walker *walker)
 			       (unsigned long long)mi_heap->thread_id);
 			continue;
 		}
-		struct allocation *owner = NULL;
 		for (size_t steps = 0; block != 0 && steps <= walker->heap->count; steps++) {
 			struct allocation *allocation = block_at(walker, block);
 			if (allocation == NULL || allocation->state != ALLOCATION_LIVE) {
@@ -596,11 +598,9 @@ static void walk_delayed(struct walker *walker)
 			}
 			allocation->state = ALLOCATION_FREE;
 			allocation->place = PLACE_THREAD_CACHE;
-			owner = allocation;
 			link_at = block;
 			block = allocation->first_word;
 		}
-		(void)owner;
 		struct heap_arena *arena = NULL;
 		for (size_t k = 0; k < walker->owner_count; k++)
 			if (walker->owners[k].thread_id == mi_heap->thread_id)
@@ -705,6 +705,11 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     "others are not walked, and their blocks count as live",
 			     HEAPS_MAX);
 	note_bookkeeping(walker);
+	if (walker->owners_overflow)
+		warnings_add(warnings,
+			     "mimalloc: segments of more than %d threads: the blocks of the others are "
+			     "counted in the first heap listed",
+			     OWNERS_MAX);
 	if (walker->damage_warnings)
 		warnings_add(warnings, "mimalloc: %llu more damaged structures like the ones above",
 			     (unsigned long long)walker->damage_warnings);
