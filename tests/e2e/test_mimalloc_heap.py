@@ -21,8 +21,10 @@ A damaged free list is said, not hidden: in a copy of the snapshot (decompressed
 imported back) one link of a page's free list points between blocks: a warning names the link's
 address and the damage is counted. And the C leaking server under LD_PRELOAD=libmimalloc.so.2
 tells the same story as on glibc: heapdiff shows struct conn +1,000, retained by global
-all_conns. Threads that end holding blocks leave abandoned segments, whose blocks are live; a
-malloc that defines mi_malloc but has no segment is refused with exit 2."""
+all_conns; so does the Python one on Debian's python3.11 (pymalloc on top of mimalloc:
+__main__.Connection +1,000, retained by _CONNECTIONS). Threads that end holding blocks leave
+abandoned segments, whose blocks are live; a malloc that defines mi_malloc but has no segment is
+refused with exit 2."""
 import bisect
 import json
 import os
@@ -39,6 +41,7 @@ DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
 OWN_MALLOC_MIMALLOC = os.environ.get("OWN_MALLOC_MIMALLOC", "build/tests/own_malloc_mimalloc")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
+TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 LIBMIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
 MEDIUM_MAX = 128 << 10  # MI_MEDIUM_OBJ_SIZE_MAX: larger blocks have a page of their own
 THREADS, BLOCKS = 4, 3000
@@ -262,20 +265,42 @@ result = heapsnap("summary", path("not-mimalloc.snap"), check_ok=False)
 check(result.returncode == 2 and result.stdout == "" and "no segment was found" in result.stderr,
       f"a mimalloc without segments is refused, exit 2: {result.returncode} {result.stderr!r}")
 
+
+def leak_report(command, name):
+    """leak_story's two snapshots of `command` under mimalloc, and heapdiff's JSON on them."""
+    before, after = leak_story(["env", f"LD_PRELOAD={LIBMIMALLOC}"] + command, "global", name)
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    return json.loads(diff.stdout) if diff.returncode == 0 else None
+
+
+def retained(report, type_name, path_start):
+    """heapdiff's entry for `type_name`, and how many of its objects paths from `path_start`
+    retain."""
+    grown = next((g for g in report["grown"] if g["type"] == type_name), None)
+    held = [r for r in (grown or {}).get("retainers", [])
+            if r["path"][:len(path_start)] == path_start]
+    return grown, sum(r["count"] for r in held)
+
+
 # the C leaking server on mimalloc: the same story as on glibc
-before, after = leak_story(["env", f"LD_PRELOAD={LIBMIMALLOC}", LEAKY_SERVER_C], "global",
-                           "c-mimalloc")
-diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
-                      text=True, timeout=600)
-if check(diff.returncode == 0, f"heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}"):
-    report = json.loads(diff.stdout)
-    conn = next((g for g in report["grown"] if g["type"] == "struct conn"), None)
-    held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
-    check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000,
-          f"C server on mimalloc: struct conn +1,000; heapdiff: {conn}")
-    check(held and sum(r["count"] for r in held) == 1000,
-          f"C server on mimalloc: all 1,000 new struct conn retained from global all_conns: "
-          f"{conn and conn.get('retainers')}")
+report = leak_report([LEAKY_SERVER_C], "c-mimalloc")
+if report:
+    conn, held = retained(report, "struct conn", ["global all_conns"])
+    check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000 and held == 1000,
+          f"C server on mimalloc: struct conn +1,000, all retained from global all_conns: {conn}")
     check(report["unreachable"]["new_count"] == 0,
           f"C server on mimalloc: nothing new unreachable: {report['unreachable']['new_count']}")
+
+# the Python one on Debian's python3.11: pymalloc's arenas are mimalloc blocks
+PYTHON = "/usr/bin/python3.11"
+if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
+    report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-mimalloc")
+    if report:
+        conn, held = retained(report, "__main__.Connection",
+                              ["module __main__._CONNECTIONS", "list[*]"])
+        check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000 and held == 1000,
+              f"Python server on mimalloc: __main__.Connection +1,000, all retained by "
+              f"_CONNECTIONS: {conn}")
 finish()
