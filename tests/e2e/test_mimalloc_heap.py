@@ -17,6 +17,10 @@ visits with its usable size; the blocks freed after the visit are recorded apart
 blocks heapsnap finds must be exactly the visited ones less those freed after, address by
 address and size by size, and so their bytes.
 
+With MIMALLOC_DEBUG_LIB naming a mimalloc 2.0.9 built from its tag with debug info (Debian's
+dbgsym is not at hand), the layouts are checked against its DWARF and the walk against its
+symbols (the main heap found by its cookie must be _mi_heap_main).
+
 A damaged free list is said, not hidden: in a copy of the snapshot (decompressed, patched,
 imported back) one link of a page's free list points between blocks: a warning names the link's
 address and the damage is counted. And the C leaking server under LD_PRELOAD=libmimalloc.so.2
@@ -77,13 +81,13 @@ def run_target(label, command, env=None, method="freeze"):
     return record, snapshot
 
 
-def check_heap(label, record, snapshot):
+def check_heap(label, record, snapshot, method="heuristics", options=()):
     check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS and
           record["version"] == 209,
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} "
           f"freed blocks under mimalloc {record['version']}")
     started = time.time()
-    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl", *options)
     seconds = time.time() - started
     allocations = [json.loads(line) for line in result.stdout.splitlines()]
     words = {allocation["place"] for allocation in allocations}
@@ -160,12 +164,12 @@ def check_heap(label, record, snapshot):
           f"{late_places}, early small {early_small}, large {early_large}; list took "
           f"{seconds:.2f} s")
 
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
     heap = summary["heap"]
     check(heap["allocator"].startswith("mimalloc"), f"{label}: the allocator is named: {heap['allocator']}")
     check(summary["runtimes"].get("mimalloc") == "2.0.9" and "glibc" not in summary["runtimes"],
           f"{label}: mimalloc's version 2.0.9 is read: {summary['runtimes']}")
-    check(heap["found_with"] == "heuristics", f"{label}: found by heuristics: {heap['found_with']}")
+    check(heap["found_with"] == method, f"{label}: found with {method}: {heap['found_with']}")
     arenas = sorted(a["kind"] for a in heap["arenas"])
     check(len(arenas) == THREADS and all(a.startswith("thread ") and a != "thread ?" for a in arenas),
           f"{label}: one heap per thread, named by its thread: {arenas}")
@@ -228,6 +232,39 @@ if check(TARGET_LINKED is not None,
          "scripts/setup, then meson setup --reconfigure)"):
     record, snapshot = run_target("linked", [TARGET_LINKED])
     check_heap("linked", record, snapshot)
+
+# the layouts against a build's DWARF, and the main heap found by its cookie against the symbol
+# _mi_heap_main: with MIMALLOC_DEBUG_LIB naming mimalloc 2.0.9 built from its v2.0.9 tag as a
+# release build with debug info (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, then make mimalloc)
+DEBUG_LIB = os.environ.get("MIMALLOC_DEBUG_LIB")
+if DEBUG_LIB:
+    layout = {  # what analyze/allocators/mimalloc_heap.c holds
+        "sizeof(mi_page_t)": 80, "(long)&((mi_segment_t*)0)->slices": 264,
+        "(long)&((mi_segment_t*)0)->commit_mask": 112, "(long)&((mi_segment_t*)0)->used": 208,
+        "(long)&((mi_segment_t*)0)->cookie": 216,
+        "(long)&((mi_segment_t*)0)->segment_slices": 224,
+        "(long)&((mi_segment_t*)0)->segment_info_slices": 232,
+        "(long)&((mi_segment_t*)0)->kind": 240, "(long)&((mi_segment_t*)0)->slice_entries": 248,
+        "(long)&((mi_segment_t*)0)->thread_id": 256, "(long)&((mi_page_t*)0)->capacity": 10,
+        "(long)&((mi_page_t*)0)->reserved": 12, "(long)&((mi_page_t*)0)->free": 16,
+        "(long)&((mi_page_t*)0)->used": 24, "(long)&((mi_page_t*)0)->xblock_size": 28,
+        "(long)&((mi_page_t*)0)->local_free": 32, "(long)&((mi_page_t*)0)->xthread_free": 40,
+        "(long)&((mi_page_t*)0)->xheap": 48,
+        "(long)&((mi_heap_t*)0)->thread_delayed_free": 2840,
+        "(long)&((mi_heap_t*)0)->thread_id": 2848, "(long)&((mi_heap_t*)0)->cookie": 2864,
+        "sizeof(mi_heap_t)": 3064,
+    }
+    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
+    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
+    check(len(values) == len(layout) and not wrong,
+          f"the layouts agree with the build's DWARF: {wrong or printed[-300:]}")
+    record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
+    check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
+    check_heap("debug --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+else:
+    print("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
 
 # threads that ended holding blocks: their segments are abandoned (owned by no thread), their
 # blocks live in the "abandoned" heap, their free blocks retained
