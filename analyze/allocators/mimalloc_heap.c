@@ -50,8 +50,8 @@
 #define SEGMENT_SLICES_ARRAY 264
 #define SEGMENT_HEADER SEGMENT_SLICES_ARRAY
 
-/* mi_page_t */
-#define PAGE_SIZE_BYTES 80
+/* mi_page_t: 80 bytes in a release build, 96 where free lists are encoded (MI_SECURE >= 3 or
+ * MI_DEBUG >= 1: two keys before xthread_free); the fields before them are the same */
 #define PAGE_SLICE_COUNT 0
 #define PAGE_SLICE_OFFSET 4
 #define PAGE_CAPACITY 10 /* uint16_t */
@@ -60,8 +60,8 @@
 #define PAGE_USED 24	    /* uint32_t */
 #define PAGE_XBLOCK_SIZE 28 /* uint32_t */
 #define PAGE_LOCAL_FREE 32
-#define PAGE_XTHREAD_FREE 40
-#define PAGE_XHEAP 48
+#define PAGE_KEYS 40 /* where free lists are encoded */
+#define PAGE_DESCRIPTOR_MAX 96
 #define HUGE_BLOCK_SIZE 0x80000000u /* MI_HUGE_BLOCK_SIZE: xblock_size for blocks past 2 GiB */
 #define SMALL_START_OFFSET 384	    /* 3 * MI_MAX_ALIGN_GUARANTEE, before blocks of 8-1024 */
 #define MEDIUM_OBJECT_MAX (128u << 10) /* MI_MEDIUM_OBJ_SIZE_MAX: larger blocks have a page each */
@@ -70,6 +70,7 @@
 #define HEAP_THREAD_DELAYED_FREE 2840
 #define HEAP_THREAD_ID 2848
 #define HEAP_COOKIE 2864
+#define HEAP_KEYS 2872 /* encode thread_delayed_free where free lists are encoded */
 #define HEAP_SIZE 3064
 
 #define HEAPS_MAX 1024 /* mi_heap_t told apart (threads, and heaps the program made) */
@@ -90,8 +91,18 @@ struct mi_heap {
 	uint64_t address, thread_id;
 };
 
+/* Where the two builds differ (see mi_page_t above). */
+struct page_layout {
+	unsigned size, xthread_free, xheap;
+	bool encoded;
+};
+
+static const struct page_layout release_layout = {80, 40, 48, false};
+static const struct page_layout encoded_layout = {96, 56, 64, true};
+
 struct walker {
 	struct address_space *space;
+	struct page_layout layout;
 	struct heap *heap;
 	struct warnings *warnings;
 	struct address_cursor pages;
@@ -186,7 +197,8 @@ static bool parse_segment(uint64_t address, const uint8_t *header, struct segmen
 	    entries <= info || slices < entries || segment->used > entries ||
 	    slices > (1ull << 40) / SLICE_SIZE)
 		return false;
-	if (segment->kind == 0 && (slices != SLICES_PER_SEGMENT || entries != SLICES_PER_SEGMENT))
+	/* (a secure build keeps the last slice as a guard page, out of slice_entries) */
+	if (segment->kind == 0 && (slices != SLICES_PER_SEGMENT || entries < SLICES_PER_SEGMENT - 8))
 		return false;
 	segment->info_slices = (unsigned)info;
 	segment->slice_entries = (unsigned)entries;
@@ -298,6 +310,42 @@ static uint64_t find_main_heap(struct walker *walker, const char *path, uint64_t
 	return 0;
 }
 
+/* Whether the segment's descriptors, `size` bytes each, chain page by page and span by span
+ * from the header's slices to slice_entries, as mimalloc keeps them. */
+static bool descriptors_fit(struct walker *walker, const struct segment *segment, unsigned size,
+			    uint8_t *descriptors)
+{
+	if (address_space_read(walker->space, segment->address + SEGMENT_SLICES_ARRAY, descriptors,
+			       (size_t)segment->slice_entries * size, NULL) != 0)
+		return false;
+	uint64_t slices = segment->size / SLICE_SIZE;
+	unsigned slice = segment->info_slices;
+	while (slice < segment->slice_entries) {
+		const uint8_t *descriptor = descriptors + (size_t)slice * size;
+		uint32_t count = u32_at(descriptor, PAGE_SLICE_COUNT);
+		if (count == 0 || u32_at(descriptor, PAGE_SLICE_OFFSET) != 0 || slice + count > slices)
+			return false;
+		if (u32_at(descriptor, PAGE_XBLOCK_SIZE) != 0 &&
+		    (u16_at(descriptor, PAGE_CAPACITY) > u16_at(descriptor, PAGE_RESERVED) ||
+		     u32_at(descriptor, PAGE_USED) > u16_at(descriptor, PAGE_CAPACITY)))
+			return false;
+		slice += count;
+	}
+	return slice == segment->slice_entries || segment->kind == 1;
+}
+
+/* The build's page layout: the one whose descriptors fit more segments (the release one when
+ * as many). */
+static void choose_layout(struct walker *walker, uint8_t *descriptors)
+{
+	size_t release = 0, encoded = 0;
+	for (size_t i = 0; i < walker->segment_count; i++) {
+		release += descriptors_fit(walker, &walker->segments[i], release_layout.size, descriptors);
+		encoded += descriptors_fit(walker, &walker->segments[i], encoded_layout.size, descriptors);
+	}
+	walker->layout = encoded > release ? encoded_layout : release_layout;
+}
+
 /* ---- blocks ------------------------------------------------------------------------------- */
 
 static int thread_tid(struct walker *walker, uint64_t thread_id)
@@ -358,9 +406,22 @@ static int add_block(struct walker *walker, uint64_t address, uint64_t size,
 /* Follows one of a page's free lists, marking each block it holds with `place`; a link that
  * leaves the page's blocks, falls between them, comes back to a block already listed or cannot
  * be read ends the list, with a warning. Returns the blocks listed. */
+/* A link as mimalloc stores it in a block: encoded with two keys where free lists are
+ * (mi_ptr_decode: the end of a list is the address of its page or heap). */
+static uint64_t decode(const struct walker *walker, uint64_t link, const uint64_t *keys,
+		       uint64_t null)
+{
+	if (!walker->layout.encoded)
+		return link;
+	uint64_t x = link - keys[0];
+	unsigned shift = (unsigned)(keys[0] % 64);
+	uint64_t pointer = (shift ? (x >> shift) | (x << (64 - shift)) : x) ^ keys[1];
+	return pointer == null ? 0 : pointer;
+}
+
 static unsigned follow_list(struct walker *walker, uint64_t head, const char *list,
 			    uint64_t page, uint64_t start, uint64_t block_size, unsigned capacity,
-			    const uint8_t *bytes, enum allocation_place place)
+			    const uint8_t *bytes, const uint64_t *keys, enum allocation_place place)
 {
 	unsigned listed = 0;
 	uint64_t link_at = page; /* where the link to `block` was read */
@@ -387,6 +448,7 @@ static unsigned follow_list(struct walker *walker, uint64_t head, const char *li
 			       list, (unsigned long long)start, (unsigned long long)link_at);
 			break;
 		}
+		block = decode(walker, block, keys, page);
 	}
 	return listed;
 }
@@ -408,7 +470,7 @@ static void note_heap(struct walker *walker, uint64_t address, uint64_t thread_i
 static int walk_page(struct walker *walker, const struct segment *segment, unsigned slice,
 		     const uint8_t *descriptor, int arena, struct hs_error *err)
 {
-	uint64_t page = segment->address + SEGMENT_SLICES_ARRAY + (uint64_t)slice * PAGE_SIZE_BYTES;
+	uint64_t page = segment->address + SEGMENT_SLICES_ARRAY + (uint64_t)slice * walker->layout.size;
 	uint64_t page_bytes = (uint64_t)u32_at(descriptor, PAGE_SLICE_COUNT) * SLICE_SIZE;
 	unsigned capacity = u16_at(descriptor, PAGE_CAPACITY);
 	unsigned reserved = u16_at(descriptor, PAGE_RESERVED);
@@ -430,7 +492,8 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	if (capacity == 0)
 		return 0;
 	bool abandoned = segment->thread_id == 0;
-	uint64_t xheap = u64_at(descriptor, PAGE_XHEAP);
+	uint64_t xheap = u64_at(descriptor, walker->layout.xheap);
+	uint64_t keys[2] = {u64_at(descriptor, PAGE_KEYS), u64_at(descriptor, PAGE_KEYS + 8)};
 	if (xheap && !abandoned)
 		note_heap(walker, xheap, segment->thread_id);
 	/* the page's blocks through the window (pages come in address order), else read apart */
@@ -444,16 +507,16 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	memset(walker->marks, 0, capacity);
 	unsigned listed =
 		follow_list(walker, u64_at(descriptor, PAGE_FREE), "free", page, start, block_size,
-			    capacity, bytes, PLACE_FREE_LIST) +
+			    capacity, bytes, keys, PLACE_FREE_LIST) +
 		follow_list(walker, u64_at(descriptor, PAGE_LOCAL_FREE), "local_free", page, start,
-			    block_size, capacity, bytes, PLACE_FAST_LIST);
+			    block_size, capacity, bytes, keys, PLACE_FAST_LIST);
 	if (listed + used != capacity)
 		damage(walker, page,
 		       "the page descriptor at 0x%llx (page 0x%llx) counts %u blocks used of %u, "
 		       "but its free and local_free lists hold %u: its blocks are listed by the lists",
 		       (unsigned long long)page, (unsigned long long)start, used, capacity, listed);
-	follow_list(walker, u64_at(descriptor, PAGE_XTHREAD_FREE) & ~3ull, "xthread_free", page,
-		    start, block_size, capacity, bytes, PLACE_THREAD_CACHE);
+	follow_list(walker, u64_at(descriptor, walker->layout.xthread_free) & ~3ull, "xthread_free",
+		    page, start, block_size, capacity, bytes, keys, PLACE_THREAD_CACHE);
 	for (unsigned k = 0; k < capacity; k++) {
 		uint64_t block = start + k * block_size, first_word = 0;
 		if (bytes)
@@ -511,7 +574,7 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 	if (arena < 0)
 		return -1;
 	walker->heap->arenas[arena].system_bytes += segment->size;
-	size_t bytes = (size_t)segment->slice_entries * PAGE_SIZE_BYTES;
+	size_t bytes = (size_t)segment->slice_entries * walker->layout.size;
 	if (address_space_read(walker->space, segment->address + SEGMENT_SLICES_ARRAY, descriptors,
 			       bytes, NULL) != 0) {
 		damage(walker, segment->address,
@@ -523,11 +586,11 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 	uint64_t slices = segment->size / SLICE_SIZE;
 	unsigned pages = 0;
 	for (unsigned slice = segment->info_slices; slice < segment->slice_entries;) {
-		const uint8_t *descriptor = descriptors + (size_t)slice * PAGE_SIZE_BYTES;
+		const uint8_t *descriptor = descriptors + (size_t)slice * walker->layout.size;
 		uint32_t count = u32_at(descriptor, PAGE_SLICE_COUNT);
 		if (count == 0 || u32_at(descriptor, PAGE_SLICE_OFFSET) != 0 || slice + count > slices) {
 			damage(walker,
-			       segment->address + SEGMENT_SLICES_ARRAY + (uint64_t)slice * PAGE_SIZE_BYTES,
+			       segment->address + SEGMENT_SLICES_ARRAY + (uint64_t)slice * walker->layout.size,
 			       "slice %u of the segment at 0x%llx starts neither a page nor a free span "
 			       "(%u slices, offset %u): the rest of the segment is not walked",
 			       slice, (unsigned long long)segment->address, count,
@@ -574,8 +637,11 @@ static void walk_delayed(struct walker *walker)
 	for (size_t i = 0; i < walker->heap_count; i++) {
 		const struct mi_heap *mi_heap = &walker->heaps[i];
 		uint64_t thread_id = 0, block = 0, link_at = mi_heap->address + HEAP_THREAD_DELAYED_FREE;
+		uint64_t keys[2] = {0, 0};
 		if (!address_space_read_u64(walker->space, mi_heap->address + HEAP_THREAD_ID,
 					    &thread_id) ||
+		    address_space_read(walker->space, mi_heap->address + HEAP_KEYS, keys, sizeof keys,
+				       NULL) != 0 ||
 		    thread_id != mi_heap->thread_id ||
 		    !address_space_read_u64(walker->space, link_at, &block)) {
 			damage(walker, mi_heap->address,
@@ -599,7 +665,7 @@ static void walk_delayed(struct walker *walker)
 			allocation->state = ALLOCATION_FREE;
 			allocation->place = PLACE_THREAD_CACHE;
 			link_at = block;
-			block = allocation->first_word;
+			block = decode(walker, allocation->first_word, keys, mi_heap->address);
 		}
 		struct heap_arena *arena = NULL;
 		for (size_t k = 0; k < walker->owner_count; k++)
@@ -648,7 +714,7 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (self == NULL)
 		return hs_error_set(err, "out of memory walking mimalloc's heap");
 	struct walker *walker = calloc(1, sizeof *walker);
-	uint8_t *descriptors = malloc((SLICES_PER_SEGMENT + 1) * PAGE_SIZE_BYTES);
+	uint8_t *descriptors = malloc((SLICES_PER_SEGMENT + 1) * PAGE_DESCRIPTOR_MAX);
 	if (walker == NULL || descriptors == NULL) {
 		free(walker);
 		free(descriptors);
@@ -695,6 +761,7 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 				     "_mi_heap_main (0x%llx)",
 				     (unsigned long long)main_heap, (unsigned long long)symbol);
 	}
+	choose_layout(walker, descriptors);
 	for (size_t i = 0; i < walker->segment_count; i++)
 		if (walk_segment(walker, &walker->segments[i], descriptors, err) != 0)
 			goto fail;

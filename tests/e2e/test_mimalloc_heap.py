@@ -19,7 +19,8 @@ address and size by size, and so their bytes.
 
 With MIMALLOC_DEBUG_LIB naming a mimalloc 2.0.9 built from its tag with debug info (Debian's
 dbgsym is not at hand), the layouts are checked against its DWARF and the walk against its
-symbols (the main heap found by its cookie must be _mi_heap_main).
+symbols (the main heap found by its cookie must be _mi_heap_main); with MIMALLOC_SECURE_LIB
+naming one built with -DMI_SECURE=ON, the walk of its encoded free lists.
 
 A damaged free list is said, not hidden: in a copy of the snapshot (decompressed, patched,
 imported back) one link of a page's free list points between blocks: a warning names the link's
@@ -265,6 +266,16 @@ if DEBUG_LIB:
     check_heap("debug --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
 else:
     print("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
+
+# a secure build (cmake -DMI_SECURE=ON, with debug info): its pages are 96 bytes, their free lists
+# encoded with each page's keys, the heaps' thread_delayed_free lists with the heap's, and the
+# last slice of each segment a guard page
+SECURE_LIB = os.environ.get("MIMALLOC_SECURE_LIB")
+if SECURE_LIB:
+    record, snapshot = run_target("secure", [TARGET], env=dict(os.environ, LD_PRELOAD=SECURE_LIB))
+    check_heap("secure", record, snapshot, method="heuristics, checked by symbols")
+else:
+    print("the secure build is skipped: MIMALLOC_SECURE_LIB is not set")
 
 # threads that ended holding blocks: their segments are abandoned (owned by no thread), their
 # blocks live in the "abandoned" heap, their free blocks retained
