@@ -13,7 +13,9 @@
  * bits a flag); blocks other threads free into a full page go instead to the owning heap's
  * `thread_delayed_free` list (the mi_heap_t a page's `xheap` names). Both are still counted in
  * `used`. The release build does not encode these lists (MI_ENCODE_FREELIST is off: the page
- * has no keys, which its 80-byte size shows).
+ * has no keys, which its 80-byte size shows); secure and debug builds do (96-byte descriptors),
+ * and a debug build pads each block (see padded_usable_size). Which build it is, is told by
+ * which descriptor size chains each segment's slices (choose_layout).
  *
  * Segments are found by shape: at each 32 MiB aligned address of the anonymous mappings, a
  * header whose fields fit (kind, slice counts) and whose cookie, xor its address, gives the same
@@ -66,7 +68,8 @@
 #define SMALL_START_OFFSET 384	    /* 3 * MI_MAX_ALIGN_GUARANTEE, before blocks of 8-1024 */
 #define MEDIUM_OBJECT_MAX (128u << 10) /* MI_MEDIUM_OBJ_SIZE_MAX: larger blocks have a page each */
 
-/* mi_heap_t */
+/* mi_heap_t (in a release or secure build; a debug build's has one more direct page pointer
+ * before these: they are 8 bytes further, see heap_shift) */
 #define HEAP_THREAD_DELAYED_FREE 2840
 #define HEAP_THREAD_ID 2848
 #define HEAP_COOKIE 2864
@@ -91,14 +94,18 @@ struct mi_heap {
 	uint64_t address, thread_id;
 };
 
-/* Where the two builds differ (see mi_page_t above). */
+/* Where the builds differ (see mi_page_t and mi_heap_t above). */
 struct page_layout {
 	unsigned size, xthread_free, xheap;
 	bool encoded;
+	/* a debug build's (MI_DEBUG >= 1): mi_heap_t's fields after its direct pages are this
+	   much further, and MI_PADDING puts this many bytes after each block, out of its usable
+	   size */
+	unsigned heap_shift, padding;
 };
 
-static const struct page_layout release_layout = {80, 40, 48, false};
-static const struct page_layout encoded_layout = {96, 56, 64, true};
+static const struct page_layout release_layout = {80, 40, 48, false, 0, 0};
+static const struct page_layout encoded_layout = {96, 56, 64, true, 0, 0};
 
 struct walker {
 	struct address_space *space;
@@ -161,18 +168,21 @@ static uint64_t u64_at(const uint8_t *bytes, size_t offset)
 /* ---- the version -------------------------------------------------------------------------- */
 
 /* mi_version() returns MI_MALLOC_VERSION (209 for 2.0.9): its code is `mov $N, %eax; ret`,
- * perhaps after an endbr64. */
+ * perhaps after an endbr64, and in a build without optimisation inside `push %rbp; mov
+ * %rsp, %rbp` ... `pop %rbp`. */
 static void read_version(struct walker *walker, struct module_symbols *module, char *version,
 			 size_t size)
 {
 	version[0] = 0;
 	uint64_t address;
-	uint8_t code[10];
+	uint8_t code[16];
 	if (!module_symbols_lookup(module, "mi_version", &address, NULL) ||
 	    address_space_read(walker->space, address, code, sizeof code, NULL) != 0)
 		return;
 	size_t at = memcmp(code, "\xf3\x0f\x1e\xfa", 4) == 0 ? 4 : 0;
-	if (code[at] != 0xb8 || code[at + 5] != 0xc3)
+	bool frame = memcmp(code + at, "\x55\x48\x89\xe5", 4) == 0;
+	at += frame ? 4 : 0;
+	if (code[at] != 0xb8 || (frame && code[at + 5] != 0x5d) || code[at + 5 + frame] != 0xc3)
 		return;
 	uint32_t number = u32_at(code, at + 1);
 	if (number >= 100 && number < 1000)
@@ -302,9 +312,10 @@ static uint64_t find_main_heap(struct walker *walker, const char *path, uint64_t
 			continue;
 		for (uint64_t at = region->start; at + 8 <= region->end; at += 8) {
 			uint64_t word;
+			uint64_t offset = HEAP_COOKIE + walker->layout.heap_shift;
 			if (address_space_read_u64(walker->space, at, &word) && word == key &&
-			    at >= HEAP_COOKIE)
-				return at - HEAP_COOKIE;
+			    at >= offset)
+				return at - offset;
 		}
 	}
 	return 0;
@@ -344,6 +355,27 @@ static void choose_layout(struct walker *walker, uint8_t *descriptors)
 		encoded += descriptors_fit(walker, &walker->segments[i], encoded_layout.size, descriptors);
 	}
 	walker->layout = encoded > release ? encoded_layout : release_layout;
+	if (!walker->layout.encoded)
+		return;
+	/* free lists are encoded in secure and debug builds; a debug build's heap is told by where
+	   a page's heap keeps its owner's thread id, and has padding after each block */
+	for (size_t i = 0; i < walker->segment_count; i++) {
+		const struct segment *segment = &walker->segments[i];
+		uint64_t xheap = 0, thread_id = 0;
+		if (segment->thread_id == 0 ||
+		    !descriptors_fit(walker, segment, walker->layout.size, descriptors))
+			continue;
+		const uint8_t *first = descriptors + (size_t)segment->info_slices * walker->layout.size;
+		if (u32_at(first, PAGE_XBLOCK_SIZE) == 0)
+			continue;
+		xheap = u64_at(first, walker->layout.xheap);
+		if (address_space_read_u64(walker->space, xheap + HEAP_THREAD_ID + 8, &thread_id) &&
+		    thread_id == segment->thread_id) {
+			walker->layout.heap_shift = 8;
+			walker->layout.padding = 8; /* sizeof(mi_padding_t) */
+		}
+		return;
+	}
 }
 
 /* ---- blocks ------------------------------------------------------------------------------- */
@@ -466,6 +498,36 @@ static void note_heap(struct walker *walker, uint64_t address, uint64_t thread_i
 	walker->heaps[walker->heap_count++] = (struct mi_heap){address, thread_id};
 }
 
+/* What mi_usable_size gives for a block of a debug build: its bytes before the padding
+ * (mi_padding_t: a canary, the block's address encoded with the page's keys, and `delta`, the
+ * bytes between the size asked and the padding), less delta. A canary overwritten is a
+ * warning, and the block is listed with its bytes before the padding. */
+static uint64_t padded_usable_size(struct walker *walker, uint64_t page, const uint64_t *keys,
+				   uint64_t block, uint64_t block_size, const uint8_t *bytes,
+				   uint64_t at, bool is_free)
+{
+	uint64_t before = block_size - walker->layout.padding;
+	if (is_free)
+		return before;
+	uint32_t padding[2];
+	if (bytes)
+		memcpy(padding, bytes + at + before, sizeof padding);
+	else if (address_space_read(walker->space, block + before, padding, sizeof padding, NULL))
+		return before;
+	uint64_t x = block ^ keys[1];
+	unsigned shift = (unsigned)(keys[0] % 64);
+	uint32_t canary = (uint32_t)((shift ? (x << shift) | (x >> (64 - shift)) : x) + keys[0]);
+	if (canary != padding[0] || padding[1] > before) {
+		damage(walker, block + before,
+		       "the padding after the block at 0x%llx (page descriptor 0x%llx) is overwritten: "
+		       "its usable size is listed as its %llu bytes before the padding",
+		       (unsigned long long)block, (unsigned long long)page,
+		       (unsigned long long)before);
+		return before;
+	}
+	return before - padding[1];
+}
+
 /* One page: its blocks, free by the list they are in, live otherwise. */
 static int walk_page(struct walker *walker, const struct segment *segment, unsigned slice,
 		     const uint8_t *descriptor, int arena, struct hs_error *err)
@@ -529,7 +591,11 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 		bool is_free = walker->marks[k] != 0;
 		if (is_free && abandoned)
 			place = PLACE_RETAINED; /* no thread allocates from it until one reclaims it */
-		if (add_block(walker, block, block_size, is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
+		uint64_t usable = block_size;
+		if (walker->layout.padding && block_size > walker->layout.padding)
+			usable = padded_usable_size(walker, page, keys, block, block_size, bytes,
+						    k * block_size, is_free);
+		if (add_block(walker, block, usable, is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
 			      place, arena, first_word, err) != 0)
 			return -1;
 	}
@@ -636,12 +702,11 @@ static void walk_delayed(struct walker *walker)
 {
 	for (size_t i = 0; i < walker->heap_count; i++) {
 		const struct mi_heap *mi_heap = &walker->heaps[i];
-		uint64_t thread_id = 0, block = 0, link_at = mi_heap->address + HEAP_THREAD_DELAYED_FREE;
+		uint64_t fields = mi_heap->address + walker->layout.heap_shift;
+		uint64_t thread_id = 0, block = 0, link_at = fields + HEAP_THREAD_DELAYED_FREE;
 		uint64_t keys[2] = {0, 0};
-		if (!address_space_read_u64(walker->space, mi_heap->address + HEAP_THREAD_ID,
-					    &thread_id) ||
-		    address_space_read(walker->space, mi_heap->address + HEAP_KEYS, keys, sizeof keys,
-				       NULL) != 0 ||
+		if (!address_space_read_u64(walker->space, fields + HEAP_THREAD_ID, &thread_id) ||
+		    address_space_read(walker->space, fields + HEAP_KEYS, keys, sizeof keys, NULL) != 0 ||
 		    thread_id != mi_heap->thread_id ||
 		    !address_space_read_u64(walker->space, link_at, &block)) {
 			damage(walker, mi_heap->address,
@@ -687,7 +752,8 @@ static void note_bookkeeping(struct walker *walker)
 			overflow = true;
 		else
 			heap_add_bookkeeping(walker->heap, walker->heaps[i].address,
-					     walker->heaps[i].address + HEAP_SIZE);
+					     walker->heaps[i].address + HEAP_SIZE +
+						     walker->layout.heap_shift);
 	}
 	for (size_t i = 0; i < walker->segment_count && !overflow; i++) {
 		const struct segment *segment = &walker->segments[i];
@@ -744,6 +810,7 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     path);
 		goto fail;
 	}
+	choose_layout(walker, descriptors);
 	uint64_t main_heap = find_main_heap(walker, path, key);
 	if (main_heap == 0)
 		warnings_add(warnings,
@@ -761,7 +828,6 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 				     "_mi_heap_main (0x%llx)",
 				     (unsigned long long)main_heap, (unsigned long long)symbol);
 	}
-	choose_layout(walker, descriptors);
 	for (size_t i = 0; i < walker->segment_count; i++)
 		if (walk_segment(walker, &walker->segments[i], descriptors, err) != 0)
 			goto fail;

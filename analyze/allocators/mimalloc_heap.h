@@ -6,7 +6,9 @@
  * `thread_delayed_free` list). Debian's libmimalloc.so.2 (2.0.9, a release build: no encoded free
  * lists, no padding) is stripped, so a segment is recognised by its header's shape and its
  * cookie (its address xor the main heap's cookie, the same for every segment), and the main
- * heap is recognised in the library's data by that cookie. What does not fit is a warning with
+ * heap is recognised in the library's data by that cookie. Secure builds (encoded free lists)
+ * and debug builds (encoded lists, padding that says each block's size asked) are walked too,
+ * told apart by the shape of their page descriptors and heaps. What does not fit is a warning with
  * its address, and no segment at all is an error. */
 #ifndef HEAPSNAP_MIMALLOC_HEAP_H
 #define HEAPSNAP_MIMALLOC_HEAP_H

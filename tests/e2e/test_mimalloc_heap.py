@@ -17,10 +17,12 @@ visits with its usable size; the blocks freed after the visit are recorded apart
 blocks heapsnap finds must be exactly the visited ones less those freed after, address by
 address and size by size, and so their bytes.
 
-With MIMALLOC_DEBUG_LIB naming a mimalloc 2.0.9 built from its tag with debug info (Debian's
+With MIMALLOC_DEBUGINFO_LIB naming a mimalloc 2.0.9 built from its tag with debug info (Debian's
 dbgsym is not at hand), the layouts are checked against its DWARF and the walk against its
 symbols (the main heap found by its cookie must be _mi_heap_main); with MIMALLOC_SECURE_LIB
-naming one built with -DMI_SECURE=ON, the walk of its encoded free lists.
+naming one built with -DMI_SECURE=ON, the walk of its encoded free lists; with
+MIMALLOC_DEBUG_LIB naming a debug build (-DCMAKE_BUILD_TYPE=Debug), the walk of its encoded
+lists, its heaps' other layout and its padding (usable sizes are the sizes asked).
 
 A damaged free list is said, not hidden: in a copy of the snapshot (decompressed, patched,
 imported back) one link of a page's free list points between blocks: a warning names the link's
@@ -82,7 +84,10 @@ def run_target(label, command, env=None, method="freeze"):
     return record, snapshot
 
 
-def check_heap(label, record, snapshot, method="heuristics", options=()):
+def check_heap(label, record, snapshot, method="heuristics", options=(), padded=False):
+    """The checks of the top of the file. `padded`: a debug build, whose malloc_usable_size is
+    the size asked (its padding says so), while mi_heap_visit_blocks gives the block's bytes
+    before the padding: the visited sizes then only bound the live ones."""
     check(len(record["held"]) + len(record["freed"]) == THREADS * BLOCKS and
           record["version"] == 209,
           f"{label}: the target recorded {len(record['held'])} held and {len(record['freed'])} "
@@ -153,10 +158,11 @@ def check_heap(label, record, snapshot, method="heuristics", options=()):
     # mimalloc's own enumeration, less what was freed after it
     truth = {addr: size for addr, size in record["visited"].items() if addr not in record["late"]}
     missing = [(hex(a), s, live.get(a, {}).get("size")) for a, s in truth.items()
-               if a not in live or live[a]["size"] != s]
+               if a not in live or (live[a]["size"] > s if padded else live[a]["size"] != s)]
     extra = [(hex(a), live[a]["size"]) for a in live if a not in truth]
     live_bytes, truth_bytes = sum(a["size"] for a in live.values()), sum(truth.values())
-    check(not missing and not extra and live_bytes == truth_bytes,
+    check(not missing and not extra and (live_bytes <= truth_bytes if padded else
+                                         live_bytes == truth_bytes),
           f"{label}: live blocks = mimalloc's mi_heap_visit_blocks less the late frees: "
           f"{len(missing)} missing or of another size {missing[:3]}, {len(extra)} extra "
           f"{extra[:3]}; {live_bytes:,} bytes against {truth_bytes:,}")
@@ -235,9 +241,9 @@ if check(TARGET_LINKED is not None,
     check_heap("linked", record, snapshot)
 
 # the layouts against a build's DWARF, and the main heap found by its cookie against the symbol
-# _mi_heap_main: with MIMALLOC_DEBUG_LIB naming mimalloc 2.0.9 built from its v2.0.9 tag as a
+# _mi_heap_main: with MIMALLOC_DEBUGINFO_LIB naming mimalloc 2.0.9 built from its v2.0.9 tag as a
 # release build with debug info (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, then make mimalloc)
-DEBUG_LIB = os.environ.get("MIMALLOC_DEBUG_LIB")
+DEBUG_LIB = os.environ.get("MIMALLOC_DEBUGINFO_LIB")
 if DEBUG_LIB:
     layout = {  # what analyze/allocators/mimalloc_heap.c holds
         "sizeof(mi_page_t)": 80, "(long)&((mi_segment_t*)0)->slices": 264,
@@ -261,11 +267,11 @@ if DEBUG_LIB:
     wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
     check(len(values) == len(layout) and not wrong,
           f"the layouts agree with the build's DWARF: {wrong or printed[-300:]}")
-    record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
-    check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
-    check_heap("debug --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+    record, snapshot = run_target("debuginfo", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
+    check_heap("debuginfo", record, snapshot, method="heuristics, checked by symbols")
+    check_heap("debuginfo --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
 else:
-    print("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
+    print("the release build with debug info is skipped: MIMALLOC_DEBUGINFO_LIB is not set")
 
 # a secure build (cmake -DMI_SECURE=ON, with debug info): its pages are 96 bytes, their free lists
 # encoded with each page's keys, the heaps' thread_delayed_free lists with the heap's, and the
@@ -276,6 +282,17 @@ if SECURE_LIB:
     check_heap("secure", record, snapshot, method="heuristics, checked by symbols")
 else:
     print("the secure build is skipped: MIMALLOC_SECURE_LIB is not set")
+
+# a debug build (cmake -DCMAKE_BUILD_TYPE=Debug: libmimalloc-debug.so): encoded free lists, its
+# heap's fields 8 bytes further, and padding after each block that says the size asked
+DEBUG_BUILD_LIB = os.environ.get("MIMALLOC_DEBUG_LIB")
+if DEBUG_BUILD_LIB:
+    record, snapshot = run_target("debug build", [TARGET],
+                                  env=dict(os.environ, LD_PRELOAD=DEBUG_BUILD_LIB))
+    check_heap("debug build", record, snapshot, method="heuristics, checked by symbols",
+               padded=True)
+else:
+    print("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
 
 # threads that ended holding blocks: their segments are abandoned (owned by no thread), their
 # blocks live in the "abandoned" heap, their free blocks retained
