@@ -24,8 +24,8 @@
  * blocks still allocated: they are live, its free blocks retained) or, with no page in use,
  * freed and kept in mimalloc's segment cache (retained). Free spans are listed where they are
  * committed: as "free_span" (PLACE_TOP, the room a thread's pages grow into) in a segment a
- * thread owns, as retained in the others. Everything is checked as it is read, and what does not fit is a warning
- * naming its address, counted as damage. */
+ * thread owns, as retained in the others. Everything is checked as it is read, and what does
+ * not fit is a warning naming its address, counted as damage. */
 #include "mimalloc_heap.h"
 
 #include <elf.h>
@@ -351,8 +351,9 @@ static void choose_layout(struct walker *walker, uint8_t *descriptors)
 {
 	size_t release = 0, encoded = 0;
 	for (size_t i = 0; i < walker->segment_count; i++) {
-		release += descriptors_fit(walker, &walker->segments[i], release_layout.size, descriptors);
-		encoded += descriptors_fit(walker, &walker->segments[i], encoded_layout.size, descriptors);
+		const struct segment *segment = &walker->segments[i];
+		release += descriptors_fit(walker, segment, release_layout.size, descriptors);
+		encoded += descriptors_fit(walker, segment, encoded_layout.size, descriptors);
 	}
 	walker->layout = encoded > release ? encoded_layout : release_layout;
 	if (!walker->layout.encoded)
@@ -585,10 +586,12 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 			memcpy(&first_word, bytes + k * block_size, 8);
 		else
 			address_space_read_u64(walker->space, block, &first_word);
-		enum allocation_place place = walker->marks[k] ? (enum allocation_place)(walker->marks[k] - 1)
-					      : block_size > MEDIUM_OBJECT_MAX ? PLACE_LARGE
-									       : PLACE_IN_USE;
 		bool is_free = walker->marks[k] != 0;
+		enum allocation_place place = PLACE_IN_USE;
+		if (is_free)
+			place = (enum allocation_place)(walker->marks[k] - 1);
+		else if (block_size > MEDIUM_OBJECT_MAX)
+			place = PLACE_LARGE;
 		if (is_free && abandoned)
 			place = PLACE_RETAINED; /* no thread allocates from it until one reclaims it */
 		uint64_t usable = block_size;
@@ -655,8 +658,8 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 		const uint8_t *descriptor = descriptors + (size_t)slice * walker->layout.size;
 		uint32_t count = u32_at(descriptor, PAGE_SLICE_COUNT);
 		if (count == 0 || u32_at(descriptor, PAGE_SLICE_OFFSET) != 0 || slice + count > slices) {
-			damage(walker,
-			       segment->address + SEGMENT_SLICES_ARRAY + (uint64_t)slice * walker->layout.size,
+			damage(walker, segment->address + SEGMENT_SLICES_ARRAY +
+					       (uint64_t)slice * walker->layout.size,
 			       "slice %u of the segment at 0x%llx starts neither a page nor a free span "
 			       "(%u slices, offset %u): the rest of the segment is not walked",
 			       slice, (unsigned long long)segment->address, count,
