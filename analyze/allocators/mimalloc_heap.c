@@ -29,12 +29,11 @@
 #include "mimalloc_heap.h"
 
 #include <elf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define WARNINGS_SHOWN 20 /* specific warnings before they are only counted */
+#include "analyze/allocators/walk_report.h"
 
 /* mi_segment_t (64-bit, release build) */
 #define SEGMENT_SHIFT 25 /* MI_SEGMENT_SHIFT: 32 MiB */
@@ -122,27 +121,8 @@ struct walker {
 	size_t heap_count;
 	bool heaps_overflow;
 	uint8_t marks[65536]; /* per block of the page walked: 0 live, else its place + 1 */
-	uint64_t damage_warnings;
+	struct walk_report report; /* damage and blocks (walk_report.h) */
 };
-
-/* A corrupt or unexpected structure: counted as damage, told for the first few. */
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-{
-	heap_note_damage(walker->heap, address, 0);
-	if (walker->heap->damage.spots > WARNINGS_SHOWN) {
-		walker->damage_warnings++;
-		return;
-	}
-	char message[320];
-	va_list arguments;
-	va_start(arguments, format);
-	vsnprintf(message, sizeof message, format, arguments);
-	va_end(arguments);
-	warnings_add(walker->warnings, "mimalloc: %s", message);
-}
 
 static uint32_t u32_at(const uint8_t *bytes, size_t offset)
 {
@@ -284,12 +264,13 @@ static void keep_segments(struct walker *walker, uint64_t key)
 		if (segment->address < end)
 			continue;
 		if (segment->key != key) {
-			damage(walker, segment->address + SEGMENT_COOKIE,
-			       "the segment-like header at 0x%llx has cookie 0x%llx, not the address "
-			       "xor the main heap's cookie (0x%llx): it is not walked",
-			       (unsigned long long)segment->address,
-			       (unsigned long long)(segment->key ^ segment->address),
-			       (unsigned long long)(key ^ segment->address));
+			walk_damage(
+			    &walker->report, segment->address + SEGMENT_COOKIE,
+			    "the segment-like header at 0x%llx has cookie 0x%llx, not the address "
+			    "xor the main heap's cookie (0x%llx): it is not walked",
+			    (unsigned long long)segment->address,
+			    (unsigned long long)(segment->key ^ segment->address),
+			    (unsigned long long)(key ^ segment->address));
 			continue;
 		}
 		end = segment->address + segment->size;
@@ -421,21 +402,6 @@ static int owner_arena(struct walker *walker, uint64_t thread_id, struct hs_erro
 	return walker->owners[walker->owner_count++].arena;
 }
 
-static int add_block(struct walker *walker, uint64_t address, uint64_t size,
-		     enum allocation_state state, enum allocation_place place, int arena,
-		     uint64_t first_word, struct hs_error *err)
-{
-	struct allocation allocation = {.address = address,
-					.size = size,
-					.state = state,
-					.place = place,
-					.arena = (uint64_t)arena,
-					.first_word = first_word};
-	if (heap_add(walker->heap, &allocation) != 0)
-		return hs_error_set(err, "out of memory listing mimalloc's blocks");
-	return 0;
-}
-
 /* Follows one of a page's free lists, marking each block it holds with `place`; a link that
  * leaves the page's blocks, falls between them, comes back to a block already listed or cannot
  * be read ends the list, with a warning. Returns the blocks listed. */
@@ -462,12 +428,13 @@ static unsigned follow_list(struct walker *walker, uint64_t head, const char *li
 		uint64_t index = (block - start) / block_size;
 		if (block < start || index >= capacity || (block - start) % block_size != 0 ||
 		    walker->marks[index] != 0) {
-			damage(walker, link_at,
-			       "the %s list of the page at 0x%llx (descriptor 0x%llx) links, at "
-			       "0x%llx, to 0x%llx, which is not a free block of that page: the rest "
-			       "of the list is not walked",
-			       list, (unsigned long long)start, (unsigned long long)page,
-			       (unsigned long long)link_at, (unsigned long long)block);
+			walk_damage(
+			    &walker->report, link_at,
+			    "the %s list of the page at 0x%llx (descriptor 0x%llx) links, at "
+			    "0x%llx, to 0x%llx, which is not a free block of that page: the rest "
+			    "of the list is not walked",
+			    list, (unsigned long long)start, (unsigned long long)page,
+			    (unsigned long long)link_at, (unsigned long long)block);
 			break;
 		}
 		walker->marks[index] = (uint8_t)(place + 1);
@@ -476,9 +443,10 @@ static unsigned follow_list(struct walker *walker, uint64_t head, const char *li
 		if (bytes) /* the page's blocks, read once */
 			memcpy(&block, bytes + index * block_size, 8);
 		else if (!address_space_read_u64(walker->space, block, &block)) {
-			damage(walker, link_at,
-			       "the %s list of the page at 0x%llx reaches 0x%llx, which cannot be read",
-			       list, (unsigned long long)start, (unsigned long long)link_at);
+			walk_damage(
+			    &walker->report, link_at,
+			    "the %s list of the page at 0x%llx reaches 0x%llx, which cannot be read",
+			    list, (unsigned long long)start, (unsigned long long)link_at);
 			break;
 		}
 		block = decode(walker, block, keys, page);
@@ -519,11 +487,12 @@ static uint64_t padded_usable_size(struct walker *walker, uint64_t page, const u
 	unsigned shift = (unsigned)(keys[0] % 64);
 	uint32_t canary = (uint32_t)((shift ? (x << shift) | (x >> (64 - shift)) : x) + keys[0]);
 	if (canary != padding[0] || padding[1] > before) {
-		damage(walker, block + before,
-		       "the padding after the block at 0x%llx (page descriptor 0x%llx) is overwritten: "
-		       "its usable size is listed as its %llu bytes before the padding",
-		       (unsigned long long)block, (unsigned long long)page,
-		       (unsigned long long)before);
+		walk_damage(
+		    &walker->report, block + before,
+		    "the padding after the block at 0x%llx (page descriptor 0x%llx) is overwritten: "
+		    "its usable size is listed as its %llu bytes before the padding",
+		    (unsigned long long)block, (unsigned long long)page,
+		    (unsigned long long)before);
 		return before;
 	}
 	return before - padding[1];
@@ -544,12 +513,13 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	uint64_t start = segment->address + slice * SLICE_SIZE + offset;
 	if (capacity > reserved || used > capacity ||
 	    (uint64_t)reserved * block_size > page_bytes - offset) {
-		damage(walker, page,
-		       "the page descriptor at 0x%llx (page 0x%llx) has capacity %u, reserved %u, "
-		       "used %u and blocks of %llu bytes, which do not fit its %llu bytes: its "
-		       "blocks are not listed",
-		       (unsigned long long)page, (unsigned long long)start, capacity, reserved, used,
-		       (unsigned long long)block_size, (unsigned long long)page_bytes);
+		walk_damage(
+		    &walker->report, page,
+		    "the page descriptor at 0x%llx (page 0x%llx) has capacity %u, reserved %u, "
+		    "used %u and blocks of %llu bytes, which do not fit its %llu bytes: its "
+		    "blocks are not listed",
+		    (unsigned long long)page, (unsigned long long)start, capacity, reserved, used,
+		    (unsigned long long)block_size, (unsigned long long)page_bytes);
 		return 0;
 	}
 	if (capacity == 0)
@@ -574,10 +544,11 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 		follow_list(walker, u64_at(descriptor, PAGE_LOCAL_FREE), "local_free", page, start,
 			    block_size, capacity, bytes, keys, PLACE_FAST_LIST);
 	if (listed + used != capacity)
-		damage(walker, page,
-		       "the page descriptor at 0x%llx (page 0x%llx) counts %u blocks used of %u, "
-		       "but its free and local_free lists hold %u: its blocks are listed by the lists",
-		       (unsigned long long)page, (unsigned long long)start, used, capacity, listed);
+		walk_damage(
+		    &walker->report, page,
+		    "the page descriptor at 0x%llx (page 0x%llx) counts %u blocks used of %u, "
+		    "but its free and local_free lists hold %u: its blocks are listed by the lists",
+		    (unsigned long long)page, (unsigned long long)start, used, capacity, listed);
 	follow_list(walker, u64_at(descriptor, walker->layout.xthread_free) & ~3ull, "xthread_free",
 		    page, start, block_size, capacity, bytes, keys, PLACE_THREAD_CACHE);
 	for (unsigned k = 0; k < capacity; k++) {
@@ -598,8 +569,9 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 		if (walker->layout.padding && block_size > walker->layout.padding)
 			usable = padded_usable_size(walker, page, keys, block, block_size, bytes,
 						    k * block_size, is_free);
-		if (add_block(walker, block, usable, is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
-			      place, arena, first_word, err) != 0)
+		if (walk_add_block(&walker->report, block, usable,
+		                   is_free ? ALLOCATION_FREE : ALLOCATION_LIVE, place, arena,
+		                   first_word, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -624,9 +596,10 @@ static int add_free_span(struct walker *walker, const struct segment *segment, u
 			uint64_t address = segment->address + (uint64_t)(k - run) * SLICE_SIZE;
 			uint64_t first_word = 0;
 			address_space_read_u64(walker->space, address, &first_word);
-			if (add_block(walker, address, run * SLICE_SIZE, ALLOCATION_FREE,
-				      segment->thread_id ? PLACE_TOP : PLACE_RETAINED, arena,
-				      first_word, err) != 0)
+			if (walk_add_block(&walker->report, address, run * SLICE_SIZE,
+			                   ALLOCATION_FREE,
+			                   segment->thread_id ? PLACE_TOP : PLACE_RETAINED, arena,
+			                   first_word, err) != 0)
 				return -1;
 		}
 		run = 0;
@@ -646,10 +619,11 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 	size_t bytes = (size_t)segment->slice_entries * walker->layout.size;
 	if (address_space_read(walker->space, segment->address + SEGMENT_SLICES_ARRAY, descriptors,
 			       bytes, NULL) != 0) {
-		damage(walker, segment->address,
-		       "the page descriptors of the segment at 0x%llx cannot be read: its blocks "
-		       "are not listed",
-		       (unsigned long long)segment->address);
+		walk_damage(
+		    &walker->report, segment->address,
+		    "the page descriptors of the segment at 0x%llx cannot be read: its blocks "
+		    "are not listed",
+		    (unsigned long long)segment->address);
 		return 0;
 	}
 	uint64_t slices = segment->size / SLICE_SIZE;
@@ -658,12 +632,14 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 		const uint8_t *descriptor = descriptors + (size_t)slice * walker->layout.size;
 		uint32_t count = u32_at(descriptor, PAGE_SLICE_COUNT);
 		if (count == 0 || u32_at(descriptor, PAGE_SLICE_OFFSET) != 0 || slice + count > slices) {
-			damage(walker, segment->address + SEGMENT_SLICES_ARRAY +
-					       (uint64_t)slice * walker->layout.size,
-			       "slice %u of the segment at 0x%llx starts neither a page nor a free span "
-			       "(%u slices, offset %u): the rest of the segment is not walked",
-			       slice, (unsigned long long)segment->address, count,
-			       u32_at(descriptor, PAGE_SLICE_OFFSET));
+			walk_damage(
+			    &walker->report,
+			    segment->address + SEGMENT_SLICES_ARRAY +
+			        (uint64_t)slice * walker->layout.size,
+			    "slice %u of the segment at 0x%llx starts neither a page nor a free span "
+			    "(%u slices, offset %u): the rest of the segment is not walked",
+			    slice, (unsigned long long)segment->address, count,
+			    u32_at(descriptor, PAGE_SLICE_OFFSET));
 			break;
 		}
 		int result = u32_at(descriptor, PAGE_XBLOCK_SIZE) == 0
@@ -675,28 +651,11 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 		slice += count;
 	}
 	if (pages != segment->used)
-		damage(walker, segment->address + SEGMENT_USED,
-		       "the segment at 0x%llx counts %llu pages in use but its slices hold %u",
-		       (unsigned long long)segment->address, (unsigned long long)segment->used,
-		       pages);
+		walk_damage(&walker->report, segment->address + SEGMENT_USED,
+		            "the segment at 0x%llx counts %llu pages in use but its slices hold %u",
+		            (unsigned long long)segment->address, (unsigned long long)segment->used,
+		            pages);
 	return 0;
-}
-
-/* The block at `address` among those listed so far (in address order), or NULL. */
-static struct allocation *block_at(struct walker *walker, uint64_t address)
-{
-	size_t low = 0, high = walker->heap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		struct allocation *allocation = &walker->heap->allocations[mid];
-		if (allocation->address < address)
-			low = mid + 1;
-		else if (allocation->address > address)
-			high = mid;
-		else
-			return allocation;
-	}
-	return NULL;
 }
 
 /* Each heap's thread_delayed_free list: blocks other threads freed into its full pages, which the
@@ -712,22 +671,24 @@ static void walk_delayed(struct walker *walker)
 		    address_space_read(walker->space, fields + HEAP_KEYS, keys, sizeof keys, NULL) != 0 ||
 		    thread_id != mi_heap->thread_id ||
 		    !address_space_read_u64(walker->space, link_at, &block)) {
-			damage(walker, mi_heap->address,
-			       "the heap at 0x%llx that pages name does not belong to their thread "
-			       "(0x%llx): its thread_delayed_free list is not walked",
-			       (unsigned long long)mi_heap->address,
-			       (unsigned long long)mi_heap->thread_id);
+			walk_damage(
+			    &walker->report, mi_heap->address,
+			    "the heap at 0x%llx that pages name does not belong to their thread "
+			    "(0x%llx): its thread_delayed_free list is not walked",
+			    (unsigned long long)mi_heap->address,
+			    (unsigned long long)mi_heap->thread_id);
 			continue;
 		}
 		for (size_t steps = 0; block != 0 && steps <= walker->heap->count; steps++) {
-			struct allocation *allocation = block_at(walker, block);
+			struct allocation *allocation = walk_block_at(walker->heap, block);
 			if (allocation == NULL || allocation->state != ALLOCATION_LIVE) {
-				damage(walker, link_at,
-				       "the thread_delayed_free list of the heap at 0x%llx links, at "
-				       "0x%llx, to 0x%llx, which is not an allocated block: the rest of "
-				       "the list is not walked",
-				       (unsigned long long)mi_heap->address,
-				       (unsigned long long)link_at, (unsigned long long)block);
+				walk_damage(
+				    &walker->report, link_at,
+				    "the thread_delayed_free list of the heap at 0x%llx links, at "
+				    "0x%llx, to 0x%llx, which is not an allocated block: the rest of "
+				    "the list is not walked",
+				    (unsigned long long)mi_heap->address,
+				    (unsigned long long)link_at, (unsigned long long)block);
 				break;
 			}
 			allocation->state = ALLOCATION_FREE;
@@ -792,6 +753,8 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	walker->space = input->space;
 	walker->heap = heap;
 	walker->warnings = warnings;
+	walker->report =
+	    (struct walk_report){.heap = heap, .warnings = warnings, .allocator = "mimalloc"};
 	address_cursor_init(&walker->pages, input->space);
 	const char *path = module_symbols_module(input->module)->path;
 	snprintf(self->method, sizeof self->method, "heuristics");
@@ -846,9 +809,7 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     "mimalloc: segments of more than %d threads: the blocks of the others are "
 			     "counted in the first heap listed",
 			     OWNERS_MAX);
-	if (walker->damage_warnings)
-		warnings_add(warnings, "mimalloc: %llu more damaged structures like the ones above",
-			     (unsigned long long)walker->damage_warnings);
+	walk_report_finish(&walker->report);
 	heap_finish(heap);
 	address_cursor_free(&walker->pages);
 	free(walker->segments);
