@@ -32,22 +32,19 @@ all_conns; so does the Python one on Debian's python3.11 (pymalloc on top of mim
 __main__.Connection +1,000, retained by _CONNECTIONS). Threads that end holding blocks leave
 abandoned segments, whose blocks are live; a malloc that defines mi_malloc but has no segment is
 refused with exit 2."""
-import bisect
 import json
 import os
 import struct
-import subprocess
 import time
 
-from common import (check, decompress, finish, heapsnap, leak_story, path, program_headers,
-                    read_core_memory, start)
+from common import (block_finder, capture_when_recorded, check, check_layout, decompress, finish,
+                    heapsnap, path, preloaded_leak_diff, program_headers, read_core_memory, start)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("MIMALLOC_HEAP_LINKED")
 DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
 OWN_MALLOC_MIMALLOC = os.environ.get("OWN_MALLOC_MIMALLOC", "build/tests/own_malloc_mimalloc")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
-HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 LIBMIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
 MEDIUM_MAX = 128 << 10  # MI_MEDIUM_OBJ_SIZE_MAX: larger blocks have a page of their own
@@ -72,16 +69,8 @@ def read_record(name):
 
 
 def run_target(label, command, env=None, method="freeze"):
-    record_path = path(label + ".record")
-    process = start(command + [record_path], env=env)
-    deadline = time.time() + 30
-    while not os.path.exists(record_path) and time.time() < deadline:
-        time.sleep(0.02)
-    check(os.path.exists(record_path), f"{label}: the target wrote its record")
-    record = read_record(record_path)
-    snapshot = path(label + ".snap")
-    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
-    return record, snapshot
+    record_path, snapshot = capture_when_recorded(label, command, env, method)
+    return read_record(record_path), snapshot
 
 
 def check_heap(label, record, snapshot, method="heuristics", options=(), padded=False):
@@ -112,16 +101,14 @@ def check_heap(label, record, snapshot, method="heuristics", options=(), padded=
     freed_live = [hex(addr) for addr in freed if addr in live]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
-    starts = [start for start, _, _ in spans]
+    holder = block_finder(allocations)
 
     def place_of(addr):
         """Where a freed block is: its place when free at its address, "free_span" or "retained"
         when inside one, "given back" when in no block (decommitted), "LIVE" inside a live one."""
         if addr in free:
             return free[addr]["place"]
-        k = bisect.bisect_right(starts, addr) - 1
-        around = spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+        around = holder(addr)
         if around is None:
             return "given back"
         return around["place"] if around["place"] in ("free_span", "retained") else "LIVE"
@@ -261,12 +248,7 @@ if DEBUG_LIB:
         "(long)&((mi_heap_t*)0)->thread_id": 2848, "(long)&((mi_heap_t*)0)->cookie": 2864,
         "sizeof(mi_heap_t)": 3064,
     }
-    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
-    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
-    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
-    check(len(values) == len(layout) and not wrong,
-          f"the layouts agree with the build's DWARF: {wrong or printed[-300:]}")
+    check_layout(DEBUG_LIB, layout)
     record, snapshot = run_target("debuginfo", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
     check_heap("debuginfo", record, snapshot, method="heuristics, checked by symbols")
     check_heap("debuginfo --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
@@ -331,15 +313,6 @@ check(result.returncode == 2 and result.stdout == "" and "no segment was found" 
       f"a mimalloc without segments is refused, exit 2: {result.returncode} {result.stderr!r}")
 
 
-def leak_report(command, name):
-    """leak_story's two snapshots of `command` under mimalloc, and heapdiff's JSON on them."""
-    before, after = leak_story(["env", f"LD_PRELOAD={LIBMIMALLOC}"] + command, "global", name)
-    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
-                          text=True, timeout=600)
-    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
-    return json.loads(diff.stdout) if diff.returncode == 0 else None
-
-
 def retained(report, type_name, path_start):
     """heapdiff's entry for `type_name`, and how many of its objects paths from `path_start`
     retain."""
@@ -350,7 +323,7 @@ def retained(report, type_name, path_start):
 
 
 # the C leaking server on mimalloc: the same story as on glibc
-report = leak_report([LEAKY_SERVER_C], "c-mimalloc")
+report = preloaded_leak_diff(LIBMIMALLOC, [LEAKY_SERVER_C], "c-mimalloc")
 if report:
     conn, held = retained(report, "struct conn", ["global all_conns"])
     check(conn and conn["delta_count"] == 1000 and conn["new"] == 1000 and held == 1000,
@@ -361,7 +334,8 @@ if report:
 # the Python one on Debian's python3.11: pymalloc's arenas are mimalloc blocks
 PYTHON = "/usr/bin/python3.11"
 if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
-    report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-mimalloc")
+    report = preloaded_leak_diff(LIBMIMALLOC, [PYTHON, os.path.join(TARGETS, "leaky_server.py")],
+                                 "py-mimalloc")
     if report:
         conn, held = retained(report, "__main__.Connection",
                               ["module __main__._CONNECTIONS", "list[*]"])
