@@ -186,6 +186,22 @@ def block_finder(allocations):
     return holder
 
 
+def check_walked_summary(label, snapshot, allocator, version, method, options=()):
+    """The JSON summary of a heap another malloc's walker walked: it names `allocator`, gives its
+    `version` (and no glibc's), was found with `method`, and counts no damage; returns its heap."""
+    import json
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
+    heap = summary["heap"]
+    check(heap["allocator"].startswith(allocator),
+          f"{label}: the allocator is named: {heap['allocator']}")
+    check(summary["runtimes"].get(allocator) == version and "glibc" not in summary["runtimes"],
+          f"{label}: {allocator}'s version {version} is read, and not given as glibc's: "
+          f"{summary['runtimes']}")
+    check(heap["found_with"] == method, f"{label}: found with {method}: {heap['found_with']}")
+    check(heap["heap_damage"]["corrupt_spots"] == 0, f"{label}: no damage: {heap['heap_damage']}")
+    return heap
+
+
 def check_layout(library, layout):
     """A walker's layout table against `library`'s DWARF: gdb prints each C expression of
     `layout` (a dict of expression to the value the walker holds), which must be that value."""

@@ -37,8 +37,9 @@ import os
 import struct
 import time
 
-from common import (block_finder, capture_when_recorded, check, check_layout, decompress, finish,
-                    heapsnap, path, preloaded_leak_diff, program_headers, read_core_memory, start)
+from common import (block_finder, capture_when_recorded, check, check_layout,
+                    check_walked_summary, decompress, finish, heapsnap, path, preloaded_leak_diff,
+                    program_headers, read_core_memory, start)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("MIMALLOC_HEAP_LINKED")
@@ -158,16 +159,10 @@ def check_heap(label, record, snapshot, method="heuristics", options=(), padded=
           f"{late_places}, early small {early_small}, large {early_large}; list took "
           f"{seconds:.2f} s")
 
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
-    heap = summary["heap"]
-    check(heap["allocator"].startswith("mimalloc"), f"{label}: the allocator is named: {heap['allocator']}")
-    check(summary["runtimes"].get("mimalloc") == "2.0.9" and "glibc" not in summary["runtimes"],
-          f"{label}: mimalloc's version 2.0.9 is read: {summary['runtimes']}")
-    check(heap["found_with"] == method, f"{label}: found with {method}: {heap['found_with']}")
+    heap = check_walked_summary(label, snapshot, "mimalloc", "2.0.9", method, options)
     arenas = sorted(a["kind"] for a in heap["arenas"])
     check(len(arenas) == THREADS and all(a.startswith("thread ") and a != "thread ?" for a in arenas),
           f"{label}: one heap per thread, named by its thread: {arenas}")
-    check(heap["heap_damage"]["corrupt_spots"] == 0, f"{label}: no damage: {heap['heap_damage']}")
     text = heapsnap("summary", snapshot).stdout.splitlines()
     check(len(text) > 1 and text[1].startswith("mimalloc 2.0.9"),
           f"{label}: the summary names mimalloc 2.0.9: {text[:2]}")
