@@ -580,10 +580,12 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 /* The committed slices of a free span, each run a free block: in a segment a thread owns, the
  * room its pages grow into (most of it never touched: mimalloc commits a segment at once), like
  * glibc's top chunk and so not counted as fragmentation; in an abandoned or cached segment,
- * retained. */
+ * retained. A run is listed as far as the mapping it starts in is readable (memory mimalloc
+ * gave back to the system without a mark in commit_mask is not). */
 static int add_free_span(struct walker *walker, const struct segment *segment, unsigned slice,
 			 unsigned count, int arena, struct hs_error *err)
 {
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
 	unsigned run = 0;
 	for (unsigned k = slice; k <= slice + count; k++) {
 		bool committed = k < slice + count && k < SLICES_PER_SEGMENT &&
@@ -592,17 +594,19 @@ static int add_free_span(struct walker *walker, const struct segment *segment, u
 			run++;
 			continue;
 		}
-		if (run) {
-			uint64_t address = segment->address + (uint64_t)(k - run) * SLICE_SIZE;
-			uint64_t first_word = 0;
-			address_space_read_u64(walker->space, address, &first_word);
-			if (walk_add_block(&walker->report, address, run * SLICE_SIZE,
-			                   ALLOCATION_FREE,
-			                   segment->thread_id ? PLACE_TOP : PLACE_RETAINED, arena,
-			                   first_word, err) != 0)
-				return -1;
-		}
+		uint64_t address = segment->address + (uint64_t)(k - run) * SLICE_SIZE;
+		uint64_t size = run * SLICE_SIZE, first_word = 0;
+		const struct snapshot_region *region = snapshot_find_region(snapshot, address);
 		run = 0;
+		if (size == 0 || region == NULL || !(region->flags & PF_R))
+			continue;
+		if (region->end - address < size)
+			size = region->end - address;
+		address_space_read_u64(walker->space, address, &first_word);
+		enum allocation_place place = segment->thread_id ? PLACE_TOP : PLACE_RETAINED;
+		if (walk_add_block(&walker->report, address, size, ALLOCATION_FREE, place, arena,
+				   first_word, err) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -616,6 +620,10 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 	if (arena < 0)
 		return -1;
 	walker->heap->arenas[arena].system_bytes += segment->size;
+	/* a segment freed to mimalloc's cache: its page descriptors are stale, all of it is free */
+	if (cached)
+		return add_free_span(walker, segment, segment->info_slices,
+				     segment->slice_entries - segment->info_slices, arena, err);
 	size_t bytes = (size_t)segment->slice_entries * walker->layout.size;
 	if (address_space_read(walker->space, segment->address + SEGMENT_SLICES_ARRAY, descriptors,
 			       bytes, NULL) != 0) {
