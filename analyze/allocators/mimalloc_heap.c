@@ -713,34 +713,16 @@ static void walk_delayed(struct walker *walker)
 	}
 }
 
-/* The heaps and the segments' headers are bookkeeping: their pointers (a list's head, a page's
- * heap) are not references to the program's objects. */
-static void note_bookkeeping(struct walker *walker)
+/* The main heap is bookkeeping: it is in the library's data, which the graph scans for roots, and
+ * its one pointer into blocks (thread_delayed_free's head) is no reference of the program's. (The
+ * other heaps and the segment headers are in anonymous memory of mimalloc's own, and point only
+ * at page descriptors, inside segment headers, and at free blocks: nothing the graph takes for a
+ * reference.) */
+static void note_bookkeeping(struct walker *walker, uint64_t main_heap)
 {
-	size_t room = sizeof walker->heap->bookkeeping / sizeof walker->heap->bookkeeping[0];
-	bool overflow = walker->heaps_overflow;
-	for (size_t i = 0; i < walker->heap_count && !overflow; i++) {
-		if (walker->heap->bookkeeping_count == room)
-			overflow = true;
-		else
-			heap_add_bookkeeping(walker->heap, walker->heaps[i].address,
-					     walker->heaps[i].address + HEAP_SIZE +
-						     walker->layout.heap_shift);
-	}
-	for (size_t i = 0; i < walker->segment_count && !overflow; i++) {
-		const struct segment *segment = &walker->segments[i];
-		if (walker->heap->bookkeeping_count == room)
-			overflow = true;
-		else
-			heap_add_bookkeeping(walker->heap, segment->address,
-					     segment->address + segment->info_slices * SLICE_SIZE);
-	}
-	if (overflow)
-		warnings_add(walker->warnings,
-			     "mimalloc: its heaps and segment headers are more than heapsnap tells "
-			     "apart (%zu ranges): the pointers of the others to the program's blocks "
-			     "may be taken for references",
-			     room);
+	if (main_heap)
+		heap_add_bookkeeping(walker->heap, main_heap,
+				     main_heap + HEAP_SIZE + walker->layout.heap_shift);
 }
 
 /* ---- the walk ----------------------------------------------------------------------------- */
@@ -811,7 +793,7 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     "mimalloc: more than %d heaps: the thread_delayed_free lists of the "
 			     "others are not walked, and their blocks count as live",
 			     HEAPS_MAX);
-	note_bookkeeping(walker);
+	note_bookkeeping(walker, main_heap);
 	if (walker->owners_overflow)
 		warnings_add(warnings,
 			     "mimalloc: segments of more than %d threads: the blocks of the others are "
