@@ -24,14 +24,13 @@
 #include "jemalloc_heap.h"
 
 #include <elf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/allocators/jemalloc_layout.h"
+#include "analyze/allocators/walk_report.h"
 
-#define WARNINGS_SHOWN 20     /* specific warnings of one kind before they are only counted */
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
 #define TLS_WINDOW (64u << 10) /* how far below a thread's fs base its static TLS is searched */
@@ -54,7 +53,7 @@ struct walker {
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
 	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
-	uint64_t damage_warnings;	/* past WARNINGS_SHOWN */
+	struct walk_report report; /* damage and blocks (walk_report.h) */
 	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
 	   arenas), which point at extents but are not references to the program's objects */
 	const struct snapshot_region *metadata[METADATA_REGIONS];
@@ -80,25 +79,6 @@ static unsigned szind_of(const struct walker *walker, uint64_t bits)
 static bool slab_of(const struct walker *walker, uint64_t bits)
 {
 	return field(bits, walker->layout.slab_shift, 1) != 0;
-}
-
-/* A corrupt or unexpected structure: counted as damage, told for the first few. */
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void damage(struct walker *walker, uint64_t address, const char *format, ...)
-{
-	heap_note_damage(walker->heap, address, 0);
-	if (walker->heap->damage.spots > WARNINGS_SHOWN) {
-		walker->damage_warnings++;
-		return;
-	}
-	char message[320];
-	va_list arguments;
-	va_start(arguments, format);
-	vsnprintf(message, sizeof message, format, arguments);
-	va_end(arguments);
-	warnings_add(walker->warnings, "jemalloc: %s", message);
 }
 
 /* ---- the version -------------------------------------------------------------------------- */
@@ -357,10 +337,11 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 			continue;
 		uint64_t page = element_page(walker, root_index, j);
 		if (element.state > STATE_RETAINED) {
-			damage(walker, page,
-			       "the extent map's element for page 0x%llx says its extent is being "
-			       "split or merged (state %u): the process stopped in the middle of it",
-			       (unsigned long long)page, element.state);
+			walk_damage(
+			    &walker->report, page,
+			    "the extent map's element for page 0x%llx says its extent is being "
+			    "split or merged (state %u): the process stopped in the middle of it",
+			    (unsigned long long)page, element.state);
 			continue;
 		}
 		if (element.edata != last.edata || !last_ok) {
@@ -369,11 +350,12 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 		}
 		if (!last_ok || page < last.base || page >= last.base + last.size ||
 		    !element_agrees(walker, &element, &last, page)) {
-			damage(walker, leaf + j * 8,
-			       "the extent map's element at 0x%llx (page 0x%llx) names an extent "
-			       "descriptor at 0x%llx that does not describe that page as it does",
-			       (unsigned long long)(leaf + j * 8), (unsigned long long)page,
-			       (unsigned long long)element.edata);
+			walk_damage(
+			    &walker->report, leaf + j * 8,
+			    "the extent map's element at 0x%llx (page 0x%llx) names an extent "
+			    "descriptor at 0x%llx that does not describe that page as it does",
+			    (unsigned long long)(leaf + j * 8), (unsigned long long)page,
+			    (unsigned long long)element.edata);
 			continue;
 		}
 		if (page != last.base)
@@ -402,11 +384,12 @@ static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error
 			continue;
 		if ((root[i] & 63) ||
 		    address_space_read(walker->space, root[i], leaf_words, leaf_bytes, NULL) != 0) {
-			damage(walker, walker->root + i * 8,
-			       "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
-			       "readable leaf: the extents of 1 GiB of addresses are not walked",
-			       (unsigned long long)(walker->root + i * 8),
-			       (unsigned long long)root[i]);
+			walk_damage(
+			    &walker->report, walker->root + i * 8,
+			    "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
+			    "readable leaf: the extents of 1 GiB of addresses are not walked",
+			    (unsigned long long)(walker->root + i * 8),
+			    (unsigned long long)root[i]);
 			continue;
 		}
 		note_metadata(walker, root[i]);
@@ -439,21 +422,6 @@ static int arena_index(struct walker *walker, unsigned arena, struct hs_error *e
 	return walker->arena_of[arena];
 }
 
-static int add_block(struct walker *walker, uint64_t address, uint64_t size,
-		     enum allocation_state state, enum allocation_place place, int arena,
-		     uint64_t first_word, struct hs_error *err)
-{
-	struct allocation allocation = {.address = address,
-					.size = size,
-					.state = state,
-					.place = place,
-					.arena = (uint64_t)arena,
-					.first_word = first_word};
-	if (heap_add(walker->heap, &allocation) != 0)
-		return hs_error_set(err, "out of memory listing jemalloc's blocks");
-	return 0;
-}
-
 /* A slab's regions, live or free by its bitmap (a set bit is a free region), which must agree
  * with the free count its edata_t keeps. */
 static int walk_slab(struct walker *walker, const struct extent *extent, int arena,
@@ -464,11 +432,12 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	uint64_t region = jemalloc_size_class(szind);
 	uint64_t slab_size = (uint64_t)jemalloc_slab_pages(layout, szind) << layout->lg_page;
 	if (szind >= layout->nbins || extent->size != slab_size || extent->address != extent->base) {
-		damage(walker, extent->edata,
-		       "the slab at 0x%llx (descriptor 0x%llx) has size class %u and %llu bytes, "
-		       "which no slab of jemalloc 5.3 has: its regions are not listed",
-		       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
-		       (unsigned long long)extent->size);
+		walk_damage(
+		    &walker->report, extent->edata,
+		    "the slab at 0x%llx (descriptor 0x%llx) has size class %u and %llu bytes, "
+		    "which no slab of jemalloc 5.3 has: its regions are not listed",
+		    (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
+		    (unsigned long long)extent->size);
 		return 0;
 	}
 	uint64_t bitmap[8];
@@ -476,8 +445,9 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	if (layout->bitmap_groups > 8 || regions > layout->bitmap_groups * 64 ||
 	    address_space_read(walker->space, extent->edata + layout->edata_slab_bitmap, bitmap,
 			       layout->bitmap_groups * 8, NULL) != 0) {
-		damage(walker, extent->edata, "the bitmap of the slab at 0x%llx cannot be read",
-		       (unsigned long long)extent->base);
+		walk_damage(&walker->report, extent->edata,
+		            "the bitmap of the slab at 0x%llx cannot be read",
+		            (unsigned long long)extent->base);
 		return 0;
 	}
 	unsigned free_count = 0;
@@ -485,11 +455,12 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		free_count += (bitmap[i / 64] >> (i % 64)) & 1;
 	unsigned nfree = (unsigned)field(extent->bits, layout->nfree_shift, layout->nfree_width);
 	if (nfree != free_count)
-		damage(walker, extent->edata,
-		       "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
-		       "shows %u: its regions are listed by the bitmap",
-		       (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
-		       free_count);
+		walk_damage(
+		    &walker->report, extent->edata,
+		    "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
+		    "shows %u: its regions are listed by the bitmap",
+		    (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
+		    free_count);
 	/* the slab's bytes for its regions' first words: through the window (slabs come in
 	   address order), else read apart */
 	const struct snapshot_region *mapping =
@@ -505,9 +476,10 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		uint64_t first_word = 0;
 		if (bytes)
 			memcpy(&first_word, bytes + i * region, 8);
-		if (add_block(walker, extent->base + i * region, region,
-			      is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
-			      is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word, err) != 0)
+		if (walk_add_block(&walker->report, extent->base + i * region, region,
+		                   is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
+		                   is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word,
+		                   err) != 0)
 			return -1;
 	}
 	return 0;
@@ -539,10 +511,11 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 	for (size_t i = 0; i < walker->extent_count; i++) {
 		const struct extent *extent = &walker->extents[i];
 		if (extent->base < previous_end) {
-			damage(walker, extent->edata,
-			       "the extent at 0x%llx (descriptor 0x%llx) overlaps the one before it: it "
-			       "is not walked",
-			       (unsigned long long)extent->base, (unsigned long long)extent->edata);
+			walk_damage(
+			    &walker->report, extent->edata,
+			    "the extent at 0x%llx (descriptor 0x%llx) overlaps the one before it: it "
+			    "is not walked",
+			    (unsigned long long)extent->base, (unsigned long long)extent->edata);
 			continue;
 		}
 		previous_end = extent->base + extent->size;
@@ -558,8 +531,9 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		uint64_t first_word = 0;
 		if (state == STATE_DIRTY || state == STATE_MUZZY) {
 			address_space_read_u64(walker->space, extent->base, &first_word);
-			if (add_block(walker, extent->base, extent->size, ALLOCATION_FREE,
-				      PLACE_RETAINED, arena, first_word, err) != 0)
+			if (walk_add_block(&walker->report, extent->base, extent->size,
+			                   ALLOCATION_FREE, PLACE_RETAINED, arena, first_word,
+			                   err) != 0)
 				goto fail;
 			continue;
 		}
@@ -574,16 +548,17 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		uint64_t usable = jemalloc_size_class(szind);
 		if (szind >= layout->nsizes || usable == 0 ||
 		    extent->address + usable > extent->base + extent->size) {
-			damage(walker, extent->edata,
-			       "the large extent at 0x%llx (descriptor 0x%llx) has size class %u, which "
-			       "does not fit its %llu bytes: it is not listed",
-			       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
-			       (unsigned long long)extent->size);
+			walk_damage(
+			    &walker->report, extent->edata,
+			    "the large extent at 0x%llx (descriptor 0x%llx) has size class %u, which "
+			    "does not fit its %llu bytes: it is not listed",
+			    (unsigned long long)extent->base, (unsigned long long)extent->edata,
+			    szind, (unsigned long long)extent->size);
 			continue;
 		}
 		address_space_read_u64(walker->space, extent->address, &first_word);
-		if (add_block(walker, extent->address, usable, ALLOCATION_LIVE, PLACE_LARGE, arena,
-			      first_word, err) != 0)
+		if (walk_add_block(&walker->report, extent->address, usable, ALLOCATION_LIVE,
+		                   PLACE_LARGE, arena, first_word, err) != 0)
 			goto fail;
 	}
 	free(slab_bytes);
@@ -595,23 +570,6 @@ fail:
 
 /* ---- thread caches ------------------------------------------------------------------------ */
 
-/* The block at `address` among those listed so far (in address order), or NULL. */
-static struct allocation *block_at(struct walker *walker, uint64_t address)
-{
-	size_t low = 0, high = walker->heap->count;
-	while (low < high) {
-		size_t mid = low + (high - low) / 2;
-		struct allocation *allocation = &walker->heap->allocations[mid];
-		if (allocation->address < address)
-			low = mid + 1;
-		else if (allocation->address > address)
-			high = mid;
-		else
-			return allocation;
-	}
-	return NULL;
-}
-
 /* One cache bin: the `count` regions from stack_head up are free, though their slabs count them
  * allocated. Each must be a live block of the bin's size class. */
 static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_t stack_head,
@@ -621,18 +579,19 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 	for (unsigned k = 0; k < count; k++) {
 		uint64_t pointer = 0;
 		if (!address_space_read_u64(walker->space, stack_head + k * 8ull, &pointer)) {
-			damage(walker, stack_head,
-			       "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid, bin,
-			       (unsigned long long)stack_head);
+			walk_damage(&walker->report, stack_head,
+			            "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid,
+			            bin, (unsigned long long)stack_head);
 			return;
 		}
-		struct allocation *allocation = block_at(walker, pointer);
+		struct allocation *allocation = walk_block_at(walker->heap, pointer);
 		if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
 		    allocation->size != size) {
-			damage(walker, stack_head + k * 8ull,
-			       "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
-			       "allocated block of that size class",
-			       tid, bin, (unsigned long long)size, (unsigned long long)pointer);
+			walk_damage(
+			    &walker->report, stack_head + k * 8ull,
+			    "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
+			    "allocated block of that size class",
+			    tid, bin, (unsigned long long)size, (unsigned long long)pointer);
 			continue;
 		}
 		allocation->state = ALLOCATION_FREE;
@@ -660,25 +619,27 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 					    &stack_head) ||
 		    address_space_read(walker->space, at + layout->cache_bin_low_bits_empty,
 				       &low_bits_empty, 2, NULL) != 0) {
-			damage(walker, at, "thread %d's tcache bin %u at 0x%llx cannot be read",
-			       tid, bin, (unsigned long long)at);
+			walk_damage(&walker->report, at,
+			            "thread %d's tcache bin %u at 0x%llx cannot be read", tid, bin,
+			            (unsigned long long)at);
 			continue;
 		}
 		if (stack_head == 0)
 			continue; /* never initialised: bins past the tcache's reach */
 		uint16_t bytes = (uint16_t)(low_bits_empty - (uint16_t)stack_head);
 		if (bytes % 8 || bytes / 8u > layout->ncached_max) {
-			damage(walker, at,
-			       "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
-			       "bits 0x%x) that is not a whole number of slots",
-			       tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
-			       low_bits_empty);
+			walk_damage(
+			    &walker->report, at,
+			    "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
+			    "bits 0x%x) that is not a whole number of slots",
+			    tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
+			    low_bits_empty);
 			continue;
 		}
 		walk_cache_bin(walker, tid, bin, stack_head, bytes / 8u, arena);
 	}
 	/* the memory the bins' stacks are in: an allocation of jemalloc's own */
-	struct allocation *stacks = dyn_alloc ? block_at(walker, dyn_alloc) : NULL;
+	struct allocation *stacks = dyn_alloc ? walk_block_at(walker->heap, dyn_alloc) : NULL;
 	if (stacks && stacks->state == ALLOCATION_LIVE)
 		stacks->place = PLACE_METADATA;
 }
@@ -825,7 +786,11 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_allocator *self = heap_begin_allocator(heap, &jemalloc_allocator);
 	if (self == NULL)
 		return hs_error_set(err, "out of memory walking jemalloc's heap");
-	struct walker walker = {.space = space, .heap = heap, .warnings = warnings};
+	struct walker walker = {
+	    .space = space,
+	    .heap = heap,
+	    .warnings = warnings,
+	    .report = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
 	jemalloc_layout_5_3(&walker.layout);
 	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
@@ -883,9 +848,7 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
-	if (walker.damage_warnings)
-		warnings_add(warnings, "jemalloc: %llu more damaged structures like the ones above",
-			     (unsigned long long)walker.damage_warnings);
+	walk_report_finish(&walker.report);
 	heap_finish(heap);
 	return 0;
 fail:

@@ -38,7 +38,7 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 		{"mallctl", "jemalloc", &jemalloc_allocator},
 		{"je_mallctl", "jemalloc", &jemalloc_allocator},
 		{"tc_malloc", "tcmalloc", NULL},
-		{"mi_malloc", "mimalloc", NULL},
+		{"mi_malloc", "mimalloc", &mimalloc_allocator},
 		{"__asan_init", "AddressSanitizer's allocator", NULL},
 		{"__hwasan_init", "HWAddressSanitizer's allocator", NULL},
 		{"__msan_init", "MemorySanitizer's allocator", NULL},

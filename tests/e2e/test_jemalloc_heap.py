@@ -30,20 +30,19 @@ shows struct conn +1,000 retained by global all_conns) and the Python one on Deb
 python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
 global _CONNECTIONS). And a malloc that looks like jemalloc (it defines mallctl) without
 jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
-import bisect
 import json
 import os
 import struct
 import subprocess
 import time
 
-from common import check, finish, heapsnap, leak_story, path, start
+from common import (block_finder, capture_when_recorded, check, check_layout,
+                    check_walked_summary, finish, heapsnap, path, preloaded_leak_diff, start)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
-HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")
 LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
@@ -70,15 +69,8 @@ def read_record(name):
 
 
 def run_target(label, command, env=None, method="freeze"):
-    record_path = path(label + ".record")
-    process = start(command + [record_path], env=env)
-    deadline = time.time() + 30
-    while not os.path.exists(record_path) and time.time() < deadline:
-        time.sleep(0.02)
-    record = read_record(record_path)
-    snapshot = path(label + ".snap")
-    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
-    return record, snapshot
+    record_path, snapshot = capture_when_recorded(label, command, env, method)
+    return read_record(record_path), snapshot
 
 
 def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
@@ -109,12 +101,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
                   if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
-    starts = [start for start, _, _ in spans]
-
-    def holder(addr):
-        k = bisect.bisect_right(starts, addr) - 1
-        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+    holder = block_finder(allocations)
 
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
     # slab emptied, in the dirty extent it became
@@ -167,17 +154,10 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
           f"stats.allocated {record['allocated']:,}; freed small blocks by place {places}, large "
           f"{large_places}")
 
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
-    heap = summary["heap"]
-    check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
-    check(summary["runtimes"].get("jemalloc") == "5.3.0" and "glibc" not in summary["runtimes"],
-          f"{label}: jemalloc's version 5.3.0 is read, and not given as glibc's: {summary['runtimes']}")
-    check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
+    heap = check_walked_summary(label, snapshot, "jemalloc", "5.3.0", method, options)
     arenas = [a["kind"] for a in heap["arenas"]]
     check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
           f"{label}: the four threads' blocks are in several arenas: {arenas}")
-    check(heap["heap_damage"]["corrupt_spots"] == 0,
-          f"{label}: no damage: {heap['heap_damage']}")
 
 
 def patch_slab_free_count(snapshot, slab, damaged):
@@ -291,32 +271,18 @@ if DEBUG_LIB:
         "(long)&((tcache_slow_t*)0)->tcache": 168,
         "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
     }
-    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
-    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
-    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
-    check(len(values) == len(layout) and not wrong,
-          f"the layout table agrees with the debug build's DWARF: {wrong or printed[-300:]}")
+    check_layout(DEBUG_LIB, layout)
     record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
     check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
 else:
     print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
-
-def leak_report(command, name):
-    """leak_story's two snapshots of `command` under jemalloc, and heapdiff's JSON on them."""
-    before, after = leak_story(["env", f"LD_PRELOAD={LIBJEMALLOC}"] + command, "global", name)
-    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
-                          text=True, timeout=600)
-    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
-    return json.loads(diff.stdout) if diff.returncode == 0 else None
-
 
 def grown(report, name):
     return next((g for g in report["grown"] if g["type"] == name), None)
 
 
 # the C leaking server on jemalloc: the same story as on glibc
-report = leak_report([LEAKY_SERVER_C], "c-jemalloc")
+report = preloaded_leak_diff(LIBJEMALLOC, [LEAKY_SERVER_C], "c-jemalloc")
 if report:
     conn = grown(report, "struct conn")
     held = [r for r in (conn or {}).get("retainers", []) if r["path"][0] == "global all_conns"]
@@ -331,7 +297,8 @@ if report:
 # the Python one: pymalloc's arenas are jemalloc blocks
 PYTHON = "/usr/bin/python3.11"
 if check(os.path.exists(PYTHON), "Debian's python3.11 is installed"):
-    report = leak_report([PYTHON, os.path.join(TARGETS, "leaky_server.py")], "py-jemalloc")
+    report = preloaded_leak_diff(LIBJEMALLOC, [PYTHON, os.path.join(TARGETS, "leaky_server.py")],
+                                 "py-jemalloc")
     if report:
         conn = grown(report, "__main__.Connection")
         held = [r for r in (conn or {}).get("retainers", [])

@@ -1,7 +1,8 @@
 """Heaps the simple case does not show: a forked worker's brk heap (several adjacent mappings
-after fork), glibc linked statically, and allocators heapsnap does not walk (jemalloc it walks:
-tests/e2e/test_jemalloc_heap.py checks it), and heaps beside the malloc (an allocator under a
-prefix, node's V8 heap, the JVM's) which are named in a warning. Ground truth is the target's own record
+after fork), glibc linked statically, allocators heapsnap does not walk (jemalloc and mimalloc
+it walks: tests/e2e/test_jemalloc_heap.py and test_mimalloc_heap.py check them), and heaps beside
+the malloc (an allocator under a prefix, node's V8 heap, the JVM's) which are named in a warning.
+Ground truth is the target's own record
 (tests/targets/forked_heap.c: every block it holds with malloc_usable_size, every block it
 freed); for the other allocators, that the tool refuses (exit 2, naming the
 allocator) rather than report an empty heap as healthy."""
@@ -85,7 +86,7 @@ def expect_refusal(label, command, needles, env=None):
     process.kill()
 
 
-for library, name in (("libtcmalloc_minimal.so.4", "tcmalloc"), ("libmimalloc.so.2", "mimalloc")):
+for library, name in (("libtcmalloc_minimal.so.4", "tcmalloc"),):
     env = dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library))
     expect_refusal(name, [GLIBC_HEAP], [name, "cannot walk"], env=env)
 expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
@@ -135,14 +136,16 @@ for label, command, needle in RUNTIMES:
           f"{result.stderr[:300]!r}")
     process.kill()
 
-# jemalloc is walked (tests/e2e/test_jemalloc_heap.py checks its heap block by block)
-ready = path("jemalloc.ready")
-process = start([GLIBC_HEAP, ready], env=dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, "libjemalloc.so.2")))
-wait_for(ready)
-snapshot = path("jemalloc.snap")
-heapsnap("capture", str(process.pid), "-o", snapshot)
-result = heapsnap("summary", snapshot, check_ok=False)
-check(result.returncode == 0 and result.stdout.splitlines()[1].startswith("jemalloc 5.3.0"),
-      f"jemalloc: its heap is walked and named: {result.returncode} {result.stdout[:200]!r} {result.stderr!r}")
-process.kill()
+# jemalloc and mimalloc are walked (tests/e2e/test_jemalloc_heap.py and test_mimalloc_heap.py
+# check their heaps block by block)
+for library, name in (("libjemalloc.so.2", "jemalloc 5.3.0"), ("libmimalloc.so.2", "mimalloc 2.0.9")):
+    ready = path(library + ".ready")
+    process = start([GLIBC_HEAP, ready], env=dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library)))
+    wait_for(ready)
+    snapshot = path(library + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    result = heapsnap("summary", snapshot, check_ok=False)
+    check(result.returncode == 0 and result.stdout.splitlines()[1].startswith(name),
+          f"{name}: its heap is walked and named: {result.returncode} {result.stdout[:200]!r} {result.stderr!r}")
+    process.kill()
 finish()

@@ -3,7 +3,9 @@
  * heap rather than report it empty. Writes "ready" to the file named by its first argument once
  * it holds its blocks, then waits. Built with AS_JEMALLOC it also defines mallctl, so it looks
  * like a jemalloc (an old one, or one linked in with other layouts) but has no extent map of
- * jemalloc 5.3: the jemalloc walker must refuse it rather than show an empty heap. */
+ * jemalloc 5.3: the jemalloc walker must refuse it rather than show an empty heap. Built with
+ * AS_MIMALLOC it defines mi_malloc, so it looks like a mimalloc but has no segment: the mimalloc
+ * walker must refuse it too. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +20,15 @@ int mallctl(const char *name, void *old, size_t *old_size, void *new, size_t new
 {
 	(void)name, (void)old, (void)old_size, (void)new, (void)new_size;
 	return 2; /* ENOENT: no such setting */
+}
+#endif
+
+void *malloc(size_t size);
+
+#ifdef AS_MIMALLOC
+void *mi_malloc(size_t size)
+{
+	return malloc(size);
 }
 #endif
 
