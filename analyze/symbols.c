@@ -420,14 +420,19 @@ const char *module_symbols_file(struct module_symbols *module)
 	return module->file_path;
 }
 
+/* A symbol named `name` (any of them when several are), or NULL. */
+static const struct symbol *find_symbol(const struct module_symbols *module, const char *name)
+{
+	if (module->symbol_count == 0)
+		return NULL;
+	struct symbol key = {.name = name};
+	return bsearch(&key, module->symbols, module->symbol_count, sizeof key, compare_symbols);
+}
+
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
 			   uint64_t *size)
 {
-	if (module->symbol_count == 0)
-		return false;
-	struct symbol key = {.name = name};
-	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
-					     sizeof key, compare_symbols);
+	const struct symbol *found = find_symbol(module, name);
 	if (found == NULL)
 		return false;
 	*address = found->address;
@@ -438,11 +443,7 @@ bool module_symbols_lookup(struct module_symbols *module, const char *name, uint
 
 bool module_symbols_exports(struct module_symbols *module, const char *name)
 {
-	if (module->symbol_count == 0)
-		return false;
-	struct symbol key = {.name = name};
-	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
-					     sizeof key, compare_symbols);
+	const struct symbol *found = find_symbol(module, name);
 	if (found == NULL)
 		return false;
 	/* (equal names sit together: a static and a global of one name, or .symtab and .dynsym) */
