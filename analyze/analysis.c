@@ -5,22 +5,9 @@
 #include <string.h>
 
 #include "analyze/c_types.h"
-#include "analyze/runtimes/cpython/cpython_graph.h"
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
-#include "analyze/allocators/pymalloc_heap.h"
-#include "analyze/summary.h"
-
-/* The interpreter's method cache holds borrowed pointers: the graph is not to take them for
- * references (they would keep garbage alive). */
-static int note_method_cache(struct analysis *analysis)
-{
-	uint64_t start, end;
-	if (cpython_method_cache(analysis->symbols, analysis->space, &analysis->python, &start,
-				 &end))
-		heap_add_bookkeeping(&analysis->heap, start, end);
-	return 0;
-}
+#include "analyze/reports/summary.h"
 
 /* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
  * memory and go on, so the answer would silently leave out what the frame holds: that is an
@@ -71,7 +58,10 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_set(err, "out of memory opening %s", path);
 		goto fail;
 	}
-	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &analysis->python);
+	for (size_t i = 0; known_runtimes[i] && analysis->runtime == NULL; i++)
+		if (known_runtimes[i]->detect(analysis, options))
+			analysis->runtime = known_runtimes[i];
+	const struct runtime *runtime = analysis->runtime;
 	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
 	if (!malloc_provider_find(analysis->symbols, &provider)) {
@@ -97,22 +87,28 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	if (provider.allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, provider.allocator->step);
-	if (analysis->python.has_layout &&
-	    pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
-			       &analysis->python.layout, options->no_debuginfo, &analysis->heap,
-			       &analysis->warnings, err) != 0)
-		goto fail;
-	timings_mark(timings, "pymalloc heap");
-	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0 ||
-	    note_method_cache(analysis) != 0)
+	for (size_t i = 0; i < provider.beside_count; i++)
+		warnings_add(&analysis->warnings,
+			     "%s (%s) keeps a heap of its own beside %s, which heapsnap does not "
+			     "walk: what it holds is missing from this report",
+			     provider.beside[i].name, provider.beside[i].module_path,
+			     provider.allocator->name);
+	if (runtime && runtime->walk_heap) {
+		if (runtime->walk_heap(analysis, options, err) != 0)
+			goto fail;
+		timings_mark(timings, runtime->heap_step);
+	}
+	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
 		goto fail;
 	timings_mark(timings, "C++ types");
-	if (cpython_objects_find(&analysis->python_objects, analysis->space, &analysis->python,
-				 &analysis->heap, &analysis->types, &analysis->warnings, err) != 0)
-		goto fail;
-	timings_mark(timings, "Python objects");
+	if (runtime) {
+		if (runtime->find_objects(analysis, err) != 0)
+			goto fail;
+		timings_mark(timings, runtime->objects_step);
+	}
 	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      analysis->python_objects.bits != NULL, &analysis->warnings, err) != 0)
+			      runtime && runtime->has_objects(analysis), &analysis->warnings,
+			      err) != 0)
 		goto fail;
 	timings_mark(timings, "C types");
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
@@ -156,18 +152,16 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 	analysis->same_type_dominated = NULL;
 	timings_mark(&analysis->timings, "(the front end)");
 	struct graph_model model = {0};
-	struct cpython_graph *python = NULL;
-	if (analysis->python_objects.bits) {
-		python = cpython_graph_new(analysis->space, &analysis->python,
-					   &analysis->python_objects, &analysis->heap, &model);
-		if (python == NULL)
-			return hs_error_set(err, "out of memory building the object graph");
-	}
-	timings_mark(&analysis->timings, "graph: Python model");
+	void *model_state = NULL;
+	const struct runtime *runtime = analysis->runtime;
+	if (runtime && runtime->graph_model(analysis, &model, &model_state, err) != 0)
+		return -1;
+	timings_mark(&analysis->timings, "graph: runtime's model");
 	int built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
-				&analysis->heap, &analysis->types, python ? &model : NULL,
+				&analysis->heap, &analysis->types, model_state ? &model : NULL,
 				&analysis->warnings, err);
-	cpython_graph_free(python);
+	if (model_state)
+		runtime->graph_model_free(model_state);
 	if (built != 0 || check_damage(analysis, err) != 0)
 		return -1;
 	timings_mark(&analysis->timings, "graph: edges");

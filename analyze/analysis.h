@@ -8,6 +8,7 @@
 #include "analyze/address_space.h"
 #include "analyze/allocators/allocator.h"
 #include "analyze/runtimes/cpython/cpython.h"
+#include "analyze/runtimes/runtime.h"
 #include "analyze/runtimes/cpython/cpython_objects.h"
 #include "analyze/graph/graph.h"
 #include "analyze/heap.h"
@@ -36,6 +37,7 @@ struct analysis {
 	struct module_files module_files; /* where the process's files are found here */
 	struct symbols *symbols;
 	struct heap heap;
+	const struct runtime *runtime; /* the runtime the process runs (runtime.h), or NULL */
 	struct cpython_info python; /* found is false when no interpreter is mapped */
 	struct python_objects python_objects;
 	struct type_names types;

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/array_grow.h"
 #include "common/open_file.h"
+#include "common/string_table.h"
 
 /* Calls below pass no Dwarf_Error: a failing call then goes to this handler, which does nothing
  * (the call still returns DW_DLV_ERROR), instead of libdwarf's default, which aborts. */
@@ -38,14 +40,13 @@ static void ignore_dwarf_error(Dwarf_Error error, Dwarf_Ptr argument)
  * (recursive: each_variable's callback may look up more). */
 static pthread_mutex_t libdwarf_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
-struct struct_entry {
-	char *name;
-	Dwarf_Off offset; /* of the DIE in .debug_info */
-};
+#define NO_OFFSET ((Dwarf_Off)-1)
 
+/* DIEs by name: the names interned, each number's DIE offset beside (NO_OFFSET: none) */
 struct name_table {
-	struct struct_entry *entries; /* open addressing, by name */
-	size_t size, used;
+	struct string_table names;
+	Dwarf_Off *offsets; /* by name number */
+	size_t capacity;
 };
 
 struct dwarf_types {
@@ -61,67 +62,42 @@ struct dwarf_types {
 		uint32_t line, file; /* file: index into files */
 	} *lines;
 	size_t line_count;
-	struct name_table file_index; /* file name -> index into files */
-	char **files;
-	size_t file_count;
+	struct string_table files; /* the line table's file names, numbered */
 };
 
-static uint64_t hash_name(const char *name)
-{
-	uint64_t hash = 1469598103934665603ull;
-	for (; *name; name++)
-		hash = (hash ^ (uint8_t)*name) * 1099511628211ull;
-	return hash;
-}
-
-static struct struct_entry *table_slot(struct name_table *table, const char *name)
-{
-	size_t mask = table->size - 1;
-	for (size_t at = hash_name(name) & mask;; at = (at + 1) & mask)
-		if (table->entries[at].name == NULL || strcmp(table->entries[at].name, name) == 0)
-			return &table->entries[at];
-}
-
+/* The first complete definition of a name wins. */
 static void table_add(struct name_table *table, const char *name, Dwarf_Off offset)
 {
-	if ((table->used + 1) * 2 > table->size) {
-		struct struct_entry *old = table->entries;
-		size_t old_size = table->size;
-		table->size = old_size ? old_size * 2 : 1024;
-		table->entries = calloc(table->size, sizeof *table->entries);
-		if (table->entries == NULL) {
-			table->entries = old;
-			table->size = old_size;
-			return;
-		}
-		for (size_t i = 0; i < old_size; i++)
-			if (old[i].name)
-				*table_slot(table, old[i].name) = old[i];
-		free(old);
-	}
-	struct struct_entry *slot = table_slot(table, name);
-	if (slot->name != NULL)
-		return; /* the first complete definition wins */
-	slot->name = strdup(name);
-	if (slot->name == NULL)
+	size_t count = table->names.count;
+	uint32_t number = string_table_intern(&table->names, name);
+	if (number == UINT32_MAX || number < count)
 		return;
-	slot->offset = offset;
-	table->used++;
+	size_t before = table->offsets ? table->capacity : 0;
+	Dwarf_Off *grown = array_grow(table->offsets, &table->capacity, number,
+				      sizeof *table->offsets, 1024);
+	if (grown == NULL)
+		return; /* (out of memory: the name is not found, see table_find) */
+	for (size_t i = before; i < table->capacity; i++)
+		grown[i] = NO_OFFSET;
+	table->offsets = grown;
+	table->offsets[number] = offset;
 }
 
-static const struct struct_entry *table_find(struct name_table *table, const char *name)
+/* The DIE offset of `name`; false when the name is not in the table. */
+static bool table_find(const struct name_table *table, const char *name, Dwarf_Off *offset)
 {
-	if (table->size == 0)
-		return NULL;
-	const struct struct_entry *entry = table_slot(table, name);
-	return entry->name ? entry : NULL;
+	uint32_t number = string_table_find(&table->names, name);
+	if (number == UINT32_MAX || table->offsets == NULL || number >= table->capacity ||
+	    table->offsets[number] == NO_OFFSET)
+		return false;
+	*offset = table->offsets[number];
+	return true;
 }
 
 static void table_free(struct name_table *table)
 {
-	for (size_t i = 0; i < table->size; i++)
-		free(table->entries[i].name);
-	free(table->entries);
+	string_table_free(&table->names);
+	free(table->offsets);
 }
 
 static struct dwarf_types *open_locked(const char *path, struct hs_error *err)
@@ -155,9 +131,8 @@ static void close_locked(struct dwarf_types *types)
 	table_free(&types->structs);
 	table_free(&types->variables);
 	table_free(&types->typedefs);
-	table_free(&types->file_index);
+	string_table_free(&types->files);
 	free(types->lines);
-	free(types->files);
 	free(types);
 }
 
@@ -328,8 +303,9 @@ static bool indexed_die(struct dwarf_types *types, struct name_table *table, con
 {
 	if (!types->indexed)
 		build_index(types);
-	const struct struct_entry *entry = table_find(table, name);
-	return entry && dwarf_offdie_b(types->dbg, entry->offset, 1, die, NULL) == DW_DLV_OK;
+	Dwarf_Off offset;
+	return table_find(table, name, &offset) &&
+	       dwarf_offdie_b(types->dbg, offset, 1, die, NULL) == DW_DLV_OK;
 }
 
 /* The struct a typedef names, through further typedefs; a declaration is completed by its name. */
@@ -526,10 +502,11 @@ void dwarf_types_each_variable(struct dwarf_types *types,
 	if (!types->indexed)
 		build_index(types);
 	pthread_mutex_unlock(&libdwarf_lock);
-	for (size_t i = 0; i < types->variables.size; i++) {
-		const char *name = types->variables.entries[i].name;
+	/* (in the order of their DIEs) */
+	for (size_t i = 0; i < types->variables.names.count; i++) {
+		const char *name = types->variables.names.strings[i];
 		struct dwarf_variable variable;
-		if (name && dwarf_types_variable(types, name, &variable) && visit(context, &variable))
+		if (dwarf_types_variable(types, name, &variable) && visit(context, &variable))
 			return;
 	}
 }
@@ -568,19 +545,7 @@ bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dw
 /* The index of a source file name among the line table's files (interned). */
 static uint32_t file_number(struct dwarf_types *types, const char *name)
 {
-	const struct struct_entry *found = table_find(&types->file_index, name);
-	if (found)
-		return (uint32_t)found->offset;
-	char **grown = realloc(types->files, (types->file_count + 1) * sizeof *grown);
-	if (grown == NULL)
-		return UINT32_MAX;
-	types->files = grown;
-	table_add(&types->file_index, name, types->file_count);
-	found = table_find(&types->file_index, name);
-	if (found == NULL)
-		return UINT32_MAX;
-	types->files[types->file_count] = found->name; /* owned by the table */
-	return (uint32_t)types->file_count++;
+	return string_table_intern(&types->files, name);
 }
 
 static int compare_rows(const void *left, const void *right)
@@ -663,7 +628,7 @@ static bool line_locked(struct dwarf_types *types, uint64_t address, char *file,
 	if (low == 0 || types->lines[low - 1].line == 0)
 		return false; /* before every row, or past a sequence's end */
 	const struct line_row *row = &types->lines[low - 1];
-	snprintf(file, file_size, "%s", types->files[row->file]);
+	snprintf(file, file_size, "%s", types->files.strings[row->file]);
 	*line = row->line;
 	return true;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/dwarf_types.h"
+#include "common/hash_index.h"
 
 struct frame_name {
 	uint64_t pc;
@@ -25,38 +26,32 @@ struct site_cache {
 	size_t module_count;
 };
 
-/* The number of a call stack among the distinct ones, interned through a hash table. */
-static uint32_t intern_chain(struct allocation_sites *sites, uint32_t **table, size_t *table_size,
+static uint64_t chain_hash(const struct site_chain *chain)
+{
+	return chain->pc[0] * 0x9E3779B97F4A7C15ull ^ chain->pc[1];
+}
+
+static uint64_t chain_number_hash(const void *context, uint32_t number)
+{
+	return chain_hash(&((const struct allocation_sites *)context)->chains[number]);
+}
+
+/* The number of a call stack among the distinct ones, interned through a hash index. */
+static uint32_t intern_chain(struct allocation_sites *sites, struct hash_index *index,
 			     const struct site_chain *chain)
 {
-	if ((sites->chain_count + 1) * 2 > *table_size) {
-		size_t size = *table_size ? *table_size * 2 : 1024;
-		uint32_t *grown = calloc(size, sizeof *grown);
-		if (grown == NULL)
-			return UINT32_MAX;
-		for (size_t i = 0; i < *table_size; i++)
-			if ((*table)[i]) {
-				const struct site_chain *old = &sites->chains[(*table)[i] - 1];
-				size_t slot = (old->pc[0] * 0x9E3779B97F4A7C15ull ^ old->pc[1]) & (size - 1);
-				while (grown[slot])
-					slot = (slot + 1) & (size - 1);
-				grown[slot] = (*table)[i];
-			}
-		free(*table);
-		*table = grown;
-		*table_size = size;
-	}
-	size_t mask = *table_size - 1;
-	size_t slot = (chain->pc[0] * 0x9E3779B97F4A7C15ull ^ chain->pc[1]) & mask;
-	for (; (*table)[slot]; slot = (slot + 1) & mask)
-		if (memcmp(&sites->chains[(*table)[slot] - 1], chain, sizeof *chain) == 0)
-			return (*table)[slot] - 1;
+	if (hash_index_reserve(index, sites->chain_count, 1024, chain_number_hash, sites) != 0)
+		return UINT32_MAX;
+	uint32_t *slot = hash_index_first(index, chain_hash(chain));
+	for (; *slot; slot = hash_index_next(index, slot))
+		if (memcmp(&sites->chains[*slot - 1], chain, sizeof *chain) == 0)
+			return *slot - 1;
 	struct site_chain *grown = realloc(sites->chains, (sites->chain_count + 1) * sizeof *grown);
 	if (grown == NULL)
 		return UINT32_MAX;
 	sites->chains = grown;
 	sites->chains[sites->chain_count] = *chain;
-	(*table)[slot] = (uint32_t)++sites->chain_count;
+	*slot = (uint32_t)++sites->chain_count;
 	return (uint32_t)(sites->chain_count - 1);
 }
 
@@ -74,8 +69,7 @@ int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snaps
 				    snapshot_path(snapshot), note->size);
 	sites->site = calloc(heap->count + 1, sizeof *sites->site);
 	sites->cache = calloc(1, sizeof *sites->cache);
-	uint32_t *table = NULL;
-	size_t table_size = 0;
+	struct hash_index index = {0};
 	if (sites->site == NULL || sites->cache == NULL)
 		goto out_of_memory;
 	size_t count = note->size / sizeof(struct heapsnap_site_note);
@@ -91,19 +85,19 @@ int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snaps
 			continue;
 		struct site_chain chain;
 		memcpy(chain.pc, entry.pc, sizeof chain.pc);
-		uint32_t number = intern_chain(sites, &table, &table_size, &chain);
+		uint32_t number = intern_chain(sites, &index, &chain);
 		if (number == UINT32_MAX)
 			goto out_of_memory;
 		sites->site[k] = number + 1;
 		sites->recorded++;
 	}
-	free(table);
+	hash_index_free(&index);
 	sites->cache->sites = calloc(sites->chain_count + 1, sizeof *sites->cache->sites);
 	if (sites->cache->sites == NULL)
 		goto out_of_memory;
 	return 0;
 out_of_memory:
-	free(table);
+	hash_index_free(&index);
 	allocation_sites_free(sites);
 	return hs_error_set(err, "out of memory reading allocation sites");
 }

@@ -420,20 +420,40 @@ const char *module_symbols_file(struct module_symbols *module)
 	return module->file_path;
 }
 
+/* A symbol named `name` (any of them when several are), or NULL. */
+static const struct symbol *find_symbol(const struct module_symbols *module, const char *name)
+{
+	if (module->symbol_count == 0)
+		return NULL;
+	struct symbol key = {.name = name};
+	return bsearch(&key, module->symbols, module->symbol_count, sizeof key, compare_symbols);
+}
+
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
 			   uint64_t *size)
 {
-	if (module->symbol_count == 0)
-		return false;
-	struct symbol key = {.name = name};
-	const struct symbol *found = bsearch(&key, module->symbols, module->symbol_count,
-					     sizeof key, compare_symbols);
+	const struct symbol *found = find_symbol(module, name);
 	if (found == NULL)
 		return false;
 	*address = found->address;
 	if (size)
 		*size = found->size;
 	return true;
+}
+
+bool module_symbols_exports(struct module_symbols *module, const char *name)
+{
+	const struct symbol *found = find_symbol(module, name);
+	if (found == NULL)
+		return false;
+	/* (equal names sit together: a static and a global of one name, or .symtab and .dynsym) */
+	const struct symbol *first = module->symbols, *end = module->symbols + module->symbol_count;
+	while (found > first && strcmp(found[-1].name, name) == 0)
+		found--;
+	for (; found < end && strcmp(found->name, name) == 0; found++)
+		if (!found->local)
+			return true;
+	return false;
 }
 
 struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t address)

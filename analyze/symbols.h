@@ -43,6 +43,9 @@ const char *module_symbols_file(struct module_symbols *module);
 bool module_symbols_lookup(struct module_symbols *module, const char *name, uint64_t *address,
 			   uint64_t *size);
 
+/* Whether the module defines `name` as a global symbol (not a static of one of its files). */
+bool module_symbols_exports(struct module_symbols *module, const char *name);
+
 /* Every module, loaded (its symbols read, its debug file found). */
 size_t symbols_module_count(const struct symbols *symbols);
 struct module_symbols *symbols_module_at(struct symbols *symbols, size_t index);

@@ -136,6 +136,52 @@ bool cli_analysis_option(int option, const char *value, struct analysis_options 
 	return true;
 }
 
+int cli_common_option(const char *command, const char *usage, int option, const char *value,
+		      struct analysis_options *analysis)
+{
+	if (option == 'h') {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (analysis && cli_analysis_option(option, value, analysis))
+		return CLI_OPTION_TAKEN;
+	return cli_usage_error(command, "bad option");
+}
+
+struct analysis *cli_open_analysis(const char *command, const char *file,
+				   struct analysis_options *options, bool progress,
+				   enum cli_graph graph)
+{
+	options->observer = progress_observer();
+	static char title[64]; /* (the progress line keeps it) */
+	snprintf(title, sizeof title, "%s%s%s", cli_program, *command ? " " : "", command);
+	progress_begin(title, progress);
+	struct hs_error err;
+	struct analysis *analysis = analysis_open(file, options, &err);
+	if (analysis == NULL) {
+		cli_fail(command, &err);
+		return NULL;
+	}
+	int built = graph == CLI_WHOLE_GRAPH	? analysis_build_graph(analysis, &err)
+		    : graph == CLI_REACHABILITY ? analysis_build_reachability(analysis, &err)
+						: 0;
+	if (built != 0) {
+		analysis_close(analysis);
+		cli_fail(command, &err);
+		return NULL;
+	}
+	return analysis;
+}
+
+int cli_close_analysis(const char *command, const char *file, struct analysis *analysis,
+		       int status)
+{
+	cli_print_warnings(command, &analysis->warnings);
+	cli_print_timings(command, file, &analysis->timings);
+	analysis_close(analysis);
+	return status;
+}
+
 void cli_print_timings(const char *command, const char *file, const struct timings *timings)
 {
 	if (!print_timings)

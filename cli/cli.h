@@ -60,6 +60,25 @@ bool cli_compression_option(const char *command, int option, const char *value,
 struct analysis_options;
 /* Handles an option of CLI_ANALYSIS_OPTIONS ('d', 'N', 'R', 'T' or 'U'); false for another. */
 bool cli_analysis_option(int option, const char *value, struct analysis_options *options);
+/* How much of the object graph a command needs before it reports. */
+enum cli_graph { CLI_NO_GRAPH, CLI_REACHABILITY, CLI_WHOLE_GRAPH };
+/* The start every analysing command shares: the progress line (shown when `progress` and on a
+ * terminal; the command ends it), FILE opened and analysed, the graph built as asked. On failure
+ * the error is printed and NULL returned (the command exits with EXIT_ERROR). */
+struct analysis;
+struct analysis *cli_open_analysis(const char *command, const char *file,
+				   struct analysis_options *options, bool progress,
+				   enum cli_graph graph);
+/* The end they share: the analysis's warnings and (with --timings) its timings printed, the
+ * analysis closed; returns `status`. */
+int cli_close_analysis(const char *command, const char *file, struct analysis *analysis,
+		       int status);
+/* The end of every command's option switch: --help ('h') prints `usage` and gives EXIT_OK; with
+ * `analysis` (the analysing commands) an option of CLI_ANALYSIS_OPTIONS is taken and gives
+ * CLI_OPTION_TAKEN; anything else is a usage error (EXIT_ERROR). */
+#define CLI_OPTION_TAKEN (-1)
+int cli_common_option(const char *command, const char *usage, int option, const char *value,
+		      struct analysis_options *analysis);
 /* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
 struct timings;
 void cli_print_timings(const char *command, const char *file, const struct timings *timings);

@@ -96,11 +96,11 @@ int cmd_capture(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("capture", "bad option");
+		default: {
+			int status = cli_common_option("capture", usage, option, optarg, NULL);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)

@@ -121,13 +121,11 @@ int cmd_export(int argc, char **argv)
 		case 'v':
 			show_values = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			if (cli_analysis_option(option, optarg, &analysis_options))
-				break;
-			return cli_usage_error("export", "bad option");
+		default: {
+			int status = cli_common_option("export", usage, option, optarg, &analysis_options);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)
@@ -136,16 +134,11 @@ int cmd_export(int argc, char **argv)
 	/* the terminal refused before the analysis, not after it */
 	if (destination.path == NULL && destination_open(&destination, &err) != 0)
 		return cli_fail("export", &err);
-	analysis_options.observer = progress_observer();
-	progress_begin("heapsnap export", true);
-	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
-	if (analysis == NULL)
-		return cli_fail("export", &err);
 	/* DevTools and memlab compute dominators of their own: what the roots reach is enough */
-	if (analysis_build_reachability(analysis, &err) != 0) {
-		analysis_close(analysis);
-		return cli_fail("export", &err);
-	}
+	struct analysis *analysis = cli_open_analysis("export", argv[optind], &analysis_options,
+						      true, CLI_REACHABILITY);
+	if (analysis == NULL)
+		return EXIT_ERROR;
 	progress_end();
 	if (destination.path && destination_open(&destination, &err) != 0) {
 		analysis_close(analysis);
@@ -164,8 +157,6 @@ int cmd_export(int argc, char **argv)
 			"heapsnap export: warning: %llu allocations of 4 GiB or more have their self "
 			"size cut to 4 GiB - 1 B (the format's sizes are 32-bit)\n",
 			(unsigned long long)stats.oversized);
-	cli_print_warnings("export", &analysis->warnings);
-	cli_print_timings("export", argv[optind], &analysis->timings);
 	if (destination.path) {
 		char nodes[32], edges[32], unreachable[32];
 		cli_format_count(stats.nodes, nodes, sizeof nodes);
@@ -179,6 +170,5 @@ int cmd_export(int argc, char **argv)
 			       "DevTools' Comparison may not match them with another export's\n",
 			       (unsigned long long)stats.id_collisions);
 	}
-	analysis_close(analysis);
-	return EXIT_OK;
+	return cli_close_analysis("export", argv[optind], analysis, EXIT_OK);
 }

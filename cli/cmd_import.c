@@ -40,11 +40,11 @@ int cmd_import(int argc, char **argv)
 			if (!cli_compression_option("import", option, optarg, &compression))
 				return EXIT_ERROR;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("import", "bad option");
+		default: {
+			int status = cli_common_option("import", usage, option, optarg, NULL);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)

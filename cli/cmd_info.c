@@ -216,11 +216,11 @@ int cmd_info(int argc, char **argv)
 		case 'v':
 			verify = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("info", "bad option");
+		default: {
+			int status = cli_common_option("info", usage, option, optarg, NULL);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)

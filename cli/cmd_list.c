@@ -85,26 +85,23 @@ int cmd_list(int argc, char **argv)
 		case 'v':
 			show_values = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			if (cli_analysis_option(option, optarg, &analysis_options))
-				break;
-			return cli_usage_error("list", "bad option");
+		default: {
+			int status = cli_common_option("list", usage, option, optarg, &analysis_options);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("list", "expects one FILE");
-	analysis_options.observer = progress_observer();
-	progress_begin("heapsnap list", !jsonl);
-	struct hs_error err;
-	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
+	struct analysis *analysis =
+		cli_open_analysis("list", argv[optind], &analysis_options, !jsonl,
+				  with_paths ? CLI_WHOLE_GRAPH : CLI_NO_GRAPH);
 	if (analysis == NULL)
-		return cli_fail("list", &err);
+		return EXIT_ERROR;
+	struct hs_error err;
 	struct path_index *paths = NULL;
-	if (with_paths && (analysis_build_graph(analysis, &err) != 0 ||
-			   (paths = path_index_build(analysis, show_values, &err)) == NULL)) {
+	if (with_paths && (paths = path_index_build(analysis, show_values, &err)) == NULL) {
 		analysis_close(analysis);
 		return cli_fail("list", &err);
 	}
@@ -166,9 +163,6 @@ int cmd_list(int argc, char **argv)
 		}
 	}
 	timings_mark(&analysis->timings, "report");
-	cli_print_warnings("list", &analysis->warnings);
-	cli_print_timings("list", argv[optind], &analysis->timings);
 	path_index_free(paths);
-	analysis_close(analysis);
-	return EXIT_OK;
+	return cli_close_analysis("list", argv[optind], analysis, EXIT_OK);
 }

@@ -9,7 +9,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/graph/paths.h"
-#include "analyze/summary.h"
+#include "analyze/reports/summary.h"
 #include "cli/cli.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"
@@ -526,26 +526,22 @@ int cmd_summary(int argc, char **argv)
 		case 'v':
 			show_values = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			if (cli_analysis_option(option, optarg, &analysis_options))
-				break;
-			return cli_usage_error("summary", "bad option");
+		default: {
+			int status = cli_common_option("summary", usage, option, optarg, &analysis_options);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("summary", "expects one FILE");
-	analysis_options.observer = progress_observer();
-	progress_begin("heapsnap summary", format != FORMAT_JSON);
-	struct hs_error err;
-	struct analysis *analysis = analysis_open(argv[optind], &analysis_options, &err);
+	struct analysis *analysis = cli_open_analysis(
+		"summary", argv[optind], &analysis_options, format != FORMAT_JSON, CLI_WHOLE_GRAPH);
 	if (analysis == NULL)
-		return cli_fail("summary", &err);
+		return EXIT_ERROR;
+	struct hs_error err;
 	struct heap_summary summary;
-	if (analysis_build_graph(analysis, &err) != 0 ||
-	    heap_summary_build(analysis, &summary, &err) != 0) {
+	if (heap_summary_build(analysis, &summary, &err) != 0) {
 		analysis_close(analysis);
 		return cli_fail("summary", &err);
 	}
@@ -574,10 +570,7 @@ int cmd_summary(int argc, char **argv)
 	} else if (format == FORMAT_TEXT)
 		print_text(analysis, &summary, paths);
 	timings_mark(&analysis->timings, "report");
-	cli_print_warnings("summary", &analysis->warnings);
-	cli_print_timings("summary", argv[optind], &analysis->timings);
 	path_index_free(paths);
 	heap_summary_free(&summary);
-	analysis_close(analysis);
-	return status;
+	return cli_close_analysis("summary", argv[optind], analysis, status);
 }

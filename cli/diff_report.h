@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "analyze/diff.h"
+#include "analyze/reports/diff.h"
 #include "analyze/graph/paths.h"
 #include "cli/cli.h"
 

@@ -11,7 +11,7 @@
 #include <fnmatch.h>
 
 #include "analyze/analysis.h"
-#include "analyze/diff.h"
+#include "analyze/reports/diff.h"
 #include "analyze/graph/paths.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
@@ -240,13 +240,11 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("heapdiff %s\n", HEAPSNAP_VERSION);
 			return EXIT_OK;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		default:
-			if (cli_analysis_option(option, optarg, &analysis_options))
-				break;
-			return cli_usage_error("", "bad option");
+		default: {
+			int status = cli_common_option("", usage, option, optarg, &analysis_options);
+			if (status != CLI_OPTION_TAKEN)
+				return status;
+		}
 		}
 	}
 	int files = argc - optind;

@@ -14,47 +14,34 @@ static uint64_t string_hash(const char *text)
 	return hash >> 7;
 }
 
-/* Doubles the index (kept at most half full). */
-static int grow_index(struct string_table *table)
+static uint64_t entry_hash(const void *context, uint32_t number)
 {
-	size_t size = table->index_size ? table->index_size * 2 : 256;
-	uint32_t *index = calloc(size, sizeof *index);
-	if (index == NULL)
-		return -1;
-	for (size_t i = 0; i < table->count; i++) {
-		size_t slot = string_hash(table->strings[i]) & (size - 1);
-		while (index[slot])
-			slot = (slot + 1) & (size - 1);
-		index[slot] = (uint32_t)i + 1;
-	}
-	free(table->index);
-	table->index = index;
-	table->index_size = size;
-	return 0;
+	const struct string_table *table = context;
+	return string_hash(table->strings[number]);
 }
 
 /* The number of `text` (UINT32_MAX when absent) and the index slot it has or would take. */
-static uint32_t probe(const struct string_table *table, const char *text, size_t *slot_out)
+static uint32_t probe(const struct string_table *table, const char *text, uint32_t **slot_out)
 {
-	size_t mask = table->index_size - 1, slot = string_hash(text) & mask;
-	for (; table->index[slot]; slot = (slot + 1) & mask)
-		if (strcmp(table->strings[table->index[slot] - 1], text) == 0)
+	uint32_t *slot = hash_index_first(&table->index, string_hash(text));
+	for (; *slot; slot = hash_index_next(&table->index, slot))
+		if (strcmp(table->strings[*slot - 1], text) == 0)
 			break;
 	*slot_out = slot;
-	return table->index[slot] ? table->index[slot] - 1 : UINT32_MAX;
+	return *slot ? *slot - 1 : UINT32_MAX;
 }
 
 uint32_t string_table_find(const struct string_table *table, const char *text)
 {
-	size_t slot;
-	return table->index_size ? probe(table, text, &slot) : UINT32_MAX;
+	uint32_t *slot;
+	return table->index.size ? probe(table, text, &slot) : UINT32_MAX;
 }
 
 uint32_t string_table_intern(struct string_table *table, const char *text)
 {
-	if ((table->count + 1) * 2 > table->index_size && grow_index(table) != 0)
+	if (hash_index_reserve(&table->index, table->count, 256, entry_hash, table) != 0)
 		return UINT32_MAX;
-	size_t slot;
+	uint32_t *slot;
 	uint32_t number = probe(table, text, &slot);
 	if (number != UINT32_MAX)
 		return number;
@@ -69,7 +56,7 @@ uint32_t string_table_intern(struct string_table *table, const char *text)
 	if (copy == NULL)
 		return UINT32_MAX;
 	table->strings[table->count] = copy;
-	table->index[slot] = (uint32_t)++table->count;
+	*slot = (uint32_t)++table->count;
 	return (uint32_t)(table->count - 1);
 }
 
@@ -78,6 +65,6 @@ void string_table_free(struct string_table *table)
 	for (size_t i = 0; i < table->count; i++)
 		free(table->strings[i]);
 	free(table->strings);
-	free(table->index);
+	hash_index_free(&table->index);
 	memset(table, 0, sizeof *table);
 }

@@ -7,11 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hash_index.h"
+
 struct string_table {
 	char **strings; /* by number */
 	size_t count, capacity;
-	uint32_t *index; /* open addressing: number + 1, 0 for an empty slot */
-	size_t index_size;
+	struct hash_index index;
 };
 
 /* The number of `text`, UINT32_MAX when it is not in the table. */

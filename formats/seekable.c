@@ -700,6 +700,8 @@ static bool take_ahead(struct seekable_reader *reader, uint32_t index, struct ca
 		ahead->data = data;
 		ahead->ready = -1;
 		taken = true;
+	} else if (ahead->wanted == (int64_t)index) {
+		ahead->wanted = -1; /* asked, not begun (the worker was not scheduled): done here */
 	}
 	pthread_mutex_unlock(&ahead->lock);
 	return taken;

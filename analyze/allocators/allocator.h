@@ -1,8 +1,8 @@
 /* The allocator interface: what the analysis knows of a malloc besides the blocks its walker puts
- * in the heap. Each walker (glibc_heap.c, jemalloc_heap.c, pymalloc_heap.c) defines one `struct
- * allocator`; malloc_provider.c picks the one a process uses, analysis.c runs its walk, and the
- * reports, `list` and the types take its words from here, so nothing after the walk asks which
- * allocator ran. The walk records itself in the heap (heap_begin_allocator), and each arena it
+ * in the heap. Each walker (glibc_heap.c, jemalloc_heap.c, mimalloc_heap.c, tcmalloc_heap.c,
+ * pymalloc_heap.c) defines one `struct allocator`; malloc_provider.c picks the one a process uses, analysis.c runs
+ * its walk, and the reports, `list` and the types take its words from here, so nothing after the
+ * walk asks which allocator ran. The walk records itself in the heap (heap_begin_allocator), and each arena it
  * adds belongs to it: several allocators share one heap (pymalloc on top of glibc's malloc or
  * jemalloc), and each block is named in its own allocator's words. */
 #ifndef HEAPSNAP_ALLOCATOR_H
@@ -41,6 +41,7 @@ struct allocator {
 
 extern const struct allocator glibc_allocator;
 extern const struct allocator jemalloc_allocator;
+extern const struct allocator mimalloc_allocator;
 extern const struct allocator pymalloc_allocator;
 extern const struct allocator tcmalloc_allocator;
 
@@ -54,41 +55,5 @@ const struct heap_allocator *heap_malloc(const struct heap *heap);
 /* The heap's record of `allocator` (its version and method), or NULL when it was not walked. */
 const struct heap_allocator *heap_allocator_find(const struct heap *heap,
 						 const struct allocator *allocator);
-
-/* What a walker finds corrupt: each spot counted in the heap's damage (heap_note_damage), told
- * in a warning prefixed by the allocator's name for the first ALLOCATOR_DAMAGE_TOLD, only
- * counted after them; allocator_damage_finish says how many were not told. */
-#define ALLOCATOR_DAMAGE_TOLD 20
-struct allocator_damage {
-	struct heap *heap;
-	struct warnings *warnings;
-	const char *allocator; /* "jemalloc" */
-	uint64_t untold;
-};
-void allocator_damage(struct allocator_damage *damage, uint64_t address, const char *format, ...)
-	__attribute__((format(printf, 3, 4)));
-void allocator_damage_finish(struct allocator_damage *damage);
-
-/* The block at `address` among those a walk has added so far, when it adds them in address
- * order (before heap_finish), or NULL. */
-struct allocation *allocator_block_at(struct heap *heap, uint64_t address);
-
-/* Calls `test(context, address, word)` on each 8-byte word of [start, end), read a page at a
- * time (pages that cannot be read are passed over), until it answers true: the address of that
- * word, or 0. How the walkers find their globals by shape in a module's data. */
-uint64_t allocator_find_word(struct address_space *space, uint64_t start, uint64_t end,
-			     bool (*test)(void *context, uint64_t address, uint64_t word),
-			     void *context);
-
-/* The first bytes of the file `module` was mapped from (up to 64 MiB: where an allocator's
- * version string is, in its read-only data), malloc'd, their count in *count; NULL when the
- * file cannot be read or out of memory. */
-char *allocator_module_file(struct module_symbols *module, size_t *count);
-
-/* The writable data of `module` and its .bss (the anonymous mapping right after it, up to where
- * its image ends), merged into [*start, *end): where an allocator keeps its globals. False when
- * none of it is in the snapshot. */
-bool allocator_module_data(struct address_space *space, struct symbols *symbols,
-			   struct module_symbols *module, uint64_t *start, uint64_t *end);
 
 #endif

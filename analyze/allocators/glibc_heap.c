@@ -428,9 +428,13 @@ static int walk_main_arena(struct walker *walker, const struct arena *arena)
 	return walk_chunks(walker, start, top, region->end, arena->index, false, true);
 }
 
+static uint64_t arena_heap_end(const struct walker *walker, uint64_t addr);
+
 /* Every 64 MiB-aligned address of anonymous writable memory, with the arena its heap_info would
  * name: a thread arena's heaps are found among them by their ar_ptr, so a damaged top pointer or
- * prev link loses no other heap. */
+ * prev link loses no other heap. Run once the main arena is walked, so its brk heap (never a
+ * thread's) is skipped: a word read every 64 MiB through it would decompress a frame each, to be
+ * evicted before the walk came there (6% more decompression on a 1.2 GiB brk heap). */
 static int find_heap_infos(struct walker *walker)
 {
 	size_t count;
@@ -441,6 +445,8 @@ static int find_heap_infos(struct walker *walker)
 		uint64_t heap = (regions[i].start + HEAP_MAX_SIZE - 1) & ~(HEAP_MAX_SIZE - 1);
 		for (; heap >= regions[i].start && heap < regions[i].end; heap += HEAP_MAX_SIZE) {
 			uint64_t owner;
+			if (arena_heap_end(walker, heap) != 0)
+				continue; /* in a heap walked already (the main arena's) */
 			if (!read_u64(walker, heap + walker->layout.heap_info_ar_ptr, &owner) ||
 			    owner == 0 || (owner & 7))
 				continue;
@@ -1172,10 +1178,19 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	uint64_t tcache_key_address = 0;
 	if (minor >= 34 && module_symbols_lookup(libc, "tcache_key", &tcache_key_address, NULL))
 		read_u64(walker, tcache_key_address, &walker->tcache_key);
-	if (main_arena != 0 && (collect_arenas(walker, main_arena) != 0 || find_heap_infos(walker) != 0))
+	if (main_arena != 0 && collect_arenas(walker, main_arena) != 0)
 		result = hs_error_set(err, "out of memory walking the heap");
+	bool heap_infos_found = false;
 	for (size_t i = 0; result == 0 && i < walker->arena_count; i++) {
 		const struct arena *arena = &walker->arenas[i];
+		/* (the main arena comes first: see find_heap_infos) */
+		if (!arena->main && !heap_infos_found) {
+			heap_infos_found = true;
+			if (find_heap_infos(walker) != 0) {
+				result = hs_error_set(err, "out of memory walking the heap");
+				break;
+			}
+		}
 		int walked = arena->main ? walk_main_arena(walker, arena)
 					 : walk_thread_arena(walker, arena);
 		if (walked != 0)

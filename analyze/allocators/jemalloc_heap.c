@@ -29,6 +29,8 @@
 #include <string.h>
 
 #include "analyze/allocators/jemalloc_layout.h"
+#include "analyze/allocators/module_data.h"
+#include "analyze/allocators/walk_report.h"
 
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
@@ -52,7 +54,7 @@ struct walker {
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
 	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
-	struct allocator_damage damage; /* what is corrupt, told */
+	struct walk_report report; /* damage and blocks (walk_report.h) */
 	/* the mappings that hold jemalloc's metadata (extent descriptors, the map's leaves,
 	   arenas), which point at extents but are not references to the program's objects */
 	const struct snapshot_region *metadata[METADATA_REGIONS];
@@ -80,9 +82,6 @@ static bool slab_of(const struct walker *walker, uint64_t bits)
 	return field(bits, walker->layout.slab_shift, 1) != 0;
 }
 
-/* A corrupt or unexpected structure (allocator.h). */
-#define damage(walker, ...) allocator_damage(&(walker)->damage, __VA_ARGS__)
-
 /* ---- the version -------------------------------------------------------------------------- */
 
 /* jemalloc's version string ("5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c") is in the
@@ -91,7 +90,7 @@ static void read_version(struct module_symbols *module, char *version, size_t si
 {
 	version[0] = 0;
 	size_t count;
-	char *bytes = allocator_module_file(module, &count);
+	char *bytes = module_file_bytes(module, &count);
 	for (size_t at = 0; at + 42 < count && !version[0]; at++) {
 		if (bytes[at] != '-' || bytes[at + 1] != 'g')
 			continue;
@@ -232,7 +231,7 @@ struct root_search {
 static bool module_data(struct address_space *space, struct symbols *symbols,
 			struct module_symbols *module, struct range *range)
 {
-	return allocator_module_data(space, symbols, module, &range->start, &range->end);
+	return module_data_range(space, symbols, module, &range->start, &range->end);
 }
 
 /* Whether the word at `at` points at a leaf of the extent map whose root, inside the module's
@@ -265,7 +264,7 @@ static void find_root(struct walker *walker, const struct range *data, uint64_t 
 {
 	struct root_search search = {.walker = walker, .data = data, .leaf_words = leaf_words};
 	walker->root = 0;
-	allocator_find_word(walker->space, data->start, data->end, points_at_leaf, &search);
+	module_data_find_word(walker->space, data->start, data->end, points_at_leaf, &search);
 }
 
 static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)
@@ -314,10 +313,11 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 			continue;
 		uint64_t page = element_page(walker, root_index, j);
 		if (element.state > STATE_RETAINED) {
-			damage(walker, page,
-			       "the extent map's element for page 0x%llx says its extent is being "
-			       "split or merged (state %u): the process stopped in the middle of it",
-			       (unsigned long long)page, element.state);
+			walk_damage(
+			    &walker->report, page,
+			    "the extent map's element for page 0x%llx says its extent is being "
+			    "split or merged (state %u): the process stopped in the middle of it",
+			    (unsigned long long)page, element.state);
 			continue;
 		}
 		if (element.edata != last.edata || !last_ok) {
@@ -326,11 +326,12 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 		}
 		if (!last_ok || page < last.base || page >= last.base + last.size ||
 		    !element_agrees(walker, &element, &last, page)) {
-			damage(walker, leaf + j * 8,
-			       "the extent map's element at 0x%llx (page 0x%llx) names an extent "
-			       "descriptor at 0x%llx that does not describe that page as it does",
-			       (unsigned long long)(leaf + j * 8), (unsigned long long)page,
-			       (unsigned long long)element.edata);
+			walk_damage(
+			    &walker->report, leaf + j * 8,
+			    "the extent map's element at 0x%llx (page 0x%llx) names an extent "
+			    "descriptor at 0x%llx that does not describe that page as it does",
+			    (unsigned long long)(leaf + j * 8), (unsigned long long)page,
+			    (unsigned long long)element.edata);
 			continue;
 		}
 		if (page != last.base)
@@ -359,11 +360,12 @@ static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error
 			continue;
 		if ((root[i] & 63) ||
 		    address_space_read(walker->space, root[i], leaf_words, leaf_bytes, NULL) != 0) {
-			damage(walker, walker->root + i * 8,
-			       "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
-			       "readable leaf: the extents of 1 GiB of addresses are not walked",
-			       (unsigned long long)(walker->root + i * 8),
-			       (unsigned long long)root[i]);
+			walk_damage(
+			    &walker->report, walker->root + i * 8,
+			    "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
+			    "readable leaf: the extents of 1 GiB of addresses are not walked",
+			    (unsigned long long)(walker->root + i * 8),
+			    (unsigned long long)root[i]);
 			continue;
 		}
 		note_metadata(walker, root[i]);
@@ -396,21 +398,6 @@ static int arena_index(struct walker *walker, unsigned arena, struct hs_error *e
 	return walker->arena_of[arena];
 }
 
-static int add_block(struct walker *walker, uint64_t address, uint64_t size,
-		     enum allocation_state state, enum allocation_place place, int arena,
-		     uint64_t first_word, struct hs_error *err)
-{
-	struct allocation allocation = {.address = address,
-					.size = size,
-					.state = state,
-					.place = place,
-					.arena = (uint64_t)arena,
-					.first_word = first_word};
-	if (heap_add(walker->heap, &allocation) != 0)
-		return hs_error_set(err, "out of memory listing jemalloc's blocks");
-	return 0;
-}
-
 /* A slab's regions, live or free by its bitmap (a set bit is a free region), which must agree
  * with the free count its edata_t keeps. */
 static int walk_slab(struct walker *walker, const struct extent *extent, int arena,
@@ -421,11 +408,12 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	uint64_t region = jemalloc_size_class(szind);
 	uint64_t slab_size = (uint64_t)jemalloc_slab_pages(layout, szind) << layout->lg_page;
 	if (szind >= layout->nbins || extent->size != slab_size || extent->address != extent->base) {
-		damage(walker, extent->edata,
-		       "the slab at 0x%llx (descriptor 0x%llx) has size class %u and %llu bytes, "
-		       "which no slab of jemalloc 5.3 has: its regions are not listed",
-		       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
-		       (unsigned long long)extent->size);
+		walk_damage(
+		    &walker->report, extent->edata,
+		    "the slab at 0x%llx (descriptor 0x%llx) has size class %u and %llu bytes, "
+		    "which no slab of jemalloc 5.3 has: its regions are not listed",
+		    (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
+		    (unsigned long long)extent->size);
 		return 0;
 	}
 	uint64_t bitmap[8];
@@ -433,8 +421,9 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	if (layout->bitmap_groups > 8 || regions > layout->bitmap_groups * 64 ||
 	    address_space_read(walker->space, extent->edata + layout->edata_slab_bitmap, bitmap,
 			       layout->bitmap_groups * 8, NULL) != 0) {
-		damage(walker, extent->edata, "the bitmap of the slab at 0x%llx cannot be read",
-		       (unsigned long long)extent->base);
+		walk_damage(&walker->report, extent->edata,
+		            "the bitmap of the slab at 0x%llx cannot be read",
+		            (unsigned long long)extent->base);
 		return 0;
 	}
 	unsigned free_count = 0;
@@ -442,11 +431,12 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		free_count += (bitmap[i / 64] >> (i % 64)) & 1;
 	unsigned nfree = (unsigned)field(extent->bits, layout->nfree_shift, layout->nfree_width);
 	if (nfree != free_count)
-		damage(walker, extent->edata,
-		       "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
-		       "shows %u: its regions are listed by the bitmap",
-		       (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
-		       free_count);
+		walk_damage(
+		    &walker->report, extent->edata,
+		    "the slab at 0x%llx (descriptor 0x%llx) counts %u free regions but its bitmap "
+		    "shows %u: its regions are listed by the bitmap",
+		    (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
+		    free_count);
 	/* the slab's bytes for its regions' first words: through the window (slabs come in
 	   address order), else read apart */
 	const struct snapshot_region *mapping =
@@ -462,9 +452,10 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		uint64_t first_word = 0;
 		if (bytes)
 			memcpy(&first_word, bytes + i * region, 8);
-		if (add_block(walker, extent->base + i * region, region,
-			      is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
-			      is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word, err) != 0)
+		if (walk_add_block(&walker->report, extent->base + i * region, region,
+		                   is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
+		                   is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word,
+		                   err) != 0)
 			return -1;
 	}
 	return 0;
@@ -496,10 +487,11 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 	for (size_t i = 0; i < walker->extent_count; i++) {
 		const struct extent *extent = &walker->extents[i];
 		if (extent->base < previous_end) {
-			damage(walker, extent->edata,
-			       "the extent at 0x%llx (descriptor 0x%llx) overlaps the one before it: it "
-			       "is not walked",
-			       (unsigned long long)extent->base, (unsigned long long)extent->edata);
+			walk_damage(
+			    &walker->report, extent->edata,
+			    "the extent at 0x%llx (descriptor 0x%llx) overlaps the one before it: it "
+			    "is not walked",
+			    (unsigned long long)extent->base, (unsigned long long)extent->edata);
 			continue;
 		}
 		previous_end = extent->base + extent->size;
@@ -515,8 +507,9 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		uint64_t first_word = 0;
 		if (state == STATE_DIRTY || state == STATE_MUZZY) {
 			address_space_read_u64(walker->space, extent->base, &first_word);
-			if (add_block(walker, extent->base, extent->size, ALLOCATION_FREE,
-				      PLACE_RETAINED, arena, first_word, err) != 0)
+			if (walk_add_block(&walker->report, extent->base, extent->size,
+			                   ALLOCATION_FREE, PLACE_RETAINED, arena, first_word,
+			                   err) != 0)
 				goto fail;
 			continue;
 		}
@@ -531,16 +524,17 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		uint64_t usable = jemalloc_size_class(szind);
 		if (szind >= layout->nsizes || usable == 0 ||
 		    extent->address + usable > extent->base + extent->size) {
-			damage(walker, extent->edata,
-			       "the large extent at 0x%llx (descriptor 0x%llx) has size class %u, which "
-			       "does not fit its %llu bytes: it is not listed",
-			       (unsigned long long)extent->base, (unsigned long long)extent->edata, szind,
-			       (unsigned long long)extent->size);
+			walk_damage(
+			    &walker->report, extent->edata,
+			    "the large extent at 0x%llx (descriptor 0x%llx) has size class %u, which "
+			    "does not fit its %llu bytes: it is not listed",
+			    (unsigned long long)extent->base, (unsigned long long)extent->edata,
+			    szind, (unsigned long long)extent->size);
 			continue;
 		}
 		address_space_read_u64(walker->space, extent->address, &first_word);
-		if (add_block(walker, extent->address, usable, ALLOCATION_LIVE, PLACE_LARGE, arena,
-			      first_word, err) != 0)
+		if (walk_add_block(&walker->report, extent->address, usable, ALLOCATION_LIVE,
+		                   PLACE_LARGE, arena, first_word, err) != 0)
 			goto fail;
 	}
 	free(slab_bytes);
@@ -552,7 +546,6 @@ fail:
 
 /* ---- thread caches ------------------------------------------------------------------------ */
 
-
 /* One cache bin: the `count` regions from stack_head up are free, though their slabs count them
  * allocated. Each must be a live block of the bin's size class. */
 static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_t stack_head,
@@ -562,18 +555,19 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 	for (unsigned k = 0; k < count; k++) {
 		uint64_t pointer = 0;
 		if (!address_space_read_u64(walker->space, stack_head + k * 8ull, &pointer)) {
-			damage(walker, stack_head,
-			       "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid, bin,
-			       (unsigned long long)stack_head);
+			walk_damage(&walker->report, stack_head,
+			            "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid,
+			            bin, (unsigned long long)stack_head);
 			return;
 		}
-		struct allocation *allocation = allocator_block_at(walker->heap, pointer);
+		struct allocation *allocation = walk_block_at(walker->heap, pointer);
 		if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
 		    allocation->size != size) {
-			damage(walker, stack_head + k * 8ull,
-			       "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
-			       "allocated block of that size class",
-			       tid, bin, (unsigned long long)size, (unsigned long long)pointer);
+			walk_damage(
+			    &walker->report, stack_head + k * 8ull,
+			    "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
+			    "allocated block of that size class",
+			    tid, bin, (unsigned long long)size, (unsigned long long)pointer);
 			continue;
 		}
 		allocation->state = ALLOCATION_FREE;
@@ -601,25 +595,27 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 					    &stack_head) ||
 		    address_space_read(walker->space, at + layout->cache_bin_low_bits_empty,
 				       &low_bits_empty, 2, NULL) != 0) {
-			damage(walker, at, "thread %d's tcache bin %u at 0x%llx cannot be read",
-			       tid, bin, (unsigned long long)at);
+			walk_damage(&walker->report, at,
+			            "thread %d's tcache bin %u at 0x%llx cannot be read", tid, bin,
+			            (unsigned long long)at);
 			continue;
 		}
 		if (stack_head == 0)
 			continue; /* never initialised: bins past the tcache's reach */
 		uint16_t bytes = (uint16_t)(low_bits_empty - (uint16_t)stack_head);
 		if (bytes % 8 || bytes / 8u > layout->ncached_max) {
-			damage(walker, at,
-			       "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
-			       "bits 0x%x) that is not a whole number of slots",
-			       tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
-			       low_bits_empty);
+			walk_damage(
+			    &walker->report, at,
+			    "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
+			    "bits 0x%x) that is not a whole number of slots",
+			    tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
+			    low_bits_empty);
 			continue;
 		}
 		walk_cache_bin(walker, tid, bin, stack_head, bytes / 8u, arena);
 	}
 	/* the memory the bins' stacks are in: an allocation of jemalloc's own */
-	struct allocation *stacks = dyn_alloc ? allocator_block_at(walker->heap, dyn_alloc) : NULL;
+	struct allocation *stacks = dyn_alloc ? walk_block_at(walker->heap, dyn_alloc) : NULL;
 	if (stacks && stacks->state == ALLOCATION_LIVE)
 		stacks->place = PLACE_METADATA;
 }
@@ -766,10 +762,11 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_allocator *self = heap_begin_allocator(heap, &jemalloc_allocator);
 	if (self == NULL)
 		return hs_error_set(err, "out of memory walking jemalloc's heap");
-	struct walker walker = {.space = space,
-				 .heap = heap,
-				 .warnings = warnings,
-				 .damage = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
+	struct walker walker = {
+	    .space = space,
+	    .heap = heap,
+	    .warnings = warnings,
+	    .report = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
 	jemalloc_layout_5_3(&walker.layout);
 	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
@@ -827,7 +824,7 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
-	allocator_damage_finish(&walker.damage);
+	walk_report_finish(&walker.report);
 	heap_finish(heap);
 	return 0;
 fail:

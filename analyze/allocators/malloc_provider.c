@@ -38,7 +38,7 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 		{"mallctl", "jemalloc", &jemalloc_allocator},
 		{"je_mallctl", "jemalloc", &jemalloc_allocator},
 		{"tc_malloc", "tcmalloc", &tcmalloc_allocator},
-		{"mi_malloc", "mimalloc", NULL},
+		{"mi_malloc", "mimalloc", &mimalloc_allocator},
 		{"__asan_init", "AddressSanitizer's allocator", NULL},
 		{"__hwasan_init", "HWAddressSanitizer's allocator", NULL},
 		{"__msan_init", "MemorySanitizer's allocator", NULL},
@@ -50,6 +50,33 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 		if (defines(module, known[i].symbol)) {
 			snprintf(name, size, "%s", known[i].name);
 			*walker = known[i].walker;
+			return true;
+		}
+	return false;
+}
+
+/* An allocator a module exports without defining malloc: its own entry points, called by code
+ * that chose it (a Rust global allocator, a library's private heap), or a runtime's garbage-
+ * collected heap (V8, the JVM, Go); false when none is known. */
+static bool allocator_beside(struct module_symbols *module, char *name, size_t size)
+{
+	static const struct {
+		const char *symbol, *name;
+	} known[] = {
+		{"_rjem_mallctl", "jemalloc under the prefix _rjem_ (Rust's tikv-jemallocator)"},
+		{"je_mallctl", "jemalloc under the prefix je_"},
+		{"mallctl", "jemalloc"},
+		{"tc_malloc", "tcmalloc"},
+		{"mi_malloc", "mimalloc"},
+		/* runtimes whose objects live in heaps of their own, not in malloc's */
+		{"_ZN2v87Isolate10GetCurrentEv", "V8's JavaScript heap (node, Chromium, Electron)"},
+		{"JNI_CreateJavaVM", "the Java virtual machine's heap"},
+		{"runtime.mallocgc", "the Go runtime's heap"},
+		{"coreclr_initialize", "the .NET runtime's heap (CoreCLR)"},
+	};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (module_symbols_exports(module, known[i].symbol)) {
+			snprintf(name, size, "%s", known[i].name);
 			return true;
 		}
 	return false;
@@ -68,8 +95,17 @@ bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provi
 				libc = module;
 			continue;
 		}
-		if (!defines(module, "malloc") || defines(module, "heapsnap_capture"))
-			continue; /* (heapsnap's hook forwards to glibc's malloc) */
+		if (defines(module, "heapsnap_capture"))
+			continue; /* (heapsnap's hook forwards to the real malloc) */
+		if (!defines(module, "malloc")) {
+			struct unwalked_allocator *beside = &provider->beside[provider->beside_count];
+			if (provider->beside_count < sizeof provider->beside / sizeof provider->beside[0] &&
+			    allocator_beside(module, beside->name, sizeof beside->name)) {
+				beside->module_path = path;
+				provider->beside_count++;
+			}
+			continue;
+		}
 		char name[sizeof provider->name];
 		const struct allocator *walker = NULL;
 		bool known = known_allocator(module, name, sizeof name, &walker);

@@ -17,6 +17,15 @@ struct malloc_provider {
 	struct module_symbols *module;
 	const struct allocator *allocator; /* its walker, or NULL when heapsnap has none */
 	bool linked_statically; /* glibc linked into the executable (no libc.so) */
+	/* heaps beside the malloc: allocators linked in without replacing it (jemalloc under a
+	   prefix, as Rust's tikv-jemallocator builds it; mimalloc called as mi_malloc) and runtimes
+	   with garbage-collected heaps of their own (V8, the JVM, Go): heapsnap does not walk them,
+	   so what they hold is missing, and the analysis must say so */
+	struct unwalked_allocator {
+		char name[80];
+		const char *module_path;
+	} beside[4];
+	size_t beside_count;
 };
 
 /* False when no malloc at all was recognised (no libc.so, no module with glibc's main_arena,

@@ -42,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/allocators/module_data.h"
+#include "analyze/allocators/walk_report.h"
 #include "common/array_grow.h"
 
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
@@ -104,12 +106,12 @@ struct walker {
 	size_t span_count, span_capacity;
 	struct address_cursor pages; /* a window over the spans, read in address order */
 	int arena;
-	struct allocator_damage damage; /* what is corrupt, told */
+	struct walk_report report;       /* damage and blocks (walk_report.h) */
 	uint64_t returned_bytes;  /* in spans given back to the system */
 };
 
-/* A corrupt or unexpected structure (allocator.h). */
-#define damage(walker, ...) allocator_damage(&(walker)->damage, __VA_ARGS__)
+/* A corrupt or unexpected structure (walk_report.h). */
+#define damage(walker, ...) walk_damage(&(walker)->report, __VA_ARGS__)
 
 static uint64_t read_word(struct walker *walker, uint64_t address, bool *ok)
 {
@@ -127,7 +129,7 @@ static void read_version(struct module_symbols *module, char *version, size_t si
 	static const char prefix[] = "gperftools ";
 	version[0] = 0;
 	size_t count;
-	char *bytes = allocator_module_file(module, &count);
+	char *bytes = module_file_bytes(module, &count);
 	size_t length = sizeof prefix - 1;
 	for (size_t at = 0; at + length + 2 < count && !version[0]; at++) {
 		if (memcmp(bytes + at, prefix, length) != 0 || (at > 0 && bytes[at - 1] != 0))
@@ -290,7 +292,7 @@ static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
  * is there. */
 static bool find_root(struct walker *walker)
 {
-	return allocator_find_word(walker->space, walker->data_start, walker->data_end,
+	return module_data_find_word(walker->space, walker->data_start, walker->data_end,
 				   points_at_leaf, walker) != 0;
 }
 
@@ -396,15 +398,8 @@ static int add_block(struct walker *walker, uint64_t address, uint64_t size,
 		     enum allocation_state state, enum allocation_place place, uint64_t first_word,
 		     struct hs_error *err)
 {
-	struct allocation allocation = {.address = address,
-					.size = size,
-					.state = state,
-					.place = place,
-					.arena = (uint64_t)walker->arena,
-					.first_word = first_word};
-	if (heap_add(walker->heap, &allocation) != 0)
-		return hs_error_set(err, "out of memory listing tcmalloc's blocks");
-	return 0;
+	return walk_add_block(&walker->report, address, size, state, place, walker->arena,
+			      first_word, err);
 }
 
 /* A small-object span's objects: free when in its `objects` list, live otherwise; the count of
@@ -530,7 +525,7 @@ static int walk_spans(struct walker *walker, struct hs_error *err)
 static bool mark_cached(struct walker *walker, uint64_t address, unsigned size_class,
 			enum allocation_place place, uint64_t *first_word)
 {
-	struct allocation *allocation = allocator_block_at(walker->heap, address);
+	struct allocation *allocation = walk_block_at(walker->heap, address);
 	if (allocation == NULL || allocation->state != ALLOCATION_LIVE ||
 	    allocation->place != PLACE_IN_USE || allocation->size != walker->sizes[size_class])
 		return false;
@@ -598,7 +593,7 @@ static bool is_central_cache_ring(void *context, uint64_t at, uint64_t word)
 
 static uint64_t find_central_cache(struct walker *walker)
 {
-	uint64_t ring = allocator_find_word(walker->space, walker->data_start, walker->data_end,
+	uint64_t ring = module_data_find_word(walker->space, walker->data_start, walker->data_end,
 					    is_central_cache_ring, walker);
 	return ring ? ring - 32 : 0;
 }
@@ -675,7 +670,7 @@ static bool is_thread_heaps(void *context, uint64_t at, uint64_t cache)
 /* ThreadCache::thread_heaps_ found by its shape: its address, or 0. */
 static uint64_t find_thread_heaps(struct walker *walker)
 {
-	return allocator_find_word(walker->space, walker->data_start, walker->data_end,
+	return module_data_find_word(walker->space, walker->data_start, walker->data_end,
 				   is_thread_heaps, walker);
 }
 
@@ -758,7 +753,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct walker walker = {.space = space,
 				 .heap = heap,
 				 .warnings = warnings,
-				 .damage = {.heap = heap, .warnings = warnings, .allocator = "tcmalloc"}};
+				 .report = {.heap = heap, .warnings = warnings, .allocator = "tcmalloc"}};
 	address_cursor_init(&walker.pages, space);
 	const char *path = module_symbols_module(input->module)->path;
 	snprintf(self->method, sizeof self->method, "heuristics");
@@ -768,7 +763,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			     "tcmalloc (gperftools %s) in %s: heapsnap knows the layouts of 2.10; the "
 			     "heap is read with them and checked structure by structure",
 			     self->version, path);
-	if (!allocator_module_data(space, input->symbols, input->module, &walker.data_start,
+	if (!module_data_range(space, input->symbols, input->module, &walker.data_start,
 				   &walker.data_end)) {
 		hs_error_set(err,
 			     "tcmalloc (%s): its writable data is not in the snapshot, so its page map "
@@ -883,7 +878,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (central)
 		heap_add_bookkeeping(heap, central,
 				     central + (uint64_t)walker.class_count * CENTRAL_STRIDE);
-	allocator_damage_finish(&walker.damage);
+	walk_report_finish(&walker.report);
 	free_walker(&walker);
 	heap_finish(heap);
 	return 0;

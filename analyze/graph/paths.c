@@ -25,8 +25,7 @@ struct path_index {
 	struct string_table steps;
 	struct shape_entry *shapes;
 	size_t shape_count, shape_capacity;
-	uint32_t *shape_table; /* hash: (prefix, step, repeated) -> index + 1 */
-	size_t shape_table_size;
+	struct hash_index shape_index; /* by (prefix, step, repeated) */
 	uint32_t *node_shape; /* per graph node: the shape of the path that reaches it */
 	struct {
 		uint64_t key;
@@ -103,29 +102,6 @@ void path_shape_sign(struct path_shape *shape)
 	snprintf(shape->signature, sizeof shape->signature, "%08x", (unsigned)(hash ^ hash >> 32));
 }
 
-static int grow_table(uint32_t **table, size_t *size, size_t used,
-		      uint64_t (*key_hash)(const struct path_index *, uint32_t),
-		      const struct path_index *index)
-{
-	if ((used + 1) * 2 <= *size)
-		return 0;
-	size_t new_size = *size ? *size * 2 : 4096;
-	uint32_t *grown = calloc(new_size, sizeof *grown);
-	if (grown == NULL)
-		return -1;
-	for (size_t i = 0; i < *size; i++)
-		if ((*table)[i]) {
-			size_t slot = key_hash(index, (*table)[i] - 1) & (new_size - 1);
-			while (grown[slot])
-				slot = (slot + 1) & (new_size - 1);
-			grown[slot] = (*table)[i];
-		}
-	free(*table);
-	*table = grown;
-	*size = new_size;
-	return 0;
-}
-
 static uint32_t intern_step(struct path_index *index, const char *text)
 {
 	uint32_t step = string_table_intern(&index->steps, text);
@@ -138,9 +114,9 @@ static uint64_t shape_key(uint32_t prefix, uint32_t step, uint8_t repeated)
 								  0xC2B2AE3D27D4EB4Full;
 }
 
-static uint64_t shape_hash(const struct path_index *index, uint32_t shape)
+static uint64_t shape_hash(const void *context, uint32_t shape)
 {
-	const struct shape_entry *entry = &index->shapes[shape];
+	const struct shape_entry *entry = &((const struct path_index *)context)->shapes[shape];
 	return shape_key(entry->prefix, entry->step, entry->repeated) >> 7;
 }
 
@@ -148,15 +124,13 @@ static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t
 			     uint8_t repeated)
 {
 	if (step == NO_SHAPE ||
-	    grow_table(&index->shape_table, &index->shape_table_size, index->shape_count, shape_hash,
-		       index) != 0)
+	    hash_index_reserve(&index->shape_index, index->shape_count, 4096, shape_hash, index) != 0)
 		return NO_SHAPE;
-	size_t mask = index->shape_table_size - 1;
-	size_t slot = (shape_key(prefix, step, repeated) >> 7) & mask;
-	for (; index->shape_table[slot]; slot = (slot + 1) & mask) {
-		const struct shape_entry *entry = &index->shapes[index->shape_table[slot] - 1];
+	uint32_t *slot = hash_index_first(&index->shape_index, shape_key(prefix, step, repeated) >> 7);
+	for (; *slot; slot = hash_index_next(&index->shape_index, slot)) {
+		const struct shape_entry *entry = &index->shapes[*slot - 1];
 		if (entry->prefix == prefix && entry->step == step && entry->repeated == repeated)
-			return index->shape_table[slot] - 1;
+			return *slot - 1;
 	}
 	void *grown = array_grow(index->shapes, &index->shape_capacity, index->shape_count,
 				 sizeof *index->shapes, 1024);
@@ -164,7 +138,7 @@ static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t
 		return NO_SHAPE;
 	index->shapes = grown;
 	index->shapes[index->shape_count] = (struct shape_entry){prefix, step, repeated};
-	index->shape_table[slot] = (uint32_t)++index->shape_count;
+	*slot = (uint32_t)++index->shape_count;
 	return (uint32_t)(index->shape_count - 1);
 }
 
@@ -327,7 +301,7 @@ void path_index_free(struct path_index *index)
 		return;
 	string_table_free(&index->steps);
 	free(index->shapes);
-	free(index->shape_table);
+	hash_index_free(&index->shape_index);
 	free(index->node_shape);
 	free(index);
 }

@@ -11,6 +11,7 @@ import tempfile
 import time
 
 HEAPSNAP = os.environ.get("HEAPSNAP", "build/heapsnap")
+HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 KNOWN_STATE = os.environ.get("KNOWN_STATE", "build/tests/known_state")
 
 failures = 0
@@ -144,6 +145,73 @@ def leak_story(server, variant, name, connections=(100, 1000)):
     process.kill()
     process.wait()
     return tuple(snapshots)
+
+
+def preloaded_leak_diff(library, command, name):
+    """leak_story's two snapshots of `command` run with `library` preloaded (another malloc), and
+    heapdiff's JSON on them; None when heapdiff fails (a failed check)."""
+    before, after = leak_story(["env", f"LD_PRELOAD={library}"] + command, "global", name)
+    diff = subprocess.run([HEAPDIFF, before, after, "--format", "json"], capture_output=True,
+                          text=True, timeout=600)
+    check(diff.returncode == 0, f"{name}: heapdiff exits 0: {diff.returncode} {diff.stderr[:500]}")
+    import json
+    return json.loads(diff.stdout) if diff.returncode == 0 else None
+
+
+def capture_when_recorded(label, command, env=None, method="freeze"):
+    """Starts `command` with the path of a record file as its last argument (the known-heap
+    targets write it whole, by rename, once their heap is set), waits for it (30 s at most) and
+    captures the program with `method`; returns the record's path and the snapshot's."""
+    record_path = path(label + ".record")
+    process = start(command + [record_path], env=env)
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    check(os.path.exists(record_path), f"{label}: the target wrote its record")
+    snapshot = path(label + ".snap")
+    heapsnap("capture", "--method", method, str(process.pid), "-o", snapshot)
+    return record_path, snapshot
+
+
+def block_finder(allocations):
+    """From `list`'s JSON objects, a function giving the allocation that holds an address (at its
+    start or inside it), or None."""
+    import bisect
+    spans = sorted((a["addr"], a["addr"] + a["size"], a) for a in allocations)
+    starts = [start for start, _, _ in spans]
+
+    def holder(addr):
+        k = bisect.bisect_right(starts, addr) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= addr < spans[k][1] else None
+    return holder
+
+
+def check_walked_summary(label, snapshot, allocator, version, method, options=()):
+    """The JSON summary of a heap another malloc's walker walked: it names `allocator`, gives its
+    `version` (and no glibc's), was found with `method`, and counts no damage; returns its heap."""
+    import json
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
+    heap = summary["heap"]
+    check(heap["allocator"].startswith(allocator),
+          f"{label}: the allocator is named: {heap['allocator']}")
+    check(summary["runtimes"].get(allocator) == version and "glibc" not in summary["runtimes"],
+          f"{label}: {allocator}'s version {version} is read, and not given as glibc's: "
+          f"{summary['runtimes']}")
+    check(heap["found_with"] == method, f"{label}: found with {method}: {heap['found_with']}")
+    check(heap["heap_damage"]["corrupt_spots"] == 0, f"{label}: no damage: {heap['heap_damage']}")
+    return heap
+
+
+def check_layout(library, layout):
+    """A walker's layout table against `library`'s DWARF: gdb prints each C expression of
+    `layout` (a dict of expression to the value the walker holds), which must be that value."""
+    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [library]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
+    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
+    check(len(values) == len(layout) and not wrong,
+          f"the layout table agrees with {os.path.basename(library)}'s DWARF: "
+          f"{wrong or printed[-300:]}")
 
 
 def heapsnap(*args, check_ok=True, timeout=300, env=None):

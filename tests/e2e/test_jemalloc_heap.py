@@ -35,10 +35,9 @@ import os
 import struct
 import subprocess
 
-from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              freed_not_reused, live_and_free, read_record,
-                              run_recording_target)
-from common import check, finish, heapsnap, path
+from allocator_target import (check_impostor_refused, check_leak_stories, freed_not_reused,
+                              live_and_free, run_target)
+from common import block_finder, check, check_layout, check_walked_summary, finish, heapsnap, path
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
@@ -52,10 +51,6 @@ THREADS, BLOCKS = 4, 3000
 # the test speaks jemalloc's
 # every place `list` may name on a jemalloc heap: jemalloc's own words, never glibc's
 JEMALLOC_WORDS = {"in_use", "large", "tcache", "slab_free", "dirty", "metadata"}
-
-
-def run_target(label, command, env=None, method="freeze"):
-    return run_recording_target(label, command, read_record, env=env, method=method)
 
 
 def check_heap(label, record, snapshot, method="heuristics", tcache=True, options=()):
@@ -82,7 +77,7 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
                   if addr in live and live[addr]["place"] != "metadata"]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    holder = holder_of(allocations)
+    holder = block_finder(allocations)
 
     # freed small blocks: free at their address, in a tcache or in their slab, or, where a
     # slab emptied, in the dirty extent it became
@@ -135,17 +130,10 @@ def check_heap(label, record, snapshot, method="heuristics", tcache=True, option
           f"stats.allocated {record['allocated']:,}; freed small blocks by place {places}, large "
           f"{large_places}")
 
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json", *options).stdout)
-    heap = summary["heap"]
-    check(heap["allocator"].startswith("jemalloc"), f"{label}: the allocator is named: {heap['allocator']}")
-    check(summary["runtimes"].get("jemalloc") == "5.3.0" and "glibc" not in summary["runtimes"],
-          f"{label}: jemalloc's version 5.3.0 is read, and not given as glibc's: {summary['runtimes']}")
-    check(heap["found_with"] == method, f"{label}: found {method}: {heap['found_with']}")
+    heap = check_walked_summary(label, snapshot, "jemalloc", "5.3.0", method, options)
     arenas = [a["kind"] for a in heap["arenas"]]
     check(len(arenas) >= 3 and all(a.startswith("arena ") for a in arenas),
           f"{label}: the four threads' blocks are in several arenas: {arenas}")
-    check(heap["heap_damage"]["corrupt_spots"] == 0,
-          f"{label}: no damage: {heap['heap_damage']}")
 
 
 def patch_slab_free_count(snapshot, slab, damaged):
@@ -249,12 +237,7 @@ if DEBUG_LIB:
         "(long)&((tcache_slow_t*)0)->tcache": 168,
         "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
     }
-    command = ["gdb", "-nx", "-batch"] + [a for e in layout for a in ("-ex", f"p {e}")] + [DEBUG_LIB]
-    printed = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    values = [int(line.split("= ")[1]) for line in printed.splitlines() if line.startswith("$")]
-    wrong = [(e, want, got) for (e, want), got in zip(layout.items(), values) if want != got]
-    check(len(values) == len(layout) and not wrong,
-          f"the layout table agrees with the debug build's DWARF: {wrong or printed[-300:]}")
+    check_layout(DEBUG_LIB, layout)
     record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
     check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
 else:

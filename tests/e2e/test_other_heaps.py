@@ -1,8 +1,11 @@
 """Heaps the simple case does not show: a forked worker's brk heap (several adjacent mappings
-after fork), glibc linked statically, and allocators heapsnap does not walk (jemalloc and tcmalloc it walks:
-tests/e2e/test_jemalloc_heap.py and test_tcmalloc_heap.py check them). Ground truth is the target's own record
+after fork), glibc linked statically, allocators heapsnap does not walk (jemalloc, tcmalloc and
+mimalloc it walks: tests/e2e/test_jemalloc_heap.py, test_tcmalloc_heap.py and
+test_mimalloc_heap.py check them), and heaps beside the malloc (an allocator under a prefix, node's
+V8 heap, the JVM's) which are named in a warning.
+Ground truth is the target's own record
 (tests/targets/forked_heap.c: every block it holds with malloc_usable_size, every block it
-freed); for the other allocators, that the tool refuses (exit 2, naming the
+freed); for a malloc it does not know (a program's own), that the tool refuses (exit 2, naming the
 allocator) rather than report an empty heap as healthy."""
 import json
 import os
@@ -15,6 +18,7 @@ from glibc_target import listing, read_record
 FORKED = os.environ.get("FORKED_HEAP", "build/tests/forked_heap")
 FORKED_STATIC = os.environ.get("FORKED_HEAP_STATIC", "build/tests/forked_heap_static")
 OWN_MALLOC = os.environ.get("OWN_MALLOC", "build/tests/own_malloc")
+BESIDE_ALLOCATOR = os.environ.get("BESIDE_ALLOCATOR", "build/tests/beside_allocator")
 GLIBC_HEAP = os.environ.get("GLIBC_HEAP", "build/tests/glibc_heap")
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
@@ -83,23 +87,64 @@ def expect_refusal(label, command, needles, env=None):
     process.kill()
 
 
-for library, name in (("libmimalloc.so.2", "mimalloc"),):
-    env = dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library))
-    expect_refusal(name, [GLIBC_HEAP], [name, "cannot walk"], env=env)
 expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
 
-# jemalloc and tcmalloc are walked (tests/e2e/test_jemalloc_heap.py and test_tcmalloc_heap.py
-# check their heaps block by block)
-for library, name, named in (("libjemalloc.so.2", "jemalloc", "jemalloc 5.3.0"),
-                             ("libtcmalloc_minimal.so.4", "tcmalloc", "tcmalloc 2.10")):
-    ready = path(name + ".ready")
+# an allocator beside glibc's malloc (jemalloc under Rust's prefix, serving what Rust allocates):
+# glibc's heap is walked, and the report says what it leaves out rather than pass for the whole
+ready = path("beside.ready")
+process = start([BESIDE_ALLOCATOR, ready])
+wait_for(ready)
+snapshot = path("beside.snap")
+heapsnap("capture", str(process.pid), "-o", snapshot)
+for args in (("summary", snapshot), ("list", snapshot)):
+    result = heapsnap(*args, check_ok=False)
+    check(result.returncode == 0 and "jemalloc under the prefix _rjem_" in result.stderr and
+          "keeps a heap of its own" in result.stderr and "beside_allocator" in result.stderr,
+          f"beside: {args[0]} walks glibc's heap and warns of the jemalloc beside it: "
+          f"{result.returncode} {result.stderr[:400]!r}")
+listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
+check(sum(1 for fields in listed if 48 <= int(fields[1]) < 64 and fields[2] == "live") >= 1000,
+      "beside: the 1,000 blocks from glibc's malloc are listed")
+diff = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
+check(diff.returncode == 0 and "keeps a heap of its own" in diff.stdout + diff.stderr,
+      f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
+process.kill()
+
+# runtimes whose objects live in garbage-collected heaps of their own: node (V8) and Java. Their
+# malloc heap is walked, and the report says that the runtime's heap is not in it
+RUNTIMES = [
+    ("node", ["node", "-e", "const fs = require('fs'); const kept = [];"
+              " for (let i = 0; i < 200000; i++) kept.push({i, text: 'x' + i});"
+              " fs.writeFileSync(process.argv[1], 'ready'); setInterval(() => kept.length, 1000);"],
+     "V8's JavaScript heap"),
+    # (java: its snapshot can make the glibc walk's scan for mmapped chunks crawl through the
+    # JVM's never-touched reservation for minutes; to fix before it is tested here)
+]
+for label, command, needle in RUNTIMES:
+    ready = path(label + ".ready")
+    process = start(command + [ready])
+    wait_for(ready, timeout=120)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    result = heapsnap("summary", snapshot, "--format", "json", check_ok=False)
+    warnings = json.loads(result.stdout)["warnings"] if result.returncode == 0 else []
+    check(any(needle in warning and "keeps a heap of its own" in warning for warning in warnings),
+          f"{label}: the summary says {needle} is not walked: {result.returncode} {warnings} "
+          f"{result.stderr[:300]!r}")
+    process.kill()
+
+# jemalloc, tcmalloc and mimalloc are walked (tests/e2e/test_jemalloc_heap.py,
+# test_tcmalloc_heap.py and test_mimalloc_heap.py check their heaps block by block)
+for library, name in (("libjemalloc.so.2", "jemalloc 5.3.0"),
+                      ("libtcmalloc_minimal.so.4", "tcmalloc 2.10"),
+                      ("libmimalloc.so.2", "mimalloc 2.0.9")):
+    ready = path(library + ".ready")
     process = start([GLIBC_HEAP, ready], env=dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library)))
     wait_for(ready)
-    snapshot = path(name + ".snap")
+    snapshot = path(library + ".snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     result = heapsnap("summary", snapshot, check_ok=False)
-    check(result.returncode == 0 and result.stdout.splitlines()[1].startswith(named),
-          f"{name}: its heap is walked and named: {result.returncode} {result.stdout[:200]!r} "
-          f"{result.stderr!r}")
+    check(result.returncode == 0 and result.stdout.splitlines()[1].startswith(name),
+          f"{name}: its heap is walked and named: {result.returncode} {result.stdout[:200]!r} {result.stderr!r}")
     process.kill()
 finish()

@@ -43,10 +43,10 @@ import os
 import struct
 import subprocess
 
-from allocator_target import (check_impostor_refused, check_leak_stories, holder_of,
-                              freed_not_reused, live_and_free, read_record,
-                              run_recording_target)
-from common import check, decompress, finish, heapsnap, path, program_headers, read_core_memory
+from allocator_target import (check_impostor_refused, check_leak_stories, freed_not_reused,
+                              live_and_free, run_target)
+from common import (block_finder, check, decompress, finish, heapsnap, path, program_headers,
+                    read_core_memory)
 
 TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
@@ -60,10 +60,6 @@ PAGE = 8192
 THREADS, BLOCKS = 4, 3000
 # every place `list` may name on a tcmalloc heap: tcmalloc's own words
 TCMALLOC_WORDS = {"in_use", "large", "thread_cache", "transfer_cache", "central_free", "page_heap"}
-
-
-def run_target(label, command, env=None, method="freeze"):
-    return run_recording_target(label, command, read_record, env=env, method=method)
 
 
 def check_heap(label, record, snapshot, method, options=()):
@@ -85,7 +81,7 @@ def check_heap(label, record, snapshot, method, options=()):
     freed_live = [hex(addr) for addr in freed if addr in live]
     check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
 
-    holder = holder_of(allocations)
+    holder = block_finder(allocations)
 
     places, large_places, inside_live = {}, {}, []
     for addr, asked in freed.items():

@@ -15,7 +15,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/graph/paths.h"
-#include "analyze/summary.h"
+#include "analyze/reports/summary.h"
 #include "fuzz_util.h"
 
 #ifndef FUZZ_SEED_DIR

@@ -1,26 +1,35 @@
-/* A target with a known jemalloc heap, run with jemalloc linked in or preloaded
- * (LD_PRELOAD=libjemalloc.so.2): four threads (the main one and three workers, which jemalloc
- * spreads over several arenas) each allocate small, large and huge blocks (the huge ones go to
- * jemalloc's arena for oversized blocks), free some of them (small ones then wait in the thread's
- * tcache or, past its bound, in their slab; large ones in the tcache or as dirty extents), and
- * hold the rest. Once every thread is parked, the main thread writes to the file named by its
- * first argument, with write(2) only (no stdio, no malloc):
+/* A target with a known heap, run with jemalloc, tcmalloc or mimalloc linked in or preloaded
+ * (LD_PRELOAD=libjemalloc.so.2, libtcmalloc_minimal.so.4 or libmimalloc.so.2): four threads (the
+ * main one and three workers, which jemalloc spreads over several arenas, tcmalloc gives a thread
+ * cache each and mimalloc a heap each) each
+ * allocate small, large and huge blocks (the huge ones go to jemalloc's arena for oversized
+ * blocks), free some of them (small ones then wait in the thread's tcache or, past its bound, in
+ * their slab; large ones in the tcache or as dirty extents), and hold the rest. Once every thread
+ * is parked, the main thread writes to the file named by its first argument, with write(2) only
+ * (no stdio, no malloc):
  *     held ADDRESS USABLE_SIZE      (malloc_usable_size)
  *     freed ADDRESS SIZE_ASKED
+ * and, under jemalloc,
  *     allocated BYTES               (jemalloc's stats.allocated, after an epoch)
  *     tcache_bytes BYTES            (stats.arenas.<all>.tcache_bytes: bytes cached in tcaches)
- * then "done", and waits. mallctl is looked up at run time, so the same source serves the linked
- * and the preloaded build.
- *
- * It serves tcmalloc too (LD_PRELOAD=libtcmalloc_minimal.so.4, or linked with -ltcmalloc): the
- * blocks are the same, and in place of jemalloc's statistics it records tcmalloc's own count of
- * the bytes handed out, read with MallocExtension_GetNumericProperty (looked up the same way):
+ * or, under tcmalloc, in place of jemalloc's statistics, tcmalloc's own count of the bytes handed
+ * out, read with MallocExtension_GetNumericProperty:
  *     current_allocated_bytes BYTES   (generic.current_allocated_bytes)
- * One of the two allocators must be loaded. */
+ * or, under mimalloc, whose statistics a release build does not keep, every block mimalloc
+ * itself enumerates (each thread runs mi_heap_visit_blocks on its own heap once its blocks are
+ * filled and freed); that visit collects every page's free lists into `free`, so afterwards each
+ * thread frees a few more of its own blocks (into local_free lists) and a few of the next
+ * thread's (into xthread_free lists, or the owning heap's thread_delayed_free list):
+ *     visited ADDRESS USABLE_SIZE   (every live block of the thread's heap at the visit)
+ *     late ADDRESS                  (freed after the visit, also recorded as freed)
+ *     version NUMBER                (mi_version())
+ * then "done", and waits. The allocators' functions are looked up at run time, so the same source
+ * serves the linked and the preloaded builds; one of the three must be loaded. */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +48,59 @@ struct thread_blocks {
 static struct thread_blocks blocks[THREADS];
 static pthread_barrier_t filled;
 static int record_fd;
+
+/* mimalloc's functions (NULL under jemalloc) and what each thread's visit of its heap found */
+#define VISITED_MAX (2 * BLOCKS)
+typedef bool (*visit_function)(const void *heap, const void *area, void *block, size_t size,
+			       void *argument);
+static void *(*mi_heap_get_default)(void);
+static bool (*mi_heap_visit_blocks)(const void *heap, bool all_blocks, visit_function visit,
+				    void *argument);
+static struct visited {
+	void *address[VISITED_MAX];
+	size_t size[VISITED_MAX];
+	int count;
+} visited[THREADS];
+static pthread_barrier_t visit_done;
+static int late[THREADS][BLOCKS]; /* freed after the visit, by the thread that owns it or not */
+
+static bool visit_block(const void *heap, const void *area, void *block, size_t size,
+			void *argument)
+{
+	(void)heap;
+	(void)area;
+	struct visited *mine = argument;
+	if (block == NULL)
+		return true; /* the page itself */
+	if (mine->count == VISITED_MAX)
+		_exit(5);
+	mine->address[mine->count] = block;
+	mine->size[mine->count++] = size;
+	return true;
+}
+
+/* Under mimalloc: the visit of the thread's own heap, then, once every thread has visited,
+ * the frees after it: 1 held block in 12 of its own, 1 in 12 of the next thread's. */
+static void visit_and_free_late(int thread)
+{
+	if (mi_heap_visit_blocks == NULL)
+		return;
+	pthread_barrier_wait(&visit_done);
+	if (!mi_heap_visit_blocks(mi_heap_get_default(), true, visit_block, &visited[thread]))
+		_exit(5);
+	pthread_barrier_wait(&visit_done);
+	int next = (thread + 1) % THREADS;
+	for (int i = 0; i < BLOCKS; i++) {
+		if (i % 12 == 5) {
+			free(blocks[thread].address[i]);
+			late[thread][i] = blocks[thread].freed[i] = 1;
+		}
+		if (i % 12 == 8) {
+			free(blocks[next].address[i]);
+			late[next][i] = blocks[next].freed[i] = 1;
+		}
+	}
+}
 
 /* Mostly small blocks of many size classes, some large ones (16 KiB to 1 MiB, several of which
  * fit a tcache bin) and one huge block per thread (past oversize_threshold, 8 MiB). */
@@ -76,6 +138,7 @@ static void fill(int thread)
 static void *worker(void *argument)
 {
 	fill((int)(intptr_t)argument);
+	visit_and_free_late((int)(intptr_t)argument);
 	pthread_barrier_wait(&filled);
 	for (;;)
 		pause();
@@ -109,22 +172,32 @@ int main(int argc, char **argv)
 	int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
 		(int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT,
 									       "mallctl");
-	/* (only without mallctl: a failed dlsym allocates glibc's dlerror state) */
-	int (*numeric_property)(const char *, size_t *) =
-		mallctl ? NULL
-			: (int (*)(const char *, size_t *))dlsym(RTLD_DEFAULT,
-								 "MallocExtension_GetNumericProperty");
+	/* (the others only when one is missing: a lookup that fails allocates dlerror's message, a
+	   block the jemalloc and tcmalloc tests would find unrecorded) */
+	int (*numeric_property)(const char *, size_t *) = NULL;
+	int (*mi_version)(void) = NULL;
+	if (mallctl == NULL)
+		*(void **)&numeric_property = dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty");
 	if (mallctl == NULL && numeric_property == NULL) {
-		fprintf(stderr, "jemalloc_heap: neither jemalloc (mallctl) nor tcmalloc "
-				"(MallocExtension_GetNumericProperty) is loaded\n");
-		return 2;
+		mi_version = (int (*)(void))dlsym(RTLD_DEFAULT, "mi_version");
+		mi_heap_get_default = (void *(*)(void))dlsym(RTLD_DEFAULT, "mi_heap_get_default");
+		*(void **)&mi_heap_visit_blocks = dlsym(RTLD_DEFAULT, "mi_heap_visit_blocks");
+		if (mi_version == NULL || mi_heap_get_default == NULL ||
+		    mi_heap_visit_blocks == NULL) {
+			fprintf(stderr, "jemalloc_heap: none of jemalloc (mallctl), tcmalloc "
+					"(MallocExtension_GetNumericProperty) and mimalloc "
+					"(mi_heap_visit_blocks) is loaded\n");
+			return 2;
+		}
 	}
 	pthread_barrier_init(&filled, NULL, THREADS);
+	pthread_barrier_init(&visit_done, NULL, THREADS);
 	pthread_t threads[THREADS];
 	for (int t = 1; t < THREADS; t++)
 		if (pthread_create(&threads[t], NULL, worker, (void *)(intptr_t)t) != 0)
 			return 1;
 	fill(0);
+	visit_and_free_late(0);
 	pthread_barrier_wait(&filled);
 	char temporary[4096];
 	snprintf(temporary, sizeof temporary, "%s.tmp", argv[1]);
@@ -140,6 +213,22 @@ int main(int argc, char **argv)
 				record("held", address,
 				       malloc_usable_size(blocks[t].address[i]));
 		}
+	if (mi_heap_visit_blocks) {
+		for (int t = 0; t < THREADS; t++) {
+			for (int k = 0; k < visited[t].count; k++)
+				record("visited", (uint64_t)(uintptr_t)visited[t].address[k],
+				       visited[t].size[k]);
+			for (int i = 0; i < BLOCKS; i++)
+				if (late[t][i])
+					record("late", (uint64_t)(uintptr_t)blocks[t].address[i], 0);
+		}
+		record("version", 0, (uint64_t)mi_version());
+		if (write(record_fd, "done\n", 5) != 5 || close(record_fd) != 0 ||
+		    rename(temporary, argv[1]) != 0)
+			return 1;
+		for (;;)
+			pause();
+	}
 	/* the stats last: nothing is allocated from here on */
 	if (mallctl) {
 		uint64_t epoch = 1;

@@ -5,7 +5,9 @@
  * like a jemalloc (an old one, or one linked in with other layouts) but has no extent map of
  * jemalloc 5.3: the jemalloc walker must refuse it rather than show an empty heap. Built with
  * AS_TCMALLOC it defines tc_malloc, so it looks like a tcmalloc without gperftools 2.10's size
- * classes and page map: the tcmalloc walker must refuse it too. */
+ * classes and page map: the tcmalloc walker must refuse it too; with AS_MIMALLOC it defines
+ * mi_malloc, so it looks like a mimalloc but has no segment: the mimalloc walker must refuse it
+ * too. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,13 @@ void *malloc(size_t size);
 
 #ifdef AS_TCMALLOC
 void *tc_malloc(size_t size)
+{
+	return malloc(size);
+}
+#endif
+
+#ifdef AS_MIMALLOC
+void *mi_malloc(size_t size)
 {
 	return malloc(size);
 }

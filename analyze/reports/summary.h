@@ -4,6 +4,7 @@
 #ifndef HEAPSNAP_SUMMARY_H
 #define HEAPSNAP_SUMMARY_H
 
+#include "common/hash_index.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,7 @@ struct type_group {
 struct type_grouper {
 	struct type_group *groups;
 	size_t count, capacity;
-	size_t *table; /* group index + 1; 0: empty */
-	size_t table_size;
+	struct hash_index index;
 };
 /* The group of (type, size), made if new (size is ignored for a named type); NULL when out of
  * memory. Pointers into groups stay valid only until the next call. */

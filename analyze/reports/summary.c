@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/graph/cycles.h"
+#include "common/array_grow.h"
 
 void type_group_name(const struct type_group *group, char *out, size_t out_size)
 {
@@ -83,48 +84,31 @@ static uint64_t key_hash(const char *type, uint64_t size)
 	return hash >> 17;
 }
 
-static int grouper_rehash(struct type_grouper *grouper)
+static uint64_t group_hash(const void *context, uint32_t number)
 {
-	size_t size = grouper->table_size ? grouper->table_size * 2 : 1024;
-	size_t *table = calloc(size, sizeof *table);
-	if (table == NULL)
-		return -1;
-	for (size_t i = 0; i < grouper->count; i++) {
-		const struct type_group *group = &grouper->groups[i];
-		size_t slot = key_hash(group->type, group->size) & (size - 1);
-		while (table[slot])
-			slot = (slot + 1) & (size - 1);
-		table[slot] = i + 1;
-	}
-	free(grouper->table);
-	grouper->table = table;
-	grouper->table_size = size;
-	return 0;
+	const struct type_group *group = &((const struct type_grouper *)context)->groups[number];
+	return key_hash(group->type, group->size);
 }
 
 struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size)
 {
 	if (type)
 		size = 0;
-	if ((grouper->count + 1) * 2 > grouper->table_size && grouper_rehash(grouper) != 0)
+	if (hash_index_reserve(&grouper->index, grouper->count, 1024, group_hash, grouper) != 0)
 		return NULL;
-	size_t mask = grouper->table_size - 1;
-	size_t slot = key_hash(type, size) & mask;
-	for (; grouper->table[slot]; slot = (slot + 1) & mask) {
-		struct type_group *group = &grouper->groups[grouper->table[slot] - 1];
+	uint32_t *slot = hash_index_first(&grouper->index, key_hash(type, size));
+	for (; *slot; slot = hash_index_next(&grouper->index, slot)) {
+		struct type_group *group = &grouper->groups[*slot - 1];
 		if (group->size == size && (group->type == type ||
 					    (group->type && type && strcmp(group->type, type) == 0)))
 			return group;
 	}
-	if (grouper->count == grouper->capacity) {
-		size_t capacity = grouper->capacity ? grouper->capacity * 2 : 256;
-		void *grown = realloc(grouper->groups, capacity * sizeof *grouper->groups);
-		if (grown == NULL)
-			return NULL;
-		grouper->groups = grown;
-		grouper->capacity = capacity;
-	}
-	grouper->table[slot] = grouper->count + 1;
+	void *grown = array_grow(grouper->groups, &grouper->capacity, grouper->count,
+				 sizeof *grouper->groups, 256);
+	if (grown == NULL)
+		return NULL;
+	grouper->groups = grown;
+	*slot = (uint32_t)grouper->count + 1;
 	struct type_group *group = &grouper->groups[grouper->count++];
 	*group = (struct type_group){.type = type, .size = size};
 	return group;
@@ -133,7 +117,7 @@ struct type_group *type_grouper_find(struct type_grouper *grouper, const char *t
 void type_grouper_free(struct type_grouper *grouper)
 {
 	free(grouper->groups);
-	free(grouper->table);
+	hash_index_free(&grouper->index);
 	memset(grouper, 0, sizeof *grouper);
 }
 
@@ -258,8 +242,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	summary->type_count = live.count;
 	summary->unreachable = lost.groups;
 	summary->unreachable_count = lost.count;
-	free(live.table);
-	free(lost.table);
+	hash_index_free(&live.index);
+	hash_index_free(&lost.index);
 	free(live_by_id);
 	free(lost_by_id);
 	live_by_id = lost_by_id = NULL;
@@ -328,9 +312,9 @@ out_of_memory:
 	free(live_by_id);
 	free(lost_by_id);
 	free(live.groups);
-	free(live.table);
+	hash_index_free(&live.index);
 	free(lost.groups);
-	free(lost.table);
+	hash_index_free(&lost.index);
 	heap_summary_free(summary);
 	return hs_error_set(err, "out of memory summarising the heap");
 }

@@ -348,7 +348,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
 	diff->unreachable = lost.groups;
 	diff->unreachable_count = lost.count;
-	free(lost.table);
+	hash_index_free(&lost.index);
 	memset(&lost, 0, sizeof lost);
 	if (cycles_find(after, diff->is_new_unreachable, &diff->cycles, &diff->cycle_count, err) !=
 	    0)

@@ -16,7 +16,7 @@
 
 #include "analyze/analysis.h"
 #include "analyze/graph/cycles.h"
-#include "analyze/summary.h"
+#include "analyze/reports/summary.h"
 
 struct diff_type {
 	const char *type; /* NULL: untyped, grouped by size; interned by AFTER when it has one */
