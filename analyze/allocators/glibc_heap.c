@@ -1001,7 +1001,7 @@ static bool mmapped_chunk_at(struct walker *walker, uint64_t page, uint64_t end,
 		return false;
 	uint64_t chunk_size = word & ~(uint64_t)SIZE_FLAGS;
 	if ((word & SIZE_FLAGS) != IS_MMAPPED || prev_size != 0 || (chunk_size & 4095) != 0 ||
-	    chunk_size < 4096 || page + chunk_size > end)
+	    chunk_size < 4096 || chunk_size > end - page) /* (not page + size: it may wrap) */
 		return false;
 	*lead = 0;
 	*size = chunk_size;
@@ -1033,15 +1033,19 @@ static int find_mmapped_chunks(struct walker *walker)
 		const struct snapshot_region *region = &regions[i];
 		if (!anonymous_writable(region))
 			continue;
-		/* (a mapping may follow an arena heap closely enough to share its region) */
-		for (uint64_t page = region->start; page + CHUNK_HEADER <= region->end;) {
+		/* Only the bytes the snapshot holds: past them a region is never-touched zeros (no
+		 * chunk there) or was not captured (a JVM's heap reservation: gigabytes whose every
+		 * page would be a failed read). A mapping may follow an arena heap closely enough to
+		 * share its region. */
+		uint64_t stored_end = region->start + region->data_size;
+		for (uint64_t page = region->start; page + CHUNK_HEADER <= stored_end;) {
 			uint64_t heap_end = arena_heap_end(walker, page);
 			if (heap_end) {
 				page = heap_end;
 				continue;
 			}
 			uint64_t lead = 0, size = 0;
-			if (!mmapped_chunk_at(walker, page, region->end, &lead, &size)) {
+			if (!mmapped_chunk_at(walker, page, stored_end, &lead, &size)) {
 				page += 4096;
 				continue;
 			}
@@ -1058,7 +1062,7 @@ static int find_mmapped_chunks(struct walker *walker)
 							.state = ALLOCATION_LIVE,
 							.place = PLACE_LARGE,
 							.arena = (uint16_t)arena};
-			address_cursor_read_u64(&walker->cursor, chunk + CHUNK_HEADER, region->end,
+			address_cursor_read_u64(&walker->cursor, chunk + CHUNK_HEADER, stored_end,
 						&allocation.first_word);
 			if (heap_add(walker->heap, &allocation) != 0)
 				return -1;

@@ -21,12 +21,16 @@
  *     thread_top FIELD_ADDRESS      (with --thread-top: a thread arena's top overwritten)
  *     heap_size HEAP_INFO_ADDRESS   (with --heap-size: a thread heap's heap_info.size overwritten)
  *     heap_owner HEAP_INFO_ADDRESS  (with --heap-owner: its heap_info.ar_ptr overwritten)
+ *     lookalike ADDRESS             (with --chunk-lookalike: a mapping of its own, not malloc's,
+ *                                    starting with what looks like an mmapped chunk's header
+ *                                    whose size wraps the address space around)
  *     threads N                     (threads that used malloc)
  * With --nondumpable it first makes itself non-dumpable (prctl PR_SET_DUMPABLE 0).
  * then "done". */
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -239,6 +243,17 @@ int main(int argc, char **argv)
 			*top_field = 0x4848484848484840ull;
 			record("thread_top", top_field, 0);
 		}
+	}
+	if (strcmp(mode, "--chunk-lookalike") == 0) {
+		/* data, as a JVM's heap may hold: prev_size 0, then a page-aligned size with
+		   IS_MMAPPED that reaches past the end of the address space */
+		uint64_t *words = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (words == MAP_FAILED)
+			return 1;
+		words[0] = 0;
+		words[1] = 0xfffffffffffff000ull | 2;
+		record("lookalike", words, 0);
 	}
 	if (corrupt) {
 		/* smash the size field of a held block in the main heap (not the last one) */
