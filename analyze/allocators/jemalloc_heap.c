@@ -234,6 +234,31 @@ static bool module_data(struct address_space *space, struct symbols *symbols,
 	return module_data_range(space, symbols, module, &range->start, &range->end);
 }
 
+/* Whether every word of the root-sized array at `root` is 0 or could point at a leaf (aligned,
+ * in anonymous writable memory): a word that points at a leaf from elsewhere (a thread's cache
+ * of leaves, in a static executable's data) puts a wrong root around it, whose other words
+ * are whatever lies there. */
+static bool is_root(struct walker *walker, uint64_t root)
+{
+	struct snapshot *snapshot = address_space_snapshot(walker->space);
+	uint64_t words[512];
+	size_t count = (size_t)1 << walker->layout.rtree_root_bits;
+	for (size_t i = 0; i < count; i += 512) {
+		size_t piece = count - i < 512 ? count - i : 512;
+		if (address_space_read(walker->space, root + i * 8, words, piece * 8, NULL) != 0)
+			return false;
+		for (size_t k = 0; k < piece; k++) {
+			if (words[k] == 0)
+				continue;
+			const struct snapshot_region *region = snapshot_find_region(snapshot, words[k]);
+			if ((words[k] & 63) || region == NULL || !(region->flags & PF_W) ||
+			    region->path != NULL)
+				return false;
+		}
+	}
+	return true;
+}
+
 /* Whether the word at `at` points at a leaf of the extent map whose root, inside the module's
  * data, it is a word of; then walker->root is that root. A leaf is jemalloc metadata:
  * anonymous and writable (its 2 MiB may be more than one mapping). */
@@ -253,7 +278,8 @@ static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
 		return false;
 	uint64_t root = at - root_index * 8;
 	if (root < search->data->start ||
-	    root + (8ull << walker->layout.rtree_root_bits) > search->data->end)
+	    root + (8ull << walker->layout.rtree_root_bits) > search->data->end ||
+	    !is_root(walker, root))
 		return false;
 	walker->root = root;
 	return true;
