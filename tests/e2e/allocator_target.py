@@ -1,6 +1,6 @@
 """What the tests of the allocators that replace glibc's malloc share (test_jemalloc_heap.py,
 test_tcmalloc_heap.py, test_mimalloc_heap.py): the known-heap target's record
-(tests/targets/jemalloc_heap.c), run and captured; its held and freed blocks checked against
+(tests/targets/known_heap.c), run and captured; its held and freed blocks checked against
 `list`; a program that only looks like the allocator refused; and the leaking servers' stories
 with the allocator preloaded, checked as on glibc."""
 import os

@@ -1,6 +1,6 @@
 """The jemalloc 5.3 walker on Debian's libjemalloc2, which is stripped: its heap is found by shape.
 
-Ground truth one is the target's own record (tests/targets/jemalloc_heap.c: four threads, small,
+Ground truth one is the target's own record (tests/targets/known_heap.c: four threads, small,
 large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
 with jemalloc preloaded (captured by freeze and by fork), preloaded with its tcaches turned off
 (MALLOC_CONF=tcache:false, which the walker says in a warning), linked, and linked in statically
@@ -39,7 +39,7 @@ from allocator_target import (check_impostor_refused, check_leak_stories, freed_
                               live_and_free, run_target)
 from common import block_finder, check, check_layout, check_walked_summary, finish, heapsnap, path
 
-TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
 OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")

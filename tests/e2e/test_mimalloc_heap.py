@@ -1,7 +1,7 @@
 """The mimalloc 2.0 walker on Debian's libmimalloc.so.2 (2.0.9, stripped, a release build): its
 segments are found by shape.
 
-Ground truth one is the target's own record (tests/targets/jemalloc_heap.c, which serves jemalloc
+Ground truth one is the target's own record (tests/targets/known_heap.c, which serves jemalloc
 and mimalloc alike: four threads, small, large and 10 MiB blocks, every block it holds with
 malloc_usable_size, every block it freed), run with mimalloc preloaded (captured by freeze and by
 fork) and linked (libmimalloc-dev): every held block live with exactly its usable size, no
@@ -42,7 +42,7 @@ from common import (block_finder, capture_when_recorded, check, check_layout,
                     check_walked_summary, decompress, finish, heapsnap, path, program_headers,
                     read_core_memory, start)
 
-TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("MIMALLOC_HEAP_LINKED")
 DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
 FREED_THREAD_HEAP = os.environ.get("FREED_THREAD_HEAP", "build/tests/freed_thread_heap")

@@ -1,7 +1,7 @@
 """The tcmalloc walker on Debian's gperftools 2.10 (libtcmalloc_minimal.so.4 and libtcmalloc.so.4,
 stripped): its page map, size classes and caches are found by shape.
 
-Ground truth one is the known-heap target's own record (tests/targets/jemalloc_heap.c, which
+Ground truth one is the known-heap target's own record (tests/targets/known_heap.c, which
 serves tcmalloc unchanged: four threads, small, large and 10 MiB blocks, every block it holds
 with malloc_usable_size, every block it freed), run with libtcmalloc_minimal.so.4 preloaded
 (captured by freeze and by fork), linked with -ltcmalloc, and linked in statically from
@@ -48,7 +48,7 @@ from allocator_target import (check_impostor_refused, check_leak_stories, freed_
 from common import (block_finder, check, decompress, finish, heapsnap, path, program_headers,
                     read_core_memory)
 
-TARGET = os.environ.get("JEMALLOC_HEAP", "build/tests/jemalloc_heap")
+TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("TCMALLOC_HEAP_STATIC")
 OWN_MALLOC_TCMALLOC = os.environ.get("OWN_MALLOC_TCMALLOC", "build/tests/own_malloc_tcmalloc")

@@ -166,7 +166,7 @@ static uint64_t stat_u64(int (*mallctl)(const char *, void *, size_t *, void *, 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: jemalloc_heap RECORD\n");
+		fprintf(stderr, "usage: known_heap RECORD\n");
 		return 2;
 	}
 	int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 		*(void **)&mi_heap_visit_blocks = dlsym(RTLD_DEFAULT, "mi_heap_visit_blocks");
 		if (mi_version == NULL || mi_heap_get_default == NULL ||
 		    mi_heap_visit_blocks == NULL) {
-			fprintf(stderr, "jemalloc_heap: none of jemalloc (mallctl), tcmalloc "
+			fprintf(stderr, "known_heap: none of jemalloc (mallctl), tcmalloc "
 					"(MallocExtension_GetNumericProperty) and mimalloc "
 					"(mi_heap_visit_blocks) is loaded\n");
 			return 2;
