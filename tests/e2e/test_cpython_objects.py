@@ -69,11 +69,17 @@ def python_roles(snapshot, *options):
     return tracked, objects, parts, generations
 
 
-for interpreter in interpreters + ["/usr/bin/python3.11"]:
+# (and Debian's python3.11 under the debug hooks, as python -X dev and every debug build run:
+# each block starts with 16 bytes of the hooks' own before the object)
+RUNS = [(interpreter, None) for interpreter in interpreters + ["/usr/bin/python3.11"]] + \
+    [("/usr/bin/python3.11", "pymalloc_debug")]
+for interpreter, malloc_hooks in RUNS:
     name = "debian-python3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+    name += f"-{malloc_hooks}" if malloc_hooks else ""
     result_file = path(f"result-{name}")
     reader, writer = os.pipe()  # the target blocks reading stdin until killed
-    process = start([interpreter, TARGET, result_file], stdin=reader)
+    environment = dict(os.environ, PYTHONMALLOC=malloc_hooks) if malloc_hooks else None
+    process = start([interpreter, TARGET, result_file], stdin=reader, env=environment)
     deadline = time.time() + 60
     while not os.path.exists(result_file) and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)

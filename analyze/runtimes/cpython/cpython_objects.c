@@ -252,6 +252,7 @@ struct type_slot {
 
 struct finder {
 	struct python_objects *objects;
+	bool debug_hooks; /* blocks start with the debug hooks' headers (python -X dev, a debug build) */
 	struct address_space *space;
 	const struct cpython_info *python;
 	const struct cpython_layout *layout;
@@ -544,6 +545,49 @@ static bool gc_header_consistent(struct finder *finder, uint64_t head, uint64_t 
 	       (back & ~(uint64_t)3) == head;
 }
 
+/* Under CPython's debug hooks (PYTHONMALLOC=pymalloc_debug or malloc_debug, python -X dev, every
+ * debug build) a block starts with a header of 16 bytes: the size asked for (big-endian), the
+ * domain's letter ('r', 'm' or 'o') and seven PYMEM_FORBIDDENBYTEs (0xfd); the memory handed out
+ * comes after it. A block pymalloc passes on to the raw domain (over 512 bytes) has two, the
+ * object domain's inside the raw one's. */
+static bool is_debug_header(const uint8_t *bytes)
+{
+	if (bytes[8] != 'r' && bytes[8] != 'm' && bytes[8] != 'o')
+		return false;
+	for (int k = 9; k < 16; k++)
+		if (bytes[k] != 0xfd)
+			return false;
+	return true;
+}
+
+/* The bytes the debug hooks' headers take at the start of a block: 0, 16 or 32. */
+static uint32_t debug_header_bytes(const struct finder *finder, const uint8_t *block, size_t size)
+{
+	uint32_t bytes = 0;
+	while (finder->debug_hooks && bytes < 32 && bytes + 16 <= size && is_debug_header(block + bytes))
+		bytes += 16;
+	return bytes;
+}
+
+/* Whether the process runs under the debug hooks: most of a sample of live blocks start with
+ * their header. */
+#define DEBUG_HOOKS_SAMPLE 2000
+static bool uses_debug_hooks(struct address_space *space, const struct heap *heap)
+{
+	size_t sampled = 0, marked = 0;
+	size_t step = heap->count / DEBUG_HOOKS_SAMPLE + 1;
+	for (size_t i = 0; i < heap->count && sampled < DEBUG_HOOKS_SAMPLE; i += step) {
+		const struct allocation *allocation = &heap->allocations[i];
+		uint8_t head[16];
+		if (allocation->state != ALLOCATION_LIVE || allocation->size < 32 ||
+		    address_space_read(space, allocation->address, head, sizeof head, NULL) != 0)
+			continue;
+		sampled++;
+		marked += is_debug_header(head);
+	}
+	return sampled >= 16 && marked * 2 >= sampled;
+}
+
 /* Tries the object headers a block can have: none, the GC header, and the GC header after the
  * managed-dict pre-header. */
 static void find_object(struct finder *finder, size_t index, const uint8_t *block, size_t size)
@@ -551,7 +595,10 @@ static void find_object(struct finder *finder, size_t index, const uint8_t *bloc
 	uint64_t heap_address = finder->heap->allocations[index].address;
 	const struct cpython_layout *layout = finder->layout;
 	struct python_objects *objects = finder->objects;
-	for (uint32_t header = 0; header <= 32 && header + 16 <= size; header += 16) {
+	/* (the bits keep at most 48 bytes of headers) */
+	uint32_t debug = debug_header_bytes(finder, block, size);
+	for (uint32_t header = debug; header <= debug + 32 && header <= 48 && header + 16 <= size;
+	     header += 16) {
 		uint64_t refcount = u64_at(block, header), type = u64_at(block, header + 8);
 		if (refcount - 1 >= MAX_REFCOUNT || (type & 7) || type < 4096)
 			continue;
@@ -559,7 +606,8 @@ static void find_object(struct finder *finder, size_t index, const uint8_t *bloc
 		if (t == TYPE_INVALID)
 			continue;
 		const struct python_type *python_type = &objects->types[t];
-		uint32_t expected = ((python_type->flags & PY_TPFLAGS_HAVE_GC) ? layout->gc_header : 0) +
+		uint32_t expected = debug +
+				    ((python_type->flags & PY_TPFLAGS_HAVE_GC) ? layout->gc_header : 0) +
 				    ((python_type->flags & layout->preheader_flags) ? 16 : 0);
 		if (expected != header)
 			continue;
@@ -920,7 +968,13 @@ static void check_reference(struct finder *finder, uint64_t pointer, const struc
 	size_t index = suspect->index;
 	const struct allocation *block = &heap->allocations[index];
 	uint64_t header = pointer - block->address;
-	if (pointer < block->address || suspect->checked || header > 32 || (header & 15) ||
+	uint8_t start[32];
+	uint32_t debug = 0;
+	if (finder->debug_hooks && block->size >= 32 &&
+	    address_space_read(finder->space, block->address, start, sizeof start, NULL) == 0)
+		debug = debug_header_bytes(finder, start, sizeof start);
+	if (pointer < block->address || suspect->checked || header > debug + 32 || header > 48 ||
+	    header < debug || (header & 15) ||
 	    header + 16 > block->size)
 		return;
 	suspect->checked = true;
@@ -944,7 +998,7 @@ static void check_reference(struct finder *finder, uint64_t pointer, const struc
 	}
 	const struct python_type *type = &objects->types[t];
 	bool gc = type->flags & PY_TPFLAGS_HAVE_GC;
-	uint32_t expected = (gc ? layout->gc_header : 0) +
+	uint32_t expected = debug + (gc ? layout->gc_header : 0) +
 			    ((type->flags & layout->preheader_flags) ? 16 : 0);
 	if (expected != header)
 		return; /* not where such an object starts: leave the block as it is */
@@ -1190,7 +1244,7 @@ static void find_damage(struct finder *finder)
 	}
 	finder->suspect_filter_mask = bits - 1;
 	for (size_t n = 0; n < finder->suspect_count; n++)
-		for (uint64_t header = 0; header <= 32; header += 16) {
+		for (uint64_t header = 0; header <= (finder->debug_hooks ? 48u : 32u); header += 16) {
 			uint64_t bit = suspect_hash(finder->suspects[n].address + header) & (bits - 1);
 			finder->suspect_filter[bit / 64] |= 1ull << (bit % 64);
 		}
@@ -1250,6 +1304,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 	struct finder finder = {.objects = objects, .space = space, .python = python,
 				.layout = &python->layout, .heap = heap, .names = names,
 				.warnings = warnings};
+	finder.debug_hooks = uses_debug_hooks(space, heap);
 	struct address_cursor cursor;
 	address_cursor_init(&cursor, space);
 	struct snapshot *snapshot = address_space_snapshot(space);
@@ -1262,7 +1317,8 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		    allocation->address >= region->end)
 			region = snapshot_find_region(snapshot, allocation->address);
 		/* the headers, and the first members (a list's items, a dict's tables) */
-		size_t size = allocation->size < 80 ? (size_t)allocation->size : 80;
+		size_t view = finder.debug_hooks ? 112 : 80;
+		size_t size = allocation->size < view ? (size_t)allocation->size : view;
 		const uint8_t *block =
 			region ? address_cursor_view(&cursor, allocation->address, size, region->end)
 			       : NULL;
