@@ -7,6 +7,7 @@
 #include "analyze/c_types.h"
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
+#include "analyze/outside_heaps.h"
 #include "analyze/reports/summary.h"
 
 /* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
@@ -30,6 +31,25 @@ static int check_damage(struct analysis *analysis, struct hs_error *err)
 			    "%s; the analysis stops rather than answer without that memory "
 			    "(`heapsnap info --verify %s` checks every frame)",
 			    damage.message, snapshot_path(analysis->snapshot));
+}
+
+/* Memory the process wrote outside every heap walked, when it is too much to leave unsaid: at
+ * least OUTSIDE_HEAPS_SAID and a tenth of all the memory the heaps and it hold. */
+#define OUTSIDE_HEAPS_SAID (16ull << 20)
+static void warn_outside_heaps(struct analysis *analysis)
+{
+	struct outside_heaps outside;
+	outside_heaps_measure(analysis->space, &analysis->heap, &outside);
+	if (outside.bytes < OUTSIDE_HEAPS_SAID ||
+	    outside.bytes * 10 < outside.heap_bytes + outside.bytes)
+		return;
+	warnings_add(&analysis->warnings,
+		     "%.1f MiB of anonymous memory the process wrote to lies outside every heap "
+		     "walked, against %.1f MiB in them (%.1f MiB of it in the mapping at 0x%llx): "
+		     "an allocator or runtime heapsnap does not know, or the program itself, keeps "
+		     "it, and what it holds is missing from this report",
+		     outside.bytes / 1048576.0, outside.heap_bytes / 1048576.0,
+		     outside.largest_bytes / 1048576.0, (unsigned long long)outside.largest_start);
 }
 
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
@@ -98,6 +118,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 			goto fail;
 		timings_mark(timings, runtime->heap_step);
 	}
+	warn_outside_heaps(analysis);
+	timings_mark(timings, "memory outside the heaps");
 	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
 		goto fail;
 	timings_mark(timings, "C++ types");

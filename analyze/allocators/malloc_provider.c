@@ -73,6 +73,8 @@ static bool allocator_beside(struct module_symbols *module, char *name, size_t s
 		{"JNI_CreateJavaVM", "the Java virtual machine's heap"},
 		{"runtime.mallocgc", "the Go runtime's heap"},
 		{"coreclr_initialize", "the .NET runtime's heap (CoreCLR)"},
+		{"zend_mm_startup", "PHP's Zend memory manager (php, php-fpm)"},
+		{"luaJIT_setmode", "LuaJIT's garbage-collected heap"},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (module_symbols_exports(module, known[i].symbol)) {

@@ -23,7 +23,7 @@ def read_record(name):
             record["freed"].add(int(words[1], 16))
         elif words[0] in ("corrupted", "cycle", "tcache_link", "bin_link", "bin_back", "bin_self",
                           "nextsize", "tcache_key", "arena_top", "thread_top", "heap_size",
-                          "heap_owner", "lookalike"):
+                          "heap_owner", "lookalike", "pool"):
             record[words[0]] = int(words[1], 16)
         elif words[0] == "threads":
             record["threads"] = int(words[1])

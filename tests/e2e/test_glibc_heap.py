@@ -5,6 +5,7 @@ walk with debug info and the walk by heuristics (--no-debuginfo) give the same a
 chunk header is named in a warning and every other held block is still found."""
 import json
 import os
+import re
 import subprocess
 
 from common import check, finish, heapsnap, path
@@ -127,6 +128,21 @@ check(result.returncode == 0 and record["lookalike"] + 16 not in live,
       f"a chunk look-alike is not listed: {result.returncode} {result.stderr[-300:]!r}")
 wrong = [hex(addr) for addr, size in record["held"].items() if live.get(addr) != size]
 check(not wrong, f"lookalike: {len(wrong)} held blocks not live with their size: {wrong[:5]}")
+
+# 32 MiB the program mapped and filled itself, as an allocator heapsnap does not know would: the
+# report says how much memory lies outside every heap, and where; the glibc heap is still listed
+record, snapshot = run("pool", "--own-pool")
+allocations, warnings = listing(snapshot)
+said = re.search(r"([0-9.]+) MiB of anonymous memory the process wrote to lies outside every "
+                 r"heap walked, against [0-9.]+ MiB in them \(([0-9.]+) MiB of it in the mapping "
+                 r"at 0x([0-9a-f]+)\)", warnings)
+check(said and 32.0 <= float(said.group(1)) < 33.0 and float(said.group(2)) >= 32.0 and
+      int(said.group(3), 16) <= record["pool"],
+      f"own pool at {record['pool']:#x}: the memory outside the heap is said: {warnings!r}")
+live = {a["addr"]: a["size"] for a in allocations if a["state"] == "live"}
+wrong = [hex(addr) for addr, size in record["held"].items() if live.get(addr) != size]
+check(not wrong, f"own pool: {len(wrong)} held blocks not live with their size: {wrong[:5]}")
+# (without it, check_sound_heap above finds no warning at all)
 
 # random damage to the heap's memory: the walk must end (with warnings), never crash or hang
 import random

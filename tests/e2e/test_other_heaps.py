@@ -112,18 +112,23 @@ check(diff.returncode == 0 and "keeps a heap of its own" in diff.stdout + diff.s
       f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
 process.kill()
 
-# runtimes whose objects live in garbage-collected heaps of their own: node (V8) and Java. Their
-# malloc heap is walked, and the report says that the runtime's heap is not in it
+# runtimes whose objects live in heaps of their own: node (V8), Java, PHP (the Zend memory
+# manager) and LuaJIT. Their malloc heap is walked, and the report says that the runtime's heap is
+# not in it; for PHP and LuaJIT, whose objects are nearly all the memory they wrote, it also says
+# how much memory lies outside every heap walked (what an unknown runtime would get)
 RUNTIMES = [
     ("node", ["node", "-e", "const fs = require('fs'); const kept = [];"
               " for (let i = 0; i < 200000; i++) kept.push({i, text: 'x' + i});"
               " fs.writeFileSync(process.argv[1], 'ready'); setInterval(() => kept.length, 1000);"],
-     "V8's JavaScript heap"),
+     "V8's JavaScript heap", False),
     # (the JVM's heap, gigabytes mostly never captured, once made the scan for mmapped chunks
     # run for minutes: a word in it looked like a chunk whose size wrapped the address around)
-    ("java", ["java", os.path.join(TARGETS, "Holder.java")], "Java virtual machine's heap"),
+    ("java", ["java", os.path.join(TARGETS, "Holder.java")], "Java virtual machine's heap", False),
+    ("php", ["php", os.path.join(TARGETS, "holder.php")], "PHP's Zend memory manager", True),
+    ("luajit", ["luajit", os.path.join(TARGETS, "holder.lua")], "LuaJIT's garbage-collected heap",
+     True),
 ]
-for label, command, needle in RUNTIMES:
+for label, command, needle, outside in RUNTIMES:
     ready = path(label + ".ready")
     process = start(command + [ready])
     wait_for(ready, timeout=120)
@@ -134,6 +139,9 @@ for label, command, needle in RUNTIMES:
     check(any(needle in warning and "keeps a heap of its own" in warning for warning in warnings),
           f"{label}: the summary says {needle} is not walked: {result.returncode} {warnings} "
           f"{result.stderr[:300]!r}")
+    if outside:
+        said = [float(w.split(" MiB")[0]) for w in warnings if "outside every heap walked" in w]
+        check(said and said[0] >= 32, f"{label}: the memory outside the heaps is said: {warnings}")
     process.kill()
 
 # jemalloc, tcmalloc and mimalloc are walked (tests/e2e/test_jemalloc_heap.py,

@@ -24,6 +24,8 @@
  *     lookalike ADDRESS             (with --chunk-lookalike: a mapping of its own, not malloc's,
  *                                    starting with what looks like an mmapped chunk's header
  *                                    whose size wraps the address space around)
+ *     pool ADDRESS                  (with --own-pool: 32 MiB the program mapped and filled itself,
+ *                                    as an allocator heapsnap does not know would)
  *     threads N                     (threads that used malloc)
  * With --nondumpable it first makes itself non-dumpable (prctl PR_SET_DUMPABLE 0).
  * then "done". */
@@ -243,6 +245,14 @@ int main(int argc, char **argv)
 			*top_field = 0x4848484848484840ull;
 			record("thread_top", top_field, 0);
 		}
+	}
+	if (strcmp(mode, "--own-pool") == 0) {
+		unsigned char *pool = mmap(NULL, 32 << 20, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (pool == MAP_FAILED)
+			return 1;
+		memset(pool, 0x77, 32 << 20);
+		record("pool", pool, 0);
 	}
 	if (strcmp(mode, "--chunk-lookalike") == 0) {
 		/* data, as a JVM's heap may hold: prev_size 0, then a page-aligned size with
