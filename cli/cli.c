@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "progress.h"
 
+#include "common/numbers.h"
 #include "common/prefault.h"
 #include "common/timings.h"
 
@@ -227,15 +228,7 @@ void cli_print_warnings(const char *command, const struct warnings *warnings)
 
 void cli_format_count(uint64_t count, char *out, size_t out_size)
 {
-	char digits[32];
-	int length = snprintf(digits, sizeof digits, "%llu", (unsigned long long)count);
-	size_t at = 0;
-	for (int i = 0; i < length && at + 2 < out_size; i++) {
-		if (i > 0 && (length - i) % 3 == 0)
-			out[at++] = ',';
-		out[at++] = digits[i];
-	}
-	out[at] = '\0';
+	format_count(count, out, out_size);
 }
 
 void cli_format_time(uint64_t ns, char *out, size_t out_size, bool iso)
@@ -431,46 +424,15 @@ void cli_json_retainers(struct json_writer *json, const struct path_shape *shape
 	json_array_end(json);
 }
 
-bool cli_format_python_damage(const struct python_damage *damage, char *out, size_t size)
-{
-	const struct {
-		uint64_t count;
-		const char *one, *many;
-	} kinds[] = {
-		{damage->untyped, "object with a damaged type, left untyped",
-		 "objects with a damaged type, left untyped"},
-		{damage->containers, "container with damaged tables, walked as far as they go",
-		 "containers with damaged tables, walked as far as they go"},
-		{damage->reference_counts, "object with an impossible reference count, typed",
-		 "objects with an impossible reference count, typed"},
-		{damage->gc_links, "broken link in the collector's lists",
-		 "broken links in the collector's lists"}};
-	size_t used = 0;
-	out[0] = '\0';
-	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-		if (kinds[k].count == 0)
-			continue;
-		char count[32];
-		cli_format_count(kinds[k].count, count, sizeof count);
-		int n = snprintf(out + used, size - used, "%s%s %s", used ? "; " : "", count,
-				 kinds[k].count == 1 ? kinds[k].one : kinds[k].many);
-		if (n < 0 || (size_t)n >= size - used)
-			break;
-		used += (size_t)n;
-	}
-	return used > 0;
-}
 
-void cli_json_python_damage(struct json_writer *json, const struct python_damage *damage)
+void cli_json_runtime_versions(struct json_writer *json, const struct analysis *analysis)
 {
-	json_object_begin(json);
-	json_key(json, "untyped");
-	json_uint(json, damage->untyped);
-	json_key(json, "containers");
-	json_uint(json, damage->containers);
-	json_key(json, "reference_counts");
-	json_uint(json, damage->reference_counts);
-	json_key(json, "gc_links");
-	json_uint(json, damage->gc_links);
-	json_object_end(json);
+	for (size_t i = 0; known_runtimes[i]; i++) {
+		const char *version = known_runtimes[i]->version(analysis);
+		json_key(json, known_runtimes[i]->key);
+		if (version)
+			json_string(json, version);
+		else
+			json_null(json);
+	}
 }

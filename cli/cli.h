@@ -139,12 +139,9 @@ int cmd_list(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-/* The damaged Python objects an analysis skipped or typed nonetheless, each kind found with its
- * count ("3 objects with a damaged type, left untyped; ..."); false when there are none. */
-struct python_damage;
-bool cli_format_python_damage(const struct python_damage *damage, char *out, size_t size);
-/* The same as a JSON object: {"untyped": N, "containers": N, "reference_counts": N, "gc_links": N} */
+/* Each runtime heapsnap knows under its key, with its version or null: the "runtimes" object's
+ * members after the malloc's. */
 struct json_writer;
-void cli_json_python_damage(struct json_writer *json, const struct python_damage *damage);
+void cli_json_runtime_versions(struct json_writer *json, const struct analysis *analysis);
 
 #endif

@@ -29,20 +29,6 @@ static const char usage[] =
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
 	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"}\n" CLI_ANALYSIS_USAGE;
 
-/* What a block is to CPython: "tracked" (an object the cyclic collector tracks), "object" (one it
- * does not), "immortal" (3.12+), "part" (a block that belongs to an object), or NULL. */
-static const char *python_role(const struct analysis *analysis, size_t index)
-{
-	const uint8_t *bits = analysis->python_objects.bits;
-	if (bits == NULL || bits[index] == 0)
-		return NULL;
-	if (bits[index] & PYOBJ_OWNED)
-		return "part";
-	if (bits[index] & PYOBJ_IMMORTAL)
-		return "immortal";
-	return (bits[index] & PYOBJ_TRACKED) ? "tracked" : "object";
-}
-
 int cmd_list(int argc, char **argv)
 {
 	static const struct option options[] = {{"state", required_argument, NULL, 's'},
@@ -129,12 +115,13 @@ int cmd_list(int argc, char **argv)
 				json_string(&json, type);
 			else
 				json_null(&json);
-			const char *python = python_role(analysis, i);
-			if (python) {
-				json_key(&json, "python");
-				json_string(&json, python);
-				int generation = python_object_generation(
-					analysis->python_objects.bits[i]);
+			int generation = -1;
+			const char *role = analysis->runtime ? analysis->runtime->block_role(
+								       analysis, i, &generation)
+							     : NULL;
+			if (role) {
+				json_key(&json, analysis->runtime->key);
+				json_string(&json, role);
 				if (generation >= 0) {
 					json_key(&json, "generation");
 					json_int(&json, generation);

@@ -56,13 +56,6 @@ static struct totals heap_totals(const struct heap *heap)
 
 /* The share of the chunk bytes that are free, not counting the top chunk: free memory the
  * allocator holds between live allocations. */
-/* How pymalloc's arenas were found (the CPython line says it beside the layouts). */
-static const char *pymalloc_method(const struct heap *heap)
-{
-	const struct heap_allocator *pymalloc = heap_allocator_find(heap, &pymalloc_allocator);
-	return pymalloc ? pymalloc->method : "";
-}
-
 static double fragmentation(uint64_t live_bytes, uint64_t free_bytes, uint64_t top_bytes)
 {
 	uint64_t holes = free_bytes - top_bytes;
@@ -177,29 +170,10 @@ static void print_json(FILE *out, const struct analysis *analysis,
 		json_string(&json, malloc_walked->version);
 	else
 		json_null(&json);
-	json_key(&json, "python");
-	if (analysis->python.found)
-		json_string(&json, analysis->python.version);
-	else
-		json_null(&json);
+	cli_json_runtime_versions(&json, analysis);
 	json_object_end(&json);
-	if (analysis->python.found && analysis->python.has_layout) {
-		json_key(&json, "python");
-		json_object_begin(&json);
-		json_key(&json, "module");
-		json_string(&json, analysis->python.module_path);
-		json_key(&json, "layouts_from");
-		json_string(&json, analysis->python.layout_source);
-		json_key(&json, "pymalloc_found_with");
-		json_string(&json, pymalloc_method(heap));
-		json_key(&json, "objects");
-		json_uint(&json, analysis->python_objects.object_count);
-		json_key(&json, "gc_tracked");
-		json_uint(&json, analysis->python_objects.tracked_count);
-		json_key(&json, "damaged");
-		cli_json_python_damage(&json, &analysis->python_objects.damage);
-		json_object_end(&json);
-	}
+	if (analysis->runtime)
+		analysis->runtime->summary_json(analysis, &json);
 	json_key(&json, "heap");
 	json_object_begin(&json);
 	json_key(&json, "allocator");
@@ -295,7 +269,7 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_uint(&json, summary->unreachable_bytes);
 	json_key(&json, "by_type");
 	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
-	if (analysis->python_objects.object_count)
+	if (runtime_has_objects(analysis))
 		cli_json_garbage(&json, summary->garbage_objects, summary->garbage_bytes);
 	cli_json_cycles(&json, summary->cycles, summary->cycle_count);
 	json_object_end(&json);
@@ -349,22 +323,12 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	printf("%s %s, structures found with %s\n", malloc_walked->allocator->name,
 	       malloc_walked->version[0] ? malloc_walked->version : "(version unknown)",
 	       malloc_walked->method);
-	const struct cpython_info *python = &analysis->python;
-	if (python->found && python->has_layout) {
-		char objects[32];
-		cli_format_count(analysis->python_objects.object_count, objects, sizeof objects);
-		printf("CPython %s (%s): %s objects, layouts from %s, pymalloc's arenas found with "
-		       "%s\n",
-		       python->version, python->module_path, objects, python->layout_source,
-		       pymalloc_method(heap));
-		char damage[512];
-		if (cli_format_python_damage(&analysis->python_objects.damage, damage,
-					     sizeof damage))
-			printf("  damaged: %s (see the warnings)\n", damage);
-	} else if (python->found) {
-		printf("CPython %s (%s): a version heapsnap has no layouts for (3.8 to 3.13 are "
-		       "known); its objects are not typed\n",
-		       python->version, python->module_path);
+	const struct runtime *runtime = analysis->runtime;
+	char line[8192];
+	if (runtime && runtime->describe(analysis, line, sizeof line)) {
+		printf("%s\n", line);
+		if (runtime->damage_words(analysis, line, sizeof line))
+			printf("  damaged: %s (see the warnings)\n", line);
 	}
 	cli_format_count(totals.live_count, count, sizeof count);
 	cli_format_bytes(totals.live_bytes, bytes, sizeof bytes);
@@ -449,10 +413,10 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	}
 	cli_format_count(summary->unreachable_objects, count, sizeof count);
 	cli_format_bytes(summary->unreachable_bytes, bytes, sizeof bytes);
-	if (analysis->python_objects.object_count)
-		printf("\nunreachable from every root (Python objects: garbage the cyclic collector has "
-		       "not freed yet; other blocks: leaked): %s objects, %s\n",
-		       count, bytes);
+	if (runtime_has_objects(analysis))
+		printf("\nunreachable from every root (%s objects: garbage %s has not freed yet; other "
+		       "blocks: leaked): %s objects, %s\n",
+		       analysis->runtime->language, analysis->runtime->collector, count, bytes);
 	else
 		printf("\nunreachable from every root (leaked: nothing can free them): %s allocations, "
 		       "%s\n",
@@ -464,10 +428,11 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_bytes(summary->unreachable[i].bytes, bytes, sizeof bytes);
 		printf("  %12s %10s  %s\n", count, bytes, name);
 	}
-	if (analysis->python_objects.object_count) {
+	if (runtime_has_objects(analysis)) {
 		static const char *const generations[] = {"generation 0", "generation 1",
 							  "generation 2", "untracked"};
-		printf("\nPython garbage by the collector's generation it sits in:\n");
+		printf("\n%s garbage by the collector's generation it sits in:\n",
+		       analysis->runtime->language);
 		for (size_t g = 0; g < 4; g++) {
 			cli_format_count(summary->garbage_objects[g], count, sizeof count);
 			cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);

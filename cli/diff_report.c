@@ -106,15 +106,13 @@ static void find_previews(struct report *report, struct row *row)
 {
 	const struct analysis *after = report->diff->after;
 	if (!report->options->show_values || row->type->type == NULL ||
-	    strcmp(row->type->type, "str") != 0 || !after->python.has_layout)
+	    strcmp(row->type->type, "str") != 0 || !runtime_has_objects(after))
 		return;
 	for (size_t i = 0; i < after->heap.count && row->preview_count < PREVIEWS; i++) {
-		if (!report->diff->is_new[i] || analysis_type(after, i) != row->type->type ||
-		    !(after->python_objects.bits[i] & PYOBJ_OBJECT))
+		if (!report->diff->is_new[i] || analysis_type(after, i) != row->type->type)
 			continue;
-		uint64_t address = python_object_address(&after->python_objects, &after->heap, i);
-		if (cpython_str_read(after->space, &after->python.layout, address,
-				     row->previews[row->preview_count], PREVIEW_BYTES))
+		if (after->runtime->string_text(after, i, row->previews[row->preview_count],
+						PREVIEW_BYTES))
 			row->preview_count++;
 	}
 }
@@ -209,10 +207,12 @@ static void runtimes(const struct analysis *analysis, char *out, size_t size)
 	const struct heap_allocator *malloc_walked = heap_malloc(&analysis->heap);
 	const char *version = malloc_walked->version[0] ? malloc_walked->version : NULL;
 	const char *name = malloc_walked->allocator->version_name;
-	if (analysis->python.found && version)
-		snprintf(out, size, "CPython %s, %s %s", analysis->python.version, name, version);
-	else if (analysis->python.found)
-		snprintf(out, size, "CPython %s", analysis->python.version);
+	const struct runtime *runtime = analysis->runtime;
+	const char *runtime_version = runtime ? runtime->version(analysis) : NULL;
+	if (runtime_version && version)
+		snprintf(out, size, "%s %s, %s %s", runtime->name, runtime_version, name, version);
+	else if (runtime_version)
+		snprintf(out, size, "%s %s", runtime->name, runtime_version);
 	else if (version)
 		snprintf(out, size, "%s %s", name, version);
 	else
@@ -288,11 +288,14 @@ static void describe_change(const struct heap_diff *diff, uint64_t last_ns, stru
 	format_duration(last_ns - first_ns, out->duration, sizeof out->duration);
 }
 
-static const char *unreachable_title(const struct heap_diff *diff)
+static const char *unreachable_title(const struct heap_diff *diff, char *out, size_t size)
 {
-	return diff->after->python_objects.object_count
-		       ? "Python objects among them are garbage waiting for the cyclic collector"
-		       : "leaked: no pointer to them remains, nothing can free them";
+	const struct analysis *after = diff->after;
+	if (!runtime_has_objects(after))
+		return "leaked: no pointer to them remains, nothing can free them";
+	snprintf(out, size, "%s objects among them are garbage waiting for %s",
+		 after->runtime->language, after->runtime->collector);
+	return out;
 }
 
 static const char *new_word(const struct heap_diff *diff)
@@ -403,8 +406,8 @@ static void write_text(struct report *report)
 			fprintf(out, "  %-8s heap damaged: %s (see the warnings)\n", lines[i].label,
 				damage);
 		}
-		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
-					     sizeof damage))
+		const struct runtime *runtime = lines[i].analysis->runtime;
+		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage))
 			fprintf(out, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
 				damage);
 	}
@@ -508,9 +511,10 @@ static void write_text(struct report *report)
 	snprintf(extra, sizeof extra, ", in %s cycles", cycle_count);
 	fprintf(out, "\n%sUnreachable from every root, %s: %s objects, %s%s%s\n", paint(report, BOLD),
 		new_word(diff), count, bytes, cycles ? extra : "", paint(report, RESET));
+	char title[256];
 	if (diff->unreachable_objects)
-		fprintf(out, "  (%s)\n", unreachable_title(diff));
-	if (after->python_objects.object_count && diff->unreachable_objects) {
+		fprintf(out, "  (%s)\n", unreachable_title(diff, title, sizeof title));
+	if (runtime_has_objects(after) && diff->unreachable_objects) {
 		static const char *const generations[] = {"generation 0", "generation 1",
 							  "generation 2", "untracked"};
 		fprintf(out, "  in the collector's");
@@ -600,10 +604,10 @@ static bool write_markdown(struct report *report)
 			fprintf(out, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
 				lines[i].label, damage);
 		}
-		if (cli_format_python_damage(&lines[i].analysis->python_objects.damage, damage,
-					     sizeof damage))
-			fprintf(out, "\n> **Damaged Python objects in %s:** %s (see the warnings).\n",
-				lines[i].label, damage);
+		const struct runtime *runtime = lines[i].analysis->runtime;
+		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage))
+			fprintf(out, "\n> **Damaged %s objects in %s:** %s (see the warnings).\n",
+				runtime->language, lines[i].label, damage);
 	}
 
 	fprintf(out, "\n#### %s\n\n",
@@ -714,8 +718,9 @@ static bool write_markdown(struct report *report)
 	cli_format_bytes(diff->unreachable_bytes, bytes, sizeof bytes);
 	fprintf(out, "\n#### Unreachable from every root, %s\n\n%s objects, %s%s\n", new_word(diff),
 		count, bytes, diff->unreachable_objects ? "" : ".");
+	char title[256];
 	if (diff->unreachable_objects)
-		fprintf(out, "(%s.)\n", unreachable_title(diff));
+		fprintf(out, "(%s.)\n", unreachable_title(diff, title, sizeof title));
 	if (report->cycle_count) {
 		fprintf(out, "\n| cycles | bytes | shape | signature |\n|---:|---:|---|---|\n");
 		for (size_t i = 0; i < report->cycle_count && i < TEXT_ROWS; i++) {
@@ -791,16 +796,14 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 		json_string(json, malloc_walked->version);
 	else
 		json_null(json);
-	json_key(json, "python");
-	if (analysis->python.found)
-		json_string(json, analysis->python.version);
-	else
-		json_null(json);
+	cli_json_runtime_versions(json, analysis);
 	json_object_end(json);
 	cli_json_damage(json, &analysis->heap.damage);
-	if (analysis->python_objects.bits) {
-		json_key(json, "python_damaged");
-		cli_json_python_damage(json, &analysis->python_objects.damage);
+	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
+		char key[64];
+		snprintf(key, sizeof key, "%s_damaged", analysis->runtime->key);
+		json_key(json, key);
+		analysis->runtime->damage_json(analysis, json);
 	}
 	if (line->totals) {
 		json_key(json, "live_objects");
@@ -923,7 +926,7 @@ static void write_json(struct report *report)
 		json_object_end(&json);
 	}
 	json_array_end(&json);
-	if (diff->after->python_objects.object_count)
+	if (runtime_has_objects(diff->after))
 		cli_json_garbage(&json, diff->garbage_objects, diff->garbage_bytes);
 	cli_json_cycles(&json, report->cycles, report->cycle_count);
 	json_object_end(&json);

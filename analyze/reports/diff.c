@@ -172,15 +172,12 @@ static int compare_bytes(const void *left, const void *right)
 static void note_container(struct heap_diff *diff, size_t index, size_t old)
 {
 	const struct analysis *before = diff->before, *after = diff->after;
-	if (!after->python.has_layout || !before->python.has_layout ||
-	    !(after->python_objects.bits[index] & PYOBJ_OBJECT))
+	if (!runtime_has_objects(after) || before->runtime != after->runtime)
 		return;
 	uint64_t length_after, length_before;
-	if (!cpython_container_length(after->space, &after->python.layout, &after->python_objects,
-				      &after->heap, index, &length_after) ||
+	if (!after->runtime->container_length(after, index, &length_after) ||
 	    length_after < CONTAINER_MIN_GROWTH ||
-	    !cpython_container_length(before->space, &before->python.layout,
-				      &before->python_objects, &before->heap, old, &length_before) ||
+	    !before->runtime->container_length(before, old, &length_before) ||
 	    length_after < length_before + CONTAINER_MIN_GROWTH)
 		return;
 	struct diff_container entry = {index, analysis_type(after, index), length_before,
@@ -313,9 +310,8 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			lost_group->bytes += allocation->size;
 			diff->unreachable_objects += !part;
 			diff->unreachable_bytes += allocation->size;
-			if (after->python_objects.bits &&
-			    (after->python_objects.bits[j] & PYOBJ_OBJECT)) {
-				int generation = python_object_generation(after->python_objects.bits[j]);
+			int generation;
+			if (after->runtime && after->runtime->object_at(after, j, &generation)) {
 				size_t slot = generation >= 0 ? (size_t)generation : 3;
 				diff->garbage_objects[slot]++;
 				diff->garbage_bytes[slot] += allocation->size;

@@ -211,15 +211,12 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		 * in a list of struct conn, the head retains the rest */
 		if (graph && reachable && dominated && !dominated[i])
 			group->retained += graph->retained[node];
-		if (!reachable && analysis->python_objects.bits) {
-			/* a part counts where its owner is: found through the owner's bits */
-			uint8_t bits = analysis->python_objects.bits[i];
-			if (bits & PYOBJ_OBJECT) {
-				int generation = python_object_generation(bits);
-				size_t slot = generation >= 0 ? (size_t)generation : 3;
-				summary->garbage_objects[slot]++;
-				summary->garbage_bytes[slot] += allocation->size;
-			}
+		int generation;
+		if (!reachable && analysis->runtime &&
+		    analysis->runtime->object_at(analysis, i, &generation)) {
+			size_t slot = generation >= 0 ? (size_t)generation : 3;
+			summary->garbage_objects[slot]++;
+			summary->garbage_bytes[slot] += allocation->size;
 		}
 		if (!reachable) {
 			summary->unreachable_objects += !part;

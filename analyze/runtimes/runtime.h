@@ -3,17 +3,21 @@
  * which one it is: find it among the modules, walk the allocator it keeps on top of malloc, name
  * its objects and their parts (and mark its bookkeeping), then give the object graph its model
  * of references. A runtime keeps its state in the analysis (CPython's: analysis.python and
- * analysis.python_objects, which the reports read for its lines). */
+ * analysis.python_objects); the reports and the front ends learn what to say of it through the
+ * second half of the interface, and never read that state themselves. */
 #ifndef HEAPSNAP_RUNTIME_H
 #define HEAPSNAP_RUNTIME_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
 struct analysis;
 struct analysis_options;
 struct graph_model;
+struct json_writer;
 
 struct runtime {
 	const char *name;	  /* "CPython" */
@@ -35,11 +39,43 @@ struct runtime {
 	int (*graph_model)(struct analysis *analysis, struct graph_model *model, void **state,
 			   struct hs_error *err);
 	void (*graph_model_free)(void *state);
+
+	/* ---- what the reports say of it ---- */
+	const char *key;	 /* its key in JSON ("python": its version under "runtimes") */
+	const char *language;	 /* its objects are "<language> objects": "Python" */
+	const char *collector;	 /* what frees its garbage: "the cyclic collector" */
+	/* Its version ("3.11.7"), or NULL when the process does not run it. */
+	const char *(*version)(const struct analysis *analysis);
+	/* How many objects it named. */
+	uint64_t (*object_count)(const struct analysis *analysis);
+	/* The summary's line about it (no newline), false when the process does not run it. */
+	bool (*describe)(const struct analysis *analysis, char *out, size_t size);
+	/* Its section of the JSON summary, key and value, when it has one. */
+	void (*summary_json)(const struct analysis *analysis, struct json_writer *json);
+	/* The damage it found among its objects in words ("3 objects with a damaged type, left
+	 * untyped; ..."), false when none. */
+	bool (*damage_words)(const struct analysis *analysis, char *out, size_t size);
+	/* The same counts as a JSON object (when it has objects: has_objects). */
+	void (*damage_json)(const struct analysis *analysis, struct json_writer *json);
+	/* What block `index` is to it, for `list` ("tracked", "object", "part", "immortal"), and
+	 * the collector's generation it sits in (-1: none); NULL when nothing. */
+	const char *(*block_role)(const struct analysis *analysis, size_t index, int *generation);
+	/* Whether an object starts in block `index`, and its generation (-1: none known). */
+	bool (*object_at)(const struct analysis *analysis, size_t index, int *generation);
+	/* The text of the string object in block `index` (up to size - 1 bytes), for
+	 * --show-values: false when it is no string or cannot be read. */
+	bool (*string_text)(const struct analysis *analysis, size_t index, char *out, size_t size);
+	/* How many items the container object in block `index` holds: false when it is none. */
+	bool (*container_length)(const struct analysis *analysis, size_t index, uint64_t *length);
 };
 
 extern const struct runtime cpython_runtime;
 
 /* Every runtime heapsnap knows, in the order they are looked for; NULL-terminated. */
 extern const struct runtime *const known_runtimes[];
+
+/* Whether the runtime the process runs named any object (the reports then speak of its
+ * garbage). */
+bool runtime_has_objects(const struct analysis *analysis);
 
 #endif

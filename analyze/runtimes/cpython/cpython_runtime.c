@@ -1,11 +1,18 @@
 /* CPython as a runtime (runtime.h): the interpreter found by its symbols and version, pymalloc
  * walked on top of malloc, the method cache marked as bookkeeping, objects typed by their
- * ob_type, and the graph modelled by reference counts and containers (cpython_graph.c). */
+ * ob_type, and the graph modelled by reference counts and containers (cpython_graph.c); and
+ * what the reports say of it: its line, its JSON section, the damage to its objects, each
+ * block's role, a string's text, a container's length. */
 #include "analyze/runtimes/runtime.h"
 
+#include <stdio.h>
+
+#include "analyze/allocators/allocator.h"
 #include "analyze/allocators/pymalloc_heap.h"
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
+#include "common/numbers.h"
+#include "formats/json.h"
 
 static bool detect(struct analysis *analysis, const struct analysis_options *options)
 {
@@ -60,6 +67,161 @@ static void graph_model_free(void *state)
 	cpython_graph_free(state);
 }
 
+/* ---- what the reports say ---------------------------------------------------------------- */
+
+static const char *version(const struct analysis *analysis)
+{
+	return analysis->python.found ? analysis->python.version : NULL;
+}
+
+static uint64_t object_count(const struct analysis *analysis)
+{
+	return analysis->python_objects.object_count;
+}
+
+/* How pymalloc's arenas were found (the CPython line says it beside the layouts). */
+static const char *pymalloc_method(const struct heap *heap)
+{
+	const struct heap_allocator *pymalloc = heap_allocator_find(heap, &pymalloc_allocator);
+	return pymalloc ? pymalloc->method : "";
+}
+
+static bool describe(const struct analysis *analysis, char *out, size_t size)
+{
+	const struct cpython_info *python = &analysis->python;
+	if (python->found && python->has_layout) {
+		char objects[32];
+		format_count(analysis->python_objects.object_count, objects, sizeof objects);
+		snprintf(out, size,
+			 "CPython %s (%s): %s objects, layouts from %s, pymalloc's arenas found with %s",
+			 python->version, python->module_path, objects, python->layout_source,
+			 pymalloc_method(&analysis->heap));
+	} else if (python->found) {
+		snprintf(out, size,
+			 "CPython %s (%s): a version heapsnap has no layouts for (3.8 to 3.13 are "
+			 "known); its objects are not typed",
+			 python->version, python->module_path);
+	}
+	return python->found;
+}
+
+static void damage_counts_json(const struct python_damage *damage, struct json_writer *json)
+{
+	json_object_begin(json);
+	json_key(json, "untyped");
+	json_uint(json, damage->untyped);
+	json_key(json, "containers");
+	json_uint(json, damage->containers);
+	json_key(json, "reference_counts");
+	json_uint(json, damage->reference_counts);
+	json_key(json, "gc_links");
+	json_uint(json, damage->gc_links);
+	json_object_end(json);
+}
+
+static void summary_json(const struct analysis *analysis, struct json_writer *json)
+{
+	if (!analysis->python.found || !analysis->python.has_layout)
+		return;
+	json_key(json, "python");
+	json_object_begin(json);
+	json_key(json, "module");
+	json_string(json, analysis->python.module_path);
+	json_key(json, "layouts_from");
+	json_string(json, analysis->python.layout_source);
+	json_key(json, "pymalloc_found_with");
+	json_string(json, pymalloc_method(&analysis->heap));
+	json_key(json, "objects");
+	json_uint(json, analysis->python_objects.object_count);
+	json_key(json, "gc_tracked");
+	json_uint(json, analysis->python_objects.tracked_count);
+	json_key(json, "damaged");
+	damage_counts_json(&analysis->python_objects.damage, json);
+	json_object_end(json);
+}
+
+static bool damage_words(const struct analysis *analysis, char *out, size_t size)
+{
+	const struct python_damage *damage = &analysis->python_objects.damage;
+	const struct {
+		uint64_t count;
+		const char *one, *many;
+	} kinds[] = {
+		{damage->untyped, "object with a damaged type, left untyped",
+		 "objects with a damaged type, left untyped"},
+		{damage->containers, "container with damaged tables, walked as far as they go",
+		 "containers with damaged tables, walked as far as they go"},
+		{damage->reference_counts, "object with an impossible reference count, typed",
+		 "objects with an impossible reference count, typed"},
+		{damage->gc_links, "broken link in the collector's lists",
+		 "broken links in the collector's lists"}};
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		if (kinds[k].count == 0)
+			continue;
+		char count[32];
+		format_count(kinds[k].count, count, sizeof count);
+		int n = snprintf(out + used, size - used, "%s%s %s", used ? "; " : "", count,
+				 kinds[k].count == 1 ? kinds[k].one : kinds[k].many);
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+	return used > 0;
+}
+
+static void damage_json(const struct analysis *analysis, struct json_writer *json)
+{
+	damage_counts_json(&analysis->python_objects.damage, json);
+}
+
+static const char *block_role(const struct analysis *analysis, size_t index, int *generation)
+{
+	const uint8_t *bits = analysis->python_objects.bits;
+	*generation = -1;
+	if (bits == NULL || bits[index] == 0)
+		return NULL;
+	*generation = python_object_generation(bits[index]);
+	if (bits[index] & PYOBJ_OWNED)
+		return "part";
+	if (bits[index] & PYOBJ_IMMORTAL)
+		return "immortal";
+	return (bits[index] & PYOBJ_TRACKED) ? "tracked" : "object";
+}
+
+static bool object_at(const struct analysis *analysis, size_t index, int *generation)
+{
+	const uint8_t *bits = analysis->python_objects.bits;
+	if (bits == NULL || !(bits[index] & PYOBJ_OBJECT))
+		return false;
+	*generation = python_object_generation(bits[index]);
+	return true;
+}
+
+/* Whether an object of a version with layouts starts in block `index`. */
+static bool is_object(const struct analysis *analysis, size_t index)
+{
+	return analysis->python.has_layout && analysis->python_objects.bits &&
+	       (analysis->python_objects.bits[index] & PYOBJ_OBJECT);
+}
+
+static bool string_text(const struct analysis *analysis, size_t index, char *out, size_t size)
+{
+	if (!is_object(analysis, index))
+		return false;
+	uint64_t address = python_object_address(&analysis->python_objects, &analysis->heap, index);
+	return cpython_str_read(analysis->space, &analysis->python.layout, address, out, size);
+}
+
+static bool container_length(const struct analysis *analysis, size_t index, uint64_t *length)
+{
+	if (!is_object(analysis, index))
+		return false;
+	return cpython_container_length(analysis->space, &analysis->python.layout,
+					&analysis->python_objects, &analysis->heap, index, length);
+}
+
 const struct runtime cpython_runtime = {
 	.name = "CPython",
 	.heap_step = "pymalloc heap",
@@ -70,4 +232,17 @@ const struct runtime cpython_runtime = {
 	.has_objects = has_objects,
 	.graph_model = graph_model,
 	.graph_model_free = graph_model_free,
+	.key = "python",
+	.language = "Python",
+	.collector = "the cyclic collector",
+	.version = version,
+	.object_count = object_count,
+	.describe = describe,
+	.summary_json = summary_json,
+	.damage_words = damage_words,
+	.damage_json = damage_json,
+	.block_role = block_role,
+	.object_at = object_at,
+	.string_text = string_text,
+	.container_length = container_length,
 };
