@@ -58,13 +58,19 @@ static size_t first_ending_after(const struct heap *heap, uint64_t address)
 	return low;
 }
 
-/* The end of the bookkeeping range holding `address`, or 0. */
-static uint64_t bookkeeping_end(const struct heap *heap, uint64_t address)
+/* Where the bookkeeping ranges let [start, end) be outside: *skip_to past the range holding
+ * `start` (then nothing is outside here), else the end clamped to the next range's start. */
+static uint64_t outside_end(const struct heap *heap, uint64_t start, uint64_t end, uint64_t *skip_to)
 {
-	for (size_t i = 0; i < heap->bookkeeping_count; i++)
-		if (address >= heap->bookkeeping[i].start && address < heap->bookkeeping[i].end)
-			return heap->bookkeeping[i].end;
-	return 0;
+	*skip_to = 0;
+	for (size_t i = 0; i < heap->bookkeeping_count; i++) {
+		uint64_t from = heap->bookkeeping[i].start, to = heap->bookkeeping[i].end;
+		if (start >= from && start < to)
+			*skip_to = to;
+		else if (from > start && from < end)
+			end = from;
+	}
+	return end;
 }
 
 static uint64_t region_outside(struct address_space *space, const struct heap *heap,
@@ -73,29 +79,28 @@ static uint64_t region_outside(struct address_space *space, const struct heap *h
 	uint64_t end = region->start + region->data_size, outside = 0, at = region->start;
 	size_t next = first_ending_after(heap, at);
 	while (at < end) {
-		uint64_t skip = bookkeeping_end(heap, at);
-		if (skip) {
-			at = skip;
-			continue;
-		}
-		while (next < heap->count && heap->allocations[next].address + heap->allocations[next].size <= at)
+		while (next < heap->count &&
+		       heap->allocations[next].address + heap->allocations[next].size <= at)
 			next++;
-		uint64_t block = next < heap->count ? heap->allocations[next].address : end;
-		if (block <= at + GAP_ALLOWED) {
+		if (next < heap->count && heap->allocations[next].address <= at + GAP_ALLOWED) {
 			/* covered up to the end of this block (and of any block it overlaps) */
-			uint64_t covered = block > at ? block : at;
-			if (next < heap->count) {
-				uint64_t block_end = heap->allocations[next].address +
-						     (heap->allocations[next].size ? heap->allocations[next].size : 1);
-				covered = block_end > covered ? block_end : covered;
-				next++;
-			} else {
-				covered = end;
-			}
-			at = covered;
+			const struct allocation *block = &heap->allocations[next++];
+			uint64_t block_end = block->address + (block->size ? block->size : 1);
+			at = block_end > at ? block_end : at;
 			continue;
 		}
-		uint64_t gap_end = block < end ? block : end;
+		/* a gap, up to the next block, less the allocators' bookkeeping */
+		uint64_t gap_end = next < heap->count && heap->allocations[next].address < end
+					   ? heap->allocations[next].address
+					   : end;
+		if (gap_end == end && end <= at + GAP_ALLOWED)
+			break; /* the end of the last block's page, or of its mapping */
+		uint64_t skip_to;
+		gap_end = outside_end(heap, at, gap_end, &skip_to);
+		if (skip_to) {
+			at = skip_to;
+			continue;
+		}
 		outside += written_bytes(space, at, gap_end);
 		at = gap_end;
 	}
