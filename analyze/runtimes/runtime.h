@@ -32,7 +32,9 @@ struct runtime {
 	/* After the allocator's and C++'s types: its bookkeeping (borrowed pointers the graph must
 	 * not follow) and its objects, named. */
 	int (*find_objects)(struct analysis *analysis, struct hs_error *err);
-	/* Whether it named objects (the C types then leave their blocks to it). */
+	/* Whether it typed the heap's blocks, even if it found no object there (the C types then
+	 * leave its blocks to it, and the reports count the damage to its objects); object_count
+	 * says how many it found. */
 	bool (*has_objects)(const struct analysis *analysis);
 	/* Its model of references for the object graph (graph.h), with the state to give back to
 	 * graph_model_free; *state stays NULL when it has no model for this process. */
