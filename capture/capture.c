@@ -20,6 +20,7 @@
 
 #include "capture/capture_plan.h"
 #include "capture/fork_clone.h"
+#include "capture/fork_keeper.h"
 #include "capture/freeze.h"
 #include "capture/precopy.h"
 #include "capture/proc.h"
@@ -512,6 +513,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	struct core_image image;
 	core_image_init(&image);
 	struct copy_buffer buffer = {0};
+	struct range_list special = {0};
+	struct fork_keeper keeper = {.command_fd = -1, .reply_fd = -1};
 	int status = -1;
 
 	/* while the target runs: plan, size the copy buffer with room to grow, and pre-copy */
@@ -520,26 +523,27 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
 		goto done;
 	}
+	/* the fork method (the default), where it is safe; the mappings its clone would not see as
+	 * they are; and the keeper, which does its ptrace steps, forked while heapsnap is small and
+	 * has one thread */
+	bool by_fork = options->method != CAPTURE_METHOD_FREEZE;
+	if (by_fork) {
+		struct hs_error fork_err;
+		if (fork_clone_unsafe(pid, result->fork_declined, sizeof result->fork_declined) != 0)
+			by_fork = false;
+		else if (fork_clone_special_mappings(pid, &special, &fork_err) != 0 ||
+			 fork_keeper_start(pid, &keeper, &fork_err) != 0) {
+			by_fork = false;
+			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
+				 fork_err.message);
+		}
+	}
 	uint64_t expected = plan.read_bytes;
 	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
 	uint64_t prepare_start = monotonic_ns();
 	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
-	/* the fork method, where it is safe; the mappings its clone would not see as they are */
-	bool by_fork = options->method == CAPTURE_METHOD_FORK;
-	struct range_list special = {0};
-	struct fork_clone clone = {0};
-	if (by_fork) {
-		struct hs_error fork_err;
-		if (fork_clone_unsafe(pid, result->fork_declined, sizeof result->fork_declined) != 0)
-			by_fork = false;
-		else if (fork_clone_special_mappings(pid, &special, &fork_err) != 0) {
-			by_fork = false;
-			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
-				 fork_err.message);
-		}
-	}
 	bool precopied = false;
 	if (!by_fork && !options->no_precopy && precopy_supported()) {
 		struct hs_error ignored;
@@ -567,7 +571,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 
 	info.capture_start_ns = realtime_ns();
 	uint64_t pause_start = monotonic_ns();
-	if (freeze_process(pid, &frozen, err) != 0) {
+	if ((by_fork ? fork_keeper_freeze(&keeper, &frozen, err) : freeze_process(pid, &frozen, err)) !=
+	    0) {
 		sigprocmask(SIG_SETMASK, &previous, NULL);
 		goto done;
 	}
@@ -576,14 +581,20 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
 		      capture_plan_make(&maps, &memory, &plan, err) == 0;
 	uint64_t planned_at = monotonic_ns();
+	pid_t clone_child = 0;
+	bool kept = by_fork; /* the keeper holds the target (from here, even should the clone fail) */
 	if (copied && by_fork) {
 		struct hs_error fork_err;
 		copied = copy_special_regions(&plan, &special, &memory, &buffer, &absent, err) == 0;
 		uint64_t clone_start = monotonic_ns();
-		if (copied && fork_clone_make(&frozen, &maps, &clone, &fork_err) != 0) {
+		if (copied && fork_keeper_clone(&keeper, &clone_child, &fork_err) != 0) {
 			by_fork = false;
 			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
 				 fork_err.message);
+			if (keeper.lost) { /* the target was let go: nothing left to copy by freeze */
+				copied = false;
+				*err = fork_err;
+			}
 		}
 		result->phase_ns[CAPTURE_PHASE_CLONE] = monotonic_ns() - clone_start;
 	}
@@ -591,25 +602,28 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 			    ((!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
 			     capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0));
 	uint64_t copied_at = monotonic_ns();
-	thaw_process(&frozen);
+	if (kept) {
+		struct hs_error thaw_err;
+		if (fork_keeper_thaw(&keeper, &thaw_err) != 0 && copied) {
+			copied = false;
+			*err = thaw_err;
+		}
+	} else {
+		thaw_process(&frozen);
+	}
 	uint64_t pause_end = monotonic_ns();
 	info.capture_end_ns = realtime_ns();
 	if (by_fork) {
 		/* the target runs; its clone holds its memory as it was at the clone */
 		copied = copied &&
-			 copy_from_clone(&plan, clone.child, &buffer, &absent, err) == 0;
-		uint64_t reap_start = monotonic_ns();
-		result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = reap_start - pause_end;
-		struct hs_error reap_err;
-		if (fork_clone_remove(&clone, &result->reap_pause_ns, &reap_err) != 0 && copied) {
-			copied = false;
-			*err = reap_err;
-		}
-		result->phase_ns[CAPTURE_PHASE_REAP] = monotonic_ns() - reap_start;
-	} else if (clone.child > 0) {
-		/* a clone made but unfit: the target runs again, the clone goes */
-		struct hs_error ignored;
-		fork_clone_remove(&clone, &result->reap_pause_ns, &ignored);
+			 copy_from_clone(&plan, clone_child, &buffer, &absent, err) == 0;
+	}
+	/* the clone (or one made but unfit) is killed and reaped while heapsnap compresses */
+	uint64_t release_at = monotonic_ns();
+	if (kept) {
+		if (by_fork)
+			result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = release_at - pause_end;
+		fork_keeper_release(&keeper);
 	}
 	result->method = by_fork ? CAPTURE_METHOD_FORK : CAPTURE_METHOD_FREEZE;
 	snprintf(info.method, sizeof info.method, "%s", by_fork ? "fork" : "freeze");
@@ -640,6 +654,15 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
 	result->file_bytes = stats.output_bytes;
+	if (kept) {
+		/* the snapshot is whole whatever this says: a failure is the target's, told apart */
+		struct hs_error reap_err;
+		uint64_t wait_start = monotonic_ns();
+		if (fork_keeper_finish(&keeper, &result->reap_pause_ns, &reap_err) != 0)
+			snprintf(result->reap_failed, sizeof result->reap_failed, "%s",
+				 reap_err.message);
+		result->phase_ns[CAPTURE_PHASE_REAP] = monotonic_ns() - wait_start;
+	}
 	status = 0;
 done:
 	copy_buffer_release(&buffer);
@@ -651,6 +674,7 @@ done:
 	frozen_process_free(&frozen);
 	process_memory_close(&memory);
 	range_list_free(&special);
+	fork_keeper_stop(&keeper);
 	return status;
 }
 

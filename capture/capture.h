@@ -15,8 +15,7 @@
 
 /* How the target's memory is taken (see capture/fork_clone.h for the fork). */
 enum capture_method {
-	/* freeze, for now: see `heapsnap capture --help` for why fork is not the default yet */
-	CAPTURE_METHOD_DEFAULT,
+	CAPTURE_METHOD_DEFAULT, /* fork */
 	CAPTURE_METHOD_FORK,	/* fork; freeze when the clone fails or is not safe */
 	CAPTURE_METHOD_FREEZE,	/* copy everything while every thread is stopped */
 };
@@ -46,7 +45,7 @@ enum capture_phase {
 	CAPTURE_PHASE_WRITE,   /* compressing and writing, target running */
 	CAPTURE_PHASE_CLONE,   /* fork: making the clone, frozen (part of PLAN..COPY's place) */
 	CAPTURE_PHASE_CLONE_COPY, /* fork: copying from the clone, target running */
-	CAPTURE_PHASE_REAP,	  /* fork: killing and reaping the clone, target running */
+	CAPTURE_PHASE_REAP,	  /* fork: waiting, after the write, for the clone's removal */
 	CAPTURE_PHASES
 };
 
@@ -65,6 +64,8 @@ struct capture_result {
 	   freeze was asked for): a front end prints it */
 	char fork_declined[HS_ERROR_MESSAGE_MAX];
 	uint64_t reap_pause_ns; /* fork: the second, short stop of one thread to reap the clone */
+	/* fork: why the clone could not be reaped (the target keeps a zombie); "" when it was */
+	char reap_failed[HS_ERROR_MESSAGE_MAX];
 };
 
 int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,

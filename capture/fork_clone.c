@@ -144,13 +144,12 @@ static bool kill_and_reap(pid_t child)
 	}
 }
 
-int fork_clone_make(struct frozen_process *frozen, const struct proc_maps *maps,
+int fork_clone_make(struct frozen_process *frozen, uint64_t syscall_address,
 		    struct fork_clone *clone, struct hs_error *err)
 {
 	memset(clone, 0, sizeof *clone);
 	clone->target = frozen->pid;
-	if (inject_find_syscall(frozen->pid, maps, &clone->syscall_address, err) != 0)
-		return -1;
+	clone->syscall_address = syscall_address;
 	struct frozen_thread *thread = choose_thread(frozen);
 	if (thread == NULL)
 		return hs_error_set(err, "no thread of pid %d is stopped in a state fit to run a "
@@ -170,6 +169,9 @@ int fork_clone_make(struct frozen_process *frozen, const struct proc_maps *maps,
 	 * system call, in libc) instead of running on in the target's code. */
 	struct injected_syscall call = {.number = SYS_clone,
 					.arguments = {0, CLONE_TRAP_STACK, 0, 0, 0, 0}};
+	const char *hold = getenv("HEAPSNAP_TEST_CLONE_HOLD_MS");
+	if (hold != NULL)
+		call.hold_ms = (unsigned)atoi(hold);
 	int injected = inject_syscall(thread, clone->syscall_address, &call, err);
 	ptrace(PTRACE_SETOPTIONS, thread->tid, 0, 0);
 	if (call.new_task > 0) {
@@ -199,16 +201,28 @@ static bool is_zombie_of(pid_t child, pid_t parent)
 	return proc_read_stat(child, child, &stat) == 0 && stat.state == 'Z' && stat.ppid == parent;
 }
 
+int fork_clone_kill(struct fork_clone *clone, struct hs_error *err)
+{
+	if (clone->child <= 0 || clone->killed)
+		return 0;
+	clone->killed = true;
+	if (!kill_and_reap(clone->child))
+		return hs_error_set(err, "cannot reap the clone (pid %d) of pid %d",
+				    (int)clone->child, (int)clone->target);
+	return 0;
+}
+
 int fork_clone_remove(struct fork_clone *clone, uint64_t *pause_ns, struct hs_error *err)
 {
 	*pause_ns = 0;
 	if (clone->child <= 0)
 		return 0;
+	if (fork_clone_kill(clone, err) != 0) {
+		clone->child = 0;
+		return -1;
+	}
 	pid_t child = clone->child;
 	clone->child = 0;
-	if (!kill_and_reap(child))
-		return hs_error_set(err, "cannot reap the clone (pid %d) of pid %d", (int)child,
-				    (int)clone->target);
 	if (!is_zombie_of(child, clone->target))
 		return 0;
 	uint64_t start = monotonic_ns();

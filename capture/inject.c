@@ -175,6 +175,12 @@ int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,
 		    now.rip == syscall_address + 2) {
 			call->result = (long)now.rax;
 			result = 0;
+			if (call->hold_ms > 0) {
+				struct timespec hold = {call->hold_ms / 1000,
+							(long)(call->hold_ms % 1000) * 1000000L};
+				while (nanosleep(&hold, &hold) != 0 && errno == EINTR)
+					;
+			}
 			break;
 		}
 		/* SIGKILL aside, a signal cannot reach the thread now (all are blocked); should one

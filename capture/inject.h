@@ -21,6 +21,8 @@ struct injected_syscall {
 	long number;
 	uint64_t arguments[6];
 	long result;	 /* what the system call returned: >= 0, or -errno */
+	unsigned hold_ms; /* tests: the thread is held this long at the call's end, before its
+			     registers are put back (the unsafe moment, made long) */
 	pid_t new_task;	 /* a task it made that ptrace attached to us (PTRACE_O_TRACECLONE set on
 			    the thread), 0 if none */
 };
@@ -32,8 +34,9 @@ int inject_wait_for_stop(pid_t tid, int *status);
 /* Runs `call` in `thread`, which is seized by us and stopped. Its registers are restored before
  * returning, on failure too whenever the thread still exists; it stays stopped. Its signals are
  * blocked meanwhile (and its mask then restored), so none is taken from the kernel's queues.
- * The one unsafe moment: should heapsnap die (SIGKILL) while the call runs, the kernel lets the
- * thread go on with the registers set for the call, after the `syscall` instruction. Returns
+ * The one unsafe moment: should the caller die (SIGKILL) while the call runs, the kernel lets the
+ * thread go on with the registers set for the call, after the `syscall` instruction (hence
+ * capture/fork_keeper.h). Returns
  * -1 only when the system call could not be run or its end not seen; a system call that ran and
  * failed returns 0 with call->result < 0. */
 int inject_syscall(struct frozen_thread *thread, uint64_t syscall_address,

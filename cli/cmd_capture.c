@@ -14,28 +14,27 @@ static const char usage[] =
 	"Stop every thread of process PID, read their registers, take its writable memory, let it\n"
 	"run again, then compress and write a snapshot: the memory exactly as it was while the\n"
 	"process was stopped. The process's memory is never written to, and the process never left\n"
-	"stopped: if heapsnap is killed, the kernel lets it go.\n"
+	"stopped: if heapsnap is killed, it is let go (by the kernel, or by heapsnap-keeper).\n"
 	"\n"
-	"Two methods take the memory (freeze by default):\n"
+	"Two methods take the memory (fork by default):\n"
 	"  fork    while stopped, the process runs one `clone` system call (heapsnap sets one\n"
 	"          thread's registers for it and puts them back): the kernel copies its page tables,\n"
-	"          not its pages, so the pause is short (milliseconds per GiB). The clone is held\n"
-	"          stopped by heapsnap and never runs; the process runs again at once, the memory is\n"
-	"          copied from the clone (through /proc/PID/mem, whatever HEAPSNAP_PROC_MEM says:\n"
-	"          process_vm_readv would make the kernel copy every page it reads from a clone),\n"
-	"          then the clone is killed and reaped (a second stop of one thread, for a\n"
-	"          `wait4`). The process gets no signal and keeps no child. Costs: the pages the\n"
-	"          process writes while the clone lives are copied (copy-on-write), so its memory\n"
-	"          grows by at most what it writes during the copy; the clone holds its open files\n"
-	"          until it dies (a socket the process closes meanwhile is not shut until then).\n"
-	"          If heapsnap is killed, the clone dies with it, but stays a zombie child of the\n"
-	"          process (no SIGCHLD is sent for it) until the process exits.\n"
+	"          not its pages, so the pause is short (milliseconds per GiB: the time the kernel's\n"
+	"          own fork() of the process takes). The clone is held stopped and never runs; the\n"
+	"          process runs again at once, the memory is copied from the clone (through\n"
+	"          /proc/PID/mem, whatever HEAPSNAP_PROC_MEM says: process_vm_readv would make the\n"
+	"          kernel copy every page it reads from a clone), then the clone is killed and\n"
+	"          reaped (a second stop of one thread, for a `wait4`). The process gets no signal\n"
+	"          and keeps no child. The ptrace work is done by a helper, heapsnap-keeper, in a\n"
+	"          session of its own: if heapsnap is killed at any moment, even by SIGKILL or with\n"
+	"          its process group, the keeper finishes the step it is in, lets the process go\n"
+	"          and removes the clone. Costs: the pages the process writes while the clone\n"
+	"          lives are copied (copy-on-write), so its memory grows by at most what it writes\n"
+	"          during the copy (seconds per GiB); the clone holds its open files until it dies\n"
+	"          (a socket the process closes meanwhile is not shut until then).\n"
 	"          Not used (freeze instead, with one line on stderr saying why) under a seccomp\n"
 	"          filter, under strict overcommit (vm.overcommit_memory=2), for a stopped process,\n"
-	"          or when the clone fails. Not the default yet, because of one unsafe moment: if\n"
-	"          heapsnap is killed (SIGKILL) while the clone system call runs (about 20 ms per\n"
-	"          GiB), the thread that ran it goes on with the registers heapsnap set for it, and\n"
-	"          the process would likely crash.\n"
+	"          or when the clone fails.\n"
 	"  freeze  copy every writable page while the process is stopped (about 0.1-0.2 s per GiB),\n"
 	"          most of it beforehand while it runs (see --no-precopy).\n"
 	"\n"
@@ -131,10 +130,13 @@ int cmd_capture(int argc, char **argv)
 	       (double)result.pause_ns / 1e6,
 	       result.method == CAPTURE_METHOD_FORK ? "fork" : "freeze", frozen,
 	       result.precopied ? ", the rest before" : "", detail);
+	if (result.reap_failed[0])
+		fprintf(stderr, "heapsnap capture: warning: %s (the snapshot is whole)\n",
+			result.reap_failed);
 	if (verbose) {
 		static const char *const names[CAPTURE_PHASES] = {
 			"prepare", "pre-copy", "freeze", "plan (frozen)", "copy (frozen)", "thaw",
-			"compress and write", "clone (frozen)", "copy from the clone", "reap the clone"};
+			"compress and write", "clone (frozen)", "copy from the clone", "wait for the clone's reaping"};
 		fprintf(stderr, "heapsnap capture: time by phase:");
 		for (int phase = 0; phase < CAPTURE_PHASES; phase++)
 			fprintf(stderr, "%s %s %.1f ms", phase ? "," : "", names[phase],

@@ -276,6 +276,34 @@ def running(pid):
     return True
 
 
+def processes():
+    """(pid, name, state letter, parent pid) of every process now."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = rest.split()
+        found.append((int(entry), head.split("(", 1)[1], fields[0], int(fields[1])))
+    return found
+
+
+def children_of(pid):
+    """(pid, state) of every process whose parent is `pid`, zombies included."""
+    return [(child, state) for child, _, state, parent in processes() if parent == pid]
+
+
+def living_keepers():
+    """Pids of the heapsnap-keeper processes (a capture by fork's helper, which outlives a killed
+    heapsnap to let the target go and remove its clone) still at work: zombies, which init has
+    yet to reap, have done theirs."""
+    return [pid for pid, name, state, _ in processes() if name == "heapsnap-keeper" and state != "Z"]
+
+
 def tracer_of(pid, tid=None):
     """The TracerPid of `pid` (or of its thread `tid`): 0 when untraced, None when gone."""
     try:
