@@ -107,6 +107,18 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	if (provider.allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, provider.allocator->step);
+	for (size_t i = 0; i < provider.walk_beside_count; i++) {
+		const struct beside_malloc *beside = &provider.walk_beside[i];
+		struct allocator_input beside_input = input;
+		beside_input.module = beside->module;
+		beside_input.linked_statically = beside->linked_statically;
+		if (beside->allocator->in_use && !beside->allocator->in_use(&beside_input))
+			continue;
+		if (beside->allocator->walk(&beside_input, &analysis->heap, &analysis->warnings,
+					    err) != 0)
+			goto fail;
+		timings_mark(timings, beside->allocator->step);
+	}
 	for (size_t i = 0; i < provider.beside_count; i++)
 		warnings_add(&analysis->warnings,
 			     "%s (%s) keeps a heap of its own beside %s, which heapsnap does not "

@@ -427,6 +427,15 @@ void cli_json_retainers(struct json_writer *json, const struct path_shape *shape
 
 void cli_json_runtime_versions(struct json_writer *json, const struct analysis *analysis)
 {
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	size_t malloc_count = heap_mallocs(&analysis->heap, mallocs, HEAP_ALLOCATORS_MAX);
+	for (size_t i = 0; i < malloc_count; i++) {
+		json_key(json, mallocs[i]->allocator->version_name);
+		if (mallocs[i]->version[0])
+			json_string(json, mallocs[i]->version);
+		else
+			json_null(json);
+	}
 	for (size_t i = 0; known_runtimes[i]; i++) {
 		const char *version = known_runtimes[i]->version(analysis);
 		json_key(json, known_runtimes[i]->key);

@@ -27,7 +27,8 @@ static const char usage[] =
 	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
 	"                     masked by default: a heap holds secrets, and a report is shared\n"
 	"  --format F         text (default) or jsonl: one JSON object per line,\n"
-	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"}\n" CLI_ANALYSIS_USAGE;
+	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"},\n"
+	"                     and \"allocator\" when the process has several mallocs\n" CLI_ANALYSIS_USAGE;
 
 int cmd_list(int argc, char **argv)
 {
@@ -93,6 +94,8 @@ int cmd_list(int argc, char **argv)
 	}
 	progress_end();
 	const struct heap *heap = &analysis->heap;
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	bool several_mallocs = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX) > 1;
 	for (size_t i = 0; i < heap->count; i++) {
 		const struct allocation *allocation = &heap->allocations[i];
 		if (wanted >= 0 && allocation->state != wanted)
@@ -110,6 +113,11 @@ int cmd_list(int argc, char **argv)
 			json_string(&json, allocation_state_name(allocation->state));
 			json_key(&json, "place");
 			json_string(&json, allocator_place_name(heap, allocation));
+			const struct allocator *owner = allocator_of(heap, allocation);
+			if (several_mallocs && owner) {
+				json_key(&json, "allocator");
+				json_string(&json, owner->name);
+			}
 			json_key(&json, "type");
 			if (type)
 				json_string(&json, type);

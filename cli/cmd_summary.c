@@ -165,11 +165,6 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_key(&json, "runtimes");
 	json_object_begin(&json);
 	const struct heap_allocator *malloc_walked = heap_malloc(heap);
-	json_key(&json, malloc_walked->allocator->version_name);
-	if (malloc_walked->version[0])
-		json_string(&json, malloc_walked->version);
-	else
-		json_null(&json);
 	cli_json_runtime_versions(&json, analysis);
 	json_object_end(&json);
 	if (analysis->runtime)
@@ -180,6 +175,26 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_string(&json, malloc_walked->allocator->name);
 	json_key(&json, "found_with");
 	json_string(&json, malloc_walked->method);
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	size_t malloc_count = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX);
+	if (malloc_count > 1) {
+		json_key(&json, "beside"); /* the other mallocs walked */
+		json_array_begin(&json);
+		for (size_t i = 1; i < malloc_count; i++) {
+			json_object_begin(&json);
+			json_key(&json, "allocator");
+			json_string(&json, mallocs[i]->allocator->name);
+			json_key(&json, "version");
+			if (mallocs[i]->version[0])
+				json_string(&json, mallocs[i]->version);
+			else
+				json_null(&json);
+			json_key(&json, "found_with");
+			json_string(&json, mallocs[i]->method);
+			json_object_end(&json);
+		}
+		json_array_end(&json);
+	}
 	json_key(&json, "live_count");
 	json_uint(&json, totals.live_count);
 	json_key(&json, "live_bytes");
@@ -198,6 +213,8 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		const struct heap_arena *arena = &heap->arenas[i];
 		json_object_begin(&json);
+		json_key(&json, "allocator");
+		json_string(&json, heap->allocators[arena->allocator].allocator->name);
 		json_key(&json, "kind");
 		json_string(&json, arena->kind);
 		json_key(&json, "address");
@@ -307,6 +324,17 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 	return EXIT_ERROR;
 }
 
+/* An arena's kind, with its malloc's name before it when the process has several. */
+static void arena_kind(const struct heap *heap, const struct heap_arena *arena, bool several_mallocs,
+		       char *out, size_t size)
+{
+	const struct allocator *owner = heap->allocators[arena->allocator].allocator;
+	if (several_mallocs && owner->walk)
+		snprintf(out, size, "%s %s", owner->version_name, arena->kind);
+	else
+		snprintf(out, size, "%s", arena->kind);
+}
+
 static void print_text(const struct analysis *analysis, const struct heap_summary *summary,
 		       const struct path_index *paths)
 {
@@ -319,10 +347,12 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 	char process[4200];
 	cli_process_name(info, true, process, sizeof process);
 	printf("pid %d  %s\n", info->pid, process);
-	const struct heap_allocator *malloc_walked = heap_malloc(heap);
-	printf("%s %s, structures found with %s\n", malloc_walked->allocator->name,
-	       malloc_walked->version[0] ? malloc_walked->version : "(version unknown)",
-	       malloc_walked->method);
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	size_t malloc_count = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX);
+	for (size_t i = 0; i < malloc_count; i++)
+		printf("%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
+		       mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
+		       i ? " beside it" : "", mallocs[i]->method);
 	const struct runtime *runtime = analysis->runtime;
 	char line[8192];
 	if (runtime && runtime->describe(analysis, line, sizeof line)) {
@@ -343,8 +373,16 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		printf("  damaged: %s (see the warnings)\n", damage);
 	}
 	printf("\narenas:\n");
-	printf("  %-8s %-16s %10s %12s %10s %12s %10s %6s\n", "kind", "address", "system", "live",
-	       "bytes", "free", "bytes", "frag");
+	/* with several mallocs each arena says whose it is; the column fits the longest */
+	int kind_width = 8;
+	for (size_t i = 0; i < heap->arena_count; i++) {
+		char kind[sizeof heap->arenas[i].kind + 32];
+		arena_kind(heap, &heap->arenas[i], malloc_count > 1, kind, sizeof kind);
+		if ((int)strlen(kind) > kind_width)
+			kind_width = (int)strlen(kind);
+	}
+	printf("  %-*s %-16s %10s %12s %10s %12s %10s %6s\n", kind_width, "kind", "address", "system",
+	       "live", "bytes", "free", "bytes", "frag");
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		const struct heap_arena *arena = &heap->arenas[i];
 		cli_format_bytes(arena->system_bytes, system, sizeof system);
@@ -352,7 +390,9 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_bytes(arena->live_bytes, bytes, sizeof bytes);
 		cli_format_count(arena->free_count, count2, sizeof count2);
 		cli_format_bytes(arena->free_bytes, bytes2, sizeof bytes2);
-		printf("  %-8s 0x%-14llx %10s %12s %10s %12s %10s %5.1f%%\n", arena->kind,
+		char kind[sizeof arena->kind + 32];
+		arena_kind(heap, arena, malloc_count > 1, kind, sizeof kind);
+		printf("  %-*s 0x%-14llx %10s %12s %10s %12s %10s %5.1f%%\n", kind_width, kind,
 		       (unsigned long long)arena->address, system, count, bytes, count2, bytes2,
 		       100 * fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
 	}

@@ -204,18 +204,20 @@ static void format_duration(uint64_t ns, char *out, size_t size)
 /* "CPython 3.11.7, glibc 2.36" (or "jemalloc 5.3.0") */
 static void runtimes(const struct analysis *analysis, char *out, size_t size)
 {
-	const struct heap_allocator *malloc_walked = heap_malloc(&analysis->heap);
-	const char *version = malloc_walked->version[0] ? malloc_walked->version : NULL;
-	const char *name = malloc_walked->allocator->version_name;
+	size_t used = 0;
+	out[0] = '\0';
 	const struct runtime *runtime = analysis->runtime;
 	const char *runtime_version = runtime ? runtime->version(analysis) : NULL;
-	if (runtime_version && version)
-		snprintf(out, size, "%s %s, %s %s", runtime->name, runtime_version, name, version);
-	else if (runtime_version)
-		snprintf(out, size, "%s %s", runtime->name, runtime_version);
-	else if (version)
-		snprintf(out, size, "%s %s", name, version);
-	else
+	if (runtime_version)
+		used += (size_t)snprintf(out, size, "%s %s", runtime->name, runtime_version);
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	size_t malloc_count = heap_mallocs(&analysis->heap, mallocs, HEAP_ALLOCATORS_MAX);
+	for (size_t i = 0; i < malloc_count && used < size; i++)
+		if (mallocs[i]->version[0])
+			used += (size_t)snprintf(out + used, size - used, "%s%s %s", used ? ", " : "",
+						 mallocs[i]->allocator->version_name,
+						 mallocs[i]->version);
+	if (used == 0)
 		snprintf(out, size, "runtime versions unknown");
 }
 
@@ -790,12 +792,6 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	json_string(json, build_id);
 	json_key(json, "runtimes");
 	json_object_begin(json);
-	const struct heap_allocator *malloc_walked = heap_malloc(&analysis->heap);
-	json_key(json, malloc_walked->allocator->version_name);
-	if (malloc_walked->version[0])
-		json_string(json, malloc_walked->version);
-	else
-		json_null(json);
 	cli_json_runtime_versions(json, analysis);
 	json_object_end(json);
 	cli_json_damage(json, &analysis->heap.damage);

@@ -30,3 +30,12 @@ const struct heap_allocator *heap_malloc(const struct heap *heap)
 {
 	return heap->allocator_count ? &heap->allocators[0] : NULL;
 }
+
+size_t heap_mallocs(const struct heap *heap, const struct heap_allocator **mallocs, size_t max)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < heap->allocator_count; i++)
+		if (heap->allocators[i].allocator->walk != NULL && count < max)
+			mallocs[count++] = &heap->allocators[i];
+	return count;
+}

@@ -37,6 +37,9 @@ struct allocator {
 	 * allocator layered on another and walked with its runtime's knowledge (pymalloc). */
 	int (*walk)(const struct allocator_input *input, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err);
+	/* Whether it holds memory, asked of a malloc found beside the process's (malloc_provider.h)
+	 * before it is walked after it; NULL: walk it. */
+	bool (*in_use)(const struct allocator_input *input);
 };
 
 extern const struct allocator glibc_allocator;
@@ -52,6 +55,9 @@ const char *allocator_place_name(const struct heap *heap, const struct allocatio
 /* The malloc the heap was walked for (the first allocator walked, under what is layered on it);
  * NULL before any walk. */
 const struct heap_allocator *heap_malloc(const struct heap *heap);
+/* The mallocs walked, in the order walked (the process's malloc first, then any found beside it),
+ * without what is layered on one (pymalloc): up to `max` into `mallocs`; returns their count. */
+size_t heap_mallocs(const struct heap *heap, const struct heap_allocator **mallocs, size_t max);
 /* The heap's record of `allocator` (its version and method), or NULL when it was not walked. */
 const struct heap_allocator *heap_allocator_find(const struct heap *heap,
 						 const struct allocator *allocator);

@@ -70,7 +70,12 @@ struct walker {
 		uint64_t start, end;
 	} heaps[ARENAS_MAX * 4];
 	size_t heap_count;
+	/* the allocations of a malloc walked before this one (sorted): the mmapped-chunk scan
+	   skips them */
+	size_t earlier_count;
 };
+
+static uint64_t earlier_block_end(const struct walker *walker, uint64_t page);
 
 static bool read_u64(struct walker *walker, uint64_t addr, uint64_t *out)
 {
@@ -193,6 +198,46 @@ static uint64_t next_readable(struct walker *walker, uint64_t at, uint64_t end)
 	return 0;
 }
 
+/* Whether a chain of plausible main-arena chunks from `at` reaches `top` exactly, or a fencepost
+ * pair (where glibc's heap ends again before memory another allocator took). */
+static bool chain_reaches(struct walker *walker, uint64_t at, uint64_t top, uint64_t limit)
+{
+	while (at < top) {
+		uint64_t word, next;
+		if (!address_cursor_read_u64(&walker->cursor, at + 8, limit, &word))
+			return false;
+		uint64_t size = word & ~(uint64_t)SIZE_FLAGS;
+		if (size == CHUNK_HEADER && address_cursor_read_u64(&walker->cursor, at + 24, limit,
+								     &next) &&
+		    next == (CHUNK_HEADER | PREV_INUSE))
+			return true;
+		if (!plausible_size(size, at, top) || (word & (IS_MMAPPED | NON_MAIN_ARENA)))
+			return false;
+		at += size;
+	}
+	return at == top;
+}
+
+/* Where the main heap goes on after a fencepost pair at `fencepost`. glibc puts the pair where
+ * its heap ends when the program break moved without it (another allocator in the process called
+ * sbrk: tcmalloc does), and its heap goes on at a later break, on a page boundary, from where its
+ * chunks lead to top. 0 when no such place is found. */
+static uint64_t after_foreign_sbrk(struct walker *walker, uint64_t fencepost, uint64_t top,
+				   uint64_t limit)
+{
+	for (uint64_t page = (fencepost + 2 * CHUNK_HEADER + 4095) & ~4095ull; page <= top;) {
+		uint64_t taken = earlier_block_end(walker, page);
+		if (taken) {
+			page = taken;
+			continue;
+		}
+		if (chain_reaches(walker, page, top, limit))
+			return page;
+		page += 4096;
+	}
+	return 0;
+}
+
 /* Walks the chunks of [start, end). With `top_known`, `end` is the arena's top chunk, walked
  * too; without (the arena's top pointer is damaged), `end` is where the heap's memory ends and
  * the chunk that reaches it is the top chunk. `non_main` is whether chunks must carry
@@ -234,6 +279,17 @@ static int walk_chunks(struct walker *walker, uint64_t start, uint64_t end, uint
 					 pending_word) != 0)
 			return -1;
 		pending = 0;
+		uint64_t second = 0;
+		if (!non_main && top_known && size == CHUNK_HEADER &&
+		    address_cursor_read_u64(&walker->cursor, at + 24, limit, &second) &&
+		    second == (CHUNK_HEADER | PREV_INUSE)) {
+			/* a fencepost pair: the heap goes on past memory another allocator took */
+			uint64_t resume = after_foreign_sbrk(walker, at, end, limit);
+			if (resume) {
+				at = resume;
+				continue;
+			}
+		}
 		if (!plausible_size(size, at, end) || !flags_ok) {
 			uint64_t resume = resynchronise(walker, at, end, limit);
 			warnings_add(walker->warnings,
@@ -1022,6 +1078,23 @@ static bool mmapped_chunk_at(struct walker *walker, uint64_t page, uint64_t end,
 	return true;
 }
 
+/* The page after the block of an earlier-walked malloc that holds `page`, 0 when none does. */
+static uint64_t earlier_block_end(const struct walker *walker, uint64_t page)
+{
+	const struct allocation *blocks = walker->heap->allocations;
+	size_t low = 0, high = walker->earlier_count;
+	while (low < high) { /* the first block ending after `page` */
+		size_t middle = low + (high - low) / 2;
+		if (blocks[middle].address + blocks[middle].size <= page)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	if (low == walker->earlier_count || blocks[low].address > page)
+		return 0;
+	return (blocks[low].address + blocks[low].size + 4095) & ~4095ull;
+}
+
 /* Chunks malloc got from mmap sit at the start of their own mapping (after `prev_size` bytes of
  * alignment), IS_MMAPPED set, page-sized; adjacent ones share a region in the snapshot. */
 static int find_mmapped_chunks(struct walker *walker)
@@ -1040,6 +1113,8 @@ static int find_mmapped_chunks(struct walker *walker)
 		uint64_t stored_end = region->start + region->data_size;
 		for (uint64_t page = region->start; page + CHUNK_HEADER <= stored_end;) {
 			uint64_t heap_end = arena_heap_end(walker, page);
+			if (heap_end == 0)
+				heap_end = earlier_block_end(walker, page);
 			if (heap_end) {
 				page = heap_end;
 				continue;
@@ -1119,6 +1194,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	walker->snapshot = snapshot;
 	walker->warnings = warnings;
 	walker->heap = heap;
+	walker->earlier_count = heap->count; /* (sorted by the earlier walk's heap_finish) */
 	address_cursor_init(&walker->cursor, space);
 	int minor = libc_file ? glibc_minor_version(libc_file, self->version, sizeof self->version)
 			      : 0;
@@ -1262,4 +1338,33 @@ const struct allocator glibc_allocator = {
 	.metadata_type = "glibc tcache_perthread_struct",
 	.place_name = glibc_place_name,
 	.walk = glibc_heap_walk,
+	.in_use = glibc_heap_in_use,
 };
+
+bool glibc_heap_in_use(const struct allocator_input *input)
+{
+	struct walker *walker = calloc(1, sizeof *walker);
+	if (walker == NULL)
+		return true; /* a walk says more than a guess, and fails cleanly when out of memory */
+	walker->space = input->space;
+	walker->snapshot = address_space_snapshot(input->space);
+	address_cursor_init(&walker->cursor, input->space);
+	const char *libc_file = module_symbols_file(input->module);
+	char version[32];
+	int minor = libc_file ? glibc_minor_version(libc_file, version, sizeof version) : 0;
+	/* (where system_mem and next are has not changed since 2.26) */
+	glibc_layout_builtin(minor, &walker->layout);
+	uint64_t state = 0;
+	module_symbols_lookup(input->module, "main_arena", &state, NULL);
+	if (state == 0 || (!plausible_arena(walker, state) && !arena_by_bins(walker, state)))
+		state = find_main_arena(walker, module_symbols_module(input->module)->path);
+	uint64_t system_bytes = 0, next = 0;
+	bool used = state != 0 &&
+		    ((read_u64(walker, state + walker->layout.state_system_mem, &system_bytes) &&
+		      system_bytes > 0) ||
+		     (read_u64(walker, state + walker->layout.state_next, &next) && next != state &&
+		      next != 0));
+	address_cursor_free(&walker->cursor);
+	free(walker);
+	return used;
+}

@@ -22,4 +22,8 @@
 int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err);
 
+/* glibc_allocator's in_use (allocator.h): its main arena holds memory, or there is another arena.
+ * Walked after another malloc, the walk skips what that one holds. */
+bool glibc_heap_in_use(const struct allocator_input *input);
+
 #endif

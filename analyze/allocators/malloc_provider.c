@@ -128,6 +128,9 @@ bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provi
 	if (chosen == NULL)
 		return false;
 	provider->module = chosen;
+	if (replacement != NULL && (static_glibc != NULL || libc != NULL))
+		provider->walk_beside[provider->walk_beside_count++] = (struct beside_malloc){
+			&glibc_allocator, static_glibc ? static_glibc : libc, static_glibc != NULL};
 	provider->module_path = module_symbols_module(chosen)->path;
 	provider->linked_statically = replacement == NULL && static_glibc != NULL;
 	if (replacement == NULL) {

@@ -17,6 +17,15 @@ struct malloc_provider {
 	struct module_symbols *module;
 	const struct allocator *allocator; /* its walker, or NULL when heapsnap has none */
 	bool linked_statically; /* glibc linked into the executable (no libc.so) */
+	/* mallocs with a walker that may hold blocks beside the chosen one: glibc's, when another
+	   defines malloc (a library loaded with dlopen(RTLD_LOCAL) defines malloc without replacing
+	   the process's); walked when their allocator says they are in use */
+	struct beside_malloc {
+		const struct allocator *allocator;
+		struct module_symbols *module;
+		bool linked_statically;
+	} walk_beside[2];
+	size_t walk_beside_count;
 	/* heaps beside the malloc: allocators linked in without replacing it (jemalloc under a
 	   prefix, as Rust's tikv-jemallocator builds it; mimalloc called as mi_malloc) and runtimes
 	   with garbage-collected heaps of their own (V8, the JVM, Go): heapsnap does not walk them,
