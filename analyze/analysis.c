@@ -185,17 +185,27 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 	free(analysis->same_type_dominated);
 	analysis->same_type_dominated = NULL;
 	timings_mark(&analysis->timings, "(the front end)");
-	struct graph_model model = {0};
-	void *model_state = NULL;
-	const struct runtime *runtime = analysis->runtime;
-	if (runtime && runtime->graph_model(analysis, &model, &model_state, err) != 0)
-		return -1;
+	/* each runtime's model of its objects' references */
+	const struct runtime *runtimes[ANALYSIS_RUNTIMES_MAX];
+	size_t runtime_count = analysis_runtimes(analysis, runtimes, ANALYSIS_RUNTIMES_MAX);
+	struct graph_model models[ANALYSIS_RUNTIMES_MAX] = {0};
+	void *model_states[ANALYSIS_RUNTIMES_MAX] = {0};
+	const struct runtime *model_runtimes[ANALYSIS_RUNTIMES_MAX] = {0};
+	size_t model_count = 0;
+	int built = 0;
+	for (size_t i = 0; i < runtime_count && built == 0; i++) {
+		built = runtimes[i]->graph_model(analysis, &models[model_count],
+						 &model_states[model_count], err);
+		if (built == 0 && model_states[model_count] != NULL)
+			model_runtimes[model_count++] = runtimes[i];
+	}
 	timings_mark(&analysis->timings, "graph: runtime's model");
-	int built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
-				&analysis->heap, &analysis->types, model_state ? &model : NULL,
-				&analysis->warnings, err);
-	if (model_state)
-		runtime->graph_model_free(model_state);
+	if (built == 0)
+		built = graph_build(&analysis->graph, analysis->space, analysis->symbols,
+				    &analysis->heap, &analysis->types, models, model_count,
+				    &analysis->warnings, err);
+	for (size_t m = 0; m < model_count; m++)
+		model_runtimes[m]->graph_model_free(model_states[m]);
 	if (built != 0 || check_damage(analysis, err) != 0)
 		return -1;
 	timings_mark(&analysis->timings, "graph: edges");
@@ -207,6 +217,15 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 	timings_mark(&analysis->timings, dominators ? "graph: dominators" : "graph: reachable");
 	analysis->has_graph = true;
 	return 0;
+}
+
+size_t analysis_runtimes(const struct analysis *analysis, const struct runtime **runtimes,
+			 size_t max)
+{
+	size_t count = 0;
+	if (analysis->runtime && count < max)
+		runtimes[count++] = analysis->runtime;
+	return count;
 }
 
 int analysis_build_graph(struct analysis *analysis, struct hs_error *err)

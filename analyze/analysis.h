@@ -57,6 +57,12 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 			       struct hs_error *err);
 void analysis_close(struct analysis *analysis);
 /* Builds the object graph of the walked heap: roots, reachability, dominators, paths. */
+/* The runtimes the process runs (runtime.h), in the order found: up to `max` into `runtimes`;
+ * returns their count. (One at most today: CPython.) */
+#define ANALYSIS_RUNTIMES_MAX 4
+size_t analysis_runtimes(const struct analysis *analysis, const struct runtime **runtimes,
+			 size_t max);
+
 int analysis_build_graph(struct analysis *analysis, struct hs_error *err);
 /* The same without the dominator tree (graph.idom and graph.retained stay NULL): what the roots
  * reach, for less time and memory. A later analysis_build_graph builds it all. */

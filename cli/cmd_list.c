@@ -30,6 +30,61 @@ static const char usage[] =
 	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"},\n"
 	"                     and \"allocator\" when the process has several mallocs\n" CLI_ANALYSIS_USAGE;
 
+/* Appends `text` to `out`, then spaces up to `width` characters. */
+static char *put_padded(char *out, const char *text, size_t width)
+{
+	size_t length = strlen(text);
+	memcpy(out, text, length);
+	for (; length < width; length++)
+		out[length] = ' ';
+	return out + length;
+}
+
+/* One line of the text listing, as printf("0x%012llx %12llu  %-4s  %-8s  %s\n") would write it,
+ * formatted by hand: printf reading its format again for each of millions of lines was a third
+ * of the time `list` took to print them. */
+static void list_line(uint64_t address, uint64_t size, const char *state, const char *place,
+		      const char *type)
+{
+	char line[512];
+	if (strlen(state) + strlen(place) + strlen(type) > sizeof line - 64) {
+		printf("0x%012llx %12llu  %-4s  %-8s  %s\n", (unsigned long long)address,
+		       (unsigned long long)size, state, place, type);
+		return;
+	}
+	static const char hex[] = "0123456789abcdef";
+	char *out = line;
+	*out++ = '0';
+	*out++ = 'x';
+	int digits = 12;
+	while (digits < 16 && (address >> (4 * digits)) != 0)
+		digits++;
+	for (int d = digits - 1; d >= 0; d--)
+		*out++ = hex[(address >> (4 * d)) & 15];
+	*out++ = ' ';
+	char decimal[24];
+	int length = 0;
+	do {
+		decimal[length++] = (char)('0' + size % 10);
+		size /= 10;
+	} while (size != 0);
+	for (int pad = length; pad < 12; pad++)
+		*out++ = ' ';
+	while (length > 0)
+		*out++ = decimal[--length];
+	*out++ = ' ';
+	*out++ = ' ';
+	out = put_padded(out, state, 4);
+	*out++ = ' ';
+	*out++ = ' ';
+	out = put_padded(out, place, 8);
+	*out++ = ' ';
+	*out++ = ' ';
+	out = put_padded(out, type, 0);
+	*out++ = '\n';
+	fwrite(line, 1, (size_t)(out - line), stdout);
+}
+
 int cmd_list(int argc, char **argv)
 {
 	static const struct option options[] = {{"state", required_argument, NULL, 's'},
@@ -150,11 +205,9 @@ int cmd_list(int argc, char **argv)
 			json_object_end(&json);
 			json_finish(&json);
 		} else {
-			printf("0x%012llx %12llu  %-4s  %-8s  %s\n",
-			       (unsigned long long)allocation->address,
-			       (unsigned long long)allocation->size,
-			       allocation_state_name(allocation->state),
-			       allocator_place_name(heap, allocation), type ? type : "-");
+			list_line(allocation->address, allocation->size,
+				  allocation_state_name(allocation->state),
+				  allocator_place_name(heap, allocation), type ? type : "-");
 		}
 	}
 	timings_mark(&analysis->timings, "report");

@@ -27,7 +27,17 @@ struct builder {
 	uint64_t lowest; /* no allocation starts below: most words are cheaply not pointers */
 	size_t root_capacity;
 	size_t rows;		 /* nodes whose rows are complete */
-	const struct graph_model *model;
+	/* the runtimes' models (none for a C program); each allocation is at most one's object */
+	const struct graph_model *models;
+	size_t model_count;
+	/* per allocation, what the models say of it, merged (NULL when none says anything): header
+	   bytes before where its object starts, and whether memory roots do not reach it */
+	const uint8_t *header_bytes;
+	const uint8_t *not_from_memory_roots;
+	uint8_t *merged; /* what the two above point into when several models were merged */
+	/* the ranges the models read themselves, all models' */
+	struct graph_range *claimed;
+	size_t claimed_count;
 	bool root_open;	       /* a model's root has been begun and its row not ended */
 	/* scanning memory the runtime does not model: module data, stacks, registers, TLS,
 	   mappings, and heap blocks that are none of its objects */
@@ -84,16 +94,14 @@ static uint32_t node_at(const struct builder *builder, uint64_t word)
 	/* a runtime's object is referred to by its start, after its header: a pointer into its
 	   header (CPython's GC links) or its inside (a type's tp_name, its own slot tables) is no
 	   reference to it */
-	if (builder->model && builder->model->header_bytes &&
-	    builder->model->not_from_memory_roots &&
-	    builder->model->not_from_memory_roots[index] &&
-	    word != allocation->address + builder->model->header_bytes[index])
+	const uint8_t *header_bytes = builder->header_bytes;
+	const uint8_t *not_from_memory_roots = builder->not_from_memory_roots;
+	if (header_bytes && not_from_memory_roots && not_from_memory_roots[index] &&
+	    word != allocation->address + header_bytes[index])
 		return GRAPH_NONE;
-	if (builder->model && builder->model->header_bytes &&
-	    word - allocation->address < builder->model->header_bytes[index])
+	if (header_bytes && word - allocation->address < header_bytes[index])
 		return GRAPH_NONE;
-	if (builder->in_memory_roots && builder->model && builder->model->not_from_memory_roots &&
-	    builder->model->not_from_memory_roots[index])
+	if (builder->in_memory_roots && not_from_memory_roots && not_from_memory_roots[index])
 		return GRAPH_NONE;
 	return allocation->state == ALLOCATION_LIVE ? (uint32_t)index : GRAPH_NONE;
 }
@@ -290,21 +298,21 @@ static int scan_heap_nodes(struct builder *builder)
 			region = snapshot_find_region(snapshot, start);
 		const uint8_t *bytes =
 			region ? address_cursor_view(&cursor, start, (size_t)size, region->end) : NULL;
-		if (builder->model && builder->model->edges) {
-			int modelled = builder->model->edges(builder->model->context,
-							     node, bytes,
-							     &emitter);
-			if (modelled != 0) {
-				result = modelled < 0 ? -1 : 0;
-				end_row(builder);
-				continue;
-			}
+		int modelled = 0; /* the first model that knows the allocation gives its edges */
+		for (size_t m = 0; m < builder->model_count && modelled == 0; m++)
+			if (builder->models[m].edges)
+				modelled = builder->models[m].edges(builder->models[m].context, node,
+								    bytes, &emitter);
+		if (modelled != 0) {
+			result = modelled < 0 ? -1 : 0;
+			end_row(builder);
+			continue;
 		}
 		/* a block the runtime's model does not know (a C structure of the interpreter, a
 		   parser's arena, a buffer) holds the runtime's objects the way memory roots do: its
 		   references are counted in the objects' reference counts, and the stale pointers such
 		   blocks keep (an arena's old nodes) must not keep garbage alive */
-		builder->in_memory_roots = builder->model != NULL;
+		builder->in_memory_roots = builder->model_count > 0;
 		const struct dwarf_struct *layout = bytes ? node_layout(builder, node) : NULL;
 		if (layout)
 			result = scan_struct(builder, bytes, (size_t)size, layout);
@@ -448,18 +456,17 @@ static bool contains_allocation(const struct builder *builder, uint64_t start, u
  * bookkeeping. */
 static int scan_unclaimed(struct builder *builder, uint64_t start, uint64_t end)
 {
-	const struct graph_model *model = builder->model;
 	const struct heap *heap = builder->graph->heap;
-	size_t model_claimed = model ? model->claimed_count : 0;
+	size_t model_claimed = builder->claimed_count;
 	while (start < end) {
 		uint64_t piece_end = end, next = end;
 		/* the model's ranges, then the allocator's bookkeeping (jemalloc's metadata) */
 		for (size_t i = 0; i < model_claimed + heap->bookkeeping_count; i++) {
 			uint64_t claimed_start = i < model_claimed
-							 ? model->claimed[i].start
+							 ? builder->claimed[i].start
 							 : heap->bookkeeping[i - model_claimed].start;
 			uint64_t claimed_end = i < model_claimed
-						       ? model->claimed[i].end
+						       ? builder->claimed[i].end
 						       : heap->bookkeeping[i - model_claimed].end;
 			if (claimed_start <= start && claimed_end > start) {
 				piece_end = start; /* start is inside: skip to its end */
@@ -526,9 +533,11 @@ static int scan_roots(struct builder *builder)
 
 	/* the runtime's own roots first: a shortest path then names them rather than the C
 	   structures that also lead there */
-	if (builder->model && builder->model->roots) {
+	for (size_t m = 0; m < builder->model_count && result == 0; m++) {
+		if (builder->models[m].roots == NULL)
+			continue;
 		struct graph_emitter emitter = {builder};
-		result = builder->model->roots(builder->model->context, &emitter);
+		result = builder->models[m].roots(builder->models[m].context, &emitter);
 		if (builder->root_open)
 			end_row(builder);
 		builder->root_open = false;
@@ -628,9 +637,11 @@ static int scan_roots(struct builder *builder)
 		end_row(builder);
 	}
 	builder->in_memory_roots = false;
-	if (result == 0 && builder->model && builder->model->late_roots) {
+	for (size_t m = 0; m < builder->model_count && result == 0; m++) {
+		if (builder->models[m].late_roots == NULL)
+			continue;
 		struct graph_emitter emitter = {builder};
-		result = builder->model->late_roots(builder->model->context, &emitter);
+		result = builder->models[m].late_roots(builder->models[m].context, &emitter);
 		if (builder->root_open)
 			end_row(builder);
 		builder->root_open = false;
@@ -776,14 +787,59 @@ done:
 	return result;
 }
 
+/* One view of what the models say per allocation and of the ranges they claim: a single
+ * model's own arrays, or the models' merged (an allocation is one model's object at most, so
+ * the largest header and any "not from memory roots" is its model's word). -1: out of memory. */
+static int merge_models(struct builder *builder, size_t nodes)
+{
+	const struct graph_model *models = builder->models;
+	size_t with_headers = 0, with_roots = 0, claimed = 0;
+	for (size_t m = 0; m < builder->model_count; m++) {
+		with_headers += models[m].header_bytes != NULL;
+		with_roots += models[m].not_from_memory_roots != NULL;
+		claimed += models[m].claimed_count;
+		if (models[m].header_bytes)
+			builder->header_bytes = models[m].header_bytes;
+		if (models[m].not_from_memory_roots)
+			builder->not_from_memory_roots = models[m].not_from_memory_roots;
+	}
+	if (with_headers > 1 || with_roots > 1) {
+		builder->merged = calloc(2 * nodes + 1, 1);
+		if (builder->merged == NULL)
+			return -1;
+		uint8_t *headers = builder->merged, *not_from_roots = builder->merged + nodes;
+		for (size_t m = 0; m < builder->model_count; m++)
+			for (size_t i = 0; i < nodes; i++) {
+				if (models[m].header_bytes && models[m].header_bytes[i] > headers[i])
+					headers[i] = models[m].header_bytes[i];
+				if (models[m].not_from_memory_roots &&
+				    models[m].not_from_memory_roots[i])
+					not_from_roots[i] = 1;
+			}
+		builder->header_bytes = with_headers ? headers : NULL;
+		builder->not_from_memory_roots = with_roots ? not_from_roots : NULL;
+	}
+	if (claimed > 0) {
+		builder->claimed = malloc(claimed * sizeof *builder->claimed);
+		if (builder->claimed == NULL)
+			return -1;
+		for (size_t m = 0; m < builder->model_count; m++)
+			for (size_t i = 0; i < models[m].claimed_count; i++)
+				builder->claimed[builder->claimed_count++] = models[m].claimed[i];
+	}
+	return 0;
+}
+
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, struct warnings *warnings, struct hs_error *err)
+		const struct graph_model *models, size_t model_count, struct warnings *warnings,
+		struct hs_error *err)
 {
 	memset(graph, 0, sizeof *graph);
 	graph->heap = heap;
 	struct builder builder = {.graph = graph, .space = space, .symbols = symbols,
-				  .warnings = warnings, .types = types, .model = model};
+				  .warnings = warnings, .types = types, .models = models,
+				  .model_count = model_count};
 	size_t nodes = heap->count;
 	if (nodes >= GRAPH_NONE / 2)
 		return hs_error_set(err, "%zu allocations are more than the graph can hold", nodes);
@@ -793,13 +849,15 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 				       nodes + 3);
 	builder.chunk = malloc(SCAN_CHUNK);
 	int result = -1;
-	if (builder.chunk == NULL || graph->starts == NULL)
+	if (builder.chunk == NULL || graph->starts == NULL || merge_models(&builder, nodes) != 0)
 		goto done;
 	builder.lowest = nodes ? heap->allocations[0].address : UINT64_MAX;
 	graph->starts[0] = 0;
 	struct graph_emitter emitter = {&builder};
-	if ((model && model->prepare && model->prepare(model->context, &emitter) != 0) ||
-	    scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
+	for (size_t m = 0; m < model_count; m++)
+		if (models[m].prepare && models[m].prepare(models[m].context, &emitter) != 0)
+			goto done;
+	if (scan_heap_nodes(&builder) != 0 || scan_roots(&builder) != 0)
 		goto done;
 	/* the super-root points at every root */
 	graph->super_root = (uint32_t)(nodes + graph->root_count);
@@ -811,6 +869,8 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	result = 0;
 done:
 	free(builder.chunk);
+	free(builder.merged);
+	free(builder.claimed);
 	if (result != 0) {
 		graph_free(graph);
 		if (builder.too_many)

@@ -135,13 +135,16 @@ static inline const char *graph_edge_label(const struct graph *graph, uint64_t e
 	return (offset & GRAPH_LABEL) ? graph->labels.strings[offset & GRAPH_LABEL_INDEX] : NULL;
 }
 
-/* The nodes and edges. `types` (may be NULL) gives precise edges: in an allocation whose struct
+/* The nodes and edges. `models` are the runtimes' (none for a C program; several when the
+ * process runs several, each allocation the object of one at most): the first that knows an
+ * allocation gives its edges; each one's roots are roots. `types` (may be NULL) gives precise edges: in an allocation whose struct
  * layout is known, only its pointer members (and members that are structs, unions or arrays,
  * scanned whole) are read for pointers; its integers and character arrays are not taken for
  * references. */
 int graph_build(struct graph *graph, struct address_space *space, struct symbols *symbols,
 		const struct heap *heap, const struct type_names *types,
-		const struct graph_model *model, struct warnings *warnings, struct hs_error *err);
+		const struct graph_model *models, size_t model_count, struct warnings *warnings,
+		struct hs_error *err);
 /* Then with `dominators` the dominator tree and retained sizes, without only what the roots reach
  * (what is needed of a snapshot compared with another). The graph is freed on error. */
 int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err);
