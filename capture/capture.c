@@ -578,8 +578,11 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	}
 	uint64_t read_before_freeze = memory.bytes_read;
 	uint64_t frozen_at = monotonic_ns();
+	/* by fork, the plan (which reads the page map of every large mapping) is made from the
+	 * clone once the target runs, unless mappings must be copied from the target meanwhile */
+	bool plan_from_clone = by_fork && special.count == 0;
 	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
-		      capture_plan_make(&maps, &memory, &plan, err) == 0;
+		      (plan_from_clone || capture_plan_make(&maps, &memory, &plan, err) == 0);
 	uint64_t planned_at = monotonic_ns();
 	pid_t clone_child = 0;
 	bool kept = by_fork; /* the keeper holds the target (from here, even should the clone fail) */
@@ -594,6 +597,9 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 			if (keeper.lost) { /* the target was let go: nothing left to copy by freeze */
 				copied = false;
 				*err = fork_err;
+			} else if (plan_from_clone) { /* by freeze after all: planned now */
+				plan_from_clone = false;
+				copied = capture_plan_make(&maps, &memory, &plan, err) == 0;
 			}
 		}
 		result->phase_ns[CAPTURE_PHASE_CLONE] = monotonic_ns() - clone_start;
@@ -615,6 +621,13 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	info.capture_end_ns = realtime_ns();
 	if (by_fork) {
 		/* the target runs; its clone holds its memory as it was at the clone */
+		if (copied && plan_from_clone) {
+			/* the clone's memory and page map are the target's at the clone */
+			struct process_memory clone_memory;
+			process_memory_open(&clone_memory, clone_child, err);
+			copied = capture_plan_make(&maps, &clone_memory, &plan, err) == 0;
+			process_memory_close(&clone_memory);
+		}
 		copied = copied &&
 			 copy_from_clone(&plan, clone_child, &buffer, &absent, err) == 0;
 	}
