@@ -213,8 +213,12 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	for (size_t i = 0; i < heap->arena_count; i++) {
 		const struct heap_arena *arena = &heap->arenas[i];
 		json_object_begin(&json);
+		const struct allocator *owner = allocator_of_arena(heap, arena);
 		json_key(&json, "allocator");
-		json_string(&json, heap->allocators[arena->allocator].allocator->name);
+		if (owner)
+			json_string(&json, owner->name);
+		else
+			json_null(&json);
 		json_key(&json, "kind");
 		json_string(&json, arena->kind);
 		json_key(&json, "address");
@@ -328,8 +332,8 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 static void arena_kind(const struct heap *heap, const struct heap_arena *arena, bool several_mallocs,
 		       char *out, size_t size)
 {
-	const struct allocator *owner = heap->allocators[arena->allocator].allocator;
-	if (several_mallocs && owner->walk)
+	const struct allocator *owner = allocator_of_arena(heap, arena);
+	if (several_mallocs && owner && owner->walk)
 		snprintf(out, size, "%s %s", owner->version_name, arena->kind);
 	else
 		snprintf(out, size, "%s", arena->kind);

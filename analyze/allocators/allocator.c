@@ -11,6 +11,12 @@ const struct allocator *allocator_of(const struct heap *heap, const struct alloc
 	return index < heap->allocator_count ? heap->allocators[index].allocator : NULL;
 }
 
+const struct allocator *allocator_of_arena(const struct heap *heap, const struct heap_arena *arena)
+{
+	return arena->allocator < heap->allocator_count ? heap->allocators[arena->allocator].allocator
+							: NULL;
+}
+
 const char *allocator_place_name(const struct heap *heap, const struct allocation *allocation)
 {
 	const struct allocator *allocator = allocator_of(heap, allocation);

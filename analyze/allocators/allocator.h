@@ -50,6 +50,8 @@ extern const struct allocator tcmalloc_allocator;
 
 /* The allocator that owns an allocation (through its arena), or NULL when its arena is unknown. */
 const struct allocator *allocator_of(const struct heap *heap, const struct allocation *allocation);
+/* The allocator an arena belongs to, or NULL when it is unknown. */
+const struct allocator *allocator_of_arena(const struct heap *heap, const struct heap_arena *arena);
 /* Its place in its allocator's words ("unknown" when the allocator is). */
 const char *allocator_place_name(const struct heap *heap, const struct allocation *allocation);
 /* The malloc the heap was walked for (the first allocator walked, under what is layered on it);

@@ -297,11 +297,25 @@ def children_of(pid):
     return [(child, state) for child, _, state, parent in processes() if parent == pid]
 
 
-def living_keepers():
+def living_keepers(target=None):
     """Pids of the heapsnap-keeper processes (a capture by fork's helper, which outlives a killed
-    heapsnap to let the target go and remove its clone) still at work: zombies, which init has
-    yet to reap, have done theirs."""
-    return [pid for pid, name, state, _ in processes() if name == "heapsnap-keeper" and state != "Z"]
+    heapsnap to let the target go and remove its clone) still at work, those capturing `target`
+    only when it is given (a keeper is a fork of `heapsnap capture PID`: its command line names
+    the pid; other tests' captures may run meanwhile): zombies, which init has yet to reap, have
+    done their work."""
+    found = []
+    for pid, name, state, _ in processes():
+        if name != "heapsnap-keeper" or state == "Z":
+            continue
+        if target is not None:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if str(target).encode() not in f.read().split(b"\0"):
+                        continue
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        found.append(pid)
+    return found
 
 
 def tracer_of(pid, tid=None):

@@ -279,7 +279,7 @@ for i in range(8):
     deadline = time.time() + 10
     while True:
         left = children_of(pid)
-        if (not left and not living_keepers()) or time.time() > deadline:
+        if (not left and not living_keepers(pid)) or time.time() > deadline:
             break
         time.sleep(0.02)
     check(running(pid) and tracers_of(pid) == {0},
@@ -314,13 +314,13 @@ for how in ("SIGKILL", "SIGKILL to its process group", "SIGTERM"):
         os.killpg(held.pid, signal.SIGKILL)
     held.wait()
     deadline = time.time() + 10
-    while (children_of(pid) or living_keepers()) and time.time() < deadline:
+    while (children_of(pid) or living_keepers(pid)) and time.time() < deadline:
         time.sleep(0.02)
     check(running(pid) and tracers_of(pid) == {0},
           f"{how} inside the clone call: the target is running and untraced")
-    check(children_of(pid) == [] and living_keepers() == [],
+    check(children_of(pid) == [] and living_keepers(pid) == [],
           f"{how} inside the clone call: no clone and no keeper left: {children_of(pid)} "
-          f"{living_keepers()}")
+          f"{living_keepers(pid)}")
     answers = [ask(record["port"], f"echo after{i}") for i in range(20)]
     check(answers == [f"after{i}" for i in range(20)],
           f"{how} inside the clone call: the target goes on correctly: {answers[:3]}")

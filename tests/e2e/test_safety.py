@@ -175,7 +175,7 @@ for delay in sorted(random.uniform(0, whole) for _ in range(10)):
     capture.kill()
     capture.wait()
     # the keeper of a capture by fork finishes its step, lets the target go and exits
-    wait_until(lambda: not living_keepers() and tracer_of(noisy.pid) == 0, 10)
+    wait_until(lambda: not living_keepers(noisy.pid) and tracer_of(noisy.pid) == 0, 10)
     names = os.listdir(killed_in)
     # a kill after the snapshot was linked in leaves the snapshot, whole: that is not a leftover
     whole_snapshots = [n for n in names if n.endswith(".snap") and heapsnap(
