@@ -354,7 +354,8 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 					       .memsz = region->end - region->start,
 					       .filesz = stored,
 					       .align = CAPTURE_PAGE_BYTES,
-					       .data = region->data};
+					       .data = region->data,
+					       .source = region->source};
 		if (core_image_add_segment(image, &segment, err) != 0)
 			return -1;
 		result->memory_bytes += stored;
@@ -428,7 +429,29 @@ static int copy_special_regions(struct capture_plan *plan, const struct range_li
 /* Fork method, the target running again: copies the rest of the plan from the clone. Regions the
  * clone lacks, or has zeroed, that were not copied during the freeze (mapped, or marked
  * MADV_DONTFORK/MADV_WIPEONFORK, after /proc/PID/smaps was read) are recorded as absent. */
-static int copy_from_clone(struct capture_plan *plan, pid_t clone, struct copy_buffer *buffer,
+/* The clone's memory as a byte source for the write (formats/seekable.h): read through
+ * /proc/PID/mem, never process_vm_readv, which pins the pages it reads, and the kernel (5.19 on)
+ * unshares a copy-on-write page before pinning it: every page read would be copied in the clone,
+ * twice the memory and a slower read. */
+struct clone_memory_source {
+	struct byte_source base;
+	struct process_memory memory;
+};
+
+static int read_clone_memory(const struct byte_source *base, uint64_t at, void *out, size_t size)
+{
+	struct clone_memory_source *source = (struct clone_memory_source *)base;
+	struct range_list unreadable = {0};
+	struct hs_error ignored;
+	int result = process_memory_read(&source->memory, at, out, size, &unreadable, &ignored);
+	if (unreadable.count > 0)
+		result = -1;
+	range_list_free(&unreadable);
+	return result;
+}
+
+static int copy_from_clone(struct capture_plan *plan, pid_t clone,
+			   struct clone_memory_source *source, struct copy_buffer *buffer,
 			   struct range_list *absent, struct hs_error *err)
 {
 	struct proc_maps clone_maps = {0};
@@ -443,8 +466,15 @@ static int copy_from_clone(struct capture_plan *plan, pid_t clone, struct copy_b
 			continue;
 		uint64_t read_end = region->start + region->read_size;
 		if (covered_by_maps(&clone_maps, region->start, read_end) &&
-		    !overlaps_any(&wiped, region->start, read_end))
+		    !overlaps_any(&wiped, region->start, read_end)) {
+			/* read as it is compressed, straight from the clone, which holds still
+			   until the snapshot is written: no copy of the heap in heapsnap's memory
+			   (a page that turns out unreadable makes the write start over, copied) */
+			if (!region->header_page &&
+			    !(region->mapping->inode != 0 && region->mapping->offset == 0))
+				region->source = &source->base;
 			continue;
+		}
 		region->data = copy_buffer_take(buffer, region->read_size);
 		if (region->data == NULL) {
 			hs_error_set(err, "out of memory copying the clone of pid %d", (int)clone);
@@ -456,14 +486,9 @@ static int copy_from_clone(struct capture_plan *plan, pid_t clone, struct copy_b
 			goto done;
 		}
 	}
-	/* through /proc/PID/mem, never process_vm_readv: that pins the pages it reads, and the kernel
-	 * (5.19 on) unshares a copy-on-write page before pinning it, so every page read would be
-	 * copied in the clone: twice the memory, and a slower copy */
-	struct process_memory clone_memory;
-	process_memory_open(&clone_memory, clone, err);
-	clone_memory.use_mem_fd = true;
-	result = capture_plan_copy(plan, &clone_memory, buffer, absent, err);
-	process_memory_close(&clone_memory);
+	/* what may start with an ELF header (a file mapped from its start) is looked at before the
+	   write, for the modules' notes: copied */
+	result = capture_plan_copy(plan, &source->memory, buffer, absent, err);
 done:
 	range_list_free(&wiped);
 	proc_maps_free(&clone_maps);
@@ -515,6 +540,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	struct copy_buffer buffer = {0};
 	struct range_list special = {0};
 	struct fork_keeper keeper = {.command_fd = -1, .reply_fd = -1};
+	struct clone_memory_source clone_source = {
+		.base = {read_clone_memory}, .memory = {.mem_fd = -1, .pagemap_fd = -1}};
 	int status = -1;
 
 	/* while the target runs: plan, size the copy buffer with room to grow, and pre-copy */
@@ -541,7 +568,9 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	uint64_t expected = plan.read_bytes;
 	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
 	uint64_t prepare_start = monotonic_ns();
-	if (copy_buffer_prepare(&buffer, expected + slack, err) != 0)
+	/* by fork the memory is read from the clone as it is written, and needs no buffer (only a
+	 * clone that fails in the freeze leaves a copy to make into memory not yet faulted in) */
+	if (!by_fork && copy_buffer_prepare(&buffer, expected + slack, err) != 0)
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
 	bool precopied = false;
@@ -621,21 +650,17 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	info.capture_end_ns = realtime_ns();
 	if (by_fork) {
 		/* the target runs; its clone holds its memory as it was at the clone */
-		if (copied && plan_from_clone) {
-			/* the clone's memory and page map are the target's at the clone */
-			struct process_memory clone_memory;
-			process_memory_open(&clone_memory, clone_child, err);
-			copied = capture_plan_make(&maps, &clone_memory, &plan, err) == 0;
-			process_memory_close(&clone_memory);
-		}
-		copied = copied &&
-			 copy_from_clone(&plan, clone_child, &buffer, &absent, err) == 0;
-	}
-	/* the clone (or one made but unfit) is killed and reaped while heapsnap compresses */
-	uint64_t release_at = monotonic_ns();
-	if (kept) {
-		if (by_fork)
-			result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = release_at - pause_end;
+		process_memory_close(&clone_source.memory);
+		process_memory_open(&clone_source.memory, clone_child, err);
+		clone_source.memory.use_mem_fd = true;
+		/* the clone's memory and page map are the target's at the clone */
+		if (copied && plan_from_clone)
+			copied = capture_plan_make(&maps, &clone_source.memory, &plan, err) == 0;
+		copied = copied && copy_from_clone(&plan, clone_child, &clone_source, &buffer,
+						   &absent, err) == 0;
+		result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = monotonic_ns() - pause_end;
+	} else if (kept) {
+		/* a clone made but unfit is killed and reaped while heapsnap compresses */
 		fork_keeper_release(&keeper);
 	}
 	result->method = by_fork ? CAPTURE_METHOD_FORK : CAPTURE_METHOD_FREEZE;
@@ -660,10 +685,27 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 
 	if (build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
 		goto done;
-	struct seekable_stats stats;
+	struct seekable_stats stats = {0};
 	uint64_t write_start = monotonic_ns();
-	if (write_snapshot(&image, pid, info.capture_start_ns, options, &options->compression,
-			   result, &stats, err) != 0)
+	int written = write_snapshot(&image, pid, info.capture_start_ns, options,
+				     &options->compression, result, &stats, err);
+	if (written != 0 && stats.source_failed) {
+		/* a page of the clone could not be read (a file mapping cut short under it, say):
+		 * copied now, the unreadable pages recorded as absent, and written again */
+		for (size_t i = 0; i < plan.count; i++)
+			plan.regions[i].source = NULL;
+		core_image_free(&image);
+		core_image_init(&image);
+		result->memory_bytes = result->absent_bytes = 0;
+		written = capture_plan_copy(&plan, &clone_source.memory, &buffer, &absent, err) != 0 ||
+			  build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info,
+				      result, err) != 0 ||
+			  write_snapshot(&image, pid, info.capture_start_ns, options,
+					 &options->compression, result, &stats, err) != 0;
+	}
+	if (by_fork)
+		fork_keeper_release(&keeper); /* the clone is read: killed, and reaped below */
+	if (written != 0)
 		goto done;
 	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
 	result->file_bytes = stats.output_bytes;
@@ -686,6 +728,7 @@ done:
 	proc_maps_free(&maps);
 	frozen_process_free(&frozen);
 	process_memory_close(&memory);
+	process_memory_close(&clone_source.memory);
 	range_list_free(&special);
 	fork_keeper_stop(&keeper);
 	return status;

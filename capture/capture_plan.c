@@ -250,7 +250,7 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 	size_t capacity = 0;
 	for (size_t i = 0; i < plan->count; i++) {
 		struct planned_region *region = &plan->regions[i];
-		if (region->data != NULL || region->read_size == 0)
+		if (region->data != NULL || region->source != NULL || region->read_size == 0)
 			continue;
 		region->data = copy_buffer_take(buffer, region->read_size);
 		if (region->data == NULL) {

@@ -13,6 +13,7 @@
 #include "capture/proc.h"
 #include "capture/process_memory.h"
 #include "common/error.h"
+#include "formats/seekable.h"
 
 #define CAPTURE_PAGE_BYTES 4096u
 
@@ -22,6 +23,7 @@ struct planned_region {
 	uint64_t start, end;
 	uint64_t read_size; /* bytes copied from start: 0, the ELF header page, or everything */
 	uint8_t *data;	    /* where the copy is, once made */
+	const struct byte_source *source; /* or, uncopied, where it is read from as it is written */
 	bool untouched;	    /* a run of never-touched pages: zeros, not stored */
 	bool header_page;   /* only the first page, kept if it is an ELF header */
 };

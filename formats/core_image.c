@@ -154,6 +154,8 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 		phdr->p_align = segment->align ? segment->align : CORE_PAGE_SIZE;
 		pieces[i + 1].data = segment->data;
 		pieces[i + 1].size = segment->filesz;
+		pieces[i + 1].source = segment->data == NULL ? segment->source : NULL;
+		pieces[i + 1].source_at = segment->vaddr;
 		offset += segment->filesz;
 	}
 

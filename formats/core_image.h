@@ -25,7 +25,8 @@ struct core_segment {
 	uint64_t memsz;
 	uint64_t filesz; /* bytes stored in the file; the rest of memsz is not in the core */
 	uint64_t align;
-	const void *data; /* filesz bytes, borrowed; NULL stores zeros */
+	const void *data; /* filesz bytes, borrowed; NULL stores zeros, or what source reads */
+	const struct byte_source *source; /* with data NULL: the bytes are read from here, at vaddr */
 };
 
 struct core_image {

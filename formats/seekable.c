@@ -81,7 +81,7 @@ struct write_job {
 };
 
 /* Copies stream bytes [offset, offset+size) out of the pieces, or returns a pointer into a single
- * piece when the range lies inside one (no copy needed). */
+ * piece when the range lies inside one (no copy needed); NULL when a source could not be read. */
 static const void *gather(const struct write_job *job, uint64_t offset, size_t size, uint8_t *scratch)
 {
 	size_t low = 0, high = job->piece_count;
@@ -102,18 +102,24 @@ static const void *gather(const struct write_job *job, uint64_t offset, size_t s
 		return (const uint8_t *)job->pieces[index].data + (offset - job->piece_starts[index]);
 	size_t filled = 0;
 	while (filled < size && index < job->piece_count) {
+		const struct byte_piece *piece = &job->pieces[index];
 		uint64_t within = offset + filled - job->piece_starts[index];
-		uint64_t available = job->pieces[index].size - within;
+		uint64_t available = piece->size - within;
 		size_t take = size - filled < available ? size - filled : (size_t)available;
-		if (job->pieces[index].data == NULL)
+		if (piece->data != NULL)
+			memcpy(scratch + filled, (const uint8_t *)piece->data + within, take);
+		else if (piece->source == NULL)
 			memset(scratch + filled, 0, take);
-		else
-			memcpy(scratch + filled, (const uint8_t *)job->pieces[index].data + within, take);
+		else if (piece->source->read(piece->source, piece->source_at + within, scratch + filled,
+					     take) != 0)
+			return NULL;
 		filled += take;
 		index++;
 	}
 	return scratch;
 }
+
+static const char SOURCE_FAILED[] = "part of it could not be read";
 
 /* Compresses frame `frame` of the stream into slot->output; NULL, or what went wrong. */
 static const char *compress_frame(const struct write_job *job, ZSTD_CCtx *context, uint8_t *scratch,
@@ -123,6 +129,8 @@ static const char *compress_frame(const struct write_job *job, ZSTD_CCtx *contex
 	size_t size = (size_t)(job->total - offset < job->frame_size ? job->total - offset
 								   : job->frame_size);
 	const void *input = gather(job, offset, size, scratch);
+	if (input == NULL)
+		return SOURCE_FAILED;
 	size_t produced = ZSTD_compress2(context, slot->output, job->output_capacity, input, size);
 	if (ZSTD_isError(produced))
 		return ZSTD_getErrorName(produced);
@@ -233,6 +241,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 		return hs_error_set(err, "out of memory writing %s", path);
 	}
 	int result = 0;
+	bool source_failed = false;
 	uint64_t output_bytes = 0;
 	pthread_t *workers = NULL;
 	int started = 0;
@@ -245,6 +254,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 			struct frame_slot *slot = &job.slots[0];
 			const char *failure = compress_frame(&job, context, scratch, frame, slot);
 			if (failure != NULL) {
+				source_failed = failure == SOURCE_FAILED;
 				result = hs_error_set(err, "compressing frame %llu of %s: %s",
 						      (unsigned long long)frame, path, failure);
 				break;
@@ -281,6 +291,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 			pthread_cond_wait(&job.changed, &job.lock);
 		pthread_mutex_unlock(&job.lock);
 		if (slot->state == SLOT_FAILED) {
+			source_failed = strcmp(slot->error, SOURCE_FAILED) == 0;
 			result = hs_error_set(err, "compressing frame %llu of %s: %s",
 					      (unsigned long long)frame, path, slot->error);
 			break;
@@ -328,6 +339,7 @@ table:
 		stats->input_bytes = job.total;
 		stats->output_bytes = output_bytes;
 		stats->frames = (uint32_t)job.frame_count;
+		stats->source_failed = source_failed;
 	}
 	free(workers);
 	for (size_t i = 0; i < job.slot_count; i++)

@@ -22,10 +22,21 @@
  * as zstd's reference implementation does. */
 #define SEEKABLE_MAX_FRAME_SIZE (1u << 30)
 
-/* One piece of the stream to write: `size` bytes at `data`, or `size` zero bytes when data is NULL. */
+/* Bytes read when they are compressed rather than held in memory: a stopped clone's memory, say,
+ * which would otherwise be copied whole into a buffer first. `read` fills `out` with the `size`
+ * bytes at `at`; it returns 0, or -1 when any of them cannot be read. Called from several
+ * compression threads at once. */
+struct byte_source {
+	int (*read)(const struct byte_source *source, uint64_t at, void *out, size_t size);
+};
+
+/* One piece of the stream to write: `size` bytes at `data`; or, when data is NULL, read from
+ * `source` at `source_at`; or `size` zero bytes when both are NULL. */
 struct byte_piece {
 	const void *data;
 	uint64_t size;
+	const struct byte_source *source;
+	uint64_t source_at;
 };
 
 struct seekable_options {
@@ -41,6 +52,7 @@ struct seekable_stats {
 	uint64_t input_bytes;
 	uint64_t output_bytes;
 	uint32_t frames;
+	bool source_failed; /* the write failed because a byte_source could not be read */
 };
 
 /* Compresses the concatenation of `pieces` into `fd` (from its current position). `path` only names

@@ -93,14 +93,14 @@ def start_known_state(work=False, preexec_fn=None, user=None, executable=KNOWN_S
         if process.poll() is not None or time.time() > deadline:
             raise RuntimeError("known_state did not become ready")
         time.sleep(0.02)
-    record = {"blocks": []}
+    record = {"blocks": [], "unreadable": []}
     with open(ready) as f:
         for line in f:
             words = line.split()
             if words[0] == "pid":
                 record["pid"] = int(words[1])
             elif words[0] == "unreadable":
-                record["unreadable"] = (int(words[1], 16), int(words[2]))
+                record["unreadable"].append((int(words[1], 16), int(words[2])))
             elif words[0] == "block":
                 record["blocks"].append((int(words[1], 16), int(words[2])))
     return process, record

@@ -25,7 +25,7 @@ struct known_pair {
 unsigned char *known_blocks[BLOCKS];
 /* A writable mapping of a one-page file, four pages long: its last three pages cannot be read
  * (SIGBUS), so a capture must record them as absent rather than fail. */
-unsigned char *unreadable_mapping;
+unsigned char *unreadable_mapping, *unreadable_within;
 size_t known_block_sizes[BLOCKS];
 static int do_work;
 static volatile int stop_work;
@@ -103,13 +103,17 @@ int main(int argc, char **argv)
 	char backing[4096];
 	snprintf(backing, sizeof backing, "%s.page", argv[1]);
 	int fd = open(backing, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, 4096) != 0)
+	if (fd < 0 || ftruncate(fd, 2 * 4096) != 0)
 		return 1;
 	unreadable_mapping = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	/* and one mapped from the file's second page: a capture by fork reads such a mapping
+	   (not from the file's start) from its clone as it writes, and must start over */
+	unreadable_within = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 4096);
 	close(fd);
-	if (unreadable_mapping == MAP_FAILED)
+	if (unreadable_mapping == MAP_FAILED || unreadable_within == MAP_FAILED)
 		return 1;
 	unreadable_mapping[0] = 0x5a;
+	unreadable_within[0] = 0x5b;
 	pthread_t threads[WORKERS];
 	for (int i = 0; i < WORKERS; i++)
 		pthread_create(&threads[i], NULL, worker_main, (void *)(intptr_t)i);
@@ -119,7 +123,8 @@ int main(int argc, char **argv)
 	if (out == NULL)
 		return 1;
 	fprintf(out, "pid %d\n", (int)getpid());
-	fprintf(out, "unreadable %p %d\n", (void *)(unreadable_mapping + 4096), 3 * 4096);
+	fprintf(out, "unreadable %p %d\n", (void *)(unreadable_mapping + 2 * 4096), 2 * 4096);
+	fprintf(out, "unreadable %p %d\n", (void *)(unreadable_within + 4096), 3 * 4096);
 	for (int i = 0; i < BLOCKS; i++)
 		fprintf(out, "block %p %zu\n", (void *)known_blocks[i], known_block_sizes[i]);
 	fclose(out);

@@ -115,8 +115,8 @@ int main(void)
 		{BASE + 0x10000, BASE + 0x13000, 0x2000, library},
 	};
 	const struct core_segment segments[] = {
-		{PT_LOAD, PF_R, BASE, 0x1000, 0x1000, 0x1000, header_page},
-		{PT_LOAD, PF_R | PF_W, BASE + 0x11000, 0x1000, 0x1000, 0x1000, middle},
+		{PT_LOAD, PF_R, BASE, 0x1000, 0x1000, 0x1000, header_page, NULL},
+		{PT_LOAD, PF_R | PF_W, BASE + 0x11000, 0x1000, 0x1000, 0x1000, middle, NULL},
 	};
 	CHECK(write_core(core, 1, mappings, 3, library, build_id, build_id_size, segments, 2, &err) == 0,
 	      "%s", err.message);

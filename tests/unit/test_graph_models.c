@@ -129,9 +129,9 @@ int main(void)
 	strcpy(info.source, "import");
 	snapshot_notes_add_info(&image, &info, &err);
 	struct core_segment heap_segment = {PT_LOAD, PF_R | PF_W, HEAP, sizeof heap_bytes,
-					    sizeof heap_bytes, 0x1000, heap_bytes};
+					    sizeof heap_bytes, 0x1000, heap_bytes, NULL};
 	struct core_segment mapping_segment = {PT_LOAD, PF_R | PF_W, MAPPING, sizeof mapping_bytes,
-					       sizeof mapping_bytes, 0x1000, mapping_bytes};
+					       sizeof mapping_bytes, 0x1000, mapping_bytes, NULL};
 	core_image_add_segment(&image, &heap_segment, &err);
 	core_image_add_segment(&image, &mapping_segment, &err);
 	CHECK(snapshot_file_write(&image, core, NULL, NULL, &err) == 0, "%s", err.message);

@@ -76,7 +76,7 @@ static void test_tiny_frames_bounded(void)
 	static uint8_t input[BYTES];
 	for (size_t i = 0; i < BYTES; i++)
 		input[i] = (uint8_t)(i * 7);
-	struct byte_piece piece = {input, BYTES};
+	struct byte_piece piece = {input, BYTES, NULL, 0};
 	struct seekable_options options = {.frame_size = 1, .in_caller = true};
 	struct seekable_stats stats;
 	struct hs_error err = {{0}};
@@ -126,6 +126,73 @@ static void check_damage_remembered(struct seekable_reader *reader, uint64_t off
 	CHECK(strstr(err.message, "failed before") != NULL, "second read: %s", err.message);
 }
 
+/* A byte source reading the calling process's own memory, `at` being the address; one that
+ * fails at the address `fail_at`. */
+static uintptr_t fail_at;
+static int read_own_memory(const struct byte_source *source, uint64_t at, void *out, size_t size)
+{
+	(void)source;
+	if (fail_at != 0 && fail_at >= at && fail_at < at + size)
+		return -1;
+	memcpy(out, (const void *)(uintptr_t)at, size);
+	return 0;
+}
+
+static bool same_files(const char *one, const char *other)
+{
+	FILE *a = fopen(one, "rb"), *b = fopen(other, "rb");
+	bool same = a && b;
+	for (int x = 0, y = 0; same && (x != EOF || y != EOF);) {
+		x = fgetc(a);
+		y = fgetc(b);
+		same = x == y;
+	}
+	if (a)
+		fclose(a);
+	if (b)
+		fclose(b);
+	return same;
+}
+
+/* Pieces read from a source as they are compressed (a clone's memory) make the same file as the
+ * same bytes held in memory; a source that cannot be read fails the write, and says so. */
+static void test_sources(const struct byte_piece *pieces, size_t count, const char *reference,
+			 const struct seekable_options *options)
+{
+	static const struct byte_source own_memory = {read_own_memory};
+	struct byte_piece *sourced = calloc(count, sizeof *sourced);
+	uintptr_t middle = 0;
+	for (size_t i = 0; i < count; i++) {
+		sourced[i] = pieces[i];
+		if (pieces[i].data != NULL && pieces[i].size > 0) {
+			sourced[i].data = NULL;
+			sourced[i].source = &own_memory;
+			sourced[i].source_at = (uint64_t)(uintptr_t)pieces[i].data;
+			middle = (uintptr_t)pieces[i].data + pieces[i].size / 2;
+		}
+	}
+	char path[4096];
+	path_in(path, "sourced.zst");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	struct seekable_stats stats;
+	struct hs_error err;
+	CHECK(seekable_write(fd, path, sourced, count, options, &stats, &err) == 0 &&
+		      !stats.source_failed,
+	      "%s", err.message);
+	close(fd);
+	CHECK(same_files(path, reference), "bytes read from a source are written as the same bytes "
+					   "held in memory");
+	fail_at = middle;
+	CHECK(middle != 0, "no piece to read from a source");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(seekable_write(fd, path, sourced, count, options, &stats, &err) != 0 &&
+		      stats.source_failed && strstr(err.message, "could not be read") != NULL,
+	      "a source that cannot be read fails the write, said: %s", err.message);
+	close(fd);
+	fail_at = 0;
+	free(sourced);
+}
+
 int main(void)
 {
 	if (mkdtemp(directory) == NULL)
@@ -148,7 +215,7 @@ int main(void)
 		} else {
 			memset(expected + total, 0, size);
 		}
-		pieces[i] = (struct byte_piece){data, size};
+		pieces[i] = (struct byte_piece){data, size, NULL, 0};
 		total += size;
 	}
 	char path[4096];
@@ -181,20 +248,10 @@ int main(void)
 	close(inline_fd);
 	CHECK(inline_stats.output_bytes == stats.output_bytes, "in the caller: %llu bytes, not %llu",
 	      (unsigned long long)inline_stats.output_bytes, (unsigned long long)stats.output_bytes);
-	{
-		FILE *a = fopen(path, "rb"), *b = fopen(inline_path, "rb");
-		int same = a && b;
-		for (int x = 0, y = 0; same && (x != EOF || y != EOF);) {
-			x = fgetc(a);
-			y = fgetc(b);
-			same = x == y;
-		}
-		CHECK(same, "compressing in the caller writes the same bytes as the threads");
-		if (a)
-			fclose(a);
-		if (b)
-			fclose(b);
-	}
+	CHECK(same_files(path, inline_path),
+	      "compressing in the caller writes the same bytes as the threads");
+	test_sources(pieces, PIECES, path, &options);
+	test_sources(pieces, PIECES, path, &in_caller);
 
 	fd = open(path, O_RDONLY);
 	CHECK(seekable_detect(fd) == SEEKABLE_KIND_SEEKABLE_ZSTD, "detect");

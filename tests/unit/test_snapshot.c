@@ -79,9 +79,9 @@ int main(void)
 	memset(heap + 0x1000, 0, 0x1000);
 	memcpy(header_page, ELFMAG, SELFMAG);
 	struct core_segment segments[] = {
-		{PT_LOAD, PF_R | PF_W, BASE, 0x2000, 0x2000, 0x1000, heap},
-		{PT_LOAD, PF_R | PF_W, BASE + 0x2000, 0x2000, 0, 0x1000, NULL},
-		{PT_LOAD, PF_R, BASE + 0x4000, 0x2000, 0x1000, 0x1000, header_page},
+		{PT_LOAD, PF_R | PF_W, BASE, 0x2000, 0x2000, 0x1000, heap, NULL},
+		{PT_LOAD, PF_R | PF_W, BASE + 0x2000, 0x2000, 0, 0x1000, NULL, NULL},
+		{PT_LOAD, PF_R, BASE + 0x4000, 0x2000, 0x1000, 0x1000, header_page, NULL},
 	};
 	for (size_t i = 0; i < 3; i++)
 		core_image_add_segment(&image, &segments[i], &err);
@@ -177,7 +177,7 @@ int main(void)
 	for (uint64_t i = 0; i < MANY; i++) {
 		page_values[i] = i * 3 + 1;
 		struct core_segment segment = {PT_LOAD, PF_R | PF_W, BASE + i * 0x2000, 8, 8, 0x1000,
-					       &page_values[i]};
+					       &page_values[i], NULL};
 		core_image_add_segment(&image, &segment, &err);
 	}
 	CHECK(snapshot_file_write(&image, many, NULL, &stats, &err) == 0, "%s", err.message);

@@ -58,8 +58,8 @@ int main(void)
 	static uint8_t memory[0x2000];
 	for (size_t i = 0; i < sizeof memory; i++)
 		memory[i] = (uint8_t)i;
-	struct core_segment one = {PT_LOAD, PF_R | PF_W, 0x10000, 0x2000, 0x2000, 0x1000, memory};
-	struct core_segment two = {PT_LOAD, PF_R, 0x20000, 0x1000, 0x200, 0x1000, memory};
+	struct core_segment one = {PT_LOAD, PF_R | PF_W, 0x10000, 0x2000, 0x2000, 0x1000, memory, NULL};
+	struct core_segment two = {PT_LOAD, PF_R, 0x20000, 0x1000, 0x200, 0x1000, memory, NULL};
 	core_image_add_segment(&image, &one, &err);
 	core_image_add_segment(&image, &two, &err);
 	CHECK(snapshot_file_write(&image, original, NULL, NULL, &err) == 0, "%s", err.message);
