@@ -18,6 +18,19 @@
  * and each cached region against the slab or extent it is in; what fails is a warning with its
  * address, counted as damage.
  *
+ * Explicit tcaches (mallctl "tcache.create") live in allocations of their own, listed only in
+ * jemalloc's array `tcaches`, base-allocated and pointed at from its data: found there by shape
+ * (every element empty, flushed, a free slot's link or a tcache whose structures point at each
+ * other) and walked as a thread's are. The arenas' rings of tcaches (compiled in with
+ * statistics), followed from the threads' tcaches, show explicit tcaches too: those the array
+ * does not hold (all, when it is not found) are walked all the same, and said in a warning.
+ *
+ * With MALLOC_CONF=hpa:true the HPA hands out extents from hugepage-sized pageslabs (hpa.c); the
+ * map registers each extent's first and last page (and a slab's every page) as it does the PAC's,
+ * and never the pageslabs themselves. An extent the HPA takes back waits in its small extent
+ * cache still active, its map elements as its last use left them: it is free ("dirty"), told
+ * apart by the invalid size class pa_dalloc gives it and checked against its pageslab.
+ *
  * Retained extents (address space jemalloc purged and keeps for reuse) hold no memory and are
  * not listed; jemalloc's own metadata (its base allocations: arenas, extent descriptors, the
  * map's leaves) is not listed either, but the mappings that hold it are bookkeeping. */
@@ -42,6 +55,7 @@ enum extent_state { STATE_ACTIVE, STATE_DIRTY, STATE_MUZZY, STATE_RETAINED };
 
 struct extent {
 	uint64_t edata, base, size, address, bits;
+	uint64_t ps; /* the HPA's pageslab (hpdata_t) the extent is in, or 0 */
 };
 
 struct walker {
@@ -60,6 +74,9 @@ struct walker {
 	const struct snapshot_region *metadata[METADATA_REGIONS];
 	size_t metadata_count;
 	bool metadata_overflow;
+	/* the explicit tcaches found on the arenas' rings of tcaches */
+	uint64_t *explicit_tcaches;
+	size_t explicit_count, explicit_capacity;
 };
 
 static uint64_t field(uint64_t bits, unsigned shift, unsigned width)
@@ -80,6 +97,20 @@ static unsigned szind_of(const struct walker *walker, uint64_t bits)
 static bool slab_of(const struct walker *walker, uint64_t bits)
 {
 	return field(bits, walker->layout.slab_shift, 1) != 0;
+}
+
+/* Whether an active extent is one the HPA holds for reuse rather than one in use. With
+ * MALLOC_CONF=hpa:true, pa_dalloc marks an extent it frees with the invalid class SC_NSIZES and
+ * hands it to the HPA, whose small extent cache (sec.c) keeps it as it is: still active, still
+ * registered at its first and last pages, its edata still flagged slab if it was one. An extent
+ * the HPA makes ahead for the cache (a batch fill) is active with that class too. An extent in
+ * use always has its class (pa_alloc sets it), and the PAC's free extents are dirty, muzzy or
+ * retained, never active. */
+static bool cached_by_hpa(const struct walker *walker, const struct extent *extent)
+{
+	return state_of(walker, extent->bits) == STATE_ACTIVE &&
+	       field(extent->bits, walker->layout.pai_shift, 1) != 0 &&
+	       szind_of(walker, extent->bits) == walker->layout.nsizes;
 }
 
 /* ---- the version -------------------------------------------------------------------------- */
@@ -140,7 +171,7 @@ static struct element decode(const struct walker *walker, uint64_t bits)
 static bool read_edata(struct walker *walker, const struct element *element, struct extent *extent)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
-	uint64_t words[3];
+	uint64_t words[4]; /* e_bits, e_addr, e_size_esn, e_ps */
 	if (element->edata == 0 ||
 	    address_space_read(walker->space, element->edata, words, sizeof words, NULL) != 0)
 		return false;
@@ -149,6 +180,7 @@ static bool read_edata(struct walker *walker, const struct element *element, str
 	extent->address = words[layout->edata_addr / 8];
 	extent->size = words[layout->edata_size_esn / 8] & ~((1ull << layout->lg_page) - 1);
 	extent->base = extent->address & ~((1ull << layout->lg_page) - 1);
+	extent->ps = words[layout->edata_ps / 8];
 	return state_of(walker, extent->bits) == element->state && extent->size != 0 &&
 	       extent->base + extent->size > extent->base;
 }
@@ -156,11 +188,19 @@ static bool read_edata(struct walker *walker, const struct element *element, str
 /* Whether an element repeats its extent's size class and slab flag where jemalloc keeps them
  * there: at the first page of an active extent and at every page of an active slab. (An
  * extent that leaves use keeps its old ones in the map, only its state is updated, and the last
- * page of a large extent keeps the invalid class it was registered with: emap.c's emap_remap.) */
+ * page of a large extent keeps the invalid class it was registered with: emap.c's emap_remap,
+ * which writes nothing for the invalid class.) An extent the HPA holds for reuse is active but
+ * left use all the same: only its first and last pages are registered (pa_dalloc deregistered
+ * a slab's inner pages), and they keep whatever class and slab flag its last use left there. */
 static bool element_agrees(const struct walker *walker, const struct element *element,
 			   const struct extent *extent, uint64_t page)
 {
-	if (element->state != STATE_ACTIVE || (page != extent->base && !element->slab))
+	if (element->state != STATE_ACTIVE)
+		return true;
+	if (cached_by_hpa(walker, extent))
+		return page == extent->base ||
+		       page == extent->base + extent->size - (1ull << walker->layout.lg_page);
+	if (page != extent->base && !element->slab)
 		return true;
 	return szind_of(walker, extent->bits) == element->szind &&
 	       slab_of(walker, extent->bits) == element->slab;
@@ -259,6 +299,17 @@ static bool is_root(struct walker *walker, uint64_t root)
 	return true;
 }
 
+/* Whether `word` may point at metadata jemalloc allocated for itself (base_alloc): cache-line
+ * aligned, in an anonymous writable mapping. */
+static bool points_into_metadata(struct walker *walker, uint64_t word)
+{
+	if (word == 0 || (word & 63))
+		return false;
+	const struct snapshot_region *region =
+		snapshot_find_region(address_space_snapshot(walker->space), word);
+	return region != NULL && (region->flags & PF_W) && region->path == NULL;
+}
+
 /* Whether the word at `at` points at a leaf of the extent map whose root, inside the module's
  * data, it is a word of; then walker->root is that root. A leaf is jemalloc metadata:
  * anonymous and writable (its 2 MiB may be more than one mapping). */
@@ -267,11 +318,7 @@ static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
 	struct root_search *search = context;
 	struct walker *walker = search->walker;
 	uint64_t root_index;
-	if (word == 0 || (word & 63) || search->tried == ROOT_CANDIDATES)
-		return false;
-	const struct snapshot_region *region =
-		snapshot_find_region(address_space_snapshot(walker->space), word);
-	if (region == NULL || !(region->flags & PF_W) || region->path != NULL)
+	if (search->tried == ROOT_CANDIDATES || !points_into_metadata(walker, word))
 		return false;
 	search->tried++;
 	if (!is_leaf(walker, word, search->leaf_words, &root_index))
@@ -487,6 +534,20 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 	return 0;
 }
 
+/* Whether an extent the HPA holds for reuse is what the HPA made it: its address reset to its
+ * first page (pa_dalloc) and all of it inside the pageslab its descriptor names (hpa.c hands out
+ * pages of one hugepage-sized, hugepage-aligned pageslab at a time); damage otherwise. */
+static bool in_pageslab(struct walker *walker, const struct extent *extent)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t hugepage = 1ull << layout->lg_hugepage, pageslab = 0;
+	if (extent->ps == 0 || extent->address != extent->base ||
+	    !address_space_read_u64(walker->space, extent->ps + layout->hpdata_address, &pageslab))
+		return false;
+	return (pageslab & (hugepage - 1)) == 0 && extent->base >= pageslab &&
+	       extent->size <= hugepage && extent->base - pageslab <= hugepage - extent->size;
+}
+
 static int walk_extents(struct walker *walker, struct hs_error *err)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
@@ -526,12 +587,23 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		unsigned state = state_of(walker, extent->bits);
 		if (state == STATE_RETAINED)
 			continue; /* purged address space kept for reuse: no memory, no blocks */
+		bool cached = cached_by_hpa(walker, extent);
+		if (cached && !in_pageslab(walker, extent)) {
+			walk_damage(
+			    &walker->report, extent->edata,
+			    "the extent at 0x%llx (descriptor 0x%llx) looks held by the HPA for reuse "
+			    "but is not inside the pageslab its descriptor names (0x%llx): it is not "
+			    "listed",
+			    (unsigned long long)extent->base, (unsigned long long)extent->edata,
+			    (unsigned long long)extent->ps);
+			continue;
+		}
 		int arena = arena_index(walker, arena_number, err);
 		if (arena < 0)
 			goto fail;
 		walker->heap->arenas[arena].system_bytes += extent->size;
 		uint64_t first_word = 0;
-		if (state == STATE_DIRTY || state == STATE_MUZZY) {
+		if (state == STATE_DIRTY || state == STATE_MUZZY || cached) {
 			address_space_read_u64(walker->space, extent->base, &first_word);
 			if (walk_add_block(&walker->report, extent->base, extent->size,
 			                   ALLOCATION_FREE, PLACE_RETAINED, arena, first_word,
@@ -570,20 +642,21 @@ fail:
 	return -1;
 }
 
-/* ---- thread caches ------------------------------------------------------------------------ */
+/* ---- tcaches ------------------------------------------------------------------------------ */
 
-/* One cache bin: the `count` regions from stack_head up are free, though their slabs count them
- * allocated. Each must be a live block of the bin's size class. */
-static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_t stack_head,
-			   unsigned count, uint64_t tcache_arena)
+/* One cache bin of the tcache `owner` names ("thread 1234's tcache", "explicit tcache 3"): the
+ * `count` regions from stack_head up are free, though their slabs count them allocated. Each
+ * must be a live block of the bin's size class. */
+static void walk_cache_bin(struct walker *walker, const char *owner, unsigned bin,
+			   uint64_t stack_head, unsigned count, uint64_t tcache_arena)
 {
 	uint64_t size = jemalloc_size_class(bin);
 	for (unsigned k = 0; k < count; k++) {
 		uint64_t pointer = 0;
 		if (!address_space_read_u64(walker->space, stack_head + k * 8ull, &pointer)) {
 			walk_damage(&walker->report, stack_head,
-			            "thread %d's tcache bin %u (at 0x%llx) cannot be read", tid,
-			            bin, (unsigned long long)stack_head);
+			            "%s's bin %u (stack at 0x%llx) cannot be read", owner, bin,
+			            (unsigned long long)stack_head);
 			return;
 		}
 		struct allocation *allocation = walk_block_at(walker->heap, pointer);
@@ -591,9 +664,9 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 		    allocation->size != size) {
 			walk_damage(
 			    &walker->report, stack_head + k * 8ull,
-			    "thread %d's tcache bin %u (size %llu) holds 0x%llx, which is not an "
-			    "allocated block of that size class",
-			    tid, bin, (unsigned long long)size, (unsigned long long)pointer);
+			    "%s's bin %u (size %llu) holds 0x%llx, which is not an allocated block of "
+			    "that size class",
+			    owner, bin, (unsigned long long)size, (unsigned long long)pointer);
 			continue;
 		}
 		allocation->state = ALLOCATION_FREE;
@@ -604,8 +677,9 @@ static void walk_cache_bin(struct walker *walker, int tid, unsigned bin, uint64_
 	}
 }
 
-/* The tcache at `tcache` (its tcache_slow already checked to point back at it). */
-static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_t slow)
+/* The tcache at `tcache` (its tcache_slow already checked to point back at it), a thread's or an
+ * explicit one: the same structures either way (tcache.c's tcache_init). */
+static void walk_tcache(struct walker *walker, const char *owner, uint64_t tcache, uint64_t slow)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	uint64_t dyn_alloc = 0, arena = 0;
@@ -621,9 +695,8 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 					    &stack_head) ||
 		    address_space_read(walker->space, at + layout->cache_bin_low_bits_empty,
 				       &low_bits_empty, 2, NULL) != 0) {
-			walk_damage(&walker->report, at,
-			            "thread %d's tcache bin %u at 0x%llx cannot be read", tid, bin,
-			            (unsigned long long)at);
+			walk_damage(&walker->report, at, "%s's bin %u at 0x%llx cannot be read",
+			            owner, bin, (unsigned long long)at);
 			continue;
 		}
 		if (stack_head == 0)
@@ -632,18 +705,91 @@ static void walk_tcache(struct walker *walker, int tid, uint64_t tcache, uint64_
 		if (bytes % 8 || bytes / 8u > layout->ncached_max) {
 			walk_damage(
 			    &walker->report, at,
-			    "thread %d's tcache bin %u at 0x%llx has a stack (0x%llx, empty at low "
-			    "bits 0x%x) that is not a whole number of slots",
-			    tid, bin, (unsigned long long)at, (unsigned long long)stack_head,
+			    "%s's bin %u at 0x%llx has a stack (0x%llx, empty at low bits 0x%x) that "
+			    "is not a whole number of slots",
+			    owner, bin, (unsigned long long)at, (unsigned long long)stack_head,
 			    low_bits_empty);
 			continue;
 		}
-		walk_cache_bin(walker, tid, bin, stack_head, bytes / 8u, arena);
+		walk_cache_bin(walker, owner, bin, stack_head, bytes / 8u, arena);
 	}
-	/* the memory the bins' stacks are in: an allocation of jemalloc's own */
+	/* the memory the bins' stacks are in (and an explicit tcache itself): an allocation of
+	   jemalloc's own */
 	struct allocation *stacks = dyn_alloc ? walk_block_at(walker->heap, dyn_alloc) : NULL;
 	if (stacks && stacks->state == ALLOCATION_LIVE)
 		stacks->place = PLACE_METADATA;
+}
+
+/* Whether `tcache` is an explicit tcache (mallctl "tcache.create"): tcache_create_explicit puts
+ * the bins' stacks, the tcache_t and its tcache_slow_t one after the other in one allocation of
+ * its own, a live block of the heap that the slow's dyn_alloc points at; the tcache and its slow
+ * point at each other, and the slow's bin descriptor at the tcache's bins
+ * (tcache_arena_associate). */
+static bool is_explicit_tcache(struct walker *walker, uint64_t tcache)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t slow = 0, back = 0, bins = 0, dyn_alloc = 0;
+	if (tcache == 0 || (tcache & 7) ||
+	    !address_space_read_u64(walker->space, tcache + layout->tcache_slow, &slow) ||
+	    slow != tcache + layout->tcache_size ||
+	    !address_space_read_u64(walker->space, slow + layout->slow_tcache, &back) ||
+	    back != tcache ||
+	    !address_space_read_u64(walker->space, slow + layout->slow_descriptor_bins, &bins) ||
+	    bins != tcache + layout->tcache_bins ||
+	    !address_space_read_u64(walker->space, slow + layout->slow_dyn_alloc, &dyn_alloc) ||
+	    dyn_alloc > tcache)
+		return false;
+	const struct allocation *block = walk_block_at(walker->heap, dyn_alloc);
+	return block && block->state == ALLOCATION_LIVE &&
+	       slow + layout->slow_size <= block->address + block->size;
+}
+
+/* Remembers an explicit tcache found on a ring, once; fails only when out of memory. */
+static int add_explicit(struct walker *walker, uint64_t tcache, struct hs_error *err)
+{
+	for (size_t i = 0; i < walker->explicit_count; i++)
+		if (walker->explicit_tcaches[i] == tcache)
+			return 0;
+	if (walker->explicit_count == walker->explicit_capacity) {
+		size_t capacity = walker->explicit_capacity ? walker->explicit_capacity * 2 : 16;
+		uint64_t *grown = realloc(walker->explicit_tcaches, capacity * sizeof *grown);
+		if (grown == NULL)
+			return hs_error_set(err, "out of memory walking jemalloc's explicit tcaches");
+		walker->explicit_tcaches = grown;
+		walker->explicit_capacity = capacity;
+	}
+	walker->explicit_tcaches[walker->explicit_count++] = tcache;
+	return 0;
+}
+
+/* The explicit tcaches on the ring of tcaches that `slow` (a thread's tcache_slow) is on: with
+ * statistics compiled in, tcache_arena_associate links every tcache of an arena, a thread's or
+ * an explicit one, into the ring arena->tcache_ql (the slows' `link`, a circular list). Each
+ * found is remembered (walker->explicit_tcaches): a check on the array of explicit tcaches, and the
+ * way to them when that array is not found. The ring is only followed while it holds together
+ * (each element's prev pointing back); a build without statistics leaves it zero. */
+static int ring_explicit_tcaches(struct walker *walker, uint64_t slow, struct hs_error *err)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t previous = slow, at = 0;
+	address_space_read_u64(walker->space, slow + layout->slow_link_next, &at);
+	/* no arena has more tcaches than threads plus explicit ones; the bound only stops a
+	   ring that does not close */
+	for (unsigned steps = 0; at != 0 && at != slow && steps < 2 * layout->explicit_tcaches;
+	     steps++) {
+		uint64_t back = 0, tcache = 0, next = 0;
+		if (!address_space_read_u64(walker->space, at + layout->slow_link_prev, &back) ||
+		    back != previous ||
+		    !address_space_read_u64(walker->space, at + layout->slow_tcache, &tcache) ||
+		    !address_space_read_u64(walker->space, at + layout->slow_link_next, &next))
+			return 0;
+		if (at == tcache + layout->tcache_size && is_explicit_tcache(walker, tcache) &&
+		    add_explicit(walker, tcache, err) != 0)
+			return -1;
+		previous = at;
+		at = next;
+	}
+	return 0;
 }
 
 /* Each thread's tcache, found in the static TLS just below its fs base (jemalloc's tsd is an
@@ -676,7 +822,13 @@ static int walk_tcaches(struct walker *walker, struct hs_error *err)
 			memcpy(&bins, window + (slow + layout->slow_descriptor_bins - from), 8);
 			if (back != at - layout->tcache_slow || bins != back + layout->tcache_bins)
 				continue;
-			walk_tcache(walker, threads[t].tid, back, slow);
+			char owner[48];
+			snprintf(owner, sizeof owner, "thread %d's tcache", threads[t].tid);
+			walk_tcache(walker, owner, back, slow);
+			if (ring_explicit_tcaches(walker, slow, err) != 0) {
+				free(window);
+				return -1;
+			}
 			found = true;
 			tcaches++;
 		}
@@ -688,6 +840,118 @@ static int walk_tcaches(struct walker *walker, struct hs_error *err)
 		warnings_add(walker->warnings,
 			     "jemalloc: no thread's tcache was found in its TLS (turned off, or not "
 			     "recognised): regions cached in tcaches, if any, are counted as live");
+	return 0;
+}
+
+/* The search for jemalloc's array of explicit tcaches among the words of its data. */
+struct tcaches_search {
+	struct walker *walker;
+	uint64_t *elements; /* room for the array */
+	uint64_t array;	    /* the lowest array found, or 0 */
+	size_t tried;	    /* words tried as pointers to it */
+};
+
+/* Whether the array at `array` (its elements read into `elements`) is jemalloc's `tcaches`: each
+ * element is 0, TCACHES_ELM_NEED_REINIT (flushed), a pointer to another element (a free slot
+ * linked into tcaches_avail) or an explicit tcache, and at least one is a tcache (an array
+ * holding none has no region to tell, whether it is the one or not). */
+static bool is_tcaches_array(struct walker *walker, uint64_t array, const uint64_t *elements)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	uint64_t end = array + layout->explicit_tcaches * 8ull;
+	bool any = false;
+	for (unsigned i = 0; i < layout->explicit_tcaches; i++) {
+		uint64_t word = elements[i];
+		if (word == 0 || word == layout->tcaches_need_reinit ||
+		    (word >= array && word < end && (word - array) % 8 == 0))
+			continue;
+		if (!is_explicit_tcache(walker, word))
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+/* Whether the word at `at` points at jemalloc's array of explicit tcaches (`tcaches`, which
+ * base_alloc placed cache-line aligned in jemalloc's anonymous metadata); the lowest such array
+ * is kept, since tcaches_avail may point into it at a free slot and pass for another. Never
+ * true: every word is tried. */
+static bool points_at_tcaches(void *context, uint64_t at, uint64_t word)
+{
+	(void)at;
+	struct tcaches_search *search = context;
+	struct walker *walker = search->walker;
+	const struct jemalloc_layout *layout = &walker->layout;
+	if (search->tried == ROOT_CANDIDATES || (search->array != 0 && word >= search->array) ||
+	    !points_into_metadata(walker, word))
+		return false;
+	search->tried++;
+	/* the first element alone rules out most words before the whole array is read */
+	uint64_t first = 0;
+	if (!address_space_read_u64(walker->space, word, &first) ||
+	    !(first == 0 || first == layout->tcaches_need_reinit ||
+	      (first >= word && first < word + layout->explicit_tcaches * 8ull) ||
+	      is_explicit_tcache(walker, first)))
+		return false;
+	if (address_space_read(walker->space, word, search->elements,
+			       layout->explicit_tcaches * 8ull, NULL) != 0 ||
+	    !is_tcaches_array(walker, word, search->elements))
+		return false;
+	search->array = word;
+	return false;
+}
+
+/* The explicit tcaches (mallctl "tcache.create", used with MALLOCX_TCACHE), walked as a thread's
+ * are: jemalloc keeps them in the array `tcaches` (tcache.c), base-allocated on first use and
+ * pointed at from its data, which is found by its shape there. Those the arenas' rings showed
+ * (walk_tcaches) must be in it; without the array, they are all that can be walked. */
+static int walk_explicit_tcaches(struct walker *walker, const struct range *data,
+				 struct hs_error *err)
+{
+	const struct jemalloc_layout *layout = &walker->layout;
+	struct tcaches_search search = {.walker = walker};
+	search.elements = malloc(layout->explicit_tcaches * 8ull);
+	if (search.elements == NULL)
+		return hs_error_set(err, "out of memory looking for jemalloc's explicit tcaches");
+	module_data_find_word(walker->space, data->start, data->end, points_at_tcaches, &search);
+	/* (the search read other candidates after the array it kept) */
+	uint64_t end = search.array + layout->explicit_tcaches * 8ull;
+	if (search.array == 0 || address_space_read(walker->space, search.array, search.elements,
+						    layout->explicit_tcaches * 8ull, NULL) != 0)
+		search.array = 0;
+	else
+		note_metadata(walker, search.array);
+	for (unsigned i = 0; search.array && i < layout->explicit_tcaches; i++) {
+		uint64_t word = search.elements[i];
+		if (word <= layout->tcaches_need_reinit || (word >= search.array && word < end))
+			continue; /* no tcache in this slot */
+		char owner[48];
+		snprintf(owner, sizeof owner, "explicit tcache %u", i);
+		walk_tcache(walker, owner, word, word + layout->tcache_size);
+	}
+	/* the explicit tcaches the rings showed and the array does not hold (all of them, when
+	   no array was found) */
+	size_t missing = 0;
+	for (size_t i = 0; i < walker->explicit_count; i++) {
+		uint64_t tcache = walker->explicit_tcaches[i];
+		bool listed = false;
+		for (unsigned k = 0; search.array && k < layout->explicit_tcaches && !listed; k++)
+			listed = search.elements[k] == tcache;
+		if (listed)
+			continue;
+		missing++;
+		char owner[48];
+		snprintf(owner, sizeof owner, "explicit tcache at 0x%llx", (unsigned long long)tcache);
+		walk_tcache(walker, owner, tcache, tcache + layout->tcache_size);
+	}
+	free(search.elements);
+	if (missing)
+		warnings_add(walker->warnings,
+			     "jemalloc: %zu explicit tcaches (tcache.create) were found on their arenas' "
+			     "lists of tcaches but not in jemalloc's array of them, %s: they are walked, "
+			     "but explicit tcaches of arenas no thread's tcache serves would be missed and "
+			     "the regions they cache counted as live",
+			     missing, search.array ? "which does not list them" : "which was not found");
 	return 0;
 }
 
@@ -844,18 +1108,21 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	free(leaf_words);
 	leaf_words = NULL;
 	address_cursor_free(&walker.slabs);
-	if (walk_tcaches(&walker, err) != 0)
+	if (walk_tcaches(&walker, err) != 0 || walk_explicit_tcaches(&walker, &data, err) != 0)
 		goto fail;
 	find_arena_addresses(&walker, &data);
 	note_bookkeeping(&walker, &data);
 	free(walker.extents);
 	walker.extents = NULL;
+	free(walker.explicit_tcaches);
+	walker.explicit_tcaches = NULL;
 	walk_report_finish(&walker.report);
 	heap_finish(heap);
 	return 0;
 fail:
 	free(leaf_words);
 	free(walker.extents);
+	free(walker.explicit_tcaches);
 	address_cursor_free(&walker.slabs);
 	return -1;
 }

@@ -1,8 +1,10 @@
 /* The jemalloc 5.3 walker: every extent jemalloc holds, found through its global extent map (the
  * radix tree `arena_emap_global` that maps each page it manages to the page's extent descriptor),
  * and in it every block: small regions of slabs, live or free by the slab's bitmap; large extents;
- * dirty and muzzy extents waiting for reuse; and, from each thread's tcache (found in the thread's
- * TLS), the regions a thread keeps cached, which the slabs count as allocated. Debian's library is
+ * dirty and muzzy extents waiting for reuse (and, with the HPA, the extents its small extent cache
+ * keeps); and, from each thread's tcache (found in the thread's TLS) and each explicit tcache
+ * (tcache.create, found through jemalloc's array of them), the regions a tcache keeps cached,
+ * which the slabs count as allocated. Debian's library is
  * stripped, so the map is found by its shape in the library's data and each structure is checked
  * against the layouts of jemalloc_layout.h as it is read; what does not fit is a warning with its
  * address, and no map at all is an error. */

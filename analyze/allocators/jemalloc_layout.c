@@ -19,6 +19,7 @@ void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 		.edata_bits = 0,
 		.edata_addr = 8,
 		.edata_size_esn = 16,
+		.edata_ps = 24,
 		.edata_slab_bitmap = 64,
 		.bitmap_groups = 8,
 		/* edata.h's e_bits: arena_ind (MALLOCX_ARENA_BITS 12), slab, committed, pai,
@@ -26,12 +27,16 @@ void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 		.arena_shift = 0,
 		.arena_width = 12,
 		.slab_shift = 12,
+		.pai_shift = 14, /* EXTENT_PAI_HPA (1): the HPA's, not the PAC's */
 		.state_shift = 17,
 		.state_width = 3,
 		.szind_shift = 20,
 		.szind_width = 8,
 		.nfree_shift = 28,
 		.nfree_width = 10,
+		/* hpdata.h: h_address first; HUGEPAGE is 2 MiB on x86-64 */
+		.lg_hugepage = 21,
+		.hpdata_address = 0,
 		/* sc.h with LG_QUANTUM 4, LG_PAGE 12, SC_LG_NGROUP 2 */
 		.nbins = 36,
 		.nsizes = SIZE_CLASSES,
@@ -42,17 +47,24 @@ void jemalloc_layout_5_3(struct jemalloc_layout *layout)
 		.cache_bin_size = 24,
 		.cache_bin_stack_head = 0,
 		.cache_bin_low_bits_empty = 20,
+		.tcache_size = 8 + 24 * (36 + 4 * (23 - 14) + 1),
 		/* SC_NBINS + SC_NGROUP * (TCACHE_LG_MAXCLASS_LIMIT - SC_LG_LARGE_MINCLASS) + 1 */
 		.tcache_nbins_max = 36 + 4 * (23 - 14) + 1,
 		/* tcache_slow_t: link (16), cache_bin_array_descriptor (link 16, bins 8), arena,
 		 * next_gc_bin (4), lg_fill_div, bin_refilled, bin_flush_delay_items (36 bytes
 		 * each), dyn_alloc, tcache */
+		.slow_link_next = 0,
+		.slow_link_prev = 8,
 		.slow_descriptor_bins = 32,
 		.slow_arena = 40,
 		.slow_dyn_alloc = 160,
 		.slow_tcache = 168,
+		.slow_size = 176,
 		/* CACHE_BIN_NCACHED_MAX: low bits are 16 bits of 8-byte slots */
 		.ncached_max = (1u << 16) / 8 - 1,
+		/* jemalloc_internal_types.h: MALLOCX_TCACHE_MAX is (1 << 12) - 3; tcache_types.h */
+		.explicit_tcaches = (1u << 12) - 3 + 1,
+		.tcaches_need_reinit = 1,
 	};
 }
 

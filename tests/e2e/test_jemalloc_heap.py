@@ -3,10 +3,12 @@
 Ground truth one is the target's own record (tests/targets/known_heap.c: four threads, small,
 large and huge blocks, every block it holds with malloc_usable_size, every block it freed), run
 with jemalloc preloaded (captured by freeze and by fork), preloaded with its tcaches turned off
-(MALLOC_CONF=tcache:false, which the walker says in a warning), linked, and linked in statically
-(found by shape among the executable's own data): every held block live with exactly its usable
-size, no freed block live, the freed small blocks found free at their address (in a thread's
-tcache or free in their slab), the freed large ones in a tcache or inside a dirty extent.
+(MALLOC_CONF=tcache:false, which the walker says in a warning), preloaded with the HPA turned on
+(MALLOC_CONF=hpa:true: the extents its small extent cache keeps are free, not damage), linked,
+and linked in statically (found by shape among the executable's own data): every held block live
+with exactly its usable size, no freed block live, the freed small blocks found free at their
+address (in a thread's tcache or free in their slab), the freed large ones in a tcache or inside
+a dirty extent.
 
 Ground truth two is jemalloc's own accounting, printed by the target after an epoch:
 stats.allocated counts a region cached in a tcache as allocated (the slab hands it out when the
@@ -24,6 +26,10 @@ walk on it against its symbols (the extent map found by shape must lie in arena_
 A damaged structure is said, not hidden: in a copy of the preloaded snapshot (decompressed,
 patched, imported back with `heapsnap import`) one slab's free count in its extent descriptor
 disagrees with its bitmap: the answer names the slab in a warning and counts one corrupt spot.
+
+Explicit tcaches (tests/targets/explicit_tcaches.c: tcache.create, then mallocx and dallocx with
+MALLOCX_TCACHE) hold freed blocks too: each held block live with its usable size, each freed one
+not live and most in a tcache, and jemalloc's accounting as above.
 
 Third, the leaking servers under LD_PRELOAD=libjemalloc.so.2, as on glibc: the C one (heapdiff
 shows struct conn +1,000 retained by global all_conns) and the Python one on Debian's
@@ -43,6 +49,8 @@ TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
 TARGET_STATIC = os.environ.get("JEMALLOC_HEAP_STATIC")
 OWN_MALLOC_JEMALLOC = os.environ.get("OWN_MALLOC_JEMALLOC", "build/tests/own_malloc_jemalloc")
+EXPLICIT_TCACHES = os.environ.get("JEMALLOC_EXPLICIT_TCACHES",
+                                  "build/tests/jemalloc_explicit_tcaches")
 LIBJEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SMALL_MAX = 14336  # jemalloc 5.3's largest small size class (SC_SMALL_MAXCLASS)
 THREADS, BLOCKS = 4, 3000
@@ -204,6 +212,49 @@ record, snapshot = run_target("no-tcache", [TARGET],
                               env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="tcache:false"))
 check_heap("no-tcache", record, snapshot, tcache=False)
 
+# jemalloc's HPA (MALLOC_CONF=hpa:true): extents handed out from hugepage-sized pageslabs; those
+# it takes back wait in its small extent cache still active, the map's elements for them as their
+# last use left them: free, not damage
+record, snapshot = run_target("hpa", [TARGET],
+                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="hpa:true"))
+check_heap("hpa", record, snapshot)
+
+
+def check_explicit_tcaches(label, record, snapshot):
+    """tests/targets/explicit_tcaches.c: every held block live with its usable size, no freed block
+    live, the blocks freed into the explicit tcaches found there, and jemalloc's accounting as in
+    check_heap (stats.arenas.<all>.tcache_bytes counts explicit tcaches too)."""
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    check(result.stderr == "", f"{label}: no warnings: {result.stderr[:600]}")
+    allocations = [json.loads(line) for line in result.stdout.splitlines()]
+    live, free = live_and_free(label, allocations, record["held"])
+    freed = freed_not_reused(record)
+    freed_live = [hex(addr) for addr in freed if addr in live]
+    check(not freed_live, f"{label}: {len(freed_live)} freed blocks reported live: {freed_live[:5]}")
+    places = {}
+    for addr in freed:
+        place = free[addr]["place"] if addr in free else "inside a free extent or given back"
+        places[place] = places.get(place, 0) + 1
+    check(places.get("tcache", 0) > len(freed) // 3,
+          f"{label}: the {len(freed)} freed blocks are mostly in the explicit tcaches: {places}")
+    live_bytes = sum(a["size"] for a in live.values())
+    tcache_bytes = sum(a["size"] for a in free.values() if a["place"] == "tcache")
+    check(tcache_bytes == record["tcache_bytes"] and
+          live_bytes + tcache_bytes == record["allocated"],
+          f"{label}: bytes in tcaches {tcache_bytes:,} = jemalloc's tcache_bytes "
+          f"{record['tcache_bytes']:,}, live + tcache {live_bytes + tcache_bytes:,} = "
+          f"stats.allocated {record['allocated']:,}")
+    print(f"{label}: {len(live):,} live blocks ({len(record['held']):,} held), freed blocks by "
+          f"place {places}")
+    check_walked_summary(label, snapshot, "jemalloc", "5.3.0", "heuristics")
+
+
+# explicit tcaches (tcache.create; mallocx and dallocx with MALLOCX_TCACHE): jemalloc's array of
+# them found by shape, each walked as a thread's tcache is
+record, snapshot = run_target("explicit-tcaches", [EXPLICIT_TCACHES],
+                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
+check_explicit_tcaches("explicit-tcaches", record, snapshot)
+
 if TARGET_LINKED:
     record, snapshot = run_target("linked", [TARGET_LINKED])
     check_heap("linked", record, snapshot)
@@ -234,7 +285,9 @@ if DEBUG_LIB:
         "sizeof(((tcache_t*)0)->bins)/sizeof(cache_bin_t)": 73,
         "(long)&((tcache_slow_t*)0)->cache_bin_array_descriptor.bins": 32,
         "(long)&((tcache_slow_t*)0)->arena": 40, "(long)&((tcache_slow_t*)0)->dyn_alloc": 160,
-        "(long)&((tcache_slow_t*)0)->tcache": 168,
+        "(long)&((tcache_slow_t*)0)->tcache": 168, "sizeof(tcache_slow_t)": 176,
+        "sizeof(tcache_t)": 1760, "(long)&((edata_t*)0)->e_ps": 24,
+        "(long)&((hpdata_t*)0)->h_address": 0, "sizeof(tcaches_t)": 8,
         "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
     }
     check_layout(DEBUG_LIB, layout)
