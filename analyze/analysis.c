@@ -132,6 +132,20 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	}
 	warn_outside_heaps(analysis);
 	timings_mark(timings, "memory outside the heaps");
+	/* an allocator in a library of its own may be C++ or need the C++ runtime (jemalloc's
+	   and tcmalloc's operator new): that makes no C++ objects of the program's (not so an
+	   executable with an allocator linked in, which is the program) */
+	struct module_symbols *allocator_modules[1];
+	size_t allocator_module_count = 0;
+	if (provider.module != NULL && provider.module_path != NULL &&
+	    strstr(provider.module_path, ".so") != NULL)
+		allocator_modules[allocator_module_count++] = provider.module;
+	/* blocks' first words a walker left unread are read only for what needs them: a C++
+	 * object's vtable pointer, a runtime's object headers */
+	if (analysis->heap.first_words_unread &&
+	    (runtime != NULL ||
+	     symbols_may_name_cxx_objects(analysis->symbols, allocator_modules, allocator_module_count)))
+		heap_read_first_words(&analysis->heap, analysis->space);
 	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
 		goto fail;
 	timings_mark(timings, "C++ types");

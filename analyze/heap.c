@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/big_array.h"
+#include "formats/snapshot.h"
 
 static void free_spans(struct heap *heap)
 {
@@ -307,4 +308,26 @@ int heap_is_bookkeeping(const struct heap *heap, uint64_t addr)
 		if (addr >= heap->bookkeeping[i].start && addr < heap->bookkeeping[i].end)
 			return 1;
 	return 0;
+}
+
+void heap_read_first_words(struct heap *heap, struct address_space *space)
+{
+	if (!heap->first_words_unread)
+		return;
+	struct address_cursor cursor;
+	address_cursor_init(&cursor, space);
+	const struct snapshot_region *region = NULL;
+	for (size_t i = 0; i < heap->count; i++) {
+		struct allocation *allocation = &heap->allocations[i];
+		uint64_t address = allocation->address, word = 0;
+		if (region == NULL || address < region->start || address >= region->end)
+			region = snapshot_find_region(address_space_snapshot(space), address);
+		/* the window is filled up to the end of the block's mapping: the blocks come in
+		   address order */
+		if (region != NULL && allocation->size >= 8 &&
+		    address_cursor_read_u64(&cursor, address, region->end, &word))
+			allocation->first_word = word;
+	}
+	address_cursor_free(&cursor);
+	heap->first_words_unread = false;
 }

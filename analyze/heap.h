@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analyze/address_space.h"
+
 enum allocation_state { ALLOCATION_LIVE, ALLOCATION_FREE };
 
 #define HEAP_ARENAS_MAX 32767
@@ -83,6 +85,11 @@ struct heap {
 	/* the address index behind heap_find, built by heap_finish */
 	struct heap_span *spans;
 	size_t span_count;
+	/* a walker whose allocator keeps its metadata apart from the blocks (jemalloc) need not
+	 * read the heap's memory, and leaves blocks' first words 0: heap_read_first_words reads
+	 * them when something needs them (C++ types, a runtime's objects), else the heap's memory
+	 * is read once only, by the graph */
+	bool first_words_unread;
 };
 
 /* A run of allocations without big gaps, with the first allocation overlapping each granule of
@@ -114,5 +121,9 @@ void heap_count_totals(struct heap *heap);
 /* The allocation containing addr (its usable bytes), or NULL: a binary search among the few
  * spans, then a look at the few allocations of one granule. */
 const struct allocation *heap_find(const struct heap *heap, uint64_t addr);
+
+/* Reads every allocation's first word where a walker left them unread (first_words_unread),
+ * in one pass in address order; a word that cannot be read stays 0. */
+void heap_read_first_words(struct heap *heap, struct address_space *space);
 
 #endif

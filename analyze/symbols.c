@@ -32,6 +32,7 @@ struct module_symbols {
 	struct symbol **by_address; /* the same, sorted by address */
 	uint64_t start, end;	    /* the addresses the module's file is mapped at */
 	uint64_t image_end;	    /* where its last PT_LOAD ends in memory (.bss included); 0: unknown */
+	bool needs_cxx_runtime;	    /* its DT_NEEDED names libstdc++ or libc++ */
 	char **strings; /* copies of string tables, freed with the module */
 	size_t string_count;
 };
@@ -331,6 +332,33 @@ static uint64_t image_end(Elf *elf)
 	return end;
 }
 
+static bool is_cxx_runtime(const char *path);
+
+/* Whether the ELF file's dynamic section needs libstdc++ or libc++ (DT_NEEDED). */
+static bool needs_cxx_runtime(Elf *elf)
+{
+	Elf_Scn *section = NULL;
+	while ((section = elf_nextscn(elf, section)) != NULL) {
+		GElf_Shdr header;
+		if (gelf_getshdr(section, &header) == NULL || header.sh_type != SHT_DYNAMIC ||
+		    header.sh_entsize == 0)
+			continue;
+		Elf_Data *data = elf_getdata(section, NULL);
+		size_t count = header.sh_size / header.sh_entsize;
+		for (size_t i = 0; data != NULL && i < count; i++) {
+			GElf_Dyn entry;
+			if (gelf_getdyn(data, (int)i, &entry) == NULL || entry.d_tag == DT_NULL)
+				break;
+			const char *name = entry.d_tag == DT_NEEDED
+						   ? elf_strptr(elf, header.sh_link, entry.d_un.d_val)
+						   : NULL;
+			if (name != NULL && is_cxx_runtime(name))
+				return true;
+		}
+	}
+	return false;
+}
+
 static void module_load(struct symbols *symbols, struct module_symbols *module)
 {
 	module->loaded = true;
@@ -357,6 +385,7 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 		return;
 	}
 	module->bias = load_bias(elf, info->base);
+	module->needs_cxx_runtime = needs_cxx_runtime(elf);
 	uint64_t end = image_end(elf);
 	module->image_end = end ? end + module->bias : 0;
 	read_symbol_tables(module, elf, module->bias);
@@ -399,6 +428,48 @@ struct module_symbols *symbols_find_module(struct symbols *symbols, const char *
 		}
 	}
 	return NULL;
+}
+
+/* Whether the module defines a symbol whose name starts with `prefix`. */
+static bool defines_prefix(const struct module_symbols *module, const char *prefix)
+{
+	/* the first name not below the prefix (the symbols are sorted by name) */
+	size_t low = 0, high = module->symbol_count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (strcmp(module->symbols[middle].name, prefix) < 0)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	return low < module->symbol_count &&
+	       strncmp(module->symbols[low].name, prefix, strlen(prefix)) == 0;
+}
+
+static bool is_cxx_runtime(const char *path)
+{
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	return strncmp(name, "libstdc++.so", 12) == 0 || strncmp(name, "libc++.so", 9) == 0 ||
+	       strncmp(name, "libc++abi.so", 12) == 0;
+}
+
+bool symbols_may_name_cxx_objects(struct symbols *symbols,
+				  struct module_symbols *const *except, size_t except_count)
+{
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		struct module_symbols *module = &symbols->modules[i];
+		bool excepted = is_cxx_runtime(module->module->path);
+		for (size_t k = 0; k < except_count && !excepted; k++)
+			excepted = except[k] == module;
+		if (excepted)
+			continue;
+		if (!module->loaded)
+			module_load(symbols, module);
+		if (module->needs_cxx_runtime || defines_prefix(module, "_ZTV"))
+			return true;
+	}
+	return false;
 }
 
 const struct snapshot_module *module_symbols_module(const struct module_symbols *module)

@@ -29,6 +29,12 @@ void symbols_free(struct symbols *symbols);
 /* The module whose file name (the last path component) starts with `prefix` ("libc.so",
  * "libpython3"), or NULL. */
 struct module_symbols *symbols_find_module(struct symbols *symbols, const char *prefix);
+/* Whether the heap may hold C++ objects whose class heapsnap can name from their vtable: some
+ * module defines a vtable, or needs the C++ runtime (whose vtables it may then use); the C++
+ * runtime itself and the modules in `except` (an allocator written in C++, or linked to the C++
+ * runtime for its operator new) do not count. Loads every module's symbols. */
+bool symbols_may_name_cxx_objects(struct symbols *symbols,
+				  struct module_symbols *const *except, size_t except_count);
 const struct snapshot_module *module_symbols_module(const struct module_symbols *module);
 /* Load bias: what to add to the file's addresses to get the process's. */
 uint64_t module_symbols_bias(struct module_symbols *module);

@@ -102,7 +102,8 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 			continue;
 		}
 		uint64_t word = allocation->first_word;
-		if (word < 4096 || (word & 7) || allocation->size < 8)
+		/* (first words left unread: the process has no vtable, see analysis.c) */
+		if (heap->first_words_unread || word < 4096 || (word & 7) || allocation->size < 8)
 			continue;
 		/* a direct-mapped cache: most first words are not vtable pointers, and the ones
 		 * that are repeat */

@@ -63,7 +63,6 @@ struct walker {
 	struct heap *heap;
 	struct warnings *warnings;
 	struct jemalloc_layout layout;
-	struct address_cursor slabs; /* a window over the extents, read in address order */
 	uint64_t root;			/* of the extent map's root level */
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
@@ -474,7 +473,7 @@ static int arena_index(struct walker *walker, unsigned arena, struct hs_error *e
 /* A slab's regions, live or free by its bitmap (a set bit is a free region), which must agree
  * with the free count its edata_t keeps. */
 static int walk_slab(struct walker *walker, const struct extent *extent, int arena,
-		     uint8_t *slab_bytes, struct hs_error *err)
+		     struct hs_error *err)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	unsigned szind = szind_of(walker, extent->bits);
@@ -510,25 +509,14 @@ static int walk_slab(struct walker *walker, const struct extent *extent, int are
 		    "shows %u: its regions are listed by the bitmap",
 		    (unsigned long long)extent->base, (unsigned long long)extent->edata, nfree,
 		    free_count);
-	/* the slab's bytes for its regions' first words: through the window (slabs come in
-	   address order), else read apart */
-	const struct snapshot_region *mapping =
-		snapshot_find_region(address_space_snapshot(walker->space), extent->base);
-	const uint8_t *bytes = mapping ? address_cursor_view(&walker->slabs, extent->base,
-							     (size_t)slab_size, mapping->end)
-				       : NULL;
-	if (bytes == NULL &&
-	    address_space_read(walker->space, extent->base, slab_bytes, slab_size, NULL) == 0)
-		bytes = slab_bytes;
+	/* the regions' first words are left unread: a slab's metadata is apart from its memory,
+	   which only what needs it reads (heap.h, first_words_unread) */
+	walker->heap->first_words_unread = true;
 	for (unsigned i = 0; i < regions; i++) {
 		bool is_free = (bitmap[i / 64] >> (i % 64)) & 1;
-		uint64_t first_word = 0;
-		if (bytes)
-			memcpy(&first_word, bytes + i * region, 8);
 		if (walk_add_block(&walker->report, extent->base + i * region, region,
 		                   is_free ? ALLOCATION_FREE : ALLOCATION_LIVE,
-		                   is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, first_word,
-		                   err) != 0)
+		                   is_free ? PLACE_FREE_LIST : PLACE_IN_USE, arena, 0, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -552,15 +540,6 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 {
 	const struct jemalloc_layout *layout = &walker->layout;
 	qsort(walker->extents, walker->extent_count, sizeof *walker->extents, by_base);
-	uint64_t max_slab = (uint64_t)jemalloc_slab_pages(layout, layout->nbins - 1) << layout->lg_page;
-	for (unsigned i = 0; i < layout->nbins; i++) {
-		uint64_t size = (uint64_t)jemalloc_slab_pages(layout, i) << layout->lg_page;
-		if (size > max_slab)
-			max_slab = size;
-	}
-	uint8_t *slab_bytes = malloc(max_slab);
-	if (slab_bytes == NULL)
-		return hs_error_set(err, "out of memory walking jemalloc's slabs");
 	/* the arenas in the order of their numbers */
 	bool used[ARENAS_MAX] = {false};
 	for (size_t i = 0; i < walker->extent_count; i++)
@@ -569,7 +548,7 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 				   layout->arena_width)] = true;
 	for (unsigned arena = 0; arena < ARENAS_MAX; arena++)
 		if (used[arena] && arena_index(walker, arena, err) < 0)
-			goto fail;
+			return -1;
 	uint64_t previous_end = 0;
 	for (size_t i = 0; i < walker->extent_count; i++) {
 		const struct extent *extent = &walker->extents[i];
@@ -600,7 +579,7 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		}
 		int arena = arena_index(walker, arena_number, err);
 		if (arena < 0)
-			goto fail;
+			return -1;
 		walker->heap->arenas[arena].system_bytes += extent->size;
 		uint64_t first_word = 0;
 		if (state == STATE_DIRTY || state == STATE_MUZZY || cached) {
@@ -608,12 +587,12 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 			if (walk_add_block(&walker->report, extent->base, extent->size,
 			                   ALLOCATION_FREE, PLACE_RETAINED, arena, first_word,
 			                   err) != 0)
-				goto fail;
+				return -1;
 			continue;
 		}
 		if (slab_of(walker, extent->bits)) {
-			if (walk_slab(walker, extent, arena, slab_bytes, err) != 0)
-				goto fail;
+			if (walk_slab(walker, extent, arena, err) != 0)
+				return -1;
 			continue;
 		}
 		/* large: the block starts where e_addr says (with cache_oblivious, a random
@@ -633,13 +612,9 @@ static int walk_extents(struct walker *walker, struct hs_error *err)
 		address_space_read_u64(walker->space, extent->address, &first_word);
 		if (walk_add_block(&walker->report, extent->address, usable, ALLOCATION_LIVE,
 		                   PLACE_LARGE, arena, first_word, err) != 0)
-			goto fail;
+			return -1;
 	}
-	free(slab_bytes);
 	return 0;
-fail:
-	free(slab_bytes);
-	return -1;
 }
 
 /* ---- tcaches ------------------------------------------------------------------------------ */
@@ -1058,7 +1033,6 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	    .warnings = warnings,
 	    .report = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
 	jemalloc_layout_5_3(&walker.layout);
-	address_cursor_init(&walker.slabs, space);
 	for (size_t i = 0; i < ARENAS_MAX; i++)
 		walker.arena_of[i] = -1;
 	const char *path = module_symbols_module(module)->path;
@@ -1107,7 +1081,6 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		goto fail;
 	free(leaf_words);
 	leaf_words = NULL;
-	address_cursor_free(&walker.slabs);
 	if (walk_tcaches(&walker, err) != 0 || walk_explicit_tcaches(&walker, &data, err) != 0)
 		goto fail;
 	find_arena_addresses(&walker, &data);
@@ -1123,7 +1096,6 @@ fail:
 	free(leaf_words);
 	free(walker.extents);
 	free(walker.explicit_tcaches);
-	address_cursor_free(&walker.slabs);
 	return -1;
 }
 
