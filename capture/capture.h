@@ -44,7 +44,8 @@ enum capture_phase {
 	CAPTURE_PHASE_THAW,    /* letting every thread go */
 	CAPTURE_PHASE_WRITE,   /* compressing and writing, target running */
 	CAPTURE_PHASE_CLONE,   /* fork: making the clone, frozen (part of PLAN..COPY's place) */
-	CAPTURE_PHASE_CLONE_COPY, /* fork: copying from the clone, target running */
+	CAPTURE_PHASE_CLONE_COPY, /* fork: planning from the clone (its page map), copying the
+				     little not read as it is written; target running */
 	CAPTURE_PHASE_REAP,	  /* fork: waiting, after the write, for the clone's removal */
 	CAPTURE_PHASES
 };

@@ -139,7 +139,8 @@ int cmd_capture(int argc, char **argv)
 	if (verbose) {
 		static const char *const names[CAPTURE_PHASES] = {
 			"prepare", "pre-copy", "freeze", "plan (frozen)", "copy (frozen)", "thaw",
-			"compress and write", "clone (frozen)", "copy from the clone", "wait for the clone's reaping"};
+			"compress and write (by fork: reading the clone)", "clone (frozen)",
+			"plan from the clone", "wait for the clone's reaping"};
 		fprintf(stderr, "heapsnap capture: time by phase:");
 		for (int phase = 0; phase < CAPTURE_PHASES; phase++)
 			fprintf(stderr, "%s %s %.1f ms", phase ? "," : "", names[phase],
