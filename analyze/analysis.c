@@ -142,11 +142,12 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		allocator_modules[allocator_module_count++] = provider.module;
 	/* blocks' first words a walker left unread are read only for what needs them: a C++
 	 * object's vtable pointer, a runtime's object headers */
-	if (analysis->heap.first_words_unread &&
-	    (runtime != NULL ||
-	     symbols_may_name_cxx_objects(analysis->symbols, allocator_modules, allocator_module_count)))
+	bool name_cxx_objects = symbols_may_name_cxx_objects(analysis->symbols, allocator_modules,
+							     allocator_module_count);
+	if (analysis->heap.first_words_unread && (runtime != NULL || name_cxx_objects))
 		heap_read_first_words(&analysis->heap, analysis->space);
-	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, err) != 0)
+	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, name_cxx_objects,
+			 err) != 0)
 		goto fail;
 	timings_mark(timings, "C++ types");
 	if (runtime) {

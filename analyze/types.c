@@ -74,7 +74,7 @@ static uint32_t class_of(struct type_names *names, struct symbols *symbols, uint
 }
 
 int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
-		 struct hs_error *err)
+		 bool name_cxx_objects, struct hs_error *err)
 {
 	memset(names, 0, sizeof *names);
 	names->of = calloc(heap->count + 1, sizeof *names->of);
@@ -102,8 +102,7 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 			continue;
 		}
 		uint64_t word = allocation->first_word;
-		/* (first words left unread: the process has no vtable, see analysis.c) */
-		if (heap->first_words_unread || word < 4096 || (word & 7) || allocation->size < 8)
+		if (!name_cxx_objects || word < 4096 || (word & 7) || allocation->size < 8)
 			continue;
 		/* a direct-mapped cache: most first words are not vtable pointers, and the ones
 		 * that are repeat */

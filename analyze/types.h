@@ -34,8 +34,10 @@ int types_add_layout(struct type_names *names, const char *type, const struct dw
 /* The layout kept for `type`, or NULL. */
 const struct dwarf_struct *types_layout(const struct type_names *names, const char *type);
 
+/* Names the allocators' own blocks, and with name_cxx_objects each block whose first word is a
+ * vtable pointer by its C++ class. */
 int types_assign(struct type_names *names, const struct heap *heap, struct symbols *symbols,
-		 struct hs_error *err);
+		 bool name_cxx_objects, struct hs_error *err);
 /* Sets an allocation's type by name (interned); for walkers and DWARF propagation. */
 int types_set(struct type_names *names, size_t allocation, const char *name);
 /* The interned copy of a name (NULL when out of memory). */
