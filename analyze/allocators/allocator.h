@@ -45,6 +45,7 @@ struct allocator {
 extern const struct allocator glibc_allocator;
 extern const struct allocator jemalloc_allocator;
 extern const struct allocator mimalloc_allocator;
+extern const struct allocator cpython_mimalloc_allocator; /* CPython's own, layered like pymalloc */
 extern const struct allocator pymalloc_allocator;
 extern const struct allocator tcmalloc_allocator;
 

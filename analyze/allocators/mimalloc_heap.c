@@ -1,4 +1,5 @@
-/* The mimalloc 2.0 walker (see mimalloc_heap.h).
+/* The mimalloc 2.0 and 2.1 walker (see mimalloc_heap.h; what differs between them is in
+ * known_versions).
  *
  * What mimalloc 2.0 keeps, from its 2.0.9 sources (include/mimalloc-types.h, src/segment.c) and
  * checked on Debian's build: memory comes in segments, MI_SEGMENT_SIZE (32 MiB) aligned, so the
@@ -34,6 +35,7 @@
 #include <string.h>
 
 #include "analyze/allocators/walk_report.h"
+#include "analyze/dwarf_types.h"
 
 /* mi_segment_t (64-bit, release build) */
 #define SEGMENT_SHIFT 25 /* MI_SEGMENT_SHIFT: 32 MiB */
@@ -106,8 +108,39 @@ struct page_layout {
 static const struct page_layout release_layout = {80, 40, 48, false, 0, 0};
 static const struct page_layout encoded_layout = {96, 56, 64, true, 0, 0};
 
+/* Where a small page's first block starts past the page's first slice (_mi_segment_page_start):
+ * 2.0 puts blocks of 8 to 1024 bytes 3 * MI_MAX_ALIGN_GUARANTEE in; 2.1 (CPython's
+ * Objects/mimalloc/segment.c, _mi_segment_page_start_from_slice) puts blocks of up to 64 bytes
+ * three blocks in and blocks of up to 512 one block in, so that a block's offset in its page
+ * stays a multiple of its size. */
+static uint64_t start_offset_2_0(uint64_t block_size)
+{
+	return block_size >= 8 && block_size <= 1024 ? SMALL_START_OFFSET : 0;
+}
+
+static uint64_t start_offset_2_1(uint64_t block_size)
+{
+	if (block_size < 8)
+		return 0;
+	return block_size <= 64 ? 3 * block_size : block_size <= 512 ? block_size : 0;
+}
+
+/* The versions heapsnap knows and what differs between them. The offsets of mi_segment_t,
+ * mi_page_t and mi_heap_t above are the same in both: 2.1 renamed and added bit fields in the
+ * page's bytes 8 to 15, which are not read (checked against the DWARF of CPython 3.13's
+ * libpython, and checked again on every libpython that has DWARF: check_dwarf_layout). */
+struct mimalloc_version {
+	const char *prefix; /* of mi_version()'s answer: "2.0." */
+	uint64_t (*start_offset)(uint64_t block_size);
+};
+
+static const struct mimalloc_version mimalloc_2_0 = {"2.0.", start_offset_2_0};
+static const struct mimalloc_version mimalloc_2_1 = {"2.1.", start_offset_2_1};
+static const struct mimalloc_version *const known_versions[] = {&mimalloc_2_0, &mimalloc_2_1};
+
 struct walker {
 	struct address_space *space;
+	const struct mimalloc_version *version;
 	struct page_layout layout;
 	struct heap *heap;
 	struct warnings *warnings;
@@ -120,6 +153,8 @@ struct walker {
 	struct mi_heap heaps[HEAPS_MAX];
 	size_t heap_count;
 	bool heaps_overflow;
+	size_t first_block; /* the heap's first block this walk added (a malloc walked before
+			       it holds the ones before: they are in address order among themselves) */
 	uint8_t marks[65536]; /* per block of the page walked: 0 live, else its place + 1 */
 	struct walk_report report; /* damage and blocks (walk_report.h) */
 };
@@ -508,7 +543,7 @@ static int walk_page(struct walker *walker, const struct segment *segment, unsig
 	unsigned reserved = u16_at(descriptor, PAGE_RESERVED);
 	uint32_t used = u32_at(descriptor, PAGE_USED);
 	uint32_t xblock_size = u32_at(descriptor, PAGE_XBLOCK_SIZE);
-	uint64_t offset = xblock_size >= 8 && xblock_size <= 1024 ? SMALL_START_OFFSET : 0;
+	uint64_t offset = walker->version->start_offset(xblock_size);
 	uint64_t block_size = xblock_size < HUGE_BLOCK_SIZE ? xblock_size : page_bytes - offset;
 	uint64_t start = segment->address + slice * SLICE_SIZE + offset;
 	if (capacity > reserved || used > capacity ||
@@ -666,6 +701,16 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
 	return 0;
 }
 
+/* The block at `address` among those this walk added (in address order, unlike the whole heap
+ * when a malloc was walked before), or NULL. */
+static struct allocation *own_block_at(struct walker *walker, uint64_t address)
+{
+	struct heap own = *walker->heap;
+	own.allocations += walker->first_block;
+	own.count -= walker->first_block;
+	return walk_block_at(&own, address);
+}
+
 /* Each heap's thread_delayed_free list: blocks other threads freed into its full pages, which the
  * pages count as used. Each must be a live block. */
 static void walk_delayed(struct walker *walker)
@@ -688,7 +733,7 @@ static void walk_delayed(struct walker *walker)
 			continue;
 		}
 		for (size_t steps = 0; block != 0 && steps <= walker->heap->count; steps++) {
-			struct allocation *allocation = walk_block_at(walker->heap, block);
+			struct allocation *allocation = own_block_at(walker, block);
 			if (allocation == NULL || allocation->state != ALLOCATION_LIVE) {
 				walk_damage(
 				    &walker->report, link_at,
@@ -727,52 +772,180 @@ static void note_bookkeeping(struct walker *walker, uint64_t main_heap)
 
 /* ---- the walk ----------------------------------------------------------------------------- */
 
-int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
-		       struct warnings *warnings, struct hs_error *err)
+/* The table's entry for the version mi_version() gives; for one it does not give, CPython's
+ * (2.1: CPython 3.13 bundles 2.1.2) or 2.0, the one Debian packages. */
+static const struct mimalloc_version *choose_version(const char *version, bool cpython,
+						     const char *path, struct warnings *warnings)
 {
-	struct heap_allocator *self = heap_begin_allocator(heap, &mimalloc_allocator);
-	if (self == NULL)
-		return hs_error_set(err, "out of memory walking mimalloc's heap");
+	const struct mimalloc_version *fallback = cpython ? &mimalloc_2_1 : &mimalloc_2_0;
+	if (version[0] == 0)
+		return fallback;
+	for (size_t i = 0; i < sizeof known_versions / sizeof known_versions[0]; i++)
+		if (strncmp(version, known_versions[i]->prefix, strlen(known_versions[i]->prefix)) == 0)
+			return known_versions[i];
+	warnings_add(warnings,
+		     "mimalloc %s in %s: heapsnap knows the layouts of 2.0 and 2.1; the heap is read "
+		     "with those of %.3s and checked structure by structure",
+		     version, path, fallback->prefix);
+	return fallback;
+}
+
+/* The offset of `name` in `layout`, or ~0 when it has no such member. */
+static uint64_t dwarf_offset(const struct dwarf_struct *layout, const char *name)
+{
+	const struct dwarf_member *member = dwarf_struct_member(layout, name);
+	return member ? member->offset : ~0ull;
+}
+
+/* Where the module that holds mimalloc has DWARF (CPython's libpython from pyenv or a -dbg
+ * package), the offsets the walk reads are checked against it, and the page layout taken from
+ * it: a build whose structures differ (another version, CPython's free-threaded build with its
+ * larger pages) is refused with what differs, rather than misread. Returns 1 when checked (the
+ * layout set), 0 without DWARF, -1 with err set when they differ. */
+static int check_dwarf_layout(struct walker *walker, const struct allocator_input *input,
+			      const char *what, struct hs_error *err)
+{
+	const char *debug_file = module_symbols_debug_file(input->module);
+	struct hs_error ignored;
+	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	struct dwarf_struct *structs = malloc(3 * sizeof *structs); /* (large: not on the stack) */
+	int result = 0;
+	if (types == NULL || structs == NULL || !dwarf_types_struct(types, "mi_segment_s", &structs[0]) ||
+	    !dwarf_types_struct(types, "mi_page_s", &structs[1]) ||
+	    !dwarf_types_struct(types, "mi_heap_s", &structs[2]))
+		goto done;
+	const struct dwarf_struct *segment = &structs[0], *page = &structs[1], *mi_heap = &structs[2];
+	uint64_t delayed = dwarf_offset(mi_heap, "thread_delayed_free");
+	const struct page_layout *layout = page->size == release_layout.size   ? &release_layout
+					   : page->size == encoded_layout.size ? &encoded_layout
+									       : NULL;
+	const struct {
+		const char *name;
+		uint64_t dwarf, expected;
+	} fields[] = {
+		{"mi_segment_t.commit_mask", dwarf_offset(segment, "commit_mask"), SEGMENT_COMMIT_MASK},
+		{"mi_segment_t.used", dwarf_offset(segment, "used"), SEGMENT_USED},
+		{"mi_segment_t.cookie", dwarf_offset(segment, "cookie"), SEGMENT_COOKIE},
+		{"mi_segment_t.segment_slices", dwarf_offset(segment, "segment_slices"), SEGMENT_SLICES},
+		{"mi_segment_t.segment_info_slices", dwarf_offset(segment, "segment_info_slices"),
+		 SEGMENT_INFO_SLICES},
+		{"mi_segment_t.kind", dwarf_offset(segment, "kind"), SEGMENT_KIND},
+		{"mi_segment_t.slice_entries", dwarf_offset(segment, "slice_entries"),
+		 SEGMENT_SLICE_ENTRIES},
+		{"mi_segment_t.thread_id", dwarf_offset(segment, "thread_id"), SEGMENT_THREAD_ID},
+		{"mi_segment_t.slices", dwarf_offset(segment, "slices"), SEGMENT_SLICES_ARRAY},
+		{"sizeof(mi_page_t)", page->size, layout ? layout->size : release_layout.size},
+		{"mi_page_t.slice_count", dwarf_offset(page, "slice_count"), PAGE_SLICE_COUNT},
+		{"mi_page_t.slice_offset", dwarf_offset(page, "slice_offset"), PAGE_SLICE_OFFSET},
+		{"mi_page_t.capacity", dwarf_offset(page, "capacity"), PAGE_CAPACITY},
+		{"mi_page_t.reserved", dwarf_offset(page, "reserved"), PAGE_RESERVED},
+		{"mi_page_t.free", dwarf_offset(page, "free"), PAGE_FREE},
+		{"mi_page_t.used", dwarf_offset(page, "used"), PAGE_USED},
+		{"mi_page_t.xblock_size", dwarf_offset(page, "xblock_size"), PAGE_XBLOCK_SIZE},
+		{"mi_page_t.local_free", dwarf_offset(page, "local_free"), PAGE_LOCAL_FREE},
+		{"mi_page_t.xthread_free", dwarf_offset(page, "xthread_free"),
+		 layout ? layout->xthread_free : 0},
+		{"mi_page_t.xheap", dwarf_offset(page, "xheap"), layout ? layout->xheap : 0},
+		/* (a debug build's heap has one more direct page: its fields are 8 bytes further) */
+		{"mi_heap_t.thread_delayed_free", delayed,
+		 delayed == HEAP_THREAD_DELAYED_FREE + 8 ? delayed : HEAP_THREAD_DELAYED_FREE},
+		{"mi_heap_t.thread_id", dwarf_offset(mi_heap, "thread_id"),
+		 delayed - HEAP_THREAD_DELAYED_FREE + HEAP_THREAD_ID},
+		{"mi_heap_t.cookie", dwarf_offset(mi_heap, "cookie"),
+		 delayed - HEAP_THREAD_DELAYED_FREE + HEAP_COOKIE},
+	};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (fields[i].dwarf != fields[i].expected) {
+			hs_error_set(err,
+				     "%s (%s): its debug information puts %s at %lld, where the "
+				     "mimalloc heapsnap knows has %llu: a build it cannot walk, so its "
+				     "blocks cannot be seen and there is no answer to give",
+				     what, module_symbols_module(input->module)->path, fields[i].name,
+				     fields[i].dwarf == ~0ull ? -1ll : (long long)fields[i].dwarf,
+				     (unsigned long long)fields[i].expected);
+			result = -1;
+			goto done;
+		}
+	walker->layout = *layout;
+	walker->layout.heap_shift = (unsigned)(delayed - HEAP_THREAD_DELAYED_FREE);
+	walker->layout.padding = walker->layout.heap_shift ? 8 : 0; /* (as choose_layout says) */
+	result = 1;
+done:
+	free(structs);
+	dwarf_types_close(types);
+	return result;
+}
+
+/* The walk of a mimalloc, as the malloc (`as` mimalloc_allocator) or as CPython's object
+ * allocator on top of it (cpython_mimalloc_allocator). Returns 0 when walked, 1 when `probe` and
+ * no segment was found (nothing added), -1 with err set. */
+static int walk_mimalloc(const struct allocator_input *input, const struct allocator *as,
+			 bool probe, struct heap *heap, struct warnings *warnings,
+			 struct hs_error *err)
+{
+	bool cpython = as == &cpython_mimalloc_allocator;
+	const char *what = cpython ? "CPython's mimalloc (PYTHONMALLOC=mimalloc)" : "mimalloc";
 	struct walker *walker = calloc(1, sizeof *walker);
 	uint8_t *descriptors = malloc((SLICES_PER_SEGMENT + 1) * PAGE_DESCRIPTOR_MAX);
 	if (walker == NULL || descriptors == NULL) {
 		free(walker);
 		free(descriptors);
-		return hs_error_set(err, "out of memory walking mimalloc's heap");
+		return hs_error_set(err, "out of memory walking %s's heap", what);
 	}
+	int result = -1;
 	walker->space = input->space;
 	walker->heap = heap;
 	walker->warnings = warnings;
+	walker->first_block = heap->count;
 	walker->report =
-	    (struct walk_report){.heap = heap, .warnings = warnings, .allocator = "mimalloc"};
+	    (struct walk_report){.heap = heap, .warnings = warnings, .allocator = as->name};
 	address_cursor_init(&walker->pages, input->space);
 	const char *path = module_symbols_module(input->module)->path;
-	snprintf(self->method, sizeof self->method, "heuristics");
-	read_version(walker, input->module, self->version, sizeof self->version);
-	if (self->version[0] && strncmp(self->version, "2.0.", 4) != 0)
-		warnings_add(warnings,
-			     "mimalloc %s in %s: heapsnap knows the layouts of 2.0; the heap is read "
-			     "with them and checked structure by structure",
-			     self->version, path);
+	char version[32];
+	read_version(walker, input->module, version, sizeof version);
+	walker->version = choose_version(version, cpython, path, warnings);
 	if (find_candidates(walker, err) != 0)
-		goto fail;
+		goto done;
 	uint64_t key = common_key(walker);
 	keep_segments(walker, key);
-	if (walker->segment_count == 0) {
-		hs_error_set(err,
-			     "mimalloc (%s): no segment was found in the process's anonymous memory: "
-			     "it is not mimalloc 2.0 as heapsnap knows it, or it has not allocated "
-			     "yet; there is no heap to show",
-			     path);
-		goto fail;
+	if (walker->segment_count == 0 && probe) {
+		result = 1;
+		goto done;
 	}
-	choose_layout(walker, descriptors);
+	if (walker->segment_count == 0) {
+		if (cpython)
+			hs_error_set(err,
+				     "%s (in %s): the interpreter allocates its objects with it, but no "
+				     "segment of it was found in the process's anonymous memory: "
+				     "heapsnap cannot see the Python objects, so there is no answer to "
+				     "give",
+				     what, path);
+		else
+			hs_error_set(err,
+				     "mimalloc (%s): no segment was found in the process's anonymous "
+				     "memory: it is not mimalloc 2.0 or 2.1 as heapsnap knows it, or it "
+				     "has not allocated yet; there is no heap to show",
+				     path);
+		goto done;
+	}
+	struct heap_allocator *self = heap_begin_allocator(heap, as);
+	if (self == NULL) {
+		hs_error_set(err, "too many allocators in the heap walking %s", what);
+		goto done;
+	}
+	snprintf(self->version, sizeof self->version, "%s", version);
+	snprintf(self->method, sizeof self->method, "heuristics");
+	int checked = input->no_debuginfo ? 0 : check_dwarf_layout(walker, input, what, err);
+	if (checked < 0)
+		goto done;
+	if (checked == 0)
+		choose_layout(walker, descriptors);
 	uint64_t main_heap = find_main_heap(walker, path, key);
 	if (main_heap == 0)
 		warnings_add(warnings,
-			     "mimalloc: the cookie the %zu segments share (0x%llx) is not in %s's "
+			     "%s: the cookie the %zu segments share (0x%llx) is not in %s's "
 			     "data, where _mi_heap_main keeps it: they are walked, unconfirmed",
-			     walker->segment_count, (unsigned long long)key, path);
+			     as->name, walker->segment_count, (unsigned long long)key, path);
 	uint64_t symbol;
 	if (main_heap && !input->no_debuginfo &&
 	    module_symbols_lookup(input->module, "_mi_heap_main", &symbol, NULL)) {
@@ -780,38 +953,47 @@ int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 		else
 			warnings_add(warnings,
-				     "mimalloc: the main heap found by its cookie at 0x%llx is not "
+				     "%s: the main heap found by its cookie at 0x%llx is not "
 				     "_mi_heap_main (0x%llx)",
-				     (unsigned long long)main_heap, (unsigned long long)symbol);
+				     as->name, (unsigned long long)main_heap,
+				     (unsigned long long)symbol);
 	}
 	for (size_t i = 0; i < walker->segment_count; i++)
 		if (walk_segment(walker, &walker->segments[i], descriptors, err) != 0)
-			goto fail;
+			goto done;
 	walk_delayed(walker);
 	if (walker->heaps_overflow)
 		warnings_add(warnings,
-			     "mimalloc: more than %d heaps: the thread_delayed_free lists of the "
+			     "%s: more than %d heaps: the thread_delayed_free lists of the "
 			     "others are not walked, and their blocks count as live",
-			     HEAPS_MAX);
+			     as->name, HEAPS_MAX);
 	note_bookkeeping(walker, main_heap);
 	if (walker->owners_overflow)
 		warnings_add(warnings,
-			     "mimalloc: segments of more than %d threads: the blocks of the others are "
+			     "%s: segments of more than %d threads: the blocks of the others are "
 			     "counted in the first heap listed",
-			     OWNERS_MAX);
+			     as->name, OWNERS_MAX);
 	walk_report_finish(&walker->report);
 	heap_finish(heap);
+	result = 0;
+done:
 	address_cursor_free(&walker->pages);
 	free(walker->segments);
 	free(walker);
 	free(descriptors);
-	return 0;
-fail:
-	address_cursor_free(&walker->pages);
-	free(walker->segments);
-	free(walker);
-	free(descriptors);
-	return -1;
+	return result;
+}
+
+int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
+		       struct warnings *warnings, struct hs_error *err)
+{
+	return walk_mimalloc(input, &mimalloc_allocator, false, heap, warnings, err);
+}
+
+int mimalloc_heap_walk_cpython(const struct allocator_input *input, bool probe,
+			       struct heap *heap, struct warnings *warnings, struct hs_error *err)
+{
+	return walk_mimalloc(input, &cpython_mimalloc_allocator, probe, heap, warnings, err);
 }
 
 static const char *mimalloc_place_name(enum allocation_place place)
@@ -843,4 +1025,16 @@ const struct allocator mimalloc_allocator = {
 	.metadata_type = NULL,
 	.place_name = mimalloc_place_name,
 	.walk = mimalloc_heap_walk,
+};
+
+/* CPython's own copy (3.13+, Objects/mimalloc, compiled into libpython with its symbols local),
+ * its object and memory allocator under PYTHONMALLOC=mimalloc: layered on the process's malloc
+ * like pymalloc, walked by the CPython runtime (walk NULL), its blocks named in mimalloc's words. */
+const struct allocator cpython_mimalloc_allocator = {
+	.name = "CPython's mimalloc",
+	.version_name = "mimalloc",
+	.step = "CPython's mimalloc heap",
+	.metadata_type = NULL,
+	.place_name = mimalloc_place_name,
+	.walk = NULL,
 };

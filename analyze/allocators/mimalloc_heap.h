@@ -1,4 +1,5 @@
-/* The mimalloc 2.0 walker: every segment mimalloc holds (32 MiB aligned blocks of address space,
+/* The mimalloc walker (2.0, as Debian packages it, and 2.1, as CPython 3.13 bundles it: see
+ * mimalloc_heap_walk_cpython): every segment mimalloc holds (32 MiB aligned blocks of address space,
  * each starting with its mi_segment_t header), found by shape in the process's anonymous
  * mappings, and in each segment its pages (runs of 64 KiB slices) and in each page its blocks:
  * live ones, and free ones by the list they wait in (the page's `free` and `local_free` lists,
@@ -13,6 +14,8 @@
 #ifndef HEAPSNAP_MIMALLOC_HEAP_H
 #define HEAPSNAP_MIMALLOC_HEAP_H
 
+#include <stdbool.h>
+
 #include "analyze/allocators/allocator.h"
 #include "analyze/heap.h"
 #include "common/error.h"
@@ -25,5 +28,16 @@
  * uses, in a thread's segment) and "retained" (free in abandoned and cached segments). */
 int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err);
+
+/* CPython's bundled mimalloc (3.13+: Objects/mimalloc, 2.1.2, in libpython with its symbols
+ * local), the interpreter's object and memory allocator under PYTHONMALLOC=mimalloc, walked as
+ * cpython_mimalloc_allocator (allocator.h) on top of the malloc already walked into `heap`, the
+ * way pymalloc is: `input->module` is libpython's. Its segments are found as above (its blocks
+ * start where 2.1 puts them), the layouts checked against libpython's DWARF where it has it.
+ * Returns 0 when walked; when no segment is found, 1 if `probe` (nothing is added: the runtime
+ * could not tell which allocator it uses) and otherwise -1 with an error naming
+ * PYTHONMALLOC=mimalloc, as for a layout that differs from the one heapsnap knows. */
+int mimalloc_heap_walk_cpython(const struct allocator_input *input, bool probe,
+			       struct heap *heap, struct warnings *warnings, struct hs_error *err);
 
 #endif

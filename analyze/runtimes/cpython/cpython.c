@@ -141,3 +141,52 @@ bool cpython_method_cache(struct symbols *symbols, struct address_space *space,
 	*end = *start + info->layout.type_cache_size;
 	return true;
 }
+
+struct module_symbols *cpython_module(struct symbols *symbols, const struct cpython_info *info)
+{
+	for (size_t i = 0; info->found && i < symbols_module_count(symbols); i++) {
+		struct module_symbols *module = symbols_module_at(symbols, i);
+		if (strcmp(module_symbols_module(module)->path, info->module_path) == 0)
+			return module;
+	}
+	return NULL;
+}
+
+/* In struct _pymem_allocators (3.12, 3.13): `standard` is {raw, mem, obj} after an 8-byte mutex,
+ * each a PyMemAllocatorEx of five pointers (ctx, malloc, calloc, realloc, free); `debug` follows
+ * as three debug_alloc_api_t ({char api_id; PyMemAllocatorEx alloc;}, 48 bytes). */
+#define ALLOCATORS_OBJ_MALLOC (8 + 2 * 40 + 8)
+#define ALLOCATORS_DEBUG_OBJ_MALLOC (8 + 3 * 40 + 2 * 48 + 8 + 8)
+
+enum cpython_object_allocator cpython_object_allocator(struct symbols *symbols,
+						       struct address_space *space,
+						       const struct cpython_info *info,
+						       bool no_debuginfo)
+{
+	/* mimalloc came with 3.13; before, the objects are pymalloc's or (PYTHONMALLOC=malloc)
+	   malloc's, and the pymalloc walk finds what there is of them */
+	if (!info->found || !info->has_layout || info->minor < 13)
+		return CPYTHON_ALLOCATOR_PYMALLOC;
+	struct module_symbols *module = cpython_module(symbols, info);
+	uint64_t mimalloc, pymalloc = 0, raw = 0, debug = 0, allocators, called;
+	if (module == NULL || no_debuginfo || info->layout.runtime_allocators == 0 ||
+	    !module_symbols_lookup(module, "_PyObject_MiMalloc", &mimalloc, NULL))
+		return CPYTHON_ALLOCATOR_UNKNOWN;
+	module_symbols_lookup(module, "_PyObject_Malloc", &pymalloc, NULL);
+	module_symbols_lookup(module, "_PyMem_RawMalloc", &raw, NULL);
+	module_symbols_lookup(module, "_PyMem_DebugMalloc", &debug, NULL);
+	allocators = info->runtime + info->layout.runtime_allocators;
+	if (!address_space_read_u64(space, allocators + ALLOCATORS_OBJ_MALLOC, &called))
+		return CPYTHON_ALLOCATOR_UNKNOWN;
+	/* the debug hooks wrap the allocator chosen, which they keep in `debug` */
+	if (debug != 0 && called == debug &&
+	    !address_space_read_u64(space, allocators + ALLOCATORS_DEBUG_OBJ_MALLOC, &called))
+		return CPYTHON_ALLOCATOR_UNKNOWN;
+	if (called == mimalloc)
+		return CPYTHON_ALLOCATOR_MIMALLOC;
+	if (pymalloc != 0 && called == pymalloc)
+		return CPYTHON_ALLOCATOR_PYMALLOC;
+	if (raw != 0 && called == raw)
+		return CPYTHON_ALLOCATOR_MALLOC;
+	return CPYTHON_ALLOCATOR_UNKNOWN;
+}

@@ -13,6 +13,18 @@
 #include "analyze/runtimes/cpython/cpython_layout.h"
 #include "analyze/symbols.h"
 
+/* The allocator the interpreter gives its objects (PyObject_Malloc) and memory (PyMem_Malloc):
+ * what _PyRuntime.allocators.standard.obj calls (3.12+), or under the debug hooks
+ * (PYTHONMALLOC=..._debug) what they call in turn, told from the symbols of the functions. */
+enum cpython_object_allocator {
+	CPYTHON_ALLOCATOR_PYMALLOC, /* the default, and every version before 3.13 (pymalloc_heap) */
+	CPYTHON_ALLOCATOR_MALLOC,   /* PYTHONMALLOC=malloc: the objects are malloc's blocks */
+	CPYTHON_ALLOCATOR_MIMALLOC, /* PYTHONMALLOC=mimalloc (3.13+): CPython's bundled mimalloc */
+	/* 3.13+ where the symbols cannot tell (none, --no-debuginfo, or a function they do not
+	   name): pymalloc or mimalloc, to be told by which one's structures are found */
+	CPYTHON_ALLOCATOR_UNKNOWN,
+};
+
 struct cpython_info {
 	bool found;
 	int major, minor, micro; /* micro -1 when unknown */
@@ -23,12 +35,22 @@ struct cpython_info {
 	bool has_layout;    /* a supported version (3.8 to 3.13): its layout is known */
 	struct cpython_layout layout;
 	char layout_source[24]; /* "debug info", "built-in" or "_Py_DebugOffsets" (3.13) */
+	/* the allocator whose blocks its objects are, as the heap walk found it */
+	enum cpython_object_allocator object_allocator;
 };
 
 /* Finds the interpreter and its version; with the version, the layout of its structures: from the
  * interpreter's DWARF when present (unless no_debuginfo), else from the built-in tables. */
 void cpython_detect(struct symbols *symbols, struct address_space *space, bool no_debuginfo,
 		    struct cpython_info *info);
+
+enum cpython_object_allocator cpython_object_allocator(struct symbols *symbols,
+						       struct address_space *space,
+						       const struct cpython_info *info,
+						       bool no_debuginfo);
+
+/* The module that holds the interpreter (info->module_path), or NULL. */
+struct module_symbols *cpython_module(struct symbols *symbols, const struct cpython_info *info);
 
 /* Where the interpreter's method cache is ([*start, *end)): borrowed pointers to what attribute
  * lookups last found, not references. False when not known. */

@@ -112,6 +112,7 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->gc_generations = 24;
 	layout->gc_generation_size = 24;
 	layout->runtime_main_interpreter = main_interpreter[k];
+	layout->runtime_allocators = minor == 12 ? 88 : minor == 13 ? 696 : 0;
 	layout->interpreter_threads = threads[k];
 	layout->thread_next = 8;
 	layout->thread_id = thread_ids[k];
@@ -367,6 +368,9 @@ bool cpython_layout_from_dwarf(struct dwarf_types *types, struct cpython_layout 
 	     offset_in(types, "_gc_runtime_state", "generations", &out.gc_generations) &&
 	     dwarf_types_struct(types, "gc_generation", &s);
 	out.gc_generation_size = (uint32_t)s.size;
+	out.runtime_allocators = 0;
+	if (out.minor >= 12)
+		ok = ok && offset_in(types, "pyruntimestate", "allocators", &out.runtime_allocators);
 	/* the pool header's size, rounded to the block alignment, is where blocks start */
 	ok = ok && dwarf_types_struct(types, "pool_header", &s);
 	out.pool_overhead = (uint32_t)((s.size + out.alignment - 1) / out.alignment * out.alignment);
@@ -405,7 +409,7 @@ size_t cpython_layout_compare(const struct cpython_layout *a, const struct cpyth
 		      FIELD(code_localsplusnames), FIELD(code_nlocals), FIELD(code_varnames),
 		      FIELD(frame_back), FIELD(frame_code), FIELD(frame_localsplus),
 		      FIELD(chunk_size), FIELD(chunk_top), FIELD(gc_state), FIELD(gc_generations),
-		      FIELD(gc_generation_size), FIELD(type_cache), FIELD(type_cache_size),
+		      FIELD(gc_generation_size), FIELD(runtime_allocators), FIELD(type_cache), FIELD(type_cache_size),
 		      FIELD(deque_leftblock), FIELD(deque_rightblock), FIELD(deque_leftindex),
 		      FIELD(deque_rightindex), FIELD(deque_numfreeblocks), FIELD(deque_freeblocks),
 		      FIELD(deque_size), FIELD(block_data), FIELD(block_rightlink),

@@ -77,6 +77,9 @@ struct cpython_layout {
 	/* the cyclic collector's state: in _PyRuntime (3.8) or the interpreter (3.9+) */
 	bool gc_in_runtime;
 	uint32_t gc_state, gc_generations, gc_generation_size;
+	/* 3.12+: _PyRuntime.allocators (struct _pymem_allocators), where the allocator each domain
+	   calls is (pymalloc, malloc, 3.13's mimalloc, under the debug hooks or not); 0 before */
+	uint32_t runtime_allocators;
 };
 
 /* The built-in layout of CPython 3.minor; false for versions outside 3.8 to 3.13. */

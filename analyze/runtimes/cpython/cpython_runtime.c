@@ -1,5 +1,5 @@
 /* CPython as a runtime (runtime.h): the interpreter found by its symbols and version, pymalloc
- * walked on top of malloc, the method cache marked as bookkeeping, objects typed by their
+ * (or, under PYTHONMALLOC=mimalloc, CPython's mimalloc) walked on top of malloc, the method cache marked as bookkeeping, objects typed by their
  * ob_type, and the graph modelled by reference counts and containers (cpython_graph.c); and
  * what the reports say of it: its line, its JSON section, the damage to its objects, each
  * block's role, a string's text, a container's length. */
@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "analyze/allocators/allocator.h"
+#include "analyze/allocators/mimalloc_heap.h"
 #include "analyze/allocators/pymalloc_heap.h"
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
@@ -20,14 +21,37 @@ static bool detect(struct analysis *analysis, const struct analysis_options *opt
 	return analysis->python.found;
 }
 
+/* The allocator the objects come from, walked on top of malloc: CPython's mimalloc under
+ * PYTHONMALLOC=mimalloc (3.13+), else pymalloc (whose walk finds nothing when the objects are
+ * malloc's, PYTHONMALLOC=malloc). Where the symbols cannot tell (3.13+ without them), mimalloc's
+ * segments are looked for, and pymalloc walked when there are none. */
 static int walk_heap(struct analysis *analysis, const struct analysis_options *options,
 		     struct hs_error *err)
 {
-	if (!analysis->python.has_layout)
+	struct cpython_info *python = &analysis->python;
+	if (!python->has_layout)
 		return 0; /* (a version without layouts: its objects are not typed) */
-	return pymalloc_heap_walk(analysis->space, analysis->symbols, &analysis->python,
-				  &analysis->python.layout, options->no_debuginfo, &analysis->heap,
-				  &analysis->warnings, err);
+	enum cpython_object_allocator allocator = cpython_object_allocator(
+	    analysis->symbols, analysis->space, python, options->no_debuginfo);
+	struct allocator_input input = {.space = analysis->space,
+					.symbols = analysis->symbols,
+					.module = cpython_module(analysis->symbols, python),
+					.no_debuginfo = options->no_debuginfo};
+	if (input.module != NULL &&
+	    (allocator == CPYTHON_ALLOCATOR_MIMALLOC || allocator == CPYTHON_ALLOCATOR_UNKNOWN)) {
+		int walked = mimalloc_heap_walk_cpython(&input, allocator == CPYTHON_ALLOCATOR_UNKNOWN,
+							&analysis->heap, &analysis->warnings, err);
+		if (walked < 0)
+			return -1;
+		if (walked == 0) {
+			python->object_allocator = CPYTHON_ALLOCATOR_MIMALLOC;
+			return 0;
+		}
+	}
+	python->object_allocator = allocator == CPYTHON_ALLOCATOR_MALLOC ? CPYTHON_ALLOCATOR_MALLOC
+									 : CPYTHON_ALLOCATOR_PYMALLOC;
+	return pymalloc_heap_walk(analysis->space, analysis->symbols, python, &python->layout,
+				  options->no_debuginfo, &analysis->heap, &analysis->warnings, err);
 }
 
 static int find_objects(struct analysis *analysis, struct hs_error *err)
@@ -86,16 +110,39 @@ static const char *pymalloc_method(const struct heap *heap)
 	return pymalloc ? pymalloc->method : "";
 }
 
+static const char *object_allocator_name(enum cpython_object_allocator allocator)
+{
+	return allocator == CPYTHON_ALLOCATOR_MIMALLOC ? "mimalloc"
+	       : allocator == CPYTHON_ALLOCATOR_MALLOC ? "malloc"
+						       : "pymalloc";
+}
+
+/* Where the objects come from, for the CPython line: pymalloc's arenas and how they were found,
+ * or CPython's mimalloc, its version and how its segments were found. */
+static void allocator_words(const struct analysis *analysis, char *out, size_t size)
+{
+	const struct heap_allocator *mimalloc =
+	    heap_allocator_find(&analysis->heap, &cpython_mimalloc_allocator);
+	if (analysis->python.object_allocator == CPYTHON_ALLOCATOR_MIMALLOC && mimalloc)
+		snprintf(out, size,
+			 "objects from CPython's mimalloc%s%s (PYTHONMALLOC=mimalloc), its segments "
+			 "found with %s",
+			 mimalloc->version[0] ? " " : "", mimalloc->version, mimalloc->method);
+	else
+		snprintf(out, size, "pymalloc's arenas found with %s",
+			 pymalloc_method(&analysis->heap));
+}
+
 static bool describe(const struct analysis *analysis, char *out, size_t size)
 {
 	const struct cpython_info *python = &analysis->python;
 	if (python->found && python->has_layout) {
-		char objects[32];
+		char objects[32], allocator[160];
 		format_count(analysis->python_objects.object_count, objects, sizeof objects);
-		snprintf(out, size,
-			 "CPython %s (%s): %s objects, layouts from %s, pymalloc's arenas found with %s",
+		allocator_words(analysis, allocator, sizeof allocator);
+		snprintf(out, size, "CPython %s (%s): %s objects, layouts from %s, %s",
 			 python->version, python->module_path, objects, python->layout_source,
-			 pymalloc_method(&analysis->heap));
+			 allocator);
 	} else if (python->found) {
 		snprintf(out, size,
 			 "CPython %s (%s): a version heapsnap has no layouts for (3.8 to 3.13 are "
@@ -129,8 +176,16 @@ static void summary_json(const struct analysis *analysis, struct json_writer *js
 	json_string(json, analysis->python.module_path);
 	json_key(json, "layouts_from");
 	json_string(json, analysis->python.layout_source);
+	json_key(json, "object_allocator");
+	json_string(json, object_allocator_name(analysis->python.object_allocator));
 	json_key(json, "pymalloc_found_with");
 	json_string(json, pymalloc_method(&analysis->heap));
+	const struct heap_allocator *mimalloc =
+	    heap_allocator_find(&analysis->heap, &cpython_mimalloc_allocator);
+	if (mimalloc) {
+		json_key(json, "mimalloc_found_with");
+		json_string(json, mimalloc->method);
+	}
 	json_key(json, "objects");
 	json_uint(json, analysis->python_objects.object_count);
 	json_key(json, "gc_tracked");
