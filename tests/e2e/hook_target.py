@@ -70,7 +70,8 @@ def wait_for_forks(executable, besides=(), timeout=120):
 
 
 def signal_burst(directory, name, count, interval=0.02):
-    """`count` signals `interval` seconds apart to the glibc target preloaded with the hook, then
+    """`count` signals `interval` seconds apart to the glibc target preloaded with the hook (every
+    tenth followed at once by another, so that some come while a snapshot is being made), then
     one more once the forks have ended (what came during the last snapshot is said when the next
     one is written). A real-time signal, so that the kernel merges none of them: every one sent
     is either served or counted as not served on standard error. Returns the figures: sent,
@@ -86,9 +87,14 @@ def signal_burst(directory, name, count, interval=0.02):
                "last_written": False}
     if figures["ran"]:
         time.sleep(0.1)  # "done" is written last; its threads are now all in pause()
-        for _ in range(count):
+        for number in range(count):
             os.kill(target.pid, burst_signal)
             figures["sent"] += 1
+            if number % 10 == 9:
+                # and one right behind it, which comes while that snapshot is being made
+                # however fast this machine makes one
+                os.kill(target.pid, burst_signal)
+                figures["sent"] += 1
             time.sleep(interval)
         figures["forks_ended"] = wait_for_forks(GLIBC_HEAP, besides=[target.pid])
         before_last = snapshots_in(directory)

@@ -13,8 +13,9 @@
   sites on: no deadlock,
   no crash, the work's checksum is the one of a run without the hook, and every snapshot written
   is whole (its frames' checksums verify);
-- a burst of 200 signals 20 ms apart: one snapshot at a time, every signal either served or
-  counted as not served on standard error, every snapshot whole and under a name of its own;
+- a burst of 200 signals 20 ms apart, twenty of them doubled: one snapshot at a time, every
+  signal either served or counted as not served on standard error, every snapshot whole and
+  under a name of its own;
 - a program linked with the library calls heapsnap_capture(path) and the snapshot holds the blocks
   it recorded;
 - allocation sites (HEAPSNAP_SITES=1): a target allocating from three functions
@@ -172,9 +173,10 @@ check(written and not glob.glob(os.path.join(directory, "*.tmp.*")),
 broken = [s for s in written if heapsnap("info", s, "--verify", check_ok=False).returncode != 0]
 check(not broken, f"every snapshot written during the work is whole: {broken[:3]}")
 
-# a burst of 200 signals 20 ms apart: one snapshot is made at a time, the signals that come
-# meanwhile are counted and the count said on standard error; every snapshot started is written,
-# whole, under a name of its own (many fall in the same second)
+# a burst of 200 signals 20 ms apart (and 20 more, each right behind one of them): one snapshot
+# is made at a time, the signals that come meanwhile are counted and the count said on standard
+# error; every snapshot started is written, whole, under a name of its own (many fall in the same
+# second)
 burst = signal_burst(path("hook-burst"), "burst", 200)
 check(burst["ran"], "burst: the target ran")
 check(burst["forks_ended"], "burst: the forks ended")
