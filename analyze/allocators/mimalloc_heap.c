@@ -705,10 +705,8 @@ static int walk_segment(struct walker *walker, const struct segment *segment,
  * when a malloc was walked before), or NULL. */
 static struct allocation *own_block_at(struct walker *walker, uint64_t address)
 {
-	struct heap own = *walker->heap;
-	own.allocations += walker->first_block;
-	own.count -= walker->first_block;
-	return walk_block_at(&own, address);
+	return walk_block_among(walker->heap->allocations + walker->first_block,
+				walker->heap->count - walker->first_block, address);
 }
 
 /* Each heap's thread_delayed_free list: blocks other threads freed into its full pages, which the
@@ -810,7 +808,8 @@ static int check_dwarf_layout(struct walker *walker, const struct allocator_inpu
 	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
 	struct dwarf_struct *structs = malloc(3 * sizeof *structs); /* (large: not on the stack) */
 	int result = 0;
-	if (types == NULL || structs == NULL || !dwarf_types_struct(types, "mi_segment_s", &structs[0]) ||
+	if (types == NULL || structs == NULL ||
+	    !dwarf_types_struct(types, "mi_segment_s", &structs[0]) ||
 	    !dwarf_types_struct(types, "mi_page_s", &structs[1]) ||
 	    !dwarf_types_struct(types, "mi_heap_s", &structs[2]))
 		goto done;

@@ -140,12 +140,7 @@ static bool member_offset(struct dwarf_types *types, const char *struct_name, co
 static bool arena_table(struct address_space *space, struct symbols *symbols,
 			const struct cpython_info *python, uint64_t *table, uint32_t *count)
 {
-	struct module_symbols *module = NULL;
-	for (size_t i = 0; i < symbols_module_count(symbols) && module == NULL; i++) {
-		struct module_symbols *candidate = symbols_module_at(symbols, i);
-		if (strcmp(module_symbols_module(candidate)->path, python->module_path) == 0)
-			module = candidate;
-	}
+	struct module_symbols *module = cpython_module(symbols, python);
 	if (module == NULL)
 		return false;
 	uint64_t arenas_at, count_at;

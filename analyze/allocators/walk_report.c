@@ -44,10 +44,16 @@ int walk_add_block(struct walk_report *report, uint64_t address, uint64_t size,
 
 struct allocation *walk_block_at(struct heap *heap, uint64_t address)
 {
-	size_t low = 0, high = heap->count;
+	return walk_block_among(heap->allocations, heap->count, address);
+}
+
+struct allocation *walk_block_among(struct allocation *allocations, size_t count,
+				    uint64_t address)
+{
+	size_t low = 0, high = count;
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;
-		struct allocation *allocation = &heap->allocations[mid];
+		struct allocation *allocation = &allocations[mid];
 		if (allocation->address < address)
 			low = mid + 1;
 		else if (allocation->address > address)

@@ -35,5 +35,9 @@ int walk_add_block(struct walk_report *report, uint64_t address, uint64_t size,
 /* The block at exactly `address` among those added so far, which must be in address order; or
  * NULL. */
 struct allocation *walk_block_at(struct heap *heap, uint64_t address);
+/* The same among `count` allocations in address order from `allocations` (those one walk
+ * added, when another walked before it). */
+struct allocation *walk_block_among(struct allocation *allocations, size_t count,
+				    uint64_t address);
 
 #endif

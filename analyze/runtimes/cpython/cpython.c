@@ -122,15 +122,11 @@ bool cpython_method_cache(struct symbols *symbols, struct address_space *space,
 		return false;
 	if (info->layout.type_cache == 0) {
 		/* up to 3.9, a static of typeobject.c */
-		for (size_t i = 0; i < symbols_module_count(symbols); i++) {
-			struct module_symbols *module = symbols_module_at(symbols, i);
-			if (strcmp(module_symbols_module(module)->path, info->module_path) == 0 &&
-			    module_symbols_lookup(module, "method_cache", start, NULL)) {
-				*end = *start + info->layout.type_cache_size;
-				return true;
-			}
-		}
-		return false;
+		struct module_symbols *module = cpython_module(symbols, info);
+		if (module == NULL || !module_symbols_lookup(module, "method_cache", start, NULL))
+			return false;
+		*end = *start + info->layout.type_cache_size;
+		return true;
 	}
 	uint64_t interpreter;
 	if (!address_space_read_u64(space, info->runtime + info->layout.runtime_main_interpreter,

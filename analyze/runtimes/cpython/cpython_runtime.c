@@ -1,8 +1,9 @@
 /* CPython as a runtime (runtime.h): the interpreter found by its symbols and version, pymalloc
- * (or, under PYTHONMALLOC=mimalloc, CPython's mimalloc) walked on top of malloc, the method cache marked as bookkeeping, objects typed by their
- * ob_type, and the graph modelled by reference counts and containers (cpython_graph.c); and
- * what the reports say of it: its line, its JSON section, the damage to its objects, each
- * block's role, a string's text, a container's length. */
+ * (or, under PYTHONMALLOC=mimalloc, CPython's mimalloc) walked on top of malloc, the method
+ * cache marked as bookkeeping, objects typed by their ob_type, and the graph modelled by
+ * reference counts and containers (cpython_graph.c); and what the reports say of it: its line,
+ * its JSON section, the damage to its objects, each block's role, a string's text, a
+ * container's length. */
 #include "analyze/runtimes/runtime.h"
 
 #include <stdio.h>
