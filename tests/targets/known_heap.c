@@ -47,6 +47,10 @@ struct thread_blocks {
 
 static struct thread_blocks blocks[THREADS];
 static pthread_barrier_t filled;
+/* every thread is made before any allocates: making one allocates its TLS vector in the
+ * creating thread, and a block another thread has just freed (tcmalloc's central caches are
+ * shared) must not become such an unrecorded live block */
+static pthread_barrier_t created;
 static int record_fd;
 
 /* mimalloc's functions (NULL under jemalloc) and what each thread's visit of its heap found */
@@ -137,6 +141,7 @@ static void fill(int thread)
 
 static void *worker(void *argument)
 {
+	pthread_barrier_wait(&created);
 	fill((int)(intptr_t)argument);
 	visit_and_free_late((int)(intptr_t)argument);
 	pthread_barrier_wait(&filled);
@@ -192,10 +197,12 @@ int main(int argc, char **argv)
 	}
 	pthread_barrier_init(&filled, NULL, THREADS);
 	pthread_barrier_init(&visit_done, NULL, THREADS);
+	pthread_barrier_init(&created, NULL, THREADS);
 	pthread_t threads[THREADS];
 	for (int t = 1; t < THREADS; t++)
 		if (pthread_create(&threads[t], NULL, worker, (void *)(intptr_t)t) != 0)
 			return 1;
+	pthread_barrier_wait(&created);
 	fill(0);
 	visit_and_free_late(0);
 	pthread_barrier_wait(&filled);
