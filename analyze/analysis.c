@@ -82,6 +82,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		if (known_runtimes[i]->detect(analysis, options))
 			analysis->runtime = known_runtimes[i];
 	const struct runtime *runtime = analysis->runtime;
+	analysis->c_types_reading = c_types_read_start(analysis->symbols);
 	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
 	if (!malloc_provider_find(analysis->symbols, &provider)) {
@@ -155,9 +156,11 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 			goto fail;
 		timings_mark(timings, runtime->objects_step);
 	}
+	struct c_types_reading *reading = analysis->c_types_reading;
+	analysis->c_types_reading = NULL; /* (used up, even on failure) */
 	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      runtime && runtime->has_objects(analysis), &analysis->warnings,
-			      err) != 0)
+			      reading, runtime && runtime->has_objects(analysis),
+			      &analysis->warnings, err) != 0)
 		goto fail;
 	timings_mark(timings, "C types");
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
@@ -175,6 +178,7 @@ void analysis_close(struct analysis *analysis)
 {
 	if (analysis == NULL)
 		return;
+	c_types_read_free(analysis->c_types_reading);
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
 	free(analysis->same_type_dominated);

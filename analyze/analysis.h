@@ -41,6 +41,7 @@ struct analysis {
 	struct cpython_info python; /* found is false when no interpreter is mapped */
 	struct python_objects python_objects;
 	struct type_names types;
+	struct c_types_reading *c_types_reading; /* modules' variables, read while the heap is walked */
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */
 	struct graph graph; /* built by analysis_build_graph */
 	/* with the dominator tree, per allocation: 1 when an object of its type (or, untyped, of its

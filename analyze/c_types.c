@@ -7,11 +7,13 @@
  * allocations nothing named yet (not C++ objects, not the allocator's own) are typed. */
 #include "c_types.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/dwarf_types.h"
+#include "common/array_grow.h"
 
 #define LAYOUT_CACHE 256
 
@@ -202,32 +204,140 @@ static int seed(void *context, const struct dwarf_variable *variable)
 	return 0;
 }
 
-int c_types_propagate(struct type_names *names, const struct heap *heap,
-		      struct address_space *space, struct symbols *symbols,
-		      bool quiet_conflicts, struct warnings *warnings, struct hs_error *err)
+/* One module's variables, as read from its DWARF (kept open for the struct layouts). */
+struct module_variables {
+	char *file;		   /* its debug file (or the module itself), NULL: none here */
+	uint64_t bias;
+	struct dwarf_types *types; /* NULL: no DWARF */
+	struct dwarf_variable *variables;
+	size_t count, capacity;
+	bool out_of_memory;
+};
+
+struct c_types_reading {
+	pthread_t thread;
+	bool started;
+	struct module_variables *modules;
+	size_t module_count;
+};
+
+static int collect_variable(void *context, const struct dwarf_variable *variable)
 {
-	struct propagation p = {.heap = heap, .space = space, .names = names};
-	p.layouts = calloc(LAYOUT_CACHE, sizeof *p.layouts);
-	if (p.layouts == NULL)
-		return hs_error_set(err, "out of memory typing allocations");
-	int result = 0;
-	for (size_t i = 0; i < symbols_module_count(symbols) && result == 0; i++) {
+	struct module_variables *module = context;
+	void *grown = array_grow(module->variables, &module->capacity, module->count,
+				 sizeof *module->variables, 256);
+	if (grown == NULL) {
+		module->out_of_memory = true;
+		return 1;
+	}
+	module->variables = grown;
+	module->variables[module->count++] = *variable;
+	return 0;
+}
+
+static void read_module(struct module_variables *module)
+{
+	struct hs_error ignored;
+	if (module->file == NULL || (module->types = dwarf_types_open(module->file, &ignored)) == NULL)
+		return; /* no DWARF: nothing to type from this module */
+	dwarf_types_each_variable(module->types, collect_variable, module);
+}
+
+static void *read_modules(void *argument)
+{
+	struct c_types_reading *reading = argument;
+	for (size_t i = 0; i < reading->module_count; i++)
+		read_module(&reading->modules[i]);
+	return NULL;
+}
+
+/* The modules' files and biases, taken here (on the caller's thread: symbols are not shared). */
+static struct c_types_reading *reading_new(struct symbols *symbols)
+{
+	struct c_types_reading *reading = calloc(1, sizeof *reading);
+	size_t count = symbols_module_count(symbols);
+	if (reading == NULL || (reading->modules = calloc(count + 1, sizeof *reading->modules)) == NULL) {
+		free(reading);
+		return NULL;
+	}
+	reading->module_count = count;
+	for (size_t i = 0; i < count; i++) {
 		struct module_symbols *module = symbols_module_at(symbols, i);
 		const char *file = module_symbols_debug_file(module);
 		if (file == NULL)
 			file = module_symbols_file(module);
 		if (file == NULL)
 			continue; /* not here: its types are not known */
-		struct hs_error ignored;
-		p.types = dwarf_types_open(file, &ignored);
-		if (p.types == NULL)
-			continue; /* no DWARF: nothing to type from this module */
-		p.bias = module_symbols_bias(module);
-		p.layout_count = 0;
-		dwarf_types_each_variable(p.types, seed, &p);
-		result = drain(&p);
-		dwarf_types_close(p.types);
+		reading->modules[i].bias = module_symbols_bias(module);
+		if ((reading->modules[i].file = strdup(file)) == NULL) {
+			c_types_read_free(reading);
+			return NULL;
+		}
 	}
+	return reading;
+}
+
+struct c_types_reading *c_types_read_start(struct symbols *symbols)
+{
+	struct c_types_reading *reading = reading_new(symbols);
+	if (reading == NULL)
+		return NULL;
+	if (pthread_create(&reading->thread, NULL, read_modules, reading) != 0) {
+		c_types_read_free(reading);
+		return NULL;
+	}
+	reading->started = true;
+	return reading;
+}
+
+void c_types_read_free(struct c_types_reading *reading)
+{
+	if (reading == NULL)
+		return;
+	if (reading->started)
+		pthread_join(reading->thread, NULL);
+	for (size_t i = 0; i < reading->module_count; i++) {
+		struct module_variables *module = &reading->modules[i];
+		free(module->file);
+		dwarf_types_close(module->types);
+		free(module->variables);
+	}
+	free(reading->modules);
+	free(reading);
+}
+
+int c_types_propagate(struct type_names *names, const struct heap *heap,
+		      struct address_space *space, struct symbols *symbols,
+		      struct c_types_reading *reading, bool quiet_conflicts,
+		      struct warnings *warnings, struct hs_error *err)
+{
+	if (reading == NULL) {
+		if ((reading = reading_new(symbols)) == NULL)
+			return hs_error_set(err, "out of memory typing allocations");
+		read_modules(reading);
+	} else if (reading->started) {
+		pthread_join(reading->thread, NULL);
+		reading->started = false;
+	}
+	struct propagation p = {.heap = heap, .space = space, .names = names};
+	p.layouts = calloc(LAYOUT_CACHE, sizeof *p.layouts);
+	int result = p.layouts == NULL ? -1 : 0;
+	for (size_t i = 0; i < reading->module_count && result == 0; i++) {
+		struct module_variables *module = &reading->modules[i];
+		if (module->types == NULL)
+			continue;
+		if (module->out_of_memory)
+			result = -1;
+		p.types = module->types;
+		p.bias = module->bias;
+		p.layout_count = 0;
+		for (size_t v = 0; v < module->count && result == 0; v++)
+			if (seed(&p, &module->variables[v]) != 0)
+				result = -1;
+		if (result == 0)
+			result = drain(&p);
+	}
+	c_types_read_free(reading);
 	/* (in a Python process, the conflicts are among the interpreter's own structures: nothing
 	   a report on Python objects shows, so no warning there) */
 	if (p.conflicts && !quiet_conflicts)

@@ -3,6 +3,8 @@
  * paths alone as a Graphviz digraph (DOT). */
 #include <fnmatch.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,41 @@ static bool shown_paths(const struct heap_summary *summary, const struct path_in
 	*count = paths_of_type(paths, summary->types[i].type, summary->types[i].size, NULL, NULL,
 			       shapes, PATHS_PER_TYPE);
 	return true;
+}
+
+struct path_job {
+	const struct analysis *analysis;
+	bool show_values;
+	struct path_index *index; /* NULL on failure, with err */
+	struct hs_error err;
+};
+
+static void *build_path_index(void *argument)
+{
+	struct path_job *job = argument;
+	job->index = path_index_build(job->analysis, job->show_values, &job->err);
+	return NULL;
+}
+
+/* Counts the shapes of every group whose paths the report shows in one pass over the heap
+ * (paths_prepare); when out of memory, each group is counted as it is shown. */
+static void prepare_paths(struct path_index *paths, const struct heap_summary *summary)
+{
+	const char **types = calloc(summary->type_count + 1, sizeof *types);
+	uint64_t *sizes = calloc(summary->type_count + 1, sizeof *sizes);
+	size_t count = 0;
+	for (size_t i = 0; types && sizes && i < summary->type_count; i++) {
+		char name[128];
+		type_group_name(&summary->types[i], name, sizeof name);
+		if (!wants_paths(i, name))
+			continue;
+		types[count] = summary->types[i].type;
+		sizes[count++] = summary->types[i].size;
+	}
+	if (types && sizes)
+		paths_prepare(paths, types, sizes, count, NULL, NULL);
+	free(types);
+	free(sizes);
 }
 
 /* The retaining paths the text shows (wants_paths), as a Graphviz digraph; false when out of
@@ -548,25 +585,34 @@ int cmd_summary(int argc, char **argv)
 		"summary", argv[optind], &analysis_options, format != FORMAT_JSON, CLI_WHOLE_GRAPH);
 	if (analysis == NULL)
 		return EXIT_ERROR;
+	/* the path index is built beside the summary, on the other core: both only read the
+	   analysis */
+	struct path_job paths_job = {analysis, show_values, NULL, {{0}}};
+	pthread_t paths_thread;
+	bool paths_beside = pthread_create(&paths_thread, NULL, build_path_index, &paths_job) == 0;
 	struct hs_error err;
 	struct heap_summary summary;
-	if (heap_summary_build(analysis, &summary, &err) != 0) {
-		analysis_close(analysis);
-		return cli_fail("summary", &err);
-	}
+	int built = heap_summary_build(analysis, &summary, &err);
 	timings_mark(&analysis->timings, "types, roots, cycles");
+	if (paths_beside)
+		pthread_join(paths_thread, NULL);
+	else
+		build_path_index(&paths_job);
+	timings_mark(&analysis->timings, "path index (the rest of it)");
+	struct path_index *paths = paths_job.index;
+	if (built != 0 || paths == NULL) {
+		if (built == 0)
+			heap_summary_free(&summary);
+		path_index_free(paths);
+		analysis_close(analysis);
+		return cli_fail("summary", built != 0 ? &err : &paths_job.err);
+	}
 	for (size_t i = 0; i < summary.cycle_count && !show_values; i++) {
 		char masked[sizeof summary.cycles[i].text];
 		path_mask_values(summary.cycles[i].text, masked, sizeof masked);
 		memcpy(summary.cycles[i].text, masked, sizeof masked);
 	}
-	struct path_index *paths = path_index_build(analysis, show_values, &err);
-	timings_mark(&analysis->timings, "path index");
-	if (paths == NULL) {
-		heap_summary_free(&summary);
-		analysis_close(analysis);
-		return cli_fail("summary", &err);
-	}
+	prepare_paths(paths, &summary);
 	progress_end();
 	int status = EXIT_OK;
 	if (format == FORMAT_JSON)

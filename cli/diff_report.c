@@ -35,7 +35,7 @@ struct report {
 	FILE *out;
 	const struct heap_diff *diff;
 	const struct analysis *target;
-	const struct path_index *paths;
+	struct path_index *paths;
 	const struct diff_report_options *options;
 	struct row *rows;
 	size_t row_count;
@@ -135,7 +135,20 @@ static bool report_prepare(struct report *report)
 	sort_by_count = options->by_count;
 	if (report->row_count)
 		qsort(report->rows, report->row_count, sizeof *report->rows, compare_rows);
-	for (size_t i = 0; i < report->row_count && i < options->top; i++) {
+	/* the shown rows' paths, counted in one pass over the heap */
+	size_t shown = report->row_count < options->top ? report->row_count : options->top;
+	const char **types = calloc(shown + 1, sizeof *types);
+	uint64_t *sizes = calloc(shown + 1, sizeof *sizes);
+	for (size_t i = 0; types && sizes && i < shown; i++) {
+		types[i] = report->rows[i].type->type;
+		sizes[i] = report->rows[i].type->size;
+	}
+	if (types && sizes)
+		paths_prepare(report->paths, types, sizes, shown, diff->is_new,
+			      diff->new_same_type_dominated);
+	free(types);
+	free(sizes);
+	for (size_t i = 0; i < shown; i++) {
 		struct row *row = &report->rows[i];
 		find_previews(report, row);
 		if (row->type->new_count == 0)
@@ -948,7 +961,7 @@ static void write_json_to(FILE *json_out, void *context)
 }
 
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
-		       const struct path_index *paths, const struct diff_report_options *options)
+		       struct path_index *paths, const struct diff_report_options *options)
 {
 	struct report report = {.out = out, .diff = diff, .target = target, .paths = paths,
 				.options = options};

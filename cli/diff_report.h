@@ -28,7 +28,7 @@ struct diff_report_options {
 /* `target` is the middle snapshot of three, else NULL; `paths` are AFTER's. -1 when out of
  * memory (or, for HTML, when writing failed). */
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
-		       const struct path_index *paths, const struct diff_report_options *options);
+		       struct path_index *paths, const struct diff_report_options *options);
 
 /* Whether a type passes the report's filters (pattern, min bytes) and grew. */
 bool diff_report_shows(const struct heap_diff *diff, const struct diff_type *type,

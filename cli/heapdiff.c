@@ -255,7 +255,7 @@ int main(int argc, char **argv)
 				(strcmp(colour, "always") == 0 ||
 				 (strcmp(colour, "auto") == 0 && isatty(STDOUT_FILENO) &&
 				  !(no_colour && no_colour[0])));
-	/* after the options are known to be good: the analysis wants huge pages (see cli.c) */
+	/* after the options are known to be good: the analysis sets how malloc takes memory (see cli.c) */
 	cli_prepare_memory(argv);
 	bool verbose = isatty(STDERR_FILENO);
 

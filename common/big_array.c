@@ -46,8 +46,8 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 	if (moved == MAP_FAILED)
 		return NULL;
 #endif
-	/* huge pages where the kernel gives them only on request */
-	madvise(moved, mapping_size(grown, element_size), MADV_HUGEPAGE);
+	/* (no huge pages: on these VMs the kernel zeroes a huge page at about five times the cost
+	   per byte of small ones; see cli_prepare_memory) */
 	*capacity = grown;
 	return moved;
 }

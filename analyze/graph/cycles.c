@@ -33,8 +33,9 @@ struct finder {
 
 static bool unreachable(const struct graph *graph, uint32_t node)
 {
-	return node < graph->heap_nodes && graph->heap->allocations[node].state == ALLOCATION_LIVE &&
-	       !graph_reachable(graph, node);
+	/* (reachability first: a small array, where the allocations are 24 bytes each) */
+	return node < graph->heap_nodes && !graph_reachable(graph, node) &&
+	       graph->heap->allocations[node].state == ALLOCATION_LIVE;
 }
 
 /* The slot of an unreachable node, UNVISITED for any other. */

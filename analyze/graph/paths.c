@@ -32,6 +32,10 @@ struct path_index {
 		uint32_t step;
 		bool valid;
 	} step_cache[1024];
+	struct path_prepared {
+		struct shape_tally *tallies;
+		size_t count;
+	} prepared; /* groups counted ahead (paths_prepare) */
 };
 
 uint64_t hash_bytes(const char *text, uint64_t seed)
@@ -303,6 +307,7 @@ void path_index_free(struct path_index *index)
 	free(index->shapes);
 	hash_index_free(&index->shape_index);
 	free(index->node_shape);
+	free(index->prepared.tallies);
 	free(index);
 }
 
@@ -391,85 +396,206 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 	return true;
 }
 
-size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
-		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
-		     size_t max)
-{
-	const struct analysis *analysis = index->analysis;
-	const uint8_t *dominated = only ? only_dominated : analysis->same_type_dominated;
-	const struct graph *graph = &analysis->graph;
-	/* count objects per shape id, in a small table of the most common */
-	enum { CANDIDATES = 64 };
+/* One type group's objects counted by shape, in a small table of the most common. */
+enum { CANDIDATES = 64 };
+struct shape_tally {
+	const char *type; /* NULL: untyped, of `size` */
+	uint64_t size;
+	uint32_t want;	  /* the type as its id: 1 + its number, 0 for untyped */
+	bool known;	  /* the type is one of this snapshot's */
+	const uint8_t *only, *only_dominated;
 	struct shape_count {
 		uint32_t shape; /* the first shape of the group: its text is shown */
 		uint64_t key;
 		bool varied;	/* other shapes joined it (other threads) */
 		uint64_t count, retained;
 	} found[CANDIDATES];
-	size_t found_count = 0;
+	size_t found_count;
+};
+
+static void tally_begin(const struct path_index *index, struct shape_tally *tally,
+			const char *type, uint64_t size, const uint8_t *only,
+			const uint8_t *only_dominated)
+{
+	const struct analysis *analysis = index->analysis;
+	memset(tally, 0, sizeof *tally);
+	tally->type = type;
+	tally->size = size;
+	tally->only = only;
+	tally->only_dominated = only_dominated;
+	tally->known = true;
+	if (type) {
+		uint32_t number = string_table_find(&analysis->types.names, type);
+		tally->known = number != UINT32_MAX && analysis->types.of != NULL &&
+			       analysis->types.names.strings[number] == type;
+		tally->want = tally->known ? number + 1 : 0;
+	}
+}
+
+/* The tallies by their key (a type's id, or an untyped group's size), in a small open-addressed
+ * table: each node of the heap is looked up in it. Too many tallies for it: searched in turn. */
+enum { TALLY_SLOTS = 256 };
+struct tally_table {
+	bool used;
+	int16_t slot[TALLY_SLOTS]; /* tally index, -1: empty */
+};
+
+static size_t tally_slot(uint32_t id, uint64_t size)
+{
+	return (size_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull ^ size * 0xc2b2ae3d27d4eb4full) >> 56);
+}
+
+static void tally_table_fill(struct tally_table *table, const struct shape_tally *tallies,
+			     size_t count)
+{
+	table->used = count <= TALLY_SLOTS / 2;
+	if (!table->used)
+		return;
+	memset(table->slot, 0xff, sizeof table->slot);
+	for (size_t t = 0; t < count; t++) {
+		if (!tallies[t].known)
+			continue;
+		size_t slot = tally_slot(tallies[t].want, tallies[t].want ? 0 : tallies[t].size);
+		while (table->slot[slot] >= 0)
+			slot = (slot + 1) % TALLY_SLOTS;
+		table->slot[slot] = (int16_t)t;
+	}
+}
+
+/* The tally of a node of type `id` (0: untyped, then of `size`), or NULL. */
+static struct shape_tally *find_tally(const struct tally_table *table, struct shape_tally *tallies,
+				      size_t count, uint32_t id, uint64_t size)
+{
+	if (!table->used) {
+		for (size_t t = 0; t < count; t++)
+			if (tallies[t].known && tallies[t].want == id &&
+			    (id != 0 || tallies[t].size == size))
+				return &tallies[t];
+		return NULL;
+	}
+	for (size_t slot = tally_slot(id, size); table->slot[slot] >= 0;
+	     slot = (slot + 1) % TALLY_SLOTS) {
+		struct shape_tally *tally = &tallies[table->slot[slot]];
+		if (tally->want == id && (id != 0 || tally->size == size))
+			return tally;
+	}
+	return NULL;
+}
+
+/* Counts the shapes of every tally's objects (all with the same `only`), in one pass over the
+ * heap: a report asks for ten groups or more, and each pass reads every allocation. */
+static int tally_shapes(const struct path_index *index, struct shape_tally *tallies, size_t count)
+{
+	const struct analysis *analysis = index->analysis;
+	const struct graph *graph = &analysis->graph;
+	const uint8_t *only = count ? tallies[0].only : NULL;
+	const uint8_t *dominated = only ? tallies[0].only_dominated : analysis->same_type_dominated;
 	/* each shape's key, computed on first use (a type's objects have few shapes) */
 	uint64_t *keys = calloc(index->shape_count + 1, sizeof *keys);
 	if (keys == NULL)
-		return 0;
-	/* the type as its id (1 + its number, 0 for untyped): one compare per node, of ids */
+		return -1;
 	const uint32_t *of = analysis->types.of;
-	uint32_t want = 0;
-	if (type) {
-		uint32_t number = string_table_find(&analysis->types.names, type);
-		if (number == UINT32_MAX || of == NULL ||
-		    analysis->types.names.strings[number] != type)
-			return 0; /* not a type of this snapshot's */
-		want = number + 1;
-	}
+	struct tally_table table;
+	tally_table_fill(&table, tallies, count);
 	for (size_t v = 0; v < graph->heap_nodes; v++) {
 		size_t allocation = v;
-		if ((of ? of[allocation] : 0) != want ||
-		    (type == NULL && analysis->heap.allocations[allocation].size != size))
+		uint32_t shape = index->node_shape[v];
+		if (shape == NO_SHAPE)
+			continue; /* free or unreached (tested first: the smallest array) */
+		uint32_t id = of ? of[allocation] : 0;
+		struct shape_tally *tally =
+			find_tally(&table, tallies, count, id,
+				   id ? 0 : analysis->heap.allocations[allocation].size);
+		if (tally == NULL)
 			continue;
 		if (analysis->types.owned && analysis->types.owned[allocation])
 			continue; /* a part of an object: its owner is the object */
 		if (only && !only[allocation])
 			continue;
-		uint32_t shape = index->node_shape[v];
-		if (shape == NO_SHAPE)
-			continue;
 		if (keys[shape] == 0)
 			keys[shape] = shape_group_key(index, shape) | 1; /* (0: not computed yet) */
 		size_t k = 0;
-		while (k < found_count && found[k].key != keys[shape])
+		while (k < tally->found_count && tally->found[k].key != keys[shape])
 			k++;
-		if (k == found_count) {
-			if (found_count == CANDIDATES)
+		if (k == tally->found_count) {
+			if (tally->found_count == CANDIDATES)
 				continue;
-			found[found_count++] = (struct shape_count){shape, keys[shape], false, 0, 0};
+			tally->found[tally->found_count++] =
+				(struct shape_count){shape, keys[shape], false, 0, 0};
 		}
-		found[k].varied |= found[k].shape != shape;
-		found[k].count++;
+		struct shape_count *found = &tally->found[k];
+		found->varied |= found->shape != shape;
+		found->count++;
 		if (dominated && !dominated[v])
-			found[k].retained += graph->retained[v];
+			found->retained += graph->retained[v];
 	}
 	free(keys);
-	struct path_shape *all = calloc(found_count + 1, sizeof *all);
+	return 0;
+}
+
+/* The tally's shapes as paths, the most common first, at most `max`. */
+static size_t tally_render(const struct path_index *index, const struct shape_tally *tally,
+			   struct path_shape *shapes, size_t max)
+{
+	struct path_shape *all = calloc(tally->found_count + 1, sizeof *all);
 	if (all == NULL)
 		return 0;
 	char final[112];
-	if (type)
-		snprintf(final, sizeof final, "%s", type);
+	if (tally->type)
+		snprintf(final, sizeof final, "%s", tally->type);
 	else
-		snprintf(final, sizeof final, "size %llu", (unsigned long long)size);
-	for (size_t k = 0; k < found_count; k++) {
-		render(index, found[k].shape, &all[k]);
-		if (found[k].varied)
+		snprintf(final, sizeof final, "size %llu", (unsigned long long)tally->size);
+	for (size_t k = 0; k < tally->found_count; k++) {
+		render(index, tally->found[k].shape, &all[k]);
+		if (tally->found[k].varied)
 			for (size_t e = 0; e < all[k].element_count; e++)
 				mask_threads(all[k].elements[e], sizeof all[k].elements[e]);
 		snprintf(all[k].elements[all[k].element_count++], 128, "%s", final);
-		all[k].count = found[k].count;
-		all[k].retained = found[k].retained;
+		all[k].count = tally->found[k].count;
+		all[k].retained = tally->found[k].retained;
 		path_shape_sign(&all[k]);
 	}
-	qsort(all, found_count, sizeof *all, compare_shapes);
-	size_t count = found_count < max ? found_count : max;
+	qsort(all, tally->found_count, sizeof *all, compare_shapes);
+	size_t count = tally->found_count < max ? tally->found_count : max;
 	memcpy(shapes, all, count * sizeof *shapes);
 	free(all);
 	return count;
+}
+
+int paths_prepare(struct path_index *index, const char *const *types, const uint64_t *sizes,
+		  size_t count, const uint8_t *only, const uint8_t *only_dominated)
+{
+	struct shape_tally *tallies = calloc(count + 1, sizeof *tallies);
+	if (tallies == NULL)
+		return -1;
+	for (size_t i = 0; i < count; i++)
+		tally_begin(index, &tallies[i], types[i], sizes[i], only, only_dominated);
+	if (tally_shapes(index, tallies, count) != 0) {
+		free(tallies);
+		return -1;
+	}
+	free(index->prepared.tallies);
+	index->prepared.tallies = tallies;
+	index->prepared.count = count;
+	return 0;
+}
+
+size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
+		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
+		     size_t max)
+{
+	struct shape_tally tally;
+	tally_begin(index, &tally, type, size, only, only ? only_dominated : NULL);
+	if (!tally.known)
+		return 0; /* not a type of this snapshot's */
+	for (size_t i = 0; i < index->prepared.count; i++) {
+		const struct shape_tally *prepared = &index->prepared.tallies[i];
+		if (prepared->known && prepared->want == tally.want &&
+		    (type != NULL || prepared->size == size) && prepared->only == only &&
+		    (only == NULL || prepared->only_dominated == only_dominated))
+			return tally_render(index, prepared, shapes, max);
+	}
+	if (tally_shapes(index, &tally, 1) != 0)
+		return 0;
+	return tally_render(index, &tally, shapes, max);
 }

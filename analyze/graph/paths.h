@@ -39,6 +39,14 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
 		     size_t max);
 
+/* Counts the shapes of several type groups (`types[i]`, `sizes[i]`, as paths_of_type takes them)
+ * in one pass over the heap, for the calls of paths_of_type that ask for them with the same
+ * `only` and `only_dominated`: each pass reads every allocation, and a report asks for ten
+ * groups or more. Replaces what an earlier call prepared; -1 when out of memory (paths_of_type
+ * then counts each group itself). */
+int paths_prepare(struct path_index *index, const char *const *types, const uint64_t *sizes,
+		  size_t count, const uint8_t *only, const uint8_t *only_dominated);
+
 /* The shape of the shortest path from a root to allocation `allocation` (by index in the heap),
  * root first, its own type last; false when no root reaches it. */
 bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out);
