@@ -254,21 +254,25 @@ void cli_format_build_id(const struct snapshot_module *module, char *out)
  * memory the kernel hands out for the first time is slow: it zeroes every page, and under a
  * hypervisor the host may have to fault it in too (3 to 4 s per GiB was measured on the VMs here,
  * 50 times the cost of writing it again). So the analysis asks for memory as seldom as it can:
- * from malloc's heap only, never given back (no mmap for large blocks, no trimming), so that what
- * one step frees the next reuses instead of faulting in new pages; bench/python_summary measured
- * 29-36 s without that, 17-18 s with it. The few arrays that grow large as they fill are mapped
- * apart (big_array.h). And what must be new is faulted in ahead by a helper thread, on the other
- * core (prefault.h). Small pages, not huge ones: these VMs zero a huge page at several times the
- * cost per byte (a summary of a 10 M-block heap spent 1.2 to 1.9 s in the kernel with huge pages,
- * 0.3 to 0.4 s without, and its wall time fell 5 to 10%; on a 1 GiB CPython heap, 2.6 to 4.6 s in
- * the kernel became 0.8 s). The tunables are read at start-up, so the analysis commands restart
- * themselves once with them set; without /proc, or when the user set GLIBC_TUNABLES, they just
- * go on. */
+ * - from malloc's heap only, never given back (no mmap for large blocks, no trimming), so that
+ *   what one step frees the next reuses instead of faulting in new pages; bench/python_summary
+ *   measured 29-36 s without that, 17-18 s with it;
+ * - one arena for every thread: the threads that work beside the analysis (the path index, the
+ *   DWARF reading) then reuse what it freed, where arenas of their own would add to the peak
+ *   (a summary of a 1 GiB CPython heap: 1.81 GiB with them, 1.68 GiB without);
+ * - small pages, not huge ones: these VMs zero a huge page at several times the cost per byte
+ *   (a summary of a 10 M-block heap spent 1.2 to 1.9 s in the kernel with huge pages, 0.3 to
+ *   0.4 s without, and its wall time fell 5 to 10%; on the CPython heap, 2.6 to 4.6 s in the
+ *   kernel became 0.8 s).
+ * The few arrays that grow large as they fill are mapped apart (big_array.h). And what must be
+ * new is faulted in ahead by a helper thread, on the other core (prefault.h). The tunables are
+ * read at start-up, so the analysis commands restart themselves once with them set; without
+ * /proc, or when the user set GLIBC_TUNABLES, they just go on. */
 void cli_prepare_memory(char **argv)
 {
 	if (getenv("GLIBC_TUNABLES") == NULL) {
 		if (setenv("GLIBC_TUNABLES",
-			   "glibc.malloc.mmap_max=0:"
+			   "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1:"
 			   "glibc.malloc.trim_threshold=4611686018427387904:"
 			   "glibc.malloc.top_pad=33554432",
 			   1) == 0)
