@@ -24,8 +24,7 @@ struct builder {
 	struct address_space *space;
 	struct symbols *symbols;
 	struct warnings *warnings;
-	/* no allocation lies outside [lowest, highest): most words are cheaply not pointers */
-	uint64_t lowest, highest;
+	uint64_t lowest; /* no allocation starts below: most words are cheaply not pointers */
 	size_t root_capacity;
 	size_t rows;		 /* nodes whose rows are complete */
 	/* the runtimes' models (none for a C program); each allocation is at most one's object */
@@ -85,7 +84,7 @@ static int add_edge(struct builder *builder, uint32_t target, uint32_t offset)
  * the allocation (CPython's GC links) is not a reference to it. */
 static uint32_t node_at(const struct builder *builder, uint64_t word)
 {
-	if (word < builder->lowest || word >= builder->highest)
+	if (word < builder->lowest)
 		return GRAPH_NONE;
 	const struct heap *heap = builder->graph->heap;
 	const struct allocation *allocation = heap_find(heap, word);
@@ -853,11 +852,6 @@ int graph_build(struct graph *graph, struct address_space *space, struct symbols
 	if (builder.chunk == NULL || graph->starts == NULL || merge_models(&builder, nodes) != 0)
 		goto done;
 	builder.lowest = nodes ? heap->allocations[0].address : UINT64_MAX;
-	for (size_t i = 0; i < nodes; i++) {
-		const struct allocation *allocation = &heap->allocations[i];
-		if (allocation->address + allocation->size > builder.highest)
-			builder.highest = allocation->address + allocation->size;
-	}
 	graph->starts[0] = 0;
 	struct graph_emitter emitter = {&builder};
 	for (size_t m = 0; m < model_count; m++)
