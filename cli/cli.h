@@ -102,8 +102,8 @@ void cli_format_time(uint64_t ns, char *out, size_t out_size, bool iso);
 struct snapshot_module;
 void cli_format_build_id(const struct snapshot_module *module, char *out);
 
-/* Restarts the program once with glibc's malloc asked for huge pages (see cli.c); returns when
- * it is already set or cannot be. */
+/* Restarts the program once with glibc's malloc tuned for the analysis (its heap only, never
+ * given back, one arena; see cli.c); returns when it is already set or cannot be. */
 void cli_prepare_memory(char **argv);
 
 struct json_writer;

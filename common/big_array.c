@@ -46,7 +46,7 @@ void *big_array_grow(void *array, size_t *capacity, size_t element_size, size_t 
 	if (moved == MAP_FAILED)
 		return NULL;
 #endif
-	/* (no huge pages: on these VMs the kernel zeroes a huge page at about five times the cost
+	/* (no huge pages: on these VMs the kernel zeroes a huge page at several times the cost
 	   per byte of small ones; see cli_prepare_memory) */
 	*capacity = grown;
 	return moved;
