@@ -787,6 +787,30 @@ static const struct absent_range *range_after(const struct absent_range *ranges,
 	return low < count ? &ranges[low] : NULL;
 }
 
+/* Whether `a` and the region `b` right after it are parts of one mapping that a capture split at
+ * a run of never-touched pages: contiguous, anonymous, alike, and the joint borders such a run. */
+static bool split_from_one_mapping(const struct snapshot *snapshot, const struct snapshot_region *a,
+				   const struct snapshot_region *b)
+{
+	if (b->start != a->end || a->path || b->path || a->flags != b->flags)
+		return false;
+	const struct absent_range *zero = range_after(snapshot->zero, snapshot->zero_count, a->end - 1);
+	return zero && zero->start <= b->start;
+}
+
+void snapshot_mapping_bounds(const struct snapshot *snapshot, const struct snapshot_region *region,
+			     uint64_t *start, uint64_t *end)
+{
+	const struct snapshot_region *first = region, *last = region;
+	const struct snapshot_region *past = snapshot->regions + snapshot->region_count;
+	while (first > snapshot->regions && split_from_one_mapping(snapshot, first - 1, first))
+		first--;
+	while (last + 1 < past && split_from_one_mapping(snapshot, last, last + 1))
+		last++;
+	*start = first->start;
+	*end = last->end;
+}
+
 /* Makes the frame holding the bytes at `addr` of `region` (stored, readable) the hot window: the
  * addresses both in the region's stored bytes and in the frame, less any unreadable range. */
 static void make_hot(struct snapshot *snapshot, const struct snapshot_region *region, uint64_t addr)

@@ -103,6 +103,13 @@ void snapshot_totals(const struct snapshot *snapshot, struct snapshot_totals *to
 /* The region containing addr, or NULL. */
 const struct snapshot_region *snapshot_find_region(const struct snapshot *snapshot, uint64_t addr);
 
+/* The mapping `region` was captured from, as [*start, *end): a capture keeps a mapping's runs of
+ * never-touched pages as regions of their own (zeros, not stored), and this joins the parts
+ * again, so that a walker bounds what it reads by the memory the process had, not by what was
+ * stored. A region of the snapshot. */
+void snapshot_mapping_bounds(const struct snapshot *snapshot, const struct snapshot_region *region,
+			     uint64_t *start, uint64_t *end);
+
 /* Copies the process's memory [addr, addr+size) as captured. Fails, naming the address, when any of
  * it is unmapped, was unreadable at capture, or lives only in a mapped file. */
 int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t size,

@@ -30,6 +30,7 @@
 #define HEAP_MAX_SIZE (64ull << 20)
 #define ARENAS_MAX 1024
 #define RESYNC_WINDOW (1u << 20)
+#define MMAP_THRESHOLD_MIN (128u << 10) /* malloc's default, the least it mmaps unless told */
 
 struct arena {
 	uint64_t state; /* address of its malloc_state */
@@ -360,6 +361,15 @@ static bool anonymous_writable(const struct snapshot_region *region)
 	return region && region->path == NULL && (region->flags & PF_W);
 }
 
+/* Where the mapping holding `region` ends: past its stored bytes and the untouched pages the
+ * capture kept apart, which read as the zeros they are. */
+static uint64_t mapping_end(const struct walker *walker, const struct snapshot_region *region)
+{
+	uint64_t start, end;
+	snapshot_mapping_bounds(walker->snapshot, region, &start, &end);
+	return end;
+}
+
 /* The region holding the top chunk at `top`, or NULL when `top` is no top chunk: not aligned,
  * not in anonymous writable memory, or with a size reaching past its region. */
 static const struct snapshot_region *top_chunk_region(struct walker *walker, uint64_t top)
@@ -369,8 +379,8 @@ static const struct snapshot_region *top_chunk_region(struct walker *walker, uin
 		return NULL;
 	const struct snapshot_region *region = snapshot_find_region(walker->snapshot, top);
 	top_size &= ~(uint64_t)SIZE_FLAGS;
-	if (!anonymous_writable(region) || top_size < MIN_CHUNK || top + top_size > region->end ||
-	    top + top_size < top)
+	if (!anonymous_writable(region) || top_size < MIN_CHUNK || top + top_size < top ||
+	    top + top_size > mapping_end(walker, region))
 		return NULL;
 	return region;
 }
@@ -480,8 +490,9 @@ static int walk_main_arena(struct walker *walker, const struct arena *arena)
 	if (start == 0)
 		start = region->start; /* not known: the brk heap starts top's region */
 	start = (start + 15) & ~15ull;
-	note_heap_span(walker, first->start, region->end);
-	return walk_chunks(walker, start, top, region->end, arena->index, false, true);
+	uint64_t end = mapping_end(walker, region);
+	note_heap_span(walker, first->start, end);
+	return walk_chunks(walker, start, top, end, arena->index, false, true);
 }
 
 static uint64_t arena_heap_end(const struct walker *walker, uint64_t addr);
@@ -536,8 +547,9 @@ static int walk_thread_heap(struct walker *walker, const struct arena *arena,
 {
 	const struct glibc_layout *layout = &walker->layout;
 	uint64_t heap = candidate->heap, size = 0, previous = 0;
-	uint64_t memory_end = candidate->region->end < heap + HEAP_MAX_SIZE ? candidate->region->end
-									  : heap + HEAP_MAX_SIZE;
+	uint64_t memory_end = mapping_end(walker, candidate->region);
+	if (memory_end > heap + HEAP_MAX_SIZE)
+		memory_end = heap + HEAP_MAX_SIZE;
 	read_u64(walker, heap + layout->heap_info_size_field, &size);
 	uint64_t heap_end = heap + size;
 	if (size <= layout->heap_info_size || size > HEAP_MAX_SIZE || heap_end > memory_end) {
@@ -1095,57 +1107,338 @@ static uint64_t earlier_block_end(const struct walker *walker, uint64_t page)
 	return (blocks[low].address + blocks[low].size + 4095) & ~4095ull;
 }
 
-/* Chunks malloc got from mmap sit at the start of their own mapping (after `prev_size` bytes of
- * alignment), IS_MMAPPED set, page-sized; adjacent ones share a region in the snapshot. */
-static int find_mmapped_chunks(struct walker *walker)
+/* A page that starts like an mmapped chunk, before malloc's counters or other evidence say
+ * whether it is one: any anonymous page may begin with the words 0 and N | IS_MMAPPED. */
+struct mmapped_candidate {
+	uint64_t page, lead, size; /* its mapping would be [page, page + lead + size) */
+	bool fills_mapping;	   /* starts and ends where memory or something known does */
+	bool rescanned;		   /* its span was searched for chunks after it was left out */
+	bool kept;
+};
+
+struct candidate_list {
+	struct mmapped_candidate *items;
+	size_t count, capacity;
+};
+
+/* malloc's own figures for its mmapped chunks (mp_.n_mmaps, mp_.mmapped_mem), with debug info */
+struct mmap_counters {
+	bool known;
+	int chunks;
+	uint64_t bytes;
+};
+
+/* Whether something that is not an mmapped chunk (an arena heap, an earlier malloc's block)
+ * covers the byte at `addr`. */
+static bool known_at(const struct walker *walker, uint64_t addr)
+{
+	return arena_heap_end(walker, addr) != 0 || earlier_block_end(walker, addr) != 0;
+}
+
+/* Adds the pages of [start, stored_end) that start like an mmapped chunk no longer than its
+ * mapping (to `memory_end`), skipping arena heaps, earlier blocks and the span of each candidate
+ * found. Returns where the scan ended (past the last span: a chunk's untouched pages may lie in
+ * regions after this one), or 0 when out of memory. */
+static uint64_t scan_for_candidates(struct walker *walker, uint64_t start, uint64_t stored_end,
+				    uint64_t memory_end, struct candidate_list *list)
+{
+	uint64_t page = start;
+	while (page + CHUNK_HEADER <= stored_end) {
+		uint64_t skip_to = arena_heap_end(walker, page);
+		if (skip_to == 0)
+			skip_to = earlier_block_end(walker, page);
+		if (skip_to) {
+			page = skip_to;
+			continue;
+		}
+		uint64_t lead = 0, size = 0;
+		if (!mmapped_chunk_at(walker, page, memory_end, &lead, &size)) {
+			page += 4096;
+			continue;
+		}
+		struct mmapped_candidate *grown =
+			array_grow(list->items, &list->capacity, list->count, sizeof *list->items, 16);
+		if (grown == NULL)
+			return 0;
+		list->items = grown;
+		list->items[list->count++] =
+			(struct mmapped_candidate){.page = page, .lead = lead, .size = size};
+		page += lead + size;
+	}
+	return page > stored_end ? page : stored_end;
+}
+
+static int candidate_order(const void *a, const void *b)
+{
+	const struct mmapped_candidate *x = a, *y = b;
+	return x->page < y->page ? -1 : x->page > y->page;
+}
+
+/* Whether a candidate fills a mapping of its own, as malloc's mmap gives each chunk: it starts
+ * where a region, a candidate, an arena heap or an earlier block does or ends, and ends so too. A
+ * look-alike page in the middle of another mapping does not. */
+static void mark_filling(struct walker *walker, struct candidate_list *list)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		struct mmapped_candidate *c = &list->items[i];
+		uint64_t end = c->page + c->lead + c->size, mapping_start = 0, mapping_stop = 0;
+		const struct snapshot_region *region = snapshot_find_region(walker->snapshot, c->page);
+		if (region)
+			snapshot_mapping_bounds(walker->snapshot, region, &mapping_start,
+						&mapping_stop);
+		bool starts = mapping_start == c->page ||
+			      (i > 0 && list->items[i - 1].page + list->items[i - 1].lead +
+						list->items[i - 1].size == c->page) ||
+			      known_at(walker, c->page - 1);
+		bool ends = mapping_stop == end ||
+			    (i + 1 < list->count && list->items[i + 1].page == end) ||
+			    known_at(walker, end);
+		c->fills_mapping = starts && ends;
+	}
+}
+
+/* Chooses `drop` candidates of `bytes` bytes in all to leave out, those that do not fill a
+ * mapping tried first (`order` lists the candidates so); false when no such choice is found
+ * within a bounded search. */
+static bool choose_dropped(struct mmapped_candidate *items, const size_t *order, size_t count,
+			   size_t from, size_t drop, uint64_t bytes, unsigned *budget)
+{
+	if (drop == 0)
+		return bytes == 0;
+	for (size_t i = from; i + drop <= count && *budget > 0; i++) {
+		struct mmapped_candidate *c = &items[order[i]];
+		uint64_t size = c->lead + c->size;
+		--*budget;
+		if (size > bytes)
+			continue;
+		c->kept = false;
+		if (choose_dropped(items, order, count, i + 1, drop - 1, bytes - size, budget))
+			return true;
+		c->kept = true;
+	}
+	return false;
+}
+
+/* Keeps the candidates malloc's counters account for: when leaving out some of them makes the
+ * count and the bytes both match, those are look-alikes. False when no such choice exists. */
+static bool keep_counted(struct candidate_list *list, const struct mmap_counters *counters)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < list->count; i++) {
+		list->items[i].kept = true;
+		bytes += list->items[i].lead + list->items[i].size;
+	}
+	if (!counters->known || counters->chunks < 0 || (size_t)counters->chunks > list->count ||
+	    counters->bytes > bytes)
+		return false;
+	size_t *order = malloc((list->count + 1) * sizeof *order), placed = 0;
+	if (order == NULL)
+		return false;
+	for (int filling = 0; filling <= 1; filling++)
+		for (size_t i = 0; i < list->count; i++)
+			if (list->items[i].fills_mapping == (filling == 1))
+				order[placed++] = i;
+	unsigned budget = 100000;
+	bool found = choose_dropped(list->items, order, list->count, 0,
+				    list->count - (size_t)counters->chunks, bytes - counters->bytes,
+				    &budget);
+	free(order);
+	if (!found)
+		for (size_t i = 0; i < list->count; i++)
+			list->items[i].kept = true;
+	return found;
+}
+
+/* Marks `reached[i]` for each candidate `i` left out so far whose user pointer some word of the
+ * process's other writable memory holds. Read only when there are such candidates and no
+ * counters to settle them: it is a pass over the whole memory. */
+static void find_pointers_to(struct walker *walker, const struct candidate_list *list,
+			     bool *reached)
 {
 	size_t count;
 	const struct snapshot_region *regions = snapshot_regions(walker->snapshot, &count);
-	int arena = -1;
-	for (size_t i = 0; i < count; i++) {
-		const struct snapshot_region *region = &regions[i];
-		if (!anonymous_writable(region))
+	enum { PIECE = 1 << 20 };
+	uint64_t *words = malloc(PIECE);
+	if (words == NULL)
+		return;
+	for (size_t r = 0; r < count; r++) {
+		const struct snapshot_region *region = &regions[r];
+		if (!(region->flags & PF_W))
 			continue;
-		/* Only the bytes the snapshot holds: past them a region is never-touched zeros (no
-		 * chunk there) or was not captured (a JVM's heap reservation: gigabytes whose every
-		 * page would be a failed read). A mapping may follow an arena heap closely enough to
-		 * share its region. */
-		uint64_t stored_end = region->start + region->data_size;
-		for (uint64_t page = region->start; page + CHUNK_HEADER <= stored_end;) {
-			uint64_t heap_end = arena_heap_end(walker, page);
-			if (heap_end == 0)
-				heap_end = earlier_block_end(walker, page);
-			if (heap_end) {
-				page = heap_end;
+		for (uint64_t at = region->start; at < region->start + region->data_size; at += PIECE) {
+			uint64_t size = region->start + region->data_size - at;
+			if (size > PIECE)
+				size = PIECE;
+			if (address_space_read(walker->space, at, words, (size_t)size, NULL) != 0)
 				continue;
-			}
-			uint64_t lead = 0, size = 0;
-			if (!mmapped_chunk_at(walker, page, stored_end, &lead, &size)) {
-				page += 4096;
-				continue;
-			}
-			if (arena < 0) {
-				struct heap_arena info = {.address = page};
-				snprintf(info.kind, sizeof info.kind, "mmapped");
-				if (heap_add_arena(walker->heap, &info) != 0)
-					return -1;
-				arena = (int)walker->heap->arena_count - 1;
-			}
-			uint64_t chunk = page + lead;
-			struct allocation allocation = {.address = chunk + CHUNK_HEADER,
-							.size = size - CHUNK_HEADER,
-							.state = ALLOCATION_LIVE,
-							.place = PLACE_LARGE,
-							.arena = (uint16_t)arena};
-			address_cursor_read_u64(&walker->cursor, chunk + CHUNK_HEADER, stored_end,
-						&allocation.first_word);
-			if (heap_add(walker->heap, &allocation) != 0)
-				return -1;
-			walker->heap->arenas[arena].system_bytes += lead + size;
-			page += lead + size;
+			for (size_t w = 0; w < size / 8; w++)
+				for (size_t i = 0; i < list->count; i++) {
+					const struct mmapped_candidate *c = &list->items[i];
+					uint64_t user = c->page + c->lead + CHUNK_HEADER;
+					uint64_t where = at + 8 * w;
+					if (!c->kept && words[w] == user &&
+					    (where < c->page || where >= c->page + c->lead + c->size))
+						reached[i] = true;
+				}
 		}
 	}
+	free(words);
+}
+
+/* Without counters that settle it, a candidate that does not fill a mapping of its own is kept
+ * only when a pointer reaches it and it is as large as malloc's smallest mmap threshold. */
+static int keep_evident(struct walker *walker, struct candidate_list *list)
+{
+	bool any = false;
+	for (size_t i = 0; i < list->count; i++) {
+		list->items[i].kept = list->items[i].fills_mapping;
+		any |= !list->items[i].kept;
+	}
+	if (!any)
+		return 0;
+	bool *reached = calloc(list->count, sizeof *reached);
+	if (reached == NULL)
+		return -1;
+	find_pointers_to(walker, list, reached);
+	for (size_t i = 0; i < list->count; i++)
+		if (reached[i] && list->items[i].lead + list->items[i].size >= MMAP_THRESHOLD_MIN)
+			list->items[i].kept = true;
+	free(reached);
 	return 0;
+}
+
+static void add_addresses(char *text, size_t size, const struct candidate_list *list, bool kept)
+{
+	size_t length = strlen(text), named = 0;
+	for (size_t i = 0; i < list->count && length + 24 < size; i++) {
+		if (list->items[i].kept != kept)
+			continue;
+		if (++named > 8) {
+			snprintf(text + length, size - length, ", ...");
+			return;
+		}
+		length += (size_t)snprintf(text + length, size - length, "%s0x%llx",
+					   named > 1 ? ", " : "",
+					   (unsigned long long)list->items[i].page);
+	}
+}
+
+/* Says what the choice among candidates left open: counters that do not match what was kept, and
+ * pages left out on too little evidence. Nothing when the counters account for every chunk. */
+static void warn_mmapped(struct walker *walker, const struct candidate_list *list,
+			 const struct mmap_counters *counters, bool counted)
+{
+	size_t kept = 0, dropped = 0;
+	uint64_t kept_bytes = 0;
+	for (size_t i = 0; i < list->count; i++) {
+		if (list->items[i].kept) {
+			kept++;
+			kept_bytes += list->items[i].lead + list->items[i].size;
+		} else {
+			dropped++;
+		}
+	}
+	char pages[256] = "";
+	add_addresses(pages, sizeof pages, list, false);
+	if (counters->known && !counted &&
+	    ((size_t)counters->chunks != kept || counters->bytes != kept_bytes))
+		warnings_add(walker->warnings,
+			     "glibc heap: malloc counts %d mmapped chunks of %llu bytes, %zu of %llu "
+			     "bytes were found%s%s",
+			     counters->chunks, (unsigned long long)counters->bytes, kept,
+			     (unsigned long long)kept_bytes,
+			     dropped ? "; left out as look-alikes without a pointer to them: " : "",
+			     pages);
+	else if (!counters->known && dropped)
+		warnings_add(walker->warnings,
+			     "glibc heap: %zu pages start like an mmapped chunk but neither fill a "
+			     "mapping of their own nor are pointed to, so they are not listed (%s); "
+			     "libc's debug info (libc6-dbg) would settle it with malloc's counters",
+			     dropped, pages);
+}
+
+/* Chunks malloc got from mmap sit at the start of their own mapping (after `prev_size` bytes of
+ * alignment), IS_MMAPPED set, page-sized; adjacent ones share a region in the snapshot. A page of
+ * other memory may start with the same words, so the candidates found are kept when malloc's
+ * counters account for them, else when they fill a mapping of their own or are pointed to. */
+static int find_mmapped_chunks(struct walker *walker, const struct mmap_counters *counters)
+{
+	size_t count;
+	const struct snapshot_region *regions = snapshot_regions(walker->snapshot, &count);
+	struct candidate_list list = {0};
+	int result = 0;
+	uint64_t scanned_to = 0; /* the end of the last candidate's span */
+	for (size_t i = 0; i < count && result == 0; i++) {
+		const struct snapshot_region *region = &regions[i];
+		/* Headers only in the bytes the snapshot holds: past them a region is never-touched
+		 * zeros (no header there, though a chunk's untouched pages are) or was not captured
+		 * (a JVM's heap reservation: gigabytes whose every page would be a failed read). A
+		 * mapping may follow an arena heap closely enough to share its region. */
+		uint64_t stored_end = region->start + region->data_size;
+		if (!anonymous_writable(region) || stored_end <= scanned_to)
+			continue;
+		scanned_to = scan_for_candidates(
+			walker, region->start > scanned_to ? region->start : scanned_to, stored_end,
+			mapping_end(walker, region), &list);
+		if (scanned_to == 0)
+			result = -1;
+	}
+	bool counted = false;
+	/* a look-alike left out may have hidden chunks in the span it claimed: search it, then
+	   choose again among all (a few rounds: each finds what the last left out) */
+	for (int round = 0; round < 4 && result == 0; round++) {
+		qsort(list.items, list.count, sizeof *list.items, candidate_order);
+		mark_filling(walker, &list);
+		counted = keep_counted(&list, counters);
+		if (!counted)
+			result = keep_evident(walker, &list);
+		size_t before = list.count;
+		for (size_t i = 0; i < before && result == 0; i++) {
+			struct mmapped_candidate *c = &list.items[i];
+			if (c->kept || c->rescanned)
+				continue;
+			c->rescanned = true;
+			const struct snapshot_region *region =
+				snapshot_find_region(walker->snapshot, c->page);
+			uint64_t stored_end = region->start + region->data_size;
+			uint64_t end = c->page + c->lead + c->size;
+			if (c->page + 4096 < stored_end &&
+			    scan_for_candidates(walker, c->page + 4096,
+						end < stored_end ? end : stored_end,
+						mapping_end(walker, region), &list) == 0)
+				result = -1;
+		}
+		if (list.count == before)
+			break;
+	}
+	int arena = -1;
+	for (size_t i = 0; i < list.count && result == 0; i++) {
+		const struct mmapped_candidate *c = &list.items[i];
+		if (!c->kept)
+			continue;
+		if (arena < 0) {
+			struct heap_arena info = {.address = c->page};
+			snprintf(info.kind, sizeof info.kind, "mmapped");
+			if (heap_add_arena(walker->heap, &info) != 0) {
+				result = -1;
+				break;
+			}
+			arena = (int)walker->heap->arena_count - 1;
+		}
+		uint64_t chunk = c->page + c->lead;
+		struct allocation allocation = {.address = chunk + CHUNK_HEADER,
+						.size = c->size - CHUNK_HEADER,
+						.state = ALLOCATION_LIVE,
+						.place = PLACE_LARGE,
+						.arena = (uint16_t)arena};
+		address_space_read_u64(walker->space, chunk + CHUNK_HEADER, &allocation.first_word);
+		result = heap_add(walker->heap, &allocation);
+		walker->heap->arenas[arena].system_bytes += c->lead + c->size;
+	}
+	if (result == 0)
+		warn_mmapped(walker, &list, counters, counted);
+	free(list.items);
+	return result;
 }
 
 /* ---- the walk -------------------------------------------------------------------------------- */
@@ -1276,7 +1569,16 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		if (walked != 0)
 			result = hs_error_set(err, "out of memory walking the heap");
 	}
-	if (result == 0 && find_mmapped_chunks(walker) != 0)
+	struct mmap_counters counters = {0};
+	if (debug) {
+		uint64_t bytes = 0;
+		counters.known =
+			address_space_read(space, par + walker->layout.par_n_mmaps, &counters.chunks,
+					   sizeof counters.chunks, NULL) == 0 &&
+			read_u64(walker, par + walker->layout.par_mmapped_mem, &bytes);
+		counters.bytes = bytes;
+	}
+	if (result == 0 && find_mmapped_chunks(walker, &counters) != 0)
 		result = hs_error_set(err, "out of memory walking the heap");
 	if (result == 0) {
 		heap_finish(heap);
@@ -1287,19 +1589,6 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		for (size_t i = 0; i < walker->arena_count; i++)
 			check_bins(walker, &walker->arenas[i]);
 		heap_count_totals(heap);
-		if (debug) {
-			int mmaps = 0;
-			size_t found = 0;
-			for (size_t i = 0; i < heap->count; i++)
-				found += heap->allocations[i].place == PLACE_LARGE;
-			if (address_space_read(space, par + walker->layout.par_n_mmaps, &mmaps,
-					       sizeof mmaps, NULL) == 0 &&
-			    (size_t)mmaps != found)
-				warnings_add(warnings,
-					     "glibc heap: malloc counts %d mmapped chunks, %zu were "
-					     "found",
-					     mmaps, found);
-		}
 	}
 	address_cursor_free(&walker->cursor);
 	free(walker->tcache_keys);

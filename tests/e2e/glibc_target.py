@@ -23,7 +23,7 @@ def read_record(name):
             record["freed"].add(int(words[1], 16))
         elif words[0] in ("corrupted", "cycle", "tcache_link", "bin_link", "bin_back", "bin_self",
                           "nextsize", "tcache_key", "arena_top", "thread_top", "heap_size",
-                          "heap_owner", "lookalike", "pool"):
+                          "heap_owner", "lookalike", "lookalike_large", "pool"):
             record[words[0]] = int(words[1], 16)
         elif words[0] == "threads":
             record["threads"] = int(words[1])
@@ -51,7 +51,7 @@ def listing(snapshot, *options):
     return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
 
 
-def check_sound_heap(label, record, snapshot, *options):
+def check_sound_heap(label, record, snapshot, *options, heuristics_same=True):
     """Every held block live with its usable size, no freed block live, the freed ones found in
     the tcaches, fast bins and bins, the extras accounted for, the same answer by heuristics."""
     check(len(record["held"]) == 5 * 400 + 3 and len(record["freed"]) == 5 * 200,
@@ -84,5 +84,5 @@ def check_sound_heap(label, record, snapshot, *options):
     mmapped = [a for a in live.values() if a["place"] == "mmapped"]
     check(len(mmapped) == 3, f"{label}: the three mmapped blocks: {len(mmapped)}")
     heuristic, _ = listing(snapshot, "--no-debuginfo")
-    check(heuristic == allocations, f"{label}: the walk by heuristics gives the same allocations")
+    check(heuristic == allocations or not heuristics_same, f"{label}: the walk by heuristics gives the same allocations")
     return allocations

@@ -129,6 +129,26 @@ check(result.returncode == 0 and record["lookalike"] + 16 not in live,
 wrong = [hex(addr) for addr, size in record["held"].items() if live.get(addr) != size]
 check(not wrong, f"lookalike: {len(wrong)} held blocks not live with their size: {wrong[:5]}")
 
+# pages in the middle of the program's own mapping that start like mmapped chunks and are pointed
+# to (CI met one in python3.11's heap): with libc's debug info, malloc's counters (mp_.n_mmaps,
+# mp_.mmapped_mem) account for the three real chunks, so both are left out and the report is
+# clean; by heuristics the small one is left out (too small for malloc to have mmapped it, not
+# filling a mapping) and a warning names it
+record, snapshot = run("page-lookalike", "--page-lookalike")
+allocations = check_sound_heap("page look-alikes", record, snapshot, heuristics_same=False)
+listed = {a["addr"] for a in allocations}
+check(record["lookalike"] + 16 not in listed and record["lookalike_large"] + 16 not in listed,
+      "with malloc's counters, neither look-alike is listed")
+allocations, warnings = listing(snapshot, "--no-debuginfo")
+live = {a["addr"]: a["size"] for a in allocations if a["state"] == "live"}
+check(record["lookalike"] + 16 not in live, "by heuristics, the small look-alike is not listed")
+check(f"{record['lookalike']:#x}" in warnings and "mmapped chunk" in warnings,
+      f"by heuristics, the warning names the small look-alike: {warnings!r}")
+wrong = [hex(addr) for addr, size in record["held"].items() if live.get(addr) != size]
+check(not wrong, f"page look-alikes by heuristics: {len(wrong)} held blocks not live: {wrong[:5]}")
+check(len([a for a in allocations if a["place"] == "mmapped" and a["addr"] in record["held"]]) == 3,
+      "by heuristics, the three real mmapped blocks are listed")
+
 # 32 MiB the program mapped and filled itself, as an allocator heapsnap does not know would: the
 # report says how much memory lies outside every heap, and where; the glibc heap is still listed
 record, snapshot = run("pool", "--own-pool")

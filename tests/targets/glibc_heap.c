@@ -24,6 +24,9 @@
  *     lookalike ADDRESS             (with --chunk-lookalike: a mapping of its own, not malloc's,
  *                                    starting with what looks like an mmapped chunk's header
  *                                    whose size wraps the address space around)
+ *     lookalike_large ADDRESS       (with --page-lookalike, which also records `lookalike`: pages
+ *                                    inside a mapping of its own that start like mmapped chunks
+ *                                    of 8 and 256 KiB, each pointed to from the program's data)
  *     pool ADDRESS                  (with --own-pool: 32 MiB the program mapped and filled itself,
  *                                    as an allocator heapsnap does not know would)
  *     threads N                     (threads that used malloc)
@@ -264,6 +267,26 @@ int main(int argc, char **argv)
 		words[0] = 0;
 		words[1] = 0xfffffffffffff000ull | 2;
 		record("lookalike", words, 0);
+	}
+	if (strcmp(mode, "--page-lookalike") == 0) {
+		/* pages in the middle of a mapping of the program's own that start like mmapped
+		   chunks, each pointed to (as CI once met in python3's heap: a page holding 0,
+		   0x2002, then a str): one of 8 KiB, one of 256 KiB */
+		static void *pointers[2];
+		uint64_t *words = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (words == MAP_FAILED)
+			return 1;
+		memset(words, 0x5a, 1 << 20);
+		uint64_t *small = words + (12 << 10) / 8, *large = words + (64 << 10) / 8;
+		small[0] = 0;
+		small[1] = 0x2002;
+		large[0] = 0;
+		large[1] = (256 << 10) | 2;
+		pointers[0] = small + 2;
+		pointers[1] = large + 2;
+		record("lookalike", small, 0);
+		record("lookalike_large", large, 0);
 	}
 	if (corrupt) {
 		/* smash the size field of a held block in the main heap (not the last one) */
