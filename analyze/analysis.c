@@ -38,8 +38,8 @@ static int check_damage(struct analysis *analysis, struct hs_error *err)
 #define OUTSIDE_HEAPS_SAID (16ull << 20)
 static void warn_outside_heaps(struct analysis *analysis)
 {
-	struct outside_heaps outside;
-	outside_heaps_measure(analysis->space, &analysis->heap, &outside);
+	outside_heaps_measure(analysis->space, &analysis->heap, &analysis->outside_heaps);
+	const struct outside_heaps outside = analysis->outside_heaps;
 	if (outside.bytes < OUTSIDE_HEAPS_SAID ||
 	    outside.bytes * 10 < outside.heap_bytes + outside.bytes)
 		return;
@@ -86,11 +86,13 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
 	if (!malloc_provider_find(analysis->symbols, &provider)) {
+		char what[1024];
+		malloc_provider_identify(analysis->symbols, what, sizeof what);
 		hs_error_set(err,
 			     "%s: no malloc heapsnap knows is in the process (no libc.so is mapped, "
-			     "no module links glibc's malloc, no other allocator was recognised): "
+			     "no module links glibc's malloc, no other allocator was recognised)%s%s: "
 			     "there is no heap it can walk",
-			     path);
+			     path, what[0] ? "; " : "", what);
 		goto fail;
 	}
 	if (provider.allocator == NULL) {

@@ -13,6 +13,7 @@
 #include "analyze/graph/graph.h"
 #include "analyze/heap.h"
 #include "analyze/module_files.h"
+#include "analyze/outside_heaps.h"
 #include "analyze/sites.h"
 #include "analyze/symbols.h"
 #include "analyze/types.h"
@@ -43,6 +44,9 @@ struct analysis {
 	struct type_names types;
 	struct c_types_reading *c_types_reading; /* modules' variables, read while the heap is walked */
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */
+	/* memory the process wrote that no walker reads: every report states it, heapdiff
+	   compares it, and a --fail-on-growth gate never passes on its growth */
+	struct outside_heaps outside_heaps;
 	struct graph graph; /* built by analysis_build_graph */
 	/* with the dominator tree, per allocation: 1 when an object of its type (or, untyped, of its
 	   size) retains it, so its retained bytes are already in that one's */

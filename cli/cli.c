@@ -330,6 +330,59 @@ void cli_json_damage(struct json_writer *json, const struct heap_damage *damage)
 	json_object_end(json);
 }
 
+void cli_format_unseen(const struct outside_heaps *before, const struct outside_heaps *after,
+		       char *out, size_t out_size)
+{
+	char now[32], then[32], change[32];
+	out[0] = '\0';
+	uint64_t was = before ? before->bytes : 0, is = after->bytes;
+	if (is < CLI_UNSEEN_SAID && was < CLI_UNSEEN_SAID &&
+	    (is > was ? is - was : was - is) < CLI_UNSEEN_SAID)
+		return;
+	cli_format_bytes(after->bytes, now, sizeof now);
+	if (before == NULL) {
+		cli_format_bytes(after->largest_bytes, then, sizeof then);
+		snprintf(out, out_size, "%s, %s of it in the mapping at 0x%llx", now, then,
+			 (unsigned long long)after->largest_start);
+		return;
+	}
+	cli_format_bytes(before->bytes, then, sizeof then);
+	cli_format_bytes(after->bytes > before->bytes ? after->bytes - before->bytes
+						      : before->bytes - after->bytes,
+			 change, sizeof change);
+	snprintf(out, out_size, "%s -> %s (%s%s)", then, now,
+		 after->bytes >= before->bytes ? "+" : "-", change);
+}
+
+void cli_dot_caveats(FILE *out, const struct analysis *before, const struct analysis *after)
+{
+	char unseen[160];
+	cli_format_unseen(before ? &before->outside_heaps : NULL, &after->outside_heaps, unseen,
+			  sizeof unseen);
+	if (unseen[0])
+		fprintf(out, "// memory no walker reads: %s\n", unseen);
+	size_t warnings = after->warnings.count + (before ? before->warnings.count : 0);
+	if (warnings)
+		fprintf(out, "// %zu warning%s: not drawn here (on stderr, and in --format json)\n",
+			warnings, warnings == 1 ? "" : "s");
+}
+
+void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outside)
+{
+	json_key(json, "unseen");
+	json_object_begin(json);
+	json_key(json, "bytes");
+	json_uint(json, outside->bytes);
+	json_key(json, "largest_mapping");
+	if (outside->bytes)
+		json_uint(json, outside->largest_start);
+	else
+		json_null(json);
+	json_key(json, "largest_bytes");
+	json_uint(json, outside->largest_bytes);
+	json_object_end(json);
+}
+
 void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4])
 {
 	json_key(json, "python_garbage_by_generation");

@@ -117,6 +117,22 @@ void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_s
 /* "heap_damage": {"corrupt_spots", "first_address", "bytes_not_walked"} */
 void cli_json_damage(struct json_writer *json, const struct heap_damage *damage);
 
+/* Memory the process wrote that no walker reads (analysis.h's outside_heaps), in words: one
+ * snapshot's ("12.0 MiB, 11.5 MiB of it in the mapping at 0x7f..."), or, with `before`, how it
+ * changed ("82.9 MiB -> 165 MiB (+82.5 MiB)"). "" when neither it nor its change reaches
+ * CLI_UNSEEN_SAID (a few pages of a loader's or a library's own are no missing heap; the JSON
+ * gives every byte). */
+#define CLI_UNSEEN_SAID (1ull << 20)
+struct outside_heaps;
+void cli_format_unseen(const struct outside_heaps *before, const struct outside_heaps *after,
+		       char *out, size_t out_size);
+/* DOT comments saying what a picture of `after` (compared with `before`, when not NULL) cannot
+ * show: the memory no walker reads, and how many warnings the analyses gave. */
+struct analysis;
+void cli_dot_caveats(FILE *out, const struct analysis *before, const struct analysis *after);
+/* "unseen": {"bytes", "largest_mapping", "largest_bytes"} */
+void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outside);
+
 /* "python_garbage_by_generation": [...] (index 3: in no generation). */
 void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4]);
 /* "cycles": [{"shape": [...], "count", "objects", "bytes", "signature"}] */

@@ -144,6 +144,7 @@ static bool print_dot(const struct analysis *analysis, const struct heap_summary
 	       "// (edges: how many of them take the step; render: dot -Tsvg -o paths.svg)\n",
 	       HEAPSNAP_VERSION, snapshot_info(analysis->snapshot)->pid,
 	       paths_pattern ? "the types asked for" : "the largest types");
+	cli_dot_caveats(stdout, NULL, analysis);
 	path_graph_write(stdout, graph, PATH_GRAPH_DOT, "heapsnap_summary");
 	path_graph_free(graph);
 	return true;
@@ -245,6 +246,7 @@ static void print_json(FILE *out, const struct analysis *analysis,
 	json_key(&json, "fragmentation");
 	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
 	cli_json_damage(&json, &heap->damage);
+	cli_json_unseen(&json, &analysis->outside_heaps);
 	json_key(&json, "arenas");
 	json_array_begin(&json);
 	for (size_t i = 0; i < heap->arena_count; i++) {
@@ -413,6 +415,9 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 		cli_format_damage(&heap->damage, damage, sizeof damage);
 		printf("  damaged: %s (see the warnings)\n", damage);
 	}
+	cli_format_unseen(NULL, &analysis->outside_heaps, line, sizeof line);
+	if (line[0])
+		printf("  memory no walker reads: %s\n", line);
 	printf("\narenas:\n");
 	/* with several mallocs each arena says whose it is; the column fits the longest */
 	int kind_width = 8;

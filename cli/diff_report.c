@@ -255,6 +255,29 @@ struct snapshot_line {
 	bool totals;
 };
 
+/* How the memory no walker reads changed, in words ("" when there is none). */
+static void unseen_change(const struct report *report, char *out, size_t size)
+{
+	cli_format_unseen(&report->diff->before->outside_heaps, &report->diff->after->outside_heaps,
+			  out, size);
+}
+
+static bool unseen_grew(const struct report *report)
+{
+	return report->diff->after->outside_heaps.bytes >=
+	       report->diff->before->outside_heaps.bytes + CLI_UNSEEN_SAID;
+}
+
+static size_t warning_count(const struct report *report)
+{
+	const struct analysis *analyses[3] = {report->diff->before, report->target,
+					      report->diff->after};
+	size_t count = 0;
+	for (size_t a = 0; a < 3; a++)
+		count += analyses[a] ? analyses[a]->warnings.count : 0;
+	return count;
+}
+
 static size_t snapshot_lines(const struct report *report, struct snapshot_line *lines)
 {
 	const struct heap_diff *diff = report->diff;
@@ -414,6 +437,11 @@ static void write_text(struct report *report)
 		}
 		fprintf(out, "\n");
 	}
+	char unseen[160];
+	unseen_change(report, unseen, sizeof unseen);
+	if (unseen[0])
+		fprintf(out, "  memory no walker reads: %s%s%s\n", paint(report, BOLD), unseen,
+			paint(report, RESET));
 	for (size_t i = 0; i < line_count; i++) {
 		char damage[512];
 		if (lines[i].analysis->heap.damage.spots) {
@@ -435,7 +463,11 @@ static void write_text(struct report *report)
 			: "Grown types (objects new in AFTER and still allocated), by bytes:",
 		paint(report, RESET));
 	if (report->row_count == 0)
-		fprintf(out, "  none%s\n", report->options->type_pattern ? " of the types asked for" : "");
+		fprintf(out, "  none%s%s\n",
+			report->options->type_pattern ? " of the types asked for" : "",
+			unseen_grew(report) ? " in the memory walked (memory no walker reads grew: see "
+					      "above)"
+					    : "");
 	else if (diff->three)
 		fprintf(out, "  %10s %12s %10s %12s  %s\n", "left", "new in burst", "bytes",
 			"count final", "type");
@@ -557,6 +589,9 @@ static void write_text(struct report *report)
 		cli_format_bytes(diff->unreachable[i].bytes, bytes, sizeof bytes);
 		fprintf(out, "  %12s %10s  %s\n", count, bytes, name);
 	}
+	size_t warnings = warning_count(report);
+	if (warnings)
+		fprintf(out, "\n%zu warning%s (on stderr)\n", warnings, warnings == 1 ? "" : "s");
 	text_footer(report, false);
 }
 
@@ -612,6 +647,21 @@ static bool write_markdown(struct report *report)
 				change.count);
 		}
 	}
+	char unseen[160];
+	unseen_change(report, unseen, sizeof unseen);
+	if (unseen[0])
+		fprintf(out, "\n**Memory no walker reads:** %s; what it holds is not in this "
+			     "report.\n", unseen);
+	const struct analysis *analyses[3] = {diff->before, report->target, diff->after};
+	size_t warnings = warning_count(report);
+	if (warnings)
+		fprintf(out, "\n> **%zu warning%s:**\n", warnings, warnings == 1 ? "" : "s");
+	for (size_t a = 0; a < 3; a++)
+		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++) {
+			fprintf(out, "> - ");
+			markdown_code(out, analyses[a]->warnings.items[i]);
+			fprintf(out, "\n");
+		}
 	for (size_t i = 0; i < line_count; i++) {
 		char damage[512];
 		if (lines[i].analysis->heap.damage.spots) {
@@ -629,7 +679,11 @@ static bool write_markdown(struct report *report)
 		diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
 			    : "Grown types: objects new in AFTER and still allocated");
 	if (report->row_count == 0) {
-		fprintf(out, "None%s.\n", report->options->type_pattern ? " of the types asked for" : "");
+		fprintf(out, "None%s%s.\n",
+			report->options->type_pattern ? " of the types asked for" : "",
+			unseen_grew(report) ? " in the memory walked (memory no walker reads grew: see "
+					      "above)"
+					    : "");
 	} else if (diff->three) {
 		fprintf(out, "| left | new in burst | bytes | count final | type |\n"
 			     "|---:|---:|---:|---:|---|\n");
@@ -766,6 +820,7 @@ static bool write_dot(struct report *report)
 		"// (edges: how many of them take the step; render: dot -Tsvg -o paths.svg)\n",
 		HEAPSNAP_VERSION, info->pid, new_word(report->diff),
 		report->row_count < report->options->top ? report->row_count : report->options->top);
+	cli_dot_caveats(report->out, report->diff->before, report->diff->after);
 	path_graph_write(report->out, graph, PATH_GRAPH_DOT, "heapdiff");
 	path_graph_free(graph);
 	return true;
@@ -808,6 +863,7 @@ static void json_snapshot(struct json_writer *json, const struct analysis *analy
 	cli_json_runtime_versions(json, analysis);
 	json_object_end(json);
 	cli_json_damage(json, &analysis->heap.damage);
+	cli_json_unseen(json, &analysis->outside_heaps);
 	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
 		char key[64];
 		snprintf(key, sizeof key, "%s_damaged", analysis->runtime->key);
@@ -844,6 +900,16 @@ static void write_json(struct report *report)
 		json_key(&json, i == 0 ? "before" : i + 1 == line_count ? "after" : "target");
 		json_snapshot(&json, lines[i].analysis, &lines[i]);
 	}
+	/* the memory no walker reads, BEFORE (BASELINE) to AFTER (FINAL): a growth no row shows */
+	json_key(&json, "unseen");
+	json_object_begin(&json);
+	json_key(&json, "before");
+	json_uint(&json, diff->before->outside_heaps.bytes);
+	json_key(&json, "after");
+	json_uint(&json, diff->after->outside_heaps.bytes);
+	json_key(&json, "delta");
+	json_int(&json, (int64_t)(diff->after->outside_heaps.bytes - diff->before->outside_heaps.bytes));
+	json_object_end(&json);
 	json_key(&json, "grown");
 	json_array_begin(&json);
 	for (size_t i = 0; i < report->row_count; i++) {

@@ -59,7 +59,9 @@ static const char usage[] =
 	"                     always or never\n" CLI_ANALYSIS_USAGE
 	"  --version          print the version\n"
 	"\n"
-	"Exit status: 0 success, 1 a --fail-on-growth limit was exceeded, 2 bad usage or input.\n";
+	"Exit status: 0 success, 1 a --fail-on-growth limit was exceeded (memory no walker reads\n"
+	"counts against a limit in bytes), 2 bad usage or input, or a limit on objects that cannot\n"
+	"be judged because memory no walker reads grew by 1 MiB or more.\n";
 
 struct gate {
 	char pattern[256];
@@ -100,6 +102,58 @@ static bool parse_gate(const char *text, struct gate *gate)
 		return false;
 	snprintf(gate->pattern, sizeof gate->pattern, "%.*s", (int)(equals - text), text);
 	return parse_size(equals + 1, &gate->limit, &gate->bytes);
+}
+
+/* The memory no walker reads may hold objects of any type, so every gate judges its growth too:
+ * a gate on bytes fails when it grew past the limit; a gate on objects cannot count what it
+ * cannot see, and says so (exit 2) once that memory grew by UNSEEN_JUDGED or more. Returns the
+ * exit status, `status` unless that changes it. */
+#define UNSEEN_JUDGED CLI_UNSEEN_SAID
+static int judge_unseen(const struct analysis *before, const struct analysis *after,
+			const struct gate *gates, size_t gate_count, int status)
+{
+	uint64_t was = before->outside_heaps.bytes, now = after->outside_heaps.bytes;
+	if (now <= was)
+		return status;
+	uint64_t grown = now - was;
+	bool cannot_judge = false;
+	for (size_t g = 0; g < gate_count; g++) {
+		if (gates[g].bytes && grown > gates[g].limit) {
+			fprintf(stderr,
+				"heapdiff: memory no walker reads grew by %llu bytes, more than the "
+				"%llu allowed for %s (--fail-on-growth): what it holds may be of any "
+				"type\n",
+				(unsigned long long)grown, (unsigned long long)gates[g].limit,
+				gates[g].pattern);
+			status = EXIT_FINDING;
+		} else if (!gates[g].bytes && grown >= UNSEEN_JUDGED) {
+			cannot_judge = true;
+		}
+	}
+	if (cannot_judge && status == EXIT_OK) {
+		fprintf(stderr,
+			"heapdiff: memory no walker reads grew by %llu bytes, and what it holds "
+			"cannot be counted as objects: the --fail-on-growth limits on objects cannot "
+			"be judged (give a limit in bytes, 'TYPE=10MiB', to judge it)\n",
+			(unsigned long long)grown);
+		status = EXIT_ERROR;
+	}
+	return status;
+}
+
+/* A growth of the memory no walker reads is a warning of the report itself (in every format):
+ * whatever grew there, no row shows it. */
+static void warn_unseen_growth(const struct analysis *before, struct analysis *after,
+			       const char *after_name)
+{
+	uint64_t was = before->outside_heaps.bytes, now = after->outside_heaps.bytes;
+	if (now < was || now - was < UNSEEN_JUDGED)
+		return;
+	warnings_add(&after->warnings,
+		     "memory no walker reads grew by %.1f MiB (%.1f MiB to %.1f MiB) up to %s: "
+		     "what grew there is not in this report (an allocator or runtime heapsnap does "
+		     "not walk, or the program's own pool, keeps it)",
+		     (now - was) / 1048576.0, was / 1048576.0, now / 1048576.0, after_name);
 }
 
 /* How much the types matching a gate grew (new objects left, in three-snapshot mode). */
@@ -326,6 +380,7 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	have_diff = true;
+	warn_unseen_growth(before, after, names[files - 1]);
 	report_options.forced = report_options.forced && by_type_only;
 	progress_end();
 	if (diff_report_write(stdout, &diff, target, paths, &report_options) != 0) {
@@ -351,6 +406,8 @@ int main(int argc, char **argv)
 			(unsigned long long)gates[g].limit);
 		status = EXIT_FINDING;
 	}
+	if (gate_count)
+		status = judge_unseen(before, after, gates, gate_count, status);
 done:
 	if (have_diff)
 		heap_diff_free(&diff);

@@ -4,8 +4,13 @@
  * in-process hook (libheapsnap.so) defines malloc too, but only to forward to the real one. */
 #include "malloc_provider.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/open_file.h"
 
 static bool defines(struct module_symbols *module, const char *name)
 {
@@ -45,6 +50,10 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 		{"__tsan_init", "ThreadSanitizer's allocator", NULL},
 		{"scudo_malloc_info", "scudo", NULL},
 		{"snmalloc_malloc", "snmalloc", NULL},
+		/* musl's, linked statically (its internal names) */
+		{"__libc_malloc_impl", "musl's malloc (mallocng)", NULL},
+		{"__malloc_donate", "musl's malloc", NULL},
+		{"__expand_heap", "musl's malloc (oldmalloc)", NULL},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (defines(module, known[i].symbol)) {
@@ -52,7 +61,63 @@ static bool known_allocator(struct module_symbols *module, char *name, size_t si
 			*walker = known[i].walker;
 			return true;
 		}
+	const char *file = file_name(module_symbols_module(module)->path);
+	if (strncmp(file, "ld-musl", 7) == 0 || strncmp(file, "libc.musl", 9) == 0) {
+		snprintf(name, size, "musl's malloc");
+		*walker = NULL;
+		return true;
+	}
 	return false;
+}
+
+/* The Go toolchain's version when `path` is a Go executable: its .go.buildinfo section starts
+ * with this magic, then the pointer size and flags, and (flags & 2) the version as a
+ * varint-prefixed string at 32 (Go 1.18 and later); "" for an older Go. */
+static bool go_buildinfo(const char *path, char *version, size_t size)
+{
+	static const char magic[] = "\xff Go buildinf:";
+	int fd = open_regular_file(path);
+	if (fd < 0)
+		return false;
+	off_t length = lseek(fd, 0, SEEK_END);
+	const uint8_t *bytes = length > 0 ? mmap(NULL, (size_t)length, PROT_READ, MAP_PRIVATE, fd, 0)
+					  : MAP_FAILED;
+	close(fd);
+	if (bytes == MAP_FAILED)
+		return false;
+	const uint8_t *found = memmem(bytes, (size_t)length, magic, sizeof magic - 1);
+	version[0] = '\0';
+	if (found && found + 33 < bytes + length && (found[15] & 2) && found[32] < 0x80 &&
+	    found + 33 + found[32] <= bytes + length)
+		snprintf(version, size, "%.*s", (int)found[32], (const char *)found + 33);
+	munmap((void *)bytes, (size_t)length);
+	return found != NULL;
+}
+
+void malloc_provider_identify(struct symbols *symbols, char *out, size_t size)
+{
+	out[0] = '\0';
+	size_t count = symbols_module_count(symbols);
+	for (size_t i = 0; i < count; i++) {
+		struct module_symbols *module = symbols_module_at(symbols, i);
+		const char *file = module_symbols_file(module);
+		char version[64] = "";
+		if ((file && go_buildinfo(file, version, sizeof version)) ||
+		    defines(module, "runtime.mallocgc")) {
+			snprintf(out, size,
+				 "it is a Go program%s%s%s (%s), whose objects are in the Go "
+				 "runtime's garbage-collected heap, which heapsnap does not walk",
+				 version[0] ? " (" : "", version, version[0] ? ")" : "",
+				 module_symbols_module(module)->path);
+			return;
+		}
+	}
+	const char *exe = count ? module_symbols_module(symbols_module_at(symbols, 0))->path : NULL;
+	if (count == 1 && exe)
+		snprintf(out, size,
+			 "it is one statically linked executable (%s) without the symbols that would "
+			 "name its malloc (stripped)",
+			 exe);
 }
 
 /* An allocator a module exports without defining malloc: its own entry points, called by code
@@ -71,13 +136,16 @@ static bool allocator_beside(struct module_symbols *module, char *name, size_t s
 		/* runtimes whose objects live in heaps of their own, not in malloc's */
 		{"_ZN2v87Isolate10GetCurrentEv", "V8's JavaScript heap (node, Chromium, Electron)"},
 		{"JNI_CreateJavaVM", "the Java virtual machine's heap"},
-		{"runtime.mallocgc", "the Go runtime's heap"},
+		{"runtime.mallocgc", "the Go runtime's garbage-collected heap"},
 		{"coreclr_initialize", "the .NET runtime's heap (CoreCLR)"},
 		{"zend_mm_startup", "PHP's Zend memory manager (php, php-fpm)"},
 		{"luaJIT_setmode", "LuaJIT's garbage-collected heap"},
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-		if (module_symbols_exports(module, known[i].symbol)) {
+		/* (Go's linker makes runtime.mallocgc a local symbol in some builds) */
+		if (module_symbols_exports(module, known[i].symbol) ||
+		    (strncmp(known[i].symbol, "runtime.", 8) == 0 &&
+		     defines(module, known[i].symbol))) {
 			snprintf(name, size, "%s", known[i].name);
 			return true;
 		}

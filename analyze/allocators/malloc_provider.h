@@ -41,4 +41,8 @@ struct malloc_provider {
  * no known replacement). */
 bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provider);
 
+/* When no malloc was recognised, what the process is as far as its modules tell, in words for the
+ * refusal ("it is a Go program (go1.19.8) (/usr/bin/x), whose objects are in ..."), or "". */
+void malloc_provider_identify(struct symbols *symbols, char *out, size_t size);
+
 #endif

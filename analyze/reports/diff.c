@@ -51,8 +51,17 @@ static bool same_type(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+static bool reachable_in(const struct analysis *analysis, size_t index)
+{
+	return analysis->has_graph &&
+	       graph_reachable(&analysis->graph, graph_allocation_node(&analysis->graph, index));
+}
+
 /* For each allocation of `b`, the index of the same allocation in `a` (NO_MATCH when new): both
- * live, at one address, with one size and type, and both an object or both a part of one. */
+ * live, at one address, with one size and type, and both an object or both a part of one; and,
+ * when both graphs tell, not garbage in `a` and reachable in `b`: garbage (Python's waiting for
+ * the collector, C's leaked) is never reached again, so a reachable object at its address is a
+ * new one the allocator put where the garbage was freed. */
 static uint32_t *match_allocations(const struct analysis *a, const struct analysis *b,
 				   bool none)
 {
@@ -73,7 +82,8 @@ static uint32_t *match_allocations(const struct analysis *a, const struct analys
 		const struct allocation *x = &heap_a->allocations[i];
 		if (x->address == y->address && x->state == ALLOCATION_LIVE && x->size == y->size &&
 		    is_part(a, i) == is_part(b, j) &&
-		    same_type(analysis_type(a, i), analysis_type(b, j)))
+		    same_type(analysis_type(a, i), analysis_type(b, j)) &&
+		    !(a->has_graph && b->has_graph && !reachable_in(a, i) && reachable_in(b, j)))
 			match[j] = (uint32_t)i;
 	}
 	return match;
@@ -192,12 +202,6 @@ static void note_container(struct heap_diff *diff, size_t index, size_t old)
 	}
 	qsort(diff->containers, diff->container_count, sizeof *diff->containers,
 	      compare_containers);
-}
-
-static bool reachable_in(const struct analysis *analysis, size_t index)
-{
-	return analysis->has_graph &&
-	       graph_reachable(&analysis->graph, graph_allocation_node(&analysis->graph, index));
 }
 
 int heap_diff_build(const struct analysis *before, const struct analysis *target,

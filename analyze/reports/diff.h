@@ -1,8 +1,9 @@
 /* Two (or three) snapshots of one process compared: which objects are new, which were freed, and
  * which lived through. The snapshots come from the same process, so an object that lived through
- * keeps its address: an allocation is the same one when its address, size and type agree (an
- * address the allocator reused for an object of the same type and size counts as surviving: the
- * diff can undercount churn, never invent growth). Per type: new, freed, the counts before and
+ * keeps its address: an allocation is the same one when its address, size and type agree and it
+ * was not garbage in BEFORE while reachable in AFTER (garbage is never reached again: that is a new
+ * object where the garbage was freed); an address the allocator reused for a reachable object of
+ * the same type and size counts as surviving: the diff can undercount churn, never invent growth. Per type: new, freed, the counts before and
  * after, and the bytes the new objects retain; surviving containers whose length grew (an
  * unpruned registry); and what became unreachable (Python: new cyclic garbage; C: new leaks),
  * with its cycles. With three snapshots (BASELINE, TARGET, FINAL), "new" means new in TARGET and

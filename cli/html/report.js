@@ -452,6 +452,22 @@
 			element("ul", null, ...warnings.map((w) => element("li", null, w))))];
 	}
 
+	/* the memory no walker reads: one snapshot's ({bytes, largest_mapping, largest_bytes}) or
+	   how it changed ({before, after, delta}); nothing when neither it nor its change reaches
+	   1 MiB (as the text report: a few pages of a library's own are no missing heap) */
+	function unseenNote(unseen) {
+		const said = 1 << 20;
+		if (!unseen || !(unseen.bytes >= said || unseen.before >= said || unseen.after >= said ||
+			Math.abs(unseen.delta || 0) >= said))
+			return [];
+		const words = unseen.bytes !== undefined
+			? formatBytes(unseen.bytes) + ", " + formatBytes(unseen.largest_bytes) + " of it in the mapping at 0x" +
+				Number(unseen.largest_mapping).toString(16)
+			: formatBytes(unseen.before) + " \u2192 " + formatBytes(unseen.after) + " (" + formats.signedBytes(unseen.delta) + ")";
+		return [element("p", {class: "alert", id: "unseen"}, element("strong", null, "Memory no walker reads: "),
+			words + "; what it holds is not in this report.")];
+	}
+
 	function damageNotes(label, snapshot) {
 		const notes = [];
 		const damage = snapshot.heap_damage;
@@ -499,6 +515,7 @@
 		append(main, [element("header", null,
 			element("h1", null, "heapdiff: pid " + after.pid + " ", element("code", null, after.program || basename(after.exe)),
 				" (" + runtimes(after.runtimes) + ")"), snapshots),
+		...unseenNote(data.unseen),
 		...lines.flatMap(([label, snapshot]) => damageNotes(label, snapshot)),
 		...warningsSection(data.warnings)]);
 
@@ -591,6 +608,7 @@
 				" (" + runtimes(data.runtimes) + ")"),
 			element("table", {class: "totals"}, element("tbody", null, ...lines.map(([k, v]) =>
 				element("tr", null, element("th", {scope: "row"}, k), element("td", null, v)))))),
+		...unseenNote(heap.unseen),
 		...damageNotes("the snapshot", {heap_damage: heap.heap_damage, python_damaged: data.python && data.python.damaged}),
 		...warningsSection(data.warnings)]);
 

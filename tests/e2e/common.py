@@ -11,12 +11,20 @@ import tempfile
 import time
 
 HEAPSNAP = os.environ.get("HEAPSNAP", "build/heapsnap")
-HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 KNOWN_STATE = os.environ.get("KNOWN_STATE", "build/tests/known_state")
 
 failures = 0
 _processes = []
 WORKDIR = tempfile.mkdtemp(prefix="heapsnap-e2e-")
+
+# every heapdiff the suite runs goes through tests/tools/heapdiff_checked.py, which logs a report
+# that exits 0 with no warning while the memory no walker reads grew (finish() fails on it)
+if "REAL_HEAPDIFF" not in os.environ:
+    os.environ["REAL_HEAPDIFF"] = os.path.abspath(os.environ.get("HEAPDIFF", "build/heapdiff"))
+    os.environ["HEAPDIFF"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools",
+                                          "heapdiff_checked.py")
+    os.environ["HEAPDIFF_CHECK_LOG"] = os.path.join(WORKDIR, "heapdiff-unseen.log")
+HEAPDIFF = os.environ["HEAPDIFF"]
 
 
 def _cleanup():
@@ -47,6 +55,10 @@ def check(condition, message):
 
 
 def finish():
+    log = os.environ.get("HEAPDIFF_CHECK_LOG")
+    if log and os.path.exists(log):
+        for line in open(log):
+            check(False, line.strip())
     if failures:
         print(f"{failures} checks failed", file=sys.stderr)
         sys.exit(1)

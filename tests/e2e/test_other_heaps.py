@@ -144,6 +144,43 @@ for label, command, needle, outside in RUNTIMES:
         check(said and said[0] >= 32, f"{label}: the memory outside the heaps is said: {warnings}")
     process.kill()
 
+# programs whose heap no walker reads say what they are: Go, statically linked (with its symbols
+# and stripped: its version from .go.buildinfo) or with cgo (glibc's heap walked, Go's named as
+# not walked), and a static musl program (musl's malloc named)
+GO_SOURCES = os.path.join(TARGETS, "go")
+go_env = dict(os.environ, GOCACHE=path("gocache"), GOPATH=path("gopath"), GO111MODULE="off",
+              HOME=path(""))
+builds = {
+    "go-static": (["go", "build", "-o", path("go-static"), "holder.go"], {"CGO_ENABLED": "0"}),
+    "go-stripped": (["go", "build", "-ldflags=-s -w", "-o", path("go-stripped"), "holder.go"],
+                    {"CGO_ENABLED": "0"}),
+    "go-cgo": (["go", "build", "-o", path("go-cgo"), "cgo_holder.go"], {"CGO_ENABLED": "1"}),
+}
+go_version = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.split()[2]
+for label, (command, extra) in builds.items():
+    built = subprocess.run(command, cwd=GO_SOURCES, env=dict(go_env, **extra), capture_output=True,
+                           text=True, timeout=600)
+    check(built.returncode == 0, f"{label}: go build: {built.stderr[-400:]}")
+built = subprocess.run(["musl-gcc", "-static", "-O1", "-o", path("musl-static"),
+                        os.path.join(TARGETS, "musl_holder.c")], capture_output=True, text=True)
+check(built.returncode == 0, f"musl-gcc: {built.stderr[-400:]}")
+EXPECTED = {
+    "go-static": (2, [f"it is a Go program ({go_version})", "Go runtime's garbage-collected heap"]),
+    "go-stripped": (2, [f"it is a Go program ({go_version})"]),
+    "go-cgo": (0, ["the Go runtime's garbage-collected heap", "keeps a heap of its own beside glibc"]),
+    "musl-static": (2, ["musl's malloc"]),
+}
+for label, (status, needles) in EXPECTED.items():
+    ready = path(label + ".ready")
+    process = start([path(label), ready])
+    wait_for(ready)
+    snapshot = path(label + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    result = heapsnap("summary", snapshot, check_ok=False)
+    check(result.returncode == status and all(n in result.stderr for n in needles),
+          f"{label}: summary exits {status} saying {needles}: {result.returncode} {result.stderr[-500:]!r}")
+    process.kill()
+
 # jemalloc, tcmalloc and mimalloc are walked (tests/e2e/test_jemalloc_heap.py,
 # test_tcmalloc_heap.py and test_mimalloc_heap.py check their heaps block by block)
 for library, name in (("libjemalloc.so.2", "jemalloc 5.3.0"),

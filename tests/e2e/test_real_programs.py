@@ -12,7 +12,10 @@ truth of its own where it keeps some:
 - `python3 -m http.server` serving 1,000 requests: a report without warnings;
 - redis-server (jemalloc, found by shape) filled with 100,000 keys between two snapshots: the
   heap is named jemalloc 5.3.0, and heapdiff shows 100,000 new blocks of the size classes
-  redis gives each key (its dict entry, key and value objects), retained by global server.
+  redis gives each key (its dict entry, key and value objects), retained by global server;
+- PHP (its objects in the Zend memory manager's heap, which no walker reads) doubling what it
+  holds: heapdiff says the memory no walker reads grew, in text and markdown, warns of it, and a
+  --fail-on-growth gate on objects cannot pass (exit 2).
 Every summary made here satisfies the invariants (check_summary_invariants)."""
 import json
 import os
@@ -246,4 +249,27 @@ if check(wait_port(port), "redis listens"):
     check("redis-server" in heapsnap("info", after).stdout,
           "redis: the process is named as it was started, redis-server")
 redis.kill()
+
+# ---- PHP: its heap is the Zend memory manager's, which no walker reads; it doubles
+ready = path("php.ready")
+php = start(["php", os.path.join(TARGETS, "growing_holder.php"), ready], **quiet)
+deadline = time.time() + 120
+while not os.path.exists(ready) and time.time() < deadline:
+    time.sleep(0.05)
+before, after = path("php-before.snap"), path("php-after.snap")
+heapsnap("capture", str(php.pid), "-o", before)
+open(ready + ".grow", "w").close()
+while not os.path.exists(ready + ".grown") and time.time() < deadline:
+    time.sleep(0.05)
+heapsnap("capture", str(php.pid), "-o", after)
+result = heapdiff(before, after)
+line = next((l for l in result.stdout.splitlines()[:6] if "memory no walker reads:" in l), "")
+grown = line.split("(+")[-1].rstrip(")").split() if "(+" in line else ["0", "B"]
+check(grown[1] == "MiB" and float(grown[0]) >= 30,
+      f"php: heapdiff's header says the memory no walker reads grew: {result.stdout[:600]}")
+check("memory no walker reads grew by" in result.stderr, f"php: heapdiff warns of it: {result.stderr[-400:]}")
+markdown = heapdiff(before, after, "--format", "markdown").stdout
+check("**Memory no walker reads:**" in markdown, "php: the markdown report says it")
+heapdiff("--fail-on-growth", "*=1", before, after, expect=2)
+php.kill()
 finish()

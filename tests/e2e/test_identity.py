@@ -1,0 +1,53 @@
+"""Identity across snapshots: a dict that was cyclic garbage in BEFORE is freed, and a new dict is
+put at its address before AFTER (tests/targets/reused_dict.py). Same address, type and size, but
+not the same object: heapdiff counts the new dicts as new and never says a container "grew" from the
+garbage's 3 items to the new dict's 27. The rule (docs: README, heapdiff's identity): an object no
+root reaches in BEFORE and one a root reaches in AFTER are never the same. Ground truth: the
+addresses the target recorded with id(). On every supported CPython."""
+import ast
+import json
+import os
+import signal
+import subprocess
+import time
+
+from common import HEAPDIFF, check, finish, heapsnap, path, start, supported_pythons
+
+TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "reused_dict.py")
+
+for name, interpreter in supported_pythons():
+    record = path(f"reused-{name}")
+    process = start([interpreter, TARGET, record])
+    deadline = time.time() + 60
+    while not os.path.exists(record) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    if not check(os.path.exists(record), f"{name}: the target wrote its record"):
+        process.kill()
+        continue
+    garbage = ast.literal_eval(open(record).read())
+    before, after = path(f"reused-{name}-before.snap"), path(f"reused-{name}-after.snap")
+    heapsnap("capture", str(process.pid), "-o", before)
+    process.send_signal(signal.SIGUSR1)
+    while not os.path.exists(record + ".grown") and time.time() < deadline + 30:
+        time.sleep(0.05)
+    reused = ast.literal_eval(open(record + ".grown").read())
+    check(len(reused) >= 1, f"{name}: some new dicts took a garbage dict's address: {reused}")
+    heapsnap("capture", str(process.pid), "-o", after)
+    result = subprocess.run([HEAPDIFF, "--format", "json", before, after], capture_output=True,
+                            text=True, timeout=300)
+    if not check(result.returncode == 0, f"{name}: heapdiff: {result.returncode} {result.stderr[-300:]}"):
+        process.kill()
+        continue
+    diff = json.loads(result.stdout)
+    invented = [c for c in diff["grown_containers"] if c["type"] == "dict" and c["items_before"] == 3]
+    check(not invented, f"{name}: no garbage dict is said to have lived through and grown: {invented}")
+    dicts = next((g for g in diff["grown"] if g["type"] == "dict"), {})
+    check(dicts.get("new", 0) >= 400, f"{name}: the 400 new dicts are new: {dicts.get('new')}")
+    # (an object's address is its block's, past the collector's header)
+    listed = heapsnap("list", after, "--format", "jsonl").stdout.splitlines()
+    types = {o["addr"]: o["type"] for o in map(json.loads, listed)}
+    held = [a for a in reused if any(types.get(a - header) == "dict" for header in (0, 16, 32))]
+    check(len(held) == len(reused), f"{name}: the reused addresses hold dicts in AFTER: "
+                                    f"{len(held)} of {len(reused)}")
+    process.kill()
+finish()
