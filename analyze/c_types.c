@@ -22,6 +22,8 @@ struct pending {
 	const char *type; /* interned "struct X" */
 };
 
+#define CONFLICTS_NAMED 3
+
 struct propagation {
 	const struct heap *heap;
 	struct address_space *space;
@@ -31,6 +33,11 @@ struct propagation {
 	struct pending *queue;
 	size_t head, tail, capacity;
 	size_t conflicts;
+	/* the pairs of types that met most, to name in the warning */
+	struct type_conflict {
+		char kept[112], other[112];
+		size_t count;
+	} conflict_pairs[CONFLICTS_NAMED];
 	struct {
 		char name[96];
 		struct dwarf_struct layout;
@@ -85,6 +92,23 @@ static uint64_t specificity(struct propagation *p, const char *type)
 	return 2 + (layout ? layout->size : 0);
 }
 
+/* Counts one block reached as `kept` and as `other`, for the warning to name the pairs that met
+ * most (a full table keeps its first pairs: the counts of the others still add to the total). */
+static void note_conflict(struct propagation *p, const char *kept, const char *other)
+{
+	for (size_t i = 0; i < CONFLICTS_NAMED; i++) {
+		struct type_conflict *pair = &p->conflict_pairs[i];
+		if (pair->count == 0) {
+			snprintf(pair->kept, sizeof pair->kept, "%s", kept);
+			snprintf(pair->other, sizeof pair->other, "%s", other);
+		} else if (strcmp(pair->kept, kept) != 0 || strcmp(pair->other, other) != 0) {
+			continue;
+		}
+		pair->count++;
+		return;
+	}
+}
+
 /* Names the allocation `pointer` points at the start of; queues it for its own members. */
 static int reach(struct propagation *p, uint64_t pointer, const char *type)
 {
@@ -109,7 +133,9 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 		if (strncmp(current, "struct ", 7) != 0 && strcmp(current, "char[]") != 0)
 			return 0; /* named otherwise (a C++ class, the allocator's): keep that */
 		p->conflicts++;
-		if (specificity(p, current) >= specificity(p, type))
+		bool keep_current = specificity(p, current) >= specificity(p, type);
+		note_conflict(p, keep_current ? current : name, keep_current ? name : current);
+		if (keep_current)
 			return 0;
 	}
 	if (types_set(p->names, index, name) != 0)
@@ -340,11 +366,22 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 	c_types_read_free(reading);
 	/* (in a Python process, the conflicts are among the interpreter's own structures: nothing
 	   a report on Python objects shows, so no warning there) */
-	if (p.conflicts && !quiet_conflicts)
+	if (p.conflicts && !quiet_conflicts) {
+		char pairs[CONFLICTS_NAMED * 256] = "";
+		size_t length = 0, named = 0;
+		for (size_t i = 0; i < CONFLICTS_NAMED && p.conflict_pairs[i].count; i++) {
+			length += (size_t)snprintf(pairs + length, sizeof pairs - length,
+						   "%s%s (kept) and %s, %zu", i ? "; " : "",
+						   p.conflict_pairs[i].kept, p.conflict_pairs[i].other,
+						   p.conflict_pairs[i].count);
+			named += p.conflict_pairs[i].count;
+		}
 		warnings_add(warnings,
-			     "C types: %zu allocations were reached with conflicting types; the more "
-			     "specific was kept",
-			     p.conflicts);
+			     "C types: %zu allocations are pointed to by members of different types "
+			     "(a union, a cast through void *, a generic container's pointer, or a "
+			     "block freed and reused); the more specific type was kept: %s%s",
+			     p.conflicts, pairs, p.conflicts > named ? "; ..." : "");
+	}
 	free(p.queue);
 	free(p.layouts);
 	if (result != 0)

@@ -35,6 +35,13 @@ struct module_symbols {
 	bool needs_cxx_runtime;	    /* its DT_NEEDED names libstdc++ or libc++ */
 	char **strings; /* copies of string tables, freed with the module */
 	size_t string_count;
+	/* its writable sections (.data, .bss, ...), at run-time addresses: they name the data no
+	   symbol covers (a stripped executable's) */
+	struct data_section {
+		char name[24];
+		uint64_t start, end;
+	} *sections;
+	size_t section_count;
 };
 
 struct symbols {
@@ -92,6 +99,7 @@ struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
 static void module_unload(struct module_symbols *module)
 {
 	free(module->by_address);
+	free(module->sections);
 	free(module->file_path);
 	free(module->debug_file);
 	free(module->symbols);
@@ -239,6 +247,32 @@ static int compare_addresses(const void *left, const void *right)
 	if ((*a)->size != (*b)->size)
 		return (*a)->size > (*b)->size ? -1 : 1;
 	return strcmp((*a)->name, (*b)->name);
+}
+
+/* Keeps the module's allocated writable sections, at run-time addresses. */
+static void read_data_sections(struct module_symbols *module, Elf *elf, uint64_t bias)
+{
+	size_t names;
+	if (elf_getshdrstrndx(elf, &names) != 0)
+		return;
+	for (Elf_Scn *section = NULL; (section = elf_nextscn(elf, section)) != NULL;) {
+		GElf_Shdr header;
+		const char *name = gelf_getshdr(section, &header)
+					   ? elf_strptr(elf, names, header.sh_name)
+					   : NULL;
+		if (name == NULL || (header.sh_flags & (SHF_ALLOC | SHF_WRITE)) !=
+					    (SHF_ALLOC | SHF_WRITE) || header.sh_size == 0)
+			continue;
+		void *grown = realloc(module->sections,
+				      (module->section_count + 1) * sizeof *module->sections);
+		if (grown == NULL)
+			return;
+		module->sections = grown;
+		struct data_section *kept = &module->sections[module->section_count++];
+		snprintf(kept->name, sizeof kept->name, "%s", name);
+		kept->start = header.sh_addr + bias;
+		kept->end = kept->start + header.sh_size;
+	}
 }
 
 /* Adds the symbols of every SHT_SYMTAB and SHT_DYNSYM section of `elf`. */
@@ -389,6 +423,7 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 	uint64_t end = image_end(elf);
 	module->image_end = end ? end + module->bias : 0;
 	read_symbol_tables(module, elf, module->bias);
+	read_data_sections(module, elf, module->bias);
 	module->debug_file = find_debug_file(symbols, info, module->file_path, elf);
 	elf_end(elf);
 	close(fd);
@@ -585,6 +620,27 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 				break;
 		}
 		return false;
+	}
+	return false;
+}
+
+bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const char **module_path,
+			    const char **section, uint64_t *offset)
+{
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		struct module_symbols *module = &symbols->modules[i];
+		if (address < module->start ||
+		    address >= (module->image_end > module->end ? module->image_end : module->end))
+			continue;
+		if (!module->loaded)
+			module_load(symbols, module);
+		for (size_t k = 0; k < module->section_count; k++)
+			if (address >= module->sections[k].start && address < module->sections[k].end) {
+				*module_path = module->module->path;
+				*section = module->sections[k].name;
+				*offset = address - module->sections[k].start;
+				return true;
+			}
 	}
 	return false;
 }

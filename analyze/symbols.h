@@ -68,6 +68,12 @@ struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t addre
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **name, uint64_t *offset);
 
+/* The writable section of the module holding a run-time address (".data", ".bss", its .bss
+ * after the file's last mapping included) and the offset into it: what names data that no
+ * symbol covers, in a stripped executable. False when no module's section holds it. */
+bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const char **module_path,
+			    const char **section, uint64_t *offset);
+
 /* The same, also saying whether the symbol is local to its file (a static). */
 bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 				  const char **module_path, const char **name, uint64_t *offset,

@@ -35,6 +35,8 @@ static void print_json(struct snapshot *snapshot)
 	json_int(&json, info->pid);
 	json_key(&json, "exe");
 	json_string(&json, info->exe);
+	json_key(&json, "program"); /* the name it was started by (a symlink's), "" when unknown */
+	json_string(&json, info->program);
 	char when[40];
 	cli_format_time(info->capture_start_ns, when, sizeof when, true);
 	json_key(&json, "captured_at");

@@ -459,8 +459,19 @@ static void fill_foreign_info(struct snapshot *snapshot)
 		for (size_t i = 0; i < length; i++)
 			if (ps.pr_psargs[i] == '/')
 				name = ps.pr_psargs + i + 1;
-		snprintf(info->program, sizeof info->program, "%.*s",
-			 (int)(length - (size_t)(name - ps.pr_psargs)), name);
+		size_t name_length = length - (size_t)(name - ps.pr_psargs);
+		/* a title the program rewrote ("nginx: worker process", "postgres: checkpointer")
+		   keeps its name before the colon; one that names something else entirely gives way to
+		   the name the kernel took from the file executed (comm, at most 15 characters) */
+		if (name_length > 1 && name[name_length - 1] == ':')
+			name_length--;
+		size_t comm_length = strnlen(ps.pr_fname, sizeof ps.pr_fname);
+		if (comm_length > 0 &&
+		    (name_length < comm_length || memcmp(name, ps.pr_fname, comm_length) != 0)) {
+			name = ps.pr_fname;
+			name_length = comm_length;
+		}
+		snprintf(info->program, sizeof info->program, "%.*s", (int)name_length, name);
 	}
 	if (info->pid == 0) {
 		const struct snapshot_note *psinfo = snapshot_find_note(snapshot, "CORE", NT_PRPSINFO);

@@ -377,8 +377,16 @@ static void data_root_name(struct builder *builder, uint64_t address, const char
 		else
 			snprintf(name, size, "global %s", symbol);
 	} else {
+		/* no symbol (a stripped executable): the section and the offset say where, as
+		   `objdump -h` and the binary's own build would find it again */
+		const char *section_module, *section;
 		*kind = ROOT_DATA;
-		snprintf(name, size, "data of %s", base_name(module));
+		if (symbols_lookup_section(builder->symbols, address, &section_module, &section,
+					   &offset))
+			snprintf(name, size, "data of %s at %s+0x%llx", base_name(section_module),
+				 section, (unsigned long long)offset);
+		else
+			snprintf(name, size, "data of %s", base_name(module));
 	}
 }
 

@@ -70,8 +70,9 @@ for mode in ([], ["--lose"]):
     check(types.get("struct item[]", {}).get("count") == 1, f"{label}: the array of items is one struct item[]")
     # each item's `raw` (a char *) points at its detail too: the struct type wins, and the
     # conflicts are counted
-    check(any("conflicting types" in w for w in summary["warnings"]),
-          f"{label}: the conflict is reported: {summary['warnings']}")
+    check(any("pointed to by members of different types" in w and
+              "struct detail (kept) and char[], 10" in w for w in summary["warnings"]),
+          f"{label}: the conflict is reported, naming the types: {summary['warnings']}")
     conn_paths = [r["path"] for r in types.get("struct conn", {}).get("retainers", [])]
     check(["global all_conns", "struct conn.next (repeated)", "struct conn"] in conn_paths and
           ["global all_conns", "struct conn"] in conn_paths, f"{label}: the list's paths: {conn_paths}")

@@ -112,6 +112,9 @@ if check(wait_port(port), "nginx listens"):
         if label == "nginx worker" and summary:
             check(summary["heap"]["live_count"] >= 1000,
                   f"{label}: a block or more per open connection: {summary['heap']['live_count']}")
+        # its title is rewritten ("nginx: worker process"): the program is still nginx
+        program = json.loads(heapsnap("info", snapshot, "--format", "json").stdout).get("program")
+        check(program == "nginx", f"{label}: the program is named nginx, not by its title: {program!r}")
     for s in held:
         s.close()
 for pid in workers:

@@ -133,4 +133,36 @@ if check(wait_for(record_path, process, 30), "dead_thread wrote its record"):
     summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
     check_summary_invariants("dead_thread", summary)
     check(summary["unreachable"]["count"] >= 200, f"the lost blocks are unreachable: {summary['unreachable']['count']}")
+process.kill()
+
+# C, stripped: a global no symbol names is named by its section and offset, which the unstripped
+# file's symbol table (nm) and section headers (readelf) give
+import re
+import shutil
+import subprocess
+stripped = path("dead_thread_stripped")
+shutil.copy(DEAD_THREAD, stripped)
+subprocess.run(["strip", "--strip-all", stripped], check=True)
+symbol = int(next(l.split()[0] for l in subprocess.run(["nm", DEAD_THREAD], capture_output=True, text=True)
+                  .stdout.splitlines() if l.endswith(" held_blocks")), 16)
+sections = {m.group(1): int(m.group(2), 16) for m in re.finditer(
+    r"\]\s+(\.\S+)\s+\S+\s+([0-9a-f]+)", subprocess.run(["readelf", "-SW", DEAD_THREAD],
+                                                      capture_output=True, text=True).stdout)}
+record_path = path("dead_thread_stripped.record")
+process = start([stripped, record_path])
+if check(wait_for(record_path, process, 30), "the stripped dead_thread wrote its record"):
+    held = [int(w[1], 16) for w in (l.split() for l in open(record_path)) if w[0] == "held"]
+    snapshot = path("dead_thread_stripped.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    roots = {}
+    for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
+        allocation = json.loads(line)
+        roots[allocation["addr"]] = (allocation.get("path") or [""])[0]
+    expected = {f"data of dead_thread_stripped at .bss+{symbol + 8 * i - sections['.bss']:#x}"
+                for i in range(len(held))}
+    named = {roots.get(a) for a in held}
+    check(len(held) == 50 and named == expected,
+          f"stripped: the global's words are named by section and offset: {sorted(named)[:3]} "
+          f"against {sorted(expected)[:3]}")
+process.kill()
 finish()

@@ -78,6 +78,7 @@ void cpython_detect(struct symbols *symbols, struct address_space *space, bool n
 		    struct cpython_info *info)
 {
 	memset(info, 0, sizeof *info);
+	info->debuginfo_allowed = !no_debuginfo;
 	for (size_t i = 0; i < symbols_module_count(symbols); i++) {
 		struct module_symbols *module = symbols_module_at(symbols, i);
 		uint64_t runtime;

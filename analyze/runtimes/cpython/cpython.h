@@ -35,6 +35,7 @@ struct cpython_info {
 	bool has_layout;    /* a supported version (3.8 to 3.13): its layout is known */
 	struct cpython_layout layout;
 	char layout_source[24]; /* "debug info", "built-in" or "_Py_DebugOffsets" (3.13) */
+	bool debuginfo_allowed; /* not --no-debuginfo: other structures may come from DWARF too */
 	/* the allocator whose blocks its objects are, as the heap walk found it */
 	enum cpython_object_allocator object_allocator;
 };

@@ -1,6 +1,7 @@
 /* CPython's graph model (see cpython_graph.h). */
 #include "cpython_graph.h"
 
+#include "analyze/runtimes/cpython/cpython_fields.h"
 #include "analyze/runtimes/cpython/cpython_threads.h"
 
 #include <stdio.h>
@@ -64,6 +65,7 @@ struct cpython_graph {
 	uint64_t block_address, block_size;
 	size_t next_part; /* the graph asks for objects in order: where their parts are, onwards */
 	struct graph_emitter *emitter;
+	struct cpython_fields *fields; /* names of C types' fields (may be NULL) */
 	struct python_stack_chunk chunks[256]; /* the threads' frame stacks */
 	struct graph_range claimed[256];
 	size_t chunk_count;
@@ -297,7 +299,7 @@ static int prepare_own_fields(struct cpython_graph *model, struct type_model *ty
 		for (uint32_t m = 0; m < type->member_count && label == GRAPH_NONE; m++)
 			if (type->members[m].offset == at)
 				label = type->members[m].label;
-		char text[24];
+		char text[104];
 		const char *name = NULL; /* a label to intern */
 		if (at == python_type->weaklistoffset || at == python_type->dictoffset ||
 		    (at >= skip_from && at < skip_to)) {
@@ -306,7 +308,12 @@ static int prepare_own_fields(struct cpython_graph *model, struct type_model *ty
 			name = field->label;
 			label = field->held ? FIELD_HELD : GRAPH_NONE;
 		} else if (label == GRAPH_NONE) {
-			snprintf(text, sizeof text, "+%llu", (unsigned long long)at);
+			const char *field_name = cpython_field_name(model->fields, python_type->name,
+								    python_type->address, at);
+			if (field_name)
+				snprintf(text, sizeof text, ".%s", field_name);
+			else
+				snprintf(text, sizeof text, "+%llu", (unsigned long long)at);
 			name = text;
 		}
 		if (name && (label = graph_emit_label(model->emitter, name)) == GRAPH_NONE)
@@ -998,11 +1005,14 @@ static int cpython_graph_prepare(void *context, struct graph_emitter *emitter)
 struct cpython_graph *cpython_graph_new(struct address_space *space,
 					const struct cpython_info *python,
 					const struct python_objects *objects, const struct heap *heap,
-					struct graph_model *model)
+					struct cpython_fields *fields, struct graph_model *model)
 {
 	struct cpython_graph *graph = calloc(1, sizeof *graph);
-	if (graph == NULL)
+	if (graph == NULL) {
+		cpython_fields_free(fields);
 		return NULL;
+	}
+	graph->fields = fields;
 	graph->space = space;
 	graph->python = python;
 	graph->layout = &python->layout;
@@ -1049,6 +1059,7 @@ void cpython_graph_free(struct cpython_graph *graph)
 {
 	if (graph == NULL)
 		return;
+	cpython_fields_free(graph->fields);
 	for (size_t i = 0; graph->types && i < graph->objects->type_count; i++) {
 		free(graph->types[i].key_labels);
 		free(graph->types[i].field_labels);

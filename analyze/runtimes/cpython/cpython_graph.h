@@ -24,10 +24,13 @@ struct cpython_graph;
 
 /* The model for the Python objects found in `heap` (NULL when out of memory); it lives until
  * cpython_graph_free and reads the snapshot while the graph is built. */
+/* `fields` names the C types' fields (cpython_fields.h; the model frees it with itself, and it
+ * may be NULL). */
+struct cpython_fields;
 struct cpython_graph *cpython_graph_new(struct address_space *space,
 					const struct cpython_info *python,
 					const struct python_objects *objects, const struct heap *heap,
-					struct graph_model *model);
+					struct cpython_fields *fields, struct graph_model *model);
 void cpython_graph_free(struct cpython_graph *model);
 
 #endif

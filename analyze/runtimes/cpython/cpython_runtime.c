@@ -10,6 +10,7 @@
 
 #include "analyze/allocators/allocator.h"
 #include "analyze/allocators/mimalloc_heap.h"
+#include "analyze/runtimes/cpython/cpython_fields.h"
 #include "analyze/allocators/pymalloc_heap.h"
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
@@ -78,9 +79,11 @@ static int graph_model(struct analysis *analysis, struct graph_model *model, voi
 	*state = NULL;
 	if (analysis->python_objects.bits == NULL)
 		return 0;
-	struct cpython_graph *python = cpython_graph_new(analysis->space, &analysis->python,
-							 &analysis->python_objects,
-							 &analysis->heap, model);
+	struct cpython_graph *python = cpython_graph_new(
+		analysis->space, &analysis->python, &analysis->python_objects, &analysis->heap,
+		cpython_fields_new(analysis->symbols, analysis->python.minor,
+				   analysis->python.debuginfo_allowed),
+		model);
 	if (python == NULL)
 		return hs_error_set(err, "out of memory building the object graph");
 	*state = python;
