@@ -9,10 +9,38 @@
 #include "analyze/module_files.h"
 #include "analyze/outside_heaps.h"
 #include "analyze/reports/summary.h"
+#include "common/numbers.h"
 
 /* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
  * memory and go on, so the answer would silently leave out what the frame holds: that is an
  * error, or, when the user asked to go on, a warning. */
+struct unseen_blocks {
+	const struct heap *heap;
+	uint64_t memory_bytes, blocks, block_bytes;
+};
+
+/* Adds what of [start, end) a damaged frame hid: its bytes, and the blocks found in it (a block
+ * in two damaged ranges counts in each). */
+static void count_unseen(void *context, uint64_t start, uint64_t end)
+{
+	struct unseen_blocks *unseen = context;
+	unseen->memory_bytes += end - start;
+	const struct heap *heap = unseen->heap;
+	size_t low = 0, high = heap->count;
+	while (low < high) { /* the first block ending after start */
+		size_t middle = low + (high - low) / 2;
+		if (heap->allocations[middle].address + heap->allocations[middle].size <= start)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	for (size_t i = low; i < heap->count && heap->allocations[i].address < end; i++)
+		if (heap->allocations[i].state == ALLOCATION_LIVE) {
+			unseen->blocks++;
+			unseen->block_bytes += heap->allocations[i].size;
+		}
+}
+
 static int check_damage(struct analysis *analysis, struct hs_error *err)
 {
 	struct hs_error damage;
@@ -20,11 +48,19 @@ static int check_damage(struct analysis *analysis, struct hs_error *err)
 		return 0;
 	if (analysis->damaged_frames_unreadable) {
 		analysis->damage_warned = true;
+		struct unseen_blocks unseen = {.heap = &analysis->heap};
+		snapshot_each_damaged_range(analysis->snapshot, count_unseen, &unseen);
+		char memory[32], blocks[32];
+		format_bytes(unseen.memory_bytes, memory, sizeof memory);
+		format_bytes(unseen.block_bytes, blocks, sizeof blocks);
 		warnings_add(&analysis->warnings,
 			     "%s: what it holds was treated as unreadable, so the answer leaves it "
-			     "out (%llu damaged frames in all were met)",
+			     "out (%llu damaged frames in all were met): %s of the process's memory, "
+			     "in which %llu live blocks (%s) were found with their contents unread, "
+			     "and any block whose header lay there is not counted",
 			     damage.message,
-			     (unsigned long long)snapshot_damaged_frames(analysis->snapshot));
+			     (unsigned long long)snapshot_damaged_frames(analysis->snapshot), memory,
+			     (unsigned long long)unseen.blocks, blocks);
 		return 0;
 	}
 	return hs_error_set(err,

@@ -101,23 +101,6 @@ bool cli_compression_option(const char *command, int option, const char *value,
 	return true;
 }
 
-void cli_format_bytes(uint64_t bytes, char *out, size_t out_size)
-{
-	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-	if (bytes < 1024) {
-		snprintf(out, out_size, "%llu B", (unsigned long long)bytes);
-		return;
-	}
-	double value = (double)bytes / 1024;
-	size_t unit = 0;
-	while (value >= 1024 && unit + 1 < sizeof units / sizeof units[0]) {
-		value /= 1024;
-		unit++;
-	}
-	snprintf(out, out_size, value < 10 ? "%.2f %s" : value < 100 ? "%.1f %s" : "%.0f %s", value,
-		 units[unit]);
-}
-
 static bool print_timings; /* --timings */
 
 bool cli_analysis_option(int option, const char *value, struct analysis_options *options)
@@ -229,6 +212,11 @@ void cli_print_warnings(const char *command, const struct warnings *warnings)
 void cli_format_count(uint64_t count, char *out, size_t out_size)
 {
 	format_count(count, out, out_size);
+}
+
+void cli_format_bytes(uint64_t bytes, char *out, size_t out_size)
+{
+	format_bytes(bytes, out, out_size);
 }
 
 void cli_format_time(uint64_t ns, char *out, size_t out_size, bool iso)

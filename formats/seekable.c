@@ -991,6 +991,18 @@ uint64_t seekable_damaged_frames(const struct seekable_reader *reader)
 	return count;
 }
 
+bool seekable_damaged_range(const struct seekable_reader *reader, uint64_t nth, uint64_t *start,
+			    uint64_t *end)
+{
+	for (uint32_t i = 0; i < reader->frame_count; i++)
+		if (reader->frames[i].damaged && nth-- == 0) {
+			*start = reader->frames[i].stream_offset;
+			*end = *start + reader->frames[i].decompressed_size;
+			return true;
+		}
+	return false;
+}
+
 int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err)
 {
 	if (reader->first_damage.message[0] == '\0')

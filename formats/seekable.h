@@ -103,5 +103,9 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
 int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err);
 /* How many frames failed so far. */
 uint64_t seekable_damaged_frames(const struct seekable_reader *reader);
+/* The decompressed stream's range [*start, *end) of the `nth` frame that failed so far (in
+ * stream order); false past the last. */
+bool seekable_damaged_range(const struct seekable_reader *reader, uint64_t nth, uint64_t *start,
+			    uint64_t *end);
 
 #endif

@@ -966,6 +966,24 @@ int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err)
 	return seekable_check_damage(snapshot->stream, err);
 }
 
+void snapshot_each_damaged_range(const struct snapshot *snapshot,
+				 void (*visit)(void *context, uint64_t start, uint64_t end),
+				 void *context)
+{
+	uint64_t frame_start, frame_end;
+	for (uint64_t nth = 0;
+	     seekable_damaged_range(snapshot->stream, nth, &frame_start, &frame_end); nth++)
+		for (size_t i = 0; i < snapshot->region_count; i++) {
+			const struct snapshot_region *region = &snapshot->regions[i];
+			uint64_t from = region->data_offset, to = from + region->data_size;
+			if (to <= frame_start || from >= frame_end)
+				continue;
+			uint64_t start = from > frame_start ? from : frame_start;
+			uint64_t end = to < frame_end ? to : frame_end;
+			visit(context, region->start + (start - from), region->start + (end - from));
+		}
+}
+
 uint64_t snapshot_damaged_frames(const struct snapshot *snapshot)
 {
 	return seekable_damaged_frames(snapshot->stream);

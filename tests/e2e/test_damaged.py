@@ -131,5 +131,15 @@ summary = heapsnap("summary", damaged, "--damaged-frames-unreadable", "--format"
                    timeout=limit)
 check(summary.returncode == 0 and any("treated as unreadable" in w for w in json.loads(summary.stdout)["warnings"]),
       f"summary --damaged-frames-unreadable warns in its report: {summary.returncode} {summary.stderr[-300:]!r}")
+# and says how much it could not see: the frame's memory (a frame holds FRAME_SIZE bytes of the
+# core, memory or notes), and the blocks found in it, which the target's record places there
+import re
+said = re.search(r"([0-9.]+) KiB of the process's memory, in which (\d+) live blocks",
+                 " ".join(json.loads(summary.stdout)["warnings"]) if summary.returncode == 0 else "")
+inside = [a for a, _ in record["blocks"] if frame_start <= core_offset(core, a) < frame_end]
+check(said and 0 < float(said.group(1)) <= FRAME_SIZE / 1024 and
+      int(said.group(2)) <= len(inside) + 64,
+      f"the warning says how much memory and how many blocks were not seen: "
+      f"{said.group(0) if said else None} ({len(inside)} recorded blocks in the frame)")
 
 finish()
