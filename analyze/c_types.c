@@ -238,6 +238,9 @@ struct module_variables {
 	struct dwarf_variable *variables;
 	size_t count, capacity;
 	bool out_of_memory;
+	/* the C library's or the dynamic loader's: conflicts among their own structures (NSS
+	   modules, time zone tables) are theirs, nothing the program's report should warn of */
+	bool system_library;
 };
 
 struct c_types_reading {
@@ -295,6 +298,11 @@ static struct c_types_reading *reading_new(struct symbols *symbols)
 		if (file == NULL)
 			continue; /* not here: its types are not known */
 		reading->modules[i].bias = module_symbols_bias(module);
+		const char *path = module_symbols_module(module)->path, *slash = strrchr(path, '/');
+		const char *name = slash ? slash + 1 : path;
+		reading->modules[i].system_library = strncmp(name, "libc.so", 7) == 0 ||
+						     strncmp(name, "libc-2.", 7) == 0 ||
+						     strncmp(name, "ld-linux", 8) == 0;
 		if ((reading->modules[i].file = strdup(file)) == NULL) {
 			c_types_read_free(reading);
 			return NULL;
@@ -357,11 +365,18 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 		p.types = module->types;
 		p.bias = module->bias;
 		p.layout_count = 0;
+		size_t conflicts_before = p.conflicts;
+		struct type_conflict pairs_before[CONFLICTS_NAMED];
+		memcpy(pairs_before, p.conflict_pairs, sizeof pairs_before);
 		for (size_t v = 0; v < module->count && result == 0; v++)
 			if (seed(&p, &module->variables[v]) != 0)
 				result = -1;
 		if (result == 0)
 			result = drain(&p);
+		if (module->system_library) { /* (its own structures' conflicts: not the program's) */
+			p.conflicts = conflicts_before;
+			memcpy(p.conflict_pairs, pairs_before, sizeof pairs_before);
+		}
 	}
 	c_types_read_free(reading);
 	/* (in a Python process, the conflicts are among the interpreter's own structures: nothing

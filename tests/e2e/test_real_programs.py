@@ -13,6 +13,9 @@ truth of its own where it keeps some:
 - redis-server (jemalloc, found by shape) filled with 100,000 keys between two snapshots: the
   heap is named jemalloc 5.3.0, and heapdiff shows 100,000 new blocks of the size classes
   redis gives each key (its dict entry, key and value objects), retained by global server;
+- squid with a 64 MB memory cache: its big blocks are mostly never-touched pages, which a
+  capture keeps as zeros; every mmapped chunk is found, as many and as large as malloc's own
+  counters (gdb: mp_.n_mmaps, mp_.mmapped_mem), and the report has no warning;
 - PHP (its objects in the Zend memory manager's heap, which no walker reads) doubling what it
   holds: heapdiff says the memory no walker reads grew, in text and markdown, warns of it, and a
   --fail-on-growth gate on objects cannot pass (exit 2).
@@ -252,6 +255,38 @@ if check(wait_port(port), "redis listens"):
     check("redis-server" in heapsnap("info", after).stdout,
           "redis: the process is named as it was started, redis-server")
 redis.kill()
+
+# ---- squid: big blocks whose pages were mostly never written
+port = free_port()
+work = tempfile.mkdtemp(prefix="squid-", dir=path(""))
+os.chmod(work, 0o777)  # (squid runs as the proxy user)
+with open(os.path.join(work, "squid.conf"), "w") as f:
+    f.write(f"""http_port 127.0.0.1:{port}
+cache_mem 64 MB
+pid_filename {work}/squid.pid
+cache_log {work}/cache.log
+access_log none
+cache_store_log none
+coredump_dir {work}
+http_access deny all
+shutdown_lifetime 1 seconds
+""")
+squid = start(["squid", "-N", "-f", os.path.join(work, "squid.conf")], **quiet)
+if check(wait_port(port), "squid listens"):
+    snapshot = path("squid.snap")
+    heapsnap("capture", str(squid.pid), "-o", snapshot)
+    summary, warnings = summary_of("squid", snapshot)
+    check(warnings == "", f"squid: a report without warnings: {warnings[:400]}")
+    listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
+    mmapped = [int(fields[1]) + 16 for fields in listed if fields[3] == "mmapped"]
+    counted = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set auto-load off", "-ex", "p mp_.n_mmaps",
+                              "-ex", "p mp_.mmapped_mem", "-p", str(squid.pid)],
+                             capture_output=True, text=True, timeout=120).stdout
+    values = [int(line.split("=")[1]) for line in counted.splitlines() if line.startswith("$")]
+    check(len(values) == 2 and values == [len(mmapped), sum(mmapped)] and values[1] >= 8 << 20,
+          f"squid: the mmapped chunks are malloc's own count and bytes (gdb {values}, heapsnap "
+          f"{len(mmapped)} of {sum(mmapped)} bytes)")
+squid.kill()
 
 # ---- PHP: its heap is the Zend memory manager's, which no walker reads; it doubles
 ready = path("php.ready")
