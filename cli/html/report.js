@@ -543,7 +543,9 @@
 			format: "bytes", numeric: true});
 		main.appendChild(grown.length
 			? sortableTable("grown", columns, grown, (r) => ({"data-type": r.type}))
-			: element("p", null, "None."));
+			: element("p", null, data.unseen && data.unseen.delta >= (1 << 20)
+				? "None in the memory walked (memory no walker reads grew: see above)."
+				: "None."));
 
 		if (data.grown_containers && data.grown_containers.length) {
 			main.appendChild(element("h2", {id: "containers"}, "Containers that lived through and grew"));

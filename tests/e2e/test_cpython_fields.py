@@ -7,9 +7,8 @@ same both ways. On every supported CPython."""
 import json
 import os
 import re
-import time
 
-from common import check, finish, heapsnap, path, start, supported_pythons
+from common import check, finish, heapsnap, path, start, supported_pythons, wait_for_text
 
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "c_fields.py")
 NUMBERED = re.compile(r"^(function|cell|_asyncio\.Task|_asyncio\.Future|method|coroutine)\+\d+$")
@@ -25,12 +24,7 @@ def payload_paths(snapshot, *options):
 for name, interpreter in supported_pythons():
     ready = path(f"fields-{name}.ready")
     process = start([interpreter, TARGET, ready])
-    deadline = time.time() + 60
-    while not os.path.exists(ready) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    if not check(os.path.exists(ready), f"{name}: the target is ready"):
-        process.kill()
-        continue
+    wait_for_text(ready, process, timeout=60)
     snapshot = path(f"fields-{name}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     by_dwarf, by_table = payload_paths(snapshot), payload_paths(snapshot, "--no-debuginfo")

@@ -9,28 +9,19 @@ import json
 import os
 import signal
 import subprocess
-import time
 
-from common import HEAPDIFF, check, finish, heapsnap, path, start, supported_pythons
+from common import HEAPDIFF, check, finish, heapsnap, path, start, supported_pythons, wait_for_text
 
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "reused_dict.py")
 
 for name, interpreter in supported_pythons():
     record = path(f"reused-{name}")
     process = start([interpreter, TARGET, record])
-    deadline = time.time() + 60
-    while not os.path.exists(record) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    if not check(os.path.exists(record), f"{name}: the target wrote its record"):
-        process.kill()
-        continue
-    garbage = ast.literal_eval(open(record).read())
+    garbage = ast.literal_eval(wait_for_text(record, process, timeout=60))
     before, after = path(f"reused-{name}-before.snap"), path(f"reused-{name}-after.snap")
     heapsnap("capture", str(process.pid), "-o", before)
     process.send_signal(signal.SIGUSR1)
-    while not os.path.exists(record + ".grown") and time.time() < deadline + 30:
-        time.sleep(0.05)
-    reused = ast.literal_eval(open(record + ".grown").read())
+    reused = ast.literal_eval(wait_for_text(record + ".grown", process, timeout=60))
     check(len(reused) >= 1, f"{name}: some new dicts took a garbage dict's address: {reused}")
     heapsnap("capture", str(process.pid), "-o", after)
     result = subprocess.run([HEAPDIFF, "--format", "json", before, after], capture_output=True,
