@@ -1386,7 +1386,7 @@ static int find_mmapped_chunks(struct walker *walker, const struct mmap_counters
 	bool counted = false;
 	/* a look-alike left out may have hidden chunks in the span it claimed: search it, then
 	   choose again among all (a few rounds: each finds what the last left out) */
-	for (int round = 0; round < 4 && result == 0; round++) {
+	for (int round = 0; round < 4 && result == 0 && list.count > 0; round++) {
 		qsort(list.items, list.count, sizeof *list.items, candidate_order);
 		mark_filling(walker, &list);
 		counted = keep_counted(&list, counters);
