@@ -2,6 +2,7 @@
 #include "types.h"
 
 #include "analyze/allocators/allocator.h"
+#include "common/visible_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,9 @@ extern char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, i
 
 uint32_t types_intern_id(struct type_names *names, const char *name)
 {
+	char visible[512]; /* (a name is the process's text: no control character passes) */
+	if (has_control_characters(name))
+		name = visible_text(name, visible, sizeof visible);
 	uint32_t number = string_table_intern(&names->names, name);
 	return number == UINT32_MAX ? 0 : number + 1;
 }

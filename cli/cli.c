@@ -3,6 +3,7 @@
 #include "progress.h"
 
 #include "common/numbers.h"
+#include "common/visible_text.h"
 #include "common/prefault.h"
 #include "common/timings.h"
 
@@ -186,13 +187,16 @@ void cli_process_name(const struct snapshot_info *info, bool full, char *out, si
 	const char *slash = strrchr(info->exe, '/');
 	const char *exe = full || slash == NULL ? info->exe : slash + 1;
 	const char *exe_name = slash ? slash + 1 : info->exe;
+	char name[4200];
 	if (info->exe[0] == '\0')
-		snprintf(out, size, "%s", info->program[0] ? info->program : "(executable unknown)");
+		snprintf(name, sizeof name, "%s",
+			 info->program[0] ? info->program : "(executable unknown)");
 	else if (info->program[0] && strncmp(info->program, exe_name, strlen(info->program)) != 0)
 		/* (a versioned name's symlink, python3 for python3.11, is no other name) */
-		snprintf(out, size, "%s (%s)", info->program, exe);
+		snprintf(name, sizeof name, "%s (%s)", info->program, exe);
 	else
-		snprintf(out, size, "%s", exe);
+		snprintf(name, sizeof name, "%s", exe);
+	visible_text(name, out, size); /* (the process chose both: no control character passes) */
 }
 
 void cli_print_warnings(const char *command, const struct warnings *warnings)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/visible_text.h"
 #include "cli/cli.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
@@ -159,11 +160,13 @@ static void print_text(struct snapshot *snapshot)
 	size_t count;
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &count);
 	printf("threads   %zu\n", count);
-	for (size_t i = 0; i < count; i++)
-		printf("  %-8d %-16s pc 0x%-14llx sp 0x%llx\n", threads[i].tid,
-		       threads[i].name[0] ? threads[i].name : "-",
+	for (size_t i = 0; i < count; i++) {
+		char name[80]; /* (a thread names itself: no control character passes) */
+		visible_text(threads[i].name[0] ? threads[i].name : "-", name, sizeof name);
+		printf("  %-8d %-16s pc 0x%-14llx sp 0x%llx\n", threads[i].tid, name,
 		       (unsigned long long)threads[i].registers.rip,
 		       (unsigned long long)threads[i].registers.rsp);
+	}
 	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
 	printf("modules   %zu\n", count);
 	for (size_t i = 0; i < count; i++) {

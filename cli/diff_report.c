@@ -323,7 +323,13 @@ static void describe_change(const struct heap_diff *diff, uint64_t last_ns, stru
 		     sizeof out->bytes);
 	signed_count((int64_t)(diff->objects_after - diff->objects_before), out->count,
 		     sizeof out->count);
-	format_duration(last_ns - first_ns, out->duration, sizeof out->duration);
+	/* (snapshots compared out of order, with --force: the interval is negative, never wrapped) */
+	if (last_ns >= first_ns) {
+		format_duration(last_ns - first_ns, out->duration, sizeof out->duration);
+	} else {
+		out->duration[0] = '-';
+		format_duration(first_ns - last_ns, out->duration + 1, sizeof out->duration - 1);
+	}
 }
 
 static const char *unreachable_title(const struct heap_diff *diff, char *out, size_t size)

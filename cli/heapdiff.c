@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fnmatch.h>
@@ -139,6 +140,37 @@ static int judge_unseen(const struct analysis *before, const struct analysis *af
 		status = EXIT_ERROR;
 	}
 	return status;
+}
+
+/* Whether the snapshots were given in the order they were taken: a swapped pair would read as
+ * the reverse of what happened, so it is refused unless `forced` (then a warning says it). A file
+ * given twice is said in the report's warnings: nothing can have changed. */
+static bool in_order(struct analysis *const *snapshots, int files, const char *const *names,
+		     char *const *paths, bool forced)
+{
+	bool ok = true;
+	for (int i = 1; i < files && ok; i++) {
+		struct stat a, b;
+		const struct snapshot_info *earlier = snapshot_info(snapshots[i - 1]->snapshot);
+		const struct snapshot_info *later = snapshot_info(snapshots[i]->snapshot);
+		progress_end();
+		if (stat(paths[i - 1], &a) == 0 && stat(paths[i], &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino) {
+			warnings_add(&snapshots[files - 1]->warnings,
+				     "%s and %s are one file (%s): nothing can have changed between "
+				     "them",
+				     names[i - 1], names[i], paths[i]);
+		} else if (later->capture_start_ns < earlier->capture_start_ns) {
+			fprintf(stderr,
+				"heapdiff: %s%s (%s) was captured before %s (%s)%s\n",
+				forced ? "warning: " : "", names[i], paths[i], names[i - 1], paths[i - 1],
+				forced ? ": the changes are shown backwards"
+				       : ": give the snapshots in the order they were taken (or --force to "
+					 "compare them as given)");
+			ok = forced;
+		}
+	}
+	return ok;
 }
 
 /* A growth of the memory no walker reads is a warning of the report itself (in every format):
@@ -356,6 +388,8 @@ int main(int argc, char **argv)
 		}
 	struct analysis *before = snapshots[0], *after = snapshots[files - 1];
 	struct analysis *target = files == 3 ? snapshots[1] : NULL;
+	if (!in_order(snapshots, files, names, argv + optind, report_options.forced))
+		goto done;
 	bool by_type_only = false;
 	for (int i = 1; i < files; i++) {
 		char why[512];

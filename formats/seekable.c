@@ -437,6 +437,48 @@ enum seekable_kind seekable_detect(int fd)
 	return SEEKABLE_KIND_PLAIN_ZSTD;
 }
 
+bool seekable_ends_mid_frame(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size <= 0)
+		return false;
+	const uint8_t *bytes = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (bytes == MAP_FAILED)
+		return false;
+	size_t at = 0, size = (size_t)st.st_size;
+	bool cut = false;
+	while (at < size) {
+		size_t frame = ZSTD_findFrameCompressedSize(bytes + at, size - at);
+		if (ZSTD_isError(frame) || frame == 0) {
+			cut = true;
+			break;
+		}
+		at += frame;
+	}
+	munmap((void *)bytes, size);
+	return cut;
+}
+
+size_t seekable_peek(int fd, uint8_t *out, size_t size)
+{
+	enum { READ = 1 << 20 };
+	uint8_t *in = malloc(READ);
+	ZSTD_DCtx *context = ZSTD_createDCtx();
+	size_t produced = 0;
+	ssize_t got = in && context ? pread(fd, in, READ, 0) : -1;
+	if (got > 0) {
+		ZSTD_inBuffer input = {in, (size_t)got, 0};
+		ZSTD_outBuffer output = {out, size, 0};
+		while (output.pos < output.size && input.pos < input.size &&
+		       !ZSTD_isError(ZSTD_decompressStream(context, &output, &input)))
+			;
+		produced = output.pos;
+	}
+	ZSTD_freeDCtx(context);
+	free(in);
+	return produced;
+}
+
 static struct seekable_reader *reader_new(int fd, const char *path, struct hs_error *err)
 {
 	struct stat st;

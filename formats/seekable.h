@@ -70,6 +70,12 @@ enum seekable_kind {
 	SEEKABLE_KIND_OTHER,
 };
 enum seekable_kind seekable_detect(int fd);
+/* Whether the file's last zstd frame is incomplete: a file cut short, not a whole stream that
+ * merely has no seek table. */
+bool seekable_ends_mid_frame(int fd);
+/* Decompresses the start of a zstd stream (of whatever kind) into `out`, as far as the file's
+ * first MiB goes; returns how many bytes came out (0 when none). */
+size_t seekable_peek(int fd, uint8_t *out, size_t size);
 
 /* Opens a seekable zstd file, validating the seek table against the file's size. Takes ownership of
  * fd on success. `cache_bytes` bounds the memory kept for decompressed frames. */

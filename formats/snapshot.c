@@ -1,10 +1,12 @@
 /* The snapshot reader (see snapshot.h): validates and indexes an ELF core held in a seekable zstd
  * file or in a plain file, and serves bounds-checked reads of the captured memory. */
+#include "common/open_file.h"
 #include "snapshot.h"
 
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,11 +652,36 @@ static size_t default_cache_bytes(void)
 	return DEFAULT_CACHE_BYTES;
 }
 
+/* Whether a zstd file decompresses to the start of heapsnap's core: an ELF header, then notes
+ * of the owner HEAPSNAP among the first bytes (a snapshot that lost its end). */
+static bool starts_like_snapshot(int fd)
+{
+	enum { PEEK = 64 << 10 };
+	uint8_t *start = malloc(PEEK);
+	size_t size = start ? seekable_peek(fd, start, PEEK) : 0;
+	static const char owner[] = "HEAPSNAP";
+	bool found = size > SELFMAG && memcmp(start, ELFMAG, SELFMAG) == 0 &&
+		     memmem(start, size, owner, sizeof owner - 1) != NULL;
+	free(start);
+	return found;
+}
+
 struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* (a FIFO would block the open, a device could act on it: only regular files) */
+	int fd = open_regular_file(path);
 	if (fd < 0) {
-		hs_error_set_errno(err, errno, "cannot open %s", path);
+		int saved = errno;
+		struct stat st;
+		if ((saved == EINVAL || saved == EISDIR) && stat(path, &st) == 0)
+			hs_error_set(err, "%s is %s, not a snapshot file: nothing was read from it",
+				     path,
+				     S_ISDIR(st.st_mode)    ? "a directory"
+				     : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+				     : S_ISSOCK(st.st_mode) ? "a socket"
+							    : "a device");
+		else
+			hs_error_set_errno(err, saved, "cannot open %s", path);
 		return NULL;
 	}
 	struct snapshot *snapshot = calloc(1, sizeof *snapshot);
@@ -672,6 +699,15 @@ struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_e
 						 err);
 		break;
 	case SEEKABLE_KIND_PLAIN_ZSTD:
+		if (seekable_ends_mid_frame(fd) && starts_like_snapshot(fd)) {
+			struct stat st;
+			hs_error_set(err,
+				     "%s is a heapsnap snapshot cut short: it ends after %lld bytes, "
+				     "before the seek table every snapshot ends with (a copy or a "
+				     "capture that did not finish?); copy it again, or capture again",
+				     path, fstat(fd, &st) == 0 ? (long long)st.st_size : -1LL);
+			break;
+		}
 		hs_error_set(err,
 			     "%s is zstd-compressed without a seek table (not a heapsnap snapshot); "
 			     "decompress it with `zstd -d` and run `heapsnap import` on the core",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "analyze/graph/dominators.h"
+#include "common/visible_text.h"
 #include "common/array_grow.h"
 #include "common/big_array.h"
 
@@ -202,6 +203,9 @@ uint32_t graph_emit_label(struct graph_emitter *emitter, const char *text)
 	struct graph *graph = emitter->builder->graph;
 	if (graph->labels.count >= GRAPH_LABEL_INDEX)
 		return GRAPH_NONE; /* (the label's number must fit beside the flags) */
+	char visible[512]; /* (a label may be the process's text: a key, an attribute's name) */
+	if (has_control_characters(text))
+		text = visible_text(text, visible, sizeof visible);
 	uint32_t number = string_table_intern(&graph->labels, text);
 	return number == UINT32_MAX ? GRAPH_NONE : number;
 }
@@ -349,7 +353,8 @@ static int begin_root(struct builder *builder, enum root_kind kind, const char *
 	struct graph_root *root = &graph->roots[graph->root_count++];
 	root->kind = kind;
 	root->view = false;
-	snprintf(root->name, sizeof root->name, "%s", name);
+	/* (a root's name may hold the process's text: a global's key, a thread's name) */
+	visible_text(name, root->name, sizeof root->name);
 	return 0;
 }
 

@@ -3,13 +3,14 @@ never a file left under the final name (or a temporary one); `-o` never replaces
 file."""
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from common import (HEAPSNAP, check, decompress, finish, heapsnap, path, process_state, start,
+from common import (HEAPDIFF, HEAPSNAP, check, decompress, finish, heapsnap, path, process_state, start,
                     start_known_state)
 
 
@@ -183,8 +184,33 @@ expect_error(heapsnap("info", path("missing.snap"), check_ok=False), "missing.sn
 data = open(snapshot, "rb").read()
 with open(path("truncated.snap"), "wb") as f:
     f.write(data[: len(data) // 2])
-expect_error(heapsnap("info", path("truncated.snap"), check_ok=False), "truncated.snap", "seek table",
-             what="truncated snapshot")
+expect_error(heapsnap("info", path("truncated.snap"), check_ok=False), "truncated.snap",
+             "heapsnap snapshot cut short", f"ends after {len(data) // 2} bytes", what="truncated snapshot")
+# what is not a regular file is refused at once, named for what it is (a FIFO would hang a read)
+os.mkfifo(path("fifo.snap"))
+for command in (["info"], ["summary"], ["list"], ["import"], ["export"]):
+    args = command + [path("fifo.snap")] + (["-o", path("out.any")] if command[0] in ("import", "export")
+                                            else [])
+    expect_error(heapsnap(*args, check_ok=False, timeout=20), "fifo.snap", "is a FIFO (named pipe)",
+                 what=f"{command[0]} of a FIFO")
+expect_error(subprocess.run([HEAPDIFF, path("fifo.snap"), snapshot], capture_output=True, text=True,
+                            timeout=20), "is a FIFO", what="heapdiff of a FIFO")
+expect_error(heapsnap("info", path(""), check_ok=False), "is a directory, not a snapshot file",
+             what="a directory")
+expect_error(heapsnap("info", "/dev/null", check_ok=False), "/dev/null is a device", what="a device")
+# heapdiff: snapshots in the wrong order are refused (--force shows them backwards, with no
+# wrapped interval); one file given twice is said
+later = path("later.snap")
+time.sleep(1.1)
+heapsnap("capture", str(pid), "-o", later)
+expect_error(subprocess.run([HEAPDIFF, later, snapshot], capture_output=True, text=True, timeout=300),
+             "was captured before BEFORE", "--force", what="heapdiff AFTER BEFORE")
+forced = subprocess.run([HEAPDIFF, "--force", later, snapshot], capture_output=True, text=True, timeout=300)
+check(forced.returncode == 0 and "shown backwards" in forced.stderr and
+      re.search(r"objects in -[0-9.]+s\)", forced.stdout),
+      f"heapdiff --force AFTER BEFORE: a negative interval: {forced.returncode} {forced.stdout[:400]!r}")
+twice = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
+check(twice.returncode == 0 and "are one file" in twice.stderr, f"one file twice is said: {twice.stderr[-300:]!r}")
 flipped = bytearray(data)
 flipped[40] ^= 0x04  # inside frame 0, which holds the ELF header and notes
 open(path("flipped.snap"), "wb").write(flipped)

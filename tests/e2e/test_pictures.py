@@ -259,11 +259,14 @@ for values in (["--show-values"], []):
     name = "odd names" + (" --show-values" if values else "")
     diff = json.loads(heapdiff("--format", "json", *values, before, after))
     elements = {e for g in diff["grown"][:10] for r in g.get("retainers", []) for e in r["path"]}
-    odd = [t for t in ("__main__.<lambda>", '__main__.a"b', "__main__.two\nlines",
-                       "__main__.caf\u00e9 \u20ac \u4e2d") if t in elements]
-    check(len(odd) == 4, f"{name}: the odd type names are in the JSON's paths: {elements}")
+    # (control characters in a name are made visible where the name enters the analysis:
+    # "two\\nlines", every format alike)
+    odd = [t for t in ("__main__.<lambda>", '__main__.a"b', "__main__.two\\nlines",
+                       "__main__.caf\u00e9 \u20ac \u4e2d", "__main__.\\x1b[31mred\\x1b[2J\\x07")
+           if t in elements]
+    check(len(odd) == 5, f"{name}: the odd type names are in the JSON's paths: {elements}")
     if values:
-        check("dict['a\"b']" in elements and "dict['new\nline']" in elements,
+        check("dict['a\"b']" in elements and "dict['new\\nline']" in elements,
               f"{name}: the odd keys are in the paths: {elements}")
     else:
         check(not any("['" in e for e in elements), f"{name}: keys masked: {elements}")
@@ -275,6 +278,25 @@ for values in (["--show-values"], []):
     dot = heapdiff("--format", "dot", *values, before, after)
     check(all(ord(c) < 128 for c in dot), f"{name}: the DOT is ASCII")
     compare(name + " dot", diff, draw_dot(name.replace(" ", "-"), dot))
+
+# ---- text and markdown: no control character from the process reaches the reader ----
+# (a name with terminal escapes would colour, clear the screen, ring the bell; one with a
+# newline would print a forged line)
+outputs = {"heapdiff text": heapdiff(before, after),
+           "heapdiff text --show-values": heapdiff("--show-values", before, after),
+           "heapdiff markdown": heapdiff("--format", "markdown", before, after),
+           "summary text": heapsnap("summary", after, "--type", "__main__.*").stdout,
+           "summary text --show-values": heapsnap("summary", after, "--type", "__main__.*",
+                                                  "--show-values").stdout,
+           "list text": heapsnap("list", after, "--paths").stdout,
+           "info text": heapsnap("info", after).stdout}
+for label, text in outputs.items():
+    controls = sorted({c for c in text if (ord(c) < 32 and c != "\n") or ord(c) == 127})
+    check(not controls, f"{label}: no control character: {controls}")
+    check(not any(line.startswith("lines") for line in text.splitlines()),
+          f"{label}: no line forged by a name's newline")
+    check("\\x1b[31mred" in text or label.startswith(("list", "info")),
+          f"{label}: the escapes are shown as text")
 
 # ---- heapsnap summary --format dot: the paths the summary shows ----
 for values in (["--show-values"], []):
