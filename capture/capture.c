@@ -275,7 +275,7 @@ static int write_snapshot(const struct core_image *image, pid_t pid, uint64_t ca
 {
 	if (options->output_path) {
 		snprintf(result->path, sizeof result->path, "%s", options->output_path);
-		return snapshot_file_write(image, result->path, compression, stats, err);
+		return snapshot_file_write(image, result->path, NULL, compression, stats, err);
 	}
 	capture_default_path(pid, capture_start_ns, options->default_directory, result->path,
 			     sizeof result->path);

@@ -118,7 +118,7 @@ int import_core(const char *core_path, const char *output_path,
 		snprintf(result->path, sizeof result->path, "%s.snap", basename(copy));
 	}
 	struct seekable_stats stats;
-	if (snapshot_file_write(&image, result->path, compression, &stats, err) != 0)
+	if (snapshot_file_write(&image, result->path, core_path, compression, &stats, err) != 0)
 		goto done;
 	result->file_bytes = stats.output_bytes;
 	status = 0;

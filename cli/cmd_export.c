@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/devtools_export.h"
 #include "cli/progress.h"
+#include "formats/snapshot_file.h"
 
 static const char usage[] =
 	"usage: heapsnap export FILE --format devtools [-o OUT.heapsnapshot] [--show-values]\n"
@@ -30,68 +31,39 @@ static const char usage[] =
 	"offset in bytes. The JSON is written as the graph is walked, never held in memory.\n"
 	"\n"
 	"  --format devtools  the format (the only one so far, and the default)\n"
-	"  -o, --output OUT   write to OUT (mode 0600, replaced only once complete); without\n"
+	"  -o, --output OUT   write to OUT (mode 0600, linked in place once complete; never over\n"
+	"                     another user's file or the snapshot read); without\n"
 	"                     it, to standard output, which must not be a terminal\n"
 	"  --show-values      keep the values read from memory that edge names can show (dict\n"
 	"                     keys); masked by default: a heap holds secrets, and a file is shared\n" CLI_ANALYSIS_USAGE;
 
-/* Where the export goes: OUT through a temporary file beside it, renamed once complete, so a
- * failed export leaves no half file under the name asked for; or standard output. */
-struct destination {
-	const char *path; /* NULL: standard output */
-	char temporary[4096];
-	FILE *file;
+/* The export into a file descriptor: what safe_file_write hands it. */
+struct export_job {
+	struct analysis *analysis;
+	bool show_values;
+	struct devtools_export_stats stats;
 };
 
-static int destination_open(struct destination *destination, struct hs_error *err)
+static int write_export(int fd, const char *path, void *context, struct hs_error *err)
 {
-	if (destination->path == NULL) {
-		if (isatty(STDOUT_FILENO))
-			return hs_error_set(err, "standard output is a terminal: give -o "
-						 "OUT.heapsnapshot, or redirect it to a file");
-		destination->file = stdout;
-		return 0;
+	struct export_job *job = context;
+	int copy = dup(fd);
+	FILE *out = copy >= 0 ? fdopen(copy, "w") : NULL;
+	if (out == NULL) {
+		if (copy >= 0)
+			close(copy);
+		return hs_error_set_errno(err, errno, "cannot write %s", path);
 	}
-	if (snprintf(destination->temporary, sizeof destination->temporary, "%s.XXXXXX",
-		     destination->path) >= (int)sizeof destination->temporary)
-		return hs_error_set(err, "%s: the name is too long", destination->path);
-	int fd = mkstemp(destination->temporary);
-	if (fd < 0)
-		return hs_error_set_errno(err, errno, "%s: cannot create a file beside it",
-					  destination->path);
-	destination->file = fdopen(fd, "w");
-	if (destination->file == NULL) {
-		close(fd);
-		unlink(destination->temporary);
-		return hs_error_set_errno(err, errno, "%s", destination->path);
-	}
-	return 0;
-}
-
-/* Flushes and, for a file, renames it into place (or removes it when `failed`). */
-static int destination_close(struct destination *destination, bool failed,
-			     struct hs_error *err)
-{
-	const char *name = destination->path ? destination->path : "standard output";
-	bool write_error = fflush(destination->file) != 0 || ferror(destination->file);
+	bool failed = devtools_export_write(out, job->analysis, job->show_values, &job->stats,
+					    err) != 0;
+	bool write_error = fflush(out) != 0 || ferror(out);
 	int errnum = errno;
-	if (destination->path == NULL) {
-		if (write_error && !failed)
-			return hs_error_set_errno(err, errnum, "writing to %s", name);
-		return failed ? -1 : 0;
-	}
-	if (fclose(destination->file) != 0 && !write_error) {
+	if (fclose(out) != 0 && !write_error) {
 		write_error = true;
 		errnum = errno;
 	}
-	if (!failed && !write_error && rename(destination->temporary, destination->path) != 0) {
-		write_error = true;
-		errnum = errno;
-	}
-	if (failed || write_error)
-		unlink(destination->temporary);
 	if (write_error && !failed)
-		return hs_error_set_errno(err, errnum, "writing %s", name);
+		return hs_error_set_errno(err, errnum, "writing %s", path);
 	return failed || write_error ? -1 : 0;
 }
 
@@ -104,7 +76,7 @@ int cmd_export(int argc, char **argv)
 						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
-	struct destination destination = {0};
+	const char *output = NULL; /* NULL: standard output */
 	bool show_values = false;
 	int option;
 	optind = 1;
@@ -116,7 +88,7 @@ int cmd_export(int argc, char **argv)
 						       optarg);
 			break;
 		case 'o':
-			destination.path = optarg;
+			output = optarg;
 			break;
 		case 'v':
 			show_values = true;
@@ -131,8 +103,13 @@ int cmd_export(int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage_error("export", "expects one FILE");
 	struct hs_error err;
-	/* the terminal refused before the analysis, not after it */
-	if (destination.path == NULL && destination_open(&destination, &err) != 0)
+	/* refused before the analysis, not after it: a terminal, the input itself */
+	if (output == NULL && isatty(STDOUT_FILENO)) {
+		hs_error_set(&err, "standard output is a terminal: give -o OUT.heapsnapshot, or "
+				   "redirect it to a file");
+		return cli_fail("export", &err);
+	}
+	if (output && safe_file_check(output, argv[optind], &err) != 0)
 		return cli_fail("export", &err);
 	/* DevTools and memlab compute dominators of their own: what the roots reach is enough */
 	struct analysis *analysis = cli_open_analysis("export", argv[optind], &analysis_options,
@@ -140,31 +117,34 @@ int cmd_export(int argc, char **argv)
 	if (analysis == NULL)
 		return EXIT_ERROR;
 	progress_end();
-	if (destination.path && destination_open(&destination, &err) != 0) {
+	struct export_job job = {.analysis = analysis, .show_values = show_values};
+	int written;
+	if (output) {
+		written = safe_file_write(output, argv[optind], write_export, &job, &err);
+	} else {
+		written = devtools_export_write(stdout, analysis, show_values, &job.stats, &err);
+		if (written == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+			written = hs_error_set_errno(&err, errno, "writing to standard output");
+	}
+	if (written != 0) {
 		analysis_close(analysis);
 		return cli_fail("export", &err);
 	}
-	struct devtools_export_stats stats;
-	bool failed = devtools_export_write(destination.file, analysis, show_values, &stats,
-					    &err) != 0;
-	if (destination_close(&destination, failed, &err) != 0) {
-		analysis_close(analysis);
-		return cli_fail("export", &err);
-	}
+	const struct devtools_export_stats stats = job.stats;
 	timings_mark(&analysis->timings, "export");
 	if (stats.oversized)
 		fprintf(stderr,
 			"heapsnap export: warning: %llu allocations of 4 GiB or more have their self "
 			"size cut to 4 GiB - 1 B (the format's sizes are 32-bit)\n",
 			(unsigned long long)stats.oversized);
-	if (destination.path) {
+	if (output) {
 		char nodes[32], edges[32], unreachable[32];
 		cli_format_count(stats.nodes, nodes, sizeof nodes);
 		cli_format_count(stats.edges, edges, sizeof edges);
 		cli_format_count(stats.unreachable, unreachable, sizeof unreachable);
 		printf("%s: %s nodes, %s edges, %s of them allocations no root reaches (under "
 		       "\"(unreachable)\")\n",
-		       destination.path, nodes, edges, unreachable);
+		       output, nodes, edges, unreachable);
 		if (stats.id_collisions)
 			printf("  %llu objects have another id than their hash gives (it was taken): "
 			       "DevTools' Comparison may not match them with another export's\n",

@@ -212,14 +212,27 @@ static int link_numbered(struct temporary *temporary, char *path, size_t path_si
 	return 0;
 }
 
-static int write_file(const struct core_image *image, char *path, size_t path_size, bool numbered,
-		      const struct seekable_options *options, struct seekable_stats *stats,
-		      struct hs_error *err)
+int safe_file_check(const char *path, const char *input, struct hs_error *err)
 {
+	struct stat out, in;
+	if (input && stat(path, &out) == 0 && stat(input, &in) == 0 && out.st_dev == in.st_dev &&
+	    out.st_ino == in.st_ino)
+		return hs_error_set(err,
+				    "%s is the file this command reads (%s): not writing over it "
+				    "(choose another name with -o)",
+				    path, input);
+	return 0;
+}
+
+static int write_file(char *path, size_t path_size, bool numbered, const char *input,
+		      safe_file_writer write, void *context, struct hs_error *err)
+{
+	if (safe_file_check(path, input, err) != 0)
+		return -1;
 	struct temporary temporary;
 	if (open_temporary(&temporary, path, err) != 0)
 		return -1;
-	int result = core_image_write(image, temporary.fd, path, options, stats, err);
+	int result = write(temporary.fd, path, context, err);
 	if (result == 0 && fsync(temporary.fd) != 0)
 		result = hs_error_set_errno(err, errno, "cannot write %s (fsync)", path);
 	if (result == 0)
@@ -235,19 +248,40 @@ static int write_file(const struct core_image *image, char *path, size_t path_si
 	return result;
 }
 
-int snapshot_file_write(const struct core_image *image, const char *path,
-			const struct seekable_options *options, struct seekable_stats *stats,
-			struct hs_error *err)
+int safe_file_write(const char *path, const char *input, safe_file_writer write, void *context,
+		    struct hs_error *err)
 {
 	char copy[PATH_BYTES];
 	if ((size_t)snprintf(copy, sizeof copy, "%s", path) >= sizeof copy)
 		return hs_error_set(err, "output path too long: %s", path);
-	return write_file(image, copy, sizeof copy, false, options, stats, err);
+	return write_file(copy, sizeof copy, false, input, write, context, err);
+}
+
+/* A snapshot's core image, compressed: what snapshot_file_write hands safe_file_write */
+struct image_write {
+	const struct core_image *image;
+	const struct seekable_options *options;
+	struct seekable_stats *stats;
+};
+
+static int write_image(int fd, const char *path, void *context, struct hs_error *err)
+{
+	struct image_write *write = context;
+	return core_image_write(write->image, fd, path, write->options, write->stats, err);
+}
+
+int snapshot_file_write(const struct core_image *image, const char *path, const char *input,
+			const struct seekable_options *options, struct seekable_stats *stats,
+			struct hs_error *err)
+{
+	struct image_write write = {image, options, stats};
+	return safe_file_write(path, input, write_image, &write, err);
 }
 
 int snapshot_file_write_new(const struct core_image *image, char *path, size_t path_size,
 			    const struct seekable_options *options, struct seekable_stats *stats,
 			    struct hs_error *err)
 {
-	return write_file(image, path, path_size, true, options, stats, err);
+	struct image_write write = {image, options, stats};
+	return write_file(path, path_size, true, NULL, write_image, &write, err);
 }

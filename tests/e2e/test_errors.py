@@ -98,6 +98,34 @@ with open(mine, "w") as f:
 heapsnap("capture", str(pid), "-o", mine)
 check(heapsnap("info", "--verify", mine, check_ok=False).returncode == 0 and
       os.stat(mine).st_mode & 0o777 == 0o600, "-o over a file of one's own replaces it, mode 0600")
+# the same for export and import, which write through the same safe path; and neither writes
+# over the file it reads, by any name (the snapshot itself, a hard link to it, a symlink)
+export_theirs = os.path.join(shared, "theirs.heapsnapshot")
+subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                f"echo theirs > {export_theirs}"], check=True)
+expect_error(heapsnap("export", mine, "-o", export_theirs, check_ok=False), export_theirs,
+             "belongs to uid 65534", what="export -o over another user's file")
+check(open(export_theirs, "rb").read() == b"theirs\n", "export left another user's file as it was")
+original = open(mine, "rb").read()
+os.link(mine, os.path.join(shared, "hardlink.snap"))
+os.symlink(mine, os.path.join(shared, "symlink.snap"))
+for name in ("mine.snap", "hardlink.snap", "symlink.snap"):
+    target = os.path.join(shared, name)
+    expect_error(heapsnap("export", mine, "-o", target, check_ok=False), "the file this command reads",
+                 what=f"export -o {name} (its own input)")
+check(open(mine, "rb").read() == original, "the input is left as it was")
+own_core = os.path.join(shared, "own.core")
+decompress(mine, own_core)
+core_bytes = open(own_core, "rb").read()
+expect_error(heapsnap("import", own_core, "-o", own_core, check_ok=False), "the file this command reads",
+             what="import -o its own core")
+check(open(own_core, "rb").read() == core_bytes, "import left its core as it was")
+exported = os.path.join(shared, "mine.heapsnapshot")
+with open(exported, "w") as f:
+    f.write("old")
+heapsnap("export", mine, "-o", exported)
+check(open(exported).read(1) == "{" and os.stat(exported).st_mode & 0o777 == 0o600,
+      "export -o over a file of one's own replaces it, mode 0600")
 
 # disk full: a 256 KiB tmpfs in a private mount namespace, and a target whose snapshot cannot be
 # smaller than the 4 MiB of random bytes it holds

@@ -56,7 +56,7 @@ static int write_core(const char *path, uint64_t page_size, const struct mapping
 		snapshot_notes_add_module(&image, BASE, build_id, build_id_size, module_path, err);
 	for (size_t i = 0; i < segment_count; i++)
 		core_image_add_segment(&image, &segments[i], err);
-	int status_code = snapshot_file_write(&image, path, NULL, NULL, err);
+	int status_code = snapshot_file_write(&image, path, NULL, NULL, NULL, err);
 	core_image_free(&image);
 	return status_code;
 }

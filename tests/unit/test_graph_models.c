@@ -134,7 +134,7 @@ int main(void)
 					       sizeof mapping_bytes, 0x1000, mapping_bytes, NULL};
 	core_image_add_segment(&image, &heap_segment, &err);
 	core_image_add_segment(&image, &mapping_segment, &err);
-	CHECK(snapshot_file_write(&image, core, NULL, NULL, &err) == 0, "%s", err.message);
+	CHECK(snapshot_file_write(&image, core, NULL, NULL, NULL, &err) == 0, "%s", err.message);
 	core_image_free(&image);
 
 	struct snapshot *snapshot = snapshot_open(core, 0, &err);

@@ -87,7 +87,7 @@ int main(void)
 		core_image_add_segment(&image, &segments[i], &err);
 	struct seekable_options options = {.frame_size = 4096 * 3};
 	struct seekable_stats stats;
-	CHECK(snapshot_file_write(&image, path, &options, &stats, &err) == 0, "%s", err.message);
+	CHECK(snapshot_file_write(&image, path, NULL, &options, &stats, &err) == 0, "%s", err.message);
 	core_image_free(&image);
 
 	struct stat st;
@@ -180,7 +180,7 @@ int main(void)
 					       &page_values[i], NULL};
 		core_image_add_segment(&image, &segment, &err);
 	}
-	CHECK(snapshot_file_write(&image, many, NULL, &stats, &err) == 0, "%s", err.message);
+	CHECK(snapshot_file_write(&image, many, NULL, NULL, &stats, &err) == 0, "%s", err.message);
 	core_image_free(&image);
 	snapshot = snapshot_open(many, 0, &err);
 	CHECK(snapshot != NULL, "extended numbering: %s", err.message);

@@ -62,7 +62,7 @@ int main(void)
 	struct core_segment two = {PT_LOAD, PF_R, 0x20000, 0x1000, 0x200, 0x1000, memory, NULL};
 	core_image_add_segment(&image, &one, &err);
 	core_image_add_segment(&image, &two, &err);
-	CHECK(snapshot_file_write(&image, original, NULL, NULL, &err) == 0, "%s", err.message);
+	CHECK(snapshot_file_write(&image, original, NULL, NULL, NULL, &err) == 0, "%s", err.message);
 	core_image_free(&image);
 	struct snapshot *snapshot = snapshot_open(original, 0, &err);
 	CHECK(snapshot != NULL, "%s", err.message);
