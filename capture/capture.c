@@ -31,6 +31,8 @@
 #include "formats/snapshot_file.h"
 #include "formats/snapshot_notes.h"
 
+#define PF_KTHREAD 0x00200000 /* the kernel's flag of a kernel thread (/proc/PID/stat) */
+
 #ifndef HEAPSNAP_VERSION
 #define HEAPSNAP_VERSION "unknown"
 #endif
@@ -507,6 +509,19 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		return hs_error_set(err, "pid %d is heapsnap itself; a process cannot ptrace itself "
 					 "(use the in-process hook)",
 				    (int)pid);
+	/* what no capture can take, said for what it is before ptrace's EPERM says less */
+	struct proc_stat stat;
+	if (proc_read_stat(pid, pid, &stat) == 0) {
+		if (stat.flags & PF_KTHREAD)
+			return hs_error_set(err, "pid %d is a kernel thread: it has no user memory and "
+						 "no heap to capture",
+					    (int)pid);
+		if (stat.state == 'Z')
+			return hs_error_set(err,
+					    "pid %d is a zombie: it has exited and its memory is gone; "
+					    "only its parent (pid %d) reaping it remains",
+					    (int)pid, stat.ppid);
+	}
 	long long tracer = proc_status_number(pid, "TracerPid");
 	if (tracer > 0)
 		return explain_attach_failure(pid, EPERM, err);

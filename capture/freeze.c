@@ -53,6 +53,12 @@ int explain_attach_failure(pid_t pid, int errnum, struct hs_error *err)
 	if (tracer > 0) {
 		char name[16];
 		proc_thread_name((pid_t)tracer, (pid_t)tracer, name);
+		if (strncmp(name, "heapsnap", 8) == 0)
+			return hs_error_set(err,
+					    "pid %d is being captured by another heapsnap (pid %lld, "
+					    "%s); a process has one tracer at a time: retry when that "
+					    "capture is done",
+					    (int)pid, tracer, name);
 		return hs_error_set(err,
 				    "pid %d is already traced by pid %lld (%s); a process has one "
 				    "tracer at a time: detach the debugger (gdb: `detach`) and retry",

@@ -173,6 +173,7 @@ int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *stat)
 			stat->ppid = (int)fields[0];
 			stat->pgrp = (int)fields[1];
 			stat->session = (int)fields[2];
+			stat->flags = (unsigned long)fields[5];
 			stat->nice = (long)(long long)fields[15];
 			stat->start_ticks = fields[18];
 			result = 0;

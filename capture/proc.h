@@ -38,6 +38,7 @@ long long proc_status_number(pid_t pid, const char *key);
 struct proc_stat {
 	char state;
 	int ppid, pgrp, session;
+	unsigned long flags; /* the kernel's PF_* flags (PF_KTHREAD: a kernel thread) */
 	long nice;
 	unsigned long long start_ticks;
 };

@@ -73,6 +73,29 @@ check(not os.path.exists(path("traced.snap")), "no file when already traced")
 tracer.kill()
 tracer.wait()
 check(process_state(pid) not in ("t", "T", None), "target runs after the tracer left")
+# the tracer is another heapsnap (named so): retry later, no debugger to detach
+tracer = start([sys.executable, "-c", f"""
+import ctypes, time
+open("/proc/self/comm", "w").write("heapsnap")
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.ptrace(0x4206, {pid}, None, None) == 0, ctypes.get_errno()
+print("seized", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+check(tracer.stdout.readline().strip() == "seized", "the helper tracer named heapsnap attached")
+expect_error(heapsnap("capture", str(pid), "-o", path("traced.snap"), check_ok=False),
+             f"being captured by another heapsnap (pid {tracer.pid}", "retry", what="another heapsnap")
+tracer.kill()
+tracer.wait()
+
+# what cannot be captured at all: a kernel thread, a zombie
+expect_error(heapsnap("capture", "2", "-o", path("kthread.snap"), check_ok=False),
+             "pid 2 is a kernel thread", what="kthreadd")
+zombie = start(["true"])
+time.sleep(0.5)  # exited, not reaped: a zombie
+expect_error(heapsnap("capture", str(zombie.pid), "-o", path("zombie.snap"), check_ok=False),
+             f"pid {zombie.pid} is a zombie", what="a zombie")
+zombie.wait()
 
 # output not writable
 expect_error(heapsnap("capture", str(pid), "-o", "/nonexistent-dir/x.snap", check_ok=False),
