@@ -445,6 +445,55 @@ static int parse_ranges(struct snapshot *snapshot, enum heapsnap_note_type type,
 	return 0;
 }
 
+/* Whether heapsnap writes notes of this owner and type (capture.c, snapshot_notes.h). */
+static bool own_note_type(const struct snapshot_note *note)
+{
+	if (strcmp(note->owner, "CORE") == 0)
+		return note->type == NT_PRSTATUS || note->type == NT_PRFPREG ||
+		       note->type == NT_PRPSINFO || note->type == NT_AUXV || note->type == NT_FILE;
+	return strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 && note->type >= HEAPSNAP_NOTE_INFO &&
+	       note->type <= HEAPSNAP_NOTE_SITES;
+}
+
+/* What a snapshot heapsnap took itself must hold, checked so that damage to a note is said, not
+ * answered around: a flipped bit in a note's type would drop the process's threads (their stacks
+ * are roots) or its files (no symbols, no types), and the analysis would go on with less. An
+ * imported core may carry notes of other tools and is not held to this. */
+static int check_own_notes(const struct snapshot *snapshot, struct hs_error *err)
+{
+	const char *source = snapshot->info.source;
+	if (strcmp(source, "ptrace") != 0 && strcmp(source, "hook") != 0)
+		return 0;
+	bool files = false;
+	size_t modules = 0;
+	for (size_t i = 0; i < snapshot->note_count; i++) {
+		const struct snapshot_note *note = &snapshot->notes[i];
+		if (!own_note_type(note))
+			return hs_error_set(err,
+					    "%s is damaged: its note %zu (owner \"%.16s\", type 0x%x) is "
+					    "none heapsnap writes; `heapsnap info --verify %s` checks the "
+					    "rest",
+					    snapshot->path, i, note->owner, (unsigned)note->type,
+					    snapshot->path);
+		files |= strcmp(note->owner, "CORE") == 0 && note->type == NT_FILE;
+		modules += strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 &&
+			   note->type == HEAPSNAP_NOTE_MODULE;
+	}
+	if (snapshot->thread_count == 0)
+		return hs_error_set(err,
+				    "%s is damaged: it holds no thread (no NT_PRSTATUS note), and a "
+				    "process has at least one; without them its stacks, which are "
+				    "roots, would be missing from every answer",
+				    snapshot->path);
+	if (modules > 0 && !files)
+		return hs_error_set(err,
+				    "%s is damaged: it names %zu mapped files but has no NT_FILE note "
+				    "saying where they are mapped; without it no symbol or type could be "
+				    "found",
+				    snapshot->path, modules);
+	return 0;
+}
+
 /* When the core has no HEAPSNAP info (a foreign core), take the pid from the first thread and the
  * executable from the file mapping that holds the entry point (AT_ENTRY in the auxiliary vector). */
 static void fill_foreign_info(struct snapshot *snapshot)
@@ -632,7 +681,7 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	    parse_modules(snapshot, err) != 0)
 		return -1;
 	fill_foreign_info(snapshot);
-	return 0;
+	return check_own_notes(snapshot, err);
 }
 
 /* The memory kept for decompressed frames when the caller names none: HEAPSNAP_CACHE_MIB when

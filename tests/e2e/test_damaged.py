@@ -6,7 +6,7 @@ import struct
 import subprocess
 import time
 
-from common import HEAPSNAP, check, finish, heapsnap, path, start_known_state
+from common import HEAPSNAP, check, decompress, finish, heapsnap, path, start_known_state
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 SEEKABLE_MAGIC = 0x8F92EAB1
@@ -142,4 +142,43 @@ check(said and 0 < float(said.group(1)) <= FRAME_SIZE / 1024 and
       f"the warning says how much memory and how many blocks were not seen: "
       f"{said.group(0) if said else None} ({len(inside)} recorded blocks in the frame)")
 
+# one flipped bit in a note's type: the NT_FILE note (the files would be lost, and every type
+# with them), every NT_PRSTATUS note (the threads, whose stacks are roots), a HEAPSNAP note of a
+# type none is: the snapshot is named damaged (exit 2), never answered around
+import struct
+
+
+def note_headers(data):
+    """(offset of its type field, owner, type) of each note of the core's PT_NOTE segment."""
+    phoff, phnum = struct.unpack_from("<Q", data, 0x20)[0], struct.unpack_from("<H", data, 0x38)[0]
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
+        if p_type == 4:
+            at, end = p_offset, p_offset + p_filesz
+    while at < end:
+        namesz, descsz, kind = struct.unpack_from("<III", data, at)
+        yield at + 8, bytes(data[at + 12:at + 12 + namesz]).rstrip(b"\0"), kind
+        at += 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
+
+
+raw = path("notes.core")
+decompress(good, raw)
+pristine = open(raw, "rb").read()
+FLIPS = {"NT_FILE": (lambda owner, kind: owner == b"CORE" and kind == 0x46494C45, "no NT_FILE note"),
+         "NT_PRSTATUS": (lambda owner, kind: owner == b"CORE" and kind == 1, "holds no thread"),
+         "HEAPSNAP": (lambda owner, kind: owner == b"HEAPSNAP" and kind == 3, "is none heapsnap writes")}
+for label, (which, said) in FLIPS.items():
+    data = bytearray(pristine)
+    flipped = 0
+    for type_at, owner, kind in list(note_headers(pristine)):
+        if which(owner, kind):
+            data[type_at + 3] ^= 0x40  # a bit of the type's top byte: no known type
+            flipped += 1
+    damaged_raw = path(f"notes-{label}.core")
+    open(damaged_raw, "wb").write(data)
+    result = heapsnap("summary", damaged_raw, check_ok=False)
+    check(flipped >= 1 and result.returncode == 2 and "is damaged" in result.stderr and
+          (said in result.stderr or "none heapsnap writes" in result.stderr),
+          f"a flipped bit in the type of {label}: exit 2 naming the damage: {result.returncode} "
+          f"{result.stderr[-300:]!r}")
 finish()
