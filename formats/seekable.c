@@ -194,6 +194,22 @@ static int online_cpus(void)
 	return count > 0 ? (int)count : 1;
 }
 
+/* The seek table's entry for `frame`: its compressed and decompressed sizes, and its checksum,
+ * the low 32 bits of XXH64 of its content, as the seekable format defines it: the very checksum
+ * zstd ends each frame with (ZSTD_c_checksumFlag), so nothing is hashed twice. A reader that
+ * finds a frame whose own checksum is not its entry's knows the frame is not this file's. */
+static void put_entry(uint8_t *table, const struct write_job *job, uint64_t frame,
+		      const struct frame_slot *slot)
+{
+	uint8_t *entry = table + 8 + frame * SEEKABLE_ENTRY_SIZE;
+	uint32_t input_size = (uint32_t)(job->total - frame * job->frame_size < job->frame_size
+						 ? job->total - frame * job->frame_size
+						 : job->frame_size);
+	put_le32(entry, (uint32_t)slot->output_size);
+	put_le32(entry + 4, input_size);
+	memcpy(entry + 8, slot->output + slot->output_size - 4, 4);
+}
+
 int seekable_write(int fd, const char *path, const struct byte_piece *pieces, size_t piece_count,
 		   const struct seekable_options *options, struct seekable_stats *stats,
 		   struct hs_error *err)
@@ -227,7 +243,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	job.slot_count = in_caller ? 1 : (size_t)threads * 2;
 	job.output_capacity = ZSTD_compressBound(job.frame_size);
 	job.slots = calloc(job.slot_count, sizeof *job.slots);
-	uint8_t *table = malloc(job.frame_count * 8 + 8 + SEEKABLE_FOOTER_SIZE);
+	uint8_t *table = malloc(job.frame_count * SEEKABLE_ENTRY_SIZE + 8 + SEEKABLE_FOOTER_SIZE);
 	bool ok = job.slots != NULL && table != NULL;
 	for (size_t i = 0; ok && i < job.slot_count; i++)
 		ok = (job.slots[i].output = malloc(job.output_capacity)) != NULL;
@@ -263,12 +279,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 				result = -1;
 				break;
 			}
-			uint32_t input_size =
-				(uint32_t)(job.total - frame * job.frame_size < job.frame_size
-						   ? job.total - frame * job.frame_size
-						   : job.frame_size);
-			put_le32(table + 8 + frame * 8, (uint32_t)slot->output_size);
-			put_le32(table + 8 + frame * 8 + 4, input_size);
+			put_entry(table, &job, frame, slot);
 			output_bytes += slot->output_size;
 		}
 		ZSTD_freeCCtx(context);
@@ -300,11 +311,7 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 			result = -1;
 			break;
 		}
-		uint32_t input_size = (uint32_t)(job.total - frame * job.frame_size < job.frame_size
-							 ? job.total - frame * job.frame_size
-							 : job.frame_size);
-		put_le32(table + 8 + frame * 8, (uint32_t)slot->output_size);
-		put_le32(table + 8 + frame * 8 + 4, input_size);
+		put_entry(table, &job, frame, slot);
 		output_bytes += slot->output_size;
 		pthread_mutex_lock(&job.lock);
 		slot->state = SLOT_FREE;
@@ -324,12 +331,12 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 table:
 	if (result == 0) {
 		/* the seek table: a skippable frame whose last 9 bytes are the footer */
-		size_t entries = (size_t)job.frame_count * 8;
+		size_t entries = (size_t)job.frame_count * SEEKABLE_ENTRY_SIZE;
 		put_le32(table, SEEKABLE_SKIPPABLE_MAGIC);
 		put_le32(table + 4, (uint32_t)(entries + SEEKABLE_FOOTER_SIZE));
 		uint8_t *footer = table + 8 + entries;
 		put_le32(footer, (uint32_t)job.frame_count);
-		footer[4] = 0; /* descriptor: no per-entry checksums (each frame carries its own) */
+		footer[4] = SEEKABLE_CHECKSUM_FLAG; /* descriptor: each entry has its checksum */
 		put_le32(footer + 5, SEEKABLE_MAGIC);
 		size_t table_size = 8 + entries + SEEKABLE_FOOTER_SIZE;
 		result = write_all(fd, path, table, table_size, err);
@@ -358,6 +365,8 @@ struct frame_entry {
 	uint32_t compressed_size;
 	uint32_t decompressed_size;
 	bool damaged; /* it failed to read or decompress once: it is not tried again */
+	bool has_checksum; /* the seek table records its content's checksum */
+	uint32_t checksum;
 	uint32_t cache_slot; /* the slot holding it, plus one; 0: not cached */
 };
 
@@ -603,6 +612,8 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 		struct frame_entry *frame = &reader->frames[i];
 		frame->compressed_size = get_le32(entry);
 		frame->decompressed_size = get_le32(entry + 4);
+		frame->has_checksum = entry_size == 12;
+		frame->checksum = frame->has_checksum ? get_le32(entry + 8) : 0;
 		frame->file_offset = file_offset;
 		frame->stream_offset = stream_offset;
 		/* a frame cannot expand more than zstd's best case, so a size the table claims beyond
@@ -694,6 +705,15 @@ static int decompress_frame(struct seekable_reader *reader, ZSTD_DCtx *context, 
 	if (read_exact(reader->fd, reader->path, compressed, frame->compressed_size,
 		       frame->file_offset, err) != 0)
 		return -1;
+	/* a whole frame, but another file's (or another place's): its own checksum, which zstd
+	   checks its content against as it decompresses, is not the one the seek table keeps */
+	if (frame->has_checksum &&
+	    (frame->compressed_size < 4 ||
+	     get_le32(compressed + frame->compressed_size - 4) != frame->checksum))
+		return hs_error_set(err,
+				    "%s: zstd frame %u at offset %llu is not this snapshot's: its "
+				    "checksum is not the one its seek table records",
+				    reader->path, index, (unsigned long long)frame->file_offset);
 	size_t produced = ZSTD_decompressDCtx(context, out, frame->decompressed_size, compressed,
 					      frame->compressed_size);
 	if (ZSTD_isError(produced))

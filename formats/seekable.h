@@ -17,6 +17,8 @@
 #define SEEKABLE_MAGIC 0x8F92EAB1u
 #define SEEKABLE_SKIPPABLE_MAGIC 0x184D2A5Eu
 #define SEEKABLE_FOOTER_SIZE 9
+#define SEEKABLE_CHECKSUM_FLAG 0x80 /* the footer's descriptor: entries carry checksums */
+#define SEEKABLE_ENTRY_SIZE 12	    /* compressed size, decompressed size, checksum */
 #define SEEKABLE_DEFAULT_FRAME_SIZE (4u << 20)
 /* A frame's decompressed size must fit the seek table's 32-bit field; we refuse more than 1 GiB,
  * as zstd's reference implementation does. */

@@ -181,4 +181,46 @@ for label, (which, said) in FLIPS.items():
           (said in result.stderr or "none heapsnap writes" in result.stderr),
           f"a flipped bit in the type of {label}: exit 2 naming the damage: {result.returncode} "
           f"{result.stderr[-300:]!r}")
+# a frame from elsewhere (valid zstd, its own checksum right, another content): the seek table's
+# checksum for the frame tells it (the file and the frame are named); and a snapshot whose table
+# has no checksums (as heapsnap wrote before it kept them) still reads
+def seek_table(data):
+    count, descriptor = struct.unpack_from("<IB", data, len(data) - 9)
+    entry_size = 12 if descriptor & 0x80 else 8
+    start = len(data) - 9 - count * entry_size
+    entries = [struct.unpack_from("<II", data, start + i * entry_size) for i in range(count)]
+    return start, entry_size, entries
+
+
+whole = open(captured, "rb").read()  # (as heapsnap writes it: good.snap was made here)
+start, entry_size, entries = seek_table(whole)
+check(entry_size == 12, f"the seek table keeps a checksum per frame: entries of {entry_size} bytes")
+k = len(entries) // 2
+offset = sum(size for size, _ in entries[:k])
+frame = whole[offset:offset + entries[k][0]]
+content = subprocess.run(["zstd", "-q", "-d", "-c"], input=frame, capture_output=True, check=True).stdout
+changed = bytearray(content)
+changed[len(changed) // 2] ^= 0xFF
+other = subprocess.run(["zstd", "-q", "-c", "--check"], input=bytes(changed), capture_output=True,
+                       check=True).stdout
+table = bytearray(whole[start - 8:])  # its skippable frame's header too
+struct.pack_into("<I", table, 8 + k * entry_size, len(other))
+struct.pack_into("<I", table, 4, len(table) - 8)
+foreign = path("foreign-frame.snap")
+open(foreign, "wb").write(whole[:offset] + other + whole[offset + entries[k][0]:start - 8] + bytes(table))
+result = heapsnap("info", "--verify", foreign, check_ok=False)
+check(result.returncode == 2 and f"zstd frame {k} at offset {offset} is not this snapshot's" in result.stderr
+      and "foreign-frame.snap" in result.stderr,
+      f"a frame from elsewhere is named: {result.returncode} {result.stderr[-300:]!r}")
+old_style = bytearray()
+for size, decompressed in entries:
+    old_style += struct.pack("<II", size, decompressed)
+old_style += struct.pack("<IBI", len(entries), 0, 0x8F92EAB1)
+old_table = struct.pack("<II", 0x184D2A5E, len(old_style)) + bytes(old_style)
+old = path("no-checksums.snap")
+open(old, "wb").write(whole[:start - 8] + old_table)
+result = heapsnap("info", "--verify", old, check_ok=False)
+check(result.returncode == 0, f"a snapshot without checksums still reads: {result.returncode} {result.stderr[-300:]!r}")
+check(heapsnap("summary", old, "--format", "json", check_ok=False).returncode == 0,
+      "and is analysed")
 finish()
