@@ -330,6 +330,7 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 		    range_list_add(&zero, plan->regions[i].start, plan->regions[i].end) != 0)
 			failed = hs_error_set(err, "out of memory building the snapshot");
 	failed = failed || snapshot_notes_add_info(image, info, err) ||
+		 snapshot_notes_add_layout(image, err) ||
 		 snapshot_notes_add_threads(image, names, thread_count, err) ||
 		 add_module_notes(image, memory_pid, plan, &result->modules, err) ||
 		 snapshot_notes_add_ranges(image, HEAPSNAP_NOTE_ABSENT,

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/snapshot_notes.h"
+
 #define CORE_PAGE_SIZE 4096u
 
 void core_image_init(struct core_image *image)
@@ -125,7 +127,7 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 	phdrs[0].p_filesz = notes_size;
 	phdrs[0].p_align = 4;
 
-	uint8_t *note_at = header + notes_offset;
+	uint8_t *note_at = header + notes_offset, *layout = NULL;
 	for (size_t i = 0; i < image->note_count; i++) {
 		const struct core_note *note = &image->notes[i];
 		Elf64_Nhdr nhdr = {.n_namesz = (Elf64_Word)(strlen(note->owner) + 1),
@@ -136,6 +138,9 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 		memcpy(note_at, note->owner, nhdr.n_namesz);
 		note_at += align4(nhdr.n_namesz);
 		memcpy(note_at, note->desc, note->size);
+		if (strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 &&
+		    note->type == HEAPSNAP_NOTE_LAYOUT && note->size == sizeof(struct heapsnap_layout_note))
+			layout = note_at;
 		note_at += align4(note->size);
 	}
 
@@ -159,6 +164,12 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 		offset += segment->filesz;
 	}
 
+	if (layout) { /* (the headers are final now) */
+		struct heapsnap_layout_note digest = {
+			snapshot_layout_digest(header, notes_offset, header + notes_offset, notes_size),
+			phnum};
+		memcpy(layout, &digest, sizeof digest);
+	}
 	int result = seekable_write(fd, path, pieces, image->segment_count + 1, options, stats, err);
 	free(header);
 	free(pieces);

@@ -40,6 +40,7 @@ struct snapshot {
 	struct snapshot_region *regions;
 	size_t region_count;
 	uint8_t *note_bytes; /* all PT_NOTE contents, concatenated */
+	size_t note_bytes_size;
 	struct snapshot_note *notes;
 	size_t note_count;
 	struct snapshot_thread *threads;
@@ -452,14 +453,52 @@ static bool own_note_type(const struct snapshot_note *note)
 		return note->type == NT_PRSTATUS || note->type == NT_PRFPREG ||
 		       note->type == NT_PRPSINFO || note->type == NT_AUXV || note->type == NT_FILE;
 	return strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 && note->type >= HEAPSNAP_NOTE_INFO &&
-	       note->type <= HEAPSNAP_NOTE_SITES;
+	       note->type <= HEAPSNAP_NOTE_LAYOUT;
+}
+
+/* The layout digest the writer recorded against the core as read: a changed ELF header, program
+ * header or note header (a note's type, its sizes) gives another. 0 when they agree or the
+ * snapshot records none (written before the note existed). */
+static int check_layout(struct snapshot *snapshot, struct hs_error *err)
+{
+	const struct snapshot_note *note = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
+							      HEAPSNAP_NOTE_LAYOUT);
+	if (note == NULL)
+		return 0;
+	struct heapsnap_layout_note recorded;
+	const struct snapshot_segment *notes_segment = NULL;
+	for (size_t i = 0; i < snapshot->segment_count && notes_segment == NULL; i++)
+		if (snapshot->segments[i].type == PT_NOTE)
+			notes_segment = &snapshot->segments[i];
+	if (note->size != sizeof recorded || notes_segment == NULL ||
+	    notes_segment->offset > (64u << 20))
+		return hs_error_set(err, "%s is damaged: its layout note is not as heapsnap writes it",
+				    snapshot->path);
+	memcpy(&recorded, note->desc, sizeof recorded);
+	uint8_t *headers = malloc(notes_segment->offset ? notes_segment->offset : 1);
+	if (headers == NULL)
+		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+	if (read_core(snapshot, 0, headers, notes_segment->offset, err) != 0) {
+		free(headers);
+		return -1;
+	}
+	uint64_t digest = snapshot_layout_digest(headers, notes_segment->offset,
+						 snapshot->note_bytes, snapshot->note_bytes_size);
+	free(headers);
+	if (digest != recorded.digest || recorded.program_headers != snapshot->segment_count)
+		return hs_error_set(err,
+				    "%s is damaged: its ELF header, program headers or note headers are "
+				    "not those heapsnap wrote (their digest differs from the one its "
+				    "layout note records); `heapsnap info --verify %s` checks the rest",
+				    snapshot->path, snapshot->path);
+	return 0;
 }
 
 /* What a snapshot heapsnap took itself must hold, checked so that damage to a note is said, not
  * answered around: a flipped bit in a note's type would drop the process's threads (their stacks
  * are roots) or its files (no symbols, no types), and the analysis would go on with less. An
  * imported core may carry notes of other tools and is not held to this. */
-static int check_own_notes(const struct snapshot *snapshot, struct hs_error *err)
+static int check_own_notes(struct snapshot *snapshot, struct hs_error *err)
 {
 	const char *source = snapshot->info.source;
 	if (strcmp(source, "ptrace") != 0 && strcmp(source, "hook") != 0)
@@ -491,7 +530,8 @@ static int check_own_notes(const struct snapshot *snapshot, struct hs_error *err
 				    "saying where they are mapped; without it no symbol or type could be "
 				    "found",
 				    snapshot->path, modules);
-	return 0;
+	/* (what the checks above name, said first; the digest then catches any other change) */
+	return check_layout(snapshot, err);
 }
 
 /* When the core has no HEAPSNAP info (a foreign core), take the pid from the first thread and the
@@ -657,6 +697,7 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	if (check_regions_disjoint(snapshot, err) != 0)
 		return -1;
 
+	snapshot->note_bytes_size = notes_at;
 	if (parse_notes(snapshot, notes_at, err) != 0)
 		return -1;
 	const struct snapshot_note *info = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,

@@ -27,7 +27,17 @@ enum heapsnap_note_type {
 	/* an array of struct heapsnap_site_note, sorted by address: where each live allocation was
 	 * made (written by the in-process hook with HEAPSNAP_SITES=1) */
 	HEAPSNAP_NOTE_SITES = 6,
+	/* struct heapsnap_layout_note: a digest of the core's layout (its ELF header, program
+	   headers and every note's header and owner), filled by core_image_write once it has laid
+	   the core out; a reader that finds another digest knows a header was damaged */
+	HEAPSNAP_NOTE_LAYOUT = 7,
 };
+
+struct heapsnap_layout_note {
+	uint64_t digest;
+	uint64_t program_headers;
+};
+
 
 struct heapsnap_module_note {
 	uint64_t base; /* lowest address the file is mapped at */
@@ -59,6 +69,15 @@ struct snapshot_info;
 #include <stddef.h>
 
 /* Encoders, so that every writer lays the notes out the same way. */
+/* The layout digest: 64-bit FNV-1a over `headers` (the core's first bytes up to its notes: the
+ * ELF header and the program headers) and, for each note of `notes` (the note segment's
+ * bytes), its header and owner name. Damage detection, not security. */
+uint64_t snapshot_layout_digest(const uint8_t *headers, size_t headers_size, const uint8_t *notes,
+				size_t notes_size);
+
+/* Adds a layout note for core_image_write to fill. */
+int snapshot_notes_add_layout(struct core_image *image, struct hs_error *err);
+
 int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info *info,
 			    struct hs_error *err);
 int snapshot_notes_add_module(struct core_image *image, uint64_t base, const uint8_t *build_id,
