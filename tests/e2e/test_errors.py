@@ -58,15 +58,23 @@ result = subprocess.run(["setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-s
 expect_error(result, "runs as uid 65534", "without CAP_SYS_PTRACE", what="no CAP_SYS_PTRACE")
 check(not leftovers(os.path.dirname(path("x")), "nocap"), "no file without permission")
 
-# already traced by a debugger: a helper process seizes the target and holds it
-tracer = start([sys.executable, "-c", f"""
+def seize(target, name=None):
+    """A helper process that seizes `target` with ptrace and holds it (named `name`)."""
+    rename = f"open('/proc/self/comm', 'w').write({name!r})" if name else ""
+    tracer = start([sys.executable, "-c", f"""
 import ctypes, time
+{rename}
 libc = ctypes.CDLL(None, use_errno=True)
-assert libc.ptrace(0x4206, {pid}, None, None) == 0, ctypes.get_errno()
+assert libc.ptrace(0x4206, {target}, None, None) == 0, ctypes.get_errno()
 print("seized", flush=True)
 time.sleep(60)
 """], stdout=subprocess.PIPE, text=True)
-check(tracer.stdout.readline().strip() == "seized", "the helper tracer attached")
+    check(tracer.stdout.readline().strip() == "seized", f"the helper tracer {name or ''} attached")
+    return tracer
+
+
+# already traced by a debugger: a helper process seizes the target and holds it
+tracer = seize(pid)
 expect_error(heapsnap("capture", str(pid), "-o", path("traced.snap"), check_ok=False),
              f"already traced by pid {tracer.pid}", "detach", what="already traced")
 check(not os.path.exists(path("traced.snap")), "no file when already traced")
@@ -74,15 +82,7 @@ tracer.kill()
 tracer.wait()
 check(process_state(pid) not in ("t", "T", None), "target runs after the tracer left")
 # the tracer is another heapsnap (named so): retry later, no debugger to detach
-tracer = start([sys.executable, "-c", f"""
-import ctypes, time
-open("/proc/self/comm", "w").write("heapsnap")
-libc = ctypes.CDLL(None, use_errno=True)
-assert libc.ptrace(0x4206, {pid}, None, None) == 0, ctypes.get_errno()
-print("seized", flush=True)
-time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True)
-check(tracer.stdout.readline().strip() == "seized", "the helper tracer named heapsnap attached")
+tracer = seize(pid, "heapsnap")
 expect_error(heapsnap("capture", str(pid), "-o", path("traced.snap"), check_ok=False),
              f"being captured by another heapsnap (pid {tracer.pid}", "retry", what="another heapsnap")
 tracer.kill()
