@@ -41,6 +41,25 @@ static void count_unseen(void *context, uint64_t start, uint64_t end)
 		}
 }
 
+/* Blocks in memory that could not be read at capture: their contents, and what they point to,
+ * are not seen; said with how much. */
+static void warn_absent_blocks(struct analysis *analysis)
+{
+	struct unseen_blocks unseen = {.heap = &analysis->heap};
+	snapshot_each_absent_range(analysis->snapshot, count_unseen, &unseen);
+	if (unseen.blocks == 0)
+		return;
+	char memory[32], blocks[32];
+	format_bytes(unseen.memory_bytes, memory, sizeof memory);
+	format_bytes(unseen.block_bytes, blocks, sizeof blocks);
+	warnings_add(&analysis->warnings,
+		     "%llu live block%s (%s) lie%s in memory that could not be read when the "
+		     "snapshot was taken (%s in all): %s contents, and what %s to, are not seen",
+		     (unsigned long long)unseen.blocks, unseen.blocks == 1 ? "" : "s", blocks,
+		     unseen.blocks == 1 ? "s" : "", memory, unseen.blocks == 1 ? "its" : "their",
+		     unseen.blocks == 1 ? "it points" : "they point");
+}
+
 static int check_damage(struct analysis *analysis, struct hs_error *err)
 {
 	struct hs_error damage;
@@ -170,6 +189,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		timings_mark(timings, runtime->heap_step);
 	}
 	warn_outside_heaps(analysis);
+	warn_absent_blocks(analysis);
 	timings_mark(timings, "memory outside the heaps");
 	/* an allocator in a library of its own may be C++ or need the C++ runtime (jemalloc's
 	   and tcmalloc's operator new): that makes no C++ objects of the program's (not so an

@@ -1092,6 +1092,14 @@ int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err)
 	return seekable_check_damage(snapshot->stream, err);
 }
 
+void snapshot_each_absent_range(const struct snapshot *snapshot,
+				void (*visit)(void *context, uint64_t start, uint64_t end),
+				void *context)
+{
+	for (size_t i = 0; i < snapshot->absent_count; i++)
+		visit(context, snapshot->absent[i].start, snapshot->absent[i].end);
+}
+
 void snapshot_each_damaged_range(const struct snapshot *snapshot,
 				 void (*visit)(void *context, uint64_t start, uint64_t end),
 				 void *context)

@@ -121,6 +121,11 @@ int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t si
 int snapshot_check_damage(const struct snapshot *snapshot, struct hs_error *err);
 /* How many damaged frames reads have met so far. */
 uint64_t snapshot_damaged_frames(const struct snapshot *snapshot);
+/* Calls `visit` for each range of the process's memory [start, end) that could not be read when
+ * the snapshot was taken (stored as zeros, but no contents). */
+void snapshot_each_absent_range(const struct snapshot *snapshot,
+				void (*visit)(void *context, uint64_t start, uint64_t end),
+				void *context);
 /* Calls `visit` for each range of the process's memory [start, end) whose stored bytes lie in a
  * damaged frame met so far: what reads of it could not see. */
 void snapshot_each_damaged_range(const struct snapshot *snapshot,

@@ -223,4 +223,22 @@ result = heapsnap("info", "--verify", old, check_ok=False)
 check(result.returncode == 0, f"a snapshot without checksums still reads: {result.returncode} {result.stderr[-300:]!r}")
 check(heapsnap("summary", old, "--format", "json", check_ok=False).returncode == 0,
       "and is analysed")
+# memory that could not be read at capture, where a live block lies: the report says how many blocks
+# and bytes it could not see (the ABSENT note's first range moved onto a block the target recorded)
+raw = path("absent.core")
+decompress(captured, raw)
+data = bytearray(open(raw, "rb").read())
+for type_at, owner, kind in note_headers(bytes(data)):
+    if owner == b"HEAPSNAP" and kind == 4:
+        namesz, = struct.unpack_from("<I", data, type_at - 8)
+        desc = type_at + 4 + ((namesz + 3) & ~3)
+block, size = record["blocks"][0]
+struct.pack_into("<QQ", data, desc, block, block + size)
+open(raw, "wb").write(data)
+result = heapsnap("summary", raw, "--format", "json", check_ok=False)
+warnings = json.loads(result.stdout)["warnings"] if result.returncode == 0 else []
+said = [w for w in warnings if "in memory that could not be read" in w]
+check(result.returncode == 0 and said and said[0].startswith("1 live block ("),
+      f"a block in unreadable memory is counted in a warning: {result.returncode} {said or warnings} "
+      f"{result.stderr[-300:]!r}")
 finish()
