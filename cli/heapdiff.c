@@ -388,8 +388,6 @@ int main(int argc, char **argv)
 		}
 	struct analysis *before = snapshots[0], *after = snapshots[files - 1];
 	struct analysis *target = files == 3 ? snapshots[1] : NULL;
-	if (!in_order(snapshots, files, names, argv + optind, report_options.forced))
-		goto done;
 	bool by_type_only = false;
 	for (int i = 1; i < files; i++) {
 		char why[512];
@@ -407,6 +405,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "heapdiff: warning: %s; comparing by type only (--force)\n", why);
 		by_type_only = true;
 	}
+	/* (snapshots of one process: of two, which came first says nothing) */
+	if (!by_type_only && !in_order(snapshots, files, names, argv + optind, report_options.forced))
+		goto done;
 	paths = path_index_build(after, report_options.show_values, &err);
 	if (paths == NULL ||
 	    heap_diff_build(before, target, after, by_type_only, &diff, &err) != 0) {

@@ -5,13 +5,11 @@
 #include <string.h>
 
 #include "common/array_grow.h"
+#include "common/fnv.h"
 
 static uint64_t string_hash(const char *text)
 {
-	uint64_t hash = 1469598103934665603ull;
-	for (; *text; text++)
-		hash = (hash ^ (uint8_t)*text) * 1099511628211ull;
-	return hash >> 7;
+	return fnv1a_text(1469598103934665603ull, text) >> 7;
 }
 
 static uint64_t entry_hash(const void *context, uint32_t number)

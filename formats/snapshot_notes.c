@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fnv.h"
 #include "formats/core_image.h"
 #include "formats/snapshot.h"
 
@@ -88,24 +89,17 @@ int snapshot_notes_add_sites(struct core_image *image, const struct heapsnap_sit
 				   count * sizeof *sites, err);
 }
 
-static uint64_t fnv1a(uint64_t hash, const uint8_t *bytes, size_t size)
-{
-	for (size_t i = 0; i < size; i++)
-		hash = (hash ^ bytes[i]) * 0x100000001b3ull;
-	return hash;
-}
-
 uint64_t snapshot_layout_digest(const uint8_t *headers, size_t headers_size, const uint8_t *notes,
 				size_t notes_size)
 {
-	uint64_t hash = fnv1a(0xcbf29ce484222325ull, headers, headers_size);
+	uint64_t hash = fnv1a_bytes(0xcbf29ce484222325ull, headers, headers_size);
 	for (size_t at = 0; at + 12 <= notes_size;) {
 		uint32_t name_size, desc_size;
 		memcpy(&name_size, notes + at, 4);
 		memcpy(&desc_size, notes + at + 4, 4);
 		size_t name = ((size_t)name_size + 3) & ~(size_t)3, desc = ((size_t)desc_size + 3) & ~(size_t)3;
 		size_t header = 12 + (name < notes_size - at - 12 ? name : notes_size - at - 12);
-		hash = fnv1a(hash, notes + at, header);
+		hash = fnv1a_bytes(hash, notes + at, header);
 		if (name > notes_size - at - 12 || desc > notes_size - at - 12 - name)
 			break;
 		at += 12 + name + desc;

@@ -10,6 +10,7 @@
 
 #include "common/string_table.h"
 #include "common/array_grow.h"
+#include "common/fnv.h"
 
 #define NO_SHAPE UINT32_MAX
 
@@ -40,10 +41,7 @@ struct path_index {
 
 uint64_t hash_bytes(const char *text, uint64_t seed)
 {
-	uint64_t hash = 1469598103934665603ull ^ seed;
-	for (; *text; text++)
-		hash = (hash ^ (uint8_t)*text) * 1099511628211ull;
-	return hash;
+	return fnv1a_text(1469598103934665603ull ^ seed, text);
 }
 
 void path_mask_values(const char *text, char *out, size_t size)

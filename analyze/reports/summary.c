@@ -7,6 +7,7 @@
 
 #include "analyze/graph/cycles.h"
 #include "common/array_grow.h"
+#include "common/fnv.h"
 
 void type_group_name(const struct type_group *group, char *out, size_t out_size)
 {
@@ -78,10 +79,7 @@ static int sort_roots(struct heap_summary *summary)
 
 static uint64_t key_hash(const char *type, uint64_t size)
 {
-	uint64_t hash = size * 0x9E3779B97F4A7C15ull;
-	for (const char *at = type; at && *at; at++)
-		hash = (hash ^ (uint8_t)*at) * 1099511628211ull;
-	return hash >> 17;
+	return fnv1a_text(size * 0x9E3779B97F4A7C15ull, type) >> 17;
 }
 
 static uint64_t group_hash(const void *context, uint32_t number)
