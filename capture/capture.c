@@ -315,7 +315,11 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 			    (thread->tid == pid) == (leader_pass == 1))
 				order[thread_count++] = thread;
 		}
-	int failed = 0;
+	/* a process has a thread; none readable means it died between its freeze and here */
+	int failed = thread_count == 0
+			     ? hs_error_set(err, "pid %d exited during capture (no thread's registers "
+						 "could be read); no snapshot written", (int)pid)
+			     : 0;
 	for (size_t i = 0; i < thread_count && !failed; i++) {
 		failed = add_thread_notes(image, order[i], &stat, err);
 		if (!failed && i == 0)
@@ -653,6 +657,11 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 			    ((!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
 			     capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0));
 	uint64_t copied_at = monotonic_ns();
+	/* by freeze, a thread gone from our stop means the target was killed while it was copied */
+	if (copied && !kept && !by_fork && !freeze_still_held(&frozen)) {
+		copied = false;
+		hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+	}
 	if (kept) {
 		struct hs_error thaw_err;
 		if (fork_keeper_thaw(&keeper, &thaw_err) != 0 && copied) {

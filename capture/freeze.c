@@ -313,6 +313,21 @@ int freeze_one_thread(pid_t pid, struct frozen_process *frozen, struct hs_error 
 	return hs_error_set(err, "no thread of pid %d could be stopped (has it exited?)", (int)pid);
 }
 
+bool freeze_still_held(const struct frozen_process *frozen)
+{
+	size_t held = 0;
+	for (size_t i = 0; i < frozen->count; i++) {
+		const struct frozen_thread *thread = &frozen->threads[i];
+		if (!thread->seized || !thread->stopped || !thread->has_registers)
+			continue;
+		struct user_regs_struct now;
+		if (ptrace(PTRACE_GETREGS, thread->tid, 0, &now) != 0)
+			return false;
+		held++;
+	}
+	return held > 0;
+}
+
 void thaw_process(struct frozen_process *frozen)
 {
 	for (size_t i = 0; i < frozen->count; i++) {

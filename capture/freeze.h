@@ -36,6 +36,11 @@ int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *er
  * needs one stopped thread while the others run on; thaw_process lets it go. */
 int freeze_one_thread(pid_t pid, struct frozen_process *frozen, struct hs_error *err);
 
+/* Whether every thread whose registers were read is still in our stop. A frozen thread cannot
+ * leave it but by dying, so false means the process was killed while frozen: what was copied
+ * meanwhile may be a dying process's memory. */
+bool freeze_still_held(const struct frozen_process *frozen);
+
 /* Lets every thread go; safe to call twice. */
 void thaw_process(struct frozen_process *frozen);
 void frozen_process_free(struct frozen_process *frozen);

@@ -98,6 +98,7 @@ static uint32_t node_at(const struct builder *builder, uint64_t word)
 	const uint8_t *header_bytes = builder->header_bytes;
 	const uint8_t *not_from_memory_roots = builder->not_from_memory_roots;
 	if (header_bytes && not_from_memory_roots && not_from_memory_roots[index] &&
+	    !(not_from_memory_roots[index] & GRAPH_RUNTIME_PART) &&
 	    word != allocation->address + header_bytes[index])
 		return GRAPH_NONE;
 	if (header_bytes && word - allocation->address < header_bytes[index])
@@ -827,7 +828,10 @@ static int merge_models(struct builder *builder, size_t nodes)
 					headers[i] = models[m].header_bytes[i];
 				if (models[m].not_from_memory_roots &&
 				    models[m].not_from_memory_roots[i])
-					not_from_roots[i] = 1;
+					not_from_roots[i] |= models[m].not_from_memory_roots[i] &
+								     GRAPH_RUNTIME_PART
+								     ? GRAPH_RUNTIME_PART
+								     : 1;
 			}
 		builder->header_bytes = with_headers ? headers : NULL;
 		builder->not_from_memory_roots = with_roots ? not_from_roots : NULL;

@@ -67,6 +67,8 @@ struct graph {
 	uint8_t *reached;   /* without dominators: 1 for each node the super-root reaches */
 };
 
+#define GRAPH_RUNTIME_PART 0x80u /* in graph_model.not_from_memory_roots */
+
 #define GRAPH_LABEL 0x80000000u
 #define GRAPH_VIEW 0x40000000u	/* a labelled edge that shows a reference another edge holds */
 #define GRAPH_LABEL_INDEX 0x3fffffffu
@@ -85,7 +87,10 @@ struct graph_model {
 	/* Per allocation, NULL for none: non-zero for the runtime's objects, which the roots scanned
 	   as memory (module data, stacks, registers, mappings) do not reach: the runtime has its own
 	   account of what holds them (CPython: reference counts above the references found), and
-	   there a stale pointer (a free list's) would keep garbage alive. */
+	   there a stale pointer (a free list's) would keep garbage alive. GRAPH_RUNTIME_PART marks
+	   a block one of its objects owns (a deque's blocks): it too is held through its owner
+	   only, so that a stale pointer elsewhere does not take it from its owner's path and
+	   retained bytes, but unlike an object it may be referred to by its inside. */
 	const uint8_t *not_from_memory_roots;
 	/* Memory the model reads through its own structures (CPython's frame stacks), not to be
 	   scanned as a mapping of the program's own. */

@@ -9,11 +9,13 @@ functools.lru_cache functions (unbounded, and bounded: its entries are linked li
 Python subclass of each of dict, list and set, and a C object that holds a Python object in a field
 its type does not list in tp_members (itertools.repeat) and one whose tp_members name it
 (functools.partial); each
-holds instances of a class of its own. Then it writes to RESULT_FILE, as a Python literal: the
+holds instances of a class of its own. An anonymous mapping holds a stale pointer to the deque's
+first block, which must stay the deque's part. Then it writes to RESULT_FILE, as a Python literal: the
 number of instances of each class gc.get_objects() lists and the number each container holds by
 its own account (len), and waits, without allocating, until killed; on SIGUSR1 the deque and the
 OrderedDict grow (RESULT_FILE.grown: their lengths). Runs on 3.8 and later."""
 import collections
+import ctypes
 import functools
 import gc
 import itertools
@@ -120,6 +122,16 @@ LIST_SUBCLASS = ListSubclass(InListSubclass() for _ in range(CREATED["InListSubc
 SET_SUBCLASS = SetSubclass(InSetSubclass() for _ in range(CREATED["InSetSubclass"]))
 DEQUE_SUBCLASS = DequeSubclass(InDequeSubclass() for _ in range(CREATED["InDequeSubclass"]))
 DEQUE_SUBCLASS.note = InSubclassAttribute()  # an attribute of a subclass of a C container
+# a stale pointer to the deque's first block in memory no model reads (an anonymous mapping):
+# the block is still the deque's part, on its path (leftblock is at 24 in 3.8 to 3.13)
+# (by libc: Python's mmap maps anonymous memory shared, and MAP_NORESERVE keeps the kernel from
+# merging the mapping with a neighbour that holds allocations)
+_libc = ctypes.CDLL(None)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_long]
+STALE = _libc.mmap(None, 8192, 3, 0x02 | 0x20 | 0x4000, -1, 0)  # rw, private anonymous noreserve
+ctypes.c_uint64.from_address(STALE).value = ctypes.c_uint64.from_address(id(DQ) + 24).value
 REPEAT = itertools.repeat(InRepeat(), 3)  # repeatobject.element: no tp_members
 PARTIAL = functools.partial(print, InPartial())  # partial.args: in tp_members
 

@@ -1028,7 +1028,9 @@ struct cpython_graph *cpython_graph_new(struct address_space *space,
 		return NULL;
 	}
 	for (size_t i = 0; i < heap->count; i++)
-		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT) ? OBJECT_HELD : 0;
+		graph->objects_map[i] = (objects->bits[i] & PYOBJ_OBJECT)  ? OBJECT_HELD
+					: (objects->bits[i] & PYOBJ_OWNED) ? GRAPH_RUNTIME_PART
+									   : 0;
 	for (size_t i = 0; i < heap->count; i++) {
 		uint64_t dict;
 		if (!root_dict(graph, i, &dict, NULL, 0))
