@@ -68,70 +68,7 @@ bool cli_parse_int(const char *text, long long min, long long max, long long *ou
 	return true;
 }
 
-bool cli_parse_format(const char *text, unsigned allowed, enum output_format *out)
-{
-	static const char *const names[] = {[FORMAT_TEXT] = "text", [FORMAT_JSON] = "json",
-					    [FORMAT_MARKDOWN] = "markdown", [FORMAT_DOT] = "dot",
-					    [FORMAT_HTML] = "html"};
-	allowed |= FORMAT_BIT(FORMAT_TEXT) | FORMAT_BIT(FORMAT_JSON);
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if ((allowed & FORMAT_BIT(i)) && strcmp(text, names[i]) == 0) {
-			*out = (enum output_format)i;
-			return true;
-		}
-	return false;
-}
-
-bool cli_compression_option(const char *command, int option, const char *value,
-			    struct seekable_options *options)
-{
-	long long number;
-	if (option == 'l') {
-		if (!cli_parse_int(value, 1, 19, &number)) {
-			cli_usage_error(command, "--level takes 1 to 19, not '%s'", value);
-			return false;
-		}
-		options->level = (int)number;
-	} else {
-		if (!cli_parse_int(value, 1, 256, &number)) {
-			cli_usage_error(command, "--threads takes 1 to 256, not '%s'", value);
-			return false;
-		}
-		options->threads = (int)number;
-	}
-	return true;
-}
-
-static bool print_timings; /* --timings */
-
-bool cli_analysis_option(int option, const char *value, struct analysis_options *options)
-{
-	if (option == 'd')
-		options->debug_dir = value;
-	else if (option == 'R')
-		options->sysroot = value;
-	else if (option == 'T')
-		print_timings = true;
-	else if (option == 'U')
-		options->damaged_frames_unreadable = true;
-	else if (option == 'N')
-		options->no_debuginfo = true;
-	else
-		return false;
-	return true;
-}
-
-int cli_common_option(const char *command, const char *usage, int option, const char *value,
-		      struct analysis_options *analysis)
-{
-	if (option == 'h') {
-		fputs(usage, stdout);
-		return EXIT_OK;
-	}
-	if (analysis && cli_analysis_option(option, value, analysis))
-		return CLI_OPTION_TAKEN;
-	return cli_usage_error(command, "bad option");
-}
+bool cli_timings;
 
 struct analysis *cli_open_analysis(const char *command, const char *file,
 				   struct analysis_options *options, bool progress,
@@ -169,7 +106,7 @@ int cli_close_analysis(const char *command, const char *file, struct analysis *a
 
 void cli_print_timings(const char *command, const char *file, const struct timings *timings)
 {
-	if (!print_timings)
+	if (!cli_timings)
 		return;
 	double total = 0;
 	for (size_t i = 0; i < timings->count; i++) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "common/error.h"
+#include "cli/options.h"
 #include "formats/snapshot.h"
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
@@ -27,39 +28,38 @@ int cli_usage_error(const char *command, const char *format, ...)
 
 /* Parses a whole decimal integer in [min, max]; false on junk. */
 bool cli_parse_int(const char *text, long long min, long long max, long long *out);
-/* --format's value, when it names one of the formats in `allowed` (FORMAT_BIT()s; text and json
- * always). */
-bool cli_parse_format(const char *text, unsigned allowed, enum output_format *out);
 
-/* The --level and --threads options of the commands that write snapshots. */
-#define CLI_COMPRESSION_OPTIONS                                                               \
-	{"level", required_argument, NULL, 'l'}, { "threads", required_argument, NULL, 't' }
-struct seekable_options;
-/* Handles option 'l' or 't'; returns false (after printing the usage error) on a bad value. */
-bool cli_compression_option(const char *command, int option, const char *value,
-			    struct seekable_options *options);
+/* The --level and --threads options of the commands that write snapshots, for their option
+ * tables (options.h). */
+#define CLI_COMPRESSION_OPTIONS(o)                                                            \
+	CLI_INT("level", "N", &(o)->level, 1, 19, "zstd level, 1 (fast, default) to 19 (small)"), \
+	CLI_INT("threads", "N", &(o)->threads, 1, 256,                                        \
+		"compression threads (default: one per CPU)")
 
-/* The options of the commands that analyse a snapshot. */
-#define CLI_ANALYSIS_OPTIONS                                                                  \
-	{"debug-dir", required_argument, NULL, 'd'}, {"no-debuginfo", no_argument, NULL, 'N'},  \
-	{"sysroot", required_argument, NULL, 'R'},                                              \
-	{"timings", no_argument, NULL, 'T'}, {                                                 \
-		"damaged-frames-unreadable", no_argument, NULL, 'U'                            \
-	}
-#define CLI_ANALYSIS_USAGE                                                                    \
-	"  --debug-dir DIR    where separate debug files are (default /usr/lib/debug)\n"       \
-	"  --sysroot DIR      where the process's files are: the root of the container it\n"  \
-	"                     ran in, or its image unpacked (while it runs, heapsnap also\n"  \
-	"                     looks under /proc/PID/root)\n"                                  \
-	"  --no-debuginfo     find the allocator's structures without debug info, by their\n"  \
-	"                     shape, even where debug info exists\n"                            \
-	"  --timings          print how long each step of the analysis took (on stderr)\n"  \
-	"  --damaged-frames-unreadable\n"                                                     \
-	"                     go on past a damaged zstd frame of the snapshot, its memory\n"  \
-	"                     unreadable (a warning says which), instead of stopping\n"
+/* --timings: print how long each step of the analysis took */
+extern bool cli_timings;
+/* The options of the commands that analyse a snapshot, into struct analysis_options `o`. */
+#define CLI_ANALYSIS_OPTIONS(o)                                                               \
+	CLI_STRING(0, "debug-dir", "DIR", &(o)->debug_dir,                                    \
+		   "where separate debug files are (default /usr/lib/debug)"),                \
+	CLI_STRING(0, "sysroot", "DIR", &(o)->sysroot,                                        \
+		   "where the process's files are: the root of the container it\n"            \
+		   "ran in, or its image unpacked (while it runs, heapsnap also\n"            \
+		   "looks under /proc/PID/root)"),                                            \
+	CLI_FLAG(0, "no-debuginfo", &(o)->no_debuginfo,                                       \
+		 "find the allocator's structures without debug info, by their\n"             \
+		 "shape, even where debug info exists"),                                      \
+	CLI_FLAG(0, "timings", &cli_timings,                                                  \
+		 "print how long each step of the analysis took (on stderr)"),                \
+	CLI_FLAG(0, "damaged-frames-unreadable", &(o)->damaged_frames_unreadable,             \
+		 "go on past a damaged zstd frame of the snapshot, its memory\n"              \
+		 "unreadable (a warning says which), instead of stopping")
 struct analysis_options;
-/* Handles an option of CLI_ANALYSIS_OPTIONS ('d', 'N', 'R', 'T' or 'U'); false for another. */
-bool cli_analysis_option(int option, const char *value, struct analysis_options *options);
+/* --show-values of the commands that show paths, into bool `v` */
+#define CLI_SHOW_VALUES(v)                                                                    \
+	CLI_FLAG(0, "show-values", (v),                                                       \
+		 "show the values read from memory that paths can name (dict keys);\n"        \
+		 "masked by default: a heap holds secrets, and a report is shared")
 /* How much of the object graph a command needs before it reports. */
 enum cli_graph { CLI_NO_GRAPH, CLI_REACHABILITY, CLI_WHOLE_GRAPH };
 /* The start every analysing command shares: the progress line (shown when `progress` and on a
@@ -73,12 +73,6 @@ struct analysis *cli_open_analysis(const char *command, const char *file,
  * analysis closed; returns `status`. */
 int cli_close_analysis(const char *command, const char *file, struct analysis *analysis,
 		       int status);
-/* The end of every command's option switch: --help ('h') prints `usage` and gives EXIT_OK; with
- * `analysis` (the analysing commands) an option of CLI_ANALYSIS_OPTIONS is taken and gives
- * CLI_OPTION_TAKEN; anything else is a usage error (EXIT_ERROR). */
-#define CLI_OPTION_TAKEN (-1)
-int cli_common_option(const char *command, const char *usage, int option, const char *value,
-		      struct analysis_options *analysis);
 /* With --timings, prints each step's time on stderr: "heapsnap summary: FILE: 1.20 s graph". */
 struct timings;
 void cli_print_timings(const char *command, const char *file, const struct timings *timings);
@@ -154,6 +148,7 @@ int cmd_info(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_diff(int argc, char **argv); /* also the `heapdiff` program */
 
 /* Each runtime heapsnap knows under its key, with its version or null: the "runtimes" object's
  * members after the malloc's. */

@@ -1,5 +1,4 @@
 /* `heapsnap capture PID`: option parsing and the one-line result; the work is capture_process. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,108 +6,80 @@
 #include "capture/capture.h"
 #include "cli/cli.h"
 
-static const char usage[] =
-	"usage: heapsnap capture PID [-o FILE] [--method fork|freeze] [--level N] [--threads N]\n"
-	"                        [--no-precopy]\n"
-	"\n"
-	"Stop every thread of process PID, read their registers, take its writable memory, let it\n"
-	"run again, then compress and write a snapshot: the memory exactly as it was while the\n"
-	"process was stopped. The process's memory is never written to, and the process never left\n"
-	"stopped: if heapsnap is killed, it is let go (by the kernel, or by heapsnap-keeper).\n"
-	"\n"
-	"Two methods take the memory (fork by default):\n"
-	"  fork    while stopped, the process runs one `clone` system call (heapsnap sets one\n"
-	"          thread's registers for it and puts them back): the kernel copies its page tables,\n"
-	"          not its pages, so the pause is short (milliseconds per GiB: the time the kernel's\n"
-	"          own fork() of the process takes). The clone is held stopped and never runs; the\n"
-	"          process runs again at once, the memory is read from the clone as it is\n"
-	"          compressed (through /proc/PID/mem, whatever HEAPSNAP_PROC_MEM says:\n"
-	"          process_vm_readv would make the kernel copy every page it reads from a clone;\n"
-	"          and never copied whole into heapsnap's memory, which stays small), then the\n"
-	"          clone is killed and reaped (a second stop of one thread, for a `wait4`). The\n"
-	"          process gets no signal and keeps no child. The ptrace work is done by a helper,\n"
-	"          heapsnap-keeper, in a session of its own: if heapsnap is killed at any moment,\n"
-	"          even by SIGKILL or with its process group, the keeper finishes the step it is\n"
-	"          in, lets the process go and removes the clone. Costs: the pages the process\n"
-	"          writes while the clone lives are copied (copy-on-write), so its memory grows by\n"
-	"          at most what it writes until the snapshot is written (seconds per GiB); the\n"
-	"          clone holds its open files until it dies\n"
-	"          (a socket the process closes meanwhile is not shut until then).\n"
-	"          Not used (freeze instead, with one line on stderr saying why) under a seccomp\n"
-	"          filter, under strict overcommit (vm.overcommit_memory=2), for a stopped process,\n"
-	"          or when the clone fails.\n"
-	"  freeze  copy every writable page while the process is stopped (about 0.1-0.2 s per GiB),\n"
-	"          most of it beforehand while it runs (see --no-precopy), into heapsnap's memory:\n"
-	"          heapsnap holds as much memory as it copies until the snapshot is written.\n"
-	"\n"
-	"  -o, --output FILE  where to write (default heapsnap-PID-YYYYmmddTHHMMSS.snap, UTC)\n"
-	"  --method M         fork or freeze (see above)\n"
-	"  --level N          zstd level, 1 (fast, default) to 19 (small)\n"
-	"  --threads N        compression threads (default: one per CPU)\n"
-	"  -v, --verbose      print where the time went, by phase, on stderr\n"
-	"  --no-precopy       freeze: copy everything while the process is stopped (a longer pause); the\n"
-	"                     pre-copy resets the process's soft-dirty page bits (kernel state used to\n"
-	"                     see what changed), which a tool tracking the same process with them,\n"
-	"                     such as CRIU, would notice. Without root the pre-copy is not available.\n"
-	"\n"
-	"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
-	"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"
-	"\n"
-	"Environment: HEAPSNAP_PROC_MEM=1 reads memory through /proc/PID/mem instead of\n"
-	"process_vm_readv (which is tried first, and given up automatically when refused).\n";
+static const struct cli_command_help help = {
+	.program = "heapsnap",
+	.name = "capture",
+	.operands = 1,
+	.expects = "expects one PID",
+	.arguments = "PID",
+	.about =
+		"Stop every thread of process PID, read their registers, take its writable memory, let it\n"
+		"run again, then compress and write a snapshot: the memory exactly as it was while the\n"
+		"process was stopped. The process's memory is never written to, and the process never left\n"
+		"stopped: if heapsnap is killed, it is let go (by the kernel, or by heapsnap-keeper).\n"
+		"\n"
+		"Two methods take the memory (fork by default):\n"
+		"  fork    while stopped, the process runs one `clone` system call (heapsnap sets one\n"
+		"          thread's registers for it and puts them back): the kernel copies its page tables,\n"
+		"          not its pages, so the pause is short (milliseconds per GiB: the time the kernel's\n"
+		"          own fork() of the process takes). The clone is held stopped and never runs; the\n"
+		"          process runs again at once, the memory is read from the clone as it is\n"
+		"          compressed (through /proc/PID/mem, whatever HEAPSNAP_PROC_MEM says:\n"
+		"          process_vm_readv would make the kernel copy every page it reads from a clone;\n"
+		"          and never copied whole into heapsnap's memory, which stays small), then the\n"
+		"          clone is killed and reaped (a second stop of one thread, for a `wait4`). The\n"
+		"          process gets no signal and keeps no child. The ptrace work is done by a helper,\n"
+		"          heapsnap-keeper, in a session of its own: if heapsnap is killed at any moment,\n"
+		"          even by SIGKILL or with its process group, the keeper finishes the step it is\n"
+		"          in, lets the process go and removes the clone. Costs: the pages the process\n"
+		"          writes while the clone lives are copied (copy-on-write), so its memory grows by\n"
+		"          at most what it writes until the snapshot is written (seconds per GiB); the\n"
+		"          clone holds its open files until it dies\n"
+		"          (a socket the process closes meanwhile is not shut until then).\n"
+		"          Not used (freeze instead, with one line on stderr saying why) under a seccomp\n"
+		"          filter, under strict overcommit (vm.overcommit_memory=2), for a stopped process,\n"
+		"          or when the clone fails.\n"
+		"  freeze  copy every writable page while the process is stopped (about 0.1-0.2 s per GiB),\n"
+		"          most of it beforehand while it runs (see --no-precopy), into heapsnap's memory:\n"
+		"          heapsnap holds as much memory as it copies until the snapshot is written.\n",
+	.epilogue =
+		"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
+		"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"
+		"\n"
+		"Environment: HEAPSNAP_PROC_MEM=1 reads memory through /proc/PID/mem instead of\n"
+		"process_vm_readv (which is tried first, and given up automatically when refused).\n",
+};
+
+static const struct cli_choice methods[] = {
+	{"fork", CAPTURE_METHOD_FORK}, {"freeze", CAPTURE_METHOD_FREEZE}, {NULL, 0}};
 
 int cmd_capture(int argc, char **argv)
 {
-	static const struct option options[] = {{"output", required_argument, NULL, 'o'},
-						 CLI_COMPRESSION_OPTIONS,
-						 {"no-precopy", no_argument, NULL, 'n'},
-						 {"method", required_argument, NULL, 'm'},
-						 {"verbose", no_argument, NULL, 'v'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
 	struct capture_options capture = {0};
 	bool verbose = false;
+	int method = CAPTURE_METHOD_DEFAULT;
 	const char *proc_mem = getenv("HEAPSNAP_PROC_MEM");
 	capture.use_proc_mem = proc_mem != NULL && strcmp(proc_mem, "1") == 0;
+	const struct cli_option options[] = {
+		CLI_STRING('o', "output", "FILE", &capture.output_path,
+			   "where to write (default heapsnap-PID-YYYYmmddTHHMMSS.snap, UTC)"),
+		CLI_CHOICE("method", "M", &method, methods, "fork or freeze (see above)"),
+		CLI_COMPRESSION_OPTIONS(&capture.compression),
+		CLI_FLAG('v', "verbose", &verbose, "print where the time went, by phase, on stderr"),
+		CLI_FLAG(0, "no-precopy", &capture.no_precopy,
+			 "freeze: copy everything while the process is stopped (a longer pause); the\n"
+			 "pre-copy resets the process's soft-dirty page bits (kernel state used to\n"
+			 "see what changed), which a tool tracking the same process with them,\n"
+			 "such as CRIU, would notice. Without root the pre-copy is not available."),
+		CLI_END};
+	int first;
+	int status = cli_parse_options(&help, options, argc, argv, &first);
+	if (status != CLI_PARSED)
+		return status;
+	capture.method = (enum capture_method)method;
 	long long value;
-	int option;
-	optind = 1;
-	while ((option = getopt_long(argc, argv, "o:hv", options, NULL)) != -1) {
-		switch (option) {
-		case 'o':
-			capture.output_path = optarg;
-			break;
-		case 'l':
-		case 't':
-			if (!cli_compression_option("capture", option, optarg, &capture.compression))
-				return EXIT_ERROR;
-			break;
-		case 'n':
-			capture.no_precopy = true;
-			break;
-		case 'm':
-			if (strcmp(optarg, "fork") == 0)
-				capture.method = CAPTURE_METHOD_FORK;
-			else if (strcmp(optarg, "freeze") == 0)
-				capture.method = CAPTURE_METHOD_FREEZE;
-			else
-				return cli_usage_error("capture", "--method is fork or freeze, not '%s'",
-						       optarg);
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		default: {
-			int status = cli_common_option("capture", usage, option, optarg, NULL);
-			if (status != CLI_OPTION_TAKEN)
-				return status;
-		}
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage_error("capture", "expects one PID");
-	if (!cli_parse_int(argv[optind], 1, 0x7fffffff, &value))
-		return cli_usage_error("capture", "'%s' is not a process id", argv[optind]);
+	if (!cli_parse_int(argv[first], 1, 0x7fffffff, &value))
+		return cli_usage_error("capture", "'%s' is not a process id", argv[first]);
 
 	struct capture_result result;
 	struct hs_error err;

@@ -1,7 +1,6 @@
 /* `heapsnap export FILE --format devtools`: the snapshot's object graph as a Chrome DevTools
  * heap snapshot (devtools_export.h), to browse in DevTools' Memory panel or analyse with memlab. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +13,28 @@
 #include "cli/progress.h"
 #include "formats/snapshot_file.h"
 
-static const char usage[] =
-	"usage: heapsnap export FILE --format devtools [-o OUT.heapsnapshot] [--show-values]\n"
-	"\n"
-	"The snapshot's whole object graph as a Chrome DevTools heap snapshot, to load in\n"
-	"DevTools' Memory panel (Summary, Comparison of two exports, Containment, Retainers)\n"
-	"or analyse with memlab: `memlab find-leaks --baseline A --target B --final C\n"
-	"--trace-all-objects` (memlab's own leak detectors look for a browser's leaks only).\n"
-	"Each live allocation is a node named by its type (\"(part of TYPE)\" for a block that\n"
-	"belongs to an object: a list's items, a dict's table; \"size 64\" when untyped), its\n"
-	"usable size as self size, and an id hashed from its address, type and size: an object\n"
-	"keeps its id from one snapshot of its process to the next. Each root is a node named\n"
-	"as `heapsnap summary` names it; what no root reaches hangs from \"(unreachable)\".\n"
-	"Python attributes and the members of C structs (where debug info gives their layout)\n"
-	"are property edges, items element edges, other pointers elements numbered by their\n"
-	"offset in bytes. The JSON is written as the graph is walked, never held in memory.\n"
-	"\n"
-	"  --format devtools  the format (the only one so far, and the default)\n"
-	"  -o, --output OUT   write to OUT (mode 0600, linked in place once complete; never over\n"
-	"                     another user's file or the snapshot read); without\n"
-	"                     it, to standard output, which must not be a terminal\n"
-	"  --show-values      keep the values read from memory that edge names can show (dict\n"
-	"                     keys); masked by default: a heap holds secrets, and a file is shared\n" CLI_ANALYSIS_USAGE;
+static const struct cli_command_help help = {
+	.program = "heapsnap",
+	.name = "export",
+	.operands = 1,
+	.expects = "expects one FILE",
+	.arguments = "FILE",
+	.about =
+		"The snapshot's whole object graph as a Chrome DevTools heap snapshot, to load in\n"
+		"DevTools' Memory panel (Summary, Comparison of two exports, Containment, Retainers)\n"
+		"or analyse with memlab: `memlab find-leaks --baseline A --target B --final C\n"
+		"--trace-all-objects` (memlab's own leak detectors look for a browser's leaks only).\n"
+		"Each live allocation is a node named by its type (\"(part of TYPE)\" for a block that\n"
+		"belongs to an object: a list's items, a dict's table; \"size 64\" when untyped), its\n"
+		"usable size as self size, and an id hashed from its address, type and size: an object\n"
+		"keeps its id from one snapshot of its process to the next. Each root is a node named\n"
+		"as `heapsnap summary` names it; what no root reaches hangs from \"(unreachable)\".\n"
+		"Python attributes and the members of C structs (where debug info gives their layout)\n"
+		"are property edges, items element edges, other pointers elements numbered by their\n"
+		"offset in bytes. The JSON is written as the graph is walked, never held in memory.\n",
+};
+
+static const struct cli_choice formats[] = {{"devtools", 0}, {NULL, 0}};
 
 /* The export into a file descriptor: what safe_file_write hands it. */
 struct export_job {
@@ -69,39 +68,25 @@ static int write_export(int fd, const char *path, void *context, struct hs_error
 
 int cmd_export(int argc, char **argv)
 {
-	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
-						 {"output", required_argument, NULL, 'o'},
-						 {"show-values", no_argument, NULL, 'v'},
-						 CLI_ANALYSIS_OPTIONS,
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
 	const char *output = NULL; /* NULL: standard output */
 	bool show_values = false;
-	int option;
-	optind = 1;
-	while ((option = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
-		switch (option) {
-		case 'f':
-			if (strcmp(optarg, "devtools") != 0)
-				return cli_usage_error("export", "--format takes devtools, not '%s'",
-						       optarg);
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 'v':
-			show_values = true;
-			break;
-		default: {
-			int status = cli_common_option("export", usage, option, optarg, &analysis_options);
-			if (status != CLI_OPTION_TAKEN)
-				return status;
-		}
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage_error("export", "expects one FILE");
+	int format = 0;
+	const struct cli_option options[] = {
+		CLI_CHOICE("format", "devtools", &format, formats,
+			   "the format (the only one so far, and the default)"),
+		CLI_STRING('o', "output", "OUT", &output,
+			   "write to OUT (mode 0600, linked in place once complete; never over\n"
+			   "another user's file or the snapshot read); without\n"
+			   "it, to standard output, which must not be a terminal"),
+		CLI_FLAG(0, "show-values", &show_values,
+			 "keep the values read from memory that edge names can show (dict\n"
+			 "keys); masked by default: a heap holds secrets, and a file is shared"),
+		CLI_ANALYSIS_OPTIONS(&analysis_options), CLI_END};
+	int first;
+	int status = cli_parse_options(&help, options, argc, argv, &first);
+	if (status != CLI_PARSED)
+		return status;
 	struct hs_error err;
 	/* refused before the analysis, not after it: a terminal, the input itself */
 	if (output == NULL && isatty(STDOUT_FILENO)) {
@@ -109,10 +94,10 @@ int cmd_export(int argc, char **argv)
 				   "redirect it to a file");
 		return cli_fail("export", &err);
 	}
-	if (output && safe_file_check(output, argv[optind], &err) != 0)
+	if (output && safe_file_check(output, argv[first], &err) != 0)
 		return cli_fail("export", &err);
 	/* DevTools and memlab compute dominators of their own: what the roots reach is enough */
-	struct analysis *analysis = cli_open_analysis("export", argv[optind], &analysis_options,
+	struct analysis *analysis = cli_open_analysis("export", argv[first], &analysis_options,
 						      true, CLI_REACHABILITY);
 	if (analysis == NULL)
 		return EXIT_ERROR;
@@ -120,7 +105,7 @@ int cmd_export(int argc, char **argv)
 	struct export_job job = {.analysis = analysis, .show_values = show_values};
 	int written;
 	if (output) {
-		written = safe_file_write(output, argv[optind], write_export, &job, &err);
+		written = safe_file_write(output, argv[first], write_export, &job, &err);
 	} else {
 		written = devtools_export_write(stdout, analysis, show_values, &job.stats, &err);
 		if (written == 0 && (fflush(stdout) != 0 || ferror(stdout)))
@@ -150,5 +135,5 @@ int cmd_export(int argc, char **argv)
 			       "DevTools' Comparison may not match them with another export's\n",
 			       (unsigned long long)stats.id_collisions);
 	}
-	return cli_close_analysis("export", argv[optind], analysis, EXIT_OK);
+	return cli_close_analysis("export", argv[first], analysis, EXIT_OK);
 }

@@ -1,6 +1,5 @@
 /* `heapsnap info FILE`: what a snapshot holds, as text for people or JSON (schema heapsnap.info/1,
  * see README) for scripts. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,15 +10,20 @@
 #include "formats/json.h"
 #include "formats/snapshot.h"
 
-static const char usage[] =
-	"usage: heapsnap info FILE [--format text|json] [--verify]\n"
-	"\n"
-	"Show what a snapshot (or an uncompressed ELF core) holds: the process, when it was\n"
-	"captured and for how long it was paused, its threads, modules with build-ids, memory\n"
-	"regions and sizes. No memory contents are printed.\n"
-	"\n"
-	"  --format F   text (default) or json (schema heapsnap.info/1)\n"
-	"  --verify     decompress the whole file and check every frame's checksum\n";
+static const struct cli_command_help help = {
+	.program = "heapsnap",
+	.name = "info",
+	.operands = 1,
+	.expects = "expects one FILE",
+	.arguments = "FILE",
+	.about = "Show what a snapshot (or an uncompressed ELF core) holds: the process, when it was\n"
+		 "captured and for how long it was paused, its threads, modules with build-ids, memory\n"
+		 "regions and sizes. No memory contents are printed.\n",
+};
+
+static const struct cli_choice formats[] = {
+	{"text", FORMAT_TEXT}, {"json", FORMAT_JSON}, {NULL, 0}};
+
 
 
 static void print_json(struct snapshot *snapshot)
@@ -203,35 +207,18 @@ static void print_text(struct snapshot *snapshot)
 
 int cmd_info(int argc, char **argv)
 {
-	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
-						 {"verify", no_argument, NULL, 'v'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
-	enum output_format format = FORMAT_TEXT;
+	int format = FORMAT_TEXT;
 	bool verify = false;
-	int option;
-	optind = 1;
-	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		switch (option) {
-		case 'f':
-			if (!cli_parse_format(optarg, 0, &format))
-				return cli_usage_error("info", "--format takes text or json, not '%s'",
-						       optarg);
-			break;
-		case 'v':
-			verify = true;
-			break;
-		default: {
-			int status = cli_common_option("info", usage, option, optarg, NULL);
-			if (status != CLI_OPTION_TAKEN)
-				return status;
-		}
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage_error("info", "expects one FILE");
+	const struct cli_option options[] = {
+		CLI_CHOICE("format", "F", &format, formats, "text (default) or json (schema heapsnap.info/1)"),
+		CLI_FLAG(0, "verify", &verify, "decompress the whole file and check every frame's checksum"),
+		CLI_END};
+	int first;
+	int status = cli_parse_options(&help, options, argc, argv, &first);
+	if (status != CLI_PARSED)
+		return status;
 	struct hs_error err;
-	struct snapshot *snapshot = snapshot_open(argv[optind], 0, &err);
+	struct snapshot *snapshot = snapshot_open(argv[first], 0, &err);
 	if (snapshot == NULL)
 		return cli_fail("info", &err);
 	if (verify && snapshot_verify(snapshot, &err) != 0) {

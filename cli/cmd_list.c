@@ -1,5 +1,4 @@
 /* `heapsnap list FILE`: one line per allocation, as text or JSON lines. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,26 +8,26 @@
 #include "cli/progress.h"
 #include "formats/json.h"
 
-static const char usage[] =
-	"usage: heapsnap list FILE [--state live|free|all] [--format text|jsonl] [--paths]\n"
-	"                          [--show-values]\n"
-	"\n"
-	"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
-	"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
-	"mmapped, tcache, fastbin, bin, top, metadata, pool, pool_free), and its type when known.\n"
-	"In a Python process, \"python\" says what a block is to CPython: \"tracked\" (an object\n"
-	"the cyclic collector tracks), \"object\" (one it does not), \"immortal\" (3.12+), \"part\"\n"
-	"(a block that belongs to an object: a list's items, a dict's keys and values), and\n"
-	"\"generation\" the collector's generation (0 to 2) whose list a tracked object is in.\n"
-	"\n"
-	"  --state S          live (default), free, or all\n"
-	"  --paths            with jsonl, each live allocation's shortest path from a root\n"
-	"                     (\"path\": root first, its type last; null when no root reaches it)\n"
-	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
-	"                     masked by default: a heap holds secrets, and a report is shared\n"
-	"  --format F         text (default) or jsonl: one JSON object per line,\n"
-	"                     {\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"},\n"
-	"                     and \"allocator\" when the process has several mallocs\n" CLI_ANALYSIS_USAGE;
+static const struct cli_command_help help = {
+	.program = "heapsnap",
+	.name = "list",
+	.operands = 1,
+	.expects = "expects one FILE",
+	.arguments = "FILE",
+	.about =
+		"One line per heap allocation of the snapshot: the address the program got from malloc,\n"
+		"its usable size (what malloc_usable_size returns), live or free, where it is (in use,\n"
+		"mmapped, tcache, fastbin, bin, top, metadata, pool, pool_free), and its type when known.\n"
+		"In a Python process, \"python\" says what a block is to CPython: \"tracked\" (an object\n"
+		"the cyclic collector tracks), \"object\" (one it does not), \"immortal\" (3.12+), \"part\"\n"
+		"(a block that belongs to an object: a list's items, a dict's keys and values), and\n"
+		"\"generation\" the collector's generation (0 to 2) whose list a tracked object is in.\n",
+};
+
+#define STATE_ALL (-1)
+static const struct cli_choice states[] = {
+	{"live", ALLOCATION_LIVE}, {"free", ALLOCATION_FREE}, {"all", STATE_ALL}, {NULL, 0}};
+static const struct cli_choice formats[] = {{"text", 0}, {"jsonl", 1}, {NULL, 0}};
 
 /* Appends `text` to `out`, then spaces up to `width` characters. */
 static char *put_padded(char *out, const char *text, size_t width)
@@ -87,57 +86,27 @@ static void list_line(uint64_t address, uint64_t size, const char *state, const 
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option options[] = {{"state", required_argument, NULL, 's'},
-						 {"paths", no_argument, NULL, 'p'},
-						 {"show-values", no_argument, NULL, 'v'},
-						 {"format", required_argument, NULL, 'f'},
-						 CLI_ANALYSIS_OPTIONS,
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
-	int wanted = ALLOCATION_LIVE; /* -1: all */
-	bool jsonl = false, with_paths = false, show_values = false;
-	int option;
-	optind = 1;
-	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		switch (option) {
-		case 's':
-			if (strcmp(optarg, "live") == 0)
-				wanted = ALLOCATION_LIVE;
-			else if (strcmp(optarg, "free") == 0)
-				wanted = ALLOCATION_FREE;
-			else if (strcmp(optarg, "all") == 0)
-				wanted = -1;
-			else
-				return cli_usage_error("list", "--state takes live, free or all, not '%s'",
-						       optarg);
-			break;
-		case 'f':
-			if (strcmp(optarg, "jsonl") == 0)
-				jsonl = true;
-			else if (strcmp(optarg, "text") == 0)
-				jsonl = false;
-			else
-				return cli_usage_error("list", "--format takes text or jsonl, not '%s'",
-						       optarg);
-			break;
-		case 'p':
-			with_paths = true;
-			break;
-		case 'v':
-			show_values = true;
-			break;
-		default: {
-			int status = cli_common_option("list", usage, option, optarg, &analysis_options);
-			if (status != CLI_OPTION_TAKEN)
-				return status;
-		}
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage_error("list", "expects one FILE");
+	int wanted = ALLOCATION_LIVE; /* STATE_ALL: all */
+	int jsonl = 0;
+	bool with_paths = false, show_values = false;
+	const struct cli_option options[] = {
+		CLI_CHOICE("state", "S", &wanted, states, "live (default), free, or all"),
+		CLI_FLAG(0, "paths", &with_paths,
+			 "with jsonl, each live allocation's shortest path from a root\n"
+			 "(\"path\": root first, its type last; null when no root reaches it)"),
+		CLI_SHOW_VALUES(&show_values),
+		CLI_CHOICE("format", "F", &jsonl, formats,
+			   "text (default) or jsonl: one JSON object per line,\n"
+			   "{\"addr\", \"size\", \"state\", \"place\", \"type\", \"python\", \"generation\"},\n"
+			   "and \"allocator\" when the process has several mallocs"),
+		CLI_ANALYSIS_OPTIONS(&analysis_options), CLI_END};
+	int first;
+	int status = cli_parse_options(&help, options, argc, argv, &first);
+	if (status != CLI_PARSED)
+		return status;
 	struct analysis *analysis =
-		cli_open_analysis("list", argv[optind], &analysis_options, !jsonl,
+		cli_open_analysis("list", argv[first], &analysis_options, !jsonl,
 				  with_paths ? CLI_WHOLE_GRAPH : CLI_NO_GRAPH);
 	if (analysis == NULL)
 		return EXIT_ERROR;
@@ -212,5 +181,5 @@ int cmd_list(int argc, char **argv)
 	}
 	timings_mark(&analysis->timings, "report");
 	path_index_free(paths);
-	return cli_close_analysis("list", argv[optind], analysis, EXIT_OK);
+	return cli_close_analysis("list", argv[first], analysis, EXIT_OK);
 }

@@ -2,7 +2,6 @@
  * allocations grouped by size), as text or JSON (schema heapsnap.summary/1); or the retaining
  * paths alone as a Graphviz digraph (DOT). */
 #include <fnmatch.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,22 +21,25 @@
 #define TYPES_WITH_PATHS 10 /* the largest types get their retaining paths */
 #define PATHS_PER_TYPE 3
 
-static const char usage[] =
-	"usage: heapsnap summary FILE [--format text|json|dot|html] [--type PATTERN] [--show-values]\n"
-	"\n"
-	"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
-	"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
-	"the live allocations grouped by type (or by size where the type is not known), the\n"
-	"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
-	"root reaches, with the cycles among it.\n"
-	"\n"
-	"  --format F         text (default), json (schema heapsnap.summary/1), dot (the\n"
-	"                     retaining paths as a Graphviz digraph, for dot -Tsvg) or html\n"
-	"                     (one self-contained page to open in a browser)\n"
-	"  --type PATTERN     show the retaining paths of the types matching PATTERN (a shell\n"
-	"                     pattern: '__main__.*'), instead of those of the ten largest\n"
-	"  --show-values      show the values read from memory that paths can name (dict keys);\n"
-	"                     masked by default: a heap holds secrets, and a report is shared\n" CLI_ANALYSIS_USAGE;
+static const struct cli_command_help help = {
+	.program = "heapsnap",
+	.name = "summary",
+	.operands = 1,
+	.expects = "expects one FILE",
+	.arguments = "FILE",
+	.about =
+		"What one snapshot's heap is made of: live and free totals, each arena (with its\n"
+		"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
+		"the live allocations grouped by type (or by size where the type is not known), the\n"
+		"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
+		"root reaches, with the cycles among it.\n",
+};
+
+static const struct cli_choice formats[] = {{"text", FORMAT_TEXT},
+					     {"json", FORMAT_JSON},
+					     {"dot", FORMAT_DOT},
+					     {"html", FORMAT_HTML},
+					     {NULL, 0}};
 
 struct totals {
 	uint64_t live_count, live_bytes, free_count, free_bytes, top_bytes;
@@ -551,43 +553,25 @@ static void print_text(const struct analysis *analysis, const struct heap_summar
 
 int cmd_summary(int argc, char **argv)
 {
-	static const struct option options[] = {{"format", required_argument, NULL, 'f'},
-						 {"type", required_argument, NULL, 't'},
-						 {"show-values", no_argument, NULL, 'v'},
-						 CLI_ANALYSIS_OPTIONS,
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
 	struct analysis_options analysis_options = {0};
-	enum output_format format = FORMAT_TEXT;
+	int format = FORMAT_TEXT;
 	bool show_values = false;
-	int option;
-	optind = 1;
-	while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-		switch (option) {
-		case 'f':
-			if (!cli_parse_format(optarg, FORMAT_BIT(FORMAT_DOT) | FORMAT_BIT(FORMAT_HTML),
-					      &format))
-				return cli_usage_error("summary",
-						       "--format takes text, json, dot or html, not '%s'",
-						       optarg);
-			break;
-		case 't':
-			paths_pattern = optarg;
-			break;
-		case 'v':
-			show_values = true;
-			break;
-		default: {
-			int status = cli_common_option("summary", usage, option, optarg, &analysis_options);
-			if (status != CLI_OPTION_TAKEN)
-				return status;
-		}
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage_error("summary", "expects one FILE");
+	const struct cli_option options[] = {
+		CLI_CHOICE("format", "F", &format, formats,
+			   "text (default), json (schema heapsnap.summary/1), dot (the\n"
+			   "retaining paths as a Graphviz digraph, for dot -Tsvg) or html\n"
+			   "(one self-contained page to open in a browser)"),
+		CLI_STRING(0, "type", "PATTERN", &paths_pattern,
+			   "show the retaining paths of the types matching PATTERN (a shell\n"
+			   "pattern: '__main__.*'), instead of those of the ten largest"),
+		CLI_SHOW_VALUES(&show_values),
+		CLI_ANALYSIS_OPTIONS(&analysis_options), CLI_END};
+	int first;
+	int status = cli_parse_options(&help, options, argc, argv, &first);
+	if (status != CLI_PARSED)
+		return status;
 	struct analysis *analysis = cli_open_analysis(
-		"summary", argv[optind], &analysis_options, format != FORMAT_JSON, CLI_WHOLE_GRAPH);
+		"summary", argv[first], &analysis_options, format != FORMAT_JSON, CLI_WHOLE_GRAPH);
 	if (analysis == NULL)
 		return EXIT_ERROR;
 	/* the path index is built beside the summary, on the other core: both only read the
@@ -619,7 +603,7 @@ int cmd_summary(int argc, char **argv)
 	}
 	prepare_paths(paths, &summary);
 	progress_end();
-	int status = EXIT_OK;
+	status = EXIT_OK;
 	if (format == FORMAT_JSON)
 		print_json(stdout, analysis, &summary, paths);
 	else if (format == FORMAT_HTML)
@@ -632,5 +616,5 @@ int cmd_summary(int argc, char **argv)
 	timings_mark(&analysis->timings, "report");
 	path_index_free(paths);
 	heap_summary_free(&summary);
-	return cli_close_analysis("summary", argv[optind], analysis, status);
+	return cli_close_analysis("summary", argv[first], analysis, status);
 }

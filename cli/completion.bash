@@ -7,17 +7,24 @@ _heapsnap_options() { # PROGRAM [COMMAND]: the long and short options its --help
 	"$@" --help 2>/dev/null | grep -oE '(^|[ ,])--?[a-zA-Z][a-zA-Z-]*' | tr -d ' ,' | sort -u
 }
 
-_heapsnap_values() { # OPTION [COMMAND]: the words it takes, when they are a known set; 1 when it
-	# takes none
-	case $1 in
-	--format) [[ $2 == export ]] && echo "devtools" || echo "text json jsonl markdown dot html" ;;
-	--state) echo "live free all" ;;
-	--sort) echo "bytes count" ;;
-	--color) echo "auto always never" ;;
-	--debug-dir | --sysroot) echo "__directory__" ;;
-	-o | --output) echo "__file__" ;;
-	--level | --threads | --top | --type | --min-bytes | --fail-on-growth) echo "" ;;
-	*) return 1 ;;
+_heapsnap_values() { # OPTION PROGRAM [COMMAND]: the words it takes, when they are a known set
+	# (the usage lines of --help show them: "[--format text|json]"; a word in capitals names
+	# what it takes: a DIR, a FILE); 1 when it takes none
+	local option=$1 shown
+	shift
+	local help
+	help=$("$@" --help 2>/dev/null)
+	shown=$(grep -oE "\[$option [A-Za-z|=]+\]" <<<"$help" | head -1)
+	# an option the usage lines show by its short name: its line in the list of options
+	[[ -n $shown ]] || shown=$(grep -oE "^  -[a-zA-Z], $option [A-Z]+" <<<"$help" | head -1)
+	[[ -n $shown ]] || return 1
+	shown=${shown##* }
+	shown=${shown%]}
+	case $shown in
+	DIR) echo "__directory__" ;;
+	FILE | OUT) echo "__file__" ;;
+	*[A-Z]*) echo "" ;;
+	*) echo "${shown//|/ }" ;;
 	esac
 }
 
@@ -25,7 +32,7 @@ _heapsnap_complete_words() { # CURRENT PREVIOUS PROGRAM [COMMAND] -- what to off
 	local current=$1 previous=$2
 	shift 2
 	local values
-	if values=$(_heapsnap_values "$previous" "$2"); then
+	if values=$(_heapsnap_values "$previous" "$@"); then
 		case $values in
 		__directory__) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$current")) ;;
 		__file__) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$current")) ;;
@@ -44,7 +51,7 @@ _heapsnap() {
 	local current=${COMP_WORDS[COMP_CWORD]} previous=${COMP_WORDS[COMP_CWORD - 1]}
 	local program=${COMP_WORDS[0]}
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "capture import info list summary export --help --version" -- "$current"))
+		COMPREPLY=($(compgen -W "$("$program" --help 2>/dev/null | sed -n '/^commands:/,/^$/s/^  \([a-z]*\) .*/\1/p') --help --version" -- "$current"))
 		return
 	fi
 	local command=${COMP_WORDS[1]}

@@ -196,6 +196,13 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
         check("junk.snap" in bad.stderr, f"a file that is no snapshot is named: {bad.stderr}")
         heapdiff(before, expect=2)
         check("usage: heapdiff" in heapdiff("--help").stdout, "--help prints the usage")
+        # `heapsnap diff` is the same command: the same report, its messages by its own name
+        as_command = heapsnap("diff", before, after, "--format", "json")
+        check(as_command.stdout == heapdiff(before, after, "--format", "json").stdout,
+              "heapsnap diff writes heapdiff's report")
+        refused = heapsnap("diff", before, check_ok=False)
+        check(refused.returncode == 2 and "heapsnap diff --help" in refused.stderr,
+              f"heapsnap diff names itself in a usage error: {refused.stderr!r}")
         # colour only when asked for, or on a terminal without NO_COLOR
         check("\033[" not in heapdiff(before, after).stdout, "no colour into a pipe")
         check("\033[" in heapdiff("--color", "always", before, after).stdout,

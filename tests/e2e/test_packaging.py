@@ -99,7 +99,7 @@ def complete(function, *words):
 
 
 if completion:
-    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary",
+    check(complete("_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary", "diff",
                                                     "export"},
           "commands are completed")
     check(complete("_heapsnap", "heapsnap", "summary", "--") >= help_options(HEAPSNAP, "summary"),

@@ -320,7 +320,8 @@ check(bad.returncode == 2 and "text, markdown, json, dot or html" in bad.stderr,
 usage = heapsnap("summary", "--help").stdout
 check("dot" in usage, f"heapsnap summary --help names dot:\n{usage}")
 completion = os.path.join(HERE, "..", "..", "cli", "completion.bash")
-offered = subprocess.run(["bash", "-c", f"source {completion}; COMP_WORDS=(heapdiff --format d); "
+# (the words an option takes are read from the program's --help: the built one)
+offered = subprocess.run(["bash", "-c", f"source {completion}; COMP_WORDS=({HEAPDIFF} --format d); "
                           "COMP_CWORD=2; _heapdiff; printf '%s\\n' \"${COMPREPLY[@]}\""],
                          capture_output=True, text=True).stdout.split()
 check(offered == ["dot"], f"bash completes heapdiff --format d to dot: {offered}")
