@@ -1,5 +1,5 @@
 /* `heapsnap info FILE`: what a snapshot holds, as text for people or JSON (schema heapsnap.info/1,
- * see README) for scripts. */
+ * see docs/json-schema.md) for scripts. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The heapdiff report: what grew between snapshots and what keeps it alive, as aligned text (colour
  * only when asked), GitHub-flavoured markdown (tables, the retaining paths drawn as a mermaid
- * flowchart and listed in a collapsed block), JSON (schema heapsnap.diff/1, documented in the
- * README) or DOT (the retaining paths alone, as a Graphviz digraph; cli/path_graph.h). Values read from memory (dict keys, strings) are
+ * flowchart and listed in a collapsed block), JSON (schema heapsnap.diff/1, documented in
+ * docs/json-schema.md) or DOT (the retaining paths alone, as a Graphviz digraph; cli/path_graph.h). Values read from memory (dict keys, strings) are
  * masked unless `show_values`: a report is made to be shared. Every format ends with what a
  * maintainer needs to reproduce it: tool version, both snapshots and the runtimes' versions. */
 #ifndef HEAPSNAP_DIFF_REPORT_H

@@ -1,4 +1,4 @@
-/* Encoding the HEAPSNAP notes (see snapshot_notes.h and SNAPSHOT.md). */
+/* Encoding the HEAPSNAP notes (see snapshot_notes.h and docs/snapshot-format.md). */
 #include "snapshot_notes.h"
 
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /* The notes heapsnap adds to an ELF core (owner name "HEAPSNAP"), shared by the writers (capture,
- * import, hook) and the reader. Their layout is specified in formats/SNAPSHOT.md; a reader skips
+ * import, hook) and the reader. Their layout is specified in docs/snapshot-format.md; a reader skips
  * note types it does not know, so new types can be added without breaking old readers. */
 #ifndef HEAPSNAP_SNAPSHOT_NOTES_H
 #define HEAPSNAP_SNAPSHOT_NOTES_H

@@ -139,10 +139,11 @@ def wait_for_text(file, process, previous=None, timeout=30):
 
 
 def leak_story(server, variant, name, connections=(100, 1000)):
-    """DESIGN.md's story: starts `server` (a command: tests/targets/leaky_server.py or its C twin)
-    with a port file and --variant VARIANT, makes 100 client connections, captures NAME-before.snap,
-    makes 1,000 more, captures NAME-after.snap, kills the server; returns the two paths. With
-    three numbers of connections: NAME-baseline, -target and -final.snap, after each."""
+    """The leaking-server story (docs/design/leaking-server.md): starts `server` (a command:
+    tests/targets/leaky_server.py or its C twin) with a port file and --variant VARIANT, makes 100
+    client connections, captures NAME-before.snap, makes 1,000 more, captures NAME-after.snap,
+    kills the server; returns the two paths. With three numbers of connections: NAME-baseline,
+    -target and -final.snap, after each."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets"))
     from client import connect  # (the client the demo runs)
     port_file = path(f"port-{name}")

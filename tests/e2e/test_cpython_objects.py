@@ -12,10 +12,10 @@ on this machine (pyenv's 3.8 to 3.13, with DWARF, and Debian's stripped /usr/bin
 - a frame's local is the root of what it holds, named by thread, function and variable;
 - the Python objects no root reaches are, type by type, what the cyclic collector itself finds to be
   garbage (asked after the snapshot, with gc.DEBUG_SAVEALL);
-- DESIGN.md's three leak shapes: the module-global list is the root of its instances, through
-  `list[*]`; the class-attribute dict is the root of its instances, through `dict[*]`; the
-  unreachable Connection/ConnectionHandler pairs are each one cycle whose shape names both classes
-  and the attributes that close it, as many cycles as the target made."""
+- the three leak shapes of docs/design/leaking-server.md: the module-global list is the root of its
+  instances, through `list[*]`; the class-attribute dict is the root of its instances, through
+  `dict[*]`; the unreachable Connection/ConnectionHandler pairs are each one cycle whose shape
+  names both classes and the attributes that close it, as many cycles as the target made."""
 import ast
 import collections
 import glob

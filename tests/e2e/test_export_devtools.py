@@ -3,8 +3,8 @@ tests/tools/memlab: installed there by `npm ci`, from scripts/setup or by this t
 tests/tools/memlab/check.js does the reading). A missing node or memlab is a failure that says
 what to install, never a skip.
 
-On DESIGN.md's leaking server (tests/targets/leaky_server.py), captured after 100, 1,100 and 2,100
-connections (the test's own count), each snapshot exported:
+On the leaking server of docs/design/leaking-server.md (tests/targets/leaky_server.py), captured
+after 100, 1,100 and 2,100 connections (the test's own count), each snapshot exported:
 - the document is what DevTools' loader assumes: node_count and edge_count exact, the nodes' edge
   counts summing to edge_count, every to_node a node's first field, 32-bit unsigned numbers only,
   unique ids, node 0 the root (id 1), element edges numbered and others naming a string, strings

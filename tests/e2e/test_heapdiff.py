@@ -1,6 +1,7 @@
-"""heapdiff on DESIGN.md's story, with real servers and real client connections over 127.0.0.1.
-The ground truth is what the test itself did: 100 connections before the first snapshot, 1,000
-more before the second, each making one Connection (and one ConnectionHandler) in the server.
+"""heapdiff on the leaking-server story (docs/design/leaking-server.md), with real servers and real
+client connections over 127.0.0.1. The ground truth is what the test itself did: 100 connections
+before the first snapshot, 1,000 more before the second, each making one Connection (and one
+ConnectionHandler) in the server.
 
 - Python (tests/targets/leaky_server.py), on pyenv's 3.11 and 3.13 and Debian's stripped 3.11:
   (a) a module-global list never pruned: __main__.Connection grew by exactly 1,000, all 1,000

@@ -3,8 +3,8 @@ Chromium: Debian's /usr/bin/chromium (CHROMIUM overrides it) driven by puppeteer
 tests/tools/browser (installed there by `npm ci`, from scripts/setup or by this test when missing).
 A missing browser, node or puppeteer-core is a failure that says what to install, never a skip.
 
-On the leaky server of DESIGN.md's story (tests/targets/leaky_server.py, two snapshots, 1,000
-connections between them), and on a class whose name is made of HTML's special characters
+On the leaky server of docs/design/leaking-server.md (tests/targets/leaky_server.py, two snapshots,
+1,000 connections between them), and on a class whose name is made of HTML's special characters
 (tests/targets/odd_html_names.py):
 - the page loads with no console error or warning, no page error and no request at all (the page
   is whole: no network, no external script or font);

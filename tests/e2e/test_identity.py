@@ -1,7 +1,7 @@
 """Identity across snapshots: a dict that was cyclic garbage in BEFORE is freed, and a new dict is
 put at its address before AFTER (tests/targets/reused_dict.py). Same address, type and size, but
 not the same object: heapdiff counts the new dicts as new and never says a container "grew" from the
-garbage's 3 items to the new dict's 27. The rule (docs: README, heapdiff's identity): an object no
+garbage's 3 items to the new dict's 27. The rule (docs/heapdiff.md, "Identity"): an object no
 root reaches in BEFORE and one a root reaches in AFTER are never the same. Ground truth: the
 addresses the target recorded with id(). On every supported CPython."""
 import ast

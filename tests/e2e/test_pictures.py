@@ -1,13 +1,14 @@
 """heapdiff's pictures of the retaining paths: the ```mermaid flowchart in the markdown report and
 `--format dot`, checked by the tools that draw them, against the paths of the JSON report.
 
-- DESIGN.md's story (tests/targets/leaky_server.py, the module-global list, on Debian's
-  python3.11): the markdown has one ```mermaid block, after the retainers' table and before the
-  collapsed paths; mermaid's own parser (the npm package `mermaid`, run under jsdom by
-  tests/tools/mermaid/parse.mjs) accepts it as a flowchart; its nodes and edges are those of the
-  JSON's retaining paths (a node for each root and each grown type, a step node per distinct
-  prefix of a path, edges labelled with the number of objects taking them); `dot -Tsvg` accepts
-  `--format dot` without a warning and the SVG it draws has the same nodes, edges and labels.
+- the leaking-server story (docs/design/leaking-server.md; tests/targets/leaky_server.py, the
+  module-global list, on Debian's python3.11): the markdown has one ```mermaid block, after the
+  retainers' table and before the collapsed paths; mermaid's own parser (the npm package `mermaid`,
+  run under jsdom by tests/tools/mermaid/parse.mjs) accepts it as a flowchart; its nodes and edges
+  are those of the JSON's retaining paths (a node for each root and each grown type, a step node
+  per distinct prefix of a path, edges labelled with the number of objects taking them);
+  `dot -Tsvg` accepts `--format dot` without a warning and the SVG it draws has the same nodes,
+  edges and labels.
 - Type names and dict keys that break naive graph text (tests/targets/odd_names.py: quotes,
   brackets, <, >, |, #, &, backslashes, a newline, a backtick, non-ASCII, entity lookalikes), with
   --show-values so the keys are in the paths: both pictures parse, and every label reads back as

@@ -1,6 +1,6 @@
-"""The leaking TCP server of DESIGN.md's story: every accepted connection makes a Connection with
-a ConnectionHandler that points back to it (a reference cycle), and the Connection is appended to
-the module-global _CONNECTIONS and never removed.
+"""The leaking TCP server of the leaking-server story (docs/design/leaking-server.md): every
+accepted connection makes a Connection with a ConnectionHandler that points back to it (a reference
+cycle), and the Connection is appended to the module-global _CONNECTIONS and never removed.
 
     python3 leaky_server.py PORT_FILE [--variant global|class|cycle|fixed]
 

@@ -1,5 +1,5 @@
 /* Dominators against their definition: on thousands of random graphs with cycles (and on a long
- * chain, for depth), the immediate dominators computed by Lengauer-Tarjan must equal those
+ * chain, for depth), the immediate dominators computed by Semi-NCA (dominators.c) must equal those
  * derived by brute force: d dominates v when v cannot be reached from the root with d removed. */
 #include <stdbool.h>
 #include <stdlib.h>
