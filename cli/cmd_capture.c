@@ -39,8 +39,9 @@ static const struct cli_command_help help = {
 		"          Not used (freeze instead, with one line on stderr saying why) under a seccomp\n"
 		"          filter, under strict overcommit (vm.overcommit_memory=2), for a stopped process,\n"
 		"          or when the clone fails.\n"
-		"  freeze  copy every writable page while the process is stopped (about 0.1-0.2 s per GiB),\n"
-		"          most of it beforehand while it runs (see --no-precopy), into heapsnap's memory:\n"
+		"  freeze  copy every writable page while the process is stopped (a pause that grows with\n"
+		"          the memory; bench/README.md measures it), most of it beforehand while it runs\n"
+		"          (see --no-precopy), into heapsnap's memory:\n"
 		"          heapsnap holds as much memory as it copies until the snapshot is written.\n",
 	.epilogue =
 		"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
