@@ -103,7 +103,7 @@ static int parse_notes(struct snapshot *snapshot, size_t total, struct hs_error 
 			capacity = capacity ? capacity * 2 : 32;
 			void *grown = realloc(snapshot->notes, capacity * sizeof *snapshot->notes);
 			if (grown == NULL)
-				return hs_error_set(err, "out of memory reading %s", snapshot->path);
+				return hs_error_nomem(err, "reading %s", snapshot->path);
 			snapshot->notes = grown;
 		}
 		struct snapshot_note *note = &snapshot->notes[snapshot->note_count++];
@@ -252,7 +252,7 @@ static int add_file_regions(struct snapshot *snapshot, struct hs_error *err)
 		struct snapshot_region *grown = realloc(
 			snapshot->regions, (snapshot->region_count + extra) * sizeof *grown);
 		if (grown == NULL)
-			return hs_error_set(err, "out of memory reading %s", snapshot->path);
+			return hs_error_nomem(err, "reading %s", snapshot->path);
 		snapshot->regions = grown;
 	}
 	size_t added = 0;
@@ -285,12 +285,12 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 	size_t names_size = note->size - names_at;
 	snapshot->strings = malloc(names_size + 1);
 	if (snapshot->strings == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	memcpy(snapshot->strings, note->desc + names_at, names_size);
 	snapshot->strings[names_size] = '\0';
 	snapshot->files = calloc(count ? count : 1, sizeof *snapshot->files);
 	if (snapshot->files == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	const char *name = snapshot->strings;
 	const char *names_end = snapshot->strings + names_size;
 	for (uint64_t i = 0; i < count; i++) {
@@ -322,7 +322,7 @@ static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
 			count++;
 	snapshot->threads = calloc(count ? count : 1, sizeof *snapshot->threads);
 	if (snapshot->threads == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	const struct snapshot_note *names = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
 								 HEAPSNAP_NOTE_THREADS);
 	for (size_t i = 0; i < snapshot->note_count; i++) {
@@ -379,7 +379,7 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 	}
 	snapshot->modules = calloc(count ? count : 1, sizeof *snapshot->modules);
 	if (snapshot->modules == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	for (size_t i = 0; i < snapshot->note_count; i++) {
 		const struct snapshot_note *note = &snapshot->notes[i];
 		if (note->type != HEAPSNAP_NOTE_MODULE || strcmp(note->owner, HEAPSNAP_NOTE_OWNER) != 0)
@@ -430,7 +430,7 @@ static int parse_ranges(struct snapshot *snapshot, enum heapsnap_note_type type,
 	size_t entries = note->size / sizeof(struct heapsnap_range_note);
 	*ranges = calloc(entries ? entries : 1, sizeof **ranges);
 	if (*ranges == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	for (size_t i = 0; i < entries; i++) {
 		struct heapsnap_range_note entry;
 		memcpy(&entry, note->desc + i * sizeof entry, sizeof entry);
@@ -477,7 +477,7 @@ static int check_layout(struct snapshot *snapshot, struct hs_error *err)
 	memcpy(&recorded, note->desc, sizeof recorded);
 	uint8_t *headers = malloc(notes_segment->offset ? notes_segment->offset : 1);
 	if (headers == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	if (read_core(snapshot, 0, headers, notes_segment->offset, err) != 0) {
 		free(headers);
 		return -1;
@@ -629,7 +629,7 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	snapshot->regions = calloc(phnum, sizeof *snapshot->regions);
 	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
 		free(phdrs);
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	}
 	if (read_core(snapshot, ehdr.e_phoff, phdrs, phnum * sizeof *phdrs, err) != 0) {
 		free(phdrs);
@@ -669,7 +669,7 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	snapshot->note_bytes = malloc(notes_total ? notes_total : 1);
 	if (snapshot->note_bytes == NULL) {
 		free(phdrs);
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	}
 	size_t notes_at = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
@@ -778,7 +778,7 @@ struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_e
 	if (snapshot == NULL || (snapshot->path = strdup(path)) == NULL) {
 		free(snapshot);
 		close(fd);
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		return NULL;
 	}
 	uint8_t magic[SELFMAG] = {0};
@@ -1128,7 +1128,7 @@ int snapshot_verify(struct snapshot *snapshot, struct hs_error *err)
 	enum { CHUNK = 4 << 20 };
 	uint8_t *buffer = malloc(CHUNK);
 	if (buffer == NULL)
-		return hs_error_set(err, "out of memory verifying %s", snapshot->path);
+		return hs_error_nomem(err, "verifying %s", snapshot->path);
 	uint64_t size = seekable_size(snapshot->stream);
 	int result = 0;
 	for (uint64_t offset = 0; offset < size && result == 0; offset += CHUNK) {
