@@ -40,7 +40,7 @@ struct address_space *address_space_new(struct snapshot *snapshot, struct warnin
 		space->files = calloc(region_count ? region_count : 1, sizeof *space->files);
 	if (space == NULL || space->files == NULL) {
 		free(space);
-		hs_error_set(err, "out of memory reading %s", snapshot_path(snapshot));
+		hs_error_nomem(err, "reading %s", snapshot_path(snapshot));
 		return NULL;
 	}
 	space->snapshot = snapshot;

@@ -112,7 +112,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 {
 	struct analysis *analysis = calloc(1, sizeof *analysis);
 	if (analysis == NULL) {
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		return NULL;
 	}
 	struct timings *timings = &analysis->timings;
@@ -130,7 +130,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir,
 					&analysis->module_files, &analysis->warnings);
 	if (analysis->symbols == NULL) {
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		goto fail;
 	}
 	for (size_t i = 0; known_runtimes[i] && analysis->runtime == NULL; i++)
@@ -290,7 +290,7 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 		return -1;
 	if (dominators &&
 	    (analysis->same_type_dominated = summary_mark_same_type_dominated(analysis, NULL)) == NULL)
-		return hs_error_set(err, "out of memory analysing the object graph");
+		return hs_error_nomem(err, "analysing the object graph");
 	timings_mark(&analysis->timings, dominators ? "graph: dominators" : "graph: reachable");
 	analysis->has_graph = true;
 	return 0;

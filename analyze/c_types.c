@@ -347,7 +347,7 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 {
 	if (reading == NULL) {
 		if ((reading = reading_new(symbols)) == NULL)
-			return hs_error_set(err, "out of memory typing allocations");
+			return hs_error_nomem(err, "typing allocations");
 		read_modules(reading);
 	} else if (reading->started) {
 		pthread_join(reading->thread, NULL);
@@ -400,6 +400,6 @@ int c_types_propagate(struct type_names *names, const struct heap *heap,
 	free(p.queue);
 	free(p.layouts);
 	if (result != 0)
-		return hs_error_set(err, "out of memory typing allocations");
+		return hs_error_nomem(err, "typing allocations");
 	return 0;
 }

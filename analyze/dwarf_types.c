@@ -104,7 +104,7 @@ static struct dwarf_types *open_locked(const char *path, struct hs_error *err)
 {
 	struct dwarf_types *types = calloc(1, sizeof *types);
 	if (types == NULL) {
-		hs_error_set(err, "out of memory reading DWARF of %s", path);
+		hs_error_nomem(err, "reading DWARF of %s", path);
 		return NULL;
 	}
 	types->fd = open_regular_file(path);

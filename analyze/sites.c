@@ -99,7 +99,7 @@ int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snaps
 out_of_memory:
 	hash_index_free(&index);
 	allocation_sites_free(sites);
-	return hs_error_set(err, "out of memory reading allocation sites");
+	return hs_error_nomem(err, "reading allocation sites");
 }
 
 void allocation_sites_free(struct allocation_sites *sites)

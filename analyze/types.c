@@ -86,7 +86,7 @@ int types_assign(struct type_names *names, const struct heap *heap, struct symbo
 	struct vptr_entry *cache = calloc(cache_size, sizeof *cache);
 	if (names->of == NULL || cache == NULL) {
 		free(cache);
-		return hs_error_set(err, "out of memory naming allocations");
+		return hs_error_nomem(err, "naming allocations");
 	}
 	/* the allocators' own blocks (glibc's per-thread tcache structure, the block of a
 	   jemalloc thread's cache bins), named by the allocator of each */

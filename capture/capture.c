@@ -175,7 +175,7 @@ static int add_file_note(struct core_image *image, const struct proc_maps *maps,
 	size_t size = 16 + count * 24 + names_size;
 	uint8_t *desc = malloc(size);
 	if (desc == NULL)
-		return hs_error_set(err, "out of memory building NT_FILE");
+		return hs_error_nomem(err, "building NT_FILE");
 	uint64_t page_size = CAPTURE_PAGE_BYTES;
 	memcpy(desc, &count, 8);
 	memcpy(desc + 8, &page_size, 8);
@@ -305,7 +305,7 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 	if (order == NULL || names == NULL) {
 		free(order);
 		free(names);
-		return hs_error_set(err, "out of memory building the snapshot");
+		return hs_error_nomem(err, "building the snapshot");
 	}
 	size_t thread_count = 0;
 	for (int leader_pass = 1; leader_pass >= 0; leader_pass--)
@@ -317,8 +317,10 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 		}
 	/* a process has a thread; none readable means it died between its freeze and here */
 	int failed = thread_count == 0
-			     ? hs_error_set(err, "pid %d exited during capture (no thread's registers "
-						 "could be read); no snapshot written", (int)pid)
+			     ? hs_error_set_code(err, HS_ERR_GONE,
+						 "pid %d exited during capture (no thread's "
+						 "registers could be read); no snapshot written",
+						 (int)pid)
 			     : 0;
 	for (size_t i = 0; i < thread_count && !failed; i++) {
 		failed = add_thread_notes(image, order[i], &stat, err);
@@ -332,7 +334,7 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 	for (size_t i = 0; i < plan->count && !failed; i++)
 		if (plan->regions[i].untouched &&
 		    range_list_add(&zero, plan->regions[i].start, plan->regions[i].end) != 0)
-			failed = hs_error_set(err, "out of memory building the snapshot");
+			failed = hs_error_nomem(err, "building the snapshot");
 	failed = failed || snapshot_notes_add_info(image, info, err) ||
 		 snapshot_notes_add_layout(image, err) ||
 		 snapshot_notes_add_threads(image, names, thread_count, err) ||
@@ -415,7 +417,7 @@ static int copy_special_regions(struct capture_plan *plan, const struct range_li
 	if (part.regions == NULL || index == NULL) {
 		free(part.regions);
 		free(index);
-		return hs_error_set(err, "out of memory copying pid %d's memory", (int)memory->pid);
+		return hs_error_nomem(err, "copying pid %d's memory", (int)memory->pid);
 	}
 	for (size_t i = 0; i < plan->count; i++) {
 		const struct planned_region *region = &plan->regions[i];
@@ -484,12 +486,12 @@ static int copy_from_clone(struct capture_plan *plan, pid_t clone,
 		}
 		region->data = copy_buffer_take(buffer, region->read_size);
 		if (region->data == NULL) {
-			hs_error_set(err, "out of memory copying the clone of pid %d", (int)clone);
+			hs_error_nomem(err, "copying the clone of pid %d", (int)clone);
 			goto done;
 		}
 		memset(region->data, 0, region->read_size);
 		if (range_list_add(absent, region->start, read_end) != 0) {
-			hs_error_set(err, "out of memory copying the clone of pid %d", (int)clone);
+			hs_error_nomem(err, "copying the clone of pid %d", (int)clone);
 			goto done;
 		}
 	}
@@ -507,25 +509,28 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 {
 	memset(result, 0, sizeof *result);
 	if (pid <= 0)
-		return hs_error_set(err, "%d is not a valid pid", (int)pid);
+		return hs_error_set_code(err, HS_ERR_INVALID, "%d is not a valid pid", (int)pid);
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return explain_attach_failure(pid, ESRCH, err);
 	if (pid == getpid())
-		return hs_error_set(err, "pid %d is heapsnap itself; a process cannot ptrace itself "
-					 "(use the in-process hook)",
-				    (int)pid);
+		return hs_error_set_code(err, HS_ERR_INVALID,
+					 "pid %d is heapsnap itself; a process cannot ptrace "
+					 "itself (use the in-process hook)",
+					 (int)pid);
 	/* what no capture can take, said for what it is before ptrace's EPERM says less */
 	struct proc_stat stat;
 	if (proc_read_stat(pid, pid, &stat) == 0) {
 		if (stat.flags & PF_KTHREAD)
-			return hs_error_set(err, "pid %d is a kernel thread: it has no user memory and "
-						 "no heap to capture",
-					    (int)pid);
+			return hs_error_set_code(err, HS_ERR_UNSUPPORTED,
+						 "pid %d is a kernel thread: it has no user memory "
+						 "and no heap to capture",
+						 (int)pid);
 		if (stat.state == 'Z')
-			return hs_error_set(err,
-					    "pid %d is a zombie: it has exited and its memory is gone; "
-					    "only its parent (pid %d) reaping it remains",
-					    (int)pid, stat.ppid);
+			return hs_error_set_code(err, HS_ERR_GONE,
+						 "pid %d is a zombie: it has exited and its memory "
+						 "is gone; only its parent (pid %d) reaping it "
+						 "remains",
+						 (int)pid, stat.ppid);
 	}
 	long long tracer = proc_status_number(pid, "TracerPid");
 	if (tracer > 0)
@@ -567,7 +572,9 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	/* while the target runs: plan, size the copy buffer with room to grow, and pre-copy */
 	if (proc_read_maps(pid, &maps, err) != 0 || capture_plan_make(&maps, &memory, &plan, err) != 0) {
 		if (process_is_gone(pid))
-			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+			hs_error_set_code(err, HS_ERR_GONE,
+					  "pid %d exited during capture; no snapshot written",
+					  (int)pid);
 		goto done;
 	}
 	/* the fork method (the default), where it is safe; the mappings its clone would not see as
@@ -643,7 +650,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 			by_fork = false;
 			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
 				 fork_err.message);
-			if (keeper.lost) { /* the target was let go: nothing left to copy by freeze */
+			if (fork_err.code == HS_ERR_HOLD_LOST) { /* nothing left to copy */
 				copied = false;
 				*err = fork_err;
 			} else if (plan_from_clone) { /* by freeze after all: planned now */
@@ -660,7 +667,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	/* by freeze, a thread gone from our stop means the target was killed while it was copied */
 	if (copied && !kept && !by_fork && !freeze_still_held(&frozen)) {
 		copied = false;
-		hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+		hs_error_set_code(err, HS_ERR_GONE,
+				  "pid %d exited during capture; no snapshot written", (int)pid);
 	}
 	if (kept) {
 		struct hs_error thaw_err;
@@ -701,7 +709,9 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	 * auxiliary vector, its status) is gone: refuse rather than write a snapshot with holes */
 	if (!copied || process_is_gone(pid)) {
 		if (process_is_gone(pid))
-			hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+			hs_error_set_code(err, HS_ERR_GONE,
+					  "pid %d exited during capture; no snapshot written",
+					  (int)pid);
 		goto done;
 	}
 	info.pause_ns = pause_end - pause_start;
@@ -714,7 +724,7 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	uint64_t write_start = monotonic_ns();
 	int written = write_snapshot(&image, pid, info.capture_start_ns, options,
 				     &options->compression, result, &stats, err);
-	if (written != 0 && stats.source_failed) {
+	if (written != 0 && err->code == HS_ERR_FAULT) {
 		/* a page of the clone could not be read (a file mapping cut short under it, say):
 		 * copied now, the unreadable pages recorded as absent, and written again */
 		for (size_t i = 0; i < plan.count; i++)

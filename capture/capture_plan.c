@@ -58,7 +58,7 @@ int capture_plan_make(const struct proc_maps *maps, struct process_memory *memor
 				if (process_memory_untouched(memory, mapping->start, mapping->end,
 							     UNTOUCHED_RUN_MIN, &untouched) != 0) {
 					range_list_free(&untouched);
-					return hs_error_set(err, "out of memory planning the capture");
+					return hs_error_nomem(err, "planning the capture");
 				}
 				uint64_t at = mapping->start;
 				for (size_t k = 0; k < untouched.count; k++) {
@@ -87,12 +87,12 @@ int capture_plan_make(const struct proc_maps *maps, struct process_memory *memor
 					region.start = at;
 					region.read_size = mapping->end - at;
 					if (plan_add(plan, &region) != 0)
-						return hs_error_set(err, "out of memory planning the capture");
+						return hs_error_nomem(err, "planning the capture");
 				}
 				continue;
 out_of_memory:
 				range_list_free(&untouched);
-				return hs_error_set(err, "out of memory planning the capture");
+				return hs_error_nomem(err, "planning the capture");
 			}
 		} else if (!mapping->shared &&
 			   process_memory_has_private_pages(memory, mapping->start, mapping->end)) {
@@ -107,7 +107,7 @@ out_of_memory:
 		}
 whole:
 		if (plan_add(plan, &region) != 0)
-			return hs_error_set(err, "out of memory planning the capture");
+			return hs_error_nomem(err, "planning the capture");
 	}
 	return 0;
 }
@@ -148,9 +148,10 @@ int copy_buffer_prepare(struct copy_buffer *buffer, uint64_t bytes, struct hs_er
 	uint8_t *data = mmap(NULL, capacity, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (data == MAP_FAILED)
-		return hs_error_set(err, "cannot allocate %llu bytes to copy the target's memory "
+		return hs_error_set_code(err, HS_ERR_NOMEM,
+					 "cannot allocate %llu bytes to copy the target's memory "
 					 "(free memory, or raise the limits on heapsnap)",
-				    (unsigned long long)bytes);
+					 (unsigned long long)bytes);
 	/* populated now, before the freeze. Not with huge pages: they populate twice as fast when
 	 * free memory is at hand, but ten times slower when the kernel must compact for them first
 	 * (measured here: 0.14 s against 2.1 s for 1.2 GB; 4 KiB pages always 0.26 s) */
@@ -255,8 +256,8 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 		region->data = copy_buffer_take(buffer, region->read_size);
 		if (region->data == NULL) {
 			free(job.chunks);
-			return hs_error_set(err, "out of memory copying pid %d's memory",
-					    (int)memory->pid);
+			return hs_error_nomem(err, "copying pid %d's memory",
+					      (int)memory->pid);
 		}
 		for (uint64_t offset = 0; offset < region->read_size; offset += COPY_CHUNK_BYTES) {
 			if (job.chunk_count == capacity) {
@@ -264,8 +265,8 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 				void *grown = realloc(job.chunks, capacity * sizeof *job.chunks);
 				if (grown == NULL) {
 					free(job.chunks);
-					return hs_error_set(err, "out of memory copying pid %d's memory",
-							    (int)memory->pid);
+					return hs_error_nomem(err, "copying pid %d's memory",
+							      (int)memory->pid);
 				}
 				job.chunks = grown;
 			}
@@ -305,8 +306,8 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 		for (size_t k = 0; k < workers[i].absent.count && result == 0; k++)
 			if (range_list_add(absent, workers[i].absent.ranges[k].start,
 					   workers[i].absent.ranges[k].end) != 0)
-				result = hs_error_set(err, "out of memory copying pid %d's memory",
-						      (int)memory->pid);
+				result = hs_error_nomem(err, "copying pid %d's memory",
+							(int)memory->pid);
 		range_list_free(&workers[i].absent);
 	}
 	free(job.chunks);
@@ -320,7 +321,7 @@ int capture_plan_in_place(struct capture_plan *plan, struct process_memory *memo
 	uint8_t *probe = mmap(NULL, PROBE_BYTES, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (probe == MAP_FAILED)
-		return hs_error_set(err, "out of memory planning the capture");
+		return hs_error_nomem(err, "planning the capture");
 	int result = 0;
 	for (size_t i = 0; i < plan->count && result == 0; i++) {
 		struct planned_region *region = &plan->regions[i];
@@ -341,8 +342,8 @@ int capture_plan_in_place(struct capture_plan *plan, struct process_memory *memo
 		}
 		region->data = malloc(region->read_size);
 		if (region->data == NULL)
-			result = hs_error_set(err, "out of memory copying the memory of pid %d",
-					      (int)memory->pid);
+			result = hs_error_nomem(err, "copying the memory of pid %d",
+						(int)memory->pid);
 		else
 			result = process_memory_read(memory, region->start, region->data,
 						     region->read_size, absent, err);

@@ -98,7 +98,7 @@ int fork_clone_special_mappings(pid_t pid, struct range_list *special, struct hs
 		if (strncmp(line, "VmFlags:", 8) == 0) {
 			if (end > start && (has_flag(line + 8, "dc") || has_flag(line + 8, "wf")) &&
 			    range_list_add(special, start, end) != 0)
-				result = hs_error_set(err, "out of memory reading %s", path);
+				result = hs_error_nomem(err, "reading %s", path);
 		} else {
 			uint64_t first, last;
 			if (parse_mapping_header(line, &first, &last)) {

@@ -206,7 +206,7 @@ int fork_keeper_start(pid_t target, struct fork_keeper *keeper, struct hs_error 
 	return 0;
 }
 
-/* Sends one command; false (keeper->lost) when the keeper is gone. */
+/* Sends one command; false when the keeper is gone. */
 static bool keeper_send(struct fork_keeper *keeper, enum keeper_command command)
 {
 	unsigned char byte = (unsigned char)command;
@@ -216,21 +216,25 @@ static bool keeper_send(struct fork_keeper *keeper, enum keeper_command command)
 	pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous);
 	bool sent = keeper->pid > 0 && write_all(keeper->command_fd, &byte, 1) == 0;
 	pthread_sigmask(SIG_SETMASK, &previous, NULL);
-	keeper->lost = keeper->lost || !sent;
 	return sent;
 }
 
-/* Reads the reply to the last command; -1 with a message when the keeper is gone or failed. */
-static int keeper_receive(struct fork_keeper *keeper, struct keeper_reply *reply,
+static int keeper_lost(const struct fork_keeper *keeper, struct hs_error *err)
+{
+	return hs_error_set_code(err, HS_ERR_HOLD_LOST,
+				 "the process holding pid %d for the capture (heapsnap-keeper, pid "
+				 "%d) ended unexpectedly",
+				 (int)keeper->target, (int)keeper->pid);
+}
+
+/* Reads the reply to the last command, when `sent`; -1 with a message when the keeper is gone
+ * (HS_ERR_HOLD_LOST) or failed. */
+static int keeper_receive(struct fork_keeper *keeper, bool sent, struct keeper_reply *reply,
 			  struct hs_error *err)
 {
 	memset(reply, 0, sizeof *reply);
-	if (keeper->lost || read_all(keeper->reply_fd, reply, sizeof *reply) != 0) {
-		keeper->lost = true;
-		return hs_error_set(err, "the process holding pid %d for the capture (heapsnap-keeper, "
-					 "pid %d) ended unexpectedly",
-				    (int)keeper->target, (int)keeper->pid);
-	}
+	if (!sent || read_all(keeper->reply_fd, reply, sizeof *reply) != 0)
+		return keeper_lost(keeper, err);
 	if (reply->status != 0) {
 		*err = reply->error;
 		return -1;
@@ -241,8 +245,8 @@ static int keeper_receive(struct fork_keeper *keeper, struct keeper_reply *reply
 static int keeper_ask(struct fork_keeper *keeper, enum keeper_command command,
 		      struct keeper_reply *reply, struct hs_error *err)
 {
-	keeper_send(keeper, command);
-	return keeper_receive(keeper, reply, err);
+	bool sent = keeper_send(keeper, command);
+	return keeper_receive(keeper, sent, reply, err);
 }
 
 int fork_keeper_freeze(struct fork_keeper *keeper, struct frozen_process *frozen,
@@ -258,15 +262,14 @@ int fork_keeper_freeze(struct fork_keeper *keeper, struct frozen_process *frozen
 				    (int)keeper->target, (unsigned long long)reply.thread_count);
 	frozen->threads = calloc(reply.thread_count, sizeof *frozen->threads);
 	if (frozen->threads == NULL)
-		return hs_error_set(err, "out of memory for the %llu threads of pid %d",
-				    (unsigned long long)reply.thread_count, (int)keeper->target);
+		return hs_error_nomem(err, "for the %llu threads of pid %d",
+				      (unsigned long long)reply.thread_count, (int)keeper->target);
 	if (read_all(keeper->reply_fd, frozen->threads,
-		     reply.thread_count * sizeof *frozen->threads) != 0) {
-		keeper->lost = true;
-		return hs_error_set(err, "the process holding pid %d for the capture ended "
+		     reply.thread_count * sizeof *frozen->threads) != 0)
+		return hs_error_set_code(err, HS_ERR_HOLD_LOST,
+					 "the process holding pid %d for the capture ended "
 					 "unexpectedly",
-				    (int)keeper->target);
-	}
+					 (int)keeper->target);
 	frozen->count = frozen->capacity = reply.thread_count;
 	for (size_t i = 0; i < frozen->count; i++)
 		frozen->threads[i].seized = false; /* the keeper's, not ours */
@@ -299,8 +302,8 @@ void fork_keeper_release(struct fork_keeper *keeper)
 int fork_keeper_finish(struct fork_keeper *keeper, uint64_t *pause_ns, struct hs_error *err)
 {
 	struct keeper_reply reply;
-	keeper_send(keeper, KEEPER_FINISH);
-	int result = keeper_receive(keeper, &reply, err);
+	bool sent = keeper_send(keeper, KEEPER_FINISH);
+	int result = keeper_receive(keeper, sent, &reply, err);
 	*pause_ns = reply.pause_ns;
 	fork_keeper_stop(keeper);
 	return result;

@@ -26,7 +26,6 @@ struct fork_keeper {
 	pid_t target;
 	int command_fd;	 /* heapsnap -> keeper */
 	int reply_fd;	 /* keeper -> heapsnap */
-	bool lost;	 /* the keeper ended unexpectedly: the target was let go */
 	bool released;	 /* fork_keeper_release was called */
 };
 
@@ -40,7 +39,8 @@ int fork_keeper_freeze(struct fork_keeper *keeper, struct frozen_process *frozen
 		       struct hs_error *err);
 
 /* The clone made, the target still frozen. On failure the target stays frozen, so that it can be
- * copied by freeze; the error says why. */
+ * copied by freeze; the error says why. Every function here fails with HS_ERR_HOLD_LOST when the
+ * keeper has ended unexpectedly: the target was let go, and there is nothing left to copy. */
 int fork_keeper_clone(struct fork_keeper *keeper, pid_t *child, struct hs_error *err);
 
 /* The target runs again. */

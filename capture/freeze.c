@@ -45,62 +45,68 @@ static int yama_ptrace_scope(void)
 int explain_attach_failure(pid_t pid, int errnum, struct hs_error *err)
 {
 	if (errnum == ESRCH)
-		return hs_error_set(err, "no process with pid %d (has it exited? check `ps -p %d`)",
-				    (int)pid, (int)pid);
+		return hs_error_set_code(err, HS_ERR_GONE,
+					 "no process with pid %d (has it exited? check `ps -p %d`)",
+					 (int)pid, (int)pid);
 	if (errnum != EPERM)
-		return hs_error_set_errno(err, errnum, "cannot attach to pid %d with ptrace", (int)pid);
+		return hs_error_set_code_errno(err, HS_ERR_PERMISSION, errnum,
+					       "cannot attach to pid %d with ptrace", (int)pid);
 	long long tracer = proc_status_number(pid, "TracerPid");
 	if (tracer > 0) {
 		char name[16];
 		proc_thread_name((pid_t)tracer, (pid_t)tracer, name);
 		if (strncmp(name, "heapsnap", 8) == 0)
-			return hs_error_set(err,
-					    "pid %d is being captured by another heapsnap (pid %lld, "
-					    "%s); a process has one tracer at a time: retry when that "
-					    "capture is done",
-					    (int)pid, tracer, name);
-		return hs_error_set(err,
-				    "pid %d is already traced by pid %lld (%s); a process has one "
-				    "tracer at a time: detach the debugger (gdb: `detach`) and retry",
-				    (int)pid, tracer, name[0] ? name : "?");
+			return hs_error_set_code(err, HS_ERR_PERMISSION,
+						 "pid %d is being captured by another heapsnap "
+						 "(pid %lld, %s); a process has one tracer at a "
+						 "time: retry when that capture is done",
+						 (int)pid, tracer, name);
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "pid %d is already traced by pid %lld (%s); a process "
+					 "has one tracer at a time: detach the debugger (gdb: "
+					 "`detach`) and retry",
+					 (int)pid, tracer, name[0] ? name : "?");
 	}
 	bool capable = have_cap_sys_ptrace();
 	long long uid = proc_status_number(pid, "Uid");
 	if (uid >= 0 && uid != (long long)geteuid() && !capable)
-		return hs_error_set(err,
-				    "permission denied: pid %d runs as uid %lld and heapsnap as uid %d "
-				    "without CAP_SYS_PTRACE; run heapsnap as uid %lld, or as root (or "
-				    "with CAP_SYS_PTRACE)",
-				    (int)pid, uid, (int)geteuid(), uid);
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "permission denied: pid %d runs as uid %lld and "
+					 "heapsnap as uid %d without CAP_SYS_PTRACE; run "
+					 "heapsnap as uid %lld, or as root (or with "
+					 "CAP_SYS_PTRACE)",
+					 (int)pid, uid, (int)geteuid(), uid);
 	int scope = yama_ptrace_scope();
 	if (scope == 3)
-		return hs_error_set(err,
-				    "permission denied: YAMA ptrace_scope is 3, which forbids ptrace "
-				    "for everyone until reboot; use the in-process hook "
-				    "(LD_PRELOAD=libheapsnap.so) instead");
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "permission denied: YAMA ptrace_scope is 3, which "
+					 "forbids ptrace for everyone until reboot; use the "
+					 "in-process hook (LD_PRELOAD=libheapsnap.so) instead");
 	if (scope == 2 && !capable)
-		return hs_error_set(err,
-				    "permission denied: YAMA ptrace_scope is 2 (only CAP_SYS_PTRACE may "
-				    "trace); run heapsnap as root, or set "
-				    "`sysctl kernel.yama.ptrace_scope=1`");
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "permission denied: YAMA ptrace_scope is 2 (only "
+					 "CAP_SYS_PTRACE may trace); run heapsnap as root, or "
+					 "set `sysctl kernel.yama.ptrace_scope=1`");
 	if (scope == 1 && !capable)
-		return hs_error_set(err,
-				    "permission denied: YAMA ptrace_scope is 1 (only a parent may trace "
-				    "its children) and heapsnap lacks CAP_SYS_PTRACE; run it as root, "
-				    "or `sysctl kernel.yama.ptrace_scope=0`, or start the target under "
-				    "the in-process hook");
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "permission denied: YAMA ptrace_scope is 1 (only a "
+					 "parent may trace its children) and heapsnap lacks "
+					 "CAP_SYS_PTRACE; run it as root, or `sysctl "
+					 "kernel.yama.ptrace_scope=0`, or start the target under "
+					 "the in-process hook");
 	if (!capable)
-		return hs_error_set(err,
-				    "permission denied attaching to pid %d: it is not dumpable (setuid, "
-				    "file capabilities, or prctl(PR_SET_DUMPABLE, 0)) and heapsnap lacks "
-				    "CAP_SYS_PTRACE; run heapsnap as root",
-				    (int)pid);
-	return hs_error_set(err,
-			    "permission denied attaching to pid %d although heapsnap has "
-			    "CAP_SYS_PTRACE: a security module (SELinux, AppArmor), a seccomp filter or "
-			    "the container's policy forbids ptrace; run heapsnap where it is allowed or "
-			    "use the in-process hook",
-			    (int)pid);
+		return hs_error_set_code(err, HS_ERR_PERMISSION,
+					 "permission denied attaching to pid %d: it is not "
+					 "dumpable (setuid, file capabilities, or "
+					 "prctl(PR_SET_DUMPABLE, 0)) and heapsnap lacks "
+					 "CAP_SYS_PTRACE; run heapsnap as root",
+					 (int)pid);
+	return hs_error_set_code(err, HS_ERR_PERMISSION,
+				 "permission denied attaching to pid %d although heapsnap has "
+				 "CAP_SYS_PTRACE: a security module (SELinux, AppArmor), a "
+				 "seccomp filter or the container's policy forbids ptrace; run "
+				 "heapsnap where it is allowed or use the in-process hook",
+				 (int)pid);
 }
 
 static struct frozen_thread *find_thread(struct frozen_process *frozen, pid_t tid)
@@ -184,8 +190,10 @@ static int seize_new_threads(struct frozen_process *frozen, struct hs_error *err
 	DIR *dir = opendir(path);
 	if (dir == NULL) {
 		if (errno == ENOENT)
-			return hs_error_set(err, "pid %d exited during capture; no snapshot written",
-					    (int)frozen->pid);
+			return hs_error_set_code(err, HS_ERR_GONE,
+						 "pid %d exited during capture; no snapshot "
+						 "written",
+						 (int)frozen->pid);
 		return hs_error_set_errno(err, errno, "cannot list %s", path);
 	}
 	int added = 0;
@@ -207,21 +215,24 @@ static int seize_new_threads(struct frozen_process *frozen, struct hs_error *err
 				continue;
 			closedir(dir);
 			if (saved == ESRCH && frozen->count > 0)
-				return hs_error_set(err, "pid %d exited during capture; no snapshot written",
-						    (int)frozen->pid);
+				return hs_error_set_code(err, HS_ERR_GONE,
+							 "pid %d exited during capture; no "
+							 "snapshot written",
+							 (int)frozen->pid);
 			return explain_attach_failure(frozen->pid, saved, err);
 		}
 		struct frozen_thread *thread = add_thread(frozen, tid);
 		if (thread == NULL) {
 			ptrace(PTRACE_DETACH, tid, 0, 0);
 			closedir(dir);
-			return hs_error_set(err, "out of memory attaching to pid %d", (int)frozen->pid);
+			return hs_error_nomem(err, "attaching to pid %d", (int)frozen->pid);
 		}
 		thread->seized = true;
 		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 && errno != ESRCH) {
 			closedir(dir);
-			return hs_error_set_errno(err, errno, "cannot interrupt thread %d of pid %d",
-						  (int)tid, (int)frozen->pid);
+			return hs_error_set_errno(err, errno,
+						  "cannot interrupt thread %d of pid %d", (int)tid,
+						  (int)frozen->pid);
 		}
 		added++;
 	}
@@ -247,8 +258,8 @@ int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *er
 			int stopped = wait_for_stop(thread);
 			if (stopped < 0) {
 				hs_error_set(err,
-					     "thread %d of pid %d did not stop within %d ms (stuck in "
-					     "the kernel, state D?); retry later",
+					     "thread %d of pid %d did not stop within %d ms "
+					     "(stuck in the kernel, state D?); retry later",
 					     (int)thread->tid, (int)pid, STOP_TIMEOUT_MS);
 				thaw_process(frozen);
 				return -1;
@@ -263,7 +274,9 @@ int freeze_process(pid_t pid, struct frozen_process *frozen, struct hs_error *er
 		stopped += frozen->threads[i].stopped;
 	if (stopped == 0) {
 		thaw_process(frozen);
-		return hs_error_set(err, "pid %d exited during capture; no snapshot written", (int)pid);
+		return hs_error_set_code(err, HS_ERR_GONE,
+					 "pid %d exited during capture; no snapshot written",
+					 (int)pid);
 	}
 	for (size_t i = 0; i < frozen->count; i++) {
 		struct frozen_thread *thread = &frozen->threads[i];
@@ -286,7 +299,8 @@ int freeze_one_thread(pid_t pid, struct frozen_process *frozen, struct hs_error 
 	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
 	DIR *dir = opendir(path);
 	if (dir == NULL)
-		return hs_error_set(err, "pid %d exited during capture", (int)pid);
+		return hs_error_set_code(err, HS_ERR_GONE, "pid %d exited during capture",
+					 (int)pid);
 	/* the leader first: it is listed first, and it is the thread most likely to live on */
 	struct dirent *entry;
 	while ((entry = readdir(dir)) != NULL) {

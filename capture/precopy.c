@@ -65,7 +65,7 @@ int precopy_run(struct precopy *precopy, struct proc_maps *maps, struct capture_
 	plan = &precopy->plan;
 	precopy->entries = calloc(plan->count ? plan->count : 1, sizeof *precopy->entries);
 	if (precopy->entries == NULL)
-		return hs_error_set(err, "out of memory for the pre-copy");
+		return hs_error_nomem(err, "for the pre-copy");
 	/* reset first: a page written at any moment after this is seen as written */
 	if (clear_soft_dirty(memory->pid) != 0)
 		return hs_error_set_errno(err, errno, "cannot reset the soft-dirty bits of pid %d",
@@ -78,7 +78,7 @@ int precopy_run(struct precopy *precopy, struct proc_maps *maps, struct capture_
 			continue;
 		region->data = copy_buffer_take(buffer, region->read_size);
 		if (region->data == NULL) {
-			result = hs_error_set(err, "out of memory for the pre-copy");
+			result = hs_error_nomem(err, "for the pre-copy");
 			break;
 		}
 		/* frames are read before the bytes: a frame replaced after this shows at the
@@ -147,7 +147,7 @@ int precopy_settle(struct precopy *precopy, struct capture_plan *plan,
 			now_capacity = pages;
 			now = malloc(pages * sizeof *now);
 			if (now == NULL)
-				return hs_error_set(err, "out of memory checking the pre-copy");
+				return hs_error_nomem(err, "checking the pre-copy");
 		}
 		if (process_memory_pagemap(memory, region->start, region->end, now) != 0)
 			continue; /* cannot tell what changed: copied in full */

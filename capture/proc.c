@@ -76,7 +76,7 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 	maps->mappings = malloc(capacity * sizeof *maps->mappings);
 	if (maps->mappings == NULL) {
 		free(text);
-		return hs_error_set(err, "out of memory reading %s", path);
+		return hs_error_nomem(err, "reading %s", path);
 	}
 	for (char *line = text; *line;) {
 		char *newline = strchr(line, '\n');
@@ -94,7 +94,7 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 				if (grown == NULL) {
 					free(text);
 					proc_maps_free(maps);
-					return hs_error_set(err, "out of memory reading %s", path);
+					return hs_error_nomem(err, "reading %s", path);
 				}
 				maps->mappings = grown;
 			}
@@ -110,7 +110,7 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 			if (mapping->path == NULL) {
 				free(text);
 				proc_maps_free(maps);
-				return hs_error_set(err, "out of memory reading %s", path);
+				return hs_error_nomem(err, "reading %s", path);
 			}
 			maps->count++;
 		}

@@ -91,8 +91,10 @@ int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf,
 	while (addr < end) {
 		ssize_t got = read_once(memory, addr, out, (size_t)(end - addr));
 		if (got < 0 && errno == ESRCH)
-			return hs_error_set(err, "pid %d exited during capture; no snapshot written",
-					    (int)memory->pid);
+			return hs_error_set_code(err, HS_ERR_GONE,
+						 "pid %d exited during capture; no snapshot "
+						 "written",
+						 (int)memory->pid);
 		if (got > 0) {
 			__atomic_fetch_add(&memory->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
 			addr += (uint64_t)got;
@@ -105,7 +107,7 @@ int process_memory_read(struct process_memory *memory, uint64_t addr, void *buf,
 			page_end = end;
 		memset(out, 0, (size_t)(page_end - addr));
 		if (range_list_add(absent, addr, page_end) != 0)
-			return hs_error_set(err, "out of memory reading pid %d", (int)memory->pid);
+			return hs_error_nomem(err, "reading pid %d", (int)memory->pid);
 		out += page_end - addr;
 		addr = page_end;
 	}

@@ -576,7 +576,7 @@ int cmd_summary(int argc, char **argv)
 		return EXIT_ERROR;
 	/* the path index is built beside the summary, on the other core: both only read the
 	   analysis */
-	struct path_job paths_job = {analysis, show_values, NULL, {{0}}};
+	struct path_job paths_job = {analysis, show_values, NULL, {0}};
 	pthread_t paths_thread;
 	bool paths_beside = pthread_create(&paths_thread, NULL, build_path_index, &paths_job) == 0;
 	struct hs_error err;

@@ -165,7 +165,7 @@ static int intern(struct writer *writer, const char *text, uint32_t *out, struct
 {
 	*out = string_table_intern(&writer->strings, text);
 	if (*out == UINT32_MAX)
-		return hs_error_set(err, "out of memory naming the snapshot's nodes");
+		return hs_error_nomem(err, "naming the snapshot's nodes");
 	return 0;
 }
 
@@ -208,7 +208,7 @@ static int name_labels(struct writer *writer, struct hs_error *err)
 	const struct string_table *labels = &writer->graph->labels;
 	writer->labels = calloc(labels->count + 1, sizeof *writer->labels);
 	if (writer->labels == NULL)
-		return hs_error_set(err, "out of memory naming the snapshot's edges");
+		return hs_error_nomem(err, "naming the snapshot's edges");
 	for (size_t i = 0; i < labels->count; i++)
 		if (name_label(writer, labels->strings[i], &writer->labels[i], err) != 0)
 			return -1;
@@ -249,7 +249,7 @@ static int number_nodes(struct writer *writer, struct hs_error *err)
 	writer->live = calloc(words, sizeof *writer->live);
 	writer->live_before = malloc(words * sizeof *writer->live_before);
 	if (writer->live == NULL || writer->live_before == NULL)
-		return hs_error_set(err, "out of memory numbering the snapshot's nodes");
+		return hs_error_nomem(err, "numbering the snapshot's nodes");
 	uint64_t next = graph->root_count + 2; /* the root, the roots, "(unreachable)" */
 	writer->heap_base = (uint32_t)next;
 	for (size_t i = 0; i < graph->heap_nodes; i++) {
@@ -271,7 +271,7 @@ static int number_nodes(struct writer *writer, struct hs_error *err)
 		writer->ids_size *= 2;
 	writer->ids = calloc(writer->ids_size, sizeof *writer->ids);
 	if (writer->ids == NULL)
-		return hs_error_set(err, "out of memory numbering the snapshot's nodes");
+		return hs_error_nomem(err, "numbering the snapshot's nodes");
 	writer->ids[mix64(ROOT_ID) & (writer->ids_size - 1)] = ROOT_ID;
 	size_t slot = mix64(UNREACHABLE_ID) & (writer->ids_size - 1);
 	while (writer->ids[slot])
@@ -495,7 +495,7 @@ int devtools_export_write(FILE *out, const struct analysis *analysis, bool show_
 	if (writer == NULL || output == NULL) {
 		free(writer);
 		free(output);
-		return hs_error_set(err, "out of memory starting the export");
+		return hs_error_nomem(err, "starting the export");
 	}
 	*writer = (struct writer){.analysis = analysis, .graph = &analysis->graph,
 				  .show_values = show_values, .stats = stats, .output = output};

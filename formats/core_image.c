@@ -46,14 +46,14 @@ int core_image_add_note(struct core_image *image, const char *owner, uint32_t ty
 {
 	if (reserve_one((void **)&image->notes, &image->note_capacity, image->note_count,
 			sizeof *image->notes) != 0)
-		return hs_error_set(err, "out of memory adding a core note");
+		return hs_error_nomem(err, "adding a core note");
 	struct core_note *note = &image->notes[image->note_count];
 	note->owner = strdup(owner);
 	note->desc = malloc(size ? size : 1);
 	if (note->owner == NULL || note->desc == NULL) {
 		free(note->owner);
 		free(note->desc);
-		return hs_error_set(err, "out of memory adding a core note");
+		return hs_error_nomem(err, "adding a core note");
 	}
 	if (size)
 		memcpy(note->desc, desc, size);
@@ -68,7 +68,7 @@ int core_image_add_segment(struct core_image *image, const struct core_segment *
 {
 	if (reserve_one((void **)&image->segments, &image->segment_capacity,
 			image->segment_count, sizeof *image->segments) != 0)
-		return hs_error_set(err, "out of memory adding a core segment");
+		return hs_error_nomem(err, "adding a core segment");
 	image->segments[image->segment_count++] = *segment;
 	return 0;
 }
@@ -97,7 +97,7 @@ int core_image_write(const struct core_image *image, int fd, const char *path,
 	if (header == NULL || pieces == NULL) {
 		free(header);
 		free(pieces);
-		return hs_error_set(err, "out of memory writing %s", path);
+		return hs_error_nomem(err, "writing %s", path);
 	}
 
 	Elf64_Ehdr *ehdr = (Elf64_Ehdr *)header;

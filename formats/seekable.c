@@ -58,6 +58,7 @@ struct frame_slot {
 	enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_FAILED } state;
 	void *output;
 	size_t output_size;
+	enum hs_error_code code; /* why the frame failed (SLOT_FAILED), said in `error` */
 	char error[256];
 };
 
@@ -119,23 +120,32 @@ static const void *gather(const struct write_job *job, uint64_t offset, size_t s
 	return scratch;
 }
 
-static const char SOURCE_FAILED[] = "part of it could not be read";
+/* Records in `slot` why its frame failed; returns the code. */
+static enum hs_error_code frame_failed(struct frame_slot *slot, enum hs_error_code code,
+				       const char *why)
+{
+	slot->code = code;
+	snprintf(slot->error, sizeof slot->error, "%s", why);
+	return code;
+}
 
-/* Compresses frame `frame` of the stream into slot->output; NULL, or what went wrong. */
-static const char *compress_frame(const struct write_job *job, ZSTD_CCtx *context, uint8_t *scratch,
-				  uint64_t frame, struct frame_slot *slot)
+/* Compresses frame `frame` of the stream into slot->output: HS_ERR_NONE, or why not (the code, and
+ * its words in slot->error). A source that cannot be read is HS_ERR_FAULT, for the caller to copy
+ * what it can and write again. */
+static enum hs_error_code compress_frame(const struct write_job *job, ZSTD_CCtx *context,
+					 uint8_t *scratch, uint64_t frame, struct frame_slot *slot)
 {
 	uint64_t offset = frame * job->frame_size;
 	size_t size = (size_t)(job->total - offset < job->frame_size ? job->total - offset
 								   : job->frame_size);
 	const void *input = gather(job, offset, size, scratch);
 	if (input == NULL)
-		return SOURCE_FAILED;
+		return frame_failed(slot, HS_ERR_FAULT, "part of it could not be read");
 	size_t produced = ZSTD_compress2(context, slot->output, job->output_capacity, input, size);
 	if (ZSTD_isError(produced))
-		return ZSTD_getErrorName(produced);
+		return frame_failed(slot, HS_ERR_OTHER, ZSTD_getErrorName(produced));
 	slot->output_size = produced;
-	return NULL;
+	return HS_ERR_NONE;
 }
 
 static ZSTD_CCtx *compression_context(int level)
@@ -170,16 +180,13 @@ static void *compress_worker(void *argument)
 		slot->state = SLOT_BUSY;
 		pthread_mutex_unlock(&job->lock);
 
-		const char *failure = ready ? compress_frame(job, context, scratch, frame, slot)
-					    : "out of memory for a compression context";
+		enum hs_error_code failure =
+			ready ? compress_frame(job, context, scratch, frame, slot)
+			      : frame_failed(slot, HS_ERR_NOMEM,
+					     "out of memory for a compression context");
 
 		pthread_mutex_lock(&job->lock);
-		if (failure != NULL) {
-			snprintf(slot->error, sizeof slot->error, "%s", failure);
-			slot->state = SLOT_FAILED;
-		} else {
-			slot->state = SLOT_DONE;
-		}
+		slot->state = failure != HS_ERR_NONE ? SLOT_FAILED : SLOT_DONE;
 		pthread_cond_broadcast(&job->changed);
 	}
 	pthread_mutex_unlock(&job->lock);
@@ -218,14 +225,15 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	job.frame_size = options && options->frame_size ? options->frame_size
 							 : SEEKABLE_DEFAULT_FRAME_SIZE;
 	if (job.frame_size > SEEKABLE_MAX_FRAME_SIZE)
-		return hs_error_set(err, "frame size %u is above the format's limit of %u bytes",
-				    job.frame_size, SEEKABLE_MAX_FRAME_SIZE);
+		return hs_error_set_code(err, HS_ERR_INVALID,
+					 "frame size %u is above the format's limit of %u bytes",
+					 job.frame_size, SEEKABLE_MAX_FRAME_SIZE);
 	job.level = options && options->level ? options->level : 1;
 	int threads = options && options->threads > 0 ? options->threads : online_cpus();
 
 	job.piece_starts = malloc((piece_count + 1) * sizeof *job.piece_starts);
 	if (job.piece_starts == NULL)
-		return hs_error_set(err, "out of memory writing %s", path);
+		return hs_error_nomem(err, "writing %s", path);
 	for (size_t i = 0; i < piece_count; i++) {
 		job.piece_starts[i] = job.total;
 		job.total += pieces[i].size;
@@ -233,8 +241,9 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 	job.frame_count = (job.total + job.frame_size - 1) / job.frame_size;
 	if (job.frame_count > 0x8000000u) {
 		free(job.piece_starts);
-		return hs_error_set(err, "%s: %llu frames exceed the seekable format's limit", path,
-				    (unsigned long long)job.frame_count);
+		return hs_error_set_code(err, HS_ERR_INVALID,
+					 "%s: %llu frames exceed the seekable format's limit", path,
+					 (unsigned long long)job.frame_count);
 	}
 	if ((uint64_t)threads > job.frame_count)
 		threads = job.frame_count > 0 ? (int)job.frame_count : 1;
@@ -254,10 +263,9 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 		free(job.slots);
 		free(table);
 		free(job.piece_starts);
-		return hs_error_set(err, "out of memory writing %s", path);
+		return hs_error_nomem(err, "writing %s", path);
 	}
 	int result = 0;
-	bool source_failed = false;
 	uint64_t output_bytes = 0;
 	pthread_t *workers = NULL;
 	int started = 0;
@@ -265,14 +273,14 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 		uint8_t *scratch = malloc(job.frame_size);
 		ZSTD_CCtx *context = compression_context(job.level);
 		if (scratch == NULL || context == NULL)
-			result = hs_error_set(err, "out of memory compressing %s", path);
+			result = hs_error_nomem(err, "compressing %s", path);
 		for (uint64_t frame = 0; result == 0 && frame < job.frame_count; frame++) {
 			struct frame_slot *slot = &job.slots[0];
-			const char *failure = compress_frame(&job, context, scratch, frame, slot);
-			if (failure != NULL) {
-				source_failed = failure == SOURCE_FAILED;
-				result = hs_error_set(err, "compressing frame %llu of %s: %s",
-						      (unsigned long long)frame, path, failure);
+			if (compress_frame(&job, context, scratch, frame, slot) != HS_ERR_NONE) {
+				result = hs_error_set_code(err, slot->code,
+							   "compressing frame %llu of %s: %s",
+							   (unsigned long long)frame, path,
+							   slot->error);
 				break;
 			}
 			if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
@@ -302,9 +310,9 @@ int seekable_write(int fd, const char *path, const struct byte_piece *pieces, si
 			pthread_cond_wait(&job.changed, &job.lock);
 		pthread_mutex_unlock(&job.lock);
 		if (slot->state == SLOT_FAILED) {
-			source_failed = strcmp(slot->error, SOURCE_FAILED) == 0;
-			result = hs_error_set(err, "compressing frame %llu of %s: %s",
-					      (unsigned long long)frame, path, slot->error);
+			result = hs_error_set_code(err, slot->code,
+						   "compressing frame %llu of %s: %s",
+						   (unsigned long long)frame, path, slot->error);
 			break;
 		}
 		if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
@@ -346,7 +354,6 @@ table:
 		stats->input_bytes = job.total;
 		stats->output_bytes = output_bytes;
 		stats->frames = (uint32_t)job.frame_count;
-		stats->source_failed = source_failed;
 	}
 	free(workers);
 	for (size_t i = 0; i < job.slot_count; i++)
@@ -498,7 +505,7 @@ static struct seekable_reader *reader_new(int fd, const char *path, struct hs_er
 	struct seekable_reader *reader = calloc(1, sizeof *reader);
 	if (reader == NULL || (reader->path = strdup(path)) == NULL) {
 		free(reader);
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		return NULL;
 	}
 	reader->fd = fd;
@@ -537,8 +544,9 @@ static int read_exact(int fd, const char *path, void *buf, size_t size, uint64_t
 			return hs_error_set_errno(err, errno, "cannot read %s at offset %llu", path,
 						  (unsigned long long)(offset + done));
 		if (got == 0)
-			return hs_error_set(err, "%s is truncated: it ends before offset %llu", path,
-					    (unsigned long long)(offset + done));
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s is truncated: it ends before offset %llu",
+						 path, (unsigned long long)(offset + done));
 		done += (size_t)got;
 	}
 	return 0;
@@ -553,55 +561,58 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 	uint8_t footer[SEEKABLE_FOOTER_SIZE];
 	uint8_t *table = NULL;
 	if (reader->file_size < SEEKABLE_FOOTER_SIZE + 8) {
-		hs_error_set(err, "%s is truncated: %llu bytes cannot hold a seek table", path,
-			     (unsigned long long)reader->file_size);
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s is truncated: %llu bytes cannot hold a seek table", path,
+				  (unsigned long long)reader->file_size);
 		goto fail;
 	}
 	uint64_t footer_offset = reader->file_size - SEEKABLE_FOOTER_SIZE;
 	if (read_exact(fd, path, footer, sizeof footer, footer_offset, err) != 0)
 		goto fail;
 	if (get_le32(footer + 5) != SEEKABLE_MAGIC) {
-		hs_error_set(err,
-			     "%s has no zstd seek table at offset %llu (truncated, or not a heapsnap "
-			     "snapshot)",
-			     path, (unsigned long long)(footer_offset + 5));
+		hs_error_set_code(err, HS_ERR_FORMAT,
+				  "%s has no zstd seek table at offset %llu (truncated, or not a "
+				  "heapsnap snapshot)",
+				  path, (unsigned long long)(footer_offset + 5));
 		goto fail;
 	}
 	uint8_t descriptor = footer[4];
 	if (descriptor & 0x7C) {
-		hs_error_set(err, "%s: bad seek table: reserved descriptor bits set at offset %llu",
-			     path, (unsigned long long)(footer_offset + 4));
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s: bad seek table: reserved descriptor bits set at offset "
+				  "%llu",
+				  path, (unsigned long long)(footer_offset + 4));
 		goto fail;
 	}
 	uint32_t count = get_le32(footer);
 	size_t entry_size = (descriptor & 0x80) ? 12 : 8;
 	uint64_t table_size = 8 + (uint64_t)count * entry_size + SEEKABLE_FOOTER_SIZE;
 	if (count > 0x8000000u || table_size > reader->file_size) {
-		hs_error_set(err,
-			     "%s: bad seek table: %u frames do not fit in a file of %llu bytes "
-			     "(truncated or corrupt)",
-			     path, count, (unsigned long long)reader->file_size);
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s: bad seek table: %u frames do not fit in a file of %llu "
+				  "bytes (truncated or corrupt)",
+				  path, count, (unsigned long long)reader->file_size);
 		goto fail;
 	}
 	uint64_t table_offset = reader->file_size - table_size;
 	table = malloc(table_size);
 	if (table == NULL) {
-		hs_error_set(err, "out of memory reading the seek table of %s", path);
+		hs_error_nomem(err, "reading the seek table of %s", path);
 		goto fail;
 	}
 	if (read_exact(fd, path, table, table_size, table_offset, err) != 0)
 		goto fail;
 	if (get_le32(table) != SEEKABLE_SKIPPABLE_MAGIC ||
 	    get_le32(table + 4) != table_size - 8) {
-		hs_error_set(err,
-			     "%s: bad seek table: no skippable frame header at offset %llu "
-			     "(truncated or corrupt)",
-			     path, (unsigned long long)table_offset);
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s: bad seek table: no skippable frame header at offset %llu "
+				  "(truncated or corrupt)",
+				  path, (unsigned long long)table_offset);
 		goto fail;
 	}
 	reader->frames = calloc(count ? count : 1, sizeof *reader->frames);
 	if (reader->frames == NULL) {
-		hs_error_set(err, "out of memory reading the seek table of %s", path);
+		hs_error_nomem(err, "reading the seek table of %s", path);
 		goto fail;
 	}
 	reader->frame_count = count;
@@ -621,9 +632,11 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 		if (frame->decompressed_size > SEEKABLE_MAX_FRAME_SIZE ||
 		    frame->compressed_size == 0 ||
 		    frame->decompressed_size > (uint64_t)frame->compressed_size * ZSTD_MAX_EXPANSION) {
-			hs_error_set(err, "%s: bad seek table: entry %u has impossible sizes (%u "
+			hs_error_set_code(err, HS_ERR_DAMAGED,
+					  "%s: bad seek table: entry %u has impossible sizes (%u "
 					  "compressed, %u decompressed)",
-				     path, i, frame->compressed_size, frame->decompressed_size);
+					  path, i, frame->compressed_size,
+					  frame->decompressed_size);
 			goto fail;
 		}
 		file_offset += frame->compressed_size;
@@ -634,10 +647,11 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 			largest_compressed = frame->compressed_size;
 	}
 	if (file_offset != table_offset) {
-		hs_error_set(err,
-			     "%s: bad seek table: its frames add up to %llu bytes but the table "
-			     "starts at offset %llu (truncated or corrupt)",
-			     path, (unsigned long long)file_offset, (unsigned long long)table_offset);
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s: bad seek table: its frames add up to %llu bytes but the "
+				  "table starts at offset %llu (truncated or corrupt)",
+				  path, (unsigned long long)file_offset,
+				  (unsigned long long)table_offset);
 		goto fail;
 	}
 	reader->stream_size = stream_offset;
@@ -657,7 +671,7 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 		reader->cache_count = 2;
 	reader->cache = calloc(reader->cache_count, sizeof *reader->cache);
 	if (reader->context == NULL || reader->compressed == NULL || reader->cache == NULL) {
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		goto fail;
 	}
 	for (size_t i = 0; i < reader->cache_count; i++)
@@ -710,22 +724,27 @@ static int decompress_frame(struct seekable_reader *reader, ZSTD_DCtx *context, 
 	if (frame->has_checksum &&
 	    (frame->compressed_size < 4 ||
 	     get_le32(compressed + frame->compressed_size - 4) != frame->checksum))
-		return hs_error_set(err,
-				    "%s: zstd frame %u at offset %llu is not this snapshot's: its "
-				    "checksum is not the one its seek table records",
-				    reader->path, index, (unsigned long long)frame->file_offset);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: zstd frame %u at offset %llu is not this "
+					 "snapshot's: its checksum is not the one its seek table "
+					 "records",
+					 reader->path, index,
+					 (unsigned long long)frame->file_offset);
 	size_t produced = ZSTD_decompressDCtx(context, out, frame->decompressed_size, compressed,
 					      frame->compressed_size);
 	if (ZSTD_isError(produced))
-		return hs_error_set(err, "%s: corrupt zstd frame %u at offset %llu: %s", reader->path,
-				    index, (unsigned long long)frame->file_offset,
-				    ZSTD_getErrorName(produced));
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: corrupt zstd frame %u at offset %llu: %s",
+					 reader->path, index,
+					 (unsigned long long)frame->file_offset,
+					 ZSTD_getErrorName(produced));
 	if (produced != frame->decompressed_size)
-		return hs_error_set(err,
-				    "%s: corrupt zstd frame %u at offset %llu: it holds %zu bytes, the "
-				    "seek table says %u",
-				    reader->path, index, (unsigned long long)frame->file_offset,
-				    produced, frame->decompressed_size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: corrupt zstd frame %u at offset %llu: it holds %zu "
+					 "bytes, the seek table says %u",
+					 reader->path, index,
+					 (unsigned long long)frame->file_offset, produced,
+					 frame->decompressed_size);
 	return 0;
 }
 
@@ -880,16 +899,17 @@ static void remember_damage(struct seekable_reader *reader, uint32_t index,
 			    const struct hs_error *failure)
 {
 	reader->frames[index].damaged = true;
-	if (reader->first_damage.message[0] == '\0')
+	if (reader->first_damage.code == HS_ERR_NONE)
 		reader->first_damage = *failure;
 }
 
 static int damaged_frame_error(const struct seekable_reader *reader, uint32_t index,
 			       struct hs_error *err)
 {
-	return hs_error_set(err, "%s: zstd frame %u at offset %llu is damaged (it failed before)",
-			    reader->path, index,
-			    (unsigned long long)reader->frames[index].file_offset);
+	return hs_error_set_code(err, HS_ERR_DAMAGED,
+				 "%s: zstd frame %u at offset %llu is damaged (it failed before)",
+				 reader->path, index,
+				 (unsigned long long)reader->frames[index].file_offset);
 }
 
 /* Puts frame `index` in `slot`: the worker's copy when it has it, else decompressed here. */
@@ -902,9 +922,9 @@ static int fill_slot(struct seekable_reader *reader, struct cache_slot *slot, ui
 	reader->generation++;
 	if (!from_worker || !take_ahead(reader, index, slot)) {
 		if (slot->data == NULL && (slot->data = malloc(reader->largest)) == NULL)
-			return hs_error_set(err, "out of memory decompressing %s", reader->path);
+			return hs_error_nomem(err, "decompressing %s", reader->path);
 		/* the reason is kept even when the caller does not ask for it */
-		struct hs_error failure = {{0}};
+		struct hs_error failure = {0};
 		if (decompress_frame(reader, reader->context, reader->compressed, index, slot->data,
 				     &failure) != 0) {
 			remember_damage(reader, index, &failure);
@@ -981,9 +1001,11 @@ const uint8_t *seekable_frame_at(struct seekable_reader *reader, uint64_t offset
 				 uint64_t *end, struct hs_error *err)
 {
 	if (offset >= reader->stream_size) {
-		hs_error_set(err, "%s is truncated or corrupt: offset %llu passes the end of its %llu bytes",
-			     reader->path, (unsigned long long)offset,
-			     (unsigned long long)reader->stream_size);
+		hs_error_set_code(err, HS_ERR_DAMAGED,
+				  "%s is truncated or corrupt: offset %llu passes the end of its "
+				  "%llu bytes",
+				  reader->path, (unsigned long long)offset,
+				  (unsigned long long)reader->stream_size);
 		return NULL;
 	}
 	if (reader->raw) {
@@ -995,8 +1017,8 @@ const uint8_t *seekable_frame_at(struct seekable_reader *reader, uint64_t offset
 	while (index < reader->frame_count && reader->frames[index].decompressed_size == 0)
 		index++; /* (empty frames hold no offset) */
 	if (index == reader->frame_count) {
-		hs_error_set(err, "%s: no frame holds offset %llu", reader->path,
-			     (unsigned long long)offset);
+		hs_error_set_code(err, HS_ERR_DAMAGED, "%s: no frame holds offset %llu",
+				  reader->path, (unsigned long long)offset);
 		return NULL;
 	}
 	const uint8_t *data = load_frame(reader, index, err);
@@ -1016,11 +1038,11 @@ int seekable_read(struct seekable_reader *reader, uint64_t offset, void *buf, si
 		  struct hs_error *err)
 {
 	if (offset > reader->stream_size || size > reader->stream_size - offset)
-		return hs_error_set(err,
-				    "%s is truncated or corrupt: a read of %zu bytes at offset %llu "
-				    "passes the end of its %llu bytes",
-				    reader->path, size, (unsigned long long)offset,
-				    (unsigned long long)reader->stream_size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is truncated or corrupt: a read of %zu bytes at "
+					 "offset %llu passes the end of its %llu bytes",
+					 reader->path, size, (unsigned long long)offset,
+					 (unsigned long long)reader->stream_size);
 	if (reader->raw) {
 		memcpy(buf, reader->raw + offset, size);
 		return 0;
@@ -1067,7 +1089,7 @@ bool seekable_damaged_range(const struct seekable_reader *reader, uint64_t nth, 
 
 int seekable_check_damage(const struct seekable_reader *reader, struct hs_error *err)
 {
-	if (reader->first_damage.message[0] == '\0')
+	if (reader->first_damage.code == HS_ERR_NONE)
 		return 0;
 	if (err != NULL)
 		*err = reader->first_damage;

@@ -54,11 +54,10 @@ struct seekable_stats {
 	uint64_t input_bytes;
 	uint64_t output_bytes;
 	uint32_t frames;
-	bool source_failed; /* the write failed because a byte_source could not be read */
 };
 
 /* Compresses the concatenation of `pieces` into `fd` (from its current position). `path` only names
- * the file in error messages. */
+ * the file in error messages. A byte_source that cannot be read fails it with HS_ERR_FAULT. */
 int seekable_write(int fd, const char *path, const struct byte_piece *pieces, size_t piece_count,
 		   const struct seekable_options *options, struct seekable_stats *stats,
 		   struct hs_error *err);

@@ -87,23 +87,25 @@ static int parse_notes(struct snapshot *snapshot, size_t total, struct hs_error 
 	while (at < total) {
 		Elf64_Nhdr nhdr;
 		if (total - at < sizeof nhdr)
-			return hs_error_set(err, "%s: corrupt note at byte %zu of the notes: header cut short",
-					    snapshot->path, at);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt note at byte %zu of the notes: "
+						 "header cut short",
+						 snapshot->path, at);
 		memcpy(&nhdr, snapshot->note_bytes + at, sizeof nhdr);
 		size_t name_size = ((size_t)nhdr.n_namesz + 3) & ~(size_t)3;
 		size_t desc_size = ((size_t)nhdr.n_descsz + 3) & ~(size_t)3;
 		if (name_size > total - at - sizeof nhdr ||
 		    desc_size > total - at - sizeof nhdr - name_size)
-			return hs_error_set(err,
-					    "%s: corrupt note at byte %zu of the notes: sizes %u+%u "
-					    "pass the end of the note segment",
-					    snapshot->path, at, nhdr.n_namesz, nhdr.n_descsz);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt note at byte %zu of the notes: "
+						 "sizes %u+%u pass the end of the note segment",
+						 snapshot->path, at, nhdr.n_namesz, nhdr.n_descsz);
 		uint8_t *name = snapshot->note_bytes + at + sizeof nhdr;
 		if (snapshot->note_count == capacity) {
 			capacity = capacity ? capacity * 2 : 32;
 			void *grown = realloc(snapshot->notes, capacity * sizeof *snapshot->notes);
 			if (grown == NULL)
-				return hs_error_set(err, "out of memory reading %s", snapshot->path);
+				return hs_error_nomem(err, "reading %s", snapshot->path);
 			snapshot->notes = grown;
 		}
 		struct snapshot_note *note = &snapshot->notes[snapshot->note_count++];
@@ -190,13 +192,15 @@ static int check_regions_disjoint(const struct snapshot *snapshot, struct hs_err
 	for (size_t i = 1; i < snapshot->region_count; i++) {
 		const struct snapshot_region *before = &snapshot->regions[i - 1];
 		const struct snapshot_region *after = &snapshot->regions[i];
-		if (after->start < before->end)
-			return hs_error_set(err, "%s: corrupt: %s at 0x%llx and %s at 0x%llx overlap",
-					    snapshot->path,
-					    before->has_segment ? "segment" : "NT_FILE mapping",
-					    (unsigned long long)before->start,
-					    after->has_segment ? "segment" : "NT_FILE mapping",
-					    (unsigned long long)after->start);
+		if (after->start < before->end) {
+			const char *first = before->has_segment ? "segment" : "NT_FILE mapping";
+			const char *second = after->has_segment ? "segment" : "NT_FILE mapping";
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt: %s at 0x%llx and %s at 0x%llx "
+						 "overlap",
+						 snapshot->path, first, (unsigned long long)before->start,
+						 second, (unsigned long long)after->start);
+		}
 	}
 	return 0;
 }
@@ -252,7 +256,7 @@ static int add_file_regions(struct snapshot *snapshot, struct hs_error *err)
 		struct snapshot_region *grown = realloc(
 			snapshot->regions, (snapshot->region_count + extra) * sizeof *grown);
 		if (grown == NULL)
-			return hs_error_set(err, "out of memory reading %s", snapshot->path);
+			return hs_error_nomem(err, "reading %s", snapshot->path);
 		snapshot->regions = grown;
 	}
 	size_t added = 0;
@@ -270,43 +274,48 @@ static int parse_file_note(struct snapshot *snapshot, const struct snapshot_note
 			   struct hs_error *err)
 {
 	if (note->size < 16)
-		return hs_error_set(err, "%s: corrupt NT_FILE note: %zu bytes", snapshot->path,
-				    note->size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED, "%s: corrupt NT_FILE note: %zu bytes",
+					 snapshot->path, note->size);
 	uint64_t count, page_size;
 	memcpy(&count, note->desc, 8);
 	memcpy(&page_size, note->desc + 8, 8);
 	if (count > (note->size - 16) / 24)
-		return hs_error_set(err, "%s: corrupt NT_FILE note: %llu entries in %zu bytes",
-				    snapshot->path, (unsigned long long)count, note->size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: corrupt NT_FILE note: %llu entries in %zu bytes",
+					 snapshot->path, (unsigned long long)count, note->size);
 	if (page_size == 0 || (page_size & (page_size - 1)) != 0)
-		return hs_error_set(err, "%s: corrupt NT_FILE note: page size %llu", snapshot->path,
-				    (unsigned long long)page_size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: corrupt NT_FILE note: page size %llu", snapshot->path,
+					 (unsigned long long)page_size);
 	size_t names_at = 16 + (size_t)count * 24;
 	size_t names_size = note->size - names_at;
 	snapshot->strings = malloc(names_size + 1);
 	if (snapshot->strings == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	memcpy(snapshot->strings, note->desc + names_at, names_size);
 	snapshot->strings[names_size] = '\0';
 	snapshot->files = calloc(count ? count : 1, sizeof *snapshot->files);
 	if (snapshot->files == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	const char *name = snapshot->strings;
 	const char *names_end = snapshot->strings + names_size;
 	for (uint64_t i = 0; i < count; i++) {
 		if (name >= names_end)
-			return hs_error_set(err, "%s: corrupt NT_FILE note: %llu names for %llu entries",
-					    snapshot->path, (unsigned long long)i,
-					    (unsigned long long)count);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt NT_FILE note: %llu names for %llu "
+						 "entries",
+						 snapshot->path, (unsigned long long)i,
+						 (unsigned long long)count);
 		uint64_t entry[3];
 		memcpy(entry, note->desc + 16 + i * 24, sizeof entry);
 		if (entry[0] >= entry[1] || entry[2] > UINT64_MAX / page_size)
-			return hs_error_set(err,
-					    "%s: corrupt NT_FILE note: entry %llu (%s) maps 0x%llx-0x%llx "
-					    "at page %llu",
-					    snapshot->path, (unsigned long long)i, name,
-					    (unsigned long long)entry[0], (unsigned long long)entry[1],
-					    (unsigned long long)entry[2]);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt NT_FILE note: entry %llu (%s) maps "
+						 "0x%llx-0x%llx at page %llu",
+						 snapshot->path, (unsigned long long)i, name,
+						 (unsigned long long)entry[0],
+						 (unsigned long long)entry[1],
+						 (unsigned long long)entry[2]);
 		snapshot->files[snapshot->file_count++] = (struct file_mapping){
 			entry[0], entry[1], entry[2] * page_size, name};
 		name += strlen(name) + 1;
@@ -322,7 +331,7 @@ static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
 			count++;
 	snapshot->threads = calloc(count ? count : 1, sizeof *snapshot->threads);
 	if (snapshot->threads == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	const struct snapshot_note *names = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
 								 HEAPSNAP_NOTE_THREADS);
 	for (size_t i = 0; i < snapshot->note_count; i++) {
@@ -331,8 +340,10 @@ static int parse_threads(struct snapshot *snapshot, struct hs_error *err)
 			continue;
 		struct elf_prstatus status;
 		if (note->size < sizeof status)
-			return hs_error_set(err, "%s: corrupt NT_PRSTATUS note: %zu bytes, expected %zu",
-					    snapshot->path, note->size, sizeof status);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt NT_PRSTATUS note: %zu bytes, "
+						 "expected %zu",
+						 snapshot->path, note->size, sizeof status);
 		memcpy(&status, note->desc, sizeof status);
 		struct snapshot_thread *thread = &snapshot->threads[snapshot->thread_count++];
 		thread->tid = status.pr_pid;
@@ -379,22 +390,24 @@ static int parse_modules(struct snapshot *snapshot, struct hs_error *err)
 	}
 	snapshot->modules = calloc(count ? count : 1, sizeof *snapshot->modules);
 	if (snapshot->modules == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	for (size_t i = 0; i < snapshot->note_count; i++) {
 		const struct snapshot_note *note = &snapshot->notes[i];
 		if (note->type != HEAPSNAP_NOTE_MODULE || strcmp(note->owner, HEAPSNAP_NOTE_OWNER) != 0)
 			continue;
 		struct heapsnap_module_note header;
 		if (note->size < sizeof header)
-			return hs_error_set(err, "%s: corrupt HEAPSNAP module note: %zu bytes",
-					    snapshot->path, note->size);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt HEAPSNAP module note: %zu bytes",
+						 snapshot->path, note->size);
 		memcpy(&header, note->desc, sizeof header);
 		if (header.build_id_size > sizeof snapshot->modules[0].build_id ||
 		    header.path_size == 0 ||
 		    (uint64_t)header.build_id_size + header.path_size > note->size - sizeof header ||
 		    note->desc[sizeof header + header.build_id_size + header.path_size - 1] != '\0')
-			return hs_error_set(err, "%s: corrupt HEAPSNAP module note: bad sizes",
-					    snapshot->path);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt HEAPSNAP module note: bad sizes",
+						 snapshot->path);
 		struct snapshot_module *module = &snapshot->modules[snapshot->module_count++];
 		module->base = header.base;
 		module->build_id_size = header.build_id_size;
@@ -430,14 +443,16 @@ static int parse_ranges(struct snapshot *snapshot, enum heapsnap_note_type type,
 	size_t entries = note->size / sizeof(struct heapsnap_range_note);
 	*ranges = calloc(entries ? entries : 1, sizeof **ranges);
 	if (*ranges == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	for (size_t i = 0; i < entries; i++) {
 		struct heapsnap_range_note entry;
 		memcpy(&entry, note->desc + i * sizeof entry, sizeof entry);
 		if (entry.end < entry.start)
-			return hs_error_set(err, "%s: corrupt HEAPSNAP range note: 0x%llx > 0x%llx",
-					    snapshot->path, (unsigned long long)entry.start,
-					    (unsigned long long)entry.end);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt HEAPSNAP range note: 0x%llx > "
+						 "0x%llx",
+						 snapshot->path, (unsigned long long)entry.start,
+						 (unsigned long long)entry.end);
 		(*ranges)[i].start = entry.start;
 		(*ranges)[i].end = entry.end;
 	}
@@ -472,12 +487,14 @@ static int check_layout(struct snapshot *snapshot, struct hs_error *err)
 			notes_segment = &snapshot->segments[i];
 	if (note->size != sizeof recorded || notes_segment == NULL ||
 	    notes_segment->offset > (64u << 20))
-		return hs_error_set(err, "%s is damaged: its layout note is not as heapsnap writes it",
-				    snapshot->path);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is damaged: its layout note is not as heapsnap "
+					 "writes it",
+					 snapshot->path);
 	memcpy(&recorded, note->desc, sizeof recorded);
 	uint8_t *headers = malloc(notes_segment->offset ? notes_segment->offset : 1);
 	if (headers == NULL)
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	if (read_core(snapshot, 0, headers, notes_segment->offset, err) != 0) {
 		free(headers);
 		return -1;
@@ -486,11 +503,12 @@ static int check_layout(struct snapshot *snapshot, struct hs_error *err)
 						 snapshot->note_bytes, snapshot->note_bytes_size);
 	free(headers);
 	if (digest != recorded.digest || recorded.program_headers != snapshot->segment_count)
-		return hs_error_set(err,
-				    "%s is damaged: its ELF header, program headers or note headers are "
-				    "not those heapsnap wrote (their digest differs from the one its "
-				    "layout note records); `heapsnap info --verify %s` checks the rest",
-				    snapshot->path, snapshot->path);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is damaged: its ELF header, program headers or note "
+					 "headers are not those heapsnap wrote (their digest "
+					 "differs from the one its layout note records); "
+					 "`heapsnap info --verify %s` checks the rest",
+					 snapshot->path, snapshot->path);
 	return 0;
 }
 
@@ -508,28 +526,29 @@ static int check_own_notes(struct snapshot *snapshot, struct hs_error *err)
 	for (size_t i = 0; i < snapshot->note_count; i++) {
 		const struct snapshot_note *note = &snapshot->notes[i];
 		if (!own_note_type(note))
-			return hs_error_set(err,
-					    "%s is damaged: its note %zu (owner \"%.16s\", type 0x%x) is "
-					    "none heapsnap writes; `heapsnap info --verify %s` checks the "
-					    "rest",
-					    snapshot->path, i, note->owner, (unsigned)note->type,
-					    snapshot->path);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s is damaged: its note %zu (owner \"%.16s\", "
+						 "type 0x%x) is none heapsnap writes; `heapsnap "
+						 "info --verify %s` checks the rest",
+						 snapshot->path, i, note->owner,
+						 (unsigned)note->type, snapshot->path);
 		files |= strcmp(note->owner, "CORE") == 0 && note->type == NT_FILE;
 		modules += strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 &&
 			   note->type == HEAPSNAP_NOTE_MODULE;
 	}
 	if (snapshot->thread_count == 0)
-		return hs_error_set(err,
-				    "%s is damaged: it holds no thread (no NT_PRSTATUS note), and a "
-				    "process has at least one; without them its stacks, which are "
-				    "roots, would be missing from every answer",
-				    snapshot->path);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is damaged: it holds no thread (no NT_PRSTATUS "
+					 "note), and a process has at least one; without them "
+					 "its stacks, which are roots, would be missing from "
+					 "every answer",
+					 snapshot->path);
 	if (modules > 0 && !files)
-		return hs_error_set(err,
-				    "%s is damaged: it names %zu mapped files but has no NT_FILE note "
-				    "saying where they are mapped; without it no symbol or type could be "
-				    "found",
-				    snapshot->path, modules);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is damaged: it names %zu mapped files but has no "
+					 "NT_FILE note saying where they are mapped; without it "
+					 "no symbol or type could be found",
+					 snapshot->path, modules);
 	/* (what the checks above name, said first; the digest then catches any other change) */
 	return check_layout(snapshot, err);
 }
@@ -594,42 +613,52 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	uint64_t core_size = seekable_size(snapshot->stream);
 	Elf64_Ehdr ehdr;
 	if (core_size < sizeof ehdr)
-		return hs_error_set(err, "%s is not an ELF core: %llu bytes is too short for an ELF header",
-				    snapshot->path, (unsigned long long)core_size);
+		return hs_error_set_code(err, HS_ERR_FORMAT,
+					 "%s is not an ELF core: %llu bytes is too short for an "
+					 "ELF header",
+					 snapshot->path, (unsigned long long)core_size);
 	if (read_core(snapshot, 0, &ehdr, sizeof ehdr, err) != 0)
 		return -1;
 	if (memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
-		return hs_error_set(err, "%s holds no ELF core (bad magic at offset 0)", snapshot->path);
+		return hs_error_set_code(err, HS_ERR_FORMAT,
+					 "%s holds no ELF core (bad magic at offset 0)",
+					 snapshot->path);
 	if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    ehdr.e_machine != EM_X86_64)
-		return hs_error_set(err, "%s: only 64-bit little-endian x86-64 cores are supported",
-				    snapshot->path);
+		return hs_error_set_code(err, HS_ERR_UNSUPPORTED,
+					 "%s: only 64-bit little-endian x86-64 cores are "
+					 "supported",
+					 snapshot->path);
 	if (ehdr.e_type != ET_CORE)
-		return hs_error_set(err, "%s is an ELF file but not a core (e_type %u)", snapshot->path,
-				    ehdr.e_type);
+		return hs_error_set_code(err, HS_ERR_FORMAT,
+					 "%s is an ELF file but not a core (e_type %u)",
+					 snapshot->path, ehdr.e_type);
 	uint32_t phnum = ehdr.e_phnum;
 	if (phnum == PN_XNUM) {
 		/* extended numbering: the real count is in section header 0's sh_info */
 		Elf64_Shdr section;
 		if (ehdr.e_shoff > core_size || core_size - ehdr.e_shoff < sizeof section ||
 		    read_core(snapshot, ehdr.e_shoff, &section, sizeof section, err) != 0)
-			return hs_error_set(err, "%s: corrupt ELF header: extended program header count "
-						 "without a section header at offset %llu",
-					    snapshot->path, (unsigned long long)ehdr.e_shoff);
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt ELF header: extended program "
+						 "header count without a section header at "
+						 "offset %llu",
+						 snapshot->path, (unsigned long long)ehdr.e_shoff);
 		phnum = section.sh_info;
 	}
 	if (ehdr.e_phentsize != sizeof(Elf64_Phdr) || phnum == 0 || ehdr.e_phoff > core_size ||
 	    (uint64_t)phnum * sizeof(Elf64_Phdr) > core_size - ehdr.e_phoff)
-		return hs_error_set(err, "%s: corrupt ELF header: %u program headers at offset %llu do "
-					 "not fit in %llu bytes",
-				    snapshot->path, phnum, (unsigned long long)ehdr.e_phoff,
-				    (unsigned long long)core_size);
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: corrupt ELF header: %u program headers at offset "
+					 "%llu do not fit in %llu bytes",
+					 snapshot->path, phnum, (unsigned long long)ehdr.e_phoff,
+					 (unsigned long long)core_size);
 	Elf64_Phdr *phdrs = calloc(phnum, sizeof *phdrs);
 	snapshot->segments = calloc(phnum, sizeof *snapshot->segments);
 	snapshot->regions = calloc(phnum, sizeof *snapshot->regions);
 	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
 		free(phdrs);
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	}
 	if (read_core(snapshot, ehdr.e_phoff, phdrs, phnum * sizeof *phdrs, err) != 0) {
 		free(phdrs);
@@ -641,12 +670,12 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 		if (phdr->p_type != PT_LOAD && phdr->p_type != PT_NOTE)
 			continue;
 		if (phdr->p_offset > core_size || phdr->p_filesz > core_size - phdr->p_offset) {
-			hs_error_set(err,
-				     "%s is truncated: segment %u (address 0x%llx) needs bytes up to "
-				     "offset %llu of the core but it has %llu",
-				     snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-				     (unsigned long long)(phdr->p_offset + phdr->p_filesz),
-				     (unsigned long long)core_size);
+			hs_error_set_code(err, HS_ERR_DAMAGED,
+					  "%s is truncated: segment %u (address 0x%llx) needs "
+					  "bytes up to offset %llu of the core but it has %llu",
+					  snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+					  (unsigned long long)(phdr->p_offset + phdr->p_filesz),
+					  (unsigned long long)core_size);
 			free(phdrs);
 			return -1;
 		}
@@ -654,22 +683,25 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 			notes_total += phdr->p_filesz;
 		if (phdr->p_type == PT_LOAD &&
 		    (phdr->p_filesz > phdr->p_memsz || phdr->p_vaddr + phdr->p_memsz < phdr->p_vaddr)) {
-			hs_error_set(err, "%s: corrupt segment %u at address 0x%llx: sizes %llu/%llu",
-				     snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-				     (unsigned long long)phdr->p_filesz, (unsigned long long)phdr->p_memsz);
+			hs_error_set_code(err, HS_ERR_DAMAGED,
+					  "%s: corrupt segment %u at address 0x%llx: sizes "
+					  "%llu/%llu",
+					  snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+					  (unsigned long long)phdr->p_filesz,
+					  (unsigned long long)phdr->p_memsz);
 			free(phdrs);
 			return -1;
 		}
 	}
 	if (notes_total > NOTES_MAX_BYTES) {
 		free(phdrs);
-		return hs_error_set(err, "%s: corrupt: %llu bytes of notes", snapshot->path,
-				    (unsigned long long)notes_total);
+		return hs_error_set_code(err, HS_ERR_DAMAGED, "%s: corrupt: %llu bytes of notes",
+					 snapshot->path, (unsigned long long)notes_total);
 	}
 	snapshot->note_bytes = malloc(notes_total ? notes_total : 1);
 	if (snapshot->note_bytes == NULL) {
 		free(phdrs);
-		return hs_error_set(err, "out of memory reading %s", snapshot->path);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
 	}
 	size_t notes_at = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
@@ -705,11 +737,11 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 	if (info)
 		parse_info_note(snapshot, info);
 	if (snapshot->info.format_version > HEAPSNAP_FORMAT_VERSION)
-		return hs_error_set(err,
-				    "%s uses snapshot format %u; this heapsnap reads up to %u: "
-				    "use a newer heapsnap",
-				    snapshot->path, snapshot->info.format_version,
-				    HEAPSNAP_FORMAT_VERSION);
+		return hs_error_set_code(err, HS_ERR_UNSUPPORTED,
+					 "%s uses snapshot format %u; this heapsnap reads up to "
+					 "%u: use a newer heapsnap",
+					 snapshot->path, snapshot->info.format_version,
+					 HEAPSNAP_FORMAT_VERSION);
 	const struct snapshot_note *files = snapshot_find_note(snapshot, "CORE", NT_FILE);
 	if (files && parse_file_note(snapshot, files, err) != 0)
 		return -1;
@@ -764,12 +796,13 @@ struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_e
 		int saved = errno;
 		struct stat st;
 		if ((saved == EINVAL || saved == EISDIR) && stat(path, &st) == 0)
-			hs_error_set(err, "%s is %s, not a snapshot file: nothing was read from it",
-				     path,
-				     S_ISDIR(st.st_mode)    ? "a directory"
-				     : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
-				     : S_ISSOCK(st.st_mode) ? "a socket"
-							    : "a device");
+			hs_error_set_code(err, HS_ERR_FORMAT,
+					  "%s is %s, not a snapshot file: nothing was read from it",
+					  path,
+					  S_ISDIR(st.st_mode)    ? "a directory"
+					  : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+					  : S_ISSOCK(st.st_mode) ? "a socket"
+								 : "a device");
 		else
 			hs_error_set_errno(err, saved, "cannot open %s", path);
 		return NULL;
@@ -778,7 +811,7 @@ struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_e
 	if (snapshot == NULL || (snapshot->path = strdup(path)) == NULL) {
 		free(snapshot);
 		close(fd);
-		hs_error_set(err, "out of memory opening %s", path);
+		hs_error_nomem(err, "opening %s", path);
 		return NULL;
 	}
 	uint8_t magic[SELFMAG] = {0};
@@ -791,23 +824,26 @@ struct snapshot *snapshot_open(const char *path, size_t cache_bytes, struct hs_e
 	case SEEKABLE_KIND_PLAIN_ZSTD:
 		if (seekable_ends_mid_frame(fd) && starts_like_snapshot(fd)) {
 			struct stat st;
-			hs_error_set(err,
-				     "%s is a heapsnap snapshot cut short: it ends after %lld bytes, "
-				     "before the seek table every snapshot ends with (a copy or a "
-				     "capture that did not finish?); copy it again, or capture again",
-				     path, fstat(fd, &st) == 0 ? (long long)st.st_size : -1LL);
+			hs_error_set_code(err, HS_ERR_DAMAGED,
+					  "%s is a heapsnap snapshot cut short: it ends after "
+					  "%lld bytes, before the seek table every snapshot ends "
+					  "with (a copy or a capture that did not finish?); copy "
+					  "it again, or capture again",
+					  path, fstat(fd, &st) == 0 ? (long long)st.st_size : -1LL);
 			break;
 		}
-		hs_error_set(err,
-			     "%s is zstd-compressed without a seek table (not a heapsnap snapshot); "
-			     "decompress it with `zstd -d` and run `heapsnap import` on the core",
-			     path);
+		hs_error_set_code(err, HS_ERR_FORMAT,
+				  "%s is zstd-compressed without a seek table (not a heapsnap "
+				  "snapshot); decompress it with `zstd -d` and run `heapsnap "
+				  "import` on the core",
+				  path);
 		break;
 	case SEEKABLE_KIND_OTHER:
 		if (pread(fd, magic, SELFMAG, 0) == SELFMAG && memcmp(magic, ELFMAG, SELFMAG) == 0)
 			snapshot->stream = seekable_open_raw(fd, path, err);
 		else
-			hs_error_set(err, "%s is not a heapsnap snapshot or an ELF core", path);
+			hs_error_set_code(err, HS_ERR_FORMAT,
+					  "%s is not a heapsnap snapshot or an ELF core", path);
 		break;
 	}
 	if (snapshot->stream == NULL) {
@@ -989,21 +1025,22 @@ int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t si
 		return 0;
 	}
 	if (size > 0 && addr + size - 1 < addr)
-		return hs_error_set(err, "address 0x%llx + %zu wraps around", (unsigned long long)addr,
-				    size);
+		return hs_error_set_code(err, HS_ERR_FAULT, "address 0x%llx + %zu wraps around",
+					 (unsigned long long)addr, size);
 	const struct absent_range *absent =
 		range_after(snapshot->absent, snapshot->absent_count, addr);
 	if (absent && absent->start < addr + size)
-		return hs_error_set(err,
-				    "address 0x%llx was unreadable when %s was captured",
-				    (unsigned long long)(absent->start > addr ? absent->start : addr),
-				    snapshot->path);
+		return hs_error_set_code(
+			err, HS_ERR_FAULT, "address 0x%llx was unreadable when %s was captured",
+			(unsigned long long)(absent->start > addr ? absent->start : addr),
+			snapshot->path);
 	uint8_t *out = buf;
 	while (size > 0) {
 		const struct snapshot_region *region = snapshot_find_region(snapshot, addr);
 		if (region == NULL)
-			return hs_error_set(err, "address 0x%llx is not mapped in %s",
-					    (unsigned long long)addr, snapshot->path);
+			return hs_error_set_code(err, HS_ERR_FAULT,
+						 "address 0x%llx is not mapped in %s",
+						 (unsigned long long)addr, snapshot->path);
 		uint64_t within = addr - region->start;
 		if (within >= region->data_size) {
 			const struct absent_range *zero =
@@ -1018,13 +1055,14 @@ int snapshot_read(struct snapshot *snapshot, uint64_t addr, void *buf, size_t si
 				continue;
 			}
 			if (region->path)
-				return hs_error_set(err,
-						    "address 0x%llx is not in %s: its bytes come from "
-						    "the mapped file %s",
-						    (unsigned long long)addr, snapshot->path,
-						    region->path);
-			return hs_error_set(err, "address 0x%llx is not in %s (not captured)",
-					    (unsigned long long)addr, snapshot->path);
+				return hs_error_set_code(err, HS_ERR_FAULT,
+							 "address 0x%llx is not in %s: its bytes "
+							 "come from the mapped file %s",
+							 (unsigned long long)addr, snapshot->path,
+							 region->path);
+			return hs_error_set_code(err, HS_ERR_FAULT,
+						 "address 0x%llx is not in %s (not captured)",
+						 (unsigned long long)addr, snapshot->path);
 		}
 		uint64_t available = region->data_size - within;
 		size_t take = size < available ? size : (size_t)available;
@@ -1128,7 +1166,7 @@ int snapshot_verify(struct snapshot *snapshot, struct hs_error *err)
 	enum { CHUNK = 4 << 20 };
 	uint8_t *buffer = malloc(CHUNK);
 	if (buffer == NULL)
-		return hs_error_set(err, "out of memory verifying %s", snapshot->path);
+		return hs_error_nomem(err, "verifying %s", snapshot->path);
 	uint64_t size = seekable_size(snapshot->stream);
 	int result = 0;
 	for (uint64_t offset = 0; offset < size && result == 0; offset += CHUNK) {

@@ -55,7 +55,7 @@ int snapshot_notes_add_module(struct core_image *image, uint64_t base, const uin
 	size_t size = sizeof header + build_id_size + header.path_size;
 	uint8_t *desc = malloc(size);
 	if (desc == NULL)
-		return hs_error_set(err, "out of memory adding a module note");
+		return hs_error_nomem(err, "adding a module note");
 	memcpy(desc, &header, sizeof header);
 	memcpy(desc + sizeof header, build_id, build_id_size);
 	memcpy(desc + sizeof header + build_id_size, path, header.path_size);

@@ -1482,7 +1482,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_allocator *self = heap_begin_allocator(heap, &glibc_allocator);
 	struct walker *walker = self ? calloc(1, sizeof *walker) : NULL;
 	if (walker == NULL)
-		return hs_error_set(err, "out of memory walking the heap");
+		return hs_error_nomem(err, "walking the heap");
 	walker->space = space;
 	walker->snapshot = snapshot;
 	walker->warnings = warnings;
@@ -1552,7 +1552,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (minor >= 34 && module_symbols_lookup(libc, "tcache_key", &tcache_key_address, NULL))
 		read_u64(walker, tcache_key_address, &walker->tcache_key);
 	if (main_arena != 0 && collect_arenas(walker, main_arena) != 0)
-		result = hs_error_set(err, "out of memory walking the heap");
+		result = hs_error_nomem(err, "walking the heap");
 	bool heap_infos_found = false;
 	for (size_t i = 0; result == 0 && i < walker->arena_count; i++) {
 		const struct arena *arena = &walker->arenas[i];
@@ -1560,14 +1560,14 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		if (!arena->main && !heap_infos_found) {
 			heap_infos_found = true;
 			if (find_heap_infos(walker) != 0) {
-				result = hs_error_set(err, "out of memory walking the heap");
+				result = hs_error_nomem(err, "walking the heap");
 				break;
 			}
 		}
 		int walked = arena->main ? walk_main_arena(walker, arena)
 					 : walk_thread_arena(walker, arena);
 		if (walked != 0)
-			result = hs_error_set(err, "out of memory walking the heap");
+			result = hs_error_nomem(err, "walking the heap");
 	}
 	struct mmap_counters counters = {0};
 	if (debug) {
@@ -1579,7 +1579,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		counters.bytes = bytes;
 	}
 	if (result == 0 && find_mmapped_chunks(walker, &counters) != 0)
-		result = hs_error_set(err, "out of memory walking the heap");
+		result = hs_error_nomem(err, "walking the heap");
 	if (result == 0) {
 		heap_finish(heap);
 		for (size_t i = 0; i < walker->arena_count; i++)

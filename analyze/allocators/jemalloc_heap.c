@@ -345,7 +345,7 @@ static int add_extent(struct walker *walker, const struct extent *extent, struct
 		size_t capacity = walker->extent_capacity ? walker->extent_capacity * 2 : 1024;
 		struct extent *grown = realloc(walker->extents, capacity * sizeof *grown);
 		if (grown == NULL)
-			return hs_error_set(err, "out of memory walking jemalloc's extents");
+			return hs_error_nomem(err, "walking jemalloc's extents");
 		walker->extents = grown;
 		walker->extent_capacity = capacity;
 	}
@@ -420,7 +420,7 @@ static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error
 	size_t roots = (size_t)1 << walker->layout.rtree_root_bits;
 	uint64_t *root = malloc(roots * 8);
 	if (root == NULL)
-		return hs_error_set(err, "out of memory reading jemalloc's extent map");
+		return hs_error_nomem(err, "reading jemalloc's extent map");
 	if (address_space_read(walker->space, walker->root, root, roots * 8, NULL) != 0) {
 		free(root);
 		return hs_error_set(err, "jemalloc's extent map at 0x%llx cannot be read",
@@ -465,7 +465,7 @@ static int arena_index(struct walker *walker, unsigned arena, struct hs_error *e
 	struct heap_arena entry = {0};
 	snprintf(entry.kind, sizeof entry.kind, "arena %u", arena);
 	if (heap_add_arena(walker->heap, &entry) != 0)
-		return hs_error_set(err, "out of memory listing jemalloc's arenas");
+		return hs_error_nomem(err, "listing jemalloc's arenas");
 	walker->arena_of[arena] = (int)walker->heap->arena_count - 1;
 	return walker->arena_of[arena];
 }
@@ -729,7 +729,7 @@ static int add_explicit(struct walker *walker, uint64_t tcache, struct hs_error 
 		size_t capacity = walker->explicit_capacity ? walker->explicit_capacity * 2 : 16;
 		uint64_t *grown = realloc(walker->explicit_tcaches, capacity * sizeof *grown);
 		if (grown == NULL)
-			return hs_error_set(err, "out of memory walking jemalloc's explicit tcaches");
+			return hs_error_nomem(err, "walking jemalloc's explicit tcaches");
 		walker->explicit_tcaches = grown;
 		walker->explicit_capacity = capacity;
 	}
@@ -778,7 +778,7 @@ static int walk_tcaches(struct walker *walker, struct hs_error *err)
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
 	uint8_t *window = malloc(TLS_WINDOW);
 	if (window == NULL)
-		return hs_error_set(err, "out of memory looking for jemalloc's thread caches");
+		return hs_error_nomem(err, "looking for jemalloc's thread caches");
 	for (size_t t = 0; t < thread_count; t++) {
 		uint64_t fs = threads[t].registers.fs_base;
 		const struct snapshot_region *region = snapshot_find_region(snapshot, fs - 1);
@@ -887,7 +887,7 @@ static int walk_explicit_tcaches(struct walker *walker, const struct range *data
 	struct tcaches_search search = {.walker = walker};
 	search.elements = malloc(layout->explicit_tcaches * 8ull);
 	if (search.elements == NULL)
-		return hs_error_set(err, "out of memory looking for jemalloc's explicit tcaches");
+		return hs_error_nomem(err, "looking for jemalloc's explicit tcaches");
 	module_data_find_word(walker->space, data->start, data->end, points_at_tcaches, &search);
 	/* (the search read other candidates after the array it kept) */
 	uint64_t end = search.array + layout->explicit_tcaches * 8ull;
@@ -1026,7 +1026,7 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct module_symbols *module = input->module;
 	struct heap_allocator *self = heap_begin_allocator(heap, &jemalloc_allocator);
 	if (self == NULL)
-		return hs_error_set(err, "out of memory walking jemalloc's heap");
+		return hs_error_nomem(err, "walking jemalloc's heap");
 	struct walker walker = {
 	    .space = space,
 	    .heap = heap,
@@ -1051,7 +1051,7 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 				    path);
 	uint64_t *leaf_words = malloc((size_t)8 << walker.layout.rtree_leaf_bits);
 	if (leaf_words == NULL)
-		return hs_error_set(err, "out of memory reading jemalloc's extent map");
+		return hs_error_nomem(err, "reading jemalloc's extent map");
 	find_root(&walker, &data, leaf_words);
 	if (walker.root == 0) {
 		hs_error_set(err,

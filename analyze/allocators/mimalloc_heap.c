@@ -237,7 +237,7 @@ static int add_segment(struct walker *walker, const struct segment *segment, str
 		size_t capacity = walker->segment_capacity ? walker->segment_capacity * 2 : 64;
 		struct segment *grown = realloc(walker->segments, capacity * sizeof *grown);
 		if (grown == NULL)
-			return hs_error_set(err, "out of memory listing mimalloc's segments");
+			return hs_error_nomem(err, "listing mimalloc's segments");
 		walker->segments = grown;
 		walker->segment_capacity = capacity;
 	}
@@ -431,7 +431,7 @@ static int owner_arena(struct walker *walker, uint64_t thread_id, struct hs_erro
 			snprintf(entry.kind, sizeof entry.kind, "thread ?");
 	}
 	if (heap_add_arena(walker->heap, &entry) != 0)
-		return hs_error_set(err, "out of memory listing mimalloc's heaps");
+		return hs_error_nomem(err, "listing mimalloc's heaps");
 	walker->owners[walker->owner_count].thread_id = thread_id;
 	walker->owners[walker->owner_count].arena = (int)walker->heap->arena_count - 1;
 	return walker->owners[walker->owner_count++].arena;
@@ -889,7 +889,7 @@ static int walk_mimalloc(const struct allocator_input *input, const struct alloc
 	if (walker == NULL || descriptors == NULL) {
 		free(walker);
 		free(descriptors);
-		return hs_error_set(err, "out of memory walking %s's heap", what);
+		return hs_error_nomem(err, "walking %s's heap", what);
 	}
 	int result = -1;
 	walker->space = input->space;

@@ -236,7 +236,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	if (walker.pool == NULL || walker.is_free == NULL || heap_add_arena(heap, &info) != 0) {
 		free(walker.pool);
 		free(walker.is_free);
-		return hs_error_set(err, "out of memory walking pymalloc's arenas");
+		return hs_error_nomem(err, "walking pymalloc's arenas");
 	}
 	uint64_t table = 0;
 	uint32_t count = 0;
@@ -267,7 +267,7 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	free(walker.is_free);
 	size_t found = heap->count - walker.malloc_count;
 	if (result != 0)
-		return hs_error_set(err, "out of memory walking pymalloc's arenas");
+		return hs_error_nomem(err, "walking pymalloc's arenas");
 	heap->arenas[walker.arena].system_bytes =
 		walker.arenas ? walker.arenas * layout->arena_size
 			      : walker.pools * layout->pool_size;

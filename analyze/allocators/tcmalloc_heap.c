@@ -312,7 +312,7 @@ static int add_span(struct walker *walker, const struct span *span, struct hs_er
 	struct span *grown = array_grow(walker->spans, &walker->span_capacity, walker->span_count,
 					sizeof *grown, 1024);
 	if (grown == NULL)
-		return hs_error_set(err, "out of memory walking tcmalloc's spans");
+		return hs_error_nomem(err, "walking tcmalloc's spans");
 	walker->spans = grown;
 	walker->spans[walker->span_count++] = *span;
 	return 0;
@@ -358,7 +358,7 @@ static int walk_map(struct walker *walker, struct hs_error *err)
 	uint64_t *entries = malloc(leaf_bytes);
 	if (walker->root_words == NULL || entries == NULL) {
 		free(entries);
-		return hs_error_set(err, "out of memory reading tcmalloc's page map");
+		return hs_error_nomem(err, "reading tcmalloc's page map");
 	}
 	if (address_space_read(walker->space, walker->root, walker->root_words, roots * 8, NULL) != 0) {
 		free(entries);
@@ -412,7 +412,7 @@ static int walk_small_span(struct walker *walker, const struct span *span, uint8
 	uint64_t count = bytes / size;
 	uint8_t *is_free = calloc(count ? count : 1, 1);
 	if (is_free == NULL)
-		return hs_error_set(err, "out of memory walking tcmalloc's spans");
+		return hs_error_nomem(err, "walking tcmalloc's spans");
 	/* the span's bytes for its objects' first words and the free list's links: through the
 	   window (spans come in address order), else read apart */
 	const struct snapshot_region *mapping =
@@ -424,7 +424,7 @@ static int walk_small_span(struct walker *walker, const struct span *span, uint8
 			uint8_t *grown = realloc(*bytes_buffer, (size_t)bytes);
 			if (grown == NULL) {
 				free(is_free);
-				return hs_error_set(err, "out of memory walking tcmalloc's spans");
+				return hs_error_nomem(err, "walking tcmalloc's spans");
 			}
 			*bytes_buffer = grown;
 			*buffer_size = (size_t)bytes;
@@ -749,7 +749,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct address_space *space = input->space;
 	struct heap_allocator *self = heap_begin_allocator(heap, &tcmalloc_allocator);
 	if (self == NULL)
-		return hs_error_set(err, "out of memory walking tcmalloc's heap");
+		return hs_error_nomem(err, "walking tcmalloc's heap");
 	struct walker walker = {.space = space,
 				 .heap = heap,
 				 .warnings = warnings,
@@ -787,7 +787,7 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	struct heap_arena arena = {.address = walker.root};
 	snprintf(arena.kind, sizeof arena.kind, "page heap");
 	if (heap_add_arena(heap, &arena) != 0) {
-		hs_error_set(err, "out of memory listing tcmalloc's page heap");
+		hs_error_nomem(err, "listing tcmalloc's page heap");
 		goto fail;
 	}
 	walker.arena = (int)heap->arena_count - 1;

@@ -38,7 +38,7 @@ int walk_add_block(struct walk_report *report, uint64_t address, uint64_t size,
 	                                .arena = (uint64_t)arena,
 	                                .first_word = first_word};
 	if (heap_add(report->heap, &allocation) != 0)
-		return hs_error_set(err, "out of memory listing %s's blocks", report->allocator);
+		return hs_error_nomem(err, "listing %s's blocks", report->allocator);
 	return 0;
 }
 

@@ -290,6 +290,6 @@ done:
 	free(finder.on_stack);
 	free(finder.shapes);
 	if (result != 0)
-		return hs_error_set(err, "out of memory finding cycles");
+		return hs_error_nomem(err, "finding cycles");
 	return 0;
 }

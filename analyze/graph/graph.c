@@ -893,7 +893,7 @@ done:
 		if (builder.too_many)
 			return hs_error_set(err, "the heap holds more than 4 billion references: more "
 						 "than the object graph can hold");
-		return hs_error_set(err, "out of memory building the object graph");
+		return hs_error_nomem(err, "building the object graph");
 	}
 	return 0;
 }
@@ -902,7 +902,7 @@ int graph_analyse(struct graph *graph, bool dominators, struct hs_error *err)
 {
 	if (analyse(graph, dominators) != 0) {
 		graph_free(graph);
-		return hs_error_set(err, "out of memory analysing the object graph");
+		return hs_error_nomem(err, "analysing the object graph");
 	}
 	return 0;
 }

@@ -293,7 +293,7 @@ struct path_index *path_index_build(const struct analysis *analysis, bool show_v
 out_of_memory:
 	free(queue);
 	path_index_free(index);
-	hs_error_set(err, "out of memory finding retaining paths");
+	hs_error_nomem(err, "finding retaining paths");
 	return NULL;
 }
 

@@ -389,7 +389,7 @@ done:
 	free(stamp);
 	if (result != 0) {
 		root_sharing_free(sharing);
-		return hs_error_set(err, "out of memory finding what roots hold together");
+		return hs_error_nomem(err, "finding what roots hold together");
 	}
 	return 0;
 }

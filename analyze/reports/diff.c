@@ -361,8 +361,11 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 	free(cache);
 	return 0;
 out_of_memory:
-	hs_error_set(err, after->has_graph ? "out of memory comparing the snapshots"
-					   : "the later snapshot's object graph is needed");
+	if (after->has_graph)
+		hs_error_nomem(err, "comparing the snapshots");
+	else
+		hs_error_set_code(err, HS_ERR_INVALID,
+				  "the later snapshot's object graph is needed");
 fail:
 	free(seen_before);
 	free(after_match);

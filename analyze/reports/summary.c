@@ -311,7 +311,7 @@ out_of_memory:
 	free(lost.groups);
 	hash_index_free(&lost.index);
 	heap_summary_free(summary);
-	return hs_error_set(err, "out of memory summarising the heap");
+	return hs_error_nomem(err, "summarising the heap");
 }
 
 void heap_summary_free(struct heap_summary *summary)

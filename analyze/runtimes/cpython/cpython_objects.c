@@ -1297,7 +1297,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 	objects->type = malloc((heap->count + 1) * sizeof *objects->type);
 	if (objects->bits == NULL || objects->type == NULL) {
 		cpython_objects_free(objects);
-		return hs_error_set(err, "out of memory typing Python objects");
+		return hs_error_nomem(err, "typing Python objects");
 	}
 	for (size_t i = 0; i < heap->count; i++)
 		objects->type[i] = UINT32_MAX;
@@ -1354,7 +1354,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		names->owned = calloc(heap->count + 1, 1);
 	if (names->owned == NULL || finder.out_of_memory) {
 		cpython_objects_free(objects);
-		return hs_error_set(err, "out of memory typing Python objects");
+		return hs_error_nomem(err, "typing Python objects");
 	}
 	for (size_t i = 0; i < heap->count; i++)
 		if (objects->bits[i] & PYOBJ_OWNED)

@@ -85,7 +85,7 @@ static int graph_model(struct analysis *analysis, struct graph_model *model, voi
 				   analysis->python.debuginfo_allowed),
 		model);
 	if (python == NULL)
-		return hs_error_set(err, "out of memory building the object graph");
+		return hs_error_nomem(err, "building the object graph");
 	*state = python;
 	return 0;
 }
