@@ -30,6 +30,7 @@
 #include "formats/snapshot.h"
 #include "formats/snapshot_file.h"
 #include "formats/snapshot_notes.h"
+#include "common/clock.h"
 
 #define PF_KTHREAD 0x00200000 /* the kernel's flag of a kernel thread (/proc/PID/stat) */
 
@@ -42,20 +43,6 @@
 _Static_assert(sizeof(struct address_range) == sizeof(struct heapsnap_range_note) &&
 		       offsetof(struct address_range, end) == offsetof(struct heapsnap_range_note, end),
 	       "address_range and heapsnap_range_note must share their layout");
-static uint64_t realtime_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 void capture_fill_host_info(struct snapshot_info *info, const char *source)
 {
 	snprintf(info->tool_version, sizeof info->tool_version, "%s", HEAPSNAP_VERSION);

@@ -14,15 +14,9 @@
 #include <unistd.h>
 
 #include "capture/inject.h"
+#include "common/clock.h"
 
 #define CLONE_TRAP_STACK 0x100ull /* below vm.mmap_min_addr: never mapped */
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
 
 int fork_clone_unsafe(pid_t pid, char *reason, size_t size)
 {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "capture/proc.h"
+#include "common/clock.h"
 
 #define STOP_TIMEOUT_MS 5000
 #define CAP_SYS_PTRACE_BIT 19
@@ -135,9 +136,7 @@ static struct frozen_thread *add_thread(struct frozen_process *frozen, pid_t tid
 
 static long long now_ms(void)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	return (long long)(monotonic_ns() / 1000000u);
 }
 
 /* Waits until a seized thread reports a stop. Returns 1 when stopped, 0 when the thread is gone,

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "capture/process_memory.h"
+#include "common/clock.h"
 
 #define SCAN_CHUNK_BYTES (64u << 10)
 #define STEP_TIMEOUT_NS (5000ull * 1000000ull)
@@ -71,13 +72,6 @@ int inject_find_syscall(pid_t pid, const struct proc_maps *maps, uint64_t *addre
 					 "pid %d",
 				    (int)pid);
 	return 0;
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
 int inject_wait_for_stop(pid_t tid, int *status)

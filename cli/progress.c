@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/clock.h"
 
 #define PROGRESS_AFTER_SECONDS 2.0 /* HEAPSNAP_PROGRESS_AFTER=SECONDS changes it (the tests) */
 
@@ -20,13 +21,6 @@ static struct {
 	double started, after;
 	_Atomic(const char *) last_step;
 } progress = {.lock = PTHREAD_MUTEX_INITIALIZER, .stop = PTHREAD_COND_INITIALIZER};
-
-static double now(void)
-{
-	struct timespec at;
-	clock_gettime(CLOCK_MONOTONIC, &at);
-	return (double)at.tv_sec + (double)at.tv_nsec / 1e9;
-}
 
 static void step_done(void *context, const char *name)
 {
@@ -44,15 +38,9 @@ static void *show(void *unused)
 	(void)unused;
 	pthread_mutex_lock(&progress.lock);
 	while (!progress.stopping) {
-		struct timespec wake;
-		clock_gettime(CLOCK_REALTIME, &wake);
-		wake.tv_nsec += 250 * 1000 * 1000;
-		if (wake.tv_nsec >= 1000 * 1000 * 1000) {
-			wake.tv_sec++;
-			wake.tv_nsec -= 1000 * 1000 * 1000;
-		}
+		struct timespec wake = realtime_deadline(250 * 1000 * 1000);
 		pthread_cond_timedwait(&progress.stop, &progress.lock, &wake);
-		double elapsed = now() - progress.started;
+		double elapsed = monotonic_seconds() - progress.started;
 		if (progress.stopping || elapsed < progress.after)
 			continue;
 		const char *step = atomic_load(&progress.last_step);
@@ -71,7 +59,7 @@ void progress_begin(const char *command, bool wanted)
 	if (!wanted || progress.running || !isatty(STDERR_FILENO))
 		return;
 	progress.command = command;
-	progress.started = now();
+	progress.started = monotonic_seconds();
 	const char *after = getenv("HEAPSNAP_PROGRESS_AFTER");
 	progress.after = after ? atof(after) : PROGRESS_AFTER_SECONDS;
 	progress.stopping = false;

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/clock.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -62,13 +63,8 @@ static void *prefault_helper(void *unused)
 			pthread_mutex_lock(&helper.lock);
 			continue;
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 2000000; /* the heap grows without telling: looked at every 2 ms */
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		/* the heap grows without telling: looked at every 2 ms */
+		struct timespec until = realtime_deadline(2000000);
 		pthread_cond_timedwait(&helper.wake, &helper.lock, &until);
 	}
 	pthread_mutex_unlock(&helper.lock);

@@ -4,22 +4,16 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now(void)
-{
-	struct timespec at;
-	clock_gettime(CLOCK_MONOTONIC, &at);
-	return (double)at.tv_sec + (double)at.tv_nsec / 1e9;
-}
+#include "common/clock.h"
 
 void timings_start(struct timings *timings)
 {
-	timings->last = now();
+	timings->last = monotonic_seconds();
 }
 
 void timings_mark(struct timings *timings, const char *name)
 {
-	double at = now(), seconds = at - timings->last;
+	double at = monotonic_seconds(), seconds = at - timings->last;
 	timings->last = at;
 	if (timings->observer.step_done)
 		timings->observer.step_done(timings->observer.context, name);

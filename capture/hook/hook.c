@@ -46,6 +46,7 @@
 #include "capture/hook/hook_sites.h"
 #include "capture/proc.h"
 #include "capture/process_memory.h"
+#include "common/clock.h"
 
 #define THREADS_MAX 4096
 #define RENDEZVOUS_MAGIC 0x68736e70		 /* "hsnp" */
@@ -82,13 +83,6 @@ static struct {
 	char path[4096]; /* empty: the default name in `directory` */
 	uint64_t start_monotonic_ns, start_realtime_ns;
 } hook;
-
-static uint64_t clock_ns(clockid_t clock)
-{
-	struct timespec now;
-	clock_gettime(clock, &now); /* the vDSO: async-signal-safe */
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
 
 static pid_t current_tid(void)
 {

@@ -12,6 +12,7 @@
 
 #include "formats/seekable.h"
 #include "test_util.h"
+#include "common/clock.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t next_random(void)
@@ -63,9 +64,7 @@ static long max_rss_kib(void)
 
 static double seconds_now(void)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	return monotonic_seconds();
 }
 
 /* A seek table of many 1-byte frames (a 110 KB file) once made the reader's cache one slot per byte
