@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "capture/capture_plan.h"
+#include "capture/capture_session.h"
 #include "capture/fork_clone.h"
 #include "capture/fork_keeper.h"
 #include "capture/freeze.h"
@@ -362,139 +363,11 @@ static int build_image(struct core_image *image, pid_t pid, pid_t memory_pid,
 	return 0;
 }
 
-static bool overlaps_any(const struct range_list *list, uint64_t start, uint64_t end)
+/* What no capture can take (not a process, heapsnap itself, a kernel thread, a zombie, one
+ * another tracer holds, one whose maps are not ours to read), said for what it is before
+ * ptrace's EPERM says less. */
+static int check_target(pid_t pid, struct hs_error *err)
 {
-	for (size_t i = 0; i < list->count; i++)
-		if (list->ranges[i].start < end && start < list->ranges[i].end)
-			return true;
-	return false;
-}
-
-/* True when [start, end) lies inside the mappings (sorted by address, as /proc lists them). */
-static bool covered_by_maps(const struct proc_maps *maps, uint64_t start, uint64_t end)
-{
-	uint64_t at = start;
-	while (at < end) {
-		size_t low = 0, high = maps->count;
-		while (low < high) { /* the first mapping ending after `at` */
-			size_t middle = low + (high - low) / 2;
-			if (maps->mappings[middle].end <= at)
-				low = middle + 1;
-			else
-				high = middle;
-		}
-		if (low == maps->count || maps->mappings[low].start > at)
-			return false;
-		at = maps->mappings[low].end;
-	}
-	return true;
-}
-
-/* Fork method, while frozen: copies from the target itself the regions its clone will not see as
- * they are (MADV_DONTFORK, MADV_WIPEONFORK). */
-static int copy_special_regions(struct capture_plan *plan, const struct range_list *special,
-				struct process_memory *memory, struct copy_buffer *buffer,
-				struct range_list *absent, struct hs_error *err)
-{
-	if (special->count == 0)
-		return 0;
-	struct capture_plan part = {0};
-	part.regions = calloc(plan->count, sizeof *part.regions);
-	size_t *index = calloc(plan->count, sizeof *index);
-	if (part.regions == NULL || index == NULL) {
-		free(part.regions);
-		free(index);
-		return hs_error_nomem(err, "copying pid %d's memory", (int)memory->pid);
-	}
-	for (size_t i = 0; i < plan->count; i++) {
-		const struct planned_region *region = &plan->regions[i];
-		if (region->data == NULL && region->read_size > 0 &&
-		    overlaps_any(special, region->start, region->end)) {
-			part.regions[part.count] = *region;
-			index[part.count++] = i;
-		}
-	}
-	int result = capture_plan_copy(&part, memory, buffer, absent, err);
-	for (size_t k = 0; k < part.count; k++)
-		plan->regions[index[k]].data = part.regions[k].data;
-	free(part.regions);
-	free(index);
-	return result;
-}
-
-/* Fork method, the target running again: copies the rest of the plan from the clone. Regions the
- * clone lacks, or has zeroed, that were not copied during the freeze (mapped, or marked
- * MADV_DONTFORK/MADV_WIPEONFORK, after /proc/PID/smaps was read) are recorded as absent. */
-/* The clone's memory as a byte source for the write (formats/seekable.h): read through
- * /proc/PID/mem, never process_vm_readv, which pins the pages it reads, and the kernel (5.19 on)
- * unshares a copy-on-write page before pinning it: every page read would be copied in the clone,
- * twice the memory and a slower read. */
-struct clone_memory_source {
-	struct byte_source base;
-	struct process_memory memory;
-};
-
-static int read_clone_memory(const struct byte_source *base, uint64_t at, void *out, size_t size)
-{
-	struct clone_memory_source *source = (struct clone_memory_source *)base;
-	struct range_list unreadable = {0};
-	struct hs_error ignored;
-	int result = process_memory_read(&source->memory, at, out, size, &unreadable, &ignored);
-	if (unreadable.count > 0)
-		result = -1;
-	range_list_free(&unreadable);
-	return result;
-}
-
-static int copy_from_clone(struct capture_plan *plan, pid_t clone,
-			   struct clone_memory_source *source, struct copy_buffer *buffer,
-			   struct range_list *absent, struct hs_error *err)
-{
-	struct proc_maps clone_maps = {0};
-	struct range_list wiped = {0};
-	int result = -1;
-	if (proc_read_maps(clone, &clone_maps, err) != 0 ||
-	    fork_clone_special_mappings(clone, &wiped, err) != 0)
-		goto done;
-	for (size_t i = 0; i < plan->count; i++) {
-		struct planned_region *region = &plan->regions[i];
-		if (region->data != NULL || region->read_size == 0)
-			continue;
-		uint64_t read_end = region->start + region->read_size;
-		if (covered_by_maps(&clone_maps, region->start, read_end) &&
-		    !overlaps_any(&wiped, region->start, read_end)) {
-			/* read as it is compressed, straight from the clone, which holds still
-			   until the snapshot is written: no copy of the heap in heapsnap's memory
-			   (a page that turns out unreadable makes the write start over, copied) */
-			if (!region->header_page &&
-			    !(region->mapping->inode != 0 && region->mapping->offset == 0))
-				region->source = &source->base;
-			continue;
-		}
-		region->data = copy_buffer_take(buffer, region->read_size);
-		if (region->data == NULL) {
-			hs_error_nomem(err, "copying the clone of pid %d", (int)clone);
-			goto done;
-		}
-		memset(region->data, 0, region->read_size);
-		if (range_list_add(absent, region->start, read_end) != 0) {
-			hs_error_nomem(err, "copying the clone of pid %d", (int)clone);
-			goto done;
-		}
-	}
-	/* what may start with an ELF header (a file mapped from its start) is looked at before the
-	   write, for the modules' notes: copied */
-	result = capture_plan_copy(plan, &source->memory, buffer, absent, err);
-done:
-	range_list_free(&wiped);
-	proc_maps_free(&clone_maps);
-	return result;
-}
-
-int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
-		    struct hs_error *err)
-{
-	memset(result, 0, sizeof *result);
 	if (pid <= 0)
 		return hs_error_set_code(err, HS_ERR_INVALID, "%d is not a valid pid", (int)pid);
 	if (kill(pid, 0) != 0 && errno == ESRCH)
@@ -504,7 +377,6 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 					 "pid %d is heapsnap itself; a process cannot ptrace "
 					 "itself (use the in-process hook)",
 					 (int)pid);
-	/* what no capture can take, said for what it is before ptrace's EPERM says less */
 	struct proc_stat stat;
 	if (proc_read_stat(pid, pid, &stat) == 0) {
 		if (stat.flags & PF_KTHREAD)
@@ -529,78 +401,154 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	if (probe < 0)
 		return explain_attach_failure(pid, errno == ENOENT ? ESRCH : EPERM, err);
 	close(probe);
+	return 0;
+}
 
-	struct snapshot_info info = {0};
-	capture_fill_host_info(&info, "ptrace");
-	info.pid = pid;
-	char link[64];
-	snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
-	ssize_t length = readlink(link, info.exe, sizeof info.exe - 1);
-	if (length > 0)
-		info.exe[length] = '\0';
+/* The one fallback, from fork to freeze: the fork method's reason is kept for the message. */
+static void fall_back(struct capture_session *session, const struct hs_error *why)
+{
+	snprintf(session->result->fork_declined, sizeof session->result->fork_declined, "%s",
+		 why->message);
+}
 
-	struct process_memory memory;
-	process_memory_open(&memory, pid, err);
-	memory.use_mem_fd = options->use_proc_mem;
-	struct proc_maps maps = {0};
-	struct capture_plan plan = {0};
-	struct precopy precopy = {0};
-	struct range_list absent = {0};
-	struct frozen_process frozen = {0};
-	struct core_image image;
-	core_image_init(&image);
-	struct copy_buffer buffer = {0};
-	struct range_list special = {0};
-	struct fork_keeper keeper = {.command_fd = -1, .reply_fd = -1};
-	struct clone_memory_source clone_source = {
-		.base = {read_clone_memory}, .memory = {.mem_fd = -1, .pagemap_fd = -1}};
-	int status = -1;
+int capture_session_plan(struct capture_session *session, struct process_memory *memory,
+			 struct hs_error *err)
+{
+	if (session->planned)
+		return 0;
+	if (capture_plan_make(&session->maps, memory, &session->plan, err) != 0)
+		return -1;
+	session->planned = true;
+	return 0;
+}
 
-	/* while the target runs: plan, size the copy buffer with room to grow, and pre-copy */
-	if (proc_read_maps(pid, &maps, err) != 0 || capture_plan_make(&maps, &memory, &plan, err) != 0) {
+static void session_free(struct capture_session *session)
+{
+	static const struct capture_method *const methods[] = {&capture_method_fork,
+							       &capture_method_freeze};
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		methods[i]->free(session);
+	copy_buffer_release(&session->buffer);
+	core_image_free(&session->image);
+	range_list_free(&session->absent);
+	capture_plan_free(&session->plan);
+	proc_maps_free(&session->maps);
+	frozen_process_free(&session->frozen);
+	process_memory_close(&session->memory);
+}
+
+/* While the target runs: the mappings planned (for the size of the copy and the pre-copy) and
+ * the method prepared; fork falls back to freeze here when it is not safe. */
+static int session_prepare(struct capture_session *session, struct hs_error *err)
+{
+	pid_t pid = session->pid;
+	if (proc_read_maps(pid, &session->maps, err) != 0 ||
+	    capture_plan_make(&session->maps, &session->memory, &session->plan, err) != 0) {
 		if (process_is_gone(pid))
 			hs_error_set_code(err, HS_ERR_GONE,
 					  "pid %d exited during capture; no snapshot written",
 					  (int)pid);
-		goto done;
+		return -1;
 	}
-	/* the fork method (the default), where it is safe; the mappings its clone would not see as
-	 * they are; and the keeper, which does its ptrace steps, forked while heapsnap is small and
-	 * has one thread */
-	bool by_fork = options->method != CAPTURE_METHOD_FREEZE;
-	if (by_fork) {
-		struct hs_error fork_err;
-		if (fork_clone_unsafe(pid, result->fork_declined, sizeof result->fork_declined) != 0)
-			by_fork = false;
-		else if (fork_clone_special_mappings(pid, &special, &fork_err) != 0 ||
-			 fork_keeper_start(pid, &keeper, &fork_err) != 0) {
-			by_fork = false;
-			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
-				 fork_err.message);
+	session->stopper = session->options->method == CAPTURE_METHOD_FREEZE ? &capture_method_freeze
+									    : &capture_method_fork;
+	int prepared = session->stopper->prepare(session, err);
+	if (prepared != 0 && err->code == HS_ERR_UNSUPPORTED && session->stopper != &capture_method_freeze) {
+		fall_back(session, err);
+		session->stopper = &capture_method_freeze;
+		prepared = session->stopper->prepare(session, err);
+	}
+	session->taker = session->stopper;
+	/* planned again once the target is stopped */
+	proc_maps_free(&session->maps);
+	capture_plan_free(&session->plan);
+	return prepared;
+}
+
+/* The stop: the target stopped, its mappings read and planned (unless the method plans once it
+ * runs again), its memory taken, and the target let go. False when the take failed (err says
+ * why); the target runs again either way. */
+static bool session_take(struct capture_session *session, struct hs_error *err)
+{
+	const struct capture_method *method = session->stopper;
+	session->read_before_freeze = session->memory.bytes_read;
+	session->frozen_at = monotonic_ns();
+	bool taken = proc_read_maps(session->pid, &session->maps, err) == 0 &&
+		     (method->plans_later(session) ||
+		      capture_session_plan(session, &session->memory, err) == 0);
+	session->planned_at = monotonic_ns();
+	if (taken && method->take(session, err) != 0) {
+		taken = false;
+		if (err->code == HS_ERR_UNSUPPORTED && method != &capture_method_freeze) {
+			/* the stopper holds the target still: copied by freeze */
+			fall_back(session, err);
+			session->taker = &capture_method_freeze;
+			taken = session->taker->take(session, err) == 0;
 		}
 	}
-	uint64_t expected = plan.read_bytes;
-	uint64_t slack = expected / 8 > (16u << 20) ? expected / 8 : (16u << 20);
-	uint64_t prepare_start = monotonic_ns();
-	/* by fork the memory is read from the clone as it is written, and needs no buffer (only a
-	 * clone that fails in the freeze leaves a copy to make into memory not yet faulted in) */
-	if (!by_fork && copy_buffer_prepare(&buffer, expected + slack, err) != 0)
-		goto done;
-	result->phase_ns[CAPTURE_PHASE_PREPARE] = monotonic_ns() - prepare_start;
-	bool precopied = false;
-	if (!by_fork && !options->no_precopy && precopy_supported()) {
-		struct hs_error ignored;
-		uint64_t precopy_start = monotonic_ns();
-		precopied = precopy_run(&precopy, &maps, &plan, &memory, &buffer, &ignored) == 0;
-		result->phase_ns[CAPTURE_PHASE_PRECOPY] = monotonic_ns() - precopy_start;
-		if (!precopied) {
-			/* not fatal: the freeze copies everything instead */
-			precopy_free(&precopy);
-			buffer.used = 0;
-		}
+	session->copied_at = monotonic_ns();
+	taken = method->resume(session, taken, err) == 0 && taken;
+	session->pause_end = monotonic_ns();
+	session->info.capture_end_ns = realtime_ns();
+	if (method->finish && method->finish(session, taken, err) != 0)
+		taken = false;
+	return taken;
+}
+
+/* The snapshot built and written; a byte source that fails during the write (HS_ERR_FAULT) has
+ * its memory copied, and the write starts over. */
+static int session_write(struct capture_session *session, struct hs_error *err)
+{
+	pid_t pid = session->pid;
+	struct capture_result *result = session->result;
+	if (build_image(&session->image, pid, pid, &session->frozen, &session->maps, &session->plan,
+			&session->absent, &session->info, result, err) != 0)
+		return -1;
+	struct seekable_stats stats = {0};
+	uint64_t write_start = monotonic_ns();
+	const struct capture_options *options = session->options;
+	int written = write_snapshot(&session->image, pid, session->info.capture_start_ns, options,
+				     &options->compression, result, &stats, err);
+	if (written != 0 && err->code == HS_ERR_FAULT && session->taker->recopy) {
+		core_image_free(&session->image);
+		core_image_init(&session->image);
+		result->memory_bytes = result->absent_bytes = 0;
+		written = session->taker->recopy(session, err) != 0 ||
+			  build_image(&session->image, pid, pid, &session->frozen, &session->maps,
+				      &session->plan, &session->absent, &session->info, result,
+				      err) != 0 ||
+			  write_snapshot(&session->image, pid, session->info.capture_start_ns,
+					 options, &options->compression, result, &stats, err) != 0;
 	}
-	proc_maps_free(&maps);
-	capture_plan_free(&plan);
+	if (session->stopper->written)
+		session->stopper->written(session, written == 0);
+	if (written != 0)
+		return -1;
+	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
+	result->file_bytes = stats.output_bytes;
+	return 0;
+}
+
+int capture_process(pid_t pid, const struct capture_options *options, struct capture_result *result,
+		    struct hs_error *err)
+{
+	memset(result, 0, sizeof *result);
+	if (check_target(pid, err) != 0)
+		return -1;
+	struct capture_session session = {.pid = pid, .options = options, .result = result};
+	capture_fill_host_info(&session.info, "ptrace");
+	session.info.pid = pid;
+	char link[64];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
+	ssize_t length = readlink(link, session.info.exe, sizeof session.info.exe - 1);
+	if (length > 0)
+		session.info.exe[length] = '\0';
+	process_memory_open(&session.memory, pid, err);
+	session.memory.use_mem_fd = options->use_proc_mem;
+	core_image_init(&session.image);
+	int status = -1;
+	if (session_prepare(&session, err) != 0)
+		goto done;
 
 	/* SIGINT/SIGTERM wait until the target runs again; SIGKILL cannot, and the kernel then
 	 * detaches the target for us */
@@ -611,148 +559,36 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 	sigaddset(&deferred, SIGHUP);
 	sigaddset(&deferred, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &deferred, &previous);
-
-	info.capture_start_ns = realtime_ns();
-	uint64_t pause_start = monotonic_ns();
-	if ((by_fork ? fork_keeper_freeze(&keeper, &frozen, err) : freeze_process(pid, &frozen, err)) !=
-	    0) {
+	session.info.capture_start_ns = realtime_ns();
+	session.pause_start = monotonic_ns();
+	if (session.stopper->stop(&session, err) != 0) {
 		sigprocmask(SIG_SETMASK, &previous, NULL);
 		goto done;
 	}
-	uint64_t read_before_freeze = memory.bytes_read;
-	uint64_t frozen_at = monotonic_ns();
-	/* by fork, the plan (which reads the page map of every large mapping) is made from the
-	 * clone once the target runs, unless mappings must be copied from the target meanwhile */
-	bool plan_from_clone = by_fork && special.count == 0;
-	bool copied = proc_read_maps(pid, &maps, err) == 0 &&
-		      (plan_from_clone || capture_plan_make(&maps, &memory, &plan, err) == 0);
-	uint64_t planned_at = monotonic_ns();
-	pid_t clone_child = 0;
-	bool kept = by_fork; /* the keeper holds the target (from here, even should the clone fail) */
-	if (copied && by_fork) {
-		struct hs_error fork_err;
-		copied = copy_special_regions(&plan, &special, &memory, &buffer, &absent, err) == 0;
-		uint64_t clone_start = monotonic_ns();
-		if (copied && fork_keeper_clone(&keeper, &clone_child, &fork_err) != 0) {
-			by_fork = false;
-			snprintf(result->fork_declined, sizeof result->fork_declined, "%s",
-				 fork_err.message);
-			if (fork_err.code == HS_ERR_HOLD_LOST) { /* nothing left to copy */
-				copied = false;
-				*err = fork_err;
-			} else if (plan_from_clone) { /* by freeze after all: planned now */
-				plan_from_clone = false;
-				copied = capture_plan_make(&maps, &memory, &plan, err) == 0;
-			}
-		}
-		result->phase_ns[CAPTURE_PHASE_CLONE] = monotonic_ns() - clone_start;
-	}
-	copied = copied && (by_fork ||
-			    ((!precopied || precopy_settle(&precopy, &plan, &memory, &absent, err) == 0) &&
-			     capture_plan_copy(&plan, &memory, &buffer, &absent, err) == 0));
-	uint64_t copied_at = monotonic_ns();
-	/* by freeze, a thread gone from our stop means the target was killed while it was copied */
-	if (copied && !kept && !by_fork && !freeze_still_held(&frozen)) {
-		copied = false;
-		hs_error_set_code(err, HS_ERR_GONE,
-				  "pid %d exited during capture; no snapshot written", (int)pid);
-	}
-	if (kept) {
-		struct hs_error thaw_err;
-		if (fork_keeper_thaw(&keeper, &thaw_err) != 0 && copied) {
-			copied = false;
-			*err = thaw_err;
-		}
-	} else {
-		thaw_process(&frozen);
-	}
-	uint64_t pause_end = monotonic_ns();
-	info.capture_end_ns = realtime_ns();
-	if (by_fork) {
-		/* the target runs; its clone holds its memory as it was at the clone */
-		process_memory_close(&clone_source.memory);
-		process_memory_open(&clone_source.memory, clone_child, err);
-		clone_source.memory.use_mem_fd = true;
-		/* the clone's memory and page map are the target's at the clone */
-		if (copied && plan_from_clone)
-			copied = capture_plan_make(&maps, &clone_source.memory, &plan, err) == 0;
-		copied = copied && copy_from_clone(&plan, clone_child, &clone_source, &buffer,
-						   &absent, err) == 0;
-		result->phase_ns[CAPTURE_PHASE_CLONE_COPY] = monotonic_ns() - pause_end;
-	} else if (kept) {
-		/* a clone made but unfit is killed and reaped while heapsnap compresses */
-		fork_keeper_release(&keeper);
-	}
-	result->method = by_fork ? CAPTURE_METHOD_FORK : CAPTURE_METHOD_FREEZE;
-	snprintf(info.method, sizeof info.method, "%s", by_fork ? "fork" : "freeze");
-	result->phase_ns[CAPTURE_PHASE_FREEZE] = frozen_at - pause_start;
-	result->phase_ns[CAPTURE_PHASE_PLAN] = planned_at - frozen_at;
-	result->phase_ns[CAPTURE_PHASE_COPY] = copied_at - planned_at;
-	result->phase_ns[CAPTURE_PHASE_THAW] = pause_end - copied_at;
+	bool taken = session_take(&session, err);
+	result->method = session.taker->kind;
+	snprintf(session.info.method, sizeof session.info.method, "%s", session.taker->name);
+	result->phase_ns[CAPTURE_PHASE_FREEZE] = session.frozen_at - session.pause_start;
+	result->phase_ns[CAPTURE_PHASE_PLAN] = session.planned_at - session.frozen_at;
+	result->phase_ns[CAPTURE_PHASE_COPY] = session.copied_at - session.planned_at;
+	result->phase_ns[CAPTURE_PHASE_THAW] = session.pause_end - session.copied_at;
 	sigprocmask(SIG_SETMASK, &previous, NULL);
-	result->precopied = precopied;
-	result->frozen_copy_bytes = memory.bytes_read - read_before_freeze;
+	result->frozen_copy_bytes = session.memory.bytes_read - session.read_before_freeze;
 	/* a target killed while frozen may still have been copied whole, but what follows (its
 	 * auxiliary vector, its status) is gone: refuse rather than write a snapshot with holes */
-	if (!copied || process_is_gone(pid)) {
+	if (!taken || process_is_gone(pid)) {
 		if (process_is_gone(pid))
 			hs_error_set_code(err, HS_ERR_GONE,
 					  "pid %d exited during capture; no snapshot written",
 					  (int)pid);
 		goto done;
 	}
-	info.pause_ns = pause_end - pause_start;
-	info.has_pause = true;
-	result->pause_ns = info.pause_ns;
-
-	if (build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info, result, err) != 0)
-		goto done;
-	struct seekable_stats stats = {0};
-	uint64_t write_start = monotonic_ns();
-	int written = write_snapshot(&image, pid, info.capture_start_ns, options,
-				     &options->compression, result, &stats, err);
-	if (written != 0 && err->code == HS_ERR_FAULT) {
-		/* a page of the clone could not be read (a file mapping cut short under it, say):
-		 * copied now, the unreadable pages recorded as absent, and written again */
-		for (size_t i = 0; i < plan.count; i++)
-			plan.regions[i].source = NULL;
-		core_image_free(&image);
-		core_image_init(&image);
-		result->memory_bytes = result->absent_bytes = 0;
-		written = capture_plan_copy(&plan, &clone_source.memory, &buffer, &absent, err) != 0 ||
-			  build_image(&image, pid, pid, &frozen, &maps, &plan, &absent, &info,
-				      result, err) != 0 ||
-			  write_snapshot(&image, pid, info.capture_start_ns, options,
-					 &options->compression, result, &stats, err) != 0;
-	}
-	if (by_fork)
-		fork_keeper_release(&keeper); /* the clone is read: killed, and reaped below */
-	if (written != 0)
-		goto done;
-	result->phase_ns[CAPTURE_PHASE_WRITE] = monotonic_ns() - write_start;
-	result->file_bytes = stats.output_bytes;
-	if (kept) {
-		/* the snapshot is whole whatever this says: a failure is the target's, told apart */
-		struct hs_error reap_err;
-		uint64_t wait_start = monotonic_ns();
-		if (fork_keeper_finish(&keeper, &result->reap_pause_ns, &reap_err) != 0)
-			snprintf(result->reap_failed, sizeof result->reap_failed, "%s",
-				 reap_err.message);
-		result->phase_ns[CAPTURE_PHASE_REAP] = monotonic_ns() - wait_start;
-	}
-	status = 0;
+	session.info.pause_ns = session.pause_end - session.pause_start;
+	session.info.has_pause = true;
+	result->pause_ns = session.info.pause_ns;
+	status = session_write(&session, err);
 done:
-	copy_buffer_release(&buffer);
-	core_image_free(&image);
-	range_list_free(&absent);
-	capture_plan_free(&plan);
-	precopy_free(&precopy);
-	proc_maps_free(&maps);
-	frozen_process_free(&frozen);
-	process_memory_close(&memory);
-	process_memory_close(&clone_source.memory);
-	range_list_free(&special);
-	fork_keeper_stop(&keeper);
+	session_free(&session);
 	return status;
 }
 

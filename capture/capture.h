@@ -14,7 +14,7 @@
 #include "formats/seekable.h"
 
 /* How the target's memory is taken (see capture/fork_clone.h for the fork). */
-enum capture_method {
+enum capture_method_kind {
 	CAPTURE_METHOD_DEFAULT, /* fork */
 	CAPTURE_METHOD_FORK,	/* fork; freeze when the clone fails or is not safe */
 	CAPTURE_METHOD_FREEZE,	/* copy everything while every thread is stopped */
@@ -31,7 +31,7 @@ struct capture_options {
 	bool use_proc_mem;
 	/* copy everything while the target is frozen, without the soft-dirty pre-copy */
 	bool no_precopy;
-	enum capture_method method;
+	enum capture_method_kind method;
 };
 
 /* Where a capture's time went (for --verbose and the benchmarks). */
@@ -60,7 +60,7 @@ struct capture_result {
 	bool precopied;		    /* memory was pre-copied while the target ran */
 	uint64_t frozen_copy_bytes; /* bytes copied while the target was frozen */
 	uint64_t phase_ns[CAPTURE_PHASES];
-	enum capture_method method; /* the one that ran: CAPTURE_METHOD_FORK or _FREEZE */
+	enum capture_method_kind method; /* the one that ran: CAPTURE_METHOD_FORK or _FREEZE */
 	/* why the fork method was not used though the options allowed it ("" when it was, or when
 	   freeze was asked for): a front end prints it */
 	char fork_declined[HS_ERROR_MESSAGE_MAX];

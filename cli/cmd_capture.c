@@ -77,7 +77,7 @@ int cmd_capture(int argc, char **argv)
 	int status = cli_parse_options(&help, options, argc, argv, &first);
 	if (status != CLI_PARSED)
 		return status;
-	capture.method = (enum capture_method)method;
+	capture.method = (enum capture_method_kind)method;
 	long long value;
 	if (!cli_parse_int(argv[first], 1, 0x7fffffff, &value))
 		return cli_usage_error("capture", "'%s' is not a process id", argv[first]);
