@@ -8,7 +8,7 @@
 #include "analyze/allocators/malloc_provider.h"
 #include "analyze/module_files.h"
 #include "analyze/outside_heaps.h"
-#include "analyze/reports/summary.h"
+#include "analyze/graph/same_type.h"
 #include "common/numbers.h"
 
 /* A damaged frame makes every read of its bytes fail; the walks take such failures for odd
@@ -289,7 +289,8 @@ static int build_graph(struct analysis *analysis, bool dominators, struct hs_err
 	if (graph_analyse(&analysis->graph, dominators, err) != 0)
 		return -1;
 	if (dominators &&
-	    (analysis->same_type_dominated = summary_mark_same_type_dominated(analysis, NULL)) == NULL)
+	    (analysis->same_type_dominated = graph_mark_same_type_dominated(
+		 &analysis->graph, &analysis->heap, &analysis->types, NULL)) == NULL)
 		return hs_error_nomem(err, "analysing the object graph");
 	timings_mark(&analysis->timings, dominators ? "graph: dominators" : "graph: reachable");
 	analysis->has_graph = true;
@@ -323,4 +324,9 @@ const char *analysis_type(const struct analysis *analysis, size_t index)
 const char *allocation_state_name(enum allocation_state state)
 {
 	return state == ALLOCATION_LIVE ? "live" : "free";
+}
+
+bool runtime_has_objects(const struct analysis *analysis)
+{
+	return analysis->runtime && analysis->runtime->object_count(analysis) > 0;
 }

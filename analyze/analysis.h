@@ -77,4 +77,8 @@ int analysis_build_reachability(struct analysis *analysis, struct hs_error *err)
 const char *analysis_type(const struct analysis *analysis, size_t index);
 const char *allocation_state_name(enum allocation_state state);
 
+/* Whether the runtime the process runs named any object (the reports then speak of its
+ * garbage). */
+bool runtime_has_objects(const struct analysis *analysis);
+
 #endif

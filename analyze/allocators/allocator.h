@@ -1,6 +1,8 @@
 /* The allocator interface: what the analysis knows of a malloc besides the blocks its walker puts
- * in the heap. Each walker (glibc_heap.c, jemalloc_heap.c, mimalloc_heap.c, tcmalloc_heap.c,
- * pymalloc_heap.c) defines one `struct allocator`; malloc_provider.c picks the one a process uses, analysis.c runs
+ * in the heap. Each walker of a process's malloc here (glibc_heap.c, jemalloc_heap.c,
+ * mimalloc_heap.c, tcmalloc_heap.c) defines one `struct allocator`, and so does each allocator a
+ * runtime layers on it (runtimes/cpython: pymalloc, CPython's mimalloc), walked by its runtime;
+ * malloc_provider.c picks the one a process uses, analysis.c runs
  * its walk, and the reports, `list` and the types take its words from here, so nothing after the
  * walk asks which allocator ran. The walk records itself in the heap (heap_begin_allocator), and each arena it
  * adds belongs to it: several allocators share one heap (pymalloc on top of glibc's malloc or
@@ -45,8 +47,6 @@ struct allocator {
 extern const struct allocator glibc_allocator;
 extern const struct allocator jemalloc_allocator;
 extern const struct allocator mimalloc_allocator;
-extern const struct allocator cpython_mimalloc_allocator; /* CPython's own, layered like pymalloc */
-extern const struct allocator pymalloc_allocator;
 extern const struct allocator tcmalloc_allocator;
 
 /* The allocator that owns an allocation (through its arena), or NULL when its arena is unknown. */

@@ -772,10 +772,11 @@ static void note_bookkeeping(struct walker *walker, uint64_t main_heap)
 
 /* The table's entry for the version mi_version() gives; for one it does not give, CPython's
  * (2.1: CPython 3.13 bundles 2.1.2) or 2.0, the one Debian packages. */
-static const struct mimalloc_version *choose_version(const char *version, bool cpython,
+static const struct mimalloc_version *choose_version(const char *version, bool embedded,
 						     const char *path, struct warnings *warnings)
 {
-	const struct mimalloc_version *fallback = cpython ? &mimalloc_2_1 : &mimalloc_2_0;
+	/* a runtime embeds the mimalloc of its time (CPython 3.13: 2.1) */
+	const struct mimalloc_version *fallback = embedded ? &mimalloc_2_1 : &mimalloc_2_0;
 	if (version[0] == 0)
 		return fallback;
 	for (size_t i = 0; i < sizeof known_versions / sizeof known_versions[0]; i++)
@@ -875,15 +876,15 @@ done:
 	return result;
 }
 
-/* The walk of a mimalloc, as the malloc (`as` mimalloc_allocator) or as CPython's object
- * allocator on top of it (cpython_mimalloc_allocator). Returns 0 when walked, 1 when `probe` and
- * no segment was found (nothing added), -1 with err set. */
-static int walk_mimalloc(const struct allocator_input *input, const struct allocator *as,
-			 bool probe, struct heap *heap, struct warnings *warnings,
-			 struct hs_error *err)
+/* The walk of a mimalloc, as the process's malloc (`embedded` NULL) or as one a runtime embeds
+ * and layers on it. Returns 0 when walked, 1 when `probe` and no segment was found (nothing
+ * added), -1 with err set. */
+static int walk_mimalloc(const struct allocator_input *input,
+			 const struct mimalloc_embedded *embedded, bool probe, struct heap *heap,
+			 struct warnings *warnings, struct hs_error *err)
 {
-	bool cpython = as == &cpython_mimalloc_allocator;
-	const char *what = cpython ? "CPython's mimalloc (PYTHONMALLOC=mimalloc)" : "mimalloc";
+	const struct allocator *as = embedded ? embedded->allocator : &mimalloc_allocator;
+	const char *what = embedded ? embedded->what : "mimalloc";
 	struct walker *walker = calloc(1, sizeof *walker);
 	uint8_t *descriptors = malloc((SLICES_PER_SEGMENT + 1) * PAGE_DESCRIPTOR_MAX);
 	if (walker == NULL || descriptors == NULL) {
@@ -902,7 +903,7 @@ static int walk_mimalloc(const struct allocator_input *input, const struct alloc
 	const char *path = module_symbols_module(input->module)->path;
 	char version[32];
 	read_version(walker, input->module, version, sizeof version);
-	walker->version = choose_version(version, cpython, path, warnings);
+	walker->version = choose_version(version, embedded != NULL, path, warnings);
 	if (find_candidates(walker, err) != 0)
 		goto done;
 	uint64_t key = common_key(walker);
@@ -912,13 +913,8 @@ static int walk_mimalloc(const struct allocator_input *input, const struct alloc
 		goto done;
 	}
 	if (walker->segment_count == 0) {
-		if (cpython)
-			hs_error_set(err,
-				     "%s (in %s): the interpreter allocates its objects with it, but no "
-				     "segment of it was found in the process's anonymous memory: "
-				     "heapsnap cannot see the Python objects, so there is no answer to "
-				     "give",
-				     what, path);
+		if (embedded)
+			hs_error_set(err, "%s (in %s): %s", what, path, embedded->not_found);
 		else
 			hs_error_set(err,
 				     "mimalloc (%s): no segment was found in the process's anonymous "
@@ -986,16 +982,17 @@ done:
 int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err)
 {
-	return walk_mimalloc(input, &mimalloc_allocator, false, heap, warnings, err);
+	return walk_mimalloc(input, NULL, false, heap, warnings, err);
 }
 
-int mimalloc_heap_walk_cpython(const struct allocator_input *input, bool probe,
-			       struct heap *heap, struct warnings *warnings, struct hs_error *err)
+int mimalloc_heap_walk_embedded(const struct allocator_input *input,
+				const struct mimalloc_embedded *embedded, bool probe,
+				struct heap *heap, struct warnings *warnings, struct hs_error *err)
 {
-	return walk_mimalloc(input, &cpython_mimalloc_allocator, probe, heap, warnings, err);
+	return walk_mimalloc(input, embedded, probe, heap, warnings, err);
 }
 
-static const char *mimalloc_place_name(enum allocation_place place)
+const char *mimalloc_place_name(enum allocation_place place)
 {
 	switch (place) {
 	case PLACE_IN_USE:
@@ -1024,16 +1021,4 @@ const struct allocator mimalloc_allocator = {
 	.metadata_type = NULL,
 	.place_name = mimalloc_place_name,
 	.walk = mimalloc_heap_walk,
-};
-
-/* CPython's own copy (3.13+, Objects/mimalloc, compiled into libpython with its symbols local),
- * its object and memory allocator under PYTHONMALLOC=mimalloc: layered on the process's malloc
- * like pymalloc, walked by the CPython runtime (walk NULL), its blocks named in mimalloc's words. */
-const struct allocator cpython_mimalloc_allocator = {
-	.name = "CPython's mimalloc",
-	.version_name = "mimalloc",
-	.step = "CPython's mimalloc heap",
-	.metadata_type = NULL,
-	.place_name = mimalloc_place_name,
-	.walk = NULL,
 };

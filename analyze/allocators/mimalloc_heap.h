@@ -29,15 +29,25 @@
 int mimalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err);
 
-/* CPython's bundled mimalloc (3.13+: Objects/mimalloc, 2.1.2, in libpython with its symbols
- * local), the interpreter's object and memory allocator under PYTHONMALLOC=mimalloc, walked as
- * cpython_mimalloc_allocator (allocator.h) on top of the malloc already walked into `heap`, the
- * way pymalloc is: `input->module` is libpython's. Its segments are found as above (its blocks
- * start where 2.1 puts them), the layouts checked against libpython's DWARF where it has it.
- * Returns 0 when walked; when no segment is found, 1 if `probe` (nothing is added: the runtime
- * could not tell which allocator it uses) and otherwise -1 with an error naming
- * PYTHONMALLOC=mimalloc, as for a layout that differs from the one heapsnap knows. */
-int mimalloc_heap_walk_cpython(const struct allocator_input *input, bool probe,
-			       struct heap *heap, struct warnings *warnings, struct hs_error *err);
+/* A mimalloc that a runtime embeds and layers on the process's malloc, the way pymalloc is (CPython
+ * 3.13's, runtimes/cpython/cpython_mimalloc.c): its allocator record, its name in messages, and
+ * what a walk that finds none of its segments says after "NAME (in PATH): ". */
+struct mimalloc_embedded {
+	const struct allocator *allocator;
+	const char *what;
+	const char *not_found;
+};
+
+/* Walks an embedded mimalloc on top of the malloc already walked into `heap`: `input->module`
+ * is the module that embeds it. Its segments are found as above (its blocks start where 2.1 puts
+ * them), the layouts checked against the module's DWARF where it has it. Returns 0 when walked;
+ * when no segment is found, 1 if `probe` (nothing is added) and otherwise -1 with
+ * embedded->not_found said. */
+int mimalloc_heap_walk_embedded(const struct allocator_input *input,
+				const struct mimalloc_embedded *embedded, bool probe,
+				struct heap *heap, struct warnings *warnings, struct hs_error *err);
+
+/* mimalloc's word for a place ("page_free", "thread_free"), for the allocators that walk it. */
+const char *mimalloc_place_name(enum allocation_place place);
 
 #endif

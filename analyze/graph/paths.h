@@ -34,7 +34,7 @@ void path_index_free(struct path_index *index);
  * and, when `only` is given (per allocation), for which only[allocation] is non-zero (heapdiff:
  * the new ones); the most common first, at most `max`. Returns the number filled. A shape's
  * retained bytes leave out the objects another of the type retains: analysis's
- * same_type_dominated, or with `only`, `only_dominated` (summary_mark_same_type_dominated). */
+ * same_type_dominated, or with `only`, `only_dominated` (graph_mark_same_type_dominated). */
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
 		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
 		     size_t max);

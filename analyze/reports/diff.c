@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/graph/same_type.h"
+
 #define NO_MATCH UINT32_MAX
 #define CONTAINERS_MAX 10
 #define CONTAINER_MIN_GROWTH 10 /* items: smaller growth is the ordinary life of a program */
@@ -261,7 +263,8 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 					       : old == NO_MATCH;
 	}
 	if (graph->idom &&
-	    (diff->new_same_type_dominated = summary_mark_same_type_dominated(after, diff->is_new)) ==
+	    (diff->new_same_type_dominated = graph_mark_same_type_dominated(
+		 &after->graph, &after->heap, &after->types, diff->is_new)) ==
 		    NULL)
 		goto out_of_memory;
 	for (size_t j = 0; j < heap_after->count; j++) {

@@ -132,47 +132,6 @@ static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id
 	return group;
 }
 
-struct type_key_context {
-	const struct analysis *analysis;
-	const uint8_t *only;
-	struct type_grouper sizes; /* untyped allocations: one key per size */
-	uint32_t names;		   /* type ids are 1 .. names; sizes come after */
-	bool failed;
-};
-
-static uint32_t type_key(void *context, uint32_t node)
-{
-	struct type_key_context *keys = context;
-	const struct analysis *analysis = keys->analysis;
-	if (keys->only && !keys->only[node])
-		return 0;
-	uint32_t id = analysis->types.of ? analysis->types.of[node] : 0;
-	if (id)
-		return id;
-	struct type_group *group =
-		type_grouper_find(&keys->sizes, NULL, analysis->heap.allocations[node].size);
-	if (group == NULL) {
-		keys->failed = true;
-		return 0;
-	}
-	return keys->names + 1 + (uint32_t)(group - keys->sizes.groups);
-}
-
-uint8_t *summary_mark_same_type_dominated(const struct analysis *analysis, const uint8_t *only)
-{
-	const struct graph *graph = &analysis->graph;
-	uint8_t *marks = malloc(graph->heap_nodes ? graph->heap_nodes : 1);
-	struct type_key_context keys = {.analysis = analysis, .only = only,
-					.names = (uint32_t)analysis->types.names.count};
-	if (marks == NULL || graph->idom == NULL ||
-	    graph_mark_same_key_dominated(graph, type_key, &keys, marks) != 0 || keys.failed) {
-		free(marks);
-		marks = NULL;
-	}
-	type_grouper_free(&keys.sizes);
-	return marks;
-}
-
 /* Roots whose bytes held count the memory of very many roots too (each is a short walk). */
 #define ROOTS_HELD_EXACTLY 64
 

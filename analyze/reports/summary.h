@@ -63,10 +63,6 @@ struct heap_summary {
 	struct site_groups untyped_sites;
 };
 
-/* Per allocation (malloc'd, heap->count entries): 1 when a strict dominator is of its type group
- * (its type, or untyped of its size) and, when `only` is given, passes only[] too: what an object
- * retains that another of its group already retains, at any depth. NULL when out of memory. */
-uint8_t *summary_mark_same_type_dominated(const struct analysis *analysis, const uint8_t *only);
 
 /* Needs the graph (analysis_build_graph) for retained bytes, roots and reachability; without it,
  * only types with counts and bytes. */

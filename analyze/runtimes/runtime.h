@@ -76,8 +76,4 @@ extern const struct runtime cpython_runtime;
 /* Every runtime heapsnap knows, in the order they are looked for; NULL-terminated. */
 extern const struct runtime *const known_runtimes[];
 
-/* Whether the runtime the process runs named any object (the reports then speak of its
- * garbage). */
-bool runtime_has_objects(const struct analysis *analysis);
-
 #endif

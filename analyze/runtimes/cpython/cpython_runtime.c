@@ -11,7 +11,8 @@
 #include "analyze/allocators/allocator.h"
 #include "analyze/allocators/mimalloc_heap.h"
 #include "analyze/runtimes/cpython/cpython_fields.h"
-#include "analyze/allocators/pymalloc_heap.h"
+#include "analyze/runtimes/cpython/pymalloc_heap.h"
+#include "analyze/runtimes/cpython/cpython_mimalloc.h"
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
 #include "common/numbers.h"
@@ -41,7 +42,7 @@ static int walk_heap(struct analysis *analysis, const struct analysis_options *o
 					.no_debuginfo = options->no_debuginfo};
 	if (input.module != NULL &&
 	    (allocator == CPYTHON_ALLOCATOR_MIMALLOC || allocator == CPYTHON_ALLOCATOR_UNKNOWN)) {
-		int walked = mimalloc_heap_walk_cpython(&input, allocator == CPYTHON_ALLOCATOR_UNKNOWN,
+		int walked = cpython_mimalloc_walk(&input, allocator == CPYTHON_ALLOCATOR_UNKNOWN,
 							&analysis->heap, &analysis->warnings, err);
 		if (walked < 0)
 			return -1;

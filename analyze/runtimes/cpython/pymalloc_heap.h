@@ -23,9 +23,13 @@
 #include "common/error.h"
 #include "common/warnings.h"
 
+/* pymalloc, CPython's object allocator, layered on the process's malloc: walked by the runtime
+ * (its walk is NULL), its blocks named in its own words. */
+extern const struct allocator pymalloc_allocator;
+
 /* Adds the blocks of every pool to `heap` (already walked by the malloc's walker; this calls
  * heap_finish on it again) under one arena of kind "pymalloc", and records pymalloc_allocator
- * (allocator.h) in the heap with how its arenas were found: "debug info" or "heuristics". */
+ * in the heap with how its arenas were found: "debug info" or "heuristics". */
 int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 		       const struct cpython_info *python, const struct cpython_layout *layout,
 		       bool no_debuginfo, struct heap *heap, struct warnings *warnings,
