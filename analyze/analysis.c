@@ -240,7 +240,8 @@ void analysis_close(struct analysis *analysis)
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
 	free(analysis->same_type_dominated);
-	cpython_objects_free(&analysis->python_objects);
+	if (analysis->runtime)
+		analysis->runtime->free(analysis);
 	allocation_sites_free(&analysis->sites);
 	types_free(&analysis->types);
 	heap_free(&analysis->heap);

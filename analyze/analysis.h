@@ -7,9 +7,7 @@
 
 #include "analyze/address_space.h"
 #include "analyze/allocators/allocator.h"
-#include "analyze/runtimes/cpython/cpython.h"
 #include "analyze/runtimes/runtime.h"
-#include "analyze/runtimes/cpython/cpython_objects.h"
 #include "analyze/graph/graph.h"
 #include "analyze/heap.h"
 #include "analyze/module_files.h"
@@ -39,8 +37,7 @@ struct analysis {
 	struct symbols *symbols;
 	struct heap heap;
 	const struct runtime *runtime; /* the runtime the process runs (runtime.h), or NULL */
-	struct cpython_info python; /* found is false when no interpreter is mapped */
-	struct python_objects python_objects;
+	void *runtime_state; /* the runtime's own (runtime.h), NULL when none runs */
 	struct type_names types;
 	struct c_types_reading *c_types_reading; /* modules' variables, read while the heap is walked */
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */

@@ -2,8 +2,8 @@
  * (CPython today). analysis.c runs each step of the runtime the process runs without knowing
  * which one it is: find it among the modules, walk the allocator it keeps on top of malloc, name
  * its objects and their parts (and mark its bookkeeping), then give the object graph its model
- * of references. A runtime keeps its state in the analysis (CPython's: analysis.python and
- * analysis.python_objects); the reports and the front ends learn what to say of it through the
+ * of references. A runtime keeps its own state (analysis.runtime_state, made by detect and
+ * released by free, read by no one else); the reports and the front ends learn what to say of it through the
  * second half of the interface, and never read that state themselves. */
 #ifndef HEAPSNAP_RUNTIME_H
 #define HEAPSNAP_RUNTIME_H
@@ -23,8 +23,11 @@ struct runtime {
 	const char *name;	  /* "CPython" */
 	const char *heap_step;	  /* its allocator's step in --timings: "pymalloc heap" */
 	const char *objects_step; /* its objects' step: "Python objects" */
-	/* After the modules' symbols: whether the process runs it (its state is then set). */
+	/* After the modules' symbols: whether the process runs it; when it does, its state is made
+	 * (analysis.runtime_state, the runtime's own: no one else reads it). */
 	bool (*detect)(struct analysis *analysis, const struct analysis_options *options);
+	/* Releases the state detect made. */
+	void (*free)(struct analysis *analysis);
 	/* After malloc's walk: the allocator it keeps on top of it (pymalloc), walked into the same
 	 * heap. -1 with err set on failure. */
 	int (*walk_heap)(struct analysis *analysis, const struct analysis_options *options,

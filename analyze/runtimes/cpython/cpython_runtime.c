@@ -7,6 +7,7 @@
 #include "analyze/runtimes/runtime.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "analyze/allocators/allocator.h"
 #include "analyze/allocators/mimalloc_heap.h"
@@ -18,10 +19,34 @@
 #include "common/numbers.h"
 #include "formats/json.h"
 
+/* The runtime's state in an analysis (analysis.runtime_state): the interpreter found, and its
+ * objects once named. */
+struct cpython_state {
+	struct cpython_info python;
+	struct python_objects objects;
+};
+
+/* NULL when the process runs another runtime, or none (version is asked of every runtime) */
+static struct cpython_state *state_of(const struct analysis *analysis)
+{
+	return analysis->runtime == &cpython_runtime ? analysis->runtime_state : NULL;
+}
+
 static bool detect(struct analysis *analysis, const struct analysis_options *options)
 {
-	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &analysis->python);
-	return analysis->python.found;
+	struct cpython_state *state = calloc(1, sizeof *state);
+	if (state == NULL) {
+		warnings_add(&analysis->warnings, "out of memory looking for a Python interpreter: "
+						  "its objects are not named");
+		return false;
+	}
+	cpython_detect(analysis->symbols, analysis->space, options->no_debuginfo, &state->python);
+	if (!state->python.found) {
+		free(state);
+		return false;
+	}
+	analysis->runtime_state = state;
+	return true;
 }
 
 /* The allocator the objects come from, walked on top of malloc: CPython's mimalloc under
@@ -31,7 +56,7 @@ static bool detect(struct analysis *analysis, const struct analysis_options *opt
 static int walk_heap(struct analysis *analysis, const struct analysis_options *options,
 		     struct hs_error *err)
 {
-	struct cpython_info *python = &analysis->python;
+	struct cpython_info *python = &state_of(analysis)->python;
 	if (!python->has_layout)
 		return 0; /* (a version without layouts: its objects are not typed) */
 	enum cpython_object_allocator allocator = cpython_object_allocator(
@@ -62,28 +87,28 @@ static int find_objects(struct analysis *analysis, struct hs_error *err)
 	/* the interpreter's method cache holds borrowed pointers: the graph is not to take them
 	   for references (they would keep garbage alive) */
 	uint64_t start, end;
-	if (cpython_method_cache(analysis->symbols, analysis->space, &analysis->python, &start,
+	if (cpython_method_cache(analysis->symbols, analysis->space, &state_of(analysis)->python, &start,
 				 &end))
 		heap_add_bookkeeping(&analysis->heap, start, end);
-	return cpython_objects_find(&analysis->python_objects, analysis->space, &analysis->python,
+	return cpython_objects_find(&state_of(analysis)->objects, analysis->space, &state_of(analysis)->python,
 				    &analysis->heap, &analysis->types, &analysis->warnings, err);
 }
 
 static bool has_objects(const struct analysis *analysis)
 {
-	return analysis->python_objects.bits != NULL;
+	return state_of(analysis)->objects.bits != NULL;
 }
 
 static int graph_model(struct analysis *analysis, struct graph_model *model, void **state,
 		       struct hs_error *err)
 {
 	*state = NULL;
-	if (analysis->python_objects.bits == NULL)
+	if (state_of(analysis)->objects.bits == NULL)
 		return 0;
 	struct cpython_graph *python = cpython_graph_new(
-		analysis->space, &analysis->python, &analysis->python_objects, &analysis->heap,
-		cpython_fields_new(analysis->symbols, analysis->python.minor,
-				   analysis->python.debuginfo_allowed),
+		analysis->space, &state_of(analysis)->python, &state_of(analysis)->objects, &analysis->heap,
+		cpython_fields_new(analysis->symbols, state_of(analysis)->python.minor,
+				   state_of(analysis)->python.debuginfo_allowed),
 		model);
 	if (python == NULL)
 		return hs_error_nomem(err, "building the object graph");
@@ -100,12 +125,13 @@ static void graph_model_free(void *state)
 
 static const char *version(const struct analysis *analysis)
 {
-	return analysis->python.found ? analysis->python.version : NULL;
+	const struct cpython_state *state = state_of(analysis);
+	return state && state->python.found ? state->python.version : NULL;
 }
 
 static uint64_t object_count(const struct analysis *analysis)
 {
-	return analysis->python_objects.object_count;
+	return state_of(analysis)->objects.object_count;
 }
 
 /* How pymalloc's arenas were found (the CPython line says it beside the layouts). */
@@ -128,7 +154,7 @@ static void allocator_words(const struct analysis *analysis, char *out, size_t s
 {
 	const struct heap_allocator *mimalloc =
 	    heap_allocator_find(&analysis->heap, &cpython_mimalloc_allocator);
-	if (analysis->python.object_allocator == CPYTHON_ALLOCATOR_MIMALLOC && mimalloc)
+	if (state_of(analysis)->python.object_allocator == CPYTHON_ALLOCATOR_MIMALLOC && mimalloc)
 		snprintf(out, size,
 			 "objects from CPython's mimalloc%s%s (PYTHONMALLOC=mimalloc), its segments "
 			 "found with %s",
@@ -140,10 +166,10 @@ static void allocator_words(const struct analysis *analysis, char *out, size_t s
 
 static bool describe(const struct analysis *analysis, char *out, size_t size)
 {
-	const struct cpython_info *python = &analysis->python;
+	const struct cpython_info *python = &state_of(analysis)->python;
 	if (python->found && python->has_layout) {
 		char objects[32], allocator[160];
-		format_count(analysis->python_objects.object_count, objects, sizeof objects);
+		format_count(state_of(analysis)->objects.object_count, objects, sizeof objects);
 		allocator_words(analysis, allocator, sizeof allocator);
 		snprintf(out, size, "CPython %s (%s): %s objects, layouts from %s, %s",
 			 python->version, python->module_path, objects, python->layout_source,
@@ -173,16 +199,16 @@ static void damage_counts_json(const struct python_damage *damage, struct json_w
 
 static void summary_json(const struct analysis *analysis, struct json_writer *json)
 {
-	if (!analysis->python.found || !analysis->python.has_layout)
+	if (!state_of(analysis)->python.found || !state_of(analysis)->python.has_layout)
 		return;
 	json_key(json, "python");
 	json_object_begin(json);
 	json_key(json, "module");
-	json_string(json, analysis->python.module_path);
+	json_string(json, state_of(analysis)->python.module_path);
 	json_key(json, "layouts_from");
-	json_string(json, analysis->python.layout_source);
+	json_string(json, state_of(analysis)->python.layout_source);
 	json_key(json, "object_allocator");
-	json_string(json, object_allocator_name(analysis->python.object_allocator));
+	json_string(json, object_allocator_name(state_of(analysis)->python.object_allocator));
 	json_key(json, "pymalloc_found_with");
 	json_string(json, pymalloc_method(&analysis->heap));
 	const struct heap_allocator *mimalloc =
@@ -192,17 +218,17 @@ static void summary_json(const struct analysis *analysis, struct json_writer *js
 		json_string(json, mimalloc->method);
 	}
 	json_key(json, "objects");
-	json_uint(json, analysis->python_objects.object_count);
+	json_uint(json, state_of(analysis)->objects.object_count);
 	json_key(json, "gc_tracked");
-	json_uint(json, analysis->python_objects.tracked_count);
+	json_uint(json, state_of(analysis)->objects.tracked_count);
 	json_key(json, "damaged");
-	damage_counts_json(&analysis->python_objects.damage, json);
+	damage_counts_json(&state_of(analysis)->objects.damage, json);
 	json_object_end(json);
 }
 
 static bool damage_words(const struct analysis *analysis, char *out, size_t size)
 {
-	const struct python_damage *damage = &analysis->python_objects.damage;
+	const struct python_damage *damage = &state_of(analysis)->objects.damage;
 	const struct {
 		uint64_t count;
 		const char *one, *many;
@@ -233,12 +259,12 @@ static bool damage_words(const struct analysis *analysis, char *out, size_t size
 
 static void damage_json(const struct analysis *analysis, struct json_writer *json)
 {
-	damage_counts_json(&analysis->python_objects.damage, json);
+	damage_counts_json(&state_of(analysis)->objects.damage, json);
 }
 
 static const char *block_role(const struct analysis *analysis, size_t index, int *generation)
 {
-	const uint8_t *bits = analysis->python_objects.bits;
+	const uint8_t *bits = state_of(analysis)->objects.bits;
 	*generation = -1;
 	if (bits == NULL || bits[index] == 0)
 		return NULL;
@@ -252,7 +278,7 @@ static const char *block_role(const struct analysis *analysis, size_t index, int
 
 static bool object_at(const struct analysis *analysis, size_t index, int *generation)
 {
-	const uint8_t *bits = analysis->python_objects.bits;
+	const uint8_t *bits = state_of(analysis)->objects.bits;
 	if (bits == NULL || !(bits[index] & PYOBJ_OBJECT))
 		return false;
 	*generation = python_object_generation(bits[index]);
@@ -262,24 +288,33 @@ static bool object_at(const struct analysis *analysis, size_t index, int *genera
 /* Whether an object of a version with layouts starts in block `index`. */
 static bool is_object(const struct analysis *analysis, size_t index)
 {
-	return analysis->python.has_layout && analysis->python_objects.bits &&
-	       (analysis->python_objects.bits[index] & PYOBJ_OBJECT);
+	return state_of(analysis)->python.has_layout && state_of(analysis)->objects.bits &&
+	       (state_of(analysis)->objects.bits[index] & PYOBJ_OBJECT);
 }
 
 static bool string_text(const struct analysis *analysis, size_t index, char *out, size_t size)
 {
 	if (!is_object(analysis, index))
 		return false;
-	uint64_t address = python_object_address(&analysis->python_objects, &analysis->heap, index);
-	return cpython_str_read(analysis->space, &analysis->python.layout, address, out, size);
+	uint64_t address = python_object_address(&state_of(analysis)->objects, &analysis->heap, index);
+	return cpython_str_read(analysis->space, &state_of(analysis)->python.layout, address, out, size);
 }
 
 static bool container_length(const struct analysis *analysis, size_t index, uint64_t *length)
 {
 	if (!is_object(analysis, index))
 		return false;
-	return cpython_container_length(analysis->space, &analysis->python.layout,
-					&analysis->python_objects, &analysis->heap, index, length);
+	return cpython_container_length(analysis->space, &state_of(analysis)->python.layout,
+					&state_of(analysis)->objects, &analysis->heap, index, length);
+}
+
+static void free_state(struct analysis *analysis)
+{
+	struct cpython_state *state = analysis->runtime_state;
+	if (state)
+		cpython_objects_free(&state->objects);
+	free(state);
+	analysis->runtime_state = NULL;
 }
 
 const struct runtime cpython_runtime = {
@@ -287,6 +322,7 @@ const struct runtime cpython_runtime = {
 	.heap_step = "pymalloc heap",
 	.objects_step = "Python objects",
 	.detect = detect,
+	.free = free_state,
 	.walk_heap = walk_heap,
 	.find_objects = find_objects,
 	.has_objects = has_objects,
