@@ -36,6 +36,7 @@
 
 #include "analyze/allocators/walk_report.h"
 #include "analyze/dwarf_types.h"
+#include "common/bytes.h"
 
 /* mi_segment_t (64-bit, release build) */
 #define SEGMENT_SHIFT 25 /* MI_SEGMENT_SHIFT: 32 MiB */
@@ -158,27 +159,6 @@ struct walker {
 	uint8_t marks[65536]; /* per block of the page walked: 0 live, else its place + 1 */
 	struct walk_report report; /* damage and blocks (walk_report.h) */
 };
-
-static uint32_t u32_at(const uint8_t *bytes, size_t offset)
-{
-	uint32_t value;
-	memcpy(&value, bytes + offset, 4);
-	return value;
-}
-
-static uint16_t u16_at(const uint8_t *bytes, size_t offset)
-{
-	uint16_t value;
-	memcpy(&value, bytes + offset, 2);
-	return value;
-}
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, 8);
-	return value;
-}
 
 /* ---- the version -------------------------------------------------------------------------- */
 

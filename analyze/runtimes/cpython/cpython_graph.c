@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/array_grow.h"
+#include "common/bytes.h"
 
 #define SMALL_DICT 32		/* dicts this small show their keys on edges */
 #define MAX_ITEMS (1u << 28)	/* more items than this is a corrupt object */
@@ -76,13 +77,6 @@ struct cpython_graph {
 	uint64_t *held;
 	size_t held_count, held_capacity;
 };
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
 
 /* A word at addr: from the allocation being emitted when it holds it, else from the snapshot. */
 static bool read_word(struct cpython_graph *model, uint64_t addr, uint64_t *out)

@@ -6,19 +6,13 @@
 #include <string.h>
 
 #include "common/array_grow.h"
+#include "common/bytes.h"
 
 #define MAX_REFCOUNT (1ull << 40) /* immortal objects (3.12+) count below 2^32 */
 #define MAX_TYPE_NAME 200
 #define TYPE_INVALID (-1)
 
 /* ---- reading objects ------------------------------------------------------------------------- */
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
 
 static bool read_u64(struct address_space *space, uint64_t addr, uint64_t *out)
 {
