@@ -36,6 +36,7 @@
 
 #include "analyze/allocators/walk_report.h"
 #include "analyze/dwarf_types.h"
+#include "common/array_grow.h"
 #include "common/bytes.h"
 
 /* mi_segment_t (64-bit, release build) */
@@ -213,14 +214,11 @@ static bool parse_segment(uint64_t address, const uint8_t *header, struct segmen
 
 static int add_segment(struct walker *walker, const struct segment *segment, struct hs_error *err)
 {
-	if (walker->segment_count == walker->segment_capacity) {
-		size_t capacity = walker->segment_capacity ? walker->segment_capacity * 2 : 64;
-		struct segment *grown = realloc(walker->segments, capacity * sizeof *grown);
-		if (grown == NULL)
-			return hs_error_nomem(err, "listing mimalloc's segments");
-		walker->segments = grown;
-		walker->segment_capacity = capacity;
-	}
+	struct segment *grown = array_grow(walker->segments, &walker->segment_capacity,
+					   walker->segment_count, sizeof *walker->segments, 64);
+	if (grown == NULL)
+		return hs_error_nomem(err, "listing mimalloc's segments");
+	walker->segments = grown;
 	walker->segments[walker->segment_count++] = *segment;
 	return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
+
 #define NO_MATCH UINT32_MAX
 #define CONTAINERS_MAX 10
 #define CONTAINER_MIN_GROWTH 10 /* items: smaller growth is the ordinary life of a program */
@@ -127,15 +129,12 @@ static struct diff_type *diff_type_at(struct heap_diff *diff, size_t *capacity, 
 				      const struct group_cache *cache)
 {
 	if (index >= *capacity) {
-		size_t grown_capacity = *capacity ? *capacity * 2 : 256;
-		while (grown_capacity <= index)
-			grown_capacity *= 2;
-		struct diff_type *grown = realloc(diff->types, grown_capacity * sizeof *grown);
+		size_t old_capacity = *capacity;
+		struct diff_type *grown = array_grow(diff->types, capacity, index, sizeof *grown, 256);
 		if (grown == NULL)
 			return NULL;
-		memset(grown + *capacity, 0, (grown_capacity - *capacity) * sizeof *grown);
+		memset(grown + old_capacity, 0, (*capacity - old_capacity) * sizeof *grown);
 		diff->types = grown;
-		*capacity = grown_capacity;
 	}
 	if (index >= diff->type_count)
 		diff->type_count = index + 1;
