@@ -142,14 +142,10 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 		return -1;
 	if (layout == NULL)
 		return 0;
-	if (p->tail == p->capacity) {
-		size_t capacity = p->capacity ? p->capacity * 2 : 1024;
-		void *grown = realloc(p->queue, capacity * sizeof *p->queue);
-		if (grown == NULL)
-			return -1;
-		p->queue = grown;
-		p->capacity = capacity;
-	}
+	void *grown = array_grow(p->queue, &p->capacity, p->tail, sizeof *p->queue, 1024);
+	if (grown == NULL)
+		return -1;
+	p->queue = grown;
 	p->queue[p->tail++] = (struct pending){index, types_name(p->names, index)};
 	return 0;
 }

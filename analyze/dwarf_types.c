@@ -591,15 +591,12 @@ static void read_lines(struct dwarf_types *types)
 					}
 					if (!end && (file == UINT32_MAX || line == 0))
 						continue;
-					if (types->line_count == capacity) {
-						size_t grown_capacity = capacity ? capacity * 2 : 4096;
-						struct line_row *grown =
-							realloc(types->lines, grown_capacity * sizeof *grown);
-						if (grown == NULL)
-							break;
-						types->lines = grown;
-						capacity = grown_capacity;
-					}
+					struct line_row *grown =
+						array_grow(types->lines, &capacity, types->line_count,
+							   sizeof *types->lines, 4096);
+					if (grown == NULL)
+						break;
+					types->lines = grown;
 					types->lines[types->line_count++] = (struct line_row){
 						address, end ? 0 : (uint32_t)line, end ? 0 : file};
 				}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
 #include "common/big_array.h"
 #include "formats/snapshot.h"
 
@@ -168,15 +169,13 @@ static void build_spans(struct heap *heap)
 			if (allocation_end(&heap->allocations[last]) > end)
 				end = allocation_end(&heap->allocations[last]);
 		}
-		if (heap->span_count == capacity) {
-			capacity = capacity ? capacity * 2 : 16;
-			void *grown = realloc(heap->spans, capacity * sizeof *heap->spans);
-			if (grown == NULL) {
-				free_spans(heap);
-				return;
-			}
-			heap->spans = grown;
+		void *grown = array_grow(heap->spans, &capacity, heap->span_count,
+					 sizeof *heap->spans, 16);
+		if (grown == NULL) {
+			free_spans(heap);
+			return;
 		}
+		heap->spans = grown;
 		/* granules of 256 bytes, larger where they would far outnumber the allocations
 		   (a span of a few huge mmapped chunks) */
 		uint32_t shift = GRANULE_SHIFT;

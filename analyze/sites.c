@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/dwarf_types.h"
+#include "common/array_grow.h"
 #include "common/hash_index.h"
 
 struct frame_name {
@@ -46,7 +47,8 @@ static uint32_t intern_chain(struct allocation_sites *sites, struct hash_index *
 	for (; *slot; slot = hash_index_next(index, slot))
 		if (memcmp(&sites->chains[*slot - 1], chain, sizeof *chain) == 0)
 			return *slot - 1;
-	struct site_chain *grown = realloc(sites->chains, (sites->chain_count + 1) * sizeof *grown);
+	struct site_chain *grown = array_grow(sites->chains, &sites->chain_capacity,
+					      sites->chain_count, sizeof *sites->chains, 64);
 	if (grown == NULL)
 		return UINT32_MAX;
 	sites->chains = grown;
@@ -149,14 +151,11 @@ static const struct frame_name *describe_frame(struct site_cache *cache, struct 
 	for (size_t i = 0; i < cache->frame_count; i++)
 		if (cache->frames[i].pc == pc)
 			return &cache->frames[i];
-	if (cache->frame_count == cache->frame_capacity) {
-		size_t capacity = cache->frame_capacity ? cache->frame_capacity * 2 : 64;
-		struct frame_name *grown = realloc(cache->frames, capacity * sizeof *grown);
-		if (grown == NULL)
-			return NULL;
-		cache->frames = grown;
-		cache->frame_capacity = capacity;
-	}
+	struct frame_name *grown = array_grow(cache->frames, &cache->frame_capacity,
+					      cache->frame_count, sizeof *cache->frames, 64);
+	if (grown == NULL)
+		return NULL;
+	cache->frames = grown;
 	struct frame_name *out = &cache->frames[cache->frame_count++];
 	memset(out, 0, sizeof *out);
 	out->pc = pc;
@@ -218,16 +217,13 @@ const struct site_description *allocation_sites_describe(const struct allocation
 int site_groups_add(struct site_groups *groups, uint32_t site, uint64_t bytes, bool part)
 {
 	if (site >= groups->slot_capacity) { /* slot_of: group index + 1, by site number */
-		size_t capacity = groups->slot_capacity ? groups->slot_capacity : 64;
-		while (capacity <= site)
-			capacity *= 2;
-		size_t *grown = realloc(groups->slot_of, capacity * sizeof *grown);
+		size_t old_capacity = groups->slot_capacity;
+		size_t *grown = array_grow(groups->slot_of, &groups->slot_capacity, site,
+					   sizeof *grown, 64);
 		if (grown == NULL)
 			return -1;
-		memset(grown + groups->slot_capacity, 0,
-		       (capacity - groups->slot_capacity) * sizeof *grown);
+		memset(grown + old_capacity, 0, (groups->slot_capacity - old_capacity) * sizeof *grown);
 		groups->slot_of = grown;
-		groups->slot_capacity = capacity;
 	}
 	if (groups->slot_of[site]) {
 		struct site_group *group = &groups->groups[groups->slot_of[site] - 1];
@@ -235,14 +231,11 @@ int site_groups_add(struct site_groups *groups, uint32_t site, uint64_t bytes, b
 		group->bytes += bytes;
 		return 0;
 	}
-	if (groups->count == groups->capacity) {
-		size_t capacity = groups->capacity ? groups->capacity * 2 : 64;
-		struct site_group *grown = realloc(groups->groups, capacity * sizeof *grown);
-		if (grown == NULL)
-			return -1;
-		groups->groups = grown;
-		groups->capacity = capacity;
-	}
+	struct site_group *grown = array_grow(groups->groups, &groups->capacity, groups->count,
+					      sizeof *groups->groups, 64);
+	if (grown == NULL)
+		return -1;
+	groups->groups = grown;
 	groups->groups[groups->count++] = (struct site_group){site, !part, bytes, NULL};
 	groups->slot_of[site] = groups->count;
 	return 0;

@@ -25,7 +25,7 @@ struct allocation_sites {
 	uint32_t *site; /* per allocation (parallel to heap->allocations): its site's number + 1 */
 	size_t recorded; /* allocations with a site */
 	struct site_chain *chains; /* the distinct stacks, by number */
-	size_t chain_count;
+	size_t chain_count, chain_capacity;
 	struct site_cache *cache; /* frames described so far, and the DWARF opened for them */
 };
 

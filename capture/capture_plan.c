@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/array_grow.h"
+
 /* Private anonymous mappings at least this large are checked for never-touched pages... */
 #define UNTOUCHED_CHECK_MIN (4u << 20)
 /* ...and runs of untouched pages at least this long are stored as zero segments, not copied. */
@@ -15,14 +17,11 @@
 
 static int plan_add(struct capture_plan *plan, const struct planned_region *region)
 {
-	if (plan->count == plan->capacity) {
-		size_t capacity = plan->capacity ? plan->capacity * 2 : 64;
-		void *grown = realloc(plan->regions, capacity * sizeof *plan->regions);
-		if (grown == NULL)
-			return -1;
-		plan->regions = grown;
-		plan->capacity = capacity;
-	}
+	void *grown = array_grow(plan->regions, &plan->capacity, plan->count,
+				 sizeof *plan->regions, 64);
+	if (grown == NULL)
+		return -1;
+	plan->regions = grown;
 	plan->regions[plan->count++] = *region;
 	plan->read_bytes += region->read_size;
 	return 0;
@@ -260,16 +259,14 @@ int capture_plan_copy(struct capture_plan *plan, struct process_memory *memory,
 					      (int)memory->pid);
 		}
 		for (uint64_t offset = 0; offset < region->read_size; offset += COPY_CHUNK_BYTES) {
-			if (job.chunk_count == capacity) {
-				capacity = capacity ? capacity * 2 : 256;
-				void *grown = realloc(job.chunks, capacity * sizeof *job.chunks);
-				if (grown == NULL) {
-					free(job.chunks);
-					return hs_error_nomem(err, "copying pid %d's memory",
-							      (int)memory->pid);
-				}
-				job.chunks = grown;
+			void *grown = array_grow(job.chunks, &capacity, job.chunk_count,
+						 sizeof *job.chunks, 256);
+			if (grown == NULL) {
+				free(job.chunks);
+				return hs_error_nomem(err, "copying pid %d's memory",
+						      (int)memory->pid);
 			}
+			job.chunks = grown;
 			uint64_t size = region->read_size - offset < COPY_CHUNK_BYTES
 						? region->read_size - offset
 						: COPY_CHUNK_BYTES;

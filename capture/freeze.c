@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "capture/proc.h"
+#include "common/array_grow.h"
 #include "common/clock.h"
 
 #define STOP_TIMEOUT_MS 5000
@@ -120,14 +121,11 @@ static struct frozen_thread *find_thread(struct frozen_process *frozen, pid_t ti
 
 static struct frozen_thread *add_thread(struct frozen_process *frozen, pid_t tid)
 {
-	if (frozen->count == frozen->capacity) {
-		size_t capacity = frozen->capacity ? frozen->capacity * 2 : 16;
-		void *grown = realloc(frozen->threads, capacity * sizeof *frozen->threads);
-		if (grown == NULL)
-			return NULL;
-		frozen->threads = grown;
-		frozen->capacity = capacity;
-	}
+	void *grown = array_grow(frozen->threads, &frozen->capacity, frozen->count,
+				 sizeof *frozen->threads, 16);
+	if (grown == NULL)
+		return NULL;
+	frozen->threads = grown;
 	struct frozen_thread *thread = &frozen->threads[frozen->count++];
 	memset(thread, 0, sizeof *thread);
 	thread->tid = tid;

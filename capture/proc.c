@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/array_grow.h"
+
 int proc_read_file(const char *path, char **contents, size_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -17,17 +19,14 @@ int proc_read_file(const char *path, char **contents, size_t *size)
 	size_t capacity = 4096, used = 0;
 	char *buffer = malloc(capacity);
 	while (buffer != NULL) {
-		if (used + 1 >= capacity) {
-			char *grown = realloc(buffer, capacity * 2);
-			if (grown == NULL) {
-				free(buffer);
-				buffer = NULL;
-				errno = ENOMEM;
-				break;
-			}
-			buffer = grown;
-			capacity *= 2;
+		char *grown = array_grow(buffer, &capacity, used + 1, 1, 4096); /* (and a NUL) */
+		if (grown == NULL) {
+			free(buffer);
+			buffer = NULL;
+			errno = ENOMEM;
+			break;
 		}
+		buffer = grown;
 		ssize_t got = read(fd, buffer + used, capacity - used - 1);
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -88,16 +87,14 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 		int consumed = 0;
 		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 "%n", &start,
 			   &end, perms, &offset, &major, &minor, &inode, &consumed) == 7) {
-			if (maps->count == capacity) {
-				capacity *= 2;
-				void *grown = realloc(maps->mappings, capacity * sizeof *maps->mappings);
-				if (grown == NULL) {
-					free(text);
-					proc_maps_free(maps);
-					return hs_error_nomem(err, "reading %s", path);
-				}
-				maps->mappings = grown;
+			void *grown = array_grow(maps->mappings, &capacity, maps->count,
+						 sizeof *maps->mappings, 64);
+			if (grown == NULL) {
+				free(text);
+				proc_maps_free(maps);
+				return hs_error_nomem(err, "reading %s", path);
 			}
+			maps->mappings = grown;
 			const char *name = line + consumed;
 			while (*name == ' ')
 				name++;

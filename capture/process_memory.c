@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/array_grow.h"
+
 #define PAGE_SIZE_BYTES 4096u
 
 int range_list_add(struct range_list *list, uint64_t start, uint64_t end)
@@ -18,14 +20,11 @@ int range_list_add(struct range_list *list, uint64_t start, uint64_t end)
 		list->ranges[list->count - 1].end = end;
 		return 0;
 	}
-	if (list->count == list->capacity) {
-		size_t capacity = list->capacity ? list->capacity * 2 : 16;
-		void *grown = realloc(list->ranges, capacity * sizeof *list->ranges);
-		if (grown == NULL)
-			return -1;
-		list->ranges = grown;
-		list->capacity = capacity;
-	}
+	void *grown = array_grow(list->ranges, &list->capacity, list->count, sizeof *list->ranges,
+				 16);
+	if (grown == NULL)
+		return -1;
+	list->ranges = grown;
 	list->ranges[list->count++] = (struct address_range){start, end};
 	return 0;
 }

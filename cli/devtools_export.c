@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyze/graph/paths.h"
+#include "common/hash_map.h"
 #include "common/string_table.h"
 #include "formats/json.h"
 
@@ -46,6 +47,39 @@ struct edge_name {
 	uint32_t name_or_index;
 };
 
+/* A heap node's name by what it is made of: its type (interned: one pointer per name) and
+ * whether a part, or, untyped, its size. */
+struct name_key {
+	const char *type;
+	uint64_t size;
+};
+
+struct node_name {
+	uint32_t name; /* in the strings */
+	uint64_t hash; /* of the name, for ids */
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static inline uint64_t name_key_hash(struct name_key key)
+{
+	return mix64((uint64_t)(uintptr_t)key.type ^ key.size);
+}
+
+static inline bool name_key_eq(struct name_key a, struct name_key b)
+{
+	return a.type == b.type && a.size == b.size;
+}
+
+DEFINE_HASH_MAP(node_names, struct name_key, struct node_name, name_key_hash, name_key_eq)
+
 struct output {
 	FILE *out;
 	size_t used;
@@ -66,17 +100,15 @@ struct writer {
 	uint64_t *live;
 	uint32_t *live_before;
 	uint32_t heap_base; /* the ordinal of the first heap node, after the synthetic ones */
-	uint32_t *ids;		  /* ids given so far: open addressing, 0 for an empty slot */
+	/* ids given so far: open addressing, 0 for an empty slot. Written by hand, not a
+	   hash_map.h table: a slot is the id itself (a table would add an array of entries, and a
+	   second cache miss per node, on tens of millions of nodes), the slots a batch will probe
+	   are prefetched before it is written (write_nodes), and it is sized once, up front. */
+	uint32_t *ids;
 	size_t ids_size;
 	/* a heap node's name and the hash that goes into its id, by type (or, untyped, by size):
 	   naming each of millions of nodes afresh would dominate */
-	struct {
-		const char *type;
-		uint64_t size;
-		uint32_t name;
-		uint64_t hash;
-		bool valid;
-	} names[4096];
+	struct node_names names;
 };
 
 static void output_flush(struct output *output)
@@ -114,15 +146,6 @@ static void output_number(struct output *output, char separator, uint64_t value)
 	} while (value);
 	while (count)
 		output->buffer[output->used++] = digits[--count];
-}
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
 }
 
 /* The id a node whose identity hashes to `key` tries at `attempt`: odd (`odd`) or even. */
@@ -316,26 +339,28 @@ static int heap_node_name(struct writer *writer, size_t i, uint32_t *name, uint6
 			  struct hs_error *err)
 {
 	const char *type = analysis_type(writer->analysis, i);
-	/* the cache's key: the type, and whether a part; or, untyped, the size */
-	uint64_t size = type ? is_part(writer, i) : writer->graph->heap->allocations[i].size;
-	size_t slot = mix64((uint64_t)(uintptr_t)type ^ size) % (sizeof writer->names /
-								 sizeof writer->names[0]);
-	if (!writer->names[slot].valid || writer->names[slot].type != type ||
-	    writer->names[slot].size != size) {
+	/* the key: the type, and whether a part; or, untyped, the size */
+	struct name_key key = {type, type ? is_part(writer, i) : writer->graph->heap->allocations[i].size};
+	const struct node_names_entry *known = node_names_search(&writer->names, key);
+	if (known == NULL) {
 		char text[256];
 		if (type == NULL)
-			snprintf(text, sizeof text, "size %llu", (unsigned long long)size);
+			snprintf(text, sizeof text, "size %llu", (unsigned long long)key.size);
 		else
-			snprintf(text, sizeof text, size ? "(part of %s)" : "%s", type);
-		writer->names[slot].type = type;
-		writer->names[slot].size = size;
-		writer->names[slot].hash = hash_bytes(text, 0);
-		writer->names[slot].valid = true;
-		if (intern(writer, text, &writer->names[slot].name, err) != 0)
+			snprintf(text, sizeof text, key.size ? "(part of %s)" : "%s", type);
+		struct node_name named = {.hash = hash_bytes(text, 0)};
+		if (intern(writer, text, &named.name, err) != 0)
 			return -1;
+		struct node_names_entry *entry = node_names_insert(&writer->names, key, NULL);
+		if (entry == NULL) {
+			hs_error_nomem(err, "naming the snapshot's nodes");
+			return -1;
+		}
+		entry->value = named;
+		known = entry;
 	}
-	*name = writer->names[slot].name;
-	*hash = writer->names[slot].hash;
+	*name = known->value.name;
+	*hash = known->value.hash;
 	return 0;
 }
 
@@ -542,6 +567,7 @@ int devtools_export_write(FILE *out, const struct analysis *analysis, bool show_
 	free(writer->live_before);
 	free(writer->labels);
 	string_table_free(&writer->strings);
+	node_names_free(&writer->names);
 	free(writer);
 	free(output);
 	return result;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/hash_map.h"
 
 #define NONE UINT32_MAX
 
@@ -23,18 +24,56 @@ struct edge {
 	uint64_t count;
 };
 
-/* Open addressing over indices + 1 (0: empty), rebuilt at half full. */
-struct table {
-	uint32_t *slots;
-	size_t size;
+/* A node's key: the same kind, parent and label are one node. */
+struct node_key {
+	enum node_kind kind;
+	uint32_t parent;
+	const char *label;
 };
 
+static inline struct node_key node_key(const struct node *node)
+{
+	return (struct node_key){node->kind, node->parent, node->label};
+}
+
+static inline uint64_t node_hash(struct node_key key)
+{
+	return hash_bytes(key.label, ((uint64_t)key.kind << 32) ^ key.parent);
+}
+
+static inline bool node_eq(struct node_key a, struct node_key b)
+{
+	return a.kind == b.kind && a.parent == b.parent && strcmp(a.label, b.label) == 0;
+}
+
+DEFINE_HASH_TABLE(node_table, struct node, struct node_key, node_key, node_hash, node_eq)
+
+struct edge_key {
+	uint32_t from, to;
+};
+
+static inline struct edge_key edge_key(const struct edge *edge)
+{
+	return (struct edge_key){edge->from, edge->to};
+}
+
+static inline uint64_t edge_hash(struct edge_key key)
+{
+	uint64_t mixed = ((uint64_t)key.from << 32 | key.to) * 0x9e3779b97f4a7c15ull;
+	return mixed ^ mixed >> 29;
+}
+
+static inline bool edge_eq(struct edge_key a, struct edge_key b)
+{
+	return a.from == b.from && a.to == b.to;
+}
+
+DEFINE_HASH_TABLE(edge_table, struct edge, struct edge_key, edge_key, edge_hash, edge_eq)
+
+/* Nodes and edges in the order made: the ids number them so, and they are written so. */
 struct path_graph {
-	struct node *nodes;
-	size_t node_count, node_capacity;
-	struct edge *edges;
-	size_t edge_count, edge_capacity;
-	struct table node_table, edge_table;
+	struct node_table nodes;
+	struct edge_table edges;
 	uint32_t kind_count[KINDS];
 };
 
@@ -47,115 +86,43 @@ void path_graph_free(struct path_graph *graph)
 {
 	if (graph == NULL)
 		return;
-	free(graph->nodes);
-	free(graph->edges);
-	free(graph->node_table.slots);
-	free(graph->edge_table.slots);
+	node_table_free(&graph->nodes);
+	edge_table_free(&graph->edges);
 	free(graph);
 }
 
 bool path_graph_empty(const struct path_graph *graph)
 {
-	return graph->node_count == 0;
-}
-
-static uint64_t node_hash(enum node_kind kind, uint32_t parent, const char *label)
-{
-	return hash_bytes(label, ((uint64_t)kind << 32) ^ parent);
-}
-
-static uint64_t edge_hash(uint32_t from, uint32_t to)
-{
-	uint64_t key = ((uint64_t)from << 32 | to) * 0x9e3779b97f4a7c15ull;
-	return key ^ key >> 29;
-}
-
-static uint64_t entry_hash(const struct path_graph *graph, const struct table *table, size_t i)
-{
-	if (table == &graph->node_table)
-		return node_hash(graph->nodes[i].kind, graph->nodes[i].parent, graph->nodes[i].label);
-	return edge_hash(graph->edges[i].from, graph->edges[i].to);
-}
-
-/* Makes room in `table` for `count` entries; false when out of memory. */
-static bool table_reserve(struct path_graph *graph, struct table *table, size_t count)
-{
-	if (count * 2 < table->size)
-		return true;
-	size_t size = table->size ? table->size * 2 : 64;
-	while (count * 2 >= size)
-		size *= 2;
-	uint32_t *slots = calloc(size, sizeof *slots);
-	if (slots == NULL)
-		return false;
-	for (size_t s = 0; s < table->size; s++) {
-		if (table->slots[s] == 0)
-			continue;
-		size_t at = entry_hash(graph, table, table->slots[s] - 1) & (size - 1);
-		while (slots[at])
-			at = (at + 1) & (size - 1);
-		slots[at] = table->slots[s];
-	}
-	free(table->slots);
-	table->slots = slots;
-	table->size = size;
-	return true;
-}
-
-static bool grow(void **items, size_t *capacity, size_t count, size_t item_size)
-{
-	if (count < *capacity)
-		return true;
-	size_t capacity_new = *capacity ? *capacity * 2 : 32;
-	void *grown = realloc(*items, capacity_new * item_size);
-	if (grown == NULL)
-		return false;
-	*items = grown;
-	*capacity = capacity_new;
-	return true;
+	return graph->nodes.count == 0;
 }
 
 /* The node of this kind, parent and label, made when new; NONE when out of memory. */
 static uint32_t node_of(struct path_graph *graph, enum node_kind kind, uint32_t parent,
 			const char *label)
 {
-	if (!table_reserve(graph, &graph->node_table, graph->node_count + 1) ||
-	    !grow((void **)&graph->nodes, &graph->node_capacity, graph->node_count,
-		  sizeof *graph->nodes))
+	bool added;
+	struct node *node = node_table_insert(&graph->nodes, (struct node_key){kind, parent, label},
+					      &added);
+	if (node == NULL)
 		return NONE;
-	struct table *table = &graph->node_table;
-	size_t at = node_hash(kind, parent, label) & (table->size - 1);
-	for (; table->slots[at]; at = (at + 1) & (table->size - 1)) {
-		const struct node *node = &graph->nodes[table->slots[at] - 1];
-		if (node->kind == kind && node->parent == parent && strcmp(node->label, label) == 0)
-			return table->slots[at] - 1;
+	if (added) {
+		node->kind = kind;
+		node->parent = parent;
+		node->number = ++graph->kind_count[kind];
+		snprintf(node->label, sizeof node->label, "%s", label);
 	}
-	struct node *node = &graph->nodes[graph->node_count];
-	node->kind = kind;
-	node->parent = parent;
-	node->number = ++graph->kind_count[kind];
-	snprintf(node->label, sizeof node->label, "%s", label);
-	table->slots[at] = (uint32_t)++graph->node_count;
-	return (uint32_t)graph->node_count - 1;
+	return (uint32_t)(node - graph->nodes.entries);
 }
 
 static bool add_edge(struct path_graph *graph, uint32_t from, uint32_t to, uint64_t count)
 {
-	if (!table_reserve(graph, &graph->edge_table, graph->edge_count + 1) ||
-	    !grow((void **)&graph->edges, &graph->edge_capacity, graph->edge_count,
-		  sizeof *graph->edges))
+	bool added;
+	struct edge *edge = edge_table_insert(&graph->edges, (struct edge_key){from, to}, &added);
+	if (edge == NULL)
 		return false;
-	struct table *table = &graph->edge_table;
-	size_t at = edge_hash(from, to) & (table->size - 1);
-	for (; table->slots[at]; at = (at + 1) & (table->size - 1)) {
-		struct edge *edge = &graph->edges[table->slots[at] - 1];
-		if (edge->from == from && edge->to == to) {
-			edge->count += count;
-			return true;
-		}
-	}
-	graph->edges[graph->edge_count] = (struct edge){from, to, count};
-	table->slots[at] = (uint32_t)++graph->edge_count;
+	if (added)
+		*edge = (struct edge){from, to, 0};
+	edge->count += count;
 	return true;
 }
 
@@ -317,16 +284,17 @@ void path_graph_write(FILE *out, const struct path_graph *graph, enum path_graph
 	/* a label of 127 bytes, each spelled in at most 4 * 6 ("\x01" as "#92;#120;#48;#49;") */
 	char label[128 * 24], count[32], from[24], to[24];
 	fprintf(out, syntax->begin, name);
-	for (size_t i = 0; i < graph->node_count; i++) {
-		const struct node *node = &graph->nodes[i];
+	for (size_t i = 0; i < graph->nodes.count; i++) {
+		const struct node *node = &graph->nodes.entries[i];
 		spell(syntax->escape, node->label, label, sizeof label);
 		node_id(node, from, sizeof from);
 		syntax->node(out, node->kind, from, label);
 	}
-	for (size_t i = 0; i < graph->edge_count; i++) {
-		node_id(&graph->nodes[graph->edges[i].from], from, sizeof from);
-		node_id(&graph->nodes[graph->edges[i].to], to, sizeof to);
-		cli_format_count(graph->edges[i].count, count, sizeof count);
+	for (size_t i = 0; i < graph->edges.count; i++) {
+		const struct edge *edge = &graph->edges.entries[i];
+		node_id(&graph->nodes.entries[edge->from], from, sizeof from);
+		node_id(&graph->nodes.entries[edge->to], to, sizeof to);
+		cli_format_count(edge->count, count, sizeof count);
 		syntax->edge(out, from, to, count);
 	}
 	fputs(syntax->end, out);

@@ -1,5 +1,5 @@
 /* The one hash table of the analysis: an open-addressing index over an array its user keeps
- * (interned strings, type groups, allocation sites, path shapes). A slot holds an entry's number
+ * (interned strings, allocation sites; hash_map.h's typed tables: type groups, path shapes). A slot holds an entry's number
  * + 1, 0 when empty; the index is kept at most half full, so a probe ends at an empty slot soon.
  * The user walks a key's probe sequence itself, comparing its own entries (no call per probe):
  *

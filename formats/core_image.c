@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array_grow.h"
 #include "formats/snapshot_notes.h"
 
 #define CORE_PAGE_SIZE 4096u
@@ -30,14 +31,10 @@ void core_image_free(struct core_image *image)
 /* Grows an array to hold one more element. */
 static int reserve_one(void **array, size_t *capacity, size_t count, size_t element_size)
 {
-	if (count < *capacity)
-		return 0;
-	size_t wanted = *capacity ? *capacity * 2 : 16;
-	void *grown = realloc(*array, wanted * element_size);
+	void *grown = array_grow(*array, capacity, count, element_size, 16);
 	if (grown == NULL)
 		return -1;
 	*array = grown;
-	*capacity = wanted;
 	return 0;
 }
 

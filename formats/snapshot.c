@@ -13,6 +13,7 @@
 #include <sys/procfs.h>
 #include <unistd.h>
 
+#include "common/array_grow.h"
 #include "formats/elf_build_id.h"
 #include "formats/seekable.h"
 #include "formats/snapshot_notes.h"
@@ -101,13 +102,11 @@ static int parse_notes(struct snapshot *snapshot, size_t total, struct hs_error 
 						 "sizes %u+%u pass the end of the note segment",
 						 snapshot->path, at, nhdr.n_namesz, nhdr.n_descsz);
 		uint8_t *name = snapshot->note_bytes + at + sizeof nhdr;
-		if (snapshot->note_count == capacity) {
-			capacity = capacity ? capacity * 2 : 32;
-			void *grown = realloc(snapshot->notes, capacity * sizeof *snapshot->notes);
-			if (grown == NULL)
-				return hs_error_nomem(err, "reading %s", snapshot->path);
-			snapshot->notes = grown;
-		}
+		void *grown = array_grow(snapshot->notes, &capacity, snapshot->note_count,
+					 sizeof *snapshot->notes, 32);
+		if (grown == NULL)
+			return hs_error_nomem(err, "reading %s", snapshot->path);
+		snapshot->notes = grown;
 		struct snapshot_note *note = &snapshot->notes[snapshot->note_count++];
 		/* names are NUL-terminated in valid notes; force it so a corrupt one stays a string */
 		if (nhdr.n_namesz > 0)

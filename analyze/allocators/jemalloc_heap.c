@@ -44,6 +44,7 @@
 #include "analyze/allocators/jemalloc_layout.h"
 #include "analyze/allocators/module_data.h"
 #include "analyze/allocators/walk_report.h"
+#include "common/array_grow.h"
 
 #define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512	      /* elements of a candidate leaf read at a time */
@@ -341,14 +342,11 @@ static void find_root(struct walker *walker, const struct range *data, uint64_t 
 
 static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)
 {
-	if (walker->extent_count == walker->extent_capacity) {
-		size_t capacity = walker->extent_capacity ? walker->extent_capacity * 2 : 1024;
-		struct extent *grown = realloc(walker->extents, capacity * sizeof *grown);
-		if (grown == NULL)
-			return hs_error_nomem(err, "walking jemalloc's extents");
-		walker->extents = grown;
-		walker->extent_capacity = capacity;
-	}
+	struct extent *grown = array_grow(walker->extents, &walker->extent_capacity,
+					  walker->extent_count, sizeof *walker->extents, 1024);
+	if (grown == NULL)
+		return hs_error_nomem(err, "walking jemalloc's extents");
+	walker->extents = grown;
 	walker->extents[walker->extent_count++] = *extent;
 	return 0;
 }
@@ -725,14 +723,11 @@ static int add_explicit(struct walker *walker, uint64_t tcache, struct hs_error 
 	for (size_t i = 0; i < walker->explicit_count; i++)
 		if (walker->explicit_tcaches[i] == tcache)
 			return 0;
-	if (walker->explicit_count == walker->explicit_capacity) {
-		size_t capacity = walker->explicit_capacity ? walker->explicit_capacity * 2 : 16;
-		uint64_t *grown = realloc(walker->explicit_tcaches, capacity * sizeof *grown);
-		if (grown == NULL)
-			return hs_error_nomem(err, "walking jemalloc's explicit tcaches");
-		walker->explicit_tcaches = grown;
-		walker->explicit_capacity = capacity;
-	}
+	uint64_t *grown = array_grow(walker->explicit_tcaches, &walker->explicit_capacity,
+				     walker->explicit_count, sizeof *walker->explicit_tcaches, 16);
+	if (grown == NULL)
+		return hs_error_nomem(err, "walking jemalloc's explicit tcaches");
+	walker->explicit_tcaches = grown;
 	walker->explicit_tcaches[walker->explicit_count++] = tcache;
 	return 0;
 }

@@ -36,6 +36,8 @@
 
 #include "analyze/allocators/walk_report.h"
 #include "analyze/dwarf_types.h"
+#include "common/array_grow.h"
+#include "common/bytes.h"
 
 /* mi_segment_t (64-bit, release build) */
 #define SEGMENT_SHIFT 25 /* MI_SEGMENT_SHIFT: 32 MiB */
@@ -159,27 +161,6 @@ struct walker {
 	struct walk_report report; /* damage and blocks (walk_report.h) */
 };
 
-static uint32_t u32_at(const uint8_t *bytes, size_t offset)
-{
-	uint32_t value;
-	memcpy(&value, bytes + offset, 4);
-	return value;
-}
-
-static uint16_t u16_at(const uint8_t *bytes, size_t offset)
-{
-	uint16_t value;
-	memcpy(&value, bytes + offset, 2);
-	return value;
-}
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, 8);
-	return value;
-}
-
 /* ---- the version -------------------------------------------------------------------------- */
 
 /* mi_version() returns MI_MALLOC_VERSION (209 for 2.0.9): its code is `mov $N, %eax; ret`,
@@ -233,14 +214,11 @@ static bool parse_segment(uint64_t address, const uint8_t *header, struct segmen
 
 static int add_segment(struct walker *walker, const struct segment *segment, struct hs_error *err)
 {
-	if (walker->segment_count == walker->segment_capacity) {
-		size_t capacity = walker->segment_capacity ? walker->segment_capacity * 2 : 64;
-		struct segment *grown = realloc(walker->segments, capacity * sizeof *grown);
-		if (grown == NULL)
-			return hs_error_nomem(err, "listing mimalloc's segments");
-		walker->segments = grown;
-		walker->segment_capacity = capacity;
-	}
+	struct segment *grown = array_grow(walker->segments, &walker->segment_capacity,
+					   walker->segment_count, sizeof *walker->segments, 64);
+	if (grown == NULL)
+		return hs_error_nomem(err, "listing mimalloc's segments");
+	walker->segments = grown;
 	walker->segments[walker->segment_count++] = *segment;
 	return 0;
 }

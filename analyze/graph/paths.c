@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/string_table.h"
-#include "common/array_grow.h"
 #include "common/fnv.h"
+#include "common/hash_map.h"
+#include "common/string_table.h"
 
 #define NO_SHAPE UINT32_MAX
 
@@ -20,13 +20,31 @@ struct shape_entry {
 	uint8_t repeated; /* the step repeats along a chain */
 };
 
+static inline struct shape_entry shape_entry_key(const struct shape_entry *entry)
+{
+	return *entry;
+}
+
+static inline uint64_t shape_hash(struct shape_entry key)
+{
+	return (((uint64_t)key.prefix * 0x9E3779B97F4A7C15ull) ^
+		((uint64_t)key.step << 1 | key.repeated) * 0xC2B2AE3D27D4EB4Full) >> 7;
+}
+
+static inline bool shape_eq(struct shape_entry a, struct shape_entry b)
+{
+	return a.prefix == b.prefix && a.step == b.step && a.repeated == b.repeated;
+}
+
+/* the shapes, numbered in the order made, by (prefix, step, repeated) */
+DEFINE_HASH_TABLE(shape_table, struct shape_entry, struct shape_entry, shape_entry_key, shape_hash,
+		  shape_eq)
+
 struct path_index {
 	const struct analysis *analysis;
 	bool show_values; /* paths show the values read from memory (dict keys) */
 	struct string_table steps;
-	struct shape_entry *shapes;
-	size_t shape_count, shape_capacity;
-	struct hash_index shape_index; /* by (prefix, step, repeated) */
+	struct shape_table shapes;
 	uint32_t *node_shape; /* per graph node: the shape of the path that reaches it */
 	struct {
 		uint64_t key;
@@ -110,38 +128,19 @@ static uint32_t intern_step(struct path_index *index, const char *text)
 	return step == UINT32_MAX ? NO_SHAPE : step;
 }
 
-static uint64_t shape_key(uint32_t prefix, uint32_t step, uint8_t repeated)
-{
-	return ((uint64_t)prefix * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)step << 1 | repeated) *
-								  0xC2B2AE3D27D4EB4Full;
-}
-
-static uint64_t shape_hash(const void *context, uint32_t shape)
-{
-	const struct shape_entry *entry = &((const struct path_index *)context)->shapes[shape];
-	return shape_key(entry->prefix, entry->step, entry->repeated) >> 7;
-}
-
 static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t step,
 			     uint8_t repeated)
 {
-	if (step == NO_SHAPE ||
-	    hash_index_reserve(&index->shape_index, index->shape_count, 4096, shape_hash, index) != 0)
+	if (step == NO_SHAPE)
 		return NO_SHAPE;
-	uint32_t *slot = hash_index_first(&index->shape_index, shape_key(prefix, step, repeated) >> 7);
-	for (; *slot; slot = hash_index_next(&index->shape_index, slot)) {
-		const struct shape_entry *entry = &index->shapes[*slot - 1];
-		if (entry->prefix == prefix && entry->step == step && entry->repeated == repeated)
-			return *slot - 1;
-	}
-	void *grown = array_grow(index->shapes, &index->shape_capacity, index->shape_count,
-				 sizeof *index->shapes, 1024);
-	if (grown == NULL)
+	struct shape_entry key = {prefix, step, repeated};
+	bool added;
+	struct shape_entry *entry = shape_table_insert(&index->shapes, key, &added);
+	if (entry == NULL)
 		return NO_SHAPE;
-	index->shapes = grown;
-	index->shapes[index->shape_count] = (struct shape_entry){prefix, step, repeated};
-	*slot = (uint32_t)++index->shape_count;
-	return (uint32_t)(index->shape_count - 1);
+	if (added)
+		*entry = key;
+	return (uint32_t)(entry - index->shapes.entries);
 }
 
 /* The name of a node's type for paths: its type, or "size N". */
@@ -250,7 +249,7 @@ static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, 
 	uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
 			(analysis_type(analysis, from) != NULL ||
 			 analysis->heap.allocations[from].size == analysis->heap.allocations[to].size);
-	const struct shape_entry *before = &index->shapes[index->node_shape[u]];
+	const struct shape_entry *before = &index->shapes.entries[index->node_shape[u]];
 	if (chain && before->step == step && before->repeated)
 		return index->node_shape[u];
 	return intern_shape(index, index->node_shape[u], step, chain);
@@ -302,8 +301,7 @@ void path_index_free(struct path_index *index)
 	if (index == NULL)
 		return;
 	string_table_free(&index->steps);
-	free(index->shapes);
-	hash_index_free(&index->shape_index);
+	shape_table_free(&index->shapes);
 	free(index->node_shape);
 	free(index->prepared.tallies);
 	free(index);
@@ -322,7 +320,7 @@ static void render(const struct path_index *index, uint32_t id, struct path_shap
 {
 	uint32_t chain[64];
 	size_t depth = 0;
-	for (uint32_t at = id; at != NO_SHAPE && depth < 64; at = index->shapes[at].prefix)
+	for (uint32_t at = id; at != NO_SHAPE && depth < 64; at = index->shapes.entries[at].prefix)
 		chain[depth++] = at;
 	out->element_count = 0;
 	/* keep the root and the steps nearest the object when the path is long */
@@ -332,7 +330,7 @@ static void render(const struct path_index *index, uint32_t id, struct path_shap
 				snprintf(out->elements[out->element_count++], 128, "...");
 			continue;
 		}
-		const struct shape_entry *entry = &index->shapes[chain[k]];
+		const struct shape_entry *entry = &index->shapes.entries[chain[k]];
 		char text[128];
 		snprintf(text, sizeof text, "%s%s", index->steps.strings[entry->step],
 			 entry->repeated ? " (repeated)" : "");
@@ -430,54 +428,41 @@ static void tally_begin(const struct path_index *index, struct shape_tally *tall
 	}
 }
 
-/* The tallies by their key (a type's id, or an untyped group's size), in a small open-addressed
- * table: each node of the heap is looked up in it. Too many tallies for it: searched in turn. */
-enum { TALLY_SLOTS = 256 };
-struct tally_table {
-	bool used;
-	int16_t slot[TALLY_SLOTS]; /* tally index, -1: empty */
+/* The tallies by their key (a type's id, or an untyped group's size): each node of the heap is
+ * looked up. */
+struct tally_key {
+	uint32_t id; /* 0: untyped, of `size`; else size is 0 */
+	uint64_t size;
 };
 
-static size_t tally_slot(uint32_t id, uint64_t size)
+static inline uint64_t tally_key_hash(struct tally_key key)
 {
-	return (size_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull ^ size * 0xc2b2ae3d27d4eb4full) >> 56);
+	return ((uint64_t)key.id * 0x9e3779b97f4a7c15ull ^ key.size * 0xc2b2ae3d27d4eb4full) >> 32;
 }
 
-static void tally_table_fill(struct tally_table *table, const struct shape_tally *tallies,
-			     size_t count)
+static inline bool tally_key_eq(struct tally_key a, struct tally_key b)
 {
-	table->used = count <= TALLY_SLOTS / 2;
-	if (!table->used)
-		return;
-	memset(table->slot, 0xff, sizeof table->slot);
+	return a.id == b.id && a.size == b.size;
+}
+
+DEFINE_HASH_MAP(tally_map, struct tally_key, uint32_t, tally_key_hash, tally_key_eq)
+
+/* The tallies of known types by key, the first of any with the same key; false when out of
+ * memory. */
+static bool tally_map_fill(struct tally_map *map, const struct shape_tally *tallies, size_t count)
+{
 	for (size_t t = 0; t < count; t++) {
 		if (!tallies[t].known)
 			continue;
-		size_t slot = tally_slot(tallies[t].want, tallies[t].want ? 0 : tallies[t].size);
-		while (table->slot[slot] >= 0)
-			slot = (slot + 1) % TALLY_SLOTS;
-		table->slot[slot] = (int16_t)t;
+		struct tally_key key = {tallies[t].want, tallies[t].want ? 0 : tallies[t].size};
+		bool added;
+		struct tally_map_entry *entry = tally_map_insert(map, key, &added);
+		if (entry == NULL)
+			return false;
+		if (added)
+			entry->value = (uint32_t)t;
 	}
-}
-
-/* The tally of a node of type `id` (0: untyped, then of `size`), or NULL. */
-static struct shape_tally *find_tally(const struct tally_table *table, struct shape_tally *tallies,
-				      size_t count, uint32_t id, uint64_t size)
-{
-	if (!table->used) {
-		for (size_t t = 0; t < count; t++)
-			if (tallies[t].known && tallies[t].want == id &&
-			    (id != 0 || tallies[t].size == size))
-				return &tallies[t];
-		return NULL;
-	}
-	for (size_t slot = tally_slot(id, size); table->slot[slot] >= 0;
-	     slot = (slot + 1) % TALLY_SLOTS) {
-		struct shape_tally *tally = &tallies[table->slot[slot]];
-		if (tally->want == id && (id != 0 || tally->size == size))
-			return tally;
-	}
-	return NULL;
+	return true;
 }
 
 /* Counts the shapes of every tally's objects (all with the same `only`), in one pass over the
@@ -489,23 +474,27 @@ static int tally_shapes(const struct path_index *index, struct shape_tally *tall
 	const uint8_t *only = count ? tallies[0].only : NULL;
 	const uint8_t *dominated = only ? tallies[0].only_dominated : analysis->same_type_dominated;
 	/* each shape's key, computed on first use (a type's objects have few shapes) */
-	uint64_t *keys = calloc(index->shape_count + 1, sizeof *keys);
+	uint64_t *keys = calloc(index->shapes.count + 1, sizeof *keys);
 	if (keys == NULL)
 		return -1;
 	const uint32_t *of = analysis->types.of;
-	struct tally_table table;
-	tally_table_fill(&table, tallies, count);
+	struct tally_map map = {0};
+	if (!tally_map_fill(&map, tallies, count)) {
+		tally_map_free(&map);
+		free(keys);
+		return -1;
+	}
 	for (size_t v = 0; v < graph->heap_nodes; v++) {
 		size_t allocation = v;
 		uint32_t shape = index->node_shape[v];
 		if (shape == NO_SHAPE)
 			continue; /* free or unreached (tested first: the smallest array) */
 		uint32_t id = of ? of[allocation] : 0;
-		struct shape_tally *tally =
-			find_tally(&table, tallies, count, id,
-				   id ? 0 : analysis->heap.allocations[allocation].size);
-		if (tally == NULL)
+		const struct tally_map_entry *entry = tally_map_search(
+			&map, (struct tally_key){id, id ? 0 : analysis->heap.allocations[allocation].size});
+		if (entry == NULL)
 			continue;
+		struct shape_tally *tally = &tallies[entry->value];
 		if (analysis->types.owned && analysis->types.owned[allocation])
 			continue; /* a part of an object: its owner is the object */
 		if (only && !only[allocation])
@@ -527,6 +516,7 @@ static int tally_shapes(const struct path_index *index, struct shape_tally *tall
 		if (dominated && !dominated[v])
 			found->retained += graph->retained[v];
 	}
+	tally_map_free(&map);
 	free(keys);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "analyze/graph/same_type.h"
+#include "common/array_grow.h"
 
 #define NO_MATCH UINT32_MAX
 #define CONTAINERS_MAX 10
@@ -116,7 +117,7 @@ static size_t group_of(struct group_cache *cache, const char *type, uint64_t siz
 	struct type_group *group = type_grouper_find(&cache->grouper, type, size);
 	if (group == NULL)
 		return SIZE_MAX;
-	size_t index = (size_t)(group - cache->grouper.groups);
+	size_t index = (size_t)(group - cache->grouper.entries);
 	cache->slots[slot].type = type;
 	cache->slots[slot].size = size;
 	cache->slots[slot].group = index;
@@ -129,22 +130,19 @@ static struct diff_type *diff_type_at(struct heap_diff *diff, size_t *capacity, 
 				      const struct group_cache *cache)
 {
 	if (index >= *capacity) {
-		size_t grown_capacity = *capacity ? *capacity * 2 : 256;
-		while (grown_capacity <= index)
-			grown_capacity *= 2;
-		struct diff_type *grown = realloc(diff->types, grown_capacity * sizeof *grown);
+		size_t old_capacity = *capacity;
+		struct diff_type *grown = array_grow(diff->types, capacity, index, sizeof *grown, 256);
 		if (grown == NULL)
 			return NULL;
-		memset(grown + *capacity, 0, (grown_capacity - *capacity) * sizeof *grown);
+		memset(grown + old_capacity, 0, (*capacity - old_capacity) * sizeof *grown);
 		diff->types = grown;
-		*capacity = grown_capacity;
 	}
 	if (index >= diff->type_count)
 		diff->type_count = index + 1;
 	struct diff_type *type = &diff->types[index];
 	if (type->type == NULL) {
-		type->type = cache->grouper.groups[index].type;
-		type->size = cache->grouper.groups[index].size;
+		type->type = cache->grouper.entries[index].type;
+		type->size = cache->grouper.entries[index].size;
 	}
 	return type;
 }
@@ -347,12 +345,11 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 	if (diff->type_count)
 		qsort(diff->types, diff->type_count, sizeof *diff->types, compare_growth);
 	site_groups_finish(&diff->new_untyped_sites, &after->sites, after->symbols);
-	if (lost.count)
-		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
-	diff->unreachable = lost.groups;
 	diff->unreachable_count = lost.count;
-	hash_index_free(&lost.index);
-	memset(&lost, 0, sizeof lost);
+	diff->unreachable = type_grouper_steal(&lost);
+	if (diff->unreachable_count)
+		qsort(diff->unreachable, diff->unreachable_count, sizeof *diff->unreachable,
+		      compare_bytes);
 	if (cycles_find(after, diff->is_new_unreachable, &diff->cycles, &diff->cycle_count, err) !=
 	    0)
 		goto fail;

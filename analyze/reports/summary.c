@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "analyze/graph/cycles.h"
-#include "common/array_grow.h"
 #include "common/fnv.h"
 
 void type_group_name(const struct type_group *group, char *out, size_t out_size)
@@ -77,47 +76,32 @@ static int sort_roots(struct heap_summary *summary)
 	return 0;
 }
 
-static uint64_t key_hash(const char *type, uint64_t size)
-{
-	return fnv1a_text(size * 0x9E3779B97F4A7C15ull, type) >> 17;
-}
-
-static uint64_t group_hash(const void *context, uint32_t number)
-{
-	const struct type_group *group = &((const struct type_grouper *)context)->groups[number];
-	return key_hash(group->type, group->size);
-}
-
 struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size)
 {
-	if (type)
-		size = 0;
-	if (hash_index_reserve(&grouper->index, grouper->count, 1024, group_hash, grouper) != 0)
-		return NULL;
-	uint32_t *slot = hash_index_first(&grouper->index, key_hash(type, size));
-	for (; *slot; slot = hash_index_next(&grouper->index, slot)) {
-		struct type_group *group = &grouper->groups[*slot - 1];
-		if (group->size == size && (group->type == type ||
-					    (group->type && type && strcmp(group->type, type) == 0)))
-			return group;
-	}
-	void *grown = array_grow(grouper->groups, &grouper->capacity, grouper->count,
-				 sizeof *grouper->groups, 256);
-	if (grown == NULL)
-		return NULL;
-	grouper->groups = grown;
-	*slot = (uint32_t)grouper->count + 1;
-	struct type_group *group = &grouper->groups[grouper->count++];
-	*group = (struct type_group){.type = type, .size = size};
+	struct type_key key = {type, type ? 0 : size};
+	bool added;
+	struct type_group *group = type_grouper_insert(grouper, key, &added);
+	if (group && added)
+		*group = (struct type_group){.type = key.type, .size = key.size};
 	return group;
 }
 
-void type_grouper_free(struct type_grouper *grouper)
+/* Roots of one name, by the name their group keeps: a group's name is cut to fit (and a longer
+ * name then meets no group but its own, as it always has). */
+static inline const char *root_group_key(const struct root_group *group)
 {
-	free(grouper->groups);
-	hash_index_free(&grouper->index);
-	memset(grouper, 0, sizeof *grouper);
+	return group->name;
 }
+static inline uint64_t root_name_hash(const char *name)
+{
+	return type_key_hash((struct type_key){name, 0});
+}
+static inline bool root_name_eq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+DEFINE_HASH_TABLE(root_groups, struct root_group, const char *, root_group_key, root_name_hash,
+		  root_name_eq)
 
 /* The group of a type, through a table by type id (most allocations are typed): a hash lookup
  * per type, not per allocation. */
@@ -125,10 +109,10 @@ static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id
 				   const char *type, uint64_t size)
 {
 	if (id && by_id[id])
-		return &grouper->groups[by_id[id] - 1];
+		return &grouper->entries[by_id[id] - 1];
 	struct type_group *group = type_grouper_find(grouper, type, size);
 	if (group && id)
-		by_id[id] = (uint32_t)(group - grouper->groups) + 1;
+		by_id[id] = (uint32_t)(group - grouper->entries) + 1;
 	return group;
 }
 
@@ -188,54 +172,46 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 	}
 	site_groups_finish(&summary->untyped_sites, &analysis->sites, analysis->symbols);
 	/* (qsort must not be given a null array, even an empty one) */
-	if (live.count)
-		qsort(live.groups, live.count, sizeof *live.groups, compare_bytes);
-	if (lost.count)
-		qsort(lost.groups, lost.count, sizeof *lost.groups, compare_bytes);
-	summary->types = live.groups;
 	summary->type_count = live.count;
-	summary->unreachable = lost.groups;
+	summary->types = type_grouper_steal(&live);
+	if (summary->type_count)
+		qsort(summary->types, summary->type_count, sizeof *summary->types, compare_bytes);
 	summary->unreachable_count = lost.count;
-	hash_index_free(&live.index);
-	hash_index_free(&lost.index);
+	summary->unreachable = type_grouper_steal(&lost);
+	if (summary->unreachable_count)
+		qsort(summary->unreachable, summary->unreachable_count, sizeof *summary->unreachable,
+		      compare_bytes);
 	free(live_by_id);
 	free(lost_by_id);
 	live_by_id = lost_by_id = NULL;
-	live.groups = lost.groups = NULL;
 
 	if (graph) {
-		/* roots of one name (a symbol split by other symbols' words) count once */
-		summary->roots = calloc(graph->root_count + 1, sizeof *summary->roots);
-		if (summary->roots == NULL)
-			goto out_of_memory;
-		/* roots of one name (a module's data in pieces) are one: found by a hash of names,
-		   as a Python process has tens of thousands of roots */
-		size_t table_size = 1024;
-		while (table_size < graph->root_count * 2)
-			table_size *= 2;
-		size_t *table = calloc(table_size, sizeof *table); /* root group index + 1 */
+		/* roots of one name (a symbol split by other symbols' words, a module's data in
+		   pieces) are one: found by a hash of names, as a Python process has tens of
+		   thousands of roots */
+		struct root_groups groups = {0};
 		uint32_t *root_of = malloc((graph->root_count + 1) * sizeof *root_of);
-		if (table == NULL || root_of == NULL) {
-			free(table);
+		if (root_of == NULL || !root_groups_presize(&groups, graph->root_count + 1)) {
 			free(root_of);
+			root_groups_free(&groups);
 			goto out_of_memory;
 		}
 		for (size_t r = 0; r < graph->root_count; r++) {
 			uint32_t node = (uint32_t)(graph->heap_nodes + r);
-			size_t slot = key_hash(graph->roots[r].name, 0) & (table_size - 1);
-			while (table[slot] &&
-			       strcmp(summary->roots[table[slot] - 1].name, graph->roots[r].name) != 0)
-				slot = (slot + 1) & (table_size - 1);
-			if (table[slot] == 0) {
-				snprintf(summary->roots[summary->root_count++].name,
-					 sizeof summary->roots[0].name, "%s", graph->roots[r].name);
-				table[slot] = summary->root_count;
+			bool added;
+			struct root_group *group = root_groups_insert(&groups, graph->roots[r].name, &added);
+			if (group == NULL) {
+				free(root_of);
+				root_groups_free(&groups);
+				goto out_of_memory;
 			}
-			size_t k = table[slot] - 1;
-			root_of[r] = (uint32_t)k;
-			summary->roots[k].objects += graph->starts[node + 1] - graph->starts[node];
+			if (added)
+				snprintf(group->name, sizeof group->name, "%s", graph->roots[r].name);
+			root_of[r] = (uint32_t)(group - groups.entries);
+			group->objects += graph->starts[node + 1] - graph->starts[node];
 		}
-		free(table);
+		summary->root_count = groups.count;
+		summary->roots = root_groups_steal(&groups);
 		struct root_sharing sharing;
 		int shared = root_sharing_find(graph, root_of, (uint32_t)summary->root_count,
 					       ROOTS_HELD_EXACTLY, &sharing, err);
@@ -265,10 +241,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 out_of_memory:
 	free(live_by_id);
 	free(lost_by_id);
-	free(live.groups);
-	hash_index_free(&live.index);
-	free(lost.groups);
-	hash_index_free(&lost.index);
+	type_grouper_free(&live);
+	type_grouper_free(&lost);
 	heap_summary_free(summary);
 	return hs_error_nomem(err, "summarising the heap");
 }

@@ -4,13 +4,16 @@
 #ifndef HEAPSNAP_SUMMARY_H
 #define HEAPSNAP_SUMMARY_H
 
-#include "common/hash_index.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "analyze/analysis.h"
 #include "analyze/graph/cycles.h"
 #include "analyze/graph/root_sharing.h"
+#include "common/fnv.h"
+#include "common/hash_map.h"
 
 struct type_group {
 	const char *type; /* NULL: untyped, grouped by size */
@@ -21,16 +24,29 @@ struct type_group {
 
 /* Groups keyed by type name (equal names are one group, whichever analysis interned them) or, for
  * untyped allocations, by size, through a hash table: a heap has millions of allocations but few
- * distinct types and sizes. Groups stay in the order they were made. */
-struct type_grouper {
-	struct type_group *groups;
-	size_t count, capacity;
-	struct hash_index index;
+ * distinct types and sizes. Groups stay in the order they were made (`entries`). */
+struct type_key {
+	const char *type; /* NULL: untyped, of `size`; else size is 0 */
+	uint64_t size;
 };
+static inline uint64_t type_key_hash(struct type_key key)
+{
+	return fnv1a_text(key.size * 0x9E3779B97F4A7C15ull, key.type) >> 17;
+}
+static inline bool type_key_eq(struct type_key a, struct type_key b)
+{
+	return a.size == b.size && (a.type == b.type || (a.type && b.type && strcmp(a.type, b.type) == 0));
+}
+static inline struct type_key type_group_key(const struct type_group *group)
+{
+	return (struct type_key){group->type, group->size};
+}
+DEFINE_HASH_TABLE(type_grouper, struct type_group, struct type_key, type_group_key, type_key_hash,
+		  type_key_eq)
 /* The group of (type, size), made if new (size is ignored for a named type); NULL when out of
- * memory. Pointers into groups stay valid only until the next call. */
+ * memory. Pointers into the entries stay valid only until the next call. (type_grouper_free
+ * frees them.) */
 struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size);
-void type_grouper_free(struct type_grouper *grouper);
 
 struct root_group {
 	char name[192];

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "common/array_grow.h"
+#include "common/bytes.h"
+#include "common/vector.h"
 
 #define SMALL_DICT 32		/* dicts this small show their keys on edges */
 #define MAX_ITEMS (1u << 28)	/* more items than this is a corrupt object */
@@ -76,13 +78,6 @@ struct cpython_graph {
 	uint64_t *held;
 	size_t held_count, held_capacity;
 };
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
 
 /* A word at addr: from the allocation being emitted when it holds it, else from the snapshot. */
 static bool read_word(struct cpython_graph *model, uint64_t addr, uint64_t *out)
@@ -909,6 +904,7 @@ struct external {
 	uint32_t type;
 	uint64_t object;
 };
+DEFINE_VECTOR(external_vector, struct external)
 
 static int compare_externals(const void *left, const void *right)
 {
@@ -945,8 +941,7 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 	model->emitter = emitter;
 	const struct python_objects *objects = model->objects;
 	const struct heap *heap = model->heap;
-	size_t count = 0, capacity = 0;
-	struct external *externals = NULL;
+	struct external_vector found = {0};
 	int result = 0;
 	graph_emit_references_left(emitter, model->refcounts);
 	held_references(model);
@@ -955,18 +950,14 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 		if (!(bits & PYOBJ_OBJECT) || (bits & PYOBJ_IMMORTAL) || model->refcounts[i] == 0 ||
 		    graph_emit_node_of(emitter, i) == GRAPH_NONE)
 			continue;
-		if (count == capacity) {
-			capacity = capacity ? capacity * 2 : 256;
-			void *grown = realloc(externals, capacity * sizeof *externals);
-			if (grown == NULL) {
-				result = -1;
-				break;
-			}
-			externals = grown;
+		if (!external_vector_push(&found, &(struct external){
+				objects->type[i], python_object_address(objects, heap, i)})) {
+			result = -1;
+			break;
 		}
-		externals[count++] =
-			(struct external){objects->type[i], python_object_address(objects, heap, i)};
 	}
+	struct external *externals = found.data;
+	size_t count = found.size;
 	if (count)
 		qsort(externals, count, sizeof *externals, compare_externals);
 	char name[192];
@@ -979,7 +970,7 @@ static int external_roots(void *context, struct graph_emitter *emitter)
 		if (result == 0)
 			result = graph_emit_edge(emitter, externals[i].object, GRAPH_NONE);
 	}
-	free(externals);
+	external_vector_free(&found);
 	return result;
 }
 

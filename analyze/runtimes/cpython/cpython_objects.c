@@ -6,19 +6,14 @@
 #include <string.h>
 
 #include "common/array_grow.h"
+#include "common/hash_map.h"
+#include "common/bytes.h"
 
 #define MAX_REFCOUNT (1ull << 40) /* immortal objects (3.12+) count below 2^32 */
 #define MAX_TYPE_NAME 200
 #define TYPE_INVALID (-1)
 
 /* ---- reading objects ------------------------------------------------------------------------- */
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
 
 static bool read_u64(struct address_space *space, uint64_t addr, uint64_t *out)
 {
@@ -245,10 +240,18 @@ bool cpython_ordered_dict_each_node(struct address_space *space,
 
 /* ---- types ----------------------------------------------------------------------------------- */
 
-struct type_slot {
-	uint64_t address;
-	int32_t index; /* into objects->types, or TYPE_INVALID */
-};
+static inline uint64_t type_address_hash(uint64_t address)
+{
+	return (address >> 3) * 0x9E3779B97F4A7C15ull >> 20;
+}
+
+static inline bool type_address_eq(uint64_t a, uint64_t b)
+{
+	return a == b;
+}
+
+/* each type object's address, read once: its index in objects->types, or TYPE_INVALID */
+DEFINE_HASH_MAP(type_map, uint64_t, int32_t, type_address_hash, type_address_eq)
 
 struct finder {
 	struct python_objects *objects;
@@ -258,8 +261,7 @@ struct finder {
 	const struct cpython_layout *layout;
 	const struct heap *heap;
 	struct type_names *names;
-	struct type_slot *slots; /* open addressing by type address */
-	size_t slot_count, used;
+	struct type_map types_seen;
 	size_t type_capacity;
 	/* blocks objects point to, made their parts once every object the walk found is known */
 	struct pending_part {
@@ -289,40 +291,6 @@ struct finder {
 	uint32_t *found_late;
 	size_t found_late_count, found_late_capacity;
 };
-
-static size_t slot_of(const struct finder *finder, uint64_t address)
-{
-	size_t mask = finder->slot_count - 1;
-	size_t at = (size_t)((address >> 3) * 0x9E3779B97F4A7C15ull >> 20) & mask;
-	while (finder->slots[at].address != 0 && finder->slots[at].address != address)
-		at = (at + 1) & mask;
-	return at;
-}
-
-static int remember(struct finder *finder, uint64_t address, int32_t index)
-{
-	if ((finder->used + 1) * 2 > finder->slot_count) {
-		size_t old_count = finder->slot_count;
-		struct type_slot *old = finder->slots;
-		finder->slot_count = old_count ? old_count * 2 : 1024;
-		finder->slots = calloc(finder->slot_count, sizeof *finder->slots);
-		if (finder->slots == NULL) {
-			finder->slots = old;
-			finder->slot_count = old_count;
-			return -1;
-		}
-		for (size_t i = 0; i < old_count; i++)
-			if (old[i].address)
-				finder->slots[slot_of(finder, old[i].address)] = old[i];
-		free(old);
-	}
-	struct type_slot *slot = &finder->slots[slot_of(finder, address)];
-	if (slot->address == 0)
-		finder->used++;
-	slot->address = address;
-	slot->index = index;
-	return 0;
-}
 
 /* Reads a C string (a static type's tp_name) into out; false unless printable and terminated. */
 static bool read_c_name(struct address_space *space, uint64_t addr, char *out, size_t out_size)
@@ -518,14 +486,15 @@ static int32_t type_index(struct finder *finder, uint64_t address, int depth)
 {
 	if (address == 0 || depth > 4)
 		return TYPE_INVALID;
-	if (finder->slot_count) {
-		struct type_slot *slot = &finder->slots[slot_of(finder, address)];
-		if (slot->address == address)
-			return slot->index;
-	}
+	const struct type_map_entry *seen = type_map_search(&finder->types_seen, address);
+	if (seen)
+		return seen->value;
 	int32_t index = read_type(finder, address, depth);
-	if (remember(finder, address, index) != 0)
+	/* (read_type may have remembered it already, through a base type: the last word wins) */
+	struct type_map_entry *entry = type_map_insert(&finder->types_seen, address, NULL);
+	if (entry == NULL)
 		return TYPE_INVALID;
+	entry->value = index;
 	return index;
 }
 
@@ -1349,7 +1318,7 @@ int cpython_objects_find(struct python_objects *objects, struct address_space *s
 		names->of[objects->parts[i].part] = names->of[objects->parts[i].owner];
 	free(finder.pending);
 	find_generations(&finder);
-	free(finder.slots);
+	type_map_free(&finder.types_seen);
 	if (names->owned == NULL)
 		names->owned = calloc(heap->count + 1, 1);
 	if (names->owned == NULL || finder.out_of_memory) {

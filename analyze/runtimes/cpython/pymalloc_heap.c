@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "analyze/dwarf_types.h"
+#include "common/bytes.h"
 
 #define ARENA_OBJECT_SIZE 48
 #define MAX_ARENAS (1u << 20)
@@ -28,20 +29,6 @@ struct pool_walker {
 	uint8_t *is_free;
 	uint64_t pools, arenas;
 };
-
-static uint32_t u32_at(const uint8_t *bytes, size_t offset)
-{
-	uint32_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
-
-static uint64_t u64_at(const uint8_t *bytes, size_t offset)
-{
-	uint64_t value;
-	memcpy(&value, bytes + offset, sizeof value);
-	return value;
-}
 
 /* Reads the pool at `address` and, when its header is consistent, adds its blocks. Returns 1 when
  * it was a pool in use, 0 when not, -1 when out of memory. `arena_index` is the table's index of
