@@ -111,14 +111,6 @@ void emit_string_or_null(struct emitter *e, const char *key, const char *value)
 		emit_null(e, key);
 }
 
-void emit_uint_or_null(struct emitter *e, const char *key, uint64_t value, bool known)
-{
-	if (known)
-		emit_uint(e, key, value);
-	else
-		emit_null(e, key);
-}
-
 /* ---- both ---- */
 
 /* (`human` is the caller's format with one %s, as emit.h says) */

@@ -68,9 +68,8 @@ void emit_int(struct emitter *e, const char *key, int64_t value);
 void emit_double(struct emitter *e, const char *key, double value);
 void emit_bool(struct emitter *e, const char *key, bool value);
 void emit_null(struct emitter *e, const char *key);
-/* `value`, or null when it is NULL (a string) or `known` is false (a number). */
+/* `value`, or null when it is NULL. */
 void emit_string_or_null(struct emitter *e, const char *key, const char *value);
-void emit_uint_or_null(struct emitter *e, const char *key, uint64_t value, bool known);
 
 /* ---- a fact both kinds of reader get: the member KEY: VALUE in JSON; in text and markdown,
  * `human` (a printf format with one %s: "  live  %12s allocations") given the value as people
