@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "cli/diff_report.h"
+#include "cli/json_schema.h"
 
 #ifndef HEAPSNAP_VERSION
 #define HEAPSNAP_VERSION "unknown"
@@ -272,7 +273,7 @@ static int parse_diff_options(struct diff_command *command, int argc, char **arg
 		CLI_CHOICE("format", "F", &command->format, formats,
 			   "text (default), markdown (to paste into an issue; the retaining\n"
 			   "paths drawn as a mermaid flowchart), json (schema\n"
-			   "heapsnap.diff/1), dot (the retaining paths of the --top types\n"
+			   HEAPSNAP_SCHEMA_DIFF "), dot (the retaining paths of the --top types\n"
 			   "as a Graphviz digraph: heapdiff --format dot A B |\n"
 			   "dot -Tsvg > paths.svg) or html (one self-contained page to\n"
 			   "open in a browser: sortable tables, paths and cycles drawn)"),

@@ -7,6 +7,7 @@
 
 #include "common/visible_text.h"
 #include "cli/cli.h"
+#include "cli/json_schema.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
 
@@ -35,7 +36,7 @@ static void print_json(struct snapshot *snapshot)
 	json_init(&json, stdout);
 	json_object_begin(&json);
 	json_key(&json, "schema");
-	json_string(&json, "heapsnap.info/1");
+	json_string(&json, HEAPSNAP_SCHEMA_INFO);
 	json_key(&json, "pid");
 	json_int(&json, info->pid);
 	json_key(&json, "exe");
@@ -210,7 +211,7 @@ int cmd_info(int argc, char **argv)
 	int format = FORMAT_TEXT;
 	bool verify = false;
 	const struct cli_option options[] = {
-		CLI_CHOICE("format", "F", &format, formats, "text (default) or json (schema heapsnap.info/1)"),
+		CLI_CHOICE("format", "F", &format, formats, "text (default) or json (schema " HEAPSNAP_SCHEMA_INFO ")"),
 		CLI_FLAG(0, "verify", &verify, "decompress the whole file and check every frame's checksum"),
 		CLI_END};
 	int first;

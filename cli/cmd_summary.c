@@ -1,6 +1,7 @@
 /* `heapsnap summary FILE`: one snapshot's heap in totals, per arena, and by type (untyped
- * allocations grouped by size), as text or JSON (schema heapsnap.summary/1); or the retaining
- * paths alone as a Graphviz digraph (DOT). */
+ * allocations grouped by size), as text or JSON (schema heapsnap.summary/1), both written by one
+ * walk through the emitter (cli/emit.h), or as HTML embedding that JSON; or the retaining paths
+ * alone as a Graphviz digraph (DOT). */
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -12,10 +13,11 @@
 #include "analyze/graph/paths.h"
 #include "analyze/reports/summary.h"
 #include "cli/cli.h"
+#include "cli/emit.h"
+#include "cli/html_report.h"
+#include "cli/json_schema.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"
-#include "cli/html_report.h"
-#include "formats/json.h"
 
 #define TOP_TYPES 20
 #define TYPES_WITH_PATHS 10 /* the largest types get their retaining paths */
@@ -152,198 +154,439 @@ static bool print_dot(const struct analysis *analysis, const struct heap_summary
 	return true;
 }
 
-static void print_paths_json(struct json_writer *json, const struct path_index *paths,
-			     const struct type_group *group)
-{
-	struct path_shape shapes[PATHS_PER_TYPE];
-	size_t count = paths_of_type(paths, group->type, group->size, NULL, NULL, shapes, PATHS_PER_TYPE);
-	cli_json_retainers(json, shapes, count);
-}
+/* ---- the walk: one sequence of calls for text and JSON (cli/emit.h) ----
+ *
+ * JSON is the contract and has every row; text is read by people and has the first TOP_TYPES of
+ * each list. Where they say things in different places, the calls only one back end renders say
+ * so. */
 
-static void print_groups_json(struct json_writer *json, const struct type_group *groups,
-			      size_t count, bool retained, const struct path_index *paths)
-{
-	json_array_begin(json);
-	for (size_t i = 0; i < count; i++) {
-		char name[128];
-		type_group_name(&groups[i], name, sizeof name);
-		json_object_begin(json);
-		json_key(json, "type");
-		json_string(json, name);
-		json_key(json, "count");
-		json_uint(json, groups[i].count);
-		json_key(json, "bytes");
-		json_uint(json, groups[i].bytes);
-		if (retained) {
-			json_key(json, "retained_bytes");
-			json_uint(json, groups[i].retained);
-		}
-		if (paths && wants_paths(i, name))
-			print_paths_json(json, paths, &groups[i]);
-		json_object_end(json);
-	}
-	json_array_end(json);
-}
-
-static void print_json(FILE *out, const struct analysis *analysis,
-		       const struct heap_summary *summary, const struct path_index *paths)
+/* The process: text a line and the mallocs walked, JSON its identity and versions. */
+static void walk_process(struct emitter *e, const struct analysis *analysis)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
-	struct totals totals = heap_totals(heap);
-	struct json_writer json;
-	json_init(&json, out);
-	json_object_begin(&json);
-	json_key(&json, "schema");
-	json_string(&json, "heapsnap.summary/1");
-	json_key(&json, "pid");
-	json_int(&json, info->pid);
-	json_key(&json, "exe");
-	json_string(&json, info->exe);
-	json_key(&json, "program");
-	json_string(&json, info->program);
-	json_key(&json, "runtimes");
-	json_object_begin(&json);
-	const struct heap_allocator *malloc_walked = heap_malloc(heap);
-	cli_json_runtime_versions(&json, analysis);
-	json_object_end(&json);
-	if (analysis->runtime)
-		analysis->runtime->summary_json(analysis, &json);
-	json_key(&json, "heap");
-	json_object_begin(&json);
-	json_key(&json, "allocator");
-	json_string(&json, malloc_walked->allocator->name);
-	json_key(&json, "found_with");
-	json_string(&json, malloc_walked->method);
+	struct json_writer *json = emit_json_writer(e);
+	emit_string(e, "schema", HEAPSNAP_SCHEMA_SUMMARY);
+	emit_int(e, "pid", info->pid);
+	emit_string(e, "exe", info->exe);
+	emit_string(e, "program", info->program);
+	emit_object_begin(e, "runtimes");
+	if (json)
+		cli_json_runtime_versions(json, analysis);
+	emit_object_end(e);
+	if (json && analysis->runtime)
+		analysis->runtime->summary_json(analysis, json);
+	if (json)
+		return;
+	char process[4200];
+	cli_process_name(info, true, process, sizeof process);
+	emit_text(e, "pid %d  %s\n", info->pid, process);
+	/* (JSON names the mallocs in "heap", after the runtime's section) */
 	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
 	size_t malloc_count = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX);
-	if (malloc_count > 1) {
-		json_key(&json, "beside"); /* the other mallocs walked */
-		json_array_begin(&json);
-		for (size_t i = 1; i < malloc_count; i++) {
-			json_object_begin(&json);
-			json_key(&json, "allocator");
-			json_string(&json, mallocs[i]->allocator->name);
-			json_key(&json, "version");
-			if (mallocs[i]->version[0])
-				json_string(&json, mallocs[i]->version);
-			else
-				json_null(&json);
-			json_key(&json, "found_with");
-			json_string(&json, mallocs[i]->method);
-			json_object_end(&json);
-		}
-		json_array_end(&json);
+	for (size_t i = 0; i < malloc_count; i++)
+		emit_text(e, "%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
+			  mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
+			  i ? " beside it" : "", mallocs[i]->method);
+	const struct runtime *runtime = analysis->runtime;
+	char line[8192];
+	if (runtime && runtime->describe(analysis, line, sizeof line)) {
+		emit_text(e, "%s\n", line);
+		if (runtime->damage_words(analysis, line, sizeof line))
+			emit_text(e, "  damaged: %s (see the warnings)\n", line);
 	}
-	json_key(&json, "live_count");
-	json_uint(&json, totals.live_count);
-	json_key(&json, "live_bytes");
-	json_uint(&json, totals.live_bytes);
-	json_key(&json, "free_count");
-	json_uint(&json, totals.free_count);
-	json_key(&json, "free_bytes");
-	json_uint(&json, totals.free_bytes);
-	json_key(&json, "top_bytes");
-	json_uint(&json, totals.top_bytes);
-	json_key(&json, "fragmentation");
-	json_double(&json, fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
-	cli_json_damage(&json, &heap->damage);
-	cli_json_unseen(&json, &analysis->outside_heaps);
-	json_key(&json, "arenas");
-	json_array_begin(&json);
+}
+
+/* JSON: the malloc walked and those beside it (text said them under the process line). */
+static void mallocs_json(struct emitter *e, const struct heap *heap)
+{
+	if (!emit_is(e, EMIT_JSON))
+		return;
+	const struct heap_allocator *malloc_walked = heap_malloc(heap);
+	emit_string(e, "allocator", malloc_walked->allocator->name);
+	emit_string(e, "found_with", malloc_walked->method);
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	size_t malloc_count = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX);
+	if (malloc_count <= 1)
+		return;
+	emit_array_begin(e, "beside"); /* the other mallocs walked */
+	for (size_t i = 1; i < malloc_count; i++) {
+		emit_object_begin(e, NULL);
+		emit_string(e, "allocator", mallocs[i]->allocator->name);
+		emit_string_or_null(e, "version", mallocs[i]->version[0] ? mallocs[i]->version : NULL);
+		emit_string(e, "found_with", mallocs[i]->method);
+		emit_object_end(e);
+	}
+	emit_array_end(e);
+}
+
+/* An arena's kind, with its malloc's name before it when the process has several. */
+static void arena_kind(const struct heap *heap, const struct heap_arena *arena,
+		       bool several_mallocs, char *out, size_t size)
+{
+	const struct allocator *owner = allocator_of_arena(heap, arena);
+	if (several_mallocs && owner && owner->walk)
+		snprintf(out, size, "%s %s", owner->version_name, arena->kind);
+	else
+		snprintf(out, size, "%s", arena->kind);
+}
+
+/* An arena: its row of the text's table, its object in JSON. */
+static void arena_row(struct emitter *e, const struct heap *heap, const struct heap_arena *arena,
+		      bool several_mallocs)
+{
+	double frag = fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes);
+	if (!emit_is(e, EMIT_JSON)) {
+		char kind[sizeof arena->kind + 32], address[24], system[32], count[32], bytes[32],
+			count2[32], bytes2[32], percent[16];
+		arena_kind(heap, arena, several_mallocs, kind, sizeof kind);
+		snprintf(address, sizeof address, "0x%llx", (unsigned long long)arena->address);
+		cli_format_bytes(arena->system_bytes, system, sizeof system);
+		cli_format_count(arena->live_count, count, sizeof count);
+		cli_format_bytes(arena->live_bytes, bytes, sizeof bytes);
+		cli_format_count(arena->free_count, count2, sizeof count2);
+		cli_format_bytes(arena->free_bytes, bytes2, sizeof bytes2);
+		snprintf(percent, sizeof percent, "%.1f%%", 100 * frag);
+		emit_table_row(e, (const char *[]){kind, address, system, count, bytes, count2,
+						   bytes2, percent});
+	}
+	const struct allocator *owner = allocator_of_arena(heap, arena);
+	emit_object_begin(e, NULL);
+	emit_string_or_null(e, "allocator", owner ? owner->name : NULL);
+	emit_string(e, "kind", arena->kind);
+	emit_uint(e, "address", arena->address);
+	emit_uint(e, "system_bytes", arena->system_bytes);
+	emit_uint(e, "live_count", arena->live_count);
+	emit_uint(e, "live_bytes", arena->live_bytes);
+	emit_uint(e, "free_count", arena->free_count);
+	emit_uint(e, "free_bytes", arena->free_bytes);
+	emit_double(e, "fragmentation", frag);
+	emit_object_end(e);
+}
+
+/* The arenas: a table in text, whose kind column fits the longest kind (with several mallocs
+ * each arena says whose it is). */
+static void walk_arenas(struct emitter *e, const struct heap *heap)
+{
+	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
+	bool several = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX) > 1;
+	int kind_width = 8;
 	for (size_t i = 0; i < heap->arena_count; i++) {
-		const struct heap_arena *arena = &heap->arenas[i];
-		json_object_begin(&json);
-		const struct allocator *owner = allocator_of_arena(heap, arena);
-		json_key(&json, "allocator");
-		if (owner)
-			json_string(&json, owner->name);
-		else
-			json_null(&json);
-		json_key(&json, "kind");
-		json_string(&json, arena->kind);
-		json_key(&json, "address");
-		json_uint(&json, arena->address);
-		json_key(&json, "system_bytes");
-		json_uint(&json, arena->system_bytes);
-		json_key(&json, "live_count");
-		json_uint(&json, arena->live_count);
-		json_key(&json, "live_bytes");
-		json_uint(&json, arena->live_bytes);
-		json_key(&json, "free_count");
-		json_uint(&json, arena->free_count);
-		json_key(&json, "free_bytes");
-		json_uint(&json, arena->free_bytes);
-		json_key(&json, "fragmentation");
-		json_double(&json, fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
-		json_object_end(&json);
+		char kind[sizeof heap->arenas[i].kind + 32];
+		arena_kind(heap, &heap->arenas[i], several, kind, sizeof kind);
+		if ((int)strlen(kind) > kind_width)
+			kind_width = (int)strlen(kind);
 	}
-	json_array_end(&json);
-	json_object_end(&json);
-	json_key(&json, "types");
-	print_groups_json(&json, summary->types, summary->type_count, true, paths);
-	json_key(&json, "roots");
-	json_array_begin(&json);
-	for (size_t i = 0; i < summary->root_count; i++) {
-		json_object_begin(&json);
-		json_key(&json, "root");
-		json_string(&json, summary->roots[i].name);
-		json_key(&json, "retained_bytes");
-		json_uint(&json, summary->roots[i].retained);
-		json_key(&json, "holds_bytes");
-		json_uint(&json, summary->roots[i].holds);
-		json_key(&json, "holds_exact");
-		json_bool(&json, summary->roots[i].holds_exact);
-		json_key(&json, "objects");
-		json_uint(&json, summary->roots[i].objects);
-		json_object_end(&json);
+	const struct emit_column columns[] = {
+		{.title = "kind", .width = -kind_width, .gap = "  "},
+		{.title = "address", .width = -16, .gap = " "},
+		{.title = "system", .width = 10, .gap = " "},
+		{.title = "live", .width = 12, .gap = " "},
+		{.title = "bytes", .width = 10, .gap = " "},
+		{.title = "free", .width = 12, .gap = " "},
+		{.title = "bytes", .width = 10, .gap = " "},
+		{.title = "frag", .width = 6, .gap = " "}};
+	emit_heading(e, "arenas:", "arenas");
+	emit_table_begin(e, EMIT_ONLY(EMIT_TEXT), columns, 8);
+	emit_array_begin(e, "arenas");
+	for (size_t i = 0; i < heap->arena_count; i++)
+		arena_row(e, heap, &heap->arenas[i], several);
+	emit_array_end(e);
+	emit_table_columns(e, 0, NULL, 0); /* (the columns are this function's) */
+}
+
+/* The heap's totals, damage, unseen memory and arenas. */
+static void walk_heap(struct emitter *e, const struct analysis *analysis)
+{
+	const struct heap *heap = &analysis->heap;
+	struct totals totals = heap_totals(heap);
+	double frag = fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes);
+	struct json_writer *json = emit_json_writer(e);
+	emit_object_begin(e, "heap");
+	mallocs_json(e, heap);
+	emit_kv_count(e, "live_count", totals.live_count, "  live  %12s allocations");
+	emit_kv_bytes(e, "live_bytes", totals.live_bytes, "  %10s\n");
+	emit_kv_count(e, "free_count", totals.free_count, "  free  %12s chunks");
+	emit_kv_bytes(e, "free_bytes", totals.free_bytes, "       %10s");
+	emit_uint(e, "top_bytes", totals.top_bytes);
+	emit_double(e, "fragmentation", frag);
+	emit_text(e, "  (fragmentation %.1f%%)\n", 100 * frag);
+	if (json) {
+		cli_json_damage(json, &heap->damage);
+		cli_json_unseen(json, &analysis->outside_heaps);
+	} else {
+		char damage[128], line[8192];
+		if (heap->damage.spots) {
+			cli_format_damage(&heap->damage, damage, sizeof damage);
+			emit_text(e, "  damaged: %s (see the warnings)\n", damage);
+		}
+		cli_format_unseen(NULL, &analysis->outside_heaps, line, sizeof line);
+		if (line[0])
+			emit_text(e, "  memory no walker reads: %s\n", line);
 	}
-	json_array_end(&json);
-	json_key(&json, "reachable_bytes");
-	json_uint(&json, summary->reachable_bytes);
-	json_key(&json, "shared");
-	json_object_begin(&json);
-	json_key(&json, "bytes");
-	json_uint(&json, summary->shared_bytes);
-	json_key(&json, "groups");
-	json_array_begin(&json);
+	walk_arenas(e, heap);
+	emit_object_end(e);
+}
+
+/* Type groups: JSON every one (with `retained`, its retained bytes; with `paths`, the retaining
+ * paths of those whose paths are shown), text a row each for the first TOP_TYPES, in the table
+ * the caller began. */
+static void walk_groups(struct emitter *e, const char *key, const struct type_group *groups,
+			size_t count, bool retained, const struct path_index *paths)
+{
+	struct json_writer *json = emit_json_writer(e);
+	emit_array_begin(e, key);
+	for (size_t i = 0; i < count; i++) {
+		char name[128], number[32], bytes[32], held[32];
+		type_group_name(&groups[i], name, sizeof name);
+		if (!json && i < TOP_TYPES) {
+			cli_format_count(groups[i].count, number, sizeof number);
+			cli_format_bytes(groups[i].bytes, bytes, sizeof bytes);
+			cli_format_bytes(groups[i].retained, held, sizeof held);
+			emit_table_row(e, retained ? (const char *[]){number, bytes, held, name}
+						   : (const char *[]){number, bytes, name});
+		}
+		emit_object_begin(e, NULL);
+		emit_string(e, "type", name);
+		emit_uint(e, "count", groups[i].count);
+		emit_uint(e, "bytes", groups[i].bytes);
+		if (retained)
+			emit_uint(e, "retained_bytes", groups[i].retained);
+		if (json && paths && wants_paths(i, name)) {
+			struct path_shape shapes[PATHS_PER_TYPE];
+			size_t shown = paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL,
+						     shapes, PATHS_PER_TYPE);
+			cli_json_retainers(json, shapes, shown);
+		}
+		emit_object_end(e);
+	}
+	emit_array_end(e);
+}
+
+static void walk_types(struct emitter *e, const struct heap_summary *summary,
+		       const struct path_index *paths)
+{
+	static const struct emit_column columns[] = {{.title = "count", .width = 12, .gap = "  "},
+						     {.title = "bytes", .width = 10, .gap = " "},
+						     {.title = "retained", .width = 10, .gap = " "},
+						     {.title = "type", .gap = "  "}};
+	char title[64];
+	snprintf(title, sizeof title, "live allocations by type, top %d by bytes:", TOP_TYPES);
+	emit_heading(e, title, title);
+	emit_table_begin(e, EMIT_ONLY(EMIT_TEXT), columns, 4);
+	walk_groups(e, "types", summary->types, summary->type_count, true, paths);
+	if (summary->type_count > TOP_TYPES)
+		emit_text(e, "  (%zu more types and sizes)\n", summary->type_count - TOP_TYPES);
+}
+
+/* Text: the retaining paths of the types whose paths are shown (JSON has them in "types"). */
+static void paths_text(struct emitter *e, const struct heap_summary *summary,
+		       const struct path_index *paths)
+{
+	if (!emit_is(e, EMIT_TEXT))
+		return;
+	emit_heading(e, "what keeps them alive (shortest paths from a root, by shape):", "");
+	for (size_t i = 0; i < summary->type_count; i++) {
+		char name[128], count[32], bytes[32];
+		struct path_shape shapes[PATHS_PER_TYPE];
+		size_t shown;
+		if (!shown_paths(summary, paths, i, name, shapes, &shown))
+			continue;
+		emit_text(e, "  %s\n", name);
+		for (size_t k = 0; k < shown; k++) {
+			cli_format_count(shapes[k].count, count, sizeof count);
+			cli_format_bytes(shapes[k].retained, bytes, sizeof bytes);
+			emit_text(e, "    [%s] %s objects, %s retained:", shapes[k].signature, count,
+				  bytes);
+			for (size_t s = 0; s < shapes[k].element_count; s++)
+				emit_text(e, "%s%s", s ? " -> " : " ", shapes[k].elements[s]);
+			emit_text(e, "\n");
+		}
+	}
+}
+
+/* The roots: text the first TOP_TYPES that hold anything (">": at least that much), JSON all. */
+static void walk_roots(struct emitter *e, const struct heap_summary *summary)
+{
+	static const struct emit_column columns[] = {{.title = "held", .width = 10, .gap = "  "},
+						     {.title = "retained", .width = 9, .gap = "  "},
+						     {.title = "root", .gap = "  "}};
+	char title[128];
+	snprintf(title, sizeof title,
+		 "roots, top %d by bytes held (reachable from the root; retained: freed with it "
+		 "alone):",
+		 TOP_TYPES);
+	emit_heading(e, title, title);
+	emit_table_begin(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
+	emit_array_begin(e, "roots");
+	for (size_t i = 0, listing = 1; i < summary->root_count; i++) {
+		const struct root_group *root = &summary->roots[i];
+		listing = listing && i < TOP_TYPES && root->holds != 0;
+		if (listing && !emit_is(e, EMIT_JSON)) {
+			char held[32], marked[40], bytes[32];
+			cli_format_bytes(root->holds, held, sizeof held);
+			snprintf(marked, sizeof marked, "%s%9s", root->holds_exact ? " " : ">", held);
+			cli_format_bytes(root->retained, bytes, sizeof bytes);
+			emit_table_row(e, (const char *[]){marked, bytes, root->name});
+		}
+		emit_object_begin(e, NULL);
+		emit_string(e, "root", root->name);
+		emit_uint(e, "retained_bytes", root->retained);
+		emit_uint(e, "holds_bytes", root->holds);
+		emit_bool(e, "holds_exact", root->holds_exact);
+		emit_uint(e, "objects", root->objects);
+		emit_object_end(e);
+	}
+	emit_array_end(e);
+	emit_uint(e, "reachable_bytes", summary->reachable_bytes);
+}
+
+/* Memory several roots hold together: JSON always, text when there is some. */
+static void walk_shared(struct emitter *e, const struct heap_summary *summary)
+{
+	emit_object_begin(e, "shared");
+	if (summary->shared_count || emit_is(e, EMIT_JSON))
+		emit_kv_bytes(e, "bytes", summary->shared_bytes,
+			      "\nheld jointly by several roots (retained by none of them alone): %s\n");
+	emit_array_begin(e, "groups");
 	for (size_t g = 0; g < summary->shared_count; g++) {
 		const struct root_holding_group *group = &summary->shared[g];
-		json_object_begin(&json);
-		json_key(&json, "roots");
-		json_array_begin(&json);
-		for (uint32_t k = 0; k < group->member_count; k++)
-			json_string(&json, summary->roots[group->members[k]].name);
-		json_array_end(&json);
-		json_key(&json, "more_roots");
-		json_bool(&json, group->more);
-		json_key(&json, "bytes");
-		json_uint(&json, group->bytes);
-		json_object_end(&json);
+		if (g < TOP_TYPES && !emit_is(e, EMIT_JSON)) {
+			char bytes[32];
+			cli_format_bytes(group->bytes, bytes, sizeof bytes);
+			emit_text(e, "  %10s  held by %s%u roots: ", bytes,
+				  group->more ? "more than " : "", group->member_count);
+			for (uint32_t k = 0; k < group->member_count; k++)
+				emit_text(e, "%s%s", k ? ", " : "",
+					  summary->roots[group->members[k]].name);
+			emit_text(e, "%s\n", group->more ? ", ..." : "");
+		}
+		emit_object_begin(e, NULL);
+		emit_array_begin(e, "roots");
+		for (uint32_t k = 0; k < group->member_count && emit_is(e, EMIT_JSON); k++)
+			emit_string(e, NULL, summary->roots[group->members[k]].name);
+		emit_array_end(e);
+		emit_bool(e, "more_roots", group->more);
+		emit_uint(e, "bytes", group->bytes);
+		emit_object_end(e);
 	}
-	json_array_end(&json);
-	json_object_end(&json);
-	json_key(&json, "unreachable");
-	json_object_begin(&json);
-	json_key(&json, "count");
-	json_uint(&json, summary->unreachable_objects);
-	json_key(&json, "bytes");
-	json_uint(&json, summary->unreachable_bytes);
-	json_key(&json, "by_type");
-	print_groups_json(&json, summary->unreachable, summary->unreachable_count, false, NULL);
-	if (runtime_has_objects(analysis))
-		cli_json_garbage(&json, summary->garbage_objects, summary->garbage_bytes);
-	cli_json_cycles(&json, summary->cycles, summary->cycle_count);
-	json_object_end(&json);
-	if (analysis->sites.recorded)
-		cli_json_sites(&json, &summary->untyped_sites, "count", "bytes");
-	json_key(&json, "warnings");
-	json_array_begin(&json);
-	for (size_t i = 0; i < analysis->warnings.count; i++)
-		json_string(&json, analysis->warnings.items[i]);
-	json_array_end(&json);
-	json_object_end(&json);
-	json_finish(&json);
+	emit_array_end(e);
+	emit_object_end(e);
+}
+
+/* Text: the collector's generations the garbage sits in, every one. */
+static void garbage_text(struct emitter *e, const struct analysis *analysis,
+			 const struct heap_summary *summary)
+{
+	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
+						  "untracked"};
+	emit_text(e, "\n%s garbage by the collector's generation it sits in:\n",
+		  analysis->runtime->language);
+	for (size_t g = 0; g < 4; g++) {
+		char count[32], bytes[32];
+		cli_format_count(summary->garbage_objects[g], count, sizeof count);
+		cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);
+		emit_text(e, "  %-14s %12s objects %10s\n", generations[g], count, bytes);
+	}
+}
+
+/* What no root reaches: its totals (in text, what it is: garbage or leaked), by type, by the
+ * collector's generation, and the cycles among it. */
+static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
+			     const struct heap_summary *summary)
+{
+	static const struct emit_column columns[] = {
+		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
+	bool objects = runtime_has_objects(analysis);
+	struct json_writer *json = emit_json_writer(e);
+	if (objects)
+		emit_text(e,
+			  "\nunreachable from every root (%s objects: garbage %s has not freed yet; "
+			  "other blocks: leaked): ",
+			  analysis->runtime->language, analysis->runtime->collector);
+	else
+		emit_text(e, "\nunreachable from every root (leaked: nothing can free them): ");
+	emit_object_begin(e, "unreachable");
+	emit_kv_count(e, "count", summary->unreachable_objects,
+		      objects ? "%s objects, " : "%s allocations, ");
+	emit_kv_bytes(e, "bytes", summary->unreachable_bytes, "%s\n");
+	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
+	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL);
+	if (objects && json)
+		cli_json_garbage(json, summary->garbage_objects, summary->garbage_bytes);
+	else if (objects)
+		garbage_text(e, analysis, summary);
+	if (json)
+		cli_json_cycles(json, summary->cycles, summary->cycle_count);
+	if (summary->cycle_count)
+		emit_text(e, "\ncycles among them, by shape:\n");
+	for (size_t i = 0; i < summary->cycle_count && i < TOP_TYPES && !json; i++) {
+		const struct cycle_shape *cycle = &summary->cycles[i];
+		char count[32], bytes[32];
+		cli_format_count(cycle->count, count, sizeof count);
+		cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
+		emit_text(e, "  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
+	}
+	emit_object_end(e);
+}
+
+/* Untyped allocations by site: JSON whenever the snapshot records sites, text when there are
+ * some. */
+static void walk_sites(struct emitter *e, const struct analysis *analysis,
+		       const struct heap_summary *summary)
+{
+	static const struct emit_column columns[] = {
+		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
+	struct json_writer *json = emit_json_writer(e);
+	if (json) {
+		if (analysis->sites.recorded)
+			cli_json_sites(json, &summary->untyped_sites, "count", "bytes");
+		return;
+	}
+	if (summary->untyped_sites.count)
+		emit_text(e,
+			  "\nuntyped allocations by the site that made them (recorded by the hook), "
+			  "top %d by bytes:\n",
+			  TOP_TYPES);
+	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
+	for (size_t i = 0; i < summary->untyped_sites.count && i < TOP_TYPES; i++) {
+		const struct site_group *group = &summary->untyped_sites.groups[i];
+		char count[32], bytes[32];
+		cli_format_count(group->count, count, sizeof count);
+		cli_format_bytes(group->bytes, bytes, sizeof bytes);
+		emit_table_row(e, (const char *[]){count, bytes,
+						   group->description ? group->description->chain
+								      : "?"});
+	}
+}
+
+/* The warnings: JSON lists them, text says how many (they are on stderr). */
+static void walk_warnings(struct emitter *e, const struct warnings *warnings)
+{
+	emit_array_begin(e, "warnings");
+	for (size_t i = 0; i < warnings->count && emit_is(e, EMIT_JSON); i++)
+		emit_string(e, NULL, warnings->items[i]);
+	emit_array_end(e);
+	if (warnings->count)
+		emit_text(e, "\n%zu warning%s (on stderr)\n", warnings->count,
+			  warnings->count == 1 ? "" : "s");
+}
+
+/* The summary in the emitter's format (text or JSON), one walk. */
+static void summary_report(struct emitter *e, const struct analysis *analysis,
+			   const struct heap_summary *summary, const struct path_index *paths)
+{
+	emit_begin(e);
+	walk_process(e, analysis);
+	walk_heap(e, analysis);
+	walk_types(e, summary, paths);
+	paths_text(e, summary, paths);
+	walk_roots(e, summary);
+	walk_shared(e, summary);
+	walk_unreachable(e, analysis, summary);
+	walk_sites(e, analysis, summary);
+	walk_warnings(e, &analysis->warnings);
+	emit_end(e);
 }
 
 struct summary_parts {
@@ -355,7 +598,9 @@ struct summary_parts {
 static void print_json_to(FILE *out, void *context)
 {
 	const struct summary_parts *parts = context;
-	print_json(out, parts->analysis, parts->summary, parts->paths);
+	struct emitter e;
+	emitter_init(&e, out, EMIT_JSON, false);
+	summary_report(&e, parts->analysis, parts->summary, parts->paths);
 }
 
 /* The HTML page carries the JSON document (html_report.c). */
@@ -369,188 +614,6 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 	return EXIT_ERROR;
 }
 
-/* An arena's kind, with its malloc's name before it when the process has several. */
-static void arena_kind(const struct heap *heap, const struct heap_arena *arena, bool several_mallocs,
-		       char *out, size_t size)
-{
-	const struct allocator *owner = allocator_of_arena(heap, arena);
-	if (several_mallocs && owner && owner->walk)
-		snprintf(out, size, "%s %s", owner->version_name, arena->kind);
-	else
-		snprintf(out, size, "%s", arena->kind);
-}
-
-static void print_text(const struct analysis *analysis, const struct heap_summary *summary,
-		       const struct path_index *paths)
-{
-	const struct type_group *groups = summary->types;
-	size_t group_count = summary->type_count;
-	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
-	const struct heap *heap = &analysis->heap;
-	struct totals totals = heap_totals(heap);
-	char count[32], bytes[32], system[32], count2[32], bytes2[32];
-	char process[4200];
-	cli_process_name(info, true, process, sizeof process);
-	printf("pid %d  %s\n", info->pid, process);
-	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
-	size_t malloc_count = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX);
-	for (size_t i = 0; i < malloc_count; i++)
-		printf("%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
-		       mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
-		       i ? " beside it" : "", mallocs[i]->method);
-	const struct runtime *runtime = analysis->runtime;
-	char line[8192];
-	if (runtime && runtime->describe(analysis, line, sizeof line)) {
-		printf("%s\n", line);
-		if (runtime->damage_words(analysis, line, sizeof line))
-			printf("  damaged: %s (see the warnings)\n", line);
-	}
-	cli_format_count(totals.live_count, count, sizeof count);
-	cli_format_bytes(totals.live_bytes, bytes, sizeof bytes);
-	printf("  live  %12s allocations  %10s\n", count, bytes);
-	cli_format_count(totals.free_count, count, sizeof count);
-	cli_format_bytes(totals.free_bytes, bytes, sizeof bytes);
-	printf("  free  %12s chunks       %10s  (fragmentation %.1f%%)\n", count, bytes,
-	       100 * fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes));
-	if (heap->damage.spots) {
-		char damage[128];
-		cli_format_damage(&heap->damage, damage, sizeof damage);
-		printf("  damaged: %s (see the warnings)\n", damage);
-	}
-	cli_format_unseen(NULL, &analysis->outside_heaps, line, sizeof line);
-	if (line[0])
-		printf("  memory no walker reads: %s\n", line);
-	printf("\narenas:\n");
-	/* with several mallocs each arena says whose it is; the column fits the longest */
-	int kind_width = 8;
-	for (size_t i = 0; i < heap->arena_count; i++) {
-		char kind[sizeof heap->arenas[i].kind + 32];
-		arena_kind(heap, &heap->arenas[i], malloc_count > 1, kind, sizeof kind);
-		if ((int)strlen(kind) > kind_width)
-			kind_width = (int)strlen(kind);
-	}
-	printf("  %-*s %-16s %10s %12s %10s %12s %10s %6s\n", kind_width, "kind", "address", "system",
-	       "live", "bytes", "free", "bytes", "frag");
-	for (size_t i = 0; i < heap->arena_count; i++) {
-		const struct heap_arena *arena = &heap->arenas[i];
-		cli_format_bytes(arena->system_bytes, system, sizeof system);
-		cli_format_count(arena->live_count, count, sizeof count);
-		cli_format_bytes(arena->live_bytes, bytes, sizeof bytes);
-		cli_format_count(arena->free_count, count2, sizeof count2);
-		cli_format_bytes(arena->free_bytes, bytes2, sizeof bytes2);
-		char kind[sizeof arena->kind + 32];
-		arena_kind(heap, arena, malloc_count > 1, kind, sizeof kind);
-		printf("  %-*s 0x%-14llx %10s %12s %10s %12s %10s %5.1f%%\n", kind_width, kind,
-		       (unsigned long long)arena->address, system, count, bytes, count2, bytes2,
-		       100 * fragmentation(arena->live_bytes, arena->free_bytes, arena->top_bytes));
-	}
-	printf("\nlive allocations by type, top %d by bytes:\n", TOP_TYPES);
-	printf("  %12s %10s %10s  %s\n", "count", "bytes", "retained", "type");
-	for (size_t i = 0; i < group_count && i < TOP_TYPES; i++) {
-		char name[128], retained[32];
-		type_group_name(&groups[i], name, sizeof name);
-		cli_format_count(groups[i].count, count, sizeof count);
-		cli_format_bytes(groups[i].bytes, bytes, sizeof bytes);
-		cli_format_bytes(groups[i].retained, retained, sizeof retained);
-		printf("  %12s %10s %10s  %s\n", count, bytes, retained, name);
-	}
-	if (group_count > TOP_TYPES)
-		printf("  (%zu more types and sizes)\n", group_count - TOP_TYPES);
-	printf("\nwhat keeps them alive (shortest paths from a root, by shape):\n");
-	for (size_t i = 0; i < group_count; i++) {
-		char name[128];
-		struct path_shape shapes[PATHS_PER_TYPE];
-		size_t count_shapes;
-		if (!shown_paths(summary, paths, i, name, shapes, &count_shapes))
-			continue;
-		printf("  %s\n", name);
-		for (size_t k = 0; k < count_shapes; k++) {
-			cli_format_count(shapes[k].count, count, sizeof count);
-			cli_format_bytes(shapes[k].retained, bytes, sizeof bytes);
-			printf("    [%s] %s objects, %s retained:", shapes[k].signature, count, bytes);
-			for (size_t e = 0; e < shapes[k].element_count; e++)
-				printf("%s%s", e ? " -> " : " ", shapes[k].elements[e]);
-			printf("\n");
-		}
-	}
-	printf("\nroots, top %d by bytes held (reachable from the root; retained: freed with it "
-	       "alone):\n",
-	       TOP_TYPES);
-	printf("        held   retained  root\n");
-	for (size_t i = 0; i < summary->root_count && i < TOP_TYPES; i++) {
-		if (summary->roots[i].holds == 0)
-			break;
-		char held[32];
-		cli_format_bytes(summary->roots[i].holds, held, sizeof held);
-		cli_format_bytes(summary->roots[i].retained, bytes, sizeof bytes);
-		printf("  %s%9s  %9s  %s\n", summary->roots[i].holds_exact ? " " : ">", held, bytes,
-		       summary->roots[i].name);
-	}
-	if (summary->shared_count) {
-		cli_format_bytes(summary->shared_bytes, bytes, sizeof bytes);
-		printf("\nheld jointly by several roots (retained by none of them alone): %s\n", bytes);
-		for (size_t g = 0; g < summary->shared_count && g < TOP_TYPES; g++) {
-			const struct root_holding_group *group = &summary->shared[g];
-			cli_format_bytes(group->bytes, bytes, sizeof bytes);
-			printf("  %10s  held by %s%u roots: ", bytes, group->more ? "more than " : "",
-			       group->member_count);
-			for (uint32_t k = 0; k < group->member_count; k++)
-				printf("%s%s", k ? ", " : "", summary->roots[group->members[k]].name);
-			printf("%s\n", group->more ? ", ..." : "");
-		}
-	}
-	cli_format_count(summary->unreachable_objects, count, sizeof count);
-	cli_format_bytes(summary->unreachable_bytes, bytes, sizeof bytes);
-	if (runtime_has_objects(analysis))
-		printf("\nunreachable from every root (%s objects: garbage %s has not freed yet; other "
-		       "blocks: leaked): %s objects, %s\n",
-		       analysis->runtime->language, analysis->runtime->collector, count, bytes);
-	else
-		printf("\nunreachable from every root (leaked: nothing can free them): %s allocations, "
-		       "%s\n",
-		       count, bytes);
-	for (size_t i = 0; i < summary->unreachable_count && i < TOP_TYPES; i++) {
-		char name[128];
-		type_group_name(&summary->unreachable[i], name, sizeof name);
-		cli_format_count(summary->unreachable[i].count, count, sizeof count);
-		cli_format_bytes(summary->unreachable[i].bytes, bytes, sizeof bytes);
-		printf("  %12s %10s  %s\n", count, bytes, name);
-	}
-	if (runtime_has_objects(analysis)) {
-		static const char *const generations[] = {"generation 0", "generation 1",
-							  "generation 2", "untracked"};
-		printf("\n%s garbage by the collector's generation it sits in:\n",
-		       analysis->runtime->language);
-		for (size_t g = 0; g < 4; g++) {
-			cli_format_count(summary->garbage_objects[g], count, sizeof count);
-			cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);
-			printf("  %-14s %12s objects %10s\n", generations[g], count, bytes);
-		}
-	}
-	if (summary->cycle_count)
-		printf("\ncycles among them, by shape:\n");
-	for (size_t i = 0; i < summary->cycle_count && i < TOP_TYPES; i++) {
-		const struct cycle_shape *cycle = &summary->cycles[i];
-		cli_format_count(cycle->count, count, sizeof count);
-		cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
-		printf("  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
-	}
-	if (summary->untyped_sites.count)
-		printf("\nuntyped allocations by the site that made them (recorded by the hook), top "
-		       "%d by bytes:\n",
-		       TOP_TYPES);
-	for (size_t i = 0; i < summary->untyped_sites.count && i < TOP_TYPES; i++) {
-		const struct site_group *group = &summary->untyped_sites.groups[i];
-		cli_format_count(group->count, count, sizeof count);
-		cli_format_bytes(group->bytes, bytes, sizeof bytes);
-		printf("  %12s %10s  %s\n", count, bytes,
-		       group->description ? group->description->chain : "?");
-	}
-	if (analysis->warnings.count)
-		printf("\n%zu warning%s (on stderr)\n", analysis->warnings.count,
-		       analysis->warnings.count == 1 ? "" : "s");
-}
-
 int cmd_summary(int argc, char **argv)
 {
 	struct analysis_options analysis_options = {0};
@@ -558,7 +621,7 @@ int cmd_summary(int argc, char **argv)
 	bool show_values = false;
 	const struct cli_option options[] = {
 		CLI_CHOICE("format", "F", &format, formats,
-			   "text (default), json (schema heapsnap.summary/1), dot (the\n"
+			   "text (default), json (schema " HEAPSNAP_SCHEMA_SUMMARY "), dot (the\n"
 			   "retaining paths as a Graphviz digraph, for dot -Tsvg) or html\n"
 			   "(one self-contained page to open in a browser)"),
 		CLI_STRING(0, "type", "PATTERN", &paths_pattern,
@@ -604,15 +667,16 @@ int cmd_summary(int argc, char **argv)
 	prepare_paths(paths, &summary);
 	progress_end();
 	status = EXIT_OK;
-	if (format == FORMAT_JSON)
-		print_json(stdout, analysis, &summary, paths);
-	else if (format == FORMAT_HTML)
+	if (format == FORMAT_JSON || format == FORMAT_TEXT) {
+		struct emitter e;
+		emitter_init(&e, stdout, format == FORMAT_JSON ? EMIT_JSON : EMIT_TEXT, false);
+		summary_report(&e, analysis, &summary, paths);
+	} else if (format == FORMAT_HTML) {
 		status = print_html(analysis, &summary, paths);
-	else if (format == FORMAT_DOT && !print_dot(analysis, &summary, paths)) {
+	} else if (format == FORMAT_DOT && !print_dot(analysis, &summary, paths)) {
 		fprintf(stderr, "heapsnap summary: out of memory writing the report\n");
 		status = EXIT_ERROR;
-	} else if (format == FORMAT_TEXT)
-		print_text(analysis, &summary, paths);
+	}
 	timings_mark(&analysis->timings, "report");
 	path_index_free(paths);
 	heap_summary_free(&summary);

@@ -1,5 +1,6 @@
-/* The heapdiff report in text, markdown, JSON and DOT (see diff_report.h). The rows (grown types, their
- * retaining paths, grown containers) are chosen once; each format only renders them. */
+/* The heapdiff report in text, markdown, JSON and DOT (see diff_report.h). The rows (grown types,
+ * their retaining paths, grown containers) are chosen once; one walk through the emitter
+ * (cli/emit.h) writes them as text, markdown or JSON, and DOT draws their paths. */
 #include "diff_report.h"
 
 #include <fnmatch.h>
@@ -7,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/path_graph.h"
+#include "cli/emit.h"
 #include "cli/html_report.h"
+#include "cli/json_schema.h"
+#include "cli/path_graph.h"
 #include "formats/json.h"
 
-#define TEXT_ROWS 25	  /* grown types shown in text and markdown */
+#define TEXT_ROWS 25	  /* grown types (and sites, cycles) shown in text and markdown */
 #define PATHS_PER_TYPE 3  /* retaining path shapes per grown type */
 #define PREVIEWS 3	  /* --show-values: string previews per type */
 #define PREVIEW_BYTES 40
@@ -361,454 +364,623 @@ static struct path_graph *paths_graph(const struct report *report)
 	return graph;
 }
 
-/* ---- text ---- */
+/* ---- the walk: one sequence of calls for text, markdown and JSON (emit.h) ----
+ *
+ * The three formats are read differently, so they do not say the same things in the same
+ * places: JSON is the whole contract (every grown type, each snapshot's details up front),
+ * text and markdown are read by people (the first rows, the details in a footer). Each section
+ * below is one run of calls; the calls only one back end renders say where they part. */
 
-static const char *paint(const struct report *report, const char *code)
+/* A retaining path shape as the human formats list it (markdown: in a code block). */
+static void shape_lines(struct emitter *e, const struct path_shape *shape, uint64_t of_count,
+			const char *indent)
 {
-	return report->options->colour ? code : "";
-}
-#define BOLD "\033[1m"
-#define RED "\033[31m"
-#define RESET "\033[0m"
-
-static void text_shape(const struct report *report, const struct path_shape *shape,
-		       uint64_t of_count, const char *indent)
-{
-	FILE *out = report->out;
 	char count[32], bytes[32];
 	cli_format_count(shape->count, count, sizeof count);
 	cli_format_bytes(shape->retained, bytes, sizeof bytes);
-	fprintf(out, "%s[%s] %s (%.0f%%), %s retained:\n%s    ", indent, shape->signature, count,
-		of_count ? 100.0 * (double)shape->count / (double)of_count : 0.0, bytes, indent);
-	for (size_t e = 0; e < shape->element_count; e++)
-		fprintf(out, "%s%s", e ? " -> " : "", shape->elements[e]);
-	fprintf(out, "\n");
+	emit_human(e, "%s[%s] %s (%.0f%%), %s retained:\n%s    ", indent, shape->signature, count,
+		   of_count ? 100.0 * (double)shape->count / (double)of_count : 0.0, bytes, indent);
+	for (size_t k = 0; k < shape->element_count; k++)
+		emit_human(e, "%s%s", k ? " -> " : "", shape->elements[k]);
+	emit_human(e, "\n");
 }
 
-static void text_footer(const struct report *report, bool markdown)
+static void walk_header(struct emitter *e, const struct report *report)
 {
-	FILE *out = report->out;
+	const struct heap_diff *diff = report->diff;
+	emit_string(e, "schema", HEAPSNAP_SCHEMA_DIFF);
+	emit_string(e, "tool_version", HEAPSNAP_VERSION);
+	emit_string(e, "mode", diff->three ? "three" : "two");
+	emit_bool(e, "forced", report->options->forced);
+	if (emit_is(e, EMIT_JSON))
+		return;
+	const struct snapshot_info *info = snapshot_info(diff->after->snapshot);
+	char versions[96], process[4200];
+	runtimes(diff->after, versions, sizeof versions);
+	cli_process_name(info, false, process, sizeof process);
+	emit_text(e, "%sheapdiff: pid %d ", emit_paint(e, EMIT_BOLD), info->pid);
+	emit_markdown(e, "### heapdiff: pid %d ", info->pid);
+	emit_code(e, process);
+	emit_human(e, " (%s)", versions);
+	emit_text(e, "%s\n", emit_paint(e, EMIT_RESET));
+	emit_markdown(e, "\n\n");
+}
+
+/* A snapshot's member in JSON: where it came from, and what its analysis could not read. */
+static void snapshot_json(struct emitter *e, const char *key, const struct snapshot_line *line)
+{
+	struct json_writer *json = emit_json_writer(e);
+	if (json == NULL)
+		return;
+	const struct analysis *analysis = line->analysis;
+	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
+	char when[64], build_id[160];
+	cli_format_time(info->capture_start_ns, when, sizeof when, true);
+	exe_build_id(analysis, build_id);
+	emit_object_begin(e, key);
+	emit_string(e, "file", snapshot_path(analysis->snapshot));
+	emit_int(e, "pid", info->pid);
+	emit_string(e, "captured_at", when);
+	emit_string(e, "exe", info->exe);
+	char program[4200]; /* as the header names it */
+	cli_process_name(info, false, program, sizeof program);
+	emit_string(e, "program", program);
+	emit_string(e, "build_id", build_id);
+	emit_object_begin(e, "runtimes");
+	cli_json_runtime_versions(json, analysis);
+	emit_object_end(e);
+	cli_json_damage(json, &analysis->heap.damage);
+	cli_json_unseen(json, &analysis->outside_heaps);
+	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
+		char damaged[64];
+		snprintf(damaged, sizeof damaged, "%s_damaged", analysis->runtime->key);
+		json_key(json, damaged);
+		analysis->runtime->damage_json(analysis, json);
+	}
+	if (line->totals) {
+		emit_uint(e, "live_objects", line->objects);
+		emit_uint(e, "live_bytes", line->bytes);
+	}
+	emit_object_end(e);
+}
+
+/* A snapshot's line in text, its row in markdown; the last one says what changed since the
+ * first. */
+static void snapshot_human(struct emitter *e, const struct heap_diff *diff,
+			   const struct snapshot_line *line, bool last)
+{
+	if (emit_is(e, EMIT_JSON))
+		return;
+	const struct snapshot_info *info = snapshot_info(line->analysis->snapshot);
+	char when[64], bytes[32] = "", count[32] = "";
+	cli_format_time(info->capture_start_ns, when, sizeof when, false);
+	emit_text(e, "  %-8s %s", line->label, when);
+	if (line->totals) {
+		cli_format_bytes(line->bytes, bytes, sizeof bytes);
+		cli_format_count(line->objects, count, sizeof count);
+		emit_text(e, "  heap %s  %s objects", bytes, count);
+	}
+	emit_table_row(e, (const char *[]){line->label, when, bytes, count});
+	if (last) {
+		struct change change;
+		char in[40];
+		describe_change(diff, info->capture_start_ns, &change);
+		snprintf(in, sizeof in, "in %s", change.duration);
+		emit_text(e, "  (%s, %s objects in %s)", change.bytes, change.count, change.duration);
+		emit_table_row(e, (const char *[]){"change", in, change.bytes, change.count});
+	}
+	emit_text(e, "\n");
+}
+
+/* The snapshots: text a line each, markdown a table, JSON a member each ("before" and "after"
+ * always, the contract; "target" between them for three). */
+static void walk_snapshots(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column columns[] = {
+		{.title = "snapshot"}, {.title = "captured"}, {.title = "heap", .width = 1},
+		{.title = "objects", .width = 1}};
 	struct snapshot_line lines[3];
 	size_t count = snapshot_lines(report, lines);
-	char when[64], build_id[160], versions[96];
-	fprintf(out, markdown ? "\n---\n<sub>heapdiff %s" : "\n-- heapdiff %s\n", HEAPSNAP_VERSION);
+	emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), columns, 4);
 	for (size_t i = 0; i < count; i++) {
-		const struct snapshot_info *info = snapshot_info(lines[i].analysis->snapshot);
-		cli_format_time(info->capture_start_ns, when, sizeof when, false);
-		exe_build_id(lines[i].analysis, build_id);
-		runtimes(lines[i].analysis, versions, sizeof versions);
-		fprintf(out,
-			markdown ? "<br>\n%s `%s`: pid %d, captured %s, exe `%s`, build-id %s, %s"
-				 : "   %-8s %s: pid %d, captured %s, exe %s, build-id %s, %s\n",
-			lines[i].label, snapshot_path(lines[i].analysis->snapshot), info->pid, when,
-			info->exe[0] ? info->exe : "unknown", build_id[0] ? build_id : "unknown",
-			versions);
+		snapshot_json(e, i == 0 ? "before" : i + 1 == count ? "after" : "target", &lines[i]);
+		snapshot_human(e, report->diff, &lines[i], i + 1 == count);
 	}
-	if (report->options->forced)
-		fprintf(out, markdown ? "<br>\ncompared with --force, by type only"
-				      : "   compared with --force: not shown to be one process, by type "
-					"only\n");
-	if (markdown)
-		fprintf(out, "</sub>\n");
 }
 
-static void write_text(struct report *report)
+/* The memory no walker reads, BEFORE (BASELINE) to AFTER (FINAL): a growth no row shows. People
+ * are told only when it is worth saying (cli_format_unseen); JSON gives every byte. */
+static void walk_unseen(struct emitter *e, const struct report *report)
 {
-	FILE *out = report->out;
-	const struct heap_diff *diff = report->diff;
-	const struct analysis *after = diff->after;
-	const struct snapshot_info *info = snapshot_info(after->snapshot);
-	char versions[96], when[64], count[32], bytes[32], extra[96];
-	runtimes(after, versions, sizeof versions);
-	char process[4200];
-	cli_process_name(info, false, process, sizeof process);
-	fprintf(out, "%sheapdiff: pid %d %s (%s)%s\n", paint(report, BOLD), info->pid, process,
-		versions, paint(report, RESET));
-	struct snapshot_line lines[3];
-	size_t line_count = snapshot_lines(report, lines);
-	for (size_t i = 0; i < line_count; i++) {
-		const struct snapshot_info *line_info = snapshot_info(lines[i].analysis->snapshot);
-		cli_format_time(line_info->capture_start_ns, when, sizeof when, false);
-		fprintf(out, "  %-8s %s", lines[i].label, when);
-		if (lines[i].totals) {
-			cli_format_bytes(lines[i].bytes, bytes, sizeof bytes);
-			cli_format_count(lines[i].objects, count, sizeof count);
-			fprintf(out, "  heap %s  %s objects", bytes, count);
-		}
-		if (i + 1 == line_count) {
-			struct change change;
-			describe_change(diff, line_info->capture_start_ns, &change);
-			fprintf(out, "  (%s, %s objects in %s)", change.bytes, change.count,
-				change.duration);
-		}
-		fprintf(out, "\n");
-	}
+	const struct outside_heaps *before = &report->diff->before->outside_heaps;
+	const struct outside_heaps *after = &report->diff->after->outside_heaps;
+	emit_object_begin(e, "unseen");
+	emit_uint(e, "before", before->bytes);
+	emit_uint(e, "after", after->bytes);
+	emit_int(e, "delta", (int64_t)(after->bytes - before->bytes));
+	emit_object_end(e);
 	char unseen[160];
 	unseen_change(report, unseen, sizeof unseen);
-	if (unseen[0])
-		fprintf(out, "  memory no walker reads: %s%s%s\n", paint(report, BOLD), unseen,
-			paint(report, RESET));
-	for (size_t i = 0; i < line_count; i++) {
+	if (!unseen[0] || emit_is(e, EMIT_JSON))
+		return;
+	emit_text(e, "  memory no walker reads: %s%s%s\n", emit_paint(e, EMIT_BOLD), unseen,
+		  emit_paint(e, EMIT_RESET));
+	emit_markdown(e, "\n**Memory no walker reads:** %s; what it holds is not in this report.\n",
+		      unseen);
+}
+
+/* The warnings' text near the top, in markdown only: a pasted report travels without the
+ * stderr the text's readers see them on. (JSON lists them at its end, walk_warnings.) */
+static void walk_markdown_warnings(struct emitter *e, const struct report *report)
+{
+	if (!emit_is(e, EMIT_MARKDOWN))
+		return;
+	const struct analysis *analyses[3] = {report->diff->before, report->target,
+					      report->diff->after};
+	size_t warnings = warning_count(report);
+	if (warnings)
+		emit_markdown(e, "\n> **%zu warning%s:**\n", warnings, warnings == 1 ? "" : "s");
+	for (size_t a = 0; a < 3; a++)
+		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++) {
+			emit_markdown(e, "> - ");
+			emit_code(e, analyses[a]->warnings.items[i]);
+			emit_markdown(e, "\n");
+		}
+}
+
+/* A damaged heap or runtime, said near the top for people (JSON: each snapshot's heap_damage
+ * and *_damaged). */
+static void walk_damage(struct emitter *e, const struct report *report)
+{
+	if (emit_is(e, EMIT_JSON))
+		return;
+	struct snapshot_line lines[3];
+	size_t count = snapshot_lines(report, lines);
+	for (size_t i = 0; i < count; i++) {
 		char damage[512];
 		if (lines[i].analysis->heap.damage.spots) {
 			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
-			fprintf(out, "  %-8s heap damaged: %s (see the warnings)\n", lines[i].label,
-				damage);
+			emit_text(e, "  %-8s heap damaged: %s (see the warnings)\n", lines[i].label,
+				  damage);
+			emit_markdown(e, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
+				      lines[i].label, damage);
 		}
 		const struct runtime *runtime = lines[i].analysis->runtime;
-		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage))
-			fprintf(out, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
-				damage);
-	}
-
-	fprintf(out, "\n%s%s%s\n", paint(report, BOLD),
-		diff->three ? "Left behind (objects new in TARGET and still allocated in FINAL), by "
-			      "bytes:"
-		: report->options->by_count
-			? "Grown types (objects new in AFTER and still allocated), by count:"
-			: "Grown types (objects new in AFTER and still allocated), by bytes:",
-		paint(report, RESET));
-	if (report->row_count == 0)
-		fprintf(out, "  none%s%s\n",
-			report->options->type_pattern ? " of the types asked for" : "",
-			unseen_grew(report) ? " in the memory walked (memory no walker reads grew: see "
-					      "above)"
-					    : "");
-	else if (diff->three)
-		fprintf(out, "  %10s %12s %10s %12s  %s\n", "left", "new in burst", "bytes",
-			"count final", "type");
-	else
-		fprintf(out, "  %10s %10s %10s %11s %12s  %s\n", "new", "freed", "delta", "bytes Δ",
-			"count after", "type");
-	for (size_t i = 0; i < report->row_count && i < TEXT_ROWS; i++) {
-		char c[5][32];
-		if (row_cells(diff, report->rows[i].type, c) == 4)
-			fprintf(out, "  %10s %12s %10s %12s  %s\n", c[0], c[1], c[2], c[3],
-				report->rows[i].name);
-		else
-			fprintf(out, "  %10s %10s %s%10s%s %11s %12s  %s\n", c[0], c[1],
-				paint(report, RED), c[2], paint(report, RESET), c[3], c[4],
-				report->rows[i].name);
-	}
-	if (report->row_count > TEXT_ROWS)
-		fprintf(out, "  (%zu more; --type PATTERN or --format json shows them)\n",
-			report->row_count - TEXT_ROWS);
-
-	if (report->container_count) {
-		fprintf(out, "\n%sContainers that lived through and grew (a registry nobody prunes?):%s\n",
-			paint(report, BOLD), paint(report, RESET));
-		for (size_t i = 0; i < report->container_count; i++) {
-			const struct container_row *row = &report->containers[i];
-			char before[32], after_count[32], delta[32];
-			cli_format_count(row->container->length_before, before, sizeof before);
-			cli_format_count(row->container->length_after, after_count, sizeof after_count);
-			signed_count((int64_t)(row->container->length_after -
-					       row->container->length_before),
-				     delta, sizeof delta);
-			fprintf(out, "  %s ", row->container->type ? row->container->type : "?");
-			if (!row->has_path)
-				fprintf(out, "(no root reaches it)");
-			for (size_t e = 0; row->has_path && e + 1 < row->path.element_count; e++)
-				fprintf(out, "%s%s", e ? " -> " : "", row->path.elements[e]);
-			fprintf(out, " grew from %s to %s items (%s)\n", before, after_count, delta);
+		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage)) {
+			emit_text(e, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
+				  damage);
+			emit_markdown(e, "\n> **Damaged %s objects in %s:** %s (see the warnings).\n",
+				      runtime->language, lines[i].label, damage);
 		}
 	}
+}
 
+/* A grown type in JSON: every count the contract has, its retaining paths (the first --top
+ * types) and, with --show-values, its strings. */
+static void grown_json(struct emitter *e, const struct report *report, size_t i)
+{
+	if (!emit_is(e, EMIT_JSON))
+		return;
+	const struct row *row = &report->rows[i];
+	const struct diff_type *type = row->type;
+	emit_object_begin(e, NULL);
+	emit_string(e, "type", row->name);
+	emit_uint(e, "new", type->new_count);
+	emit_uint(e, "new_bytes", type->new_bytes);
+	emit_uint(e, "freed", type->freed_count);
+	emit_uint(e, "freed_bytes", type->freed_bytes);
+	emit_uint(e, "surviving", type->count_after - type->new_count);
+	emit_int(e, "delta_count", diff_delta_count(type));
+	emit_int(e, "delta_bytes", diff_delta_bytes(type));
+	emit_uint(e, "count_before", type->count_before);
+	emit_uint(e, "count_after", type->count_after);
+	emit_uint(e, "bytes_after", type->bytes_after);
+	emit_uint(e, "new_retained_bytes", type->new_retained);
+	if (report->diff->three)
+		emit_uint(e, "new_in_target", type->burst_count);
+	if (i < report->options->top)
+		cli_json_retainers(emit_json_writer(e), row->shapes, row->shape_count);
+	if (row->preview_count) {
+		emit_array_begin(e, "values");
+		for (size_t k = 0; k < row->preview_count; k++)
+			emit_string(e, NULL, row->previews[k]);
+		emit_array_end(e);
+	}
+	emit_object_end(e);
+}
+
+/* The grown types: people get the first TEXT_ROWS as a table, JSON every one with all its
+ * counts. */
+static void walk_grown(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column two[] = {
+		{.title = "new", .width = 10, .gap = "  "},
+		{.title = "freed", .width = 10, .gap = " "},
+		{.title = "delta", .width = 10, .gap = " ", .colour = EMIT_RED},
+		{.title = "bytes Δ", .width = 11, .gap = " "},
+		{.title = "count after", .width = 12, .gap = " "},
+		{.title = "type", .gap = "  ", .code = true}};
+	static const struct emit_column three[] = {
+		{.title = "left", .width = 10, .gap = "  "},
+		{.title = "new in burst", .width = 12, .gap = " "},
+		{.title = "bytes", .width = 10, .gap = " "},
+		{.title = "count final", .width = 12, .gap = " "},
+		{.title = "type", .gap = "  ", .code = true}};
+	const struct heap_diff *diff = report->diff;
+	const struct diff_report_options *options = report->options;
+	emit_heading(e,
+		     diff->three ? "Left behind (objects new in TARGET and still allocated in FINAL), by "
+				   "bytes:"
+		     : options->by_count
+			     ? "Grown types (objects new in AFTER and still allocated), by count:"
+			     : "Grown types (objects new in AFTER and still allocated), by bytes:",
+		     diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
+				 : "Grown types: objects new in AFTER and still allocated");
+	const char *asked = options->type_pattern ? " of the types asked for" : "";
+	const char *unseen = unseen_grew(report) ? " in the memory walked (memory no walker reads "
+						   "grew: see above)"
+						 : "";
+	if (report->row_count == 0) {
+		emit_text(e, "  none%s%s\n", asked, unseen);
+		emit_markdown(e, "None%s%s.\n", asked, unseen);
+	} else {
+		emit_table_begin(e, EMIT_HUMAN, diff->three ? three : two, diff->three ? 5 : 6);
+	}
+	emit_array_begin(e, "grown");
+	for (size_t i = 0; i < report->row_count; i++) {
+		if (i < TEXT_ROWS && !emit_is(e, EMIT_JSON)) {
+			char c[5][32];
+			size_t cells = row_cells(diff, report->rows[i].type, c);
+			const char *row[6] = {c[0], c[1], c[2], c[3], c[4]};
+			row[cells] = report->rows[i].name;
+			emit_table_row(e, row);
+		}
+		grown_json(e, report, i);
+	}
+	emit_array_end(e);
+	if (report->row_count > TEXT_ROWS) {
+		emit_text(e, "  (%zu more; --type PATTERN or --format json shows them)\n",
+			  report->row_count - TEXT_ROWS);
+		emit_markdown(e, "\n%zu more grown types not shown.\n", report->row_count - TEXT_ROWS);
+	}
+}
+
+/* The path from a root to the container, the container itself left out. */
+static void container_holder(const struct container_row *row, char *out, size_t size)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t k = 0; row->has_path && k + 1 < row->path.element_count; k++)
+		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
+					 k ? " -> " : "", row->path.elements[k]);
+}
+
+/* The containers that lived through and grew: a sentence each in text, a table row in markdown,
+ * an object in JSON (whose array is there even when empty: the contract). */
+static void walk_containers(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column columns[] = {{.title = "container", .code = true},
+						     {.title = "type", .code = true},
+						     {.title = "items before", .width = 1},
+						     {.title = "items after", .width = 1}};
+	if (report->container_count) {
+		emit_heading(e, "Containers that lived through and grew (a registry nobody prunes?):",
+			     "Containers that lived through and grew");
+		emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), columns, 4);
+	}
+	emit_array_begin(e, "grown_containers");
+	for (size_t i = 0; i < report->container_count; i++) {
+		const struct container_row *row = &report->containers[i];
+		const struct diff_container *container = row->container;
+		char before[32], after[32], delta[32], held[512];
+		cli_format_count(container->length_before, before, sizeof before);
+		cli_format_count(container->length_after, after, sizeof after);
+		signed_count((int64_t)(container->length_after - container->length_before), delta,
+			     sizeof delta);
+		container_holder(row, held, sizeof held);
+		const char *where = row->has_path ? held : "(no root reaches it)";
+		/* (text writes the whole path; the markdown cell is bounded) */
+		emit_text(e, "  %s %s", container->type ? container->type : "?",
+			  row->has_path ? "" : "(no root reaches it)");
+		for (size_t k = 0; row->has_path && k + 1 < row->path.element_count; k++)
+			emit_text(e, "%s%s", k ? " -> " : "", row->path.elements[k]);
+		emit_text(e, " grew from %s to %s items (%s)\n", before, after, delta);
+		emit_table_row(e, (const char *[]){where, container->type ? container->type : "?",
+						   before, after});
+		emit_object_begin(e, NULL);
+		emit_string(e, "type", container->type ? container->type : "");
+		if (row->has_path) {
+			emit_array_begin(e, "path");
+			for (size_t k = 0; k < row->path.element_count; k++)
+				emit_string(e, NULL, row->path.elements[k]);
+			emit_array_end(e);
+		} else {
+			emit_null(e, "path");
+		}
+		emit_uint(e, "items_before", container->length_before);
+		emit_uint(e, "items_after", container->length_after);
+		emit_object_end(e);
+	}
+	emit_array_end(e);
+}
+
+/* The new untyped allocations by site: people see the sites there are; JSON has the array
+ * whenever AFTER records sites, empty or not. */
+static void walk_sites(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column columns[] = {
+		{.title = "count", .width = 10, .gap = "  "},
+		{.title = "bytes", .width = 10, .gap = " "},
+		{.title = "site", .gap = "  ", .code = true}};
+	const struct heap_diff *diff = report->diff;
 	const struct site_groups *sites = &diff->new_untyped_sites;
-	if (sites->count)
-		fprintf(out, "\n%sUntyped %s allocations by the site that made them (recorded by the "
-			     "hook):%s\n  %10s %10s  %s\n",
-			paint(report, BOLD), new_word(diff), paint(report, RESET), "count", "bytes",
-			"site");
+	struct json_writer *json = emit_json_writer(e);
+	if (json && diff->after->sites.recorded)
+		cli_json_sites(json, sites, "new", "new_bytes");
+	if (sites->count == 0 || json)
+		return;
+	char text_title[200], markdown_title[160];
+	snprintf(markdown_title, sizeof markdown_title,
+		 "Untyped %s allocations by the site that made them", new_word(diff));
+	snprintf(text_title, sizeof text_title, "%s (recorded by the hook):", markdown_title);
+	emit_heading(e, text_title, markdown_title);
+	emit_table_begin(e, EMIT_HUMAN, columns, 3);
 	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
+		char count[32], bytes[32];
 		cli_format_count(sites->groups[i].count, count, sizeof count);
 		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
-		fprintf(out, "  %10s %10s  %s\n", count, bytes,
-			sites->groups[i].description ? sites->groups[i].description->chain : "?");
+		emit_table_row(e, (const char *[]){count, bytes,
+						   sites->groups[i].description
+							   ? sites->groups[i].description->chain
+							   : "?"});
 	}
+}
 
-	bool any_paths = false;
+/* Text: under each of the --top types, its path shapes and (--show-values) its strings. */
+static void paths_text(struct emitter *e, const struct report *report)
+{
+	bool any = false;
 	for (size_t i = 0; i < report->row_count && i < report->options->top; i++)
-		any_paths = any_paths || report->rows[i].shape_count || report->rows[i].preview_count;
-	if (any_paths)
-		fprintf(out, "\n%sWhat keeps the %s objects alive (shortest paths from a root, by "
-			     "shape):%s\n",
-			paint(report, BOLD), new_word(diff), paint(report, RESET));
+		any = any || report->rows[i].shape_count || report->rows[i].preview_count;
+	if (!any)
+		return;
+	char title[128];
+	snprintf(title, sizeof title,
+		 "What keeps the %s objects alive (shortest paths from a root, by shape):",
+		 new_word(report->diff));
+	emit_heading(e, title, title);
 	for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
 		const struct row *row = &report->rows[i];
 		if (row->shape_count == 0 && row->preview_count == 0)
 			continue;
+		char count[32], bytes[32];
 		cli_format_count(row->type->new_count, count, sizeof count);
 		cli_format_bytes(row->type->new_retained, bytes, sizeof bytes);
-		fprintf(out, "  #%zu  %s %s %s, %s retained", ++shown, count, new_word(diff),
-			row->name, bytes);
+		emit_text(e, "  #%zu  %s %s %s, %s retained", ++shown, count, new_word(report->diff),
+			  row->name, bytes);
 		if (row->type->new_unreachable) {
-			char lost[32];
-			cli_format_count(row->type->new_unreachable, lost, sizeof lost);
-			fprintf(out, "; %s of them unreachable (below)", lost);
+			cli_format_count(row->type->new_unreachable, count, sizeof count);
+			emit_text(e, "; %s of them unreachable (below)", count);
 		}
-		fprintf(out, "\n");
+		emit_text(e, "\n");
 		for (size_t k = 0; k < row->shape_count; k++)
-			text_shape(report, &row->shapes[k], row->type->new_count, "        ");
+			shape_lines(e, &row->shapes[k], row->type->new_count, "        ");
 		for (size_t k = 0; k < row->preview_count; k++)
-			fprintf(out, "        value: \"%s\"\n", row->previews[k]);
+			emit_text(e, "        value: \"%s\"\n", row->previews[k]);
 	}
+}
 
-	cli_format_count(diff->unreachable_objects, count, sizeof count);
-	cli_format_bytes(diff->unreachable_bytes, bytes, sizeof bytes);
+/* Markdown: each type's main path in a table, all of them drawn in mermaid (GitHub draws it
+ * where the report is pasted), and the shapes listed as the text lists them, folded. False when
+ * out of memory. */
+static bool paths_markdown(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column columns[] = {
+		{.title = "#", .width = 1},	   {.title = "objects", .width = 1},
+		{.title = "type", .code = true},	   {.title = "retained", .width = 1},
+		{.title = "held by", .code = true}, {.title = "signature", .code = true}};
+	bool any = false;
+	for (size_t i = 0; i < report->row_count && i < report->options->top; i++)
+		any = any || report->rows[i].shape_count;
+	if (!any)
+		return true;
+	const char *word = new_word(report->diff);
+	char title[128], count[32], bytes[32], number[24];
+	snprintf(title, sizeof title, "What keeps the %s objects alive", word);
+	emit_heading(e, title, title);
+	emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), columns, 6);
+	for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
+		const struct row *row = &report->rows[i];
+		if (row->shape_count == 0)
+			continue;
+		cli_format_count(row->shapes[0].count, count, sizeof count);
+		cli_format_bytes(row->shapes[0].retained, bytes, sizeof bytes);
+		snprintf(number, sizeof number, "%zu", ++shown);
+		emit_table_row(e, (const char *[]){number, count, row->name, bytes,
+						   row->shapes[0].elements[0],
+						   row->shapes[0].signature});
+	}
+	struct path_graph *graph = paths_graph(report);
+	if (graph == NULL)
+		return false;
+	emit_markdown(e, "\nFrom the roots to the types; on each step, how many of the %s objects "
+			 "take it:\n\n```mermaid\n",
+		      word);
+	path_graph_write(e->out, graph, PATH_GRAPH_MERMAID, NULL);
+	path_graph_free(graph);
+	emit_markdown(e, "```\n\n<details><summary>Retaining paths, by shape</summary>\n\n```\n");
+	for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
+		const struct row *row = &report->rows[i];
+		if (row->shape_count == 0)
+			continue;
+		cli_format_count(row->type->new_count, count, sizeof count);
+		cli_format_bytes(row->type->new_retained, bytes, sizeof bytes);
+		emit_markdown(e, "#%zu  %s %s %s, %s retained\n", ++shown, count, word, row->name,
+			      bytes);
+		for (size_t k = 0; k < row->shape_count; k++)
+			shape_lines(e, &row->shapes[k], row->type->new_count, "    ");
+	}
+	emit_markdown(e, "```\n\n</details>\n");
+	return true;
+}
+
+/* What keeps the new objects alive, for people (JSON has each type's retainers in "grown").
+ * The two formats show it differently: text as lists under each type, with the strings
+ * --show-values read; markdown as a table and a drawing. False when out of memory. */
+static bool walk_paths(struct emitter *e, const struct report *report)
+{
+	if (emit_is(e, EMIT_TEXT))
+		paths_text(e, report);
+	else if (emit_is(e, EMIT_MARKDOWN))
+		return paths_markdown(e, report);
+	return true;
+}
+
+/* Text: the collector's generations the unreachable objects sit in, those with any. */
+static void garbage_text(struct emitter *e, const struct heap_diff *diff)
+{
+	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
+						  "untracked"};
+	emit_text(e, "  in the collector's");
+	for (size_t g = 0, first = 1; g < 4; g++) {
+		if (diff->garbage_objects[g] == 0)
+			continue;
+		char count[32];
+		cli_format_count(diff->garbage_objects[g], count, sizeof count);
+		emit_text(e, "%s %s: %s", first ? "" : ",", generations[g], count);
+		first = 0;
+	}
+	emit_text(e, "\n");
+}
+
+/* Whether an unreachable type group passes --type. */
+static bool unreachable_shown(const struct report *report, size_t i, char name[128])
+{
+	type_group_name(&report->diff->unreachable[i], name, 128);
+	return !report->options->type_pattern || fnmatch(report->options->type_pattern, name, 0) == 0;
+}
+
+/* The new objects no root reaches: the totals and the cycles among them for everyone; by type
+ * in text and JSON; by the collector's generation in text and JSON (markdown keeps to the
+ * totals and a table of the cycles). */
+static void walk_unreachable(struct emitter *e, const struct report *report)
+{
+	static const struct emit_column cycle_columns[] = {{.title = "cycles", .width = 1},
+							   {.title = "bytes", .width = 1},
+							   {.title = "shape", .code = true},
+							   {.title = "signature", .code = true}};
+	static const struct emit_column type_columns[] = {
+		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
+	const struct heap_diff *diff = report->diff;
 	uint64_t cycles = 0;
 	for (size_t i = 0; i < report->cycle_count; i++)
 		cycles += report->cycles[i].count;
-	char cycle_count[32];
-	cli_format_count(cycles, cycle_count, sizeof cycle_count);
-	snprintf(extra, sizeof extra, ", in %s cycles", cycle_count);
-	fprintf(out, "\n%sUnreachable from every root, %s: %s objects, %s%s%s\n", paint(report, BOLD),
-		new_word(diff), count, bytes, cycles ? extra : "", paint(report, RESET));
-	char title[256];
-	if (diff->unreachable_objects)
-		fprintf(out, "  (%s)\n", unreachable_title(diff, title, sizeof title));
-	if (runtime_has_objects(after) && diff->unreachable_objects) {
-		static const char *const generations[] = {"generation 0", "generation 1",
-							  "generation 2", "untracked"};
-		fprintf(out, "  in the collector's");
-		for (size_t g = 0, first = 1; g < 4; g++) {
-			if (diff->garbage_objects[g] == 0)
-				continue;
-			cli_format_count(diff->garbage_objects[g], count, sizeof count);
-			fprintf(out, "%s %s: %s", first ? "" : ",", generations[g], count);
-			first = 0;
-		}
-		fprintf(out, "\n");
+	char count[32], bytes[32], extra[96], title[256], name[128];
+	cli_format_count(cycles, count, sizeof count);
+	snprintf(extra, sizeof extra, ", in %s cycles", count);
+	emit_text(e, "\n%sUnreachable from every root, %s: ", emit_paint(e, EMIT_BOLD),
+		  new_word(diff));
+	emit_markdown(e, "\n#### Unreachable from every root, %s\n\n", new_word(diff));
+	emit_object_begin(e, "unreachable");
+	emit_kv_count(e, "new_count", diff->unreachable_objects, "%s objects, ");
+	emit_kv_bytes(e, "new_bytes", diff->unreachable_bytes, "%s");
+	emit_text(e, "%s%s\n", cycles ? extra : "", emit_paint(e, EMIT_RESET));
+	emit_markdown(e, "%s\n", diff->unreachable_objects ? "" : ".");
+	if (diff->unreachable_objects && !emit_is(e, EMIT_JSON)) {
+		const char *what = unreachable_title(diff, title, sizeof title);
+		emit_text(e, "  (%s)\n", what);
+		emit_markdown(e, "(%s.)\n", what);
 	}
-	for (size_t i = 0; i < report->cycle_count && i < TEXT_ROWS; i++) {
+	emit_array_begin(e, "by_type");
+	for (size_t i = 0; i < diff->unreachable_count && emit_is(e, EMIT_JSON); i++) {
+		if (!unreachable_shown(report, i, name))
+			continue;
+		emit_object_begin(e, NULL);
+		emit_string(e, "type", name);
+		emit_uint(e, "count", diff->unreachable[i].count);
+		emit_uint(e, "bytes", diff->unreachable[i].bytes);
+		emit_object_end(e);
+	}
+	emit_array_end(e);
+	if (runtime_has_objects(diff->after)) {
+		struct json_writer *json = emit_json_writer(e);
+		if (json)
+			cli_json_garbage(json, diff->garbage_objects, diff->garbage_bytes);
+		else if (diff->unreachable_objects)
+			garbage_text(e, diff);
+	}
+	struct json_writer *json = emit_json_writer(e);
+	if (json)
+		cli_json_cycles(json, report->cycles, report->cycle_count);
+	if (report->cycle_count) {
+		emit_markdown(e, "\n");
+		emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), cycle_columns, 4);
+	}
+	for (size_t i = 0; i < report->cycle_count && i < TEXT_ROWS && !json; i++) {
 		const struct cycle_shape *cycle = &report->cycles[i];
 		cli_format_count(cycle->count, count, sizeof count);
 		cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
-		fprintf(out, "  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
+		emit_text(e, "  [%s] %s cycles, %s: %s\n", cycle->signature, count, bytes, cycle->text);
+		emit_table_row(e, (const char *[]){count, bytes, cycle->text, cycle->signature});
 	}
-	for (size_t i = 0; i < diff->unreachable_count && i < TEXT_ROWS; i++) {
-		char name[128];
-		type_group_name(&diff->unreachable[i], name, sizeof name);
-		if (report->options->type_pattern && fnmatch(report->options->type_pattern, name, 0))
+	/* text lists the types after the cycles, where JSON has by_type before them: the text's
+	   order is the older */
+	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), type_columns, 3);
+	for (size_t i = 0; i < diff->unreachable_count && i < TEXT_ROWS && !json; i++) {
+		if (!unreachable_shown(report, i, name))
 			continue;
 		cli_format_count(diff->unreachable[i].count, count, sizeof count);
 		cli_format_bytes(diff->unreachable[i].bytes, bytes, sizeof bytes);
-		fprintf(out, "  %12s %10s  %s\n", count, bytes, name);
+		emit_table_row(e, (const char *[]){count, bytes, name});
 	}
+	emit_object_end(e);
+}
+
+/* The warnings: JSON lists them, text says how many (they are on stderr); markdown gave them at
+ * the top (walk_markdown_warnings). */
+static void walk_warnings(struct emitter *e, const struct report *report)
+{
+	const struct analysis *analyses[3] = {report->diff->before, report->target,
+					      report->diff->after};
+	emit_array_begin(e, "warnings");
+	for (size_t a = 0; a < 3 && emit_is(e, EMIT_JSON); a++)
+		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++)
+			emit_string(e, NULL, analyses[a]->warnings.items[i]);
+	emit_array_end(e);
 	size_t warnings = warning_count(report);
 	if (warnings)
-		fprintf(out, "\n%zu warning%s (on stderr)\n", warnings, warnings == 1 ? "" : "s");
-	text_footer(report, false);
+		emit_text(e, "\n%zu warning%s (on stderr)\n", warnings, warnings == 1 ? "" : "s");
 }
 
-/* ---- markdown ---- */
-
-/* A table cell: text in backticks, with what would end the cell or the code escaped. */
-static void markdown_code(FILE *out, const char *text)
+/* What a maintainer needs to reproduce the report, at its end for people (JSON has it in each
+ * snapshot's member): the tool's version, each snapshot and its runtimes' versions. */
+static void walk_footer(struct emitter *e, const struct report *report)
 {
-	fputc('`', out);
-	for (; *text; text++) {
-		if (*text == '|')
-			fputs("\\|", out);
-		else if (*text == '`')
-			fputc('\'', out);
-		else if (*text == '\n')
-			fputc(' ', out);
-		else
-			fputc(*text, out);
-	}
-	fputc('`', out);
-}
-
-static bool write_markdown(struct report *report)
-{
-	FILE *out = report->out;
-	const struct heap_diff *diff = report->diff;
-	const struct analysis *after = diff->after;
-	const struct snapshot_info *info = snapshot_info(after->snapshot);
-	char versions[96], when[64], count[32], bytes[32];
-	runtimes(after, versions, sizeof versions);
-	fprintf(out, "### heapdiff: pid %d ", info->pid);
-	char process[4200];
-	cli_process_name(info, false, process, sizeof process);
-	markdown_code(out, process);
-	fprintf(out, " (%s)\n\n", versions);
-	fprintf(out, "| snapshot | captured | heap | objects |\n|---|---|---:|---:|\n");
+	if (emit_is(e, EMIT_JSON))
+		return;
 	struct snapshot_line lines[3];
-	size_t line_count = snapshot_lines(report, lines);
-	for (size_t i = 0; i < line_count; i++) {
-		const struct snapshot_info *line_info = snapshot_info(lines[i].analysis->snapshot);
-		cli_format_time(line_info->capture_start_ns, when, sizeof when, false);
-		if (!lines[i].totals) {
-			fprintf(out, "| %s | %s | | |\n", lines[i].label, when);
-			continue;
-		}
-		cli_format_bytes(lines[i].bytes, bytes, sizeof bytes);
-		cli_format_count(lines[i].objects, count, sizeof count);
-		fprintf(out, "| %s | %s | %s | %s |\n", lines[i].label, when, bytes, count);
-		if (i + 1 == line_count) {
-			struct change change;
-			describe_change(diff, line_info->capture_start_ns, &change);
-			fprintf(out, "| change | in %s | %s | %s |\n", change.duration, change.bytes,
-				change.count);
-		}
+	size_t count = snapshot_lines(report, lines);
+	char when[64], build_id[160], versions[96];
+	emit_text(e, "\n-- heapdiff %s\n", HEAPSNAP_VERSION);
+	emit_markdown(e, "\n---\n<sub>heapdiff %s", HEAPSNAP_VERSION);
+	for (size_t i = 0; i < count; i++) {
+		const struct snapshot_info *info = snapshot_info(lines[i].analysis->snapshot);
+		const char *file = snapshot_path(lines[i].analysis->snapshot);
+		cli_format_time(info->capture_start_ns, when, sizeof when, false);
+		exe_build_id(lines[i].analysis, build_id);
+		runtimes(lines[i].analysis, versions, sizeof versions);
+		const char *exe = info->exe[0] ? info->exe : "unknown";
+		const char *id = build_id[0] ? build_id : "unknown";
+		emit_text(e, "   %-8s %s: pid %d, captured %s, exe %s, build-id %s, %s\n",
+			  lines[i].label, file, info->pid, when, exe, id, versions);
+		emit_markdown(e, "<br>\n%s `%s`: pid %d, captured %s, exe `%s`, build-id %s, %s",
+			      lines[i].label, file, info->pid, when, exe, id, versions);
 	}
-	char unseen[160];
-	unseen_change(report, unseen, sizeof unseen);
-	if (unseen[0])
-		fprintf(out, "\n**Memory no walker reads:** %s; what it holds is not in this "
-			     "report.\n", unseen);
-	const struct analysis *analyses[3] = {diff->before, report->target, diff->after};
-	size_t warnings = warning_count(report);
-	if (warnings)
-		fprintf(out, "\n> **%zu warning%s:**\n", warnings, warnings == 1 ? "" : "s");
-	for (size_t a = 0; a < 3; a++)
-		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++) {
-			fprintf(out, "> - ");
-			markdown_code(out, analyses[a]->warnings.items[i]);
-			fprintf(out, "\n");
-		}
-	for (size_t i = 0; i < line_count; i++) {
-		char damage[512];
-		if (lines[i].analysis->heap.damage.spots) {
-			cli_format_damage(&lines[i].analysis->heap.damage, damage, sizeof damage);
-			fprintf(out, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
-				lines[i].label, damage);
-		}
-		const struct runtime *runtime = lines[i].analysis->runtime;
-		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage))
-			fprintf(out, "\n> **Damaged %s objects in %s:** %s (see the warnings).\n",
-				runtime->language, lines[i].label, damage);
+	if (report->options->forced) {
+		emit_text(e, "   compared with --force: not shown to be one process, by type only\n");
+		emit_markdown(e, "<br>\ncompared with --force, by type only");
 	}
-
-	fprintf(out, "\n#### %s\n\n",
-		diff->three ? "Left behind: objects new in TARGET and still allocated in FINAL"
-			    : "Grown types: objects new in AFTER and still allocated");
-	if (report->row_count == 0) {
-		fprintf(out, "None%s%s.\n",
-			report->options->type_pattern ? " of the types asked for" : "",
-			unseen_grew(report) ? " in the memory walked (memory no walker reads grew: see "
-					      "above)"
-					    : "");
-	} else if (diff->three) {
-		fprintf(out, "| left | new in burst | bytes | count final | type |\n"
-			     "|---:|---:|---:|---:|---|\n");
-	} else {
-		fprintf(out, "| new | freed | delta | bytes Δ | count after | type |\n"
-			     "|---:|---:|---:|---:|---:|---|\n");
-	}
-	for (size_t i = 0; i < report->row_count && i < TEXT_ROWS; i++) {
-		char c[5][32];
-		size_t cells = row_cells(diff, report->rows[i].type, c);
-		for (size_t k = 0; k < cells; k++)
-			fprintf(out, "| %s ", c[k]);
-		fprintf(out, "| ");
-		markdown_code(out, report->rows[i].name);
-		fprintf(out, " |\n");
-	}
-	if (report->row_count > TEXT_ROWS)
-		fprintf(out, "\n%zu more grown types not shown.\n", report->row_count - TEXT_ROWS);
-
-	if (report->container_count) {
-		fprintf(out, "\n#### Containers that lived through and grew\n\n"
-			     "| container | type | items before | items after |\n|---|---|---:|---:|\n");
-		for (size_t i = 0; i < report->container_count; i++) {
-			const struct container_row *row = &report->containers[i];
-			char before[32], after_count[32], held[512] = "";
-			size_t used = 0;
-			for (size_t e = 0; row->has_path && e + 1 < row->path.element_count; e++)
-				used += (size_t)snprintf(held + used, used < sizeof held ? sizeof held - used : 0,
-							 "%s%s", e ? " -> " : "", row->path.elements[e]);
-			cli_format_count(row->container->length_before, before, sizeof before);
-			cli_format_count(row->container->length_after, after_count, sizeof after_count);
-			fprintf(out, "| ");
-			markdown_code(out, row->has_path ? held : "(no root reaches it)");
-			fprintf(out, " | ");
-			markdown_code(out, row->container->type ? row->container->type : "?");
-			fprintf(out, " | %s | %s |\n", before, after_count);
-		}
-	}
-
-	const struct site_groups *sites = &diff->new_untyped_sites;
-	if (sites->count)
-		fprintf(out, "\n#### Untyped %s allocations by the site that made them\n\n"
-			     "| count | bytes | site |\n|---:|---:|---|\n",
-			new_word(diff));
-	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
-		cli_format_count(sites->groups[i].count, count, sizeof count);
-		cli_format_bytes(sites->groups[i].bytes, bytes, sizeof bytes);
-		fprintf(out, "| %s | %s | ", count, bytes);
-		markdown_code(out, sites->groups[i].description ? sites->groups[i].description->chain
-								 : "?");
-		fprintf(out, " |\n");
-	}
-
-	bool any_paths = false;
-	for (size_t i = 0; i < report->row_count && i < report->options->top; i++)
-		any_paths = any_paths || report->rows[i].shape_count;
-	if (any_paths) {
-		fprintf(out, "\n#### What keeps the %s objects alive\n\n"
-			     "| # | objects | type | retained | held by | signature |\n"
-			     "|---:|---:|---|---:|---|---|\n",
-			new_word(diff));
-		for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
-			const struct row *row = &report->rows[i];
-			if (row->shape_count == 0)
-				continue;
-			const struct path_shape *shape = &row->shapes[0];
-			cli_format_count(shape->count, count, sizeof count);
-			cli_format_bytes(shape->retained, bytes, sizeof bytes);
-			fprintf(out, "| %zu | %s | ", ++shown, count);
-			markdown_code(out, row->name);
-			fprintf(out, " | %s | ", bytes);
-			markdown_code(out, shape->elements[0]);
-			fprintf(out, " | `%s` |\n", shape->signature);
-		}
-		struct path_graph *graph = paths_graph(report);
-		if (graph == NULL)
-			return false;
-		/* the shape at a glance: GitHub draws it where the report is pasted */
-		fprintf(out, "\nFrom the roots to the types; on each step, how many of the %s objects "
-			     "take it:\n\n```mermaid\n",
-			new_word(diff));
-		path_graph_write(out, graph, PATH_GRAPH_MERMAID, NULL);
-		fprintf(out, "```\n");
-		path_graph_free(graph);
-		fprintf(out, "\n<details><summary>Retaining paths, by shape</summary>\n\n```\n");
-		for (size_t i = 0, shown = 0; i < report->row_count && i < report->options->top; i++) {
-			const struct row *row = &report->rows[i];
-			if (row->shape_count == 0)
-				continue;
-			cli_format_count(row->type->new_count, count, sizeof count);
-			cli_format_bytes(row->type->new_retained, bytes, sizeof bytes);
-			fprintf(out, "#%zu  %s %s %s, %s retained\n", ++shown, count, new_word(diff),
-				row->name, bytes);
-			for (size_t k = 0; k < row->shape_count; k++)
-				text_shape(report, &row->shapes[k], row->type->new_count, "    ");
-		}
-		fprintf(out, "```\n\n</details>\n");
-	}
-
-	cli_format_count(diff->unreachable_objects, count, sizeof count);
-	cli_format_bytes(diff->unreachable_bytes, bytes, sizeof bytes);
-	fprintf(out, "\n#### Unreachable from every root, %s\n\n%s objects, %s%s\n", new_word(diff),
-		count, bytes, diff->unreachable_objects ? "" : ".");
-	char title[256];
-	if (diff->unreachable_objects)
-		fprintf(out, "(%s.)\n", unreachable_title(diff, title, sizeof title));
-	if (report->cycle_count) {
-		fprintf(out, "\n| cycles | bytes | shape | signature |\n|---:|---:|---|---|\n");
-		for (size_t i = 0; i < report->cycle_count && i < TEXT_ROWS; i++) {
-			const struct cycle_shape *cycle = &report->cycles[i];
-			cli_format_count(cycle->count, count, sizeof count);
-			cli_format_bytes(cycle->bytes, bytes, sizeof bytes);
-			fprintf(out, "| %s | %s | ", count, bytes);
-			markdown_code(out, cycle->text);
-			fprintf(out, " | `%s` |\n", cycle->signature);
-		}
-	}
-	text_footer(report, true);
-	return true;
+	emit_markdown(e, "</sub>\n");
 }
 
 /* ---- DOT ---- */
@@ -832,204 +1004,34 @@ static bool write_dot(struct report *report)
 	return true;
 }
 
-/* ---- JSON ---- */
-
-static void json_path(struct json_writer *json, const struct path_shape *shape)
+/* The report in the emitter's format, one walk; false when out of memory (the markdown's
+ * drawing), the report then cut short. */
+static bool diff_report(struct emitter *e, const struct report *report)
 {
-	json_array_begin(json);
-	for (size_t e = 0; e < shape->element_count; e++)
-		json_string(json, shape->elements[e]);
-	json_array_end(json);
-}
-
-static void json_snapshot(struct json_writer *json, const struct analysis *analysis,
-			  const struct snapshot_line *line)
-{
-	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
-	char when[64], build_id[160];
-	cli_format_time(info->capture_start_ns, when, sizeof when, true);
-	exe_build_id(analysis, build_id);
-	json_object_begin(json);
-	json_key(json, "file");
-	json_string(json, snapshot_path(analysis->snapshot));
-	json_key(json, "pid");
-	json_int(json, info->pid);
-	json_key(json, "captured_at");
-	json_string(json, when);
-	json_key(json, "exe");
-	json_string(json, info->exe);
-	char program[4200]; /* as the header names it */
-	cli_process_name(info, false, program, sizeof program);
-	json_key(json, "program");
-	json_string(json, program);
-	json_key(json, "build_id");
-	json_string(json, build_id);
-	json_key(json, "runtimes");
-	json_object_begin(json);
-	cli_json_runtime_versions(json, analysis);
-	json_object_end(json);
-	cli_json_damage(json, &analysis->heap.damage);
-	cli_json_unseen(json, &analysis->outside_heaps);
-	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
-		char key[64];
-		snprintf(key, sizeof key, "%s_damaged", analysis->runtime->key);
-		json_key(json, key);
-		analysis->runtime->damage_json(analysis, json);
-	}
-	if (line->totals) {
-		json_key(json, "live_objects");
-		json_uint(json, line->objects);
-		json_key(json, "live_bytes");
-		json_uint(json, line->bytes);
-	}
-	json_object_end(json);
-}
-
-static void write_json(struct report *report)
-{
-	const struct heap_diff *diff = report->diff;
-	struct json_writer json;
-	json_init(&json, report->out);
-	json_object_begin(&json);
-	json_key(&json, "schema");
-	json_string(&json, "heapsnap.diff/1");
-	json_key(&json, "tool_version");
-	json_string(&json, HEAPSNAP_VERSION);
-	json_key(&json, "mode");
-	json_string(&json, diff->three ? "three" : "two");
-	json_key(&json, "forced");
-	json_bool(&json, report->options->forced);
-	struct snapshot_line lines[3];
-	size_t line_count = snapshot_lines(report, lines);
-	for (size_t i = 0; i < line_count; i++) {
-		/* "before" and "after" always (the contract); "target" between them for three */
-		json_key(&json, i == 0 ? "before" : i + 1 == line_count ? "after" : "target");
-		json_snapshot(&json, lines[i].analysis, &lines[i]);
-	}
-	/* the memory no walker reads, BEFORE (BASELINE) to AFTER (FINAL): a growth no row shows */
-	json_key(&json, "unseen");
-	json_object_begin(&json);
-	json_key(&json, "before");
-	json_uint(&json, diff->before->outside_heaps.bytes);
-	json_key(&json, "after");
-	json_uint(&json, diff->after->outside_heaps.bytes);
-	json_key(&json, "delta");
-	json_int(&json, (int64_t)(diff->after->outside_heaps.bytes - diff->before->outside_heaps.bytes));
-	json_object_end(&json);
-	json_key(&json, "grown");
-	json_array_begin(&json);
-	for (size_t i = 0; i < report->row_count; i++) {
-		const struct row *row = &report->rows[i];
-		const struct diff_type *type = row->type;
-		json_object_begin(&json);
-		json_key(&json, "type");
-		json_string(&json, row->name);
-		json_key(&json, "new");
-		json_uint(&json, type->new_count);
-		json_key(&json, "new_bytes");
-		json_uint(&json, type->new_bytes);
-		json_key(&json, "freed");
-		json_uint(&json, type->freed_count);
-		json_key(&json, "freed_bytes");
-		json_uint(&json, type->freed_bytes);
-		json_key(&json, "surviving");
-		json_uint(&json, type->count_after - type->new_count);
-		json_key(&json, "delta_count");
-		json_int(&json, diff_delta_count(type));
-		json_key(&json, "delta_bytes");
-		json_int(&json, diff_delta_bytes(type));
-		json_key(&json, "count_before");
-		json_uint(&json, type->count_before);
-		json_key(&json, "count_after");
-		json_uint(&json, type->count_after);
-		json_key(&json, "bytes_after");
-		json_uint(&json, type->bytes_after);
-		json_key(&json, "new_retained_bytes");
-		json_uint(&json, type->new_retained);
-		if (diff->three) {
-			json_key(&json, "new_in_target");
-			json_uint(&json, type->burst_count);
-		}
-		if (i < report->options->top) {
-			cli_json_retainers(&json, row->shapes, row->shape_count);
-		}
-		if (row->preview_count) {
-			json_key(&json, "values");
-			json_array_begin(&json);
-			for (size_t k = 0; k < row->preview_count; k++)
-				json_string(&json, row->previews[k]);
-			json_array_end(&json);
-		}
-		json_object_end(&json);
-	}
-	json_array_end(&json);
-	json_key(&json, "grown_containers");
-	json_array_begin(&json);
-	for (size_t i = 0; i < report->container_count; i++) {
-		const struct container_row *row = &report->containers[i];
-		json_object_begin(&json);
-		json_key(&json, "type");
-		json_string(&json, row->container->type ? row->container->type : "");
-		json_key(&json, "path");
-		if (row->has_path)
-			json_path(&json, &row->path);
-		else
-			json_null(&json);
-		json_key(&json, "items_before");
-		json_uint(&json, row->container->length_before);
-		json_key(&json, "items_after");
-		json_uint(&json, row->container->length_after);
-		json_object_end(&json);
-	}
-	json_array_end(&json);
-	if (diff->after->sites.recorded)
-		cli_json_sites(&json, &diff->new_untyped_sites, "new", "new_bytes");
-	json_key(&json, "unreachable");
-	json_object_begin(&json);
-	json_key(&json, "new_count");
-	json_uint(&json, diff->unreachable_objects);
-	json_key(&json, "new_bytes");
-	json_uint(&json, diff->unreachable_bytes);
-	json_key(&json, "by_type");
-	json_array_begin(&json);
-	for (size_t i = 0; i < diff->unreachable_count; i++) {
-		char name[128];
-		type_group_name(&diff->unreachable[i], name, sizeof name);
-		if (report->options->type_pattern && fnmatch(report->options->type_pattern, name, 0))
-			continue;
-		json_object_begin(&json);
-		json_key(&json, "type");
-		json_string(&json, name);
-		json_key(&json, "count");
-		json_uint(&json, diff->unreachable[i].count);
-		json_key(&json, "bytes");
-		json_uint(&json, diff->unreachable[i].bytes);
-		json_object_end(&json);
-	}
-	json_array_end(&json);
-	if (runtime_has_objects(diff->after))
-		cli_json_garbage(&json, diff->garbage_objects, diff->garbage_bytes);
-	cli_json_cycles(&json, report->cycles, report->cycle_count);
-	json_object_end(&json);
-	json_key(&json, "warnings");
-	json_array_begin(&json);
-	const struct analysis *analyses[3] = {diff->before, report->target, diff->after};
-	for (size_t a = 0; a < 3; a++)
-		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++)
-			json_string(&json, analyses[a]->warnings.items[i]);
-	json_array_end(&json);
-	json_object_end(&json);
-	json_finish(&json);
+	emit_begin(e);
+	walk_header(e, report);
+	walk_snapshots(e, report);
+	walk_unseen(e, report);
+	walk_markdown_warnings(e, report);
+	walk_damage(e, report);
+	walk_grown(e, report);
+	walk_containers(e, report);
+	walk_sites(e, report);
+	if (!walk_paths(e, report))
+		return false;
+	walk_unreachable(e, report);
+	walk_warnings(e, report);
+	walk_footer(e, report);
+	emit_end(e);
+	return true;
 }
 
 /* The HTML page carries the JSON document (html_report.c). */
 static void write_json_to(FILE *json_out, void *context)
 {
-	struct report *report = context;
-	FILE *out = report->out;
-	report->out = json_out;
-	write_json(report);
-	report->out = out;
+	struct emitter e;
+	emitter_init(&e, json_out, EMIT_JSON, false);
+	diff_report(&e, context);
 }
 
 int diff_report_write(FILE *out, const struct heap_diff *diff, const struct analysis *target,
@@ -1043,16 +1045,19 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 	}
 	bool written = true;
 	int status = 0;
-	if (options->format == FORMAT_JSON)
-		write_json(&report);
-	else if (options->format == FORMAT_HTML)
+	if (options->format == FORMAT_HTML) {
 		status = html_report_write(out, HTML_REPORT_DIFF, write_json_to, &report);
-	else if (options->format == FORMAT_MARKDOWN)
-		written = write_markdown(&report);
-	else if (options->format == FORMAT_DOT)
+	} else if (options->format == FORMAT_DOT) {
 		written = write_dot(&report);
-	else
-		write_text(&report);
+	} else {
+		struct emitter e;
+		emitter_init(&e, out,
+			     options->format == FORMAT_JSON	  ? EMIT_JSON
+			     : options->format == FORMAT_MARKDOWN ? EMIT_MARKDOWN
+								  : EMIT_TEXT,
+			     options->colour);
+		written = diff_report(&e, &report);
+	}
 	report_free(&report);
 	return written ? status : -1;
 }
