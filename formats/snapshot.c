@@ -518,12 +518,32 @@ static int check_layout(struct snapshot *snapshot, struct hs_error *err)
 static int check_own_notes(struct snapshot *snapshot, struct hs_error *err)
 {
 	const char *source = snapshot->info.source;
-	if (strcmp(source, "ptrace") != 0 && strcmp(source, "hook") != 0)
+	bool info = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_INFO) != NULL;
+	bool layout = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_LAYOUT) != NULL;
+	/* heapsnap's own: its info says so, or it has the layout note only heapsnap writes (then an
+	   info note that is missing, its type damaged, must not turn it into a foreign core) */
+	if (!layout && strcmp(source, "ptrace") != 0 && strcmp(source, "hook") != 0)
 		return 0;
+	if (!info)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is damaged: it has heapsnap's layout note but no "
+					 "HEAPSNAP info note (the process, its program, when it "
+					 "was captured); `heapsnap info --verify %s` checks the rest",
+					 snapshot->path, snapshot->path);
 	bool files = false;
-	size_t modules = 0;
+	size_t modules = 0, of_type[HEAPSNAP_NOTE_LAYOUT + 1] = {0};
 	for (size_t i = 0; i < snapshot->note_count; i++) {
 		const struct snapshot_note *note = &snapshot->notes[i];
+		/* heapsnap writes each of its notes once, but one per module: a second is one whose
+		   type was damaged */
+		bool own = strcmp(note->owner, HEAPSNAP_NOTE_OWNER) == 0 && own_note_type(note);
+		if (own && note->type != HEAPSNAP_NOTE_MODULE && ++of_type[note->type] > 1)
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s is damaged: its note %zu is a second HEAPSNAP "
+						 "note of type %u, which heapsnap writes once; "
+						 "`heapsnap info --verify %s` checks the rest",
+						 snapshot->path, i, (unsigned)note->type,
+						 snapshot->path);
 		if (!own_note_type(note))
 			return hs_error_set_code(err, HS_ERR_DAMAGED,
 						 "%s is damaged: its note %zu (owner \"%.16s\", "

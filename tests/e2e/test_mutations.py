@@ -16,6 +16,27 @@ heapsnap("capture", str(record["pid"]), "-o", snapshot)
 process.kill()
 campaign = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz",
                         "mutate_snapshots.py")
+
+# what one random campaign once found: a HEAPSNAP note's type changed into another of heapsnap's
+# own (the info note made a second threads note: the snapshot read as a foreign core, its answer
+# changed in silence; the layout note made a second threads note) is refused
+sys.path.insert(0, os.path.dirname(campaign))
+import struct  # noqa: E402
+from mutate_snapshots import compress, notes_of  # noqa: E402
+core = subprocess.run(["zstd", "-qdc", snapshot], capture_output=True, check=True).stdout
+for old_type, new_type in ((1, 3), (7, 3)):
+    data = bytearray(core)
+    found = [at for at in notes_of(core) if core[at + 12:at + 20] == b"HEAPSNAP" and
+             struct.unpack_from("<I", core, at + 8)[0] == old_type]
+    check(len(found) == 1, f"the snapshot has one HEAPSNAP note of type {old_type}")
+    struct.pack_into("<I", data, found[0] + 8, new_type)
+    damaged = path(f"note-{old_type}-as-{new_type}.snap")
+    with open(damaged, "wb") as out:
+        out.write(compress(bytes(data), path("mutations-work")))
+    refused = heapsnap("summary", damaged, check_ok=False)
+    check(refused.returncode == 2 and "is damaged" in refused.stderr,
+          f"a HEAPSNAP note of type {old_type} made one of type {new_type} is refused: "
+          f"{refused.returncode} {refused.stderr!r}")
 result = subprocess.run([sys.executable, campaign, HEAPSNAP, snapshot, path("mutations"),
                          "--seconds", "60"], capture_output=True, text=True, timeout=600)
 print(result.stdout)
