@@ -1,5 +1,8 @@
 """Shared helpers for the end-to-end tests: starting target processes, running heapsnap and gdb,
-and reporting checks. Each test script exits non-zero when any check failed."""
+and reporting checks. Each test script holds unittest cases (subclasses of Case) and ends with
+`if __name__ == "__main__": main()`; `python3 tests/e2e/test_graph.py -k timings` runs one case
+alone, `-v` names each, and a failing case is named with every check it failed. The script exits
+non-zero when any check failed."""
 import atexit
 import os
 import re
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 HEAPSNAP = os.environ.get("HEAPSNAP", "build/heapsnap")
 KNOWN_STATE = os.environ.get("KNOWN_STATE", "build/tests/known_state")
@@ -46,19 +50,66 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+# the messages of the checks the running case failed (None outside a case)
+_case_failures = None
+_unseen_log_read = 0
+
+
 def check(condition, message):
     global failures
     if not condition:
         failures += 1
         print("FAIL:", message, file=sys.stderr)
+        if _case_failures is not None:
+            _case_failures.append(message)
     return condition
 
 
-def finish():
+def _check_unseen_log():
+    """The heapdiffs run since the last look that exited 0 in silence while unseen memory grew."""
+    global _unseen_log_read
     log = os.environ.get("HEAPDIFF_CHECK_LOG")
     if log and os.path.exists(log):
-        for line in open(log):
-            check(False, line.strip())
+        with open(log) as f:
+            f.seek(_unseen_log_read)
+            for line in f:
+                check(False, line.strip())
+            _unseen_log_read = f.tell()
+
+
+class _GaveUp(AssertionError):
+    pass
+
+
+class Case(unittest.TestCase):
+    """An end-to-end case: check() records a failure and goes on, so one run names every wrong
+    answer; the case fails at its end with all of them. give_up() ends the case at once."""
+
+    def setUp(self):
+        global _case_failures
+        _case_failures = []
+
+    def tearDown(self):
+        global _case_failures
+        _check_unseen_log()
+        failed, _case_failures = _case_failures, None
+        if failed:
+            self.fail(f"{len(failed)} checks failed:\n  " + "\n  ".join(failed))
+
+
+def main():
+    """Runs the script's cases (unittest's options: -k PATTERN, -v, a case's name) and exits
+    non-zero when any case failed or any check outside a case (in setUpClass) did."""
+    result = unittest.main(module="__main__", exit=False, verbosity=2).result
+    _check_unseen_log()
+    ok = result.wasSuccessful() and not failures and result.testsRun > 0
+    print("all checks passed" if ok else f"{failures} checks failed", file=sys.stdout if ok else sys.stderr)
+    sys.exit(0 if ok else 1)
+
+
+def finish():
+    """The end of a script without cases."""
+    _check_unseen_log()
     if failures:
         print(f"{failures} checks failed", file=sys.stderr)
         sys.exit(1)
@@ -67,8 +118,10 @@ def finish():
 
 
 def give_up(message):
-    """A failure after which nothing else can be checked."""
+    """A failure after which nothing else can be checked: ends the case (or the script)."""
     check(False, message)
+    if _case_failures is not None:
+        raise _GaveUp(message)
     finish()
 
 

@@ -9,7 +9,7 @@ import os
 import re
 import time
 
-from common import check, finish, heapsnap, path, process_state, start
+from common import Case, check, heapsnap, main, path, process_state, start
 
 TARGET = os.environ.get("CONN_SERVER", "build/tests/conn_server")
 
@@ -34,9 +34,19 @@ def run(name, *args):
     return record, summary
 
 
-for mode in ([], ["--lose"]):
+_captured = {}
+
+
+def captured(mode):
+    """The target's record and the summary of its snapshot, run once per mode for every case."""
     label = " ".join(mode) or "default"
-    record, summary = run("conns" + label.replace(" ", ""), *mode)
+    if label not in _captured:
+        _captured[label] = run("conns" + label.replace(" ", ""), *mode)
+    return label, _captured[label]
+
+
+def check_graph(mode):
+    label, (record, summary) = captured(mode)
     roots = {r["root"]: r for r in summary["roots"]}
     check("global all_conns" in roots, f"{label}: the list's global is a root: {list(roots)[:8]}")
     retained = roots.get("global all_conns", {}).get("retained_bytes")
@@ -77,24 +87,37 @@ for mode in ([], ["--lose"]):
     check(["global all_conns", "struct conn.next (repeated)", "struct conn"] in conn_paths and
           ["global all_conns", "struct conn"] in conn_paths, f"{label}: the list's paths: {conn_paths}")
 
-# --timings: the same report, and on stderr each step's time and the memory peak as it ended,
-# adding up to no more than the command's own wall-clock time
-snapshot = path("conns" + "default" + ".snap")
-plain = heapsnap("summary", snapshot)
-started = time.monotonic()
-timed = heapsnap("summary", snapshot, "--timings")
-wall = time.monotonic() - started
-check(timed.stdout == plain.stdout, "--timings leaves the report as it is")
-steps = {}
-for line in timed.stderr.splitlines():
-    found = re.match(r"heapsnap summary: .*\.snap: +([0-9.]+) s  (?:peak +([0-9]+) MiB  )?(.*)$", line)
-    if found:
-        steps[found.group(3)] = (float(found.group(1)), int(found.group(2) or -1))
-check({"glibc heap", "graph: edges", "graph: dominators", "report", "in all"} <= set(steps),
-      f"--timings names the steps: {sorted(steps)}")
-total = steps.get("in all", (0, 0))[0]
-check(0 < total <= wall and abs(sum(t for name, (t, _) in steps.items() if name != "in all") - total) < 0.05,
-      f"--timings: the steps add up to {total} s, within the {wall:.2f} s the command took")
-peaks = [peak for name, (_, peak) in steps.items() if name != "in all"]
-check(peaks == sorted(peaks) and peaks[-1] > 0, f"--timings: the memory peak only grows: {peaks}")
-finish()
+
+class Graph(Case):
+    def test_default(self):
+        check_graph([])
+
+    def test_lost_pointers(self):
+        check_graph(["--lose"])
+
+    def test_timings(self):
+        # --timings: the same report, and on stderr each step's time and the memory peak as it ended,
+        # adding up to no more than the command's own wall-clock time
+        captured([])
+        snapshot = path("conns" + "default" + ".snap")
+        plain = heapsnap("summary", snapshot)
+        started = time.monotonic()
+        timed = heapsnap("summary", snapshot, "--timings")
+        wall = time.monotonic() - started
+        check(timed.stdout == plain.stdout, "--timings leaves the report as it is")
+        steps = {}
+        for line in timed.stderr.splitlines():
+            found = re.match(r"heapsnap summary: .*\.snap: +([0-9.]+) s  (?:peak +([0-9]+) MiB  )?(.*)$", line)
+            if found:
+                steps[found.group(3)] = (float(found.group(1)), int(found.group(2) or -1))
+        check({"glibc heap", "graph: edges", "graph: dominators", "report", "in all"} <= set(steps),
+              f"--timings names the steps: {sorted(steps)}")
+        total = steps.get("in all", (0, 0))[0]
+        check(0 < total <= wall and abs(sum(t for name, (t, _) in steps.items() if name != "in all") - total) < 0.05,
+              f"--timings: the steps add up to {total} s, within the {wall:.2f} s the command took")
+        peaks = [peak for name, (_, peak) in steps.items() if name != "in all"]
+        check(peaks == sorted(peaks) and peaks[-1] > 0, f"--timings: the memory peak only grows: {peaks}")
+
+
+if __name__ == "__main__":
+    main()
