@@ -1,10 +1,11 @@
-/* The synthetic snapshot builder (see mock_snapshot.h): memory, modules and threads kept in
- * memory until mock_snapshot_write writes each module as a minimal ELF file (a PT_LOAD giving the
- * load bias, a symbol table, a writable .data covering its image) and the process as a core
- * image through formats/ (the notes a capture writes: threads, NT_FILE, heapsnap's info, layout,
- * thread names and modules). */
+/* The synthetic snapshot builder (see mock_snapshot.h): memory, modules and threads kept in memory
+ * until mock_snapshot_write writes each module as a minimal ELF file (a PT_LOAD giving the load
+ * bias, a symbol table, a writable .data covering its image, and for C types one DWARF 4 compile
+ * unit) and the process as a core image through formats/ (the notes a capture writes: threads,
+ * NT_FILE, heapsnap's info, layout, thread names and modules). */
 #include "mock_snapshot.h"
 
+#include <dwarf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -38,12 +39,29 @@ struct mock_symbol {
 
 DEFINE_VECTOR(mock_symbol_vector, struct mock_symbol)
 
+struct mock_struct {
+	char *name;
+	uint64_t size;
+	struct mock_member *members; /* their names and pointees copied */
+	size_t member_count;
+};
+
+struct mock_variable {
+	char *name, *pointer_to;
+	uint64_t address;
+};
+
+DEFINE_VECTOR(mock_struct_vector, struct mock_struct)
+DEFINE_VECTOR(mock_variable_vector, struct mock_variable)
+
 struct mock_module {
 	struct mock_snapshot *mock;
 	char path[4096 + 256];
 	uint64_t base;
 	struct mock_symbol_vector symbols;
 	char *text; /* put in its file, not mapped */
+	struct mock_struct_vector structs; /* its C types (DWARF) */
+	struct mock_variable_vector variables;
 };
 
 struct mock_thread {
@@ -124,6 +142,21 @@ void mock_snapshot_free(struct mock_snapshot *mock)
 		for (size_t k = 0; k < module->symbols.size; k++)
 			free(module->symbols.data[k].name);
 		mock_symbol_vector_free(&module->symbols);
+		for (size_t k = 0; k < module->structs.size; k++) {
+			struct mock_struct *type = &module->structs.data[k];
+			for (size_t m = 0; m < type->member_count; m++) {
+				free((char *)type->members[m].name);
+				free((char *)type->members[m].pointer_to);
+			}
+			free(type->members);
+			free(type->name);
+		}
+		mock_struct_vector_free(&module->structs);
+		for (size_t k = 0; k < module->variables.size; k++) {
+			free(module->variables.data[k].name);
+			free(module->variables.data[k].pointer_to);
+		}
+		mock_variable_vector_free(&module->variables);
 		free(module->text);
 		free(module);
 	}
@@ -250,6 +283,45 @@ uint64_t mock_class_add(struct mock_module *module, const char *name, uint64_t v
 	return vtable + 16;
 }
 
+/* A copy of `text`, NULL for NULL; a mistake when out of memory. */
+static char *copy_text(struct mock_snapshot *mock, const char *text)
+{
+	char *copy = text ? strdup(text) : NULL;
+	if (text && copy == NULL)
+		mistake(mock, "out of memory");
+	return copy;
+}
+
+void mock_struct_add(struct mock_module *module, const char *name, uint64_t size,
+		     const struct mock_member *members, size_t count)
+{
+	struct mock_snapshot *mock = module->mock;
+	struct mock_member *copies = calloc(count + 1, sizeof *copies);
+	struct mock_struct *type = copies ? mock_struct_vector_append(&module->structs) : NULL;
+	if (type == NULL) {
+		free(copies);
+		mistake(mock, "out of memory");
+		return;
+	}
+	*type = (struct mock_struct){copy_text(mock, name), size, copies, count};
+	for (size_t i = 0; i < count; i++)
+		copies[i] = (struct mock_member){copy_text(mock, members[i].name), members[i].offset,
+						 copy_text(mock, members[i].pointer_to)};
+}
+
+void mock_pointer_variable_add(struct mock_module *module, const char *name, uint64_t address,
+			       const char *pointer_to)
+{
+	mock_symbol_add(module, name, address, 8, false);
+	struct mock_variable *variable = mock_variable_vector_append(&module->variables);
+	if (variable == NULL) {
+		mistake(module->mock, "out of memory");
+		return;
+	}
+	*variable = (struct mock_variable){copy_text(module->mock, name),
+					   copy_text(module->mock, pointer_to), address};
+}
+
 void mock_thread_add(struct mock_snapshot *mock, int tid, const char *name, uint64_t rsp,
 		     uint64_t rip, uint64_t fs_base)
 {
@@ -300,86 +372,277 @@ static int compare_locals_first(const void *left, const void *right)
 	return (int)b->local - (int)a->local;
 }
 
-enum { SECTION_DATA = 1, SECTION_TEXT, SECTION_SYMTAB, SECTION_STRTAB, SECTION_NAMES,
-       SECTION_COUNT };
+/* Bytes of a file being made: appended, and patched where a reference is known only later. */
+DEFINE_VECTOR(mock_bytes, uint8_t)
 
-/* The module's ELF file: header, one PT_LOAD over its image, then the text, the symbol table,
- * its strings, the section names and the section headers. */
-static int write_module_file(struct mock_snapshot *mock, struct mock_module *module,
-			     struct hs_error *err)
+static void put(struct mock_bytes *bytes, const void *data, size_t size, bool *failed)
+{
+	if (size == 0)
+		return; /* (an empty section's bytes may be NULL) */
+	if (!mock_bytes_reserve(bytes, bytes->size + size)) {
+		*failed = true;
+		return;
+	}
+	memcpy(bytes->data + bytes->size, data, size);
+	bytes->size += size;
+}
+
+static void put_u8(struct mock_bytes *bytes, uint8_t value, bool *failed)
+{
+	put(bytes, &value, 1, failed);
+}
+
+static void put_string(struct mock_bytes *bytes, const char *text, bool *failed)
+{
+	put(bytes, text, strlen(text) + 1, failed);
+}
+
+/* .symtab and .strtab: the null symbol, the locals, then the globals (from `*first_global`). */
+static void symbol_table(struct mock_module *module, struct mock_bytes *symtab,
+			 struct mock_bytes *strtab, size_t *first_global, bool *failed)
 {
 	struct mock_symbol *symbols = module->symbols.data;
 	size_t count = module->symbols.size;
 	if (count) /* (qsort must not be given a null array) */
 		qsort(symbols, count, sizeof *symbols, compare_locals_first);
-	static const char names[] = "\0.data\0.comment\0.symtab\0.strtab\0.shstrtab";
-	size_t text_size = module->text ? strlen(module->text) + 1 : 0;
-	size_t strings_size = 1;
-	for (size_t i = 0; i < count; i++)
-		strings_size += strlen(symbols[i].name) + 1;
-	size_t text_at = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
-	size_t symtab_at = (text_at + text_size + 7) & ~(size_t)7;
-	size_t strtab_at = symtab_at + (count + 1) * sizeof(Elf64_Sym);
-	size_t names_at = strtab_at + strings_size;
-	size_t headers_at = (names_at + sizeof names + 7) & ~(size_t)7;
-	size_t size = headers_at + SECTION_COUNT * sizeof(Elf64_Shdr);
-	uint8_t *file = calloc(1, size);
-	if (file == NULL)
-		return hs_error_nomem(err, "building a mock snapshot");
-	uint64_t image_size = module_image_size(mock, module);
+	Elf64_Sym null = {0};
+	put(symtab, &null, sizeof null, failed);
+	put_u8(strtab, 0, failed);
+	*first_global = count + 1;
+	for (size_t i = 0; i < count; i++) {
+		if (!symbols[i].local && *first_global == count + 1)
+			*first_global = i + 1;
+		Elf64_Sym symbol = {.st_name = (uint32_t)strtab->size,
+				    .st_info = ELF64_ST_INFO(symbols[i].local ? STB_LOCAL : STB_GLOBAL,
+							     STT_OBJECT),
+				    .st_shndx = 1 /* .data */,
+				    .st_value = symbols[i].address - module->base,
+				    .st_size = symbols[i].size};
+		put(symtab, &symbol, sizeof symbol, failed);
+		put_string(strtab, symbols[i].name, failed);
+	}
+}
+
+/* DWARF 4's abbreviations for the DIEs written below: each code, tag, whether it has children,
+ * then (attribute, form) pairs. */
+enum { ABBREV_UNIT = 1, ABBREV_BASE, ABBREV_STRUCT, ABBREV_MEMBER, ABBREV_POINTER,
+       ABBREV_VARIABLE };
+static const uint8_t dwarf_abbreviations[] = {
+	ABBREV_UNIT, DW_TAG_compile_unit, 1, DW_AT_name, DW_FORM_string, DW_AT_language,
+	DW_FORM_data1, 0, 0,
+	ABBREV_BASE, DW_TAG_base_type, 0, DW_AT_name, DW_FORM_string, DW_AT_byte_size,
+	DW_FORM_data1, DW_AT_encoding, DW_FORM_data1, 0, 0,
+	ABBREV_STRUCT, DW_TAG_structure_type, 1, DW_AT_name, DW_FORM_string, DW_AT_byte_size,
+	DW_FORM_data4, 0, 0,
+	ABBREV_MEMBER, DW_TAG_member, 0, DW_AT_name, DW_FORM_string, DW_AT_type, DW_FORM_ref4,
+	DW_AT_data_member_location, DW_FORM_data4, 0, 0,
+	ABBREV_POINTER, DW_TAG_pointer_type, 0, DW_AT_byte_size, DW_FORM_data1, DW_AT_type,
+	DW_FORM_ref4, 0, 0,
+	ABBREV_VARIABLE, DW_TAG_variable, 0, DW_AT_name, DW_FORM_string, DW_AT_type, DW_FORM_ref4,
+	DW_AT_external, DW_FORM_flag_present, DW_AT_location, DW_FORM_exprloc, 0, 0,
+	0,
+};
+
+/* The unit-relative offset of the DIE of `struct NAME *`, or of `long` for NULL; a mistake when
+ * the module has no such struct. */
+static uint32_t type_reference(struct mock_module *module, const char *pointer_to,
+			       const uint32_t *pointer_dies, uint32_t long_die)
+{
+	if (pointer_to == NULL)
+		return long_die;
+	for (size_t i = 0; i < module->structs.size; i++)
+		if (strcmp(module->structs.data[i].name, pointer_to) == 0)
+			return pointer_dies[i];
+	mistake(module->mock, "struct %s is not among %s's types", pointer_to, module->path);
+	return long_die;
+}
+
+/* Puts the DIE's 4-byte reference at `at` once the DIEs it names are laid out. */
+static void patch_u32(struct mock_bytes *bytes, size_t at, uint32_t value)
+{
+	if (at + 4 <= bytes->size)
+		memcpy(bytes->data + at, &value, 4);
+}
+
+/* .debug_info: one compile unit with `long`, the module's structs, a pointer type to each, and
+ * its variables. Members and variables refer to pointer types laid out after them: their
+ * references are patched at the end. */
+static void debug_info(struct mock_module *module, struct mock_bytes *info, bool *failed)
+{
+	uint32_t unit_length = 0, abbreviations_at = 0;
+	uint16_t version = 4;
+	put(info, &unit_length, 4, failed);
+	put(info, &version, 2, failed);
+	put(info, &abbreviations_at, 4, failed);
+	put_u8(info, 8, failed); /* address size */
+	put_u8(info, ABBREV_UNIT, failed);
+	put_string(info, "mock.c", failed);
+	put_u8(info, DW_LANG_C99, failed);
+	uint32_t long_die = (uint32_t)info->size;
+	put_u8(info, ABBREV_BASE, failed);
+	put_string(info, "long", failed);
+	put_u8(info, 8, failed);
+	put_u8(info, DW_ATE_signed, failed);
+	size_t count = module->structs.size;
+	uint32_t *struct_dies = calloc(count + 1, sizeof *struct_dies);
+	uint32_t *pointer_dies = calloc(count + 1, sizeof *pointer_dies);
+	struct reference_fixup {
+		size_t at;
+		const char *pointer_to;
+	} fixups[256];
+	size_t fixup_count = 0;
+	for (size_t i = 0; i < count && struct_dies; i++) {
+		const struct mock_struct *type = &module->structs.data[i];
+		struct_dies[i] = (uint32_t)info->size;
+		uint32_t size = (uint32_t)type->size;
+		put_u8(info, ABBREV_STRUCT, failed);
+		put_string(info, type->name, failed);
+		put(info, &size, 4, failed);
+		for (size_t k = 0; k < type->member_count && fixup_count < 256; k++) {
+			uint32_t offset = (uint32_t)type->members[k].offset, reference = 0;
+			put_u8(info, ABBREV_MEMBER, failed);
+			put_string(info, type->members[k].name, failed);
+			fixups[fixup_count++] = (struct reference_fixup){info->size,
+								    type->members[k].pointer_to};
+			put(info, &reference, 4, failed);
+			put(info, &offset, 4, failed);
+		}
+		put_u8(info, 0, failed); /* the members' end */
+	}
+	for (size_t i = 0; i < count && pointer_dies; i++) {
+		pointer_dies[i] = (uint32_t)info->size;
+		put_u8(info, ABBREV_POINTER, failed);
+		put_u8(info, 8, failed);
+		put(info, &struct_dies[i], 4, failed);
+	}
+	for (size_t i = 0; i < module->variables.size && fixup_count < 256; i++) {
+		const struct mock_variable *variable = &module->variables.data[i];
+		uint32_t reference = 0;
+		uint64_t address = variable->address - module->base;
+		put_u8(info, ABBREV_VARIABLE, failed);
+		put_string(info, variable->name, failed);
+		fixups[fixup_count++] = (struct reference_fixup){info->size, variable->pointer_to};
+		put(info, &reference, 4, failed);
+		put_u8(info, 9, failed); /* the location: DW_OP_addr and the address */
+		put_u8(info, DW_OP_addr, failed);
+		put(info, &address, 8, failed);
+	}
+	put_u8(info, 0, failed); /* the unit's children's end */
+	if (fixup_count == 256 || struct_dies == NULL || pointer_dies == NULL)
+		*failed = true;
+	for (size_t i = 0; i < fixup_count && pointer_dies; i++)
+		patch_u32(info, fixups[i].at,
+			  type_reference(module, fixups[i].pointer_to, pointer_dies, long_die));
+	patch_u32(info, 0, (uint32_t)info->size - 4);
+	free(struct_dies);
+	free(pointer_dies);
+}
+
+struct elf_section {
+	const char *name;
+	uint32_t type, link, info;
+	uint64_t flags, size, entsize;
+	const struct mock_bytes *bytes; /* NULL: none in the file */
+};
+
+/* The ELF file: header, one PT_LOAD over the image (from address 0: the load bias is the
+ * module's base), the sections' bytes, their names, then the section headers. */
+static int write_elf(const char *path, uint64_t image_size, const struct elf_section *sections,
+		     size_t count, struct hs_error *err)
+{
+	struct mock_bytes file = {0}, names = {0};
+	bool failed = false;
 	Elf64_Ehdr header = {.e_type = ET_DYN, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
-			     .e_phoff = sizeof(Elf64_Ehdr), .e_shoff = headers_at,
-			     .e_ehsize = sizeof(Elf64_Ehdr), .e_phentsize = sizeof(Elf64_Phdr),
-			     .e_phnum = 1, .e_shentsize = sizeof(Elf64_Shdr),
-			     .e_shnum = SECTION_COUNT, .e_shstrndx = SECTION_NAMES};
+			     .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr),
+			     .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = 1,
+			     .e_shentsize = sizeof(Elf64_Shdr), .e_shnum = (uint16_t)(count + 2),
+			     .e_shstrndx = (uint16_t)(count + 1)};
 	memcpy(header.e_ident, ELFMAG, SELFMAG);
 	header.e_ident[EI_CLASS] = ELFCLASS64;
 	header.e_ident[EI_DATA] = ELFDATA2LSB;
 	header.e_ident[EI_VERSION] = EV_CURRENT;
-	memcpy(file, &header, sizeof header);
 	Elf64_Phdr load = {.p_type = PT_LOAD, .p_flags = PF_R | PF_W, .p_memsz = image_size,
 			   .p_align = PAGE};
-	memcpy(file + sizeof header, &load, sizeof load);
-	if (text_size)
-		memcpy(file + text_at, module->text, text_size);
-	size_t first_global = count + 1, string_at = 1;
-	for (size_t i = 0; i < count; i++) {
-		if (!symbols[i].local && first_global == count + 1)
-			first_global = i + 1;
-		Elf64_Sym symbol = {.st_name = (uint32_t)string_at,
-				    .st_info = ELF64_ST_INFO(symbols[i].local ? STB_LOCAL : STB_GLOBAL,
-							     STT_OBJECT),
-				    .st_shndx = SECTION_DATA,
-				    .st_value = symbols[i].address - module->base,
-				    .st_size = symbols[i].size};
-		memcpy(file + symtab_at + (i + 1) * sizeof symbol, &symbol, sizeof symbol);
-		strcpy((char *)file + strtab_at + string_at, symbols[i].name);
-		string_at += strlen(symbols[i].name) + 1;
+	put(&file, &header, sizeof header, &failed);
+	put(&file, &load, sizeof load, &failed);
+	Elf64_Shdr headers[32] = {{0}};
+	put_u8(&names, 0, &failed);
+	for (size_t i = 0; i < count && i + 2 < 32; i++) {
+		while (file.size % 8)
+			put_u8(&file, 0, &failed);
+		const struct elf_section *section = &sections[i];
+		headers[i + 1] = (Elf64_Shdr){.sh_name = (uint32_t)names.size,
+					      .sh_type = section->type,
+					      .sh_flags = section->flags,
+					      .sh_offset = file.size,
+					      .sh_size = section->bytes ? section->bytes->size
+									: section->size,
+					      .sh_link = section->link,
+					      .sh_info = section->info,
+					      .sh_addralign = 8,
+					      .sh_entsize = section->entsize};
+		put_string(&names, section->name, &failed);
+		if (section->bytes)
+			put(&file, section->bytes->data, section->bytes->size, &failed);
 	}
-	memcpy(file + names_at, names, sizeof names);
-	Elf64_Shdr sections[SECTION_COUNT] = {
-		[SECTION_DATA] = {.sh_name = 1, .sh_type = SHT_NOBITS,
-				  .sh_flags = SHF_ALLOC | SHF_WRITE, .sh_size = image_size,
-				  .sh_addralign = 8},
-		[SECTION_TEXT] = {.sh_name = 7, .sh_type = SHT_PROGBITS, .sh_offset = text_at,
-				  .sh_size = text_size, .sh_addralign = 1},
-		[SECTION_SYMTAB] = {.sh_name = 16, .sh_type = SHT_SYMTAB, .sh_offset = symtab_at,
-				    .sh_size = (count + 1) * sizeof(Elf64_Sym),
-				    .sh_link = SECTION_STRTAB, .sh_info = (uint32_t)first_global,
-				    .sh_addralign = 8, .sh_entsize = sizeof(Elf64_Sym)},
-		[SECTION_STRTAB] = {.sh_name = 24, .sh_type = SHT_STRTAB, .sh_offset = strtab_at,
-				    .sh_size = strings_size, .sh_addralign = 1},
-		[SECTION_NAMES] = {.sh_name = 32, .sh_type = SHT_STRTAB, .sh_offset = names_at,
-				   .sh_size = sizeof names, .sh_addralign = 1},
-	};
-	memcpy(file + headers_at, sections, sizeof sections);
-	int fd = open(module->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int result = fd < 0 ? hs_error_set_errno(err, errno, "writing %s", module->path) : 0;
-	if (result == 0 && write(fd, file, size) != (ssize_t)size)
-		result = hs_error_set_errno(err, errno, "writing %s", module->path);
+	headers[count + 1] = (Elf64_Shdr){.sh_name = (uint32_t)names.size, .sh_type = SHT_STRTAB,
+					  .sh_offset = file.size, .sh_addralign = 1};
+	put_string(&names, ".shstrtab", &failed);
+	headers[count + 1].sh_size = names.size;
+	put(&file, names.data, names.size, &failed);
+	while (file.size % 8)
+		put_u8(&file, 0, &failed);
+	header.e_shoff = file.size;
+	put(&file, headers, (count + 2) * sizeof headers[0], &failed);
+	if (!failed)
+		memcpy(file.data, &header, sizeof header); /* (with e_shoff now known) */
+	int fd = failed || count + 2 > 32 ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int result = 0;
+	if (failed || count + 2 > 32)
+		result = hs_error_nomem(err, "writing %s", path);
+	else if (fd < 0 || write(fd, file.data, file.size) != (ssize_t)file.size)
+		result = hs_error_set_errno(err, errno, "writing %s", path);
 	if (fd >= 0)
 		close(fd);
-	free(file);
+	mock_bytes_free(&file);
+	mock_bytes_free(&names);
+	return result;
+}
+
+/* The module's file: its symbols, its text, its DWARF when it has C types, and a writable .data
+ * over its whole image (what names data no symbol covers). */
+static int write_module_file(struct mock_snapshot *mock, struct mock_module *module,
+			     struct hs_error *err)
+{
+	struct mock_bytes symtab = {0}, strtab = {0}, text = {0}, abbreviations = {0}, info = {0};
+	bool failed = false;
+	size_t first_global;
+	symbol_table(module, &symtab, &strtab, &first_global, &failed);
+	if (module->text)
+		put_string(&text, module->text, &failed);
+	bool dwarf = module->structs.size || module->variables.size;
+	if (dwarf) {
+		put(&abbreviations, dwarf_abbreviations, sizeof dwarf_abbreviations, &failed);
+		debug_info(module, &info, &failed);
+	}
+	struct elf_section sections[] = {
+		{".data", SHT_NOBITS, 0, 0, SHF_ALLOC | SHF_WRITE, module_image_size(mock, module),
+		 0, NULL},
+		{".comment", SHT_PROGBITS, 0, 0, 0, 0, 0, &text},
+		{".symtab", SHT_SYMTAB, 4 /* .strtab */, (uint32_t)first_global, 0, 0,
+		 sizeof(Elf64_Sym), &symtab},
+		{".strtab", SHT_STRTAB, 0, 0, 0, 0, 0, &strtab},
+		{".debug_abbrev", SHT_PROGBITS, 0, 0, 0, 0, 0, &abbreviations},
+		{".debug_info", SHT_PROGBITS, 0, 0, 0, 0, 0, &info},
+	};
+	int result = failed ? hs_error_nomem(err, "writing %s", module->path)
+			    : write_elf(module->path, module_image_size(mock, module), sections,
+					dwarf ? 6 : 4, err);
+	mock_bytes_free(&symtab);
+	mock_bytes_free(&strtab);
+	mock_bytes_free(&text);
+	mock_bytes_free(&abbreviations);
+	mock_bytes_free(&info);
 	return result ? result : remember_file(mock, module->path, err);
 }
 

@@ -1,11 +1,12 @@
 /* A builder of synthetic snapshots for unit tests, after drgn's mock_program: a test lays out a
  * process's memory (segments with given bytes), its modules with their symbols (globals at
- * addresses, C++ classes by their vtables) and its threads, and gets a real snapshot file, written
- * by formats/ as a capture writes it, which analysis_open opens like any other. The modules'
- * files are small ELF files written beside the snapshot, so symbols, roots and types come through
- * the same code as a real process's. On top, a glibc malloc arena laid out chunk by chunk, with
- * the headers and free lists glibc's malloc would have written, so the real glibc walker walks it
- * (by its heuristics: the mock libc has no DWARF).
+ * addresses, C++ classes by their vtables, C structs with pointer members and the globals that
+ * point at them, in DWARF) and its threads, and gets a real snapshot file, written by formats/ as
+ * a capture writes it, which analysis_open opens like any other. The modules' files are small ELF
+ * files written beside the snapshot, so symbols, roots and types come through the same code as a
+ * real process's. On top, a glibc malloc arena laid out chunk by chunk, with the headers and free
+ * lists glibc's malloc would have written, so the real glibc walker walks it (by its heuristics:
+ * the mock libc has no DWARF).
  *
  *     struct mock_snapshot *mock = mock_snapshot_new(NULL);
  *     struct mock_module *program = mock_module_add(mock, "program", 0x400000);
@@ -73,6 +74,21 @@ void mock_symbol_add(struct mock_module *module, const char *name, uint64_t addr
  * module's segments, 24 bytes): returns the vtable pointer an object of the class starts with,
  * which names the blocks that hold it ("Item"). */
 uint64_t mock_class_add(struct mock_module *module, const char *name, uint64_t vtable);
+
+/* C types, as the module's DWARF gives them: a struct `name` ("node" for struct node) of `size`
+ * bytes whose members are pointers to structs of the module (pointer_to "node": struct node *)
+ * or, with pointer_to NULL, 8-byte integers (long). */
+struct mock_member {
+	const char *name;
+	uint64_t offset;
+	const char *pointer_to;
+};
+void mock_struct_add(struct mock_module *module, const char *name, uint64_t size,
+		     const struct mock_member *members, size_t count);
+/* A global `struct POINTER_TO *name` at `address`: its symbol and its DWARF variable, from which
+ * the analysis types what it points at, and on through pointer members. */
+void mock_pointer_variable_add(struct mock_module *module, const char *name, uint64_t address,
+			       const char *pointer_to);
 
 /* A thread (64 at most) with its stack pointer, instruction pointer and TLS base (0: none).
  * Without any, the snapshot has one thread whose registers are all 0 (no stack, no register
