@@ -7,10 +7,12 @@
  *     leaked, reached by no root in either         104 bytes (chunk of 112)
  *     a chunk freed: 72 bytes, in the unsorted bin
  *     AFTER only: global pending -> Request -> Request -> ...   REQUESTS x 56 bytes (chunks of 64)
+ *     AFTER only: a <-> b, reached by no root                  2 x 88 bytes (chunks of 96)
  *
  * So the diff finds REQUESTS new Requests (REQUESTS x 56 bytes, all retained by the list's head)
- * by the path from `pending`, and nothing new, freed or leaked among the rest: the blocks of
- * BEFORE keep their addresses, as a process's blocks do between two snapshots. */
+ * by the path from `pending`, a new leak (the cycle of two), and nothing new, freed or leaked
+ * among the rest: the blocks of BEFORE keep their addresses, as a process's blocks do between two
+ * snapshots. */
 #include <string.h>
 
 #include "analyze/graph/paths.h"
@@ -28,9 +30,10 @@
 #define HEAP_SIZE 0x21000ull
 #define REQUESTS 5
 
-/* The process with `requests` Requests pending; *first_request gets the head of their list. */
-static struct analysis *build(struct mock_snapshot *mock, unsigned requests, const char *name,
-			      uint64_t *first_request)
+/* The process with `requests` Requests pending, and with `new_cycle` the leaked pair;
+ * *first_request gets the head of the Requests' list. */
+static struct analysis *build(struct mock_snapshot *mock, unsigned requests, bool new_cycle,
+			      const char *name, uint64_t *first_request)
 {
 	struct mock_module *program = mock_module_add(mock, "program", PROGRAM);
 	mock_segment_add(mock, PROGRAM, 0x1000, PF_R, program);
@@ -63,6 +66,11 @@ static struct analysis *build(struct mock_snapshot *mock, unsigned requests, con
 	}
 	mock_write_u64(mock, PENDING, next);
 	*first_request = next;
+	if (new_cycle) {
+		uint64_t a = mock_malloc(&glibc, 88), b = mock_malloc(&glibc, 88);
+		mock_write_u64(mock, a + 32, b);
+		mock_write_u64(mock, b + 48, a);
+	}
 	mock_glibc_finish(&glibc);
 	struct hs_error err;
 	struct analysis *analysis = mock_snapshot_analyse(mock, name, &err);
@@ -128,19 +136,28 @@ static void check_diff(const struct analysis *before, const struct analysis *aft
 	check_unchanged(type_of(&diff, "Item", 0), "Item", 3, 120);
 	check_unchanged(type_of(&diff, NULL, 24), "size 24", 1, 24);
 	check_unchanged(type_of(&diff, NULL, 104), "size 104 (leaked)", 1, 104);
-	CHECK(diff.type_count == 4, "%zu types in the diff", diff.type_count);
+	const struct diff_type *pair = type_of(&diff, NULL, 88);
+	CHECK(pair && pair->count_before == 0 && pair->new_count == 2 && pair->new_bytes == 176 &&
+		      pair->new_unreachable == 2,
+	      "the new leaked pair");
+	CHECK(diff.type_count == 5, "%zu types in the diff", diff.type_count);
 	CHECK(diff.types[0].type && strcmp(diff.types[0].type, "Request") == 0,
 	      "the most grown type first");
-	CHECK(diff.objects_before == 5 && diff.objects_after == 5 + REQUESTS,
+	CHECK(diff.objects_before == 5 && diff.objects_after == 5 + REQUESTS + 2,
 	      "objects %llu -> %llu", (unsigned long long)diff.objects_before,
 	      (unsigned long long)diff.objects_after);
-	CHECK(diff.bytes_before == 248 && diff.bytes_after == 248 + REQUESTS * 56,
+	CHECK(diff.bytes_before == 248 && diff.bytes_after == 248 + REQUESTS * 56 + 176,
 	      "bytes %llu -> %llu", (unsigned long long)diff.bytes_before,
 	      (unsigned long long)diff.bytes_after);
-	/* the leak was there before: nothing newly unreachable */
-	CHECK(diff.unreachable_objects == 0 && diff.cycle_count == 0,
+	/* the leaked 104 bytes were there before: the pair alone is newly unreachable */
+	CHECK(diff.unreachable_objects == 2 && diff.unreachable_bytes == 176 &&
+		      diff.cycle_count == 1,
 	      "%llu new unreachable, %zu cycles", (unsigned long long)diff.unreachable_objects,
 	      diff.cycle_count);
+	if (diff.cycle_count == 1)
+		CHECK(diff.cycles[0].objects == 2 && diff.cycles[0].bytes == 176 &&
+			      strcmp(diff.cycles[0].text, "size 88 -> size 88 -> size 88") == 0,
+		      "cycle '%s'", diff.cycles[0].text);
 
 	/* the new blocks' paths: the list's head, then the four down the list */
 	struct path_index *index = path_index_build(after, false, &err);
@@ -179,9 +196,9 @@ int main(void)
 					     : NULL;
 	CHECK(first && second, "no mock snapshot");
 	uint64_t none, first_request = 0;
-	struct analysis *before = first ? build(first, 0, "before.snap", &none) : NULL;
-	struct analysis *after = second ? build(second, REQUESTS, "after.snap", &first_request)
-					: NULL;
+	struct analysis *before = first ? build(first, 0, false, "before.snap", &none) : NULL;
+	struct analysis *after =
+		second ? build(second, REQUESTS, true, "after.snap", &first_request) : NULL;
 	if (before && after)
 		check_diff(before, after, first_request);
 	analysis_close(before);
