@@ -821,6 +821,11 @@ uint64_t mock_malloc(struct mock_glibc *glibc, uint64_t request)
 	if (size < MIN_CHUNK)
 		size = MIN_CHUNK;
 	uint64_t chunk = glibc->next_chunk;
+	if (glibc->finished) {
+		mistake(glibc->mock, "malloc(%llu) after mock_glibc_finish",
+			(unsigned long long)request);
+		return 0;
+	}
 	if (chunk + size + MIN_CHUNK > glibc->heap_end) {
 		mistake(glibc->mock, "malloc(%llu): the heap is full", (unsigned long long)request);
 		return 0;
@@ -832,6 +837,11 @@ uint64_t mock_malloc(struct mock_glibc *glibc, uint64_t request)
 
 void mock_free(struct mock_glibc *glibc, uint64_t pointer)
 {
+	if (glibc->finished) {
+		mistake(glibc->mock, "free(0x%llx) after mock_glibc_finish",
+			(unsigned long long)pointer);
+		return;
+	}
 	if (glibc->freed_count == MOCK_FREED_MAX) {
 		mistake(glibc->mock, "more than %d chunks freed", MOCK_FREED_MAX);
 		return;
@@ -855,6 +865,7 @@ void mock_glibc_finish(struct mock_glibc *glibc)
 {
 	struct mock_snapshot *mock = glibc->mock;
 	uint64_t top = glibc->next_chunk;
+	glibc->finished = true;
 	mock_write_u64(mock, top + 8, (glibc->heap_end - top) | PREV_INUSE);
 	const struct glibc_layout *layout = &glibc->layout;
 	for (unsigned bin = 0; bin + 1 < layout->bin_count; bin += 2) {

@@ -118,6 +118,7 @@ struct mock_glibc {
 	uint64_t next_chunk; /* where the next chunk goes; the top chunk once finished */
 	uint64_t freed[MOCK_FREED_MAX]; /* chunks, in the order freed */
 	size_t freed_count;
+	bool finished; /* then malloc and free are mistakes */
 };
 
 void mock_glibc_init(struct mock_glibc *glibc, struct mock_snapshot *mock, int minor,
@@ -130,7 +131,8 @@ uint64_t mock_malloc(struct mock_glibc *glibc, uint64_t request);
  * chunk goes to the unsorted bin, and the next chunk's header says it is free. A free chunk beside
  * another, or beside the top, is a mistake (malloc would have merged them). */
 void mock_free(struct mock_glibc *glibc, uint64_t pointer);
-/* Writes the top chunk, the free lists and main_arena (its top, its bins, its ring of one). */
+/* Writes the top chunk, the free lists and main_arena (its top, its bins, its ring of one): the
+ * last call on the arena (the blocks' contents may still be written after it). */
 void mock_glibc_finish(struct mock_glibc *glibc);
 
 #endif
