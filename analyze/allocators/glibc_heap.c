@@ -1598,34 +1598,27 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 }
 
 /* glibc's words for its places, as `list` has always printed them */
-static const char *glibc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "mmapped";
-	case PLACE_THREAD_CACHE:
-		return "tcache";
-	case PLACE_FAST_LIST:
-		return "fastbin";
-	case PLACE_FREE_LIST:
-		return "bin";
-	case PLACE_TOP:
-		return "top";
-	case PLACE_METADATA:
-		return "metadata";
-	default:
-		return "unknown";
-	}
-}
+static const char *const glibc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "mmapped",
+	[PLACE_THREAD_CACHE] = "tcache",
+	[PLACE_FAST_LIST] = "fastbin",
+	[PLACE_FREE_LIST] = "bin",
+	[PLACE_TOP] = "top",
+	[PLACE_METADATA] = "metadata",
+};
+
+/* (a module that defines malloc and main_arena, and none of another malloc's symbols, is glibc
+   linked statically; libc.so is known by its file name) */
+static const char *const glibc_symbols[] = {"main_arena", NULL};
 
 const struct allocator glibc_allocator = {
 	.name = "glibc malloc",
 	.version_name = "glibc", /* (its version is glibc's) */
 	.step = "glibc heap",
 	.metadata_type = "glibc tcache_perthread_struct",
-	.place_name = glibc_place_name,
+	.place_names = glibc_place_names,
+	.symbols = glibc_symbols,
 	.walk = glibc_heap_walk,
 	.in_use = glibc_heap_in_use,
 };

@@ -1094,31 +1094,25 @@ fail:
 	return -1;
 }
 
-static const char *jemalloc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "large";
-	case PLACE_THREAD_CACHE:
-		return "tcache";
-	case PLACE_FREE_LIST:
-		return "slab_free";
-	case PLACE_RETAINED:
-		return "dirty";
-	case PLACE_METADATA:
-		return "metadata";
-	default:
-		return "unknown";
-	}
-}
+static const char *const jemalloc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "large",
+	[PLACE_THREAD_CACHE] = "tcache",
+	[PLACE_FREE_LIST] = "slab_free",
+	[PLACE_RETAINED] = "dirty",
+	[PLACE_METADATA] = "metadata",
+};
+
+/* (mallctl is jemalloc's alone; je_mallctl where it is built with the prefix je_ and still
+   replaces malloc) */
+static const char *const jemalloc_symbols[] = {"mallctl", "je_mallctl", NULL};
 
 const struct allocator jemalloc_allocator = {
 	.name = "jemalloc",
 	.version_name = "jemalloc",
 	.step = "jemalloc heap",
 	.metadata_type = "jemalloc tcache bins",
-	.place_name = jemalloc_place_name,
+	.place_names = jemalloc_place_names,
+	.symbols = jemalloc_symbols,
 	.walk = jemalloc_heap_walk,
 };

@@ -887,31 +887,23 @@ fail:
 	return -1;
 }
 
-static const char *tcmalloc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "large";
-	case PLACE_THREAD_CACHE:
-		return "thread_cache";
-	case PLACE_FAST_LIST:
-		return "transfer_cache";
-	case PLACE_FREE_LIST:
-		return "central_free";
-	case PLACE_RETAINED:
-		return "page_heap";
-	default:
-		return "unknown";
-	}
-}
+static const char *const tcmalloc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "large",
+	[PLACE_THREAD_CACHE] = "thread_cache",
+	[PLACE_FAST_LIST] = "transfer_cache",
+	[PLACE_FREE_LIST] = "central_free",
+	[PLACE_RETAINED] = "page_heap",
+};
+
+static const char *const tcmalloc_symbols[] = {"tc_malloc", NULL};
 
 const struct allocator tcmalloc_allocator = {
 	.name = "tcmalloc",
 	.version_name = "gperftools",
 	.step = "tcmalloc heap",
 	.metadata_type = NULL,
-	.place_name = tcmalloc_place_name,
+	.place_names = tcmalloc_place_names,
+	.symbols = tcmalloc_symbols,
 	.walk = tcmalloc_heap_walk,
 };
