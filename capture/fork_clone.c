@@ -51,22 +51,6 @@ int fork_clone_unsafe(pid_t pid, char *reason, size_t size)
 	return 0;
 }
 
-/* "7f...-7f... rw-p ..." starts a mapping's block in smaps; "Key: value" lines follow it. */
-static bool parse_mapping_header(const char *line, uint64_t *start, uint64_t *end)
-{
-	char *after;
-	unsigned long long first = strtoull(line, &after, 16);
-	if (after == line || *after != '-')
-		return false;
-	const char *second_text = after + 1;
-	unsigned long long second = strtoull(second_text, &after, 16);
-	if (after == second_text || *after != ' ')
-		return false;
-	*start = first;
-	*end = second;
-	return true;
-}
-
 static bool has_flag(const char *flags, const char *flag)
 {
 	for (const char *at = flags; (at = strstr(at, flag)) != NULL; at += 2)
@@ -94,10 +78,12 @@ int fork_clone_special_mappings(pid_t pid, struct range_list *special, struct hs
 			    range_list_add(special, start, end) != 0)
 				result = hs_error_nomem(err, "reading %s", path);
 		} else {
-			uint64_t first, last;
-			if (parse_mapping_header(line, &first, &last)) {
-				start = first;
-				end = last;
+			/* a mapping's line starts its block; "Key: value" lines follow it */
+			struct proc_mapping mapping;
+			const char *name;
+			if (proc_parse_mapping(line, &mapping, &name)) {
+				start = mapping.start;
+				end = mapping.end;
 			}
 		}
 		line = next;
