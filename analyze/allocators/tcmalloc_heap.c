@@ -655,6 +655,125 @@ static void free_walker(struct walker *walker)
 	address_cursor_free(&walker->pages);
 }
 
+/* How many of the structures found by their shape a build's symbols confirm, and contradict. */
+struct symbol_checks {
+	int checked, disagree;
+};
+
+/* The page heap (whose page map is inside it) and the size map against their symbols, which
+ * static builds keep. */
+static void check_page_map_and_sizes(struct walker *walker, const struct allocator_input *input,
+				     struct symbol_checks *checks)
+{
+	uint64_t address, size;
+	if (symbol(input, "_ZN8tcmalloc6Static9pageheap_E", &address, &size)) {
+		bool inside = walker->map.root >= address &&
+			      page_map_root_end(&walker->map) <= address + size;
+		inside ? checks->checked++ : checks->disagree++;
+		if (!inside)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the page map found by its shape at 0x%llx is not in "
+				     "Static::pageheap_ (0x%llx, %llu bytes)",
+				     (unsigned long long)walker->map.root, (unsigned long long)address,
+				     (unsigned long long)size);
+	}
+	if (symbol(input, "_ZN8tcmalloc6Static8sizemap_E", &address, &size)) {
+		bool inside = walker->sizes_address >= address &&
+			      walker->sizes_address + CLASSES_MAX * 4 <= address + size;
+		inside ? checks->checked++ : checks->disagree++;
+		if (!inside)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the size classes found by their shape at 0x%llx are "
+				     "not in Static::sizemap_ (0x%llx)",
+				     (unsigned long long)walker->sizes_address, (unsigned long long)address);
+	}
+}
+
+/* The central caches, found by their shape and checked against their symbol where a build has
+ * it, and the objects waiting in their transfer slots; their address, or 0 when not found. */
+static uint64_t walk_central_caches(struct walker *walker, const struct allocator_input *input,
+				    struct symbol_checks *checks)
+{
+	uint64_t address, size;
+	uint64_t central = find_central_cache(walker);
+	if (central && symbol(input, "_ZN8tcmalloc6Static14central_cache_E", &address, &size)) {
+		central == address ? checks->checked++ : checks->disagree++;
+		if (central != address)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the central caches found by their shape at 0x%llx are "
+				     "not Static::central_cache_ (0x%llx)",
+				     (unsigned long long)central, (unsigned long long)address);
+	}
+	if (central)
+		walk_transfer_caches(walker, central);
+	else
+		warnings_add(walker->warnings,
+			     "tcmalloc: its central caches were not found in its data: objects waiting "
+			     "in their transfer slots, if any, are counted as live");
+	return central;
+}
+
+/* The thread caches' list and the objects cached there. Where the library exports the list
+ * (Debian's do), the word there must have the shape (scanning the data for it reads the memory
+ * every pointer there points at, which costs more than the rest of the walk on a large heap). */
+static void walk_all_thread_caches(struct walker *walker, const struct allocator_input *input,
+				   struct symbol_checks *checks)
+{
+	uint64_t heads = 0, address, size;
+	if (symbol(input, "_ZN8tcmalloc11ThreadCache13thread_heaps_E", &address, &size)) {
+		bool ok = true;
+		uint64_t head = read_word(walker, address, &ok);
+		if (ok && (head == 0 || is_thread_heaps(walker, address, head))) {
+			checks->checked++;
+			heads = address;
+		} else {
+			checks->disagree++;
+			heads = find_thread_heaps(walker);
+			warnings_add(walker->warnings,
+				     "tcmalloc: ThreadCache::thread_heaps_ (0x%llx) does not point at the "
+				     "first thread cache of a thread; the list found by its shape (at "
+				     "0x%llx) is walked",
+				     (unsigned long long)address, (unsigned long long)heads);
+		}
+	} else {
+		heads = find_thread_heaps(walker);
+	}
+	size_t caches = 0;
+	if (heads) {
+		bool ok = true;
+		walk_thread_caches(walker, read_word(walker, heads, &ok), &caches);
+	}
+	if (caches == 0)
+		warnings_add(walker->warnings,
+			     "tcmalloc: no thread cache was found (none is in use, or its list was not "
+			     "recognised): objects cached by threads, if any, are counted as live");
+}
+
+/* Finds what the walk starts from in the module's data: the size classes, then the page map
+ * (whose leaves are told by their spans' size classes); fails when one is not there. */
+static int find_structures(struct walker *walker, const struct allocator_input *input,
+			   struct hs_error *err)
+{
+	const char *path = module_symbols_module(input->module)->path;
+	if (!module_data_range(walker->space, input->symbols, input->module, &walker->data_start,
+			       &walker->data_end))
+		return hs_error_set(err,
+				    "tcmalloc (%s): its writable data is not in the snapshot, so its "
+				    "page map cannot be found and there is no heap to show",
+				    path);
+	const char *missing = !find_size_classes(walker) ? "size class table"
+			      : !find_root(walker)	  ? "page map"
+							  : NULL;
+	if (missing)
+		return hs_error_set(err,
+				    "tcmalloc (%s): no %s was found in its data (0x%llx-0x%llx): it is "
+				    "not gperftools 2.10 as heapsnap knows it, or it has not allocated "
+				    "yet; there is no heap to show",
+				    path, missing, (unsigned long long)walker->data_start,
+				    (unsigned long long)walker->data_end);
+	return 0;
+}
+
 int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		       struct warnings *warnings, struct hs_error *err)
 {
@@ -676,35 +795,15 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		.kind = "page map",
 		.unwalked = "the spans of 2 GiB of addresses",
 	};
-	const char *path = module_symbols_module(input->module)->path;
 	snprintf(self->method, sizeof self->method, "heuristics");
 	read_version(input->module, self->version, sizeof self->version);
 	if (self->version[0] && strcmp(self->version, "2.10") != 0)
 		warnings_add(warnings,
 			     "tcmalloc (gperftools %s) in %s: heapsnap knows the layouts of 2.10; the "
 			     "heap is read with them and checked structure by structure",
-			     self->version, path);
-	if (!module_data_range(space, input->symbols, input->module, &walker.data_start,
-				   &walker.data_end)) {
-		hs_error_set(err,
-			     "tcmalloc (%s): its writable data is not in the snapshot, so its page map "
-			     "cannot be found and there is no heap to show",
-			     path);
+			     self->version, module_symbols_module(input->module)->path);
+	if (find_structures(&walker, input, err) != 0)
 		goto fail;
-	}
-	/* (the page map's leaves are told by their spans' size classes) */
-	const char *missing = !find_size_classes(&walker) ? "size class table"
-			      : !find_root(&walker)	   ? "page map"
-							   : NULL;
-	if (missing) {
-		hs_error_set(err,
-			     "tcmalloc (%s): no %s was found in its data (0x%llx-0x%llx): it is not "
-			     "gperftools 2.10 as heapsnap knows it, or it has not allocated yet; there "
-			     "is no heap to show",
-			     path, missing, (unsigned long long)walker.data_start,
-			     (unsigned long long)walker.data_end);
-		goto fail;
-	}
 	struct heap_arena arena = {.address = walker.map.root};
 	snprintf(arena.kind, sizeof arena.kind, "page heap");
 	if (heap_add_arena(heap, &arena) != 0) {
@@ -715,80 +814,14 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (walk_map(&walker, err) != 0 || walk_spans(&walker, err) != 0)
 		goto fail;
 
-	/* the structures found by shape against the symbols a build has: the page heap (whose
-	   page map is inside it) and the size map in static builds, the thread caches' list in
-	   every Debian build (it is exported) */
-	int checked = 0, disagree = 0;
-	uint64_t address, size;
-	if (symbol(input, "_ZN8tcmalloc6Static9pageheap_E", &address, &size)) {
-		bool inside = walker.map.root >= address &&
-			      page_map_root_end(&walker.map) <= address + size;
-		inside ? checked++ : disagree++;
-		if (!inside)
-			warnings_add(warnings,
-				     "tcmalloc: the page map found by its shape at 0x%llx is not in "
-				     "Static::pageheap_ (0x%llx, %llu bytes)",
-				     (unsigned long long)walker.map.root, (unsigned long long)address,
-				     (unsigned long long)size);
-	}
-	if (symbol(input, "_ZN8tcmalloc6Static8sizemap_E", &address, &size)) {
-		bool inside = walker.sizes_address >= address &&
-			      walker.sizes_address + CLASSES_MAX * 4 <= address + size;
-		inside ? checked++ : disagree++;
-		if (!inside)
-			warnings_add(warnings,
-				     "tcmalloc: the size classes found by their shape at 0x%llx are "
-				     "not in Static::sizemap_ (0x%llx)",
-				     (unsigned long long)walker.sizes_address, (unsigned long long)address);
-	}
-	uint64_t central = find_central_cache(&walker);
-	if (central && symbol(input, "_ZN8tcmalloc6Static14central_cache_E", &address, &size)) {
-		central == address ? checked++ : disagree++;
-		if (central != address)
-			warnings_add(warnings,
-				     "tcmalloc: the central caches found by their shape at 0x%llx are "
-				     "not Static::central_cache_ (0x%llx)",
-				     (unsigned long long)central, (unsigned long long)address);
-	}
-	if (central)
-		walk_transfer_caches(&walker, central);
-	else
-		warnings_add(warnings,
-			     "tcmalloc: its central caches were not found in its data: objects waiting "
-			     "in their transfer slots, if any, are counted as live");
-
-	/* the thread caches' list: where the library exports it (Debian's do), the word there
-	   must have the shape (scanning the data for it reads the memory every pointer there
-	   points at, which costs more than the rest of the walk on a large heap) */
-	uint64_t heads = 0;
-	if (symbol(input, "_ZN8tcmalloc11ThreadCache13thread_heaps_E", &address, &size)) {
-		bool ok = true;
-		uint64_t head = read_word(&walker, address, &ok);
-		if (ok && (head == 0 || is_thread_heaps(&walker, address, head))) {
-			checked++;
-			heads = address;
-		} else {
-			disagree++;
-			heads = find_thread_heaps(&walker);
-			warnings_add(warnings,
-				     "tcmalloc: ThreadCache::thread_heaps_ (0x%llx) does not point at the "
-				     "first thread cache of a thread; the list found by its shape (at "
-				     "0x%llx) is walked",
-				     (unsigned long long)address, (unsigned long long)heads);
-		}
-	} else {
-		heads = find_thread_heaps(&walker);
-	}
-	size_t caches = 0;
-	if (heads) {
-		bool ok = true;
-		walk_thread_caches(&walker, read_word(&walker, heads, &ok), &caches);
-	}
-	if (caches == 0)
-		warnings_add(warnings,
-			     "tcmalloc: no thread cache was found (none is in use, or its list was not "
-			     "recognised): objects cached by threads, if any, are counted as live");
-	if (checked > 0 && disagree == 0)
+	/* the structures found by shape against the symbols a build has: the page heap and the
+	   size map in static builds, the thread caches' list in every Debian build (it is
+	   exported) */
+	struct symbol_checks checks = {0};
+	check_page_map_and_sizes(&walker, input, &checks);
+	uint64_t central = walk_central_caches(&walker, input, &checks);
+	walk_all_thread_caches(&walker, input, &checks);
+	if (checks.checked > 0 && checks.disagree == 0)
 		snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 
 	/* the page map's root and the central caches point at leaves, spans and cached objects
