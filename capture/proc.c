@@ -124,6 +124,47 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 	return 0;
 }
 
+int proc_read_smaps_flags(pid_t pid,
+			  int (*visit)(void *context, const struct proc_mapping *mapping,
+				       const char *flags, struct hs_error *err),
+			  void *context, struct hs_error *err)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return hs_error_set_errno(err, errno, "cannot read %s", path);
+	struct proc_mapping mapping = {0};
+	int result = 0;
+	for (char *line = text; line && *line && result == 0;) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "VmFlags:", 8) == 0) {
+			if (mapping.end > mapping.start)
+				result = visit(context, &mapping, line + 8, err);
+		} else {
+			/* a mapping's line starts its block; "Key: value" lines follow it */
+			struct proc_mapping parsed;
+			const char *name;
+			if (proc_parse_mapping(line, &parsed, &name))
+				mapping = parsed;
+		}
+		line = next;
+	}
+	free(text);
+	return result;
+}
+
+bool proc_has_vmflag(const char *flags, const char *flag)
+{
+	for (const char *at = flags; (at = strstr(at, flag)) != NULL; at += 2)
+		if ((at == flags || at[-1] == ' ') && (at[2] == ' ' || at[2] == '\n' || at[2] == '\0'))
+			return true;
+	return false;
+}
+
 /* The text after "key:" on its line of a /proc status file read into *text (which the caller
  * frees), or NULL when the file cannot be read or has no such line. */
 static const char *status_value(const char *path, const char *key, char **text)

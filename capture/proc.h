@@ -33,6 +33,17 @@ void proc_maps_free(struct proc_maps *maps);
  * the line's path ("" for anonymous memory). */
 bool proc_parse_mapping(const char *line, struct proc_mapping *mapping, const char **name);
 
+/* Reads /proc/PID/smaps and calls visit(context, mapping, flags, err) with each mapping's VmFlags
+ * ("rd wr mr mw me ac dc"; mapping->path NULL), until one fails; fails when the file cannot be
+ * read or a visit fails. */
+int proc_read_smaps_flags(pid_t pid,
+			  int (*visit)(void *context, const struct proc_mapping *mapping,
+				       const char *flags, struct hs_error *err),
+			  void *context, struct hs_error *err);
+
+/* Whether VmFlags `flags` hold the two-letter flag `flag` ("dc"). */
+bool proc_has_vmflag(const char *flags, const char *flag);
+
 /* Reads a whole /proc file (sizes of /proc files are not known in advance). NUL-terminates the
  * buffer (not counted in *size). Returns -1 with errno set on failure. */
 int proc_read_file(const char *path, char **contents, size_t *size);
