@@ -28,6 +28,7 @@ enum allocation_place {
 	PLACE_POOL,	    /* handed to the program, a block of a pool (pymalloc) */
 	PLACE_POOL_FREE,    /* free, in a pool's free list */
 	PLACE_RETAINED,	    /* free, whole pages the allocator keeps for reuse (dirty extents) */
+	PLACE_COUNT,	    /* (not a place: how many there are, the size of a table of them) */
 };
 
 /* 24 bytes: a heap holds tens of millions of them. */

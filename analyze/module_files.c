@@ -9,35 +9,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture/proc.h"
 #include "common/open_file.h"
 #include "formats/elf_build_id.h"
 
-/* Whether process `pid` is still the one the snapshot was taken of: same boot, same start. */
+/* Whether process `pid` is still the one the snapshot was taken of: same boot, same start (as
+ * capture read them). */
 static bool still_running(const struct snapshot_info *info)
 {
 	if (info->pid <= 0 || info->process_start_ticks == 0 || info->boot_id[0] == '\0')
 		return false;
-	char path[64], text[1024];
-	FILE *file = fopen("/proc/sys/kernel/random/boot_id", "re");
-	bool same_boot = file && fgets(text, sizeof text, file) &&
-			 strncmp(text, info->boot_id, strlen(info->boot_id)) == 0;
-	if (file)
-		fclose(file);
-	if (!same_boot)
+	char boot_id[sizeof info->boot_id];
+	proc_boot_id(boot_id, sizeof boot_id);
+	if (strcmp(boot_id, info->boot_id) != 0)
 		return false;
-	snprintf(path, sizeof path, "/proc/%d/stat", info->pid);
-	file = fopen(path, "re");
-	size_t length = file ? fread(text, 1, sizeof text - 1, file) : 0;
-	if (file)
-		fclose(file);
-	text[length] = '\0';
-	/* the fields after the command's closing parenthesis: state is field 3, start time 22 */
-	const char *at = strrchr(text, ')');
-	unsigned long long start = 0;
-	for (int field = 2; at != NULL && field < 22; field++)
-		at = strchr(at + 1, ' ');
-	return at != NULL && sscanf(at + 1, "%llu", &start) == 1 &&
-	       start == info->process_start_ticks;
+	struct proc_stat stat;
+	return proc_read_stat(info->pid, info->pid, &stat) == 0 &&
+	       stat.start_ticks == info->process_start_ticks;
 }
 
 void module_files_init(struct module_files *files, const struct snapshot *snapshot,

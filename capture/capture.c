@@ -51,15 +51,7 @@ void capture_fill_host_info(struct snapshot_info *info, const char *source)
 	struct utsname name;
 	if (uname(&name) == 0)
 		snprintf(info->kernel_release, sizeof info->kernel_release, "%s", name.release);
-	char *text;
-	size_t size;
-	if (proc_read_file("/proc/sys/kernel/random/boot_id", &text, &size) == 0) {
-		char *newline = strchr(text, '\n');
-		if (newline)
-			*newline = '\0';
-		snprintf(info->boot_id, sizeof info->boot_id, "%s", text);
-		free(text);
-	}
+	proc_boot_id(info->boot_id, sizeof info->boot_id);
 }
 
 /* Gone, or a zombie waiting for its parent: either way it has no memory any more. */

@@ -51,59 +51,26 @@ int fork_clone_unsafe(pid_t pid, char *reason, size_t size)
 	return 0;
 }
 
-/* "7f...-7f... rw-p ..." starts a mapping's block in smaps; "Key: value" lines follow it. */
-static bool parse_mapping_header(const char *line, uint64_t *start, uint64_t *end)
-{
-	char *after;
-	unsigned long long first = strtoull(line, &after, 16);
-	if (after == line || *after != '-')
-		return false;
-	const char *second_text = after + 1;
-	unsigned long long second = strtoull(second_text, &after, 16);
-	if (after == second_text || *after != ' ')
-		return false;
-	*start = first;
-	*end = second;
-	return true;
-}
+/* What fork_clone_special_mappings gathers. */
+struct special_search {
+	pid_t pid;
+	struct range_list *special;
+};
 
-static bool has_flag(const char *flags, const char *flag)
+static int note_special_mapping(void *context, const struct proc_mapping *mapping,
+				const char *flags, struct hs_error *err)
 {
-	for (const char *at = flags; (at = strstr(at, flag)) != NULL; at += 2)
-		if ((at == flags || at[-1] == ' ') && (at[2] == ' ' || at[2] == '\n' || at[2] == '\0'))
-			return true;
-	return false;
+	struct special_search *search = context;
+	if ((proc_has_vmflag(flags, "dc") || proc_has_vmflag(flags, "wf")) &&
+	    range_list_add(search->special, mapping->start, mapping->end) != 0)
+		return hs_error_nomem(err, "reading /proc/%d/smaps", (int)search->pid);
+	return 0;
 }
 
 int fork_clone_special_mappings(pid_t pid, struct range_list *special, struct hs_error *err)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
-	char *text;
-	size_t size;
-	if (proc_read_file(path, &text, &size) != 0)
-		return hs_error_set_errno(err, errno, "cannot read %s", path);
-	uint64_t start = 0, end = 0;
-	int result = 0;
-	for (char *line = text; line && *line && result == 0;) {
-		char *next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (strncmp(line, "VmFlags:", 8) == 0) {
-			if (end > start && (has_flag(line + 8, "dc") || has_flag(line + 8, "wf")) &&
-			    range_list_add(special, start, end) != 0)
-				result = hs_error_nomem(err, "reading %s", path);
-		} else {
-			uint64_t first, last;
-			if (parse_mapping_header(line, &first, &last)) {
-				start = first;
-				end = last;
-			}
-		}
-		line = next;
-	}
-	free(text);
-	return result;
+	struct special_search search = {.pid = pid, .special = special};
+	return proc_read_smaps_flags(pid, note_special_mapping, &search, err);
 }
 
 /* The thread to run the clone in: stopped, registers read, no signal held for it; the leader

@@ -21,16 +21,9 @@
 
 static bool have_cap_sys_ptrace(void)
 {
-	char *text;
-	size_t size;
-	if (proc_read_file("/proc/self/status", &text, &size) != 0)
-		return false;
-	bool has = false;
-	char *line = strstr(text, "\nCapEff:");
-	if (line)
-		has = (strtoull(line + 8, NULL, 16) >> CAP_SYS_PTRACE_BIT) & 1;
-	free(text);
-	return has;
+	uint64_t effective;
+	return proc_status_mask(0, "CapEff", &effective) &&
+	       ((effective >> CAP_SYS_PTRACE_BIT) & 1);
 }
 
 static int yama_ptrace_scope(void)

@@ -62,6 +62,25 @@ void proc_maps_free(struct proc_maps *maps)
 	maps->count = 0;
 }
 
+bool proc_parse_mapping(const char *line, struct proc_mapping *mapping, const char **name)
+{
+	uint64_t start, end, offset, inode;
+	char perms[8];
+	unsigned major, minor;
+	int consumed = 0;
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 "%n", &start, &end,
+		   perms, &offset, &major, &minor, &inode, &consumed) != 7)
+		return false;
+	*mapping = (struct proc_mapping){
+		.start = start, .end = end, .readable = perms[0] == 'r',
+		.writable = perms[1] == 'w', .executable = perms[2] == 'x',
+		.shared = perms[3] == 's', .offset = offset, .inode = inode, .path = NULL};
+	*name = line + consumed;
+	while (**name == ' ')
+		(*name)++;
+	return true;
+}
+
 int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 {
 	char path[64];
@@ -81,35 +100,21 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 		char *newline = strchr(line, '\n');
 		if (newline)
 			*newline = '\0';
-		uint64_t start, end, offset, inode;
-		char perms[8];
-		unsigned major, minor;
-		int consumed = 0;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 "%n", &start,
-			   &end, perms, &offset, &major, &minor, &inode, &consumed) == 7) {
+		struct proc_mapping mapping;
+		const char *name;
+		if (proc_parse_mapping(line, &mapping, &name)) {
 			void *grown = array_grow(maps->mappings, &capacity, maps->count,
 						 sizeof *maps->mappings, 64);
-			if (grown == NULL) {
+			if (grown != NULL) {
+				maps->mappings = grown;
+				mapping.path = strdup(name);
+			}
+			if (mapping.path == NULL) {
 				free(text);
 				proc_maps_free(maps);
 				return hs_error_nomem(err, "reading %s", path);
 			}
-			maps->mappings = grown;
-			const char *name = line + consumed;
-			while (*name == ' ')
-				name++;
-			struct proc_mapping *mapping = &maps->mappings[maps->count];
-			*mapping = (struct proc_mapping){
-				.start = start, .end = end, .readable = perms[0] == 'r',
-				.writable = perms[1] == 'w', .executable = perms[2] == 'x',
-				.shared = perms[3] == 's', .offset = offset, .inode = inode,
-				.path = strdup(name)};
-			if (mapping->path == NULL) {
-				free(text);
-				proc_maps_free(maps);
-				return hs_error_nomem(err, "reading %s", path);
-			}
-			maps->count++;
+			maps->mappings[maps->count++] = mapping;
 		}
 		if (newline == NULL)
 			break;
@@ -119,27 +124,91 @@ int proc_read_maps(pid_t pid, struct proc_maps *maps, struct hs_error *err)
 	return 0;
 }
 
+int proc_read_smaps_flags(pid_t pid,
+			  int (*visit)(void *context, const struct proc_mapping *mapping,
+				       const char *flags, struct hs_error *err),
+			  void *context, struct hs_error *err)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+	char *text;
+	size_t size;
+	if (proc_read_file(path, &text, &size) != 0)
+		return hs_error_set_errno(err, errno, "cannot read %s", path);
+	struct proc_mapping mapping = {0};
+	int result = 0;
+	for (char *line = text; line && *line && result == 0;) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "VmFlags:", 8) == 0) {
+			if (mapping.end > mapping.start)
+				result = visit(context, &mapping, line + 8, err);
+		} else {
+			/* a mapping's line starts its block; "Key: value" lines follow it */
+			struct proc_mapping parsed;
+			const char *name;
+			if (proc_parse_mapping(line, &parsed, &name))
+				mapping = parsed;
+		}
+		line = next;
+	}
+	free(text);
+	return result;
+}
+
+bool proc_has_vmflag(const char *flags, const char *flag)
+{
+	for (const char *at = flags; (at = strstr(at, flag)) != NULL; at += 2)
+		if ((at == flags || at[-1] == ' ') && (at[2] == ' ' || at[2] == '\n' || at[2] == '\0'))
+			return true;
+	return false;
+}
+
+/* The text after "key:" on its line of a /proc status file read into *text (which the caller
+ * frees), or NULL when the file cannot be read or has no such line. */
+static const char *status_value(const char *path, const char *key, char **text)
+{
+	size_t size;
+	if (proc_read_file(path, text, &size) != 0) {
+		*text = NULL;
+		return NULL;
+	}
+	size_t key_length = strlen(key);
+	for (char *line = *text; line && *line;) {
+		if (strncmp(line, key, key_length) == 0 && line[key_length] == ':')
+			return line + key_length + 1;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return NULL;
+}
+
 long long proc_status_number(pid_t pid, const char *key)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	char *text;
-	size_t size;
-	if (proc_read_file(path, &text, &size) != 0)
-		return -1;
-	long long value = -1;
-	size_t key_length = strlen(key);
-	for (char *line = text; line && *line;) {
-		if (strncmp(line, key, key_length) == 0 && line[key_length] == ':') {
-			value = strtoll(line + key_length + 1, NULL, 10);
-			break;
-		}
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
+	const char *value = status_value(path, key, &text);
+	long long number = value ? strtoll(value, NULL, 10) : -1;
 	free(text);
-	return value;
+	return number;
+}
+
+bool proc_status_mask(pid_t pid, const char *key, uint64_t *mask)
+{
+	char path[64];
+	if (pid == 0)
+		snprintf(path, sizeof path, "/proc/self/status");
+	else
+		snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	char *text;
+	const char *value = status_value(path, key, &text);
+	if (value)
+		*mask = strtoull(value, NULL, 16);
+	free(text);
+	return value != NULL;
 }
 
 int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *stat)
@@ -193,5 +262,19 @@ void proc_thread_name(pid_t pid, pid_t tid, char name[16])
 	if (newline)
 		*newline = '\0';
 	strncpy(name, text, 15);
+	free(text);
+}
+
+void proc_boot_id(char *id, size_t size)
+{
+	id[0] = '\0';
+	char *text;
+	size_t length;
+	if (proc_read_file("/proc/sys/kernel/random/boot_id", &text, &length) != 0)
+		return;
+	char *newline = strchr(text, '\n');
+	if (newline)
+		*newline = '\0';
+	snprintf(id, size, "%s", text);
 	free(text);
 }

@@ -79,6 +79,12 @@ struct write_job {
 	struct frame_slot *slots;
 	size_t slot_count;
 	size_t output_capacity;
+
+	/* the writer's own (the calling thread's): where the frames go, in order */
+	int fd;
+	const char *path;
+	uint8_t *table; /* the seek table, filled as frames are written */
+	uint64_t output_bytes;
 };
 
 /* Copies stream bytes [offset, offset+size) out of the pieces, or returns a pointer into a single
@@ -217,150 +223,173 @@ static void put_entry(uint8_t *table, const struct write_job *job, uint64_t fram
 	memcpy(entry + 8, slot->output + slot->output_size - 4, 4);
 }
 
+/* Writes the next frame, compressed into `slot`, and its seek table entry; fails when its
+ * compression failed (`failed`, why in the slot) or the write did. */
+static int write_frame(struct write_job *job, uint64_t frame, const struct frame_slot *slot,
+		       bool failed, struct hs_error *err)
+{
+	if (failed)
+		return hs_error_set_code(err, slot->code, "compressing frame %llu of %s: %s",
+					 (unsigned long long)frame, job->path, slot->error);
+	if (write_all(job->fd, job->path, slot->output, slot->output_size, err) != 0)
+		return -1;
+	put_entry(job->table, job, frame, slot);
+	job->output_bytes += slot->output_size;
+	return 0;
+}
+
+/* Compresses and writes every frame on the calling thread, through one slot. */
+static int compress_in_caller(struct write_job *job, struct hs_error *err)
+{
+	uint8_t *scratch = malloc(job->frame_size);
+	ZSTD_CCtx *context = compression_context(job->level);
+	int result = 0;
+	if (scratch == NULL || context == NULL)
+		result = hs_error_nomem(err, "compressing %s", job->path);
+	for (uint64_t frame = 0; result == 0 && frame < job->frame_count; frame++) {
+		struct frame_slot *slot = &job->slots[0];
+		bool failed = compress_frame(job, context, scratch, frame, slot) != HS_ERR_NONE;
+		result = write_frame(job, frame, slot, failed, err);
+	}
+	ZSTD_freeCCtx(context);
+	free(scratch);
+	return result;
+}
+
+/* Compresses the frames on `threads` workers and writes each, in order, as it is done. */
+static int compress_on_threads(struct write_job *job, int threads, struct hs_error *err)
+{
+	int result = 0, started = 0;
+	pthread_mutex_init(&job->lock, NULL);
+	pthread_cond_init(&job->changed, NULL);
+	pthread_t *workers = calloc((size_t)threads, sizeof *workers);
+	for (; workers != NULL && started < threads; started++)
+		if (pthread_create(&workers[started], NULL, compress_worker, job) != 0)
+			break;
+	if (started == 0)
+		result = hs_error_set(err, "cannot start a compression thread for %s", job->path);
+	for (uint64_t frame = 0; result == 0 && frame < job->frame_count; frame++) {
+		struct frame_slot *slot = &job->slots[frame % job->slot_count];
+		pthread_mutex_lock(&job->lock);
+		while (!(slot->frame == frame && (slot->state == SLOT_DONE || slot->state == SLOT_FAILED)))
+			pthread_cond_wait(&job->changed, &job->lock);
+		pthread_mutex_unlock(&job->lock);
+		result = write_frame(job, frame, slot, slot->state == SLOT_FAILED, err);
+		if (result != 0)
+			break;
+		pthread_mutex_lock(&job->lock);
+		slot->state = SLOT_FREE;
+		job->written = frame + 1;
+		pthread_cond_broadcast(&job->changed);
+		pthread_mutex_unlock(&job->lock);
+	}
+	pthread_mutex_lock(&job->lock);
+	job->abort = true;
+	pthread_cond_broadcast(&job->changed);
+	pthread_mutex_unlock(&job->lock);
+	for (int i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	pthread_mutex_destroy(&job->lock);
+	pthread_cond_destroy(&job->changed);
+	free(workers);
+	return result;
+}
+
+/* The seek table after the frames: a skippable frame whose last 9 bytes are the footer. */
+static int write_seek_table(struct write_job *job, struct hs_error *err)
+{
+	size_t entries = (size_t)job->frame_count * SEEKABLE_ENTRY_SIZE;
+	put_le32(job->table, SEEKABLE_SKIPPABLE_MAGIC);
+	put_le32(job->table + 4, (uint32_t)(entries + SEEKABLE_FOOTER_SIZE));
+	uint8_t *footer = job->table + 8 + entries;
+	put_le32(footer, (uint32_t)job->frame_count);
+	footer[4] = SEEKABLE_CHECKSUM_FLAG; /* descriptor: each entry has its checksum */
+	put_le32(footer + 5, SEEKABLE_MAGIC);
+	size_t table_size = 8 + entries + SEEKABLE_FOOTER_SIZE;
+	int result = write_all(job->fd, job->path, job->table, table_size, err);
+	job->output_bytes += table_size;
+	return result;
+}
+
+/* The job's frames (size, count, level) and where each piece starts in the stream; *threads
+ * no more than there are frames. */
+static int plan_job(struct write_job *job, const struct seekable_options *options, int *threads,
+		    struct hs_error *err)
+{
+	job->frame_size = options && options->frame_size ? options->frame_size
+							  : SEEKABLE_DEFAULT_FRAME_SIZE;
+	if (job->frame_size > SEEKABLE_MAX_FRAME_SIZE)
+		return hs_error_set_code(err, HS_ERR_INVALID,
+					 "frame size %u is above the format's limit of %u bytes",
+					 job->frame_size, SEEKABLE_MAX_FRAME_SIZE);
+	job->level = options && options->level ? options->level : 1;
+	*threads = options && options->threads > 0 ? options->threads : online_cpus();
+
+	job->piece_starts = malloc((job->piece_count + 1) * sizeof *job->piece_starts);
+	if (job->piece_starts == NULL)
+		return hs_error_nomem(err, "writing %s", job->path);
+	for (size_t i = 0; i < job->piece_count; i++) {
+		job->piece_starts[i] = job->total;
+		job->total += job->pieces[i].size;
+	}
+	job->frame_count = (job->total + job->frame_size - 1) / job->frame_size;
+	if (job->frame_count > 0x8000000u)
+		return hs_error_set_code(err, HS_ERR_INVALID,
+					 "%s: %llu frames exceed the seekable format's limit",
+					 job->path, (unsigned long long)job->frame_count);
+	if ((uint64_t)*threads > job->frame_count)
+		*threads = job->frame_count > 0 ? (int)job->frame_count : 1;
+	return 0;
+}
+
+/* The slots frames are compressed into, and the seek table. */
+static int allocate_output(struct write_job *job, struct hs_error *err)
+{
+	job->output_capacity = ZSTD_compressBound(job->frame_size);
+	job->slots = calloc(job->slot_count, sizeof *job->slots);
+	job->table = malloc(job->frame_count * SEEKABLE_ENTRY_SIZE + 8 + SEEKABLE_FOOTER_SIZE);
+	bool ok = job->slots != NULL && job->table != NULL;
+	for (size_t i = 0; ok && i < job->slot_count; i++)
+		ok = (job->slots[i].output = malloc(job->output_capacity)) != NULL;
+	return ok ? 0 : hs_error_nomem(err, "writing %s", job->path);
+}
+
+static void free_job(struct write_job *job)
+{
+	if (job->slots)
+		for (size_t i = 0; i < job->slot_count; i++)
+			free(job->slots[i].output);
+	free(job->slots);
+	free(job->table);
+	free(job->piece_starts);
+}
+
 int seekable_write(int fd, const char *path, const struct byte_piece *pieces, size_t piece_count,
 		   const struct seekable_options *options, struct seekable_stats *stats,
 		   struct hs_error *err)
 {
-	struct write_job job = {.pieces = pieces, .piece_count = piece_count};
-	job.frame_size = options && options->frame_size ? options->frame_size
-							 : SEEKABLE_DEFAULT_FRAME_SIZE;
-	if (job.frame_size > SEEKABLE_MAX_FRAME_SIZE)
-		return hs_error_set_code(err, HS_ERR_INVALID,
-					 "frame size %u is above the format's limit of %u bytes",
-					 job.frame_size, SEEKABLE_MAX_FRAME_SIZE);
-	job.level = options && options->level ? options->level : 1;
-	int threads = options && options->threads > 0 ? options->threads : online_cpus();
-
-	job.piece_starts = malloc((piece_count + 1) * sizeof *job.piece_starts);
-	if (job.piece_starts == NULL)
-		return hs_error_nomem(err, "writing %s", path);
-	for (size_t i = 0; i < piece_count; i++) {
-		job.piece_starts[i] = job.total;
-		job.total += pieces[i].size;
+	struct write_job job = {
+		.pieces = pieces, .piece_count = piece_count, .fd = fd, .path = path};
+	int threads = 1;
+	if (plan_job(&job, options, &threads, err) != 0) {
+		free_job(&job);
+		return -1;
 	}
-	job.frame_count = (job.total + job.frame_size - 1) / job.frame_size;
-	if (job.frame_count > 0x8000000u) {
-		free(job.piece_starts);
-		return hs_error_set_code(err, HS_ERR_INVALID,
-					 "%s: %llu frames exceed the seekable format's limit", path,
-					 (unsigned long long)job.frame_count);
-	}
-	if ((uint64_t)threads > job.frame_count)
-		threads = job.frame_count > 0 ? (int)job.frame_count : 1;
 	bool in_caller = options && options->in_caller;
-
 	job.slot_count = in_caller ? 1 : (size_t)threads * 2;
-	job.output_capacity = ZSTD_compressBound(job.frame_size);
-	job.slots = calloc(job.slot_count, sizeof *job.slots);
-	uint8_t *table = malloc(job.frame_count * SEEKABLE_ENTRY_SIZE + 8 + SEEKABLE_FOOTER_SIZE);
-	bool ok = job.slots != NULL && table != NULL;
-	for (size_t i = 0; ok && i < job.slot_count; i++)
-		ok = (job.slots[i].output = malloc(job.output_capacity)) != NULL;
-	if (!ok) {
-		if (job.slots)
-			for (size_t i = 0; i < job.slot_count; i++)
-				free(job.slots[i].output);
-		free(job.slots);
-		free(table);
-		free(job.piece_starts);
-		return hs_error_nomem(err, "writing %s", path);
+	if (allocate_output(&job, err) != 0) {
+		free_job(&job);
+		return -1;
 	}
-	int result = 0;
-	uint64_t output_bytes = 0;
-	pthread_t *workers = NULL;
-	int started = 0;
-	if (in_caller) {
-		uint8_t *scratch = malloc(job.frame_size);
-		ZSTD_CCtx *context = compression_context(job.level);
-		if (scratch == NULL || context == NULL)
-			result = hs_error_nomem(err, "compressing %s", path);
-		for (uint64_t frame = 0; result == 0 && frame < job.frame_count; frame++) {
-			struct frame_slot *slot = &job.slots[0];
-			if (compress_frame(&job, context, scratch, frame, slot) != HS_ERR_NONE) {
-				result = hs_error_set_code(err, slot->code,
-							   "compressing frame %llu of %s: %s",
-							   (unsigned long long)frame, path,
-							   slot->error);
-				break;
-			}
-			if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
-				result = -1;
-				break;
-			}
-			put_entry(table, &job, frame, slot);
-			output_bytes += slot->output_size;
-		}
-		ZSTD_freeCCtx(context);
-		free(scratch);
-		goto table;
-	}
-	pthread_mutex_init(&job.lock, NULL);
-	pthread_cond_init(&job.changed, NULL);
-	workers = calloc((size_t)threads, sizeof *workers);
-	for (; workers != NULL && started < threads; started++)
-		if (pthread_create(&workers[started], NULL, compress_worker, &job) != 0)
-			break;
-	if (started == 0) {
-		result = hs_error_set(err, "cannot start a compression thread for %s", path);
-	}
-	for (uint64_t frame = 0; result == 0 && frame < job.frame_count; frame++) {
-		struct frame_slot *slot = &job.slots[frame % job.slot_count];
-		pthread_mutex_lock(&job.lock);
-		while (!(slot->frame == frame && (slot->state == SLOT_DONE || slot->state == SLOT_FAILED)))
-			pthread_cond_wait(&job.changed, &job.lock);
-		pthread_mutex_unlock(&job.lock);
-		if (slot->state == SLOT_FAILED) {
-			result = hs_error_set_code(err, slot->code,
-						   "compressing frame %llu of %s: %s",
-						   (unsigned long long)frame, path, slot->error);
-			break;
-		}
-		if (write_all(fd, path, slot->output, slot->output_size, err) != 0) {
-			result = -1;
-			break;
-		}
-		put_entry(table, &job, frame, slot);
-		output_bytes += slot->output_size;
-		pthread_mutex_lock(&job.lock);
-		slot->state = SLOT_FREE;
-		job.written = frame + 1;
-		pthread_cond_broadcast(&job.changed);
-		pthread_mutex_unlock(&job.lock);
-	}
-	pthread_mutex_lock(&job.lock);
-	job.abort = true;
-	pthread_cond_broadcast(&job.changed);
-	pthread_mutex_unlock(&job.lock);
-	for (int i = 0; i < started; i++)
-		pthread_join(workers[i], NULL);
-	pthread_mutex_destroy(&job.lock);
-	pthread_cond_destroy(&job.changed);
-
-table:
-	if (result == 0) {
-		/* the seek table: a skippable frame whose last 9 bytes are the footer */
-		size_t entries = (size_t)job.frame_count * SEEKABLE_ENTRY_SIZE;
-		put_le32(table, SEEKABLE_SKIPPABLE_MAGIC);
-		put_le32(table + 4, (uint32_t)(entries + SEEKABLE_FOOTER_SIZE));
-		uint8_t *footer = table + 8 + entries;
-		put_le32(footer, (uint32_t)job.frame_count);
-		footer[4] = SEEKABLE_CHECKSUM_FLAG; /* descriptor: each entry has its checksum */
-		put_le32(footer + 5, SEEKABLE_MAGIC);
-		size_t table_size = 8 + entries + SEEKABLE_FOOTER_SIZE;
-		result = write_all(fd, path, table, table_size, err);
-		output_bytes += table_size;
-	}
+	int result = in_caller ? compress_in_caller(&job, err) : compress_on_threads(&job, threads, err);
+	if (result == 0)
+		result = write_seek_table(&job, err);
 	if (stats) {
 		stats->input_bytes = job.total;
-		stats->output_bytes = output_bytes;
+		stats->output_bytes = job.output_bytes;
 		stats->frames = (uint32_t)job.frame_count;
 	}
-	free(workers);
-	for (size_t i = 0; i < job.slot_count; i++)
-		free(job.slots[i].output);
-	free(job.slots);
-	free(table);
-	free(job.piece_starts);
+	free_job(&job);
 	return result;
 }
 
@@ -552,72 +581,65 @@ static int read_exact(int fd, const char *path, void *buf, size_t size, uint64_t
 	return 0;
 }
 
-struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_bytes,
-				      struct hs_error *err)
+/* Checks the footer and reads the whole seek table into *table (malloc'd, also on failure):
+ * *count entries of *entry_size bytes, the table starting at *table_offset in the file. */
+static int read_seek_table(struct seekable_reader *reader, uint8_t **table, uint32_t *count,
+			   size_t *entry_size, uint64_t *table_offset, struct hs_error *err)
 {
-	struct seekable_reader *reader = reader_new(fd, path, err);
-	if (reader == NULL)
-		return NULL;
+	const char *path = reader->path;
 	uint8_t footer[SEEKABLE_FOOTER_SIZE];
-	uint8_t *table = NULL;
-	if (reader->file_size < SEEKABLE_FOOTER_SIZE + 8) {
-		hs_error_set_code(err, HS_ERR_DAMAGED,
-				  "%s is truncated: %llu bytes cannot hold a seek table", path,
-				  (unsigned long long)reader->file_size);
-		goto fail;
-	}
+	if (reader->file_size < SEEKABLE_FOOTER_SIZE + 8)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s is truncated: %llu bytes cannot hold a seek table", path,
+					 (unsigned long long)reader->file_size);
 	uint64_t footer_offset = reader->file_size - SEEKABLE_FOOTER_SIZE;
-	if (read_exact(fd, path, footer, sizeof footer, footer_offset, err) != 0)
-		goto fail;
-	if (get_le32(footer + 5) != SEEKABLE_MAGIC) {
-		hs_error_set_code(err, HS_ERR_FORMAT,
-				  "%s has no zstd seek table at offset %llu (truncated, or not a "
-				  "heapsnap snapshot)",
-				  path, (unsigned long long)(footer_offset + 5));
-		goto fail;
-	}
+	if (read_exact(reader->fd, path, footer, sizeof footer, footer_offset, err) != 0)
+		return -1;
+	if (get_le32(footer + 5) != SEEKABLE_MAGIC)
+		return hs_error_set_code(err, HS_ERR_FORMAT,
+					 "%s has no zstd seek table at offset %llu (truncated, or not "
+					 "a heapsnap snapshot)",
+					 path, (unsigned long long)(footer_offset + 5));
 	uint8_t descriptor = footer[4];
-	if (descriptor & 0x7C) {
-		hs_error_set_code(err, HS_ERR_DAMAGED,
-				  "%s: bad seek table: reserved descriptor bits set at offset "
-				  "%llu",
-				  path, (unsigned long long)(footer_offset + 4));
-		goto fail;
-	}
-	uint32_t count = get_le32(footer);
-	size_t entry_size = (descriptor & 0x80) ? 12 : 8;
-	uint64_t table_size = 8 + (uint64_t)count * entry_size + SEEKABLE_FOOTER_SIZE;
-	if (count > 0x8000000u || table_size > reader->file_size) {
-		hs_error_set_code(err, HS_ERR_DAMAGED,
-				  "%s: bad seek table: %u frames do not fit in a file of %llu "
-				  "bytes (truncated or corrupt)",
-				  path, count, (unsigned long long)reader->file_size);
-		goto fail;
-	}
-	uint64_t table_offset = reader->file_size - table_size;
-	table = malloc(table_size);
-	if (table == NULL) {
-		hs_error_nomem(err, "reading the seek table of %s", path);
-		goto fail;
-	}
-	if (read_exact(fd, path, table, table_size, table_offset, err) != 0)
-		goto fail;
-	if (get_le32(table) != SEEKABLE_SKIPPABLE_MAGIC ||
-	    get_le32(table + 4) != table_size - 8) {
-		hs_error_set_code(err, HS_ERR_DAMAGED,
-				  "%s: bad seek table: no skippable frame header at offset %llu "
-				  "(truncated or corrupt)",
-				  path, (unsigned long long)table_offset);
-		goto fail;
-	}
+	if (descriptor & 0x7C)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: bad seek table: reserved descriptor bits set at offset "
+					 "%llu",
+					 path, (unsigned long long)(footer_offset + 4));
+	*count = get_le32(footer);
+	*entry_size = (descriptor & 0x80) ? 12 : 8;
+	uint64_t table_size = 8 + (uint64_t)*count * *entry_size + SEEKABLE_FOOTER_SIZE;
+	if (*count > 0x8000000u || table_size > reader->file_size)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: bad seek table: %u frames do not fit in a file of %llu "
+					 "bytes (truncated or corrupt)",
+					 path, *count, (unsigned long long)reader->file_size);
+	*table_offset = reader->file_size - table_size;
+	*table = malloc(table_size);
+	if (*table == NULL)
+		return hs_error_nomem(err, "reading the seek table of %s", path);
+	if (read_exact(reader->fd, path, *table, table_size, *table_offset, err) != 0)
+		return -1;
+	if (get_le32(*table) != SEEKABLE_SKIPPABLE_MAGIC || get_le32(*table + 4) != table_size - 8)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: bad seek table: no skippable frame header at offset "
+					 "%llu (truncated or corrupt)",
+					 path, (unsigned long long)*table_offset);
+	return 0;
+}
+
+/* The frames the seek table lists, checked to have possible sizes and to end where the table
+ * starts; *largest and *largest_compressed are the largest frame's sizes. */
+static int read_frame_entries(struct seekable_reader *reader, const uint8_t *table, uint32_t count,
+			      size_t entry_size, uint64_t table_offset, uint32_t *largest,
+			      uint32_t *largest_compressed, struct hs_error *err)
+{
 	reader->frames = calloc(count ? count : 1, sizeof *reader->frames);
-	if (reader->frames == NULL) {
-		hs_error_nomem(err, "reading the seek table of %s", path);
-		goto fail;
-	}
+	if (reader->frames == NULL)
+		return hs_error_nomem(err, "reading the seek table of %s", reader->path);
 	reader->frame_count = count;
 	uint64_t file_offset = 0, stream_offset = 0;
-	uint32_t largest = 0, largest_compressed = 0;
+	*largest = *largest_compressed = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *entry = table + 8 + (size_t)i * entry_size;
 		struct frame_entry *frame = &reader->frames[i];
@@ -631,30 +653,34 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 		   that is a lie that would only make us allocate for nothing */
 		if (frame->decompressed_size > SEEKABLE_MAX_FRAME_SIZE ||
 		    frame->compressed_size == 0 ||
-		    frame->decompressed_size > (uint64_t)frame->compressed_size * ZSTD_MAX_EXPANSION) {
-			hs_error_set_code(err, HS_ERR_DAMAGED,
-					  "%s: bad seek table: entry %u has impossible sizes (%u "
-					  "compressed, %u decompressed)",
-					  path, i, frame->compressed_size,
-					  frame->decompressed_size);
-			goto fail;
-		}
+		    frame->decompressed_size > (uint64_t)frame->compressed_size * ZSTD_MAX_EXPANSION)
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: bad seek table: entry %u has impossible sizes (%u "
+						 "compressed, %u decompressed)",
+						 reader->path, i, frame->compressed_size,
+						 frame->decompressed_size);
 		file_offset += frame->compressed_size;
 		stream_offset += frame->decompressed_size;
-		if (frame->decompressed_size > largest)
-			largest = frame->decompressed_size;
-		if (frame->compressed_size > largest_compressed)
-			largest_compressed = frame->compressed_size;
+		if (frame->decompressed_size > *largest)
+			*largest = frame->decompressed_size;
+		if (frame->compressed_size > *largest_compressed)
+			*largest_compressed = frame->compressed_size;
 	}
-	if (file_offset != table_offset) {
-		hs_error_set_code(err, HS_ERR_DAMAGED,
-				  "%s: bad seek table: its frames add up to %llu bytes but the "
-				  "table starts at offset %llu (truncated or corrupt)",
-				  path, (unsigned long long)file_offset,
-				  (unsigned long long)table_offset);
-		goto fail;
-	}
+	if (file_offset != table_offset)
+		return hs_error_set_code(err, HS_ERR_DAMAGED,
+					 "%s: bad seek table: its frames add up to %llu bytes but the "
+					 "table starts at offset %llu (truncated or corrupt)",
+					 reader->path, (unsigned long long)file_offset,
+					 (unsigned long long)table_offset);
 	reader->stream_size = stream_offset;
+	return 0;
+}
+
+/* The decompression context, the buffer of a compressed frame, and the cache of decompressed
+ * frames, in `cache_bytes`. */
+static int make_cache(struct seekable_reader *reader, size_t cache_bytes, uint32_t largest,
+		      uint32_t largest_compressed, struct hs_error *err)
+{
 	reader->context = ZSTD_createDCtx();
 	reader->compressed_capacity = largest_compressed;
 	reader->compressed = malloc(largest_compressed ? largest_compressed : 1);
@@ -665,24 +691,39 @@ struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_byt
 	reader->cache_count = largest ? cache_bytes / largest : 1;
 	if (reader->cache_count > MAX_CACHE_SLOTS)
 		reader->cache_count = MAX_CACHE_SLOTS;
-	if (reader->cache_count > count)
-		reader->cache_count = count;
+	if (reader->cache_count > reader->frame_count)
+		reader->cache_count = reader->frame_count;
 	if (reader->cache_count < 2)
 		reader->cache_count = 2;
 	reader->cache = calloc(reader->cache_count, sizeof *reader->cache);
-	if (reader->context == NULL || reader->compressed == NULL || reader->cache == NULL) {
-		hs_error_nomem(err, "opening %s", path);
-		goto fail;
-	}
+	if (reader->context == NULL || reader->compressed == NULL || reader->cache == NULL)
+		return hs_error_nomem(err, "opening %s", reader->path);
 	for (size_t i = 0; i < reader->cache_count; i++)
 		reader->cache[i].frame = -1;
+	return 0;
+}
+
+struct seekable_reader *seekable_open(int fd, const char *path, size_t cache_bytes,
+				      struct hs_error *err)
+{
+	struct seekable_reader *reader = reader_new(fd, path, err);
+	if (reader == NULL)
+		return NULL;
+	uint8_t *table = NULL;
+	uint32_t count = 0, largest = 0, largest_compressed = 0;
+	size_t entry_size = 0;
+	uint64_t table_offset = 0;
+	if (read_seek_table(reader, &table, &count, &entry_size, &table_offset, err) != 0 ||
+	    read_frame_entries(reader, table, count, entry_size, table_offset, &largest,
+			       &largest_compressed, err) != 0 ||
+	    make_cache(reader, cache_bytes, largest, largest_compressed, err) != 0) {
+		free(table);
+		reader->fd = -1; /* the caller keeps fd on failure */
+		seekable_close(reader);
+		return NULL;
+	}
 	free(table);
 	return reader;
-fail:
-	free(table);
-	reader->fd = -1; /* the caller keeps fd on failure */
-	seekable_close(reader);
-	return NULL;
 }
 
 void seekable_close(struct seekable_reader *reader)

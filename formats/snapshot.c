@@ -627,101 +627,98 @@ static void fill_foreign_info(struct snapshot *snapshot)
 	}
 }
 
-static int load(struct snapshot *snapshot, struct hs_error *err)
+/* Reads and checks the ELF header of a core of `core_size` bytes: *phnum is its count of
+ * program headers (from section header 0 under extended numbering), which fit in the core. */
+static int read_elf_header(struct snapshot *snapshot, uint64_t core_size, Elf64_Ehdr *ehdr,
+			   uint32_t *phnum, struct hs_error *err)
 {
-	uint64_t core_size = seekable_size(snapshot->stream);
-	Elf64_Ehdr ehdr;
-	if (core_size < sizeof ehdr)
+	if (core_size < sizeof *ehdr)
 		return hs_error_set_code(err, HS_ERR_FORMAT,
 					 "%s is not an ELF core: %llu bytes is too short for an "
 					 "ELF header",
 					 snapshot->path, (unsigned long long)core_size);
-	if (read_core(snapshot, 0, &ehdr, sizeof ehdr, err) != 0)
+	if (read_core(snapshot, 0, ehdr, sizeof *ehdr, err) != 0)
 		return -1;
-	if (memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0)
+	if (memcmp(ehdr->e_ident, ELFMAG, SELFMAG) != 0)
 		return hs_error_set_code(err, HS_ERR_FORMAT,
 					 "%s holds no ELF core (bad magic at offset 0)",
 					 snapshot->path);
-	if (ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_ident[EI_DATA] != ELFDATA2LSB ||
-	    ehdr.e_machine != EM_X86_64)
+	if (ehdr->e_ident[EI_CLASS] != ELFCLASS64 || ehdr->e_ident[EI_DATA] != ELFDATA2LSB ||
+	    ehdr->e_machine != EM_X86_64)
 		return hs_error_set_code(err, HS_ERR_UNSUPPORTED,
 					 "%s: only 64-bit little-endian x86-64 cores are "
 					 "supported",
 					 snapshot->path);
-	if (ehdr.e_type != ET_CORE)
+	if (ehdr->e_type != ET_CORE)
 		return hs_error_set_code(err, HS_ERR_FORMAT,
 					 "%s is an ELF file but not a core (e_type %u)",
-					 snapshot->path, ehdr.e_type);
-	uint32_t phnum = ehdr.e_phnum;
-	if (phnum == PN_XNUM) {
+					 snapshot->path, ehdr->e_type);
+	*phnum = ehdr->e_phnum;
+	if (*phnum == PN_XNUM) {
 		/* extended numbering: the real count is in section header 0's sh_info */
 		Elf64_Shdr section;
-		if (ehdr.e_shoff > core_size || core_size - ehdr.e_shoff < sizeof section ||
-		    read_core(snapshot, ehdr.e_shoff, &section, sizeof section, err) != 0)
+		if (ehdr->e_shoff > core_size || core_size - ehdr->e_shoff < sizeof section ||
+		    read_core(snapshot, ehdr->e_shoff, &section, sizeof section, err) != 0)
 			return hs_error_set_code(err, HS_ERR_DAMAGED,
 						 "%s: corrupt ELF header: extended program "
 						 "header count without a section header at "
 						 "offset %llu",
-						 snapshot->path, (unsigned long long)ehdr.e_shoff);
-		phnum = section.sh_info;
+						 snapshot->path, (unsigned long long)ehdr->e_shoff);
+		*phnum = section.sh_info;
 	}
-	if (ehdr.e_phentsize != sizeof(Elf64_Phdr) || phnum == 0 || ehdr.e_phoff > core_size ||
-	    (uint64_t)phnum * sizeof(Elf64_Phdr) > core_size - ehdr.e_phoff)
+	if (ehdr->e_phentsize != sizeof(Elf64_Phdr) || *phnum == 0 || ehdr->e_phoff > core_size ||
+	    (uint64_t)*phnum * sizeof(Elf64_Phdr) > core_size - ehdr->e_phoff)
 		return hs_error_set_code(err, HS_ERR_DAMAGED,
 					 "%s: corrupt ELF header: %u program headers at offset "
 					 "%llu do not fit in %llu bytes",
-					 snapshot->path, phnum, (unsigned long long)ehdr.e_phoff,
+					 snapshot->path, *phnum, (unsigned long long)ehdr->e_phoff,
 					 (unsigned long long)core_size);
-	Elf64_Phdr *phdrs = calloc(phnum, sizeof *phdrs);
-	snapshot->segments = calloc(phnum, sizeof *snapshot->segments);
-	snapshot->regions = calloc(phnum, sizeof *snapshot->regions);
-	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
-		free(phdrs);
-		return hs_error_nomem(err, "reading %s", snapshot->path);
-	}
-	if (read_core(snapshot, ehdr.e_phoff, phdrs, phnum * sizeof *phdrs, err) != 0) {
-		free(phdrs);
-		return -1;
-	}
-	uint64_t notes_total = 0;
+	return 0;
+}
+
+/* Checks that each loaded segment and note is in the core and has sane sizes; *notes_total is
+ * the bytes of all notes. */
+static int check_segments(struct snapshot *snapshot, const Elf64_Phdr *phdrs, uint32_t phnum,
+			  uint64_t core_size, uint64_t *notes_total, struct hs_error *err)
+{
+	*notes_total = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
 		const Elf64_Phdr *phdr = &phdrs[i];
 		if (phdr->p_type != PT_LOAD && phdr->p_type != PT_NOTE)
 			continue;
-		if (phdr->p_offset > core_size || phdr->p_filesz > core_size - phdr->p_offset) {
-			hs_error_set_code(err, HS_ERR_DAMAGED,
-					  "%s is truncated: segment %u (address 0x%llx) needs "
-					  "bytes up to offset %llu of the core but it has %llu",
-					  snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-					  (unsigned long long)(phdr->p_offset + phdr->p_filesz),
-					  (unsigned long long)core_size);
-			free(phdrs);
-			return -1;
-		}
+		if (phdr->p_offset > core_size || phdr->p_filesz > core_size - phdr->p_offset)
+			return hs_error_set_code(
+			    err, HS_ERR_DAMAGED,
+			    "%s is truncated: segment %u (address 0x%llx) needs bytes up to offset "
+			    "%llu of the core but it has %llu",
+			    snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+			    (unsigned long long)(phdr->p_offset + phdr->p_filesz),
+			    (unsigned long long)core_size);
 		if (phdr->p_type == PT_NOTE)
-			notes_total += phdr->p_filesz;
+			*notes_total += phdr->p_filesz;
 		if (phdr->p_type == PT_LOAD &&
-		    (phdr->p_filesz > phdr->p_memsz || phdr->p_vaddr + phdr->p_memsz < phdr->p_vaddr)) {
-			hs_error_set_code(err, HS_ERR_DAMAGED,
-					  "%s: corrupt segment %u at address 0x%llx: sizes "
-					  "%llu/%llu",
-					  snapshot->path, i, (unsigned long long)phdr->p_vaddr,
-					  (unsigned long long)phdr->p_filesz,
-					  (unsigned long long)phdr->p_memsz);
-			free(phdrs);
-			return -1;
-		}
+		    (phdr->p_filesz > phdr->p_memsz || phdr->p_vaddr + phdr->p_memsz < phdr->p_vaddr))
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt segment %u at address 0x%llx: sizes "
+						 "%llu/%llu",
+						 snapshot->path, i, (unsigned long long)phdr->p_vaddr,
+						 (unsigned long long)phdr->p_filesz,
+						 (unsigned long long)phdr->p_memsz);
 	}
-	if (notes_total > NOTES_MAX_BYTES) {
-		free(phdrs);
+	if (*notes_total > NOTES_MAX_BYTES)
 		return hs_error_set_code(err, HS_ERR_DAMAGED, "%s: corrupt: %llu bytes of notes",
-					 snapshot->path, (unsigned long long)notes_total);
-	}
+					 snapshot->path, (unsigned long long)*notes_total);
+	return 0;
+}
+
+/* Keeps every segment, a region for each loaded one, and the notes' bytes (`notes_total` of
+ * them, all read into snapshot->note_bytes: *notes_size). */
+static int keep_segments(struct snapshot *snapshot, const Elf64_Phdr *phdrs, uint32_t phnum,
+			 uint64_t notes_total, size_t *notes_size, struct hs_error *err)
+{
 	snapshot->note_bytes = malloc(notes_total ? notes_total : 1);
-	if (snapshot->note_bytes == NULL) {
-		free(phdrs);
+	if (snapshot->note_bytes == NULL)
 		return hs_error_nomem(err, "reading %s", snapshot->path);
-	}
 	size_t notes_at = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
 		const Elf64_Phdr *phdr = &phdrs[i];
@@ -731,10 +728,8 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 			.align = phdr->p_align};
 		if (phdr->p_type == PT_NOTE) {
 			if (read_core(snapshot, phdr->p_offset, snapshot->note_bytes + notes_at,
-				      phdr->p_filesz, err) != 0) {
-				free(phdrs);
+				      phdr->p_filesz, err) != 0)
 				return -1;
-			}
 			notes_at += phdr->p_filesz;
 		} else if (phdr->p_type == PT_LOAD && phdr->p_memsz > 0) {
 			snapshot->regions[snapshot->region_count++] = (struct snapshot_region){
@@ -743,13 +738,16 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 				.data_size = phdr->p_filesz, .has_segment = true};
 		}
 	}
-	free(phdrs);
-	qsort(snapshot->regions, snapshot->region_count, sizeof *snapshot->regions, compare_regions);
-	if (check_regions_disjoint(snapshot, err) != 0)
-		return -1;
+	*notes_size = notes_at;
+	return 0;
+}
 
-	snapshot->note_bytes_size = notes_at;
-	if (parse_notes(snapshot, notes_at, err) != 0)
+/* The notes, once their bytes are read: heapsnap's information first (its format version), then
+ * the mapped files, threads, ranges and modules. */
+static int read_notes(struct snapshot *snapshot, size_t notes_size, struct hs_error *err)
+{
+	snapshot->note_bytes_size = notes_size;
+	if (parse_notes(snapshot, notes_size, err) != 0)
 		return -1;
 	const struct snapshot_note *info = snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER,
 								HEAPSNAP_NOTE_INFO);
@@ -774,6 +772,36 @@ static int load(struct snapshot *snapshot, struct hs_error *err)
 		return -1;
 	fill_foreign_info(snapshot);
 	return check_own_notes(snapshot, err);
+}
+
+static int load(struct snapshot *snapshot, struct hs_error *err)
+{
+	uint64_t core_size = seekable_size(snapshot->stream);
+	Elf64_Ehdr ehdr;
+	uint32_t phnum = 0;
+	if (read_elf_header(snapshot, core_size, &ehdr, &phnum, err) != 0)
+		return -1;
+	Elf64_Phdr *phdrs = calloc(phnum, sizeof *phdrs);
+	snapshot->segments = calloc(phnum, sizeof *snapshot->segments);
+	snapshot->regions = calloc(phnum, sizeof *snapshot->regions);
+	if (phdrs == NULL || snapshot->segments == NULL || snapshot->regions == NULL) {
+		free(phdrs);
+		return hs_error_nomem(err, "reading %s", snapshot->path);
+	}
+	uint64_t notes_total = 0;
+	size_t notes_size = 0;
+	int result = read_core(snapshot, ehdr.e_phoff, phdrs, phnum * sizeof *phdrs, err) != 0 ||
+			     check_segments(snapshot, phdrs, phnum, core_size, &notes_total, err) != 0 ||
+			     keep_segments(snapshot, phdrs, phnum, notes_total, &notes_size, err) != 0
+			 ? -1
+			 : 0;
+	free(phdrs);
+	if (result != 0)
+		return -1;
+	qsort(snapshot->regions, snapshot->region_count, sizeof *snapshot->regions, compare_regions);
+	if (check_regions_disjoint(snapshot, err) != 0)
+		return -1;
+	return read_notes(snapshot, notes_size, err);
 }
 
 /* The memory kept for decompressed frames when the caller names none: HEAPSNAP_CACHE_MIB when

@@ -20,7 +20,10 @@ const struct allocator *allocator_of_arena(const struct heap *heap, const struct
 const char *allocator_place_name(const struct heap *heap, const struct allocation *allocation)
 {
 	const struct allocator *allocator = allocator_of(heap, allocation);
-	return allocator ? allocator->place_name(allocation->place) : "unknown";
+	const char *name = allocator && allocation->place < PLACE_COUNT
+				   ? allocator->place_names[allocation->place]
+				   : NULL;
+	return name ? name : "unknown";
 }
 
 const struct heap_allocator *heap_allocator_find(const struct heap *heap,

@@ -1,12 +1,14 @@
 /* The allocator interface: what the analysis knows of a malloc besides the blocks its walker puts
  * in the heap. Each walker of a process's malloc here (glibc_heap.c, jemalloc_heap.c,
  * mimalloc_heap.c, tcmalloc_heap.c) defines one `struct allocator`, and so does each allocator a
- * runtime layers on it (runtimes/cpython: pymalloc, CPython's mimalloc), walked by its runtime;
- * malloc_provider.c picks the one a process uses, analysis.c runs
- * its walk, and the reports, `list` and the types take its words from here, so nothing after the
- * walk asks which allocator ran. The walk records itself in the heap (heap_begin_allocator), and each arena it
- * adds belongs to it: several allocators share one heap (pymalloc on top of glibc's malloc or
- * jemalloc), and each block is named in its own allocator's words. */
+ * runtime layers on it (runtimes/cpython: pymalloc, CPython's mimalloc), walked by its runtime.
+ * Each declares here all that is particular to it: its names, its words for its places, the
+ * symbols that recognise it; malloc_provider.c picks the one a process uses by those symbols,
+ * analysis.c runs its walk, and the reports, `list` and the types take its words from here, so
+ * nothing after the walk asks which allocator ran. The walk records itself in the heap
+ * (heap_begin_allocator), and each arena it adds belongs to it: several allocators share one heap
+ * (pymalloc on top of glibc's malloc or jemalloc), and each block is named in its own allocator's
+ * words. */
 #ifndef HEAPSNAP_ALLOCATOR_H
 #define HEAPSNAP_ALLOCATOR_H
 
@@ -32,8 +34,12 @@ struct allocator {
 	const char *version_name;  /* what its version is the version of: "glibc", "jemalloc" */
 	const char *step;	   /* its step in --timings: "glibc heap" */
 	const char *metadata_type; /* the type of its own blocks (PLACE_METADATA), or NULL */
-	/* its word for a place ("fastbin", "slab_free"), "unknown" for a place it never uses */
-	const char *(*place_name)(enum allocation_place place);
+	/* its words for its places, indexed by enum allocation_place ("fastbin", "slab_free"),
+	   PLACE_COUNT of them; NULL for a place it never uses, which is named "unknown" */
+	const char *const *place_names;
+	/* the symbols that say a module defining malloc is this malloc (malloc_provider.c), tried
+	   in order, NULL-terminated; NULL for an allocator layered on a malloc */
+	const char *const *symbols;
 	/* Adds its blocks and arenas to `heap` and calls heap_finish. Fails when there is no heap
 	 * to show or when out of memory; what cannot be walked is said in warnings. NULL for an
 	 * allocator layered on another and walked with its runtime's knowledge (pymalloc). */

@@ -1470,13 +1470,101 @@ static int static_glibc_minor(struct walker *walker, struct module_symbols *libc
 }
 
 
+/* Without debug info: the layout of glibc's version (*minor), or of its age when it is linked
+ * statically, and main_arena: from its symbol (`main_arena`, 0 without) where one fits there,
+ * else by its shape; 0 when none is found. */
+static uint64_t main_arena_by_heuristics(struct walker *walker, const struct allocator_input *input,
+					 struct heap_allocator *self, uint64_t main_arena, int *minor)
+{
+	struct module_symbols *libc = input->module;
+	const char *libc_path = module_symbols_module(libc)->path;
+	glibc_layout_builtin(*minor, &walker->layout);
+	if (input->linked_statically) {
+		/* linked into the executable: its symbol table names main_arena, and where mp_
+		 * keeps sbrk_base tells the layout's age (moved in 2.35) */
+		main_arena = 0;
+		module_symbols_lookup(libc, "main_arena", &main_arena, NULL);
+		*minor = static_glibc_minor(walker, libc, main_arena);
+		glibc_layout_builtin(*minor, &walker->layout);
+		walker->glibc_minor = 0; /* a range: tcache keys cannot be checked */
+		snprintf(self->version, sizeof self->version, "%s",
+			 *minor >= 35 ? "2.35 or later" : *minor ? "2.27 to 2.34" : "");
+		if (*minor && *minor < 35)
+			warnings_add(walker->warnings,
+				     "glibc heap: the executable links glibc statically, older than "
+				     "2.35: its version is not known exactly, so free lists may be "
+				     "misread");
+	} else if (module_symbols_file(libc) == NULL) {
+		warnings_add(walker->warnings,
+			     "glibc heap: %s is not here (see its warning), so glibc's version is not "
+			     "known: the layout of 2.35 and later is assumed, and an older glibc's "
+			     "free lists may be misread",
+			     libc_path);
+	}
+	if (main_arena == 0 ||
+	    (!plausible_arena(walker, main_arena) && !arena_by_bins(walker, main_arena)))
+		main_arena = find_main_arena(walker, libc_path);
+	if (main_arena == 0) {
+		/* no arena: malloc was never called, or libc's data is not in the snapshot */
+		warnings_add(walker->warnings, "glibc heap: no malloc arena found in %s's data",
+			     libc_path);
+	}
+	return main_arena;
+}
+
+/* Walks every arena, the main one first; fails only when out of memory. */
+static int walk_arenas(struct walker *walker)
+{
+	bool heap_infos_found = false;
+	for (size_t i = 0; i < walker->arena_count; i++) {
+		const struct arena *arena = &walker->arenas[i];
+		/* (the main arena comes first: see find_heap_infos) */
+		if (!arena->main && !heap_infos_found) {
+			heap_infos_found = true;
+			if (find_heap_infos(walker) != 0)
+				return -1;
+		}
+		int walked = arena->main ? walk_main_arena(walker, arena)
+					 : walk_thread_arena(walker, arena);
+		if (walked != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The mmapped chunks, counted against mp_'s counters (at `par`) where debug info says where they
+ * are; fails only when out of memory. */
+static int walk_mmapped_chunks(struct walker *walker, bool debug, uint64_t par)
+{
+	struct mmap_counters counters = {0};
+	if (debug) {
+		uint64_t bytes = 0;
+		counters.known = address_space_read(walker->space, par + walker->layout.par_n_mmaps,
+						    &counters.chunks, sizeof counters.chunks,
+						    NULL) == 0 &&
+				 read_u64(walker, par + walker->layout.par_mmapped_mem, &bytes);
+		counters.bytes = bytes;
+	}
+	return find_mmapped_chunks(walker, &counters);
+}
+
+/* Once the chunks are in address order: the free lists mark theirs free (fast bins, tcaches),
+ * and the lists are checked against the chunks. */
+static void mark_free_lists(struct walker *walker)
+{
+	for (size_t i = 0; i < walker->arena_count; i++)
+		mark_fastbins(walker, &walker->arenas[i]);
+	mark_tcaches(walker);
+	check_tcache_keys(walker);
+	for (size_t i = 0; i < walker->arena_count; i++)
+		check_bins(walker, &walker->arenas[i]);
+}
+
 int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		    struct warnings *warnings, struct hs_error *err)
 {
 	struct address_space *space = input->space;
-	struct snapshot *snapshot = address_space_snapshot(space);
 	struct module_symbols *libc = input->module;
-	const char *libc_path = module_symbols_module(libc)->path;
 	/* the version from libc's file as found here (the one the process had), else unknown */
 	const char *libc_file = module_symbols_file(libc);
 	struct heap_allocator *self = heap_begin_allocator(heap, &glibc_allocator);
@@ -1484,7 +1572,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (walker == NULL)
 		return hs_error_nomem(err, "walking the heap");
 	walker->space = space;
-	walker->snapshot = snapshot;
+	walker->snapshot = address_space_snapshot(space);
 	walker->warnings = warnings;
 	walker->heap = heap;
 	walker->earlier_count = heap->count; /* (sorted by the earlier walk's heap_finish) */
@@ -1504,7 +1592,6 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 		debug = types && glibc_layout_from_dwarf(types, minor, &walker->layout);
 		dwarf_types_close(types);
 	}
-	int result = 0;
 	if (debug) {
 		snprintf(self->method, sizeof self->method, "debug info");
 		uint64_t sbrk_base = 0;
@@ -1512,37 +1599,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 			walker->sbrk_base = sbrk_base;
 	} else {
 		snprintf(self->method, sizeof self->method, "heuristics");
-		glibc_layout_builtin(minor, &walker->layout);
-		if (input->linked_statically) {
-			/* linked into the executable: its symbol table names main_arena, and
-			 * where mp_ keeps sbrk_base tells the layout's age (moved in 2.35) */
-			main_arena = 0;
-			module_symbols_lookup(libc, "main_arena", &main_arena, NULL);
-			minor = static_glibc_minor(walker, libc, main_arena);
-			glibc_layout_builtin(minor, &walker->layout);
-			walker->glibc_minor = 0; /* a range: tcache keys cannot be checked */
-			snprintf(self->version, sizeof self->version, "%s",
-				 minor >= 35 ? "2.35 or later" : minor ? "2.27 to 2.34" : "");
-			if (minor && minor < 35)
-				warnings_add(warnings,
-					     "glibc heap: the executable links glibc statically, "
-					     "older than 2.35: its version is not known exactly, so "
-					     "free lists may be misread");
-		} else if (libc_file == NULL) {
-			warnings_add(warnings,
-				     "glibc heap: %s is not here (see its warning), so glibc's version "
-				     "is not known: the layout of 2.35 and later is assumed, and an "
-				     "older glibc's free lists may be misread",
-				     libc_path);
-		}
-		if (main_arena == 0 ||
-		    (!plausible_arena(walker, main_arena) && !arena_by_bins(walker, main_arena)))
-			main_arena = find_main_arena(walker, libc_path);
-		if (main_arena == 0) {
-			/* no arena: malloc was never called, or libc's data is not in the snapshot */
-			warnings_add(warnings, "glibc heap: no malloc arena found in %s's data",
-				     libc_path);
-		}
+		main_arena = main_arena_by_heuristics(walker, input, self, main_arena, &minor);
 	}
 	if (main_arena != 0)
 		heap_add_bookkeeping(heap, main_arena, main_arena + walker->layout.state_size);
@@ -1551,43 +1608,13 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	uint64_t tcache_key_address = 0;
 	if (minor >= 34 && module_symbols_lookup(libc, "tcache_key", &tcache_key_address, NULL))
 		read_u64(walker, tcache_key_address, &walker->tcache_key);
-	if (main_arena != 0 && collect_arenas(walker, main_arena) != 0)
-		result = hs_error_nomem(err, "walking the heap");
-	bool heap_infos_found = false;
-	for (size_t i = 0; result == 0 && i < walker->arena_count; i++) {
-		const struct arena *arena = &walker->arenas[i];
-		/* (the main arena comes first: see find_heap_infos) */
-		if (!arena->main && !heap_infos_found) {
-			heap_infos_found = true;
-			if (find_heap_infos(walker) != 0) {
-				result = hs_error_nomem(err, "walking the heap");
-				break;
-			}
-		}
-		int walked = arena->main ? walk_main_arena(walker, arena)
-					 : walk_thread_arena(walker, arena);
-		if (walked != 0)
-			result = hs_error_nomem(err, "walking the heap");
-	}
-	struct mmap_counters counters = {0};
-	if (debug) {
-		uint64_t bytes = 0;
-		counters.known =
-			address_space_read(space, par + walker->layout.par_n_mmaps, &counters.chunks,
-					   sizeof counters.chunks, NULL) == 0 &&
-			read_u64(walker, par + walker->layout.par_mmapped_mem, &bytes);
-		counters.bytes = bytes;
-	}
-	if (result == 0 && find_mmapped_chunks(walker, &counters) != 0)
+	int result = 0;
+	if ((main_arena != 0 && collect_arenas(walker, main_arena) != 0) || walk_arenas(walker) != 0 ||
+	    walk_mmapped_chunks(walker, debug, par) != 0)
 		result = hs_error_nomem(err, "walking the heap");
 	if (result == 0) {
 		heap_finish(heap);
-		for (size_t i = 0; i < walker->arena_count; i++)
-			mark_fastbins(walker, &walker->arenas[i]);
-		mark_tcaches(walker);
-		check_tcache_keys(walker);
-		for (size_t i = 0; i < walker->arena_count; i++)
-			check_bins(walker, &walker->arenas[i]);
+		mark_free_lists(walker);
 		heap_count_totals(heap);
 	}
 	address_cursor_free(&walker->cursor);
@@ -1598,34 +1625,27 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 }
 
 /* glibc's words for its places, as `list` has always printed them */
-static const char *glibc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "mmapped";
-	case PLACE_THREAD_CACHE:
-		return "tcache";
-	case PLACE_FAST_LIST:
-		return "fastbin";
-	case PLACE_FREE_LIST:
-		return "bin";
-	case PLACE_TOP:
-		return "top";
-	case PLACE_METADATA:
-		return "metadata";
-	default:
-		return "unknown";
-	}
-}
+static const char *const glibc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "mmapped",
+	[PLACE_THREAD_CACHE] = "tcache",
+	[PLACE_FAST_LIST] = "fastbin",
+	[PLACE_FREE_LIST] = "bin",
+	[PLACE_TOP] = "top",
+	[PLACE_METADATA] = "metadata",
+};
+
+/* (a module that defines malloc and main_arena, and none of another malloc's symbols, is glibc
+   linked statically; libc.so is known by its file name) */
+static const char *const glibc_symbols[] = {"main_arena", NULL};
 
 const struct allocator glibc_allocator = {
 	.name = "glibc malloc",
 	.version_name = "glibc", /* (its version is glibc's) */
 	.step = "glibc heap",
 	.metadata_type = "glibc tcache_perthread_struct",
-	.place_name = glibc_place_name,
+	.place_names = glibc_place_names,
+	.symbols = glibc_symbols,
 	.walk = glibc_heap_walk,
 	.in_use = glibc_heap_in_use,
 };

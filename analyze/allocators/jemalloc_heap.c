@@ -4,9 +4,10 @@
  * arena keeps neither its full slabs nor its large extents in a list), but the global extent map
  * `arena_emap_global` registers every page of every slab and the first and last page of every
  * other extent (large, dirty, muzzy, retained), each pointing at its edata_t. So reading the map
- * gives them all, whatever the arena. It is a two-level radix tree whose root level (2^18 words)
- * sits inside the map in the library's .bss; each non-null word points at a leaf of 2^18 words,
- * and leaf word j of root word i describes the page ((i << 18 | j) << 12).
+ * gives them all, whatever the arena. It is a two-level radix tree (page_map.h, the shape of
+ * tcmalloc's page map too) whose root level (2^18 words) sits inside the map in the library's
+ * .bss; each non-null word points at a leaf of 2^18 words, and leaf word j of root word i
+ * describes the page ((i << 18 | j) << 12).
  *
  * Without symbols the root is found by its shape: a word of the library's writable data that
  * points at a leaf whose first element names an edata_t whose extent holds the page that
@@ -43,6 +44,7 @@
 
 #include "analyze/allocators/jemalloc_layout.h"
 #include "analyze/allocators/module_data.h"
+#include "analyze/allocators/page_map.h"
 #include "analyze/allocators/walk_report.h"
 #include "common/array_grow.h"
 
@@ -64,7 +66,7 @@ struct walker {
 	struct heap *heap;
 	struct warnings *warnings;
 	struct jemalloc_layout layout;
-	uint64_t root;			/* of the extent map's root level */
+	struct page_map map;		/* the extent map (page_map.h) */
 	struct extent *extents;	/* registered at their first page, sorted by base */
 	size_t extent_count, extent_capacity;
 	int arena_of[ARENAS_MAX];	/* heap arena index per jemalloc arena, -1 for none */
@@ -213,11 +215,19 @@ static uint64_t element_page(const struct walker *walker, uint64_t root_index, u
 	return ((root_index << layout->rtree_leaf_bits) | index) << layout->lg_page;
 }
 
+/* What a candidate leaf is tested with, in the search for the extent map's root. */
+struct root_search {
+	struct walker *walker;
+	uint64_t *leaf_words; /* room for one leaf */
+};
+
 /* Whether `leaf` looks like a leaf of the map: its first non-zero element names an edata_t
- * that fits it. Then *root_index is the root word that must point at it. */
-static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *leaf_words,
-		    uint64_t *root_index)
+ * that fits it. Then *root_index is the root word that must point at it (page_map_is_leaf). */
+static bool is_leaf(void *context, uint64_t leaf, uint64_t *root_index)
 {
+	struct root_search *search = context;
+	struct walker *walker = search->walker;
+	uint64_t *leaf_words = search->leaf_words;
 	const struct jemalloc_layout *layout = &walker->layout;
 	size_t count = (size_t)1 << layout->rtree_leaf_bits;
 	if (leaf == 0 || (leaf & 63))
@@ -259,44 +269,11 @@ struct range {
 	uint64_t start, end;
 };
 
-/* The search for the extent map's root among the words of the module's data. */
-struct root_search {
-	struct walker *walker;
-	const struct range *data;
-	uint64_t *leaf_words; /* room for one leaf */
-	size_t tried;	      /* words tried as pointers to a leaf */
-};
-
 /* The module's writable data and its .bss, merged into one range (allocator.h). */
 static bool module_data(struct address_space *space, struct symbols *symbols,
 			struct module_symbols *module, struct range *range)
 {
 	return module_data_range(space, symbols, module, &range->start, &range->end);
-}
-
-/* Whether every word of the root-sized array at `root` is 0 or could point at a leaf (aligned,
- * in anonymous writable memory): a word that points at a leaf from elsewhere (a thread's cache
- * of leaves, in a static executable's data) puts a wrong root around it, whose other words
- * are whatever lies there. */
-static bool is_root(struct walker *walker, uint64_t root)
-{
-	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	uint64_t words[512];
-	size_t count = (size_t)1 << walker->layout.rtree_root_bits;
-	for (size_t i = 0; i < count; i += 512) {
-		size_t piece = count - i < 512 ? count - i : 512;
-		if (address_space_read(walker->space, root + i * 8, words, piece * 8, NULL) != 0)
-			return false;
-		for (size_t k = 0; k < piece; k++) {
-			if (words[k] == 0)
-				continue;
-			const struct snapshot_region *region = snapshot_find_region(snapshot, words[k]);
-			if ((words[k] & 63) || region == NULL || !(region->flags & PF_W) ||
-			    region->path != NULL)
-				return false;
-		}
-	}
-	return true;
 }
 
 /* Whether `word` may point at metadata jemalloc allocated for itself (base_alloc): cache-line
@@ -310,34 +287,11 @@ static bool points_into_metadata(struct walker *walker, uint64_t word)
 	return region != NULL && (region->flags & PF_W) && region->path == NULL;
 }
 
-/* Whether the word at `at` points at a leaf of the extent map whose root, inside the module's
- * data, it is a word of; then walker->root is that root. A leaf is jemalloc metadata:
- * anonymous and writable (its 2 MiB may be more than one mapping). */
-static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
-{
-	struct root_search *search = context;
-	struct walker *walker = search->walker;
-	uint64_t root_index;
-	if (search->tried == ROOT_CANDIDATES || !points_into_metadata(walker, word))
-		return false;
-	search->tried++;
-	if (!is_leaf(walker, word, search->leaf_words, &root_index))
-		return false;
-	uint64_t root = at - root_index * 8;
-	if (root < search->data->start ||
-	    root + (8ull << walker->layout.rtree_root_bits) > search->data->end ||
-	    !is_root(walker, root))
-		return false;
-	walker->root = root;
-	return true;
-}
-
 /* Finds the root level of the extent map in the module's data (see the top of the file). */
 static void find_root(struct walker *walker, const struct range *data, uint64_t *leaf_words)
 {
-	struct root_search search = {.walker = walker, .data = data, .leaf_words = leaf_words};
-	walker->root = 0;
-	module_data_find_word(walker->space, data->start, data->end, points_at_leaf, &search);
+	struct root_search search = {.walker = walker, .leaf_words = leaf_words};
+	page_map_find_root(&walker->map, data->start, data->end, is_leaf, &search);
 }
 
 static int add_extent(struct walker *walker, const struct extent *extent, struct hs_error *err)
@@ -368,10 +322,12 @@ static void note_metadata(struct walker *walker, uint64_t address)
 }
 
 /* Every element of one leaf: each extent is taken at its first page; every element is checked
- * against the edata_t it names. */
-static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
+ * against the edata_t it names (page_map_visit_leaf). The leaf itself is metadata. */
+static int walk_leaf(void *context, uint64_t root_index, uint64_t leaf,
 		     const uint64_t *leaf_words, struct hs_error *err)
 {
+	struct walker *walker = context;
+	note_metadata(walker, leaf);
 	size_t count = (size_t)1 << walker->layout.rtree_leaf_bits;
 	struct extent last = {0};
 	bool last_ok = false;
@@ -413,39 +369,11 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, uint64_t leaf,
 	return 0;
 }
 
-static int walk_map(struct walker *walker, uint64_t *leaf_words, struct hs_error *err)
+static int walk_map(struct walker *walker, struct hs_error *err)
 {
-	size_t roots = (size_t)1 << walker->layout.rtree_root_bits;
-	uint64_t *root = malloc(roots * 8);
-	if (root == NULL)
-		return hs_error_nomem(err, "reading jemalloc's extent map");
-	if (address_space_read(walker->space, walker->root, root, roots * 8, NULL) != 0) {
-		free(root);
-		return hs_error_set(err, "jemalloc's extent map at 0x%llx cannot be read",
-				    (unsigned long long)walker->root);
-	}
-	size_t leaf_bytes = (size_t)8 << walker->layout.rtree_leaf_bits;
-	for (size_t i = 0; i < roots; i++) {
-		if (root[i] == 0)
-			continue;
-		if ((root[i] & 63) ||
-		    address_space_read(walker->space, root[i], leaf_words, leaf_bytes, NULL) != 0) {
-			walk_damage(
-			    &walker->report, walker->root + i * 8,
-			    "the extent map's root word at 0x%llx points at 0x%llx, which is not a "
-			    "readable leaf: the extents of 1 GiB of addresses are not walked",
-			    (unsigned long long)(walker->root + i * 8),
-			    (unsigned long long)root[i]);
-			continue;
-		}
-		note_metadata(walker, root[i]);
-		if (walk_leaf(walker, i, root[i], leaf_words, err) != 0) {
-			free(root);
-			return -1;
-		}
-	}
-	free(root);
-	return 0;
+	int result = page_map_walk(&walker->map, &walker->report, walk_leaf, walker, err);
+	page_map_free(&walker->map);
+	return result;
 }
 
 static int by_base(const void *a, const void *b)
@@ -1028,6 +956,14 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	    .warnings = warnings,
 	    .report = {.heap = heap, .warnings = warnings, .allocator = "jemalloc"}};
 	jemalloc_layout_5_3(&walker.layout);
+	walker.map = (struct page_map){
+		.space = space,
+		.root_bits = walker.layout.rtree_root_bits,
+		.leaf_bits = walker.layout.rtree_leaf_bits,
+		.leaf_alignment = 64,
+		.kind = "extent map",
+		.unwalked = "the extents of 1 GiB of addresses",
+	};
 	for (size_t i = 0; i < ARENAS_MAX; i++)
 		walker.arena_of[i] = -1;
 	const char *path = module_symbols_module(module)->path;
@@ -1048,7 +984,9 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (leaf_words == NULL)
 		return hs_error_nomem(err, "reading jemalloc's extent map");
 	find_root(&walker, &data, leaf_words);
-	if (walker.root == 0) {
+	free(leaf_words);
+	leaf_words = NULL;
+	if (walker.map.root == 0) {
 		hs_error_set(err,
 			     "jemalloc (%s): no extent map was found in its data (0x%llx-0x%llx): it is "
 			     "not jemalloc 5.3 as heapsnap knows it, or it has not allocated yet; there "
@@ -1062,20 +1000,18 @@ int jemalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (!input->no_debuginfo &&
 	    (module_symbols_lookup(module, "je_arena_emap_global", &symbol, &symbol_size) ||
 	     module_symbols_lookup(module, "arena_emap_global", &symbol, &symbol_size))) {
-		uint64_t root_end = walker.root + (8ull << walker.layout.rtree_root_bits);
-		if (walker.root < symbol || root_end > symbol + symbol_size)
+		uint64_t root_end = page_map_root_end(&walker.map);
+		if (walker.map.root < symbol || root_end > symbol + symbol_size)
 			warnings_add(warnings,
 				     "jemalloc: the extent map found by its shape at 0x%llx is not in "
 				     "arena_emap_global (0x%llx, %llu bytes)",
-				     (unsigned long long)walker.root, (unsigned long long)symbol,
+				     (unsigned long long)walker.map.root, (unsigned long long)symbol,
 				     (unsigned long long)symbol_size);
 		else
 			snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 	}
-	if (walk_map(&walker, leaf_words, err) != 0 || walk_extents(&walker, err) != 0)
+	if (walk_map(&walker, err) != 0 || walk_extents(&walker, err) != 0)
 		goto fail;
-	free(leaf_words);
-	leaf_words = NULL;
 	if (walk_tcaches(&walker, err) != 0 || walk_explicit_tcaches(&walker, &data, err) != 0)
 		goto fail;
 	find_arena_addresses(&walker, &data);
@@ -1094,31 +1030,25 @@ fail:
 	return -1;
 }
 
-static const char *jemalloc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "large";
-	case PLACE_THREAD_CACHE:
-		return "tcache";
-	case PLACE_FREE_LIST:
-		return "slab_free";
-	case PLACE_RETAINED:
-		return "dirty";
-	case PLACE_METADATA:
-		return "metadata";
-	default:
-		return "unknown";
-	}
-}
+static const char *const jemalloc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "large",
+	[PLACE_THREAD_CACHE] = "tcache",
+	[PLACE_FREE_LIST] = "slab_free",
+	[PLACE_RETAINED] = "dirty",
+	[PLACE_METADATA] = "metadata",
+};
+
+/* (mallctl is jemalloc's alone; je_mallctl where it is built with the prefix je_ and still
+   replaces malloc) */
+static const char *const jemalloc_symbols[] = {"mallctl", "je_mallctl", NULL};
 
 const struct allocator jemalloc_allocator = {
 	.name = "jemalloc",
 	.version_name = "jemalloc",
 	.step = "jemalloc heap",
 	.metadata_type = "jemalloc tcache bins",
-	.place_name = jemalloc_place_name,
+	.place_names = jemalloc_place_names,
+	.symbols = jemalloc_symbols,
 	.walk = jemalloc_heap_walk,
 };

@@ -31,40 +31,58 @@ static bool is_glibc_file(const char *path)
 	       strncmp(name, "ld-linux", 8) == 0 || strncmp(name, "ld-2.", 5) == 0;
 }
 
+/* The mallocs heapsnap walks that replace glibc's, in the order their symbols (allocator.h) are
+ * tried. */
+static const struct allocator *const replacing_mallocs[] = {
+	&jemalloc_allocator,
+	&tcmalloc_allocator,
+	&mimalloc_allocator,
+};
+
+/* Whether `module` defines one of the symbols that recognise `allocator`. */
+static bool recognises(const struct allocator *allocator, struct module_symbols *module)
+{
+	for (const char *const *symbol = allocator->symbols; symbol && *symbol; symbol++)
+		if (defines(module, *symbol))
+			return true;
+	return false;
+}
+
 /* The allocator a module holds, from the symbols each one alone defines, with its walker (NULL
  * when heapsnap has none); false when none is known. */
 static bool known_allocator(struct module_symbols *module, char *name, size_t size,
 			    const struct allocator **walker)
 {
+	/* mallocs heapsnap has no walker for, tried after those it has */
 	static const struct {
 		const char *symbol, *name;
-		const struct allocator *walker;
-	} known[] = {
-		{"mallctl", "jemalloc", &jemalloc_allocator},
-		{"je_mallctl", "jemalloc", &jemalloc_allocator},
-		{"tc_malloc", "tcmalloc", &tcmalloc_allocator},
-		{"mi_malloc", "mimalloc", &mimalloc_allocator},
-		{"__asan_init", "AddressSanitizer's allocator", NULL},
-		{"__hwasan_init", "HWAddressSanitizer's allocator", NULL},
-		{"__msan_init", "MemorySanitizer's allocator", NULL},
-		{"__tsan_init", "ThreadSanitizer's allocator", NULL},
-		{"scudo_malloc_info", "scudo", NULL},
-		{"snmalloc_malloc", "snmalloc", NULL},
+	} unwalked[] = {
+		{"__asan_init", "AddressSanitizer's allocator"},
+		{"__hwasan_init", "HWAddressSanitizer's allocator"},
+		{"__msan_init", "MemorySanitizer's allocator"},
+		{"__tsan_init", "ThreadSanitizer's allocator"},
+		{"scudo_malloc_info", "scudo"},
+		{"snmalloc_malloc", "snmalloc"},
 		/* musl's, linked statically (its internal names) */
-		{"__libc_malloc_impl", "musl's malloc (mallocng)", NULL},
-		{"__malloc_donate", "musl's malloc", NULL},
-		{"__expand_heap", "musl's malloc (oldmalloc)", NULL},
+		{"__libc_malloc_impl", "musl's malloc (mallocng)"},
+		{"__malloc_donate", "musl's malloc"},
+		{"__expand_heap", "musl's malloc (oldmalloc)"},
 	};
-	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-		if (defines(module, known[i].symbol)) {
-			snprintf(name, size, "%s", known[i].name);
-			*walker = known[i].walker;
+	for (size_t i = 0; i < sizeof replacing_mallocs / sizeof replacing_mallocs[0]; i++)
+		if (recognises(replacing_mallocs[i], module)) {
+			snprintf(name, size, "%s", replacing_mallocs[i]->name);
+			*walker = replacing_mallocs[i];
+			return true;
+		}
+	*walker = NULL;
+	for (size_t i = 0; i < sizeof unwalked / sizeof unwalked[0]; i++)
+		if (defines(module, unwalked[i].symbol)) {
+			snprintf(name, size, "%s", unwalked[i].name);
 			return true;
 		}
 	const char *file = file_name(module_symbols_module(module)->path);
 	if (strncmp(file, "ld-musl", 7) == 0 || strncmp(file, "libc.musl", 9) == 0) {
 		snprintf(name, size, "musl's malloc");
-		*walker = NULL;
 		return true;
 	}
 	return false;
@@ -122,7 +140,8 @@ void malloc_provider_identify(struct symbols *symbols, char *out, size_t size)
 
 /* An allocator a module exports without defining malloc: its own entry points, called by code
  * that chose it (a Rust global allocator, a library's private heap), or a runtime's garbage-
- * collected heap (V8, the JVM, Go); false when none is known. */
+ * collected heap (V8, the JVM, Go); false when none is known. Its own list, not the allocators'
+ * symbols: it names each prefix an allocator is exported under, and runtimes that are no malloc. */
 static bool allocator_beside(struct module_symbols *module, char *name, size_t size)
 {
 	static const struct {
@@ -179,7 +198,7 @@ bool malloc_provider_find(struct symbols *symbols, struct malloc_provider *provi
 		char name[sizeof provider->name];
 		const struct allocator *walker = NULL;
 		bool known = known_allocator(module, name, sizeof name, &walker);
-		if (!known && defines(module, "main_arena")) {
+		if (!known && recognises(&glibc_allocator, module)) {
 			if (static_glibc == NULL)
 				static_glibc = module; /* glibc linked in statically */
 		} else if (replacement == NULL) {

@@ -970,33 +970,24 @@ int mimalloc_heap_walk_embedded(const struct allocator_input *input,
 	return walk_mimalloc(input, embedded, probe, heap, warnings, err);
 }
 
-const char *mimalloc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "large";
-	case PLACE_FREE_LIST:
-		return "page_free";
-	case PLACE_FAST_LIST:
-		return "local_free";
-	case PLACE_THREAD_CACHE:
-		return "thread_free";
-	case PLACE_TOP:
-		return "free_span";
-	case PLACE_RETAINED:
-		return "retained";
-	default:
-		return "unknown";
-	}
-}
+const char *const mimalloc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "large",
+	[PLACE_FREE_LIST] = "page_free",
+	[PLACE_FAST_LIST] = "local_free",
+	[PLACE_THREAD_CACHE] = "thread_free",
+	[PLACE_TOP] = "free_span",
+	[PLACE_RETAINED] = "retained",
+};
+
+static const char *const mimalloc_symbols[] = {"mi_malloc", NULL};
 
 const struct allocator mimalloc_allocator = {
 	.name = "mimalloc",
 	.version_name = "mimalloc",
 	.step = "mimalloc heap",
 	.metadata_type = NULL,
-	.place_name = mimalloc_place_name,
+	.place_names = mimalloc_place_names,
+	.symbols = mimalloc_symbols,
 	.walk = mimalloc_heap_walk,
 };

@@ -47,7 +47,8 @@ int mimalloc_heap_walk_embedded(const struct allocator_input *input,
 				const struct mimalloc_embedded *embedded, bool probe,
 				struct heap *heap, struct warnings *warnings, struct hs_error *err);
 
-/* mimalloc's word for a place ("page_free", "thread_free"), for the allocators that walk it. */
-const char *mimalloc_place_name(enum allocation_place place);
+/* mimalloc's words for its places ("page_free", "thread_free"), for the allocators that walk it
+ * (allocator.h). */
+extern const char *const mimalloc_place_names[PLACE_COUNT];
 
 #endif

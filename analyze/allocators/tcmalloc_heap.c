@@ -2,9 +2,9 @@
  *
  * Why the page map: tcmalloc's page heap lists only its free spans; the spans it hands out (to
  * the central caches for small objects, or whole as a large block) are in no list it keeps
- * globally, but its page map (PageHeap::pagemap_, a TCMalloc_PageMap2<35>: a root of 2^17 leaf
- * pointers inside the page heap, in the library's .bss, each leaf 2^18 Span pointers, one per
- * 8 KiB page) registers the first and last page of every span and every page of a small-object
+ * globally, but its page map (PageHeap::pagemap_, a TCMalloc_PageMap2<35>, page_map.h: a root
+ * of 2^17 leaf pointers inside the page heap, in the library's .bss, each leaf 2^18 Span
+ * pointers, one per 8 KiB page) registers the first and last page of every span and every page of a small-object
  * span. So reading the map gives every span. Entries for other pages are never cleared: after
  * spans merge, an inner page may still point at a Span since deleted or reused, so a span is
  * taken only at the entry of its own first page, and then its last page's entry must point at
@@ -43,10 +43,10 @@
 #include <string.h>
 
 #include "analyze/allocators/module_data.h"
+#include "analyze/allocators/page_map.h"
 #include "analyze/allocators/walk_report.h"
 #include "common/array_grow.h"
 
-#define ROOT_CANDIDATES (1u << 20) /* words of the module's data tried as pointers to a leaf */
 #define LEAF_PIECE 512		/* entries of a candidate leaf read at a time */
 #define LEAF_ENTRIES_TRIED 64	/* distinct entries of a candidate leaf tried as a span's first */
 #define THREAD_CACHES_MAX 100000 /* more ThreadCaches than this in the list: it loops */
@@ -99,9 +99,7 @@ struct walker {
 	uint32_t sizes[CLASSES_MAX];   /* class_to_size_ */
 	unsigned class_count;	       /* num_size_classes */
 	uint64_t sizes_address;	       /* of class_to_size_ */
-	uint64_t root;		       /* of the page map's root */
-	size_t root_candidates;	       /* words tried as pointers to a leaf */
-	uint64_t *root_words;	       /* its 2^17 leaf pointers */
+	struct page_map map;	       /* the page map (page_map.h) */
 	struct span *spans;
 	size_t span_count, span_capacity;
 	struct address_cursor pages; /* a window over the spans, read in address order */
@@ -213,9 +211,11 @@ static bool read_span(struct walker *walker, uint64_t address, struct span *span
 /* Whether `leaf` looks like a leaf of the page map: among its first non-zero entries, one names
  * a Span that starts at the page that entry stands for (entries of other pages may be stale, but
  * a span's first page always points at it), and every entry read names a readable Span. Then
- * *root_index is the root word that points at it. */
-static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *piece, uint64_t *root_index)
+ * *root_index is the root word that points at it (page_map_is_leaf). */
+static bool is_leaf(void *context, uint64_t leaf, uint64_t *root_index)
 {
+	struct walker *walker = context;
+	uint64_t piece[LEAF_PIECE];
 	size_t count = (size_t)1 << MAP_LEAF_BITS, distinct = 0;
 	uint64_t previous = 0, mask = (1ull << MAP_LEAF_BITS) - 1;
 	for (size_t j = 0; j < count && distinct < LEAF_ENTRIES_TRIED; j++) {
@@ -239,72 +239,12 @@ static bool is_leaf(struct walker *walker, uint64_t leaf, uint64_t *piece, uint6
 	return false;
 }
 
-/* Whether the 2^17 words at `root` look like the page map's root: each non-zero one points at
- * tcmalloc metadata (anonymous, writable, outside the module's data), and one is `leaf`. */
-static bool is_root(struct walker *walker, uint64_t root, uint64_t leaf)
-{
-	struct snapshot *snapshot = address_space_snapshot(walker->space);
-	uint64_t words[512];
-	bool has_leaf = false;
-	for (uint64_t at = root; at < root + (8ull << MAP_ROOT_BITS); at += sizeof words) {
-		if (address_space_read(walker->space, at, words, sizeof words, NULL) != 0)
-			return false;
-		for (size_t k = 0; k < 512; k++) {
-			if (words[k] == 0)
-				continue;
-			const struct snapshot_region *region = snapshot_find_region(snapshot, words[k]);
-			if ((words[k] & 7) || region == NULL || !(region->flags & PF_W) ||
-			    region->path != NULL ||
-			    (words[k] >= walker->data_start && words[k] < walker->data_end))
-				return false;
-			has_leaf |= words[k] == leaf;
-		}
-	}
-	return has_leaf;
-}
-
-/* Whether the word at `at` points at a leaf of the page map whose root, inside the module's
- * data, it is a word of; then walker->root is that root. Leaves are tcmalloc metadata:
- * anonymous and writable, not in its data (whose .bss may be anonymous too). */
-static bool points_at_leaf(void *context, uint64_t at, uint64_t word)
-{
-	struct walker *walker = context;
-	uint64_t root_index, piece[LEAF_PIECE];
-	if (word == 0 || (word & 7) || walker->root_candidates == ROOT_CANDIDATES)
-		return false;
-	const struct snapshot_region *region =
-		snapshot_find_region(address_space_snapshot(walker->space), word);
-	if (region == NULL || !(region->flags & PF_W) || region->path != NULL ||
-	    (word >= walker->data_start && word < walker->data_end))
-		return false;
-	walker->root_candidates++;
-	if (!is_leaf(walker, word, piece, &root_index))
-		return false;
-	uint64_t root = at - root_index * 8;
-	if (root < walker->data_start || root + (8ull << MAP_ROOT_BITS) > walker->data_end ||
-	    !is_root(walker, root, word))
-		return false;
-	walker->root = root;
-	return true;
-}
-
 /* Finds the page map's root in the module's data (see the top of the file); false when none
  * is there. */
 static bool find_root(struct walker *walker)
 {
-	return module_data_find_word(walker->space, walker->data_start, walker->data_end,
-				   points_at_leaf, walker) != 0;
-}
-
-/* The page map's entry for `page`, 0 when it has none or it cannot be read. */
-static uint64_t map_get(struct walker *walker, uint64_t page)
-{
-	uint64_t root_index = page >> MAP_LEAF_BITS, entry = 0;
-	if (root_index >= (1ull << MAP_ROOT_BITS) || walker->root_words[root_index] == 0)
-		return 0;
-	uint64_t at = walker->root_words[root_index] + (page & ((1ull << MAP_LEAF_BITS) - 1)) * 8;
-	address_space_read_u64(walker->space, at, &entry);
-	return entry;
+	return page_map_find_root(&walker->map, walker->data_start, walker->data_end, is_leaf,
+				  walker);
 }
 
 static int add_span(struct walker *walker, const struct span *span, struct hs_error *err)
@@ -318,10 +258,12 @@ static int add_span(struct walker *walker, const struct span *span, struct hs_er
 	return 0;
 }
 
-/* Every span of one leaf, taken at the entry of its first page. */
-static int walk_leaf(struct walker *walker, uint64_t root_index, const uint64_t *entries,
+/* Every span of one leaf, taken at the entry of its first page (page_map_visit_leaf). */
+static int walk_leaf(void *context, uint64_t root_index, uint64_t leaf, const uint64_t *entries,
 		     struct hs_error *err)
 {
+	(void)leaf;
+	struct walker *walker = context;
 	size_t count = (size_t)1 << MAP_LEAF_BITS;
 	uint64_t previous = 0;
 	for (size_t j = 0; j < count; j++) {
@@ -335,7 +277,7 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, const uint64_t 
 			continue; /* a stale entry, or one of another page of its span */
 		uint64_t last_page = span.start + span.length - 1;
 		if (span.location > SPAN_RETURNED || span.size_class >= walker->class_count ||
-		    map_get(walker, last_page) != entry) {
+		    page_map_entry(&walker->map, last_page) != entry) {
 			damage(walker, entry,
 			       "the span at 0x%llx (descriptor 0x%llx, %llu pages, size class %u, "
 			       "location %u) is not registered in the page map as tcmalloc leaves a "
@@ -353,37 +295,7 @@ static int walk_leaf(struct walker *walker, uint64_t root_index, const uint64_t 
 
 static int walk_map(struct walker *walker, struct hs_error *err)
 {
-	size_t roots = (size_t)1 << MAP_ROOT_BITS, leaf_bytes = (size_t)8 << MAP_LEAF_BITS;
-	walker->root_words = malloc(roots * 8);
-	uint64_t *entries = malloc(leaf_bytes);
-	if (walker->root_words == NULL || entries == NULL) {
-		free(entries);
-		return hs_error_nomem(err, "reading tcmalloc's page map");
-	}
-	if (address_space_read(walker->space, walker->root, walker->root_words, roots * 8, NULL) != 0) {
-		free(entries);
-		return hs_error_set(err, "tcmalloc's page map at 0x%llx cannot be read",
-				    (unsigned long long)walker->root);
-	}
-	for (size_t i = 0; i < roots; i++) {
-		uint64_t leaf = walker->root_words[i];
-		if (leaf == 0)
-			continue;
-		if ((leaf & 7) || address_space_read(walker->space, leaf, entries, leaf_bytes, NULL) != 0) {
-			damage(walker, walker->root + i * 8,
-			       "the page map's root word at 0x%llx points at 0x%llx, which is not a "
-			       "readable leaf: the spans of 2 GiB of addresses are not walked",
-			       (unsigned long long)(walker->root + i * 8), (unsigned long long)leaf);
-			walker->root_words[i] = 0;
-			continue;
-		}
-		if (walk_leaf(walker, i, entries, err) != 0) {
-			free(entries);
-			return -1;
-		}
-	}
-	free(entries);
-	return 0;
+	return page_map_walk(&walker->map, &walker->report, walk_leaf, walker, err);
 }
 
 static int by_start(const void *a, const void *b)
@@ -738,9 +650,128 @@ static bool symbol(const struct allocator_input *input, const char *name, uint64
 
 static void free_walker(struct walker *walker)
 {
-	free(walker->root_words);
+	page_map_free(&walker->map);
 	free(walker->spans);
 	address_cursor_free(&walker->pages);
+}
+
+/* How many of the structures found by their shape a build's symbols confirm, and contradict. */
+struct symbol_checks {
+	int checked, disagree;
+};
+
+/* The page heap (whose page map is inside it) and the size map against their symbols, which
+ * static builds keep. */
+static void check_page_map_and_sizes(struct walker *walker, const struct allocator_input *input,
+				     struct symbol_checks *checks)
+{
+	uint64_t address, size;
+	if (symbol(input, "_ZN8tcmalloc6Static9pageheap_E", &address, &size)) {
+		bool inside = walker->map.root >= address &&
+			      page_map_root_end(&walker->map) <= address + size;
+		inside ? checks->checked++ : checks->disagree++;
+		if (!inside)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the page map found by its shape at 0x%llx is not in "
+				     "Static::pageheap_ (0x%llx, %llu bytes)",
+				     (unsigned long long)walker->map.root, (unsigned long long)address,
+				     (unsigned long long)size);
+	}
+	if (symbol(input, "_ZN8tcmalloc6Static8sizemap_E", &address, &size)) {
+		bool inside = walker->sizes_address >= address &&
+			      walker->sizes_address + CLASSES_MAX * 4 <= address + size;
+		inside ? checks->checked++ : checks->disagree++;
+		if (!inside)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the size classes found by their shape at 0x%llx are "
+				     "not in Static::sizemap_ (0x%llx)",
+				     (unsigned long long)walker->sizes_address, (unsigned long long)address);
+	}
+}
+
+/* The central caches, found by their shape and checked against their symbol where a build has
+ * it, and the objects waiting in their transfer slots; their address, or 0 when not found. */
+static uint64_t walk_central_caches(struct walker *walker, const struct allocator_input *input,
+				    struct symbol_checks *checks)
+{
+	uint64_t address, size;
+	uint64_t central = find_central_cache(walker);
+	if (central && symbol(input, "_ZN8tcmalloc6Static14central_cache_E", &address, &size)) {
+		central == address ? checks->checked++ : checks->disagree++;
+		if (central != address)
+			warnings_add(walker->warnings,
+				     "tcmalloc: the central caches found by their shape at 0x%llx are "
+				     "not Static::central_cache_ (0x%llx)",
+				     (unsigned long long)central, (unsigned long long)address);
+	}
+	if (central)
+		walk_transfer_caches(walker, central);
+	else
+		warnings_add(walker->warnings,
+			     "tcmalloc: its central caches were not found in its data: objects waiting "
+			     "in their transfer slots, if any, are counted as live");
+	return central;
+}
+
+/* The thread caches' list and the objects cached there. Where the library exports the list
+ * (Debian's do), the word there must have the shape (scanning the data for it reads the memory
+ * every pointer there points at, which costs more than the rest of the walk on a large heap). */
+static void walk_all_thread_caches(struct walker *walker, const struct allocator_input *input,
+				   struct symbol_checks *checks)
+{
+	uint64_t heads = 0, address, size;
+	if (symbol(input, "_ZN8tcmalloc11ThreadCache13thread_heaps_E", &address, &size)) {
+		bool ok = true;
+		uint64_t head = read_word(walker, address, &ok);
+		if (ok && (head == 0 || is_thread_heaps(walker, address, head))) {
+			checks->checked++;
+			heads = address;
+		} else {
+			checks->disagree++;
+			heads = find_thread_heaps(walker);
+			warnings_add(walker->warnings,
+				     "tcmalloc: ThreadCache::thread_heaps_ (0x%llx) does not point at the "
+				     "first thread cache of a thread; the list found by its shape (at "
+				     "0x%llx) is walked",
+				     (unsigned long long)address, (unsigned long long)heads);
+		}
+	} else {
+		heads = find_thread_heaps(walker);
+	}
+	size_t caches = 0;
+	if (heads) {
+		bool ok = true;
+		walk_thread_caches(walker, read_word(walker, heads, &ok), &caches);
+	}
+	if (caches == 0)
+		warnings_add(walker->warnings,
+			     "tcmalloc: no thread cache was found (none is in use, or its list was not "
+			     "recognised): objects cached by threads, if any, are counted as live");
+}
+
+/* Finds what the walk starts from in the module's data: the size classes, then the page map
+ * (whose leaves are told by their spans' size classes); fails when one is not there. */
+static int find_structures(struct walker *walker, const struct allocator_input *input,
+			   struct hs_error *err)
+{
+	const char *path = module_symbols_module(input->module)->path;
+	if (!module_data_range(walker->space, input->symbols, input->module, &walker->data_start,
+			       &walker->data_end))
+		return hs_error_set(err,
+				    "tcmalloc (%s): its writable data is not in the snapshot, so its "
+				    "page map cannot be found and there is no heap to show",
+				    path);
+	const char *missing = !find_size_classes(walker) ? "size class table"
+			      : !find_root(walker)	  ? "page map"
+							  : NULL;
+	if (missing)
+		return hs_error_set(err,
+				    "tcmalloc (%s): no %s was found in its data (0x%llx-0x%llx): it is "
+				    "not gperftools 2.10 as heapsnap knows it, or it has not allocated "
+				    "yet; there is no heap to show",
+				    path, missing, (unsigned long long)walker->data_start,
+				    (unsigned long long)walker->data_end);
+	return 0;
 }
 
 int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
@@ -755,36 +786,25 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 				 .warnings = warnings,
 				 .report = {.heap = heap, .warnings = warnings, .allocator = "tcmalloc"}};
 	address_cursor_init(&walker.pages, space);
-	const char *path = module_symbols_module(input->module)->path;
+	walker.map = (struct page_map){
+		.space = space,
+		.root_bits = MAP_ROOT_BITS,
+		.leaf_bits = MAP_LEAF_BITS,
+		.leaf_alignment = 8,
+		.leaves_outside_data = true,
+		.kind = "page map",
+		.unwalked = "the spans of 2 GiB of addresses",
+	};
 	snprintf(self->method, sizeof self->method, "heuristics");
 	read_version(input->module, self->version, sizeof self->version);
 	if (self->version[0] && strcmp(self->version, "2.10") != 0)
 		warnings_add(warnings,
 			     "tcmalloc (gperftools %s) in %s: heapsnap knows the layouts of 2.10; the "
 			     "heap is read with them and checked structure by structure",
-			     self->version, path);
-	if (!module_data_range(space, input->symbols, input->module, &walker.data_start,
-				   &walker.data_end)) {
-		hs_error_set(err,
-			     "tcmalloc (%s): its writable data is not in the snapshot, so its page map "
-			     "cannot be found and there is no heap to show",
-			     path);
+			     self->version, module_symbols_module(input->module)->path);
+	if (find_structures(&walker, input, err) != 0)
 		goto fail;
-	}
-	/* (the page map's leaves are told by their spans' size classes) */
-	const char *missing = !find_size_classes(&walker) ? "size class table"
-			      : !find_root(&walker)	   ? "page map"
-							   : NULL;
-	if (missing) {
-		hs_error_set(err,
-			     "tcmalloc (%s): no %s was found in its data (0x%llx-0x%llx): it is not "
-			     "gperftools 2.10 as heapsnap knows it, or it has not allocated yet; there "
-			     "is no heap to show",
-			     path, missing, (unsigned long long)walker.data_start,
-			     (unsigned long long)walker.data_end);
-		goto fail;
-	}
-	struct heap_arena arena = {.address = walker.root};
+	struct heap_arena arena = {.address = walker.map.root};
 	snprintf(arena.kind, sizeof arena.kind, "page heap");
 	if (heap_add_arena(heap, &arena) != 0) {
 		hs_error_nomem(err, "listing tcmalloc's page heap");
@@ -794,87 +814,21 @@ int tcmalloc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	if (walk_map(&walker, err) != 0 || walk_spans(&walker, err) != 0)
 		goto fail;
 
-	/* the structures found by shape against the symbols a build has: the page heap (whose
-	   page map is inside it) and the size map in static builds, the thread caches' list in
-	   every Debian build (it is exported) */
-	int checked = 0, disagree = 0;
-	uint64_t address, size;
-	if (symbol(input, "_ZN8tcmalloc6Static9pageheap_E", &address, &size)) {
-		bool inside = walker.root >= address &&
-			      walker.root + (8ull << MAP_ROOT_BITS) <= address + size;
-		inside ? checked++ : disagree++;
-		if (!inside)
-			warnings_add(warnings,
-				     "tcmalloc: the page map found by its shape at 0x%llx is not in "
-				     "Static::pageheap_ (0x%llx, %llu bytes)",
-				     (unsigned long long)walker.root, (unsigned long long)address,
-				     (unsigned long long)size);
-	}
-	if (symbol(input, "_ZN8tcmalloc6Static8sizemap_E", &address, &size)) {
-		bool inside = walker.sizes_address >= address &&
-			      walker.sizes_address + CLASSES_MAX * 4 <= address + size;
-		inside ? checked++ : disagree++;
-		if (!inside)
-			warnings_add(warnings,
-				     "tcmalloc: the size classes found by their shape at 0x%llx are "
-				     "not in Static::sizemap_ (0x%llx)",
-				     (unsigned long long)walker.sizes_address, (unsigned long long)address);
-	}
-	uint64_t central = find_central_cache(&walker);
-	if (central && symbol(input, "_ZN8tcmalloc6Static14central_cache_E", &address, &size)) {
-		central == address ? checked++ : disagree++;
-		if (central != address)
-			warnings_add(warnings,
-				     "tcmalloc: the central caches found by their shape at 0x%llx are "
-				     "not Static::central_cache_ (0x%llx)",
-				     (unsigned long long)central, (unsigned long long)address);
-	}
-	if (central)
-		walk_transfer_caches(&walker, central);
-	else
-		warnings_add(warnings,
-			     "tcmalloc: its central caches were not found in its data: objects waiting "
-			     "in their transfer slots, if any, are counted as live");
-
-	/* the thread caches' list: where the library exports it (Debian's do), the word there
-	   must have the shape (scanning the data for it reads the memory every pointer there
-	   points at, which costs more than the rest of the walk on a large heap) */
-	uint64_t heads = 0;
-	if (symbol(input, "_ZN8tcmalloc11ThreadCache13thread_heaps_E", &address, &size)) {
-		bool ok = true;
-		uint64_t head = read_word(&walker, address, &ok);
-		if (ok && (head == 0 || is_thread_heaps(&walker, address, head))) {
-			checked++;
-			heads = address;
-		} else {
-			disagree++;
-			heads = find_thread_heaps(&walker);
-			warnings_add(warnings,
-				     "tcmalloc: ThreadCache::thread_heaps_ (0x%llx) does not point at the "
-				     "first thread cache of a thread; the list found by its shape (at "
-				     "0x%llx) is walked",
-				     (unsigned long long)address, (unsigned long long)heads);
-		}
-	} else {
-		heads = find_thread_heaps(&walker);
-	}
-	size_t caches = 0;
-	if (heads) {
-		bool ok = true;
-		walk_thread_caches(&walker, read_word(&walker, heads, &ok), &caches);
-	}
-	if (caches == 0)
-		warnings_add(warnings,
-			     "tcmalloc: no thread cache was found (none is in use, or its list was not "
-			     "recognised): objects cached by threads, if any, are counted as live");
-	if (checked > 0 && disagree == 0)
+	/* the structures found by shape against the symbols a build has: the page heap and the
+	   size map in static builds, the thread caches' list in every Debian build (it is
+	   exported) */
+	struct symbol_checks checks = {0};
+	check_page_map_and_sizes(&walker, input, &checks);
+	uint64_t central = walk_central_caches(&walker, input, &checks);
+	walk_all_thread_caches(&walker, input, &checks);
+	if (checks.checked > 0 && checks.disagree == 0)
 		snprintf(self->method, sizeof self->method, "heuristics, checked by symbols");
 
 	/* the page map's root and the central caches point at leaves, spans and cached objects
 	   (their unused transfer slots may still name objects since handed out): not references.
 	   The rest of tcmalloc's data is not bookkeeping: it holds pointers to its own live
 	   blocks (the MallocExtension instance), which are references. */
-	heap_add_bookkeeping(heap, walker.root, walker.root + (8ull << MAP_ROOT_BITS));
+	heap_add_bookkeeping(heap, walker.map.root, page_map_root_end(&walker.map));
 	if (central)
 		heap_add_bookkeeping(heap, central,
 				     central + (uint64_t)walker.class_count * CENTRAL_STRIDE);
@@ -887,31 +841,23 @@ fail:
 	return -1;
 }
 
-static const char *tcmalloc_place_name(enum allocation_place place)
-{
-	switch (place) {
-	case PLACE_IN_USE:
-		return "in_use";
-	case PLACE_LARGE:
-		return "large";
-	case PLACE_THREAD_CACHE:
-		return "thread_cache";
-	case PLACE_FAST_LIST:
-		return "transfer_cache";
-	case PLACE_FREE_LIST:
-		return "central_free";
-	case PLACE_RETAINED:
-		return "page_heap";
-	default:
-		return "unknown";
-	}
-}
+static const char *const tcmalloc_place_names[PLACE_COUNT] = {
+	[PLACE_IN_USE] = "in_use",
+	[PLACE_LARGE] = "large",
+	[PLACE_THREAD_CACHE] = "thread_cache",
+	[PLACE_FAST_LIST] = "transfer_cache",
+	[PLACE_FREE_LIST] = "central_free",
+	[PLACE_RETAINED] = "page_heap",
+};
+
+static const char *const tcmalloc_symbols[] = {"tc_malloc", NULL};
 
 const struct allocator tcmalloc_allocator = {
 	.name = "tcmalloc",
 	.version_name = "gperftools",
 	.step = "tcmalloc heap",
 	.metadata_type = NULL,
-	.place_name = tcmalloc_place_name,
+	.place_names = tcmalloc_place_names,
+	.symbols = tcmalloc_symbols,
 	.walk = tcmalloc_heap_walk,
 };

@@ -529,43 +529,48 @@ static bool is_dead_thread_stack(struct builder *builder, const struct snapshot_
 	return false;
 }
 
-static int scan_roots(struct builder *builder)
+/* The roots each model declares: its own (first, so that a shortest path names them rather
+ * than the C structures that also lead there), or its late ones (after the memory's). */
+static int scan_model_roots(struct builder *builder, bool late)
 {
-	struct snapshot *snapshot = address_space_snapshot(builder->space);
-	size_t region_count, thread_count;
-	const struct snapshot_region *regions = snapshot_regions(snapshot, &region_count);
-	const struct snapshot_thread *threads = snapshot_threads(snapshot, &thread_count);
-	bool *claimed = calloc(region_count + 1, sizeof *claimed);
-	uint64_t *scanned_to = calloc(region_count + 1, sizeof *scanned_to); /* by module data */
-	if (claimed == NULL || scanned_to == NULL) {
-		free(claimed);
-		free(scanned_to);
-		return -1;
-	}
-	char name[192];
 	int result = 0;
-
-	/* the runtime's own roots first: a shortest path then names them rather than the C
-	   structures that also lead there */
 	for (size_t m = 0; m < builder->model_count && result == 0; m++) {
-		if (builder->models[m].roots == NULL)
+		int (*roots)(void *context, struct graph_emitter *emitter) =
+			late ? builder->models[m].late_roots : builder->models[m].roots;
+		if (roots == NULL)
 			continue;
 		struct graph_emitter emitter = {builder};
-		result = builder->models[m].roots(builder->models[m].context, &emitter);
+		result = roots(builder->models[m].context, &emitter);
 		if (builder->root_open)
 			end_row(builder);
 		builder->root_open = false;
 	}
+	return result;
+}
 
-	builder->in_memory_roots = true;
-	/* module data and, right after it, the module's .bss */
-	for (size_t i = 0; i < region_count && result == 0; i++) {
+/* The snapshot's regions as the scan of memory roots goes through them: which a root has taken
+ * whole, and how far a module's data reached into each. */
+struct root_regions {
+	struct snapshot *snapshot;
+	const struct snapshot_region *regions;
+	size_t count;
+	bool *claimed;
+	uint64_t *scanned_to;
+};
+
+/* Module data and, right after it, the module's .bss. */
+static int scan_module_data_roots(struct builder *builder, struct root_regions *scan)
+{
+	const struct snapshot_region *regions = scan->regions;
+	int result = 0;
+	for (size_t i = 0; i < scan->count && result == 0; i++) {
 		const struct snapshot_region *region = &regions[i];
 		const char *module = region->path;
 		if (module == NULL && i > 0 && regions[i - 1].path &&
-		    regions[i - 1].end == region->start && is_module_path(snapshot, regions[i - 1].path))
+		    regions[i - 1].end == region->start &&
+		    is_module_path(scan->snapshot, regions[i - 1].path))
 			module = regions[i - 1].path;
-		if (module == NULL || !(region->flags & PF_W) || !is_module_path(snapshot, module))
+		if (module == NULL || !(region->flags & PF_W) || !is_module_path(scan->snapshot, module))
 			continue;
 		uint64_t end = region->end;
 		if (region->path == NULL) {
@@ -576,92 +581,116 @@ static int scan_roots(struct builder *builder)
 				end = image_end > region->start ? image_end : region->start;
 		}
 		if (end == region->end)
-			claimed[i] = true;
-		scanned_to[i] = end;
+			scan->claimed[i] = true;
+		scan->scanned_to[i] = end;
 		if (end > region->start)
 			result = scan_module_data(builder, region->start, end, module);
 	}
+	return result;
+}
 
-	/* threads: stack from the stack pointer up, registers, thread-local storage */
-	for (size_t t = 0; t < thread_count && result == 0; t++) {
-		const struct snapshot_thread *thread = &threads[t];
-		const char *thread_name = thread->name[0] ? thread->name : "?";
-		const struct snapshot_region *stack =
-			snapshot_find_region(snapshot, thread->registers.rsp);
-		const char *module, *function = NULL;
-		uint64_t offset;
-		symbols_lookup_address(builder->symbols, thread->registers.rip, &module, &function,
-				       &offset);
-		uint64_t stack_start = 0, stack_end = 0;
-		if (stack) {
-			claimed[stack - regions] = true;
-			stack_start = thread->registers.rsp - STACK_RED_ZONE;
-			if (stack_start < stack->start)
-				stack_start = stack->start;
-			stack_end = stack->end;
-			if (function)
-				snprintf(name, sizeof name, "thread %d (%s) stack, in %s()", thread->tid,
-					 thread_name, function);
-			else
-				snprintf(name, sizeof name, "thread %d (%s) stack", thread->tid,
-					 thread_name);
-			if (begin_root(builder, ROOT_STACK, name) != 0 ||
-			    scan_range(builder, stack_start, stack_end) != 0) {
-				result = -1;
-				break;
-			}
-			end_row(builder);
-		}
-		snprintf(name, sizeof name, "thread %d (%s) registers", thread->tid, thread_name);
-		result = begin_root(builder, ROOT_REGISTERS, name);
-		const uint64_t *words = (const uint64_t *)&thread->registers;
-		for (size_t k = 0; result == 0 && k < sizeof thread->registers / 8; k++) {
-			uint32_t target = node_at(builder, words[k]);
-			if (target != GRAPH_NONE)
-				result = add_edge(builder, target, (uint32_t)(k * 8));
-		}
+/* One thread's roots: its stack from the stack pointer up, its registers, its thread-local
+ * storage. */
+static int scan_thread_roots(struct builder *builder, struct root_regions *scan,
+			     const struct snapshot_thread *thread)
+{
+	char name[192];
+	const char *thread_name = thread->name[0] ? thread->name : "?";
+	const struct snapshot_region *stack =
+		snapshot_find_region(scan->snapshot, thread->registers.rsp);
+	const char *module, *function = NULL;
+	uint64_t offset;
+	symbols_lookup_address(builder->symbols, thread->registers.rip, &module, &function, &offset);
+	uint64_t stack_start = 0, stack_end = 0;
+	if (stack) {
+		scan->claimed[stack - scan->regions] = true;
+		stack_start = thread->registers.rsp - STACK_RED_ZONE;
+		if (stack_start < stack->start)
+			stack_start = stack->start;
+		stack_end = stack->end;
+		if (function)
+			snprintf(name, sizeof name, "thread %d (%s) stack, in %s()", thread->tid,
+				 thread_name, function);
+		else
+			snprintf(name, sizeof name, "thread %d (%s) stack", thread->tid, thread_name);
+		if (begin_root(builder, ROOT_STACK, name) != 0 ||
+		    scan_range(builder, stack_start, stack_end) != 0)
+			return -1;
 		end_row(builder);
-		uint64_t tls = thread->registers.fs_base;
-		const struct snapshot_region *tls_region = snapshot_find_region(snapshot, tls);
-		if (result == 0 && tls_region && !(tls >= stack_start && tls < stack_end)) {
-			claimed[tls_region - regions] = true;
-			uint64_t from = tls - tls_region->start > TLS_BELOW ? tls - TLS_BELOW
-									      : tls_region->start;
-			uint64_t to = tls_region->end - tls > TLS_ABOVE ? tls + TLS_ABOVE
-									: tls_region->end;
-			snprintf(name, sizeof name, "thread %d (%s) TLS", thread->tid, thread_name);
-			result = begin_root(builder, ROOT_TLS, name) || scan_range(builder, from, to);
-			end_row(builder);
-		}
 	}
+	snprintf(name, sizeof name, "thread %d (%s) registers", thread->tid, thread_name);
+	int result = begin_root(builder, ROOT_REGISTERS, name);
+	const uint64_t *words = (const uint64_t *)&thread->registers;
+	for (size_t k = 0; result == 0 && k < sizeof thread->registers / 8; k++) {
+		uint32_t target = node_at(builder, words[k]);
+		if (target != GRAPH_NONE)
+			result = add_edge(builder, target, (uint32_t)(k * 8));
+	}
+	end_row(builder);
+	uint64_t tls = thread->registers.fs_base;
+	const struct snapshot_region *tls_region = snapshot_find_region(scan->snapshot, tls);
+	if (result == 0 && tls_region && !(tls >= stack_start && tls < stack_end)) {
+		scan->claimed[tls_region - scan->regions] = true;
+		uint64_t from = tls - tls_region->start > TLS_BELOW ? tls - TLS_BELOW
+								      : tls_region->start;
+		uint64_t to = tls_region->end - tls > TLS_ABOVE ? tls + TLS_ABOVE : tls_region->end;
+		snprintf(name, sizeof name, "thread %d (%s) TLS", thread->tid, thread_name);
+		result = begin_root(builder, ROOT_TLS, name) || scan_range(builder, from, to);
+		end_row(builder);
+	}
+	return result;
+}
 
-	/* any other writable memory the program mapped itself and no allocator owns, but the
-	   stacks glibc keeps of threads that ended */
-	for (size_t i = 0; i < region_count && result == 0; i++) {
-		const struct snapshot_region *region = &regions[i];
-		if (claimed[i] || region->path != NULL || !(region->flags & PF_W) ||
+/* Any other writable memory the program mapped itself and no allocator owns, but the stacks
+ * glibc keeps of threads that ended. */
+static int scan_unclaimed_mappings(struct builder *builder, struct root_regions *scan,
+				   const struct snapshot_thread *threads, size_t thread_count)
+{
+	char name[192];
+	int result = 0;
+	for (size_t i = 0; i < scan->count && result == 0; i++) {
+		const struct snapshot_region *region = &scan->regions[i];
+		if (scan->claimed[i] || region->path != NULL || !(region->flags & PF_W) ||
 		    region->data_size == 0 || contains_allocation(builder, region->start, region->end) ||
 		    is_dead_thread_stack(builder, region, threads, thread_count))
 			continue;
-		uint64_t start = scanned_to[i] > region->start ? scanned_to[i] : region->start;
+		uint64_t start = scan->scanned_to[i] > region->start ? scan->scanned_to[i]
+								      : region->start;
 		snprintf(name, sizeof name, "mapping 0x%llx-0x%llx", (unsigned long long)start,
 			 (unsigned long long)region->end);
 		result = begin_root(builder, ROOT_MAPPING, name) ||
 			 scan_unclaimed(builder, start, region->end);
 		end_row(builder);
 	}
-	builder->in_memory_roots = false;
-	for (size_t m = 0; m < builder->model_count && result == 0; m++) {
-		if (builder->models[m].late_roots == NULL)
-			continue;
-		struct graph_emitter emitter = {builder};
-		result = builder->models[m].late_roots(builder->models[m].context, &emitter);
-		if (builder->root_open)
-			end_row(builder);
-		builder->root_open = false;
+	return result;
+}
+
+static int scan_roots(struct builder *builder)
+{
+	struct root_regions scan = {.snapshot = address_space_snapshot(builder->space)};
+	size_t thread_count;
+	scan.regions = snapshot_regions(scan.snapshot, &scan.count);
+	const struct snapshot_thread *threads = snapshot_threads(scan.snapshot, &thread_count);
+	scan.claimed = calloc(scan.count + 1, sizeof *scan.claimed);
+	scan.scanned_to = calloc(scan.count + 1, sizeof *scan.scanned_to); /* by module data */
+	if (scan.claimed == NULL || scan.scanned_to == NULL) {
+		free(scan.claimed);
+		free(scan.scanned_to);
+		return -1;
 	}
-	free(claimed);
-	free(scanned_to);
+	int result = scan_model_roots(builder, false);
+	builder->in_memory_roots = true;
+	if (result == 0)
+		result = scan_module_data_roots(builder, &scan);
+	for (size_t t = 0; t < thread_count && result == 0; t++)
+		result = scan_thread_roots(builder, &scan, &threads[t]);
+	if (result == 0)
+		result = scan_unclaimed_mappings(builder, &scan, threads, thread_count);
+	builder->in_memory_roots = false;
+	if (result == 0)
+		result = scan_model_roots(builder, true);
+	free(scan.claimed);
+	free(scan.scanned_to);
 	return result;
 }
 

@@ -8,7 +8,8 @@ const struct allocator cpython_mimalloc_allocator = {
 	.version_name = "mimalloc",
 	.step = "CPython's mimalloc heap",
 	.metadata_type = NULL,
-	.place_name = mimalloc_place_name,
+	.place_names = mimalloc_place_names,
+	.symbols = NULL, /* (layered on the process's malloc) */
 	.walk = NULL, /* walked by the runtime, which knows where it is */
 };
 

@@ -263,16 +263,17 @@ int pymalloc_heap_walk(struct address_space *space, struct symbols *symbols,
 	return 0;
 }
 
-static const char *pymalloc_place_name(enum allocation_place place)
-{
-	return place == PLACE_POOL ? "pool" : place == PLACE_POOL_FREE ? "pool_free" : "unknown";
-}
+static const char *const pymalloc_place_names[PLACE_COUNT] = {
+	[PLACE_POOL] = "pool",
+	[PLACE_POOL_FREE] = "pool_free",
+};
 
 const struct allocator pymalloc_allocator = {
 	.name = "pymalloc",
 	.version_name = "python", /* (its version is CPython's) */
 	.step = "pymalloc heap",
 	.metadata_type = NULL, /* (its pool headers are not blocks) */
-	.place_name = pymalloc_place_name,
+	.place_names = pymalloc_place_names,
+	.symbols = NULL, /* (layered on the process's malloc) */
 	.walk = NULL, /* walked by analysis.c with the interpreter's layout */
 };
