@@ -133,10 +133,10 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_nomem(err, "opening %s", path);
 		goto fail;
 	}
-	for (size_t i = 0; known_runtimes[i] && analysis->runtime == NULL; i++)
-		if (known_runtimes[i]->detect(analysis, options))
-			analysis->runtime = known_runtimes[i];
-	const struct runtime *runtime = analysis->runtime;
+	for (size_t i = 0; known_runtimes[i] && analysis->runtime.ops == NULL; i++)
+		if (known_runtimes[i]->detect(analysis, options, &analysis->runtime.state))
+			analysis->runtime.ops = known_runtimes[i];
+	const struct runtime *runtime = analysis->runtime.ops;
 	analysis->c_types_reading = c_types_read_start(analysis->symbols);
 	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
@@ -240,8 +240,8 @@ void analysis_close(struct analysis *analysis)
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
 	free(analysis->same_type_dominated);
-	if (analysis->runtime)
-		analysis->runtime->free(analysis);
+	if (analysis->runtime.ops)
+		analysis->runtime.ops->free(analysis->runtime.state);
 	allocation_sites_free(&analysis->sites);
 	types_free(&analysis->types);
 	heap_free(&analysis->heap);
@@ -302,8 +302,8 @@ size_t analysis_runtimes(const struct analysis *analysis, const struct runtime *
 			 size_t max)
 {
 	size_t count = 0;
-	if (analysis->runtime && count < max)
-		runtimes[count++] = analysis->runtime;
+	if (analysis->runtime.ops && count < max)
+		runtimes[count++] = analysis->runtime.ops;
 	return count;
 }
 
@@ -329,5 +329,5 @@ const char *allocation_state_name(enum allocation_state state)
 
 bool runtime_has_objects(const struct analysis *analysis)
 {
-	return analysis->runtime && analysis->runtime->object_count(analysis) > 0;
+	return analysis->runtime.ops && analysis->runtime.ops->object_count(analysis) > 0;
 }

@@ -148,11 +148,11 @@ int cmd_list(int argc, char **argv)
 			else
 				json_null(&json);
 			int generation = -1;
-			const char *role = analysis->runtime ? analysis->runtime->block_role(
+			const char *role = analysis->runtime.ops ? analysis->runtime.ops->block_role(
 								       analysis, i, &generation)
 							     : NULL;
 			if (role) {
-				json_key(&json, analysis->runtime->key);
+				json_key(&json, analysis->runtime.ops->key);
 				json_string(&json, role);
 				if (generation >= 0) {
 					json_key(&json, "generation");

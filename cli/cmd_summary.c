@@ -174,8 +174,8 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 	if (json)
 		cli_json_runtime_versions(json, analysis);
 	emit_object_end(e);
-	if (json && analysis->runtime)
-		analysis->runtime->summary_json(analysis, json);
+	if (json && analysis->runtime.ops)
+		analysis->runtime.ops->summary_json(analysis, json);
 	if (json)
 		return;
 	char process[4200];
@@ -188,7 +188,7 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 		emit_text(e, "%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
 			  mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
 			  i ? " beside it" : "", mallocs[i]->method);
-	const struct runtime *runtime = analysis->runtime;
+	const struct runtime *runtime = analysis->runtime.ops;
 	char line[8192];
 	if (runtime && runtime->describe(analysis, line, sizeof line)) {
 		emit_text(e, "%s\n", line);
@@ -481,7 +481,7 @@ static void garbage_text(struct emitter *e, const struct analysis *analysis,
 	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
 						  "untracked"};
 	emit_text(e, "\n%s garbage by the collector's generation it sits in:\n",
-		  analysis->runtime->language);
+		  analysis->runtime.ops->language);
 	for (size_t g = 0; g < 4; g++) {
 		char count[32], bytes[32];
 		cli_format_count(summary->garbage_objects[g], count, sizeof count);
@@ -503,7 +503,7 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 		emit_text(e,
 			  "\nunreachable from every root (%s objects: garbage %s has not freed yet; "
 			  "other blocks: leaked): ",
-			  analysis->runtime->language, analysis->runtime->collector);
+			  analysis->runtime.ops->language, analysis->runtime.ops->collector);
 	else
 		emit_text(e, "\nunreachable from every root (leaked: nothing can free them): ");
 	emit_object_begin(e, "unreachable");

@@ -114,7 +114,7 @@ static void find_previews(struct report *report, struct row *row)
 	for (size_t i = 0; i < after->heap.count && row->preview_count < PREVIEWS; i++) {
 		if (!report->diff->is_new[i] || analysis_type(after, i) != row->type->type)
 			continue;
-		if (after->runtime->string_text(after, i, row->previews[row->preview_count],
+		if (after->runtime.ops->string_text(after, i, row->previews[row->preview_count],
 						PREVIEW_BYTES))
 			row->preview_count++;
 	}
@@ -222,7 +222,7 @@ static void runtimes(const struct analysis *analysis, char *out, size_t size)
 {
 	size_t used = 0;
 	out[0] = '\0';
-	const struct runtime *runtime = analysis->runtime;
+	const struct runtime *runtime = analysis->runtime.ops;
 	const char *runtime_version = runtime ? runtime->version(analysis) : NULL;
 	if (runtime_version)
 		used += (size_t)snprintf(out, size, "%s %s", runtime->name, runtime_version);
@@ -341,7 +341,7 @@ static const char *unreachable_title(const struct heap_diff *diff, char *out, si
 	if (!runtime_has_objects(after))
 		return "leaked: no pointer to them remains, nothing can free them";
 	snprintf(out, size, "%s objects among them are garbage waiting for %s",
-		 after->runtime->language, after->runtime->collector);
+		 after->runtime.ops->language, after->runtime.ops->collector);
 	return out;
 }
 
@@ -431,11 +431,11 @@ static void snapshot_json(struct emitter *e, const char *key, const struct snaps
 	emit_object_end(e);
 	cli_json_damage(json, &analysis->heap.damage);
 	cli_json_unseen(json, &analysis->outside_heaps);
-	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
+	if (analysis->runtime.ops && analysis->runtime.ops->has_objects(analysis)) {
 		char damaged[64];
-		snprintf(damaged, sizeof damaged, "%s_damaged", analysis->runtime->key);
+		snprintf(damaged, sizeof damaged, "%s_damaged", analysis->runtime.ops->key);
 		json_key(json, damaged);
-		analysis->runtime->damage_json(analysis, json);
+		analysis->runtime.ops->damage_json(analysis, json);
 	}
 	if (line->totals) {
 		emit_uint(e, "live_objects", line->objects);
@@ -545,7 +545,7 @@ static void walk_damage(struct emitter *e, const struct report *report)
 			emit_markdown(e, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
 				      lines[i].label, damage);
 		}
-		const struct runtime *runtime = lines[i].analysis->runtime;
+		const struct runtime *runtime = lines[i].analysis->runtime.ops;
 		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage)) {
 			emit_text(e, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
 				  damage);

@@ -182,12 +182,12 @@ static int compare_bytes(const void *left, const void *right)
 static void note_container(struct heap_diff *diff, size_t index, size_t old)
 {
 	const struct analysis *before = diff->before, *after = diff->after;
-	if (!runtime_has_objects(after) || before->runtime != after->runtime)
+	if (!runtime_has_objects(after) || before->runtime.ops != after->runtime.ops)
 		return;
 	uint64_t length_after, length_before;
-	if (!after->runtime->container_length(after, index, &length_after) ||
+	if (!after->runtime.ops->container_length(after, index, &length_after) ||
 	    length_after < CONTAINER_MIN_GROWTH ||
-	    !before->runtime->container_length(before, old, &length_before) ||
+	    !before->runtime.ops->container_length(before, old, &length_before) ||
 	    length_after < length_before + CONTAINER_MIN_GROWTH)
 		return;
 	struct diff_container entry = {index, analysis_type(after, index), length_before,
@@ -316,7 +316,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			diff->unreachable_objects += !part;
 			diff->unreachable_bytes += allocation->size;
 			int generation;
-			if (after->runtime && after->runtime->object_at(after, j, &generation)) {
+			if (after->runtime.ops && after->runtime.ops->object_at(after, j, &generation)) {
 				size_t slot = generation >= 0 ? (size_t)generation : 3;
 				diff->garbage_objects[slot]++;
 				diff->garbage_bytes[slot] += allocation->size;

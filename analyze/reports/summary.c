@@ -153,8 +153,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		if (graph && reachable && dominated && !dominated[i])
 			group->retained += graph->retained[node];
 		int generation;
-		if (!reachable && analysis->runtime &&
-		    analysis->runtime->object_at(analysis, i, &generation)) {
+		if (!reachable && analysis->runtime.ops &&
+		    analysis->runtime.ops->object_at(analysis, i, &generation)) {
 			size_t slot = generation >= 0 ? (size_t)generation : 3;
 			summary->garbage_objects[slot]++;
 			summary->garbage_bytes[slot] += allocation->size;

@@ -19,7 +19,7 @@
 #include "common/numbers.h"
 #include "formats/json.h"
 
-/* The runtime's state in an analysis (analysis.runtime_state): the interpreter found, and its
+/* The runtime's state in an analysis (analysis.runtime.state): the interpreter found, and its
  * objects once named. */
 struct cpython_state {
 	struct cpython_info python;
@@ -29,10 +29,11 @@ struct cpython_state {
 /* NULL when the process runs another runtime, or none (version is asked of every runtime) */
 static struct cpython_state *state_of(const struct analysis *analysis)
 {
-	return analysis->runtime == &cpython_runtime ? analysis->runtime_state : NULL;
+	return analysis->runtime.ops == &cpython_runtime ? analysis->runtime.state : NULL;
 }
 
-static bool detect(struct analysis *analysis, const struct analysis_options *options)
+static bool detect(struct analysis *analysis, const struct analysis_options *options,
+		   void **made)
 {
 	struct cpython_state *state = calloc(1, sizeof *state);
 	if (state == NULL) {
@@ -45,7 +46,7 @@ static bool detect(struct analysis *analysis, const struct analysis_options *opt
 		free(state);
 		return false;
 	}
-	analysis->runtime_state = state;
+	*made = state;
 	return true;
 }
 
@@ -308,13 +309,12 @@ static bool container_length(const struct analysis *analysis, size_t index, uint
 					&state_of(analysis)->objects, &analysis->heap, index, length);
 }
 
-static void free_state(struct analysis *analysis)
+static void free_state(void *made)
 {
-	struct cpython_state *state = analysis->runtime_state;
+	struct cpython_state *state = made;
 	if (state)
 		cpython_objects_free(&state->objects);
 	free(state);
-	analysis->runtime_state = NULL;
 }
 
 const struct runtime cpython_runtime = {
