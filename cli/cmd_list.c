@@ -112,7 +112,9 @@ int cmd_list(int argc, char **argv)
 		return EXIT_ERROR;
 	struct hs_error err;
 	struct path_index *paths = NULL;
-	if (with_paths && (paths = path_index_build(analysis, show_values, &err)) == NULL) {
+	if (with_paths && (paths = path_index_build(&analysis->graph, &analysis->heap,
+						    &analysis->types, analysis->same_type_dominated,
+						    show_values, &err)) == NULL) {
 		analysis_close(analysis);
 		return cli_fail("list", &err);
 	}

@@ -99,7 +99,9 @@ struct path_job {
 static void *build_path_index(void *argument)
 {
 	struct path_job *job = argument;
-	job->index = path_index_build(job->analysis, job->show_values, &job->err);
+	const struct analysis *analysis = job->analysis;
+	job->index = path_index_build(&analysis->graph, &analysis->heap, &analysis->types,
+				      analysis->same_type_dominated, job->show_values, &job->err);
 	return NULL;
 }
 

@@ -350,8 +350,8 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 	if (diff->unreachable_count)
 		qsort(diff->unreachable, diff->unreachable_count, sizeof *diff->unreachable,
 		      compare_bytes);
-	if (cycles_find(after, diff->is_new_unreachable, &diff->cycles, &diff->cycle_count, err) !=
-	    0)
+	if (cycles_find(&after->graph, &after->heap, &after->types, diff->is_new_unreachable,
+			&diff->cycles, &diff->cycle_count, err) != 0)
 		goto fail;
 	free(seen_before);
 	free(after_match);

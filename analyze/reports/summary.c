@@ -230,7 +230,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		summary->shared_bytes = sharing.shared_bytes;
 		sharing.groups = NULL;
 		root_sharing_free(&sharing);
-		if (cycles_find(analysis, NULL, &summary->cycles, &summary->cycle_count, err) != 0) {
+		if (cycles_find(&analysis->graph, &analysis->heap, &analysis->types, NULL,
+				&summary->cycles, &summary->cycle_count, err) != 0) {
 			heap_summary_free(summary);
 			return -1;
 		}
