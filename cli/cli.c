@@ -23,6 +23,7 @@
 
 #include "analyze/graph/cycles.h"
 #include "analyze/graph/paths.h"
+#include "analyze/reports/summary.h"
 #include "analyze/sites.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
@@ -312,21 +313,24 @@ void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outsi
 	json_object_end(json);
 }
 
-void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4])
+void cli_json_garbage(struct json_writer *json, const struct garbage_counts *garbage)
 {
-	json_key(json, "python_garbage_by_generation");
+	const struct runtime_garbage_classes *classes = garbage->classes;
+	if (classes == NULL)
+		return;
+	json_key(json, classes->json_key);
 	json_array_begin(json);
-	for (size_t g = 0; g < 4; g++) {
+	for (size_t c = 0; c < classes->count; c++) {
 		json_object_begin(json);
-		json_key(json, "generation");
-		if (g < 3)
-			json_uint(json, g);
+		json_key(json, classes->json_member);
+		if (classes->classes[c].json_value >= 0)
+			json_uint(json, (uint64_t)classes->classes[c].json_value);
 		else
 			json_null(json);
 		json_key(json, "objects");
-		json_uint(json, objects[g]);
+		json_uint(json, garbage->objects[c]);
 		json_key(json, "bytes");
-		json_uint(json, bytes[g]);
+		json_uint(json, garbage->bytes[c]);
 		json_object_end(json);
 	}
 	json_array_end(json);

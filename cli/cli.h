@@ -127,8 +127,10 @@ void cli_dot_caveats(FILE *out, const struct analysis *before, const struct anal
 /* "unseen": {"bytes", "largest_mapping", "largest_bytes"} */
 void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outside);
 
-/* "python_garbage_by_generation": [...] (index 3: in no generation). */
-void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4]);
+/* The runtime's garbage by class, under its key: "python_garbage_by_generation": [{"generation",
+ * "objects", "bytes"}] (nothing when no runtime runs). */
+struct garbage_counts;
+void cli_json_garbage(struct json_writer *json, const struct garbage_counts *garbage);
 /* "cycles": [{"shape": [...], "count", "objects", "bytes", "signature"}] */
 struct cycle_shape;
 void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count);

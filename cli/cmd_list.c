@@ -149,16 +149,16 @@ int cmd_list(int argc, char **argv)
 				json_string(&json, type);
 			else
 				json_null(&json);
-			int generation = -1;
-			const char *role = analysis->runtime.ops ? analysis->runtime.ops->block_role(
-								       analysis, i, &generation)
-							     : NULL;
+			const struct runtime *runtime = analysis->runtime.ops;
+			size_t class = 0;
+			const char *role = runtime ? runtime->block_role(analysis, i, &class) : NULL;
 			if (role) {
-				json_key(&json, analysis->runtime.ops->key);
+				json_key(&json, runtime->key);
 				json_string(&json, role);
-				if (generation >= 0) {
-					json_key(&json, "generation");
-					json_int(&json, generation);
+				const struct runtime_garbage_classes *classes = runtime->garbage;
+				if (class < classes->count && classes->classes[class].json_value >= 0) {
+					json_key(&json, classes->json_member);
+					json_int(&json, classes->classes[class].json_value);
 				}
 			}
 			struct path_shape path;

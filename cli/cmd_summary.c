@@ -476,19 +476,17 @@ static void walk_shared(struct emitter *e, const struct heap_summary *summary)
 	emit_object_end(e);
 }
 
-/* Text: the collector's generations the garbage sits in, every one. */
+/* Text: the classes the runtime's collector sorts the garbage into, every one. */
 static void garbage_text(struct emitter *e, const struct analysis *analysis,
 			 const struct heap_summary *summary)
 {
-	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
-						  "untracked"};
-	emit_text(e, "\n%s garbage by the collector's generation it sits in:\n",
-		  analysis->runtime.ops->language);
-	for (size_t g = 0; g < 4; g++) {
+	const struct runtime_garbage_classes *classes = summary->garbage.classes;
+	emit_text(e, "\n%s %s:\n", analysis->runtime.ops->language, classes->text_heading);
+	for (size_t c = 0; c < classes->count; c++) {
 		char count[32], bytes[32];
-		cli_format_count(summary->garbage_objects[g], count, sizeof count);
-		cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);
-		emit_text(e, "  %-14s %12s objects %10s\n", generations[g], count, bytes);
+		cli_format_count(summary->garbage.objects[c], count, sizeof count);
+		cli_format_bytes(summary->garbage.bytes[c], bytes, sizeof bytes);
+		emit_text(e, "  %-14s %12s objects %10s\n", classes->classes[c].name, count, bytes);
 	}
 }
 
@@ -515,7 +513,7 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
 	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL);
 	if (objects && json)
-		cli_json_garbage(json, summary->garbage_objects, summary->garbage_bytes);
+		cli_json_garbage(json, &summary->garbage);
 	else if (objects)
 		garbage_text(e, analysis, summary);
 	if (json)

@@ -836,18 +836,18 @@ static bool walk_paths(struct emitter *e, const struct report *report)
 	return true;
 }
 
-/* Text: the collector's generations the unreachable objects sit in, those with any. */
+/* Text: the classes the runtime's collector sorts the unreachable objects into, those with
+ * any. */
 static void garbage_text(struct emitter *e, const struct heap_diff *diff)
 {
-	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
-						  "untracked"};
-	emit_text(e, "  in the collector's");
-	for (size_t g = 0, first = 1; g < 4; g++) {
-		if (diff->garbage_objects[g] == 0)
+	const struct runtime_garbage_classes *classes = diff->garbage.classes;
+	emit_text(e, "  %s", classes->text_lead);
+	for (size_t c = 0, first = 1; c < classes->count; c++) {
+		if (diff->garbage.objects[c] == 0)
 			continue;
 		char count[32];
-		cli_format_count(diff->garbage_objects[g], count, sizeof count);
-		emit_text(e, "%s %s: %s", first ? "" : ",", generations[g], count);
+		cli_format_count(diff->garbage.objects[c], count, sizeof count);
+		emit_text(e, "%s %s: %s", first ? "" : ",", classes->classes[c].name, count);
 		first = 0;
 	}
 	emit_text(e, "\n");
@@ -905,7 +905,7 @@ static void walk_unreachable(struct emitter *e, const struct report *report)
 	if (runtime_has_objects(diff->after)) {
 		struct json_writer *json = emit_json_writer(e);
 		if (json)
-			cli_json_garbage(json, diff->garbage_objects, diff->garbage_bytes);
+			cli_json_garbage(json, &diff->garbage);
 		else if (diff->unreachable_objects)
 			garbage_text(e, diff);
 	}

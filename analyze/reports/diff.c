@@ -209,6 +209,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 		    struct hs_error *err)
 {
 	memset(diff, 0, sizeof *diff);
+	garbage_counts_init(&diff->garbage, after);
 	diff->by_type_only = by_type_only;
 	diff->before = before;
 	diff->after = after;
@@ -315,12 +316,7 @@ int heap_diff_build(const struct analysis *before, const struct analysis *target
 			lost_group->bytes += allocation->size;
 			diff->unreachable_objects += !part;
 			diff->unreachable_bytes += allocation->size;
-			int generation;
-			if (after->runtime.ops && after->runtime.ops->object_at(after, j, &generation)) {
-				size_t slot = generation >= 0 ? (size_t)generation : 3;
-				diff->garbage_objects[slot]++;
-				diff->garbage_bytes[slot] += allocation->size;
-			}
+			garbage_counts_add(&diff->garbage, after, j, allocation->size);
 		}
 	}
 	for (size_t i = 0; i < heap_before->count; i++) {

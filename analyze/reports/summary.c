@@ -116,6 +116,24 @@ static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id
 	return group;
 }
 
+void garbage_counts_init(struct garbage_counts *garbage, const struct analysis *analysis)
+{
+	*garbage = (struct garbage_counts){
+		.classes = analysis->runtime.ops ? analysis->runtime.ops->garbage : NULL};
+}
+
+void garbage_counts_add(struct garbage_counts *garbage, const struct analysis *analysis,
+			size_t index, uint64_t bytes)
+{
+	const struct runtime *runtime = analysis->runtime.ops;
+	size_t class;
+	if (runtime == NULL || !runtime->object_at(analysis, index, &class) ||
+	    class >= garbage->classes->count)
+		return;
+	garbage->objects[class]++;
+	garbage->bytes[class] += bytes;
+}
+
 /* Roots whose bytes held count the memory of very many roots too (each is a short walk). */
 #define ROOTS_HELD_EXACTLY 64
 
@@ -123,6 +141,7 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		       struct hs_error *err)
 {
 	memset(summary, 0, sizeof *summary);
+	garbage_counts_init(&summary->garbage, analysis);
 	const struct heap *heap = &analysis->heap;
 	const struct graph *graph = analysis->has_graph ? &analysis->graph : NULL;
 	struct type_grouper live = {0}, lost = {0};
@@ -152,14 +171,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		 * in a list of struct conn, the head retains the rest */
 		if (graph && reachable && dominated && !dominated[i])
 			group->retained += graph->retained[node];
-		int generation;
-		if (!reachable && analysis->runtime.ops &&
-		    analysis->runtime.ops->object_at(analysis, i, &generation)) {
-			size_t slot = generation >= 0 ? (size_t)generation : 3;
-			summary->garbage_objects[slot]++;
-			summary->garbage_bytes[slot] += allocation->size;
-		}
 		if (!reachable) {
+			garbage_counts_add(&summary->garbage, analysis, i, allocation->size);
 			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
 		} else {

@@ -28,6 +28,23 @@ struct runtime_instance {
 	void *state;
 };
 
+/* The classes a runtime's collector sorts its garbage into (CPython: the generations 0, 1 and 2,
+ * and none), declared by the runtime: the reports count the unreachable objects by them and
+ * say them in its words. */
+#define RUNTIME_GARBAGE_CLASSES_MAX 8
+struct runtime_garbage_class {
+	const char *name;   /* in text: "generation 0", "untracked" */
+	int64_t json_value; /* its number under json_member; -1: null */
+};
+struct runtime_garbage_classes {
+	const char *json_key;	  /* the reports' array of them: "python_garbage_by_generation" */
+	const char *json_member;  /* what names a class in each element (and in `list`): "generation" */
+	const char *text_heading; /* the summary's, after the language: "garbage by the ..." */
+	const char *text_lead;	  /* heapdiff's, before the classes that hold some: "in the ..." */
+	size_t count;
+	struct runtime_garbage_class classes[RUNTIME_GARBAGE_CLASSES_MAX];
+};
+
 /* ---- the callbacks, each a named type (as drgn's libdrgn/language.h) ---- */
 
 /* After the modules' symbols: whether the process runs it; if so *state is its own state. */
@@ -59,11 +76,12 @@ typedef void runtime_summary_json_fn(const struct analysis *analysis, struct jso
 typedef bool runtime_damage_words_fn(const struct analysis *analysis, char *out, size_t size);
 /* The same damage counts as a JSON object (asked when has_objects). */
 typedef void runtime_damage_json_fn(const struct analysis *analysis, struct json_writer *json);
-/* What block `index` is to it, for `list` ("tracked", "part", ...), and its generation; NULL: none. */
+/* What block `index` is to it, for `list` ("tracked", "part"), and its garbage class; NULL: none. */
 typedef const char *runtime_block_role_fn(const struct analysis *analysis, size_t index,
-					  int *generation);
-/* Whether an object starts in block `index`, and its generation (-1: none known). */
-typedef bool runtime_object_at_fn(const struct analysis *analysis, size_t index, int *generation);
+					  size_t *garbage_class);
+/* Whether an object starts in block `index`, and the garbage class it sits in (in `garbage`). */
+typedef bool runtime_object_at_fn(const struct analysis *analysis, size_t index,
+				  size_t *garbage_class);
 /* The text of the string object in block `index` (up to size - 1 bytes); false: none readable. */
 typedef bool runtime_string_text_fn(const struct analysis *analysis, size_t index, char *out,
 				    size_t size);
@@ -88,6 +106,7 @@ struct runtime {
 	const char *key;       /* its key in JSON ("python": its version under "runtimes") */
 	const char *language;  /* its objects are "<language> objects": "Python" */
 	const char *collector; /* what frees its garbage: "the cyclic collector" */
+	const struct runtime_garbage_classes *garbage; /* what its collector sorts garbage into */
 	runtime_version_fn *version;
 	runtime_object_count_fn *object_count;
 	runtime_describe_fn *describe;

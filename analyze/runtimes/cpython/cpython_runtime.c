@@ -263,13 +263,32 @@ static void damage_json(const struct analysis *analysis, struct json_writer *jso
 	damage_counts_json(&state_of(analysis)->objects.damage, json);
 }
 
-static const char *block_role(const struct analysis *analysis, size_t index, int *generation)
+/* The collector's generations, and none (untracked, or its list could not be read): the
+ * garbage classes, in the order garbage_class numbers them. */
+#define NO_GENERATION 3
+static const struct runtime_garbage_classes garbage_classes = {
+	.json_key = "python_garbage_by_generation",
+	.json_member = "generation",
+	.text_heading = "garbage by the collector's generation it sits in",
+	.text_lead = "in the collector's",
+	.count = 4,
+	.classes = {{"generation 0", 0}, {"generation 1", 1}, {"generation 2", 2}, {"untracked", -1}},
+};
+
+static size_t garbage_class(uint8_t bits)
+{
+	int generation = python_object_generation(bits);
+	return generation >= 0 ? (size_t)generation : NO_GENERATION;
+}
+
+static const char *block_role(const struct analysis *analysis, size_t index,
+			      size_t *garbage_class_out)
 {
 	const uint8_t *bits = state_of(analysis)->objects.bits;
-	*generation = -1;
+	*garbage_class_out = NO_GENERATION;
 	if (bits == NULL || bits[index] == 0)
 		return NULL;
-	*generation = python_object_generation(bits[index]);
+	*garbage_class_out = garbage_class(bits[index]);
 	if (bits[index] & PYOBJ_OWNED)
 		return "part";
 	if (bits[index] & PYOBJ_IMMORTAL)
@@ -277,12 +296,12 @@ static const char *block_role(const struct analysis *analysis, size_t index, int
 	return (bits[index] & PYOBJ_TRACKED) ? "tracked" : "object";
 }
 
-static bool object_at(const struct analysis *analysis, size_t index, int *generation)
+static bool object_at(const struct analysis *analysis, size_t index, size_t *garbage_class_out)
 {
 	const uint8_t *bits = state_of(analysis)->objects.bits;
 	if (bits == NULL || !(bits[index] & PYOBJ_OBJECT))
 		return false;
-	*generation = python_object_generation(bits[index]);
+	*garbage_class_out = garbage_class(bits[index]);
 	return true;
 }
 
@@ -331,6 +350,7 @@ const struct runtime cpython_runtime = {
 	.key = "python",
 	.language = "Python",
 	.collector = "the cyclic collector",
+	.garbage = &garbage_classes,
 	.version = version,
 	.object_count = object_count,
 	.describe = describe,
