@@ -167,17 +167,22 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_string(e, "schema", HEAPSNAP_SCHEMA_SUMMARY);
 	emit_int(e, "pid", info->pid);
 	emit_string(e, "exe", info->exe);
 	emit_string(e, "program", info->program);
 	emit_object_begin(e, "runtimes");
 	if (json)
-		cli_json_runtime_versions(json, analysis);
+		cli_json_runtime_versions(e, analysis);
 	emit_object_end(e);
-	if (json && analysis->runtime.ops)
-		analysis->runtime.ops->summary_json(analysis, json);
+	const struct runtime *runtime = analysis->runtime.ops;
+	if (json && runtime) {
+		struct runtime_field fields[RUNTIME_FIELDS_MAX];
+		size_t count = runtime->summary_fields(analysis, fields, RUNTIME_FIELDS_MAX);
+		if (count)
+			cli_json_runtime_fields(e, runtime->key, fields, count);
+	}
 	if (json)
 		return;
 	char process[4200];
@@ -190,7 +195,6 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 		emit_text(e, "%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
 			  mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
 			  i ? " beside it" : "", mallocs[i]->method);
-	const struct runtime *runtime = analysis->runtime.ops;
 	char line[8192];
 	if (runtime && runtime->describe(analysis, line, sizeof line)) {
 		emit_text(e, "%s\n", line);
@@ -303,7 +307,7 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
 	double frag = fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes);
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_object_begin(e, "heap");
 	mallocs_json(e, heap);
 	emit_kv_count(e, "live_count", totals.live_count, "  live  %12s allocations");
@@ -314,8 +318,8 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 	emit_double(e, "fragmentation", frag);
 	emit_text(e, "  (fragmentation %.1f%%)\n", 100 * frag);
 	if (json) {
-		cli_json_damage(json, &heap->damage);
-		cli_json_unseen(json, &analysis->outside_heaps);
+		cli_json_damage(e, &heap->damage);
+		cli_json_unseen(e, &analysis->outside_heaps);
 	} else {
 		char damage[128], line[8192];
 		if (heap->damage.spots) {
@@ -336,7 +340,7 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 static void walk_groups(struct emitter *e, const char *key, const struct type_group *groups,
 			size_t count, bool retained, const struct path_index *paths)
 {
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_array_begin(e, key);
 	for (size_t i = 0; i < count; i++) {
 		char name[128], number[32], bytes[32], held[32];
@@ -358,7 +362,7 @@ static void walk_groups(struct emitter *e, const char *key, const struct type_gr
 			struct path_shape shapes[PATHS_PER_TYPE];
 			size_t shown = paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL,
 						     shapes, PATHS_PER_TYPE);
-			cli_json_retainers(json, shapes, shown);
+			cli_json_retainers(e, shapes, shown);
 		}
 		emit_object_end(e);
 	}
@@ -498,7 +502,7 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 	static const struct emit_column columns[] = {
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
 	bool objects = runtime_has_objects(analysis);
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (objects)
 		emit_text(e,
 			  "\nunreachable from every root (%s objects: garbage %s has not freed yet; "
@@ -513,11 +517,11 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
 	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL);
 	if (objects && json)
-		cli_json_garbage(json, &summary->garbage);
+		cli_json_garbage(e, &summary->garbage);
 	else if (objects)
 		garbage_text(e, analysis, summary);
 	if (json)
-		cli_json_cycles(json, summary->cycles, summary->cycle_count);
+		cli_json_cycles(e, summary->cycles, summary->cycle_count);
 	if (summary->cycle_count)
 		emit_text(e, "\ncycles among them, by shape:\n");
 	for (size_t i = 0; i < summary->cycle_count && i < TOP_TYPES && !json; i++) {
@@ -537,10 +541,10 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 {
 	static const struct emit_column columns[] = {
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json) {
 		if (analysis->sites.recorded)
-			cli_json_sites(json, &summary->untyped_sites, "count", "bytes");
+			cli_json_sites(e, &summary->untyped_sites, "count", "bytes");
 		return;
 	}
 	if (summary->untyped_sites.count)

@@ -409,8 +409,7 @@ static void walk_header(struct emitter *e, const struct report *report)
 /* A snapshot's member in JSON: where it came from, and what its analysis could not read. */
 static void snapshot_json(struct emitter *e, const char *key, const struct snapshot_line *line)
 {
-	struct json_writer *json = emit_json_writer(e);
-	if (json == NULL)
+	if (!emit_is(e, EMIT_JSON))
 		return;
 	const struct analysis *analysis = line->analysis;
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
@@ -427,15 +426,17 @@ static void snapshot_json(struct emitter *e, const char *key, const struct snaps
 	emit_string(e, "program", program);
 	emit_string(e, "build_id", build_id);
 	emit_object_begin(e, "runtimes");
-	cli_json_runtime_versions(json, analysis);
+	cli_json_runtime_versions(e, analysis);
 	emit_object_end(e);
-	cli_json_damage(json, &analysis->heap.damage);
-	cli_json_unseen(json, &analysis->outside_heaps);
-	if (analysis->runtime.ops && analysis->runtime.ops->has_objects(analysis)) {
+	cli_json_damage(e, &analysis->heap.damage);
+	cli_json_unseen(e, &analysis->outside_heaps);
+	const struct runtime *runtime = analysis->runtime.ops;
+	if (runtime && runtime->has_objects(analysis)) {
 		char damaged[64];
-		snprintf(damaged, sizeof damaged, "%s_damaged", analysis->runtime.ops->key);
-		json_key(json, damaged);
-		analysis->runtime.ops->damage_json(analysis, json);
+		snprintf(damaged, sizeof damaged, "%s_damaged", runtime->key);
+		struct runtime_field fields[RUNTIME_FIELDS_MAX];
+		size_t count = runtime->damage_fields(analysis, fields, RUNTIME_FIELDS_MAX);
+		cli_json_runtime_fields(e, damaged, fields, count);
 	}
 	if (line->totals) {
 		emit_uint(e, "live_objects", line->objects);
@@ -579,7 +580,7 @@ static void grown_json(struct emitter *e, const struct report *report, size_t i)
 	if (report->diff->three)
 		emit_uint(e, "new_in_target", type->burst_count);
 	if (i < report->options->top)
-		cli_json_retainers(emit_json_writer(e), row->shapes, row->shape_count);
+		cli_json_retainers(e, row->shapes, row->shape_count);
 	if (row->preview_count) {
 		emit_array_begin(e, "values");
 		for (size_t k = 0; k < row->preview_count; k++)
@@ -714,9 +715,9 @@ static void walk_sites(struct emitter *e, const struct report *report)
 		{.title = "site", .gap = "  ", .code = true}};
 	const struct heap_diff *diff = report->diff;
 	const struct site_groups *sites = &diff->new_untyped_sites;
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json && diff->after->sites.recorded)
-		cli_json_sites(json, sites, "new", "new_bytes");
+		cli_json_sites(e, sites, "new", "new_bytes");
 	if (sites->count == 0 || json)
 		return;
 	char text_title[200], markdown_title[160];
@@ -903,15 +904,15 @@ static void walk_unreachable(struct emitter *e, const struct report *report)
 	}
 	emit_array_end(e);
 	if (runtime_has_objects(diff->after)) {
-		struct json_writer *json = emit_json_writer(e);
+		bool json = emit_is(e, EMIT_JSON);
 		if (json)
-			cli_json_garbage(json, &diff->garbage);
+			cli_json_garbage(e, &diff->garbage);
 		else if (diff->unreachable_objects)
 			garbage_text(e, diff);
 	}
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json)
-		cli_json_cycles(json, report->cycles, report->cycle_count);
+		cli_json_cycles(e, report->cycles, report->cycle_count);
 	if (report->cycle_count) {
 		emit_markdown(e, "\n");
 		emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), cycle_columns, 4);

@@ -18,7 +18,6 @@
 struct analysis;
 struct analysis_options;
 struct graph_model;
-struct json_writer;
 struct runtime;
 
 /* The runtime a process runs, in its analysis: its operations and its own state (made by
@@ -45,6 +44,19 @@ struct runtime_garbage_classes {
 	struct runtime_garbage_class classes[RUNTIME_GARBAGE_CLASSES_MAX];
 };
 
+/* A member of a runtime's JSON section, described as data: analyze/ may not include cli/, where
+ * the report's emitter is, so cli writes the fields through it. An object's members follow its
+ * RUNTIME_FIELD_OBJECT and end with a RUNTIME_FIELD_END. */
+enum runtime_field_kind { RUNTIME_FIELD_STRING, RUNTIME_FIELD_UINT, RUNTIME_FIELD_OBJECT,
+			  RUNTIME_FIELD_END };
+struct runtime_field {
+	enum runtime_field_kind kind;
+	const char *key;    /* NULL for an END */
+	const char *string; /* a STRING's value, valid as long as the analysis */
+	uint64_t number;    /* a UINT's value */
+};
+#define RUNTIME_FIELDS_MAX 32
+
 /* ---- the callbacks, each a named type (as drgn's libdrgn/language.h) ---- */
 
 /* After the modules' symbols: whether the process runs it; if so *state is its own state. */
@@ -70,13 +82,15 @@ typedef const char *runtime_version_fn(const struct analysis *analysis);
 typedef uint64_t runtime_object_count_fn(const struct analysis *analysis);
 /* The summary's line about it (no newline) into out; false when there is none. */
 typedef bool runtime_describe_fn(const struct analysis *analysis, char *out, size_t size);
-/* Its section of the JSON summary, key and value, when it has one. */
-typedef void runtime_summary_json_fn(const struct analysis *analysis, struct json_writer *json);
+/* Its JSON summary's section (under its key) into fields[max]: their count, 0 when it has none. */
+typedef size_t runtime_summary_fields_fn(const struct analysis *analysis,
+					 struct runtime_field *fields, size_t max);
 /* The damage among its objects in words ("3 objects with a damaged type, ..."); false: none. */
 typedef bool runtime_damage_words_fn(const struct analysis *analysis, char *out, size_t size);
-/* The same damage counts as a JSON object (asked when has_objects). */
-typedef void runtime_damage_json_fn(const struct analysis *analysis, struct json_writer *json);
-/* What block `index` is to it, for `list` ("tracked", "part"), and its garbage class; NULL: none. */
+/* The same damage counts as the fields of a JSON object (asked when has_objects): their count. */
+typedef size_t runtime_damage_fields_fn(const struct analysis *analysis,
+					struct runtime_field *fields, size_t max);
+/* What block `index` is to it for `list` ("tracked", "part") and its garbage class; NULL: none. */
 typedef const char *runtime_block_role_fn(const struct analysis *analysis, size_t index,
 					  size_t *garbage_class);
 /* Whether an object starts in block `index`, and the garbage class it sits in (in `garbage`). */
@@ -110,9 +124,9 @@ struct runtime {
 	runtime_version_fn *version;
 	runtime_object_count_fn *object_count;
 	runtime_describe_fn *describe;
-	runtime_summary_json_fn *summary_json;
+	runtime_summary_fields_fn *summary_fields;
 	runtime_damage_words_fn *damage_words;
-	runtime_damage_json_fn *damage_json;
+	runtime_damage_fields_fn *damage_fields;
 	runtime_block_role_fn *block_role;
 	runtime_object_at_fn *object_at;
 	runtime_string_text_fn *string_text;

@@ -2,7 +2,7 @@
  * (or, under PYTHONMALLOC=mimalloc, CPython's mimalloc) walked on top of malloc, the method
  * cache marked as bookkeeping, objects typed by their ob_type, and the graph modelled by
  * reference counts and containers (cpython_graph.c); and what the reports say of it: its line,
- * its JSON section, the damage to its objects, each block's role, a string's text, a
+ * its JSON section (as fields), the damage to its objects, each block's role, a string's text, a
  * container's length. */
 #include "analyze/runtimes/runtime.h"
 
@@ -17,7 +17,6 @@
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
 #include "common/numbers.h"
-#include "formats/json.h"
 
 /* The runtime's state in an analysis (analysis.runtime.state): the interpreter found, and its
  * objects once named. */
@@ -184,47 +183,51 @@ static bool describe(const struct analysis *analysis, char *out, size_t size)
 	return python->found;
 }
 
-static void damage_counts_json(const struct python_damage *damage, struct json_writer *json)
+/* The fields of a JSON section, as many as fit in `max` (RUNTIME_FIELDS_MAX leaves room for
+ * every one this runtime describes). */
+struct field_list {
+	struct runtime_field *fields;
+	size_t count, max;
+};
+
+static void add_field(struct field_list *list, enum runtime_field_kind kind, const char *key,
+		      const char *string, uint64_t number)
 {
-	json_object_begin(json);
-	json_key(json, "untyped");
-	json_uint(json, damage->untyped);
-	json_key(json, "containers");
-	json_uint(json, damage->containers);
-	json_key(json, "reference_counts");
-	json_uint(json, damage->reference_counts);
-	json_key(json, "gc_links");
-	json_uint(json, damage->gc_links);
-	json_object_end(json);
+	if (list->count < list->max)
+		list->fields[list->count++] = (struct runtime_field){kind, key, string, number};
 }
 
-static void summary_json(const struct analysis *analysis, struct json_writer *json)
+static void damage_counts_fields(const struct python_damage *damage, struct field_list *list)
 {
-	if (!state_of(analysis)->python.found || !state_of(analysis)->python.has_layout)
-		return;
-	json_key(json, "python");
-	json_object_begin(json);
-	json_key(json, "module");
-	json_string(json, state_of(analysis)->python.module_path);
-	json_key(json, "layouts_from");
-	json_string(json, state_of(analysis)->python.layout_source);
-	json_key(json, "object_allocator");
-	json_string(json, object_allocator_name(state_of(analysis)->python.object_allocator));
-	json_key(json, "pymalloc_found_with");
-	json_string(json, pymalloc_method(&analysis->heap));
+	add_field(list, RUNTIME_FIELD_UINT, "untyped", NULL, damage->untyped);
+	add_field(list, RUNTIME_FIELD_UINT, "containers", NULL, damage->containers);
+	add_field(list, RUNTIME_FIELD_UINT, "reference_counts", NULL, damage->reference_counts);
+	add_field(list, RUNTIME_FIELD_UINT, "gc_links", NULL, damage->gc_links);
+}
+
+static size_t summary_fields(const struct analysis *analysis, struct runtime_field *fields,
+			     size_t max)
+{
+	const struct cpython_state *state = state_of(analysis);
+	if (!state->python.found || !state->python.has_layout)
+		return 0;
+	struct field_list list = {fields, 0, max};
+	add_field(&list, RUNTIME_FIELD_STRING, "module", state->python.module_path, 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "layouts_from", state->python.layout_source, 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "object_allocator",
+		  object_allocator_name(state->python.object_allocator), 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "pymalloc_found_with",
+		  pymalloc_method(&analysis->heap), 0);
 	const struct heap_allocator *mimalloc =
 	    heap_allocator_find(&analysis->heap, &cpython_mimalloc_allocator);
-	if (mimalloc) {
-		json_key(json, "mimalloc_found_with");
-		json_string(json, mimalloc->method);
-	}
-	json_key(json, "objects");
-	json_uint(json, state_of(analysis)->objects.object_count);
-	json_key(json, "gc_tracked");
-	json_uint(json, state_of(analysis)->objects.tracked_count);
-	json_key(json, "damaged");
-	damage_counts_json(&state_of(analysis)->objects.damage, json);
-	json_object_end(json);
+	if (mimalloc)
+		add_field(&list, RUNTIME_FIELD_STRING, "mimalloc_found_with", mimalloc->method, 0);
+	add_field(&list, RUNTIME_FIELD_UINT, "objects", NULL, state->objects.object_count);
+	add_field(&list, RUNTIME_FIELD_UINT, "gc_tracked", NULL, state->objects.tracked_count);
+	add_field(&list, RUNTIME_FIELD_OBJECT, "damaged", NULL, 0);
+	damage_counts_fields(&state->objects.damage, &list);
+	add_field(&list, RUNTIME_FIELD_END, NULL, NULL, 0);
+	return list.count;
 }
 
 static bool damage_words(const struct analysis *analysis, char *out, size_t size)
@@ -258,9 +261,12 @@ static bool damage_words(const struct analysis *analysis, char *out, size_t size
 	return used > 0;
 }
 
-static void damage_json(const struct analysis *analysis, struct json_writer *json)
+static size_t damage_fields(const struct analysis *analysis, struct runtime_field *fields,
+			    size_t max)
 {
-	damage_counts_json(&state_of(analysis)->objects.damage, json);
+	struct field_list list = {fields, 0, max};
+	damage_counts_fields(&state_of(analysis)->objects.damage, &list);
+	return list.count;
 }
 
 /* The collector's generations, and none (untracked, or its list could not be read): the
@@ -354,9 +360,9 @@ const struct runtime cpython_runtime = {
 	.version = version,
 	.object_count = object_count,
 	.describe = describe,
-	.summary_json = summary_json,
+	.summary_fields = summary_fields,
 	.damage_words = damage_words,
-	.damage_json = damage_json,
+	.damage_fields = damage_fields,
 	.block_role = block_role,
 	.object_at = object_at,
 	.string_text = string_text,
