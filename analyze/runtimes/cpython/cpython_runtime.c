@@ -86,11 +86,11 @@ static int find_objects(struct analysis *analysis, struct hs_error *err)
 {
 	/* the interpreter's method cache holds borrowed pointers: the graph is not to take them
 	   for references (they would keep garbage alive) */
+	struct cpython_state *state = state_of(analysis);
 	uint64_t start, end;
-	if (cpython_method_cache(analysis->symbols, analysis->space, &state_of(analysis)->python, &start,
-				 &end))
+	if (cpython_method_cache(analysis->symbols, analysis->space, &state->python, &start, &end))
 		heap_add_bookkeeping(&analysis->heap, start, end);
-	return cpython_objects_find(&state_of(analysis)->objects, analysis->space, &state_of(analysis)->python,
+	return cpython_objects_find(&state->objects, analysis->space, &state->python,
 				    &analysis->heap, &analysis->types, &analysis->warnings, err);
 }
 
@@ -102,13 +102,14 @@ static bool has_objects(const struct analysis *analysis)
 static int graph_model(struct analysis *analysis, struct graph_model *model, void **state,
 		       struct hs_error *err)
 {
+	const struct cpython_state *cpython = state_of(analysis);
 	*state = NULL;
-	if (state_of(analysis)->objects.bits == NULL)
+	if (cpython->objects.bits == NULL)
 		return 0;
 	struct cpython_graph *python = cpython_graph_new(
-		analysis->space, &state_of(analysis)->python, &state_of(analysis)->objects, &analysis->heap,
-		cpython_fields_new(analysis->symbols, state_of(analysis)->python.minor,
-				   state_of(analysis)->python.debuginfo_allowed),
+		analysis->space, &cpython->python, &cpython->objects, &analysis->heap,
+		cpython_fields_new(analysis->symbols, cpython->python.minor,
+				   cpython->python.debuginfo_allowed),
 		model);
 	if (python == NULL)
 		return hs_error_nomem(err, "building the object graph");
@@ -314,24 +315,27 @@ static bool object_at(const struct analysis *analysis, size_t index, size_t *gar
 /* Whether an object of a version with layouts starts in block `index`. */
 static bool is_object(const struct analysis *analysis, size_t index)
 {
-	return state_of(analysis)->python.has_layout && state_of(analysis)->objects.bits &&
-	       (state_of(analysis)->objects.bits[index] & PYOBJ_OBJECT);
+	const struct cpython_state *state = state_of(analysis);
+	return state->python.has_layout && state->objects.bits &&
+	       (state->objects.bits[index] & PYOBJ_OBJECT);
 }
 
 static bool string_text(const struct analysis *analysis, size_t index, char *out, size_t size)
 {
 	if (!is_object(analysis, index))
 		return false;
-	uint64_t address = python_object_address(&state_of(analysis)->objects, &analysis->heap, index);
-	return cpython_str_read(analysis->space, &state_of(analysis)->python.layout, address, out, size);
+	const struct cpython_state *state = state_of(analysis);
+	uint64_t address = python_object_address(&state->objects, &analysis->heap, index);
+	return cpython_str_read(analysis->space, &state->python.layout, address, out, size);
 }
 
 static bool container_length(const struct analysis *analysis, size_t index, uint64_t *length)
 {
 	if (!is_object(analysis, index))
 		return false;
-	return cpython_container_length(analysis->space, &state_of(analysis)->python.layout,
-					&state_of(analysis)->objects, &analysis->heap, index, length);
+	const struct cpython_state *state = state_of(analysis);
+	return cpython_container_length(analysis->space, &state->python.layout, &state->objects,
+					&analysis->heap, index, length);
 }
 
 static void free_state(void *made)
