@@ -107,6 +107,119 @@ static void warn_outside_heaps(struct analysis *analysis)
 		     outside.largest_bytes / 1048576.0, (unsigned long long)outside.largest_start);
 }
 
+/* The snapshot, its address space, its modules' symbols, and the runtime the process runs. */
+static int open_snapshot(struct analysis *analysis, const char *path,
+			 const struct analysis_options *options, struct hs_error *err)
+{
+	analysis->snapshot = snapshot_open(path, 0, err);
+	if (analysis->snapshot == NULL)
+		return -1;
+	analysis->space = address_space_new(analysis->snapshot, &analysis->warnings, err);
+	if (analysis->space == NULL)
+		return -1;
+	module_files_init(&analysis->module_files, analysis->snapshot, options->sysroot);
+	address_space_set_module_files(analysis->space, &analysis->module_files);
+	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir,
+					&analysis->module_files, &analysis->warnings);
+	if (analysis->symbols == NULL)
+		return hs_error_nomem(err, "opening %s", path);
+	for (size_t i = 0; known_runtimes[i] && analysis->runtime.ops == NULL; i++)
+		if (known_runtimes[i]->detect(analysis, options, &analysis->runtime.state))
+			analysis->runtime.ops = known_runtimes[i];
+	analysis->c_types_reading = c_types_read_start(analysis->symbols);
+	timings_mark(&analysis->timings, "open, symbols");
+	return 0;
+}
+
+/* The malloc the process calls, walked, and those it keeps beside it (found in `provider`);
+ * an error when there is none heapsnap can walk, since the heap would look empty. */
+static int walk_mallocs(struct analysis *analysis, const char *path,
+			const struct analysis_options *options, struct malloc_provider *provider,
+			struct hs_error *err)
+{
+	if (!malloc_provider_find(analysis->symbols, provider)) {
+		char what[1024];
+		malloc_provider_identify(analysis->symbols, what, sizeof what);
+		return hs_error_set(
+			err,
+			"%s: no malloc heapsnap knows is in the process (no libc.so is mapped, "
+			"no module links glibc's malloc, no other allocator was recognised)%s%s: "
+			"there is no heap it can walk",
+			path, what[0] ? "; " : "", what);
+	}
+	if (provider->allocator == NULL)
+		return hs_error_set(err,
+				    "%s: the process allocates with %s (%s), which heapsnap cannot "
+				    "walk yet: its heap would look empty, so there is no answer to give",
+				    path, provider->name, provider->module_path);
+	struct allocator_input input = {.space = analysis->space,
+					.symbols = analysis->symbols,
+					.module = provider->module,
+					.linked_statically = provider->linked_statically,
+					.no_debuginfo = options->no_debuginfo};
+	if (provider->allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
+		return -1;
+	timings_mark(&analysis->timings, provider->allocator->step);
+	for (size_t i = 0; i < provider->walk_beside_count; i++) {
+		const struct beside_malloc *beside = &provider->walk_beside[i];
+		struct allocator_input beside_input = input;
+		beside_input.module = beside->module;
+		beside_input.linked_statically = beside->linked_statically;
+		if (beside->allocator->in_use && !beside->allocator->in_use(&beside_input))
+			continue;
+		if (beside->allocator->walk(&beside_input, &analysis->heap, &analysis->warnings,
+					    err) != 0)
+			return -1;
+		timings_mark(&analysis->timings, beside->allocator->step);
+	}
+	for (size_t i = 0; i < provider->beside_count; i++)
+		warnings_add(&analysis->warnings,
+			     "%s (%s) keeps a heap of its own beside %s, which heapsnap does not "
+			     "walk: what it holds is missing from this report",
+			     provider->beside[i].name, provider->beside[i].module_path,
+			     provider->allocator->name);
+	return 0;
+}
+
+/* The blocks named: C++ objects by their vtables, the runtime's objects, then C types from the
+ * modules' variables along pointers. */
+static int name_blocks(struct analysis *analysis, const struct malloc_provider *provider,
+		       struct hs_error *err)
+{
+	const struct runtime *runtime = analysis->runtime.ops;
+	/* an allocator in a library of its own may be C++ or need the C++ runtime (jemalloc's
+	   and tcmalloc's operator new): that makes no C++ objects of the program's (not so an
+	   executable with an allocator linked in, which is the program) */
+	struct module_symbols *allocator_modules[1];
+	size_t allocator_module_count = 0;
+	if (provider->module != NULL && provider->module_path != NULL &&
+	    strstr(provider->module_path, ".so") != NULL)
+		allocator_modules[allocator_module_count++] = provider->module;
+	/* blocks' first words a walker left unread are read only for what needs them: a C++
+	 * object's vtable pointer, a runtime's object headers */
+	bool name_cxx_objects = symbols_may_name_cxx_objects(analysis->symbols, allocator_modules,
+							     allocator_module_count);
+	if (analysis->heap.first_words_unread && (runtime != NULL || name_cxx_objects))
+		heap_read_first_words(&analysis->heap, analysis->space);
+	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, name_cxx_objects,
+			 err) != 0)
+		return -1;
+	timings_mark(&analysis->timings, "C++ types");
+	if (runtime) {
+		if (runtime->find_objects(analysis, err) != 0)
+			return -1;
+		timings_mark(&analysis->timings, runtime->objects_step);
+	}
+	struct c_types_reading *reading = analysis->c_types_reading;
+	analysis->c_types_reading = NULL; /* (used up, even on failure) */
+	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
+			      reading, runtime && runtime->has_objects(analysis),
+			      &analysis->warnings, err) != 0)
+		return -1;
+	timings_mark(&analysis->timings, "C types");
+	return 0;
+}
+
 struct analysis *analysis_open(const char *path, const struct analysis_options *options,
 			       struct hs_error *err)
 {
@@ -119,70 +232,11 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	timings_start(timings);
 	timings->observer = options->observer;
 	analysis->damaged_frames_unreadable = options->damaged_frames_unreadable;
-	analysis->snapshot = snapshot_open(path, 0, err);
-	if (analysis->snapshot == NULL)
-		goto fail;
-	analysis->space = address_space_new(analysis->snapshot, &analysis->warnings, err);
-	if (analysis->space == NULL)
-		goto fail;
-	module_files_init(&analysis->module_files, analysis->snapshot, options->sysroot);
-	address_space_set_module_files(analysis->space, &analysis->module_files);
-	analysis->symbols = symbols_new(analysis->snapshot, options->debug_dir,
-					&analysis->module_files, &analysis->warnings);
-	if (analysis->symbols == NULL) {
-		hs_error_nomem(err, "opening %s", path);
-		goto fail;
-	}
-	for (size_t i = 0; known_runtimes[i] && analysis->runtime == NULL; i++)
-		if (known_runtimes[i]->detect(analysis, options))
-			analysis->runtime = known_runtimes[i];
-	const struct runtime *runtime = analysis->runtime;
-	analysis->c_types_reading = c_types_read_start(analysis->symbols);
-	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
-	if (!malloc_provider_find(analysis->symbols, &provider)) {
-		char what[1024];
-		malloc_provider_identify(analysis->symbols, what, sizeof what);
-		hs_error_set(err,
-			     "%s: no malloc heapsnap knows is in the process (no libc.so is mapped, "
-			     "no module links glibc's malloc, no other allocator was recognised)%s%s: "
-			     "there is no heap it can walk",
-			     path, what[0] ? "; " : "", what);
+	if (open_snapshot(analysis, path, options, err) != 0 ||
+	    walk_mallocs(analysis, path, options, &provider, err) != 0)
 		goto fail;
-	}
-	if (provider.allocator == NULL) {
-		hs_error_set(err,
-			     "%s: the process allocates with %s (%s), which heapsnap cannot walk "
-			     "yet: its heap would look empty, so there is no answer to give",
-			     path, provider.name, provider.module_path);
-		goto fail;
-	}
-	struct allocator_input input = {.space = analysis->space,
-					.symbols = analysis->symbols,
-					.module = provider.module,
-					.linked_statically = provider.linked_statically,
-					.no_debuginfo = options->no_debuginfo};
-	if (provider.allocator->walk(&input, &analysis->heap, &analysis->warnings, err) != 0)
-		goto fail;
-	timings_mark(timings, provider.allocator->step);
-	for (size_t i = 0; i < provider.walk_beside_count; i++) {
-		const struct beside_malloc *beside = &provider.walk_beside[i];
-		struct allocator_input beside_input = input;
-		beside_input.module = beside->module;
-		beside_input.linked_statically = beside->linked_statically;
-		if (beside->allocator->in_use && !beside->allocator->in_use(&beside_input))
-			continue;
-		if (beside->allocator->walk(&beside_input, &analysis->heap, &analysis->warnings,
-					    err) != 0)
-			goto fail;
-		timings_mark(timings, beside->allocator->step);
-	}
-	for (size_t i = 0; i < provider.beside_count; i++)
-		warnings_add(&analysis->warnings,
-			     "%s (%s) keeps a heap of its own beside %s, which heapsnap does not "
-			     "walk: what it holds is missing from this report",
-			     provider.beside[i].name, provider.beside[i].module_path,
-			     provider.allocator->name);
+	const struct runtime *runtime = analysis->runtime.ops;
 	if (runtime && runtime->walk_heap) {
 		if (runtime->walk_heap(analysis, options, err) != 0)
 			goto fail;
@@ -191,36 +245,8 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 	warn_outside_heaps(analysis);
 	warn_absent_blocks(analysis);
 	timings_mark(timings, "memory outside the heaps");
-	/* an allocator in a library of its own may be C++ or need the C++ runtime (jemalloc's
-	   and tcmalloc's operator new): that makes no C++ objects of the program's (not so an
-	   executable with an allocator linked in, which is the program) */
-	struct module_symbols *allocator_modules[1];
-	size_t allocator_module_count = 0;
-	if (provider.module != NULL && provider.module_path != NULL &&
-	    strstr(provider.module_path, ".so") != NULL)
-		allocator_modules[allocator_module_count++] = provider.module;
-	/* blocks' first words a walker left unread are read only for what needs them: a C++
-	 * object's vtable pointer, a runtime's object headers */
-	bool name_cxx_objects = symbols_may_name_cxx_objects(analysis->symbols, allocator_modules,
-							     allocator_module_count);
-	if (analysis->heap.first_words_unread && (runtime != NULL || name_cxx_objects))
-		heap_read_first_words(&analysis->heap, analysis->space);
-	if (types_assign(&analysis->types, &analysis->heap, analysis->symbols, name_cxx_objects,
-			 err) != 0)
+	if (name_blocks(analysis, &provider, err) != 0)
 		goto fail;
-	timings_mark(timings, "C++ types");
-	if (runtime) {
-		if (runtime->find_objects(analysis, err) != 0)
-			goto fail;
-		timings_mark(timings, runtime->objects_step);
-	}
-	struct c_types_reading *reading = analysis->c_types_reading;
-	analysis->c_types_reading = NULL; /* (used up, even on failure) */
-	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
-			      reading, runtime && runtime->has_objects(analysis),
-			      &analysis->warnings, err) != 0)
-		goto fail;
-	timings_mark(timings, "C types");
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
 		goto fail;
 	timings_mark(timings, "allocation sites");
@@ -240,8 +266,8 @@ void analysis_close(struct analysis *analysis)
 	if (analysis->has_graph)
 		graph_free(&analysis->graph);
 	free(analysis->same_type_dominated);
-	if (analysis->runtime)
-		analysis->runtime->free(analysis);
+	if (analysis->runtime.ops)
+		analysis->runtime.ops->free(analysis->runtime.state);
 	allocation_sites_free(&analysis->sites);
 	types_free(&analysis->types);
 	heap_free(&analysis->heap);
@@ -302,8 +328,8 @@ size_t analysis_runtimes(const struct analysis *analysis, const struct runtime *
 			 size_t max)
 {
 	size_t count = 0;
-	if (analysis->runtime && count < max)
-		runtimes[count++] = analysis->runtime;
+	if (analysis->runtime.ops && count < max)
+		runtimes[count++] = analysis->runtime.ops;
 	return count;
 }
 
@@ -329,5 +355,5 @@ const char *allocation_state_name(enum allocation_state state)
 
 bool runtime_has_objects(const struct analysis *analysis)
 {
-	return analysis->runtime && analysis->runtime->object_count(analysis) > 0;
+	return analysis->runtime.ops && analysis->runtime.ops->object_count(analysis) > 0;
 }

@@ -36,8 +36,7 @@ struct analysis {
 	struct module_files module_files; /* where the process's files are found here */
 	struct symbols *symbols;
 	struct heap heap;
-	const struct runtime *runtime; /* the runtime the process runs (runtime.h), or NULL */
-	void *runtime_state; /* the runtime's own (runtime.h), NULL when none runs */
+	struct runtime_instance runtime; /* the runtime the process runs (runtime.h); ops NULL: none */
 	struct type_names types;
 	struct c_types_reading *c_types_reading; /* modules' variables, read while the heap is walked */
 	struct allocation_sites sites; /* empty unless the snapshot records them (the hook's) */

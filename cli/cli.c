@@ -23,8 +23,9 @@
 
 #include "analyze/graph/cycles.h"
 #include "analyze/graph/paths.h"
+#include "analyze/reports/summary.h"
 #include "analyze/sites.h"
-#include "formats/json.h"
+#include "cli/emit.h"
 #include "formats/snapshot.h"
 
 const char *cli_program = "heapsnap";
@@ -214,18 +215,18 @@ void cli_prepare_memory(char **argv)
 		atexit(prefault_stop);
 }
 
-void cli_json_steps(struct json_writer *json, const char *text)
+void cli_json_steps(struct emitter *e, const char *key, const char *text)
 {
-	json_array_begin(json);
+	emit_array_begin(e, key);
 	char step[512];
 	while (*text) {
 		const char *arrow = strstr(text, " -> ");
 		size_t length = arrow ? (size_t)(arrow - text) : strlen(text);
 		snprintf(step, sizeof step, "%.*s", (int)length, text);
-		json_string(json, step);
+		emit_string(e, NULL, step);
 		text += length + (arrow ? 4 : 0);
 	}
-	json_array_end(json);
+	emit_array_end(e);
 }
 
 void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_size)
@@ -243,20 +244,16 @@ void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_s
 			 bytes);
 }
 
-void cli_json_damage(struct json_writer *json, const struct heap_damage *damage)
+void cli_json_damage(struct emitter *e, const struct heap_damage *damage)
 {
-	json_key(json, "heap_damage");
-	json_object_begin(json);
-	json_key(json, "corrupt_spots");
-	json_uint(json, damage->spots);
-	json_key(json, "first_address");
+	emit_object_begin(e, "heap_damage");
+	emit_uint(e, "corrupt_spots", damage->spots);
 	if (damage->spots)
-		json_uint(json, damage->first_address);
+		emit_uint(e, "first_address", damage->first_address);
 	else
-		json_null(json);
-	json_key(json, "bytes_not_walked");
-	json_uint(json, damage->bytes_not_walked);
-	json_object_end(json);
+		emit_null(e, "first_address");
+	emit_uint(e, "bytes_not_walked", damage->bytes_not_walked);
+	emit_object_end(e);
 }
 
 void cli_format_unseen(const struct outside_heaps *before, const struct outside_heaps *after,
@@ -296,141 +293,122 @@ void cli_dot_caveats(FILE *out, const struct analysis *before, const struct anal
 			warnings, warnings == 1 ? "" : "s");
 }
 
-void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outside)
+void cli_json_unseen(struct emitter *e, const struct outside_heaps *outside)
 {
-	json_key(json, "unseen");
-	json_object_begin(json);
-	json_key(json, "bytes");
-	json_uint(json, outside->bytes);
-	json_key(json, "largest_mapping");
+	emit_object_begin(e, "unseen");
+	emit_uint(e, "bytes", outside->bytes);
 	if (outside->bytes)
-		json_uint(json, outside->largest_start);
+		emit_uint(e, "largest_mapping", outside->largest_start);
 	else
-		json_null(json);
-	json_key(json, "largest_bytes");
-	json_uint(json, outside->largest_bytes);
-	json_object_end(json);
+		emit_null(e, "largest_mapping");
+	emit_uint(e, "largest_bytes", outside->largest_bytes);
+	emit_object_end(e);
 }
 
-void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4])
+void cli_json_garbage(struct emitter *e, const struct garbage_counts *garbage)
 {
-	json_key(json, "python_garbage_by_generation");
-	json_array_begin(json);
-	for (size_t g = 0; g < 4; g++) {
-		json_object_begin(json);
-		json_key(json, "generation");
-		if (g < 3)
-			json_uint(json, g);
+	const struct runtime_garbage_classes *classes = garbage->classes;
+	if (classes == NULL)
+		return;
+	emit_array_begin(e, classes->json_key);
+	for (size_t c = 0; c < classes->count; c++) {
+		emit_object_begin(e, NULL);
+		if (classes->classes[c].json_value >= 0)
+			emit_uint(e, classes->json_member, (uint64_t)classes->classes[c].json_value);
 		else
-			json_null(json);
-		json_key(json, "objects");
-		json_uint(json, objects[g]);
-		json_key(json, "bytes");
-		json_uint(json, bytes[g]);
-		json_object_end(json);
+			emit_null(e, classes->json_member);
+		emit_uint(e, "objects", garbage->objects[c]);
+		emit_uint(e, "bytes", garbage->bytes[c]);
+		emit_object_end(e);
 	}
-	json_array_end(json);
+	emit_array_end(e);
 }
 
-void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count)
+void cli_json_cycles(struct emitter *e, const struct cycle_shape *cycles, size_t count)
 {
-	json_key(json, "cycles");
-	json_array_begin(json);
+	emit_array_begin(e, "cycles");
 	for (size_t i = 0; i < count; i++) {
-		json_object_begin(json);
-		json_key(json, "shape");
-		cli_json_steps(json, cycles[i].text);
-		json_key(json, "count");
-		json_uint(json, cycles[i].count);
-		json_key(json, "objects");
-		json_uint(json, cycles[i].objects);
-		json_key(json, "bytes");
-		json_uint(json, cycles[i].bytes);
-		json_key(json, "signature");
-		json_string(json, cycles[i].signature);
-		json_object_end(json);
+		emit_object_begin(e, NULL);
+		cli_json_steps(e, "shape", cycles[i].text);
+		emit_uint(e, "count", cycles[i].count);
+		emit_uint(e, "objects", cycles[i].objects);
+		emit_uint(e, "bytes", cycles[i].bytes);
+		emit_string(e, "signature", cycles[i].signature);
+		emit_object_end(e);
 	}
-	json_array_end(json);
+	emit_array_end(e);
 }
 
-void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
-		    const char *count_key, const char *bytes_key)
+void cli_json_sites(struct emitter *e, const struct site_groups *groups, const char *count_key,
+		    const char *bytes_key)
 {
-	json_key(json, "sites");
-	json_array_begin(json);
+	emit_array_begin(e, "sites");
 	for (size_t i = 0; i < groups->count; i++) {
 		const struct site_group *group = &groups->groups[i];
 		const struct site_description *site = group->description;
-		json_object_begin(json);
-		json_key(json, "site");
-		json_string(json, site ? site->text : "?");
-		json_key(json, "function");
-		json_string(json, site ? site->function : "?");
-		json_key(json, "file");
-		if (site && site->file[0])
-			json_string(json, site->file);
-		else
-			json_null(json);
-		json_key(json, "line");
+		emit_object_begin(e, NULL);
+		emit_string(e, "site", site ? site->text : "?");
+		emit_string(e, "function", site ? site->function : "?");
+		emit_string_or_null(e, "file", site && site->file[0] ? site->file : NULL);
 		if (site && site->line)
-			json_uint(json, site->line);
+			emit_uint(e, "line", site->line);
 		else
-			json_null(json);
-		json_key(json, "stack");
-		json_array_begin(json);
+			emit_null(e, "line");
+		emit_array_begin(e, "stack");
 		for (size_t depth = 0; site && depth < HEAPSNAP_SITE_FRAMES && site->stack[depth][0];
 		     depth++)
-			json_string(json, site->stack[depth]);
-		json_array_end(json);
-		json_key(json, count_key);
-		json_uint(json, group->count);
-		json_key(json, bytes_key);
-		json_uint(json, group->bytes);
-		json_object_end(json);
+			emit_string(e, NULL, site->stack[depth]);
+		emit_array_end(e);
+		emit_uint(e, count_key, group->count);
+		emit_uint(e, bytes_key, group->bytes);
+		emit_object_end(e);
 	}
-	json_array_end(json);
+	emit_array_end(e);
 }
 
-void cli_json_retainers(struct json_writer *json, const struct path_shape *shapes, size_t count)
+void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count)
 {
-	json_key(json, "retainers");
-	json_array_begin(json);
+	emit_array_begin(e, "retainers");
 	for (size_t i = 0; i < count; i++) {
-		json_object_begin(json);
-		json_key(json, "path");
-		json_array_begin(json);
-		for (size_t e = 0; e < shapes[i].element_count; e++)
-			json_string(json, shapes[i].elements[e]);
-		json_array_end(json);
-		json_key(json, "count");
-		json_uint(json, shapes[i].count);
-		json_key(json, "retained_bytes");
-		json_uint(json, shapes[i].retained);
-		json_key(json, "signature");
-		json_string(json, shapes[i].signature);
-		json_object_end(json);
+		emit_object_begin(e, NULL);
+		emit_array_begin(e, "path");
+		for (size_t k = 0; k < shapes[i].element_count; k++)
+			emit_string(e, NULL, shapes[i].elements[k]);
+		emit_array_end(e);
+		emit_uint(e, "count", shapes[i].count);
+		emit_uint(e, "retained_bytes", shapes[i].retained);
+		emit_string(e, "signature", shapes[i].signature);
+		emit_object_end(e);
 	}
-	json_array_end(json);
+	emit_array_end(e);
 }
 
 
-void cli_json_runtime_versions(struct json_writer *json, const struct analysis *analysis)
+void cli_json_runtime_versions(struct emitter *e, const struct analysis *analysis)
 {
 	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
 	size_t malloc_count = heap_mallocs(&analysis->heap, mallocs, HEAP_ALLOCATORS_MAX);
-	for (size_t i = 0; i < malloc_count; i++) {
-		json_key(json, mallocs[i]->allocator->version_name);
-		if (mallocs[i]->version[0])
-			json_string(json, mallocs[i]->version);
+	for (size_t i = 0; i < malloc_count; i++)
+		emit_string_or_null(e, mallocs[i]->allocator->version_name,
+				    mallocs[i]->version[0] ? mallocs[i]->version : NULL);
+	for (size_t i = 0; known_runtimes[i]; i++)
+		emit_string_or_null(e, known_runtimes[i]->key, known_runtimes[i]->version(analysis));
+}
+
+void cli_json_runtime_fields(struct emitter *e, const char *key,
+			     const struct runtime_field *fields, size_t count)
+{
+	emit_object_begin(e, key);
+	for (size_t i = 0; i < count; i++) {
+		const struct runtime_field *field = &fields[i];
+		if (field->kind == RUNTIME_FIELD_STRING)
+			emit_string(e, field->key, field->string);
+		else if (field->kind == RUNTIME_FIELD_UINT)
+			emit_uint(e, field->key, field->number);
+		else if (field->kind == RUNTIME_FIELD_OBJECT)
+			emit_object_begin(e, field->key);
 		else
-			json_null(json);
+			emit_object_end(e);
 	}
-	for (size_t i = 0; known_runtimes[i]; i++) {
-		const char *version = known_runtimes[i]->version(analysis);
-		json_key(json, known_runtimes[i]->key);
-		if (version)
-			json_string(json, version);
-		else
-			json_null(json);
-	}
+	emit_object_end(e);
 }

@@ -100,16 +100,19 @@ void cli_format_build_id(const struct snapshot_module *module, char *out);
  * given back, one arena; see cli.c); returns when it is already set or cannot be. */
 void cli_prepare_memory(char **argv);
 
-struct json_writer;
-/* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps, as the JSON contract has it. */
-void cli_json_steps(struct json_writer *json, const char *text);
+/* The JSON fragments the reports share, written through the report's emitter (cli/emit.h): in
+ * JSON only, as every emit_* of the document's structure. */
+struct emitter;
+/* A cycle's shape ("A.x -> B.y -> A") as a JSON list of its steps under `key` (NULL: an array's
+ * element), as the JSON contract has it. */
+void cli_json_steps(struct emitter *e, const char *key, const char *text);
 
 /* What a heap walker found corrupt, in words ("1 corrupt spot at 0x55d0c0a01230, 12.0 MiB not
  * walked"), or "" when nothing was. */
 struct heap_damage;
 void cli_format_damage(const struct heap_damage *damage, char *out, size_t out_size);
 /* "heap_damage": {"corrupt_spots", "first_address", "bytes_not_walked"} */
-void cli_json_damage(struct json_writer *json, const struct heap_damage *damage);
+void cli_json_damage(struct emitter *e, const struct heap_damage *damage);
 
 /* Memory the process wrote that no walker reads (analysis.h's outside_heaps), in words: one
  * snapshot's ("12.0 MiB, 11.5 MiB of it in the mapping at 0x7f..."), or, with `before`, how it
@@ -125,22 +128,24 @@ void cli_format_unseen(const struct outside_heaps *before, const struct outside_
 struct analysis;
 void cli_dot_caveats(FILE *out, const struct analysis *before, const struct analysis *after);
 /* "unseen": {"bytes", "largest_mapping", "largest_bytes"} */
-void cli_json_unseen(struct json_writer *json, const struct outside_heaps *outside);
+void cli_json_unseen(struct emitter *e, const struct outside_heaps *outside);
 
-/* "python_garbage_by_generation": [...] (index 3: in no generation). */
-void cli_json_garbage(struct json_writer *json, const uint64_t objects[4], const uint64_t bytes[4]);
+/* The runtime's garbage by class, under its key: "python_garbage_by_generation": [{"generation",
+ * "objects", "bytes"}] (nothing when no runtime runs). */
+struct garbage_counts;
+void cli_json_garbage(struct emitter *e, const struct garbage_counts *garbage);
 /* "cycles": [{"shape": [...], "count", "objects", "bytes", "signature"}] */
 struct cycle_shape;
-void cli_json_cycles(struct json_writer *json, const struct cycle_shape *cycles, size_t count);
+void cli_json_cycles(struct emitter *e, const struct cycle_shape *cycles, size_t count);
 
 /* "sites": [{"site", "function", "file", "line", "stack", COUNT_KEY, BYTES_KEY}] */
 struct site_groups;
-void cli_json_sites(struct json_writer *json, const struct site_groups *groups,
-		    const char *count_key, const char *bytes_key);
+void cli_json_sites(struct emitter *e, const struct site_groups *groups, const char *count_key,
+		    const char *bytes_key);
 
 /* "retainers": [{"path": [...], "count", "retained_bytes", "signature"}] */
 struct path_shape;
-void cli_json_retainers(struct json_writer *json, const struct path_shape *shapes, size_t count);
+void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count);
 
 int cmd_capture(int argc, char **argv);
 int cmd_import(int argc, char **argv);
@@ -152,7 +157,10 @@ int cmd_diff(int argc, char **argv); /* also the `heapdiff` program */
 
 /* Each runtime heapsnap knows under its key, with its version or null: the "runtimes" object's
  * members after the malloc's. */
-struct json_writer;
-void cli_json_runtime_versions(struct json_writer *json, const struct analysis *analysis);
+void cli_json_runtime_versions(struct emitter *e, const struct analysis *analysis);
+/* A runtime's section, as it describes it (runtime.h's struct runtime_field), under `key`. */
+struct runtime_field;
+void cli_json_runtime_fields(struct emitter *e, const char *key,
+			     const struct runtime_field *fields, size_t count);
 
 #endif

@@ -438,7 +438,8 @@ int cmd_diff(int argc, char **argv)
 		goto done;
 	struct analysis *before = snapshots[0], *after = snapshots[files - 1];
 	struct analysis *target = files == 3 ? snapshots[1] : NULL;
-	paths_index = path_index_build(after, command.report.show_values, &err);
+	paths_index = path_index_build(&after->graph, &after->heap, &after->types,
+				       after->same_type_dominated, command.report.show_values, &err);
 	if (paths_index == NULL ||
 	    heap_diff_build(before, target, after, by_type_only, &diff, &err) != 0) {
 		cli_fail(help.name, &err);

@@ -112,7 +112,9 @@ int cmd_list(int argc, char **argv)
 		return EXIT_ERROR;
 	struct hs_error err;
 	struct path_index *paths = NULL;
-	if (with_paths && (paths = path_index_build(analysis, show_values, &err)) == NULL) {
+	if (with_paths && (paths = path_index_build(&analysis->graph, &analysis->heap,
+						    &analysis->types, analysis->same_type_dominated,
+						    show_values, &err)) == NULL) {
 		analysis_close(analysis);
 		return cli_fail("list", &err);
 	}
@@ -147,16 +149,16 @@ int cmd_list(int argc, char **argv)
 				json_string(&json, type);
 			else
 				json_null(&json);
-			int generation = -1;
-			const char *role = analysis->runtime ? analysis->runtime->block_role(
-								       analysis, i, &generation)
-							     : NULL;
+			const struct runtime *runtime = analysis->runtime.ops;
+			size_t class = 0;
+			const char *role = runtime ? runtime->block_role(analysis, i, &class) : NULL;
 			if (role) {
-				json_key(&json, analysis->runtime->key);
+				json_key(&json, runtime->key);
 				json_string(&json, role);
-				if (generation >= 0) {
-					json_key(&json, "generation");
-					json_int(&json, generation);
+				const struct runtime_garbage_classes *classes = runtime->garbage;
+				if (class < classes->count && classes->classes[class].json_value >= 0) {
+					json_key(&json, classes->json_member);
+					json_int(&json, classes->classes[class].json_value);
 				}
 			}
 			struct path_shape path;

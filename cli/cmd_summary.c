@@ -99,7 +99,9 @@ struct path_job {
 static void *build_path_index(void *argument)
 {
 	struct path_job *job = argument;
-	job->index = path_index_build(job->analysis, job->show_values, &job->err);
+	const struct analysis *analysis = job->analysis;
+	job->index = path_index_build(&analysis->graph, &analysis->heap, &analysis->types,
+				      analysis->same_type_dominated, job->show_values, &job->err);
 	return NULL;
 }
 
@@ -165,17 +167,22 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 {
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
 	const struct heap *heap = &analysis->heap;
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_string(e, "schema", HEAPSNAP_SCHEMA_SUMMARY);
 	emit_int(e, "pid", info->pid);
 	emit_string(e, "exe", info->exe);
 	emit_string(e, "program", info->program);
 	emit_object_begin(e, "runtimes");
 	if (json)
-		cli_json_runtime_versions(json, analysis);
+		cli_json_runtime_versions(e, analysis);
 	emit_object_end(e);
-	if (json && analysis->runtime)
-		analysis->runtime->summary_json(analysis, json);
+	const struct runtime *runtime = analysis->runtime.ops;
+	if (json && runtime) {
+		struct runtime_field fields[RUNTIME_FIELDS_MAX];
+		size_t count = runtime->summary_fields(analysis, fields, RUNTIME_FIELDS_MAX);
+		if (count)
+			cli_json_runtime_fields(e, runtime->key, fields, count);
+	}
 	if (json)
 		return;
 	char process[4200];
@@ -188,7 +195,6 @@ static void walk_process(struct emitter *e, const struct analysis *analysis)
 		emit_text(e, "%s %s%s, structures found with %s\n", mallocs[i]->allocator->name,
 			  mallocs[i]->version[0] ? mallocs[i]->version : "(version unknown)",
 			  i ? " beside it" : "", mallocs[i]->method);
-	const struct runtime *runtime = analysis->runtime;
 	char line[8192];
 	if (runtime && runtime->describe(analysis, line, sizeof line)) {
 		emit_text(e, "%s\n", line);
@@ -301,7 +307,7 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 	const struct heap *heap = &analysis->heap;
 	struct totals totals = heap_totals(heap);
 	double frag = fragmentation(totals.live_bytes, totals.free_bytes, totals.top_bytes);
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_object_begin(e, "heap");
 	mallocs_json(e, heap);
 	emit_kv_count(e, "live_count", totals.live_count, "  live  %12s allocations");
@@ -312,8 +318,8 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 	emit_double(e, "fragmentation", frag);
 	emit_text(e, "  (fragmentation %.1f%%)\n", 100 * frag);
 	if (json) {
-		cli_json_damage(json, &heap->damage);
-		cli_json_unseen(json, &analysis->outside_heaps);
+		cli_json_damage(e, &heap->damage);
+		cli_json_unseen(e, &analysis->outside_heaps);
 	} else {
 		char damage[128], line[8192];
 		if (heap->damage.spots) {
@@ -334,7 +340,7 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
 static void walk_groups(struct emitter *e, const char *key, const struct type_group *groups,
 			size_t count, bool retained, const struct path_index *paths)
 {
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	emit_array_begin(e, key);
 	for (size_t i = 0; i < count; i++) {
 		char name[128], number[32], bytes[32], held[32];
@@ -356,7 +362,7 @@ static void walk_groups(struct emitter *e, const char *key, const struct type_gr
 			struct path_shape shapes[PATHS_PER_TYPE];
 			size_t shown = paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL,
 						     shapes, PATHS_PER_TYPE);
-			cli_json_retainers(json, shapes, shown);
+			cli_json_retainers(e, shapes, shown);
 		}
 		emit_object_end(e);
 	}
@@ -474,19 +480,17 @@ static void walk_shared(struct emitter *e, const struct heap_summary *summary)
 	emit_object_end(e);
 }
 
-/* Text: the collector's generations the garbage sits in, every one. */
+/* Text: the classes the runtime's collector sorts the garbage into, every one. */
 static void garbage_text(struct emitter *e, const struct analysis *analysis,
 			 const struct heap_summary *summary)
 {
-	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
-						  "untracked"};
-	emit_text(e, "\n%s garbage by the collector's generation it sits in:\n",
-		  analysis->runtime->language);
-	for (size_t g = 0; g < 4; g++) {
+	const struct runtime_garbage_classes *classes = summary->garbage.classes;
+	emit_text(e, "\n%s %s:\n", analysis->runtime.ops->language, classes->text_heading);
+	for (size_t c = 0; c < classes->count; c++) {
 		char count[32], bytes[32];
-		cli_format_count(summary->garbage_objects[g], count, sizeof count);
-		cli_format_bytes(summary->garbage_bytes[g], bytes, sizeof bytes);
-		emit_text(e, "  %-14s %12s objects %10s\n", generations[g], count, bytes);
+		cli_format_count(summary->garbage.objects[c], count, sizeof count);
+		cli_format_bytes(summary->garbage.bytes[c], bytes, sizeof bytes);
+		emit_text(e, "  %-14s %12s objects %10s\n", classes->classes[c].name, count, bytes);
 	}
 }
 
@@ -498,12 +502,12 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 	static const struct emit_column columns[] = {
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
 	bool objects = runtime_has_objects(analysis);
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (objects)
 		emit_text(e,
 			  "\nunreachable from every root (%s objects: garbage %s has not freed yet; "
 			  "other blocks: leaked): ",
-			  analysis->runtime->language, analysis->runtime->collector);
+			  analysis->runtime.ops->language, analysis->runtime.ops->collector);
 	else
 		emit_text(e, "\nunreachable from every root (leaked: nothing can free them): ");
 	emit_object_begin(e, "unreachable");
@@ -513,11 +517,11 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
 	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL);
 	if (objects && json)
-		cli_json_garbage(json, summary->garbage_objects, summary->garbage_bytes);
+		cli_json_garbage(e, &summary->garbage);
 	else if (objects)
 		garbage_text(e, analysis, summary);
 	if (json)
-		cli_json_cycles(json, summary->cycles, summary->cycle_count);
+		cli_json_cycles(e, summary->cycles, summary->cycle_count);
 	if (summary->cycle_count)
 		emit_text(e, "\ncycles among them, by shape:\n");
 	for (size_t i = 0; i < summary->cycle_count && i < TOP_TYPES && !json; i++) {
@@ -537,10 +541,10 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 {
 	static const struct emit_column columns[] = {
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json) {
 		if (analysis->sites.recorded)
-			cli_json_sites(json, &summary->untyped_sites, "count", "bytes");
+			cli_json_sites(e, &summary->untyped_sites, "count", "bytes");
 		return;
 	}
 	if (summary->untyped_sites.count)

@@ -447,8 +447,8 @@ static int name_pointer(struct writer *writer, uint32_t node, uint32_t offset,
 	char base[112], member[128];
 	/* (the types paths look up layouts for: others have none, and asking costs a lookup) */
 	if (type == NULL || strncmp(type, "struct ", 7) != 0 ||
-	    !path_member_at(writer->analysis, node, offset, base, sizeof base, member,
-			    sizeof member) ||
+	    !path_member_at(&writer->analysis->heap, &writer->analysis->types, node, offset, base,
+			    sizeof base, member, sizeof member) ||
 	    strchr(member, '.') == NULL)
 		return 0;
 	out->type = EDGE_PROPERTY;

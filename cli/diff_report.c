@@ -114,7 +114,7 @@ static void find_previews(struct report *report, struct row *row)
 	for (size_t i = 0; i < after->heap.count && row->preview_count < PREVIEWS; i++) {
 		if (!report->diff->is_new[i] || analysis_type(after, i) != row->type->type)
 			continue;
-		if (after->runtime->string_text(after, i, row->previews[row->preview_count],
+		if (after->runtime.ops->string_text(after, i, row->previews[row->preview_count],
 						PREVIEW_BYTES))
 			row->preview_count++;
 	}
@@ -222,7 +222,7 @@ static void runtimes(const struct analysis *analysis, char *out, size_t size)
 {
 	size_t used = 0;
 	out[0] = '\0';
-	const struct runtime *runtime = analysis->runtime;
+	const struct runtime *runtime = analysis->runtime.ops;
 	const char *runtime_version = runtime ? runtime->version(analysis) : NULL;
 	if (runtime_version)
 		used += (size_t)snprintf(out, size, "%s %s", runtime->name, runtime_version);
@@ -341,7 +341,7 @@ static const char *unreachable_title(const struct heap_diff *diff, char *out, si
 	if (!runtime_has_objects(after))
 		return "leaked: no pointer to them remains, nothing can free them";
 	snprintf(out, size, "%s objects among them are garbage waiting for %s",
-		 after->runtime->language, after->runtime->collector);
+		 after->runtime.ops->language, after->runtime.ops->collector);
 	return out;
 }
 
@@ -409,8 +409,7 @@ static void walk_header(struct emitter *e, const struct report *report)
 /* A snapshot's member in JSON: where it came from, and what its analysis could not read. */
 static void snapshot_json(struct emitter *e, const char *key, const struct snapshot_line *line)
 {
-	struct json_writer *json = emit_json_writer(e);
-	if (json == NULL)
+	if (!emit_is(e, EMIT_JSON))
 		return;
 	const struct analysis *analysis = line->analysis;
 	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
@@ -427,15 +426,17 @@ static void snapshot_json(struct emitter *e, const char *key, const struct snaps
 	emit_string(e, "program", program);
 	emit_string(e, "build_id", build_id);
 	emit_object_begin(e, "runtimes");
-	cli_json_runtime_versions(json, analysis);
+	cli_json_runtime_versions(e, analysis);
 	emit_object_end(e);
-	cli_json_damage(json, &analysis->heap.damage);
-	cli_json_unseen(json, &analysis->outside_heaps);
-	if (analysis->runtime && analysis->runtime->has_objects(analysis)) {
+	cli_json_damage(e, &analysis->heap.damage);
+	cli_json_unseen(e, &analysis->outside_heaps);
+	const struct runtime *runtime = analysis->runtime.ops;
+	if (runtime && runtime->has_objects(analysis)) {
 		char damaged[64];
-		snprintf(damaged, sizeof damaged, "%s_damaged", analysis->runtime->key);
-		json_key(json, damaged);
-		analysis->runtime->damage_json(analysis, json);
+		snprintf(damaged, sizeof damaged, "%s_damaged", runtime->key);
+		struct runtime_field fields[RUNTIME_FIELDS_MAX];
+		size_t count = runtime->damage_fields(analysis, fields, RUNTIME_FIELDS_MAX);
+		cli_json_runtime_fields(e, damaged, fields, count);
 	}
 	if (line->totals) {
 		emit_uint(e, "live_objects", line->objects);
@@ -545,7 +546,7 @@ static void walk_damage(struct emitter *e, const struct report *report)
 			emit_markdown(e, "\n> **%s's heap is damaged:** %s (see the warnings).\n",
 				      lines[i].label, damage);
 		}
-		const struct runtime *runtime = lines[i].analysis->runtime;
+		const struct runtime *runtime = lines[i].analysis->runtime.ops;
 		if (runtime && runtime->damage_words(lines[i].analysis, damage, sizeof damage)) {
 			emit_text(e, "  %-8s damaged: %s (see the warnings)\n", lines[i].label,
 				  damage);
@@ -579,7 +580,7 @@ static void grown_json(struct emitter *e, const struct report *report, size_t i)
 	if (report->diff->three)
 		emit_uint(e, "new_in_target", type->burst_count);
 	if (i < report->options->top)
-		cli_json_retainers(emit_json_writer(e), row->shapes, row->shape_count);
+		cli_json_retainers(e, row->shapes, row->shape_count);
 	if (row->preview_count) {
 		emit_array_begin(e, "values");
 		for (size_t k = 0; k < row->preview_count; k++)
@@ -714,9 +715,9 @@ static void walk_sites(struct emitter *e, const struct report *report)
 		{.title = "site", .gap = "  ", .code = true}};
 	const struct heap_diff *diff = report->diff;
 	const struct site_groups *sites = &diff->new_untyped_sites;
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json && diff->after->sites.recorded)
-		cli_json_sites(json, sites, "new", "new_bytes");
+		cli_json_sites(e, sites, "new", "new_bytes");
 	if (sites->count == 0 || json)
 		return;
 	char text_title[200], markdown_title[160];
@@ -836,18 +837,18 @@ static bool walk_paths(struct emitter *e, const struct report *report)
 	return true;
 }
 
-/* Text: the collector's generations the unreachable objects sit in, those with any. */
+/* Text: the classes the runtime's collector sorts the unreachable objects into, those with
+ * any. */
 static void garbage_text(struct emitter *e, const struct heap_diff *diff)
 {
-	static const char *const generations[] = {"generation 0", "generation 1", "generation 2",
-						  "untracked"};
-	emit_text(e, "  in the collector's");
-	for (size_t g = 0, first = 1; g < 4; g++) {
-		if (diff->garbage_objects[g] == 0)
+	const struct runtime_garbage_classes *classes = diff->garbage.classes;
+	emit_text(e, "  %s", classes->text_lead);
+	for (size_t c = 0, first = 1; c < classes->count; c++) {
+		if (diff->garbage.objects[c] == 0)
 			continue;
 		char count[32];
-		cli_format_count(diff->garbage_objects[g], count, sizeof count);
-		emit_text(e, "%s %s: %s", first ? "" : ",", generations[g], count);
+		cli_format_count(diff->garbage.objects[c], count, sizeof count);
+		emit_text(e, "%s %s: %s", first ? "" : ",", classes->classes[c].name, count);
 		first = 0;
 	}
 	emit_text(e, "\n");
@@ -903,15 +904,15 @@ static void walk_unreachable(struct emitter *e, const struct report *report)
 	}
 	emit_array_end(e);
 	if (runtime_has_objects(diff->after)) {
-		struct json_writer *json = emit_json_writer(e);
+		bool json = emit_is(e, EMIT_JSON);
 		if (json)
-			cli_json_garbage(json, diff->garbage_objects, diff->garbage_bytes);
+			cli_json_garbage(e, &diff->garbage);
 		else if (diff->unreachable_objects)
 			garbage_text(e, diff);
 	}
-	struct json_writer *json = emit_json_writer(e);
+	bool json = emit_is(e, EMIT_JSON);
 	if (json)
-		cli_json_cycles(json, report->cycles, report->cycle_count);
+		cli_json_cycles(e, report->cycles, report->cycle_count);
 	if (report->cycle_count) {
 		emit_markdown(e, "\n");
 		emit_table_begin(e, EMIT_ONLY(EMIT_MARKDOWN), cycle_columns, 4);

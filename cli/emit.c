@@ -12,11 +12,6 @@ void emitter_init(struct emitter *e, FILE *out, enum emit_format format, bool co
 	json_init(&e->json, out);
 }
 
-struct json_writer *emit_json_writer(struct emitter *e)
-{
-	return e->format == EMIT_JSON ? &e->json : NULL;
-}
-
 void emit_begin(struct emitter *e)
 {
 	if (e->format == EMIT_JSON)

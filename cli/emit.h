@@ -50,8 +50,6 @@ static inline bool emit_is(const struct emitter *e, enum emit_format format)
 {
 	return e->format == format;
 }
-/* The writer, for the JSON that other code writes (the runtimes', cli_json_*); NULL unless JSON. */
-struct json_writer *emit_json_writer(struct emitter *e);
 
 /* The document: in JSON its outer object and the newline that ends it. */
 void emit_begin(struct emitter *e);

@@ -15,8 +15,9 @@
 #define UNVISITED UINT32_MAX
 
 struct finder {
-	const struct analysis *analysis;
 	const struct graph *graph;
+	const struct heap *heap; /* the one the graph was built over */
+	const struct type_names *types;
 	uint32_t *nodes; /* the unreachable live heap nodes, in order: slot -> node */
 	size_t node_count;
 	/* by slot */
@@ -52,14 +53,9 @@ static uint32_t slot_of(const struct finder *finder, uint32_t node)
 	return low < finder->node_count && finder->nodes[low] == node ? (uint32_t)low : UNVISITED;
 }
 
-static bool is_part(const struct analysis *analysis, uint32_t node)
+static bool is_part(const struct type_names *types, uint32_t node)
 {
-	return analysis->types.owned && analysis->types.owned[node];
-}
-
-static const char *type_of(const struct analysis *analysis, uint32_t node)
-{
-	return analysis_type(analysis, node);
+	return types->owned && types->owned[node];
 }
 
 static int add_shape(struct finder *finder, const char *text, uint64_t objects, uint64_t bytes)
@@ -92,17 +88,17 @@ static int add_shape(struct finder *finder, const char *text, uint64_t objects, 
 /* One component (members[0..count)): its shape, from the member with the first type name. */
 static int describe(struct finder *finder, const uint32_t *members, size_t count)
 {
-	const struct analysis *analysis = finder->analysis;
+	const struct type_names *types = finder->types;
 	const struct graph *graph = finder->graph;
 	uint32_t first = members[0];
 	uint64_t objects = 0, bytes = 0;
 	for (size_t i = 0; i < count; i++) {
 		uint32_t v = members[i];
-		objects += !is_part(analysis, v);
+		objects += !is_part(types, v);
 		bytes += graph_node_size(graph, v);
-		const char *a = type_of(analysis, v), *b = type_of(analysis, first);
-		if (!is_part(analysis, v) && a &&
-		    (is_part(analysis, first) || b == NULL || strcmp(a, b) < 0 ||
+		const char *a = types_name(types, v), *b = types_name(types, first);
+		if (!is_part(types, v) && a &&
+		    (is_part(types, first) || b == NULL || strcmp(a, b) < 0 ||
 		     (strcmp(a, b) == 0 && v < first)))
 			first = v;
 	}
@@ -153,12 +149,13 @@ static int describe(struct finder *finder, const uint32_t *members, size_t count
 	char text[512] = "", step[160];
 	size_t used = 0;
 	for (size_t k = hop_count; k-- > 0;) {
-		path_step_text(analysis, hops[k], graph->offsets[hop_edges[k]], step, sizeof step);
+		path_step_text(graph, finder->heap, types, hops[k], graph->offsets[hop_edges[k]], step,
+			       sizeof step);
 		used += (size_t)snprintf(text + used, used < sizeof text ? sizeof text - used : 0,
 					 "%s -> ", step);
 	}
 	char last[112];
-	const char *type = type_of(analysis, first);
+	const char *type = types_name(types, first);
 	if (type)
 		snprintf(last, sizeof last, "%s", type);
 	else
@@ -177,13 +174,13 @@ static int compare_shapes(const void *left, const void *right)
 	return strcmp(a->text, b->text);
 }
 
-int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cycle_shape **shapes,
-		size_t *count, struct hs_error *err)
+int cycles_find(const struct graph *graph, const struct heap *heap, const struct type_names *types,
+		const uint8_t *only, struct cycle_shape **shapes, size_t *count,
+		struct hs_error *err)
 {
 	*shapes = NULL;
 	*count = 0;
-	const struct graph *graph = &analysis->graph;
-	struct finder finder = {.analysis = analysis, .graph = graph};
+	struct finder finder = {.graph = graph, .heap = heap, .types = types};
 	size_t n = 0;
 	for (uint32_t v = 0; v < graph->heap_nodes; v++)
 		n += unreachable(graph, v);

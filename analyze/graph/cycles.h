@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "analyze/analysis.h"
+#include "analyze/graph/graph.h"
+#include "analyze/heap.h"
+#include "analyze/types.h"
+#include "common/error.h"
 
 struct cycle_shape {
 	char text[512];
@@ -20,9 +23,11 @@ struct cycle_shape {
 	char signature[9];
 };
 
-/* The cycle shapes, most frequent first; needs the graph. With `only` (per allocation), just the
- * cycles with at least one member for which it is non-zero (heapdiff: the new ones). */
-int cycles_find(const struct analysis *analysis, const uint8_t *only, struct cycle_shape **shapes,
-		size_t *count, struct hs_error *err);
+/* The cycle shapes of `graph` (built over `heap`, whose allocations `types` names), most
+ * frequent first. With `only` (per allocation), just the cycles with at least one member for
+ * which it is non-zero (heapdiff: the new ones). */
+int cycles_find(const struct graph *graph, const struct heap *heap, const struct type_names *types,
+		const uint8_t *only, struct cycle_shape **shapes, size_t *count,
+		struct hs_error *err);
 
 #endif

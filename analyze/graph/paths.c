@@ -41,7 +41,10 @@ DEFINE_HASH_TABLE(shape_table, struct shape_entry, struct shape_entry, shape_ent
 		  shape_eq)
 
 struct path_index {
-	const struct analysis *analysis;
+	const struct graph *graph;
+	const struct heap *heap;
+	const struct type_names *types;
+	const uint8_t *same_type_dominated; /* NULL: none marked */
 	bool show_values; /* paths show the values read from memory (dict keys) */
 	struct string_table steps;
 	struct shape_table shapes;
@@ -144,26 +147,27 @@ static uint32_t intern_shape(struct path_index *index, uint32_t prefix, uint32_t
 }
 
 /* The name of a node's type for paths: its type, or "size N". */
-static void node_type(const struct analysis *analysis, uint32_t node, char *out, size_t size)
+static void node_type(const struct heap *heap, const struct type_names *types, uint32_t node,
+		      char *out, size_t size)
 {
 	size_t allocation = node;
-	const char *type = analysis_type(analysis, allocation);
+	const char *type = types_name(types, allocation);
 	if (type)
 		snprintf(out, size, "%s", type);
 	else
 		snprintf(out, size, "size %llu",
-			 (unsigned long long)analysis->heap.allocations[allocation].size);
+			 (unsigned long long)heap->allocations[allocation].size);
 }
 
-bool path_member_at(const struct analysis *analysis, uint32_t node, uint32_t offset, char *base,
-		    size_t base_size, char *member, size_t member_size)
+bool path_member_at(const struct heap *heap, const struct type_names *types, uint32_t node,
+		    uint32_t offset, char *base, size_t base_size, char *member, size_t member_size)
 {
 	char type[112];
-	node_type(analysis, node, type, sizeof type);
+	node_type(heap, types, node, type, sizeof type);
 	size_t length = strlen(type);
 	bool array = length > 2 && strcmp(type + length - 2, "[]") == 0;
 	snprintf(base, base_size, "%.*s", (int)(array ? length - 2 : length), type);
-	const struct dwarf_struct *layout = types_layout(&analysis->types, base);
+	const struct dwarf_struct *layout = types_layout(types, base);
 	if (layout == NULL || layout->size == 0)
 		return false;
 	uint64_t within = array ? offset % layout->size : offset;
@@ -180,25 +184,26 @@ bool path_member_at(const struct analysis *analysis, uint32_t node, uint32_t off
 
 /* The step through heap node `node` along the edge at byte `offset` in it: its type and, where
  * the type's layout is known, the member the pointer sits in. */
-static void step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
-		      size_t size)
+static void step_text(const struct heap *heap, const struct type_names *types, uint32_t node,
+		      uint32_t offset, char *out, size_t size)
 {
 	char base[112], member[128];
-	if (path_member_at(analysis, node, offset, base, sizeof base, member, sizeof member))
+	if (path_member_at(heap, types, node, offset, base, sizeof base, member, sizeof member))
 		snprintf(out, size, "%s%s", base, member);
 	else
-		node_type(analysis, node, out, size);
+		node_type(heap, types, node, out, size);
 }
 
-void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+void path_step_text(const struct graph *graph, const struct heap *heap,
+		    const struct type_names *types, uint32_t node, uint32_t offset, char *out,
 		    size_t size)
 {
 	if (offset & GRAPH_LABEL) {
 		char type[112];
-		node_type(analysis, node, type, sizeof type);
-		snprintf(out, size, "%s%s", type, analysis->graph.labels.strings[offset & GRAPH_LABEL_INDEX]);
+		node_type(heap, types, node, type, sizeof type);
+		snprintf(out, size, "%s%s", type, graph->labels.strings[offset & GRAPH_LABEL_INDEX]);
 	} else {
-		step_text(analysis, node, offset, out, size);
+		step_text(heap, types, node, offset, out, size);
 	}
 }
 
@@ -207,21 +212,20 @@ void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t off
 static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t offset, char *text,
 			    size_t size)
 {
-	const struct analysis *analysis = index->analysis;
 	size_t allocation = node;
-	const char *type = analysis_type(analysis, allocation);
+	const char *type = types_name(index->types, allocation);
 	if (!(offset & GRAPH_LABEL) && type && strncmp(type, "struct ", 7) == 0) {
-		step_text(analysis, node, offset, text, size);
+		step_text(index->heap, index->types, node, offset, text, size);
 		return intern_step(index, text);
 	}
 	/* by type (or size) and, for a runtime's label ("list[*]", "Connection._conn"), the label */
-	uint64_t key = type ? (uint64_t)(uintptr_t)type : analysis->heap.allocations[allocation].size;
+	uint64_t key = type ? (uint64_t)(uintptr_t)type : index->heap->allocations[allocation].size;
 	if (offset & GRAPH_LABEL)
 		key = (key * 0xC2B2AE3D27D4EB4Full) ^ ((uint64_t)(offset & ~GRAPH_VIEW) << 32) ^ 1;
 	size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 54);
 	if (index->step_cache[slot].valid && index->step_cache[slot].key == key)
 		return index->step_cache[slot].step;
-	path_step_text(analysis, node, offset, text, size);
+	path_step_text(index->graph, index->heap, index->types, node, offset, text, size);
 	uint32_t step = intern_step(index, text);
 	index->step_cache[slot].key = key;
 	index->step_cache[slot].step = step;
@@ -232,8 +236,7 @@ static uint32_t cached_step(struct path_index *index, uint32_t node, uint32_t of
 /* The shape of the path to v, reached first from u (already shaped) by edge e. */
 static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, uint64_t e)
 {
-	const struct analysis *analysis = index->analysis;
-	const struct graph *graph = &analysis->graph;
+	const struct graph *graph = index->graph;
 	if (u == graph->super_root) {
 		/* a root: its name starts the path */
 		return intern_shape(index, NO_SHAPE,
@@ -246,25 +249,30 @@ static uint32_t shape_through(struct path_index *index, uint32_t u, uint32_t v, 
 	/* a link from an object to one of its own type (a list's next, a tree's child) is a
 	 * chain: shown once, marked, however long it is */
 	size_t from = u, to = v;
-	uint8_t chain = analysis_type(analysis, from) == analysis_type(analysis, to) &&
-			(analysis_type(analysis, from) != NULL ||
-			 analysis->heap.allocations[from].size == analysis->heap.allocations[to].size);
+	const char *from_type = types_name(index->types, from);
+	uint8_t chain = from_type == types_name(index->types, to) &&
+			(from_type != NULL || index->heap->allocations[from].size ==
+						  index->heap->allocations[to].size);
 	const struct shape_entry *before = &index->shapes.entries[index->node_shape[u]];
 	if (chain && before->step == step && before->repeated)
 		return index->node_shape[u];
 	return intern_shape(index, index->node_shape[u], step, chain);
 }
 
-struct path_index *path_index_build(const struct analysis *analysis, bool show_values,
+struct path_index *path_index_build(const struct graph *graph, const struct heap *heap,
+				    const struct type_names *types,
+				    const uint8_t *same_type_dominated, bool show_values,
 				    struct hs_error *err)
 {
-	const struct graph *graph = &analysis->graph;
 	uint32_t *queue = NULL;
 	struct path_index *index = calloc(1, sizeof *index);
 	if (index == NULL || (index->node_shape = malloc(graph->node_count * sizeof(uint32_t))) == NULL ||
 	    (queue = malloc(graph->node_count * sizeof *queue)) == NULL)
 		goto out_of_memory;
-	index->analysis = analysis;
+	index->graph = graph;
+	index->heap = heap;
+	index->types = types;
+	index->same_type_dominated = same_type_dominated;
 	index->show_values = show_values;
 	for (size_t v = 0; v < graph->node_count; v++)
 		index->node_shape[v] = NO_SHAPE;
@@ -378,14 +386,14 @@ static uint64_t shape_group_key(const struct path_index *index, uint32_t id)
 
 bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out)
 {
-	const struct analysis *analysis = index->analysis;
-	const struct graph *graph = &analysis->graph;
+	const struct graph *graph = index->graph;
 	uint32_t node = graph_allocation_node(graph, allocation);
 	memset(out, 0, sizeof *out);
 	if (node == GRAPH_NONE || index->node_shape[node] == NO_SHAPE)
 		return false;
 	render(index, index->node_shape[node], out);
-	node_type(analysis, node, out->elements[out->element_count++], sizeof out->elements[0]);
+	node_type(index->heap, index->types, node, out->elements[out->element_count++],
+		  sizeof out->elements[0]);
 	out->count = 1;
 	out->retained = graph->retained[node];
 	path_shape_sign(out);
@@ -413,7 +421,7 @@ static void tally_begin(const struct path_index *index, struct shape_tally *tall
 			const char *type, uint64_t size, const uint8_t *only,
 			const uint8_t *only_dominated)
 {
-	const struct analysis *analysis = index->analysis;
+	const struct type_names *types = index->types;
 	memset(tally, 0, sizeof *tally);
 	tally->type = type;
 	tally->size = size;
@@ -421,9 +429,9 @@ static void tally_begin(const struct path_index *index, struct shape_tally *tall
 	tally->only_dominated = only_dominated;
 	tally->known = true;
 	if (type) {
-		uint32_t number = string_table_find(&analysis->types.names, type);
-		tally->known = number != UINT32_MAX && analysis->types.of != NULL &&
-			       analysis->types.names.strings[number] == type;
+		uint32_t number = string_table_find(&types->names, type);
+		tally->known = number != UINT32_MAX && types->of != NULL &&
+			       types->names.strings[number] == type;
 		tally->want = tally->known ? number + 1 : 0;
 	}
 }
@@ -469,15 +477,14 @@ static bool tally_map_fill(struct tally_map *map, const struct shape_tally *tall
  * heap: a report asks for ten groups or more, and each pass reads every allocation. */
 static int tally_shapes(const struct path_index *index, struct shape_tally *tallies, size_t count)
 {
-	const struct analysis *analysis = index->analysis;
-	const struct graph *graph = &analysis->graph;
+	const struct graph *graph = index->graph;
 	const uint8_t *only = count ? tallies[0].only : NULL;
-	const uint8_t *dominated = only ? tallies[0].only_dominated : analysis->same_type_dominated;
+	const uint8_t *dominated = only ? tallies[0].only_dominated : index->same_type_dominated;
 	/* each shape's key, computed on first use (a type's objects have few shapes) */
 	uint64_t *keys = calloc(index->shapes.count + 1, sizeof *keys);
 	if (keys == NULL)
 		return -1;
-	const uint32_t *of = analysis->types.of;
+	const uint32_t *of = index->types->of;
 	struct tally_map map = {0};
 	if (!tally_map_fill(&map, tallies, count)) {
 		tally_map_free(&map);
@@ -491,11 +498,11 @@ static int tally_shapes(const struct path_index *index, struct shape_tally *tall
 			continue; /* free or unreached (tested first: the smallest array) */
 		uint32_t id = of ? of[allocation] : 0;
 		const struct tally_map_entry *entry = tally_map_search(
-			&map, (struct tally_key){id, id ? 0 : analysis->heap.allocations[allocation].size});
+			&map, (struct tally_key){id, id ? 0 : index->heap->allocations[allocation].size});
 		if (entry == NULL)
 			continue;
 		struct shape_tally *tally = &tallies[entry->value];
-		if (analysis->types.owned && analysis->types.owned[allocation])
+		if (index->types->owned && index->types->owned[allocation])
 			continue; /* a part of an object: its owner is the object */
 		if (only && !only[allocation])
 			continue;

@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "analyze/analysis.h"
+#include "analyze/graph/graph.h"
+#include "analyze/heap.h"
+#include "analyze/types.h"
+#include "common/error.h"
 
 #define PATH_ELEMENTS_MAX 12
 
@@ -25,15 +28,21 @@ struct path_shape {
 
 struct path_index; /* the shape of every reachable node, computed once per graph */
 
-/* `show_values`: paths keep the values a step can show (dict keys); else they are masked. */
-struct path_index *path_index_build(const struct analysis *analysis, bool show_values,
+/* The shapes of `graph` (with its dominator tree), built over `heap` whose allocations `types`
+ * names; `same_type_dominated` (per allocation, graph_mark_same_type_dominated; NULL: none
+ * marked) leaves out of a shape's retained bytes the objects another of their type retains.
+ * `show_values`: paths keep the values a step can show (dict keys); else they are masked. The
+ * index reads all four until it is freed. */
+struct path_index *path_index_build(const struct graph *graph, const struct heap *heap,
+				    const struct type_names *types,
+				    const uint8_t *same_type_dominated, bool show_values,
 				    struct hs_error *err);
 void path_index_free(struct path_index *index);
 
 /* The shapes of the live allocations whose type group is `type` (NULL: untyped) and `size`,
  * and, when `only` is given (per allocation), for which only[allocation] is non-zero (heapdiff:
  * the new ones); the most common first, at most `max`. Returns the number filled. A shape's
- * retained bytes leave out the objects another of the type retains: analysis's
+ * retained bytes leave out the objects another of the type retains: the index's
  * same_type_dominated, or with `only`, `only_dominated` (graph_mark_same_type_dominated). */
 size_t paths_of_type(const struct path_index *index, const char *type, uint64_t size,
 		     const uint8_t *only, const uint8_t *only_dominated, struct path_shape *shapes,
@@ -53,14 +62,15 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 
 /* The text of one step through heap node `node` along an edge with this offset (or label):
  * "struct conn.next", "list[*]", "__main__.Connection._conn_handler". */
-void path_step_text(const struct analysis *analysis, uint32_t node, uint32_t offset, char *out,
+void path_step_text(const struct graph *graph, const struct heap *heap,
+		    const struct type_names *types, uint32_t node, uint32_t offset, char *out,
 		    size_t size);
 
 /* Where byte `offset` of heap node `node` lies in its type's layout, when the layout is known
  * (false otherwise): `member` gets ".next", "[*].detail" in an array of structs, "" or "[*]"
  * outside every member; `base` the type, an array's "[]" cut ("struct item"). */
-bool path_member_at(const struct analysis *analysis, uint32_t node, uint32_t offset, char *base,
-		    size_t base_size, char *member, size_t member_size);
+bool path_member_at(const struct heap *heap, const struct type_names *types, uint32_t node,
+		    uint32_t offset, char *base, size_t base_size, char *member, size_t member_size);
 
 /* `text` with the values from memory a step can show (a dict's str or int key, "dict['alice']",
  * "dict[42]") replaced by "[*]": a report shows them only when asked, since a heap holds secrets. */

@@ -182,12 +182,12 @@ static int compare_bytes(const void *left, const void *right)
 static void note_container(struct heap_diff *diff, size_t index, size_t old)
 {
 	const struct analysis *before = diff->before, *after = diff->after;
-	if (!runtime_has_objects(after) || before->runtime != after->runtime)
+	if (!runtime_has_objects(after) || before->runtime.ops != after->runtime.ops)
 		return;
 	uint64_t length_after, length_before;
-	if (!after->runtime->container_length(after, index, &length_after) ||
+	if (!after->runtime.ops->container_length(after, index, &length_after) ||
 	    length_after < CONTAINER_MIN_GROWTH ||
-	    !before->runtime->container_length(before, old, &length_before) ||
+	    !before->runtime.ops->container_length(before, old, &length_before) ||
 	    length_after < length_before + CONTAINER_MIN_GROWTH)
 		return;
 	struct diff_container entry = {index, analysis_type(after, index), length_before,
@@ -204,179 +204,250 @@ static void note_container(struct heap_diff *diff, size_t index, size_t old)
 	      compare_containers);
 }
 
-int heap_diff_build(const struct analysis *before, const struct analysis *target,
-		    const struct analysis *after, bool by_type_only, struct heap_diff *diff,
-		    struct hs_error *err)
+/* What heap_diff_build works with beside the diff it fills, freed when it ends. */
+struct diff_build {
+	struct heap_diff *diff;
+	const struct analysis *before, *target, *after; /* target: NULL with two snapshots */
+	bool by_type_only;
+	struct group_cache *cache;
+	size_t type_capacity;	  /* of diff->types */
+	struct type_grouper lost; /* the new unreachable allocations by type */
+	/* match_allocations': AFTER's in BEFORE; with three, TARGET's in BASELINE and FINAL's in
+	   TARGET */
+	uint32_t *after_match, *target_match, *final_match;
+	uint8_t *seen_before; /* per allocation of BEFORE: still there in AFTER */
+};
+
+/* The arrays the diff and its build fill; -1 when out of memory. */
+static int diff_build_start(struct diff_build *build)
 {
-	memset(diff, 0, sizeof *diff);
-	diff->by_type_only = by_type_only;
-	diff->before = before;
-	diff->after = after;
-	diff->three = target != NULL;
-	const struct heap *heap_before = &before->heap, *heap_after = &after->heap;
-	const struct graph *graph = &after->graph;
-	struct group_cache *cache = calloc(1, sizeof *cache);
-	struct type_grouper lost = {0};
-	uint32_t *after_match = NULL, *target_match = NULL, *final_match = NULL;
-	uint8_t *seen_before = NULL;
-	size_t capacity = 0;
-	if (cache == NULL || !after->has_graph)
-		goto out_of_memory;
-	diff->is_new = calloc(heap_after->count + 1, 1);
-	diff->is_new_unreachable = calloc(heap_after->count + 1, 1);
+	struct heap_diff *diff = build->diff;
+	size_t after_count = build->after->heap.count;
+	build->cache = calloc(1, sizeof *build->cache);
+	diff->is_new = calloc(after_count + 1, 1);
+	diff->is_new_unreachable = calloc(after_count + 1, 1);
 	diff->containers = calloc(CONTAINERS_MAX, sizeof *diff->containers);
-	seen_before = calloc(heap_before->count + 1, 1); /* still there in AFTER */
-	after_match = match_allocations(before, after, by_type_only);
-	if (!diff->is_new || !diff->is_new_unreachable || !diff->containers || !seen_before ||
-	    !after_match)
-		goto out_of_memory;
-	if (target) {
-		/* new in TARGET (against BASELINE), then followed into FINAL */
-		target_match = match_allocations(before, target, by_type_only);
-		final_match = match_allocations(target, after, by_type_only);
-		if (!target_match || !final_match)
-			goto out_of_memory;
-		for (size_t j = 0; j < target->heap.count; j++) {
-			if (target->heap.allocations[j].state != ALLOCATION_LIVE ||
-			    target_match[j] != NO_MATCH)
-				continue;
-			size_t group = group_of(cache, analysis_type(target, j),
-						target->heap.allocations[j].size);
-			struct diff_type *type =
-				group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
-			if (type == NULL)
-				goto out_of_memory;
-			type->burst_count += !is_part(target, j);
-			type->burst_bytes += target->heap.allocations[j].size;
-		}
-	}
-	/* which objects are new, first: what a new object retains depends on its dominator's */
-	for (size_t j = 0; j < heap_after->count; j++) {
-		if (heap_after->allocations[j].state != ALLOCATION_LIVE)
+	build->seen_before = calloc(build->before->heap.count + 1, 1);
+	build->after_match = match_allocations(build->before, build->after, build->by_type_only);
+	if (!build->cache || !diff->is_new || !diff->is_new_unreachable || !diff->containers ||
+	    !build->seen_before || !build->after_match)
+		return -1;
+	if (build->target == NULL)
+		return 0;
+	/* new in TARGET (against BASELINE), then followed into FINAL */
+	build->target_match = match_allocations(build->before, build->target, build->by_type_only);
+	build->final_match = match_allocations(build->target, build->after, build->by_type_only);
+	return build->target_match && build->final_match ? 0 : -1;
+}
+
+static void diff_build_free(struct diff_build *build)
+{
+	free(build->seen_before);
+	free(build->after_match);
+	free(build->target_match);
+	free(build->final_match);
+	type_grouper_free(&build->lost);
+	if (build->cache)
+		type_grouper_free(&build->cache->grouper);
+	free(build->cache);
+}
+
+/* The diff_type of the group of (type, size); NULL when out of memory. */
+static struct diff_type *type_of_group(struct diff_build *build, const char *type, uint64_t size)
+{
+	size_t group = group_of(build->cache, type, size);
+	return group == SIZE_MAX ? NULL
+				 : diff_type_at(build->diff, &build->type_capacity, group, build->cache);
+}
+
+/* Three snapshots: what TARGET has that BASELINE has not (the burst), by type. */
+static int count_burst(struct diff_build *build)
+{
+	const struct analysis *target = build->target;
+	for (size_t j = 0; j < target->heap.count; j++) {
+		if (target->heap.allocations[j].state != ALLOCATION_LIVE ||
+		    build->target_match[j] != NO_MATCH)
 			continue;
-		uint32_t old = after_match[j];
-		diff->is_new[j] = by_type_only ? 1
-				  : target     ? final_match[j] != NO_MATCH &&
-						 target_match[final_match[j]] == NO_MATCH
-					       : old == NO_MATCH;
+		struct diff_type *type = type_of_group(build, analysis_type(target, j),
+						       target->heap.allocations[j].size);
+		if (type == NULL)
+			return -1;
+		type->burst_count += !is_part(target, j);
+		type->burst_bytes += target->heap.allocations[j].size;
 	}
-	if (graph->idom &&
+	return 0;
+}
+
+/* Which objects of AFTER are new (three snapshots: left behind by TARGET), and which of them
+ * another new one of their type retains. First: what a new object retains depends on it. */
+static int mark_new(struct diff_build *build)
+{
+	struct heap_diff *diff = build->diff;
+	const struct analysis *after = build->after;
+	for (size_t j = 0; j < after->heap.count; j++) {
+		if (after->heap.allocations[j].state != ALLOCATION_LIVE)
+			continue;
+		uint32_t old = build->after_match[j];
+		diff->is_new[j] = build->by_type_only ? 1
+				  : build->target     ? build->final_match[j] != NO_MATCH &&
+							build->target_match[build->final_match[j]] ==
+							    NO_MATCH
+						      : old == NO_MATCH;
+	}
+	if (after->graph.idom &&
 	    (diff->new_same_type_dominated = graph_mark_same_type_dominated(
-		 &after->graph, &after->heap, &after->types, diff->is_new)) ==
-		    NULL)
-		goto out_of_memory;
-	for (size_t j = 0; j < heap_after->count; j++) {
-		const struct allocation *allocation = &heap_after->allocations[j];
+		 &after->graph, &after->heap, &after->types, diff->is_new)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* A new allocation of AFTER, `j`, counted in its type: what it retains (not what one new object
+ * of the type retains of another: the head of a new list retains its tail), and its site. */
+static int count_new(struct diff_build *build, struct diff_type *type, size_t j, bool part)
+{
+	struct heap_diff *diff = build->diff;
+	const struct analysis *after = build->after;
+	const struct graph *graph = &after->graph;
+	const struct allocation *allocation = &after->heap.allocations[j];
+	uint32_t node = graph_allocation_node(graph, j);
+	bool reachable = graph_reachable(graph, node);
+	type->new_count += !part;
+	type->new_bytes += allocation->size;
+	if (reachable && diff->new_same_type_dominated && !diff->new_same_type_dominated[j])
+		type->new_retained += graph->retained[node];
+	type->new_unreachable += !reachable && !part;
+	uint32_t site = allocation_site(&after->sites, j);
+	if (type->type == NULL && site &&
+	    site_groups_add(&diff->new_untyped_sites, site, allocation->size, part) != 0)
+		return -1;
+	return 0;
+}
+
+/* An allocation of AFTER that became unreachable (new garbage; C: a new leak): by type, and by
+ * the class its runtime's collector sorts it in. */
+static int count_new_unreachable(struct diff_build *build, size_t j, const char *name, bool part)
+{
+	struct heap_diff *diff = build->diff;
+	const struct allocation *allocation = &build->after->heap.allocations[j];
+	diff->is_new_unreachable[j] = 1;
+	struct type_group *lost_group = type_grouper_find(&build->lost, name, allocation->size);
+	if (lost_group == NULL)
+		return -1;
+	lost_group->count += !part;
+	lost_group->bytes += allocation->size;
+	diff->unreachable_objects += !part;
+	diff->unreachable_bytes += allocation->size;
+	garbage_counts_add(&diff->garbage, build->after, j, allocation->size);
+	return 0;
+}
+
+/* Each live allocation of AFTER in its type's counts, and as new, a grown container, or newly
+ * unreachable. */
+static int count_after(struct diff_build *build)
+{
+	struct heap_diff *diff = build->diff;
+	const struct analysis *before = build->before, *after = build->after;
+	for (size_t j = 0; j < after->heap.count; j++) {
+		const struct allocation *allocation = &after->heap.allocations[j];
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
 		const char *name = analysis_type(after, j);
-		size_t group = group_of(cache, name, allocation->size);
-		struct diff_type *type =
-			group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
+		struct diff_type *type = type_of_group(build, name, allocation->size);
 		if (type == NULL)
-			goto out_of_memory;
+			return -1;
 		type->type = name; /* AFTER's interned name: what its path index compares */
 		bool part = is_part(after, j);
 		type->count_after += !part;
 		type->bytes_after += allocation->size;
 		diff->objects_after += !part;
 		diff->bytes_after += allocation->size;
-		uint32_t old = after_match[j];
+		uint32_t old = build->after_match[j];
 		if (old != NO_MATCH)
-			seen_before[old] = 1;
+			build->seen_before[old] = 1;
 		bool is_new = diff->is_new[j];
-		uint32_t node = graph_allocation_node(graph, j);
-		bool reachable = graph_reachable(graph, node);
-		if (is_new) {
-			type->new_count += !part;
-			type->new_bytes += allocation->size;
-			/* what the new objects retain, not counting what one new object of the type
-			   retains of another (the head of a new list retains its tail) */
-			if (reachable && diff->new_same_type_dominated &&
-			    !diff->new_same_type_dominated[j])
-				type->new_retained += graph->retained[node];
-			type->new_unreachable += !reachable && !part;
-			uint32_t site = allocation_site(&after->sites, j);
-			if (name == NULL && site &&
-			    site_groups_add(&diff->new_untyped_sites, site, allocation->size, part) != 0)
-				goto out_of_memory;
-		} else if (old != NO_MATCH && !target && !part) {
+		if (is_new && count_new(build, type, j, part) != 0)
+			return -1;
+		if (!is_new && old != NO_MATCH && !build->target && !part)
 			note_container(diff, j, old);
-		}
 		/* newly unreachable: new, or reachable before (BEFORE's graph tells) */
 		bool was_unreachable = old != NO_MATCH && before->has_graph &&
 				       !reachable_in(before, old);
-		if (!reachable && (is_new || (!target && !was_unreachable))) {
-			diff->is_new_unreachable[j] = 1;
-			struct type_group *lost_group = type_grouper_find(&lost, name, allocation->size);
-			if (lost_group == NULL)
-				goto out_of_memory;
-			lost_group->count += !part;
-			lost_group->bytes += allocation->size;
-			diff->unreachable_objects += !part;
-			diff->unreachable_bytes += allocation->size;
-			int generation;
-			if (after->runtime && after->runtime->object_at(after, j, &generation)) {
-				size_t slot = generation >= 0 ? (size_t)generation : 3;
-				diff->garbage_objects[slot]++;
-				diff->garbage_bytes[slot] += allocation->size;
-			}
-		}
+		bool reachable = graph_reachable(&after->graph, graph_allocation_node(&after->graph, j));
+		if (!reachable && (is_new || (!build->target && !was_unreachable)) &&
+		    count_new_unreachable(build, j, name, part) != 0)
+			return -1;
 	}
-	for (size_t i = 0; i < heap_before->count; i++) {
-		const struct allocation *allocation = &heap_before->allocations[i];
+	return 0;
+}
+
+/* Each live allocation of BEFORE in its type's counts, and as freed when AFTER has it not. */
+static int count_before(struct diff_build *build)
+{
+	struct heap_diff *diff = build->diff;
+	const struct analysis *before = build->before;
+	for (size_t i = 0; i < before->heap.count; i++) {
+		const struct allocation *allocation = &before->heap.allocations[i];
 		if (allocation->state != ALLOCATION_LIVE)
 			continue;
-		size_t group = group_of(cache, analysis_type(before, i), allocation->size);
-		struct diff_type *type =
-			group == SIZE_MAX ? NULL : diff_type_at(diff, &capacity, group, cache);
+		struct diff_type *type = type_of_group(build, analysis_type(before, i), allocation->size);
 		if (type == NULL)
-			goto out_of_memory;
+			return -1;
 		bool part = is_part(before, i);
 		type->count_before += !part;
 		type->bytes_before += allocation->size;
 		diff->objects_before += !part;
 		diff->bytes_before += allocation->size;
-		if (!seen_before[i]) {
+		if (!build->seen_before[i]) {
 			type->freed_count += !part;
 			type->freed_bytes += allocation->size;
 		}
 	}
+	return 0;
+}
+
+/* The lists in their order, and the cycles among the new unreachable allocations. */
+static int diff_build_finish(struct diff_build *build, struct hs_error *err)
+{
+	struct heap_diff *diff = build->diff;
+	const struct analysis *after = build->after;
 	if (diff->type_count)
 		qsort(diff->types, diff->type_count, sizeof *diff->types, compare_growth);
 	site_groups_finish(&diff->new_untyped_sites, &after->sites, after->symbols);
-	diff->unreachable_count = lost.count;
-	diff->unreachable = type_grouper_steal(&lost);
+	diff->unreachable_count = build->lost.count;
+	diff->unreachable = type_grouper_steal(&build->lost);
 	if (diff->unreachable_count)
 		qsort(diff->unreachable, diff->unreachable_count, sizeof *diff->unreachable,
 		      compare_bytes);
-	if (cycles_find(after, diff->is_new_unreachable, &diff->cycles, &diff->cycle_count, err) !=
-	    0)
-		goto fail;
-	free(seen_before);
-	free(after_match);
-	free(target_match);
-	free(final_match);
-	type_grouper_free(&cache->grouper);
-	free(cache);
-	return 0;
-out_of_memory:
-	if (after->has_graph)
-		hs_error_nomem(err, "comparing the snapshots");
+	return cycles_find(&after->graph, &after->heap, &after->types, diff->is_new_unreachable,
+			   &diff->cycles, &diff->cycle_count, err);
+}
+
+int heap_diff_build(const struct analysis *before, const struct analysis *target,
+		    const struct analysis *after, bool by_type_only, struct heap_diff *diff,
+		    struct hs_error *err)
+{
+	memset(diff, 0, sizeof *diff);
+	garbage_counts_init(&diff->garbage, after);
+	diff->by_type_only = by_type_only;
+	diff->before = before;
+	diff->after = after;
+	diff->three = target != NULL;
+	struct diff_build build = {
+		.diff = diff, .before = before, .target = target, .after = after,
+		.by_type_only = by_type_only};
+	int result;
+	if (!after->has_graph)
+		result = hs_error_set_code(err, HS_ERR_INVALID,
+					   "the later snapshot's object graph is needed");
+	else if (diff_build_start(&build) != 0 || (target && count_burst(&build) != 0) ||
+		 mark_new(&build) != 0 || count_after(&build) != 0 || count_before(&build) != 0)
+		result = hs_error_nomem(err, "comparing the snapshots");
 	else
-		hs_error_set_code(err, HS_ERR_INVALID,
-				  "the later snapshot's object graph is needed");
-fail:
-	free(seen_before);
-	free(after_match);
-	free(target_match);
-	free(final_match);
-	type_grouper_free(&lost);
-	if (cache)
-		type_grouper_free(&cache->grouper);
-	free(cache);
-	heap_diff_free(diff);
-	return -1;
+		result = diff_build_finish(&build, err);
+	diff_build_free(&build);
+	if (result != 0)
+		heap_diff_free(diff);
+	return result;
 }
 
 void heap_diff_free(struct heap_diff *diff)

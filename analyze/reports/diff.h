@@ -55,7 +55,7 @@ struct heap_diff {
 	uint64_t unreachable_objects, unreachable_bytes;
 	struct type_group *unreachable; /* by type, by bytes */
 	size_t unreachable_count;
-	uint64_t garbage_objects[4], garbage_bytes[4]; /* by the collector's generation (3: none) */
+	struct garbage_counts garbage; /* the new unreachable objects of AFTER's runtime, by class */
 	struct cycle_shape *cycles; /* the cycles with a new unreachable member */
 	size_t cycle_count;
 	/* the new untyped allocations by the site that made them (when AFTER records sites) */

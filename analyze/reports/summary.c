@@ -116,13 +116,31 @@ static struct type_group *group_of(struct type_grouper *grouper, uint32_t *by_id
 	return group;
 }
 
+void garbage_counts_init(struct garbage_counts *garbage, const struct analysis *analysis)
+{
+	*garbage = (struct garbage_counts){
+		.classes = analysis->runtime.ops ? analysis->runtime.ops->garbage : NULL};
+}
+
+void garbage_counts_add(struct garbage_counts *garbage, const struct analysis *analysis,
+			size_t index, uint64_t bytes)
+{
+	const struct runtime *runtime = analysis->runtime.ops;
+	size_t class;
+	if (runtime == NULL || !runtime->object_at(analysis, index, &class) ||
+	    class >= garbage->classes->count)
+		return;
+	garbage->objects[class]++;
+	garbage->bytes[class] += bytes;
+}
+
 /* Roots whose bytes held count the memory of very many roots too (each is a short walk). */
 #define ROOTS_HELD_EXACTLY 64
 
-int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
-		       struct hs_error *err)
+/* The live allocations by type, reachable or not, with what they retain, the garbage by class,
+ * and the untyped ones by site; -1 when out of memory. */
+static int group_allocations(const struct analysis *analysis, struct heap_summary *summary)
 {
-	memset(summary, 0, sizeof *summary);
 	const struct heap *heap = &analysis->heap;
 	const struct graph *graph = analysis->has_graph ? &analysis->graph : NULL;
 	struct type_grouper live = {0}, lost = {0};
@@ -152,14 +170,8 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		 * in a list of struct conn, the head retains the rest */
 		if (graph && reachable && dominated && !dominated[i])
 			group->retained += graph->retained[node];
-		int generation;
-		if (!reachable && analysis->runtime &&
-		    analysis->runtime->object_at(analysis, i, &generation)) {
-			size_t slot = generation >= 0 ? (size_t)generation : 3;
-			summary->garbage_objects[slot]++;
-			summary->garbage_bytes[slot] += allocation->size;
-		}
 		if (!reachable) {
+			garbage_counts_add(&summary->garbage, analysis, i, allocation->size);
 			summary->unreachable_objects += !part;
 			summary->unreachable_bytes += allocation->size;
 		} else {
@@ -183,66 +195,81 @@ int heap_summary_build(const struct analysis *analysis, struct heap_summary *sum
 		      compare_bytes);
 	free(live_by_id);
 	free(lost_by_id);
-	live_by_id = lost_by_id = NULL;
-
-	if (graph) {
-		/* roots of one name (a symbol split by other symbols' words, a module's data in
-		   pieces) are one: found by a hash of names, as a Python process has tens of
-		   thousands of roots */
-		struct root_groups groups = {0};
-		uint32_t *root_of = malloc((graph->root_count + 1) * sizeof *root_of);
-		if (root_of == NULL || !root_groups_presize(&groups, graph->root_count + 1)) {
-			free(root_of);
-			root_groups_free(&groups);
-			goto out_of_memory;
-		}
-		for (size_t r = 0; r < graph->root_count; r++) {
-			uint32_t node = (uint32_t)(graph->heap_nodes + r);
-			bool added;
-			struct root_group *group = root_groups_insert(&groups, graph->roots[r].name, &added);
-			if (group == NULL) {
-				free(root_of);
-				root_groups_free(&groups);
-				goto out_of_memory;
-			}
-			if (added)
-				snprintf(group->name, sizeof group->name, "%s", graph->roots[r].name);
-			root_of[r] = (uint32_t)(group - groups.entries);
-			group->objects += graph->starts[node + 1] - graph->starts[node];
-		}
-		summary->root_count = groups.count;
-		summary->roots = root_groups_steal(&groups);
-		struct root_sharing sharing;
-		int shared = root_sharing_find(graph, root_of, (uint32_t)summary->root_count,
-					       ROOTS_HELD_EXACTLY, &sharing, err);
-		free(root_of);
-		if (shared != 0) {
-			heap_summary_free(summary);
-			return -1;
-		}
-		for (size_t k = 0; k < summary->root_count; k++) {
-			summary->roots[k].retained = sharing.retained[k];
-			summary->roots[k].holds = sharing.holds[k];
-			summary->roots[k].holds_exact = sharing.holds_exact[k];
-		}
-		summary->shared = sharing.groups;
-		summary->shared_count = sharing.group_count;
-		summary->shared_bytes = sharing.shared_bytes;
-		sharing.groups = NULL;
-		root_sharing_free(&sharing);
-		if (cycles_find(analysis, NULL, &summary->cycles, &summary->cycle_count, err) != 0) {
-			heap_summary_free(summary);
-			return -1;
-		}
-		if (sort_roots(summary) != 0)
-			goto out_of_memory;
-	}
 	return 0;
 out_of_memory:
 	free(live_by_id);
 	free(lost_by_id);
 	type_grouper_free(&live);
 	type_grouper_free(&lost);
+	return -1;
+}
+
+/* The roots, those of one name as one (a symbol split by other symbols' words, a module's data
+ * in pieces), with what each retains and holds, and what several hold together; -1 with err
+ * set on failure. */
+static int group_roots(const struct graph *graph, struct heap_summary *summary,
+		       struct hs_error *err)
+{
+	/* found by a hash of names, as a Python process has tens of thousands of roots */
+	struct root_groups groups = {0};
+	uint32_t *root_of = malloc((graph->root_count + 1) * sizeof *root_of);
+	if (root_of == NULL || !root_groups_presize(&groups, graph->root_count + 1))
+		goto out_of_memory;
+	for (size_t r = 0; r < graph->root_count; r++) {
+		uint32_t node = (uint32_t)(graph->heap_nodes + r);
+		bool added;
+		struct root_group *group = root_groups_insert(&groups, graph->roots[r].name, &added);
+		if (group == NULL)
+			goto out_of_memory;
+		if (added)
+			snprintf(group->name, sizeof group->name, "%s", graph->roots[r].name);
+		root_of[r] = (uint32_t)(group - groups.entries);
+		group->objects += graph->starts[node + 1] - graph->starts[node];
+	}
+	summary->root_count = groups.count;
+	summary->roots = root_groups_steal(&groups);
+	struct root_sharing sharing;
+	int shared = root_sharing_find(graph, root_of, (uint32_t)summary->root_count,
+				       ROOTS_HELD_EXACTLY, &sharing, err);
+	free(root_of);
+	if (shared != 0)
+		return -1;
+	for (size_t k = 0; k < summary->root_count; k++) {
+		summary->roots[k].retained = sharing.retained[k];
+		summary->roots[k].holds = sharing.holds[k];
+		summary->roots[k].holds_exact = sharing.holds_exact[k];
+	}
+	summary->shared = sharing.groups;
+	summary->shared_count = sharing.group_count;
+	summary->shared_bytes = sharing.shared_bytes;
+	sharing.groups = NULL;
+	root_sharing_free(&sharing);
+	return 0;
+out_of_memory:
+	free(root_of);
+	root_groups_free(&groups);
+	return hs_error_nomem(err, "summarising the heap");
+}
+
+int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
+		       struct hs_error *err)
+{
+	memset(summary, 0, sizeof *summary);
+	garbage_counts_init(&summary->garbage, analysis);
+	if (group_allocations(analysis, summary) != 0)
+		goto out_of_memory;
+	if (!analysis->has_graph)
+		return 0;
+	if (group_roots(&analysis->graph, summary, err) != 0 ||
+	    cycles_find(&analysis->graph, &analysis->heap, &analysis->types, NULL, &summary->cycles,
+			&summary->cycle_count, err) != 0) {
+		heap_summary_free(summary);
+		return -1;
+	}
+	if (sort_roots(summary) != 0)
+		goto out_of_memory;
+	return 0;
+out_of_memory:
 	heap_summary_free(summary);
 	return hs_error_nomem(err, "summarising the heap");
 }

@@ -12,6 +12,7 @@
 #include "analyze/analysis.h"
 #include "analyze/graph/cycles.h"
 #include "analyze/graph/root_sharing.h"
+#include "analyze/runtimes/runtime.h"
 #include "common/fnv.h"
 #include "common/hash_map.h"
 
@@ -48,6 +49,19 @@ DEFINE_HASH_TABLE(type_grouper, struct type_group, struct type_key, type_group_k
  * frees them.) */
 struct type_group *type_grouper_find(struct type_grouper *grouper, const char *type, uint64_t size);
 
+/* The unreachable objects of the process's runtime by the classes its collector sorts garbage
+ * into, as the runtime declares them (runtime.h: CPython's generations 0, 1, 2 and none). */
+struct garbage_counts {
+	const struct runtime_garbage_classes *classes; /* NULL: no runtime runs */
+	uint64_t objects[RUNTIME_GARBAGE_CLASSES_MAX], bytes[RUNTIME_GARBAGE_CLASSES_MAX];
+};
+/* Empty counts in the classes of the runtime `analysis` runs. */
+void garbage_counts_init(struct garbage_counts *garbage, const struct analysis *analysis);
+/* Counts allocation `index` (unreachable, of `bytes`) when an object of the runtime starts
+ * there, in the class it sits in. */
+void garbage_counts_add(struct garbage_counts *garbage, const struct analysis *analysis,
+			size_t index, uint64_t bytes);
+
 struct root_group {
 	char name[192];
 	uint64_t retained; /* what it alone retains */
@@ -70,9 +84,7 @@ struct heap_summary {
 	size_t shared_count;
 	uint64_t shared_bytes;
 	uint64_t reachable_bytes; /* live bytes some root reaches */
-	/* the unreachable Python objects (garbage) by the collector's generation they sit in;
-	   index 3: in none (untracked, or their list could not be read) */
-	uint64_t garbage_objects[4], garbage_bytes[4];
+	struct garbage_counts garbage; /* the unreachable objects of the runtime, by class */
 	struct cycle_shape *cycles; /* among the unreachable, the most frequent shape first */
 	size_t cycle_count;
 	/* untyped live allocations by the site that made them (when the snapshot records sites) */

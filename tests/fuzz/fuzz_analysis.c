@@ -133,7 +133,9 @@ static void analyse(const char *path, bool no_debuginfo)
 		analysis_close(analysis);
 		return;
 	}
-	struct path_index *paths = path_index_build(analysis, false, &err);
+	struct path_index *paths =
+		path_index_build(&analysis->graph, &analysis->heap, &analysis->types,
+				 analysis->same_type_dominated, false, &err);
 	if (paths) {
 		static struct path_shape shapes[5];
 		for (size_t i = 0; i < summary.type_count && i < 10; i++)

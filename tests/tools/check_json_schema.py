@@ -2,8 +2,10 @@
 """Checks docs/json-schema.md against the code that writes the JSON, so the page cannot drift from
 it: every schema name in cli/json_schema.h is documented, and every key the report walks write
 (cli/diff_report.c, cli/cmd_summary.c: the emit_* calls with a literal key) and the shared helpers
-write (cli/cli.c: json_key) is named in backticks in the page, in the section of its document or in
-the conventions. Exits 1, naming what is missing, when the page lacks any.
+write (cli/cli.c: the same) is named in backticks in the page, in the section of its document or in
+the conventions; and every key a runtime gives cli to write (analyze/runtimes/: its garbage
+classes' key and member, its sections' fields) is named somewhere in the page. Exits 1, naming
+what is missing, when the page lacks any.
 
 Usage: check_json_schema.py [SOURCE_ROOT]"""
 import os
@@ -13,7 +15,9 @@ import sys
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
 EMIT_KEY = re.compile(r'\bemit_(?:string|uint|int|double|bool|null|string_or_null|uint_or_null|'
                       r'object_begin|array_begin|kv_count|kv_bytes)\(\s*e,\s*"([^"]+)"')
-HELPER_KEY = re.compile(r'\bjson_key\(\s*json,\s*"([^"]+)"')
+HELPER_KEY = re.compile(r'\b(?:json_key\(\s*json|cli_json_steps\(\s*e),\s*"([^"]+)"')
+RUNTIME_KEY = re.compile(r'\.json_(?:key|member)\s*=\s*"([^"]+)"|'
+                         r'\badd_field\(\s*&?\w+,\s*RUNTIME_FIELD_\w+,\s*"([^"]+)"')
 SCHEMA = re.compile(r'#define\s+HEAPSNAP_SCHEMA_\w+\s+"([^"]+)"')
 
 
@@ -53,9 +57,17 @@ def main():
         for key in sorted(set(EMIT_KEY.findall(read(source)))):
             if not named(key, section) and not named(key, conventions):
                 missing.append(f"{schema}: {key} ({source})")
-    for key in sorted(set(HELPER_KEY.findall(read("cli/cli.c")))):
+    helpers = read("cli/cli.c")
+    for key in sorted(set(HELPER_KEY.findall(helpers)) | set(EMIT_KEY.findall(helpers))):
         if not named(key, conventions):
             missing.append(f"conventions: {key} (cli/cli.c)")
+    for directory, _, files in os.walk(os.path.join(ROOT, "analyze", "runtimes")):
+        for name in sorted(f for f in files if f.endswith(".c")):
+            source = os.path.relpath(os.path.join(directory, name), ROOT)
+            for match in RUNTIME_KEY.findall(read(source)):
+                key = match[0] or match[1]
+                if not named(key, page):
+                    missing.append(f"{key} ({source})")
     for what in missing:
         print(f"docs/json-schema.md does not document {what}")
     print(f"check_json_schema: {len(missing)} missing")

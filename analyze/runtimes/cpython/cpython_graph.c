@@ -629,6 +629,87 @@ static int object_edges(void *context, size_t index, const uint8_t *block,
 	return result;
 }
 
+/* A list's item array, a table of it (a part of the list), and its items. */
+static int list_edges(struct cpython_graph *model, const uint8_t *bytes)
+{
+	const struct cpython_layout *layout = model->layout;
+	uint64_t count = u64_at(bytes, layout->var_size);
+	uint64_t array_address = u64_at(bytes, layout->list_items);
+	/* a damaged size (warned about): as many items as its array holds and it allocated */
+	const struct allocation *array = heap_find(model->heap, array_address);
+	uint64_t allocated = u64_at(bytes, layout->list_allocated);
+	if (array && count > (array->address + array->size - array_address) / 8)
+		count = allocated < (array->address + array->size - array_address) / 8
+				? allocated
+				: (array->address + array->size - array_address) / 8;
+	if (count > MAX_ITEMS || array_address == 0)
+		return 0;
+	int result = graph_emit_edge(model->emitter, array_address, model->table);
+	const uint8_t *items = read_bytes(model, array_address, (size_t)count * 8);
+	if (result == 0 && items)
+		result = graph_emit_scan(model->emitter, items, (size_t)count * 8, 0, model->item);
+	return result;
+}
+
+/* A set's table (a part of it unless it is the small table inside the set) and its members. */
+static int set_edges(struct cpython_graph *model, uint64_t object, const uint8_t *bytes)
+{
+	const struct cpython_layout *layout = model->layout;
+	uint64_t mask = u64_at(bytes, layout->set_mask);
+	uint64_t table_address = u64_at(bytes, layout->set_table);
+	if (mask >= MAX_ITEMS)
+		return 0;
+	int result = 0;
+	if (table_address != object + layout->set_smalltable)
+		result = graph_emit_edge(model->emitter, table_address, model->table);
+	const uint8_t *table = read_bytes(model, table_address, (size_t)(mask + 1) * 16);
+	for (uint64_t i = 0; result == 0 && table && i <= mask; i++)
+		result = graph_emit_edge(model->emitter, u64_at(table, (size_t)i * 16),
+					 model->set_member);
+	return result;
+}
+
+/* A class: its namespace, its bases and MRO by name, the rest as it comes; and the attribute
+ * names its instances share (the keys it caches are a part of it). */
+static int class_edges(struct cpython_graph *model, const uint8_t *bytes, size_t size,
+		       uint64_t header)
+{
+	struct graph_emitter *emitter = model->emitter;
+	const struct cpython_layout *layout = model->layout;
+	int result = 0;
+	for (size_t at = 16; result == 0 && at + 8 <= size; at += 8) {
+		uint32_t label = at == layout->tp_dict	 ? model->dict_label
+				 : at == layout->tp_mro	 ? model->mro
+				 : at == layout->tp_bases ? model->bases
+				 : at == layout->tp_base	 ? model->base
+							 : GRAPH_NONE;
+		result = label != GRAPH_NONE ? graph_emit_edge(emitter, u64_at(bytes, at), label)
+					     : graph_emit_scan(emitter, bytes + at, 8, header + at,
+							       GRAPH_NONE);
+	}
+	uint64_t flags = u64_at(bytes, layout->tp_flags), keys = 0;
+	if (result == 0 && (flags & PY_TPFLAGS_HEAPTYPE) && layout->ht_cached_keys + 8 <= size &&
+	    (keys = u64_at(bytes, layout->ht_cached_keys)) != 0) {
+		uint64_t names[256];
+		size_t count = keys_entry_keys(model, keys, names, 256);
+		for (size_t k = 0; result == 0 && k < count; k++)
+			result = graph_emit_edge(emitter, names[k], model->key);
+	}
+	return result;
+}
+
+/* Keeps an object's reference count: what the graph's roots are inferred from (references
+ * from outside the heap). */
+static void keep_refcount(struct cpython_graph *model, size_t index, const uint8_t *bytes)
+{
+	uint64_t refcount = u64_at(bytes, 0);
+	if (model->layout->minor >= 12)
+		refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
+	if (refcount >= MAX_REFCOUNT)
+		refcount = 0; /* damaged (warned about): no sign of references from outside */
+	model->refcounts[index] = refcount > UINT32_MAX ? UINT32_MAX : (uint32_t)refcount;
+}
+
 static int object_edges_of_kind(void *context, size_t index, const uint8_t *block,
 				struct graph_emitter *emitter)
 {
@@ -656,34 +737,15 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	const uint8_t *bytes = block ? block + header : read_bytes(model, object, size);
 	if (bytes == NULL)
 		return 1;
-	uint64_t refcount = u64_at(bytes, 0);
-	if (layout->minor >= 12)
-		refcount &= 0xffffffffu; /* the low half; the high one flags immortality */
-	if (refcount >= MAX_REFCOUNT)
-		refcount = 0; /* damaged (warned about): no sign of references from outside */
-	model->refcounts[index] = refcount > UINT32_MAX ? UINT32_MAX : (uint32_t)refcount;
+	keep_refcount(model, index, bytes);
 	uint64_t count = 0, word = 0;
 	int result = 0;
 	if (python_type->flags & PY_TPFLAGS_HEAPTYPE)
 		result = graph_emit_edge(emitter, u64_at(bytes, 8), model->class_label);
 	switch (python_type->kind) {
 	case PYTHON_LIST:
-		count = u64_at(bytes, layout->var_size);
-		word = u64_at(bytes, layout->list_items);
-		/* a damaged size (warned about): as many items as its array holds and it allocated */
-		const struct allocation *array = heap_find(model->heap, word);
-		uint64_t allocated = u64_at(bytes, layout->list_allocated);
-		if (array && count > (array->address + array->size - word) / 8)
-			count = allocated < (array->address + array->size - word) / 8
-					? allocated
-					: (array->address + array->size - word) / 8;
-		if (count > MAX_ITEMS || word == 0)
-			break;
 		if (result == 0)
-			result = graph_emit_edge(emitter, word, model->table);
-		bytes = read_bytes(model, word, (size_t)count * 8);
-		if (result == 0 && bytes)
-			result = graph_emit_scan(emitter, bytes, (size_t)count * 8, 0, model->item);
+			result = list_edges(model, bytes);
 		break;
 	case PYTHON_TUPLE:
 		count = u64_at(bytes, layout->var_size);
@@ -697,19 +759,10 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 					    model->objects_map[index] & OBJECT_ROOT_DICT ? AS_ROOT_DICT
 											 : AS_ITEMS);
 		break;
-	case PYTHON_SET: {
-		uint64_t mask = u64_at(bytes, layout->set_mask);
-		word = u64_at(bytes, layout->set_table);
-		if (mask >= MAX_ITEMS)
-			break;
-		if (result == 0 && word != object + layout->set_smalltable)
-			result = graph_emit_edge(emitter, word, model->table);
-		const uint8_t *table = read_bytes(model, word, (size_t)(mask + 1) * 16);
-		for (uint64_t i = 0; result == 0 && table && i <= mask; i++)
-			result = graph_emit_edge(emitter, u64_at(table, (size_t)i * 16),
-						 model->set_member);
+	case PYTHON_SET:
+		if (result == 0)
+			result = set_edges(model, object, bytes);
 		break;
-	}
 	case PYTHON_MODULE:
 		/* its namespace by name; its state (an extension's own objects) as it comes */
 		if (result == 0)
@@ -723,30 +776,10 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 		if (result == 0 && size >= 32)
 			result = graph_emit_edge(emitter, u64_at(bytes, 24), GRAPH_NONE);
 		break;
-	case PYTHON_TYPE: {
-		/* a class: its namespace, its bases and MRO by name, the rest as it comes */
-		for (size_t at = 16; result == 0 && at + 8 <= size; at += 8) {
-			uint32_t label = at == layout->tp_dict	 ? model->dict_label
-					 : at == layout->tp_mro	 ? model->mro
-					 : at == layout->tp_bases ? model->bases
-					 : at == layout->tp_base	 ? model->base
-								 : GRAPH_NONE;
-			result = label != GRAPH_NONE
-					 ? graph_emit_edge(emitter, u64_at(bytes, at), label)
-					 : graph_emit_scan(emitter, bytes + at, 8, header + at, GRAPH_NONE);
-		}
-		/* the keys its instances share are a part of it: the attribute names they hold */
-		uint64_t flags = u64_at(bytes, layout->tp_flags), keys = 0;
-		if (result == 0 && (flags & PY_TPFLAGS_HEAPTYPE) &&
-		    layout->ht_cached_keys + 8 <= size &&
-		    (keys = u64_at(bytes, layout->ht_cached_keys)) != 0) {
-			uint64_t names[256];
-			size_t count = keys_entry_keys(model, keys, names, 256);
-			for (size_t k = 0; result == 0 && k < count; k++)
-				result = graph_emit_edge(emitter, names[k], model->key);
-		}
+	case PYTHON_TYPE:
+		if (result == 0)
+			result = class_edges(model, bytes, size, header);
 		return result < 0 ? -1 : 1;
-	}
 	case PYTHON_STR:
 	case PYTHON_BYTES:
 	case PYTHON_INT:
@@ -755,7 +788,7 @@ static int object_edges_of_kind(void *context, size_t index, const uint8_t *bloc
 	default:
 		break;
 	}
-	if (result == 0 && python_type->kind != PYTHON_TYPE && python_type->kind != PYTHON_MODULE) {
+	if (result == 0 && python_type->kind != PYTHON_MODULE) {
 		/* its own fields and attributes: a subclass of a built-in container has them too */
 		const uint8_t *own = block ? block + header : read_bytes(model, object, size);
 		if (own)

@@ -5,12 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
+/* pymalloc's pools and arenas, and the headers before an object. */
+static void builtin_heap(int minor, struct cpython_layout *layout)
 {
-	if (minor < 8 || minor > 13)
-		return false;
-	memset(layout, 0, sizeof *layout);
-	layout->minor = minor;
 	/* 3.10 made pools 16 KiB and arenas 1 MiB (with the radix tree) on 64-bit */
 	layout->pool_size = minor >= 10 ? 16384 : 4096;
 	layout->arena_size = minor >= 10 ? (1u << 20) : (256u << 10);
@@ -26,7 +23,11 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 		layout->preheader_flags = PY_TPFLAGS_MANAGED_DICT | PY_TPFLAGS_MANAGED_WEAKREF;
 		layout->managed_dict = -24; /* 3.12: tagged, a values pointer when the low bit is set */
 	}
+}
 
+/* PyTypeObject and PyHeapTypeObject. */
+static void builtin_types(int minor, struct cpython_layout *layout)
+{
 	/* PyTypeObject only grew at its end: the members read here never moved */
 	layout->tp_name = 24;
 	layout->tp_basicsize = 32;
@@ -47,7 +48,11 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->ht_qualname = layout->ht_name + 16;
 	layout->ht_cached_keys = layout->ht_name + 24;
 	layout->heap_type_size = heap_type_sizes[minor - 8];
+}
 
+/* The built-in objects read: str, dict, list, tuple, set, bytearray, code. */
+static void builtin_objects(int minor, struct cpython_layout *layout)
+{
 	/* 3.12 dropped the wstr members */
 	layout->str_length = 16;
 	layout->str_state = 32;
@@ -74,7 +79,11 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->set_smalltable = 64;
 	layout->bytearray_bytes = 32;
 	layout->code_zombieframe = minor <= 10 ? 128 : 0;
+}
 
+/* The C containers: deque, OrderedDict, lru_cache. */
+static void builtin_c_containers(int minor, struct cpython_layout *layout)
+{
 	/* 3.11 gave each deque its own cache of free blocks */
 	layout->deque_leftblock = 24;
 	layout->deque_rightblock = 32;
@@ -95,7 +104,12 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 	layout->lru_elem_next = 24;
 	layout->lru_elem_key = 40;
 	layout->lru_elem_result = 48;
+}
 
+/* The interpreter's state: the method cache, the collector's, the allocators', and its threads
+ * with their frames (PyFrameObject up to 3.10, _PyInterpreterFrame after). */
+static void builtin_interpreter(int minor, struct cpython_layout *layout)
+{
 	static const uint32_t main_interpreter[] = {40, 40, 40, 48, 48, 640};
 	static const uint32_t threads[] = {8, 8, 8, 16, 72, 7344};
 	static const uint32_t thread_ids[] = {176, 176, 176, 152, 136, 152};
@@ -140,6 +154,19 @@ bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
 		layout->frame_code = 32;
 		layout->frame_localsplus = minor == 10 ? 352 : 360;
 	}
+}
+
+bool cpython_layout_builtin(int minor, struct cpython_layout *layout)
+{
+	if (minor < 8 || minor > 13)
+		return false;
+	memset(layout, 0, sizeof *layout);
+	layout->minor = minor;
+	builtin_heap(minor, layout);
+	builtin_types(minor, layout);
+	builtin_objects(minor, layout);
+	builtin_c_containers(minor, layout);
+	builtin_interpreter(minor, layout);
 	return true;
 }
 

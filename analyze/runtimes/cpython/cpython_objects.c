@@ -1052,128 +1052,154 @@ static int check_dict_entry(void *context, uint64_t key, uint64_t value)
 	return 0;
 }
 
+/* A list's items, as far as its item array can be read and its size is possible. */
+static void check_list(struct finder *finder, const struct python_type *type, uint64_t object,
+		       struct referrer *from)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint64_t size = 0, items = 0;
+	if (!read_container_u64(finder, object + layout->var_size, &size) ||
+	    !read_container_u64(finder, object + layout->list_items, &items) || size == 0)
+		return;
+	const struct allocation *array = heap_find(finder->heap, items);
+	uint64_t room = array ? (array->address + array->size - items) / 8 : size, allocated = 0;
+	/* the words past its size but in its array are stale: what it allocated bounds it
+	   better than its block */
+	if (read_container_u64(finder, object + layout->list_allocated, &allocated) &&
+	    allocated < room)
+		room = allocated;
+	uint64_t walked = size < room ? size : room;
+	bool readable = size <= MAX_ITEMS && items != 0 &&
+			(array == NULL || array->state == ALLOCATION_LIVE);
+	uint64_t *words = readable ? malloc((size_t)walked * 8 + 8) : NULL;
+	if (readable && words == NULL) {
+		finder->out_of_memory = true;
+		return;
+	}
+	if (!readable ||
+	    address_space_read(finder->space, items, words, (size_t)walked * 8, NULL) != 0) {
+		free(words);
+		if (count_container_damage(finder))
+			warnings_add(finder->warnings,
+				     "python: the %s at 0x%llx has a damaged item array (0x%llx, %llu "
+				     "items) that cannot be read; its items are not walked",
+				     type->name, (unsigned long long)object,
+				     (unsigned long long)items, (unsigned long long)size);
+		return;
+	}
+	if (walked < size && count_container_damage(finder))
+		warnings_add(finder->warnings,
+			     "python: the %s at 0x%llx has a damaged size %llu beyond its item "
+			     "array (0x%llx, room for %llu); its first %llu items are walked",
+			     type->name, (unsigned long long)object, (unsigned long long)size,
+			     (unsigned long long)items, (unsigned long long)room,
+			     (unsigned long long)walked);
+	for (uint64_t i = 0; i < walked; i++) {
+		from->item = i;
+		check_reference(finder, words[i], from);
+	}
+	free(words);
+}
+
+/* A tuple's items, as many as its block has room for. */
+static void check_tuple(struct finder *finder, const struct python_type *type, uint64_t object,
+			uint64_t block_end, struct referrer *from)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint64_t size = 0;
+	if (!read_container_u64(finder, object + layout->var_size, &size) || size == 0)
+		return;
+	uint64_t room = (block_end - object - layout->tuple_items) / 8;
+	if (size > room && count_container_damage(finder))
+		warnings_add(finder->warnings,
+			     "python: the %s at 0x%llx has a damaged size %llu beyond its "
+			     "block (room for %llu items); its first %llu are walked",
+			     type->name, (unsigned long long)object, (unsigned long long)size,
+			     (unsigned long long)room, (unsigned long long)room);
+	uint64_t walked = size < room ? size : room, buffer[64];
+	/* the items in one read, a buffer at a time */
+	for (uint64_t first = 0; first < walked; first += 64) {
+		uint64_t count = walked - first < 64 ? walked - first : 64;
+		if (!read_container(finder, object + layout->tuple_items + first * 8, buffer,
+				    (size_t)count * 8))
+			return;
+		for (uint64_t i = 0; i < count; i++) {
+			from->item = first + i;
+			check_reference(finder, buffer[i], from);
+		}
+	}
+}
+
+/* A dict's keys and values, when its keys table can be read. */
+static void check_dict(struct finder *finder, const struct python_type *type, uint64_t object,
+		       struct referrer *from)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint64_t keys = 0;
+	struct cpython_keys table;
+	void *context[2] = {finder, from};
+	from->item = UINT64_MAX;
+	if (!read_container_u64(finder, object + layout->dict_keys, &keys))
+		return;
+	if ((!cpython_keys_read(finder->space, layout, keys, &table) ||
+	     !cpython_dict_each(finder->space, layout, object, check_dict_entry, context)) &&
+	    count_container_damage(finder))
+		warnings_add(finder->warnings,
+			     "python: the %s at 0x%llx has a damaged keys table 0x%llx; its "
+			     "entries are not walked",
+			     type->name, (unsigned long long)object, (unsigned long long)keys);
+}
+
+/* A set's members, when its table can be read. */
+static void check_set(struct finder *finder, const struct python_type *type, uint64_t object,
+		      struct referrer *from)
+{
+	const struct cpython_layout *layout = finder->layout;
+	uint64_t mask = 0, entries = 0;
+	if (!read_container_u64(finder, object + layout->set_mask, &mask) ||
+	    !read_container_u64(finder, object + layout->set_table, &entries))
+		return;
+	uint64_t *table = mask < MAX_ITEMS ? malloc((size_t)(mask + 1) * 16) : NULL;
+	if (table == NULL || address_space_read(finder->space, entries, table,
+						(size_t)(mask + 1) * 16, NULL) != 0) {
+		free(table);
+		if (count_container_damage(finder))
+			warnings_add(finder->warnings,
+				     "python: the %s at 0x%llx has a damaged table (0x%llx, mask "
+				     "%llu); its items are not walked",
+				     type->name, (unsigned long long)object,
+				     (unsigned long long)entries, (unsigned long long)mask);
+		return;
+	}
+	from->item = UINT64_MAX;
+	for (uint64_t i = 0; i <= mask; i++)
+		check_reference(finder, table[2 * i], from);
+	free(table);
+}
+
 /* Checks the items of the list, tuple, dict or set in allocation `index`: the container's
  * tables (warned about when impossible, and walked as far as they can be), and each item. */
 static void check_container(struct finder *finder, size_t index)
 {
-	const struct cpython_layout *layout = finder->layout;
 	const struct python_objects *objects = finder->objects;
 	const struct heap *heap = finder->heap;
 	const struct python_type *type = &objects->types[objects->type[index]];
 	uint64_t object = python_object_address(objects, heap, index);
 	uint64_t block_end = heap->allocations[index].address + heap->allocations[index].size;
-	uint64_t size = 0, items = 0;
 	struct referrer from = {type->name, object, 0};
 	switch (type->kind) {
-	case PYTHON_LIST: {
-		if (!read_container_u64(finder, object + layout->var_size, &size) ||
-		    !read_container_u64(finder, object + layout->list_items, &items) || size == 0)
-			return;
-		const struct allocation *array = heap_find(heap, items);
-		uint64_t room = array ? (array->address + array->size - items) / 8 : size,
-			 allocated = 0;
-		/* the words past its size but in its array are stale: what it allocated bounds it
-		   better than its block */
-		if (read_container_u64(finder, object + layout->list_allocated, &allocated) &&
-		    allocated < room)
-			room = allocated;
-		uint64_t walked = size < room ? size : room;
-		bool readable = size <= MAX_ITEMS && items != 0 &&
-				(array == NULL || array->state == ALLOCATION_LIVE);
-		uint64_t *words = readable ? malloc((size_t)walked * 8 + 8) : NULL;
-		if (readable && words == NULL) {
-			finder->out_of_memory = true;
-			return;
-		}
-		if (!readable ||
-		    address_space_read(finder->space, items, words, (size_t)walked * 8, NULL) != 0) {
-			free(words);
-			if (count_container_damage(finder))
-				warnings_add(finder->warnings,
-					     "python: the %s at 0x%llx has a damaged item array "
-					     "(0x%llx, %llu items) that cannot be read; its items are "
-					     "not walked",
-					     type->name, (unsigned long long)object,
-					     (unsigned long long)items, (unsigned long long)size);
-			return;
-		}
-		if (walked < size && count_container_damage(finder))
-			warnings_add(finder->warnings,
-				     "python: the %s at 0x%llx has a damaged size %llu beyond its item "
-				     "array (0x%llx, room for %llu); its first %llu items are walked",
-				     type->name, (unsigned long long)object, (unsigned long long)size,
-				     (unsigned long long)items, (unsigned long long)room,
-				     (unsigned long long)walked);
-		for (uint64_t i = 0; i < walked; i++) {
-			from.item = i;
-			check_reference(finder, words[i], &from);
-		}
-		free(words);
+	case PYTHON_LIST:
+		check_list(finder, type, object, &from);
 		return;
-	}
-	case PYTHON_TUPLE: {
-		if (!read_container_u64(finder, object + layout->var_size, &size) || size == 0)
-			return;
-		uint64_t room = (block_end - object - layout->tuple_items) / 8;
-		if (size > room && count_container_damage(finder))
-			warnings_add(finder->warnings,
-				     "python: the %s at 0x%llx has a damaged size %llu beyond its "
-				     "block (room for %llu items); its first %llu are walked",
-				     type->name, (unsigned long long)object, (unsigned long long)size,
-				     (unsigned long long)room, (unsigned long long)room);
-		uint64_t walked = size < room ? size : room, buffer[64];
-		/* the items in one read, a buffer at a time */
-		for (uint64_t first = 0; first < walked; first += 64) {
-			uint64_t count = walked - first < 64 ? walked - first : 64;
-			if (!read_container(finder, object + layout->tuple_items + first * 8, buffer,
-					    (size_t)count * 8))
-				return;
-			for (uint64_t i = 0; i < count; i++) {
-				from.item = first + i;
-				check_reference(finder, buffer[i], &from);
-			}
-		}
+	case PYTHON_TUPLE:
+		check_tuple(finder, type, object, block_end, &from);
 		return;
-	}
-	case PYTHON_DICT: {
-		uint64_t keys = 0;
-		struct cpython_keys table;
-		void *context[2] = {finder, &from};
-		from.item = UINT64_MAX;
-		if (!read_container_u64(finder, object + layout->dict_keys, &keys))
-			return;
-		if ((!cpython_keys_read(finder->space, layout, keys, &table) ||
-		     !cpython_dict_each(finder->space, layout, object, check_dict_entry, context)) &&
-		    count_container_damage(finder))
-			warnings_add(finder->warnings,
-				     "python: the %s at 0x%llx has a damaged keys table 0x%llx; its "
-				     "entries are not walked",
-				     type->name, (unsigned long long)object, (unsigned long long)keys);
+	case PYTHON_DICT:
+		check_dict(finder, type, object, &from);
 		return;
-	}
-	case PYTHON_SET: {
-		uint64_t mask = 0, entries = 0;
-		if (!read_container_u64(finder, object + layout->set_mask, &mask) ||
-		    !read_container_u64(finder, object + layout->set_table, &entries))
-			return;
-		uint64_t *table = mask < MAX_ITEMS ? malloc((size_t)(mask + 1) * 16) : NULL;
-		if (table == NULL || address_space_read(finder->space, entries, table,
-							(size_t)(mask + 1) * 16, NULL) != 0) {
-			free(table);
-			if (count_container_damage(finder))
-				warnings_add(finder->warnings,
-					     "python: the %s at 0x%llx has a damaged table (0x%llx, mask "
-					     "%llu); its items are not walked",
-					     type->name, (unsigned long long)object,
-					     (unsigned long long)entries, (unsigned long long)mask);
-			return;
-		}
-		from.item = UINT64_MAX;
-		for (uint64_t i = 0; i <= mask; i++)
-			check_reference(finder, table[2 * i], &from);
-		free(table);
+	case PYTHON_SET:
+		check_set(finder, type, object, &from);
 		return;
-	}
 	default:
 		return;
 	}

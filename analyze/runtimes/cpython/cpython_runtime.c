@@ -2,7 +2,7 @@
  * (or, under PYTHONMALLOC=mimalloc, CPython's mimalloc) walked on top of malloc, the method
  * cache marked as bookkeeping, objects typed by their ob_type, and the graph modelled by
  * reference counts and containers (cpython_graph.c); and what the reports say of it: its line,
- * its JSON section, the damage to its objects, each block's role, a string's text, a
+ * its JSON section (as fields), the damage to its objects, each block's role, a string's text, a
  * container's length. */
 #include "analyze/runtimes/runtime.h"
 
@@ -17,9 +17,8 @@
 #include "analyze/analysis.h"
 #include "analyze/runtimes/cpython/cpython_graph.h"
 #include "common/numbers.h"
-#include "formats/json.h"
 
-/* The runtime's state in an analysis (analysis.runtime_state): the interpreter found, and its
+/* The runtime's state in an analysis (analysis.runtime.state): the interpreter found, and its
  * objects once named. */
 struct cpython_state {
 	struct cpython_info python;
@@ -29,10 +28,11 @@ struct cpython_state {
 /* NULL when the process runs another runtime, or none (version is asked of every runtime) */
 static struct cpython_state *state_of(const struct analysis *analysis)
 {
-	return analysis->runtime == &cpython_runtime ? analysis->runtime_state : NULL;
+	return analysis->runtime.ops == &cpython_runtime ? analysis->runtime.state : NULL;
 }
 
-static bool detect(struct analysis *analysis, const struct analysis_options *options)
+static bool detect(struct analysis *analysis, const struct analysis_options *options,
+		   void **made)
 {
 	struct cpython_state *state = calloc(1, sizeof *state);
 	if (state == NULL) {
@@ -45,7 +45,7 @@ static bool detect(struct analysis *analysis, const struct analysis_options *opt
 		free(state);
 		return false;
 	}
-	analysis->runtime_state = state;
+	*made = state;
 	return true;
 }
 
@@ -86,11 +86,11 @@ static int find_objects(struct analysis *analysis, struct hs_error *err)
 {
 	/* the interpreter's method cache holds borrowed pointers: the graph is not to take them
 	   for references (they would keep garbage alive) */
+	struct cpython_state *state = state_of(analysis);
 	uint64_t start, end;
-	if (cpython_method_cache(analysis->symbols, analysis->space, &state_of(analysis)->python, &start,
-				 &end))
+	if (cpython_method_cache(analysis->symbols, analysis->space, &state->python, &start, &end))
 		heap_add_bookkeeping(&analysis->heap, start, end);
-	return cpython_objects_find(&state_of(analysis)->objects, analysis->space, &state_of(analysis)->python,
+	return cpython_objects_find(&state->objects, analysis->space, &state->python,
 				    &analysis->heap, &analysis->types, &analysis->warnings, err);
 }
 
@@ -102,13 +102,14 @@ static bool has_objects(const struct analysis *analysis)
 static int graph_model(struct analysis *analysis, struct graph_model *model, void **state,
 		       struct hs_error *err)
 {
+	const struct cpython_state *cpython = state_of(analysis);
 	*state = NULL;
-	if (state_of(analysis)->objects.bits == NULL)
+	if (cpython->objects.bits == NULL)
 		return 0;
 	struct cpython_graph *python = cpython_graph_new(
-		analysis->space, &state_of(analysis)->python, &state_of(analysis)->objects, &analysis->heap,
-		cpython_fields_new(analysis->symbols, state_of(analysis)->python.minor,
-				   state_of(analysis)->python.debuginfo_allowed),
+		analysis->space, &cpython->python, &cpython->objects, &analysis->heap,
+		cpython_fields_new(analysis->symbols, cpython->python.minor,
+				   cpython->python.debuginfo_allowed),
 		model);
 	if (python == NULL)
 		return hs_error_nomem(err, "building the object graph");
@@ -183,47 +184,51 @@ static bool describe(const struct analysis *analysis, char *out, size_t size)
 	return python->found;
 }
 
-static void damage_counts_json(const struct python_damage *damage, struct json_writer *json)
+/* The fields of a JSON section, as many as fit in `max` (RUNTIME_FIELDS_MAX leaves room for
+ * every one this runtime describes). */
+struct field_list {
+	struct runtime_field *fields;
+	size_t count, max;
+};
+
+static void add_field(struct field_list *list, enum runtime_field_kind kind, const char *key,
+		      const char *string, uint64_t number)
 {
-	json_object_begin(json);
-	json_key(json, "untyped");
-	json_uint(json, damage->untyped);
-	json_key(json, "containers");
-	json_uint(json, damage->containers);
-	json_key(json, "reference_counts");
-	json_uint(json, damage->reference_counts);
-	json_key(json, "gc_links");
-	json_uint(json, damage->gc_links);
-	json_object_end(json);
+	if (list->count < list->max)
+		list->fields[list->count++] = (struct runtime_field){kind, key, string, number};
 }
 
-static void summary_json(const struct analysis *analysis, struct json_writer *json)
+static void damage_counts_fields(const struct python_damage *damage, struct field_list *list)
 {
-	if (!state_of(analysis)->python.found || !state_of(analysis)->python.has_layout)
-		return;
-	json_key(json, "python");
-	json_object_begin(json);
-	json_key(json, "module");
-	json_string(json, state_of(analysis)->python.module_path);
-	json_key(json, "layouts_from");
-	json_string(json, state_of(analysis)->python.layout_source);
-	json_key(json, "object_allocator");
-	json_string(json, object_allocator_name(state_of(analysis)->python.object_allocator));
-	json_key(json, "pymalloc_found_with");
-	json_string(json, pymalloc_method(&analysis->heap));
+	add_field(list, RUNTIME_FIELD_UINT, "untyped", NULL, damage->untyped);
+	add_field(list, RUNTIME_FIELD_UINT, "containers", NULL, damage->containers);
+	add_field(list, RUNTIME_FIELD_UINT, "reference_counts", NULL, damage->reference_counts);
+	add_field(list, RUNTIME_FIELD_UINT, "gc_links", NULL, damage->gc_links);
+}
+
+static size_t summary_fields(const struct analysis *analysis, struct runtime_field *fields,
+			     size_t max)
+{
+	const struct cpython_state *state = state_of(analysis);
+	if (!state->python.found || !state->python.has_layout)
+		return 0;
+	struct field_list list = {fields, 0, max};
+	add_field(&list, RUNTIME_FIELD_STRING, "module", state->python.module_path, 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "layouts_from", state->python.layout_source, 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "object_allocator",
+		  object_allocator_name(state->python.object_allocator), 0);
+	add_field(&list, RUNTIME_FIELD_STRING, "pymalloc_found_with",
+		  pymalloc_method(&analysis->heap), 0);
 	const struct heap_allocator *mimalloc =
 	    heap_allocator_find(&analysis->heap, &cpython_mimalloc_allocator);
-	if (mimalloc) {
-		json_key(json, "mimalloc_found_with");
-		json_string(json, mimalloc->method);
-	}
-	json_key(json, "objects");
-	json_uint(json, state_of(analysis)->objects.object_count);
-	json_key(json, "gc_tracked");
-	json_uint(json, state_of(analysis)->objects.tracked_count);
-	json_key(json, "damaged");
-	damage_counts_json(&state_of(analysis)->objects.damage, json);
-	json_object_end(json);
+	if (mimalloc)
+		add_field(&list, RUNTIME_FIELD_STRING, "mimalloc_found_with", mimalloc->method, 0);
+	add_field(&list, RUNTIME_FIELD_UINT, "objects", NULL, state->objects.object_count);
+	add_field(&list, RUNTIME_FIELD_UINT, "gc_tracked", NULL, state->objects.tracked_count);
+	add_field(&list, RUNTIME_FIELD_OBJECT, "damaged", NULL, 0);
+	damage_counts_fields(&state->objects.damage, &list);
+	add_field(&list, RUNTIME_FIELD_END, NULL, NULL, 0);
+	return list.count;
 }
 
 static bool damage_words(const struct analysis *analysis, char *out, size_t size)
@@ -257,18 +262,40 @@ static bool damage_words(const struct analysis *analysis, char *out, size_t size
 	return used > 0;
 }
 
-static void damage_json(const struct analysis *analysis, struct json_writer *json)
+static size_t damage_fields(const struct analysis *analysis, struct runtime_field *fields,
+			    size_t max)
 {
-	damage_counts_json(&state_of(analysis)->objects.damage, json);
+	struct field_list list = {fields, 0, max};
+	damage_counts_fields(&state_of(analysis)->objects.damage, &list);
+	return list.count;
 }
 
-static const char *block_role(const struct analysis *analysis, size_t index, int *generation)
+/* The collector's generations, and none (untracked, or its list could not be read): the
+ * garbage classes, in the order garbage_class numbers them. */
+#define NO_GENERATION 3
+static const struct runtime_garbage_classes garbage_classes = {
+	.json_key = "python_garbage_by_generation",
+	.json_member = "generation",
+	.text_heading = "garbage by the collector's generation it sits in",
+	.text_lead = "in the collector's",
+	.count = 4,
+	.classes = {{"generation 0", 0}, {"generation 1", 1}, {"generation 2", 2}, {"untracked", -1}},
+};
+
+static size_t garbage_class(uint8_t bits)
+{
+	int generation = python_object_generation(bits);
+	return generation >= 0 ? (size_t)generation : NO_GENERATION;
+}
+
+static const char *block_role(const struct analysis *analysis, size_t index,
+			      size_t *garbage_class_out)
 {
 	const uint8_t *bits = state_of(analysis)->objects.bits;
-	*generation = -1;
+	*garbage_class_out = NO_GENERATION;
 	if (bits == NULL || bits[index] == 0)
 		return NULL;
-	*generation = python_object_generation(bits[index]);
+	*garbage_class_out = garbage_class(bits[index]);
 	if (bits[index] & PYOBJ_OWNED)
 		return "part";
 	if (bits[index] & PYOBJ_IMMORTAL)
@@ -276,45 +303,47 @@ static const char *block_role(const struct analysis *analysis, size_t index, int
 	return (bits[index] & PYOBJ_TRACKED) ? "tracked" : "object";
 }
 
-static bool object_at(const struct analysis *analysis, size_t index, int *generation)
+static bool object_at(const struct analysis *analysis, size_t index, size_t *garbage_class_out)
 {
 	const uint8_t *bits = state_of(analysis)->objects.bits;
 	if (bits == NULL || !(bits[index] & PYOBJ_OBJECT))
 		return false;
-	*generation = python_object_generation(bits[index]);
+	*garbage_class_out = garbage_class(bits[index]);
 	return true;
 }
 
 /* Whether an object of a version with layouts starts in block `index`. */
 static bool is_object(const struct analysis *analysis, size_t index)
 {
-	return state_of(analysis)->python.has_layout && state_of(analysis)->objects.bits &&
-	       (state_of(analysis)->objects.bits[index] & PYOBJ_OBJECT);
+	const struct cpython_state *state = state_of(analysis);
+	return state->python.has_layout && state->objects.bits &&
+	       (state->objects.bits[index] & PYOBJ_OBJECT);
 }
 
 static bool string_text(const struct analysis *analysis, size_t index, char *out, size_t size)
 {
 	if (!is_object(analysis, index))
 		return false;
-	uint64_t address = python_object_address(&state_of(analysis)->objects, &analysis->heap, index);
-	return cpython_str_read(analysis->space, &state_of(analysis)->python.layout, address, out, size);
+	const struct cpython_state *state = state_of(analysis);
+	uint64_t address = python_object_address(&state->objects, &analysis->heap, index);
+	return cpython_str_read(analysis->space, &state->python.layout, address, out, size);
 }
 
 static bool container_length(const struct analysis *analysis, size_t index, uint64_t *length)
 {
 	if (!is_object(analysis, index))
 		return false;
-	return cpython_container_length(analysis->space, &state_of(analysis)->python.layout,
-					&state_of(analysis)->objects, &analysis->heap, index, length);
+	const struct cpython_state *state = state_of(analysis);
+	return cpython_container_length(analysis->space, &state->python.layout, &state->objects,
+					&analysis->heap, index, length);
 }
 
-static void free_state(struct analysis *analysis)
+static void free_state(void *made)
 {
-	struct cpython_state *state = analysis->runtime_state;
+	struct cpython_state *state = made;
 	if (state)
 		cpython_objects_free(&state->objects);
 	free(state);
-	analysis->runtime_state = NULL;
 }
 
 const struct runtime cpython_runtime = {
@@ -331,12 +360,13 @@ const struct runtime cpython_runtime = {
 	.key = "python",
 	.language = "Python",
 	.collector = "the cyclic collector",
+	.garbage = &garbage_classes,
 	.version = version,
 	.object_count = object_count,
 	.describe = describe,
-	.summary_json = summary_json,
+	.summary_fields = summary_fields,
 	.damage_words = damage_words,
-	.damage_json = damage_json,
+	.damage_fields = damage_fields,
 	.block_role = block_role,
 	.object_at = object_at,
 	.string_text = string_text,
