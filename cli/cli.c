@@ -7,7 +7,6 @@
 #include "common/prefault.h"
 #include "common/timings.h"
 
-#include <getopt.h>
 
 #include "analyze/analysis.h"
 #include "common/timings.h"

@@ -160,7 +160,8 @@ static void check_diff(const struct analysis *before, const struct analysis *aft
 		      "cycle '%s'", diff.cycles[0].text);
 
 	/* the new blocks' paths: the list's head, then the four down the list */
-	struct path_index *index = path_index_build(after, false, &err);
+	struct path_index *index = path_index_build(&after->graph, &after->heap, &after->types,
+						    after->same_type_dominated, false, &err);
 	CHECK(index != NULL, "%s", err.message);
 	const struct allocation *head = heap_find(&after->heap, first_request);
 	const char *request = head ? analysis_type(after, (size_t)(head - after->heap.allocations))

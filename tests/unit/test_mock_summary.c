@@ -160,7 +160,8 @@ static void check_summary(const struct analysis *analysis)
 static void check_paths(const struct analysis *analysis, const struct blocks *blocks)
 {
 	struct hs_error err;
-	struct path_index *index = path_index_build(analysis, false, &err);
+	struct path_index *index = path_index_build(&analysis->graph, &analysis->heap, &analysis->types,
+						    analysis->same_type_dominated, false, &err);
 	CHECK(index != NULL, "%s", err.message);
 	if (index == NULL)
 		return;
@@ -277,7 +278,8 @@ static void check_c_types(void)
 		      "first root '%s'", summary.root_count ? summary.roots[0].name : "");
 		heap_summary_free(&summary);
 	}
-	struct path_index *index = analysis ? path_index_build(analysis, false, &err) : NULL;
+	struct path_index *index = analysis ? path_index_build(&analysis->graph, &analysis->heap, &analysis->types,
+						    analysis->same_type_dominated, false, &err) : NULL;
 	struct path_shape shape = {0};
 	size_t at = index ? allocation_at(analysis, leaf_block) : SIZE_MAX;
 	CHECK(at != SIZE_MAX && path_of_allocation(index, at, &shape) && shape.element_count == 3 &&
