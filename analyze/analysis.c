@@ -133,11 +133,16 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		hs_error_nomem(err, "opening %s", path);
 		goto fail;
 	}
+	symbols_use_debuginfod(analysis->symbols,
+			       &(struct debug_fetch_options){options->debuginfod_urls,
+							     options->no_debuginfod,
+							     options->fetch_observer});
 	for (size_t i = 0; known_runtimes[i] && analysis->runtime == NULL; i++)
 		if (known_runtimes[i]->detect(analysis, options))
 			analysis->runtime = known_runtimes[i];
 	const struct runtime *runtime = analysis->runtime;
 	analysis->c_types_reading = c_types_read_start(analysis->symbols);
+	symbols_warn_unfetched(analysis->symbols); /* (every module is loaded now) */
 	timings_mark(timings, "open, symbols");
 	struct malloc_provider provider;
 	if (!malloc_provider_find(analysis->symbols, &provider)) {
