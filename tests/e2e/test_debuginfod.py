@@ -5,9 +5,11 @@ types; a local `debuginfod` (Debian's package, started here on a free loopback p
 directory of that debug file) serves it by build-id. With the server, the summary names struct
 conn with the count the target recorded and the root `global all_conns` retaining the bytes it
 counted; with --no-debuginfod (the control) it names neither and says the module was left unnamed;
-pointed at a closed port, the unnamed answer comes with the one warning in bounded time; `heapsnap
-info` names the server and the cache file; and a second summary is served from the cache with
-the server stopped."""
+pointed at a closed port, or at one that never answers, the unnamed answer comes with the one
+warning in bounded time; a process whose executable is gone gets the file from the server too;
+without libdebuginfod.so.1 the answer is unnamed with one warning; `heapsnap info` names the
+server and the cache file; and a second summary is served from the cache with the server
+stopped."""
 import json
 import os
 import shutil
@@ -43,6 +45,29 @@ def build_id(file):
     return next((line.split()[-1] for line in out.splitlines() if "Build ID" in line), None)
 
 
+def capture(binary, name):
+    """Runs `binary` (conn_server), waits for its record, captures it asleep and kills it;
+    returns the record and the snapshot."""
+    record_path = path(name + ".record")
+    process = start([binary, record_path])
+    deadline = time.time() + 20
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    while process_state(process.pid) != "S" and time.time() < deadline:
+        time.sleep(0.01)
+    record = {}
+    with open(record_path) as f:
+        for line in f:
+            words = line.split()
+            if len(words) > 1:
+                record[words[0]] = [int(w) for w in words[1:]]
+    snapshot = path(name + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    process.wait()
+    return record, snapshot
+
+
 class Server:
     """`debuginfod -F DIR` on a free loopback port, up once it serves `wanted`'s debuginfo."""
 
@@ -54,14 +79,18 @@ class Server:
                               "-d", path(f"debuginfod-{name}.sqlite")],
                              stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
-        while time.time() < deadline and self.process.poll() is None:
+        kinds = ["debuginfo", "executable"]
+        while time.time() < deadline and self.process.poll() is None and kinds:
             try:
-                with urllib.request.urlopen(f"{self.url}/buildid/{wanted}/debuginfo", timeout=5) as r:
+                with urllib.request.urlopen(f"{self.url}/buildid/{wanted}/{kinds[0]}", timeout=5) as r:
                     if r.status == 200:
-                        return
+                        kinds.pop(0)
+                        continue
             except OSError:
                 pass
             time.sleep(0.2)
+        if not kinds:
+            return
         give_up(f"debuginfod on port {self.port} did not serve {wanted} within 60 s "
                 f"(see {self.log.name})")
 
@@ -92,23 +121,9 @@ class Debuginfod(Case):
         if not cls.build_id or ".debug_info" in sections or ".symtab" in sections:
             give_up(f"the stripped target keeps its build-id and loses its debug info: "
                     f"{cls.build_id} {sections[-300:]}")
-        # run it, wait for its record, capture it asleep
-        record_path = path("debuginfod.record")
-        process = start([cls.binary, record_path])
-        deadline = time.time() + 20
-        while not os.path.exists(record_path) and time.time() < deadline:
-            time.sleep(0.02)
-        while process_state(process.pid) != "S" and time.time() < deadline:
-            time.sleep(0.01)
-        cls.record = {}
-        for line in open(record_path):
-            words = line.split()
-            if len(words) > 1:
-                cls.record[words[0]] = [int(w) for w in words[1:]]
-        cls.snapshot = path("debuginfod.snap")
-        heapsnap("capture", str(process.pid), "-o", cls.snapshot)
-        process.kill()
-        process.wait()
+        # the stripped executable is served too, for a process whose file is gone
+        shutil.copy(cls.binary, os.path.join(cls.debug_dir, "conn_server"))
+        cls.record, cls.snapshot = capture(cls.binary, "debuginfod")
         cls.server = Server(cls.debug_dir, cls.build_id, "shared")
 
     @classmethod
@@ -201,6 +216,52 @@ class Debuginfod(Case):
         check(any("no answer in time" in w for w in (summary or {}).get("warnings", [])),
               f"silent server: the warning says why: {summary and summary['warnings']}")
         self.summary("cache-silent", "--debuginfod", self.server.url, expect_named=True)
+
+    def test_file_gone(self):
+        # the process's executable is deleted after the capture: its file comes from the server
+        # too (by build-id), and then its debug info
+        gone = path("conn_server_gone")
+        shutil.copy(self.binary, gone)
+        record, snapshot = capture(gone, "debuginfod-gone")
+        os.unlink(gone)
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-gone"))
+        env.pop("DEBUGINFOD_URLS", None)
+        result = heapsnap("summary", snapshot, "--format", "json", "--debuginfod", self.server.url,
+                          env=env)
+        summary = json.loads(result.stdout) if result.returncode == 0 else {"types": [], "warnings": []}
+        types = {t["type"]: t["count"] for t in summary["types"]}
+        check(types.get("struct conn") == record["conns"][0],
+              f"file gone: struct conn {types.get('struct conn')}, the target made {record['conns'][0]}")
+        check(not any(gone in w for w in summary["warnings"]),
+              f"file gone: no warning about it: {summary['warnings']}")
+        check(os.path.exists(os.path.join(path("cache-gone"), self.build_id, "executable")),
+              "file gone: the executable was fetched into the cache")
+
+    def test_library_absent(self):
+        # where libdebuginfod.so.1 cannot be loaded (hidden here by /dev/null mounted over it, in
+        # a mount namespace of the run's own), heapsnap answers unnamed, with one warning only
+        # when servers were named
+        library = "/usr/lib/x86_64-linux-gnu/libdebuginfod.so.1"
+        hidden = ["unshare", "-m", "sh", "-c", f'mount --bind /dev/null {library} && exec "$@"', "-"]
+
+        def run(*options, urls=None):
+            env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-absent"))
+            env.pop("DEBUGINFOD_URLS", None)
+            if urls:
+                env["DEBUGINFOD_URLS"] = urls
+            return subprocess.run(hidden + [os.environ.get("HEAPSNAP", "build/heapsnap"), "summary",
+                                            self.snapshot, "--format", "json", *options],
+                                  capture_output=True, text=True, timeout=120, env=env)
+        named = run(urls=self.server.url)
+        warnings = json.loads(named.stdout)["warnings"] if named.returncode == 0 else []
+        check(named.returncode == 0 and '"struct conn"' not in named.stdout and
+              [w for w in warnings if "libdebuginfod.so.1" in w and "not installed" in w],
+              f"library absent, servers named: exit 0, unnamed, one warning: {named.returncode} "
+              f"{warnings} {named.stderr[-300:]}")
+        plain = run()
+        check(plain.returncode == 0 and not any("debuginfod" in w for w in
+                                                json.loads(plain.stdout or "{}").get("warnings", [])),
+              f"library absent, no server named: nothing said: {plain.returncode} {plain.stderr[-300:]}")
 
     def test_info_names_the_source(self):
         env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-info"))
