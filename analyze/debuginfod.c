@@ -52,7 +52,7 @@ struct debug_fetch {
 	struct asked asked[ASKED_MAX];
 	size_t asked_count;
 	/* the request under way */
-	const char *module;
+	const char *what, *module;
 	double started;
 	bool aborted;
 	bool warned;
@@ -90,8 +90,8 @@ static int progress(debuginfod_client *client, long done, long total)
 	double waited = monotonic_seconds() - fetch->started;
 	if (url != NULL) { /* a server sends the file: its download goes on */
 		if (fetch->observer.fetching)
-			fetch->observer.fetching(fetch->observer.context, fetch->module, url, done,
-						 total);
+			fetch->observer.fetching(fetch->observer.context, fetch->what,
+						 fetch->module, url, done, total);
 		return 0;
 	}
 	if (fetch->timeout > 0 &&
@@ -241,6 +241,7 @@ static void request(struct debug_fetch *fetch, const struct snapshot_module *mod
 		return;
 	}
 	fetch->module = module->path;
+	fetch->what = asked->kind == DEBUG_FETCH_DEBUGINFO ? "debug info" : "file";
 	fetch->aborted = false;
 	fetch->started = monotonic_seconds();
 	double wall_started = realtime_ns() / 1e9;

@@ -19,10 +19,12 @@
 /* The time all failing requests of one run may cost together before no more are made. */
 #define DEBUG_FETCH_BUDGET_SECONDS 30
 
-/* Told of a download as it goes (a front end's progress), from the thread that fetches: the
- * module, the server, the bytes so far and in all (0 while unknown). */
+/* Told of a download as it goes (a front end's progress), from the thread that fetches: what
+ * ("debug info", "file"), of which module, from where, the bytes so far and in all (0 while
+ * unknown). */
 struct debug_fetch_observer {
-	void (*fetching)(void *context, const char *module, const char *url, long done, long total);
+	void (*fetching)(void *context, const char *what, const char *module, const char *url,
+			 long done, long total);
 	void *context;
 };
 

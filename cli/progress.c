@@ -35,7 +35,8 @@ struct timings_observer progress_observer(void)
 	return (struct timings_observer){step_done, NULL};
 }
 
-static void fetching(void *context, const char *module, const char *url, long done, long total)
+static void fetching(void *context, const char *what, const char *module, const char *url,
+		     long done, long total)
 {
 	(void)context;
 	static double last;
@@ -52,8 +53,8 @@ static void fetching(void *context, const char *module, const char *url, long do
 		format_bytes((uint64_t)total, all + 4, sizeof all - 4);
 	}
 	pthread_mutex_lock(&progress.lock);
-	fprintf(stderr, "%s%s: debuginfod: fetching %s from %s: %s%s%s",
-		terminal ? "\r\033[K" : "", progress.command ? progress.command : "heapsnap",
+	fprintf(stderr, "%s%s: debuginfod: fetching the %s of %s from %s: %s%s%s",
+		terminal ? "\r\033[K" : "", progress.command ? progress.command : "heapsnap", what,
 		name ? name + 1 : module, url, so_far, all, terminal ? "" : "\n");
 	fflush(stderr);
 	progress.shown |= terminal;
@@ -88,9 +89,9 @@ static void *show(void *unused)
 
 void progress_begin(const char *command, bool wanted)
 {
+	progress.command = command; /* (a download's progress names it too) */
 	if (!wanted || progress.running || !isatty(STDERR_FILENO))
 		return;
-	progress.command = command;
 	progress.started = monotonic_seconds();
 	const char *after = getenv("HEAPSNAP_PROGRESS_AFTER");
 	progress.after = after ? atof(after) : PROGRESS_AFTER_SECONDS;

@@ -166,6 +166,13 @@ class Debuginfod(Case):
 
     def test_named_by_the_server(self):
         self.summary("cache-named", "--debuginfod", self.server.url, expect_named=True)
+        # DEBUGINFOD_PROGRESS shows the download on stderr (not a terminal here)
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-progress"), DEBUGINFOD_PROGRESS="1")
+        env.pop("DEBUGINFOD_URLS", None)
+        text = heapsnap("summary", self.snapshot, "--debuginfod", self.server.url, env=env)
+        check(f"heapsnap summary: debuginfod: fetching the debug info of conn_server_stripped from "
+              f"{self.server.url}/buildid/{self.build_id}/debuginfo" in text.stderr,
+              f"DEBUGINFOD_PROGRESS: the download is shown: {text.stderr[-600:]}")
 
     def test_named_by_the_environment(self):
         # DEBUGINFOD_URLS is the default; --no-debuginfod overrides it (the control)
