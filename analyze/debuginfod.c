@@ -42,13 +42,9 @@ struct debug_fetch {
 	debuginfod_client *client;
 	struct warnings *warnings;
 	struct debug_fetch_observer observer;
-	pthread_mutex_t lock; /* a client serves one thread at a time */
 	char *servers[SERVERS_MAX];
-	bool dead[SERVERS_MAX];
-	char dead_why[256]; /* the first server given up on, and why */
 	size_t server_count;
-	double timeout, lost; /* seconds: a request's wait for its first byte; wasted so far */
-	bool out_of_time;
+	double timeout; /* seconds a request may wait for its first byte (0: no limit) */
 	struct asked asked[ASKED_MAX];
 	size_t asked_count;
 	/* the request under way */
@@ -76,6 +72,26 @@ static bool load_library(struct library *lib)
 	return false;
 }
 
+/* What the whole run (heapdiff's analyses, in threads of their own, share it) knows of the
+ * servers: those given up on, and the time failing requests cost. The lock also serialises the
+ * requests: the library reads the environment that set_living_servers writes. */
+static struct {
+	pthread_mutex_t lock;
+	char dead[SERVERS_MAX][512];
+	size_t dead_count;
+	char dead_why[256]; /* the first server given up on, and why */
+	double lost;
+	bool out_of_time;
+} run = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool is_dead(const char *server)
+{
+	for (size_t i = 0; i < run.dead_count; i++)
+		if (strcmp(run.dead[i], server) == 0)
+			return true;
+	return false;
+}
+
 /* The fetch whose request runs on this thread (the progress function is given only the client). */
 static _Thread_local struct debug_fetch *current;
 
@@ -95,7 +111,7 @@ static int progress(debuginfod_client *client, long done, long total)
 		return 0;
 	}
 	if (fetch->timeout > 0 &&
-	    (waited > fetch->timeout || fetch->lost + waited > DEBUG_FETCH_BUDGET_SECONDS)) {
+	    (waited > fetch->timeout || run.lost + waited > DEBUG_FETCH_BUDGET_SECONDS)) {
 		fetch->aborted = true;
 		return 1;
 	}
@@ -130,9 +146,11 @@ struct debug_fetch *debug_fetch_new(const struct debug_fetch_options *options,
 	/* the library reads its settings from the environment at each request */
 	char seconds[16];
 	snprintf(seconds, sizeof seconds, "%d", DEBUG_FETCH_DEFAULT_TIMEOUT);
+	pthread_mutex_lock(&run.lock);
 	setenv(DEBUGINFOD_TIMEOUT_ENV_VAR, seconds, 0);
 	const char *timeout = getenv(DEBUGINFOD_TIMEOUT_ENV_VAR);
 	fetch->timeout = timeout ? atof(timeout) : DEBUG_FETCH_DEFAULT_TIMEOUT;
+	pthread_mutex_unlock(&run.lock);
 	fetch->client = fetch->lib.begin();
 	if (fetch->client == NULL) {
 		debug_fetch_free(fetch);
@@ -141,7 +159,6 @@ struct debug_fetch *debug_fetch_new(const struct debug_fetch_options *options,
 	fetch->lib.set_progressfn(fetch->client, progress);
 	fetch->warnings = warnings;
 	fetch->observer = options->observer;
-	pthread_mutex_init(&fetch->lock, NULL);
 	return fetch;
 }
 
@@ -159,7 +176,6 @@ void debug_fetch_free(struct debug_fetch *fetch)
 		free(fetch->asked[i].path);
 		free(fetch->asked[i].url);
 	}
-	pthread_mutex_destroy(&fetch->lock);
 	free(fetch);
 }
 
@@ -202,12 +218,14 @@ static bool set_living_servers(struct debug_fetch *fetch)
 	char urls[4096] = "";
 	size_t used = 0;
 	for (size_t i = 0; i < fetch->server_count; i++)
-		if (!fetch->dead[i] && used < sizeof urls)
+		if (!is_dead(fetch->servers[i]) && used < sizeof urls)
 			used += (size_t)snprintf(urls + used, sizeof urls - used, "%s%s",
 						 used ? " " : "", fetch->servers[i]);
 	if (used == 0 || used >= sizeof urls)
 		return false;
-	setenv(DEBUGINFOD_URLS_ENV_VAR, urls, 1);
+	const char *now = getenv(DEBUGINFOD_URLS_ENV_VAR);
+	if (now == NULL || strcmp(now, urls) != 0)
+		setenv(DEBUGINFOD_URLS_ENV_VAR, urls, 1);
 	return true;
 }
 
@@ -222,11 +240,11 @@ static bool connection_failed(int error, bool aborted)
 static void give_up_servers(struct debug_fetch *fetch, int error, bool aborted)
 {
 	for (size_t i = 0; i < fetch->server_count; i++) {
-		if (fetch->dead[i])
+		if (is_dead(fetch->servers[i]) || run.dead_count >= SERVERS_MAX)
 			continue;
-		fetch->dead[i] = true;
-		if (fetch->dead_why[0] == '\0')
-			snprintf(fetch->dead_why, sizeof fetch->dead_why, "%.150s: %s", fetch->servers[i],
+		snprintf(run.dead[run.dead_count++], sizeof run.dead[0], "%s", fetch->servers[i]);
+		if (run.dead_why[0] == '\0')
+			snprintf(run.dead_why, sizeof run.dead_why, "%.150s: %s", fetch->servers[i],
 				 aborted ? "no answer in time" : strerror(error));
 	}
 }
@@ -236,7 +254,7 @@ static void request(struct debug_fetch *fetch, const struct snapshot_module *mod
 		    struct asked *asked)
 {
 	asked->error = ENOENT;
-	if (fetch->out_of_time || !set_living_servers(fetch)) {
+	if (run.out_of_time || !set_living_servers(fetch)) {
 		asked->error = ENETUNREACH;
 		return;
 	}
@@ -274,8 +292,8 @@ static void request(struct debug_fetch *fetch, const struct snapshot_module *mod
 		asked->error = fetch->aborted ? ETIME : -fd;
 	}
 	if (asked->error != ENOENT) {
-		fetch->lost += waited;
-		fetch->out_of_time = fetch->timeout > 0 && fetch->lost >= DEBUG_FETCH_BUDGET_SECONDS;
+		run.lost += waited;
+		run.out_of_time = fetch->timeout > 0 && run.lost >= DEBUG_FETCH_BUDGET_SECONDS;
 	}
 }
 
@@ -289,7 +307,7 @@ char *debug_fetch_file(struct debug_fetch *fetch, const struct snapshot_module *
 	char build_id[2 * 64 + 1];
 	for (size_t i = 0; i < module->build_id_size && i < 64; i++)
 		snprintf(build_id + 2 * i, 3, "%02x", module->build_id[i]);
-	pthread_mutex_lock(&fetch->lock);
+	pthread_mutex_lock(&run.lock);
 	struct asked *asked = NULL;
 	for (size_t i = 0; i < fetch->asked_count && asked == NULL; i++)
 		if (fetch->asked[i].kind == kind && strcmp(fetch->asked[i].build_id, build_id) == 0)
@@ -304,26 +322,38 @@ char *debug_fetch_file(struct debug_fetch *fetch, const struct snapshot_module *
 	char *path = asked && asked->path ? strdup(asked->path) : NULL;
 	if (url && asked)
 		*url = asked->url;
-	pthread_mutex_unlock(&fetch->lock);
+	pthread_mutex_unlock(&run.lock);
 	return path;
 }
 
 bool debug_fetch_was_fetched(const struct debug_fetch *fetch, const char *path, const char **url)
 {
-	for (size_t i = 0; fetch != NULL && i < fetch->asked_count; i++)
+	bool found = false;
+	pthread_mutex_lock(&run.lock);
+	for (size_t i = 0; fetch != NULL && i < fetch->asked_count && !found; i++)
 		if (fetch->asked[i].path && strcmp(fetch->asked[i].path, path) == 0) {
 			if (url)
 				*url = fetch->asked[i].url;
-			return true;
+			found = true;
 		}
-	return false;
+	pthread_mutex_unlock(&run.lock);
+	return found;
 }
+
+static void warn_unfetched(struct debug_fetch *fetch);
 
 void debug_fetch_warn(struct debug_fetch *fetch)
 {
 	if (fetch == NULL || fetch->warned)
 		return;
 	fetch->warned = true;
+	pthread_mutex_lock(&run.lock); /* (run.dead_why) */
+	warn_unfetched(fetch);
+	pthread_mutex_unlock(&run.lock);
+}
+
+static void warn_unfetched(struct debug_fetch *fetch)
+{
 	char modules[600] = "";
 	size_t used = 0, count = 0;
 	bool failed = false;
@@ -343,9 +373,9 @@ void debug_fetch_warn(struct debug_fetch *fetch)
 		snprintf(more, sizeof more, " and %zu more", count - 8);
 	char why[400];
 	snprintf(why, sizeof why, "%s%s%s",
-		 fetch->dead_why[0] ? fetch->dead_why : "not on the servers",
-		 fetch->dead_why[0] ? "; not asked again in this run" : "",
-		 fetch->out_of_time ? "; the time allowed for failing requests ran out" : "");
+		 run.dead_why[0] ? run.dead_why : "not on the servers",
+		 run.dead_why[0] ? "; not asked again in this run" : "",
+		 run.out_of_time ? "; the time allowed for failing requests ran out" : "");
 	warnings_add(fetch->warnings,
 		     "debuginfod gave no debug info for %zu module%s, left unnamed (their types "
 		     "and globals): %s%s (%s): %s",
