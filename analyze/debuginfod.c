@@ -118,40 +118,54 @@ static int progress(debuginfod_client *client, long done, long total)
 	return 0;
 }
 
+/* The servers named, read as the library reads them; false when none is. Under run.lock (the
+ * environment). */
+static bool read_servers(struct debug_fetch *fetch, const char *urls)
+{
+	if (urls == NULL)
+		urls = getenv(DEBUGINFOD_URLS_ENV_VAR);
+	char *copy = urls ? strdup(urls) : NULL;
+	for (char *save = NULL, *url = copy ? strtok_r(copy, " ", &save) : NULL;
+	     url != NULL && fetch->server_count < SERVERS_MAX; url = strtok_r(NULL, " ", &save))
+		if ((fetch->servers[fetch->server_count] = strdup(url)) != NULL)
+			fetch->server_count++;
+	free(copy);
+	return fetch->server_count > 0;
+}
+
 struct debug_fetch *debug_fetch_new(const struct debug_fetch_options *options,
 				    struct warnings *warnings)
 {
 	if (options->disabled)
 		return NULL;
-	const char *urls = options->urls ? options->urls : getenv(DEBUGINFOD_URLS_ENV_VAR);
-	if (urls == NULL || strspn(urls, " ") == strlen(urls))
-		return NULL;
 	struct debug_fetch *fetch = calloc(1, sizeof *fetch);
 	if (fetch == NULL)
 		return NULL;
-	if (!load_library(&fetch->lib)) {
-		warnings_add(warnings,
-			     "debug info is not fetched from the debuginfod servers named (%.200s): "
-			     "%s is not installed (apt-get install libdebuginfod1), so modules "
-			     "without local debug info are left unnamed",
-			     urls, DEBUGINFOD_SONAME);
-		free(fetch);
+	pthread_mutex_lock(&run.lock);
+	if (!read_servers(fetch, options->urls)) {
+		pthread_mutex_unlock(&run.lock);
+		debug_fetch_free(fetch);
 		return NULL;
 	}
-	char *copy = strdup(urls);
-	for (char *save = NULL, *url = copy ? strtok_r(copy, " ", &save) : NULL;
-	     url != NULL && fetch->server_count < SERVERS_MAX; url = strtok_r(NULL, " ", &save))
-		fetch->servers[fetch->server_count++] = strdup(url);
-	free(copy);
+	if (!load_library(&fetch->lib)) {
+		warnings_add(warnings,
+			     "debug info is not fetched from the debuginfod servers named (%.200s%s): "
+			     "%s is not installed (apt-get install libdebuginfod1), so modules "
+			     "without local debug info are left unnamed",
+			     fetch->servers[0], fetch->server_count > 1 ? " and others" : "",
+			     DEBUGINFOD_SONAME);
+		pthread_mutex_unlock(&run.lock);
+		debug_fetch_free(fetch);
+		return NULL;
+	}
 	/* the library reads its settings from the environment at each request */
 	char seconds[16];
 	snprintf(seconds, sizeof seconds, "%d", DEBUG_FETCH_DEFAULT_TIMEOUT);
-	pthread_mutex_lock(&run.lock);
 	setenv(DEBUGINFOD_TIMEOUT_ENV_VAR, seconds, 0);
 	const char *timeout = getenv(DEBUGINFOD_TIMEOUT_ENV_VAR);
 	fetch->timeout = timeout ? atof(timeout) : DEBUG_FETCH_DEFAULT_TIMEOUT;
-	pthread_mutex_unlock(&run.lock);
 	fetch->client = fetch->lib.begin();
+	pthread_mutex_unlock(&run.lock);
 	if (fetch->client == NULL) {
 		debug_fetch_free(fetch);
 		return NULL;
