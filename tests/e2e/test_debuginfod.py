@@ -225,8 +225,8 @@ class Debuginfod(Case):
         self.summary("cache-silent", "--debuginfod", self.server.url, expect_named=True)
 
     def test_file_gone(self):
-        # the process's executable is deleted after the capture: its file comes from the server
-        # too (by build-id), and then its debug info
+        # the process's executable is deleted after the capture (then replaced by another
+        # build): its file comes from the server too (by build-id), and then its debug info
         gone = path("conn_server_gone")
         shutil.copy(self.binary, gone)
         record, snapshot = capture(gone, "debuginfod-gone")
@@ -243,6 +243,16 @@ class Debuginfod(Case):
               f"file gone: no warning about it: {summary['warnings']}")
         check(os.path.exists(os.path.join(path("cache-gone"), self.build_id, "executable")),
               "file gone: the executable was fetched into the cache")
+        # another build at its path (an upgraded binary): not used, and fetched as well
+        shutil.copy("/bin/true", gone)
+        env["DEBUGINFOD_CACHE_PATH"] = path("cache-other-build")
+        result = heapsnap("summary", snapshot, "--format", "json", "--debuginfod", self.server.url,
+                          env=env)
+        summary = json.loads(result.stdout) if result.returncode == 0 else {"types": [], "warnings": []}
+        types = {t["type"]: t["count"] for t in summary["types"]}
+        check(types.get("struct conn") == record["conns"][0] and
+              os.path.exists(os.path.join(path("cache-other-build"), self.build_id, "executable")),
+              f"another build at its path: the right one fetched, struct conn {types.get('struct conn')}")
 
     def test_library_absent(self):
         # where libdebuginfod.so.1 cannot be loaded (hidden here by /dev/null mounted over it, in
