@@ -67,7 +67,7 @@ static bool load_library(struct library *lib)
 	    RESOLVE(get_url, "debuginfod_get_url"))
 		return true;
 #undef RESOLVE
-	dlclose(lib->handle);
+	dlclose(lib->handle); /* (an unusable library, never used) */
 	lib->handle = NULL;
 	return false;
 }
@@ -182,8 +182,8 @@ void debug_fetch_free(struct debug_fetch *fetch)
 		return;
 	if (fetch->client)
 		fetch->lib.end(fetch->client);
-	if (fetch->lib.handle)
-		dlclose(fetch->lib.handle);
+	/* the library stays loaded (as gdb keeps it): libcurl's global state, made once, would
+	   be unmapped under its users' feet, and a second analysis (heapdiff's) reuses it */
 	for (size_t i = 0; i < fetch->server_count; i++)
 		free(fetch->servers[i]);
 	for (size_t i = 0; i < fetch->asked_count; i++) {
