@@ -123,10 +123,15 @@ static int open_snapshot(struct analysis *analysis, const char *path,
 					&analysis->module_files, &analysis->warnings);
 	if (analysis->symbols == NULL)
 		return hs_error_nomem(err, "opening %s", path);
+	symbols_use_debuginfod(analysis->symbols,
+			       &(struct debug_fetch_options){options->debuginfod_urls,
+							     options->no_debuginfod,
+							     options->fetch_observer});
 	for (size_t i = 0; known_runtimes[i] && analysis->runtime.ops == NULL; i++)
 		if (known_runtimes[i]->detect(analysis, options, &analysis->runtime.state))
 			analysis->runtime.ops = known_runtimes[i];
 	analysis->c_types_reading = c_types_read_start(analysis->symbols);
+	symbols_warn_unfetched(analysis->symbols); /* (every module is loaded now) */
 	timings_mark(&analysis->timings, "open, symbols");
 	return 0;
 }

@@ -28,6 +28,11 @@ struct analysis_options {
 	   fail */
 	bool damaged_frames_unreadable;
 	struct timings_observer observer; /* told of each step as it ends (may be empty) */
+	/* debuginfod (debuginfod.h): the servers (NULL: DEBUGINFOD_URLS), whether not to ask, and
+	   who is told of downloads */
+	const char *debuginfod_urls;
+	bool no_debuginfod;
+	struct debug_fetch_observer fetch_observer;
 };
 
 struct analysis {

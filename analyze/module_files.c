@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analyze/debuginfod.h"
 #include "capture/proc.h"
 #include "common/open_file.h"
 #include "formats/elf_build_id.h"
@@ -50,6 +51,29 @@ __attribute__((format(printf, 3, 4))) static void say(char *why, size_t why_size
 	va_start(arguments, format);
 	vsnprintf(why + used, why_size - used, format, arguments);
 	va_end(arguments);
+}
+
+/* The module's file of the recorded build-id from the debuginfod servers, when they have it. */
+static int open_fetched(const struct module_files *files, const struct snapshot_module *module,
+			char **used_path, char *why, size_t why_size)
+{
+	if (files->fetch == NULL || module->build_id_size == 0)
+		return -1;
+	char *path = debug_fetch_file(files->fetch, module, DEBUG_FETCH_EXECUTABLE, NULL);
+	int fd = path ? open_regular_file(path) : -1;
+	uint8_t build_id[ELF_BUILD_ID_MAX];
+	if (fd >= 0 && (elf_build_id_from_fd(fd, build_id) != module->build_id_size ||
+			memcmp(build_id, module->build_id, module->build_id_size) != 0)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		say(why, why_size, "%sdebuginfod: not had", why[0] ? "; " : "");
+		free(path);
+		return -1;
+	}
+	*used_path = path;
+	return fd;
 }
 
 int module_files_open(const struct module_files *files, const struct snapshot_module *module,
@@ -99,7 +123,7 @@ int module_files_open(const struct module_files *files, const struct snapshot_mo
 		}
 		return fd;
 	}
-	return -1;
+	return open_fetched(files, module, used_path, why, why_size);
 }
 
 bool module_files_hint(struct module_files *files, char *out, size_t size)

@@ -3,7 +3,8 @@
  * is not the host's. A file is used only when its build-id is the one recorded at capture; the
  * places tried, in order: under --sysroot DIR (a container's root, or its image unpacked), the
  * path on this machine, and, while the captured process still runs (same pid, start time and
- * boot), its own root /proc/PID/root. */
+ * boot), its own root /proc/PID/root; last, when debuginfod servers are named, the file of that
+ * build-id from them. */
 #ifndef HEAPSNAP_MODULE_FILES_H
 #define HEAPSNAP_MODULE_FILES_H
 
@@ -17,6 +18,8 @@ struct module_files {
 	char live_root[48];   /* "/proc/PID/root" while the captured process runs, else empty */
 	int pid;
 	bool hinted;          /* the hint about --sysroot was given */
+	/* where a file found nowhere here is asked for (debuginfod.h), or NULL */
+	struct debug_fetch *fetch;
 };
 
 void module_files_init(struct module_files *files, const struct snapshot *snapshot,

@@ -27,6 +27,8 @@ struct module_symbols {
 	uint64_t bias;
 	char *file_path;  /* where its file was found on this machine, or NULL */
 	char *debug_file;
+	enum debug_source debug_source;
+	const char *debug_url; /* the debuginfod server it came from in this run (the fetch's) */
 	struct symbol *symbols; /* sorted by name */
 	size_t symbol_count;
 	struct symbol **by_address; /* the same, sorted by address */
@@ -51,6 +53,8 @@ struct symbols {
 	char debug_dirs[3][4096]; /* where separate debug files are looked for, in order */
 	size_t debug_dir_count;
 	struct warnings *warnings;
+	struct debug_fetch *fetch; /* NULL: debuginfod is not asked */
+	bool no_debuginfod;	   /* --no-debuginfod: said with the modules left unnamed */
 	struct module_symbols *modules;
 	size_t module_count;
 };
@@ -114,8 +118,51 @@ void symbols_free(struct symbols *symbols)
 		return;
 	for (size_t i = 0; i < symbols->module_count; i++)
 		module_unload(&symbols->modules[i]);
+	if (symbols->fetch && symbols->files->fetch == symbols->fetch)
+		symbols->files->fetch = NULL;
+	debug_fetch_free(symbols->fetch);
 	free(symbols->modules);
 	free(symbols);
+}
+
+void symbols_use_debuginfod(struct symbols *symbols, const struct debug_fetch_options *options)
+{
+	symbols->fetch = debug_fetch_new(options, symbols->warnings);
+	symbols->files->fetch = symbols->fetch;
+	symbols->no_debuginfod = options->disabled;
+}
+
+void symbols_warn_unfetched(struct symbols *symbols)
+{
+	debug_fetch_warn(symbols->fetch);
+	if (!symbols->no_debuginfod)
+		return;
+	/* debuginfod was turned off: the modules it would have been asked for are said (when it
+	   is not set up at all, nothing is said, as before it existed) */
+	char modules[600] = "";
+	size_t used = 0, count = 0;
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		const struct module_symbols *module = &symbols->modules[i];
+		if (!module->loaded || module->debug_source != DEBUG_SOURCE_NONE ||
+		    module->module->build_id_size == 0)
+			continue;
+		if (count++ < 8 && used < sizeof modules)
+			used += (size_t)snprintf(modules + used, sizeof modules - used, "%s%s",
+						 used ? ", " : "", module->module->path);
+	}
+	if (count)
+		warnings_add(symbols->warnings,
+			     "no debug info here for %zu module%s, left unnamed (their types and "
+			     "globals): %s%s; debuginfod was not asked (--no-debuginfod): install "
+			     "their debug packages, point --debug-dir at their debug files, or let "
+			     "heapsnap ask debuginfod (--debuginfod URLS or DEBUGINFOD_URLS)",
+			     count, count == 1 ? "" : "s", modules, count > 8 ? " and more" : "");
+}
+
+const char *debug_source_name(enum debug_source source)
+{
+	static const char *const names[] = {"none", "local file", "debug package", "debuginfod"};
+	return names[source];
 }
 
 static bool file_exists(const char *path) { return access(path, R_OK) == 0; }
@@ -393,6 +440,26 @@ static bool needs_cxx_runtime(Elf *elf)
 	return false;
 }
 
+/* Says where the module's debug file came from, and asks debuginfod for one when there is none
+ * here. */
+static void find_debug_source(struct symbols *symbols, struct module_symbols *module)
+{
+	const char *url = NULL;
+	if (module->debug_file == NULL) {
+		module->debug_file = debug_fetch_file(symbols->fetch, module->module,
+						      DEBUG_FETCH_DEBUGINFO, &url);
+		module->debug_url = url;
+		module->debug_source =
+			module->debug_file ? DEBUG_SOURCE_DEBUGINFOD : DEBUG_SOURCE_NONE;
+	} else if (debug_fetch_was_fetched(symbols->fetch, module->debug_file, &url)) {
+		module->debug_source = DEBUG_SOURCE_DEBUGINFOD; /* the fetched file has DWARF */
+		module->debug_url = url;
+	} else
+		module->debug_source = strcmp(module->debug_file, module->file_path) == 0
+					       ? DEBUG_SOURCE_LOCAL_FILE
+					       : DEBUG_SOURCE_DEBUG_PACKAGE;
+}
+
 static void module_load(struct symbols *symbols, struct module_symbols *module)
 {
 	module->loaded = true;
@@ -427,6 +494,7 @@ static void module_load(struct symbols *symbols, struct module_symbols *module)
 	module->debug_file = find_debug_file(symbols, info, module->file_path, elf);
 	elf_end(elf);
 	close(fd);
+	find_debug_source(symbols, module);
 	if (module->debug_file && strcmp(module->debug_file, module->file_path) != 0) {
 		fd = open_regular_file(module->debug_file);
 		elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
@@ -517,6 +585,12 @@ uint64_t module_symbols_bias(struct module_symbols *module) { return module->bia
 const char *module_symbols_debug_file(struct module_symbols *module)
 {
 	return module->debug_file;
+}
+
+enum debug_source module_symbols_debug_source(struct module_symbols *module, const char **url)
+{
+	*url = module->debug_url;
+	return module->debug_source;
 }
 
 const char *module_symbols_file(struct module_symbols *module)

@@ -1,6 +1,7 @@
 /* The modules of a snapshot and their symbols: ELF symbol tables (.symtab and .dynsym) read with
  * libelf, from the module's file or, better, from its separate debug file, found by build-id
- * (DEBUG_DIR/.build-id/xx/yyyy.debug) or by .gnu_debuglink, as gdb finds them. A file whose
+ * (DEBUG_DIR/.build-id/xx/yyyy.debug) or by .gnu_debuglink, as gdb finds them, or else fetched
+ * from the debuginfod servers (debuginfod.h). A file whose
  * build-id differs from the one recorded at capture is not used (a warning says so). Loaded once
  * per module, on first use. */
 #ifndef HEAPSNAP_SYMBOLS_H
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analyze/debuginfod.h"
 #include "common/error.h"
 #include "common/warnings.h"
 #include "formats/snapshot.h"
@@ -25,6 +27,22 @@ struct module_files;
 struct symbols *symbols_new(struct snapshot *snapshot, const char *debug_dir,
 			    struct module_files *files, struct warnings *warnings);
 void symbols_free(struct symbols *symbols);
+/* Asks the debuginfod servers `options` names for what this machine lacks: a module's debug info
+ * when none is here, its file when the file is not (through `files`, which must outlive the
+ * symbols). Before any module is loaded. */
+void symbols_use_debuginfod(struct symbols *symbols, const struct debug_fetch_options *options);
+/* After every module is loaded: the one warning about modules debuginfod left unnamed. */
+void symbols_warn_unfetched(struct symbols *symbols);
+
+/* Where a module's names (its DWARF) came from. */
+enum debug_source {
+	DEBUG_SOURCE_NONE,
+	DEBUG_SOURCE_LOCAL_FILE,    /* the module's file itself has .debug_info */
+	DEBUG_SOURCE_DEBUG_PACKAGE, /* a separate debug file here (by build-id or debuglink) */
+	DEBUG_SOURCE_DEBUGINFOD,    /* fetched from a debuginfod server, or its cache */
+};
+/* "none", "local file", "debug package", "debuginfod" */
+const char *debug_source_name(enum debug_source source);
 
 /* The module whose file name (the last path component) starts with `prefix` ("libc.so",
  * "libpython3"), or NULL. */
@@ -41,6 +59,9 @@ uint64_t module_symbols_bias(struct module_symbols *module);
 /* The separate debug file when one was found (for DWARF), else the module's own file if it has
  * DWARF, else NULL. */
 const char *module_symbols_debug_file(struct module_symbols *module);
+/* Where a loaded module's names came from (symbols_module_at loads it); *url: the debuginfod server it was fetched from
+ * in this run, NULL when it came from the cache (or not from debuginfod). */
+enum debug_source module_symbols_debug_source(struct module_symbols *module, const char **url);
 /* Where the module's file was found on this machine (its build-id the recorded one), or NULL
  * when it was not (or the module is not loaded yet). */
 const char *module_symbols_file(struct module_symbols *module);

@@ -75,6 +75,7 @@ struct analysis *cli_open_analysis(const char *command, const char *file,
 				   enum cli_graph graph)
 {
 	options->observer = progress_observer();
+	options->fetch_observer = progress_fetch_observer();
 	static char title[64]; /* (the progress line keeps it) */
 	snprintf(title, sizeof title, "%s%s%s", cli_program, *command ? " " : "", command);
 	progress_begin(title, progress);

@@ -46,6 +46,11 @@ extern bool cli_timings;
 		   "where the process's files are: the root of the container it\n"            \
 		   "ran in, or its image unpacked (while it runs, heapsnap also\n"            \
 		   "looks under /proc/PID/root)"),                                            \
+	CLI_STRING(0, "debuginfod", "URLS", &(o)->debuginfod_urls,                            \
+		   "the debuginfod servers asked for the debug info (or files)\n"           \
+		   "missing here, by build-id (default $DEBUGINFOD_URLS)"),                  \
+	CLI_FLAG(0, "no-debuginfod", &(o)->no_debuginfod,                                     \
+		 "ask no debuginfod server"),                                                 \
 	CLI_FLAG(0, "no-debuginfo", &(o)->no_debuginfo,                                       \
 		 "find the allocator's structures without debug info, by their\n"             \
 		 "shape, even where debug info exists"),                                      \

@@ -335,6 +335,7 @@ static bool open_snapshots(struct diff_command *command, char *const *paths, int
 {
 	bool verbose = isatty(STDERR_FILENO);
 	command->analysis.observer = progress_observer();
+	command->analysis.fetch_observer = progress_fetch_observer();
 	progress_begin(cli_program, command->report.format != FORMAT_JSON);
 	struct open_job jobs[3];
 	for (int i = 0; i < files; i++)

@@ -5,9 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "analyze/module_files.h"
+#include "analyze/symbols.h"
 #include "common/visible_text.h"
+#include "common/warnings.h"
 #include "cli/cli.h"
 #include "cli/json_schema.h"
+#include "cli/progress.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
 
@@ -19,15 +23,38 @@ static const struct cli_command_help help = {
 	.arguments = "FILE",
 	.about = "Show what a snapshot (or an uncompressed ELF core) holds: the process, when it was\n"
 		 "captured and for how long it was paused, its threads, modules with build-ids, memory\n"
-		 "regions and sizes. No memory contents are printed.\n",
+		 "regions and sizes, and where each module's names (its debug info) come from\n"
+		 "here. No memory contents are printed.\n",
 };
+
+/* Where the modules' names come from on this machine: found as an analysis finds them. */
+struct names {
+	struct module_files files;
+	struct symbols *symbols;
+	struct warnings warnings;
+};
+
+/* "debuginfod URL (FILE)", "debug package FILE", "local file FILE" or "none" */
+static void names_text(struct names *names, size_t index, char *out, size_t size)
+{
+	struct module_symbols *module = symbols_module_at(names->symbols, index);
+	const char *url;
+	enum debug_source source = module_symbols_debug_source(module, &url);
+	const char *file = module_symbols_debug_file(module);
+	if (source == DEBUG_SOURCE_DEBUGINFOD)
+		snprintf(out, size, "debuginfod %s (%s)", url ? url : "cache", file);
+	else if (source == DEBUG_SOURCE_NONE)
+		snprintf(out, size, "none");
+	else
+		snprintf(out, size, "%s %s", debug_source_name(source), file);
+}
 
 static const struct cli_choice formats[] = {
 	{"text", FORMAT_TEXT}, {"json", FORMAT_JSON}, {NULL, 0}};
 
 
 
-static void print_json(struct snapshot *snapshot)
+static void print_json(struct snapshot *snapshot, struct names *names)
 {
 	const struct snapshot_info *info = snapshot_info(snapshot);
 	struct snapshot_totals totals;
@@ -103,6 +130,21 @@ static void print_json(struct snapshot *snapshot)
 			json_null(&json);
 		json_key(&json, "base");
 		json_uint(&json, modules[i].base);
+		struct module_symbols *module = symbols_module_at(names->symbols, i);
+		const char *url, *file = module_symbols_debug_file(module);
+		enum debug_source source = module_symbols_debug_source(module, &url);
+		json_key(&json, "names_from");
+		json_string(&json, debug_source_name(source));
+		json_key(&json, "debug_file");
+		if (file)
+			json_string(&json, file);
+		else
+			json_null(&json);
+		json_key(&json, "debuginfod_url");
+		if (url)
+			json_string(&json, url);
+		else
+			json_null(&json);
 		json_object_end(&json);
 	}
 	json_array_end(&json);
@@ -137,7 +179,7 @@ static void print_json(struct snapshot *snapshot)
 	json_finish(&json);
 }
 
-static void print_text(struct snapshot *snapshot)
+static void print_text(struct snapshot *snapshot, struct names *names)
 {
 	const struct snapshot_info *info = snapshot_info(snapshot);
 	struct snapshot_totals totals;
@@ -179,6 +221,9 @@ static void print_text(struct snapshot *snapshot)
 		cli_format_build_id(&modules[i], build_id);
 		printf("  0x%-14llx %s  %s\n", (unsigned long long)modules[i].base, modules[i].path,
 		       build_id[0] ? build_id : "(no build-id)");
+		char from[8400];
+		names_text(names, i, from, sizeof from);
+		printf("    names from %s\n", from);
 	}
 	cli_format_bytes(totals.with_contents, size, sizeof size);
 	printf("regions   %zu: %s stored", totals.regions, size);
@@ -210,9 +255,21 @@ int cmd_info(int argc, char **argv)
 {
 	int format = FORMAT_TEXT;
 	bool verify = false;
+	struct { /* where the modules' files and debug files are looked for */
+		const char *debug_dir, *sysroot, *debuginfod_urls;
+		bool no_debuginfod;
+	} where = {0};
 	const struct cli_option options[] = {
 		CLI_CHOICE("format", "F", &format, formats, "text (default) or json (schema " HEAPSNAP_SCHEMA_INFO ")"),
 		CLI_FLAG(0, "verify", &verify, "decompress the whole file and check every frame's checksum"),
+		CLI_STRING(0, "debug-dir", "DIR", &where.debug_dir,
+			   "where separate debug files are (default /usr/lib/debug)"),
+		CLI_STRING(0, "sysroot", "DIR", &where.sysroot,
+			   "where the process's files are (its container's root)"),
+		CLI_STRING(0, "debuginfod", "URLS", &where.debuginfod_urls,
+			   "the debuginfod servers asked for missing debug info\n"
+			   "(default $DEBUGINFOD_URLS)"),
+		CLI_FLAG(0, "no-debuginfod", &where.no_debuginfod, "ask no debuginfod server"),
 		CLI_END};
 	int first;
 	int status = cli_parse_options(&help, options, argc, argv, &first);
@@ -226,10 +283,28 @@ int cmd_info(int argc, char **argv)
 		snapshot_close(snapshot);
 		return cli_fail("info", &err);
 	}
+	struct names names = {0};
+	module_files_init(&names.files, snapshot, where.sysroot);
+	names.symbols = symbols_new(snapshot, where.debug_dir, &names.files, &names.warnings);
+	if (names.symbols == NULL) {
+		snapshot_close(snapshot);
+		hs_error_nomem(&err, "reading the modules of %s", argv[first]);
+		return cli_fail("info", &err);
+	}
+	symbols_use_debuginfod(names.symbols,
+			       &(struct debug_fetch_options){where.debuginfod_urls,
+							     where.no_debuginfod,
+							     progress_fetch_observer()});
+	for (size_t i = 0; i < symbols_module_count(names.symbols); i++)
+		symbols_module_at(names.symbols, i); /* (the requests, before any output) */
+	symbols_warn_unfetched(names.symbols);
 	if (format == FORMAT_JSON)
-		print_json(snapshot);
+		print_json(snapshot, &names);
 	else
-		print_text(snapshot);
+		print_text(snapshot, &names);
+	cli_print_warnings("info", &names.warnings);
+	symbols_free(names.symbols);
+	warnings_free(&names.warnings);
 	snapshot_close(snapshot);
 	return EXIT_OK;
 }

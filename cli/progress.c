@@ -6,9 +6,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "common/clock.h"
+#include "common/numbers.h"
 
 #define PROGRESS_AFTER_SECONDS 2.0 /* HEAPSNAP_PROGRESS_AFTER=SECONDS changes it (the tests) */
 
@@ -31,6 +33,37 @@ static void step_done(void *context, const char *name)
 struct timings_observer progress_observer(void)
 {
 	return (struct timings_observer){step_done, NULL};
+}
+
+static void fetching(void *context, const char *what, const char *module, const char *url,
+		     long done, long total)
+{
+	(void)context;
+	static double last;
+	bool terminal = isatty(STDERR_FILENO);
+	double now = monotonic_seconds();
+	if ((!terminal && getenv("DEBUGINFOD_PROGRESS") == NULL) || now - last < 0.5)
+		return;
+	last = now;
+	const char *name = strrchr(module, '/');
+	char so_far[32], all[32] = "";
+	format_bytes((uint64_t)(done > 0 ? done : 0), so_far, sizeof so_far);
+	if (total > 0) {
+		strcpy(all, " of ");
+		format_bytes((uint64_t)total, all + 4, sizeof all - 4);
+	}
+	pthread_mutex_lock(&progress.lock);
+	fprintf(stderr, "%s%s: debuginfod: fetching the %s of %s from %s: %s%s%s",
+		terminal ? "\r\033[K" : "", progress.command ? progress.command : "heapsnap", what,
+		name ? name + 1 : module, url, so_far, all, terminal ? "" : "\n");
+	fflush(stderr);
+	progress.shown |= terminal;
+	pthread_mutex_unlock(&progress.lock);
+}
+
+struct debug_fetch_observer progress_fetch_observer(void)
+{
+	return (struct debug_fetch_observer){fetching, NULL};
 }
 
 static void *show(void *unused)
@@ -56,9 +89,9 @@ static void *show(void *unused)
 
 void progress_begin(const char *command, bool wanted)
 {
+	progress.command = command; /* (a download's progress names it too) */
 	if (!wanted || progress.running || !isatty(STDERR_FILENO))
 		return;
-	progress.command = command;
 	progress.started = monotonic_seconds();
 	const char *after = getenv("HEAPSNAP_PROGRESS_AFTER");
 	progress.after = after ? atof(after) : PROGRESS_AFTER_SECONDS;

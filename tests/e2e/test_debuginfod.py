@@ -1,0 +1,316 @@
+"""Debug info fetched from a debuginfod server (analyze/debuginfod.c) against the target's own
+record: tests/targets/conn_server.c, built with -g, has its debug info split off (objcopy
+--only-keep-debug) and is stripped (strip --strip-all), so nothing on this machine names its
+types; a local `debuginfod` (Debian's package, started here on a free loopback port over the
+directory of that debug file) serves it by build-id. With the server, the summary names struct
+conn with the count the target recorded and the root `global all_conns` retaining the bytes it
+counted; with --no-debuginfod (the control) it names neither and says the module was left unnamed;
+pointed at a closed port, or at one that never answers, the unnamed answer comes with the one
+warning in bounded time; a process whose executable is gone gets the file from the server too;
+without libdebuginfod.so.1 the answer is unnamed with one warning; `heapsnap info` names the
+server and the cache file; and a second summary is served from the cache with the server
+stopped."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+from common import Case, check, give_up, heapsnap, main, path, process_state, start
+
+TARGET = os.environ.get("CONN_SERVER", "build/tests/conn_server")
+
+
+def free_port():
+    """A loopback port nothing listens on (bound then closed: the kernel does not hand it out
+    again at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need(program, package):
+    if shutil.which(program) is None:
+        result = subprocess.run(["apt-get", "install", "-y", package], capture_output=True,
+                                text=True, timeout=600)
+        if result.returncode != 0 or shutil.which(program) is None:
+            give_up(f"{program} is missing and apt-get install -y {package} failed: "
+                    f"{result.stderr[-500:]}")
+
+
+def build_id(file):
+    out = subprocess.run(["readelf", "-n", file], capture_output=True, text=True).stdout
+    return next((line.split()[-1] for line in out.splitlines() if "Build ID" in line), None)
+
+
+def capture(binary, name):
+    """Runs `binary` (conn_server), waits for its record, captures it asleep and kills it;
+    returns the record and the snapshot."""
+    record_path = path(name + ".record")
+    process = start([binary, record_path])
+    deadline = time.time() + 20
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    while process_state(process.pid) != "S" and time.time() < deadline:
+        time.sleep(0.01)
+    record = {}
+    with open(record_path) as f:
+        for line in f:
+            words = line.split()
+            if len(words) > 1:
+                record[words[0]] = [int(w) for w in words[1:]]
+    snapshot = path(name + ".snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    process.wait()
+    return record, snapshot
+
+
+class Server:
+    """`debuginfod -F DIR` on a free loopback port, up once it serves `wanted`'s debuginfo."""
+
+    def __init__(self, directory, wanted, name):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(path(f"debuginfod-{name}.log"), "w")
+        self.process = start(["debuginfod", "-p", str(self.port), "-F", directory,
+                              "-d", path(f"debuginfod-{name}.sqlite")],
+                             stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        kinds = ["debuginfo", "executable"]
+        while time.time() < deadline and self.process.poll() is None and kinds:
+            try:
+                with urllib.request.urlopen(f"{self.url}/buildid/{wanted}/{kinds[0]}", timeout=5) as r:
+                    if r.status == 200:
+                        kinds.pop(0)
+                        continue
+            except OSError:
+                pass
+            time.sleep(0.2)
+        if not kinds:
+            return
+        give_up(f"debuginfod on port {self.port} did not serve {wanted} within 60 s "
+                f"(see {self.log.name})")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+class Debuginfod(Case):
+    @classmethod
+    def setUpClass(cls):
+        need("debuginfod", "debuginfod")
+        need("objcopy", "binutils")
+        need("strip", "binutils")
+        if not os.path.exists("/usr/lib/x86_64-linux-gnu/libdebuginfod.so.1"):
+            need("debuginfod-find", "debuginfod")  # (its dependency libdebuginfod1 with it)
+        # the stripped target and its debug file in the server's directory
+        cls.debug_dir = path("debuginfod-files")
+        os.makedirs(cls.debug_dir, exist_ok=True)
+        cls.binary = path("conn_server_stripped")
+        shutil.copy(TARGET, cls.binary)
+        subprocess.run(["objcopy", "--only-keep-debug", cls.binary,
+                        os.path.join(cls.debug_dir, "conn_server.debug")], check=True)
+        subprocess.run(["strip", "--strip-all", cls.binary], check=True)
+        cls.build_id = build_id(cls.binary)
+        sections = subprocess.run(["readelf", "-S", cls.binary], capture_output=True, text=True).stdout
+        if not cls.build_id or ".debug_info" in sections or ".symtab" in sections:
+            give_up(f"the stripped target keeps its build-id and loses its debug info: "
+                    f"{cls.build_id} {sections[-300:]}")
+        # the stripped executable is served too, for a process whose file is gone
+        shutil.copy(cls.binary, os.path.join(cls.debug_dir, "conn_server"))
+        cls.record, cls.snapshot = capture(cls.binary, "debuginfod")
+        cls.server = Server(cls.debug_dir, cls.build_id, "shared")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def summary(self, cache, *options, expect_named, urls=None):
+        """The JSON summary with the cache `cache` (a fresh directory per case), checked named
+        (struct conn and global all_conns as the target recorded) or unnamed; returns it and the
+        run's seconds."""
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path(cache))
+        env.pop("DEBUGINFOD_URLS", None)
+        if urls:
+            env["DEBUGINFOD_URLS"] = urls
+        started = time.monotonic()
+        result = heapsnap("summary", self.snapshot, "--format", "json", *options, env=env)
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            return None, seconds
+        summary = json.loads(result.stdout)
+        types = {t["type"]: t for t in summary["types"]}
+        roots = {r["root"]: r for r in summary["roots"]}
+        conns, retained = self.record["conns"][0], self.record["retained"][0]
+        label = f"{cache} {' '.join(options)}"
+        if expect_named:
+            check(types.get("struct conn", {}).get("count") == conns,
+                  f"{label}: struct conn: {types.get('struct conn', {}).get('count')}, the "
+                  f"target made {conns}")
+            check(roots.get("global all_conns", {}).get("retained_bytes") == retained,
+                  f"{label}: global all_conns retains {roots.get('global all_conns')}, the "
+                  f"target counted {retained}")
+            check(not any(self.binary in w for w in summary["warnings"]),
+                  f"{label}: no warning about the target: {summary['warnings']}")
+        else:
+            check("struct conn" not in types and "global all_conns" not in roots,
+                  f"{label}: nothing is named: {list(types)[:5]} {list(roots)[:3]}")
+            check(any(self.binary in w and "left unnamed" in w for w in summary["warnings"]),
+                  f"{label}: a warning says the target was left unnamed: {summary['warnings']}")
+        return summary, seconds
+
+    def test_named_by_the_server(self):
+        self.summary("cache-named", "--debuginfod", self.server.url, expect_named=True)
+        # DEBUGINFOD_PROGRESS shows the download on stderr (not a terminal here)
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-progress"), DEBUGINFOD_PROGRESS="1")
+        env.pop("DEBUGINFOD_URLS", None)
+        text = heapsnap("summary", self.snapshot, "--debuginfod", self.server.url, env=env)
+        check(f"heapsnap summary: debuginfod: fetching the debug info of conn_server_stripped from "
+              f"{self.server.url}/buildid/{self.build_id}/debuginfo" in text.stderr,
+              f"DEBUGINFOD_PROGRESS: the download is shown: {text.stderr[-600:]}")
+
+    def test_named_by_the_environment(self):
+        # DEBUGINFOD_URLS is the default; --no-debuginfod overrides it (the control)
+        env = dict(os.environ, DEBUGINFOD_URLS=self.server.url,
+                   DEBUGINFOD_CACHE_PATH=path("cache-env"))
+        result = heapsnap("summary", self.snapshot, env=env)
+        check("struct conn" in result.stdout and "global all_conns" in result.stdout,
+              f"DEBUGINFOD_URLS: the text summary names struct conn: {result.stdout[:600]}")
+        summary, _ = self.summary("cache-control", "--no-debuginfod", expect_named=False,
+                                  urls=self.server.url)
+        check(summary is None or not os.path.exists(path("cache-control")),
+              "--no-debuginfod: no request, not even to the cache")
+
+    def test_closed_port(self):
+        url = f"http://127.0.0.1:{free_port()}"
+        summary, seconds = self.summary("cache-closed", "--debuginfod", url, expect_named=False)
+        warnings = [w for w in (summary or {}).get("warnings", []) if "debuginfod" in w]
+        check(len(warnings) == 1 and url in warnings[0],
+              f"closed port: one warning naming the server: {warnings}")
+        check(seconds < 5, f"closed port: answered in {seconds:.2f} s (under 5 s)")
+        # the text report gives it on stderr, heapdiff in its JSON too
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-closed"))
+        text = heapsnap("summary", self.snapshot, "--debuginfod", url, env=env)
+        check(text.returncode == 0 and "left unnamed" in text.stderr,
+              f"closed port: the text summary exits 0 with the warning: {text.stderr[-600:]}")
+        diff = subprocess.run([os.environ.get("REAL_HEAPDIFF", "build/heapdiff"), self.snapshot,
+                               self.snapshot, "--format", "json", "--debuginfod", url],
+                              capture_output=True, text=True, timeout=120, env=env)
+        check(diff.returncode == 0 and any("left unnamed" in w for w in
+                                           json.loads(diff.stdout or "{}").get("warnings", [])),
+              f"closed port: heapdiff's JSON has the warning: {diff.returncode} {diff.stderr[-300:]}")
+
+    def test_silent_server(self):
+        # a server that accepts the connection and never answers: the request is given up after
+        # DEBUGINFOD_TIMEOUT, the server is not asked again, and the miss is not left in the
+        # cache for the real server's answer to be ignored
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+            os.environ["DEBUGINFOD_TIMEOUT"] = "2"
+            try:
+                summary, seconds = self.summary("cache-silent", "--debuginfod", url,
+                                                expect_named=False)
+            finally:
+                del os.environ["DEBUGINFOD_TIMEOUT"]
+        check(seconds < 6, f"silent server: answered in {seconds:.2f} s (DEBUGINFOD_TIMEOUT=2)")
+        check(any("no answer in time" in w for w in (summary or {}).get("warnings", [])),
+              f"silent server: the warning says why: {summary and summary['warnings']}")
+        self.summary("cache-silent", "--debuginfod", self.server.url, expect_named=True)
+
+    def test_file_gone(self):
+        # the process's executable is deleted after the capture (then replaced by another
+        # build): its file comes from the server too (by build-id), and then its debug info
+        gone = path("conn_server_gone")
+        shutil.copy(self.binary, gone)
+        record, snapshot = capture(gone, "debuginfod-gone")
+        os.unlink(gone)
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-gone"))
+        env.pop("DEBUGINFOD_URLS", None)
+        result = heapsnap("summary", snapshot, "--format", "json", "--debuginfod", self.server.url,
+                          env=env)
+        summary = json.loads(result.stdout) if result.returncode == 0 else {"types": [], "warnings": []}
+        types = {t["type"]: t["count"] for t in summary["types"]}
+        check(types.get("struct conn") == record["conns"][0],
+              f"file gone: struct conn {types.get('struct conn')}, the target made {record['conns'][0]}")
+        check(not any(gone in w for w in summary["warnings"]),
+              f"file gone: no warning about it: {summary['warnings']}")
+        check(os.path.exists(os.path.join(path("cache-gone"), self.build_id, "executable")),
+              "file gone: the executable was fetched into the cache")
+        # another build at its path (an upgraded binary): not used, and fetched as well
+        shutil.copy("/bin/true", gone)
+        env["DEBUGINFOD_CACHE_PATH"] = path("cache-other-build")
+        result = heapsnap("summary", snapshot, "--format", "json", "--debuginfod", self.server.url,
+                          env=env)
+        summary = json.loads(result.stdout) if result.returncode == 0 else {"types": [], "warnings": []}
+        types = {t["type"]: t["count"] for t in summary["types"]}
+        check(types.get("struct conn") == record["conns"][0] and
+              os.path.exists(os.path.join(path("cache-other-build"), self.build_id, "executable")),
+              f"another build at its path: the right one fetched, struct conn {types.get('struct conn')}")
+
+    def test_library_absent(self):
+        # where libdebuginfod.so.1 cannot be loaded (hidden here by /dev/null mounted over it, in
+        # a mount namespace of the run's own), heapsnap answers unnamed, with one warning only
+        # when servers were named
+        library = "/usr/lib/x86_64-linux-gnu/libdebuginfod.so.1"
+        hidden = ["unshare", "-m", "sh", "-c", f'mount --bind /dev/null {library} && exec "$@"', "-"]
+
+        def run(*options, urls=None):
+            env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-absent"))
+            env.pop("DEBUGINFOD_URLS", None)
+            if urls:
+                env["DEBUGINFOD_URLS"] = urls
+            return subprocess.run(hidden + [os.environ.get("HEAPSNAP", "build/heapsnap"), "summary",
+                                            self.snapshot, "--format", "json", *options],
+                                  capture_output=True, text=True, timeout=120, env=env)
+        named = run(urls=self.server.url)
+        warnings = json.loads(named.stdout)["warnings"] if named.returncode == 0 else []
+        check(named.returncode == 0 and '"struct conn"' not in named.stdout and
+              [w for w in warnings if "libdebuginfod.so.1" in w and "not installed" in w],
+              f"library absent, servers named: exit 0, unnamed, one warning: {named.returncode} "
+              f"{warnings} {named.stderr[-300:]}")
+        plain = run()
+        check(plain.returncode == 0 and not any("debuginfod" in w for w in
+                                                json.loads(plain.stdout or "{}").get("warnings", [])),
+              f"library absent, no server named: nothing said: {plain.returncode} {plain.stderr[-300:]}")
+
+    def test_info_names_the_source(self):
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-info"))
+        env.pop("DEBUGINFOD_URLS", None)
+        first = heapsnap("info", self.snapshot, "--format", "json", "--debuginfod",
+                         self.server.url, env=env)
+        modules = {m["path"]: m for m in json.loads(first.stdout)["modules"]} if first.returncode == 0 else {}
+        target = modules.get(self.binary, {})
+        cached = os.path.join(path("cache-info"), self.build_id, "debuginfo")
+        check(target.get("names_from") == "debuginfod" and target.get("debuginfod_url") == self.server.url
+              and target.get("debug_file") == cached,
+              f"info --format json: the target's names from {self.server.url} ({cached}): {target}")
+        text = heapsnap("info", self.snapshot, "--debuginfod", self.server.url, env=env)
+        check(f"names from debuginfod cache ({cached})" in text.stdout,
+              f"info: the second time, from the cache: {text.stdout[-800:]}")
+        control = heapsnap("info", self.snapshot, "--no-debuginfod", env=env)
+        lines = control.stdout.splitlines()
+        at = next((i for i, line in enumerate(lines)
+                   if line.startswith("  0x") and self.binary in line), None)
+        check(at is not None and lines[at + 1].strip() == "names from none",
+              f"info --no-debuginfod: the target's names from none: {control.stdout[-800:]}")
+
+    def test_second_run_from_the_cache(self):
+        server = Server(self.debug_dir, self.build_id, "cache")
+        self.summary("cache-second", "--debuginfod", server.url, expect_named=True)
+        server.stop()
+        # the server is gone: only the cache can name it now
+        summary, seconds = self.summary("cache-second", "--debuginfod", server.url,
+                                        expect_named=True)
+        check(summary is not None and not any("debuginfod" in w for w in summary["warnings"]),
+              f"from the cache: no warning: {summary and summary['warnings']}")
+
+
+if __name__ == "__main__":
+    main()
