@@ -54,6 +54,46 @@ static const struct cli_choice formats[] = {
 
 
 
+/* "modules": each one's file, build-id, base, and where its names came from. */
+static void json_modules(struct json_writer *json, struct snapshot *snapshot, struct names *names)
+{
+	size_t count;
+	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
+	json_key(json, "modules");
+	json_array_begin(json);
+	for (size_t i = 0; i < count; i++) {
+		char build_id[2 * sizeof modules[i].build_id + 1];
+		cli_format_build_id(&modules[i], build_id);
+		json_object_begin(json);
+		json_key(json, "path");
+		json_string(json, modules[i].path);
+		json_key(json, "build_id");
+		if (build_id[0])
+			json_string(json, build_id);
+		else
+			json_null(json);
+		json_key(json, "base");
+		json_uint(json, modules[i].base);
+		struct module_symbols *module = symbols_module_at(names->symbols, i);
+		const char *url, *file = module_symbols_debug_file(module);
+		enum debug_source source = module_symbols_debug_source(module, &url);
+		json_key(json, "names_from");
+		json_string(json, debug_source_name(source));
+		json_key(json, "debug_file");
+		if (file)
+			json_string(json, file);
+		else
+			json_null(json);
+		json_key(json, "debuginfod_url");
+		if (url)
+			json_string(json, url);
+		else
+			json_null(json);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
 static void print_json(struct snapshot *snapshot, struct names *names)
 {
 	const struct snapshot_info *info = snapshot_info(snapshot);
@@ -114,40 +154,7 @@ static void print_json(struct snapshot *snapshot, struct names *names)
 	}
 	json_array_end(&json);
 
-	const struct snapshot_module *modules = snapshot_modules(snapshot, &count);
-	json_key(&json, "modules");
-	json_array_begin(&json);
-	for (size_t i = 0; i < count; i++) {
-		char build_id[2 * sizeof modules[i].build_id + 1];
-		cli_format_build_id(&modules[i], build_id);
-		json_object_begin(&json);
-		json_key(&json, "path");
-		json_string(&json, modules[i].path);
-		json_key(&json, "build_id");
-		if (build_id[0])
-			json_string(&json, build_id);
-		else
-			json_null(&json);
-		json_key(&json, "base");
-		json_uint(&json, modules[i].base);
-		struct module_symbols *module = symbols_module_at(names->symbols, i);
-		const char *url, *file = module_symbols_debug_file(module);
-		enum debug_source source = module_symbols_debug_source(module, &url);
-		json_key(&json, "names_from");
-		json_string(&json, debug_source_name(source));
-		json_key(&json, "debug_file");
-		if (file)
-			json_string(&json, file);
-		else
-			json_null(&json);
-		json_key(&json, "debuginfod_url");
-		if (url)
-			json_string(&json, url);
-		else
-			json_null(&json);
-		json_object_end(&json);
-	}
-	json_array_end(&json);
+	json_modules(&json, snapshot, names);
 
 	json_key(&json, "regions");
 	json_object_begin(&json);
