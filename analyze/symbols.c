@@ -649,6 +649,21 @@ struct module_symbols *symbols_module_of(struct symbols *symbols, uint64_t addre
 	return NULL;
 }
 
+/* How many of the module's symbols (by address) start at or before `address`: the last of
+ * them is by_address[count - 1]. */
+static size_t symbols_starting_by(const struct module_symbols *module, uint64_t address)
+{
+	size_t low = 0, high = module->symbol_count;
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		if (module->by_address[mid]->address <= address)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low;
+}
+
 bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **name, uint64_t *offset)
 {
@@ -668,15 +683,7 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 		*module_path = module->module->path;
 		if (module->by_address == NULL || module->symbol_count == 0)
 			return false;
-		/* the last symbol starting at or before address */
-		size_t low = 0, high = module->symbol_count;
-		while (low < high) {
-			size_t mid = low + (high - low) / 2;
-			if (module->by_address[mid]->address <= address)
-				low = mid + 1;
-			else
-				high = mid;
-		}
+		size_t low = symbols_starting_by(module, address);
 		/* among those, the nearest one that covers it (sized), or the nearest unsized one */
 		for (size_t k = low; k-- > 0;) {
 			const struct symbol *symbol = module->by_address[k];
@@ -698,8 +705,21 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 	return false;
 }
 
+/* The name of the nearest symbol that starts at or before `address` but not before `floor` (the
+ * start of its section), or NULL. */
+static const char *symbol_before_in(const struct module_symbols *module, uint64_t address,
+				    uint64_t floor)
+{
+	if (module->by_address == NULL || module->symbol_count == 0)
+		return NULL;
+	size_t count = symbols_starting_by(module, address);
+	if (count == 0 || module->by_address[count - 1]->address < floor)
+		return NULL;
+	return module->by_address[count - 1]->name;
+}
+
 bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const char **module_path,
-			    const char **section, uint64_t *offset)
+			    const char **section, uint64_t *offset, const char **near)
 {
 	for (size_t i = 0; i < symbols->module_count; i++) {
 		struct module_symbols *module = &symbols->modules[i];
@@ -713,6 +733,9 @@ bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const cha
 				*module_path = module->module->path;
 				*section = module->sections[k].name;
 				*offset = address - module->sections[k].start;
+				if (near)
+					*near = symbol_before_in(module, address,
+								 module->sections[k].start);
 				return true;
 			}
 	}

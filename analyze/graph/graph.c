@@ -383,15 +383,20 @@ static void data_root_name(struct builder *builder, uint64_t address, const char
 		else
 			snprintf(name, size, "global %s", symbol);
 	} else {
-		/* no symbol (a stripped executable): the section and the offset say where, as
-		   `objdump -h` and the binary's own build would find it again */
-		const char *section_module, *section;
+		/* no symbol covers it (a stripped executable): the section and the offset say
+		   where, as `objdump -h` and the binary's own build would find it again, and the
+		   nearest symbol before it in that section (.dynsym's exports survive strip) */
+		const char *section_module, *section, *near = NULL;
 		*kind = ROOT_DATA;
 		if (symbols_lookup_section(builder->symbols, address, &section_module, &section,
-					   &offset))
-			snprintf(name, size, "data of %s at %s+0x%llx", base_name(section_module),
-				 section, (unsigned long long)offset);
-		else
+					   &offset, &near)) {
+			char demangled[160];
+			if (near && types_demangle(near, demangled, sizeof demangled))
+				near = demangled;
+			snprintf(name, size, "data of %s at %s+0x%llx%s%s", base_name(section_module),
+				 section, (unsigned long long)offset, near ? " near " : "",
+				 near ? near : "");
+		} else
 			snprintf(name, size, "data of %s", base_name(module));
 	}
 }
