@@ -217,6 +217,9 @@ static int name_blocks(struct analysis *analysis, const struct malloc_provider *
 	}
 	struct c_types_reading *reading = analysis->c_types_reading;
 	analysis->c_types_reading = NULL; /* (used up, even on failure) */
+	if (reading) /* (its time overlaps the walk's: said beside the steps) */
+		timings_aside(&analysis->timings, "DWARF: the modules' variables and types, read beside",
+			      c_types_read_seconds(reading));
 	if (c_types_propagate(&analysis->types, &analysis->heap, analysis->space, analysis->symbols,
 			      reading, runtime && runtime->has_objects(analysis),
 			      &analysis->warnings, err) != 0)

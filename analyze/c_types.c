@@ -14,6 +14,7 @@
 
 #include "analyze/dwarf_types.h"
 #include "common/array_grow.h"
+#include "common/clock.h"
 
 #define LAYOUT_CACHE 256
 
@@ -242,6 +243,7 @@ struct module_variables {
 struct c_types_reading {
 	pthread_t thread;
 	bool started;
+	double seconds; /* how long the reading took, on its thread */
 	struct module_variables *modules;
 	size_t module_count;
 };
@@ -271,8 +273,10 @@ static void read_module(struct module_variables *module)
 static void *read_modules(void *argument)
 {
 	struct c_types_reading *reading = argument;
+	double start = monotonic_seconds();
 	for (size_t i = 0; i < reading->module_count; i++)
 		read_module(&reading->modules[i]);
+	reading->seconds = monotonic_seconds() - start;
 	return NULL;
 }
 
@@ -318,6 +322,15 @@ struct c_types_reading *c_types_read_start(struct symbols *symbols)
 	}
 	reading->started = true;
 	return reading;
+}
+
+double c_types_read_seconds(struct c_types_reading *reading)
+{
+	if (reading->started) {
+		pthread_join(reading->thread, NULL);
+		reading->started = false;
+	}
+	return reading->seconds;
 }
 
 void c_types_read_free(struct c_types_reading *reading)

@@ -17,6 +17,8 @@
  * c_types_propagate then reads them itself. */
 struct c_types_reading;
 struct c_types_reading *c_types_read_start(struct symbols *symbols);
+/* Waits for the thread and says how long its reading took (the DWARF's share of the work). */
+double c_types_read_seconds(struct c_types_reading *reading);
 /* Waits for the thread and frees what it read (for an analysis that stops before typing). */
 void c_types_read_free(struct c_types_reading *reading);
 

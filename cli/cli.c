@@ -117,7 +117,11 @@ void cli_print_timings(const char *command, const char *file, const struct timin
 		total += timings->steps[i].seconds;
 	}
 	print_prefix(command);
-	fprintf(stderr, "%s: %7.2f s  in all\n", file, total);
+	fprintf(stderr, "%s: %7.2f s  in all\n", file, total);	for (size_t i = 0; i < timings->aside_count; i++) {
+		print_prefix(command);
+		fprintf(stderr, "%s: (%5.2f s  %s the steps)\n", file, timings->asides[i].seconds,
+			timings->asides[i].name);
+	}
 }
 
 void cli_process_name(const struct snapshot_info *info, bool full, char *out, size_t size)

@@ -28,3 +28,9 @@ void timings_mark(struct timings *timings, const char *name)
 	if (timings->count < TIMINGS_MAX)
 		timings->steps[timings->count++] = (struct timing_step){name, seconds, peak};
 }
+
+void timings_aside(struct timings *timings, const char *name, double seconds)
+{
+	if (timings->aside_count < sizeof timings->asides / sizeof timings->asides[0])
+		timings->asides[timings->aside_count++] = (struct timing_aside){name, seconds};
+}

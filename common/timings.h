@@ -24,11 +24,19 @@ struct timings {
 	size_t count;
 	double last; /* when the previous step ended, seconds on the monotonic clock */
 	struct timings_observer observer; /* none when step_done is NULL */
+	/* work another thread did while the steps ran (not part of their sum) */
+	struct timing_aside {
+		const char *name; /* a string constant */
+		double seconds;
+	} asides[4];
+	size_t aside_count;
 };
 
 /* Starts the clock for the first step. */
 void timings_start(struct timings *timings);
 /* Ends the step `name` (a string constant) now; the next starts. Steps of one name add up. */
 void timings_mark(struct timings *timings, const char *name);
+/* Records `seconds` of work another thread did beside the steps (its time overlaps theirs). */
+void timings_aside(struct timings *timings, const char *name, double seconds);
 
 #endif

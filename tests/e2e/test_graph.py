@@ -115,6 +115,11 @@ class Graph(Case):
         total = steps.get("in all", (0, 0))[0]
         check(0 < total <= wall and abs(sum(t for name, (t, _) in steps.items() if name != "in all") - total) < 0.05,
               f"--timings: the steps add up to {total} s, within the {wall:.2f} s the command took")
+        # the DWARF read on a thread of its own beside the steps: its share, not in their sum
+        dwarf = [float(m.group(1)) for m in re.finditer(
+            r"\.snap: \( *([0-9.]+) s  DWARF: .* the steps\)$", timed.stderr, re.M)]
+        check(len(dwarf) == 1 and 0 < dwarf[0] <= total,
+              f"--timings says the DWARF's share beside the steps, within the {total} s: {dwarf}")
         peaks = [peak for name, (_, peak) in steps.items() if name != "in all"]
         check(peaks == sorted(peaks) and peaks[-1] > 0, f"--timings: the memory peak only grows: {peaks}")
 
