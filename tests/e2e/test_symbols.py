@@ -37,6 +37,13 @@ def captured():
 
 
 @functools.cache
+def malloc_address():
+    """The address gdb gives malloc in the running target; asked once for every case."""
+    pid, _ = captured()
+    return gdb_value(pid, "&malloc")
+
+
+@functools.cache
 def stripped_captured():
     """A stripped copy of known_state whose debug file .gnu_debuglink names (left running) and its
     snapshot, with the address gdb gives known_counter; once for every case."""
@@ -68,7 +75,7 @@ class Symbols(Case):
         code, out, _ = lookup(snapshot, "address", hex(counter + 4))
         check(code == 0 and out.endswith(" known_counter+4") and out.startswith(os.path.realpath(KNOWN_STATE)[:1]),
               f"address of known_counter + 4: {out!r}")
-        malloc = gdb_value(pid, "&malloc")
+        malloc = malloc_address()
         code, out, _ = lookup(snapshot, "address", hex(malloc + 10))
         name = out.split()[-1].split("+")[0] if code == 0 else None
         check(code == 0 and out.endswith("+10") and name and gdb_value(pid, f"&{name}") == malloc,
@@ -92,7 +99,7 @@ class Symbols(Case):
     def test_unstored_bytes_from_the_file(self):
         # bytes the snapshot does not hold: libc's code, read from the file, equal to live memory
         pid, snapshot = captured()
-        malloc = gdb_value(pid, "&malloc")
+        malloc = malloc_address()
         live_bytes = "".join(re.findall(r"\t0x([0-9a-f]{2})\b", gdb(["-p", str(pid)], ["x/32xb malloc"])))
         code, out, err = lookup(snapshot, "read", hex(malloc), "32")
         check(code == 0 and len(live_bytes) == 64 and out == live_bytes,
