@@ -3,12 +3,14 @@ Payloads held by closures and by asyncio Tasks read `function.__closure__ -> tup
 cell.ob_ref` and `_asyncio.Task.task_coro`, never `cell+16` or `_asyncio.Task+136`. With the
 interpreter's DWARF the names come from it; without (--no-debuginfo, and Debian's stripped
 python3.11) from the built-in table (scripts/cpython_field_table.py), and the paths must be the
-same both ways. On every supported CPython."""
+same both ways. On every supported CPython: a case per interpreter."""
+import functools
 import json
 import os
 import re
 
-from common import check, finish, heapsnap, path, start, supported_pythons, wait_for_text
+from common import (Case, check, give_up, heapsnap, main, path, start, supported_pythons,
+                    wait_for_text)
 
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "c_fields.py")
 NUMBERED = re.compile(r"^(function|cell|_asyncio\.Task|_asyncio\.Future|method|coroutine)\+\d+$")
@@ -21,7 +23,23 @@ def payload_paths(snapshot, *options):
     return sorted((r["path"], r["count"]) for r in payload.get("retainers", []))
 
 
-for name, interpreter in supported_pythons():
+# the interpreters supported_pythons() gives, each a case of its own below
+NAMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13",
+         "debian-python3.11")
+
+
+@functools.cache
+def pythons():
+    """supported_pythons(), whose checks (every interpreter present) run once, in the first case."""
+    found = dict(supported_pythons())
+    check(set(found) <= set(NAMES), f"every supported interpreter has its case: {sorted(set(found) - set(NAMES))}")
+    return found
+
+
+def check_fields(name):
+    interpreter = pythons().get(name)
+    if interpreter is None:
+        give_up(f"{name}: the interpreter is not installed: {sorted(pythons())}")
     ready = path(f"fields-{name}.ready")
     process = start([interpreter, TARGET, ready])
     wait_for_text(ready, process, timeout=60)
@@ -39,4 +57,30 @@ for name, interpreter in supported_pythons():
     check(not numbered, f"{name}: no field of these types is named by its offset: {numbered}")
     check(by_dwarf == by_table, f"{name}: the same paths by the built-in table: {by_table} against {by_dwarf}")
     process.kill()
-finish()
+
+
+class Fields(Case):
+    def test_python3_8(self):
+        check_fields("python3.8")
+
+    def test_python3_9(self):
+        check_fields("python3.9")
+
+    def test_python3_10(self):
+        check_fields("python3.10")
+
+    def test_python3_11(self):
+        check_fields("python3.11")
+
+    def test_python3_12(self):
+        check_fields("python3.12")
+
+    def test_python3_13(self):
+        check_fields("python3.13")
+
+    def test_debian_python3_11_stripped(self):
+        check_fields("debian-python3.11")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,13 +15,14 @@ say it cannot: never report an empty heap. Checked against what heapsnap did not
   (which has no mimalloc) unaffected."""
 import ast
 import collections
+import functools
 import glob
 import json
 import os
 import subprocess
 import time
 
-from common import HEAPDIFF, check, finish, give_up, heapsnap, path, process_state, start
+from common import HEAPDIFF, Case, check, give_up, heapsnap, main, path, process_state, start
 
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
                       "python_mimalloc.py")
@@ -34,9 +35,11 @@ def interpreter(minor):
     return found[-1] if found else None
 
 
-PYTHON313 = interpreter(13)
-if PYTHON313 is None:
-    give_up("pyenv's CPython 3.13 is not installed (scripts/setup installs it)")
+def python313():
+    found = interpreter(13)
+    if found is None:
+        give_up("pyenv's CPython 3.13 is not installed (scripts/setup installs it)")
+    return found
 
 
 def run_target(python, malloc, name, before=None):
@@ -61,7 +64,8 @@ def run_target(python, malloc, name, before=None):
         time.sleep(0.05)
     if not check(os.path.exists(result_file), f"{name}: the target wrote its result"):
         give_up(f"{name}: no result from the target")
-    result = ast.literal_eval(open(result_file).read())
+    with open(result_file) as f:
+        result = ast.literal_eval(f.read())
     while process_state(process.pid) != "S" and time.time() < deadline:
         time.sleep(0.01)
     snapshot = path(f"{name}.snap")
@@ -149,46 +153,17 @@ def check_target(snapshot, result, name, *options):
           f"(type: (gc, heapsnap)): {dict(sorted(wrong.items())[:20])}")
 
 
-# PYTHONMALLOC=mimalloc, with and without debug info
 before = path("before.snap")
-snapshot, result = run_target(PYTHON313, "mimalloc", "mimalloc", before=before)
-summary_text = heapsnap("summary", snapshot)
-check("CPython's mimalloc" in summary_text.stdout,
-      f"mimalloc: the summary says the objects come from CPython's mimalloc:\n{summary_text.stdout[:600]}")
-for options in ([], ["--no-debuginfo"]):
-    check_target(snapshot, result, "mimalloc", *options)
-summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
-check(summary["python"].get("mimalloc_found_with") == "heuristics, checked by symbols",
-      f"mimalloc: segments found with {summary['python'].get('mimalloc_found_with')}")
 
-# heapdiff: the snapshot before the Connections were made against the one after
-diff = subprocess.run([HEAPDIFF, "--format", "json", before, snapshot], capture_output=True,
-                      text=True, timeout=300)
-check(diff.returncode in (0, 1) and "__main__.Connection" in diff.stdout and
-      "module __main__.keep" in diff.stdout,
-      f"heapdiff names the 5000 Connections kept by module __main__.keep (exit {diff.returncode}):\n"
-      f"{diff.stdout[:1500]}{diff.stderr[:1000]}")
-if diff.returncode in (0, 1):
-    text = subprocess.run([HEAPDIFF, before, snapshot], capture_output=True, text=True,
-                          timeout=300).stdout
-    grown = [line.split() for line in text.splitlines() if line.endswith(" __main__.Connection")]
-    check(grown and grown[0][:3] == ["5,000", "0", "+5,000"],
-          f"heapdiff: 5,000 new __main__.Connection, none freed: {grown[:2]}")
-    check("module __main__.keep -> list[*] -> __main__.Connection" in text,
-          f"heapdiff: the new Connections kept by module __main__.keep:\n{text[:2000]}")
 
-# the debug hooks on top of mimalloc
-snapshot, result = run_target(PYTHON313, "mimalloc_debug", "mimalloc_debug")
-check_connections(snapshot, "mimalloc_debug")
-summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
-check(summary["python"].get("object_allocator") == "mimalloc",
-      f"mimalloc_debug: the objects' allocator is {summary['python'].get('object_allocator')}")
+@functools.cache
+def with_mimalloc():
+    """3.13 under PYTHONMALLOC=mimalloc captured before it made its objects and after; once for
+    every case."""
+    return run_target(python313(), "mimalloc", "mimalloc", before=before)
 
-# the other allocators are told apart, and 3.12 has no mimalloc
-runs = [(PYTHON313, None, "pymalloc"), (PYTHON313, "malloc", "malloc")]
-if interpreter(12):
-    runs.append((interpreter(12), None, "pymalloc"))
-for python, malloc, allocator in runs:
+
+def check_other_allocator(python, malloc, allocator):
     name = f"{os.path.basename(python)}-{malloc or 'default'}"
     snapshot, result = run_target(python, malloc, name)
     summary = check_connections(snapshot, name)
@@ -197,4 +172,62 @@ for python, malloc, allocator in runs:
           "mimalloc_found_with" not in python_section,
           f"{name}: the objects' allocator is {python_section.get('object_allocator')}, "
           f"not {allocator}")
-finish()
+
+
+class CpythonMimalloc(Case):
+    # PYTHONMALLOC=mimalloc, with and without debug info
+    def test_mimalloc(self):
+        snapshot, result = with_mimalloc()
+        summary_text = heapsnap("summary", snapshot)
+        check("CPython's mimalloc" in summary_text.stdout,
+              f"mimalloc: the summary says the objects come from CPython's mimalloc:\n{summary_text.stdout[:600]}")
+        check_target(snapshot, result, "mimalloc")
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+        check(summary["python"].get("mimalloc_found_with") == "heuristics, checked by symbols",
+              f"mimalloc: segments found with {summary['python'].get('mimalloc_found_with')}")
+
+    def test_mimalloc_no_debuginfo(self):
+        snapshot, result = with_mimalloc()
+        check_target(snapshot, result, "mimalloc", "--no-debuginfo")
+
+    def test_mimalloc_heapdiff(self):
+        # heapdiff: the snapshot before the Connections were made against the one after
+        snapshot, result = with_mimalloc()
+        diff = subprocess.run([HEAPDIFF, "--format", "json", before, snapshot], capture_output=True,
+                              text=True, timeout=300)
+        check(diff.returncode in (0, 1) and "__main__.Connection" in diff.stdout and
+              "module __main__.keep" in diff.stdout,
+              f"heapdiff names the 5000 Connections kept by module __main__.keep (exit {diff.returncode}):\n"
+              f"{diff.stdout[:1500]}{diff.stderr[:1000]}")
+        if diff.returncode in (0, 1):
+            text = subprocess.run([HEAPDIFF, before, snapshot], capture_output=True, text=True,
+                                  timeout=300).stdout
+            grown = [line.split() for line in text.splitlines() if line.endswith(" __main__.Connection")]
+            check(grown and grown[0][:3] == ["5,000", "0", "+5,000"],
+                  f"heapdiff: 5,000 new __main__.Connection, none freed: {grown[:2]}")
+            check("module __main__.keep -> list[*] -> __main__.Connection" in text,
+                  f"heapdiff: the new Connections kept by module __main__.keep:\n{text[:2000]}")
+
+    def test_mimalloc_debug(self):
+        # the debug hooks on top of mimalloc
+        snapshot, result = run_target(python313(), "mimalloc_debug", "mimalloc_debug")
+        check_connections(snapshot, "mimalloc_debug")
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+        check(summary["python"].get("object_allocator") == "mimalloc",
+              f"mimalloc_debug: the objects' allocator is {summary['python'].get('object_allocator')}")
+
+    # the other allocators are told apart, and 3.12 has no mimalloc
+    def test_pymalloc_by_default(self):
+        check_other_allocator(python313(), None, "pymalloc")
+
+    def test_malloc(self):
+        check_other_allocator(python313(), "malloc", "malloc")
+
+    def test_python3_12_pymalloc(self):
+        # (where pyenv has a 3.12, as the script always did)
+        if interpreter(12):
+            check_other_allocator(interpreter(12), None, "pymalloc")
+
+
+if __name__ == "__main__":
+    main()

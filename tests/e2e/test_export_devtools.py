@@ -29,13 +29,14 @@ after 100, 1,100 and 2,100 connections (the test's own count), each snapshot exp
 - dict keys read from memory are masked ("[*]") unless --show-values; the file is mode 0600;
   a bad --format, a missing snapshot and a terminal as output are refused with exit status 2."""
 import collections
+import functools
 import json
 import os
 import stat
 import subprocess
 import sys
 
-from common import (HEAPSNAP, check, finish, give_up, heapsnap, leak_story, path,
+from common import (HEAPSNAP, Case, check, give_up, heapsnap, leak_story, main, path,
                     require_npm_tools)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,6 +45,13 @@ MEMLAB_TOOLS = os.path.normpath(os.path.join(HERE, "..", "tools", "memlab"))
 LEAKY_SERVER = os.path.join(TARGETS, "leaky_server.py")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
 CONNECTION = "__main__.Connection"
+
+
+@functools.cache
+def tools():
+    """memlab's npm packages installed, and the Python the leaky server runs on; once."""
+    require_npm_tools(MEMLAB_TOOLS, "@memlab/api", "to read the exports")
+    return pick_python()
 
 
 def pick_python():
@@ -62,8 +70,8 @@ def export(snapshot, *options):
 def memlab(*args):
     result = subprocess.run(["node", os.path.join(MEMLAB_TOOLS, "check.js"), *args],
                             capture_output=True, text=True, timeout=900)
-    if not check(result.returncode == 0, f"memlab check.js {args[0]} failed: {result.stderr[-3000:]}"):
-        finish()
+    if result.returncode != 0:
+        give_up(f"memlab check.js {args[0]} failed: {result.stderr[-3000:]}")
     return json.loads(result.stdout)
 
 
@@ -154,99 +162,127 @@ def leaked_through(traces, type_name, root):
             any(step["name"] == root for step in trace)]
 
 
-def errors():
-    snapshot = path("errors-missing.snap")
-    result = heapsnap("export", snapshot, "-o", path("x.heapsnapshot"), check_ok=False)
-    check(result.returncode == 2 and snapshot in result.stderr,
-          f"a missing snapshot: exit 2 naming it, not {result.returncode}: {result.stderr}")
-    result = heapsnap("export", snapshot, "--format", "json", check_ok=False)
-    check(result.returncode == 2 and "devtools" in result.stderr,
-          f"--format json: exit 2 saying devtools, not {result.returncode}: {result.stderr}")
-    # a terminal as standard output (a pseudo-terminal the test opens) is refused
-    import pty
-    leader, follower = pty.openpty()
-    result = subprocess.run([HEAPSNAP, "export", snapshot], stdout=follower,
-                            stderr=subprocess.PIPE, text=True, timeout=60)
-    os.close(leader)
-    os.close(follower)
-    check(result.returncode == 2 and "terminal" in result.stderr,
-          f"a terminal as output: exit 2, not {result.returncode}: {result.stderr}")
-
-
-def main():
-    require_npm_tools(MEMLAB_TOOLS, "@memlab/api", "to read the exports")
-    python = pick_python()
-    errors()
-
-    # the leak held by a module global, three snapshots
+@functools.cache
+def global_story():
+    """The leak held by a module global, three snapshots, each exported; once for every case."""
+    python = tools()
     baseline, target, final = leak_story([python, LEAKY_SERVER], "global", "global",
                                          connections=(100, 1000, 1000))
     exports = [export(snapshot) for snapshot in (baseline, target, final)]
-    mode = stat.S_IMODE(os.stat(exports[1]).st_mode)
-    check(mode == 0o600, f"the export's mode is 0600, not {oct(mode)}")
-    loaded = memlab("load", exports[1], CONNECTION)
-    check_format("global target", loaded)
-    check_types("global target", loaded, summary_of(target))
-    check(len(loaded["ids"]) == 1100,
-          f"1,100 {CONNECTION} nodes after 1,100 connections, not {len(loaded['ids'])}")
-    retainers = check_same_retainers("global target", loaded, target, CONNECTION)
-    check(retainers.get(("module __main__._CONNECTIONS", "list")) == 1100,
-          f"memlab: all 1,100 Connection held by module __main__._CONNECTIONS's list: "
-          f"{dict(retainers)}")
-    before = memlab("load", exports[0], CONNECTION)
-    check_format("global baseline", before)
-    kept = set(before["ids"]) & set(loaded["ids"])
-    check(len(before["ids"]) == 100 and kept == set(before["ids"]),
-          f"the 100 connections of the first snapshot keep their ids in the second: "
-          f"{len(kept)} of {len(before['ids'])}")
-    traces = leak_traces(*exports)
-    check(leaked_through(traces, CONNECTION, "module __main__._CONNECTIONS"),
-          f"memlab find-leaks names {CONNECTION} held by module __main__._CONNECTIONS: "
-          f"{json.dumps(traces)[:2000]}")
-
-    # masking: no dict key from memory unless --show-values
-    def keys_shown(exported):
-        with open(exported) as f:
-            strings = json.load(f)["strings"]
-        return [s for s in strings if s.startswith("['") or (s.startswith("[") and s[1:2].isdigit())]
-    shown = export(target, "--show-values")
-    check(keys_shown(exports[1]) == [], f"dict keys masked: {keys_shown(exports[1])[:5]}")
-    check(keys_shown(shown) != [], "with --show-values, dict keys are edge names")
-
-    # the fixed server frees what it made: memlab finds no Connection left behind
-    fixed = leak_story([python, LEAKY_SERVER], "fixed", "fixed", connections=(100, 1000, 1000))
-    traces = leak_traces(*[export(snapshot) for snapshot in fixed])
-    check(not leaked_through(traces, CONNECTION, ""),
-          f"fixed server: memlab reports no leaked {CONNECTION}: {json.dumps(traces)[:2000]}")
-
-    # garbage in cycles: under "(unreachable)", as many as the summary says
-    _, after = leak_story([python, LEAKY_SERVER], "cycle", "cycle")
-    loaded = memlab("load", export(after), CONNECTION)
-    check_format("cycle", loaded)
-    summary = summary_of(after)
-    check_types("cycle", loaded, summary)
-    unreachable = sum(group["count"] for group in summary["unreachable"]["by_type"]
-                      if group["type"] == CONNECTION)
-    from_unreachable = sum(count for (root, _), count in memlab_retainers(loaded).items()
-                           if root == "(unreachable)")
-    check(unreachable >= 1000 and from_unreachable == unreachable,
-          f"cycle: {from_unreachable} Connection reached from (unreachable) by memlab, the "
-          f"summary's unreachable ones are {unreachable}")
-
-    # the C twin: native structs, a global linked list
-    _, after = leak_story([LEAKY_SERVER_C], "global", "c-global")
-    loaded = memlab("load", export(after), "struct conn")
-    check_format("C global", loaded)
-    check_types("C global", loaded, summary_of(after))
-    retainers = check_same_retainers("C global", loaded, after, "struct conn")
-    check(sum(count for (root, _), count in retainers.items() if root == "global all_conns")
-          >= 1100, f"C: struct conn held from global all_conns: {dict(retainers)}")
-    # a C struct's pointers are named by their members, as heapsnap's paths name the step
-    linked = sum(count for key, count in loaded["retainers"].items()
-                 if "struct conn -next-> struct conn" in key)
-    check(linked >= 1000, f"C: memlab's paths go through struct conn's member next: "
-                          f"{list(loaded['retainers'])[:3]}")
-    finish()
+    return (baseline, target, final), exports
 
 
-main()
+@functools.cache
+def global_target_loaded():
+    """memlab's reading of the global story's second export (after 1,100 connections)."""
+    _, exports = global_story()
+    return memlab("load", exports[1], CONNECTION)
+
+
+class ExportDevtools(Case):
+    def test_refusals(self):
+        # a missing snapshot, --format json, a terminal as output
+        snapshot = path("errors-missing.snap")
+        result = heapsnap("export", snapshot, "-o", path("x.heapsnapshot"), check_ok=False)
+        check(result.returncode == 2 and snapshot in result.stderr,
+              f"a missing snapshot: exit 2 naming it, not {result.returncode}: {result.stderr}")
+        result = heapsnap("export", snapshot, "--format", "json", check_ok=False)
+        check(result.returncode == 2 and "devtools" in result.stderr,
+              f"--format json: exit 2 saying devtools, not {result.returncode}: {result.stderr}")
+        # a terminal as standard output (a pseudo-terminal the test opens) is refused
+        import pty
+        leader, follower = pty.openpty()
+        result = subprocess.run([HEAPSNAP, "export", snapshot], stdout=follower,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+        os.close(leader)
+        os.close(follower)
+        check(result.returncode == 2 and "terminal" in result.stderr,
+              f"a terminal as output: exit 2, not {result.returncode}: {result.stderr}")
+
+    def test_global_leak_export(self):
+        # the leak held by a module global: the document, its types, the Connections' retainers
+        (baseline, target, final), exports = global_story()
+        mode = stat.S_IMODE(os.stat(exports[1]).st_mode)
+        check(mode == 0o600, f"the export's mode is 0600, not {oct(mode)}")
+        loaded = global_target_loaded()
+        check_format("global target", loaded)
+        check_types("global target", loaded, summary_of(target))
+        check(len(loaded["ids"]) == 1100,
+              f"1,100 {CONNECTION} nodes after 1,100 connections, not {len(loaded['ids'])}")
+        retainers = check_same_retainers("global target", loaded, target, CONNECTION)
+        check(retainers.get(("module __main__._CONNECTIONS", "list")) == 1100,
+              f"memlab: all 1,100 Connection held by module __main__._CONNECTIONS's list: "
+              f"{dict(retainers)}")
+
+    def test_ids_stable(self):
+        _, exports = global_story()
+        loaded = global_target_loaded()
+        before = memlab("load", exports[0], CONNECTION)
+        check_format("global baseline", before)
+        kept = set(before["ids"]) & set(loaded["ids"])
+        check(len(before["ids"]) == 100 and kept == set(before["ids"]),
+              f"the 100 connections of the first snapshot keep their ids in the second: "
+              f"{len(kept)} of {len(before['ids'])}")
+
+    def test_find_leaks_global(self):
+        _, exports = global_story()
+        traces = leak_traces(*exports)
+        check(leaked_through(traces, CONNECTION, "module __main__._CONNECTIONS"),
+              f"memlab find-leaks names {CONNECTION} held by module __main__._CONNECTIONS: "
+              f"{json.dumps(traces)[:2000]}")
+
+    def test_dict_keys_masked(self):
+        # masking: no dict key from memory unless --show-values
+        (baseline, target, final), exports = global_story()
+
+        def keys_shown(exported):
+            with open(exported) as f:
+                strings = json.load(f)["strings"]
+            return [s for s in strings if s.startswith("['") or (s.startswith("[") and s[1:2].isdigit())]
+        shown = export(target, "--show-values")
+        check(keys_shown(exports[1]) == [], f"dict keys masked: {keys_shown(exports[1])[:5]}")
+        check(keys_shown(shown) != [], "with --show-values, dict keys are edge names")
+
+    def test_fixed_server_no_leak(self):
+        # the fixed server frees what it made: memlab finds no Connection left behind
+        python = tools()
+        fixed = leak_story([python, LEAKY_SERVER], "fixed", "fixed", connections=(100, 1000, 1000))
+        traces = leak_traces(*[export(snapshot) for snapshot in fixed])
+        check(not leaked_through(traces, CONNECTION, ""),
+              f"fixed server: memlab reports no leaked {CONNECTION}: {json.dumps(traces)[:2000]}")
+
+    def test_cycle_unreachable(self):
+        # garbage in cycles: under "(unreachable)", as many as the summary says
+        python = tools()
+        _, after = leak_story([python, LEAKY_SERVER], "cycle", "cycle")
+        loaded = memlab("load", export(after), CONNECTION)
+        check_format("cycle", loaded)
+        summary = summary_of(after)
+        check_types("cycle", loaded, summary)
+        unreachable = sum(group["count"] for group in summary["unreachable"]["by_type"]
+                          if group["type"] == CONNECTION)
+        from_unreachable = sum(count for (root, _), count in memlab_retainers(loaded).items()
+                               if root == "(unreachable)")
+        check(unreachable >= 1000 and from_unreachable == unreachable,
+              f"cycle: {from_unreachable} Connection reached from (unreachable) by memlab, the "
+              f"summary's unreachable ones are {unreachable}")
+
+    def test_c_twin(self):
+        # the C twin: native structs, a global linked list
+        tools()
+        _, after = leak_story([LEAKY_SERVER_C], "global", "c-global")
+        loaded = memlab("load", export(after), "struct conn")
+        check_format("C global", loaded)
+        check_types("C global", loaded, summary_of(after))
+        retainers = check_same_retainers("C global", loaded, after, "struct conn")
+        check(sum(count for (root, _), count in retainers.items() if root == "global all_conns")
+              >= 1100, f"C: struct conn held from global all_conns: {dict(retainers)}")
+        # a C struct's pointers are named by their members, as heapsnap's paths name the step
+        linked = sum(count for key, count in loaded["retainers"].items()
+                     if "struct conn -next-> struct conn" in key)
+        check(linked >= 1000, f"C: memlab's paths go through struct conn's member next: "
+                              f"{list(loaded['retainers'])[:3]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,6 +23,7 @@ On the leaky server of docs/design/leaking-server.md (tests/targets/leaky_server
 - `heapsnap summary --format html`: the same checks on the types table.
 The screenshots (light and dark) and a PDF of the printed page are kept in
 $HTML_REPORT_ARTIFACTS (build/tests/html-report by default) for CI to keep as artifacts."""
+import functools
 import glob
 import json
 import os
@@ -30,7 +31,7 @@ import re
 import subprocess
 import sys
 
-from common import (check, finish, give_up, heapsnap, leak_story, path, require_npm_tools, start,
+from common import (Case, check, give_up, heapsnap, leak_story, main, path, require_npm_tools, start,
                     wait_for_text)
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
@@ -205,86 +206,30 @@ def check_header_footer(name, facts, text_report):
     check(footer[0].replace("-- ", "") in page_footer, f"{name}: the footer names the version")
 
 
-require_browser()
-python = pick_python()
-print(f"pages, screenshots and PDFs go to {ARTIFACTS}")
+@functools.cache
+def tools():
+    """Chromium and puppeteer-core, and the Python the leaky server runs on; once."""
+    require_browser()
+    python = pick_python()
+    print(f"pages, screenshots and PDFs go to {ARTIFACTS}")
+    return python
 
-# the module-global list: paths, containers, sorting, header and footer
-before, after = leak_story([python, LEAKY_SERVER], "global", "global")
-diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
-page = run(HEAPDIFF, "--format", "html", before, after)
-check(embedded_json(page) == diff, "global: the page's JSON is --format json's")
-facts = render("heapdiff-global", page, "grown", "new_retained_bytes")
-grown = diff["grown"]
-check(any(entry["type"] == "__main__.Connection" for entry in grown),
-      "global: __main__.Connection grew")
-check_rows("global", facts["tables"]["grown"], grown,
-           ["new", "freed", "delta_count", "delta_bytes", "count_after", "new_retained_bytes"])
-formatted = markdown_cells(run(HEAPDIFF, "--format", "markdown", before, after))
-for dom in facts["tables"]["grown"]:
-    shown = [dom["cells"][key]["text"] for key in
-             ["new", "freed", "delta_count", "delta_bytes", "count_after"]]
-    check(formatted.get(dom["type"]) == shown,
-          f"global: {dom['type']} reads {shown}, as the markdown's {formatted.get(dom['type'])}")
-check_sorting("global", facts, grown, "new_retained_bytes")
-check_graphs("global", facts, grown)
-top = grown[0]
-check(facts["graphs"] and facts["graphs"][0]["type"] == top["type"],
-      f"global: the first graph is the top type's, {top['type']}")
-check(any(cell["name"] == top["retainers"][0]["path"][0] for cell in facts["icicle"]),
-      "global: the icicle has the top type's root")
-check(facts["tables"]["containers"][0]["cells"]["items_after"]["value"] ==
-      str(diff["grown_containers"][0]["items_after"]), "global: the grown list's items")
-check_header_footer("global", facts, run(HEAPDIFF, "--color", "never", before, after))
 
-# the cycle only: rings
-before, after = leak_story([python, LEAKY_SERVER], "cycle", "cycle")
-diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
-page = run(HEAPDIFF, "--format", "html", before, after)
-check(embedded_json(page) == diff, "cycle: the page's JSON is --format json's")
-facts = render("heapdiff-cycle", page, "grown", "delta_bytes")
-check_rows("cycle", facts["tables"]["grown"], diff["grown"], ["new", "delta_bytes"])
-check_sorting("cycle", facts, diff["grown"], "delta_bytes")
-cycles = diff["unreachable"]["cycles"]
-check(cycles, "cycle: the JSON has cycles")
-rings = {ring["signature"]: ring for ring in facts["rings"]}
-for cycle in cycles:
-    ring = rings.get(cycle["signature"])
-    check(ring and ring["steps"] in (cycle["shape"], cycle["shape"][:-1]) and
-          f"{cycle['count']:,} cycles" in ring["captions"],
-          f"cycle: a ring of {cycle['shape']} ({cycle['count']} cycles): {ring}")
-check([row["type"] for row in facts["tables"]["unreachable"]] ==
-      [entry["type"] for entry in diff["unreachable"]["by_type"]],
-      "cycle: the unreachable types as in the JSON")
+@functools.cache
+def global_story():
+    """The leak held by a module global, two snapshots; once for every case."""
+    return leak_story([tools(), LEAKY_SERVER], "global", "global")
 
-# the C twin's lost pointers: a ring whose shape ends where it began
-before, after = leak_story([LEAKY_SERVER_C], "lost", "c-lost")
-diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
-facts = render("heapdiff-c-lost", run(HEAPDIFF, "--format", "html", before, after), "grown",
-               "delta_bytes")
-check_rows("c lost", facts["tables"]["grown"], diff["grown"], ["new", "delta_bytes"])
-rings = {ring["signature"]: ring for ring in facts["rings"]}
-check(diff["unreachable"]["cycles"], "c lost: the JSON has cycles")
-for cycle in diff["unreachable"]["cycles"]:
-    ring = rings.get(cycle["signature"])
-    check(ring and ring["steps"] == cycle["shape"][:-1],
-          f"c lost: a ring of {cycle['shape']}, drawn once round: {ring}")
 
-# three snapshots: what a burst left behind (the list is never pruned: all of it)
-baseline, target, final = leak_story([python, LEAKY_SERVER], "global", "three", (50, 300, 200))
-diff = json.loads(run(HEAPDIFF, "--format", "json", baseline, target, final))
-page = run(HEAPDIFF, "--format", "html", baseline, target, final)
-check(embedded_json(page) == diff, "three: the page's JSON is --format json's")
-facts = render("heapdiff-three", page, "grown", "new_bytes")
-check_rows("three", facts["tables"]["grown"], diff["grown"],
-           ["new", "new_in_target", "new_bytes", "count_after", "new_retained_bytes"])
-check_sorting("three", facts, diff["grown"], "new_bytes")
-check_graphs("three", facts, diff["grown"])
-check_header_footer("three", facts, run(HEAPDIFF, "--color", "never", baseline, target, final))
+@functools.cache
+def class_story():
+    """The class registry (the peers' addresses are values), two snapshots; once."""
+    return leak_story([tools(), LEAKY_SERVER], "class", "class")
+
 
 # values masked unless --show-values (the class registry: the peers' addresses are values)
-before, after = leak_story([python, LEAKY_SERVER], "class", "class")
-for options in [[], ["--show-values"]]:
+def check_values(options):
+    before, after = class_story()
     diff = json.loads(run(HEAPDIFF, "--format", "json", *options, before, after))
     page = run(HEAPDIFF, "--format", "html", *options, before, after)
     label = "class " + " ".join(options)
@@ -296,34 +241,132 @@ for options in [[], ["--show-values"]]:
         check("127.0.0.1" not in page and "127.0.0.1" not in facts["text"],
               f"{label}: no value read from memory in the page")
 
-# a type name made of markup stays text
-before, after = odd_names_story(python)
-diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
-page = run(HEAPDIFF, "--format", "html", before, after)
-odd = [entry for entry in diff["grown"] if "onerror" in entry["type"]]
-check(odd and odd[0]["new"] == 500, f"odd: the class of odd name grew by 500: {odd}")
-check(page.count("</script>") == 2, "odd: nothing in the data ends a script element")
-facts = render("heapdiff-odd-names", page, "grown", "new")
-check(odd and any(row["type"] == odd[0]["type"] and row["cells"]["type"]["text"] == odd[0]["type"]
-                  for row in facts["tables"]["grown"]),
-      "odd: the odd name is in the table as it is in the JSON")
-check("img" not in facts["html_elements"] and "b" not in facts["html_elements"],
-      f"odd: no element made of the name: {facts['html_elements']}")
-check(odd and any(graph["type"] == odd[0]["type"] for graph in facts["graphs"]),
-      "odd: its retaining paths are drawn")
 
-# heapsnap summary --format html
-summary_file = path("global-after.snap")
-summary = json.loads(heapsnap("summary", "--format", "json", summary_file).stdout)
-page = heapsnap("summary", "--format", "html", summary_file).stdout
-check(embedded_json(page) == summary, "summary: the page's JSON is --format json's")
-facts = render("summary", page, "types", "count")
-check_rows("summary", facts["tables"]["types"], summary["types"], ["count", "bytes",
-                                                                   "retained_bytes"])
-check_sorting("summary", facts, summary["types"], "count")
-check_graphs("summary", facts, summary["types"])
-check(facts["header"].startswith(f"heapsnap summary: pid {summary['pid']} "),
-      f"summary: the header names the process: {facts['header']}")
+class HtmlReport(Case):
+    @classmethod
+    def tearDownClass(cls):
+        print(f"screenshots: {ARTIFACTS}/*.png, printed: {ARTIFACTS}/*.pdf")
 
-print(f"screenshots: {ARTIFACTS}/*.png, printed: {ARTIFACTS}/*.pdf")
-finish()
+    def test_global_list(self):
+        # the module-global list: paths, containers, sorting, header and footer
+        before, after = global_story()
+        diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
+        page = run(HEAPDIFF, "--format", "html", before, after)
+        check(embedded_json(page) == diff, "global: the page's JSON is --format json's")
+        facts = render("heapdiff-global", page, "grown", "new_retained_bytes")
+        grown = diff["grown"]
+        check(any(entry["type"] == "__main__.Connection" for entry in grown),
+              "global: __main__.Connection grew")
+        check_rows("global", facts["tables"]["grown"], grown,
+                   ["new", "freed", "delta_count", "delta_bytes", "count_after", "new_retained_bytes"])
+        formatted = markdown_cells(run(HEAPDIFF, "--format", "markdown", before, after))
+        for dom in facts["tables"]["grown"]:
+            shown = [dom["cells"][key]["text"] for key in
+                     ["new", "freed", "delta_count", "delta_bytes", "count_after"]]
+            check(formatted.get(dom["type"]) == shown,
+                  f"global: {dom['type']} reads {shown}, as the markdown's {formatted.get(dom['type'])}")
+        check_sorting("global", facts, grown, "new_retained_bytes")
+        check_graphs("global", facts, grown)
+        top = grown[0]
+        check(facts["graphs"] and facts["graphs"][0]["type"] == top["type"],
+              f"global: the first graph is the top type's, {top['type']}")
+        check(any(cell["name"] == top["retainers"][0]["path"][0] for cell in facts["icicle"]),
+              "global: the icicle has the top type's root")
+        check(facts["tables"]["containers"][0]["cells"]["items_after"]["value"] ==
+              str(diff["grown_containers"][0]["items_after"]), "global: the grown list's items")
+        check_header_footer("global", facts, run(HEAPDIFF, "--color", "never", before, after))
+
+    def test_cycle_rings(self):
+        python = tools()
+        # the cycle only: rings
+        before, after = leak_story([python, LEAKY_SERVER], "cycle", "cycle")
+        diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
+        page = run(HEAPDIFF, "--format", "html", before, after)
+        check(embedded_json(page) == diff, "cycle: the page's JSON is --format json's")
+        facts = render("heapdiff-cycle", page, "grown", "delta_bytes")
+        check_rows("cycle", facts["tables"]["grown"], diff["grown"], ["new", "delta_bytes"])
+        check_sorting("cycle", facts, diff["grown"], "delta_bytes")
+        cycles = diff["unreachable"]["cycles"]
+        check(cycles, "cycle: the JSON has cycles")
+        rings = {ring["signature"]: ring for ring in facts["rings"]}
+        for cycle in cycles:
+            ring = rings.get(cycle["signature"])
+            check(ring and ring["steps"] in (cycle["shape"], cycle["shape"][:-1]) and
+                  f"{cycle['count']:,} cycles" in ring["captions"],
+                  f"cycle: a ring of {cycle['shape']} ({cycle['count']} cycles): {ring}")
+        check([row["type"] for row in facts["tables"]["unreachable"]] ==
+              [entry["type"] for entry in diff["unreachable"]["by_type"]],
+              "cycle: the unreachable types as in the JSON")
+
+    def test_c_lost_pointers(self):
+        tools()
+        # the C twin's lost pointers: a ring whose shape ends where it began
+        before, after = leak_story([LEAKY_SERVER_C], "lost", "c-lost")
+        diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
+        facts = render("heapdiff-c-lost", run(HEAPDIFF, "--format", "html", before, after), "grown",
+                       "delta_bytes")
+        check_rows("c lost", facts["tables"]["grown"], diff["grown"], ["new", "delta_bytes"])
+        rings = {ring["signature"]: ring for ring in facts["rings"]}
+        check(diff["unreachable"]["cycles"], "c lost: the JSON has cycles")
+        for cycle in diff["unreachable"]["cycles"]:
+            ring = rings.get(cycle["signature"])
+            check(ring and ring["steps"] == cycle["shape"][:-1],
+                  f"c lost: a ring of {cycle['shape']}, drawn once round: {ring}")
+
+    def test_three_snapshots(self):
+        python = tools()
+        # three snapshots: what a burst left behind (the list is never pruned: all of it)
+        baseline, target, final = leak_story([python, LEAKY_SERVER], "global", "three", (50, 300, 200))
+        diff = json.loads(run(HEAPDIFF, "--format", "json", baseline, target, final))
+        page = run(HEAPDIFF, "--format", "html", baseline, target, final)
+        check(embedded_json(page) == diff, "three: the page's JSON is --format json's")
+        facts = render("heapdiff-three", page, "grown", "new_bytes")
+        check_rows("three", facts["tables"]["grown"], diff["grown"],
+                   ["new", "new_in_target", "new_bytes", "count_after", "new_retained_bytes"])
+        check_sorting("three", facts, diff["grown"], "new_bytes")
+        check_graphs("three", facts, diff["grown"])
+        check_header_footer("three", facts, run(HEAPDIFF, "--color", "never", baseline, target, final))
+
+    # values masked unless --show-values (the class registry: the peers' addresses are values)
+    def test_values_masked(self):
+        check_values([])
+
+    def test_values_shown(self):
+        check_values(["--show-values"])
+
+    def test_odd_names(self):
+        python = tools()
+        # a type name made of markup stays text
+        before, after = odd_names_story(python)
+        diff = json.loads(run(HEAPDIFF, "--format", "json", before, after))
+        page = run(HEAPDIFF, "--format", "html", before, after)
+        odd = [entry for entry in diff["grown"] if "onerror" in entry["type"]]
+        check(odd and odd[0]["new"] == 500, f"odd: the class of odd name grew by 500: {odd}")
+        check(page.count("</script>") == 2, "odd: nothing in the data ends a script element")
+        facts = render("heapdiff-odd-names", page, "grown", "new")
+        check(odd and any(row["type"] == odd[0]["type"] and row["cells"]["type"]["text"] == odd[0]["type"]
+                          for row in facts["tables"]["grown"]),
+              "odd: the odd name is in the table as it is in the JSON")
+        check("img" not in facts["html_elements"] and "b" not in facts["html_elements"],
+              f"odd: no element made of the name: {facts['html_elements']}")
+        check(odd and any(graph["type"] == odd[0]["type"] for graph in facts["graphs"]),
+              "odd: its retaining paths are drawn")
+
+    def test_summary_html(self):
+        # heapsnap summary --format html
+        global_story()
+        summary_file = path("global-after.snap")
+        summary = json.loads(heapsnap("summary", "--format", "json", summary_file).stdout)
+        page = heapsnap("summary", "--format", "html", summary_file).stdout
+        check(embedded_json(page) == summary, "summary: the page's JSON is --format json's")
+        facts = render("summary", page, "types", "count")
+        check_rows("summary", facts["tables"]["types"], summary["types"], ["count", "bytes",
+                                                                           "retained_bytes"])
+        check_sorting("summary", facts, summary["types"], "count")
+        check_graphs("summary", facts, summary["types"])
+        check(facts["header"].startswith(f"heapsnap summary: pid {summary['pid']} "),
+              f"summary: the header names the process: {facts['header']}")
+
+
+if __name__ == "__main__":
+    main()

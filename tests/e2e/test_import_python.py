@@ -15,6 +15,7 @@ Then a target run from a copy of the interpreter that is deleted (and then repla
 file) before the analysis: the summary warns, naming the copy, and so does an import then."""
 import ast
 import atexit
+import functools
 import glob
 import json
 import os
@@ -24,22 +25,32 @@ import signal
 import subprocess
 import time
 
-from common import WORKDIR, check, finish, heapsnap, path, process_state, start
+from common import WORKDIR, Case, check, give_up, heapsnap, main, path, process_state, start
 
 LOOKUP = os.environ.get("LOOKUP", "build/tests/lookup")
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "python_objects.py")
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
 
 pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-interpreters = []
-for minor in (8, 11, 12, 13):
-    found = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))
-    check(found, f"pyenv's CPython 3.{minor} is present")
-    interpreters += found[-1:]
-check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed (scripts/setup installs it)")
-interpreters.append("/usr/bin/python3.11")
+# the interpreters, each with cases of its own (below)
+NAMES = ("python3.8", "python3.11", "python3.12", "python3.13", "debian-python3.11")
 
 
+@functools.cache
+def interpreters():
+    """{name: path} of the interpreters; their checks (each present) run once, in the first case."""
+    found_all = []
+    for minor in (8, 11, 12, 13):
+        found = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))
+        check(found, f"pyenv's CPython 3.{minor} is present")
+        found_all += found[-1:]
+    check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed (scripts/setup installs it)")
+    found_all.append("/usr/bin/python3.11")
+    return {"debian-python3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter):
+            interpreter for interpreter in found_all}
+
+
+@functools.cache
 def kernel_cores_here():
     """Points the kernel's core dumps at this test's directory (a file pattern, even where they
     are piped to systemd-coredump); the old pattern is put back at exit. False if it cannot be."""
@@ -77,7 +88,8 @@ def start_target(interpreter, name):
         return process, None
     while process_state(process.pid) != "S" and time.time() < deadline:
         time.sleep(0.01)
-    return process, ast.literal_eval(open(result_file).read())
+    with open(result_file) as f:
+        return process, ast.literal_eval(f.read())
 
 
 def gcore(pid, name):
@@ -112,12 +124,13 @@ def readable_mappings(pid):
     """(start, end, permissions, path) of each mapping the process can read, but the kernel's
     [vvar] pages and [vsyscall], which no core holds."""
     mappings = []
-    for line in open(f"/proc/{pid}/maps"):
-        fields = line.split(maxsplit=5)
-        name = fields[5].strip() if len(fields) > 5 else ""
-        if fields[1][0] == "r" and not name.startswith("[vvar") and name != "[vsyscall]":
-            start_end = [int(x, 16) for x in fields[0].split("-")]
-            mappings.append((start_end[0], start_end[1], fields[1], name))
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            name = fields[5].strip() if len(fields) > 5 else ""
+            if fields[1][0] == "r" and not name.startswith("[vvar") and name != "[vsyscall]":
+                start_end = [int(x, 16) for x in fields[0].split("-")]
+                mappings.append((start_end[0], start_end[1], fields[1], name))
     return mappings
 
 
@@ -166,12 +179,18 @@ def check_info(name, snapshot, mappings):
           f"{readable} the process could read")
 
 
-kernel_cores = kernel_cores_here()
-for interpreter in interpreters:
-    name = "debian-python3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+@functools.cache
+def prepared(name):
+    """The target on interpreter `name`: its counts, readable mappings and file samples, its
+    capture and the summary of it, and its cores (gcore's; the kernel's, as SIGABRT ends it);
+    once for every case."""
+    interpreter = interpreters().get(name)
+    if interpreter is None:
+        give_up(f"{name}: the interpreter is not installed: {interpreters()}")
+    kernel_cores = kernel_cores_here()
     process, result = start_target(interpreter, name)
     if result is None:
-        continue
+        return None
     mappings = readable_mappings(process.pid)
     samples = file_samples(process.pid, mappings)
     captured = path(f"{name}.snap")
@@ -185,59 +204,94 @@ for interpreter in interpreters:
     else:
         process.kill()
     os.close(process.stdin_writer)
-
     from_capture = summary(captured)
-    want = counts(from_capture)
     gc_counts = {t: n for t, n in result["gc"].items() if t.startswith("__main__.")}
+    return dict(result=result, mappings=mappings, samples=samples, cores=cores,
+                from_capture=from_capture, want=counts(from_capture), gc_counts=gc_counts)
+
+
+def target_of(name):
+    found = prepared(name)
+    if found is None:
+        give_up(f"{name}: the target wrote no counts to check against")
+    return found
+
+
+def check_capture(name):
+    found = target_of(name)
+    want, gc_counts = found["want"], found["gc_counts"]
     check(len(gc_counts) >= 8, f"{name}: the target's classes: {gc_counts}")
     check(not differences(gc_counts, {t: want.get(t, 0) for t in gc_counts}),
           f"{name}: capture: per class (gc, heapsnap): "
           f"{differences(gc_counts, {t: want.get(t, 0) for t in gc_counts})}")
-    for kind, core in cores.items():
-        if not os.path.exists(core):
-            continue
-        imported = path(f"{name}-{kind}.snap")
-        heapsnap("import", core, "-o", imported)
-        got = summary(imported)
-        wrong = differences(want, counts(got))
-        check(not wrong, f"{name} {kind}: per-type counts differ from the capture's "
-              f"(type: (capture, import)): {dict(list(wrong.items())[:20])}")
-        check(not differences(gc_counts, {t: counts(got).get(t, 0) for t in gc_counts}),
-              f"{name} {kind}: per class (gc, heapsnap): "
-              f"{differences(gc_counts, {t: counts(got).get(t, 0) for t in gc_counts})}")
-        # (the capture's own: a locale file, which has no build-id to check it by)
-        new_warnings = file_warnings(got) - file_warnings(from_capture)
-        check(not new_warnings, f"{name} {kind}: warnings about files: {new_warnings}")
-        check_info(f"{name} {kind}", imported, mappings)
-        check_file_bytes(f"{name} {kind}", imported, samples)
 
-# a mapped file missing, then different, when the analysis runs: a warning names it
-copy_dir = path("copy")
-os.makedirs(copy_dir)
-copy = os.path.join(copy_dir, "python3.11")
-shutil.copy2("/usr/bin/python3.11", copy)
-process, result = start_target(copy, "copy")
-if result is not None:
-    captured = path("copy.snap")
-    heapsnap("capture", str(process.pid), "-o", captured)
-    imported = path("copy-gcore.snap")
-    copy_core = gcore(process.pid, "copy")
-    heapsnap("import", copy_core, "-o", imported)
-    process.kill()
-    os.close(process.stdin_writer)
-    complete = counts(summary(imported))
-    check(complete.get("__main__.Plain") == result["gc"]["__main__.Plain"],
-          f"copy: with its file present, {complete.get('__main__.Plain')} __main__.Plain")
-    os.unlink(copy)
-    again = heapsnap("import", copy_core, "-o", path("copy-again.snap"))
-    check(copy in again.stderr and "warning" in again.stderr,
-          f"import names the mapped file that is not here: {again.stderr!r}")
-    for snapshot in (captured, imported):
-        warnings = summary(snapshot).get("warnings", [])
-        check(any(copy in w for w in warnings), f"{snapshot}: no warning names the missing {copy}: {warnings}")
-    shutil.copy2(interpreters[0], copy)  # another interpreter: another build-id
-    for snapshot in (captured, imported):
-        warnings = summary(snapshot).get("warnings", [])
-        check(any(copy in w and "build-id" in w for w in warnings),
-              f"{snapshot}: no warning says {copy} differs: {warnings}")
-finish()
+
+def check_import(name, kind):
+    found = target_of(name)
+    want, gc_counts = found["want"], found["gc_counts"]
+    core = found["cores"].get(kind)
+    if core is None or not os.path.exists(core):
+        # (the kernel's core: its absence is a failed check of prepared(), or of kernel_cores_here())
+        return
+    imported = path(f"{name}-{kind}.snap")
+    heapsnap("import", core, "-o", imported)
+    got = summary(imported)
+    wrong = differences(want, counts(got))
+    check(not wrong, f"{name} {kind}: per-type counts differ from the capture's "
+          f"(type: (capture, import)): {dict(list(wrong.items())[:20])}")
+    check(not differences(gc_counts, {t: counts(got).get(t, 0) for t in gc_counts}),
+          f"{name} {kind}: per class (gc, heapsnap): "
+          f"{differences(gc_counts, {t: counts(got).get(t, 0) for t in gc_counts})}")
+    # (the capture's own: a locale file, which has no build-id to check it by)
+    new_warnings = file_warnings(got) - file_warnings(found["from_capture"])
+    check(not new_warnings, f"{name} {kind}: warnings about files: {new_warnings}")
+    check_info(f"{name} {kind}", imported, found["mappings"])
+    check_file_bytes(f"{name} {kind}", imported, found["samples"])
+
+
+class ImportPython(Case):
+    def test_missing_then_different_file(self):
+        # a mapped file missing, then different, when the analysis runs: a warning names it
+        copy_dir = path("copy")
+        os.makedirs(copy_dir)
+        copy = os.path.join(copy_dir, "python3.11")
+        shutil.copy2("/usr/bin/python3.11", copy)
+        process, result = start_target(copy, "copy")
+        if result is None:
+            return
+        captured = path("copy.snap")
+        heapsnap("capture", str(process.pid), "-o", captured)
+        imported = path("copy-gcore.snap")
+        copy_core = gcore(process.pid, "copy")
+        heapsnap("import", copy_core, "-o", imported)
+        process.kill()
+        os.close(process.stdin_writer)
+        complete = counts(summary(imported))
+        check(complete.get("__main__.Plain") == result["gc"]["__main__.Plain"],
+              f"copy: with its file present, {complete.get('__main__.Plain')} __main__.Plain")
+        os.unlink(copy)
+        again = heapsnap("import", copy_core, "-o", path("copy-again.snap"))
+        check(copy in again.stderr and "warning" in again.stderr,
+              f"import names the mapped file that is not here: {again.stderr!r}")
+        for snapshot in (captured, imported):
+            warnings = summary(snapshot).get("warnings", [])
+            check(any(copy in w for w in warnings), f"{snapshot}: no warning names the missing {copy}: {warnings}")
+        shutil.copy2(list(interpreters().values())[0], copy)  # another interpreter: another build-id
+        for snapshot in (captured, imported):
+            warnings = summary(snapshot).get("warnings", [])
+            check(any(copy in w and "build-id" in w for w in warnings),
+                  f"{snapshot}: no warning says {copy} differs: {warnings}")
+
+
+# for each interpreter: the capture against gc's counts, gcore's core imported, the kernel's core
+# imported (test_python3_8_capture, test_python3_8_gcore, test_python3_8_kernel_core, ...,
+# test_debian_python3_11_kernel_core)
+for _name in NAMES:
+    _case = "test_" + _name.replace(".", "_").replace("-", "_")
+    setattr(ImportPython, _case + "_capture", lambda self, name=_name: check_capture(name))
+    setattr(ImportPython, _case + "_gcore", lambda self, name=_name: check_import(name, "gcore"))
+    setattr(ImportPython, _case + "_kernel_core", lambda self, name=_name: check_import(name, "kernel"))
+
+
+if __name__ == "__main__":
+    main()

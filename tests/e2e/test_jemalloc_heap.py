@@ -36,6 +36,7 @@ shows struct conn +1,000 retained by global all_conns) and the Python one on Deb
 python3.11 (pymalloc on top of jemalloc: __main__.Connection +1,000 retained by the module
 global _CONNECTIONS). And a malloc that looks like jemalloc (it defines mallctl) without
 jemalloc 5.3's extent map is refused with exit 2, not shown as an empty heap."""
+import functools
 import json
 import os
 import struct
@@ -43,7 +44,8 @@ import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, freed_not_reused,
                               live_and_free, run_target)
-from common import block_finder, check, check_layout, check_walked_summary, finish, heapsnap, path
+from common import (Case, block_finder, check, check_layout, check_walked_summary, heapsnap, main,
+                    path)
 
 TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("JEMALLOC_HEAP_LINKED")
@@ -181,45 +183,6 @@ def patch_slab_free_count(snapshot, slab, damaged):
     os.unlink(core)
 
 
-record, snapshot = run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
-check_heap("preloaded", record, snapshot)
-
-# a slab whose free count disagrees with its bitmap: a warning naming it, one corrupt spot
-result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
-slabs = sorted(a["addr"] for a in map(json.loads, result.stdout.splitlines())
-               if a["size"] == 64 and a["addr"] % 4096 == 0)
-if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
-    damaged = path("damaged.snap")
-    patch_slab_free_count(snapshot, slabs[0], damaged)
-    result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
-    check(f"the slab at 0x{slabs[0]:x}" in result.stderr and
-          "free regions but its bitmap shows" in result.stderr,
-          f"the damaged slab is named in a warning: {result.stderr[:400]!r}")
-    summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
-    check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
-          f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
-
-
-# captured by fork: the clone has one thread, but the snapshot keeps every thread's registers,
-# so every thread's tcache is found
-record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC),
-                              method="fork")
-check_heap("fork", record, snapshot)
-
-# tcaches turned off: every freed small block is free in its slab, live bytes are
-# stats.allocated with nothing cached
-record, snapshot = run_target("no-tcache", [TARGET],
-                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="tcache:false"))
-check_heap("no-tcache", record, snapshot, tcache=False)
-
-# jemalloc's HPA (MALLOC_CONF=hpa:true): extents handed out from hugepage-sized pageslabs; those
-# it takes back wait in its small extent cache still active, the map's elements for them as their
-# last use left them: free, not damage
-record, snapshot = run_target("hpa", [TARGET],
-                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="hpa:true"))
-check_heap("hpa", record, snapshot)
-
-
 def check_explicit_tcaches(label, record, snapshot):
     """tests/targets/explicit_tcaches.c: every held block live with its usable size, no freed block
     live, the blocks freed into the explicit tcaches found there, and jemalloc's accounting as in
@@ -249,52 +212,124 @@ def check_explicit_tcaches(label, record, snapshot):
     check_walked_summary(label, snapshot, "jemalloc", "5.3.0", "heuristics")
 
 
-# explicit tcaches (tcache.create; mallocx and dallocx with MALLOCX_TCACHE): jemalloc's array of
-# them found by shape, each walked as a thread's tcache is
-record, snapshot = run_target("explicit-tcaches", [EXPLICIT_TCACHES],
-                              env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
-check_explicit_tcaches("explicit-tcaches", record, snapshot)
+@functools.cache
+def preloaded():
+    """known_heap run with jemalloc preloaded, captured by freeze; once for every case."""
+    return run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
 
-if TARGET_LINKED:
-    record, snapshot = run_target("linked", [TARGET_LINKED])
-    check_heap("linked", record, snapshot)
-else:
-    print("the linked build is skipped: libjemalloc-dev is not installed")
 
-# a malloc that calls itself jemalloc (it defines mallctl) without jemalloc 5.3's extent map:
-# refused, exit 2, rather than an empty heap
-check_impostor_refused(OWN_MALLOC_JEMALLOC, "not-jemalloc", ["no extent map", "jemalloc"])
+@functools.cache
+def static():
+    """known_heap with jemalloc linked in statically, captured; once for every case."""
+    return run_target("static", [TARGET_STATIC])
 
-# jemalloc linked into the executable, which keeps its symbols: the map found by shape is checked
-# against arena_emap_global, or not with --no-debuginfo
-if TARGET_STATIC:
-    record, snapshot = run_target("static", [TARGET_STATIC])
-    check_heap("static", record, snapshot, method="heuristics, checked by symbols")
-    check_heap("static --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
-else:
-    print("the static build is skipped: libjemalloc-dev's libjemalloc_pic.a is not installed")
 
-# the layouts against a debug build's DWARF, and the shape-found map against its symbols
-DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
-if DEBUG_LIB:
-    layout = {  # what analyze/allocators/jemalloc_layout.c holds
-        "sizeof(edata_t)": 128, "(long)&((edata_t*)0)->e_addr": 8,
-        "(long)&((edata_t*)0)->e_size_esn": 16, "(long)&((edata_t*)0)->e_slab_data": 64,
-        "sizeof(slab_data_t)": 64, "sizeof(cache_bin_t)": 24,
-        "(long)&((cache_bin_t*)0)->low_bits_empty": 20, "(long)&((tcache_t*)0)->bins": 8,
-        "sizeof(((tcache_t*)0)->bins)/sizeof(cache_bin_t)": 73,
-        "(long)&((tcache_slow_t*)0)->cache_bin_array_descriptor.bins": 32,
-        "(long)&((tcache_slow_t*)0)->arena": 40, "(long)&((tcache_slow_t*)0)->dyn_alloc": 160,
-        "(long)&((tcache_slow_t*)0)->tcache": 168, "sizeof(tcache_slow_t)": 176,
-        "sizeof(tcache_t)": 1760, "(long)&((edata_t*)0)->e_ps": 24,
-        "(long)&((hpdata_t*)0)->h_address": 0, "sizeof(tcaches_t)": 8,
-        "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
-    }
-    check_layout(DEBUG_LIB, layout)
-    record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
-    check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
-else:
-    print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
+class JemallocHeap(Case):
+    def test_preloaded(self):
+        record, snapshot = preloaded()
+        check_heap("preloaded", record, snapshot)
 
-check_leak_stories(LIBJEMALLOC, "jemalloc")
-finish()
+    def test_damaged_slab_free_count(self):
+        # a slab whose free count disagrees with its bitmap: a warning naming it, one corrupt spot
+        record, snapshot = preloaded()
+        result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+        slabs = sorted(a["addr"] for a in map(json.loads, result.stdout.splitlines())
+                       if a["size"] == 64 and a["addr"] % 4096 == 0)
+        if check(slabs, "a one-page slab of 64-byte regions is in the heap"):
+            damaged = path("damaged.snap")
+            patch_slab_free_count(snapshot, slabs[0], damaged)
+            result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+            check(f"the slab at 0x{slabs[0]:x}" in result.stderr and
+                  "free regions but its bitmap shows" in result.stderr,
+                  f"the damaged slab is named in a warning: {result.stderr[:400]!r}")
+            summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+            check(summary["heap"]["heap_damage"]["corrupt_spots"] == 1,
+                  f"one corrupt spot is counted: {summary['heap']['heap_damage']}")
+
+    def test_captured_by_fork(self):
+        # captured by fork: the clone has one thread, but the snapshot keeps every thread's
+        # registers, so every thread's tcache is found
+        record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC),
+                                      method="fork")
+        check_heap("fork", record, snapshot)
+
+    def test_tcaches_off(self):
+        # tcaches turned off: every freed small block is free in its slab, live bytes are
+        # stats.allocated with nothing cached
+        record, snapshot = run_target("no-tcache", [TARGET],
+                                      env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="tcache:false"))
+        check_heap("no-tcache", record, snapshot, tcache=False)
+
+    def test_hpa(self):
+        # jemalloc's HPA (MALLOC_CONF=hpa:true): extents handed out from hugepage-sized
+        # pageslabs; those it takes back wait in its small extent cache still active, the map's
+        # elements for them as their last use left them: free, not damage
+        record, snapshot = run_target("hpa", [TARGET],
+                                      env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC, MALLOC_CONF="hpa:true"))
+        check_heap("hpa", record, snapshot)
+
+    def test_explicit_tcaches(self):
+        # explicit tcaches (tcache.create; mallocx and dallocx with MALLOCX_TCACHE): jemalloc's
+        # array of them found by shape, each walked as a thread's tcache is
+        record, snapshot = run_target("explicit-tcaches", [EXPLICIT_TCACHES],
+                                      env=dict(os.environ, LD_PRELOAD=LIBJEMALLOC))
+        check_explicit_tcaches("explicit-tcaches", record, snapshot)
+
+    def test_linked(self):
+        if TARGET_LINKED:
+            record, snapshot = run_target("linked", [TARGET_LINKED])
+            check_heap("linked", record, snapshot)
+        else:
+            print("the linked build is skipped: libjemalloc-dev is not installed")
+
+    def test_impostor_refused(self):
+        # a malloc that calls itself jemalloc (it defines mallctl) without jemalloc 5.3's extent
+        # map: refused, exit 2, rather than an empty heap
+        check_impostor_refused(OWN_MALLOC_JEMALLOC, "not-jemalloc", ["no extent map", "jemalloc"])
+
+    # jemalloc linked into the executable, which keeps its symbols: the map found by shape is
+    # checked against arena_emap_global, or not with --no-debuginfo
+    def test_static_linked(self):
+        if TARGET_STATIC:
+            record, snapshot = static()
+            check_heap("static", record, snapshot, method="heuristics, checked by symbols")
+        else:
+            print("the static build is skipped: libjemalloc-dev's libjemalloc_pic.a is not installed")
+
+    def test_static_linked_no_debuginfo(self):
+        if TARGET_STATIC:
+            record, snapshot = static()
+            check_heap("static --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+        else:
+            print("the static build is skipped: libjemalloc-dev's libjemalloc_pic.a is not installed")
+
+    def test_debug_build(self):
+        # the layouts against a debug build's DWARF, and the shape-found map against its symbols
+        DEBUG_LIB = os.environ.get("JEMALLOC_DEBUG_LIB")
+        if DEBUG_LIB:
+            layout = {  # what analyze/allocators/jemalloc_layout.c holds
+                "sizeof(edata_t)": 128, "(long)&((edata_t*)0)->e_addr": 8,
+                "(long)&((edata_t*)0)->e_size_esn": 16, "(long)&((edata_t*)0)->e_slab_data": 64,
+                "sizeof(slab_data_t)": 64, "sizeof(cache_bin_t)": 24,
+                "(long)&((cache_bin_t*)0)->low_bits_empty": 20, "(long)&((tcache_t*)0)->bins": 8,
+                "sizeof(((tcache_t*)0)->bins)/sizeof(cache_bin_t)": 73,
+                "(long)&((tcache_slow_t*)0)->cache_bin_array_descriptor.bins": 32,
+                "(long)&((tcache_slow_t*)0)->arena": 40, "(long)&((tcache_slow_t*)0)->dyn_alloc": 160,
+                "(long)&((tcache_slow_t*)0)->tcache": 168, "sizeof(tcache_slow_t)": 176,
+                "sizeof(tcache_t)": 1760, "(long)&((edata_t*)0)->e_ps": 24,
+                "(long)&((hpdata_t*)0)->h_address": 0, "sizeof(tcaches_t)": 8,
+                "sizeof(je_arena_emap_global.rtree.root)/8": 1 << 18,
+            }
+            check_layout(DEBUG_LIB, layout)
+            record, snapshot = run_target("debug", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
+            check_heap("debug", record, snapshot, method="heuristics, checked by symbols")
+        else:
+            print("the debug build is skipped: JEMALLOC_DEBUG_LIB is not set")
+
+    def test_leak_stories(self):
+        # the leaking servers, C and Python, under LD_PRELOAD=libjemalloc.so.2
+        check_leak_stories(LIBJEMALLOC, "jemalloc")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,23 +16,37 @@ record of what it damaged:
   ITEMS holds have their path from it, and every tracked instance is in a collector's generation
   (the list the damaged links break is walked back from its end).
 
-PYTHON_DAMAGE_ONLY=python3.12 (or debian-python3.11) runs one interpreter only."""
+A case per interpreter (`-k python3_12`, or `-k debian` runs one only), and one for the text
+formats, on the first interpreter."""
 import ast
 import collections
+import functools
 import json
 import os
 import signal
 import subprocess
 import time
 
-from common import check, finish, heapsnap, path, process_state, start, supported_pythons
+from common import (Case, check, give_up, heapsnap, main, path, process_state, start,
+                    supported_pythons)
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets",
                       "python_damage.py")
 
-only = os.environ.get("PYTHON_DAMAGE_ONLY")  # one interpreter's name, to look into one
-names = {interpreter: name for name, interpreter in supported_pythons()}
+# the interpreters supported_pythons() gives, each a case of its own below
+NAMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13",
+         "debian-python3.11")
+
+
+@functools.cache
+def pythons():
+    """supported_pythons() as (name, path), whose checks (every interpreter present) run once, in
+    the first case."""
+    found = supported_pythons()
+    check({name for name, _ in found} <= set(NAMES),
+          f"every supported interpreter has its case: {sorted({n for n, _ in found} - set(NAMES))}")
+    return found
 
 
 def wait_for(file, process, deadline):
@@ -43,33 +57,45 @@ def wait_for(file, process, deadline):
     return os.path.exists(file)
 
 
-for interpreter, name in names.items():
-    if only and name != only:
-        continue
+@functools.cache
+def captured(name):
+    """The target on interpreter `name` captured before and after it damaged its objects, and its
+    record of the damage; once for every case."""
+    interpreter = dict(pythons()).get(name)
+    if interpreter is None:
+        give_up(f"{name}: the interpreter is not installed: {pythons()}")
     result_file = path(f"result-{name}")
     reader, writer = os.pipe()  # the target blocks reading stdin until killed
     process = start([interpreter, TARGET, result_file], stdin=reader)
     deadline = time.time() + 60
     if not check(wait_for(result_file + ".before", process, deadline),
                  f"{name}: the target built its objects"):
-        continue
+        give_up(f"{name}: nothing to look at")
     before = path(f"{name}-before.snap")
     heapsnap("capture", str(process.pid), "-o", before)
     os.kill(process.pid, signal.SIGUSR1)
     if not check(wait_for(result_file, process, deadline),
                  f"{name}: the target damaged its objects and lived"):
-        continue
-    record = ast.literal_eval(open(result_file).read())
+        give_up(f"{name}: nothing to look at")
+    with open(result_file) as f:
+        record = ast.literal_eval(f.read())
     snapshot = path(f"{name}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     check(process.poll() is None, f"{name}: the target is alive after the captures")
     process.kill()
     os.close(writer)
     os.close(reader)
+    return before, snapshot, record
 
+
+def counted(record):
+    return f"{len(record['damaged_type'])} objects with a damaged type, left untyped"
+
+
+def check_damage(name):
+    before, snapshot, record = captured(name)
     # the JSON formats on each interpreter; the text ones, the same code whatever the version,
-    # on the first (the sanitizer build's run must stay within the test's time)
-    first = name == next(iter(names.values())) or only
+    # on the first (test_text_formats; the sanitizer build's run must stay within the test's time)
     summary_json = heapsnap("summary", snapshot, "--format", "json")
     listed = heapsnap("list", snapshot, "--format", "jsonl", "--paths")
     diff = subprocess.run([HEAPDIFF, before, snapshot, "--format", "json"], capture_output=True,
@@ -98,17 +124,6 @@ for interpreter, name in names.items():
           f"{name}: heapdiff's JSON counts the damage after, none before: "
           f"{diff_json.get('before', {}).get('python_damaged')}, "
           f"{diff_json.get('after', {}).get('python_damaged')}")
-    counted = f"{want['untyped']} objects with a damaged type, left untyped"
-    if first:
-        text = heapsnap("summary", snapshot).stdout
-        check(counted in text, f"{name}: the text summary counts the untyped objects: "
-              f"{[l for l in text.splitlines() if 'damaged' in l]}")
-        for form, line in (("text", f"after    damaged: {counted}"),
-                           ("markdown", f"**Damaged Python objects in after:** {counted}")):
-            out = subprocess.run([HEAPDIFF, before, snapshot, "--format", form],
-                                 capture_output=True, text=True, timeout=300).stdout
-            check(line in out, f"{name}: heapdiff's {form} counts the untyped objects: "
-                  f"{[l for l in out.splitlines() if 'amaged' in l]}")
 
     typed = collections.Counter()
     held_by_items = without_generation = 0
@@ -141,4 +156,45 @@ for interpreter, name in names.items():
         block = next((b for b in blocks if b["addr"] <= address < b["addr"] + b["size"]), None)
         check(block is not None and block.get("type") != "__main__.Item",
               f"{name}: the object at 0x{address:x} whose type is damaged is left untyped: {block}")
-finish()
+
+
+class PythonDamage(Case):
+    def test_python3_8(self):
+        check_damage("python3.8")
+
+    def test_python3_9(self):
+        check_damage("python3.9")
+
+    def test_python3_10(self):
+        check_damage("python3.10")
+
+    def test_python3_11(self):
+        check_damage("python3.11")
+
+    def test_python3_12(self):
+        check_damage("python3.12")
+
+    def test_python3_13(self):
+        check_damage("python3.13")
+
+    def test_debian_python3_11_stripped(self):
+        check_damage("debian-python3.11")
+
+    def test_text_formats(self):
+        # the text summary and heapdiff's text and markdown count the damage too: the same code
+        # whatever the version, on the first interpreter's snapshots
+        name = pythons()[0][0] if pythons() else give_up("no interpreter")
+        before, snapshot, record = captured(name)
+        text = heapsnap("summary", snapshot).stdout
+        check(counted(record) in text, f"{name}: the text summary counts the untyped objects: "
+              f"{[l for l in text.splitlines() if 'damaged' in l]}")
+        for form, line in (("text", f"after    damaged: {counted(record)}"),
+                           ("markdown", f"**Damaged Python objects in after:** {counted(record)}")):
+            out = subprocess.run([HEAPDIFF, before, snapshot, "--format", form],
+                                 capture_output=True, text=True, timeout=300).stdout
+            check(line in out, f"{name}: heapdiff's {form} counts the untyped objects: "
+                  f"{[l for l in out.splitlines() if 'amaged' in l]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,7 @@ gperftools-2.10; Debian's source package is not at hand), the layout the walker 
 PageHeap) is checked against those headers, compiled with a minimal config.h.
 
 A missing library fails the test with what to install (scripts/setup installs them)."""
+import functools
 import json
 import os
 import struct
@@ -45,8 +46,8 @@ import subprocess
 
 from allocator_target import (check_impostor_refused, check_leak_stories, freed_not_reused,
                               live_and_free, run_target)
-from common import (block_finder, check, decompress, finish, heapsnap, path, program_headers,
-                    read_core_memory)
+from common import (Case, block_finder, check, decompress, give_up, heapsnap, main, path,
+                    program_headers, read_core_memory)
 
 TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
 TARGET_LINKED = os.environ.get("TCMALLOC_HEAP_LINKED")
@@ -196,111 +197,149 @@ def patch_thread_cache(snapshot, damaged):
     return bad
 
 
-missing = [name for name, file in (("libtcmalloc-minimal4", LIBTCMALLOC),) if not os.path.exists(file)]
-missing += ["libgoogle-perftools-dev (the linked build)"] if not TARGET_LINKED else []
-missing += ["libgoogle-perftools-dev (libtcmalloc_minimal.a, the static build)"] if not TARGET_STATIC else []
-check(not missing, f"tcmalloc's packages are installed (scripts/setup installs them): install {missing}")
+@functools.cache
+def preloaded():
+    """known_heap run with libtcmalloc_minimal.so.4 preloaded, captured; once for every case."""
+    if not os.path.exists(LIBTCMALLOC):
+        give_up(f"{LIBTCMALLOC} is not installed (scripts/setup installs libtcmalloc-minimal4)")
+    return run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBTCMALLOC))
 
-if os.path.exists(LIBTCMALLOC):
-    env = dict(os.environ, LD_PRELOAD=LIBTCMALLOC)
-    record, snapshot = run_target("preloaded", [TARGET], env=env)
-    check_heap("preloaded", record, snapshot, "heuristics, checked by symbols")
-    check_heap("preloaded --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
 
-    # a span whose free list points inside an object: a warning naming it, counted as damage
-    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
-    listed = [json.loads(line) for line in result.stdout.splitlines()]
-    # (64 bytes is a class of one-page spans: 128 objects fill 8 KiB)
-    one_page = sorted({a["addr"] // PAGE * PAGE for a in listed
-                       if a["place"] == "central_free" and a["size"] == 64})
-    if check(one_page, "a one-page span of small objects with free ones is in the heap"):
-        base = one_page[0]
-        damaged = path("damaged.snap")
-        patch_span_free_list(snapshot, base, damaged)
-        result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
-        check(f"the free list of the span at 0x{base:x}" in result.stderr and
-              f"holds 0x{base + 8:x}" in result.stderr,
-              f"the damaged span is named in a warning: {result.stderr[:400]!r}")
-        summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
-        check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1 and
-              summary["heap"]["heap_damage"]["first_address"] is not None,
-              f"the damage is counted: {summary['heap']['heap_damage']}")
+@functools.cache
+def static():
+    """known_heap with tcmalloc linked in statically, captured; once for every case."""
+    return run_target("static", [TARGET_STATIC])
 
-    # a thread cache's free list pointing inside an object: a warning naming the thread
-    damaged = path("damaged-cache.snap")
-    bad = patch_thread_cache(snapshot, damaged)
-    if check(bad, "a thread cache holds objects"):
-        result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
-        check("the thread cache of thread " in result.stderr and f"holds 0x{bad:x}" in result.stderr,
-              f"the damaged thread cache is named in a warning: {result.stderr[:400]!r}")
-        summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
-        check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1,
-              f"the damage is counted: {summary['heap']['heap_damage']}")
 
-    # captured by fork: the clone has one thread, but the snapshot keeps every thread's
-    # registers, so every thread's cache is still told by its owner
-    record, snapshot = run_target("fork", [TARGET], env=env, method="fork")
-    check_heap("fork", record, snapshot, "heuristics, checked by symbols")
+class TcmallocHeap(Case):
+    def test_packages_installed(self):
+        missing = [name for name, file in (("libtcmalloc-minimal4", LIBTCMALLOC),) if not os.path.exists(file)]
+        missing += ["libgoogle-perftools-dev (the linked build)"] if not TARGET_LINKED else []
+        missing += ["libgoogle-perftools-dev (libtcmalloc_minimal.a, the static build)"] if not TARGET_STATIC else []
+        check(not missing, f"tcmalloc's packages are installed (scripts/setup installs them): install {missing}")
 
-if TARGET_LINKED:
-    record, snapshot = run_target("linked", [TARGET_LINKED])
-    check_heap("linked", record, snapshot, "heuristics, checked by symbols")
-if TARGET_STATIC:
+    def test_preloaded(self):
+        record, snapshot = preloaded()
+        check_heap("preloaded", record, snapshot, "heuristics, checked by symbols")
+
+    def test_preloaded_no_debuginfo(self):
+        record, snapshot = preloaded()
+        check_heap("preloaded --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
+
+    def test_damaged_span_free_list(self):
+        record, snapshot = preloaded()
+        # a span whose free list points inside an object: a warning naming it, counted as damage
+        result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+        listed = [json.loads(line) for line in result.stdout.splitlines()]
+        # (64 bytes is a class of one-page spans: 128 objects fill 8 KiB)
+        one_page = sorted({a["addr"] // PAGE * PAGE for a in listed
+                           if a["place"] == "central_free" and a["size"] == 64})
+        if check(one_page, "a one-page span of small objects with free ones is in the heap"):
+            base = one_page[0]
+            damaged = path("damaged.snap")
+            patch_span_free_list(snapshot, base, damaged)
+            result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+            check(f"the free list of the span at 0x{base:x}" in result.stderr and
+                  f"holds 0x{base + 8:x}" in result.stderr,
+                  f"the damaged span is named in a warning: {result.stderr[:400]!r}")
+            summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+            check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1 and
+                  summary["heap"]["heap_damage"]["first_address"] is not None,
+                  f"the damage is counted: {summary['heap']['heap_damage']}")
+
+    def test_damaged_thread_cache(self):
+        record, snapshot = preloaded()
+        # a thread cache's free list pointing inside an object: a warning naming the thread
+        damaged = path("damaged-cache.snap")
+        bad = patch_thread_cache(snapshot, damaged)
+        if check(bad, "a thread cache holds objects"):
+            result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+            check("the thread cache of thread " in result.stderr and f"holds 0x{bad:x}" in result.stderr,
+                  f"the damaged thread cache is named in a warning: {result.stderr[:400]!r}")
+            summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+            check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1,
+                  f"the damage is counted: {summary['heap']['heap_damage']}")
+
+    def test_captured_by_fork(self):
+        # captured by fork: the clone has one thread, but the snapshot keeps every thread's
+        # registers, so every thread's cache is still told by its owner
+        if not os.path.exists(LIBTCMALLOC):
+            give_up(f"{LIBTCMALLOC} is not installed (scripts/setup installs libtcmalloc-minimal4)")
+        env = dict(os.environ, LD_PRELOAD=LIBTCMALLOC)
+        record, snapshot = run_target("fork", [TARGET], env=env, method="fork")
+        check_heap("fork", record, snapshot, "heuristics, checked by symbols")
+
+    def test_linked(self):
+        if TARGET_LINKED:
+            record, snapshot = run_target("linked", [TARGET_LINKED])
+            check_heap("linked", record, snapshot, "heuristics, checked by symbols")
+
     # linked in statically: the executable keeps the symbols of Static's members
-    record, snapshot = run_target("static", [TARGET_STATIC])
-    check_heap("static", record, snapshot, "heuristics, checked by symbols")
-    check_heap("static --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
+    def test_static_linked(self):
+        if TARGET_STATIC:
+            record, snapshot = static()
+            check_heap("static", record, snapshot, "heuristics, checked by symbols")
 
-# a malloc that calls itself tcmalloc (it defines tc_malloc) without gperftools 2.10's size
-# classes and page map: refused, exit 2, rather than an empty heap
-check_impostor_refused(OWN_MALLOC_TCMALLOC, "not-tcmalloc", ["tcmalloc", "no heap to show"])
+    def test_static_linked_no_debuginfo(self):
+        if TARGET_STATIC:
+            record, snapshot = static()
+            check_heap("static --no-debuginfo", record, snapshot, "heuristics", options=("--no-debuginfo",))
+
+    def test_impostor_refused(self):
+        # a malloc that calls itself tcmalloc (it defines tc_malloc) without gperftools 2.10's
+        # size classes and page map: refused, exit 2, rather than an empty heap
+        check_impostor_refused(OWN_MALLOC_TCMALLOC, "not-tcmalloc", ["tcmalloc", "no heap to show"])
+
+    def test_layout_against_headers(self):
+        # the layout table against gperftools 2.10's own headers, when its sources are given
+        GPERFTOOLS_SRC = os.environ.get("GPERFTOOLS_SRC")
+        if GPERFTOOLS_SRC:
+            layout = {  # what analyze/allocators/tcmalloc_heap.c holds
+                "offsetof(Span, start)": 0, "offsetof(Span, length)": 8, "offsetof(Span, objects)": 32,
+                "sizeof(Span)": 48, "offsetof(CentralFreeList, size_class_)": 8,
+                "offsetof(CentralFreeList, empty_)": 16, "offsetof(CentralFreeList, tc_slots_)": 128,
+                "offsetof(CentralFreeList, used_slots_)": 1152, "sizeof(CentralFreeListPadded)": 1216,
+                "sizeof(ThreadCache::FreeList)": 32, "offsetof(ThreadCache::FreeList, length_)": 8,
+                "offsetof(ThreadCache, tid_)": 4128, "offsetof(ThreadCache, next_)": 4144,
+                "offsetof(ThreadCache, prev_)": 4152, "sizeof(ThreadCache)": 4160,
+                "offsetof(SizeMap, class_to_pages_) - offsetof(SizeMap, class_to_size_)": 516,
+                "offsetof(SizeMap, num_size_classes) - offsetof(SizeMap, class_to_pages_)": 1024,
+                "sizeof(PageHeap::PageMap) / 8": (1 << 17) + 1, "kPageShift": 13, "kClassSizesMax": 128,
+            }
+            work = path("gperftools-layout")
+            os.makedirs(work, exist_ok=True)
+            with open(os.path.join(work, "config.h"), "w") as f:
+                f.write("".join(f"#define {name} 1\n" for name in (
+                    "HAVE_STDINT_H", "HAVE_INTTYPES_H", "HAVE_SYS_TYPES_H", "HAVE_UNISTD_H",
+                    "HAVE_PTHREAD", "HAVE_TLS", "HAVE___ATTRIBUTE__", "HAVE_BUILTIN_EXPECT",
+                    "HAVE_FEATURES_H", "HAVE_SCHED_H", "HAVE_MMAP", "STDC_HEADERS")) +
+                    '#define PERFTOOLS_DLL_DECL\n#define PRIdS "ld"\n#define PRIuS "lu"\n#define PRIxS "lx"\n')
+            with open(os.path.join(work, "layout.cc"), "w") as f:
+                f.write('#include "config.h"\n#include <cstddef>\n#include <cstdio>\n'
+                        "#define private public\n#define protected public\n" +
+                        "".join(f'#include "{h}"\n' for h in ("span.h", "central_freelist.h",
+                                                              "thread_cache.h", "common.h", "page_heap.h")) +
+                        "using namespace tcmalloc;\nint main() {\n" +
+                        "".join(f'  printf("%zu\\n", (size_t)({e}));\n' for e in layout) + "}\n")
+            built = subprocess.run(["g++", "-std=c++11", "-I", work, "-I", GPERFTOOLS_SRC,
+                                    "-I", os.path.join(GPERFTOOLS_SRC, "base"), "-o",
+                                    os.path.join(work, "layout"), os.path.join(work, "layout.cc")],
+                                   capture_output=True, text=True)
+            check(built.returncode == 0, f"gperftools' headers compile: {built.stderr[-500:]}")
+            if built.returncode == 0:
+                printed = subprocess.run([os.path.join(work, "layout")], capture_output=True,
+                                         text=True).stdout.split()
+                wrong = [(e, want, got) for (e, want), got in zip(layout.items(), map(int, printed))
+                         if want != got]
+                check(len(printed) == len(layout) and not wrong,
+                      f"the layout table agrees with gperftools 2.10's headers: {wrong or printed}")
+        else:
+            print("the layout check is skipped: GPERFTOOLS_SRC is not set")
+
+    def test_leak_stories(self):
+        if os.path.exists(LIBTCMALLOC):
+            check_leak_stories(LIBTCMALLOC, "tcmalloc")
 
 
-# the layout table against gperftools 2.10's own headers, when its sources are given
-GPERFTOOLS_SRC = os.environ.get("GPERFTOOLS_SRC")
-if GPERFTOOLS_SRC:
-    layout = {  # what analyze/allocators/tcmalloc_heap.c holds
-        "offsetof(Span, start)": 0, "offsetof(Span, length)": 8, "offsetof(Span, objects)": 32,
-        "sizeof(Span)": 48, "offsetof(CentralFreeList, size_class_)": 8,
-        "offsetof(CentralFreeList, empty_)": 16, "offsetof(CentralFreeList, tc_slots_)": 128,
-        "offsetof(CentralFreeList, used_slots_)": 1152, "sizeof(CentralFreeListPadded)": 1216,
-        "sizeof(ThreadCache::FreeList)": 32, "offsetof(ThreadCache::FreeList, length_)": 8,
-        "offsetof(ThreadCache, tid_)": 4128, "offsetof(ThreadCache, next_)": 4144,
-        "offsetof(ThreadCache, prev_)": 4152, "sizeof(ThreadCache)": 4160,
-        "offsetof(SizeMap, class_to_pages_) - offsetof(SizeMap, class_to_size_)": 516,
-        "offsetof(SizeMap, num_size_classes) - offsetof(SizeMap, class_to_pages_)": 1024,
-        "sizeof(PageHeap::PageMap) / 8": (1 << 17) + 1, "kPageShift": 13, "kClassSizesMax": 128,
-    }
-    work = path("gperftools-layout")
-    os.makedirs(work, exist_ok=True)
-    with open(os.path.join(work, "config.h"), "w") as f:
-        f.write("".join(f"#define {name} 1\n" for name in (
-            "HAVE_STDINT_H", "HAVE_INTTYPES_H", "HAVE_SYS_TYPES_H", "HAVE_UNISTD_H",
-            "HAVE_PTHREAD", "HAVE_TLS", "HAVE___ATTRIBUTE__", "HAVE_BUILTIN_EXPECT",
-            "HAVE_FEATURES_H", "HAVE_SCHED_H", "HAVE_MMAP", "STDC_HEADERS")) +
-            '#define PERFTOOLS_DLL_DECL\n#define PRIdS "ld"\n#define PRIuS "lu"\n#define PRIxS "lx"\n')
-    with open(os.path.join(work, "layout.cc"), "w") as f:
-        f.write('#include "config.h"\n#include <cstddef>\n#include <cstdio>\n'
-                "#define private public\n#define protected public\n" +
-                "".join(f'#include "{h}"\n' for h in ("span.h", "central_freelist.h",
-                                                      "thread_cache.h", "common.h", "page_heap.h")) +
-                "using namespace tcmalloc;\nint main() {\n" +
-                "".join(f'  printf("%zu\\n", (size_t)({e}));\n' for e in layout) + "}\n")
-    built = subprocess.run(["g++", "-std=c++11", "-I", work, "-I", GPERFTOOLS_SRC,
-                            "-I", os.path.join(GPERFTOOLS_SRC, "base"), "-o",
-                            os.path.join(work, "layout"), os.path.join(work, "layout.cc")],
-                           capture_output=True, text=True)
-    check(built.returncode == 0, f"gperftools' headers compile: {built.stderr[-500:]}")
-    if built.returncode == 0:
-        printed = subprocess.run([os.path.join(work, "layout")], capture_output=True,
-                                 text=True).stdout.split()
-        wrong = [(e, want, got) for (e, want), got in zip(layout.items(), map(int, printed))
-                 if want != got]
-        check(len(printed) == len(layout) and not wrong,
-              f"the layout table agrees with gperftools 2.10's headers: {wrong or printed}")
-else:
-    print("the layout check is skipped: GPERFTOOLS_SRC is not set")
-
-if os.path.exists(LIBTCMALLOC):
-    check_leak_stories(LIBTCMALLOC, "tcmalloc")
-finish()
+if __name__ == "__main__":
+    main()

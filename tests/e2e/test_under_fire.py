@@ -24,7 +24,7 @@ import random
 import signal
 import time
 
-from common import check, finish, path
+from common import Case, check, main, path
 from fire import (Load, Signals, capture_seconds, capture_under_load, kill_trial, problems,
                   start_server)
 
@@ -32,9 +32,9 @@ CAPTURES = 15
 KILLS = 12
 AIMED = 2
 
-# 1. captures of servers under load
-began = time.monotonic()
-for kind in ("c", "python"):
+
+def captures_under_load(kind):
+    """1. captures of a server under load"""
     server, port = start_server(kind, f"{kind}-server")
     load = Load(port, f"{kind}-server")
     pauses, trouble = capture_under_load(server.pid, CAPTURES, f"{kind}-capture")
@@ -49,35 +49,46 @@ for kind in ("c", "python"):
     server.kill()
     server.wait()
 
-# 2. heapsnap killed at random points of a capture of a loaded server
-loaded_took = time.monotonic() - began
-server, port = start_server("c", "ballast-server", ballast_mib=8)
-directory = path("kills")
-os.mkdir(directory)
-load = Load(port, "ballast-server")
-signals = Signals(server, "ballast-server")
-duration = capture_seconds(server.pid, directory)
-trials = []
-for signal_number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-    for i in range(KILLS + 2 * AIMED):
-        aim = None if i < KILLS else ("frozen", "linked")[(i - KILLS) // AIMED]
-        trial = kill_trial(server.pid, directory, signal_number, random.uniform(0, duration),
-                           look=i % 2 == 1 or aim is not None, aim=aim)
-        wrong = problems(trial)
-        check(not wrong, f"{signal.Signals(signal_number).name} {trial['delay']:.3f} s into a "
-                         f"capture of {duration:.3f} s (phase {trial['phase']}): {wrong}")
-        trials.append(trial)
-sent, received = signals.stop()
-check(sent == received, f"kills: the server received {received} of the {sent} signals sent to it")
-totals = load.stop()
-check(totals["clients_failed"] == 0, "kills: the load clients ended and reported")
-check(totals["failed"] == 0 and totals["requests"] > 0,
-      f"kills: {totals['failed']} of {totals['requests']} requests failed: "
-      f"{totals['failures'][:3]}")
-check(server.poll() is None, "the server still running after the kills")
-phases = sorted({t["phase"] for t in trials if t["phase"]})
-outcomes = sorted({t["outcome"] for t in trials})
-print(f"{2 * CAPTURES} captures under load in {loaded_took:.1f} s; {len(trials)} kills in "
-      f"{time.monotonic() - began - loaded_took:.1f} s, of captures of {duration:.3f} s; phases "
-      f"looked at: {phases}; outcomes: {outcomes}; {received} of {sent} signals received")
-finish()
+
+class UnderFire(Case):
+    def test_c_server_captured_under_load(self):
+        captures_under_load("c")
+
+    def test_python_server_captured_under_load(self):
+        captures_under_load("python")
+
+    def test_capture_killed_at_random_points(self):
+        # 2. heapsnap killed at random points of a capture of a loaded server
+        began = time.monotonic()
+        server, port = start_server("c", "ballast-server", ballast_mib=8)
+        directory = path("kills")
+        os.mkdir(directory)
+        load = Load(port, "ballast-server")
+        signals = Signals(server, "ballast-server")
+        duration = capture_seconds(server.pid, directory)
+        trials = []
+        for signal_number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            for i in range(KILLS + 2 * AIMED):
+                aim = None if i < KILLS else ("frozen", "linked")[(i - KILLS) // AIMED]
+                trial = kill_trial(server.pid, directory, signal_number, random.uniform(0, duration),
+                                   look=i % 2 == 1 or aim is not None, aim=aim)
+                wrong = problems(trial)
+                check(not wrong, f"{signal.Signals(signal_number).name} {trial['delay']:.3f} s into a "
+                                 f"capture of {duration:.3f} s (phase {trial['phase']}): {wrong}")
+                trials.append(trial)
+        sent, received = signals.stop()
+        check(sent == received, f"kills: the server received {received} of the {sent} signals sent to it")
+        totals = load.stop()
+        check(totals["clients_failed"] == 0, "kills: the load clients ended and reported")
+        check(totals["failed"] == 0 and totals["requests"] > 0,
+              f"kills: {totals['failed']} of {totals['requests']} requests failed: "
+              f"{totals['failures'][:3]}")
+        check(server.poll() is None, "the server still running after the kills")
+        phases = sorted({t["phase"] for t in trials if t["phase"]})
+        outcomes = sorted({t["outcome"] for t in trials})
+        print(f"{len(trials)} kills in {time.monotonic() - began:.1f} s, of captures of {duration:.3f} s; "
+              f"phases looked at: {phases}; outcomes: {outcomes}; {received} of {sent} signals received")
+
+
+if __name__ == "__main__":
+    main()
