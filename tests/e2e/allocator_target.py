@@ -21,7 +21,9 @@ def read_record(name):
     address freed by one thread and allocated again by another is in both), and each number it
     read ("allocated", "tcache_bytes", "current_allocated_bytes", "version") by its name."""
     record = {"held": {}, "freed": {}, "visited": {}, "late": set(), "lines": 0, "version": None}
-    for line in open(name):
+    with open(name) as f:
+        lines = f.read().splitlines()
+    for line in lines:
         words = line.split()
         if words[0] in ("held", "freed", "visited"):
             record[words[0]][int(words[1], 16)] = int(words[2])

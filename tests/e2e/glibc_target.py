@@ -15,7 +15,9 @@ EXTRA_LIVE = 4
 def read_record(name):
     """The target's record: held blocks (address -> usable size), freed ones, damage, threads."""
     record = {"held": {}, "freed": set()}
-    for line in open(name):
+    with open(name) as f:
+        lines = f.read().splitlines()
+    for line in lines:
         words = line.split()
         if words[0] == "held":
             record["held"][int(words[1], 16)] = int(words[2])

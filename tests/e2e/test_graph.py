@@ -24,7 +24,9 @@ def run(name, *args):
     while process_state(process.pid) != "S" and time.time() < deadline:
         time.sleep(0.01)
     record = {}
-    for line in open(record_path):
+    with open(record_path) as f:
+        lines = f.read().splitlines()
+    for line in lines:
         words = line.split()
         if len(words) > 1:
             record[words[0]] = [int(w) for w in words[1:]]
