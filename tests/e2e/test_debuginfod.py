@@ -10,6 +10,7 @@ warning in bounded time; a process whose executable is gone gets the file from t
 without libdebuginfod.so.1 the answer is unnamed with one warning; `heapsnap info` names the
 server and the cache file; and a second summary is served from the cache with the server
 stopped."""
+import functools
 import json
 import os
 import shutil
@@ -71,15 +72,16 @@ def capture(binary, name):
 class Server:
     """`debuginfod -F DIR` on a free loopback port, up once it serves `wanted`'s debuginfo."""
 
-    def __init__(self, directory, wanted, name):
+    def __init__(self, directory, wanted, name, archives=False, kinds=("debuginfo", "executable")):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(path(f"debuginfod-{name}.log"), "w")
-        self.process = start(["debuginfod", "-p", str(self.port), "-F", directory,
-                              "-d", path(f"debuginfod-{name}.sqlite")],
+        # -F: plain ELF files; -U: .deb archives read as they are, as Debian's own server does
+        self.process = start(["debuginfod", "-p", str(self.port), "-U" if archives else "-F",
+                              directory, "-d", path(f"debuginfod-{name}.sqlite")],
                              stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        kinds = ["debuginfo", "executable"]
+        deadline = time.time() + 120
+        kinds = list(kinds)
         while time.time() < deadline and self.process.poll() is None and kinds:
             try:
                 with urllib.request.urlopen(f"{self.url}/buildid/{wanted}/{kinds[0]}", timeout=5) as r:
@@ -91,7 +93,7 @@ class Server:
             time.sleep(0.2)
         if not kinds:
             return
-        give_up(f"debuginfod on port {self.port} did not serve {wanted} within 60 s "
+        give_up(f"debuginfod on port {self.port} did not serve {wanted} within 120 s "
                 f"(see {self.log.name})")
 
     def stop(self):
@@ -311,6 +313,114 @@ class Debuginfod(Case):
         check(summary is not None and not any("debuginfod" in w for w in summary["warnings"]),
               f"from the cache: no warning: {summary and summary['warnings']}")
 
+
+
+DEBIAN_PYTHON_OBJECTS = r"""
+import gc, signal, sys
+class Conn:
+    def __init__(self, number):
+        self.number = number
+conns = [Conn(i) for i in range(1000)]
+with open(sys.argv[1], "w") as record:
+    record.write("conns %d\n" % sum(1 for o in gc.get_objects() if type(o) is Conn))
+signal.pause()
+"""
+
+
+@functools.cache
+def debian_python():
+    """Debian's own python3.11 (stripped, as the distribution ships it) of the version whose
+    python3.11-dbg is in the archive now, unpacked beside the test (the machine's python3.11 is
+    left as it is), and that -dbg .deb in a directory of its own for `debuginfod -U`."""
+    work = path("debian-python")
+    archives, root = os.path.join(work, "debs"), os.path.join(work, "root")
+    os.makedirs(archives, exist_ok=True)
+    def candidate():
+        policy = subprocess.run(["apt-cache", "policy", "python3.11-dbg"], capture_output=True,
+                                text=True).stdout
+        return next((l.split()[-1] for l in policy.splitlines() if "Candidate:" in l), "(none)")
+    version = candidate()
+    if version == "(none)":
+        subprocess.run(["apt-get", "update"], capture_output=True, timeout=600)
+        version = candidate()
+    packages = [f"{name}={version}" for name in
+                ("python3.11-dbg", "python3.11-minimal", "libpython3.11-minimal")]
+    got = subprocess.run(["apt-get", "download", *packages], cwd=work, capture_output=True,
+                         text=True, timeout=900)
+    debs = {name.split("_")[0]: os.path.join(work, name) for name in os.listdir(work)
+            if name.endswith(".deb")}
+    if got.returncode != 0 or len(debs) != 3:
+        give_up(f"apt-get download {' '.join(packages)} failed: {got.stderr[-500:]}")
+    shutil.move(debs["python3.11-dbg"], archives)
+    for name in ("python3.11-minimal", "libpython3.11-minimal"):
+        subprocess.run(["dpkg-deb", "-x", debs[name], root], check=True)
+    return archives, os.path.join(root, "usr", "bin", "python3.11"), os.path.join(root, "usr")
+
+
+class DebianPython(Case):
+    """Debian's stripped python3.11: its layouts come from the DWARF of python3.11-dbg's .deb,
+    served by `debuginfod -U` as Debian's public server serves it, not from the built-in table;
+    the objects counted are what the interpreter's gc counted, either way."""
+
+    @classmethod
+    def setUpClass(cls):
+        need("debuginfod", "debuginfod")
+        need("bsdtar", "libarchive-tools")  # (how debuginfod reads a .deb)
+        archives, python, home = debian_python()
+        cls.python_build_id = build_id(python)
+        cls.server = Server(archives, cls.python_build_id, "debian-python", archives=True,
+                            kinds=("debuginfo",))
+        record_path = path("debian-python.record")
+        process = start([python, "-c", DEBIAN_PYTHON_OBJECTS, record_path],
+                        env=dict(os.environ, PYTHONHOME=home))
+        deadline = time.time() + 30
+        while not os.path.exists(record_path) or os.path.getsize(record_path) == 0:
+            if time.time() > deadline or process.poll() is not None:
+                give_up("Debian's python3.11, unpacked, did not start")
+            time.sleep(0.05)
+        with open(record_path) as f:
+            cls.conns = int(f.read().split()[1])
+        cls.snapshot = path("debian-python.snap")
+        heapsnap("capture", str(process.pid), "-o", cls.snapshot)
+        process.kill()
+        process.wait()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def summary(self, *options):
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-debian-python"))
+        env.pop("DEBUGINFOD_URLS", None)
+        return json.loads(heapsnap("summary", self.snapshot, "--format", "json", *options,
+                                   env=env).stdout)
+
+    def check_conns(self, label, summary):
+        types = {t["type"]: t for t in summary["types"]}
+        count = types.get("__main__.Conn", {}).get("count")
+        check(count == self.conns == 1000,
+              f"{label}: {count} __main__.Conn, the interpreter's gc counted {self.conns}")
+
+    def test_layouts_from_the_servers_dwarf(self):
+        summary = self.summary("--debuginfod", self.server.url)
+        layouts = summary["python"].get("layouts_from")
+        check(layouts == "debug info", f"with the server: the layouts come from {layouts}")
+        self.check_conns("with the server", summary)
+
+    def test_without_the_server_built_in(self):
+        summary = self.summary("--no-debuginfod")
+        layouts = summary["python"].get("layouts_from")
+        check(layouts == "built-in", f"without the server (the control): the layouts come from {layouts}")
+        self.check_conns("without the server", summary)
+
+    def test_info_names_the_package_server(self):
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-debian-python"))
+        info = json.loads(heapsnap("info", self.snapshot, "--format", "json", "--debuginfod",
+                                   self.server.url, env=env).stdout)
+        python = [m for m in info["modules"] if m["path"].endswith("/python3.11")]
+        check(python and python[0]["names_from"].startswith("debuginfod") and
+              python[0]["build_id"] == self.python_build_id,
+              f"info says python3.11's names came from the server: {python}")
 
 if __name__ == "__main__":
     main()
