@@ -8,20 +8,24 @@ counted; with --no-debuginfod (the control) it names neither and says the module
 pointed at a closed port, or at one that never answers, the unnamed answer comes with the one
 warning in bounded time; a process whose executable is gone gets the file from the server too;
 without libdebuginfod.so.1 the answer is unnamed with one warning; `heapsnap info` names the
-server and the cache file; and a second summary is served from the cache with the server
-stopped."""
+server and the cache file; a second summary is served from the cache with the server
+stopped; the hook's allocation sites in a stripped program get their functions and the lines the
+target recorded; and Debian's stripped python3.11 gets its layouts from python3.11-dbg's DWARF."""
 import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
 
 from common import Case, check, give_up, heapsnap, main, path, process_state, start
+from hook_target import hooked, wait_for_snapshot
 
 TARGET = os.environ.get("CONN_SERVER", "build/tests/conn_server")
+SITES_TARGET = os.environ.get("SITES_TARGET", "build/tests/sites")
 
 
 def free_port():
@@ -313,6 +317,71 @@ class Debuginfod(Case):
         check(summary is not None and not any("debuginfod" in w for w in summary["warnings"]),
               f"from the cache: no warning: {summary and summary['warnings']}")
 
+
+
+
+class HookSites(Case):
+    """Allocation sites the hook recorded in a stripped program (tests/targets/sites.c) are named
+    with their functions and source lines from the debug file the server gives: the lines the
+    target itself recorded; without the server (the control) the functions have no names."""
+
+    @classmethod
+    def setUpClass(cls):
+        need("debuginfod", "debuginfod")
+        directory = path("sites-debug-files")
+        os.makedirs(directory, exist_ok=True)
+        cls.binary = path("sites_stripped")
+        shutil.copy(SITES_TARGET, cls.binary)
+        subprocess.run(["objcopy", "--only-keep-debug", cls.binary,
+                        os.path.join(directory, "sites.debug")], check=True)
+        subprocess.run(["strip", "--strip-all", cls.binary], check=True)
+        cls.server = Server(directory, build_id(cls.binary), "sites", kinds=("debuginfo",))
+        snapshots, record_file = path("sites-snapshots"), path("sites-stripped.record")
+        reader, writer = os.pipe()
+        target = start([cls.binary, record_file], stdin=reader, env=hooked(snapshots, sites=True))
+        deadline = time.time() + 30
+        while time.time() < deadline and "phase 1" not in (
+                open(record_file).read() if os.path.exists(record_file) else ""):
+            time.sleep(0.05)
+        os.kill(target.pid, signal.SIGUSR2)
+        cls.snapshot = wait_for_snapshot(snapshots, [])
+        target.kill()
+        target.wait()
+        os.close(writer)
+        os.close(reader)
+        cls.lines = {}
+        with open(record_file) as f:
+            for line in f:
+                words = line.split()
+                if words[0] == "site":
+                    cls.lines[words[1]] = int(words[2])
+        if not cls.snapshot:
+            give_up("the hook wrote no snapshot of the stripped sites target")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def sites(self, *options):
+        env = dict(os.environ, DEBUGINFOD_CACHE_PATH=path("cache-sites"))
+        env.pop("DEBUGINFOD_URLS", None)
+        summary = json.loads(heapsnap("summary", self.snapshot, "--format", "json", *options,
+                                      env=env).stdout)
+        return {(s["function"], os.path.basename(s.get("file") or ""), s.get("line"))
+                for s in summary.get("sites", [])}
+
+    def test_sites_named_by_the_server(self):
+        found = self.sites("--debuginfod", self.server.url)
+        expected = {(name, "sites.c", self.lines.get(name))
+                    for name in ("make_small", "make_medium", "make_large")}
+        check(len(self.lines) == 3 and expected <= found,
+              f"the sites are named with the lines the target recorded: {sorted(found, key=str)[:6]}"
+              f", expected {sorted(expected, key=str)}")
+
+    def test_sites_unnamed_without_the_server(self):
+        found = self.sites("--no-debuginfod")
+        named = {f for f in found if f[0] in ("make_small", "make_medium", "make_large")}
+        check(found and not named, f"without the server the functions have no names: {sorted(found, key=str)[:6]}")
 
 
 DEBIAN_PYTHON_OBJECTS = r"""
