@@ -18,6 +18,9 @@
 
 static void *lost[THREADS][BLOCKS];
 void *volatile held_blocks[BLOCKS];
+/* exported (linked with --export-dynamic-symbol): a stripped copy keeps it in .dynsym, and it
+ * names the words of held_blocks after it (the compiler places it first) */
+void *volatile held_marker[2];
 
 static void *work(void *argument)
 {
