@@ -451,7 +451,7 @@ class Capture(Case):
 
 
 class ExportImport(Case):
-    def test_o_over_another_users_file_or_the_input(self):
+    def test_o_never_replaces_a_file_or_the_input(self):
         check_export_import_over_files()
 
     def test_import_of_a_non_core(self):

@@ -41,29 +41,29 @@ def heapdiff(*args):
 
 # the summary, in each of its formats
 class Summary(Case):
-    def test_json(self):
+    def test_summary_json(self):
         summary = json.loads(heapsnap("summary", snapshots()[1], "--format", "json").stdout)
         unseen = summary["heap"]["unseen"]
         check(64 * MIB <= unseen["bytes"] < 65 * MIB and unseen["largest_bytes"] >= 32 * MIB,
               f"summary json: the 64 MiB of pools are unseen: {unseen}")
 
-    def test_text(self):
+    def test_summary_text(self):
         text = heapsnap("summary", snapshots()[1]).stdout
         head = "\n".join(text.splitlines()[:8])
         check(re.search(r"memory no walker reads: 64\.0 MiB", head), f"summary text says it near the top: {head}")
 
-    def test_dot(self):
+    def test_summary_dot(self):
         dot = heapsnap("summary", snapshots()[1], "--format", "dot").stdout
         check("// memory no walker reads: 64.0 MiB" in dot, f"summary dot says it: {dot[:400]}")
 
-    def test_html(self):
+    def test_summary_html(self):
         html = heapsnap("summary", snapshots()[1], "--format", "html").stdout
         check('"unseen":' in html and "unseenNote" in html, "summary html carries it and shows it")
 
 
 # heapdiff, in each of its formats
 class Heapdiff(Case):
-    def test_text(self):
+    def test_heapdiff_text(self):
         result = heapdiff()
         head = "\n".join(result.stdout.splitlines()[:6])
         check(result.returncode == 0 and "memory no walker reads: 32.0 MiB -> 64.0 MiB (+32.0 MiB)" in head,
@@ -75,23 +75,23 @@ class Heapdiff(Case):
         check("none in the memory walked (memory no walker reads grew" in result.stdout,
               "heapdiff text: no grown type is not an all-clear")
 
-    def test_markdown(self):
+    def test_heapdiff_markdown(self):
         markdown = heapdiff("--format", "markdown").stdout
         check("**Memory no walker reads:** 32.0 MiB -> 64.0 MiB (+32.0 MiB)" in markdown and
               "memory no walker reads grew by 32.0 MiB" in markdown,
               f"heapdiff markdown says it and carries the warnings: {markdown[:1200]}")
 
-    def test_json(self):
+    def test_heapdiff_json(self):
         diff = json.loads(heapdiff("--format", "json").stdout)
         check(diff["unseen"]["delta"] == 32 * MIB and diff["after"]["unseen"]["bytes"] >= 64 * MIB and
               any("memory no walker reads grew" in w for w in diff["warnings"]),
               f"heapdiff json: {diff['unseen']} {diff['warnings']}")
 
-    def test_dot(self):
+    def test_heapdiff_dot(self):
         dot = heapdiff("--format", "dot").stdout
         check("// memory no walker reads: 32.0 MiB -> 64.0 MiB (+32.0 MiB)" in dot, f"heapdiff dot: {dot[:400]}")
 
-    def test_html(self):
+    def test_heapdiff_html(self):
         html = heapdiff("--format", "html").stdout
         check('"unseen":{"before":' in html.replace(" ", "") and "unseenNote" in html, "heapdiff html carries it")
 
