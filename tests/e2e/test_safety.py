@@ -275,28 +275,30 @@ def check_default_name_taken():
 
 
 class Safety(Case):
-    def test_200_captures_of_a_busy_target(self):
+    """The cases, numbered as the scenarios above, run in that order (unittest sorts by name)."""
+
+    def test_1_200_captures_of_a_busy_target(self):
         check_busy_target()
 
-    def test_thread_churning_target(self):
+    def test_2_thread_churning_target(self):
         check_thread_churn()
 
-    def test_sigkill_while_frozen(self):
+    def test_3_sigkill_while_frozen(self):
         check_sigkill_while_frozen()
 
-    def test_sigterm_while_frozen(self):
+    def test_4_sigterm_while_frozen(self):
         check_sigterm_while_frozen()
 
-    def test_sigint_while_writing(self):
+    def test_5_sigint_while_writing(self):
         check_sigint_while_writing()
 
-    def test_sigkill_at_ten_points_of_a_capture(self):
+    def test_6_sigkill_at_ten_points_of_a_capture(self):
         check_sigkill_during_capture()
 
-    def test_stale_temporary_file_removed(self):
+    def test_7_stale_temporary_file_removed(self):
         check_stale_temporary_files()
 
-    def test_default_name_taken_replaces_nothing(self):
+    def test_8_default_name_taken_replaces_nothing(self):
         check_default_name_taken()
 
 
