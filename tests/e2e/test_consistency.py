@@ -6,6 +6,7 @@ pre-copy and without, and by fork (the default), whose clone is the memory at th
 import os
 import struct
 import time
+from pathlib import Path
 
 from common import Case, check, decompress, heapsnap, main, path, read_core_memory, soft_dirty_works, start
 
@@ -21,9 +22,9 @@ def writer():
         ready = path("writer.ready")
         process = start([os.environ.get("PAGE_WRITER", "build/tests/page_writer"), ready])
         deadline = time.time() + 20
-        while not (os.path.exists(ready) and open(ready).read().endswith("\n")) and time.time() < deadline:
+        while not (os.path.exists(ready) and Path(ready).read_text().endswith("\n")) and time.time() < deadline:
             time.sleep(0.01)
-        _, address, pages = open(ready).read().split()
+        _, address, pages = Path(ready).read_text().split()
         _writer.append((process, int(address, 16), int(pages)))
     return _writer[0]
 

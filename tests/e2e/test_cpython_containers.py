@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from common import Case, check, give_up, heapsnap, main, path, process_state, start
 
@@ -83,7 +84,7 @@ def run(name):
         time.sleep(0.05)
     if not os.path.exists(result_file):
         give_up(f"{name}: the target wrote its counts")
-    result = ast.literal_eval(open(result_file).read())
+    result = ast.literal_eval(Path(result_file).read_text())
     while process_state(process.pid) != "S" and time.time() < deadline:
         time.sleep(0.01)  # asleep in its read
     snapshot = path(f"{name}.snap")
@@ -92,7 +93,7 @@ def run(name):
     os.kill(process.pid, signal.SIGUSR1)
     while not os.path.exists(result_file + ".grown") and time.time() < deadline + 30:
         time.sleep(0.05)
-    grown = ast.literal_eval(open(result_file + ".grown").read()) \
+    grown = ast.literal_eval(Path(result_file + ".grown").read_text()) \
         if os.path.exists(result_file + ".grown") else {}
     while process_state(process.pid) != "S" and time.time() < deadline + 30:
         time.sleep(0.01)

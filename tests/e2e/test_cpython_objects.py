@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from common import Case, check, give_up, heapsnap, main, path, process_state, start
 
@@ -105,7 +106,7 @@ def run(minor=None, malloc_hooks=None):
         time.sleep(0.05)
     if not os.path.exists(result_file):
         give_up(f"{name}: the target wrote its counts")
-    result = ast.literal_eval(open(result_file).read())
+    result = ast.literal_eval(Path(result_file).read_text())
     # captured asleep in its read: on a loaded machine it can still be between the rename and
     # the read, its frame's values stack not written back (what it last touched would then look
     # referenced)
@@ -118,7 +119,7 @@ def run(minor=None, malloc_hooks=None):
     deadline = time.time() + 30
     while not os.path.exists(result_file + ".garbage") and time.time() < deadline:
         time.sleep(0.05)
-    garbage = ast.literal_eval(open(result_file + ".garbage").read()) \
+    garbage = ast.literal_eval(Path(result_file + ".garbage").read_text()) \
         if os.path.exists(result_file + ".garbage") else None
     process.kill()
     os.close(writer)

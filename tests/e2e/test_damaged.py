@@ -7,6 +7,7 @@ import re
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 from common import HEAPSNAP, Case, check, decompress, heapsnap, main, path, start_known_state
 
@@ -185,7 +186,7 @@ def pristine_core():
     if not _pristine:
         raw = path("notes.core")
         decompress(Damage.get().good, raw)
-        _pristine.append(open(raw, "rb").read())
+        _pristine.append(Path(raw).read_bytes())
     return _pristine[0]
 
 
@@ -207,7 +208,7 @@ def check_flipped_note_type(label):
             data[type_at + 3] ^= 0x40  # a bit of the type's top byte: no known type
             flipped += 1
     damaged_raw = path(f"notes-{label}.core")
-    open(damaged_raw, "wb").write(data)
+    Path(damaged_raw).write_bytes(data)
     result = heapsnap("summary", damaged_raw, check_ok=False)
     check(flipped >= 1 and result.returncode == 2 and "is damaged" in result.stderr and
           (said in result.stderr or "none heapsnap writes" in result.stderr),
@@ -228,7 +229,7 @@ def seek_table(data):
 
 def check_foreign_frame():
     _, snapshot, _ = captured()
-    whole = open(snapshot, "rb").read()  # (as heapsnap writes it: good.snap was made here)
+    whole = Path(snapshot).read_bytes()  # (as heapsnap writes it: good.snap was made here)
     start, entry_size, entries = seek_table(whole)
     check(entry_size == 12, f"the seek table keeps a checksum per frame: entries of {entry_size} bytes")
     k = len(entries) // 2
@@ -243,7 +244,7 @@ def check_foreign_frame():
     struct.pack_into("<I", table, 8 + k * entry_size, len(other))
     struct.pack_into("<I", table, 4, len(table) - 8)
     foreign = path("foreign-frame.snap")
-    open(foreign, "wb").write(whole[:offset] + other + whole[offset + entries[k][0]:start - 8] + bytes(table))
+    Path(foreign).write_bytes(whole[:offset] + other + whole[offset + entries[k][0]:start - 8] + bytes(table))
     result = heapsnap("info", "--verify", foreign, check_ok=False)
     check(result.returncode == 2 and f"zstd frame {k} at offset {offset} is not this snapshot's" in result.stderr
           and "foreign-frame.snap" in result.stderr,
@@ -252,7 +253,7 @@ def check_foreign_frame():
 
 def check_no_checksums():
     _, snapshot, _ = captured()
-    whole = open(snapshot, "rb").read()
+    whole = Path(snapshot).read_bytes()
     start, entry_size, entries = seek_table(whole)
     old_style = bytearray()
     for size, decompressed in entries:
@@ -260,7 +261,7 @@ def check_no_checksums():
     old_style += struct.pack("<IBI", len(entries), 0, 0x8F92EAB1)
     old_table = struct.pack("<II", 0x184D2A5E, len(old_style)) + bytes(old_style)
     old = path("no-checksums.snap")
-    open(old, "wb").write(whole[:start - 8] + old_table)
+    Path(old).write_bytes(whole[:start - 8] + old_table)
     result = heapsnap("info", "--verify", old, check_ok=False)
     check(result.returncode == 0, f"a snapshot without checksums still reads: {result.returncode} {result.stderr[-300:]!r}")
     check(heapsnap("summary", old, "--format", "json", check_ok=False).returncode == 0,
@@ -273,14 +274,14 @@ def check_block_in_absent_memory():
     record, snapshot, _ = captured()
     raw = path("absent.core")
     decompress(snapshot, raw)
-    data = bytearray(open(raw, "rb").read())
+    data = bytearray(Path(raw).read_bytes())
     for type_at, owner, kind in note_headers(bytes(data)):
         if owner == b"HEAPSNAP" and kind == 4:
             namesz, = struct.unpack_from("<I", data, type_at - 8)
             desc = type_at + 4 + ((namesz + 3) & ~3)
     block, size = record["blocks"][0]
     struct.pack_into("<QQ", data, desc, block, block + size)
-    open(raw, "wb").write(data)
+    Path(raw).write_bytes(data)
     result = heapsnap("summary", raw, "--format", "json", check_ok=False)
     warnings = json.loads(result.stdout)["warnings"] if result.returncode == 0 else []
     said = [w for w in warnings if "in memory that could not be read" in w]

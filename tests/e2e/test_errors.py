@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import (HEAPDIFF, HEAPSNAP, WORKDIR, Case, check, decompress, give_up, heapsnap, main, path,
                     process_state, start, start_known_state)
@@ -159,7 +160,7 @@ def check_capture_over_files():
                     f"echo theirs > {theirs}"], check=True)
     expect_error(heapsnap("capture", str(pid), "-o", theirs, check_ok=False), theirs,
                  "belongs to uid 65534", what="-o over another user's file")
-    check(open(theirs, "rb").read() == b"theirs\n" and os.stat(theirs).st_uid == 65534,
+    check(Path(theirs).read_bytes() == b"theirs\n" and os.stat(theirs).st_uid == 65534,
           "another user's file is left as it was")
     check(os.listdir(shared) == ["theirs.snap"], f"nothing else left: {os.listdir(shared)}")
     mine = os.path.join(shared, "mine.snap")
@@ -184,26 +185,26 @@ def check_export_import_over_files():
                     f"echo theirs > {export_theirs}"], check=True)
     expect_error(heapsnap("export", mine, "-o", export_theirs, check_ok=False), export_theirs,
                  "belongs to uid 65534", what="export -o over another user's file")
-    check(open(export_theirs, "rb").read() == b"theirs\n", "export left another user's file as it was")
-    original = open(mine, "rb").read()
+    check(Path(export_theirs).read_bytes() == b"theirs\n", "export left another user's file as it was")
+    original = Path(mine).read_bytes()
     os.link(mine, os.path.join(shared, "hardlink.snap"))
     os.symlink(mine, os.path.join(shared, "symlink.snap"))
     for name in ("mine.snap", "hardlink.snap", "symlink.snap"):
         target = os.path.join(shared, name)
         expect_error(heapsnap("export", mine, "-o", target, check_ok=False), "the file this command reads",
                      what=f"export -o {name} (its own input)")
-    check(open(mine, "rb").read() == original, "the input is left as it was")
+    check(Path(mine).read_bytes() == original, "the input is left as it was")
     own_core = os.path.join(shared, "own.core")
     decompress(mine, own_core)
-    core_bytes = open(own_core, "rb").read()
+    core_bytes = Path(own_core).read_bytes()
     expect_error(heapsnap("import", own_core, "-o", own_core, check_ok=False), "the file this command reads",
                  what="import -o its own core")
-    check(open(own_core, "rb").read() == core_bytes, "import left its core as it was")
+    check(Path(own_core).read_bytes() == core_bytes, "import left its core as it was")
     exported = os.path.join(shared, "mine.heapsnapshot")
     with open(exported, "w") as f:
         f.write("old")
     heapsnap("export", mine, "-o", exported)
-    check(open(exported).read(1) == "{" and os.stat(exported).st_mode & 0o777 == 0o600,
+    check(Path(exported).read_text()[:1] == "{" and os.stat(exported).st_mode & 0o777 == 0o600,
           "export -o over a file of one's own replaces it, mode 0600")
 
 
@@ -316,7 +317,7 @@ def check_missing_file():
 
 def check_truncated():
     snapshot = good_snapshot()
-    data = open(snapshot, "rb").read()
+    data = Path(snapshot).read_bytes()
     with open(path("truncated.snap"), "wb") as f:
         f.write(data[: len(data) // 2])
     expect_error(heapsnap("info", path("truncated.snap"), check_ok=False), "truncated.snap",
@@ -362,10 +363,10 @@ def check_heapdiff_one_file_twice():
 
 
 def check_bit_flip_first_frame():
-    data = open(good_snapshot(), "rb").read()
+    data = Path(good_snapshot()).read_bytes()
     flipped = bytearray(data)
     flipped[40] ^= 0x04  # inside frame 0, which holds the ELF header and notes
-    open(path("flipped.snap"), "wb").write(flipped)
+    Path(path("flipped.snap")).write_bytes(flipped)
     expect_error(heapsnap("info", path("flipped.snap"), check_ok=False), "flipped.snap", "corrupt zstd frame 0",
                  what="bit flip in the first frame")
 
@@ -375,12 +376,12 @@ def check_bit_flip_first_frame():
 # right), so zstd itself says which flips damage the data
 def check_bit_flip_found_by_verify():
     snapshot = good_snapshot()
-    data = open(snapshot, "rb").read()
+    data = Path(snapshot).read_bytes()
     whole = subprocess.run(["zstd", "-q", "-d", "-c", snapshot], capture_output=True).stdout
     for offset in range(len(data) // 2, len(data) - 64):
         flipped = bytearray(data)
         flipped[offset] ^= 0x01
-        open(path("flipped2.snap"), "wb").write(flipped)
+        Path(path("flipped2.snap")).write_bytes(flipped)
         by_zstd = subprocess.run(["zstd", "-q", "-d", "-c", path("flipped2.snap")], capture_output=True)
         if by_zstd.returncode != 0 or by_zstd.stdout != whole:
             break
@@ -390,10 +391,10 @@ def check_bit_flip_found_by_verify():
 
 
 def check_bad_seek_table():
-    data = open(good_snapshot(), "rb").read()
+    data = Path(good_snapshot()).read_bytes()
     table = bytearray(data)
     table[-9] ^= 0xFF  # the frame count in the seek table's footer
-    open(path("table.snap"), "wb").write(table)
+    Path(path("table.snap")).write_bytes(table)
     expect_error(heapsnap("info", path("table.snap"), check_ok=False), "table.snap", "bad seek table",
                  what="bad seek table")
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from common import Case, check, heapsnap, main, path, start
 
@@ -105,7 +106,7 @@ def check_own_malloc():
     process.kill()
     process.wait()
     errors.close()
-    said = open(path("own.stderr")).read()
+    said = Path(path("own.stderr")).read_text()
     check(alive, "own malloc: the hook's signal does not kill the program")
     check(said.count("the program defines malloc itself") == 2 and "heapsnap capture PID" in said,
           f"own malloc: the refusal is said at start and on the signal: {said!r}")

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 from common import (KNOWN_STATE, Case, build_id, check, decompress, gdb, heapsnap, main, path,
                     start_known_state)
@@ -28,7 +29,7 @@ def captured():
 
 
 def maps_of(pid):
-    return [l.split() for l in open(f"/proc/{pid}/maps")]
+    return [l.split() for l in Path(f"/proc/{pid}/maps").read_text().splitlines(keepends=True)]
 
 
 def expected_modules(pid):
@@ -58,7 +59,7 @@ class Info(Case):
         tasks = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
         check(sorted(t["tid"] for t in info["threads"]) == tasks, "threads are the process's tasks")
         for thread in info["threads"]:
-            comm = open(f"/proc/{pid}/task/{thread['tid']}/comm").read().strip()
+            comm = Path(f"/proc/{pid}/task/{thread['tid']}/comm").read_text().strip()
             check(thread["name"] == comm, f"thread {thread['tid']} name {thread['name']!r} != {comm!r}")
         # registers: the threads are parked in pause(), so gdb attached now sees the same pc and sp
         live = gdb(["-p", str(pid)], ["thread apply all info registers rip rsp"])

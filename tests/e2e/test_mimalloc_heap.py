@@ -36,6 +36,7 @@ import json
 import os
 import struct
 import time
+from pathlib import Path
 
 from allocator_target import check_impostor_refused, check_leak_stories, run_target
 from common import (Case, block_finder, capture_when_recorded, check, check_layout,
@@ -234,7 +235,7 @@ def check_abandoned():
     deadline = time.time() + 30
     while not os.path.exists(record_path) and time.time() < deadline:
         time.sleep(0.02)
-    lost = {int(w[1], 16) for w in map(str.split, open(record_path)) if w[0] == "lost"}
+    lost = {int(w[1], 16) for w in map(str.split, Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "lost"}
     snapshot = path("dead_thread.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     process.kill()
@@ -258,7 +259,7 @@ def check_abandoned():
 def check_freed_thread():
     record_path, snapshot = capture_when_recorded("freed-thread", [FREED_THREAD_HEAP],
                                                   env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
-    held = [int(w[1], 16) for w in map(str.split, open(record_path)) if w[0] == "held"]
+    held = [int(w[1], 16) for w in map(str.split, Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "held"]
     result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
     listed = [json.loads(line) for line in result.stdout.splitlines()]
     live = {a["addr"] for a in listed if a["state"] == "live"}

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from common import Case, check, heapsnap, main, path, start
 from glibc_target import listing, read_record
@@ -40,8 +41,8 @@ def forked_worker(label, executable):
     start([executable, record_path])
     wait_for(record_path)
     record = read_record(record_path)
-    child = int(next(l.split()[1] for l in open(record_path) if l.startswith("child ")))
-    maps = [l for l in open(f"/proc/{child}/maps") if l.rstrip().endswith("[heap]")]
+    child = int(next(l.split()[1] for l in Path(record_path).read_text().splitlines(keepends=True) if l.startswith("child ")))
+    maps = [l for l in Path(f"/proc/{child}/maps").read_text().splitlines(keepends=True) if l.rstrip().endswith("[heap]")]
     snapshot = path(label + ".snap")
     heapsnap("capture", str(child), "-o", snapshot)
     for options in ((), ("--no-debuginfo",)):

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 from common import Case, check, check_summary_invariants, heapsnap, main, path, start
 
@@ -109,7 +110,7 @@ http {{ access_log off; keepalive_timeout 300s; keepalive_requests 100000;
             s.recv(1000)
             held.append(s)
         worker = int(workers[0])
-        heap_maps = [l for l in open(f"/proc/{worker}/maps") if l.rstrip().endswith("[heap]")]
+        heap_maps = [l for l in Path(f"/proc/{worker}/maps").read_text().splitlines(keepends=True) if l.rstrip().endswith("[heap]")]
         check(len(heap_maps) >= 2, f"the worker's brk heap is several mappings after fork: {heap_maps}")
         for label, pid in (("nginx master", master.pid), ("nginx worker", worker)):
             snapshot = path(label.replace(" ", "-") + ".snap")
@@ -180,7 +181,7 @@ def check_prefork():
     while not os.path.exists(info) and time.time() < deadline:
         time.sleep(0.05)
     if check(os.path.exists(info), "the prefork server started its worker"):
-        worker, port = map(int, open(info).read().split())
+        worker, port = map(int, Path(info).read_text().split())
         connect(port, 100)
         before, after = path("prefork-before.snap"), path("prefork-after.snap")
         heapsnap("capture", str(worker), "-o", before)
@@ -311,7 +312,7 @@ def check_php():
         time.sleep(0.05)
     before, after = path("php-before.snap"), path("php-after.snap")
     heapsnap("capture", str(php.pid), "-o", before)
-    open(ready + ".grow", "w").close()
+    Path(ready + ".grow").write_text("")
     while not os.path.exists(ready + ".grown") and time.time() < deadline:
         time.sleep(0.05)
     heapsnap("capture", str(php.pid), "-o", after)

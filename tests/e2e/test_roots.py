@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from common import Case, check, check_summary_invariants, give_up, heapsnap, main, path, start
 
@@ -62,7 +63,7 @@ def check_shared(label, alias):
     process = start([interpreter, TARGET, record_path] + (["alias"] if alias else []))
     if not check(wait_for(record_path, process), f"{what}: the target wrote its record"):
         return
-    record = json.load(open(record_path))
+    record = json.loads(Path(record_path).read_text())
     snapshot = path(f"roots-{label}-{alias}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     process.kill()
@@ -132,7 +133,7 @@ def check_dead_thread():
     record_path = path("dead_thread.record")
     process = start([DEAD_THREAD, record_path])
     if check(wait_for(record_path, process, 30), "dead_thread wrote its record"):
-        lines = [l.split() for l in open(record_path)]
+        lines = [l.split() for l in Path(record_path).read_text().splitlines(keepends=True)]
         lost = {int(w[1], 16) for w in lines if w[0] == "lost"}
         held = {int(w[1], 16) for w in lines if w[0] == "held"}
         snapshot = path("dead_thread.snap")
@@ -166,7 +167,7 @@ def check_stripped():
     record_path = path("dead_thread_stripped.record")
     process = start([stripped, record_path])
     if check(wait_for(record_path, process, 30), "the stripped dead_thread wrote its record"):
-        held = [int(w[1], 16) for w in (l.split() for l in open(record_path)) if w[0] == "held"]
+        held = [int(w[1], 16) for w in (l.split() for l in Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "held"]
         snapshot = path("dead_thread_stripped.snap")
         heapsnap("capture", str(process.pid), "-o", snapshot)
         roots = {}

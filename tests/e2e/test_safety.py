@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import (HEAPSNAP, WORKDIR, Case, check, give_up, heapsnap, living_keepers, main, path, running,
                     start, start_known_state, tracer_of)
@@ -98,7 +99,7 @@ while True:
 
 def progress_count():
     try:
-        return int(open(progress).read() or 0)
+        return int(Path(progress).read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
 
@@ -267,7 +268,7 @@ def check_default_name_taken():
     reported = output.split(":")[0]
     check(re.fullmatch(rf"heapsnap-{noisy.pid}-\d{{8}}T\d{{6}}-2\.snap", reported or ""),
           f"the capture took the next free name: {output!r} {errors!r}")
-    check(all(open(os.path.join(same_second, n)).read() == text for n, text in placeholders.items()),
+    check(all(Path(os.path.join(same_second, n)).read_text() == text for n, text in placeholders.items()),
           "no file under a default name was replaced")
     check(reported in os.listdir(same_second) and
           heapsnap("info", os.path.join(same_second, reported), "--verify", check_ok=False).returncode == 0,

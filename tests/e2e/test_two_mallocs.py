@@ -10,6 +10,7 @@ must go on past them. (jemalloc cannot be loaded this way: its thread-local stor
 static TLS block.)"""
 import json
 import os
+from pathlib import Path
 
 from allocator_target import freed_not_reused
 from common import Case, capture_when_recorded, check, heapsnap, main
@@ -23,7 +24,7 @@ VERSION_KEY = {"mimalloc": "mimalloc", "tcmalloc": "gperftools"}  # (their runti
 def read_record(record_path):
     """{side: {"held": address -> usable size, "freed": address -> size asked}}"""
     record = {"glibc": {"held": {}, "freed": {}}, "other": {"held": {}, "freed": {}}}
-    for line in open(record_path):
+    for line in Path(record_path).read_text().splitlines(keepends=True):
         words = line.split()
         if words[0] in ("held", "freed"):
             record[words[1]][words[0]][int(words[2], 16)] = int(words[3])
