@@ -7,12 +7,9 @@ import json
 import os
 import re
 
-from common import (check, decompress, finish, gdb, heapsnap, path, process_state,
+from common import (Case, check, decompress, gdb, heapsnap, main, path, process_state,
                     start_known_state, KNOWN_STATE)
 
-process, record = start_known_state()
-pid = record["pid"]
-blocks = record["blocks"]
 chosen = [0, 5, 31, 63]
 
 commands = ["p known_counter", "p known_text", "p known_ratio", "p known_pair",
@@ -39,11 +36,23 @@ def normalise(output):
     return values, [" ".join(m.split()) for m in memory], threads
 
 
-live = normalise(gdb(["-p", str(pid)], commands))
-check(process_state(pid) not in ("t", "T", None), "gdb left the target stopped")
+_live = []
+
+
+def live_target():
+    """known_state started, and what gdb attached to it sees (normalised), with the target's state
+    once gdb detached: once for every case, as (pid, record, live, state)."""
+    if not _live:
+        process, record = start_known_state()
+        pid = record["pid"]
+        live = normalise(gdb(["-p", str(pid)], commands))
+        _live.append((pid, record, live, process_state(pid)))
+    return _live[0]
 
 
 def compare(mode, environment, *options):
+    pid, record, live, _ = live_target()
+    blocks = record["blocks"]
     snapshot = path(f"known-{mode}.snap")
     result = heapsnap("capture", str(pid), "-o", snapshot, *options, env=environment)
     check(re.match(r".*known-\w+\.snap: .* 4 threads, \d+ regions, \d+ modules, target paused [\d.]+ ms",
@@ -84,14 +93,27 @@ def compare(mode, environment, *options):
     check("could not be read" in result.stderr, f"{mode}: capture warns of unreadable memory: {result.stderr!r}")
 
 
-check(len(live[0]) == 5, f"live gdb printed the globals: {live[0]}")
-check(live[0][:2] == ["424242", '"heapsnap known text", \'\\000\' <repeats 44 times>'],
-      f"globals are the known values: {live[0][:2]}")
-check(len(live[1]) >= len(chosen) * 3, f"live gdb dumped memory: {live[1]}")
-check(len(live[2]) == 4, f"live gdb sees 4 threads: {sorted(live[2])}")
-check(sorted(live[2]) == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")),
-      "live threads are the process's tasks")
-compare("fork", None)
-compare("process_vm_readv", None, "--method", "freeze")
-compare("proc_mem", dict(os.environ, HEAPSNAP_PROC_MEM="1"), "--method", "freeze")
-finish()
+class CaptureGdb(Case):
+    def test_live_gdb(self):
+        pid, record, live, state = live_target()
+        check(state not in ("t", "T", None), "gdb left the target stopped")
+        check(len(live[0]) == 5, f"live gdb printed the globals: {live[0]}")
+        check(live[0][:2] == ["424242", '"heapsnap known text", \'\\000\' <repeats 44 times>'],
+              f"globals are the known values: {live[0][:2]}")
+        check(len(live[1]) >= len(chosen) * 3, f"live gdb dumped memory: {live[1]}")
+        check(len(live[2]) == 4, f"live gdb sees 4 threads: {sorted(live[2])}")
+        check(sorted(live[2]) == sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")),
+              "live threads are the process's tasks")
+
+    def test_fork(self):
+        compare("fork", None)
+
+    def test_freeze_process_vm_readv(self):
+        compare("process_vm_readv", None, "--method", "freeze")
+
+    def test_freeze_proc_mem(self):
+        compare("proc_mem", dict(os.environ, HEAPSNAP_PROC_MEM="1"), "--method", "freeze")
+
+
+if __name__ == "__main__":
+    main()

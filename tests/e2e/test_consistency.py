@@ -4,31 +4,59 @@ discarded or replaced before the freeze. page_writer keeps an invariant that any
 copy breaks (see tests/targets/page_writer.c); every capture must satisfy it: by freeze with the
 pre-copy and without, and by fork (the default), whose clone is the memory at the clone."""
 import os
-import re
 import struct
 import time
+from pathlib import Path
 
-from common import (check, decompress, finish, heapsnap, path, read_core_memory, soft_dirty_works,
-                    start)
+from common import Case, check, decompress, heapsnap, main, path, read_core_memory, soft_dirty_works, start
 
 PAGE = 4096
-ready = path("writer.ready")
-writer = start([os.environ.get("PAGE_WRITER", "build/tests/page_writer"), ready])
-deadline = time.time() + 20
-while not (os.path.exists(ready) and open(ready).read().endswith("\n")) and time.time() < deadline:
-    time.sleep(0.01)
-_, address, pages = open(ready).read().split()
-address, pages = int(address, 16), int(pages)
+KINDS = ("freeze", "freeze", "fork", "no pre-copy")
+_writer = []
+_captures = []
 
 
-def check_snapshot(label, snapshot):
-    core = path("consistency.core")
-    decompress(snapshot, core)
-    memory = read_core_memory(core, address, pages * PAGE)
-    if not check(memory is not None, f"{label}: the region is in the snapshot"):
+def writer():
+    """page_writer, started once: (process, address, pages) of the region it rewrites."""
+    if not _writer:
+        ready = path("writer.ready")
+        process = start([os.environ.get("PAGE_WRITER", "build/tests/page_writer"), ready])
+        deadline = time.time() + 20
+        while not (os.path.exists(ready) and Path(ready).read_text().endswith("\n")) and time.time() < deadline:
+            time.sleep(0.01)
+        _, address, pages = Path(ready).read_text().split()
+        _writer.append((process, int(address, 16), int(pages)))
+    return _writer[0]
+
+
+def captures():
+    """The twelve captures of the writer, made once one after the other for every case, as
+    (label, kind, capture's stdout, the region as the snapshot holds it or None: its first page's
+    four words and every page's first word)."""
+    if not _captures:
+        process, address, pages = writer()
+        for i in range(12):
+            kind = KINDS[i % 4]
+            options = {"freeze": ["--method", "freeze"], "fork": [],
+                       "no pre-copy": ["--method", "freeze", "--no-precopy"]}[kind]
+            snapshot = path("consistency.snap")
+            result = heapsnap("capture", str(process.pid), "-o", snapshot, *options)
+            core = path("consistency.core")
+            decompress(snapshot, core)
+            memory = read_core_memory(core, address, pages * PAGE)
+            region = None
+            if memory is not None:
+                region = (struct.unpack_from("<4Q", memory, 0),
+                          [struct.unpack_from("<Q", memory, page * PAGE)[0] for page in range(pages)])
+            _captures.append((f"capture {i} ({kind})", kind, result.stdout, region))
+    return _captures
+
+
+def check_snapshot(label, region):
+    _, address, pages = writer()
+    if not check(region is not None, f"{label}: the region is in the snapshot"):
         return
-    generation, position, discarded, discarded_generation = struct.unpack_from("<4Q", memory, 0)
-    words = [struct.unpack_from("<Q", memory, page * PAGE)[0] for page in range(pages)]
+    (generation, position, discarded, discarded_generation), words = region
     problems = []
     for page in range(1, pages):
         # the page being written at the freeze may hold either value
@@ -48,29 +76,40 @@ def check_snapshot(label, snapshot):
             problems.append((page, words[page], sorted(expected)))
     check(not problems, f"{label}: generation {generation} position {position}: {len(problems)} pages "
                         f"out of step, first {problems[:3]}")
-    return generation
 
 
-generations = []
-precopied = forked = 0
-for i in range(12):
-    kind = ("freeze", "freeze", "fork", "no pre-copy")[i % 4]
-    options = {"freeze": ["--method", "freeze"], "fork": [],
-               "no pre-copy": ["--method", "freeze", "--no-precopy"]}[kind]
-    snapshot = path("consistency.snap")
-    result = heapsnap("capture", str(writer.pid), "-o", snapshot, *options)
-    if "the rest before" in result.stdout:
-        precopied += 1
-    if kind == "fork":
-        forked += "by fork" in result.stdout
-    generations.append(check_snapshot(f"capture {i} ({kind})", snapshot))
-check(forked == 3, f"the default capture ran by fork in {forked} of 3")
-# the pre-copy runs exactly where the kernel tracks writes (CONFIG_MEM_SOFT_DIRTY); elsewhere
-# every capture copies all memory while the target is frozen, and the invariant above is checked
-# on that path alone
-supported = soft_dirty_works()
-print(f"soft-dirty tracking on this kernel: {supported}; pre-copied captures: {precopied}")
-check(precopied == (6 if supported else 0),
-      f"the pre-copy was used in {precopied} of 6 captures, soft-dirty support is {supported}")
-check(len(set(generations)) == len(generations), f"the writer ran on between captures: {generations}")
-finish()
+def check_kind(kind):
+    for label, kind_made, _, region in captures():
+        if kind_made == kind:
+            check_snapshot(label, region)
+
+
+class Consistency(Case):
+    def test_freeze_with_precopy(self):
+        check_kind("freeze")
+
+    def test_freeze_without_precopy(self):
+        check_kind("no pre-copy")
+
+    def test_fork(self):
+        check_kind("fork")
+        forked = sum("by fork" in stdout for _, kind, stdout, _ in captures() if kind == "fork")
+        check(forked == 3, f"the default capture ran by fork in {forked} of 3")
+
+    def test_precopy_where_soft_dirty_works(self):
+        # the pre-copy runs exactly where the kernel tracks writes (CONFIG_MEM_SOFT_DIRTY); elsewhere
+        # every capture copies all memory while the target is frozen, and the invariant above is checked
+        # on that path alone
+        precopied = sum("the rest before" in stdout for _, _, stdout, _ in captures())
+        supported = soft_dirty_works()
+        print(f"soft-dirty tracking on this kernel: {supported}; pre-copied captures: {precopied}")
+        check(precopied == (6 if supported else 0),
+              f"the pre-copy was used in {precopied} of 6 captures, soft-dirty support is {supported}")
+
+    def test_writer_ran_between_captures(self):
+        generations = [region[0][0] if region is not None else None for _, _, _, region in captures()]
+        check(len(set(generations)) == len(generations), f"the writer ran on between captures: {generations}")
+
+
+if __name__ == "__main__":
+    main()

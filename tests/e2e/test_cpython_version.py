@@ -8,16 +8,19 @@ import os
 import subprocess
 import time
 
-from common import check, finish, heapsnap, path, start
+from common import Case, check, heapsnap, main, path, start
 
 pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-interpreters = ["/usr/bin/python3.11"]
-for minor in range(8, 14):
+
+
+def pyenv_interpreter(minor):
+    """pyenv's newest CPython 3.MINOR, or None."""
     found = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))
-    interpreters += found[-1:]
-print("interpreters:", interpreters)
-check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed (scripts/setup installs it)")
-for interpreter in interpreters:
+    return found[-1] if found else None
+
+
+def check_version(interpreter):
+    print("interpreter:", interpreter)
     expected = subprocess.run([interpreter, "-c", "import platform; print(platform.python_version())"],
                               capture_output=True, text=True).stdout.strip()
     ready = path(f"ready-{os.path.basename(interpreter)}")
@@ -31,4 +34,38 @@ for interpreter in interpreters:
     check(summary["runtimes"]["python"] == expected,
           f"{interpreter}: heapsnap says {summary['runtimes']['python']}, the interpreter {expected}")
     process.kill()
-finish()
+
+
+class CPythonVersion(Case):
+    def check_pyenv(self, minor):
+        interpreter = pyenv_interpreter(minor)
+        if interpreter is None:
+            self.skipTest(f"pyenv has no CPython 3.{minor} here")
+        check_version(interpreter)
+
+    def test_debian_python3_11(self):
+        if check(os.path.exists("/usr/bin/python3.11"),
+                 "Debian's python3.11 is installed (scripts/setup installs it)"):
+            check_version("/usr/bin/python3.11")
+
+    def test_python3_8(self):
+        self.check_pyenv(8)
+
+    def test_python3_9(self):
+        self.check_pyenv(9)
+
+    def test_python3_10(self):
+        self.check_pyenv(10)
+
+    def test_python3_11(self):
+        self.check_pyenv(11)
+
+    def test_python3_12(self):
+        self.check_pyenv(12)
+
+    def test_python3_13(self):
+        self.check_pyenv(13)
+
+
+if __name__ == "__main__":
+    main()

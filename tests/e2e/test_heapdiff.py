@@ -31,7 +31,7 @@ import socket
 import subprocess
 import time
 
-from common import check, finish, heapsnap, leak_story, path, start, wait_for_text
+from common import Case, check, give_up, heapsnap, leak_story, main, path, start, wait_for_text
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 LEAKY_SERVER_C = os.environ.get("LEAKY_SERVER_C", "build/tests/leaky_server_c")
@@ -49,11 +49,12 @@ def pyenv_python(minor):
 
 
 PY311, PY313 = pyenv_python(11), pyenv_python(13)
-check(PY311 and PY313, f"pyenv's CPython 3.11 and 3.13 are present: {PY311}, {PY313}")
-check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed")
+DEBIAN = "/usr/bin/python3.11"
 
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+def setUpModule():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def heapdiff(*args, expect=0):
@@ -89,14 +90,34 @@ def retainer(entry, first, second):
     return None
 
 
-signatures = {}
-for python in [PY311, PY313, "/usr/bin/python3.11"]:
+def interpreter(python):
+    """`python` and its label; the case gives up when it is not installed."""
     if not python or not os.path.exists(python):
-        continue
-    label = python.replace(pyenv_root, "pyenv")
-    # (a) the module-global list
-    before, after = python_story(python, "global")
-    diff = report(before, after)
+        give_up(f"the interpreter is present: {python}")
+    return python, python.replace(pyenv_root, "pyenv")
+
+
+_global_stories = {}
+
+
+def global_story(python):
+    """(a) the module-global list on `python`: its two snapshots and heapdiff's JSON of them, made
+    once per interpreter for every case."""
+    if python not in _global_stories:
+        before, after = python_story(python, "global")
+        _global_stories[python] = before, after, report(before, after)
+    return _global_stories[python]
+
+
+def global_list_retainer(diff):
+    conn = grown(diff).get("__main__.Connection")
+    return conn, retainer(conn, "module __main__._CONNECTIONS", "list[*]")
+
+
+# (a) the module-global list
+def check_global_list(python):
+    python, label = interpreter(python)
+    before, after, diff = global_story(python)
     check(diff["schema"] == "heapsnap.diff/1", f"{label}: schema is heapsnap.diff/1")
     types = grown(diff)
     conn = types.get("__main__.Connection")
@@ -118,106 +139,154 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
           f"{label} (a): the list _CONNECTIONS grew from 100 to 1,100 items; heapdiff: "
           f"{diff['grown_containers']}")
     if held:
-        signatures.setdefault(label, []).append(held["signature"])
-    if python == PY311:
-        # the markdown report, against the fixture; and a second run for the signature
-        markdown = heapdiff("--format", "markdown", "--type", "__main__.*", before, after).stdout
+        found = [held["signature"]]
+        check(len(set(found)) == 1, f"{label}: one signature for one leak: {found}")
 
-        def masked(text):
-            text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "TIME", text)
-            text = re.sub(r"(pid|thread) \d+", r"\1 PID", text)
-            text = re.sub(r"`[^`]*\.snap`", "`FILE`", text)
-            text = re.sub(r"build-id [0-9a-f]+", "build-id BUILD_ID", text)
-            text = re.sub(r"in \d+m\d\ds", "in DURATION", text)
-            text = re.sub(r"exe `[^`]*`", "exe `EXE`", text)
-            text = re.sub(r"CPython 3\.11\.\d+", "CPython 3.11.x", text)
-            # what an object retains depends on what else shares its parts: a few bytes differ
-            # from run to run
-            text = re.sub(r"[\d.]+ (B|KiB|MiB) retained", "SIZE retained", text)
-            text = re.sub(r"^(\| \d+ \| [\d,]+ \| `[^`]*` \| )[^|]+\|", r"\1SIZE |", text,
-                          flags=re.M)
-            # the whole heap's totals vary with what the interpreter did between runs
-            text = re.sub(r"^\| (before|after|change) \|.*$", r"| \1 | ... |", text, flags=re.M)
-            return text
 
-        if os.environ.get("HEAPSNAP_UPDATE_FIXTURES"):
-            with open(FIXTURE, "w") as f:
-                f.write(masked(markdown))
-        with open(FIXTURE) as f:
-            expected = f.read()
-        check(masked(markdown) == expected,
-              f"the markdown report of (a) equals {FIXTURE}; got:\n{masked(markdown)}")
-        again = report(*python_story(python, "global"))
-        held_again = retainer(grown(again).get("__main__.Connection"),
-                              "module __main__._CONNECTIONS", "list[*]")
-        check(held and held_again and held_again["signature"] == held["signature"],
-              f"the same leak in two runs has one signature: {held and held['signature']} "
-              f"and {held_again and held_again['signature']}")
-        # values stay masked unless asked for: the peers' host strings are new str objects
-        text = heapdiff(before, after).stdout + heapdiff("--format", "json", before, after).stdout
-        check("127.0.0.1" not in text, "no value from memory in the default reports")
-        shown = grown(report(before, after, "--show-values")).get("str", {})
-        check("127.0.0.1" in shown.get("values", []),
-              f"--show-values previews the new strings; heapdiff: {shown.get('values')}")
-        # exit 1 only past a --fail-on-growth limit
-        heapdiff("--fail-on-growth", "__main__.Connection=999", before, after, expect=1)
-        heapdiff("--fail-on-growth", "__main__.Connection=1000", before, after, expect=0)
-        heapdiff("--fail-on-growth", "__main__.*=2000", before, after, expect=0)
-        heapdiff("--fail-on-growth", "__main__.*=1999", before, after, expect=1)
-        connection_bytes = conn["delta_bytes"] if conn else 0
-        heapdiff("--fail-on-growth", f"__main__.Connection={connection_bytes}B", before, after,
-                 expect=0)
-        heapdiff("--fail-on-growth", f"__main__.Connection={connection_bytes - 1}B", before,
-                 after, expect=1)
-        heapdiff("--fail-on-growth", "nonsense", before, after, expect=2)
-        # the text report says it in words
-        text = heapdiff(before, after).stdout
-        check("module __main__._CONNECTIONS grew from 100 to 1,100 items" in text and
-              "module __main__._CONNECTIONS -> list[*] -> __main__.Connection" in text,
-              f"the text report names the list and the path:\n{text}")
-        # filters and ranking
-        large = grown(report(before, after, "--min-bytes", "100K"))
-        check(all(g["delta_bytes"] >= 100 * 1024 for g in large.values()) and
-              "__main__.Connection" in large and "__main__.ConnectionHandler" not in large,
-              f"--min-bytes 100K keeps Connection (109 KiB), not ConnectionHandler (94 KiB): "
-              f"{[(t, g['delta_bytes']) for t, g in large.items()]}")
-        by_count = report(before, after, "--sort", "count")["grown"]
-        counts = [g["delta_count"] for g in by_count]
-        check(counts == sorted(counts, reverse=True), f"--sort count ranks by objects: {counts}")
-        only = grown(report(before, after, "--type", "__main__.*"))
-        check(sorted(only) == ["__main__.Connection", "__main__.ConnectionHandler"],
-              f"--type '__main__.*' keeps the server's two classes: {sorted(only)}")
-        # bad input: a clear error naming the file, exit 2
-        missing = heapdiff(before, path("no-such.snap"), expect=2)
-        check("no-such.snap" in missing.stderr, f"a missing file is named: {missing.stderr}")
-        junk = path("junk.snap")
-        with open(junk, "wb") as f:
-            f.write(b"not a snapshot" * 100)
-        bad = heapdiff(junk, after, expect=2)
-        check("junk.snap" in bad.stderr, f"a file that is no snapshot is named: {bad.stderr}")
-        heapdiff(before, expect=2)
-        check("usage: heapdiff" in heapdiff("--help").stdout, "--help prints the usage")
-        # `heapsnap diff` is the same command: the same report, its messages by its own name
-        as_command = heapsnap("diff", before, after, "--format", "json")
-        check(as_command.stdout == heapdiff(before, after, "--format", "json").stdout,
-              "heapsnap diff writes heapdiff's report")
-        refused = heapsnap("diff", before, check_ok=False)
-        check(refused.returncode == 2 and "heapsnap diff --help" in refused.stderr,
-              f"heapsnap diff names itself in a usage error: {refused.stderr!r}")
-        # colour only when asked for, or on a terminal without NO_COLOR
-        check("\033[" not in heapdiff(before, after).stdout, "no colour into a pipe")
-        check("\033[" in heapdiff("--color", "always", before, after).stdout,
-              "--color always colours")
-        # two processes: refused, unless --force
-        other_before, _ = python_story(python, "fixed")
-        refused = heapdiff(other_before, after, expect=2)
-        check("--force" in refused.stderr and "pid" in refused.stderr,
-              f"two processes: the error says why and names --force: {refused.stderr}")
-        forced = report(other_before, after, "--force")
-        check(forced["forced"] and "__main__.Connection" in grown(forced),
-              "--force compares by type")
+# the markdown report of (a) on pyenv's 3.11, against the fixture
+def masked(text):
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "TIME", text)
+    text = re.sub(r"(pid|thread) \d+", r"\1 PID", text)
+    text = re.sub(r"`[^`]*\.snap`", "`FILE`", text)
+    text = re.sub(r"build-id [0-9a-f]+", "build-id BUILD_ID", text)
+    text = re.sub(r"in \d+m\d\ds", "in DURATION", text)
+    text = re.sub(r"exe `[^`]*`", "exe `EXE`", text)
+    text = re.sub(r"CPython 3\.11\.\d+", "CPython 3.11.x", text)
+    # what an object retains depends on what else shares its parts: a few bytes differ
+    # from run to run
+    text = re.sub(r"[\d.]+ (B|KiB|MiB) retained", "SIZE retained", text)
+    text = re.sub(r"^(\| \d+ \| [\d,]+ \| `[^`]*` \| )[^|]+\|", r"\1SIZE |", text,
+                  flags=re.M)
+    # the whole heap's totals vary with what the interpreter did between runs
+    text = re.sub(r"^\| (before|after|change) \|.*$", r"| \1 | ... |", text, flags=re.M)
+    return text
 
-    # (b) the class-attribute dict
+
+def check_markdown_fixture():
+    before, after, diff = global_story(PY311)
+    markdown = heapdiff("--format", "markdown", "--type", "__main__.*", before, after).stdout
+    if os.environ.get("HEAPSNAP_UPDATE_FIXTURES"):
+        with open(FIXTURE, "w") as f:
+            f.write(masked(markdown))
+    with open(FIXTURE) as f:
+        expected = f.read()
+    check(masked(markdown) == expected,
+          f"the markdown report of (a) equals {FIXTURE}; got:\n{masked(markdown)}")
+
+
+# a second run of (a) on pyenv's 3.11: the same signature
+def check_signature_in_two_runs():
+    python, label = interpreter(PY311)
+    before, after, diff = global_story(python)
+    conn, held = global_list_retainer(diff)
+    again = report(*python_story(python, "global"))
+    held_again = retainer(grown(again).get("__main__.Connection"),
+                          "module __main__._CONNECTIONS", "list[*]")
+    check(held and held_again and held_again["signature"] == held["signature"],
+          f"the same leak in two runs has one signature: {held and held['signature']} "
+          f"and {held_again and held_again['signature']}")
+
+
+# values stay masked unless asked for: the peers' host strings are new str objects
+def check_values_masked():
+    before, after, diff = global_story(PY311)
+    text = heapdiff(before, after).stdout + heapdiff("--format", "json", before, after).stdout
+    check("127.0.0.1" not in text, "no value from memory in the default reports")
+    shown = grown(report(before, after, "--show-values")).get("str", {})
+    check("127.0.0.1" in shown.get("values", []),
+          f"--show-values previews the new strings; heapdiff: {shown.get('values')}")
+
+
+# exit 1 only past a --fail-on-growth limit
+def check_fail_on_growth():
+    before, after, diff = global_story(PY311)
+    conn, held = global_list_retainer(diff)
+    heapdiff("--fail-on-growth", "__main__.Connection=999", before, after, expect=1)
+    heapdiff("--fail-on-growth", "__main__.Connection=1000", before, after, expect=0)
+    heapdiff("--fail-on-growth", "__main__.*=2000", before, after, expect=0)
+    heapdiff("--fail-on-growth", "__main__.*=1999", before, after, expect=1)
+    connection_bytes = conn["delta_bytes"] if conn else 0
+    heapdiff("--fail-on-growth", f"__main__.Connection={connection_bytes}B", before, after,
+             expect=0)
+    heapdiff("--fail-on-growth", f"__main__.Connection={connection_bytes - 1}B", before,
+             after, expect=1)
+    heapdiff("--fail-on-growth", "nonsense", before, after, expect=2)
+
+
+# the text report says it in words
+def check_text_report():
+    before, after, diff = global_story(PY311)
+    text = heapdiff(before, after).stdout
+    check("module __main__._CONNECTIONS grew from 100 to 1,100 items" in text and
+          "module __main__._CONNECTIONS -> list[*] -> __main__.Connection" in text,
+          f"the text report names the list and the path:\n{text}")
+
+
+# filters and ranking
+def check_filters_and_ranking():
+    before, after, diff = global_story(PY311)
+    large = grown(report(before, after, "--min-bytes", "100K"))
+    check(all(g["delta_bytes"] >= 100 * 1024 for g in large.values()) and
+          "__main__.Connection" in large and "__main__.ConnectionHandler" not in large,
+          f"--min-bytes 100K keeps Connection (109 KiB), not ConnectionHandler (94 KiB): "
+          f"{[(t, g['delta_bytes']) for t, g in large.items()]}")
+    by_count = report(before, after, "--sort", "count")["grown"]
+    counts = [g["delta_count"] for g in by_count]
+    check(counts == sorted(counts, reverse=True), f"--sort count ranks by objects: {counts}")
+    only = grown(report(before, after, "--type", "__main__.*"))
+    check(sorted(only) == ["__main__.Connection", "__main__.ConnectionHandler"],
+          f"--type '__main__.*' keeps the server's two classes: {sorted(only)}")
+
+
+# bad input: a clear error naming the file, exit 2
+def check_bad_input():
+    before, after, diff = global_story(PY311)
+    missing = heapdiff(before, path("no-such.snap"), expect=2)
+    check("no-such.snap" in missing.stderr, f"a missing file is named: {missing.stderr}")
+    junk = path("junk.snap")
+    with open(junk, "wb") as f:
+        f.write(b"not a snapshot" * 100)
+    bad = heapdiff(junk, after, expect=2)
+    check("junk.snap" in bad.stderr, f"a file that is no snapshot is named: {bad.stderr}")
+    heapdiff(before, expect=2)
+    check("usage: heapdiff" in heapdiff("--help").stdout, "--help prints the usage")
+
+
+# `heapsnap diff` is the same command: the same report, its messages by its own name
+def check_heapsnap_diff():
+    before, after, diff = global_story(PY311)
+    as_command = heapsnap("diff", before, after, "--format", "json")
+    check(as_command.stdout == heapdiff(before, after, "--format", "json").stdout,
+          "heapsnap diff writes heapdiff's report")
+    refused = heapsnap("diff", before, check_ok=False)
+    check(refused.returncode == 2 and "heapsnap diff --help" in refused.stderr,
+          f"heapsnap diff names itself in a usage error: {refused.stderr!r}")
+
+
+# colour only when asked for, or on a terminal without NO_COLOR
+def check_colour():
+    before, after, diff = global_story(PY311)
+    check("\033[" not in heapdiff(before, after).stdout, "no colour into a pipe")
+    check("\033[" in heapdiff("--color", "always", before, after).stdout,
+          "--color always colours")
+
+
+# two processes: refused, unless --force
+def check_two_processes():
+    python, label = interpreter(PY311)
+    before, after, diff = global_story(python)
+    other_before, _ = python_story(python, "fixed")
+    refused = heapdiff(other_before, after, expect=2)
+    check("--force" in refused.stderr and "pid" in refused.stderr,
+          f"two processes: the error says why and names --force: {refused.stderr}")
+    forced = report(other_before, after, "--force")
+    check(forced["forced"] and "__main__.Connection" in grown(forced),
+          "--force compares by type")
+
+
+# (b) the class-attribute dict
+def check_class_dict(python):
+    python, label = interpreter(python)
     diff = report(*python_story(python, "class"))
     conn = grown(diff).get("__main__.Connection")
     held = retainer(conn, "class __main__.Connection.registry", "dict[*]")
@@ -230,7 +299,10 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
           (100, 1100), f"{label} (b): the registry grew from 100 to 1,100 items; heapdiff: "
           f"{diff['grown_containers']}")
 
-    # (c) only the cycle, gc disabled
+
+# (c) only the cycle, gc disabled
+def check_cycle(python):
+    python, label = interpreter(python)
     diff = report(*python_story(python, "cycle"))
     shape = ["__main__.Connection._conn_handler", "__main__.ConnectionHandler._conn",
              "__main__.Connection"]
@@ -245,15 +317,19 @@ for python in [PY311, PY313, "/usr/bin/python3.11"]:
     conn = grown(diff).get("__main__.Connection")
     check(conn and conn["delta_count"] == 1000, f"{label} (c): +1,000 Connections: {conn}")
 
-    # (d) fixed
+
+# (d) fixed
+def check_fixed(python):
+    python, label = interpreter(python)
     diff = report(*python_story(python, "fixed"))
     ours = [g["type"] for g in diff["grown"] if g["type"].startswith("__main__.")]
     check(not ours, f"{label} (d): no type of __main__ grew; heapdiff: {ours}")
     lost = [t for t in diff["unreachable"]["by_type"] if t["type"].startswith("__main__.")]
     check(not lost, f"{label} (d): nothing of __main__ unreachable; heapdiff: {lost}")
 
+
 # the C twin
-for variant in ["global", "lost", "fixed"]:
+def check_c_twin(variant):
     before, after = leak_story([LEAKY_SERVER_C], variant, f"c-{variant}")
     diff = report(before, after)
     types = grown(diff)
@@ -282,10 +358,11 @@ for variant in ["global", "lost", "fixed"]:
               f"C fixed: no struct grew; heapdiff: {list(types)[:10]}")
         check(diff["unreachable"]["new_count"] == 0, "C fixed: nothing new unreachable")
 
+
 # three snapshots: a burst of 1,000 connections, 500 closed before FINAL
-for python in [PY311, PY313]:
-    if not python:
-        continue
+def check_three_snapshots(python):
+    global runs
+    python, label = interpreter(python)
     runs += 1
     port_file, status_file = path(f"port-{runs}"), path(f"status-{runs}")
     server = start([python, os.path.join(TARGETS, "burst_server.py"), port_file, status_file])
@@ -319,7 +396,6 @@ for python in [PY311, PY313]:
     heapsnap("capture", str(server.pid), "-o", snaps[2])
     diff = json.loads(heapdiff("--format", "json", *snaps).stdout)
     types = grown(diff)
-    label = python.replace(pyenv_root, "pyenv")
     for name in ["__main__.Connection", "__main__.ConnectionHandler"]:
         entry = types.get(name)
         check(entry and entry["new"] == 500 and entry["new_in_target"] == 1000,
@@ -333,7 +409,103 @@ for python in [PY311, PY313]:
     server.kill()
     server.wait()
 
-for label, found in signatures.items():
-    check(len(set(found)) == 1, f"{label}: one signature for one leak: {found}")
 
-finish()
+class Interpreters(Case):
+    def test_all_present(self):
+        check(PY311 and PY313, f"pyenv's CPython 3.11 and 3.13 are present: {PY311}, {PY313}")
+        check(os.path.exists("/usr/bin/python3.11"), "Debian's python3.11 is installed")
+
+
+class Python(Case):
+    def test_python3_11_global_list(self):
+        check_global_list(PY311)
+
+    def test_python3_11_class_dict(self):
+        check_class_dict(PY311)
+
+    def test_python3_11_cycle_only(self):
+        check_cycle(PY311)
+
+    def test_python3_11_fixed(self):
+        check_fixed(PY311)
+
+    def test_python3_13_global_list(self):
+        check_global_list(PY313)
+
+    def test_python3_13_class_dict(self):
+        check_class_dict(PY313)
+
+    def test_python3_13_cycle_only(self):
+        check_cycle(PY313)
+
+    def test_python3_13_fixed(self):
+        check_fixed(PY313)
+
+    def test_debian_python3_11_global_list(self):
+        check_global_list(DEBIAN)
+
+    def test_debian_python3_11_class_dict(self):
+        check_class_dict(DEBIAN)
+
+    def test_debian_python3_11_cycle_only(self):
+        check_cycle(DEBIAN)
+
+    def test_debian_python3_11_fixed(self):
+        check_fixed(DEBIAN)
+
+
+class Report(Case):
+    """The report and the options, on (a) on pyenv's 3.11."""
+
+    def test_markdown_fixture(self):
+        check_markdown_fixture()
+
+    def test_signature_in_two_runs(self):
+        check_signature_in_two_runs()
+
+    def test_values_masked(self):
+        check_values_masked()
+
+    def test_fail_on_growth(self):
+        check_fail_on_growth()
+
+    def test_text_report(self):
+        check_text_report()
+
+    def test_filters_and_ranking(self):
+        check_filters_and_ranking()
+
+    def test_bad_input(self):
+        check_bad_input()
+
+    def test_heapsnap_diff(self):
+        check_heapsnap_diff()
+
+    def test_colour(self):
+        check_colour()
+
+    def test_two_processes(self):
+        check_two_processes()
+
+
+class CTwin(Case):
+    def test_global_list(self):
+        check_c_twin("global")
+
+    def test_lost_pointers(self):
+        check_c_twin("lost")
+
+    def test_fixed(self):
+        check_c_twin("fixed")
+
+
+class ThreeSnapshots(Case):
+    def test_burst_python3_11(self):
+        check_three_snapshots(PY311)
+
+    def test_burst_python3_13(self):
+        check_three_snapshots(PY313)
+
+
+if __name__ == "__main__":
+    main()

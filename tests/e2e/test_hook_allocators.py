@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from common import check, finish, heapsnap, path, start
+from common import Case, check, heapsnap, main, path, start
 
 LIBHEAPSNAP = os.environ.get("LIBHEAPSNAP", "build/libheapsnap.so")
 OWN_MALLOC = os.environ.get("OWN_MALLOC", "build/tests/own_malloc")
@@ -55,8 +56,8 @@ print("owned" if ok else "NOT OWNED", grown, flush=True)
 sys.stdin.readline()
 '''
 
-for library, kind in (("libjemalloc.so.2", "jemalloc"), ("libtcmalloc_minimal.so.4", "tcmalloc"),
-                      ("libmimalloc.so.2", "mimalloc")):
+
+def check_preloaded(library, kind):
     directory = path(f"snaps-{kind}")
     os.makedirs(directory, exist_ok=True)
     env = dict(os.environ, LD_PRELOAD=f"{os.path.abspath(LIBHEAPSNAP)}:{LIBDIR}/{library}",
@@ -86,26 +87,45 @@ for library, kind in (("libjemalloc.so.2", "jemalloc"), ("libtcmalloc_minimal.so
     process.stdin.close()
     process.wait(timeout=30)
 
-# a program with its own malloc: refused, said, the program not killed
-directory = path("snaps-own")
-os.makedirs(directory, exist_ok=True)
-ready = path("own.ready")
-env = dict(os.environ, LD_PRELOAD=os.path.abspath(LIBHEAPSNAP), HEAPSNAP_SIGNAL="USR2",
-           HEAPSNAP_DIR=directory)
-errors = open(path("own.stderr"), "w")
-process = start([OWN_MALLOC, ready], env=env, stderr=errors)
-deadline = time.time() + 30
-while not os.path.exists(ready) and time.time() < deadline:
-    time.sleep(0.05)
-os.kill(process.pid, signal.SIGUSR2)
-time.sleep(1)
-alive = process.poll() is None
-process.kill()
-process.wait()
-errors.close()
-said = open(path("own.stderr")).read()
-check(alive, "own malloc: the hook's signal does not kill the program")
-check(said.count("the program defines malloc itself") == 2 and "heapsnap capture PID" in said,
-      f"own malloc: the refusal is said at start and on the signal: {said!r}")
-check(not os.listdir(directory), f"own malloc: no snapshot written: {os.listdir(directory)}")
-finish()
+
+def check_own_malloc():
+    # a program with its own malloc: refused, said, the program not killed
+    directory = path("snaps-own")
+    os.makedirs(directory, exist_ok=True)
+    ready = path("own.ready")
+    env = dict(os.environ, LD_PRELOAD=os.path.abspath(LIBHEAPSNAP), HEAPSNAP_SIGNAL="USR2",
+               HEAPSNAP_DIR=directory)
+    errors = open(path("own.stderr"), "w")
+    process = start([OWN_MALLOC, ready], env=env, stderr=errors)
+    deadline = time.time() + 30
+    while not os.path.exists(ready) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGUSR2)
+    time.sleep(1)
+    alive = process.poll() is None
+    process.kill()
+    process.wait()
+    errors.close()
+    said = Path(path("own.stderr")).read_text()
+    check(alive, "own malloc: the hook's signal does not kill the program")
+    check(said.count("the program defines malloc itself") == 2 and "heapsnap capture PID" in said,
+          f"own malloc: the refusal is said at start and on the signal: {said!r}")
+    check(not os.listdir(directory), f"own malloc: no snapshot written: {os.listdir(directory)}")
+
+
+class HookAllocators(Case):
+    def test_jemalloc(self):
+        check_preloaded("libjemalloc.so.2", "jemalloc")
+
+    def test_tcmalloc(self):
+        check_preloaded("libtcmalloc_minimal.so.4", "tcmalloc")
+
+    def test_mimalloc(self):
+        check_preloaded("libmimalloc.so.2", "mimalloc")
+
+    def test_own_malloc_refused(self):
+        check_own_malloc()
+
+
+if __name__ == "__main__":
+    main()

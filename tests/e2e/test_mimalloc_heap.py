@@ -36,10 +36,11 @@ import json
 import os
 import struct
 import time
+from pathlib import Path
 
 from allocator_target import check_impostor_refused, check_leak_stories, run_target
-from common import (block_finder, capture_when_recorded, check, check_layout,
-                    check_walked_summary, decompress, finish, heapsnap, path, program_headers,
+from common import (Case, block_finder, capture_when_recorded, check, check_layout,
+                    check_walked_summary, decompress, give_up, heapsnap, main, path, program_headers,
                     read_core_memory, start)
 
 TARGET = os.environ.get("KNOWN_HEAP", "build/tests/known_heap")
@@ -161,143 +162,186 @@ def patch_word(core, address, value):
     return False
 
 
-if not check(os.path.exists(LIBMIMALLOC),
-             f"{LIBMIMALLOC} is installed (apt-get install libmimalloc2.0, or scripts/setup)"):
-    finish()
+def need_library():
+    """Every case needs Debian's libmimalloc.so.2: a case without it fails at once."""
+    if not os.path.exists(LIBMIMALLOC):
+        give_up(f"{LIBMIMALLOC} is installed (apt-get install libmimalloc2.0, or scripts/setup)")
 
-record, snapshot = run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
-check_heap("preloaded", record, snapshot)
+
+_preloaded = []
+
+
+def preloaded():
+    """The known heap with mimalloc preloaded, captured by freeze once for every case."""
+    if not _preloaded:
+        _preloaded.append(run_target("preloaded", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC)))
+    return _preloaded[0]
+
 
 # a page's free list with a link between blocks: a warning naming the link, damage counted
-result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
-allocations = [json.loads(line) for line in result.stdout.splitlines()]
-by_address = {a["addr"]: a for a in allocations}
-core = path("damaged.core")
-decompress(snapshot, core)
-candidates = sorted(a["addr"] for a in allocations if a["place"] == "page_free" and a["size"] >= 64)
-block = link = None
-for address in candidates[len(candidates) // 2:]:
-    link, = struct.unpack("<Q", read_core_memory(core, address, 8) or bytes(8))
-    if by_address.get(link, {}).get("place") == "page_free":
-        block = address
-        break
-if check(block is not None and patch_word(core, block, link + 8),
-         "a page_free block linking to another is patched in the core"):
-    damaged = path("damaged.snap")
-    heapsnap("import", core, "-o", damaged)
-    result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
-    check("the free list of the page" in result.stderr and f"at 0x{block:x}," in result.stderr,
-          f"the damaged link at 0x{block:x} is named in a warning: {result.stderr[:500]!r}")
-    summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
-    check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1,
-          f"the damage is counted: {summary['heap']['heap_damage']}")
-os.unlink(core)
+def check_damaged_free_list():
+    record, snapshot = preloaded()
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    allocations = [json.loads(line) for line in result.stdout.splitlines()]
+    by_address = {a["addr"]: a for a in allocations}
+    core = path("damaged.core")
+    decompress(snapshot, core)
+    candidates = sorted(a["addr"] for a in allocations if a["place"] == "page_free" and a["size"] >= 64)
+    block = link = None
+    for address in candidates[len(candidates) // 2:]:
+        link, = struct.unpack("<Q", read_core_memory(core, address, 8) or bytes(8))
+        if by_address.get(link, {}).get("place") == "page_free":
+            block = address
+            break
+    if check(block is not None and patch_word(core, block, link + 8),
+             "a page_free block linking to another is patched in the core"):
+        damaged = path("damaged.snap")
+        heapsnap("import", core, "-o", damaged)
+        result = heapsnap("list", damaged, "--state", "all", "--format", "jsonl")
+        check("the free list of the page" in result.stderr and f"at 0x{block:x}," in result.stderr,
+              f"the damaged link at 0x{block:x} is named in a warning: {result.stderr[:500]!r}")
+        summary = json.loads(heapsnap("summary", damaged, "--format", "json").stdout)
+        check(summary["heap"]["heap_damage"]["corrupt_spots"] >= 1,
+              f"the damage is counted: {summary['heap']['heap_damage']}")
+    os.unlink(core)
 
-# captured by fork: the snapshot keeps every thread's registers, so every heap is named
-record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC),
-                              method="fork")
-check_heap("fork", record, snapshot)
-
-if check(TARGET_LINKED is not None,
-         "the target linked with -lmimalloc is built (apt-get install libmimalloc-dev, or "
-         "scripts/setup, then meson setup --reconfigure)"):
-    record, snapshot = run_target("linked", [TARGET_LINKED])
-    check_heap("linked", record, snapshot)
 
 # the layouts against a build's DWARF, and the main heap found by its cookie against the symbol
 # _mi_heap_main: with MIMALLOC_DEBUGINFO_LIB naming mimalloc 2.0.9 built from its v2.0.9 tag as a
 # release build with debug info (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, then make mimalloc)
-DEBUG_LIB = os.environ.get("MIMALLOC_DEBUGINFO_LIB")
-if DEBUG_LIB:
-    layout = {  # what analyze/allocators/mimalloc_heap.c holds
-        "sizeof(mi_page_t)": 80, "(long)&((mi_segment_t*)0)->slices": 264,
-        "(long)&((mi_segment_t*)0)->commit_mask": 112, "(long)&((mi_segment_t*)0)->used": 208,
-        "(long)&((mi_segment_t*)0)->cookie": 216,
-        "(long)&((mi_segment_t*)0)->segment_slices": 224,
-        "(long)&((mi_segment_t*)0)->segment_info_slices": 232,
-        "(long)&((mi_segment_t*)0)->kind": 240, "(long)&((mi_segment_t*)0)->slice_entries": 248,
-        "(long)&((mi_segment_t*)0)->thread_id": 256, "(long)&((mi_page_t*)0)->capacity": 10,
-        "(long)&((mi_page_t*)0)->reserved": 12, "(long)&((mi_page_t*)0)->free": 16,
-        "(long)&((mi_page_t*)0)->used": 24, "(long)&((mi_page_t*)0)->xblock_size": 28,
-        "(long)&((mi_page_t*)0)->local_free": 32, "(long)&((mi_page_t*)0)->xthread_free": 40,
-        "(long)&((mi_page_t*)0)->xheap": 48,
-        "(long)&((mi_heap_t*)0)->thread_delayed_free": 2840,
-        "(long)&((mi_heap_t*)0)->thread_id": 2848, "(long)&((mi_heap_t*)0)->cookie": 2864,
-        "sizeof(mi_heap_t)": 3064,
-    }
-    check_layout(DEBUG_LIB, layout)
-    record, snapshot = run_target("debuginfo", [TARGET], env=dict(os.environ, LD_PRELOAD=DEBUG_LIB))
-    check_heap("debuginfo", record, snapshot, method="heuristics, checked by symbols")
-    check_heap("debuginfo --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
-else:
-    print("the release build with debug info is skipped: MIMALLOC_DEBUGINFO_LIB is not set")
+LAYOUT = {  # what analyze/allocators/mimalloc_heap.c holds
+    "sizeof(mi_page_t)": 80, "(long)&((mi_segment_t*)0)->slices": 264,
+    "(long)&((mi_segment_t*)0)->commit_mask": 112, "(long)&((mi_segment_t*)0)->used": 208,
+    "(long)&((mi_segment_t*)0)->cookie": 216,
+    "(long)&((mi_segment_t*)0)->segment_slices": 224,
+    "(long)&((mi_segment_t*)0)->segment_info_slices": 232,
+    "(long)&((mi_segment_t*)0)->kind": 240, "(long)&((mi_segment_t*)0)->slice_entries": 248,
+    "(long)&((mi_segment_t*)0)->thread_id": 256, "(long)&((mi_page_t*)0)->capacity": 10,
+    "(long)&((mi_page_t*)0)->reserved": 12, "(long)&((mi_page_t*)0)->free": 16,
+    "(long)&((mi_page_t*)0)->used": 24, "(long)&((mi_page_t*)0)->xblock_size": 28,
+    "(long)&((mi_page_t*)0)->local_free": 32, "(long)&((mi_page_t*)0)->xthread_free": 40,
+    "(long)&((mi_page_t*)0)->xheap": 48,
+    "(long)&((mi_heap_t*)0)->thread_delayed_free": 2840,
+    "(long)&((mi_heap_t*)0)->thread_id": 2848, "(long)&((mi_heap_t*)0)->cookie": 2864,
+    "sizeof(mi_heap_t)": 3064,
+}
 
-# a secure build (cmake -DMI_SECURE=ON, with debug info): its pages are 96 bytes, their free lists
-# encoded with each page's keys, the heaps' thread_delayed_free lists with the heap's, and the
-# last slice of each segment a guard page
-SECURE_LIB = os.environ.get("MIMALLOC_SECURE_LIB")
-if SECURE_LIB:
-    record, snapshot = run_target("secure", [TARGET], env=dict(os.environ, LD_PRELOAD=SECURE_LIB))
-    check_heap("secure", record, snapshot, method="heuristics, checked by symbols")
-else:
-    print("the secure build is skipped: MIMALLOC_SECURE_LIB is not set")
-
-# a debug build (cmake -DCMAKE_BUILD_TYPE=Debug: libmimalloc-debug.so): encoded free lists, its
-# heap's fields 8 bytes further, and padding after each block that says the size asked
-DEBUG_BUILD_LIB = os.environ.get("MIMALLOC_DEBUG_LIB")
-if DEBUG_BUILD_LIB:
-    record, snapshot = run_target("debug build", [TARGET],
-                                  env=dict(os.environ, LD_PRELOAD=DEBUG_BUILD_LIB))
-    check_heap("debug build", record, snapshot, method="heuristics, checked by symbols",
-               padded=True)
-else:
-    print("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
 
 # threads that ended holding blocks: their segments are abandoned (owned by no thread), their
 # blocks live in the "abandoned" heap, their free blocks retained
-record_path = path("dead_thread.record")
-process = start([DEAD_THREAD, record_path], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
-deadline = time.time() + 30
-while not os.path.exists(record_path) and time.time() < deadline:
-    time.sleep(0.02)
-lost = {int(w[1], 16) for w in map(str.split, open(record_path)) if w[0] == "lost"}
-snapshot = path("dead_thread.snap")
-heapsnap("capture", str(process.pid), "-o", snapshot)
-process.kill()
-result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
-listed = {a["addr"]: a for a in map(json.loads, result.stdout.splitlines())}
-states = {}
-for addr in lost:
-    key = (listed[addr]["state"], listed[addr]["place"]) if addr in listed else "not listed"
-    states[key] = states.get(key, 0) + 1
-check(len(lost) == 200 and states == {("live", "in_use"): 200} and result.stderr == "",
-      f"the 200 blocks of the ended threads are live: {states} {result.stderr[:300]!r}")
-arenas = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)["heap"]["arenas"]
-abandoned = [a for a in arenas if a["kind"] == "abandoned"]
-check(abandoned and abandoned[0]["live_count"] >= 200,
-      f"the ended threads' segments are abandoned, their blocks in that heap: {arenas}")
+def check_abandoned():
+    record_path = path("dead_thread.record")
+    process = start([DEAD_THREAD, record_path], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
+    deadline = time.time() + 30
+    while not os.path.exists(record_path) and time.time() < deadline:
+        time.sleep(0.02)
+    lost = {int(w[1], 16) for w in map(str.split, Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "lost"}
+    snapshot = path("dead_thread.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    listed = {a["addr"]: a for a in map(json.loads, result.stdout.splitlines())}
+    states = {}
+    for addr in lost:
+        key = (listed[addr]["state"], listed[addr]["place"]) if addr in listed else "not listed"
+        states[key] = states.get(key, 0) + 1
+    check(len(lost) == 200 and states == {("live", "in_use"): 200} and result.stderr == "",
+          f"the 200 blocks of the ended threads are live: {states} {result.stderr[:300]!r}")
+    arenas = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)["heap"]["arenas"]
+    abandoned = [a for a in arenas if a["kind"] == "abandoned"]
+    check(abandoned and abandoned[0]["live_count"] >= 200,
+          f"the ended threads' segments are abandoned, their blocks in that heap: {arenas}")
+
 
 # a thread that freed all it allocated and ended: its segments go to mimalloc's segment cache,
 # where their page descriptors are stale: all of them free ("cached", retained), no damage
 # (unless the cache gave them back to the system already: then they are not in the snapshot)
-record_path, snapshot = capture_when_recorded("freed-thread", [FREED_THREAD_HEAP],
-                                              env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
-held = [int(w[1], 16) for w in map(str.split, open(record_path)) if w[0] == "held"]
-result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
-listed = [json.loads(line) for line in result.stdout.splitlines()]
-live = {a["addr"] for a in listed if a["state"] == "live"}
-check(result.stderr == "" and held and held[0] in live and len(live) < 20,
-      f"freed thread: no warnings, the main thread's block live, the 400,000 freed ones not: "
-      f"{len(live)} live, {result.stderr[:300]!r}")
-arenas = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)["heap"]["arenas"]
-cached = [a for a in arenas if a["kind"] == "cached"]
-check(all(a["live_count"] == 0 for a in cached),
-      f"freed thread: its cached segments hold nothing live: {cached}")
-print(f"freed thread: arenas {[(a['kind'], a['live_count'], a['free_bytes']) for a in arenas]}")
+def check_freed_thread():
+    record_path, snapshot = capture_when_recorded("freed-thread", [FREED_THREAD_HEAP],
+                                                  env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC))
+    held = [int(w[1], 16) for w in map(str.split, Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "held"]
+    result = heapsnap("list", snapshot, "--state", "all", "--format", "jsonl")
+    listed = [json.loads(line) for line in result.stdout.splitlines()]
+    live = {a["addr"] for a in listed if a["state"] == "live"}
+    check(result.stderr == "" and held and held[0] in live and len(live) < 20,
+          f"freed thread: no warnings, the main thread's block live, the 400,000 freed ones not: "
+          f"{len(live)} live, {result.stderr[:300]!r}")
+    arenas = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)["heap"]["arenas"]
+    cached = [a for a in arenas if a["kind"] == "cached"]
+    check(all(a["live_count"] == 0 for a in cached),
+          f"freed thread: its cached segments hold nothing live: {cached}")
+    print(f"freed thread: arenas {[(a['kind'], a['live_count'], a['free_bytes']) for a in arenas]}")
 
-# a malloc that calls itself mimalloc (it defines mi_malloc) with no segment: refused, exit 2
-check_impostor_refused(OWN_MALLOC_MIMALLOC, "not-mimalloc", ["no segment was found"])
 
-# the leaking servers on mimalloc: the same stories as on glibc
-check_leak_stories(LIBMIMALLOC, "mimalloc")
-finish()
+class MimallocHeap(Case):
+    def setUp(self):
+        super().setUp()
+        need_library()
+
+    def test_preloaded(self):
+        record, snapshot = preloaded()
+        check_heap("preloaded", record, snapshot)
+
+    def test_damaged_free_list_named(self):
+        check_damaged_free_list()
+
+    def test_fork(self):
+        # captured by fork: the snapshot keeps every thread's registers, so every heap is named
+        record, snapshot = run_target("fork", [TARGET], env=dict(os.environ, LD_PRELOAD=LIBMIMALLOC),
+                                      method="fork")
+        check_heap("fork", record, snapshot)
+
+    def test_linked(self):
+        if check(TARGET_LINKED is not None,
+                 "the target linked with -lmimalloc is built (apt-get install libmimalloc-dev, or "
+                 "scripts/setup, then meson setup --reconfigure)"):
+            record, snapshot = run_target("linked", [TARGET_LINKED])
+            check_heap("linked", record, snapshot)
+
+    def test_release_build_with_debuginfo(self):
+        debug_lib = os.environ.get("MIMALLOC_DEBUGINFO_LIB")
+        if not debug_lib:
+            self.skipTest("the release build with debug info is skipped: MIMALLOC_DEBUGINFO_LIB is not set")
+        check_layout(debug_lib, LAYOUT)
+        record, snapshot = run_target("debuginfo", [TARGET], env=dict(os.environ, LD_PRELOAD=debug_lib))
+        check_heap("debuginfo", record, snapshot, method="heuristics, checked by symbols")
+        check_heap("debuginfo --no-debuginfo", record, snapshot, options=("--no-debuginfo",))
+
+    def test_secure_build(self):
+        # a secure build (cmake -DMI_SECURE=ON, with debug info): its pages are 96 bytes, their free
+        # lists encoded with each page's keys, the heaps' thread_delayed_free lists with the heap's,
+        # and the last slice of each segment a guard page
+        secure_lib = os.environ.get("MIMALLOC_SECURE_LIB")
+        if not secure_lib:
+            self.skipTest("the secure build is skipped: MIMALLOC_SECURE_LIB is not set")
+        record, snapshot = run_target("secure", [TARGET], env=dict(os.environ, LD_PRELOAD=secure_lib))
+        check_heap("secure", record, snapshot, method="heuristics, checked by symbols")
+
+    def test_debug_build(self):
+        # a debug build (cmake -DCMAKE_BUILD_TYPE=Debug: libmimalloc-debug.so): encoded free lists,
+        # its heap's fields 8 bytes further, and padding after each block that says the size asked
+        debug_build_lib = os.environ.get("MIMALLOC_DEBUG_LIB")
+        if not debug_build_lib:
+            self.skipTest("the debug build is skipped: MIMALLOC_DEBUG_LIB is not set")
+        record, snapshot = run_target("debug build", [TARGET],
+                                      env=dict(os.environ, LD_PRELOAD=debug_build_lib))
+        check_heap("debug build", record, snapshot, method="heuristics, checked by symbols",
+                   padded=True)
+
+    def test_abandoned_segments(self):
+        check_abandoned()
+
+    def test_freed_thread_segment_cache(self):
+        check_freed_thread()
+
+    def test_impostor_refused(self):
+        # a malloc that calls itself mimalloc (it defines mi_malloc) with no segment: refused, exit 2
+        check_impostor_refused(OWN_MALLOC_MIMALLOC, "not-mimalloc", ["no segment was found"])
+
+    def test_leaking_servers(self):
+        # the leaking servers on mimalloc: the same stories as on glibc
+        check_leak_stories(LIBMIMALLOC, "mimalloc")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,26 +5,33 @@ warn; a different answer in silence, a crash, a sanitizer report, a hang or more
 The snapshot is known_state's, captured here; the seed is printed, to replay a failure.
 bench/mutations runs the campaign for as long as asked."""
 import os
+import struct
 import subprocess
 import sys
 
-from common import HEAPSNAP, check, finish, heapsnap, path, start_known_state
+from common import HEAPSNAP, Case, check, heapsnap, main, path, start_known_state
 
-process, record = start_known_state()
-snapshot = path("mutations.snap")
-heapsnap("capture", str(record["pid"]), "-o", snapshot)
-process.kill()
-campaign = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz",
-                        "mutate_snapshots.py")
+CAMPAIGN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "mutate_snapshots.py")
+_snapshot = []
 
-# what one random campaign once found: a HEAPSNAP note's type changed into another of heapsnap's
-# own (the info note made a second threads note: the snapshot read as a foreign core, its answer
-# changed in silence; the layout note made a second threads note) is refused
-sys.path.insert(0, os.path.dirname(campaign))
-import struct  # noqa: E402
-from mutate_snapshots import compress, notes_of  # noqa: E402
-core = subprocess.run(["zstd", "-qdc", snapshot], capture_output=True, check=True).stdout
-for old_type, new_type in ((1, 3), (7, 3)):
+
+def snapshot():
+    """known_state's snapshot, captured once for every case."""
+    if not _snapshot:
+        process, record = start_known_state()
+        _snapshot.append(path("mutations.snap"))
+        heapsnap("capture", str(record["pid"]), "-o", _snapshot[0])
+        process.kill()
+    return _snapshot[0]
+
+
+def check_note_type_changed(old_type, new_type):
+    # what one random campaign once found: a HEAPSNAP note's type changed into another of heapsnap's
+    # own (the info note made a second threads note: the snapshot read as a foreign core, its answer
+    # changed in silence; the layout note made a second threads note) is refused
+    sys.path.insert(0, os.path.dirname(CAMPAIGN))
+    from mutate_snapshots import compress, notes_of
+    core = subprocess.run(["zstd", "-qdc", snapshot()], capture_output=True, check=True).stdout
     data = bytearray(core)
     found = [at for at in notes_of(core) if core[at + 12:at + 20] == b"HEAPSNAP" and
              struct.unpack_from("<I", core, at + 8)[0] == old_type]
@@ -37,12 +44,25 @@ for old_type, new_type in ((1, 3), (7, 3)):
     check(refused.returncode == 2 and "is damaged" in refused.stderr,
           f"a HEAPSNAP note of type {old_type} made one of type {new_type} is refused: "
           f"{refused.returncode} {refused.stderr!r}")
-result = subprocess.run([sys.executable, campaign, HEAPSNAP, snapshot, path("mutations"),
-                         "--seconds", "60"], capture_output=True, text=True, timeout=600)
-print(result.stdout)
-check(result.returncode == 0, f"the campaign found what it must not: {result.stdout[-3000:]} "
-                              f"{result.stderr[-1000:]}")
-counts = result.stdout.splitlines()[0] if result.stdout else ""
-check(" refused" in counts and int(counts.split()[0]) >= 20,
-      f"the campaign ran (at least 20 mutated snapshots): {counts!r}")
-finish()
+
+
+class Mutations(Case):
+    def test_info_note_made_threads_note(self):
+        check_note_type_changed(1, 3)
+
+    def test_layout_note_made_threads_note(self):
+        check_note_type_changed(7, 3)
+
+    def test_campaign(self):
+        result = subprocess.run([sys.executable, CAMPAIGN, HEAPSNAP, snapshot(), path("mutations"),
+                                 "--seconds", "60"], capture_output=True, text=True, timeout=600)
+        print(result.stdout)
+        check(result.returncode == 0, f"the campaign found what it must not: {result.stdout[-3000:]} "
+                                      f"{result.stderr[-1000:]}")
+        counts = result.stdout.splitlines()[0] if result.stdout else ""
+        check(" refused" in counts and int(counts.split()[0]) >= 20,
+              f"the campaign ran (at least 20 mutated snapshots): {counts!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,12 +7,14 @@ Ground truth is the target's own record
 (tests/targets/forked_heap.c: every block it holds with malloc_usable_size, every block it
 freed); for a malloc it does not know (a program's own), that the tool refuses (exit 2, naming the
 allocator) rather than report an empty heap as healthy."""
+import functools
 import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
-from common import check, finish, heapsnap, path, start
+from common import Case, check, heapsnap, main, path, start
 from glibc_target import listing, read_record
 
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
@@ -39,8 +41,8 @@ def forked_worker(label, executable):
     start([executable, record_path])
     wait_for(record_path)
     record = read_record(record_path)
-    child = int(next(l.split()[1] for l in open(record_path) if l.startswith("child ")))
-    maps = [l for l in open(f"/proc/{child}/maps") if l.rstrip().endswith("[heap]")]
+    child = int(next(l.split()[1] for l in Path(record_path).read_text().splitlines(keepends=True) if l.startswith("child ")))
+    maps = [l for l in Path(f"/proc/{child}/maps").read_text().splitlines(keepends=True) if l.rstrip().endswith("[heap]")]
     snapshot = path(label + ".snap")
     heapsnap("capture", str(child), "-o", snapshot)
     for options in ((), ("--no-debuginfo",)):
@@ -62,12 +64,16 @@ def forked_worker(label, executable):
     return maps, snapshot
 
 
-maps, _ = forked_worker("forked", FORKED)
-check(len(maps) >= 2, f"the worker's brk heap is several mappings, as the kernel keeps it after fork: {maps}")
-_, static_snapshot = forked_worker("forked-static", FORKED_STATIC)
-summary = json.loads(heapsnap("summary", static_snapshot, "--format", "json").stdout)
-check(summary["runtimes"]["glibc"].startswith("2.35 or later"),
-      f"a static glibc's version is told from its malloc_par layout: {summary['runtimes']['glibc']!r}")
+def check_forked_worker():
+    maps, _ = forked_worker("forked", FORKED)
+    check(len(maps) >= 2, f"the worker's brk heap is several mappings, as the kernel keeps it after fork: {maps}")
+
+
+def check_forked_worker_static():
+    _, static_snapshot = forked_worker("forked-static", FORKED_STATIC)
+    summary = json.loads(heapsnap("summary", static_snapshot, "--format", "json").stdout)
+    check(summary["runtimes"]["glibc"].startswith("2.35 or later"),
+          f"a static glibc's version is told from its malloc_par layout: {summary['runtimes']['glibc']!r}")
 
 
 def expect_refusal(label, command, needles, env=None):
@@ -89,28 +95,28 @@ def expect_refusal(label, command, needles, env=None):
     process.kill()
 
 
-expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
-
 # an allocator beside glibc's malloc (jemalloc under Rust's prefix, serving what Rust allocates):
 # glibc's heap is walked, and the report says what it leaves out rather than pass for the whole
-ready = path("beside.ready")
-process = start([BESIDE_ALLOCATOR, ready])
-wait_for(ready)
-snapshot = path("beside.snap")
-heapsnap("capture", str(process.pid), "-o", snapshot)
-for args in (("summary", snapshot), ("list", snapshot)):
-    result = heapsnap(*args, check_ok=False)
-    check(result.returncode == 0 and "jemalloc under the prefix _rjem_" in result.stderr and
-          "keeps a heap of its own" in result.stderr and "beside_allocator" in result.stderr,
-          f"beside: {args[0]} walks glibc's heap and warns of the jemalloc beside it: "
-          f"{result.returncode} {result.stderr[:400]!r}")
-listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
-check(sum(1 for fields in listed if 48 <= int(fields[1]) < 64 and fields[2] == "live") >= 1000,
-      "beside: the 1,000 blocks from glibc's malloc are listed")
-diff = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
-check(diff.returncode == 0 and "keeps a heap of its own" in diff.stdout + diff.stderr,
-      f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
-process.kill()
+def check_beside():
+    ready = path("beside.ready")
+    process = start([BESIDE_ALLOCATOR, ready])
+    wait_for(ready)
+    snapshot = path("beside.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    for args in (("summary", snapshot), ("list", snapshot)):
+        result = heapsnap(*args, check_ok=False)
+        check(result.returncode == 0 and "jemalloc under the prefix _rjem_" in result.stderr and
+              "keeps a heap of its own" in result.stderr and "beside_allocator" in result.stderr,
+              f"beside: {args[0]} walks glibc's heap and warns of the jemalloc beside it: "
+              f"{result.returncode} {result.stderr[:400]!r}")
+    listed = [line.split() for line in heapsnap("list", snapshot).stdout.splitlines()]
+    check(sum(1 for fields in listed if 48 <= int(fields[1]) < 64 and fields[2] == "live") >= 1000,
+          "beside: the 1,000 blocks from glibc's malloc are listed")
+    diff = subprocess.run([HEAPDIFF, snapshot, snapshot], capture_output=True, text=True, timeout=300)
+    check(diff.returncode == 0 and "keeps a heap of its own" in diff.stdout + diff.stderr,
+          f"beside: heapdiff says it too: {diff.returncode} {diff.stderr[:300]!r}")
+    process.kill()
+
 
 # runtimes whose objects live in heaps of their own: node (V8), Java, PHP (the Zend memory
 # manager) and LuaJIT. Their malloc heap is walked, and the report says that the runtime's heap is
@@ -128,7 +134,9 @@ RUNTIMES = [
     ("luajit", ["luajit", os.path.join(TARGETS, "holder.lua")], "LuaJIT's garbage-collected heap",
      True),
 ]
-for label, command, needle, outside in RUNTIMES:
+
+
+def check_runtime(label, command, needle, outside):
     ready = path(label + ".ready")
     process = start(command + [ready])
     wait_for(ready, timeout=120)
@@ -144,6 +152,7 @@ for label, command, needle, outside in RUNTIMES:
         check(said and said[0] >= 32, f"{label}: the memory outside the heaps is said: {warnings}")
     process.kill()
 
+
 # programs whose heap no walker reads say what they are: Go, statically linked (with its symbols
 # and stripped: its version from .go.buildinfo) or with cgo (glibc's heap walked, Go's named as
 # not walked), and a static musl program (musl's malloc named)
@@ -156,21 +165,37 @@ builds = {
                     {"CGO_ENABLED": "0"}),
     "go-cgo": (["go", "build", "-o", path("go-cgo"), "cgo_holder.go"], {"CGO_ENABLED": "1"}),
 }
-go_version = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.split()[2]
-for label, (command, extra) in builds.items():
-    built = subprocess.run(command, cwd=GO_SOURCES, env=dict(go_env, **extra), capture_output=True,
-                           text=True, timeout=600)
-    check(built.returncode == 0, f"{label}: go build: {built.stderr[-400:]}")
-built = subprocess.run(["musl-gcc", "-static", "-O1", "-o", path("musl-static"),
-                        os.path.join(TARGETS, "musl_holder.c")], capture_output=True, text=True)
-check(built.returncode == 0, f"musl-gcc: {built.stderr[-400:]}")
-EXPECTED = {
-    "go-static": (2, [f"it is a Go program ({go_version})", "Go runtime's garbage-collected heap"]),
-    "go-stripped": (2, [f"it is a Go program ({go_version})"]),
-    "go-cgo": (0, ["the Go runtime's garbage-collected heap", "keeps a heap of its own beside glibc"]),
-    "musl-static": (2, ["musl's malloc"]),
-}
-for label, (status, needles) in EXPECTED.items():
+
+
+@functools.lru_cache(maxsize=None)
+def go_version():
+    return subprocess.run(["go", "version"], capture_output=True, text=True).stdout.split()[2]
+
+
+def build(label):
+    if label in builds:
+        command, extra = builds[label]
+        built = subprocess.run(command, cwd=GO_SOURCES, env=dict(go_env, **extra), capture_output=True,
+                               text=True, timeout=600)
+        check(built.returncode == 0, f"{label}: go build: {built.stderr[-400:]}")
+    else:
+        built = subprocess.run(["musl-gcc", "-static", "-O1", "-o", path("musl-static"),
+                                os.path.join(TARGETS, "musl_holder.c")], capture_output=True, text=True)
+        check(built.returncode == 0, f"musl-gcc: {built.stderr[-400:]}")
+
+
+def expected_of(label):
+    return {
+        "go-static": (2, [f"it is a Go program ({go_version()})", "Go runtime's garbage-collected heap"]),
+        "go-stripped": (2, [f"it is a Go program ({go_version()})"]),
+        "go-cgo": (0, ["the Go runtime's garbage-collected heap", "keeps a heap of its own beside glibc"]),
+        "musl-static": (2, ["musl's malloc"]),
+    }[label]
+
+
+def check_unwalked_program(label):
+    build(label)
+    status, needles = expected_of(label)
     ready = path(label + ".ready")
     process = start([path(label), ready])
     wait_for(ready)
@@ -181,11 +206,10 @@ for label, (status, needles) in EXPECTED.items():
           f"{label}: summary exits {status} saying {needles}: {result.returncode} {result.stderr[-500:]!r}")
     process.kill()
 
+
 # jemalloc, tcmalloc and mimalloc are walked (tests/e2e/test_jemalloc_heap.py,
 # test_tcmalloc_heap.py and test_mimalloc_heap.py check their heaps block by block)
-for library, name in (("libjemalloc.so.2", "jemalloc 5.3.0"),
-                      ("libtcmalloc_minimal.so.4", "tcmalloc 2.10"),
-                      ("libmimalloc.so.2", "mimalloc 2.0.9")):
+def check_walked(library, name):
     ready = path(library + ".ready")
     process = start([GLIBC_HEAP, ready], env=dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, library)))
     wait_for(ready)
@@ -195,4 +219,54 @@ for library, name in (("libjemalloc.so.2", "jemalloc 5.3.0"),
     check(result.returncode == 0 and result.stdout.splitlines()[1].startswith(name),
           f"{name}: its heap is walked and named: {result.returncode} {result.stdout[:200]!r} {result.stderr!r}")
     process.kill()
-finish()
+
+
+class OtherHeaps(Case):
+    def test_forked_worker_brk_heap(self):
+        check_forked_worker()
+
+    def test_static_glibc_forked_worker(self):
+        check_forked_worker_static()
+
+    def test_own_malloc_refused(self):
+        expect_refusal("own", [OWN_MALLOC], ["the malloc of own_malloc", "cannot walk"])
+
+    def test_jemalloc_beside_glibc(self):
+        check_beside()
+
+    def test_node(self):
+        check_runtime(*RUNTIMES[0])
+
+    def test_java(self):
+        check_runtime(*RUNTIMES[1])
+
+    def test_php(self):
+        check_runtime(*RUNTIMES[2])
+
+    def test_luajit(self):
+        check_runtime(*RUNTIMES[3])
+
+    def test_go_static(self):
+        check_unwalked_program("go-static")
+
+    def test_go_stripped(self):
+        check_unwalked_program("go-stripped")
+
+    def test_go_cgo(self):
+        check_unwalked_program("go-cgo")
+
+    def test_musl_static(self):
+        check_unwalked_program("musl-static")
+
+    def test_jemalloc_walked(self):
+        check_walked("libjemalloc.so.2", "jemalloc 5.3.0")
+
+    def test_tcmalloc_walked(self):
+        check_walked("libtcmalloc_minimal.so.4", "tcmalloc 2.10")
+
+    def test_mimalloc_walked(self):
+        check_walked("libmimalloc.so.2", "mimalloc 2.0.9")
+
+
+if __name__ == "__main__":
+    main()

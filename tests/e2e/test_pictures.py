@@ -28,7 +28,7 @@ import sys
 import time
 import xml.etree.ElementTree as ElementTree
 
-from common import check, finish, heapsnap, path, start
+from common import Case, check, give_up, heapsnap, main, path, start
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,20 +38,22 @@ PYTHON = "/usr/bin/python3.11"
 sys.path.insert(0, TARGETS)
 from client import connect  # noqa: E402
 
-# ---- the tools must be there: a picture nobody parsed is not tested ----
-missing = []
-if subprocess.run(["sh", "-c", "command -v dot"], capture_output=True).returncode != 0:
-    missing.append("graphviz's dot (Debian package graphviz)")
-if subprocess.run(["sh", "-c", "command -v node"], capture_output=True).returncode != 0:
-    missing.append("node (Debian package nodejs)")
-if not os.path.isdir(os.path.join(MERMAID, "node_modules", "mermaid")) or \
-        not os.path.isdir(os.path.join(MERMAID, "node_modules", "jsdom")):
-    missing.append(f"the npm packages of {os.path.normpath(MERMAID)} (npm ci there)")
-if not os.path.exists(PYTHON):
-    missing.append(f"{PYTHON} (Debian package python3.11)")
-if missing:
-    print("FAIL: missing " + "; ".join(missing) + ": run scripts/setup", file=sys.stderr)
-    sys.exit(1)
+
+def need_tools():
+    """The tools must be there: a picture nobody parsed is not tested."""
+    missing = []
+    if subprocess.run(["sh", "-c", "command -v dot"], capture_output=True).returncode != 0:
+        missing.append("graphviz's dot (Debian package graphviz)")
+    if subprocess.run(["sh", "-c", "command -v node"], capture_output=True).returncode != 0:
+        missing.append("node (Debian package nodejs)")
+    if not os.path.isdir(os.path.join(MERMAID, "node_modules", "mermaid")) or \
+            not os.path.isdir(os.path.join(MERMAID, "node_modules", "jsdom")):
+        missing.append(f"the npm packages of {os.path.normpath(MERMAID)} (npm ci there)")
+    if not os.path.exists(PYTHON):
+        missing.append(f"{PYTHON} (Debian package python3.11)")
+    if missing:
+        give_up("missing " + "; ".join(missing) + ": run scripts/setup")
+
 
 
 def heapdiff(*args):
@@ -205,49 +207,74 @@ def snapshots(args, grow):
 
 
 # ---- the story: the module-global list ----
-state = path("port")
-server = start([PYTHON, os.path.join(TARGETS, "leaky_server.py"), state, "--variant", "global"])
-port = int(wait_for(state, server))
-connect(port, 100)
-before, after = path("story-before.snap"), path("story-after.snap")
-heapsnap("capture", str(server.pid), "-o", before)
-connect(port, 500)
-heapsnap("capture", str(server.pid), "-o", after)
-server.kill()
-server.wait()
+_story = []
 
-diff = json.loads(heapdiff("--format", "json", before, after))
-markdown = heapdiff("--format", "markdown", before, after)
-blocks = mermaid_blocks(markdown)
-check(len(blocks) == 1, f"story: one ```mermaid block in the markdown, not {len(blocks)}")
-keeps = markdown.find("#### What keeps the new objects alive")
-block_at = markdown.find("```mermaid")
-details = markdown.find("<details><summary>Retaining paths")
-check(0 <= keeps < block_at < details,
-      "story: the flowchart is under the retainers' table, before the collapsed paths")
-connection = next((g for g in diff["grown"] if g["type"] == "__main__.Connection"), None)
-check(connection and any(r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]
-                         and r["count"] == 500 for r in connection.get("retainers", [])),
-      f"story: the JSON has the 500 new Connections held by _CONNECTIONS: {connection}")
-if blocks:
-    picture = parse_mermaid("story", blocks[0])
-    compare("story mermaid", diff, picture)
-    if picture:
-        steps = {(picture[0].get(a), picture[0].get(b)): c for a, b, c in picture[1]}
-        check(steps.get(("list[*]", "__main__.Connection")) == "500"
-              and ("module __main__._CONNECTIONS", "list[*]") in steps,
-              f"story mermaid: _CONNECTIONS -> list[*] -> Connection, 500 on the last step: "
-              f"{picture}")
-dot = heapdiff("--format", "dot", before, after)
-check(dot.lstrip().startswith("//") and "digraph heapdiff {" in dot,
-      f"story: --format dot is a digraph:\n{dot}")
-compare("story dot", diff, draw_dot("story", dot))
-check(heapdiff("--format", "dot", before, after) == dot,
-      "story: the same DOT, ids and all, from a second run")
+
+def story():
+    """The leaking server's two snapshots and heapdiff's JSON of them: made once for every case."""
+    if not _story:
+        state = path("port")
+        server = start([PYTHON, os.path.join(TARGETS, "leaky_server.py"), state, "--variant", "global"])
+        port = int(wait_for(state, server))
+        connect(port, 100)
+        before, after = path("story-before.snap"), path("story-after.snap")
+        heapsnap("capture", str(server.pid), "-o", before)
+        connect(port, 500)
+        heapsnap("capture", str(server.pid), "-o", after)
+        server.kill()
+        server.wait()
+
+        diff = json.loads(heapdiff("--format", "json", before, after))
+        _story.append((before, after, diff))
+    return _story[0]
+
+
+def check_story_json():
+    before, after, diff = story()
+    connection = next((g for g in diff["grown"] if g["type"] == "__main__.Connection"), None)
+    check(connection and any(r["path"][:2] == ["module __main__._CONNECTIONS", "list[*]"]
+                             and r["count"] == 500 for r in connection.get("retainers", [])),
+          f"story: the JSON has the 500 new Connections held by _CONNECTIONS: {connection}")
+
+
+def check_story_mermaid():
+    before, after, diff = story()
+    markdown = heapdiff("--format", "markdown", before, after)
+    blocks = mermaid_blocks(markdown)
+    check(len(blocks) == 1, f"story: one ```mermaid block in the markdown, not {len(blocks)}")
+    keeps = markdown.find("#### What keeps the new objects alive")
+    block_at = markdown.find("```mermaid")
+    details = markdown.find("<details><summary>Retaining paths")
+    check(0 <= keeps < block_at < details,
+          "story: the flowchart is under the retainers' table, before the collapsed paths")
+    if blocks:
+        picture = parse_mermaid("story", blocks[0])
+        compare("story mermaid", diff, picture)
+        if picture:
+            steps = {(picture[0].get(a), picture[0].get(b)): c for a, b, c in picture[1]}
+            check(steps.get(("list[*]", "__main__.Connection")) == "500"
+                  and ("module __main__._CONNECTIONS", "list[*]") in steps,
+                  f"story mermaid: _CONNECTIONS -> list[*] -> Connection, 500 on the last step: "
+                  f"{picture}")
+
+
+def check_story_dot():
+    before, after, diff = story()
+    dot = heapdiff("--format", "dot", before, after)
+    check(dot.lstrip().startswith("//") and "digraph heapdiff {" in dot,
+          f"story: --format dot is a digraph:\n{dot}")
+    compare("story dot", diff, draw_dot("story", dot))
+    check(heapdiff("--format", "dot", before, after) == dot,
+          "story: the same DOT, ids and all, from a second run")
+
+
 # --top bounds both pictures as it bounds the paths
-top1 = json.loads(heapdiff("--format", "json", "--top", "1", before, after))
-compare("story dot --top 1", top1,
-        draw_dot("story-top1", heapdiff("--format", "dot", "--top", "1", before, after)), top=1)
+def check_story_dot_top_1():
+    before, after, diff = story()
+    top1 = json.loads(heapdiff("--format", "json", "--top", "1", before, after))
+    compare("story dot --top 1", top1,
+            draw_dot("story-top1", heapdiff("--format", "dot", "--top", "1", before, after)), top=1)
+
 
 # ---- names that break naive graph text ----
 def odd_grow(process, state):
@@ -255,8 +282,18 @@ def odd_grow(process, state):
     wait_for(state, process, "2")
 
 
-before, after = snapshots([PYTHON, os.path.join(TARGETS, "odd_names.py")], odd_grow)
-for values in (["--show-values"], []):
+_odd = []
+
+
+def odd_snapshots():
+    """odd_names.py's two snapshots, made once for every case."""
+    if not _odd:
+        _odd.append(snapshots([PYTHON, os.path.join(TARGETS, "odd_names.py")], odd_grow))
+    return _odd[0]
+
+
+def check_odd_names(values):
+    before, after = odd_snapshots()
     name = "odd names" + (" --show-values" if values else "")
     diff = json.loads(heapdiff("--format", "json", *values, before, after))
     elements = {e for g in diff["grown"][:10] for r in g.get("retainers", []) for e in r["path"]}
@@ -280,27 +317,32 @@ for values in (["--show-values"], []):
     check(all(ord(c) < 128 for c in dot), f"{name}: the DOT is ASCII")
     compare(name + " dot", diff, draw_dot(name.replace(" ", "-"), dot))
 
+
 # ---- text and markdown: no control character from the process reaches the reader ----
 # (a name with terminal escapes would colour, clear the screen, ring the bell; one with a
 # newline would print a forged line)
-outputs = {"heapdiff text": heapdiff(before, after),
-           "heapdiff text --show-values": heapdiff("--show-values", before, after),
-           "heapdiff markdown": heapdiff("--format", "markdown", before, after),
-           "summary text": heapsnap("summary", after, "--type", "__main__.*").stdout,
-           "summary text --show-values": heapsnap("summary", after, "--type", "__main__.*",
-                                                  "--show-values").stdout,
-           "list text": heapsnap("list", after, "--paths").stdout,
-           "info text": heapsnap("info", after).stdout}
-for label, text in outputs.items():
-    controls = sorted({c for c in text if (ord(c) < 32 and c != "\n") or ord(c) == 127})
-    check(not controls, f"{label}: no control character: {controls}")
-    check(not any(line.startswith("lines") for line in text.splitlines()),
-          f"{label}: no line forged by a name's newline")
-    check("\\x1b[31mred" in text or label.startswith(("list", "info")),
-          f"{label}: the escapes are shown as text")
+def check_no_control_characters():
+    before, after = odd_snapshots()
+    outputs = {"heapdiff text": heapdiff(before, after),
+               "heapdiff text --show-values": heapdiff("--show-values", before, after),
+               "heapdiff markdown": heapdiff("--format", "markdown", before, after),
+               "summary text": heapsnap("summary", after, "--type", "__main__.*").stdout,
+               "summary text --show-values": heapsnap("summary", after, "--type", "__main__.*",
+                                                      "--show-values").stdout,
+               "list text": heapsnap("list", after, "--paths").stdout,
+               "info text": heapsnap("info", after).stdout}
+    for label, text in outputs.items():
+        controls = sorted({c for c in text if (ord(c) < 32 and c != "\n") or ord(c) == 127})
+        check(not controls, f"{label}: no control character: {controls}")
+        check(not any(line.startswith("lines") for line in text.splitlines()),
+              f"{label}: no line forged by a name's newline")
+        check("\\x1b[31mred" in text or label.startswith(("list", "info")),
+              f"{label}: the escapes are shown as text")
+
 
 # ---- heapsnap summary --format dot: the paths the summary shows ----
-for values in (["--show-values"], []):
+def check_summary_dot(values):
+    before, after = odd_snapshots()
     name = "summary dot" + (" --show-values" if values else "")
     summary = json.loads(heapsnap("summary", after, "--format", "json", "--type", "__main__.*",
                                   *values).stdout)
@@ -312,18 +354,60 @@ for values in (["--show-values"], []):
           f"{name}: an ASCII digraph:\n{dot}")
     compare(name, {"grown": shown}, draw_dot(name.replace(" ", "-"), dot), top=len(shown))
 
+
 # ---- the options ----
-usage = subprocess.run([HEAPDIFF, "--help"], capture_output=True, text=True).stdout
-check("dot" in usage and "mermaid" in usage, f"heapdiff --help names dot and mermaid:\n{usage}")
-bad = subprocess.run([HEAPDIFF, "--format", "svg", before, after], capture_output=True, text=True)
-check(bad.returncode == 2 and "text, markdown, json, dot or html" in bad.stderr,
-      f"--format svg is refused, naming the formats: {bad.returncode} {bad.stderr}")
-usage = heapsnap("summary", "--help").stdout
-check("dot" in usage, f"heapsnap summary --help names dot:\n{usage}")
-completion = os.path.join(HERE, "..", "..", "cli", "completion.bash")
-# (the words an option takes are read from the program's --help: the built one)
-offered = subprocess.run(["bash", "-c", f"source {completion}; COMP_WORDS=({HEAPDIFF} --format d); "
-                          "COMP_CWORD=2; _heapdiff; printf '%s\\n' \"${COMPREPLY[@]}\""],
-                         capture_output=True, text=True).stdout.split()
-check(offered == ["dot"], f"bash completes heapdiff --format d to dot: {offered}")
-finish()
+def check_options():
+    before, after = odd_snapshots()
+    usage = subprocess.run([HEAPDIFF, "--help"], capture_output=True, text=True).stdout
+    check("dot" in usage and "mermaid" in usage, f"heapdiff --help names dot and mermaid:\n{usage}")
+    bad = subprocess.run([HEAPDIFF, "--format", "svg", before, after], capture_output=True, text=True)
+    check(bad.returncode == 2 and "text, markdown, json, dot or html" in bad.stderr,
+          f"--format svg is refused, naming the formats: {bad.returncode} {bad.stderr}")
+    usage = heapsnap("summary", "--help").stdout
+    check("dot" in usage, f"heapsnap summary --help names dot:\n{usage}")
+    completion = os.path.join(HERE, "..", "..", "cli", "completion.bash")
+    # (the words an option takes are read from the program's --help: the built one)
+    offered = subprocess.run(["bash", "-c", f"source {completion}; COMP_WORDS=({HEAPDIFF} --format d); "
+                              "COMP_CWORD=2; _heapdiff; printf '%s\\n' \"${COMPREPLY[@]}\""],
+                             capture_output=True, text=True).stdout.split()
+    check(offered == ["dot"], f"bash completes heapdiff --format d to dot: {offered}")
+
+
+class Pictures(Case):
+    def setUp(self):
+        super().setUp()
+        need_tools()
+
+    def test_story_json(self):
+        check_story_json()
+
+    def test_story_mermaid(self):
+        check_story_mermaid()
+
+    def test_story_dot(self):
+        check_story_dot()
+
+    def test_story_top_1_bounds_dot(self):
+        check_story_dot_top_1()
+
+    def test_odd_names_show_values(self):
+        check_odd_names(["--show-values"])
+
+    def test_odd_names_masked(self):
+        check_odd_names([])
+
+    def test_no_control_characters_in_text(self):
+        check_no_control_characters()
+
+    def test_summary_dot_show_values(self):
+        check_summary_dot(["--show-values"])
+
+    def test_summary_dot_masked(self):
+        check_summary_dot([])
+
+    def test_options(self):
+        check_options()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,12 +14,18 @@
 import glob
 import json
 import os
+import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
-from common import check, check_summary_invariants, finish, heapsnap, path, start
+from common import Case, check, check_summary_invariants, give_up, heapsnap, main, path, start
 
 TARGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "shared_roots.py")
+THREAD_LOCALS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "thread_locals.py")
 DEAD_THREAD = os.environ.get("DEAD_THREAD", "build/tests/dead_thread")
+pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 
 
 def wait_for(name, process, timeout=60):
@@ -33,67 +39,76 @@ def root(summary, name):
     return next((r for r in summary["roots"] if r["root"] == name), None)
 
 
-pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-interpreters = []
-for minor in (8, 11, 12, 13):
-    interpreters += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))[-1:]
-check(len(interpreters) == 4, f"pyenv's CPython 3.8, 3.11, 3.12, 3.13 are present: {interpreters}")
-interpreters.append("/usr/bin/python3.11")
+def pyenv_interpreters():
+    interpreters = []
+    for minor in (8, 11, 12, 13):
+        interpreters += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"3.{minor}.*", "bin", f"python3.{minor}")))[-1:]
+    return interpreters
 
-for interpreter in interpreters:
-    label = "debian-3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
-    for alias in (True, False):
-        what = f"{label} {'DATA and ALIAS' if alias else 'DATA alone'}"
-        record_path = path(f"roots-{label}-{alias}.json")
-        process = start([interpreter, TARGET, record_path] + (["alias"] if alias else []))
-        if not check(wait_for(record_path, process), f"{what}: the target wrote its record"):
-            continue
-        record = json.load(open(record_path))
-        snapshot = path(f"roots-{label}-{alias}.snap")
-        heapsnap("capture", str(process.pid), "-o", snapshot)
-        process.kill()
-        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
-        check_summary_invariants(what, summary)
-        data, alias_root = root(summary, "module __main__.DATA"), root(summary, "module __main__.ALIAS")
-        solo = root(summary, "module __main__.SOLO")
-        check(solo and solo["retained_bytes"] >= record["solo_bytes"],
-              f"{what}: SOLO alone retains at least its getsizeof bytes {record['solo_bytes']}: {solo}")
-        if not check(data is not None, f"{what}: DATA is in the roots table"):
-            continue
-        check(data["holds_bytes"] >= record["data_bytes"],
-              f"{what}: DATA holds at least its getsizeof bytes {record['data_bytes']}: {data}")
-        check(data["holds_bytes"] <= 2 * record["data_bytes"],
-              f"{what}: DATA holds at most twice its getsizeof bytes: {data}")
-        if alias:
-            check(alias_root and alias_root["holds_bytes"] == data["holds_bytes"],
-                  f"{what}: ALIAS holds what DATA holds: {alias_root}")
-            check(data["retained_bytes"] < record["data_bytes"] / 100,
-                  f"{what}: DATA alone retains (almost) nothing: {data}")
-            groups = [g for g in summary["shared"]["groups"]
-                      if sorted(g["roots"]) == ["module __main__.ALIAS", "module __main__.DATA"]]
-            check(len(groups) == 1 and groups[0]["bytes"] >= record["data_bytes"] and not groups[0]["more_roots"],
-                  f"{what}: one group of the two roots holds DATA: {groups}")
-            text = heapsnap("summary", snapshot).stdout
-            check("held by 2 roots: module __main__.ALIAS, module __main__.DATA" in text or
-                  "held by 2 roots: module __main__.DATA, module __main__.ALIAS" in text,
-                  f"{what}: the text report names the two roots that hold DATA together")
-        else:
-            check(alias_root is None, f"{what}: there is no ALIAS root")
-            # (all but the few objects others share: the one-character strs are cached)
-            check(data["retained_bytes"] >= 0.99 * data["holds_bytes"],
-                  f"{what}: DATA alone retains what it holds: {data}")
-        lists = next(t for t in summary["types"] if t["type"] == "list")
-        check(lists["retained_bytes"] <= summary["heap"]["live_bytes"],
-              f"{what}: list retains {lists['retained_bytes']}, more than the live heap {summary['heap']['live_bytes']}")
+
+def interpreter_of(label):
+    """The interpreter of a label (python3.8, debian-3.11); the case gives up without it."""
+    if label == "debian-3.11":
+        return "/usr/bin/python3.11"
+    found = [i for i in pyenv_interpreters() if os.path.basename(i) == label]
+    if not found:
+        give_up(f"{label}: pyenv has no such interpreter here")
+    return found[0]
+
+
+def check_shared(label, alias):
+    interpreter = interpreter_of(label)
+    what = f"{label} {'DATA and ALIAS' if alias else 'DATA alone'}"
+    record_path = path(f"roots-{label}-{alias}.json")
+    process = start([interpreter, TARGET, record_path] + (["alias"] if alias else []))
+    if not check(wait_for(record_path, process), f"{what}: the target wrote its record"):
+        return
+    record = json.loads(Path(record_path).read_text())
+    snapshot = path(f"roots-{label}-{alias}.snap")
+    heapsnap("capture", str(process.pid), "-o", snapshot)
+    process.kill()
+    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+    check_summary_invariants(what, summary)
+    data, alias_root = root(summary, "module __main__.DATA"), root(summary, "module __main__.ALIAS")
+    solo = root(summary, "module __main__.SOLO")
+    check(solo and solo["retained_bytes"] >= record["solo_bytes"],
+          f"{what}: SOLO alone retains at least its getsizeof bytes {record['solo_bytes']}: {solo}")
+    if not check(data is not None, f"{what}: DATA is in the roots table"):
+        return
+    check(data["holds_bytes"] >= record["data_bytes"],
+          f"{what}: DATA holds at least its getsizeof bytes {record['data_bytes']}: {data}")
+    check(data["holds_bytes"] <= 2 * record["data_bytes"],
+          f"{what}: DATA holds at most twice its getsizeof bytes: {data}")
+    if alias:
+        check(alias_root and alias_root["holds_bytes"] == data["holds_bytes"],
+              f"{what}: ALIAS holds what DATA holds: {alias_root}")
+        check(data["retained_bytes"] < record["data_bytes"] / 100,
+              f"{what}: DATA alone retains (almost) nothing: {data}")
+        groups = [g for g in summary["shared"]["groups"]
+                  if sorted(g["roots"]) == ["module __main__.ALIAS", "module __main__.DATA"]]
+        check(len(groups) == 1 and groups[0]["bytes"] >= record["data_bytes"] and not groups[0]["more_roots"],
+              f"{what}: one group of the two roots holds DATA: {groups}")
+        text = heapsnap("summary", snapshot).stdout
+        check("held by 2 roots: module __main__.ALIAS, module __main__.DATA" in text or
+              "held by 2 roots: module __main__.DATA, module __main__.ALIAS" in text,
+              f"{what}: the text report names the two roots that hold DATA together")
+    else:
+        check(alias_root is None, f"{what}: there is no ALIAS root")
+        # (all but the few objects others share: the one-character strs are cached)
+        check(data["retained_bytes"] >= 0.99 * data["holds_bytes"],
+              f"{what}: DATA alone retains what it holds: {data}")
+    lists = next(t for t in summary["types"] if t["type"] == "list")
+    check(lists["retained_bytes"] <= summary["heap"]["live_bytes"],
+          f"{what}: list retains {lists['retained_bytes']}, more than the live heap {summary['heap']['live_bytes']}")
+
 
 # one path in many threads is one shape; values from memory masked unless asked
-THREAD_LOCALS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "thread_locals.py")
-for interpreter in (interpreters[1] if len(interpreters) > 1 else interpreters[0], "/usr/bin/python3.11"):
-    label = "debian-3.11" if interpreter.startswith("/usr/bin") else os.path.basename(interpreter)
+def check_thread_locals(label):
+    interpreter = interpreter_of(label)
     ready = path(f"threads-{label}.ready")
     process = start([interpreter, THREAD_LOCALS, ready])
     if not check(wait_for(ready, process), f"{label}: thread_locals is ready"):
-        continue
+        return
     snapshot = path(f"threads-{label}.snap")
     heapsnap("capture", str(process.pid), "-o", snapshot)
     process.kill()
@@ -112,57 +127,109 @@ for interpreter in (interpreters[1] if len(interpreters) > 1 else interpreters[0
         check("SECRET-TOKEN-12345-key" in shown or args[0] == "summary" and "--type" not in args,
               f"{label}: {' '.join(args[:1] + args[2:])} --show-values shows the keys")
 
+
 # C: the stacks of ended threads are no roots
-record_path = path("dead_thread.record")
-process = start([DEAD_THREAD, record_path])
-if check(wait_for(record_path, process, 30), "dead_thread wrote its record"):
-    lines = [l.split() for l in open(record_path)]
-    lost = {int(w[1], 16) for w in lines if w[0] == "lost"}
-    held = {int(w[1], 16) for w in lines if w[0] == "held"}
-    snapshot = path("dead_thread.snap")
-    heapsnap("capture", str(process.pid), "-o", snapshot)
-    listed = {}
-    for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
-        allocation = json.loads(line)
-        listed[allocation["addr"]] = allocation
-    kept = [(hex(a), listed[a].get("path")) for a in lost if a in listed and listed[a].get("path")]
-    check(len(lost) == 200 and all(a in listed for a in lost), f"the 200 lost blocks are listed")
-    check(not kept, f"{len(kept)} lost blocks are held by a stale stack: {kept[:3]}")
-    reached = [a for a in held if (listed.get(a) or {}).get("path", [""])[0] == "global held_blocks"]
-    check(len(reached) == len(held) == 50, f"the blocks the global holds are reached from it: {len(reached)}")
-    summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
-    check_summary_invariants("dead_thread", summary)
-    check(summary["unreachable"]["count"] >= 200, f"the lost blocks are unreachable: {summary['unreachable']['count']}")
-process.kill()
+def check_dead_thread():
+    record_path = path("dead_thread.record")
+    process = start([DEAD_THREAD, record_path])
+    if check(wait_for(record_path, process, 30), "dead_thread wrote its record"):
+        lines = [l.split() for l in Path(record_path).read_text().splitlines(keepends=True)]
+        lost = {int(w[1], 16) for w in lines if w[0] == "lost"}
+        held = {int(w[1], 16) for w in lines if w[0] == "held"}
+        snapshot = path("dead_thread.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        listed = {}
+        for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
+            allocation = json.loads(line)
+            listed[allocation["addr"]] = allocation
+        kept = [(hex(a), listed[a].get("path")) for a in lost if a in listed and listed[a].get("path")]
+        check(len(lost) == 200 and all(a in listed for a in lost), f"the 200 lost blocks are listed")
+        check(not kept, f"{len(kept)} lost blocks are held by a stale stack: {kept[:3]}")
+        reached = [a for a in held if (listed.get(a) or {}).get("path", [""])[0] == "global held_blocks"]
+        check(len(reached) == len(held) == 50, f"the blocks the global holds are reached from it: {len(reached)}")
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+        check_summary_invariants("dead_thread", summary)
+        check(summary["unreachable"]["count"] >= 200, f"the lost blocks are unreachable: {summary['unreachable']['count']}")
+    process.kill()
+
 
 # C, stripped: a global no symbol names is named by its section and offset, which the unstripped
 # file's symbol table (nm) and section headers (readelf) give
-import re
-import shutil
-import subprocess
-stripped = path("dead_thread_stripped")
-shutil.copy(DEAD_THREAD, stripped)
-subprocess.run(["strip", "--strip-all", stripped], check=True)
-symbol = int(next(l.split()[0] for l in subprocess.run(["nm", DEAD_THREAD], capture_output=True, text=True)
-                  .stdout.splitlines() if l.endswith(" held_blocks")), 16)
-sections = {m.group(1): int(m.group(2), 16) for m in re.finditer(
-    r"\]\s+(\.\S+)\s+\S+\s+([0-9a-f]+)", subprocess.run(["readelf", "-SW", DEAD_THREAD],
-                                                      capture_output=True, text=True).stdout)}
-record_path = path("dead_thread_stripped.record")
-process = start([stripped, record_path])
-if check(wait_for(record_path, process, 30), "the stripped dead_thread wrote its record"):
-    held = [int(w[1], 16) for w in (l.split() for l in open(record_path)) if w[0] == "held"]
-    snapshot = path("dead_thread_stripped.snap")
-    heapsnap("capture", str(process.pid), "-o", snapshot)
-    roots = {}
-    for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
-        allocation = json.loads(line)
-        roots[allocation["addr"]] = (allocation.get("path") or [""])[0]
-    expected = {f"data of dead_thread_stripped at .bss+{symbol + 8 * i - sections['.bss']:#x}"
-                for i in range(len(held))}
-    named = {roots.get(a) for a in held}
-    check(len(held) == 50 and named == expected,
-          f"stripped: the global's words are named by section and offset: {sorted(named)[:3]} "
-          f"against {sorted(expected)[:3]}")
-process.kill()
-finish()
+def check_stripped():
+    stripped = path("dead_thread_stripped")
+    shutil.copy(DEAD_THREAD, stripped)
+    subprocess.run(["strip", "--strip-all", stripped], check=True)
+    symbol = int(next(l.split()[0] for l in subprocess.run(["nm", DEAD_THREAD], capture_output=True, text=True)
+                      .stdout.splitlines() if l.endswith(" held_blocks")), 16)
+    sections = {m.group(1): int(m.group(2), 16) for m in re.finditer(
+        r"\]\s+(\.\S+)\s+\S+\s+([0-9a-f]+)", subprocess.run(["readelf", "-SW", DEAD_THREAD],
+                                                          capture_output=True, text=True).stdout)}
+    record_path = path("dead_thread_stripped.record")
+    process = start([stripped, record_path])
+    if check(wait_for(record_path, process, 30), "the stripped dead_thread wrote its record"):
+        held = [int(w[1], 16) for w in (l.split() for l in Path(record_path).read_text().splitlines(keepends=True)) if w[0] == "held"]
+        snapshot = path("dead_thread_stripped.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        roots = {}
+        for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
+            allocation = json.loads(line)
+            roots[allocation["addr"]] = (allocation.get("path") or [""])[0]
+        expected = {f"data of dead_thread_stripped at .bss+{symbol + 8 * i - sections['.bss']:#x}"
+                    for i in range(len(held))}
+        named = {roots.get(a) for a in held}
+        check(len(held) == 50 and named == expected,
+              f"stripped: the global's words are named by section and offset: {sorted(named)[:3]} "
+              f"against {sorted(expected)[:3]}")
+    process.kill()
+
+
+class Roots(Case):
+    def test_interpreters_present(self):
+        interpreters = pyenv_interpreters()
+        check(len(interpreters) == 4, f"pyenv's CPython 3.8, 3.11, 3.12, 3.13 are present: {interpreters}")
+
+    def test_python3_8_data_and_alias(self):
+        check_shared("python3.8", True)
+
+    def test_python3_8_data_alone(self):
+        check_shared("python3.8", False)
+
+    def test_python3_11_data_and_alias(self):
+        check_shared("python3.11", True)
+
+    def test_python3_11_data_alone(self):
+        check_shared("python3.11", False)
+
+    def test_python3_12_data_and_alias(self):
+        check_shared("python3.12", True)
+
+    def test_python3_12_data_alone(self):
+        check_shared("python3.12", False)
+
+    def test_python3_13_data_and_alias(self):
+        check_shared("python3.13", True)
+
+    def test_python3_13_data_alone(self):
+        check_shared("python3.13", False)
+
+    def test_debian_python3_11_data_and_alias(self):
+        check_shared("debian-3.11", True)
+
+    def test_debian_python3_11_data_alone(self):
+        check_shared("debian-3.11", False)
+
+    def test_thread_locals_python3_11(self):
+        check_thread_locals("python3.11")
+
+    def test_thread_locals_debian_python3_11(self):
+        check_thread_locals("debian-3.11")
+
+    def test_dead_thread_stacks(self):
+        check_dead_thread()
+
+    def test_stripped_global_named_by_section(self):
+        check_stripped()
+
+
+if __name__ == "__main__":
+    main()
