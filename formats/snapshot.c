@@ -102,15 +102,20 @@ static int parse_notes(struct snapshot *snapshot, size_t total, struct hs_error 
 						 "sizes %u+%u pass the end of the note segment",
 						 snapshot->path, at, nhdr.n_namesz, nhdr.n_descsz);
 		uint8_t *name = snapshot->note_bytes + at + sizeof nhdr;
+		/* a name is one string whose size counts its NUL (the kernel's, gdb's and heapsnap's
+		   notes all are): one that is not was damaged, and whatever follows it would be read
+		   out of step, a heapsnap snapshot then passing for a foreign core */
+		if (nhdr.n_namesz > 0 && strnlen((const char *)name, nhdr.n_namesz) != nhdr.n_namesz - 1)
+			return hs_error_set_code(err, HS_ERR_DAMAGED,
+						 "%s: corrupt note at byte %zu of the notes: its "
+						 "name of %u bytes is not one string",
+						 snapshot->path, at, nhdr.n_namesz);
 		void *grown = array_grow(snapshot->notes, &capacity, snapshot->note_count,
 					 sizeof *snapshot->notes, 32);
 		if (grown == NULL)
 			return hs_error_nomem(err, "reading %s", snapshot->path);
 		snapshot->notes = grown;
 		struct snapshot_note *note = &snapshot->notes[snapshot->note_count++];
-		/* names are NUL-terminated in valid notes; force it so a corrupt one stays a string */
-		if (nhdr.n_namesz > 0)
-			name[nhdr.n_namesz - 1] = '\0';
 		note->owner = nhdr.n_namesz > 0 ? (const char *)name : "";
 		note->type = nhdr.n_type;
 		note->desc = name + name_size;

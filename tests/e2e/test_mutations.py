@@ -46,7 +46,35 @@ def check_note_type_changed(old_type, new_type):
           f"{refused.returncode} {refused.stderr!r}")
 
 
+def check_info_note_name_size_changed(flip):
+    # what another random campaign found: the info note's name size with one bit flipped put every
+    # note after it out of step, the layout note among them, and the snapshot read as a foreign
+    # core, its threads' names gone in silence; a name that is not one string is refused
+    sys.path.insert(0, os.path.dirname(CAMPAIGN))
+    from mutate_snapshots import compress, notes_of
+    core = subprocess.run(["zstd", "-qdc", snapshot()], capture_output=True, check=True).stdout
+    data = bytearray(core)
+    found = [at for at in notes_of(core) if core[at + 12:at + 20] == b"HEAPSNAP" and
+             struct.unpack_from("<I", core, at + 8)[0] == 1]
+    check(len(found) == 1, "the snapshot has one HEAPSNAP info note")
+    namesz = struct.unpack_from("<I", core, found[0])[0]
+    struct.pack_into("<I", data, found[0], namesz ^ flip)
+    damaged = path(f"info-namesz-{flip}.snap")
+    with open(damaged, "wb") as out:
+        out.write(compress(bytes(data), path("mutations-work")))
+    refused = heapsnap("summary", damaged, check_ok=False)
+    check(refused.returncode == 2 and "is not one string" in refused.stderr,
+          f"the info note's name size {namesz} made {namesz ^ flip} is refused: "
+          f"{refused.returncode} {refused.stderr!r}")
+
+
 class Mutations(Case):
+    def test_info_note_name_size_grown(self):
+        check_info_note_name_size_changed(1 << 9)
+
+    def test_info_note_name_size_shrunk(self):
+        check_info_note_name_size_changed(1 << 3)
+
     def test_info_note_made_threads_note(self):
         check_note_type_changed(1, 3)
 
