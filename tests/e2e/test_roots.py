@@ -153,7 +153,8 @@ def check_dead_thread():
     process.kill()
 
 
-# C, stripped: a global no symbol names is named by its section and offset, which the unstripped
+# C, stripped: a global no symbol names is named by its section and offset (and the nearest
+# exported symbol before it, which strip leaves in .dynsym), which the unstripped
 # file's symbol table (nm) and section headers (readelf) give
 def check_stripped():
     stripped = path("dead_thread_stripped")
@@ -174,12 +175,24 @@ def check_stripped():
         for line in heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines():
             allocation = json.loads(line)
             roots[allocation["addr"]] = (allocation.get("path") or [""])[0]
-        expected = {f"data of dead_thread_stripped at .bss+{symbol + 8 * i - sections['.bss']:#x}"
-                    for i in range(len(held))}
+        # what strip leaves: .dynsym's defined symbols (held_marker, exported), by address
+        exported = sorted((int(w[0], 16), w[2]) for w in (l.split() for l in subprocess.run(
+            ["nm", "-D", "--defined-only", stripped], capture_output=True, text=True).stdout.splitlines())
+            if len(w) == 3)
+        bss_start = sections[".bss"]
+
+        def nearest(address):
+            before = [name for at, name in exported if bss_start <= at <= address]
+            return f" near {before[-1]}" if before else ""
+        expected = {f"data of dead_thread_stripped at .bss+{symbol + 8 * i - bss_start:#x}"
+                    f"{nearest(symbol + 8 * i)}" for i in range(len(held))}
         named = {roots.get(a) for a in held}
         check(len(held) == 50 and named == expected,
-              f"stripped: the global's words are named by section and offset: {sorted(named)[:3]} "
-              f"against {sorted(expected)[:3]}")
+              f"stripped: the global's words are named by section, offset and the nearest exported "
+              f"symbol before them: {sorted(named)[:3]} against {sorted(expected)[:3]}")
+        check(any(" near held_marker" in name for name in expected),
+              f"the target places its exported held_marker before held_blocks, so the nearest "
+              f"symbol is checked: {exported}")
     process.kill()
 
 
