@@ -676,7 +676,10 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 {
 	for (size_t i = 0; i < symbols->module_count; i++) {
 		struct module_symbols *module = &symbols->modules[i];
-		if (address < module->start || address >= module->end)
+		/* (a large .bss goes on past the file's mappings, in the anonymous one after them:
+		   its statics are the module's too) */
+		if (address < module->start ||
+		    address >= (module->image_end > module->end ? module->image_end : module->end))
 			continue;
 		if (!module->loaded)
 			module_load(symbols, module);
@@ -705,17 +708,24 @@ bool symbols_lookup_address_local(struct symbols *symbols, uint64_t address,
 	return false;
 }
 
+/* How far past the end of the symbol before it an address may be for that symbol to say where
+ * it is: farther, the symbol is another object's, of no help. */
+#define NEAR_SYMBOL_BYTES 4096
+
 /* The name of the nearest symbol that starts at or before `address` but not before `floor` (the
- * start of its section), or NULL. */
+ * start of its section) and ends at most NEAR_SYMBOL_BYTES before it, or NULL. */
 static const char *symbol_before_in(const struct module_symbols *module, uint64_t address,
 				    uint64_t floor)
 {
 	if (module->by_address == NULL || module->symbol_count == 0)
 		return NULL;
 	size_t count = symbols_starting_by(module, address);
-	if (count == 0 || module->by_address[count - 1]->address < floor)
+	if (count == 0)
 		return NULL;
-	return module->by_address[count - 1]->name;
+	const struct symbol *before = module->by_address[count - 1];
+	if (before->address < floor || address - before->address > before->size + NEAR_SYMBOL_BYTES)
+		return NULL;
+	return before->name;
 }
 
 bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const char **module_path,

@@ -92,7 +92,7 @@ bool symbols_lookup_address(struct symbols *symbols, uint64_t address, const cha
 /* The writable section of the module holding a run-time address (".data", ".bss", its .bss
  * after the file's last mapping included) and the offset into it: what names data that no
  * symbol covers, in a stripped executable; `near` (when given) the nearest symbol of that
- * section starting before it (what .dynsym still says), or NULL. False when no module's
+ * section before it (what .dynsym still says), when it ends at most a page before it, or NULL. False when no module's
  * section holds it. */
 bool symbols_lookup_section(struct symbols *symbols, uint64_t address, const char **module_path,
 			    const char **section, uint64_t *offset, const char **near);

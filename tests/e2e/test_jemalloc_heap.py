@@ -229,6 +229,29 @@ class JemallocHeap(Case):
         record, snapshot = preloaded()
         check_heap("preloaded", record, snapshot)
 
+    def test_large_bss_statics_named(self):
+        # known_heap's static `blocks` lies past the file's last page, in the anonymous mapping
+        # that carries the rest of a large .bss: its words are still the static's (nm and
+        # readelf say where it is), not unnamed data
+        record, snapshot = preloaded()
+        symbols = subprocess.run(["nm", "-S", TARGET], capture_output=True, text=True).stdout
+        blocks = next((int(w[0], 16) for w in map(str.split, symbols.splitlines())
+                       if len(w) == 4 and w[3] == "blocks"), None)
+        loads = [line.split() for line in subprocess.run(["readelf", "-lW", TARGET], capture_output=True,
+                                                         text=True).stdout.splitlines()
+                 if line.split()[:1] == ["LOAD"]]
+        file_end = max(int(w[2], 16) + int(w[4], 16) for w in loads)  # p_vaddr + p_filesz
+        check(blocks is not None and blocks > (file_end + 4095) & ~4095,
+              f"blocks ({blocks and hex(blocks)}) lies past the file's pages (to {file_end:#x})")
+        listed = heapsnap("list", snapshot, "--format", "jsonl", "--paths").stdout.splitlines()
+        roots = {a["addr"]: (a.get("path") or [""])[0] for a in map(json.loads, listed)}
+        held = [roots.get(address, "") for address in record["held"]]
+        unnamed = [root for root in held if root.startswith("data of known_heap")]
+        named = [root for root in held if root == "static blocks (known_heap)"]
+        check(not unnamed and len(named) >= len(held) * 9 // 10,
+              f"the held blocks' root is the static that holds them: {len(named)} of {len(held)}, "
+              f"{len(unnamed)} unnamed ({unnamed[:2]})")
+
     def test_damaged_slab_free_count(self):
         # a slab whose free count disagrees with its bitmap: a warning naming it, one corrupt spot
         record, snapshot = preloaded()
