@@ -7,6 +7,8 @@ struct handler and char[] buffers, with retaining paths through their members.""
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 
 from common import Case, check, heapsnap, main, path, process_state, start
@@ -131,6 +133,43 @@ class Graph(Case):
               f"{summary['unreachable']['count']} {summary['unreachable']['by_type'][:3]}")
         check(not any(t.startswith("struct ") and t.endswith(" *") for t in types),
               f"typedefs: no type is spelled as a pointer: {sorted(types)[:12]}")
+
+        # its debug file split by dwz (as Debian's -dbgsym files are): a supplementary file,
+        # which heapsnap does not read yet, named by .gnu_debugaltlink; the stripped binary
+        # then says why it is left unnamed
+        if shutil.which("dwz") is None:
+            check(False, "dwz is missing: apt-get install dwz (scripts/setup)")
+            return
+        work = path("dwz")
+        os.makedirs(work, exist_ok=True)
+        binary = os.path.join(work, "typedef_table")
+        shutil.copy(TYPEDEF_TABLE, binary)
+        for name in ("one.debug", "two.debug"):
+            subprocess.run(["objcopy", "--only-keep-debug", binary, os.path.join(work, name)], check=True)
+        subprocess.run(["dwz", "-m", os.path.join(work, "common.debug"), "-M", "/nonexistent/common.debug",
+                        os.path.join(work, "one.debug"), os.path.join(work, "two.debug")], check=True)
+        subprocess.run(["strip", "--strip-all", binary], check=True)
+        notes = subprocess.run(["readelf", "-n", binary], capture_output=True, text=True).stdout
+        build_id = next(line.split()[-1] for line in notes.splitlines() if "Build ID" in line)
+        debug_dir = os.path.join(work, "debug")
+        os.makedirs(os.path.join(debug_dir, ".build-id", build_id[:2]), exist_ok=True)
+        shutil.copy(os.path.join(work, "one.debug"),
+                    os.path.join(debug_dir, ".build-id", build_id[:2], build_id[2:] + ".debug"))
+        record_path = path("typedef-table-dwz")
+        process = start([binary, record_path])
+        deadline = time.time() + 20
+        while not os.path.exists(record_path) and time.time() < deadline:
+            time.sleep(0.02)
+        while process_state(process.pid) != "S" and time.time() < deadline:
+            time.sleep(0.01)
+        snapshot = path("typedef-table-dwz.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json", "--no-debuginfod",
+                                      "--debug-dir", debug_dir).stdout)
+        warned = [w for w in summary["warnings"] if "split by dwz" in w]
+        check(len(warned) == 1 and binary in warned[0] and ".gnu_debugaltlink" in warned[0],
+              f"dwz: one warning names the module whose debug file needs a supplementary file: "
+              f"{summary['warnings']}")
 
     def test_timings(self):
         # --timings: the same report, and on stderr each step's time and the memory peak as it ended,
