@@ -47,7 +47,8 @@ struct propagation {
 	size_t layout_count;
 };
 
-/* "struct conn *" -> "struct conn"; "char *" -> "char[]"; anything else: no type. */
+/* "struct conn *" -> "struct conn"; "char *" -> "char[]"; "struct entry * *" -> "struct entry *[]"
+ * (a table of pointers, each followed); anything else: no type. */
 static bool pointee(const char *spelled, char *out, size_t out_size)
 {
 	size_t length = strlen(spelled);
@@ -57,6 +58,11 @@ static bool pointee(const char *spelled, char *out, size_t out_size)
 		snprintf(out, out_size, "%.*s", (int)(length - 2), spelled);
 		return true;
 	}
+	if (strncmp(spelled, "struct ", 7) == 0 && length > 11 &&
+	    strcmp(spelled + length - 4, " * *") == 0 && strchr(spelled, '*') == spelled + length - 3) {
+		snprintf(out, out_size, "%.*s *[]", (int)(length - 4), spelled);
+		return true;
+	}
 	if (strcmp(spelled, "char *") == 0 || strcmp(spelled, "unsigned char *") == 0) {
 		snprintf(out, out_size, "char[]");
 		return true;
@@ -64,9 +70,46 @@ static bool pointee(const char *spelled, char *out, size_t out_size)
 	return false;
 }
 
+/* A table of pointers named by pointee ("struct entry *[]"): its element type, "struct entry". */
+static bool pointer_table(const char *type, char *element, size_t element_size)
+{
+	size_t length = strlen(type);
+	if (length < 12 || strncmp(type, "struct ", 7) != 0 || strcmp(type + length - 4, " *[]") != 0)
+		return false;
+	snprintf(element, element_size, "%.*s", (int)(length - 4), type);
+	return true;
+}
+
+/* A spelled type whose base is a typedef of a struct, spelled with the struct's tag:
+ * "redisDb *" -> "struct redisDb *", "robj * *" -> "struct redisObject * *", "dictEntry * *[2]"
+ * -> "struct dictEntry * *[2]"; anything else is copied. (C code names most of its structs
+ * through typedefs: their pointers are followed as "struct X *" ones are.) */
+static void canonical(struct dwarf_types *types, const char *spelled, char *out, size_t out_size)
+{
+	static const char *const keywords[] = {"struct", "union", "enum", "unsigned", "signed",
+					       "char", "short", "int", "long", "float", "double",
+					       "void", "_Bool", "function", "?"};
+	size_t base = strcspn(spelled, " [");
+	char name[96], tag[96];
+	bool typedef_name = base > 0 && base < sizeof name &&
+			    (spelled[base] == '\0' || spelled[base] == '[' ||
+			     strncmp(spelled + base, " *", 2) == 0);
+	if (typedef_name) {
+		memcpy(name, spelled, base);
+		name[base] = '\0';
+		for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+			if (strcmp(name, keywords[i]) == 0)
+				typedef_name = false;
+	}
+	if (typedef_name && dwarf_types_typedef_struct(types, name, tag, sizeof tag) &&
+	    (size_t)snprintf(out, out_size, "struct %s%s", tag, spelled + base) < out_size)
+		return;
+	snprintf(out, out_size, "%s", spelled);
+}
+
 static const struct dwarf_struct *layout_of(struct propagation *p, const char *type)
 {
-	if (strncmp(type, "struct ", 7) != 0)
+	if (strncmp(type, "struct ", 7) != 0 || strchr(type, '*') != NULL)
 		return NULL;
 	for (size_t i = 0; i < p->layout_count; i++)
 		if (strcmp(p->layouts[i].name, type) == 0)
@@ -77,8 +120,17 @@ static const struct dwarf_struct *layout_of(struct propagation *p, const char *t
 	snprintf(p->layouts[i].name, sizeof p->layouts[i].name, "%s", type);
 	p->layouts[i].found = dwarf_types_struct(p->types, type + 7, &p->layouts[i].layout) &&
 			      p->layouts[i].layout.size > 0;
-	if (p->layouts[i].found)
+	if (p->layouts[i].found) {
 		types_add_layout(p->names, type, &p->layouts[i].layout);
+		/* (the copy the propagation follows: its members' typedefs spelled as structs) */
+		struct dwarf_struct *layout = &p->layouts[i].layout;
+		for (size_t m = 0; m < layout->member_count; m++) {
+			char spelled[sizeof layout->members[m].type];
+			snprintf(spelled, sizeof spelled, "%s", layout->members[m].type);
+			canonical(p->types, spelled, layout->members[m].type,
+				  sizeof layout->members[m].type);
+		}
+	}
 	return p->layouts[i].found ? &p->layouts[i].layout : NULL;
 }
 
@@ -122,8 +174,11 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 	const struct dwarf_struct *layout = layout_of(p, type);
 	/* an array when it holds two or more, beyond malloc's rounding: malloc(size) gives at
 	 * most size + 15 usable bytes, and never fewer than 24 */
-	if (layout && target->size >= 2 * layout->size && target->size > layout->size + 15 &&
-	    target->size > 24) {
+	const struct dwarf_member *last = layout && layout->member_count
+						  ? &layout->members[layout->member_count - 1] : NULL;
+	bool flexible = last && last->size == 0 && strchr(last->type, '[') != NULL;
+	if (layout && !flexible && target->size >= 2 * layout->size &&
+	    target->size > layout->size + 15 && target->size > 24) {
 		snprintf(array, sizeof array, "%s[]", type);
 		name = array;
 	}
@@ -141,7 +196,8 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 	}
 	if (types_set(p->names, index, name) != 0)
 		return -1;
-	if (layout == NULL)
+	char element[112];
+	if (layout == NULL && !pointer_table(type, element, sizeof element))
 		return 0;
 	void *grown = array_grow(p->queue, &p->capacity, p->tail, sizeof *p->queue, 1024);
 	if (grown == NULL)
@@ -151,17 +207,37 @@ static int reach(struct propagation *p, uint64_t pointer, const char *type)
 	return 0;
 }
 
+/* Follows what a value of the spelled type `type` (`size` bytes) at `address` points at: a
+ * pointer ("struct X *", "char *", "struct X * *") or an array of them ("struct X *[64]"). */
+static int follow_value(struct propagation *p, uint64_t address, const char *type, uint64_t size)
+{
+	char target[112];
+	uint64_t pointer;
+	if (pointee(type, target, sizeof target)) {
+		if (address_space_read_u64(p->space, address, &pointer) && reach(p, pointer, target) != 0)
+			return -1;
+		return 0;
+	}
+	size_t length = strlen(type);
+	const char *bracket = strchr(type, '[');
+	if (bracket && type[length - 1] == ']' && bracket > type + 2) {
+		char element[112];
+		snprintf(element, sizeof element, "%.*s", (int)(bracket - type), type);
+		if (pointee(element, target, sizeof target))
+			for (uint64_t at = 0; at + 8 <= size; at += 8)
+				if (address_space_read_u64(p->space, address + at, &pointer) &&
+				    reach(p, pointer, target) != 0)
+					return -1;
+	}
+	return 0;
+}
+
 /* Follows the pointer members of a struct of `layout` at `address`. */
 static int follow_members(struct propagation *p, uint64_t address, const struct dwarf_struct *layout)
 {
 	for (size_t m = 0; m < layout->member_count; m++) {
 		const struct dwarf_member *member = &layout->members[m];
-		char type[96];
-		uint64_t pointer;
-		if (!pointee(member->type, type, sizeof type) ||
-		    !address_space_read_u64(p->space, address + member->offset, &pointer))
-			continue;
-		if (reach(p, pointer, type) != 0)
+		if (follow_value(p, address + member->offset, member->type, member->size) != 0)
 			return -1;
 	}
 	return 0;
@@ -175,6 +251,15 @@ static int drain(struct propagation *p)
 			continue; /* renamed since: the new type was queued too */
 		const char *type = item.type;
 		char base[112];
+		const struct allocation *table = &p->heap->allocations[item.allocation];
+		if (pointer_table(type, base, sizeof base)) { /* every pointer of the table */
+			uint64_t pointer;
+			for (uint64_t at = 0; at + 8 <= table->size; at += 8)
+				if (address_space_read_u64(p->space, table->address + at, &pointer) &&
+				    reach(p, pointer, base) != 0)
+					return -1;
+			continue;
+		}
 		size_t length = strlen(type);
 		if (length > 2 && strcmp(type + length - 2, "[]") == 0) {
 			snprintf(base, sizeof base, "%.*s", (int)(length - 2), type);
@@ -184,8 +269,13 @@ static int drain(struct propagation *p)
 		if (layout == NULL)
 			continue;
 		const struct allocation *allocation = &p->heap->allocations[item.allocation];
-		/* every element of an array, or the one struct */
-		for (uint64_t at = 0; at + layout->size <= allocation->size; at += layout->size)
+		/* every element of an array, or the one struct (a struct ending in a flexible
+		   array is never an array) */
+		const struct dwarf_member *last = layout->member_count
+							  ? &layout->members[layout->member_count - 1] : NULL;
+		uint64_t step = last && last->size == 0 && strchr(last->type, '[') != NULL
+					? allocation->size : layout->size;
+		for (uint64_t at = 0; at + layout->size <= allocation->size; at += step)
 			if (follow_members(p, allocation->address + at, layout) != 0)
 				return -1;
 	}
@@ -197,30 +287,14 @@ static int seed(void *context, const struct dwarf_variable *variable)
 {
 	struct propagation *p = context;
 	uint64_t address = variable->address + p->bias;
-	char type[96];
-	uint64_t pointer;
-	if (pointee(variable->type, type, sizeof type)) {
-		if (address_space_read_u64(p->space, address, &pointer) && reach(p, pointer, type) != 0)
-			return 1;
-		return 0;
-	}
-	/* "struct X *[64]": every element */
-	size_t length = strlen(variable->type);
-	const char *bracket = strchr(variable->type, '[');
-	if (bracket && variable->type[length - 1] == ']' && bracket > variable->type + 2) {
-		char element[96];
-		snprintf(element, sizeof element, "%.*s", (int)(bracket - variable->type),
-			 variable->type);
-		if (pointee(element, type, sizeof type))
-			for (uint64_t at = 0; at + 8 <= variable->type_size; at += 8)
-				if (address_space_read_u64(p->space, address + at, &pointer) &&
-				    reach(p, pointer, type) != 0)
-					return 1;
-		return 0;
-	}
+	char type[128];
+	canonical(p->types, variable->type, type, sizeof type);
+	if (follow_value(p, address, type, variable->type_size) != 0)
+		return 1;
 	/* a struct in static storage: its pointer members */
-	if (strncmp(variable->type, "struct ", 7) == 0) {
-		const struct dwarf_struct *layout = layout_of(p, variable->type);
+	if (strncmp(type, "struct ", 7) == 0 && strchr(type, '*') == NULL &&
+	    strchr(type, '[') == NULL) {
+		const struct dwarf_struct *layout = layout_of(p, type);
 		if (layout && follow_members(p, address, layout) != 0)
 			return 1;
 	}

@@ -534,6 +534,21 @@ bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwar
 	return found;
 }
 
+bool dwarf_types_typedef_struct(struct dwarf_types *types, const char *name, char *out,
+				size_t out_size)
+{
+	pthread_mutex_lock(&libdwarf_lock);
+	Dwarf_Die die = NULL;
+	bool found = typedef_struct(types, name, &die);
+	if (found) {
+		if (!die_name(types->dbg, die, out, out_size))
+			snprintf(out, out_size, "%s", name); /* typedef struct { ... } name; */
+		dwarf_dealloc(types->dbg, die, DW_DLA_DIE);
+	}
+	pthread_mutex_unlock(&libdwarf_lock);
+	return found;
+}
+
 bool dwarf_types_variable(struct dwarf_types *types, const char *name, struct dwarf_variable *out)
 {
 	pthread_mutex_lock(&libdwarf_lock);

@@ -38,6 +38,11 @@ void dwarf_types_close(struct dwarf_types *types);
 /* The layout of `struct NAME` (a complete definition), or of the struct a typedef NAME names. */
 bool dwarf_types_struct(struct dwarf_types *types, const char *name, struct dwarf_struct *out);
 
+/* The tag of the struct the typedef NAME names, through further typedefs (NAME itself for an
+ * anonymous struct): "robj" -> "redisObject". False when NAME is no typedef of a struct. */
+bool dwarf_types_typedef_struct(struct dwarf_types *types, const char *name, char *out,
+				size_t out_size);
+
 /* A variable with static storage defined at the top level of a compile unit (a global, or a
  * file-level static). */
 struct dwarf_variable {

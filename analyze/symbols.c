@@ -29,6 +29,7 @@ struct module_symbols {
 	char *debug_file;
 	enum debug_source debug_source;
 	const char *debug_url; /* the debuginfod server it came from in this run (the fetch's) */
+	bool dwz_split; /* its debug file's DWARF needs a dwz supplementary file (not read yet) */
 	struct symbol *symbols; /* sorted by name */
 	size_t symbol_count;
 	struct symbol **by_address; /* the same, sorted by address */
@@ -132,9 +133,34 @@ void symbols_use_debuginfod(struct symbols *symbols, const struct debug_fetch_op
 	symbols->no_debuginfod = options->disabled;
 }
 
+/* Says the modules whose debug file was found but whose DWARF dwz moved in part to a
+ * supplementary file (.gnu_debugaltlink: Debian's -dbgsym packages, Fedora's debuginfo), which
+ * heapsnap does not read yet: without it their names do not resolve. */
+static void warn_dwz_split(struct symbols *symbols)
+{
+	char modules[600] = "";
+	size_t used = 0, count = 0;
+	for (size_t i = 0; i < symbols->module_count; i++) {
+		const struct module_symbols *module = &symbols->modules[i];
+		if (!module->loaded || !module->dwz_split)
+			continue;
+		if (count++ < 4 && used < sizeof modules)
+			used += (size_t)snprintf(modules + used, sizeof modules - used, "%s%s (%s)",
+						 used ? ", " : "", module->module->path,
+						 module->debug_file);
+	}
+	if (count)
+		warnings_add(symbols->warnings,
+			     "the debug info of %zu module%s is split by dwz into a supplementary "
+			     "file (.gnu_debugaltlink), which heapsnap does not read yet: left "
+			     "unnamed (their types and globals): %s%s",
+			     count, count == 1 ? "" : "s", modules, count > 4 ? " and more" : "");
+}
+
 void symbols_warn_unfetched(struct symbols *symbols)
 {
 	debug_fetch_warn(symbols->fetch);
+	warn_dwz_split(symbols);
 	if (!symbols->no_debuginfod)
 		return;
 	/* debuginfod was turned off: the modules it would have been asked for are said (when it
@@ -440,6 +466,29 @@ static bool needs_cxx_runtime(Elf *elf)
 	return false;
 }
 
+/* Whether the ELF file at `path` has a section of that name. */
+static bool has_section(const char *path, const char *wanted)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool found = false;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	size_t names;
+	if (elf && elf_getshdrstrndx(elf, &names) == 0)
+		for (Elf_Scn *section = NULL; !found && (section = elf_nextscn(elf, section)) != NULL;) {
+			GElf_Shdr header;
+			const char *name = gelf_getshdr(section, &header)
+						   ? elf_strptr(elf, names, header.sh_name)
+						   : NULL;
+			found = name && strcmp(name, wanted) == 0;
+		}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return found;
+}
+
 /* Says where the module's debug file came from, and asks debuginfod for one when there is none
  * here. */
 static void find_debug_source(struct symbols *symbols, struct module_symbols *module)
@@ -458,6 +507,7 @@ static void find_debug_source(struct symbols *symbols, struct module_symbols *mo
 		module->debug_source = strcmp(module->debug_file, module->file_path) == 0
 					       ? DEBUG_SOURCE_LOCAL_FILE
 					       : DEBUG_SOURCE_DEBUG_PACKAGE;
+	module->dwz_split = module->debug_file && has_section(module->debug_file, ".gnu_debugaltlink");
 }
 
 static void module_load(struct symbols *symbols, struct module_symbols *module)

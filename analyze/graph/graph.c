@@ -160,14 +160,29 @@ static bool member_may_point(const struct dwarf_member *member)
 	       strchr(type, '[') != NULL || strcmp(type, "?") == 0;
 }
 
+/* The struct's last member when it is a flexible array (`unsigned char data[]`, as redis's
+ * raxNode keeps its children's pointers in), or NULL. */
+static const struct dwarf_member *flexible_member(const struct dwarf_struct *layout)
+{
+	if (layout->member_count == 0)
+		return NULL;
+	const struct dwarf_member *last = &layout->members[layout->member_count - 1];
+	size_t length = strlen(last->type);
+	return last->size == 0 && length > 2 && strcmp(last->type + length - 2, "[]") == 0 ? last
+											    : NULL;
+}
+
 /* Precise edges of a struct (or array of structs) of known layout. */
 static int scan_struct(struct builder *builder, const uint8_t *bytes, size_t size,
 		       const struct dwarf_struct *layout)
 {
-	for (size_t element = 0; element + layout->size <= size; element += layout->size)
+	/* a struct ending in a flexible array is one struct, the rest of its block that array, of
+	   no type DWARF gives: scanned as an untyped block is */
+	const struct dwarf_member *flexible = flexible_member(layout);
+	for (size_t element = 0; element + layout->size <= size; element += layout->size) {
 		for (size_t m = 0; m < layout->member_count; m++) {
 			const struct dwarf_member *member = &layout->members[m];
-			if (!member_may_point(member))
+			if (!member_may_point(member) || member == flexible)
 				continue;
 			uint64_t from = member->offset, to = from + (member->size ? member->size : 8);
 			from = (from + 7) & ~7ull;
@@ -178,6 +193,11 @@ static int scan_struct(struct builder *builder, const uint8_t *bytes, size_t siz
 				       element + from) != 0)
 				return -1;
 		}
+		if (flexible) {
+			size_t from = ((size_t)flexible->offset + 7) & ~(size_t)7;
+			return from < size ? scan_words(builder, bytes + from, size - from, from) : 0;
+		}
+	}
 	return 0;
 }
 

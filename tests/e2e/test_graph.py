@@ -7,11 +7,14 @@ struct handler and char[] buffers, with retaining paths through their members.""
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 
 from common import Case, check, heapsnap, main, path, process_state, start
 
 TARGET = os.environ.get("CONN_SERVER", "build/tests/conn_server")
+TYPEDEF_TABLE = os.environ.get("TYPEDEF_TABLE", "build/tests/typedef_table")
 
 
 def run(name, *args):
@@ -96,6 +99,79 @@ class Graph(Case):
 
     def test_lost_pointers(self):
         check_graph(["--lose"])
+
+    def test_typedefs_and_pointer_tables(self):
+        # tests/targets/typedef_table.c: structs named only through typedefs (as most C code,
+        # redis's, names them), entries held by a table of pointers (entry **buckets[2], as redis's
+        # dict holds its dictEntry), the global an anonymous struct by typedef
+        record_path = path("typedef-table")
+        process = start([TYPEDEF_TABLE, record_path])
+        deadline = time.time() + 20
+        while not os.path.exists(record_path) and time.time() < deadline:
+            time.sleep(0.02)
+        while process_state(process.pid) != "S" and time.time() < deadline:
+            time.sleep(0.01)
+        with open(record_path) as f:
+            record = {w[0]: int(w[1]) for w in (line.split() for line in f) if len(w) > 1}
+        snapshot = path("typedef-table.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout)
+        types = {t["type"]: t for t in summary["types"]}
+        counts = {name: types.get(name, {}).get("count") for name in
+                  ("struct entry", "struct entry *[]", "struct db[]", "struct table")}
+        check(counts == {"struct entry": record["entries"], "struct entry *[]": 1, "struct db[]": 1,
+                         "struct table": 4},
+              f"typedefs: every entry, the bucket table, the dbs and their tables typed: {counts}, "
+              f"the target made {record['entries']} entries")
+        entries = types.get("struct entry", {}).get("retainers", [])
+        check(entries and entries[0]["path"][:4] == ["global server", "struct db[*].keys",
+                                                     "struct table.buckets", "struct entry *[]"],
+              f"typedefs: the entries are held from global server: {entries[:1]}")
+        # the node ending in a flexible array: one struct node, its children reachable through it
+        check(types.get("struct node", {}).get("count") == 1 and "struct node[]" not in types,
+              f"typedefs: the flexible node is one struct node: {types.get('struct node')}")
+        check(summary["unreachable"]["count"] == 0,
+              f"typedefs: nothing unreachable (the flexible array's pointers are edges): "
+              f"{summary['unreachable']['count']} {summary['unreachable']['by_type'][:3]}")
+        check(not any(t.startswith("struct ") and t.endswith(" *") for t in types),
+              f"typedefs: no type is spelled as a pointer: {sorted(types)[:12]}")
+
+        # its debug file split by dwz (as Debian's -dbgsym files are): a supplementary file,
+        # which heapsnap does not read yet, named by .gnu_debugaltlink; the stripped binary
+        # then says why it is left unnamed
+        if shutil.which("dwz") is None:
+            check(False, "dwz is missing: apt-get install dwz (scripts/setup)")
+            return
+        work = path("dwz")
+        os.makedirs(work, exist_ok=True)
+        binary = os.path.join(work, "typedef_table")
+        shutil.copy(TYPEDEF_TABLE, binary)
+        for name in ("one.debug", "two.debug"):
+            subprocess.run(["objcopy", "--only-keep-debug", binary, os.path.join(work, name)], check=True)
+        subprocess.run(["dwz", "-m", os.path.join(work, "common.debug"), "-M", "/nonexistent/common.debug",
+                        os.path.join(work, "one.debug"), os.path.join(work, "two.debug")], check=True)
+        subprocess.run(["strip", "--strip-all", binary], check=True)
+        notes = subprocess.run(["readelf", "-n", binary], capture_output=True, text=True).stdout
+        build_id = next(line.split()[-1] for line in notes.splitlines() if "Build ID" in line)
+        debug_dir = os.path.join(work, "debug")
+        os.makedirs(os.path.join(debug_dir, ".build-id", build_id[:2]), exist_ok=True)
+        shutil.copy(os.path.join(work, "one.debug"),
+                    os.path.join(debug_dir, ".build-id", build_id[:2], build_id[2:] + ".debug"))
+        record_path = path("typedef-table-dwz")
+        process = start([binary, record_path])
+        deadline = time.time() + 20
+        while not os.path.exists(record_path) and time.time() < deadline:
+            time.sleep(0.02)
+        while process_state(process.pid) != "S" and time.time() < deadline:
+            time.sleep(0.01)
+        snapshot = path("typedef-table-dwz.snap")
+        heapsnap("capture", str(process.pid), "-o", snapshot)
+        summary = json.loads(heapsnap("summary", snapshot, "--format", "json", "--no-debuginfod",
+                                      "--debug-dir", debug_dir).stdout)
+        warned = [w for w in summary["warnings"] if "split by dwz" in w]
+        check(len(warned) == 1 and binary in warned[0] and ".gnu_debugaltlink" in warned[0],
+              f"dwz: one warning names the module whose debug file needs a supplementary file: "
+              f"{summary['warnings']}")
 
     def test_timings(self):
         # --timings: the same report, and on stderr each step's time and the memory peak as it ended,
