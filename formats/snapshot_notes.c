@@ -57,7 +57,8 @@ int snapshot_notes_add_module(struct core_image *image, uint64_t base, const uin
 	if (desc == NULL)
 		return hs_error_nomem(err, "adding a module note");
 	memcpy(desc, &header, sizeof header);
-	memcpy(desc + sizeof header, build_id, build_id_size);
+	if (build_id_size) /* (a module without one passes no bytes, perhaps NULL) */
+		memcpy(desc + sizeof header, build_id, build_id_size);
 	memcpy(desc + sizeof header + build_id_size, path, header.path_size);
 	int result = core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_MODULE, desc, size,
 					 err);
