@@ -304,6 +304,7 @@ static int seed(void *context, const struct dwarf_variable *variable)
 /* One module's variables, as read from its DWARF (kept open for the struct layouts). */
 struct module_variables {
 	char *file;		   /* its debug file (or the module itself), NULL: none here */
+	char *supplementary;	   /* the debug file's dwz supplementary file, NULL: none */
 	uint64_t bias;
 	struct dwarf_types *types; /* NULL: no DWARF */
 	struct dwarf_variable *variables;
@@ -339,7 +340,8 @@ static int collect_variable(void *context, const struct dwarf_variable *variable
 static void read_module(struct module_variables *module)
 {
 	struct hs_error ignored;
-	if (module->file == NULL || (module->types = dwarf_types_open(module->file, &ignored)) == NULL)
+	if (module->file == NULL || (module->types = dwarf_types_open(module->file, module->supplementary,
+							&ignored)) == NULL)
 		return; /* no DWARF: nothing to type from this module */
 	dwarf_types_each_variable(module->types, collect_variable, module);
 }
@@ -377,7 +379,10 @@ static struct c_types_reading *reading_new(struct symbols *symbols)
 		reading->modules[i].system_library = strncmp(name, "libc.so", 7) == 0 ||
 						     strncmp(name, "libc-2.", 7) == 0 ||
 						     strncmp(name, "ld-linux", 8) == 0;
-		if ((reading->modules[i].file = strdup(file)) == NULL) {
+		const char *supplementary = module_symbols_supplementary_file(module);
+		if ((reading->modules[i].file = strdup(file)) == NULL ||
+		    (supplementary &&
+		     (reading->modules[i].supplementary = strdup(supplementary)) == NULL)) {
 			c_types_read_free(reading);
 			return NULL;
 		}
@@ -416,6 +421,7 @@ void c_types_read_free(struct c_types_reading *reading)
 	for (size_t i = 0; i < reading->module_count; i++) {
 		struct module_variables *module = &reading->modules[i];
 		free(module->file);
+		free(module->supplementary);
 		dwarf_types_close(module->types);
 		free(module->variables);
 	}

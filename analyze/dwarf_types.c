@@ -41,6 +41,8 @@ static void ignore_dwarf_error(Dwarf_Error error, Dwarf_Ptr argument)
 static pthread_mutex_t libdwarf_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 #define NO_OFFSET ((Dwarf_Off)-1)
+/* Set in an indexed offset whose DIE is in the supplementary file (offsets stay below 2^63). */
+#define SUPPLEMENTARY_OFFSET ((Dwarf_Off)1 << 63)
 
 /* DIEs by name: the names interned, each number's DIE offset beside (NO_OFFSET: none) */
 struct name_table {
@@ -52,6 +54,11 @@ struct name_table {
 struct dwarf_types {
 	int fd;
 	Dwarf_Debug dbg;
+	/* the dwz supplementary file (.gnu_debugaltlink): DIEs and strings several debug files
+	   share, which dbg's DW_FORM_GNU_ref_alt and DW_FORM_GNU_strp_alt point into; -1 and NULL
+	   when there is none */
+	int supplementary_fd;
+	Dwarf_Debug supplementary;
 	bool indexed;
 	struct name_table structs, variables;
 	struct name_table typedefs; /* typedef names: many C structs are only named by a typedef */
@@ -100,24 +107,46 @@ static void table_free(struct name_table *table)
 	free(table->offsets);
 }
 
-static struct dwarf_types *open_locked(const char *path, struct hs_error *err)
+/* Opens one file's DWARF; false (nothing to free) when libdwarf cannot read it. */
+static bool open_dwarf(const char *path, int *fd, Dwarf_Debug *dbg)
+{
+	*fd = open_regular_file(path);
+	Dwarf_Error error = NULL;
+	if (*fd >= 0 && LIBDWARF_INIT(*fd, dbg, &error) == DW_DLV_OK)
+		return true;
+	/* a failed init allocates its error, with no Dwarf_Debug to free it with */
+	if (error != NULL)
+		dwarf_dealloc(NULL, error, DW_DLA_ERROR);
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	*dbg = NULL;
+	return false;
+}
+
+static struct dwarf_types *open_locked(const char *path, const char *supplementary,
+				       struct hs_error *err)
 {
 	struct dwarf_types *types = calloc(1, sizeof *types);
 	if (types == NULL) {
 		hs_error_nomem(err, "reading DWARF of %s", path);
 		return NULL;
 	}
-	types->fd = open_regular_file(path);
-	Dwarf_Error error = NULL;
-	if (types->fd < 0 || LIBDWARF_INIT(types->fd, &types->dbg, &error) != DW_DLV_OK) {
+	types->supplementary_fd = -1;
+	if (!open_dwarf(path, &types->fd, &types->dbg)) {
 		hs_error_set(err, "%s has no DWARF debug information that libdwarf can read", path);
-		/* a failed init allocates its error, with no Dwarf_Debug to free it with */
-		if (error != NULL)
-			dwarf_dealloc(NULL, error, DW_DLA_ERROR);
-		if (types->fd >= 0)
-			close(types->fd);
 		free(types);
 		return NULL;
+	}
+	/* tied, libdwarf reads the supplementary file's strings itself; its DIEs are followed
+	   here (referenced_die) */
+	if (supplementary != NULL &&
+	    open_dwarf(supplementary, &types->supplementary_fd, &types->supplementary) &&
+	    dwarf_set_tied_dbg(types->dbg, types->supplementary, NULL) != DW_DLV_OK) {
+		LIBDWARF_FINISH(types->supplementary);
+		close(types->supplementary_fd);
+		types->supplementary_fd = -1;
+		types->supplementary = NULL;
 	}
 	return types;
 }
@@ -128,6 +157,10 @@ static void close_locked(struct dwarf_types *types)
 		return;
 	LIBDWARF_FINISH(types->dbg);
 	close(types->fd);
+	if (types->supplementary) {
+		LIBDWARF_FINISH(types->supplementary);
+		close(types->supplementary_fd);
+	}
 	table_free(&types->structs);
 	table_free(&types->variables);
 	table_free(&types->typedefs);
@@ -175,27 +208,39 @@ static bool die_flag(Dwarf_Die die, Dwarf_Half attribute)
 	return dwarf_hasattr(die, attribute, &present, NULL) == DW_DLV_OK && present;
 }
 
-/* The DIE a reference attribute (DW_AT_type, DW_AT_specification) of `die` names. */
-static bool referenced_die(Dwarf_Debug dbg, Dwarf_Die die, Dwarf_Half attribute, Dwarf_Die *out)
+/* The DIE a reference attribute (DW_AT_type, DW_AT_specification) of `die` (of `dbg`) names,
+ * and in *out_dbg the file it is in: a dwz reference (DW_FORM_GNU_ref_alt, DWARF 5's ref_sup)
+ * points into the supplementary file tied to dbg. */
+static bool referenced_die(Dwarf_Debug dbg, Dwarf_Die die, Dwarf_Half attribute,
+			   Dwarf_Debug *out_dbg, Dwarf_Die *out)
 {
 	Dwarf_Attribute attr = NULL;
 	if (dwarf_attr(die, attribute, &attr, NULL) != DW_DLV_OK)
 		return false;
 	Dwarf_Off offset = 0;
+	Dwarf_Half form = 0;
 	int status = dwarf_global_formref(attr, &offset, NULL);
+	if (status == DW_DLV_OK)
+		status = dwarf_whatform(attr, &form, NULL);
 	dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
-	return status == DW_DLV_OK && dwarf_offdie_b(dbg, offset, 1, out, NULL) == DW_DLV_OK;
+	*out_dbg = dbg;
+	if (status == DW_DLV_OK &&
+	    (form == DW_FORM_GNU_ref_alt || form == DW_FORM_ref_sup4 || form == DW_FORM_ref_sup8) &&
+	    (dwarf_get_tied_dbg(dbg, out_dbg, NULL) != DW_DLV_OK || *out_dbg == NULL))
+		return false; /* into a supplementary file that is not here */
+	return status == DW_DLV_OK && dwarf_offdie_b(*out_dbg, offset, 1, out, NULL) == DW_DLV_OK;
 }
 
 /* A definition that completes an earlier declaration carries its name there (DW_AT_specification),
  * as a global declared in a header and defined in one file does. */
 static bool specification_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size)
 {
+	Dwarf_Debug at = NULL;
 	Dwarf_Die declaration = NULL;
-	if (!referenced_die(dbg, die, DW_AT_specification, &declaration))
+	if (!referenced_die(dbg, die, DW_AT_specification, &at, &declaration))
 		return false;
-	bool named = die_name(dbg, declaration, out, out_size);
-	dwarf_dealloc(dbg, declaration, DW_DLA_DIE);
+	bool named = die_name(at, declaration, out, out_size);
+	dwarf_dealloc(at, declaration, DW_DLA_DIE);
 	return named;
 }
 
@@ -214,11 +259,10 @@ static bool next_unit(Dwarf_Debug dbg, Dwarf_Die *unit)
 	return true;
 }
 
-/* Indexes the complete struct definitions at the top level of every compile unit. */
-static void build_index(struct dwarf_types *types)
+/* Indexes the complete definitions at the top level of every unit of `dbg`, their offsets
+ * marked with `flag`. */
+static void index_units(struct dwarf_types *types, Dwarf_Debug dbg, Dwarf_Off flag)
 {
-	types->indexed = true;
-	Dwarf_Debug dbg = types->dbg;
 	Dwarf_Die unit;
 	while (next_unit(dbg, &unit)) {
 		if (unit == NULL)
@@ -238,11 +282,11 @@ static void build_index(struct dwarf_types *types)
 				      specification_name(dbg, child, name, sizeof name))) &&
 				    dwarf_dieoffset(child, &offset, NULL) == DW_DLV_OK) {
 					if (tag == DW_TAG_structure_type)
-						table_add(&types->structs, name, offset);
+						table_add(&types->structs, name, offset | flag);
 					else if (tag == DW_TAG_typedef)
-						table_add(&types->typedefs, name, offset);
+						table_add(&types->typedefs, name, offset | flag);
 					else if (die_flag(child, DW_AT_location))
-						table_add(&types->variables, name, offset);
+						table_add(&types->variables, name, offset | flag);
 				}
 				Dwarf_Die sibling = NULL;
 				int status = dwarf_siblingof_b(dbg, child, 1, &sibling, NULL);
@@ -254,12 +298,23 @@ static void build_index(struct dwarf_types *types)
 	}
 }
 
+/* Indexes the file's definitions, then those dwz moved to the supplementary file (partial units
+ * the file's units import). */
+static void build_index(struct dwarf_types *types)
+{
+	types->indexed = true;
+	index_units(types, types->dbg, 0);
+	if (types->supplementary)
+		index_units(types, types->supplementary, SUPPLEMENTARY_OFFSET);
+}
+
 /* The size in bytes of the type a DIE's DW_AT_type names, through typedefs, qualifiers and
  * arrays; 0 when unknown. */
 static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
 {
 	Dwarf_Die type = NULL;
-	if (depth > 16 || !referenced_die(dbg, die, DW_AT_type, &type))
+	/* (from here on dbg is the type's file) */
+	if (depth > 16 || !referenced_die(dbg, die, DW_AT_type, &dbg, &type))
 		return 0;
 	uint64_t size = 0;
 	Dwarf_Half tag = 0;
@@ -297,30 +352,35 @@ static uint64_t type_size(Dwarf_Debug dbg, Dwarf_Die die, int depth)
 
 static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size, int depth);
 
-/* The DIE indexed under `name` in `table` (indexing on first use). */
+/* The DIE indexed under `name` in `table` (indexing on first use), and the file it is in. */
 static bool indexed_die(struct dwarf_types *types, struct name_table *table, const char *name,
-			Dwarf_Die *die)
+			Dwarf_Debug *dbg, Dwarf_Die *die)
 {
 	if (!types->indexed)
 		build_index(types);
 	Dwarf_Off offset;
-	return table_find(table, name, &offset) &&
-	       dwarf_offdie_b(types->dbg, offset, 1, die, NULL) == DW_DLV_OK;
+	if (!table_find(table, name, &offset))
+		return false;
+	*dbg = offset & SUPPLEMENTARY_OFFSET ? types->supplementary : types->dbg;
+	return dwarf_offdie_b(*dbg, offset & ~SUPPLEMENTARY_OFFSET, 1, die, NULL) == DW_DLV_OK;
 }
 
 /* The struct a typedef names, through further typedefs; a declaration is completed by its name. */
-static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Die *out)
+static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Debug *out_dbg,
+			   Dwarf_Die *out)
 {
-	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Debug dbg = NULL;
 	Dwarf_Die die = NULL;
-	if (!indexed_die(types, &types->typedefs, name, &die))
+	if (!indexed_die(types, &types->typedefs, name, &dbg, &die))
 		return false;
 	for (int depth = 0; depth < 8; depth++) {
+		Dwarf_Debug next_dbg = NULL;
 		Dwarf_Die next = NULL;
-		bool followed = referenced_die(dbg, die, DW_AT_type, &next);
+		bool followed = referenced_die(dbg, die, DW_AT_type, &next_dbg, &next);
 		dwarf_dealloc(dbg, die, DW_DLA_DIE);
 		if (!followed)
 			return false;
+		dbg = next_dbg;
 		die = next;
 		Dwarf_Half tag = 0;
 		dwarf_tag(die, &tag, NULL);
@@ -329,11 +389,12 @@ static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Di
 		char struct_name[256];
 		bool found = false;
 		if (tag == DW_TAG_structure_type && !die_flag(die, DW_AT_declaration)) {
+			*out_dbg = dbg;
 			*out = die;
 			return true;
 		}
 		if (tag == DW_TAG_structure_type && die_name(dbg, die, struct_name, sizeof struct_name))
-			found = indexed_die(types, &types->structs, struct_name, out);
+			found = indexed_die(types, &types->structs, struct_name, out_dbg, out);
 		dwarf_dealloc(dbg, die, DW_DLA_DIE);
 		return found;
 	}
@@ -343,9 +404,10 @@ static bool typedef_struct(struct dwarf_types *types, const char *name, Dwarf_Di
 
 static bool struct_locked(struct dwarf_types *types, const char *name, struct dwarf_struct *out)
 {
-	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Debug dbg = NULL;
 	Dwarf_Die die = NULL;
-	if (!indexed_die(types, &types->structs, name, &die) && !typedef_struct(types, name, &die))
+	if (!indexed_die(types, &types->structs, name, &dbg, &die) &&
+	    !typedef_struct(types, name, &dbg, &die))
 		return false;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
@@ -392,26 +454,27 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size
 		snprintf(out, out_size, "void");
 		return;
 	}
-	if (!referenced_die(dbg, die, DW_AT_type, &type)) {
+	Dwarf_Debug at = NULL; /* the type's file */
+	if (!referenced_die(dbg, die, DW_AT_type, &at, &type)) {
 		snprintf(out, out_size, "?");
 		return;
 	}
 	Dwarf_Half tag = 0;
 	dwarf_tag(type, &tag, NULL);
 	char name[96] = "", inner[96]; /* shorter than out, so "inner *" and "inner[N]" fit */
-	bool named = die_name(dbg, type, name, sizeof name);
+	bool named = die_name(at, type, name, sizeof name);
 	switch (tag) {
 	case DW_TAG_pointer_type:
-		type_name(dbg, type, inner, sizeof inner, depth + 1);
+		type_name(at, type, inner, sizeof inner, depth + 1);
 		snprintf(out, out_size, "%s *", inner);
 		break;
 	case DW_TAG_const_type:
 	case DW_TAG_volatile_type:
-		type_name(dbg, type, out, out_size, depth + 1);
+		type_name(at, type, out, out_size, depth + 1);
 		break;
 	case DW_TAG_array_type: {
-		type_name(dbg, type, inner, sizeof inner, depth + 1);
-		uint64_t size = type_size(dbg, die, 0), element = type_size(dbg, type, 0);
+		type_name(at, type, inner, sizeof inner, depth + 1);
+		uint64_t size = type_size(dbg, die, 0), element = type_size(at, type, 0);
 		if (element && size)
 			snprintf(out, out_size, "%s[%llu]", inner, (unsigned long long)(size / element));
 		else
@@ -433,7 +496,7 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size
 	default:
 		snprintf(out, out_size, "%s", named ? name : "?");
 	}
-	dwarf_dealloc(dbg, type, DW_DLA_DIE);
+	dwarf_dealloc(at, type, DW_DLA_DIE);
 }
 
 /* The compile unit's DW_AT_name, through the DIE's CU. */
@@ -459,9 +522,9 @@ static void unit_file(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t out_size
 static bool variable_locked(struct dwarf_types *types, const char *name,
 			    struct dwarf_variable *out)
 {
-	Dwarf_Debug dbg = types->dbg;
+	Dwarf_Debug dbg = NULL;
 	Dwarf_Die die = NULL;
-	if (!indexed_die(types, &types->variables, name, &die))
+	if (!indexed_die(types, &types->variables, name, &dbg, &die))
 		return false;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
@@ -478,17 +541,21 @@ static bool variable_locked(struct dwarf_types *types, const char *name,
 		}
 		dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
 	}
+	if (found)
+		unit_file(dbg, die, out->file, sizeof out->file); /* the defining unit's */
+	Dwarf_Debug declaration_dbg = NULL;
 	Dwarf_Die declaration = NULL;
 	if (found && !die_flag(die, DW_AT_type) &&
-	    referenced_die(dbg, die, DW_AT_specification, &declaration)) {
-		/* the type is on the declaration this definition completes */
+	    referenced_die(dbg, die, DW_AT_specification, &declaration_dbg, &declaration)) {
+		/* the type is on the declaration this definition completes (which dwz may have
+		   moved to a partial unit of the supplementary file) */
 		dwarf_dealloc(dbg, die, DW_DLA_DIE);
+		dbg = declaration_dbg;
 		die = declaration;
 	}
 	if (found) {
 		type_name(dbg, die, out->type, sizeof out->type, 0);
 		out->type_size = type_size(dbg, die, 0);
-		unit_file(dbg, die, out->file, sizeof out->file);
 	}
 	dwarf_dealloc(dbg, die, DW_DLA_DIE);
 	return found;
@@ -511,10 +578,11 @@ void dwarf_types_each_variable(struct dwarf_types *types,
 	}
 }
 
-struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err)
+struct dwarf_types *dwarf_types_open(const char *path, const char *supplementary,
+				     struct hs_error *err)
 {
 	pthread_mutex_lock(&libdwarf_lock);
-	struct dwarf_types *types = open_locked(path, err);
+	struct dwarf_types *types = open_locked(path, supplementary, err);
 	pthread_mutex_unlock(&libdwarf_lock);
 	return types;
 }
@@ -538,12 +606,13 @@ bool dwarf_types_typedef_struct(struct dwarf_types *types, const char *name, cha
 				size_t out_size)
 {
 	pthread_mutex_lock(&libdwarf_lock);
+	Dwarf_Debug dbg = NULL;
 	Dwarf_Die die = NULL;
-	bool found = typedef_struct(types, name, &die);
+	bool found = typedef_struct(types, name, &dbg, &die);
 	if (found) {
-		if (!die_name(types->dbg, die, out, out_size))
+		if (!die_name(dbg, die, out, out_size))
 			snprintf(out, out_size, "%s", name); /* typedef struct { ... } name; */
-		dwarf_dealloc(types->dbg, die, DW_DLA_DIE);
+		dwarf_dealloc(dbg, die, DW_DLA_DIE);
 	}
 	pthread_mutex_unlock(&libdwarf_lock);
 	return found;

@@ -32,7 +32,10 @@ struct dwarf_struct {
 
 struct dwarf_types;
 
-struct dwarf_types *dwarf_types_open(const char *path, struct hs_error *err);
+/* Opens the DWARF of the file at `path`, with the dwz supplementary file its .gnu_debugaltlink
+ * names (found by the caller; NULL: none, and then what dwz moved there is not seen). */
+struct dwarf_types *dwarf_types_open(const char *path, const char *supplementary,
+				     struct hs_error *err);
 void dwarf_types_close(struct dwarf_types *types);
 
 /* The layout of `struct NAME` (a complete definition), or of the struct a typedef NAME names. */

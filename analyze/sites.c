@@ -132,9 +132,8 @@ static struct dwarf_types *module_types(struct site_cache *cache, struct module_
 	for (size_t i = 0; i < cache->module_count; i++)
 		if (cache->modules[i].module == module)
 			return cache->modules[i].types;
-	const char *debug_file = module_symbols_debug_file(module);
 	struct hs_error ignored;
-	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	struct dwarf_types *types = module_symbols_open_types(module, &ignored);
 	if (cache->module_count < sizeof cache->modules / sizeof cache->modules[0]) {
 		cache->modules[cache->module_count++] = (struct site_module){module, types};
 	} else if (types) {

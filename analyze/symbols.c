@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analyze/dwarf_types.h"
+#include "analyze/dwz_supplementary.h"
 #include "analyze/module_files.h"
 #include "common/open_file.h"
 #include "formats/elf_build_id.h"
@@ -29,7 +31,10 @@ struct module_symbols {
 	char *debug_file;
 	enum debug_source debug_source;
 	const char *debug_url; /* the debuginfod server it came from in this run (the fetch's) */
-	bool dwz_split; /* its debug file's DWARF needs a dwz supplementary file (not read yet) */
+	/* its debug file's link to a dwz supplementary file (NULL: none), and that file as found
+	   (NULL: not found, and what dwz moved there is not seen) */
+	struct dwz_link *dwz;
+	char *supplementary_file;
 	struct symbol *symbols; /* sorted by name */
 	size_t symbol_count;
 	struct symbol **by_address; /* the same, sorted by address */
@@ -107,6 +112,8 @@ static void module_unload(struct module_symbols *module)
 	free(module->sections);
 	free(module->file_path);
 	free(module->debug_file);
+	free(module->dwz);
+	free(module->supplementary_file);
 	free(module->symbols);
 	for (size_t i = 0; i < module->string_count; i++)
 		free(module->strings[i]);
@@ -133,34 +140,37 @@ void symbols_use_debuginfod(struct symbols *symbols, const struct debug_fetch_op
 	symbols->no_debuginfod = options->disabled;
 }
 
-/* Says the modules whose debug file was found but whose DWARF dwz moved in part to a
- * supplementary file (.gnu_debugaltlink: Debian's -dbgsym packages, Fedora's debuginfo), which
- * heapsnap does not read yet: without it their names do not resolve. */
-static void warn_dwz_split(struct symbols *symbols)
+/* Says the modules whose debug file was found but whose dwz supplementary file (.gnu_debugaltlink:
+ * Debian's -dbgsym packages, Fedora's debuginfo) was not: what dwz moved there (shared types,
+ * names) is not seen. */
+static void warn_dwz_missing(struct symbols *symbols)
 {
 	char modules[600] = "";
 	size_t used = 0, count = 0;
 	for (size_t i = 0; i < symbols->module_count; i++) {
 		const struct module_symbols *module = &symbols->modules[i];
-		if (!module->loaded || !module->dwz_split)
+		if (!module->loaded || module->dwz == NULL || module->supplementary_file)
 			continue;
 		if (count++ < 4 && used < sizeof modules)
-			used += (size_t)snprintf(modules + used, sizeof modules - used, "%s%s (%s)",
-						 used ? ", " : "", module->module->path,
-						 module->debug_file);
+			used += (size_t)snprintf(modules + used, sizeof modules - used,
+						 "%s%s (needs %s)", used ? ", " : "",
+						 module->module->path, module->dwz->path);
 	}
 	if (count)
 		warnings_add(symbols->warnings,
 			     "the debug info of %zu module%s is split by dwz into a supplementary "
-			     "file (.gnu_debugaltlink), which heapsnap does not read yet: left "
-			     "unnamed (their types and globals): %s%s",
+			     "file (.gnu_debugaltlink) that was not found (by its path, by build-id "
+			     "under the debug directories, from debuginfod when asked): the types "
+			     "and names it holds are not seen: %s%s; install the package that has it (on "
+			     "Debian the -dbgsym package's /usr/lib/debug/.dwz/ file) or name a "
+			     "debuginfod server that has it",
 			     count, count == 1 ? "" : "s", modules, count > 4 ? " and more" : "");
 }
 
 void symbols_warn_unfetched(struct symbols *symbols)
 {
 	debug_fetch_warn(symbols->fetch);
-	warn_dwz_split(symbols);
+	warn_dwz_missing(symbols);
 	if (!symbols->no_debuginfod)
 		return;
 	/* debuginfod was turned off: the modules it would have been asked for are said (when it
@@ -466,27 +476,20 @@ static bool needs_cxx_runtime(Elf *elf)
 	return false;
 }
 
-/* Whether the ELF file at `path` has a section of that name. */
-static bool has_section(const char *path, const char *wanted)
+/* The dwz supplementary file of the module's debug file, when it links to one. */
+static void find_supplementary_file(struct symbols *symbols, struct module_symbols *module)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool found = false;
-	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	size_t names;
-	if (elf && elf_getshdrstrndx(elf, &names) == 0)
-		for (Elf_Scn *section = NULL; !found && (section = elf_nextscn(elf, section)) != NULL;) {
-			GElf_Shdr header;
-			const char *name = gelf_getshdr(section, &header)
-						   ? elf_strptr(elf, names, header.sh_name)
-						   : NULL;
-			found = name && strcmp(name, wanted) == 0;
-		}
-	if (elf)
-		elf_end(elf);
-	close(fd);
-	return found;
+	struct dwz_link link;
+	if (module->debug_file == NULL)
+		return;
+	dwz_link_read(module->debug_file, &link);
+	if (!link.present || (module->dwz = malloc(sizeof *module->dwz)) == NULL)
+		return;
+	*module->dwz = link; /* (kept: the fetch remembers the path it was asked for) */
+	module->supplementary_file =
+		dwz_supplementary_find(module->debug_file, module->dwz,
+				       (const char(*)[4096])symbols->debug_dirs,
+				       symbols->debug_dir_count, symbols->fetch, NULL);
 }
 
 /* Says where the module's debug file came from, and asks debuginfod for one when there is none
@@ -507,7 +510,7 @@ static void find_debug_source(struct symbols *symbols, struct module_symbols *mo
 		module->debug_source = strcmp(module->debug_file, module->file_path) == 0
 					       ? DEBUG_SOURCE_LOCAL_FILE
 					       : DEBUG_SOURCE_DEBUG_PACKAGE;
-	module->dwz_split = module->debug_file && has_section(module->debug_file, ".gnu_debugaltlink");
+	find_supplementary_file(symbols, module);
 }
 
 static void module_load(struct symbols *symbols, struct module_symbols *module)
@@ -631,6 +634,22 @@ const struct snapshot_module *module_symbols_module(const struct module_symbols 
 }
 
 uint64_t module_symbols_bias(struct module_symbols *module) { return module->bias; }
+
+struct dwarf_types *module_symbols_open_types(struct module_symbols *module,
+					     struct hs_error *err)
+{
+	const char *debug_file = module_symbols_debug_file(module);
+	if (debug_file == NULL) {
+		hs_error_set(err, "%s has no debug information here", module->module->path);
+		return NULL;
+	}
+	return dwarf_types_open(debug_file, module->supplementary_file, err);
+}
+
+const char *module_symbols_supplementary_file(struct module_symbols *module)
+{
+	return module->supplementary_file;
+}
 
 const char *module_symbols_debug_file(struct module_symbols *module)
 {

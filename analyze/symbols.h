@@ -20,6 +20,7 @@
 
 struct symbols;
 struct module_symbols;
+struct dwarf_types;
 
 /* `files` says where the modules' files are looked for (NULL: here, and under the captured
  * process's root while it runs). */
@@ -59,6 +60,12 @@ uint64_t module_symbols_bias(struct module_symbols *module);
 /* The separate debug file when one was found (for DWARF), else the module's own file if it has
  * DWARF, else NULL. */
 const char *module_symbols_debug_file(struct module_symbols *module);
+/* The dwz supplementary file the debug file links to, when it was found, else NULL. */
+const char *module_symbols_supplementary_file(struct module_symbols *module);
+/* Opens the module's DWARF (its debug file, with its dwz supplementary file); NULL with err set
+ * when it has none here. The caller closes it (dwarf_types_close). */
+struct dwarf_types *module_symbols_open_types(struct module_symbols *module,
+					     struct hs_error *err);
 /* Where a loaded module's names came from (symbols_module_at loads it); *url: the debuginfod server it was fetched from
  * in this run, NULL when it came from the cache (or not from debuginfod). */
 enum debug_source module_symbols_debug_source(struct module_symbols *module, const char **url);

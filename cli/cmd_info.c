@@ -34,7 +34,8 @@ struct names {
 	struct warnings warnings;
 };
 
-/* "debuginfod URL (FILE)", "debug package FILE", "local file FILE" or "none" */
+/* "debuginfod URL (FILE)", "debug package FILE", "local file FILE" or "none", then
+ * " + dwz FILE" for its supplementary file */
 static void names_text(struct names *names, size_t index, char *out, size_t size)
 {
 	struct module_symbols *module = symbols_module_at(names->symbols, index);
@@ -47,6 +48,10 @@ static void names_text(struct names *names, size_t index, char *out, size_t size
 		snprintf(out, size, "none");
 	else
 		snprintf(out, size, "%s %s", debug_source_name(source), file);
+	const char *supplementary = module_symbols_supplementary_file(module);
+	size_t used = strlen(out);
+	if (supplementary && used < size)
+		snprintf(out + used, size - used, " + dwz %s", supplementary);
 }
 
 static const struct cli_choice formats[] = {
@@ -87,6 +92,12 @@ static void json_modules(struct json_writer *json, struct snapshot *snapshot, st
 		json_key(json, "debuginfod_url");
 		if (url)
 			json_string(json, url);
+		else
+			json_null(json);
+		const char *supplementary = module_symbols_supplementary_file(module);
+		json_key(json, "dwz_file");
+		if (supplementary)
+			json_string(json, supplementary);
 		else
 			json_null(json);
 		json_object_end(json);

@@ -1588,7 +1588,7 @@ int glibc_heap_walk(const struct allocator_input *input, struct heap *heap,
 	    module_symbols_lookup(libc, "main_arena", &main_arena, NULL) &&
 	    module_symbols_lookup(libc, "mp_", &par, NULL)) {
 		struct hs_error ignored;
-		struct dwarf_types *types = dwarf_types_open(debug_file, &ignored);
+		struct dwarf_types *types = module_symbols_open_types(libc, &ignored);
 		debug = types && glibc_layout_from_dwarf(types, minor, &walker->layout);
 		dwarf_types_close(types);
 	}

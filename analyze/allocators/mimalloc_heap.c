@@ -782,9 +782,8 @@ static uint64_t dwarf_offset(const struct dwarf_struct *layout, const char *name
 static int check_dwarf_layout(struct walker *walker, const struct allocator_input *input,
 			      const char *what, struct hs_error *err)
 {
-	const char *debug_file = module_symbols_debug_file(input->module);
 	struct hs_error ignored;
-	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	struct dwarf_types *types = module_symbols_open_types(input->module, &ignored);
 	struct dwarf_struct *structs = malloc(3 * sizeof *structs); /* (large: not on the stack) */
 	int result = 0;
 	if (types == NULL || structs == NULL ||

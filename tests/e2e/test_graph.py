@@ -136,9 +136,9 @@ class Graph(Case):
         check(not any(t.startswith("struct ") and t.endswith(" *") for t in types),
               f"typedefs: no type is spelled as a pointer: {sorted(types)[:12]}")
 
-        # its debug file split by dwz (as Debian's -dbgsym files are): a supplementary file,
-        # which heapsnap does not read yet, named by .gnu_debugaltlink; the stripped binary
-        # then says why it is left unnamed
+        # its debug file split by dwz (as Debian's -dbgsym files are), its supplementary file
+        # (named by .gnu_debugaltlink) found nowhere: the stripped binary then says what is
+        # not seen and why (test_debuginfod's Dwz finds it)
         if shutil.which("dwz") is None:
             check(False, "dwz is missing: apt-get install dwz (scripts/setup)")
             return

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct hs_error err;
-	struct dwarf_types *types = dwarf_types_open(argv[1], &err);
+	struct dwarf_types *types = dwarf_types_open(argv[1], NULL, &err);
 	if (types == NULL) {
 		fprintf(stderr, "%s\n", err.message);
 		return 1;

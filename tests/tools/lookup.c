@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 		const char *file = module ? module_symbols_debug_file(module) : NULL;
 		if (file == NULL && module)
 			file = module_symbols_module(module)->path;
-		struct dwarf_types *types = file ? dwarf_types_open(file, &err) : NULL;
+		struct dwarf_types *types = file ? dwarf_types_open(file, NULL, &err) : NULL;
 		struct dwarf_variable variable;
 		if (types && dwarf_types_variable(types, argv[at + 2], &variable)) {
 			printf("0x%llx %s|%llu|%s\n",

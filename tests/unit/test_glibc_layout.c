@@ -22,7 +22,7 @@ int main(void)
 		at += snprintf(path + at, sizeof path - (size_t)at, "%02x", build_id[i]);
 	snprintf(path + at, sizeof path - (size_t)at, ".debug");
 	struct hs_error err;
-	struct dwarf_types *types = dwarf_types_open(path, &err);
+	struct dwarf_types *types = dwarf_types_open(path, NULL, &err);
 	CHECK(types != NULL, "libc's debug file (libc6-dbg): %s", err.message);
 	if (types == NULL)
 		return TEST_EXIT();

@@ -57,9 +57,8 @@ static void choose_layout(struct module_symbols *module, struct address_space *s
 		return;
 	info->has_layout = true;
 	snprintf(info->layout_source, sizeof info->layout_source, "built-in");
-	const char *debug_file = no_debuginfo ? NULL : module_symbols_debug_file(module);
 	struct hs_error ignored;
-	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	struct dwarf_types *types = no_debuginfo ? NULL : module_symbols_open_types(module, &ignored);
 	if (types && cpython_layout_from_dwarf(types, &info->layout))
 		snprintf(info->layout_source, sizeof info->layout_source, "debug info");
 	dwarf_types_close(types);

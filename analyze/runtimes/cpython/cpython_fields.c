@@ -143,11 +143,10 @@ static struct dwarf_types *dwarf_of(struct cpython_fields *fields, uint64_t addr
 	if (grown == NULL)
 		return NULL;
 	fields->modules = grown;
-	const char *debug_file = module_symbols_debug_file(module);
 	struct hs_error ignored;
 	struct module_dwarf *entry = &fields->modules[fields->module_count++];
 	entry->module = module;
-	entry->types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	entry->types = module_symbols_open_types(module, &ignored);
 	return entry->types;
 }
 

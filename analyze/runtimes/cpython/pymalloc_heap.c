@@ -138,9 +138,8 @@ static bool arena_table(struct address_space *space, struct symbols *symbols,
 		return address_space_read_u64(space, arenas_at, table) &&
 		       address_space_read(space, count_at, count, sizeof *count, NULL) == 0;
 	}
-	const char *debug_file = module_symbols_debug_file(module);
 	struct hs_error ignored;
-	struct dwarf_types *types = debug_file ? dwarf_types_open(debug_file, &ignored) : NULL;
+	struct dwarf_types *types = module_symbols_open_types(module, &ignored);
 	if (types == NULL)
 		return false;
 	uint64_t interpreters, main_offset, obmalloc, mgmt, arenas, max;
