@@ -232,9 +232,10 @@ static void utc_stamp(uint64_t when_ns, char out[32])
 	int64_t day = day_of_year - (153 * month_index + 2) / 5 + 1;
 	int64_t month = month_index < 10 ? month_index + 3 : month_index - 9;
 	int64_t year = year_of_era + era * 400 + (month <= 2);
-	snprintf(out, 32, "%04lld%02lld%02lldT%02lld%02lld%02lld", (long long)year, (long long)month,
-		 (long long)day, (long long)(rest / 3600), (long long)(rest / 60 % 60),
-		 (long long)(rest % 60));
+	/* (each field reduced to its digits, so the compiler sees the text fits) */
+	snprintf(out, 32, "%04u%02u%02uT%02u%02u%02u", (unsigned)year % 10000u,
+		 (unsigned)month % 100u, (unsigned)day % 100u, (unsigned)(rest / 3600) % 100u,
+		 (unsigned)(rest / 60 % 60) % 100u, (unsigned)(rest % 60) % 100u);
 }
 
 void capture_default_path(pid_t pid, uint64_t when_ns, const char *directory, char *out,

@@ -5,8 +5,8 @@
 #include "analyze/analysis.h"
 #include "analyze/graph/paths.h"
 #include "cli/cli.h"
+#include "cli/list_lines.h"
 #include "cli/progress.h"
-#include "formats/json.h"
 
 static const struct cli_command_help help = {
 	.program = "heapsnap",
@@ -24,9 +24,8 @@ static const struct cli_command_help help = {
 		"\"generation\" the collector's generation (0 to 2) whose list a tracked object is in.\n",
 };
 
-#define STATE_ALL (-1)
 static const struct cli_choice states[] = {
-	{"live", ALLOCATION_LIVE}, {"free", ALLOCATION_FREE}, {"all", STATE_ALL}, {NULL, 0}};
+	{"live", ALLOCATION_LIVE}, {"free", ALLOCATION_FREE}, {"all", LIST_ALL_STATES}, {NULL, 0}};
 static const struct cli_choice formats[] = {{"text", 0}, {"jsonl", 1}, {NULL, 0}};
 
 /* Appends `text` to `out`, then spaces up to `width` characters. */
@@ -87,7 +86,7 @@ static void list_line(uint64_t address, uint64_t size, const char *state, const 
 int cmd_list(int argc, char **argv)
 {
 	struct analysis_options analysis_options = {0};
-	int wanted = ALLOCATION_LIVE; /* STATE_ALL: all */
+	int wanted = ALLOCATION_LIVE; /* LIST_ALL_STATES: all */
 	int jsonl = 0;
 	bool with_paths = false, show_values = false;
 	const struct cli_option options[] = {
@@ -120,62 +119,16 @@ int cmd_list(int argc, char **argv)
 	}
 	progress_end();
 	const struct heap *heap = &analysis->heap;
-	const struct heap_allocator *mallocs[HEAP_ALLOCATORS_MAX];
-	bool several_mallocs = heap_mallocs(heap, mallocs, HEAP_ALLOCATORS_MAX) > 1;
-	for (size_t i = 0; i < heap->count; i++) {
-		const struct allocation *allocation = &heap->allocations[i];
-		if (wanted >= 0 && allocation->state != wanted)
-			continue;
-		const char *type = analysis_type(analysis, i);
-		if (jsonl) {
-			struct json_writer json;
-			json_init(&json, stdout);
-			json_object_begin(&json);
-			json_key(&json, "addr");
-			json_uint(&json, allocation->address);
-			json_key(&json, "size");
-			json_uint(&json, allocation->size);
-			json_key(&json, "state");
-			json_string(&json, allocation_state_name(allocation->state));
-			json_key(&json, "place");
-			json_string(&json, allocator_place_name(heap, allocation));
-			const struct allocator *owner = allocator_of(heap, allocation);
-			if (several_mallocs && owner) {
-				json_key(&json, "allocator");
-				json_string(&json, owner->name);
-			}
-			json_key(&json, "type");
-			if (type)
-				json_string(&json, type);
-			else
-				json_null(&json);
-			const struct runtime *runtime = analysis->runtime.ops;
-			size_t class = 0;
-			const char *role = runtime ? runtime->block_role(analysis, i, &class) : NULL;
-			if (role) {
-				json_key(&json, runtime->key);
-				json_string(&json, role);
-				const struct runtime_garbage_classes *classes = runtime->garbage;
-				if (class < classes->count && classes->classes[class].json_value >= 0) {
-					json_key(&json, classes->json_member);
-					json_int(&json, classes->classes[class].json_value);
-				}
-			}
-			struct path_shape path;
-			if (paths && allocation->state == ALLOCATION_LIVE) {
-				json_key(&json, "path");
-				if (path_of_allocation(paths, i, &path)) {
-					json_array_begin(&json);
-					for (size_t e = 0; e < path.element_count; e++)
-						json_string(&json, path.elements[e]);
-					json_array_end(&json);
-				} else {
-					json_null(&json); /* no root reaches it */
-				}
-			}
-			json_object_end(&json);
-			json_finish(&json);
-		} else {
+	int failed = 0;
+	if (jsonl) {
+		struct list_lines_input lines = {analysis, paths, wanted, stdout};
+		failed = list_lines_write(&lines, &err);
+	} else {
+		for (size_t i = 0; i < heap->count; i++) {
+			const struct allocation *allocation = &heap->allocations[i];
+			if (wanted != LIST_ALL_STATES && allocation->state != wanted)
+				continue;
+			const char *type = analysis_type(analysis, i);
 			list_line(allocation->address, allocation->size,
 				  allocation_state_name(allocation->state),
 				  allocator_place_name(heap, allocation), type ? type : "-");
@@ -183,5 +136,9 @@ int cmd_list(int argc, char **argv)
 	}
 	timings_mark(&analysis->timings, "report");
 	path_index_free(paths);
+	if (failed) {
+		analysis_close(analysis);
+		return cli_fail("list", &err);
+	}
 	return cli_close_analysis("list", argv[first], analysis, EXIT_OK);
 }

@@ -1,15 +1,81 @@
-/* The JSON writer (see json.h). */
+/* The JSON writer (see json.h). A report writes its JSON from one thread, so the stream is
+ * written unlocked (stdio's locked calls, one a byte, cost more than the formatting), and strings
+ * go out in runs of the bytes that need no escape. */
 #include "json.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 void json_init(struct json_writer *json, FILE *out)
 {
 	json->out = out;
+	json->memory = (struct json_memory){0};
 	json->depth = 0;
 	json->first[0] = true;
 	json->after_key = false;
+}
+
+void json_init_memory(struct json_writer *json)
+{
+	json_init(json, NULL);
+}
+
+void json_memory_clear(struct json_writer *json)
+{
+	json->memory.length = 0;
+}
+
+void json_free_memory(struct json_writer *json)
+{
+	free(json->memory.bytes);
+	json->memory = (struct json_memory){0};
+}
+
+static void put_slow(struct json_writer *json, const void *bytes, size_t size)
+{
+	struct json_memory *memory = &json->memory;
+	if (memory->length + size > memory->capacity) {
+		size_t capacity = memory->capacity ? memory->capacity : 4096;
+		while (capacity < memory->length + size)
+			capacity *= 2;
+		char *grown = realloc(memory->bytes, capacity);
+		if (grown == NULL) {
+			memory->out_of_memory = true;
+			return;
+		}
+		memory->bytes = grown;
+		memory->capacity = capacity;
+	}
+	memcpy(memory->bytes + memory->length, bytes, size);
+	memory->length += size;
+}
+
+/* Writes bytes to the stream, or into memory. */
+static inline void put(struct json_writer *json, const void *bytes, size_t size)
+{
+	struct json_memory *memory = &json->memory;
+	if (json->out)
+		fwrite_unlocked(bytes, 1, size, json->out);
+	else if (memory->length + size <= memory->capacity) {
+		memcpy(memory->bytes + memory->length, bytes, size);
+		memory->length += size;
+	} else
+		put_slow(json, bytes, size);
+}
+
+static inline void put_byte(struct json_writer *json, char byte)
+{
+	if (json->out)
+		fputc_unlocked(byte, json->out);
+	else
+		put(json, &byte, 1);
+}
+
+static void put_text(struct json_writer *json, const char *text)
+{
+	put(json, text, strlen(text));
 }
 
 /* Writes the comma that separates this value from the previous one, if any. */
@@ -20,14 +86,14 @@ static void separate(struct json_writer *json)
 		return;
 	}
 	if (!json->first[json->depth])
-		fputc(',', json->out);
+		put_byte(json, ',');
 	json->first[json->depth] = false;
 }
 
 static void open_nested(struct json_writer *json, char bracket)
 {
 	separate(json);
-	fputc(bracket, json->out);
+	put_byte(json, bracket);
 	if (json->depth + 1 < JSON_MAX_DEPTH)
 		json->depth++;
 	json->first[json->depth] = true;
@@ -37,7 +103,7 @@ static void close_nested(struct json_writer *json, char bracket)
 {
 	if (json->depth > 0)
 		json->depth--;
-	fputc(bracket, json->out);
+	put_byte(json, bracket);
 }
 
 void json_object_begin(struct json_writer *json) { open_nested(json, '{'); }
@@ -70,83 +136,122 @@ static size_t utf8_sequence(const unsigned char *at)
 	return length;
 }
 
+/* Whether a byte below 0x80 is written as it is inside a JSON string. */
+static bool plain(unsigned char byte)
+{
+	return byte >= 0x20 && byte != 0x7f && byte != '"' && byte != '\\';
+}
+
 /* Writes a JSON string. Bytes that are not valid UTF-8 (a path or a name from a process may hold
  * any byte) are written as the code points of the same value, so the document stays valid. */
-static void write_escaped(FILE *out, const char *value)
+static void write_escaped(struct json_writer *json, const char *value)
 {
-	fputc('"', out);
-	for (const unsigned char *at = (const unsigned char *)value; *at; at++) {
+	put_byte(json, '"');
+	const unsigned char *at = (const unsigned char *)value;
+	char escape[8];
+	while (*at) {
+		const unsigned char *run = at;
+		while (*at && *at < 0x80 && plain(*at))
+			at++;
+		if (at > run)
+			put(json, run, (size_t)(at - run));
+		if (*at == '\0')
+			break;
 		if (*at >= 0x80) {
 			size_t length = utf8_sequence(at);
 			if (length == 0) {
-				fprintf(out, "\\u%04x", *at);
+				snprintf(escape, sizeof escape, "\\u%04x", *at);
+				put_text(json, escape);
+				length = 1;
 			} else {
-				fwrite(at, 1, length, out);
-				at += length - 1;
+				put(json, at, length);
 			}
+			at += length;
 			continue;
 		}
 		switch (*at) {
-		case '"': fputs("\\\"", out); break;
-		case '\\': fputs("\\\\", out); break;
-		case '\n': fputs("\\n", out); break;
-		case '\r': fputs("\\r", out); break;
-		case '\t': fputs("\\t", out); break;
-		default:
-			if (*at < 0x20 || *at == 0x7f)
-				fprintf(out, "\\u%04x", *at);
-			else
-				fputc(*at, out);
+		case '"': put_text(json, "\\\""); break;
+		case '\\': put_text(json, "\\\\"); break;
+		case '\n': put_text(json, "\\n"); break;
+		case '\r': put_text(json, "\\r"); break;
+		case '\t': put_text(json, "\\t"); break;
+		default: /* the other control bytes, and DEL */
+			snprintf(escape, sizeof escape, "\\u%04x", *at);
+			put_text(json, escape);
 		}
+		at++;
 	}
-	fputc('"', out);
+	put_byte(json, '"');
+}
+
+/* Writes the decimal digits of `value`: as printf's %llu would, without its parsing. */
+static void write_digits(struct json_writer *json, uint64_t value)
+{
+	char digits[20];
+	size_t at = sizeof digits;
+	do {
+		digits[--at] = (char)('0' + value % 10);
+		value /= 10;
+	} while (value);
+	put(json, digits + at, sizeof digits - at);
 }
 
 void json_key(struct json_writer *json, const char *key)
 {
 	separate(json);
-	write_escaped(json->out, key);
-	fputc(':', json->out);
+	write_escaped(json, key);
+	put_byte(json, ':');
 	json->after_key = true;
 }
 
 void json_string(struct json_writer *json, const char *value)
 {
 	separate(json);
-	write_escaped(json->out, value ? value : "");
+	write_escaped(json, value ? value : "");
 }
 
 void json_uint(struct json_writer *json, uint64_t value)
 {
 	separate(json);
-	fprintf(json->out, "%" PRIu64, value);
+	write_digits(json, value);
 }
 
 void json_int(struct json_writer *json, int64_t value)
 {
 	separate(json);
-	fprintf(json->out, "%" PRId64, value);
+	if (value < 0) {
+		put_byte(json, '-');
+		write_digits(json, (uint64_t)0 - (uint64_t)value);
+	} else {
+		write_digits(json, (uint64_t)value);
+	}
 }
 
 void json_double(struct json_writer *json, double value)
 {
 	separate(json);
+	char text[32];
 	if (isfinite(value))
-		fprintf(json->out, "%.17g", value);
-	else
-		fputs("null", json->out);
+		snprintf(text, sizeof text, "%.17g", value);
+	put_text(json, isfinite(value) ? text : "null");
 }
 
 void json_bool(struct json_writer *json, bool value)
 {
 	separate(json);
-	fputs(value ? "true" : "false", json->out);
+	put_text(json, value ? "true" : "false");
 }
 
 void json_null(struct json_writer *json)
 {
 	separate(json);
-	fputs("null", json->out);
+	put_text(json, "null");
 }
 
-void json_finish(struct json_writer *json) { fputc('\n', json->out); }
+void json_finish(struct json_writer *json)
+{
+	put_byte(json, '\n');
+	json->depth = 0; /* a next document starts afresh (JSON lines) */
+	json->first[0] = true;
+	json->after_key = false;
+}

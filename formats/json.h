@@ -10,13 +10,24 @@
 #define JSON_MAX_DEPTH 32
 
 struct json_writer {
-	FILE *out;
+	FILE *out; /* NULL: written into `memory` */
+	struct json_memory {
+		char *bytes;
+		size_t length, capacity;
+		bool out_of_memory; /* something was not written */
+	} memory;
 	int depth;
 	bool first[JSON_MAX_DEPTH];
 	bool after_key;
 };
 
 void json_init(struct json_writer *json, FILE *out);
+/* A writer into memory (json->memory), for a caller that formats in parts (in threads, or many
+ * small documents) and writes them out itself; json_memory_clear empties it (what was written
+ * out), json_free_memory releases it. */
+void json_init_memory(struct json_writer *json);
+void json_memory_clear(struct json_writer *json);
+void json_free_memory(struct json_writer *json);
 void json_object_begin(struct json_writer *json);
 void json_object_end(struct json_writer *json);
 void json_array_begin(struct json_writer *json);
@@ -28,7 +39,7 @@ void json_int(struct json_writer *json, int64_t value);
 void json_double(struct json_writer *json, double value);
 void json_bool(struct json_writer *json, bool value);
 void json_null(struct json_writer *json);
-/* Ends the document with a newline. */
+/* Ends the document with a newline; what is written next is a new document (JSON lines). */
 void json_finish(struct json_writer *json);
 
 #endif
