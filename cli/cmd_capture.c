@@ -39,9 +39,12 @@ static const struct cli_command_help help = {
 		"          Not used (freeze instead, with one line on stderr saying why) under a seccomp\n"
 		"          filter, under strict overcommit (vm.overcommit_memory=2), for a stopped process,\n"
 		"          or when the clone fails.\n"
-		"  freeze  copy every writable page while the process is stopped (a pause that grows with\n"
-		"          the memory; bench/README.md measures it), most of it beforehand while it runs\n"
-		"          (see --no-precopy), into heapsnap's memory:\n"
+		"  freeze  copy every writable page while the process is stopped, into heapsnap's memory:\n"
+		"          a pause that grows with the memory, tenths of a second per GiB. It is the\n"
+		"          kernel's copy (process_vm_readv, one reader a CPU), which the machine's memory\n"
+		"          bandwidth bounds: bench/README.md measures it against a bare copy. Where the\n"
+		"          kernel tracks written pages (soft-dirty), most of it is made beforehand while\n"
+		"          the process runs (see --no-precopy), and the pause copies what changed.\n"
 		"          heapsnap holds as much memory as it copies until the snapshot is written.\n",
 	.epilogue =
 		"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
