@@ -141,14 +141,19 @@ void cli_process_name(const struct snapshot_info *info, bool full, char *out, si
 	visible_text(name, out, size); /* (the process chose both: no control character passes) */
 }
 
-void cli_print_warnings(const char *command, const struct warnings *warnings)
+void cli_print_warning(const char *command, const char *text)
 {
 	progress_end();
 	fflush(stdout); /* a report and its warnings sent to one file stay in order */
-	for (size_t i = 0; i < warnings->count; i++) {
-		print_prefix(command);
-		fprintf(stderr, "warning: %s\n", warnings->items[i]);
-	}
+	print_prefix(command);
+	fprintf(stderr, "warning: %s\n", text);
+}
+
+void cli_print_warnings(const char *command, const struct warnings *warnings)
+{
+	for (size_t i = 0; i < warnings->count; i++)
+		cli_print_warning(command, warnings->items[i]);
+	progress_end();
 	if (warnings->dropped) {
 		print_prefix(command);
 		fprintf(stderr, "warning: %zu more warnings not shown\n", warnings->dropped);

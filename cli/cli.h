@@ -87,6 +87,8 @@ struct warnings;
  * started by another name than its executable's (a symlink), else the executable; `full`: the
  * executable's whole path, else its last component. */
 void cli_process_name(const struct snapshot_info *info, bool full, char *out, size_t size);
+/* One warning on stderr, after "heapsnap COMMAND: " (the report on stdout flushed first). */
+void cli_print_warning(const char *command, const char *text);
 void cli_print_warnings(const char *command, const struct warnings *warnings);
 
 /* "12,345" */

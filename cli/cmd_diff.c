@@ -411,6 +411,38 @@ static int judge_gates(const struct diff_command *command, const struct heap_dif
 	return status;
 }
 
+/* Each snapshot's warnings on stderr, after its role; one given in the same words by several
+ * snapshots (a module left unnamed in each) once, after all their roles ("before, after"). */
+static void print_warnings(struct analysis *const *snapshots, int files,
+			   const char *const *roles)
+{
+	for (int i = 0; i < files; i++) {
+		const struct warnings *warnings = &snapshots[i]->warnings;
+		for (size_t k = 0; k < warnings->count; k++) {
+			const char *text = warnings->items[k];
+			bool earlier = false;
+			char who[64];
+			snprintf(who, sizeof who, "%s", roles[i]);
+			for (int j = 0; j < files; j++)
+				for (size_t m = 0; j != i && m < snapshots[j]->warnings.count; m++) {
+					if (strcmp(snapshots[j]->warnings.items[m], text) != 0)
+						continue;
+					earlier |= j < i;
+					size_t used = strlen(who);
+					if (j > i)
+						snprintf(who + used, sizeof who - used, ", %s",
+							 roles[j]);
+					break;
+				}
+			if (!earlier)
+				cli_print_warning(who, text);
+		}
+		if (warnings->dropped)
+			fprintf(stderr, "%s %s: warning: %zu more warnings not shown\n", cli_program,
+				roles[i], warnings->dropped);
+	}
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	/* `heapdiff` (cli_program, set by main) or `heapsnap diff`: messages name it as it was run */
@@ -456,8 +488,7 @@ int cmd_diff(int argc, char **argv)
 	}
 	fflush(stdout);
 	timings_mark(&after->timings, "path index, diff, report");
-	for (int i = 0; i < files; i++)
-		cli_print_warnings(roles[files == 3][i], &snapshots[i]->warnings);
+	print_warnings(snapshots, files, roles[files == 3]);
 	for (int i = 0; i < files; i++)
 		cli_print_timings(roles[files == 3][i], paths[i], &snapshots[i]->timings);
 	status = judge_gates(&command, &diff, before, after);

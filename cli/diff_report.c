@@ -271,13 +271,26 @@ static bool unseen_grew(const struct report *report)
 	       report->diff->before->outside_heaps.bytes + CLI_UNSEEN_SAID;
 }
 
+/* Whether warning `i` of analysis `a` was given in the same words by an earlier one (a module
+ * left unnamed in both snapshots): the report says it once. */
+static bool repeated_warning(const struct analysis *const *analyses, size_t a, size_t i)
+{
+	const char *text = analyses[a]->warnings.items[i];
+	for (size_t earlier = 0; earlier < a; earlier++)
+		for (size_t k = 0; analyses[earlier] && k < analyses[earlier]->warnings.count; k++)
+			if (strcmp(analyses[earlier]->warnings.items[k], text) == 0)
+				return true;
+	return false;
+}
+
 static size_t warning_count(const struct report *report)
 {
 	const struct analysis *analyses[3] = {report->diff->before, report->target,
 					      report->diff->after};
 	size_t count = 0;
 	for (size_t a = 0; a < 3; a++)
-		count += analyses[a] ? analyses[a]->warnings.count : 0;
+		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++)
+			count += !repeated_warning(analyses, a, i);
 	return count;
 }
 
@@ -523,6 +536,8 @@ static void walk_markdown_warnings(struct emitter *e, const struct report *repor
 		emit_markdown(e, "\n> **%zu warning%s:**\n", warnings, warnings == 1 ? "" : "s");
 	for (size_t a = 0; a < 3; a++)
 		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++) {
+			if (repeated_warning(analyses, a, i))
+				continue;
 			emit_markdown(e, "> - ");
 			emit_code(e, analyses[a]->warnings.items[i]);
 			emit_markdown(e, "\n");
@@ -946,7 +961,8 @@ static void walk_warnings(struct emitter *e, const struct report *report)
 	emit_array_begin(e, "warnings");
 	for (size_t a = 0; a < 3 && emit_is(e, EMIT_JSON); a++)
 		for (size_t i = 0; analyses[a] && i < analyses[a]->warnings.count; i++)
-			emit_string(e, NULL, analyses[a]->warnings.items[i]);
+			if (!repeated_warning(analyses, a, i))
+				emit_string(e, NULL, analyses[a]->warnings.items[i]);
 	emit_array_end(e);
 	size_t warnings = warning_count(report);
 	if (warnings)
