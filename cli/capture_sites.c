@@ -112,6 +112,17 @@ struct sites_recorder *capture_sites_record(pid_t pid, uint64_t window_ns,
 	return recorder;
 }
 
+/* One warning: `count` allocations, what befell them, and what to do. */
+static void warn_unrecorded(uint64_t count, const char *what, const char *value,
+			    const char *advice)
+{
+	if (count == 0)
+		return;
+	char text[32];
+	format_count(count, text, sizeof text);
+	fprintf(stderr, "heapsnap capture: warning: %s %s%s%s\n", text, what, value, advice);
+}
+
 void capture_sites_report(struct sites_recorder *recorder, uint64_t sample_bytes,
 			  uint32_t max_live)
 {
@@ -129,30 +140,18 @@ void capture_sites_report(struct sites_recorder *recorder, uint64_t sample_bytes
 			"heapsnap capture: sites were sampled, one allocation per %llu bytes on "
 			"average: counts by site are estimates\n",
 			(unsigned long long)sample_bytes);
-	if (stats->map_full) {
-		char full[32];
-		format_count(stats->map_full, full, sizeof full);
-		fprintf(stderr,
-			"heapsnap capture: warning: the map of live allocations was full (--sites-max "
-			"%u): %s allocations made during the window were not recorded and have no "
-			"site; raise --sites-max or sample (--sites-sample)\n",
-			max_live, full);
-	}
-	if (stats->no_stack) {
-		char lost[32];
-		format_count(stats->no_stack, lost, sizeof lost);
-		fprintf(stderr,
-			"heapsnap capture: warning: %s allocations made during the window have no site: "
-			"their stacks came faster than heapsnap could unwind them; sample "
-			"(--sites-sample) to record fewer\n",
-			lost);
-	}
-	if (stats->unwound_none) {
-		char none[32];
-		format_count(stats->unwound_none, none, sizeof none);
-		fprintf(stderr,
-			"heapsnap capture: warning: %s live allocations made during the window have no "
-			"site: their stack could not be unwound past the allocator\n",
-			none);
-	}
+	char max[32];
+	snprintf(max, sizeof max, "%u", max_live);
+	warn_unrecorded(stats->map_full,
+			"allocations made during the window were not recorded and have no site: the "
+			"map of live allocations was full (--sites-max ",
+			max, "); raise --sites-max or sample (--sites-sample)");
+	warn_unrecorded(stats->no_stack,
+			"allocations made during the window have no site: their stacks came faster "
+			"than heapsnap could unwind them; ",
+			"", "sample (--sites-sample) to record fewer");
+	warn_unrecorded(stats->unwound_none,
+			"live allocations made during the window have no site: their stack could not "
+			"be unwound past the allocator",
+			"", "");
 }

@@ -10,7 +10,8 @@ stack goes serve_client -> accept_loop, and 500 buffer_new blocks whose stack go
 serve_client, at the recorded lines; nothing from read_request nor from the closed sessions (freed
 during the window); the 50 startup blocks made before the window have no site. heapdiff from a
 snapshot taken before the window shows the same 500 + 500 new blocks by site. The same on
-jemalloc (the server linked with libjemalloc).
+jemalloc (the server linked with libjemalloc). Sampling is marked as estimates; a live map too
+small (--sites-max) is warned about with the count it lost, which info gives too.
 
 Refusals exit 2 with their reason and the alternative (the hook), and write nothing: heapsnap
 run as nobody (no CAP_BPF), a target that exits during the window, a program with a malloc of
@@ -179,6 +180,29 @@ class SitesByBpf(Case):
               f"a sampled window records a sample, marked as estimates: {recorded}")
         text = heapsnap("info", output).stdout
         check("counts by site are estimates" in text, f"info says the sample: {text}")
+
+    def test_map_full(self):
+        record_file = path("full.record")
+        target = start([SERVER, record_file])
+        wait_for_text(record_file, target)
+        _, _, port = read_record(record_file)
+        output = path("full.snap")
+        # 3,000 connections leave 3,000 blocks live: more than a map of 1,024 holds
+        capture, errors = start_window(self, target.pid, output, "--sites-max", "1024")
+        connect_clients(port, 3 * CONNECTIONS)
+        status, _, err = end_window(capture, errors)
+        target.kill()
+        target.wait()
+        if not check(status == 0, f"capture --sites-max exited {status}: {err}"):
+            return
+        recorded = json.loads(heapsnap("info", output, "--format", "json").stdout).get(
+            "allocation_sites", {})
+        lost = recorded.get("map_full", 0)
+        check(lost >= 3 * CONNECTIONS - 1024 and recorded.get("live_with_site", 0) <= 1024 and
+              recorded.get("unrecorded", 0) >= lost,
+              f"a full map: at most 1,024 recorded, the rest counted as unrecorded: {recorded}")
+        check(f"warning: {lost:,} allocations made during the window were not recorded" in err
+              and "--sites-max 1024" in err, f"the full map is warned about: {err}")
 
     def test_refused_without_privileges(self):
         record_file = path("nobody.record")
