@@ -45,6 +45,7 @@ struct sites_recorder {
 	struct sites_unwinder *unwinder;
 	struct unwound *unwound;
 	size_t unwound_count, unwound_capacity;
+	size_t compact_at; /* unwound_count at which the stacks of freed allocations are dropped */
 	bool out_of_memory;
 	uint64_t started_ns, stopped_ns;
 	bool finished;
@@ -208,6 +209,7 @@ struct sites_recorder *sites_recorder_start(pid_t pid, const struct sites_record
 	recorder->options = *options;
 	if (recorder->options.max_live == 0)
 		recorder->options.max_live = SITES_DEFAULT_MAX_LIVE;
+	recorder->compact_at = 4 * (size_t)recorder->options.max_live;
 	struct sites_allocator allocator;
 	int failed = sites_allocator_find(pid, &allocator, err);
 	if (!failed && strcmp(allocator.name, "unknown") == 0)
@@ -264,9 +266,73 @@ static void read_counters(struct sites_recorder *recorder)
 	stats->window_ns = end - recorder->started_ns;
 }
 
+static int compare_u64(const void *left, const void *right)
+{
+	uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
+	return (a > b) - (a < b);
+}
+
+/* Appends the sequence numbers of a map's values (`seq_of` reads one) to `seqs`. */
+static void map_seqs(int fd, size_t key_size, size_t value_size, uint64_t (*seq_of)(const void *),
+		     uint64_t *seqs, size_t *count, size_t capacity)
+{
+	uint64_t key[1], next[1], value[4]; /* (keys of 4 or 8 bytes, values up to 32) */
+	for (bool first = true;
+	     *count < capacity && bpf_map_get_next_key(fd, first ? NULL : key, next) == 0;
+	     first = false) {
+		memcpy(key, next, key_size);
+		if (value_size <= sizeof value && bpf_map_lookup_elem(fd, key, value) == 0)
+			seqs[(*count)++] = seq_of(value);
+	}
+}
+
+static uint64_t live_seq(const void *value)
+{
+	return ((const struct sites_live *)value)->seq;
+}
+
+/* (struct pending of sites.bpf.c begins with its seq) */
+static uint64_t pending_seq(const void *value)
+{
+	return *(const uint64_t *)value;
+}
+
+/* Keeps only the stacks of allocations still live in the map or still in flight: what heapsnap
+ * holds stays proportional to the map (--sites-max), not to the window's length. */
+static void drop_freed_stacks(struct sites_recorder *recorder)
+{
+	struct sites_bpf *skeleton = recorder->skeleton;
+	size_t capacity = (size_t)recorder->options.max_live +
+			  bpf_map__max_entries(skeleton->maps.pending_calls);
+	uint64_t *seqs = malloc(capacity * sizeof *seqs);
+	if (seqs == NULL)
+		return;
+	size_t count = 0;
+	map_seqs(bpf_map__fd(skeleton->maps.live), sizeof(uint64_t), sizeof(struct sites_live),
+		 live_seq, seqs, &count, capacity);
+	map_seqs(bpf_map__fd(skeleton->maps.pending_calls), sizeof(uint32_t),
+		 bpf_map__value_size(skeleton->maps.pending_calls), pending_seq, seqs, &count,
+		 capacity);
+	qsort(seqs, count, sizeof *seqs, compare_u64);
+	size_t kept = 0;
+	for (size_t i = 0; i < recorder->unwound_count; i++) {
+		uint64_t seq = recorder->unwound[i].seq;
+		if (bsearch(&seq, seqs, count, sizeof *seqs, compare_u64))
+			recorder->unwound[kept++] = recorder->unwound[i];
+	}
+	recorder->unwound_count = kept;
+	free(seqs);
+}
+
 int sites_recorder_poll(struct sites_recorder *recorder, int timeout_ms, struct hs_error *err)
 {
 	int polled = ring_buffer__poll(recorder->ring, timeout_ms);
+	if (recorder->unwound_count >= recorder->compact_at) {
+		drop_freed_stacks(recorder);
+		size_t floor = recorder->compact_at;
+		recorder->compact_at = 2 * recorder->unwound_count > floor ? 2 * recorder->unwound_count
+									 : floor;
+	}
 	read_counters(recorder);
 	if (target_gone(recorder->pid))
 		return hs_error_set_code(err, HS_ERR_GONE,

@@ -113,29 +113,32 @@ static int enter(struct pt_regs *regs, __u64 size, __u64 argument, __u32 kind)
 		return 0;
 	count(SITES_ALLOCATIONS);
 	struct pending call = {.size = size, .argument = argument, .kind = kind};
+	struct sites_event *event = NULL;
 	if (sampled(size)) {
 		count(SITES_SAMPLED);
-		struct sites_event *event = bpf_ringbuf_reserve(&events, sizeof *event, 0);
-		if (!event) {
+		event = bpf_ringbuf_reserve(&events, sizeof *event, 0);
+		if (!event)
 			count(SITES_NO_STACK);
-		} else {
+		else
 			call.seq = __sync_fetch_and_add(&next_seq, 1) + 1;
-			event->seq = call.seq;
-			event->ip = regs->ip;
-			event->tid = (__u32)bpf_get_current_pid_tgid();
-			__u64 dwarf[SITES_DWARF_REGISTERS] = {
-				regs->ax, regs->dx, regs->cx, regs->bx, regs->si, regs->di,
-				regs->bp, regs->sp, regs->r8, regs->r9, regs->r10, regs->r11,
-				regs->r12, regs->r13, regs->r14, regs->r15};
-			__builtin_memcpy(event->regs, dwarf, sizeof dwarf);
-			event->stack_size = copy_stack(event, regs->sp);
-			bpf_ringbuf_submit(event, 0);
-		}
 	}
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	/* a realloc must be seen returning even unsampled: it frees the old block */
+	/* filed before the event is sent, so that user space, seeing the event, finds the call in
+	   flight or returned; a realloc must be seen returning even unsampled: it frees */
 	if (call.seq || kind == REALLOC)
 		bpf_map_update_elem(&pending_calls, &tid, &call, BPF_ANY);
+	if (event) {
+		event->seq = call.seq;
+		event->ip = regs->ip;
+		event->tid = tid;
+		__u64 dwarf[SITES_DWARF_REGISTERS] = {
+			regs->ax, regs->dx, regs->cx, regs->bx, regs->si, regs->di,
+			regs->bp, regs->sp, regs->r8, regs->r9, regs->r10, regs->r11,
+			regs->r12, regs->r13, regs->r14, regs->r15};
+		__builtin_memcpy(event->regs, dwarf, sizeof dwarf);
+		event->stack_size = copy_stack(event, regs->sp);
+		bpf_ringbuf_submit(event, 0);
+	}
 	return 0;
 }
 
