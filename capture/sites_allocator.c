@@ -39,8 +39,8 @@ static const struct {
 static const struct {
 	const char *symbol, *name;
 } allocator_names[] = {
-	{"mallctl", "jemalloc"},  {"je_mallctl", "jemalloc"},  {"tc_malloc", "tcmalloc"},
-	{"mi_malloc", "mimalloc"}, {"__libc_malloc", "glibc"},
+	{"mallctl", "jemalloc"}, {"je_mallctl", "jemalloc"}, {"tc_malloc", "tcmalloc"},
+	{"mi_malloc", "mimalloc"},
 };
 
 static bool is_libc(const char *path)
@@ -58,7 +58,7 @@ static bool read_entries(const char *path, struct sites_allocator *out)
 		return false;
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	bool found[sizeof known_entries / sizeof known_entries[0]] = {0};
-	const char *name = NULL;
+	size_t name = sizeof allocator_names / sizeof allocator_names[0]; /* none yet */
 	Elf_Scn *section = NULL;
 	while (elf && (section = elf_nextscn(elf, section)) != NULL) {
 		GElf_Shdr header;
@@ -75,9 +75,9 @@ static bool read_entries(const char *path, struct sites_allocator *out)
 				continue;
 			for (size_t k = 0; k < sizeof known_entries / sizeof known_entries[0]; k++)
 				found[k] = found[k] || strcmp(text, known_entries[k].symbol) == 0;
-			for (size_t k = 0; k < sizeof allocator_names / sizeof allocator_names[0]; k++)
-				if (name == NULL && strcmp(text, allocator_names[k].symbol) == 0)
-					name = allocator_names[k].name;
+			for (size_t k = 0; k < name; k++)
+				if (strcmp(text, allocator_names[k].symbol) == 0)
+					name = k;
 		}
 	}
 	if (elf)
@@ -86,7 +86,9 @@ static bool read_entries(const char *path, struct sites_allocator *out)
 	if (!found[0])
 		return false;
 	snprintf(out->path, sizeof out->path, "%s", path);
-	snprintf(out->name, sizeof out->name, "%s", name ? name : "unknown");
+	bool named = name < sizeof allocator_names / sizeof allocator_names[0];
+	snprintf(out->name, sizeof out->name, "%s",
+		 named ? allocator_names[name].name : is_libc(path) ? "glibc" : "unknown");
 	out->entry_count = 0;
 	bool replacing = !is_libc(path);
 	for (size_t k = 0; k < sizeof known_entries / sizeof known_entries[0]; k++)
@@ -125,7 +127,5 @@ int sites_allocator_find(pid_t pid, struct sites_allocator *out, struct hs_error
 					 "without dynamic symbols, or an allocator under other names): "
 					 "no uprobe can record its allocations",
 					 (int)pid);
-	if (strcmp(out->name, "unknown") == 0 && is_libc(out->path))
-		snprintf(out->name, sizeof out->name, "glibc");
 	return 0;
 }

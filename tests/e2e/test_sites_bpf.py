@@ -10,7 +10,7 @@ stack goes serve_client -> accept_loop, and 500 buffer_new blocks whose stack go
 serve_client, at the recorded lines; nothing from read_request nor from the closed sessions (freed
 during the window); the 50 startup blocks made before the window have no site. heapdiff from a
 snapshot taken before the window shows the same 500 + 500 new blocks by site. The same on
-jemalloc (the server linked with libjemalloc). Sampling is marked as estimates; a live map too
+jemalloc (the server linked with libjemalloc), and with tcmalloc and mimalloc preloaded. Sampling is marked as estimates; a live map too
 small (--sites-max) is warned about with the count it lost, which info gives too.
 
 Refusals exit 2 with their reason and the alternative (the hook), and write nothing: heapsnap
@@ -32,6 +32,8 @@ from common import (HEAPDIFF, HEAPSNAP, Case, check, give_up, heapsnap, main, pa
 SERVER = os.environ.get("SITES_SERVER", "build/tests/sites_server")
 SERVER_JEMALLOC = os.environ.get("SITES_SERVER_JEMALLOC", "build/tests/sites_server_jemalloc")
 OWN_MALLOC = os.environ.get("OWN_MALLOC", "build/tests/own_malloc")
+LIBTCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+LIBMIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
 CONNECTIONS = 1000
 WINDOW = "30s"  # ended early by SIGINT once the client is done: no tight timing
 
@@ -87,9 +89,12 @@ def end_window(capture, errors):
 
 
 class SitesByBpf(Case):
-    def recorded_server(self, label, server, allocator):
+    def recorded_server(self, label, server, allocator, preload=None):
         record_file = path(f"{label}.record")
-        target = start([server, record_file])
+        if preload and not os.path.exists(preload):
+            give_up(f"{preload} is not installed (scripts/setup installs it)")
+        target = start([server, record_file],
+                       env=dict(os.environ, LD_PRELOAD=preload) if preload else None)
         wait_for_text(record_file, target)
         _, _, port = read_record(record_file)
         before = path(f"{label}-before.snap")
@@ -158,6 +163,10 @@ class SitesByBpf(Case):
 
     def test_jemalloc(self):
         self.recorded_server("jemalloc", SERVER_JEMALLOC, "jemalloc")
+
+    def test_tcmalloc_and_mimalloc_preloaded(self):
+        self.recorded_server("tcmalloc", SERVER, "tcmalloc", preload=LIBTCMALLOC)
+        self.recorded_server("mimalloc", SERVER, "mimalloc", preload=LIBMIMALLOC)
 
     def test_sampled(self):
         record_file = path("sampled.record")
