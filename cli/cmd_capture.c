@@ -52,9 +52,10 @@ static const struct cli_command_help help = {
 		"--sites show as the hook's sites. Blocks allocated before the window have no site.\n"
 		"Needs root (or CAP_BPF and CAP_PERFMON); where BPF is refused heapsnap exits 2 and\n"
 		"names the alternative, the hook (LD_PRELOAD=libheapsnap.so HEAPSNAP_SITES=1).\n"
-		"Recording every allocation makes each malloc and free trap into the kernel: the\n"
-		"process runs slower during the window (bench/README.md measures it); sampling\n"
-		"(--sites-sample) costs less in heapsnap but the traps stay.\n",
+		"Cost: while the window is open every malloc and free of the process traps into the\n"
+		"kernel, so it runs slower; recording every allocation (the default) costs more\n"
+		"still, each one's stack being copied and unwound. --sites-sample records fewer and\n"
+		"costs less, but not the traps (bench/README.md measures both).\n",
 	.epilogue =
 		"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
 		"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"

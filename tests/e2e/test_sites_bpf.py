@@ -128,6 +128,11 @@ class SitesByBpf(Case):
         }
         summary = json.loads(heapsnap("summary", after, "--format", "json").stdout)
         found = {(s["function"], s["line"]): s for s in summary.get("sites", [])}
+        # the 50 startup blocks, made before the window, are among those said to have none
+        said = [w for w in summary.get("warnings", []) if "recorded by BPF only during" in w]
+        check(len(said) == 1 and f"{CONNECTIONS:,} live allocations have one" in said[0]
+              and int(said[0].split(" have none")[0].split()[-1].replace(",", "")) >= 50,
+              f"{label}: the summary says which blocks have no site: {said}")
         check(set(found) == set(expected),
               f"{label}: the sites are session_new's and buffer_new's lines, nothing from "
               f"read_request or startup_block: {sorted(found)}, expected {sorted(expected)}")
@@ -190,6 +195,9 @@ class SitesByBpf(Case):
               f"a sampled window records a sample, marked as estimates: {recorded}")
         text = heapsnap("info", output).stdout
         check("counts by site are estimates" in text, f"info says the sample: {text}")
+        summary = json.loads(heapsnap("summary", output, "--format", "json").stdout)
+        check(any("sampled" in w and "estimates" in w for w in summary.get("warnings", [])),
+              f"the summary says its sites are a sample: {summary.get('warnings')}")
 
     def test_map_full(self):
         record_file = path("full.record")
