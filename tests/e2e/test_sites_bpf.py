@@ -14,12 +14,13 @@ jemalloc (the server linked with libjemalloc), and with tcmalloc and mimalloc pr
 small (--sites-max) is warned about with the count it lost, which info gives too.
 
 Refusals exit 2 with their reason and the alternative (the hook), and write nothing: heapsnap
-run as nobody (no CAP_BPF), a target that exits during the window, a program with a malloc of
+run as nobody (no CAP_BPF), heapsnap under a seccomp filter refusing bpf(), a target that exits during the window, a program with a malloc of
 its own that no walker knows.
 
 These cases need BPF: as root on a kernel with uprobes they run; where the kernel refuses BPF to
 root (a container without the capabilities, a kernel without uprobes), each case is skipped with
 the kernel's refusal, never passed."""
+import ctypes
 import json
 import os
 import socket
@@ -86,6 +87,28 @@ def end_window(capture, errors):
     out, _ = capture.communicate(timeout=300)
     with open(errors) as f:
         return capture.returncode, out, f.read()
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def refuse_bpf():
+    """In the child before exec: a seccomp filter answering bpf() (321 on x86-64) with EPERM."""
+    program = (SockFilter * 4)(
+        SockFilter(0x20, 0, 0, 0),                  # load the system call's number
+        SockFilter(0x15, 0, 1, 321),                # bpf?
+        SockFilter(0x06, 0, 0, 0x00050000 | 1),     # SECCOMP_RET_ERRNO | EPERM
+        SockFilter(0x06, 0, 0, 0x7fff0000))         # SECCOMP_RET_ALLOW
+    libc = ctypes.CDLL(None, use_errno=True)
+    fprog = SockFprog(4, program)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+        os._exit(99)  # PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP with SECCOMP_MODE_FILTER
 
 
 class SitesByBpf(Case):
@@ -242,6 +265,22 @@ class SitesByBpf(Case):
         check(result.returncode == 2, f"unprivileged --sites exits 2: {result.returncode}")
         check("CAP_BPF" in result.stderr and "HEAPSNAP_SITES=1" in result.stderr,
               f"the refusal says why and names the hook: {result.stderr}")
+        check(not os.path.exists(output), "nothing written")
+
+    def test_refused_under_seccomp(self):
+        # heapsnap started under a seccomp filter that answers bpf() with EPERM, as a container
+        # runtime's default profile does
+        target = start(["sleep", "60"])
+        output = path("seccomp.snap")
+        result = subprocess.run([HEAPSNAP, "capture", str(target.pid), "--sites", "5s", "-o",
+                                 output], capture_output=True, text=True, timeout=120,
+                                preexec_fn=refuse_bpf)
+        target.kill()
+        target.wait()
+        check(result.returncode == 2 and "seccomp filter that refuses bpf()" in result.stderr
+              and "HEAPSNAP_SITES=1" in result.stderr,
+              f"under seccomp: exit 2, the reason and the hook: {result.returncode} "
+              f"{result.stderr}")
         check(not os.path.exists(output), "nothing written")
 
     def test_target_exits_during_window(self):
