@@ -112,7 +112,11 @@ def refuse_bpf():
 
 
 class SitesByBpf(Case):
-    def recorded_server(self, label, server, allocator, preload=None):
+    def window_over_clients(self, label, connections, options=(), server=SERVER, preload=None,
+                            before=None):
+        """Starts the server, captures it into `before` when given, records a --sites window
+        (with `options`) while `connections` clients come, and kills the server; returns the
+        server's record file, the snapshot, the capture's exit status and its stderr."""
         record_file = path(f"{label}.record")
         if preload and not os.path.exists(preload):
             give_up(f"{preload} is not installed (scripts/setup installs it)")
@@ -120,14 +124,20 @@ class SitesByBpf(Case):
                        env=dict(os.environ, LD_PRELOAD=preload) if preload else None)
         wait_for_text(record_file, target)
         _, _, port = read_record(record_file)
-        before = path(f"{label}-before.snap")
-        heapsnap("capture", str(target.pid), "-o", before)
-        after = path(f"{label}-sites.snap")
-        capture, errors = start_window(self, target.pid, after)
-        connect_clients(port, CONNECTIONS)
-        status, out, err = end_window(capture, errors)
+        if before:
+            heapsnap("capture", str(target.pid), "-o", before)
+        output = path(f"{label}.snap")
+        capture, errors = start_window(self, target.pid, output, *options)
+        connect_clients(port, connections)
+        status, _, err = end_window(capture, errors)
         target.kill()
         target.wait()
+        return record_file, output, status, err
+
+    def recorded_server(self, label, server, allocator, preload=None):
+        before = path(f"{label}-before.snap")
+        record_file, after, status, err = self.window_over_clients(
+            label, CONNECTIONS, server=server, preload=preload, before=before)
         # (the server writes where it allocates as it first does: once clients came)
         sites, callers, _ = read_record(record_file)
         if not check(set(sites) == {"session_new", "buffer_new"} and len(callers) == 3,
@@ -197,16 +207,8 @@ class SitesByBpf(Case):
         self.recorded_server("mimalloc", SERVER, "mimalloc", preload=LIBMIMALLOC)
 
     def test_sampled(self):
-        record_file = path("sampled.record")
-        target = start([SERVER, record_file])
-        wait_for_text(record_file, target)
-        _, _, port = read_record(record_file)
-        output = path("sampled.snap")
-        capture, errors = start_window(self, target.pid, output, "--sites-sample", "65536")
-        connect_clients(port, CONNECTIONS)
-        status, _, err = end_window(capture, errors)
-        target.kill()
-        target.wait()
+        _, output, status, err = self.window_over_clients(
+            "sampled", CONNECTIONS, ["--sites-sample", "65536"])
         if not check(status == 0, f"capture --sites-sample exited {status}: {err}"):
             return
         check("counts by site are estimates" in err, f"sampling is said: {err}")
@@ -223,17 +225,9 @@ class SitesByBpf(Case):
               f"the summary says its sites are a sample: {summary.get('warnings')}")
 
     def test_map_full(self):
-        record_file = path("full.record")
-        target = start([SERVER, record_file])
-        wait_for_text(record_file, target)
-        _, _, port = read_record(record_file)
-        output = path("full.snap")
         # 3,000 connections leave 3,000 blocks live: more than a map of 1,024 holds
-        capture, errors = start_window(self, target.pid, output, "--sites-max", "1024")
-        connect_clients(port, 3 * CONNECTIONS)
-        status, _, err = end_window(capture, errors)
-        target.kill()
-        target.wait()
+        _, output, status, err = self.window_over_clients(
+            "full", 3 * CONNECTIONS, ["--sites-max", "1024"])
         if not check(status == 0, f"capture --sites-max exited {status}: {err}"):
             return
         recorded = json.loads(heapsnap("info", output, "--format", "json").stdout).get(
