@@ -33,6 +33,12 @@ static const struct {
 	{"_ZdaPv", SITES_ENTRY_FREE, true},
 	{"_ZdlPvm", SITES_ENTRY_FREE, true},
 	{"_ZdaPvm", SITES_ENTRY_FREE, true},
+	/* jemalloc's own API: a block it frees must leave the map, or its address, reused by a
+	   call not probed, would keep the old site */
+	{"mallocx", SITES_ENTRY_MALLOC, true},
+	{"rallocx", SITES_ENTRY_REALLOC, true},
+	{"dallocx", SITES_ENTRY_FREE, true},
+	{"sdallocx", SITES_ENTRY_FREE, true},
 };
 
 /* Each allocator by a symbol only it exports (the walkers' recognising symbols). */
