@@ -211,7 +211,14 @@ struct sites_recorder *sites_recorder_start(pid_t pid, const struct sites_record
 		recorder->options.max_live = SITES_DEFAULT_MAX_LIVE;
 	recorder->compact_at = 4 * (size_t)recorder->options.max_live;
 	struct sites_allocator allocator;
+#if defined(__x86_64__)
 	int failed = sites_allocator_find(pid, &allocator, err);
+#else /* the BPF programs read x86-64 registers */
+	int failed = hs_error_set_code(err, HS_ERR_UNSUPPORTED,
+				       "recording allocation sites with BPF is implemented for "
+				       "x86-64 only; %s",
+				       HOOK_ALTERNATIVE);
+#endif
 	if (!failed && strcmp(allocator.name, "unknown") == 0)
 		failed = hs_error_set_code(err, HS_ERR_UNSUPPORTED,
 					   "pid %d's malloc is in %s, an allocator heapsnap does not "
