@@ -107,6 +107,33 @@ static void warn_outside_heaps(struct analysis *analysis)
 		     outside.largest_bytes / 1048576.0, (unsigned long long)outside.largest_start);
 }
 
+/* Sites recorded from outside (`capture --sites`) cover only the window before the capture, and
+ * perhaps only a sample of it: what they leave out is said wherever sites are shown. */
+static void warn_window_sites(struct analysis *analysis)
+{
+	const struct snapshot_info *info = snapshot_info(analysis->snapshot);
+	if (strcmp(info->sites_source, "bpf") != 0)
+		return;
+	size_t live = 0;
+	for (size_t i = 0; i < analysis->heap.count; i++)
+		live += analysis->heap.allocations[i].state == ALLOCATION_LIVE;
+	size_t recorded = analysis->sites.recorded < live ? analysis->sites.recorded : live;
+	char with[32], without[32];
+	format_count(recorded, with, sizeof with);
+	format_count(live - recorded, without, sizeof without);
+	warnings_add(&analysis->warnings,
+		     "allocation sites were recorded by BPF only during the %.1f s window before the "
+		     "capture: %s live allocations have one, %s have none (made before the window%s)",
+		     (double)info->sites_window_ns / 1e9, with, without,
+		     info->sites_unrecorded ? ", or in it but not recorded: see heapsnap info" : "");
+	if (info->sites_sample_bytes)
+		warnings_add(&analysis->warnings,
+			     "allocation sites were sampled, one allocation per %llu bytes on average: "
+			     "counts by site are those of the sample, not of every allocation; "
+			     "estimates, not totals",
+			     (unsigned long long)info->sites_sample_bytes);
+}
+
 /* The snapshot, its address space, its modules' symbols, and the runtime the process runs. */
 static int open_snapshot(struct analysis *analysis, const char *path,
 			 const struct analysis_options *options, struct hs_error *err)
@@ -257,6 +284,7 @@ struct analysis *analysis_open(const char *path, const struct analysis_options *
 		goto fail;
 	if (allocation_sites_load(&analysis->sites, analysis->snapshot, &analysis->heap, err) != 0)
 		goto fail;
+	warn_window_sites(analysis);
 	timings_mark(timings, "allocation sites");
 	if (check_damage(analysis, err) != 0)
 		goto fail;

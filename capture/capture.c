@@ -488,13 +488,22 @@ static bool session_take(struct capture_session *session, struct hs_error *err)
 	return taken;
 }
 
+static int add_hook_notes(struct capture_session *session, struct hs_error *err)
+{
+	const struct capture_hooks *hooks = session->options->hooks;
+	return hooks && hooks->add_notes
+		       ? hooks->add_notes(hooks->arg, &session->info, &session->image, err)
+		       : 0;
+}
+
 /* The snapshot built and written; a byte source that fails during the write (HS_ERR_FAULT) has
  * its memory copied, and the write starts over. */
 static int session_write(struct capture_session *session, struct hs_error *err)
 {
 	pid_t pid = session->pid;
 	struct capture_result *result = session->result;
-	if (build_image(&session->image, pid, pid, &session->frozen, &session->maps, &session->plan,
+	if (add_hook_notes(session, err) != 0 ||
+	    build_image(&session->image, pid, pid, &session->frozen, &session->maps, &session->plan,
 			&session->absent, &session->info, result, err) != 0)
 		return -1;
 	struct seekable_stats stats = {0};
@@ -507,6 +516,7 @@ static int session_write(struct capture_session *session, struct hs_error *err)
 		core_image_init(&session->image);
 		result->memory_bytes = result->absent_bytes = 0;
 		written = session->taker->recopy(session, err) != 0 ||
+			  add_hook_notes(session, err) != 0 ||
 			  build_image(&session->image, pid, pid, &session->frozen, &session->maps,
 				      &session->plan, &session->absent, &session->info, result,
 				      err) != 0 ||
@@ -558,6 +568,8 @@ int capture_process(pid_t pid, const struct capture_options *options, struct cap
 		sigprocmask(SIG_SETMASK, &previous, NULL);
 		goto done;
 	}
+	if (options->hooks && options->hooks->stopped)
+		options->hooks->stopped(options->hooks->arg);
 	bool taken = session_take(&session, err);
 	result->method = session.taker->kind;
 	snprintf(session.info.method, sizeof session.info.method, "%s", session.taker->name);

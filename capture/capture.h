@@ -20,6 +20,20 @@ enum capture_method_kind {
 	CAPTURE_METHOD_FREEZE,	/* copy everything while every thread is stopped */
 };
 
+/* Work done alongside a capture (recording allocation sites: capture/sites_recorder.h). */
+struct core_image;
+struct snapshot_info;
+struct capture_hooks {
+	void *arg;
+	/* every thread of the target stopped: what the capture takes is the process of this
+	   moment; called once, before the target runs again */
+	void (*stopped)(void *arg);
+	/* the snapshot being built: notes to add and info keys to fill (before the info note is
+	   written); may run twice when the write starts over */
+	int (*add_notes)(void *arg, struct snapshot_info *info, struct core_image *image,
+			 struct hs_error *err);
+};
+
 struct capture_options {
 	/* NULL: heapsnap-PID-YYYYmmddTHHMMSS.snap in `default_directory`, numbered -2, -3... when
 	 * taken; never replacing a file */
@@ -32,6 +46,7 @@ struct capture_options {
 	/* copy everything while the target is frozen, without the soft-dirty pre-copy */
 	bool no_precopy;
 	enum capture_method_kind method;
+	const struct capture_hooks *hooks; /* NULL: none */
 };
 
 /* Where a capture's time went (for --verbose and the benchmarks). */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "capture/capture.h"
+#include "cli/capture_sites.h"
 #include "cli/cli.h"
 
 static const struct cli_command_help help = {
@@ -45,7 +46,19 @@ static const struct cli_command_help help = {
 		"          bandwidth bounds: bench/README.md measures it against a bare copy. Where the\n"
 		"          kernel tracks written pages (soft-dirty), most of it is made beforehand while\n"
 		"          the process runs (see --no-precopy), and the pause copies what changed.\n"
-		"          heapsnap holds as much memory as it copies until the snapshot is written.\n",
+		"          heapsnap holds as much memory as it copies until the snapshot is written.\n"
+		"\n"
+		"With --sites DURATION, heapsnap first records, for DURATION, where the process allocates\n"
+		"(eBPF uprobes on its malloc, free and their kin: glibc, jemalloc, tcmalloc or mimalloc),\n"
+		"then captures: the blocks allocated during the window and still live carry their call\n"
+		"stack (return addresses, named at analysis time), which summary and heapdiff show\n"
+		"as the hook's sites. Blocks allocated before the window have no site.\n"
+		"Needs root (or CAP_BPF and CAP_PERFMON); where BPF is refused heapsnap exits 2 and\n"
+		"names the alternative, the hook (LD_PRELOAD=libheapsnap.so HEAPSNAP_SITES=1).\n"
+		"Cost: while the window is open every malloc and free of the process traps into the\n"
+		"kernel, so it runs slower; recording every allocation (the default) costs more\n"
+		"still, each one's stack being copied and unwound. --sites-sample records fewer and\n"
+		"costs less, but not the traps (bench/README.md measures both).\n",
 	.epilogue =
 		"The snapshot is created with mode 0600: it holds the process's memory, secrets included.\n"
 		"Needs ptrace permission on PID: the same user (and YAMA ptrace_scope 0), or root.\n"
@@ -60,6 +73,8 @@ static const struct cli_choice methods[] = {
 int cmd_capture(int argc, char **argv)
 {
 	struct capture_options capture = {0};
+	uint64_t sites_window_ns = 0;
+	int sites_sample = 0, sites_max = SITES_DEFAULT_MAX_LIVE;
 	bool verbose = false;
 	int method = CAPTURE_METHOD_DEFAULT;
 	const char *proc_mem = getenv("HEAPSNAP_PROC_MEM");
@@ -75,6 +90,18 @@ int cmd_capture(int argc, char **argv)
 			 "pre-copy resets the process's soft-dirty page bits (kernel state used to\n"
 			 "see what changed), which a tool tracking the same process with them,\n"
 			 "such as CRIU, would notice. Without root the pre-copy is not available."),
+		CLI_CALLBACK("sites", "DURATION", &sites_window_ns, capture_sites_parse_duration,
+			     "a duration (10s, 2m, 500ms; seconds without a unit)",
+			     "record allocation sites for DURATION before the capture (see\n"
+			     "above); Ctrl-C ends the window early and still captures"),
+		CLI_INT("sites-sample", "BYTES", &sites_sample, 0, 0x7fffffff,
+			"with --sites: record one allocation per BYTES allocated, on\n"
+			"average (as tcmalloc's heap profiler samples), not every one:\n"
+			"the counts by site become estimates (the snapshot says so)"),
+		CLI_INT("sites-max", "N", &sites_max, 1024, 0x7fffffff,
+			"with --sites: at most N live allocations recorded (the kernel map's\n"
+			"size, about 64 bytes each; default 262144); a warning says how\n"
+			"many were not"),
 		CLI_END};
 	int first;
 	int status = cli_parse_options(&help, options, argc, argv, &first);
@@ -85,9 +112,25 @@ int cmd_capture(int argc, char **argv)
 	if (!cli_parse_int(argv[first], 1, 0x7fffffff, &value))
 		return cli_usage_error("capture", "'%s' is not a process id", argv[first]);
 
+	if (sites_window_ns == 0 && (sites_sample || sites_max != SITES_DEFAULT_MAX_LIVE))
+		return cli_usage_error("capture", "--sites-sample and --sites-max go with --sites");
+	struct sites_recorder *recorder = NULL;
+	struct capture_hooks hooks;
+	if (sites_window_ns) {
+		struct sites_recorder_options recording = {.sample_bytes = (uint64_t)sites_sample,
+							   .max_live = (uint32_t)sites_max};
+		recorder = capture_sites_record((pid_t)value, sites_window_ns, &recording);
+		if (recorder == NULL)
+			return EXIT_ERROR;
+		sites_recorder_capture_hooks(recorder, &hooks);
+		capture.hooks = &hooks;
+	}
 	struct capture_result result;
 	struct hs_error err;
 	int failed = capture_process((pid_t)value, &capture, &result, &err);
+	if (recorder && failed == 0)
+		capture_sites_report(recorder, (uint64_t)sites_sample, (uint32_t)sites_max);
+	sites_recorder_free(recorder);
 	if (result.fork_declined[0])
 		fprintf(stderr, "heapsnap capture: using the freeze method, not fork: %s\n",
 			result.fork_declined);

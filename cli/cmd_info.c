@@ -7,6 +7,7 @@
 
 #include "analyze/module_files.h"
 #include "analyze/symbols.h"
+#include "common/numbers.h"
 #include "common/visible_text.h"
 #include "common/warnings.h"
 #include "cli/cli.h"
@@ -14,6 +15,77 @@
 #include "cli/progress.h"
 #include "formats/json.h"
 #include "formats/snapshot.h"
+#include "formats/snapshot_notes.h"
+
+/* How many allocations the SITES note gives a site (hook or `capture --sites`); -1 without one. */
+static long long site_entries(const struct snapshot *snapshot)
+{
+	const struct snapshot_note *note =
+		snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_SITES);
+	return note ? (long long)(note->size / sizeof(struct heapsnap_site_note)) : -1;
+}
+
+/* "allocation_sites", only for a snapshot with sites (others' output stays as it was). */
+static void write_sites_json(struct json_writer *json, const struct snapshot *snapshot)
+{
+	const struct snapshot_info *info = snapshot_info(snapshot);
+	long long entries = site_entries(snapshot);
+	if (entries < 0)
+		return;
+	bool bpf = strcmp(info->sites_source, "bpf") == 0;
+	json_key(json, "allocation_sites");
+	json_object_begin(json);
+	json_key(json, "recorded_by");
+	json_string(json, bpf ? "bpf" : "hook");
+	json_key(json, "live_with_site");
+	json_uint(json, (uint64_t)entries);
+	if (bpf) {
+		json_key(json, "allocator");
+		json_string(json, info->sites_allocator);
+		json_key(json, "window_s");
+		json_double(json, (double)info->sites_window_ns / 1e9);
+		json_key(json, "sample_bytes");
+		json_uint(json, info->sites_sample_bytes);
+		json_key(json, "estimates");
+		json_bool(json, info->sites_sample_bytes != 0);
+		json_key(json, "allocations_seen");
+		json_uint(json, info->sites_allocations);
+		json_key(json, "unrecorded");
+		json_uint(json, info->sites_unrecorded);
+		json_key(json, "map_full");
+		json_uint(json, info->sites_map_full);
+	}
+	json_object_end(json);
+}
+
+static void print_sites(const struct snapshot *snapshot)
+{
+	const struct snapshot_info *info = snapshot_info(snapshot);
+	long long entries = site_entries(snapshot);
+	if (entries < 0)
+		return;
+	char live[32];
+	format_count((uint64_t)entries, live, sizeof live);
+	if (strcmp(info->sites_source, "bpf") != 0) {
+		printf("sites     %s live allocations with their site, recorded by the hook "
+		       "(HEAPSNAP_SITES=1)\n",
+		       live);
+		return;
+	}
+	char seen[32], unrecorded[32];
+	format_count(info->sites_allocations, seen, sizeof seen);
+	format_count(info->sites_unrecorded, unrecorded, sizeof unrecorded);
+	printf("sites     %s live allocations with their site, recorded by BPF over a %.1f s window "
+	       "before the capture (%s's malloc); blocks allocated before it have none\n",
+	       live, (double)info->sites_window_ns / 1e9, info->sites_allocator);
+	if (info->sites_sample_bytes)
+		printf("          sampled: one allocation per %llu bytes on average; counts by site "
+		       "are estimates\n",
+		       (unsigned long long)info->sites_sample_bytes);
+	printf("          %s allocator calls seen in the window, %s made in it without a site%s\n",
+	       seen, unrecorded,
+	       info->sites_map_full ? " (the live map was full: see --sites-max)" : "");
+}
 
 static const struct cli_command_help help = {
 	.program = "heapsnap",
@@ -146,6 +218,7 @@ static void print_json(struct snapshot *snapshot, struct names *names)
 	json_string(&json, info->tool_version);
 	json_key(&json, "kernel_release");
 	json_string(&json, info->kernel_release);
+	write_sites_json(&json, snapshot);
 
 	size_t count;
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &count);
@@ -221,6 +294,7 @@ static void print_text(struct snapshot *snapshot, struct names *names)
 		printf("captured  %s\n", when);
 	if (info->kernel_release[0])
 		printf("kernel    %s\n", info->kernel_release);
+	print_sites(snapshot);
 
 	size_t count;
 	const struct snapshot_thread *threads = snapshot_threads(snapshot, &count);

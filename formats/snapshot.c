@@ -174,6 +174,15 @@ static void parse_info_note(struct snapshot *snapshot, const struct snapshot_not
 			sizeof info->kernel_release);
 	info_text_value(text, note->size, "boot_id", info->boot_id, sizeof info->boot_id);
 	info->process_start_ticks = info_number(text, note->size, "process_start_ticks", NULL);
+	info_text_value(text, note->size, "sites_source", info->sites_source,
+			sizeof info->sites_source);
+	info_text_value(text, note->size, "sites_allocator", info->sites_allocator,
+			sizeof info->sites_allocator);
+	info->sites_window_ns = info_number(text, note->size, "sites_window_ns", NULL);
+	info->sites_sample_bytes = info_number(text, note->size, "sites_sample_bytes", NULL);
+	info->sites_allocations = info_number(text, note->size, "sites_allocations", NULL);
+	info->sites_unrecorded = info_number(text, note->size, "sites_unrecorded", NULL);
+	info->sites_map_full = info_number(text, note->size, "sites_map_full", NULL);
 }
 
 /* The index of the first region that ends after addr (region_count when none does). */

@@ -65,6 +65,17 @@ struct snapshot_info {
 	/* how a live capture took the memory: "fork" (from a copy-on-write clone; the pause is
 	   the clone's making) or "freeze" (copied while stopped); empty when not recorded */
 	char method[8];
+	/* allocation sites recorded from outside (`capture --sites`): sites_source "bpf", else
+	   empty (the hook's sites, when present, leave these empty) */
+	char sites_source[8];
+	char sites_allocator[32];	/* whose entry points were probed: "glibc", "jemalloc"... */
+	uint64_t sites_window_ns;	/* how long the recording ran before the capture */
+	uint64_t sites_sample_bytes;	/* one allocation recorded per that many bytes; 0: all */
+	uint64_t sites_allocations;	/* allocator calls seen during the window */
+	/* allocations made during the window that got no site: stack lost, map full, or not
+	   unwound (beside those made before the window, which have none either) */
+	uint64_t sites_unrecorded;
+	uint64_t sites_map_full; /* of them, not kept because the map was full (--sites-max) */
 };
 
 /* cache_bytes bounds memory used for decompressed frames (0: HEAPSNAP_CACHE_MIB MiB when set,

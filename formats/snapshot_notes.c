@@ -40,6 +40,14 @@ int snapshot_notes_add_info(struct core_image *image, const struct snapshot_info
 	if (length >= 0 && (size_t)length < sizeof text && info->method[0])
 		length += snprintf(text + length, sizeof text - (size_t)length, "method=%s\n",
 				   info->method);
+	if (length >= 0 && (size_t)length < sizeof text && info->sites_source[0])
+		length += snprintf(text + length, sizeof text - (size_t)length,
+				   "sites_source=%s\nsites_allocator=%s\nsites_window_ns=%" PRIu64
+				   "\nsites_sample_bytes=%" PRIu64 "\nsites_allocations=%" PRIu64
+				   "\nsites_unrecorded=%" PRIu64 "\nsites_map_full=%" PRIu64 "\n",
+				   info->sites_source, info->sites_allocator, info->sites_window_ns,
+				   info->sites_sample_bytes, info->sites_allocations,
+				   info->sites_unrecorded, info->sites_map_full);
 	if (length < 0 || (size_t)length >= sizeof text)
 		return hs_error_set(err, "snapshot info note too long");
 	return core_image_add_note(image, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_INFO, text,
