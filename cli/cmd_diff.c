@@ -421,8 +421,10 @@ static bool write_diff_profile(const struct diff_command *command, const struct 
 	struct hs_error err;
 	struct pprof_profile profile;
 	struct pprof_export_stats stats;
-	const char *what = diff->three ? "objects new in TARGET and left in FINAL"
-				       : "objects new since BEFORE";
+	const char *what = diff->by_type_only ? "every object of AFTER (compared by type only, "
+						"--force: none is matched with BEFORE's)"
+			   : diff->three ? "objects new in TARGET and left in FINAL"
+					 : "objects new since BEFORE";
 	int result = pprof_export_start(&profile, after, what, PPROF_STACKS_PATHS, &err);
 	if (result == 0) {
 		result = pprof_export_fill(&profile, after, paths, diff->is_new, PPROF_STACKS_PATHS,

@@ -34,7 +34,17 @@ static const struct cli_command_help help = {
 		"as `heapsnap summary` names it; what no root reaches hangs from \"(unreachable)\".\n"
 		"Python attributes and the members of C structs (where debug info gives their layout)\n"
 		"are property edges, items element edges, other pointers elements numbered by their\n"
-		"offset in bytes. The JSON is written as the graph is walked, never held in memory.\n",
+		"offset in bytes. The JSON is written as the graph is walked, never held in memory.\n"
+		"\n"
+		"--format pprof writes the live heap as a gzipped pprof heap profile (-o required),\n"
+		"for `go tool pprof`, Pyroscope or Parca: sample types inuse_objects and inuse_space;\n"
+		"each sample's stack is the retaining path's shape from a root (outermost) to the\n"
+		"type (the leaf), as `heapsnap summary` prints it, so a flame graph shows what holds\n"
+		"the heap; objects no root reaches sit under \"(unreachable)\". --pprof-stacks sites\n"
+		"makes the stacks the allocation sites instead (snapshots the hook took with\n"
+		"HEAPSNAP_SITES=1). What the summary would warn about (memory no walker reads, the\n"
+		"analysis's warnings) goes into the profile's comments (go tool pprof -comments) and\n"
+		"on stderr.\n",
 };
 
 enum export_format { EXPORT_DEVTOOLS, EXPORT_PPROF };

@@ -80,34 +80,36 @@ static int count_allocations(struct tallies *tallies, const struct analysis *ana
 	return 0;
 }
 
-/* The frames of a path shape's stack, root first (as rendered), into `frames`. */
-static size_t path_frames(const struct path_index *paths, uint32_t shape, struct path_shape *scratch)
+/* The frames of a path shape's stack into `frames`, leaf first: the root last. (Their text is
+ * in `scratch`.) */
+static size_t path_frames(const struct path_index *paths, uint32_t shape, struct path_shape *scratch,
+			  const char **frames)
 {
 	if (shape == PATH_NO_SHAPE) {
-		snprintf(scratch->elements[0], sizeof scratch->elements[0], UNREACHABLE_FRAME);
+		frames[0] = UNREACHABLE_FRAME;
 		return 1;
 	}
 	path_shape_render(paths, shape, scratch);
+	for (size_t k = 0; k < scratch->element_count; k++)
+		frames[k] = scratch->elements[scratch->element_count - 1 - k];
 	return scratch->element_count;
 }
 
-/* The frames of a site's stack, outermost first (the order a path is in), into `scratch`. */
-static size_t site_frames(const struct analysis *analysis, uint32_t site, struct path_shape *scratch)
+/* The frames of a site's stack into `frames`, innermost (the allocator's caller) first. */
+static size_t site_frames(const struct analysis *analysis, uint32_t site, const char **frames)
 {
 	const struct site_description *description =
 		site == UINT32_MAX ? NULL
 				   : allocation_sites_describe(&analysis->sites, analysis->symbols, site);
 	if (description == NULL) {
-		snprintf(scratch->elements[0], sizeof scratch->elements[0], UNSITED_FRAME);
+		frames[0] = UNSITED_FRAME;
 		return 1;
 	}
 	size_t depth = 0;
-	while (depth < HEAPSNAP_SITE_FRAMES && depth < PATH_ELEMENTS_MAX &&
-	       description->stack[depth][0])
+	while (depth < HEAPSNAP_SITE_FRAMES && description->stack[depth][0]) {
+		frames[depth] = description->stack[depth];
 		depth++;
-	for (size_t k = 0; k < depth; k++)
-		snprintf(scratch->elements[k], sizeof scratch->elements[k], "%s",
-			 description->stack[depth - 1 - k]);
+	}
 	return depth;
 }
 
@@ -117,8 +119,10 @@ static int add_sample(struct pprof_profile *profile, const struct analysis *anal
 		      const struct tallies_entry *entry, struct path_shape *scratch,
 		      struct hs_error *err)
 {
-	size_t depth = stacks == PPROF_STACKS_PATHS ? path_frames(paths, entry->key.stack, scratch)
-						    : site_frames(analysis, entry->key.stack, scratch);
+	const char *frames[STACK_MAX];
+	size_t depth = stacks == PPROF_STACKS_PATHS
+			       ? path_frames(paths, entry->key.stack, scratch, frames)
+			       : site_frames(analysis, entry->key.stack, frames);
 	uint64_t stack[STACK_MAX + 1];
 	char type[128];
 	const char *name = analysis_type(analysis, entry->value.example);
@@ -128,7 +132,7 @@ static int add_sample(struct pprof_profile *profile, const struct analysis *anal
 		snprintf(type, sizeof type, "size %llu", (unsigned long long)entry->key.size);
 	stack[0] = pprof_location(profile, type, "", 0);
 	for (size_t k = 0; k < depth && stack[0]; k++) {
-		stack[k + 1] = pprof_location(profile, scratch->elements[depth - 1 - k], "", 0);
+		stack[k + 1] = pprof_location(profile, frames[k], "", 0);
 		if (stack[k + 1] == 0)
 			stack[0] = 0;
 	}

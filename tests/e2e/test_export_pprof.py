@@ -39,7 +39,7 @@ import tempfile
 
 from common import (HEAPDIFF, HEAPSNAP, Case, check, give_up, heapsnap, leak_story, main, path,
                     start, wait_for_text)
-from hook_target import hooked, wait_for_snapshot
+from hook_target import hooked, read_sites_record, wait_for_snapshot
 from test_hook import wait_for_text as wait_for_phrase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -296,14 +296,7 @@ class Sites(Case):
             os.close(reader)
         if not check(snapshot, "a snapshot with sites"):
             return
-        lines, callers = {}, {}
-        with open(record_file) as f:
-            for line in f:
-                words = line.split()
-                if words[0] == "site":
-                    lines[words[1]] = int(words[2])
-                elif words[0] == "caller":
-                    callers[words[1]] = int(words[2])
+        lines, callers = read_sites_record(record_file)
         profile = export(snapshot, "--pprof-stacks", "sites", suffix="-sites")
         counts = collections.Counter()
         below = {}
