@@ -1,7 +1,8 @@
 /* The pprof heap profile of a snapshot (see pprof_export.h). One pass over the allocations
  * counts objects and bytes by (stack key, type): the stack key is a path shape's number or a
- * site's; then each key's stack is made once, its frames interned as locations, and keys whose
- * stacks read alike (shapes that differ only in a masked value) are one sample. */
+ * site's; then each key's stack is made once, its frames interned as locations, and put in a trie
+ * of stacks (outermost frame first), whose nodes are the samples: keys whose stacks read alike
+ * (shapes that differ only in a masked value) add up in one sample. */
 #include "cli/pprof_export.h"
 
 #include <stdio.h>
@@ -41,6 +42,30 @@ static inline bool tally_key_eq(struct tally_key a, struct tally_key b)
 }
 
 DEFINE_HASH_MAP(tallies, struct tally_key, struct tally_value, tally_key_hash, tally_key_eq)
+
+/* A node of the trie of stacks: a location below its parent node (its number + 1; 0: the
+ * outermost frame). A stack is the node of its leaf. */
+struct stack_step {
+	uint64_t parent, location;
+};
+
+struct stack_total {
+	uint64_t objects, bytes;
+	bool sampled; /* a stack some allocations have: a sample */
+};
+
+static inline uint64_t stack_step_hash(struct stack_step key)
+{
+	uint64_t x = key.parent * 0x9E3779B97F4A7C15ull ^ key.location * 0xC2B2AE3D27D4EB4Full;
+	return x ^ x >> 29;
+}
+
+static inline bool stack_step_eq(struct stack_step a, struct stack_step b)
+{
+	return a.parent == b.parent && a.location == b.location;
+}
+
+DEFINE_HASH_MAP(stack_trie, struct stack_step, struct stack_total, stack_step_hash, stack_step_eq)
 
 /* The key of allocation `i` by its stack. */
 static struct tally_key key_of(const struct analysis *analysis, const struct path_index *paths,
@@ -113,11 +138,11 @@ static size_t site_frames(const struct analysis *analysis, uint32_t site, const 
 	return depth;
 }
 
-/* The sample of one tally: its stack's frames as locations, leaf (the type) first. */
-static int add_sample(struct pprof_profile *profile, const struct analysis *analysis,
-		      const struct path_index *paths, enum pprof_stacks stacks,
-		      const struct tallies_entry *entry, struct path_shape *scratch,
-		      struct hs_error *err)
+/* One tally put in the trie: its stack's frames as locations, the type the leaf. */
+static int add_tally(struct stack_trie *trie, struct pprof_profile *profile,
+		     const struct analysis *analysis, const struct path_index *paths,
+		     enum pprof_stacks stacks, const struct tallies_entry *entry,
+		     struct path_shape *scratch, struct hs_error *err)
 {
 	const char *frames[STACK_MAX];
 	size_t depth = stacks == PPROF_STACKS_PATHS
@@ -136,10 +161,40 @@ static int add_sample(struct pprof_profile *profile, const struct analysis *anal
 		if (stack[k + 1] == 0)
 			stack[0] = 0;
 	}
+	struct stack_trie_entry *node = NULL;
+	for (size_t k = depth + 1; k-- > 0 && stack[0];) {
+		struct stack_step step = {node ? (uint64_t)(node - trie->entries) + 1 : 0, stack[k]};
+		node = stack_trie_insert(trie, step, NULL);
+		if (node == NULL)
+			stack[0] = 0;
+	}
 	if (stack[0] == 0)
 		return hs_error_nomem(err, "naming the profile's frames");
-	int64_t values[2] = {(int64_t)entry->value.objects, (int64_t)entry->value.bytes};
-	return pprof_sample(profile, stack, depth + 1, values, err);
+	node->value.objects += entry->value.objects;
+	node->value.bytes += entry->value.bytes;
+	node->value.sampled = true;
+	return 0;
+}
+
+/* Each stack of the trie that allocations have, as a sample: its locations, leaf first. */
+static int add_samples(struct pprof_profile *profile, const struct stack_trie *trie,
+		       struct pprof_export_stats *stats, struct hs_error *err)
+{
+	for (size_t i = 0; i < trie->count; i++) {
+		const struct stack_total *total = &trie->entries[i].value;
+		if (!total->sampled)
+			continue;
+		uint64_t stack[STACK_MAX + 1];
+		size_t depth = 0;
+		for (uint64_t node = i + 1; node && depth < STACK_MAX + 1;
+		     node = trie->entries[node - 1].key.parent)
+			stack[depth++] = trie->entries[node - 1].key.location;
+		int64_t values[2] = {(int64_t)total->objects, (int64_t)total->bytes};
+		if (pprof_sample(profile, stack, depth, values, err) != 0)
+			return -1;
+		stats->samples++;
+	}
+	return 0;
 }
 
 int pprof_export_fill(struct pprof_profile *profile, const struct analysis *analysis,
@@ -148,13 +203,13 @@ int pprof_export_fill(struct pprof_profile *profile, const struct analysis *anal
 {
 	*stats = (struct pprof_export_stats){0};
 	struct tallies tallies = {0};
+	struct stack_trie trie = {0};
 	struct path_shape *scratch = malloc(sizeof *scratch);
 	int result = scratch ? count_allocations(&tallies, analysis, paths, only, stacks, err)
 			     : hs_error_nomem(err, "starting the profile");
 	for (size_t t = 0; t < tallies.count && result == 0; t++) {
 		const struct tallies_entry *entry = &tallies.entries[t];
-		result = add_sample(profile, analysis, paths, stacks, entry, scratch, err);
-		stats->samples++;
+		result = add_tally(&trie, profile, analysis, paths, stacks, entry, scratch, err);
 		stats->objects += entry->value.objects;
 		stats->bytes += entry->value.bytes;
 		if (entry->key.stack != UINT32_MAX)
@@ -166,6 +221,9 @@ int pprof_export_fill(struct pprof_profile *profile, const struct analysis *anal
 			stats->unsited_objects += entry->value.objects;
 		}
 	}
+	if (result == 0)
+		result = add_samples(profile, &trie, stats, err);
+	stack_trie_free(&trie);
 	tallies_free(&tallies);
 	free(scratch);
 	return result;
