@@ -406,12 +406,6 @@ static bool comparable(const struct diff_command *command, struct analysis **sna
 	return *by_type_only || in_order(snapshots, files, names, paths, command->report.forced);
 }
 
-/* The profile, built, into the file descriptor safe_file_write hands it. */
-static int write_profile_file(int fd, const char *path, void *context, struct hs_error *err)
-{
-	return pprof_write(context, fd, path, err);
-}
-
 /* The new objects (three snapshots: those left behind) as a pprof profile, by retaining path in
  * AFTER, to command->output; false when it could not be written (said on stderr). */
 static bool write_diff_profile(const struct diff_command *command, const struct heap_diff *diff,
@@ -419,25 +413,21 @@ static bool write_diff_profile(const struct diff_command *command, const struct 
 			       const struct path_index *paths, const char *after_path)
 {
 	struct hs_error err;
-	struct pprof_profile profile;
 	struct pprof_export_stats stats;
-	const char *what = diff->by_type_only ? "every object of AFTER (compared by type only, "
-						"--force: none is matched with BEFORE's)"
-			   : diff->three ? "objects new in TARGET and left in FINAL"
-					 : "objects new since BEFORE";
-	int result = pprof_export_start(&profile, after, what, PPROF_STACKS_PATHS, &err);
-	if (result == 0) {
-		result = pprof_export_fill(&profile, after, paths, diff->is_new, PPROF_STACKS_PATHS,
-					   &stats, &err);
-		if (result == 0)
-			result = pprof_export_caveats(&profile, cli_program, before, after, &stats,
-						      &err);
-		if (result == 0)
-			result = safe_file_write(command->output, after_path, write_profile_file,
-						 &profile, &err);
-		pprof_free(&profile);
-	}
-	if (result != 0) {
+	const struct pprof_export_request request = {
+		.output = command->output,
+		.input = after_path,
+		.program = cli_program,
+		.what = diff->by_type_only ? "every object of AFTER (compared by type only, --force: "
+					     "none is matched with BEFORE's)"
+			: diff->three	   ? "objects new in TARGET and left in FINAL"
+					   : "objects new since BEFORE",
+		.before = before,
+		.analysis = after,
+		.paths = paths,
+		.only = diff->is_new,
+		.stacks = PPROF_STACKS_PATHS};
+	if (pprof_export_write(&request, &stats, &err) != 0) {
 		cli_fail(help.name, &err);
 		return false;
 	}

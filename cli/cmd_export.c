@@ -83,12 +83,6 @@ static int write_export(int fd, const char *path, void *context, struct hs_error
 	return failed || write_error ? -1 : 0;
 }
 
-/* The pprof profile, built, into the file descriptor safe_file_write hands it. */
-static int write_profile(int fd, const char *path, void *context, struct hs_error *err)
-{
-	return pprof_write(context, fd, path, err);
-}
-
 /* `--format pprof`: the profile of the live heap by retaining path (or by site), written to
  * `output`; the exit status. */
 static int export_pprof(struct analysis *analysis, const char *file, const char *output,
@@ -113,18 +107,15 @@ static int export_pprof(struct analysis *analysis, const char *file, const char 
 		}
 		timings_mark(&analysis->timings, "path index");
 	}
-	struct pprof_profile profile;
 	struct pprof_export_stats stats;
-	int result = pprof_export_start(&profile, analysis, "live heap", stacks, &err);
-	if (result == 0) {
-		result = pprof_export_fill(&profile, analysis, paths, NULL, stacks, &stats, &err);
-		if (result == 0)
-			result = pprof_export_caveats(&profile, "heapsnap export", NULL, analysis,
-						      &stats, &err);
-		if (result == 0)
-			result = safe_file_write(output, file, write_profile, &profile, &err);
-		pprof_free(&profile);
-	}
+	const struct pprof_export_request request = {.output = output,
+						     .input = file,
+						     .program = "heapsnap export",
+						     .what = "live heap",
+						     .analysis = analysis,
+						     .paths = paths,
+						     .stacks = stacks};
+	int result = pprof_export_write(&request, &stats, &err);
 	path_index_free(paths);
 	if (result != 0) {
 		cli_close_analysis("export", file, analysis, EXIT_ERROR);

@@ -11,6 +11,8 @@
 
 #include "cli/cli.h"
 #include "common/hash_map.h"
+#include "formats/pprof.h"
+#include "formats/snapshot_file.h"
 
 #define UNREACHABLE_FRAME "(unreachable)"
 #define UNSITED_FRAME "(no site recorded)"
@@ -197,9 +199,14 @@ static int add_samples(struct pprof_profile *profile, const struct stack_trie *t
 	return 0;
 }
 
-int pprof_export_fill(struct pprof_profile *profile, const struct analysis *analysis,
-		      const struct path_index *paths, const uint8_t *only, enum pprof_stacks stacks,
-		      struct pprof_export_stats *stats, struct hs_error *err)
+/* Fills `profile` (pprof_init done by pprof_export_start) with the live allocations of
+ * `analysis`, or with `only` (per allocation; NULL: all) those for which only[i] is non-zero:
+ * heapdiff's new objects. `paths` is needed for PPROF_STACKS_PATHS (built over the analysis's
+ * graph), unused for sites. */
+static int pprof_export_fill(struct pprof_profile *profile, const struct analysis *analysis,
+			     const struct path_index *paths, const uint8_t *only,
+			     enum pprof_stacks stacks, struct pprof_export_stats *stats,
+			     struct hs_error *err)
 {
 	*stats = (struct pprof_export_stats){0};
 	struct tallies tallies = {0};
@@ -229,8 +236,11 @@ int pprof_export_fill(struct pprof_profile *profile, const struct analysis *anal
 	return result;
 }
 
-int pprof_export_start(struct pprof_profile *profile, const struct analysis *analysis,
-		       const char *what, enum pprof_stacks stacks, struct hs_error *err)
+/* An empty heap profile of `analysis`'s time, its sample types inuse_objects/count and
+ * inuse_space/bytes, and a first comment saying what it is (`what`: "live heap", "new objects
+ * since BEFORE"). */
+static int pprof_export_start(struct pprof_profile *profile, const struct analysis *analysis,
+			      const char *what, enum pprof_stacks stacks, struct hs_error *err)
 {
 	static const char *const types[2][2] = {{"inuse_objects", "count"},
 						{"inuse_space", "bytes"}};
@@ -281,9 +291,13 @@ static int warning_comments(struct pprof_profile *profile, const struct analysis
 	return 0;
 }
 
-int pprof_export_caveats(struct pprof_profile *profile, const char *program,
-			 const struct analysis *before, const struct analysis *after,
-			 const struct pprof_export_stats *stats, struct hs_error *err)
+/* The report's caveats as comments of the profile, and each also on stderr as
+ * "PROGRAM: warning: ...": memory no walker reads (with `before`, how it changed), what is under
+ * "(unreachable)" or "(no site recorded)", and every warning of the analyses given (NULL ones
+ * skipped). The warnings themselves are printed by the command as usual. */
+static int pprof_export_caveats(struct pprof_profile *profile, const char *program,
+				const struct analysis *before, const struct analysis *after,
+				const struct pprof_export_stats *stats, struct hs_error *err)
 {
 	char unseen[200], text[600], bytes[32], count[32];
 	cli_format_unseen(before ? &before->outside_heaps : NULL, &after->outside_heaps, unseen,
@@ -317,4 +331,28 @@ int pprof_export_caveats(struct pprof_profile *profile, const char *program,
 	if (warning_comments(profile, before, err) != 0)
 		return -1;
 	return warning_comments(profile, after, err);
+}
+
+/* The profile, built, into the file descriptor safe_file_write hands it. */
+static int write_profile(int fd, const char *path, void *context, struct hs_error *err)
+{
+	return pprof_write(context, fd, path, err);
+}
+
+int pprof_export_write(const struct pprof_export_request *request,
+		       struct pprof_export_stats *stats, struct hs_error *err)
+{
+	struct pprof_profile profile;
+	if (pprof_export_start(&profile, request->analysis, request->what, request->stacks, err) != 0)
+		return -1;
+	int result = pprof_export_fill(&profile, request->analysis, request->paths, request->only,
+				       request->stacks, stats, err);
+	if (result == 0)
+		result = pprof_export_caveats(&profile, request->program, request->before,
+					      request->analysis, stats, err);
+	if (result == 0)
+		result = safe_file_write(request->output, request->input, write_profile, &profile,
+					 err);
+	pprof_free(&profile);
+	return result;
 }

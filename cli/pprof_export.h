@@ -16,7 +16,6 @@
 #include "analyze/analysis.h"
 #include "analyze/graph/paths.h"
 #include "common/error.h"
-#include "formats/pprof.h"
 
 enum pprof_stacks { PPROF_STACKS_PATHS, PPROF_STACKS_SITES };
 
@@ -27,26 +26,25 @@ struct pprof_export_stats {
 	uint64_t unsited_objects;	  /* by site: under "(no site recorded)" */
 };
 
-/* Fills `profile` (pprof_init done by pprof_export_start) with the live allocations of
- * `analysis`, or with `only` (per allocation; NULL: all) those for which only[i] is non-zero:
- * heapdiff's new objects. `paths` is needed for PPROF_STACKS_PATHS (built over the analysis's
- * graph), unused for sites. */
-int pprof_export_fill(struct pprof_profile *profile, const struct analysis *analysis,
-		      const struct path_index *paths, const uint8_t *only, enum pprof_stacks stacks,
-		      struct pprof_export_stats *stats, struct hs_error *err);
+/* What a profile is of, and where it goes: pprof_export_write's arguments. */
+struct pprof_export_request {
+	const char *output;	/* the file written (through safe_file_write) */
+	const char *input;	/* the snapshot it must never replace */
+	const char *program;	/* "heapsnap export", "heapdiff": the caveats on stderr name it */
+	const char *what;	/* the first comment's words: "live heap", "objects new since BEFORE" */
+	const struct analysis *before; /* heapdiff's BEFORE (the unseen memory's change), or NULL */
+	const struct analysis *analysis;
+	const struct path_index *paths; /* built over analysis's graph; NULL for sites */
+	const uint8_t *only;		/* per allocation of analysis; NULL: all */
+	enum pprof_stacks stacks;
+};
 
-/* An empty heap profile of `analysis`'s time, its sample types inuse_objects/count and
- * inuse_space/bytes, and a first comment saying what it is (`what`: "live heap", "new objects
- * since BEFORE"). */
-int pprof_export_start(struct pprof_profile *profile, const struct analysis *analysis,
-		       const char *what, enum pprof_stacks stacks, struct hs_error *err);
-
-/* The report's caveats as comments of the profile, and each also on stderr as
- * "PROGRAM: warning: ...": memory no walker reads (with `before`, how it changed), what is under
- * "(unreachable)" or "(no site recorded)", and every warning of the analyses given (NULL ones
- * skipped). The warnings themselves are printed by the command as usual. */
-int pprof_export_caveats(struct pprof_profile *profile, const char *program,
-			 const struct analysis *before, const struct analysis *after,
-			 const struct pprof_export_stats *stats, struct hs_error *err);
+/* The profile of the request built and written to its output, gzip-compressed, through
+ * safe_file_write; what is in it in `stats`. Its comments say what it is and carry the report's
+ * caveats, each also on stderr as "PROGRAM: warning: ...": the memory no walker reads (with
+ * `before`, how it changed), what is under "(unreachable)" or "(no site recorded)", and every
+ * warning of the analyses (which the command prints on stderr itself, as always). */
+int pprof_export_write(const struct pprof_export_request *request,
+		       struct pprof_export_stats *stats, struct hs_error *err);
 
 #endif
