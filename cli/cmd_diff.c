@@ -18,6 +18,8 @@
 #include "cli/progress.h"
 #include "cli/diff_report.h"
 #include "cli/json_schema.h"
+#include "cli/pprof_export.h"
+#include "formats/snapshot_file.h"
 
 #ifndef HEAPSNAP_VERSION
 #define HEAPSNAP_VERSION "unknown"
@@ -226,9 +228,12 @@ static void *open_job_run(void *argument)
 	return NULL;
 }
 
+/* (not a report's output_format: a profile of the new objects, written to -o's file) */
+#define FORMAT_PPROF 64
 static const struct cli_choice formats[] = {
 	{"text", FORMAT_TEXT}, {"markdown", FORMAT_MARKDOWN}, {"json", FORMAT_JSON},
-	{"dot", FORMAT_DOT},   {"html", FORMAT_HTML},	      {NULL, 0}};
+	{"dot", FORMAT_DOT},   {"html", FORMAT_HTML},	      {"pprof", FORMAT_PPROF},
+	{NULL, 0}};
 static const struct cli_choice sorts[] = {{"bytes", 0}, {"count", 1}, {NULL, 0}};
 enum colour { COLOUR_AUTO, COLOUR_ALWAYS, COLOUR_NEVER };
 static const struct cli_choice colours[] = {
@@ -239,6 +244,7 @@ struct diff_command {
 	struct analysis_options analysis;
 	struct diff_report_options report;
 	int format, by_count, top, colour;
+	const char *output; /* --format pprof's file */
 	struct gate gates[GATES_MAX];
 	size_t gate_count;
 	bool too_many_gates;
@@ -276,7 +282,12 @@ static int parse_diff_options(struct diff_command *command, int argc, char **arg
 			   HEAPSNAP_SCHEMA_DIFF "), dot (the retaining paths of the --top types\n"
 			   "as a Graphviz digraph: heapdiff --format dot A B |\n"
 			   "dot -Tsvg > paths.svg) or html (one self-contained page to\n"
-			   "open in a browser: sortable tables, paths and cycles drawn)"),
+			   "open in a browser: sortable tables, paths and cycles drawn) or\n"
+			   "pprof (the new objects as a gzipped pprof heap profile, to -o OUT,\n"
+			   "each stack their retaining path: go tool pprof -top OUT)"),
+		CLI_STRING('o', "output", "OUT", &command->output,
+			   "with --format pprof, the file to write (mode 0600, linked in place\n"
+			   "once complete; never over another user's file or a snapshot read)"),
 		CLI_CHOICE("sort", "bytes|count", &command->by_count, sorts,
 			   "rank grown types by bytes (default) or by objects"),
 		CLI_INT("top", "N", &command->top, 0, 1000,
@@ -316,6 +327,11 @@ static int parse_diff_options(struct diff_command *command, int argc, char **arg
 	int files = argc - *first;
 	if (files != 2 && files != 3)
 		return cli_usage_error(help.name, "expects BEFORE AFTER, or BASELINE TARGET FINAL");
+	if ((command->format == FORMAT_PPROF) != (command->output != NULL))
+		return cli_usage_error(help.name, command->output ? "-o is for --format pprof (the "
+								    "reports go to standard output)"
+								  : "--format pprof writes a gzipped "
+								    "file: give -o OUT.pb.gz");
 	const char *no_colour = getenv("NO_COLOR");
 	command->report.format = (enum output_format)command->format;
 	command->report.by_count = command->by_count;
@@ -390,6 +406,39 @@ static bool comparable(const struct diff_command *command, struct analysis **sna
 	return *by_type_only || in_order(snapshots, files, names, paths, command->report.forced);
 }
 
+/* The new objects (three snapshots: those left behind) as a pprof profile, by retaining path in
+ * AFTER, to command->output; false when it could not be written (said on stderr). */
+static bool write_diff_profile(const struct diff_command *command, const struct heap_diff *diff,
+			       const struct analysis *before, const struct analysis *after,
+			       const struct path_index *paths, const char *after_path)
+{
+	struct hs_error err;
+	struct pprof_export_stats stats;
+	const struct pprof_export_request request = {
+		.output = command->output,
+		.input = after_path,
+		.program = cli_program,
+		.what = diff->by_type_only ? "every object of AFTER (compared by type only, --force: "
+					     "none is matched with BEFORE's)"
+			: diff->three	   ? "objects new in TARGET and left in FINAL"
+					   : "objects new since BEFORE",
+		.before = before,
+		.analysis = after,
+		.paths = paths,
+		.only = diff->is_new,
+		.stacks = PPROF_STACKS_PATHS};
+	if (pprof_export_write(&request, &stats, &err) != 0) {
+		cli_fail(help.name, &err);
+		return false;
+	}
+	char objects[32], bytes[32];
+	cli_format_count(stats.objects, objects, sizeof objects);
+	cli_format_bytes(stats.bytes, bytes, sizeof bytes);
+	printf("%s: pprof heap profile of the new objects, %llu samples, %s objects, %s\n",
+	       command->output, (unsigned long long)stats.samples, objects, bytes);
+	return true;
+}
+
 /* The exit status the gates give: EXIT_FINDING when one was exceeded (each said on stderr). */
 static int judge_gates(const struct diff_command *command, const struct heap_diff *diff,
 		       const struct analysis *before, const struct analysis *after)
@@ -462,6 +511,9 @@ int cmd_diff(int argc, char **argv)
 	bool have_diff = false, by_type_only;
 	struct hs_error err;
 	status = EXIT_ERROR;
+	for (int i = 0; command.output && i < files; i++)
+		if (safe_file_check(command.output, paths[i], &err) != 0)
+			return cli_fail(help.name, &err);
 	static const char *const names[2][3] = {{"BEFORE", "AFTER", NULL},
 						{"BASELINE", "TARGET", "FINAL"}};
 	static const char *const roles[2][3] = {{"before", "after", ""},
@@ -482,7 +534,10 @@ int cmd_diff(int argc, char **argv)
 	warn_unseen_growth(before, after, names[files == 3][files - 1]);
 	command.report.forced = command.report.forced && by_type_only;
 	progress_end();
-	if (diff_report_write(stdout, &diff, target, paths_index, &command.report) != 0) {
+	if (command.format == FORMAT_PPROF) {
+		if (!write_diff_profile(&command, &diff, before, after, paths_index, paths[files - 1]))
+			goto done;
+	} else if (diff_report_write(stdout, &diff, target, paths_index, &command.report) != 0) {
 		fprintf(stderr, "%s: out of memory or unable to write the report\n", cli_program);
 		goto done;
 	}

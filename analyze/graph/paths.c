@@ -400,6 +400,18 @@ bool path_of_allocation(const struct path_index *index, size_t allocation, struc
 	return true;
 }
 
+uint32_t path_shape_number(const struct path_index *index, size_t allocation)
+{
+	uint32_t node = graph_allocation_node(index->graph, allocation);
+	return node == GRAPH_NONE ? PATH_NO_SHAPE : index->node_shape[node];
+}
+
+void path_shape_render(const struct path_index *index, uint32_t shape, struct path_shape *out)
+{
+	memset(out, 0, sizeof *out);
+	render(index, shape, out);
+}
+
 /* One type group's objects counted by shape, in a small table of the most common. */
 enum { CANDIDATES = 64 };
 struct shape_tally {

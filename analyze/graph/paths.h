@@ -60,6 +60,14 @@ int paths_prepare(struct path_index *index, const char *const *types, const uint
  * root first, its own type last; false when no root reaches it. */
 bool path_of_allocation(const struct path_index *index, size_t allocation, struct path_shape *out);
 
+/* For a caller that groups every object by its shape in one pass (the pprof export): the
+ * number of the shape of allocation `allocation`'s path, PATH_NO_SHAPE when it is free or no root
+ * reaches it (equal numbers, equal shapes); and the elements of shape `shape`, root first, without
+ * the object's type, as the reports render them. */
+#define PATH_NO_SHAPE UINT32_MAX
+uint32_t path_shape_number(const struct path_index *index, size_t allocation);
+void path_shape_render(const struct path_index *index, uint32_t shape, struct path_shape *out);
+
 /* The text of one step through heap node `node` along an edge with this offset (or label):
  * "struct conn.next", "list[*]", "__main__.Connection._conn_handler". */
 void path_step_text(const struct graph *graph, const struct heap *heap,

@@ -37,6 +37,20 @@ def wait_for_snapshot(directory, known, timeout=60):
     return None
 
 
+def read_sites_record(name):
+    """tests/targets/sites.c's record: {function: line of its malloc}, {function: line in main
+    that calls it}."""
+    lines, callers = {}, {}
+    with open(name) as f:
+        for line in f:
+            words = line.split()
+            if words[0] == "site":
+                lines[words[1]] = int(words[2])
+            elif words[0] == "caller":
+                callers[words[1]] = int(words[2])
+    return lines, callers
+
+
 def wait_for_file(name, process, timeout=30):
     deadline = time.time() + timeout
     while not os.path.exists(name):

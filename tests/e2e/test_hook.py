@@ -32,8 +32,8 @@ import time
 
 from common import Case, check, heapsnap, main, path, process_state, start
 from glibc_target import check_sound_heap, listing, read_record
-from hook_target import (GLIBC_HEAP, LIBRARY, hooked, signal_burst, snapshots_in, wait_for_file,
-                         wait_for_forks, wait_for_snapshot)
+from hook_target import (GLIBC_HEAP, LIBRARY, hooked, read_sites_record, signal_burst,
+                         snapshots_in, wait_for_file, wait_for_forks, wait_for_snapshot)
 
 HAMMER = os.environ.get("MALLOC_HAMMER", "build/tests/malloc_hammer")
 HOOK_API = os.environ.get("HOOK_API", "build/tests/hook_api")
@@ -249,14 +249,7 @@ class Hook(Case):
             check(wait_for_text(record_file, "phase 2"), "the sites target allocated more")
             os.kill(target.pid, signal.SIGUSR2)
             second = wait_for_snapshot(directory, [first])
-            lines, callers = {}, {}
-            with open(record_file) as f:
-                for line in f:
-                    words = line.split()
-                    if words[0] == "site":
-                        lines[words[1]] = int(words[2])
-                    elif words[0] == "caller":
-                        callers[words[1]] = int(words[2])
+            lines, callers = read_sites_record(record_file)
             if check(first and second, "two snapshots with sites"):
                 diff = json.loads(subprocess.run([HEAPDIFF, "--format", "json", first, second],
                                                  capture_output=True, text=True).stdout)

@@ -148,8 +148,12 @@ class Packaging(Case):
               "a command's options are completed from its --help")
         check(complete(completion, "_heapsnap", "heapsnap", "list", "--state", "") == {"live", "free", "all"},
               "an option's values are completed")
-        check(complete(completion, "_heapsnap", "heapsnap", "export", "--format", "") == {"devtools"},
-              "export's format is completed, and only it")
+        check(complete(completion, "_heapsnap", "heapsnap", "export", "--format", "") == {"devtools", "pprof"},
+              "export's formats are completed, and only they")
+        check(complete(completion, "_heapsnap", "heapsnap", "export", "--pprof-stacks", "") == {"paths", "sites"},
+              "export's kinds of pprof stacks are completed")
+        check(complete(completion, "_heapdiff", "heapdiff", "--format", "") >= {"html", "pprof"},
+              "heapdiff's formats are completed, pprof among them")
         offered = complete(completion, "_heapsnap", "heapsnap", "summary", "")
         check("before.snap" in offered and "notes.txt" not in offered, f"snapshots are completed: {offered}")
         check(complete(completion, "_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
