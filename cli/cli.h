@@ -13,7 +13,14 @@
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
-enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN, FORMAT_DOT, FORMAT_HTML };
+enum output_format {
+	FORMAT_TEXT,
+	FORMAT_JSON,
+	FORMAT_MARKDOWN,
+	FORMAT_DOT,
+	FORMAT_HTML,
+	FORMAT_OPENMETRICS,
+};
 #define FORMAT_BIT(format) (1u << (format))
 
 /* The program's name in messages: "heapsnap" (the default) or "heapdiff". */
