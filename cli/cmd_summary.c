@@ -633,12 +633,11 @@ static int print_openmetrics(const char *file, struct analysis *analysis)
 		return cli_fail("summary", &err);
 	}
 	progress_end();
-	const struct openmetrics_options options = {.top_types = OPENMETRICS_TOP_TYPES};
+	const struct openmetrics_options options = {.top_types = OPENMETRICS_TOP_TYPES,
+						   .retained = true};
 	int status = EXIT_OK;
-	if (openmetrics_write(stdout, analysis, &summary, &options) != 0) {
-		fprintf(stderr, "heapsnap summary: unable to write the metrics\n");
-		status = EXIT_ERROR;
-	}
+	if (openmetrics_write(stdout, analysis, &summary, &options, &err) != 0)
+		status = cli_fail("summary", &err);
 	heap_summary_free(&summary);
 	return cli_close_analysis("summary", file, analysis, status);
 }

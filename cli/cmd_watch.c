@@ -67,7 +67,7 @@ struct watch_options {
 	const char *dir;
 	uint64_t max_disk; /* 0: no limit */
 	const char *metrics, *exec;
-	bool verbose, show_values;
+	bool verbose, show_values, retained;
 	struct capture_options capture;
 	struct analysis_options analysis;
 };
@@ -199,7 +199,7 @@ static uint64_t peak_memory(void)
 
 /* A file written through the safe write path by a function that writes a stream. */
 struct stream_job {
-	int (*write)(FILE *out, void *context);
+	int (*write)(FILE *out, void *context, struct hs_error *err); /* -1 with err set */
 	void *context;
 };
 
@@ -214,13 +214,17 @@ static int write_stream(int fd, const char *path, void *context, struct hs_error
 			close(copy);
 		return hs_error_set_errno(err, errnum, "cannot write %s", path);
 	}
-	bool failed = job->write(out, job->context) != 0;
-	failed = fclose(out) != 0 || failed;
-	return failed ? hs_error_set_errno(err, errno ? errno : EIO, "cannot write %s", path) : 0;
+	if (job->write(out, job->context, err) != 0) {
+		fclose(out);
+		return -1;
+	}
+	if (fclose(out) != 0)
+		return hs_error_set_errno(err, errno, "cannot write %s", path);
+	return 0;
 }
 
-static int write_file(const char *path, int (*write)(FILE *out, void *context), void *context,
-		      struct hs_error *err)
+static int write_file(const char *path, int (*write)(FILE *out, void *context, struct hs_error *err),
+		      void *context, struct hs_error *err)
 {
 	struct stream_job job = {write, context};
 	return safe_file_write(path, NULL, write_stream, &job, err);
@@ -262,13 +266,21 @@ static void watch_capture_free(struct watch_capture *capture)
 	analysis_close(capture->analysis);
 }
 
-/* Opens the snapshot just taken with its whole graph (retained bytes, paths) and its summary. */
+/* Opens the snapshot just taken and summarises its types. The object graph (roots, dominators)
+ * costs a third of the analysis and only the metrics' retained bytes (--retained), a new
+ * suspect's path and the report need it: it is built for them alone (ensure_graph). */
+static int ensure_graph(struct watch_capture *capture, struct hs_error *err)
+{
+	return capture->analysis->has_graph ? 0 : analysis_build_graph(capture->analysis, err);
+}
+
 static int analyse_capture(struct watch_run *run, struct watch_capture *capture,
 			   struct hs_error *err)
 {
 	struct analysis_options options = run->options->analysis;
 	capture->analysis = analysis_open(capture->result.path, &options, err);
-	if (capture->analysis == NULL || analysis_build_graph(capture->analysis, err) != 0 ||
+	if (capture->analysis == NULL ||
+	    (run->options->retained && ensure_graph(capture, err) != 0) ||
 	    heap_summary_build(capture->analysis, &capture->summary, err) != 0)
 		return -1;
 	capture->has_summary = true;
@@ -290,6 +302,8 @@ static int top_path(struct watch_run *run, struct watch_capture *capture, const 
 		    char *out, size_t out_size, struct hs_error *err)
 {
 	const struct analysis *analysis = capture->analysis;
+	if (ensure_graph(capture, err) != 0)
+		return -1;
 	if (capture->paths == NULL)
 		capture->paths = path_index_build(&analysis->graph, &analysis->heap,
 						  &analysis->types, analysis->same_type_dominated,
@@ -378,10 +392,13 @@ struct report_job {
 	struct diff_report_options options;
 };
 
-static int write_report(FILE *out, void *context)
+static int write_report(FILE *out, void *context, struct hs_error *err)
 {
 	struct report_job *job = context;
-	return diff_report_write(out, job->diff, NULL, job->paths, &job->options);
+	if (diff_report_write(out, job->diff, NULL, job->paths, &job->options) != 0)
+		return hs_error_set_errno(err, errno ? errno : ENOMEM,
+					  "out of memory or unable to write the report");
+	return 0;
 }
 
 /* Writes heapsnap-PID-leak.md and .html in DIR: heapdiff's report of the run's first snapshot
@@ -390,6 +407,8 @@ static int write_reports(struct watch_run *run, struct watch_capture *capture,
 			 struct hs_error *err)
 {
 	const struct analysis *after = capture->analysis;
+	if (ensure_graph(capture, err) != 0)
+		return -1;
 	if (capture->paths == NULL &&
 	    (capture->paths = path_index_build(&after->graph, &after->heap, &after->types,
 					       after->same_type_dominated,
@@ -458,7 +477,7 @@ struct metrics_job {
 	const struct watch_capture *capture;
 };
 
-static int write_metrics(FILE *out, void *context)
+static int write_metrics(FILE *out, void *context, struct hs_error *err)
 {
 	const struct metrics_job *job = context;
 	const struct capture_result *result = &job->capture->result;
@@ -466,11 +485,12 @@ static int write_metrics(FILE *out, void *context)
 	for (int phase = 0; phase < CAPTURE_PHASES; phase++)
 		capture_ns += result->phase_ns[phase];
 	struct openmetrics_options options = {.top_types = (size_t)job->run->options->top,
+					      .retained = job->run->options->retained,
 					      .suspects = job->run->current,
 					      .suspect_count = job->run->current_count,
 					      .judged = true,
 					      .capture_seconds = (double)capture_ns / 1e9};
-	return openmetrics_write(out, job->capture->analysis, &job->capture->summary, &options);
+	return openmetrics_write(out, job->capture->analysis, &job->capture->summary, &options, err);
 }
 
 /* Says, once, that memory no walker reads grew by CLI_UNSEEN_SAID or more since the first
@@ -609,6 +629,10 @@ static int parse_watch_options(struct watch_options *options, int argc, char **a
 			   "write the Prometheus metrics of each capture to FILE, replaced\n"
 			   "whole each time (name it *.prom in node_exporter's textfile\n"
 			   "collector directory; docs/watch.md#metrics)"),
+		CLI_FLAG(0, "retained", &options->retained,
+			 "with --metrics, also heapsnap_retained_bytes per type: builds the\n"
+			 "object graph at every capture, which costs the watcher more CPU\n"
+			 "than one `heapsnap summary` of the heap (docs/watch.md#cost)"),
 		CLI_INT("top", "N", &options->top, 1, 100000,
 			"types with series of their own in the metrics, by bytes\n"
 			"(default 20; the rest summed as type=\"(other)\"; suspects always)"),
@@ -626,6 +650,8 @@ static int parse_watch_options(struct watch_options *options, int argc, char **a
 		return status;
 	if (options->every <= 0)
 		return cli_usage_error("watch", "--every DURATION is required (30s, 5m)");
+	if (options->retained && !options->metrics)
+		return cli_usage_error("watch", "--retained is for the metrics: give --metrics FILE");
 	struct stat directory;
 	if (stat(options->dir, &directory) != 0 || !S_ISDIR(directory.st_mode))
 		return cli_usage_error("watch", "--dir %s is not a directory: create it first",

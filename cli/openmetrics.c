@@ -2,12 +2,15 @@
  * with its HELP and TYPE lines and its samples together, as the text format requires. */
 #include "cli/openmetrics.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analyze/analysis.h"
 #include "analyze/reports/summary.h"
+#include "analyze/reports/trend.h"
 #include "common/fnv.h"
 
 /* The length of the valid UTF-8 sequence at `at` (1 to 4), or 0 when it is not one. */
@@ -99,14 +102,20 @@ static bool is_suspect(const struct openmetrics_options *options, const char *na
 	return false;
 }
 
+/* Every live allocation by type, reachable or not, by bytes (live_type_groups). */
+struct live_types {
+	struct type_group *groups;
+	size_t count;
+};
+
 /* Whether type group `i` has series of its own. */
-static bool shown(const struct heap_summary *summary, const struct openmetrics_options *options,
+static bool shown(const struct live_types *types, const struct openmetrics_options *options,
 		  size_t i)
 {
 	if (i < options->top_types)
 		return true;
 	char name[1024];
-	type_group_name(&summary->types[i], name, sizeof name);
+	type_group_name(&types->groups[i], name, sizeof name);
 	return is_suspect(options, name);
 }
 
@@ -115,19 +124,19 @@ enum type_measure { MEASURE_OBJECTS, MEASURE_BYTES, MEASURE_RETAINED };
 /* One per-type family: the types shown, then "(other)" for the rest (not for retained bytes,
  * which do not add up across types: one type's objects can retain another's). */
 static void write_type_family(FILE *out, const struct analysis *analysis,
-			      const struct heap_summary *summary,
+			      const struct live_types *types,
 			      const struct openmetrics_options *options, const char *family,
 			      const char *help, enum type_measure measure)
 {
 	write_family(out, family, help);
 	uint64_t rest = 0;
 	size_t rest_count = 0;
-	for (size_t i = 0; i < summary->type_count; i++) {
-		const struct type_group *group = &summary->types[i];
+	for (size_t i = 0; i < types->count; i++) {
+		const struct type_group *group = &types->groups[i];
 		uint64_t value = measure == MEASURE_OBJECTS ? group->count
 				 : measure == MEASURE_BYTES ? group->bytes
 							    : group->retained;
-		if (!shown(summary, options, i)) {
+		if (!shown(types, options, i)) {
 			rest += value;
 			rest_count++;
 			continue;
@@ -141,19 +150,18 @@ static void write_type_family(FILE *out, const struct analysis *analysis,
 }
 
 static void write_types(FILE *out, const struct analysis *analysis,
-			const struct heap_summary *summary,
-			const struct openmetrics_options *options)
+			const struct live_types *types, const struct openmetrics_options *options)
 {
-	write_type_family(out, analysis, summary, options, "heapsnap_objects",
-			  "Live objects (allocations) of the type; type=\"(other)\" sums the types "
-			  "not shown.",
+	write_type_family(out, analysis, types, options, "heapsnap_objects",
+			  "Live objects (allocations) of the type, reachable or not; type=\"(other)\" "
+			  "sums the types not shown.",
 			  MEASURE_OBJECTS);
-	write_type_family(out, analysis, summary, options, "heapsnap_bytes",
+	write_type_family(out, analysis, types, options, "heapsnap_bytes",
 			  "Bytes of the live objects of the type; type=\"(other)\" sums the types "
 			  "not shown.",
 			  MEASURE_BYTES);
-	if (analysis->has_graph)
-		write_type_family(out, analysis, summary, options, "heapsnap_retained_bytes",
+	if (options->retained && analysis->has_graph)
+		write_type_family(out, analysis, types, options, "heapsnap_retained_bytes",
 				  "Bytes the objects of the type retain (dominator tree), counting "
 				  "once what they retain of one another.",
 				  MEASURE_RETAINED);
@@ -161,11 +169,11 @@ static void write_types(FILE *out, const struct analysis *analysis,
 		return;
 	write_family(out, "heapsnap_leak_suspect",
 		     "1 when heapsnap watch judges the type a leak suspect (docs/watch.md), else 0.");
-	for (size_t i = 0; i < summary->type_count; i++) {
-		if (!shown(summary, options, i))
+	for (size_t i = 0; i < types->count; i++) {
+		if (!shown(types, options, i))
 			continue;
 		char name[1024];
-		type_group_name(&summary->types[i], name, sizeof name);
+		type_group_name(&types->groups[i], name, sizeof name);
 		write_sample(out, "heapsnap_leak_suspect", analysis, name,
 			     is_suspect(options, name) ? 1 : 0);
 	}
@@ -216,10 +224,17 @@ static void write_process(FILE *out, const struct analysis *analysis,
 }
 
 int openmetrics_write(FILE *out, const struct analysis *analysis,
-		      const struct heap_summary *summary, const struct openmetrics_options *options)
+		      const struct heap_summary *summary, const struct openmetrics_options *options,
+		      struct hs_error *err)
 {
+	struct live_types types;
+	if (live_type_groups(summary, &types.groups, &types.count, err) != 0)
+		return -1;
 	write_process(out, analysis, options);
-	write_types(out, analysis, summary, options);
+	write_types(out, analysis, &types, options);
 	fputs("# EOF\n", out);
-	return fflush(out) != 0 || ferror(out) ? -1 : 0;
+	free(types.groups);
+	if (fflush(out) != 0 || ferror(out))
+		return hs_error_set_errno(err, errno ? errno : EIO, "cannot write the metrics");
+	return 0;
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "common/error.h"
+
 struct analysis;
 struct heap_summary;
 
@@ -24,6 +26,7 @@ struct heap_summary;
 
 struct openmetrics_options {
 	size_t top_types; /* the types by bytes with series of their own; the rest are "(other)" */
+	bool retained;	  /* heapsnap_retained_bytes, when the analysis has its graph */
 	/* the types `heapsnap watch` judged leak suspects; they have series of their own even
 	   outside the top, and heapsnap_leak_suspect says 1 for them (0 for the other types
 	   shown). NULL: no judgement was made, heapsnap_leak_suspect is not written */
@@ -35,10 +38,11 @@ struct openmetrics_options {
 	double capture_seconds;
 };
 
-/* Writes the metrics of one analysed snapshot (with its summary) to `out`; -1 when writing
- * failed. */
+/* Writes the metrics of one analysed snapshot (with its summary) to `out`: per type every live
+ * allocation, reachable or not (live_type_groups); -1 when out of memory or writing failed. */
 int openmetrics_write(FILE *out, const struct analysis *analysis,
-		      const struct heap_summary *summary, const struct openmetrics_options *options);
+		      const struct heap_summary *summary, const struct openmetrics_options *options,
+		      struct hs_error *err);
 
 /* `text` as a label value: valid UTF-8 (a bad byte becomes '?'), control characters as '?',
  * cut to fit OPENMETRICS_LABEL_MAX with "~" and 8 hex digits of its hash when it had to change

@@ -54,6 +54,41 @@ void mann_kendall(const double *values, size_t count, struct mann_kendall *out)
 				     .p_increasing = 0.5 * erfc(z / sqrt(2.0))};
 }
 
+static int compare_group_bytes(const void *left, const void *right)
+{
+	const struct type_group *a = left, *b = right;
+	return a->bytes != b->bytes ? (a->bytes > b->bytes ? -1 : 1) : 0;
+}
+
+int live_type_groups(const struct heap_summary *summary, struct type_group **groups,
+		     size_t *count, struct hs_error *err)
+{
+	struct type_grouper merged = {0};
+	const struct type_group *lists[] = {summary->types, summary->unreachable};
+	size_t counts[] = {summary->type_count, summary->unreachable_count};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < counts[l]; i++) {
+			const struct type_group *from = &lists[l][i];
+			struct type_group *into = type_grouper_find(&merged, from->type, from->size);
+			if (into == NULL) {
+				type_grouper_free(&merged);
+				return hs_error_nomem(err, "the live allocations by type");
+			}
+			into->count += from->count;
+			into->bytes += from->bytes;
+			into->retained += from->retained;
+		}
+	*count = merged.count;
+	*groups = malloc((merged.count + 1) * sizeof **groups);
+	if (*groups)
+		memcpy(*groups, merged.entries, merged.count * sizeof **groups);
+	type_grouper_free(&merged);
+	if (*groups == NULL)
+		return hs_error_nomem(err, "the live allocations by type");
+	qsort(*groups, *count, sizeof **groups, compare_group_bytes);
+	return 0;
+}
+
 void trends_init(struct trends *trends)
 {
 	memset(trends, 0, sizeof *trends);
@@ -129,16 +164,21 @@ int trends_add(struct trends *trends, double hours, const struct heap_summary *s
 	trends->captures++;
 	for (size_t i = 0; i < trends->type_count; i++)
 		trends->types[i].objects[point] = trends->types[i].bytes[point] = 0;
-	for (size_t i = 0; i < summary->type_count; i++) {
-		char name[1024];
-		type_group_name(&summary->types[i], name, sizeof name);
-		struct type_trend *trend = trend_of(trends, name);
-		if (trend == NULL)
-			return hs_error_nomem(err, "the trend of type %s", name);
-		/* (a type named alike by two groups adds up) */
-		trend->objects[point] += (double)summary->types[i].count;
-		trend->bytes[point] += (double)summary->types[i].bytes;
-	}
+	/* reachable or not (with the graph, the summary has them apart): a leak is memory that
+	   grows, garbage no collector frees included */
+	const struct type_group *lists[] = {summary->types, summary->unreachable};
+	size_t counts[] = {summary->type_count, summary->unreachable_count};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < counts[l]; i++) {
+			char name[1024];
+			type_group_name(&lists[l][i], name, sizeof name);
+			struct type_trend *trend = trend_of(trends, name);
+			if (trend == NULL)
+				return hs_error_nomem(err, "the trend of type %s", name);
+			/* (a type named alike by two groups adds up) */
+			trend->objects[point] += (double)lists[l][i].count;
+			trend->bytes[point] += (double)lists[l][i].bytes;
+		}
 	return 0;
 }
 

@@ -53,10 +53,16 @@ struct trend_verdict {
 	double objects_first, objects_last, bytes_first, bytes_last;
 };
 
+/* Every live allocation by type, reachable or not: a summary's types (with its graph, the
+ * reachable ones) and its unreachable ones, merged by type and by bytes, largest first; the
+ * same with or without the graph. The caller frees *groups. */
+int live_type_groups(const struct heap_summary *summary, struct type_group **groups,
+		     size_t *count, struct hs_error *err);
+
 void trends_init(struct trends *trends);
 void trends_free(struct trends *trends);
-/* Adds one capture, at `hours` since the first, with the live types of its summary (a type the
- * summary has not is at 0 in it). */
+/* Adds one capture, at `hours` since the first, with the live types of its summary, reachable or
+ * not (a type the summary has not is at 0 in it). */
 int trends_add(struct trends *trends, double hours, const struct heap_summary *summary,
 	       struct hs_error *err);
 /* The verdict on trends->types[index] over the window. */

@@ -126,6 +126,8 @@ class Watch(Case):
         for number, made_before, value in counted:
             check(value == made_before, f"capture {number}: heapsnap_objects of "
                   f"__main__.Connection is {value}, the connections made {made_before}")
+        check(not type_samples(metrics, "heapsnap_retained_bytes"),
+              "no retained bytes without --retained (no object graph per capture)")
         report = os.path.join(directory, f"heapsnap-{server.pid}-leak.md")
         check(os.path.exists(report) and os.path.exists(report[:-3] + ".html"),
               "the markdown and HTML reports are in DIR")
@@ -169,8 +171,9 @@ class Watch(Case):
         summary = json.loads(subprocess.run(
             [HEAPSNAP, "summary", "--format", "json", os.path.join(directory, latest)],
             capture_output=True, text=True, timeout=600).stdout)
-        check(sum(objects.values()) == sum(t["count"] for t in summary["types"]),
-              f"the series add up to the live objects: {objects}")
+        live = sum(t["count"] for t in summary["types"]) + summary["unreachable"]["count"]
+        check(sum(objects.values()) == live,
+              f"the series add up to the live objects, reachable or not ({live}): {objects}")
         server.kill()
 
     def test_sigterm(self):
@@ -247,7 +250,8 @@ class Watch(Case):
         started = time.time()
         # (the last capture's file scraped a few times before the end)
         status, stdout, lines, _, made = watch_in_step(
-            "prometheus", server, port, 5, ["--metrics", metrics, "--top", "1000"], on_capture,
+            "prometheus", server, port, 5, ["--metrics", metrics, "--retained", "--top", "1000"],
+            on_capture,
             settle=4)
         check(status in (0, 1), f"watch ran: {status} {''.join(lines)[-2000:]}")
         with open(metrics) as f:
@@ -272,6 +276,8 @@ class Watch(Case):
             # (the first capture has no Connection yet: no sample; the last is exact)
             check(set(values) <= set(float(c) for c in counts) and values[-1] == counts[-1],
                   f"every value is a count of connections made ({counts}): {sorted(set(values))}")
+        retained = query_value(api, 'heapsnap_retained_bytes{type="__main__.Connection"}')
+        check(retained is not None and retained > 0, f"--retained: retained bytes scraped: {retained}")
         suspect = query_value(api, 'heapsnap_leak_suspect{type="__main__.Connection"}')
         check(suspect is not None, "heapsnap_leak_suspect of __main__.Connection is scraped")
         for process in (exporter, prometheus, server):

@@ -118,6 +118,37 @@ static void window(void)
 	trends_free(&trends);
 }
 
+/* With the graph, a summary has the unreachable apart: the trend and the metrics count both. */
+static void unreachable_counted(void)
+{
+	struct type_group reachable[] = {{.type = "A", .count = 10, .bytes = 1000, .retained = 5},
+					 {.type = "B", .count = 1, .bytes = 10}};
+	struct type_group lost[] = {{.type = "A", .count = 5, .bytes = 500},
+				    {.type = NULL, .size = 64, .count = 3, .bytes = 192}};
+	struct heap_summary summary = {.types = reachable,
+				       .type_count = 2,
+				       .unreachable = lost,
+				       .unreachable_count = 2};
+	struct type_group *groups;
+	size_t count;
+	struct hs_error err;
+	CHECK(live_type_groups(&summary, &groups, &count, &err) == 0, "merged");
+	CHECK(count == 3, "A, size 64, B: %zu", count);
+	CHECK(count == 3 && strcmp(groups[0].type, "A") == 0 && groups[0].count == 15 &&
+		      groups[0].bytes == 1500 && groups[0].retained == 5,
+	      "A reachable or not, largest first");
+	CHECK(count == 3 && groups[1].type == NULL && groups[1].size == 64 && groups[2].count == 1,
+	      "then size 64, then B");
+	free(groups);
+	struct trends trends;
+	trends_init(&trends);
+	CHECK(trends_add(&trends, 0, &summary, &err) == 0, "added");
+	CHECK(trends.type_count == 3 && strcmp(trends.types[0].name, "A") == 0 &&
+		      trends.types[0].objects[0] == 15,
+	      "the trend of A counts its unreachable objects");
+	trends_free(&trends);
+}
+
 static void label_values(void)
 {
 	char out[OPENMETRICS_LABEL_MAX + 1];
@@ -150,6 +181,7 @@ int main(void)
 	mann_kendall_by_hand();
 	verdicts();
 	window();
+	unreachable_counted();
 	label_values();
 	return TEST_EXIT();
 }
