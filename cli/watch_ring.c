@@ -61,6 +61,12 @@ int watch_ring_add(struct watch_ring *ring, const char *path, uint64_t bytes,
 	while (ring->count > 2 && over_limit(ring))
 		if (remove_oldest(ring, err) != 0)
 			return -1;
+	if (ring->max_bytes && ring->bytes > ring->max_bytes && ring->count == 1)
+		return hs_error_set(err,
+				    "the first snapshot (%s) takes %llu bytes, more than --max-disk "
+				    "allows (%llu): give a larger --max-disk; it is kept",
+				    path, (unsigned long long)bytes,
+				    (unsigned long long)ring->max_bytes);
 	if (ring->max_bytes && ring->bytes > ring->max_bytes)
 		return hs_error_set(err,
 				    "the first snapshot (%s) and the latest (%s) take %llu bytes "

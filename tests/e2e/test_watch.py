@@ -20,14 +20,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-from common import HEAPSNAP, Case, check, give_up, main, path, start, wait_for_text
+from common import HEAPSNAP, Case, check, free_port, give_up, main, path, start, wait_for_text
 
 TARGETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets")
 sys.path.insert(0, TARGETS)
@@ -216,6 +215,26 @@ class Watch(Case):
         check(big.poll() is None and state in "RS", f"the target runs: state {state}")
         big.kill()
 
+    def test_max_disk(self):
+        server, port = start_server("max-disk", "global")
+        directory = path("watch-max-disk")
+        os.makedirs(directory)
+        # the limit: one and a half snapshots of the server, as `heapsnap capture` writes one
+        probe = path("max-disk-probe.snap")
+        subprocess.run([HEAPSNAP, "capture", str(server.pid), "-o", probe], check=True,
+                       capture_output=True, timeout=600)
+        limit = os.stat(probe).st_size * 3 // 2
+        watch = subprocess.run([HEAPSNAP, "watch", str(server.pid), "--every", "0.2s", "--for",
+                                "2m", "--dir", directory, "--max-disk", str(limit)],
+                               capture_output=True, text=True, timeout=600)
+        check(watch.returncode == 2, f"exit 2 when two snapshots do not fit: {watch.returncode}")
+        check(re.search(r"take \d+ bytes together, more than --max-disk allows \(%d\)" % limit,
+                        watch.stderr), f"it says why: {watch.stderr[-1000:]}")
+        snapshots = [f for f in os.listdir(directory) if f.endswith(".snap")]
+        check(len(snapshots) == 2, f"both kept: {snapshots}")
+        check("stopped on an error: 2 captures" in watch.stdout, f"the final line: {watch.stdout}")
+        server.kill()
+
     def test_prometheus(self):
         for tool in ("prometheus", "prometheus-node-exporter", "promtool"):
             if not os.path.exists(f"/usr/bin/{tool}"):
@@ -283,12 +302,6 @@ class Watch(Case):
         for process in (exporter, prometheus, server):
             process.terminate()
             process.wait(timeout=60)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url, timeout=120):
