@@ -9,6 +9,9 @@ one: the program's source says so) and checks watch's metrics against that count
   heapdiff report is written and --exec is run with its path; exit 1.
 - bounded: the bounded variant empties its list every 120 connections (a cache with a bound):
   memory rises and falls back; watch names no suspect and exits 0.
+- target exit: watch stops when the process exits, with its final line, exit 0.
+- max disk: when the first and the latest snapshot do not fit --max-disk, it says so, keeps
+  both and exits 2.
 - sigterm: SIGTERM while the first capture of a large heap is being written: the capture is
   finished (the snapshot whole, `heapsnap info --verify` passes), no temporary file is left,
   the target still runs and serves, watch exits 0.
@@ -57,13 +60,14 @@ def type_samples(metrics_file, family):
 
 
 def watch_in_step(name, server, port, captures, extra=(), on_capture=None, settle=0):
-    """Runs watch on `server` every 2 s; after each capture's line, makes BATCH connections (and
+    """Runs watch on `server` every 3 s (room for the batch before the next capture on a busy
+    machine); after each capture's line, makes BATCH connections (and
     calls on_capture(number, connections made before it)); after `captures` captures waits
     `settle` seconds and sends SIGTERM. Returns (exit status, stdout, stderr lines, directory,
     connections made)."""
     directory = path(f"watch-{name}")
     os.makedirs(directory, exist_ok=True)
-    watch = start([HEAPSNAP, "watch", str(server.pid), "--every", "2s", "--for", "10m", "--dir",
+    watch = start([HEAPSNAP, "watch", str(server.pid), "--every", "3s", "--for", "10m", "--dir",
                    directory, "-v", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                   text=True)
     made, lines = 0, []
@@ -214,6 +218,21 @@ class Watch(Case):
             state = f.read().rsplit(")", 1)[1].split()[0]
         check(big.poll() is None and state in "RS", f"the target runs: state {state}")
         big.kill()
+
+    def test_target_exit(self):
+        # a process that lives about 5 seconds: watch ends with it, with its final line
+        short = start([PYTHON, "-c", "import time\nx = [str(i) for i in range(10000)]\n"
+                       "time.sleep(5)\n"])
+        directory = path("watch-exit")
+        os.makedirs(directory)
+        watch = subprocess.run([HEAPSNAP, "watch", str(short.pid), "--every", "1s", "--dir",
+                                directory], capture_output=True, text=True, timeout=600)
+        short.wait()
+        check(watch.returncode == 0, f"exit 0, no suspect: {watch.returncode} {watch.stderr[-1000:]}")
+        check(re.search(r"^heapsnap watch: the process exited: \d+ captures? in \d+ s, "
+                        r"\d+ snapshots? kept in .*; no leak suspect", watch.stdout, re.M),
+              f"the final line: {watch.stdout}")
+        check("heapsnap watch: capture 1: " in watch.stderr, f"it captured: {watch.stderr[-500:]}")
 
     def test_max_disk(self):
         server, port = start_server("max-disk", "global")
