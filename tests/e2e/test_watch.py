@@ -154,6 +154,25 @@ class Watch(Case):
                         "".join(lines)), "-v gives the watcher's cost")
         snapshots = sorted(f for f in os.listdir(directory) if f.endswith(".snap"))
         check(len(snapshots) == 4, f"the first and the latest 3 kept: {snapshots}")
+        # summary --format openmetrics of the latest: what promtool accepts, the same count
+        one = path("summary-leak.prom")
+        with open(one, "w") as f:
+            ran = subprocess.run([HEAPSNAP, "summary", "--format", "openmetrics",
+                                  os.path.join(directory, snapshots[-1])], stdout=f,
+                                 stderr=subprocess.PIPE, text=True, timeout=600)
+        check(ran.returncode == 0, f"summary --format openmetrics: {ran.stderr[-500:]}")
+        with open(one) as f:
+            promtool = subprocess.run(["/usr/bin/promtool", "check", "metrics"], stdin=f,
+                                      capture_output=True, text=True, timeout=60)
+        check(promtool.returncode == 0, f"promtool accepts it: {promtool.stdout} {promtool.stderr}")
+        with open(one) as f:
+            check(f.read().endswith("\n# EOF\n"), "it ends with # EOF")
+        objects = type_samples(one, "heapsnap_objects")
+        check(len(objects) == 21 and "(other)" in objects, f"20 types and (other): {sorted(objects)}")
+        if "__main__.Connection" in objects and counted:
+            check(objects["__main__.Connection"] == counted[-1][1],
+                  f"summary counts the connections made: {objects['__main__.Connection']}")
+        check(type_samples(one, "heapsnap_retained_bytes"), "with retained bytes")
         server.kill()
 
     def test_bounded(self):
