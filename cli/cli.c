@@ -421,3 +421,28 @@ void cli_json_runtime_fields(struct emitter *e, const char *key,
 	}
 	emit_object_end(e);
 }
+
+bool cli_parse_size(const char *text, uint64_t *out, bool *has_unit)
+{
+	char *end;
+	if (text == NULL || *text < '0' || *text > '9')
+		return false;
+	unsigned long long value = strtoull(text, &end, 10);
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {{"", 0},	 {"B", 0},   {"K", 10},	  {"KB", 10}, {"KiB", 10},
+		     {"M", 20},	 {"MB", 20}, {"MiB", 20}, {"G", 30},  {"GB", 30},
+		     {"GiB", 30}, {"T", 40},  {"TB", 40},  {"TiB", 40}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (units[i].shift && value > (UINT64_MAX >> units[i].shift))
+			return false;
+		*out = (uint64_t)value << units[i].shift;
+		if (has_unit)
+			*has_unit = *end != '\0';
+		return true;
+	}
+	return false;
+}

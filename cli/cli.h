@@ -13,7 +13,14 @@
 
 enum { EXIT_OK = 0, EXIT_FINDING = 1, EXIT_ERROR = 2 };
 
-enum output_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_MARKDOWN, FORMAT_DOT, FORMAT_HTML };
+enum output_format {
+	FORMAT_TEXT,
+	FORMAT_JSON,
+	FORMAT_MARKDOWN,
+	FORMAT_DOT,
+	FORMAT_HTML,
+	FORMAT_OPENMETRICS,
+};
 #define FORMAT_BIT(format) (1u << (format))
 
 /* The program's name in messages: "heapsnap" (the default) or "heapdiff". */
@@ -25,6 +32,10 @@ int cli_fail(const char *command, const struct hs_error *err);
 /* Prints a usage error with a pointer to --help and returns EXIT_ERROR. */
 int cli_usage_error(const char *command, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* "4096", "64K", "10MiB", "1G": bytes; false on junk. *has_unit (when not NULL) says whether a
+ * unit was given. */
+bool cli_parse_size(const char *text, uint64_t *out, bool *has_unit);
 
 /* Parses a whole decimal integer in [min, max]; false on junk. */
 bool cli_parse_int(const char *text, long long min, long long max, long long *out);
@@ -161,6 +172,7 @@ int cmd_list(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_diff(int argc, char **argv); /* also the `heapdiff` program */
+int cmd_watch(int argc, char **argv);
 
 /* Each runtime heapsnap knows under its key, with its version or null: the "runtimes" object's
  * members after the malloc's. */

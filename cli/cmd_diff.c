@@ -52,39 +52,13 @@ struct gate {
 	bool bytes;
 };
 
-/* "4096", "64K", "10MiB", "1G": bytes; false on junk. *has_unit says whether a unit was given. */
-static bool parse_size(const char *text, uint64_t *out, bool *has_unit)
-{
-	char *end;
-	if (text == NULL || *text < '0' || *text > '9')
-		return false;
-	unsigned long long value = strtoull(text, &end, 10);
-	static const struct {
-		const char *suffix;
-		unsigned shift;
-	} units[] = {{"", 0},	 {"B", 0},   {"K", 10},	  {"KB", 10}, {"KiB", 10},
-		     {"M", 20},	 {"MB", 20}, {"MiB", 20}, {"G", 30},  {"GB", 30},
-		     {"GiB", 30}, {"T", 40},  {"TB", 40},  {"TiB", 40}};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].suffix) != 0)
-			continue;
-		if (units[i].shift && value > (UINT64_MAX >> units[i].shift))
-			return false;
-		*out = (uint64_t)value << units[i].shift;
-		if (has_unit)
-			*has_unit = *end != '\0';
-		return true;
-	}
-	return false;
-}
-
 static bool parse_gate(const char *text, struct gate *gate)
 {
 	const char *equals = strrchr(text, '=');
 	if (equals == NULL || equals == text || (size_t)(equals - text) >= sizeof gate->pattern)
 		return false;
 	snprintf(gate->pattern, sizeof gate->pattern, "%.*s", (int)(equals - text), text);
-	return parse_size(equals + 1, &gate->limit, &gate->bytes);
+	return cli_parse_size(equals + 1, &gate->limit, &gate->bytes);
 }
 
 /* The memory no walker reads may hold objects of any type, so every gate judges its growth too:
@@ -252,7 +226,7 @@ struct diff_command {
 
 static bool parse_min_bytes(void *value, const char *text)
 {
-	return parse_size(text, value, NULL);
+	return cli_parse_size(text, value, NULL);
 }
 
 static bool parse_gate_option(void *value, const char *text)

@@ -16,6 +16,7 @@
 #include "cli/emit.h"
 #include "cli/html_report.h"
 #include "cli/json_schema.h"
+#include "cli/openmetrics.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"
 
@@ -34,13 +35,17 @@ static const struct cli_command_help help = {
 		"fragmentation: the share of its chunk bytes that are free, the top chunk not counted),\n"
 		"the live allocations grouped by type (or by size where the type is not known), the\n"
 		"shortest paths from a root that keep the largest types alive, the roots, and what no\n"
-		"root reaches, with the cycles among it.\n",
+		"root reaches, with the cycles among it.\n"
+		"\n"
+		"--format openmetrics writes Prometheus metrics (docs/watch.md#metrics): per type, the\n"
+		"largest 20 by bytes, the rest summed as type=\"(other)\".\n",
 };
 
 static const struct cli_choice formats[] = {{"text", FORMAT_TEXT},
 					     {"json", FORMAT_JSON},
 					     {"dot", FORMAT_DOT},
 					     {"html", FORMAT_HTML},
+					     {"openmetrics", FORMAT_OPENMETRICS},
 					     {NULL, 0}};
 
 struct totals {
@@ -618,6 +623,25 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 	return EXIT_ERROR;
 }
 
+/* The metrics need no retaining paths: only the summary's types. */
+static int print_openmetrics(const char *file, struct analysis *analysis)
+{
+	struct hs_error err;
+	struct heap_summary summary;
+	if (heap_summary_build(analysis, &summary, &err) != 0) {
+		analysis_close(analysis);
+		return cli_fail("summary", &err);
+	}
+	progress_end();
+	const struct openmetrics_options options = {.top_types = OPENMETRICS_TOP_TYPES,
+						   .retained = true};
+	int status = EXIT_OK;
+	if (openmetrics_write(stdout, analysis, &summary, &options, &err) != 0)
+		status = cli_fail("summary", &err);
+	heap_summary_free(&summary);
+	return cli_close_analysis("summary", file, analysis, status);
+}
+
 int cmd_summary(int argc, char **argv)
 {
 	struct analysis_options analysis_options = {0};
@@ -626,8 +650,9 @@ int cmd_summary(int argc, char **argv)
 	const struct cli_option options[] = {
 		CLI_CHOICE("format", "F", &format, formats,
 			   "text (default), json (schema " HEAPSNAP_SCHEMA_SUMMARY "), dot (the\n"
-			   "retaining paths as a Graphviz digraph, for dot -Tsvg) or html\n"
-			   "(one self-contained page to open in a browser)"),
+			   "retaining paths as a Graphviz digraph, for dot -Tsvg), html\n"
+			   "(one self-contained page to open in a browser) or openmetrics\n"
+			   "(Prometheus metrics, for node_exporter's textfile collector)"),
 		CLI_STRING(0, "type", "PATTERN", &paths_pattern,
 			   "show the retaining paths of the types matching PATTERN (a shell\n"
 			   "pattern: '__main__.*'), instead of those of the ten largest"),
@@ -641,6 +666,8 @@ int cmd_summary(int argc, char **argv)
 		"summary", argv[first], &analysis_options, format != FORMAT_JSON, CLI_WHOLE_GRAPH);
 	if (analysis == NULL)
 		return EXIT_ERROR;
+	if (format == FORMAT_OPENMETRICS)
+		return print_openmetrics(argv[first], analysis);
 	/* the path index is built beside the summary, on the other core: both only read the
 	   analysis */
 	struct path_job paths_job = {analysis, show_values, NULL, {0}};

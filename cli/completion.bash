@@ -1,5 +1,5 @@
 # Bash completion for heapsnap and heapdiff: commands, each command's options (read from its own
-# --help, so they never fall out of step), process ids for `capture`, core files for `import`,
+# --help, so they never fall out of step), process ids for `capture` and `watch`, core files for `import`,
 # snapshots (*.snap) for the rest, and the values of options that take a known set of them.
 # Installed by meson into bash-completion's directory as `heapsnap` and `heapdiff`.
 
@@ -58,7 +58,7 @@ _heapsnap() {
 	_heapsnap_complete_words "$current" "$previous" "$program" "$command" && return
 	compopt -o filenames 2>/dev/null
 	case $command in
-	capture) COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$current")) ;;
+	capture | watch) COMPREPLY=($(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$current")) ;;
 	import) COMPREPLY=($(compgen -f -- "$current")) ;;
 	*) COMPREPLY=($(compgen -d -- "$current") $(compgen -f -X '!*.snap' -- "$current")) ;;
 	esac

@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	{"diff", "BEFORE AFTER", "what grew between two snapshots, and what keeps it (heapdiff)",
 	 cmd_diff, true},
 	{"export", "FILE", "the object graph as a Chrome DevTools heap snapshot", cmd_export, true},
+	{"watch", "PID --every T", "capture on a schedule, name the types that keep growing",
+	 cmd_watch, true},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,13 @@ def start(args, **kwargs):
     process = subprocess.Popen(args, **kwargs)
     _processes.append(process)
     return process
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for_text(file, process, previous=None, timeout=30):

@@ -129,7 +129,8 @@ class Packaging(Case):
         check(ran.returncode == 0, f"and its heapsnap_capture() writes a snapshot: {ran.returncode} {ran.stderr[-300:]}")
 
     def test_man_page_heapsnap(self):
-        check_man_page("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary", "export"])
+        check_man_page("heapsnap", HEAPSNAP, ["capture", "import", "info", "list", "summary", "export",
+                                              "watch"])
 
     def test_man_page_heapdiff(self):
         check_man_page("heapdiff", HEAPDIFF, [])
@@ -142,7 +143,7 @@ class Packaging(Case):
         if not completion:
             return
         check(complete(completion, "_heapsnap", "heapsnap", "") >= {"capture", "import", "info", "list", "summary",
-                                                                    "diff", "export"},
+                                                                    "diff", "export", "watch"},
               "commands are completed")
         check(complete(completion, "_heapsnap", "heapsnap", "summary", "--") >= help_options(HEAPSNAP, "summary"),
               "a command's options are completed from its --help")
@@ -159,6 +160,8 @@ class Packaging(Case):
         check(complete(completion, "_heapdiff", "heapdiff", "--s") >= {"--sort", "--show-values"}, "heapdiff's options")
         check(str(os.getpid()) in complete(completion, "_heapsnap", "heapsnap", "capture", ""),
               "capture completes process ids")
+        check(str(os.getpid()) in complete(completion, "_heapsnap", "heapsnap", "watch", ""),
+              "watch completes process ids")
 
     def test_progress_line(self):
         sleeper = start([sys.executable, "-c", "import time\nx = [str(i) for i in range(100000)]\nprint('ok', flush=True)\ntime.sleep(600)"],

@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import Case, check, check_summary_invariants, heapsnap, main, path, start
+from common import Case, check, check_summary_invariants, free_port, heapsnap, main, path, start
 
 HEAPDIFF = os.environ.get("HEAPDIFF", "build/heapdiff")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,12 +46,6 @@ def heapdiff(*args, expect=0):
     check(result.returncode == expect,
           f"heapdiff {' '.join(args)} exited {result.returncode}, not {expect}: {result.stderr[:500]}")
     return result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=20):

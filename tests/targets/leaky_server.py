@@ -2,7 +2,11 @@
 accepted connection makes a Connection with a ConnectionHandler that points back to it (a reference
 cycle), and the Connection is appended to the module-global _CONNECTIONS and never removed.
 
-    python3 leaky_server.py PORT_FILE [--variant global|class|cycle|fixed]
+    python3 leaky_server.py PORT_FILE [--variant global|class|cycle|fixed|bounded]
+
+The bounded variant is a cache with a bound, not a leak: it keeps each Connection (without the
+cycle) in _CONNECTIONS until BOUND are kept, then empties the list, so its memory rises and falls
+back to its floor.
 
 It listens on 127.0.0.1 (a free port, written to PORT_FILE) and serves one connection at a time:
 reads until the client closes, echoing each packet back."""
@@ -12,6 +16,7 @@ import sys
 import weakref
 
 _CONNECTIONS = []
+BOUND = 120
 
 
 class ConnectionHandler:
@@ -31,7 +36,7 @@ class Connection:
         self.sock = sock
         self.peer = peer
         self.buffer = bytearray(512)
-        if variant == "fixed":
+        if variant in ("fixed", "bounded"):
             self._conn_handler = ConnectionHandler(weakref.proxy(self))
         else:
             self._conn_handler = ConnectionHandler(self)
@@ -42,6 +47,10 @@ def serve(listener, variant):
         sock, peer = listener.accept()
         conn = Connection(sock, peer, variant)
         if variant == "global":
+            _CONNECTIONS.append(conn)
+        elif variant == "bounded":
+            if len(_CONNECTIONS) >= BOUND:
+                _CONNECTIONS.clear()
             _CONNECTIONS.append(conn)
         elif variant == "class":
             Connection.registry[peer] = conn
