@@ -490,6 +490,11 @@ static int write_metrics(FILE *out, void *context, struct hs_error *err)
 					      .suspect_count = job->run->current_count,
 					      .judged = true,
 					      .capture_seconds = (double)capture_ns / 1e9};
+	/* readable by all, unlike every other file heapsnap writes: the collector reading it
+	   (node_exporter) runs as a user of its own, and it holds counts and type names, none of
+	   the process's memory */
+	if (fchmod(fileno(out), 0644) != 0)
+		return hs_error_set_errno(err, errno, "cannot make the metrics file readable");
 	return openmetrics_write(out, job->capture->analysis, &job->capture->summary, &options, err);
 }
 

@@ -131,6 +131,8 @@ class Watch(Case):
                   f"__main__.Connection is {value}, the connections made {made_before}")
         check(not type_samples(metrics, "heapsnap_retained_bytes"),
               "no retained bytes without --retained (no object graph per capture)")
+        check(oct(os.stat(metrics).st_mode & 0o777) == "0o644",
+              "the metrics file is readable by node_exporter's own user (0644)")
         report = os.path.join(directory, f"heapsnap-{server.pid}-leak.md")
         check(os.path.exists(report) and os.path.exists(report[:-3] + ".html"),
               "the markdown and HTML reports are in DIR")
