@@ -2,6 +2,7 @@
 #include "site_report.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -16,6 +17,25 @@ void site_frames_text(const struct site_description *site, size_t frames, char *
 	     depth++)
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
 					 depth ? " <- " : "", site->stack[depth]);
+}
+
+/* The frames to show of `count` sites: SITE_FRAMES_SHOWN, or more while two of them would read
+ * the same (one function called from two lines of its caller is two sites). */
+static size_t frames_to_tell(const struct site_description *const *sites, size_t count)
+{
+	size_t frames = SITE_FRAMES_SHOWN;
+	char a[1024], b[1024];
+	for (bool same = true; same && frames < HEAPSNAP_SITE_FRAMES;) {
+		same = false;
+		for (size_t i = 0; i < count && !same; i++)
+			for (size_t k = i + 1; k < count && !same; k++) {
+				site_frames_text(sites[i], frames, a, sizeof a);
+				site_frames_text(sites[k], frames, b, sizeof b);
+				same = strcmp(a, b) == 0;
+			}
+		frames += same;
+	}
+	return frames;
 }
 
 void site_json_members(struct emitter *e, const struct site_description *site)
@@ -134,13 +154,17 @@ void site_lines_group(struct emitter *e, const char *lead_indent, const char *le
 		return;
 	}
 	emit_human(e, "%s%s\n", lead_indent, lead);
+	const struct site_description *shown[SITES_SHOWN] = {0};
+	for (size_t i = 0; i < sites->count && i < SITES_SHOWN; i++)
+		shown[i] = sites->top[i].description;
+	size_t depth = frames_to_tell(shown, sites->count < SITES_SHOWN ? sites->count : SITES_SHOWN);
 	uint64_t more = 0;
 	for (size_t i = 0; i < sites->count; i++) {
 		if (i >= SITES_SHOWN) {
 			more += sites->top[i].count;
 			continue;
 		}
-		site_frames_text(sites->top[i].description, SITE_FRAMES_SHOWN, frames, sizeof frames);
+		site_frames_text(sites->top[i].description, depth, frames, sizeof frames);
 		site_line(e, indent, sites->top[i].count, frames);
 	}
 	if (sites->count > SITES_SHOWN)
@@ -155,10 +179,14 @@ void site_lines_path(struct emitter *e, const struct path_shape *shape,
 	if (!shape->has_sites || analysis == NULL)
 		return;
 	char frames[1024], text[1100];
-	for (size_t i = 0; i < shape->site_count && i < PATH_SITES_MAX; i++) {
-		site_frames_text(allocation_sites_describe(&analysis->sites, analysis->symbols,
-							   shape->sites[i].site),
-				 SITE_FRAMES_SHOWN, frames, sizeof frames);
+	const struct site_description *shown[PATH_SITES_MAX] = {0};
+	size_t count = shape->site_count < PATH_SITES_MAX ? shape->site_count : PATH_SITES_MAX;
+	for (size_t i = 0; i < count; i++)
+		shown[i] = allocation_sites_describe(&analysis->sites, analysis->symbols,
+						     shape->sites[i].site);
+	size_t depth = frames_to_tell(shown, count);
+	for (size_t i = 0; i < count; i++) {
+		site_frames_text(shown[i], depth, frames, sizeof frames);
 		snprintf(text, sizeof text, "allocated at %s", frames);
 		path_line(e, indent, shape->sites[i].count, text);
 	}
