@@ -315,7 +315,43 @@
 			{"data-signature": r.signature},
 			element("code", null, "[" + r.signature + "]"), " " + formatCount(r.count) + " (" +
 			percent(r.count, ofCount) + "), " + formatBytes(r.retained_bytes) + " retained: ",
-			element("span", {class: "path-text"}, r.path.join(" -> ")))));
+			element("span", {class: "path-text"}, r.path.join(" -> ")),
+			r.sites ? siteList(r, "count") : null)));
+	}
+
+	/* ---- where objects were allocated (snapshots that record sites) ---- */
+	/* A site's first frames, innermost first; the whole stack in its title. */
+	function siteText(site) {
+		const stack = site.stack && site.stack.length ? site.stack : [site.site || site.function || "?"];
+		return element("code", {class: "site", title: stack.join("\n")}, stack.slice(0, 3).join(" <- "));
+	}
+
+	/* The sites of a type or a path (its "sites", "sites_more", "without_site"), counted by
+	 * `countKey`. */
+	function siteList(owner, countKey) {
+		const items = owner.sites.map((site) => element("li", {"data-site": site.site},
+			formatCount(site[countKey]) + " at ", siteText(site)));
+		const more = owner.sites_more || {};
+		if (more.sites)
+			items.push(element("li", {class: "more-sites"}, formatCount(more[countKey]) + " at " +
+				formatCount(more.sites) + " more site" + (more.sites === 1 ? "" : "s")));
+		const without = owner.without_site || {};
+		if (without[countKey])
+			items.push(element("li", {class: "no-site"}, formatCount(without[countKey]) +
+				" with no recorded site (made before recording began, or unseen)"));
+		return element("ul", {class: "sites"}, ...items);
+	}
+
+	/* A section: each row's type and where its objects were made (the first 25); none when no
+	 * row has sites. */
+	function typeSitesSection(rows, title, countKey) {
+		const withSites = rows.filter((row) => row.sites);
+		if (!withSites.length)
+			return [];
+		return [element("h2", {id: "type-sites"}, title),
+			...withSites.slice(0, 25).map((row) => element("section", {class: "type-sites", "data-type": row.type},
+				element("h3", null, formatCount(row[countKey]) + " ", element("code", null, row.type)),
+				siteList(row, countKey)))];
 	}
 
 	/* ---- an icicle of retained bytes: roots above, the types they keep below ---- */
@@ -547,6 +583,8 @@
 				? "None in the memory walked (memory no walker reads grew: see above)."
 				: "None."));
 
+		append(main, typeSitesSection(grown, "Where the " + word + " objects were allocated", "new"));
+
 		if (data.grown_containers && data.grown_containers.length) {
 			main.appendChild(element("h2", {id: "containers"}, "Containers that lived through and grew"));
 			main.appendChild(sortableTable("containers", [
@@ -635,6 +673,7 @@
 			{key: "bytes", title: "bytes", value: (r) => r.bytes, format: "bytes", numeric: true, bar: "bytes"},
 			{key: "retained_bytes", title: "retained", value: (r) => r.retained_bytes, format: "bytes", numeric: true},
 		], types, (r) => ({"data-type": r.type})) : element("p", null, "None."));
+		append(main, typeSitesSection(types, "Where they were allocated", "count"));
 
 		const withPaths = types.filter((row) => row.retainers && row.retainers.length);
 		if (withPaths.length) {
