@@ -187,7 +187,7 @@ void site_lines_path(struct emitter *e, const struct path_shape *shape,
 	size_t depth = frames_to_tell(shown, count);
 	for (size_t i = 0; i < count; i++) {
 		site_frames_text(shown[i], depth, frames, sizeof frames);
-		snprintf(text, sizeof text, "allocated at %s", frames);
+		snprintf(text, sizeof text, "at %s", frames);
 		path_line(e, indent, shape->sites[i].count, text);
 	}
 	if (shape->site_count > PATH_SITES_MAX) {

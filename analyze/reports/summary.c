@@ -140,8 +140,9 @@ bool allocation_site_counted(const struct analysis *analysis, size_t index)
 		return false;
 	const struct runtime *runtime = analysis->runtime.ops;
 	size_t garbage_class;
+	/* (any block the runtime knows: its objects, and the parts of them) */
 	return runtime == NULL || !runtime->has_objects(analysis) ||
-	       !runtime->object_at(analysis, index, &garbage_class);
+	       runtime->block_role(analysis, index, &garbage_class) == NULL;
 }
 
 /* Each type group's sites (group_allocations counted them by the group's number in its grouper,
