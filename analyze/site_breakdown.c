@@ -47,16 +47,24 @@ int site_breakdown_finish(struct site_breakdown *breakdown, const struct allocat
 		return 0;
 	}
 	qsort(tallies, count, sizeof *tallies, compare_tallies);
+	uint64_t last_group = tallies[count - 1].key.group;
 	breakdown->sites = calloc(count, sizeof *breakdown->sites);
-	breakdown->group_of = calloc(count, sizeof *breakdown->group_of);
-	if (breakdown->sites == NULL || breakdown->group_of == NULL) {
+	breakdown->group_start = last_group < SIZE_MAX / sizeof(size_t) - 2
+					 ? calloc(last_group + 2, sizeof *breakdown->group_start)
+					 : NULL;
+	if (breakdown->sites == NULL || breakdown->group_start == NULL) {
 		free(tallies);
 		return -1;
 	}
+	breakdown->last_group = last_group;
+	/* each group's sites counted, then summed: where each starts (the tallies are in order) */
+	for (size_t i = 0; i < count; i++)
+		breakdown->group_start[tallies[i].key.group + 1]++;
+	for (uint64_t g = 1; g <= last_group + 1; g++)
+		breakdown->group_start[g] += breakdown->group_start[g - 1];
 	for (size_t i = 0, rank = 0; i < count; i++) {
 		rank = i && tallies[i].key.group == tallies[i - 1].key.group ? rank + 1 : 0;
 		breakdown->sites[i] = tallies[i].sites;
-		breakdown->group_of[i] = tallies[i].key.group;
 		if (sites && rank < SITE_BREAKDOWN_DESCRIBED && tallies[i].key.site)
 			breakdown->sites[i].description =
 				allocation_sites_describe(sites, symbols, tallies[i].key.site);
@@ -66,26 +74,12 @@ int site_breakdown_finish(struct site_breakdown *breakdown, const struct allocat
 	return 0;
 }
 
-/* The first site of `group` or of the group after it (binary search). */
-static size_t first_of(const struct site_breakdown *breakdown, uint64_t group)
-{
-	size_t low = 0, high = breakdown->count;
-	while (low < high) {
-		size_t middle = low + (high - low) / 2;
-		if (breakdown->group_of[middle] < group)
-			low = middle + 1;
-		else
-			high = middle;
-	}
-	return low;
-}
-
 struct group_sites site_breakdown_of(const struct site_breakdown *breakdown, uint64_t group)
 {
 	struct group_sites out = {0};
-	size_t first = first_of(breakdown, group), end = first;
-	while (end < breakdown->count && breakdown->group_of[end] == group)
-		end++;
+	if (breakdown->count == 0 || group > breakdown->last_group)
+		return out;
+	size_t first = breakdown->group_start[group], end = breakdown->group_start[group + 1];
 	if (end == first)
 		return out;
 	out.counted = true;
@@ -103,6 +97,6 @@ void site_breakdown_free(struct site_breakdown *breakdown)
 {
 	site_tallies_free(&breakdown->adding);
 	free(breakdown->sites);
-	free(breakdown->group_of);
+	free(breakdown->group_start);
 	memset(breakdown, 0, sizeof *breakdown);
 }

@@ -49,10 +49,13 @@ DEFINE_HASH_TABLE(site_tallies, struct site_tally, struct site_tally_key, site_t
 
 struct site_breakdown {
 	struct site_tallies adding; /* while adding */
-	/* once finished, by group, then objects (most first): each site's counts, and its group */
+	/* once finished, by group, then objects (most first): each site's counts; where each group
+	   starts among them (group_start[g] to group_start[g + 1]; groups are small numbers: a type's
+	   or a path's in its report) */
 	struct site_group *sites;
-	uint64_t *group_of;
 	size_t count;
+	size_t *group_start;
+	uint64_t last_group;
 };
 
 /* Counts an allocation of `bytes` of group `group` made at `site` (number + 1, 0: none recorded);

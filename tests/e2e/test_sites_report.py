@@ -21,6 +21,7 @@ signal, around the second batch:
 - a ptrace capture of the same process (no sites in it): no site key, no site line;
 - a CPython process with sites on: its Python types carry none (their C stacks are the
   interpreter's; see docs/hook.md)."""
+import functools
 import glob
 import json
 import os
@@ -46,16 +47,20 @@ def run(program, *args, expect=0):
     return result
 
 
+def stop(target, reader, writer):
+    target.kill()
+    target.wait()
+    os.close(writer)
+    os.close(reader)
+
+
+@functools.cache
+def made_story():
+    """The target's record and its snapshots, made once for every case."""
+    return Story()
+
+
 class Story:
-    """The target's record and its snapshots, made once."""
-    made = None
-
-    @classmethod
-    def get(cls):
-        if cls.made is None:
-            cls.made = cls()
-        return cls.made
-
     def __init__(self):
         directory = path("sites-report")
         self.record_file = path("conn-sites-record")
@@ -72,10 +77,7 @@ class Story:
                 self.second = wait_for_snapshot(directory, [self.first])
                 self.ptrace = path("conn-sites-ptrace.snap")
                 heapsnap("capture", str(target.pid), "-o", self.ptrace)
-        target.kill()
-        target.wait()
-        os.close(writer)
-        os.close(reader)
+        stop(target, reader, writer)
         self.sites, self.callers = {}, {}
         with open(self.record_file) as f:
             for line in f:
@@ -107,7 +109,7 @@ def check_lines_short(label, lines):
 
 class SitesReport(Case):
     def test_heapdiff_json(self):
-        story = Story.get()
+        story = made_story()
         if not story.second:
             return
         diff = json.loads(run(HEAPDIFF, "--format", "json", story.first, story.second).stdout)
@@ -147,7 +149,7 @@ class SitesReport(Case):
               f"the list's path holds the 1,000 connections from accept_loop: {long_path}")
 
     def test_heapdiff_text_markdown(self):
-        story = Story.get()
+        story = made_story()
         if not story.second:
             return
         text = run(HEAPDIFF, story.first, story.second).stdout
@@ -171,7 +173,7 @@ class SitesReport(Case):
               "the text's section is titled")
 
     def test_heapdiff_html(self):
-        story = Story.get()
+        story = made_story()
         if not story.second:
             return
         require_browser()
@@ -188,7 +190,7 @@ class SitesReport(Case):
               "the page shows the jobs from queue_jobs")
 
     def test_summary(self):
-        story = Story.get()
+        story = made_story()
         if not story.second:
             return
         summary = json.loads(heapsnap("summary", story.second, "--format", "json").stdout)
@@ -212,7 +214,7 @@ class SitesReport(Case):
         check_lines_short("summary text", [line for line in lines if "conn_new" in line])
 
     def test_list_sites(self):
-        story = Story.get()
+        story = made_story()
         if not story.second:
             return
         lines = [json.loads(line) for line in
@@ -234,7 +236,7 @@ class SitesReport(Case):
               f"list --sites on a snapshot without sites says why: {refused.stderr}")
 
     def test_without_sites(self):
-        story = Story.get()
+        story = made_story()
         if not story.ptrace:
             return
         summary = json.loads(heapsnap("summary", story.ptrace, "--format", "json").stdout)
@@ -269,10 +271,7 @@ class SitesReport(Case):
             check(all("sites" not in t for t in python_types),
                   f"no Python type gets C sites: "
                   f"{[t['type'] for t in python_types if 'sites' in t][:5]}")
-        target.kill()
-        target.wait()
-        os.close(writer)
-        os.close(reader)
+        stop(target, reader, writer)
 
 
 if __name__ == "__main__":
