@@ -390,7 +390,8 @@ static void walk_types(struct emitter *e, const struct analysis *analysis,
 
 /* Text: where the objects of the first TOP_TYPES types were made, when the snapshot records
  * sites (JSON has them in "types"). */
-static void type_sites_text(struct emitter *e, const struct heap_summary *summary)
+static void type_sites_text(struct emitter *e, const struct analysis *analysis,
+			    const struct heap_summary *summary)
 {
 	bool any = false;
 	for (size_t i = 0; i < summary->type_count && i < TOP_TYPES; i++)
@@ -398,6 +399,7 @@ static void type_sites_text(struct emitter *e, const struct heap_summary *summar
 	if (!any || !emit_is(e, EMIT_TEXT))
 		return;
 	emit_heading(e, "where they were allocated (innermost frame first):", "");
+	site_lines_sampling(e, &analysis->sites, "  ");
 	for (size_t i = 0; i < summary->type_count && i < TOP_TYPES; i++) {
 		if (!summary->types[i].sites.counted)
 			continue;
@@ -570,8 +572,10 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
 	bool json = emit_is(e, EMIT_JSON);
 	if (json) {
-		if (analysis->sites.recorded)
+		if (analysis->sites.recorded) {
 			cli_json_sites(e, &summary->untyped_sites, "count", "bytes");
+			site_json_sampling(e, &analysis->sites);
+		}
 		return;
 	}
 	if (summary->untyped_sites.count)
@@ -579,6 +583,8 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 			  "\nuntyped allocations by the site that made them (recorded by the hook), "
 			  "top %d by bytes:\n",
 			  TOP_TYPES);
+	if (summary->untyped_sites.count)
+		site_lines_sampling(e, &analysis->sites, "  ");
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
 	for (size_t i = 0; i < summary->untyped_sites.count && i < TOP_TYPES; i++) {
 		const struct site_group *group = &summary->untyped_sites.groups[i];
@@ -611,7 +617,7 @@ static void summary_report(struct emitter *e, const struct analysis *analysis,
 	walk_process(e, analysis);
 	walk_heap(e, analysis);
 	walk_types(e, analysis, summary, paths);
-	type_sites_text(e, summary);
+	type_sites_text(e, analysis, summary);
 	paths_text(e, analysis, summary, paths);
 	walk_roots(e, summary);
 	walk_shared(e, summary);

@@ -674,7 +674,8 @@ static void walk_type_sites(struct emitter *e, const struct report *report)
 	snprintf(title, sizeof title, "Where the %s objects were allocated", new_word(report->diff));
 	snprintf(text_title, sizeof text_title, "%s (innermost frame first):", title);
 	emit_heading(e, text_title, title);
-	emit_markdown(e, "```\n");
+	site_lines_sampling(e, &report->diff->after->sites, emit_is(e, EMIT_TEXT) ? "  " : "");
+	emit_markdown(e, "%s```\n", report->diff->after->sites.sample_bytes ? "\n" : "");
 	for (size_t i = 0; i < report->row_count && i < report->options->top; i++) {
 		const struct row *row = &report->rows[i];
 		if (!row->type->new_sites.counted)
@@ -758,8 +759,10 @@ static void walk_sites(struct emitter *e, const struct report *report)
 	const struct heap_diff *diff = report->diff;
 	const struct site_groups *sites = &diff->new_untyped_sites;
 	bool json = emit_is(e, EMIT_JSON);
-	if (json && diff->after->sites.recorded)
+	if (json && diff->after->sites.recorded) {
 		cli_json_sites(e, sites, "new", "new_bytes");
+		site_json_sampling(e, &diff->after->sites);
+	}
 	if (sites->count == 0 || json)
 		return;
 	char text_title[200], markdown_title[160];
@@ -767,6 +770,7 @@ static void walk_sites(struct emitter *e, const struct report *report)
 		 "Untyped %s allocations by the site that made them", new_word(diff));
 	snprintf(text_title, sizeof text_title, "%s (recorded by the hook):", markdown_title);
 	emit_heading(e, text_title, markdown_title);
+	site_lines_sampling(e, &diff->after->sites, emit_is(e, EMIT_TEXT) ? "  " : "");
 	emit_table_begin(e, EMIT_HUMAN, columns, 3);
 	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
 		char count[32], bytes[32];

@@ -198,3 +198,22 @@ void site_lines_path(struct emitter *e, const struct path_shape *shape,
 	if (shape->without_site)
 		path_line(e, indent, shape->without_site, "with no recorded site");
 }
+
+void site_json_sampling(struct emitter *e, const struct allocation_sites *sites)
+{
+	if (sites->sample_bytes)
+		emit_uint(e, "sites_sample_bytes", sites->sample_bytes);
+}
+
+void site_lines_sampling(struct emitter *e, const struct allocation_sites *sites,
+			 const char *indent)
+{
+	if (sites->sample_bytes == 0)
+		return;
+	char bytes[32];
+	cli_format_bytes(sites->sample_bytes, bytes, sizeof bytes);
+	emit_human(e,
+		   "%s(sampled: one allocation per %s on average was recorded; the counts at sites\n"
+		   "%s are of the sampled ones alone, the others count as without a site)\n",
+		   indent, bytes, indent);
+}

@@ -46,4 +46,10 @@ void site_lines_group(struct emitter *e, const char *lead_indent, const char *le
 void site_lines_path(struct emitter *e, const struct path_shape *shape,
 		     const struct analysis *analysis, const char *indent);
 
+/* When the sites were sampled (INFO's sites_sample_bytes): JSON "sites_sample_bytes"; text and
+ * markdown a line after `indent` saying the counts at sites are a sample. Nothing otherwise. */
+void site_json_sampling(struct emitter *e, const struct allocation_sites *sites);
+void site_lines_sampling(struct emitter *e, const struct allocation_sites *sites,
+			 const char *indent);
+
 #endif

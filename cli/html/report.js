@@ -342,13 +342,22 @@
 		return element("ul", {class: "sites"}, ...items);
 	}
 
+	/* When the sites were sampled (sites_sample_bytes), a note saying what the counts are. */
+	function samplingNote() {
+		if (!data.sites_sample_bytes)
+			return null;
+		return element("p", {class: "note sampled"}, "Sampled: one allocation per " +
+			formatBytes(data.sites_sample_bytes) + " on average was recorded; the counts at sites " +
+			"are of the sampled ones alone, the others count as without a site.");
+	}
+
 	/* A section: each row's type and where its objects were made (the first 25); none when no
 	 * row has sites. */
 	function typeSitesSection(rows, title, countKey) {
 		const withSites = rows.filter((row) => row.sites);
 		if (!withSites.length)
 			return [];
-		return [element("h2", {id: "type-sites"}, title),
+		return [element("h2", {id: "type-sites"}, title), samplingNote(),
 			...withSites.slice(0, 25).map((row) => element("section", {class: "type-sites", "data-type": row.type},
 				element("h3", null, formatCount(row[countKey]) + " ", element("code", null, row.type)),
 				siteList(row, countKey)))];
@@ -598,6 +607,7 @@
 
 		if (data.sites && data.sites.length) {
 			main.appendChild(element("h2", {id: "sites"}, "Untyped " + word + " allocations by the site that made them"));
+			append(main, [samplingNote()]);
 			main.appendChild(sortableTable("sites", [
 				{key: "new", title: "count", value: (r) => r.new, format: "count", numeric: true, bar: "count"},
 				{key: "new_bytes", title: "bytes", value: (r) => r.new_bytes, format: "bytes", numeric: true, bar: "bytes"},

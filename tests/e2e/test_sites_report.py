@@ -3,7 +3,8 @@ tests/targets/conn_sites.c, preloaded with the hook and HEAPSNAP_SITES=1, record
 conn_new and job_new call the allocator and where accept_loop, queue_jobs and retry_jobs call
 them; it makes 5 connections at its one site and 200 the hook cannot see (glibc's own
 __libc_calloc: no site recorded, as if made before recording began), then 1,000 connections,
-300 jobs from queue_jobs, 100 from retry_jobs and 300 unseen connections. Two snapshots by
+300 jobs from queue_jobs, 100 from retry_jobs, 50 sessions from open_sessions alone and 300 unseen
+connections. Two snapshots by
 signal, around the second batch:
 
 - heapdiff JSON: struct conn has 1,300 new, 1,000 of them at conn_new's line with accept_loop's
@@ -12,12 +13,16 @@ signal, around the second batch:
   objects at its end (job_queue's path only queue_jobs' site, retry_queue's only retry_jobs'),
   and its sites and unsited objects add up to its count;
 - heapdiff text and markdown: the same counts and sites on lines of their own, no longer than
-  the rest of the report's; the HTML page (headless Chromium) carries the JSON and shows them;
+  the rest of the report's; struct session, of one site, on one line ("50 new struct session,
+  allocated at open_sessions ..."); the HTML page (headless Chromium) carries the JSON and
+  shows them;
 - summary of the second snapshot: 1,505 struct conn, 1,005 at conn_new (two sites: main calls
   accept_loop from two lines, told apart by a third frame in text) and 500 without; the text
   names both of main's lines;
 - `list --sites`: each struct conn at conn_new's line or without a site, as many as the summary;
   on a snapshot without sites, exit 2 with the reason;
+- the same snapshot saying its sites were sampled (INFO's sites_sample_bytes): JSON and text say
+  so; the hook's own snapshot says nothing of sampling;
 - a ptrace capture of the same process (no sites in it): no site key, no site line;
 - a CPython process with sites on: its Python types carry none (their C stacks are the
   interpreter's; see docs/hook.md)."""
@@ -29,7 +34,7 @@ import re
 import signal
 import subprocess
 
-from common import Case, check, heapsnap, main, path, start
+from common import Case, check, decompress, heapsnap, main, path, start
 from hook_target import hooked, wait_for_file, wait_for_snapshot
 from test_hook import PYTHON_TARGET, wait_for_text
 from test_html_report import embedded_json, render, require_browser
@@ -134,7 +139,8 @@ class SitesReport(Case):
         # each path names the sites of its own objects
         for retainer in job.get("retainers", []):
             path_sites = {site_key(s): s["count"] for s in retainer.get("sites", [])}
-            expected = {"global job_queue": queued, "global retry_queue": retried}[retainer["path"][0]]
+            roots = {"global job_queue": queued, "global retry_queue": retried}
+            expected = roots[retainer["path"][0]]
             check(path_sites == {expected: retainer["count"]},
                   f"the path {retainer['path']} names {expected}: {path_sites}")
         for retainer in conn.get("retainers", []):
@@ -163,7 +169,9 @@ class SitesReport(Case):
                       r"^\s+300  with no recorded site \(made before recording began, or unseen\)$",
                       rf"^\s+300  {re.escape(job_new)} <- {re.escape(story.frame('queue_jobs'))}$",
                       rf"^\s+100  {re.escape(job_new)} <- {re.escape(story.frame('retry_jobs'))}$",
-                      rf"^\s+1,000 at {re.escape(conn_new)} <- {re.escape(accept)}$"]
+                      rf"^\s+1,000 at {re.escape(conn_new)} <- {re.escape(accept)}$",
+                      rf"^\s*50 new struct session, allocated at "
+                      rf"{re.escape(story.frame('open_sessions'))} <- main \(conn_sites\.c:\d+\)$"]
             for pattern in wanted:
                 check(any(re.match(pattern, line) for line in lines),
                       f"heapdiff {label} has a line matching {pattern!r}")
@@ -235,6 +243,39 @@ class SitesReport(Case):
         check("records no allocation sites" in refused.stderr,
               f"list --sites on a snapshot without sites says why: {refused.stderr}")
 
+    def test_sampled(self):
+        # the same snapshot saying its sites were sampled (INFO's sites_sample_bytes, written in
+        # place of kernel_release in the decompressed core, which every analysis reads)
+        story = made_story()
+        if not story.second:
+            return
+        core = path("conn-sites-sampled.core")
+        decompress(story.second, core)
+        with open(core, "rb") as f:
+            data = bytearray(f.read())
+        found = re.search(rb"kernel_release=[^\n]*\n", data)
+        if not check(found, "the INFO note has kernel_release"):
+            return
+        key = b"sites_sample_bytes="
+        data[found.start():found.end()] = \
+            key + b"524288".zfill(found.end() - found.start() - len(key) - 1) + b"\n"
+        with open(core, "wb") as f:
+            f.write(data)
+        note = "(sampled: one allocation per 512 KiB on average was recorded"
+        diff = json.loads(run(HEAPDIFF, "--format", "json", story.first, core).stdout)
+        text = run(HEAPDIFF, story.first, core).stdout
+        summary = json.loads(heapsnap("summary", core, "--format", "json").stdout)
+        check(diff.get("sites_sample_bytes") == 524288 and
+              summary.get("sites_sample_bytes") == 524288,
+              f"JSON says the sites were sampled: {diff.get('sites_sample_bytes')}, "
+              f"{summary.get('sites_sample_bytes')}")
+        check(note in text and note in heapsnap("summary", core).stdout,
+              "text says the sites were sampled, under the sites' titles")
+        plain = json.loads(run(HEAPDIFF, "--format", "json", story.first, story.second).stdout)
+        check("sites_sample_bytes" not in plain and
+              note not in run(HEAPDIFF, story.first, story.second).stdout,
+              "the hook's snapshot (every allocation recorded) says nothing of sampling")
+
     def test_without_sites(self):
         story = made_story()
         if not story.ptrace:
@@ -265,7 +306,8 @@ class SitesReport(Case):
             snapshot = wait_for_snapshot(directory, [])
             summary = json.loads(heapsnap("summary", snapshot, "--format", "json").stdout) \
                 if snapshot else {}
-            python_types = [t for t in summary.get("types", []) if t["type"].startswith("__main__.")]
+            python_types = [t for t in summary.get("types", [])
+                            if t["type"].startswith("__main__.")]
             check(python_types and "sites" in summary,
                   "the Python snapshot records sites and has the target's classes")
             check(all("sites" not in t for t in python_types),

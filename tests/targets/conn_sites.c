@@ -1,14 +1,15 @@
-/* A target for allocation sites by type and by path: C structs in DWARF (struct conn, struct job)
- * allocated by noinline functions at known lines, kept on typed global lists so that heapsnap
- * names them. Connections are made by conn_new, called from accept_loop; jobs by job_new, called
- * from queue_jobs (kept on job_queue) and from retry_jobs (kept on retry_queue): one function, two
- * stacks, two paths. Some connections are made with __libc_calloc, which the hook does not see:
+/* A target for allocation sites by type and by path: C structs in DWARF (struct conn, struct job,
+ * struct session) allocated by noinline functions at known lines, kept on typed global lists so
+ * that heapsnap names them. Connections are made by conn_new, called from accept_loop; jobs by
+ * job_new, called from queue_jobs (kept on job_queue) and from retry_jobs (kept on retry_queue):
+ * one function, two stacks, two paths; sessions by open_sessions alone, at one site. Some
+ * connections are made with __libc_calloc, which the hook does not see:
  * they have no recorded site, as if made before recording began. It records, with write(2) only:
  *     site FUNCTION LINE      where FUNCTION calls the allocator
  *     caller FUNCTION LINE    where FUNCTION calls conn_new or job_new
  * first 5 recorded connections and 200 unrecorded ones, then "phase 1", and waits for a line on
- * stdin; then 1000 connections from accept_loop, 300 jobs from queue_jobs, 100 from retry_jobs
- * and 300 unrecorded connections, "phase 2", and waits until killed.
+ * stdin; then 1000 connections from accept_loop, 300 jobs from queue_jobs, 100 from retry_jobs,
+ * 50 sessions and 300 unrecorded connections, "phase 2", and waits until killed.
  *
  *     conn_sites RECORD_FILE */
 #include <fcntl.h>
@@ -31,7 +32,13 @@ struct job {
 	struct job *next;
 };
 
+struct session {
+	long user;
+	struct session *next;
+};
+
 struct conn *all_conns;
+struct session *sessions;
 struct job *job_queue, *retry_queue;
 static int record_fd;
 
@@ -103,6 +110,18 @@ __attribute__((noinline)) static void retry_jobs(int count)
 	record_line("caller", "retry_jobs", line);
 }
 
+__attribute__((noinline)) static void open_sessions(int count)
+{
+	for (int i = 0; i < count; i++) {
+		struct session *session = malloc(sizeof *session); enum { LINE = __LINE__ };
+		if (i == 0)
+			record_line("site", "open_sessions", LINE);
+		session->user = i;
+		session->next = sessions;
+		sessions = session;
+	}
+}
+
 /* Connections the hook never sees made. */
 __attribute__((noinline)) static void unrecorded_conns(int count)
 {
@@ -127,6 +146,7 @@ int main(int argc, char **argv)
 	accept_loop(1000);
 	queue_jobs(300);
 	retry_jobs(100);
+	open_sessions(50);
 	unrecorded_conns(300);
 	record("phase 2\n");
 	for (;;)
