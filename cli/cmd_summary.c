@@ -646,7 +646,8 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 		      const struct path_index *paths)
 {
 	struct summary_parts parts = {analysis, summary, paths};
-	if (html_report_write(stdout, HTML_REPORT_SUMMARY, print_json_to, &parts) == 0)
+	if (html_report_write(stdout, HTML_REPORT_SUMMARY, analysis->sites.recorded != 0,
+			      print_json_to, &parts) == 0)
 		return EXIT_OK;
 	fprintf(stderr, "heapsnap summary: out of memory or unable to write the report\n");
 	return EXIT_ERROR;

@@ -1096,7 +1096,8 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 	bool written = true;
 	int status = 0;
 	if (options->format == FORMAT_HTML) {
-		status = html_report_write(out, HTML_REPORT_DIFF, write_json_to, &report);
+		status = html_report_write(out, HTML_REPORT_DIFF, diff->after->sites.recorded != 0,
+					   write_json_to, &report);
 	} else if (options->format == FORMAT_DOT) {
 		written = write_dot(&report);
 	} else {

@@ -315,52 +315,7 @@
 			{"data-signature": r.signature},
 			element("code", null, "[" + r.signature + "]"), " " + formatCount(r.count) + " (" +
 			percent(r.count, ofCount) + "), " + formatBytes(r.retained_bytes) + " retained: ",
-			element("span", {class: "path-text"}, r.path.join(" -> ")),
-			r.sites ? siteList(r, "count") : null)));
-	}
-
-	/* ---- where objects were allocated (snapshots that record sites) ---- */
-	/* A site's first frames, innermost first; the whole stack in its title. */
-	function siteText(site) {
-		const stack = site.stack && site.stack.length ? site.stack : [site.site || site.function || "?"];
-		return element("code", {class: "site", title: stack.join("\n")}, stack.slice(0, 3).join(" <- "));
-	}
-
-	/* The sites of a type or a path (its "sites", "sites_more", "without_site"), counted by
-	 * `countKey`. */
-	function siteList(owner, countKey) {
-		const items = owner.sites.map((site) => element("li", {"data-site": site.site},
-			formatCount(site[countKey]) + " at ", siteText(site)));
-		const more = owner.sites_more || {};
-		if (more.sites)
-			items.push(element("li", {class: "more-sites"}, formatCount(more[countKey]) + " at " +
-				formatCount(more.sites) + " more site" + (more.sites === 1 ? "" : "s")));
-		const without = owner.without_site || {};
-		if (without[countKey])
-			items.push(element("li", {class: "no-site"}, formatCount(without[countKey]) +
-				" with no recorded site (made before recording began, or unseen)"));
-		return element("ul", {class: "sites"}, ...items);
-	}
-
-	/* When the sites were sampled (sites_sample_bytes), a note saying what the counts are. */
-	function samplingNote() {
-		if (!data.sites_sample_bytes)
-			return null;
-		return element("p", {class: "note sampled"}, "Sampled: one allocation per " +
-			formatBytes(data.sites_sample_bytes) + " on average was recorded; the counts at sites " +
-			"are of the sampled ones alone, the others count as without a site.");
-	}
-
-	/* A section: each row's type and where its objects were made (the first 25); none when no
-	 * row has sites. */
-	function typeSitesSection(rows, title, countKey) {
-		const withSites = rows.filter((row) => row.sites);
-		if (!withSites.length)
-			return [];
-		return [element("h2", {id: "type-sites"}, title), samplingNote(),
-			...withSites.slice(0, 25).map((row) => element("section", {class: "type-sites", "data-type": row.type},
-				element("h3", null, formatCount(row[countKey]) + " ", element("code", null, row.type)),
-				siteList(row, countKey)))];
+			element("span", {class: "path-text"}, r.path.join(" -> ")))));
 	}
 
 	/* ---- an icicle of retained bytes: roots above, the types they keep below ---- */
@@ -592,8 +547,6 @@
 				? "None in the memory walked (memory no walker reads grew: see above)."
 				: "None."));
 
-		append(main, typeSitesSection(grown, "Where the " + word + " objects were allocated", "new"));
-
 		if (data.grown_containers && data.grown_containers.length) {
 			main.appendChild(element("h2", {id: "containers"}, "Containers that lived through and grew"));
 			main.appendChild(sortableTable("containers", [
@@ -607,7 +560,6 @@
 
 		if (data.sites && data.sites.length) {
 			main.appendChild(element("h2", {id: "sites"}, "Untyped " + word + " allocations by the site that made them"));
-			append(main, [samplingNote()]);
 			main.appendChild(sortableTable("sites", [
 				{key: "new", title: "count", value: (r) => r.new, format: "count", numeric: true, bar: "count"},
 				{key: "new_bytes", title: "bytes", value: (r) => r.new_bytes, format: "bytes", numeric: true, bar: "bytes"},
@@ -683,7 +635,6 @@
 			{key: "bytes", title: "bytes", value: (r) => r.bytes, format: "bytes", numeric: true, bar: "bytes"},
 			{key: "retained_bytes", title: "retained", value: (r) => r.retained_bytes, format: "bytes", numeric: true},
 		], types, (r) => ({"data-type": r.type})) : element("p", null, "None."));
-		append(main, typeSitesSection(types, "Where they were allocated", "count"));
 
 		const withPaths = types.filter((row) => row.retainers && row.retainers.length);
 		if (withPaths.length) {

@@ -14,8 +14,9 @@ signal, around the second batch:
   and its sites and unsited objects add up to its count;
 - heapdiff text and markdown: the same counts and sites on lines of their own, no longer than
   the rest of the report's; struct session, of one site, on one line ("50 new struct session,
-  allocated at open_sessions ..."); the HTML page (headless Chromium) carries the JSON and
-  shows them;
+  allocated at open_sessions ..."); the HTML pages of heapdiff and summary (headless Chromium)
+  carry the JSON and show them (a page without sites is byte for byte what it was:
+  bench/same_reports);
 - summary of the second snapshot: 1,505 struct conn, 1,005 at conn_new (two sites: main calls
   accept_loop from two lines, told apart by a third frame in text) and 500 without; the text
   names both of main's lines;
@@ -196,6 +197,12 @@ class SitesReport(Case):
         check("300 with no recorded site" in shown, "the page shows the 300 without a site")
         check(f"300 at {story.frame('job_new')} <- {story.frame('queue_jobs')}" in shown,
               "the page shows the jobs from queue_jobs")
+        summary = json.loads(heapsnap("summary", story.second, "--format", "json").stdout)
+        page = heapsnap("summary", story.second, "--format", "html").stdout
+        check(embedded_json(page) == summary, "the summary's page carries its JSON")
+        shown = render("sites-summary", page, "types", "count").get("text", "")
+        check(f"1,000 at {frames}" in shown and "500 with no recorded site" in shown,
+              "the summary's page shows the connections' sites and those without")
 
     def test_summary(self):
         story = made_story()
