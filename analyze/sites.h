@@ -27,6 +27,9 @@ struct allocation_sites {
 	struct site_chain *chains; /* the distinct stacks, by number */
 	size_t chain_count, chain_capacity;
 	struct site_cache *cache; /* frames described so far, and the DWARF opened for them */
+	/* INFO's sites_sample_bytes: 0 when every allocation was recorded; N when one allocation
+	   per N bytes on average was (the others have no site: counts at sites are a sample) */
+	uint64_t sample_bytes;
 };
 
 struct site_description {

@@ -24,6 +24,7 @@
 #include "analyze/graph/paths.h"
 #include "analyze/reports/summary.h"
 #include "analyze/sites.h"
+#include "cli/site_report.h"
 #include "cli/emit.h"
 #include "formats/snapshot.h"
 
@@ -354,20 +355,8 @@ void cli_json_sites(struct emitter *e, const struct site_groups *groups, const c
 	emit_array_begin(e, "sites");
 	for (size_t i = 0; i < groups->count; i++) {
 		const struct site_group *group = &groups->groups[i];
-		const struct site_description *site = group->description;
 		emit_object_begin(e, NULL);
-		emit_string(e, "site", site ? site->text : "?");
-		emit_string(e, "function", site ? site->function : "?");
-		emit_string_or_null(e, "file", site && site->file[0] ? site->file : NULL);
-		if (site && site->line)
-			emit_uint(e, "line", site->line);
-		else
-			emit_null(e, "line");
-		emit_array_begin(e, "stack");
-		for (size_t depth = 0; site && depth < HEAPSNAP_SITE_FRAMES && site->stack[depth][0];
-		     depth++)
-			emit_string(e, NULL, site->stack[depth]);
-		emit_array_end(e);
+		site_json_members(e, group->description);
 		emit_uint(e, count_key, group->count);
 		emit_uint(e, bytes_key, group->bytes);
 		emit_object_end(e);
@@ -375,7 +364,8 @@ void cli_json_sites(struct emitter *e, const struct site_groups *groups, const c
 	emit_array_end(e);
 }
 
-void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count)
+void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count,
+			const struct analysis *analysis)
 {
 	emit_array_begin(e, "retainers");
 	for (size_t i = 0; i < count; i++) {
@@ -387,6 +377,7 @@ void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size
 		emit_uint(e, "count", shapes[i].count);
 		emit_uint(e, "retained_bytes", shapes[i].retained);
 		emit_string(e, "signature", shapes[i].signature);
+		site_json_path(e, &shapes[i], analysis);
 		emit_object_end(e);
 	}
 	emit_array_end(e);

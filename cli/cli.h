@@ -161,9 +161,11 @@ struct site_groups;
 void cli_json_sites(struct emitter *e, const struct site_groups *groups, const char *count_key,
 		    const char *bytes_key);
 
-/* "retainers": [{"path": [...], "count", "retained_bytes", "signature"}] */
+/* "retainers": [{"path": [...], "count", "retained_bytes", "signature"}], each with its sites
+ * when the index that made them was given `analysis`'s (site_report.h: site_json_path) */
 struct path_shape;
-void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count);
+void cli_json_retainers(struct emitter *e, const struct path_shape *shapes, size_t count,
+			const struct analysis *analysis);
 
 int cmd_capture(int argc, char **argv);
 int cmd_import(int argc, char **argv);

@@ -499,6 +499,8 @@ int cmd_diff(int argc, char **argv)
 	struct analysis *target = files == 3 ? snapshots[1] : NULL;
 	paths_index = path_index_build(&after->graph, &after->heap, &after->types,
 				       after->same_type_dominated, command.report.show_values, &err);
+	if (paths_index && after->sites.recorded) /* (the paths then say where theirs were made) */
+		path_index_set_sites(paths_index, after->sites.site);
 	if (paths_index == NULL ||
 	    heap_diff_build(before, target, after, by_type_only, &diff, &err) != 0) {
 		cli_fail(help.name, &err);

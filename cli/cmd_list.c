@@ -38,16 +38,17 @@ static char *put_padded(char *out, const char *text, size_t width)
 	return out + length;
 }
 
-/* One line of the text listing, as printf("0x%012llx %12llu  %-4s  %-8s  %s\n") would write it,
- * formatted by hand: printf reading its format again for each of millions of lines was a third
- * of the time `list` took to print them. */
+/* One line of the text listing, as printf("0x%012llx %12llu  %-4s  %-8s  %s%s\n") would write
+ * it, formatted by hand: printf reading its format again for each of millions of lines was a
+ * third of the time `list` took to print them. `tail` ends the line ("" or, --sites, "  at
+ * SITE"). */
 static void list_line(uint64_t address, uint64_t size, const char *state, const char *place,
-		      const char *type)
+		      const char *type, const char *tail)
 {
 	char line[512];
-	if (strlen(state) + strlen(place) + strlen(type) > sizeof line - 64) {
-		printf("0x%012llx %12llu  %-4s  %-8s  %s\n", (unsigned long long)address,
-		       (unsigned long long)size, state, place, type);
+	if (strlen(state) + strlen(place) + strlen(type) + strlen(tail) > sizeof line - 64) {
+		printf("0x%012llx %12llu  %-4s  %-8s  %s%s\n", (unsigned long long)address,
+		       (unsigned long long)size, state, place, type, tail);
 		return;
 	}
 	static const char hex[] = "0123456789abcdef";
@@ -79,8 +80,22 @@ static void list_line(uint64_t address, uint64_t size, const char *state, const 
 	*out++ = ' ';
 	*out++ = ' ';
 	out = put_padded(out, type, 0);
+	out = put_padded(out, tail, 0);
 	*out++ = '\n';
 	fwrite(line, 1, (size_t)(out - line), stdout);
+}
+
+/* --sites, text: "  at conn_new (server.c:41) <- accept_loop (server.c:90)" (every frame
+ * recorded: a listing is raw), or "  (no recorded site)". */
+static void site_tail(const struct analysis *analysis, size_t index, char *out, size_t size)
+{
+	uint32_t site = allocation_site(&analysis->sites, index);
+	const struct site_description *description =
+		site ? allocation_sites_describe(&analysis->sites, analysis->symbols, site) : NULL;
+	if (description)
+		snprintf(out, size, "  at %s", description->chain);
+	else
+		snprintf(out, size, "  (no recorded site)");
 }
 
 int cmd_list(int argc, char **argv)
@@ -88,12 +103,16 @@ int cmd_list(int argc, char **argv)
 	struct analysis_options analysis_options = {0};
 	int wanted = ALLOCATION_LIVE; /* LIST_ALL_STATES: all */
 	int jsonl = 0;
-	bool with_paths = false, show_values = false;
+	bool with_paths = false, show_values = false, with_sites = false;
 	const struct cli_option options[] = {
 		CLI_CHOICE("state", "S", &wanted, states, "live (default), free, or all"),
 		CLI_FLAG(0, "paths", &with_paths,
 			 "with jsonl, each live allocation's shortest path from a root\n"
 			 "(\"path\": root first, its type last; null when no root reaches it)"),
+		CLI_FLAG(0, "sites", &with_sites,
+			 "each live allocation's site, when the snapshot records them\n"
+			 "(text: \"at FUNCTION (FILE:LINE) <- CALLER ...\" after the type; jsonl:\n"
+			 "\"site\", null when none was recorded); exit 2 when it records none"),
 		CLI_SHOW_VALUES(&show_values),
 		CLI_CHOICE("format", "F", &jsonl, formats,
 			   "text (default) or jsonl: one JSON object per line,\n"
@@ -109,6 +128,14 @@ int cmd_list(int argc, char **argv)
 				  with_paths ? CLI_WHOLE_GRAPH : CLI_NO_GRAPH);
 	if (analysis == NULL)
 		return EXIT_ERROR;
+	if (with_sites && analysis->sites.recorded == 0) {
+		fprintf(stderr,
+			"list: %s records no allocation sites: take the snapshot with the hook and "
+			"HEAPSNAP_SITES=1 (docs/hook.md), or list it without --sites\n",
+			argv[first]);
+		analysis_close(analysis);
+		return EXIT_ERROR;
+	}
 	struct hs_error err;
 	struct path_index *paths = NULL;
 	if (with_paths && (paths = path_index_build(&analysis->graph, &analysis->heap,
@@ -121,7 +148,7 @@ int cmd_list(int argc, char **argv)
 	const struct heap *heap = &analysis->heap;
 	int failed = 0;
 	if (jsonl) {
-		struct list_lines_input lines = {analysis, paths, wanted, stdout};
+		struct list_lines_input lines = {analysis, paths, wanted, with_sites, stdout};
 		failed = list_lines_write(&lines, &err);
 	} else {
 		for (size_t i = 0; i < heap->count; i++) {
@@ -129,9 +156,12 @@ int cmd_list(int argc, char **argv)
 			if (wanted != LIST_ALL_STATES && allocation->state != wanted)
 				continue;
 			const char *type = analysis_type(analysis, i);
+			char tail[1100] = "";
+			if (with_sites && allocation->state == ALLOCATION_LIVE)
+				site_tail(analysis, i, tail, sizeof tail);
 			list_line(allocation->address, allocation->size,
 				  allocation_state_name(allocation->state),
-				  allocator_place_name(heap, allocation), type ? type : "-");
+				  allocator_place_name(heap, allocation), type ? type : "-", tail);
 		}
 	}
 	timings_mark(&analysis->timings, "report");

@@ -19,6 +19,7 @@
 #include "cli/openmetrics.h"
 #include "cli/path_graph.h"
 #include "cli/progress.h"
+#include "cli/site_report.h"
 
 #define TOP_TYPES 20
 #define TYPES_WITH_PATHS 10 /* the largest types get their retaining paths */
@@ -343,7 +344,8 @@ static void walk_heap(struct emitter *e, const struct analysis *analysis)
  * paths of those whose paths are shown), text a row each for the first TOP_TYPES, in the table
  * the caller began. */
 static void walk_groups(struct emitter *e, const char *key, const struct type_group *groups,
-			size_t count, bool retained, const struct path_index *paths)
+			size_t count, bool retained, const struct path_index *paths,
+			const struct analysis *analysis)
 {
 	bool json = emit_is(e, EMIT_JSON);
 	emit_array_begin(e, key);
@@ -363,19 +365,20 @@ static void walk_groups(struct emitter *e, const char *key, const struct type_gr
 		emit_uint(e, "bytes", groups[i].bytes);
 		if (retained)
 			emit_uint(e, "retained_bytes", groups[i].retained);
+		site_json_group(e, &groups[i].sites, "count", "bytes");
 		if (json && paths && wants_paths(i, name)) {
 			struct path_shape shapes[PATHS_PER_TYPE];
 			size_t shown = paths_of_type(paths, groups[i].type, groups[i].size, NULL, NULL,
 						     shapes, PATHS_PER_TYPE);
-			cli_json_retainers(e, shapes, shown);
+			cli_json_retainers(e, shapes, shown, groups[i].sites.counted ? analysis : NULL);
 		}
 		emit_object_end(e);
 	}
 	emit_array_end(e);
 }
 
-static void walk_types(struct emitter *e, const struct heap_summary *summary,
-		       const struct path_index *paths)
+static void walk_types(struct emitter *e, const struct analysis *analysis,
+		       const struct heap_summary *summary, const struct path_index *paths)
 {
 	static const struct emit_column columns[] = {{.title = "count", .width = 12, .gap = "  "},
 						     {.title = "bytes", .width = 10, .gap = " "},
@@ -385,14 +388,37 @@ static void walk_types(struct emitter *e, const struct heap_summary *summary,
 	snprintf(title, sizeof title, "live allocations by type, top %d by bytes:", TOP_TYPES);
 	emit_heading(e, title, title);
 	emit_table_begin(e, EMIT_ONLY(EMIT_TEXT), columns, 4);
-	walk_groups(e, "types", summary->types, summary->type_count, true, paths);
+	walk_groups(e, "types", summary->types, summary->type_count, true, paths, analysis);
 	if (summary->type_count > TOP_TYPES)
 		emit_text(e, "  (%zu more types and sizes)\n", summary->type_count - TOP_TYPES);
 }
 
+/* Text: where the objects of the first TOP_TYPES types were made, when the snapshot records
+ * sites (JSON has them in "types"). */
+static void type_sites_text(struct emitter *e, const struct analysis *analysis,
+			    const struct heap_summary *summary)
+{
+	bool any = false;
+	for (size_t i = 0; i < summary->type_count && i < TOP_TYPES; i++)
+		any = any || summary->types[i].sites.counted;
+	if (!any || !emit_is(e, EMIT_TEXT))
+		return;
+	emit_heading(e, "where they were allocated (innermost frame first):", "");
+	site_lines_sampling(e, &analysis->sites, "  ");
+	for (size_t i = 0; i < summary->type_count && i < TOP_TYPES; i++) {
+		if (!summary->types[i].sites.counted)
+			continue;
+		char name[128], count[32], lead[200];
+		type_group_name(&summary->types[i], name, sizeof name);
+		cli_format_count(summary->types[i].count, count, sizeof count);
+		snprintf(lead, sizeof lead, "%s %s", count, name);
+		site_lines_group(e, "  ", lead, &summary->types[i].sites, "    ");
+	}
+}
+
 /* Text: the retaining paths of the types whose paths are shown (JSON has them in "types"). */
-static void paths_text(struct emitter *e, const struct heap_summary *summary,
-		       const struct path_index *paths)
+static void paths_text(struct emitter *e, const struct analysis *analysis,
+		       const struct heap_summary *summary, const struct path_index *paths)
 {
 	if (!emit_is(e, EMIT_TEXT))
 		return;
@@ -412,6 +438,8 @@ static void paths_text(struct emitter *e, const struct heap_summary *summary,
 			for (size_t s = 0; s < shapes[k].element_count; s++)
 				emit_text(e, "%s%s", s ? " -> " : " ", shapes[k].elements[s]);
 			emit_text(e, "\n");
+			site_lines_path(e, &shapes[k],
+					summary->types[i].sites.counted ? analysis : NULL, "      ");
 		}
 	}
 }
@@ -520,7 +548,8 @@ static void walk_unreachable(struct emitter *e, const struct analysis *analysis,
 		      objects ? "%s objects, " : "%s allocations, ");
 	emit_kv_bytes(e, "bytes", summary->unreachable_bytes, "%s\n");
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
-	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL);
+	walk_groups(e, "by_type", summary->unreachable, summary->unreachable_count, false, NULL,
+		    analysis);
 	if (objects && json)
 		cli_json_garbage(e, &summary->garbage);
 	else if (objects)
@@ -548,8 +577,10 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 		{.width = 12, .gap = "  "}, {.width = 10, .gap = " "}, {.gap = "  "}};
 	bool json = emit_is(e, EMIT_JSON);
 	if (json) {
-		if (analysis->sites.recorded)
+		if (analysis->sites.recorded) {
 			cli_json_sites(e, &summary->untyped_sites, "count", "bytes");
+			site_json_sampling(e, &analysis->sites);
+		}
 		return;
 	}
 	if (summary->untyped_sites.count)
@@ -557,6 +588,8 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 			  "\nuntyped allocations by the site that made them (recorded by the hook), "
 			  "top %d by bytes:\n",
 			  TOP_TYPES);
+	if (summary->untyped_sites.count)
+		site_lines_sampling(e, &analysis->sites, "  ");
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);
 	for (size_t i = 0; i < summary->untyped_sites.count && i < TOP_TYPES; i++) {
 		const struct site_group *group = &summary->untyped_sites.groups[i];
@@ -588,8 +621,9 @@ static void summary_report(struct emitter *e, const struct analysis *analysis,
 	emit_begin(e);
 	walk_process(e, analysis);
 	walk_heap(e, analysis);
-	walk_types(e, summary, paths);
-	paths_text(e, summary, paths);
+	walk_types(e, analysis, summary, paths);
+	type_sites_text(e, analysis, summary);
+	paths_text(e, analysis, summary, paths);
 	walk_roots(e, summary);
 	walk_shared(e, summary);
 	walk_unreachable(e, analysis, summary);
@@ -617,7 +651,8 @@ static int print_html(const struct analysis *analysis, const struct heap_summary
 		      const struct path_index *paths)
 {
 	struct summary_parts parts = {analysis, summary, paths};
-	if (html_report_write(stdout, HTML_REPORT_SUMMARY, print_json_to, &parts) == 0)
+	if (html_report_write(stdout, HTML_REPORT_SUMMARY, analysis->sites.recorded != 0,
+			      print_json_to, &parts) == 0)
 		return EXIT_OK;
 	fprintf(stderr, "heapsnap summary: out of memory or unable to write the report\n");
 	return EXIT_ERROR;
@@ -695,6 +730,8 @@ int cmd_summary(int argc, char **argv)
 		path_mask_values(summary.cycles[i].text, masked, sizeof masked);
 		memcpy(summary.cycles[i].text, masked, sizeof masked);
 	}
+	if (analysis->sites.recorded) /* (the paths then say where their objects were made) */
+		path_index_set_sites(paths, analysis->sites.site);
 	prepare_paths(paths, &summary);
 	progress_end();
 	status = EXIT_OK;

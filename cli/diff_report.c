@@ -12,6 +12,7 @@
 #include "cli/html_report.h"
 #include "cli/json_schema.h"
 #include "cli/path_graph.h"
+#include "cli/site_report.h"
 #include "formats/json.h"
 
 #define TEXT_ROWS 25	  /* grown types (and sites, cycles) shown in text and markdown */
@@ -384,9 +385,10 @@ static struct path_graph *paths_graph(const struct report *report)
  * text and markdown are read by people (the first rows, the details in a footer). Each section
  * below is one run of calls; the calls only one back end renders say where they part. */
 
-/* A retaining path shape as the human formats list it (markdown: in a code block). */
+/* A retaining path shape as the human formats list it (markdown: in a code block), with where
+ * its objects were made when `sites` (AFTER, recording them) is given. */
 static void shape_lines(struct emitter *e, const struct path_shape *shape, uint64_t of_count,
-			const char *indent)
+			const char *indent, const struct analysis *sites)
 {
 	char count[32], bytes[32];
 	cli_format_count(shape->count, count, sizeof count);
@@ -396,6 +398,17 @@ static void shape_lines(struct emitter *e, const struct path_shape *shape, uint6
 	for (size_t k = 0; k < shape->element_count; k++)
 		emit_human(e, "%s%s", k ? " -> " : "", shape->elements[k]);
 	emit_human(e, "\n");
+	if (sites) {
+		char deeper[32];
+		snprintf(deeper, sizeof deeper, "%s    ", indent);
+		site_lines_path(e, shape, sites, deeper);
+	}
+}
+
+/* AFTER when a row's new objects have their sites counted (the paths then name them). */
+static const struct analysis *row_sites(const struct report *report, const struct row *row)
+{
+	return row->type->new_sites.counted ? report->diff->after : NULL;
 }
 
 static void walk_header(struct emitter *e, const struct report *report)
@@ -594,8 +607,9 @@ static void grown_json(struct emitter *e, const struct report *report, size_t i)
 	emit_uint(e, "new_retained_bytes", type->new_retained);
 	if (report->diff->three)
 		emit_uint(e, "new_in_target", type->burst_count);
+	site_json_group(e, &type->new_sites, "new", "new_bytes");
 	if (i < report->options->top)
-		cli_json_retainers(e, row->shapes, row->shape_count);
+		cli_json_retainers(e, row->shapes, row->shape_count, report->diff->after);
 	if (row->preview_count) {
 		emit_array_begin(e, "values");
 		for (size_t k = 0; k < row->preview_count; k++)
@@ -659,6 +673,35 @@ static void walk_grown(struct emitter *e, const struct report *report)
 			  report->row_count - TEXT_ROWS);
 		emit_markdown(e, "\n%zu more grown types not shown.\n", report->row_count - TEXT_ROWS);
 	}
+}
+
+/* Where the new objects of the --top grown types were made, when AFTER records sites: a type
+ * and its main sites, a line each, in text and (in a code block) markdown; JSON has them in
+ * "grown". */
+static void walk_type_sites(struct emitter *e, const struct report *report)
+{
+	bool any = false;
+	for (size_t i = 0; i < report->row_count && i < report->options->top; i++)
+		any = any || report->rows[i].type->new_sites.counted;
+	if (!any || emit_is(e, EMIT_JSON))
+		return;
+	char title[128], text_title[160];
+	snprintf(title, sizeof title, "Where the %s objects were allocated", new_word(report->diff));
+	snprintf(text_title, sizeof text_title, "%s (innermost frame first):", title);
+	emit_heading(e, text_title, title);
+	site_lines_sampling(e, &report->diff->after->sites, emit_is(e, EMIT_TEXT) ? "  " : "");
+	emit_markdown(e, "%s```\n", report->diff->after->sites.sample_bytes ? "\n" : "");
+	for (size_t i = 0; i < report->row_count && i < report->options->top; i++) {
+		const struct row *row = &report->rows[i];
+		if (!row->type->new_sites.counted)
+			continue;
+		char count[32], lead[200];
+		cli_format_count(row->type->new_count, count, sizeof count);
+		snprintf(lead, sizeof lead, "%s %s %s", count, new_word(report->diff), row->name);
+		site_lines_group(e, emit_is(e, EMIT_TEXT) ? "  " : "", lead, &row->type->new_sites,
+				 emit_is(e, EMIT_TEXT) ? "    " : "  ");
+	}
+	emit_markdown(e, "```\n");
 }
 
 /* The path from a root to the container, the container itself left out. */
@@ -731,8 +774,10 @@ static void walk_sites(struct emitter *e, const struct report *report)
 	const struct heap_diff *diff = report->diff;
 	const struct site_groups *sites = &diff->new_untyped_sites;
 	bool json = emit_is(e, EMIT_JSON);
-	if (json && diff->after->sites.recorded)
+	if (json && diff->after->sites.recorded) {
 		cli_json_sites(e, sites, "new", "new_bytes");
+		site_json_sampling(e, &diff->after->sites);
+	}
 	if (sites->count == 0 || json)
 		return;
 	char text_title[200], markdown_title[160];
@@ -740,6 +785,7 @@ static void walk_sites(struct emitter *e, const struct report *report)
 		 "Untyped %s allocations by the site that made them", new_word(diff));
 	snprintf(text_title, sizeof text_title, "%s (recorded by the hook):", markdown_title);
 	emit_heading(e, text_title, markdown_title);
+	site_lines_sampling(e, &diff->after->sites, emit_is(e, EMIT_TEXT) ? "  " : "");
 	emit_table_begin(e, EMIT_HUMAN, columns, 3);
 	for (size_t i = 0; i < sites->count && i < TEXT_ROWS; i++) {
 		char count[32], bytes[32];
@@ -780,7 +826,8 @@ static void paths_text(struct emitter *e, const struct report *report)
 		}
 		emit_text(e, "\n");
 		for (size_t k = 0; k < row->shape_count; k++)
-			shape_lines(e, &row->shapes[k], row->type->new_count, "        ");
+			shape_lines(e, &row->shapes[k], row->type->new_count, "        ",
+				    row_sites(report, row));
 		for (size_t k = 0; k < row->preview_count; k++)
 			emit_text(e, "        value: \"%s\"\n", row->previews[k]);
 	}
@@ -834,7 +881,8 @@ static bool paths_markdown(struct emitter *e, const struct report *report)
 		emit_markdown(e, "#%zu  %s %s %s, %s retained\n", ++shown, count, word, row->name,
 			      bytes);
 		for (size_t k = 0; k < row->shape_count; k++)
-			shape_lines(e, &row->shapes[k], row->type->new_count, "    ");
+			shape_lines(e, &row->shapes[k], row->type->new_count, "    ",
+				    row_sites(report, row));
 	}
 	emit_markdown(e, "```\n\n</details>\n");
 	return true;
@@ -1032,6 +1080,7 @@ static bool diff_report(struct emitter *e, const struct report *report)
 	walk_markdown_warnings(e, report);
 	walk_damage(e, report);
 	walk_grown(e, report);
+	walk_type_sites(e, report);
 	walk_containers(e, report);
 	walk_sites(e, report);
 	if (!walk_paths(e, report))
@@ -1063,7 +1112,8 @@ int diff_report_write(FILE *out, const struct heap_diff *diff, const struct anal
 	bool written = true;
 	int status = 0;
 	if (options->format == FORMAT_HTML) {
-		status = html_report_write(out, HTML_REPORT_DIFF, write_json_to, &report);
+		status = html_report_write(out, HTML_REPORT_DIFF, diff->after->sites.recorded != 0,
+					   write_json_to, &report);
 	} else if (options->format == FORMAT_DOT) {
 		written = write_dot(&report);
 	} else {

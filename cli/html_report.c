@@ -1,10 +1,11 @@
 /* The HTML report page (see html_report.h): the page's frame, the report's JSON embedded safely
  * in it, and the stylesheet and script (cli/html/report.css and report.js, made into C strings at
- * build time by scripts/embed_text). */
+ * build time by scripts/embed_text), with sites.css and sites.js for a report with sites. */
 #include "html_report.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "html_assets.h" /* made at build time */
 
@@ -27,7 +28,23 @@ static ssize_t write_escaped(void *cookie, const char *buffer, size_t size)
 	return ferror(out) ? -1 : (ssize_t)size;
 }
 
-int html_report_write(FILE *out, enum html_report_kind kind,
+/* The script; with sites, sites.js inside report.js's function, after it has drawn the page and
+ * before it says so (its last statement): sites.js uses its helpers and adds to what it drew. A
+ * page without sites gets report.js alone, as it always did. */
+static void write_script(FILE *out, bool with_sites)
+{
+	static const char drawn[] = "\tdocument.body.dataset.rendered = \"true\";\n";
+	const char *end = with_sites ? strstr(html_report_js, drawn) : NULL;
+	if (end == NULL) {
+		fputs(html_report_js, out);
+		return;
+	}
+	fwrite(html_report_js, 1, (size_t)(end - html_report_js), out);
+	fputs(html_sites_js, out);
+	fputs(end, out);
+}
+
+int html_report_write(FILE *out, enum html_report_kind kind, bool with_sites,
 		      void (*write_json)(FILE *json_out, void *context), void *context)
 {
 	const char *title = kind == HTML_REPORT_DIFF ? "heapdiff report" : "heapsnap summary";
@@ -41,6 +58,8 @@ int html_report_write(FILE *out, enum html_report_kind kind,
 		"<meta name=\"generator\" content=\"heapsnap %s\">\n<title>%s</title>\n<style>\n",
 		HEAPSNAP_VERSION, title);
 	fputs(html_report_css, out);
+	if (with_sites)
+		fputs(html_sites_css, out);
 	fprintf(out,
 		"</style>\n</head>\n<body data-kind=\"%s\">\n<main id=\"report\">\n<noscript><p>This "
 		"report is drawn by the script in this file; with scripts off, its data is the JSON "
@@ -55,7 +74,7 @@ int html_report_write(FILE *out, enum html_report_kind kind,
 	bool failed = ferror(json) != 0;
 	failed = fclose(json) != 0 || failed;
 	fputs("</script>\n<script>\n", out);
-	fputs(html_report_js, out);
+	write_script(out, with_sites);
 	fputs("</script>\n</body>\n</html>\n", out);
 	return failed || ferror(out) ? -1 : 0;
 }

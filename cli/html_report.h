@@ -7,14 +7,17 @@
 #ifndef HEAPSNAP_HTML_REPORT_H
 #define HEAPSNAP_HTML_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 enum html_report_kind { HTML_REPORT_DIFF, HTML_REPORT_SUMMARY };
 
 /* Writes the page, its data written by `write_json(json_out, context)` (a heapsnap.diff/1 or
- * heapsnap.summary/1 document) into it as it is made. -1 when writing failed (errno says why). */
-int html_report_write(FILE *out, enum html_report_kind kind,
+ * heapsnap.summary/1 document) into it as it is made; `with_sites` (the snapshot records
+ * allocation sites): the page also draws where objects were allocated (cli/html/sites.js). -1
+ * when writing failed (errno says why). */
+int html_report_write(FILE *out, enum html_report_kind kind, bool with_sites,
 		      void (*write_json)(FILE *json_out, void *context), void *context);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "analyze/sites.h"
 #include "formats/json.h"
 
 /* Allocations a worker formats at a time: large enough that the hand-over costs nothing, small
@@ -22,6 +23,40 @@ struct list_lines_run {
 	size_t next_written; /* the block whose turn it is to be written */
 	bool out_of_memory;
 };
+
+/* --sites, jsonl: "site": {"site", "function", "file", "line", "stack"}, null when none. */
+static void site_jsonl(struct json_writer *json, const struct analysis *analysis, size_t index)
+{
+	uint32_t site = allocation_site(&analysis->sites, index);
+	const struct site_description *description =
+		site ? allocation_sites_describe(&analysis->sites, analysis->symbols, site) : NULL;
+	json_key(json, "site");
+	if (description == NULL) {
+		json_null(json);
+		return;
+	}
+	json_object_begin(json);
+	json_key(json, "site");
+	json_string(json, description->text);
+	json_key(json, "function");
+	json_string(json, description->function);
+	json_key(json, "file");
+	if (description->file[0])
+		json_string(json, description->file);
+	else
+		json_null(json);
+	json_key(json, "line");
+	if (description->line)
+		json_uint(json, description->line);
+	else
+		json_null(json);
+	json_key(json, "stack");
+	json_array_begin(json);
+	for (size_t depth = 0; depth < HEAPSNAP_SITE_FRAMES && description->stack[depth][0]; depth++)
+		json_string(json, description->stack[depth]);
+	json_array_end(json);
+	json_object_end(json);
+}
 
 static void json_line(const struct list_lines_run *run, struct json_writer *json, size_t i)
 {
@@ -60,6 +95,8 @@ static void json_line(const struct list_lines_run *run, struct json_writer *json
 			json_int(json, classes->classes[class].json_value);
 		}
 	}
+	if (run->input->sites && allocation->state == ALLOCATION_LIVE)
+		site_jsonl(json, analysis, i);
 	struct path_shape path;
 	if (run->input->paths && allocation->state == ALLOCATION_LIVE) {
 		json_key(json, "path");
@@ -127,6 +164,8 @@ int list_lines_write(const struct list_lines_input *input, struct hs_error *err)
 		workers = WORKERS_MAX;
 	if (workers > blocks)
 		workers = blocks ? blocks : 1;
+	if (input->sites)
+		workers = 1; /* a site is described (symbols, DWARF lines) and cached on first use */
 	pthread_t threads[WORKERS_MAX];
 	size_t started = 0;
 	/* the calling thread is one of the workers; the others run beside it while they start */

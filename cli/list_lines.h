@@ -5,6 +5,7 @@
 #ifndef HEAPSNAP_LIST_LINES_H
 #define HEAPSNAP_LIST_LINES_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "analyze/analysis.h"
@@ -17,6 +18,7 @@ struct list_lines_input {
 	const struct analysis *analysis;
 	const struct path_index *paths; /* NULL: lines without "path" */
 	int state;			/* the allocations listed: an allocation_state, or all */
+	bool sites;			/* each live allocation's "site" (--sites) */
 	FILE *out;
 };
 

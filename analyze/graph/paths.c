@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/site_breakdown.h"
 #include "common/fnv.h"
 #include "common/hash_map.h"
 #include "common/string_table.h"
@@ -40,12 +41,16 @@ static inline bool shape_eq(struct shape_entry a, struct shape_entry b)
 DEFINE_HASH_TABLE(shape_table, struct shape_entry, struct shape_entry, shape_entry_key, shape_hash,
 		  shape_eq)
 
+struct shape_tally;
+static void tallies_free(struct shape_tally *tallies, size_t count);
+
 struct path_index {
 	const struct graph *graph;
 	const struct heap *heap;
 	const struct type_names *types;
 	const uint8_t *same_type_dominated; /* NULL: none marked */
 	bool show_values; /* paths show the values read from memory (dict keys) */
+	const uint32_t *site_of; /* per allocation, its site (number + 1); NULL: not given */
 	struct string_table steps;
 	struct shape_table shapes;
 	uint32_t *node_shape; /* per graph node: the shape of the path that reaches it */
@@ -311,8 +316,13 @@ void path_index_free(struct path_index *index)
 	string_table_free(&index->steps);
 	shape_table_free(&index->shapes);
 	free(index->node_shape);
-	free(index->prepared.tallies);
+	tallies_free(index->prepared.tallies, index->prepared.count);
 	free(index);
+}
+
+void path_index_set_sites(struct path_index *index, const uint32_t *site_of)
+{
+	index->site_of = site_of;
 }
 
 static int compare_shapes(const void *left, const void *right)
@@ -427,7 +437,15 @@ struct shape_tally {
 		uint64_t count, retained;
 	} found[CANDIDATES];
 	size_t found_count;
+	struct site_breakdown sites; /* the objects' sites by candidate (when the index has sites) */
 };
+
+static void tallies_free(struct shape_tally *tallies, size_t count)
+{
+	for (size_t i = 0; tallies && i < count; i++)
+		site_breakdown_free(&tallies[i].sites);
+	free(tallies);
+}
 
 static void tally_begin(const struct path_index *index, struct shape_tally *tally,
 			const char *type, uint64_t size, const uint8_t *only,
@@ -534,10 +552,32 @@ static int tally_shapes(const struct path_index *index, struct shape_tally *tall
 		found->count++;
 		if (dominated && !dominated[v])
 			found->retained += graph->retained[v];
+		if (index->site_of &&
+		    site_breakdown_add(&tally->sites, k, index->site_of[allocation],
+				       index->heap->allocations[allocation].size, false) != 0)
+			goto out_of_memory;
 	}
 	tally_map_free(&map);
 	free(keys);
+	for (size_t t = 0; index->site_of && t < count; t++)
+		if (site_breakdown_finish(&tallies[t].sites, NULL, NULL) != 0)
+			return -1;
 	return 0;
+out_of_memory:
+	tally_map_free(&map);
+	free(keys);
+	return -1;
+}
+
+/* Candidate `k`'s sites into its shape. */
+static void shape_sites(const struct shape_tally *tally, size_t k, struct path_shape *shape)
+{
+	struct group_sites sites = site_breakdown_of(&tally->sites, k);
+	shape->has_sites = sites.counted;
+	shape->site_count = sites.count;
+	shape->without_site = sites.without_count;
+	for (size_t i = 0; i < sites.count && i < PATH_SITES_MAX; i++)
+		shape->sites[i] = (struct path_site){sites.top[i].site, sites.top[i].count};
 }
 
 /* The tally's shapes as paths, the most common first, at most `max`. */
@@ -560,6 +600,7 @@ static size_t tally_render(const struct path_index *index, const struct shape_ta
 		snprintf(all[k].elements[all[k].element_count++], 128, "%s", final);
 		all[k].count = tally->found[k].count;
 		all[k].retained = tally->found[k].retained;
+		shape_sites(tally, k, &all[k]);
 		path_shape_sign(&all[k]);
 	}
 	qsort(all, tally->found_count, sizeof *all, compare_shapes);
@@ -578,10 +619,10 @@ int paths_prepare(struct path_index *index, const char *const *types, const uint
 	for (size_t i = 0; i < count; i++)
 		tally_begin(index, &tallies[i], types[i], sizes[i], only, only_dominated);
 	if (tally_shapes(index, tallies, count) != 0) {
-		free(tallies);
+		tallies_free(tallies, count);
 		return -1;
 	}
-	free(index->prepared.tallies);
+	tallies_free(index->prepared.tallies, index->prepared.count);
 	index->prepared.tallies = tallies;
 	index->prepared.count = count;
 	return 0;
@@ -602,7 +643,8 @@ size_t paths_of_type(const struct path_index *index, const char *type, uint64_t 
 		    (only == NULL || prepared->only_dominated == only_dominated))
 			return tally_render(index, prepared, shapes, max);
 	}
-	if (tally_shapes(index, &tally, 1) != 0)
-		return 0;
-	return tally_render(index, &tally, shapes, max);
+	size_t filled = tally_shapes(index, &tally, 1) == 0 ? tally_render(index, &tally, shapes, max)
+							   : 0;
+	site_breakdown_free(&tally.sites);
+	return filled;
 }

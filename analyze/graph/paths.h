@@ -17,6 +17,7 @@
 #include "common/error.h"
 
 #define PATH_ELEMENTS_MAX 12
+#define PATH_SITES_MAX 3 /* the sites a shape keeps of its objects, the most common first */
 
 struct path_shape {
 	char elements[PATH_ELEMENTS_MAX][128]; /* root first, the object's type last */
@@ -24,6 +25,16 @@ struct path_shape {
 	uint64_t count;	   /* objects with this shape */
 	uint64_t retained; /* bytes they retain (not counting ones retained by one another) */
 	char signature[9];
+	/* where its objects were made, when the index was given their sites (path_index_set_sites):
+	   the first sites (number + 1) with their objects, how many distinct sites, and how many
+	   objects no site was recorded for */
+	struct path_site {
+		uint32_t site;
+		uint64_t count;
+	} sites[PATH_SITES_MAX];
+	size_t site_count;
+	uint64_t without_site;
+	bool has_sites;
 };
 
 struct path_index; /* the shape of every reachable node, computed once per graph */
@@ -38,6 +49,11 @@ struct path_index *path_index_build(const struct graph *graph, const struct heap
 				    const uint8_t *same_type_dominated, bool show_values,
 				    struct hs_error *err);
 void path_index_free(struct path_index *index);
+
+/* Gives the index each allocation's site (number + 1, 0: none recorded; as
+ * allocation_sites.site), read until it is freed: the shapes paths_of_type gives then say where
+ * their objects were made. Before paths_prepare. */
+void path_index_set_sites(struct path_index *index, const uint32_t *site_of);
 
 /* The shapes of the live allocations whose type group is `type` (NULL: untyped) and `size`,
  * and, when `only` is given (per allocation), for which only[allocation] is non-zero (heapdiff:

@@ -320,6 +320,10 @@ static int count_new(struct diff_build *build, struct diff_type *type, size_t j,
 	if (type->type == NULL && site &&
 	    site_groups_add(&diff->new_untyped_sites, site, allocation->size, part) != 0)
 		return -1;
+	if (allocation_site_counted(after, j) &&
+	    site_breakdown_add(&diff->new_type_sites, (uint64_t)(type - diff->types), site,
+			       allocation->size, part) != 0)
+		return -1;
 	return 0;
 }
 
@@ -410,6 +414,11 @@ static int diff_build_finish(struct diff_build *build, struct hs_error *err)
 {
 	struct heap_diff *diff = build->diff;
 	const struct analysis *after = build->after;
+	/* (the types' sites by their number, before they are sorted) */
+	if (site_breakdown_finish(&diff->new_type_sites, &after->sites, after->symbols) != 0)
+		return hs_error_nomem(err, "comparing the snapshots");
+	for (size_t i = 0; i < diff->type_count; i++)
+		diff->types[i].new_sites = site_breakdown_of(&diff->new_type_sites, i);
 	if (diff->type_count)
 		qsort(diff->types, diff->type_count, sizeof *diff->types, compare_growth);
 	site_groups_finish(&diff->new_untyped_sites, &after->sites, after->symbols);
@@ -460,5 +469,6 @@ void heap_diff_free(struct heap_diff *diff)
 	free(diff->unreachable);
 	free(diff->cycles);
 	site_groups_free(&diff->new_untyped_sites);
+	site_breakdown_free(&diff->new_type_sites);
 	memset(diff, 0, sizeof *diff);
 }

@@ -28,6 +28,7 @@ struct diff_type {
 	uint64_t new_retained; /* bytes the new objects retain, not counting one another */
 	uint64_t new_unreachable; /* of the new objects, those no root reaches */
 	uint64_t burst_count, burst_bytes; /* three snapshots: new in TARGET, whether or not left */
+	struct group_sites new_sites; /* where the new objects were made (when AFTER records sites) */
 };
 
 /* A container (a Python list, dict or set) that lived through and holds more items. */
@@ -60,6 +61,7 @@ struct heap_diff {
 	size_t cycle_count;
 	/* the new untyped allocations by the site that made them (when AFTER records sites) */
 	struct site_groups new_untyped_sites;
+	struct site_breakdown new_type_sites; /* what each type's new_sites point into */
 };
 
 /* Whether two snapshots are of one process (pid, boot and the process's start time agree);

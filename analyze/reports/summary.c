@@ -134,6 +134,31 @@ void garbage_counts_add(struct garbage_counts *garbage, const struct analysis *a
 	garbage->bytes[class] += bytes;
 }
 
+bool allocation_site_counted(const struct analysis *analysis, size_t index)
+{
+	if (analysis->sites.recorded == 0)
+		return false;
+	const struct runtime *runtime = analysis->runtime.ops;
+	size_t garbage_class;
+	/* (any block the runtime knows: its objects, and the parts of them) */
+	return runtime == NULL || !runtime->has_objects(analysis) ||
+	       runtime->block_role(analysis, index, &garbage_class) == NULL;
+}
+
+/* Each type group's sites (group_allocations counted them by the group's number in its grouper,
+ * twice it for the live, twice plus one for the unreachable); -1 when out of memory. */
+static int attach_sites(const struct analysis *analysis, struct heap_summary *summary,
+			struct type_grouper *live, struct type_grouper *lost)
+{
+	if (site_breakdown_finish(&summary->type_sites, &analysis->sites, analysis->symbols) != 0)
+		return -1;
+	for (size_t i = 0; i < live->count; i++)
+		live->entries[i].sites = site_breakdown_of(&summary->type_sites, i * 2);
+	for (size_t i = 0; i < lost->count; i++)
+		lost->entries[i].sites = site_breakdown_of(&summary->type_sites, i * 2 + 1);
+	return 0;
+}
+
 /* Roots whose bytes held count the memory of very many roots too (each is a short walk). */
 #define ROOTS_HELD_EXACTLY 64
 
@@ -181,8 +206,15 @@ static int group_allocations(const struct analysis *analysis, struct heap_summar
 		if (type == NULL && site &&
 		    site_groups_add(&summary->untyped_sites, site, allocation->size, part) != 0)
 			goto out_of_memory;
+		uint64_t number = (uint64_t)(group - (reachable ? live.entries : lost.entries));
+		if (allocation_site_counted(analysis, i) &&
+		    site_breakdown_add(&summary->type_sites, number * 2 + !reachable, site,
+				       allocation->size, part) != 0)
+			goto out_of_memory;
 	}
 	site_groups_finish(&summary->untyped_sites, &analysis->sites, analysis->symbols);
+	if (attach_sites(analysis, summary, &live, &lost) != 0)
+		goto out_of_memory;
 	/* (qsort must not be given a null array, even an empty one) */
 	summary->type_count = live.count;
 	summary->types = type_grouper_steal(&live);
@@ -282,5 +314,6 @@ void heap_summary_free(struct heap_summary *summary)
 	free(summary->shared);
 	free(summary->cycles);
 	site_groups_free(&summary->untyped_sites);
+	site_breakdown_free(&summary->type_sites);
 	memset(summary, 0, sizeof *summary);
 }

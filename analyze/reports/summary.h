@@ -13,6 +13,7 @@
 #include "analyze/graph/cycles.h"
 #include "analyze/graph/root_sharing.h"
 #include "analyze/runtimes/runtime.h"
+#include "analyze/site_breakdown.h"
 #include "common/fnv.h"
 #include "common/hash_map.h"
 
@@ -21,6 +22,7 @@ struct type_group {
 	uint64_t size;
 	uint64_t count, bytes;
 	uint64_t retained; /* bytes retained by the group's objects not retained by one another */
+	struct group_sites sites; /* where its objects were made (when the snapshot records sites) */
 };
 
 /* Groups keyed by type name (equal names are one group, whichever analysis interned them) or, for
@@ -89,6 +91,7 @@ struct heap_summary {
 	size_t cycle_count;
 	/* untyped live allocations by the site that made them (when the snapshot records sites) */
 	struct site_groups untyped_sites;
+	struct site_breakdown type_sites; /* what each group's sites point into */
 };
 
 
@@ -97,6 +100,11 @@ struct heap_summary {
 int heap_summary_build(const struct analysis *analysis, struct heap_summary *summary,
 		       struct hs_error *err);
 void heap_summary_free(struct heap_summary *summary);
+
+/* Whether the site of allocation `index` is worth counting: the snapshot records sites and the
+ * block is no object of the runtime (a Python object's C stack is the interpreter's, the same
+ * for every type, and pymalloc's small objects were never malloc'd: it would say nothing). */
+bool allocation_site_counted(const struct analysis *analysis, size_t index);
 
 /* "struct conn", or "size 64" for an untyped group. */
 void type_group_name(const struct type_group *group, char *out, size_t out_size);
