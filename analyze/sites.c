@@ -97,9 +97,9 @@ int allocation_sites_load(struct allocation_sites *sites, struct snapshot *snaps
 	sites->cache->sites = calloc(sites->chain_count + 1, sizeof *sites->cache->sites);
 	if (sites->cache->sites == NULL)
 		goto out_of_memory;
-	char sample[32];
-	if (snapshot_info_text(snapshot, "sites_sample_bytes", sample, sizeof sample))
-		sites->sample_bytes = strtoull(sample, NULL, 10);
+	const struct snapshot_info *info = snapshot_info(snapshot);
+	sites->sample_bytes = info->sites_sample_bytes;
+	sites->recorder = strcmp(info->sites_source, "bpf") == 0 ? "eBPF, capture --sites" : "the hook";
 	return 0;
 out_of_memory:
 	hash_index_free(&index);

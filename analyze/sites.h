@@ -30,6 +30,7 @@ struct allocation_sites {
 	/* INFO's sites_sample_bytes: 0 when every allocation was recorded; N when one allocation
 	   per N bytes on average was (the others have no site: counts at sites are a sample) */
 	uint64_t sample_bytes;
+	const char *recorder; /* who recorded them: "the hook", or "eBPF, capture --sites" */
 };
 
 struct site_description {

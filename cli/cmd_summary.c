@@ -585,9 +585,9 @@ static void walk_sites(struct emitter *e, const struct analysis *analysis,
 	}
 	if (summary->untyped_sites.count)
 		emit_text(e,
-			  "\nuntyped allocations by the site that made them (recorded by the hook), "
+			  "\nuntyped allocations by the site that made them (recorded by %s), "
 			  "top %d by bytes:\n",
-			  TOP_TYPES);
+			  analysis->sites.recorder, TOP_TYPES);
 	if (summary->untyped_sites.count)
 		site_lines_sampling(e, &analysis->sites, "  ");
 	emit_table_columns(e, EMIT_ONLY(EMIT_TEXT), columns, 3);

@@ -783,7 +783,8 @@ static void walk_sites(struct emitter *e, const struct report *report)
 	char text_title[200], markdown_title[160];
 	snprintf(markdown_title, sizeof markdown_title,
 		 "Untyped %s allocations by the site that made them", new_word(diff));
-	snprintf(text_title, sizeof text_title, "%s (recorded by the hook):", markdown_title);
+	snprintf(text_title, sizeof text_title, "%s (recorded by %s):", markdown_title,
+		 diff->after->sites.recorder);
 	emit_heading(e, text_title, markdown_title);
 	site_lines_sampling(e, &diff->after->sites, emit_is(e, EMIT_TEXT) ? "  " : "");
 	emit_table_begin(e, EMIT_HUMAN, columns, 3);

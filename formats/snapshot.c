@@ -951,17 +951,6 @@ uint64_t snapshot_core_size(const struct snapshot *snapshot)
 }
 const struct snapshot_info *snapshot_info(const struct snapshot *snapshot) { return &snapshot->info; }
 
-bool snapshot_info_text(const struct snapshot *snapshot, const char *key, char *out,
-			size_t out_size)
-{
-	const struct snapshot_note *note =
-		snapshot_find_note(snapshot, HEAPSNAP_NOTE_OWNER, HEAPSNAP_NOTE_INFO);
-	out[0] = '\0';
-	if (note)
-		info_text_value((const char *)note->desc, note->size, key, out, out_size);
-	return out[0] != '\0';
-}
-
 const struct snapshot_thread *snapshot_threads(const struct snapshot *snapshot, size_t *count)
 {
 	*count = snapshot->thread_count;

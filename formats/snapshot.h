@@ -88,10 +88,6 @@ bool snapshot_is_compressed(const struct snapshot *snapshot);
 uint64_t snapshot_file_size(const struct snapshot *snapshot);
 uint64_t snapshot_core_size(const struct snapshot *snapshot); /* decompressed */
 const struct snapshot_info *snapshot_info(const struct snapshot *snapshot);
-/* The value of `key` in the INFO note (a key struct snapshot_info has no member for), up to
- * out_size - 1 bytes; false, out "", when the note has none. */
-bool snapshot_info_text(const struct snapshot *snapshot, const char *key, char *out,
-			size_t out_size);
 
 const struct snapshot_thread *snapshot_threads(const struct snapshot *snapshot, size_t *count);
 /* The process's mappings sorted by address: every PT_LOAD segment, and the parts of NT_FILE's

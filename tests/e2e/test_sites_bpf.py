@@ -188,6 +188,10 @@ class SitesByBpf(Case):
         grown = {(s["function"], s["line"]): s["new"] for s in diff.get("sites", [])}
         check(grown == {key: CONNECTIONS // 2 for key in expected},
               f"{label}: heapdiff names the new blocks' sites: {grown}")
+        text = heapsnap("summary", after).stdout
+        check("by the site that made them (recorded by eBPF, capture --sites)" in text
+              and "recorded by the hook" not in text,
+              f"{label}: the text says who recorded the sites: {text[-800:]}")
 
         info = json.loads(heapsnap("info", after, "--format", "json").stdout)
         recorded = info.get("allocation_sites", {})
