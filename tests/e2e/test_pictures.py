@@ -361,7 +361,7 @@ def check_options():
     usage = subprocess.run([HEAPDIFF, "--help"], capture_output=True, text=True).stdout
     check("dot" in usage and "mermaid" in usage, f"heapdiff --help names dot and mermaid:\n{usage}")
     bad = subprocess.run([HEAPDIFF, "--format", "svg", before, after], capture_output=True, text=True)
-    check(bad.returncode == 2 and "text, markdown, json, dot or html" in bad.stderr,
+    check(bad.returncode == 2 and "text, markdown, json, dot, html or pprof" in bad.stderr,
           f"--format svg is refused, naming the formats: {bad.returncode} {bad.stderr}")
     usage = heapsnap("summary", "--help").stdout
     check("dot" in usage, f"heapsnap summary --help names dot:\n{usage}")
